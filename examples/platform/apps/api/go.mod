@@ -1,0 +1,3 @@
+module alpenrose.example/api
+
+go 1.22

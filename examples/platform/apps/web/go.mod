@@ -1,0 +1,3 @@
+module alpenrose.example/web
+
+go 1.22

@@ -1,0 +1,3 @@
+module alpenrose.example/worker
+
+go 1.22

@@ -1,0 +1,425 @@
+package spec
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"path"
+	"regexp"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/score-spec/score-go/loader"
+	scoreschema "github.com/score-spec/score-go/schema"
+	"github.com/score-spec/score-go/types"
+	"gopkg.in/yaml.v3"
+)
+
+// Repo is the whole desired state read from one revision of a platform
+// repository.
+type Repo struct {
+	Platform Platform
+	Teams    Teams
+	// Apps sorted by name.
+	Apps []*App
+	// Releases by environment name.
+	Releases map[string]*Releases
+	// Budgets is nil when the repository has no budgets.yaml.
+	Budgets *Budgets
+	// Policies, one set per policies/*.yaml file, sorted by file name.
+	Policies []PolicySet
+	// Templates by name.
+	Templates map[string]*Template
+}
+
+// App returns the app with that name, or nil.
+func (r *Repo) App(name string) *App {
+	i, ok := slices.BinarySearchFunc(r.Apps, name, func(a *App, n string) int { return strings.Compare(a.Name, n) })
+	if !ok {
+		return nil
+	}
+	return r.Apps[i]
+}
+
+// Environment returns the environment with that name, or nil.
+func (r *Repo) Environment(name string) *Environment {
+	for i := range r.Platform.Environments {
+		if r.Platform.Environments[i].Name == name {
+			return &r.Platform.Environments[i]
+		}
+	}
+	return nil
+}
+
+// Team returns the team with that name, or nil.
+func (r *Repo) Team(name string) *Team {
+	for i := range r.Teams.Teams {
+		if r.Teams.Teams[i].Name == name {
+			return &r.Teams.Teams[i]
+		}
+	}
+	return nil
+}
+
+// The well-known paths of a platform repository.
+const (
+	PlatformFile = "socle.yaml"
+	TeamsFile    = "teams.yaml"
+	BudgetsFile  = "budgets.yaml"
+	AppsDir      = "apps"
+	ReleasesDir  = "releases"
+	PoliciesDir  = "policies"
+	TemplatesDir = "templates"
+	ScoreFile    = "score.yaml"
+	AppFile      = "socle.yaml"
+	TemplateFile = "template.yaml"
+)
+
+// maxFileSize bounds what the loader reads of one YAML file.
+const maxFileSize = 1 << 20
+
+// Load reads and validates a platform repository. It always returns the Repo
+// it could build, with every problem found; the Repo is only safe to act on
+// when problems.Err() is nil.
+func Load(fsys fs.FS) (*Repo, Problems) {
+	l := &loading{fsys: fsys, repo: &Repo{Releases: map[string]*Releases{}, Templates: map[string]*Template{}}}
+	l.docs = map[string]*document{}
+	r := l.repo
+
+	if d := l.read(PlatformFile, true, "platform"); d != nil {
+		l.decode(d, &r.Platform)
+	}
+	if d := l.read(TeamsFile, true, "teams"); d != nil {
+		l.decode(d, &r.Teams)
+	}
+	if d := l.read(BudgetsFile, false, "budgets"); d != nil {
+		r.Budgets = &Budgets{}
+		l.decode(d, r.Budgets)
+	}
+	for _, f := range l.yamlFiles(ReleasesDir) {
+		if d := l.read(f, true, "releases"); d != nil {
+			var rel Releases
+			l.decode(d, &rel)
+			env := strings.TrimSuffix(path.Base(f), path.Ext(f))
+			if rel.Environment != "" && rel.Environment != env {
+				l.add(d.problem(fmt.Sprintf("file pins environment %q but is named for %q: name it releases/%s.yaml", rel.Environment, env, rel.Environment), "environment"))
+			}
+			r.Releases[env] = &rel
+		}
+	}
+	for _, f := range l.yamlFiles(PoliciesDir) {
+		if d := l.read(f, true, "policies"); d != nil {
+			ps := PolicySet{File: f}
+			l.decode(d, &ps)
+			r.Policies = append(r.Policies, ps)
+		}
+	}
+	for _, name := range l.dirs(TemplatesDir) {
+		f := path.Join(TemplatesDir, name, TemplateFile)
+		if d := l.read(f, true, "template"); d != nil {
+			var t Template
+			l.decode(d, &t)
+			if t.Metadata.Name != "" && t.Metadata.Name != name {
+				l.add(d.problem(fmt.Sprintf("template is named %q but lives in templates/%s/", t.Metadata.Name, name), "metadata", "name"))
+			}
+			r.Templates[name] = &t
+		}
+	}
+	l.loadApps()
+	applyDefaults(r)
+	l.check()
+	l.problems.sort()
+	return r, l.problems
+}
+
+type loading struct {
+	fsys     fs.FS
+	repo     *Repo
+	mu       sync.Mutex
+	problems Problems
+	docs     map[string]*document // by file, for locating semantic problems
+}
+
+func (l *loading) add(ps ...Problem) {
+	l.mu.Lock()
+	l.problems = append(l.problems, ps...)
+	l.mu.Unlock()
+}
+
+// read parses and schema-checks one file; nil when it is missing or unreadable
+// as YAML (the problem is recorded).
+func (l *loading) read(file string, required bool, schema string) *document {
+	data, err := fs.ReadFile(l.fsys, file)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			if required {
+				l.add(Problem{File: file, Message: "missing: every platform repository needs " + file})
+			}
+			return nil
+		}
+		l.add(Problem{File: file, Message: err.Error()})
+		return nil
+	}
+	return l.parse(file, data, schema)
+}
+
+func (l *loading) parse(file string, data []byte, schema string) *document {
+	if len(data) > maxFileSize {
+		l.add(Problem{File: file, Message: fmt.Sprintf("file is %d bytes; the limit is %d", len(data), maxFileSize)})
+		return nil
+	}
+	d, p := parseYAML(file, data)
+	if p != nil {
+		l.add(*p)
+		return nil
+	}
+	if d.root == nil || d.root.Kind != yaml.MappingNode {
+		l.add(Problem{File: file, Line: 1, Column: 1, Message: "expected a mapping of fields (apiVersion, kind, …), found " + describeNode(d.root)})
+		return nil
+	}
+	if schema != "" {
+		l.add(d.validate(schema)...)
+	}
+	l.mu.Lock()
+	l.docs[file] = d
+	l.mu.Unlock()
+	return d
+}
+
+func describeNode(n *yaml.Node) string {
+	switch {
+	case n == nil:
+		return "an empty file"
+	case n.Kind == yaml.SequenceNode:
+		return "a list"
+	default:
+		return fmt.Sprintf("%q", n.Value)
+	}
+}
+
+// decode fills out; type errors were already reported by the schema, so a
+// field that does not decode is left at its zero value.
+func (l *loading) decode(d *document, out any) {
+	if err := d.decode(out); err != nil {
+		// Re-decode field by field is not worth it: the schema problem
+		// already names the field. Record only errors the schema missed.
+		if !l.hasProblemIn(d.file) {
+			l.add(Problem{File: d.file, Message: err.Error()})
+		}
+	}
+}
+
+func (l *loading) hasProblemIn(file string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, p := range l.problems {
+		if p.File == file && !p.Warning {
+			return true
+		}
+	}
+	return false
+}
+
+func (l *loading) yamlFiles(dir string) []string {
+	entries, err := fs.ReadDir(l.fsys, dir)
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, e := range entries {
+		if e.IsDir() {
+			continue
+		}
+		switch path.Ext(e.Name()) {
+		case ".yaml":
+			out = append(out, path.Join(dir, e.Name()))
+		case ".yml":
+			l.add(Problem{File: path.Join(dir, e.Name()), Warning: true, Message: "ignored: socle reads files ending in .yaml"})
+		}
+	}
+	return out
+}
+
+func (l *loading) dirs(dir string) []string {
+	entries, err := fs.ReadDir(l.fsys, dir)
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, e := range entries {
+		if e.IsDir() && !strings.HasPrefix(e.Name(), ".") {
+			out = append(out, e.Name())
+		}
+	}
+	return out
+}
+
+// loadApps reads apps/* in parallel: with thousands of apps, reading and
+// hashing their files is most of the loader's work.
+func (l *loading) loadApps() {
+	names := l.dirs(AppsDir)
+	apps := make([]*App, len(names))
+	var wg sync.WaitGroup
+	next := make(chan int)
+	for range max(1, runtime.GOMAXPROCS(0)) {
+		wg.Go(func() {
+			for i := range next {
+				apps[i] = l.loadApp(names[i])
+			}
+		})
+	}
+	for i := range names {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	for _, a := range apps {
+		if a != nil {
+			l.repo.Apps = append(l.repo.Apps, a)
+		}
+	}
+}
+
+var appName = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+
+func (l *loading) loadApp(name string) *App {
+	dir := path.Join(AppsDir, name)
+	app := &App{Name: name}
+	if !appName.MatchString(name) {
+		l.add(Problem{File: dir, Message: fmt.Sprintf("app directory %q is not a valid app name: lowercase letters, digits and dashes, at most 63", name)})
+	}
+	// Hash every file of the app, so that any change to its definition or
+	// source makes it a new version, and nothing else does.
+	h := sha256.New()
+	var score, conf []byte
+	err := fs.WalkDir(l.fsys, dir, func(p string, e fs.DirEntry, err error) error {
+		if err != nil || e.IsDir() {
+			return err
+		}
+		data, err := fs.ReadFile(l.fsys, p)
+		if err != nil {
+			return err
+		}
+		rel := strings.TrimPrefix(p, dir+"/")
+		fmt.Fprintf(h, "%s\x00%d\x00", rel, len(data))
+		h.Write(data)
+		switch rel {
+		case ScoreFile:
+			score = data
+		case AppFile:
+			conf = data
+		}
+		return nil
+	})
+	if err != nil {
+		l.add(Problem{File: dir, Message: err.Error()})
+		return nil
+	}
+	app.Source = "sha256:" + hex.EncodeToString(h.Sum(nil))
+	if score == nil {
+		l.add(Problem{File: path.Join(dir, ScoreFile), Message: "missing: every app needs a Score file (score.dev/v1b1) describing its workload"})
+	} else {
+		app.Workload = l.loadScore(path.Join(dir, ScoreFile), name, score)
+	}
+	if conf != nil {
+		if d := l.parse(path.Join(dir, AppFile), conf, "app"); d != nil {
+			l.decode(d, &app.Config)
+		}
+	}
+	return app
+}
+
+var placeholderRef = regexp.MustCompile(`\$\{([^}]*)\}`)
+
+// loadScore reads a Score file the way the Score project's tools do: its
+// upgrade transforms, its JSON Schema, its mapping into types.Workload and its
+// placeholder checks.
+func (l *loading) loadScore(file, app string, data []byte) *types.Workload {
+	d := l.parse(file, data, "")
+	if d == nil {
+		return nil
+	}
+	raw, _ := d.value.(map[string]any)
+	changes, err := scoreschema.ApplyCommonUpgradeTransforms(raw)
+	if err != nil {
+		l.add(Problem{File: file, Message: "score: " + err.Error()})
+		return nil
+	}
+	for _, c := range changes {
+		l.add(Problem{File: file, Warning: true, Message: "deprecated Score form upgraded: " + c})
+	}
+	if ps := d.validate("score"); len(ps) > 0 {
+		l.add(ps...)
+		return nil
+	}
+	var w types.Workload
+	if err := loader.MapSpec(&w, raw); err != nil {
+		l.add(Problem{File: file, Message: "score: " + err.Error()})
+		return nil
+	}
+	if err := loader.Validate(&w); err != nil {
+		var ve *loader.ValidationError
+		if errors.As(err, &ve) {
+			for _, m := range ve.Messages {
+				l.add(d.findProblem(m))
+			}
+		} else {
+			l.add(Problem{File: file, Message: "score: " + err.Error()})
+		}
+	}
+	if n, _ := w.Metadata["name"].(string); n != app {
+		l.add(d.problem(fmt.Sprintf("expected the app's directory name %q, found %q", app, n), "metadata", "name"))
+	}
+	for cname, c := range w.Containers {
+		for fname, f := range c.Files {
+			if f.Source == nil {
+				continue
+			}
+			src := path.Join(path.Dir(file), *f.Source)
+			if _, err := fs.Stat(l.fsys, src); err != nil {
+				l.add(d.problem(fmt.Sprintf("file source %q does not exist in the repository", *f.Source), "containers", cname, "files", fname, "source"))
+			}
+		}
+	}
+	return &w
+}
+
+// findProblem locates a Score placeholder message at the first scalar that
+// holds the placeholder it names.
+func (d *document) findProblem(msg string) Problem {
+	p := Problem{File: d.file, Message: "score: " + msg}
+	m := placeholderRef.FindString(msg)
+	if m == "" {
+		return p
+	}
+	var find func(n *yaml.Node, path []string) bool
+	find = func(n *yaml.Node, path []string) bool {
+		switch n.Kind {
+		case yaml.ScalarNode:
+			if strings.Contains(n.Value, m) {
+				p.Line, p.Column = n.Line, n.Column
+				_, p.Field = d.locate(path...)
+				return true
+			}
+		case yaml.MappingNode:
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				if find(n.Content[i+1], append(path, n.Content[i].Value)) {
+					return true
+				}
+			}
+		case yaml.SequenceNode:
+			for i, c := range n.Content {
+				if find(c, append(path, fmt.Sprint(i))) {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	find(d.root, nil)
+	return p
+}
