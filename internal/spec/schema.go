@@ -201,7 +201,11 @@ func (d *document) schemaProblems(c *compiled, e *js.ValidationError) []Problem 
 		if n != nil && n.Kind == 8 /* ScalarNode */ {
 			found = fmt.Sprintf("%s %q", k.Got, n.Value)
 		}
-		return []Problem{d.problem(fmt.Sprintf("expected %s, found %s", strings.Join(k.Want, " or "), found), loc...)}
+		msg := fmt.Sprintf("expected %s, found %s", strings.Join(k.Want, " or "), found)
+		if slices.Contains(k.Want, "string") && n != nil && n.Kind == 8 {
+			msg += fmt.Sprintf(" (YAML reads it as a %s: quote it, \"%s\")", k.Got, n.Value)
+		}
+		return []Problem{d.problem(msg, loc...)}
 	case *kind.Enum:
 		want := make([]string, len(k.Want))
 		for i, w := range k.Want {

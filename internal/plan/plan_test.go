@@ -1,0 +1,147 @@
+package plan
+
+import (
+	"bytes"
+	"encoding/json"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"testing/fstest"
+
+	"github.com/socle-dev/socle/internal/golden"
+	"github.com/socle-dev/socle/internal/spec"
+)
+
+// example returns the demo platform as an editable in-memory tree.
+func example(t *testing.T) fstest.MapFS {
+	t.Helper()
+	m := fstest.MapFS{}
+	root := "../../examples/platform"
+	err := fs.WalkDir(os.DirFS(root), ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(filepath.Join(root, p))
+		m[p] = &fstest.MapFile{Data: b}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func load(t *testing.T, fsys fs.FS) *spec.Repo {
+	t.Helper()
+	r, ps := spec.Load(fsys)
+	if err := ps.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func edit(m fstest.MapFS, file, old, new string) {
+	m[file] = &fstest.MapFile{Data: []byte(strings.Replace(string(m[file].Data), old, new, 1))}
+}
+
+const (
+	rev1 = "1111111111111111111111111111111111111111"
+	rev2 = "2222222222222222222222222222222222222222"
+	dig  = "sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+)
+
+// TestPlans is the golden test of spec in, plan out: each case edits the
+// demo platform and plans against the state of the unedited one.
+func TestPlans(t *testing.T) {
+	t.Parallel()
+	base := Desired(load(t, example(t)), rev1, nil)
+	tests := []struct {
+		name    string
+		applied []Unit
+		edit    func(m fstest.MapFS)
+	}{
+		{name: "initial", applied: nil, edit: func(fstest.MapFS) {}},
+		{name: "nothing", applied: base, edit: func(fstest.MapFS) {}},
+		{name: "unrelated-commit", applied: base, edit: func(m fstest.MapFS) {
+			m["README.md"] = &fstest.MapFile{Data: []byte("docs only\n")}
+			edit(m, "apps/api/socle.yaml", "description: Room and ski-pass bookings", "description: Bookings")
+		}},
+		{name: "variable-and-replicas", applied: base, edit: func(m fstest.MapFS) {
+			edit(m, "apps/web/socle.yaml", "variables: {LOG_LEVEL: debug}", "variables: {LOG_LEVEL: info, FEATURE_X: \"on\"}")
+			edit(m, "apps/web/socle.yaml", "replicas: {min: 1, max: 2}", "replicas: {min: 2, max: 2}")
+		}},
+		{name: "source-change", applied: base, edit: func(m fstest.MapFS) {
+			edit(m, "apps/worker/main.go", "no confirmation to send", "nothing to confirm")
+		}},
+		{name: "remove-app", applied: base, edit: func(m fstest.MapFS) {
+			for _, f := range []string{"score.yaml", "socle.yaml", "main.go", "go.mod"} {
+				delete(m, "apps/worker/"+f)
+			}
+		}},
+		{name: "promote", applied: base, edit: func(m fstest.MapFS) {
+			edit(m, "releases/prod.yaml", "apps: {}", "apps:\n  web: {revision: \""+rev1+"\", artifact: "+dig+", from: preprod}")
+		}},
+		{name: "disable-in-sandbox", applied: base, edit: func(m fstest.MapFS) {
+			edit(m, "apps/web/socle.yaml", "environments:\n", "environments:\n  sandbox: {disabled: true}\n")
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			m := example(t)
+			tt.edit(m)
+			p := Diff(rev2, Desired(load(t, m), rev2, nil), tt.applied)
+			var text bytes.Buffer
+			if err := Render(&text, &p); err != nil {
+				t.Fatal(err)
+			}
+			golden.Check(t, filepath.Join("testdata", tt.name+".txt"), text.Bytes())
+			js, err := json.MarshalIndent(p, "", "  ")
+			if err != nil {
+				t.Fatal(err)
+			}
+			golden.Check(t, filepath.Join("testdata", tt.name+".json"), append(js, '\n'))
+		})
+	}
+}
+
+func TestDiffIsPure(t *testing.T) {
+	t.Parallel()
+	r := load(t, example(t))
+	a, b := Desired(r, rev1, nil), Desired(r, rev1, nil)
+	p1, p2 := Diff(rev1, a, nil), Diff(rev1, b, nil)
+	j1, _ := json.Marshal(p1)
+	j2, _ := json.Marshal(p2)
+	if !bytes.Equal(j1, j2) {
+		t.Fatal("the same inputs gave different plans")
+	}
+	if p := Diff(rev2, a, b); p.HasChanges() {
+		t.Fatalf("a new revision alone changed %d units", p.Summary.Update)
+	}
+}
+
+func TestPinnedRevisionUsesItsOwnDefinition(t *testing.T) {
+	t.Parallel()
+	old := example(t)
+	edit(old, "apps/web/socle.yaml", "replicas: {min: 3, max: 8}", "replicas: {min: 5, max: 5}")
+	oldWeb := load(t, old).App("web")
+	m := example(t)
+	edit(m, "releases/prod.yaml", "apps: {}", "apps:\n  web: {revision: \""+rev1+"\", artifact: "+dig+"}")
+	at := func(app, rev string) *spec.App {
+		if app == "web" && rev == rev1 {
+			return oldWeb
+		}
+		return nil
+	}
+	for _, u := range Desired(load(t, m), rev2, at) {
+		if u.App == "web" && u.Env == "prod" {
+			if u.Replicas.Min != 5 || u.Revision != rev1 || u.Artifact != dig || u.Source != oldWeb.Source {
+				t.Fatalf("prod runs %+v, want the definition pinned at %s", u, rev1)
+			}
+			return
+		}
+	}
+	t.Fatal("web is not planned in prod")
+}

@@ -1,0 +1,102 @@
+package plan
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"strings"
+)
+
+// Render writes the plan for people, in the manner of terraform plan: one
+// block per changed unit, + create, ~ update (field old → new), - delete,
+// then a summary line. Unchanged units are counted, not listed.
+func Render(w io.Writer, p *Plan) error {
+	var b strings.Builder
+	for _, c := range p.Changes {
+		switch c.Action {
+		case Create:
+			u := c.Desired
+			fmt.Fprintf(&b, "  + %s @ %s\n", c.App, c.Env)
+			fmt.Fprintf(&b, "      source      %s\n", short(u.Source))
+			if u.Artifact != "" {
+				fmt.Fprintf(&b, "      artifact    %s\n", short(u.Artifact))
+			}
+			if u.Revision != "" {
+				fmt.Fprintf(&b, "      revision    %s\n", shortRev(u.Revision))
+			}
+			fmt.Fprintf(&b, "      replicas    %d..%d\n", u.Replicas.Min, u.Replicas.Max)
+			fmt.Fprintf(&b, "      rollout     %s\n", u.Rollout.Strategy)
+			for _, name := range slices.Sorted(maps.Keys(u.Containers)) {
+				fmt.Fprintf(&b, "      container   %s (image %s)\n", name, u.Containers[name].Image)
+			}
+			if u.Service != nil {
+				for _, name := range slices.Sorted(maps.Keys(u.Service.Ports)) {
+					fmt.Fprintf(&b, "      port        %s %d\n", name, u.Service.Ports[name].Port)
+				}
+			}
+		case Update:
+			fmt.Fprintf(&b, "  ~ %s @ %s\n", c.App, c.Env)
+			for _, f := range c.Fields {
+				switch {
+				case f.Old == nil:
+					fmt.Fprintf(&b, "      + %s = %s\n", f.Path, value(f.New))
+				case f.New == nil:
+					fmt.Fprintf(&b, "      - %s = %s\n", f.Path, value(f.Old))
+				default:
+					fmt.Fprintf(&b, "      ~ %s: %s → %s\n", f.Path, value(f.Old), value(f.New))
+				}
+			}
+		case Delete:
+			fmt.Fprintf(&b, "  - %s @ %s\n", c.App, c.Env)
+		}
+	}
+	if b.Len() > 0 {
+		b.WriteString("\n")
+	}
+	s := p.Summary
+	if !p.HasChanges() {
+		fmt.Fprintf(&b, "No changes: %d unit%s up to date.\n", s.Unchanged, plural(s.Unchanged))
+	} else {
+		fmt.Fprintf(&b, "Plan: %d to create, %d to update, %d to delete, %d unchanged.\n", s.Create, s.Update, s.Delete, s.Unchanged)
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+func value(v any) string {
+	if s, ok := v.(string); ok && strings.HasPrefix(s, "sha256:") {
+		v = short(s)
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Sprint(v)
+	}
+	if s := string(b); len(s) <= 80 {
+		return s
+	}
+	return string(b[:77]) + "…"
+}
+
+// short abbreviates a sha256:… digest as git abbreviates commits.
+func short(digest string) string {
+	if algo, hex, ok := strings.Cut(digest, ":"); ok && len(hex) > 12 {
+		return algo + ":" + hex[:12]
+	}
+	return digest
+}
+
+func shortRev(rev string) string {
+	if len(rev) > 7 {
+		return rev[:7]
+	}
+	return rev
+}
+
+func plural(n int) string {
+	if n == 1 {
+		return ""
+	}
+	return "s"
+}
