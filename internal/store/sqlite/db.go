@@ -1,0 +1,151 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"time"
+
+	msqlite "modernc.org/sqlite" // also registers the "sqlite" database/sql driver
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/socle-dev/socle/internal/store"
+)
+
+var _ store.Store = (*DB)(nil)
+
+// connParams configure every connection of the pool. A 5 s busy timeout lets
+// writers of other processes, and of this one through SQL, wait for the
+// write lock instead of failing; _txlock=immediate takes the write lock at
+// BEGIN, so that a transaction never fails half-way because it cannot upgrade
+// a read lock. synchronous=FULL makes a commit durable on power loss, not only
+// on a crash of the process. WAL mode is not here: it is a property of the
+// file, set once by Open.
+const connParams = "_busy_timeout=5000&_foreign_keys=1&_synchronous=FULL&_txlock=immediate"
+
+// busyTimeout is connParams' busy timeout.
+const busyTimeout = 5 * time.Second
+
+// DB is a store.Store kept in a SQLite file. It is safe for concurrent use:
+// its writes are serialized in the process, and readers never wait for them.
+type DB struct {
+	sql *sql.DB
+	// wlock holds a token while this process writes: writers queue here, in
+	// Go, rather than on SQLite's busy handler.
+	wlock chan struct{}
+}
+
+// Open opens the SQLite database at path, creating the file if needed, and
+// brings its schema up to date. A database written by a newer socle, with a
+// migration this binary does not know, is refused with an error wrapping
+// ErrSchemaTooNew.
+func Open(ctx context.Context, path string) (*DB, error) {
+	migs, err := embeddedMigrations()
+	if err != nil {
+		return nil, err
+	}
+	return open(ctx, path, migs)
+}
+
+func open(ctx context.Context, path string, migs []migration) (*DB, error) {
+	if path == "" || path == ":memory:" || strings.HasPrefix(path, "file:") {
+		return nil, fmt.Errorf("opening sqlite store: %q is not a file path", path)
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("opening sqlite store %s: %w", path, err)
+	}
+	abs = filepath.ToSlash(abs)
+	if !strings.HasPrefix(abs, "/") { // a Windows drive letter
+		abs = "/" + abs
+	}
+	// A file: URI, so that a path with '?' or '#' in it is escaped rather
+	// than cut.
+	dsn := (&url.URL{Scheme: "file", Path: abs, RawQuery: connParams}).String()
+	sqlDB, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("opening sqlite store %s: %w", path, err)
+	}
+	db := &DB{sql: sqlDB, wlock: make(chan struct{}, 1)}
+	if err := db.init(ctx, migs); err != nil {
+		sqlDB.Close()
+		return nil, fmt.Errorf("opening sqlite store %s: %w", path, err)
+	}
+	return db, nil
+}
+
+func (db *DB) init(ctx context.Context, migs []migration) error {
+	mode, err := setWAL(ctx, db.sql)
+	if err != nil {
+		return fmt.Errorf("setting WAL mode: %w", err)
+	}
+	if !strings.EqualFold(mode, "wal") {
+		return fmt.Errorf("journal mode is %q, not WAL: is the file on a network file system?", mode)
+	}
+	return db.migrate(ctx, migs)
+}
+
+// setWAL puts the database in WAL mode and returns the journal mode it is
+// in. Leaving the rollback journal of a new file takes an exclusive lock,
+// and SQLite reports SQLITE_BUSY at once rather than call its busy handler
+// where waiting could deadlock, so processes opening a new file at the same
+// time retry here, for as long as the busy timeout.
+func setWAL(ctx context.Context, db *sql.DB) (string, error) {
+	deadline := time.Now().Add(busyTimeout)
+	for pause := time.Millisecond; ; pause = min(2*pause, 50*time.Millisecond) {
+		var mode string
+		err := db.QueryRowContext(ctx, "PRAGMA journal_mode = WAL").Scan(&mode)
+		var e *msqlite.Error
+		if err == nil || !errors.As(err, &e) || e.Code()&0xff != sqlite3.SQLITE_BUSY || time.Now().After(deadline) {
+			return mode, err
+		}
+		select {
+		case <-time.After(pause):
+		case <-ctx.Done():
+			return "", ctx.Err()
+		}
+	}
+}
+
+// SQL returns the underlying database handle, for packages that keep tables
+// of their own in the same file (created by their own migration files, see
+// the package documentation). Every transaction begun on it takes SQLite's
+// write lock at BEGIN, and waits up to 5 s for it; keep transactions short.
+// Do not close it: close the DB.
+func (db *DB) SQL() *sql.DB { return db.sql }
+
+// Close closes the database. Data committed before is on disk whether or not
+// Close is called.
+func (db *DB) Close() error { return db.sql.Close() }
+
+// write runs fn in a transaction that it commits if fn returns nil and rolls
+// back otherwise. Writers of this DB run one at a time.
+func (db *DB) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	select {
+	case db.wlock <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-db.wlock }()
+	tx, err := db.sql.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		return errors.Join(err, rollback(tx))
+	}
+	return tx.Commit()
+}
+
+// rollback rolls tx back; a transaction already ended, by a cancelled
+// context, is no error.
+func rollback(tx *sql.Tx) error {
+	if err := tx.Rollback(); err != nil && !errors.Is(err, sql.ErrTxDone) {
+		return fmt.Errorf("rolling back: %w", err)
+	}
+	return nil
+}

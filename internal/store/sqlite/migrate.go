@@ -1,0 +1,130 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"regexp"
+	"slices"
+	"strconv"
+	"time"
+)
+
+// ErrSchemaTooNew is returned, wrapped, by Open when the database has a
+// migration this binary does not know: it was written by a newer socle.
+var ErrSchemaTooNew = errors.New("database schema is newer than this socle")
+
+//go:embed migrations/*.sql
+var migrationFiles embed.FS
+
+// A migration is one step of the schema, read from NNNN_name.sql.
+type migration struct {
+	version int
+	name    string // the file name
+	sql     string
+}
+
+var migrationName = regexp.MustCompile(`^([0-9]{4})_[a-z0-9_]+\.sql$`)
+
+func embeddedMigrations() ([]migration, error) {
+	sub, err := fs.Sub(migrationFiles, "migrations")
+	if err != nil {
+		return nil, err
+	}
+	return loadMigrations(sub)
+}
+
+// loadMigrations reads the *.sql files at the top of fsys, in version order.
+// Versions may leave gaps (each feature has a range of its own) but not
+// repeat.
+func loadMigrations(fsys fs.FS) ([]migration, error) {
+	names, err := fs.Glob(fsys, "*.sql")
+	if err != nil {
+		return nil, err
+	}
+	var migs []migration
+	for _, name := range names {
+		m := migrationName.FindStringSubmatch(name)
+		if m == nil {
+			return nil, fmt.Errorf("migration %s: name is not NNNN_lower_case_name.sql", name)
+		}
+		v, _ := strconv.Atoi(m[1]) // four digits
+		if v == 0 {
+			return nil, fmt.Errorf("migration %s: versions start at 0001", name)
+		}
+		text, err := fs.ReadFile(fsys, name)
+		if err != nil {
+			return nil, err
+		}
+		migs = append(migs, migration{version: v, name: name, sql: string(text)})
+	}
+	slices.SortFunc(migs, func(a, b migration) int { return a.version - b.version })
+	for i := 1; i < len(migs); i++ {
+		if migs[i].version == migs[i-1].version {
+			return nil, fmt.Errorf("migrations %s and %s have the same version", migs[i-1].name, migs[i].name)
+		}
+	}
+	return migs, nil
+}
+
+// migrate applies the migrations of migs that the database lacks, in order,
+// each in a transaction of its own with its row of schema_migrations. Two
+// processes opening the same file at once apply each migration once: the
+// second finds it recorded when its transaction gets the write lock.
+func (db *DB) migrate(ctx context.Context, migs []migration) error {
+	const create = `CREATE TABLE IF NOT EXISTS schema_migrations (
+		version    INTEGER PRIMARY KEY,
+		name       TEXT    NOT NULL,
+		applied_at INTEGER NOT NULL -- microseconds since the Unix epoch
+	)`
+	if err := db.write(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, create)
+		return err
+	}); err != nil {
+		return fmt.Errorf("creating schema_migrations: %w", err)
+	}
+	applied, err := queryAll(ctx, db.sql, func(s scanner) (v int, err error) { return v, s.Scan(&v) },
+		`SELECT version FROM schema_migrations ORDER BY version`)
+	if err != nil {
+		return fmt.Errorf("reading schema_migrations: %w", err)
+	}
+	for _, v := range applied {
+		if !slices.ContainsFunc(migs, func(m migration) bool { return m.version == v }) {
+			latest := 0
+			if len(migs) > 0 {
+				latest = migs[len(migs)-1].version
+			}
+			return fmt.Errorf("%w: the database has migration %04d, this socle knows none above %04d: use a newer socle",
+				ErrSchemaTooNew, v, latest)
+		}
+	}
+	for _, m := range migs {
+		if !slices.Contains(applied, m.version) {
+			if err := db.apply(ctx, m); err != nil {
+				return fmt.Errorf("applying migration %s: %w", m.name, err)
+			}
+		}
+	}
+	return nil
+}
+
+// apply applies m unless it is recorded: another process may have applied it
+// since migrate looked.
+func (db *DB) apply(ctx context.Context, m migration) error {
+	return db.write(ctx, func(tx *sql.Tx) error {
+		var done bool
+		err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM schema_migrations WHERE version = ?)`, m.version).Scan(&done)
+		if err != nil || done {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, m.sql); err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`,
+			m.version, m.name, time.Now().UnixMicro())
+		return err
+	})
+}

@@ -1,0 +1,465 @@
+package sqlite
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"testing/fstest"
+	"time"
+
+	"github.com/socle-dev/socle/internal/store"
+	"github.com/socle-dev/socle/internal/store/storetest"
+)
+
+func TestConformance(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) (store.Store, func() store.Store) {
+		path := filepath.Join(t.TempDir(), "socle.db")
+		return mustOpen(t, path), func() store.Store { return mustOpen(t, path) }
+	})
+}
+
+func mustOpen(t testing.TB, path string) *DB {
+	t.Helper()
+	db, err := Open(t.Context(), path)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	return db
+}
+
+// openWith opens path with the migrations migs and closes it at the end of
+// the test.
+func openWith(t *testing.T, path string, migs []migration) *DB {
+	t.Helper()
+	db, err := open(t.Context(), path, migs)
+	if err != nil {
+		t.Fatalf("open with %d migrations: %v", len(migs), err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+func embedded(t *testing.T) []migration {
+	t.Helper()
+	migs, err := embeddedMigrations()
+	if err != nil {
+		t.Fatalf("embedded migrations: %v", err)
+	}
+	return migs
+}
+
+func appliedVersions(t *testing.T, db *DB) []int {
+	t.Helper()
+	vs, err := queryAll(t.Context(), db.SQL(), func(s scanner) (v int, err error) { return v, s.Scan(&v) },
+		`SELECT version FROM schema_migrations ORDER BY version`)
+	if err != nil {
+		t.Fatalf("reading schema_migrations: %v", err)
+	}
+	return vs
+}
+
+func versions(migs []migration) []int {
+	var vs []int
+	for _, m := range migs {
+		vs = append(vs, m.version)
+	}
+	return vs
+}
+
+func TestEmbeddedMigrations(t *testing.T) {
+	migs := embedded(t)
+	if len(migs) == 0 || migs[0].name != "0001_init.sql" {
+		t.Fatalf("embedded migrations start with %v, want 0001_init.sql", migs)
+	}
+}
+
+func TestLoadMigrationsRejects(t *testing.T) {
+	tests := []struct {
+		name  string
+		files []string
+	}{
+		{"no number", []string{"init.sql"}},
+		{"short number", []string{"001_init.sql"}},
+		{"upper case", []string{"0001_Init.sql"}},
+		{"version zero", []string{"0000_init.sql"}},
+		{"same version twice", []string{"0001_init.sql", "0002_a.sql", "0002_b.sql"}},
+	}
+	for _, tc := range tests {
+		fsys := fstest.MapFS{}
+		for _, f := range tc.files {
+			fsys[f] = &fstest.MapFile{Data: []byte("SELECT 1;")}
+		}
+		if migs, err := loadMigrations(fsys); err == nil {
+			t.Errorf("%s: loadMigrations(%v) = %v, want an error", tc.name, tc.files, versions(migs))
+		}
+	}
+	// Gaps are allowed, and other files ignored.
+	migs, err := loadMigrations(fstest.MapFS{
+		"0020_audit.sql": {}, "0001_init.sql": {}, "0010_costs.sql": {}, "README.md": {},
+	})
+	if err != nil || !slices.Equal(versions(migs), []int{1, 10, 20}) {
+		t.Errorf("loadMigrations = %v, %v; want versions [1 10 20]", versions(migs), err)
+	}
+}
+
+// TestUpgrade opens a database left at every earlier schema version with
+// Open, which must bring it to the latest and keep what it held.
+func TestUpgrade(t *testing.T) {
+	migs := embedded(t)
+	for k := range len(migs) {
+		from := 0
+		if k > 0 {
+			from = migs[k-1].version
+		}
+		t.Run(fmt.Sprintf("from version %d", from), func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "socle.db")
+			old := openWith(t, path, migs[:k])
+			if got := appliedVersions(t, old); !slices.Equal(got, versions(migs[:k])) {
+				t.Fatalf("old database has migrations %v, want %v", got, versions(migs[:k]))
+			}
+			old.Close()
+			db := mustOpen(t, path)
+			defer db.Close()
+			if got := appliedVersions(t, db); !slices.Equal(got, versions(migs)) {
+				t.Errorf("after Open, migrations %v, want %v", got, versions(migs))
+			}
+			if err := db.PutRevision(t.Context(), store.Revision{SHA: "a1", Valid: true}); err != nil {
+				t.Errorf("PutRevision on the upgraded database: %v", err)
+			}
+		})
+	}
+}
+
+// testMigration is a later migration, as another feature would add.
+var testMigration = migration{version: 10, name: "0010_test.sql", sql: `
+	ALTER TABLE revisions ADD COLUMN note TEXT NOT NULL DEFAULT 'from before';
+	CREATE TABLE notes (id INTEGER PRIMARY KEY, revision TEXT NOT NULL REFERENCES revisions (sha));
+	INSERT INTO notes (revision) SELECT sha FROM revisions;`}
+
+func TestUpgradeKeepsDataThenNewerIsRefused(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "socle.db")
+	db := mustOpen(t, path)
+	if err := db.PutRevision(ctx, store.Revision{SHA: "a1", Valid: true}); err != nil {
+		t.Fatalf("PutRevision: %v", err)
+	}
+	db.Close()
+
+	migs := append(embedded(t), testMigration)
+	db = openWith(t, path, migs)
+	if got := appliedVersions(t, db); !slices.Equal(got, versions(migs)) {
+		t.Errorf("migrations %v, want %v", got, versions(migs))
+	}
+	var note string
+	var notes int
+	err := db.SQL().QueryRowContext(ctx, `SELECT note, (SELECT count(*) FROM notes) FROM revisions WHERE sha = 'a1'`).Scan(&note, &notes)
+	if err != nil || note != "from before" || notes != 1 {
+		t.Errorf("after the upgrade: note %q, %d notes, %v; want the row kept, migrated once", note, notes, err)
+	}
+	if r, err := db.Revision(ctx, "a1"); err != nil || !r.Valid {
+		t.Errorf("Revision(a1) after the upgrade = %+v, %v", r, err)
+	}
+	db.Close()
+
+	// This binary's Open does not know 0010: the database is newer.
+	_, err = Open(ctx, path)
+	if !errors.Is(err, ErrSchemaTooNew) || !strings.Contains(err.Error(), "0010") {
+		t.Errorf("Open of a newer database: %v, want ErrSchemaTooNew naming 0010", err)
+	}
+	// Nor may a newer database be changed by the refusal.
+	db = openWith(t, path, migs)
+	if r, err := db.Revision(ctx, "a1"); err != nil || !r.Valid {
+		t.Errorf("Revision(a1) after the refusal = %+v, %v", r, err)
+	}
+}
+
+func TestFutureVersionIsRefused(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "socle.db")
+	db := mustOpen(t, path)
+	if _, err := db.SQL().ExecContext(t.Context(), `INSERT INTO schema_migrations VALUES (9999, '9999_future.sql', 0)`); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	db, err := Open(t.Context(), path)
+	if err == nil {
+		db.Close()
+	}
+	if !errors.Is(err, ErrSchemaTooNew) || !strings.Contains(err.Error(), "9999") {
+		t.Errorf("Open: %v, want ErrSchemaTooNew naming 9999", err)
+	}
+}
+
+func TestFailedMigrationChangesNothing(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "socle.db")
+	migs := embedded(t)
+	bad := migration{version: 10, name: "0010_bad.sql", sql: `CREATE TABLE half (x); INSERT INTO missing VALUES (1);`}
+	if db, err := open(t.Context(), path, append(slices.Clone(migs), bad)); err == nil {
+		db.Close()
+		t.Fatal("open with a failing migration succeeded")
+	} else if !strings.Contains(err.Error(), "0010_bad.sql") {
+		t.Errorf("error %q does not name the migration", err)
+	}
+	db := openWith(t, path, migs)
+	if got := appliedVersions(t, db); !slices.Equal(got, versions(migs)) {
+		t.Errorf("migrations %v, want %v", got, versions(migs))
+	}
+	var n int
+	if err := db.SQL().QueryRowContext(t.Context(), `SELECT count(*) FROM sqlite_schema WHERE name = 'half'`).Scan(&n); err != nil || n != 0 {
+		t.Errorf("table of the failed migration: %d, %v; want none", n, err)
+	}
+}
+
+// TestConcurrentOpen opens a new file from several goroutines at once, as
+// several processes might: each migration must be applied once.
+func TestConcurrentOpen(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "socle.db")
+	var wg sync.WaitGroup
+	dbs := make([]*DB, 8)
+	errs := make([]error, len(dbs))
+	for i := range dbs {
+		wg.Go(func() { dbs[i], errs[i] = Open(t.Context(), path) })
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("Open %d: %v", i, err)
+			continue
+		}
+		defer dbs[i].Close()
+	}
+	if errs[0] == nil {
+		if got, want := appliedVersions(t, dbs[0]), versions(embedded(t)); !slices.Equal(got, want) {
+			t.Errorf("migrations %v, want %v", got, want)
+		}
+	}
+}
+
+// TestMigrationAppliedMeanwhile applies a migration that another process
+// applied after this one read schema_migrations: it must be skipped.
+func TestMigrationAppliedMeanwhile(t *testing.T) {
+	db := mustOpen(t, filepath.Join(t.TempDir(), "socle.db"))
+	defer db.Close()
+	for _, m := range embedded(t) {
+		if err := db.apply(t.Context(), m); err != nil {
+			t.Errorf("applying %s again: %v", m.name, err)
+		}
+	}
+	if got, want := appliedVersions(t, db), versions(embedded(t)); !slices.Equal(got, want) {
+		t.Errorf("migrations %v, want %v", got, want)
+	}
+}
+
+// TestTwoHandlesWriteConcurrently writes through two DBs on one file, which
+// do not share the in-process write lock, as two processes would: SQLite's
+// busy timeout must make them wait, not fail.
+func TestTwoHandlesWriteConcurrently(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "socle.db")
+	a, b := mustOpen(t, path), mustOpen(t, path)
+	defer a.Close()
+	defer b.Close()
+	var wg sync.WaitGroup
+	const n = 15
+	for i, db := range []*DB{a, b} {
+		wg.Go(func() {
+			for j := range n {
+				sha := fmt.Sprintf("%d-%d", i, j)
+				if err := db.PutRevision(t.Context(), store.Revision{SHA: sha, Valid: true}); err != nil {
+					t.Errorf("PutRevision(%s): %v", sha, err)
+					return
+				}
+				_, err := db.ApplyDesired(t.Context(), sha, []store.Desired{{App: "app", Env: fmt.Sprint(i), Spec: json.RawMessage(`{}`)}},
+					nil, store.Plan{}, []store.Event{{Kind: "plan.recorded"}})
+				if err != nil {
+					t.Errorf("ApplyDesired(%s): %v", sha, err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	es, err := a.Events(t.Context(), store.EventFilter{})
+	if err != nil || len(es) != 2*n {
+		t.Errorf("Events = %d, %v; want %d", len(es), err, 2*n)
+	}
+}
+
+func TestConnectionSettings(t *testing.T) {
+	db := mustOpen(t, filepath.Join(t.TempDir(), "socle.db"))
+	defer db.Close()
+	// Settings are per connection: hold two, so that two are checked.
+	for i := range 2 {
+		conn, err := db.SQL().Conn(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		for _, tc := range []struct{ pragma, want string }{
+			{"journal_mode", "wal"},
+			{"foreign_keys", "1"},
+			{"busy_timeout", "5000"},
+			{"synchronous", "2"}, // FULL
+		} {
+			var got string
+			if err := conn.QueryRowContext(t.Context(), "PRAGMA "+tc.pragma).Scan(&got); err != nil || got != tc.want {
+				t.Errorf("connection %d: PRAGMA %s = %q, %v; want %q", i, tc.pragma, got, err, tc.want)
+			}
+		}
+	}
+}
+
+func TestOpenPaths(t *testing.T) {
+	for _, path := range []string{"", ":memory:", "file:socle.db?mode=memory"} {
+		if db, err := Open(t.Context(), path); err == nil {
+			db.Close()
+			t.Errorf("Open(%q) succeeded, want an error", path)
+		}
+	}
+	// A path that means something in a URI is still a path.
+	dir := filepath.Join(t.TempDir(), "odd ?dir#50%")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "so?cle.db")
+	mustOpen(t, path).Close()
+	if _, err := os.Stat(path); err != nil {
+		t.Errorf("database not at %s: %v", path, err)
+	}
+	// A file that is not a database is an error, not a new database.
+	junk := filepath.Join(t.TempDir(), "junk.db")
+	if err := os.WriteFile(junk, []byte(strings.Repeat("not a database ", 100)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if db, err := Open(t.Context(), junk); err == nil {
+		db.Close()
+		t.Errorf("Open of a file that is not a database succeeded")
+	}
+}
+
+// crashEnv, when set, makes TestCrashSafety the child that writes to the
+// database it names and is killed before closing it.
+const crashEnv = "SOCLE_SQLITE_CRASH_DB"
+
+const crashedMarker = "committed, now killing myself"
+
+func TestCrashSafety(t *testing.T) {
+	if path := os.Getenv(crashEnv); path != "" {
+		crashChild(path)
+		return // not reached
+	}
+	path := filepath.Join(t.TempDir(), "socle.db")
+	cmd := exec.CommandContext(t.Context(), os.Args[0], "-test.run=^TestCrashSafety$", "-test.count=1")
+	cmd.Env = append(os.Environ(), crashEnv+"="+path)
+	out, err := cmd.CombinedOutput()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.Exited() || !strings.Contains(string(out), crashedMarker) {
+		t.Fatalf("child: %v, want it killed after %q; output:\n%s", err, crashedMarker, out)
+	}
+	// The child never closed the database: what it committed is in the WAL,
+	// and reopening must recover it from there.
+	if fi, err := os.Stat(path + "-wal"); err != nil || fi.Size() == 0 {
+		t.Fatalf("WAL after the crash: %v, %v; want a non-empty file", fi, err)
+	}
+
+	db := mustOpen(t, path)
+	defer db.Close()
+	ctx := t.Context()
+	if r, err := db.Revision(ctx, "r1"); err != nil || !r.Valid {
+		t.Errorf("Revision(r1) = %+v, %v; want it valid", r, err)
+	}
+	if ds, err := db.Desired(ctx); err != nil || len(ds) != 3 {
+		t.Errorf("Desired = %+v, %v; want 3 units", ds, err)
+	}
+	if es, err := db.Events(ctx, store.EventFilter{}); err != nil || len(es) != 2 {
+		t.Errorf("Events = %+v, %v; want 2", es, err)
+	}
+	if _, err := db.Revision(ctx, "uncommitted"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("Revision(uncommitted): %v, want ErrNotFound: the transaction was not committed", err)
+	}
+	var check string
+	if err := db.SQL().QueryRowContext(ctx, "PRAGMA integrity_check").Scan(&check); err != nil || check != "ok" {
+		t.Errorf("integrity_check = %q, %v", check, err)
+	}
+}
+
+// crashChild writes, leaves a transaction open, and kills its own process.
+func crashChild(path string) {
+	fail := func(err error) {
+		fmt.Println("child:", err)
+		os.Exit(2)
+	}
+	ctx := context.Background()
+	db, err := Open(ctx, path)
+	if err != nil {
+		fail(err)
+	}
+	if err := db.PutRevision(ctx, store.Revision{SHA: "r1", Valid: true}); err != nil {
+		fail(err)
+	}
+	set := []store.Desired{
+		{App: "web", Env: "dev", Spec: json.RawMessage(`{}`)},
+		{App: "web", Env: "prod", Spec: json.RawMessage(`{}`)},
+		{App: "api", Env: "dev", Spec: json.RawMessage(`{}`)},
+	}
+	if _, err := db.ApplyDesired(ctx, "r1", set, nil, store.Plan{Create: 3}, []store.Event{{Kind: "plan.recorded"}}); err != nil {
+		fail(err)
+	}
+	if _, err := db.AppendEvent(ctx, store.Event{Kind: "unit.synced"}); err != nil {
+		fail(err)
+	}
+	tx, err := db.SQL().BeginTx(ctx, nil)
+	if err != nil {
+		fail(err)
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO revisions (sha, author, email, committed_at, message, valid, seen_at)
+		VALUES ('uncommitted', '', '', 0, '', 1, 0)`); err != nil {
+		fail(err)
+	}
+	fmt.Println(crashedMarker)
+	p, err := os.FindProcess(os.Getpid())
+	if err != nil {
+		fail(err)
+	}
+	p.Kill()
+	time.Sleep(time.Minute)
+	fail(errors.New("still alive after Kill"))
+}
+
+// BenchmarkApplyDesired records the desired state of 30,000 units, with a
+// plan that lists them all, in one ApplyDesired.
+func BenchmarkApplyDesired(b *testing.B) {
+	const units = 30_000
+	ctx := b.Context()
+	db := mustOpen(b, filepath.Join(b.TempDir(), "socle.db"))
+	defer db.Close()
+	set := make([]store.Desired, units)
+	type action struct{ Op, App, Env string }
+	actions := make([]action, units)
+	for i := range set {
+		app, env := fmt.Sprintf("app-%05d", i/3), []string{"dev", "preprod", "prod"}[i%3]
+		spec := fmt.Sprintf(`{"containers":{"main":{"image":"registry.example.com/%s@sha256:%064d","variables":{"LOG_LEVEL":"info","PORT":"8080"}}},"replicas":%d,"service":{"ports":{"http":{"port":80,"targetPort":8080}}}}`, app, i, 1+i%3)
+		set[i] = store.Desired{App: app, Env: env, Hash: fmt.Sprintf("%064x", i), Spec: json.RawMessage(spec)}
+		actions[i] = action{"create", app, env}
+	}
+	body, err := json.Marshal(map[string]any{"actions": actions})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := db.PutRevision(ctx, store.Revision{SHA: "r1", Valid: true}); err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		if _, err := db.ApplyDesired(ctx, "r1", set, nil, store.Plan{Create: units, Body: body},
+			[]store.Event{{Kind: "plan.recorded"}}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N*units), "µs/unit")
+}
