@@ -76,6 +76,11 @@ func Diff(revision string, desired, applied []Unit) Plan {
 			p.Summary.Create++
 			continue
 		}
+		if same(o, d) {
+			p.Changes = append(p.Changes, Change{Action: NoOp, App: d.App, Env: d.Env, Desired: d})
+			p.Summary.Unchanged++
+			continue
+		}
 		if fields := diffFields(o, d); len(fields) > 0 {
 			p.Changes = append(p.Changes, Change{Action: Update, App: d.App, Env: d.Env, Fields: fields, Desired: d})
 			p.Summary.Update++
@@ -99,6 +104,14 @@ func Diff(revision string, desired, applied []Unit) Plan {
 // HasChanges reports whether applying the plan would change anything.
 func (p *Plan) HasChanges() bool {
 	return p.Summary.Create+p.Summary.Update+p.Summary.Delete > 0
+}
+
+// same compares two units but for their revision, without the cost of
+// flattening them: most units of most plans do not change.
+func same(a, b *Unit) bool {
+	x, y := *a, *b
+	x.Revision, y.Revision = "", ""
+	return reflect.DeepEqual(x, y)
 }
 
 func diffFields(old, new *Unit) []Field {
@@ -161,5 +174,27 @@ func flatten(u *Unit) map[string]any {
 		}
 	}
 	walk("", v)
+	return out
+}
+
+// Only keeps the changes of one environment, with the summary recounted.
+func (p Plan) Only(env string) Plan {
+	out := Plan{Revision: p.Revision, Changes: []Change{}}
+	for _, c := range p.Changes {
+		if c.Env != env {
+			continue
+		}
+		out.Changes = append(out.Changes, c)
+		switch c.Action {
+		case Create:
+			out.Summary.Create++
+		case Update:
+			out.Summary.Update++
+		case Delete:
+			out.Summary.Delete++
+		default:
+			out.Summary.Unchanged++
+		}
+	}
 	return out
 }

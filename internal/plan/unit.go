@@ -29,8 +29,10 @@ type Unit struct {
 	// Artifact is the image digest pinned by a release (manual environments).
 	Artifact string           `json:"artifact,omitempty"`
 	Runtime  spec.RuntimeType `json:"runtime"`
-	Replicas spec.Replicas    `json:"replicas"`
-	Rollout  spec.Rollout     `json:"rollout"`
+	// Metadata is the Score workload's metadata, for ${metadata.…} placeholders.
+	Metadata types.WorkloadMetadata `json:"metadata,omitempty"`
+	Replicas spec.Replicas          `json:"replicas"`
+	Rollout  spec.Rollout           `json:"rollout"`
 	// Containers with the environment's variable overrides applied.
 	Containers map[string]types.Container `json:"containers"`
 	Service    *types.WorkloadService     `json:"service,omitempty"`
@@ -104,6 +106,7 @@ func resolve(r *spec.Repo, env *spec.Environment, a *spec.App, revision, artifac
 		Source:     a.Source,
 		Artifact:   artifact,
 		Runtime:    env.Runtime.Type,
+		Metadata:   a.Workload.Metadata,
 		Replicas:   a.ReplicasIn(env.Name),
 		Rollout:    a.RolloutIn(env.Name),
 		Containers: make(map[string]types.Container, len(a.Workload.Containers)),

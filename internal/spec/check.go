@@ -11,12 +11,24 @@ import (
 
 // check verifies what a schema cannot: names that refer to each other, the
 // shape of the promotion line, and values whose form is richer than a pattern.
+// names are the sets of names that files refer to.
+type names struct{ zones, envs, notify, teams map[string]bool }
+
+// collectNames gathers the names defined by socle.yaml and teams.yaml,
+// reporting duplicates; apps are checked against them as they load.
+func (l *loading) collectNames() {
+	r := l.repo
+	l.names = names{
+		zones:  l.unique(PlatformFile, "zones", len(r.Platform.Zones), func(i int) string { return r.Platform.Zones[i].Name }),
+		envs:   l.unique(PlatformFile, "environments", len(r.Platform.Environments), func(i int) string { return r.Platform.Environments[i].Name }),
+		notify: l.unique(PlatformFile, "notifications", len(r.Platform.Notifications), func(i int) string { return r.Platform.Notifications[i].Name }),
+		teams:  l.unique(TeamsFile, "teams", len(r.Teams.Teams), func(i int) string { return r.Teams.Teams[i].Name }),
+	}
+}
+
 func (l *loading) check() {
 	r := l.repo
-	zones := l.unique(PlatformFile, "zones", len(r.Platform.Zones), func(i int) string { return r.Platform.Zones[i].Name })
-	envs := l.unique(PlatformFile, "environments", len(r.Platform.Environments), func(i int) string { return r.Platform.Environments[i].Name })
-	notify := l.unique(PlatformFile, "notifications", len(r.Platform.Notifications), func(i int) string { return r.Platform.Notifications[i].Name })
-	teams := l.unique(TeamsFile, "teams", len(r.Teams.Teams), func(i int) string { return r.Teams.Teams[i].Name })
+	zones, envs, notify, teams := l.names.zones, l.names.envs, l.names.notify, l.names.teams
 	apps := map[string]bool{}
 	for _, a := range r.Apps {
 		apps[a.Name] = true
@@ -74,10 +86,6 @@ func (l *loading) check() {
 			}
 			emails[m.User] = m.Email
 		}
-	}
-
-	for _, a := range r.Apps {
-		l.checkApp(a, teams, envs)
 	}
 
 	for env, rel := range r.Releases {
@@ -259,7 +267,11 @@ func (l *loading) inCycle(name string, from map[string]string) bool {
 	return false
 }
 
-func (l *loading) checkApp(a *App, teams, envs map[string]bool) {
+// checkApp runs while the app's documents are at hand, so that they need not
+// be kept: with thousands of apps their node trees would dominate memory.
+func (l *loading) checkApp(a *App, docs map[string]*document) {
+	l = &loading{fsys: l.fsys, repo: l.repo, names: l.names, docs: docs, report: l}
+	teams, envs := l.names.teams, l.names.envs
 	file := path.Join(AppsDir, a.Name, AppFile)
 	c := a.Config
 	if _, ok := l.docs[file]; ok {
@@ -337,12 +349,13 @@ func (l *loading) refOpt(file, what, name string, set map[string]bool, at ...str
 	}
 }
 
-func (l *loading) at(file, msg string, at ...string) {
+func (l *loading) at(file, msg string, at ...string) { l.add(l.problemAt(file, msg, at...)) }
+
+func (l *loading) problemAt(file, msg string, at ...string) Problem {
 	if d := l.docs[file]; d != nil {
-		l.add(d.problem(msg, at...))
-		return
+		return d.problem(msg, at...)
 	}
-	l.add(Problem{File: file, Message: msg})
+	return Problem{File: file, Message: msg}
 }
 
 func (l *loading) atKey(file, key, msg string, at ...string) {
@@ -358,10 +371,9 @@ func (l *loading) atKey(file, key, msg string, at ...string) {
 }
 
 func (l *loading) warn(file, msg string, at ...string) {
-	l.at(file, msg, at...)
-	l.mu.Lock()
-	l.problems[len(l.problems)-1].Warning = true
-	l.mu.Unlock()
+	p := l.problemAt(file, msg, at...)
+	p.Warning = true
+	l.add(p)
 }
 
 // known lists the names a reference could have used.

@@ -80,7 +80,7 @@ const (
 )
 
 // maxFileSize bounds what the loader reads of one YAML file.
-const maxFileSize = 1 << 20
+const maxFileSize = 16 << 20
 
 // Load reads and validates a platform repository. It always returns the Repo
 // it could build, with every problem found; the Repo is only safe to act on
@@ -129,6 +129,7 @@ func Load(fsys fs.FS) (*Repo, Problems) {
 			r.Templates[name] = &t
 		}
 	}
+	l.collectNames()
 	l.loadApps()
 	applyDefaults(r)
 	l.check()
@@ -139,12 +140,20 @@ func Load(fsys fs.FS) (*Repo, Problems) {
 type loading struct {
 	fsys     fs.FS
 	repo     *Repo
+	names    names
 	mu       sync.Mutex
 	problems Problems
 	docs     map[string]*document // by file, for locating semantic problems
+	// report, when set, receives problems instead (an app's own loading,
+	// whose documents live only as long as its checks).
+	report *loading
 }
 
 func (l *loading) add(ps ...Problem) {
+	if l.report != nil {
+		l.report.add(ps...)
+		return
+	}
 	l.mu.Lock()
 	l.problems = append(l.problems, ps...)
 	l.mu.Unlock()
@@ -214,6 +223,9 @@ func (l *loading) decode(d *document, out any) {
 }
 
 func (l *loading) hasProblemIn(file string) bool {
+	if l.report != nil {
+		return l.report.hasProblemIn(file)
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for _, p := range l.problems {
@@ -287,6 +299,8 @@ func (l *loading) loadApps() {
 var appName = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
 
 func (l *loading) loadApp(name string) *App {
+	// The app's documents stay in its own loading, not the repository's.
+	l = &loading{fsys: l.fsys, repo: l.repo, names: l.names, docs: map[string]*document{}, report: l}
 	dir := path.Join(AppsDir, name)
 	app := &App{Name: name}
 	if !appName.MatchString(name) {
@@ -330,6 +344,7 @@ func (l *loading) loadApp(name string) *App {
 			l.decode(d, &app.Config)
 		}
 	}
+	l.checkApp(app, l.docs)
 	return app
 }
 

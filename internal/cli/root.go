@@ -1,0 +1,128 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+)
+
+// Exit codes that scripts can rely on.
+const (
+	ExitOK       = 0 // success
+	ExitProblems = 1 // the input is invalid, or a check failed (validate, plan with denials)
+	ExitUsage    = 2 // wrong flags or arguments
+	ExitError    = 3 // anything else: I/O, server unreachable, internal error
+)
+
+// globals are the flags every command shares.
+type globals struct {
+	output string // "text" or "json"
+	server string // socle server URL, for commands that speak to the API
+	stdout io.Writer
+	stderr io.Writer
+}
+
+// json reports whether the user asked for JSON output.
+func (g *globals) json() bool { return g.output == "json" }
+
+// printJSON writes v as indented JSON to stdout.
+func (g *globals) printJSON(v any) error {
+	enc := json.NewEncoder(g.stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// exitError carries an exit code through cobra.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+// withCode marks an error with the exit code the process should end with.
+func withCode(code int, err error) error { return &exitError{code: code, err: err} }
+
+// silent is an error whose message was already printed.
+var errSilent = errors.New("")
+
+// NewRoot builds the socle command tree.
+func NewRoot(stdout, stderr io.Writer) *cobra.Command {
+	g := &globals{stdout: stdout, stderr: stderr}
+	root := &cobra.Command{
+		Use:   "socle",
+		Short: "socle keeps what runs equal to what Git says, and promotes it from dev to prod behind gates",
+		Long: `socle is a GitOps internal developer platform in one binary.
+
+A platform team describes its landing zones, environments, applications, guardrails
+and budgets in a Git repository; socle validates it, plans what would change, and
+keeps what runs equal to what the repository says.
+
+Exit codes: 0 success, 1 invalid input or a failed check, 2 usage error, 3 other error.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.PersistentFlags().StringVarP(&g.output, "output", "o", "text", "output format: text or json")
+	root.PersistentFlags().StringVar(&g.server, "server", envOr("SOCLE_SERVER", "http://127.0.0.1:7070"), "socle server URL (env SOCLE_SERVER)")
+	root.PersistentPreRunE = func(cmd *cobra.Command, args []string) error {
+		if g.output != "text" && g.output != "json" {
+			return withCode(ExitUsage, fmt.Errorf("--output must be text or json, not %q", g.output))
+		}
+		return nil
+	}
+	root.AddCommand(
+		newValidateCmd(g),
+		newPlanCmd(g),
+		newSchemaCmd(g),
+		newInitCmd(g),
+		newUpCmd(g),
+		newStatusCmd(g),
+	)
+	return root
+}
+
+// Main runs the CLI on the process's arguments and returns its exit code;
+// SIGINT and SIGTERM cancel the command's context.
+func Main(args []string) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return Run(ctx, args, os.Stdout, os.Stderr)
+}
+
+// Run runs one command line and returns its exit code.
+func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	root := NewRoot(stdout, stderr)
+	root.SetArgs(args)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return ExitOK
+	}
+	code := ExitError
+	var ee *exitError
+	if errors.As(err, &ee) {
+		code = ee.code
+	} else if isUsage(err) {
+		code = ExitUsage
+	}
+	if err.Error() != "" {
+		fmt.Fprintln(stderr, "socle:", err)
+	}
+	return code
+}
+
+func envOr(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return def
+}

@@ -1,0 +1,100 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/socle-dev/socle/examples"
+	"github.com/socle-dev/socle/internal/server"
+	"github.com/socle-dev/socle/internal/source"
+)
+
+func newUpCmd(g *globals) *cobra.Command {
+	var cfg server.Config
+	var logLevel string
+	cmd := &cobra.Command{
+		Use:   "up",
+		Short: "Start socle: follow the platform repository, validate, plan and record every revision",
+		Long: `Up starts the socle server. It keeps a mirror of the platform repository (--repo),
+validates and plans every new commit, and records revisions, plans and events in
+its data directory (--data). It fetches every --poll interval, and at once when
+something POSTs to /api/v1/hooks/git.
+
+Without --repo, socle serves its demo platform: it copies examples/platform (or,
+outside socle's source tree, the copy built into the binary) into a git
+repository at <data>/repo. Edit and commit there to see socle follow.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			level := slog.LevelInfo
+			if err := level.UnmarshalText([]byte(logLevel)); err != nil {
+				return withCode(ExitUsage, fmt.Errorf("--log-level: %w", err))
+			}
+			cfg.Logger = slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: level}))
+			if err := os.MkdirAll(cfg.Data, 0o755); err != nil {
+				return err
+			}
+			if cfg.Repo == "" {
+				repo, err := demoRepo(ctx, cfg.Data, g)
+				if err != nil {
+					return err
+				}
+				cfg.Repo = repo
+			}
+			s, err := server.New(ctx, cfg)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(g.stdout, "socle is up on http://%s\n  platform repository  %s\n  data directory       %s\n  status               socle status --server http://%s\n",
+				s.Addr(), cfg.Repo, cfg.Data, s.Addr())
+			return s.Run(ctx)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.Repo, "repo", "", "platform repository: a path or a file://, https:// or ssh:// URL (default: the demo platform)")
+	f.StringVar(&cfg.Branch, "branch", "", "branch to follow (default: the repository's default branch)")
+	f.StringVar(&cfg.Data, "data", ".socle", "data directory")
+	f.StringVar(&cfg.Addr, "addr", "127.0.0.1:7070", "API listen address")
+	f.DurationVar(&cfg.Poll, "poll", 30*time.Second, "how often to fetch the repository")
+	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	return cmd
+}
+
+// demoRepo returns <data>/repo, creating it from the demo platform the first
+// time: from examples/platform when run from socle's source tree, so that
+// edits there show, else from the copy inside the binary.
+func demoRepo(ctx context.Context, data string, g *globals) (string, error) {
+	dst, err := filepath.Abs(filepath.Join(data, "repo"))
+	if err != nil {
+		return "", err
+	}
+	if _, err := os.Stat(filepath.Join(dst, ".git")); err == nil {
+		return dst, nil
+	}
+	src := filepath.Join("examples", "platform")
+	if _, err := os.Stat(filepath.Join(src, "socle.yaml")); errors.Is(err, fs.ErrNotExist) {
+		tmp, err := os.MkdirTemp("", "socle-demo-")
+		if err != nil {
+			return "", err
+		}
+		defer os.RemoveAll(tmp)
+		if err := examples.WritePlatform(tmp); err != nil {
+			return "", err
+		}
+		src = tmp
+	}
+	rev, err := source.Init(ctx, src, dst, "socle", "socle@localhost", "Start from socle's demo platform")
+	if err != nil {
+		return "", fmt.Errorf("creating the demo repository: %w", err)
+	}
+	fmt.Fprintf(g.stdout, "Created the demo platform repository %s at %s.\n", dst, rev.Short())
+	return dst, nil
+}

@@ -1,0 +1,117 @@
+package cli
+
+import (
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/socle-dev/socle/internal/spec"
+)
+
+func newValidateCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "validate [DIR]",
+		Short: "Check a platform repository: every problem, with file:line:column",
+		Long: `Validate reads a platform repository (default: the current directory) and reports
+every problem in one pass: YAML syntax, unknown fields, wrong types, references
+between files, the promotion line, and Score files as the Score project reads them.
+
+Exit code 1 when the repository has problems (warnings alone exit 0).`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			dir := dirArg(args)
+			repo, problems, err := loadDir(dir)
+			if err != nil {
+				return err
+			}
+			if g.json() {
+				if err := g.printJSON(validation{Valid: problems.Errors() == 0, Problems: nonNil(problems), Summary: summarize(repo)}); err != nil {
+					return err
+				}
+			} else {
+				for _, p := range problems {
+					fmt.Fprintln(g.stdout, p)
+				}
+				if n := problems.Errors(); n > 0 {
+					fmt.Fprintf(g.stdout, "\n%s: %d problem%s\n", dir, n, plural(n))
+				} else {
+					s := summarize(repo)
+					fmt.Fprintf(g.stdout, "%s is valid: %d apps, %d environments, %d teams, %d policies\n", dir, s.Apps, s.Environments, s.Teams, s.Policies)
+				}
+			}
+			if problems.Errors() > 0 {
+				return withCode(ExitProblems, errSilent)
+			}
+			return nil
+		},
+	}
+}
+
+type validation struct {
+	Valid    bool          `json:"valid"`
+	Problems spec.Problems `json:"problems"`
+	Summary  repoSummary   `json:"summary"`
+}
+
+type repoSummary struct {
+	Apps         int `json:"apps"`
+	Environments int `json:"environments"`
+	Teams        int `json:"teams"`
+	Policies     int `json:"policies"`
+}
+
+func summarize(r *spec.Repo) repoSummary {
+	s := repoSummary{Apps: len(r.Apps), Environments: len(r.Platform.Environments), Teams: len(r.Teams.Teams)}
+	for _, ps := range r.Policies {
+		s.Policies += len(ps.Policies)
+	}
+	return s
+}
+
+func nonNil(ps spec.Problems) spec.Problems {
+	if ps == nil {
+		return spec.Problems{}
+	}
+	return ps
+}
+
+func dirArg(args []string) string {
+	if len(args) == 1 {
+		return args[0]
+	}
+	return "."
+}
+
+// loadDir loads a platform repository from a directory; err is for a
+// directory that cannot be read at all, problems for its content.
+func loadDir(dir string) (*spec.Repo, spec.Problems, error) {
+	st, err := os.Stat(dir)
+	if err != nil {
+		return nil, nil, withCode(ExitUsage, err)
+	}
+	if !st.IsDir() {
+		return nil, nil, withCode(ExitUsage, fmt.Errorf("%s is not a directory", dir))
+	}
+	repo, problems := spec.Load(os.DirFS(dir))
+	return repo, problems, nil
+}
+
+func plural(n int) string {
+	if n == 1 {
+		return ""
+	}
+	return "s"
+}
+
+func isUsage(err error) bool {
+	// cobra's own argument and flag errors.
+	msg := err.Error()
+	for _, p := range []string{"unknown command", "unknown flag", "unknown shorthand flag", "accepts ", "requires ", "invalid argument", "flag needs an argument", "required flag"} {
+		if strings.Contains(msg, p) {
+			return true
+		}
+	}
+	return false
+}

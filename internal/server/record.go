@@ -1,0 +1,111 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+
+	"github.com/socle-dev/socle/internal/plan"
+	"github.com/socle-dev/socle/internal/source"
+	"github.com/socle-dev/socle/internal/spec"
+	"github.com/socle-dev/socle/internal/store"
+)
+
+// Applied reads the last-applied state of every unit from the store.
+func Applied(ctx context.Context, st store.Store) ([]plan.Unit, error) {
+	rows, err := st.Desired(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("reading applied state: %w", err)
+	}
+	units := make([]plan.Unit, 0, len(rows))
+	for _, r := range rows {
+		var u plan.Unit
+		if err := json.Unmarshal(r.Spec, &u); err != nil {
+			return nil, fmt.Errorf("reading applied state of %s @ %s: %w", r.App, r.Env, err)
+		}
+		units = append(units, u)
+	}
+	return units, nil
+}
+
+// Outcome is what recording one revision did.
+type Outcome struct {
+	Revision source.Revision
+	Problems spec.Problems
+	Plan     *plan.Plan
+	PlanID   int64
+}
+
+// Record validates one revision and, when it is valid, plans it against the
+// last-applied state and records the plan and the new desired state in one
+// transaction. An invalid revision is recorded with its problems and changes
+// nothing else: the last good revision stays in force.
+func Record(ctx context.Context, st store.Store, log *slog.Logger, rev source.Revision, repo *spec.Repo, problems spec.Problems, at plan.AppAt) (Outcome, error) {
+	out := Outcome{Revision: rev, Problems: problems}
+	r := revisionRecord(rev, problems)
+	if !r.Valid {
+		if err := st.PutRevision(ctx, r); err != nil {
+			return out, err
+		}
+		_, err := st.AppendEvent(ctx, store.Event{Kind: "revision.invalid", Revision: rev.SHA,
+			Message: fmt.Sprintf("revision %s does not validate (%d problems); %s", rev.Short(), problems.Errors(), "the last good revision stays in force"), Data: r.Problems})
+		log.Warn("revision does not validate", "revision", rev.Short(), "problems", problems.Errors())
+		return out, err
+	}
+	if err := st.PutRevision(ctx, r); err != nil {
+		return out, err
+	}
+	applied, err := Applied(ctx, st)
+	if err != nil {
+		return out, err
+	}
+	p := plan.Diff(rev.SHA, plan.Desired(repo, rev.SHA, at), applied)
+	body, err := json.Marshal(p)
+	if err != nil {
+		return out, err
+	}
+	var set []store.Desired
+	var remove []store.Unit
+	events := []store.Event{{Kind: "revision.valid", Revision: rev.SHA, Message: fmt.Sprintf("revision %s: %s", rev.Short(), rev.Subject())}}
+	for _, c := range p.Changes {
+		switch c.Action {
+		case plan.Create, plan.Update:
+			b, err := json.Marshal(c.Desired)
+			if err != nil {
+				return out, err
+			}
+			set = append(set, store.Desired{App: c.App, Env: c.Env, Revision: c.Desired.Revision, Hash: c.Desired.Hash(), Spec: b})
+			events = append(events, store.Event{Kind: "unit." + string(c.Action), App: c.App, Env: c.Env, Revision: rev.SHA,
+				Message: fmt.Sprintf("%s @ %s: %s (%d field%s)", c.App, c.Env, c.Action, len(c.Fields), plural(len(c.Fields)))})
+		case plan.Delete:
+			remove = append(remove, store.Unit{App: c.App, Env: c.Env})
+			events = append(events, store.Event{Kind: "unit.delete", App: c.App, Env: c.Env, Revision: rev.SHA, Message: fmt.Sprintf("%s @ %s: removed from Git", c.App, c.Env)})
+		}
+	}
+	s := p.Summary
+	id, err := st.ApplyDesired(ctx, rev.SHA, set, remove,
+		store.Plan{Revision: rev.SHA, Create: s.Create, Update: s.Update, Delete: s.Delete, Unchanged: s.Unchanged, Body: body}, events)
+	if err != nil {
+		return out, fmt.Errorf("recording plan of %s: %w", rev.Short(), err)
+	}
+	out.Plan, out.PlanID = &p, id
+	log.Info("revision planned", "revision", rev.Short(), "create", s.Create, "update", s.Update, "delete", s.Delete, "unchanged", s.Unchanged)
+	return out, nil
+}
+
+// revisionRecord is how the store keeps a revision and its verdict.
+func revisionRecord(rev source.Revision, problems spec.Problems) store.Revision {
+	r := store.Revision{SHA: rev.SHA, Author: rev.Author, Email: rev.Email, Time: rev.Time, Message: rev.Message, Valid: problems.Errors() == 0}
+	if !r.Valid {
+		r.Problems, _ = json.Marshal(problems)
+	}
+	return r
+}
+
+func plural(n int) string {
+	if n == 1 {
+		return ""
+	}
+	return "s"
+}

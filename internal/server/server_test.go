@@ -1,0 +1,248 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/socle-dev/socle/internal/source"
+	"github.com/socle-dev/socle/internal/store"
+)
+
+// gitRepo creates a working repository holding the demo platform.
+func gitRepo(t *testing.T) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "platform")
+	if _, err := source.Init(context.Background(), "../../examples/platform", dir, "Ann Example", "ann@example.com", "initial platform"); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// commit edits a file of the working repository and commits it with the
+// real git binary, as a person would.
+func commit(t *testing.T, dir, file, old, new, msg string) {
+	t.Helper()
+	p := filepath.Join(dir, file)
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), old) {
+		t.Fatalf("%s does not contain %q", file, old)
+	}
+	if err := os.WriteFile(p, []byte(strings.Replace(string(b), old, new, 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("git", "-c", "user.name=Bob Example", "-c", "user.email=bob@example.com", "commit", "-qam", msg)
+	cmd.Dir = dir
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("git commit: %v\n%s", err, out)
+	}
+}
+
+type running struct {
+	*Server
+	url  string
+	stop func()
+}
+
+func start(t *testing.T, repo, data string) *running {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	s, err := New(ctx, Config{Repo: repo, Data: data, Addr: "127.0.0.1:0", Poll: time.Hour,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	r := &running{Server: s, url: "http://" + s.Addr()}
+	r.stop = func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("server stopped with %v", err)
+		}
+	}
+	return r
+}
+
+func (r *running) status(t *testing.T) Status {
+	t.Helper()
+	resp, err := http.Get(r.url + "/api/v1/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var st Status
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+// waitFor polls the status until cond holds; the watcher works in the
+// background, so the test waits for its effect rather than a duration.
+func (r *running) waitFor(t *testing.T, what string, cond func(Status) bool) Status {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		st := r.status(t)
+		if cond(st) {
+			return st
+		}
+		if time.Now().After(deadline) {
+			b, _ := json.MarshalIndent(st, "", "  ")
+			t.Fatalf("timed out waiting for %s; status:\n%s", what, b)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (r *running) hook(t *testing.T) {
+	t.Helper()
+	resp, err := http.Post(r.url+"/api/v1/hooks/git", "application/json", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("git hook: %s", resp.Status)
+	}
+}
+
+func unit(st Status, app, env string) *UnitRef {
+	for i := range st.Units {
+		if st.Units[i].App == app && st.Units[i].Env == env {
+			return &st.Units[i]
+		}
+	}
+	return nil
+}
+
+// TestFollowsTheRepository runs the whole foundation on a real git
+// repository: the first revision is planned and recorded, a commit arrives
+// through the webhook, a bad commit never replaces the last good one and the
+// status says why, and a restart records nothing twice.
+func TestFollowsTheRepository(t *testing.T) {
+	t.Parallel()
+	repo, data := gitRepo(t), t.TempDir()
+	s := start(t, repo, data)
+
+	st := s.waitFor(t, "the first revision", func(st Status) bool { return st.LastGood != nil })
+	if st.LastPlan == nil || st.LastPlan.Summary.Create != 5 {
+		t.Fatalf("first plan = %+v, want 5 units created (3 apps in dev, 2 in sandbox)", st.LastPlan)
+	}
+	first := st.LastGood.SHA
+	web := unit(st, "web", "dev")
+	if web == nil || web.Revision != first {
+		t.Fatalf("web @ dev = %+v", web)
+	}
+
+	commit(t, repo, "apps/web/socle.yaml", "LOG_LEVEL: debug", "LOG_LEVEL: info", "web: quieter logs in dev")
+	s.hook(t)
+	st = s.waitFor(t, "the second revision", func(st Status) bool { return st.LastGood != nil && st.LastGood.SHA != first })
+	second := st.LastGood.SHA
+	if st.LastGood.Author != "Bob Example" || st.LastGood.Subject() != "web: quieter logs in dev" {
+		t.Errorf("revision = %+v", st.LastGood)
+	}
+	if got := st.LastPlan.Summary; got.Update != 2 || got.Create != 0 || got.Unchanged != 3 {
+		t.Errorf("second plan = %+v, want web updated in dev and sandbox (its source changed), 3 unchanged", got)
+	}
+	if u := unit(st, "api", "dev"); u.Revision != first {
+		t.Errorf("api @ dev moved to %s though the commit did not touch it", u.Revision)
+	}
+
+	commit(t, repo, "apps/api/socle.yaml", "owner: bookings", "owner: payments", "api: move to payments")
+	s.hook(t)
+	st = s.waitFor(t, "the bad revision", func(st Status) bool { return st.Failing != nil })
+	if st.LastGood.SHA != second {
+		t.Errorf("last good = %s, want %s to stay in force", st.LastGood.Short(), second[:7])
+	}
+	if len(st.Failing.Problems) != 1 || !strings.Contains(st.Failing.Problems[0].String(), `apps/api/socle.yaml:4:8: owner: no team "payments"`) {
+		t.Errorf("problems = %v", st.Failing.Problems)
+	}
+	if u := unit(st, "api", "dev"); u.Revision != first {
+		t.Errorf("the bad revision changed the desired state of api @ dev")
+	}
+	bad, err := s.store.Revision(context.Background(), st.Failing.Revision.SHA)
+	if err != nil || bad.Valid || !strings.Contains(string(bad.Problems), "payments") {
+		t.Errorf("bad revision recorded as %+v, %v", bad, err)
+	}
+
+	// Two commits in one fetch: both become revisions, only the head is planned.
+	commit(t, repo, "apps/api/socle.yaml", "owner: payments", "owner: bookings", "api: back to bookings")
+	commit(t, repo, "apps/worker/socle.yaml", "replicas: {min: 1}", "replicas: {min: 1, max: 3}", "worker: autoscale to 3")
+	s.hook(t)
+	st = s.waitFor(t, "the fix", func(st Status) bool { return st.Failing == nil && st.LastGood.SHA != second })
+	if st.LastGood.Subject() != "worker: autoscale to 3" {
+		t.Errorf("in force: %q", st.LastGood.Subject())
+	}
+	revs, err := s.store.Revisions(context.Background(), 10, "")
+	if err != nil || len(revs) != 5 {
+		t.Fatalf("revisions = %d (%v), want 5: every commit is recorded", len(revs), err)
+	}
+	if revs[1].Message != "api: back to bookings" || !revs[1].Valid {
+		t.Errorf("the intermediate commit is recorded as %+v", revs[1])
+	}
+	if ps, _ := s.store.Plans(context.Background(), revs[1].SHA, 10); len(ps) != 0 {
+		t.Errorf("the intermediate commit was planned")
+	}
+	plansBefore := countPlans(t, s.store)
+	s.stop()
+
+	// A restart plans the head again only if it was not recorded.
+	s = start(t, repo, data)
+	defer s.stop()
+	st = s.waitFor(t, "the restart", func(st Status) bool { return st.Head != nil && st.LastGood != nil })
+	if n := countPlans(t, s.store); n != plansBefore {
+		t.Errorf("plans after restart = %d, want %d: nothing recorded twice", n, plansBefore)
+	}
+	evs, err := s.store.Events(context.Background(), store.EventFilter{Kind: "revision.invalid"})
+	if err != nil || len(evs) != 1 {
+		t.Errorf("revision.invalid events = %d (%v), want 1", len(evs), err)
+	}
+}
+
+func countPlans(t *testing.T, st store.Store) int {
+	t.Helper()
+	ps, err := st.Plans(context.Background(), "", 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(ps)
+}
+
+func TestHealthzAndErrors(t *testing.T) {
+	t.Parallel()
+	s := start(t, gitRepo(t), t.TempDir())
+	defer s.stop()
+	resp, err := http.Get(s.url + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Errorf("/healthz: %s", resp.Status)
+	}
+	resp, err = http.Get(s.url + "/api/v1/plans/999")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var e struct {
+		Error struct{ Code, Message string } `json:"error"`
+	}
+	json.NewDecoder(resp.Body).Decode(&e)
+	resp.Body.Close()
+	if resp.StatusCode != 404 || e.Error.Code != "not_found" {
+		t.Errorf("missing plan: %s %+v", resp.Status, e)
+	}
+}
