@@ -1,0 +1,232 @@
+package artifact
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/socle-dev/socle/internal/source"
+	"github.com/socle-dev/socle/internal/spec"
+)
+
+// BuildError is a build command that failed: its status says why, with the
+// end of what it printed.
+type BuildError struct {
+	App      string
+	Revision string
+	// Err is why: the command's exit status, a timeout, a cancellation, or
+	// an output that cannot be packaged.
+	Err error
+	// Tail is the end of the build log.
+	Tail string
+	// Log is the file holding the whole log.
+	Log string
+}
+
+func (e *BuildError) Error() string {
+	msg := fmt.Sprintf("building %s at %s: %v", e.App, shortSHA(e.Revision), e.Err)
+	if e.Tail != "" {
+		msg += "\n" + e.Tail
+	}
+	return msg
+}
+
+func (e *BuildError) Unwrap() error { return e.Err }
+
+func shortSHA(sha string) string { return sha[:min(len(sha), 7)] }
+
+// tailSize bounds the log tail kept for errors and statuses.
+const (
+	tailBytes = 4 << 10
+	tailLines = 30
+)
+
+// build runs the app's build command on an export of rev, then packages and
+// stores its output. Nothing is stored unless every step succeeds.
+func (b *Builder) build(ctx context.Context, repo *source.Repo, rev source.Revision, app *spec.App) (Artifact, error) {
+	work, err := os.MkdirTemp(filepath.Join(b.cfg.Dir, "work"), app.Name+"-")
+	if err != nil {
+		return Artifact{}, err
+	}
+	defer os.RemoveAll(work)
+	src, out := filepath.Join(work, "src"), filepath.Join(work, "out")
+	if err := repo.Export(rev.SHA, src); err != nil {
+		return Artifact{}, fmt.Errorf("building %s: exporting %s: %w", app.Name, shortSHA(rev.SHA), err)
+	}
+	if err := os.Mkdir(out, 0o755); err != nil {
+		return Artifact{}, err
+	}
+	dir, err := buildDir(src, app)
+	if err != nil {
+		return Artifact{}, err
+	}
+
+	logFile := filepath.Join(b.cfg.Dir, "logs", app.Name, rev.SHA+".log")
+	if err := os.MkdirAll(filepath.Dir(logFile), 0o755); err != nil {
+		return Artifact{}, err
+	}
+	f, err := os.Create(logFile)
+	if err != nil {
+		return Artifact{}, err
+	}
+	log := &logWriter{file: f}
+	fmt.Fprintf(log, "$ %s\n", app.Config.Build.Command)
+	runErr := b.run(ctx, dir, b.env(rev, app, out), app.Config.Build.Command, log)
+	if err := f.Close(); runErr == nil {
+		runErr = err
+	}
+	fail := func(err error) error {
+		return &BuildError{App: app.Name, Revision: rev.SHA, Err: err, Tail: log.tail(), Log: logFile}
+	}
+	if runErr != nil {
+		return Artifact{}, fail(runErr)
+	}
+
+	img, err := packageImage(b.cfg.Registry, out, app, rev)
+	if err != nil {
+		return Artifact{}, fail(err)
+	}
+	h, err := b.cfg.Registry.WriteImage(repository(app.Name), rev.SHA, img)
+	if err != nil {
+		return Artifact{}, fmt.Errorf("building %s: storing image: %w", app.Name, err)
+	}
+	size, err := imageSize(img)
+	if err != nil {
+		return Artifact{}, err
+	}
+	return Artifact{
+		Digest:   h.String(),
+		App:      app.Name,
+		Revision: rev.SHA,
+		Source:   app.Source,
+		BuiltAt:  time.Now().UTC(),
+		Size:     size,
+	}, nil
+}
+
+// buildDir is apps/<app>/<build.dir> of the export, which it must not leave.
+func buildDir(src string, app *spec.App) (string, error) {
+	rel := filepath.Join(spec.AppsDir, app.Name, filepath.FromSlash(app.Config.Build.Dir))
+	if !filepath.IsLocal(rel) {
+		return "", fmt.Errorf("building %s: build.dir %q leaves the repository", app.Name, app.Config.Build.Dir)
+	}
+	dir := filepath.Join(src, rel)
+	if info, err := os.Stat(dir); err != nil || !info.IsDir() {
+		return "", fmt.Errorf("building %s: build.dir %q is not a directory of the repository at this revision", app.Name, app.Config.Build.Dir)
+	}
+	return dir, nil
+}
+
+// run runs command with sh -c in dir, in its own process group, which is
+// killed whole when the build times out or ctx ends.
+func (b *Builder) run(ctx context.Context, dir string, env []string, command string, log io.Writer) error {
+	ctx, cancel := context.WithTimeout(ctx, b.cfg.Timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "sh", "-c", command)
+	cmd.Dir = dir
+	cmd.Env = env
+	cmd.Stdout = log
+	cmd.Stderr = log
+	ownProcessGroup(cmd)
+	// Grandchildren that keep the output open must not keep the build waiting.
+	cmd.WaitDelay = 5 * time.Second
+	err := cmd.Run()
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(ctx.Err(), context.DeadlineExceeded):
+		return fmt.Errorf("timed out after %s", b.cfg.Timeout)
+	case ctx.Err() != nil:
+		return fmt.Errorf("cancelled: %w", ctx.Err())
+	}
+	return err
+}
+
+// passEnv lists the variables of socle's own environment that a build sees:
+// what tools need to find themselves, their caches and the network. Nothing
+// else goes through, so that socle's secrets stay out of builds.
+var passEnv = []string{
+	"PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "TMPDIR", "TZ", "XDG_CACHE_HOME",
+	"SSL_CERT_FILE", "SSL_CERT_DIR",
+	"HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy",
+	"GOROOT", "GOPATH", "GOCACHE", "GOMODCACHE", "GOPROXY", "GOSUMDB", "GOPRIVATE", "GONOSUMDB",
+	"GONOPROXY", "GOINSECURE", "GOFLAGS", "GOTOOLCHAIN", "GOAMD64", "GOARM64", "GOEXPERIMENT",
+}
+
+// env is the environment of a build command.
+func (b *Builder) env(rev source.Revision, app *spec.App, out string) []string {
+	vars := map[string]string{}
+	for _, k := range passEnv {
+		if v, ok := os.LookupEnv(k); ok {
+			vars[k] = v
+		}
+	}
+	// Without a home, the go command has nowhere to cache: give it one
+	// that lasts across builds.
+	if vars["HOME"] == "" && vars["XDG_CACHE_HOME"] == "" && vars["GOCACHE"] == "" {
+		vars["GOCACHE"] = filepath.Join(b.cfg.Dir, "cache", "go-build")
+	}
+	if vars["HOME"] == "" && vars["GOPATH"] == "" {
+		vars["GOPATH"] = filepath.Join(b.cfg.Dir, "cache", "go")
+	}
+	vars["CGO_ENABLED"] = "0"
+	if !strings.Contains(vars["GOFLAGS"], "-buildvcs") {
+		vars["GOFLAGS"] = strings.TrimSpace(vars["GOFLAGS"] + " -buildvcs=false")
+	}
+	vars["SOCLE_OUT"] = out
+	vars["SOCLE_REVISION"] = rev.SHA
+	vars["SOCLE_APP"] = app.Name
+	vars["SOCLE_SOURCE"] = app.Source
+	for _, kv := range b.cfg.Env {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			vars[k] = v
+		}
+	}
+	env := make([]string, 0, len(vars))
+	for k, v := range vars {
+		env = append(env, k+"="+v)
+	}
+	slices.Sort(env)
+	return env
+}
+
+// logWriter writes a build's output to its log file and keeps its end.
+type logWriter struct {
+	mu   sync.Mutex
+	file *os.File
+	last []byte // the last tailBytes written
+}
+
+func (w *logWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.last = append(w.last, p...)
+	if len(w.last) > 2*tailBytes {
+		w.last = append(w.last[:0], w.last[len(w.last)-tailBytes:]...)
+	}
+	return w.file.Write(p)
+}
+
+// tail returns the last lines written, at most tailLines and tailBytes.
+func (w *logWriter) tail() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	t := w.last
+	if len(t) > tailBytes {
+		t = t[len(t)-tailBytes:]
+		if i := bytes.IndexByte(t, '\n'); i >= 0 {
+			t = t[i+1:] // drop the partial first line
+		}
+	}
+	lines := strings.Split(strings.TrimRight(string(t), "\n"), "\n")
+	return strings.Join(lines[max(0, len(lines)-tailLines):], "\n")
+}
