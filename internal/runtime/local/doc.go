@@ -1,0 +1,63 @@
+// Package local is the runtime driver that runs each replica as a process of
+// this machine, from the unpacked image, on loopback ports of its own, and
+// keeps it running: probes, restarts with backoff, logs with rotation, and
+// re-attachment to its replicas after socle restarts, even after kill -9.
+// It needs Linux (process groups, /proc and pidfds).
+//
+// # Processes
+//
+// A replica's process is the image's entrypoint run directly on the host, in
+// a process group of its own, with only the spec's environment plus PORT and
+// PORT_<NAME> (and PATH if the spec has none). It is not a container: it sees
+// the host's filesystem, uses the host's dynamic loader if it has one, and
+// resource limits are not enforced. Start therefore refuses, saying why, an
+// entrypoint built for another processor, or linked against a loader that
+// this host lacks. Replicas are not killed when socle dies (no parent-death
+// signal): they stop when Stop or StopAll is called, with SIGTERM to the
+// whole group, then SIGKILL to it after the grace period, so that nothing
+// the replica started is left behind.
+//
+// # Ports
+//
+// Each port of the spec gets a free TCP port on 127.0.0.1, chosen by the
+// kernel when the replica is created, kept across its restarts and across
+// restarts of socle, and reported in Status.Ports as "127.0.0.1:port". The
+// replica learns it from PORT (the first port) and PORT_<NAME> (the name in
+// upper case, other characters than letters and digits as '_'), and must
+// listen there. Probes name a container port; they go to the address given
+// to it.
+//
+// # State directory
+//
+//	<StateDir>/lock                      held (flock) by the one driver using the directory
+//	<StateDir>/replicas/<id>/replica.json  the spec, ports, pid and start time, restarts, last exit
+//	<StateDir>/replicas/<id>/output.log    stdout and stderr, appended across restarts
+//	<StateDir>/replicas/<id>/output.log.1  rotated logs, .1 the newest, up to Options.LogFiles
+//
+// where <id> is env_app_release_index. replica.json is replaced atomically on
+// every start and exit; it holds the replica's resolved environment, so the
+// directories are readable by socle's user only. A process is recognised as
+// the replica's by its pid together with its start time in /proc/<pid>/stat,
+// so that a reused pid is never taken for it, and failing that by the
+// variable SOCLE_LOCAL_REPLICA=<replica directory> in its environment, which
+// covers a crash of socle between starting a process and recording it.
+//
+// # Re-attachment
+//
+// New reads the state directory and lists each replica as Detached (alive)
+// or Lost; Recover adopts it. An adopted process is not socle's child, so its
+// end is observed through a pidfd and its exit status is unknown. Its output
+// keeps going to its log file, which it holds open: that is why output goes
+// to files and never through a pipe to socle, whose death would break it.
+// Processes whose parent died are reaped by the system's init, which may not
+// do it promptly; a zombie counts as ended.
+//
+// # Logs
+//
+// The replica writes its output to output.log itself, opened for appending.
+// The driver checks its size every second and rotates it by copying it to
+// output.log.1 and truncating it, as logrotate's copytruncate does: the
+// process keeps its file, and output written in the instant between the copy
+// and the truncation is lost. Rotation happens while a replica is
+// supervised.
+package local

@@ -1,0 +1,326 @@
+package local
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/socle-dev/socle/internal/runtime"
+)
+
+// process is one run of a replica's entrypoint: a child of this driver, or a
+// process adopted from an earlier one.
+type process struct {
+	pid         int
+	ticks       uint64 // start time in /proc/<pid>/stat, which tells it from a later process with its pid
+	startedAt   time.Time
+	terminating atomic.Bool   // set by terminate, which then takes care of the group
+	exited      chan struct{} // closed once the process has ended
+	exit        runtime.Exit  // how; set before exited is closed
+}
+
+// finish records that p ended. Unless terminate is ending it, what it started
+// is killed at once: a replica's group dies with it, and later its pid, which
+// names the group, may be another process's.
+func (p *process) finish(exit runtime.Exit) {
+	if !p.terminating.Load() && groupAlive(p.pid) {
+		signalGroup(p.pid, unix.SIGKILL)
+	}
+	p.exit = exit
+	close(p.exited)
+}
+
+// ended reports whether the process has ended.
+func (p *process) ended() bool {
+	select {
+	case <-p.exited:
+		return true
+	default:
+		return false
+	}
+}
+
+// lostReason is the reason of the exit of a process that ended while no
+// driver supervised it.
+const lostReason = "ended while socle was not supervising it; its exit status is unknown"
+
+// endedProcess returns a process that has ended with exit.
+func endedProcess(exit runtime.Exit) *process {
+	p := &process{startedAt: exit.At, exited: make(chan struct{}), exit: exit}
+	close(p.exited)
+	return p
+}
+
+// markerVar names the environment variable by which a replica's process is
+// found when its pid was not recorded.
+const markerVar = "SOCLE_LOCAL_REPLICA"
+
+// spawn starts a process of the replica, in a process group of its own, its
+// output appended to the replica's log.
+func (r *replica) spawn() (*process, error) {
+	path, err := resolve(r.spec, r.spec.Command[0])
+	if err != nil {
+		return nil, err
+	}
+	out, err := os.OpenFile(r.logPath(), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	defer out.Close() // the child has its own descriptors
+	var cmd *exec.Cmd
+	for try := 1; ; try++ {
+		cmd = &exec.Cmd{
+			Path:   path,
+			Args:   append(slices.Clone(r.spec.Command), r.spec.Args...),
+			Env:    r.env,
+			Dir:    inRoot(r.spec.Root, r.spec.WorkingDir),
+			Stdout: out,
+			Stderr: out,
+			// Setpgid so that stopping the group stops all it started; no
+			// Pdeathsig, so that the replica outlives a crash of socle.
+			SysProcAttr: &syscall.SysProcAttr{Setpgid: true},
+		}
+		err = cmd.Start()
+		// An executable just written may still be open for writing, for an
+		// instant, in a child that another goroutine forked meanwhile
+		// (golang.org/issue/22315).
+		if !errors.Is(err, syscall.ETXTBSY) || try == 5 {
+			break
+		}
+		time.Sleep(time.Duration(try) * 10 * time.Millisecond)
+	}
+	if err != nil {
+		return nil, err
+	}
+	p := &process{pid: cmd.Process.Pid, startedAt: time.Now(), exited: make(chan struct{})}
+	// The child is not reaped before Wait, so its stat is there to read.
+	// (Were it not, the record would not match the process, which a new
+	// driver would then find by its marker.)
+	if st, err := readStat(p.pid); err == nil {
+		p.ticks = st.ticks
+	}
+	go func() {
+		_ = cmd.Wait() // its error is the exit status, which exitOf reads
+		p.finish(exitOf(cmd.ProcessState))
+	}()
+	return p, nil
+}
+
+// exitOf describes how a child ended.
+func exitOf(ps *os.ProcessState) runtime.Exit {
+	e := runtime.Exit{At: time.Now(), Code: ps.ExitCode()}
+	if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		e.Signal = unix.SignalName(ws.Signal())
+		e.Reason = "killed by " + e.Signal
+	} else {
+		e.Reason = fmt.Sprintf("exit status %d", e.Code)
+	}
+	return e
+}
+
+// adopt returns the process of the replica in dir that has pid and start
+// time ticks, watched through a pidfd until d closes, or an ended process if
+// it is gone. Start times are in clock ticks (10ms), so the process must also
+// bear the replica's marker.
+func (d *Driver) adopt(dir string, pid int, ticks uint64, startedAt time.Time) *process {
+	// A lost process has no pid: the number may be another process's now.
+	lost := func() *process { return endedProcess(runtime.Exit{At: time.Now(), Code: -1, Reason: lostReason}) }
+	if pid <= 0 {
+		return lost()
+	}
+	fd, err := unix.PidfdOpen(pid, unix.PIDFD_NONBLOCK)
+	if err != nil {
+		return lost()
+	}
+	// Checked after opening the pidfd, which then refers to this very process.
+	st, err := readStat(pid)
+	if marker, _ := markerOf(pid); err != nil || st.ticks != ticks || st.zombie() || marker != dir {
+		unix.Close(fd)
+		return lost()
+	}
+	p := &process{pid: pid, ticks: ticks, startedAt: startedAt, exited: make(chan struct{})}
+	// A non-blocking pidfd in an os.File is polled by the runtime's netpoller:
+	// it becomes readable when the process ends, and Close wakes the reader.
+	f := os.NewFile(uintptr(fd), fmt.Sprintf("pidfd %d", pid))
+	stop := context.AfterFunc(d.ctx, func() { f.Close() })
+	d.wg.Go(func() {
+		defer stop()
+		rc, err := f.SyscallConn()
+		if err == nil {
+			err = rc.Read(func(fd uintptr) bool {
+				for {
+					n, err := unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}, 0)
+					if err != unix.EINTR {
+						return n > 0
+					}
+				}
+			})
+		}
+		if err != nil { // closed: the driver is closing
+			return
+		}
+		f.Close()
+		p.finish(runtime.Exit{At: time.Now(), Code: -1, Reason: "ended; its exit status is unknown, as it was started by an earlier socle"})
+	})
+	return p
+}
+
+// stat is what the driver reads of /proc/<pid>/stat.
+type stat struct {
+	state byte   // R, S, D, Z, …
+	pgid  int    // process group
+	ticks uint64 // start time, in clock ticks after boot
+}
+
+func (s stat) zombie() bool { return s.state == 'Z' || s.state == 'X' }
+
+// readStat reads /proc/<pid>/stat.
+func readStat(pid int) (stat, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return stat{}, err
+	}
+	// pid (comm) state ppid pgrp … with starttime the 22nd field; comm may
+	// hold anything, so fields are counted from its closing parenthesis.
+	var f []string
+	if i := bytes.LastIndexByte(b, ')'); i >= 0 {
+		f = strings.Fields(string(b[i+1:]))
+	}
+	if len(f) < 20 {
+		return stat{}, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
+	}
+	pgid, err1 := strconv.Atoi(f[2])
+	ticks, err2 := strconv.ParseUint(f[19], 10, 64)
+	if err := errors.Join(err1, err2); err != nil {
+		return stat{}, fmt.Errorf("/proc/%d/stat: %w", pid, err)
+	}
+	return stat{state: f[0][0], pgid: pgid, ticks: ticks}, nil
+}
+
+// procs calls fn for every process of /proc that it can read.
+func procs(fn func(pid int, st stat)) {
+	entries, _ := os.ReadDir("/proc") // without /proc, nothing is found
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if st, err := readStat(pid); err == nil {
+			fn(pid, st)
+		}
+	}
+}
+
+// groupMembers returns the processes of process group pgid that have not
+// ended.
+func groupMembers(pgid int) []int {
+	var pids []int
+	procs(func(pid int, st stat) {
+		if st.pgid == pgid && !st.zombie() {
+			pids = append(pids, pid)
+		}
+	})
+	return pids
+}
+
+// groupAlive reports whether a process of group pgid has not ended. Zombies
+// count as ended: nobody may reap an orphan promptly.
+func groupAlive(pgid int) bool {
+	if pgid <= 0 || unix.Kill(-pgid, 0) == unix.ESRCH {
+		return false
+	}
+	return len(groupMembers(pgid)) > 0
+}
+
+// signalGroup sends sig to process group pgid.
+func signalGroup(pgid int, sig unix.Signal) {
+	if pgid > 0 {
+		_ = unix.Kill(-pgid, sig) // ESRCH: nothing left to signal
+	}
+}
+
+// killWait bounds the wait for a process group to end after SIGKILL.
+const killWait = 5 * time.Second
+
+// terminate ends p and its process group: SIGTERM, then SIGKILL when the
+// grace period or ctx ends. It returns once nothing of the group runs, and
+// whether SIGKILL was needed. A process that has ended already is left
+// alone: its group was killed when it ended (see finish).
+func terminate(ctx context.Context, p *process, grace time.Duration) (killed bool, err error) {
+	if p.ended() {
+		return false, nil
+	}
+	p.terminating.Store(true)
+	gone := func() bool { return p.ended() && !groupAlive(p.pid) }
+	signalGroup(p.pid, unix.SIGTERM)
+	graceT := time.NewTimer(grace)
+	defer graceT.Stop()
+	poll := time.NewTicker(20 * time.Millisecond)
+	defer poll.Stop()
+	exited, graceC, done := p.exited, graceT.C, ctx.Done()
+	var deadline <-chan time.Time
+	for !gone() {
+		select {
+		case <-exited:
+			exited = nil // then poll for the rest of the group
+			continue
+		case <-poll.C:
+			continue
+		case <-graceC:
+		case <-done:
+		case <-deadline:
+			return killed, fmt.Errorf("process group %d still runs after SIGKILL", p.pid)
+		}
+		graceC, done = nil, nil
+		killed, deadline = true, time.After(killWait)
+		signalGroup(p.pid, unix.SIGKILL)
+	}
+	return killed, nil
+}
+
+// resolve returns the file that runs as name: an absolute name or a bare one
+// (looked for along the spec's PATH) in the image first, then on the host; a
+// relative one from the working directory in the image.
+func resolve(spec runtime.ReplicaSpec, name string) (string, error) {
+	var candidates []string
+	switch {
+	case filepath.IsAbs(name):
+		candidates = []string{inRoot(spec.Root, name), name}
+	case strings.Contains(name, "/"):
+		candidates = []string{inRoot(spec.Root, filepath.Join(spec.WorkingDir, name))}
+	default:
+		dirs := filepath.SplitList(cmp.Or(spec.Variables["PATH"], defaultPath))
+		for _, dir := range dirs {
+			candidates = append(candidates, inRoot(spec.Root, filepath.Join(dir, name)))
+		}
+		for _, dir := range dirs {
+			candidates = append(candidates, filepath.Join(dir, name))
+		}
+	}
+	for _, c := range candidates {
+		if fi, err := os.Stat(c); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
+			return c, nil
+		}
+	}
+	return "", fmt.Errorf("%q is not an executable file of the image or of the host", name)
+}
+
+// inRoot returns name, a path inside the image, as a path of the host.
+func inRoot(root, name string) string {
+	return filepath.Join(root, filepath.Clean("/"+name))
+}
+
+const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"

@@ -1,0 +1,135 @@
+package local
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/socle-dev/socle/internal/runtime"
+)
+
+// Names in the state directory.
+const (
+	replicasDir = "replicas"
+	recordName  = "replica.json"
+	logName     = "output.log"
+)
+
+// record is what replica.json holds: enough to supervise the replica again
+// after socle restarts.
+type record struct {
+	Spec       runtime.ReplicaSpec   `json:"spec"`
+	Ports      []runtime.PortBinding `json:"ports"`
+	PID        int                   `json:"pid,omitempty"` // 0: the first process has not started yet
+	StartTicks uint64                `json:"startTicks,omitempty"`
+	StartedAt  time.Time             `json:"startedAt,omitzero"`
+	Restarts   int                   `json:"restarts,omitempty"`
+	Failures   int                   `json:"failures,omitempty"`
+	LastExit   *runtime.Exit         `json:"lastExit,omitempty"`
+}
+
+// persistLocked replaces the replica's record, atomically.
+func (r *replica) persistLocked() error {
+	rec := record{Spec: r.spec, Ports: r.ports, Restarts: r.restarts, Failures: r.failures, LastExit: r.lastExit}
+	if p := r.proc; p != nil {
+		rec.PID, rec.StartTicks, rec.StartedAt = p.pid, p.ticks, p.startedAt
+	}
+	b, err := json.MarshalIndent(rec, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp := filepath.Join(r.dir, recordName+".tmp")
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, filepath.Join(r.dir, recordName))
+}
+
+// load lists the replicas of the state directory, each with its process
+// adopted if it still runs.
+func (d *Driver) load() error {
+	root := filepath.Join(d.opts.StateDir, replicasDir)
+	entries, err := os.ReadDir(root)
+	if err != nil {
+		return err
+	}
+	var byMarker map[string]found // read on first need
+	for _, e := range entries {
+		dir := filepath.Join(root, e.Name())
+		b, err := os.ReadFile(filepath.Join(dir, recordName))
+		if errors.Is(err, fs.ErrNotExist) {
+			// Start writes the record before it starts a process: none ran.
+			if err := os.RemoveAll(dir); err != nil {
+				return err
+			}
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		var rec record
+		if err := json.Unmarshal(b, &rec); err != nil {
+			return fmt.Errorf("%s: %w (remove the directory to forget the replica)", filepath.Join(dir, recordName), err)
+		}
+		r := d.newReplica(rec.Spec)
+		if r.dir != dir {
+			return fmt.Errorf("%s: the record is of replica %s", dir, rec.Spec.Ref)
+		}
+		r.ports, r.restarts, r.failures, r.lastExit = rec.Ports, rec.Restarts, rec.Failures, rec.LastExit
+		r.env = environ(r.spec, r.ports, r.dir)
+		r.proc = d.adopt(dir, rec.PID, rec.StartTicks, rec.StartedAt)
+		if r.proc.ended() {
+			// A crash of socle between starting a process and recording it
+			// leaves the process unrecorded: look for it by its marker.
+			if byMarker == nil {
+				byMarker = findMarked(root + string(filepath.Separator))
+			}
+			if f, ok := byMarker[dir]; ok {
+				r.proc = d.adopt(dir, f.pid, f.ticks, time.Now())
+			}
+		}
+		d.replicas[r.id] = r
+		for _, b := range r.ports {
+			d.ports[portOf(b.Address)] = true
+		}
+	}
+	return nil
+}
+
+// found is a process found by its marker.
+type found struct {
+	pid   int
+	ticks uint64
+}
+
+// findMarked returns the running group leaders whose marker variable names
+// a directory under prefix, by directory.
+func findMarked(prefix string) map[string]found {
+	m := map[string]found{}
+	procs(func(pid int, st stat) {
+		if dir, ok := markerOf(pid); ok && strings.HasPrefix(dir, prefix) && st.pgid == pid && !st.zombie() {
+			m[dir] = found{pid, st.ticks}
+		}
+	})
+	return m
+}
+
+// markerOf returns the value of the marker variable of process pid, if it has
+// one and may be read.
+func markerOf(pid int) (string, bool) {
+	env, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
+	if err != nil {
+		return "", false // another user's, or gone
+	}
+	for kv := range strings.SplitSeq(string(env), "\x00") {
+		if dir, ok := strings.CutPrefix(kv, markerVar+"="); ok {
+			return dir, true
+		}
+	}
+	return "", false
+}
