@@ -4,12 +4,20 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"iter"
 	"time"
+
+	"github.com/socle-dev/socle/internal/audit"
 )
 
 // ErrNotFound is returned, wrapped, when the thing asked for does not exist.
 // Test for it with errors.Is.
 var ErrNotFound = errors.New("not found")
+
+// ErrConflict is returned, wrapped, when a write contradicts what is
+// recorded: finishing a release that already ended otherwise.
+var ErrConflict = errors.New("conflict")
 
 // Limits of the list methods: a limit of 0 means DefaultLimit, a larger limit
 // than MaxLimit means MaxLimit, and a negative limit is an error.
@@ -96,6 +104,157 @@ type EventFilter struct {
 	Limit   int    // at most this many: 0 means DefaultLimit, at most MaxLimit
 }
 
+// A ReleaseStatus is where a release stands. Progressing is the only status
+// a release leaves; the others are final.
+type ReleaseStatus string
+
+// The statuses of a release.
+const (
+	// Progressing: the rollout is under way.
+	Progressing ReleaseStatus = "Progressing"
+	// Succeeded: the release is live.
+	Succeeded ReleaseStatus = "Succeeded"
+	// Failed: the rollout failed; what ran before may still run.
+	Failed ReleaseStatus = "Failed"
+	// RolledBack: the rollout was aborted and traffic restored to the
+	// release before, as a canary whose analysis failed.
+	RolledBack ReleaseStatus = "RolledBack"
+	// Superseded: another release of the unit began before this one ended.
+	Superseded ReleaseStatus = "Superseded"
+	// Interrupted: socle stopped the rollout without an outcome, as when it
+	// finds after a restart a release that it no longer wants to resume.
+	Interrupted ReleaseStatus = "Interrupted"
+)
+
+// Final reports whether s is a status a release ends with.
+func (s ReleaseStatus) Final() bool {
+	switch s {
+	case Succeeded, Failed, RolledBack, Superseded, Interrupted:
+		return true
+	}
+	return false
+}
+
+// A Trigger is what started a release.
+type Trigger string
+
+// The triggers of a release.
+const (
+	TriggerSync     Trigger = "sync"     // the reconciler followed a new revision
+	TriggerPromote  Trigger = "promote"  // a promotion pinned the artifact of the previous environment
+	TriggerRollback Trigger = "rollback" // a rollback pinned an earlier release
+	TriggerDeploy   Trigger = "deploy"   // someone deployed by hand, through the API or the CLI
+)
+
+// A Release is one rollout of a unit: what it deployed, why, and how it
+// ended. A release is identified by its target, (Revision, Artifact,
+// ConfigHash).
+type Release struct {
+	ID  int64  // set by the store
+	App string // required
+	Env string // required
+	// Revision is the platform revision the unit's desired state came
+	// from; required.
+	Revision string
+	// CommittedAt is the commit time of Revision, from which lead time is
+	// counted. If it is zero, BeginRelease takes it from the recorded
+	// revision, if there is one.
+	CommittedAt time.Time
+	Artifact    string // the image digest
+	ConfigHash  string // a hash of the unit's configuration
+	Strategy    string // the rollout strategy: "rolling", "blueGreen", "canary", …
+	Trigger     Trigger
+	Author      string // who made the change: the commit author, or the user who promoted, deployed or rolled back
+	// Status is set by the store: Progressing from BeginRelease, then the
+	// status of FinishRelease.
+	Status ReleaseStatus
+	// Reason says why the release ended as it did; set by FinishRelease.
+	Reason string
+	// Previous is the ID of the release this one replaces, 0 if none. If it
+	// is 0, BeginRelease sets it to the unit's current release, if any.
+	Previous int64
+	// StartedAt is set by the store if zero; FinishedAt by FinishRelease.
+	StartedAt, FinishedAt time.Time
+	// Notes are the release notes, a JSON document: the commits between the
+	// previous release's revision and this one's; optional.
+	Notes json.RawMessage
+}
+
+// Unit returns the unit r is a release of.
+func (r Release) Unit() Unit { return Unit{App: r.App, Env: r.Env} }
+
+// ReleaseFilter selects releases. Zero fields select everything.
+type ReleaseFilter struct {
+	App    string        // only releases of this app
+	Env    string        // only releases to this environment
+	Status ReleaseStatus // only releases with this status
+	Before int64         // only releases with a smaller ID: the last ID of a page asks for the next
+	Limit  int           // at most this many: 0 means DefaultLimit, at most MaxLimit
+}
+
+// An Approval is one user's approval of an artifact for an environment, for
+// the approval gate of a promotion.
+type Approval struct {
+	ID       int64  // set by the store
+	App      string // required
+	Env      string // required
+	Revision string
+	Artifact string // the approved image digest; required
+	User     string // required
+	Comment  string
+	At       time.Time // set by the store if zero
+}
+
+// An AuditRecord is an entry of the audit trail. The store sets its Seq,
+// PrevHash and Hash as package audit defines them.
+type AuditRecord = audit.Record
+
+// DORAFilter selects the releases DORA figures are computed from.
+type DORAFilter struct {
+	// Apps are the applications counted, as the apps of a team; empty
+	// means every application.
+	Apps []string
+	// Env is the environment counted, usually production; empty means
+	// every environment, each unit on its own.
+	Env string
+	// Since and Until bound the period: releases that ended in [Since,
+	// Until). A zero Until means now, a zero Since 30 days before Until.
+	Since, Until time.Time
+}
+
+// DORAFigures are the four DORA measures of software delivery over a period.
+// Each unit (app, environment) is a deployment target of its own.
+//
+//   - A deployment is a release that Succeeded, other than a rollback;
+//     DeploymentsPerDay is Deployments over the days of the period.
+//   - Lead time for changes runs from the commit time of a deployment's
+//     revision to the deployment's end, when it went live.
+//   - A change is a release, other than a rollback, that ended Succeeded,
+//     Failed or RolledBack (Superseded and Interrupted releases neither
+//     succeeded nor failed). A failure is a change that Failed, was
+//     RolledBack, or that a later rollback release replaced (its Previous).
+//     ChangeFailureRate is Failures over Changes.
+//   - Time to restore runs from the end of a failure to the end of the next
+//     release of the same unit that Succeeded (a rollback, or a fix);
+//     failures with no such release yet are counted in Unrestored.
+type DORAFigures struct {
+	Since, Until      time.Time
+	Deployments       int
+	DeploymentsPerDay float64
+	LeadTime          Durations
+	Changes           int
+	Failures          int
+	ChangeFailureRate float64 // 0 when there was no change
+	TimeToRestore     Durations
+	Unrestored        int
+}
+
+// Durations summarizes a set of durations. All zero if N is 0.
+type Durations struct {
+	N                 int
+	Median, Mean, Max time.Duration
+}
+
 // Store is the persistent record of socle. Implementations are safe for
 // concurrent use by several goroutines; writers wait for one another rather
 // than fail.
@@ -151,7 +310,97 @@ type Store interface {
 	// Events returns the events f selects in ascending ID order.
 	Events(ctx context.Context, f EventFilter) ([]Event, error)
 
+	// BeginRelease records the start of a rollout of r's unit and returns
+	// the release as recorded, Progressing. A unit has at most one
+	// Progressing release:
+	//   - if it has one with the same target (Revision, Artifact,
+	//     ConfigHash), BeginRelease returns that one and records nothing, so
+	//     that a socle restarted in the middle of a rollout resumes the same
+	//     release rather than recording it twice;
+	//   - if it has one with another target, that one becomes Superseded, in
+	//     the same transaction.
+	// If rec is not nil, it is appended to the audit trail in the same
+	// transaction as the new release (and only if a release is recorded),
+	// with the App, Env and Revision of the release where it has none, and
+	// with the release's ID as "release" (and the ID of the release it
+	// superseded, if any, as "superseded") in its Detail, which must then be
+	// absent or a JSON object. r must have App, Env, Revision and a known
+	// Trigger, no ID, a Status that is empty or Progressing, no FinishedAt,
+	// and a Previous that is 0 or a release of the same unit.
+	BeginRelease(ctx context.Context, r Release, rec *AuditRecord) (Release, error)
+	// FinishRelease ends the Progressing release id with a final status and
+	// the reason, FinishedAt now. Finishing it again with the same status
+	// does nothing; with another status, or finishing a release that ended
+	// otherwise, is an error wrapping ErrConflict. rec, if not nil, is
+	// appended to the audit trail in the same transaction, only if the
+	// release is finished, completed as by BeginRelease.
+	FinishRelease(ctx context.Context, id int64, status ReleaseStatus, reason string, rec *AuditRecord) error
+	// Release returns the release with the given ID.
+	Release(ctx context.Context, id int64) (Release, error)
+	// Releases returns the releases f selects, newest (largest ID) first.
+	Releases(ctx context.Context, f ReleaseFilter) ([]Release, error)
+	// CurrentRelease returns the newest release of the unit that
+	// Succeeded: what runs.
+	CurrentRelease(ctx context.Context, app, env string) (Release, error)
+	// ProgressingReleases returns every Progressing release, oldest first:
+	// after a restart, the rollouts to resume or to end.
+	ProgressingReleases(ctx context.Context) ([]Release, error)
+
+	// AddApproval records a's approval and returns it as recorded. There is
+	// one approval per (app, env, artifact, user): a second approval by the
+	// same user returns the first one and records nothing. rec, if not nil,
+	// is appended to the audit trail in the same transaction, only if the
+	// approval is recorded, with the App, Env and Revision of the approval
+	// where it has none. a must have App, Env, Artifact and User, and no ID.
+	AddApproval(ctx context.Context, a Approval, rec *AuditRecord) (Approval, error)
+	// Approvals returns the approvals of the artifact for the unit, in the
+	// order they were given.
+	Approvals(ctx context.Context, app, env, artifact string) ([]Approval, error)
+
+	// AppendAudit appends rec to the audit trail and returns it as
+	// recorded: with At set to now if it was zero, Detail in canonical
+	// form, and Seq, PrevHash and Hash set under the write lock, so that
+	// records appended concurrently, by this process or another, form one
+	// chain. rec must have an Actor and an Action, and no Seq, PrevHash or
+	// Hash.
+	AppendAudit(ctx context.Context, rec AuditRecord) (AuditRecord, error)
+	// AuditRecords returns up to limit audit records with a Seq larger than
+	// afterSeq, in Seq order.
+	AuditRecords(ctx context.Context, afterSeq int64, limit int) ([]AuditRecord, error)
+
+	// DORA computes the DORA figures of the releases f selects.
+	DORA(ctx context.Context, f DORAFilter) (DORAFigures, error)
+
 	// Close releases the store's resources. The store must not be used
 	// afterwards.
 	Close() error
+}
+
+// AuditTrail returns the audit records of s after afterSeq, in Seq order,
+// read a page at a time: what audit.Verify reads. It stops at the first
+// error, which it yields, and at a page that does not go on after the last.
+func AuditTrail(ctx context.Context, s Store, afterSeq int64) iter.Seq2[AuditRecord, error] {
+	return func(yield func(AuditRecord, error) bool) {
+		for {
+			page, err := s.AuditRecords(ctx, afterSeq, MaxLimit)
+			if err != nil {
+				yield(AuditRecord{}, err)
+				return
+			}
+			if len(page) == 0 {
+				return
+			}
+			for _, r := range page {
+				if r.Seq <= afterSeq {
+					// Not the page asked for: stop rather than read it again.
+					yield(AuditRecord{}, fmt.Errorf("audit record %d listed after record %d", r.Seq, afterSeq))
+					return
+				}
+				if !yield(r, nil) {
+					return
+				}
+				afterSeq = r.Seq
+			}
+		}
+	}
 }

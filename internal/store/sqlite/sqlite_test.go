@@ -13,7 +13,6 @@ import (
 	"sync"
 	"testing"
 	"testing/fstest"
-	"time"
 
 	"github.com/socle-dev/socle/internal/store"
 	"github.com/socle-dev/socle/internal/store/storetest"
@@ -138,8 +137,9 @@ func TestUpgrade(t *testing.T) {
 	}
 }
 
-// testMigration is a later migration, as another feature would add.
-var testMigration = migration{version: 10, name: "0010_test.sql", sql: `
+// testMigration is a later migration, as a later socle would add: numbered
+// above every embedded one, whichever features have their own.
+var testMigration = migration{version: 9998, name: "9998_test.sql", sql: `
 	ALTER TABLE revisions ADD COLUMN note TEXT NOT NULL DEFAULT 'from before';
 	CREATE TABLE notes (id INTEGER PRIMARY KEY, revision TEXT NOT NULL REFERENCES revisions (sha));
 	INSERT INTO notes (revision) SELECT sha FROM revisions;`}
@@ -169,10 +169,10 @@ func TestUpgradeKeepsDataThenNewerIsRefused(t *testing.T) {
 	}
 	db.Close()
 
-	// This binary's Open does not know 0010: the database is newer.
+	// This binary's Open does not know 9998: the database is newer.
 	_, err = Open(ctx, path)
-	if !errors.Is(err, ErrSchemaTooNew) || !strings.Contains(err.Error(), "0010") {
-		t.Errorf("Open of a newer database: %v, want ErrSchemaTooNew naming 0010", err)
+	if !errors.Is(err, ErrSchemaTooNew) || !strings.Contains(err.Error(), "9998") {
+		t.Errorf("Open of a newer database: %v, want ErrSchemaTooNew naming 9998", err)
 	}
 	// Nor may a newer database be changed by the refusal.
 	db = openWith(t, path, migs)
@@ -200,11 +200,11 @@ func TestFutureVersionIsRefused(t *testing.T) {
 func TestFailedMigrationChangesNothing(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "socle.db")
 	migs := embedded(t)
-	bad := migration{version: 10, name: "0010_bad.sql", sql: `CREATE TABLE half (x); INSERT INTO missing VALUES (1);`}
+	bad := migration{version: 9998, name: "9998_bad.sql", sql: `CREATE TABLE half (x); INSERT INTO missing VALUES (1);`}
 	if db, err := open(t.Context(), path, append(slices.Clone(migs), bad)); err == nil {
 		db.Close()
 		t.Fatal("open with a failing migration succeeded")
-	} else if !strings.Contains(err.Error(), "0010_bad.sql") {
+	} else if !strings.Contains(err.Error(), "9998_bad.sql") {
 		t.Errorf("error %q does not name the migration", err)
 	}
 	db := openWith(t, path, migs)
@@ -343,19 +343,19 @@ func TestOpenPaths(t *testing.T) {
 	}
 }
 
-// crashEnv, when set, makes TestCrashSafety the child that writes to the
+// crashEnv, when set, makes a crash test the child that writes to the
 // database it names and is killed before closing it.
 const crashEnv = "SOCLE_SQLITE_CRASH_DB"
 
 const crashedMarker = "committed, now killing myself"
 
-func TestCrashSafety(t *testing.T) {
-	if path := os.Getenv(crashEnv); path != "" {
-		crashChild(path)
-		return // not reached
-	}
+// crash runs the test name again in a child process, which writes to a new
+// database and kills itself in the middle of a transaction, and returns the
+// database's path.
+func crash(t *testing.T, name string) string {
+	t.Helper()
 	path := filepath.Join(t.TempDir(), "socle.db")
-	cmd := exec.CommandContext(t.Context(), os.Args[0], "-test.run=^TestCrashSafety$", "-test.count=1")
+	cmd := exec.CommandContext(t.Context(), os.Args[0], "-test.run=^"+name+"$", "-test.count=1")
 	cmd.Env = append(os.Environ(), crashEnv+"="+path)
 	out, err := cmd.CombinedOutput()
 	var exit *exec.ExitError
@@ -367,7 +367,15 @@ func TestCrashSafety(t *testing.T) {
 	if fi, err := os.Stat(path + "-wal"); err != nil || fi.Size() == 0 {
 		t.Fatalf("WAL after the crash: %v, %v; want a non-empty file", fi, err)
 	}
+	return path
+}
 
+func TestCrashSafety(t *testing.T) {
+	if path := os.Getenv(crashEnv); path != "" {
+		crashChild(path)
+		return // not reached
+	}
+	path := crash(t, "TestCrashSafety")
 	db := mustOpen(t, path)
 	defer db.Close()
 	ctx := t.Context()
@@ -391,17 +399,13 @@ func TestCrashSafety(t *testing.T) {
 
 // crashChild writes, leaves a transaction open, and kills its own process.
 func crashChild(path string) {
-	fail := func(err error) {
-		fmt.Println("child:", err)
-		os.Exit(2)
-	}
 	ctx := context.Background()
 	db, err := Open(ctx, path)
 	if err != nil {
-		fail(err)
+		crashFail(err)
 	}
 	if err := db.PutRevision(ctx, store.Revision{SHA: "r1", Valid: true}); err != nil {
-		fail(err)
+		crashFail(err)
 	}
 	set := []store.Desired{
 		{App: "web", Env: "dev", Spec: json.RawMessage(`{}`)},
@@ -409,27 +413,13 @@ func crashChild(path string) {
 		{App: "api", Env: "dev", Spec: json.RawMessage(`{}`)},
 	}
 	if _, err := db.ApplyDesired(ctx, "r1", set, nil, store.Plan{Create: 3}, []store.Event{{Kind: "plan.recorded"}}); err != nil {
-		fail(err)
+		crashFail(err)
 	}
 	if _, err := db.AppendEvent(ctx, store.Event{Kind: "unit.synced"}); err != nil {
-		fail(err)
+		crashFail(err)
 	}
-	tx, err := db.SQL().BeginTx(ctx, nil)
-	if err != nil {
-		fail(err)
-	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO revisions (sha, author, email, committed_at, message, valid, seen_at)
-		VALUES ('uncommitted', '', '', 0, '', 1, 0)`); err != nil {
-		fail(err)
-	}
-	fmt.Println(crashedMarker)
-	p, err := os.FindProcess(os.Getpid())
-	if err != nil {
-		fail(err)
-	}
-	p.Kill()
-	time.Sleep(time.Minute)
-	fail(errors.New("still alive after Kill"))
+	dieInTransaction(db, `INSERT INTO revisions (sha, author, email, committed_at, message, valid, seen_at)
+		VALUES ('uncommitted', '', '', 0, '', 1, 0)`)
 }
 
 // BenchmarkApplyDesired records the desired state of 30,000 units, with a

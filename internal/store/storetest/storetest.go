@@ -44,6 +44,22 @@ func Run(t *testing.T, open Open) {
 		{"EventLimits", testEventLimits},
 		{"ConcurrentWriters", testConcurrentWriters},
 		{"SurvivesReopen", testSurvivesReopen},
+		{"ReleaseRoundTrip", testReleaseRoundTrip},
+		{"BeginReleaseResumesOrSupersedes", testBeginReleaseResumesOrSupersedes},
+		{"BeginReleaseRejects", testBeginReleaseRejects},
+		{"FinishRelease", testFinishRelease},
+		{"CurrentRelease", testCurrentRelease},
+		{"ReleaseFilters", testReleaseFilters},
+		{"ProgressingReleases", testProgressingReleases},
+		{"Approvals", testApprovals},
+		{"AddApprovalRejects", testAddApprovalRejects},
+		{"AuditRoundTrip", testAuditRoundTrip},
+		{"AppendAuditRejects", testAppendAuditRejects},
+		{"AuditRecordsPages", testAuditRecordsPages},
+		{"AuditWithReleasesAndApprovals", testAuditWithReleasesAndApprovals},
+		{"ConcurrentAudit", testConcurrentAudit},
+		{"DORA", testDORA},
+		{"ReleasesSurviveReopen", testReleasesSurviveReopen},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -586,7 +602,12 @@ func (f *fixture) snapshot() string {
 	if err != nil {
 		f.Fatalf("Events: %v", err)
 	}
-	return canon(f.T, map[string]any{"revisions": revs, "desired": ds, "plans": ps, "events": es})
+	rels, err := f.s.Releases(f.ctx, store.ReleaseFilter{Limit: store.MaxLimit})
+	if err != nil {
+		f.Fatalf("Releases: %v", err)
+	}
+	return canon(f.T, map[string]any{"revisions": revs, "desired": ds, "plans": ps, "events": es,
+		"releases": rels, "audit": f.auditRecords()})
 }
 
 func testApplyDesiredIsAtomic(f *fixture) {

@@ -1,15 +1,21 @@
 // Package contract holds the parts of the store.Store contract that every
 // implementation enforces the same way, in Go rather than in SQL: how times
-// are kept, how list limits are read, and which arguments are rejected before
-// anything is written. JSON validity is left to the database, which checks it
+// are kept, how list limits are read, which arguments are rejected before
+// anything is written, how an audit record is completed for the release or
+// approval it goes with, and how DORA figures are computed from releases. JSON validity is left to the database, which checks it
 // where the document is written.
 package contract
 
 import (
+	"cmp"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"strconv"
 	"time"
 
+	"github.com/socle-dev/socle/internal/audit"
 	"github.com/socle-dev/socle/internal/store"
 )
 
@@ -99,4 +105,187 @@ func CheckApply(revision string, set []store.Desired, remove []store.Unit, plan 
 		}
 	}
 	return nil
+}
+
+// CheckRelease rejects the arguments of store.Store.BeginRelease that lack
+// an app, an environment, a revision or a known trigger, or that describe a
+// release already recorded or ended.
+func CheckRelease(r store.Release) error {
+	switch {
+	case r.App == "" || r.Env == "":
+		return fmt.Errorf("release of unit %q/%q: app and environment are required", r.App, r.Env)
+	case r.Revision == "":
+		return errors.New("release without revision")
+	case r.ID != 0:
+		return fmt.Errorf("release already has ID %d", r.ID)
+	case r.Status != "" && r.Status != store.Progressing:
+		return fmt.Errorf("a release begins Progressing, not %s", r.Status)
+	case !r.FinishedAt.IsZero():
+		return errors.New("a release begins unfinished: FinishedAt is set")
+	case r.Previous < 0:
+		return fmt.Errorf("previous release %d", r.Previous)
+	}
+	switch r.Trigger {
+	case store.TriggerSync, store.TriggerPromote, store.TriggerRollback, store.TriggerDeploy:
+		return nil
+	}
+	return fmt.Errorf("unknown trigger %q", r.Trigger)
+}
+
+// SameTarget reports whether a and b deploy the same thing.
+func SameTarget(a, b store.Release) bool {
+	return a.Revision == b.Revision && a.Artifact == b.Artifact && a.ConfigHash == b.ConfigHash
+}
+
+// CheckFinish rejects a status that a release cannot end with.
+func CheckFinish(status store.ReleaseStatus) error {
+	if !status.Final() {
+		return fmt.Errorf("a release cannot end %q", status)
+	}
+	return nil
+}
+
+// CheckApproval rejects an approval without app, environment, artifact or
+// user, or already recorded.
+func CheckApproval(a store.Approval) error {
+	switch {
+	case a.App == "" || a.Env == "":
+		return fmt.Errorf("approval for unit %q/%q: app and environment are required", a.App, a.Env)
+	case a.Artifact == "":
+		return errors.New("approval without artifact")
+	case a.User == "":
+		return errors.New("approval without user")
+	case a.ID != 0:
+		return fmt.Errorf("approval already has ID %d", a.ID)
+	}
+	return nil
+}
+
+// CheckAudit rejects an audit record that audit.Seal would reject, before
+// anything is written.
+func CheckAudit(rec store.AuditRecord) error {
+	_, err := audit.Seal(rec, 0, audit.Genesis)
+	return err
+}
+
+// CheckAuditOf rejects an audit record, to go with a release or an
+// approval, that AuditOf or CheckAudit would reject; nil is no record.
+func CheckAuditOf(rec *store.AuditRecord) error {
+	if rec == nil {
+		return nil
+	}
+	r, err := AuditOf(*rec, "", "", "", nil)
+	if err != nil {
+		return err
+	}
+	return CheckAudit(r)
+}
+
+// AuditOf returns rec completed with what it is about: the app, environment
+// and revision where it has none, and the given keys (with their non-zero
+// values) in its Detail, which must be absent or a JSON object.
+func AuditOf(rec store.AuditRecord, app, env, revision string, keys map[string]int64) (store.AuditRecord, error) {
+	rec.App = cmp.Or(rec.App, app)
+	rec.Env = cmp.Or(rec.Env, env)
+	rec.Revision = cmp.Or(rec.Revision, revision)
+	detail := map[string]json.RawMessage{}
+	if len(rec.Detail) > 0 {
+		if err := json.Unmarshal(rec.Detail, &detail); err != nil || detail == nil {
+			return rec, fmt.Errorf("audit record %s: detail must be a JSON object: %s", rec.Action, rec.Detail)
+		}
+	}
+	for k, v := range keys {
+		if v != 0 {
+			detail[k] = json.RawMessage(strconv.FormatInt(v, 10))
+		}
+	}
+	if len(detail) == 0 {
+		return rec, nil
+	}
+	b, err := json.Marshal(detail)
+	rec.Detail = b
+	return rec, err
+}
+
+// DORAPeriod returns the period of f: [Since, Until), with a zero Until
+// meaning now and a zero Since 30 days before Until.
+func DORAPeriod(f store.DORAFilter, now time.Time) (since, until time.Time, err error) {
+	until = TimeOr(f.Until, now)
+	since = TimeOr(f.Since, until.AddDate(0, 0, -30))
+	if !since.Before(until) {
+		return since, until, fmt.Errorf("empty period: from %v until %v", since, until)
+	}
+	return since, until, nil
+}
+
+// DORA computes the figures of store.DORAFigures over [since, until) from
+// rs: every release of the units counted that ended at or after since, or
+// has not ended, in any order.
+func DORA(rs []store.Release, since, until time.Time) store.DORAFigures {
+	fig := store.DORAFigures{Since: since, Until: until}
+	in := func(r store.Release) bool {
+		return !r.FinishedAt.IsZero() && !r.FinishedAt.Before(since) && r.FinishedAt.Before(until)
+	}
+	rolledBack := map[int64]bool{} // releases replaced by a rollback
+	units := map[store.Unit][]store.Release{}
+	for _, r := range rs {
+		if r.Trigger == store.TriggerRollback && r.Previous != 0 {
+			rolledBack[r.Previous] = true
+		}
+		units[r.Unit()] = append(units[r.Unit()], r)
+	}
+	var lead, restore []time.Duration
+	for _, ur := range units {
+		slices.SortFunc(ur, func(a, b store.Release) int { return cmp.Compare(a.ID, b.ID) })
+		for i, r := range ur {
+			if !in(r) || r.Trigger == store.TriggerRollback {
+				continue
+			}
+			switch r.Status {
+			case store.Succeeded, store.Failed, store.RolledBack:
+				fig.Changes++
+			default:
+				continue
+			}
+			if r.Status == store.Succeeded {
+				fig.Deployments++
+				if !r.CommittedAt.IsZero() {
+					lead = append(lead, max(r.FinishedAt.Sub(r.CommittedAt), 0))
+				}
+			}
+			if r.Status == store.Succeeded && !rolledBack[r.ID] {
+				continue
+			}
+			fig.Failures++
+			j := slices.IndexFunc(ur[i+1:], func(s store.Release) bool { return s.Status == store.Succeeded })
+			if j < 0 {
+				fig.Unrestored++
+				continue
+			}
+			restore = append(restore, max(ur[i+1+j].FinishedAt.Sub(r.FinishedAt), 0))
+		}
+	}
+	fig.DeploymentsPerDay = float64(fig.Deployments) / until.Sub(since).Hours() * 24
+	if fig.Changes > 0 {
+		fig.ChangeFailureRate = float64(fig.Failures) / float64(fig.Changes)
+	}
+	fig.LeadTime, fig.TimeToRestore = summarize(lead), summarize(restore)
+	return fig
+}
+
+func summarize(ds []time.Duration) store.Durations {
+	if len(ds) == 0 {
+		return store.Durations{}
+	}
+	slices.Sort(ds)
+	var sum time.Duration
+	for _, d := range ds {
+		sum += d
+	}
+	n := len(ds)
+	median := ds[n/2]
+	if n%2 == 0 {
+		median = (ds[n/2-1] + ds[n/2]) / 2
+	}
+	return store.Durations{N: n, Median: median, Mean: sum / time.Duration(n), Max: ds[n-1]}
 }

@@ -1,0 +1,411 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/socle-dev/socle/internal/cost"
+)
+
+var _ cost.Store = (*CostStore)(nil)
+
+// CostStore keeps package cost's daily aggregates, imports, coverage and
+// budget alerts in the tables of migration 0010, in the same file as the DB.
+type CostStore struct {
+	db *sql.DB
+	// mu serializes this store's writers in the process, so that they queue
+	// here rather than on SQLite's busy handler.
+	mu sync.Mutex
+}
+
+// NewCostStore returns the cost store of db.
+func NewCostStore(db *DB) *CostStore { return &CostStore{db: db.SQL()} }
+
+func (s *CostStore) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		if rerr := tx.Rollback(); rerr != nil && !errors.Is(rerr, sql.ErrTxDone) {
+			err = errors.Join(err, rerr)
+		}
+		return err
+	}
+	return tx.Commit()
+}
+
+// ReplacePeriods implements cost.Store.
+func (s *CostStore) ReplacePeriods(ctx context.Context, b *cost.Batch) error {
+	var charges int64
+	periods := make([]string, len(b.Periods))
+	for i, p := range b.Periods {
+		charges += p.Charges
+		periods[i] = p.Source + " " + p.Month.String()
+	}
+	files, err := json.Marshal(b.Files)
+	if err != nil {
+		return err
+	}
+	pj, err := json.Marshal(periods)
+	if err != nil {
+		return err
+	}
+	err = s.write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `INSERT INTO cost_imports (at, charges, files, periods) VALUES (?, ?, ?, ?)`,
+			time.Now().UnixMicro(), charges, string(files), string(pj))
+		if err != nil {
+			return err
+		}
+		importID, err := res.LastInsertId()
+		if err != nil {
+			return err
+		}
+		for _, f := range b.Files {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO cost_import_files (import_id, sha256) VALUES (?, ?)`, importID, f.SHA256); err != nil {
+				return err
+			}
+		}
+		insRow, err := tx.PrepareContext(ctx, `INSERT INTO cost_daily (period_id, day, provider, account, service, region,
+			category, currency, team, app, env, zone, billed, effective, list) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+		if err != nil {
+			return err
+		}
+		defer insRow.Close()
+		for _, p := range b.Periods {
+			// the old period's rows and coverage go with it (ON DELETE CASCADE)
+			if _, err := tx.ExecContext(ctx, `DELETE FROM cost_periods WHERE source = ? AND period = ?`, p.Source, p.Month.String()); err != nil {
+				return err
+			}
+			res, err := tx.ExecContext(ctx, `INSERT INTO cost_periods (source, period, charges, import_id) VALUES (?, ?, ?, ?)`,
+				p.Source, p.Month.String(), p.Charges, importID)
+			if err != nil {
+				return err
+			}
+			pid, err := res.LastInsertId()
+			if err != nil {
+				return err
+			}
+			for _, r := range p.Rows {
+				if _, err := insRow.ExecContext(ctx, pid, r.Day.String(), r.Provider, r.Account, r.Service, r.Region,
+					r.Category, r.Currency, r.Team, r.App, r.Env, r.Zone, r.Billed, r.Effective, r.List); err != nil {
+					return err
+				}
+			}
+			if _, err := tx.ExecContext(ctx, `INSERT INTO cost_monthly (period_id, month, provider, account, service, region,
+				category, currency, team, app, env, zone, billed, effective, list)
+				SELECT period_id, substr(day, 1, 7), provider, account, service, region, category, currency, team, app, env, zone,
+					sum(billed), sum(effective), sum(list)
+				FROM cost_daily WHERE period_id = ?
+				GROUP BY substr(day, 1, 7), provider, account, service, region, category, currency, team, app, env, zone`, pid); err != nil {
+				return err
+			}
+			for _, c := range p.Coverage {
+				if _, err := tx.ExecContext(ctx, `INSERT INTO cost_coverage (period_id, dim, method, currency, charges, billed,
+					effective, list) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, pid, string(c.Dim), string(c.Method), c.Currency, c.Charges,
+					c.Billed, c.Effective, c.List); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("replacing cost periods: %w", err)
+	}
+	return nil
+}
+
+// costColumns maps dimensions to SQL; those of cost_periods need the join.
+// Dimensions that cost_monthly lacks (the day) are absent from its map.
+var costColumns = map[bool]map[cost.Dim]string{
+	false: {
+		cost.DimDay:   "d.day",
+		cost.DimMonth: "substr(d.day, 1, 7)",
+	},
+	true: {
+		cost.DimMonth: "d.month",
+	},
+}
+
+func init() {
+	for _, m := range costColumns {
+		m[cost.DimSource] = "p.source"
+		m[cost.DimPeriod] = "p.period"
+		for _, d := range []cost.Dim{cost.DimProvider, cost.DimAccount, cost.DimService, cost.DimRegion, cost.DimCategory,
+			cost.DimCurrency, cost.DimTeam, cost.DimApp, cost.DimEnv, cost.DimZone} {
+			m[d] = "d." + string(d)
+		}
+	}
+}
+
+// Totals implements cost.Store. A query over whole months that does not
+// look at days reads cost_monthly.
+func (s *CostStore) Totals(ctx context.Context, q cost.Query, fn func(cost.Total) error) error {
+	monthly := (q.From == 0 || q.From == q.From.Month().First()) && (q.To == 0 || q.To == q.To.Month().First()) &&
+		!slices.Contains(q.By, cost.DimDay) && !slices.ContainsFunc(q.Where, func(c cost.Cond) bool { return c.Dim == cost.DimDay })
+	table, columns := "cost_daily", costColumns[monthly]
+	if monthly {
+		table = "cost_monthly"
+	}
+	var sel, group, where []string
+	var args []any
+	join := false
+	col := func(d cost.Dim) (string, error) {
+		c, ok := columns[d]
+		if !ok {
+			return "", fmt.Errorf("unknown cost dimension %q", d)
+		}
+		if strings.HasPrefix(c, "p.") {
+			join = true
+		}
+		return c, nil
+	}
+	for _, d := range q.By {
+		c, err := col(d)
+		if err != nil {
+			return err
+		}
+		sel = append(sel, c)
+		group = append(group, c)
+	}
+	group = append(group, "d.currency")
+	switch {
+	case monthly && q.From != 0:
+		where = append(where, "d.month >= ?")
+		args = append(args, q.From.Month().String())
+	case q.From != 0:
+		where = append(where, "d.day >= ?")
+		args = append(args, q.From.String())
+	}
+	switch {
+	case monthly && q.To != 0:
+		where = append(where, "d.month < ?")
+		args = append(args, q.To.Month().String())
+	case q.To != 0:
+		where = append(where, "d.day < ?")
+		args = append(args, q.To.String())
+	}
+	for _, c := range q.Where {
+		expr, err := col(c.Dim)
+		if err != nil {
+			return err
+		}
+		if len(c.Values) == 0 {
+			where = append(where, "0")
+			continue
+		}
+		where = append(where, expr+" IN ("+strings.TrimSuffix(strings.Repeat("?, ", len(c.Values)), ", ")+")")
+		for _, v := range c.Values {
+			args = append(args, v)
+		}
+	}
+	query := "SELECT " + strings.Join(append(sel, "d.currency", "sum(d.billed)", "sum(d.effective)", "sum(d.list)"), ", ") +
+		" FROM " + table + " d"
+	if join {
+		query += " JOIN cost_periods p ON p.id = d.period_id"
+	}
+	if len(where) > 0 {
+		query += " WHERE " + strings.Join(where, " AND ")
+	}
+	query += " GROUP BY " + strings.Join(group, ", ") + " ORDER BY " + strings.Join(group, ", ")
+	rows, err := s.db.QueryContext(ctx, query, args...)
+	if err != nil {
+		return fmt.Errorf("querying costs: %w", err)
+	}
+	defer rows.Close()
+	n := len(q.By)
+	keys := make([]string, n)
+	dest := make([]any, n+4)
+	for i := range keys {
+		dest[i] = &keys[i]
+	}
+	var t cost.Total
+	dest[n], dest[n+1], dest[n+2], dest[n+3] = &t.Currency, &t.Billed, &t.Effective, &t.List
+	for rows.Next() {
+		if err := rows.Scan(dest...); err != nil {
+			return fmt.Errorf("querying costs: %w", err)
+		}
+		t.Keys = append([]string(nil), keys...)
+		if err := fn(t); err != nil {
+			return err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("querying costs: %w", err)
+	}
+	return nil
+}
+
+// Span implements cost.Store.
+func (s *CostStore) Span(ctx context.Context) (first, last cost.Day, ok bool, err error) {
+	var lo, hi sql.NullString
+	if err := s.db.QueryRowContext(ctx, `SELECT min(day), max(day) FROM cost_daily`).Scan(&lo, &hi); err != nil {
+		return 0, 0, false, fmt.Errorf("reading the cost span: %w", err)
+	}
+	if !lo.Valid {
+		return 0, 0, false, nil
+	}
+	if first, err = cost.ParseDay(lo.String); err == nil {
+		last, err = cost.ParseDay(hi.String)
+	}
+	return first, last, err == nil, err
+}
+
+// Coverage implements cost.Store.
+func (s *CostStore) Coverage(ctx context.Context, from, to cost.Month) ([]cost.Coverage, error) {
+	rows, err := s.db.QueryContext(ctx, `
+		SELECT c.dim, c.method, c.currency, sum(c.charges), sum(c.billed), sum(c.effective), sum(c.list)
+		FROM cost_coverage c JOIN cost_periods p ON p.id = c.period_id
+		WHERE p.period >= ? AND p.period <= ?
+		GROUP BY c.dim, c.method, c.currency`, from.String(), to.String())
+	if err != nil {
+		return nil, fmt.Errorf("reading cost coverage: %w", err)
+	}
+	defer rows.Close()
+	out := []cost.Coverage{}
+	for rows.Next() {
+		var c cost.Coverage
+		if err := rows.Scan(&c.Dim, &c.Method, &c.Currency, &c.Charges, &c.Billed, &c.Effective, &c.List); err != nil {
+			return nil, fmt.Errorf("reading cost coverage: %w", err)
+		}
+		out = append(out, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("reading cost coverage: %w", err)
+	}
+	cost.SortCoverage(out)
+	return out, nil
+}
+
+// Imports implements cost.Store.
+func (s *CostStore) Imports(ctx context.Context, limit int) ([]cost.ImportRecord, error) {
+	if limit <= 0 {
+		limit = 100
+	}
+	rows, err := s.db.QueryContext(ctx, `SELECT id, at, charges, files, periods FROM cost_imports ORDER BY id DESC LIMIT ?`, limit)
+	if err != nil {
+		return nil, fmt.Errorf("listing cost imports: %w", err)
+	}
+	defer rows.Close()
+	out := []cost.ImportRecord{}
+	for rows.Next() {
+		var r cost.ImportRecord
+		var at int64
+		var files, periods []byte
+		if err := rows.Scan(&r.ID, &at, &r.Charges, &files, &periods); err != nil {
+			return nil, fmt.Errorf("listing cost imports: %w", err)
+		}
+		r.Time = time.UnixMicro(at).UTC()
+		if err := errors.Join(json.Unmarshal(files, &r.Files), json.Unmarshal(periods, &r.Periods)); err != nil {
+			return nil, fmt.Errorf("listing cost imports: %w", err)
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("listing cost imports: %w", err)
+	}
+	return out, nil
+}
+
+// Imported implements cost.Store.
+func (s *CostStore) Imported(ctx context.Context, sha256 string) (bool, error) {
+	var ok bool
+	err := s.db.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM cost_import_files WHERE sha256 = ?)`, sha256).Scan(&ok)
+	if err != nil {
+		return false, fmt.Errorf("looking up a cost import: %w", err)
+	}
+	return ok, nil
+}
+
+// PutAlert implements cost.Store.
+func (s *CostStore) PutAlert(ctx context.Context, a cost.Alert) (bool, error) {
+	notify, err := json.Marshal(append([]string{}, a.Notify...))
+	if err != nil {
+		return false, err
+	}
+	var created bool
+	err = s.write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `
+			INSERT INTO cost_alerts (budget, month, threshold, kind, currency, amount, actual, forecast, notify, created_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+			ON CONFLICT (budget, month, threshold, kind) DO NOTHING`,
+			a.Budget, a.Month.String(), a.Threshold, string(a.Kind), a.Currency, a.Amount, a.Actual, a.Forecast,
+			string(notify), a.CreatedAt.UnixMicro())
+		if err != nil {
+			return err
+		}
+		n, err := res.RowsAffected()
+		created = n == 1
+		return err
+	})
+	if err != nil {
+		return false, fmt.Errorf("recording budget alert %s: %w", a.Budget, err)
+	}
+	return created, nil
+}
+
+// Alerts implements cost.Store.
+func (s *CostStore) Alerts(ctx context.Context, month cost.Month, pending bool) ([]cost.Alert, error) {
+	q := `SELECT id, budget, month, threshold, kind, currency, amount, actual, forecast, notify, created_at, notified_at
+		FROM cost_alerts WHERE 1`
+	var args []any
+	if month != 0 {
+		q += ` AND month = ?`
+		args = append(args, month.String())
+	}
+	if pending {
+		q += ` AND notified_at IS NULL`
+	}
+	rows, err := s.db.QueryContext(ctx, q+` ORDER BY id`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("listing budget alerts: %w", err)
+	}
+	defer rows.Close()
+	var out []cost.Alert
+	for rows.Next() {
+		var a cost.Alert
+		var month string
+		var notify []byte
+		var created int64
+		var notified sql.NullInt64
+		if err := rows.Scan(&a.ID, &a.Budget, &month, &a.Threshold, &a.Kind, &a.Currency, &a.Amount, &a.Actual,
+			&a.Forecast, &notify, &created, &notified); err != nil {
+			return nil, fmt.Errorf("listing budget alerts: %w", err)
+		}
+		if err := errors.Join(a.Month.UnmarshalText([]byte(month)), json.Unmarshal(notify, &a.Notify)); err != nil {
+			return nil, fmt.Errorf("listing budget alerts: %w", err)
+		}
+		a.CreatedAt = time.UnixMicro(created).UTC()
+		if notified.Valid {
+			t := time.UnixMicro(notified.Int64).UTC()
+			a.NotifiedAt = &t
+		}
+		out = append(out, a)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("listing budget alerts: %w", err)
+	}
+	return out, nil
+}
+
+// MarkNotified implements cost.Store.
+func (s *CostStore) MarkNotified(ctx context.Context, id int64, at time.Time) error {
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `UPDATE cost_alerts SET notified_at = ? WHERE id = ?`, at.UnixMicro(), id)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("marking budget alert %d notified: %w", id, err)
+	}
+	return nil
+}
