@@ -1,0 +1,347 @@
+package cost
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/socle-dev/socle/internal/spec"
+)
+
+// AlertKind says whether an alert is about spend so far or spend forecast
+// for the month's end.
+type AlertKind string
+
+// The kinds of budget alert.
+const (
+	AlertActual   AlertKind = "actual"
+	AlertForecast AlertKind = "forecast"
+)
+
+// Alert is a budget threshold crossed. It is recorded once per (budget,
+// month, threshold, kind), before it is handed to the notifier, so that an
+// alert whose notification failed is sent again rather than lost.
+type Alert struct {
+	ID        int64     `json:"id"`
+	Budget    string    `json:"budget"`
+	Month     Month     `json:"month"`
+	Threshold float64   `json:"threshold"` // percent of the amount
+	Kind      AlertKind `json:"kind"`
+	Currency  string    `json:"currency"`
+	Amount    float64   `json:"amount"`
+	Actual    float64   `json:"actual"`
+	Forecast  float64   `json:"forecast"`
+	// Notify names the notification targets of the budget.
+	Notify     []string   `json:"notify,omitempty"`
+	CreatedAt  time.Time  `json:"createdAt"`
+	NotifiedAt *time.Time `json:"notifiedAt,omitempty"`
+}
+
+// Message says what the alert means, for people.
+func (a Alert) Message() string {
+	if a.Kind == AlertForecast {
+		return fmt.Sprintf("budget %s: %s spend is forecast at %s %s, %.0f%% of %s %s", a.Budget, a.Month,
+			money(a.Forecast), a.Currency, a.Threshold, money(a.Amount), a.Currency)
+	}
+	return fmt.Sprintf("budget %s: %s spend reached %s %s, %.0f%% of %s %s", a.Budget, a.Month,
+		money(a.Actual), a.Currency, a.Threshold, money(a.Amount), a.Currency)
+}
+
+// Notifier delivers budget alerts: the platform's webhooks (event
+// budget.alert) to the targets the alert names. Notify is called again for
+// an alert whose earlier call failed.
+type Notifier interface {
+	Notify(ctx context.Context, a Alert) error
+}
+
+// defaultThresholds apply to a budget that names none.
+var defaultThresholds = []float64{80, 100}
+
+// BudgetStatus is a budget's standing in a month.
+type BudgetStatus struct {
+	Name       string            `json:"name"`
+	Scope      map[string]string `json:"scope"` // team, app, env, zone; empty: the whole platform
+	Month      Month             `json:"month"`
+	Currency   string            `json:"currency"`
+	Amount     float64           `json:"amount"`
+	Thresholds []float64         `json:"thresholds"`
+	// Actual is the effective cost of the month up to AsOf, the last day
+	// with cost data.
+	Actual float64 `json:"actual"`
+	AsOf   Day     `json:"asOf"`
+	// Forecast is the month-end spend: Actual plus the days left at the
+	// average of the last seven days.
+	Forecast float64 `json:"forecast"`
+	// Status is ok, warning (a threshold below 100% crossed, or the
+	// forecast over the amount) or over.
+	Status string `json:"status"`
+	// Daily is the effective cost of each day of the month up to AsOf, for
+	// burn-down charts.
+	Daily  []float64 `json:"daily"`
+	Notify []string  `json:"notify,omitempty"`
+}
+
+// BudgetReport is every budget's standing in a month.
+type BudgetReport struct {
+	Month   Month          `json:"month"`
+	AsOf    Day            `json:"asOf"`
+	Budgets []BudgetStatus `json:"budgets"`
+	Alerts  []Alert        `json:"alerts"`
+}
+
+// Budgets returns the budgets' standing in a month; a zero month means the
+// month of the last day with data.
+func (s *Service) Budgets(ctx context.Context, m Month) (*BudgetReport, error) {
+	if m == 0 {
+		_, last, ok, err := s.Store.Span(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			m = last.Month()
+		} else {
+			m = DayOf(s.now()).Month()
+		}
+	}
+	st, asOf, err := s.budgetStatus(ctx, m)
+	if err != nil {
+		return nil, err
+	}
+	alerts, err := s.Store.Alerts(ctx, m, false)
+	if err != nil {
+		return nil, err
+	}
+	if alerts == nil {
+		alerts = []Alert{}
+	}
+	return &BudgetReport{Month: m, AsOf: asOf, Budgets: st, Alerts: alerts}, nil
+}
+
+// budgetStatus computes every budget of the repository for a month.
+func (s *Service) budgetStatus(ctx context.Context, m Month) ([]BudgetStatus, Day, error) {
+	out := []BudgetStatus{}
+	repo := s.repo()
+	_, last, ok, err := s.Store.Span(ctx)
+	if err != nil {
+		return nil, 0, err
+	}
+	asOf := m.End() - 1
+	if ok && last < asOf {
+		asOf = last
+	}
+	if repo == nil || repo.Budgets == nil || len(repo.Budgets.Budgets) == 0 {
+		return out, asOf, nil
+	}
+	// one query for every budget: effective cost per day and owner, from a
+	// week before the month for the run rate
+	type owners struct{ team, app, env, zone, currency string }
+	daily := map[owners]map[Day]float64{}
+	err = s.Store.Totals(ctx, Query{From: m.First() - 7, To: m.End(), By: []Dim{DimDay, DimTeam, DimApp, DimEnv, DimZone}},
+		func(t Total) error {
+			d, err := ParseDay(t.Keys[0])
+			if err != nil {
+				return err
+			}
+			k := owners{t.Keys[1], t.Keys[2], t.Keys[3], t.Keys[4], t.Currency}
+			if daily[k] == nil {
+				daily[k] = map[Day]float64{}
+			}
+			daily[k][d] += t.Effective
+			return nil
+		})
+	if err != nil {
+		return nil, 0, err
+	}
+	for _, b := range repo.Budgets.Budgets {
+		series := map[Day]float64{}
+		for k, days := range daily {
+			if k.currency != b.Currency || !inScope(b, k.team, k.app, k.env, k.zone) {
+				continue
+			}
+			for d, v := range days {
+				series[d] += v
+			}
+		}
+		out = append(out, evaluateBudget(b, m, asOf, series))
+	}
+	return out, asOf, nil
+}
+
+func inScope(b spec.Budget, team, app, env, zone string) bool {
+	return (b.Team == "" || b.Team == team) && (b.App == "" || b.App == app) &&
+		(b.Environment == "" || b.Environment == env) && (b.Zone == "" || b.Zone == zone)
+}
+
+// evaluateBudget computes one budget from its daily series.
+func evaluateBudget(b spec.Budget, m Month, asOf Day, series map[Day]float64) BudgetStatus {
+	st := BudgetStatus{
+		Name: b.Name, Month: m, Currency: b.Currency, Amount: b.Amount, Thresholds: b.Thresholds,
+		AsOf: asOf, Notify: b.Notify, Scope: map[string]string{}, Daily: []float64{},
+	}
+	if len(st.Thresholds) == 0 {
+		st.Thresholds = defaultThresholds
+	}
+	for k, v := range map[string]string{"team": b.Team, "app": b.App, "env": b.Environment, "zone": b.Zone} {
+		if v != "" {
+			st.Scope[k] = v
+		}
+	}
+	var actual ksum
+	for d := m.First(); d <= asOf && d < m.End(); d++ {
+		actual.add(series[d])
+		st.Daily = append(st.Daily, series[d])
+	}
+	st.Actual = actual.value()
+	var week ksum
+	for d := asOf - 6; d <= asOf; d++ {
+		week.add(series[d])
+	}
+	remaining := int(m.End() - 1 - max(asOf, m.First()-1))
+	st.Forecast = st.Actual + week.value()/7*float64(remaining)
+	st.Status = "ok"
+	switch {
+	case st.Actual >= b.Amount:
+		st.Status = "over"
+	case st.Forecast >= b.Amount || slices.ContainsFunc(st.Thresholds, func(t float64) bool { return st.Actual >= t/100*b.Amount }):
+		st.Status = "warning"
+	}
+	return st
+}
+
+// crossed returns the alerts a budget status calls for: a threshold the
+// actual spend reached, and one the forecast reaches that the actual has
+// not yet (forecast alerts only while the month runs).
+func (st *BudgetStatus) crossed(running bool) []Alert {
+	var out []Alert
+	for _, t := range st.Thresholds {
+		limit := t / 100 * st.Amount
+		a := Alert{Budget: st.Name, Month: st.Month, Threshold: t, Currency: st.Currency, Amount: st.Amount,
+			Actual: st.Actual, Forecast: st.Forecast, Notify: st.Notify}
+		switch {
+		case st.Actual >= limit:
+			a.Kind = AlertActual
+		case running && st.Forecast >= limit:
+			a.Kind = AlertForecast
+		default:
+			continue
+		}
+		out = append(out, a)
+	}
+	return out
+}
+
+// checkBudgets records the alerts a month calls for, then hands every
+// pending alert to the notifier. It returns the alerts it recorded.
+func (s *Service) checkBudgets(ctx context.Context, m Month) ([]Alert, error) {
+	sts, asOf, err := s.budgetStatus(ctx, m)
+	if err != nil {
+		return nil, err
+	}
+	running := asOf < m.End()-1
+	now := s.now().UTC()
+	var created []Alert
+	for i := range sts {
+		for _, a := range sts[i].crossed(running) {
+			a.CreatedAt = now
+			ok, err := s.Store.PutAlert(ctx, a)
+			if err != nil {
+				return created, err
+			}
+			if ok {
+				created = append(created, a)
+				s.log().Warn("budget alert", "budget", a.Budget, "month", a.Month.String(), "kind", string(a.Kind), "threshold", a.Threshold)
+			}
+		}
+	}
+	return created, s.NotifyPending(ctx)
+}
+
+// CheckBudgets records and sends the alerts of the current month (and of
+// the last one, whose data may still arrive); the server calls it
+// periodically as well as after every import.
+func (s *Service) CheckBudgets(ctx context.Context) ([]Alert, error) {
+	m := DayOf(s.now()).Month()
+	prev, err := s.checkBudgets(ctx, m-1)
+	if err != nil {
+		return prev, err
+	}
+	cur, err := s.checkBudgets(ctx, m)
+	return append(prev, cur...), err
+}
+
+// NotifyPending hands every alert not yet delivered to the notifier, and
+// marks those it accepted.
+func (s *Service) NotifyPending(ctx context.Context) error {
+	if s.Notifier == nil {
+		return nil
+	}
+	pending, err := s.Store.Alerts(ctx, 0, true)
+	if err != nil {
+		return err
+	}
+	for _, a := range pending {
+		if err := s.Notifier.Notify(ctx, a); err != nil {
+			s.log().Warn("budget alert not delivered, will retry", "budget", a.Budget, "err", err)
+			continue
+		}
+		if err := s.Store.MarkNotified(ctx, a.ID, s.now().UTC()); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// WriteText writes the budgets for people.
+func (r *BudgetReport) WriteText(w io.Writer) error {
+	fmt.Fprintf(w, "Budgets for %s (data up to %s)\n\n", r.Month, r.AsOf)
+	if len(r.Budgets) == 0 {
+		fmt.Fprintln(w, "(no budgets: add them to budgets.yaml)")
+		return nil
+	}
+	t := newTable("", "BUDGET", "SCOPE", "CURRENCY", "AMOUNT", "ACTUAL", "%", "FORECAST", "%", "STATUS").right(3, 4, 5, 6, 7)
+	for _, b := range r.Budgets {
+		t.add(b.Name, scopeString(b.Scope), b.Currency, money(b.Amount), money(b.Actual), fmt.Sprintf("%.0f%%", pct(b.Actual, b.Amount)),
+			money(b.Forecast), fmt.Sprintf("%.0f%%", pct(b.Forecast, b.Amount)), b.Status)
+	}
+	if err := t.write(w); err != nil {
+		return err
+	}
+	if len(r.Alerts) > 0 {
+		fmt.Fprintln(w, "\nAlerts:")
+		for _, a := range r.Alerts {
+			state := "pending delivery"
+			if a.NotifiedAt != nil {
+				state = "sent " + a.NotifiedAt.Format(time.RFC3339)
+			}
+			fmt.Fprintf(w, "  %s (%s)\n", a.Message(), state)
+		}
+	}
+	return nil
+}
+
+func scopeString(scope map[string]string) string {
+	if len(scope) == 0 {
+		return "platform"
+	}
+	keys := make([]string, 0, len(scope))
+	for k := range scope {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b string) int { return cmp.Compare(dimOrder(Dim(a)), dimOrder(Dim(b))) })
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = k + "=" + scope[k]
+	}
+	return strings.Join(parts, ",")
+}
+
+func pct(v, of float64) float64 {
+	if of == 0 {
+		return 0
+	}
+	return 100 * v / of
+}

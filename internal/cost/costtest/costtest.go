@@ -1,0 +1,341 @@
+// Package costtest is the conformance suite of cost.Store. Every
+// implementation (SQLite now, PostgreSQL later) runs it from its own tests
+// against a real database:
+//
+//	costtest.Run(t, func(t *testing.T) cost.Store { … })
+//
+// The suite, not an implementation, says what the interface means.
+package costtest
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/socle-dev/socle/internal/cost"
+)
+
+// Open returns a Store over a new, empty database of its own; it is called
+// by parallel tests and cleans up with t.Cleanup.
+type Open func(t *testing.T) cost.Store
+
+// Run runs the suite against the stores open returns.
+func Run(t *testing.T, open Open) {
+	tests := []struct {
+		name string
+		run  func(t *testing.T, s cost.Store)
+	}{
+		{"TotalsGroupAndOrder", testTotals},
+		{"NeverSumsAcrossCurrencies", testCurrencies},
+		{"ReplaceIsPerSourceAndPeriod", testReplace},
+		{"WholeMonthsEqualTheirDays", testMonthly},
+		{"Filters", testFilters},
+		{"Span", testSpan},
+		{"Coverage", testCoverage},
+		{"Imports", testImports},
+		{"Alerts", testAlerts},
+		{"ConcurrentImports", testConcurrent},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			tc.run(t, open(t))
+		})
+	}
+}
+
+var ctx = context.Background()
+
+func day(s string) cost.Day {
+	d, err := cost.ParseDay(s)
+	if err != nil {
+		panic(err)
+	}
+	return d
+}
+
+func month(s string) cost.Month {
+	m, err := cost.ParseMonth(s)
+	if err != nil {
+		panic(err)
+	}
+	return m
+}
+
+// row makes a daily aggregate; owner is "team/app/env".
+func row(d, service, currency, team, app, env string, billed float64) cost.Row {
+	return cost.Row{
+		Key: cost.Key{Day: day(d), Provider: "AWS", Account: "111", Service: service, Region: "eu-west-1",
+			Category: "Usage", Currency: currency, Team: team, App: app, Env: env, Zone: "apps"},
+		Amounts: cost.Amounts{Billed: billed, Effective: billed / 2, List: billed * 2},
+	}
+}
+
+func period(source, m string, rows ...cost.Row) cost.Period {
+	return cost.Period{Source: source, Month: month(m), Charges: int64(len(rows) * 3), Rows: rows}
+}
+
+func replace(t *testing.T, s cost.Store, ps ...cost.Period) {
+	t.Helper()
+	files := []cost.FileInfo{{Name: fmt.Sprintf("f%d.csv", time.Now().UnixNano()), SHA256: fmt.Sprint(time.Now().UnixNano()), Format: cost.FormatFOCUS}}
+	if err := s.ReplacePeriods(ctx, &cost.Batch{Files: files, Periods: ps}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func totals(t *testing.T, s cost.Store, q cost.Query) []cost.Total {
+	t.Helper()
+	var out []cost.Total
+	if err := s.Totals(ctx, q, func(tt cost.Total) error { out = append(out, tt); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func near(a, b float64) bool { return math.Abs(a-b) <= 1e-9*math.Max(1, math.Abs(b)) }
+
+func expect(t *testing.T, got []cost.Total, want ...cost.Total) {
+	t.Helper()
+	ok := len(got) == len(want)
+	for i := 0; ok && i < len(got); i++ {
+		g, w := got[i], want[i]
+		ok = slices.Equal(g.Keys, w.Keys) && g.Currency == w.Currency && near(g.Billed, w.Billed) &&
+			near(g.Effective, w.Effective) && near(g.List, w.List)
+	}
+	if !ok {
+		t.Errorf("totals:\n got %+v\nwant %+v", got, want)
+	}
+}
+
+func tot(billed float64, currency string, keys ...string) cost.Total {
+	if keys == nil {
+		keys = []string{}
+	}
+	return cost.Total{Keys: keys, Currency: currency, Amounts: cost.Amounts{Billed: billed, Effective: billed / 2, List: billed * 2}}
+}
+
+func testTotals(t *testing.T, s cost.Store) {
+	replace(t, s, period("AWS:1", "2024-09",
+		row("2024-09-01", "EC2", "USD", "a", "web", "prod", 1),
+		row("2024-09-01", "S3", "USD", "a", "web", "dev", 2),
+		row("2024-09-02", "EC2", "USD", "b", "api", "prod", 4),
+	))
+	expect(t, totals(t, s, cost.Query{By: []cost.Dim{cost.DimTeam}}), tot(3, "USD", "a"), tot(4, "USD", "b"))
+	expect(t, totals(t, s, cost.Query{By: []cost.Dim{cost.DimEnv, cost.DimTeam}}),
+		tot(2, "USD", "dev", "a"), tot(1, "USD", "prod", "a"), tot(4, "USD", "prod", "b"))
+	expect(t, totals(t, s, cost.Query{By: []cost.Dim{cost.DimDay}}), tot(3, "USD", "2024-09-01"), tot(4, "USD", "2024-09-02"))
+	expect(t, totals(t, s, cost.Query{By: []cost.Dim{cost.DimSource, cost.DimPeriod, cost.DimMonth}}), tot(7, "USD", "AWS:1", "2024-09", "2024-09"))
+	expect(t, totals(t, s, cost.Query{}), tot(7, "USD"))
+}
+
+func testCurrencies(t *testing.T, s cost.Store) {
+	replace(t, s, period("AWS:1", "2024-09", row("2024-09-01", "EC2", "USD", "a", "web", "prod", 1)),
+		period("Microsoft:2", "2024-09", row("2024-09-01", "VM", "EUR", "a", "web", "prod", 10)))
+	expect(t, totals(t, s, cost.Query{By: []cost.Dim{cost.DimTeam}}), tot(10, "EUR", "a"), tot(1, "USD", "a"))
+	expect(t, totals(t, s, cost.Query{By: []cost.Dim{cost.DimCurrency}}), tot(10, "EUR", "EUR"), tot(1, "USD", "USD"))
+}
+
+func testReplace(t *testing.T, s cost.Store) {
+	replace(t, s, period("AWS:1", "2024-09", row("2024-09-01", "EC2", "USD", "a", "web", "prod", 1)),
+		period("AWS:1", "2024-10", row("2024-10-01", "EC2", "USD", "a", "web", "prod", 2)),
+		period("AWS:2", "2024-09", row("2024-09-01", "EC2", "USD", "a", "web", "prod", 4)))
+	// the same batch again: nothing doubles
+	replace(t, s, period("AWS:1", "2024-09", row("2024-09-01", "EC2", "USD", "a", "web", "prod", 1)))
+	expect(t, totals(t, s, cost.Query{By: []cost.Dim{cost.DimSource, cost.DimPeriod}}),
+		tot(1, "USD", "AWS:1", "2024-09"), tot(2, "USD", "AWS:1", "2024-10"), tot(4, "USD", "AWS:2", "2024-09"))
+	// a restated September of AWS:1, with other days and owners, replaces it
+	replace(t, s, period("AWS:1", "2024-09", row("2024-09-02", "S3", "USD", "b", "api", "dev", 8),
+		row("2024-09-03", "S3", "USD", "b", "api", "dev", 16)))
+	expect(t, totals(t, s, cost.Query{By: []cost.Dim{cost.DimSource, cost.DimPeriod, cost.DimTeam}}),
+		tot(24, "USD", "AWS:1", "2024-09", "b"), tot(2, "USD", "AWS:1", "2024-10", "a"), tot(4, "USD", "AWS:2", "2024-09", "a"))
+	// an empty period empties it
+	replace(t, s, period("AWS:1", "2024-10"))
+	expect(t, totals(t, s, cost.Query{By: []cost.Dim{cost.DimPeriod}}), tot(28, "USD", "2024-09"))
+}
+
+func testMonthly(t *testing.T, s cost.Store) {
+	var rows []cost.Row
+	for d := day("2024-08-25"); d < day("2024-10-05"); d++ {
+		rows = append(rows, row(d.String(), "EC2", "USD", "a", "web", "prod", float64(d%7)+0.1))
+	}
+	replace(t, s, period("AWS:1", "2024-09", rows...))
+	byDay := totals(t, s, cost.Query{From: day("2024-09-01"), To: day("2024-10-01"), By: []cost.Dim{cost.DimDay}})
+	var sum float64
+	for _, tt := range byDay {
+		sum += tt.Billed
+	}
+	if len(byDay) != 30 {
+		t.Errorf("%d days in September", len(byDay))
+	}
+	expect(t, totals(t, s, cost.Query{From: day("2024-09-01"), To: day("2024-10-01"), By: []cost.Dim{cost.DimTeam}}), tot(sum, "USD", "a"))
+	// a range that cuts months counts only its days
+	expect(t, totals(t, s, cost.Query{From: day("2024-09-30"), To: day("2024-10-02"), By: []cost.Dim{cost.DimMonth}}),
+		tot(float64(day("2024-09-30")%7)+0.1, "USD", "2024-09"),
+		tot(float64(day("2024-10-01")%7)+0.1, "USD", "2024-10"))
+}
+
+func testFilters(t *testing.T, s cost.Store) {
+	replace(t, s, period("AWS:1", "2024-09",
+		row("2024-09-01", "EC2", "USD", "a", "web", "prod", 1),
+		row("2024-09-01", "S3", "USD", "a", "web", "dev", 2),
+		row("2024-09-02", "EC2", "USD", "b", "api", "prod", 4),
+	))
+	expect(t, totals(t, s, cost.Query{Where: []cost.Cond{{Dim: cost.DimEnv, Values: []string{"prod"}}}, By: []cost.Dim{cost.DimApp}}),
+		tot(4, "USD", "api"), tot(1, "USD", "web"))
+	expect(t, totals(t, s, cost.Query{Where: []cost.Cond{{Dim: cost.DimService, Values: []string{"EC2", "S3"}}, {Dim: cost.DimTeam, Values: []string{"a"}}}}),
+		tot(3, "USD"))
+	expect(t, totals(t, s, cost.Query{Where: []cost.Cond{{Dim: cost.DimSource, Values: []string{"nope"}}}}))
+	expect(t, totals(t, s, cost.Query{From: day("2024-09-02"), To: day("2024-09-03")}), tot(4, "USD"))
+	if err := s.Totals(ctx, cost.Query{By: []cost.Dim{"color"}}, func(cost.Total) error { return nil }); err == nil {
+		t.Error("an unknown dimension is no error")
+	}
+}
+
+func testSpan(t *testing.T, s cost.Store) {
+	if _, _, ok, err := s.Span(ctx); err != nil || ok {
+		t.Fatalf("empty store: ok %v, err %v", ok, err)
+	}
+	replace(t, s, period("AWS:1", "2024-09", row("2024-09-03", "EC2", "USD", "a", "web", "prod", 1),
+		row("2024-09-17", "EC2", "USD", "a", "web", "prod", 1)))
+	first, last, ok, err := s.Span(ctx)
+	if err != nil || !ok || first != day("2024-09-03") || last != day("2024-09-17") {
+		t.Errorf("span %s..%s ok %v err %v", first, last, ok, err)
+	}
+}
+
+func testCoverage(t *testing.T, s cost.Store) {
+	cov := func(d cost.Dim, m cost.Method, billed float64) cost.Coverage {
+		return cost.Coverage{Dim: d, Method: m, Currency: "USD", Charges: 1, Amounts: cost.Amounts{Billed: billed}}
+	}
+	p := period("AWS:1", "2024-09", row("2024-09-01", "EC2", "USD", "a", "web", "prod", 1))
+	p.Coverage = []cost.Coverage{cov(cost.DimTeam, cost.ByTag, 1), cov(cost.DimTeam, cost.NotFound, 2)}
+	q := period("AWS:2", "2024-09", row("2024-09-01", "EC2", "USD", "a", "web", "prod", 1))
+	q.Coverage = []cost.Coverage{cov(cost.DimTeam, cost.ByTag, 4), cov(cost.DimApp, cost.ByRule, 8)}
+	replace(t, s, p, q)
+	got, err := s.Coverage(ctx, month("2024-09"), month("2024-09"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []cost.Coverage{
+		{Dim: cost.DimTeam, Method: cost.ByTag, Currency: "USD", Charges: 2, Amounts: cost.Amounts{Billed: 5}},
+		{Dim: cost.DimTeam, Method: cost.NotFound, Currency: "USD", Charges: 1, Amounts: cost.Amounts{Billed: 2}},
+		{Dim: cost.DimApp, Method: cost.ByRule, Currency: "USD", Charges: 1, Amounts: cost.Amounts{Billed: 8}},
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("coverage:\n got %+v\nwant %+v", got, want)
+	}
+	// replacing a period replaces its coverage
+	p.Coverage = p.Coverage[:1]
+	replace(t, s, p)
+	got, _ = s.Coverage(ctx, month("2024-09"), month("2024-09"))
+	if len(got) != 2 || got[0].Billed != 5 {
+		t.Errorf("coverage after replace: %+v", got)
+	}
+	if got, _ := s.Coverage(ctx, month("2024-10"), month("2024-12")); len(got) != 0 {
+		t.Errorf("coverage of months without data: %+v", got)
+	}
+}
+
+func testImports(t *testing.T, s cost.Store) {
+	b := &cost.Batch{
+		Files:   []cost.FileInfo{{Name: "a.csv", SHA256: "aaa", Format: cost.FormatFOCUS, Charges: 3}, {Name: "b.csv", SHA256: "bbb", Format: cost.FormatFOCUS}},
+		Periods: []cost.Period{period("AWS:1", "2024-09", row("2024-09-01", "EC2", "USD", "a", "web", "prod", 1))},
+	}
+	if err := s.ReplacePeriods(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	for sha, want := range map[string]bool{"aaa": true, "bbb": true, "ccc": false} {
+		if got, err := s.Imported(ctx, sha); err != nil || got != want {
+			t.Errorf("Imported(%s) = %v, %v", sha, got, err)
+		}
+	}
+	replace(t, s, period("AWS:2", "2024-09"))
+	imps, err := s.Imports(ctx, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(imps) != 2 || !slices.Equal(imps[1].Files, b.Files) || !slices.Equal(imps[1].Periods, []string{"AWS:1 2024-09"}) ||
+		imps[1].Charges != 3 || imps[0].ID <= imps[1].ID || imps[1].Time.IsZero() {
+		t.Errorf("imports: %+v", imps)
+	}
+	if imps, _ := s.Imports(ctx, 1); len(imps) != 1 {
+		t.Errorf("limit 1: %d imports", len(imps))
+	}
+}
+
+func testAlerts(t *testing.T, s cost.Store) {
+	at := time.Date(2024, 9, 20, 8, 0, 0, 0, time.UTC)
+	a := cost.Alert{Budget: "web", Month: month("2024-09"), Threshold: 80, Kind: cost.AlertActual, Currency: "EUR",
+		Amount: 100, Actual: 81, Forecast: 120, Notify: []string{"finops"}, CreatedAt: at}
+	for i, want := range []bool{true, false} {
+		if created, err := s.PutAlert(ctx, a); err != nil || created != want {
+			t.Fatalf("put %d: created %v, err %v", i, created, err)
+		}
+	}
+	f := a
+	f.Kind = cost.AlertForecast
+	if created, _ := s.PutAlert(ctx, f); !created {
+		t.Error("a forecast alert of the same threshold is another alert")
+	}
+	o := a
+	o.Month = month("2024-10")
+	o.Notify = nil
+	if created, _ := s.PutAlert(ctx, o); !created {
+		t.Error("the same alert in another month is another alert")
+	}
+	all, err := s.Alerts(ctx, 0, false)
+	if err != nil || len(all) != 3 {
+		t.Fatalf("alerts: %+v, %v", all, err)
+	}
+	got := all[0]
+	if got.ID == 0 || got.Budget != "web" || got.Month != a.Month || got.Threshold != 80 || got.Kind != cost.AlertActual ||
+		got.Actual != 81 || got.Forecast != 120 || !got.CreatedAt.Equal(at) || !slices.Equal(got.Notify, []string{"finops"}) || got.NotifiedAt != nil {
+		t.Errorf("alert round trip: %+v", got)
+	}
+	if sept, _ := s.Alerts(ctx, month("2024-09"), false); len(sept) != 2 {
+		t.Errorf("September: %d alerts", len(sept))
+	}
+	if err := s.MarkNotified(ctx, got.ID, at.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	pending, _ := s.Alerts(ctx, 0, true)
+	if len(pending) != 2 || slices.ContainsFunc(pending, func(p cost.Alert) bool { return p.ID == got.ID }) {
+		t.Errorf("pending: %+v", pending)
+	}
+	all, _ = s.Alerts(ctx, 0, false)
+	if all[0].NotifiedAt == nil || !all[0].NotifiedAt.Equal(at.Add(time.Minute)) {
+		t.Errorf("notified at %v", all[0].NotifiedAt)
+	}
+}
+
+func testConcurrent(t *testing.T, s cost.Store) {
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for i := range 8 {
+		wg.Go(func() {
+			src := fmt.Sprintf("AWS:%d", i)
+			for range 3 {
+				b := &cost.Batch{Files: []cost.FileInfo{{Name: src, SHA256: src}},
+					Periods: []cost.Period{period(src, "2024-09", row("2024-09-01", "EC2", "USD", "a", "web", "prod", 1))}}
+				if err := s.ReplacePeriods(ctx, b); err != nil {
+					errs <- err
+					return
+				}
+				if err := s.Totals(ctx, cost.Query{By: []cost.Dim{cost.DimSource}}, func(cost.Total) error { return nil }); err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	expect(t, totals(t, s, cost.Query{}), tot(8, "USD"))
+}

@@ -1,0 +1,14 @@
+// Package cost is socle's FinOps: it imports cloud billing exports (FOCUS
+// 1.0–1.3, AWS CUR 2.0, Azure cost details, Google Cloud billing export) as
+// CSV, gzip, Parquet or JSON lines, allocates every charge to a team, app,
+// environment and zone from the platform repository's rules and what socle
+// already knows (an app's owner, an environment's zone), and keeps daily
+// aggregates per (source, billing period) so that a restated month replaces
+// the old one. On top of them it answers reports, checks monthly budgets with
+// a month-end forecast and alerts, finds anomalies against a weekly baseline,
+// and exports allocated costs as FOCUS again.
+//
+// Import streams: a file is read once, row by row, into daily buckets, so
+// memory grows with the number of distinct (day, owner, service, …) keys and
+// not with the size of the file. A file is imported whole or not at all.
+package cost

@@ -1,0 +1,174 @@
+package cost_test
+
+import (
+	"compress/gzip"
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/socle-dev/socle/internal/cost"
+)
+
+// batchView is what the golden files hold of a batch.
+type batchView struct {
+	Format  cost.Format  `json:"format"`
+	Periods []periodView `json:"periods"`
+}
+
+type periodView struct {
+	cost.Period
+	Rows []cost.Row `json:"rows"`
+}
+
+func view(b *cost.Batch) batchView {
+	v := batchView{Format: b.Files[0].Format}
+	for _, p := range b.Periods {
+		v.Periods = append(v.Periods, periodView{Period: p, Rows: p.Rows})
+	}
+	return v
+}
+
+// TestFormats reads one small export of every format and dialect and
+// compares the allocated daily aggregates with golden files. Each file
+// carries the quirks of its kind: a BOM, US, ISO and German dates, decimal
+// commas, semicolons, tags without braces, labels and credits as JSON,
+// amortized commitments, legacy CUR tag columns.
+func TestFormats(t *testing.T) {
+	t.Parallel()
+	a := cost.NewAllocator(testRepo())
+	for _, tc := range []struct {
+		file   string
+		format cost.Format
+	}{
+		{"focus_1.3.csv", cost.FormatFOCUS},
+		{"cur2.csv", cost.FormatCUR},
+		{"cur_legacy.csv", cost.FormatCUR},
+		{"azure_ea.csv", cost.FormatAzure},
+		{"azure_mca_amortized.csv", cost.FormatAzure},
+		{"azure_payg.csv", cost.FormatAzure},
+		{"azure_de.csv", cost.FormatAzure},
+		{"gcp.csv", cost.FormatGCP},
+		{"gcp.jsonl", cost.FormatGCP},
+	} {
+		t.Run(tc.file, func(t *testing.T) {
+			path := filepath.Join("testdata", "formats", tc.file)
+			b, err := cost.ReadBatch(context.Background(), a, []cost.File{{Path: path}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if b.Files[0].Format != tc.format {
+				t.Errorf("format %s, want %s", b.Files[0].Format, tc.format)
+			}
+			checkGolden(t, tc.file+".json", view(b))
+
+			// the same file gzipped reads the same
+			gz := gzipCopy(t, path)
+			bz, err := cost.ReadBatch(context.Background(), a, []cost.File{{Path: gz, Name: tc.file}})
+			if err != nil {
+				t.Fatalf("gzipped: %v", err)
+			}
+			if got, want := jsonString(t, view(bz)), jsonString(t, view(b)); got != want {
+				t.Errorf("gzipped copy reads differently:\n%s", got)
+			}
+		})
+	}
+}
+
+// TestGoogleCloudCSVAndJSONAgree checks that both encodings of the same
+// export give the same aggregates.
+func TestGoogleCloudCSVAndJSONAgree(t *testing.T) {
+	t.Parallel()
+	a := cost.NewAllocator(testRepo())
+	read := func(name string) string {
+		b, err := cost.ReadBatch(context.Background(), a, []cost.File{{Path: filepath.Join("testdata", "formats", name)}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return jsonString(t, view(b).Periods)
+	}
+	if c, j := read("gcp.csv"), read("gcp.jsonl"); c != j {
+		t.Errorf("CSV and JSON lines differ:\n%s\n%s", c, j)
+	}
+}
+
+func gzipCopy(t *testing.T, path string) string {
+	t.Helper()
+	in, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), filepath.Base(path)+".gz")
+	f, err := os.Create(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	zw := gzip.NewWriter(f)
+	zw.Write(in)
+	if err := errors.Join(zw.Close(), f.Close()); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func TestUnknownFormat(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	for name, content := range map[string]string{
+		"people.csv":  "name,age\nada,36\n",
+		"empty.csv":   "",
+		"notjson.csv": "{not json\n",
+	} {
+		p := filepath.Join(dir, name)
+		os.WriteFile(p, []byte(content), 0o644)
+		_, err := cost.ReadBatch(context.Background(), cost.NewAllocator(nil), []cost.File{{Path: p}})
+		if !errors.Is(err, cost.ErrInvalid) || !strings.Contains(err.Error(), name) {
+			t.Errorf("%s: %v, want ErrInvalid naming the file", name, err)
+		}
+	}
+}
+
+// TestBadRows checks that a file with bad rows is refused whole, each bad
+// row named by the line it starts on, a multi-line field counted.
+func TestBadRows(t *testing.T) {
+	t.Parallel()
+	s := newService(t, nil, mustTime("2024-09-20T00:00:00Z"))
+	_, err := s.Import(context.Background(), []cost.File{{Path: filepath.Join("testdata", "bad", "focus_bad.csv")}})
+	var ie *cost.ImportError
+	if !errors.As(err, &ie) || !errors.Is(err, cost.ErrInvalid) {
+		t.Fatalf("error %v, want an *ImportError", err)
+	}
+	want := []cost.RowError{
+		{File: "focus_bad.csv", Line: 3, Reason: `cost "abc" is not a number`},
+		{File: "focus_bad.csv", Line: 5, Reason: `charge start "2024-13-40 00:00:00" is not a valid date`},
+		{File: "focus_bad.csv", Line: 8, Reason: "has 6 fields, the header has 7"},
+		{File: "focus_bad.csv", Line: 9, Reason: "currency is empty"},
+	}
+	if ie.Total != len(want) || len(ie.Rows) != len(want) {
+		t.Fatalf("bad rows %+v, want %+v", ie.Rows, want)
+	}
+	for i := range want {
+		if ie.Rows[i] != want[i] {
+			t.Errorf("bad row %d: %+v, want %+v", i, ie.Rows[i], want[i])
+		}
+	}
+	if !strings.Contains(err.Error(), "focus_bad.csv:3: cost \"abc\" is not a number") {
+		t.Errorf("message: %v", err)
+	}
+	// nothing was stored
+	if _, _, ok, _ := s.Store.Span(context.Background()); ok {
+		t.Error("a file with bad rows was partly imported")
+	}
+}
+
+func jsonString(t *testing.T, v any) string {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}

@@ -1,0 +1,260 @@
+package cost
+
+import (
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"golang.org/x/text/encoding/unicode"
+)
+
+// ErrInvalid is wrapped by the errors that come from the data rather than
+// from the system: an unknown format, a missing column, bad rows.
+var ErrInvalid = errors.New("invalid billing data")
+
+// RowError is one bad row.
+type RowError struct {
+	File   string `json:"file"`
+	Line   int    `json:"line"` // the CSV or JSON line the row starts on; the row number in Parquet
+	Reason string `json:"reason"`
+}
+
+func (e RowError) String() string { return fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Reason) }
+
+// ImportError reports the bad rows of a batch, of which nothing was imported.
+type ImportError struct {
+	// Rows are the first bad rows.
+	Rows []RowError `json:"rows"`
+	// Total is the number of bad rows.
+	Total int `json:"total"`
+}
+
+// maxRowErrors is how many bad rows an ImportError lists.
+const maxRowErrors = 20
+
+func (e *ImportError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d bad row", e.Total)
+	if e.Total != 1 {
+		b.WriteString("s")
+	}
+	b.WriteString(", nothing imported")
+	for _, r := range e.Rows {
+		b.WriteString("\n  ")
+		b.WriteString(r.String())
+	}
+	if e.Total > len(e.Rows) {
+		fmt.Fprintf(&b, "\n  … and %d more", e.Total-len(e.Rows))
+	}
+	return b.String()
+}
+
+func (e *ImportError) Unwrap() error { return ErrInvalid }
+
+// File is one file to import: Path is read, Name is what reports call it
+// (an upload's original name, say).
+type File struct {
+	Path string
+	Name string
+}
+
+// ReadBatch reads files that form one export (the parts of a month, say)
+// into a batch of daily aggregates, allocated by a. Identical files (same
+// SHA-256) are read once. Any bad row fails the whole batch with an
+// *ImportError that lists them.
+func ReadBatch(ctx context.Context, a *Allocator, files []File) (*Batch, error) {
+	g := newAggregator(a)
+	b := &Batch{}
+	bad := &ImportError{}
+	seen := map[string]bool{}
+	for _, f := range files {
+		if f.Name == "" {
+			f.Name = filepath.Base(f.Path)
+		}
+		info, err := readFile(ctx, g, f, bad)
+		if err != nil {
+			return nil, err
+		}
+		if seen[info.SHA256] {
+			return nil, fmt.Errorf("%s: %w: the same content as another file of the batch", f.Name, ErrInvalid)
+		}
+		seen[info.SHA256] = true
+		b.Files = append(b.Files, info)
+	}
+	if bad.Total > 0 {
+		return nil, bad
+	}
+	b.Periods = g.periods()
+	return b, nil
+}
+
+// readFile reads one file into g, noting bad rows in bad.
+func readFile(ctx context.Context, g *aggregator, f File, bad *ImportError) (FileInfo, error) {
+	info := FileInfo{Name: f.Name}
+	fh, err := os.Open(f.Path)
+	if err != nil {
+		return info, err
+	}
+	defer fh.Close()
+	h := sha256.New()
+	src, err := openSource(fh, h, f.Name)
+	if err != nil {
+		return info, fmt.Errorf("%s: %w", f.Name, err)
+	}
+	m, err := newMapper(src.header(), f.Name)
+	if js, ok := src.(*jsonSource); ok && err == nil {
+		js.extend(m.spec)
+		m, err = newMapper(js.header(), f.Name)
+	}
+	if err != nil {
+		return info, fmt.Errorf("%s: %w: %w", f.Name, ErrInvalid, err)
+	}
+	info.Format = m.spec.format
+	var c charge
+	for n := 0; ; n++ {
+		if n&0xffff == 0 && ctx.Err() != nil {
+			return info, ctx.Err()
+		}
+		row, line, err := src.next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			if errors.Is(err, ErrInvalid) {
+				bad.note(f.Name, line, strings.TrimPrefix(err.Error(), ErrInvalid.Error()+": "))
+				break
+			}
+			if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, gzip.ErrChecksum) || errors.Is(err, gzip.ErrHeader) {
+				err = fmt.Errorf("%w: the file is truncated or corrupt: %w", ErrInvalid, err)
+			}
+			return info, fmt.Errorf("%s: line %d: %w", f.Name, line, err)
+		}
+		info.Charges++
+		if err := m.read(row, &c); err != nil {
+			bad.note(f.Name, line, err.Error())
+			continue
+		}
+		if err := g.add(&c); err != nil {
+			bad.note(f.Name, line, err.Error())
+		}
+	}
+	// hash what follows the last row too, and for Parquet the whole file
+	if _, err := io.Copy(h, src.rest()); err != nil {
+		return info, fmt.Errorf("%s: %w", f.Name, err)
+	}
+	info.SHA256 = hex.EncodeToString(h.Sum(nil))
+	return info, nil
+}
+
+func (e *ImportError) note(file string, line int, reason string) {
+	e.Total++
+	if len(e.Rows) < maxRowErrors {
+		e.Rows = append(e.Rows, RowError{File: file, Line: line, Reason: reason})
+	}
+}
+
+// rowSource yields the rows of a file as fields named by its header.
+type rowSource interface {
+	header() []string
+	// next returns the next row and the line (or row number) it starts on,
+	// or io.EOF.
+	next() ([][]byte, int, error)
+	// rest returns what of the file is left unread, for hashing.
+	rest() io.Reader
+}
+
+// openSource recognizes how a file is stored: Parquet, gzip, JSON lines or
+// CSV with any of comma, semicolon or tab, in UTF-8 with or without a BOM
+// or in UTF-16. Everything read is also written to h.
+func openSource(fh *os.File, h hash.Hash, name string) (rowSource, error) {
+	var magic [4]byte
+	n, _ := io.ReadFull(fh, magic[:])
+	if string(magic[:n]) == "PAR1" {
+		return openParquet(fh) // hashed whole by rest
+	}
+	if _, err := fh.Seek(0, io.SeekStart); err != nil {
+		return nil, err
+	}
+	raw := &hashingReader{r: fh, h: h}
+	var r io.Reader = raw
+	if n >= 2 && magic[0] == 0x1f && magic[1] == 0x8b {
+		zr, err := gzip.NewReader(raw)
+		if err != nil {
+			return nil, fmt.Errorf("%w: not a readable gzip file: %w", ErrInvalid, err)
+		}
+		r = zr
+	}
+	br := bufio.NewReaderSize(r, 1<<20)
+	head, _ := br.Peek(4)
+	switch {
+	case bytes.HasPrefix(head, []byte{0xff, 0xfe}), bytes.HasPrefix(head, []byte{0xfe, 0xff}):
+		// UTF-16, as some Windows tools save CSV; the decoder drops the BOM
+		br = bufio.NewReaderSize(unicode.UTF16(unicode.LittleEndian, unicode.UseBOM).NewDecoder().Reader(br), 1<<20)
+	case bytes.HasPrefix(head, []byte{0xef, 0xbb, 0xbf}):
+		br.Discard(3)
+	}
+	first, _ := br.Peek(1)
+	if len(first) == 1 && first[0] == '{' {
+		return newJSONSource(br, raw)
+	}
+	return newCSVSource(br, raw, name)
+}
+
+// hashingReader writes what it reads to h.
+type hashingReader struct {
+	r io.Reader
+	h hash.Hash
+}
+
+func (r *hashingReader) Read(p []byte) (int, error) {
+	n, err := r.r.Read(p)
+	r.h.Write(p[:n])
+	return n, err
+}
+
+type csvSource struct {
+	r    *csvReader
+	hdr  []string
+	raw  io.Reader
+	name string
+}
+
+func newCSVSource(br *bufio.Reader, raw io.Reader, name string) (*csvSource, error) {
+	line, _ := br.Peek(64 << 10)
+	if i := bytes.IndexByte(line, '\n'); i >= 0 {
+		line = line[:i]
+	}
+	r := newCSVReader(br, sniffSeparator(line))
+	fields, _, err := r.read()
+	if err == io.EOF {
+		return nil, fmt.Errorf("%w: the file is empty", ErrInvalid)
+	}
+	if err != nil {
+		return nil, err
+	}
+	hdr := make([]string, len(fields))
+	for i, f := range fields {
+		hdr[i] = strings.TrimSpace(string(f))
+	}
+	if slices.Equal(hdr, []string{""}) {
+		return nil, fmt.Errorf("%w: no header", ErrInvalid)
+	}
+	return &csvSource{r: r, hdr: hdr, raw: raw, name: name}, nil
+}
+
+func (s *csvSource) header() []string { return s.hdr }
+
+func (s *csvSource) next() ([][]byte, int, error) { return s.r.read() }
+
+func (s *csvSource) rest() io.Reader { return s.raw }

@@ -1,0 +1,295 @@
+package cost_test
+
+import (
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"fmt"
+	"math"
+	"math/big"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/socle-dev/socle/internal/cost"
+)
+
+// groupTotals is billed and effective cost per "provider|service".
+type groupTotals map[string][2]float64
+
+func storeTotals(t *testing.T, s *cost.Service, by ...cost.Dim) groupTotals {
+	t.Helper()
+	out := groupTotals{}
+	err := s.Store.Totals(context.Background(), cost.Query{By: by}, func(tt cost.Total) error {
+		k := strings.Join(append(tt.Keys, tt.Currency), "|")
+		out[k] = [2]float64{tt.Billed, tt.Effective}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func compareTotals(t *testing.T, what string, got, want groupTotals) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Errorf("%s: %d groups, want %d", what, len(got), len(want))
+	}
+	for k, w := range want {
+		g, ok := got[k]
+		if !ok {
+			t.Errorf("%s: no total for %s", what, k)
+			continue
+		}
+		for i, name := range []string{"billed", "effective"} {
+			if d := math.Abs(g[i] - w[i]); d > 1e-9 {
+				t.Errorf("%s: %s %s = %.15g, want %.15g (off by %g)", what, k, name, g[i], w[i], d)
+			}
+		}
+	}
+}
+
+// referenceTotals computes, independently of the importer, exact decimal
+// totals of a FOCUS CSV with encoding/csv and math/big.
+func referenceTotals(t *testing.T, path string, keys ...string) groupTotals {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	recs, err := csv.NewReader(f).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	col := map[string]int{}
+	for i, h := range recs[0] {
+		col[h] = i
+	}
+	sums := map[string]*[2]big.Rat{}
+	for _, r := range recs[1:] {
+		parts := make([]string, 0, len(keys)+1)
+		for _, k := range keys {
+			parts = append(parts, r[col[k]])
+		}
+		k := strings.Join(append(parts, r[col["BillingCurrency"]]), "|")
+		if sums[k] == nil {
+			sums[k] = &[2]big.Rat{}
+		}
+		for i, c := range []string{"BilledCost", "EffectiveCost"} {
+			var v big.Rat
+			if _, ok := v.SetString(r[col[c]]); !ok {
+				t.Fatalf("%s %q", c, r[col[c]])
+			}
+			sums[k][i].Add(&sums[k][i], &v)
+		}
+	}
+	out := groupTotals{}
+	for k, s := range sums {
+		b, _ := s[0].Float64()
+		e, _ := s[1].Float64()
+		out[k] = [2]float64{b, e}
+	}
+	return out
+}
+
+// duckDBTotals computes the same totals with DuckDB, exact DECIMAL sums
+// over the file read by DuckDB's own CSV reader.
+func duckDBTotals(t *testing.T, path string, keys ...string) groupTotals {
+	t.Helper()
+	dir := filepath.Join("..", "..", "test", "duckdb")
+	if _, err := os.Stat(filepath.Join(dir, "node_modules", "@duckdb", "node-api")); err != nil {
+		t.Skip("DuckDB reference absent: install it with `npm ci --prefix test/duckdb` (the Go reference still ran)")
+	}
+	if _, err := exec.LookPath("node"); err != nil {
+		t.Skip("DuckDB reference needs node, absent (the Go reference still ran)")
+	}
+	abs, _ := filepath.Abs(path)
+	sel := make([]string, len(keys))
+	for i, k := range keys {
+		sel[i] = fmt.Sprintf("%q AS k%d", k, i)
+	}
+	q := fmt.Sprintf(`SELECT %s, BillingCurrency AS currency,
+		CAST(sum(CAST(BilledCost AS DECIMAL(38,15))) AS DOUBLE) AS billed,
+		CAST(sum(CAST(EffectiveCost AS DECIMAL(38,15))) AS DOUBLE) AS effective
+		FROM read_csv('%s', header=true, nullstr=['NULL',''], all_varchar=true) GROUP BY ALL`,
+		strings.Join(sel, ", "), strings.ReplaceAll(abs, "'", "''"))
+	out, err := exec.Command("node", filepath.Join(dir, "query.mjs"), q).Output()
+	if err != nil {
+		t.Fatalf("DuckDB: %v", err)
+	}
+	var rows []map[string]any
+	if err := json.Unmarshal(out, &rows); err != nil {
+		t.Fatal(err)
+	}
+	res := groupTotals{}
+	for _, r := range rows {
+		parts := make([]string, 0, len(keys)+1)
+		for i := range keys {
+			parts = append(parts, fmt.Sprint(r[fmt.Sprintf("k%d", i)]))
+		}
+		res[strings.Join(append(parts, r["currency"].(string)), "|")] = [2]float64{r["billed"].(float64), r["effective"].(float64)}
+	}
+	return res
+}
+
+// TestSampleMatchesIndependentTotals imports the FinOps Foundation's
+// sample and compares per-provider and per-service billed and effective
+// totals, to 1e-9, with an exact computation in plain Go and with DuckDB.
+func TestSampleMatchesIndependentTotals(t *testing.T) {
+	t.Parallel()
+	path := sample(t)
+	s := newService(t, nil, mustTime("2024-10-05T00:00:00Z"))
+	if _, err := s.Import(context.Background(), []cost.File{{Path: path}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, g := range []struct {
+		name string
+		dims []cost.Dim
+		cols []string
+	}{
+		{"provider", []cost.Dim{cost.DimProvider}, []string{"ProviderName"}},
+		{"service", []cost.Dim{cost.DimService}, []string{"ServiceName"}},
+		{"provider and service", []cost.Dim{cost.DimProvider, cost.DimService}, []string{"ProviderName", "ServiceName"}},
+	} {
+		got := storeTotals(t, s, g.dims...)
+		t.Run(g.name+"/go", func(t *testing.T) {
+			want := referenceTotals(t, path, g.cols...)
+			if len(want) < 3 {
+				t.Fatalf("the reference found %d groups", len(want))
+			}
+			compareTotals(t, "Go reference", got, want)
+		})
+		t.Run(g.name+"/duckdb", func(t *testing.T) {
+			compareTotals(t, "DuckDB", got, duckDBTotals(t, path, g.cols...))
+		})
+	}
+}
+
+// TestReimportNeverDoubleCounts imports the sample, again, under another
+// name, then a restated copy: each (source, billing period) is replaced,
+// never added to.
+func TestReimportNeverDoubleCounts(t *testing.T) {
+	t.Parallel()
+	path := sample(t)
+	s := newService(t, nil, mustTime("2024-10-05T00:00:00Z"))
+	ctx := context.Background()
+	imp := func(p, name string) {
+		t.Helper()
+		if _, err := s.Import(ctx, []cost.File{{Path: p, Name: name}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	imp(path, "")
+	first := storeTotals(t, s, cost.DimSource, cost.DimPeriod, cost.DimService)
+	imp(path, "")
+	compareTotals(t, "re-import", storeTotals(t, s, cost.DimSource, cost.DimPeriod, cost.DimService), first)
+
+	dir := t.TempDir()
+	cp := filepath.Join(dir, "copy.csv")
+	data, _ := os.ReadFile(path)
+	os.WriteFile(cp, data, 0o644)
+	imp(cp, "copy.csv")
+	compareTotals(t, "a copy", storeTotals(t, s, cost.DimSource, cost.DimPeriod, cost.DimService), first)
+
+	// the provider restates the month: every AWS cost is 10% higher
+	restated := filepath.Join(dir, "restated.csv")
+	writeRestated(t, path, restated, 1.1)
+	imp(restated, "restated.csv")
+	got := storeTotals(t, s, cost.DimSource, cost.DimPeriod, cost.DimService)
+	want := referenceTotals(t, restated, "ProviderName", "ServiceName")
+	// compare per provider and service (the source of the sample is one
+	// billing account per provider)
+	perService := groupTotals{}
+	for k, v := range got {
+		parts := strings.Split(k, "|")
+		provider, _, _ := strings.Cut(parts[0], ":")
+		key := provider + "|" + parts[2] + "|" + parts[3]
+		a := perService[key]
+		perService[key] = [2]float64{a[0] + v[0], a[1] + v[1]}
+	}
+	compareTotals(t, "after the restated copy", perService, want)
+
+	imps, err := s.Store.Imports(ctx, 10)
+	if err != nil || len(imps) != 4 {
+		t.Errorf("%d imports recorded, want 4 (%v)", len(imps), err)
+	}
+}
+
+// writeRestated copies a FOCUS file with the AWS costs multiplied.
+func writeRestated(t *testing.T, from, to string, factor float64) {
+	t.Helper()
+	in, _ := os.Open(from)
+	defer in.Close()
+	recs, err := csv.NewReader(in).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	col := map[string]int{}
+	for i, h := range recs[0] {
+		col[h] = i
+	}
+	for _, r := range recs[1:] {
+		if r[col["ProviderName"]] != "AWS" {
+			continue
+		}
+		for _, c := range []string{"BilledCost", "EffectiveCost", "ListCost"} {
+			var v big.Rat
+			v.SetString(r[col[c]])
+			v.Mul(&v, new(big.Rat).SetFloat64(factor))
+			r[col[c]] = v.FloatString(15)
+		}
+	}
+	f, _ := os.Create(to)
+	w := csv.NewWriter(f)
+	w.WriteAll(recs)
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestBatchOfParts imports an export split in two parts as one batch, then
+// one part alone as a new import: the parts add up, and the part alone
+// replaces them.
+func TestBatchOfParts(t *testing.T) {
+	t.Parallel()
+	path := sample(t)
+	data, _ := os.ReadFile(path)
+	lines := strings.SplitAfter(string(data), "\n")
+	dir := t.TempDir()
+	header, body := lines[0], lines[1:]
+	// the sample has no line break inside a field: cut anywhere between rows
+	half := len(body) / 2
+	p1, p2 := filepath.Join(dir, "part-1.csv"), filepath.Join(dir, "part-2.csv")
+	os.WriteFile(p1, []byte(header+strings.Join(body[:half], "")), 0o644)
+	os.WriteFile(p2, []byte(header+strings.Join(body[half:], "")), 0o644)
+
+	s := newService(t, nil, mustTime("2024-10-05T00:00:00Z"))
+	res, err := s.ImportPath(context.Background(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res) != 1 || len(res[0].Files) != 2 {
+		t.Fatalf("a directory of parts is one batch: %+v", res)
+	}
+	compareTotals(t, "parts", storeTotals(t, s, cost.DimProvider, cost.DimService), referenceTotals(t, path, "ProviderName", "ServiceName"))
+
+	// the same content twice in one batch is refused
+	os.WriteFile(filepath.Join(dir, "part-3.csv"), []byte(header+strings.Join(body[half:], "")), 0o644)
+	if _, err := s.ImportPath(context.Background(), dir); err == nil || !strings.Contains(err.Error(), "same content") {
+		t.Errorf("a duplicated part: %v", err)
+	}
+}
+
+func TestImportResult(t *testing.T) {
+	t.Parallel()
+	s := newService(t, testRepo(), mustTime("2024-09-10T00:00:00Z"))
+	res, err := s.Import(context.Background(), []cost.File{{Path: filepath.Join("testdata", "formats", "focus_1.3.csv")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkGolden(t, "import_result.json", res)
+}
