@@ -87,6 +87,9 @@ Exit codes: 0 success, 1 invalid input or a failed check, 2 usage error, 3 other
 		newInitCmd(g),
 		newUpCmd(g),
 		newStatusCmd(g),
+		newLogsCmd(g),
+		newCostCmd(g),
+		newPolicyCmd(g),
 	)
 	return root
 }
