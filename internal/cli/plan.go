@@ -3,6 +3,7 @@ package cli
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -10,7 +11,10 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/socle-dev/socle/internal/plan"
+	"github.com/socle-dev/socle/internal/policy"
 	"github.com/socle-dev/socle/internal/server"
+	"github.com/socle-dev/socle/internal/spec"
+	"github.com/socle-dev/socle/internal/store"
 	"github.com/socle-dev/socle/internal/store/sqlite"
 )
 
@@ -26,7 +30,9 @@ nothing at all otherwise. Nothing is changed.
 
   + create   ~ update (field: old → new)   - delete
 
-Exit code 1 when the repository does not validate.`,
+Every change is checked by the repository's policies and socle's built-in
+guardrails: a denied change is marked ✗, a warning !. Exit code 1 when the
+repository does not validate or a change is denied.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			dir := dirArg(args)
@@ -47,19 +53,40 @@ Exit code 1 when the repository does not validate.`,
 			if env != "" && repo.Environment(env) == nil {
 				return withCode(ExitUsage, fmt.Errorf("no environment %q in %s", env, filepath.Join(dir, "socle.yaml")))
 			}
-			applied, from, err := appliedState(cmd, data)
+			var out planOutput
+			err = withState(cmd, data, func(st store.Store, from string) error {
+				var applied []plan.Unit
+				if st != nil {
+					if applied, err = server.Applied(cmd.Context(), st); err != nil {
+						return err
+					}
+				}
+				out.from = from
+				out.Plan = plan.Diff("", plan.Desired(repo, "", nil), applied)
+				if env != "" {
+					out.Plan = out.Plan.Only(env)
+				}
+				var problems spec.Problems
+				out.Decisions, problems = server.Judge(cmd.Context(), repo, os.DirFS(dir), &out.Plan, applied, st)
+				for _, p := range problems { // such a policy denies what it matches
+					fmt.Fprintln(g.stderr, p)
+				}
+				return nil
+			})
 			if err != nil {
 				return err
 			}
-			p := plan.Diff("", plan.Desired(repo, "", nil), applied)
-			if env != "" {
-				p = p.Only(env)
-			}
+			out.count()
 			if g.json() {
-				return g.printJSON(p)
+				err = g.printJSON(out)
+			} else {
+				fmt.Fprintf(g.stdout, "Planning %s against %s.\n\n", dir, out.from)
+				err = out.render(g.stdout)
 			}
-			fmt.Fprintf(g.stdout, "Planning %s against %s.\n\n", dir, from)
-			return plan.Render(g.stdout, &p)
+			if err == nil && out.Policy.Denied > 0 {
+				err = withCode(ExitProblems, fmt.Errorf("%d change%s denied by policy", out.Policy.Denied, plural(out.Policy.Denied)))
+			}
+			return err
 		},
 	}
 	cmd.Flags().StringVar(&env, "env", "", "only this environment")
@@ -67,18 +94,61 @@ Exit code 1 when the repository does not validate.`,
 	return cmd
 }
 
-// appliedState reads the last-applied units from a data directory, or
-// returns none when the directory has no database yet.
-func appliedState(cmd *cobra.Command, data string) ([]plan.Unit, string, error) {
+// planOutput is a plan with the policies' verdicts on each change.
+type planOutput struct {
+	plan.Plan
+	Decisions []policy.Decision `json:"decisions"`
+	Policy    struct {
+		Denied   int `json:"denied"`
+		Warnings int `json:"warnings"`
+	} `json:"policy"`
+	from string
+}
+
+// count tallies the denied changes (creates and updates: what would be
+// blocked) and the warnings.
+func (o *planOutput) count() {
+	o.Policy.Denied = len(server.Blocked(o.Decisions))
+	for _, d := range o.Decisions {
+		o.Policy.Warnings += len(d.Verdicts.Warnings())
+	}
+}
+
+func (o *planOutput) render(w io.Writer) error {
+	byUnit := map[plan.Key]policy.Verdicts{}
+	for _, d := range o.Decisions {
+		byUnit[plan.Key{App: d.App, Env: d.Env}] = d.Verdicts
+	}
+	err := plan.RenderWith(w, &o.Plan, func(c *plan.Change) []string {
+		var notes []string
+		for _, v := range byUnit[plan.Key{App: c.App, Env: c.Env}] {
+			switch {
+			case v.Blocks():
+				notes = append(notes, fmt.Sprintf("✗ deny  %s: %s", v.Policy, v.Message))
+			case v.Warns():
+				notes = append(notes, fmt.Sprintf("! warn  %s: %s", v.Policy, v.Message))
+			}
+		}
+		return notes
+	})
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(w, "Policies: %d change%s denied, %d warning%s.\n", o.Policy.Denied, plural(o.Policy.Denied), o.Policy.Warnings, plural(o.Policy.Warnings))
+	return err
+}
+
+// withState opens the data directory's store, if it has one, for fn; fn
+// gets nil and a description of the empty state otherwise.
+func withState(cmd *cobra.Command, data string, fn func(st store.Store, from string) error) error {
 	db := filepath.Join(data, server.DBFile)
 	if _, err := os.Stat(db); errors.Is(err, fs.ErrNotExist) {
-		return nil, "an empty state (no " + db + ")", nil
+		return fn(nil, "an empty state (no "+db+")")
 	}
 	st, err := sqlite.Open(cmd.Context(), db)
 	if err != nil {
-		return nil, "", err
+		return err
 	}
 	defer st.Close()
-	units, err := server.Applied(cmd.Context(), st)
-	return units, "the state recorded in " + data, err
+	return fn(st, "the state recorded in "+data)
 }

@@ -3,13 +3,14 @@ package cli
 import (
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"strings"
 	"text/tabwriter"
-	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/socle-dev/socle/internal/reconcile"
 	"github.com/socle-dev/socle/internal/server"
 )
 
@@ -45,10 +46,40 @@ func newStatusCmd(g *globals) *cobra.Command {
 			}
 			fmt.Fprintln(w)
 			tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-			fmt.Fprintln(tw, "APP\tENV\tREVISION\tSOURCE\tARTIFACT\tSINCE")
+			fmt.Fprintln(tw, "APP\tENV\tSTATUS\tVERSION\tREADY\tURL\tREASON")
+			rt := map[[2]string]reconcile.UnitStatus{}
+			for _, r := range st.Runtime {
+				rt[[2]string{r.App, r.Env}] = r
+			}
+			_, port, _ := net.SplitHostPort(st.ProxyAddr)
 			for _, u := range st.Units {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", u.App, u.Env, abbrev(u.Revision, 7), abbrev(strings.TrimPrefix(u.Source, "sha256:"), 12),
-					orDash(abbrev(strings.TrimPrefix(u.Artifact, "sha256:"), 12)), u.UpdatedAt.Local().Format(time.DateTime))
+				r, ok := rt[[2]string{u.App, u.Env}]
+				phase, version, ready, url := "Pending", abbrev(u.Revision, 7), "-", "-"
+				if ok {
+					phase = string(r.Phase)
+					if r.Release != 0 {
+						version = fmt.Sprintf("%s %s", abbrev(r.Revision, 7), abbrev(strings.TrimPrefix(r.Artifact, "sha256:"), 12))
+						ready = fmt.Sprintf("%d/%d", r.Ready, r.Desired)
+					}
+					if r.URL != "" {
+						url = r.URL + ":" + port
+					}
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", u.App, u.Env, phase, version, ready, url, r.Message)
+			}
+			known := map[[2]string]bool{}
+			for _, u := range st.Units {
+				known[[2]string{u.App, u.Env}] = true
+			}
+			for _, b := range st.Blocked { // new units a policy keeps out
+				if !known[[2]string{b.App, b.Env}] {
+					fmt.Fprintf(tw, "%s\t%s\t%s\t-\t-\t-\t%s\n", b.App, b.Env, reconcile.Blocked, b.Reason)
+				}
+			}
+			for _, r := range st.Runtime { // units no longer in Git that still run
+				if r.Phase == reconcile.Orphaned {
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d/%d\t-\t%s\n", r.App, r.Env, r.Phase, abbrev(r.Revision, 7), r.Ready, r.Desired, r.Message)
+				}
 			}
 			return tw.Flush()
 		},
@@ -69,13 +100,6 @@ func abbrev(s string, n int) string {
 	return s
 }
 
-func orDash(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
-}
-
 // get calls the server's API and decodes the JSON answer, turning the API's
 // error body into an error.
 func (g *globals) get(cmd *cobra.Command, path string, out any) error {
@@ -89,11 +113,16 @@ func (g *globals) get(cmd *cobra.Command, path string, out any) error {
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode >= 300 {
-		var e struct {
-			Error struct{ Code, Message string } `json:"error"`
-		}
-		json.NewDecoder(resp.Body).Decode(&e)
-		return withCode(ExitError, fmt.Errorf("%s: %s %s", path, resp.Status, e.Error.Message))
+		return withCode(ExitError, apiError(resp))
 	}
 	return json.NewDecoder(resp.Body).Decode(out)
+}
+
+// apiError turns the API's error body into an error.
+func apiError(resp *http.Response) error {
+	var e struct {
+		Error struct{ Code, Message string } `json:"error"`
+	}
+	json.NewDecoder(resp.Body).Decode(&e)
+	return fmt.Errorf("%s %s: %s %s", resp.Request.Method, resp.Request.URL.Path, resp.Status, e.Error.Message)
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"time"
@@ -53,8 +54,8 @@ repository at <data>/repo. Edit and commit there to see socle follow.`,
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(g.stdout, "socle is up on http://%s\n  platform repository  %s\n  data directory       %s\n  status               socle status --server http://%s\n",
-				s.Addr(), cfg.Repo, cfg.Data, s.Addr())
+			fmt.Fprintf(g.stdout, "socle is up on http://%s\n  platform repository  %s\n  data directory       %s\n  apps                 http://<app>.<env>.localhost:%s (e.g. http://web.dev.localhost:%s)\n  status               socle status --server http://%s\n",
+				s.Addr(), cfg.Repo, cfg.Data, portOf(s.ProxyAddr()), portOf(s.ProxyAddr()), s.Addr())
 			return s.Run(ctx)
 		},
 	}
@@ -64,8 +65,18 @@ repository at <data>/repo. Edit and commit there to see socle follow.`,
 	f.StringVar(&cfg.Data, "data", ".socle", "data directory")
 	f.StringVar(&cfg.Addr, "addr", "127.0.0.1:7070", "API listen address")
 	f.DurationVar(&cfg.Poll, "poll", 30*time.Second, "how often to fetch the repository")
+	f.StringVar(&cfg.ProxyAddr, "proxy-addr", "127.0.0.1:7080", "where the built-in proxy serves the apps: http://<app>.<env>.localhost:<port>")
+	f.BoolVar(&cfg.KeepRunning, "keep-running", false, "leave the apps running when socle stops (the next start re-attaches to them)")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	return cmd
+}
+
+func portOf(addr string) string {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	return port
 }
 
 // demoRepo returns <data>/repo, creating it from the demo platform the first

@@ -1,12 +1,15 @@
 package cli
 
 import (
+	"cmp"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
 
+	"github.com/socle-dev/socle/internal/policy"
 	"github.com/socle-dev/socle/internal/spec"
 )
 
@@ -26,6 +29,7 @@ Exit code 1 when the repository has problems (warnings alone exit 0).`,
 			if err != nil {
 				return err
 			}
+			problems = withPolicyProblems(dir, repo, problems)
 			if g.json() {
 				if err := g.printJSON(validation{Valid: problems.Errors() == 0, Problems: nonNil(problems), Summary: summarize(repo)}); err != nil {
 					return err
@@ -96,6 +100,19 @@ func loadDir(dir string) (*spec.Repo, spec.Problems, error) {
 	}
 	repo, problems := spec.Load(os.DirFS(dir))
 	return repo, problems, nil
+}
+
+// withPolicyProblems adds the problems of policies that do not compile.
+func withPolicyProblems(dir string, repo *spec.Repo, problems spec.Problems) spec.Problems {
+	if problems.Errors() > 0 {
+		return problems // the repository must load before its policies can compile
+	}
+	_, more := policy.Compile(repo, os.DirFS(dir))
+	problems = append(problems, more...)
+	slices.SortStableFunc(problems, func(a, b spec.Problem) int {
+		return cmp.Or(cmp.Compare(a.File, b.File), cmp.Compare(a.Line, b.Line), cmp.Compare(a.Column, b.Column))
+	})
+	return problems
 }
 
 func plural(n int) string {

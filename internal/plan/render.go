@@ -12,9 +12,21 @@ import (
 // Render writes the plan for people, in the manner of terraform plan: one
 // block per changed unit, + create, ~ update (field old → new), - delete,
 // then a summary line. Unchanged units are counted, not listed.
-func Render(w io.Writer, p *Plan) error {
+func Render(w io.Writer, p *Plan) error { return RenderWith(w, p, nil) }
+
+// RenderWith is Render with notes under each change (policy verdicts, say);
+// an unchanged unit with notes is listed too, so that nothing is hidden.
+func RenderWith(w io.Writer, p *Plan, notes func(c *Change) []string) error {
 	var b strings.Builder
-	for _, c := range p.Changes {
+	for i := range p.Changes {
+		c := &p.Changes[i]
+		var extra []string
+		if notes != nil {
+			extra = notes(c)
+		}
+		if c.Action == NoOp && len(extra) > 0 {
+			fmt.Fprintf(&b, "    %s @ %s (unchanged)\n", c.App, c.Env)
+		}
 		switch c.Action {
 		case Create:
 			u := c.Desired
@@ -50,6 +62,9 @@ func Render(w io.Writer, p *Plan) error {
 			}
 		case Delete:
 			fmt.Fprintf(&b, "  - %s @ %s\n", c.App, c.Env)
+		}
+		for _, n := range extra {
+			fmt.Fprintf(&b, "      %s\n", n)
 		}
 	}
 	if b.Len() > 0 {

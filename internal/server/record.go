@@ -4,9 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io/fs"
 	"log/slog"
+	"strings"
 
 	"github.com/socle-dev/socle/internal/plan"
+	"github.com/socle-dev/socle/internal/policy"
 	"github.com/socle-dev/socle/internal/source"
 	"github.com/socle-dev/socle/internal/spec"
 	"github.com/socle-dev/socle/internal/store"
@@ -35,13 +38,36 @@ type Outcome struct {
 	Problems spec.Problems
 	Plan     *plan.Plan
 	PlanID   int64
+	// Blocked are the units whose change a policy denied: their desired
+	// state stays what it was, and they say why.
+	Blocked map[plan.Key]string
+}
+
+// PlanBody is what the store keeps of a plan: the plan and the verdicts of
+// the policies on each change.
+type PlanBody struct {
+	plan.Plan
+	Decisions []policy.Decision `json:"decisions"`
+}
+
+// BlockedBy returns the units a recorded plan body blocked, with the reason.
+func (b *PlanBody) BlockedBy() map[plan.Key]string {
+	out := map[plan.Key]string{}
+	for k, vs := range Blocked(b.Decisions) {
+		msgs := make([]string, len(vs))
+		for i, v := range vs {
+			msgs[i] = v.Policy + ": " + v.Message
+		}
+		out[k] = "denied by policy " + strings.Join(msgs, "; ")
+	}
+	return out
 }
 
 // Record validates one revision and, when it is valid, plans it against the
 // last-applied state and records the plan and the new desired state in one
 // transaction. An invalid revision is recorded with its problems and changes
 // nothing else: the last good revision stays in force.
-func Record(ctx context.Context, st store.Store, log *slog.Logger, rev source.Revision, repo *spec.Repo, problems spec.Problems, at plan.AppAt) (Outcome, error) {
+func Record(ctx context.Context, st store.Store, log *slog.Logger, rev source.Revision, fsys fs.FS, repo *spec.Repo, problems spec.Problems, at plan.AppAt) (Outcome, error) {
 	out := Outcome{Revision: rev, Problems: problems}
 	r := revisionRecord(rev, problems)
 	if !r.Valid {
@@ -61,7 +87,10 @@ func Record(ctx context.Context, st store.Store, log *slog.Logger, rev source.Re
 		return out, err
 	}
 	p := plan.Diff(rev.SHA, plan.Desired(repo, rev.SHA, at), applied)
-	body, err := json.Marshal(p)
+	decisions, _ := Judge(ctx, repo, fsys, &p, applied, st)
+	pb := PlanBody{Plan: p, Decisions: decisions}
+	out.Blocked = pb.BlockedBy()
+	body, err := json.Marshal(pb)
 	if err != nil {
 		return out, err
 	}
@@ -69,6 +98,11 @@ func Record(ctx context.Context, st store.Store, log *slog.Logger, rev source.Re
 	var remove []store.Unit
 	events := []store.Event{{Kind: "revision.valid", Revision: rev.SHA, Message: fmt.Sprintf("revision %s: %s", rev.Short(), rev.Subject())}}
 	for _, c := range p.Changes {
+		if why, ok := out.Blocked[plan.Key{App: c.App, Env: c.Env}]; ok {
+			events = append(events, store.Event{Kind: "policy.denied", App: c.App, Env: c.Env, Revision: rev.SHA,
+				Message: fmt.Sprintf("%s @ %s: %s %s; the unit keeps its last allowed state", c.App, c.Env, c.Action, why)})
+			continue
+		}
 		switch c.Action {
 		case plan.Create, plan.Update:
 			b, err := json.Marshal(c.Desired)

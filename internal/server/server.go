@@ -1,7 +1,9 @@
 package server
 
 import (
+	"cmp"
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -10,11 +12,23 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/socle-dev/socle/internal/artifact"
+	"github.com/socle-dev/socle/internal/artifact/registry"
+	"github.com/socle-dev/socle/internal/cost"
+	"github.com/socle-dev/socle/internal/notify"
+
 	"github.com/socle-dev/socle/internal/plan"
+	"github.com/socle-dev/socle/internal/proxy"
+	"github.com/socle-dev/socle/internal/reconcile"
+	"github.com/socle-dev/socle/internal/runtime/local"
 	"github.com/socle-dev/socle/internal/source"
 	"github.com/socle-dev/socle/internal/spec"
 	"github.com/socle-dev/socle/internal/store"
@@ -32,7 +46,13 @@ type Config struct {
 	// Addr is the API's listen address.
 	Addr string
 	// Poll is the interval between fetches; the git webhook fetches at once.
-	Poll   time.Duration
+	Poll time.Duration
+	// ProxyAddr is where the built-in proxy listens for app traffic.
+	ProxyAddr string
+	// KeepRunning leaves the apps running when socle stops.
+	KeepRunning bool
+	// Resync is how often every unit is observed without a trigger.
+	Resync time.Duration
 	Logger *slog.Logger
 }
 
@@ -49,7 +69,17 @@ type Server struct {
 	http    *http.Server
 	ln      net.Listener
 
-	pinned map[string]*spec.Repo // revisions pinned by releases, loaded; used by the watcher's goroutine only
+	proxy    *proxy.Proxy
+	proxyLn  net.Listener
+	registry *registry.Handler
+	driver   *local.Driver
+	engine   *reconcile.Engine
+	metrics  *prometheus.Registry
+	notifier *notify.Notifier
+	costs    *cost.Service
+
+	pinnedMu sync.Mutex
+	pinned   map[string]*spec.Repo // revisions pinned by releases, loaded
 
 	mu      sync.Mutex
 	current *spec.Repo // the last good revision, loaded
@@ -64,26 +94,122 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.Poll <= 0 {
 		cfg.Poll = 30 * time.Second
 	}
-	st, err := sqlite.Open(ctx, filepath.Join(cfg.Data, DBFile))
+	db, err := sqlite.Open(ctx, filepath.Join(cfg.Data, DBFile))
 	if err != nil {
 		return nil, fmt.Errorf("opening the store: %w", err)
 	}
+	var st store.Store = db
 	sum := sha256.Sum256([]byte(cfg.Repo))
 	repo, err := source.Open(ctx, source.Options{URL: cfg.Repo, Branch: cfg.Branch, Dir: filepath.Join(cfg.Data, "git", hex.EncodeToString(sum[:8]))})
 	if err != nil {
 		st.Close()
 		return nil, fmt.Errorf("opening the platform repository: %w", err)
 	}
-	ln, err := net.Listen("tcp", cfg.Addr)
-	if err != nil {
-		st.Close()
+	s := &Server{cfg: cfg, log: cfg.Logger, store: st, repo: repo, pinned: map[string]*spec.Repo{}, metrics: prometheus.NewRegistry()}
+	if err := s.openRuntime(cfg); err != nil {
+		s.closeAll()
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, store: st, repo: repo, ln: ln, pinned: map[string]*spec.Repo{}}
+	if s.notifier, err = notify.New(notify.Options{Dir: filepath.Join(cfg.Data, "notify"), Logger: cfg.Logger, Registry: s.metrics, Events: st}); err != nil {
+		s.closeAll()
+		return nil, err
+	}
+	s.costs = &cost.Service{Store: sqlite.NewCostStore(db), Repo: s.repoInForce, Notifier: budgetAlerts{s.notifier}, Log: cfg.Logger}
 	s.status.Repository = cfg.Repo
 	s.watcher = &source.Watcher{Repo: repo, Interval: cfg.Poll, Logger: cfg.Logger, OnRevision: s.onRevision, OnError: s.onFetchError}
 	s.http = &http.Server{Handler: s.routes(), ReadHeaderTimeout: 10 * time.Second}
 	return s, nil
+}
+
+// openRuntime opens what runs the apps: the listeners, socle's registry and
+// image builder, the local runtime, the proxy and the reconciler.
+func (s *Server) openRuntime(cfg Config) error {
+	var err error
+	if s.ln, err = net.Listen("tcp", cfg.Addr); err != nil {
+		return err
+	}
+	if cfg.ProxyAddr == "" {
+		cfg.ProxyAddr = "127.0.0.1:0"
+	}
+	if s.proxyLn, err = net.Listen("tcp", cfg.ProxyAddr); err != nil {
+		return fmt.Errorf("proxy: %w", err)
+	}
+	reg, err := registry.Open(filepath.Join(cfg.Data, "registry"))
+	if err != nil {
+		return fmt.Errorf("registry: %w", err)
+	}
+	s.registry = registry.NewHandler(reg, cfg.Logger)
+	builder, err := artifact.NewBuilder(artifact.Config{Dir: filepath.Join(cfg.Data, "artifacts"), Registry: reg, Host: s.ln.Addr().String(), Logger: cfg.Logger})
+	if err != nil {
+		return err
+	}
+	unpacker, err := artifact.NewUnpacker(filepath.Join(cfg.Data, "rootfs"), reg)
+	if err != nil {
+		return err
+	}
+	if s.driver, err = local.New(local.Options{StateDir: filepath.Join(cfg.Data, "runtime"), Logger: cfg.Logger}); err != nil {
+		return err
+	}
+	if s.proxy, err = proxy.New(proxy.Options{StateFile: filepath.Join(cfg.Data, "proxy.json"), Registry: s.metrics, Logger: cfg.Logger}); err != nil {
+		return err
+	}
+	secret, err := dataSecret(cfg.Data)
+	if err != nil {
+		return err
+	}
+	s.engine = reconcile.New(reconcile.Config{
+		Store: s.store, Driver: s.driver, Router: s.proxy, Logger: cfg.Logger, Resync: cfg.Resync, Secret: secret,
+		Images: &images{builder: builder, unpacker: unpacker, repo: s.repo, appAt: s.appAt, refs: map[string]string{}},
+		Keep:   s.keepsOrphans,
+	})
+	return nil
+}
+
+// keepsOrphans reports whether an environment keeps apps removed from Git.
+func (s *Server) keepsOrphans(env string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.current == nil {
+		return true // nothing is known yet: never stop what runs
+	}
+	e := s.current.Environment(env)
+	return e != nil && e.Prune != nil && !*e.Prune
+}
+
+// ProxyAddr is the address the proxy listens on.
+func (s *Server) ProxyAddr() string { return s.proxyLn.Addr().String() }
+
+func (s *Server) closeAll() {
+	if s.ln != nil {
+		s.ln.Close()
+	}
+	if s.proxyLn != nil {
+		s.proxyLn.Close()
+	}
+	if s.proxy != nil {
+		s.proxy.Close()
+	}
+	if s.driver != nil {
+		s.driver.Close()
+	}
+	s.store.Close()
+}
+
+// dataSecret returns the data directory's secret, created on first use; it
+// derives credentials socle hands to apps, and never leaves the machine.
+func dataSecret(data string) ([]byte, error) {
+	p := filepath.Join(data, "secret.key")
+	if b, err := os.ReadFile(p); err == nil && len(b) >= 32 {
+		return b, nil
+	}
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(p, b, 0o600); err != nil {
+		return nil, err
+	}
+	return b, nil
 }
 
 // Addr is the address the API listens on.
@@ -96,26 +222,63 @@ func (s *Server) Store() store.Store { return s.store }
 func (s *Server) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	errc := make(chan error, 2)
+	if err := s.engine.Recover(ctx); err != nil {
+		s.log.Warn("recovering replicas", "err", err)
+	}
+	if err := s.engine.Adopt(ctx); err != nil {
+		s.log.Warn("listing replicas", "err", err)
+	}
+	errc := make(chan error, 3)
+	engineDone := make(chan struct{})
+	go func() { s.engine.Run(ctx); close(engineDone) }()
 	go func() { errc <- s.watcher.Run(ctx) }()
 	go func() {
 		if err := s.http.Serve(s.ln); !errors.Is(err, http.ErrServerClosed) {
 			errc <- err
 		}
 	}()
+	go func() {
+		if err := cost.NewWatcher(s.costs, s.cfg.Data).Run(ctx); err != nil && ctx.Err() == nil {
+			s.log.Error("cost drop directory", "err", err)
+		}
+	}()
+	proxyDone := make(chan error, 1)
+	go func() { proxyDone <- s.proxy.Serve(ctx, s.proxyLn) }()
 	var err error
 	select {
 	case <-ctx.Done():
 	case err = <-errc:
 		cancel()
 	}
-	shut, done := context.WithTimeout(context.Background(), 10*time.Second)
+	<-engineDone
+	shut, done := context.WithTimeout(context.Background(), 30*time.Second)
 	defer done()
+	if s.cfg.KeepRunning {
+		s.driver.Close() // the apps keep serving; the next start re-attaches
+	} else {
+		if serr := s.driver.StopAll(shut); serr != nil {
+			s.log.Warn("stopping apps", "err", serr)
+		}
+		s.driver.Close()
+	}
+	<-proxyDone
 	_ = s.http.Shutdown(shut)
+	s.proxy.Close()
+	s.notifier.Close()
 	if cerr := s.store.Close(); err == nil {
 		err = cerr
 	}
 	return err
+}
+
+// apply hands the recorded desired state to the reconciler.
+func (s *Server) apply(ctx context.Context) {
+	units, err := Applied(ctx, s.store)
+	if err != nil {
+		s.log.Error("reading the desired state", "err", err)
+		return
+	}
+	s.engine.Apply(units)
 }
 
 // Trigger fetches the repository now (the git webhook).
@@ -151,7 +314,7 @@ func (s *Server) onRevision(ctx context.Context, rev source.Revision) {
 		return
 	}
 	repo, problems := spec.Load(fsys)
-	out, err := Record(ctx, s.store, s.log, rev, repo, problems, s.appAt)
+	out, err := Record(ctx, s.store, s.log, rev, fsys, repo, problems, s.appAt)
 	if err != nil {
 		s.log.Error("recording revision", "revision", rev.Short(), "err", err)
 		return
@@ -163,9 +326,26 @@ func (s *Server) onRevision(ctx context.Context, rev source.Revision) {
 		return
 	}
 	s.current = repo
+	s.notifier.SetPlatform(&repo.Platform)
 	s.status.Failing = nil
 	s.status.LastGood = &rev
 	s.status.LastPlan = &PlanRef{ID: out.PlanID, Summary: out.Plan.Summary}
+	s.mu.Unlock()
+	s.setBlocked(out.Blocked)
+	s.apply(ctx)
+	s.mu.Lock()
+}
+
+// setBlocked tells the reconciler and the status which units policies block.
+func (s *Server) setBlocked(b map[plan.Key]string) {
+	s.mu.Lock()
+	s.status.Blocked = s.status.Blocked[:0]
+	for k, why := range b {
+		s.status.Blocked = append(s.status.Blocked, BlockedUnit{App: k.App, Env: k.Env, Reason: why})
+	}
+	slices.SortFunc(s.status.Blocked, func(a, b BlockedUnit) int { return cmp.Or(cmp.Compare(a.Env, b.Env), cmp.Compare(a.App, b.App)) })
+	s.mu.Unlock()
+	s.engine.SetBlocked(b)
 }
 
 // recordBetween records the commits that arrived together with a new head,
@@ -221,20 +401,32 @@ func (s *Server) resume(ctx context.Context, rev source.Revision, seen store.Rev
 	var ref *PlanRef
 	if ps, err := s.store.Plans(ctx, good.SHA, 1); err == nil && len(ps) == 1 {
 		ref = &PlanRef{ID: ps[0].ID, Summary: plan.Summary{Create: ps[0].Create, Update: ps[0].Update, Delete: ps[0].Delete, Unchanged: ps[0].Unchanged}}
+		if full, err := s.store.Plan(ctx, ps[0].ID); err == nil {
+			var body PlanBody
+			if json.Unmarshal(full.Body, &body) == nil {
+				s.setBlocked(body.BlockedBy())
+			}
+		}
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.current = repo
+	s.notifier.SetPlatform(&repo.Platform)
 	s.status.LastGood = &good
 	s.status.LastPlan = ref
 	if seen.Valid {
 		s.status.Failing = nil
 	}
+	s.mu.Unlock()
+	s.apply(ctx)
+	s.mu.Lock()
 }
 
 // appAt loads an app as it was at a pinned revision. Only a few revisions
 // are pinned at any time, so loaded revisions are kept (a handful at most).
 func (s *Server) appAt(app, revision string) *spec.App {
+	s.pinnedMu.Lock()
+	defer s.pinnedMu.Unlock()
 	r, ok := s.pinned[revision]
 	if !ok {
 		if len(s.pinned) >= 16 {

@@ -154,8 +154,13 @@ func TestFollowsTheRepository(t *testing.T) {
 	if st.LastGood.Author != "Bob Example" || st.LastGood.Subject() != "web: quieter logs in dev" {
 		t.Errorf("revision = %+v", st.LastGood)
 	}
-	if got := st.LastPlan.Summary; got.Update != 2 || got.Create != 0 || got.Unchanged != 3 {
-		t.Errorf("second plan = %+v, want web updated in dev and sandbox (its source changed), 3 unchanged", got)
+	// worker @ sandbox, denied by the demo's policy, is planned again each
+	// time and never recorded.
+	if got := st.LastPlan.Summary; got.Update != 2 || got.Create != 1 || got.Unchanged != 2 {
+		t.Errorf("second plan = %+v, want web updated in dev and sandbox (its source changed), worker @ sandbox still to create, 2 unchanged", got)
+	}
+	if len(st.Blocked) != 1 || st.Blocked[0].App != "worker" || !strings.Contains(st.Blocked[0].Reason, "sandbox-memory-limits") {
+		t.Errorf("blocked = %+v, want worker @ sandbox denied by sandbox-memory-limits", st.Blocked)
 	}
 	if u := unit(st, "api", "dev"); u.Revision != first {
 		t.Errorf("api @ dev moved to %s though the commit did not touch it", u.Revision)

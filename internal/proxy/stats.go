@@ -1,0 +1,173 @@
+package proxy
+
+import (
+	"math"
+	"net/http"
+	"math/bits"
+	"sync/atomic"
+	"time"
+)
+
+// Snapshot is what the proxy has counted for the backends of one version of a
+// route (or all of them), as [Proxy.Stats] returns it. Counters run from the
+// moment the version first got a backend on the route, and include backends
+// removed since, until the version has none left; to look at an interval
+// (a canary step's pause, an autoscaler's period) take a snapshot at each end
+// and use [Snapshot.Since].
+type Snapshot struct {
+	// Requests counts requests sent to the backends, including attempts
+	// that failed to reach one (and were retried elsewhere).
+	Requests uint64
+	// Errors counts 5xx answers plus attempts that got no answer at all.
+	Errors uint64
+	// P95 is the 95th percentile of the time from sending a request to the
+	// end of its answer, over the answered requests (an upper bound,
+	// within 12.5%).
+	P95 time.Duration
+	// InFlight is the number of requests on the backends now.
+	InFlight int64
+	// Backends is the number of the version's backends on the route now,
+	// so that InFlight/Backends is the load per replica.
+	Backends int
+
+	latencySum time.Duration
+	hist       []uint64
+}
+
+// ErrorRate returns Errors/Requests, 0 when there were no requests.
+func (s Snapshot) ErrorRate() float64 {
+	if s.Requests == 0 {
+		return 0
+	}
+	return float64(s.Errors) / float64(s.Requests)
+}
+
+// Since returns the counts and latency of the requests that finished between
+// prev and s, two snapshots of the same route and version; InFlight and
+// Backends are s's. A version removed from its route and added again starts
+// from zero, so counts that went down are taken as zero.
+func (s Snapshot) Since(prev Snapshot) Snapshot {
+	d := s
+	d.Requests = sub(s.Requests, prev.Requests)
+	d.Errors = sub(s.Errors, prev.Errors)
+	d.latencySum = time.Duration(sub(uint64(s.latencySum), uint64(prev.latencySum)))
+	d.hist = make([]uint64, len(s.hist))
+	for i := range s.hist {
+		if i < len(prev.hist) {
+			d.hist[i] = sub(s.hist[i], prev.hist[i])
+		} else {
+			d.hist[i] = s.hist[i]
+		}
+	}
+	d.P95 = d.Quantile(0.95)
+	return d
+}
+
+func sub(a, b uint64) uint64 {
+	if a < b {
+		return 0
+	}
+	return a - b
+}
+
+// Quantile returns the q-quantile (0 < q ≤ 1) of the answered requests'
+// latency, as the upper bound of the histogram bucket it falls in; 0 without
+// data.
+func (s Snapshot) Quantile(q float64) time.Duration {
+	var n uint64
+	for _, c := range s.hist {
+		n += c
+	}
+	if n == 0 {
+		return 0
+	}
+	rank := uint64(math.Ceil(q * float64(n)))
+	rank = max(rank, 1)
+	var seen uint64
+	for i, c := range s.hist {
+		seen += c
+		if seen >= rank {
+			return bucketUpper(i)
+		}
+	}
+	return bucketUpper(len(s.hist) - 1)
+}
+
+// counters are what a backend has counted, as atomics so that requests
+// record without a lock. Stats and the Prometheus collector read them.
+type counters struct {
+	requests, errors atomic.Uint64
+	latency          atomic.Uint64 // sum, in nanoseconds
+	hist             [histBuckets]atomic.Uint64
+}
+
+// record counts a request that ended with status (0: no answer).
+func (c *counters) record(start time.Time, status int) {
+	c.requests.Add(1)
+	if status == 0 || status >= 500 {
+		c.errors.Add(1)
+	}
+	// The time a connection stays switched to another protocol (a
+	// WebSocket) says nothing of the backend's speed.
+	if status != 0 && status != http.StatusSwitchingProtocols {
+		d := time.Since(start)
+		c.latency.Add(uint64(d))
+		c.hist[bucketOf(d)].Add(1)
+	}
+}
+
+// addTo adds c's counts to s.
+func (c *counters) addTo(s *Snapshot) {
+	s.Requests += c.requests.Load()
+	s.Errors += c.errors.Load()
+	s.latencySum += time.Duration(c.latency.Load())
+	if s.hist == nil {
+		s.hist = make([]uint64, histBuckets)
+	}
+	for i := range c.hist {
+		s.hist[i] += c.hist[i].Load()
+	}
+}
+
+// add adds the counts of o to s.
+func (s *Snapshot) add(o Snapshot) {
+	s.Requests += o.Requests
+	s.Errors += o.Errors
+	s.latencySum += o.latencySum
+	if s.hist == nil {
+		s.hist = make([]uint64, histBuckets)
+	}
+	for i, n := range o.hist {
+		s.hist[i] += n
+	}
+}
+
+// The latency histogram is log-linear in microseconds: exact below 16µs, then
+// 8 buckets per power of two (at most 12.5% wide) up to 2^40µs (12 days).
+// Finding a bucket takes a few bit operations, cheap enough for every request.
+const (
+	histLinear  = 16
+	histSub     = 8
+	histMaxExp  = 40
+	histBuckets = histLinear + (histMaxExp-4)*histSub
+)
+
+func bucketOf(d time.Duration) int {
+	us := uint64(max(d, 0) / time.Microsecond)
+	if us < histLinear {
+		return int(us)
+	}
+	e := bits.Len64(us) // ≥ 5: us has e significant bits
+	i := histLinear + (e-5)*histSub + int(us>>(e-4)&(histSub-1))
+	return min(i, histBuckets-1)
+}
+
+// bucketUpper returns the exclusive upper bound of bucket i.
+func bucketUpper(i int) time.Duration {
+	if i < histLinear {
+		return time.Duration(i+1) * time.Microsecond
+	}
+	e := (i-histLinear)/histSub + 5
+	sub := (i - histLinear) % histSub
+	return time.Duration(uint64(histSub+sub+1)<<(e-4)) * time.Microsecond
+}

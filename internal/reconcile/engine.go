@@ -1,0 +1,290 @@
+package reconcile
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/socle-dev/socle/internal/plan"
+	"github.com/socle-dev/socle/internal/proxy"
+	"github.com/socle-dev/socle/internal/runtime"
+	"github.com/socle-dev/socle/internal/store"
+)
+
+// Router is the part of the proxy the engine drives.
+type Router interface {
+	SetRoute(ctx context.Context, r proxy.Route) error
+	DeleteRoute(ctx context.Context, name string) error
+	Stats(route, version string) proxy.Snapshot
+	Routes() []proxy.RouteStatus
+}
+
+// Images builds and unpacks the images units run.
+type Images interface {
+	// Build returns the digest of the image of a unit's app at the unit's
+	// revision, building it only if it was never built.
+	Build(ctx context.Context, u plan.Unit) (digest string, err error)
+	// Unpack returns the unpacked filesystem and configuration of an image.
+	Unpack(ctx context.Context, digest string) (Image, error)
+}
+
+// Image is an unpacked image, ready for a runtime that runs host executables.
+type Image struct {
+	Root       string
+	Entrypoint []string
+	Cmd        []string
+	Env        []string // KEY=value
+	WorkingDir string
+}
+
+// Config wires an Engine.
+type Config struct {
+	Store  store.Store
+	Driver runtime.Driver
+	Router Router
+	Images Images
+	Logger *slog.Logger
+	// Resync is how often every unit is observed again without a trigger.
+	Resync time.Duration
+	// ProgressDeadline bounds how long new replicas may take to be ready.
+	ProgressDeadline time.Duration
+	// Secret derives the credentials of locally provided resources.
+	Secret []byte
+	// Scale says how the autoscaler sizes units; zero values mean defaults.
+	Scale ScalePolicy
+	// Keep reports whether an environment keeps apps removed from Git
+	// running (prune: false); nil means every environment prunes.
+	Keep func(env string) bool
+}
+
+// Engine reconciles every unit.
+type Engine struct {
+	cfg Config
+	log *slog.Logger
+
+	mu      sync.Mutex
+	units   map[plan.Key]*worker
+	blocked map[plan.Key]string
+	ctx     context.Context
+	wg      sync.WaitGroup
+	stopped bool
+}
+
+// New returns an engine; Run starts it.
+func New(cfg Config) *Engine {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Resync <= 0 {
+		cfg.Resync = 10 * time.Second
+	}
+	if cfg.ProgressDeadline <= 0 {
+		cfg.ProgressDeadline = 2 * time.Minute
+	}
+	cfg.Scale = cfg.Scale.withDefaults()
+	return &Engine{cfg: cfg, log: cfg.Logger, units: map[plan.Key]*worker{}}
+}
+
+// Recover takes back the replicas an earlier socle left running, so that
+// nothing healthy is restarted and nothing is started twice. Call it before
+// Run.
+func (e *Engine) Recover(ctx context.Context) error {
+	sts, err := e.cfg.Driver.List(ctx)
+	if err != nil {
+		return fmt.Errorf("listing replicas: %w", err)
+	}
+	var errs []error
+	for _, st := range sts {
+		if st.State == runtime.Detached || st.State == runtime.Lost {
+			if err := e.cfg.Driver.Recover(ctx, st.Handle); err != nil && !errors.Is(err, runtime.ErrNotFound) {
+				errs = append(errs, fmt.Errorf("recovering %s: %w", st.Ref, err))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Run keeps the units converged until ctx ends.
+func (e *Engine) Run(ctx context.Context) {
+	e.mu.Lock()
+	e.ctx = ctx
+	for _, w := range e.units {
+		e.startLocked(w)
+	}
+	e.mu.Unlock()
+	events := e.cfg.Driver.Watch(ctx)
+	for {
+		select {
+		case <-ctx.Done():
+			e.mu.Lock()
+			e.stopped = true
+			e.mu.Unlock()
+			e.wg.Wait()
+			return
+		case ev, ok := <-events:
+			if !ok {
+				events = nil
+				continue
+			}
+			// A replica that exits or stops being ready is a reason to look
+			// at its unit now rather than at the next resync.
+			e.Trigger(ev.Status.Ref.App, ev.Status.Ref.Env)
+		}
+	}
+}
+
+// Apply makes units the desired state: new and changed units converge to
+// it, units no longer there are pruned.
+func (e *Engine) Apply(units []plan.Unit) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	seen := make(map[plan.Key]bool, len(units))
+	for _, u := range units {
+		k := u.Key()
+		seen[k] = true
+		w := e.units[k]
+		if w == nil {
+			w = newWorker(e, k)
+			e.units[k] = w
+			if e.ctx != nil {
+				e.startLocked(w)
+			}
+		}
+		w.setDesired(&u)
+	}
+	for k, w := range e.units {
+		if !seen[k] {
+			w.setDesired(nil)
+		}
+	}
+}
+
+// Adopt makes the engine watch units that are no longer desired but may
+// still run (found in the runtime at start), so that they are pruned.
+func (e *Engine) Adopt(ctx context.Context) error {
+	sts, err := e.cfg.Driver.List(ctx)
+	if err != nil {
+		return err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, st := range sts {
+		k := plan.Key{App: st.Ref.App, Env: st.Ref.Env}
+		if e.units[k] == nil {
+			w := newWorker(e, k)
+			w.setDesired(nil)
+			e.units[k] = w
+			if e.ctx != nil {
+				e.startLocked(w)
+			}
+		}
+	}
+	return nil
+}
+
+func (e *Engine) startLocked(w *worker) {
+	if e.stopped || w.running {
+		return
+	}
+	w.running = true
+	e.wg.Go(func() { w.run(e.ctx) })
+}
+
+// SetBlocked says which units a policy or gate blocks, and why; the others
+// are not blocked. A blocked unit keeps running what it ran and reports
+// Blocked with the reason.
+func (e *Engine) SetBlocked(blocked map[plan.Key]string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.blocked = blocked
+	for _, w := range e.units {
+		w.kick()
+	}
+}
+
+func (e *Engine) blockedReason(k plan.Key) string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.blocked[k]
+}
+
+// forget drops a pruned unit.
+func (e *Engine) forget(k plan.Key) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if w := e.units[k]; w != nil {
+		w.mu.Lock()
+		gone := w.desired == nil
+		w.mu.Unlock()
+		if gone {
+			delete(e.units, k)
+		}
+	}
+}
+
+// Trigger asks a unit to converge now.
+func (e *Engine) Trigger(app, env string) {
+	e.mu.Lock()
+	w := e.units[plan.Key{App: app, Env: env}]
+	e.mu.Unlock()
+	if w != nil {
+		w.kick()
+	}
+}
+
+// Status reports every unit, ordered by environment then app.
+func (e *Engine) Status() []UnitStatus {
+	e.mu.Lock()
+	ws := make([]*worker, 0, len(e.units))
+	for _, w := range e.units {
+		ws = append(ws, w)
+	}
+	e.mu.Unlock()
+	out := make([]UnitStatus, 0, len(ws))
+	for _, w := range ws {
+		out = append(out, w.snapshot())
+	}
+	slices.SortFunc(out, func(a, b UnitStatus) int {
+		if a.Env != b.Env {
+			return compare(a.Env, b.Env)
+		}
+		return compare(a.App, b.App)
+	})
+	return out
+}
+
+// Wait blocks until every unit has converged (no rollout in progress and the
+// last pass succeeded or failed for good), or ctx ends.
+func (e *Engine) Wait(ctx context.Context) error {
+	for {
+		busy := false
+		for _, s := range e.Status() {
+			if s.Phase == Progressing || s.Phase == Pending {
+				busy = true
+				break
+			}
+		}
+		if !busy {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+func compare(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,454 @@
+package reconcile
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/socle-dev/socle/internal/plan"
+	"github.com/socle-dev/socle/internal/proxy"
+	"github.com/socle-dev/socle/internal/runtime"
+	"github.com/socle-dev/socle/internal/spec"
+	"github.com/socle-dev/socle/internal/store"
+)
+
+// worker converges one unit. Its passes run on one goroutine, so a unit is
+// never acted on twice at once; triggers arriving during a pass coalesce.
+type worker struct {
+	e   *Engine
+	key plan.Key
+
+	mu      sync.Mutex
+	desired *plan.Unit // nil: the unit was removed from Git
+	set     bool       // desired was ever set (a removed unit is pruned only then)
+	status  UnitStatus
+	running bool
+	kickc   chan struct{}
+
+	// Owned by the worker's goroutine.
+	failed   target // the target whose rollout failed; not retried until the desired state changes
+	scale    int    // the replicas the autoscaler wants; 0 until first observed
+	scaledAt time.Time
+}
+
+// target is what a release deploys; two releases with the same target are
+// the same deployment.
+type target struct {
+	Revision, Artifact, Config string
+}
+
+func newWorker(e *Engine, k plan.Key) *worker {
+	return &worker{e: e, key: k, kickc: make(chan struct{}, 1),
+		status: UnitStatus{App: k.App, Env: k.Env, Phase: Pending, UpdatedAt: time.Now()}}
+}
+
+func (w *worker) setDesired(u *plan.Unit) {
+	w.mu.Lock()
+	if u != nil {
+		c := *u
+		u = &c
+	}
+	w.desired, w.set = u, true
+	w.mu.Unlock()
+	w.kick()
+}
+
+func (w *worker) kick() {
+	select {
+	case w.kickc <- struct{}{}:
+	default:
+	}
+}
+
+func (w *worker) snapshot() UnitStatus {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	s := w.status
+	s.Replicas = slices.Clone(s.Replicas)
+	return s
+}
+
+func (w *worker) report(f func(s *UnitStatus)) {
+	w.mu.Lock()
+	f(&w.status)
+	w.status.UpdatedAt = time.Now()
+	w.mu.Unlock()
+}
+
+func (w *worker) run(ctx context.Context) {
+	t := time.NewTicker(w.e.cfg.Resync)
+	defer t.Stop()
+	for {
+		w.pass(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-w.kickc:
+		case <-t.C:
+		}
+	}
+}
+
+// pass observes the unit and takes one step towards the desired state.
+func (w *worker) pass(ctx context.Context) {
+	w.mu.Lock()
+	d, set := w.desired, w.set
+	w.mu.Unlock()
+	if !set {
+		return
+	}
+	if why := w.e.blockedReason(w.key); why != "" {
+		w.blocked(ctx, d, why)
+		return
+	}
+	if d == nil {
+		w.prune(ctx)
+		return
+	}
+	if d.Runtime != spec.RuntimeLocal {
+		w.report(func(s *UnitStatus) {
+			s.Phase, s.Message = Unsupported, fmt.Sprintf("runtime %q is not available in this version of socle; the unit is planned, not run", d.Runtime)
+		})
+		return
+	}
+	digest := d.Artifact
+	if digest == "" {
+		var err error
+		if digest, err = w.e.cfg.Images.Build(ctx, *d); err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			w.report(func(s *UnitStatus) {
+				s.Phase = Failed
+				s.Message = fmt.Sprintf("build of %s failed; what runs is untouched; socle builds again when the app changes: %v", short(d.Revision), err)
+			})
+			return
+		}
+	}
+	tgt := target{Revision: d.Revision, Artifact: digest, Config: configHash(d)}
+	cur, err := w.e.cfg.Store.CurrentRelease(ctx, d.App, d.Env)
+	hasCur := err == nil
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		w.report(func(s *UnitStatus) { s.Phase, s.Message = Degraded, "reading releases: "+err.Error() })
+		return
+	}
+	if hasCur && (targetOf(cur) == tgt || tgt == w.failed) {
+		w.steady(ctx, d, cur, tgt == w.failed && targetOf(cur) != tgt)
+		return
+	}
+	if tgt == w.failed {
+		return // failed and nothing runs: wait for a new desired state
+	}
+	var prev *store.Release
+	if hasCur {
+		prev = &cur
+	}
+	w.rollout(ctx, d, prev, tgt)
+}
+
+// blocked keeps what runs as it is and says why the change waits.
+func (w *worker) blocked(ctx context.Context, d *plan.Unit, why string) {
+	if d != nil {
+		if cur, err := w.e.cfg.Store.CurrentRelease(ctx, d.App, d.Env); err == nil {
+			w.steady(ctx, d, cur, false)
+		}
+	}
+	w.report(func(s *UnitStatus) { s.Phase, s.Message = Blocked, why })
+}
+
+func targetOf(r store.Release) target {
+	return target{Revision: r.Revision, Artifact: r.Artifact, Config: r.ConfigHash}
+}
+
+// configHash identifies what a release runs besides its image: containers,
+// ports and resources; not the replica count (scaling is no new release),
+// nor the rollout strategy, nor the revision alone.
+func configHash(u *plan.Unit) string {
+	c := *u
+	c.Revision, c.Source, c.Artifact = "", "", ""
+	c.Replicas, c.Rollout = spec.Replicas{}, spec.Rollout{}
+	b, _ := json.Marshal(c)
+	s := sha256.Sum256(b)
+	return "sha256:" + hex.EncodeToString(s[:])
+}
+
+func releaseName(id int64) string { return "r" + strconv.FormatInt(id, 10) }
+
+func short(s string) string {
+	s = strings.TrimPrefix(s, "sha256:")
+	if len(s) > 12 {
+		return s[:12]
+	}
+	return s
+}
+
+// replicas lists the unit's replicas, grouped by release name.
+func (w *worker) replicas(ctx context.Context) (map[string][]runtime.Status, error) {
+	all, err := w.e.cfg.Driver.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string][]runtime.Status{}
+	for _, st := range all {
+		if st.Ref.App == w.key.App && st.Ref.Env == w.key.Env {
+			out[st.Ref.Release] = append(out[st.Ref.Release], st)
+		}
+	}
+	for _, rs := range out {
+		slices.SortFunc(rs, func(a, b runtime.Status) int { return a.Ref.Index - b.Ref.Index })
+	}
+	return out, nil
+}
+
+// steady keeps the running release healthy, scaled, routed, and alone.
+func (w *worker) steady(ctx context.Context, d *plan.Unit, cur store.Release, failedNewer bool) {
+	rel := releaseName(cur.ID)
+	all, err := w.replicas(ctx)
+	if err != nil {
+		w.report(func(s *UnitStatus) { s.Phase, s.Message = Degraded, "listing replicas: "+err.Error() })
+		return
+	}
+	n := w.wantReplicas(d, len(all[rel]))
+	rs, err := w.replicaSpec(ctx, d, rel, cur.Artifact)
+	if err != nil {
+		w.report(func(s *UnitStatus) { s.Phase, s.Message = Degraded, err.Error() })
+		return
+	}
+	if err := w.ensure(ctx, rs, all[rel], n); err != nil {
+		w.report(func(s *UnitStatus) { s.Phase, s.Message = Degraded, err.Error() })
+		return
+	}
+	// Anything else of the unit is drift: a leftover of an interrupted
+	// rollout, or a replica nobody asked for.
+	for name, rs := range all {
+		if name != rel {
+			w.stopAll(ctx, rs)
+		}
+	}
+	all, _ = w.replicas(ctx)
+	mine := all[rel]
+	if err := w.route(ctx, d, map[string][]runtime.Status{rel: mine}, nil); err != nil {
+		w.e.log.Warn("routing", "app", d.App, "env", d.Env, "err", err)
+	}
+	ready := 0
+	var why []string
+	for _, st := range mine {
+		if st.Ready {
+			ready++
+		} else {
+			why = append(why, fmt.Sprintf("%s is %s%s", st.Ref, st.State, exitWhy(st)))
+		}
+	}
+	w.report(func(s *UnitStatus) {
+		s.Release, s.Revision, s.Artifact = cur.ID, cur.Revision, cur.Artifact
+		s.Ready, s.Desired = ready, n
+		s.Replicas = replicaStatuses(mine, d)
+		s.URL = unitURL(d)
+		switch {
+		case failedNewer:
+			s.Phase = Failed
+			if !strings.HasPrefix(s.Message, "release") {
+				s.Message = "the new release failed; " + releaseName(cur.ID) + " keeps running"
+			}
+		case ready < n:
+			s.Phase, s.Message = Degraded, fmt.Sprintf("%d of %d replicas ready: %s; socle restarts them with backoff", ready, n, strings.Join(why, "; "))
+		default:
+			s.Phase, s.Message = Synced, ""
+		}
+	})
+}
+
+func exitWhy(st runtime.Status) string {
+	if st.LastExit == nil {
+		if st.Message != "" {
+			return " (" + st.Message + ")"
+		}
+		return ""
+	}
+	return fmt.Sprintf(" (last exit: %s)", st.LastExit.Reason)
+}
+
+func replicaStatuses(rs []runtime.Status, d *plan.Unit) []ReplicaStatus {
+	out := make([]ReplicaStatus, 0, len(rs))
+	for _, st := range rs {
+		r := ReplicaStatus{Name: st.Ref.String(), Release: st.Ref.Release, State: string(st.State), Ready: st.Ready, Restarts: st.Restarts, PID: st.PID, Message: st.Message}
+		if b, ok := primaryBinding(st, d); ok {
+			r.Address = b.Address
+		}
+		if st.LastExit != nil && r.Message == "" {
+			r.Message = st.LastExit.Reason
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+func unitURL(d *plan.Unit) string {
+	if primaryPort(d) == "" {
+		return ""
+	}
+	return "http://" + d.App + "." + d.Env + ".localhost"
+}
+
+// ensure makes exactly n replicas of spec's release exist, indexes 0..n-1,
+// starting the missing ones and stopping the others; it does not wait.
+func (w *worker) ensure(ctx context.Context, rs runtime.ReplicaSpec, have []runtime.Status, n int) error {
+	exists := map[int]bool{}
+	for _, st := range have {
+		if st.Ref.Index >= n {
+			if err := w.e.cfg.Driver.Stop(ctx, st.Handle); err != nil && !errors.Is(err, runtime.ErrNotFound) {
+				return fmt.Errorf("stopping %s: %w", st.Ref, err)
+			}
+			continue
+		}
+		exists[st.Ref.Index] = true
+	}
+	for i := range n {
+		if exists[i] {
+			continue
+		}
+		s := rs
+		s.Index = i
+		if _, err := w.e.cfg.Driver.Start(ctx, s); err != nil && !errors.Is(err, runtime.ErrExists) {
+			return fmt.Errorf("starting %s: %w", s.Ref, err)
+		}
+	}
+	return nil
+}
+
+func (w *worker) stopAll(ctx context.Context, rs []runtime.Status) {
+	var wg sync.WaitGroup
+	for _, st := range rs {
+		wg.Go(func() {
+			if err := w.e.cfg.Driver.Stop(ctx, st.Handle); err != nil && !errors.Is(err, runtime.ErrNotFound) {
+				w.e.log.Warn("stopping replica", "replica", st.Ref.String(), "err", err)
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// waitReady waits until n replicas of a release are ready. A replica in a
+// crash loop, or the progress deadline, fails the wait with the reason.
+func (w *worker) waitReady(ctx context.Context, rel string, n int) error {
+	ctx, cancel := context.WithTimeout(ctx, w.e.cfg.ProgressDeadline)
+	defer cancel()
+	for {
+		all, err := w.replicas(ctx)
+		if err != nil {
+			return err
+		}
+		ready := 0
+		for _, st := range all[rel] {
+			if st.Ref.Index >= n {
+				continue
+			}
+			if st.State == runtime.CrashLoop {
+				tail := ""
+				if st.LastExit != nil {
+					tail = ": " + st.LastExit.Reason
+					if st.LastExit.LogTail != "" {
+						tail += "; log: " + lastLines(st.LastExit.LogTail, 3)
+					}
+				}
+				return fmt.Errorf("replica %s is crash-looping%s", st.Ref, tail)
+			}
+			if st.Ready {
+				ready++
+			}
+		}
+		if ready >= n {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				return fmt.Errorf("%d of %d new replicas ready after %s", ready, n, w.e.cfg.ProgressDeadline)
+			}
+			return ctx.Err()
+		case <-time.After(25 * time.Millisecond):
+		}
+	}
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, " | ")
+}
+
+// prune stops a unit removed from Git, unless its environment keeps
+// orphans (the desired state of a removed unit carries no environment, so
+// the engine is told through Keep).
+func (w *worker) prune(ctx context.Context) {
+	all, err := w.replicas(ctx)
+	if err != nil {
+		return
+	}
+	if w.e.cfg.Keep != nil && w.e.cfg.Keep(w.key.Env) {
+		n := 0
+		for _, rs := range all {
+			n += len(rs)
+		}
+		w.report(func(s *UnitStatus) {
+			s.Phase, s.Message = Orphaned, fmt.Sprintf("removed from Git; %d replica(s) keep running because %s does not prune", n, w.key.Env)
+		})
+		return
+	}
+	for _, rs := range all {
+		w.stopAll(ctx, rs)
+	}
+	for _, r := range w.e.cfg.Router.Routes() {
+		if r.Name == proxy.RouteName(w.key.App, w.key.Env, "") || strings.HasSuffix(r.Name, "."+w.key.App+"."+w.key.Env) {
+			if err := w.e.cfg.Router.DeleteRoute(ctx, r.Name); err != nil {
+				w.e.log.Warn("deleting route", "route", r.Name, "err", err)
+			}
+		}
+	}
+	w.e.forget(w.key)
+}
+
+// routeNames lists the unit's routes by port name.
+func routeNames(d *plan.Unit) map[string]string {
+	out := map[string]string{}
+	if d.Service == nil {
+		return out
+	}
+	primary := primaryPort(d)
+	for name := range d.Service.Ports {
+		if name == primary {
+			out[name] = proxy.RouteName(d.App, d.Env, "")
+		} else {
+			out[name] = proxy.RouteName(d.App, d.Env, name)
+		}
+	}
+	return out
+}
+
+func primaryPort(d *plan.Unit) string {
+	if d.Service == nil {
+		return ""
+	}
+	return proxy.PrimaryPort(slices.Collect(maps.Keys(d.Service.Ports)))
+}
+
+func primaryBinding(st runtime.Status, d *plan.Unit) (runtime.PortBinding, bool) {
+	p := primaryPort(d)
+	for _, b := range st.Ports {
+		if b.Name == p {
+			return b, true
+		}
+	}
+	return runtime.PortBinding{}, false
+}

@@ -1,0 +1,354 @@
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/socle-dev/socle/internal/reconcile"
+	"github.com/socle-dev/socle/internal/server"
+	"github.com/socle-dev/socle/internal/source"
+	"github.com/socle-dev/socle/internal/store"
+)
+
+var socleBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "socle-e2e-")
+	if err != nil {
+		panic(err)
+	}
+	socleBin = filepath.Join(dir, "socle")
+	build := exec.Command("go", "build", "-o", socleBin, "../../cmd/socle")
+	build.Stdout, build.Stderr = os.Stdout, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building socle:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// platform writes a one-app platform repository: the demo's web app in an
+// auto-syncing dev environment, with the given rollout block.
+func platform(t *testing.T, rollout string, replicas int) string {
+	t.Helper()
+	src := t.TempDir()
+	write := func(p, data string) {
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(src, p)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(src, p), []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("socle.yaml", `apiVersion: socle.dev/v1
+kind: Platform
+metadata: {name: e2e}
+environments:
+  - {name: dev, runtime: {type: local}, sync: auto}
+`)
+	write("teams.yaml", "apiVersion: socle.dev/v1\nkind: Teams\nteams:\n  - name: web\n    members: [{user: ann, role: developer}]\n")
+	for _, f := range []string{"main.go", "go.mod", "score.yaml"} {
+		b, err := os.ReadFile(filepath.Join("../../examples/platform/apps/web", f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		write("apps/web/"+f, string(b))
+	}
+	write("apps/web/socle.yaml", fmt.Sprintf(`apiVersion: socle.dev/v1
+kind: App
+owner: web
+build:
+  command: go build -trimpath -ldflags "-X main.version=$SOCLE_REVISION" -o "$SOCLE_OUT/web" .
+%s
+replicas: {min: %d, max: %d}
+`, rollout, replicas, replicas))
+	dst := filepath.Join(t.TempDir(), "repo")
+	if _, err := source.Init(context.Background(), src, dst, "Ann", "ann@example.com", "web: first version"); err != nil {
+		t.Fatal(err)
+	}
+	return dst
+}
+
+// commit changes apps/web/main.go by a comment, so that the app's source,
+// and so its image, change: a new version.
+func commitVersion(t *testing.T, repo, note string) {
+	t.Helper()
+	p := filepath.Join(repo, "apps/web/main.go")
+	f, err := os.OpenFile(p, os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(f, "\n// %s\n", note)
+	f.Close()
+	gitCommit(t, repo, note)
+}
+
+func gitCommit(t *testing.T, repo, msg string) {
+	t.Helper()
+	cmd := exec.Command("git", "-c", "user.name=Bob", "-c", "user.email=bob@example.com", "commit", "-qam", msg)
+	cmd.Dir = repo
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("git commit: %v\n%s", err, out)
+	}
+}
+
+func head(t *testing.T, repo string) string {
+	t.Helper()
+	cmd := exec.Command("git", "rev-parse", "HEAD")
+	cmd.Dir = repo
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// socle is a running `socle up` process.
+type socle struct {
+	cmd       *exec.Cmd
+	api       string // http://127.0.0.1:port
+	proxyPort string
+	log       *syncBuf
+	done      chan struct{}
+}
+
+type syncBuf struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuf) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+var (
+	upLine   = regexp.MustCompile(`socle is up on (http://\S+)`)
+	appsLine = regexp.MustCompile(`localhost:(\d+) \(e\.g\.`)
+)
+
+// start runs socle up on repo with its data in data; extra flags follow.
+func start(t *testing.T, repo, data string, extra ...string) *socle {
+	t.Helper()
+	args := append([]string{"up", "--repo", repo, "--data", data, "--addr", "127.0.0.1:0", "--proxy-addr", "127.0.0.1:0", "--poll", "1h"}, extra...)
+	cmd := exec.Command(socleBin, args...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: false}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &socle{cmd: cmd, log: &syncBuf{}, done: make(chan struct{})}
+	cmd.Stderr = s.log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { cmd.Wait(); close(s.done) }()
+	sc := bufio.NewScanner(out)
+	deadline := time.After(60 * time.Second)
+	lines := make(chan string)
+	go func() {
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	for s.api == "" || s.proxyPort == "" {
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				t.Fatalf("socle up ended before it was up:\n%s", s.log.String())
+			}
+			if m := upLine.FindStringSubmatch(l); m != nil {
+				s.api = m[1]
+			}
+			if m := appsLine.FindStringSubmatch(l); m != nil {
+				s.proxyPort = m[1]
+			}
+		case <-deadline:
+			t.Fatalf("socle up did not start:\n%s", s.log.String())
+		}
+	}
+	go func() {
+		for range lines {
+		}
+	}()
+	return s
+}
+
+// stop ends socle with SIGTERM and waits.
+func (s *socle) stop(t *testing.T) {
+	t.Helper()
+	s.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-s.done:
+	case <-time.After(60 * time.Second):
+		s.cmd.Process.Kill()
+		t.Errorf("socle did not stop within 60s")
+	}
+}
+
+// kill ends socle with SIGKILL, as a crash would.
+func (s *socle) kill() {
+	s.cmd.Process.Kill()
+	<-s.done
+}
+
+func (s *socle) status(t *testing.T) server.Status {
+	t.Helper()
+	resp, err := http.Get(s.api + "/api/v1/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var st server.Status
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+func (s *socle) hook(t *testing.T) {
+	t.Helper()
+	resp, err := http.Post(s.api+"/api/v1/hooks/git", "application/json", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+}
+
+func unit(st server.Status, app, env string) (reconcile.UnitStatus, bool) {
+	for _, u := range st.Runtime {
+		if u.App == app && u.Env == env {
+			return u, true
+		}
+	}
+	return reconcile.UnitStatus{}, false
+}
+
+// waitSynced waits until web @ dev runs revision rev, Synced.
+func (s *socle) waitSynced(t *testing.T, rev string, timeout time.Duration) reconcile.UnitStatus {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	var last reconcile.UnitStatus
+	for time.Now().Before(deadline) {
+		u, ok := unit(s.status(t), "web", "dev")
+		if ok && u.Phase == reconcile.Synced && u.Revision == rev {
+			return u
+		}
+		last = u
+		time.Sleep(25 * time.Millisecond)
+	}
+	t.Fatalf("web @ dev did not reach %s: %+v\nsocle's log:\n%s", rev[:7], last, tail(s.log.String(), 40))
+	return last
+}
+
+func (s *socle) releases(t *testing.T) []store.Release {
+	t.Helper()
+	resp, err := http.Get(s.api + "/api/v1/apps/web/envs/dev/releases?limit=1000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out struct{ Items []store.Release }
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		t.Fatal(err)
+	}
+	return out.Items
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(s, "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// load sends requests to web.dev.localhost through socle's proxy from
+// conns concurrent keep-alive clients until stopped, and counts what comes
+// back.
+type load struct {
+	ok, failed atomic.Int64
+	mu         sync.Mutex
+	versions   map[string]int64
+	failures   []string
+	stop       chan struct{}
+	wg         sync.WaitGroup
+}
+
+var versionRe = regexp.MustCompile(`\(version ([0-9a-f]{40})\)`)
+
+func startLoad(proxyPort string, conns int) *load {
+	l := &load{versions: map[string]int64{}, stop: make(chan struct{})}
+	tr := &http.Transport{MaxIdleConnsPerHost: conns, MaxConnsPerHost: conns, DisableCompression: true,
+		DialContext: (&net.Dialer{Timeout: 5 * time.Second}).DialContext}
+	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	for range conns {
+		l.wg.Go(func() {
+			for {
+				select {
+				case <-l.stop:
+					return
+				default:
+				}
+				req, _ := http.NewRequest(http.MethodGet, "http://127.0.0.1:"+proxyPort+"/", nil)
+				req.Host = "web.dev.localhost"
+				resp, err := client.Do(req)
+				if err != nil {
+					l.fail(err.Error())
+					continue
+				}
+				body, err := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				m := versionRe.FindSubmatch(body)
+				if err != nil || resp.StatusCode != 200 || m == nil {
+					l.fail(fmt.Sprintf("%d %q %v", resp.StatusCode, body, err))
+					continue
+				}
+				l.ok.Add(1)
+				l.mu.Lock()
+				l.versions[string(m[1])]++
+				l.mu.Unlock()
+			}
+		})
+	}
+	return l
+}
+
+func (l *load) fail(why string) {
+	l.failed.Add(1)
+	l.mu.Lock()
+	if len(l.failures) < 10 {
+		l.failures = append(l.failures, why)
+	}
+	l.mu.Unlock()
+}
+
+func (l *load) halt() {
+	close(l.stop)
+	l.wg.Wait()
+}
