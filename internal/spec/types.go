@@ -392,6 +392,9 @@ type Pin struct {
 	PromotedAt *Time `json:"promotedAt,omitempty"`
 	// From is the environment it was promoted from.
 	From string `json:"from,omitempty"`
+	// Rollback marks a pin that restores an earlier release: it passes the
+	// soak and approval gates (it is no new change), not windows or freezes.
+	Rollback bool `json:"rollback,omitempty"`
 }
 
 // Budgets is budgets.yaml: monthly budgets with alert thresholds.
