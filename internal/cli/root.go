@@ -90,6 +90,12 @@ Exit codes: 0 success, 1 invalid input or a failed check, 2 usage error, 3 other
 		newLogsCmd(g),
 		newCostCmd(g),
 		newPolicyCmd(g),
+		newPromoteCmd(g),
+		newApproveCmd(g),
+		newRollbackCmd(g),
+		newReleasesCmd(g),
+		newAuditCmd(g),
+		newDORACmd(g),
 	)
 	return root
 }

@@ -67,6 +67,9 @@ repository at <data>/repo. Edit and commit there to see socle follow.`,
 	f.DurationVar(&cfg.Poll, "poll", 30*time.Second, "how often to fetch the repository")
 	f.StringVar(&cfg.ProxyAddr, "proxy-addr", "127.0.0.1:7080", "where the built-in proxy serves the apps: http://<app>.<env>.localhost:<port>")
 	f.BoolVar(&cfg.KeepRunning, "keep-running", false, "leave the apps running when socle stops (the next start re-attaches to them)")
+	f.Float64Var(&cfg.Scale.TargetInFlight, "scale-target", 10, "autoscaler: requests in flight per replica to aim for")
+	f.DurationVar(&cfg.Scale.Cooldown, "scale-cooldown", 30*time.Second, "autoscaler: least time between two changes of a unit's size (scaling down waits twice as long)")
+	f.DurationVar(&cfg.Resync, "resync", 10*time.Second, "how often every unit is observed again without a trigger")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	return cmd
 }

@@ -27,7 +27,9 @@ type Unit struct {
 	// when they change.
 	Source string `json:"source"`
 	// Artifact is the image digest pinned by a release (manual environments).
-	Artifact string           `json:"artifact,omitempty"`
+	Artifact string `json:"artifact,omitempty"`
+	// Rollback is set when the pin restores an earlier release.
+	Rollback bool             `json:"rollback,omitempty"`
 	Runtime  spec.RuntimeType `json:"runtime"`
 	// Metadata is the Score workload's metadata, for ${metadata.…} placeholders.
 	Metadata types.WorkloadMetadata `json:"metadata,omitempty"`
@@ -89,7 +91,9 @@ func Desired(r *spec.Repo, revision string, at AppAt) []Unit {
 				if a == nil || a.Workload == nil {
 					continue
 				}
-				units = append(units, resolve(r, &env, a, pin.Revision, pin.Artifact))
+				u := resolve(r, &env, a, pin.Revision, pin.Artifact)
+				u.Rollback = pin.Rollback
+				units = append(units, u)
 			}
 		}
 	}

@@ -2,6 +2,7 @@ package reconcile
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -59,6 +60,23 @@ type Config struct {
 	// Keep reports whether an environment keeps apps removed from Git
 	// running (prune: false); nil means every environment prunes.
 	Keep func(env string) bool
+	// Notes returns the release notes of a release of app that moves from
+	// one revision to another (a JSON document), nil if none.
+	Notes func(ctx context.Context, app, from, to string) json.RawMessage
+	// OnRelease is told when a rollout starts and when it ends.
+	OnRelease func(ReleaseEvent)
+}
+
+// ReleaseEvent is a rollout starting or finishing.
+type ReleaseEvent struct {
+	Release store.Release
+	Phase   string // "started" or "finished"
+}
+
+func (e *Engine) emit(ev ReleaseEvent) {
+	if e.cfg.OnRelease != nil {
+		e.cfg.OnRelease(ev)
+	}
 }
 
 // Engine reconciles every unit.

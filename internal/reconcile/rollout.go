@@ -22,9 +22,17 @@ import (
 // store returns the Progressing release instead of a new one, replicas that
 // exist are not started again, routes that are right are not changed.
 func (w *worker) rollout(ctx context.Context, d *plan.Unit, prev *store.Release, tgt target) {
+	trigger := store.TriggerSync
+	if d.Rollback {
+		trigger = store.TriggerRollback
+	}
+	var notes []byte
+	if w.e.cfg.Notes != nil && prev != nil {
+		notes = w.e.cfg.Notes(ctx, d.App, prev.Revision, tgt.Revision)
+	}
 	rel, err := w.e.cfg.Store.BeginRelease(ctx, store.Release{
 		App: d.App, Env: d.Env, Revision: tgt.Revision, Artifact: tgt.Artifact, ConfigHash: tgt.Config,
-		Strategy: string(strategyOf(d)), Trigger: store.TriggerSync, Previous: prevID(prev),
+		Strategy: string(strategyOf(d)), Trigger: trigger, Previous: prevID(prev), Notes: notes,
 	}, &store.AuditRecord{Actor: "socle", Action: "release.begin"})
 	if err != nil {
 		w.report(func(s *UnitStatus) { s.Phase, s.Message = Degraded, "recording the release: "+err.Error() })
@@ -36,6 +44,7 @@ func (w *worker) rollout(ctx context.Context, d *plan.Unit, prev *store.Release,
 		s.Message = fmt.Sprintf("rolling out %s (%s, %s) with %s", name, short(tgt.Revision), short(tgt.Artifact), strategyOf(d))
 	})
 	w.e.log.Info("rollout started", "app", d.App, "env", d.Env, "release", rel.ID, "revision", short(tgt.Revision), "artifact", short(tgt.Artifact), "strategy", strategyOf(d))
+	w.e.emit(ReleaseEvent{Release: rel, Phase: "started"})
 	rs, err := w.replicaSpec(ctx, d, name, tgt.Artifact)
 	if err == nil {
 		err = w.strategy(ctx, d, prev, rs)
@@ -61,6 +70,8 @@ func (w *worker) rollout(ctx context.Context, d *plan.Unit, prev *store.Release,
 		w.e.log.Error("recording the release outcome", "app", d.App, "env", d.Env, "release", rel.ID, "err", err)
 	}
 	w.e.log.Info("rollout finished", "app", d.App, "env", d.Env, "release", rel.ID, "status", status, "reason", reason)
+	rel.Status, rel.Reason = status, reason
+	w.e.emit(ReleaseEvent{Release: rel, Phase: "finished"})
 	if status != store.Succeeded {
 		w.report(func(s *UnitStatus) {
 			s.Phase = Failed

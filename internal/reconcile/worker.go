@@ -174,7 +174,7 @@ func targetOf(r store.Release) target {
 // nor the rollout strategy, nor the revision alone.
 func configHash(u *plan.Unit) string {
 	c := *u
-	c.Revision, c.Source, c.Artifact = "", "", ""
+	c.Revision, c.Source, c.Artifact, c.Rollback = "", "", "", false
 	c.Replicas, c.Rollout = spec.Replicas{}, spec.Rollout{}
 	b, _ := json.Marshal(c)
 	s := sha256.Sum256(b)

@@ -88,6 +88,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /api/v1/apps/{app}/envs/{env}/logs", s.getLogs)
 	mux.HandleFunc("GET /api/v1/apps/{app}/envs/{env}/releases", s.getReleases)
 	api.CostRoutes(mux, s.costs)
+	s.actionRoutes(mux)
 	limited := http.MaxBytesHandler(http.TimeoutHandler(mux, 30*time.Second, `{"error":{"code":"timeout","message":"the request took too long"}}`), 1<<20)
 	root := http.NewServeMux()
 	root.Handle("/", limited)

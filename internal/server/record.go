@@ -67,7 +67,11 @@ func (b *PlanBody) BlockedBy() map[plan.Key]string {
 // last-applied state and records the plan and the new desired state in one
 // transaction. An invalid revision is recorded with its problems and changes
 // nothing else: the last good revision stays in force.
-func Record(ctx context.Context, st store.Store, log *slog.Logger, rev source.Revision, fsys fs.FS, repo *spec.Repo, problems spec.Problems, at plan.AppAt) (Outcome, error) {
+// Gates says why a planned change must wait (a closed promotion gate), or
+// "" when it may be applied; old is the unit's last-applied state.
+type Gates func(repo *spec.Repo, c *plan.Change, old *plan.Unit) string
+
+func Record(ctx context.Context, st store.Store, log *slog.Logger, rev source.Revision, fsys fs.FS, repo *spec.Repo, problems spec.Problems, at plan.AppAt, gates Gates) (Outcome, error) {
 	out := Outcome{Revision: rev, Problems: problems}
 	r := revisionRecord(rev, problems)
 	if !r.Valid {
@@ -90,6 +94,25 @@ func Record(ctx context.Context, st store.Store, log *slog.Logger, rev source.Re
 	decisions, _ := Judge(ctx, repo, fsys, &p, applied, st)
 	pb := PlanBody{Plan: p, Decisions: decisions}
 	out.Blocked = pb.BlockedBy()
+	if gates != nil {
+		old := make(map[plan.Key]*plan.Unit, len(applied))
+		for i := range applied {
+			old[applied[i].Key()] = &applied[i]
+		}
+		for i := range p.Changes {
+			c := &p.Changes[i]
+			k := plan.Key{App: c.App, Env: c.Env}
+			if c.Action != plan.Create && c.Action != plan.Update {
+				continue
+			}
+			if why := gates(repo, c, old[k]); why != "" {
+				if prev := out.Blocked[k]; prev != "" {
+					why = prev + "; " + why
+				}
+				out.Blocked[k] = why
+			}
+		}
+	}
 	body, err := json.Marshal(pb)
 	if err != nil {
 		return out, err
@@ -109,13 +132,17 @@ func Record(ctx context.Context, st store.Store, log *slog.Logger, rev source.Re
 			if err != nil {
 				return out, err
 			}
-			set = append(set, store.Desired{App: c.App, Env: c.Env, Revision: c.Desired.Revision, Hash: c.Desired.Hash(), Spec: b})
+			set = append(set, store.Desired{App: c.App, Env: c.Env, Revision: rev.SHA, Hash: c.Desired.Hash(), Spec: b}) // the revision that set it; a pinned unit runs an older one
 			events = append(events, store.Event{Kind: "unit." + string(c.Action), App: c.App, Env: c.Env, Revision: rev.SHA,
 				Message: fmt.Sprintf("%s @ %s: %s (%d field%s)", c.App, c.Env, c.Action, len(c.Fields), plural(len(c.Fields)))})
 		case plan.Delete:
 			remove = append(remove, store.Unit{App: c.App, Env: c.Env})
 			events = append(events, store.Event{Kind: "unit.delete", App: c.App, Env: c.Env, Revision: rev.SHA, Message: fmt.Sprintf("%s @ %s: removed from Git", c.App, c.Env)})
 		}
+	}
+	detail, _ := json.Marshal(map[string]any{"create": p.Summary.Create, "update": p.Summary.Update, "delete": p.Summary.Delete, "blocked": len(out.Blocked)})
+	if _, err := st.AppendAudit(ctx, store.AuditRecord{Actor: rev.Author, Action: "revision.apply", Revision: rev.SHA, Detail: detail}); err != nil {
+		return out, fmt.Errorf("recording the audit trail: %w", err)
 	}
 	s := p.Summary
 	id, err := st.ApplyDesired(ctx, rev.SHA, set, remove,

@@ -53,6 +53,8 @@ type Config struct {
 	KeepRunning bool
 	// Resync is how often every unit is observed without a trigger.
 	Resync time.Duration
+	// Scale tunes the autoscaler.
+	Scale  reconcile.ScalePolicy
 	Logger *slog.Logger
 }
 
@@ -77,6 +79,11 @@ type Server struct {
 	metrics  *prometheus.Registry
 	notifier *notify.Notifier
 	costs    *cost.Service
+
+	planMu   sync.Mutex // serialises planning: new revisions and re-plans
+	replanc  chan struct{}
+	opensMu  sync.Mutex
+	nextOpen time.Time // the earliest time a closed gate opens
 
 	pinnedMu sync.Mutex
 	pinned   map[string]*spec.Repo // revisions pinned by releases, loaded
@@ -105,7 +112,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		st.Close()
 		return nil, fmt.Errorf("opening the platform repository: %w", err)
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, store: st, repo: repo, pinned: map[string]*spec.Repo{}, metrics: prometheus.NewRegistry()}
+	s := &Server{cfg: cfg, log: cfg.Logger, store: st, repo: repo, pinned: map[string]*spec.Repo{}, metrics: prometheus.NewRegistry(), replanc: make(chan struct{}, 1)}
 	if err := s.openRuntime(cfg); err != nil {
 		s.closeAll()
 		return nil, err
@@ -160,7 +167,8 @@ func (s *Server) openRuntime(cfg Config) error {
 	s.engine = reconcile.New(reconcile.Config{
 		Store: s.store, Driver: s.driver, Router: s.proxy, Logger: cfg.Logger, Resync: cfg.Resync, Secret: secret,
 		Images: &images{builder: builder, unpacker: unpacker, repo: s.repo, appAt: s.appAt, refs: map[string]string{}},
-		Keep:   s.keepsOrphans,
+		Keep:   s.keepsOrphans, Scale: cfg.Scale,
+		Notes: s.releaseNotes, OnRelease: s.onRelease,
 	})
 	return nil
 }
@@ -242,6 +250,7 @@ func (s *Server) Run(ctx context.Context) error {
 			s.log.Error("cost drop directory", "err", err)
 		}
 	}()
+	go s.recheckGates(ctx)
 	proxyDone := make(chan error, 1)
 	go func() { proxyDone <- s.proxy.Serve(ctx, s.proxyLn) }()
 	var err error
@@ -301,10 +310,20 @@ func (s *Server) onRevision(ctx context.Context, rev source.Revision) {
 	if prev != nil {
 		s.recordBetween(ctx, prev.SHA, rev.SHA)
 	}
-	if seen, err := s.store.Revision(ctx, rev.SHA); err == nil {
+	s.planMu.Lock()
+	defer s.planMu.Unlock()
+	s.planRevision(ctx, rev, false)
+}
+
+// planRevision validates, plans and records a revision; again is true to
+// plan the revision in force once more (a gate may have opened).
+func (s *Server) planRevision(ctx context.Context, rev source.Revision, again bool) {
+	seen, err := s.store.Revision(ctx, rev.SHA)
+	switch {
+	case err == nil && !again:
 		s.resume(ctx, rev, seen) // recorded before a restart: record nothing twice
 		return
-	} else if !errors.Is(err, store.ErrNotFound) {
+	case err != nil && !errors.Is(err, store.ErrNotFound):
 		s.log.Error("reading the store", "revision", rev.Short(), "err", err)
 		return
 	}
@@ -314,7 +333,7 @@ func (s *Server) onRevision(ctx context.Context, rev source.Revision) {
 		return
 	}
 	repo, problems := spec.Load(fsys)
-	out, err := Record(ctx, s.store, s.log, rev, fsys, repo, problems, s.appAt)
+	out, err := Record(ctx, s.store, s.log, rev, fsys, repo, problems, s.appAt, s.gatesFor(ctx))
 	if err != nil {
 		s.log.Error("recording revision", "revision", rev.Short(), "err", err)
 		return

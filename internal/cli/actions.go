@@ -1,0 +1,279 @@
+package cli
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/socle-dev/socle/internal/audit"
+	"github.com/socle-dev/socle/internal/server"
+	"github.com/socle-dev/socle/internal/store"
+	"github.com/socle-dev/socle/internal/store/sqlite"
+)
+
+// userFlag adds --user: who acts. Until the API authenticates callers it is
+// what the caller says, by default $SOCLE_USER or the login name.
+func userFlag(cmd *cobra.Command) *string {
+	def := envOr("SOCLE_USER", os.Getenv("USER"))
+	return cmd.Flags().String("user", def, "who acts (env SOCLE_USER)")
+}
+
+// post sends a JSON body to the API and decodes the answer; a refusal comes
+// back as an error carrying the API's message and details.
+func (g *globals) post(cmd *cobra.Command, path string, body, out any) error {
+	b, err := json.Marshal(body)
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(cmd.Context(), http.MethodPost, strings.TrimRight(g.server, "/")+path, bytes.NewReader(b))
+	if err != nil {
+		return withCode(ExitUsage, err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return withCode(ExitError, fmt.Errorf("socle server at %s: %w (is `socle up` running? set --server or SOCLE_SERVER)", g.server, err))
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode >= 300 {
+		var e struct {
+			Error struct {
+				Code    string          `json:"code"`
+				Message string          `json:"message"`
+				Details json.RawMessage `json:"details"`
+			} `json:"error"`
+		}
+		json.NewDecoder(resp.Body).Decode(&e)
+		if g.json() {
+			g.printJSON(e)
+		}
+		code := ExitError
+		if resp.StatusCode == http.StatusConflict || resp.StatusCode == http.StatusForbidden {
+			code = ExitProblems // blocked, refused or not allowed: a verdict, not a fault
+		}
+		return withCode(code, fmt.Errorf("%s", e.Error.Message))
+	}
+	return json.NewDecoder(resp.Body).Decode(out)
+}
+
+func newPromoteCmd(g *globals) *cobra.Command {
+	var to, message string
+	cmd := &cobra.Command{
+		Use:   "promote APP --to ENV",
+		Short: "Pin in ENV the revision and artifact that run in the environment before it, as a commit",
+		Long: `Promote writes a commit to releases/<ENV>.yaml that pins the same revision and
+artifact digest that run in ENV's promotion.from environment (never a rebuild).
+Every gate is checked first (the artifact healthy there for the soak time,
+approvals, allowed windows, freezes) and every policy; a blocked promotion says
+which gate or policy blocks and when it could open, and exits 1.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if to == "" {
+				return withCode(ExitUsage, fmt.Errorf("--to is required"))
+			}
+			user, _ := cmd.Flags().GetString("user")
+			var res server.PromotionResult
+			if err := g.post(cmd, "/api/v1/apps/"+url.PathEscape(args[0])+"/promote", map[string]any{"to": to, "user": user, "message": message}, &res); err != nil {
+				return err
+			}
+			if g.json() {
+				return g.printJSON(res)
+			}
+			fmt.Fprintf(g.stdout, "Promoted %s to %s: %s (%s) from %s, commit %s.\nsocle deploys it now: socle status\n",
+				res.App, res.Env, abbrev(res.Revision, 7), abbrev(strings.TrimPrefix(res.Artifact, "sha256:"), 12), res.From, res.Commit.Short())
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&to, "to", "", "the environment to promote to")
+	cmd.Flags().StringVarP(&message, "message", "m", "", "why, for the commit message")
+	userFlag(cmd)
+	return cmd
+}
+
+func newApproveCmd(g *globals) *cobra.Command {
+	var env, comment string
+	cmd := &cobra.Command{
+		Use:   "approve APP --env ENV",
+		Short: "Approve the artifact a promotion to ENV would pin (approvers of the app's team, and admins)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if env == "" {
+				return withCode(ExitUsage, fmt.Errorf("--env is required"))
+			}
+			user, _ := cmd.Flags().GetString("user")
+			var a store.Approval
+			if err := g.post(cmd, "/api/v1/apps/"+url.PathEscape(args[0])+"/envs/"+url.PathEscape(env)+"/approvals", map[string]any{"user": user, "message": comment}, &a); err != nil {
+				return err
+			}
+			if g.json() {
+				return g.printJSON(a)
+			}
+			fmt.Fprintf(g.stdout, "%s approved %s (%s) for %s.\n", a.User, abbrev(a.Revision, 7), abbrev(strings.TrimPrefix(a.Artifact, "sha256:"), 12), a.Env)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&env, "env", "", "the environment the promotion goes to")
+	cmd.Flags().StringVar(&comment, "comment", "", "a comment kept with the approval")
+	userFlag(cmd)
+	return cmd
+}
+
+func newRollbackCmd(g *globals) *cobra.Command {
+	var env, message string
+	var to int64
+	cmd := &cobra.Command{
+		Use:   "rollback APP --env ENV [--to RELEASE]",
+		Short: "Pin the previous (or the given) release of APP in ENV, as a commit; deployed with the app's strategy",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if env == "" {
+				return withCode(ExitUsage, fmt.Errorf("--env is required"))
+			}
+			user, _ := cmd.Flags().GetString("user")
+			var res server.PromotionResult
+			if err := g.post(cmd, "/api/v1/apps/"+url.PathEscape(args[0])+"/envs/"+url.PathEscape(env)+"/rollback", map[string]any{"release": to, "user": user, "message": message}, &res); err != nil {
+				return err
+			}
+			if g.json() {
+				return g.printJSON(res)
+			}
+			fmt.Fprintf(g.stdout, "Rolling %s in %s back to release %d: %s (%s), commit %s.\n", res.App, res.Env, res.Release,
+				abbrev(res.Revision, 7), abbrev(strings.TrimPrefix(res.Artifact, "sha256:"), 12), res.Commit.Short())
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&env, "env", "", "environment")
+	cmd.Flags().Int64Var(&to, "to", 0, "the release to restore (default: the one before what runs)")
+	cmd.Flags().StringVarP(&message, "message", "m", "", "why, for the commit message")
+	userFlag(cmd)
+	return cmd
+}
+
+func newReleasesCmd(g *globals) *cobra.Command {
+	var env string
+	var limit int
+	cmd := &cobra.Command{
+		Use:   "releases APP --env ENV",
+		Short: "List an app's releases in an environment: revision, artifact, who, when, how long, outcome, notes",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if env == "" {
+				return withCode(ExitUsage, fmt.Errorf("--env is required"))
+			}
+			var out struct{ Items []store.Release }
+			if err := g.get(cmd, fmt.Sprintf("/api/v1/apps/%s/envs/%s/releases?limit=%d", url.PathEscape(args[0]), url.PathEscape(env), limit), &out); err != nil {
+				return err
+			}
+			if g.json() {
+				return g.printJSON(out.Items)
+			}
+			tw := tabwriter.NewWriter(g.stdout, 0, 0, 2, ' ', 0)
+			fmt.Fprintln(tw, "ID\tSTATUS\tREVISION\tARTIFACT\tTRIGGER\tSTRATEGY\tAUTHOR\tSTARTED\tTOOK\tREASON")
+			for _, r := range out.Items {
+				took := "-"
+				if !r.FinishedAt.IsZero() {
+					took = r.FinishedAt.Sub(r.StartedAt).Round(time.Millisecond).String()
+				}
+				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Status, abbrev(r.Revision, 7), abbrev(strings.TrimPrefix(r.Artifact, "sha256:"), 12),
+					r.Trigger, r.Strategy, r.Author, r.StartedAt.Local().Format(time.DateTime), took, r.Reason)
+				var notes struct {
+					Commits []struct{ SHA, Author, Subject string }
+				}
+				if json.Unmarshal(r.Notes, &notes) == nil {
+					for _, c := range notes.Commits {
+						fmt.Fprintf(tw, "\t\t  %s\t%s (%s)\t\t\t\t\t\t\n", abbrev(c.SHA, 7), c.Subject, c.Author)
+					}
+				}
+			}
+			return tw.Flush()
+		},
+	}
+	cmd.Flags().StringVar(&env, "env", "", "environment")
+	cmd.Flags().IntVar(&limit, "limit", 20, "how many, newest first")
+	return cmd
+}
+
+func newAuditCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{Use: "audit", Short: "The tamper-evident record of every change"}
+	var data string
+	verify := &cobra.Command{
+		Use:   "verify",
+		Short: "Check the audit chain; name the first record changed, inserted or removed",
+		Long: `Verify recomputes the hash chain of the audit trail, through the server, or
+directly on a data directory with --data. Exit code 1 when the chain is broken.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var res audit.VerifyResult
+			if data != "" {
+				st, err := sqlite.Open(cmd.Context(), data+"/"+server.DBFile)
+				if err != nil {
+					return err
+				}
+				defer st.Close()
+				if res, err = audit.Verify(store.AuditTrail(cmd.Context(), st, 0)); err != nil {
+					return err
+				}
+			} else if err := g.get(cmd, "/api/v1/audit/verify", &res); err != nil {
+				return err
+			}
+			if g.json() {
+				g.printJSON(res)
+			} else if res.OK() {
+				fmt.Fprintf(g.stdout, "The audit trail verifies: %d records, the last #%d %s.\n", res.Verified, res.LastSeq, abbrev(res.LastHash, 16))
+			} else {
+				fmt.Fprintf(g.stdout, "The audit trail does NOT verify: record %d was %s.\n%s\n%d records verified before it.\n", res.Problem.Seq, res.Problem.Kind, res.Problem.Message, res.Verified)
+			}
+			if !res.OK() {
+				return withCode(ExitProblems, errSilent)
+			}
+			return nil
+		},
+	}
+	verify.Flags().StringVar(&data, "data", "", "verify this data directory's store directly, without a server")
+	cmd.AddCommand(verify)
+	return cmd
+}
+
+func newDORACmd(g *globals) *cobra.Command {
+	var app, team, env string
+	var period time.Duration
+	cmd := &cobra.Command{
+		Use:   "dora",
+		Short: "Deployment frequency, lead time, change failure rate and time to restore, from socle's own records",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			q := url.Values{"app": {app}, "team": {team}, "env": {env}, "period": {period.String()}}
+			var f store.DORAFigures
+			if err := g.get(cmd, "/api/v1/dora?"+q.Encode(), &f); err != nil {
+				return err
+			}
+			if g.json() {
+				return g.printJSON(f)
+			}
+			w := g.stdout
+			scope := strings.TrimSpace(strings.Join([]string{app, team, env}, " "))
+			if scope == "" {
+				scope = "every app and environment"
+			}
+			fmt.Fprintf(w, "DORA for %s, %s to %s\n", scope, f.Since.Local().Format(time.DateOnly), f.Until.Local().Format(time.DateOnly))
+			fmt.Fprintf(w, "  deployment frequency   %d deployments, %.2f per day\n", f.Deployments, f.DeploymentsPerDay)
+			fmt.Fprintf(w, "  lead time for changes  median %s, mean %s, max %s (%d changes)\n", f.LeadTime.Median.Round(time.Second), f.LeadTime.Mean.Round(time.Second), f.LeadTime.Max.Round(time.Second), f.LeadTime.N)
+			fmt.Fprintf(w, "  change failure rate    %.1f%% (%d of %d changes)\n", 100*f.ChangeFailureRate, f.Failures, f.Changes)
+			fmt.Fprintf(w, "  time to restore        median %s, max %s (%d restored, %d not yet)\n", f.TimeToRestore.Median.Round(time.Second), f.TimeToRestore.Max.Round(time.Second), f.TimeToRestore.N, f.Unrestored)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&app, "app", "", "only this app")
+	cmd.Flags().StringVar(&team, "team", "", "only this team's apps")
+	cmd.Flags().StringVar(&env, "env", "", "only this environment (DORA usually looks at production)")
+	cmd.Flags().DurationVar(&period, "period", 30*24*time.Hour, "how far back")
+	return cmd
+}

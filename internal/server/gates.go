@@ -1,0 +1,149 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/socle-dev/socle/internal/gate"
+	"github.com/socle-dev/socle/internal/notify"
+	"github.com/socle-dev/socle/internal/plan"
+	"github.com/socle-dev/socle/internal/reconcile"
+	"github.com/socle-dev/socle/internal/spec"
+	"github.com/socle-dev/socle/internal/store"
+)
+
+// gatesFor checks the promotion gates again before a pinned release is
+// deployed (a pin may have been edited by hand, or a freeze may have begun
+// since the promotion): a new artifact passes every gate; a change that
+// keeps the artifact passes the calendar only.
+func (s *Server) gatesFor(ctx context.Context) Gates {
+	return func(repo *spec.Repo, c *plan.Change, old *plan.Unit) string {
+		e := repo.Environment(c.Env)
+		if e == nil || e.Sync != spec.SyncManual || c.Desired == nil {
+			return ""
+		}
+		u := c.Desired
+		in := gate.Input{Env: e, Freezes: repo.Platform.Freezes, Now: time.Now(), Rollback: u.Rollback, Author: s.authorOf(repo, u.Revision)}
+		if old != nil && old.Artifact == u.Artifact {
+			in.Rollback = true // the same artifact: only the calendar applies
+		} else if e.Promotion != nil && e.Promotion.From != "" {
+			in.Source, in.HealthySince = s.runsHealthy(ctx, u.App, e.Promotion.From, u.Artifact)
+			if apps, err := s.store.Approvals(ctx, u.App, u.Env, u.Artifact); err == nil {
+				for _, a := range apps {
+					in.Approvers = append(in.Approvers, a.User)
+				}
+			}
+		}
+		r := gate.Check(in)
+		if r.Open() {
+			return ""
+		}
+		for _, b := range r.Blocks {
+			if !b.Opens.IsZero() {
+				s.opensMu.Lock()
+				if s.nextOpen.IsZero() || b.Opens.Before(s.nextOpen) {
+					s.nextOpen = b.Opens
+				}
+				s.opensMu.Unlock()
+			}
+		}
+		return "gate " + r.Reason()
+	}
+}
+
+// Replan asks for the revision in force to be planned again: an approval
+// was given, a release finished, or a gate's time came.
+func (s *Server) Replan() {
+	select {
+	case s.replanc <- struct{}{}:
+	default:
+	}
+}
+
+// recheckGates plans the revision in force again while some change waits:
+// when a closed gate's time comes (soak, window, freeze), or when Replan is
+// called; so that a held change goes out as soon as it may.
+func (s *Server) recheckGates(ctx context.Context) {
+	for {
+		s.opensMu.Lock()
+		next := s.nextOpen
+		s.opensMu.Unlock()
+		wait := time.Hour
+		if !next.IsZero() {
+			wait = max(time.Until(next)+100*time.Millisecond, 100*time.Millisecond)
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		case <-s.replanc:
+			t.Stop()
+		}
+		s.mu.Lock()
+		waiting, good := len(s.status.Blocked) > 0, s.status.LastGood
+		s.mu.Unlock()
+		if !waiting || good == nil {
+			continue
+		}
+		s.opensMu.Lock()
+		s.nextOpen = time.Time{}
+		s.opensMu.Unlock()
+		s.planMu.Lock()
+		s.planRevision(ctx, *good, true)
+		s.planMu.Unlock()
+	}
+}
+
+// releaseNotes lists the commits between two revisions that touched the
+// app's directory.
+func (s *Server) releaseNotes(ctx context.Context, app, from, to string) json.RawMessage {
+	revs, err := s.repo.Log(ctx, from, to, spec.AppsDir+"/"+app+"/")
+	if err != nil {
+		return nil
+	}
+	type note struct {
+		SHA     string    `json:"sha"`
+		Author  string    `json:"author"`
+		Time    time.Time `json:"time"`
+		Subject string    `json:"subject"`
+	}
+	notes := make([]note, len(revs))
+	for i, r := range revs {
+		notes[i] = note{SHA: r.SHA, Author: r.Author, Time: r.Time, Subject: r.Subject()}
+	}
+	b, _ := json.Marshal(map[string]any{"commits": notes})
+	return b
+}
+
+// onRelease turns rollouts into notifications; a finished one may open a
+// gate of the next environment.
+func (s *Server) onRelease(ev reconcile.ReleaseEvent) {
+	r := ev.Release
+	if ev.Phase == "finished" {
+		s.Replan()
+	}
+	n := notify.Event{App: r.App, Env: r.Env, Revision: r.Revision, Release: r.ID, Actor: r.Author,
+		Fields: map[string]string{"artifact": r.Artifact, "strategy": r.Strategy, "trigger": string(r.Trigger)}}
+	switch {
+	case ev.Phase == "started":
+		n.Kind, n.Title = notify.DeployStarted, fmt.Sprintf("Deploying %s to %s", r.App, r.Env)
+		n.Message = fmt.Sprintf("release %d: %s (%s) with %s", r.ID, short(r.Revision), short(r.Artifact), r.Strategy)
+	case r.Status == store.Succeeded && r.Trigger == store.TriggerRollback:
+		n.Kind, n.Title = notify.Rollback, fmt.Sprintf("%s rolled back in %s", r.App, r.Env)
+		n.Message = fmt.Sprintf("release %d restores %s (%s)", r.ID, short(r.Revision), short(r.Artifact))
+	case r.Status == store.Succeeded:
+		n.Kind, n.Title = notify.DeploySucceeded, fmt.Sprintf("%s is live in %s", r.App, r.Env)
+		n.Message = fmt.Sprintf("release %d: %s (%s)", r.ID, short(r.Revision), short(r.Artifact))
+	case r.Status == store.RolledBack:
+		n.Kind, n.Title = notify.Rollback, fmt.Sprintf("%s rolled back in %s", r.App, r.Env)
+		n.Message = fmt.Sprintf("release %d rolled back: %s", r.ID, r.Reason)
+	default:
+		n.Kind, n.Title = notify.DeployFailed, fmt.Sprintf("Deploying %s to %s failed", r.App, r.Env)
+		n.Message = fmt.Sprintf("release %d %s: %s", r.ID, r.Status, r.Reason)
+	}
+	s.notifyEvent(context.Background(), n)
+}

@@ -1,0 +1,428 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"path"
+	"slices"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/socle-dev/socle/internal/gate"
+	"github.com/socle-dev/socle/internal/notify"
+	"github.com/socle-dev/socle/internal/plan"
+	"github.com/socle-dev/socle/internal/policy"
+	"github.com/socle-dev/socle/internal/reconcile"
+	"github.com/socle-dev/socle/internal/source"
+	"github.com/socle-dev/socle/internal/spec"
+	"github.com/socle-dev/socle/internal/store"
+)
+
+// Errors of promotions, approvals and rollbacks that the API maps to codes.
+var (
+	ErrUnknown   = errors.New("not found")    // no such app, environment or release
+	ErrRefused   = errors.New("not possible") // the request does not apply here
+	ErrForbidden = errors.New("forbidden")    // this user may not do that
+)
+
+// BlockedError is a promotion or rollback that a gate or a policy stops.
+type BlockedError struct {
+	Gates    gate.Result     `json:"gates"`
+	Verdicts policy.Verdicts `json:"verdicts,omitempty"`
+	Target   PromotionTarget `json:"target"`
+}
+
+func (e *BlockedError) Error() string {
+	var parts []string
+	if !e.Gates.Open() {
+		parts = append(parts, e.Gates.Reason())
+	}
+	for _, v := range e.Verdicts.Denials() {
+		parts = append(parts, "policy "+v.Policy+": "+v.Message)
+	}
+	return fmt.Sprintf("%s to %s is blocked: %s", e.Target.App, e.Target.Env, strings.Join(parts, "; "))
+}
+
+// PromotionTarget is what a promotion or rollback pins.
+type PromotionTarget struct {
+	App      string `json:"app"`
+	Env      string `json:"env"`
+	From     string `json:"from,omitempty"`
+	Revision string `json:"revision"`
+	Artifact string `json:"artifact"`
+	Release  int64  `json:"release,omitempty"` // the release whose target it pins
+	Rollback bool   `json:"rollback,omitempty"`
+}
+
+// PromotionResult is a promotion or rollback done: the commit that pins it.
+type PromotionResult struct {
+	PromotionTarget
+	Commit source.Revision `json:"commit"`
+}
+
+// Promote pins in env the revision and artifact that run in the environment
+// env promotes from, as a commit to releases/<env>.yaml, once every gate
+// and policy allows it. It never builds: the artifact is the one that ran.
+func (s *Server) Promote(ctx context.Context, app, env, user, message string) (PromotionResult, error) {
+	repo, e, err := s.manualEnv(app, env)
+	if err != nil {
+		return PromotionResult{}, err
+	}
+	if e.Promotion == nil || e.Promotion.From == "" {
+		return PromotionResult{}, fmt.Errorf("%w: %s has no promotion.from in socle.yaml; pin a release by rolling back or by editing releases/%s.yaml", ErrRefused, env, env)
+	}
+	from := e.Promotion.From
+	src, err := s.store.CurrentRelease(ctx, app, from)
+	if errors.Is(err, store.ErrNotFound) {
+		return PromotionResult{}, fmt.Errorf("%w: %s does not run in %s yet, so there is nothing to promote", ErrRefused, app, from)
+	} else if err != nil {
+		return PromotionResult{}, err
+	}
+	t := PromotionTarget{App: app, Env: env, From: from, Revision: src.Revision, Artifact: src.Artifact, Release: src.ID}
+	if err := s.checkTarget(ctx, repo, e, t, user, policy.Promote); err != nil {
+		return PromotionResult{}, err
+	}
+	msg := fmt.Sprintf("promote %s to %s: %s (%s) from %s", app, env, short(t.Revision), short(t.Artifact), from)
+	return s.pin(ctx, repo, t, user, msg, message, "promote")
+}
+
+// Rollback pins in env an earlier release of app: the one given, or the
+// newest that succeeded with another target than what runs now.
+func (s *Server) Rollback(ctx context.Context, app, env string, to int64, user, message string) (PromotionResult, error) {
+	repo, e, err := s.manualEnv(app, env)
+	if err != nil {
+		return PromotionResult{}, err
+	}
+	cur, err := s.store.CurrentRelease(ctx, app, env)
+	if err != nil {
+		return PromotionResult{}, fmt.Errorf("%w: %s does not run in %s", ErrRefused, app, env)
+	}
+	var target store.Release
+	if to != 0 {
+		if target, err = s.store.Release(ctx, to); err != nil || target.App != app || target.Env != env {
+			return PromotionResult{}, fmt.Errorf("%w: no release %d of %s in %s", ErrUnknown, to, app, env)
+		}
+		if target.Status != store.Succeeded {
+			return PromotionResult{}, fmt.Errorf("%w: release %d ended %s; only a release that succeeded can be restored", ErrRefused, to, target.Status)
+		}
+	} else {
+		rels, err := s.store.Releases(ctx, store.ReleaseFilter{App: app, Env: env, Status: store.Succeeded, Before: cur.ID, Limit: store.MaxLimit})
+		if err != nil {
+			return PromotionResult{}, err
+		}
+		i := slices.IndexFunc(rels, func(r store.Release) bool { return r.Artifact != cur.Artifact || r.Revision != cur.Revision })
+		if i < 0 {
+			return PromotionResult{}, fmt.Errorf("%w: %s has no earlier release in %s to roll back to", ErrRefused, app, env)
+		}
+		target = rels[i]
+	}
+	t := PromotionTarget{App: app, Env: env, Revision: target.Revision, Artifact: target.Artifact, Release: target.ID, Rollback: true}
+	if err := s.checkTarget(ctx, repo, e, t, user, policy.Rollback); err != nil {
+		return PromotionResult{}, err
+	}
+	msg := fmt.Sprintf("roll back %s in %s to release %d: %s (%s)", app, env, target.ID, short(t.Revision), short(t.Artifact))
+	return s.pin(ctx, repo, t, user, msg, message, "rollback")
+}
+
+// Approve records user's approval of the artifact that a promotion to env
+// would pin. Only an approver of the app's team, or an admin, approves, and
+// never a change they wrote.
+func (s *Server) Approve(ctx context.Context, app, env, user, comment string) (store.Approval, error) {
+	repo, e, err := s.manualEnv(app, env)
+	if err != nil {
+		return store.Approval{}, err
+	}
+	if e.Promotion == nil || e.Promotion.Approvals == 0 {
+		return store.Approval{}, fmt.Errorf("%w: promotions to %s need no approval", ErrRefused, env)
+	}
+	if !mayApprove(repo, app, user) {
+		return store.Approval{}, fmt.Errorf("%w: %s is not an approver of %s's team %s, nor an admin", ErrForbidden, user, app, repo.App(app).Config.Owner)
+	}
+	src, err := s.store.CurrentRelease(ctx, app, e.Promotion.From)
+	if err != nil {
+		return store.Approval{}, fmt.Errorf("%w: %s does not run in %s yet, so there is nothing to approve", ErrRefused, app, e.Promotion.From)
+	}
+	if author := s.authorOf(repo, src.Revision); author == user {
+		return store.Approval{}, fmt.Errorf("%w: %s wrote %s and cannot approve it", ErrForbidden, user, short(src.Revision))
+	}
+	detail, _ := json.Marshal(map[string]string{"artifact": src.Artifact, "comment": comment})
+	a, err := s.store.AddApproval(ctx, store.Approval{App: app, Env: env, Revision: src.Revision, Artifact: src.Artifact, User: user, Comment: comment},
+		&store.AuditRecord{Actor: user, Action: "approve", Detail: detail})
+	if err != nil {
+		return a, err
+	}
+	s.emitEvent(ctx, store.Event{Kind: "approval", App: app, Env: env, Revision: src.Revision, Message: fmt.Sprintf("%s approved %s (%s) for %s", user, short(src.Revision), short(src.Artifact), env)})
+	s.Replan() // a pinned release waiting for this approval may go out now
+	return a, nil
+}
+
+func (s *Server) manualEnv(app, env string) (*spec.Repo, *spec.Environment, error) {
+	repo := s.repoInForce()
+	if repo == nil {
+		return nil, nil, fmt.Errorf("%w: no valid revision of the platform repository yet", ErrRefused)
+	}
+	e := repo.Environment(env)
+	if e == nil {
+		return nil, nil, fmt.Errorf("%w: no environment %q", ErrUnknown, env)
+	}
+	if repo.App(app) == nil {
+		return nil, nil, fmt.Errorf("%w: no app %q", ErrUnknown, app)
+	}
+	if e.Sync == spec.SyncAuto {
+		return nil, nil, fmt.Errorf("%w: %s follows Git (sync: auto): commit or revert there instead", ErrRefused, env)
+	}
+	return repo, e, nil
+}
+
+// checkTarget runs the gates and the policies on pinning t in env.
+func (s *Server) checkTarget(ctx context.Context, repo *spec.Repo, e *spec.Environment, t PromotionTarget, user string, op policy.Operation) error {
+	in := gate.Input{Env: e, Freezes: repo.Platform.Freezes, Now: time.Now(), Rollback: t.Rollback, Author: s.authorOf(repo, t.Revision)}
+	if t.From != "" {
+		in.Source, in.HealthySince = s.runsHealthy(ctx, t.App, t.From, t.Artifact)
+	}
+	if apps, err := s.store.Approvals(ctx, t.App, t.Env, t.Artifact); err == nil {
+		for _, a := range apps {
+			in.Approvers = append(in.Approvers, a.User)
+		}
+	}
+	res := gate.Check(in)
+	verdicts := s.judgePin(ctx, repo, t, user, in.Approvers, op)
+	if res.Open() && !verdicts.Blocked() {
+		return nil
+	}
+	be := &BlockedError{Gates: res, Verdicts: verdicts, Target: t}
+	s.emitEvent(ctx, store.Event{Kind: "promotion.blocked", App: t.App, Env: t.Env, Revision: t.Revision, Message: be.Error()})
+	s.notifyEvent(ctx, notify.Event{Kind: notify.PromotionBlocked, App: t.App, Env: t.Env, Revision: t.Revision, Actor: user, Title: "Promotion blocked", Message: be.Error()})
+	if slices.ContainsFunc(res.Blocks, func(b gate.Block) bool { return b.Gate == "approvals" }) {
+		s.notifyEvent(ctx, notify.Event{Kind: notify.ApprovalNeeded, App: t.App, Env: t.Env, Revision: t.Revision, Actor: user,
+			Title: "Approval needed", Message: fmt.Sprintf("%s (%s) waits for approval to enter %s: socle approve %s --env %s", short(t.Revision), short(t.Artifact), t.Env, t.App, t.Env)})
+	}
+	return be
+}
+
+// runsHealthy reports whether artifact runs, synced and healthy, in env,
+// and since when.
+func (s *Server) runsHealthy(ctx context.Context, app, env, artifact string) (bool, time.Time) {
+	cur, err := s.store.CurrentRelease(ctx, app, env)
+	if err != nil || cur.Artifact != artifact {
+		return false, time.Time{}
+	}
+	for _, u := range s.engine.Status() {
+		if u.App == app && u.Env == env {
+			return u.Phase == reconcile.Synced && u.Release == cur.ID, cur.FinishedAt
+		}
+	}
+	return false, time.Time{}
+}
+
+// judgePin evaluates the policies on the unit the pin would run.
+func (s *Server) judgePin(ctx context.Context, repo *spec.Repo, t PromotionTarget, user string, approvers []string, op policy.Operation) policy.Verdicts {
+	r := *repo
+	r.Releases = map[string]*spec.Releases{}
+	for k, v := range repo.Releases {
+		r.Releases[k] = v
+	}
+	rel := &spec.Releases{Environment: t.Env, Apps: map[string]spec.Pin{}}
+	if old := repo.Releases[t.Env]; old != nil {
+		for k, v := range old.Apps {
+			rel.Apps[k] = v
+		}
+	}
+	rel.Apps[t.App] = spec.Pin{Revision: t.Revision, Artifact: t.Artifact, From: t.From, Rollback: t.Rollback}
+	r.Releases[t.Env] = rel
+	var unit *plan.Unit
+	for _, u := range plan.Desired(&r, t.Revision, s.appAt) {
+		if u.App == t.App && u.Env == t.Env {
+			unit = &u
+			break
+		}
+	}
+	if unit == nil {
+		return nil
+	}
+	change := plan.Change{Action: plan.Create, App: t.App, Env: t.Env, Desired: unit}
+	var old *plan.Unit
+	if d, err := s.store.DesiredUnit(ctx, store.Unit{App: t.App, Env: t.Env}); err == nil {
+		var u plan.Unit
+		if json.Unmarshal(d.Spec, &u) == nil {
+			old, change.Action = &u, plan.Update
+		}
+	}
+	fsys, err := s.repo.Files(s.inForceSHA())
+	if err != nil {
+		fsys = nil
+	}
+	set, _ := policy.Compile(repo, fsys)
+	return set.Evaluate(policy.Input{Change: change, Old: old, Artifact: t.Artifact,
+		Context: policy.Context{Operation: op, Now: time.Now(), Author: user, Approvers: approvers, History: releaseHistory{ctx: ctx, st: s.store}}})
+}
+
+func (s *Server) inForceSHA() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.status.LastGood == nil {
+		return ""
+	}
+	return s.status.LastGood.SHA
+}
+
+// pin commits the target to releases/<env>.yaml, keeping the file's
+// comments and other pins, and fetches it at once so the reconciler deploys.
+func (s *Server) pin(ctx context.Context, repo *spec.Repo, t PromotionTarget, user, subject, body, action string) (PromotionResult, error) {
+	head, err := s.repo.Head()
+	if err != nil {
+		return PromotionResult{}, err
+	}
+	file := path.Join(spec.ReleasesDir, t.Env+".yaml")
+	var old []byte
+	if fsys, err := s.repo.Files(head.SHA); err == nil {
+		old, _ = fs.ReadFile(fsys, file)
+	}
+	data, err := setPin(old, t, user, time.Now().UTC())
+	if err != nil {
+		return PromotionResult{}, fmt.Errorf("editing %s: %w", file, err)
+	}
+	msg := subject
+	if body != "" {
+		msg += "\n\n" + body
+	}
+	rev, err := s.repo.Commit(ctx, source.Change{Files: map[string][]byte{file: data}, Author: user, Email: emailOf(repo, user), Message: msg, Parent: head.SHA})
+	if err != nil {
+		return PromotionResult{}, fmt.Errorf("committing %s: %w", file, err)
+	}
+	detail, _ := json.Marshal(map[string]any{"artifact": t.Artifact, "from": t.From, "commit": rev.SHA, "release": t.Release})
+	if _, err := s.store.AppendAudit(ctx, store.AuditRecord{Actor: user, Action: action, App: t.App, Env: t.Env, Revision: t.Revision, Detail: detail}); err != nil {
+		s.log.Error("recording the audit trail", "action", action, "err", err)
+	}
+	s.emitEvent(ctx, store.Event{Kind: action, App: t.App, Env: t.Env, Revision: t.Revision, Message: subject + " by " + user})
+	s.Trigger()
+	return PromotionResult{PromotionTarget: t, Commit: rev}, nil
+}
+
+// setPin edits a releases file as YAML nodes, so that its comments stay.
+func setPin(old []byte, t PromotionTarget, user string, at time.Time) ([]byte, error) {
+	var doc yaml.Node
+	if len(bytes.TrimSpace(old)) > 0 {
+		if err := yaml.Unmarshal(old, &doc); err != nil {
+			return nil, err
+		}
+	}
+	if doc.Kind == 0 {
+		doc = yaml.Node{Kind: yaml.DocumentNode, Content: []*yaml.Node{{Kind: yaml.MappingNode}}}
+	}
+	root := doc.Content[0]
+	set := func(m *yaml.Node, key string, v *yaml.Node) {
+		for i := 0; i+1 < len(m.Content); i += 2 {
+			if m.Content[i].Value == key {
+				m.Content[i+1] = v
+				return
+			}
+		}
+		m.Content = append(m.Content, &yaml.Node{Kind: yaml.ScalarNode, Value: key}, v)
+	}
+	str := func(s string) *yaml.Node {
+		return &yaml.Node{Kind: yaml.ScalarNode, Value: s, Style: yaml.DoubleQuotedStyle}
+	}
+	set(root, "apiVersion", &yaml.Node{Kind: yaml.ScalarNode, Value: spec.APIVersion})
+	set(root, "kind", &yaml.Node{Kind: yaml.ScalarNode, Value: "Releases"})
+	set(root, "environment", &yaml.Node{Kind: yaml.ScalarNode, Value: t.Env})
+	var apps *yaml.Node
+	for i := 0; i+1 < len(root.Content); i += 2 {
+		if root.Content[i].Value == "apps" {
+			apps = root.Content[i+1]
+		}
+	}
+	if apps == nil || apps.Kind != yaml.MappingNode {
+		apps = &yaml.Node{Kind: yaml.MappingNode}
+		set(root, "apps", apps)
+	}
+	apps.Style = 0 // block style, even if the file said apps: {}
+	pin := &yaml.Node{Kind: yaml.MappingNode}
+	set(pin, "revision", str(t.Revision))
+	set(pin, "artifact", str(t.Artifact))
+	set(pin, "promotedBy", str(user))
+	set(pin, "promotedAt", str(at.Format(time.RFC3339)))
+	if t.From != "" {
+		set(pin, "from", str(t.From))
+	}
+	if t.Rollback {
+		set(pin, "rollback", &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!bool", Value: "true"})
+	}
+	set(apps, t.App, pin)
+	var b bytes.Buffer
+	enc := yaml.NewEncoder(&b)
+	enc.SetIndent(2)
+	if err := enc.Encode(&doc); err != nil {
+		return nil, err
+	}
+	return b.Bytes(), enc.Close()
+}
+
+// authorOf names the user (from teams.yaml, by email) who wrote a revision.
+func (s *Server) authorOf(repo *spec.Repo, sha string) string {
+	rev, err := s.repo.Revision(sha)
+	if err != nil {
+		return ""
+	}
+	for _, t := range repo.Teams.Teams {
+		for _, m := range t.Members {
+			if m.Email != "" && strings.EqualFold(m.Email, rev.Email) {
+				return m.User
+			}
+		}
+	}
+	return rev.Author
+}
+
+func emailOf(repo *spec.Repo, user string) string {
+	for _, t := range repo.Teams.Teams {
+		for _, m := range t.Members {
+			if m.User == user && m.Email != "" {
+				return m.Email
+			}
+		}
+	}
+	return user + "@socle.local"
+}
+
+// mayApprove: an approver of the app's owner team, or an admin anywhere.
+func mayApprove(repo *spec.Repo, app, user string) bool {
+	owner := repo.App(app).Config.Owner
+	for _, t := range repo.Teams.Teams {
+		for _, m := range t.Members {
+			if m.User != user {
+				continue
+			}
+			if m.Role == spec.RoleAdmin || (t.Name == owner && m.Role == spec.RoleApprover) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func short(s string) string {
+	s = strings.TrimPrefix(s, "sha256:")
+	if len(s) > 12 {
+		return s[:12]
+	}
+	return s
+}
+
+func (s *Server) emitEvent(ctx context.Context, e store.Event) {
+	if _, err := s.store.AppendEvent(ctx, e); err != nil {
+		s.log.Error("recording an event", "kind", e.Kind, "err", err)
+	}
+}
+
+func (s *Server) notifyEvent(ctx context.Context, ev notify.Event) {
+	if err := s.notifier.Notify(ctx, ev); err != nil {
+		s.log.Warn("notifying", "kind", ev.Kind, "err", err)
+	}
+}
