@@ -318,4 +318,3 @@ func tamper(t *testing.T, db string) {
 		t.Fatalf("tampered with %d records", n)
 	}
 }
-
