@@ -65,6 +65,12 @@ type Config struct {
 	Notes func(ctx context.Context, app, from, to string) json.RawMessage
 	// OnRelease is told when a rollout starts and when it ends.
 	OnRelease func(ReleaseEvent)
+	// SelfHeal reports whether drift in an environment is corrected (the
+	// default) or only reported.
+	SelfHeal func(env string) bool
+	// OnDrift is told when what runs differs from what Git says, and
+	// whether it was corrected.
+	OnDrift func(app, env, what string, corrected bool)
 }
 
 // ReleaseEvent is a rollout starting or finishing.

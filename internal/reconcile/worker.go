@@ -218,6 +218,19 @@ func (w *worker) steady(ctx context.Context, d *plan.Unit, cur store.Release, fa
 		return
 	}
 	n := w.wantReplicas(d, len(all[rel]))
+	drift := driftOf(all, rel, n)
+	heal := w.e.cfg.SelfHeal == nil || w.e.cfg.SelfHeal(d.Env)
+	if drift != "" && w.e.cfg.OnDrift != nil {
+		w.e.cfg.OnDrift(d.App, d.Env, drift, heal)
+	}
+	if drift != "" && !heal {
+		w.report(func(s *UnitStatus) {
+			s.Release, s.Revision, s.Artifact, s.Desired = cur.ID, cur.Revision, cur.Artifact, n
+			s.Replicas = replicaStatuses(all[rel], d)
+			s.Phase, s.Message = Degraded, "drift: "+drift+"; selfHeal is off in "+d.Env+": reported, not corrected"
+		})
+		return
+	}
 	rs, err := w.replicaSpec(ctx, d, rel, cur.Artifact)
 	if err != nil {
 		w.report(func(s *UnitStatus) { s.Phase, s.Message = Degraded, err.Error() })
@@ -265,6 +278,31 @@ func (w *worker) steady(ctx context.Context, d *plan.Unit, cur store.Release, fa
 			s.Phase, s.Message = Synced, ""
 		}
 	})
+}
+
+// driftOf describes how the unit's replicas differ from n replicas of rel:
+// missing ones, extra ones, replicas of another release; "" when none.
+func driftOf(all map[string][]runtime.Status, rel string, n int) string {
+	var parts []string
+	have := map[int]bool{}
+	for _, st := range all[rel] {
+		if st.Ref.Index >= n {
+			parts = append(parts, fmt.Sprintf("replica %s is not wanted (%d wanted)", st.Ref, n))
+		}
+		have[st.Ref.Index] = true
+	}
+	for i := range n {
+		if !have[i] {
+			parts = append(parts, fmt.Sprintf("replica %d of %s is missing", i, rel))
+		}
+	}
+	for name, rs := range all {
+		if name != rel {
+			parts = append(parts, fmt.Sprintf("%d replica(s) of %s run beside %s", len(rs), name, rel))
+		}
+	}
+	slices.Sort(parts)
+	return strings.Join(parts, "; ")
 }
 
 func exitWhy(st runtime.Status) string {

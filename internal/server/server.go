@@ -169,6 +169,7 @@ func (s *Server) openRuntime(cfg Config) error {
 		Images: &images{builder: builder, unpacker: unpacker, repo: s.repo, appAt: s.appAt, refs: map[string]string{}},
 		Keep:   s.keepsOrphans, Scale: cfg.Scale,
 		Notes: s.releaseNotes, OnRelease: s.onRelease,
+		SelfHeal: s.selfHeals, OnDrift: s.onDrift,
 	})
 	return nil
 }
@@ -182,6 +183,28 @@ func (s *Server) keepsOrphans(env string) bool {
 	}
 	e := s.current.Environment(env)
 	return e != nil && e.Prune != nil && !*e.Prune
+}
+
+// selfHeals reports whether an environment corrects drift (the default).
+func (s *Server) selfHeals(env string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.current == nil {
+		return true
+	}
+	e := s.current.Environment(env)
+	return e == nil || e.SelfHeal == nil || *e.SelfHeal
+}
+
+// onDrift records and notifies drift.
+func (s *Server) onDrift(app, env, what string, corrected bool) {
+	verb := "reported"
+	if corrected {
+		verb = "corrected"
+	}
+	msg := fmt.Sprintf("%s @ %s drifted from Git (%s): %s", app, env, verb, what)
+	s.emitEvent(context.Background(), store.Event{Kind: "drift", App: app, Env: env, Message: msg})
+	s.notifyEvent(context.Background(), notify.Event{Kind: notify.Drift, App: app, Env: env, Title: "Drift in " + env, Message: msg})
 }
 
 // ProxyAddr is the address the proxy listens on.

@@ -1,0 +1,86 @@
+package e2e
+
+import (
+	"context"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/socle-dev/socle/internal/reconcile"
+	"github.com/socle-dev/socle/internal/source"
+)
+
+// TestPrune removes an app from Git: it stops in an environment that prunes
+// (its host answers 404), and keeps running as Orphaned in one that does not.
+func TestPrune(t *testing.T) {
+	src := t.TempDir()
+	write := func(p, data string) {
+		os.MkdirAll(filepath.Dir(filepath.Join(src, p)), 0o755)
+		if err := os.WriteFile(filepath.Join(src, p), []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("socle.yaml", `apiVersion: socle.dev/v1
+kind: Platform
+metadata: {name: e2e}
+environments:
+  - {name: dev, runtime: {type: local}, sync: auto}
+  - {name: sandbox, runtime: {type: local}, sync: auto, prune: false}
+`)
+	write("teams.yaml", "apiVersion: socle.dev/v1\nkind: Teams\nteams:\n  - name: web\n    members: [{user: ann, role: developer}]\n")
+	for _, f := range []string{"main.go", "go.mod", "score.yaml"} {
+		b, _ := os.ReadFile(filepath.Join("../../examples/platform/apps/web", f))
+		write("apps/web/"+f, string(b))
+	}
+	write("apps/web/socle.yaml", "apiVersion: socle.dev/v1\nkind: App\nowner: web\nbuild:\n  command: go build -o \"$SOCLE_OUT/web\" .\n")
+	repo := filepath.Join(t.TempDir(), "repo")
+	if _, err := source.Init(context.Background(), src, repo, "Ann", "ann@example.com", "web"); err != nil {
+		t.Fatal(err)
+	}
+	data := t.TempDir()
+	s := start(t, repo, data)
+	defer s.stop(t)
+	s.waitUnit(t, "web", "dev", func(u reconcile.UnitStatus) bool { return u.Phase == reconcile.Synced })
+	s.waitUnit(t, "web", "sandbox", func(u reconcile.UnitStatus) bool { return u.Phase == reconcile.Synced })
+
+	rm := exec.Command("git", "rm", "-rq", "apps/web")
+	rm.Dir = repo
+	if out, err := rm.CombinedOutput(); err != nil {
+		t.Fatalf("%v %s", err, out)
+	}
+	gitCommit(t, repo, "remove web")
+	s.hook(t)
+	s.waitUnit(t, "web", "sandbox", func(u reconcile.UnitStatus) bool { return u.Phase == reconcile.Orphaned })
+	deadline := time.Now().Add(time.Minute)
+	for {
+		if _, ok := unit(s.status(t), "web", "dev"); !ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("web @ dev was not pruned")
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+	code := func(host string) int {
+		req, _ := http.NewRequest(http.MethodGet, "http://127.0.0.1:"+s.proxyPort+"/", nil)
+		req.Host = host
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if c := code("web.dev.localhost"); c != http.StatusNotFound {
+		t.Errorf("the pruned app still answers in dev: %d", c)
+	}
+	if c := code("web.sandbox.localhost"); c != http.StatusOK {
+		t.Errorf("the orphan in sandbox does not answer: %d", c)
+	}
+	if n := len(replicaProcesses(t, data)); n != 1 {
+		t.Errorf("%d replicas run, want the sandbox orphan alone", n)
+	}
+}
