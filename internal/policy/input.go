@@ -47,6 +47,7 @@ type unit struct {
 	Revision   string                          `json:"revision"`
 	Source     string                          `json:"source"`
 	Artifact   string                          `json:"artifact"`
+	Rollback   bool                            `json:"rollback"`
 	Runtime    string                          `json:"runtime"`
 	Metadata   *structpb.Struct                `json:"metadata"`
 	Replicas   spec.Replicas                   `json:"replicas"`
@@ -119,7 +120,7 @@ func viewUnit(u *plan.Unit) *unit {
 	}
 	v := &unit{
 		App: u.App, Env: u.Env, Team: u.Team, Zone: u.Zone, Revision: u.Revision, Source: u.Source,
-		Artifact: u.Artifact, Runtime: string(u.Runtime), Metadata: toStruct(u.Metadata), Replicas: u.Replicas,
+		Artifact: u.Artifact, Rollback: u.Rollback, Runtime: string(u.Runtime), Metadata: toStruct(u.Metadata), Replicas: u.Replicas,
 		Rollout: rollout{
 			Strategy: string(u.Rollout.Strategy),
 			MaxSurge: deref(u.Rollout.MaxSurge), MaxUnavailable: deref(u.Rollout.MaxUnavailable),

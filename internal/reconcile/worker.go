@@ -236,6 +236,13 @@ func (w *worker) steady(ctx context.Context, d *plan.Unit, cur store.Release, fa
 		w.report(func(s *UnitStatus) { s.Phase, s.Message = Degraded, err.Error() })
 		return
 	}
+	// Scaling down: the replicas that go leave the routes first, and are
+	// drained, before they are stopped.
+	if keep := firstN(all[rel], n); len(keep) < len(all[rel]) && len(keep) > 0 {
+		if err := w.route(ctx, d, map[string][]runtime.Status{rel: keep}, nil); err != nil {
+			w.e.log.Warn("routing before a scale-down", "app", d.App, "env", d.Env, "err", err)
+		}
+	}
 	if err := w.ensure(ctx, rs, all[rel], n); err != nil {
 		w.report(func(s *UnitStatus) { s.Phase, s.Message = Degraded, err.Error() })
 		return
