@@ -451,15 +451,16 @@ func (w *worker) prune(ctx context.Context) {
 		})
 		return
 	}
-	for _, rs := range all {
-		w.stopAll(ctx, rs)
-	}
+	// The routes go first, drained, then the replicas.
 	for _, r := range w.e.cfg.Router.Routes() {
 		if r.Name == proxy.RouteName(w.key.App, w.key.Env, "") || strings.HasSuffix(r.Name, "."+w.key.App+"."+w.key.Env) {
 			if err := w.e.cfg.Router.DeleteRoute(ctx, r.Name); err != nil {
 				w.e.log.Warn("deleting route", "route", r.Name, "err", err)
 			}
 		}
+	}
+	for _, rs := range all {
+		w.stopAll(ctx, rs)
 	}
 	w.e.forget(w.key)
 }
