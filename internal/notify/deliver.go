@@ -28,14 +28,17 @@ func (n *Notifier) work(q *queue) {
 		if d == nil || !n.deliver(d) {
 			return
 		}
-		if err := n.spool.remove(d); err != nil {
-			n.log.Error("removing a finished notification from the spool; it will be sent again at the next start",
-				"target", d.Target, "delivery", d.ID, "err", err)
-		}
+		// The queue and its gauge first, the spool file last: whoever sees
+		// the spool empty sees the counts settled, and a crash in between
+		// only sends the notification again at the next start.
 		n.mu.Lock()
 		q.items = q.items[1:]
 		n.metrics.pending.WithLabelValues(q.target).Set(float64(len(q.items)))
 		n.mu.Unlock()
+		if err := n.spool.remove(d); err != nil {
+			n.log.Error("removing a finished notification from the spool; it will be sent again at the next start",
+				"target", d.Target, "delivery", d.ID, "err", err)
+		}
 	}
 }
 

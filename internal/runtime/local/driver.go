@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -87,7 +88,15 @@ func New(opts Options) (*Driver, error) {
 	if err != nil {
 		return nil, fmt.Errorf("local runtime: %w", err)
 	}
-	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+	// A lock released a moment ago may still be held for an instant by a
+	// process forked (by any goroutine of this program) before the lock's
+	// descriptor was closed, until that process execs: wait a little.
+	err = unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+	for i := 0; i < 50 && errors.Is(err, unix.EWOULDBLOCK); i++ {
+		time.Sleep(20 * time.Millisecond)
+		err = unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+	}
+	if err != nil {
 		lock.Close()
 		if errors.Is(err, unix.EWOULDBLOCK) {
 			return nil, fmt.Errorf("local runtime: %s: %w", dir, ErrStateLocked)
