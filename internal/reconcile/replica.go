@@ -77,7 +77,7 @@ func probe(p *types.ContainerProbe) *runtime.Probe {
 	if p == nil {
 		return nil
 	}
-	out := &runtime.Probe{Period: 500 * time.Millisecond}
+	out := &runtime.Probe{Period: 250 * time.Millisecond} // a new replica joins within a period of being ready
 	if g := p.HttpGet; g != nil {
 		h := &runtime.HTTPGetAction{Path: g.Path, Port: g.Port}
 		if g.Scheme != nil {
