@@ -141,8 +141,23 @@ func (e *Engine) Run(ctx context.Context) {
 	}
 	e.mu.Unlock()
 	events := e.cfg.Driver.Watch(ctx)
+	// Units that autoscale are looked at every second, so that the scaler
+	// reacts to load within its cool-down rather than at the next resync.
+	scale := time.NewTicker(time.Second)
+	defer scale.Stop()
 	for {
 		select {
+		case <-scale.C:
+			e.mu.Lock()
+			for _, w := range e.units {
+				w.mu.Lock()
+				d := w.desired
+				w.mu.Unlock()
+				if d != nil && d.Replicas.Max > d.Replicas.Min {
+					w.kick()
+				}
+			}
+			e.mu.Unlock()
 		case <-ctx.Done():
 			e.mu.Lock()
 			e.stopped = true

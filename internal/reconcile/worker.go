@@ -247,17 +247,19 @@ func (w *worker) steady(ctx context.Context, d *plan.Unit, cur store.Release, fa
 		w.report(func(s *UnitStatus) { s.Phase, s.Message = Degraded, err.Error() })
 		return
 	}
-	// Anything else of the unit is drift: a leftover of an interrupted
-	// rollout, or a replica nobody asked for.
-	for name, rs := range all {
-		if name != rel {
-			w.stopAll(ctx, rs)
-		}
-	}
+	others := all
 	all, _ = w.replicas(ctx)
 	mine := all[rel]
 	if err := w.route(ctx, d, map[string][]runtime.Status{rel: mine}, nil); err != nil {
 		w.e.log.Warn("routing", "app", d.App, "env", d.Env, "err", err)
+	}
+	// Anything else of the unit is drift: a leftover of an interrupted
+	// rollout, or a replica nobody asked for; routed away (and drained)
+	// above, stopped now.
+	for name, rs := range others {
+		if name != rel {
+			w.stopAll(ctx, rs)
+		}
 	}
 	ready := 0
 	var why []string
