@@ -37,7 +37,6 @@ type answerHead struct {
 	close         bool // the backend closes the connection after the answer
 	connection    []span
 	upgrade       span
-	trailer       bool // a Trailer header announces trailers
 }
 
 type span struct{ start, end int }
@@ -63,6 +62,8 @@ func readAnswerHead(br *bufio.Reader, method string) (*answerHead, error) {
 	}
 }
 
+// read reads one head into h, which it resets first, and works out from it
+// how the body is framed.
 func (h *answerHead) read(br *bufio.Reader, method string) error {
 	*h = answerHead{buf: h.buf[:0], headers: h.headers[:0], connection: h.connection[:0], contentLength: -1}
 	line, err := h.readLine(br)
@@ -83,32 +84,11 @@ func (h *answerHead) read(br *bufio.Reader, method string) error {
 	http10 := l[7] == '0'
 	keepAlive := false
 
-	for {
-		line, err := h.readLine(br)
-		if err != nil {
-			return err
-		}
-		if line.start == line.end {
-			break
-		}
-		l := h.bytes(line)
-		colon := bytes.IndexByte(l, ':')
-		if colon <= 0 || !httpguts.ValidHeaderFieldName(string(l[:colon])) {
-			return fmt.Errorf("%w: header line %q", errBadAnswer, l)
-		}
-		v := span{line.start + colon + 1, line.end}
-		for v.start < v.end && (h.buf[v.start] == ' ' || h.buf[v.start] == '\t') {
-			v.start++
-		}
-		for v.end > v.start && (h.buf[v.end-1] == ' ' || h.buf[v.end-1] == '\t') {
-			v.end--
-		}
-		if !httpguts.ValidHeaderFieldValue(string(h.bytes(v))) {
-			return fmt.Errorf("%w: header line %q", errBadAnswer, l)
-		}
-		hd := header{name: span{line.start, line.start + colon}, value: v}
-		h.headers = append(h.headers, hd)
-		name, value := h.bytes(hd.name), h.bytes(v)
+	if err := h.readFields(br); err != nil {
+		return err
+	}
+	for _, hd := range h.headers {
+		name, value, v := h.bytes(hd.name), h.bytes(hd.value), hd.value
 		switch {
 		case bytes.EqualFold(name, []byte("Content-Length")):
 			n, err := strconv.ParseInt(string(value), 10, 64)
@@ -130,8 +110,6 @@ func (h *answerHead) read(br *bufio.Reader, method string) error {
 			}
 		case bytes.EqualFold(name, []byte("Upgrade")):
 			h.upgrade = v
-		case bytes.EqualFold(name, []byte("Trailer")):
-			h.trailer = true
 		}
 	}
 
@@ -178,8 +156,10 @@ func (h *answerHead) readLine(br *bufio.Reader) (span, error) {
 // hop-by-hop header, nor one named by a Connection header.
 func (h *answerHead) endToEnd(hd header) bool {
 	name := h.bytes(hd.name)
-	if hopByHop(string(name)) { // no allocation: the conversion is only compared
-		return false
+	for _, hop := range hopByHopHeaders {
+		if bytes.EqualFold(name, []byte(hop)) {
+			return false
+		}
 	}
 	for _, c := range h.connection {
 		for token := range bytes.SplitSeq(h.bytes(c), []byte(",")) {
@@ -197,24 +177,34 @@ func (h *answerHead) endToEnd(hd header) bool {
 // body (in h.buf) and whether the copy failed on reading or on writing.
 func (h *answerHead) copyBody(dst io.Writer, br *bufio.Reader, buf []byte, flush func() error) (trailers []header, readErr, writeErr error) {
 	var src io.Reader = br
+	left := h.contentLength // -1: until the end of the chunks or the connection
 	switch {
-	case h.contentLength == 0:
+	case left == 0:
 		return nil, nil, nil
-	case h.contentLength > 0:
-		src = &io.LimitedReader{R: br, N: h.contentLength}
+	case left > 0:
 		flush = nil
 	case h.chunked:
 		src = httputil.NewChunkedReader(br)
 	}
-	for {
-		n, err := src.Read(buf)
+	for left != 0 {
+		b := buf
+		if left > 0 && int64(len(b)) > left {
+			b = b[:left]
+		}
+		n, err := src.Read(b)
+		if left > 0 {
+			left -= int64(n)
+		}
 		if n > 0 {
-			if _, writeErr = dst.Write(buf[:n]); writeErr == nil && flush != nil {
+			if _, writeErr = dst.Write(b[:n]); writeErr == nil && flush != nil {
 				writeErr = flush()
 			}
 			if writeErr != nil {
 				return nil, nil, writeErr
 			}
+		}
+		if err == io.EOF && left > 0 {
+			err = io.ErrUnexpectedEOF
 		}
 		if err == io.EOF {
 			break
@@ -223,33 +213,65 @@ func (h *answerHead) copyBody(dst io.Writer, br *bufio.Reader, buf []byte, flush
 			return nil, err, nil
 		}
 	}
-	if lr, ok := src.(*io.LimitedReader); ok && lr.N > 0 {
-		return nil, io.ErrUnexpectedEOF, nil
-	}
 	if !h.chunked {
 		return nil, nil, nil
 	}
 	// The chunked reader stops at the last chunk: trailers and an empty
 	// line follow.
 	first := len(h.headers)
+	if err := h.readFields(br); err != nil {
+		return nil, err, nil
+	}
+	return h.headers[first:], nil, nil
+}
+
+// readFields reads header (or trailer) lines into h.headers, up to the
+// empty line that ends them.
+func (h *answerHead) readFields(br *bufio.Reader) error {
 	for {
 		line, err := h.readLine(br)
 		if err != nil {
-			return nil, err, nil
+			return err
 		}
 		if line.start == line.end {
-			break
+			return nil
 		}
 		l := h.bytes(line)
 		colon := bytes.IndexByte(l, ':')
-		if colon <= 0 {
-			return nil, fmt.Errorf("%w: trailer line %q", errBadAnswer, l), nil
+		if colon <= 0 || !validName(l[:colon]) {
+			return fmt.Errorf("%w: header line %q", errBadAnswer, l)
 		}
 		v := span{line.start + colon + 1, line.end}
-		for v.start < v.end && h.buf[v.start] == ' ' {
+		for v.start < v.end && (h.buf[v.start] == ' ' || h.buf[v.start] == '\t') {
 			v.start++
+		}
+		for v.end > v.start && (h.buf[v.end-1] == ' ' || h.buf[v.end-1] == '\t') {
+			v.end--
+		}
+		if !validValue(h.bytes(v)) {
+			return fmt.Errorf("%w: header line %q", errBadAnswer, l)
 		}
 		h.headers = append(h.headers, header{name: span{line.start, line.start + colon}, value: v})
 	}
-	return h.headers[first:], nil, nil
+}
+
+// validName reports whether b is a header name: a token (RFC 9110, 5.1).
+func validName(b []byte) bool {
+	for _, c := range b {
+		if !httpguts.IsTokenRune(rune(c)) {
+			return false
+		}
+	}
+	return len(b) > 0
+}
+
+// validValue reports whether b can be a header value: no control
+// character but tab (RFC 9110, 5.5).
+func validValue(b []byte) bool {
+	for _, c := range b {
+		if c < ' ' && c != '\t' || c == 0x7f {
+			return false
+		}
+	}
+	return true
 }

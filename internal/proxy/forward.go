@@ -2,11 +2,13 @@ package proxy
 
 import (
 	"bufio"
-		"errors"
+	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httputil"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -100,22 +102,15 @@ func readBody(r *http.Request) (requestBody, error) {
 		return requestBody{}, err
 	}
 	if len(buf) > maxReplayBody {
-		return requestBody{stream: io.MultiReader(strings.NewReader(string(buf)), r.Body)}, nil
+		return requestBody{stream: io.MultiReader(bytes.NewReader(buf), r.Body)}, nil
 	}
 	return requestBody{buf: buf, replayable: true}, nil
 }
 
-// handle answers one request from c: it routes r by its Host header, picks
-// a backend and forwards r to it, trying another backend when that is safe,
-// and writes the answer into c's buffer. It reports whether c can serve
-// another request.
-//
-// An unknown host gets 404, a route with no backend to send to 503, a
-// request that no backend answered 502. A request is tried on another
-// backend (3 at most) if it could not be sent, or if it got no answer and
-// its method is idempotent; and only if its body is empty or small enough
-// (64 KiB) to have been kept in memory. Once a backend has started
-// answering, the request is never sent again.
+// handle answers one request from c, as described on [Proxy.Serve]: it
+// routes r by its Host header, picks a backend and forwards r to it, trying
+// another backend when that is safe, and writes the answer into c's buffer.
+// It reports whether c can serve another request.
 func (p *Proxy) handle(c *clientConn, r *http.Request) bool {
 	name, ok := p.routeName(r.Host)
 	var e *routeEntry
@@ -191,53 +186,47 @@ func (p *Proxy) handle(c *clientConn, r *http.Request) bool {
 // client, errCut if part did.
 func (p *Proxy) forward(c *clientConn, r *http.Request, b *backend, body *requestBody, start time.Time) (int, bool, error) {
 	upgrade := upgradeType(r.Header)
-	bc, res, err := p.roundTrip(r, b, body, upgrade, c, start)
+	bc, h, err := p.roundTrip(r, b, body, upgrade, c, start)
 	if err != nil {
 		return 0, true, err
 	}
-	if res.StatusCode == http.StatusSwitchingProtocols {
-		return p.switchProtocols(c, r, bc, res)
+	defer answerHeads.Put(h)
+	if h.status == http.StatusSwitchingProtocols {
+		return p.switchProtocols(c, bc, h, upgrade)
 	}
 
 	// The head: the backend's status and end-to-end headers, and the
 	// proxy's own framing of the body.
 	bw := c.bw
-	bodyless := r.Method == http.MethodHead || res.StatusCode == http.StatusNoContent || res.StatusCode == http.StatusNotModified
 	bw.WriteString("HTTP/1.1 ")
-	bw.WriteString(res.Status)
-	if len(res.Status) == 3 { // no reason phrase
+	bw.Write(h.bytes(h.reason))
+	if h.reason.end-h.reason.start == 3 { // no reason phrase
 		bw.WriteByte(' ')
 	}
 	bw.WriteString("\r\n")
-	connection := res.Header["Connection"]
-	for k, vv := range res.Header {
-		if hopByHop(k) || listed(connection, k) || k == "Content-Length" && !bodyless {
-			continue
+	bodyless := h.contentLength == 0 && !h.closeDelim
+	for _, hd := range h.headers {
+		// A bodyless answer (to HEAD, say) keeps the Content-Length it
+		// would have had.
+		if h.endToEnd(hd) && (bodyless || !bytes.EqualFold(h.bytes(hd.name), []byte("Content-Length"))) {
+			writeHeaderLine(bw, h.bytes(hd.name), h.bytes(hd.value))
 		}
-		writeHeader(bw, k, vv)
 	}
 	chunked, closeAfter := false, false
 	switch {
 	case bodyless:
-	case res.ContentLength >= 0:
+	case h.contentLength > 0:
 		bw.WriteString("Content-Length: ")
 		var num [20]byte
-		bw.Write(strconv.AppendInt(num[:0], res.ContentLength, 10))
+		bw.Write(strconv.AppendInt(num[:0], h.contentLength, 10))
 		bw.WriteString("\r\n")
 	case r.ProtoAtLeast(1, 1):
 		bw.WriteString("Transfer-Encoding: chunked\r\n")
 		chunked = true
-		if len(res.Trailer) > 0 {
-			bw.WriteString("Trailer: ")
-			first := true
-			for k := range res.Trailer {
-				if !first {
-					bw.WriteString(", ")
-				}
-				bw.WriteString(k)
-				first = false
+		for _, hd := range h.headers {
+			if bytes.EqualFold(h.bytes(hd.name), []byte("Trailer")) {
+				writeHeaderLine(bw, h.bytes(hd.name), h.bytes(hd.value))
 			}
-			bw.WriteString("\r\n")
 		}
 	default: // an HTTP/1.0 client: the answer ends with the connection
 		closeAfter = true
@@ -251,59 +240,36 @@ func (p *Proxy) forward(c *clientConn, r *http.Request, b *backend, body *reques
 	bw.WriteString("\r\n")
 
 	// The body.
-	var readErr, writeErr error
-	if !bodyless && res.Body != http.NoBody {
-		var dst io.Writer = bw
-		var cw io.WriteCloser
-		if chunked {
-			cw = httputil.NewChunkedWriter(bw)
-			dst = cw
-		}
-		// An answer of unknown length may be a stream (server-sent events):
-		// pass on each part as it comes.
-		stream := res.ContentLength < 0
-		buf := p.buffers.Get().(*[32 << 10]byte)
-		for {
-			n, err := res.Body.Read(buf[:])
-			if n > 0 {
-				if _, writeErr = dst.Write(buf[:n]); writeErr == nil && stream {
-					writeErr = bw.Flush()
-				}
-				if writeErr != nil {
-					break
-				}
-			}
-			if err != nil {
-				if err != io.EOF {
-					readErr = err
-				}
-				break
-			}
-		}
-		p.buffers.Put(buf)
-		if chunked && readErr == nil && writeErr == nil {
-			cw.Close() // the last chunk; trailers and the end follow
-			for k, vv := range res.Trailer {
-				writeHeader(bw, k, vv)
-			}
-			bw.WriteString("\r\n")
-		}
+	var dst io.Writer = bw
+	var cw io.WriteCloser
+	if chunked {
+		cw = httputil.NewChunkedWriter(bw)
+		dst = cw
 	}
+	buf := p.buffers.Get().(*[32 << 10]byte)
+	trailers, readErr, writeErr := h.copyBody(dst, bc.br, buf[:], bw.Flush)
+	p.buffers.Put(buf)
 	switch {
 	case readErr != nil:
 		bc.Close()
 		return 0, false, fmt.Errorf("%w: %w", errCut, readErr)
 	case writeErr != nil: // the client left
 		bc.Close()
-		return res.StatusCode, false, nil
+		return h.status, false, nil
 	}
-	res.Body.Close() // at EOF already: this only collects trailers
-	if res.Close {
+	if chunked {
+		cw.Close() // the last chunk; trailers and the end follow
+		for _, hd := range trailers {
+			writeHeaderLine(bw, h.bytes(hd.name), h.bytes(hd.value))
+		}
+		bw.WriteString("\r\n")
+	}
+	if h.close {
 		bc.Close()
 	} else {
-		b.pool.put(bc, time.Now())
+		b.pool.put(bc, start) // near enough for an idle timeout of a second
 	}
-	return res.StatusCode, !closeAfter, nil
+	return h.status, !closeAfter, nil
 }
 
 func writeHeader(bw *bufio.Writer, k string, vv []string) {
@@ -315,11 +281,18 @@ func writeHeader(bw *bufio.Writer, k string, vv []string) {
 	}
 }
 
+func writeHeaderLine(bw *bufio.Writer, k, v []byte) {
+	bw.Write(k)
+	bw.WriteString(": ")
+	bw.Write(v)
+	bw.WriteString("\r\n")
+}
+
 // roundTrip writes r to a connection to b and reads the head of the answer.
 // A kept-alive connection can turn out to have been closed by the backend
 // while it was idle; the request then goes again on a new connection if
 // that is safe.
-func (p *Proxy) roundTrip(r *http.Request, b *backend, body *requestBody, upgrade string, c *clientConn, start time.Time) (*backendConn, *http.Response, error) {
+func (p *Proxy) roundTrip(r *http.Request, b *backend, body *requestBody, upgrade string, c *clientConn, start time.Time) (*backendConn, *answerHead, error) {
 	for reuse := true; ; reuse = false {
 		var bc *backendConn
 		if reuse {
@@ -338,9 +311,9 @@ func (p *Proxy) roundTrip(r *http.Request, b *backend, body *requestBody, upgrad
 		if err == nil {
 			ae.sent = true
 			if _, err = bc.br.Peek(1); err == nil {
-				var res *http.Response
-				if res, err = readResponse(bc.br, r); err == nil {
-					return bc, res, nil
+				var h *answerHead
+				if h, err = readAnswerHead(bc.br, r.Method); err == nil {
+					return bc, h, nil
 				}
 				ae.answered = true
 			}
@@ -349,20 +322,6 @@ func (p *Proxy) roundTrip(r *http.Request, b *backend, body *requestBody, upgrad
 		bc.Close()
 		if !reused || !ae.resendable(body, r.Method) {
 			return nil, nil, ae
-		}
-	}
-}
-
-// readResponse reads the head of the backend's answer, skipping interim
-// 1xx answers other than 101 Switching Protocols.
-func readResponse(br *bufio.Reader, r *http.Request) (*http.Response, error) {
-	for {
-		res, err := http.ReadResponse(br, r)
-		if err != nil {
-			return nil, err
-		}
-		if res.StatusCode >= 200 || res.StatusCode == http.StatusSwitchingProtocols {
-			return res, nil
 		}
 	}
 }
@@ -442,14 +401,15 @@ func writeRequest(bw *bufio.Writer, r *http.Request, body *requestBody, upgrade,
 // the backend's 101 answer to the client, then copies bytes both ways until
 // one side closes. The request stays in flight meanwhile; the client
 // connection is not used for HTTP again.
-func (p *Proxy) switchProtocols(c *clientConn, r *http.Request, bc *backendConn, res *http.Response) (int, bool, error) {
+func (p *Proxy) switchProtocols(c *clientConn, bc *backendConn, h *answerHead, upgrade string) (int, bool, error) {
 	defer bc.Close()
-	if !strings.EqualFold(upgradeType(res.Header), upgradeType(r.Header)) {
+	if !bytes.EqualFold(h.bytes(h.upgrade), []byte(upgrade)) {
 		return 0, true, &attemptError{err: errors.New("backend switched to a protocol not asked for"), sent: true, answered: true}
 	}
+	c.disarmDeadline()
 	c.bw.WriteString("HTTP/1.1 101 Switching Protocols\r\n")
-	for k, vv := range res.Header {
-		writeHeader(c.bw, k, vv)
+	for _, hd := range h.headers {
+		writeHeaderLine(c.bw, h.bytes(hd.name), h.bytes(hd.value))
 	}
 	c.bw.WriteString("\r\n")
 	if err := c.bw.Flush(); err != nil {
@@ -476,16 +436,14 @@ func upgradeType(h http.Header) string {
 	return ""
 }
 
-// hopByHop reports whether header k concerns one connection only
-// (RFC 9110, 7.6.1) and is not passed on.
-func hopByHop(k string) bool {
-	switch k {
-	case "Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization",
-		"Te", "Trailer", "Transfer-Encoding", "Upgrade":
-		return true
-	}
-	return false
-}
+// hopByHopHeaders concern one connection only (RFC 9110, 7.6.1) and are
+// not passed on. Trailer is the proxy's to announce, when it frames the body
+// in chunks.
+var hopByHopHeaders = []string{"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
+	"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade"}
+
+// hopByHop reports whether header k, in canonical form, is hop-by-hop.
+func hopByHop(k string) bool { return slices.Contains(hopByHopHeaders, k) }
 
 // listed reports whether header k is named in a Connection header's
 // values, and so is hop-by-hop too.

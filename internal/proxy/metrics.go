@@ -61,12 +61,25 @@ func newMetrics(reg prometheus.Registerer, p *Proxy) (*metrics, error) {
 		}
 		m.latencyBucketOf[i] = j
 	}
-	for _, c := range []prometheus.Collector{m, m.retries, m.unknown} {
+	for i, c := range m.collectors() {
 		if err := reg.Register(c); err != nil {
+			for _, done := range m.collectors()[:i] {
+				reg.Unregister(done)
+			}
 			return nil, fmt.Errorf("registering proxy metrics: %w", err)
 		}
 	}
 	return m, nil
+}
+
+func (m *metrics) collectors() []prometheus.Collector {
+	return []prometheus.Collector{m, m.retries, m.unknown}
+}
+
+func (m *metrics) unregister(reg prometheus.Registerer) {
+	for _, c := range m.collectors() {
+		reg.Unregister(c)
+	}
 }
 
 // Describe implements prometheus.Collector.

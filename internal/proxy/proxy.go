@@ -8,7 +8,7 @@ import (
 	"maps"
 	"net"
 	"net/http"
-		"slices"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -142,11 +142,12 @@ func New(opts Options) (*Proxy, error) {
 		},
 	}
 	p.checks.log = p.logHealth
+	p.ctx, p.close = context.WithCancel(context.Background())
 	var err error
 	if p.metrics, err = newMetrics(opts.Registry, p); err != nil {
+		p.close()
 		return nil, err
 	}
-	p.ctx, p.close = context.WithCancel(context.Background())
 	p.table.Store(&table{routes: map[string]*routeEntry{}})
 	if err := p.restore(); err != nil {
 		p.Close()
@@ -155,10 +156,13 @@ func New(opts Options) (*Proxy, error) {
 	return p, nil
 }
 
-// Close stops health checks and closes idle connections to backends. Requests
-// in flight are not interrupted. The route table stays in the state file.
+// Close stops health checks, closes idle connections to backends and takes
+// the proxy's metrics out of the registry. Requests in flight are not
+// interrupted (Serve stops with its own context). The route table stays in
+// the state file.
 func (p *Proxy) Close() error {
 	p.close()
+	p.metrics.unregister(p.registry)
 	for _, e := range p.table.Load().routes {
 		for _, b := range e.backends {
 			b.pool.close()

@@ -743,3 +743,253 @@ func TestUpgrade(t *testing.T) {
 	conn.Close()
 	waitFor(t, func() bool { return p.Stats("ws.dev", "v1").InFlight == 0 })
 }
+
+// TestHTTP checks how requests and answers cross the proxy: headers,
+// framing of bodies both ways, keep-alive and HTTP/1.0.
+func TestHTTP(t *testing.T) {
+	big := strings.Repeat("0123456789abcdef", 1<<16) // 1 MiB
+	be := startServer(t, "be", func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/echo":
+			body, _ := io.ReadAll(r.Body)
+			fmt.Fprintf(w, "%s %s host=%s xff=%s xfh=%s len=%d te=%v body=%s",
+				r.Method, r.URL.RequestURI(), r.Host, r.Header["X-Forwarded-For"], r.Header.Get("X-Forwarded-Host"),
+				r.ContentLength, r.TransferEncoding, body)
+		case "/big":
+			io.WriteString(w, big)
+		case "/stream":
+			w.Header().Set("Trailer", "X-Sum")
+			for i := range 3 {
+				fmt.Fprintf(w, "part%d;", i)
+				w.(http.Flusher).Flush()
+			}
+			w.Header().Set("X-Sum", "3")
+		case "/close":
+			w.Header().Set("connection", "close") // lowercase, as some servers send it
+			io.WriteString(w, "closing")
+		case "/head":
+			w.Header().Set("Content-Length", "42")
+		}
+	})
+	p := newProxy(t, Options{})
+	setRoute(t, p, "web.dev", be.backend(1, "v1"))
+	c := front(t, p)
+
+	req, _ := http.NewRequest("POST", "http://web.dev.localhost:7080/echo?q=1", strings.NewReader("hello"))
+	req.Header.Set("X-Forwarded-For", "6.6.6.6") // a client's claim: replaced
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if want := "POST /echo?q=1 host=web.dev.localhost:7080 xff=[127.0.0.1] xfh=web.dev.localhost:7080 len=5 te=[] body=hello"; string(body) != want {
+		t.Errorf("echo:\n got %s\nwant %s", body, want)
+	}
+
+	// A body of unknown length is sent on in chunks.
+	req, _ = http.NewRequest("PUT", "http://web.dev.localhost/echo", io.MultiReader(strings.NewReader("chunk"), strings.NewReader("ed")))
+	if resp, err = c.Do(req); err != nil {
+		t.Fatal(err)
+	}
+	body, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if want := "PUT /echo host=web.dev.localhost xff=[127.0.0.1] xfh=web.dev.localhost len=7 te=[] body=chunked"; string(body) != want {
+		t.Errorf("chunked request body:\n got %s\nwant %s", body, want)
+	}
+
+	if _, body := get(t, c, "http://web.dev.localhost/big"); body != big {
+		t.Errorf("big answer: %d bytes, want %d", len(body), len(big))
+	}
+
+	resp, err = c.Get("http://web.dev.localhost/stream")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(body) != "part0;part1;part2;" || resp.Trailer.Get("X-Sum") != "3" || resp.ContentLength != -1 {
+		t.Errorf("stream: %q, trailer %v, length %d", body, resp.Trailer, resp.ContentLength)
+	}
+
+	resp, err = c.Head("http://web.dev.localhost/head")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.ContentLength != 42 {
+		t.Errorf("HEAD: Content-Length %d, want the backend's 42", resp.ContentLength)
+	}
+
+	// The backend closing its connection is its business, not the client's.
+	for range 3 {
+		resp, err := c.Get("http://web.dev.localhost/close")
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.Close || resp.Header.Get("Connection") != "" {
+			t.Errorf("backend's Connection: close reached the client: %v", resp.Header)
+		}
+	}
+}
+
+// TestRawHTTP speaks HTTP/1.x to the proxy by hand: pipelining, HTTP/1.0,
+// Expect: 100-continue and malformed requests.
+func TestRawHTTP(t *testing.T) {
+	be := startServer(t, "be", nil)
+	p := newProxy(t, Options{})
+	setRoute(t, p, "web.dev", be.backend(1, "v1"))
+	addr := serve(t, p)
+
+	exchange := func(t *testing.T, request string) string {
+		t.Helper()
+		conn, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		io.WriteString(conn, request)
+		conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		out, _ := io.ReadAll(conn) // until the proxy closes
+		return string(out)
+	}
+	for _, tt := range []struct {
+		name, request string
+		want          []string // in order
+	}{
+		{"pipelined", "GET / HTTP/1.1\r\nHost: web.dev.localhost\r\n\r\nGET / HTTP/1.1\r\nHost: web.dev.localhost\r\nConnection: close\r\n\r\n",
+			[]string{"HTTP/1.1 200 OK\r\n", "\r\n\r\nbe", "HTTP/1.1 200 OK\r\n", "Connection: close", "\r\n\r\nbe"}},
+		{"HTTP/1.0", "GET / HTTP/1.0\r\nHost: web.dev.localhost\r\n\r\n",
+			[]string{"HTTP/1.1 200 OK\r\n", "Connection: close", "\r\n\r\nbe"}},
+		{"HTTP/1.0 keep-alive", "GET / HTTP/1.0\r\nHost: web.dev.localhost\r\nConnection: keep-alive\r\n\r\nGET / HTTP/1.0\r\nHost: web.dev.localhost\r\n\r\n",
+			[]string{"Connection: keep-alive", "\r\n\r\nbe", "Connection: close", "\r\n\r\nbe"}},
+		{"expect 100-continue", "POST / HTTP/1.1\r\nHost: web.dev.localhost\r\nExpect: 100-continue\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi",
+			[]string{"HTTP/1.1 100 Continue\r\n\r\n", "HTTP/1.1 200 OK\r\n", "\r\n\r\nbe"}},
+		{"unknown expectation", "GET / HTTP/1.1\r\nHost: web.dev.localhost\r\nExpect: magic\r\n\r\n",
+			[]string{"HTTP/1.1 417 Expectation Failed\r\n"}},
+		{"no Host", "GET / HTTP/1.1\r\n\r\n", []string{"HTTP/1.1 400 Bad Request\r\n"}},
+		{"two Hosts", "GET / HTTP/1.1\r\nHost: web.dev.localhost\r\nHost: other\r\n\r\n", []string{"HTTP/1.1 400 Bad Request\r\n"}},
+		{"garbage", "NOT HTTP\r\n\r\n", []string{"HTTP/1.1 400 Bad Request\r\n"}},
+		{"head too large", "GET / HTTP/1.1\r\nHost: web.dev.localhost\r\nX-Big: " + strings.Repeat("x", maxHeadBytes) + "\r\n\r\n",
+			[]string{"HTTP/1.1 431 Request Header Fields Too Large\r\n"}},
+		{"HTTP/2 preface", "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", []string{"HTTP/1.1 505 HTTP Version Not Supported\r\n"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			out := exchange(t, tt.request)
+			rest := out
+			for _, w := range tt.want {
+				i := strings.Index(rest, w)
+				if i < 0 {
+					t.Fatalf("answer lacks %q (in order):\n%s", w, out)
+				}
+				rest = rest[i+len(w):]
+			}
+		})
+	}
+}
+
+// TestShutdown checks that Serve, once its context ends, lets a request in
+// flight finish and then returns.
+func TestShutdown(t *testing.T) {
+	release := make(chan struct{})
+	started := make(chan struct{})
+	slow := startServer(t, "slow", func(w http.ResponseWriter, r *http.Request) {
+		close(started)
+		<-release
+		io.WriteString(w, "done")
+	})
+	p := newProxy(t, Options{})
+	setRoute(t, p, "web.dev", slow.backend(1, "v1"))
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	served := make(chan error, 1)
+	go func() { served <- p.Serve(ctx, l) }()
+
+	idle, err := net.Dial("tcp", l.Addr().String()) // a connection with no request: closed at once
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idle.Close()
+	answer := make(chan string, 1)
+	go func() {
+		conn, err := net.Dial("tcp", l.Addr().String())
+		if err != nil {
+			answer <- err.Error()
+			return
+		}
+		defer conn.Close()
+		io.WriteString(conn, "GET / HTTP/1.1\r\nHost: web.dev.localhost\r\n\r\n")
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			answer <- err.Error()
+			return
+		}
+		body, _ := io.ReadAll(resp.Body)
+		answer <- string(body)
+	}()
+	<-started
+	cancel()
+	if _, err := idle.Read(make([]byte, 1)); err == nil {
+		t.Error("idle connection still open after shutdown began")
+	}
+	select {
+	case err := <-served:
+		t.Fatalf("Serve returned with a request in flight: %v", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	close(release)
+	if got := <-answer; got != "done" {
+		t.Errorf("request in flight during shutdown got %q", got)
+	}
+	if err := <-served; err != nil {
+		t.Errorf("Serve: %v", err)
+	}
+}
+
+// BenchmarkProxy measures one request through the proxy, on one kept-alive
+// connection, client and backend on loopback; bench/proxy compares the
+// proxy with nginx under load.
+func BenchmarkProxy(b *testing.B) {
+	be := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "hello") }))
+	defer be.Close()
+	p, err := New(Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer p.Close()
+	err = p.SetRoute(b.Context(), Route{Name: "web.dev", Backends: []Backend{{ID: "a", Addr: be.Listener.Addr().String(), Weight: 1}}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(b.Context())
+	defer cancel()
+	go p.Serve(ctx, l)
+	conn, err := net.Dial("tcp", l.Addr().String())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Close()
+	br := bufio.NewReader(conn)
+	req := []byte("GET / HTTP/1.1\r\nHost: web.dev.localhost\r\nUser-Agent: bench\r\n\r\n")
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := conn.Write(req); err != nil {
+			b.Fatal(err)
+		}
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+}

@@ -112,7 +112,7 @@ func PrimaryPort(ports []string) string {
 
 // validate reports the first problem with r, naming the field.
 func (r *Route) validate() error {
-	if err := validName(r.Name); err != nil {
+	if err := validRouteName(r.Name); err != nil {
 		return fmt.Errorf("route name %q: %w", r.Name, err)
 	}
 	if r.Health.Path != "" && !strings.HasPrefix(r.Health.Path, "/") {
@@ -146,8 +146,8 @@ func (r *Route) validate() error {
 	return nil
 }
 
-// validName accepts one to three lowercase DNS labels separated by dots.
-func validName(name string) error {
+// validRouteName accepts one to three lowercase DNS labels separated by dots.
+func validRouteName(name string) error {
 	labels := strings.Split(name, ".")
 	if len(labels) > 3 {
 		return errors.New("want <app>.<env> or <port>.<app>.<env>")

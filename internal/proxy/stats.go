@@ -2,8 +2,8 @@ package proxy
 
 import (
 	"math"
-	"net/http"
 	"math/bits"
+	"net/http"
 	"sync/atomic"
 	"time"
 )
