@@ -283,6 +283,9 @@ func (w *worker) steady(ctx context.Context, d *plan.Unit, cur store.Release, fa
 			}
 		case ready < n:
 			s.Phase, s.Message = Degraded, fmt.Sprintf("%d of %d replicas ready: %s; socle restarts them with backoff", ready, n, strings.Join(why, "; "))
+		case len(d.Containers) > 1:
+			s.Phase = Synced
+			s.Message = fmt.Sprintf("runs container %s only: the local runtime runs one container per replica (%d declared)", slices.Sorted(maps.Keys(d.Containers))[0], len(d.Containers))
 		default:
 			s.Phase, s.Message = Synced, ""
 		}
