@@ -70,9 +70,11 @@ func (s *Server) recheckGates(ctx context.Context) {
 		s.opensMu.Lock()
 		next := s.nextOpen
 		s.opensMu.Unlock()
-		wait := time.Hour
+		// A gate without a known opening time (the source gate, say) is
+		// looked at again every minute.
+		wait := time.Minute
 		if !next.IsZero() {
-			wait = max(time.Until(next)+100*time.Millisecond, 100*time.Millisecond)
+			wait = min(wait, max(time.Until(next)+100*time.Millisecond, 100*time.Millisecond))
 		}
 		t := time.NewTimer(wait)
 		select {

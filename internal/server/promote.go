@@ -214,11 +214,13 @@ func (s *Server) runsHealthy(ctx context.Context, app, env, artifact string) (bo
 		return false, time.Time{}
 	}
 	for _, u := range s.engine.Status() {
-		if u.App == app && u.Env == env {
+		if u.App == app && u.Env == env && u.Phase != reconcile.Pending {
 			return u.Phase == reconcile.Synced && u.Release == cur.ID, cur.FinishedAt
 		}
 	}
-	return false, time.Time{}
+	// Not observed yet (socle is starting): the release that succeeded is
+	// taken as what runs until the reconciler says otherwise.
+	return true, cur.FinishedAt
 }
 
 // judgePin evaluates the policies on the unit the pin would run.

@@ -48,17 +48,28 @@ type Outcome struct {
 type PlanBody struct {
 	plan.Plan
 	Decisions []policy.Decision `json:"decisions"`
+	// Gates are the changes a closed promotion gate holds, by "app@env".
+	Gates map[string]string `json:"gates,omitempty"`
 }
 
 // BlockedBy returns the units a recorded plan body blocked, with the reason.
 func (b *PlanBody) BlockedBy() map[plan.Key]string {
 	out := map[plan.Key]string{}
+	for k, why := range b.Gates {
+		if app, env, ok := strings.Cut(k, "@"); ok {
+			out[plan.Key{App: app, Env: env}] = why
+		}
+	}
 	for k, vs := range Blocked(b.Decisions) {
 		msgs := make([]string, len(vs))
 		for i, v := range vs {
 			msgs[i] = v.Policy + ": " + v.Message
 		}
-		out[k] = "denied by policy " + strings.Join(msgs, "; ")
+		why := "denied by policy " + strings.Join(msgs, "; ")
+		if g := out[k]; g != "" {
+			why += "; " + g
+		}
+		out[k] = why
 	}
 	return out
 }
@@ -106,6 +117,10 @@ func Record(ctx context.Context, st store.Store, log *slog.Logger, rev source.Re
 				continue
 			}
 			if why := gates(repo, c, old[k]); why != "" {
+				if pb.Gates == nil {
+					pb.Gates = map[string]string{}
+				}
+				pb.Gates[c.App+"@"+c.Env] = why
 				if prev := out.Blocked[k]; prev != "" {
 					why = prev + "; " + why
 				}

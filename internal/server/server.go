@@ -256,6 +256,9 @@ func (s *Server) Run(ctx context.Context) error {
 	if err := s.engine.Recover(ctx); err != nil {
 		s.log.Warn("recovering replicas", "err", err)
 	}
+	// The recorded desired state first: a unit that runs and is still
+	// wanted must never look unwanted, even for an instant.
+	s.apply(ctx)
 	if err := s.engine.Adopt(ctx); err != nil {
 		s.log.Warn("listing replicas", "err", err)
 	}
@@ -342,6 +345,13 @@ func (s *Server) onRevision(ctx context.Context, rev source.Revision) {
 // plan the revision in force once more (a gate may have opened).
 func (s *Server) planRevision(ctx context.Context, rev source.Revision, again bool) {
 	seen, err := s.store.Revision(ctx, rev.SHA)
+	if err == nil && seen.Valid && !again {
+		// A valid revision recorded without its plan: socle stopped between
+		// the two. Plan it now rather than take it as applied.
+		if ps, perr := s.store.Plans(ctx, rev.SHA, 1); perr == nil && len(ps) == 0 {
+			again = true
+		}
+	}
 	switch {
 	case err == nil && !again:
 		s.resume(ctx, rev, seen) // recorded before a restart: record nothing twice
