@@ -128,6 +128,8 @@ func (p *Proxy) handle(c *clientConn, r *http.Request) bool {
 		return false
 	}
 	var tried [maxAttempts]*backend
+	var redial *backend // the backend to try again once, if nothing else is left
+	redialed := false
 	lastErr := errNoBackend
 	// A pick that lands on a backend drained since the table was read is
 	// not an attempt; spins bounds those in case of a storm of changes.
@@ -138,6 +140,14 @@ func (p *Proxy) handle(c *clientConn, r *http.Request) bool {
 			}
 		}
 		b := e.pick(tried[:n])
+		if b == nil && redial != nil {
+			// No other backend to try, and the request failed on the
+			// first one before any answer (a listener whose backlog
+			// overflowed under load refuses or resets for an instant):
+			// try it once more, a moment later.
+			time.Sleep(25 * time.Millisecond)
+			b, redial = redial, nil
+		}
 		if b == nil {
 			break
 		}
@@ -169,6 +179,9 @@ func (p *Proxy) handle(c *clientConn, r *http.Request) bool {
 		}
 		if !ae.resendable(&body, r.Method) {
 			break
+		}
+		if !redialed {
+			redial, redialed = b, true
 		}
 	}
 	status := http.StatusBadGateway
