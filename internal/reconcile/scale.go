@@ -43,14 +43,31 @@ func (w *worker) wantReplicas(d *plan.Unit, running int) int {
 		return w.scale
 	}
 	p := w.e.cfg.Scale
-	load := w.e.cfg.Router.Stats(proxy.RouteName(d.App, d.Env, ""), "").InFlight
-	want := max(lo, min(hi, int(math.Ceil(float64(load)/p.TargetInFlight))))
 	now := time.Now()
+	load := float64(w.e.cfg.Router.Stats(proxy.RouteName(d.App, d.Env, ""), "").InFlight)
+	// In-flight requests are read at an instant; the peak over the last
+	// two cool-downs decides a scale-down, so that a dip between two
+	// bursts of a steady load does not shrink the unit.
+	w.loads = append(w.loads, loadSample{at: now, load: load})
+	for len(w.loads) > 0 && now.Sub(w.loads[0].at) > 2*p.Cooldown {
+		w.loads = w.loads[1:]
+	}
+	peak := load
+	for _, l := range w.loads {
+		peak = max(peak, l.load)
+	}
+	want := func(load float64) int { return max(lo, min(hi, int(math.Ceil(load/p.TargetInFlight)))) }
 	switch {
-	case want > w.scale && now.Sub(w.scaledAt) >= p.Cooldown:
-		w.scale, w.scaledAt = want, now
-	case want < w.scale && now.Sub(w.scaledAt) >= 2*p.Cooldown:
-		w.scale, w.scaledAt = max(want, w.scale-1), now
+	case want(load) > w.scale && now.Sub(w.scaledAt) >= p.Cooldown:
+		w.scale, w.scaledAt = want(load), now
+	case want(peak) < w.scale && now.Sub(w.scaledAt) >= 2*p.Cooldown:
+		w.scale, w.scaledAt = max(want(peak), w.scale-1), now
 	}
 	return w.scale
+}
+
+// loadSample is the in-flight requests of a unit at an instant.
+type loadSample struct {
+	at   time.Time
+	load float64
 }

@@ -38,6 +38,7 @@ type worker struct {
 	failed   target // the target whose rollout failed; not retried until the desired state changes
 	scale    int    // the replicas the autoscaler wants; 0 until first observed
 	scaledAt time.Time
+	loads    []loadSample // recent in-flight samples
 }
 
 // target is what a release deploys; two releases with the same target are
