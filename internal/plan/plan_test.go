@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -144,4 +145,28 @@ func TestPinnedRevisionUsesItsOwnDefinition(t *testing.T) {
 		}
 	}
 	t.Fatal("web is not planned in prod")
+}
+
+// TestSameAgreesWithDeepEqual keeps the hand-written comparison of units
+// honest: it must say what reflect.DeepEqual says (revisions aside), and it
+// must know every field of Unit, or it silently falls back to DeepEqual.
+func TestSameAgreesWithDeepEqual(t *testing.T) {
+	t.Parallel()
+	if !unitShapesKnown() {
+		t.Fatal("plan.Unit or the Score types changed shape: update same and unitShapesKnown")
+	}
+	base := Desired(load(t, example(t)), rev1, nil)
+	m := example(t)
+	edit(m, "apps/web/socle.yaml", "variables: {LOG_LEVEL: debug}", "variables: {LOG_LEVEL: info}")
+	edit(m, "apps/api/socle.yaml", "replicas: {min: 2, max: 6}", "replicas: {min: 2, max: 7}")
+	other := Desired(load(t, m), rev2, nil)
+	for i := range base {
+		for j := range other {
+			x, y := base[i], other[j]
+			x.Revision, y.Revision = "", ""
+			if got, want := same(&base[i], &other[j]), reflect.DeepEqual(x, y); got != want {
+				t.Errorf("same(%s@%s, %s@%s) = %v, DeepEqual says %v", base[i].App, base[i].Env, other[j].App, other[j].Env, got, want)
+			}
+		}
+	}
 }

@@ -120,14 +120,15 @@ var validators = sync.OnceValues(func() (map[string]*compiled, error) {
 		if err != nil {
 			return nil, fmt.Errorf("compiling schema %s: %w", name, err)
 		}
-		out[name] = &compiled{schema: s, raw: raw[name]}
+		out[name] = &compiled{schema: s, raw: raw[name], fast: compileFastSchema(raw[name])}
 	}
 	return out, nil
 })
 
 type compiled struct {
 	schema *js.Schema
-	raw    any // the schema document, to list the fields an object allows
+	raw    any         // the schema document, to list the fields an object allows
+	fast   *fastSchema // nil when the schema is beyond it
 }
 
 var printer = message.NewPrinter(message.MatchLanguage("en"))
@@ -140,6 +141,9 @@ func (d *document) validate(schemaName string) []Problem {
 		return []Problem{{File: d.file, Message: "internal error: " + err.Error()}}
 	}
 	c := vs[schemaName]
+	if c.fast != nil && c.fast.valid(d.value) {
+		return nil
+	}
 	err = c.schema.Validate(d.value)
 	if err == nil {
 		return nil

@@ -55,6 +55,11 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 	if err := json.Unmarshal(b, &s); err != nil {
 		return err
 	}
+	return d.decodeString(s)
+}
+
+// decodeString is UnmarshalJSON once the string is read (see stringDecoder).
+func (d *Duration) decodeString(s string) error {
 	if s == "" {
 		*d = 0
 		return nil
@@ -90,6 +95,11 @@ func (t *Time) UnmarshalJSON(b []byte) error {
 	if err := json.Unmarshal(b, &s); err != nil {
 		return err
 	}
+	return t.decodeString(s)
+}
+
+// decodeString is UnmarshalJSON once the string is read (see stringDecoder).
+func (t *Time) decodeString(s string) error {
 	for _, layout := range []string{time.RFC3339, "2006-01-02T15:04:05", "2006-01-02"} {
 		if v, err := time.Parse(layout, s); err == nil {
 			*t = Time{Time: v}
@@ -224,6 +234,11 @@ func (w *Window) UnmarshalJSON(b []byte) error {
 	if err := json.Unmarshal(b, &s); err != nil {
 		return err
 	}
+	return w.decodeString(s)
+}
+
+// decodeString is UnmarshalJSON once the string is read (see stringDecoder).
+func (w *Window) decodeString(s string) error {
 	v, err := ParseWindow(s)
 	if err != nil {
 		v = Window{text: s, err: err}

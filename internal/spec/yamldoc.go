@@ -14,23 +14,73 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
-// document is one parsed YAML file: its node tree, for positions, and the
-// same content as plain JSON-compatible values, for schema validation.
+// document is one parsed YAML file: its content as plain JSON-compatible
+// values, for schema validation and decoding, and its node tree, for
+// positions.
 type document struct {
 	file  string
-	root  *yaml.Node // the top mapping node, or nil for an empty file
+	data  []byte
 	value any
+	// root is the top mapping node, or nil for an empty file. A document
+	// read by fastYAML has no tree until a problem needs a position: node
+	// reads it then (most documents have no problem, and the tree was most
+	// of the loader's allocations).
+	root   *yaml.Node
+	parsed bool // root is set
+	// shared is set when something kept a part of value (score-go's
+	// MapSpec does), which then must not go back to a map pool.
+	shared bool
+}
+
+// node returns the document's node tree.
+func (d *document) node() *yaml.Node {
+	if !d.parsed {
+		d.parsed = true
+		d.root, _ = readNodes(d.file, d.data)
+	}
+	return d.root
 }
 
 var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 
 // parseYAML reads one YAML document; its error is a Problem with a line.
 func parseYAML(file string, data []byte) (*document, *Problem) {
+	return parseYAMLWith(nil, file, data)
+}
+
+// parseYAMLWith is parseYAML, with maps from a pool when the document's
+// values can go back to it (see loadApp).
+func parseYAMLWith(pool *mapPool, file string, data []byte) (*document, *Problem) {
+	if v, ok := fastYAML(data, pool); ok {
+		return &document{file: file, data: data, value: v}, nil
+	}
+	root, p := readNodes(file, data)
+	if p != nil {
+		return nil, p
+	}
+	if root == nil {
+		return &document{file: file, data: data, parsed: true}, nil
+	}
+	v, err := nodeValue(root, 0)
+	if err != nil {
+		p := &Problem{File: file, Line: root.Line, Column: root.Column, Message: err.Error()}
+		var pe *posError
+		if errors.As(err, &pe) {
+			p.Line, p.Column, p.Message = pe.line, pe.col, pe.msg
+		}
+		return nil, p
+	}
+	return &document{file: file, data: data, root: root, parsed: true, value: v}, nil
+}
+
+// readNodes reads one YAML document with yaml.v3: its top node, nil for an
+// empty file.
+func readNodes(file string, data []byte) (*yaml.Node, *Problem) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var n yaml.Node
 	if err := dec.Decode(&n); err != nil {
 		if errors.Is(err, io.EOF) {
-			return &document{file: file}, nil
+			return nil, nil
 		}
 		return nil, yamlProblem(file, err)
 	}
@@ -45,16 +95,7 @@ func parseYAML(file string, data []byte) (*document, *Problem) {
 	if root.Kind == yaml.DocumentNode && len(root.Content) == 1 {
 		root = root.Content[0]
 	}
-	v, err := nodeValue(root, 0)
-	if err != nil {
-		p := &Problem{File: file, Line: root.Line, Column: root.Column, Message: err.Error()}
-		var pe *posError
-		if errors.As(err, &pe) {
-			p.Line, p.Column, p.Message = pe.line, pe.col, pe.msg
-		}
-		return nil, p
-	}
-	return &document{file: file, root: root, value: v}, nil
+	return root, nil
 }
 
 func yamlProblem(file string, err error) *Problem {
@@ -118,6 +159,14 @@ func nodeValue(n *yaml.Node, depth int) (any, error) {
 		}
 		return s, nil
 	case yaml.ScalarNode:
+		// Untagged scalars, nearly all of them, are converted with strconv
+		// as yaml.v3 resolves them, not with a yaml.v3 decoder per scalar.
+		if n.Style&yaml.TaggedStyle == 0 {
+			if n.Style&(yaml.DoubleQuotedStyle|yaml.SingleQuotedStyle|yaml.LiteralStyle|yaml.FoldedStyle) != 0 {
+				return n.Value, nil
+			}
+			return plainValue(n.Value), nil
+		}
 		switch n.ShortTag() {
 		case "!!null":
 			return nil, nil
@@ -167,7 +216,7 @@ func (d *document) decode(out any) error {
 // renders the path as a field name (environments[2].promotion.from). It stops
 // at the deepest node that exists.
 func (d *document) locate(path ...string) (*yaml.Node, string) {
-	n := d.root
+	n := d.node()
 	var field strings.Builder
 	for _, tok := range path {
 		if n == nil {
