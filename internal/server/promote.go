@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io/fs"
 	"path"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -294,6 +295,10 @@ func (s *Server) pin(ctx context.Context, repo *spec.Repo, t PromotionTarget, us
 	if body != "" {
 		msg += "\n\n" + body
 	}
+	// The commit and its audit record go together: revisions are not
+	// looked at in between (and recoverAudit mends a crash there).
+	s.planMu.Lock()
+	defer s.planMu.Unlock()
 	rev, err := s.repo.Commit(ctx, source.Change{Files: map[string][]byte{file: data}, Author: user, Email: emailOf(repo, user), Message: msg, Parent: head.SHA})
 	if err != nil {
 		return PromotionResult{}, fmt.Errorf("committing %s: %w", file, err)
@@ -305,6 +310,41 @@ func (s *Server) pin(ctx context.Context, repo *spec.Repo, t PromotionTarget, us
 	s.emitEvent(ctx, store.Event{Kind: action, App: t.App, Env: t.Env, Revision: t.Revision, Message: subject + " by " + user})
 	s.Trigger()
 	return PromotionResult{PromotionTarget: t, Commit: rev}, nil
+}
+
+// pinSubject reads back the subject of a commit pin writes: the action,
+// the app and the environment.
+var pinSubject = regexp.MustCompile(`^(promote) (\S+) to (\S+): |^(roll back) (\S+) in (\S+) to release `)
+
+// recoverAudit appends the audit record of a promotion or rollback commit
+// that has none: socle was killed between the commit and its record. The
+// record says it was recovered, and by whom the commit was made.
+func (s *Server) recoverAudit(ctx context.Context, rev source.Revision) {
+	m := pinSubject.FindStringSubmatch(rev.Subject())
+	if m == nil {
+		return
+	}
+	action, app, env := "promote", m[2], m[3]
+	if m[4] != "" {
+		action, app, env = "rollback", m[5], m[6]
+	}
+	for r, err := range store.AuditTrail(ctx, s.store, 0) {
+		if err != nil {
+			return
+		}
+		var d struct {
+			Commit string `json:"commit"`
+		}
+		if (r.Action == "promote" || r.Action == "rollback") && json.Unmarshal(r.Detail, &d) == nil && d.Commit == rev.SHA {
+			return
+		}
+	}
+	detail, _ := json.Marshal(map[string]any{"commit": rev.SHA, "recovered": true})
+	if _, err := s.store.AppendAudit(ctx, store.AuditRecord{Actor: rev.Author, Action: action, App: app, Env: env, Detail: detail}); err != nil {
+		s.log.Error("recovering an audit record", "commit", rev.Short(), "err", err)
+		return
+	}
+	s.log.Warn("recovered the audit record of a commit made before socle stopped", "commit", rev.Short(), "action", action, "app", app, "env", env)
 }
 
 // setPin edits a releases file as YAML nodes, so that its comments stay.

@@ -328,6 +328,10 @@ func (s *Server) onFetchError(err error) {
 
 // onRevision is called serially by the watcher for every new head.
 func (s *Server) onRevision(ctx context.Context, rev source.Revision) {
+	// planMu first: a promotion holds it from its commit to its audit
+	// record, so a revision is never looked at in between.
+	s.planMu.Lock()
+	defer s.planMu.Unlock()
 	s.mu.Lock()
 	prev := s.status.Head
 	s.status.FetchError = ""
@@ -336,8 +340,7 @@ func (s *Server) onRevision(ctx context.Context, rev source.Revision) {
 	if prev != nil {
 		s.recordBetween(ctx, prev.SHA, rev.SHA)
 	}
-	s.planMu.Lock()
-	defer s.planMu.Unlock()
+	s.recoverAudit(ctx, rev)
 	s.planRevision(ctx, rev, false)
 }
 
@@ -411,6 +414,7 @@ func (s *Server) recordBetween(ctx context.Context, from, to string) {
 	}
 	for i := len(revs) - 1; i >= 1; i-- { // revs[0] is the head itself
 		rev := revs[i]
+		s.recoverAudit(ctx, rev)
 		if _, err := s.store.Revision(ctx, rev.SHA); err == nil {
 			continue
 		}
