@@ -3,8 +3,10 @@ package source
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -402,4 +404,52 @@ func TestLocalPushStale(t *testing.T) {
 		t.Errorf("index.lock left behind: %v", err)
 	}
 	cleanWorkTree(t, up.Dir())
+}
+
+// TestRecoverInterruptedPush leaves a checked-out repository as a socle
+// killed in the middle of a push does (its intent, git's index lock, the
+// branch moved but not the working tree), then opens it again: the push is
+// finished, the locks are gone and git sees a clean working tree.
+func TestRecoverInterruptedPush(t *testing.T) {
+	t.Parallel()
+	if _, err := exec.LookPath("git"); err != nil {
+		t.Skip("git is not installed")
+	}
+	up := newGitUpstream(t, "main")
+	up.Commit(t, "first", map[string]string{"releases/prod.yaml": "one\n", "apps/web/score.yaml": "web\n"})
+	prev := up.Head(t)
+	// The branch points at the next commit, as after setRef, but the index
+	// and working tree are still the previous commit's.
+	if err := os.WriteFile(filepath.Join(up.Dir(), "releases/prod.yaml"), []byte("two\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	runGit(t, up.Dir(), "commit", "-qam", "promote")
+	next := up.Head(t)
+	runGit(t, up.Dir(), "read-tree", prev)
+	if err := os.WriteFile(filepath.Join(up.Dir(), "releases/prod.yaml"), []byte("one\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	gitDir := filepath.Join(up.Dir(), ".git")
+	os.WriteFile(filepath.Join(gitDir, "index.lock"), nil, 0o644)
+	dead := exec.Command("true")
+	if err := dead.Run(); err != nil {
+		t.Fatal(err)
+	}
+	intent := fmt.Sprintf(`{"pid":%d,"branch":"refs/heads/main","prev":%q,"next":%q}`, dead.Process.Pid, prev, next)
+	if err := os.WriteFile(filepath.Join(gitDir, "socle-push.json"), []byte(intent), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	open(t, up.Dir())
+	for _, f := range []string{"index.lock", "socle-push.json"} {
+		if _, err := os.Stat(filepath.Join(gitDir, f)); err == nil {
+			t.Errorf("%s is still there", f)
+		}
+	}
+	if got := readFile(t, filepath.Join(up.Dir(), "releases/prod.yaml")); got != "two\n" {
+		t.Errorf("releases/prod.yaml = %q, want the pushed commit's", got)
+	}
+	if st := runGit(t, up.Dir(), "status", "--porcelain"); strings.TrimSpace(st) != "" {
+		t.Errorf("git status after the recovery:\n%s", st)
+	}
 }

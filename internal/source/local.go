@@ -10,6 +10,7 @@ package source
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -18,6 +19,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing"
@@ -177,6 +180,15 @@ func (t *localTarget) push(ctx context.Context, src storer.EncodedObjectStorer, 
 	var idx *index.Index
 	var changes object.Changes
 	if update {
+		if err := t.recoverPush(branch, false); err != nil {
+			return err
+		}
+		// An intent, so that a socle killed while it holds git's locks
+		// finishes or undoes this push at its next one (recoverPush).
+		if err := t.writeIntent(pushIntent{PID: os.Getpid(), Branch: branch.String(), Prev: prev.String(), Next: next.String()}); err != nil {
+			return err
+		}
+		defer os.Remove(t.intentPath())
 		// Checked before anything is written, so that a refused push
 		// leaves the repository as it was.
 		if lock, err = createLock(filepath.Join(t.gitDir, "index")); err != nil {
@@ -206,6 +218,76 @@ func (t *localTarget) push(ctx context.Context, src storer.EncodedObjectStorer, 
 		return err
 	}
 	return lock.commit()
+}
+
+// pushIntent is what socle is about to do to a checked-out branch, written
+// before it takes git's locks and removed once they are released.
+type pushIntent struct {
+	PID    int    `json:"pid"`
+	Branch string `json:"branch"`
+	Prev   string `json:"prev"`
+	Next   string `json:"next"`
+}
+
+func (t *localTarget) intentPath() string { return filepath.Join(t.gitDir, "socle-push.json") }
+
+func (t *localTarget) writeIntent(in pushIntent) error {
+	b, err := json.Marshal(in)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(t.intentPath(), b, 0o644)
+}
+
+// recoverPush finishes a push that a socle killed midway left: it removes
+// the locks it held and, if the branch had moved already, brings the working
+// tree and index to the new commit (the files it changes were clean when the
+// push began). A push by a process still alive is left alone.
+// anyBranch is set when the branch is not known yet (at Open): the intent
+// names it.
+func (t *localTarget) recoverPush(branch plumbing.ReferenceName, anyBranch bool) error {
+	b, err := os.ReadFile(t.intentPath())
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	var in pushIntent
+	if json.Unmarshal(b, &in) != nil || (!anyBranch && in.Branch != branch.String()) {
+		return os.Remove(t.intentPath())
+	}
+	branch = plumbing.ReferenceName(in.Branch)
+	if in.PID != os.Getpid() && unix.Kill(in.PID, 0) == nil {
+		return nil // its owner lives: git's locks will say so
+	}
+	os.Remove(filepath.Join(t.gitDir, "index.lock"))
+	os.Remove(filepath.Join(t.gitDir, filepath.FromSlash(branch.String())+".lock"))
+	ref, err := t.repo.Storer.Reference(branch)
+	if err == nil && ref.Hash().String() == in.Next {
+		idx, err := t.readIndex()
+		if err != nil {
+			return err
+		}
+		changes, err := diffCommits(t.repo.Storer, plumbing.NewHash(in.Prev), plumbing.NewHash(in.Next))
+		if err != nil {
+			return err
+		}
+		lock, err := createLock(filepath.Join(t.gitDir, "index"))
+		if err != nil {
+			return err
+		}
+		defer lock.abort()
+		if err := t.checkout(idx, changes); err != nil {
+			return err
+		}
+		if err := index.NewEncoder(lock.f).Encode(idx); err != nil {
+			return err
+		}
+		if err := lock.commit(); err != nil {
+			return err
+		}
+	}
+	return os.Remove(t.intentPath())
 }
 
 // checkedOut says whether pushing to branch must update the working tree; it

@@ -82,6 +82,17 @@ func Open(ctx context.Context, o Options) (*Repo, error) {
 		return nil, err
 	}
 	r := &Repo{origin: origin, local: local, dir: o.Dir, auth: o.Auth}
+	if local {
+		// A socle killed while it pushed to this repository left git's
+		// locks and a half-updated working tree: finish that push first.
+		if t, err := openTarget(origin); err == nil {
+			err = t.recoverPush(plumbing.NewBranchReferenceName(strings.TrimPrefix(o.Branch, "refs/heads/")), true)
+			closeStorer(t.repo.Storer)
+			if err != nil {
+				return nil, fmt.Errorf("opening %s: recovering an interrupted push: %w", redact(o.URL), err)
+			}
+		}
+	}
 	if err := r.open(ctx, strings.TrimPrefix(o.Branch, "refs/heads/")); err != nil {
 		return nil, fmt.Errorf("opening %s: %w", redact(o.URL), err)
 	}

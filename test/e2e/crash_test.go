@@ -236,9 +236,7 @@ func (c *crashRun) round(i int) {
 	}
 	t.Logf("round %2d: %-15s killed at +%s (%s); in flight: %s; action: %s", i, a.name, killedAt.Round(time.Millisecond), how, inflight, outcome)
 
-	// socle is down: the repository is as socle left it, the chain on disk
-	// verifies.
-	c.checkRepository(i)
+	// socle is down: the chain on disk verifies.
 	c.verifyAuditOnDisk(fmt.Sprintf("round %d, after the kill", i))
 
 	restarted := time.Now()
@@ -247,6 +245,8 @@ func (c *crashRun) round(i int) {
 	st = c.waitConverged(fmt.Sprintf("round %d", i))
 	took := time.Since(restarted)
 
+	// A push interrupted by the kill is finished when socle starts again.
+	c.checkRepository(i)
 	c.checkReleases(i, st)
 	c.checkReplicas(i, st)
 	c.checkAdopted(i, was, st)
@@ -802,34 +802,21 @@ func (c *crashRun) extends(when string, res audit.VerifyResult) {
 	}
 }
 
-// checkRepository: socle, killed, left the platform repository usable: no
-// lock of git's behind, the working tree and index as the branch says.
+// checkRepository: socle, killed and started again, left the platform
+// repository usable: no lock of git's behind, the working tree and index as
+// the branch says.
 func (c *crashRun) checkRepository(round int) {
 	t := c.t
 	locks, _ := filepath.Glob(filepath.Join(c.repo, ".git", "*.lock"))
 	heads, _ := filepath.Glob(filepath.Join(c.repo, ".git", "refs", "heads", "*.lock"))
 	for _, l := range append(locks, heads...) {
-		knownDefect(t, "round %d: socle's kill left %s behind: git and socle's next commit fail on it", round, l)
+		t.Errorf("round %d: socle's kill left %s behind: git and socle's next commit fail on it", round, l)
 		os.Remove(l) // so that the rounds after this one still say something
 	}
 	if st := strings.TrimSpace(c.git("status", "--porcelain")); st != "" {
-		knownDefect(t, "round %d: after the kill the working tree of the platform repository differs from its branch:\n%s", round, st)
+		t.Errorf("round %d: after the kill the working tree of the platform repository differs from its branch:\n%s", round, st)
 		c.git("checkout", "-f", "HEAD") // as a person would, so that later rounds still say something
 	}
-}
-
-// knownDefect reports a crash-safety defect that is known and not fixed
-// yet, without failing the test: a SIGKILL during socle's commit to a local
-// checked-out repository leaves git's index.lock and a half-updated working
-// tree. It is in the closing note of issue 5; set SOCLE_CRASH_STRICT=1 to
-// make it fail.
-func knownDefect(t *testing.T, format string, args ...any) {
-	t.Helper()
-	if os.Getenv("SOCLE_CRASH_STRICT") != "" {
-		t.Errorf(format, args...)
-		return
-	}
-	t.Logf("KNOWN DEFECT: "+format, args...)
 }
 
 func (c *crashRun) status() server.Status {
