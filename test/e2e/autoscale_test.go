@@ -3,15 +3,11 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -104,75 +100,13 @@ replicas: {min: %d, max: %d}
 	return dst
 }
 
-// pathLoad is like load, for a given path, and also counts the answers per
-// replica port.
-type pathLoad struct {
-	ok, failed atomic.Int64
-	mu         sync.Mutex
-	ports      map[string]int64
-	failures   []string
-	stop       chan struct{}
-	wg         sync.WaitGroup
-}
-
 var portRe = regexp.MustCompile(`\(version [0-9a-f]{40}\) on port (\d+)`)
 
-func startPathLoad(proxyPort, method, path string, conns int) *pathLoad {
-	l := &pathLoad{ports: map[string]int64{}, stop: make(chan struct{})}
-	tr := &http.Transport{MaxIdleConnsPerHost: conns, MaxConnsPerHost: conns, DisableCompression: true,
-		DialContext: (&net.Dialer{Timeout: 5 * time.Second}).DialContext}
-	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
-	for range conns {
-		l.wg.Go(func() {
-			for {
-				select {
-				case <-l.stop:
-					return
-				default:
-				}
-				req, _ := http.NewRequest(method, "http://127.0.0.1:"+proxyPort+path, nil)
-				req.Host = "web.dev.localhost"
-				resp, err := client.Do(req)
-				if err != nil {
-					l.fail(err.Error())
-					continue
-				}
-				body, err := io.ReadAll(resp.Body)
-				resp.Body.Close()
-				m := portRe.FindSubmatch(body)
-				if err != nil || resp.StatusCode != 200 || m == nil {
-					l.fail(fmt.Sprintf("%s %d %q %v", time.Now().Format("15:04:05.000"), resp.StatusCode, body, err))
-					continue
-				}
-				l.ok.Add(1)
-				l.mu.Lock()
-				l.ports[string(m[1])]++
-				l.mu.Unlock()
-			}
-		})
-	}
-	return l
-}
-
-func (l *pathLoad) fail(why string) {
-	l.failed.Add(1)
-	l.mu.Lock()
-	if len(l.failures) < 10 {
-		l.failures = append(l.failures, why)
-	}
-	l.mu.Unlock()
-}
-
-func (l *pathLoad) halt() {
-	close(l.stop)
-	l.wg.Wait()
-}
-
-func (l *pathLoad) servedBy() map[string]int64 {
+func (l *load) servedBy() map[string]int64 {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	out := make(map[string]int64, len(l.ports))
-	for k, v := range l.ports {
+	out := make(map[string]int64, len(l.versions))
+	for k, v := range l.versions {
 		out[k] = v
 	}
 	return out
@@ -253,7 +187,7 @@ func TestAutoscaling(t *testing.T) {
 
 	// Scale up: 30 clients of the slow endpoint keep about 30 requests in
 	// flight, 6 per replica's worth of the target of 5: the maximum, 3.
-	heavy := startPathLoad(s.proxyPort, http.MethodGet, "/?slow=1", 30)
+	heavy := startRequests(s.proxyPort, http.MethodGet, "/?slow=1", 30, portRe)
 	began := time.Now()
 	u, ups := s.waitSize(t, "scale up", began, 3*time.Minute, steadyAt(3))
 	grown := time.Since(began)
@@ -301,9 +235,9 @@ func TestAutoscaling(t *testing.T) {
 	// 1 GET and 3 POST clients of the slow one, so that the replicas that
 	// go away have requests in flight, POSTs among them. The heavy load
 	// stops.
-	light := startPathLoad(s.proxyPort, http.MethodGet, "/?slow=1", 1)
-	lightFast := startPathLoad(s.proxyPort, http.MethodGet, "/", 1)
-	lightPost := startPathLoad(s.proxyPort, http.MethodPost, "/?slow=1", 3)
+	light := startRequests(s.proxyPort, http.MethodGet, "/?slow=1", 1, portRe)
+	lightFast := startRequests(s.proxyPort, http.MethodGet, "/", 1, portRe)
+	lightPost := startRequests(s.proxyPort, http.MethodPost, "/?slow=1", 3, portRe)
 	heavy.halt()
 	t.Logf("scale up: 3 replicas ready %s after the load began; heavy load: %d requests, %d failed, by port %v",
 		grown.Round(10*time.Millisecond), heavy.ok.Load(), heavy.failed.Load(), heavy.servedBy())

@@ -290,11 +290,11 @@ func tail(s string, n int) string {
 
 // load sends requests to web.dev.localhost through socle's proxy from
 // conns concurrent keep-alive clients until stopped, and counts what comes
-// back.
+// back: the answers by the first group of the regexp they must match.
 type load struct {
 	ok, failed atomic.Int64
 	mu         sync.Mutex
-	versions   map[string]int64
+	versions   map[string]int64 // by the capture: the version, or the replica's port
 	failures   []string
 	stop       chan struct{}
 	wg         sync.WaitGroup
@@ -302,7 +302,12 @@ type load struct {
 
 var versionRe = regexp.MustCompile(`\(version ([0-9a-f]{40})\)`)
 
+// startLoad sends GET / and counts the answers by version.
 func startLoad(proxyPort string, conns int) *load {
+	return startRequests(proxyPort, http.MethodGet, "/", conns, versionRe)
+}
+
+func startRequests(proxyPort, method, path string, conns int, capture *regexp.Regexp) *load {
 	l := &load{versions: map[string]int64{}, stop: make(chan struct{})}
 	tr := &http.Transport{MaxIdleConnsPerHost: conns, MaxConnsPerHost: conns, DisableCompression: true,
 		DialContext: (&net.Dialer{Timeout: 5 * time.Second}).DialContext}
@@ -315,7 +320,7 @@ func startLoad(proxyPort string, conns int) *load {
 					return
 				default:
 				}
-				req, _ := http.NewRequest(http.MethodGet, "http://127.0.0.1:"+proxyPort+"/", nil)
+				req, _ := http.NewRequest(method, "http://127.0.0.1:"+proxyPort+path, nil)
 				req.Host = "web.dev.localhost"
 				resp, err := client.Do(req)
 				if err != nil {
@@ -324,9 +329,9 @@ func startLoad(proxyPort string, conns int) *load {
 				}
 				body, err := io.ReadAll(resp.Body)
 				resp.Body.Close()
-				m := versionRe.FindSubmatch(body)
+				m := capture.FindSubmatch(body)
 				if err != nil || resp.StatusCode != 200 || m == nil {
-					l.fail(fmt.Sprintf("%d %q %v", resp.StatusCode, body, err))
+					l.fail(fmt.Sprintf("%s %d %q %v", time.Now().Format("15:04:05.000"), resp.StatusCode, body, err))
 					continue
 				}
 				l.ok.Add(1)
