@@ -175,7 +175,7 @@ func same(a, b *Unit) bool {
 			return x.Type == y.Type && sameValue(x.Class, y.Class) && sameValue(x.Id, y.Id) &&
 				sameMap(x.Metadata, y.Metadata, sameAny) && sameMap(x.Params, y.Params, sameAny)
 		}) &&
-		sameMap(a.Metadata, b.Metadata, sameAny)
+		sameMap(a.Metadata, b.Metadata, sameAny) && sameSlice(a.Secrets, b.Secrets)
 }
 
 // sameAny is reflect.DeepEqual for the values of free-form maps (metadata,
@@ -290,6 +290,7 @@ var unitShapesKnown = sync.OnceValue(func() bool {
 			Containers                                       map[string]types.Container
 			Service                                          *types.WorkloadService
 			Resources                                        types.WorkloadResources
+			Secrets                                          []string
 		}{}},
 		{spec.Replicas{}, struct{ Min, Max int }{}},
 		{spec.Rollout{}, struct {

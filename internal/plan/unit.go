@@ -39,6 +39,8 @@ type Unit struct {
 	Containers map[string]types.Container `json:"containers"`
 	Service    *types.WorkloadService     `json:"service,omitempty"`
 	Resources  types.WorkloadResources    `json:"resources,omitempty"`
+	// Secrets names the variables socle.yaml marks secret.
+	Secrets []string `json:"secrets,omitempty"`
 }
 
 // Key names the unit.
@@ -131,6 +133,7 @@ func resolve(r *spec.Repo, env *spec.Environment, a *spec.App, revision, artifac
 		Rollout:   a.RolloutIn(env.Name),
 		Service:   a.Workload.Service,
 		Resources: a.Workload.Resources,
+		Secrets:   a.Config.Secrets,
 	}
 	over := a.Config.Environments[env.Name].Variables
 	if len(over) == 0 && a.Workload.Containers != nil {

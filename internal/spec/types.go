@@ -343,6 +343,11 @@ type AppConfig struct {
 	Replicas *Replicas `json:"replicas,omitempty"`
 	// Environments holds per-environment overrides, keyed by environment name.
 	Environments map[string]Override `json:"environments,omitempty"`
+	// Secrets names container variables whose values are secret: socle
+	// redacts them in every API answer, log line and event. Variables that
+	// take a secret output of a resource (${resources.db.password}) are
+	// secret without being named here.
+	Secrets []string `json:"secrets,omitempty"`
 }
 
 // Build says how to build the app from the platform repository.

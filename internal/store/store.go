@@ -209,6 +209,20 @@ type Approval struct {
 // PrevHash and Hash as package audit defines them.
 type AuditRecord = audit.Record
 
+// A Token is an API token as stored: a hash of its secret, never the
+// secret itself.
+type Token struct {
+	ID          string // public part of the token, unique
+	User        string // whose token it is; required
+	Hash        string // hash of the secret; required
+	Description string
+	CreatedBy   string
+	CreatedAt   time.Time // set by the store if zero
+	ExpiresAt   time.Time // zero: never
+	LastUsedAt  time.Time // set by TouchToken
+	RevokedAt   time.Time // set by RevokeToken
+}
+
 // DORAFilter selects the releases DORA figures are computed from.
 type DORAFilter struct {
 	// Apps are the applications counted, as the apps of a team; empty
@@ -309,6 +323,9 @@ type Store interface {
 	AppendEvent(ctx context.Context, e Event) (int64, error)
 	// Events returns the events f selects in ascending ID order.
 	Events(ctx context.Context, f EventFilter) ([]Event, error)
+	// LastEventID returns the ID of the newest event, 0 if there is none:
+	// where a reader that wants only new events starts.
+	LastEventID(ctx context.Context) (int64, error)
 
 	// BeginRelease records the start of a rollout of r's unit and returns
 	// the release as recorded, Progressing. A unit has at most one
@@ -367,6 +384,22 @@ type Store interface {
 	// AuditRecords returns up to limit audit records with a Seq larger than
 	// afterSeq, in Seq order.
 	AuditRecords(ctx context.Context, afterSeq int64, limit int) ([]AuditRecord, error)
+
+	// CreateToken records a new API token; t must have an ID unique among
+	// tokens, a User and a Hash, and no LastUsedAt or RevokedAt; CreatedAt
+	// is set to now if zero. rec, if not nil, is appended to the audit
+	// trail in the same transaction. A second token with the same ID is an
+	// error wrapping ErrConflict.
+	CreateToken(ctx context.Context, t Token, rec *AuditRecord) (Token, error)
+	// Token returns the token with the given ID, revoked or not.
+	Token(ctx context.Context, id string) (Token, error)
+	// Tokens returns the tokens of user ("": of every user), oldest first.
+	Tokens(ctx context.Context, user string) ([]Token, error)
+	// RevokeToken marks the token revoked now; revoking it again does
+	// nothing and appends no record. rec as for CreateToken.
+	RevokeToken(ctx context.Context, id string, rec *AuditRecord) (Token, error)
+	// TouchToken sets the token's LastUsedAt to at if that is later.
+	TouchToken(ctx context.Context, id string, at time.Time) error
 
 	// DORA computes the DORA figures of the releases f selects.
 	DORA(ctx context.Context, f DORAFilter) (DORAFigures, error)

@@ -278,6 +278,15 @@ func (db *DB) Events(ctx context.Context, f store.EventFilter) ([]store.Event, e
 	return es, nil
 }
 
+// LastEventID implements store.Store.
+func (db *DB) LastEventID(ctx context.Context) (int64, error) {
+	var id int64
+	if err := db.sql.QueryRowContext(ctx, `SELECT COALESCE(MAX(id), 0) FROM events`).Scan(&id); err != nil {
+		return 0, fmt.Errorf("reading the last event: %w", err)
+	}
+	return id, nil
+}
+
 // micros is how a time is kept: microseconds since the Unix epoch, UTC.
 func micros(t time.Time) int64 { return contract.Time(t).UnixMicro() }
 

@@ -60,6 +60,8 @@ func Run(t *testing.T, open Open) {
 		{"ConcurrentAudit", testConcurrentAudit},
 		{"DORA", testDORA},
 		{"ReleasesSurviveReopen", testReleasesSurviveReopen},
+		{"Tokens", testTokens},
+		{"LastEventID", testLastEventID},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -289,3 +289,19 @@ func summarize(ds []time.Duration) store.Durations {
 	}
 	return store.Durations{N: n, Median: median, Mean: sum / time.Duration(n), Max: ds[n-1]}
 }
+
+// CheckToken rejects a new token without ID, user or hash, or with what only
+// the store sets afterwards.
+func CheckToken(t store.Token) error {
+	switch {
+	case t.ID == "":
+		return errors.New("token without ID")
+	case t.User == "":
+		return fmt.Errorf("token %s without user", t.ID)
+	case t.Hash == "":
+		return fmt.Errorf("token %s without hash", t.ID)
+	case !t.LastUsedAt.IsZero() || !t.RevokedAt.IsZero():
+		return fmt.Errorf("token %s is new: it cannot be used or revoked yet", t.ID)
+	}
+	return nil
+}
