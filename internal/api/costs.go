@@ -18,7 +18,8 @@ import (
 	"github.com/socle-dev/socle/internal/cost"
 )
 
-// CostRoutes registers the FinOps endpoints of svc on mux:
+// CostHandlers returns the FinOps endpoints of svc by operation ID (see
+// Operations):
 //
 //	POST /api/v1/costs/imports    import one batch: a multipart body of "file" parts (the parts of one export),
 //	                              or a raw body named by ?name=; 201 with the cost.ImportResult
@@ -31,14 +32,16 @@ import (
 //
 // Errors are {"error": {"code", "message", "details"}}: 400 bad_request,
 // 422 invalid_billing_data (details: the bad rows, for an import), 500 internal.
-func CostRoutes(mux *http.ServeMux, svc *cost.Service) {
+func CostHandlers(svc *cost.Service) map[string]http.HandlerFunc {
 	h := costHandlers{svc}
-	mux.HandleFunc("POST /api/v1/costs/imports", h.postImport)
-	mux.HandleFunc("GET /api/v1/costs/imports", h.getImports)
-	mux.HandleFunc("GET /api/v1/costs/report", h.getReport)
-	mux.HandleFunc("GET /api/v1/costs/budgets", h.getBudgets)
-	mux.HandleFunc("GET /api/v1/costs/anomalies", h.getAnomalies)
-	mux.HandleFunc("GET /api/v1/costs/export", h.getExport)
+	return map[string]http.HandlerFunc{
+		"importCosts":     h.postImport,
+		"listCostImports": h.getImports,
+		"costReport":      h.getReport,
+		"costBudgets":     h.getBudgets,
+		"costAnomalies":   h.getAnomalies,
+		"costExport":      h.getExport,
+	}
 }
 
 type costHandlers struct{ svc *cost.Service }

@@ -37,7 +37,7 @@ func newCostServer(t *testing.T) *httptest.Server {
 		Now:   func() time.Time { return time.Date(2024, 10, 2, 0, 0, 0, 0, time.UTC) },
 	}
 	mux := http.NewServeMux()
-	api.CostRoutes(mux, svc)
+	api.Mount(mux, api.CostHandlers(svc))
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 	return srv

@@ -265,3 +265,22 @@ func (b *Builder) Resolve(ctx context.Context, ref string) (string, error) {
 	}
 	return desc.Digest.String(), nil
 }
+
+// Register records digest, an image a CI pipeline pushed to socle's
+// registry under the app's repository, as the image of the app's current
+// source: Build then returns it rather than building. An image that is not
+// in the registry is refused.
+func (b *Builder) Register(app *spec.App, rev source.Revision, digest string) (Artifact, error) {
+	if _, _, _, err := b.cfg.Registry.Manifest(repository(app.Name), digest); err != nil {
+		return Artifact{}, fmt.Errorf("image %s is not in socle's registry under %s (push it to /v2/%s first): %w", digest, repository(app.Name), repository(app.Name), err)
+	}
+	key := b.key(app)
+	defer b.locks.Lock(key)()
+	rec := &record{Artifact: Artifact{Digest: digest, App: app.Name, Revision: rev.SHA, Source: app.Source}}
+	if err := b.save(key, rec); err != nil {
+		return Artifact{}, fmt.Errorf("registering %s for %s: %w", digest, app.Name, err)
+	}
+	a := rec.Artifact
+	a.Ref = b.cfg.Host + "/" + repository(app.Name) + "@" + digest
+	return a, nil
+}

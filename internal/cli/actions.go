@@ -1,68 +1,21 @@
 package cli
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"net/url"
-	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/socle-dev/socle/internal/api"
 	"github.com/socle-dev/socle/internal/audit"
 	"github.com/socle-dev/socle/internal/server"
 	"github.com/socle-dev/socle/internal/store"
 	"github.com/socle-dev/socle/internal/store/sqlite"
 )
-
-// userFlag adds --user: who acts. Until the API authenticates callers it is
-// what the caller says, by default $SOCLE_USER or the login name.
-func userFlag(cmd *cobra.Command) *string {
-	def := envOr("SOCLE_USER", os.Getenv("USER"))
-	return cmd.Flags().String("user", def, "who acts (env SOCLE_USER)")
-}
-
-// post sends a JSON body to the API and decodes the answer; a refusal comes
-// back as an error carrying the API's message and details.
-func (g *globals) post(cmd *cobra.Command, path string, body, out any) error {
-	b, err := json.Marshal(body)
-	if err != nil {
-		return err
-	}
-	req, err := http.NewRequestWithContext(cmd.Context(), http.MethodPost, strings.TrimRight(g.server, "/")+path, bytes.NewReader(b))
-	if err != nil {
-		return withCode(ExitUsage, err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return withCode(ExitError, fmt.Errorf("socle server at %s: %w (is `socle up` running? set --server or SOCLE_SERVER)", g.server, err))
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode >= 300 {
-		var e struct {
-			Error struct {
-				Code    string          `json:"code"`
-				Message string          `json:"message"`
-				Details json.RawMessage `json:"details"`
-			} `json:"error"`
-		}
-		json.NewDecoder(resp.Body).Decode(&e)
-		if g.json() {
-			g.printJSON(e)
-		}
-		code := ExitError
-		if resp.StatusCode == http.StatusConflict || resp.StatusCode == http.StatusForbidden {
-			code = ExitProblems // blocked, refused or not allowed: a verdict, not a fault
-		}
-		return withCode(code, fmt.Errorf("%s", e.Error.Message))
-	}
-	return json.NewDecoder(resp.Body).Decode(out)
-}
 
 func newPromoteCmd(g *globals) *cobra.Command {
 	var to, message string
@@ -79,22 +32,20 @@ which gate or policy blocks and when it could open, and exits 1.`,
 			if to == "" {
 				return withCode(ExitUsage, fmt.Errorf("--to is required"))
 			}
-			user, _ := cmd.Flags().GetString("user")
-			var res server.PromotionResult
-			if err := g.post(cmd, "/api/v1/apps/"+url.PathEscape(args[0])+"/promote", map[string]any{"to": to, "user": user, "message": message}, &res); err != nil {
+			var res api.ActionResult
+			if err := g.post(cmd, "/api/v1/apps/"+url.PathEscape(args[0])+"/promote", api.ActionRequest{To: to, Message: message}, &res); err != nil {
 				return err
 			}
 			if g.json() {
 				return g.printJSON(res)
 			}
 			fmt.Fprintf(g.stdout, "Promoted %s to %s: %s (%s) from %s, commit %s.\nsocle deploys it now: socle status\n",
-				res.App, res.Env, abbrev(res.Revision, 7), abbrev(strings.TrimPrefix(res.Artifact, "sha256:"), 12), res.From, res.Commit.Short())
+				res.App, res.Env, abbrev(res.Revision, 7), abbrev(strings.TrimPrefix(res.Artifact, "sha256:"), 12), res.From, abbrev(res.Commit.SHA, 7))
 			return nil
 		},
 	}
 	cmd.Flags().StringVar(&to, "to", "", "the environment to promote to")
 	cmd.Flags().StringVarP(&message, "message", "m", "", "why, for the commit message")
-	userFlag(cmd)
 	return cmd
 }
 
@@ -108,9 +59,8 @@ func newApproveCmd(g *globals) *cobra.Command {
 			if env == "" {
 				return withCode(ExitUsage, fmt.Errorf("--env is required"))
 			}
-			user, _ := cmd.Flags().GetString("user")
-			var a store.Approval
-			if err := g.post(cmd, "/api/v1/apps/"+url.PathEscape(args[0])+"/envs/"+url.PathEscape(env)+"/approvals", map[string]any{"user": user, "message": comment}, &a); err != nil {
+			var a api.Approval
+			if err := g.post(cmd, "/api/v1/apps/"+url.PathEscape(args[0])+"/envs/"+url.PathEscape(env)+"/approvals", api.ActionRequest{Message: comment}, &a); err != nil {
 				return err
 			}
 			if g.json() {
@@ -122,7 +72,6 @@ func newApproveCmd(g *globals) *cobra.Command {
 	}
 	cmd.Flags().StringVar(&env, "env", "", "the environment the promotion goes to")
 	cmd.Flags().StringVar(&comment, "comment", "", "a comment kept with the approval")
-	userFlag(cmd)
 	return cmd
 }
 
@@ -137,23 +86,21 @@ func newRollbackCmd(g *globals) *cobra.Command {
 			if env == "" {
 				return withCode(ExitUsage, fmt.Errorf("--env is required"))
 			}
-			user, _ := cmd.Flags().GetString("user")
-			var res server.PromotionResult
-			if err := g.post(cmd, "/api/v1/apps/"+url.PathEscape(args[0])+"/envs/"+url.PathEscape(env)+"/rollback", map[string]any{"release": to, "user": user, "message": message}, &res); err != nil {
+			var res api.ActionResult
+			if err := g.post(cmd, "/api/v1/apps/"+url.PathEscape(args[0])+"/envs/"+url.PathEscape(env)+"/rollback", api.ActionRequest{Release: to, Message: message}, &res); err != nil {
 				return err
 			}
 			if g.json() {
 				return g.printJSON(res)
 			}
 			fmt.Fprintf(g.stdout, "Rolling %s in %s back to release %d: %s (%s), commit %s.\n", res.App, res.Env, res.Release,
-				abbrev(res.Revision, 7), abbrev(strings.TrimPrefix(res.Artifact, "sha256:"), 12), res.Commit.Short())
+				abbrev(res.Revision, 7), abbrev(strings.TrimPrefix(res.Artifact, "sha256:"), 12), abbrev(res.Commit.SHA, 7))
 			return nil
 		},
 	}
 	cmd.Flags().StringVar(&env, "env", "", "environment")
 	cmd.Flags().Int64Var(&to, "to", 0, "the release to restore (default: the one before what runs)")
 	cmd.Flags().StringVarP(&message, "message", "m", "", "why, for the commit message")
-	userFlag(cmd)
 	return cmd
 }
 
@@ -168,7 +115,7 @@ func newReleasesCmd(g *globals) *cobra.Command {
 			if env == "" {
 				return withCode(ExitUsage, fmt.Errorf("--env is required"))
 			}
-			var out struct{ Items []store.Release }
+			var out api.Page[api.Release]
 			if err := g.get(cmd, fmt.Sprintf("/api/v1/apps/%s/envs/%s/releases?limit=%d", url.PathEscape(args[0]), url.PathEscape(env), limit), &out); err != nil {
 				return err
 			}

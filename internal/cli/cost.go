@@ -447,6 +447,9 @@ func (o *costOpts) call(ctx context.Context, method, path string, body io.Reader
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
 	}
+	if o.g.token != "" {
+		req.Header.Set("Authorization", "Bearer "+o.g.token)
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return withCode(ExitError, fmt.Errorf("socle server at %s: %w (is `socle up` running? set --server, or use --data DIR)", o.g.server, err))
@@ -472,7 +475,7 @@ func (o *costOpts) call(ctx context.Context, method, path string, body io.Reader
 	switch resp.StatusCode {
 	case http.StatusBadRequest:
 		code = ExitUsage
-	case http.StatusUnprocessableEntity:
+	case http.StatusUnprocessableEntity, http.StatusForbidden:
 		code = ExitProblems
 	}
 	return withCode(code, errors.New(msg))

@@ -121,7 +121,7 @@ func TestCostThroughServer(t *testing.T) {
 		t.Fatal(problems)
 	}
 	mux := http.NewServeMux()
-	api.CostRoutes(mux, &cost.Service{Store: sqlite.NewCostStore(db), Repo: func() *spec.Repo { return repo }})
+	api.Mount(mux, api.CostHandlers(&cost.Service{Store: sqlite.NewCostStore(db), Repo: func() *spec.Repo { return repo }}))
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
 

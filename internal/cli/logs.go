@@ -5,7 +5,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"strings"
 
 	"github.com/spf13/cobra"
 )
@@ -21,19 +20,12 @@ func newLogsCmd(g *globals) *cobra.Command {
 			if env == "" {
 				return withCode(ExitUsage, fmt.Errorf("--env is required"))
 			}
-			u := fmt.Sprintf("%s/api/v1/apps/%s/envs/%s/logs?follow=%t", strings.TrimRight(g.server, "/"), url.PathEscape(args[0]), url.PathEscape(env), follow)
-			req, err := http.NewRequestWithContext(cmd.Context(), http.MethodGet, u, nil)
+			path := fmt.Sprintf("/api/v1/apps/%s/envs/%s/logs?follow=%t", url.PathEscape(args[0]), url.PathEscape(env), follow)
+			resp, err := g.client().Request(cmd.Context(), http.MethodGet, path, nil, nil)
 			if err != nil {
-				return withCode(ExitUsage, err)
-			}
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				return withCode(ExitError, fmt.Errorf("socle server at %s: %w (is `socle up` running? set --server or SOCLE_SERVER)", g.server, err))
+				return g.apiErr(err)
 			}
 			defer resp.Body.Close()
-			if resp.StatusCode != http.StatusOK {
-				return withCode(ExitError, apiError(resp))
-			}
 			_, err = io.Copy(g.stdout, resp.Body)
 			if cmd.Context().Err() != nil {
 				return nil // interrupted while following

@@ -25,6 +25,7 @@ const (
 type globals struct {
 	output string // "text" or "json"
 	server string // socle server URL, for commands that speak to the API
+	token  string // API token: --token, SOCLE_TOKEN or `socle login`'s config
 	stdout io.Writer
 	stderr io.Writer
 }
@@ -66,18 +67,31 @@ A platform team describes its landing zones, environments, applications, guardra
 and budgets in a Git repository; socle validates it, plans what would change, and
 keeps what runs equal to what the repository says.
 
-Exit codes: 0 success, 1 invalid input or a failed check, 2 usage error, 3 other error.`,
+Commands that speak to a server (status, deploy, promote, approve, rollback,
+logs, releases, audit, dora, cost, token) use --server or SOCLE_SERVER (default
+http://127.0.0.1:7070) and a token from --token, SOCLE_TOKEN or the config file
+that "socle login" writes. validate, plan, schema and init work offline on a
+directory. Every command prints JSON with -o json.
+
+Exit codes:
+  0  success
+  1  invalid input, a failed check, or a refusal by the server (blocked by a
+     gate or a policy, forbidden for your role, unknown app or environment)
+  2  usage error (flags, arguments)
+  3  anything else: server unreachable, no or a bad token, I/O or internal error`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.PersistentFlags().StringVarP(&g.output, "output", "o", "text", "output format: text or json")
-	root.PersistentFlags().StringVar(&g.server, "server", envOr("SOCLE_SERVER", "http://127.0.0.1:7070"), "socle server URL (env SOCLE_SERVER)")
+	root.PersistentFlags().StringVar(&g.server, "server", "http://127.0.0.1:7070", "socle server URL (env SOCLE_SERVER, or `socle login`)")
+	root.PersistentFlags().StringVar(&g.token, "token", "", "API token (env SOCLE_TOKEN, or `socle login`)")
 	root.PersistentPreRunE = func(cmd *cobra.Command, args []string) error {
 		if g.output != "text" && g.output != "json" {
 			return withCode(ExitUsage, fmt.Errorf("--output must be text or json, not %q", g.output))
 		}
+		g.resolve(cmd)
 		return nil
 	}
 	root.AddCommand(
@@ -96,6 +110,9 @@ Exit codes: 0 success, 1 invalid input or a failed check, 2 usage error, 3 other
 		newReleasesCmd(g),
 		newAuditCmd(g),
 		newDORACmd(g),
+		newDeployCmd(g),
+		newTokenCmd(g),
+		newLoginCmd(g),
 	)
 	return root
 }

@@ -1,10 +1,8 @@
 package cli
 
 import (
-	"encoding/json"
 	"fmt"
 	"net"
-	"net/http"
 	"strings"
 	"text/tabwriter"
 
@@ -98,31 +96,4 @@ func abbrev(s string, n int) string {
 		return s[:n]
 	}
 	return s
-}
-
-// get calls the server's API and decodes the JSON answer, turning the API's
-// error body into an error.
-func (g *globals) get(cmd *cobra.Command, path string, out any) error {
-	req, err := http.NewRequestWithContext(cmd.Context(), http.MethodGet, strings.TrimRight(g.server, "/")+path, nil)
-	if err != nil {
-		return withCode(ExitUsage, err)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return withCode(ExitError, fmt.Errorf("socle server at %s: %w (is `socle up` running? set --server or SOCLE_SERVER)", g.server, err))
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode >= 300 {
-		return withCode(ExitError, apiError(resp))
-	}
-	return json.NewDecoder(resp.Body).Decode(out)
-}
-
-// apiError turns the API's error body into an error.
-func apiError(resp *http.Response) error {
-	var e struct {
-		Error struct{ Code, Message string } `json:"error"`
-	}
-	json.NewDecoder(resp.Body).Decode(&e)
-	return fmt.Errorf("%s %s: %s %s", resp.Request.Method, resp.Request.URL.Path, resp.Status, e.Error.Message)
 }

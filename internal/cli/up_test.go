@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"context"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -30,7 +31,24 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-var upAddr = regexp.MustCompile(`socle is up on (http://[0-9.:]+)`)
+var (
+	upAddr  = regexp.MustCompile(`socle is up on (http://[0-9.:]+)`)
+	upToken = regexp.MustCompile(`admin token +in (\S+):`)
+)
+
+// TestMain keeps the tests away from the user's own socle config and token.
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "socle-cli-test")
+	if err != nil {
+		panic(err)
+	}
+	os.Setenv("SOCLE_CONFIG", filepath.Join(dir, "config.json"))
+	os.Unsetenv("SOCLE_TOKEN")
+	os.Unsetenv("SOCLE_SERVER")
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
 
 // TestUpStatusPlan runs `socle up` on the demo platform, then the CLI's
 // status against it, then an offline plan against the state it recorded:
@@ -40,35 +58,17 @@ func TestUpStatusPlan(t *testing.T) {
 	if _, err := exec.LookPath("git"); err != nil {
 		t.Skip("git is not installed")
 	}
-	data := t.TempDir()
-	ctx, cancel := context.WithCancel(context.Background())
-	var out, errOut syncBuffer
-	done := make(chan int, 1)
-	go func() {
-		done <- Run(ctx, []string{"up", "--data", data, "--addr", "127.0.0.1:0", "--poll", "1h"}, &out, &errOut)
-	}()
-	defer func() {
-		cancel()
-		if code := <-done; code != 0 {
-			t.Errorf("up exited %d: %s", code, errOut.String())
-		}
-	}()
-	var url string
-	deadline := time.Now().Add(30 * time.Second)
-	for url == "" {
-		if m := upAddr.FindStringSubmatch(out.String()); m != nil {
-			url = m[1]
-		} else if time.Now().After(deadline) {
-			t.Fatalf("socle up did not start:\n%s\n%s", out.String(), errOut.String())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	url, admin, data, out := startUp(t)
 	if !strings.Contains(out.String(), "Created the demo platform repository") {
 		t.Errorf("up did not create the demo repository:\n%s", out.String())
 	}
+	if _, e, code := run(t, "status", "--server", url); code != ExitError || !strings.Contains(e, "socle login") {
+		t.Errorf("status without a token: %d %s", code, e)
+	}
+	deadline := time.Now().Add(30 * time.Second)
 	var status string
 	for {
-		s, e, code := run(t, "status", "--server", url)
+		s, e, code := run(t, "status", "--server", url, "--token", admin)
 		if code != 0 {
 			t.Fatalf("status: %d %s", code, e)
 		}
@@ -95,4 +95,45 @@ func TestUpStatusPlan(t *testing.T) {
 	if _, e, code := run(t, "status", "--server", "http://127.0.0.1:1"); code != ExitError || !strings.Contains(e, "is `socle up` running?") {
 		t.Errorf("status without a server: %d %s", code, e)
 	}
+}
+
+// startUp runs `socle up` on the demo platform until the test ends and
+// returns its URL, the first admin token, its data directory and output.
+func startUp(t *testing.T) (url, admin, data string, out *syncBuffer) {
+	t.Helper()
+	data = t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	out = &syncBuffer{}
+	var errOut syncBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- Run(ctx, []string{"up", "--data", data, "--addr", "127.0.0.1:0", "--proxy-addr", "127.0.0.1:0", "--poll", "1h"}, out, &errOut)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		if code := <-done; code != 0 {
+			t.Errorf("up exited %d: %s", code, errOut.String())
+		}
+	})
+	deadline := time.Now().Add(30 * time.Second)
+	for url == "" {
+		if m := upAddr.FindStringSubmatch(out.String()); m != nil {
+			url = m[1]
+		} else if time.Now().After(deadline) {
+			t.Fatalf("socle up did not start:\n%s\n%s", out.String(), errOut.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	m := upToken.FindStringSubmatch(out.String())
+	if m == nil {
+		t.Fatalf("up does not say where the first admin token is:\n%s", out.String())
+	}
+	b, err := os.ReadFile(m[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi, _ := os.Stat(m[1]); fi.Mode().Perm() != 0o600 {
+		t.Errorf("%s has mode %v, want 0600", m[1], fi.Mode().Perm())
+	}
+	return url, strings.TrimSpace(string(b)), data, out
 }

@@ -3,43 +3,24 @@ package server
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
+
+	"github.com/socle-dev/socle/internal/api"
 
 	"github.com/socle-dev/socle/internal/audit"
 	"github.com/socle-dev/socle/internal/store"
 )
 
-// actionRoutes are the API's operator actions and the history they leave.
-func (s *Server) actionRoutes(mux *http.ServeMux) {
-	mux.HandleFunc("POST /api/v1/apps/{app}/promote", s.postPromote)
-	mux.HandleFunc("POST /api/v1/apps/{app}/envs/{env}/approvals", s.postApproval)
-	mux.HandleFunc("GET /api/v1/apps/{app}/envs/{env}/approvals", s.getApprovals)
-	mux.HandleFunc("POST /api/v1/apps/{app}/envs/{env}/rollback", s.postRollback)
-	mux.HandleFunc("GET /api/v1/audit", s.getAudit)
-	mux.HandleFunc("GET /api/v1/audit/verify", s.getAuditVerify)
-	mux.HandleFunc("GET /api/v1/dora", s.getDORA)
-}
-
-// actionRequest is the body of promote, approve and rollback. The user is
-// whoever the caller says until authentication exists.
-type actionRequest struct {
-	To      string `json:"to"`      // promote: the environment
-	Release int64  `json:"release"` // rollback: the release to restore (0: the previous one)
-	User    string `json:"user"`
-	Message string `json:"message"`
-}
-
-func readAction(w http.ResponseWriter, r *http.Request) (actionRequest, bool) {
-	var req actionRequest
-	if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+// readAction decodes the body of an action. The user is the caller's: a
+// body's "user" field, which older clients send, is ignored.
+func readAction(w http.ResponseWriter, r *http.Request) (api.ActionRequest, bool) {
+	var req api.ActionRequest
+	if err := json.NewDecoder(r.Body).Decode(&req); err != nil && !errors.Is(err, io.EOF) {
 		writeError(w, http.StatusBadRequest, "bad_request", "the body must be JSON: "+err.Error())
-		return req, false
-	}
-	if strings.TrimSpace(req.User) == "" {
-		writeError(w, http.StatusBadRequest, "bad_request", "user is required")
 		return req, false
 	}
 	return req, true
@@ -54,8 +35,16 @@ func (s *Server) postPromote(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "bad_request", "to (the environment) is required")
 		return
 	}
-	res, err := s.Promote(r.Context(), r.PathValue("app"), req.To, req.User, req.Message)
-	writeResult(w, res, err)
+	user, app := callerOf(r).User, r.PathValue("app")
+	if repo := s.repoInForce(); repo != nil && !s.mayDeploy(w, repo, user, app, req.To) {
+		return
+	}
+	res, err := s.Promote(r.Context(), app, req.To, user, req.Message)
+	if err != nil {
+		writeResult(w, nil, err)
+		return
+	}
+	writeResult(w, wireResult(res), nil)
 }
 
 func (s *Server) postRollback(w http.ResponseWriter, r *http.Request) {
@@ -63,8 +52,12 @@ func (s *Server) postRollback(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	res, err := s.Rollback(r.Context(), r.PathValue("app"), r.PathValue("env"), req.Release, req.User, req.Message)
-	writeResult(w, res, err)
+	res, err := s.Rollback(r.Context(), r.PathValue("app"), r.PathValue("env"), req.Release, callerOf(r).User, req.Message)
+	if err != nil {
+		writeResult(w, nil, err)
+		return
+	}
+	writeResult(w, wireResult(res), nil)
 }
 
 func (s *Server) postApproval(w http.ResponseWriter, r *http.Request) {
@@ -72,8 +65,16 @@ func (s *Server) postApproval(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	a, err := s.Approve(r.Context(), r.PathValue("app"), r.PathValue("env"), req.User, req.Message)
-	writeResult(w, a, err)
+	a, err := s.Approve(r.Context(), r.PathValue("app"), r.PathValue("env"), callerOf(r).User, req.Message)
+	if err != nil {
+		writeResult(w, nil, err)
+		return
+	}
+	writeResult(w, wireApproval(a), nil)
+}
+
+func wireApproval(a store.Approval) api.Approval {
+	return api.Approval{ID: a.ID, App: a.App, Env: a.Env, Revision: a.Revision, Artifact: a.Artifact, User: a.User, Comment: a.Comment, At: a.At}
 }
 
 func (s *Server) getApprovals(w http.ResponseWriter, r *http.Request) {
@@ -93,7 +94,11 @@ func (s *Server) getApprovals(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "bad_request", err.Error())
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"artifact": artifact, "items": as})
+	out := api.ApprovalList{Artifact: artifact, Items: make([]api.Approval, len(as))}
+	for i, a := range as {
+		out.Items[i] = wireApproval(a)
+	}
+	reply(w, r, out)
 }
 
 // writeResult answers an action: 201 with the result, or the error's code.
@@ -108,6 +113,8 @@ func writeResult(w http.ResponseWriter, v any, err error) {
 		writeError(w, http.StatusNotFound, "not_found", err.Error())
 	case errors.Is(err, ErrForbidden):
 		writeError(w, http.StatusForbidden, "forbidden", err.Error())
+	case errors.Is(err, ErrInvalid):
+		writeError(w, http.StatusBadRequest, "bad_request", err.Error())
 	case errors.Is(err, ErrRefused):
 		writeError(w, http.StatusConflict, "refused", err.Error())
 	default:
@@ -115,18 +122,44 @@ func writeResult(w http.ResponseWriter, v any, err error) {
 	}
 }
 
+// getAudit lists the audit trail, filtered: a filtered page reads on
+// through the trail until it has limit records or the trail ends.
 func (s *Server) getAudit(w http.ResponseWriter, r *http.Request) {
-	after, _ := strconv.ParseInt(r.URL.Query().Get("after"), 10, 64)
-	limit, _ := strconv.Atoi(r.URL.Query().Get("limit"))
-	if limit <= 0 {
-		limit = store.DefaultLimit
+	q := r.URL.Query()
+	after, err := intParam(r, "after")
+	limit, cursor, perr := pageOf(r)
+	if err == nil {
+		err = perr
 	}
-	recs, err := s.store.AuditRecords(r.Context(), after, limit)
+	if err == nil && cursor != "" {
+		after, err = strconv.ParseInt(cursor, 10, 64)
+	}
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "bad_request", err.Error())
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"items": recs})
+	keep := func(rec store.AuditRecord) bool {
+		return (q.Get("actor") == "" || rec.Actor == q.Get("actor")) && (q.Get("action") == "" || rec.Action == q.Get("action")) &&
+			(q.Get("app") == "" || rec.App == q.Get("app")) && (q.Get("env") == "" || rec.Env == q.Get("env"))
+	}
+	page := api.Page[api.AuditRecord]{Items: []api.AuditRecord{}}
+	red := s.redactor()
+	for rec, err := range store.AuditTrail(r.Context(), s.store, after) {
+		if err != nil {
+			writeError(w, http.StatusInternalServerError, "store", err.Error())
+			return
+		}
+		if !keep(rec) {
+			continue
+		}
+		page.Items = append(page.Items, api.AuditRecord{Seq: rec.Seq, At: rec.At, Actor: rec.Actor, Action: rec.Action, App: rec.App, Env: rec.Env,
+			Revision: rec.Revision, Detail: red.JSON(rec.Detail), PrevHash: rec.PrevHash, Hash: rec.Hash})
+		if len(page.Items) == limit {
+			page.Next = strconv.FormatInt(rec.Seq, 10)
+			break
+		}
+	}
+	reply(w, r, page)
 }
 
 func (s *Server) getAuditVerify(w http.ResponseWriter, r *http.Request) {
@@ -138,7 +171,8 @@ func (s *Server) getAuditVerify(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, res)
 }
 
-func (s *Server) getDORA(w http.ResponseWriter, r *http.Request) {
+// doraFilter reads the apps, team, environment and period of a DORA query.
+func (s *Server) doraFilter(r *http.Request) (store.DORAFilter, error) {
 	q := r.URL.Query()
 	f := store.DORAFilter{Env: q.Get("env")}
 	if a := q.Get("app"); a != "" {
@@ -147,8 +181,7 @@ func (s *Server) getDORA(w http.ResponseWriter, r *http.Request) {
 	if team := q.Get("team"); team != "" {
 		repo := s.repoInForce()
 		if repo == nil || repo.Team(team) == nil {
-			writeError(w, http.StatusNotFound, "not_found", "no team "+team)
-			return
+			return f, fmt.Errorf("%w: no team %s", ErrUnknown, team)
 		}
 		for _, a := range repo.Apps {
 			if a.Config.Owner == team {
@@ -159,14 +192,81 @@ func (s *Server) getDORA(w http.ResponseWriter, r *http.Request) {
 			f.Apps = []string{"\x00none"} // a team without apps deployed nothing
 		}
 	}
-	if d, err := time.ParseDuration(q.Get("period")); err == nil && d > 0 {
+	if p := q.Get("period"); p != "" {
+		d, err := time.ParseDuration(p)
+		if err != nil || d <= 0 {
+			return f, fmt.Errorf("%w: period %q is not a duration such as 720h", ErrInvalid, p)
+		}
 		f.Until = time.Now()
 		f.Since = f.Until.Add(-d)
+	}
+	return f, nil
+}
+
+func (s *Server) getDORA(w http.ResponseWriter, r *http.Request) {
+	f, err := s.doraFilter(r)
+	if err != nil {
+		writeResult(w, nil, err)
+		return
 	}
 	figs, err := s.store.DORA(r.Context(), f)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "bad_request", err.Error())
 		return
 	}
-	writeJSON(w, http.StatusOK, figs)
+	reply(w, r, figs)
+}
+
+// getDORASeries computes the DORA figures per week (or day) over the
+// period, 12 weeks by default, for the portal's charts.
+func (s *Server) getDORASeries(w http.ResponseWriter, r *http.Request) {
+	f, err := s.doraFilter(r)
+	if err != nil {
+		writeResult(w, nil, err)
+		return
+	}
+	bucket, step := "week", 7*24*time.Hour
+	switch r.URL.Query().Get("bucket") {
+	case "", "week":
+	case "day":
+		bucket, step = "day", 24*time.Hour
+	default:
+		writeError(w, http.StatusBadRequest, "bad_request", "bucket must be week or day")
+		return
+	}
+	if f.Since.IsZero() {
+		f.Until = time.Now()
+		f.Since = f.Until.Add(-12 * 7 * 24 * time.Hour)
+	}
+	if f.Until.Sub(f.Since)/step > 366 {
+		writeError(w, http.StatusBadRequest, "bad_request", "at most 366 buckets: shorten the period or use weeks")
+		return
+	}
+	start := f.Since.UTC().Truncate(24 * time.Hour)
+	if bucket == "week" { // weeks start on Monday
+		start = start.AddDate(0, 0, -((int(start.Weekday()) + 6) % 7))
+	}
+	out := api.DORASeries{Bucket: bucket, Points: []api.DORAPoint{}}
+	for t := start; t.Before(f.Until); t = t.Add(step) {
+		g := f
+		g.Since, g.Until = t, t.Add(step)
+		figs, err := s.store.DORA(r.Context(), g)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, "bad_request", err.Error())
+			return
+		}
+		out.Points = append(out.Points, api.DORAPoint{Start: t, DORAFigureSet: figureSet(figs)})
+	}
+	total, err := s.store.DORA(r.Context(), f)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "bad_request", err.Error())
+		return
+	}
+	out.Total = figureSet(total)
+	reply(w, r, out)
+}
+
+func figureSet(f store.DORAFigures) api.DORAFigureSet {
+	return api.DORAFigureSet{Deployments: f.Deployments, LeadTimeP50: f.LeadTime.Median.Seconds(), Changes: f.Changes, Failures: f.Failures,
+		ChangeFailureRate: f.ChangeFailureRate, TimeToRestoreP50: f.TimeToRestore.Median.Seconds()}
 }

@@ -1,104 +1,25 @@
 package server
 
 import (
-	"bufio"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"net/http"
 	"slices"
 	"strconv"
-	"sync"
-	"time"
-
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/socle-dev/socle/internal/api"
 	"github.com/socle-dev/socle/internal/plan"
-	"github.com/socle-dev/socle/internal/reconcile"
-	"github.com/socle-dev/socle/internal/runtime"
-	"github.com/socle-dev/socle/internal/source"
-	"github.com/socle-dev/socle/internal/spec"
 	"github.com/socle-dev/socle/internal/store"
 )
 
-// Status is what /api/v1/status reports: which revision is in force, which
-// one failed and why, and the last plan.
-type Status struct {
-	Repository string           `json:"repository"`
-	Head       *source.Revision `json:"head,omitempty"`
-	LastGood   *source.Revision `json:"lastGood,omitempty"`
-	// Failing is set while the newest revision does not validate.
-	Failing    *Failing  `json:"failing,omitempty"`
-	FetchError string    `json:"fetchError,omitempty"`
-	LastPlan   *PlanRef  `json:"lastPlan,omitempty"`
-	Units      []UnitRef `json:"units"`
-	// Runtime is what runs, unit by unit, as the reconciler sees it.
-	Runtime []reconcile.UnitStatus `json:"runtime"`
-	// ProxyAddr is where the apps are reached: http://<app>.<env>.localhost:<port>.
-	ProxyAddr string `json:"proxyAddr,omitempty"`
-	// Blocked are the units whose change in the revision in force a
-	// policy denied.
-	Blocked []BlockedUnit `json:"blocked,omitempty"`
-}
-
-// BlockedUnit is a unit whose desired change waits, and why.
-type BlockedUnit struct {
-	App    string `json:"app"`
-	Env    string `json:"env"`
-	Reason string `json:"reason"`
-}
-
-// Failing is a revision that does not validate.
-type Failing struct {
-	Revision source.Revision `json:"revision"`
-	Problems spec.Problems   `json:"problems"`
-}
-
-// PlanRef names a recorded plan.
-type PlanRef struct {
-	ID      int64        `json:"id"`
-	Summary plan.Summary `json:"summary"`
-}
-
-// UnitRef is one unit's recorded desired state.
-type UnitRef struct {
-	App       string    `json:"app"`
-	Env       string    `json:"env"`
-	Revision  string    `json:"revision"`
-	Source    string    `json:"source"`
-	Artifact  string    `json:"artifact,omitempty"`
-	UpdatedAt time.Time `json:"updatedAt"`
-}
-
-func (s *Server) routes() http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		w.Write([]byte("ok\n"))
-	})
-	mux.HandleFunc("GET /api/v1/status", s.getStatus)
-	mux.HandleFunc("POST /api/v1/hooks/git", func(w http.ResponseWriter, r *http.Request) {
-		s.Trigger()
-		writeJSON(w, http.StatusAccepted, map[string]string{"status": "fetch scheduled"})
-	})
-	mux.HandleFunc("GET /api/v1/revisions", s.getRevisions)
-	mux.HandleFunc("GET /api/v1/plans/{id}", s.getPlan)
-	mux.HandleFunc("GET /api/v1/events", s.getEvents)
-	mux.HandleFunc("GET /api/v1/apps/{app}/envs/{env}/logs", s.getLogs)
-	mux.HandleFunc("GET /api/v1/apps/{app}/envs/{env}/releases", s.getReleases)
-	api.CostRoutes(mux, s.costs)
-	s.actionRoutes(mux)
-	limited := http.MaxBytesHandler(http.TimeoutHandler(mux, 30*time.Second, `{"error":{"code":"timeout","message":"the request took too long"}}`), 1<<20)
-	root := http.NewServeMux()
-	root.Handle("/", limited)
-	// Streams and the registry's large uploads are not bound by the API's
-	// time and size limits.
-	root.HandleFunc("GET /api/v1/apps/{app}/envs/{env}/logs", s.getLogs)
-	root.Handle("/v2/", s.registry)
-	root.Handle("GET /metrics", promhttp.HandlerFor(s.metrics, promhttp.HandlerOpts{}))
-	return root
-}
+// The wire types of the status, kept under their old names.
+type (
+	Status      = api.Status
+	BlockedUnit = api.BlockedUnit
+	Failing     = api.Failing
+	PlanRef     = api.PlanRef
+	UnitRef     = api.UnitRef
+)
 
 func (s *Server) getStatus(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
@@ -124,85 +45,99 @@ func (s *Server) getStatus(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, st)
 }
 
-// getLogs streams the output of a unit's replicas, each line prefixed with
-// its replica; with follow=true it goes on until the client leaves.
-func (s *Server) getLogs(w http.ResponseWriter, r *http.Request) {
-	app, env := r.PathValue("app"), r.PathValue("env")
-	follow := r.URL.Query().Get("follow") == "true"
-	all, err := s.driver.List(r.Context())
-	if err != nil {
-		writeError(w, http.StatusInternalServerError, "runtime", err.Error())
-		return
-	}
-	var found []runtime.Status
-	for _, st := range all {
-		if st.Ref.App == app && st.Ref.Env == env {
-			found = append(found, st)
-		}
-	}
-	if len(found) == 0 {
-		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no replica of %s runs in %s", app, env))
-		return
-	}
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	w.Header().Set("X-Content-Type-Options", "nosniff")
-	flusher, _ := w.(http.Flusher)
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	for _, st := range found {
-		rc, err := s.driver.Logs(r.Context(), st.Handle, follow)
-		if err != nil {
-			continue
-		}
-		wg.Go(func() {
-			defer rc.Close()
-			sc := bufio.NewScanner(rc)
-			sc.Buffer(make([]byte, 64<<10), 1<<20)
-			for sc.Scan() {
-				mu.Lock()
-				fmt.Fprintf(w, "[%s] %s\n", st.Ref, sc.Text())
-				if flusher != nil {
-					flusher.Flush()
-				}
-				mu.Unlock()
-			}
-		})
-	}
-	wg.Wait()
-}
-
 func (s *Server) getReleases(w http.ResponseWriter, r *http.Request) {
-	limit, _ := strconv.Atoi(r.URL.Query().Get("limit"))
-	before, _ := strconv.ParseInt(r.URL.Query().Get("before"), 10, 64)
+	limit, cursor, err := pageOf(r)
+	var before int64
+	if err == nil && cursor != "" {
+		before, err = strconv.ParseInt(cursor, 10, 64)
+	}
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "bad_request", err.Error())
+		return
+	}
 	rels, err := s.store.Releases(r.Context(), store.ReleaseFilter{App: r.PathValue("app"), Env: r.PathValue("env"), Before: before, Limit: limit})
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "bad_request", err.Error())
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"items": rels})
+	page := api.Page[api.Release]{Items: make([]api.Release, len(rels))}
+	for i, rel := range rels {
+		page.Items[i] = wireRelease(rel)
+	}
+	if len(rels) == limit {
+		page.Next = strconv.FormatInt(rels[len(rels)-1].ID, 10)
+	}
+	reply(w, r, page)
+}
+
+func (s *Server) getRelease(w http.ResponseWriter, r *http.Request) {
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "bad_request", "release id must be a number")
+		return
+	}
+	rel, err := s.store.Release(r.Context(), id)
+	if errors.Is(err, store.ErrNotFound) {
+		writeError(w, http.StatusNotFound, "not_found", "no release "+r.PathValue("id"))
+		return
+	} else if err != nil {
+		writeError(w, http.StatusInternalServerError, "store", err.Error())
+		return
+	}
+	reply(w, r, wireRelease(rel))
+}
+
+func wireRelease(r store.Release) api.Release {
+	return api.Release{ID: r.ID, App: r.App, Env: r.Env, Revision: r.Revision, CommittedAt: r.CommittedAt, Artifact: r.Artifact,
+		ConfigHash: r.ConfigHash, Strategy: r.Strategy, Trigger: string(r.Trigger), Author: r.Author, Status: string(r.Status),
+		Reason: r.Reason, Previous: r.Previous, StartedAt: r.StartedAt, FinishedAt: r.FinishedAt, Notes: r.Notes}
+}
+
+func wireRevision(v store.Revision) api.Revision {
+	return api.Revision{SHA: v.SHA, Author: v.Author, Time: v.Time, Message: v.Message, Valid: v.Valid, Problems: v.Problems, SeenAt: v.SeenAt}
 }
 
 func (s *Server) getRevisions(w http.ResponseWriter, r *http.Request) {
-	limit, _ := strconv.Atoi(r.URL.Query().Get("limit"))
-	revs, err := s.store.Revisions(r.Context(), limit, r.URL.Query().Get("before"))
+	limit, cursor, err := pageOf(r)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "bad_request", err.Error())
 		return
 	}
-	type rev struct {
-		SHA      string          `json:"sha"`
-		Author   string          `json:"author"`
-		Time     time.Time       `json:"time"`
-		Message  string          `json:"message"`
-		Valid    bool            `json:"valid"`
-		Problems json.RawMessage `json:"problems,omitempty"`
-		SeenAt   time.Time       `json:"seenAt"`
+	revs, err := s.store.Revisions(r.Context(), limit, cursor)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "bad_request", err.Error())
+		return
 	}
-	out := make([]rev, len(revs))
+	page := api.Page[api.Revision]{Items: make([]api.Revision, len(revs))}
 	for i, v := range revs {
-		out[i] = rev{v.SHA, v.Author, v.Time, v.Message, v.Valid, v.Problems, v.SeenAt}
+		page.Items[i] = wireRevision(v)
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"items": out})
+	if len(revs) == limit {
+		page.Next = revs[len(revs)-1].SHA
+	}
+	reply(w, r, page)
+}
+
+func (s *Server) getRevision(w http.ResponseWriter, r *http.Request) {
+	v, err := s.store.Revision(r.Context(), r.PathValue("sha"))
+	if errors.Is(err, store.ErrNotFound) {
+		writeError(w, http.StatusNotFound, "not_found", "no revision "+r.PathValue("sha"))
+		return
+	} else if err != nil {
+		writeError(w, http.StatusInternalServerError, "store", err.Error())
+		return
+	}
+	ps, err := s.store.Plans(r.Context(), v.SHA, store.MaxLimit)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "store", err.Error())
+		return
+	}
+	d := api.RevisionDetail{Revision: wireRevision(v), Plans: make([]api.PlanRef, len(ps))}
+	for i, p := range ps {
+		d.Plans[i] = api.PlanRef{ID: p.ID, Revision: p.Revision, Created: p.CreatedAt,
+			Summary: plan.Summary{Create: p.Create, Update: p.Update, Delete: p.Delete, Unchanged: p.Unchanged}}
+	}
+	reply(w, r, d)
 }
 
 func (s *Server) getPlan(w http.ResponseWriter, r *http.Request) {
@@ -219,20 +154,48 @@ func (s *Server) getPlan(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusInternalServerError, "store", err.Error())
 		return
 	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Write(p.Body)
+	var body PlanBody
+	if err := json.Unmarshal(p.Body, &body); err != nil {
+		writeError(w, http.StatusInternalServerError, "store", "reading plan: "+err.Error())
+		return
+	}
+	body.Plan = plan.RedactPlan(body.Plan)
+	reply(w, r, body)
 }
 
 func (s *Server) getEvents(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	after, _ := strconv.ParseInt(q.Get("after"), 10, 64)
-	limit, _ := strconv.Atoi(q.Get("limit"))
+	after, err := intParam(r, "after")
+	limit, _, perr := pageOf(r)
+	if err == nil {
+		err = perr
+	}
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "bad_request", err.Error())
+		return
+	}
 	evs, err := s.store.Events(r.Context(), store.EventFilter{AfterID: after, Kind: q.Get("kind"), App: q.Get("app"), Env: q.Get("env"), Limit: limit})
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "bad_request", err.Error())
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"items": evs})
+	page := api.Page[api.Event]{Items: make([]api.Event, len(evs))}
+	red := s.redactor()
+	for i, e := range evs {
+		page.Items[i] = wireEvent(e, red)
+	}
+	if len(evs) == limit {
+		page.Next = strconv.FormatInt(evs[len(evs)-1].ID, 10)
+	}
+	reply(w, r, page)
+}
+
+func wireEvent(e store.Event, red *redactor) api.Event {
+	ev := api.Event{ID: e.ID, Time: e.Time, Kind: e.Kind, App: e.App, Env: e.Env, Revision: e.Revision, Message: red.String(e.Message)}
+	if len(e.Data) > 0 {
+		ev.Data = json.RawMessage(red.JSON(e.Data))
+	}
+	return ev
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

@@ -30,6 +30,7 @@ var (
 	ErrUnknown   = errors.New("not found")    // no such app, environment or release
 	ErrRefused   = errors.New("not possible") // the request does not apply here
 	ErrForbidden = errors.New("forbidden")    // this user may not do that
+	ErrInvalid   = errors.New("invalid")      // the request is malformed
 )
 
 // BlockedError is a promotion or rollback that a gate or a policy stops.
@@ -71,64 +72,181 @@ type PromotionResult struct {
 // env promotes from, as a commit to releases/<env>.yaml, once every gate
 // and policy allows it. It never builds: the artifact is the one that ran.
 func (s *Server) Promote(ctx context.Context, app, env, user, message string) (PromotionResult, error) {
-	repo, e, err := s.manualEnv(app, env)
+	repo, e, t, err := s.promoteTarget(ctx, app, env)
 	if err != nil {
 		return PromotionResult{}, err
 	}
+	if err := s.checkTarget(ctx, repo, e, t, user, policy.Promote); err != nil {
+		return PromotionResult{}, err
+	}
+	msg := fmt.Sprintf("promote %s to %s: %s (%s) from %s", app, env, short(t.Revision), short(t.Artifact), t.From)
+	return s.pin(ctx, repo, t, user, msg, message, "promote")
+}
+
+func (s *Server) promoteTarget(ctx context.Context, app, env string) (*spec.Repo, *spec.Environment, PromotionTarget, error) {
+	repo, e, err := s.manualEnv(app, env)
+	if err != nil {
+		return nil, nil, PromotionTarget{}, err
+	}
 	if e.Promotion == nil || e.Promotion.From == "" {
-		return PromotionResult{}, fmt.Errorf("%w: %s has no promotion.from in socle.yaml; pin a release by rolling back or by editing releases/%s.yaml", ErrRefused, env, env)
+		return nil, nil, PromotionTarget{}, fmt.Errorf("%w: %s has no promotion.from in socle.yaml; deploy a revision or roll back instead", ErrRefused, env)
 	}
 	from := e.Promotion.From
 	src, err := s.store.CurrentRelease(ctx, app, from)
 	if errors.Is(err, store.ErrNotFound) {
-		return PromotionResult{}, fmt.Errorf("%w: %s does not run in %s yet, so there is nothing to promote", ErrRefused, app, from)
+		return nil, nil, PromotionTarget{}, fmt.Errorf("%w: %s does not run in %s yet, so there is nothing to promote", ErrRefused, app, from)
 	} else if err != nil {
-		return PromotionResult{}, err
+		return nil, nil, PromotionTarget{}, err
 	}
-	t := PromotionTarget{App: app, Env: env, From: from, Revision: src.Revision, Artifact: src.Artifact, Release: src.ID}
-	if err := s.checkTarget(ctx, repo, e, t, user, policy.Promote); err != nil {
-		return PromotionResult{}, err
-	}
-	msg := fmt.Sprintf("promote %s to %s: %s (%s) from %s", app, env, short(t.Revision), short(t.Artifact), from)
-	return s.pin(ctx, repo, t, user, msg, message, "promote")
+	return repo, e, PromotionTarget{App: app, Env: env, From: from, Revision: src.Revision, Artifact: src.Artifact, Release: src.ID}, nil
 }
 
 // Rollback pins in env an earlier release of app: the one given, or the
 // newest that succeeded with another target than what runs now.
 func (s *Server) Rollback(ctx context.Context, app, env string, to int64, user, message string) (PromotionResult, error) {
-	repo, e, err := s.manualEnv(app, env)
+	repo, e, t, err := s.rollbackTarget(ctx, app, env, to)
 	if err != nil {
 		return PromotionResult{}, err
 	}
+	if err := s.checkTarget(ctx, repo, e, t, user, policy.Rollback); err != nil {
+		return PromotionResult{}, err
+	}
+	msg := fmt.Sprintf("roll back %s in %s to release %d: %s (%s)", app, env, t.Release, short(t.Revision), short(t.Artifact))
+	return s.pin(ctx, repo, t, user, msg, message, "rollback")
+}
+
+func (s *Server) rollbackTarget(ctx context.Context, app, env string, to int64) (*spec.Repo, *spec.Environment, PromotionTarget, error) {
+	repo, e, err := s.manualEnv(app, env)
+	if err != nil {
+		return nil, nil, PromotionTarget{}, err
+	}
 	cur, err := s.store.CurrentRelease(ctx, app, env)
 	if err != nil {
-		return PromotionResult{}, fmt.Errorf("%w: %s does not run in %s", ErrRefused, app, env)
+		return nil, nil, PromotionTarget{}, fmt.Errorf("%w: %s does not run in %s", ErrRefused, app, env)
 	}
 	var target store.Release
 	if to != 0 {
 		if target, err = s.store.Release(ctx, to); err != nil || target.App != app || target.Env != env {
-			return PromotionResult{}, fmt.Errorf("%w: no release %d of %s in %s", ErrUnknown, to, app, env)
+			return nil, nil, PromotionTarget{}, fmt.Errorf("%w: no release %d of %s in %s", ErrUnknown, to, app, env)
 		}
 		if target.Status != store.Succeeded {
-			return PromotionResult{}, fmt.Errorf("%w: release %d ended %s; only a release that succeeded can be restored", ErrRefused, to, target.Status)
+			return nil, nil, PromotionTarget{}, fmt.Errorf("%w: release %d ended %s; only a release that succeeded can be restored", ErrRefused, to, target.Status)
 		}
 	} else {
 		rels, err := s.store.Releases(ctx, store.ReleaseFilter{App: app, Env: env, Status: store.Succeeded, Before: cur.ID, Limit: store.MaxLimit})
 		if err != nil {
-			return PromotionResult{}, err
+			return nil, nil, PromotionTarget{}, err
 		}
 		i := slices.IndexFunc(rels, func(r store.Release) bool { return r.Artifact != cur.Artifact || r.Revision != cur.Revision })
 		if i < 0 {
-			return PromotionResult{}, fmt.Errorf("%w: %s has no earlier release in %s to roll back to", ErrRefused, app, env)
+			return nil, nil, PromotionTarget{}, fmt.Errorf("%w: %s has no earlier release in %s to roll back to", ErrRefused, app, env)
 		}
 		target = rels[i]
 	}
-	t := PromotionTarget{App: app, Env: env, Revision: target.Revision, Artifact: target.Artifact, Release: target.ID, Rollback: true}
-	if err := s.checkTarget(ctx, repo, e, t, user, policy.Rollback); err != nil {
+	return repo, e, PromotionTarget{App: app, Env: env, Revision: target.Revision, Artifact: target.Artifact, Release: target.ID, Rollback: true}, nil
+}
+
+// Deploy runs a revision of app in env. An environment that follows Git
+// runs the newest valid revision: deploying there syncs now. An environment
+// with promotion gates takes releases by promotion only. Any other
+// environment gets the revision pinned in releases/<env>.yaml (default: the
+// revision in force), built once and run by digest.
+func (s *Server) Deploy(ctx context.Context, app, env, revision, user, message string) (PromotionResult, error) {
+	repo, e, t, err := s.deployTarget(ctx, app, env, revision)
+	if err != nil {
 		return PromotionResult{}, err
 	}
-	msg := fmt.Sprintf("roll back %s in %s to release %d: %s (%s)", app, env, target.ID, short(t.Revision), short(t.Artifact))
-	return s.pin(ctx, repo, t, user, msg, message, "rollback")
+	if e.Sync == spec.SyncAuto {
+		detail, _ := json.Marshal(map[string]string{"sync": t.Revision})
+		if _, err := s.store.AppendAudit(ctx, store.AuditRecord{Actor: user, Action: "deploy", App: app, Env: env, Revision: t.Revision, Detail: detail}); err != nil {
+			return PromotionResult{}, err
+		}
+		s.emitEvent(ctx, store.Event{Kind: "deploy", App: app, Env: env, Revision: t.Revision, Message: fmt.Sprintf("%s synced %s in %s to %s", user, app, env, short(t.Revision))})
+		s.Trigger()
+		s.Replan()
+		return PromotionResult{PromotionTarget: t}, nil
+	}
+	if err := s.checkTarget(ctx, repo, e, t, user, policy.Deploy); err != nil {
+		return PromotionResult{}, err
+	}
+	msg := fmt.Sprintf("deploy %s to %s: %s", app, env, short(t.Revision))
+	return s.pin(ctx, repo, t, user, msg, message, "deploy")
+}
+
+func (s *Server) deployTarget(ctx context.Context, app, env, revision string) (*spec.Repo, *spec.Environment, PromotionTarget, error) {
+	repo := s.repoInForce()
+	if repo == nil {
+		return nil, nil, PromotionTarget{}, fmt.Errorf("%w: no valid revision of the platform repository yet", ErrRefused)
+	}
+	e := repo.Environment(env)
+	if e == nil {
+		return nil, nil, PromotionTarget{}, fmt.Errorf("%w: no environment %q", ErrUnknown, env)
+	}
+	if repo.App(app) == nil {
+		return nil, nil, PromotionTarget{}, fmt.Errorf("%w: no app %q", ErrUnknown, app)
+	}
+	inForce := s.inForceSHA()
+	if e.Sync == spec.SyncAuto {
+		if revision != "" && !strings.HasPrefix(inForce, revision) {
+			return nil, nil, PromotionTarget{}, fmt.Errorf("%w: %s follows Git (sync: auto) and runs the newest valid revision %s; commit or revert to change it", ErrRefused, env, short(inForce))
+		}
+		return repo, e, PromotionTarget{App: app, Env: env, Revision: inForce}, nil
+	}
+	if e.Promotion != nil && e.Promotion.From != "" {
+		return nil, nil, PromotionTarget{}, fmt.Errorf("%w: %s takes releases by promotion from %s, behind its gates: socle promote %s --to %s", ErrRefused, env, e.Promotion.From, app, env)
+	}
+	if revision == "" {
+		revision = inForce
+	}
+	rev, err := s.store.Revision(ctx, revision)
+	if err != nil {
+		revs, lerr := s.store.Revisions(ctx, store.MaxLimit, "")
+		i := slices.IndexFunc(revs, func(r store.Revision) bool { return len(revision) >= 7 && strings.HasPrefix(r.SHA, revision) })
+		if lerr != nil || i < 0 {
+			return nil, nil, PromotionTarget{}, fmt.Errorf("%w: no revision %s of the platform repository", ErrUnknown, revision)
+		}
+		rev = revs[i]
+	}
+	if !rev.Valid {
+		return nil, nil, PromotionTarget{}, fmt.Errorf("%w: revision %s does not validate", ErrRefused, short(rev.SHA))
+	}
+	if s.appAt(app, rev.SHA) == nil {
+		return nil, nil, PromotionTarget{}, fmt.Errorf("%w: %s does not exist at %s", ErrRefused, app, short(rev.SHA))
+	}
+	return repo, e, PromotionTarget{App: app, Env: env, Revision: rev.SHA}, nil
+}
+
+// Preview is what an action would pin in env and what the gates and the
+// policies say of it now, without doing it.
+func (s *Server) Preview(ctx context.Context, action, app, env, revision string, release int64, user string) (PromotionTarget, gate.Result, policy.Verdicts, *plan.Change, error) {
+	var (
+		repo *spec.Repo
+		e    *spec.Environment
+		t    PromotionTarget
+		err  error
+		op   policy.Operation
+	)
+	switch action {
+	case "promote":
+		repo, e, t, err = s.promoteTarget(ctx, app, env)
+		op = policy.Promote
+	case "rollback":
+		repo, e, t, err = s.rollbackTarget(ctx, app, env, release)
+		op = policy.Rollback
+	case "deploy", "":
+		repo, e, t, err = s.deployTarget(ctx, app, env, revision)
+		op = policy.Deploy
+	default:
+		return t, gate.Result{}, nil, nil, fmt.Errorf("%w: action must be deploy, promote or rollback", ErrInvalid)
+	}
+	if err != nil {
+		return t, gate.Result{}, nil, nil, err
+	}
+	res, verdicts, change := s.evaluate(ctx, repo, e, t, user, op)
+	if e.Sync == spec.SyncAuto {
+		res = gate.Result{} // a sync runs what Git says; the plan's gates already applied
+	}
+	return t, res, verdicts, change, nil
 }
 
 // Approve records user's approval of the artifact that a promotion to env
@@ -142,7 +260,7 @@ func (s *Server) Approve(ctx context.Context, app, env, user, comment string) (s
 	if e.Promotion == nil || e.Promotion.Approvals == 0 {
 		return store.Approval{}, fmt.Errorf("%w: promotions to %s need no approval", ErrRefused, env)
 	}
-	if !mayApprove(repo, app, user) {
+	if !repo.MayApprove(user, app) {
 		return store.Approval{}, fmt.Errorf("%w: %s is not an approver of %s's team %s, nor an admin", ErrForbidden, user, app, repo.App(app).Config.Owner)
 	}
 	src, err := s.store.CurrentRelease(ctx, app, e.Promotion.From)
@@ -181,19 +299,26 @@ func (s *Server) manualEnv(app, env string) (*spec.Repo, *spec.Environment, erro
 	return repo, e, nil
 }
 
-// checkTarget runs the gates and the policies on pinning t in env.
-func (s *Server) checkTarget(ctx context.Context, repo *spec.Repo, e *spec.Environment, t PromotionTarget, user string, op policy.Operation) error {
+// evaluate runs the gates and the policies on pinning t in env.
+func (s *Server) evaluate(ctx context.Context, repo *spec.Repo, e *spec.Environment, t PromotionTarget, user string, op policy.Operation) (gate.Result, policy.Verdicts, *plan.Change) {
 	in := gate.Input{Env: e, Freezes: repo.Platform.Freezes, Now: time.Now(), Rollback: t.Rollback, Author: s.authorOf(repo, t.Revision)}
 	if t.From != "" {
 		in.Source, in.HealthySince = s.runsHealthy(ctx, t.App, t.From, t.Artifact)
 	}
-	if apps, err := s.store.Approvals(ctx, t.App, t.Env, t.Artifact); err == nil {
+	if apps, err := s.store.Approvals(ctx, t.App, t.Env, t.Artifact); err == nil && t.Artifact != "" {
 		for _, a := range apps {
 			in.Approvers = append(in.Approvers, a.User)
 		}
 	}
 	res := gate.Check(in)
-	verdicts := s.judgePin(ctx, repo, t, user, in.Approvers, op)
+	verdicts, change := s.judgePin(ctx, repo, t, user, in.Approvers, op)
+	return res, verdicts, change
+}
+
+// checkTarget runs the gates and the policies on pinning t in env, and
+// says who should know when they block it.
+func (s *Server) checkTarget(ctx context.Context, repo *spec.Repo, e *spec.Environment, t PromotionTarget, user string, op policy.Operation) error {
+	res, verdicts, _ := s.evaluate(ctx, repo, e, t, user, op)
 	if res.Open() && !verdicts.Blocked() {
 		return nil
 	}
@@ -225,7 +350,7 @@ func (s *Server) runsHealthy(ctx context.Context, app, env, artifact string) (bo
 }
 
 // judgePin evaluates the policies on the unit the pin would run.
-func (s *Server) judgePin(ctx context.Context, repo *spec.Repo, t PromotionTarget, user string, approvers []string, op policy.Operation) policy.Verdicts {
+func (s *Server) judgePin(ctx context.Context, repo *spec.Repo, t PromotionTarget, user string, approvers []string, op policy.Operation) (policy.Verdicts, *plan.Change) {
 	r := *repo
 	r.Releases = map[string]*spec.Releases{}
 	for k, v := range repo.Releases {
@@ -247,7 +372,7 @@ func (s *Server) judgePin(ctx context.Context, repo *spec.Repo, t PromotionTarge
 		}
 	}
 	if unit == nil {
-		return nil
+		return nil, nil
 	}
 	change := plan.Change{Action: plan.Create, App: t.App, Env: t.Env, Desired: unit}
 	var old *plan.Unit
@@ -262,8 +387,16 @@ func (s *Server) judgePin(ctx context.Context, repo *spec.Repo, t PromotionTarge
 		fsys = nil
 	}
 	set, _ := policy.Compile(repo, fsys)
-	return set.Evaluate(policy.Input{Change: change, Old: old, Artifact: t.Artifact,
+	verdicts := set.Evaluate(policy.Input{Change: change, Old: old, Artifact: t.Artifact,
 		Context: policy.Context{Operation: op, Now: time.Now(), Author: user, Approvers: approvers, History: releaseHistory{ctx: ctx, st: s.store}}})
+	if old != nil {
+		if d := plan.Diff(t.Revision, []plan.Unit{*unit}, []plan.Unit{*old}); len(d.Changes) > 0 {
+			change = d.Changes[0]
+		} else {
+			change.Action = plan.NoOp
+		}
+	}
+	return verdicts, &change
 }
 
 func (s *Server) inForceSHA() string {
@@ -314,7 +447,7 @@ func (s *Server) pin(ctx context.Context, repo *spec.Repo, t PromotionTarget, us
 
 // pinSubject reads back the subject of a commit pin writes: the action,
 // the app and the environment.
-var pinSubject = regexp.MustCompile(`^(promote) (\S+) to (\S+): |^(roll back) (\S+) in (\S+) to release `)
+var pinSubject = regexp.MustCompile(`^(promote|deploy) (\S+) to (\S+): |^(roll back) (\S+) in (\S+) to release `)
 
 // recoverAudit appends the audit record of a promotion or rollback commit
 // that has none: socle was killed between the commit and its record. The
@@ -324,7 +457,7 @@ func (s *Server) recoverAudit(ctx context.Context, rev source.Revision) {
 	if m == nil {
 		return
 	}
-	action, app, env := "promote", m[2], m[3]
+	action, app, env := m[1], m[2], m[3]
 	if m[4] != "" {
 		action, app, env = "rollback", m[5], m[6]
 	}
@@ -434,21 +567,6 @@ func emailOf(repo *spec.Repo, user string) string {
 }
 
 // mayApprove: an approver of the app's owner team, or an admin anywhere.
-func mayApprove(repo *spec.Repo, app, user string) bool {
-	owner := repo.App(app).Config.Owner
-	for _, t := range repo.Teams.Teams {
-		for _, m := range t.Members {
-			if m.User != user {
-				continue
-			}
-			if m.Role == spec.RoleAdmin || (t.Name == owner && m.Role == spec.RoleApprover) {
-				return true
-			}
-		}
-	}
-	return false
-}
-
 func short(s string) string {
 	s = strings.TrimPrefix(s, "sha256:")
 	if len(s) > 12 {

@@ -22,6 +22,7 @@ import (
 
 	"github.com/socle-dev/socle/internal/artifact"
 	"github.com/socle-dev/socle/internal/artifact/registry"
+	"github.com/socle-dev/socle/internal/auth"
 	"github.com/socle-dev/socle/internal/cost"
 	"github.com/socle-dev/socle/internal/notify"
 
@@ -79,6 +80,11 @@ type Server struct {
 	metrics  *prometheus.Registry
 	notifier *notify.Notifier
 	costs    *cost.Service
+	auth     *auth.Authenticator
+	images   *images
+	secret   []byte // the data directory's secret: resource credentials derive from it
+	secrets  secrets
+	patterns patterns
 
 	planMu   sync.Mutex // serialises planning: new revisions and re-plans
 	replanc  chan struct{}
@@ -112,7 +118,15 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		st.Close()
 		return nil, fmt.Errorf("opening the platform repository: %w", err)
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, store: st, repo: repo, pinned: map[string]*spec.Repo{}, metrics: prometheus.NewRegistry(), replanc: make(chan struct{}, 1)}
+	s := &Server{cfg: cfg, store: st, repo: repo, pinned: map[string]*spec.Repo{}, metrics: prometheus.NewRegistry(), replanc: make(chan struct{}, 1)}
+	s.auth = &auth.Authenticator{Store: st}
+	// Everything socle logs goes through the redactor of secrets.
+	cfg.Logger = slog.New(redactHandler{cfg.Logger.Handler(), s})
+	s.cfg.Logger, s.log = cfg.Logger, cfg.Logger
+	if s.secret, err = dataSecret(cfg.Data); err != nil {
+		st.Close()
+		return nil, err
+	}
 	if err := s.openRuntime(cfg); err != nil {
 		s.closeAll()
 		return nil, err
@@ -164,9 +178,10 @@ func (s *Server) openRuntime(cfg Config) error {
 	if err != nil {
 		return err
 	}
+	s.images = &images{builder: builder, unpacker: unpacker, repo: s.repo, appAt: s.appAt, refs: map[string]string{}}
 	s.engine = reconcile.New(reconcile.Config{
 		Store: s.store, Driver: s.driver, Router: s.proxy, Logger: cfg.Logger, Resync: cfg.Resync, Secret: secret,
-		Images: &images{builder: builder, unpacker: unpacker, repo: s.repo, appAt: s.appAt, refs: map[string]string{}},
+		Images: s.images,
 		Keep:   s.keepsOrphans, Scale: cfg.Scale,
 		Notes: s.releaseNotes, OnRelease: s.onRelease,
 		SelfHeal: s.selfHeals, OnDrift: s.onDrift,
@@ -314,6 +329,8 @@ func (s *Server) apply(ctx context.Context) {
 		return
 	}
 	s.engine.Apply(units)
+	s.secretsChanged()
+	s.redactor()
 }
 
 // Trigger fetches the repository now (the git webhook).

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/socle-dev/socle/internal/auth"
 	"github.com/socle-dev/socle/internal/source"
 	"github.com/socle-dev/socle/internal/store"
 )
@@ -51,8 +52,21 @@ func commit(t *testing.T, dir, file, old, new, msg string) {
 
 type running struct {
 	*Server
-	url  string
-	stop func()
+	url   string
+	token string // the demo's admin's
+	stop  func()
+}
+
+// get sends an authenticated GET.
+func (r *running) get(t *testing.T, path string) *http.Response {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, r.url+path, nil)
+	req.Header.Set("Authorization", "Bearer "+r.token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp
 }
 
 func start(t *testing.T, repo, data string) *running {
@@ -63,9 +77,13 @@ func start(t *testing.T, repo, data string) *running {
 	if err != nil {
 		t.Fatal(err)
 	}
+	token, _, err := auth.Create(ctx, s.Store(), "admin", "test", "test", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx) }()
-	r := &running{Server: s, url: "http://" + s.Addr()}
+	r := &running{Server: s, url: "http://" + s.Addr(), token: token}
 	r.stop = func() {
 		cancel()
 		if err := <-done; err != nil {
@@ -77,10 +95,7 @@ func start(t *testing.T, repo, data string) *running {
 
 func (r *running) status(t *testing.T) Status {
 	t.Helper()
-	resp, err := http.Get(r.url + "/api/v1/status")
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp := r.get(t, "/api/v1/status")
 	defer resp.Body.Close()
 	var st Status
 	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
@@ -109,7 +124,9 @@ func (r *running) waitFor(t *testing.T, what string, cond func(Status) bool) Sta
 
 func (r *running) hook(t *testing.T) {
 	t.Helper()
-	resp, err := http.Post(r.url+"/api/v1/hooks/git", "application/json", nil)
+	req, _ := http.NewRequest(http.MethodPost, r.url+"/api/v1/hooks/git", nil)
+	req.Header.Set("Authorization", "Bearer "+r.token)
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -238,10 +255,7 @@ func TestHealthzAndErrors(t *testing.T) {
 	if resp.StatusCode != 200 {
 		t.Errorf("/healthz: %s", resp.Status)
 	}
-	resp, err = http.Get(s.url + "/api/v1/plans/999")
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp = s.get(t, "/api/v1/plans/999")
 	var e struct {
 		Error struct{ Code, Message string } `json:"error"`
 	}

@@ -330,7 +330,7 @@ func (c *crashRun) commitAction(api string) (string, error) {
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("git commit: %v: %s", err, out)
 	}
-	resp, err := http.Post(api+"/api/v1/hooks/git", "application/json", nil)
+	resp, err := apiRequest(http.MethodPost, api+"/api/v1/hooks/git")
 	if err != nil {
 		return "committed; hook: " + err.Error(), nil
 	}
@@ -350,7 +350,7 @@ func (c *crashRun) promoteAction(env string) func(string) (string, error) {
 				return strings.Join(parts, "; "), nil
 			}
 		}
-		parts = append(parts, "promote: "+cliOutcome(socleCLI(api, "promote", "web", "--to", env, "--user", "ann")))
+		parts = append(parts, "promote: "+cliOutcome(socleCLI(api, "promote", "web", "--to", env, "--user", "lena")))
 		return strings.Join(parts, "; "), nil
 	}
 }
@@ -868,7 +868,11 @@ func (c *crashRun) cleanup() {
 // socleCLI runs the CLI against api; unlike socle.cli it may run in a
 // goroutine, and says what went wrong rather than failing the test.
 func socleCLI(api string, args ...string) (string, int, error) {
-	cmd := exec.Command(socleBin, append(args, "--server", api)...)
+	args, err := withUser(api, args)
+	if err != nil {
+		return "", 0, err
+	}
+	cmd := exec.Command(socleBin, args...)
 	out, err := cmd.CombinedOutput()
 	var ee *exec.ExitError
 	if errors.As(err, &ee) {
@@ -885,10 +889,8 @@ func cliOutcome(out string, code int, err error) string {
 	return fmt.Sprintf("exit %d %q", code, first)
 }
 
-var crashClient = &http.Client{Timeout: 10 * time.Second}
-
 func getJSON(url string, v any) error {
-	resp, err := crashClient.Get(url)
+	resp, err := apiRequest(http.MethodGet, url)
 	if err != nil {
 		return err
 	}

@@ -124,10 +124,83 @@ func head(t *testing.T, repo string) string {
 type socle struct {
 	cmd       *exec.Cmd
 	api       string // http://127.0.0.1:port
+	data      string
 	proxyPort string
 	log       *syncBuf
 	done      chan struct{}
 }
+
+// tokens are the API tokens made for the tests, by data directory and user:
+// a data directory outlives the socle processes the crash test kills.
+var tokens sync.Map // data + "\x00" + user → token
+
+// tokenFor returns a token of user for the socle whose data directory is
+// data, made the first time with `socle token create --data`.
+func tokenFor(data, user string) (string, error) {
+	key := data + "\x00" + user
+	if v, ok := tokens.Load(key); ok {
+		return v.(string), nil
+	}
+	out, err := exec.Command(socleBin, "token", "create", "--user", user, "--data", data).Output()
+	if err != nil {
+		return "", fmt.Errorf("token create --user %s: %w", user, err)
+	}
+	tok := strings.TrimSpace(string(out))
+	v, _ := tokens.LoadOrStore(key, tok)
+	return v.(string), nil
+}
+
+// socles maps each API address to its data directory, for the helpers
+// that have only the address.
+var socles sync.Map // api → data
+
+// reader is the user whose token the harness reads the API with: every
+// test platform has ann.
+const reader = "ann"
+
+// withUser turns the CLI's old --user U into --token <U's token> for the
+// socle at api.
+func withUser(api string, args []string) ([]string, error) {
+	data, ok := socles.Load(api)
+	if !ok {
+		return nil, fmt.Errorf("no socle at %s", api)
+	}
+	user := reader
+	out := make([]string, 0, len(args)+2)
+	for i := 0; i < len(args); i++ {
+		if args[i] == "--user" && i+1 < len(args) {
+			user = args[i+1]
+			i++
+			continue
+		}
+		out = append(out, args[i])
+	}
+	tok, err := tokenFor(data.(string), user)
+	if err != nil {
+		return nil, err
+	}
+	return append(out, "--server", api, "--token", tok), nil
+}
+
+// apiRequest sends a request to the socle at the start of url as the reader.
+func apiRequest(method, url string) (*http.Response, error) {
+	var tok string
+	socles.Range(func(k, v any) bool {
+		if strings.HasPrefix(url, k.(string)+"/") {
+			tok, _ = tokenFor(v.(string), reader)
+			return false
+		}
+		return true
+	})
+	req, err := http.NewRequest(method, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+tok)
+	return apiClient.Do(req)
+}
+
+var apiClient = &http.Client{Timeout: 10 * time.Second}
 
 type syncBuf struct {
 	mu sync.Mutex
@@ -161,7 +234,7 @@ func start(t *testing.T, repo, data string, extra ...string) *socle {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &socle{cmd: cmd, log: &syncBuf{}, done: make(chan struct{})}
+	s := &socle{cmd: cmd, data: data, log: &syncBuf{}, done: make(chan struct{})}
 	cmd.Stderr = s.log
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -196,6 +269,7 @@ func start(t *testing.T, repo, data string, extra ...string) *socle {
 		for range lines {
 		}
 	}()
+	socles.Store(s.api, data)
 	return s
 }
 
@@ -219,7 +293,7 @@ func (s *socle) kill() {
 
 func (s *socle) status(t *testing.T) server.Status {
 	t.Helper()
-	resp, err := http.Get(s.api + "/api/v1/status")
+	resp, err := apiRequest(http.MethodGet, s.api+"/api/v1/status")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -233,7 +307,7 @@ func (s *socle) status(t *testing.T) server.Status {
 
 func (s *socle) hook(t *testing.T) {
 	t.Helper()
-	resp, err := http.Post(s.api+"/api/v1/hooks/git", "application/json", nil)
+	resp, err := apiRequest(http.MethodPost, s.api+"/api/v1/hooks/git")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -268,7 +342,7 @@ func (s *socle) waitSynced(t *testing.T, rev string, timeout time.Duration) reco
 
 func (s *socle) releases(t *testing.T) []store.Release {
 	t.Helper()
-	resp, err := http.Get(s.api + "/api/v1/apps/web/envs/dev/releases?limit=1000")
+	resp, err := apiRequest(http.MethodGet, s.api+"/api/v1/apps/web/envs/dev/releases?limit=1000")
 	if err != nil {
 		t.Fatal(err)
 	}

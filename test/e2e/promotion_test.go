@@ -113,7 +113,11 @@ replicas: {min: 1}
 // cli runs the socle CLI against s and returns its output and exit code.
 func (s *socle) cli(t *testing.T, args ...string) (string, int) {
 	t.Helper()
-	cmd := exec.Command(socleBin, append(args, "--server", s.api)...)
+	args, err := withUser(s.api, args)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(socleBin, args...)
 	out, err := cmd.CombinedOutput()
 	code := 0
 	if ee, ok := err.(*exec.ExitError); ok {
@@ -171,13 +175,16 @@ func TestPromotionToProduction(t *testing.T) {
 	}
 	s.waitUnit(t, "web", "preprod", synced(dev.Artifact))
 
-	out, code = s.cli(t, "promote", "web", "--to", "prod", "--user", "ann")
+	if out, code = s.cli(t, "promote", "web", "--to", "prod", "--user", "ann"); code != 1 || !strings.Contains(out, "prod allows approver, admin") {
+		t.Errorf("a developer promoted to production: %d %s", code, out)
+	}
+	out, code = s.cli(t, "promote", "web", "--to", "prod", "--user", "sofia")
 	if code != 1 || !strings.Contains(out, "soak:") || !strings.Contains(out, "opens") {
 		t.Fatalf("the first promotion to prod is not blocked by the soak: %d\n%s", code, out)
 	}
 	t.Logf("blocked: %s", strings.TrimSpace(out))
 	time.Sleep(3 * time.Second) // the soak, as socle.yaml says
-	out, code = s.cli(t, "promote", "web", "--to", "prod", "--user", "ann")
+	out, code = s.cli(t, "promote", "web", "--to", "prod", "--user", "sofia")
 	if code != 1 || !strings.Contains(out, "approvals: 0 of 1 approvals") || strings.Contains(out, "soak:") {
 		t.Fatalf("after the soak, prod is not blocked by the approval alone: %d\n%s", code, out)
 	}
@@ -207,13 +214,13 @@ func TestPromotionToProduction(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	out, code = s.cli(t, "promote", "web", "--to", "prod", "--user", "ann")
+	out, code = s.cli(t, "promote", "web", "--to", "prod", "--user", "sofia")
 	if code != 1 || !strings.Contains(out, "freeze release-train: wait for the Thursday train") || strings.Contains(out, "approvals:") {
 		t.Fatalf("during the freeze prod is not blocked by the freeze alone: %d\n%s", code, out)
 	}
 	t.Logf("blocked: %s", strings.TrimSpace(out))
 	time.Sleep(time.Until(until) + 200*time.Millisecond)
-	if out, code = s.cli(t, "promote", "web", "--to", "prod", "--user", "ann"); code != 0 {
+	if out, code = s.cli(t, "promote", "web", "--to", "prod", "--user", "sofia"); code != 0 {
 		t.Fatalf("after the freeze: %d\n%s", code, out)
 	}
 	prod := s.waitUnit(t, "web", "prod", synced(dev.Artifact))
@@ -241,7 +248,7 @@ func TestPromotionToProduction(t *testing.T) {
 	if out, code = s.cli(t, "approve", "web", "--env", "prod", "--user", "lena"); code != 0 {
 		t.Fatalf("an admin's approval: %d %s", code, out)
 	}
-	if out, code = s.cli(t, "promote", "web", "--to", "prod", "--user", "ann"); code != 0 {
+	if out, code = s.cli(t, "promote", "web", "--to", "prod", "--user", "sofia"); code != 0 {
 		t.Fatalf("second promotion to prod: %d\n%s", code, out)
 	}
 	s.waitUnit(t, "web", "prod", synced(dev2.Artifact))

@@ -1,0 +1,231 @@
+// Package client is the Go client of socle's REST API, used by the CLI, the
+// portal and the tests: one place that knows how to authenticate, encode
+// requests and turn error answers into Go errors.
+package client
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/socle-dev/socle/internal/api"
+)
+
+// Client calls one socle server as one user.
+type Client struct {
+	// BaseURL is the server, e.g. http://127.0.0.1:7070.
+	BaseURL string
+	// Token is sent as a bearer token; empty sends none.
+	Token string
+	// HTTP is the client used; nil means http.DefaultClient.
+	HTTP *http.Client
+}
+
+// New returns a client of the server at base acting with token.
+func New(base, token string) *Client {
+	return &Client{BaseURL: strings.TrimRight(base, "/"), Token: token}
+}
+
+// InProcess returns a client that calls h directly, without a network:
+// the portal calls the API this way on behalf of its user.
+func InProcess(h http.Handler, token string) *Client {
+	return &Client{BaseURL: "http://socle.internal", Token: token, HTTP: &http.Client{Transport: handlerTransport{h}}}
+}
+
+type handlerTransport struct{ h http.Handler }
+
+func (t handlerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	rec := httptest.NewRecorder()
+	t.h.ServeHTTP(rec, r)
+	return rec.Result(), nil
+}
+
+// Error is an error answer of the API.
+type Error struct {
+	Status int
+	api.ErrorBody
+}
+
+func (e *Error) Error() string {
+	if e.Message == "" {
+		return fmt.Sprintf("%d %s", e.Status, http.StatusText(e.Status))
+	}
+	return e.Message
+}
+
+// Request sends a request and returns the answer as it is: for streams.
+// An error answer comes back as *Error.
+func (c *Client) Request(ctx context.Context, method, path string, body any, header http.Header) (*http.Response, error) {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return nil, err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.BaseURL+path, rd)
+	if err != nil {
+		return nil, err
+	}
+	for k, vs := range header {
+		req.Header[k] = vs
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.Token)
+	}
+	hc := c.HTTP
+	if hc == nil {
+		hc = http.DefaultClient
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode >= 300 {
+		defer resp.Body.Close()
+		e := &Error{Status: resp.StatusCode}
+		var wrapped api.Error
+		if json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&wrapped) == nil {
+			e.ErrorBody = wrapped.Error
+		}
+		return nil, e
+	}
+	return resp, nil
+}
+
+// Do sends a request with a JSON body (nil: none) and decodes the JSON
+// answer into out (nil: discard).
+func (c *Client) Do(ctx context.Context, method, path string, body, out any) error {
+	resp, err := c.Request(ctx, method, path, body, nil)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if out == nil {
+		_, err = io.Copy(io.Discard, resp.Body)
+		return err
+	}
+	return json.NewDecoder(resp.Body).Decode(out)
+}
+
+// Get is Do with GET.
+func (c *Client) Get(ctx context.Context, path string, out any) error {
+	return c.Do(ctx, http.MethodGet, path, nil, out)
+}
+
+// esc escapes one path segment.
+func esc(s string) string { return url.PathEscape(s) }
+
+// Me returns the caller.
+func (c *Client) Me(ctx context.Context) (api.Me, error) {
+	var v api.Me
+	return v, c.Get(ctx, "/api/v1/me", &v)
+}
+
+// Platform returns the platform in force.
+func (c *Client) Platform(ctx context.Context) (api.Platform, error) {
+	var v api.Platform
+	return v, c.Get(ctx, "/api/v1/platform", &v)
+}
+
+// Apps returns every app (the environment matrix), reading every page;
+// query may hold team and zone.
+func (c *Client) Apps(ctx context.Context, query url.Values) ([]api.App, error) {
+	var all []api.App
+	q := url.Values{}
+	for k, v := range query {
+		q[k] = v
+	}
+	q.Set("limit", "1000")
+	for {
+		var page api.Page[api.App]
+		if err := c.Get(ctx, "/api/v1/apps?"+q.Encode(), &page); err != nil {
+			return nil, err
+		}
+		all = append(all, page.Items...)
+		if page.Next == "" {
+			return all, nil
+		}
+		q.Set("cursor", page.Next)
+	}
+}
+
+// App returns an app's detail.
+func (c *Client) App(ctx context.Context, app string) (api.AppDetail, error) {
+	var v api.AppDetail
+	return v, c.Get(ctx, "/api/v1/apps/"+esc(app), &v)
+}
+
+// Releases returns up to limit releases of app in env, newest first.
+func (c *Client) Releases(ctx context.Context, app, env string, limit int) ([]api.Release, error) {
+	var page api.Page[api.Release]
+	err := c.Get(ctx, fmt.Sprintf("/api/v1/apps/%s/envs/%s/releases?limit=%d", esc(app), esc(env), limit), &page)
+	return page.Items, err
+}
+
+// Preview asks what an action would do.
+func (c *Client) Preview(ctx context.Context, action, app, env string) (api.Preview, error) {
+	var v api.Preview
+	return v, c.Get(ctx, fmt.Sprintf("/api/v1/apps/%s/envs/%s/preview?action=%s", esc(app), esc(env), url.QueryEscape(action)), &v)
+}
+
+// Deploy deploys a revision ("" for the newest) of app to env.
+func (c *Client) Deploy(ctx context.Context, app, env, revision, message string) (api.ActionResult, error) {
+	var v api.ActionResult
+	return v, c.Do(ctx, http.MethodPost, fmt.Sprintf("/api/v1/apps/%s/envs/%s/deploy", esc(app), esc(env)), api.ActionRequest{Revision: revision, Message: message}, &v)
+}
+
+// Promote promotes app to env.
+func (c *Client) Promote(ctx context.Context, app, env, message string) (api.ActionResult, error) {
+	var v api.ActionResult
+	return v, c.Do(ctx, http.MethodPost, "/api/v1/apps/"+esc(app)+"/promote", api.ActionRequest{To: env, Message: message}, &v)
+}
+
+// Approve approves what a promotion of app to env would bring.
+func (c *Client) Approve(ctx context.Context, app, env, message string) (api.Approval, error) {
+	var v api.Approval
+	return v, c.Do(ctx, http.MethodPost, fmt.Sprintf("/api/v1/apps/%s/envs/%s/approvals", esc(app), esc(env)), api.ActionRequest{Message: message}, &v)
+}
+
+// Rollback restores release (0: the previous one) of app in env.
+func (c *Client) Rollback(ctx context.Context, app, env string, release int64, message string) (api.ActionResult, error) {
+	var v api.ActionResult
+	return v, c.Do(ctx, http.MethodPost, fmt.Sprintf("/api/v1/apps/%s/envs/%s/rollback", esc(app), esc(env)), api.ActionRequest{Release: release, Message: message}, &v)
+}
+
+// Tokens lists tokens (of user, for an admin; "" for all they may see).
+func (c *Client) Tokens(ctx context.Context, user string) ([]api.Token, error) {
+	var page api.Page[api.Token]
+	err := c.Get(ctx, "/api/v1/tokens?user="+url.QueryEscape(user), &page)
+	return page.Items, err
+}
+
+// CreateToken creates a token for a user.
+func (c *Client) CreateToken(ctx context.Context, req api.NewToken) (api.CreatedToken, error) {
+	var v api.CreatedToken
+	return v, c.Do(ctx, http.MethodPost, "/api/v1/tokens", req, &v)
+}
+
+// RevokeToken revokes a token by ID.
+func (c *Client) RevokeToken(ctx context.Context, id string) (api.Token, error) {
+	var v api.Token
+	return v, c.Do(ctx, http.MethodDelete, "/api/v1/tokens/"+esc(id), nil, &v)
+}
+
+// Events returns up to limit events after the ID after.
+func (c *Client) Events(ctx context.Context, after int64, limit int) ([]api.Event, error) {
+	var page api.Page[api.Event]
+	err := c.Get(ctx, "/api/v1/events?after="+strconv.FormatInt(after, 10)+"&limit="+strconv.Itoa(limit), &page)
+	return page.Items, err
+}

@@ -1,0 +1,172 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"path"
+	"reflect"
+	"regexp"
+	"strings"
+	"sync"
+	"unicode"
+
+	"github.com/invopop/jsonschema"
+)
+
+// OpenAPI returns the OpenAPI 3.1 document of Operations. Its schemas are
+// reflected from the wire types, so the document cannot drift from what
+// the handlers encode; which routes are served is checked by the server's
+// tests against it.
+var OpenAPI = sync.OnceValues(func() ([]byte, error) { return openAPI(Operations) })
+
+var pathParam = regexp.MustCompile(`\{([a-z]+)\}`)
+
+func openAPI(ops []Operation) ([]byte, error) {
+	r := &jsonschema.Reflector{AllowAdditionalProperties: true, Namer: schemaName}
+	schemas := map[string]*jsonschema.Schema{}
+	ref := func(v any) *jsonschema.Schema {
+		s := r.Reflect(v)
+		for name, d := range s.Definitions {
+			schemas[name] = d
+		}
+		s.Definitions = nil
+		s.Version = ""
+		return s
+	}
+	errResp := map[string]any{"$ref": "#/components/responses/Error"}
+	paths := map[string]map[string]any{}
+	for _, op := range ops {
+		item := paths[op.Path]
+		if item == nil {
+			item = map[string]any{}
+			paths[op.Path] = item
+		}
+		o := map[string]any{
+			"operationId":    op.ID,
+			"summary":        op.Summary,
+			"tags":           []string{op.Tag},
+			"x-socle-access": op.Access,
+		}
+		desc := op.Description
+		if d := accessDoc[op.Access]; d != "" {
+			desc = strings.TrimSpace(desc + "\n\nWho may call it: " + d)
+		}
+		o["description"] = desc
+		var params []map[string]any
+		for _, m := range pathParam.FindAllStringSubmatch(op.Path, -1) {
+			params = append(params, map[string]any{"name": m[1], "in": "path", "required": true, "schema": map[string]string{"type": "string"}})
+		}
+		for _, q := range op.Query {
+			typ := q.Type
+			if typ == "" {
+				typ = "string"
+			}
+			p := map[string]any{"name": q.Name, "in": "query", "schema": map[string]string{"type": typ}}
+			if q.Description != "" {
+				p["description"] = q.Description
+			}
+			params = append(params, p)
+		}
+		if len(params) > 0 {
+			o["parameters"] = params
+		}
+		if op.Access != AccessPublic {
+			o["security"] = []map[string][]string{{"bearer": {}}}
+		} else {
+			o["security"] = []map[string][]string{}
+		}
+		if op.Body != nil {
+			o["requestBody"] = map[string]any{"required": true, "content": map[string]any{"application/json": map[string]any{"schema": ref(op.Body)}}}
+		}
+		status := op.Status
+		if status == 0 {
+			status = http.StatusOK
+		}
+		ok := map[string]any{"description": http.StatusText(status)}
+		switch {
+		case op.Stream != "":
+			ok["content"] = map[string]any{op.Stream: map[string]any{"schema": map[string]string{"type": "string"}}}
+		case op.Raw != "":
+			ok["content"] = map[string]any{op.Raw: map[string]any{"schema": map[string]string{"type": "string"}}}
+		case op.Response != nil:
+			ok["content"] = map[string]any{"application/json": map[string]any{"schema": ref(op.Response)}}
+		}
+		responses := map[string]any{fmt.Sprint(status): ok}
+		if op.Access != AccessPublic {
+			responses["401"] = errResp
+			responses["429"] = errResp
+		}
+		if op.Access != AccessPublic && op.Access != AccessAuthenticated {
+			responses["403"] = errResp
+		}
+		if len(params) > 0 || op.Body != nil {
+			responses["400"] = errResp
+		}
+		if strings.Contains(op.Path, "{") {
+			responses["404"] = errResp
+		}
+		if op.Method == "POST" && strings.Contains(op.Path, "/apps/") {
+			responses["409"] = errResp
+		}
+		o["responses"] = responses
+		item[strings.ToLower(op.Method)] = o
+	}
+	errSchema := ref(Error{})
+	doc := map[string]any{
+		"openapi": "3.1.0",
+		"info": map[string]any{
+			"title":   "socle API",
+			"version": "v1",
+			"description": "Everything a person or a pipeline can do in socle. Authenticate with `Authorization: Bearer <token>` " +
+				"(tokens from `socle token create`). Errors are `{\"error\": {\"code\", \"message\", \"details\"}}`; lists are " +
+				"`{\"items\", \"next\"}` pages, `next` being the cursor of the following page.",
+		},
+		"servers": []map[string]string{{"url": "/"}},
+		"paths":   paths,
+		"components": map[string]any{
+			"schemas":         schemas,
+			"securitySchemes": map[string]any{"bearer": map[string]string{"type": "http", "scheme": "bearer"}},
+			"responses": map[string]any{"Error": map[string]any{
+				"description": "An error",
+				"content":     map[string]any{"application/json": map[string]any{"schema": errSchema}},
+			}},
+		},
+	}
+	b, err := json.MarshalIndent(doc, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	return bytes.ReplaceAll(b, []byte("#/$defs/"), []byte("#/components/schemas/")), nil
+}
+
+var accessDoc = map[Access]string{
+	AccessPublic:        "anyone, without a token.",
+	AccessAuthenticated: "any valid token.",
+	AccessMember:        "any member of a team in teams.yaml (viewer and above).",
+	AccessTeam:          "a developer, approver or admin of the app's owner team, or an admin.",
+	AccessDeploy:        "a member of the app's team whose role the environment's deployRoles list (default: developer and above outside production, approver and admin in production), or an admin if admin is listed.",
+	AccessApprove:       "an approver of the app's team or an admin, never the author of the change.",
+	AccessSelf:          "the owner of the tokens, or an admin.",
+	AccessAdmin:         "an admin.",
+}
+
+var typeArgs = regexp.MustCompile(`[\w./-]+\.`)
+
+// schemaName names a component schema: the type's name, prefixed with its
+// package outside package api (plan.Change is PlanChange), type arguments
+// spelled out (Page[api.App] is PageApp).
+func schemaName(t reflect.Type) string {
+	name := t.Name()
+	if i := strings.IndexByte(name, '['); i >= 0 {
+		args := typeArgs.ReplaceAllString(name[i+1:len(name)-1], "")
+		name = name[:i] + strings.NewReplacer("[", "", "]", "", ",", "", "*", "").Replace(args)
+	}
+	if pkg := path.Base(t.PkgPath()); pkg != "api" && pkg != "." && pkg != "" {
+		r := []rune(pkg)
+		r[0] = unicode.ToUpper(r[0])
+		name = string(r) + name
+	}
+	return name
+}

@@ -1,0 +1,188 @@
+package api
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/socle-dev/socle/internal/audit"
+	"github.com/socle-dev/socle/internal/cost"
+	"github.com/socle-dev/socle/internal/plan"
+	"github.com/socle-dev/socle/internal/store"
+)
+
+// Access says who may call an operation. The server enforces it; the
+// OpenAPI document states it (x-socle-access) so that people and the RBAC
+// test read the same rule.
+type Access string
+
+// The access levels, from open to closed.
+const (
+	// AccessPublic: no token (only /healthz and the portal's login page).
+	AccessPublic Access = "public"
+	// AccessAuthenticated: any valid token, even of a user no team lists.
+	AccessAuthenticated Access = "authenticated"
+	// AccessMember: a member of any team in teams.yaml (viewer and above).
+	AccessMember Access = "member"
+	// AccessTeam: a developer or above of the app's owner team, or an admin.
+	AccessTeam Access = "team"
+	// AccessDeploy: a role of the caller in the app's team (admin: any) that
+	// the environment's deployRoles list.
+	AccessDeploy Access = "deploy"
+	// AccessApprove: an approver of the app's team or an admin, never the author.
+	AccessApprove Access = "approve"
+	// AccessSelf: the caller's own tokens; an admin's: everyone's.
+	AccessSelf Access = "self"
+	// AccessAdmin: an admin of any team.
+	AccessAdmin Access = "admin"
+)
+
+// Param is a query parameter.
+type Param struct {
+	Name        string
+	Description string
+	Type        string // string (default), integer, boolean
+}
+
+// Operation is one route of the API.
+type Operation struct {
+	ID          string
+	Method      string
+	Path        string // a net/http pattern path: /api/v1/apps/{app}
+	Summary     string
+	Description string
+	Tag         string
+	Access      Access
+	Query       []Param
+	// Body is the request body's type (nil: none).
+	Body any
+	// Response is the success body's type; Status its code (default 200).
+	Response any
+	Status   int
+	// Stream, when set, is the content type of a streamed answer
+	// (text/event-stream): the API's time limit does not apply.
+	Stream string
+	// Raw, when set, is the content type of a non-JSON answer.
+	Raw string
+}
+
+var (
+	pageParams  = []Param{{"limit", "items per page (default 100, at most 1000)", "integer"}, {"cursor", "the next field of the previous page", "string"}}
+	eventParams = []Param{{"after", "only events with a larger ID", "integer"}, {"kind", "only events of this kind", "string"},
+		{"app", "only events of this app", "string"}, {"env", "only events of this environment", "string"},
+		{"limit", "at most this many (default 100, at most 1000)", "integer"}}
+)
+
+// Operations are every route of /api/v1, plus /healthz and /metrics.
+var Operations = []Operation{
+	{ID: "health", Method: "GET", Path: "/healthz", Summary: "Liveness", Tag: "system", Access: AccessPublic, Raw: "text/plain"},
+	{ID: "metrics", Method: "GET", Path: "/metrics", Summary: "Prometheus metrics", Tag: "system", Access: AccessMember, Raw: "text/plain"},
+	{ID: "openapi", Method: "GET", Path: "/api/v1/openapi.json", Summary: "This document", Tag: "system", Access: AccessAuthenticated, Raw: "application/json"},
+	{ID: "me", Method: "GET", Path: "/api/v1/me", Summary: "The caller, their teams and roles", Tag: "platform", Access: AccessAuthenticated, Response: Me{}},
+	{ID: "status", Method: "GET", Path: "/api/v1/status", Summary: "The revision in force, the last plan and every unit", Tag: "platform", Access: AccessMember, Response: Status{}},
+	{ID: "platform", Method: "GET", Path: "/api/v1/platform", Summary: "Environments in promotion order, zones and teams", Tag: "platform", Access: AccessMember, Response: Platform{}},
+	{ID: "gitHook", Method: "POST", Path: "/api/v1/hooks/git", Summary: "Fetch the platform repository now (git webhook)", Tag: "platform", Access: AccessMember, Status: 202, Response: map[string]string{}},
+
+	{ID: "listApps", Method: "GET", Path: "/api/v1/apps", Summary: "The environment matrix: every app in every environment",
+		Description: "Each app has one cell per environment, in promotion order, with what the caller may do there.",
+		Tag:         "apps", Access: AccessMember, Query: append([]Param{{"team", "only apps of this team", "string"}, {"zone", "only environments of this zone", "string"}}, pageParams...), Response: Page[App]{}},
+	{ID: "getApp", Method: "GET", Path: "/api/v1/apps/{app}", Summary: "An app: its cells and its effective configuration per environment, secrets redacted", Tag: "apps", Access: AccessMember, Response: AppDetail{}},
+	{ID: "listReleases", Method: "GET", Path: "/api/v1/apps/{app}/envs/{env}/releases", Summary: "Releases of an app in an environment, newest first, with release notes", Tag: "releases", Access: AccessMember, Query: pageParams, Response: Page[Release]{}},
+	{ID: "getRelease", Method: "GET", Path: "/api/v1/releases/{id}", Summary: "One release", Tag: "releases", Access: AccessMember, Response: Release{}},
+	{ID: "logs", Method: "GET", Path: "/api/v1/apps/{app}/envs/{env}/logs", Summary: "The output of an app's replicas, secrets redacted",
+		Description: "Server-sent events: one data line per log line, prefixed with the replica. With follow=true it goes on until the client leaves.",
+		Tag:         "apps", Access: AccessTeam, Query: []Param{{"follow", "keep streaming", "boolean"}}, Stream: "text/event-stream"},
+	{ID: "preview", Method: "GET", Path: "/api/v1/apps/{app}/envs/{env}/preview", Summary: "What deploy, promote or rollback would do here, and whether gates and policies allow it",
+		Tag: "actions", Access: AccessMember, Query: []Param{{"action", "deploy, promote or rollback", "string"}, {"revision", "deploy: the revision (default: newest)", "string"}, {"release", "rollback: the release", "integer"}}, Response: Preview{}},
+	{ID: "deploy", Method: "POST", Path: "/api/v1/apps/{app}/envs/{env}/deploy", Summary: "Deploy a revision",
+		Description: "In an environment that follows Git it syncs the newest revision now; elsewhere it pins the revision (built once) in releases/<env>.yaml. Environments with promotion gates take releases by promotion only.",
+		Tag:         "actions", Access: AccessDeploy, Body: ActionRequest{}, Status: 201, Response: ActionResult{}},
+	{ID: "promote", Method: "POST", Path: "/api/v1/apps/{app}/promote", Summary: "Promote what runs in the previous environment to the one named by to",
+		Description: "409 with code blocked and the gates and verdicts as details when a gate or a policy stops it.",
+		Tag:         "actions", Access: AccessDeploy, Body: ActionRequest{}, Status: 201, Response: ActionResult{}},
+	{ID: "listApprovals", Method: "GET", Path: "/api/v1/apps/{app}/envs/{env}/approvals", Summary: "Approvals of the artifact a promotion here would bring", Tag: "actions", Access: AccessMember,
+		Query: []Param{{"artifact", "the artifact (default: what runs in the environment promoted from)", "string"}}, Response: ApprovalList{}},
+	{ID: "approve", Method: "POST", Path: "/api/v1/apps/{app}/envs/{env}/approvals", Summary: "Approve the artifact a promotion here would bring", Tag: "actions", Access: AccessApprove, Body: ActionRequest{}, Status: 201, Response: Approval{}},
+	{ID: "rollback", Method: "POST", Path: "/api/v1/apps/{app}/envs/{env}/rollback", Summary: "Restore an earlier release", Tag: "actions", Access: AccessDeploy, Body: ActionRequest{}, Status: 201, Response: ActionResult{}},
+	{ID: "registerArtifact", Method: "POST", Path: "/api/v1/apps/{app}/artifacts", Summary: "Register an image a CI pipeline pushed for a revision, or have socle build the revision",
+		Tag: "actions", Access: AccessTeam, Body: ArtifactRequest{}, Status: 201, Response: Artifact{}},
+
+	{ID: "listRevisions", Method: "GET", Path: "/api/v1/revisions", Summary: "Revisions of the platform repository, newest first, with their verdicts", Tag: "revisions", Access: AccessMember, Query: pageParams, Response: Page[Revision]{}},
+	{ID: "getRevision", Method: "GET", Path: "/api/v1/revisions/{sha}", Summary: "A revision and the plans recorded for it", Tag: "revisions", Access: AccessMember, Response: RevisionDetail{}},
+	{ID: "getPlan", Method: "GET", Path: "/api/v1/plans/{id}", Summary: "A plan: the changes per environment with gate and policy verdicts, secrets redacted", Tag: "revisions", Access: AccessMember, Response: PlanBody{}},
+	{ID: "listEvents", Method: "GET", Path: "/api/v1/events", Summary: "The event log", Tag: "events", Access: AccessMember, Query: eventParams, Response: Page[Event]{}},
+	{ID: "streamEvents", Method: "GET", Path: "/api/v1/events/stream", Summary: "The event log, live",
+		Description: "Server-sent events: each event as `id: <id>`, `event: <kind>`, `data: <Event>`, and `event: cell` with `{app, cell}` whenever a matrix cell changes. Honours Last-Event-ID.",
+		Tag:         "events", Access: AccessMember, Query: eventParams[:4], Stream: "text/event-stream"},
+	{ID: "listAudit", Method: "GET", Path: "/api/v1/audit", Summary: "The audit trail, oldest first",
+		Tag: "audit", Access: AccessMember, Query: []Param{{"after", "only records with a larger seq", "integer"}, {"limit", "at most this many", "integer"},
+			{"actor", "only records by this actor", "string"}, {"action", "only records of this action", "string"}, {"app", "only records of this app", "string"}, {"env", "only records of this environment", "string"}}, Response: Page[AuditRecord]{}},
+	{ID: "verifyAudit", Method: "GET", Path: "/api/v1/audit/verify", Summary: "Verify the audit chain", Tag: "audit", Access: AccessMember, Response: audit.VerifyResult{}},
+	{ID: "dora", Method: "GET", Path: "/api/v1/dora", Summary: "DORA figures", Tag: "audit", Access: AccessMember,
+		Query: []Param{{"app", "", "string"}, {"team", "", "string"}, {"env", "", "string"}, {"period", "a duration such as 720h", "string"}}, Response: store.DORAFigures{}},
+	{ID: "doraSeries", Method: "GET", Path: "/api/v1/dora/series", Summary: "DORA figures per week or day, for charts", Tag: "audit", Access: AccessMember,
+		Query: []Param{{"app", "", "string"}, {"team", "", "string"}, {"env", "", "string"}, {"period", "a duration such as 2160h (default 12 weeks)", "string"}, {"bucket", "week (default) or day", "string"}}, Response: DORASeries{}},
+
+	{ID: "listTokens", Method: "GET", Path: "/api/v1/tokens", Summary: "API tokens: the caller's, or everyone's for an admin", Tag: "tokens", Access: AccessSelf, Response: Page[Token]{}},
+	{ID: "createToken", Method: "POST", Path: "/api/v1/tokens", Summary: "Create a token for a user (shown once)", Tag: "tokens", Access: AccessAdmin, Body: NewToken{}, Status: 201, Response: CreatedToken{}},
+	{ID: "revokeToken", Method: "DELETE", Path: "/api/v1/tokens/{id}", Summary: "Revoke a token", Tag: "tokens", Access: AccessSelf, Response: Token{}},
+
+	{ID: "importCosts", Method: "POST", Path: "/api/v1/costs/imports", Summary: "Import one batch of billing data (multipart parts of one export, or a raw body named by ?name=)", Tag: "costs", Access: AccessAdmin, Status: 201, Response: cost.ImportResult{}},
+	{ID: "listCostImports", Method: "GET", Path: "/api/v1/costs/imports", Summary: "The latest imports", Tag: "costs", Access: AccessMember, Query: []Param{{"limit", "", "integer"}}, Response: []cost.ImportRecord{}},
+	{ID: "costReport", Method: "GET", Path: "/api/v1/costs/report", Summary: "Costs grouped by dimensions over a month or days", Tag: "costs", Access: AccessMember,
+		Query: []Param{{"month", "2024-09", "string"}, {"from", "first day", "string"}, {"to", "last day", "string"}, {"by", "team,env,app,zone,…", "string"}}, Response: cost.Report{}},
+	{ID: "costBudgets", Method: "GET", Path: "/api/v1/costs/budgets", Summary: "Budgets of a month", Tag: "costs", Access: AccessMember, Query: []Param{{"month", "", "string"}}, Response: cost.BudgetReport{}},
+	{ID: "costAnomalies", Method: "GET", Path: "/api/v1/costs/anomalies", Summary: "Cost anomalies", Tag: "costs", Access: AccessMember,
+		Query: []Param{{"from", "", "string"}, {"to", "", "string"}, {"by", "", "string"}, {"weeks", "", "integer"}, {"k", "", "string"}, {"min_impact", "", "string"}, {"min_relative", "", "string"}}, Response: cost.AnomalyReport{}},
+	{ID: "costExport", Method: "GET", Path: "/api/v1/costs/export", Summary: "Allocated costs as FOCUS CSV", Tag: "costs", Access: AccessMember,
+		Query: []Param{{"month", "", "string"}, {"from", "", "string"}, {"to", "", "string"}}, Raw: "text/csv"},
+}
+
+// ApprovalList is the answer of GET …/approvals.
+type ApprovalList struct {
+	Artifact string     `json:"artifact"`
+	Items    []Approval `json:"items"`
+}
+
+// PlanBody is a recorded plan: the changes, the policies' decisions on
+// them and the changes closed gates hold.
+type PlanBody struct {
+	plan.Plan
+	Decisions []any `json:"decisions"`
+	// Gates are the changes a closed promotion gate holds, by "app@env".
+	Gates map[string]string `json:"gates,omitempty"`
+}
+
+// DORASeries is DORA figures per bucket of time, oldest first.
+type DORASeries struct {
+	Bucket string        `json:"bucket"`
+	Points []DORAPoint   `json:"points"`
+	Total  DORAFigureSet `json:"total"`
+}
+
+// DORAPoint is one bucket of a DORASeries.
+type DORAPoint struct {
+	Start time.Time `json:"start"`
+	DORAFigureSet
+}
+
+// DORAFigureSet is the four keys over one stretch of time.
+type DORAFigureSet struct {
+	Deployments int `json:"deployments"`
+	// LeadTimeP50 is the median time from commit to running, in seconds.
+	LeadTimeP50       float64 `json:"leadTimeP50"`
+	Changes           int     `json:"changes"`
+	Failures          int     `json:"failures"`
+	ChangeFailureRate float64 `json:"changeFailureRate"`
+	// TimeToRestoreP50 is the median time to restore, in seconds.
+	TimeToRestoreP50 float64 `json:"timeToRestoreP50"`
+}
+
+// Mount registers on mux, without any access check, the operations that
+// handlers (by operation ID) serve: for tests of handlers alone.
+func Mount(mux *http.ServeMux, handlers map[string]http.HandlerFunc) {
+	for _, op := range Operations {
+		if h, ok := handlers[op.ID]; ok {
+			mux.HandleFunc(op.Method+" "+op.Path, h)
+		}
+	}
+}

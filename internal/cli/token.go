@@ -1,0 +1,211 @@
+package cli
+
+import (
+	"bufio"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/socle-dev/socle/internal/api"
+	"github.com/socle-dev/socle/internal/api/client"
+	"github.com/socle-dev/socle/internal/auth"
+	"github.com/socle-dev/socle/internal/server"
+	"github.com/socle-dev/socle/internal/spec"
+	"github.com/socle-dev/socle/internal/store/sqlite"
+)
+
+func newTokenCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{Use: "token", Short: "Create, list and revoke API tokens"}
+	var user, expires, description, data string
+	create := &cobra.Command{
+		Use:   "create --user USER [--expires 30d]",
+		Short: "Create a token for a user (admins only); it is shown once",
+		Long: `Create a bearer token for USER, a member of a team in teams.yaml. Through the
+server this needs an admin's token. With --data DIR it writes straight into a
+data directory's store, without a server and without a token: how the first
+admin token is made (the machine's file permissions are the guard).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if user == "" {
+				return withCode(ExitUsage, fmt.Errorf("--user is required"))
+			}
+			var created api.CreatedToken
+			if data != "" {
+				var d time.Duration
+				if expires != "" {
+					v, err := spec.ParseDuration(expires)
+					if err != nil || v <= 0 {
+						return withCode(ExitUsage, fmt.Errorf("--expires %q is not a duration such as 30d or 12h", expires))
+					}
+					d = time.Duration(v)
+				}
+				st, err := sqlite.Open(cmd.Context(), filepath.Join(data, server.DBFile))
+				if err != nil {
+					return withCode(ExitError, err)
+				}
+				defer st.Close()
+				by := "local:" + envOr("USER", "unknown")
+				secret, t, err := auth.Create(cmd.Context(), st, user, description, by, d)
+				if err != nil {
+					return withCode(ExitError, err)
+				}
+				created = api.CreatedToken{Token: api.Token{ID: t.ID, User: t.User, Description: t.Description, CreatedAt: t.CreatedAt, CreatedBy: t.CreatedBy, ExpiresAt: t.ExpiresAt}, Secret: secret}
+			} else {
+				var err error
+				if created, err = g.client().CreateToken(cmd.Context(), api.NewToken{User: user, Expires: expires, Description: description}); err != nil {
+					return g.apiErr(err)
+				}
+			}
+			if g.json() {
+				return g.printJSON(created)
+			}
+			fmt.Fprintf(g.stdout, "%s\n", created.Secret)
+			exp := "never expires"
+			if !created.ExpiresAt.IsZero() {
+				exp = "expires " + created.ExpiresAt.Local().Format(time.DateTime)
+			}
+			fmt.Fprintf(g.stderr, "Token %s for %s (%s). It is shown once: keep it in a secret store, or run `socle login` with it.\n", created.ID, created.User, exp)
+			return nil
+		},
+	}
+	create.Flags().StringVar(&user, "user", "", "whose token it is")
+	create.Flags().StringVar(&expires, "expires", "", "lifetime, e.g. 30d or 12h (default: never)")
+	create.Flags().StringVar(&description, "description", "", "what the token is for")
+	create.Flags().StringVar(&data, "data", "", "write into this data directory's store directly, without a server")
+
+	var listUser string
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List your tokens (an admin: everyone's, or --user's)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ts, err := g.client().Tokens(cmd.Context(), listUser)
+			if err != nil {
+				return g.apiErr(err)
+			}
+			if g.json() {
+				return g.printJSON(ts)
+			}
+			tw := tabwriter.NewWriter(g.stdout, 0, 0, 2, ' ', 0)
+			fmt.Fprintln(tw, "ID\tUSER\tDESCRIPTION\tCREATED\tBY\tEXPIRES\tLAST USED\tREVOKED")
+			for _, t := range ts {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", t.ID, t.User, t.Description, when(t.CreatedAt), t.CreatedBy, when(t.ExpiresAt), when(t.LastUsedAt), when(t.RevokedAt))
+			}
+			return tw.Flush()
+		},
+	}
+	list.Flags().StringVar(&listUser, "user", "", "only this user's tokens (admins)")
+
+	revoke := &cobra.Command{
+		Use:   "revoke ID",
+		Short: "Revoke a token: it stops working at once",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			t, err := g.client().RevokeToken(cmd.Context(), args[0])
+			if err != nil {
+				return g.apiErr(err)
+			}
+			if g.json() {
+				return g.printJSON(t)
+			}
+			fmt.Fprintf(g.stdout, "Revoked token %s of %s.\n", t.ID, t.User)
+			return nil
+		},
+	}
+	cmd.AddCommand(create, list, revoke)
+	return cmd
+}
+
+func when(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.Local().Format(time.DateTime)
+}
+
+func newLoginCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "login [--server URL] [--token TOKEN]",
+		Short: "Check a token against a server and keep both in your config file",
+		Long: `Login checks the token (from --token, SOCLE_TOKEN, or read from standard input)
+against the server and saves the server and the token in the config file
+(` + "`$XDG_CONFIG_HOME/socle/config.json`" + `, mode 0600; SOCLE_CONFIG overrides the path).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if !cmd.Flags().Changed("token") && os.Getenv("SOCLE_TOKEN") == "" {
+				fmt.Fprint(g.stderr, "Token: ")
+				line, err := bufio.NewReader(cmd.InOrStdin()).ReadString('\n')
+				if err != nil && line == "" {
+					return withCode(ExitUsage, fmt.Errorf("no token given: --token, SOCLE_TOKEN or standard input"))
+				}
+				g.token = strings.TrimSpace(line)
+			}
+			if _, err := url.Parse(g.server); err != nil {
+				return withCode(ExitUsage, err)
+			}
+			me, err := client.New(g.server, g.token).Me(cmd.Context())
+			if err != nil {
+				return g.apiErr(err)
+			}
+			p, err := saveConfig(config{Server: g.server, Token: g.token})
+			if err != nil {
+				return withCode(ExitError, err)
+			}
+			if g.json() {
+				return g.printJSON(me)
+			}
+			var roles []string
+			for _, m := range me.Teams {
+				roles = append(roles, m.Role+" in "+m.Team)
+			}
+			if len(roles) == 0 {
+				roles = []string{"no team: ask an admin to add you to teams.yaml"}
+			}
+			fmt.Fprintf(g.stdout, "Logged in to %s as %s (%s). Saved in %s.\n", g.server, me.User, strings.Join(roles, ", "), p)
+			return nil
+		},
+	}
+	return cmd
+}
+
+func newDeployCmd(g *globals) *cobra.Command {
+	var env, revision, message string
+	cmd := &cobra.Command{
+		Use:   "deploy APP --env ENV [--revision SHA]",
+		Short: "Deploy a revision of an app: sync now where ENV follows Git, pin it elsewhere",
+		Long: `Deploy runs a revision of APP in ENV. In an environment that follows Git
+(sync: auto) it syncs the newest valid revision now. In a manual environment
+without promotion gates it commits a pin of the revision (default: the one in
+force) to releases/<ENV>.yaml; the artifact is built once. An environment with
+promotion gates takes releases by promotion only (socle promote).`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if env == "" {
+				return withCode(ExitUsage, fmt.Errorf("--env is required"))
+			}
+			res, err := g.client().Deploy(cmd.Context(), args[0], env, revision, message)
+			if err != nil {
+				return g.apiErr(err)
+			}
+			if g.json() {
+				return g.printJSON(res)
+			}
+			if res.Commit == nil {
+				fmt.Fprintf(g.stdout, "Syncing %s in %s to %s.\nsocle status shows the rollout.\n", res.App, res.Env, abbrev(res.Revision, 7))
+			} else {
+				fmt.Fprintf(g.stdout, "Deploying %s to %s: %s, commit %s.\nsocle status shows the rollout.\n", res.App, res.Env, abbrev(res.Revision, 7), abbrev(res.Commit.SHA, 7))
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&env, "env", "", "the environment")
+	cmd.Flags().StringVar(&revision, "revision", "", "the revision (default: the newest valid one)")
+	cmd.Flags().StringVarP(&message, "message", "m", "", "why, for the commit and the audit trail")
+	return cmd
+}

@@ -1,0 +1,86 @@
+package cli
+
+import (
+	"encoding/json"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/socle-dev/socle/internal/api"
+)
+
+// TestTokensLoginAndRoles drives the CLI against a real server: an admin
+// makes tokens, a developer logs in and acts within their role, and a
+// revoked token stops working. It is not parallel: `login` writes the
+// config file every command reads.
+func TestTokensLoginAndRoles(t *testing.T) {
+	url, admin, data, _ := startUp(t)
+	as := func(token string, args ...string) (string, string, int) {
+		return run(t, append(args, "--server", url, "--token", token)...)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		s, _, _ := as(admin, "status")
+		if strings.Contains(s, "web     dev") && strings.Contains(s, "Synced") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("web never ran in dev:\n%s", s)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	// An admin makes a token through the API; the offline form works too.
+	tom, e, code := as(admin, "token", "create", "--user", "tom", "--expires", "30d", "--description", "laptop")
+	tom = strings.TrimSpace(tom)
+	if code != 0 || !strings.HasPrefix(tom, "socle_") || !strings.Contains(e, "shown once") {
+		t.Fatalf("token create: %d %q %s", code, tom, e)
+	}
+	marco, e, code := run(t, "token", "create", "--user", "marco", "--data", data)
+	marco = strings.TrimSpace(marco)
+	if code != 0 || !strings.HasPrefix(marco, "socle_") {
+		t.Fatalf("token create --data: %d %q %s", code, marco, e)
+	}
+	if _, e, code := as(admin, "token", "create", "--user", "mallory"); code != ExitProblems || !strings.Contains(e, "not a member") {
+		t.Errorf("a token for a stranger: %d %s", code, e)
+	}
+	if _, e, code := as(tom, "token", "create", "--user", "tom"); code != ExitProblems || !strings.Contains(e, "only an admin") {
+		t.Errorf("a developer making a token: %d %s", code, e)
+	}
+
+	// tom logs in; later commands use the saved token.
+	defer os.Remove(os.Getenv("SOCLE_CONFIG"))
+	if s, e, code := run(t, "login", "--server", url, "--token", tom); code != 0 || !strings.Contains(s, "as tom (developer in guest-experience)") {
+		t.Fatalf("login: %d %s %s", code, s, e)
+	}
+	if s, e, code := run(t, "deploy", "web", "--env", "dev"); code != 0 || !strings.Contains(s, "Syncing web in dev") {
+		t.Errorf("a developer deploys their app to dev: %d %s %s", code, s, e)
+	}
+	if _, e, code := run(t, "deploy", "api", "--env", "dev"); code != ExitProblems || !strings.Contains(e, "tom has no role for api") {
+		t.Errorf("a developer deploys another team's app: %d %s", code, e)
+	}
+	if _, e, code := run(t, "promote", "web", "--to", "prod"); code != ExitProblems || !strings.Contains(e, "prod allows approver, admin") {
+		t.Errorf("a developer promotes to prod: %d %s", code, e)
+	}
+	if _, e, code := run(t, "approve", "web", "--env", "prod"); code != ExitProblems || !strings.Contains(e, "not an approver") {
+		t.Errorf("a developer approves: %d %s", code, e)
+	}
+	s, e, code := run(t, "token", "list", "-o", "json")
+	var ts []api.Token
+	if code != 0 || json.Unmarshal([]byte(s), &ts) != nil || len(ts) != 1 || ts[0].User != "tom" || ts[0].Description != "laptop" {
+		t.Errorf("tom's token list: %d %s %s", code, s, e)
+	}
+	if s, _, _ := run(t, "token", "list"); strings.Contains(s, tom) || strings.Contains(s, strings.Split(tom, "_")[2]) {
+		t.Errorf("token list shows a secret:\n%s", s)
+	}
+	if _, e, code := as(marco, "token", "revoke", ts[0].ID); code != ExitProblems || !strings.Contains(e, "no token") {
+		t.Errorf("marco revokes tom's token: %d %s", code, e)
+	}
+	if s, e, code := run(t, "token", "revoke", ts[0].ID); code != 0 || !strings.Contains(s, "Revoked token") {
+		t.Errorf("tom revokes his token: %d %s %s", code, s, e)
+	}
+	if _, e, code := run(t, "status"); code != ExitError || !strings.Contains(e, "revoked") {
+		t.Errorf("a revoked token: %d %s", code, e)
+	}
+}

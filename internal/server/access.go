@@ -1,0 +1,212 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/socle-dev/socle/internal/api"
+	"github.com/socle-dev/socle/internal/auth"
+	"github.com/socle-dev/socle/internal/spec"
+)
+
+// TokenCookie is the cookie the portal keeps the user's token in.
+const TokenCookie = "socle_token"
+
+// caller is who makes a request.
+type caller struct {
+	User    string
+	TokenID string
+	// Cookie is true when the token came from the portal's cookie: such a
+	// request must come from socle's own pages.
+	Cookie bool
+}
+
+type callerKey struct{}
+
+// callerOf returns the authenticated caller of r.
+func callerOf(r *http.Request) caller {
+	c, _ := r.Context().Value(callerKey{}).(caller)
+	return c
+}
+
+// clientIP is the address failed attempts are counted against.
+func clientIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+// presented returns the token r carries: a bearer token, the password of
+// basic authentication (what registry clients send), or the portal's cookie.
+func presented(r *http.Request) (token string, cookie bool) {
+	if h := r.Header.Get("Authorization"); h != "" {
+		if t, ok := strings.CutPrefix(h, "Bearer "); ok {
+			return strings.TrimSpace(t), false
+		}
+		if _, pw, ok := r.BasicAuth(); ok {
+			return pw, false
+		}
+		return h, false // malformed: fails as a bad token
+	}
+	if c, err := r.Cookie(TokenCookie); err == nil {
+		return c.Value, true
+	}
+	return "", false
+}
+
+// authenticate answers 401 or 429 itself and returns false when r carries
+// no valid token.
+func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) (*http.Request, bool) {
+	token, cookie := presented(r)
+	t, err := s.auth.Authenticate(r.Context(), clientIP(r), token)
+	if err != nil {
+		switch {
+		case errors.Is(err, auth.ErrTooMany):
+			w.Header().Set("Retry-After", "60")
+			writeError(w, http.StatusTooManyRequests, "too_many_requests", err.Error())
+		case errors.Is(err, auth.ErrNoToken), errors.Is(err, auth.ErrBadToken), errors.Is(err, auth.ErrExpired), errors.Is(err, auth.ErrRevoked):
+			w.Header().Set("WWW-Authenticate", `Bearer realm="socle"`)
+			msg := "a valid token is required: Authorization: Bearer <token> (socle token create)"
+			if !errors.Is(err, auth.ErrNoToken) && !errors.Is(err, auth.ErrBadToken) {
+				msg = err.Error()
+			}
+			writeError(w, http.StatusUnauthorized, "unauthorized", msg)
+		default:
+			writeError(w, http.StatusInternalServerError, "internal", "checking the token: "+err.Error())
+		}
+		return r, false
+	}
+	if cookie && !safeMethod(r.Method) && !sameOrigin(r) {
+		writeError(w, http.StatusForbidden, "forbidden", "a request authenticated by the portal's cookie must come from the portal (Origin mismatch)")
+		return r, false
+	}
+	return r.WithContext(context.WithValue(r.Context(), callerKey{}, caller{User: t.User, TokenID: t.ID, Cookie: cookie})), true
+}
+
+func safeMethod(m string) bool {
+	return m == http.MethodGet || m == http.MethodHead || m == http.MethodOptions
+}
+
+// sameOrigin reports whether a browser request comes from socle's own
+// pages: its Origin (or, without one, its Referer) names this host.
+func sameOrigin(r *http.Request) bool {
+	o := r.Header.Get("Origin")
+	if o == "" {
+		o = r.Header.Get("Referer")
+	}
+	u, err := url.Parse(o)
+	return err == nil && o != "" && u.Host == r.Host
+}
+
+// authorize checks what the operation's access level demands of the caller
+// and answers 403 or 404 itself when it is not met. Rules that depend on
+// the body (the environment a promotion goes to) are checked by the
+// handler with mayDeploy.
+func (s *Server) authorize(w http.ResponseWriter, r *http.Request, access api.Access) bool {
+	user := callerOf(r).User
+	if access == api.AccessAuthenticated || access == api.AccessPublic {
+		return true
+	}
+	repo := s.repoInForce()
+	if repo == nil {
+		// No teams.yaml in force yet: tokens (made by an admin) may read,
+		// nobody may act.
+		switch access {
+		case api.AccessMember, api.AccessSelf:
+			return true
+		}
+		writeError(w, http.StatusForbidden, "forbidden", "no valid revision of the platform repository yet, so no roles: only reading is possible")
+		return false
+	}
+	if !repo.Member(user) {
+		writeError(w, http.StatusForbidden, "forbidden", fmt.Sprintf("%s is not a member of any team in teams.yaml", user))
+		return false
+	}
+	app := r.PathValue("app")
+	if app != "" && access != api.AccessMember && repo.App(app) == nil {
+		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no app %q", app))
+		return false
+	}
+	var ok bool
+	var why string
+	switch access {
+	case api.AccessMember, api.AccessSelf:
+		ok = true
+	case api.AccessAdmin:
+		ok, why = repo.Admin(user), "only an admin may do this"
+	case api.AccessTeam:
+		ok, why = repo.MayReadLogs(user, app), fmt.Sprintf("only a developer or above of %s's team %s, or an admin, may do this", app, repo.App(app).Config.Owner)
+	case api.AccessApprove:
+		ok, why = repo.MayApprove(user, app), fmt.Sprintf("%s is not an approver of %s's team %s, nor an admin", user, app, repo.App(app).Config.Owner)
+	case api.AccessDeploy:
+		env := r.PathValue("env")
+		if env == "" {
+			return true // promote: the handler checks the environment of the body
+		}
+		return s.mayDeploy(w, repo, user, app, env)
+	}
+	if !ok {
+		writeError(w, http.StatusForbidden, "forbidden", why)
+	}
+	return ok
+}
+
+// mayDeploy answers 403 or 404 itself unless user may deploy app in env.
+func (s *Server) mayDeploy(w http.ResponseWriter, repo *spec.Repo, user, app, env string) bool {
+	if repo.Environment(env) == nil {
+		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no environment %q", env))
+		return false
+	}
+	if repo.MayDeploy(user, app, env) {
+		return true
+	}
+	role := repo.RoleFor(user, app)
+	if role == "" {
+		role = "no role"
+	}
+	writeError(w, http.StatusForbidden, "forbidden", fmt.Sprintf("%s has %s for %s; %s allows %s to deploy",
+		user, role, app, env, joinRoles(repo.DeployRoles(env))))
+	return false
+}
+
+func joinRoles(rs []spec.Role) string {
+	out := make([]string, len(rs))
+	for i, r := range rs {
+		out[i] = string(r)
+	}
+	return strings.Join(out, ", ")
+}
+
+// actions returns what user may do with app in env, for the matrix.
+func actions(repo *spec.Repo, user, app, env string) []string {
+	out := []string{}
+	e := repo.Environment(env)
+	if e == nil {
+		return out
+	}
+	gated := e.Promotion != nil && e.Promotion.From != ""
+	if repo.MayDeploy(user, app, env) {
+		if !gated {
+			out = append(out, "deploy")
+		} else {
+			out = append(out, "promote")
+		}
+		if e.Sync != spec.SyncAuto {
+			out = append(out, "rollback")
+		}
+	}
+	if gated && e.Promotion.Approvals > 0 && repo.MayApprove(user, app) {
+		out = append(out, "approve")
+	}
+	if repo.MayReadLogs(user, app) {
+		out = append(out, "logs")
+	}
+	return out
+}

@@ -1,0 +1,264 @@
+package server
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/socle-dev/socle/internal/api"
+	"github.com/socle-dev/socle/internal/store"
+	"github.com/socle-dev/socle/internal/web"
+)
+
+// Limits of the API: bodies, time per request, page sizes.
+const (
+	maxBody      = 1 << 20
+	maxImport    = 512 << 20 // billing exports are large
+	requestLimit = 30 * time.Second
+)
+
+// OperationHeader names the operation that answered: what the route test
+// checks against the OpenAPI document.
+const OperationHeader = "X-Socle-Operation"
+
+// patterns records every pattern the API registers, for the route test.
+type patterns struct {
+	mu   sync.Mutex
+	list []string
+}
+
+func (p *patterns) add(pattern string) {
+	p.mu.Lock()
+	p.list = append(p.list, pattern)
+	p.mu.Unlock()
+}
+
+// Patterns returns the method and path patterns the server serves.
+func (s *Server) Patterns() []string {
+	s.patterns.mu.Lock()
+	defer s.patterns.mu.Unlock()
+	return append([]string(nil), s.patterns.list...)
+}
+
+// handlers binds each operation of api.Operations to its handler.
+func (s *Server) handlers() map[string]http.HandlerFunc {
+	h := map[string]http.HandlerFunc{
+		"health": func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+			w.Write([]byte("ok\n"))
+		},
+		"metrics": promhttp.HandlerFor(s.metrics, promhttp.HandlerOpts{}).ServeHTTP,
+		"openapi": func(w http.ResponseWriter, r *http.Request) {
+			b, err := api.OpenAPI()
+			if err != nil {
+				writeError(w, http.StatusInternalServerError, "internal", err.Error())
+				return
+			}
+			w.Header().Set("Content-Type", "application/json")
+			w.Write(b)
+		},
+		"me":       s.getMe,
+		"status":   s.getStatus,
+		"platform": s.getPlatform,
+		"gitHook": func(w http.ResponseWriter, r *http.Request) {
+			s.Trigger()
+			writeJSON(w, http.StatusAccepted, map[string]string{"status": "fetch scheduled"})
+		},
+		"listApps":         s.listApps,
+		"getApp":           s.getApp,
+		"listReleases":     s.getReleases,
+		"getRelease":       s.getRelease,
+		"logs":             s.getLogs,
+		"preview":          s.getPreview,
+		"deploy":           s.postDeploy,
+		"promote":          s.postPromote,
+		"listApprovals":    s.getApprovals,
+		"approve":          s.postApproval,
+		"rollback":         s.postRollback,
+		"registerArtifact": s.postArtifact,
+		"listRevisions":    s.getRevisions,
+		"getRevision":      s.getRevision,
+		"getPlan":          s.getPlan,
+		"listEvents":       s.getEvents,
+		"streamEvents":     s.streamEvents,
+		"listAudit":        s.getAudit,
+		"verifyAudit":      s.getAuditVerify,
+		"dora":             s.getDORA,
+		"doraSeries":       s.getDORASeries,
+		"listTokens":       s.listTokens,
+		"createToken":      s.createToken,
+		"revokeToken":      s.revokeToken,
+	}
+	for id, f := range api.CostHandlers(s.costs) {
+		h[id] = f
+	}
+	return h
+}
+
+func (s *Server) routes() http.Handler {
+	mux := http.NewServeMux()
+	hs := s.handlers()
+	for _, op := range api.Operations {
+		h := hs[op.ID]
+		if h == nil {
+			panic("server: no handler for operation " + op.ID)
+		}
+		pattern := op.Method + " " + op.Path
+		s.patterns.add(pattern)
+		mux.Handle(pattern, s.guard(op, h))
+	}
+	// Anything else under /api/ is no route: 401 without a token, 404 with.
+	s.patterns.add("/api/")
+	mux.Handle("/api/", s.guard(api.Operation{ID: "noRoute", Access: api.AccessAuthenticated}, func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no route %s %s (see /api/v1/openapi.json)", r.Method, r.URL.Path))
+	}))
+	s.patterns.add("/v2/")
+	mux.Handle("/v2/", s.guardRegistry(s.registry))
+	portal := web.New(web.Config{API: mux, Auth: portalAuth{s}, Logger: s.log})
+	s.patterns.add("/")
+	mux.Handle("/", s.guardPortal(portal))
+	return mux
+}
+
+// guard authenticates and authorizes a request for op, then bounds its
+// body and time unless op streams.
+func (s *Server) guard(op api.Operation, h http.HandlerFunc) http.Handler {
+	var next http.Handler = h
+	if op.Stream == "" {
+		limit := int64(maxBody)
+		if op.ID == "importCosts" {
+			limit = maxImport
+		}
+		next = http.MaxBytesHandler(http.TimeoutHandler(h, requestLimit,
+			`{"error":{"code":"timeout","message":"the request took too long"}}`), limit)
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set(OperationHeader, op.ID)
+		if op.Access != api.AccessPublic {
+			var ok bool
+			if r, ok = s.authenticate(w, r); !ok {
+				return
+			}
+			if !s.authorize(w, r, op.Access) {
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// guardRegistry lets members pull and developers and above push.
+func (s *Server) guardRegistry(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r, ok := s.authenticate(w, r)
+		if !ok {
+			return
+		}
+		access := api.AccessMember
+		if !safeMethod(r.Method) {
+			access = api.AccessTeam
+			// The repository names the app: /v2/apps/<app>/blobs/uploads/…
+			rest, ok := strings.CutPrefix(r.URL.Path, "/v2/apps/")
+			app, _, _ := strings.Cut(rest, "/")
+			if !ok || app == "" {
+				writeError(w, http.StatusForbidden, "forbidden", "images are pushed to /v2/apps/<app>/")
+				return
+			}
+			r.SetPathValue("app", app)
+		}
+		if s.authorize(w, r, access) {
+			h.ServeHTTP(w, r)
+		}
+	})
+}
+
+// guardPortal lets everyone reach the login page and its assets, and
+// nobody else without a token: 401 with a link to the login page.
+func (s *Server) guardPortal(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/login" || strings.HasPrefix(r.URL.Path, "/static/") {
+			h.ServeHTTP(w, r)
+			return
+		}
+		token, _ := presented(r)
+		if token == "" {
+			w.Header().Set("Content-Type", "text/html; charset=utf-8")
+			w.WriteHeader(http.StatusUnauthorized)
+			fmt.Fprint(w, `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>socle: log in</title></head>`+
+				`<body><p>You are not logged in. <a href="/login">Log in with a token</a>.</p></body></html>`)
+			return
+		}
+		r, ok := s.authenticate(w, r)
+		if !ok {
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// portalAuth is the login page's check of a typed token.
+type portalAuth struct{ s *Server }
+
+func (p portalAuth) Login(r *http.Request, token string) (string, error) {
+	t, err := p.s.auth.Authenticate(r.Context(), clientIP(r), token)
+	if err != nil {
+		return "", err
+	}
+	return t.User, nil
+}
+
+// reply answers a GET with v as JSON and a weak ETag of it; a client that
+// has that version already gets 304.
+func reply(w http.ResponseWriter, r *http.Request, v any) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(v); err != nil {
+		writeError(w, http.StatusInternalServerError, "internal", err.Error())
+		return
+	}
+	sum := sha256.Sum256(buf.Bytes())
+	etag := `W/"` + base64.RawURLEncoding.EncodeToString(sum[:12]) + `"`
+	w.Header().Set("ETag", etag)
+	if m := r.Header.Get("If-None-Match"); m != "" && strings.Contains(m, etag) {
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Write(buf.Bytes())
+}
+
+// pageOf reads ?limit= and ?cursor=: limit 0 means the default.
+func pageOf(r *http.Request) (limit int, cursor string, err error) {
+	if v := r.URL.Query().Get("limit"); v != "" {
+		if limit, err = strconv.Atoi(v); err != nil || limit < 0 || limit > store.MaxLimit {
+			return 0, "", fmt.Errorf("limit %q must be a number from 1 to %d", v, store.MaxLimit)
+		}
+	}
+	if limit == 0 {
+		limit = store.DefaultLimit
+	}
+	return limit, r.URL.Query().Get("cursor"), nil
+}
+
+// intParam reads an integer query parameter, 0 when absent.
+func intParam(r *http.Request, name string) (int64, error) {
+	v := r.URL.Query().Get(name)
+	if v == "" {
+		return 0, nil
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("%s %q is not a number", name, v)
+	}
+	return n, nil
+}

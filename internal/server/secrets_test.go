@@ -1,0 +1,152 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/socle-dev/socle/internal/api"
+	"github.com/socle-dev/socle/internal/auth"
+	"github.com/socle-dev/socle/internal/plan"
+	"github.com/socle-dev/socle/internal/reconcile"
+	"github.com/socle-dev/socle/internal/store"
+)
+
+// planted is a secret value the test puts in the platform and then looks
+// for everywhere socle shows something.
+const planted = "planted-s3cret-4f9a2c"
+
+// TestSecretsStaySecret marks web's GREETING secret, gives it a planted
+// value that the app writes to its log, and finds that value in no answer
+// of any GET route, in no log line streamed and no event, and not in
+// socle's own log; nor the password socle derives for api's database.
+func TestSecretsStaySecret(t *testing.T) {
+	t.Parallel()
+	repo := gitRepo(t)
+	edit := func(file, old, new string) {
+		p := filepath.Join(repo, file)
+		b, err := os.ReadFile(p)
+		if err != nil || !strings.Contains(string(b), old) {
+			t.Fatalf("%s lacks %q (%v)", file, old, err)
+		}
+		os.WriteFile(p, []byte(strings.Replace(string(b), old, new, 1)), 0o644)
+	}
+	edit("apps/web/score.yaml", `GREETING: "Grüezi from Alpenrose"`, `GREETING: "`+planted+`"`)
+	edit("apps/web/socle.yaml", "owner: guest-experience", "owner: guest-experience\nsecrets: [GREETING]")
+	edit("apps/web/main.go", `log.Printf("web %s listening on :%s", version, port)`, `log.Printf("web %s listening on :%s, greeting %q", version, port, greeting)`)
+	cmd := exec.Command("git", "-c", "user.name=Bob", "-c", "user.email=bob@example.com", "commit", "-qam", "web: a secret greeting")
+	cmd.Dir = repo
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("%v %s", err, out)
+	}
+
+	var logs syncBuf
+	ctx, cancel := context.WithCancel(context.Background())
+	data := t.TempDir()
+	s, err := New(ctx, Config{Repo: repo, Data: data, Addr: "127.0.0.1:0", Poll: time.Hour, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	token, _, err := auth.Create(ctx, s.Store(), "lena", "test", "test", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	r := &running{Server: s, url: "http://" + s.Addr(), token: token}
+
+	r.waitFor(t, "web to run in dev", func(st Status) bool {
+		for _, u := range st.Runtime {
+			if u.App == "web" && u.Env == "dev" && u.Phase == reconcile.Synced {
+				return true
+			}
+		}
+		return false
+	})
+	// What api's replicas see of its database: the password socle
+	// derives, and the DATABASE_URL that holds it.
+	row, err := s.Store().DesiredUnit(ctx, store.Unit{App: "api", Env: "dev"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var apiDev plan.Unit
+	if err := json.Unmarshal(row.Spec, &apiDev); err != nil {
+		t.Fatal(err)
+	}
+	secrets := append([]string{planted}, reconcile.SecretValues(&apiDev, s.secret)...)
+	if len(secrets) != 3 {
+		t.Fatalf("api's secrets in dev: %q, want its password and its DATABASE_URL", secrets[1:])
+	}
+
+	// The app did log the greeting: it is there, redacted.
+	resp := r.get(t, "/api/v1/apps/web/envs/dev/logs")
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(b), "greeting \""+plan.Redacted+"\"") {
+		t.Errorf("the app's log line is not there, redacted:\n%s", b)
+	}
+	s.log.Info("a line that names the secret", "value", planted, "err", io.ErrUnexpectedEOF)
+
+	checked := 0
+	for _, op := range api.Operations {
+		if op.Method != http.MethodGet || op.Stream != "" && op.ID != "logs" {
+			continue
+		}
+		for _, app := range []string{"web", "api"} {
+			for _, env := range envKinds {
+				path := strings.NewReplacer("{app}", app, "{env}", env, "{id}", "1", "{sha}", s.inForceSHA()).Replace(op.Path)
+				resp := r.get(t, path)
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				checked++
+				for _, sec := range secrets {
+					if strings.Contains(string(b), sec) {
+						t.Errorf("GET %s shows a secret: %s", path, b)
+					}
+				}
+			}
+		}
+	}
+	// Every plan and every event.
+	for id := int64(1); id < 10; id++ {
+		resp := r.get(t, "/api/v1/plans/"+strconv.FormatInt(id, 10))
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if strings.Contains(string(b), planted) {
+			t.Errorf("plan %d shows the secret", id)
+		}
+	}
+	t.Logf("%d GET answers checked", checked)
+	if l := logs.String(); strings.Contains(l, planted) || strings.Contains(l, secrets[1]) || !strings.Contains(l, plan.Redacted) {
+		t.Errorf("socle's log holds a secret, or redacted nothing:\n%s", l)
+	}
+}
+
+// syncBuf is socle's log, written while the test reads.
+type syncBuf struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuf) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}

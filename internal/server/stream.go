@@ -1,0 +1,244 @@
+package server
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/socle-dev/socle/internal/plan"
+	"github.com/socle-dev/socle/internal/reconcile"
+	"github.com/socle-dev/socle/internal/runtime"
+	"github.com/socle-dev/socle/internal/store"
+)
+
+// sse writes server-sent events; safe for concurrent use.
+type sse struct {
+	mu sync.Mutex
+	w  http.ResponseWriter
+	f  http.Flusher
+}
+
+func startSSE(w http.ResponseWriter) *sse {
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-cache")
+	w.Header().Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	f, _ := w.(http.Flusher)
+	s := &sse{w: w, f: f}
+	s.flush()
+	return s
+}
+
+// send writes one event; data must not hold a newline (JSON does not).
+func (s *sse) send(id, event, data string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var b strings.Builder
+	if id != "" {
+		b.WriteString("id: " + id + "\n")
+	}
+	if event != "" {
+		b.WriteString("event: " + event + "\n")
+	}
+	b.WriteString("data: " + data + "\n\n")
+	if _, err := s.w.Write([]byte(b.String())); err != nil {
+		return err
+	}
+	s.flush()
+	return nil
+}
+
+func (s *sse) comment(text string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, err := fmt.Fprintf(s.w, ": %s\n\n", text); err != nil {
+		return err
+	}
+	s.flush()
+	return nil
+}
+
+func (s *sse) flush() {
+	if s.f != nil {
+		s.f.Flush()
+	}
+}
+
+// wantsSSE reports whether the client asked for server-sent events rather
+// than plain text.
+func wantsSSE(r *http.Request) bool {
+	return strings.Contains(r.Header.Get("Accept"), "text/event-stream")
+}
+
+// getLogs streams the output of a unit's replicas, each line prefixed with
+// its replica and its secrets redacted: as server-sent events (one data line
+// per log line) when asked, else as plain text. With follow=true it goes on
+// until the client leaves.
+func (s *Server) getLogs(w http.ResponseWriter, r *http.Request) {
+	app, env := r.PathValue("app"), r.PathValue("env")
+	follow := r.URL.Query().Get("follow") == "true"
+	all, err := s.driver.List(r.Context())
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "runtime", err.Error())
+		return
+	}
+	var found []runtime.Status
+	for _, st := range all {
+		if st.Ref.App == app && st.Ref.Env == env {
+			found = append(found, st)
+		}
+	}
+	if len(found) == 0 {
+		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no replica of %s runs in %s", app, env))
+		return
+	}
+	red := s.redactor()
+	var out func(line string)
+	if wantsSSE(r) {
+		stream := startSSE(w)
+		out = func(line string) { stream.send("", "", line) }
+	} else {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		flusher, _ := w.(http.Flusher)
+		var mu sync.Mutex
+		out = func(line string) {
+			mu.Lock()
+			defer mu.Unlock()
+			fmt.Fprintln(w, line)
+			if flusher != nil {
+				flusher.Flush()
+			}
+		}
+	}
+	var wg sync.WaitGroup
+	for _, st := range found {
+		rc, err := s.driver.Logs(r.Context(), st.Handle, follow)
+		if err != nil {
+			continue
+		}
+		wg.Go(func() {
+			defer rc.Close()
+			sc := bufio.NewScanner(rc)
+			sc.Buffer(make([]byte, 64<<10), 1<<20)
+			for sc.Scan() {
+				out(fmt.Sprintf("[%s] %s", st.Ref, red.String(sc.Text())))
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// streamPoll is how often the event stream looks for new events and
+// changed cells.
+const streamPoll = 300 * time.Millisecond
+
+// streamEvents sends the event log live, and a "cell" event whenever a cell
+// of the environment matrix changes.
+func (s *Server) streamEvents(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	after, err := strconv.ParseInt(r.Header.Get("Last-Event-ID"), 10, 64)
+	if err != nil {
+		after, err = intParam(r, "after")
+		if err != nil {
+			writeError(w, http.StatusBadRequest, "bad_request", err.Error())
+			return
+		}
+		if q.Get("after") == "" {
+			if after, err = s.store.LastEventID(r.Context()); err != nil {
+				writeError(w, http.StatusInternalServerError, "store", err.Error())
+				return
+			}
+		}
+	}
+	filter := store.EventFilter{AfterID: after, Kind: q.Get("kind"), App: q.Get("app"), Env: q.Get("env"), Limit: store.MaxLimit}
+	user := callerOf(r).User
+	stream := startSSE(w)
+	cells := map[plan.Key]cellState{}
+	first := true
+	tick := time.NewTicker(streamPoll)
+	defer tick.Stop()
+	lastWrite := time.Now()
+	for {
+		evs, err := s.store.Events(r.Context(), filter)
+		if err != nil {
+			return
+		}
+		red := s.redactor()
+		for _, e := range evs {
+			b, _ := json.Marshal(wireEvent(e, red))
+			if stream.send(strconv.FormatInt(e.ID, 10), e.Kind, string(b)) != nil {
+				return
+			}
+			filter.AfterID, lastWrite = e.ID, time.Now()
+		}
+		if m, err := s.matrixFor(user); err == nil {
+			for k, st := range s.cellStates(m) {
+				if cells[k] == st {
+					continue
+				}
+				cells[k] = st
+				if first || (filter.App != "" && k.App != filter.App) || (filter.Env != "" && k.Env != filter.Env) {
+					continue
+				}
+				a, e := m.repo.App(k.App), m.repo.Environment(k.Env)
+				if a == nil || e == nil {
+					continue
+				}
+				b, _ := json.Marshal(map[string]any{"app": k.App, "cell": s.cell(r, m, a, e)})
+				if stream.send("", "cell", red.String(string(b))) != nil {
+					return
+				}
+				lastWrite = time.Now()
+			}
+			first = false
+		}
+		if time.Since(lastWrite) > 15*time.Second {
+			if stream.comment("keep-alive") != nil {
+				return
+			}
+			lastWrite = time.Now()
+		}
+		select {
+		case <-r.Context().Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// cellState is what makes a cell look different.
+type cellState struct {
+	phase, reason, revision, artifact string
+	ready, desired                    int
+	release                           int64
+}
+
+func (s *Server) cellStates(m *matrix) map[plan.Key]cellState {
+	out := make(map[plan.Key]cellState, len(m.units))
+	for _, a := range m.repo.Apps {
+		for _, e := range m.envs {
+			k := plan.Key{App: a.Name, Env: e.Name}
+			u, ok := m.units[k]
+			st := cellState{phase: "Absent"}
+			if ok {
+				st = cellState{phase: string(u.Phase), reason: u.Message, revision: u.Revision, artifact: u.Artifact, ready: u.Ready, desired: u.Desired, release: u.Release}
+			}
+			if why, ok := m.blocked[k]; ok {
+				st.phase, st.reason = string(reconcile.Blocked), why
+			}
+			if e.Promotion != nil {
+				if from, ok := m.units[plan.Key{App: a.Name, Env: e.Promotion.From}]; ok {
+					st.reason += "\x00" + from.Artifact // what is incoming changes the cell too
+				}
+			}
+			out[k] = st
+		}
+	}
+	return out
+}
