@@ -1,10 +1,13 @@
 package cli
 
 import (
+	"bufio"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
+	"strings"
 
 	"github.com/spf13/cobra"
 )
@@ -26,7 +29,11 @@ func newLogsCmd(g *globals) *cobra.Command {
 				return g.apiErr(err)
 			}
 			defer resp.Body.Close()
-			_, err = io.Copy(g.stdout, resp.Body)
+			if g.json() {
+				err = jsonLines(resp.Body, g)
+			} else {
+				_, err = io.Copy(g.stdout, resp.Body)
+			}
 			if cmd.Context().Err() != nil {
 				return nil // interrupted while following
 			}
@@ -36,4 +43,24 @@ func newLogsCmd(g *globals) *cobra.Command {
 	cmd.Flags().StringVar(&env, "env", "", "environment")
 	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing new lines")
 	return cmd
+}
+
+// jsonLines prints each "[replica] line" of a log stream as a JSON object.
+func jsonLines(r io.Reader, g *globals) error {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	enc := json.NewEncoder(g.stdout)
+	for sc.Scan() {
+		line := sc.Text()
+		replica := ""
+		if rest, ok := strings.CutPrefix(line, "["); ok {
+			if i := strings.Index(rest, "] "); i >= 0 {
+				replica, line = rest[:i], rest[i+2:]
+			}
+		}
+		if err := enc.Encode(map[string]string{"replica": replica, "line": line}); err != nil {
+			return err
+		}
+	}
+	return sc.Err()
 }

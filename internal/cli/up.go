@@ -55,9 +55,14 @@ repository at <data>/repo. Edit and commit there to see socle follow.`,
 			if err != nil {
 				return err
 			}
-			tokenNote, err := firstAdminToken(ctx, s, cfg.Data)
+			tokenNote, tokenFile, err := firstAdminToken(ctx, s, cfg.Data)
 			if err != nil {
 				return err
+			}
+			if g.json() {
+				g.printJSON(map[string]string{"server": "http://" + s.Addr(), "repository": cfg.Repo, "data": cfg.Data,
+					"proxy": s.ProxyAddr(), "adminTokenFile": tokenFile})
+				return s.Run(ctx)
 			}
 			fmt.Fprintf(g.stdout, "socle is up on http://%s\n  portal               http://%s/ (log in with a token)\n  platform repository  %s\n  data directory       %s\n  apps                 http://<app>.<env>.localhost:%s (e.g. http://web.dev.localhost:%s)\n  status               socle status --server http://%s\n%s",
 				s.Addr(), s.Addr(), cfg.Repo, cfg.Data, portOf(s.ProxyAddr()), portOf(s.ProxyAddr()), s.Addr(), tokenNote)
@@ -122,19 +127,19 @@ func demoRepo(ctx context.Context, data string, g *globals) (string, error) {
 // token yet, it creates one for the user "admin" (the demo's admin) and
 // keeps it, mode 0600, in <data>/admin.token, as Argo CD keeps its initial
 // admin secret. It returns what `up` should say about tokens.
-func firstAdminToken(ctx context.Context, s *server.Server, data string) (string, error) {
+func firstAdminToken(ctx context.Context, s *server.Server, data string) (note, file string, err error) {
 	howto := fmt.Sprintf("  tokens               socle token create --user USER --data %s (or, as an admin, through the API)\n", data)
 	ts, err := s.Store().Tokens(ctx, "")
 	if err != nil || len(ts) > 0 {
-		return howto, err
+		return howto, "", err
 	}
 	secret, _, err := auth.Create(ctx, s.Store(), "admin", "initial admin token, made by socle up", "socle", 0)
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
 	p := filepath.Join(data, "admin.token")
 	if err := os.WriteFile(p, []byte(secret+"\n"), 0o600); err != nil {
-		return "", err
+		return "", "", err
 	}
-	return howto + fmt.Sprintf("  admin token          in %s: SOCLE_TOKEN=$(cat %s) socle status (revoke it once you have your own)\n", p, p), nil
+	return howto + fmt.Sprintf("  admin token          in %s: SOCLE_TOKEN=$(cat %s) socle status (revoke it once you have your own)\n", p, p), p, nil
 }
