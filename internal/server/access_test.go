@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/socle-dev/socle/internal/api"
+	"github.com/socle-dev/socle/internal/api/client"
 	"github.com/socle-dev/socle/internal/auth"
 )
 
@@ -316,5 +318,87 @@ func TestFailedLoginsAreLimited(t *testing.T) {
 	}
 	if code := get(r.token); code != http.StatusTooManyRequests {
 		t.Errorf("a valid token from the guessing address: %d, want 429 until the limit eases", code)
+	}
+}
+
+// TestAPIConventions checks what every list and answer shares: pages with
+// a cursor, ETags, bounded bodies, error bodies, and the live event stream.
+func TestAPIConventions(t *testing.T) {
+	t.Parallel()
+	repo := gitRepo(t)
+	r := start(t, repo, t.TempDir())
+	defer r.stop()
+	r.waitFor(t, "a revision in force", func(st Status) bool { return st.LastGood != nil })
+	commit(t, repo, "apps/web/score.yaml", "Grüezi", "Servus", "web: Servus")
+	r.hook(t)
+	r.waitFor(t, "the second revision", func(st Status) bool { return st.LastGood != nil && strings.HasPrefix(st.LastGood.Message, "web: Servus") })
+	c := client.New(r.url, r.token)
+	ctx := t.Context()
+
+	var p1, p2 api.Page[api.Revision]
+	if err := c.Get(ctx, "/api/v1/revisions?limit=1", &p1); err != nil || len(p1.Items) != 1 || p1.Next == "" {
+		t.Fatalf("first page: %+v %v", p1, err)
+	}
+	if err := c.Get(ctx, "/api/v1/revisions?limit=1&cursor="+p1.Next, &p2); err != nil || len(p2.Items) != 1 || p2.Items[0].SHA == p1.Items[0].SHA || p2.Next != "" {
+		t.Fatalf("second and last page: %+v %v", p2, err)
+	}
+	var bad api.Error
+	resp := r.get(t, "/api/v1/revisions?limit=5000")
+	json.NewDecoder(resp.Body).Decode(&bad)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest || bad.Error.Code != "bad_request" || !strings.Contains(bad.Error.Message, "limit") {
+		t.Errorf("limit 5000: %d %+v", resp.StatusCode, bad)
+	}
+
+	resp = r.get(t, "/api/v1/platform")
+	resp.Body.Close()
+	etag := resp.Header.Get("ETag")
+	req, _ := http.NewRequest(http.MethodGet, r.url+"/api/v1/platform", nil)
+	req.Header.Set("Authorization", "Bearer "+r.token)
+	req.Header.Set("If-None-Match", etag)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if etag == "" || resp.StatusCode != http.StatusNotModified {
+		t.Errorf("ETag %q, then If-None-Match: %s, want 304", etag, resp.Status)
+	}
+
+	req, _ = http.NewRequest(http.MethodPost, r.url+"/api/v1/apps/web/promote", strings.NewReader(`{"to":"preprod","message":"`+strings.Repeat("x", 2<<20)+`"}`))
+	req.Header.Set("Authorization", "Bearer "+r.token)
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest && resp.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Errorf("a 2 MB body: %s, want it refused", resp.Status)
+	}
+
+	// The stream sends what happens after it starts.
+	sctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	stream, err := c.Request(sctx, http.MethodGet, "/api/v1/events/stream", nil, http.Header{"Accept": {"text/event-stream"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stream.Body.Close()
+	if ct := stream.Header.Get("Content-Type"); ct != "text/event-stream" {
+		t.Errorf("stream content type %q", ct)
+	}
+	commit(t, repo, "apps/web/score.yaml", "Servus", "Hoi", "web: Hoi")
+	r.hook(t)
+	sc := bufio.NewScanner(stream.Body)
+	var sawID, sawRevision bool
+	for sc.Scan() && !(sawID && sawRevision) {
+		line := sc.Text()
+		sawID = sawID || strings.HasPrefix(line, "id: ")
+		if strings.HasPrefix(line, "data: ") && strings.Contains(line, "web: Hoi") {
+			sawRevision = true
+		}
+	}
+	if !sawID || !sawRevision {
+		t.Errorf("the stream did not send the new revision's event (id %v, revision %v): %v", sawID, sawRevision, sc.Err())
 	}
 }

@@ -55,16 +55,17 @@ func (s *Server) getReleases(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "bad_request", err.Error())
 		return
 	}
-	rels, err := s.store.Releases(r.Context(), store.ReleaseFilter{App: r.PathValue("app"), Env: r.PathValue("env"), Before: before, Limit: limit})
+	rels, err := s.store.Releases(r.Context(), store.ReleaseFilter{App: r.PathValue("app"), Env: r.PathValue("env"), Before: before, Limit: limit + 1})
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "bad_request", err.Error())
 		return
 	}
+	rels, more := cut(rels, limit)
 	page := api.Page[api.Release]{Items: make([]api.Release, len(rels))}
 	for i, rel := range rels {
 		page.Items[i] = wireRelease(rel)
 	}
-	if len(rels) == limit {
+	if more {
 		page.Next = strconv.FormatInt(rels[len(rels)-1].ID, 10)
 	}
 	reply(w, r, page)
@@ -103,16 +104,17 @@ func (s *Server) getRevisions(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "bad_request", err.Error())
 		return
 	}
-	revs, err := s.store.Revisions(r.Context(), limit, cursor)
+	revs, err := s.store.Revisions(r.Context(), limit+1, cursor)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "bad_request", err.Error())
 		return
 	}
+	revs, more := cut(revs, limit)
 	page := api.Page[api.Revision]{Items: make([]api.Revision, len(revs))}
 	for i, v := range revs {
 		page.Items[i] = wireRevision(v)
 	}
-	if len(revs) == limit {
+	if more {
 		page.Next = revs[len(revs)-1].SHA
 	}
 	reply(w, r, page)
@@ -174,17 +176,18 @@ func (s *Server) getEvents(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "bad_request", err.Error())
 		return
 	}
-	evs, err := s.store.Events(r.Context(), store.EventFilter{AfterID: after, Kind: q.Get("kind"), App: q.Get("app"), Env: q.Get("env"), Limit: limit})
+	evs, err := s.store.Events(r.Context(), store.EventFilter{AfterID: after, Kind: q.Get("kind"), App: q.Get("app"), Env: q.Get("env"), Limit: limit + 1})
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "bad_request", err.Error())
 		return
 	}
+	evs, more := cut(evs, limit)
 	page := api.Page[api.Event]{Items: make([]api.Event, len(evs))}
 	red := s.redactor()
 	for i, e := range evs {
 		page.Items[i] = wireEvent(e, red)
 	}
-	if len(evs) == limit {
+	if more {
 		page.Next = strconv.FormatInt(evs[len(evs)-1].ID, 10)
 	}
 	reply(w, r, page)
@@ -208,4 +211,14 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 
 func writeError(w http.ResponseWriter, code int, kind, msg string) {
 	writeJSON(w, code, map[string]any{"error": map[string]any{"code": kind, "message": msg}})
+}
+
+// cut keeps the first limit items of a list read with limit+1, and says
+// whether there were more. A store that gives no more than limit (at its
+// maximum) may have more: the page says so, and the next may be empty.
+func cut[T any](items []T, limit int) ([]T, bool) {
+	if len(items) > limit {
+		return items[:limit], true
+	}
+	return items, len(items) == limit && limit == store.MaxLimit
 }
