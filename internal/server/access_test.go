@@ -331,7 +331,9 @@ func TestAPIConventions(t *testing.T) {
 	r.waitFor(t, "a revision in force", func(st Status) bool { return st.LastGood != nil })
 	commit(t, repo, "apps/web/score.yaml", "Grüezi", "Servus", "web: Servus")
 	r.hook(t)
-	r.waitFor(t, "the second revision", func(st Status) bool { return st.LastGood != nil && strings.HasPrefix(st.LastGood.Message, "web: Servus") })
+	r.waitFor(t, "the second revision", func(st Status) bool {
+		return st.LastGood != nil && strings.HasPrefix(st.LastGood.Message, "web: Servus")
+	})
 	c := client.New(r.url, r.token)
 	ctx := t.Context()
 
