@@ -1,0 +1,123 @@
+package web
+
+import (
+	"encoding/json"
+	"net/http"
+	"slices"
+
+	"github.com/socle-dev/socle/internal/api"
+	"github.com/socle-dev/socle/internal/plan"
+)
+
+// appView is an app's page: one section per environment.
+type appView struct {
+	App    api.AppDetail
+	Envs   []appEnvView
+	Notice string
+}
+
+// appEnvView is the app in one environment.
+type appEnvView struct {
+	Env      api.Environment
+	Cell     api.AppEnv
+	Releases []releaseView
+	// ReleasesError says why the history could not be read.
+	ReleasesError string
+	Config        *plan.Unit
+	// Promotion is the preview of promoting the incoming release here:
+	// whether the gates let it in now, and if not, why.
+	Promotion *api.Preview
+}
+
+// Buttons are the cell's actions that open a confirmation; logs has a
+// panel of its own.
+func (e appEnvView) Buttons() []string {
+	return slices.DeleteFunc(slices.Clone(e.Cell.Actions), func(a string) bool { return a == "logs" })
+}
+
+// Logs reports whether there are logs to read here and the user may.
+func (e appEnvView) Logs() bool {
+	return e.Cell.Phase != "Absent" && slices.Contains(e.Cell.Actions, "logs")
+}
+
+// releaseView is a release with its notes read.
+type releaseView struct {
+	api.Release
+	Commits []noteCommit
+}
+
+// noteCommit is one commit of a release's notes: what changed in the app
+// since the release before.
+type noteCommit struct {
+	SHA     string `json:"sha"`
+	Author  string `json:"author"`
+	Subject string `json:"subject"`
+}
+
+func (p *portal) appPage(w http.ResponseWriter, r *http.Request, s *session) {
+	ctx := r.Context()
+	name := r.PathValue("app")
+	d, err := s.api.App(ctx, name)
+	if err != nil {
+		p.fail(w, r, s, err)
+		return
+	}
+	plat, err := s.api.Platform(ctx)
+	if err != nil {
+		p.fail(w, r, s, err)
+		return
+	}
+	envs := map[string]api.Environment{}
+	for _, e := range plat.Environments {
+		envs[e.Name] = e
+	}
+	v := appView{App: d}
+	if env := r.URL.Query().Get("env"); slices.ContainsFunc(d.Envs, func(c api.AppEnv) bool { return c.Env == env }) {
+		v.Notice = notice(r.URL.Query().Get("done"), env)
+	}
+	for _, c := range d.Envs {
+		ev := appEnvView{Env: envs[c.Env], Cell: c}
+		if ev.Env.Name == "" {
+			ev.Env.Name = c.Env
+		}
+		if u, ok := d.Config[c.Env]; ok {
+			ev.Config = &u
+		}
+		if c.Incoming != nil {
+			if pv, err := s.api.Preview(ctx, "promote", name, c.Env); err == nil {
+				ev.Promotion = &pv
+			}
+		}
+		rels, err := s.api.Releases(ctx, name, c.Env, 10)
+		if err != nil {
+			ev.ReleasesError = err.Error()
+		}
+		for _, rel := range rels {
+			rv := releaseView{Release: rel}
+			var notes struct{ Commits []noteCommit }
+			if json.Unmarshal(rel.Notes, &notes) == nil {
+				rv.Commits = notes.Commits
+			}
+			ev.Releases = append(ev.Releases, rv)
+		}
+		v.Envs = append(v.Envs, ev)
+	}
+	p.render(w, r, http.StatusOK, "app", s, name, v)
+}
+
+// notice words what an action just did, after the redirect that follows
+// it. Only known actions and environments are worded: a crafted link
+// cannot put text of its own on the page.
+func notice(done, env string) string {
+	switch done {
+	case "deploy":
+		return "Deploy to " + env + " started."
+	case "promote":
+		return "Promotion to " + env + " committed; the rollout follows."
+	case "approve":
+		return "Approval for " + env + " recorded."
+	case "rollback":
+		return "Rollback in " + env + " committed; the rollout follows."
+	}
+	return ""
+}

@@ -1,0 +1,186 @@
+package web
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/socle-dev/socle/internal/api"
+	"github.com/socle-dev/socle/internal/auth"
+	"github.com/socle-dev/socle/internal/cost"
+	"github.com/socle-dev/socle/internal/gate"
+	"github.com/socle-dev/socle/internal/plan"
+	"github.com/socle-dev/socle/internal/policy"
+	"github.com/socle-dev/socle/internal/spec"
+)
+
+// fakeAPI stands in for /api/v1 in the portal's unit tests: canned answers
+// in the API's wire types, a token per user, and a record of the actions
+// posted. The browser tests run against the real API.
+type fakeAPI struct {
+	mu     sync.Mutex
+	posted []string // "POST path body"
+	// blockPromote answers promotions with 409 blocked.
+	blockPromote bool
+	// noCosts answers the cost routes as before any import.
+	noCosts bool
+}
+
+var t0 = time.Date(2026, 11, 24, 9, 30, 0, 0, time.UTC)
+
+var fakeUsers = map[string]api.Me{
+	"tok-marco": {User: "marco", Teams: []api.Membership{{Team: "bookings", Role: "developer"}}},
+	"tok-sofia": {User: "sofia", Teams: []api.Membership{{Team: "bookings", Role: "approver"}}},
+}
+
+// fakeAuth accepts the fake users' tokens.
+type fakeAuth struct{}
+
+func (fakeAuth) Login(r *http.Request, token string) (string, error) {
+	if me, ok := fakeUsers[token]; ok {
+		return me.User, nil
+	}
+	if token == "flood" {
+		return "", auth.ErrTooMany
+	}
+	return "", fmt.Errorf("%w: unknown token", auth.ErrBadToken)
+}
+
+func fakePlatform() api.Platform {
+	return api.Platform{Name: "alpenrose", Revision: strings.Repeat("a1", 20),
+		Environments: []api.Environment{
+			{Name: "dev", Zone: "apps-nonprod", Runtime: "local", Sync: "auto", DeployRoles: []string{"developer", "approver", "admin"}},
+			{Name: "preprod", Zone: "apps-nonprod", Runtime: "local", Sync: "manual", Promotion: &api.Promotion{From: "dev", Soak: "10m"}},
+			{Name: "prod", Zone: "apps-prod", Runtime: "local", Sync: "manual", Production: true, DeployRoles: []string{"approver", "admin"},
+				Promotion: &api.Promotion{From: "preprod", Soak: "1h", Approvals: 1, Windows: []string{"Tue,Thu 10:00-16:00 Europe/Paris"}}},
+		},
+		Zones: []api.Zone{{Name: "apps-nonprod", Kind: "application"}, {Name: "apps-prod", Kind: "application"}},
+		Teams: []api.Team{{Name: "bookings", Apps: []string{"api", "worker"}}, {Name: "guest-experience", Apps: []string{"web"}}},
+	}
+}
+
+// fakeCells are an app's cells as user sees them: approvers may approve
+// and promote into prod, developers may not.
+func fakeCells(app, user string) []api.AppEnv {
+	rev, rev2 := "1f2e3d4c5b6a79881f2e3d4c5b6a79881f2e3d4c", "9a8b7c6d5e4f30219a8b7c6d5e4f30219a8b7c6d"
+	art, art2 := "sha256:"+strings.Repeat("ab12", 16), "sha256:"+strings.Repeat("cd34", 16)
+	prod := []string{"logs"}
+	if user == "sofia" {
+		prod = []string{"promote", "approve", "rollback", "logs"}
+	}
+	return []api.AppEnv{
+		{Env: "dev", Phase: "Synced", Revision: rev2, Artifact: art2, Release: 7, Ready: 2, Desired: 2, URL: "http://" + app + ".dev.localhost:7080", Updated: t0, Actions: []string{"deploy", "rollback", "logs"}},
+		{Env: "preprod", Phase: "Progressing", Reason: "rolling update: 1 of 2 replicas on the new version", Revision: rev2, Artifact: art2, Ready: 1, Desired: 2, Updated: t0, Actions: []string{"promote", "rollback", "logs"}},
+		{Env: "prod", Phase: "Blocked", Reason: "approvals: 0 of 1 approvals", Revision: rev, Artifact: art, Release: 3, Ready: 2, Desired: 2, Updated: t0,
+			Incoming: &api.Incoming{From: "preprod", Revision: rev2, Artifact: art2, Approvals: []string{}, Needed: 1}, Actions: prod},
+	}
+}
+
+func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	me, ok := fakeUsers[strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")]
+	if !ok {
+		writeFake(w, http.StatusUnauthorized, api.Error{Error: api.ErrorBody{Code: "unauthorized", Message: "a valid token is required"}})
+		return
+	}
+	p := r.URL.Path
+	if r.Method == http.MethodPost {
+		var body json.RawMessage
+		json.NewDecoder(r.Body).Decode(&body)
+		f.mu.Lock()
+		f.posted = append(f.posted, "POST "+p+" "+string(body))
+		block := f.blockPromote
+		f.mu.Unlock()
+		if block && strings.HasSuffix(p, "/promote") {
+			writeFake(w, http.StatusConflict, api.Error{Error: api.ErrorBody{Code: "blocked", Message: "api to prod is blocked: approvals: 0 of 1 approvals",
+				Details: map[string]any{"gates": gate.Result{Blocks: []gate.Block{{Gate: "approvals", Reason: "0 of 1 approvals"}}}}}})
+			return
+		}
+		writeFake(w, http.StatusCreated, map[string]any{"app": "api"})
+		return
+	}
+	switch {
+	case p == "/api/v1/me":
+		writeFake(w, 200, me)
+	case p == "/api/v1/platform":
+		writeFake(w, 200, fakePlatform())
+	case p == "/api/v1/apps":
+		var apps []api.App
+		for _, a := range []struct{ name, owner string }{{"api", "bookings"}, {"web", "guest-experience"}, {"worker", "bookings"}} {
+			apps = append(apps, api.App{Name: a.name, Owner: a.owner, Strategy: "rolling", Envs: fakeCells(a.name, me.User)})
+		}
+		writeFake(w, 200, api.Page[api.App]{Items: apps})
+	case p == "/api/v1/apps/api":
+		unit := plan.Unit{App: "api", Env: "dev", Runtime: "local", Replicas: spec.Replicas{Min: 1, Max: 2}, Rollout: spec.Rollout{Strategy: "rolling"}}
+		d := api.AppDetail{App: api.App{Name: "api", Owner: "bookings", Description: "Bookings API", Strategy: "rolling", Envs: fakeCells("api", me.User)},
+			Config: map[string]plan.Unit{"dev": unit}, Secrets: []string{"DB_PASSWORD"}}
+		writeFake(w, 200, d)
+	case strings.HasSuffix(p, "/releases"):
+		writeFake(w, 200, api.Page[api.Release]{Items: []api.Release{{ID: 7, App: "api", Env: "dev", Revision: "9a8b7c6d5e4f30219a8b7c6d", Artifact: "sha256:" + strings.Repeat("cd34", 16),
+			Trigger: "sync", Status: "Succeeded", StartedAt: t0, FinishedAt: t0.Add(time.Minute),
+			Notes: json.RawMessage(`{"commits":[{"sha":"9a8b7c6d5e4f","author":"Marco","subject":"api: faster search"}]}`)}}})
+	case strings.HasSuffix(p, "/preview"):
+		writeFake(w, 200, api.Preview{Action: r.URL.Query().Get("action"),
+			Target:   api.Target{App: "api", Env: "prod", From: "preprod", Revision: "9a8b7c6d5e4f30219a8b7c6d", Artifact: "sha256:" + strings.Repeat("cd34", 16)},
+			Change:   &plan.Change{Action: plan.Update, App: "api", Env: "prod", Fields: []plan.Field{{Path: "artifact", Old: "sha256:ab12", New: "sha256:cd34"}}},
+			Gates:    gate.Result{Blocks: []gate.Block{{Gate: "approvals", Reason: "0 of 1 approvals"}}},
+			Verdicts: policy.Verdicts{{Policy: "prod-replicas", Severity: spec.SeverityDeny, Allowed: true}},
+			Allowed:  me.User == "sofia", Blocked: true, Reason: "approvals: 0 of 1 approvals"})
+	case strings.HasSuffix(p, "/approvals"):
+		writeFake(w, 200, map[string]any{"artifact": "sha256:cd34", "items": []api.Approval{}})
+	case p == "/api/v1/revisions":
+		writeFake(w, 200, api.Page[api.Revision]{Items: []api.Revision{{SHA: "9a8b7c6d5e4f30219a8b7c6d", Author: "Marco", Time: t0, Message: "api: faster search", Valid: true, SeenAt: t0}}})
+	case p == "/api/v1/revisions/9a8b7c6d5e4f30219a8b7c6d":
+		writeFake(w, 200, api.RevisionDetail{Revision: api.Revision{SHA: "9a8b7c6d5e4f30219a8b7c6d", Author: "Marco", Time: t0, Message: "api: faster search", Valid: true, SeenAt: t0},
+			Plans: []api.PlanRef{{ID: 12, Revision: "9a8b7c6d5e4f30219a8b7c6d", Summary: plan.Summary{Update: 2, Unchanged: 7}, Created: t0}}})
+	case p == "/api/v1/plans/12":
+		writeFake(w, 200, planBody{Plan: plan.Plan{Revision: "9a8b7c6d5e4f30219a8b7c6d", Summary: plan.Summary{Update: 2, Unchanged: 7}, Changes: []plan.Change{
+			{Action: plan.Update, App: "api", Env: "prod", Fields: []plan.Field{{Path: "containers.api.variables.LOG_LEVEL", Old: "info", New: "debug"}}},
+			{Action: plan.Update, App: "api", Env: "dev", Fields: []plan.Field{{Path: "source", Old: "sha256:1", New: "sha256:2"}}},
+		}}, Decisions: []policy.Decision{{Action: plan.Update, App: "api", Env: "prod", Verdicts: policy.Verdicts{{Policy: "no-debug-in-prod", Severity: spec.SeverityDeny, Message: "LOG_LEVEL debug is not allowed in production"}}}},
+			Gates: map[string]string{"api@prod": "soak: preprod has run it healthy for 2m of 1h"}})
+	case p == "/api/v1/audit":
+		writeFake(w, 200, api.Page[api.AuditRecord]{Items: []api.AuditRecord{{Seq: 41, At: t0, Actor: "sofia", Action: "approve", App: "api", Env: "prod", Revision: "9a8b7c6d5e4f30219a8b7c6d", Detail: json.RawMessage(`{"comment":"ok"}`)}}, Next: "41"})
+	case p == "/api/v1/audit/verify":
+		writeFake(w, 200, map[string]any{"Verified": 41, "LastSeq": 41})
+	case p == "/api/v1/dora":
+		writeFake(w, 200, map[string]any{"Since": t0.Add(-720 * time.Hour), "Until": t0, "Deployments": 42, "DeploymentsPerDay": 1.4,
+			"LeadTime": map[string]any{"N": 42, "Median": int64(90 * time.Minute), "Max": int64(26 * time.Hour)}, "Changes": 40, "Failures": 3, "ChangeFailureRate": 0.075,
+			"TimeToRestore": map[string]any{"N": 3, "Median": int64(20 * time.Minute)}})
+	case p == "/api/v1/dora/series":
+		series := api.DORASeries{Bucket: "week"}
+		for i := range 4 {
+			series.Points = append(series.Points, api.DORAPoint{Start: t0.Add(time.Duration(i-4) * 7 * 24 * time.Hour), DORAFigureSet: api.DORAFigureSet{
+				Deployments: 5 + 3*i, Changes: 5 + 3*i, Failures: i % 2, ChangeFailureRate: float64(i%2) / float64(5+3*i),
+				LeadTimeP50: float64(i+1) * 3600, TimeToRestoreP50: float64(i%2) * 1200}})
+		}
+		writeFake(w, 200, series)
+	case f.noCosts && strings.HasPrefix(p, "/api/v1/costs/"):
+		writeFake(w, http.StatusBadRequest, api.Error{Error: api.ErrorBody{Code: "bad_request", Message: "no cost data imported yet"}})
+	case p == "/api/v1/costs/report":
+		sep := cost.MonthOf(2024, time.September)
+		writeFake(w, 200, cost.Report{From: sep.First(), To: sep.End() - 1, By: []cost.Dim{cost.DimTeam, cost.DimEnv}, Rows: []cost.ReportRow{
+			{Keys: map[cost.Dim]string{cost.DimTeam: "bookings", cost.DimEnv: "prod"}, Currency: "EUR", Amounts: cost.Amounts{Billed: 1250.5, Effective: 1190.25, List: 1400}},
+			{Keys: map[cost.Dim]string{cost.DimTeam: "bookings", cost.DimEnv: "dev"}, Currency: "EUR", Amounts: cost.Amounts{Billed: 210, Effective: 205, List: 230}},
+			{Keys: map[cost.Dim]string{cost.DimTeam: "", cost.DimEnv: ""}, Currency: "EUR", Amounts: cost.Amounts{Billed: 90, Effective: 90, List: 90}},
+		}, Totals: []cost.Total{{Currency: "EUR", Amounts: cost.Amounts{Billed: 1550.5, Effective: 1485.25, List: 1720}}}})
+	case p == "/api/v1/costs/budgets":
+		sep := cost.MonthOf(2024, time.September)
+		writeFake(w, 200, cost.BudgetReport{Month: sep, AsOf: sep.First() + 4, Budgets: []cost.BudgetStatus{{Name: "bookings-monthly", Scope: map[string]string{"team": "bookings"},
+			Month: sep, Currency: "EUR", Amount: 1000, Actual: 620, AsOf: sep.First() + 4, Forecast: 3720, Status: "warning", Daily: []float64{100, 110, 130, 140, 140}}}})
+	case p == "/api/v1/costs/anomalies":
+		sep := cost.MonthOf(2024, time.September)
+		writeFake(w, 200, cost.AnomalyReport{From: sep.First(), To: sep.End() - 1, Anomalies: []cost.Anomaly{{Day: sep.First() + 3, Dim: cost.DimTeam, Value: "bookings",
+			Currency: "EUR", Cost: 140, Expected: 60, Impact: 80, Direction: "spike", Baseline: 4}}})
+	default:
+		writeFake(w, http.StatusNotFound, api.Error{Error: api.ErrorBody{Code: "not_found", Message: "no route " + p}})
+	}
+}
+
+func writeFake(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	json.NewEncoder(w).Encode(v)
+}

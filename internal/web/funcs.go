@@ -1,0 +1,157 @@
+package web
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"html/template"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/socle-dev/socle/internal/api"
+)
+
+// funcs are the templates' helpers. shortSHA, shortDigest, health and
+// healthText, which cell.go draws cells with, have twins in static/app.js,
+// which redraws cells live.
+var funcs = template.FuncMap{
+	"short":      shortSHA,
+	"digest":     shortDigest,
+	"lower":      strings.ToLower,
+	"when":       when,
+	"dur":        humanDuration,
+	"pct":        func(f float64) string { return strconv.FormatFloat(f*100, 'f', 1, 64) + " %" },
+	"money":      money,
+	"pretty":     prettyJSON,
+	"join":       strings.Join,
+	"actionText": actionText,
+	"str":        func(v any) string { return fmt.Sprint(v) },
+	"add":        func(a, b int) int { return a + b },
+	"periodName": periodName,
+	"asset":      asset,
+	"cellBody":   cellBody,
+	"matrixBody": matrixBody,
+}
+
+// shortSHA is a commit as people write it: its first seven digits.
+func shortSHA(s string) string {
+	if len(s) > 7 {
+		return s[:7]
+	}
+	return s
+}
+
+// shortDigest is the first twelve hex digits of an image digest, as
+// container tools print it.
+func shortDigest(s string) string {
+	_, h, ok := strings.Cut(s, ":")
+	if !ok {
+		h = s
+	}
+	if len(h) > 12 {
+		return h[:12]
+	}
+	return h
+}
+
+// health sums a cell's replicas: ok when all it wants are ready, bad when
+// some are missing, none when it runs nothing.
+func health(c api.AppEnv) string {
+	switch {
+	case c.Desired == 0 && c.Ready == 0:
+		return "none"
+	case c.Ready >= c.Desired && c.Phase != "Failed" && c.Phase != "Degraded":
+		return "ok"
+	default:
+		return "bad"
+	}
+}
+
+func healthText(c api.AppEnv) string {
+	switch health(c) {
+	case "ok":
+		return "healthy"
+	case "bad":
+		return "unhealthy"
+	}
+	return "not running"
+}
+
+// when writes a time in UTC to the minute; zero is a dash.
+func when(t time.Time) string {
+	if t.IsZero() {
+		return "—"
+	}
+	return t.UTC().Format("2006-01-02 15:04 UTC")
+}
+
+// humanDuration writes a duration to two units: 3d4h, 2h05m, 4m10s, 12s.
+func humanDuration(d time.Duration) string {
+	switch {
+	case d <= 0:
+		return "—"
+	case d < time.Minute:
+		return strconv.FormatFloat(d.Seconds(), 'f', 0, 64) + "s"
+	case d < time.Hour:
+		return fmt.Sprintf("%dm%02ds", int(d.Minutes()), int(d.Seconds())%60)
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%dh%02dm", int(d.Hours()), int(d.Minutes())%60)
+	}
+	return fmt.Sprintf("%dd%dh", int(d.Hours())/24, int(d.Hours())%24)
+}
+
+// money writes an amount with thousands separators and two decimals.
+func money(v float64, currency string) string {
+	neg := v < 0
+	s := strconv.FormatFloat(math.Abs(v), 'f', 2, 64)
+	whole, frac, _ := strings.Cut(s, ".")
+	var b strings.Builder
+	for i, r := range whole {
+		if i > 0 && (len(whole)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(r)
+	}
+	out := b.String() + "." + frac
+	if neg {
+		out = "−" + out
+	}
+	if currency != "" {
+		out += " " + currency
+	}
+	return out
+}
+
+func prettyJSON(raw any) string {
+	var b []byte
+	switch v := raw.(type) {
+	case json.RawMessage:
+		b = v
+	default:
+		b, _ = json.Marshal(v)
+	}
+	var out bytes.Buffer
+	if json.Indent(&out, b, "", "  ") != nil {
+		return string(b)
+	}
+	return out.String()
+}
+
+// actionText is an action's button label.
+func actionText(action string) string {
+	switch action {
+	case "deploy":
+		return "Deploy"
+	case "promote":
+		return "Promote"
+	case "approve":
+		return "Approve"
+	case "rollback":
+		return "Roll back"
+	case "logs":
+		return "Logs"
+	}
+	return action
+}

@@ -1,0 +1,71 @@
+package web
+
+import (
+	"errors"
+	"net/http"
+	"strings"
+
+	"github.com/socle-dev/socle/internal/auth"
+)
+
+// loginView is the login page's body.
+type loginView struct {
+	Next  string
+	Error string
+}
+
+func (p *portal) loginPage(w http.ResponseWriter, r *http.Request) {
+	p.render(w, r, http.StatusOK, "login", nil, "Sign in", loginView{Next: safeNext(r.URL.Query().Get("next"))})
+}
+
+// loginPost checks the token with the Authenticator (which rate-limits
+// failed attempts) and keeps it in an HttpOnly cookie: scripts never see it.
+func (p *portal) loginPost(w http.ResponseWriter, r *http.Request) {
+	if !sameOrigin(r) {
+		p.render(w, r, http.StatusForbidden, "error", nil, "Forbidden", errorView{Title: "Forbidden", Message: "This form was sent from another site."})
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
+	token := strings.TrimSpace(r.PostFormValue("token"))
+	next := safeNext(r.PostFormValue("next"))
+	if token == "" || p.cfg.Auth == nil {
+		p.render(w, r, http.StatusUnauthorized, "login", nil, "Sign in", loginView{Next: next, Error: "Type your socle token."})
+		return
+	}
+	user, err := p.cfg.Auth.Login(r, token)
+	if err != nil {
+		p.log.Info("portal login refused", "remote", r.RemoteAddr, "err", err)
+		status, msg := http.StatusUnauthorized, "That token was not accepted: "+err.Error()+"."
+		if errors.Is(err, auth.ErrTooMany) {
+			status, msg = http.StatusTooManyRequests, "Too many failed attempts from this address: wait a minute, then try again."
+			w.Header().Set("Retry-After", "60")
+		}
+		p.render(w, r, status, "login", nil, "Sign in", loginView{Next: next, Error: msg})
+		return
+	}
+	p.log.Info("portal login", "user", user)
+	http.SetCookie(w, &http.Cookie{Name: CookieName, Value: token, Path: "/", HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode})
+	http.Redirect(w, r, next, http.StatusSeeOther)
+}
+
+func (p *portal) logout(w http.ResponseWriter, r *http.Request) {
+	if !sameOrigin(r) {
+		p.render(w, r, http.StatusForbidden, "error", nil, "Forbidden", errorView{Title: "Forbidden", Message: "This form was sent from another site."})
+		return
+	}
+	clearCookie(w, r)
+	http.Redirect(w, r, "/login", http.StatusSeeOther)
+}
+
+func clearCookie(w http.ResponseWriter, r *http.Request) {
+	http.SetCookie(w, &http.Cookie{Name: CookieName, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode})
+}
+
+// safeNext keeps a redirect after login on the portal: a local path, never
+// another site ("//host" or "/\host" are other sites to a browser).
+func safeNext(next string) string {
+	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/\\") || strings.HasPrefix(next, "/api/") {
+		return "/"
+	}
+	return next
+}

@@ -1,0 +1,246 @@
+package web
+
+import (
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+var assetVersion = regexp.MustCompile(`\?v=[0-9a-f]{12}`)
+
+func newTestPortal(t *testing.T) (*httptest.Server, *fakeAPI) {
+	t.Helper()
+	f := &fakeAPI{}
+	h := New(Config{API: f, Auth: fakeAuth{}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return srv, f
+}
+
+// get fetches a page as the holder of token ("" for nobody), without
+// following redirects.
+func get(t *testing.T, srv *httptest.Server, token, path string) (*http.Response, string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, srv.URL+path, nil)
+	if token != "" {
+		req.AddCookie(&http.Cookie{Name: CookieName, Value: token})
+	}
+	return send(t, req)
+}
+
+func post(t *testing.T, srv *httptest.Server, token, path string, form url.Values, origin string) (*http.Response, string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, srv.URL+path, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if origin != "" {
+		req.Header.Set("Origin", origin)
+	}
+	if token != "" {
+		req.AddCookie(&http.Cookie{Name: CookieName, Value: token})
+	}
+	return send(t, req)
+}
+
+func send(t *testing.T, req *http.Request) (*http.Response, string) {
+	t.Helper()
+	c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp, string(b)
+}
+
+func TestNoTokenIs401(t *testing.T) {
+	srv, _ := newTestPortal(t)
+	for _, p := range []string{"/", "/apps/api", "/apps/api/envs/prod/confirm?action=approve", "/revisions", "/activity", "/dora", "/costs", "/nowhere"} {
+		resp, body := get(t, srv, "", p)
+		if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(body, `href="/login`) {
+			t.Errorf("GET %s without a token: %d, want 401 with a link to /login", p, resp.StatusCode)
+		}
+		if resp, _ := get(t, srv, "not-a-token", p); resp.StatusCode != http.StatusUnauthorized {
+			t.Errorf("GET %s with a bad token: %d, want 401", p, resp.StatusCode)
+		}
+	}
+	resp, _ := post(t, srv, "", "/apps/api/envs/dev/deploy", url.Values{}, "")
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("POST deploy without a token: %d", resp.StatusCode)
+	}
+	for _, p := range []string{"/login", "/static/style.css", "/static/app.js"} {
+		if resp, _ := get(t, srv, "", p); resp.StatusCode != http.StatusOK {
+			t.Errorf("GET %s: %d, want 200 (public)", p, resp.StatusCode)
+		}
+	}
+}
+
+func TestLoginLogout(t *testing.T) {
+	srv, _ := newTestPortal(t)
+	resp, body := post(t, srv, "", "/login", url.Values{"token": {"wrong"}}, "")
+	if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(body, "not accepted") {
+		t.Errorf("a wrong token: %d\n%s", resp.StatusCode, body)
+	}
+	resp, body = post(t, srv, "", "/login", url.Values{"token": {"flood"}}, "")
+	if resp.StatusCode != http.StatusTooManyRequests || !strings.Contains(body, "Too many failed attempts") {
+		t.Errorf("a rate-limited login: %d\n%s", resp.StatusCode, body)
+	}
+	resp, _ = post(t, srv, "", "/login", url.Values{"token": {"tok-marco"}, "next": {"/apps/api"}}, "")
+	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/apps/api" {
+		t.Fatalf("login: %d to %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	var c *http.Cookie
+	for _, k := range resp.Cookies() {
+		if k.Name == CookieName {
+			c = k
+		}
+	}
+	if c == nil || c.Value != "tok-marco" || !c.HttpOnly || c.SameSite != http.SameSiteStrictMode || c.Path != "/" {
+		t.Fatalf("login cookie: %+v", c)
+	}
+	resp, _ = post(t, srv, "", "/login", url.Values{"token": {"tok-marco"}, "next": {"//evil.example/"}}, "")
+	if loc := resp.Header.Get("Location"); loc != "/" {
+		t.Errorf("login followed next to %q", loc)
+	}
+	resp, _ = post(t, srv, "tok-marco", "/logout", nil, "")
+	if resp.StatusCode != http.StatusSeeOther || len(resp.Cookies()) != 1 || resp.Cookies()[0].MaxAge >= 0 {
+		t.Errorf("logout: %d %v", resp.StatusCode, resp.Cookies())
+	}
+}
+
+// TestPages renders every page as a developer and compares it with its
+// golden file (go test ./internal/web -update rewrites them).
+func TestPages(t *testing.T) {
+	srv, _ := newTestPortal(t)
+	for _, tc := range []struct{ name, token, path string }{
+		{"login", "", "/login"},
+		{"home", "tok-marco", "/"},
+		{"home-filtered", "tok-marco", "/?team=bookings&zone=apps-prod&q=ap"},
+		{"app", "tok-marco", "/apps/api"},
+		{"app-approver", "tok-sofia", "/apps/api"},
+		{"confirm-approve", "tok-sofia", "/apps/api/envs/prod/confirm?action=approve"},
+		{"confirm-promote-developer", "tok-marco", "/apps/api/envs/prod/confirm?action=promote"},
+		{"revisions", "tok-marco", "/revisions"},
+		{"revision", "tok-marco", "/revisions/9a8b7c6d5e4f30219a8b7c6d"},
+		{"activity", "tok-marco", "/activity"},
+		{"activity-filtered", "tok-marco", "/activity?actor=sofia"},
+		{"dora", "tok-marco", "/dora"},
+		{"costs", "tok-marco", "/costs"},
+		{"not-found", "tok-marco", "/apps/nope"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, body := get(t, srv, tc.token, tc.path)
+			if want := http.StatusOK; resp.StatusCode != want && tc.name != "not-found" {
+				t.Errorf("GET %s: %d\n%s", tc.path, resp.StatusCode, body)
+			}
+			// The assets' versions change with every edit of the CSS or
+			// the script; the pages' goldens should not.
+			body = assetVersion.ReplaceAllString(body, "?v=HASH")
+			golden(t, filepath.Join("pages", tc.name+".html"), []byte(body))
+		})
+	}
+}
+
+func TestCostsWithoutData(t *testing.T) {
+	srv, f := newTestPortal(t)
+	f.noCosts = true
+	resp, body := get(t, srv, "tok-marco", "/costs")
+	if resp.StatusCode != http.StatusOK || !strings.Contains(body, "No cost report: no cost data imported yet") {
+		t.Errorf("costs without data: %d\n%s", resp.StatusCode, body)
+	}
+}
+
+func TestControlsFollowTheRole(t *testing.T) {
+	srv, _ := newTestPortal(t)
+	_, dev := get(t, srv, "tok-marco", "/apps/api")
+	_, appr := get(t, srv, "tok-sofia", "/apps/api")
+	prod := func(body string) string {
+		_, after, _ := strings.Cut(body, `id="env-prod"`)
+		return after
+	}
+	if strings.Contains(prod(dev), `data-action="approve"`) {
+		t.Error("a developer sees an approve button on prod")
+	}
+	if !strings.Contains(prod(appr), `data-action="approve"`) {
+		t.Error("an approver sees no approve button on prod")
+	}
+	if !strings.Contains(dev, `data-action="deploy"`) {
+		t.Error("a developer sees no deploy button on dev")
+	}
+	_, body := get(t, srv, "tok-marco", "/apps/api/envs/prod/confirm?action=approve")
+	if strings.Contains(body, `<form method="post" action="/apps/api/envs/prod/approve"`) {
+		t.Error("a developer gets an approval form")
+	}
+}
+
+func TestActions(t *testing.T) {
+	srv, f := newTestPortal(t)
+	resp, _ := post(t, srv, "tok-sofia", "/apps/api/envs/prod/approve", url.Values{"message": {"looks good"}}, srv.URL)
+	if resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(resp.Header.Get("Location"), "/apps/api?done=approve&env=prod") {
+		t.Fatalf("approve: %d to %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	resp, _ = post(t, srv, "tok-marco", "/apps/api/envs/dev/deploy", url.Values{"revision": {"9a8b7c6"}}, "")
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("deploy: %d", resp.StatusCode)
+	}
+	resp, _ = post(t, srv, "tok-sofia", "/apps/api/envs/prod/rollback", url.Values{"release": {"2"}, "message": {"bad"}}, "")
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("rollback: %d", resp.StatusCode)
+	}
+	f.mu.Lock()
+	got := strings.Join(f.posted, "\n")
+	f.blockPromote = true
+	f.mu.Unlock()
+	want := `POST /api/v1/apps/api/envs/prod/approvals {"message":"looks good"}
+POST /api/v1/apps/api/envs/dev/deploy {"revision":"9a8b7c6"}
+POST /api/v1/apps/api/envs/prod/rollback {"release":2,"message":"bad"}`
+	if got != want {
+		t.Errorf("the API got:\n%s\nwant:\n%s", got, want)
+	}
+
+	resp, body := post(t, srv, "tok-sofia", "/apps/api/envs/prod/promote", url.Values{"message": {"go"}}, "")
+	if resp.StatusCode != http.StatusConflict || !strings.Contains(body, "0 of 1 approvals") || !strings.Contains(body, "Not done.") {
+		t.Errorf("a blocked promotion: %d\n%s", resp.StatusCode, body)
+	}
+	resp, _ = post(t, srv, "tok-sofia", "/apps/api/envs/prod/approve", url.Values{}, "http://evil.example")
+	if resp.StatusCode != http.StatusForbidden {
+		t.Errorf("a cross-site post: %d, want 403", resp.StatusCode)
+	}
+	resp, _ = post(t, srv, "tok-sofia", "/apps/api/envs/prod/explode", url.Values{}, "")
+	if resp.StatusCode != http.StatusNotFound {
+		t.Errorf("an unknown action: %d, want 404", resp.StatusCode)
+	}
+}
+
+func TestNotice(t *testing.T) {
+	srv, _ := newTestPortal(t)
+	_, body := get(t, srv, "tok-marco", "/apps/api?done=deploy&env=dev")
+	if !strings.Contains(body, "Deploy to dev started.") {
+		t.Error("no notice after a deploy")
+	}
+	_, body = get(t, srv, "tok-marco", "/apps/api?done=deploy&env=%3Cb%3Ehacked")
+	if strings.Contains(body, "hacked") {
+		t.Error("the notice shows text from the query")
+	}
+}
+
+func TestSSEData(t *testing.T) {
+	for _, tc := range []struct {
+		contentType, body string
+		want              []string
+	}{
+		{"text/plain; charset=utf-8", "[api.dev/r1/0] up\n[api.dev/r1/1] up\n", []string{"[api.dev/r1/0] up", "[api.dev/r1/1] up"}},
+		{"text/event-stream", "data: one\n\ndata: two\n\n: keep-alive\n\ndata:three\n\n", []string{"one", "two", "three"}},
+		{"text/plain", "", nil},
+	} {
+		if got := sseData(tc.contentType, []byte(tc.body)); strings.Join(got, "|") != strings.Join(tc.want, "|") {
+			t.Errorf("sseData(%q, %q) = %q, want %q", tc.contentType, tc.body, got, tc.want)
+		}
+	}
+}
