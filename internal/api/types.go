@@ -158,6 +158,11 @@ type Incoming struct {
 	// Approvals given so far, and how many are needed.
 	Approvals []string `json:"approvals"`
 	Needed    int      `json:"needed"`
+	// Blocked is true when a promotion gate (soak, approvals, window,
+	// freeze) holds it now, and Reason says which and until when.
+	// Policies are judged by preview.
+	Blocked bool   `json:"blocked"`
+	Reason  string `json:"reason,omitempty"`
 }
 
 // AppDetail is an app's page: its cells plus each environment's effective

@@ -61,33 +61,51 @@ func presented(r *http.Request) (token string, cookie bool) {
 	return "", false
 }
 
-// authenticate answers 401 or 429 itself and returns false when r carries
-// no valid token.
-func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) (*http.Request, bool) {
+// errCrossSite is a cookie-authenticated write from another site.
+var errCrossSite = errors.New("a request authenticated by the portal's cookie must come from the portal (Origin mismatch)")
+
+// verify returns r with its caller, or why it has none.
+func (s *Server) verify(r *http.Request) (*http.Request, error) {
 	token, cookie := presented(r)
 	t, err := s.auth.Authenticate(r.Context(), clientIP(r), token)
 	if err != nil {
-		switch {
-		case errors.Is(err, auth.ErrTooMany):
-			w.Header().Set("Retry-After", "60")
-			writeError(w, http.StatusTooManyRequests, "too_many_requests", err.Error())
-		case errors.Is(err, auth.ErrNoToken), errors.Is(err, auth.ErrBadToken), errors.Is(err, auth.ErrExpired), errors.Is(err, auth.ErrRevoked):
-			w.Header().Set("WWW-Authenticate", `Bearer realm="socle"`)
-			msg := "a valid token is required: Authorization: Bearer <token> (socle token create)"
-			if !errors.Is(err, auth.ErrNoToken) && !errors.Is(err, auth.ErrBadToken) {
-				msg = err.Error()
-			}
-			writeError(w, http.StatusUnauthorized, "unauthorized", msg)
-		default:
-			writeError(w, http.StatusInternalServerError, "internal", "checking the token: "+err.Error())
-		}
-		return r, false
+		return r, err
 	}
 	if cookie && !safeMethod(r.Method) && !sameOrigin(r) {
-		writeError(w, http.StatusForbidden, "forbidden", "a request authenticated by the portal's cookie must come from the portal (Origin mismatch)")
-		return r, false
+		return r, errCrossSite
 	}
-	return r.WithContext(context.WithValue(r.Context(), callerKey{}, caller{User: t.User, TokenID: t.ID, Cookie: cookie})), true
+	return r.WithContext(context.WithValue(r.Context(), callerKey{}, caller{User: t.User, TokenID: t.ID, Cookie: cookie})), nil
+}
+
+// badToken reports whether err means the caller has no valid token (as
+// opposed to being limited, or the store failing).
+func badToken(err error) bool {
+	return errors.Is(err, auth.ErrNoToken) || errors.Is(err, auth.ErrBadToken) || errors.Is(err, auth.ErrExpired) || errors.Is(err, auth.ErrRevoked)
+}
+
+// authenticate answers 401, 403 or 429 itself and returns false when r
+// carries no valid token.
+func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) (*http.Request, bool) {
+	r, err := s.verify(r)
+	switch {
+	case err == nil:
+		return r, true
+	case errors.Is(err, auth.ErrTooMany):
+		w.Header().Set("Retry-After", "60")
+		writeError(w, http.StatusTooManyRequests, "too_many_requests", err.Error())
+	case badToken(err):
+		w.Header().Set("WWW-Authenticate", `Bearer realm="socle"`)
+		msg := "a valid token is required: Authorization: Bearer <token> (socle token create)"
+		if !errors.Is(err, auth.ErrNoToken) && !errors.Is(err, auth.ErrBadToken) {
+			msg = err.Error()
+		}
+		writeError(w, http.StatusUnauthorized, "unauthorized", msg)
+	case errors.Is(err, errCrossSite):
+		writeError(w, http.StatusForbidden, "forbidden", err.Error())
+	default:
+		writeError(w, http.StatusInternalServerError, "internal", "checking the token: "+err.Error())
+	}
+	return r, false
 }
 
 func safeMethod(m string) bool {
@@ -192,6 +210,12 @@ func actions(repo *spec.Repo, user, app, env string) []string {
 		return out
 	}
 	gated := e.Promotion != nil && e.Promotion.From != ""
+	if a := repo.App(app); a != nil && a.Config.Environments[env].Disabled {
+		if repo.MayReadLogs(user, app) {
+			out = append(out, "logs")
+		}
+		return out // the app does not run here: nothing to deploy
+	}
 	if repo.MayDeploy(user, app, env) {
 		if !gated {
 			out = append(out, "deploy")

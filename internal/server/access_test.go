@@ -201,7 +201,17 @@ func TestAPIAccess(t *testing.T) {
 				t.Errorf("GET %s without a token: %s, want 401", p, resp.Status)
 			}
 		}
-		resp, err := http.Get(f.url + "/login")
+		req, _ := http.NewRequest(http.MethodGet, f.url+"/", nil)
+		req.AddCookie(&http.Cookie{Name: TokenCookie, Value: "socle_expired"})
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if c := resp.Cookies(); resp.StatusCode != http.StatusUnauthorized || len(c) != 1 || c[0].Name != TokenCookie || c[0].MaxAge >= 0 {
+			t.Errorf("the portal with a bad cookie: %s, cookies %v; want 401 and the cookie cleared", resp.Status, c)
+		}
+		resp, err = http.Get(f.url + "/login")
 		if err != nil {
 			t.Fatal(err)
 		}

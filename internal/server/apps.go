@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"slices"
 	"strings"
@@ -101,6 +102,8 @@ type matrix struct {
 	units   map[plan.Key]reconcile.UnitStatus
 	blocked map[plan.Key]string
 	envs    []spec.Environment
+	// proxyPort is where the local runtime's apps are reached.
+	proxyPort string
 }
 
 func (s *Server) matrixFor(user string) (*matrix, error) {
@@ -109,6 +112,9 @@ func (s *Server) matrixFor(user string) (*matrix, error) {
 		return nil, fmt.Errorf("%w: no valid revision of the platform repository yet", ErrRefused)
 	}
 	m := &matrix{repo: repo, user: user, units: map[plan.Key]reconcile.UnitStatus{}, blocked: map[plan.Key]string{}, envs: repo.Platform.Environments}
+	if _, port, err := net.SplitHostPort(s.ProxyAddr()); err == nil {
+		m.proxyPort = port
+	}
 	for _, u := range s.engine.Status() {
 		m.units[plan.Key{App: u.App, Env: u.Env}] = u
 	}
@@ -140,6 +146,9 @@ func (s *Server) cell(r *http.Request, m *matrix, a *spec.App, e *spec.Environme
 		c.Phase, c.Reason = string(u.Phase), u.Message
 		c.Revision, c.Artifact, c.Release = u.Revision, u.Artifact, u.Release
 		c.Ready, c.Desired, c.URL, c.Updated = u.Ready, u.Desired, u.URL, u.UpdatedAt
+		if c.URL != "" && e.Runtime.Type == spec.RuntimeLocal && m.proxyPort != "" && !strings.Contains(strings.TrimPrefix(c.URL, "http://"), ":") {
+			c.URL += ":" + m.proxyPort // the proxy serves <app>.<env>.localhost on its own port
+		}
 	} else {
 		c.Phase = "Absent"
 		switch {
@@ -166,6 +175,12 @@ func (s *Server) cell(r *http.Request, m *matrix, a *spec.App, e *spec.Environme
 					}
 				}
 			}
+			// The gates a promotion would meet now, from what is at hand:
+			// the matrix says why a cell waits without a preview per cell.
+			healthy, since := s.runsHealthy(r.Context(), a.Name, e.Promotion.From, from.Artifact)
+			res := gate.Check(gate.Input{Env: e, Freezes: m.repo.Platform.Freezes, Now: time.Now(), Source: healthy, HealthySince: since,
+				Approvers: in.Approvals, Author: s.authorOf(m.repo, from.Revision)})
+			in.Blocked, in.Reason = !res.Open(), res.Reason()
 			c.Incoming = in
 		}
 	}

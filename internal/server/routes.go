@@ -182,26 +182,30 @@ func (s *Server) guardRegistry(h http.Handler) http.Handler {
 }
 
 // guardPortal lets everyone reach the login page and its assets, and
-// nobody else without a token: 401 with a link to the login page.
+// nobody else without a valid token: 401 with a link to the login page (and,
+// for a cookie that no longer works, the cookie cleared).
 func (s *Server) guardPortal(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/login" || strings.HasPrefix(r.URL.Path, "/static/") {
 			h.ServeHTTP(w, r)
 			return
 		}
-		token, _ := presented(r)
-		if token == "" {
+		r, err := s.verify(r)
+		switch {
+		case err == nil:
+			h.ServeHTTP(w, r)
+			return
+		case badToken(err):
+			if _, cookie := presented(r); cookie {
+				http.SetCookie(w, &http.Cookie{Name: TokenCookie, Path: "/", MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteStrictMode})
+			}
 			w.Header().Set("Content-Type", "text/html; charset=utf-8")
 			w.WriteHeader(http.StatusUnauthorized)
 			fmt.Fprint(w, `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>socle: log in</title></head>`+
-				`<body><p>You are not logged in. <a href="/login">Log in with a token</a>.</p></body></html>`)
-			return
+				`<body><p>You are not logged in, or your token no longer works. <a href="/login">Log in with a token</a>.</p></body></html>`)
+		default:
+			s.authenticate(w, r) // limited, cross-site or a store fault: the API's answer
 		}
-		r, ok := s.authenticate(w, r)
-		if !ok {
-			return
-		}
-		h.ServeHTTP(w, r)
 	})
 }
 

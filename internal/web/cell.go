@@ -102,6 +102,10 @@ func writeCellBody(b *strings.Builder, c api.AppEnv) {
 			b.WriteString(strconv.Itoa(in.Needed))
 			b.WriteString(" approvals")
 		}
+		if in.Blocked {
+			b.WriteString(`; waits: `)
+			escapeTo(b, in.Reason)
+		}
 		b.WriteString(`</span>`)
 	}
 }

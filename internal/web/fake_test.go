@@ -75,7 +75,7 @@ func fakeCells(app, user string) []api.AppEnv {
 		{Env: "dev", Phase: "Synced", Revision: rev2, Artifact: art2, Release: 7, Ready: 2, Desired: 2, URL: "http://" + app + ".dev.localhost:7080", Updated: t0, Actions: []string{"deploy", "rollback", "logs"}},
 		{Env: "preprod", Phase: "Progressing", Reason: "rolling update: 1 of 2 replicas on the new version", Revision: rev2, Artifact: art2, Ready: 1, Desired: 2, Updated: t0, Actions: []string{"promote", "rollback", "logs"}},
 		{Env: "prod", Phase: "Blocked", Reason: "approvals: 0 of 1 approvals", Revision: rev, Artifact: art, Release: 3, Ready: 2, Desired: 2, Updated: t0,
-			Incoming: &api.Incoming{From: "preprod", Revision: rev2, Artifact: art2, Approvals: []string{}, Needed: 1}, Actions: prod},
+			Incoming: &api.Incoming{From: "preprod", Revision: rev2, Artifact: art2, Approvals: []string{}, Needed: 1, Blocked: true, Reason: "approvals: 0 of 1 approvals (by an approver other than the author ann)"}, Actions: prod},
 	}
 }
 

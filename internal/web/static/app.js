@@ -39,7 +39,8 @@
     var inc = c.incoming;
     if (inc) {
       h += ' <span class="incoming">↑ <code>' + esc(short(inc.revision)) + "</code> from " + esc(inc.from) +
-        (inc.needed ? ", " + (inc.approvals || []).length + "/" + inc.needed + " approvals" : "") + "</span>";
+        (inc.needed ? ", " + (inc.approvals || []).length + "/" + inc.needed + " approvals" : "") +
+        (inc.blocked ? "; waits: " + esc(inc.reason) : "") + "</span>";
     }
     return h;
   }
