@@ -13,9 +13,12 @@ import (
 )
 
 // Authenticator checks tokens against the store. Failed attempts are
-// limited per client address: Burst in a row, then one every Every; a
-// client over the limit gets ErrTooMany without its token being looked at,
-// so guessing is as slow for a valid token as for a bad one.
+// limited per client address: Burst in a row, then one every Every; past
+// that, a bad token gets ErrTooMany instead of ErrBadToken. A valid token is
+// never refused for its address's failures: tokens are 256-bit secrets that
+// no one guesses, and many callers may share an address (a NAT, a CI
+// runner, the portal), so the limit slows guessing down without letting a
+// careless client lock everyone else out.
 type Authenticator struct {
 	Store store.Store
 	Every time.Duration // default 6s
@@ -36,16 +39,14 @@ func (a *Authenticator) Authenticate(ctx context.Context, client, token string) 
 	if token == "" {
 		return store.Token{}, ErrNoToken
 	}
-	lim := a.limiter(client)
-	if lim.Tokens() < 1 {
-		return store.Token{}, fmt.Errorf("%w from %s: try again in %s", ErrTooMany, client, a.every().Round(time.Second))
-	}
 	t, err := a.check(ctx, token)
 	if err != nil {
 		if !errors.Is(err, ErrBadToken) && !errors.Is(err, ErrExpired) && !errors.Is(err, ErrRevoked) {
 			return store.Token{}, err // the store failed: not the client's fault
 		}
-		lim.Allow()
+		if !a.limiter(client).Allow() {
+			return store.Token{}, fmt.Errorf("%w from %s: try again in %s", ErrTooMany, client, a.every().Round(time.Second))
+		}
 		return store.Token{}, err
 	}
 	a.touch(ctx, t.ID)

@@ -44,7 +44,8 @@ repository at <data>/repo. Edit and commit there to see socle follow.`,
 			if err := os.MkdirAll(cfg.Data, 0o755); err != nil {
 				return err
 			}
-			if cfg.Repo == "" {
+			demo := cfg.Repo == ""
+			if demo {
 				repo, err := demoRepo(ctx, cfg.Data, g)
 				if err != nil {
 					return err
@@ -55,7 +56,7 @@ repository at <data>/repo. Edit and commit there to see socle follow.`,
 			if err != nil {
 				return err
 			}
-			tokenNote, tokenFile, err := firstAdminToken(ctx, s, cfg.Data)
+			tokenNote, tokenFile, err := firstAdminToken(ctx, s, cfg.Data, demo)
 			if err != nil {
 				return err
 			}
@@ -123,12 +124,15 @@ func demoRepo(ctx context.Context, data string, g *globals) (string, error) {
 	return dst, nil
 }
 
-// firstAdminToken makes sure someone can log in: when the store has no
-// token yet, it creates one for the user "admin" (the demo's admin) and
+// firstAdminToken makes sure someone can log in to the demo: when the
+// store has no token yet, it creates one for the demo's user "admin" and
 // keeps it, mode 0600, in <data>/admin.token, as Argo CD keeps its initial
 // admin secret. It returns what `up` should say about tokens.
-func firstAdminToken(ctx context.Context, s *server.Server, data string) (note, file string, err error) {
+func firstAdminToken(ctx context.Context, s *server.Server, data string, demo bool) (note, file string, err error) {
 	howto := fmt.Sprintf("  tokens               socle token create --user USER --data %s (or, as an admin, through the API)\n", data)
+	if !demo {
+		return howto, "", nil // a real platform's admins make their own, with --data
+	}
 	ts, err := s.Store().Tokens(ctx, "")
 	if err != nil || len(ts) > 0 {
 		return howto, "", err

@@ -55,14 +55,22 @@ func (u Unit) Redact() Unit {
 }
 
 // RedactPlan returns p with the desired state of every change redacted
-// and the values of changed secret fields hidden.
-func RedactPlan(p Plan) Plan {
+// and the values of changed secret fields hidden. A variable is secret if
+// it is in the desired unit or was in the unit before (old, the applied
+// units): a commit that drops a secret must not show its old value.
+func RedactPlan(p Plan, old []Unit) Plan {
+	was := make(map[Key][]string, len(old))
+	for i := range old {
+		if names := old[i].SecretVariables(); len(names) > 0 {
+			was[old[i].Key()] = names
+		}
+	}
 	out := p
 	out.Changes = make([]Change, len(p.Changes))
 	for i, c := range p.Changes {
-		var secret []string
+		secret := was[Key{App: c.App, Env: c.Env}]
 		if c.Desired != nil {
-			secret = c.Desired.SecretVariables()
+			secret = append(slices.Clone(secret), c.Desired.SecretVariables()...)
 			d := c.Desired.Redact()
 			c.Desired = &d
 		}

@@ -34,7 +34,7 @@ func TestRedact(t *testing.T) {
 	old := u
 	old.Containers = map[string]types.Container{"api": {Variables: types.ContainerVariables{"API_KEY": "older-s3cret", "LOG_LEVEL": "info"}}}
 	p := Diff("abc", []Unit{u}, []Unit{old})
-	b, _ := json.Marshal(RedactPlan(p))
+	b, _ := json.Marshal(RedactPlan(p, []Unit{old}))
 	for _, s := range []string{"planted-s3cret", "older-s3cret", "resources.db.password"} {
 		if strings.Contains(string(b), s) {
 			t.Errorf("redacted plan holds %q: %s", s, b)
@@ -42,5 +42,19 @@ func TestRedact(t *testing.T) {
 	}
 	if !strings.Contains(string(b), "LOG_LEVEL") || !strings.Contains(string(b), `"debug"`) {
 		t.Errorf("redacted plan lost what is not secret: %s", b)
+	}
+}
+
+// TestRedactRemovedSecret: a commit that drops a secret variable must not
+// show its old value in the plan.
+func TestRedactRemovedSecret(t *testing.T) {
+	old := Unit{App: "web", Env: "dev", Secrets: []string{"API_KEY"}, Containers: map[string]types.Container{
+		"web": {Variables: types.ContainerVariables{"API_KEY": "older-s3cret", "LOG_LEVEL": "info"}}}}
+	u := old
+	u.Secrets = nil
+	u.Containers = map[string]types.Container{"web": {Variables: types.ContainerVariables{"LOG_LEVEL": "info"}}}
+	b, _ := json.Marshal(RedactPlan(Diff("abc", []Unit{u}, []Unit{old}), []Unit{old}))
+	if strings.Contains(string(b), "older-s3cret") || !strings.Contains(string(b), "API_KEY") {
+		t.Errorf("the plan of a removed secret: %s", b)
 	}
 }

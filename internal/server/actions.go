@@ -98,7 +98,7 @@ func (s *Server) getApprovals(w http.ResponseWriter, r *http.Request) {
 	for i, a := range as {
 		out.Items[i] = wireApproval(a)
 	}
-	reply(w, r, out)
+	s.reply(w, r, out)
 }
 
 // writeResult answers an action: 201 with the result, or the error's code.
@@ -152,14 +152,14 @@ func (s *Server) getAudit(w http.ResponseWriter, r *http.Request) {
 		if !keep(rec) {
 			continue
 		}
-		page.Items = append(page.Items, api.AuditRecord{Seq: rec.Seq, At: rec.At, Actor: rec.Actor, Action: rec.Action, App: rec.App, Env: rec.Env,
-			Revision: rec.Revision, Detail: red.JSON(rec.Detail), PrevHash: rec.PrevHash, Hash: rec.Hash})
-		if len(page.Items) == limit {
-			page.Next = strconv.FormatInt(rec.Seq, 10)
+		if len(page.Items) == limit { // one more matches: there is a next page
+			page.Next = strconv.FormatInt(page.Items[limit-1].Seq, 10)
 			break
 		}
+		page.Items = append(page.Items, api.AuditRecord{Seq: rec.Seq, At: rec.At, Actor: rec.Actor, Action: rec.Action, App: rec.App, Env: rec.Env,
+			Revision: rec.Revision, Detail: red.JSON(rec.Detail), PrevHash: rec.PrevHash, Hash: rec.Hash})
 	}
-	reply(w, r, page)
+	s.reply(w, r, page)
 }
 
 func (s *Server) getAuditVerify(w http.ResponseWriter, r *http.Request) {
@@ -214,7 +214,7 @@ func (s *Server) getDORA(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "bad_request", err.Error())
 		return
 	}
-	reply(w, r, figs)
+	s.reply(w, r, figs)
 }
 
 // getDORASeries computes the DORA figures per week (or day) over the
@@ -263,7 +263,7 @@ func (s *Server) getDORASeries(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	out.Total = figureSet(total)
-	reply(w, r, out)
+	s.reply(w, r, out)
 }
 
 func figureSet(f store.DORAFigures) api.DORAFigureSet {

@@ -33,7 +33,7 @@ func (s *Server) getMe(w http.ResponseWriter, r *http.Request) {
 		}
 		me.Admin = repo.Admin(user)
 	}
-	reply(w, r, me)
+	s.reply(w, r, me)
 }
 
 func (s *Server) getPlatform(w http.ResponseWriter, r *http.Request) {
@@ -59,7 +59,7 @@ func (s *Server) getPlatform(w http.ResponseWriter, r *http.Request) {
 		}
 		p.Teams = append(p.Teams, wt)
 	}
-	reply(w, r, p)
+	s.reply(w, r, p)
 }
 
 func wireEnvironments(repo *spec.Repo, now time.Time) []api.Environment {
@@ -219,7 +219,7 @@ func (s *Server) listApps(w http.ResponseWriter, r *http.Request) {
 		}
 		page.Items = append(page.Items, s.row(r, m, a))
 	}
-	reply(w, r, page)
+	s.reply(w, r, page)
 }
 
 func (s *Server) getApp(w http.ResponseWriter, r *http.Request) {
@@ -257,7 +257,7 @@ func (s *Server) getApp(w http.ResponseWriter, r *http.Request) {
 		d.Secrets = append(d.Secrets, n)
 	}
 	slices.Sort(d.Secrets)
-	reply(w, r, d)
+	s.reply(w, r, d)
 }
 
 func (s *Server) getPreview(w http.ResponseWriter, r *http.Request) {
@@ -274,11 +274,16 @@ func (s *Server) getPreview(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p := api.Preview{Action: action, Target: wireTarget(t), Gates: res, Verdicts: verdicts, Change: change}
-	if change != nil && change.Desired != nil {
-		d := change.Desired.Redact()
-		red := plan.RedactPlan(plan.Plan{Changes: []plan.Change{*change}})
+	if change != nil {
+		var old []plan.Unit
+		if d, err := s.store.DesiredUnit(r.Context(), store.Unit{App: app, Env: env}); err == nil {
+			var u plan.Unit
+			if json.Unmarshal(d.Spec, &u) == nil {
+				old = append(old, u)
+			}
+		}
+		red := plan.RedactPlan(plan.Plan{Changes: []plan.Change{*change}}, old)
 		p.Change = &red.Changes[0]
-		p.Change.Desired = &d
 	}
 	if repo := s.repoInForce(); repo != nil {
 		p.Allowed = repo.MayDeploy(user, app, env)
@@ -289,7 +294,7 @@ func (s *Server) getPreview(w http.ResponseWriter, r *http.Request) {
 	} else if !p.Allowed {
 		p.Reason = fmt.Sprintf("%s may not %s %s in %s", user, action, app, env)
 	}
-	reply(w, r, p)
+	s.reply(w, r, p)
 }
 
 func wireTarget(t PromotionTarget) api.Target {

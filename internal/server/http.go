@@ -68,7 +68,7 @@ func (s *Server) getReleases(w http.ResponseWriter, r *http.Request) {
 	if more {
 		page.Next = strconv.FormatInt(rels[len(rels)-1].ID, 10)
 	}
-	reply(w, r, page)
+	s.reply(w, r, page)
 }
 
 func (s *Server) getRelease(w http.ResponseWriter, r *http.Request) {
@@ -85,7 +85,7 @@ func (s *Server) getRelease(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusInternalServerError, "store", err.Error())
 		return
 	}
-	reply(w, r, wireRelease(rel))
+	s.reply(w, r, wireRelease(rel))
 }
 
 func wireRelease(r store.Release) api.Release {
@@ -117,7 +117,7 @@ func (s *Server) getRevisions(w http.ResponseWriter, r *http.Request) {
 	if more {
 		page.Next = revs[len(revs)-1].SHA
 	}
-	reply(w, r, page)
+	s.reply(w, r, page)
 }
 
 func (s *Server) getRevision(w http.ResponseWriter, r *http.Request) {
@@ -139,7 +139,7 @@ func (s *Server) getRevision(w http.ResponseWriter, r *http.Request) {
 		d.Plans[i] = api.PlanRef{ID: p.ID, Revision: p.Revision, Created: p.CreatedAt,
 			Summary: plan.Summary{Create: p.Create, Update: p.Update, Delete: p.Delete, Unchanged: p.Unchanged}}
 	}
-	reply(w, r, d)
+	s.reply(w, r, d)
 }
 
 func (s *Server) getPlan(w http.ResponseWriter, r *http.Request) {
@@ -161,16 +161,19 @@ func (s *Server) getPlan(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusInternalServerError, "store", "reading plan: "+err.Error())
 		return
 	}
-	body.Plan = plan.RedactPlan(body.Plan)
-	reply(w, r, body)
+	body.Plan = plan.RedactPlan(body.Plan, nil) // stored redacted; again, for plans stored before
+	s.reply(w, r, body)
 }
 
 func (s *Server) getEvents(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	after, err := intParam(r, "after")
-	limit, _, perr := pageOf(r)
+	limit, cursor, perr := pageOf(r)
 	if err == nil {
 		err = perr
+	}
+	if err == nil && cursor != "" {
+		after, err = strconv.ParseInt(cursor, 10, 64)
 	}
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "bad_request", err.Error())
@@ -190,7 +193,7 @@ func (s *Server) getEvents(w http.ResponseWriter, r *http.Request) {
 	if more {
 		page.Next = strconv.FormatInt(evs[len(evs)-1].ID, 10)
 	}
-	reply(w, r, page)
+	s.reply(w, r, page)
 }
 
 func wireEvent(e store.Event, red *redactor) api.Event {

@@ -130,7 +130,7 @@ func Record(ctx context.Context, st store.Store, log *slog.Logger, rev source.Re
 	}
 	// The stored plan is for people: secrets are redacted before it is
 	// written (the desired state keeps them, for the runtime).
-	pb.Plan = plan.RedactPlan(pb.Plan)
+	pb.Plan = plan.RedactPlan(pb.Plan, applied)
 	body, err := json.Marshal(pb)
 	if err != nil {
 		return out, err

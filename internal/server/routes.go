@@ -24,6 +24,7 @@ const (
 	maxBody      = 1 << 20
 	maxImport    = 512 << 20 // billing exports are large
 	requestLimit = 30 * time.Second
+	buildLimit   = 30 * time.Minute
 )
 
 // OperationHeader names the operation that answered: what the route test
@@ -134,11 +135,14 @@ func (s *Server) routes() http.Handler {
 func (s *Server) guard(op api.Operation, h http.HandlerFunc) http.Handler {
 	var next http.Handler = h
 	if op.Stream == "" {
-		limit := int64(maxBody)
-		if op.ID == "importCosts" {
+		limit, timeout := int64(maxBody), requestLimit
+		switch op.ID {
+		case "importCosts":
 			limit = maxImport
+		case "registerArtifact":
+			timeout = buildLimit // a build takes what it takes
 		}
-		next = http.MaxBytesHandler(http.TimeoutHandler(h, requestLimit,
+		next = http.MaxBytesHandler(http.TimeoutHandler(h, timeout,
 			`{"error":{"code":"timeout","message":"the request took too long"}}`), limit)
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -222,7 +226,9 @@ func (p portalAuth) Login(r *http.Request, token string) (string, error) {
 
 // reply answers a GET with v as JSON and a weak ETag of it; a client that
 // has that version already gets 304.
-func reply(w http.ResponseWriter, r *http.Request, v any) {
+// Every answer goes through the redactor of secret values, whatever
+// handler made it: what a handler forgot to redact is caught here.
+func (s *Server) reply(w http.ResponseWriter, r *http.Request, v any) {
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetIndent("", "  ")
@@ -230,6 +236,9 @@ func reply(w http.ResponseWriter, r *http.Request, v any) {
 		writeError(w, http.StatusInternalServerError, "internal", err.Error())
 		return
 	}
+	body := s.redactor().JSON(buf.Bytes())
+	buf.Reset()
+	buf.Write(body)
 	sum := sha256.Sum256(buf.Bytes())
 	etag := `W/"` + base64.RawURLEncoding.EncodeToString(sum[:12]) + `"`
 	w.Header().Set("ETag", etag)

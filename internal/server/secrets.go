@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -22,16 +23,29 @@ type redactor struct{ r *strings.Replacer }
 const minSecret = 6
 
 func newRedactor(values []string) *redactor {
-	// Longest first, so that a secret containing another is replaced whole.
-	slices.SortFunc(values, func(a, b string) int { return len(b) - len(a) })
-	var pairs []string
-	for _, v := range slices.Compact(values) {
-		if len(v) >= minSecret && !strings.Contains(v, "${") {
-			pairs = append(pairs, v, plan.Redacted)
+	// Each value as it is and as JSON escapes it (a secret with & < > " \
+	// is written \u0026… in a JSON document), longest first so that a secret
+	// containing another is replaced whole.
+	var all []string
+	for _, v := range values {
+		if len(v) < minSecret || strings.Contains(v, "${") {
+			continue
+		}
+		all = append(all, v)
+		if b, err := json.Marshal(v); err == nil {
+			if e := string(b[1 : len(b)-1]); e != v {
+				all = append(all, e)
+			}
 		}
 	}
-	if len(pairs) == 0 {
+	slices.SortFunc(all, func(a, b string) int { return len(b) - len(a) })
+	all = slices.Compact(all)
+	if len(all) == 0 {
 		return nil
+	}
+	pairs := make([]string, 0, 2*len(all))
+	for _, v := range all {
+		pairs = append(pairs, v, plan.Redacted)
 	}
 	return &redactor{strings.NewReplacer(pairs...)}
 }
@@ -57,36 +71,60 @@ func (r *redactor) JSON(b []byte) []byte {
 	return out
 }
 
-// secrets holds the redactor of the desired state, rebuilt when it changes.
+// secrets holds the redactor: every secret value of every unit recorded
+// since socle started, so that a rotated or removed secret stays redacted in
+// old events, audit records and logs.
 type secrets struct {
-	mu    sync.Mutex
-	red   *redactor
-	stale bool
+	mu     sync.Mutex
+	red    *redactor
+	values map[string]bool
+	built  bool // red is up to date with the desired state
 }
 
-// redactor returns the redactor of the units recorded now.
+// redactor returns the redactor, built from the recorded units if they
+// changed since.
 func (s *Server) redactor() *redactor {
 	s.secrets.mu.Lock()
-	defer s.secrets.mu.Unlock()
-	if !s.secrets.stale && s.secrets.red != nil {
-		return s.secrets.red
+	built, red := s.secrets.built, s.secrets.red
+	s.secrets.mu.Unlock()
+	if built {
+		return red
 	}
+	return s.rebuildRedactor()
+}
+
+// rebuildRedactor reads the recorded units and adds their secret values.
+func (s *Server) rebuildRedactor() *redactor {
 	units, err := Applied(context.Background(), s.store)
-	if err != nil {
-		return s.secrets.red
-	}
 	var values []string
 	for i := range units {
 		values = append(values, reconcile.SecretValues(&units[i], s.secret)...)
 	}
-	s.secrets.red, s.secrets.stale = newRedactor(values), false
+	s.secrets.mu.Lock()
+	defer s.secrets.mu.Unlock()
+	if err != nil {
+		return s.secrets.red // the store failed: keep what is known, try again next time
+	}
+	if s.secrets.values == nil {
+		s.secrets.values = map[string]bool{}
+	}
+	grew := false
+	for _, v := range values {
+		if !s.secrets.values[v] {
+			s.secrets.values[v], grew = true, true
+		}
+	}
+	if grew {
+		s.secrets.red = newRedactor(slices.Collect(maps.Keys(s.secrets.values)))
+	}
+	s.secrets.built = true
 	return s.secrets.red
 }
 
 // secretsChanged marks the redactor stale: the desired state changed.
 func (s *Server) secretsChanged() {
 	s.secrets.mu.Lock()
-	s.secrets.stale = true
+	s.secrets.built = false
 	s.secrets.mu.Unlock()
 }
 

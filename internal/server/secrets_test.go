@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"io"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/socle-dev/socle/internal/api"
+	"github.com/socle-dev/socle/internal/api/client"
 	"github.com/socle-dev/socle/internal/auth"
 	"github.com/socle-dev/socle/internal/plan"
 	"github.com/socle-dev/socle/internal/reconcile"
@@ -98,6 +100,15 @@ func TestSecretsStaySecret(t *testing.T) {
 	}
 	s.log.Info("a line that names the secret", "value", planted, "err", io.ErrUnexpectedEOF)
 
+	// A replica's last words in an event, and a note in the audit trail,
+	// as a crash message or an operator might leave them.
+	if _, err := s.Store().AppendEvent(ctx, store.Event{Kind: "test.leak", App: "web", Env: "dev",
+		Message: "replica said greeting " + planted, Data: json.RawMessage(`{"tail": "` + planted + ` & more"}`)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Store().AppendAudit(ctx, store.AuditRecord{Actor: "test", Action: "test.leak", Detail: json.RawMessage(`{"note": "` + secrets[1] + `"}`)}); err != nil {
+		t.Fatal(err)
+	}
 	checked := 0
 	for _, op := range api.Operations {
 		if op.Method != http.MethodGet || op.Stream != "" && op.ID != "logs" {
@@ -118,14 +129,45 @@ func TestSecretsStaySecret(t *testing.T) {
 			}
 		}
 	}
-	// Every plan and every event.
+	// Every plan, every event and audit record, and the live stream.
+	paths := []string{"/api/v1/events?limit=1000", "/api/v1/audit?limit=1000"}
 	for id := int64(1); id < 10; id++ {
-		resp := r.get(t, "/api/v1/plans/"+strconv.FormatInt(id, 10))
+		paths = append(paths, "/api/v1/plans/"+strconv.FormatInt(id, 10))
+	}
+	for _, path := range paths {
+		resp := r.get(t, path)
 		b, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		if strings.Contains(string(b), planted) {
-			t.Errorf("plan %d shows the secret", id)
+		checked++
+		for _, sec := range secrets {
+			if strings.Contains(string(b), sec) {
+				t.Errorf("GET %s shows a secret: %s", path, b)
+			}
 		}
+		if strings.Contains(path, "events") && !strings.Contains(string(b), "replica said greeting "+plan.Redacted) {
+			t.Errorf("the planted event is not there, redacted: %s", b)
+		}
+	}
+	sctx, stop := context.WithTimeout(ctx, 30*time.Second)
+	defer stop()
+	stream, err := client.New(r.url, token).Request(sctx, http.MethodGet, "/api/v1/events/stream?after=0", nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(stream.Body)
+	for sc.Scan() {
+		for _, sec := range secrets {
+			if strings.Contains(sc.Text(), sec) {
+				t.Errorf("the event stream shows a secret: %s", sc.Text())
+			}
+		}
+		if strings.Contains(sc.Text(), "test.leak") && strings.HasPrefix(sc.Text(), "data: ") {
+			break
+		}
+	}
+	stream.Body.Close()
+	if checked < 100 {
+		t.Errorf("only %d answers checked", checked)
 	}
 	t.Logf("%d GET answers checked", checked)
 	if l := logs.String(); strings.Contains(l, planted) || strings.Contains(l, secrets[1]) || !strings.Contains(l, plan.Redacted) {

@@ -328,9 +328,10 @@ func (s *Server) apply(ctx context.Context) {
 		s.log.Error("reading the desired state", "err", err)
 		return
 	}
-	s.engine.Apply(units)
+	// The redactor learns the new secrets before the engine can log them.
 	s.secretsChanged()
-	s.redactor()
+	s.rebuildRedactor()
+	s.engine.Apply(units)
 }
 
 // Trigger fetches the repository now (the git webhook).

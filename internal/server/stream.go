@@ -2,6 +2,7 @@ package server
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -10,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/socle-dev/socle/internal/api"
 	"github.com/socle-dev/socle/internal/plan"
 	"github.com/socle-dev/socle/internal/reconcile"
 	"github.com/socle-dev/socle/internal/runtime"
@@ -97,6 +99,9 @@ func (s *Server) getLogs(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no replica of %s runs in %s", app, env))
 		return
 	}
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	go s.watchAccess(ctx, r, api.AccessTeam, cancel)
 	red := s.redactor()
 	var out func(line string)
 	if wantsSSE(r) {
@@ -118,7 +123,7 @@ func (s *Server) getLogs(w http.ResponseWriter, r *http.Request) {
 	}
 	var wg sync.WaitGroup
 	for _, st := range found {
-		rc, err := s.driver.Logs(r.Context(), st.Handle, follow)
+		rc, err := s.driver.Logs(ctx, st.Handle, follow)
 		if err != nil {
 			continue
 		}
@@ -158,6 +163,9 @@ func (s *Server) streamEvents(w http.ResponseWriter, r *http.Request) {
 	}
 	filter := store.EventFilter{AfterID: after, Kind: q.Get("kind"), App: q.Get("app"), Env: q.Get("env"), Limit: store.MaxLimit}
 	user := callerOf(r).User
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	go s.watchAccess(ctx, r, api.AccessMember, cancel)
 	stream := startSSE(w)
 	cells := map[plan.Key]cellState{}
 	first := true
@@ -165,7 +173,7 @@ func (s *Server) streamEvents(w http.ResponseWriter, r *http.Request) {
 	defer tick.Stop()
 	lastWrite := time.Now()
 	for {
-		evs, err := s.store.Events(r.Context(), filter)
+		evs, err := s.store.Events(ctx, filter)
 		if err != nil {
 			return
 		}
@@ -205,7 +213,7 @@ func (s *Server) streamEvents(w http.ResponseWriter, r *http.Request) {
 			lastWrite = time.Now()
 		}
 		select {
-		case <-r.Context().Done():
+		case <-ctx.Done():
 			return
 		case <-tick.C:
 		}
@@ -242,3 +250,34 @@ func (s *Server) cellStates(m *matrix) map[plan.Key]cellState {
 	}
 	return out
 }
+
+// recheckAccess is how often a stream checks that its caller may still
+// see it: a revoked token or a user taken out of teams.yaml loses it.
+const recheckAccess = 30 * time.Second
+
+// watchAccess cancels a stream once r's token or role no longer allows
+// access, checked every recheckAccess until ctx ends.
+func (s *Server) watchAccess(ctx context.Context, r *http.Request, access api.Access, cancel func()) {
+	t := time.NewTicker(recheckAccess)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		rr, err := s.verify(r)
+		if err != nil || !s.authorize(discard{}, rr, access) {
+			s.log.Info("ending a stream: its caller lost access", "user", callerOf(r).User, "path", r.URL.Path)
+			cancel()
+			return
+		}
+	}
+}
+
+// discard is a ResponseWriter for checks whose answer is not sent.
+type discard struct{}
+
+func (discard) Header() http.Header         { return http.Header{} }
+func (discard) Write(b []byte) (int, error) { return len(b), nil }
+func (discard) WriteHeader(int)             {}
