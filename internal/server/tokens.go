@@ -40,7 +40,7 @@ func (s *Server) listTokens(w http.ResponseWriter, r *http.Request) {
 	for i, t := range ts {
 		page.Items[i] = wireToken(t)
 	}
-	reply(w, r, page)
+	s.reply(w, r, page)
 }
 
 func (s *Server) createToken(w http.ResponseWriter, r *http.Request) {
@@ -91,5 +91,5 @@ func (s *Server) revokeToken(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusInternalServerError, "store", err.Error())
 		return
 	}
-	reply(w, r, wireToken(t))
+	s.reply(w, r, wireToken(t))
 }
