@@ -99,7 +99,7 @@ func unitFits(u *plan.Unit) bool {
 	}
 	if !(str(u.App) && str(u.Env) && str(u.Team) && str(u.Zone) && str(u.Revision) && str(u.Source) && str(u.Artifact) && str(string(u.Runtime)) &&
 		str(string(u.Rollout.Strategy)) && len(u.Rollout.Steps) <= boundItems && anyFits(map[string]any(u.Metadata)) &&
-		len(u.Containers) <= boundContainers && len(u.Resources) <= boundItems) {
+		len(u.Containers) <= boundContainers && len(u.Resources) <= boundItems && strs(u.Secrets)) {
 		return false
 	}
 	for name, c := range u.Containers {

@@ -55,6 +55,8 @@ type unit struct {
 	Containers map[string]scoretypes.Container `json:"containers"`
 	Service    *scoretypes.WorkloadService     `json:"service"`
 	Resources  map[string]resource             `json:"resources"`
+	// Secrets are the names of the variables socle.yaml marks secret.
+	Secrets []string `json:"secrets"`
 }
 
 type rollout struct {
@@ -127,6 +129,7 @@ func viewUnit(u *plan.Unit) *unit {
 		},
 		Containers: u.Containers,
 		Service:    u.Service,
+		Secrets:    u.Secrets,
 	}
 	for _, s := range u.Rollout.Steps {
 		v.Rollout.Steps = append(v.Rollout.Steps, step{Weight: s.Weight, Pause: time.Duration(s.Pause)})
