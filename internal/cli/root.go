@@ -113,6 +113,7 @@ Exit codes:
 		newDeployCmd(g),
 		newTokenCmd(g),
 		newLoginCmd(g),
+		newRenderCmd(),
 	)
 	return root
 }

@@ -71,6 +71,9 @@ type Config struct {
 	// OnDrift is told when what runs differs from what Git says, and
 	// whether it was corrected.
 	OnDrift func(app, env, what string, corrected bool)
+	// Units, when set, gives the environments whose runtime runs whole
+	// units (Kubernetes) their driver; the others run on Driver.
+	Units UnitRuntimes
 }
 
 // ReleaseEvent is a rollout starting or finishing.
@@ -93,6 +96,7 @@ type Engine struct {
 	mu      sync.Mutex
 	units   map[plan.Key]*worker
 	blocked map[plan.Key]string
+	adopted map[runtime.UnitDriver]bool // unit drivers whose units were looked for
 	ctx     context.Context
 	wg      sync.WaitGroup
 	stopped bool
@@ -110,7 +114,7 @@ func New(cfg Config) *Engine {
 		cfg.ProgressDeadline = 2 * time.Minute
 	}
 	cfg.Scale = cfg.Scale.withDefaults()
-	return &Engine{cfg: cfg, log: cfg.Logger, units: map[plan.Key]*worker{}}
+	return &Engine{cfg: cfg, log: cfg.Logger, units: map[plan.Key]*worker{}, adopted: map[runtime.UnitDriver]bool{}}
 }
 
 // Recover takes back the replicas an earlier socle left running, so that
@@ -149,15 +153,23 @@ func (e *Engine) Run(ctx context.Context) {
 		select {
 		case <-scale.C:
 			e.mu.Lock()
+			ws := make([]*worker, 0, len(e.units))
 			for _, w := range e.units {
+				ws = append(ws, w)
+			}
+			e.mu.Unlock()
+			// runsUnits asks the wiring, which has locks of its own:
+			// never under e.mu.
+			for _, w := range ws {
 				w.mu.Lock()
 				d := w.desired
 				w.mu.Unlock()
-				if d != nil && d.Replicas.Max > d.Replicas.Min {
+				// Units on a unit driver have the engine's autoscaler
+				// (Kubernetes' HorizontalPodAutoscaler) instead.
+				if d != nil && d.Replicas.Max > d.Replicas.Min && !e.runsUnits(d.Env) {
 					w.kick()
 				}
 			}
-			e.mu.Unlock()
 		case <-ctx.Done():
 			e.mu.Lock()
 			e.stopped = true
@@ -179,6 +191,9 @@ func (e *Engine) Run(ctx context.Context) {
 // Apply makes units the desired state: new and changed units converge to
 // it, units no longer there are pruned.
 func (e *Engine) Apply(units []plan.Unit) {
+	// After the unlock below: adoption asks the wiring, which has locks of
+	// its own.
+	defer e.adoptUnits()
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	seen := make(map[plan.Key]bool, len(units))
@@ -203,16 +218,43 @@ func (e *Engine) Apply(units []plan.Unit) {
 }
 
 // Adopt makes the engine watch units that are no longer desired but may
-// still run (found in the runtime at start), so that they are pruned.
+// still run (found in the runtimes at start: replicas of the driver,
+// inventories of the unit drivers), so that they are pruned.
 func (e *Engine) Adopt(ctx context.Context) error {
 	sts, err := e.cfg.Driver.List(ctx)
 	if err != nil {
 		return err
 	}
+	keys := make([]plan.Key, 0, len(sts))
+	for _, st := range sts {
+		keys = append(keys, plan.Key{App: st.Ref.App, Env: st.Ref.Env})
+	}
+	var errs []error
+	if e.cfg.Units != nil {
+		for _, ud := range e.cfg.Units.All() {
+			us, err := ud.Units(ctx)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			e.mu.Lock()
+			e.adopted[ud] = true
+			e.mu.Unlock()
+			for _, u := range us {
+				keys = append(keys, plan.Key{App: u.App, Env: u.Env})
+			}
+		}
+	}
+	e.adoptKeys(keys)
+	return errors.Join(errs...)
+}
+
+// adoptKeys makes the engine watch the units of keys it does not know, as
+// units removed from Git.
+func (e *Engine) adoptKeys(keys []plan.Key) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	for _, st := range sts {
-		k := plan.Key{App: st.Ref.App, Env: st.Ref.Env}
+	for _, k := range keys {
 		if e.units[k] == nil {
 			w := newWorker(e, k)
 			w.setDesired(nil)
@@ -222,7 +264,48 @@ func (e *Engine) Adopt(ctx context.Context) error {
 			}
 		}
 	}
-	return nil
+}
+
+// adoptUnits adopts the units of unit drivers not looked at yet. The
+// wiring opens unit drivers for the environments of a revision, which
+// socle reads after Adopt ran at start: without this, a unit removed from
+// Git while socle was stopped would never be found, nor pruned.
+func (e *Engine) adoptUnits() {
+	if e.cfg.Units == nil {
+		return
+	}
+	for _, ud := range e.cfg.Units.All() {
+		e.mu.Lock()
+		done := e.adopted[ud]
+		e.adopted[ud] = true
+		e.mu.Unlock()
+		if done {
+			continue
+		}
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			us, err := ud.Units(ctx)
+			if err != nil {
+				e.log.Warn("listing the units of a runtime", "runtime", ud.Name(), "err", err)
+				e.mu.Lock()
+				delete(e.adopted, ud) // looked for again at the next desired state
+				e.mu.Unlock()
+				return
+			}
+			keys := make([]plan.Key, 0, len(us))
+			for _, u := range us {
+				keys = append(keys, plan.Key{App: u.App, Env: u.Env})
+			}
+			e.adoptKeys(keys)
+		}()
+	}
+}
+
+// runsUnits reports whether env's units run on a unit driver.
+func (e *Engine) runsUnits(env string) bool {
+	ud, err := e.unitDriver(env)
+	return ud != nil && err == nil
 }
 
 func (e *Engine) startLocked(w *worker) {

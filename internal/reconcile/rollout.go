@@ -21,7 +21,10 @@ import (
 // work already done when a restarted socle resumes the same release: the
 // store returns the Progressing release instead of a new one, replicas that
 // exist are not started again, routes that are right are not changed.
-func (w *worker) rollout(ctx context.Context, d *plan.Unit, prev *store.Release, tgt target) {
+//
+// On a unit driver (ud not nil) the driver applies each step and the
+// engine keeps the replicas (see unitStrategy).
+func (w *worker) rollout(ctx context.Context, ud runtime.UnitDriver, d *plan.Unit, prev *store.Release, tgt target) {
 	trigger := store.TriggerSync
 	if d.Rollback {
 		trigger = store.TriggerRollback
@@ -45,9 +48,13 @@ func (w *worker) rollout(ctx context.Context, d *plan.Unit, prev *store.Release,
 	})
 	w.e.log.Info("rollout started", "app", d.App, "env", d.Env, "release", rel.ID, "revision", short(tgt.Revision), "artifact", short(tgt.Artifact), "strategy", strategyOf(d))
 	w.e.emit(ReleaseEvent{Release: rel, Phase: "started"})
-	rs, err := w.replicaSpec(ctx, d, name, tgt.Artifact)
-	if err == nil {
-		err = w.strategy(ctx, d, prev, rs)
+	if ud != nil {
+		err = w.unitStrategy(ctx, ud, d, prev, name, tgt.Artifact)
+	} else {
+		var rs runtime.ReplicaSpec
+		if rs, err = w.replicaSpec(ctx, d, name, tgt.Artifact); err == nil {
+			err = w.strategy(ctx, d, prev, rs)
+		}
 	}
 	if ctx.Err() != nil {
 		return // socle is stopping: the release stays Progressing and is resumed
@@ -61,7 +68,11 @@ func (w *worker) rollout(ctx context.Context, d *plan.Unit, prev *store.Release,
 	}
 	if status != store.Succeeded {
 		// Traffic goes back to what ran before at once; the new replicas go.
-		w.restore(ctx, d, prev, name)
+		if ud != nil {
+			w.unitRestore(ctx, ud, d, prev)
+		} else {
+			w.restore(ctx, d, prev, name)
+		}
 		w.failed = tgt
 	} else {
 		w.failed = target{}

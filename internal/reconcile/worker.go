@@ -107,15 +107,26 @@ func (w *worker) pass(ctx context.Context) {
 	if !set {
 		return
 	}
+	ud, err := w.e.unitDriver(w.key.Env)
+	if err != nil {
+		w.report(func(s *UnitStatus) {
+			s.Phase, s.Message = Degraded, "the environment's runtime cannot be reached: "+err.Error()+"; what runs is untouched"
+		})
+		return
+	}
 	if why := w.e.blockedReason(w.key); why != "" {
-		w.blocked(ctx, d, why)
+		w.blocked(ctx, ud, d, why)
 		return
 	}
 	if d == nil {
+		if ud != nil {
+			w.unitPrune(ctx, ud)
+			return
+		}
 		w.prune(ctx)
 		return
 	}
-	if d.Runtime != spec.RuntimeLocal {
+	if d.Runtime != spec.RuntimeLocal && ud == nil {
 		w.report(func(s *UnitStatus) {
 			s.Phase, s.Message = Unsupported, fmt.Sprintf("runtime %q is not available in this version of socle; the unit is planned, not run", d.Runtime)
 		})
@@ -143,7 +154,12 @@ func (w *worker) pass(ctx context.Context) {
 		return
 	}
 	if hasCur && (targetOf(cur) == tgt || tgt == w.failed) {
-		w.steady(ctx, d, cur, tgt == w.failed && targetOf(cur) != tgt)
+		failedNewer := tgt == w.failed && targetOf(cur) != tgt
+		if ud != nil {
+			w.unitSteady(ctx, ud, d, cur, failedNewer)
+			return
+		}
+		w.steady(ctx, d, cur, failedNewer)
 		return
 	}
 	if tgt == w.failed {
@@ -153,14 +169,20 @@ func (w *worker) pass(ctx context.Context) {
 	if hasCur {
 		prev = &cur
 	}
-	w.rollout(ctx, d, prev, tgt)
+	w.rollout(ctx, ud, d, prev, tgt)
 }
 
-// blocked keeps what runs as it is and says why the change waits.
-func (w *worker) blocked(ctx context.Context, d *plan.Unit, why string) {
+// blocked keeps what runs as it is and says why the change waits. On a
+// unit driver what runs is only observed: the desired state is the blocked
+// one.
+func (w *worker) blocked(ctx context.Context, ud runtime.UnitDriver, d *plan.Unit, why string) {
 	if d != nil {
 		if cur, err := w.e.cfg.Store.CurrentRelease(ctx, d.App, d.Env); err == nil {
-			w.steady(ctx, d, cur, false)
+			if ud != nil {
+				w.unitSteady(ctx, ud, d, cur, true)
+			} else {
+				w.steady(ctx, d, cur, false)
+			}
 		}
 	}
 	w.report(func(s *UnitStatus) { s.Phase, s.Message = Blocked, why })

@@ -119,6 +119,16 @@ type Capabilities struct {
 	// Reattach is true when a new instance of the driver finds the
 	// replicas of an earlier one, and Recover adopts them.
 	Reattach bool
+	// Units is true when the driver also runs whole units (it implements
+	// UnitDriver): the reconciler then hands it a unit's desired state and
+	// lets the engine keep the replicas, instead of starting them one by
+	// one.
+	Units bool
+	// Simulated is true when replicas do not really run: a test cluster
+	// whose nodes are simulated (kwok) reports pods ready without running
+	// a process. Nothing answers at their address, probes are not run and
+	// there are no logs; the conformance suite checks the lifecycle only.
+	Simulated bool
 }
 
 // Handle names a replica to the driver that runs it. It is a plain value that

@@ -143,7 +143,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 }
 
 // openRuntime opens what runs the apps: the listeners, socle's registry and
-// image builder, the local runtime, the proxy and the reconciler.
+// image builder, the local runtime, the proxy and the reconciler, which
+// opens a Kubernetes driver per kubeconfig context as environments need
+// them (runtimes.go).
 func (s *Server) openRuntime(cfg Config) error {
 	var err error
 	if s.ln, err = net.Listen("tcp", cfg.Addr); err != nil {
@@ -179,8 +181,13 @@ func (s *Server) openRuntime(cfg Config) error {
 		return err
 	}
 	s.images = &images{builder: builder, unpacker: unpacker, repo: s.repo, appAt: s.appAt, refs: map[string]string{}}
+	// Kubernetes' own progress deadline and the engine's are one: the
+	// cluster says a rollout is stuck, with the pods' reason, before socle
+	// would give up waiting.
+	progressDeadline := progressDeadline()
 	s.engine = reconcile.New(reconcile.Config{
 		Store: s.store, Driver: s.driver, Router: s.proxy, Logger: cfg.Logger, Resync: cfg.Resync, Secret: secret,
+		ProgressDeadline: progressDeadline, Units: s.newKubeRuntimes(secret, progressDeadline),
 		Images: s.images,
 		Keep:   s.keepsOrphans, Scale: cfg.Scale,
 		Notes: s.releaseNotes, OnRelease: s.onRelease,

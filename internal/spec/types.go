@@ -125,8 +125,29 @@ type Runtime struct {
 	Type RuntimeType `json:"type" jsonschema:"required,enum=local,enum=container,enum=kubernetes,enum=terraform"`
 	// Context is the kubeconfig context (kubernetes).
 	Context string `json:"context,omitempty"`
-	// Namespace is the Kubernetes namespace (kubernetes).
+	// Namespace is the Kubernetes namespace (kubernetes); each environment
+	// needs one of its own.
 	Namespace string `json:"namespace,omitempty"`
+	// Registry is the registry host, with an optional path prefix, from
+	// which the cluster pulls the images socle builds (kubernetes): pods run
+	// <registry>/apps/<app>@sha256:…. Default: socle's own registry, at its
+	// API address.
+	Registry string `json:"registry,omitempty" jsonschema:"pattern=^[a-zA-Z0-9.-]+(:[0-9]+)?(/[a-z0-9._/-]+)?$"`
+	// Gateway is a Gateway API Gateway that serves the environment's apps
+	// (kubernetes): each app with ports gets an HTTPRoute for
+	// <app>.<domain> attached to it, and canary steps split requests by
+	// weight through that route rather than by numbers of pods.
+	Gateway *Gateway `json:"gateway,omitempty"`
+}
+
+// Gateway names a Gateway API Gateway, which the platform team owns.
+type Gateway struct {
+	// Name of the Gateway.
+	Name string `json:"name" jsonschema:"required,pattern=^[a-z0-9]([a-z0-9-]*[a-z0-9])?$"`
+	// Namespace of the Gateway (default: the environment's namespace).
+	Namespace string `json:"namespace,omitempty"`
+	// Domain under which apps are served: <app>.<domain>.
+	Domain string `json:"domain" jsonschema:"required,pattern=^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$"`
 }
 
 // Promotion holds the gates that guard an environment.

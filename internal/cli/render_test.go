@@ -1,0 +1,32 @@
+package cli
+
+import (
+	"bytes"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/socle-dev/socle/internal/golden"
+)
+
+// TestRender: `socle render APP --env E` prints the demo's objects, secrets
+// redacted; a manual environment that does not pin the app renders the head.
+func TestRender(t *testing.T) {
+	for _, tc := range []struct{ app, env string }{{"api", "dev"}, {"web", "prod"}} {
+		var out, errs bytes.Buffer
+		cmd := newRenderCmd()
+		cmd.Flags().StringP("output", "o", "text", "") // root's persistent flags
+		cmd.Flags().String("server", "http://socle.example:7070", "")
+		cmd.SetOut(&out)
+		cmd.SetErr(&errs)
+		cmd.SetArgs([]string{tc.app, "../../examples/platform", "--env", tc.env})
+		if err := cmd.Execute(); err != nil {
+			t.Fatalf("render %s --env %s: %v\n%s", tc.app, tc.env, err, errs.String())
+		}
+		// REDACTED, base64-encoded as Secret data is.
+		if tc.app == "api" && !strings.Contains(out.String(), "UkVEQUNURUQ=") {
+			t.Errorf("render %s shows its database URL", tc.app)
+		}
+		golden.Check(t, filepath.Join("testdata", "render-"+tc.app+"-"+tc.env+".yaml"), out.Bytes())
+	}
+}
