@@ -3,7 +3,6 @@ package server
 import (
 	"cmp"
 	"log/slog"
-	"os"
 	"sync"
 	"time"
 
@@ -17,7 +16,8 @@ import (
 // driver: one per kubeconfig context, opened when an environment first
 // needs it, each with a client and rate limits of its own, so that a slow
 // or unreachable cluster holds up only its own environments. The kubeconfig
-// is found as kubectl finds it ($KUBECONFIG, then ~/.kube/config).
+// is Config.Kubeconfig, or found as kubectl finds it ($KUBECONFIG, then
+// ~/.kube/config).
 type kubeRuntimes struct {
 	// env returns an environment of the revision in force, nil if none.
 	env func(name string) *spec.Environment
@@ -26,6 +26,7 @@ type kubeRuntimes struct {
 	// registry is socle's own registry host, the default of an
 	// environment's runtime.registry.
 	registry         string
+	kubeconfig       string
 	secret           []byte
 	progressDeadline time.Duration
 	log              *slog.Logger
@@ -86,7 +87,7 @@ func (k *kubeRuntimes) driver(context string) (*kubernetes.Driver, error) {
 		return nil, f.err
 	}
 	d, err := kubernetes.New(kubernetes.Options{
-		Context: context, Target: k.target, Secret: k.secret,
+		Kubeconfig: k.kubeconfig, Context: context, Target: k.target, Secret: k.secret,
 		ProgressDeadline: k.progressDeadline, Logger: k.log.With("context", context),
 	})
 	if err != nil {
@@ -127,18 +128,7 @@ func (s *Server) newKubeRuntimes(secret []byte, progressDeadline time.Duration) 
 			}
 			return s.current.Platform.Environments
 		},
-		registry: s.ln.Addr().String(), secret: secret, progressDeadline: progressDeadline, log: s.log,
+		registry: s.ln.Addr().String(), kubeconfig: s.cfg.Kubeconfig, secret: secret, progressDeadline: progressDeadline, log: s.log,
 		drivers: map[string]*kubernetes.Driver{}, failed: map[string]failure{},
 	}
-}
-
-// progressDeadline is how long a rollout may go without progress (2m), from
-// SOCLE_PROGRESS_DEADLINE when set (a Go duration): tests of rollouts that
-// never become ready set it short. It belongs in Config once the lead's
-// server files settle.
-func progressDeadline() time.Duration {
-	if d, err := time.ParseDuration(os.Getenv("SOCLE_PROGRESS_DEADLINE")); err == nil && d > 0 {
-		return d
-	}
-	return 2 * time.Minute
 }

@@ -54,6 +54,12 @@ type Config struct {
 	KeepRunning bool
 	// Resync is how often every unit is observed without a trigger.
 	Resync time.Duration
+	// Kubeconfig is the kubeconfig file of environments on Kubernetes;
+	// empty means kubectl's rules ($KUBECONFIG, then ~/.kube/config).
+	Kubeconfig string
+	// ProgressDeadline is how long a rollout may make no progress before
+	// it fails and is rolled back (default 2m).
+	ProgressDeadline time.Duration
 	// Scale tunes the autoscaler.
 	Scale  reconcile.ScalePolicy
 	Logger *slog.Logger
@@ -184,7 +190,7 @@ func (s *Server) openRuntime(cfg Config) error {
 	// Kubernetes' own progress deadline and the engine's are one: the
 	// cluster says a rollout is stuck, with the pods' reason, before socle
 	// would give up waiting.
-	progressDeadline := progressDeadline()
+	progressDeadline := cmp.Or(cfg.ProgressDeadline, 2*time.Minute)
 	s.engine = reconcile.New(reconcile.Config{
 		Store: s.store, Driver: s.driver, Router: s.proxy, Logger: cfg.Logger, Resync: cfg.Resync, Secret: secret,
 		ProgressDeadline: progressDeadline, Units: s.newKubeRuntimes(secret, progressDeadline),

@@ -95,10 +95,8 @@ func TestKubernetes(t *testing.T) {
 	kc := cluster.Client(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Minute)
 	defer cancel()
-	t.Setenv("KUBECONFIG", cluster.Kubeconfig)
-	t.Setenv("SOCLE_PROGRESS_DEADLINE", "5s")
 	repo, data := kubePlatform(t, cluster.Context), t.TempDir()
-	s := start(t, repo, data, "--resync", "1s")
+	s := start(t, repo, data, "--resync", "1s", "--kubeconfig", cluster.Kubeconfig, "--progress-deadline", "5s")
 	defer func() { s.stop(t) }()
 
 	dev := s.waitUnit(t, "web", "dev", func(u reconcile.UnitStatus) bool { return u.Phase == reconcile.Synced })
@@ -233,7 +231,7 @@ func TestKubernetes(t *testing.T) {
 	s.stop(t)
 	gitRun(t, repo, "rm", "-rq", "apps/mailer")
 	gitCommit(t, repo, "remove mailer")
-	s = start(t, repo, data, "--resync", "1s")
+	s = start(t, repo, data, "--resync", "1s", "--kubeconfig", cluster.Kubeconfig, "--progress-deadline", "5s")
 	waitUntil(t, ctx, "mailer pruned after the restart", func() bool {
 		_, err := kc.AppsV1().Deployments("socle-kube").Get(ctx, "mailer", metav1.GetOptions{})
 		return apierrors.IsNotFound(err)
