@@ -19,6 +19,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
 	k8sclient "k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/yaml"
 
 	"github.com/socle-dev/socle/internal/plan"
@@ -226,18 +227,23 @@ func TestDrift(t *testing.T) {
 	if len(dr.Changes) != 1 || !strings.Contains(dr.Changes[0], "spec.replicas: 5, socle applies 2") {
 		t.Fatalf("Drift after a hand scale = %+v", dr)
 	}
-	// kubectl edit: a variable changed.
-	dep, err := kc.AppsV1().Deployments(ns).Get(ctx, "web", metav1.GetOptions{})
+	// kubectl edit: a variable changed. Like kubectl, read and write again
+	// when the controller updated the object in between.
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		dep, err := kc.AppsV1().Deployments(ns).Get(ctx, "web", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		env := dep.Spec.Template.Spec.Containers[0].Env
+		i := slices.IndexFunc(env, func(e corev1.EnvVar) bool { return e.Name == "LOG_LEVEL" })
+		if i < 0 {
+			return fmt.Errorf("no LOG_LEVEL in %+v", env)
+		}
+		env[i].Value = "trace"
+		_, err = kc.AppsV1().Deployments(ns).Update(ctx, dep, metav1.UpdateOptions{FieldManager: "kubectl-edit"})
+		return err
+	})
 	if err != nil {
-		t.Fatal(err)
-	}
-	env := dep.Spec.Template.Spec.Containers[0].Env
-	i := slices.IndexFunc(env, func(e corev1.EnvVar) bool { return e.Name == "LOG_LEVEL" })
-	if i < 0 {
-		t.Fatalf("no LOG_LEVEL in %+v", env)
-	}
-	env[i].Value = "trace"
-	if _, err := kc.AppsV1().Deployments(ns).Update(ctx, dep, metav1.UpdateOptions{FieldManager: "kubectl-edit"}); err != nil {
 		t.Fatal(err)
 	}
 	dr = waitDrift(t, d, fixed, "the hand edit", func(dr runtime.Drift) bool { return len(dr.Changes) > 1 })
