@@ -157,9 +157,12 @@ func TestKubernetes(t *testing.T) {
 		_, err := kc.AppsV1().Deployments("socle-kube").Get(ctx, "worker", metav1.GetOptions{})
 		return apierrors.IsNotFound(err)
 	})
-	if _, err := kc.CoreV1().ConfigMaps("socle-kube").Get(ctx, "socle-inventory-worker", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
-		t.Errorf("worker's inventory after the prune: %v", err)
-	}
+	// The inventory goes last, once what it lists is gone (a socle killed
+	// midway still knows what to prune).
+	waitUntil(t, ctx, "worker's inventory removed after its objects", func() bool {
+		_, err := kc.CoreV1().ConfigMaps("socle-kube").Get(ctx, "socle-inventory-worker", metav1.GetOptions{})
+		return apierrors.IsNotFound(err)
+	})
 	for _, obj := range []func() error{
 		func() error {
 			_, err := kc.AppsV1().Deployments("socle-kube").Get(ctx, "web", metav1.GetOptions{})
