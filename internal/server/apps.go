@@ -165,6 +165,9 @@ func (s *Server) cell(r *http.Request, m *matrix, a *spec.App, e *spec.Environme
 	if why, ok := m.blocked[k]; ok {
 		c.Phase, c.Reason = string(reconcile.Blocked), why
 	}
+	if c.Phase == "Absent" { // nothing runs: nothing to roll back, no logs
+		c.Actions = slices.DeleteFunc(c.Actions, func(a string) bool { return a == "rollback" || a == "logs" })
+	}
 	if e.Promotion != nil && e.Promotion.From != "" {
 		if from, ok := m.units[plan.Key{App: a.Name, Env: e.Promotion.From}]; ok && from.Artifact != "" && from.Artifact != c.Artifact {
 			in := &api.Incoming{From: e.Promotion.From, Revision: from.Revision, Artifact: from.Artifact, Needed: e.Promotion.Approvals, Approvals: []string{}}
