@@ -229,7 +229,9 @@ func imageConfig(app *spec.App, rev source.Revision, execs []string) (v1.Config,
 			cfg.Cmd = c.Args
 		}
 		for k, v := range c.Variables {
-			if !hasPlaceholder(v) {
+			// A secret is handed to the process when it runs, never
+			// written into an image that every member may pull.
+			if !hasPlaceholder(v) && !slices.Contains(app.Config.Secrets, k) {
 				cfg.Env = append(cfg.Env, k+"="+v)
 			}
 		}

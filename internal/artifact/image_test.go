@@ -20,6 +20,7 @@ func TestImageConfig(t *testing.T) {
 		name       string
 		containers map[string]scoretypes.Container
 		execs      []string
+		secrets    []string
 		want       string // entrypoint | cmd | env, or the error
 	}{
 		{
@@ -27,6 +28,13 @@ func TestImageConfig(t *testing.T) {
 			containers: map[string]scoretypes.Container{"web": built(nil, nil, map[string]string{"B": "2", "A": "1", "DB": "${resources.db.password}"})},
 			execs:      []string{"/app/tool", "/app/svc"},
 			want:       "[/app/svc] | [] | [A=1 B=2]",
+		},
+		{
+			name:       "a secret variable stays out of the image",
+			containers: map[string]scoretypes.Container{"web": built(nil, nil, map[string]string{"API_KEY": "s3cret-value", "A": "1"})},
+			execs:      []string{"/app/svc"},
+			secrets:    []string{"API_KEY"},
+			want:       "[/app/svc] | [] | [A=1]",
 		},
 		{
 			name:       "Score command and args",
@@ -68,7 +76,7 @@ func TestImageConfig(t *testing.T) {
 				Name:     "svc",
 				Source:   "sha256:src",
 				Workload: &scoretypes.Workload{Containers: tc.containers},
-				Config:   spec.AppConfig{Build: &spec.Build{Command: "make"}},
+				Config:   spec.AppConfig{Build: &spec.Build{Command: "make"}, Secrets: tc.secrets},
 			}
 			cfg, err := imageConfig(app, source.Revision{SHA: "abc"}, tc.execs)
 			got := fmt.Sprintf("%v | %v | %v", cfg.Entrypoint, cfg.Cmd, cfg.Env)
