@@ -15,7 +15,6 @@ import (
 	"github.com/socle-dev/socle/internal/server"
 	"github.com/socle-dev/socle/internal/spec"
 	"github.com/socle-dev/socle/internal/store"
-	"github.com/socle-dev/socle/internal/store/sqlite"
 )
 
 func newPlanCmd(g *globals) *cobra.Command {
@@ -145,7 +144,7 @@ func withState(cmd *cobra.Command, data string, fn func(st store.Store, from str
 	if _, err := os.Stat(db); errors.Is(err, fs.ErrNotExist) {
 		return fn(nil, "an empty state (no "+db+")")
 	}
-	st, err := sqlite.Open(cmd.Context(), db)
+	st, err := server.OpenStore(cmd.Context(), data)
 	if err != nil {
 		return err
 	}

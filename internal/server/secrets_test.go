@@ -2,6 +2,7 @@ package server
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -100,6 +101,22 @@ func TestSecretsStaySecret(t *testing.T) {
 	}
 	s.log.Info("a line that names the secret", "value", planted, "err", io.ErrUnexpectedEOF)
 
+	// At rest: no file of the data directory's database holds a secret in
+	// clear (the desired state keeps them sealed).
+	for _, f := range []string{DBFile, DBFile + "-wal"} {
+		b, err := os.ReadFile(filepath.Join(data, f))
+		if err != nil && !os.IsNotExist(err) {
+			t.Fatal(err)
+		}
+		for _, sec := range secrets {
+			if bytes.Contains(b, []byte(sec)) {
+				t.Errorf("%s holds a secret in clear", f)
+			}
+		}
+	}
+	if u, err := s.Store().DesiredUnit(ctx, store.Unit{App: "web", Env: "dev"}); err != nil || !strings.Contains(string(u.Spec), planted) {
+		t.Errorf("the store does not give the runtime web's secret back: %v", err)
+	}
 	// A replica's last words in an event, and a note in the audit trail,
 	// as a crash message or an operator might leave them.
 	if _, err := s.Store().AppendEvent(ctx, store.Event{Kind: "test.leak", App: "web", Env: "dev",

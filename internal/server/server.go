@@ -117,7 +117,16 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening the store: %w", err)
 	}
-	var st store.Store = db
+	secret, err := dataSecret(cfg.Data)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	st, err := Sealed(db, secret)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
 	sum := sha256.Sum256([]byte(cfg.Repo))
 	repo, err := source.Open(ctx, source.Options{URL: cfg.Repo, Branch: cfg.Branch, Dir: filepath.Join(cfg.Data, "git", hex.EncodeToString(sum[:8]))})
 	if err != nil {
@@ -129,10 +138,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	// Everything socle logs goes through the redactor of secrets.
 	cfg.Logger = slog.New(redactHandler{cfg.Logger.Handler(), s})
 	s.cfg.Logger, s.log = cfg.Logger, cfg.Logger
-	if s.secret, err = dataSecret(cfg.Data); err != nil {
-		st.Close()
-		return nil, err
-	}
+	s.secret = secret
 	if err := s.openRuntime(cfg); err != nil {
 		s.closeAll()
 		return nil, err
@@ -269,6 +275,27 @@ func dataSecret(data string) ([]byte, error) {
 		return nil, err
 	}
 	return b, nil
+}
+
+// OpenStore opens the store of a data directory as the server does, its
+// secrets sealed with the directory's key: for commands that read it
+// without a server (socle plan --data).
+func OpenStore(ctx context.Context, data string) (store.Store, error) {
+	db, err := sqlite.Open(ctx, filepath.Join(data, DBFile))
+	if err != nil {
+		return nil, err
+	}
+	secret, err := dataSecret(data)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	st, err := Sealed(db, secret)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	return st, nil
 }
 
 // Addr is the address the API listens on.
