@@ -3,6 +3,7 @@ package web
 import (
 	"errors"
 	"net/http"
+	"net/url"
 	"strings"
 
 	"github.com/socle-dev/socle/internal/auth"
@@ -63,9 +64,22 @@ func clearCookie(w http.ResponseWriter, r *http.Request) {
 
 // safeNext keeps a redirect after login on the portal: a local path, never
 // another site ("//host" or "/\host" are other sites to a browser).
+//
+// Browsers drop tabs and newlines from a URL and read a backslash as a
+// slash, so any control character or backslash is refused outright, and
+// what is kept is rebuilt from the parsed path and query alone.
 func safeNext(next string) string {
-	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/\\") || strings.HasPrefix(next, "/api/") {
+	if strings.ContainsFunc(next, func(r rune) bool { return r < 0x20 || r == 0x7f || r == '\\' }) {
 		return "/"
 	}
-	return next
+	u, err := url.Parse(next)
+	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil ||
+		!strings.HasPrefix(u.Path, "/") || strings.HasPrefix(u.Path, "//") || strings.HasPrefix(u.Path, "/api/") {
+		return "/"
+	}
+	out := (&url.URL{Path: u.Path, RawQuery: u.RawQuery}).String()
+	if strings.HasPrefix(out, "//") {
+		return "/"
+	}
+	return out
 }

@@ -244,3 +244,32 @@ func TestSSEData(t *testing.T) {
 		}
 	}
 }
+
+// TestSafeNext: after login the portal goes only to a page of its own,
+// whatever a crafted link says.
+func TestSafeNext(t *testing.T) {
+	t.Parallel()
+	for next, want := range map[string]string{
+		"/apps/web?tab=logs":     "/apps/web?tab=logs",
+		"/":                      "/",
+		"":                       "/",
+		"//evil.example":         "/",
+		"/\\evil.example":        "/",
+		"/\t/evil.example":       "/",
+		"/\n/evil.example":       "/",
+		"https://evil.example/":  "/",
+		"/api/v1/tokens":         "/",
+		"javascript:alert(1)":    "/",
+		"/%2F/evil.example":      "/",
+		"apps/web":               "/",
+		"/apps/web#frag":         "/apps/web",
+		"///evil.example":        "/",
+		"/./%2e/evil.example":    "/././evil.example",
+		"http:/evil.example":     "/",
+		"/apps/web?next=//x.org": "/apps/web?next=//x.org",
+	} {
+		if got := safeNext(next); got != want {
+			t.Errorf("safeNext(%q) = %q, want %q", next, got, want)
+		}
+	}
+}
