@@ -86,6 +86,25 @@ func (w *worker) unitSteady(ctx context.Context, ud runtime.UnitDriver, d *plan.
 		w.report(func(s *UnitStatus) { s.Phase, s.Message = Degraded, "reading health: "+err.Error() })
 		return
 	}
+	if failedNewer && !restored(hs, rel) {
+		// The restore after the failed rollout did not finish (the API
+		// server refused it, socle stopped): it is tried again at every
+		// pass until rel alone runs.
+		if err := ud.Restore(ctx, d.App, d.Env, rel); err != nil {
+			w.e.log.Error("restoring the previous release", "app", d.App, "env", d.Env, "release", cur.ID, "err", err)
+			w.report(func(s *UnitStatus) {
+				s.Release, s.Revision, s.Artifact = cur.ID, cur.Revision, cur.Artifact
+				s.Replicas = workloadStatuses(hs)
+				s.Phase = Degraded
+				s.Message = fmt.Sprintf("the new release failed, and restoring %s failed: %v; retried at the next pass", rel, err)
+			})
+			return
+		}
+		if hs, err = ud.Health(ctx, d.App, d.Env); err != nil {
+			w.report(func(s *UnitStatus) { s.Phase, s.Message = Degraded, "reading health: "+err.Error() })
+			return
+		}
+	}
 	var mine runtime.WorkloadHealth
 	var why []string
 	for _, h := range hs {
@@ -117,6 +136,19 @@ func (w *worker) unitSteady(ctx context.Context, ud runtime.UnitDriver, d *plan.
 			s.Phase, s.Message = Synced, ""
 		}
 	})
+}
+
+// restored reports whether release rel alone runs: after a failed
+// rollout, the failed release's workload is gone and rel's is there.
+func restored(hs []runtime.WorkloadHealth, rel string) bool {
+	mine := false
+	for _, h := range hs {
+		if h.Release != rel {
+			return false
+		}
+		mine = true
+	}
+	return mine
 }
 
 func workloadStatuses(hs []runtime.WorkloadHealth) []ReplicaStatus {
@@ -151,11 +183,13 @@ func (w *worker) unitStrategy(ctx context.Context, ud runtime.UnitDriver, d *pla
 	var keep []string
 	prevServe := ""
 	if prev != nil {
+		// The service serves the previous release alone until the switch,
+		// whatever its strategy: a rolling release's pods carry their
+		// release label too, and a service over every release would send
+		// requests to a blue/green release before it is switched to.
 		p := releaseName(prev.ID)
 		keep = []string{p}
-		if pw := workload(d, p, "", spec.Strategy(prev.Strategy)); pw.Dedicated {
-			prevServe = p
-		}
+		prevServe = p
 	}
 	switch {
 	case prev == nil || strategy == spec.StrategyRolling:
@@ -211,14 +245,27 @@ func (w *worker) unitStep(ctx context.Context, ud runtime.UnitDriver, us runtime
 	if err := ud.Apply(ctx, us); err != nil {
 		return fmt.Errorf("applying %s: %w", rel, err)
 	}
-	return w.unitWait(ctx, ud, us.App, us.Env, rel)
+	least := 0
+	if len(us.Workloads) > 0 {
+		wl := us.Workloads[0]
+		switch {
+		case wl.Replicas > 0:
+			least = wl.Replicas
+		case wl.Unit != nil:
+			least = wl.Unit.Replicas.Min
+		}
+	}
+	return w.unitWait(ctx, ud, us.App, us.Env, rel, least)
 }
 
 // unitWait waits until release rel's workload is healthy. Kubernetes
 // itself says when a rollout is stuck (progressDeadlineSeconds, which the
 // driver sets from the same deadline); socle's own deadline, twice as
-// long, only covers a cluster that says nothing.
-func (w *worker) unitWait(ctx context.Context, ud runtime.UnitDriver, app, env, rel string) error {
+// long, only covers a cluster that says nothing. Healthy is not enough:
+// at least least pods must be ready, so that a Deployment scaled below the
+// release's minimum (one an autoscaler has not scaled yet) never takes
+// over from the release before it.
+func (w *worker) unitWait(ctx context.Context, ud runtime.UnitDriver, app, env, rel string, least int) error {
 	ctx, cancel := context.WithTimeout(ctx, 2*w.e.cfg.ProgressDeadline)
 	defer cancel()
 	last := "not observed yet"
@@ -229,13 +276,16 @@ func (w *worker) unitWait(ctx context.Context, ud runtime.UnitDriver, app, env, 
 				if h.Release != rel {
 					continue
 				}
-				switch h.State {
-				case runtime.WorkloadHealthy:
+				switch {
+				case h.State == runtime.WorkloadHealthy && h.Ready >= least:
 					return nil
-				case runtime.WorkloadFailed:
+				case h.State == runtime.WorkloadFailed:
 					return fmt.Errorf("deployment %s: %s", h.Name, h.Message)
+				case h.State == runtime.WorkloadHealthy:
+					last = fmt.Sprintf("deployment %s: %d of at least %d pods ready", h.Name, h.Ready, least)
+				default:
+					last = fmt.Sprintf("deployment %s: %s", h.Name, h.Message)
 				}
-				last = fmt.Sprintf("deployment %s: %s", h.Name, h.Message)
 			}
 		} else if ctx.Err() == nil {
 			last = err.Error()
@@ -252,26 +302,49 @@ func (w *worker) unitWait(ctx context.Context, ud runtime.UnitDriver, app, env, 
 }
 
 // unitHold watches a canary for a pause; it rolls back as soon as the
-// canary's pods stop being available.
+// canary's pods stop being available. A pause ends well only on health
+// read after it: while health cannot be read the canary is not known to be
+// healthy, and the step waits, for at most the progress deadline.
 func (w *worker) unitHold(ctx context.Context, ud runtime.UnitDriver, d *plan.Unit, rel string, pause time.Duration) error {
 	end := time.Now().Add(pause)
+	var failing time.Time // since when health cannot be read
 	for {
 		hs, err := ud.Health(ctx, d.App, d.Env)
-		if err != nil && ctx.Err() != nil {
+		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		for _, h := range hs {
-			if h.Release == rel && h.State != runtime.WorkloadHealthy {
-				return &rollback{reason: fmt.Sprintf("canary %s became unhealthy: %s", h.Name, h.Message)}
+		wait := unitPoll
+		if err != nil {
+			if failing.IsZero() {
+				failing = time.Now()
 			}
-		}
-		if !time.Now().Before(end) {
-			return nil
+			if time.Since(failing) >= w.e.cfg.ProgressDeadline {
+				return &rollback{reason: fmt.Sprintf("canary %s: its health could not be read for %s: %v", rel, w.e.cfg.ProgressDeadline, err)}
+			}
+		} else {
+			failing = time.Time{}
+			seen := false
+			for _, h := range hs {
+				if h.Release != rel {
+					continue
+				}
+				seen = true
+				if h.State != runtime.WorkloadHealthy {
+					return &rollback{reason: fmt.Sprintf("canary %s became unhealthy: %s", h.Name, h.Message)}
+				}
+			}
+			if !seen {
+				return &rollback{reason: fmt.Sprintf("canary %s: its Deployment is gone", rel)}
+			}
+			if !time.Now().Before(end) {
+				return nil
+			}
+			wait = min(unitPoll, time.Until(end)+time.Millisecond)
 		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(min(unitPoll, time.Until(end)+time.Millisecond)):
+		case <-time.After(wait):
 		}
 	}
 }
@@ -286,6 +359,8 @@ func (w *worker) unitRestore(ctx context.Context, ud runtime.UnitDriver, d *plan
 		return
 	}
 	if err := ud.Restore(ctx, d.App, d.Env, releaseName(prev.ID)); err != nil {
+		// Not lost: the steady passes that follow see the failed release
+		// still there, report Degraded and restore again (unitSteady).
 		w.e.log.Error("restoring the previous release", "app", d.App, "env", d.Env, "release", prev.ID, "err", err)
 	}
 }

@@ -160,7 +160,7 @@ func TestKubernetes(t *testing.T) {
 	// The inventory goes last, once what it lists is gone (a socle killed
 	// midway still knows what to prune).
 	waitUntil(t, ctx, "worker's inventory removed after its objects", func() bool {
-		_, err := kc.CoreV1().ConfigMaps("socle-kube").Get(ctx, "socle-inventory-worker", metav1.GetOptions{})
+		_, err := kc.CoreV1().Secrets("socle-kube").Get(ctx, "socle-inventory-worker", metav1.GetOptions{})
 		return apierrors.IsNotFound(err)
 	})
 	for _, obj := range []func() error{

@@ -3,7 +3,7 @@
 // Deployment per release, a Service, a PodDisruptionBudget, autoscalers and
 // the ConfigMaps and Secrets its pods mount; applies them with server-side
 // apply under the field manager "socle", recording every object in an
-// inventory (a ConfigMap beside them) so that what leaves Git is pruned
+// inventory (a Secret beside them) so that what leaves Git is pruned
 // exactly; observes health from the objects' status and drift by comparing
 // the live objects with what socle applies; and restores an earlier release
 // after a failed rollout. It implements runtime.UnitDriver, one Driver per

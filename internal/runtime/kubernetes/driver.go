@@ -1,7 +1,9 @@
 package kubernetes
 
 import (
+	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -229,6 +231,13 @@ func (d *Driver) Apply(ctx context.Context, spec runtime.UnitSpec) error {
 	if err != nil {
 		return err
 	}
+	// An object the unit does not hold yet must not belong to anyone
+	// else: applying it would take it over, and a later prune delete it.
+	for _, o := range objs {
+		if err := d.unowned(ctx, ns, spec.App, spec.Env, inv, o); err != nil {
+			return err
+		}
+	}
 	// The inventory holds what is applied before it is applied: socle
 	// killed in the middle leaves objects it knows of, never orphans.
 	next := inv.next(spec, objs)
@@ -238,8 +247,13 @@ func (d *Driver) Apply(ctx context.Context, spec runtime.UnitSpec) error {
 	if err := d.writeInventory(ctx, ns, spec.App, spec.Env, union); err != nil {
 		return err
 	}
+	if inv.legacy {
+		if err := d.dropLegacyInventory(ctx, ns, spec.App); err != nil {
+			return err
+		}
+	}
 	for _, o := range objs {
-		if err := d.apply(ctx, ns, o.Unstructured, false, nil); err != nil {
+		if err := d.applyObject(ctx, ns, o, objs); err != nil {
 			return err
 		}
 	}
@@ -257,6 +271,126 @@ func (d *Driver) Apply(ctx context.Context, spec runtime.UnitSpec) error {
 	}
 	errs = append(errs, d.writeInventory(ctx, ns, spec.App, spec.Env, next))
 	return errors.Join(errs...)
+}
+
+// ErrNotOwned is returned, wrapped, when a unit's object would replace
+// one of the same name that socle did not apply for the unit.
+var ErrNotOwned = errors.New("not the unit's")
+
+// unowned refuses o when the unit's inventory does not hold it yet and an
+// object of its kind and name exists that is not the unit's: made by hand,
+// by another tool (Helm, Argo CD), or by socle for another unit.
+func (d *Driver) unowned(ctx context.Context, ns, app, env string, inv *inventory, o Object) error {
+	e := entry{Kind: o.GetKind(), Name: o.GetName()}
+	if inv.has(e) {
+		return nil
+	}
+	live, err := d.get(ctx, ns, e)
+	if err != nil || live == nil {
+		return err
+	}
+	if l := live.GetLabels(); l[labelManagedBy] == "socle" && l[LabelApp] == app && l[LabelEnv] == env {
+		return nil // the unit's, from an inventory lost or written before it was applied
+	}
+	by := cmp.Or(live.GetLabels()[labelManagedBy], "someone else")
+	return fmt.Errorf("%s %s/%s exists and is %w (managed by %s): socle does not take it over for %s.%s; delete or rename it",
+		e.Kind, ns, e.Name, ErrNotOwned, by, app, env)
+}
+
+// fieldManagerReplicas keeps an autoscaled Deployment's replicas at the
+// autoscaler's minimum when socle creates it or hands the count over: it
+// owns spec.replicas beside the autoscaler, never against it.
+const fieldManagerReplicas = "socle-replicas"
+
+// applyObject applies one of objs. A Deployment that an autoscaler of objs
+// scales is applied without spec.replicas, so that the autoscaler owns the
+// count; but it must not start, nor fall when socle stops owning the
+// count, below the autoscaler's minimum (a new blue/green or canary
+// Deployment would otherwise be created with one pod, declared healthy and
+// take over). Its replicas are then set to max(minimum, live) under a field
+// manager of their own, which the autoscaler's scaling takes over.
+func (d *Driver) applyObject(ctx context.Context, ns string, o Object, objs []Object) error {
+	lo, scaled := autoscaledMin(o, objs)
+	if !scaled {
+		return d.apply(ctx, ns, o.Unstructured, false, nil)
+	}
+	live, err := d.get(ctx, ns, entry{Kind: o.GetKind(), Name: o.GetName()})
+	if err != nil {
+		return err
+	}
+	if live == nil {
+		first := o.DeepCopy()
+		if err := unstructured.SetNestedField(first.Object, lo, "spec", "replicas"); err != nil {
+			return err
+		}
+		if err := d.apply(ctx, ns, first, false, nil); err != nil {
+			return err
+		}
+		return d.applyReplicas(ctx, ns, o.Unstructured, lo)
+	}
+	cur, _, _ := unstructured.NestedInt64(live.Object, "spec", "replicas")
+	if cur < lo || ownsReplicas(live, FieldManager) {
+		if err := d.applyReplicas(ctx, ns, o.Unstructured, max(cur, lo)); err != nil {
+			return err
+		}
+	}
+	return d.apply(ctx, ns, o.Unstructured, false, nil)
+}
+
+func (d *Driver) applyReplicas(ctx context.Context, ns string, o *unstructured.Unstructured, n int64) error {
+	c, err := d.client(o.GetKind(), ns)
+	if err != nil {
+		return err
+	}
+	obj := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": o.GetAPIVersion(), "kind": o.GetKind(),
+		"metadata": map[string]any{"name": o.GetName(), "namespace": ns},
+		"spec":     map[string]any{"replicas": n},
+	}}
+	if _, err := c.Apply(ctx, o.GetName(), obj, metav1.ApplyOptions{FieldManager: fieldManagerReplicas, Force: true}); err != nil {
+		return fmt.Errorf("scaling %s %s/%s to %d: %w", o.GetKind(), ns, o.GetName(), n, err)
+	}
+	return nil
+}
+
+// autoscaledMin returns the minimum of the autoscaler of objs that scales
+// Deployment o, if one does.
+func autoscaledMin(o Object, objs []Object) (int64, bool) {
+	if o.GetKind() != "Deployment" {
+		return 0, false
+	}
+	if _, set, _ := unstructured.NestedFieldNoCopy(o.Object, "spec", "replicas"); set {
+		return 0, false
+	}
+	for _, h := range objs {
+		if h.GetKind() != "HorizontalPodAutoscaler" {
+			continue
+		}
+		if name, _, _ := unstructured.NestedString(h.Object, "spec", "scaleTargetRef", "name"); name != o.GetName() {
+			continue
+		}
+		lo, ok, _ := unstructured.NestedInt64(h.Object, "spec", "minReplicas")
+		return max(lo, 1), ok
+	}
+	return 0, false
+}
+
+// ownsReplicas reports whether manager applied obj's spec.replicas.
+func ownsReplicas(obj *unstructured.Unstructured, manager string) bool {
+	for _, m := range obj.GetManagedFields() {
+		if m.Manager != manager || m.Operation != metav1.ManagedFieldsOperationApply || m.FieldsV1 == nil {
+			continue
+		}
+		var f map[string]any
+		if json.Unmarshal(m.FieldsV1.Raw, &f) == nil {
+			if spec, ok := f["f:spec"].(map[string]any); ok {
+				if _, ok := spec["f:replicas"]; ok {
+					return true
+				}
+			}
+		}
+	}
+	return false
 }
 
 // apply server-side applies one object; with dryRun the cluster computes
@@ -394,9 +528,12 @@ func (d *Driver) Prune(ctx context.Context, app, env string) (int, error) {
 	if len(errs) > 0 {
 		return n, errors.Join(errs...)
 	}
-	err = d.cs.CoreV1().ConfigMaps(ns).Delete(ctx, inventoryName(app), metav1.DeleteOptions{})
+	err = d.cs.CoreV1().Secrets(ns).Delete(ctx, inventoryName(app), metav1.DeleteOptions{})
 	if err != nil && !apierrors.IsNotFound(err) {
 		return n, fmt.Errorf("deleting the inventory of %s.%s: %w", app, env, err)
+	}
+	if inv.legacy {
+		return n, d.dropLegacyInventory(ctx, ns, app)
 	}
 	return n, nil
 }
@@ -404,16 +541,29 @@ func (d *Driver) Prune(ctx context.Context, app, env string) (int, error) {
 // Units lists the units whose inventory the cluster holds, in every
 // namespace socle may read.
 func (d *Driver) Units(ctx context.Context) ([]runtime.UnitKey, error) {
-	list, err := d.cs.CoreV1().ConfigMaps(metav1.NamespaceAll).List(ctx, metav1.ListOptions{LabelSelector: LabelInventory + "=true"})
+	opts := metav1.ListOptions{LabelSelector: LabelInventory + "=true"}
+	list, err := d.cs.CoreV1().Secrets(metav1.NamespaceAll).List(ctx, opts)
 	if err != nil {
 		return nil, fmt.Errorf("listing inventories: %w", err)
 	}
+	metas := make([]metav1.ObjectMeta, 0, len(list.Items))
+	for _, s := range list.Items {
+		metas = append(metas, s.ObjectMeta)
+	}
+	// Inventories socle kept in ConfigMaps before, not rewritten yet.
+	legacy, err := d.cs.CoreV1().ConfigMaps(metav1.NamespaceAll).List(ctx, opts)
+	if err != nil {
+		return nil, fmt.Errorf("listing inventories: %w", err)
+	}
+	for _, cm := range legacy.Items {
+		metas = append(metas, cm.ObjectMeta)
+	}
 	var out []runtime.UnitKey
-	for _, cm := range list.Items {
-		k := runtime.UnitKey{App: cm.Labels[LabelApp], Env: cm.Labels[LabelEnv]}
+	for _, m := range metas {
+		k := runtime.UnitKey{App: m.Labels[LabelApp], Env: m.Labels[LabelEnv]}
 		// An environment moved to another namespace leaves its old
 		// inventories behind; they are not this environment's units.
-		if k.App != "" && k.Env != "" && d.Namespace(k.Env) == cm.Namespace {
+		if k.App != "" && k.Env != "" && d.Namespace(k.Env) == m.Namespace && !slices.Contains(out, k) {
 			out = append(out, k)
 		}
 	}

@@ -177,19 +177,19 @@ func TestApplyAndPrune(t *testing.T) {
 			_, err := kc.PolicyV1().PodDisruptionBudgets(ns).Get(ctx, n, metav1.GetOptions{})
 			return err
 		},
-		"ConfigMap": func(n string) error {
-			_, err := kc.CoreV1().ConfigMaps(ns).Get(ctx, n, metav1.GetOptions{})
+		"Secret": func(n string) error {
+			_, err := kc.CoreV1().Secrets(ns).Get(ctx, n, metav1.GetOptions{})
 			return err
 		},
 	} {
 		name := "web"
-		if kind == "ConfigMap" {
+		if kind == "Secret" {
 			name = inventoryName("web")
 		}
 		if err := get(name); !apierrors.IsNotFound(err) {
 			t.Errorf("%s %s after the prune: %v, want not found", kind, name, err)
 		}
-		if kind != "ConfigMap" && kind != "HPA" {
+		if kind != "Secret" && kind != "HPA" {
 			if err := get("api"); err != nil {
 				t.Errorf("%s api after web's prune: %v", kind, err)
 			}

@@ -16,8 +16,11 @@ import (
 	"github.com/socle-dev/socle/internal/runtime"
 )
 
-// The inventory of a unit is a ConfigMap beside its objects,
-// socle-inventory-<app>, labelled with the unit. It lives in the cluster
+// The inventory of a unit is a Secret beside its objects,
+// socle-inventory-<app>, labelled with the unit. A Secret, not a ConfigMap:
+// the workloads it keeps hold the values of secret variables, which whoever
+// may only view a namespace (the view role reads ConfigMaps, not Secrets)
+// must not read. It lives in the cluster
 // rather than in socle's store because it must say what the cluster holds:
 // it is written before the objects it names are applied, so a socle killed
 // midway, restored from an old backup, or replaced by another socle finds
@@ -33,6 +36,9 @@ type inventory struct {
 	// empty while an apply is under way or after one failed.
 	Applied string
 	found   bool
+	// legacy: read from the ConfigMap that held inventories before they
+	// became Secrets; deleted once the Secret is written.
+	legacy bool
 }
 
 // entry names one applied object and the release it belongs to ("" for
@@ -100,39 +106,84 @@ func (inv *inventory) has(e entry) bool {
 // app in another environment is an error: two environments cannot share a
 // namespace's object names.
 func (d *Driver) readInventory(ctx context.Context, ns, app, env string) (*inventory, error) {
-	cm, err := d.cs.CoreV1().ConfigMaps(ns).Get(ctx, inventoryName(app), metav1.GetOptions{})
+	s, err := d.cs.CoreV1().Secrets(ns).Get(ctx, inventoryName(app), metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
-		return &inventory{Releases: map[string]runtime.Workload{}}, nil
+		cm, err := d.cs.CoreV1().ConfigMaps(ns).Get(ctx, inventoryName(app), metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			return &inventory{Releases: map[string]runtime.Workload{}}, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("reading the inventory of %s.%s: %w", app, env, err)
+		}
+		return parseLegacyInventory(cm, ns, app, env)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("reading the inventory of %s.%s: %w", app, env, err)
 	}
-	return parseInventory(cm, ns, app, env)
+	return parseInventory(s, ns, app, env)
+}
+
+// parseLegacyInventory reads an inventory kept in a ConfigMap, as socle
+// wrote them before.
+func parseLegacyInventory(cm *corev1.ConfigMap, ns, app, env string) (*inventory, error) {
+	if cm.Labels[LabelInventory] != "true" {
+		return &inventory{Releases: map[string]runtime.Workload{}}, nil // someone else's ConfigMap
+	}
+	s := &corev1.Secret{ObjectMeta: cm.ObjectMeta, Data: map[string][]byte{}}
+	for k, v := range cm.Data {
+		s.Data[k] = []byte(v)
+	}
+	inv, err := parseInventory(s, ns, app, env)
+	if inv != nil {
+		inv.legacy = true
+	}
+	return inv, err
+}
+
+// dropLegacyInventory deletes the ConfigMap an inventory was kept in
+// before it became a Secret.
+func (d *Driver) dropLegacyInventory(ctx context.Context, ns, app string) error {
+	err := d.cs.CoreV1().ConfigMaps(ns).Delete(ctx, inventoryName(app), metav1.DeleteOptions{})
+	if err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("deleting the former inventory of %s: %w", app, err)
+	}
+	return nil
 }
 
 // cachedInventory is readInventory from the driver's cache: for observing,
 // never for changing the cluster.
 func (d *Driver) cachedInventory(ctx context.Context, ns, app, env string) (*inventory, error) {
-	u, err := d.cached(ctx, ns, "ConfigMap", inventoryName(app))
-	if err != nil || u == nil {
-		return &inventory{Releases: map[string]runtime.Workload{}}, err
+	u, err := d.cached(ctx, ns, "Secret", inventoryName(app))
+	if err != nil {
+		return nil, err
 	}
-	var cm corev1.ConfigMap
-	if err := k8sruntime.DefaultUnstructuredConverter.FromUnstructured(u.Object, &cm); err != nil {
+	if u == nil {
+		l, err := d.cached(ctx, ns, "ConfigMap", inventoryName(app))
+		if err != nil || l == nil {
+			return &inventory{Releases: map[string]runtime.Workload{}}, err
+		}
+		var cm corev1.ConfigMap
+		if err := k8sruntime.DefaultUnstructuredConverter.FromUnstructured(l.Object, &cm); err != nil {
+			return nil, fmt.Errorf("reading the inventory of %s.%s: %w", app, env, err)
+		}
+		return parseLegacyInventory(&cm, ns, app, env)
+	}
+	var s corev1.Secret
+	if err := k8sruntime.DefaultUnstructuredConverter.FromUnstructured(u.Object, &s); err != nil {
 		return nil, fmt.Errorf("reading the inventory of %s.%s: %w", app, env, err)
 	}
-	return parseInventory(&cm, ns, app, env)
+	return parseInventory(&s, ns, app, env)
 }
 
-func parseInventory(cm *corev1.ConfigMap, ns, app, env string) (*inventory, error) {
-	if other := cm.Labels[LabelEnv]; other != env {
+func parseInventory(s *corev1.Secret, ns, app, env string) (*inventory, error) {
+	if other := s.Labels[LabelEnv]; other != env {
 		return nil, fmt.Errorf("%w: namespace %s already runs %s for environment %s; give each environment a namespace of its own", runtime.ErrInvalidUnit, ns, app, other)
 	}
-	inv := &inventory{Applied: cm.Annotations[annotationApplied], found: true}
-	if err := json.Unmarshal([]byte(cm.Data[keyEntries]), &inv.Entries); err != nil {
+	inv := &inventory{Applied: s.Annotations[annotationApplied], found: true}
+	if err := json.Unmarshal(s.Data[keyEntries], &inv.Entries); err != nil {
 		return nil, fmt.Errorf("reading the inventory of %s.%s: %w", app, env, err)
 	}
-	if err := json.Unmarshal([]byte(cmp.Or(cm.Data[keyReleases], "{}")), &inv.Releases); err != nil {
+	if err := json.Unmarshal([]byte(cmp.Or(string(s.Data[keyReleases]), "{}")), &inv.Releases); err != nil {
 		return nil, fmt.Errorf("reading the inventory of %s.%s: %w", app, env, err)
 	}
 	return inv, nil
@@ -147,14 +198,15 @@ func (d *Driver) writeInventory(ctx context.Context, ns, app, env string, inv *i
 	if err != nil {
 		return err
 	}
-	cm := &corev1.ConfigMap{
+	s := &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{
 			Name: inventoryName(app), Namespace: ns,
 			Labels:      map[string]string{LabelInventory: "true", LabelApp: app, LabelEnv: env, labelManagedBy: "socle"},
 			Annotations: map[string]string{annotationApplied: inv.Applied},
 		},
-		Data: map[string]string{keyEntries: string(entries), keyReleases: string(releases)},
+		Type: corev1.SecretTypeOpaque,
+		Data: map[string][]byte{keyEntries: entries, keyReleases: releases},
 	}
-	cm.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("ConfigMap"))
-	return d.apply(ctx, ns, toUnstructured(cm), false, nil)
+	s.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
+	return d.apply(ctx, ns, toUnstructured(s), false, nil)
 }

@@ -61,7 +61,7 @@ func (d *Driver) Drift(ctx context.Context, spec runtime.UnitSpec) (runtime.Drif
 			dr.Changes = append(dr.Changes, fmt.Sprintf("%s %s was deleted", e.Kind, e.Name))
 			continue
 		}
-		diffs := compare(o.Object, l.Object, "")
+		diffs := compareObject(e.Kind, o.Object, l.Object)
 		if len(diffs) == 0 {
 			continue
 		}
@@ -146,6 +146,31 @@ func comparable(obj map[string]any) map[string]any {
 		}
 	}
 	return c
+}
+
+// compareObject is compare, except that a Secret's values are never
+// written out, base64 or not: only the names of the keys that differ.
+func compareObject(kind string, want, live map[string]any) []string {
+	if kind != "Secret" {
+		return compare(want, live, "")
+	}
+	w, l := maps.Clone(want), maps.Clone(live)
+	wd, _ := w["data"].(map[string]any)
+	ld, _ := l["data"].(map[string]any)
+	delete(w, "data")
+	delete(w, "stringData")
+	delete(l, "data")
+	delete(l, "stringData")
+	out := compare(w, l, "")
+	for _, k := range slices.Sorted(maps.Keys(wd)) {
+		switch lv, ok := ld[k]; {
+		case !ok:
+			out = append(out, fmt.Sprintf("data[%s]: removed", k))
+		case !sameScalar(wd[k], lv):
+			out = append(out, fmt.Sprintf("data[%s]: changed (value not shown)", k))
+		}
+	}
+	return out
 }
 
 // compare lists how live differs from want in the fields want sets:

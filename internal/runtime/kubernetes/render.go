@@ -238,7 +238,8 @@ func (r *renderer) workload() ([]*unstructured.Unstructured, error) {
 	if fixed {
 		// Without an autoscaler socle owns the count; with one, it leaves
 		// the field out of its apply so that the autoscaler owns it and
-		// the two never fight over it.
+		// the two never fight over it (the driver still starts the
+		// Deployment at the autoscaler's minimum: see applyObject).
 		d.Spec.Replicas = new(int32(lo))
 	}
 	out = append(out, toUnstructured(d))
