@@ -80,7 +80,9 @@ var Operations = []Operation{
 	{ID: "me", Method: "GET", Path: "/api/v1/me", Summary: "The caller, their teams and roles", Tag: "platform", Access: AccessAuthenticated, Response: Me{}},
 	{ID: "status", Method: "GET", Path: "/api/v1/status", Summary: "The revision in force, the last plan and every unit", Tag: "platform", Access: AccessMember, Response: Status{}},
 	{ID: "platform", Method: "GET", Path: "/api/v1/platform", Summary: "Environments in promotion order, zones and teams", Tag: "platform", Access: AccessMember, Response: Platform{}},
-	{ID: "gitHook", Method: "POST", Path: "/api/v1/hooks/git", Summary: "Fetch the platform repository now (git webhook)", Tag: "platform", Access: AccessMember, Status: 202, Response: map[string]string{}},
+	{ID: "gitHook", Method: "POST", Path: "/api/v1/hooks/git", Summary: "Fetch the platform repository now (git webhook)",
+		Description: "A git host that cannot send a bearer token authenticates with the webhook secret socle was started with (--webhook-secret): GitHub's and Gitea's X-Hub-Signature-256 (HMAC-SHA256 of the body), or GitLab's X-Gitlab-Token.",
+		Tag:         "platform", Access: AccessMember, Status: 202, Response: map[string]string{}},
 
 	{ID: "listApps", Method: "GET", Path: "/api/v1/apps", Summary: "The environment matrix: every app in every environment",
 		Description: "Each app has one cell per environment, in promotion order, with what the caller may do there.",

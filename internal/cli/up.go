@@ -36,6 +36,9 @@ repository at <data>/repo. Edit and commit there to see socle follow.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
+			if cfg.WebhookSecret == "" {
+				cfg.WebhookSecret = os.Getenv("SOCLE_WEBHOOK_SECRET") // not a flag default: --help would print it
+			}
 			level := slog.LevelInfo
 			if err := level.UnmarshalText([]byte(logLevel)); err != nil {
 				return withCode(ExitUsage, fmt.Errorf("--log-level: %w", err))
@@ -81,6 +84,7 @@ repository at <data>/repo. Edit and commit there to see socle follow.`,
 	f.Float64Var(&cfg.Scale.TargetInFlight, "scale-target", 10, "autoscaler: requests in flight per replica to aim for")
 	f.DurationVar(&cfg.Scale.Cooldown, "scale-cooldown", 30*time.Second, "autoscaler: least time between two changes of a unit's size (scaling down waits twice as long)")
 	f.DurationVar(&cfg.Resync, "resync", 10*time.Second, "how often every unit is observed again without a trigger")
+	f.StringVar(&cfg.WebhookSecret, "webhook-secret", "", "secret that git hosts sign webhooks with (GitHub X-Hub-Signature-256, GitLab X-Gitlab-Token); env SOCLE_WEBHOOK_SECRET")
 	f.StringVar(&cfg.Kubeconfig, "kubeconfig", "", "kubeconfig of the environments on Kubernetes (default: $KUBECONFIG, then ~/.kube/config)")
 	f.DurationVar(&cfg.ProgressDeadline, "progress-deadline", 2*time.Minute, "how long a rollout may make no progress before it fails and is rolled back")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")

@@ -4,9 +4,13 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"slices"
 	"strings"
@@ -412,5 +416,58 @@ func TestAPIConventions(t *testing.T) {
 	}
 	if !sawID || !sawRevision {
 		t.Errorf("the stream did not send the new revision's event (id %v, revision %v): %v", sawID, sawRevision, sc.Err())
+	}
+}
+
+// TestSignedWebhook: a git host that cannot send a bearer token calls the
+// webhook with the shared secret, signed as GitHub does or as GitLab's token.
+func TestSignedWebhook(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithCancel(context.Background())
+	s, err := New(ctx, Config{Repo: gitRepo(t), Data: t.TempDir(), Addr: "127.0.0.1:0", Poll: time.Hour, WebhookSecret: "hook-s3cret",
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	body := `{"ref":"refs/heads/main"}`
+	sign := func(secret string) string {
+		mac := hmac.New(sha256.New, []byte(secret))
+		mac.Write([]byte(body))
+		return "sha256=" + hex.EncodeToString(mac.Sum(nil))
+	}
+	for _, tc := range []struct {
+		name, header, value string
+		want                int
+	}{
+		{"GitHub signature", "X-Hub-Signature-256", sign("hook-s3cret"), http.StatusAccepted},
+		{"wrong signature", "X-Hub-Signature-256", sign("guess"), http.StatusUnauthorized},
+		{"GitLab token", "X-Gitlab-Token", "hook-s3cret", http.StatusAccepted},
+		{"wrong GitLab token", "X-Gitlab-Token", "guess", http.StatusUnauthorized},
+		{"nothing", "X-Nothing", "", http.StatusUnauthorized},
+	} {
+		req, _ := http.NewRequest(http.MethodPost, "http://"+s.Addr()+"/api/v1/hooks/git", strings.NewReader(body))
+		req.Header.Set(tc.header, tc.value)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tc.want {
+			t.Errorf("%s: %s, want %d", tc.name, resp.Status, tc.want)
+		}
+	}
+	// The signature opens the webhook only.
+	req, _ := http.NewRequest(http.MethodGet, "http://"+s.Addr()+"/api/v1/status", nil)
+	req.Header.Set("X-Gitlab-Token", "hook-s3cret")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("the webhook secret on another route: %s, want 401", resp.Status)
 	}
 }

@@ -2,10 +2,13 @@ package server
 
 import (
 	"bytes"
+	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -147,6 +150,10 @@ func (s *Server) guard(op api.Operation, h http.HandlerFunc) http.Handler {
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set(OperationHeader, op.ID)
+		if op.ID == "gitHook" && s.signedHook(w, r) {
+			next.ServeHTTP(w, r)
+			return
+		}
 		if op.Access != api.AccessPublic {
 			var ok bool
 			if r, ok = s.authenticate(w, r); !ok {
@@ -274,4 +281,28 @@ func intParam(r *http.Request, name string) (int64, error) {
 		return 0, fmt.Errorf("%s %q is not a number", name, v)
 	}
 	return n, nil
+}
+
+// signedHook reports whether r is a git host's webhook signed with the
+// webhook secret: GitHub's and Gitea's X-Hub-Signature-256 (HMAC-SHA256 of
+// the body) or GitLab's X-Gitlab-Token. Any other request, a wrongly signed
+// one included, goes on to token authentication (401 without a token).
+func (s *Server) signedHook(w http.ResponseWriter, r *http.Request) bool {
+	secret := s.cfg.WebhookSecret
+	sig, token := r.Header.Get("X-Hub-Signature-256"), r.Header.Get("X-Gitlab-Token")
+	if secret == "" || (sig == "" && token == "") {
+		return false
+	}
+	if token != "" {
+		return hmac.Equal([]byte(token), []byte(secret))
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	if err != nil {
+		return false
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	mac := hmac.New(sha256.New, []byte(secret))
+	mac.Write(body)
+	want := "sha256=" + hex.EncodeToString(mac.Sum(nil))
+	return hmac.Equal([]byte(sig), []byte(want))
 }

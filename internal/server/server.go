@@ -54,6 +54,10 @@ type Config struct {
 	KeepRunning bool
 	// Resync is how often every unit is observed without a trigger.
 	Resync time.Duration
+	// WebhookSecret authenticates git hosts' webhooks by signature
+	// (GitHub, Gitea) or token (GitLab), for hosts that cannot send a
+	// bearer token; empty means webhooks need a token like any call.
+	WebhookSecret string
 	// Kubeconfig is the kubeconfig file of environments on Kubernetes;
 	// empty means kubectl's rules ($KUBECONFIG, then ~/.kube/config).
 	Kubeconfig string
