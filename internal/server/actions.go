@@ -126,14 +126,7 @@ func writeResult(w http.ResponseWriter, v any, err error) {
 // through the trail until it has limit records or the trail ends.
 func (s *Server) getAudit(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	after, err := intParam(r, "after")
-	limit, cursor, perr := pageOf(r)
-	if err == nil {
-		err = perr
-	}
-	if err == nil && cursor != "" {
-		after, err = strconv.ParseInt(cursor, 10, 64)
-	}
+	after, limit, err := afterCursor(r)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "bad_request", err.Error())
 		return

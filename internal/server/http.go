@@ -167,14 +167,7 @@ func (s *Server) getPlan(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) getEvents(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	after, err := intParam(r, "after")
-	limit, cursor, perr := pageOf(r)
-	if err == nil {
-		err = perr
-	}
-	if err == nil && cursor != "" {
-		after, err = strconv.ParseInt(cursor, 10, 64)
-	}
+	after, limit, err := afterCursor(r)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "bad_request", err.Error())
 		return

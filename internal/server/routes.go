@@ -306,3 +306,17 @@ func (s *Server) signedHook(w http.ResponseWriter, r *http.Request) bool {
 	want := "sha256=" + hex.EncodeToString(mac.Sum(nil))
 	return hmac.Equal([]byte(sig), []byte(want))
 }
+
+// afterCursor reads where an ascending list starts: ?after=, or the cursor
+// of the previous page; and the page's size.
+func afterCursor(r *http.Request) (after int64, limit int, err error) {
+	after, err = intParam(r, "after")
+	if err != nil {
+		return 0, 0, err
+	}
+	limit, cursor, err := pageOf(r)
+	if err == nil && cursor != "" {
+		after, err = strconv.ParseInt(cursor, 10, 64)
+	}
+	return after, limit, err
+}

@@ -117,19 +117,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.Poll <= 0 {
 		cfg.Poll = 30 * time.Second
 	}
-	db, err := sqlite.Open(ctx, filepath.Join(cfg.Data, DBFile))
+	db, st, secret, err := openStore(ctx, cfg.Data)
 	if err != nil {
 		return nil, fmt.Errorf("opening the store: %w", err)
-	}
-	secret, err := dataSecret(cfg.Data)
-	if err != nil {
-		db.Close()
-		return nil, err
-	}
-	st, err := Sealed(db, secret)
-	if err != nil {
-		db.Close()
-		return nil, err
 	}
 	sum := sha256.Sum256([]byte(cfg.Repo))
 	repo, err := source.Open(ctx, source.Options{URL: cfg.Repo, Branch: cfg.Branch, Dir: filepath.Join(cfg.Data, "git", hex.EncodeToString(sum[:8]))})
@@ -285,21 +275,26 @@ func dataSecret(data string) ([]byte, error) {
 // secrets sealed with the directory's key: for commands that read it
 // without a server (socle plan --data).
 func OpenStore(ctx context.Context, data string) (store.Store, error) {
+	_, st, _, err := openStore(ctx, data)
+	return st, err
+}
+
+// openStore opens the database of a data directory, and the store over it
+// that seals secrets with the directory's secret, which it returns too.
+func openStore(ctx context.Context, data string) (*sqlite.DB, store.Store, []byte, error) {
 	db, err := sqlite.Open(ctx, filepath.Join(data, DBFile))
 	if err != nil {
-		return nil, err
+		return nil, nil, nil, err
 	}
 	secret, err := dataSecret(data)
-	if err != nil {
-		db.Close()
-		return nil, err
+	if err == nil {
+		var st store.Store
+		if st, err = Sealed(db, secret); err == nil {
+			return db, st, secret, nil
+		}
 	}
-	st, err := Sealed(db, secret)
-	if err != nil {
-		db.Close()
-		return nil, err
-	}
-	return st, nil
+	db.Close()
+	return nil, nil, nil, err
 }
 
 // Addr is the address the API listens on.
