@@ -10,7 +10,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"slices"
 	"strings"
@@ -423,15 +422,8 @@ func TestAPIConventions(t *testing.T) {
 // webhook with the shared secret, signed as GitHub does or as GitLab's token.
 func TestSignedWebhook(t *testing.T) {
 	t.Parallel()
-	ctx, cancel := context.WithCancel(context.Background())
-	s, err := New(ctx, Config{Repo: gitRepo(t), Data: t.TempDir(), Addr: "127.0.0.1:0", Poll: time.Hour, WebhookSecret: "hook-s3cret",
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	r := startWith(t, Config{Repo: gitRepo(t), Data: t.TempDir(), WebhookSecret: "hook-s3cret"})
+	defer r.stop()
 	body := `{"ref":"refs/heads/main"}`
 	sign := func(secret string) string {
 		mac := hmac.New(sha256.New, []byte(secret))
@@ -448,7 +440,7 @@ func TestSignedWebhook(t *testing.T) {
 		{"wrong GitLab token", "X-Gitlab-Token", "guess", http.StatusUnauthorized},
 		{"nothing", "X-Nothing", "", http.StatusUnauthorized},
 	} {
-		req, _ := http.NewRequest(http.MethodPost, "http://"+s.Addr()+"/api/v1/hooks/git", strings.NewReader(body))
+		req, _ := http.NewRequest(http.MethodPost, r.url+"/api/v1/hooks/git", strings.NewReader(body))
 		req.Header.Set(tc.header, tc.value)
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
@@ -460,7 +452,7 @@ func TestSignedWebhook(t *testing.T) {
 		}
 	}
 	// The signature opens the webhook only.
-	req, _ := http.NewRequest(http.MethodGet, "http://"+s.Addr()+"/api/v1/status", nil)
+	req, _ := http.NewRequest(http.MethodGet, r.url+"/api/v1/status", nil)
 	req.Header.Set("X-Gitlab-Token", "hook-s3cret")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

@@ -71,9 +71,19 @@ func (r *running) get(t *testing.T, path string) *http.Response {
 
 func start(t *testing.T, repo, data string) *running {
 	t.Helper()
+	return startWith(t, Config{Repo: repo, Data: data})
+}
+
+// startWith runs a server with cfg, on a free port, polling once an hour
+// (tests trigger fetches), logging nowhere unless cfg says where.
+func startWith(t *testing.T, cfg Config) *running {
+	t.Helper()
+	cfg.Addr, cfg.Poll = "127.0.0.1:0", time.Hour
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
 	ctx, cancel := context.WithCancel(context.Background())
-	s, err := New(ctx, Config{Repo: repo, Data: data, Addr: "127.0.0.1:0", Poll: time.Hour,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	s, err := New(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
