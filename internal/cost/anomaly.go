@@ -187,12 +187,12 @@ func (r *AnomalyReport) WriteText(w io.Writer) error {
 	fmt.Fprintf(w, "Anomalies from %s to %s, largest impact first\n\n", r.From, r.To)
 	t := newTable("", "DAY", "DIMENSION", "VALUE", "CURRENCY", "COST", "EXPECTED", "BAND", "IMPACT", "").right(4, 5, 6, 7)
 	for _, a := range r.Anomalies {
-		impact := money(a.Impact)
+		impact := Money(a.Impact)
 		if a.Impact > 0 {
 			impact = "+" + impact
 		}
-		t.add(a.Day.String(), string(a.Dim), orDash(a.Value), a.Currency, money(a.Cost), money(a.Expected),
-			money(a.Lower)+" .. "+money(a.Upper), impact, a.Direction)
+		t.add(a.Day.String(), string(a.Dim), orDash(a.Value), a.Currency, Money(a.Cost), Money(a.Expected),
+			Money(a.Lower)+" .. "+Money(a.Upper), impact, a.Direction)
 	}
 	return t.write(w)
 }

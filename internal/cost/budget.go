@@ -45,10 +45,10 @@ type Alert struct {
 func (a Alert) Message() string {
 	if a.Kind == AlertForecast {
 		return fmt.Sprintf("budget %s: %s spend is forecast at %s %s, %.0f%% of %s %s", a.Budget, a.Month,
-			money(a.Forecast), a.Currency, a.Threshold, money(a.Amount), a.Currency)
+			Money(a.Forecast), a.Currency, a.Threshold, Money(a.Amount), a.Currency)
 	}
 	return fmt.Sprintf("budget %s: %s spend reached %s %s, %.0f%% of %s %s", a.Budget, a.Month,
-		money(a.Actual), a.Currency, a.Threshold, money(a.Amount), a.Currency)
+		Money(a.Actual), a.Currency, a.Threshold, Money(a.Amount), a.Currency)
 }
 
 // Notifier delivers budget alerts: the platform's webhooks (event
@@ -304,8 +304,8 @@ func (r *BudgetReport) WriteText(w io.Writer) error {
 	}
 	t := newTable("", "BUDGET", "SCOPE", "CURRENCY", "AMOUNT", "ACTUAL", "%", "FORECAST", "%", "STATUS").right(3, 4, 5, 6, 7)
 	for _, b := range r.Budgets {
-		t.add(b.Name, scopeString(b.Scope), b.Currency, money(b.Amount), money(b.Actual), fmt.Sprintf("%.0f%%", pct(b.Actual, b.Amount)),
-			money(b.Forecast), fmt.Sprintf("%.0f%%", pct(b.Forecast, b.Amount)), b.Status)
+		t.add(b.Name, scopeString(b.Scope), b.Currency, Money(b.Amount), Money(b.Actual), fmt.Sprintf("%.0f%%", pct(b.Actual, b.Amount)),
+			Money(b.Forecast), fmt.Sprintf("%.0f%%", pct(b.Forecast, b.Amount)), b.Status)
 	}
 	if err := t.write(w); err != nil {
 		return err

@@ -98,14 +98,14 @@ func (r *Report) WriteText(w io.Writer) error {
 		for _, d := range r.By {
 			cells = append(cells, orDash(row.Keys[d]))
 		}
-		t.add(append(cells, row.Currency, money(row.Billed), money(row.Effective), money(row.List))...)
+		t.add(append(cells, row.Currency, Money(row.Billed), Money(row.Effective), Money(row.List))...)
 	}
 	for _, tot := range r.Totals {
 		cells := make([]string, n)
 		if n > 0 {
 			cells[0] = "TOTAL"
 		}
-		t.add(append(cells, tot.Currency, money(tot.Billed), money(tot.Effective), money(tot.List))...)
+		t.add(append(cells, tot.Currency, Money(tot.Billed), Money(tot.Effective), Money(tot.List))...)
 	}
 	if err := t.write(w); err != nil {
 		return err
@@ -150,7 +150,7 @@ func writeCoverage(w io.Writer, cov []Coverage) {
 			if t := totals[k]; t != 0 {
 				share = 100 * float64(c.Charges) / float64(t)
 			}
-			line = append(line, fmt.Sprintf("%s %.1f%% (%s)", c.Method, share, money(c.Billed)))
+			line = append(line, fmt.Sprintf("%s %.1f%% (%s)", c.Method, share, Money(c.Billed)))
 		}
 		fmt.Fprintf(w, "  %-5s %s: %s\n", k.dim, k.cur, strings.Join(line, ", "))
 	}
@@ -182,8 +182,8 @@ func orDash(s string) string {
 	return s
 }
 
-// money formats an amount for people: two decimals, thousands separated.
-func money(f float64) string {
+// Money formats an amount for people: two decimals, thousands separated.
+func Money(f float64) string {
 	s := strconv.FormatFloat(f, 'f', 2, 64)
 	neg := strings.HasPrefix(s, "-")
 	s = strings.TrimPrefix(s, "-")
@@ -209,13 +209,13 @@ func exact(f float64) string { return strconv.FormatFloat(f, 'g', -1, 64) }
 // WriteText writes what an import brought in, for people.
 func (r *ImportResult) WriteText(w io.Writer) error {
 	for _, f := range r.Files {
-		fmt.Fprintf(w, "Imported %s (%s, %s charges)\n", f.Name, f.Format, strings.TrimSuffix(money(float64(f.Charges)), ".00"))
+		fmt.Fprintf(w, "Imported %s (%s, %s charges)\n", f.Name, f.Format, strings.TrimSuffix(Money(float64(f.Charges)), ".00"))
 	}
 	tab := newTable("  ", "SOURCE", "PERIOD", "CHARGES", "CURRENCY", "BILLED", "EFFECTIVE", "LIST").right(2, 4, 5, 6)
 	var cov []Coverage
 	for _, p := range r.Periods {
 		for _, t := range p.Totals {
-			tab.add(p.Source, p.Period.String(), strconv.FormatInt(p.Charges, 10), t.Currency, money(t.Billed), money(t.Effective), money(t.List))
+			tab.add(p.Source, p.Period.String(), strconv.FormatInt(p.Charges, 10), t.Currency, Money(t.Billed), Money(t.Effective), Money(t.List))
 		}
 		cov = append(cov, p.Coverage...)
 	}

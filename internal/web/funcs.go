@@ -5,12 +5,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"html/template"
-	"math"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/socle-dev/socle/internal/api"
+	"github.com/socle-dev/socle/internal/cost"
 )
 
 // funcs are the templates' helpers. shortSHA, shortDigest, health and
@@ -102,21 +102,12 @@ func humanDuration(d time.Duration) string {
 	return fmt.Sprintf("%dd%dh", int(d.Hours())/24, int(d.Hours())%24)
 }
 
-// money writes an amount with thousands separators and two decimals.
+// money writes an amount as cost.Money does, with a typographic minus and
+// the currency.
 func money(v float64, currency string) string {
-	neg := v < 0
-	s := strconv.FormatFloat(math.Abs(v), 'f', 2, 64)
-	whole, frac, _ := strings.Cut(s, ".")
-	var b strings.Builder
-	for i, r := range whole {
-		if i > 0 && (len(whole)-i)%3 == 0 {
-			b.WriteByte(',')
-		}
-		b.WriteRune(r)
-	}
-	out := b.String() + "." + frac
-	if neg {
-		out = "−" + out
+	out := cost.Money(v)
+	if rest, ok := strings.CutPrefix(out, "-"); ok {
+		out = "−" + rest
 	}
 	if currency != "" {
 		out += " " + currency
