@@ -32,6 +32,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/socle-dev/socle/bench/internal/peak"
 	"github.com/socle-dev/socle/internal/cost"
 	"github.com/socle-dev/socle/internal/spec"
 	"github.com/socle-dev/socle/internal/store/sqlite"
@@ -217,23 +218,8 @@ func childImport(file, db, repoDir string) error {
 	if err != nil {
 		return err
 	}
-	res.PeakKB = peakKB()
+	res.PeakKB = peak.KB()
 	return json.NewEncoder(os.Stdout).Encode(res)
-}
-
-// peakKB reads the process's peak resident set size.
-func peakKB() int64 {
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return -1
-	}
-	for line := range strings.SplitSeq(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			n, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
-			return n
-		}
-	}
-	return -1
 }
 
 // compareDuckDB runs the same daily aggregation in DuckDB and compares

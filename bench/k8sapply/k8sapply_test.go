@@ -1,19 +1,18 @@
 package k8sapply
 
 import (
-	"bufio"
 	"cmp"
 	"flag"
 	"fmt"
 	"os"
 	goruntime "runtime"
 	"runtime/pprof"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/socle-dev/socle/bench/internal/peak"
 	"github.com/socle-dev/socle/internal/plan"
 	"github.com/socle-dev/socle/internal/runtime"
 	"github.com/socle-dev/socle/internal/runtime/kubernetes"
@@ -114,7 +113,7 @@ func TestBench(t *testing.T) {
 	}
 	var ms goruntime.MemStats
 	goruntime.ReadMemStats(&ms)
-	fmt.Printf("  peak RSS of the process %s; heap in use now %d MB\n", peakRSS(), ms.HeapInuse>>20)
+	fmt.Printf("  peak RSS of the process %s; heap in use now %d MB\n", peak.String(), ms.HeapInuse>>20)
 }
 
 // units are copies of the demo's web app in dev, one replica each.
@@ -166,20 +165,4 @@ func each(specs []runtime.UnitSpec, f func(runtime.UnitSpec) error, t *testing.T
 	if first != nil {
 		t.Fatal(first)
 	}
-}
-
-// peakRSS is the process's peak resident memory, from Linux's VmHWM.
-func peakRSS() string {
-	f, err := os.Open("/proc/self/status")
-	if err != nil {
-		return "unknown"
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
-			return strings.TrimSpace(v)
-		}
-	}
-	return "unknown"
 }

@@ -11,7 +11,6 @@
 package main
 
 import (
-	"bufio"
 	"flag"
 	"fmt"
 	"log"
@@ -23,6 +22,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/socle-dev/socle/bench/internal/peak"
 	"github.com/socle-dev/socle/internal/plan"
 	"github.com/socle-dev/socle/internal/spec"
 )
@@ -102,7 +102,7 @@ func main() {
 	}
 	fmt.Printf("\nmedian load+validate+plan: %s (load+validate %s, plan %s) for %d units\n", median(totals), median(loads), median(plans), units)
 	fmt.Printf("median CPU time (user+system) of a run: %s\n", median(cpus))
-	fmt.Printf("peak memory (VmHWM): %s\n", vmHWM())
+	fmt.Printf("peak memory (VmHWM): %s\n", peak.String())
 	fmt.Printf("goal: under 2s and 300 MB\n")
 }
 
@@ -124,21 +124,6 @@ func gcSettings() string {
 		return "default settings (GOGC, GOMEMLIMIT unset)"
 	}
 	return strings.Join(set, " ") + " (not the defaults: report the figures of a run without them)"
-}
-
-func vmHWM() string {
-	f, err := os.Open("/proc/self/status")
-	if err != nil {
-		return "unknown"
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
-			return strings.TrimSpace(v)
-		}
-	}
-	return "unknown"
 }
 
 func generate(root string, n int) (int, error) {

@@ -1,0 +1,37 @@
+// Package peak reads the peak memory of the running process, as the benches
+// print it: Linux's VmHWM, the high-water mark of its resident set.
+package peak
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+)
+
+// KB returns the process's peak resident set size in kB, -1 when the
+// system does not say (not Linux).
+func KB() int64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return -1
+	}
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			n, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			if err != nil {
+				return -1
+			}
+			return n
+		}
+	}
+	return -1
+}
+
+// String is KB for people: "219080 kB", or "unknown".
+func String() string {
+	if kb := KB(); kb >= 0 {
+		return fmt.Sprintf("%d kB", kb)
+	}
+	return "unknown"
+}
