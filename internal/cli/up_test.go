@@ -1,35 +1,17 @@
 package cli
 
 import (
-	"bytes"
 	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/socle-dev/socle/internal/syncbuf"
 )
-
-// syncBuffer is written by the running server and read by the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 var (
 	upAddr  = regexp.MustCompile(`socle is up on (http://[0-9.:]+)`)
@@ -99,12 +81,12 @@ func TestUpStatusPlan(t *testing.T) {
 
 // startUp runs `socle up` on the demo platform until the test ends and
 // returns its URL, the first admin token, its data directory and output.
-func startUp(t *testing.T) (url, admin, data string, out *syncBuffer) {
+func startUp(t *testing.T) (url, admin, data string, out *syncbuf.Buffer) {
 	t.Helper()
 	data = t.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())
-	out = &syncBuffer{}
-	var errOut syncBuffer
+	out = &syncbuf.Buffer{}
+	var errOut syncbuf.Buffer
 	done := make(chan int, 1)
 	go func() {
 		done <- Run(ctx, []string{"up", "--data", data, "--addr", "127.0.0.1:0", "--proxy-addr", "127.0.0.1:0", "--poll", "1h"}, out, &errOut)

@@ -23,6 +23,7 @@ import (
 	"github.com/socle-dev/socle/internal/spec"
 	"github.com/socle-dev/socle/internal/store"
 	"github.com/socle-dev/socle/internal/store/sqlite"
+	"github.com/socle-dev/socle/internal/syncbuf"
 )
 
 // fast retries, so that the package's tests stay within seconds.
@@ -83,30 +84,12 @@ func status(code int) func(int, http.ResponseWriter) {
 	return func(_ int, w http.ResponseWriter) { w.WriteHeader(code) }
 }
 
-// syncBuffer collects log output written from several goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // harness is a Notifier under test with its spool, metrics and logs.
 type harness struct {
 	*Notifier
 	dir  string
 	reg  *prometheus.Registry
-	logs *syncBuffer
+	logs *syncbuf.Buffer
 }
 
 // start returns a Notifier on dir (a new one if empty) with fast retries;
@@ -116,7 +99,7 @@ func start(t *testing.T, dir string, p *spec.Platform, edit func(*Options)) *har
 	if dir == "" {
 		dir = filepath.Join(t.TempDir(), "notify")
 	}
-	h := &harness{dir: dir, reg: prometheus.NewRegistry(), logs: &syncBuffer{}}
+	h := &harness{dir: dir, reg: prometheus.NewRegistry(), logs: &syncbuf.Buffer{}}
 	opts := Options{
 		Dir:      dir,
 		Platform: p,

@@ -14,7 +14,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -23,6 +22,7 @@ import (
 	"github.com/socle-dev/socle/internal/plan"
 	"github.com/socle-dev/socle/internal/reconcile"
 	"github.com/socle-dev/socle/internal/store"
+	"github.com/socle-dev/socle/internal/syncbuf"
 )
 
 // planted is a secret value the test puts in the platform and then looks
@@ -53,7 +53,7 @@ func TestSecretsStaySecret(t *testing.T) {
 		t.Fatalf("%v %s", err, out)
 	}
 
-	var logs syncBuf
+	var logs syncbuf.Buffer
 	ctx := t.Context()
 	data := t.TempDir()
 	r := startWith(t, Config{Repo: repo, Data: data, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
@@ -177,22 +177,4 @@ func TestSecretsStaySecret(t *testing.T) {
 	if l := logs.String(); leaks([]byte(l)) || !strings.Contains(l, plan.Redacted) {
 		t.Errorf("socle's log holds a secret, or redacted nothing:\n%s", l)
 	}
-}
-
-// syncBuf is socle's log, written while the test reads.
-type syncBuf struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/socle-dev/socle/internal/server"
 	"github.com/socle-dev/socle/internal/source"
 	"github.com/socle-dev/socle/internal/store"
+	"github.com/socle-dev/socle/internal/syncbuf"
 )
 
 var socleBin string
@@ -126,7 +127,7 @@ type socle struct {
 	api       string // http://127.0.0.1:port
 	data      string
 	proxyPort string
-	log       *syncBuf
+	log       *syncbuf.Buffer
 	done      chan struct{}
 }
 
@@ -202,23 +203,6 @@ func apiRequest(method, url string) (*http.Response, error) {
 
 var apiClient = &http.Client{Timeout: 10 * time.Second}
 
-type syncBuf struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 var (
 	upLine   = regexp.MustCompile(`socle is up on (http://\S+)`)
 	appsLine = regexp.MustCompile(`localhost:(\d+) \(e\.g\.`)
@@ -234,7 +218,7 @@ func start(t *testing.T, repo, data string, extra ...string) *socle {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &socle{cmd: cmd, data: data, log: &syncBuf{}, done: make(chan struct{})}
+	s := &socle{cmd: cmd, data: data, log: &syncbuf.Buffer{}, done: make(chan struct{})}
 	cmd.Stderr = s.log
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
