@@ -1,18 +1,14 @@
 package e2e
 
 import (
-	"context"
 	"fmt"
 	"net/http"
-	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/socle-dev/socle/internal/reconcile"
-	"github.com/socle-dev/socle/internal/source"
 )
 
 // slowWeb is the demo's web app with a slow endpoint: with ?slow=1 a request
@@ -61,43 +57,19 @@ func main() {
 // lo and hi.
 func scalingPlatform(t *testing.T, lo, hi int) string {
 	t.Helper()
-	src := t.TempDir()
-	write := func(p, data string) {
-		if err := os.MkdirAll(filepath.Dir(filepath.Join(src, p)), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(src, p), []byte(data), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	write("socle.yaml", `apiVersion: socle.dev/v1
-kind: Platform
-metadata: {name: e2e}
-environments:
-  - {name: dev, runtime: {type: local}, sync: auto}
-`)
-	write("teams.yaml", "apiVersion: socle.dev/v1\nkind: Teams\nteams:\n  - name: web\n    members: [{user: ann, role: developer}]\n")
-	for _, f := range []string{"go.mod", "score.yaml"} {
-		b, err := os.ReadFile(filepath.Join("../../examples/platform/apps/web", f))
-		if err != nil {
-			t.Fatal(err)
-		}
-		write("apps/web/"+f, string(b))
-	}
-	write("apps/web/main.go", slowWeb)
-	write("apps/web/socle.yaml", fmt.Sprintf(`apiVersion: socle.dev/v1
+	return newRepo(t, "web: a version with a slow endpoint", demoApp(t, "web", "web"), files{
+		"socle.yaml":       oneEnvPlatform,
+		"teams.yaml":       annTeam,
+		"apps/web/main.go": slowWeb,
+		"apps/web/socle.yaml": fmt.Sprintf(`apiVersion: socle.dev/v1
 kind: App
 owner: web
 build:
   command: go build -trimpath -ldflags "-X main.version=$SOCLE_REVISION" -o "$SOCLE_OUT/web" .
 rollout: {strategy: rolling, maxSurge: 1, maxUnavailable: 0}
 replicas: {min: %d, max: %d}
-`, lo, hi))
-	dst := filepath.Join(t.TempDir(), "repo")
-	if _, err := source.Init(context.Background(), src, dst, "Ann", "ann@example.com", "web: a version with a slow endpoint"); err != nil {
-		t.Fatal(err)
-	}
-	return dst
+`, lo, hi),
+	})
 }
 
 var portRe = regexp.MustCompile(`\(version [0-9a-f]{40}\) on port (\d+)`)

@@ -45,46 +45,75 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// platform writes a one-app platform repository: the demo's web app in an
-// auto-syncing dev environment, with the given rollout block.
-func platform(t *testing.T, rollout string, replicas int) string {
+// files are a platform repository's files, by path.
+type files map[string]string
+
+// demoApp returns the files of the demo's app from, named as: its main.go,
+// go.mod and score.yaml.
+func demoApp(t *testing.T, from, as string) files {
+	t.Helper()
+	out := files{}
+	for _, f := range []string{"main.go", "go.mod", "score.yaml"} {
+		b, err := os.ReadFile(filepath.Join("../../examples/platform/apps", from, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		out["apps/"+as+"/"+f] = strings.ReplaceAll(string(b), "name: "+from, "name: "+as)
+	}
+	return out
+}
+
+// newRepo writes the files of every set (a later set replaces an earlier
+// one's file) into a new platform repository, committed by Ann with
+// message, and returns its path.
+func newRepo(t *testing.T, message string, sets ...files) string {
 	t.Helper()
 	src := t.TempDir()
-	write := func(p, data string) {
-		if err := os.MkdirAll(filepath.Dir(filepath.Join(src, p)), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(src, p), []byte(data), 0o644); err != nil {
-			t.Fatal(err)
+	for _, set := range sets {
+		for p, data := range set {
+			if err := os.MkdirAll(filepath.Dir(filepath.Join(src, p)), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(src, p), []byte(data), 0o644); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
-	write("socle.yaml", `apiVersion: socle.dev/v1
+	dst := filepath.Join(t.TempDir(), "repo")
+	if _, err := source.Init(context.Background(), src, dst, "Ann", "ann@example.com", message); err != nil {
+		t.Fatal(err)
+	}
+	return dst
+}
+
+// oneEnvPlatform and annTeam are the socle.yaml and teams.yaml of the
+// one-app platforms.
+const (
+	oneEnvPlatform = `apiVersion: socle.dev/v1
 kind: Platform
 metadata: {name: e2e}
 environments:
   - {name: dev, runtime: {type: local}, sync: auto}
-`)
-	write("teams.yaml", "apiVersion: socle.dev/v1\nkind: Teams\nteams:\n  - name: web\n    members: [{user: ann, role: developer}]\n")
-	for _, f := range []string{"main.go", "go.mod", "score.yaml"} {
-		b, err := os.ReadFile(filepath.Join("../../examples/platform/apps/web", f))
-		if err != nil {
-			t.Fatal(err)
-		}
-		write("apps/web/"+f, string(b))
-	}
-	write("apps/web/socle.yaml", fmt.Sprintf(`apiVersion: socle.dev/v1
+`
+	annTeam = "apiVersion: socle.dev/v1\nkind: Teams\nteams:\n  - name: web\n    members: [{user: ann, role: developer}]\n"
+)
+
+// platform writes a one-app platform repository: the demo's web app in an
+// auto-syncing dev environment, with the given rollout block.
+func platform(t *testing.T, rollout string, replicas int) string {
+	t.Helper()
+	return newRepo(t, "web: first version", demoApp(t, "web", "web"), files{
+		"socle.yaml": oneEnvPlatform,
+		"teams.yaml": annTeam,
+		"apps/web/socle.yaml": fmt.Sprintf(`apiVersion: socle.dev/v1
 kind: App
 owner: web
 build:
   command: go build -trimpath -ldflags "-X main.version=$SOCLE_REVISION" -o "$SOCLE_OUT/web" .
 %s
 replicas: {min: %d, max: %d}
-`, rollout, replicas, replicas))
-	dst := filepath.Join(t.TempDir(), "repo")
-	if _, err := source.Init(context.Background(), src, dst, "Ann", "ann@example.com", "web: first version"); err != nil {
-		t.Fatal(err)
-	}
-	return dst
+`, rollout, replicas, replicas),
+	})
 }
 
 // commit changes apps/web/main.go by a comment, so that the app's source,

@@ -18,7 +18,6 @@ import (
 
 	"github.com/socle-dev/socle/internal/reconcile"
 	"github.com/socle-dev/socle/internal/runtime/kubernetes/kubetest"
-	"github.com/socle-dev/socle/internal/source"
 )
 
 // kubePlatform writes a platform whose dev runs locally and whose kube and
@@ -26,14 +25,16 @@ import (
 // rolling) and worker apps.
 func kubePlatform(t *testing.T, kubeContext string) string {
 	t.Helper()
-	src := t.TempDir()
-	write := func(p, data string) {
-		os.MkdirAll(filepath.Dir(filepath.Join(src, p)), 0o755)
-		if err := os.WriteFile(filepath.Join(src, p), []byte(data), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	write("socle.yaml", fmt.Sprintf(`apiVersion: socle.dev/v1
+	worker := `apiVersion: socle.dev/v1
+kind: App
+owner: web
+build:
+  command: go build -trimpath -o "$SOCLE_OUT/worker" .
+replicas: {min: 1}
+`
+	// mailer is the demo's worker under another name.
+	return newRepo(t, "web and worker", demoApp(t, "web", "web"), demoApp(t, "worker", "worker"), demoApp(t, "worker", "mailer"), files{
+		"socle.yaml": fmt.Sprintf(`apiVersion: socle.dev/v1
 kind: Platform
 metadata: {name: e2e}
 environments:
@@ -44,20 +45,10 @@ environments:
     runtime: {type: kubernetes, context: %[1]s, namespace: socle-prod}
     sync: manual
     promotion: {from: dev}
-`, kubeContext))
-	write("teams.yaml", "apiVersion: socle.dev/v1\nkind: Teams\nteams:\n  - name: web\n    members: [{user: ann, email: ann@example.com, role: admin}]\n")
-	write("releases/prod.yaml", "apiVersion: socle.dev/v1\nkind: Releases\nenvironment: prod\napps: {}\n")
-	// mailer is the demo's worker under another name.
-	for app, from := range map[string]string{"web": "web", "worker": "worker", "mailer": "worker"} {
-		for _, f := range []string{"main.go", "go.mod", "score.yaml"} {
-			b, err := os.ReadFile(filepath.Join("../../examples/platform/apps", from, f))
-			if err != nil {
-				t.Fatal(err)
-			}
-			write("apps/"+app+"/"+f, strings.ReplaceAll(string(b), "name: "+from, "name: "+app))
-		}
-	}
-	write("apps/web/socle.yaml", `apiVersion: socle.dev/v1
+`, kubeContext),
+		"teams.yaml":         "apiVersion: socle.dev/v1\nkind: Teams\nteams:\n  - name: web\n    members: [{user: ann, email: ann@example.com, role: admin}]\n",
+		"releases/prod.yaml": "apiVersion: socle.dev/v1\nkind: Releases\nenvironment: prod\napps: {}\n",
+		"apps/web/socle.yaml": `apiVersion: socle.dev/v1
 kind: App
 owner: web
 build:
@@ -66,21 +57,10 @@ replicas: {min: 2}
 environments:
   prod: {rollout: {strategy: blueGreen}}
   canary: {rollout: {strategy: canary, steps: [{weight: 50, pause: 1s}]}}
-`)
-	for _, app := range []string{"worker", "mailer"} {
-		write("apps/"+app+"/socle.yaml", `apiVersion: socle.dev/v1
-kind: App
-owner: web
-build:
-  command: go build -trimpath -o "$SOCLE_OUT/worker" .
-replicas: {min: 1}
-`)
-	}
-	dst := filepath.Join(t.TempDir(), "repo")
-	if _, err := source.Init(context.Background(), src, dst, "Ann", "ann@example.com", "web and worker"); err != nil {
-		t.Fatal(err)
-	}
-	return dst
+`,
+		"apps/worker/socle.yaml": worker,
+		"apps/mailer/socle.yaml": worker,
+	})
 }
 
 // TestKubernetes runs the demo's apps on a real API server (kwok plays the

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"context"
 	"database/sql"
 	"encoding/json"
 	"fmt"
@@ -19,7 +18,6 @@ import (
 	_ "modernc.org/sqlite"
 
 	"github.com/socle-dev/socle/internal/reconcile"
-	"github.com/socle-dev/socle/internal/source"
 )
 
 // receiver is a local webhook endpoint that keeps what it gets.
@@ -53,14 +51,8 @@ func (r *receiver) got() string {
 // with notifications to hook.
 func promotionPlatform(t *testing.T, hook string) string {
 	t.Helper()
-	src := t.TempDir()
-	write := func(p, data string) {
-		os.MkdirAll(filepath.Dir(filepath.Join(src, p)), 0o755)
-		if err := os.WriteFile(filepath.Join(src, p), []byte(data), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	write("socle.yaml", fmt.Sprintf(`apiVersion: socle.dev/v1
+	return newRepo(t, "web: first version", demoApp(t, "web", "web"), files{
+		"socle.yaml": fmt.Sprintf(`apiVersion: socle.dev/v1
 kind: Platform
 metadata: {name: e2e}
 environments:
@@ -77,8 +69,8 @@ environments:
     notify: [hook]
 notifications:
   - {name: hook, type: webhook, url: %q}
-`, hook))
-	write("teams.yaml", `apiVersion: socle.dev/v1
+`, hook),
+		"teams.yaml": `apiVersion: socle.dev/v1
 kind: Teams
 teams:
   - name: web
@@ -88,26 +80,18 @@ teams:
   - name: platform
     members:
       - {user: lena, email: lena@example.com, role: admin}
-`)
-	write("releases/preprod.yaml", "apiVersion: socle.dev/v1\nkind: Releases\nenvironment: preprod\napps: {}\n")
-	write("releases/prod.yaml", "# What runs in production; socle promote writes it.\napiVersion: socle.dev/v1\nkind: Releases\nenvironment: prod\napps: {}\n")
-	for _, f := range []string{"main.go", "go.mod", "score.yaml"} {
-		b, _ := os.ReadFile(filepath.Join("../../examples/platform/apps/web", f))
-		write("apps/web/"+f, string(b))
-	}
-	write("apps/web/socle.yaml", `apiVersion: socle.dev/v1
+`,
+		"releases/preprod.yaml": "apiVersion: socle.dev/v1\nkind: Releases\nenvironment: preprod\napps: {}\n",
+		"releases/prod.yaml":    "# What runs in production; socle promote writes it.\napiVersion: socle.dev/v1\nkind: Releases\nenvironment: prod\napps: {}\n",
+		"apps/web/socle.yaml": `apiVersion: socle.dev/v1
 kind: App
 owner: web
 build:
   command: go build -trimpath -ldflags "-X main.version=$SOCLE_REVISION" -o "$SOCLE_OUT/web" .
 rollout: {strategy: blueGreen}
 replicas: {min: 1}
-`)
-	dst := filepath.Join(t.TempDir(), "repo")
-	if _, err := source.Init(context.Background(), src, dst, "Ann", "ann@example.com", "web: first version"); err != nil {
-		t.Fatal(err)
-	}
-	return dst
+`,
+	})
 }
 
 // cli runs the socle CLI against s and returns its output and exit code.

@@ -1,45 +1,28 @@
 package e2e
 
 import (
-	"context"
 	"net/http"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/socle-dev/socle/internal/reconcile"
-	"github.com/socle-dev/socle/internal/source"
 )
 
 // TestPrune removes an app from Git: it stops in an environment that prunes
 // (its host answers 404), and keeps running as Orphaned in one that does not.
 func TestPrune(t *testing.T) {
-	src := t.TempDir()
-	write := func(p, data string) {
-		os.MkdirAll(filepath.Dir(filepath.Join(src, p)), 0o755)
-		if err := os.WriteFile(filepath.Join(src, p), []byte(data), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	write("socle.yaml", `apiVersion: socle.dev/v1
+	repo := newRepo(t, "web", demoApp(t, "web", "web"), files{
+		"socle.yaml": `apiVersion: socle.dev/v1
 kind: Platform
 metadata: {name: e2e}
 environments:
   - {name: dev, runtime: {type: local}, sync: auto}
   - {name: sandbox, runtime: {type: local}, sync: auto, prune: false}
-`)
-	write("teams.yaml", "apiVersion: socle.dev/v1\nkind: Teams\nteams:\n  - name: web\n    members: [{user: ann, role: developer}]\n")
-	for _, f := range []string{"main.go", "go.mod", "score.yaml"} {
-		b, _ := os.ReadFile(filepath.Join("../../examples/platform/apps/web", f))
-		write("apps/web/"+f, string(b))
-	}
-	write("apps/web/socle.yaml", "apiVersion: socle.dev/v1\nkind: App\nowner: web\nbuild:\n  command: go build -o \"$SOCLE_OUT/web\" .\n")
-	repo := filepath.Join(t.TempDir(), "repo")
-	if _, err := source.Init(context.Background(), src, repo, "Ann", "ann@example.com", "web"); err != nil {
-		t.Fatal(err)
-	}
+`,
+		"teams.yaml":          annTeam,
+		"apps/web/socle.yaml": "apiVersion: socle.dev/v1\nkind: App\nowner: web\nbuild:\n  command: go build -o \"$SOCLE_OUT/web\" .\n",
+	})
 	data := t.TempDir()
 	s := start(t, repo, data)
 	defer s.stop(t)
