@@ -32,9 +32,9 @@ which gate or policy blocks and when it could open, and exits 1.`,
 			if to == "" {
 				return withCode(ExitUsage, fmt.Errorf("--to is required"))
 			}
-			var res api.ActionResult
-			if err := g.post(cmd, "/api/v1/apps/"+url.PathEscape(args[0])+"/promote", api.ActionRequest{To: to, Message: message}, &res); err != nil {
-				return err
+			res, err := g.client().Promote(cmd.Context(), args[0], to, message)
+			if err != nil {
+				return g.apiErr(err)
 			}
 			if g.json() {
 				return g.printJSON(res)
@@ -59,9 +59,9 @@ func newApproveCmd(g *globals) *cobra.Command {
 			if env == "" {
 				return withCode(ExitUsage, fmt.Errorf("--env is required"))
 			}
-			var a api.Approval
-			if err := g.post(cmd, "/api/v1/apps/"+url.PathEscape(args[0])+"/envs/"+url.PathEscape(env)+"/approvals", api.ActionRequest{Message: comment}, &a); err != nil {
-				return err
+			a, err := g.client().Approve(cmd.Context(), args[0], env, comment)
+			if err != nil {
+				return g.apiErr(err)
 			}
 			if g.json() {
 				return g.printJSON(a)
@@ -86,9 +86,9 @@ func newRollbackCmd(g *globals) *cobra.Command {
 			if env == "" {
 				return withCode(ExitUsage, fmt.Errorf("--env is required"))
 			}
-			var res api.ActionResult
-			if err := g.post(cmd, "/api/v1/apps/"+url.PathEscape(args[0])+"/envs/"+url.PathEscape(env)+"/rollback", api.ActionRequest{Release: to, Message: message}, &res); err != nil {
-				return err
+			res, err := g.client().Rollback(cmd.Context(), args[0], env, to, message)
+			if err != nil {
+				return g.apiErr(err)
 			}
 			if g.json() {
 				return g.printJSON(res)

@@ -104,8 +104,3 @@ func (g *globals) apiErr(err error) error {
 func (g *globals) get(cmd *cobra.Command, path string, out any) error {
 	return g.apiErr(g.client().Get(cmd.Context(), path, out))
 }
-
-// post sends body as JSON and decodes the answer into out.
-func (g *globals) post(cmd *cobra.Command, path string, body, out any) error {
-	return g.apiErr(g.client().Do(cmd.Context(), http.MethodPost, path, body, out))
-}

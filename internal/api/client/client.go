@@ -10,9 +10,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
-	"strconv"
 	"strings"
 
 	"github.com/socle-dev/socle/internal/api"
@@ -31,20 +29,6 @@ type Client struct {
 // New returns a client of the server at base acting with token.
 func New(base, token string) *Client {
 	return &Client{BaseURL: strings.TrimRight(base, "/"), Token: token}
-}
-
-// InProcess returns a client that calls h directly, without a network:
-// the portal calls the API this way on behalf of its user.
-func InProcess(h http.Handler, token string) *Client {
-	return &Client{BaseURL: "http://socle.internal", Token: token, HTTP: &http.Client{Transport: handlerTransport{h}}}
-}
-
-type handlerTransport struct{ h http.Handler }
-
-func (t handlerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	rec := httptest.NewRecorder()
-	t.h.ServeHTTP(rec, r)
-	return rec.Result(), nil
 }
 
 // Error is an error answer of the API.
@@ -221,11 +205,4 @@ func (c *Client) CreateToken(ctx context.Context, req api.NewToken) (api.Created
 func (c *Client) RevokeToken(ctx context.Context, id string) (api.Token, error) {
 	var v api.Token
 	return v, c.Do(ctx, http.MethodDelete, "/api/v1/tokens/"+esc(id), nil, &v)
-}
-
-// Events returns up to limit events after the ID after.
-func (c *Client) Events(ctx context.Context, after int64, limit int) ([]api.Event, error) {
-	var page api.Page[api.Event]
-	err := c.Get(ctx, "/api/v1/events?after="+strconv.FormatInt(after, 10)+"&limit="+strconv.Itoa(limit), &page)
-	return page.Items, err
 }
