@@ -63,6 +63,13 @@ type Operation struct {
 	Stream string
 	// Raw, when set, is the content type of a non-JSON answer.
 	Raw string
+	// MaxBody and Timeout bound the request (0: 1 MB and 30 s); a Stream
+	// has neither.
+	MaxBody int64
+	Timeout time.Duration
+	// Signed says a git host may call it without a token, signing the body
+	// with the webhook secret instead.
+	Signed bool
 }
 
 var (
@@ -82,7 +89,7 @@ var Operations = []Operation{
 	{ID: "platform", Method: "GET", Path: "/api/v1/platform", Summary: "Environments in promotion order, zones and teams", Tag: "platform", Access: AccessMember, Response: Platform{}},
 	{ID: "gitHook", Method: "POST", Path: "/api/v1/hooks/git", Summary: "Fetch the platform repository now (git webhook)",
 		Description: "A git host that cannot send a bearer token authenticates with the webhook secret socle was started with (--webhook-secret): GitHub's and Gitea's X-Hub-Signature-256 (HMAC-SHA256 of the body), or GitLab's X-Gitlab-Token.",
-		Tag:         "platform", Access: AccessMember, Status: 202, Response: map[string]string{}},
+		Tag:         "platform", Access: AccessMember, Signed: true, Status: 202, Response: map[string]string{}},
 
 	{ID: "listApps", Method: "GET", Path: "/api/v1/apps", Summary: "The environment matrix: every app in every environment",
 		Description: "Each app has one cell per environment, in promotion order, with what the caller may do there.",
@@ -106,7 +113,7 @@ var Operations = []Operation{
 	{ID: "approve", Method: "POST", Path: "/api/v1/apps/{app}/envs/{env}/approvals", Summary: "Approve the artifact a promotion here would bring", Tag: "actions", Access: AccessApprove, Body: ActionRequest{}, Status: 201, Response: Approval{}},
 	{ID: "rollback", Method: "POST", Path: "/api/v1/apps/{app}/envs/{env}/rollback", Summary: "Restore an earlier release", Tag: "actions", Access: AccessDeploy, Body: ActionRequest{}, Status: 201, Response: ActionResult{}},
 	{ID: "registerArtifact", Method: "POST", Path: "/api/v1/apps/{app}/artifacts", Summary: "Register an image a CI pipeline pushed for a revision, or have socle build the revision",
-		Tag: "actions", Access: AccessTeam, Body: ArtifactRequest{}, Status: 201, Response: Artifact{}},
+		Tag: "actions", Access: AccessTeam, Body: ArtifactRequest{}, Status: 201, Response: Artifact{}, Timeout: 30 * time.Minute}, // a build takes what it takes
 
 	{ID: "listRevisions", Method: "GET", Path: "/api/v1/revisions", Summary: "Revisions of the platform repository, newest first, with their verdicts", Tag: "revisions", Access: AccessMember, Query: pageParams, Response: Page[Revision]{}},
 	{ID: "getRevision", Method: "GET", Path: "/api/v1/revisions/{sha}", Summary: "A revision and the plans recorded for it", Tag: "revisions", Access: AccessMember, Response: RevisionDetail{}},
@@ -128,7 +135,7 @@ var Operations = []Operation{
 	{ID: "createToken", Method: "POST", Path: "/api/v1/tokens", Summary: "Create a token for a user (shown once)", Tag: "tokens", Access: AccessAdmin, Body: NewToken{}, Status: 201, Response: CreatedToken{}},
 	{ID: "revokeToken", Method: "DELETE", Path: "/api/v1/tokens/{id}", Summary: "Revoke a token", Tag: "tokens", Access: AccessSelf, Response: Token{}},
 
-	{ID: "importCosts", Method: "POST", Path: "/api/v1/costs/imports", Summary: "Import one batch of billing data (multipart parts of one export, or a raw body named by ?name=)", Tag: "costs", Access: AccessAdmin, Status: 201, Response: cost.ImportResult{}},
+	{ID: "importCosts", Method: "POST", Path: "/api/v1/costs/imports", Summary: "Import one batch of billing data (multipart parts of one export, or a raw body named by ?name=)", Tag: "costs", Access: AccessAdmin, Status: 201, Response: cost.ImportResult{}, MaxBody: 512 << 20}, // billing exports are large
 	{ID: "listCostImports", Method: "GET", Path: "/api/v1/costs/imports", Summary: "The latest imports", Tag: "costs", Access: AccessMember, Query: []Param{{"limit", "", "integer"}}, Response: []cost.ImportRecord{}},
 	{ID: "costReport", Method: "GET", Path: "/api/v1/costs/report", Summary: "Costs grouped by dimensions over a month or days", Tag: "costs", Access: AccessMember,
 		Query: []Param{{"month", "2024-09", "string"}, {"from", "first day", "string"}, {"to", "last day", "string"}, {"by", "team,env,app,zone,…", "string"}}, Response: cost.Report{}},

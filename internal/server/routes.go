@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"cmp"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
@@ -22,12 +23,11 @@ import (
 	"github.com/socle-dev/socle/internal/web"
 )
 
-// Limits of the API: bodies, time per request, page sizes.
+// The API's default limits of a request's body and time; an operation may
+// set its own (api.Operation.MaxBody, Timeout).
 const (
 	maxBody      = 1 << 20
-	maxImport    = 512 << 20 // billing exports are large
 	requestLimit = 30 * time.Second
-	buildLimit   = 30 * time.Minute
 )
 
 // OperationHeader names the operation that answered: what the route test
@@ -138,19 +138,13 @@ func (s *Server) routes() http.Handler {
 func (s *Server) guard(op api.Operation, h http.HandlerFunc) http.Handler {
 	var next http.Handler = h
 	if op.Stream == "" {
-		limit, timeout := int64(maxBody), requestLimit
-		switch op.ID {
-		case "importCosts":
-			limit = maxImport
-		case "registerArtifact":
-			timeout = buildLimit // a build takes what it takes
-		}
+		limit, timeout := cmp.Or(op.MaxBody, maxBody), cmp.Or(op.Timeout, requestLimit)
 		next = http.MaxBytesHandler(http.TimeoutHandler(h, timeout,
 			`{"error":{"code":"timeout","message":"the request took too long"}}`), limit)
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set(OperationHeader, op.ID)
-		if op.ID == "gitHook" && s.signedHook(w, r) {
+		if op.Signed && s.signedHook(w, r) {
 			next.ServeHTTP(w, r)
 			return
 		}
