@@ -104,6 +104,19 @@ type matrix struct {
 	envs    []spec.Environment
 	// proxyPort is where the local runtime's apps are reached.
 	proxyPort string
+	// authors caches the author of each revision a cell asks for: most
+	// cells of a page share a few revisions, each a git read.
+	authors map[string]string
+}
+
+// author is authorOf, once per revision and page.
+func (m *matrix) author(s *Server, sha string) string {
+	a, ok := m.authors[sha]
+	if !ok {
+		a = s.authorOf(m.repo, sha)
+		m.authors[sha] = a
+	}
+	return a
 }
 
 func (s *Server) matrixFor(user string) (*matrix, error) {
@@ -111,7 +124,7 @@ func (s *Server) matrixFor(user string) (*matrix, error) {
 	if repo == nil {
 		return nil, fmt.Errorf("%w: no valid revision of the platform repository yet", ErrRefused)
 	}
-	m := &matrix{repo: repo, user: user, units: map[plan.Key]reconcile.UnitStatus{}, blocked: map[plan.Key]string{}, envs: repo.Platform.Environments}
+	m := &matrix{repo: repo, user: user, units: map[plan.Key]reconcile.UnitStatus{}, blocked: map[plan.Key]string{}, envs: repo.Platform.Environments, authors: map[string]string{}}
 	if _, port, err := net.SplitHostPort(s.ProxyAddr()); err == nil {
 		m.proxyPort = port
 	}
@@ -182,7 +195,7 @@ func (s *Server) cell(r *http.Request, m *matrix, a *spec.App, e *spec.Environme
 			// the matrix says why a cell waits without a preview per cell.
 			healthy, since := s.runsHealthy(r.Context(), a.Name, e.Promotion.From, from.Artifact)
 			res := gate.Check(gate.Input{Env: e, Freezes: m.repo.Platform.Freezes, Now: time.Now(), Source: healthy, HealthySince: since,
-				Approvers: in.Approvals, Author: s.authorOf(m.repo, from.Revision)})
+				Approvers: in.Approvals, Author: m.author(s, from.Revision)})
 			in.Blocked, in.Reason = !res.Open(), res.Reason()
 			c.Incoming = in
 		}
