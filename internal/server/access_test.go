@@ -357,6 +357,13 @@ func TestAPIConventions(t *testing.T) {
 	if err := c.Get(ctx, "/api/v1/revisions?limit=1&cursor="+p1.Next, &p2); err != nil || len(p2.Items) != 1 || p2.Items[0].SHA == p1.Items[0].SHA || p2.Next != "" {
 		t.Fatalf("second and last page: %+v %v", p2, err)
 	}
+	var audit api.Page[api.AuditRecord]
+	if err := c.Get(ctx, "/api/v1/audit?limit=1", &audit); err != nil || len(audit.Items) != 1 || audit.Next == "" {
+		t.Fatalf("audit page: %+v %v", audit, err)
+	}
+	if a := audit.Items[0]; a.Seq != 1 || a.Actor != "test" || a.Action != "token.created" || a.Hash == "" || a.PrevHash == "" {
+		t.Errorf("the first audit record: %+v", a)
+	}
 	var bad api.Error
 	resp := r.get(t, "/api/v1/revisions?limit=5000")
 	json.NewDecoder(resp.Body).Decode(&bad)

@@ -148,7 +148,8 @@ func (s *Server) getAudit(w http.ResponseWriter, r *http.Request) {
 			page.Next = strconv.FormatInt(page.Items[limit-1].Seq, 10)
 			break
 		}
-		page.Items = append(page.Items, api.AuditRecord{ // reply redacts the whole answerSeq: rec.Seq, At: rec.At, Actor: rec.Actor, Action: rec.Action, App: rec.App, Env: rec.Env,
+		// The detail is redacted with the whole answer, by reply.
+		page.Items = append(page.Items, api.AuditRecord{Seq: rec.Seq, At: rec.At, Actor: rec.Actor, Action: rec.Action, App: rec.App, Env: rec.Env,
 			Revision: rec.Revision, Detail: rec.Detail, PrevHash: rec.PrevHash, Hash: rec.Hash})
 	}
 	s.reply(w, r, page)
