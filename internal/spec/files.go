@@ -119,8 +119,9 @@ func readDir(fsys fs.FS, name string) ([]fs.DirEntry, error) {
 	return fs.ReadDir(fsys, name)
 }
 
-// fileProblem is the problem of a file that could not be read.
-func fileProblem(file string, err error) Problem {
+// FileProblem is the problem of a file that could not be read: a link says
+// what it is, another error is its text.
+func FileProblem(file string, err error) Problem {
 	var le *LinkError
 	if errors.As(err, &le) {
 		return le.Problem()

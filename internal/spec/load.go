@@ -177,7 +177,7 @@ func (l *loading) read(file string, required bool, schema string) *document {
 			}
 			return nil
 		}
-		l.add(fileProblem(file, err))
+		l.add(FileProblem(file, err))
 		return nil
 	}
 	return l.parse(file, data, schema)
