@@ -3,9 +3,11 @@ package e2e
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -24,16 +26,24 @@ func billionLaughs(prefix string) string {
 	return b.String()
 }
 
-// appendBomb appends the bomb to a file of the repository's working copy
-// and commits it.
-func appendBomb(t *testing.T, repo, file string) string {
+// appendBomb appends the bomb to a file of a repository's directory.
+func appendBomb(t *testing.T, dir, file string) {
 	t.Helper()
-	f, err := os.OpenFile(filepath.Join(repo, file), os.O_APPEND|os.O_WRONLY, 0)
+	f, err := os.OpenFile(filepath.Join(dir, file), os.O_APPEND|os.O_WRONLY, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.WriteString(billionLaughs("x-lol"))
-	f.Close()
+	defer f.Close()
+	if _, err := f.WriteString(billionLaughs("x-lol")); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// commitBomb appends the bomb to a file of the repository's working copy
+// and commits it.
+func commitBomb(t *testing.T, repo, file string) string {
+	t.Helper()
+	appendBomb(t, repo, file)
 	gitCommit(t, repo, "a billion laughs in "+file)
 	return head(t, repo)
 }
@@ -110,7 +120,7 @@ func TestAliasBomb(t *testing.T) {
 	s.waitSynced(t, good, 3*time.Minute)
 	s.stop(t)
 
-	bomb := appendBomb(t, repo, "socle.yaml")
+	bomb := commitBomb(t, repo, "socle.yaml")
 	s = start(t, repo, data)
 	defer s.stop(t)
 	st := s.waitRefused(t, bomb, "socle.yaml")
@@ -122,7 +132,7 @@ func TestAliasBomb(t *testing.T) {
 		t.Errorf("socle's peak RSS is %d MB, want under 200", rss>>20)
 	}
 
-	bomb = appendBomb(t, repo, "apps/web/score.yaml")
+	bomb = commitBomb(t, repo, "apps/web/score.yaml")
 	s.hook(t)
 	st = s.waitRefused(t, bomb, "apps/web/score.yaml")
 	s.checkServes(t, st, good)
@@ -130,5 +140,34 @@ func TestAliasBomb(t *testing.T) {
 	t.Logf("socle's peak RSS after refusing a second bomb while running: %d MB", rss>>20)
 	if rss > 200<<20 {
 		t.Errorf("socle's peak RSS is %d MB, want under 200", rss>>20)
+	}
+}
+
+// TestValidateAliasBomb runs `socle validate` on a Score file that holds
+// the bomb (it reached 3 GB in 15 s): a clear error, in little memory (the
+// process's peak RSS, from its rusage).
+func TestValidateAliasBomb(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "platform")
+	if err := os.CopyFS(dir, os.DirFS("../../examples/platform")); err != nil {
+		t.Fatal(err)
+	}
+	validate := func() (string, int, int64) {
+		cmd := exec.Command(socleBin, "validate", dir)
+		out, _ := cmd.CombinedOutput()
+		return string(out), cmd.ProcessState.ExitCode(), cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss << 10
+	}
+	_, code, clean := validate()
+	if code != 0 {
+		t.Fatalf("the demo platform does not validate: exit code %d", code)
+	}
+	appendBomb(t, dir, "apps/web/score.yaml")
+	out, code, rss := validate()
+	t.Logf("socle validate's peak RSS: %d MB on the demo platform, %d MB with the bomb", clean>>20, rss>>20)
+	if code != 1 || !strings.Contains(out, "apps/web/score.yaml:") || !strings.Contains(out, "aliases expand the file past") {
+		t.Errorf("exit code %d, output:\n%s", code, out)
+	}
+	if rss > 100<<20 {
+		t.Errorf("socle validate's peak RSS is %d MB, want under 100", rss>>20)
 	}
 }
