@@ -434,16 +434,17 @@ func (s *Server) planRevision(ctx context.Context, rev source.Revision, again bo
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if problems.Errors() > 0 {
-		s.status.Failing = &Failing{Revision: rev, Problems: problems}
 		if s.current == nil {
 			// The first revision since socle started is invalid (pushed
-			// while it was down): the last good one stays in force.
+			// while it was down): the last good one stays in force, and
+			// is in the status before the failure is.
 			s.mu.Unlock()
 			if good, ok := s.lastGood(ctx); ok {
 				s.putInForce(ctx, good, false)
 			}
 			s.mu.Lock()
 		}
+		s.status.Failing = &Failing{Revision: rev, Problems: problems}
 		return
 	}
 	s.current = repo
