@@ -2,7 +2,6 @@ package cli
 
 import (
 	"fmt"
-	"os"
 	"regexp"
 	"strings"
 	"text/tabwriter"
@@ -51,7 +50,7 @@ invalid.`,
 			if err != nil {
 				return err
 			}
-			cases, tps := policy.LoadTests(os.DirFS(dir))
+			cases, tps := policy.LoadTests(dirFS(dir))
 			problems = append(problems, tps...)
 			if filter != nil {
 				var kept []policy.TestCase
@@ -187,7 +186,7 @@ func compilePolicies(g *globals, dir string) (*policy.Set, *spec.Repo, spec.Prob
 		}
 		return nil, nil, nil, withCode(ExitProblems, fmt.Errorf("%s does not validate (%d problems): fix it first (socle validate)", dir, problems.Errors()))
 	}
-	set, problems := policy.Compile(repo, os.DirFS(dir))
+	set, problems := policy.Compile(repo, dirFS(dir))
 	return set, repo, problems, nil
 }
 

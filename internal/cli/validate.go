@@ -3,6 +3,7 @@ package cli
 import (
 	"cmp"
 	"fmt"
+	"io/fs"
 	"os"
 	"slices"
 	"strings"
@@ -98,16 +99,35 @@ func loadDir(dir string) (*spec.Repo, spec.Problems, error) {
 	if !st.IsDir() {
 		return nil, nil, withCode(ExitUsage, fmt.Errorf("%s is not a directory", dir))
 	}
-	repo, problems := spec.Load(os.DirFS(dir))
+	repo, problems := spec.Load(dirFS(dir))
 	return repo, problems, nil
 }
+
+// dirFS is a platform repository's directory as a file system that never
+// leads out of it: an os.Root refuses any path, symbolic links included,
+// that would. (The loader refuses links wherever it reads; this is the
+// floor under every offline reader of the repository, policies and plans
+// included.) A root that cannot be opened is a file system whose every
+// call fails with that error. The root closes when the file system is no
+// longer used (os.Root's finalizer).
+func dirFS(dir string) fs.FS {
+	r, err := os.OpenRoot(dir)
+	if err != nil {
+		return failingFS{err}
+	}
+	return r.FS()
+}
+
+type failingFS struct{ err error }
+
+func (f failingFS) Open(string) (fs.File, error) { return nil, f.err }
 
 // withPolicyProblems adds the problems of policies that do not compile.
 func withPolicyProblems(dir string, repo *spec.Repo, problems spec.Problems) spec.Problems {
 	if problems.Errors() > 0 {
 		return problems // the repository must load before its policies can compile
 	}
-	_, more := policy.Compile(repo, os.DirFS(dir))
+	_, more := policy.Compile(repo, dirFS(dir))
 	problems = append(problems, more...)
 	slices.SortStableFunc(problems, func(a, b spec.Problem) int {
 		return cmp.Or(cmp.Compare(a.File, b.File), cmp.Compare(a.Line, b.Line), cmp.Compare(a.Column, b.Column))

@@ -1,7 +1,6 @@
 package policy
 
 import (
-	"errors"
 	"fmt"
 	"io/fs"
 	"maps"
@@ -35,19 +34,11 @@ func readOverrides(fsys fs.FS) (map[string]spec.Severity, spec.Problems) {
 	if fsys == nil {
 		return out, nil
 	}
-	data, err := fs.ReadFile(fsys, OverridesFile)
-	if errors.Is(err, fs.ErrNotExist) {
-		return out, nil
-	}
-	if err != nil {
-		return out, spec.Problems{{File: OverridesFile, Message: err.Error()}}
+	root, missing, problems := readYAML(fsys, OverridesFile, nil)
+	if missing || problems != nil {
+		return out, problems
 	}
 	y := &yamlFile{fsys: fsys, file: OverridesFile}
-	root, err := parseYAML(data)
-	if err != nil {
-		return out, spec.Problems{{File: OverridesFile, Message: "invalid YAML: " + strings.TrimPrefix(err.Error(), "yaml: ")}}
-	}
-	var problems spec.Problems
 	fields := map[string]string{"apiVersion": spec.APIVersion, "kind": "BuiltinPolicies", "builtins": ""}
 	if bad := checkHeader(y, root, fields); len(bad) > 0 {
 		return out, bad

@@ -2,6 +2,7 @@ package policy
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io/fs"
 	"maps"
@@ -90,32 +91,33 @@ var (
 // LoadTests reads the test cases under TestsDir; a file that cannot be
 // read as test cases is a problem with its file:line.
 func LoadTests(fsys fs.FS) ([]TestCase, spec.Problems) {
-	entries, err := fs.ReadDir(fsys, TestsDir)
-	if err != nil {
+	entries, err := spec.ReadDir(fsys, TestsDir)
+	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
+	}
+	if err != nil {
+		return nil, spec.Problems{spec.FileProblem(TestsDir, err)}
 	}
 	var cases []TestCase
 	var problems spec.Problems
+	// The test files are YAML of the revision: they draw on one budget.
+	budget := spec.NewYAMLBudget()
 	for _, e := range entries {
 		if e.IsDir() || path.Ext(e.Name()) != ".yaml" {
 			continue
 		}
 		file := path.Join(TestsDir, e.Name())
-		cs, ps := loadTestFile(fsys, file)
+		cs, ps := loadTestFile(fsys, file, budget)
 		cases = append(cases, cs...)
 		problems = append(problems, ps...)
 	}
 	return cases, problems
 }
 
-func loadTestFile(fsys fs.FS, file string) ([]TestCase, spec.Problems) {
-	data, err := fs.ReadFile(fsys, file)
-	if err != nil {
-		return nil, spec.Problems{{File: file, Message: err.Error()}}
-	}
-	root, err := parseYAML(data)
-	if err != nil {
-		return nil, spec.Problems{{File: file, Message: "invalid YAML: " + strings.TrimPrefix(err.Error(), "yaml: ")}}
+func loadTestFile(fsys fs.FS, file string, budget *spec.YAMLBudget) ([]TestCase, spec.Problems) {
+	root, _, bad := readYAML(fsys, file, budget)
+	if bad != nil {
+		return nil, bad
 	}
 	y := &yamlFile{fsys: fsys, file: file}
 	if ps := checkHeader(y, root, map[string]string{"apiVersion": spec.APIVersion, "kind": "PolicyTests", "tests": ""}); len(ps) > 0 {

@@ -1,10 +1,8 @@
 package policy
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"strconv"
 	"strings"
@@ -30,28 +28,45 @@ func (y *yamlFile) node() *yaml.Node {
 	if !y.parsed {
 		y.parsed = true
 		if y.fsys != nil {
-			if data, err := fs.ReadFile(y.fsys, y.file); err == nil {
-				y.root, _ = parseYAML(data)
-				y.lines = strings.Split(string(data), "\n")
+			if data, err := spec.ReadFile(y.fsys, y.file); err == nil {
+				if y.root, _ = parseYAML(y.file, data, nil); y.root != nil {
+					y.lines = strings.Split(string(data), "\n")
+				}
 			}
 		}
 	}
 	return y.root
 }
 
-// parseYAML reads one YAML document and returns its top node.
-func parseYAML(data []byte) (*yaml.Node, error) {
-	var n yaml.Node
-	if err := yaml.NewDecoder(bytes.NewReader(data)).Decode(&n); err != nil {
-		if errors.Is(err, io.EOF) {
-			return nil, nil
-		}
-		return nil, err
+// parseYAML reads one YAML document within the limits of one file,
+// drawing on the budget b (nil: none), and returns its top node (nil for
+// an empty file). The limits bound what decoding any of it costs.
+func parseYAML(file string, data []byte, b *spec.YAMLBudget) (*yaml.Node, *spec.Problem) {
+	doc, p := spec.ReadYAML(file, data, b)
+	if p != nil {
+		return nil, p
 	}
-	if n.Kind == yaml.DocumentNode && len(n.Content) == 1 {
-		return n.Content[0], nil
+	if doc != nil && doc.Kind == yaml.DocumentNode && len(doc.Content) == 1 {
+		return doc.Content[0], nil
 	}
-	return &n, nil
+	return doc, nil
+}
+
+// readYAML reads a file of the repository (a regular file, see
+// spec.ReadFile) as parseYAML does.
+func readYAML(fsys fs.FS, file string, b *spec.YAMLBudget) (root *yaml.Node, missing bool, problems spec.Problems) {
+	data, err := spec.ReadFile(fsys, file)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, true, nil
+	}
+	if err != nil {
+		return nil, false, spec.Problems{spec.FileProblem(file, err)}
+	}
+	root, p := parseYAML(file, data, b)
+	if p != nil {
+		return nil, false, spec.Problems{*p}
+	}
+	return root, false, nil
 }
 
 // problem builds a problem located at a path of mapping keys and sequence

@@ -418,7 +418,11 @@ func (s *Server) pin(ctx context.Context, repo *spec.Repo, t PromotionTarget, us
 	file := path.Join(spec.ReleasesDir, t.Env+".yaml")
 	var old []byte
 	if fsys, err := s.repo.Files(head.SHA); err == nil {
-		old, _ = fs.ReadFile(fsys, file)
+		// A file that is there but cannot be read (a symbolic link, too
+		// large) is not overwritten unseen.
+		if old, err = spec.ReadFile(fsys, file); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return PromotionResult{}, fmt.Errorf("reading %s: %w", file, err)
+		}
 	}
 	data, err := setPin(old, t, user, time.Now().UTC())
 	if err != nil {
@@ -484,8 +488,14 @@ func (s *Server) recoverAudit(ctx context.Context, rev source.Revision) {
 func setPin(old []byte, t PromotionTarget, user string, at time.Time) ([]byte, error) {
 	var doc yaml.Node
 	if len(bytes.TrimSpace(old)) > 0 {
-		if err := yaml.Unmarshal(old, &doc); err != nil {
-			return nil, err
+		// The head's file, which may not have validated: read within the
+		// limits of one file (its aliases stay aliases when re-encoded).
+		d, p := spec.ReadYAML(path.Join(spec.ReleasesDir, t.Env+".yaml"), old, nil)
+		if p != nil {
+			return nil, errors.New(p.String())
+		}
+		if d != nil {
+			doc = *d
 		}
 	}
 	if doc.Kind == 0 {

@@ -434,6 +434,16 @@ func (s *Server) planRevision(ctx context.Context, rev source.Revision, again bo
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if problems.Errors() > 0 {
+		if s.current == nil {
+			// The first revision since socle started is invalid (pushed
+			// while it was down): the last good one stays in force, and
+			// is in the status before the failure is.
+			s.mu.Unlock()
+			if good, ok := s.lastGood(ctx); ok {
+				s.putInForce(ctx, good, false)
+			}
+			s.mu.Lock()
+		}
 		s.status.Failing = &Failing{Revision: rev, Problems: problems}
 		return
 	}
@@ -496,15 +506,33 @@ func (s *Server) resume(ctx context.Context, rev source.Revision, seen store.Rev
 		s.mu.Lock()
 		s.status.Failing = &Failing{Revision: rev, Problems: problems}
 		s.mu.Unlock()
-		last, err := s.store.LastGoodRevision(ctx)
-		if err != nil {
-			return // no good revision yet
-		}
-		if good, err = s.repo.Revision(last.SHA); err != nil {
-			s.log.Error("reading the last good revision", "revision", last.SHA, "err", err)
+		var ok bool
+		if good, ok = s.lastGood(ctx); !ok {
 			return
 		}
 	}
+	s.putInForce(ctx, good, seen.Valid)
+}
+
+// lastGood returns the last valid revision recorded; false if there is
+// none yet.
+func (s *Server) lastGood(ctx context.Context) (source.Revision, bool) {
+	last, err := s.store.LastGoodRevision(ctx)
+	if err != nil {
+		return source.Revision{}, false
+	}
+	good, err := s.repo.Revision(last.SHA)
+	if err != nil {
+		s.log.Error("reading the last good revision", "revision", last.SHA, "err", err)
+		return source.Revision{}, false
+	}
+	return good, true
+}
+
+// putInForce restores a revision recorded and planned by an earlier run as
+// the one in force; headValid says whether it is the head too (which then
+// fails no more).
+func (s *Server) putInForce(ctx context.Context, good source.Revision, headValid bool) {
 	fsys, err := s.repo.Files(good.SHA)
 	if err != nil {
 		s.log.Error("reading revision", "revision", good.Short(), "err", err)
@@ -527,7 +555,7 @@ func (s *Server) resume(ctx context.Context, rev source.Revision, seen store.Rev
 	s.notifier.SetPlatform(&repo.Platform)
 	s.status.LastGood = &good
 	s.status.LastPlan = ref
-	if seen.Valid {
+	if headValid {
 		s.status.Failing = nil
 	}
 	s.mu.Unlock()

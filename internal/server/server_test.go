@@ -244,6 +244,31 @@ func TestFollowsTheRepository(t *testing.T) {
 	}
 }
 
+// TestStartsWithAnInvalidHead: a commit that does not validate, pushed
+// while socle was down, is the head it reads at start; the last good
+// revision recorded before stays in force, and the status says both.
+func TestStartsWithAnInvalidHead(t *testing.T) {
+	t.Parallel()
+	repo, data := gitRepo(t), t.TempDir()
+	s := start(t, repo, data)
+	good := s.waitFor(t, "the first revision", func(st Status) bool { return st.LastGood != nil && st.LastPlan != nil }).LastGood.SHA
+	s.stop()
+
+	commit(t, repo, "apps/api/socle.yaml", "owner: bookings", "owner: payments", "api: move to payments")
+	s = start(t, repo, data)
+	defer s.stop()
+	st := s.waitFor(t, "the bad head", func(st Status) bool { return st.Failing != nil })
+	if st.Failing.Revision.SHA == good || !strings.Contains(st.Failing.Problems[0].String(), `owner: no team "payments"`) {
+		t.Errorf("failing = %+v", st.Failing)
+	}
+	if st.LastGood == nil || st.LastGood.SHA != good || st.LastPlan == nil {
+		t.Fatalf("in force: %+v, plan %+v; want %s, the last good revision, and its plan", st.LastGood, st.LastPlan, good[:7])
+	}
+	if u := unit(st, "api", "dev"); u == nil || u.Revision != good {
+		t.Errorf("api @ dev = %+v, want %s", u, good[:7])
+	}
+}
+
 func countPlans(t *testing.T, st store.Store) int {
 	t.Helper()
 	ps, err := st.Plans(context.Background(), "", 1000)

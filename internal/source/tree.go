@@ -24,7 +24,8 @@ import (
 // read when a file is read. It implements fs.ReadFileFS, fs.ReadDirFS,
 // fs.StatFS and fs.ReadLinkFS. Modes are 0644 or 0755 for files, as git
 // records them, and modification times are the commit time. Symbolic links
-// are followed when they point inside the tree; submodules are left out.
+// are followed when they point inside the tree (a path through one that
+// leads out of it is an ErrOutside); submodules are left out.
 func (r *Repo) Files(sha string) (fs.FS, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -143,8 +144,9 @@ func (t *treeFS) find(op, name string, follow bool) (*node, error) {
 		}
 		to := path.Join(dir, string(target))
 		if path.IsAbs(string(target)) || to == ".." || strings.HasPrefix(to, "../") {
-			// A link out of the tree leads nowhere in it.
-			return nil, &fs.PathError{Op: op, Path: name, Err: fs.ErrNotExist}
+			// A revision holds nothing outside its tree: say so, rather
+			// than that the file does not exist.
+			return nil, &fs.PathError{Op: op, Path: name, Err: fmt.Errorf("%s links to %s: %w", p, target, ErrOutside)}
 		}
 		elems, dir, i = append(splitPath(to), elems[i+1:]...), ".", -1
 	}
@@ -228,6 +230,10 @@ func (t *treeFS) ReadLink(name string) (string, error) {
 	}
 	return string(b), nil
 }
+
+// ErrOutside is the error of a path that a symbolic link leads out of the
+// revision's tree.
+var ErrOutside = errors.New("a symbolic link out of the repository")
 
 var (
 	errIsDir  = errors.New("is a directory")

@@ -21,24 +21,28 @@ import (
 // nodeValue copies into values) was a third of the loader's CPU time and of
 // its allocations with 10,000 apps, and the node tree is only needed to
 // locate a problem; document.node builds it when one is found.
-func fastYAML(data []byte, pool *mapPool) (map[string]any, bool) {
-	p := fastParser{src: string(data), pool: pool}
+//
+// It counts the nodes it builds as yaml.v3 would (keys, values, lists and
+// mappings) and stops at limit: nodes > limit then says that the file holds
+// more than a file may, and yaml.v3 need not read it.
+func fastYAML(data []byte, pool *mapPool, limit int64) (m map[string]any, nodes int64, ok bool) {
+	p := fastParser{src: string(data), pool: pool, limit: limit}
 	if pool != nil {
 		p.lines = pool.lines[:0]
 		defer func() { pool.lines = p.lines[:0] }()
 	}
 	if !p.split() || len(p.lines) == 0 {
-		return nil, false
+		return nil, 0, false
 	}
 	first := p.lines[0]
 	if p.isDash(0) {
-		return nil, false
+		return nil, 0, false
 	}
 	m, next, ok := p.mapping(0, first.indent, "", 0)
 	if !ok || next != len(p.lines) {
-		return nil, false
+		return nil, p.nodes, false
 	}
-	return m, true
+	return m, p.nodes, true
 }
 
 // fastDepth bounds nesting well below nodeValue's limit, so that deep
@@ -57,6 +61,14 @@ type fastParser struct {
 	src   string
 	lines []fastLine // the lines with content: no blank or comment-only lines
 	pool  *mapPool   // where maps come from; nil: new ones
+	nodes int64      // built so far
+	limit int64      // on the nodes
+}
+
+// node counts one node; false when that is one too many.
+func (p *fastParser) node() bool {
+	p.nodes++
+	return p.nodes <= p.limit
 }
 
 // mapPool holds the emptied maps of documents that are done with, for the
@@ -175,7 +187,7 @@ func (p *fastParser) isDash(i int) bool {
 // li. first, when not empty, is the text of the first entry, which follows a
 // sequence dash on line li.
 func (p *fastParser) mapping(li, indent int, first string, depth int) (map[string]any, int, bool) {
-	if depth > fastDepth {
+	if depth > fastDepth || !p.node() {
 		return nil, 0, false
 	}
 	m := p.pool.get()
@@ -192,7 +204,7 @@ func (p *fastParser) mapping(li, indent int, first string, depth int) (map[strin
 			text = p.lines[li].text
 		}
 		key, rest, isKey, ok := p.key(text)
-		if !ok || !isKey || key == "<<" {
+		if !ok || !isKey || key == "<<" || !p.node() {
 			return nil, 0, false
 		}
 		if _, dup := m[key]; dup {
@@ -216,6 +228,9 @@ func (p *fastParser) mapping(li, indent int, first string, depth int) (map[strin
 				}
 				m[key], li = v, next
 			default:
+				if !p.node() { // yaml.v3's empty scalar
+					return nil, 0, false
+				}
 				m[key] = nil
 			}
 			continue
@@ -241,7 +256,7 @@ func (p *fastParser) block(li, depth int) (any, int, bool) {
 
 // sequence reads a block sequence whose dashes sit at column indent.
 func (p *fastParser) sequence(li, indent, depth int) ([]any, int, bool) {
-	if depth > fastDepth {
+	if depth > fastDepth || !p.node() {
 		return nil, 0, false
 	}
 	s := []any{}
@@ -331,7 +346,7 @@ func (p *fastParser) key(t string) (key, rest string, isKey, ok bool) {
 // value reads one value from the start of t, in a flow collection or not,
 // and returns the text after it.
 func (p *fastParser) value(t string, flow bool, depth int) (any, string, bool) {
-	if depth > fastDepth || t == "" {
+	if depth > fastDepth || t == "" || !p.node() {
 		return nil, "", false
 	}
 	switch t[0] {
@@ -450,7 +465,7 @@ func (p *fastParser) flowMap(t string, depth int) (any, string, bool) {
 		switch t[0] {
 		case '"', '\'':
 			k, after, ok := quoted(t)
-			if !ok {
+			if !ok || !p.node() {
 				return nil, "", false
 			}
 			key, t = k, strings.TrimLeft(after, " ")

@@ -81,14 +81,16 @@ const (
 	TemplateFile = "template.yaml"
 )
 
-// maxFileSize bounds what the loader reads of one YAML file.
-const maxFileSize = 16 << 20
-
 // Load reads and validates a platform repository. It always returns the Repo
 // it could build, with every problem found; the Repo is only safe to act on
-// when problems.Err() is nil.
+// when problems.Err() is nil. What it reads is bounded (see limits): a
+// repository over the bounds is invalid, with a problem that says where.
 func Load(fsys fs.FS) (*Repo, Problems) {
-	l := &loading{fsys: fsys, repo: &Repo{Releases: map[string]*Releases{}, Templates: map[string]*Template{}}, st: newDecodeState()}
+	return load(fsys, defaultLimits)
+}
+
+func load(fsys fs.FS, lim limits) (*Repo, Problems) {
+	l := &loading{fsys: fsys, repo: &Repo{Releases: map[string]*Releases{}, Templates: map[string]*Template{}}, st: newDecodeState(), budget: newBudget(lim)}
 	l.docs = map[string]*document{}
 	r := l.repo
 
@@ -151,6 +153,7 @@ type loading struct {
 	// whose documents live only as long as its checks).
 	report *loading
 	st     *decodeState // this goroutine's
+	budget *YAMLBudget  // the revision's, shared
 }
 
 func (l *loading) add(ps ...Problem) {
@@ -166,7 +169,7 @@ func (l *loading) add(ps ...Problem) {
 // read parses and schema-checks one file; nil when it is missing or unreadable
 // as YAML (the problem is recorded).
 func (l *loading) read(file string, required bool, schema string) *document {
-	data, err := fs.ReadFile(l.fsys, file)
+	data, err := readFile(l.fsys, file, l.budget.limits())
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			if required {
@@ -174,25 +177,24 @@ func (l *loading) read(file string, required bool, schema string) *document {
 			}
 			return nil
 		}
-		l.add(Problem{File: file, Message: err.Error()})
+		l.add(FileProblem(file, err))
 		return nil
 	}
 	return l.parse(file, data, schema)
 }
 
 func (l *loading) parse(file string, data []byte, schema string) *document {
-	if len(data) > maxFileSize {
-		l.add(Problem{File: file, Message: fmt.Sprintf("file is %d bytes; the limit is %d", len(data), maxFileSize)})
-		return nil
-	}
 	var pool *mapPool
 	if l.report != nil { // an app's file: loadApp recycles its values
 		pool = &l.st.maps
 	}
-	d, p := parseYAMLWith(pool, file, data)
+	d, p := parseYAMLWith(pool, l.budget, file, data)
 	if p != nil {
 		l.add(*p)
 		return nil
+	}
+	if d == nil {
+		return nil // the revision is over its budget, and says so once
 	}
 	if _, ok := d.value.(map[string]any); !ok {
 		l.add(Problem{File: file, Line: 1, Column: 1, Message: "expected a mapping of fields (apiVersion, kind, …), found " + describeNode(d.node())})
@@ -247,18 +249,37 @@ func (l *loading) hasProblemIn(file string) bool {
 	return false
 }
 
-func (l *loading) yamlFiles(dir string) []string {
-	entries, err := fs.ReadDir(l.fsys, dir)
-	if err != nil {
-		return nil
+// list lists a directory of the repository: nothing if it is missing (or
+// a symbolic link, a problem).
+func (l *loading) list(dir string) []fs.DirEntry {
+	entries, err := readDir(l.fsys, dir)
+	var le *LinkError
+	if errors.As(err, &le) {
+		l.add(le.Problem())
 	}
+	return entries
+}
+
+// link reports an entry of dir that is a symbolic link.
+func (l *loading) link(dir string, e fs.DirEntry) bool {
+	if e.Type() != fs.ModeSymlink {
+		return false
+	}
+	l.add(linkError(l.fsys, path.Join(dir, e.Name())).Problem())
+	return true
+}
+
+func (l *loading) yamlFiles(dir string) []string {
 	var out []string
-	for _, e := range entries {
+	for _, e := range l.list(dir) {
 		if e.IsDir() {
 			continue
 		}
 		switch path.Ext(e.Name()) {
 		case ".yaml":
+			if l.link(dir, e) {
+				continue
+			}
 			out = append(out, path.Join(dir, e.Name()))
 		case ".yml":
 			l.add(Problem{File: path.Join(dir, e.Name()), Warning: true, Message: "ignored: socle reads files ending in .yaml"})
@@ -267,14 +288,15 @@ func (l *loading) yamlFiles(dir string) []string {
 	return out
 }
 
+// dirs lists the directories of dir but hidden ones; a symbolic link there
+// is a problem.
 func (l *loading) dirs(dir string) []string {
-	entries, err := fs.ReadDir(l.fsys, dir)
-	if err != nil {
-		return nil
-	}
 	var out []string
-	for _, e := range entries {
-		if e.IsDir() && !strings.HasPrefix(e.Name(), ".") {
+	for _, e := range l.list(dir) {
+		if strings.HasPrefix(e.Name(), ".") || l.link(dir, e) {
+			continue
+		}
+		if e.IsDir() {
 			out = append(out, e.Name())
 		}
 	}
@@ -314,7 +336,7 @@ var appName = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
 
 func (l *loading) loadApp(name string, st *decodeState) *App {
 	// The app's documents stay in its own loading, not the repository's.
-	l = &loading{fsys: l.fsys, repo: l.repo, names: l.names, docs: map[string]*document{}, report: l, st: st}
+	l = &loading{fsys: l.fsys, repo: l.repo, names: l.names, docs: map[string]*document{}, report: l, st: st, budget: l.budget}
 	dir := path.Join(AppsDir, name)
 	app := &App{Name: name}
 	if !appName.MatchString(name) {
@@ -326,9 +348,16 @@ func (l *loading) loadApp(name string, st *decodeState) *App {
 	h := l.st.hash()
 	prefix := dir + "/"
 	var score, conf []byte
+	var scoreLink bool
 	err := fs.WalkDir(l.fsys, dir, func(p string, e fs.DirEntry, err error) error {
 		if err != nil || e.IsDir() {
 			return err
+		}
+		if e.Type() == fs.ModeSymlink {
+			// Neither hashed nor read: the app is invalid, and says why.
+			l.add(linkError(l.fsys, p).Problem())
+			scoreLink = scoreLink || p == path.Join(dir, ScoreFile)
+			return nil
 		}
 		data, err := fs.ReadFile(l.fsys, p)
 		if err != nil {
@@ -358,9 +387,9 @@ func (l *loading) loadApp(name string, st *decodeState) *App {
 	copy(text[:], "sha256:")
 	hex.Encode(text[len("sha256:"):], h.Sum(sum[:0]))
 	app.Source = string(text[:])
-	if score == nil {
+	if score == nil && !scoreLink {
 		l.add(Problem{File: path.Join(dir, ScoreFile), Message: "missing: every app needs a Score file (score.dev/v1b1) describing its workload"})
-	} else {
+	} else if score != nil {
 		app.Workload = l.loadScore(path.Join(dir, ScoreFile), name, score)
 	}
 	if conf != nil {

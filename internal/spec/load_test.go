@@ -243,7 +243,7 @@ func TestScoreSamples(t *testing.T) {
 // FuzzLoad feeds arbitrary bytes to every kind of file: the loader must
 // never panic, and every problem must name its file.
 func FuzzLoad(f *testing.F) {
-	for _, s := range []string{minimalPlatform, minimalTeams, minimalScore, "a: [", "{}", "- 1", "a: &x [*x]", "environments: [{promotion: {from: x}}]"} {
+	for _, s := range []string{minimalPlatform, minimalTeams, minimalScore, "a: [", "{}", "- 1", "a: &x [*x]", "environments: [{promotion: {from: x}}]", minimalPlatform + bomb(9, "x-lol", "")} {
 		f.Add("socle.yaml", s)
 		f.Add("apps/shop/score.yaml", s)
 	}

@@ -43,25 +43,43 @@ func (d *document) node() *yaml.Node {
 
 var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 
-// parseYAML reads one YAML document; its error is a Problem with a line.
+// parseYAML reads one YAML document within the limits of one file; its
+// error is a Problem with a line.
 func parseYAML(file string, data []byte) (*document, *Problem) {
-	return parseYAMLWith(nil, file, data)
+	return parseYAMLWith(nil, nil, file, data)
 }
 
 // parseYAMLWith is parseYAML, with maps from a pool when the document's
-// values can go back to it (see loadApp).
-func parseYAMLWith(pool *mapPool, file string, data []byte) (*document, *Problem) {
-	if v, ok := fastYAML(data, pool); ok {
+// values can go back to it (see loadApp), drawing on the revision's budget
+// b (nil: none). It returns nil and no problem for a file refused because
+// the revision went over its budget before it (reported once, already).
+func parseYAMLWith(pool *mapPool, b *YAMLBudget, file string, data []byte) (*document, *Problem) {
+	lim := b.limits()
+	if int64(len(data)) > lim.fileBytes {
+		return nil, &Problem{File: file, Message: fmt.Sprintf("file is %d bytes; the limit is %d", len(data), lim.fileBytes)}
+	}
+	v, nodes, ok := fastYAML(data, pool, lim.fileNodes)
+	if ok {
+		if p, ok := b.charge(file, yamlSize{nodes, int64(len(data))}); !ok {
+			return nil, p
+		}
 		return &document{file: file, data: data, value: v}, nil
 	}
-	root, p := readNodes(file, data)
+	if nodes > lim.fileNodes {
+		return nil, &Problem{File: file, Message: fmt.Sprintf("too much YAML in one file: more than %d nodes; split it", lim.fileNodes)}
+	}
+	doc, size, p := readTree(file, data, lim)
 	if p != nil {
 		return nil, p
 	}
+	if p, ok := b.charge(file, size); !ok {
+		return nil, p
+	}
+	root := top(doc)
 	if root == nil {
 		return &document{file: file, data: data, parsed: true}, nil
 	}
-	v, err := nodeValue(root, 0)
+	v2, err := nodeValue(root, 0)
 	if err != nil {
 		p := &Problem{File: file, Line: root.Line, Column: root.Column, Message: err.Error()}
 		var pe *posError
@@ -70,12 +88,69 @@ func parseYAMLWith(pool *mapPool, file string, data []byte) (*document, *Problem
 		}
 		return nil, p
 	}
-	return &document{file: file, data: data, root: root, parsed: true, value: v}, nil
+	return &document{file: file, data: data, root: root, parsed: true, value: v2}, nil
+}
+
+// ReadYAML reads one YAML document of the platform repository into
+// yaml.v3's node tree within the limits of one file (its text; its nodes
+// and bytes, aliases expanded, measured before anything is expanded), and
+// draws its size from the revision's budget b (nil: none). doc is the
+// document node, nil for an empty file. Decoding the tree, or any part of
+// it, into Go values then costs no more than those limits.
+func ReadYAML(file string, data []byte, b *YAMLBudget) (doc *yaml.Node, p *Problem) {
+	lim := b.limits()
+	if int64(len(data)) > lim.fileBytes {
+		return nil, &Problem{File: file, Message: fmt.Sprintf("file is %d bytes; the limit is %d", len(data), lim.fileBytes)}
+	}
+	doc, size, p := readTree(file, data, lim)
+	if p != nil {
+		return nil, p
+	}
+	if p, ok := b.charge(file, size); !ok {
+		if p == nil {
+			p = &Problem{File: file, Message: "not read: the revision's YAML holds more than socle reads of one revision"}
+		}
+		return nil, p
+	}
+	return doc, nil
+}
+
+// readTree reads one YAML document with yaml.v3, once its text is known to
+// make a node tree of bounded size, and measures it with its aliases
+// expanded.
+func readTree(file string, data []byte, lim limits) (*yaml.Node, yamlSize, *Problem) {
+	if p := checkBound(file, data, lim); p != nil {
+		return nil, yamlSize{}, p
+	}
+	doc, p := readDocument(file, data)
+	if p != nil {
+		return nil, yamlSize{}, p
+	}
+	size, p := measure(file, top(doc), int64(len(data)), lim)
+	if p != nil {
+		return nil, yamlSize{}, p
+	}
+	return doc, size, nil
+}
+
+// top is the content of a document node: its top node.
+func top(doc *yaml.Node) *yaml.Node {
+	if doc != nil && doc.Kind == yaml.DocumentNode && len(doc.Content) == 1 {
+		return doc.Content[0]
+	}
+	return doc
 }
 
 // readNodes reads one YAML document with yaml.v3: its top node, nil for an
-// empty file.
+// empty file. Its size is not checked: it reads what parseYAML read before.
 func readNodes(file string, data []byte) (*yaml.Node, *Problem) {
+	doc, p := readDocument(file, data)
+	return top(doc), p
+}
+
+// readDocument reads one YAML document with yaml.v3: its document node, nil
+// for an empty file.
+func readDocument(file string, data []byte) (*yaml.Node, *Problem) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var n yaml.Node
 	if err := dec.Decode(&n); err != nil {
@@ -91,11 +166,7 @@ func readNodes(file string, data []byte) (*yaml.Node, *Problem) {
 	} else if !errors.Is(err, io.EOF) {
 		return nil, yamlProblem(file, err)
 	}
-	root := &n
-	if root.Kind == yaml.DocumentNode && len(root.Content) == 1 {
-		root = root.Content[0]
-	}
-	return root, nil
+	return &n, nil
 }
 
 func yamlProblem(file string, err error) *Problem {
