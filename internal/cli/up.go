@@ -44,6 +44,13 @@ repository at <data>/repo. Edit and commit there to see socle follow.`,
 				return withCode(ExitUsage, fmt.Errorf("--log-level: %w", err))
 			}
 			cfg.Logger = slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: level}))
+			// Builds and replicas run in directories of their own: every
+			// path socle hands them derives from an absolute data directory.
+			data, err := filepath.Abs(cfg.Data)
+			if err != nil {
+				return fmt.Errorf("--data: %w", err)
+			}
+			cfg.Data = data
 			if err := os.MkdirAll(cfg.Data, 0o755); err != nil {
 				return err
 			}
