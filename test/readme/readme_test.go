@@ -1,7 +1,6 @@
 package readme
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -12,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -34,20 +34,25 @@ var (
 	greeting  = "Grüezi from Alpenrose"
 	apiAddr   = regexp.MustCompile(`socle is up on http://(\S+)`)
 	proxyPort = regexp.MustCompile(`\.localhost:(\d+)`)
+	statusCmd = regexp.MustCompile(`(?m)^ +status +(socle status .*)$`)
+	webInDev  = regexp.MustCompile(`(?m)^web +dev `)
 )
 
 // TestFirstCommand runs the README's first command exactly as written, in a
 // fresh copy of the repository (the files a clone would have: tracked ones,
 // with the working tree's content), asking only for free ports, and waits
-// for web.dev.localhost to answer with the demo's page. It then stops socle
-// as a person does (Ctrl-C) and checks that the copy holds nothing new but
+// for web.dev.localhost to answer with the demo's page. It then runs the
+// README's install step and the status command up printed, stops socle as
+// a person does (Ctrl-C), and checks that the copy holds nothing new but
 // the ignored .socle, and that no app process is left running.
 func TestFirstCommand(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds socle and the demo's apps: not with -short")
 	}
 	root := repoRoot(t)
-	args := firstCommand(t, filepath.Join(root, "README.md"))
+	readme := filepath.Join(root, "README.md")
+	args := readmeCommand(t, readme)
+	install := readmeCommand(t, readme, "go", "install")
 	clone := copyRepo(t, root)
 
 	// Within go test's -timeout too, with time left to stop socle: a test
@@ -135,6 +140,30 @@ func TestFirstCommand(t *testing.T) {
 	}
 	t.Logf("%s: up after %s, web.dev.localhost answered after %s", strings.Join(args, " "), up.Round(time.Second), time.Since(start).Round(time.Second))
 
+	// The socle commands up prints work once the README's install step
+	// has put socle on the PATH: its status command, with the admin token
+	// up wrote where the README says.
+	bin := t.TempDir()
+	inst := exec.CommandContext(ctx, install[0], install[1:]...)
+	inst.Dir, inst.Env = clone, append(userEnv(), "GOBIN="+bin)
+	if b, err := inst.CombinedOutput(); err != nil {
+		t.Fatalf("%s: %v\n%s", strings.Join(install, " "), err, b)
+	}
+	m := statusCmd.FindStringSubmatch(out.String())
+	if m == nil || strings.ContainsAny(m[1], "$`'\"\\|&;<>(){}*?~") {
+		t.Fatalf("up's banner gives no socle status command to run without a shell")
+	}
+	token, err := os.ReadFile(filepath.Join(clone, ".socle", "admin.token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	status := strings.Fields(m[1])
+	st := exec.CommandContext(ctx, filepath.Join(bin, status[0]), status[1:]...)
+	st.Dir, st.Env = clone, append(userEnv(), "SOCLE_TOKEN="+strings.TrimSpace(string(token)))
+	if b, err := st.CombinedOutput(); err != nil || !webInDev.Match(b) {
+		t.Errorf("%s (installed by %s): %v\n%s", m[1], strings.Join(install, " "), err, b)
+	}
+
 	stop()
 	if pids := processesUnder(clone); len(pids) > 0 {
 		t.Errorf("processes %v still run from %s after Ctrl-C", pids, clone)
@@ -153,31 +182,51 @@ func repoRoot(t *testing.T) string {
 	return git(t, ".", "rev-parse", "--show-toplevel")
 }
 
-// firstCommand returns the first command of the README's first sh block,
-// without its comment. It must need no shell, since it runs without one.
-func firstCommand(t *testing.T, readme string) []string {
+// shLine is a command line of the README's sh blocks, its comment cut.
+type shLine struct {
+	n    int // line number
+	args []string
+}
+
+// commands returns the command lines of the README's sh blocks.
+func commands(t *testing.T, readme string) []shLine {
 	t.Helper()
-	f, err := os.Open(readme)
+	data, err := os.ReadFile(readme)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
+	var lines []shLine
 	inBlock := false
-	for n := 1; sc.Scan(); n++ {
-		line := strings.TrimSpace(sc.Text())
+	for i, line := range strings.Split(string(data), "\n") {
+		line = strings.TrimSpace(line)
 		switch {
-		case !inBlock && line == "```sh":
-			inBlock = true
-		case inBlock && line != "":
+		case strings.HasPrefix(line, "```"):
+			inBlock = !inBlock && line == "```sh"
+		case inBlock:
 			line, _, _ = strings.Cut(line, "#")
-			if strings.ContainsAny(line, "$`'\"\\|&;<>(){}*?~") {
-				t.Fatalf("%s:%d: %q needs a shell; the test runs the first command without one", readme, n, line)
+			if args := strings.Fields(line); len(args) > 0 {
+				lines = append(lines, shLine{n: i + 1, args: args})
 			}
-			return strings.Fields(line)
 		}
 	}
-	t.Fatalf("%s: no ```sh block", readme)
+	return lines
+}
+
+// readmeCommand returns the README's first command line that starts with
+// prefix (the very first with none). The test runs it without a shell, so
+// it must need none.
+func readmeCommand(t *testing.T, readme string, prefix ...string) []string {
+	t.Helper()
+	for _, l := range commands(t, readme) {
+		if len(l.args) < len(prefix) || !slices.Equal(l.args[:len(prefix)], prefix) {
+			continue
+		}
+		if line := strings.Join(l.args, " "); strings.ContainsAny(line, "$`'\"\\|&;<>(){}*?~") {
+			t.Fatalf("%s:%d: %q needs a shell; the test runs it without one", readme, l.n, line)
+		}
+		return l.args
+	}
+	t.Fatalf("%s: no command %q in a ```sh block", readme, strings.Join(prefix, " "))
 	return nil
 }
 
