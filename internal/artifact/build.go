@@ -91,6 +91,13 @@ func NewBuilder(cfg Config) (*Builder, error) {
 	if cfg.Dir == "" || cfg.Registry == nil || cfg.Host == "" {
 		return nil, errors.New("artifact builder: Dir, Registry and Host are required")
 	}
+	// A build runs in the app's directory: every path it is handed
+	// ($SOCLE_OUT, the fallback caches) must not depend on where it runs.
+	dir, err := filepath.Abs(cfg.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("artifact builder: %w", err)
+	}
+	cfg.Dir = dir
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = DefaultTimeout
 	}

@@ -361,6 +361,35 @@ func runWeb(t *testing.T, rf Rootfs) string {
 	}
 }
 
+// TestBuildRelativeDir: a builder and an unpacker given relative
+// directories, as `socle up` with its default --data .socle once gave them,
+// still hand the build an absolute $SOCLE_OUT (the build runs in the app's
+// directory, where a relative one would land elsewhere) and return an
+// absolute root for replicas.
+func TestBuildRelativeDir(t *testing.T) {
+	ctx := context.Background()
+	p := newPlatform(t) // reads ../../examples: before the Chdir
+	data := t.TempDir()
+	reg, host := registrytest.Serve(t, filepath.Join(data, "registry"))
+	t.Chdir(data)
+	b := newBuilder(t, "artifacts", reg, host, nil)
+	unpacker, err := NewUnpacker("rootfs", reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := b.Build(ctx, p.repo, p.head, p.app(t, p.head, "web"))
+	if err != nil {
+		t.Fatalf("build with a relative directory: %v", err)
+	}
+	rf, err := unpacker.Unpack(ctx, a.Digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !filepath.IsAbs(rf.Dir) || !strings.HasPrefix(rf.Dir, data) {
+		t.Errorf("root %q, want an absolute path under %s", rf.Dir, data)
+	}
+}
+
 // TestBuildFailure: a failing command returns its log's tail and stores
 // nothing; so does one that writes nothing.
 func TestBuildFailure(t *testing.T) {

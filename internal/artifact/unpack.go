@@ -74,6 +74,12 @@ type Unpacker struct {
 // <data>/rootfs), reads images from socle's registry reg, and from others
 // with the options opts. It removes what a crash left half unpacked.
 func NewUnpacker(dir string, reg *registry.Store, opts ...remote.Option) (*Unpacker, error) {
+	// The directories it returns are the roots replicas run in, whatever
+	// their working directory: absolute.
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}

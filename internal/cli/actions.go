@@ -12,9 +12,7 @@ import (
 
 	"github.com/socle-dev/socle/internal/api"
 	"github.com/socle-dev/socle/internal/audit"
-	"github.com/socle-dev/socle/internal/server"
 	"github.com/socle-dev/socle/internal/store"
-	"github.com/socle-dev/socle/internal/store/sqlite"
 )
 
 func newPromoteCmd(g *globals) *cobra.Command {
@@ -160,7 +158,7 @@ directly on a data directory with --data. Exit code 1 when the chain is broken.`
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var res audit.VerifyResult
 			if data != "" {
-				st, err := sqlite.Open(cmd.Context(), data+"/"+server.DBFile)
+				st, err := openData(cmd.Context(), data)
 				if err != nil {
 					return err
 				}

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/url"
 	"os"
-	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -15,9 +14,7 @@ import (
 	"github.com/socle-dev/socle/internal/api"
 	"github.com/socle-dev/socle/internal/api/client"
 	"github.com/socle-dev/socle/internal/auth"
-	"github.com/socle-dev/socle/internal/server"
 	"github.com/socle-dev/socle/internal/spec"
-	"github.com/socle-dev/socle/internal/store/sqlite"
 )
 
 func newTokenCmd(g *globals) *cobra.Command {
@@ -45,9 +42,9 @@ admin token is made (the machine's file permissions are the guard).`,
 					}
 					d = time.Duration(v)
 				}
-				st, err := sqlite.Open(cmd.Context(), filepath.Join(data, server.DBFile))
+				st, err := openData(cmd.Context(), data)
 				if err != nil {
-					return withCode(ExitError, err)
+					return err
 				}
 				defer st.Close()
 				by := "local:" + envOr("USER", "unknown")

@@ -3,6 +3,7 @@ package cli
 import (
 	"encoding/json"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -82,5 +83,41 @@ func TestTokensLoginAndRoles(t *testing.T) {
 	}
 	if _, e, code := run(t, "status"); code != ExitError || !strings.Contains(e, "revoked") {
 		t.Errorf("a revoked token: %d %s", code, e)
+	}
+}
+
+// TestDataNotThere: the commands that work on a data directory without a
+// server say when --data names none, and make nothing there.
+func TestDataNotThere(t *testing.T) {
+	t.Parallel()
+	missing := filepath.Join(t.TempDir(), "nowhere")
+	empty := t.TempDir()
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"token create, missing", []string{"token", "create", "--user", "marco", "--data", missing},
+			"the data directory " + missing + " does not exist: socle up --data " + missing + " makes it on its first start"},
+		{"token create, not a data directory", []string{"token", "create", "--user", "marco", "--data", empty},
+			empty + " is not a socle data directory (it has no socle.db)"},
+		{"audit verify, missing", []string{"audit", "verify", "--data", missing},
+			"the data directory " + missing + " does not exist"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out, e, code := run(t, tc.args...)
+			if code != ExitUsage || !strings.Contains(e, tc.want) || out != "" {
+				t.Errorf("exit %d, stdout %q, stderr %q; want %d and %q", code, out, e, ExitUsage, tc.want)
+			}
+			if strings.Contains(e, "sqlite") {
+				t.Errorf("stderr shows SQLite's error: %s", e)
+			}
+		})
+	}
+	if _, err := os.Stat(missing); !os.IsNotExist(err) {
+		t.Errorf("%s was made: %v", missing, err)
+	}
+	if entries, _ := os.ReadDir(empty); len(entries) != 0 {
+		t.Errorf("%s holds %v", empty, entries)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -44,6 +45,13 @@ repository at <data>/repo. Edit and commit there to see socle follow.`,
 				return withCode(ExitUsage, fmt.Errorf("--log-level: %w", err))
 			}
 			cfg.Logger = slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: level}))
+			// Builds and replicas run in directories of their own: every
+			// path socle hands them derives from an absolute data directory.
+			data, err := filepath.Abs(cfg.Data)
+			if err != nil {
+				return fmt.Errorf("--data: %w", err)
+			}
+			cfg.Data = data
 			if err := os.MkdirAll(cfg.Data, 0o755); err != nil {
 				return err
 			}
@@ -68,8 +76,9 @@ repository at <data>/repo. Edit and commit there to see socle follow.`,
 					"proxy": s.ProxyAddr(), "adminTokenFile": tokenFile})
 				return s.Run(ctx)
 			}
-			fmt.Fprintf(g.stdout, "socle is up on http://%s\n  portal               http://%s/ (log in with a token)\n  platform repository  %s\n  data directory       %s\n  apps                 http://<app>.<env>.localhost:%s (e.g. http://web.dev.localhost:%s)\n  status               socle status --server http://%s\n%s",
-				s.Addr(), s.Addr(), cfg.Repo, cfg.Data, portOf(s.ProxyAddr()), portOf(s.ProxyAddr()), s.Addr(), tokenNote)
+			hosts, hostsErr := s.FirstHosts()
+			fmt.Fprintf(g.stdout, "socle is up on http://%s\n  portal               http://%s/ (log in with a token)\n  platform repository  %s\n  data directory       %s\n  apps                 %s\n  status               socle status --server http://%s\n%s",
+				s.Addr(), s.Addr(), cfg.Repo, cfg.Data, appsLine(hosts, hostsErr, portOf(s.ProxyAddr())), s.Addr(), tokenNote)
 			return s.Run(ctx)
 		},
 	}
@@ -89,6 +98,30 @@ repository at <data>/repo. Edit and commit there to see socle follow.`,
 	f.DurationVar(&cfg.ProgressDeadline, "progress-deadline", 2*time.Minute, "how long a rollout may make no progress before it fails and is rolled back")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	return cmd
+}
+
+// bannerHosts is how many apps up's banner names; the portal lists them all.
+const bannerHosts = 3
+
+// appsLine is the banner's line on apps: the addresses of those the
+// repository really has (server.FirstHosts), or why none is named.
+func appsLine(hosts []string, err error, port string) string {
+	pattern := "http://<app>.<env>.localhost:" + port
+	switch {
+	case err != nil:
+		return pattern + " (the repository's head does not load: socle status says why)"
+	case len(hosts) == 0:
+		return "none yet in an environment that runs here on its own (each will be at " + pattern + ")"
+	}
+	urls := make([]string, 0, bannerHosts)
+	for _, h := range hosts[:min(len(hosts), bannerHosts)] {
+		urls = append(urls, "http://"+h+":"+port)
+	}
+	line := strings.Join(urls, ", ")
+	if more := len(hosts) - bannerHosts; more > 0 {
+		line += fmt.Sprintf(" and %d more", more)
+	}
+	return line + " (once built)"
 }
 
 func portOf(addr string) string {

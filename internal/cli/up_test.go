@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -43,6 +44,12 @@ func TestUpStatusPlan(t *testing.T) {
 	url, admin, data, out := startUp(t)
 	if !strings.Contains(out.String(), "Created the demo platform repository") {
 		t.Errorf("up did not create the demo repository:\n%s", out.String())
+	}
+	// The banner names the demo's apps that serve HTTP, in dev; the
+	// worker serves nothing.
+	if m := regexp.MustCompile(`(?m)^  apps +(.*)$`).FindStringSubmatch(out.String()); m == nil ||
+		!regexp.MustCompile(`^http://api\.dev\.localhost:\d+, http://web\.dev\.localhost:\d+ \(once built\)$`).MatchString(m[1]) {
+		t.Errorf("the banner's apps line does not name api and web in dev:\n%s", out.String())
 	}
 	if _, e, code := run(t, "status", "--server", url); code != ExitError || !strings.Contains(e, "socle login") {
 		t.Errorf("status without a token: %d %s", code, e)
@@ -118,4 +125,30 @@ func startUp(t *testing.T) (url, admin, data string, out *syncbuf.Buffer) {
 		t.Errorf("%s has mode %v, want 0600", m[1], fi.Mode().Perm())
 	}
 	return url, strings.TrimSpace(string(b)), data, out
+}
+
+// TestAppsLine: up's banner names the apps there are, says when there is
+// none, and keeps to a line when there are many.
+func TestAppsLine(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		hosts []string
+		err   error
+		want  string
+	}{
+		{"demo", []string{"api.dev.localhost", "web.dev.localhost"}, nil,
+			"http://api.dev.localhost:7080, http://web.dev.localhost:7080 (once built)"},
+		{"none", nil, nil,
+			"none yet in an environment that runs here on its own (each will be at http://<app>.<env>.localhost:7080)"},
+		{"many", []string{"a.dev.localhost", "b.dev.localhost", "c.dev.localhost", "d.dev.localhost", "e.dev.localhost"}, nil,
+			"http://a.dev.localhost:7080, http://b.dev.localhost:7080, http://c.dev.localhost:7080 and 2 more (once built)"},
+		{"head does not load", nil, errors.New("revision abc1234 does not validate"),
+			"http://<app>.<env>.localhost:7080 (the repository's head does not load: socle status says why)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := appsLine(tc.hosts, tc.err, "7080"); got != tc.want {
+				t.Errorf("appsLine = %q\nwant        %q", got, tc.want)
+			}
+		})
+	}
 }

@@ -117,6 +117,13 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.Poll <= 0 {
 		cfg.Poll = 30 * time.Second
 	}
+	// Paths under the data directory are handed to builds and replicas,
+	// which run elsewhere: resolved once, here.
+	data, err := filepath.Abs(cfg.Data)
+	if err != nil {
+		return nil, fmt.Errorf("data directory: %w", err)
+	}
+	cfg.Data = data
 	db, st, secret, err := openStore(ctx, cfg.Data)
 	if err != nil {
 		return nil, fmt.Errorf("opening the store: %w", err)

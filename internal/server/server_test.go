@@ -15,6 +15,7 @@ import (
 
 	"github.com/socle-dev/socle/internal/auth"
 	"github.com/socle-dev/socle/internal/source"
+	"github.com/socle-dev/socle/internal/spec"
 	"github.com/socle-dev/socle/internal/store"
 )
 
@@ -298,5 +299,58 @@ func TestHealthzAndErrors(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 404 || e.Error.Code != "not_found" {
 		t.Errorf("missing plan: %s %+v", resp.Status, e)
+	}
+}
+
+// TestFirstHosts: the hosts `socle up` names are those of the apps the
+// repository has that serve HTTP, in the first local environment that
+// syncs on its own; a repository without such an app has none.
+func TestFirstHosts(t *testing.T) {
+	s, err := New(context.Background(), Config{Repo: gitRepo(t), Data: t.TempDir(), Addr: "127.0.0.1:0", Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.closeAll()
+	hosts, err := s.FirstHosts()
+	if err != nil || strings.Join(hosts, " ") != "api.dev.localhost web.dev.localhost" {
+		t.Fatalf("FirstHosts() = %q, %v; want the demo's api and web in dev", hosts, err)
+	}
+
+	rev, err := s.repo.Head()
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, err := s.repo.Files(rev.SHA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name   string
+		change func(r *spec.Repo)
+		want   string
+	}{
+		{"no app", func(r *spec.Repo) { r.Apps = nil }, ""},
+		{"web disabled in dev", func(r *spec.Repo) {
+			r.App("web").Config.Environments = map[string]spec.Override{"dev": {Disabled: true}}
+		}, "api.dev.localhost"},
+		{"dev on Kubernetes: sandbox, where api is disabled", func(r *spec.Repo) {
+			r.Platform.Environments[0].Runtime.Type = spec.RuntimeKubernetes
+		}, "web.sandbox.localhost"},
+		{"nothing syncs on its own", func(r *spec.Repo) {
+			for i := range r.Platform.Environments {
+				r.Platform.Environments[i].Sync = spec.SyncManual
+			}
+		}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r, problems := spec.Load(files)
+			if err := problems.Err(); err != nil {
+				t.Fatal(err)
+			}
+			tc.change(r)
+			if got := strings.Join(servedHosts(r), " "); got != tc.want {
+				t.Errorf("servedHosts = %q, want %q", got, tc.want)
+			}
+		})
 	}
 }

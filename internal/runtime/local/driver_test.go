@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -543,5 +544,47 @@ func TestStateDirectoryIsLocked(t *testing.T) {
 	open(t, dir, Options{})
 	if _, err := New(Options{StateDir: dir}); !errors.Is(err, ErrStateLocked) {
 		t.Errorf("second New = %v, want ErrStateLocked", err)
+	}
+}
+
+// TestCommandLineNamesTheReplica: ps tells replicas of one image apart, as
+// their command line starts with the replica's name; the program still runs
+// with its arguments, and a script (which the kernel hands its path, not
+// argv[0]) still finds itself through $0.
+func TestCommandLineNamesTheReplica(t *testing.T) {
+	// An image whose entrypoint is a script next to the test server.
+	script := t.TempDir()
+	data, err := os.ReadFile(filepath.Join(image, "testserver"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(script, "testserver"), data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	run := "#!/bin/sh\ncd \"$(dirname \"$0\")\" && exec ./testserver \"$@\"\n"
+	if err := os.WriteFile(filepath.Join(script, "run.sh"), []byte(run), 0o755); err != nil {
+		t.Fatal(err)
+	}
+
+	d := open(t, stateDir(t), Options{})
+	program := runtimetest.Spec(server("-ready=true"), 1)
+	program.Ref.App, program.Ref.Release = "web", "r3"
+	st := startReady(t, d, program)
+	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", st.PID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := strings.Split(strings.TrimSuffix(string(cmdline), "\x00"), "\x00"), []string{"socle:web.test/r3/1 /testserver", "-ready=true"}; !slices.Equal(got, want) {
+		t.Errorf("command line %q, want %q", got, want)
+	}
+	if body, err := get(st, "/env?name=GREETING"); err != nil || body != "hello" {
+		t.Errorf("the program answers %q, %v", body, err)
+	}
+
+	sh := runtimetest.Spec(runtime.ReplicaSpec{Root: script, Command: []string{"/run.sh"}, Args: []string{"-ready=true"}}, 0)
+	sh.Ref.App = "script"
+	st = startReady(t, d, sh)
+	if body, err := get(st, "/env?name=GREETING"); err != nil || body != "hello" {
+		t.Errorf("the script's program answers %q, %v", body, err)
 	}
 }

@@ -84,7 +84,7 @@ func (r *replica) spawn() (*process, error) {
 	for try := 1; ; try++ {
 		cmd = &exec.Cmd{
 			Path:   path,
-			Args:   append(slices.Clone(r.spec.Command), r.spec.Args...),
+			Args:   slices.Concat([]string{title(r.spec.Ref, r.spec.Command[0])}, r.spec.Command[1:], r.spec.Args),
 			Env:    r.env,
 			Dir:    inRoot(r.spec.Root, r.spec.WorkingDir),
 			Stdout: out,
@@ -117,6 +117,18 @@ func (r *replica) spawn() (*process, error) {
 		p.finish(exitOf(cmd.ProcessState))
 	}()
 	return p, nil
+}
+
+// title is a replica's argv[0], which ps shows as the start of its command
+// line: "socle:web.dev/r3/0 /app/web". Every replica of an image runs the
+// same file, so the file's name alone does not tell them apart. The
+// image's own name for the command ends the title, so that a program that
+// looks at the base name it was called by (a multi-call binary) still
+// finds it when the command is a path; programs find their file through
+// /proc/self/exe, not argv[0]. A script never sees it: the kernel hands
+// its interpreter the script's path instead.
+func title(ref runtime.Ref, argv0 string) string {
+	return "socle:" + ref.String() + " " + argv0
 }
 
 // exitOf describes how a child ended.

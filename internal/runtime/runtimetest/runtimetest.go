@@ -93,10 +93,14 @@ type fixture struct {
 }
 
 func newFixture(t *testing.T, h Harness) *fixture {
+	f := &fixture{T: t, h: h}
+	// Open may first build or start what the driver needs (the Kubernetes
+	// driver's test cluster takes minutes on a new machine): the test's own
+	// deadline starts once the driver is there.
+	d, reopen := h.Open(t)
 	ctx, cancel := context.WithTimeout(t.Context(), waitTimeout)
 	t.Cleanup(cancel)
-	f := &fixture{T: t, ctx: ctx, h: h}
-	d, reopen := h.Open(t)
+	f.ctx = ctx
 	f.reopen = func() runtime.Driver { return f.use(reopen()) }
 	f.d = f.use(d)
 	f.caps = d.Capabilities()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -122,11 +123,24 @@ func Shared(t testing.TB) *Cluster {
 	return c
 }
 
-// Main runs the tests and then stops the Shared cluster, keeping its
-// directory when a test failed. Use it as the package's TestMain:
+// Main builds the binaries (unless -short), runs the tests and then stops
+// the Shared cluster, keeping its directory when a test failed. Use it as
+// the package's TestMain:
 //
 //	func TestMain(m *testing.M) { kubetest.Main(m) }
+//
+// The build comes before any test starts, so that no test's deadline covers
+// a machine's first build (a quarter of an hour on two cores), and it is
+// reported on stderr as it goes.
 func Main(m *testing.M) {
+	flag.Parse() // for testing.Short; m.Run does not parse them again
+	if !testing.Short() {
+		built.Lock()
+		built.b, built.err = Build(func(format string, args ...any) {
+			fmt.Fprintf(os.Stderr, format+"\n", args...)
+		})
+		built.Unlock()
+	}
 	code := m.Run()
 	shared.Lock()
 	c := shared.c
@@ -145,7 +159,8 @@ func Main(m *testing.M) {
 // built is the result of Build, once per test binary.
 var built struct {
 	sync.Mutex
-	b *Binaries
+	b   *Binaries
+	err error // of Main's build, reported by every test that needs the binaries
 }
 
 // binaries skips under -short and returns the built binaries, reporting
@@ -157,6 +172,9 @@ func binaries(t testing.TB) *Binaries {
 	}
 	built.Lock()
 	defer built.Unlock()
+	if built.err != nil {
+		t.Fatalf("kubetest: %v", built.err)
+	}
 	if built.b == nil {
 		b, err := Build(t.Logf)
 		if err != nil {
