@@ -46,6 +46,7 @@ const (
 	fPricingModel            // azure
 	fPaygPrice               // azure
 	fQuantity                // azure
+	fEffectivePrice          // azure
 	fReservationEff          // aws
 	fSavingsPlanEff          // aws
 	fSPCommitment            // aws
@@ -61,7 +62,7 @@ const (
 var fieldNames = [nField]string{"charge start", "billing period", "provider", "billing account", "account",
 	"account name", "resource group", "resource id", "service", "region", "charge category", "currency",
 	"cost", "effective cost", "list cost", "tags", "project labels", "credits", "pricing model", "pay-as-you-go price",
-	"quantity", "reservation effective cost", "savings plan effective cost", "savings plan commitment",
+	"quantity", "effective price", "reservation effective cost", "savings plan effective cost", "savings plan commitment",
 	"savings plan used commitment", "reservation unused upfront fee", "reservation unused recurring fee",
 	"reservation ARN", "time interval"}
 
@@ -133,13 +134,12 @@ func init() {
 
 // mapper reads the rows of one file of a known format into charges.
 type mapper struct {
-	spec      *formatSpec
-	idx       [nField]int
-	columns   int
-	order     dateOrder
-	amortized bool     // Azure: the file is an amortized-cost export
-	tagCols   []tagCol // legacy CUR: one column per tag
-	scratch   []byte
+	spec    *formatSpec
+	idx     [nField]int
+	columns int
+	order   dateOrder
+	tagCols []tagCol // legacy CUR: one column per tag
+	scratch []byte
 }
 
 // tagCol is a column that holds one tag's value.
@@ -148,10 +148,8 @@ type tagCol struct {
 	key string
 }
 
-// newMapper recognizes the format of a header and maps its columns. name is
-// the file's name, a hint for what headers cannot say (an Azure amortized
-// export has the same columns as an actual one).
-func newMapper(header []string, name string) (*mapper, error) {
+// newMapper recognizes the format of a header and maps its columns.
+func newMapper(header []string) (*mapper, error) {
 	norm := make(map[string]int, len(header))
 	for i, h := range header {
 		n := normalizeHeader(h)
@@ -190,9 +188,6 @@ func newMapper(header []string, name string) (*mapper, error) {
 				}
 			}
 		}
-		if f.format == FormatAzure {
-			m.amortized = strings.Contains(strings.ToLower(name), "amortized")
-		}
 		return m, nil
 	}
 	return nil, errUnknownFormat
@@ -230,6 +225,10 @@ type charge struct {
 	currency       []byte
 	amounts        Amounts
 	tags, tags2    []byte
+	// view is the Azure view only this charge's kind of row appears in
+	// (ViewFull when both have it), and why.
+	view View
+	why  string
 }
 
 // read converts one row. It checks what every format shares: the number of
@@ -637,10 +636,20 @@ func sumCredits(b []byte) (float64, error) {
 
 // Azure cost details: the Enterprise Agreement's PascalCase columns, the
 // Microsoft Customer Agreement's camelCase ones, pay-as-you-go's legacy
-// usage details, and the headers of localized portal downloads. An actual-
-// cost file bills what it says; an amortized one (its name says so, as
-// Azure's exports do) spreads commitments, so that unused commitment and
-// covered usage are effective cost but not billed.
+// usage details, and the headers of localized portal downloads.
+//
+// Azure exports the same charges twice, as actual and as amortized cost,
+// with the same columns (Microsoft's "Get Enterprise Agreement and
+// Microsoft Customer Agreement reservation costs and usage"): only some
+// rows tell them apart. Actual cost has the purchases of reservations and
+// savings plans (ChargeType Purchase, PricingModel Reservation or
+// SavingsPlan) and gives the usage they cover an EffectivePrice of zero;
+// amortized cost has no such purchase, gives covered usage the prorated
+// price of the commitment, and adds its unused hours as UnusedReservation
+// and UnusedSavingsPlan rows. A file is read as the view its rows say,
+// whatever its name (exports are named part_0_0001.csv). Covered usage and
+// unused commitment are never billed (the purchase is), so every row reads
+// the same in both views; only which view supplies which cost differs.
 var azureFormat = &formatSpec{
 	format: FormatAzure,
 	aliases: [nField][]string{
@@ -665,10 +674,11 @@ var azureFormat = &formatSpec{
 			"Währung", "Devise", "Moneda", "Valuta", "Moeda", "通貨"},
 		fBilled: {"costInBillingCurrency", "Cost", "PreTaxCost", "ExtendedCost",
 			"Kosten", "Coût", "Costo", "Coste", "Custo", "コスト"},
-		fList:      {"paygCostInBillingCurrency"},
-		fPaygPrice: {"PayGPrice"},
-		fQuantity:  {"quantity", "ConsumedQuantity", "UsageQuantity", "Menge", "Quantité", "Cantidad", "Quantità", "Quantidade", "数量"},
-		fTags:      {"tags", "Etiquetas", "Balises", "Marcas", "タグ"},
+		fList:           {"paygCostInBillingCurrency"},
+		fPaygPrice:      {"PayGPrice"},
+		fEffectivePrice: {"effectivePrice"},
+		fQuantity:       {"quantity", "ConsumedQuantity", "UsageQuantity", "Menge", "Quantité", "Cantidad", "Quantità", "Quantidade", "数量"},
+		fTags:           {"tags", "Etiquetas", "Balises", "Marcas", "タグ"},
 	},
 	localized: map[string]bool{
 		"Datum": true, "Fecha": true, "Data": true, "日付": true,
@@ -717,20 +727,31 @@ var azureFormat = &formatSpec{
 		}
 		c.amounts = Amounts{Billed: cost, Effective: cost, List: list}
 		model := strings.ToLower(unsafeString(m.get(row, fPricingModel)))
-		commitment := model == "reservation" || model == "savingsplan" || model == "savings plan"
+		var commitment string
+		switch model {
+		case "reservation":
+			commitment = "a reservation"
+		case "savingsplan", "savings plan":
+			commitment = "a savings plan"
+		}
 		switch t := strings.ToLower(unsafeString(m.get(row, fCategory))); t {
 		case "", "usage":
 			c.category = catUsage
-			if m.amortized && commitment {
+			if commitment != "" {
 				c.amounts.Billed = 0 // paid by the commitment's purchase
+				if err := m.coveredUsage(row, cost, commitment, c); err != nil {
+					return err
+				}
 			}
 		case "unusedreservation", "unusedsavingsplan":
 			c.category = catUsage
-			if m.amortized {
-				c.amounts.Billed = 0
-			}
+			c.amounts.Billed = 0
+			c.view, c.why = ViewAmortized, "unused commitment ("+unsafeString(m.get(row, fCategory))+")"
 		case "purchase":
 			c.category = catPurchase
+			if commitment != "" {
+				c.view, c.why = ViewActual, "the purchase of "+commitment
+			}
 		case "refund", "credit":
 			c.category = catCredit
 		case "tax":
@@ -740,6 +761,31 @@ var azureFormat = &formatSpec{
 		}
 		return nil
 	},
+}
+
+// coveredUsage notes which view a row of usage covered by a commitment
+// belongs to: its effective price (or, without that column, its cost) is
+// zero in actual cost and the commitment's prorated price in amortized
+// cost. A row of no quantity says nothing.
+func (m *mapper) coveredUsage(row [][]byte, cost float64, commitment string, c *charge) error {
+	price := cost
+	if m.idx[fEffectivePrice] >= 0 {
+		var err error
+		if price, err = m.amount(row, fEffectivePrice, false, 0); err != nil {
+			return err
+		}
+	}
+	qty, err := m.amount(row, fQuantity, false, 1)
+	if err != nil {
+		return err
+	}
+	switch {
+	case price != 0:
+		c.view, c.why = ViewAmortized, "usage covered by "+commitment+" at its amortized price"
+	case qty != 0:
+		c.view, c.why = ViewActual, "usage covered by "+commitment+" at no cost"
+	}
+	return nil
 }
 
 func hasUpper(b []byte) bool {

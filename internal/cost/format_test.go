@@ -16,18 +16,30 @@ import (
 // batchView is what the golden files hold of a batch.
 type batchView struct {
 	Format  cost.Format  `json:"format"`
+	View    cost.View    `json:"view,omitempty"`
 	Periods []periodView `json:"periods"`
 }
 
 type periodView struct {
 	cost.Period
-	Rows []cost.Row `json:"rows"`
+	Rows     []cost.Row     `json:"rows"`
+	Coverage []coverageView `json:"coverage"`
+}
+
+// coverageView shows the day that Coverage keeps out of its JSON.
+type coverageView struct {
+	Day cost.Day `json:"day"`
+	cost.Coverage
 }
 
 func view(b *cost.Batch) batchView {
-	v := batchView{Format: b.Files[0].Format}
+	v := batchView{Format: b.Files[0].Format, View: b.Files[0].View}
 	for _, p := range b.Periods {
-		v.Periods = append(v.Periods, periodView{Period: p, Rows: p.Rows})
+		pv := periodView{Period: p, Rows: p.Rows}
+		for _, c := range p.Coverage {
+			pv.Coverage = append(pv.Coverage, coverageView{c.Day, c})
+		}
+		v.Periods = append(v.Periods, pv)
 	}
 	return v
 }
@@ -136,7 +148,7 @@ func TestUnknownFormat(t *testing.T) {
 func TestBadRows(t *testing.T) {
 	t.Parallel()
 	s := newService(t, nil, mustTime("2024-09-20T00:00:00Z"))
-	_, err := s.Import(context.Background(), []cost.File{{Path: filepath.Join("testdata", "bad", "focus_bad.csv")}})
+	_, err := s.Import(context.Background(), []cost.File{{Path: filepath.Join("testdata", "bad", "focus_bad.csv")}}, cost.Replace)
 	var ie *cost.ImportError
 	if !errors.As(err, &ie) || !errors.Is(err, cost.ErrInvalid) {
 		t.Fatalf("error %v, want an *ImportError", err)

@@ -143,7 +143,7 @@ func TestSampleMatchesIndependentTotals(t *testing.T) {
 	t.Parallel()
 	path := sample(t)
 	s := newService(t, nil, mustTime("2024-10-05T00:00:00Z"))
-	if _, err := s.Import(context.Background(), []cost.File{{Path: path}}); err != nil {
+	if _, err := s.Import(context.Background(), []cost.File{{Path: path}}, cost.Replace); err != nil {
 		t.Fatal(err)
 	}
 	for _, g := range []struct {
@@ -179,7 +179,7 @@ func TestReimportNeverDoubleCounts(t *testing.T) {
 	ctx := context.Background()
 	imp := func(p, name string) {
 		t.Helper()
-		if _, err := s.Import(ctx, []cost.File{{Path: p, Name: name}}); err != nil {
+		if _, err := s.Import(ctx, []cost.File{{Path: p, Name: name}}, cost.Replace); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -268,7 +268,7 @@ func TestBatchOfParts(t *testing.T) {
 	os.WriteFile(p2, []byte(header+strings.Join(body[half:], "")), 0o644)
 
 	s := newService(t, nil, mustTime("2024-10-05T00:00:00Z"))
-	res, err := s.ImportPath(context.Background(), dir)
+	res, err := s.ImportPath(context.Background(), dir, cost.Replace)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -279,7 +279,7 @@ func TestBatchOfParts(t *testing.T) {
 
 	// the same content twice in one batch is refused
 	os.WriteFile(filepath.Join(dir, "part-3.csv"), []byte(header+strings.Join(body[half:], "")), 0o644)
-	if _, err := s.ImportPath(context.Background(), dir); err == nil || !strings.Contains(err.Error(), "same content") {
+	if _, err := s.ImportPath(context.Background(), dir, cost.Replace); err == nil || !strings.Contains(err.Error(), "same content") {
 		t.Errorf("a duplicated part: %v", err)
 	}
 }
@@ -287,7 +287,7 @@ func TestBatchOfParts(t *testing.T) {
 func TestImportResult(t *testing.T) {
 	t.Parallel()
 	s := newService(t, testRepo(), mustTime("2024-09-10T00:00:00Z"))
-	res, err := s.Import(context.Background(), []cost.File{{Path: filepath.Join("testdata", "formats", "focus_1.3.csv")}})
+	res, err := s.Import(context.Background(), []cost.File{{Path: filepath.Join("testdata", "formats", "focus_1.3.csv")}}, cost.Replace)
 	if err != nil {
 		t.Fatal(err)
 	}
