@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -153,5 +154,88 @@ func TestCostThroughServer(t *testing.T) {
 	}
 	if _, errOut, code := runCost(t, "http://127.0.0.1:1", "budgets"); code != ExitError || !strings.Contains(errOut, "--data") {
 		t.Errorf("no server: %d %s", code, errOut)
+	}
+}
+
+// TestCostImportParts imports an export in two parts, on a data directory
+// and through the server: the second part alone says what it replaced;
+// with --append it adds to the first; appending it twice is refused.
+func TestCostImportParts(t *testing.T) {
+	data, _ := os.ReadFile(focusSample)
+	lines := strings.SplitAfter(string(data), "\n")
+	dir := t.TempDir()
+	part1, part2 := filepath.Join(dir, "part-1.csv"), filepath.Join(dir, "part-2.csv")
+	half := len(lines) / 2
+	os.WriteFile(part1, []byte(strings.Join(lines[:half], "")), 0o644)
+	os.WriteFile(part2, []byte(lines[0]+strings.Join(lines[half:], "")), 0o644)
+
+	// fresh returns the flags of a new, empty data directory or server
+	fresh := map[string]func(t *testing.T) []string{
+		"data directory": func(t *testing.T) []string { return []string{"--data", t.TempDir()} },
+		"server": func(t *testing.T) []string {
+			db, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "socle.db"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { db.Close() })
+			mux := http.NewServeMux()
+			api.Mount(mux, api.CostHandlers(&cost.Service{Store: sqlite.NewCostStore(db)}))
+			srv := httptest.NewServer(mux)
+			t.Cleanup(srv.Close)
+			return []string{"--server", srv.URL}
+		},
+	}
+	for name, open := range fresh {
+		t.Run(name, func(t *testing.T) {
+			var where []string
+			run := func(args ...string) (string, string, int) {
+				t.Helper()
+				out, errOut, code := runCost(t, "", append(args, where...)...)
+				if code != ExitOK && args[0] == "import" && !slices.Contains(args, "--append") {
+					t.Fatalf("%v: %d %s", args, code, errOut)
+				}
+				return out, errOut, code
+			}
+			billed := func() string {
+				t.Helper()
+				out, _, code := run("report", "--by", "provider", "--month", "2024-09", "-o", "csv")
+				if code != ExitOK {
+					t.Fatalf("report: %d", code)
+				}
+				return out
+			}
+			where = open(t)
+			run("import", focusSample)
+			whole := billed()
+
+			where = open(t)
+			run("import", part1)
+			out, _, _ := run("import", part2)
+			if !strings.Contains(out, "Replaced what was stored for AWS:1234567890123 2024-09: ") ||
+				!strings.Contains(out, " from part-1.csv.") || !strings.Contains(out, "add it with --append") {
+				t.Errorf("part 2 alone:\n%s", out)
+			}
+			if alone := billed(); alone == whole {
+				t.Errorf("part 2 alone has the costs of the whole export:\n%s", alone)
+			}
+
+			where = open(t)
+			run("import", part1)
+			out, errOut, code := run("import", "--append", part2)
+			if code != ExitOK || !strings.Contains(out, "Added to what was stored for AWS:1234567890123 2024-09: ") || strings.Contains(out, "Replaced") {
+				t.Errorf("part 2 appended: %d\n%s%s", code, out, errOut)
+			}
+			both := billed()
+			if both != whole {
+				t.Errorf("both parts:\n%s\nthe whole export:\n%s", both, whole)
+			}
+			_, errOut, code = run("import", "--append", part2)
+			if code != ExitProblems || !strings.Contains(errOut, "part-2.csv: invalid billing data: already imported: its charges are counted in ") {
+				t.Errorf("part 2 appended twice: %d %s", code, errOut)
+			}
+			if billed() != both {
+				t.Error("a refused append changed the costs")
+			}
+		})
 	}
 }

@@ -67,14 +67,21 @@ func (s *CostStore) ImportBatch(ctx context.Context, b *cost.Batch, mode cost.Mo
 	err = s.write(ctx, func(tx *sql.Tx) error {
 		priors = nil
 		if mode == cost.Append {
-			// appending a file imported before would count it twice
+			// appending a file whose charges are counted would count
+			// them twice
 			for _, f := range b.Files {
+				var source, period, view string
 				var at int64
-				err := tx.QueryRowContext(ctx, `SELECT i.at FROM cost_import_files f JOIN cost_imports i ON i.id = f.import_id
-					WHERE f.sha256 = ? ORDER BY i.id DESC LIMIT 1`, f.SHA256).Scan(&at)
+				err := tx.QueryRowContext(ctx, `SELECT p.source, p.period, p.view, i.at FROM cost_period_files f
+					JOIN cost_periods p ON p.id = f.period_id JOIN cost_imports i ON i.id = p.import_id
+					WHERE f.sha256 = ? LIMIT 1`, f.SHA256).Scan(&source, &period, &view, &at)
 				if err == nil {
-					return fmt.Errorf("%s: %w on %s: appending it would count its charges twice", f.Name, cost.ErrAlreadyImported,
-						time.UnixMicro(at).UTC().Format(time.RFC3339))
+					what := source + " " + period
+					if view != "" {
+						what += " (" + view + " cost)"
+					}
+					return fmt.Errorf("%s: %w: its charges are counted in %s, last written %s; appending it would count them twice",
+						f.Name, cost.ErrAlreadyImported, what, time.UnixMicro(at).UTC().Format(time.RFC3339))
 				}
 				if !errors.Is(err, sql.ErrNoRows) {
 					return err
@@ -178,6 +185,12 @@ func (s *CostStore) ImportBatch(ctx context.Context, b *cost.Batch, mode cost.Mo
 				GROUP BY substr(day, 1, 7), provider, account, service, region, category, currency, team, app, env, zone`, pid); err != nil {
 				return err
 			}
+			for _, f := range b.Files {
+				if _, err := tx.ExecContext(ctx, `INSERT INTO cost_period_files (period_id, sha256, name) VALUES (?, ?, ?)`,
+					pid, f.SHA256, f.Name); err != nil {
+					return err
+				}
+			}
 			for _, c := range p.Coverage {
 				if _, err := insCov.ExecContext(ctx, pid, c.Day.String(), string(c.Dim), string(c.Method), c.Currency, c.Charges,
 					c.Billed, c.Effective, c.List); err != nil {
@@ -255,18 +268,17 @@ func priorOf(ctx context.Context, tx *sql.Tx, p cost.Period, st *storedPeriod) (
 		pr.Totals = append(pr.Totals, t)
 	}
 	var at int64
-	var files []byte
-	if err := tx.QueryRowContext(ctx, `SELECT at, files FROM cost_imports WHERE id = ?`, st.importID).Scan(&at, &files); err != nil {
+	if err := tx.QueryRowContext(ctx, `SELECT at FROM cost_imports WHERE id = ?`, st.importID).Scan(&at); err != nil {
 		return pr, err
 	}
 	pr.ImportedAt = time.UnixMicro(at).UTC()
-	var fi []cost.FileInfo
-	if err := json.Unmarshal(files, &fi); err != nil {
+	pr.Files, err = queryAll(ctx, tx, func(sc scanner) (name string, err error) { return name, sc.Scan(&name) },
+		`SELECT name FROM cost_period_files WHERE period_id = ? ORDER BY rowid`, st.id)
+	if err != nil {
 		return pr, err
 	}
-	pr.Files = make([]string, len(fi))
-	for i, f := range fi {
-		pr.Files[i] = f.Name
+	if pr.Files == nil {
+		pr.Files = []string{}
 	}
 	return pr, nil
 }

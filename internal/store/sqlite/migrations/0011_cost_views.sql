@@ -13,6 +13,11 @@
 -- describes exactly the charges it sums; rows from before this migration,
 -- kept per period only, are put on the period's first day.
 --
+-- cost_period_files lists the files whose charges a stored view holds, so
+-- that appending a part counted already is refused; a view replaced takes
+-- its list along. Before this migration a period knew only the import that
+-- wrote it: its files are taken for the period's.
+--
 -- SQLite cannot change a UNIQUE constraint in place: the period table and
 -- the tables that reference it are built anew and copied, children first
 -- dropped so that no ON DELETE CASCADE fires, then renamed (SQLite rewrites
@@ -94,6 +99,18 @@ ALTER TABLE cost_periods_new RENAME TO cost_periods;
 ALTER TABLE cost_daily_new RENAME TO cost_daily;
 ALTER TABLE cost_monthly_new RENAME TO cost_monthly;
 ALTER TABLE cost_coverage_new RENAME TO cost_coverage;
+
+CREATE TABLE cost_period_files (
+    period_id INTEGER NOT NULL REFERENCES cost_periods (id) ON DELETE CASCADE,
+    sha256    TEXT    NOT NULL,
+    name      TEXT    NOT NULL
+);
+INSERT INTO cost_period_files (period_id, sha256, name)
+    SELECT p.id, json_extract(f.value, '$.sha256'), json_extract(f.value, '$.name')
+    FROM cost_periods p JOIN cost_imports i ON i.id = p.import_id, json_each(i.files) f
+    WHERE json_extract(f.value, '$.sha256') IS NOT NULL;
+CREATE INDEX cost_period_files_period ON cost_period_files (period_id);
+CREATE INDEX cost_period_files_sha256 ON cost_period_files (sha256);
 
 CREATE INDEX cost_periods_import ON cost_periods (import_id);
 CREATE INDEX cost_daily_day ON cost_daily (day);
