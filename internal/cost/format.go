@@ -609,7 +609,9 @@ var gcpFormat = &formatSpec{
 	},
 }
 
-// sumCredits adds the amounts of a JSON array of Google Cloud credits.
+// sumCredits adds the amounts of Google Cloud credits: a JSON array, as
+// BigQuery writes it, or the same written as a Python list
+// ([{'name': …, 'amount': -1.5}]), as a CSV saved with pandas has it.
 func sumCredits(b []byte) (float64, error) {
 	if b == nil || bytes.Equal(b, []byte("[]")) {
 		return 0, nil
@@ -618,7 +620,13 @@ func sumCredits(b []byte) (float64, error) {
 		Amount json.Number `json:"amount"`
 	}
 	if err := json.Unmarshal(b, &cs); err != nil {
-		return 0, fmt.Errorf("credits %q are not a JSON array of credits: %w", truncate(b), err)
+		js, perr := pythonToJSON(b)
+		if perr != nil {
+			return 0, fmt.Errorf("credits %q are neither a JSON array of credits (%w) nor a Python list of them (%w)", truncate(b), err, perr)
+		}
+		if err := json.Unmarshal(js, &cs); err != nil {
+			return 0, fmt.Errorf("credits %q are not a list of credits: %w", truncate(b), err)
+		}
 	}
 	var sum float64
 	for _, c := range cs {

@@ -90,9 +90,10 @@ func TestFormats(t *testing.T) {
 	}
 }
 
-// TestGoogleCloudCSVAndJSONAgree checks that both encodings of the same
-// export give the same aggregates.
-func TestGoogleCloudCSVAndJSONAgree(t *testing.T) {
+// TestGoogleCloudEncodingsAgree checks that the encodings of the same
+// export give the same aggregates: CSV as BigQuery writes it, JSON lines,
+// and CSV saved with pandas, whose credits and labels are Python lists.
+func TestGoogleCloudEncodingsAgree(t *testing.T) {
 	t.Parallel()
 	a := cost.NewAllocator(testRepo())
 	read := func(name string) string {
@@ -102,8 +103,11 @@ func TestGoogleCloudCSVAndJSONAgree(t *testing.T) {
 		}
 		return jsonString(t, view(b).Periods)
 	}
-	if c, j := read("gcp.csv"), read("gcp.jsonl"); c != j {
-		t.Errorf("CSV and JSON lines differ:\n%s\n%s", c, j)
+	c := read("gcp.csv")
+	for _, other := range []string{"gcp.jsonl", "gcp_pandas.csv"} {
+		if o := read(other); o != c {
+			t.Errorf("gcp.csv and %s differ:\n%s\n%s", other, c, o)
+		}
 	}
 }
 
