@@ -157,12 +157,32 @@ func newMapper(header []string) (*mapper, error) {
 			norm[n] = i
 		}
 	}
+	// Azure's localized downloads name a column "Localized name
+	// (EnglishName)": the English name finds it too, after every header
+	// spelled out in full
+	localized := false
+	for i, h := range header {
+		local, english, ok := splitLocalized(h)
+		if !ok {
+			continue
+		}
+		n := normalizeHeader(english)
+		if _, dup := norm[n]; !dup {
+			norm[n] = i
+		}
+		if normalizeHeader(local) != n {
+			localized = true
+		}
+	}
 	has := func(n string) bool { _, ok := norm[n]; return ok }
 	for _, f := range formats {
 		if !f.detect(f, has) {
 			continue
 		}
 		m := &mapper{spec: f, columns: len(header)}
+		if localized {
+			m.order = dayFirst
+		}
 		for i := range m.idx {
 			m.idx[i] = -1
 			for _, a := range f.aliases[i] {
@@ -191,6 +211,26 @@ func newMapper(header []string) (*mapper, error) {
 		return m, nil
 	}
 	return nil, errUnknownFormat
+}
+
+// splitLocalized cuts a header written "Localized name (EnglishName)" into
+// its two names.
+func splitLocalized(h string) (local, english string, ok bool) {
+	h = strings.TrimSpace(h)
+	open := strings.LastIndexByte(h, '(')
+	if open <= 0 || !strings.HasSuffix(h, ")") {
+		return "", "", false
+	}
+	english = h[open+1 : len(h)-1]
+	if english == "" {
+		return "", "", false
+	}
+	for _, r := range english {
+		if !(r >= 'A' && r <= 'Z' || r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '_') {
+			return "", "", false
+		}
+	}
+	return strings.TrimSpace(h[:open]), english, true
 }
 
 var errUnknownFormat = errors.New("not a billing export socle knows: the header matches none of FOCUS (BilledCost, ChargePeriodStart), " +

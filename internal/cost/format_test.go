@@ -188,3 +188,32 @@ func jsonString(t *testing.T, v any) string {
 	}
 	return string(b)
 }
+
+// TestAzureLocalizedHeaders reads the same charges downloaded from the
+// Azure portal in English, German, French and Japanese, whose headers are
+// written "Localized name (EnglishName)", with their own dates, decimals
+// and separators: all read the same as the English file.
+func TestAzureLocalizedHeaders(t *testing.T) {
+	t.Parallel()
+	a := cost.NewAllocator(testRepo())
+	read := func(name string) string {
+		t.Helper()
+		b, err := cost.ReadBatch(context.Background(), a, []cost.File{{Path: filepath.Join("testdata", "formats", name)}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if b.Files[0].Format != cost.FormatAzure || b.Files[0].Charges != 2 {
+			t.Errorf("%s: %+v", name, b.Files[0])
+		}
+		return jsonString(t, view(b).Periods)
+	}
+	en := read("azure_localized_en.csv")
+	if !strings.Contains(en, `"billed":1234.5`) || !strings.Contains(en, `"day":"2024-09-30"`) {
+		t.Fatalf("the English file: %s", en)
+	}
+	for _, name := range []string{"azure_localized_de.csv", "azure_localized_fr.csv", "azure_localized_ja.csv"} {
+		if got := read(name); got != en {
+			t.Errorf("%s reads differently from English:\n%s\n%s", name, got, en)
+		}
+	}
+}

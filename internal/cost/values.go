@@ -165,8 +165,8 @@ func parseStamp(b []byte, order dateOrder) (stamp, error) {
 	return s, nil
 }
 
-// parseSlashDate reads 09/18/2024 (or 18/09/2024 in day-first order) and
-// 18.09.2024, each possibly followed by a time.
+// parseSlashDate reads 09/18/2024 (or 18/09/2024 in day-first order),
+// 18.09.2024 and 2024/09/18, each possibly followed by a time.
 func parseSlashDate(b []byte, order dateOrder) (stamp, []byte, bool) {
 	var s stamp
 	var parts [3]int
@@ -192,15 +192,27 @@ func parseSlashDate(b []byte, order dateOrder) (stamp, []byte, bool) {
 		i = j
 	}
 	s.y = parts[2]
-	if s.y < 100 {
+	switch {
+	case digitsAt(b, 0) == 4: // 2024/09/18, as Japanese exports write it
+		s.y, s.m, s.d = parts[0], parts[1], parts[2]
+		return s, b[i:], true
+	case s.y < 100:
 		return s, nil, false
-	}
-	if order == dayFirst {
+	case order == dayFirst:
 		s.d, s.m = parts[0], parts[1]
-	} else {
+	default:
 		s.m, s.d = parts[0], parts[1]
 	}
 	return s, b[i:], true
+}
+
+// digitsAt counts the digits of b from i.
+func digitsAt(b []byte, i int) int {
+	n := 0
+	for i+n < len(b) && b[i+n] >= '0' && b[i+n] <= '9' {
+		n++
+	}
+	return n
 }
 
 // parseTime reads what follows a date: [T| ]HH:MM[:SS[.frac]][ ][AM|PM][Z|UTC|±HH[:MM]].
