@@ -77,7 +77,10 @@ type formatSpec struct {
 	localized map[string]bool
 	required  []field
 	// detect reports whether a header is of this format.
-	detect  func(f *formatSpec, has func(string) bool) bool
+	detect func(f *formatSpec, has func(string) bool) bool
+	// check, if set, refuses a header of the format that socle cannot
+	// read right.
+	check   func(has func(string) bool) error
 	convert func(m *mapper, row [][]byte, c *charge) error
 }
 
@@ -178,6 +181,11 @@ func newMapper(header []string) (*mapper, error) {
 	for _, f := range formats {
 		if !f.detect(f, has) {
 			continue
+		}
+		if f.check != nil {
+			if err := f.check(has); err != nil {
+				return nil, err
+			}
 		}
 		m := &mapper{spec: f, columns: len(header)}
 		if localized {
@@ -438,8 +446,8 @@ var focusFormat = &formatSpec{
 		fResourceGroup:  {"x_ResourceGroupName"},
 		fResourceID:     {"ResourceId"},
 		fService:        {"ServiceName"},
-		fRegion:         {"RegionId", "RegionName", "Region"},
-		fCategory:       {"ChargeCategory", "ChargeType"},
+		fRegion:         {"RegionId", "RegionName"},
+		fCategory:       {"ChargeCategory"},
 		fCurrency:       {"BillingCurrency"},
 		fBilled:         {"BilledCost"},
 		fEffective:      {"EffectiveCost"},
@@ -450,6 +458,7 @@ var focusFormat = &formatSpec{
 	detect: func(_ *formatSpec, has func(string) bool) bool {
 		return has("billedcost") && has("chargeperiodstart")
 	},
+	check: focusVersion,
 	convert: func(m *mapper, row [][]byte, c *charge) error {
 		var err error
 		if c.amounts.Billed, err = m.amount(row, fBilled, true, 0); err != nil {
@@ -469,6 +478,31 @@ var focusFormat = &formatSpec{
 		}
 		return nil
 	},
+}
+
+// focusVersion refuses the FOCUS versions before 1.0, named by the columns
+// that 1.0 renamed or removed: read as 1.0, their effective cost and
+// charge categories would be lost without a word. FOCUS 0.5 has
+// AmortizedCost and ChargeType where 1.0 has EffectiveCost and
+// ChargeCategory; 1.0-preview has ChargeSubcategory and UsageQuantity where
+// 1.0 has ChargeClass and ConsumedQuantity.
+func focusVersion(has func(string) bool) error {
+	var version string
+	var cols []string
+	switch {
+	case has("amortizedcost") && !has("effectivecost"):
+		version, cols = "0.5", []string{"AmortizedCost", "no EffectiveCost"}
+	case has("chargetype") && !has("chargecategory"):
+		version, cols = "0.5", []string{"ChargeType", "no ChargeCategory"}
+	case has("chargesubcategory") && !has("chargeclass"):
+		version, cols = "1.0-preview", []string{"ChargeSubcategory", "no ChargeClass"}
+	case has("usagequantity") && !has("consumedquantity") && !has("chargeclass"):
+		version, cols = "1.0-preview", []string{"UsageQuantity", "no ConsumedQuantity"}
+	default:
+		return nil
+	}
+	return fmt.Errorf("a FOCUS %s export (it has %s): socle reads FOCUS 1.0 to 1.3; export the data again as FOCUS 1.0 or later",
+		version, strings.Join(cols, ", "))
 }
 
 // AWS Cost and Usage Report 2.0; the legacy CUR's lineItem/UnblendedCost

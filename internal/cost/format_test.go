@@ -217,3 +217,38 @@ func TestAzureLocalizedHeaders(t *testing.T) {
 		}
 	}
 }
+
+// TestFOCUSBefore1_0 refuses the FOCUS versions before 1.0, naming the
+// version, rather than reading them with their effective cost and charge
+// categories missing; 1.0 and later read.
+func TestFOCUSBefore1_0(t *testing.T) {
+	t.Parallel()
+	const row = "2024-09-01T00:00:00Z,2024-09-02T00:00:00Z,2024-09-01T00:00:00Z,2024-10-01T00:00:00Z,1.5,1.2,USD,123,AWS,Usage\n"
+	for _, tc := range []struct {
+		name, header, want string
+	}{
+		{"0.5", "ChargePeriodStart,ChargePeriodEnd,BillingPeriodStart,BillingPeriodEnd,BilledCost,AmortizedCost,BillingCurrency,BillingAccountId,Provider,ChargeType",
+			"a FOCUS 0.5 export (it has AmortizedCost, no EffectiveCost): socle reads FOCUS 1.0 to 1.3"},
+		{"0.5 without its amortized cost", "ChargePeriodStart,ChargePeriodEnd,BillingPeriodStart,BillingPeriodEnd,BilledCost,InvoiceIssuer,BillingCurrency,BillingAccountId,Publisher,ChargeType",
+			"a FOCUS 0.5 export (it has ChargeType, no ChargeCategory)"},
+		{"1.0-preview", "ChargePeriodStart,ChargePeriodEnd,BillingPeriodStart,BillingPeriodEnd,BilledCost,EffectiveCost,BillingCurrency,BillingAccountId,ProviderName,ChargeSubcategory",
+			"a FOCUS 1.0-preview export (it has ChargeSubcategory, no ChargeClass)"},
+		{"1.0-preview without subcategories", "ChargePeriodStart,ChargePeriodEnd,BillingPeriodStart,BillingPeriodEnd,BilledCost,EffectiveCost,BillingCurrency,BillingAccountId,ProviderName,UsageQuantity",
+			"a FOCUS 1.0-preview export (it has UsageQuantity, no ConsumedQuantity)"},
+		{"1.0", "ChargePeriodStart,ChargePeriodEnd,BillingPeriodStart,BillingPeriodEnd,BilledCost,EffectiveCost,BillingCurrency,BillingAccountId,ProviderName,ChargeClass", ""},
+		{"1.0 with consumed quantity", "ChargePeriodStart,ChargePeriodEnd,BillingPeriodStart,BillingPeriodEnd,BilledCost,EffectiveCost,BillingCurrency,BillingAccountId,ProviderName,ConsumedQuantity", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			p := filepath.Join(t.TempDir(), "focus.csv")
+			os.WriteFile(p, []byte(tc.header+"\n"+row), 0o644)
+			_, err := cost.ReadBatch(context.Background(), cost.NewAllocator(nil), []cost.File{{Path: p}})
+			switch {
+			case tc.want == "" && err != nil:
+				t.Errorf("refused: %v", err)
+			case tc.want != "" && (!errors.Is(err, cost.ErrInvalid) || !strings.Contains(err.Error(), "focus.csv: ") || !strings.Contains(err.Error(), tc.want)):
+				t.Errorf("error %v, want %q", err, tc.want)
+			}
+		})
+	}
+}
