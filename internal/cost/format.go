@@ -143,6 +143,8 @@ type mapper struct {
 	order   dateOrder
 	tagCols []tagCol // legacy CUR: one column per tag
 	scratch []byte
+	// currencies caches whether a currency code is ISO 4217's
+	currencies map[string]bool
 }
 
 // tagCol is a column that holds one tag's value.
@@ -312,6 +314,9 @@ func (m *mapper) read(row [][]byte, c *charge) error {
 	if hasLower(c.currency) {
 		c.currency = bytes.ToUpper(c.currency)
 	}
+	if err := m.checkCurrency(c.currency); err != nil {
+		return err
+	}
 	c.billingAccount = m.get(row, fBillingAccount)
 	c.account = m.get(row, fAccount)
 	c.accountName = m.get(row, fAccountName)
@@ -331,6 +336,26 @@ func (m *mapper) read(row [][]byte, c *charge) error {
 	}
 	if c.resourceGroup == nil {
 		c.resourceGroup = resourceGroupOf(m.get(row, fResourceID))
+	}
+	return nil
+}
+
+// checkCurrency refuses a currency code that is not ISO 4217's: costs are
+// grouped and budgets matched by it, and "EURO" or "€" would make a
+// currency of their own.
+func (m *mapper) checkCurrency(c []byte) error {
+	ok, seen := m.currencies[string(c)]
+	if !seen {
+		ok = isISO4217(string(c))
+		if m.currencies == nil {
+			m.currencies = map[string]bool{}
+		}
+		if len(m.currencies) < 1024 { // a file of random codes does not grow it
+			m.currencies[string(c)] = ok
+		}
+	}
+	if !ok {
+		return fmt.Errorf("%s %q is not an ISO 4217 currency code", fieldNames[fCurrency], truncate(c))
 	}
 	return nil
 }

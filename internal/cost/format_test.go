@@ -7,6 +7,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -250,5 +251,27 @@ func TestFOCUSBefore1_0(t *testing.T) {
 				t.Errorf("error %v, want %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestCurrencyCodes refuses rows whose currency is not an ISO 4217 code,
+// naming their lines; a code in lower case is read in capitals.
+func TestCurrencyCodes(t *testing.T) {
+	t.Parallel()
+	p := filepath.Join(t.TempDir(), "focus.csv")
+	os.WriteFile(p, []byte("ChargePeriodStart,BilledCost,BillingCurrency\n"+
+		"2024-09-01,1,usd\n2024-09-01,1,EURO\n2024-09-01,1,€\n2024-09-01,1,VES\n2024-09-01,1,ABC\n"), 0o644)
+	_, err := cost.ReadBatch(context.Background(), cost.NewAllocator(nil), []cost.File{{Path: p}})
+	var ie *cost.ImportError
+	if !errors.As(err, &ie) {
+		t.Fatalf("error %v, want bad rows", err)
+	}
+	want := []cost.RowError{
+		{File: "focus.csv", Line: 3, Reason: `currency "EURO" is not an ISO 4217 currency code`},
+		{File: "focus.csv", Line: 4, Reason: `currency "€" is not an ISO 4217 currency code`},
+		{File: "focus.csv", Line: 6, Reason: `currency "ABC" is not an ISO 4217 currency code`},
+	}
+	if ie.Total != len(want) || !slices.Equal(ie.Rows, want) {
+		t.Errorf("bad rows %+v, want %+v", ie.Rows, want)
 	}
 }
