@@ -99,9 +99,9 @@ type BudgetReport struct {
 	Month Month `json:"month"`
 	AsOf  Day   `json:"asOf"`
 	// Currencies are those of the month's costs, whatever their owner.
-	Currencies []string `json:"currencies"`
-	Budgets []BudgetStatus `json:"budgets"`
-	Alerts  []Alert        `json:"alerts"`
+	Currencies []string       `json:"currencies"`
+	Budgets    []BudgetStatus `json:"budgets"`
+	Alerts     []Alert        `json:"alerts"`
 }
 
 // Budgets returns the budgets' standing in a month; a zero month means the
