@@ -239,3 +239,62 @@ func TestCostImportParts(t *testing.T) {
 		})
 	}
 }
+
+// TestCostExampleSample imports the README's sample export with the demo
+// platform: it is allocated to the demo's teams, apps and environments,
+// and its budgets show their states in their own currency.
+func TestCostExampleSample(t *testing.T) {
+	const path = "examples/costs/focus-alpenrose-2024-09.csv"
+	readme, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	if err != nil || !strings.Contains(string(readme), "cost import "+path+" --data .socle") {
+		t.Errorf("the README's cost tour does not import %s (%v)", path, err)
+	}
+	sample := filepath.Join("..", "..", path)
+	if st, err := os.Stat(sample); err != nil || st.Size() > 1<<20 {
+		t.Fatalf("the sample: %v, %d bytes", err, st.Size())
+	}
+	data := t.TempDir()
+	if _, errOut, code := runCost(t, "", "import", sample, "--data", data, "--repo", example); code != ExitOK {
+		t.Fatalf("import: %d %s", code, errOut)
+	}
+	out, _, _ := runCost(t, "", "report", "--by", "team,app,env", "-o", "json", "--data", data, "--repo", example)
+	var rep cost.Report
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	var total, unallocated float64
+	for _, r := range rep.Rows {
+		for _, d := range []cost.Dim{cost.DimTeam, cost.DimApp, cost.DimEnv} {
+			seen[string(d)+"="+r.Keys[d]] = true
+		}
+		total += r.Billed
+		if r.Keys[cost.DimTeam] == cost.Unallocated {
+			unallocated += r.Billed
+		}
+	}
+	for _, want := range []string{"team=bookings", "team=guest-experience", "team=platform", "app=api", "app=web", "app=worker",
+		"env=dev", "env=preprod", "env=prod", "env=sandbox"} {
+		if !seen[want] {
+			t.Errorf("nothing allocated to %s", want)
+		}
+	}
+	if unallocated > total/10 {
+		t.Errorf("%.2f of %.2f EUR allocated to no team", unallocated, total)
+	}
+	out, _, _ = runCost(t, "", "budgets", "-o", "json", "--data", data, "--repo", example)
+	var bud cost.BudgetReport
+	if err := json.Unmarshal([]byte(out), &bud); err != nil {
+		t.Fatal(err)
+	}
+	status := map[string]string{}
+	for _, b := range bud.Budgets {
+		status[b.Name] = b.Status
+		if b.Actual == 0 || b.Currency != "EUR" || len(b.OtherCurrencies) > 0 {
+			t.Errorf("budget %s: %+v", b.Name, b)
+		}
+	}
+	if status["bookings-monthly"] != "warning" || status["sandbox-cap"] != "over" || status["prod-monthly"] != "ok" {
+		t.Errorf("budget states %v", status)
+	}
+}
