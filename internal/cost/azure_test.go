@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/csv"
 	"errors"
+	"fmt"
 	"math/big"
 	"os"
 	"path/filepath"
@@ -122,6 +123,17 @@ func TestAzureBothViews(t *testing.T) {
 	if wantBilled == wantEffective {
 		t.Fatal("the two views must differ for the test to tell them apart")
 	}
+	t.Run("duckdb", func(t *testing.T) {
+		t.Parallel()
+		for path, want := range map[string]float64{actual: wantBilled, amortized: wantEffective} {
+			abs, _ := filepath.Abs(path)
+			rows := duckDB(t, fmt.Sprintf(`SELECT CAST(sum(CAST(CostInBillingCurrency AS DECIMAL(38,15))) AS DOUBLE) AS cost
+				FROM read_csv('%s', header=true, all_varchar=true)`, strings.ReplaceAll(abs, "'", "''")))
+			if got, _ := rows[0]["cost"].(float64); len(rows) != 1 || !near(got, want) {
+				t.Errorf("DuckDB sums the cost of %s to %v, the Go reference to %v", path, rows, want)
+			}
+		}
+	})
 	now := mustTime("2024-10-05T00:00:00Z")
 	check := func(t *testing.T, s *cost.Service) {
 		t.Helper()

@@ -100,31 +100,16 @@ func referenceTotals(t *testing.T, path string, keys ...string) groupTotals {
 // over the file read by DuckDB's own CSV reader.
 func duckDBTotals(t *testing.T, path string, keys ...string) groupTotals {
 	t.Helper()
-	dir := filepath.Join("..", "..", "test", "duckdb")
-	if _, err := os.Stat(filepath.Join(dir, "node_modules", "@duckdb", "node-api")); err != nil {
-		t.Skip("DuckDB reference absent: install it with `npm ci --prefix test/duckdb` (the Go reference still ran)")
-	}
-	if _, err := exec.LookPath("node"); err != nil {
-		t.Skip("DuckDB reference needs node, absent (the Go reference still ran)")
-	}
 	abs, _ := filepath.Abs(path)
 	sel := make([]string, len(keys))
 	for i, k := range keys {
 		sel[i] = fmt.Sprintf("%q AS k%d", k, i)
 	}
-	q := fmt.Sprintf(`SELECT %s, BillingCurrency AS currency,
+	rows := duckDB(t, fmt.Sprintf(`SELECT %s, BillingCurrency AS currency,
 		CAST(sum(CAST(BilledCost AS DECIMAL(38,15))) AS DOUBLE) AS billed,
 		CAST(sum(CAST(EffectiveCost AS DECIMAL(38,15))) AS DOUBLE) AS effective
 		FROM read_csv('%s', header=true, nullstr=['NULL',''], all_varchar=true) GROUP BY ALL`,
-		strings.Join(sel, ", "), strings.ReplaceAll(abs, "'", "''"))
-	out, err := exec.Command("node", filepath.Join(dir, "query.mjs"), q).Output()
-	if err != nil {
-		t.Fatalf("DuckDB: %v", err)
-	}
-	var rows []map[string]any
-	if err := json.Unmarshal(out, &rows); err != nil {
-		t.Fatal(err)
-	}
+		strings.Join(sel, ", "), strings.ReplaceAll(abs, "'", "''")))
 	res := groupTotals{}
 	for _, r := range rows {
 		parts := make([]string, 0, len(keys)+1)
@@ -134,6 +119,28 @@ func duckDBTotals(t *testing.T, path string, keys ...string) groupTotals {
 		res[strings.Join(append(parts, r["currency"].(string)), "|")] = [2]float64{r["billed"].(float64), r["effective"].(float64)}
 	}
 	return res
+}
+
+// duckDB runs a query with DuckDB (test/duckdb), or skips the test when it
+// is not installed.
+func duckDB(t *testing.T, query string) []map[string]any {
+	t.Helper()
+	dir := filepath.Join("..", "..", "test", "duckdb")
+	if _, err := os.Stat(filepath.Join(dir, "node_modules", "@duckdb", "node-api")); err != nil {
+		t.Skip("DuckDB reference absent: install it with `npm ci --prefix test/duckdb` (the Go reference still ran)")
+	}
+	if _, err := exec.LookPath("node"); err != nil {
+		t.Skip("DuckDB reference needs node, absent (the Go reference still ran)")
+	}
+	out, err := exec.Command("node", filepath.Join(dir, "query.mjs"), query).Output()
+	if err != nil {
+		t.Fatalf("DuckDB: %v", err)
+	}
+	var rows []map[string]any
+	if err := json.Unmarshal(out, &rows); err != nil {
+		t.Fatal(err)
+	}
+	return rows
 }
 
 // TestSampleMatchesIndependentTotals imports the FinOps Foundation's
