@@ -19,7 +19,8 @@ import (
 func FuzzReadBatch(f *testing.F) {
 	seeds, _ := filepath.Glob(filepath.Join("testdata", "formats", "*"))
 	bad, _ := filepath.Glob(filepath.Join("testdata", "bad", "*"))
-	for _, p := range append(seeds, bad...) {
+	azure, _ := filepath.Glob(filepath.Join("testdata", "azure", "*", "*"))
+	for _, p := range append(append(seeds, bad...), azure...) {
 		b, err := os.ReadFile(p)
 		if err == nil {
 			f.Add(b)
