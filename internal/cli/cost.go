@@ -44,9 +44,11 @@ The commands speak to the socle server (--server), or work directly on a data di
 with --data DIR (its database is DIR/socle.db; the platform repository is --repo, by
 default DIR/repo if it exists, else the current directory).
 
-Importing a billing period of a source (provider and billing account) again replaces it:
-a restated month never adds to the old one. Exit code 1 for a file with bad rows (nothing
-of it is imported), 2 for bad flags, 3 for anything else.`,
+Importing a billing period of a source (provider and billing account) again replaces it, and
+says what it replaced: a restated month never adds to the old one (import --append adds the
+parts of a multi-part export instead). Azure's actual and amortized cost exports are two views
+of one period, never added. Exit code 1 for a file with bad rows (nothing of it is imported),
+2 for bad flags, 3 for anything else.`,
 		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
 			// replaces the root's check: reports also speak CSV
 			switch g.output {
