@@ -231,3 +231,39 @@ func TestAzureBothViews(t *testing.T) {
 		check(t, s)
 	})
 }
+
+// TestAzurePartWithoutCommitments reads a part of an export that has no
+// row of a reservation or savings plan: beside parts of one view it joins
+// that view; beside both views nobody can tell, and the batch is refused.
+func TestAzurePartWithoutCommitments(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	plain := filepath.Join(dir, "part_0_0003.csv")
+	os.WriteFile(plain, []byte(eaHeader+"8611537,sub-1,2024-09-20,Storage,rg,10,0.02,0.2,EUR,Usage,OnDemand,,\n"), 0o644)
+	actual := cost.File{Path: filepath.Join("testdata", "azure", "actual", "part_0_0001.csv"), Name: "actual/part_0_0001.csv"}
+	amortized := cost.File{Path: filepath.Join("testdata", "azure", "amortized", "part_0_0001.csv"), Name: "amortized/part_0_0001.csv"}
+	a := cost.NewAllocator(nil)
+
+	b, err := cost.ReadBatch(context.Background(), a, []cost.File{actual, {Path: plain}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// sub-1's billing account is the same as the actual export's
+	if b.Files[1].View != cost.ViewActual || len(b.Periods) != 1 || b.Periods[0].View != cost.ViewActual || b.Periods[0].Charges != 6 {
+		t.Errorf("the part joined %q: %+v", b.Files[1].View, b.Periods)
+	}
+
+	_, err = cost.ReadBatch(context.Background(), a, []cost.File{actual, amortized, {Path: plain}})
+	if !errors.Is(err, cost.ErrAmbiguousView) || !strings.Contains(err.Error(), "part_0_0003.csv has no row of a reservation or savings plan") {
+		t.Errorf("a part of no view beside both: %v", err)
+	}
+
+	// the actual and amortized exports of a month without commitments
+	// hold the same charges: one of them is refused, not added
+	same := filepath.Join(dir, "part_0_0004.csv")
+	os.WriteFile(same, []byte(eaHeader+"8611537,sub-1,2024-09-20,Storage,rg,10,0.02,0.2,EUR,Usage,OnDemand,,\n\n"), 0o644)
+	_, err = cost.ReadBatch(context.Background(), a, []cost.File{{Path: plain}, {Path: same}})
+	if !errors.Is(err, cost.ErrInvalid) || !strings.Contains(err.Error(), "part_0_0004.csv: invalid billing data: the same 1 charges as part_0_0003.csv") {
+		t.Errorf("the same charges twice: %v", err)
+	}
+}
