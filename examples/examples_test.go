@@ -2,6 +2,7 @@ package examples
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"testing"
 
@@ -37,4 +38,17 @@ func TestWritePlatform(t *testing.T) {
 	if err := WritePlatform(dir); err == nil {
 		t.Error("writing over an existing platform must fail")
 	}
+}
+
+// TestCostSampleUpToDate checks that the README's sample export is what
+// costs/generate.go writes (rewrite it with go test ./examples -update).
+func TestCostSampleUpToDate(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs costs/generate.go")
+	}
+	out, err := exec.Command("go", "run", filepath.Join("costs", "generate.go")).Output()
+	if err != nil {
+		t.Fatalf("go run costs/generate.go: %v", err)
+	}
+	golden.Check(t, filepath.Join("costs", "focus-alpenrose-2024-09.csv"), out)
 }

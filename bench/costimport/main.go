@@ -204,7 +204,7 @@ func childImport(file, db, repoDir string) error {
 	defer d.Close()
 	st := cost.Store(sqlite.NewCostStore(d))
 	start = time.Now()
-	if err := st.ReplacePeriods(ctx, b); err != nil {
+	if _, err := st.ImportBatch(ctx, b, cost.Replace); err != nil {
 		return err
 	}
 	res := importResult{Read: read, Store: time.Since(start), Totals: map[string][2]float64{}}
@@ -312,7 +312,7 @@ func benchReport(dir string, n int) error {
 			}
 		}
 		total += len(p.Rows)
-		if err := st.ReplacePeriods(ctx, &cost.Batch{Periods: []cost.Period{p}}); err != nil {
+		if _, err := st.ImportBatch(ctx, &cost.Batch{Periods: []cost.Period{p}}, cost.Replace); err != nil {
 			return err
 		}
 	}

@@ -22,7 +22,8 @@ import (
 // Operations):
 //
 //	POST /api/v1/costs/imports    import one batch: a multipart body of "file" parts (the parts of one export),
-//	                              or a raw body named by ?name=; 201 with the cost.ImportResult
+//	                              or a raw body named by ?name=; ?append=true adds it to what is stored
+//	                              (the parts of a multi-part export); 201 with the cost.ImportResult
 //	GET  /api/v1/costs/imports    the latest imports (?limit=)
 //	GET  /api/v1/costs/report     costs grouped ?by=team,env over ?month=2024-09 or ?from=&to= (inclusive days),
 //	                              filtered by any dimension (?team=a,b&env=prod); a cost.Report
@@ -98,6 +99,17 @@ type badRequest struct{ error }
 func bad(err error) error { return badRequest{err} }
 
 func (h costHandlers) postImport(w http.ResponseWriter, r *http.Request) {
+	mode := cost.Replace
+	if v := r.URL.Query().Get("append"); v != "" {
+		on, err := strconv.ParseBool(v)
+		if err != nil {
+			h.fail(w, bad(fmt.Errorf("append=%q is not true or false", v)))
+			return
+		}
+		if on {
+			mode = cost.Append
+		}
+	}
 	dir, err := os.MkdirTemp("", "socle-cost-upload-")
 	if err != nil {
 		h.fail(w, err)
@@ -109,7 +121,7 @@ func (h costHandlers) postImport(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, err)
 		return
 	}
-	res, err := h.svc.Import(r.Context(), files)
+	res, err := h.svc.Import(r.Context(), files, mode)
 	if err != nil {
 		h.fail(w, err)
 		return

@@ -44,9 +44,11 @@ The commands speak to the socle server (--server), or work directly on a data di
 with --data DIR (its database is DIR/socle.db; the platform repository is --repo, by
 default DIR/repo if it exists, else the current directory).
 
-Importing a billing period of a source (provider and billing account) again replaces it:
-a restated month never adds to the old one. Exit code 1 for a file with bad rows (nothing
-of it is imported), 2 for bad flags, 3 for anything else.`,
+Importing a billing period of a source (provider and billing account) again replaces it, and
+says what it replaced: a restated month never adds to the old one (import --append adds the
+parts of a multi-part export instead). Azure's actual and amortized cost exports are two views
+of one period, never added. Exit code 1 for a file with bad rows (nothing of it is imported),
+2 for bad flags, 3 for anything else.`,
 		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
 			// replaces the root's check: reports also speak CSV
 			switch g.output {
@@ -71,10 +73,26 @@ func (o *costOpts) noCSV() error {
 }
 
 func (o *costOpts) importCmd() *cobra.Command {
-	return &cobra.Command{
+	var appendParts bool
+	cmd := &cobra.Command{
 		Use:   "import PATH...",
 		Short: "Import billing exports: files, or directories whose files are the parts of one export each",
-		Args:  cobra.MinimumNArgs(1),
+		Long: `Import reads billing exports. The files of one directory are the parts of one export and are
+imported together; each file given on its own is a batch of its own.
+
+A batch replaces what was stored for each (source, billing period) it holds, and says what it
+replaced: a month restated by the provider never adds to the old one. A part of a multi-part
+export imported alone therefore replaces the parts before it: import the parts together, or
+add them one by one with --append (a file imported before is then refused, never counted twice).
+
+Azure's actual and amortized cost exports are told apart by their rows (purchases of
+reservations and savings plans, covered usage, unused commitment), not their names, and are
+kept as two views of one period that are never added: billed cost from the actual export,
+effective cost from the amortized one.`,
+		Example: `  socle cost import examples/costs/focus-alpenrose-2024-09.csv --data .socle
+  socle cost import exports/2024-09/                      # the parts of one export
+  socle cost import --append exports/2024-09/part_0_0003.csv`,
+		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := o.noCSV(); err != nil {
 				return err
@@ -90,13 +108,17 @@ func (o *costOpts) importCmd() *cobra.Command {
 				}
 				batches = append(batches, bs...)
 			}
+			mode := cost.Replace
+			if appendParts {
+				mode = cost.Append
+			}
 			var results []*cost.ImportResult
 			var err error
 			if o.data != "" {
 				results, err = costDirect(o, cmd, func(ctx context.Context, svc *cost.Service) ([]*cost.ImportResult, error) {
 					var out []*cost.ImportResult
 					for _, b := range batches {
-						res, err := svc.Import(ctx, b)
+						res, err := svc.Import(ctx, b, mode)
 						if err != nil {
 							return out, err
 						}
@@ -107,7 +129,7 @@ func (o *costOpts) importCmd() *cobra.Command {
 			} else {
 				for _, b := range batches {
 					var res cost.ImportResult
-					if err = o.upload(cmd.Context(), b, &res); err != nil {
+					if err = o.upload(cmd.Context(), b, mode, &res); err != nil {
 						break
 					}
 					results = append(results, &res)
@@ -131,6 +153,8 @@ func (o *costOpts) importCmd() *cobra.Command {
 			return costExit(err)
 		},
 	}
+	cmd.Flags().BoolVar(&appendParts, "append", false, "add to what is stored for the periods instead of replacing it: the parts of a multi-part export, one by one")
+	return cmd
 }
 
 func (o *costOpts) reportCmd() *cobra.Command {
@@ -405,7 +429,7 @@ func costExit(err error) error {
 }
 
 // upload sends one batch to the server as a multipart body, streamed.
-func (o *costOpts) upload(ctx context.Context, files []cost.File, into *cost.ImportResult) error {
+func (o *costOpts) upload(ctx context.Context, files []cost.File, mode cost.Mode, into *cost.ImportResult) error {
 	pr, pw := io.Pipe()
 	mw := multipart.NewWriter(pw)
 	go func() {
@@ -430,7 +454,11 @@ func (o *costOpts) upload(ctx context.Context, files []cost.File, into *cost.Imp
 		pw.CloseWithError(err)
 	}()
 	var buf bytes.Buffer
-	if err := o.call(ctx, http.MethodPost, "/api/v1/costs/imports", pr, mw.FormDataContentType(), &buf); err != nil {
+	path := "/api/v1/costs/imports"
+	if mode == cost.Append {
+		path += "?append=true"
+	}
+	if err := o.call(ctx, http.MethodPost, path, pr, mw.FormDataContentType(), &buf); err != nil {
 		pr.CloseWithError(err)
 		return err
 	}

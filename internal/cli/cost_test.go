@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -153,5 +154,147 @@ func TestCostThroughServer(t *testing.T) {
 	}
 	if _, errOut, code := runCost(t, "http://127.0.0.1:1", "budgets"); code != ExitError || !strings.Contains(errOut, "--data") {
 		t.Errorf("no server: %d %s", code, errOut)
+	}
+}
+
+// TestCostImportParts imports an export in two parts, on a data directory
+// and through the server: the second part alone says what it replaced;
+// with --append it adds to the first; appending it twice is refused.
+func TestCostImportParts(t *testing.T) {
+	data, _ := os.ReadFile(focusSample)
+	lines := strings.SplitAfter(string(data), "\n")
+	dir := t.TempDir()
+	part1, part2 := filepath.Join(dir, "part-1.csv"), filepath.Join(dir, "part-2.csv")
+	half := len(lines) / 2
+	os.WriteFile(part1, []byte(strings.Join(lines[:half], "")), 0o644)
+	os.WriteFile(part2, []byte(lines[0]+strings.Join(lines[half:], "")), 0o644)
+
+	// fresh returns the flags of a new, empty data directory or server
+	fresh := map[string]func(t *testing.T) []string{
+		"data directory": func(t *testing.T) []string { return []string{"--data", t.TempDir()} },
+		"server": func(t *testing.T) []string {
+			db, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "socle.db"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { db.Close() })
+			mux := http.NewServeMux()
+			api.Mount(mux, api.CostHandlers(&cost.Service{Store: sqlite.NewCostStore(db)}))
+			srv := httptest.NewServer(mux)
+			t.Cleanup(srv.Close)
+			return []string{"--server", srv.URL}
+		},
+	}
+	for name, open := range fresh {
+		t.Run(name, func(t *testing.T) {
+			var where []string
+			run := func(args ...string) (string, string, int) {
+				t.Helper()
+				out, errOut, code := runCost(t, "", append(args, where...)...)
+				if code != ExitOK && args[0] == "import" && !slices.Contains(args, "--append") {
+					t.Fatalf("%v: %d %s", args, code, errOut)
+				}
+				return out, errOut, code
+			}
+			billed := func() string {
+				t.Helper()
+				out, _, code := run("report", "--by", "provider", "--month", "2024-09", "-o", "csv")
+				if code != ExitOK {
+					t.Fatalf("report: %d", code)
+				}
+				return out
+			}
+			where = open(t)
+			run("import", focusSample)
+			whole := billed()
+
+			where = open(t)
+			run("import", part1)
+			out, _, _ := run("import", part2)
+			if !strings.Contains(out, "Replaced what was stored for AWS:1234567890123 2024-09: ") ||
+				!strings.Contains(out, " from part-1.csv.") || !strings.Contains(out, "add it with --append") {
+				t.Errorf("part 2 alone:\n%s", out)
+			}
+			if alone := billed(); alone == whole {
+				t.Errorf("part 2 alone has the costs of the whole export:\n%s", alone)
+			}
+
+			where = open(t)
+			run("import", part1)
+			out, errOut, code := run("import", "--append", part2)
+			if code != ExitOK || !strings.Contains(out, "Added to what was stored for AWS:1234567890123 2024-09: ") || strings.Contains(out, "Replaced") {
+				t.Errorf("part 2 appended: %d\n%s%s", code, out, errOut)
+			}
+			both := billed()
+			if both != whole {
+				t.Errorf("both parts:\n%s\nthe whole export:\n%s", both, whole)
+			}
+			_, errOut, code = run("import", "--append", part2)
+			if code != ExitProblems || !strings.Contains(errOut, "part-2.csv: invalid billing data: already imported: its charges are counted in ") {
+				t.Errorf("part 2 appended twice: %d %s", code, errOut)
+			}
+			if billed() != both {
+				t.Error("a refused append changed the costs")
+			}
+		})
+	}
+}
+
+// TestCostExampleSample imports the README's sample export with the demo
+// platform: it is allocated to the demo's teams, apps and environments,
+// and its budgets show their states in their own currency.
+func TestCostExampleSample(t *testing.T) {
+	const path = "examples/costs/focus-alpenrose-2024-09.csv"
+	readme, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	if err != nil || !strings.Contains(string(readme), "cost import "+path+" --data .socle") {
+		t.Errorf("the README's cost tour does not import %s (%v)", path, err)
+	}
+	sample := filepath.Join("..", "..", path)
+	if st, err := os.Stat(sample); err != nil || st.Size() > 1<<20 {
+		t.Fatalf("the sample: %v, %d bytes", err, st.Size())
+	}
+	data := t.TempDir()
+	if _, errOut, code := runCost(t, "", "import", sample, "--data", data, "--repo", example); code != ExitOK {
+		t.Fatalf("import: %d %s", code, errOut)
+	}
+	out, _, _ := runCost(t, "", "report", "--by", "team,app,env", "-o", "json", "--data", data, "--repo", example)
+	var rep cost.Report
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	var total, unallocated float64
+	for _, r := range rep.Rows {
+		for _, d := range []cost.Dim{cost.DimTeam, cost.DimApp, cost.DimEnv} {
+			seen[string(d)+"="+r.Keys[d]] = true
+		}
+		total += r.Billed
+		if r.Keys[cost.DimTeam] == cost.Unallocated {
+			unallocated += r.Billed
+		}
+	}
+	for _, want := range []string{"team=bookings", "team=guest-experience", "team=platform", "app=api", "app=web", "app=worker",
+		"env=dev", "env=preprod", "env=prod", "env=sandbox"} {
+		if !seen[want] {
+			t.Errorf("nothing allocated to %s", want)
+		}
+	}
+	if unallocated > total/10 {
+		t.Errorf("%.2f of %.2f EUR allocated to no team", unallocated, total)
+	}
+	out, _, _ = runCost(t, "", "budgets", "-o", "json", "--data", data, "--repo", example)
+	var bud cost.BudgetReport
+	if err := json.Unmarshal([]byte(out), &bud); err != nil {
+		t.Fatal(err)
+	}
+	status := map[string]string{}
+	for _, b := range bud.Budgets {
+		status[b.Name] = b.Status
+		if b.Actual == 0 || b.Currency != "EUR" || len(b.OtherCurrencies) > 0 {
+			t.Errorf("budget %s: %+v", b.Name, b)
+		}
+	}
+	if status["bookings-monthly"] != "warning" || status["sandbox-cap"] != "over" || status["prod-monthly"] != "ok" {
+		t.Errorf("budget states %v", status)
 	}
 }

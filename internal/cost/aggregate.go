@@ -2,6 +2,7 @@ package cost
 
 import (
 	"cmp"
+	"fmt"
 	"math"
 	"slices"
 )
@@ -31,13 +32,24 @@ func (k *ksums) add(a Amounts) {
 	k.list.add(a.List)
 }
 
+// addSums adds the sums of o, keeping both compensations.
+func (k *ksums) addSums(o *ksums) {
+	for _, p := range [...][2]*ksum{{&k.billed, &o.billed}, {&k.effective, &o.effective}, {&k.list, &o.list}} {
+		p[0].add(p[1].s)
+		p[0].add(p[1].c)
+	}
+}
+
 func (k *ksums) amounts() Amounts {
 	return Amounts{Billed: k.billed.value(), Effective: k.effective.value(), List: k.list.value()}
 }
 
 // bucketKey identifies a daily aggregate while reading: every string is an
-// index into the aggregator's dictionary, so the key hashes as 56 bytes.
+// index into the aggregator's dictionary, so the key hashes as 60 bytes.
+// file is the file of the batch the charges come from, until periods()
+// knows which view of its period each file is.
 type bucketKey struct {
+	file           uint32
 	source, period uint32
 	day            Day
 	provider       uint32
@@ -49,10 +61,12 @@ type bucketKey struct {
 	owner          [nOwner]uint32
 }
 
-// covKey identifies one allocation outcome of a (source, period, currency).
+// covKey identifies one allocation outcome of a (file, source, period,
+// day, currency).
 type covKey struct {
-	source, period, currency uint32
-	methods                  [nOwner]Method
+	file, source, period, currency uint32
+	day                            Day
+	methods                        [nOwner]Method
 }
 
 type covSums struct {
@@ -60,8 +74,8 @@ type covSums struct {
 	ksums
 }
 
-// periodKey is a (source, billing period).
-type periodKey struct{ source, period uint32 }
+// filePeriod is a (file, source, billing period).
+type filePeriod struct{ file, source, period uint32 }
 
 // allocated is an allocation with its owners interned.
 type allocated struct {
@@ -73,6 +87,8 @@ type allocated struct {
 // number of distinct buckets and values, never with the number of charges.
 type aggregator struct {
 	alloc *Allocator
+	// file is the index in the batch of the file being read.
+	file uint32
 
 	ids  map[string]uint32
 	vals []string
@@ -87,7 +103,10 @@ type aggregator struct {
 	buckets map[bucketKey]int32
 	sums    []ksums
 	cov     map[covKey]*covSums
-	charges map[periodKey]int64
+	charges map[filePeriod]int64
+	// joined is, after periods, the view each file's charges were counted
+	// in (the first, for a file of several periods).
+	joined []View
 }
 
 // maxMemo bounds the allocation cache; past it the cache starts over.
@@ -101,7 +120,7 @@ func newAggregator(a *Allocator) *aggregator {
 		sources: map[[2]uint32]uint32{},
 		buckets: map[bucketKey]int32{},
 		cov:     map[covKey]*covSums{},
-		charges: map[periodKey]int64{},
+		charges: map[filePeriod]int64{},
 	}
 	g.intern(nil) // id 0 is the empty string
 	return g
@@ -145,6 +164,7 @@ func (g *aggregator) add(c *charge) error {
 	}
 	period := uint32(c.period)
 	k := bucketKey{
+		file:     g.file,
 		source:   src,
 		period:   period,
 		day:      c.day,
@@ -164,7 +184,7 @@ func (g *aggregator) add(c *charge) error {
 	}
 	g.sums[i].add(c.amounts)
 
-	ck := covKey{source: src, period: period, currency: k.currency, methods: al.methods}
+	ck := covKey{file: g.file, source: src, period: period, currency: k.currency, day: c.day, methods: al.methods}
 	cs := g.cov[ck]
 	if cs == nil {
 		cs = &covSums{}
@@ -172,7 +192,7 @@ func (g *aggregator) add(c *charge) error {
 	}
 	cs.charges++
 	cs.add(c.amounts)
-	g.charges[periodKey{src, period}]++
+	g.charges[filePeriod{g.file, src, period}]++
 	return nil
 }
 
@@ -216,77 +236,161 @@ func (g *aggregator) allocation(c *charge) (allocated, error) {
 	return al, nil
 }
 
-// periods returns what was read, sorted by source and period, rows sorted
-// by key.
-func (g *aggregator) periods() []Period {
+// viewUnknown is the view of an Azure file without a row that only one of
+// the two views has: no commitment was bought, used or left unused, and
+// its charges are the same in both.
+const viewUnknown View = "?"
+
+// periodKey is a (source, billing period, view).
+type periodKey struct {
+	source, period uint32
+	view           View
+}
+
+// periods returns what was read, sorted by source, period and view, rows
+// sorted by key. views are the views of the batch's files, names their
+// names. A file of unknown view joins the view of the other files of its
+// period, or is a full view if they have none.
+func (g *aggregator) periods(views []View, names []string) ([]Period, error) {
+	type sp struct{ source, period uint32 }
+	known := map[sp][]uint32{} // files of known view, per period
+	for fp := range g.charges {
+		if views[fp.file] != viewUnknown {
+			known[sp{fp.source, fp.period}] = append(known[sp{fp.source, fp.period}], fp.file)
+		}
+	}
+	// view resolves the view of a file's charges of a period
+	resolved := map[filePeriod]View{}
+	for fp := range g.charges {
+		k := sp{fp.source, fp.period}
+		files := known[k]
+		slices.Sort(files)
+		has := map[View]uint32{}
+		for _, f := range files {
+			if _, ok := has[views[f]]; !ok {
+				has[views[f]] = f
+			}
+		}
+		if _, full := has[ViewFull]; full && len(has) > 1 {
+			other := has[ViewActual]
+			if _, ok := has[ViewActual]; !ok {
+				other = has[ViewAmortized]
+			}
+			return nil, fmt.Errorf("%w: %s and %s both hold %s %s, one with every cost in its rows, the other as Azure's %s cost: import them apart",
+				ErrInvalid, names[has[ViewFull]], names[other], g.vals[fp.source], Month(fp.period), views[other])
+		}
+		v := views[fp.file]
+		if v == viewUnknown {
+			switch len(has) {
+			case 0:
+				v = ViewFull
+			case 1:
+				for only := range has {
+					v = only
+				}
+			default:
+				return nil, fmt.Errorf("%w: %s has no row of a reservation or savings plan, so it could be a part of the actual (%s) or of the amortized (%s) export of %s %s: import the two exports from directories of their own",
+					ErrAmbiguousView, names[fp.file], names[has[ViewActual]], names[has[ViewAmortized]], g.vals[fp.source], Month(fp.period))
+			}
+		}
+		resolved[fp] = v
+	}
+	g.joined = slices.Clone(views)
+	for fp, v := range resolved {
+		if views[fp.file] == viewUnknown && (g.joined[fp.file] == viewUnknown || v < g.joined[fp.file]) {
+			g.joined[fp.file] = v
+		}
+	}
+
 	byPeriod := map[periodKey]*Period{}
-	get := func(src, period uint32) *Period {
-		pk := periodKey{src, period}
+	get := func(fp filePeriod) (*Period, View) {
+		v := resolved[fp]
+		pk := periodKey{fp.source, fp.period, v}
 		p := byPeriod[pk]
 		if p == nil {
-			p = &Period{Source: g.vals[src], Month: Month(period), Charges: g.charges[pk]}
+			p = &Period{Source: g.vals[fp.source], Month: Month(fp.period), View: v}
 			byPeriod[pk] = p
 		}
-		return p
+		return p, v
 	}
+	for fp, n := range g.charges {
+		p, _ := get(fp)
+		p.Charges += n
+	}
+	// buckets of several files of one view merge
+	type viewBucket struct {
+		bucketKey
+		view View
+	}
+	merged := map[viewBucket]*ksums{}
 	for k, i := range g.buckets {
-		p := get(k.source, k.period)
+		_, v := get(filePeriod{k.file, k.source, k.period})
+		mk := viewBucket{k, v}
+		mk.file = 0
+		if s := merged[mk]; s != nil {
+			s.addSums(&g.sums[i])
+		} else {
+			merged[mk] = &g.sums[i]
+		}
+	}
+	for k, sums := range merged {
+		p := byPeriod[periodKey{k.source, k.period, k.view}]
 		p.Rows = append(p.Rows, Row{
 			Key: Key{
 				Day: k.day, Provider: g.vals[k.provider], Account: g.vals[k.account], Service: g.vals[k.service],
 				Region: g.vals[k.region], Category: g.vals[k.category], Currency: g.vals[k.currency],
 				Team: g.vals[k.owner[oTeam]], App: g.vals[k.owner[oApp]], Env: g.vals[k.owner[oEnv]], Zone: g.vals[k.owner[oZone]],
 			},
-			Amounts: g.sums[i].amounts(),
+			Amounts: sums.amounts(),
 		})
 	}
 	type ck struct {
+		day      Day
 		dim      Dim
 		method   Method
 		currency string
 	}
 	covs := map[periodKey]map[ck]*covSums{}
 	for k, cs := range g.cov {
-		pk := periodKey{k.source, k.period}
-		get(k.source, k.period)
+		_, v := get(filePeriod{k.file, k.source, k.period})
+		pk := periodKey{k.source, k.period, v}
 		m := covs[pk]
 		if m == nil {
 			m = map[ck]*covSums{}
 			covs[pk] = m
 		}
 		for i, meth := range k.methods {
-			key := ck{ownerDims[i], meth, g.vals[k.currency]}
+			key := ck{k.day, ownerDims[i], meth, g.vals[k.currency]}
 			s := m[key]
 			if s == nil {
 				s = &covSums{}
 				m[key] = s
 			}
 			s.charges += cs.charges
-			s.billed.add(cs.billed.value())
-			s.effective.add(cs.effective.value())
-			s.list.add(cs.list.value())
+			s.addSums(&cs.ksums)
 		}
 	}
 	out := make([]Period, 0, len(byPeriod))
 	for pk, p := range byPeriod {
 		for k, s := range covs[pk] {
-			p.Coverage = append(p.Coverage, Coverage{Dim: k.dim, Method: k.method, Currency: k.currency, Charges: s.charges, Amounts: s.amounts()})
+			p.Coverage = append(p.Coverage, Coverage{Day: k.day, Dim: k.dim, Method: k.method, Currency: k.currency,
+				Charges: s.charges, Amounts: s.amounts()})
 		}
 		SortCoverage(p.Coverage)
 		slices.SortFunc(p.Rows, func(a, b Row) int { return compareKeys(&a.Key, &b.Key) })
 		out = append(out, *p)
 	}
 	slices.SortFunc(out, func(a, b Period) int {
-		return cmp.Or(cmp.Compare(a.Source, b.Source), cmp.Compare(a.Month, b.Month))
+		return cmp.Or(cmp.Compare(a.Source, b.Source), cmp.Compare(a.Month, b.Month), cmp.Compare(a.View, b.View))
 	})
-	return out
+	return out, nil
 }
 
-// SortCoverage orders coverage by dimension, method and currency.
+// SortCoverage orders coverage by day, dimension, method and currency.
 func SortCoverage(cs []Coverage) {
 	slices.SortFunc(cs, func(a, b Coverage) int {
-		return cmp.Or(cmp.Compare(dimOrder(a.Dim), dimOrder(b.Dim)), cmp.Compare(methodOrder(a.Method), methodOrder(b.Method)),
-			cmp.Compare(a.Currency, b.Currency))
+		return cmp.Or(cmp.Compare(a.Day, b.Day), cmp.Compare(dimOrder(a.Dim), dimOrder(b.Dim)),
+			cmp.Compare(methodOrder(a.Method), methodOrder(b.Method)), cmp.Compare(a.Currency, b.Currency))
 	})
 }
 

@@ -58,6 +58,10 @@ type Notifier interface {
 	Notify(ctx context.Context, a Alert) error
 }
 
+// StatusOtherCurrency is the status of a budget whose scope has costs in
+// the month only in other currencies than its own.
+const StatusOtherCurrency = "other-currency"
+
 // defaultThresholds apply to a budget that names none.
 var defaultThresholds = []float64{80, 100}
 
@@ -77,8 +81,13 @@ type BudgetStatus struct {
 	// average of the last seven days.
 	Forecast float64 `json:"forecast"`
 	// Status is ok, warning (a threshold below 100% crossed, or the
-	// forecast over the amount) or over.
+	// forecast over the amount), over, or other-currency: the month has no
+	// cost in the budget's currency in its scope, only costs in others.
 	Status string `json:"status"`
+	// OtherCurrencies are the effective costs of the month up to AsOf in
+	// the budget's scope in other currencies: socle never converts
+	// currencies, so the budget does not count them.
+	OtherCurrencies []Total `json:"otherCurrencies,omitempty"`
 	// Daily is the effective cost of each day of the month up to AsOf, for
 	// burn-down charts.
 	Daily  []float64 `json:"daily"`
@@ -87,10 +96,12 @@ type BudgetStatus struct {
 
 // BudgetReport is every budget's standing in a month.
 type BudgetReport struct {
-	Month   Month          `json:"month"`
-	AsOf    Day            `json:"asOf"`
-	Budgets []BudgetStatus `json:"budgets"`
-	Alerts  []Alert        `json:"alerts"`
+	Month Month `json:"month"`
+	AsOf  Day   `json:"asOf"`
+	// Currencies are those of the month's costs, whatever their owner.
+	Currencies []string       `json:"currencies"`
+	Budgets    []BudgetStatus `json:"budgets"`
+	Alerts     []Alert        `json:"alerts"`
 }
 
 // Budgets returns the budgets' standing in a month; a zero month means the
@@ -107,7 +118,7 @@ func (s *Service) Budgets(ctx context.Context, m Month) (*BudgetReport, error) {
 			m = DayOf(s.now()).Month()
 		}
 	}
-	st, asOf, err := s.budgetStatus(ctx, m)
+	st, asOf, currencies, err := s.budgetStatus(ctx, m)
 	if err != nil {
 		return nil, err
 	}
@@ -118,23 +129,32 @@ func (s *Service) Budgets(ctx context.Context, m Month) (*BudgetReport, error) {
 	if alerts == nil {
 		alerts = []Alert{}
 	}
-	return &BudgetReport{Month: m, AsOf: asOf, Budgets: st, Alerts: alerts}, nil
+	return &BudgetReport{Month: m, AsOf: asOf, Currencies: currencies, Budgets: st, Alerts: alerts}, nil
 }
 
-// budgetStatus computes every budget of the repository for a month.
-func (s *Service) budgetStatus(ctx context.Context, m Month) ([]BudgetStatus, Day, error) {
+// budgetStatus computes every budget of the repository for a month, and
+// the currencies of the month's costs.
+func (s *Service) budgetStatus(ctx context.Context, m Month) ([]BudgetStatus, Day, []string, error) {
 	out := []BudgetStatus{}
 	repo := s.repo()
 	_, last, ok, err := s.Store.Span(ctx)
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, nil, err
 	}
 	asOf := m.End() - 1
 	if ok && last < asOf {
 		asOf = last
 	}
+	currencies := []string{}
+	err = s.Store.Totals(ctx, Query{From: m.First(), To: asOf + 1}, func(t Total) error {
+		currencies = append(currencies, t.Currency)
+		return nil
+	})
+	if err != nil {
+		return nil, 0, nil, err
+	}
 	if repo == nil || repo.Budgets == nil || len(repo.Budgets.Budgets) == 0 {
-		return out, asOf, nil
+		return out, asOf, currencies, nil
 	}
 	// one query for every budget: effective cost per day and owner, from a
 	// week before the month for the run rate
@@ -154,21 +174,43 @@ func (s *Service) budgetStatus(ctx context.Context, m Month) ([]BudgetStatus, Da
 			return nil
 		})
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, nil, err
 	}
 	for _, b := range repo.Budgets.Budgets {
 		series := map[Day]float64{}
+		inCurrency := false
+		other := map[string]*ksum{}
 		for k, days := range daily {
-			if k.currency != b.Currency || !inScope(b, k.team, k.app, k.env, k.zone) {
+			if !inScope(b, k.team, k.app, k.env, k.zone) {
+				continue
+			}
+			if k.currency != b.Currency {
+				for d, v := range days {
+					if d >= m.First() && d <= asOf {
+						if other[k.currency] == nil {
+							other[k.currency] = &ksum{}
+						}
+						other[k.currency].add(v)
+					}
+				}
 				continue
 			}
 			for d, v := range days {
 				series[d] += v
+				inCurrency = inCurrency || d >= m.First() && d <= asOf
 			}
 		}
-		out = append(out, evaluateBudget(b, m, asOf, series))
+		st := evaluateBudget(b, m, asOf, series)
+		for cur, sum := range other {
+			st.OtherCurrencies = append(st.OtherCurrencies, Total{Currency: cur, Amounts: Amounts{Effective: sum.value()}})
+		}
+		slices.SortFunc(st.OtherCurrencies, func(a, b Total) int { return cmp.Compare(a.Currency, b.Currency) })
+		if !inCurrency && len(st.OtherCurrencies) > 0 {
+			st.Status = StatusOtherCurrency
+		}
+		out = append(out, st)
 	}
-	return out, asOf, nil
+	return out, asOf, currencies, nil
 }
 
 func inScope(b spec.Budget, team, app, env, zone string) bool {
@@ -237,7 +279,7 @@ func (st *BudgetStatus) crossed(running bool) []Alert {
 // checkBudgets records the alerts a month calls for, then hands every
 // pending alert to the notifier. It returns the alerts it recorded.
 func (s *Service) checkBudgets(ctx context.Context, m Month) ([]Alert, error) {
-	sts, asOf, err := s.budgetStatus(ctx, m)
+	sts, asOf, _, err := s.budgetStatus(ctx, m)
 	if err != nil {
 		return nil, err
 	}
@@ -303,12 +345,47 @@ func (r *BudgetReport) WriteText(w io.Writer) error {
 		return nil
 	}
 	t := newTable("", "BUDGET", "SCOPE", "CURRENCY", "AMOUNT", "ACTUAL", "%", "FORECAST", "%", "STATUS").right(3, 4, 5, 6, 7)
+	var notes []string
 	for _, b := range r.Budgets {
-		t.add(b.Name, scopeString(b.Scope), b.Currency, Money(b.Amount), Money(b.Actual), fmt.Sprintf("%.0f%%", pct(b.Actual, b.Amount)),
-			Money(b.Forecast), fmt.Sprintf("%.0f%%", pct(b.Forecast, b.Amount)), b.Status)
+		if b.Status == StatusOtherCurrency {
+			// 0.00 would read as no spend: there is spend, in another currency
+			t.add(b.Name, scopeString(b.Scope), b.Currency, Money(b.Amount), "-", "-", "-", "-", b.Status)
+		} else {
+			t.add(b.Name, scopeString(b.Scope), b.Currency, Money(b.Amount), Money(b.Actual), fmt.Sprintf("%.0f%%", pct(b.Actual, b.Amount)),
+				Money(b.Forecast), fmt.Sprintf("%.0f%%", pct(b.Forecast, b.Amount)), b.Status)
+		}
+		if len(b.OtherCurrencies) == 0 {
+			continue
+		}
+		other := make([]string, len(b.OtherCurrencies))
+		for i, o := range b.OtherCurrencies {
+			other[i] = Money(o.Effective) + " " + o.Currency
+		}
+		if b.Status == StatusOtherCurrency {
+			notes = append(notes, fmt.Sprintf("%s is in %s, but the costs of its scope in %s are in other currencies (%s): socle never converts currencies. "+
+				"Give the budget the currency of the costs, or import costs billed in %s.", b.Name, b.Currency, r.Month, strings.Join(other, ", "), b.Currency))
+		} else {
+			notes = append(notes, fmt.Sprintf("%s counts its %s costs only; its scope also has %s, not converted, not counted.", b.Name, b.Currency, strings.Join(other, ", ")))
+		}
 	}
 	if err := t.write(w); err != nil {
 		return err
+	}
+	var missing []string
+	for _, b := range r.Budgets {
+		if len(r.Currencies) > 0 && !slices.Contains(r.Currencies, b.Currency) && !slices.Contains(missing, b.Currency) {
+			missing = append(missing, b.Currency)
+		}
+	}
+	if len(missing) > 0 {
+		notes = append(notes, fmt.Sprintf("the costs of %s are in %s, and no cost is in %s: the budgets in %s count nothing, since socle never converts currencies.",
+			r.Month, strings.Join(r.Currencies, ", "), strings.Join(missing, ", "), strings.Join(missing, ", ")))
+	}
+	if len(notes) > 0 {
+		fmt.Fprintln(w)
+		for _, n := range notes {
+			fmt.Fprintln(w, "Note: "+n)
+		}
 	}
 	if len(r.Alerts) > 0 {
 		fmt.Fprintln(w, "\nAlerts:")

@@ -53,7 +53,7 @@ func daily(t *testing.T, s *cost.Service, source string, from, to string, key co
 	for m, rows := range byMonth {
 		b.Periods = append(b.Periods, cost.Period{Source: source, Month: m, Rows: rows})
 	}
-	if err := s.Store.ReplacePeriods(context.Background(), b); err != nil {
+	if _, err := s.Store.ImportBatch(context.Background(), b, cost.Replace); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -171,7 +171,7 @@ func TestImportChecksBudgets(t *testing.T) {
 	repo := testRepo()
 	repo.Budgets.Budgets[0].Amount = 20 // bookings, EUR: the fixture spends 17.5 on the 1st
 	s.Repo = func() *spec.Repo { return repo }
-	res, err := s.Import(ctx, []cost.File{{Path: "testdata/formats/focus_1.3.csv"}})
+	res, err := s.Import(ctx, []cost.File{{Path: "testdata/formats/focus_1.3.csv"}}, cost.Replace)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,8 +3,12 @@
 // CSV, gzip, Parquet or JSON lines, allocates every charge to a team, app,
 // environment and zone from the platform repository's rules and what socle
 // already knows (an app's owner, an environment's zone), and keeps daily
-// aggregates per (source, billing period) so that a restated month replaces
-// the old one. On top of them it answers reports, checks monthly budgets with
+// aggregates per (source, billing period, view) so that a restated month
+// replaces the old one, and says so, while the parts of a multi-part export
+// can be appended one by one. Azure's actual and amortized cost exports,
+// told apart by their rows, are two views of one period that are never
+// added: billed cost comes from the first, effective cost from the second.
+// On top of them it answers reports, checks monthly budgets with
 // a month-end forecast and alerts, finds anomalies against a weekly baseline,
 // and exports allocated costs as FOCUS again.
 //

@@ -18,7 +18,7 @@ func TestExportImportsAgain(t *testing.T) {
 	now := mustTime("2024-10-05T00:00:00Z")
 	a := newService(t, testRepo(), now)
 	for _, f := range []string{"focus_1.3.csv", "cur2.csv", "azure_ea.csv", "gcp.csv"} {
-		if _, err := a.Import(ctx, []cost.File{{Path: filepath.Join("testdata", "formats", f)}}); err != nil {
+		if _, err := a.Import(ctx, []cost.File{{Path: filepath.Join("testdata", "formats", f)}}, cost.Replace); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -31,7 +31,7 @@ func TestExportImportsAgain(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "export.csv")
 	os.WriteFile(p, buf.Bytes(), 0o644)
 	b := newService(t, testRepo(), now)
-	if _, err := b.Import(ctx, []cost.File{{Path: p}}); err != nil {
+	if _, err := b.Import(ctx, []cost.File{{Path: p}}, cost.Replace); err != nil {
 		t.Fatal(err)
 	}
 	dims := []cost.Dim{cost.DimSource, cost.DimPeriod, cost.DimDay, cost.DimTeam, cost.DimApp, cost.DimEnv, cost.DimZone, cost.DimService,

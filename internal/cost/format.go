@@ -46,6 +46,7 @@ const (
 	fPricingModel            // azure
 	fPaygPrice               // azure
 	fQuantity                // azure
+	fEffectivePrice          // azure
 	fReservationEff          // aws
 	fSavingsPlanEff          // aws
 	fSPCommitment            // aws
@@ -61,7 +62,7 @@ const (
 var fieldNames = [nField]string{"charge start", "billing period", "provider", "billing account", "account",
 	"account name", "resource group", "resource id", "service", "region", "charge category", "currency",
 	"cost", "effective cost", "list cost", "tags", "project labels", "credits", "pricing model", "pay-as-you-go price",
-	"quantity", "reservation effective cost", "savings plan effective cost", "savings plan commitment",
+	"quantity", "effective price", "reservation effective cost", "savings plan effective cost", "savings plan commitment",
 	"savings plan used commitment", "reservation unused upfront fee", "reservation unused recurring fee",
 	"reservation ARN", "time interval"}
 
@@ -76,7 +77,10 @@ type formatSpec struct {
 	localized map[string]bool
 	required  []field
 	// detect reports whether a header is of this format.
-	detect  func(f *formatSpec, has func(string) bool) bool
+	detect func(f *formatSpec, has func(string) bool) bool
+	// check, if set, refuses a header of the format that socle cannot
+	// read right.
+	check   func(has func(string) bool) error
 	convert func(m *mapper, row [][]byte, c *charge) error
 }
 
@@ -133,13 +137,14 @@ func init() {
 
 // mapper reads the rows of one file of a known format into charges.
 type mapper struct {
-	spec      *formatSpec
-	idx       [nField]int
-	columns   int
-	order     dateOrder
-	amortized bool     // Azure: the file is an amortized-cost export
-	tagCols   []tagCol // legacy CUR: one column per tag
-	scratch   []byte
+	spec    *formatSpec
+	idx     [nField]int
+	columns int
+	order   dateOrder
+	tagCols []tagCol // legacy CUR: one column per tag
+	scratch []byte
+	// currencies caches whether a currency code is ISO 4217's
+	currencies map[string]bool
 }
 
 // tagCol is a column that holds one tag's value.
@@ -148,10 +153,8 @@ type tagCol struct {
 	key string
 }
 
-// newMapper recognizes the format of a header and maps its columns. name is
-// the file's name, a hint for what headers cannot say (an Azure amortized
-// export has the same columns as an actual one).
-func newMapper(header []string, name string) (*mapper, error) {
+// newMapper recognizes the format of a header and maps its columns.
+func newMapper(header []string) (*mapper, error) {
 	norm := make(map[string]int, len(header))
 	for i, h := range header {
 		n := normalizeHeader(h)
@@ -159,12 +162,37 @@ func newMapper(header []string, name string) (*mapper, error) {
 			norm[n] = i
 		}
 	}
+	// Azure's localized downloads name a column "Localized name
+	// (EnglishName)": the English name finds it too, after every header
+	// spelled out in full
+	localized := false
+	for i, h := range header {
+		local, english, ok := splitLocalized(h)
+		if !ok {
+			continue
+		}
+		n := normalizeHeader(english)
+		if _, dup := norm[n]; !dup {
+			norm[n] = i
+		}
+		if normalizeHeader(local) != n {
+			localized = true
+		}
+	}
 	has := func(n string) bool { _, ok := norm[n]; return ok }
 	for _, f := range formats {
 		if !f.detect(f, has) {
 			continue
 		}
+		if f.check != nil {
+			if err := f.check(has); err != nil {
+				return nil, err
+			}
+		}
 		m := &mapper{spec: f, columns: len(header)}
+		if localized {
+			m.order = dayFirst
+		}
 		for i := range m.idx {
 			m.idx[i] = -1
 			for _, a := range f.aliases[i] {
@@ -190,12 +218,29 @@ func newMapper(header []string, name string) (*mapper, error) {
 				}
 			}
 		}
-		if f.format == FormatAzure {
-			m.amortized = strings.Contains(strings.ToLower(name), "amortized")
-		}
 		return m, nil
 	}
 	return nil, errUnknownFormat
+}
+
+// splitLocalized cuts a header written "Localized name (EnglishName)" into
+// its two names.
+func splitLocalized(h string) (local, english string, ok bool) {
+	h = strings.TrimSpace(h)
+	open := strings.LastIndexByte(h, '(')
+	if open <= 0 || !strings.HasSuffix(h, ")") {
+		return "", "", false
+	}
+	english = h[open+1 : len(h)-1]
+	if english == "" {
+		return "", "", false
+	}
+	for _, r := range english {
+		if !(r >= 'A' && r <= 'Z' || r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '_') {
+			return "", "", false
+		}
+	}
+	return strings.TrimSpace(h[:open]), english, true
 }
 
 var errUnknownFormat = errors.New("not a billing export socle knows: the header matches none of FOCUS (BilledCost, ChargePeriodStart), " +
@@ -230,6 +275,10 @@ type charge struct {
 	currency       []byte
 	amounts        Amounts
 	tags, tags2    []byte
+	// view is the Azure view only this charge's kind of row appears in
+	// (ViewFull when both have it), and why.
+	view View
+	why  string
 }
 
 // read converts one row. It checks what every format shares: the number of
@@ -265,6 +314,9 @@ func (m *mapper) read(row [][]byte, c *charge) error {
 	if hasLower(c.currency) {
 		c.currency = bytes.ToUpper(c.currency)
 	}
+	if err := m.checkCurrency(c.currency); err != nil {
+		return err
+	}
 	c.billingAccount = m.get(row, fBillingAccount)
 	c.account = m.get(row, fAccount)
 	c.accountName = m.get(row, fAccountName)
@@ -284,6 +336,26 @@ func (m *mapper) read(row [][]byte, c *charge) error {
 	}
 	if c.resourceGroup == nil {
 		c.resourceGroup = resourceGroupOf(m.get(row, fResourceID))
+	}
+	return nil
+}
+
+// checkCurrency refuses a currency code that is not ISO 4217's: costs are
+// grouped and budgets matched by it, and "EURO" or "€" would make a
+// currency of their own.
+func (m *mapper) checkCurrency(c []byte) error {
+	ok, seen := m.currencies[string(c)]
+	if !seen {
+		ok = isISO4217(string(c))
+		if m.currencies == nil {
+			m.currencies = map[string]bool{}
+		}
+		if len(m.currencies) < 1024 { // a file of random codes does not grow it
+			m.currencies[string(c)] = ok
+		}
+	}
+	if !ok {
+		return fmt.Errorf("%s %q is not an ISO 4217 currency code", fieldNames[fCurrency], truncate(c))
 	}
 	return nil
 }
@@ -399,8 +471,8 @@ var focusFormat = &formatSpec{
 		fResourceGroup:  {"x_ResourceGroupName"},
 		fResourceID:     {"ResourceId"},
 		fService:        {"ServiceName"},
-		fRegion:         {"RegionId", "RegionName", "Region"},
-		fCategory:       {"ChargeCategory", "ChargeType"},
+		fRegion:         {"RegionId", "RegionName"},
+		fCategory:       {"ChargeCategory"},
 		fCurrency:       {"BillingCurrency"},
 		fBilled:         {"BilledCost"},
 		fEffective:      {"EffectiveCost"},
@@ -411,6 +483,7 @@ var focusFormat = &formatSpec{
 	detect: func(_ *formatSpec, has func(string) bool) bool {
 		return has("billedcost") && has("chargeperiodstart")
 	},
+	check: focusVersion,
 	convert: func(m *mapper, row [][]byte, c *charge) error {
 		var err error
 		if c.amounts.Billed, err = m.amount(row, fBilled, true, 0); err != nil {
@@ -430,6 +503,31 @@ var focusFormat = &formatSpec{
 		}
 		return nil
 	},
+}
+
+// focusVersion refuses the FOCUS versions before 1.0, named by the columns
+// that 1.0 renamed or removed: read as 1.0, their effective cost and
+// charge categories would be lost without a word. FOCUS 0.5 has
+// AmortizedCost and ChargeType where 1.0 has EffectiveCost and
+// ChargeCategory; 1.0-preview has ChargeSubcategory and UsageQuantity where
+// 1.0 has ChargeClass and ConsumedQuantity.
+func focusVersion(has func(string) bool) error {
+	var version string
+	var cols []string
+	switch {
+	case has("amortizedcost") && !has("effectivecost"):
+		version, cols = "0.5", []string{"AmortizedCost", "no EffectiveCost"}
+	case has("chargetype") && !has("chargecategory"):
+		version, cols = "0.5", []string{"ChargeType", "no ChargeCategory"}
+	case has("chargesubcategory") && !has("chargeclass"):
+		version, cols = "1.0-preview", []string{"ChargeSubcategory", "no ChargeClass"}
+	case has("usagequantity") && !has("consumedquantity") && !has("chargeclass"):
+		version, cols = "1.0-preview", []string{"UsageQuantity", "no ConsumedQuantity"}
+	default:
+		return nil
+	}
+	return fmt.Errorf("a FOCUS %s export (it has %s): socle reads FOCUS 1.0 to 1.3; export the data again as FOCUS 1.0 or later",
+		version, strings.Join(cols, ", "))
 }
 
 // AWS Cost and Usage Report 2.0; the legacy CUR's lineItem/UnblendedCost
@@ -610,7 +708,9 @@ var gcpFormat = &formatSpec{
 	},
 }
 
-// sumCredits adds the amounts of a JSON array of Google Cloud credits.
+// sumCredits adds the amounts of Google Cloud credits: a JSON array, as
+// BigQuery writes it, or the same written as a Python list
+// ([{'name': …, 'amount': -1.5}]), as a CSV saved with pandas has it.
 func sumCredits(b []byte) (float64, error) {
 	if b == nil || bytes.Equal(b, []byte("[]")) {
 		return 0, nil
@@ -619,7 +719,13 @@ func sumCredits(b []byte) (float64, error) {
 		Amount json.Number `json:"amount"`
 	}
 	if err := json.Unmarshal(b, &cs); err != nil {
-		return 0, fmt.Errorf("credits %q are not a JSON array of credits: %w", truncate(b), err)
+		js, perr := pythonToJSON(b)
+		if perr != nil {
+			return 0, fmt.Errorf("credits %q are neither a JSON array of credits (%w) nor a Python list of them (%w)", truncate(b), err, perr)
+		}
+		if err := json.Unmarshal(js, &cs); err != nil {
+			return 0, fmt.Errorf("credits %q are not a list of credits: %w", truncate(b), err)
+		}
 	}
 	var sum float64
 	for _, c := range cs {
@@ -637,10 +743,20 @@ func sumCredits(b []byte) (float64, error) {
 
 // Azure cost details: the Enterprise Agreement's PascalCase columns, the
 // Microsoft Customer Agreement's camelCase ones, pay-as-you-go's legacy
-// usage details, and the headers of localized portal downloads. An actual-
-// cost file bills what it says; an amortized one (its name says so, as
-// Azure's exports do) spreads commitments, so that unused commitment and
-// covered usage are effective cost but not billed.
+// usage details, and the headers of localized portal downloads.
+//
+// Azure exports the same charges twice, as actual and as amortized cost,
+// with the same columns (Microsoft's "Get Enterprise Agreement and
+// Microsoft Customer Agreement reservation costs and usage"): only some
+// rows tell them apart. Actual cost has the purchases of reservations and
+// savings plans (ChargeType Purchase, PricingModel Reservation or
+// SavingsPlan) and gives the usage they cover an EffectivePrice of zero;
+// amortized cost has no such purchase, gives covered usage the prorated
+// price of the commitment, and adds its unused hours as UnusedReservation
+// and UnusedSavingsPlan rows. A file is read as the view its rows say,
+// whatever its name (exports are named part_0_0001.csv). Covered usage and
+// unused commitment are never billed (the purchase is), so every row reads
+// the same in both views; only which view supplies which cost differs.
 var azureFormat = &formatSpec{
 	format: FormatAzure,
 	aliases: [nField][]string{
@@ -665,10 +781,11 @@ var azureFormat = &formatSpec{
 			"Währung", "Devise", "Moneda", "Valuta", "Moeda", "通貨"},
 		fBilled: {"costInBillingCurrency", "Cost", "PreTaxCost", "ExtendedCost",
 			"Kosten", "Coût", "Costo", "Coste", "Custo", "コスト"},
-		fList:      {"paygCostInBillingCurrency"},
-		fPaygPrice: {"PayGPrice"},
-		fQuantity:  {"quantity", "ConsumedQuantity", "UsageQuantity", "Menge", "Quantité", "Cantidad", "Quantità", "Quantidade", "数量"},
-		fTags:      {"tags", "Etiquetas", "Balises", "Marcas", "タグ"},
+		fList:           {"paygCostInBillingCurrency"},
+		fPaygPrice:      {"PayGPrice"},
+		fEffectivePrice: {"effectivePrice"},
+		fQuantity:       {"quantity", "ConsumedQuantity", "UsageQuantity", "Menge", "Quantité", "Cantidad", "Quantità", "Quantidade", "数量"},
+		fTags:           {"tags", "Etiquetas", "Balises", "Marcas", "タグ"},
 	},
 	localized: map[string]bool{
 		"Datum": true, "Fecha": true, "Data": true, "日付": true,
@@ -717,20 +834,31 @@ var azureFormat = &formatSpec{
 		}
 		c.amounts = Amounts{Billed: cost, Effective: cost, List: list}
 		model := strings.ToLower(unsafeString(m.get(row, fPricingModel)))
-		commitment := model == "reservation" || model == "savingsplan" || model == "savings plan"
+		var commitment string
+		switch model {
+		case "reservation":
+			commitment = "a reservation"
+		case "savingsplan", "savings plan":
+			commitment = "a savings plan"
+		}
 		switch t := strings.ToLower(unsafeString(m.get(row, fCategory))); t {
 		case "", "usage":
 			c.category = catUsage
-			if m.amortized && commitment {
+			if commitment != "" {
 				c.amounts.Billed = 0 // paid by the commitment's purchase
+				if err := m.coveredUsage(row, cost, commitment, c); err != nil {
+					return err
+				}
 			}
 		case "unusedreservation", "unusedsavingsplan":
 			c.category = catUsage
-			if m.amortized {
-				c.amounts.Billed = 0
-			}
+			c.amounts.Billed = 0
+			c.view, c.why = ViewAmortized, "unused commitment ("+unsafeString(m.get(row, fCategory))+")"
 		case "purchase":
 			c.category = catPurchase
+			if commitment != "" {
+				c.view, c.why = ViewActual, "the purchase of "+commitment
+			}
 		case "refund", "credit":
 			c.category = catCredit
 		case "tax":
@@ -740,6 +868,31 @@ var azureFormat = &formatSpec{
 		}
 		return nil
 	},
+}
+
+// coveredUsage notes which view a row of usage covered by a commitment
+// belongs to: its effective price (or, without that column, its cost) is
+// zero in actual cost and the commitment's prorated price in amortized
+// cost. A row of no quantity says nothing.
+func (m *mapper) coveredUsage(row [][]byte, cost float64, commitment string, c *charge) error {
+	price := cost
+	if m.idx[fEffectivePrice] >= 0 {
+		var err error
+		if price, err = m.amount(row, fEffectivePrice, false, 0); err != nil {
+			return err
+		}
+	}
+	qty, err := m.amount(row, fQuantity, false, 1)
+	if err != nil {
+		return err
+	}
+	switch {
+	case price != 0:
+		c.view, c.why = ViewAmortized, "usage covered by "+commitment+" at its amortized price"
+	case qty != 0:
+		c.view, c.why = ViewActual, "usage covered by "+commitment+" at no cost"
+	}
+	return nil
 }
 
 func hasUpper(b []byte) bool {

@@ -2,11 +2,14 @@ package cost
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"math"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 // FuzzReadBatch feeds arbitrary files to the importer: format detection
@@ -16,7 +19,8 @@ import (
 func FuzzReadBatch(f *testing.F) {
 	seeds, _ := filepath.Glob(filepath.Join("testdata", "formats", "*"))
 	bad, _ := filepath.Glob(filepath.Join("testdata", "bad", "*"))
-	for _, p := range append(seeds, bad...) {
+	azure, _ := filepath.Glob(filepath.Join("testdata", "azure", "*", "*"))
+	for _, p := range append(append(seeds, bad...), azure...) {
 		b, err := os.ReadFile(p)
 		if err == nil {
 			f.Add(b)
@@ -57,6 +61,30 @@ func FuzzReadBatch(f *testing.F) {
 			if x != y && !math.IsNaN(x) && !math.IsInf(x, 0) && math.Abs(x-y) > 1e-9*math.Max(1, math.Abs(x)) {
 				t.Fatalf("%s %s: rows add up to %g, team coverage to %g", p.Source, p.Month, x, y)
 			}
+		}
+	})
+}
+
+// FuzzPythonToJSON feeds arbitrary text to the reader of Python literals:
+// it never panics, and a string written as Python's repr writes it (in
+// single quotes, backslash and quote escaped) reads back unchanged.
+func FuzzPythonToJSON(f *testing.F) {
+	f.Add([]byte(`[{'name': "Google's", 'amount': -1.5e-05, 'full_name': None, 'ok': True}]`), "Zürich\n'\\\"")
+	f.Add([]byte(`['\x41\u00e9\U0001F600', "\"", '\q']`), "")
+	f.Add([]byte(`'never closed`), "\x00")
+	f.Fuzz(func(t *testing.T, data []byte, s string) {
+		pythonToJSON(data)
+		if !utf8.ValidString(s) {
+			return
+		}
+		lit := "['" + strings.NewReplacer(`\`, `\\`, `'`, `\'`, "\n", `\n`).Replace(s) + "']"
+		js, err := pythonToJSON([]byte(lit))
+		if err != nil {
+			t.Fatalf("%s: %v", lit, err)
+		}
+		var got []string
+		if err := json.Unmarshal(js, &got); err != nil || len(got) != 1 || got[0] != s {
+			t.Fatalf("%s read as %s (%v), want %q", lit, js, err, s)
 		}
 	})
 }

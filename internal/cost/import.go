@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"hash"
+	"hash/maphash"
 	"io"
 	"os"
 	"path/filepath"
@@ -71,60 +72,101 @@ type File struct {
 
 // ReadBatch reads files that form one export (the parts of a month, say)
 // into a batch of daily aggregates, allocated by a. Identical files (same
-// SHA-256) are read once. Any bad row fails the whole batch with an
-// *ImportError that lists them.
+// SHA-256, or the same charges in another order or encoding) are refused.
+// Any bad row fails the whole batch with an *ImportError that lists them.
 func ReadBatch(ctx context.Context, a *Allocator, files []File) (*Batch, error) {
 	g := newAggregator(a)
 	b := &Batch{}
 	bad := &ImportError{}
-	seen := map[string]bool{}
-	for _, f := range files {
+	seen := map[string]string{}
+	prints := map[fingerprint]string{}
+	seed := maphash.MakeSeed()
+	views := make([]View, 0, len(files))
+	names := make([]string, 0, len(files))
+	for i, f := range files {
 		if f.Name == "" {
 			f.Name = filepath.Base(f.Path)
 		}
-		info, err := readFile(ctx, g, f, bad)
+		g.file = uint32(i)
+		info, fp, err := readFile(ctx, g, f, bad, seed)
 		if err != nil {
 			return nil, err
 		}
-		if seen[info.SHA256] {
-			return nil, fmt.Errorf("%s: %w: the same content as another file of the batch", f.Name, ErrInvalid)
+		if other, ok := seen[info.SHA256]; ok {
+			return nil, fmt.Errorf("%s: %w: the same content as %s of the batch", f.Name, ErrInvalid, other)
 		}
-		seen[info.SHA256] = true
+		seen[info.SHA256] = f.Name
+		if other, ok := prints[fp]; ok && fp.rows > 0 {
+			return nil, fmt.Errorf("%s: %w: the same %d charges as %s of the batch, in another order or encoding "+
+				"(the actual and amortized exports of a month without any reservation or savings plan are the same data: import one of them)",
+				f.Name, ErrInvalid, fp.rows, other)
+		}
+		prints[fp] = f.Name
+		views = append(views, info.View)
+		if info.View == viewUnknown {
+			info.View = ""
+		}
+		names = append(names, f.Name)
 		b.Files = append(b.Files, info)
 	}
 	if bad.Total > 0 {
 		return nil, bad
 	}
-	b.Periods = g.periods()
+	var err error
+	if b.Periods, err = g.periods(views, names); err != nil {
+		return nil, err
+	}
+	// a file of unknown view takes the view its charges joined
+	for i := range b.Files {
+		if views[i] == viewUnknown {
+			b.Files[i].View = g.joined[i]
+		}
+	}
 	return b, nil
 }
 
-// readFile reads one file into g, noting bad rows in bad.
-func readFile(ctx context.Context, g *aggregator, f File, bad *ImportError) (FileInfo, error) {
+// fingerprint identifies the charges of a file whatever their order: the
+// number of rows and the sum of a hash of each.
+type fingerprint struct {
+	rows int64
+	sum  uint64
+}
+
+// readFile reads one file into g, noting bad rows in bad. It returns the
+// file's description and the fingerprint of its rows.
+func readFile(ctx context.Context, g *aggregator, f File, bad *ImportError, seed maphash.Seed) (FileInfo, fingerprint, error) {
 	info := FileInfo{Name: f.Name}
+	var fp fingerprint
 	fh, err := os.Open(f.Path)
 	if err != nil {
-		return info, err
+		return info, fp, err
 	}
 	defer fh.Close()
 	h := sha256.New()
 	src, err := openSource(fh, h, f.Name)
 	if err != nil {
-		return info, fmt.Errorf("%s: %w", f.Name, err)
+		return info, fp, fmt.Errorf("%s: %w", f.Name, err)
 	}
-	m, err := newMapper(src.header(), f.Name)
+	m, err := newMapper(src.header())
 	if js, ok := src.(*jsonSource); ok && err == nil {
 		js.extend(m.spec)
-		m, err = newMapper(js.header(), f.Name)
+		m, err = newMapper(js.header())
 	}
 	if err != nil {
-		return info, fmt.Errorf("%s: %w: %w", f.Name, ErrInvalid, err)
+		return info, fp, fmt.Errorf("%s: %w: %w", f.Name, ErrInvalid, err)
 	}
 	info.Format = m.spec.format
 	var c charge
+	// a row's fingerprint hashes its text in one go where there is one
+	raw, _ := src.(interface{ record() []byte })
+	var rh maphash.Hash
+	rh.SetSeed(seed)
+	// the first line of a row that only one Azure view has, per view
+	var viewAt [2]int
+	var viewWhy [2]string
 	for n := 0; ; n++ {
 		if n&0xffff == 0 && ctx.Err() != nil {
-			return info, ctx.Err()
+			return info, fp, ctx.Err()
 		}
 		row, line, err := src.next()
 		if err == io.EOF {
@@ -138,12 +180,32 @@ func readFile(ctx context.Context, g *aggregator, f File, bad *ImportError) (Fil
 			if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, gzip.ErrChecksum) || errors.Is(err, gzip.ErrHeader) {
 				err = fmt.Errorf("%w: the file is truncated or corrupt: %w", ErrInvalid, err)
 			}
-			return info, fmt.Errorf("%s: line %d: %w", f.Name, line, err)
+			return info, fp, fmt.Errorf("%s: line %d: %w", f.Name, line, err)
 		}
 		info.Charges++
+		fp.rows++
+		if raw != nil {
+			fp.sum += maphash.Bytes(seed, bytes.TrimRight(raw.record(), "\r\n"))
+		} else {
+			rh.Reset()
+			for _, field := range row {
+				rh.Write(field)
+				rh.WriteByte(0)
+			}
+			fp.sum += rh.Sum64()
+		}
 		if err := m.read(row, &c); err != nil {
 			bad.note(f.Name, line, err.Error())
 			continue
+		}
+		if c.view != ViewFull {
+			i := 0
+			if c.view == ViewAmortized {
+				i = 1
+			}
+			if viewAt[i] == 0 {
+				viewAt[i], viewWhy[i] = line, c.why
+			}
 		}
 		if err := g.add(&c); err != nil {
 			bad.note(f.Name, line, err.Error())
@@ -151,10 +213,23 @@ func readFile(ctx context.Context, g *aggregator, f File, bad *ImportError) (Fil
 	}
 	// hash what follows the last row too, and for Parquet the whole file
 	if _, err := io.Copy(h, src.rest()); err != nil {
-		return info, fmt.Errorf("%s: %w", f.Name, err)
+		return info, fp, fmt.Errorf("%s: %w", f.Name, err)
 	}
 	info.SHA256 = hex.EncodeToString(h.Sum(nil))
-	return info, nil
+	switch {
+	case info.Format != FormatAzure:
+		info.View = ViewFull
+	case viewAt[0] > 0 && viewAt[1] > 0:
+		return info, fp, fmt.Errorf("%s: %w: line %d is actual cost (%s), line %d amortized cost (%s): an Azure export holds one of the two",
+			f.Name, ErrInvalid, viewAt[0], viewWhy[0], viewAt[1], viewWhy[1])
+	case viewAt[0] > 0:
+		info.View = ViewActual
+	case viewAt[1] > 0:
+		info.View = ViewAmortized
+	default:
+		info.View = viewUnknown
+	}
+	return info, fp, nil
 }
 
 func (e *ImportError) note(file string, line int, reason string) {
@@ -258,3 +333,6 @@ func (s *csvSource) header() []string { return s.hdr }
 func (s *csvSource) next() ([][]byte, int, error) { return s.r.read() }
 
 func (s *csvSource) rest() io.Reader { return s.raw }
+
+// record returns the text of the last row read.
+func (s *csvSource) record() []byte { return s.r.rec }

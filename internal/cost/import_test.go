@@ -100,31 +100,16 @@ func referenceTotals(t *testing.T, path string, keys ...string) groupTotals {
 // over the file read by DuckDB's own CSV reader.
 func duckDBTotals(t *testing.T, path string, keys ...string) groupTotals {
 	t.Helper()
-	dir := filepath.Join("..", "..", "test", "duckdb")
-	if _, err := os.Stat(filepath.Join(dir, "node_modules", "@duckdb", "node-api")); err != nil {
-		t.Skip("DuckDB reference absent: install it with `npm ci --prefix test/duckdb` (the Go reference still ran)")
-	}
-	if _, err := exec.LookPath("node"); err != nil {
-		t.Skip("DuckDB reference needs node, absent (the Go reference still ran)")
-	}
 	abs, _ := filepath.Abs(path)
 	sel := make([]string, len(keys))
 	for i, k := range keys {
 		sel[i] = fmt.Sprintf("%q AS k%d", k, i)
 	}
-	q := fmt.Sprintf(`SELECT %s, BillingCurrency AS currency,
+	rows := duckDB(t, fmt.Sprintf(`SELECT %s, BillingCurrency AS currency,
 		CAST(sum(CAST(BilledCost AS DECIMAL(38,15))) AS DOUBLE) AS billed,
 		CAST(sum(CAST(EffectiveCost AS DECIMAL(38,15))) AS DOUBLE) AS effective
 		FROM read_csv('%s', header=true, nullstr=['NULL',''], all_varchar=true) GROUP BY ALL`,
-		strings.Join(sel, ", "), strings.ReplaceAll(abs, "'", "''"))
-	out, err := exec.Command("node", filepath.Join(dir, "query.mjs"), q).Output()
-	if err != nil {
-		t.Fatalf("DuckDB: %v", err)
-	}
-	var rows []map[string]any
-	if err := json.Unmarshal(out, &rows); err != nil {
-		t.Fatal(err)
-	}
+		strings.Join(sel, ", "), strings.ReplaceAll(abs, "'", "''")))
 	res := groupTotals{}
 	for _, r := range rows {
 		parts := make([]string, 0, len(keys)+1)
@@ -136,6 +121,28 @@ func duckDBTotals(t *testing.T, path string, keys ...string) groupTotals {
 	return res
 }
 
+// duckDB runs a query with DuckDB (test/duckdb), or skips the test when it
+// is not installed.
+func duckDB(t *testing.T, query string) []map[string]any {
+	t.Helper()
+	dir := filepath.Join("..", "..", "test", "duckdb")
+	if _, err := os.Stat(filepath.Join(dir, "node_modules", "@duckdb", "node-api")); err != nil {
+		t.Skip("DuckDB reference absent: install it with `npm ci --prefix test/duckdb` (the Go reference still ran)")
+	}
+	if _, err := exec.LookPath("node"); err != nil {
+		t.Skip("DuckDB reference needs node, absent (the Go reference still ran)")
+	}
+	out, err := exec.Command("node", filepath.Join(dir, "query.mjs"), query).Output()
+	if err != nil {
+		t.Fatalf("DuckDB: %v", err)
+	}
+	var rows []map[string]any
+	if err := json.Unmarshal(out, &rows); err != nil {
+		t.Fatal(err)
+	}
+	return rows
+}
+
 // TestSampleMatchesIndependentTotals imports the FinOps Foundation's
 // sample and compares per-provider and per-service billed and effective
 // totals, to 1e-9, with an exact computation in plain Go and with DuckDB.
@@ -143,7 +150,7 @@ func TestSampleMatchesIndependentTotals(t *testing.T) {
 	t.Parallel()
 	path := sample(t)
 	s := newService(t, nil, mustTime("2024-10-05T00:00:00Z"))
-	if _, err := s.Import(context.Background(), []cost.File{{Path: path}}); err != nil {
+	if _, err := s.Import(context.Background(), []cost.File{{Path: path}}, cost.Replace); err != nil {
 		t.Fatal(err)
 	}
 	for _, g := range []struct {
@@ -179,7 +186,7 @@ func TestReimportNeverDoubleCounts(t *testing.T) {
 	ctx := context.Background()
 	imp := func(p, name string) {
 		t.Helper()
-		if _, err := s.Import(ctx, []cost.File{{Path: p, Name: name}}); err != nil {
+		if _, err := s.Import(ctx, []cost.File{{Path: p, Name: name}}, cost.Replace); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -268,7 +275,7 @@ func TestBatchOfParts(t *testing.T) {
 	os.WriteFile(p2, []byte(header+strings.Join(body[half:], "")), 0o644)
 
 	s := newService(t, nil, mustTime("2024-10-05T00:00:00Z"))
-	res, err := s.ImportPath(context.Background(), dir)
+	res, err := s.ImportPath(context.Background(), dir, cost.Replace)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -279,7 +286,7 @@ func TestBatchOfParts(t *testing.T) {
 
 	// the same content twice in one batch is refused
 	os.WriteFile(filepath.Join(dir, "part-3.csv"), []byte(header+strings.Join(body[half:], "")), 0o644)
-	if _, err := s.ImportPath(context.Background(), dir); err == nil || !strings.Contains(err.Error(), "same content") {
+	if _, err := s.ImportPath(context.Background(), dir, cost.Replace); err == nil || !strings.Contains(err.Error(), "same content") {
 		t.Errorf("a duplicated part: %v", err)
 	}
 }
@@ -287,7 +294,7 @@ func TestBatchOfParts(t *testing.T) {
 func TestImportResult(t *testing.T) {
 	t.Parallel()
 	s := newService(t, testRepo(), mustTime("2024-09-10T00:00:00Z"))
-	res, err := s.Import(context.Background(), []cost.File{{Path: filepath.Join("testdata", "formats", "focus_1.3.csv")}})
+	res, err := s.Import(context.Background(), []cost.File{{Path: filepath.Join("testdata", "formats", "focus_1.3.csv")}}, cost.Replace)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -245,19 +245,41 @@ type Row struct {
 	Amounts
 }
 
-// Period is everything a batch holds for one (source, billing period): it
-// replaces what was stored for that pair.
+// View says which costs of a billing period a set of charges carries. Most
+// exports carry all three (billed, effective, list) in every row. Azure
+// writes two exports of the same charges instead: actual cost, which bills
+// commitments (reservations, savings plans) when they are bought, and
+// amortized cost, which spreads them over the usage they covered and the
+// hours left unused. socle keeps both as two views of one billing period
+// and never adds them: billed and list cost come from the actual view,
+// effective cost from the amortized one; a view alone gives all three, as
+// well as it can.
+type View string
+
+// The views of a billing period.
+const (
+	ViewFull      View = ""          // every cost in every row: FOCUS, CUR, Google Cloud, Azure without commitments
+	ViewActual    View = "actual"    // Azure actual cost
+	ViewAmortized View = "amortized" // Azure amortized cost
+)
+
+// Period is everything a batch holds for one (source, billing period,
+// view): it replaces what was stored for it, or adds to it (see Mode).
 type Period struct {
 	// Source names where the costs come from: the provider and billing
 	// account, e.g. "AWS:123456789012".
 	Source string `json:"source"`
 	// Month is the billing period.
 	Month Month `json:"period"`
+	// View is the view of the period the rows are.
+	View View `json:"view,omitempty"`
 	// Charges is how many billing rows were read.
 	Charges int64 `json:"charges"`
 	// Rows are the daily aggregates.
 	Rows []Row `json:"-"`
-	// Coverage says how the period's costs were allocated.
+	// Coverage says how the period's costs were allocated, per day of
+	// their charges (Coverage.Day), so that a report over some days
+	// describes exactly the charges it sums.
 	Coverage []Coverage `json:"coverage,omitempty"`
 }
 
@@ -274,6 +296,9 @@ const (
 
 // Coverage sums the costs of one allocation method of one dimension.
 type Coverage struct {
+	// Day is the day of the charges in a Period's coverage; reports sum
+	// days away.
+	Day      Day    `json:"-"`
 	Dim      Dim    `json:"dim"`
 	Method   Method `json:"method"`
 	Currency string `json:"currency"`
@@ -283,10 +308,12 @@ type Coverage struct {
 
 // FileInfo describes one imported file.
 type FileInfo struct {
-	Name    string `json:"name"`
-	SHA256  string `json:"sha256"`
-	Format  Format `json:"format"`
-	Charges int64  `json:"charges"`
+	Name   string `json:"name"`
+	SHA256 string `json:"sha256"`
+	Format Format `json:"format"`
+	// View is the Azure view the file was recognized as, from its rows.
+	View    View  `json:"view,omitempty"`
+	Charges int64 `json:"charges"`
 }
 
 // Batch is the result of reading a set of files that are imported together:
@@ -329,24 +356,74 @@ type Total struct {
 	Amounts
 }
 
+// Mode says what an import does with what was stored for the periods it
+// holds.
+type Mode uint8
+
+const (
+	// Replace replaces what was stored for each (source, billing period,
+	// view) of the batch: a restated month never adds to the old one. A
+	// full view replaces every view of its period; an Azure view replaces
+	// itself and a full view, never the other Azure view.
+	Replace Mode = iota
+	// Append adds the batch to what was stored: the parts of a multi-part
+	// export imported one by one. A full view joins the one view stored
+	// (an Azure export's part without commitments); a part of an Azure view
+	// turns a full view stored into that view.
+	Append
+)
+
+func (m Mode) String() string {
+	if m == Append {
+		return "append"
+	}
+	return "replace"
+}
+
+// Prior is what was stored for a (source, billing period, view) before an
+// import replaced it or added to it.
+type Prior struct {
+	Source  string  `json:"source"`
+	Period  Month   `json:"period"`
+	View    View    `json:"view,omitempty"`
+	Charges int64   `json:"charges"`
+	Totals  []Total `json:"totals"`
+	// ImportedAt and Files say which import last wrote it.
+	ImportedAt time.Time `json:"importedAt"`
+	Files      []string  `json:"files"`
+}
+
+// ErrAlreadyImported is wrapped by the error of an import in Append mode of
+// a file whose content was imported before: appending it would count its
+// charges twice.
+var ErrAlreadyImported = fmt.Errorf("%w: already imported", ErrInvalid)
+
+// ErrAmbiguousView is wrapped by the error of an import that cannot tell
+// which Azure view a file's charges belong to.
+var ErrAmbiguousView = fmt.Errorf("%w: cannot tell actual from amortized cost", ErrInvalid)
+
 // Store keeps daily aggregates, import records, coverage and budget alerts.
 // Implementations are safe for concurrent use and pass the suite of package
 // cost/costtest.
 type Store interface {
-	// ReplacePeriods stores a batch in one transaction: for each of its
-	// periods, whatever was stored for that (source, billing period) is
-	// replaced by the period's rows and coverage; the batch's files are
-	// recorded as an import. On error nothing changes.
-	ReplacePeriods(ctx context.Context, b *Batch) error
+	// ImportBatch stores a batch in one transaction, as mode says, and
+	// records its files as an import. It returns what was stored before
+	// for the periods it replaced (Replace) or added to (Append), in the
+	// order of the batch's periods. When both Azure views of a (source,
+	// billing period) are stored, Totals and Coverage take billed and list
+	// cost (and coverage's charges) from the actual view and effective cost
+	// from the amortized one, never adding them. On error nothing changes.
+	ImportBatch(ctx context.Context, b *Batch, mode Mode) ([]Prior, error)
 	// Totals calls fn with the sums of the aggregates q selects, grouped by
 	// q.By and currency, ordered by the keys then currency.
 	Totals(ctx context.Context, q Query, fn func(Total) error) error
 	// Span returns the first and last day with data; ok is false when there
 	// is none.
 	Span(ctx context.Context) (first, last Day, ok bool, err error)
-	// Coverage sums the allocation coverage of the billing periods from..to
-	// inclusive, by dimension, method and currency.
-	Coverage(ctx context.Context, from, to Month) ([]Coverage, error)
+	// Coverage sums the allocation coverage of the charges of the days
+	// [from, to) (zero: unbounded), by dimension, method and currency,
+	// counting each Azure view for the costs it supplies to Totals.
+	Coverage(ctx context.Context, from, to Day) ([]Coverage, error)
 	// Imports returns the latest imports, newest first.
 	Imports(ctx context.Context, limit int) ([]ImportRecord, error)
 	// Imported reports whether a file with this SHA-256 has been imported.

@@ -77,7 +77,7 @@ func (s *Service) Report(ctx context.Context, r ReportRequest) (*Report, error) 
 	}
 	slices.SortFunc(rep.Totals, func(a, b Total) int { return cmp.Compare(a.Currency, b.Currency) })
 	if len(r.Where) == 0 {
-		if rep.Coverage, err = s.Store.Coverage(ctx, r.From.Month(), (r.To - 1).Month()); err != nil {
+		if rep.Coverage, err = s.Store.Coverage(ctx, r.From, r.To); err != nil {
 			return nil, err
 		}
 	}
@@ -206,27 +206,86 @@ func Money(f float64) string {
 // the same float64.
 func exact(f float64) string { return strconv.FormatFloat(f, 'g', -1, 64) }
 
-// WriteText writes what an import brought in, for people.
+// WriteText writes what an import brought in, for people: the files, the
+// periods, what was replaced or added to, coverage and alerts.
 func (r *ImportResult) WriteText(w io.Writer) error {
 	for _, f := range r.Files {
-		fmt.Fprintf(w, "Imported %s (%s, %s charges)\n", f.Name, f.Format, strings.TrimSuffix(Money(float64(f.Charges)), ".00"))
+		kind := string(f.Format)
+		if f.View != ViewFull {
+			kind += ", " + string(f.View) + " cost"
+		}
+		fmt.Fprintf(w, "Imported %s (%s, %s charges)\n", f.Name, kind, strings.TrimSuffix(Money(float64(f.Charges)), ".00"))
 	}
-	tab := newTable("  ", "SOURCE", "PERIOD", "CHARGES", "CURRENCY", "BILLED", "EFFECTIVE", "LIST").right(2, 4, 5, 6)
+	views := slices.ContainsFunc(r.Periods, func(p PeriodSummary) bool { return p.View != ViewFull })
+	head := []string{"SOURCE", "PERIOD", "CHARGES", "CURRENCY", "BILLED", "EFFECTIVE", "LIST"}
+	if views {
+		head = slices.Insert(head, 2, "VIEW")
+	}
+	tab := newTable("  ", head...)
+	if views {
+		tab.right(3, 5, 6, 7)
+	} else {
+		tab.right(2, 4, 5, 6)
+	}
+	// the charges of a period's amortized view are those of its actual
+	// view, when the import has both: count them once
+	actual := map[string]bool{}
+	for _, p := range r.Periods {
+		if p.View == ViewActual {
+			actual[p.Source+" "+p.Period.String()] = true
+		}
+	}
 	var cov []Coverage
 	for _, p := range r.Periods {
-		for _, t := range p.Totals {
-			tab.add(p.Source, p.Period.String(), strconv.FormatInt(p.Charges, 10), t.Currency, Money(t.Billed), Money(t.Effective), Money(t.List))
+		if !(p.View == ViewAmortized && actual[p.Source+" "+p.Period.String()]) {
+			cov = append(cov, p.Coverage...)
 		}
-		cov = append(cov, p.Coverage...)
+		for _, t := range p.Totals {
+			cells := []string{p.Source, p.Period.String(), strconv.FormatInt(p.Charges, 10), t.Currency, Money(t.Billed), Money(t.Effective), Money(t.List)}
+			if views {
+				cells = slices.Insert(cells, 2, orDash(string(p.View)))
+			}
+			tab.add(cells...)
+		}
 	}
 	if err := tab.write(w); err != nil {
 		return err
+	}
+	for _, p := range r.Replaced {
+		fmt.Fprintf(w, "Replaced what was stored for %s: %s.\n", p.what(), p.summary())
+	}
+	if len(r.Replaced) > 0 {
+		fmt.Fprintln(w, "  (A part of a multi-part export? Import all its parts together, from one directory, or add it with --append.)")
+	}
+	for _, p := range r.AppendedTo {
+		fmt.Fprintf(w, "Added to what was stored for %s: %s.\n", p.what(), p.summary())
 	}
 	writeCoverage(w, mergeCoverage(cov))
 	for _, a := range r.Alerts {
 		fmt.Fprintf(w, "Alert: %s\n", a.Message())
 	}
 	return nil
+}
+
+// what names the period of p for people.
+func (p Prior) what() string {
+	s := p.Source + " " + p.Period.String()
+	if p.View != ViewFull {
+		s += " (" + string(p.View) + " cost)"
+	}
+	return s
+}
+
+// summary says what p held and where it came from, for people.
+func (p Prior) summary() string {
+	s := fmt.Sprintf("%s charges, %s", strings.TrimSuffix(Money(float64(p.Charges)), ".00"), totalsString(p.Totals))
+	if !p.ImportedAt.IsZero() {
+		s += ", imported " + p.ImportedAt.UTC().Format("2006-01-02 15:04 UTC")
+	}
+	if len(p.Files) > 0 {
+		s += " from " + strings.Join(p.Files, ", ")
+	}
+	return s
 }
 
 // mergeCoverage adds up coverage of several periods.

@@ -74,35 +74,52 @@ func (s *Service) allocator() *Allocator {
 type ImportResult struct {
 	Files   []FileInfo      `json:"files"`
 	Periods []PeriodSummary `json:"periods"`
+	// Mode is how the batch was imported: replace or append.
+	Mode string `json:"mode"`
+	// Replaced is what was stored for the batch's periods and is gone
+	// (Replace), or what the batch was added to (Append): a part of a
+	// multi-part export imported alone replaces the parts before it.
+	Replaced   []Prior `json:"replaced,omitempty"`
+	AppendedTo []Prior `json:"appendedTo,omitempty"`
 	// Alerts are the budget alerts the import raised.
 	Alerts []Alert `json:"alerts,omitempty"`
 }
 
-// PeriodSummary describes one (source, billing period) of an import.
+// PeriodSummary describes one (source, billing period, view) of an import.
 type PeriodSummary struct {
 	Source   string     `json:"source"`
 	Period   Month      `json:"period"`
+	View     View       `json:"view,omitempty"`
 	Charges  int64      `json:"charges"`
 	Rows     int        `json:"rows"`
 	Totals   []Total    `json:"totals"`
 	Coverage []Coverage `json:"coverage"`
 }
 
-// Import reads files that form one export into the store, replacing what
-// was stored for each (source, billing period) they hold, then checks the
-// budgets of the months they touched.
-func (s *Service) Import(ctx context.Context, files []File) (*ImportResult, error) {
+// Import reads files that form one export into the store as mode says,
+// then checks the budgets of the months they touched.
+func (s *Service) Import(ctx context.Context, files []File, mode Mode) (*ImportResult, error) {
 	b, err := ReadBatch(ctx, s.allocator(), files)
 	if err != nil {
 		return nil, err
 	}
-	if err := s.Store.ReplacePeriods(ctx, b); err != nil {
+	priors, err := s.Store.ImportBatch(ctx, b, mode)
+	if err != nil {
+		if errors.Is(err, ErrInvalid) {
+			return nil, err
+		}
 		return nil, fmt.Errorf("storing costs: %w", err)
 	}
-	res := &ImportResult{Files: b.Files}
+	res := &ImportResult{Files: b.Files, Mode: mode.String()}
+	if mode == Append {
+		res.AppendedTo = priors
+	} else {
+		res.Replaced = priors
+	}
 	months := map[Month]bool{}
 	for _, p := range b.Periods {
-		sum := PeriodSummary{Source: p.Source, Period: p.Month, Charges: p.Charges, Rows: len(p.Rows), Coverage: p.Coverage}
+		sum := PeriodSummary{Source: p.Source, Period: p.Month, View: p.View, Charges: p.Charges, Rows: len(p.Rows),
+			Coverage: mergeCoverage(p.Coverage)}
 		byCur := map[string]*Amounts{}
 		for _, r := range p.Rows {
 			months[r.Day.Month()] = true
@@ -123,7 +140,14 @@ func (s *Service) Import(ctx context.Context, files []File) (*ImportResult, erro
 	for i, f := range b.Files {
 		names[i] = f.Name
 	}
-	s.log().Info("costs imported", "files", strings.Join(names, ", "), "periods", len(b.Periods))
+	log := s.log()
+	log.Info("costs imported", "files", strings.Join(names, ", "), "periods", len(b.Periods), "mode", mode.String())
+	for _, p := range res.Replaced {
+		// a part of an export alone replaces the parts imported before
+		// it: say so where nobody reads an import's answer (the watcher)
+		log.Warn("cost import replaced stored costs", "source", p.Source, "period", p.Period.String(), "view", string(p.View),
+			"charges", p.Charges, "totals", totalsString(p.Totals), "imported", p.ImportedAt, "files", strings.Join(p.Files, ", "))
+	}
 	// budgets alert on this month and, for late data, the last one
 	current := DayOf(s.now()).Month()
 	for m := range months {
@@ -139,18 +163,31 @@ func (s *Service) Import(ctx context.Context, files []File) (*ImportResult, erro
 	return res, nil
 }
 
+// totalsString writes totals per currency as "12.50 EUR billed, 10.00 EUR
+// effective; …".
+func totalsString(ts []Total) string {
+	parts := make([]string, len(ts))
+	for i, t := range ts {
+		parts[i] = fmt.Sprintf("%s %s billed, %s %s effective", Money(t.Billed), t.Currency, Money(t.Effective), t.Currency)
+	}
+	if len(parts) == 0 {
+		return "no cost"
+	}
+	return strings.Join(parts, "; ")
+}
+
 // ImportPath imports a file, or every billing file under a directory: the
 // files of one directory form one batch (the parts of an export land in
 // one directory), batches are imported in path order, and the first that
 // fails stops the import.
-func (s *Service) ImportPath(ctx context.Context, path string) ([]*ImportResult, error) {
+func (s *Service) ImportPath(ctx context.Context, path string, mode Mode) ([]*ImportResult, error) {
 	batches, err := Batches(path)
 	if err != nil {
 		return nil, err
 	}
 	var out []*ImportResult
 	for _, files := range batches {
-		res, err := s.Import(ctx, files)
+		res, err := s.Import(ctx, files, mode)
 		if err != nil {
 			return out, err
 		}

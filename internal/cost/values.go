@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 	"unsafe"
 )
@@ -164,8 +165,8 @@ func parseStamp(b []byte, order dateOrder) (stamp, error) {
 	return s, nil
 }
 
-// parseSlashDate reads 09/18/2024 (or 18/09/2024 in day-first order) and
-// 18.09.2024, each possibly followed by a time.
+// parseSlashDate reads 09/18/2024 (or 18/09/2024 in day-first order),
+// 18.09.2024 and 2024/09/18, each possibly followed by a time.
 func parseSlashDate(b []byte, order dateOrder) (stamp, []byte, bool) {
 	var s stamp
 	var parts [3]int
@@ -191,15 +192,27 @@ func parseSlashDate(b []byte, order dateOrder) (stamp, []byte, bool) {
 		i = j
 	}
 	s.y = parts[2]
-	if s.y < 100 {
+	switch {
+	case digitsAt(b, 0) == 4: // 2024/09/18, as Japanese exports write it
+		s.y, s.m, s.d = parts[0], parts[1], parts[2]
+		return s, b[i:], true
+	case s.y < 100:
 		return s, nil, false
-	}
-	if order == dayFirst {
+	case order == dayFirst:
 		s.d, s.m = parts[0], parts[1]
-	} else {
+	default:
 		s.m, s.d = parts[0], parts[1]
 	}
 	return s, b[i:], true
+}
+
+// digitsAt counts the digits of b from i.
+func digitsAt(b []byte, i int) int {
+	n := 0
+	for i+n < len(b) && b[i+n] >= '0' && b[i+n] <= '9' {
+		n++
+	}
+	return n
 }
 
 // parseTime reads what follows a date: [T| ]HH:MM[:SS[.frac]][ ][AM|PM][Z|UTC|±HH[:MM]].
@@ -324,8 +337,9 @@ func truncate(b []byte) string {
 type tag struct{ key, value string }
 
 // parseTags reads tags written as a JSON object ({"team": "x"}), a JSON
-// object without its braces ("team": "x", as Azure writes them), or a JSON
-// array of {"key": …, "value": …} (Google Cloud labels). Keys are trimmed:
+// object without its braces ("team": "x", as Azure writes them), or an
+// array of {"key": …, "value": …} (Google Cloud labels) in JSON or as a
+// Python list. Keys are trimmed:
 // exports carry keys with stray spaces.
 func parseTags(b []byte, into []tag) ([]tag, error) {
 	b = value(b)
@@ -340,7 +354,11 @@ func parseTags(b []byte, into []tag) ([]tag, error) {
 			Value any    `json:"value"`
 		}
 		if err := json.Unmarshal(b, &kvs); err != nil {
-			return into, fmt.Errorf("tags %q are not a JSON array of key and value: %w", truncate(b), err)
+			// labels written as a Python list, as pandas saves them
+			js, perr := pythonToJSON(b)
+			if perr != nil || json.Unmarshal(js, &kvs) != nil {
+				return into, fmt.Errorf("tags %q are not a JSON array of key and value: %w", truncate(b), err)
+			}
 		}
 		for _, kv := range kvs {
 			into = append(into, tag{strings.TrimSpace(kv.Key), scalarString(kv.Value)})
@@ -382,4 +400,94 @@ func scalarString(v any) string {
 		b, _ := json.Marshal(v)
 		return string(b)
 	}
+}
+
+// pythonToJSON rewrites a Python literal of lists, dicts, strings, numbers,
+// True, False and None, as repr() writes it, as JSON. Python's strings may
+// be quoted with ' or " and use its escapes; everything else is the same
+// as JSON's. No library reads Python literals in Go, and this subset is
+// what billing CSVs written by pandas hold. The output is at most a few
+// times the input, which a CSV record bounds (maxRecord).
+func pythonToJSON(b []byte) ([]byte, error) {
+	out := make([]byte, 0, len(b)+len(b)/4)
+	for i := 0; i < len(b); {
+		c := b[i]
+		switch {
+		case c == '\'' || c == '"':
+			s, n, err := pythonString(b[i:])
+			if err != nil {
+				return nil, err
+			}
+			q, _ := json.Marshal(s)
+			out = append(out, q...)
+			i += n
+		case c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z':
+			j := i
+			for j < len(b) && (b[j] >= 'A' && b[j] <= 'Z' || b[j] >= 'a' && b[j] <= 'z') {
+				j++
+			}
+			switch w := string(b[i:j]); w {
+			case "True":
+				out = append(out, "true"...)
+			case "False":
+				out = append(out, "false"...)
+			case "None":
+				out = append(out, "null"...)
+			case "e", "E": // an exponent
+				out = append(out, w...)
+			default:
+				return nil, fmt.Errorf("%q at offset %d is not a Python literal", truncate(b[i:j]), i)
+			}
+			i = j
+		default:
+			out = append(out, c)
+			i++
+		}
+	}
+	return out, nil
+}
+
+// pythonString reads a quoted Python string at the start of b and returns
+// its value and the number of bytes it took.
+func pythonString(b []byte) (string, int, error) {
+	q := b[0]
+	var s []byte
+	for i := 1; i < len(b); i++ {
+		c := b[i]
+		switch {
+		case c == q:
+			return string(s), i + 1, nil
+		case c != '\\':
+			s = append(s, c)
+			continue
+		}
+		i++
+		if i == len(b) {
+			break
+		}
+		switch e := b[i]; e {
+		case '\\', '\'', '"':
+			s = append(s, e)
+		case 'n':
+			s = append(s, '\n')
+		case 't':
+			s = append(s, '\t')
+		case 'r':
+			s = append(s, '\r')
+		case 'x', 'u', 'U':
+			n := map[byte]int{'x': 2, 'u': 4, 'U': 8}[e]
+			if i+n >= len(b) {
+				return "", 0, errors.New("a Python string escape is cut short")
+			}
+			r, err := strconv.ParseUint(string(b[i+1:i+1+n]), 16, 32)
+			if err != nil || r > unicode.MaxRune {
+				return "", 0, fmt.Errorf("bad Python string escape \\%c%s", e, b[i+1:i+1+n])
+			}
+			s = utf8.AppendRune(s, rune(r))
+			i += n
+		default: // Python keeps an unknown escape as it is
+			s = append(s, '\\', e)
+		}
+	}
+	return "", 0, errors.New("a Python string is never closed")
 }

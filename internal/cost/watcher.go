@@ -167,7 +167,7 @@ func (w *Watcher) Poll(ctx context.Context) {
 		if len(batch) == 0 {
 			continue
 		}
-		if _, err := w.svc.Import(ctx, batch); err != nil {
+		if _, err := w.svc.Import(ctx, batch, Replace); err != nil {
 			log.Error("importing dropped cost files", "dir", d, "err", err)
 		}
 	}

@@ -9,9 +9,11 @@ package costtest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -36,6 +38,8 @@ func Run(t *testing.T, open Open) {
 		{"Filters", testFilters},
 		{"Span", testSpan},
 		{"Coverage", testCoverage},
+		{"AzureViewsAreNeverAdded", testViews},
+		{"Append", testAppend},
 		{"Imports", testImports},
 		{"Alerts", testAlerts},
 		{"ConcurrentImports", testConcurrent},
@@ -82,7 +86,7 @@ func period(source, m string, rows ...cost.Row) cost.Period {
 func replace(t *testing.T, s cost.Store, ps ...cost.Period) {
 	t.Helper()
 	files := []cost.FileInfo{{Name: fmt.Sprintf("f%d.csv", time.Now().UnixNano()), SHA256: fmt.Sprint(time.Now().UnixNano()), Format: cost.FormatFOCUS}}
-	if err := s.ReplacePeriods(ctx, &cost.Batch{Files: files, Periods: ps}); err != nil {
+	if _, err := s.ImportBatch(ctx, &cost.Batch{Files: files, Periods: ps}, cost.Replace); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -208,15 +212,17 @@ func testSpan(t *testing.T, s cost.Store) {
 }
 
 func testCoverage(t *testing.T, s cost.Store) {
-	cov := func(d cost.Dim, m cost.Method, billed float64) cost.Coverage {
-		return cost.Coverage{Dim: d, Method: m, Currency: "USD", Charges: 1, Amounts: cost.Amounts{Billed: billed}}
+	cov := func(d string, dim cost.Dim, m cost.Method, billed float64) cost.Coverage {
+		return cost.Coverage{Day: day(d), Dim: dim, Method: m, Currency: "USD", Charges: 1, Amounts: cost.Amounts{Billed: billed}}
 	}
 	p := period("AWS:1", "2024-09", row("2024-09-01", "EC2", "USD", "a", "web", "prod", 1))
-	p.Coverage = []cost.Coverage{cov(cost.DimTeam, cost.ByTag, 1), cov(cost.DimTeam, cost.NotFound, 2)}
+	p.Coverage = []cost.Coverage{cov("2024-09-01", cost.DimTeam, cost.ByTag, 1), cov("2024-09-02", cost.DimTeam, cost.NotFound, 2)}
 	q := period("AWS:2", "2024-09", row("2024-09-01", "EC2", "USD", "a", "web", "prod", 1))
-	q.Coverage = []cost.Coverage{cov(cost.DimTeam, cost.ByTag, 4), cov(cost.DimApp, cost.ByRule, 8)}
+	// a charge of September billed in October
+	q.Coverage = []cost.Coverage{cov("2024-09-30", cost.DimTeam, cost.ByTag, 4), cov("2024-09-30", cost.DimApp, cost.ByRule, 8)}
+	q.Month = month("2024-10")
 	replace(t, s, p, q)
-	got, err := s.Coverage(ctx, month("2024-09"), month("2024-09"))
+	got, err := s.Coverage(ctx, day("2024-09-01"), day("2024-10-01"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -226,18 +232,146 @@ func testCoverage(t *testing.T, s cost.Store) {
 		{Dim: cost.DimApp, Method: cost.ByRule, Currency: "USD", Charges: 1, Amounts: cost.Amounts{Billed: 8}},
 	}
 	if !slices.Equal(got, want) {
-		t.Errorf("coverage:\n got %+v\nwant %+v", got, want)
+		t.Errorf("coverage of September's days:\n got %+v\nwant %+v", got, want)
+	}
+	// the days of a range, not the billing periods they are in
+	got, _ = s.Coverage(ctx, day("2024-09-02"), day("2024-09-30"))
+	if len(got) != 1 || got[0].Billed != 2 {
+		t.Errorf("coverage of 2 to 29 September: %+v", got)
+	}
+	if got, _ := s.Coverage(ctx, 0, 0); len(got) != 3 {
+		t.Errorf("unbounded coverage: %+v", got)
 	}
 	// replacing a period replaces its coverage
 	p.Coverage = p.Coverage[:1]
 	replace(t, s, p)
-	got, _ = s.Coverage(ctx, month("2024-09"), month("2024-09"))
+	got, _ = s.Coverage(ctx, day("2024-09-01"), day("2024-10-01"))
 	if len(got) != 2 || got[0].Billed != 5 {
 		t.Errorf("coverage after replace: %+v", got)
 	}
-	if got, _ := s.Coverage(ctx, month("2024-10"), month("2024-12")); len(got) != 0 {
-		t.Errorf("coverage of months without data: %+v", got)
+	if got, _ := s.Coverage(ctx, day("2024-10-01"), day("2025-01-01")); len(got) != 0 {
+		t.Errorf("coverage of days without data: %+v", got)
 	}
+}
+
+// azure makes a period of one Azure view with one row of billed and
+// effective cost, its coverage one tagged charge.
+func azure(view cost.View, m string, billed, effective float64) cost.Period {
+	r := row(m+"-01", "VM", "EUR", "a", "web", "prod", 0)
+	r.Amounts = cost.Amounts{Billed: billed, Effective: effective, List: billed}
+	p := cost.Period{Source: "Microsoft:1", Month: month(m), View: view, Charges: 1, Rows: []cost.Row{r}}
+	p.Coverage = []cost.Coverage{{Day: r.Day, Dim: cost.DimTeam, Method: cost.ByTag, Currency: "EUR", Charges: 1, Amounts: r.Amounts}}
+	return p
+}
+
+func importBatch(t *testing.T, s cost.Store, mode cost.Mode, ps ...cost.Period) []cost.Prior {
+	t.Helper()
+	files := []cost.FileInfo{{Name: fmt.Sprintf("f%d.csv", time.Now().UnixNano()), SHA256: fmt.Sprint(time.Now().UnixNano())}}
+	priors, err := s.ImportBatch(ctx, &cost.Batch{Files: files, Periods: ps}, mode)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return priors
+}
+
+func amounts(billed, effective, list float64, keys ...string) cost.Total {
+	if keys == nil {
+		keys = []string{}
+	}
+	return cost.Total{Keys: keys, Currency: "EUR", Amounts: cost.Amounts{Billed: billed, Effective: effective, List: list}}
+}
+
+// testViews stores the two Azure views of a period, in one batch or one
+// after the other: billed and list cost come from the actual view,
+// effective cost from the amortized one, never added; each replaces only
+// itself; a full view replaces both.
+func testViews(t *testing.T, s cost.Store) {
+	sept := cost.Query{From: day("2024-09-01"), To: day("2024-10-01")}
+	// the amortized view alone gives all three
+	importBatch(t, s, cost.Replace, azure(cost.ViewAmortized, "2024-09", 70, 90))
+	expect(t, totals(t, s, sept), amounts(70, 90, 70))
+	// the actual view joins it without replacing it
+	priors := importBatch(t, s, cost.Replace, azure(cost.ViewActual, "2024-09", 100, 100))
+	if len(priors) != 0 {
+		t.Errorf("the actual view replaced %+v", priors)
+	}
+	expect(t, totals(t, s, sept), amounts(100, 90, 100))
+	expect(t, totals(t, s, cost.Query{}), amounts(100, 90, 100)) // whole months read cost_monthly
+	if cov, _ := s.Coverage(ctx, 0, 0); len(cov) != 1 || cov[0].Charges != 1 || cov[0].Billed != 100 || cov[0].Effective != 90 {
+		t.Errorf("coverage of two views: %+v", cov)
+	}
+	// a restated amortized view replaces the amortized view only
+	priors = importBatch(t, s, cost.Replace, azure(cost.ViewAmortized, "2024-09", 75, 95))
+	if len(priors) != 1 || priors[0].View != cost.ViewAmortized || priors[0].Charges != 1 ||
+		!slices.EqualFunc(priors[0].Totals, []cost.Total{amounts(70, 90, 70)}, totalEqual) || priors[0].ImportedAt.IsZero() || len(priors[0].Files) != 1 {
+		t.Errorf("replaced: %+v", priors)
+	}
+	expect(t, totals(t, s, sept), amounts(100, 95, 100))
+	expect(t, totals(t, s, cost.Query{By: []cost.Dim{cost.DimPeriod}}), amounts(100, 95, 100, "2024-09"))
+	// both in one batch, for October
+	importBatch(t, s, cost.Replace, azure(cost.ViewActual, "2024-10", 10, 10), azure(cost.ViewAmortized, "2024-10", 5, 8))
+	expect(t, totals(t, s, cost.Query{From: day("2024-10-01"), To: day("2024-11-01")}), amounts(10, 8, 10))
+	// a full view replaces both
+	full := azure(cost.ViewFull, "2024-09", 50, 40)
+	priors = importBatch(t, s, cost.Replace, full)
+	if len(priors) != 2 || priors[0].View != cost.ViewActual || priors[1].View != cost.ViewAmortized {
+		t.Errorf("a full view replaced %+v", priors)
+	}
+	expect(t, totals(t, s, sept), amounts(50, 40, 50))
+	// and an Azure view replaces a full view
+	priors = importBatch(t, s, cost.Replace, azure(cost.ViewActual, "2024-09", 100, 100))
+	if len(priors) != 1 || priors[0].View != cost.ViewFull {
+		t.Errorf("an actual view replaced %+v", priors)
+	}
+	expect(t, totals(t, s, sept), amounts(100, 100, 100))
+}
+
+// testAppend adds parts to a stored view: they add up, the part of unknown
+// view joins the one view stored, a file imported before is refused, and
+// nothing is decided when both Azure views are stored.
+func testAppend(t *testing.T, s cost.Store) {
+	sept := cost.Query{From: day("2024-09-01"), To: day("2024-10-01")}
+	importBatch(t, s, cost.Replace, azure(cost.ViewFull, "2024-09", 1, 1))
+	// an actual part makes the full view stored actual
+	priors := importBatch(t, s, cost.Append, azure(cost.ViewActual, "2024-09", 2, 2))
+	if len(priors) != 1 || priors[0].View != cost.ViewActual || priors[0].Charges != 1 ||
+		!slices.EqualFunc(priors[0].Totals, []cost.Total{amounts(1, 1, 1)}, totalEqual) {
+		t.Errorf("appended to %+v", priors)
+	}
+	expect(t, totals(t, s, sept), amounts(3, 3, 3))
+	expect(t, totals(t, s, cost.Query{}), amounts(3, 3, 3))
+	// a part without commitments joins it
+	importBatch(t, s, cost.Append, azure(cost.ViewFull, "2024-09", 4, 4))
+	expect(t, totals(t, s, sept), amounts(7, 7, 7))
+	if cov, _ := s.Coverage(ctx, 0, 0); len(cov) != 1 || cov[0].Charges != 3 || cov[0].Billed != 7 {
+		t.Errorf("coverage after appending: %+v", cov)
+	}
+	// the amortized view is appended as a view of its own
+	importBatch(t, s, cost.Append, azure(cost.ViewAmortized, "2024-09", 0, 6))
+	expect(t, totals(t, s, sept), amounts(7, 6, 7))
+	// now a part without commitments cannot tell which it joins
+	b := &cost.Batch{Files: []cost.FileInfo{{Name: "part.csv", SHA256: "part"}}, Periods: []cost.Period{azure(cost.ViewFull, "2024-09", 1, 1)}}
+	if _, err := s.ImportBatch(ctx, b, cost.Append); !errors.Is(err, cost.ErrAmbiguousView) {
+		t.Errorf("a part of unknown view beside both views: %v", err)
+	}
+	// a file imported before is refused, and nothing of its batch stays
+	b = &cost.Batch{Files: []cost.FileInfo{{Name: "once.csv", SHA256: "once"}}, Periods: []cost.Period{azure(cost.ViewActual, "2024-11", 1, 1)}}
+	if _, err := s.ImportBatch(ctx, b, cost.Append); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.ImportBatch(ctx, b, cost.Append); !errors.Is(err, cost.ErrAlreadyImported) || !strings.Contains(err.Error(), "once.csv") {
+		t.Errorf("appending a file twice: %v", err)
+	}
+	expect(t, totals(t, s, cost.Query{From: day("2024-11-01"), To: day("2024-12-01")}), amounts(1, 1, 1))
+	// replacing it again is no double count
+	if _, err := s.ImportBatch(ctx, b, cost.Replace); err != nil {
+		t.Fatal(err)
+	}
+	expect(t, totals(t, s, cost.Query{From: day("2024-11-01"), To: day("2024-12-01")}), amounts(1, 1, 1))
+}
+
+func totalEqual(a, b cost.Total) bool {
+	return slices.Equal(a.Keys, b.Keys) && a.Currency == b.Currency && near(a.Billed, b.Billed) && near(a.Effective, b.Effective) && near(a.List, b.List)
 }
 
 func testImports(t *testing.T, s cost.Store) {
@@ -245,7 +379,7 @@ func testImports(t *testing.T, s cost.Store) {
 		Files:   []cost.FileInfo{{Name: "a.csv", SHA256: "aaa", Format: cost.FormatFOCUS, Charges: 3}, {Name: "b.csv", SHA256: "bbb", Format: cost.FormatFOCUS}},
 		Periods: []cost.Period{period("AWS:1", "2024-09", row("2024-09-01", "EC2", "USD", "a", "web", "prod", 1))},
 	}
-	if err := s.ReplacePeriods(ctx, b); err != nil {
+	if _, err := s.ImportBatch(ctx, b, cost.Replace); err != nil {
 		t.Fatal(err)
 	}
 	for sha, want := range map[string]bool{"aaa": true, "bbb": true, "ccc": false} {
@@ -321,7 +455,7 @@ func testConcurrent(t *testing.T, s cost.Store) {
 			for range 3 {
 				b := &cost.Batch{Files: []cost.FileInfo{{Name: src, SHA256: src}},
 					Periods: []cost.Period{period(src, "2024-09", row("2024-09-01", "EC2", "USD", "a", "web", "prod", 1))}}
-				if err := s.ReplacePeriods(ctx, b); err != nil {
+				if _, err := s.ImportBatch(ctx, b, cost.Replace); err != nil {
 					errs <- err
 					return
 				}

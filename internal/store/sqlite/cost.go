@@ -44,23 +44,50 @@ func (s *CostStore) write(ctx context.Context, fn func(tx *sql.Tx) error) error 
 	return tx.Commit()
 }
 
-// ReplacePeriods implements cost.Store.
-func (s *CostStore) ReplacePeriods(ctx context.Context, b *cost.Batch) error {
+// ImportBatch implements cost.Store.
+func (s *CostStore) ImportBatch(ctx context.Context, b *cost.Batch, mode cost.Mode) ([]cost.Prior, error) {
 	var charges int64
 	periods := make([]string, len(b.Periods))
 	for i, p := range b.Periods {
 		charges += p.Charges
 		periods[i] = p.Source + " " + p.Month.String()
+		if p.View != cost.ViewFull {
+			periods[i] += " " + string(p.View)
+		}
 	}
 	files, err := json.Marshal(b.Files)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	pj, err := json.Marshal(periods)
 	if err != nil {
-		return err
+		return nil, err
 	}
+	var priors []cost.Prior
 	err = s.write(ctx, func(tx *sql.Tx) error {
+		priors = nil
+		if mode == cost.Append {
+			// appending a file whose charges are counted would count
+			// them twice
+			for _, f := range b.Files {
+				var source, period, view string
+				var at int64
+				err := tx.QueryRowContext(ctx, `SELECT p.source, p.period, p.view, i.at FROM cost_period_files f
+					JOIN cost_periods p ON p.id = f.period_id JOIN cost_imports i ON i.id = p.import_id
+					WHERE f.sha256 = ? LIMIT 1`, f.SHA256).Scan(&source, &period, &view, &at)
+				if err == nil {
+					what := source + " " + period
+					if view != "" {
+						what += " (" + view + " cost)"
+					}
+					return fmt.Errorf("%s: %w: its charges are counted in %s, last written %s; appending it would count them twice",
+						f.Name, cost.ErrAlreadyImported, what, time.UnixMicro(at).UTC().Format(time.RFC3339))
+				}
+				if !errors.Is(err, sql.ErrNoRows) {
+					return err
+				}
+			}
+		}
 		res, err := tx.ExecContext(ctx, `INSERT INTO cost_imports (at, charges, files, periods) VALUES (?, ?, ?, ?)`,
 			time.Now().UnixMicro(), charges, string(files), string(pj))
 		if err != nil {
@@ -81,19 +108,68 @@ func (s *CostStore) ReplacePeriods(ctx context.Context, b *cost.Batch) error {
 			return err
 		}
 		defer insRow.Close()
+		insCov, err := tx.PrepareContext(ctx, `INSERT INTO cost_coverage (period_id, day, dim, method, currency, charges, billed,
+			effective, list) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+		if err != nil {
+			return err
+		}
+		defer insCov.Close()
 		for _, p := range b.Periods {
-			// the old period's rows and coverage go with it (ON DELETE CASCADE)
-			if _, err := tx.ExecContext(ctx, `DELETE FROM cost_periods WHERE source = ? AND period = ?`, p.Source, p.Month.String()); err != nil {
-				return err
-			}
-			res, err := tx.ExecContext(ctx, `INSERT INTO cost_periods (source, period, charges, import_id) VALUES (?, ?, ?, ?)`,
-				p.Source, p.Month.String(), p.Charges, importID)
+			stored, err := storedViews(ctx, tx, p.Source, p.Month)
 			if err != nil {
 				return err
 			}
-			pid, err := res.LastInsertId()
-			if err != nil {
-				return err
+			var pid int64
+			if mode == cost.Append {
+				target, err := appendTarget(p, stored)
+				if err != nil {
+					return err
+				}
+				if target != nil {
+					prior, err := priorOf(ctx, tx, p, target)
+					if err != nil {
+						return err
+					}
+					// a full view that a part of an Azure view joins
+					// becomes that view
+					if prior.View == cost.ViewFull {
+						prior.View = p.View
+					}
+					priors = append(priors, prior)
+					pid = target.id
+					if _, err := tx.ExecContext(ctx, `UPDATE cost_periods SET view = ?, charges = charges + ?, import_id = ? WHERE id = ?`,
+						string(prior.View), p.Charges, importID, pid); err != nil {
+						return err
+					}
+					if _, err := tx.ExecContext(ctx, `DELETE FROM cost_monthly WHERE period_id = ?`, pid); err != nil {
+						return err
+					}
+				}
+			} else {
+				for _, st := range stored {
+					if st.view != p.View && p.View != cost.ViewFull && st.view != cost.ViewFull {
+						continue // the other Azure view stays
+					}
+					prior, err := priorOf(ctx, tx, p, &st)
+					if err != nil {
+						return err
+					}
+					priors = append(priors, prior)
+					// its rows and coverage go with it (ON DELETE CASCADE)
+					if _, err := tx.ExecContext(ctx, `DELETE FROM cost_periods WHERE id = ?`, st.id); err != nil {
+						return err
+					}
+				}
+			}
+			if pid == 0 {
+				res, err := tx.ExecContext(ctx, `INSERT INTO cost_periods (source, period, view, charges, import_id) VALUES (?, ?, ?, ?, ?)`,
+					p.Source, p.Month.String(), string(p.View), p.Charges, importID)
+				if err != nil {
+					return err
+				}
+				if pid, err = res.LastInsertId(); err != nil {
+					return err
+				}
 			}
 			for _, r := range p.Rows {
 				if _, err := insRow.ExecContext(ctx, pid, r.Day.String(), r.Provider, r.Account, r.Service, r.Region,
@@ -109,20 +185,102 @@ func (s *CostStore) ReplacePeriods(ctx context.Context, b *cost.Batch) error {
 				GROUP BY substr(day, 1, 7), provider, account, service, region, category, currency, team, app, env, zone`, pid); err != nil {
 				return err
 			}
+			for _, f := range b.Files {
+				if _, err := tx.ExecContext(ctx, `INSERT INTO cost_period_files (period_id, sha256, name) VALUES (?, ?, ?)`,
+					pid, f.SHA256, f.Name); err != nil {
+					return err
+				}
+			}
 			for _, c := range p.Coverage {
-				if _, err := tx.ExecContext(ctx, `INSERT INTO cost_coverage (period_id, dim, method, currency, charges, billed,
-					effective, list) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, pid, string(c.Dim), string(c.Method), c.Currency, c.Charges,
+				if _, err := insCov.ExecContext(ctx, pid, c.Day.String(), string(c.Dim), string(c.Method), c.Currency, c.Charges,
 					c.Billed, c.Effective, c.List); err != nil {
 					return err
 				}
+			}
+			// which view supplies which cost, now that the period's views
+			// may have changed
+			if _, err := tx.ExecContext(ctx, `UPDATE cost_periods SET
+				billed_w = CASE WHEN view = 'amortized' AND EXISTS (SELECT 1 FROM cost_periods o
+					WHERE o.source = cost_periods.source AND o.period = cost_periods.period AND o.view = 'actual') THEN 0 ELSE 1 END,
+				effective_w = CASE WHEN view = 'actual' AND EXISTS (SELECT 1 FROM cost_periods o
+					WHERE o.source = cost_periods.source AND o.period = cost_periods.period AND o.view = 'amortized') THEN 0 ELSE 1 END
+				WHERE source = ? AND period = ?`, p.Source, p.Month.String()); err != nil {
+				return err
 			}
 		}
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("replacing cost periods: %w", err)
+		if errors.Is(err, cost.ErrInvalid) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("importing costs: %w", err)
 	}
-	return nil
+	return priors, nil
+}
+
+// storedPeriod is a view of a (source, billing period) in the store.
+type storedPeriod struct {
+	id       int64
+	view     cost.View
+	charges  int64
+	importID int64
+}
+
+func storedViews(ctx context.Context, tx *sql.Tx, source string, m cost.Month) ([]storedPeriod, error) {
+	return queryAll(ctx, tx, func(sc scanner) (p storedPeriod, err error) {
+		return p, sc.Scan(&p.id, &p.view, &p.charges, &p.importID)
+	}, `SELECT id, view, charges, import_id FROM cost_periods WHERE source = ? AND period = ? ORDER BY view`, source, m.String())
+}
+
+// appendTarget returns the stored view a period appended joins, or nil
+// for a new view.
+func appendTarget(p cost.Period, stored []storedPeriod) (*storedPeriod, error) {
+	if p.View == cost.ViewFull {
+		switch len(stored) {
+		case 0:
+			return nil, nil
+		case 1:
+			return &stored[0], nil
+		}
+		return nil, fmt.Errorf("%w: %s %s has both Azure views stored, and the part appended has no row of a reservation or savings plan to tell which it belongs to: import the whole export of that view again",
+			cost.ErrAmbiguousView, p.Source, p.Month)
+	}
+	for i, st := range stored {
+		if st.view == p.View || st.view == cost.ViewFull {
+			return &stored[i], nil
+		}
+	}
+	return nil, nil
+}
+
+// priorOf describes a stored view before p changes it.
+func priorOf(ctx context.Context, tx *sql.Tx, p cost.Period, st *storedPeriod) (cost.Prior, error) {
+	pr := cost.Prior{Source: p.Source, Period: p.Month, View: st.view, Charges: st.charges, Totals: []cost.Total{}}
+	totals, err := queryAll(ctx, tx, func(sc scanner) (t cost.Total, err error) {
+		return t, sc.Scan(&t.Currency, &t.Billed, &t.Effective, &t.List)
+	}, `SELECT currency, sum(billed), sum(effective), sum(list) FROM cost_daily WHERE period_id = ? GROUP BY currency ORDER BY currency`, st.id)
+	if err != nil {
+		return pr, err
+	}
+	for _, t := range totals {
+		t.Keys = []string{}
+		pr.Totals = append(pr.Totals, t)
+	}
+	var at int64
+	if err := tx.QueryRowContext(ctx, `SELECT at FROM cost_imports WHERE id = ?`, st.importID).Scan(&at); err != nil {
+		return pr, err
+	}
+	pr.ImportedAt = time.UnixMicro(at).UTC()
+	pr.Files, err = queryAll(ctx, tx, func(sc scanner) (name string, err error) { return name, sc.Scan(&name) },
+		`SELECT name FROM cost_period_files WHERE period_id = ? ORDER BY rowid`, st.id)
+	if err != nil {
+		return pr, err
+	}
+	if pr.Files == nil {
+		pr.Files = []string{}
+	}
+	return pr, nil
 }
 
 // costColumns maps dimensions to SQL; those of cost_periods need the join.
@@ -149,7 +307,9 @@ func init() {
 }
 
 // Totals implements cost.Store. A query over whole months that does not
-// look at days reads cost_monthly.
+// look at days reads cost_monthly. Amounts are multiplied by their
+// period's weights, so that the two Azure views of a period each supply
+// their own costs.
 func (s *CostStore) Totals(ctx context.Context, q cost.Query, fn func(cost.Total) error) error {
 	monthly := (q.From == 0 || q.From == q.From.Month().First()) && (q.To == 0 || q.To == q.To.Month().First()) &&
 		!slices.Contains(q.By, cost.DimDay) && !slices.ContainsFunc(q.Where, func(c cost.Cond) bool { return c.Dim == cost.DimDay })
@@ -159,14 +319,10 @@ func (s *CostStore) Totals(ctx context.Context, q cost.Query, fn func(cost.Total
 	}
 	var sel, group, where []string
 	var args []any
-	join := false
 	col := func(d cost.Dim) (string, error) {
 		c, ok := columns[d]
 		if !ok {
 			return "", fmt.Errorf("unknown cost dimension %q", d)
-		}
-		if strings.HasPrefix(c, "p.") {
-			join = true
 		}
 		return c, nil
 	}
@@ -209,11 +365,8 @@ func (s *CostStore) Totals(ctx context.Context, q cost.Query, fn func(cost.Total
 			args = append(args, v)
 		}
 	}
-	query := "SELECT " + strings.Join(append(sel, "d.currency", "sum(d.billed)", "sum(d.effective)", "sum(d.list)"), ", ") +
-		" FROM " + table + " d"
-	if join {
-		query += " JOIN cost_periods p ON p.id = d.period_id"
-	}
+	query := "SELECT " + strings.Join(append(sel, "d.currency", "sum(d.billed * p.billed_w)", "sum(d.effective * p.effective_w)",
+		"sum(d.list * p.billed_w)"), ", ") + " FROM " + table + " d JOIN cost_periods p ON p.id = d.period_id"
 	if len(where) > 0 {
 		query += " WHERE " + strings.Join(where, " AND ")
 	}
@@ -262,12 +415,24 @@ func (s *CostStore) Span(ctx context.Context) (first, last cost.Day, ok bool, er
 }
 
 // Coverage implements cost.Store.
-func (s *CostStore) Coverage(ctx context.Context, from, to cost.Month) ([]cost.Coverage, error) {
-	rows, err := s.db.QueryContext(ctx, `
-		SELECT c.dim, c.method, c.currency, sum(c.charges), sum(c.billed), sum(c.effective), sum(c.list)
-		FROM cost_coverage c JOIN cost_periods p ON p.id = c.period_id
-		WHERE p.period >= ? AND p.period <= ?
-		GROUP BY c.dim, c.method, c.currency`, from.String(), to.String())
+func (s *CostStore) Coverage(ctx context.Context, from, to cost.Day) ([]cost.Coverage, error) {
+	var where []string
+	var args []any
+	if from != 0 {
+		where = append(where, "c.day >= ?")
+		args = append(args, from.String())
+	}
+	if to != 0 {
+		where = append(where, "c.day < ?")
+		args = append(args, to.String())
+	}
+	q := `SELECT c.dim, c.method, c.currency, sum(c.charges * p.billed_w), sum(c.billed * p.billed_w),
+			sum(c.effective * p.effective_w), sum(c.list * p.billed_w)
+		FROM cost_coverage c JOIN cost_periods p ON p.id = c.period_id`
+	if len(where) > 0 {
+		q += " WHERE " + strings.Join(where, " AND ")
+	}
+	rows, err := s.db.QueryContext(ctx, q+" GROUP BY c.dim, c.method, c.currency", args...)
 	if err != nil {
 		return nil, fmt.Errorf("reading cost coverage: %w", err)
 	}

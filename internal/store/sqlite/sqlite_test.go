@@ -14,6 +14,7 @@ import (
 	"testing"
 	"testing/fstest"
 
+	"github.com/socle-dev/socle/internal/cost"
 	"github.com/socle-dev/socle/internal/store"
 	"github.com/socle-dev/socle/internal/store/storetest"
 )
@@ -452,4 +453,71 @@ func BenchmarkApplyDesired(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N*units), "µs/unit")
+}
+
+// TestCostViewsMigrationKeepsCosts stores costs with the schema before
+// migration 0011, which rebuilds the cost tables: the costs, their
+// monthly sums and coverage are still there after it, the coverage on the
+// first day of its period, and a period can then have two views.
+func TestCostViewsMigrationKeepsCosts(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "socle.db")
+	var before []migration
+	for _, m := range embedded(t) {
+		if m.version < 11 {
+			before = append(before, m)
+		}
+	}
+	old := openWith(t, path, before)
+	for _, q := range []string{
+		`INSERT INTO cost_imports (id, at, charges, files, periods) VALUES (1, 1, 3, '[{"name":"a.csv"}]', '["AWS:1 2024-09"]')`,
+		`INSERT INTO cost_import_files (import_id, sha256) VALUES (1, 'aaa')`,
+		`INSERT INTO cost_periods (id, source, period, charges, import_id) VALUES (7, 'AWS:1', '2024-09', 3, 1)`,
+		`INSERT INTO cost_daily VALUES (7, '2024-09-02', 'AWS', '1', 'EC2', 'eu', 'Usage', 'USD', 'a', 'web', 'prod', 'z', 1.5, 1.0, 2.0)`,
+		`INSERT INTO cost_monthly VALUES (7, '2024-09', 'AWS', '1', 'EC2', 'eu', 'Usage', 'USD', 'a', 'web', 'prod', 'z', 1.5, 1.0, 2.0)`,
+		`INSERT INTO cost_coverage VALUES (7, 'team', 'tag', 'USD', 3, 1.5, 1.0, 2.0)`,
+	} {
+		if _, err := old.SQL().ExecContext(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	old.Close()
+	db := mustOpen(t, path)
+	defer db.Close()
+	s := NewCostStore(db)
+	sept, _ := cost.ParseMonth("2024-09")
+	second := sept.First() + 1
+	for name, q := range map[string]cost.Query{"days": {From: second, To: second + 1}, "months": {}} {
+		var got []cost.Total
+		if err := s.Totals(ctx, q, func(tt cost.Total) error { got = append(got, tt); return nil }); err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != 1 || got[0].Billed != 1.5 || got[0].Effective != 1 || got[0].List != 2 {
+			t.Errorf("totals over %s after the migration: %+v", name, got)
+		}
+	}
+	cov, err := s.Coverage(ctx, sept.First(), sept.First()+1)
+	if err != nil || len(cov) != 1 || cov[0].Charges != 3 || cov[0].Billed != 1.5 {
+		t.Errorf("coverage after the migration: %+v, %v", cov, err)
+	}
+	if ok, _ := s.Imported(ctx, "aaa"); !ok {
+		t.Error("the import record is gone")
+	}
+	var fk int
+	if err := db.SQL().QueryRowContext(ctx, `SELECT count(*) FROM pragma_foreign_key_check`).Scan(&fk); err != nil || fk != 0 {
+		t.Errorf("foreign key check: %d problems, %v", fk, err)
+	}
+	// an Azure view replaces the full view, and deleting the old period
+	// still takes its rows along
+	r := cost.Row{Key: cost.Key{Day: sept.First(), Currency: "USD"}, Amounts: cost.Amounts{Effective: 4}}
+	b := &cost.Batch{Files: []cost.FileInfo{{Name: "b.csv", SHA256: "bbb"}},
+		Periods: []cost.Period{{Source: "AWS:1", Month: sept, View: cost.ViewAmortized, Charges: 1, Rows: []cost.Row{r}}}}
+	if priors, err := s.ImportBatch(ctx, b, cost.Replace); err != nil || len(priors) != 1 || priors[0].Charges != 3 {
+		t.Fatalf("replacing the migrated period: %+v, %v", priors, err)
+	}
+	var rows int
+	db.SQL().QueryRowContext(ctx, `SELECT count(*) FROM cost_daily WHERE period_id = 7`).Scan(&rows)
+	if rows != 0 {
+		t.Errorf("%d rows of the replaced period remain", rows)
+	}
 }
