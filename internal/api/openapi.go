@@ -110,6 +110,9 @@ func openAPI(ops []Operation) ([]byte, error) {
 		if op.Method == "POST" && strings.Contains(op.Path, "/apps/") {
 			responses["409"] = errResp
 		}
+		for _, code := range op.Errors {
+			responses[fmt.Sprint(code)] = errResp
+		}
 		o["responses"] = responses
 		item[strings.ToLower(op.Method)] = o
 	}

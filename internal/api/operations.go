@@ -67,6 +67,10 @@ type Operation struct {
 	// has neither.
 	MaxBody int64
 	Timeout time.Duration
+	// Errors are the error statuses it answers beyond those every
+	// operation of its kind does (401, 403, 429, 400 with parameters or a
+	// body, 404 with a path parameter, 409 for an action on an app).
+	Errors []int
 	// Signed says a git host may call it without a token, signing the body
 	// with the webhook secret instead.
 	Signed bool
@@ -82,6 +86,8 @@ var (
 // Operations are every route of /api/v1, plus /healthz and /metrics.
 var Operations = []Operation{
 	{ID: "health", Method: "GET", Path: "/healthz", Summary: "Liveness", Tag: "system", Access: AccessPublic, Raw: "text/plain"},
+	{ID: "ready", Method: "GET", Path: "/readyz", Summary: "Readiness: 503 with code store_gone when the database file was removed or replaced under socle (every write is then refused)",
+		Tag: "system", Access: AccessPublic, Raw: "text/plain", Errors: []int{http.StatusServiceUnavailable}},
 	{ID: "metrics", Method: "GET", Path: "/metrics", Summary: "Prometheus metrics", Tag: "system", Access: AccessMember, Raw: "text/plain"},
 	{ID: "openapi", Method: "GET", Path: "/api/v1/openapi.json", Summary: "This document", Tag: "system", Access: AccessAuthenticated, Raw: "application/json"},
 	{ID: "me", Method: "GET", Path: "/api/v1/me", Summary: "The caller, their teams and roles", Tag: "platform", Access: AccessAuthenticated, Response: Me{}},

@@ -60,6 +60,14 @@ func (s *Server) handlers() map[string]http.HandlerFunc {
 			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 			w.Write([]byte("ok\n"))
 		},
+		"ready": func(w http.ResponseWriter, r *http.Request) {
+			if err := s.ready(); err != nil {
+				writeError(w, http.StatusServiceUnavailable, "store_gone", err.Error())
+				return
+			}
+			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+			w.Write([]byte("ok\n"))
+		},
 		"metrics": promhttp.HandlerFor(s.metrics, promhttp.HandlerOpts{}).ServeHTTP,
 		"openapi": func(w http.ResponseWriter, r *http.Request) {
 			b, err := api.OpenAPI()

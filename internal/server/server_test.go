@@ -16,6 +16,7 @@ import (
 	"github.com/socle-dev/socle/internal/auth"
 	"github.com/socle-dev/socle/internal/source"
 	"github.com/socle-dev/socle/internal/store"
+	"github.com/socle-dev/socle/internal/syncbuf"
 )
 
 // gitRepo creates a working repository holding the demo platform.
@@ -273,5 +274,55 @@ func TestHealthzAndErrors(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 404 || e.Error.Code != "not_found" {
 		t.Errorf("missing plan: %s %+v", resp.Status, e)
+	}
+}
+
+// TestDeletedDatabaseMakesUnready removes socle.db, -wal and -shm under a
+// running server: it turns unready with the reason store_gone and a loud
+// log line, and refuses writes instead of taking them into a file that
+// is gone at the next start.
+func TestDeletedDatabaseMakesUnready(t *testing.T) {
+	t.Parallel()
+	var logs syncbuf.Buffer
+	data := t.TempDir()
+	r := startWith(t, Config{Repo: gitRepo(t), Data: data, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	defer r.stop()
+	ready := func() (int, string) {
+		resp, err := http.Get(r.url + "/readyz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	r.waitFor(t, "the demo in force", func(st Status) bool { return st.LastGood != nil })
+	if code, body := ready(); code != http.StatusOK {
+		t.Fatalf("/readyz with the database in place: %d %s", code, body)
+	}
+	for _, suffix := range []string{"", "-wal", "-shm"} {
+		if err := os.Remove(filepath.Join(data, DBFile+suffix)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if code, body := ready(); code != http.StatusServiceUnavailable || !strings.Contains(body, `"store_gone"`) {
+		t.Errorf("/readyz with the database removed: %d %s, want 503 store_gone", code, body)
+	}
+	req, _ := http.NewRequest(http.MethodPost, r.url+"/api/v1/tokens", strings.NewReader(`{"user": "lena"}`))
+	req.Header.Set("Authorization", "Bearer "+r.token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusInternalServerError || !strings.Contains(string(b), "removed or replaced") {
+		t.Errorf("a write with the database removed: %s %s, want it refused", resp.Status, b)
+	}
+	if l := logs.String(); !strings.Contains(l, "level=ERROR") || !strings.Contains(l, "store_gone") {
+		t.Errorf("socle's log does not say the database is gone:\n%s", l)
+	}
+	if code, _ := ready(); code != http.StatusServiceUnavailable {
+		t.Errorf("/readyz later: %d, want still 503", code)
 	}
 }
