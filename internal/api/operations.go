@@ -53,8 +53,11 @@ type Operation struct {
 	Tag         string
 	Access      Access
 	Query       []Param
-	// Body is the request body's type (nil: none).
+	// Body is the request body's type (nil: none), JSON.
 	Body any
+	// Upload, for a body that is not JSON, are its content types: the
+	// parts of multipart/form-data are "file" parts.
+	Upload []string
 	// Response is the success body's type; Status its code (default 200).
 	Response any
 	Status   int
@@ -104,10 +107,11 @@ var Operations = []Operation{
 	{ID: "listReleases", Method: "GET", Path: "/api/v1/apps/{app}/envs/{env}/releases", Summary: "Releases of an app in an environment, newest first, with release notes", Tag: "releases", Access: AccessMember, Query: pageParams, Response: Page[Release]{}},
 	{ID: "getRelease", Method: "GET", Path: "/api/v1/releases/{id}", Summary: "One release", Tag: "releases", Access: AccessMember, Response: Release{}},
 	{ID: "logs", Method: "GET", Path: "/api/v1/apps/{app}/envs/{env}/logs", Summary: "The output of an app's replicas, secrets redacted",
-		Description: "Server-sent events: one data line per log line, prefixed with the replica. With follow=true it goes on until the client leaves.",
-		Tag:         "apps", Access: AccessTeam, Query: []Param{{"follow", "keep streaming", "boolean"}}, Stream: "text/event-stream"},
+		Description: "Server-sent events (Accept: text/event-stream): one data line per log line, prefixed with the replica; otherwise plain text, a line per line. With follow=true it goes on until the client leaves.",
+		Tag:         "apps", Access: AccessTeam, Query: []Param{{"follow", "keep streaming", "boolean"}}, Stream: "text/event-stream", Raw: "text/plain"},
 	{ID: "preview", Method: "GET", Path: "/api/v1/apps/{app}/envs/{env}/preview", Summary: "What deploy, promote or rollback would do here, and whether gates and policies allow it",
-		Tag: "actions", Access: AccessMember, Query: []Param{{"action", "deploy, promote or rollback", "string"}, {"revision", "deploy: the revision (default: newest)", "string"}, {"release", "rollback: the release", "integer"}}, Response: Preview{}},
+		Tag: "actions", Access: AccessMember, Query: []Param{{"action", "deploy, promote or rollback", "string"}, {"revision", "deploy: the revision (default: newest)", "string"}, {"release", "rollback: the release", "integer"}}, Response: Preview{},
+		Errors: []int{http.StatusConflict}}, // refused: no valid revision yet
 	{ID: "deploy", Method: "POST", Path: "/api/v1/apps/{app}/envs/{env}/deploy", Summary: "Deploy a revision",
 		Description: "In an environment that follows Git it syncs the newest revision now; elsewhere it pins the revision (built once) in releases/<env>.yaml. Environments with promotion gates take releases by promotion only.",
 		Tag:         "actions", Access: AccessDeploy, Body: ActionRequest{}, Status: 201, Response: ActionResult{}},
@@ -141,7 +145,11 @@ var Operations = []Operation{
 	{ID: "createToken", Method: "POST", Path: "/api/v1/tokens", Summary: "Create a token for a user (shown once)", Tag: "tokens", Access: AccessAdmin, Body: NewToken{}, Status: 201, Response: CreatedToken{}},
 	{ID: "revokeToken", Method: "DELETE", Path: "/api/v1/tokens/{id}", Summary: "Revoke a token", Tag: "tokens", Access: AccessSelf, Response: Token{}},
 
-	{ID: "importCosts", Method: "POST", Path: "/api/v1/costs/imports", Summary: "Import one batch of billing data (multipart parts of one export, or a raw body named by ?name=)", Tag: "costs", Access: AccessAdmin, Status: 201, Response: cost.ImportResult{}, MaxBody: 512 << 20}, // billing exports are large
+	{ID: "importCosts", Method: "POST", Path: "/api/v1/costs/imports", Summary: "Import one batch of billing data (multipart parts of one export, or a raw body named by ?name=)",
+		Description: "The body is either multipart/form-data whose \"file\" parts are the files of one export, or one file as it is, named by ?name= (a CSV, Parquet or JSON Lines export, gzipped or not). 422 with code invalid_billing_data, and the rows at fault as details, when the data does not read.",
+		Tag:         "costs", Access: AccessAdmin, Query: []Param{{"name", "the file's name, for a body that is one file", "string"}},
+		Upload: []string{"multipart/form-data", "application/octet-stream", "text/csv"}, Errors: []int{http.StatusUnprocessableEntity},
+		Status: 201, Response: cost.ImportResult{}, MaxBody: 512 << 20}, // billing exports are large
 	{ID: "listCostImports", Method: "GET", Path: "/api/v1/costs/imports", Summary: "The latest imports", Tag: "costs", Access: AccessMember, Query: []Param{{"limit", "", "integer"}}, Response: []cost.ImportRecord{}},
 	{ID: "costReport", Method: "GET", Path: "/api/v1/costs/report", Summary: "Costs grouped by dimensions over a month or days", Tag: "costs", Access: AccessMember,
 		Query: []Param{{"month", "2024-09", "string"}, {"from", "first day", "string"}, {"to", "last day", "string"}, {"by", "team,env,app,zone,…", "string"}}, Response: cost.Report{}},

@@ -13,11 +13,19 @@ import (
 	"testing"
 	"time"
 
+	"github.com/socle-dev/socle/internal/api/apitest"
 	"github.com/socle-dev/socle/internal/auth"
 	"github.com/socle-dev/socle/internal/source"
 	"github.com/socle-dev/socle/internal/store"
 	"github.com/socle-dev/socle/internal/syncbuf"
 )
+
+// TestMain checks every request the tests send to a server they start, and
+// every answer, against the OpenAPI document (see apitest.Watch).
+func TestMain(m *testing.M) {
+	apitest.Install()
+	os.Exit(m.Run())
+}
 
 // gitRepo creates a working repository holding the demo platform.
 func gitRepo(t *testing.T) string {
@@ -95,6 +103,7 @@ func startWith(t *testing.T, cfg Config) *running {
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx) }()
 	r := &running{Server: s, url: "http://" + s.Addr(), token: token}
+	apitest.Watch(t, r.url)
 	r.stop = func() {
 		cancel()
 		if err := <-done; err != nil {
