@@ -141,7 +141,8 @@ var Operations = []Operation{
 	{ID: "doraSeries", Method: "GET", Path: "/api/v1/dora/series", Summary: "DORA figures per week or day, for charts", Tag: "audit", Access: AccessMember,
 		Query: []Param{{"app", "", "string"}, {"team", "", "string"}, {"env", "", "string"}, {"period", "a duration such as 2160h (default 12 weeks)", "string"}, {"bucket", "week (default) or day", "string"}}, Response: DORASeries{}},
 
-	{ID: "listTokens", Method: "GET", Path: "/api/v1/tokens", Summary: "API tokens: the caller's, or everyone's for an admin", Tag: "tokens", Access: AccessSelf, Response: Page[Token]{}},
+	{ID: "listTokens", Method: "GET", Path: "/api/v1/tokens", Summary: "API tokens: the caller's, or everyone's for an admin", Tag: "tokens", Access: AccessSelf,
+		Query: []Param{{"user", "an admin's: only this user's tokens", "string"}}, Response: Page[Token]{}},
 	{ID: "createToken", Method: "POST", Path: "/api/v1/tokens", Summary: "Create a token for a user (shown once)", Tag: "tokens", Access: AccessAdmin, Body: NewToken{}, Status: 201, Response: CreatedToken{}},
 	{ID: "revokeToken", Method: "DELETE", Path: "/api/v1/tokens/{id}", Summary: "Revoke a token", Tag: "tokens", Access: AccessSelf, Response: Token{}},
 
