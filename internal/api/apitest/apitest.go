@@ -58,16 +58,20 @@ func Install() {
 	watchMu.Lock()
 	defer watchMu.Unlock()
 	if !installed {
-		http.DefaultClient.Transport = &transport{next: http.DefaultTransport, tb: watcher}
+		http.DefaultClient.Transport = &transport{next: http.DefaultTransport, report: watcher}
 		installed = true
 	}
 }
 
-// watcher returns the test watching the host of a request, if any.
-func watcher(req *http.Request) testing.TB {
+// watcher returns how to fail the test watching the host of a request
+// (nil: none watches it).
+func watcher(req *http.Request) func(string, ...any) {
 	watchMu.Lock()
 	defer watchMu.Unlock()
-	return watched[req.URL.Host]
+	if t := watched[req.URL.Host]; t != nil {
+		return t.Errorf
+	}
+	return nil
 }
 
 // Watch checks every request to base (http://host:port) made through
@@ -97,22 +101,24 @@ func Transport(t testing.TB, next http.RoundTripper) http.RoundTripper {
 	if next == nil {
 		next = http.DefaultTransport
 	}
-	return &transport{next: next, tb: func(*http.Request) testing.TB { return t }}
+	return &transport{next: next, report: func(*http.Request) func(string, ...any) { return t.Errorf }}
 }
 
 type transport struct {
 	next http.RoundTripper
-	tb   func(*http.Request) testing.TB
+	// report returns how to report a violation of a request (nil: the
+	// request is not checked).
+	report func(*http.Request) func(format string, args ...any)
 }
 
 func (tr *transport) RoundTrip(req *http.Request) (*http.Response, error) {
-	t := tr.tb(req)
-	if t == nil {
+	errorf := tr.report(req)
+	if errorf == nil {
 		return tr.next.RoundTrip(req)
 	}
 	c, err := api.LoadContract()
 	if err != nil {
-		t.Errorf("apitest: %v", err)
+		errorf("apitest: %v", err)
 		return tr.next.RoundTrip(req)
 	}
 	op, ok := find(c, req.Method, req.URL.Path)
@@ -128,7 +134,7 @@ func (tr *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		req.Body = io.NopCloser(bytes.NewReader(b))
 		if err := op.checkRequest(c, req.Header.Get("Content-Type"), b); err != nil {
-			t.Errorf("contract: the request %s does not match the OpenAPI document: %v\nbody: %s", what, err, excerpt(b))
+			errorf("contract: the request %s does not match the OpenAPI document: %v\nbody: %s", what, err, excerpt(b))
 		}
 	}
 	resp, err := tr.next.RoundTrip(req)
@@ -153,7 +159,7 @@ func (tr *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 	}
 	if err := op.checkResponse(c, resp.StatusCode, mt, b); err != nil {
-		t.Errorf("contract: the answer to %s does not match the OpenAPI document: %v\nbody: %s", what, err, excerpt(b))
+		errorf("contract: the answer to %s does not match the OpenAPI document: %v\nbody: %s", what, err, excerpt(b))
 	}
 	return resp, nil
 }
