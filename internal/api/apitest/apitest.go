@@ -58,9 +58,18 @@ func Install() {
 	watchMu.Lock()
 	defer watchMu.Unlock()
 	if !installed {
-		http.DefaultClient.Transport = &transport{next: http.DefaultTransport, report: watcher}
+		http.DefaultClient.Transport = Watching(http.DefaultTransport)
 		installed = true
 	}
+}
+
+// Watching returns next (nil: http.DefaultTransport) checking the requests
+// to watched servers, for a client of a test's own.
+func Watching(next http.RoundTripper) http.RoundTripper {
+	if next == nil {
+		next = http.DefaultTransport
+	}
+	return &transport{next: next, report: watcher}
 }
 
 // watcher returns how to fail the test watching the host of a request
@@ -75,8 +84,8 @@ func watcher(req *http.Request) func(string, ...any) {
 }
 
 // Watch checks every request to base (http://host:port) made through
-// http.DefaultClient until t ends, failing t on a violation. Install must
-// have been called.
+// http.DefaultClient (once Install was called) or a Watching transport
+// until t ends, failing t on a violation.
 func Watch(t testing.TB, base string) {
 	t.Helper()
 	u, err := url.Parse(base)
@@ -85,9 +94,6 @@ func Watch(t testing.TB, base string) {
 	}
 	watchMu.Lock()
 	defer watchMu.Unlock()
-	if !installed {
-		t.Fatal("apitest: Watch without Install (call apitest.Install from TestMain)")
-	}
 	watched[u.Host] = t
 	t.Cleanup(func() {
 		watchMu.Lock()
