@@ -138,6 +138,9 @@ func openAPI(ops []Operation) ([]byte, error) {
 			responses["429"] = errResp
 			responses["500"] = errResp // the store failed
 		}
+		if op.Stream == "" && op.Access != AccessPublic {
+			responses["503"] = errResp // code timeout: over the operation's time limit
+		}
 		if op.Access != AccessPublic && op.Access != AccessAuthenticated {
 			responses["403"] = errResp
 		}

@@ -123,7 +123,9 @@ var Operations = []Operation{
 	{ID: "approve", Method: "POST", Path: "/api/v1/apps/{app}/envs/{env}/approvals", Summary: "Approve the artifact a promotion here would bring", Tag: "actions", Access: AccessApprove, Body: ActionRequest{}, Status: 201, Response: Approval{}},
 	{ID: "rollback", Method: "POST", Path: "/api/v1/apps/{app}/envs/{env}/rollback", Summary: "Restore an earlier release", Tag: "actions", Access: AccessDeploy, Body: ActionRequest{}, Status: 201, Response: ActionResult{}},
 	{ID: "registerArtifact", Method: "POST", Path: "/api/v1/apps/{app}/artifacts", Summary: "Register an image a CI pipeline pushed for a revision, or have socle build the revision",
-		Tag: "actions", Access: AccessTeam, Body: ArtifactRequest{}, Status: 201, Response: Artifact{}, Timeout: 30 * time.Minute}, // a build takes what it takes
+		Description: "Without digest socle builds the revision; 422 with code build_failed when the build fails.",
+		Tag:         "actions", Access: AccessTeam, Body: ArtifactRequest{}, Status: 201, Response: Artifact{}, Timeout: 30 * time.Minute,
+		Errors: []int{http.StatusUnprocessableEntity}}, // a build takes what it takes
 
 	{ID: "listRevisions", Method: "GET", Path: "/api/v1/revisions", Summary: "Revisions of the platform repository, newest first, with their verdicts", Tag: "revisions", Access: AccessMember, Query: pageParams, Response: Page[Revision]{}},
 	{ID: "getRevision", Method: "GET", Path: "/api/v1/revisions/{sha}", Summary: "A revision and the plans recorded for it", Tag: "revisions", Access: AccessMember, Response: RevisionDetail{}},

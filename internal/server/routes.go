@@ -152,6 +152,11 @@ func (s *Server) guard(op api.Operation, h http.HandlerFunc) http.Handler {
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set(OperationHeader, op.ID)
+		if op.Stream == "" {
+			// The time limit's 503 is JSON like every error; a handler's
+			// answer sets its own type over it.
+			w.Header().Set("Content-Type", "application/json")
+		}
 		if op.Signed && s.signedHook(w, r) {
 			next.ServeHTTP(w, r)
 			return
