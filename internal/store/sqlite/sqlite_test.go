@@ -509,3 +509,15 @@ func TestDeletedFileRefusesWrites(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkCheckFile is what checking the database file's identity costs,
+// twice per write: a stat.
+func BenchmarkCheckFile(b *testing.B) {
+	db := mustOpen(b, filepath.Join(b.TempDir(), "socle.db"))
+	defer db.Close()
+	for b.Loop() {
+		if err := db.CheckFile(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
