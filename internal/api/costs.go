@@ -218,6 +218,14 @@ func (h costHandlers) getReport(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, err)
 		return
 	}
+	// The document says arrays: an empty list is [], never null (a report
+	// without ?by= groups by nothing; a filtered one has no coverage).
+	if rep.By == nil {
+		rep.By = []cost.Dim{}
+	}
+	if rep.Coverage == nil {
+		rep.Coverage = []cost.Coverage{}
+	}
 	writeCostJSON(w, http.StatusOK, rep)
 }
 

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/socle-dev/socle/internal/api"
+	"github.com/socle-dev/socle/internal/api/apitest"
 	"github.com/socle-dev/socle/internal/cost"
 	"github.com/socle-dev/socle/internal/spec"
 	"github.com/socle-dev/socle/internal/store/sqlite"
@@ -40,6 +41,7 @@ func newCostServer(t *testing.T) *httptest.Server {
 	api.Mount(mux, api.CostHandlers(svc))
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
+	apitest.Watch(t, srv.URL)
 	return srv
 }
 

@@ -2,6 +2,7 @@ package api
 
 import (
 	"bytes"
+	"encoding"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -10,9 +11,12 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"time"
 	"unicode"
 
 	"github.com/invopop/jsonschema"
+
+	"github.com/socle-dev/socle/internal/cost"
 )
 
 // OpenAPI returns the OpenAPI 3.1 document of Operations. Its schemas are
@@ -24,17 +28,31 @@ var OpenAPI = sync.OnceValues(func() ([]byte, error) { return openAPI(Operations
 var pathParam = regexp.MustCompile(`\{([a-z]+)\}`)
 
 func openAPI(ops []Operation) ([]byte, error) {
-	r := &jsonschema.Reflector{AllowAdditionalProperties: true, Namer: schemaName}
+	// Answers may gain fields (clients ignore what they do not know);
+	// request bodies may not: the server refuses an unknown field.
+	answers := &jsonschema.Reflector{AllowAdditionalProperties: true, Namer: schemaName, Mapper: textSchema}
+	bodies := &jsonschema.Reflector{AllowAdditionalProperties: false, Namer: schemaName, Mapper: textSchema}
 	schemas := map[string]*jsonschema.Schema{}
-	ref := func(v any) *jsonschema.Schema {
+	inBody := map[string]bool{} // by schema name: reflected by bodies
+	var clash error
+	schemaOf := func(r *jsonschema.Reflector, v any) *jsonschema.Schema {
 		s := r.Reflect(v)
 		for name, d := range s.Definitions {
+			if b, ok := inBody[name]; ok && b != (r == bodies) {
+				clash = fmt.Errorf("openapi: %s is both a request body and part of an answer: give the body a type of its own", name)
+			}
+			inBody[name] = r == bodies
 			schemas[name] = d
 		}
 		s.Definitions = nil
 		s.Version = ""
+		// An $id beside the $ref would make the $ref resolve against
+		// the $id's URL, where #/components/… is not (OpenAPI 3.1 schemas
+		// are JSON Schema 2020-12).
+		s.ID = ""
 		return s
 	}
+	ref := func(v any) *jsonschema.Schema { return schemaOf(answers, v) }
 	errResp := map[string]any{"$ref": "#/components/responses/Error"}
 	paths := map[string]map[string]any{}
 	for _, op := range ops {
@@ -77,8 +95,20 @@ func openAPI(ops []Operation) ([]byte, error) {
 		} else {
 			o["security"] = []map[string][]string{}
 		}
-		if op.Body != nil {
-			o["requestBody"] = map[string]any{"required": true, "content": map[string]any{"application/json": map[string]any{"schema": ref(op.Body)}}}
+		switch {
+		case op.Body != nil:
+			o["requestBody"] = map[string]any{"required": true, "content": map[string]any{"application/json": map[string]any{"schema": schemaOf(bodies, op.Body)}}}
+		case len(op.Upload) > 0:
+			content := map[string]any{}
+			for _, ct := range op.Upload {
+				if ct == "multipart/form-data" {
+					content[ct] = map[string]any{"schema": map[string]any{"type": "object", "required": []string{"file"},
+						"properties": map[string]any{"file": map[string]any{"type": "array", "items": map[string]string{"type": "string", "contentMediaType": "application/octet-stream"}}}}}
+				} else {
+					content[ct] = map[string]any{"schema": map[string]string{"type": "string", "contentMediaType": ct}}
+				}
+			}
+			o["requestBody"] = map[string]any{"required": true, "content": content}
 		}
 		status := op.Status
 		if status == 0 {
@@ -87,28 +117,47 @@ func openAPI(ops []Operation) ([]byte, error) {
 		ok := map[string]any{"description": http.StatusText(status)}
 		switch {
 		case op.Stream != "":
-			ok["content"] = map[string]any{op.Stream: map[string]any{"schema": map[string]string{"type": "string"}}}
+			content := map[string]any{op.Stream: map[string]any{"schema": map[string]string{"type": "string"}}}
+			if op.Raw != "" { // what a client that does not ask for the stream gets
+				content[op.Raw] = map[string]any{"schema": map[string]string{"type": "string"}}
+			}
+			ok["content"] = content
+		case op.Raw == "application/json": // a document of its own (the OpenAPI document)
+			ok["content"] = map[string]any{op.Raw: map[string]any{"schema": map[string]string{"type": "object"}}}
 		case op.Raw != "":
 			ok["content"] = map[string]any{op.Raw: map[string]any{"schema": map[string]string{"type": "string"}}}
 		case op.Response != nil:
 			ok["content"] = map[string]any{"application/json": map[string]any{"schema": ref(op.Response)}}
 		}
 		responses := map[string]any{fmt.Sprint(status): ok}
+		if op.Method == "GET" && op.Response != nil {
+			responses["304"] = map[string]any{"description": "Not Modified: the answer is still the one whose ETag the request gave in If-None-Match"}
+		}
 		if op.Access != AccessPublic {
 			responses["401"] = errResp
 			responses["429"] = errResp
+			responses["500"] = errResp // the store failed
+		}
+		if op.Stream == "" && op.Access != AccessPublic {
+			responses["503"] = errResp // code timeout: over the operation's time limit
 		}
 		if op.Access != AccessPublic && op.Access != AccessAuthenticated {
 			responses["403"] = errResp
 		}
-		if len(params) > 0 || op.Body != nil {
+		if len(params) > 0 || op.Body != nil || len(op.Upload) > 0 {
 			responses["400"] = errResp
+		}
+		if op.Body != nil || len(op.Upload) > 0 {
+			responses["413"] = errResp
 		}
 		if strings.Contains(op.Path, "{") {
 			responses["404"] = errResp
 		}
 		if op.Method == "POST" && strings.Contains(op.Path, "/apps/") {
 			responses["409"] = errResp
+		}
+		for _, code := range op.Errors {
+			responses[fmt.Sprint(code)] = errResp
 		}
 		o["responses"] = responses
 		item[strings.ToLower(op.Method)] = o
@@ -134,6 +183,9 @@ func openAPI(ops []Operation) ([]byte, error) {
 			}},
 		},
 	}
+	if clash != nil {
+		return nil, clash
+	}
 	b, err := json.MarshalIndent(doc, "", "  ")
 	if err != nil {
 		return nil, err
@@ -150,6 +202,34 @@ var accessDoc = map[Access]string{
 	AccessApprove:       "an approver of the app's team or an admin, never the author of the change.",
 	AccessSelf:          "the owner of the tokens, or an admin.",
 	AccessAdmin:         "an admin.",
+}
+
+var (
+	textMarshaler = reflect.TypeFor[encoding.TextMarshaler]()
+	jsonMarshaler = reflect.TypeFor[json.Marshaler]()
+	timeType      = reflect.TypeFor[time.Time]()
+)
+
+// textSchema is the schema of a type encoding/json writes as a string
+// because it marshals itself as text (cost.Day is an int32 written
+// 2024-09-30), which reflection would call an integer; nil for the others.
+// A type with a JSONSchema method or a MarshalJSON of its own says itself.
+func textSchema(t reflect.Type) *jsonschema.Schema {
+	pt := reflect.PointerTo(t)
+	if t == timeType || !t.Implements(textMarshaler) || t.Implements(jsonMarshaler) || pt.Implements(jsonMarshaler) {
+		return nil
+	}
+	if _, ok := pt.MethodByName("JSONSchema"); ok {
+		return nil
+	}
+	s := &jsonschema.Schema{Type: "string"}
+	switch t {
+	case reflect.TypeFor[cost.Day]():
+		s.Format = "date"
+	case reflect.TypeFor[cost.Month]():
+		s.Pattern = `^[0-9]{4}-[0-9]{2}$`
+	}
+	return s
 }
 
 var typeArgs = regexp.MustCompile(`[\w./-]+\.`)

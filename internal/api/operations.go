@@ -53,8 +53,11 @@ type Operation struct {
 	Tag         string
 	Access      Access
 	Query       []Param
-	// Body is the request body's type (nil: none).
+	// Body is the request body's type (nil: none), JSON.
 	Body any
+	// Upload, for a body that is not JSON, are its content types: the
+	// parts of multipart/form-data are "file" parts.
+	Upload []string
 	// Response is the success body's type; Status its code (default 200).
 	Response any
 	Status   int
@@ -67,6 +70,10 @@ type Operation struct {
 	// has neither.
 	MaxBody int64
 	Timeout time.Duration
+	// Errors are the error statuses it answers beyond those every
+	// operation of its kind does (401, 403, 429, 400 with parameters or a
+	// body, 404 with a path parameter, 409 for an action on an app).
+	Errors []int
 	// Signed says a git host may call it without a token, signing the body
 	// with the webhook secret instead.
 	Signed bool
@@ -82,6 +89,8 @@ var (
 // Operations are every route of /api/v1, plus /healthz and /metrics.
 var Operations = []Operation{
 	{ID: "health", Method: "GET", Path: "/healthz", Summary: "Liveness", Tag: "system", Access: AccessPublic, Raw: "text/plain"},
+	{ID: "ready", Method: "GET", Path: "/readyz", Summary: "Readiness: 503 with code store_gone when the database file was removed or replaced under socle (every write is then refused)",
+		Tag: "system", Access: AccessPublic, Raw: "text/plain", Errors: []int{http.StatusServiceUnavailable}},
 	{ID: "metrics", Method: "GET", Path: "/metrics", Summary: "Prometheus metrics", Tag: "system", Access: AccessMember, Raw: "text/plain"},
 	{ID: "openapi", Method: "GET", Path: "/api/v1/openapi.json", Summary: "This document", Tag: "system", Access: AccessAuthenticated, Raw: "application/json"},
 	{ID: "me", Method: "GET", Path: "/api/v1/me", Summary: "The caller, their teams and roles", Tag: "platform", Access: AccessAuthenticated, Response: Me{}},
@@ -98,10 +107,11 @@ var Operations = []Operation{
 	{ID: "listReleases", Method: "GET", Path: "/api/v1/apps/{app}/envs/{env}/releases", Summary: "Releases of an app in an environment, newest first, with release notes", Tag: "releases", Access: AccessMember, Query: pageParams, Response: Page[Release]{}},
 	{ID: "getRelease", Method: "GET", Path: "/api/v1/releases/{id}", Summary: "One release", Tag: "releases", Access: AccessMember, Response: Release{}},
 	{ID: "logs", Method: "GET", Path: "/api/v1/apps/{app}/envs/{env}/logs", Summary: "The output of an app's replicas, secrets redacted",
-		Description: "Server-sent events: one data line per log line, prefixed with the replica. With follow=true it goes on until the client leaves.",
-		Tag:         "apps", Access: AccessTeam, Query: []Param{{"follow", "keep streaming", "boolean"}}, Stream: "text/event-stream"},
+		Description: "Server-sent events (Accept: text/event-stream): one data line per log line, prefixed with the replica; otherwise plain text, a line per line. With follow=true it goes on until the client leaves.",
+		Tag:         "apps", Access: AccessTeam, Query: []Param{{"follow", "keep streaming", "boolean"}}, Stream: "text/event-stream", Raw: "text/plain"},
 	{ID: "preview", Method: "GET", Path: "/api/v1/apps/{app}/envs/{env}/preview", Summary: "What deploy, promote or rollback would do here, and whether gates and policies allow it",
-		Tag: "actions", Access: AccessMember, Query: []Param{{"action", "deploy, promote or rollback", "string"}, {"revision", "deploy: the revision (default: newest)", "string"}, {"release", "rollback: the release", "integer"}}, Response: Preview{}},
+		Tag: "actions", Access: AccessMember, Query: []Param{{"action", "deploy, promote or rollback", "string"}, {"revision", "deploy: the revision (default: newest)", "string"}, {"release", "rollback: the release", "integer"}}, Response: Preview{},
+		Errors: []int{http.StatusConflict}}, // refused: no valid revision yet
 	{ID: "deploy", Method: "POST", Path: "/api/v1/apps/{app}/envs/{env}/deploy", Summary: "Deploy a revision",
 		Description: "In an environment that follows Git it syncs the newest revision now; elsewhere it pins the revision (built once) in releases/<env>.yaml. Environments with promotion gates take releases by promotion only.",
 		Tag:         "actions", Access: AccessDeploy, Body: ActionRequest{}, Status: 201, Response: ActionResult{}},
@@ -113,7 +123,9 @@ var Operations = []Operation{
 	{ID: "approve", Method: "POST", Path: "/api/v1/apps/{app}/envs/{env}/approvals", Summary: "Approve the artifact a promotion here would bring", Tag: "actions", Access: AccessApprove, Body: ActionRequest{}, Status: 201, Response: Approval{}},
 	{ID: "rollback", Method: "POST", Path: "/api/v1/apps/{app}/envs/{env}/rollback", Summary: "Restore an earlier release", Tag: "actions", Access: AccessDeploy, Body: ActionRequest{}, Status: 201, Response: ActionResult{}},
 	{ID: "registerArtifact", Method: "POST", Path: "/api/v1/apps/{app}/artifacts", Summary: "Register an image a CI pipeline pushed for a revision, or have socle build the revision",
-		Tag: "actions", Access: AccessTeam, Body: ArtifactRequest{}, Status: 201, Response: Artifact{}, Timeout: 30 * time.Minute}, // a build takes what it takes
+		Description: "Without digest socle builds the revision; 422 with code build_failed when the build fails.",
+		Tag:         "actions", Access: AccessTeam, Body: ArtifactRequest{}, Status: 201, Response: Artifact{}, Timeout: 30 * time.Minute,
+		Errors: []int{http.StatusUnprocessableEntity}}, // a build takes what it takes
 
 	{ID: "listRevisions", Method: "GET", Path: "/api/v1/revisions", Summary: "Revisions of the platform repository, newest first, with their verdicts", Tag: "revisions", Access: AccessMember, Query: pageParams, Response: Page[Revision]{}},
 	{ID: "getRevision", Method: "GET", Path: "/api/v1/revisions/{sha}", Summary: "A revision and the plans recorded for it", Tag: "revisions", Access: AccessMember, Response: RevisionDetail{}},
@@ -131,13 +143,18 @@ var Operations = []Operation{
 	{ID: "doraSeries", Method: "GET", Path: "/api/v1/dora/series", Summary: "DORA figures per week or day, for charts", Tag: "audit", Access: AccessMember,
 		Query: []Param{{"app", "", "string"}, {"team", "", "string"}, {"env", "", "string"}, {"period", "a duration such as 2160h (default 12 weeks)", "string"}, {"bucket", "week (default) or day", "string"}}, Response: DORASeries{}},
 
-	{ID: "listTokens", Method: "GET", Path: "/api/v1/tokens", Summary: "API tokens: the caller's, or everyone's for an admin", Tag: "tokens", Access: AccessSelf, Response: Page[Token]{}},
+	{ID: "listTokens", Method: "GET", Path: "/api/v1/tokens", Summary: "API tokens: the caller's, or everyone's for an admin", Tag: "tokens", Access: AccessSelf,
+		Query: []Param{{"user", "an admin's: only this user's tokens", "string"}}, Response: Page[Token]{}},
 	{ID: "createToken", Method: "POST", Path: "/api/v1/tokens", Summary: "Create a token for a user (shown once)", Tag: "tokens", Access: AccessAdmin, Body: NewToken{}, Status: 201, Response: CreatedToken{}},
 	{ID: "revokeToken", Method: "DELETE", Path: "/api/v1/tokens/{id}", Summary: "Revoke a token", Tag: "tokens", Access: AccessSelf, Response: Token{}},
 
-	{ID: "importCosts", Method: "POST", Path: "/api/v1/costs/imports", Summary: "Import one batch of billing data (multipart parts of one export, or a raw body named by ?name=)", Tag: "costs", Access: AccessAdmin, Status: 201,
-		Query:    []Param{{"append", "true: add the batch to the stored periods (the parts of a multi-part export) instead of replacing them", "boolean"}},
-		Response: cost.ImportResult{}, MaxBody: 512 << 20}, // billing exports are large
+	{ID: "importCosts", Method: "POST", Path: "/api/v1/costs/imports", Summary: "Import one batch of billing data (multipart parts of one export, or a raw body named by ?name=)",
+		Description: "The body is either multipart/form-data whose \"file\" parts are the files of one export, or one file as it is, named by ?name= (a CSV, Parquet or JSON Lines export, gzipped or not). 422 with code invalid_billing_data, and the rows at fault as details, when the data does not read.",
+		Tag:         "costs", Access: AccessAdmin,
+		Query: []Param{{"name", "the file's name, for a body that is one file", "string"},
+			{"append", "true: add the batch to the stored periods (the parts of a multi-part export) instead of replacing them", "boolean"}},
+		Upload: []string{"multipart/form-data", "application/octet-stream", "text/csv"}, Errors: []int{http.StatusUnprocessableEntity},
+		Status: 201, Response: cost.ImportResult{}, MaxBody: 512 << 20}, // billing exports are large
 	{ID: "listCostImports", Method: "GET", Path: "/api/v1/costs/imports", Summary: "The latest imports", Tag: "costs", Access: AccessMember, Query: []Param{{"limit", "", "integer"}}, Response: []cost.ImportRecord{}},
 	{ID: "costReport", Method: "GET", Path: "/api/v1/costs/report", Summary: "Costs grouped by dimensions over a month or days", Tag: "costs", Access: AccessMember,
 		Query: []Param{{"month", "2024-09", "string"}, {"from", "first day", "string"}, {"to", "last day", "string"}, {"by", "team,env,app,zone,…", "string"}}, Response: cost.Report{}},

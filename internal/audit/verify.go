@@ -20,9 +20,9 @@ const (
 type Problem struct {
 	// Seq is the first record tampered with: the one changed, the first one
 	// inserted, or the first sequence number removed.
-	Seq     int64
-	Kind    Kind
-	Message string // for people; names the records concerned
+	Seq     int64  `json:"seq"`
+	Kind    Kind   `json:"kind"`
+	Message string `json:"message"` // for people; names the records concerned
 }
 
 func (p *Problem) Error() string { return p.Message }
@@ -30,15 +30,15 @@ func (p *Problem) Error() string { return p.Message }
 // VerifyResult is the outcome of Verify.
 type VerifyResult struct {
 	// Verified is how many records verified, from the first on.
-	Verified int64
+	Verified int64 `json:"verified"`
 	// LastSeq and LastHash are the sequence number and hash of the last
 	// record that verified (0 and Genesis if none). Records removed from
 	// the end of a chain leave no trace in it: keep LastSeq and LastHash
 	// elsewhere and compare them with the next verification's.
-	LastSeq  int64
-	LastHash string
-	// Problem is the first tampering found; nil if the chain verifies.
-	Problem *Problem
+	LastSeq  int64  `json:"lastSeq"`
+	LastHash string `json:"lastHash"`
+	// Problem is the first tampering found; absent if the chain verifies.
+	Problem *Problem `json:"problem,omitempty"`
 }
 
 // OK reports whether the chain verified.

@@ -2,6 +2,7 @@ package auth
 
 import (
 	"errors"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -95,5 +96,86 @@ func TestGenerateParse(t *testing.T) {
 	other, _, _, _ := Generate()
 	if other == tok {
 		t.Error("two tokens are the same")
+	}
+}
+
+// clock is a settable time for the limits.
+type clock struct{ t time.Time }
+
+func (c *clock) now() time.Time          { return c.t }
+func (c *clock) advance(d time.Duration) { c.t = c.t.Add(d) }
+
+// TestGuessingAKnownID checks the per-ID limit: wrong secrets for one
+// token's ID from many addresses lock the ID, the valid secret included,
+// for a time that doubles up to MaxLock and ends; the holder's own address
+// is not locked out; and an unknown ID is no lock for anyone.
+func TestGuessingAKnownID(t *testing.T) {
+	ctx := t.Context()
+	st := openStore(t)
+	good, tok, err := Create(ctx, st, "ada", "ci", "admin", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &clock{time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)}
+	a := &Authenticator{Store: st, Now: c.now, IDBurst: 3, MaxLock: 8 * time.Second}
+	if _, err := a.Authenticate(ctx, "10.0.0.1", good); err != nil { // the holder's address
+		t.Fatal(err)
+	}
+	guess := prefix + tok.ID + "_" + strings.Repeat("g", 43)
+	addr := 0
+	attempt := func(token string) error {
+		addr++ // every attempt from another address: the per-address limit never applies
+		_, err := a.Authenticate(ctx, fmt.Sprintf("192.0.2.%d", addr), token)
+		return err
+	}
+	for i := range 3 {
+		if err := attempt(guess); !errors.Is(err, ErrBadToken) {
+			t.Fatalf("wrong secret %d: %v, want ErrBadToken", i+1, err)
+		}
+	}
+	if err := attempt(good); err != nil {
+		t.Fatalf("the valid secret within the burst: %v", err)
+	}
+	// The 4th wrong secret locks the ID for 1 s, then 2, 4, 8, 8: each
+	// lock refuses even the valid secret from a new address, unchecked,
+	// and attempts while locked do not extend it.
+	for i, lock := range []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second, 8 * time.Second} {
+		if err := attempt(guess); !errors.Is(err, ErrBadToken) {
+			t.Fatalf("wrong secret %d: %v, want ErrBadToken", i+4, err)
+		}
+		c.advance(lock - time.Millisecond)
+		for range 3 {
+			err := attempt(good)
+			if !errors.Is(err, ErrTooMany) {
+				t.Fatalf("the valid secret %s into lock %d: %v, want ErrTooMany", lock-time.Millisecond, i+1, err)
+			}
+			if w := RetryAfter(err); w != time.Millisecond {
+				t.Errorf("lock %d: retry after %s, want 1ms", i+1, w)
+			}
+		}
+		if _, err := a.Authenticate(ctx, "10.0.0.1", good); err != nil {
+			t.Fatalf("the holder's own address during lock %d: %v", i+1, err)
+		}
+		c.advance(time.Millisecond)
+	}
+	if err := attempt(good); err != nil {
+		t.Errorf("the valid secret once the lock (at most MaxLock) is over: %v", err)
+	}
+	// A quiet stretch forgets the failures: the burst is whole again.
+	c.advance(10 * time.Minute)
+	for range 3 {
+		if err := attempt(guess); !errors.Is(err, ErrBadToken) {
+			t.Fatalf("after a quiet stretch: %v, want ErrBadToken", err)
+		}
+	}
+	if err := attempt(good); err != nil {
+		t.Errorf("after a quiet stretch, the burst is not whole: %v", err)
+	}
+	// An ID no token has is never locked: there is nothing to guess.
+	unknown := prefix + "000000000000_" + strings.Repeat("g", 43)
+	for i := range 10 {
+		if err := attempt(unknown); !errors.Is(err, ErrBadToken) {
+			t.Fatalf("unknown ID, attempt %d: %v, want ErrBadToken", i+1, err)
+		}
 	}
 }

@@ -7,7 +7,9 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/socle-dev/socle/internal/api"
 	"github.com/socle-dev/socle/internal/auth"
@@ -91,7 +93,7 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) (*http.Req
 	case err == nil:
 		return r, true
 	case errors.Is(err, auth.ErrTooMany):
-		w.Header().Set("Retry-After", "60")
+		w.Header().Set("Retry-After", strconv.Itoa(max(1, int((auth.RetryAfter(err)+time.Second-1)/time.Second))))
 		writeError(w, http.StatusTooManyRequests, "too_many_requests", err.Error())
 	case badToken(err):
 		w.Header().Set("WWW-Authenticate", `Bearer realm="socle"`)

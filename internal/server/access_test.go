@@ -11,12 +11,14 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/socle-dev/socle/internal/api"
+	"github.com/socle-dev/socle/internal/api/apitest"
 	"github.com/socle-dev/socle/internal/api/client"
 	"github.com/socle-dev/socle/internal/auth"
 )
@@ -91,6 +93,8 @@ func calls(op api.Operation) []call {
 		return out
 	case op.ID == "createToken":
 		return []call{{op, "", path, `{"user": "paul"}`}}
+	case op.ID == "registerArtifact":
+		return []call{{op, "", path, `{"revision": "0000000"}`}} // no such revision: 404 once allowed
 	}
 	return []call{{op, "", path, body}}
 }
@@ -250,6 +254,11 @@ func TestAPIAccess(t *testing.T) {
 		}
 		if doc.OpenAPI != "3.1.0" {
 			t.Errorf("openapi = %q", doc.OpenAPI)
+		}
+		// The contract the tests check answers against (apitest) is the
+		// document served.
+		if want, _ := api.OpenAPI(); body != string(want) {
+			t.Errorf("the served document is not api.OpenAPI()")
 		}
 		documented := map[string]bool{}
 		for path, methods := range doc.Paths {
@@ -469,4 +478,109 @@ func TestSignedWebhook(t *testing.T) {
 	if resp.StatusCode != http.StatusUnauthorized {
 		t.Errorf("the webhook secret on another route: %s, want 401", resp.Status)
 	}
+}
+
+// TestStrictBodies sends every operation that takes a JSON body an unknown
+// field, a field of the wrong type and a body that is not an object: each
+// is a 400 that names the field, and nothing is done (no audit record, no
+// commit), where a lenient decoder once committed a promotion with a typo
+// beside "to" and started a build for {"to": 5}.
+func TestStrictBodies(t *testing.T) {
+	t.Parallel()
+	f := newAccessFixture(t)
+	lastSeq := func() int64 {
+		var page api.Page[api.AuditRecord]
+		if err := client.New(f.url, f.tokens["lena"]).Get(t.Context(), "/api/v1/audit?limit=1000", &page); err != nil {
+			t.Fatal(err)
+		}
+		return page.Items[len(page.Items)-1].Seq
+	}
+	before := lastSeq()
+	tested := 0
+	for _, op := range api.Operations {
+		if op.Body == nil {
+			continue
+		}
+		c := calls(op)[0]
+		if op.ID == "promote" {
+			c = calls(op)[1] // to preprod, where a promotion would be committed
+		}
+		// The body's first field of a kind, given a value of another.
+		bt := reflect.TypeOf(op.Body)
+		var field, wrong string
+	fields:
+		for i := range bt.NumField() {
+			name, _, _ := strings.Cut(bt.Field(i).Tag.Get("json"), ",")
+			switch bt.Field(i).Type.Kind() {
+			case reflect.String:
+				field, wrong = name, "5"
+			case reflect.Int, reflect.Int64:
+				field, wrong = name, `"five"`
+			default:
+				continue
+			}
+			break fields
+		}
+		valid := strings.TrimSuffix(strings.TrimSpace(c.body), "}")
+		if valid == "" {
+			valid = "{"
+		}
+		sep := ", "
+		if valid == "{" {
+			sep = ""
+		}
+		for _, tc := range []struct{ body, field, says string }{
+			{valid + sep + `"unknwon": 1}`, "unknwon", `unknown field "unknwon"`},
+			{`{"` + field + `": ` + wrong + `}`, field, `field "` + field + `" must be`},
+			{`[` + valid + `}]`, "", "must be a JSON object"},
+			{valid + sep + `"message": null}`, "message", `field "message" must be string, not null`},
+		} {
+			if tc.field == "message" && op.ID != "promote" {
+				continue // the body with a message: promote's
+			}
+			tested++
+			c := c
+			c.body = tc.body
+			code, body := f.doUnchecked(t, c, "lena")
+			var e struct {
+				Error struct {
+					Code    string
+					Message string
+					Details struct{ Field string }
+				}
+			}
+			json.Unmarshal([]byte(body), &e)
+			if code != http.StatusBadRequest || e.Error.Code != "bad_request" || !strings.Contains(e.Error.Message, tc.says) || e.Error.Details.Field != tc.field {
+				t.Errorf("%s %s with %s: %d %s; want 400 bad_request saying %q, details.field %q", op.Method, c.path, tc.body, code, body, tc.says, tc.field)
+			}
+		}
+	}
+	if tested < 10 {
+		t.Errorf("only %d bodies tested", tested)
+	}
+	if after := lastSeq(); after != before {
+		t.Errorf("refused bodies left audit records %d to %d", before+1, after)
+	}
+	// And what the document requires, the server requires.
+	c := calls(api.Operations[slices.IndexFunc(api.Operations, func(op api.Operation) bool { return op.ID == "registerArtifact" })])[0]
+	c.body = "{}"
+	if code, body := f.doUnchecked(t, c, "lena"); code != http.StatusBadRequest || !strings.Contains(body, `field \"revision\" is required`) {
+		t.Errorf("an artifact without its revision: %d %s, want 400", code, body)
+	}
+}
+
+// doUnchecked sends c as user with a body the contract check lets through:
+// the test means it to be wrong.
+func (f *accessFixture) doUnchecked(t *testing.T, c call, user string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequestWithContext(apitest.Unchecked(t.Context()), c.op.Method, f.url+c.path, strings.NewReader(c.body))
+	req.Header.Set("Authorization", "Bearer "+f.tokens[user])
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
 }

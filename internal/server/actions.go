@@ -1,10 +1,8 @@
 package server
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"strconv"
 	"time"
@@ -19,11 +17,7 @@ import (
 // body's "user" field, which older clients send, is ignored.
 func readAction(w http.ResponseWriter, r *http.Request) (api.ActionRequest, bool) {
 	var req api.ActionRequest
-	if err := json.NewDecoder(r.Body).Decode(&req); err != nil && !errors.Is(err, io.EOF) {
-		writeError(w, http.StatusBadRequest, "bad_request", "the body must be JSON: "+err.Error())
-		return req, false
-	}
-	return req, true
+	return req, readBody(w, r, &req)
 }
 
 func (s *Server) postPromote(w http.ResponseWriter, r *http.Request) {

@@ -340,13 +340,13 @@ func (s *Server) postDeploy(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) postArtifact(w http.ResponseWriter, r *http.Request) {
 	var req api.ArtifactRequest
-	if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
-		writeError(w, http.StatusBadRequest, "bad_request", "the body must be JSON: "+err.Error())
+	if !readBody(w, r, &req) {
 		return
 	}
 	app := r.PathValue("app")
-	if req.Revision == "" {
-		req.Revision = s.inForceSHA()
+	if req.Revision == "" { // the schema requires it; "" is no revision either
+		writeError(w, http.StatusBadRequest, "bad_request", "revision (the commit the image was built from) is required")
+		return
 	}
 	rev, err := s.repo.Revision(req.Revision)
 	if err != nil {

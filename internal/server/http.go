@@ -1,8 +1,11 @@
 package server
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
 	"net/http"
 	"slices"
 	"strconv"
@@ -195,6 +198,53 @@ func wireEvent(e store.Event, red *redactor) api.Event {
 		ev.Data = json.RawMessage(red.JSON(e.Data))
 	}
 	return ev
+}
+
+// readBody decodes the JSON body of an operation into v, strictly: the
+// body is checked against v's schema in the served OpenAPI document first,
+// so that an unknown field, a value of the wrong type or a missing required
+// field is a 400 that names the field, and the document is what the server
+// enforces. An empty body is {}. It answers the error itself and returns
+// false when the body does not do.
+func readBody(w http.ResponseWriter, r *http.Request, v any) bool {
+	b, err := io.ReadAll(r.Body)
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooBig):
+		writeError(w, http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("the body is over %d bytes", tooBig.Limit))
+		return false
+	case err != nil:
+		writeError(w, http.StatusBadRequest, "bad_request", "reading the body: "+err.Error())
+		return false
+	}
+	if len(bytes.TrimSpace(b)) == 0 {
+		b = []byte("{}")
+	}
+	c, err := api.LoadContract()
+	if err == nil {
+		err = c.CheckBody(v, b)
+	}
+	if err == nil {
+		// The schema said yes; the decoder is strict too, for what a
+		// schema cannot say (an integer too large for its Go type).
+		dec := json.NewDecoder(bytes.NewReader(b))
+		dec.DisallowUnknownFields()
+		err = dec.Decode(v)
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) {
+			err = &api.BodyError{Field: te.Field, Message: fmt.Sprintf("field %q must be %s, not the %s given", te.Field, te.Type, te.Value)}
+		}
+	}
+	var be *api.BodyError
+	switch {
+	case errors.As(err, &be):
+		writeJSON(w, http.StatusBadRequest, api.Error{Error: api.ErrorBody{Code: "bad_request", Message: be.Message, Details: map[string]string{"field": be.Field}}})
+		return false
+	case err != nil:
+		writeError(w, http.StatusBadRequest, "bad_request", "the body must be JSON: "+err.Error())
+		return false
+	}
+	return true
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

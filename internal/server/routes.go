@@ -60,6 +60,14 @@ func (s *Server) handlers() map[string]http.HandlerFunc {
 			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 			w.Write([]byte("ok\n"))
 		},
+		"ready": func(w http.ResponseWriter, r *http.Request) {
+			if err := s.ready(); err != nil {
+				writeError(w, http.StatusServiceUnavailable, "store_gone", err.Error())
+				return
+			}
+			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+			w.Write([]byte("ok\n"))
+		},
 		"metrics": promhttp.HandlerFor(s.metrics, promhttp.HandlerOpts{}).ServeHTTP,
 		"openapi": func(w http.ResponseWriter, r *http.Request) {
 			b, err := api.OpenAPI()
@@ -144,6 +152,11 @@ func (s *Server) guard(op api.Operation, h http.HandlerFunc) http.Handler {
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set(OperationHeader, op.ID)
+		if op.Stream == "" {
+			// The time limit's 503 is JSON like every error; a handler's
+			// answer sets its own type over it.
+			w.Header().Set("Content-Type", "application/json")
+		}
 		if op.Signed && s.signedHook(w, r) {
 			next.ServeHTTP(w, r)
 			return

@@ -178,3 +178,69 @@ func TestSecretsStaySecret(t *testing.T) {
 		t.Errorf("socle's log holds a secret, or redacted nothing:\n%s", l)
 	}
 }
+
+// TestRedactShortSecrets checks that secrets under minSecret characters are
+// redacted where they stand as words, in text and in JSON string values,
+// while the words that merely contain them, and JSON keys, stay whole.
+func TestRedactShortSecrets(t *testing.T) {
+	red := newRedactor([]string{"a", "1234", "pw!", "äöü", "long-secret-value"})
+	R := plan.Redacted
+	for _, tc := range []struct{ in, want string }{
+		{"a", R},
+		{"a valid token", R + " valid token"},
+		{"banana and apple", "banana and apple"},
+		{"PIN=1234;", "PIN=" + R + ";"},
+		{"12345 and 01234 and x1234", "12345 and 01234 and x1234"},
+		{"line one\n1234\n", "line one\n" + R + "\n"},
+		{"pass: pw!", "pass: " + R},
+		{"pw!x", "pw!x"}, // the value ends in a symbol: a letter after it is another word
+		{"Käse äöü", "Käse " + R},
+		{"xäöü", "xäöü"},
+		{"with long-secret-value inside", "with " + R + " inside"},
+		{"prefixlong-secret-valuesuffix", "prefix" + R + "suffix"}, // long ones: anywhere
+	} {
+		if got := red.String(tc.in); got != tc.want {
+			t.Errorf("String(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+	for _, tc := range []struct{ in, want string }{
+		{`{"a": "a", "app": "banana"}`, `{"a": "` + R + `", "app": "banana"}`},
+		{`{"pin" : "1234", "n": 1234}`, `{"pin" : "` + R + `", "n": 1234}`},
+		{`["x\n1234", "1234\"a"]`, `["x\n` + R + `", "` + R + `\"` + R + `"]`},
+		{`{"msg": "esc \"a\" \\ a"}`, `{"msg": "esc \"` + R + `\" \\ ` + R + `"}`},
+	} {
+		got := red.JSON([]byte(tc.in))
+		if string(got) != tc.want {
+			t.Errorf("JSON(%s) = %s, want %s", tc.in, got, tc.want)
+		}
+		if !json.Valid(got) {
+			t.Errorf("JSON(%s) is not JSON", tc.in)
+		}
+	}
+	if r := newRedactor([]string{"", "${resources.db.password}"}); r != nil {
+		t.Errorf("a redactor of nothing replaces %v", r)
+	}
+}
+
+// FuzzRedactJSON: whatever JSON document an answer is, redacting it gives
+// JSON again, with no short secret left standing as a word in a value (for
+// secrets of letters and digits: "pw!a" holds the word "a" only until "a"
+// is replaced, which TestRedactShortSecrets covers).
+func FuzzRedactJSON(f *testing.F) {
+	for _, s := range []string{`{"a": "a"}`, `["x\n1234", "1234\"a"]`, `{"k": {"a b": ["pw!", 1, null, "\u0061"]}}`, `"a"`} {
+		f.Add([]byte(s))
+	}
+	red := newRedactor([]string{"a", "1234", "x9"})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if !json.Valid(b) {
+			return
+		}
+		out := red.JSON(b)
+		if !json.Valid(out) {
+			t.Fatalf("JSON(%s) = %s: not JSON", b, out)
+		}
+		if again := red.JSON(out); !bytes.Equal(again, out) {
+			t.Fatalf("JSON(%s) = %s, then %s: a secret was left", b, out, again)
+		}
+	})
+}

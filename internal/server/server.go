@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -77,6 +78,8 @@ type Server struct {
 	cfg     Config
 	log     *slog.Logger
 	store   store.Store
+	db      *sqlite.DB // under store: its file is checked for readiness
+	unready atomic.Bool
 	repo    *source.Repo
 	watcher *source.Watcher
 	http    *http.Server
@@ -134,7 +137,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		st.Close()
 		return nil, fmt.Errorf("opening the platform repository: %w", err)
 	}
-	s := &Server{cfg: cfg, store: st, repo: repo, pinned: map[string]*spec.Repo{}, metrics: prometheus.NewRegistry(), replanc: make(chan struct{}, 1)}
+	s := &Server{cfg: cfg, store: st, db: db, repo: repo, pinned: map[string]*spec.Repo{}, metrics: prometheus.NewRegistry(), replanc: make(chan struct{}, 1)}
 	s.auth = &auth.Authenticator{Store: st}
 	// Everything socle logs goes through the redactor of secrets.
 	cfg.Logger = slog.New(redactHandler{cfg.Logger.Handler(), s})
@@ -338,6 +341,7 @@ func (s *Server) Run(ctx context.Context) error {
 		}
 	}()
 	go s.recheckGates(ctx)
+	go s.watchStore(ctx)
 	proxyDone := make(chan error, 1)
 	go func() { proxyDone <- s.proxy.Serve(ctx, s.proxyLn) }()
 	var err error
@@ -363,6 +367,38 @@ func (s *Server) Run(ctx context.Context) error {
 	s.notifier.Close()
 	if cerr := s.store.Close(); err == nil {
 		err = cerr
+	}
+	return err
+}
+
+// storeCheck is how often the server checks that its database file is the
+// one it opened, besides every write and every readiness probe.
+const storeCheck = 10 * time.Second
+
+func (s *Server) watchStore(ctx context.Context) {
+	tick := time.NewTicker(storeCheck)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			s.ready()
+		}
+	}
+}
+
+// ready reports why socle cannot serve safely (nil: it can): its database
+// file was removed or replaced under it, so that what it writes would be
+// lost at the next start. It says so in the log, loudly, when it happens
+// and when it is over (the file moved back).
+func (s *Server) ready() error {
+	err := s.db.CheckFile()
+	if was := s.unready.Swap(err != nil); err != nil && !was {
+		s.log.Error("the database is gone: socle is unready and refuses every write until it is restored and socle restarted",
+			"reason", "store_gone", "err", err)
+	} else if err == nil && was {
+		s.log.Info("the database file is back: socle is ready again")
 	}
 	return err
 }

@@ -13,11 +13,20 @@ import (
 	"testing"
 	"time"
 
+	"github.com/socle-dev/socle/internal/api/apitest"
 	"github.com/socle-dev/socle/internal/auth"
 	"github.com/socle-dev/socle/internal/source"
 	"github.com/socle-dev/socle/internal/spec"
 	"github.com/socle-dev/socle/internal/store"
+	"github.com/socle-dev/socle/internal/syncbuf"
 )
+
+// TestMain checks every request the tests send to a server they start, and
+// every answer, against the OpenAPI document (see apitest.Watch).
+func TestMain(m *testing.M) {
+	apitest.Install()
+	os.Exit(m.Run())
+}
 
 // gitRepo creates a working repository holding the demo platform.
 func gitRepo(t *testing.T) string {
@@ -95,6 +104,7 @@ func startWith(t *testing.T, cfg Config) *running {
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx) }()
 	r := &running{Server: s, url: "http://" + s.Addr(), token: token}
+	apitest.Watch(t, r.url)
 	r.stop = func() {
 		cancel()
 		if err := <-done; err != nil {
@@ -352,5 +362,55 @@ func TestFirstHosts(t *testing.T) {
 				t.Errorf("servedHosts = %q, want %q", got, tc.want)
 			}
 		})
+	}
+}
+
+// TestDeletedDatabaseMakesUnready removes socle.db, -wal and -shm under a
+// running server: it turns unready with the reason store_gone and a loud
+// log line, and refuses writes instead of taking them into a file that
+// is gone at the next start.
+func TestDeletedDatabaseMakesUnready(t *testing.T) {
+	t.Parallel()
+	var logs syncbuf.Buffer
+	data := t.TempDir()
+	r := startWith(t, Config{Repo: gitRepo(t), Data: data, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	defer r.stop()
+	ready := func() (int, string) {
+		resp, err := http.Get(r.url + "/readyz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	r.waitFor(t, "the demo in force", func(st Status) bool { return st.LastGood != nil })
+	if code, body := ready(); code != http.StatusOK {
+		t.Fatalf("/readyz with the database in place: %d %s", code, body)
+	}
+	for _, suffix := range []string{"", "-wal", "-shm"} {
+		if err := os.Remove(filepath.Join(data, DBFile+suffix)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if code, body := ready(); code != http.StatusServiceUnavailable || !strings.Contains(body, `"store_gone"`) {
+		t.Errorf("/readyz with the database removed: %d %s, want 503 store_gone", code, body)
+	}
+	req, _ := http.NewRequest(http.MethodPost, r.url+"/api/v1/tokens", strings.NewReader(`{"user": "lena"}`))
+	req.Header.Set("Authorization", "Bearer "+r.token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusInternalServerError || !strings.Contains(string(b), "removed or replaced") {
+		t.Errorf("a write with the database removed: %s %s, want it refused", resp.Status, b)
+	}
+	if l := logs.String(); !strings.Contains(l, "level=ERROR") || !strings.Contains(l, "store_gone") {
+		t.Errorf("socle's log does not say the database is gone:\n%s", l)
+	}
+	if code, _ := ready(); code != http.StatusServiceUnavailable {
+		t.Errorf("/readyz later: %d, want still 503", code)
 	}
 }

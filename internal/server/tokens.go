@@ -45,8 +45,7 @@ func (s *Server) listTokens(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) createToken(w http.ResponseWriter, r *http.Request) {
 	var req api.NewToken
-	if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
-		writeError(w, http.StatusBadRequest, "bad_request", "the body must be JSON: "+err.Error())
+	if !readBody(w, r, &req) {
 		return
 	}
 	if strings.TrimSpace(req.User) == "" {

@@ -18,6 +18,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/socle-dev/socle/internal/api"
+	"github.com/socle-dev/socle/internal/api/apitest"
 	"github.com/socle-dev/socle/internal/auth"
 	"github.com/socle-dev/socle/internal/server"
 	"github.com/socle-dev/socle/internal/source"
@@ -187,7 +188,8 @@ func call(t *testing.T, user, method, path string, body, out any) error {
 	req, _ := http.NewRequest(method, baseURL+path, rd)
 	req.Header.Set("Authorization", "Bearer "+token(t, user))
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
+	// What the tests send and get is checked against the OpenAPI document.
+	resp, err := (&http.Client{Transport: apitest.Transport(t, nil)}).Do(req)
 	if err != nil {
 		return err
 	}

@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/socle-dev/socle/internal/api/apitest"
 	"github.com/socle-dev/socle/internal/reconcile"
 	"github.com/socle-dev/socle/internal/server"
 	"github.com/socle-dev/socle/internal/source"
@@ -40,6 +41,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "building socle:", err)
 		os.Exit(1)
 	}
+	apitest.Install()
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
@@ -230,7 +232,9 @@ func apiRequest(method, url string) (*http.Response, error) {
 	return apiClient.Do(req)
 }
 
-var apiClient = &http.Client{Timeout: 10 * time.Second}
+// apiClient checks what it sends and receives against the OpenAPI document
+// (apitest.Watch, in start).
+var apiClient = &http.Client{Timeout: 10 * time.Second, Transport: apitest.Watching(nil)}
 
 var (
 	upLine   = regexp.MustCompile(`socle is up on (http://\S+)`)
@@ -283,6 +287,7 @@ func start(t *testing.T, repo, data string, extra ...string) *socle {
 		}
 	}()
 	socles.Store(s.api, data)
+	apitest.Watch(t, s.api)
 	return s
 }
 

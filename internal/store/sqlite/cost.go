@@ -19,29 +19,20 @@ var _ cost.Store = (*CostStore)(nil)
 // CostStore keeps package cost's daily aggregates, imports, coverage and
 // budget alerts in the tables of migration 0010, in the same file as the DB.
 type CostStore struct {
-	db *sql.DB
+	db    *sql.DB
+	check func() error // the DB's CheckFile
 	// mu serializes this store's writers in the process, so that they queue
 	// here rather than on SQLite's busy handler.
 	mu sync.Mutex
 }
 
 // NewCostStore returns the cost store of db.
-func NewCostStore(db *DB) *CostStore { return &CostStore{db: db.SQL()} }
+func NewCostStore(db *DB) *CostStore { return &CostStore{db: db.SQL(), check: db.CheckFile} }
 
 func (s *CostStore) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	if err := fn(tx); err != nil {
-		if rerr := tx.Rollback(); rerr != nil && !errors.Is(rerr, sql.ErrTxDone) {
-			err = errors.Join(err, rerr)
-		}
-		return err
-	}
-	return tx.Commit()
+	return checkedWrite(ctx, s.db, s.check, fn)
 }
 
 // ImportBatch implements cost.Store.

@@ -5,7 +5,9 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -34,6 +36,10 @@ const busyTimeout = 5 * time.Second
 // its writes are serialized in the process, and readers never wait for them.
 type DB struct {
 	sql *sql.DB
+	// path and file are the database file and its identity (device and
+	// inode) when it was opened; see CheckFile.
+	path string
+	file os.FileInfo
 	// wlock holds a token while this process writes: writers queue here, in
 	// Go, rather than on SQLite's busy handler.
 	wlock chan struct{}
@@ -70,7 +76,7 @@ func open(ctx context.Context, path string, migs []migration) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening sqlite store %s: %w", path, err)
 	}
-	db := &DB{sql: sqlDB, wlock: make(chan struct{}, 1)}
+	db := &DB{sql: sqlDB, wlock: make(chan struct{}, 1), path: path}
 	if err := db.init(ctx, migs); err != nil {
 		sqlDB.Close()
 		return nil, fmt.Errorf("opening sqlite store %s: %w", path, err)
@@ -85,6 +91,11 @@ func (db *DB) init(ctx context.Context, migs []migration) error {
 	}
 	if !strings.EqualFold(mode, "wal") {
 		return fmt.Errorf("journal mode is %q, not WAL: is the file on a network file system?", mode)
+	}
+	// The file exists now (setting WAL mode wrote to it) and the pool holds
+	// it open: this is the file every write checks it still goes to.
+	if db.file, err = os.Stat(db.path); err != nil {
+		return err
 	}
 	return db.migrate(ctx, migs)
 }
@@ -118,6 +129,33 @@ func setWAL(ctx context.Context, db *sql.DB) (string, error) {
 // Do not close it: close the DB.
 func (db *DB) SQL() *sql.DB { return db.sql }
 
+// ErrFileGone is returned, wrapped, by CheckFile and by every write once
+// the database file is no longer the one opened: removed, or replaced by
+// another file. SQLite goes on writing into the file it holds open, which
+// nothing will read after a restart, so writes are refused instead.
+var ErrFileGone = errors.New("the database file was removed or replaced while socle runs")
+
+// CheckFile reports whether the database file at the path opened is still
+// the file the store writes to, by identity (device and inode). It costs a
+// stat: the store checks it around every write, the server periodically
+// and for its readiness.
+func (db *DB) CheckFile() error {
+	return checkFile(db.path, db.file)
+}
+
+func checkFile(path string, opened os.FileInfo) error {
+	fi, err := os.Stat(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("%w: %s no longer exists; restore it (and its -wal) from a backup and restart socle", ErrFileGone, path)
+	case err != nil:
+		return fmt.Errorf("checking the database file: %w", err)
+	case !os.SameFile(fi, opened):
+		return fmt.Errorf("%w: %s is another file than the one opened; restart socle to use it", ErrFileGone, path)
+	}
+	return nil
+}
+
 // Close closes the database. Data committed before is on disk whether or not
 // Close is called.
 func (db *DB) Close() error { return db.sql.Close() }
@@ -131,14 +169,27 @@ func (db *DB) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
 		return ctx.Err()
 	}
 	defer func() { <-db.wlock }()
-	tx, err := db.sql.BeginTx(ctx, nil)
+	return checkedWrite(ctx, db.sql, db.CheckFile, fn)
+}
+
+// checkedWrite runs fn in a transaction of sqlDB, checking the database
+// file before (nothing is written into a file gone) and after the commit
+// (a file removed meanwhile lost the write: the caller hears of it).
+func checkedWrite(ctx context.Context, sqlDB *sql.DB, check func() error, fn func(tx *sql.Tx) error) error {
+	if err := check(); err != nil {
+		return err
+	}
+	tx, err := sqlDB.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
 	if err := fn(tx); err != nil {
 		return errors.Join(err, rollback(tx))
 	}
-	return tx.Commit()
+	if err := tx.Commit(); err != nil {
+		return err
+	}
+	return check()
 }
 
 // rollback rolls tx back; a transaction already ended, by a cancelled

@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -519,5 +520,72 @@ func TestCostViewsMigrationKeepsCosts(t *testing.T) {
 	db.SQL().QueryRowContext(ctx, `SELECT count(*) FROM cost_daily WHERE period_id = 7`).Scan(&rows)
 	if rows != 0 {
 		t.Errorf("%d rows of the replaced period remain", rows)
+	}
+}
+
+// TestDeletedFileRefusesWrites removes the database file and its -wal and
+// -shm while the store is open, as an operator cleaning a directory might,
+// and replaces it by another file: every write is refused with ErrFileGone
+// (SQLite would take it into the unlinked file, lost at the next start),
+// for the store and the cost store alike, while the file opened stays
+// readable.
+func TestDeletedFileRefusesWrites(t *testing.T) {
+	ctx := t.Context()
+	for _, how := range []string{"removed", "replaced"} {
+		t.Run(how, func(t *testing.T) {
+			dir := t.TempDir()
+			path := filepath.Join(dir, "socle.db")
+			db := mustOpen(t, path)
+			defer db.Close()
+			costs := NewCostStore(db)
+			put := func(sha string) error {
+				return db.PutRevision(ctx, store.Revision{SHA: sha, Author: "ann", Message: "m", Valid: true})
+			}
+			if err := put("aaaa"); err != nil || db.CheckFile() != nil {
+				t.Fatalf("before: %v, %v", err, db.CheckFile())
+			}
+			for _, suffix := range []string{"", "-wal", "-shm"} {
+				if err := os.Remove(path + suffix); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if how == "replaced" {
+				other := mustOpen(t, filepath.Join(dir, "other.db"))
+				other.Close()
+				if err := os.Rename(filepath.Join(dir, "other.db"), path); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := db.CheckFile(); !errors.Is(err, ErrFileGone) {
+				t.Errorf("CheckFile: %v, want ErrFileGone", err)
+			}
+			if err := put("bbbb"); !errors.Is(err, ErrFileGone) {
+				t.Errorf("a write: %v, want ErrFileGone", err)
+			}
+			if _, err := costs.Imports(ctx, 1); err != nil {
+				t.Errorf("a read of the cost store: %v", err)
+			}
+			if err := costs.write(ctx, func(*sql.Tx) error { return nil }); !errors.Is(err, ErrFileGone) {
+				t.Errorf("a write of the cost store: %v, want ErrFileGone", err)
+			}
+			if _, err := db.Revision(ctx, "aaaa"); err != nil {
+				t.Errorf("reading what the open file holds: %v", err)
+			}
+			if _, err := db.Revision(ctx, "bbbb"); !errors.Is(err, store.ErrNotFound) {
+				t.Errorf("the refused write is there: %v", err)
+			}
+		})
+	}
+}
+
+// BenchmarkCheckFile is what checking the database file's identity costs,
+// twice per write: a stat.
+func BenchmarkCheckFile(b *testing.B) {
+	db := mustOpen(b, filepath.Join(b.TempDir(), "socle.db"))
+	defer db.Close()
+	for b.Loop() {
+		if err := db.CheckFile(); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
