@@ -39,7 +39,7 @@ var (
 	// algorithm other than sha256, the only one the store keeps content by.
 	// It is an ErrDigestInvalid too.
 	ErrDigestUnsupported = fmt.Errorf("%w: unsupported digest algorithm", ErrDigestInvalid)
-	ErrManifestInvalid = errors.New("manifest invalid")
+	ErrManifestInvalid   = errors.New("manifest invalid")
 	// ErrManifestBlobUnknown means that a manifest refers to a blob or a
 	// manifest that the registry does not hold: push those first.
 	ErrManifestBlobUnknown = errors.New("manifest references a blob or manifest unknown to registry")
