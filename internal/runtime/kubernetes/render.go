@@ -439,7 +439,7 @@ func (r *renderer) resolve(s string, data *podData, subst func(string) (string, 
 }
 
 func (r *renderer) container(name string, c types.Container, first bool, data *podData, subst func(string) (string, error)) (corev1.Container, error) {
-	out := corev1.Container{Name: name, Image: r.image(c), Command: c.Command, Args: c.Args, ImagePullPolicy: corev1.PullIfNotPresent}
+	out := corev1.Container{Name: name, Image: r.image(name, c), Command: c.Command, Args: c.Args, ImagePullPolicy: corev1.PullIfNotPresent}
 	for _, k := range slices.Sorted(maps.Keys(c.Variables)) {
 		v, secret, err := r.resolve(c.Variables[k], data, subst)
 		if err != nil {
@@ -567,24 +567,30 @@ func (r *renderer) file(c *corev1.Container, cname string, i int, target string,
 }
 
 // image names the image a container runs: socle's build in the registry
-// the cluster pulls from, or the container's own image pinned to the digest
-// socle resolved for it.
-func (r *renderer) image(c types.Container) string {
-	if c.Image == "." {
-		return strings.TrimSuffix(r.opts.Registry, "/") + "/apps/" + r.u.App + "@" + r.w.Artifact
+// the cluster pulls from, or the container's own image, each pinned to the
+// digest the release gives that container.
+func (r *renderer) image(name string, c types.Container) string {
+	digest, pinned := r.w.Images[name]
+	if r.w.Images == nil {
+		built := false
+		for _, o := range r.u.Containers {
+			built = built || o.Image == "."
+		}
+		digest = r.w.Artifact
+		pinned = digest != "" && (c.Image == "." || (!built && !strings.Contains(c.Image, "@")))
 	}
-	built := false
-	for _, o := range r.u.Containers {
-		built = built || o.Image == "."
-	}
-	if built || r.w.Artifact == "" || strings.Contains(c.Image, "@") {
+	switch {
+	case !pinned || digest == "":
 		return c.Image
+	case c.Image == ".":
+		return strings.TrimSuffix(r.opts.Registry, "/") + "/apps/" + r.u.App + "@" + digest
 	}
-	return repository(c.Image) + "@" + r.w.Artifact
+	return repository(c.Image) + "@" + digest
 }
 
-// repository strips an image reference's tag.
+// repository strips an image reference's tag and digest.
 func repository(ref string) string {
+	ref, _, _ = strings.Cut(ref, "@")
 	slash := strings.LastIndex(ref, "/")
 	if colon := strings.LastIndex(ref, ":"); colon > slash {
 		return ref[:colon]
