@@ -58,6 +58,16 @@
 // revision it was built from, and, when build.image is set, is also pushed to
 // <build.image>:<revision>; Artifact.Ref then names that repository.
 //
+// # Several images
+//
+// A release records one artifact digest. When a workload's containers run
+// different images (two external images, or socle's build beside an
+// external one), that digest names a pin list (PinsType): an OCI artifact
+// in <Host>/apps/<app> whose config gives each container its image by
+// digest. Promoting, approving and rolling back the one digest carry every
+// container's image; WritePins and ReadPins write and read it. Containers
+// that all run one image keep that image's digest as the artifact.
+//
 // # Reuse
 //
 // A build is keyed by (app, source hash, platform): a revision that does not

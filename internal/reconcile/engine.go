@@ -26,11 +26,19 @@ type Router interface {
 
 // Images builds and unpacks the images units run.
 type Images interface {
-	// Build returns the digest of the image of a unit's app at the unit's
-	// revision, building it only if it was never built.
+	// Build returns the artifact of a unit's app at the unit's revision,
+	// the digest its release records, building the app's image only if it
+	// was never built.
 	Build(ctx context.Context, u plan.Unit) (digest string, err error)
-	// Unpack returns the unpacked filesystem and configuration of an image.
-	Unpack(ctx context.Context, digest string) (Image, error)
+	// Pins returns the image digest each container of u runs in the
+	// release whose artifact is digest (what Build returned): a release is
+	// one digest, and its containers may run different images. A container
+	// it leaves out runs its image as the Score file writes it.
+	Pins(ctx context.Context, u plan.Unit, digest string) (map[string]string, error)
+	// Unpack returns the unpacked filesystem and configuration of the
+	// image of a container whose Score image is image ("." for socle's
+	// build), pinned to digest ("" for the image as written).
+	Unpack(ctx context.Context, image, digest string) (Image, error)
 }
 
 // Image is an unpacked image, ready for a runtime that runs host executables.

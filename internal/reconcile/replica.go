@@ -26,9 +26,13 @@ func (w *worker) replicaSpec(ctx context.Context, d *plan.Unit, rel, digest stri
 		return runtime.ReplicaSpec{}, fmt.Errorf("the workload has no container")
 	}
 	c := d.Containers[names[0]]
-	img, err := w.e.cfg.Images.Unpack(ctx, digest)
+	pins, err := w.e.cfg.Images.Pins(ctx, *d, digest)
 	if err != nil {
-		return runtime.ReplicaSpec{}, fmt.Errorf("unpacking %s: %w", short(digest), err)
+		return runtime.ReplicaSpec{}, fmt.Errorf("reading the images of %s: %w", short(digest), err)
+	}
+	img, err := w.e.cfg.Images.Unpack(ctx, c.Image, pins[names[0]])
+	if err != nil {
+		return runtime.ReplicaSpec{}, fmt.Errorf("unpacking the image of container %s (%s): %w", names[0], short(pins[names[0]]), err)
 	}
 	vars, err := resolveVariables(d, c.Variables, w.e.cfg.Secret)
 	if err != nil {

@@ -37,9 +37,14 @@ func (e *Engine) unitDriver(env string) (runtime.UnitDriver, error) {
 const unitPoll = 250 * time.Millisecond
 
 // workload is the release rel of unit d, by the strategy it is deployed
-// with: blue/green and canary releases get a Deployment of their own.
-func workload(d *plan.Unit, rel, artifact string, strategy spec.Strategy) runtime.Workload {
-	return runtime.Workload{Release: rel, Unit: d, Artifact: artifact, Dedicated: strategy != "" && strategy != spec.StrategyRolling}
+// with: blue/green and canary releases get a Deployment of their own. Each
+// container runs the image the release's artifact pins for it.
+func (w *worker) workload(ctx context.Context, d *plan.Unit, rel, artifact string, strategy spec.Strategy) (runtime.Workload, error) {
+	pins, err := w.e.cfg.Images.Pins(ctx, *d, artifact)
+	if err != nil {
+		return runtime.Workload{}, fmt.Errorf("reading the images of %s: %w", short(artifact), err)
+	}
+	return runtime.Workload{Release: rel, Unit: d, Artifact: artifact, Images: pins, Dedicated: strategy != "" && strategy != spec.StrategyRolling}, nil
 }
 
 func serving(w runtime.Workload) string {
@@ -59,7 +64,11 @@ func (w *worker) unitSteady(ctx context.Context, ud runtime.UnitDriver, d *plan.
 	rel := releaseName(cur.ID)
 	var drift string
 	if !failedNewer {
-		wl := workload(d, rel, cur.Artifact, spec.Strategy(cur.Strategy))
+		wl, err := w.workload(ctx, d, rel, cur.Artifact, spec.Strategy(cur.Strategy))
+		if err != nil {
+			w.report(func(s *UnitStatus) { s.Phase, s.Message = Degraded, err.Error() })
+			return
+		}
 		us := runtime.UnitSpec{App: d.App, Env: d.Env, Workloads: []runtime.Workload{wl}, Serve: serving(wl)}
 		dr, err := ud.Drift(ctx, us)
 		if err != nil {
@@ -179,7 +188,10 @@ func workloadStatuses(hs []runtime.WorkloadHealth) []ReplicaStatus {
 // pods stay available through the pause.
 func (w *worker) unitStrategy(ctx context.Context, ud runtime.UnitDriver, d *plan.Unit, prev *store.Release, rel, artifact string) error {
 	strategy := strategyOf(d)
-	wl := workload(d, rel, artifact, strategy)
+	wl, err := w.workload(ctx, d, rel, artifact, strategy)
+	if err != nil {
+		return err
+	}
 	var keep []string
 	prevServe := ""
 	if prev != nil {

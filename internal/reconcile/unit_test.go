@@ -50,8 +50,20 @@ func (f *fakeUnits) Health(context.Context, string, string) ([]runtime.WorkloadH
 	return f.health(f.calls)
 }
 
+// oneImage stands in for socle's images where a test renders nothing:
+// every container runs the release's artifact.
+type oneImage struct{ Images }
+
+func (oneImage) Pins(_ context.Context, u plan.Unit, digest string) (map[string]string, error) {
+	out := map[string]string{}
+	for n := range u.Containers {
+		out[n] = digest
+	}
+	return out, nil
+}
+
 func unitWorker(deadline time.Duration) *worker {
-	return &worker{e: &Engine{cfg: Config{ProgressDeadline: deadline}}}
+	return &worker{e: &Engine{cfg: Config{ProgressDeadline: deadline, Images: oneImage{}}}}
 }
 
 func healthy(rel string, ready int) []runtime.WorkloadHealth {

@@ -86,8 +86,16 @@ type Workload struct {
 	Release string
 	// Unit is the desired state the release runs.
 	Unit *plan.Unit
-	// Artifact is the image digest every container built by socle runs.
+	// Artifact is the release's artifact digest: the image its containers
+	// run, or the pin list that gives each its own (see Images).
 	Artifact string
+	// Images gives the digest each container runs, by container name:
+	// socle's build (image ".") in the registry the cluster pulls from,
+	// an external image in its own repository. A container it leaves out
+	// runs its image as written. When Images is nil (a preview that pins
+	// nothing, socle render), every container built by socle runs
+	// Artifact, and so does an external image when none is built.
+	Images map[string]string `json:",omitempty"`
 	// Dedicated gives the release a Deployment of its own (<app>-<release>)
 	// rather than the unit's (<app>), whose pod template a rolling update
 	// replaces: blue/green and canary rollouts run two at once.

@@ -66,7 +66,8 @@ func presented(r *http.Request) (token string, cookie bool) {
 // errCrossSite is a cookie-authenticated write from another site.
 var errCrossSite = errors.New("a request authenticated by the portal's cookie must come from the portal (Origin mismatch)")
 
-// verify returns r with its caller, or why it has none.
+// verify returns r with its caller, or why it has none. A registry pull
+// token (see pullPrincipal) is no caller outside the registry.
 func (s *Server) verify(r *http.Request) (*http.Request, error) {
 	token, cookie := presented(r)
 	t, err := s.auth.Authenticate(r.Context(), clientIP(r), token)
@@ -75,6 +76,9 @@ func (s *Server) verify(r *http.Request) (*http.Request, error) {
 	}
 	if cookie && !safeMethod(r.Method) && !sameOrigin(r) {
 		return r, errCrossSite
+	}
+	if _, pull := pullApp(t.User); pull && !underRegistry(r.URL.Path) {
+		return r, errPullOnly
 	}
 	return r.WithContext(context.WithValue(r.Context(), callerKey{}, caller{User: t.User, TokenID: t.ID, Cookie: cookie})), nil
 }
@@ -85,28 +89,57 @@ func badToken(err error) bool {
 	return errors.Is(err, auth.ErrNoToken) || errors.Is(err, auth.ErrBadToken) || errors.Is(err, auth.ErrExpired) || errors.Is(err, auth.ErrRevoked)
 }
 
-// authenticate answers 401, 403 or 429 itself and returns false when r
-// carries no valid token.
-func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) (*http.Request, bool) {
-	r, err := s.verify(r)
+// denial is why a request is refused: its status, socle's error code and
+// the words. The API and the registry each answer it in their own shape.
+type denial struct {
+	status    int
+	code, msg string
+	retry     time.Duration // when to try again, for a 429
+}
+
+func deny(status int, code, msg string) *denial {
+	return &denial{status: status, code: code, msg: msg}
+}
+
+// retryAfter is the Retry-After header of a 429: whole seconds, at least 1.
+func (d *denial) retryAfter() string {
+	return strconv.Itoa(max(1, int((d.retry+time.Second-1)/time.Second)))
+}
+
+// authFailure is the denial of a request that verify refused.
+func authFailure(err error) *denial {
 	switch {
-	case err == nil:
-		return r, true
 	case errors.Is(err, auth.ErrTooMany):
-		w.Header().Set("Retry-After", strconv.Itoa(max(1, int((auth.RetryAfter(err)+time.Second-1)/time.Second))))
-		writeError(w, http.StatusTooManyRequests, "too_many_requests", err.Error())
+		d := deny(http.StatusTooManyRequests, "too_many_requests", err.Error())
+		d.retry = auth.RetryAfter(err)
+		return d
 	case badToken(err):
-		w.Header().Set("WWW-Authenticate", `Bearer realm="socle"`)
 		msg := "a valid token is required: Authorization: Bearer <token> (socle token create)"
 		if !errors.Is(err, auth.ErrNoToken) && !errors.Is(err, auth.ErrBadToken) {
 			msg = err.Error()
 		}
-		writeError(w, http.StatusUnauthorized, "unauthorized", msg)
-	case errors.Is(err, errCrossSite):
-		writeError(w, http.StatusForbidden, "forbidden", err.Error())
-	default:
-		writeError(w, http.StatusInternalServerError, "internal", "checking the token: "+err.Error())
+		return deny(http.StatusUnauthorized, "unauthorized", msg)
+	case errors.Is(err, errCrossSite), errors.Is(err, errPullOnly):
+		return deny(http.StatusForbidden, "forbidden", err.Error())
 	}
+	return deny(http.StatusInternalServerError, "internal", "checking the token: "+err.Error())
+}
+
+// authenticate answers 401, 403 or 429 itself and returns false when r
+// carries no valid token.
+func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) (*http.Request, bool) {
+	r, err := s.verify(r)
+	if err == nil {
+		return r, true
+	}
+	d := authFailure(err)
+	switch d.status {
+	case http.StatusTooManyRequests:
+		w.Header().Set("Retry-After", d.retryAfter())
+	case http.StatusUnauthorized:
+		w.Header().Set("WWW-Authenticate", `Bearer realm="socle"`)
+	}
+	writeError(w, d.status, d.code, d.msg)
 	return r, false
 }
 
@@ -130,9 +163,18 @@ func sameOrigin(r *http.Request) bool {
 // the body (the environment a promotion goes to) are checked by the
 // handler with mayDeploy.
 func (s *Server) authorize(w http.ResponseWriter, r *http.Request, access api.Access) bool {
+	if d := s.permit(r, access); d != nil {
+		writeError(w, d.status, d.code, d.msg)
+		return false
+	}
+	return true
+}
+
+// permit is authorize's verdict: nil when the caller may.
+func (s *Server) permit(r *http.Request, access api.Access) *denial {
 	user := callerOf(r).User
 	if access == api.AccessAuthenticated || access == api.AccessPublic {
-		return true
+		return nil
 	}
 	repo := s.repoInForce()
 	if repo == nil {
@@ -140,19 +182,16 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request, access api.Ac
 		// nobody may act.
 		switch access {
 		case api.AccessMember, api.AccessSelf:
-			return true
+			return nil
 		}
-		writeError(w, http.StatusForbidden, "forbidden", "no valid revision of the platform repository yet, so no roles: only reading is possible")
-		return false
+		return deny(http.StatusForbidden, "forbidden", "no valid revision of the platform repository yet, so no roles: only reading is possible")
 	}
 	if !repo.Member(user) {
-		writeError(w, http.StatusForbidden, "forbidden", fmt.Sprintf("%s is not a member of any team in teams.yaml", user))
-		return false
+		return deny(http.StatusForbidden, "forbidden", fmt.Sprintf("%s is not a member of any team in teams.yaml", user))
 	}
 	app := r.PathValue("app")
 	if app != "" && access != api.AccessMember && repo.App(app) == nil {
-		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no app %q", app))
-		return false
+		return deny(http.StatusNotFound, "not_found", fmt.Sprintf("no app %q", app))
 	}
 	var ok bool
 	var why string
@@ -168,32 +207,38 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request, access api.Ac
 	case api.AccessDeploy:
 		env := r.PathValue("env")
 		if env == "" {
-			return true // promote: the handler checks the environment of the body
+			return nil // promote: the handler checks the environment of the body
 		}
-		return s.mayDeploy(w, repo, user, app, env)
+		return deployDenial(repo, user, app, env)
 	}
 	if !ok {
-		writeError(w, http.StatusForbidden, "forbidden", why)
+		return deny(http.StatusForbidden, "forbidden", why)
 	}
-	return ok
+	return nil
 }
 
 // mayDeploy answers 403 or 404 itself unless user may deploy app in env.
 func (s *Server) mayDeploy(w http.ResponseWriter, repo *spec.Repo, user, app, env string) bool {
-	if repo.Environment(env) == nil {
-		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no environment %q", env))
+	if d := deployDenial(repo, user, app, env); d != nil {
+		writeError(w, d.status, d.code, d.msg)
 		return false
 	}
+	return true
+}
+
+func deployDenial(repo *spec.Repo, user, app, env string) *denial {
+	if repo.Environment(env) == nil {
+		return deny(http.StatusNotFound, "not_found", fmt.Sprintf("no environment %q", env))
+	}
 	if repo.MayDeploy(user, app, env) {
-		return true
+		return nil
 	}
 	role := repo.RoleFor(user, app)
 	if role == "" {
 		role = "no role"
 	}
-	writeError(w, http.StatusForbidden, "forbidden", fmt.Sprintf("%s has %s for %s; %s allows %s to deploy",
+	return deny(http.StatusForbidden, "forbidden", fmt.Sprintf("%s has %s for %s; %s allows %s to deploy",
 		user, role, app, env, joinRoles(repo.DeployRoles(env))))
-	return false
 }
 
 func joinRoles(rs []spec.Role) string {

@@ -174,31 +174,6 @@ func (s *Server) guard(op api.Operation, h http.HandlerFunc) http.Handler {
 	})
 }
 
-// guardRegistry lets members pull and developers and above push.
-func (s *Server) guardRegistry(h http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		r, ok := s.authenticate(w, r)
-		if !ok {
-			return
-		}
-		access := api.AccessMember
-		if !safeMethod(r.Method) {
-			access = api.AccessTeam
-			// The repository names the app: /v2/apps/<app>/blobs/uploads/…
-			rest, ok := strings.CutPrefix(r.URL.Path, "/v2/apps/")
-			app, _, _ := strings.Cut(rest, "/")
-			if !ok || app == "" {
-				writeError(w, http.StatusForbidden, "forbidden", "images are pushed to /v2/apps/<app>/")
-				return
-			}
-			r.SetPathValue("app", app)
-		}
-		if s.authorize(w, r, access) {
-			h.ServeHTTP(w, r)
-		}
-	})
-}
-
 // guardPortal lets everyone reach the login page and its assets, and
 // nobody else without a valid token: 401 with a link to the login page (and,
 // for a cookie that no longer works, the cookie cleared).

@@ -2,6 +2,7 @@ package server
 
 import (
 	"cmp"
+	"context"
 	"log/slog"
 	"sync"
 	"time"
@@ -28,6 +29,7 @@ type kubeRuntimes struct {
 	registry         string
 	kubeconfig       string
 	secret           []byte
+	pullToken        func(ctx context.Context, app, env string) (string, error)
 	progressDeadline time.Duration
 	log              *slog.Logger
 
@@ -87,7 +89,7 @@ func (k *kubeRuntimes) driver(context string) (*kubernetes.Driver, error) {
 		return nil, f.err
 	}
 	d, err := kubernetes.New(kubernetes.Options{
-		Kubeconfig: k.kubeconfig, Context: context, Target: k.target, Secret: k.secret,
+		Kubeconfig: k.kubeconfig, Context: context, Target: k.target, Secret: k.secret, PullToken: k.pullToken,
 		ProgressDeadline: k.progressDeadline, Logger: k.log.With("context", context),
 	})
 	if err != nil {
@@ -129,6 +131,8 @@ func (s *Server) newKubeRuntimes(secret []byte, progressDeadline time.Duration) 
 			return s.current.Platform.Environments
 		},
 		registry: s.ln.Addr().String(), kubeconfig: s.cfg.Kubeconfig, secret: secret, progressDeadline: progressDeadline, log: s.log,
-		drivers: map[string]*kubernetes.Driver{}, failed: map[string]failure{},
+		// Clusters pull socle's builds with a read-only token of the app.
+		pullToken: newPullTokens(s.store, secret, time.Now).Token,
+		drivers:   map[string]*kubernetes.Driver{}, failed: map[string]failure{},
 	}
 }

@@ -196,7 +196,7 @@ func (s *Server) openRuntime(cfg Config) error {
 	if err != nil {
 		return err
 	}
-	s.images = &images{builder: builder, unpacker: unpacker, repo: s.repo, appAt: s.appAt, refs: map[string]string{}}
+	s.images = &images{builder: builder, unpacker: unpacker, repo: s.repo, appAt: s.appAt}
 	// Kubernetes' own progress deadline and the engine's are one: the
 	// cluster says a rollout is stuck, with the pods' reason, before socle
 	// would give up waiting.

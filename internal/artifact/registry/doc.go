@@ -15,4 +15,10 @@
 // repositories (socle is one tenant); a manifest is only served from the
 // repositories it was pushed to. Blobs are never deleted: there is no garbage
 // collection yet.
+//
+// Content is kept by sha256 digest only. A well-formed digest of another
+// algorithm (sha512:…) names content the store does not hold: reads answer
+// 404 BLOB_UNKNOWN or MANIFEST_UNKNOWN, writes 400 DIGEST_INVALID saying the
+// algorithm is unsupported. Every error has the distribution spec's shape,
+// {"errors":[{"code","message","detail"}]}.
 package registry

@@ -85,10 +85,33 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 		h.log.Error("registry request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 		ae = &apiError{http.StatusInternalServerError, "UNKNOWN", "internal error"}
 	}
-	body, _ := json.Marshal(map[string]any{"errors": []map[string]string{{"code": ae.code, "message": ae.message}}})
+	WriteError(w, r, ae.status, ae.code, ae.message, nil)
+}
+
+// Error codes of the distribution spec that the server's access checks
+// answer with, in front of the handler.
+const (
+	CodeUnauthorized    = "UNAUTHORIZED"
+	CodeDenied          = "DENIED"
+	CodeNameUnknown     = "NAME_UNKNOWN"
+	CodeTooManyRequests = "TOOMANYREQUESTS"
+	CodeUnknown         = "UNKNOWN"
+)
+
+// WriteError answers with an error of the distribution spec: status, and
+// the body {"errors":[{"code","message","detail"}]} that registry clients
+// read and show (detail is left out when nil). It is exported so that what
+// guards the registry (authentication, roles) answers in the same shape.
+func WriteError(w http.ResponseWriter, r *http.Request, status int, code, message string, detail any) {
+	type apiErr struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+		Detail  any    `json:"detail,omitempty"`
+	}
+	body, _ := json.Marshal(map[string][]apiErr{"errors": {{code, message, detail}}})
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
-	w.WriteHeader(ae.status)
+	w.WriteHeader(status)
 	if r.Method != http.MethodHead {
 		w.Write(body)
 	}
@@ -293,6 +316,11 @@ func (h *Handler) blob(w http.ResponseWriter, r *http.Request, name, digest stri
 		return errUnsupported // blobs are shared by repositories: never deleted one by one
 	}
 	d, err := ParseDigest(digest)
+	if errors.Is(err, ErrDigestUnsupported) {
+		// Well formed, so possibly some registry's blob: just not one this
+		// store can hold.
+		return fmt.Errorf("%w: %s: socle's registry keeps blobs by sha256 digest only", ErrBlobUnknown, digest)
+	}
 	if err != nil {
 		return err
 	}

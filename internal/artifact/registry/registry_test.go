@@ -3,6 +3,7 @@ package registry_test
 import (
 	"bytes"
 	"crypto/sha256"
+	"crypto/sha512"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -332,10 +333,17 @@ func TestStoreErrors(t *testing.T) {
 	if _, err := s.Image(v1.Hash{Algorithm: "sha256", Hex: strings.Repeat("1", 64)}); !errors.Is(err, registry.ErrManifestUnknown) {
 		t.Errorf("Image never stored: %v", err)
 	}
-	for _, d := range []string{"sha256:abc", "md5:" + strings.Repeat("0", 32), strings.Repeat("0", 64)} {
-		if _, err := registry.ParseDigest(d); !errors.Is(err, registry.ErrDigestInvalid) {
+	for _, d := range []string{"sha256:abc", "sha256:" + strings.Repeat("A", 64), "md5:" + strings.Repeat("0", 32), strings.Repeat("0", 64), "sha512:", ":abc", "SHA512:abc"} {
+		_, err := registry.ParseDigest(d)
+		if !errors.Is(err, registry.ErrDigestInvalid) {
 			t.Errorf("ParseDigest(%q): %v", d, err)
 		}
+		if unsupported := strings.HasPrefix(d, "md5:"); errors.Is(err, registry.ErrDigestUnsupported) != unsupported {
+			t.Errorf("ParseDigest(%q) = %v: unsupported should be %v", d, err, unsupported)
+		}
+	}
+	if _, err := registry.ParseDigest("sha512:" + strings.Repeat("0", 128)); !errors.Is(err, registry.ErrDigestUnsupported) {
+		t.Errorf("ParseDigest of a sha512 digest: %v", err)
 	}
 	img, err := random.Image(100, 1)
 	if err != nil {
@@ -352,4 +360,50 @@ func TestStoreErrors(t *testing.T) {
 	if digestOf(t, got) != h {
 		t.Error("Image returns another image")
 	}
+}
+
+// TestUnsupportedDigests: a well-formed digest of another algorithm than
+// sha256 is content the registry does not hold (404 on reads, as the
+// distribution spec's conformance suite expects) and cannot store (400 that
+// says why on writes); a malformed one is DIGEST_INVALID everywhere.
+func TestUnsupportedDigests(t *testing.T) {
+	_, host := registrytest.Serve(t, t.TempDir())
+	c := client{t, "http://" + host}
+	blob := []byte("{}")
+	c.expect(c.do("POST", "/v2/ns/repo/blobs/uploads/?digest="+sha(blob), blob), http.StatusCreated, "")
+	s512 := sha512.Sum512(blob)
+	d512 := "sha512:" + hex.EncodeToString(s512[:])
+	for _, tc := range []struct {
+		method, path string
+		status       int
+		code, says   string
+	}{
+		{"GET", "/v2/ns/repo/blobs/" + d512, http.StatusNotFound, "BLOB_UNKNOWN", "sha256 digest only"},
+		{"HEAD", "/v2/ns/repo/blobs/" + d512, http.StatusNotFound, "", ""},
+		{"GET", "/v2/ns/repo/manifests/" + d512, http.StatusNotFound, "MANIFEST_UNKNOWN", "sha256 digest only"},
+		{"HEAD", "/v2/ns/repo/manifests/" + d512, http.StatusNotFound, "", ""},
+		{"DELETE", "/v2/ns/repo/manifests/" + d512, http.StatusNotFound, "MANIFEST_UNKNOWN", ""},
+		{"POST", "/v2/ns/repo/blobs/uploads/?digest=" + d512, http.StatusBadRequest, "DIGEST_INVALID", "unsupported digest algorithm sha512"},
+		{"PUT", "/v2/ns/repo/manifests/" + d512, http.StatusBadRequest, "DIGEST_INVALID", "unsupported digest algorithm sha512"},
+		{"GET", "/v2/ns/repo/blobs/sha256:abc", http.StatusBadRequest, "DIGEST_INVALID", "is not a sha256 digest"},
+		{"GET", "/v2/ns/repo/manifests/sha256:abc", http.StatusBadRequest, "DIGEST_INVALID", "is not a sha256 digest"},
+	} {
+		t.Run(tc.method+" "+tc.path[:min(len(tc.path), 40)], func(t *testing.T) {
+			c := client{t, "http://" + host}
+			resp := c.do(tc.method, tc.path, blob, "Content-Type", string(types.OCIManifestSchema1))
+			if tc.code == "" {
+				c.expect(resp, tc.status, "")
+				return
+			}
+			b, _ := io.ReadAll(resp.Body)
+			var e struct {
+				Errors []struct{ Code, Message string } `json:"errors"`
+			}
+			if resp.StatusCode != tc.status || json.Unmarshal(b, &e) != nil || len(e.Errors) != 1 || e.Errors[0].Code != tc.code || !strings.Contains(e.Errors[0].Message, tc.says) {
+				t.Errorf("%s %s: %d %s; want %d, code %s saying %q", tc.method, tc.path, resp.StatusCode, b, tc.status, tc.code, tc.says)
+			}
+		})
+	}
+	// The sha256 content is still served after all of that.
+	c.expect(c.do("GET", "/v2/ns/repo/blobs/"+sha(blob), nil), http.StatusOK, "")
 }

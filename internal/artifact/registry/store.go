@@ -32,8 +32,14 @@ var (
 	ErrNameUnknown     = errors.New("repository name not known to registry")
 	ErrNameInvalid     = errors.New("invalid repository name")
 	ErrTagInvalid      = errors.New("invalid tag")
-	ErrDigestInvalid   = errors.New("provided digest did not match uploaded content")
-	ErrManifestInvalid = errors.New("manifest invalid")
+	// ErrDigestInvalid means that a digest is malformed, or that content
+	// does not match the digest it was given with.
+	ErrDigestInvalid = errors.New("invalid digest")
+	// ErrDigestUnsupported means that a digest is well formed but of an
+	// algorithm other than sha256, the only one the store keeps content by.
+	// It is an ErrDigestInvalid too.
+	ErrDigestUnsupported = fmt.Errorf("%w: unsupported digest algorithm", ErrDigestInvalid)
+	ErrManifestInvalid   = errors.New("manifest invalid")
 	// ErrManifestBlobUnknown means that a manifest refers to a blob or a
 	// manifest that the registry does not hold: push those first.
 	ErrManifestBlobUnknown = errors.New("manifest references a blob or manifest unknown to registry")
@@ -48,6 +54,9 @@ var (
 	nameRE = regexp.MustCompile(`^[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*$`)
 	tagRE  = regexp.MustCompile(`^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$`)
 	hexRE  = regexp.MustCompile(`^[a-f0-9]{64}$`)
+	// The digest grammar of the image spec: algorithm ":" encoded.
+	algorithmRE = regexp.MustCompile(`^[a-z0-9]+([+._-][a-z0-9]+)*$`)
+	encodedRE   = regexp.MustCompile(`^[a-zA-Z0-9=_-]+$`)
 )
 
 // staleUpload is how old an unfinished upload must be for Open to remove it.
@@ -93,13 +102,20 @@ func (s *Store) repoPath(name string, elem ...string) string {
 	return s.path(append([]string{"repositories", filepath.FromSlash(name)}, elem...)...)
 }
 
-// ParseDigest parses a sha256 digest, the only algorithm the store knows.
+// ParseDigest parses a sha256 digest, the only algorithm the store knows. A
+// digest of another algorithm that the image spec's grammar allows (sha512:…)
+// fails with ErrDigestUnsupported, anything else with ErrDigestInvalid: a
+// reader of a sha512 digest is told that the store holds no such content,
+// a writer that it cannot store it.
 func ParseDigest(d string) (v1.Hash, error) {
 	algo, hx, ok := strings.Cut(d, ":")
-	if !ok || algo != "sha256" || !hexRE.MatchString(hx) {
-		return v1.Hash{}, fmt.Errorf("%w: %q is not a sha256 digest", ErrDigestInvalid, d)
+	switch {
+	case ok && algo == "sha256" && hexRE.MatchString(hx):
+		return v1.Hash{Algorithm: algo, Hex: hx}, nil
+	case ok && algo != "sha256" && algorithmRE.MatchString(algo) && encodedRE.MatchString(hx):
+		return v1.Hash{}, fmt.Errorf("%w %s in %q: socle's registry keeps content by sha256 only", ErrDigestUnsupported, algo, d)
 	}
-	return v1.Hash{Algorithm: algo, Hex: hx}, nil
+	return v1.Hash{}, fmt.Errorf("%w: %q is not a sha256 digest (sha256:<64 hex digits>)", ErrDigestInvalid, d)
 }
 
 // CheckName checks a repository name against the distribution spec's grammar.
@@ -195,7 +211,7 @@ func (w *BlobWriter) Commit(want v1.Hash) error {
 	}
 	defer w.Abort()
 	if got := w.Digest(); got != want {
-		return fmt.Errorf("%w: got %s, want %s", ErrDigestInvalid, got, want)
+		return fmt.Errorf("%w: the content has digest %s, not %s", ErrDigestInvalid, got, want)
 	}
 	err := w.f.Sync()
 	if cerr := w.f.Close(); err == nil {
@@ -232,7 +248,7 @@ func (s *Store) commitBlob(tmp string, want v1.Hash) error {
 		return err
 	}
 	if got != want {
-		return fmt.Errorf("%w: got %s, want %s", ErrDigestInvalid, got, want)
+		return fmt.Errorf("%w: the content has digest %s, not %s", ErrDigestInvalid, got, want)
 	}
 	return s.install(tmp, want)
 }
@@ -361,7 +377,11 @@ func (s *Store) resolve(name, ref string) (v1.Hash, types.MediaType, error) {
 	var h v1.Hash
 	if strings.Contains(ref, ":") {
 		var err error
-		if h, err = ParseDigest(ref); err != nil {
+		if h, err = ParseDigest(ref); errors.Is(err, ErrDigestUnsupported) {
+			// Well formed, so possibly some registry's manifest: just not one
+			// this store can hold.
+			return v1.Hash{}, "", fmt.Errorf("%w: %s@%s: socle's registry keeps manifests by sha256 digest only", ErrManifestUnknown, name, ref)
+		} else if err != nil {
 			return v1.Hash{}, "", err
 		}
 	} else {

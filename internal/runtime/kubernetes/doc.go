@@ -44,4 +44,15 @@
 // Service is pruned. The driver asks the cluster whether it serves
 // HTTPRoutes (again every minute until it does): without the API, or
 // without a gateway in socle.yaml, canaries split by numbers of pods.
+//
+// # Images
+//
+// Each container runs the digest its release pins for it
+// (runtime.Workload.Images): socle's build as
+// <runtime.registry>/apps/<app>@sha256:…, an external image in its own
+// repository. socle's registry refuses anonymous reads, so a unit that runs
+// socle's build gets a kubernetes.io/dockerconfigjson Secret,
+// <app>-registry-pull, named in its pods' imagePullSecrets, holding a token
+// that reads /v2/apps/<app>/ and nothing else (Options.PullToken; the
+// server derives and rotates it).
 package kubernetes

@@ -42,6 +42,12 @@ type Options struct {
 	Target func(env string) Target
 	// Secret derives the credentials of resources (see RenderOptions).
 	Secret []byte
+	// PullToken returns the token with which the cluster pulls app's
+	// images from socle's registry in env (see RenderOptions.PullToken);
+	// nil when the registry needs none. It is asked at every render of a
+	// unit that runs socle's build, so it must return the same token until
+	// it rotates it.
+	PullToken func(ctx context.Context, app, env string) (string, error)
 	// ProgressDeadline is each Deployment's progressDeadlineSeconds.
 	ProgressDeadline time.Duration
 	// QPS and Burst limit the requests to this cluster (default 100 and
@@ -148,19 +154,27 @@ func (d *Driver) Namespace(env string) string {
 	return d.defaultNS
 }
 
-// renderOptions renders env's units into namespace ns. A Gateway is used
+// renderOptions renders spec's unit into namespace ns. A Gateway is used
 // only where the cluster serves the Gateway API; elsewhere canaries split
-// by numbers of pods, as without one.
-func (d *Driver) renderOptions(env, ns string) RenderOptions {
+// by numbers of pods, as without one. A unit that runs socle's build gets
+// its pull token.
+func (d *Driver) renderOptions(ctx context.Context, spec runtime.UnitSpec, ns string) (RenderOptions, error) {
 	o := RenderOptions{Namespace: ns, Secret: d.opts.Secret, ProgressDeadline: d.opts.ProgressDeadline}
 	if d.opts.Target != nil {
-		t := d.opts.Target(env)
+		t := d.opts.Target(spec.Env)
 		o.Registry = t.Registry
 		if t.Gateway != nil && d.gatewayAPI() {
 			o.Gateway = t.Gateway
 		}
 	}
-	return o
+	if d.opts.PullToken != nil && slices.ContainsFunc(spec.Workloads, runsBuild) {
+		tok, err := d.opts.PullToken(ctx, spec.App, spec.Env)
+		if err != nil {
+			return o, err
+		}
+		o.PullToken = tok
+	}
+	return o, nil
 }
 
 // gatewayAPI reports whether the cluster serves HTTPRoutes. A yes is kept;
@@ -220,7 +234,11 @@ func (d *Driver) client(kind, ns string) (dynamic.ResourceInterface, error) {
 func (d *Driver) Apply(ctx context.Context, spec runtime.UnitSpec) error {
 	defer d.lock(spec.App, spec.Env)()
 	ns := d.Namespace(spec.Env)
-	objs, err := Render(spec, d.renderOptions(spec.Env, ns))
+	ro, err := d.renderOptions(ctx, spec, ns)
+	if err != nil {
+		return err
+	}
+	objs, err := Render(spec, ro)
 	if err != nil {
 		return err
 	}

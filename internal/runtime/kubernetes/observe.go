@@ -34,7 +34,11 @@ import (
 func (d *Driver) Drift(ctx context.Context, spec runtime.UnitSpec) (runtime.Drift, error) {
 	var dr runtime.Drift
 	ns := d.Namespace(spec.Env)
-	objs, err := Render(spec, d.renderOptions(spec.Env, ns))
+	ro, err := d.renderOptions(ctx, spec, ns)
+	if err != nil {
+		return dr, err
+	}
+	objs, err := Render(spec, ro)
 	if err != nil {
 		return dr, err
 	}

@@ -64,6 +64,13 @@ type RenderOptions struct {
 	// Secret derives the credentials of the unit's resources (see
 	// runtime.ResourcePassword).
 	Secret []byte
+	// PullToken, when set, is the token with which the cluster pulls the
+	// unit's images from the registry (a socle token that reads the app's
+	// repositories only): a unit that runs socle's build gets a
+	// kubernetes.io/dockerconfigjson Secret, <app>-registry-pull, holding
+	// it for Registry, and its pods name that Secret in imagePullSecrets.
+	// Without it pods pull anonymously, which socle's registry refuses.
+	PullToken string
 	// Redact writes REDACTED instead of every secret value, for people to
 	// read (socle render).
 	Redact bool
@@ -117,6 +124,14 @@ func Render(spec runtime.UnitSpec, opts RenderOptions) ([]Object, error) {
 				mounted = append(mounted, o)
 			}
 		}
+	}
+	// Pods pull with the Secret, so it goes first.
+	pull, err := pullSecret(spec, opts)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s.%s: %w", runtime.ErrInvalidUnit, spec.App, spec.Env, err)
+	}
+	if pull != nil {
+		mounted = append([]Object{{pull, ""}}, mounted...)
 	}
 	first := renderer{spec: &spec, w: &spec.Workloads[0], u: spec.Workloads[0].Unit, opts: &opts}
 	shared, err := first.shared()
@@ -195,6 +210,9 @@ func (r *renderer) workload() ([]*unstructured.Unstructured, error) {
 		EnableServiceLinks:           new(false),
 		AutomountServiceAccountToken: new(false),
 	}
+	if r.opts.PullToken != "" && runsBuild(*r.w) {
+		pod.ImagePullSecrets = []corev1.LocalObjectReference{{Name: PullSecretName(r.u.App)}}
+	}
 	// What pods mount is named by release: a rolling update's old pods
 	// keep theirs until they are gone, and a rollback finds it again.
 	base := r.u.App + "-" + strings.ToLower(r.w.Release)
@@ -247,6 +265,57 @@ func (r *renderer) workload() ([]*unstructured.Unstructured, error) {
 		out = append(out, toUnstructured(r.autoscaler(lo, hi)))
 	}
 	return out, nil
+}
+
+// PullSecretName is the name of the Secret with which an app's pods pull
+// its images from socle's registry.
+func PullSecretName(app string) string { return app + "-registry-pull" }
+
+// runsBuild reports whether a workload runs socle's build (image "."),
+// which the cluster pulls from socle's registry.
+func runsBuild(w runtime.Workload) bool {
+	if w.Unit == nil {
+		return false
+	}
+	for _, c := range w.Unit.Containers {
+		if c.Image == "." {
+			return true
+		}
+	}
+	return false
+}
+
+// pullSecret renders the unit's image pull Secret, shared by its releases,
+// when one of them runs socle's build and there is a token; nil otherwise.
+// socle reads the password only; the user name, pull-<app>, is for people
+// who read the Secret (the token's own user, pull:<app>, has a colon, which
+// Basic authentication cannot carry in a user name).
+func pullSecret(spec runtime.UnitSpec, opts RenderOptions) (*unstructured.Unstructured, error) {
+	if opts.PullToken == "" || !slices.ContainsFunc(spec.Workloads, runsBuild) {
+		return nil, nil
+	}
+	host := strings.TrimSuffix(opts.Registry, "/")
+	if host == "" {
+		return nil, errors.New("a pull token but no registry to pull from")
+	}
+	user, token := "pull-"+spec.App, opts.PullToken
+	if opts.Redact {
+		token = "REDACTED"
+	}
+	type cred struct {
+		Username string `json:"username"`
+		Password string `json:"password"`
+		Auth     string `json:"auth"`
+	}
+	cfg, err := json.Marshal(map[string]map[string]cred{"auths": {host: {user, token, base64.StdEncoding.EncodeToString([]byte(user + ":" + token))}}})
+	if err != nil {
+		return nil, err
+	}
+	first := renderer{spec: &spec, w: &spec.Workloads[0], u: spec.Workloads[0].Unit, opts: &opts}
+	s := &corev1.Secret{ObjectMeta: first.meta(PullSecretName(spec.App)), Type: corev1.SecretTypeDockerConfigJson,
+		Data: map[string][]byte{corev1.DockerConfigJsonKey: cfg}}
+	s.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
+	return toUnstructured(s), nil
 }
 
 // replicas returns the bounds of the workload, and whether they are one
@@ -439,7 +508,7 @@ func (r *renderer) resolve(s string, data *podData, subst func(string) (string, 
 }
 
 func (r *renderer) container(name string, c types.Container, first bool, data *podData, subst func(string) (string, error)) (corev1.Container, error) {
-	out := corev1.Container{Name: name, Image: r.image(c), Command: c.Command, Args: c.Args, ImagePullPolicy: corev1.PullIfNotPresent}
+	out := corev1.Container{Name: name, Image: r.image(name, c), Command: c.Command, Args: c.Args, ImagePullPolicy: corev1.PullIfNotPresent}
 	for _, k := range slices.Sorted(maps.Keys(c.Variables)) {
 		v, secret, err := r.resolve(c.Variables[k], data, subst)
 		if err != nil {
@@ -567,24 +636,30 @@ func (r *renderer) file(c *corev1.Container, cname string, i int, target string,
 }
 
 // image names the image a container runs: socle's build in the registry
-// the cluster pulls from, or the container's own image pinned to the digest
-// socle resolved for it.
-func (r *renderer) image(c types.Container) string {
-	if c.Image == "." {
-		return strings.TrimSuffix(r.opts.Registry, "/") + "/apps/" + r.u.App + "@" + r.w.Artifact
+// the cluster pulls from, or the container's own image, each pinned to the
+// digest the release gives that container.
+func (r *renderer) image(name string, c types.Container) string {
+	digest, pinned := r.w.Images[name]
+	if r.w.Images == nil {
+		built := false
+		for _, o := range r.u.Containers {
+			built = built || o.Image == "."
+		}
+		digest = r.w.Artifact
+		pinned = digest != "" && (c.Image == "." || (!built && !strings.Contains(c.Image, "@")))
 	}
-	built := false
-	for _, o := range r.u.Containers {
-		built = built || o.Image == "."
-	}
-	if built || r.w.Artifact == "" || strings.Contains(c.Image, "@") {
+	switch {
+	case !pinned || digest == "":
 		return c.Image
+	case c.Image == ".":
+		return strings.TrimSuffix(r.opts.Registry, "/") + "/apps/" + r.u.App + "@" + digest
 	}
-	return repository(c.Image) + "@" + r.w.Artifact
+	return repository(c.Image) + "@" + digest
 }
 
-// repository strips an image reference's tag.
+// repository strips an image reference's tag and digest.
 func repository(ref string) string {
+	ref, _, _ = strings.Cut(ref, "@")
 	slash := strings.LastIndex(ref, "/")
 	if colon := strings.LastIndex(ref, ":"); colon > slash {
 		return ref[:colon]

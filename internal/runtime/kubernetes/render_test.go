@@ -76,6 +76,32 @@ func TestRender(t *testing.T) {
 		"canary": {spec: runtime.UnitSpec{App: "web", Env: "dev", Keep: []string{"r6"},
 			Workloads: []runtime.Workload{{Release: "r7", Unit: units["web"], Artifact: testDigest, Dedicated: true, Replicas: 1}}}},
 	}
+	// A token to pull socle's build with: a dockerconfigjson Secret for
+	// the registry, named by the pods; redacted for people.
+	tests["worker-pull"] = struct {
+		spec runtime.UnitSpec
+		opts RenderOptions
+	}{spec: steady(&fixed), opts: RenderOptions{PullToken: "socle_000000000000_pull-token-for-the-test-0000000000000000"}}
+	tests["worker-pull-redacted"] = struct {
+		spec runtime.UnitSpec
+		opts RenderOptions
+	}{spec: steady(&fixed), opts: RenderOptions{PullToken: "socle_000000000000_pull-token-for-the-test-0000000000000000", Redact: true}}
+	// socle's build beside two external images, each container pinned to
+	// its own digest by the release; the pull Secret for the build.
+	sidecars := fixed
+	sidecars.Containers = map[string]types.Container{
+		"worker": fixed.Containers["worker"],
+		"proxy":  {Image: "docker.io/library/nginx:1.27"},
+		"agent":  {Image: "registry.example:5000/tools/agent@sha256:3333333333333333333333333333333333333333333333333333333333333333"},
+	}
+	tests["pinned-images"] = struct {
+		spec runtime.UnitSpec
+		opts RenderOptions
+	}{spec: runtime.UnitSpec{App: "worker", Env: "dev", Workloads: []runtime.Workload{{Release: "r7", Unit: &sidecars, Artifact: testDigest, Images: map[string]string{
+		"worker": "sha256:1212121212121212121212121212121212121212121212121212121212121212",
+		"proxy":  "sha256:2222222222222222222222222222222222222222222222222222222222222222",
+		"agent":  "sha256:3333333333333333333333333333333333333333333333333333333333333333",
+	}}}}, opts: RenderOptions{PullToken: "socle_000000000000_pull-token-for-the-test-0000000000000000"}}
 	gateway := &spec.Gateway{Name: "public", Namespace: "gateways", Domain: "dev.example.com"}
 	// A unit behind a Gateway: an HTTPRoute to its service.
 	tests["gateway"] = struct {
@@ -92,7 +118,7 @@ func TestRender(t *testing.T) {
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
 			opts := testOptions
-			opts.Redact, opts.Gateway = tc.opts.Redact, tc.opts.Gateway
+			opts.Redact, opts.Gateway, opts.PullToken = tc.opts.Redact, tc.opts.Gateway, tc.opts.PullToken
 			objs, err := Render(tc.spec, opts)
 			if err != nil {
 				t.Fatal(err)
