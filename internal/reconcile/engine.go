@@ -27,8 +27,10 @@ type Router interface {
 // Images builds and unpacks the images units run.
 type Images interface {
 	// Build returns the digest of the image of a unit's app at the unit's
-	// revision, building it only if it was never built.
-	Build(ctx context.Context, u plan.Unit) (digest string, err error)
+	// revision, building it only if it was never built. progress, when not
+	// nil, is told the build log's last line while a build command runs
+	// (never for an image built before); it must not block.
+	Build(ctx context.Context, u plan.Unit, progress func(line string)) (digest string, err error)
 	// Unpack returns the unpacked filesystem and configuration of an image.
 	Unpack(ctx context.Context, digest string) (Image, error)
 }
@@ -74,12 +76,29 @@ type Config struct {
 	// Units, when set, gives the environments whose runtime runs whole
 	// units (Kubernetes) their driver; the others run on Driver.
 	Units UnitRuntimes
+	// OnPhase is told when a unit's phase changes (a unit that becomes
+	// Synced may open a promotion gate); it must not block.
+	OnPhase func(UnitStatus)
+	// Author names who a release of a unit is for: the author of the
+	// commit that set its desired state (a promotion's, a rollback's, or
+	// the one that changed the app). Empty when unknown.
+	Author func(ctx context.Context, app, env string) string
+	// Now is the engine's clock; time.Now when nil. Tests move it to see
+	// backoffs end.
+	Now func() time.Time
 }
 
 // ReleaseEvent is a rollout starting or finishing.
 type ReleaseEvent struct {
 	Release store.Release
 	Phase   string // "started" or "finished"
+}
+
+func (e *Engine) now() time.Time {
+	if e.cfg.Now == nil { // an Engine made without New, in a test
+		return time.Now()
+	}
+	return e.cfg.Now()
 }
 
 func (e *Engine) emit(ev ReleaseEvent) {
@@ -95,7 +114,7 @@ type Engine struct {
 
 	mu      sync.Mutex
 	units   map[plan.Key]*worker
-	blocked map[plan.Key]string
+	blocked map[plan.Key]Block
 	adopted map[runtime.UnitDriver]bool // unit drivers whose units were looked for
 	ctx     context.Context
 	wg      sync.WaitGroup
@@ -319,7 +338,7 @@ func (e *Engine) startLocked(w *worker) {
 // SetBlocked says which units a policy or gate blocks, and why; the others
 // are not blocked. A blocked unit keeps running what it ran and reports
 // Blocked with the reason.
-func (e *Engine) SetBlocked(blocked map[plan.Key]string) {
+func (e *Engine) SetBlocked(blocked map[plan.Key]Block) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.blocked = blocked
@@ -328,10 +347,11 @@ func (e *Engine) SetBlocked(blocked map[plan.Key]string) {
 	}
 }
 
-func (e *Engine) blockedReason(k plan.Key) string {
+func (e *Engine) blockedReason(k plan.Key) (Block, bool) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return e.blocked[k]
+	b, ok := e.blocked[k]
+	return b, ok
 }
 
 // forget drops a pruned unit.
@@ -385,7 +405,7 @@ func (e *Engine) Wait(ctx context.Context) error {
 	for {
 		busy := false
 		for _, s := range e.Status() {
-			if s.Phase == Progressing || s.Phase == Pending {
+			if s.Phase == Progressing || s.Phase == Pending || s.Phase == Building {
 				busy = true
 				break
 			}

@@ -28,7 +28,7 @@ type images struct {
 
 var _ reconcile.Images = (*images)(nil)
 
-func (im *images) Build(ctx context.Context, u plan.Unit) (string, error) {
+func (im *images) Build(ctx context.Context, u plan.Unit, progress func(line string)) (string, error) {
 	app := im.appAt(u.App, u.Revision)
 	if app == nil || app.Workload == nil {
 		return "", fmt.Errorf("app %s is not readable at revision %s", u.App, u.Revision)
@@ -54,7 +54,7 @@ func (im *images) Build(ctx context.Context, u plan.Unit) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	a, err := im.builder.Build(ctx, im.repo, rev, app)
+	a, err := im.builder.BuildProgress(ctx, im.repo, rev, app, progress)
 	if err != nil {
 		return "", err
 	}
