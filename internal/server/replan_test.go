@@ -140,3 +140,43 @@ func TestDeniedUnitRecordsOnce(t *testing.T) {
 		t.Errorf("%d revision.apply records after a new commit, want 2", n)
 	}
 }
+
+// TestFailedBuildSaysWhy: a commit that breaks an app's code fails its
+// build with the real Go toolchain; the unit says so in one line with a
+// reason code, keeps the compiler's last lines apart, and when it builds
+// again; what ran before keeps running.
+func TestFailedBuildSaysWhy(t *testing.T) {
+	t.Parallel()
+	repo, data := gitRepo(t), t.TempDir()
+	s := start(t, repo, data)
+	defer s.stop()
+	s.waitFor(t, "web running in dev", func(st Status) bool {
+		u := runtimeOf(st, "web", "dev")
+		return u != nil && u.Phase == reconcile.Synced
+	})
+	commit(t, repo, "apps/web/main.go", "greeting := os.Getenv(\"GREETING\")", "greeting := undefinedGreeting()", "web: greet from a function not written yet")
+	s.hook(t)
+	st := s.waitFor(t, "the failed build", func(st Status) bool {
+		u := runtimeOf(st, "web", "dev")
+		return u != nil && u.Reason == reconcile.ReasonBuildFailed
+	})
+	u := runtimeOf(st, "web", "dev")
+	if u.Phase != reconcile.Failed || strings.Contains(u.Message, "\n") || !strings.Contains(u.Message, "exit status 1") {
+		t.Errorf("status %s: %q, want Failed in one line with the command's exit status", u.Phase, u.Message)
+	}
+	if !strings.Contains(u.LogTail, "undefined: undefinedGreeting") || !strings.HasPrefix(u.LogTail, "$ go build") {
+		t.Errorf("log tail %q, want the command and the compiler's error", u.LogTail)
+	}
+	if u.RetryAt.IsZero() || u.Release == 0 || u.Ready == 0 {
+		t.Errorf("status %+v: want a retry time, and the release before running", u)
+	}
+}
+
+func runtimeOf(st Status, app, env string) *reconcile.UnitStatus {
+	for i := range st.Runtime {
+		if st.Runtime[i].App == app && st.Runtime[i].Env == env {
+			return &st.Runtime[i]
+		}
+	}
+	return nil
+}
