@@ -534,6 +534,9 @@ func (s *Server) resume(ctx context.Context, rev source.Revision, seen store.Rev
 			var body PlanBody
 			if json.Unmarshal(full.Body, &body) == nil {
 				s.setBlocked(body.BlockedBy())
+				// A gate may have opened while socle was stopped: judge
+				// what waits again (recorded only if the outcome changed).
+				s.Replan()
 			}
 		}
 	}
