@@ -219,7 +219,7 @@ func (w *worker) build(ctx context.Context, d *plan.Unit) (string, bool) {
 	digest, err := w.e.cfg.Images.Build(ctx, *d, func(line string) {
 		w.report(func(s *UnitStatus) {
 			s.Phase, s.Reason = Building, ReasonBuilding
-			s.Message = fmt.Sprintf("building %s at %s; what runs is untouched", d.App, short(d.Revision))
+			s.Message = fmt.Sprintf("building %s at %s; what runs is untouched", d.App, abbrevSHA(d.Revision))
 			s.LogTail = line
 		})
 	})
@@ -248,7 +248,7 @@ func (w *worker) build(ctx context.Context, d *plan.Unit) (string, bool) {
 		}
 	}
 	w.buildErr = f
-	w.e.log.Warn("build failed", "app", d.App, "env", d.Env, "revision", short(d.Revision), "attempt", f.attempts, "retryAt", f.retryAt, "err", firstLine(err.Error()))
+	w.e.log.Warn("build failed", "app", d.App, "env", d.Env, "revision", abbrevSHA(d.Revision), "attempt", f.attempts, "retryAt", f.retryAt, "err", firstLine(err.Error()))
 	w.reportBuildFailed(d, f)
 	return "", false
 }
@@ -257,10 +257,13 @@ func (w *worker) reportBuildFailed(d *plan.Unit, f *buildFailure) {
 	w.report(func(s *UnitStatus) {
 		s.Phase, s.Reason = Failed, ReasonBuildFailed
 		s.Message = fmt.Sprintf("build of %s at %s failed: %s; what runs is untouched; socle builds again when apps/%s changes, or after a backoff",
-			d.App, short(f.revision), firstLine(f.err.Error()), d.App)
+			d.App, abbrevSHA(f.revision), firstLine(f.err.Error()), d.App)
 		s.LogTail, s.RetryAt = f.tail, f.retryAt
 	})
 }
+
+// abbrevSHA is a commit as people write it: its first seven digits.
+func abbrevSHA(sha string) string { return sha[:min(len(sha), 7)] }
 
 func firstLine(s string) string {
 	line, _, _ := strings.Cut(s, "\n")
