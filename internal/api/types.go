@@ -127,12 +127,24 @@ type App struct {
 // AppEnv is one cell of the matrix: an app in an environment.
 type AppEnv struct {
 	Env string `json:"env"`
-	// Phase is Synced, Progressing, Degraded, Failed, Blocked, Orphaned,
-	// Pending, Unsupported, or Absent when the app does not run there
+	// Phase is Synced, Building, Progressing, Degraded, Failed, Blocked,
+	// Orphaned, Pending, Unsupported, or Absent when the app does not run there
 	// (disabled, or not promoted yet).
 	Phase string `json:"phase"`
 	// Reason says why, in words, when the phase is not Synced.
-	Reason   string    `json:"reason,omitempty"`
+	Reason string `json:"reason,omitempty"`
+	// ReasonCode says why for programs: Building, BuildFailed,
+	// PolicyDenied, GateClosed, RolloutFailed… (reconcile.Reason).
+	ReasonCode string `json:"reasonCode,omitempty"`
+	// Since is when the cell entered its phase with its reason: a build
+	// has run since then.
+	Since time.Time `json:"since,omitzero"`
+	// LogTail is the end of the build log: its last line while Building,
+	// its last lines when the build failed.
+	LogTail string `json:"logTail,omitempty"`
+	// RetryAt is when a failed build is tried again, if the app's files
+	// do not change before.
+	RetryAt  time.Time `json:"retryAt,omitzero"`
 	Revision string    `json:"revision,omitempty"`
 	Artifact string    `json:"artifact,omitempty"`
 	Release  int64     `json:"release,omitempty"`
@@ -388,6 +400,8 @@ type BlockedUnit struct {
 	App    string `json:"app"`
 	Env    string `json:"env"`
 	Reason string `json:"reason"`
+	// ReasonCode is why, for programs: PolicyDenied or GateClosed.
+	ReasonCode string `json:"reasonCode,omitempty"`
 }
 
 // Failing is a revision that does not validate.

@@ -140,12 +140,26 @@ type record struct {
 // command, packages its output as an image, and stores it (see the package
 // documentation). A failed command returns a *BuildError and stores nothing.
 func (b *Builder) Build(ctx context.Context, repo *source.Repo, rev source.Revision, app *spec.App) (Artifact, error) {
+	return b.BuildProgress(ctx, repo, rev, app, nil)
+}
+
+// BuildProgress is Build telling progress, when not nil, what the build
+// is doing, so that a status can say it: progress is called only when the
+// build command runs (an image built before is returned without a call),
+// with the last line of its log each time the command prints; or once
+// when the same build already runs for another caller, and this one waits
+// for its result. progress must not block.
+func (b *Builder) BuildProgress(ctx context.Context, repo *source.Repo, rev source.Revision, app *spec.App, progress func(line string)) (Artifact, error) {
 	bc := app.Config.Build
 	if bc == nil {
 		return Artifact{}, fmt.Errorf("building %s: %w", app.Name, ErrNoBuild)
 	}
 	key := b.key(app)
-	defer b.locks.Lock(key)()
+	var waiting func()
+	if progress != nil {
+		waiting = func() { progress("waiting for the same build of " + app.Name + ", already running") }
+	}
+	defer b.locks.LockWaiting(key, waiting)()
 
 	rec, err := b.cached(app, key)
 	if err != nil {
@@ -155,7 +169,7 @@ func (b *Builder) Build(ctx context.Context, repo *source.Repo, rev source.Revis
 		b.log.Debug("reusing image", "app", app.Name, "revision", rev.SHA, "builtFrom", rec.Revision, "digest", rec.Digest)
 	} else {
 		start := time.Now()
-		a, err := b.build(ctx, repo, rev, app)
+		a, err := b.build(ctx, repo, rev, app, progress)
 		if err != nil {
 			return Artifact{}, err
 		}

@@ -452,3 +452,30 @@ func TestBuildFailure(t *testing.T) {
 		t.Errorf("app without build: %v", err)
 	}
 }
+
+// TestBuildProgress: a build that runs its command tells its progress the
+// log's last line as it goes; one that reuses an image tells nothing.
+func TestBuildProgress(t *testing.T) {
+	ctx := context.Background()
+	p := newPlatform(t)
+	data := t.TempDir()
+	reg, err := registry.Open(filepath.Join(data, "registry"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := newBuilder(t, filepath.Join(data, "artifacts"), reg, "127.0.0.1:1", nil)
+	app := p.app(t, p.head, "web")
+	app.Config.Build.Command = `echo compiling; echo; echo "  linking  " >&2; printf '#!/bin/sh\n' > "$SOCLE_OUT/web"; chmod +x "$SOCLE_OUT/web"`
+	var lines []string
+	progress := func(line string) { lines = append(lines, line) } // one goroutine writes the log
+	if _, err := b.BuildProgress(ctx, p.repo, p.head, app, progress); err != nil {
+		t.Fatal(err)
+	}
+	if len(lines) < 2 || !strings.HasPrefix(lines[0], "$ echo compiling") || lines[len(lines)-1] != "linking" {
+		t.Errorf("progress lines %q, want the command, then the last non-blank line, linking", lines)
+	}
+	lines = nil
+	if _, err := b.BuildProgress(ctx, p.repo, p.head, app, progress); err != nil || len(lines) != 0 {
+		t.Errorf("a reused image: %v, progress %q, want no progress", err, lines)
+	}
+}

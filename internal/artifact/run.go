@@ -42,6 +42,10 @@ func (e *BuildError) Error() string {
 
 func (e *BuildError) Unwrap() error { return e.Err }
 
+// LogTail is the end of the build log, for a status to show apart from
+// the error.
+func (e *BuildError) LogTail() string { return e.Tail }
+
 func shortSHA(sha string) string { return sha[:min(len(sha), 7)] }
 
 // tailSize bounds the log tail kept for errors and statuses.
@@ -52,7 +56,7 @@ const (
 
 // build runs the app's build command on an export of rev, then packages and
 // stores its output. Nothing is stored unless every step succeeds.
-func (b *Builder) build(ctx context.Context, repo *source.Repo, rev source.Revision, app *spec.App) (Artifact, error) {
+func (b *Builder) build(ctx context.Context, repo *source.Repo, rev source.Revision, app *spec.App, progress func(string)) (Artifact, error) {
 	work, err := os.MkdirTemp(filepath.Join(b.cfg.Dir, "work"), app.Name+"-")
 	if err != nil {
 		return Artifact{}, err
@@ -78,7 +82,7 @@ func (b *Builder) build(ctx context.Context, repo *source.Repo, rev source.Revis
 	if err != nil {
 		return Artifact{}, err
 	}
-	log := &logWriter{file: f}
+	log := &logWriter{file: f, progress: progress}
 	fmt.Fprintf(log, "$ %s\n", app.Config.Build.Command)
 	runErr := b.run(ctx, dir, b.env(rev, app, out), app.Config.Build.Command, log)
 	if err := f.Close(); runErr == nil {
@@ -204,6 +208,9 @@ type logWriter struct {
 	mu   sync.Mutex
 	file *os.File
 	last []byte // the last tailBytes written
+	// progress, when set, is told the last complete line after each write
+	// that completes one.
+	progress func(line string)
 }
 
 func (w *logWriter) Write(p []byte) (int, error) {
@@ -213,7 +220,26 @@ func (w *logWriter) Write(p []byte) (int, error) {
 	if len(w.last) > 2*tailBytes {
 		w.last = append(w.last[:0], w.last[len(w.last)-tailBytes:]...)
 	}
-	return w.file.Write(p)
+	n, err := w.file.Write(p)
+	if w.progress != nil && bytes.IndexByte(p, '\n') >= 0 {
+		if line := lastLine(w.last); line != "" {
+			w.progress(line)
+		}
+	}
+	return n, err
+}
+
+// lastLine is the last complete, non-blank line of b.
+func lastLine(b []byte) string {
+	end := bytes.LastIndexByte(b, '\n')
+	for end >= 0 {
+		start := bytes.LastIndexByte(b[:end], '\n') + 1
+		if line := strings.TrimSpace(string(b[start:end])); line != "" {
+			return line
+		}
+		end = start - 1
+	}
+	return ""
 }
 
 // tail returns the last lines written, at most tailLines and tailBytes.

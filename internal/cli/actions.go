@@ -1,11 +1,13 @@
 package cli
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/url"
+	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -120,30 +122,51 @@ func newReleasesCmd(g *globals) *cobra.Command {
 			if g.json() {
 				return g.printJSON(out.Items)
 			}
-			tw := tabwriter.NewWriter(g.stdout, 0, 0, 2, ' ', 0)
-			fmt.Fprintln(tw, "ID\tSTATUS\tREVISION\tARTIFACT\tTRIGGER\tSTRATEGY\tAUTHOR\tSTARTED\tTOOK\tREASON")
-			for _, r := range out.Items {
-				took := "-"
-				if !r.FinishedAt.IsZero() {
-					took = r.FinishedAt.Sub(r.StartedAt).Round(time.Millisecond).String()
-				}
-				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Status, abbrev(r.Revision, 7), abbrev(strings.TrimPrefix(r.Artifact, "sha256:"), 12),
-					r.Trigger, r.Strategy, r.Author, r.StartedAt.Local().Format(time.DateTime), took, r.Reason)
-				var notes struct {
-					Commits []struct{ SHA, Author, Subject string }
-				}
-				if json.Unmarshal(r.Notes, &notes) == nil {
-					for _, c := range notes.Commits {
-						fmt.Fprintf(tw, "\t\t  %s\t%s (%s)\t\t\t\t\t\t\n", abbrev(c.SHA, 7), c.Subject, c.Author)
-					}
-				}
-			}
-			return tw.Flush()
+			return writeReleases(g.stdout, out.Items, time.Local)
 		},
 	}
 	cmd.Flags().StringVar(&env, "env", "", "environment")
 	cmd.Flags().IntVar(&limit, "limit", 20, "how many, newest first")
 	return cmd
+}
+
+// writeReleases writes releases as a table, then the notes of each (the
+// commits it brings), which would not fit a row; times are in loc.
+func writeReleases(w io.Writer, rels []api.Release, loc *time.Location) error {
+	t := newTable(w, "ID", "STATUS", "REVISION", "ARTIFACT", "TRIGGER", "STRATEGY", "AUTHOR", "STARTED", "TOOK", "REASON")
+	type notes struct {
+		Commits []struct{ SHA, Author, Subject string }
+	}
+	withNotes := map[int64]notes{}
+	var order []int64
+	for _, r := range rels {
+		took := "-"
+		if !r.FinishedAt.IsZero() {
+			took = r.FinishedAt.Sub(r.StartedAt).Round(time.Millisecond).String()
+		}
+		t.row(strconv.FormatInt(r.ID, 10), r.Status, abbrev(r.Revision, 7), abbrev(strings.TrimPrefix(r.Artifact, "sha256:"), 12),
+			r.Trigger, r.Strategy, cmp.Or(r.Author, "-"), r.StartedAt.In(loc).Format(time.DateTime), took, r.Reason)
+		var n notes
+		if json.Unmarshal(r.Notes, &n) == nil && len(n.Commits) > 0 {
+			withNotes[r.ID] = n
+			order = append(order, r.ID)
+		}
+	}
+	if err := t.flush(); err != nil {
+		return err
+	}
+	for _, id := range order {
+		n := withNotes[id]
+		fmt.Fprintf(w, "\nRelease %d brings %d commit%s:\n", id, len(n.Commits), plural(len(n.Commits)))
+		nt := newTable(w)
+		for _, c := range n.Commits {
+			nt.row("  "+abbrev(c.SHA, 7), c.Subject, c.Author)
+		}
+		if err := nt.flush(); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func newAuditCmd(g *globals) *cobra.Command {

@@ -194,7 +194,7 @@ period) and always by currency: costs in different currencies are never added. W
 			case "json":
 				return o.g.printJSON(rep)
 			case "csv":
-				return rep.WriteCSV(o.g.stdout)
+				return rep.WriteCSV(o.g.raw) // data for programs, exact
 			}
 			return rep.WriteText(o.g.stdout)
 		},
@@ -298,7 +298,7 @@ Without a range, the month of the last day with data.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			q := url.Values{}
 			costSetRange(q, month, from, to)
-			w := o.g.stdout
+			w := o.g.raw // FOCUS CSV, for programs: exact
 			if out != "" {
 				f, err := os.Create(out)
 				if err != nil {

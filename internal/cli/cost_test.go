@@ -30,7 +30,8 @@ var focusSample = filepath.Join("..", "..", "..", "shared", "testdata", "focus",
 func runCost(t *testing.T, server string, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
 	var o, e bytes.Buffer
-	g := &globals{stdout: &o, stderr: &e}
+	g := newGlobals(&o, &e)
+	defer g.flush()
 	root := &cobra.Command{Use: "socle", SilenceUsage: true, SilenceErrors: true}
 	root.PersistentFlags().StringVarP(&g.output, "output", "o", "text", "")
 	root.PersistentFlags().StringVar(&g.server, "server", server, "")

@@ -32,6 +32,8 @@ func newLogsCmd(g *globals) *cobra.Command {
 			if g.json() {
 				err = jsonLines(resp.Body, g)
 			} else {
+				// An app's output is anyone's words: its control characters
+				// are escaped like all human output; -o json has them exact.
 				_, err = io.Copy(g.stdout, resp.Body)
 			}
 			if cmd.Context().Err() != nil {
@@ -49,7 +51,7 @@ func newLogsCmd(g *globals) *cobra.Command {
 func jsonLines(r io.Reader, g *globals) error {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	enc := json.NewEncoder(g.stdout)
+	enc := json.NewEncoder(g.raw)
 	for sc.Scan() {
 		line := sc.Text()
 		replica := ""

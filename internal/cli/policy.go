@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -150,16 +149,17 @@ Exit code 1 when a policy does not compile.`,
 				for _, p := range problems {
 					fmt.Fprintln(g.stderr, p)
 				}
-				tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
-				fmt.Fprintln(tw, "POLICY\tSEVERITY\tFROM\tAPPLIES TO")
+				tw := newTable(g.stdout, "POLICY", "SEVERITY", "FROM", "APPLIES TO")
 				for _, p := range set.Policies() {
 					from := p.File
 					if p.Builtin {
 						from = "built-in"
 					}
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", p.Name, p.Severity, from, policyScope(p))
+					tw.row(p.Name, string(p.Severity), from, policyScope(p))
 				}
-				tw.Flush()
+				if err := tw.flush(); err != nil {
+					return err
+				}
 			}
 			if problems.Errors() > 0 {
 				return withCode(ExitProblems, errSilent)

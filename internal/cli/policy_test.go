@@ -18,7 +18,8 @@ import (
 func runPolicy(t *testing.T, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
 	var o, e bytes.Buffer
-	g := &globals{output: "text", stdout: &o, stderr: &e}
+	g := newGlobals(&o, &e)
+	defer g.flush()
 	root := &cobra.Command{Use: "socle", SilenceUsage: true, SilenceErrors: true}
 	root.SetOut(&o)
 	root.SetErr(&e)

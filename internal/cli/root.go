@@ -26,16 +26,30 @@ type globals struct {
 	output string // "text" or "json"
 	server string // socle server URL, for commands that speak to the API
 	token  string // API token: --token, SOCLE_TOKEN or `socle login`'s config
+	// stdout and stderr are for people: control characters in what goes
+	// through them are escaped (text.go). raw is stdout as it is, for
+	// output that programs read: JSON, YAML, CSV.
 	stdout io.Writer
 	stderr io.Writer
+	raw    io.Writer
+}
+
+// flush writes what the escapers hold back at the end of a command.
+func (g *globals) flush() {
+	for _, w := range []io.Writer{g.stdout, g.stderr} {
+		if e, ok := w.(*escaper); ok {
+			e.Flush()
+		}
+	}
 }
 
 // json reports whether the user asked for JSON output.
 func (g *globals) json() bool { return g.output == "json" }
 
-// printJSON writes v as indented JSON to stdout.
+// printJSON writes v as indented JSON to stdout, exactly: the encoder
+// escapes control characters itself.
 func (g *globals) printJSON(v any) error {
-	enc := json.NewEncoder(g.stdout)
+	enc := json.NewEncoder(g.raw)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
 }
@@ -55,9 +69,18 @@ func withCode(code int, err error) error { return &exitError{code: code, err: er
 // silent is an error whose message was already printed.
 var errSilent = errors.New("")
 
-// NewRoot builds the socle command tree.
+// NewRoot builds the socle command tree, writing to stdout and stderr.
 func NewRoot(stdout, stderr io.Writer) *cobra.Command {
-	g := &globals{stdout: stdout, stderr: stderr}
+	return newRoot(newGlobals(stdout, stderr))
+}
+
+// newGlobals writes human output to stdout and stderr through escapers,
+// and machine output to stdout as it is.
+func newGlobals(stdout, stderr io.Writer) *globals {
+	return &globals{output: "text", stdout: newEscaper(stdout), stderr: newEscaper(stderr), raw: stdout}
+}
+
+func newRoot(g *globals) *cobra.Command {
 	root := &cobra.Command{
 		Use:   "socle",
 		Short: "socle keeps what runs equal to what Git says, and promotes it from dev to prod behind gates",
@@ -82,11 +105,12 @@ Exit codes:
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.SetOut(stdout)
-	root.SetErr(stderr)
+	// cobra's help and usage are socle's own words, written as they are.
+	root.SetOut(g.raw)
+	root.SetErr(g.stderr)
 	root.PersistentFlags().StringVarP(&g.output, "output", "o", "text", "output format: text or json")
-	root.PersistentFlags().StringVar(&g.server, "server", "http://127.0.0.1:7070", "socle server URL (env SOCLE_SERVER, or `socle login`)")
-	root.PersistentFlags().StringVar(&g.token, "token", "", "API token (env SOCLE_TOKEN, or `socle login`)")
+	root.PersistentFlags().StringVar(&g.server, "server", "http://127.0.0.1:7070", "the socle server's `URL` (env SOCLE_SERVER, or the config file that \"socle login\" writes)")
+	root.PersistentFlags().StringVar(&g.token, "token", "", "the `TOKEN` to call the API with (env SOCLE_TOKEN, or the config file that \"socle login\" writes)")
 	root.PersistentPreRunE = func(cmd *cobra.Command, args []string) error {
 		if g.output != "text" && g.output != "json" {
 			return withCode(ExitUsage, fmt.Errorf("--output must be text or json, not %q", g.output))
@@ -128,7 +152,9 @@ func Main(args []string) int {
 
 // Run runs one command line and returns its exit code.
 func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	root := NewRoot(stdout, stderr)
+	g := newGlobals(stdout, stderr)
+	defer g.flush()
+	root := newRoot(g)
 	root.SetArgs(args)
 	err := root.ExecuteContext(ctx)
 	if err == nil {
@@ -142,7 +168,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		code = ExitUsage
 	}
 	if err.Error() != "" {
-		fmt.Fprintln(stderr, "socle:", err)
+		fmt.Fprintln(g.stderr, "socle:", err) // the server's words may quote anything
 	}
 	return code
 }

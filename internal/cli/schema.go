@@ -48,7 +48,7 @@ comment: # yaml-language-server: $schema=https://socle.dev/schemas/v1/platform.j
 			if err != nil {
 				return withCode(ExitUsage, err)
 			}
-			_, err = g.stdout.Write(b)
+			_, err = g.raw.Write(b)
 			return err
 		},
 	}

@@ -2,9 +2,10 @@ package cli
 
 import (
 	"fmt"
+	"io"
 	"net"
 	"strings"
-	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -16,7 +17,12 @@ func newStatusCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use:   "status",
 		Short: "Show the revision in force, a failing one and why, and every unit",
-		Args:  cobra.NoArgs,
+		Long: `Status shows the revision in force, a newer one that does not validate and why,
+and every unit (app, environment): its phase, the release it runs, its replicas,
+its URL and, when it is not Synced, why and what happens next. A unit whose image
+is being built says for how long, with the build log's last line; a failed build
+is followed by the last lines of its log.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var st server.Status
 			if err := g.get(cmd, "/api/v1/status", &st); err != nil {
@@ -25,63 +31,128 @@ func newStatusCmd(g *globals) *cobra.Command {
 			if g.json() {
 				return g.printJSON(st)
 			}
-			w := g.stdout
-			fmt.Fprintf(w, "Repository  %s\n", st.Repository)
-			if st.Head != nil {
-				fmt.Fprintf(w, "Head        %s %s (%s)\n", st.Head.Short(), st.Head.Subject(), st.Head.Author)
-			}
-			if st.LastGood != nil {
-				fmt.Fprintf(w, "In force    %s %s\n", st.LastGood.Short(), st.LastGood.Subject())
-			}
-			if st.FetchError != "" {
-				fmt.Fprintf(w, "Fetch       failing: %s\n", st.FetchError)
-			}
-			if f := st.Failing; f != nil {
-				fmt.Fprintf(w, "\nRevision %s does not validate; %s stays in force:\n", f.Revision.Short(), inForce(st))
-				for _, p := range f.Problems {
-					fmt.Fprintf(w, "  %s\n", p)
-				}
-			}
-			fmt.Fprintln(w)
-			tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-			fmt.Fprintln(tw, "APP\tENV\tSTATUS\tVERSION\tREADY\tURL\tREASON")
-			rt := map[[2]string]reconcile.UnitStatus{}
-			for _, r := range st.Runtime {
-				rt[[2]string{r.App, r.Env}] = r
-			}
-			_, port, _ := net.SplitHostPort(st.ProxyAddr)
-			for _, u := range st.Units {
-				r, ok := rt[[2]string{u.App, u.Env}]
-				phase, version, ready, url := "Pending", abbrev(u.Revision, 7), "-", "-"
-				if ok {
-					phase = string(r.Phase)
-					if r.Release != 0 {
-						version = fmt.Sprintf("%s %s", abbrev(r.Revision, 7), abbrev(strings.TrimPrefix(r.Artifact, "sha256:"), 12))
-						ready = fmt.Sprintf("%d/%d", r.Ready, r.Desired)
-					}
-					if r.URL != "" {
-						url = r.URL + ":" + port
-					}
-				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", u.App, u.Env, phase, version, ready, url, r.Message)
-			}
-			known := map[[2]string]bool{}
-			for _, u := range st.Units {
-				known[[2]string{u.App, u.Env}] = true
-			}
-			for _, b := range st.Blocked { // new units a policy keeps out
-				if !known[[2]string{b.App, b.Env}] {
-					fmt.Fprintf(tw, "%s\t%s\t%s\t-\t-\t-\t%s\n", b.App, b.Env, reconcile.Blocked, b.Reason)
-				}
-			}
-			for _, r := range st.Runtime { // units no longer in Git that still run
-				if r.Phase == reconcile.Orphaned {
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d/%d\t-\t%s\n", r.App, r.Env, r.Phase, abbrev(r.Revision, 7), r.Ready, r.Desired, r.Message)
-				}
-			}
-			return tw.Flush()
+			return writeStatus(g.stdout, st, time.Now())
 		},
 	}
+}
+
+// buildLogLines is how many lines of a failed build's log status shows.
+const buildLogLines = 10
+
+// writeStatus writes a status for people, as of now.
+func writeStatus(w io.Writer, st server.Status, now time.Time) error {
+	fmt.Fprintf(w, "Repository  %s\n", st.Repository)
+	if st.Head != nil {
+		fmt.Fprintf(w, "Head        %s %s (%s)\n", st.Head.Short(), st.Head.Subject(), st.Head.Author)
+	}
+	if st.LastGood != nil {
+		fmt.Fprintf(w, "In force    %s %s\n", st.LastGood.Short(), st.LastGood.Subject())
+	}
+	if st.FetchError != "" {
+		fmt.Fprintf(w, "Fetch       failing: %s\n", st.FetchError)
+	}
+	if f := st.Failing; f != nil {
+		fmt.Fprintf(w, "\nRevision %s does not validate; %s stays in force:\n", f.Revision.Short(), inForce(st))
+		for _, p := range f.Problems {
+			fmt.Fprintf(w, "  %s\n", p)
+		}
+	}
+	fmt.Fprintln(w)
+	t := newTable(w, "APP", "ENV", "STATUS", "VERSION", "READY", "URL", "REASON")
+	rt := map[[2]string]reconcile.UnitStatus{}
+	for _, r := range st.Runtime {
+		rt[[2]string{r.App, r.Env}] = r
+	}
+	_, port, _ := net.SplitHostPort(st.ProxyAddr)
+	var failedBuilds []reconcile.UnitStatus
+	for _, u := range st.Units {
+		r, ok := rt[[2]string{u.App, u.Env}]
+		phase, version, ready, url, reason := string(reconcile.Pending), abbrev(u.Revision, 7), "-", "-", ""
+		if ok {
+			phase, reason = phaseText(r, now), reasonText(r, now)
+			if r.Release != 0 {
+				version = fmt.Sprintf("%s %s", abbrev(r.Revision, 7), abbrev(strings.TrimPrefix(r.Artifact, "sha256:"), 12))
+				ready = fmt.Sprintf("%d/%d", r.Ready, r.Desired)
+			}
+			if r.URL != "" {
+				url = r.URL + ":" + port
+			}
+			if r.Reason == reconcile.ReasonBuildFailed && r.LogTail != "" {
+				failedBuilds = append(failedBuilds, r)
+			}
+		}
+		t.row(u.App, u.Env, phase, version, ready, url, reason)
+	}
+	known := map[[2]string]bool{}
+	for _, u := range st.Units {
+		known[[2]string{u.App, u.Env}] = true
+	}
+	for _, b := range st.Blocked { // new units a policy keeps out
+		if !known[[2]string{b.App, b.Env}] {
+			t.row(b.App, b.Env, string(reconcile.Blocked), "-", "-", "-", b.Reason)
+		}
+	}
+	for _, r := range st.Runtime { // units no longer in Git that still run
+		if r.Phase == reconcile.Orphaned {
+			t.row(r.App, r.Env, string(r.Phase), abbrev(r.Revision, 7), fmt.Sprintf("%d/%d", r.Ready, r.Desired), "-", r.Message)
+		}
+	}
+	if err := t.flush(); err != nil {
+		return err
+	}
+	// A build's log does not fit a cell: its last lines follow the table.
+	for _, r := range failedBuilds {
+		fmt.Fprintf(w, "\nThe build of %s for %s failed; the last lines of its log:\n", r.App, r.Env)
+		for _, line := range lastLines(r.LogTail, buildLogLines) {
+			fmt.Fprintf(w, "  %s\n", line)
+		}
+	}
+	return nil
+}
+
+// phaseText is a unit's phase, with how long it has built.
+func phaseText(r reconcile.UnitStatus, now time.Time) string {
+	if r.Phase == reconcile.Building && !r.Since.IsZero() {
+		return fmt.Sprintf("%s (%s)", r.Phase, duration(now.Sub(r.Since)))
+	}
+	return string(r.Phase)
+}
+
+// reasonText is why a unit is in its phase: the build log's last line
+// while it builds, the words of the status otherwise, and when a failed
+// build is tried again.
+func reasonText(r reconcile.UnitStatus, now time.Time) string {
+	if r.Reason == reconcile.ReasonBuilding && r.LogTail != "" {
+		return r.LogTail
+	}
+	msg := r.Message
+	if r.Reason == reconcile.ReasonBuildFailed && !r.RetryAt.IsZero() {
+		if d := r.RetryAt.Sub(now); d > 0 {
+			msg += "; retrying in " + duration(d)
+		} else {
+			msg += "; retrying now"
+		}
+	}
+	return msg
+}
+
+// duration says d to the second, without the zero units time.Duration
+// writes: 4m rather than 4m0s.
+func duration(d time.Duration) string {
+	s := max(d, 0).Round(time.Second).String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
+}
+
+// lastLines returns the last n lines of s.
+func lastLines(s string, n int) []string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	return lines[max(0, len(lines)-n):]
 }
 
 func inForce(st server.Status) string {

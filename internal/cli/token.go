@@ -6,7 +6,6 @@ import (
 	"net/url"
 	"os"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -89,12 +88,11 @@ admin token is made (the machine's file permissions are the guard).`,
 			if g.json() {
 				return g.printJSON(ts)
 			}
-			tw := tabwriter.NewWriter(g.stdout, 0, 0, 2, ' ', 0)
-			fmt.Fprintln(tw, "ID\tUSER\tDESCRIPTION\tCREATED\tBY\tEXPIRES\tLAST USED\tREVOKED")
+			tw := newTable(g.stdout, "ID", "USER", "DESCRIPTION", "CREATED", "BY", "EXPIRES", "LAST USED", "REVOKED")
 			for _, t := range ts {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", t.ID, t.User, t.Description, when(t.CreatedAt), t.CreatedBy, when(t.ExpiresAt), when(t.LastUsedAt), when(t.RevokedAt))
+				tw.row(t.ID, t.User, t.Description, when(t.CreatedAt), t.CreatedBy, when(t.ExpiresAt), when(t.LastUsedAt), when(t.RevokedAt))
 			}
-			return tw.Flush()
+			return tw.flush()
 		},
 	}
 	list.Flags().StringVar(&listUser, "user", "", "only this user's tokens (admins)")

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"os"
 	"os/exec"
@@ -150,5 +151,85 @@ func TestAppsLine(t *testing.T) {
 				t.Errorf("appsLine = %q\nwant        %q", got, tc.want)
 			}
 		})
+	}
+}
+
+// TestHostileTextEscaped commits to a running socle with a commit subject
+// and an author name made to take over the operator's terminal, and reads
+// them back through the CLI: human output shows them escaped, -o json
+// exactly; the release the commit brings names its author.
+func TestHostileTextEscaped(t *testing.T) {
+	t.Parallel()
+	if _, err := exec.LookPath("git"); err != nil {
+		t.Skip("git is not installed")
+	}
+	url, admin, data, _ := startUp(t)
+	as := func(args ...string) string {
+		t.Helper()
+		out, errOut, code := run(t, append(args, "--server", url, "--token", admin)...)
+		if code != 0 {
+			t.Fatalf("%v: exit %d: %s", args, code, errOut)
+		}
+		return out
+	}
+	waitOut := func(what string, cond func(string) bool, args ...string) string {
+		t.Helper()
+		deadline := time.Now().Add(90 * time.Second)
+		for {
+			out := as(args...)
+			if cond(out) {
+				return out
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s:\n%s", what, out)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	// The first release of api in dev, before the hostile commit: its
+	// author is the demo repository's.
+	waitOut("api in dev", func(s string) bool { return strings.Contains(s, "Succeeded") }, "releases", "api", "--env", "dev")
+
+	repo := filepath.Join(data, "repo")
+	p := filepath.Join(repo, "apps", "api", "socle.yaml")
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte(strings.Replace(string(b), "replicas: {min: 2, max: 6}", "replicas: {min: 1, max: 6}", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	const evil = "\x1b]0;pwned\x07\x1b[2J\rok \u202eexe.txt"
+	git := exec.Command("git", "-c", "user.name=Mallory "+evil, "-c", "user.email=mallory@example.com", "commit", "-qam", "api: "+evil)
+	git.Dir = repo
+	if out, err := git.CombinedOutput(); err != nil {
+		t.Fatalf("git commit: %v\n%s", err, out)
+	}
+	if _, e, code := run(t, "deploy", "api", "--env", "dev", "--server", url, "--token", admin); code != 0 {
+		t.Fatalf("deploy: %s", e)
+	}
+
+	status := waitOut("the hostile revision", func(s string) bool { return strings.Contains(s, `api: \x1b]0;pwned`) }, "status")
+	rels := waitOut("the release of the hostile revision", func(s string) bool { return strings.Contains(s, "brings 1 commit") }, "releases", "api", "--env", "dev")
+	for name, out := range map[string]string{"status": status, "releases": rels} {
+		if needsEscape(out, true) {
+			t.Errorf("socle %s prints a raw control character:\n%q", name, out)
+		}
+		if !strings.Contains(out, `\x1b[2J\rok \u202eexe.txt`) {
+			t.Errorf("socle %s does not show the escaped subject:\n%s", name, out)
+		}
+	}
+	// Every release names who it is for: the demo's author, then Mallory.
+	for _, line := range strings.Split(rels, "\n")[1:] {
+		if f := strings.Fields(line); len(f) > 6 && f[0] != "Release" && (f[6] == "-" || f[6] == "") {
+			t.Errorf("a release without an author: %q", line)
+		}
+	}
+	if !strings.Contains(rels, `Mallory \x1b]0;pwned\a`) {
+		t.Errorf("releases does not name the commit's author:\n%s", rels)
+	}
+	var items []struct{ Author string }
+	if err := json.Unmarshal([]byte(as("releases", "api", "--env", "dev", "-o", "json")), &items); err != nil || len(items) < 2 || items[0].Author != "Mallory "+evil {
+		t.Errorf("releases -o json: %+v, %v; want the author exactly", items, err)
 	}
 }

@@ -81,35 +81,48 @@ type celError struct {
 // against CostLimit, and comes with a fast one that does not when its cost
 // is bounded for inputs within the bounds (see bounds.go). Built-ins,
 // socle's own and linear in the size of the change, are not limited.
-func compileExpr(env *cel.Env, expr string, limited bool) (prg, fast cel.Program, errs []celError) {
+func compileExpr(env *cel.Env, expr string, limited bool) (prg, fast cel.Program, clock bool, errs []celError) {
 	ast, iss := env.Compile(expr)
 	if iss != nil && iss.Err() != nil {
 		for _, e := range iss.Errors() {
 			errs = append(errs, celError{line: e.Location.Line(), col: e.Location.Column(), msg: e.Message})
 		}
-		return nil, nil, errs
+		return nil, nil, false, errs
 	}
 	if t := ast.OutputType(); !t.IsExactType(cel.BoolType) && !t.IsExactType(cel.DynType) {
-		return nil, nil, []celError{{line: 1, msg: fmt.Sprintf("the expression gives %s, not bool: it must be true when the change is allowed", t)}}
+		return nil, nil, false, []celError{{line: 1, msg: fmt.Sprintf("the expression gives %s, not bool: it must be true when the change is allowed", t)}}
 	}
+	clock = readsClock(ast)
 	opt := cel.EvalOptions(cel.OptOptimize)
 	if !limited {
 		prg, err := env.Program(ast, opt)
 		if err != nil {
-			return nil, nil, []celError{{line: 1, msg: err.Error()}}
+			return nil, nil, false, []celError{{line: 1, msg: err.Error()}}
 		}
-		return prg, nil, nil
+		return prg, nil, clock, nil
 	}
 	prg, err := env.Program(ast, opt, cel.CostLimit(CostLimit))
 	if err != nil {
-		return nil, nil, []celError{{line: 1, msg: err.Error()}}
+		return nil, nil, false, []celError{{line: 1, msg: err.Error()}}
 	}
 	if est, err := env.EstimateCost(ast, inputBounds{}); err == nil && boundedCost(est) {
 		if fast, err = env.Program(ast, opt); err != nil {
 			fast = nil
 		}
 	}
-	return prg, fast, nil
+	return prg, fast, clock, nil
+}
+
+// readsClock reports whether a checked expression reads now or history:
+// its verdict on the same change may differ later (a soak grows, a window
+// opens), so a denial is judged again as time passes.
+func readsClock(ast *cel.Ast) bool {
+	for _, r := range ast.NativeRep().ReferenceMap() {
+		if r.Name == varNow || r.Name == varHistory {
+			return true
+		}
+	}
+	return false
 }
 
 // historyVal is the value of the history variable in one evaluation: the

@@ -82,6 +82,9 @@ type Verdict struct {
 	// file of the others.
 	Builtin bool   `json:"builtin,omitempty"`
 	File    string `json:"file,omitempty"`
+	// Clock is true when the policy reads now or history: the same change
+	// may be judged otherwise later, with nothing else changed.
+	Clock bool `json:"-"`
 }
 
 // Blocks reports whether the verdict stops the change.
@@ -166,6 +169,7 @@ type compiled struct {
 	message   string
 	check     func(*evaluation) (ok bool, message string)
 	broken    string // the compile error of a policy that does not compile
+	clock     bool   // the expression reads now or history
 }
 
 // Compile compiles the repository's policies and socle's built-in
@@ -206,12 +210,12 @@ func Compile(repo *spec.Repo, fsys fs.FS) (*Set, spec.Problems) {
 					fmt.Sprintf("unknown placeholder %s in message: known are %s", bad[0], placeholderList()),
 					"policies", idx(i), "message"))
 			}
-			prg, fast, errs := compileExpr(env, p.Expression, true)
+			prg, fast, clock, errs := compileExpr(env, p.Expression, true)
 			if len(errs) > 0 {
 				c.broken = errs[0].msg
 				problems = append(problems, doc.exprProblems(errs, "policies", idx(i), "expression")...)
 			} else {
-				c.prg, c.fast = prg, fast
+				c.prg, c.fast, c.clock = prg, fast, clock
 			}
 			s.policies = append(s.policies, c)
 		}
@@ -257,7 +261,7 @@ func (s *Set) EvaluatePlan(p *plan.Plan, applied []plan.Unit, c Context) []Decis
 }
 
 func (p *compiled) judge(ev *evaluation) Verdict {
-	v := Verdict{Policy: p.name, Severity: p.severity, Allowed: true, Builtin: p.builtin, File: p.file}
+	v := Verdict{Policy: p.name, Severity: p.severity, Allowed: true, Builtin: p.builtin, File: p.file, Clock: p.clock}
 	switch {
 	case p.broken != "":
 		v.Allowed, v.Severity = false, spec.SeverityDeny

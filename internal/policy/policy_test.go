@@ -460,3 +460,24 @@ func truncate(s string, n int) string {
 	}
 	return string([]rune(s)[:n]) + "…"
 }
+
+// TestClockPolicies: a policy whose expression reads now or history says
+// so on its verdicts (the same change may be judged otherwise later, so a
+// server judges its denial again as time passes); the others do not.
+func TestClockPolicies(t *testing.T) {
+	t.Parallel()
+	set, problems := compile(t, policies(
+		`  - {name: office-hours, severity: deny, message: m, expression: "now.getHours() >= 8 && now.getHours() < 18"}
+`, `  - {name: soaked, severity: deny, message: m, expression: "history.healthyFor(change.artifact, 'dev') > duration('24h') || change.env != 'prod'"}
+`, `  - {name: limits, severity: deny, message: m, expression: "change.new.containers.all(n, has(change.new.containers[n].resources.limits.memory))"}
+`))
+	if problems.Errors() > 0 {
+		t.Fatal(problems)
+	}
+	vs := set.Evaluate(create(webUnit("dev")))
+	for name, want := range map[string]bool{"office-hours": true, "soaked": true, "limits": false, "owner-team-exists": false} {
+		if v := verdict(vs, name); v == nil || v.Clock != want {
+			t.Errorf("%s: verdict %+v, want Clock %t", name, v, want)
+		}
+	}
+}

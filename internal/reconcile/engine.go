@@ -28,8 +28,10 @@ type Router interface {
 type Images interface {
 	// Build returns the artifact of a unit's app at the unit's revision,
 	// the digest its release records, building the app's image only if it
-	// was never built.
-	Build(ctx context.Context, u plan.Unit) (digest string, err error)
+	// was never built. progress, when not nil, is told the build log's
+	// last line while a build command runs (never for an image built
+	// before); it must not block.
+	Build(ctx context.Context, u plan.Unit, progress func(line string)) (digest string, err error)
 	// Pins returns the image digest each container of u runs in the
 	// release whose artifact is digest (what Build returned): a release is
 	// one digest, and its containers may run different images. A container
@@ -82,12 +84,29 @@ type Config struct {
 	// Units, when set, gives the environments whose runtime runs whole
 	// units (Kubernetes) their driver; the others run on Driver.
 	Units UnitRuntimes
+	// OnPhase is told when a unit's phase changes (a unit that becomes
+	// Synced may open a promotion gate); it must not block.
+	OnPhase func(UnitStatus)
+	// Author names who a release of a unit is for: the author of the
+	// commit that set its desired state (a promotion's, a rollback's, or
+	// the one that changed the app). Empty when unknown.
+	Author func(ctx context.Context, app, env string) string
+	// Now is the engine's clock; time.Now when nil. Tests move it to see
+	// backoffs end.
+	Now func() time.Time
 }
 
 // ReleaseEvent is a rollout starting or finishing.
 type ReleaseEvent struct {
 	Release store.Release
 	Phase   string // "started" or "finished"
+}
+
+func (e *Engine) now() time.Time {
+	if e.cfg.Now == nil { // an Engine made without New, in a test
+		return time.Now()
+	}
+	return e.cfg.Now()
 }
 
 func (e *Engine) emit(ev ReleaseEvent) {
@@ -103,7 +122,7 @@ type Engine struct {
 
 	mu      sync.Mutex
 	units   map[plan.Key]*worker
-	blocked map[plan.Key]string
+	blocked map[plan.Key]Block
 	adopted map[runtime.UnitDriver]bool // unit drivers whose units were looked for
 	ctx     context.Context
 	wg      sync.WaitGroup
@@ -327,7 +346,7 @@ func (e *Engine) startLocked(w *worker) {
 // SetBlocked says which units a policy or gate blocks, and why; the others
 // are not blocked. A blocked unit keeps running what it ran and reports
 // Blocked with the reason.
-func (e *Engine) SetBlocked(blocked map[plan.Key]string) {
+func (e *Engine) SetBlocked(blocked map[plan.Key]Block) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.blocked = blocked
@@ -336,10 +355,11 @@ func (e *Engine) SetBlocked(blocked map[plan.Key]string) {
 	}
 }
 
-func (e *Engine) blockedReason(k plan.Key) string {
+func (e *Engine) blockedReason(k plan.Key) (Block, bool) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return e.blocked[k]
+	b, ok := e.blocked[k]
+	return b, ok
 }
 
 // forget drops a pruned unit.
@@ -393,7 +413,7 @@ func (e *Engine) Wait(ctx context.Context) error {
 	for {
 		busy := false
 		for _, s := range e.Status() {
-			if s.Phase == Progressing || s.Phase == Pending {
+			if s.Phase == Progressing || s.Phase == Pending || s.Phase == Building {
 				busy = true
 				break
 			}

@@ -33,19 +33,20 @@ func (w *worker) rollout(ctx context.Context, ud runtime.UnitDriver, d *plan.Uni
 	if w.e.cfg.Notes != nil && prev != nil {
 		notes = w.e.cfg.Notes(ctx, d.App, prev.Revision, tgt.Revision)
 	}
+	var author string
+	if w.e.cfg.Author != nil {
+		author = w.e.cfg.Author(ctx, d.App, d.Env)
+	}
 	rel, err := w.e.cfg.Store.BeginRelease(ctx, store.Release{
 		App: d.App, Env: d.Env, Revision: tgt.Revision, Artifact: tgt.Artifact, ConfigHash: tgt.Config,
-		Strategy: string(strategyOf(d)), Trigger: trigger, Previous: prevID(prev), Notes: notes,
+		Strategy: string(strategyOf(d)), Trigger: trigger, Previous: prevID(prev), Notes: notes, Author: author,
 	}, &store.AuditRecord{Actor: "socle", Action: "release.begin"})
 	if err != nil {
-		w.report(func(s *UnitStatus) { s.Phase, s.Message = Degraded, "recording the release: "+err.Error() })
+		w.say(Degraded, ReasonStoreError, "recording the release: "+err.Error())
 		return
 	}
 	name := releaseName(rel.ID)
-	w.report(func(s *UnitStatus) {
-		s.Phase = Progressing
-		s.Message = fmt.Sprintf("rolling out %s (%s, %s) with %s", name, short(tgt.Revision), short(tgt.Artifact), strategyOf(d))
-	})
+	w.say(Progressing, ReasonRollingOut, fmt.Sprintf("rolling out %s (%s, %s) with %s", name, short(tgt.Revision), short(tgt.Artifact), strategyOf(d)))
 	w.e.log.Info("rollout started", "app", d.App, "env", d.Env, "release", rel.ID, "revision", short(tgt.Revision), "artifact", short(tgt.Artifact), "strategy", strategyOf(d))
 	w.e.emit(ReleaseEvent{Release: rel, Phase: "started"})
 	if ud != nil {
@@ -84,14 +85,15 @@ func (w *worker) rollout(ctx context.Context, ud runtime.UnitDriver, d *plan.Uni
 	rel.Status, rel.Reason = status, reason
 	w.e.emit(ReleaseEvent{Release: rel, Phase: "finished"})
 	if status != store.Succeeded {
-		w.report(func(s *UnitStatus) {
-			s.Phase = Failed
-			keeps := "nothing runs"
-			if prev != nil {
-				keeps = releaseName(prev.ID) + " keeps running"
-			}
-			s.Message = fmt.Sprintf("release %s %s: %s; %s; socle retries when the desired state changes", name, strings.ToLower(string(status)), reason, keeps)
-		})
+		keeps := "nothing runs"
+		if prev != nil {
+			keeps = releaseName(prev.ID) + " keeps running"
+		}
+		why := ReasonRolloutFailed
+		if status == store.RolledBack {
+			why = ReasonRolledBack
+		}
+		w.say(Failed, why, fmt.Sprintf("release %s %s: %s; %s; socle retries when the desired state changes", name, strings.ToLower(string(status)), reason, keeps))
 	}
 	w.kick() // observe the result at once
 }

@@ -9,6 +9,9 @@ type Phase string
 const (
 	// Pending: not observed yet.
 	Pending Phase = "Pending"
+	// Building: socle builds the image of the desired release; what ran
+	// before keeps running.
+	Building Phase = "Building"
 	// Synced: what runs is what Git says, and it is healthy.
 	Synced Phase = "Synced"
 	// Progressing: a rollout is under way.
@@ -16,7 +19,9 @@ const (
 	// Degraded: the right release runs but not every replica is ready.
 	Degraded Phase = "Degraded"
 	// Failed: the desired release could not be built or rolled out; what ran
-	// before keeps running, and nothing is retried until the spec changes.
+	// before keeps running. A rollout is retried when the desired state
+	// changes; a build when the app's files change, or after a backoff
+	// (RetryAt).
 	Failed Phase = "Failed"
 	// Orphaned: removed from Git, kept running because the environment
 	// does not prune.
@@ -28,13 +33,53 @@ const (
 	Blocked Phase = "Blocked"
 )
 
+// Reason says why a unit is in its phase, in one word for programs (the
+// Message says it for people): control flow tests reasons, never messages.
+type Reason string
+
+// The reasons of the phases; a Synced unit has none.
+const (
+	ReasonBuilding           Reason = "Building"           // Building: the build command runs
+	ReasonBuildFailed        Reason = "BuildFailed"        // Failed: the build failed; LogTail has its last lines
+	ReasonRollingOut         Reason = "RollingOut"         // Progressing: a release rolls out
+	ReasonRolloutFailed      Reason = "RolloutFailed"      // Failed: the rollout failed, what ran before is restored
+	ReasonRolledBack         Reason = "RolledBack"         // Failed: the rollout's analysis rolled it back
+	ReasonReplicasNotReady   Reason = "ReplicasNotReady"   // Degraded
+	ReasonDrift              Reason = "Drift"              // Degraded: drift reported, not corrected (selfHeal off)
+	ReasonRuntimeError       Reason = "RuntimeError"       // Degraded: the runtime did not answer or refused a step
+	ReasonRuntimeUnreachable Reason = "RuntimeUnreachable" // Degraded: the environment's runtime cannot be reached
+	ReasonStoreError         Reason = "StoreError"         // Degraded: socle's store did not answer
+	ReasonRuntimeUnsupported Reason = "RuntimeUnsupported" // Unsupported
+	ReasonPolicyDenied       Reason = "PolicyDenied"       // Blocked: a policy denies the change
+	ReasonGateClosed         Reason = "GateClosed"         // Blocked: a promotion gate holds the change
+	ReasonRemovedFromGit     Reason = "RemovedFromGit"     // Orphaned
+	ReasonOneContainer       Reason = "OneContainerOnly"   // Synced, with a note: the local runtime runs one container per replica
+)
+
+// Block is why a unit's desired change waits (SetBlocked).
+type Block struct {
+	Reason  Reason // ReasonPolicyDenied or ReasonGateClosed
+	Message string
+}
+
 // UnitStatus is what the engine knows of one unit.
 type UnitStatus struct {
 	App   string `json:"app"`
 	Env   string `json:"env"`
 	Phase Phase  `json:"phase"`
+	// Reason is why, for programs: one of the Reason constants.
+	Reason Reason `json:"reason,omitempty"`
 	// Message says why, when the phase is not Synced, and what happens next.
 	Message string `json:"message,omitempty"`
+	// Since is when the unit entered its phase with its reason: a build
+	// has run since then.
+	Since time.Time `json:"since,omitzero"`
+	// LogTail is the end of the build log: its last line while Building,
+	// its last lines when the build failed.
+	LogTail string `json:"logTail,omitempty"`
+	// RetryAt is when a failed build is tried again if the app's files do
+	// not change before.
+	RetryAt time.Time `json:"retryAt,omitzero"`
 	// Release is the ID of the release that runs (serves traffic).
 	Release  int64  `json:"release,omitempty"`
 	Revision string `json:"revision,omitempty"`

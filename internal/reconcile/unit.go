@@ -72,7 +72,7 @@ func (w *worker) unitSteady(ctx context.Context, ud runtime.UnitDriver, d *plan.
 		us := runtime.UnitSpec{App: d.App, Env: d.Env, Workloads: []runtime.Workload{wl}, Serve: serving(wl)}
 		dr, err := ud.Drift(ctx, us)
 		if err != nil {
-			w.report(func(s *UnitStatus) { s.Phase, s.Message = Degraded, "observing the unit: "+err.Error() })
+			w.say(Degraded, ReasonRuntimeError, "observing the unit: "+err.Error())
 			return
 		}
 		heal := w.e.cfg.SelfHeal == nil || w.e.cfg.SelfHeal(d.Env)
@@ -84,7 +84,7 @@ func (w *worker) unitSteady(ctx context.Context, ud runtime.UnitDriver, d *plan.
 		}
 		if !dr.Applied || (drift != "" && heal) {
 			if err := ud.Apply(ctx, us); err != nil {
-				w.report(func(s *UnitStatus) { s.Phase, s.Message = Degraded, "applying: "+err.Error() })
+				w.say(Degraded, ReasonRuntimeError, "applying: "+err.Error())
 				return
 			}
 			drift = ""
@@ -92,7 +92,7 @@ func (w *worker) unitSteady(ctx context.Context, ud runtime.UnitDriver, d *plan.
 	}
 	hs, err := ud.Health(ctx, d.App, d.Env)
 	if err != nil {
-		w.report(func(s *UnitStatus) { s.Phase, s.Message = Degraded, "reading health: "+err.Error() })
+		w.say(Degraded, ReasonRuntimeError, "reading health: "+err.Error())
 		return
 	}
 	if failedNewer && !restored(hs, rel) {
@@ -104,13 +104,13 @@ func (w *worker) unitSteady(ctx context.Context, ud runtime.UnitDriver, d *plan.
 			w.report(func(s *UnitStatus) {
 				s.Release, s.Revision, s.Artifact = cur.ID, cur.Revision, cur.Artifact
 				s.Replicas = workloadStatuses(hs)
-				s.Phase = Degraded
+				s.Phase, s.Reason = Degraded, ReasonRuntimeError
 				s.Message = fmt.Sprintf("the new release failed, and restoring %s failed: %v; retried at the next pass", rel, err)
 			})
 			return
 		}
 		if hs, err = ud.Health(ctx, d.App, d.Env); err != nil {
-			w.report(func(s *UnitStatus) { s.Phase, s.Message = Degraded, "reading health: "+err.Error() })
+			w.say(Degraded, ReasonRuntimeError, "reading health: "+err.Error())
 			return
 		}
 	}
@@ -131,18 +131,15 @@ func (w *worker) unitSteady(ctx context.Context, ud runtime.UnitDriver, d *plan.
 		s.URL = ""
 		switch {
 		case failedNewer:
-			s.Phase = Failed
-			if !strings.HasPrefix(s.Message, "release") {
-				s.Message = "the new release failed; " + rel + " keeps running"
-			}
+			keepFailure(s, rel)
 		case drift != "":
-			s.Phase, s.Message = Degraded, "drift: "+drift+"; selfHeal is off in "+d.Env+": reported, not corrected"
+			s.Phase, s.Reason, s.Message = Degraded, ReasonDrift, "drift: "+drift+"; selfHeal is off in "+d.Env+": reported, not corrected"
 		case mine.Name == "":
-			s.Phase, s.Message = Degraded, "no Deployment of "+rel+" in the cluster"
+			s.Phase, s.Reason, s.Message = Degraded, ReasonRuntimeError, "no Deployment of "+rel+" in the cluster"
 		case len(why) > 0:
-			s.Phase, s.Message = Degraded, strings.Join(why, "; ")
+			s.Phase, s.Reason, s.Message = Degraded, ReasonReplicasNotReady, strings.Join(why, "; ")
 		default:
-			s.Phase, s.Message = Synced, ""
+			s.Phase, s.Reason, s.Message = Synced, "", ""
 		}
 	})
 }
@@ -381,13 +378,11 @@ func (w *worker) unitRestore(ctx context.Context, ud runtime.UnitDriver, d *plan
 // orphans.
 func (w *worker) unitPrune(ctx context.Context, ud runtime.UnitDriver) {
 	if w.e.cfg.Keep != nil && w.e.cfg.Keep(w.key.Env) {
-		w.report(func(s *UnitStatus) {
-			s.Phase, s.Message = Orphaned, fmt.Sprintf("removed from Git; its objects stay because %s does not prune", w.key.Env)
-		})
+		w.say(Orphaned, ReasonRemovedFromGit, fmt.Sprintf("removed from Git; its objects stay because %s does not prune", w.key.Env))
 		return
 	}
 	if _, err := ud.Prune(ctx, w.key.App, w.key.Env); err != nil {
-		w.report(func(s *UnitStatus) { s.Phase, s.Message = Degraded, "pruning: "+err.Error() })
+		w.say(Degraded, ReasonRuntimeError, "pruning: "+err.Error())
 		return
 	}
 	w.e.forget(w.key)

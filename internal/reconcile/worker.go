@@ -36,7 +36,8 @@ type worker struct {
 
 	// Owned by the worker's goroutine.
 	failed   target // the target whose rollout failed; not retried until the desired state changes
-	scale    int    // the replicas the autoscaler wants; 0 until first observed
+	buildErr *buildFailure
+	scale    int // the replicas the autoscaler wants; 0 until first observed
 	scaledAt time.Time
 	loads    []loadSample // recent in-flight samples
 }
@@ -47,9 +48,29 @@ type target struct {
 	Revision, Artifact, Config string
 }
 
+// buildFailure is a build that failed, kept so that it is not run again
+// at every pass: only when the app's files change, or at retryAt.
+type buildFailure struct {
+	source   string // the app's source hash the build failed on
+	revision string
+	err      error
+	tail     string // the last lines of its log
+	attempts int    // failed builds of this source in a row
+	retryAt  time.Time
+}
+
+// Backoff of failed builds: the first retry after buildBackoff, doubling
+// up to maxBuildBackoff. A compiler error does not go away by itself, a
+// module proxy that was down does.
+const (
+	buildBackoff    = time.Minute
+	maxBuildBackoff = time.Hour
+)
+
 func newWorker(e *Engine, k plan.Key) *worker {
+	now := e.now()
 	return &worker{e: e, key: k, kickc: make(chan struct{}, 1),
-		status: UnitStatus{App: k.App, Env: k.Env, Phase: Pending, UpdatedAt: time.Now()}}
+		status: UnitStatus{App: k.App, Env: k.Env, Phase: Pending, Since: now, UpdatedAt: now}}
 }
 
 func (w *worker) setDesired(u *plan.Unit) {
@@ -78,11 +99,35 @@ func (w *worker) snapshot() UnitStatus {
 	return s
 }
 
+// report changes the unit's status with f. A new phase or reason starts a
+// new Since, and drops what belonged to the old reason (its log tail, its
+// retry time) unless f set them anew.
 func (w *worker) report(f func(s *UnitStatus)) {
 	w.mu.Lock()
+	old := w.status
 	f(&w.status)
-	w.status.UpdatedAt = time.Now()
+	s := &w.status
+	now := w.e.now()
+	if s.Phase != old.Phase || s.Reason != old.Reason {
+		s.Since = now
+		if s.LogTail == old.LogTail {
+			s.LogTail = ""
+		}
+		if s.RetryAt.Equal(old.RetryAt) {
+			s.RetryAt = time.Time{}
+		}
+	}
+	s.UpdatedAt = now
+	moved, snap := s.Phase != old.Phase, *s
 	w.mu.Unlock()
+	if moved && w.e.cfg.OnPhase != nil {
+		w.e.cfg.OnPhase(snap)
+	}
+}
+
+// say reports a phase, its reason and the words that say it.
+func (w *worker) say(p Phase, r Reason, msg string) {
+	w.report(func(s *UnitStatus) { s.Phase, s.Reason, s.Message = p, r, msg })
 }
 
 func (w *worker) run(ctx context.Context) {
@@ -109,13 +154,11 @@ func (w *worker) pass(ctx context.Context) {
 	}
 	ud, err := w.e.unitDriver(w.key.Env)
 	if err != nil {
-		w.report(func(s *UnitStatus) {
-			s.Phase, s.Message = Degraded, "the environment's runtime cannot be reached: "+err.Error()+"; what runs is untouched"
-		})
+		w.say(Degraded, ReasonRuntimeUnreachable, "the environment's runtime cannot be reached: "+err.Error()+"; what runs is untouched")
 		return
 	}
-	if why := w.e.blockedReason(w.key); why != "" {
-		w.blocked(ctx, ud, d, why)
+	if b, ok := w.e.blockedReason(w.key); ok {
+		w.blocked(ctx, ud, d, b)
 		return
 	}
 	if d == nil {
@@ -127,22 +170,13 @@ func (w *worker) pass(ctx context.Context) {
 		return
 	}
 	if d.Runtime != spec.RuntimeLocal && ud == nil {
-		w.report(func(s *UnitStatus) {
-			s.Phase, s.Message = Unsupported, fmt.Sprintf("runtime %q is not available in this version of socle; the unit is planned, not run", d.Runtime)
-		})
+		w.say(Unsupported, ReasonRuntimeUnsupported, fmt.Sprintf("runtime %q is not available in this version of socle; the unit is planned, not run", d.Runtime))
 		return
 	}
 	digest := d.Artifact
 	if digest == "" {
-		var err error
-		if digest, err = w.e.cfg.Images.Build(ctx, *d); err != nil {
-			if ctx.Err() != nil {
-				return
-			}
-			w.report(func(s *UnitStatus) {
-				s.Phase = Failed
-				s.Message = fmt.Sprintf("build of %s failed; what runs is untouched; socle builds again when the app changes: %v", short(d.Revision), err)
-			})
+		var ok bool
+		if digest, ok = w.build(ctx, d); !ok {
 			return
 		}
 	}
@@ -150,7 +184,7 @@ func (w *worker) pass(ctx context.Context) {
 	cur, err := w.e.cfg.Store.CurrentRelease(ctx, d.App, d.Env)
 	hasCur := err == nil
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
-		w.report(func(s *UnitStatus) { s.Phase, s.Message = Degraded, "reading releases: "+err.Error() })
+		w.say(Degraded, ReasonStoreError, "reading releases: "+err.Error())
 		return
 	}
 	if hasCur && (targetOf(cur) == tgt || tgt == w.failed) {
@@ -172,10 +206,74 @@ func (w *worker) pass(ctx context.Context) {
 	w.rollout(ctx, ud, d, prev, tgt)
 }
 
+// build returns the digest of the unit's image, building it if it was
+// never built. A failed build is not run again at every pass: only when
+// the app's files change, or once its backoff has passed; until then the
+// unit says why it failed, the log's last lines, and when it retries.
+func (w *worker) build(ctx context.Context, d *plan.Unit) (string, bool) {
+	now := w.e.now()
+	if f := w.buildErr; f != nil && f.source == d.Source && now.Before(f.retryAt) {
+		w.reportBuildFailed(d, f)
+		return "", false
+	}
+	digest, err := w.e.cfg.Images.Build(ctx, *d, func(line string) {
+		w.report(func(s *UnitStatus) {
+			s.Phase, s.Reason = Building, ReasonBuilding
+			s.Message = fmt.Sprintf("building %s at %s; what runs is untouched", d.App, abbrevSHA(d.Revision))
+			s.LogTail = line
+		})
+	})
+	if err == nil {
+		w.buildErr = nil
+		return digest, true
+	}
+	if ctx.Err() != nil {
+		return "", false // socle is stopping: not a failure of the build
+	}
+	f := &buildFailure{source: d.Source, revision: d.Revision, err: err, attempts: 1}
+	if prev := w.buildErr; prev != nil && prev.source == d.Source {
+		f.attempts = prev.attempts + 1
+	}
+	f.retryAt = now.Add(min(buildBackoff<<min(f.attempts-1, 16), maxBuildBackoff)) // 16: no overflow, past the bound
+	// A failed build command (artifact.BuildError) says its cause apart from
+	// its log.
+	var be interface {
+		error
+		LogTail() string
+	}
+	if errors.As(err, &be) {
+		f.tail = be.LogTail()
+		if cause := errors.Unwrap(be); cause != nil {
+			f.err = cause
+		}
+	}
+	w.buildErr = f
+	w.e.log.Warn("build failed", "app", d.App, "env", d.Env, "revision", abbrevSHA(d.Revision), "attempt", f.attempts, "retryAt", f.retryAt, "err", firstLine(err.Error()))
+	w.reportBuildFailed(d, f)
+	return "", false
+}
+
+func (w *worker) reportBuildFailed(d *plan.Unit, f *buildFailure) {
+	w.report(func(s *UnitStatus) {
+		s.Phase, s.Reason = Failed, ReasonBuildFailed
+		s.Message = fmt.Sprintf("build of %s at %s failed: %s; what runs is untouched; socle builds again when apps/%s changes, or after a backoff",
+			d.App, abbrevSHA(f.revision), firstLine(f.err.Error()), d.App)
+		s.LogTail, s.RetryAt = f.tail, f.retryAt
+	})
+}
+
+// abbrevSHA is a commit as people write it: its first seven digits.
+func abbrevSHA(sha string) string { return sha[:min(len(sha), 7)] }
+
+func firstLine(s string) string {
+	line, _, _ := strings.Cut(s, "\n")
+	return line
+}
+
 // blocked keeps what runs as it is and says why the change waits. On a
 // unit driver what runs is only observed: the desired state is the blocked
 // one.
-func (w *worker) blocked(ctx context.Context, ud runtime.UnitDriver, d *plan.Unit, why string) {
+func (w *worker) blocked(ctx context.Context, ud runtime.UnitDriver, d *plan.Unit, why Block) {
 	if d != nil {
 		if cur, err := w.e.cfg.Store.CurrentRelease(ctx, d.App, d.Env); err == nil {
 			if ud != nil {
@@ -185,7 +283,16 @@ func (w *worker) blocked(ctx context.Context, ud runtime.UnitDriver, d *plan.Uni
 			}
 		}
 	}
-	w.report(func(s *UnitStatus) { s.Phase, s.Message = Blocked, why })
+	w.say(Blocked, why.Reason, why.Message)
+}
+
+// keepFailure says that the newest release failed and rel keeps running,
+// keeping the failed rollout's own words when the status has them.
+func keepFailure(s *UnitStatus, rel string) {
+	if s.Phase == Failed && (s.Reason == ReasonRolloutFailed || s.Reason == ReasonRolledBack) {
+		return
+	}
+	s.Phase, s.Reason, s.Message = Failed, ReasonRolloutFailed, "the new release failed; "+rel+" keeps running"
 }
 
 func targetOf(r store.Release) target {
@@ -237,7 +344,7 @@ func (w *worker) steady(ctx context.Context, d *plan.Unit, cur store.Release, fa
 	rel := releaseName(cur.ID)
 	all, err := w.replicas(ctx)
 	if err != nil {
-		w.report(func(s *UnitStatus) { s.Phase, s.Message = Degraded, "listing replicas: "+err.Error() })
+		w.say(Degraded, ReasonRuntimeError, "listing replicas: "+err.Error())
 		return
 	}
 	n := w.wantReplicas(d, len(all[rel]))
@@ -250,13 +357,13 @@ func (w *worker) steady(ctx context.Context, d *plan.Unit, cur store.Release, fa
 		w.report(func(s *UnitStatus) {
 			s.Release, s.Revision, s.Artifact, s.Desired = cur.ID, cur.Revision, cur.Artifact, n
 			s.Replicas = replicaStatuses(all[rel], d)
-			s.Phase, s.Message = Degraded, "drift: "+drift+"; selfHeal is off in "+d.Env+": reported, not corrected"
+			s.Phase, s.Reason, s.Message = Degraded, ReasonDrift, "drift: "+drift+"; selfHeal is off in "+d.Env+": reported, not corrected"
 		})
 		return
 	}
 	rs, err := w.replicaSpec(ctx, d, rel, cur.Artifact)
 	if err != nil {
-		w.report(func(s *UnitStatus) { s.Phase, s.Message = Degraded, err.Error() })
+		w.say(Degraded, ReasonRuntimeError, err.Error())
 		return
 	}
 	// Scaling down: the replicas that go leave the routes first, and are
@@ -267,7 +374,7 @@ func (w *worker) steady(ctx context.Context, d *plan.Unit, cur store.Release, fa
 		}
 	}
 	if err := w.ensure(ctx, rs, all[rel], n); err != nil {
-		w.report(func(s *UnitStatus) { s.Phase, s.Message = Degraded, err.Error() })
+		w.say(Degraded, ReasonRuntimeError, err.Error())
 		return
 	}
 	others := all
@@ -300,17 +407,14 @@ func (w *worker) steady(ctx context.Context, d *plan.Unit, cur store.Release, fa
 		s.URL = unitURL(d)
 		switch {
 		case failedNewer:
-			s.Phase = Failed
-			if !strings.HasPrefix(s.Message, "release") {
-				s.Message = "the new release failed; " + releaseName(cur.ID) + " keeps running"
-			}
+			keepFailure(s, releaseName(cur.ID))
 		case ready < n:
-			s.Phase, s.Message = Degraded, fmt.Sprintf("%d of %d replicas ready: %s; socle restarts them with backoff", ready, n, strings.Join(why, "; "))
+			s.Phase, s.Reason, s.Message = Degraded, ReasonReplicasNotReady, fmt.Sprintf("%d of %d replicas ready: %s; socle restarts them with backoff", ready, n, strings.Join(why, "; "))
 		case len(d.Containers) > 1:
-			s.Phase = Synced
+			s.Phase, s.Reason = Synced, ReasonOneContainer
 			s.Message = fmt.Sprintf("runs container %s only: the local runtime runs one container per replica (%d declared)", slices.Sorted(maps.Keys(d.Containers))[0], len(d.Containers))
 		default:
-			s.Phase, s.Message = Synced, ""
+			s.Phase, s.Reason, s.Message = Synced, "", ""
 		}
 	})
 }
@@ -474,9 +578,7 @@ func (w *worker) prune(ctx context.Context) {
 		for _, rs := range all {
 			n += len(rs)
 		}
-		w.report(func(s *UnitStatus) {
-			s.Phase, s.Message = Orphaned, fmt.Sprintf("removed from Git; %d replica(s) keep running because %s does not prune", n, w.key.Env)
-		})
+		w.say(Orphaned, ReasonRemovedFromGit, fmt.Sprintf("removed from Git; %d replica(s) keep running because %s does not prune", n, w.key.Env))
 		return
 	}
 	// The routes go first, drained, then the replicas.

@@ -100,7 +100,7 @@ type matrix struct {
 	repo    *spec.Repo
 	user    string
 	units   map[plan.Key]reconcile.UnitStatus
-	blocked map[plan.Key]string
+	blocked map[plan.Key]BlockedUnit
 	envs    []spec.Environment
 	// proxyPort is where the local runtime's apps are reached.
 	proxyPort string
@@ -124,7 +124,7 @@ func (s *Server) matrixFor(user string) (*matrix, error) {
 	if repo == nil {
 		return nil, fmt.Errorf("%w: no valid revision of the platform repository yet", ErrRefused)
 	}
-	m := &matrix{repo: repo, user: user, units: map[plan.Key]reconcile.UnitStatus{}, blocked: map[plan.Key]string{}, envs: repo.Platform.Environments, authors: map[string]string{}}
+	m := &matrix{repo: repo, user: user, units: map[plan.Key]reconcile.UnitStatus{}, blocked: map[plan.Key]BlockedUnit{}, envs: repo.Platform.Environments, authors: map[string]string{}}
 	if _, port, err := net.SplitHostPort(s.ProxyAddr()); err == nil {
 		m.proxyPort = port
 	}
@@ -133,7 +133,7 @@ func (s *Server) matrixFor(user string) (*matrix, error) {
 	}
 	s.mu.Lock()
 	for _, b := range s.status.Blocked {
-		m.blocked[plan.Key{App: b.App, Env: b.Env}] = b.Reason
+		m.blocked[plan.Key{App: b.App, Env: b.Env}] = b
 	}
 	s.mu.Unlock()
 	return m, nil
@@ -156,7 +156,8 @@ func (s *Server) cell(r *http.Request, m *matrix, a *spec.App, e *spec.Environme
 	k := plan.Key{App: a.Name, Env: e.Name}
 	c := api.AppEnv{Env: e.Name, Actions: actions(m.repo, m.user, a.Name, e.Name)}
 	if u, ok := m.units[k]; ok {
-		c.Phase, c.Reason = string(u.Phase), u.Message
+		c.Phase, c.Reason, c.ReasonCode = string(u.Phase), u.Message, string(u.Reason)
+		c.Since, c.LogTail, c.RetryAt = u.Since, u.LogTail, u.RetryAt
 		c.Revision, c.Artifact, c.Release = u.Revision, u.Artifact, u.Release
 		c.Ready, c.Desired, c.URL, c.Updated = u.Ready, u.Desired, u.URL, u.UpdatedAt
 		if c.URL != "" && e.Runtime.Type == spec.RuntimeLocal && m.proxyPort != "" && !strings.Contains(strings.TrimPrefix(c.URL, "http://"), ":") {
@@ -175,8 +176,9 @@ func (s *Server) cell(r *http.Request, m *matrix, a *spec.App, e *spec.Environme
 			c.Reason = "not deployed yet"
 		}
 	}
-	if why, ok := m.blocked[k]; ok {
-		c.Phase, c.Reason = string(reconcile.Blocked), why
+	if b, ok := m.blocked[k]; ok {
+		c.Phase, c.Reason, c.ReasonCode = string(reconcile.Blocked), b.Reason, b.ReasonCode
+		c.LogTail, c.RetryAt = "", time.Time{}
 	}
 	if c.Phase == "Absent" { // nothing runs: nothing to roll back, no logs
 		c.Actions = slices.DeleteFunc(c.Actions, func(a string) bool { return a == "rollback" || a == "logs" })
@@ -368,7 +370,7 @@ func (s *Server) postArtifact(w http.ResponseWriter, r *http.Request) {
 		}
 		out.Digest, out.Image = art.Digest, art.Ref
 	} else {
-		digest, err := s.images.Build(r.Context(), plan.Unit{App: app, Revision: rev.SHA})
+		digest, err := s.images.Build(r.Context(), plan.Unit{App: app, Revision: rev.SHA}, nil)
 		if err != nil {
 			writeError(w, http.StatusUnprocessableEntity, "build_failed", err.Error())
 			return

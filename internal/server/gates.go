@@ -19,13 +19,13 @@ import (
 // since the promotion): a new artifact passes every gate; a change that
 // keeps the artifact passes the calendar only.
 func (s *Server) gatesFor(ctx context.Context) Gates {
-	return func(repo *spec.Repo, c *plan.Change, old *plan.Unit) string {
+	return func(repo *spec.Repo, c *plan.Change, old *plan.Unit) gate.Result {
 		e := repo.Environment(c.Env)
 		if e == nil || e.Sync != spec.SyncManual || c.Desired == nil {
-			return ""
+			return gate.Result{}
 		}
 		u := c.Desired
-		in := gate.Input{Env: e, Freezes: repo.Platform.Freezes, Now: time.Now(), Rollback: u.Rollback, Author: s.authorOf(repo, u.Revision)}
+		in := gate.Input{Env: e, Freezes: repo.Platform.Freezes, Now: s.clock.Now(), Rollback: u.Rollback, Author: s.authorOf(repo, u.Revision)}
 		if old != nil && old.Artifact == u.Artifact {
 			in.Rollback = true // the same artifact: only the calendar applies
 		} else if e.Promotion != nil && e.Promotion.From != "" {
@@ -37,24 +37,38 @@ func (s *Server) gatesFor(ctx context.Context) Gates {
 			}
 		}
 		r := gate.Check(in)
-		if r.Open() {
-			return ""
-		}
 		for _, b := range r.Blocks {
-			if !b.Opens.IsZero() {
-				s.opensMu.Lock()
-				if s.nextOpen.IsZero() || b.Opens.Before(s.nextOpen) {
-					s.nextOpen = b.Opens
-				}
-				s.opensMu.Unlock()
-			}
+			s.openAt(b.Opens)
 		}
-		return "gate " + r.Reason()
+		return r
+	}
+}
+
+// openAt asks for the revision in force to be planned again at t (a gate
+// opens then); the zero time asks nothing.
+func (s *Server) openAt(t time.Time) {
+	if t.IsZero() {
+		return
+	}
+	s.opensMu.Lock()
+	if s.nextOpen.IsZero() || t.Before(s.nextOpen) {
+		s.nextOpen = t
+	}
+	s.opensMu.Unlock()
+	s.wakeRecheck()
+}
+
+// wakeRecheck makes recheckGates look at nextOpen again.
+func (s *Server) wakeRecheck() {
+	select {
+	case s.rewait <- struct{}{}:
+	default:
 	}
 }
 
 // Replan asks for the revision in force to be planned again: an approval
-// was given, a release finished, or a gate's time came.
+// was given, a release finished, a unit's phase changed (the source of a
+// promotion became healthy, or stopped being), or a gate's time came.
 func (s *Server) Replan() {
 	select {
 	case s.replanc <- struct{}{}:
@@ -62,28 +76,28 @@ func (s *Server) Replan() {
 	}
 }
 
-// recheckGates plans the revision in force again while some change waits:
-// when a closed gate's time comes (soak, window, freeze), or when Replan is
-// called; so that a held change goes out as soon as it may.
+// recheckGates plans the revision in force again while some change waits,
+// when one of its inputs changes: a closed gate's time comes (soak,
+// window, freeze, or a minute for a policy that reads the clock), or Replan
+// is called (an approval, a release finished, a unit's phase changed). Not
+// on a timer: a denied unit whose inputs stay as they are is not planned
+// again, and a plan again that decides the same records nothing (Record).
 func (s *Server) recheckGates(ctx context.Context) {
 	for {
 		s.opensMu.Lock()
 		next := s.nextOpen
 		s.opensMu.Unlock()
-		// A gate without a known opening time (the source gate, say) is
-		// looked at again every minute.
-		wait := time.Minute
+		var opens <-chan time.Time // nil: no gate has a known time
 		if !next.IsZero() {
-			wait = min(wait, max(time.Until(next)+100*time.Millisecond, 100*time.Millisecond))
+			opens = s.clock.After(max(next.Sub(s.clock.Now())+100*time.Millisecond, 100*time.Millisecond))
 		}
-		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
-			t.Stop()
 			return
-		case <-t.C:
+		case <-s.rewait:
+			continue // an earlier opening time is known
+		case <-opens:
 		case <-s.replanc:
-			t.Stop()
 		}
 		s.mu.Lock()
 		waiting, good := len(s.status.Blocked) > 0, s.status.LastGood
@@ -148,4 +162,30 @@ func (s *Server) onRelease(ev reconcile.ReleaseEvent) {
 		n.Message = fmt.Sprintf("release %d %s: %s", r.ID, r.Status, r.Reason)
 	}
 	s.notifyEvent(context.Background(), n)
+}
+
+// onPhase: a unit that becomes Synced, or stops being, may open or close
+// a promotion gate of the next environment.
+func (s *Server) onPhase(u reconcile.UnitStatus) { s.Replan() }
+
+// releaseAuthor names who a release is for: the author of the revision
+// that set the unit's desired state (the promotion's or rollback's commit
+// in a manual environment, the commit that changed the app in one that
+// follows Git), as teams.yaml names them.
+func (s *Server) releaseAuthor(ctx context.Context, app, env string) string {
+	rows, err := s.store.Desired(ctx)
+	if err != nil {
+		return ""
+	}
+	for _, r := range rows {
+		if r.App == app && r.Env == env && r.Revision != "" {
+			if repo := s.repoInForce(); repo != nil {
+				return s.authorOf(repo, r.Revision)
+			}
+			if rev, err := s.repo.Revision(r.Revision); err == nil {
+				return rev.Author
+			}
+		}
+	}
+	return ""
 }

@@ -32,8 +32,9 @@ var _ reconcile.Images = (*images)(nil)
 // Build returns the artifact of u's release: the image every container
 // runs when they all run one (socle's build, or one external image), else
 // a pin list in socle's registry that gives each container its own image
-// by digest (see artifact.PinsType).
-func (im *images) Build(ctx context.Context, u plan.Unit) (string, error) {
+// by digest (see artifact.PinsType). progress hears the build log's last
+// line while socle builds.
+func (im *images) Build(ctx context.Context, u plan.Unit, progress func(line string)) (string, error) {
 	app := im.appAt(u.App, u.Revision)
 	if app == nil || app.Workload == nil {
 		return "", fmt.Errorf("app %s is not readable at revision %s", u.App, u.Revision)
@@ -50,7 +51,7 @@ func (im *images) Build(ctx context.Context, u plan.Unit) (string, error) {
 		if image == artifact.BuiltImage {
 			if built == "" {
 				var err error
-				if built, err = im.build(ctx, app, u.Revision); err != nil {
+				if built, err = im.build(ctx, app, u.Revision, progress); err != nil {
 					return "", err
 				}
 			}
@@ -70,12 +71,12 @@ func (im *images) Build(ctx context.Context, u plan.Unit) (string, error) {
 	return im.builder.WritePins(u.App, pins)
 }
 
-func (im *images) build(ctx context.Context, app *spec.App, revision string) (string, error) {
+func (im *images) build(ctx context.Context, app *spec.App, revision string, progress func(line string)) (string, error) {
 	rev, err := im.repo.Revision(revision)
 	if err != nil {
 		return "", err
 	}
-	a, err := im.builder.Build(ctx, im.repo, rev, app)
+	a, err := im.builder.BuildProgress(ctx, im.repo, rev, app, progress)
 	if err != nil {
 		return "", err
 	}

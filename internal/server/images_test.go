@@ -92,7 +92,7 @@ func TestEachContainerRunsItsOwnImage(t *testing.T) {
 	im := newImages(t, dir, app)
 	ctx := t.Context()
 
-	artifactDigest, err := im.Build(ctx, u)
+	artifactDigest, err := im.Build(ctx, u, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,7 +100,7 @@ func TestEachContainerRunsItsOwnImage(t *testing.T) {
 		t.Fatalf("the artifact is %s, one container's image: the other's is lost", artifactDigest)
 	}
 	want := map[string]string{"a-proxy": digests["proxy"], "b-app": digests["app"]}
-	again, err := im.Build(ctx, u)
+	again, err := im.Build(ctx, u, nil)
 	if err != nil || again != artifactDigest {
 		t.Errorf("building again: %s %v, want the same artifact %s", again, err, artifactDigest)
 	}
@@ -161,7 +161,7 @@ func TestOneImageIsItsOwnArtifact(t *testing.T) {
 	containers := map[string]scoretypes.Container{"a": {Image: ext + "/ext/shared:1"}, "b": {Image: ext + "/ext/shared:1"}}
 	u := plan.Unit{App: "same", Env: "dev", Containers: containers}
 	im := newImages(t, t.TempDir(), &spec.App{Name: "same", Workload: &scoretypes.Workload{Containers: containers}})
-	got, err := im.Build(t.Context(), u)
+	got, err := im.Build(t.Context(), u, nil)
 	if err != nil || got != d {
 		t.Fatalf("artifact %s %v, want the image's digest %s", got, err, d)
 	}

@@ -68,6 +68,8 @@ type Config struct {
 	// Scale tunes the autoscaler.
 	Scale  reconcile.ScalePolicy
 	Logger *slog.Logger
+	// Clock is the server's time; the real one when nil.
+	Clock Clock
 }
 
 // DBFile is the database's name inside the data directory.
@@ -99,8 +101,10 @@ type Server struct {
 	secrets  secrets
 	patterns patterns
 
+	clock    Clock
 	planMu   sync.Mutex // serialises planning: new revisions and re-plans
 	replanc  chan struct{}
+	rewait   chan struct{} // nextOpen moved earlier
 	opensMu  sync.Mutex
 	nextOpen time.Time // the earliest time a closed gate opens
 
@@ -137,7 +141,11 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		st.Close()
 		return nil, fmt.Errorf("opening the platform repository: %w", err)
 	}
-	s := &Server{cfg: cfg, store: st, db: db, repo: repo, pinned: map[string]*spec.Repo{}, metrics: prometheus.NewRegistry(), replanc: make(chan struct{}, 1)}
+	s := &Server{cfg: cfg, store: st, db: db, repo: repo, pinned: map[string]*spec.Repo{}, metrics: prometheus.NewRegistry(),
+		replanc: make(chan struct{}, 1), rewait: make(chan struct{}, 1), clock: cfg.Clock}
+	if s.clock == nil {
+		s.clock = realClock{}
+	}
 	s.auth = &auth.Authenticator{Store: st}
 	// Everything socle logs goes through the redactor of secrets.
 	cfg.Logger = slog.New(redactHandler{cfg.Logger.Handler(), s})
@@ -208,6 +216,7 @@ func (s *Server) openRuntime(cfg Config) error {
 		Keep:   s.keepsOrphans, Scale: cfg.Scale,
 		Notes: s.releaseNotes, OnRelease: s.onRelease,
 		SelfHeal: s.selfHeals, OnDrift: s.onDrift,
+		OnPhase: s.onPhase, Author: s.releaseAuthor, Now: s.clock.Now,
 	})
 	return nil
 }
@@ -494,19 +503,26 @@ func (s *Server) planRevision(ctx context.Context, rev source.Revision, again bo
 	s.notifier.SetPlatform(&repo.Platform)
 	s.status.Failing = nil
 	s.status.LastGood = &rev
-	s.status.LastPlan = &PlanRef{ID: out.PlanID, Summary: out.Plan.Summary}
+	if out.Recorded {
+		s.status.LastPlan = &PlanRef{ID: out.PlanID, Summary: out.Plan.Summary}
+	}
 	s.mu.Unlock()
+	if out.Clock {
+		// A policy that reads the time denies: judge again in a minute,
+		// which records something only if the verdict changed.
+		s.openAt(s.clock.Now().Add(time.Minute))
+	}
 	s.setBlocked(out.Blocked)
 	s.apply(ctx)
 	s.mu.Lock()
 }
 
 // setBlocked tells the reconciler and the status which units policies block.
-func (s *Server) setBlocked(b map[plan.Key]string) {
+func (s *Server) setBlocked(b map[plan.Key]reconcile.Block) {
 	s.mu.Lock()
 	s.status.Blocked = s.status.Blocked[:0]
 	for k, why := range b {
-		s.status.Blocked = append(s.status.Blocked, BlockedUnit{App: k.App, Env: k.Env, Reason: why})
+		s.status.Blocked = append(s.status.Blocked, BlockedUnit{App: k.App, Env: k.Env, Reason: why.Message, ReasonCode: string(why.Reason)})
 	}
 	slices.SortFunc(s.status.Blocked, func(a, b BlockedUnit) int { return cmp.Or(cmp.Compare(a.Env, b.Env), cmp.Compare(a.App, b.App)) })
 	s.mu.Unlock()
@@ -589,6 +605,9 @@ func (s *Server) putInForce(ctx context.Context, good source.Revision, headValid
 			var body PlanBody
 			if json.Unmarshal(full.Body, &body) == nil {
 				s.setBlocked(body.BlockedBy())
+				// A gate may have opened while socle was stopped: judge
+				// what waits again (recorded only if the outcome changed).
+				s.Replan()
 			}
 		}
 	}

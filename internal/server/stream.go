@@ -223,6 +223,7 @@ func (s *Server) streamEvents(w http.ResponseWriter, r *http.Request) {
 // cellState is what makes a cell look different.
 type cellState struct {
 	phase, reason, revision, artifact string
+	logTail                           string // a build's progress
 	ready, desired                    int
 	release                           int64
 }
@@ -235,10 +236,10 @@ func (s *Server) cellStates(m *matrix) map[plan.Key]cellState {
 			u, ok := m.units[k]
 			st := cellState{phase: "Absent"}
 			if ok {
-				st = cellState{phase: string(u.Phase), reason: u.Message, revision: u.Revision, artifact: u.Artifact, ready: u.Ready, desired: u.Desired, release: u.Release}
+				st = cellState{phase: string(u.Phase), reason: u.Message, revision: u.Revision, artifact: u.Artifact, ready: u.Ready, desired: u.Desired, release: u.Release, logTail: u.LogTail}
 			}
-			if why, ok := m.blocked[k]; ok {
-				st.phase, st.reason = string(reconcile.Blocked), why
+			if b, ok := m.blocked[k]; ok {
+				st.phase, st.reason, st.logTail = string(reconcile.Blocked), b.Reason, ""
 			}
 			if e.Promotion != nil {
 				if from, ok := m.units[plan.Key{App: a.Name, Env: e.Promotion.From}]; ok {

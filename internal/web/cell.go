@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/socle-dev/socle/internal/api"
 )
@@ -61,7 +62,7 @@ func cellBody(c api.AppEnv) template.HTML {
 
 func writeCellBody(b *strings.Builder, c api.AppEnv) {
 	b.WriteString(`<span class="phase">`)
-	escapeTo(b, c.Phase)
+	escapeTo(b, phaseLabel(c, time.Now()))
 	b.WriteString(`</span>`)
 	if c.Revision != "" {
 		b.WriteString(` <span class="ver"><code>`)
@@ -90,6 +91,11 @@ func writeCellBody(b *strings.Builder, c api.AppEnv) {
 		escapeTo(b, c.Reason)
 		b.WriteString(`</span>`)
 	}
+	if line := lastLine(c.LogTail); line != "" {
+		b.WriteString(` <code class="logtail">`)
+		escapeTo(b, line)
+		b.WriteString(`</code>`)
+	}
 	if in := c.Incoming; in != nil {
 		b.WriteString(` <span class="incoming">↑ <code>`)
 		escapeTo(b, shortSHA(in.Revision))
@@ -108,6 +114,26 @@ func writeCellBody(b *strings.Builder, c api.AppEnv) {
 		}
 		b.WriteString(`</span>`)
 	}
+}
+
+// phaseLabel is a cell's phase, with how long it has built: Building (1m12s).
+func phaseLabel(c api.AppEnv, now time.Time) string {
+	if c.Phase == "Building" && !c.Since.IsZero() && now.Sub(c.Since) >= time.Second {
+		return c.Phase + " (" + humanDuration(now.Sub(c.Since)) + ")"
+	}
+	return c.Phase
+}
+
+// lastLine is the last non-blank line of a log's tail: a build's latest
+// word, in a cell.
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	for i := len(lines) - 1; i >= 0; i-- {
+		if l := strings.TrimSpace(lines[i]); l != "" {
+			return l
+		}
+	}
+	return ""
 }
 
 // escapeTo writes s escaped for HTML text and quoted attribute values,

@@ -106,7 +106,7 @@ func buildMatrix(plat api.Platform, apps []api.App, team, zone, q string) matrix
 		}
 		v.Rows = append(v.Rows, row)
 	}
-	for _, ph := range []string{"Failed", "Degraded", "Blocked", "Progressing", "Pending", "Orphaned", "Unsupported"} {
+	for _, ph := range []string{"Failed", "Degraded", "Blocked", "Building", "Progressing", "Pending", "Orphaned", "Unsupported"} {
 		if counts[ph] > 0 {
 			v.Problems = append(v.Problems, phaseCount{ph, counts[ph]})
 		}

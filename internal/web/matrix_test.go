@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/socle-dev/socle/internal/api"
 )
@@ -62,5 +63,25 @@ func TestMatrixAlignsCells(t *testing.T) {
 	v = buildMatrix(plat, apps, "", "apps-prod", "")
 	if len(v.Envs) != 1 || v.Rows[0].Cells[0].Phase != "Failed" {
 		t.Errorf("zone apps-prod: %+v", v.Rows[0].Cells)
+	}
+}
+
+// TestBuildingCell: a cell whose image is being built says for how long,
+// and the build log's last line, escaped; a failed build its log's last
+// line.
+func TestBuildingCell(t *testing.T) {
+	now := time.Now()
+	c := api.AppEnv{Env: "dev", Phase: "Building", ReasonCode: "Building", Reason: "building api at 2281b36; what runs is untouched",
+		Since: now.Add(-72 * time.Second), LogTail: "$ go build\n<b>go: downloading x</b>\n\n"}
+	if got := phaseLabel(c, now); got != "Building (1m12s)" {
+		t.Errorf("phase label %q, want Building (1m12s)", got)
+	}
+	body := string(cellBody(c))
+	if !strings.Contains(body, `<span class="phase">Building (1m1`) || !strings.Contains(body, `<code class="logtail">&lt;b&gt;go: downloading x&lt;/b&gt;</code>`) {
+		t.Errorf("building cell:\n%s", body)
+	}
+	c = api.AppEnv{Env: "dev", Phase: "Failed", ReasonCode: "BuildFailed", Reason: "build of api failed", LogTail: "$ go build\n./main.go:3: undefined: x\n"}
+	if body := string(cellBody(c)); !strings.Contains(body, `<span class="phase">Failed</span>`) || !strings.Contains(body, `<code class="logtail">./main.go:3: undefined: x</code>`) {
+		t.Errorf("failed build cell:\n%s", body)
 	}
 }

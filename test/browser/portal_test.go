@@ -199,6 +199,17 @@ func TestCellsDrawnAlike(t *testing.T) {
 	if diff != "" {
 		t.Errorf("cells drawn differently:\n%s", diff)
 	}
+	// A first build: the script says for how long it runs and its log's
+	// last line, escaped, as cell.go does.
+	building := eval[string](b, `(function () {
+		var div = document.createElement("div");
+		div.innerHTML = window.socle.cellBody({env: "dev", phase: "Building", reasonCode: "Building", reason: "building api at 2281b36",
+			since: new Date(Date.now() - 72000).toISOString(), logTail: "$ go build\n<b>go: downloading x</b>\n\n", ready: 0, desired: 0});
+		return div.textContent + " | " + div.querySelector(".logtail").innerHTML;
+	})()`)
+	if !strings.Contains(building, "Building (1m12s)") && !strings.Contains(building, "Building (1m13s)") || !strings.HasSuffix(building, "| &lt;b&gt;go: downloading x&lt;/b&gt;") {
+		t.Errorf("a building cell drawn by the script: %q", building)
+	}
 
 	// After a lost connection the page reads every cell again: a cell
 	// that is out of date is drawn anew.

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/socle-dev/socle/internal/reconcile"
 )
 
 // TestFailedBuildLeavesWhatRuns commits code that does not compile: the
@@ -27,8 +29,11 @@ func TestFailedBuildLeavesWhatRuns(t *testing.T) {
 	for {
 		u, _ := unit(s.status(t), "web", "dev")
 		if u.Phase == "Failed" {
-			if !strings.Contains(u.Message, "build of") || !strings.Contains(u.Message, "undefined: undefinedThing") {
-				t.Errorf("the status does not carry the build log's tail: %s", u.Message)
+			if u.Reason != reconcile.ReasonBuildFailed || !strings.Contains(u.Message, "build of") || strings.Contains(u.Message, "\n") {
+				t.Errorf("the status does not say in one line that the build failed: %s %q", u.Reason, u.Message)
+			}
+			if !strings.Contains(u.LogTail, "undefined: undefinedThing") {
+				t.Errorf("the status does not carry the build log's tail: %q", u.LogTail)
 			}
 			if u.Revision != good || u.Ready != 1 {
 				t.Errorf("what ran was disturbed: %+v", u)

@@ -23,9 +23,33 @@
   }
   var healthText = { ok: "healthy", bad: "unhealthy", none: "not running" };
 
+  // The twins of humanDuration, phaseLabel and lastLine in Go.
+  function humanDuration(ms) {
+    var s = Math.round(ms / 1000), pad = function (n) { return n < 10 ? "0" + n : String(n); };
+    if (s <= 0) return "—";
+    if (s < 60) return s + "s";
+    if (s < 3600) return Math.floor(s / 60) + "m" + pad(s % 60) + "s";
+    if (s < 48 * 3600) return Math.floor(s / 3600) + "h" + pad(Math.floor(s / 60) % 60) + "m";
+    return Math.floor(s / 86400) + "d" + Math.floor(s / 3600) % 24 + "h";
+  }
+  function phaseLabel(c) {
+    var since = c.since ? Date.parse(c.since) : NaN;
+    if (c.phase === "Building" && !isNaN(since) && Date.now() - since >= 1000) {
+      return c.phase + " (" + humanDuration(Date.now() - since) + ")";
+    }
+    return c.phase;
+  }
+  function lastLine(s) {
+    var lines = String(s || "").split("\n");
+    for (var i = lines.length - 1; i >= 0; i--) {
+      if (lines[i].trim()) return lines[i].trim();
+    }
+    return "";
+  }
+
   // cellBody is the twin of writeCellBody in cell.go.
   function cellBody(c) {
-    var h = '<span class="phase">' + esc(c.phase) + "</span>";
+    var h = '<span class="phase">' + esc(phaseLabel(c)) + "</span>";
     if (c.revision) {
       h += ' <span class="ver"><code>' + esc(short(c.revision)) + "</code>" +
         (c.artifact ? " <code>" + esc(digest(c.artifact)) + "</code>" : "") + "</span>";
@@ -36,6 +60,8 @@
         esc(c.ready || 0) + "/" + esc(c.desired || 0) + "</span>";
     }
     if (c.reason) h += ' <span class="reason">' + esc(c.reason) + "</span>";
+    var line = lastLine(c.logTail);
+    if (line) h += ' <code class="logtail">' + esc(line) + "</code>";
     var inc = c.incoming;
     if (inc) {
       h += ' <span class="incoming">↑ <code>' + esc(short(inc.revision)) + "</code> from " + esc(inc.from) +

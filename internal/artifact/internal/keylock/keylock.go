@@ -18,7 +18,11 @@ type lock struct {
 }
 
 // Lock locks key and returns the function that unlocks it.
-func (m *Map) Lock(key string) (unlock func()) {
+func (m *Map) Lock(key string) (unlock func()) { return m.LockWaiting(key, nil) }
+
+// LockWaiting is Lock, calling waiting first when someone else holds or
+// waits for key: the caller can say that it waits, and for what.
+func (m *Map) LockWaiting(key string, waiting func()) (unlock func()) {
 	m.mu.Lock()
 	if m.locks == nil {
 		m.locks = map[string]*lock{}
@@ -28,8 +32,12 @@ func (m *Map) Lock(key string) (unlock func()) {
 		l = &lock{}
 		m.locks[key] = l
 	}
+	busy := l.users > 0
 	l.users++
 	m.mu.Unlock()
+	if busy && waiting != nil {
+		waiting()
+	}
 	l.Lock()
 	return func() {
 		l.Unlock()
