@@ -95,11 +95,15 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) (*http.Req
 		writeError(w, http.StatusTooManyRequests, "too_many_requests", err.Error())
 	case badToken(err):
 		w.Header().Set("WWW-Authenticate", `Bearer realm="socle"`)
-		msg := "a valid token is required: Authorization: Bearer <token> (socle token create)"
-		if !errors.Is(err, auth.ErrNoToken) && !errors.Is(err, auth.ErrBadToken) {
-			msg = err.Error()
+		body := api.ErrorBody{Code: "unauthorized", Message: err.Error()}
+		if errors.Is(err, auth.ErrNoToken) || errors.Is(err, auth.ErrBadToken) {
+			body.Message = "a valid token is required: Authorization: Bearer <token>; an admin makes tokens with socle token create"
+			if hint := s.tokenHint(r); hint.AdminTokenFile != "" {
+				body.Message += fmt.Sprintf("; socle up keeps the first admin's token in %s: export SOCLE_TOKEN=$(cat %s), or socle login", hint.AdminTokenFile, hint.AdminTokenFile)
+				body.Details = hint
+			}
 		}
-		writeError(w, http.StatusUnauthorized, "unauthorized", msg)
+		writeJSON(w, http.StatusUnauthorized, map[string]any{"error": body})
 	case errors.Is(err, errCrossSite):
 		writeError(w, http.StatusForbidden, "forbidden", err.Error())
 	default:
