@@ -97,7 +97,7 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) (*http.Req
 		w.Header().Set("WWW-Authenticate", `Bearer realm="socle"`)
 		body := api.ErrorBody{Code: "unauthorized", Message: err.Error()}
 		if errors.Is(err, auth.ErrNoToken) || errors.Is(err, auth.ErrBadToken) {
-			body.Message = "a valid token is required: Authorization: Bearer <token>; an admin makes tokens with socle token create"
+			body.Message = "a valid token is required (Authorization: Bearer TOKEN); an admin makes tokens with socle token create"
 			if hint := s.tokenHint(r); hint.AdminTokenFile != "" {
 				body.Message += fmt.Sprintf("; socle up keeps the first admin's token in %s: export SOCLE_TOKEN=$(cat %s), or socle login", hint.AdminTokenFile, hint.AdminTokenFile)
 				body.Details = hint
