@@ -203,6 +203,9 @@ type DORAFigureSet struct {
 	ChangeFailureRate float64 `json:"changeFailureRate"`
 	// TimeToRestoreP50 is the median time to restore, in seconds.
 	TimeToRestoreP50 float64 `json:"timeToRestoreP50"`
+	// Emergencies are the releases made as emergency changes (counted in
+	// the figures above as any release), for review.
+	Emergencies int `json:"emergencies"`
 }
 
 // Mount registers on mux, without any access check, the operations that

@@ -29,6 +29,13 @@ type ErrorBody struct {
 	Details any    `json:"details,omitempty"`
 }
 
+// Unauthorized is the details of a 401: where socle up keeps the first
+// admin's token, when the caller can read it (a request from the same
+// machine, while the file exists).
+type Unauthorized struct {
+	AdminTokenFile string `json:"adminTokenFile,omitempty"`
+}
+
 // Page is one page of a list. Next, when set, is the cursor of the next
 // page: pass it back as ?cursor=.
 type Page[T any] struct {
@@ -203,6 +210,19 @@ type ActionRequest struct {
 	Release int64 `json:"release,omitempty"`
 	// Message is kept in the commit and the audit record.
 	Message string `json:"message,omitempty"`
+	// Emergency declares the deploy, promotion or rollback an emergency
+	// change: it passes the soak, the windows and the freezes (not the
+	// source, the approvals the environment's emergency rule asks for, nor
+	// the policies), and is recorded as an exception. Only admins and the
+	// roles of the environment's emergency.roles may.
+	Emergency *Emergency `json:"emergency,omitempty"`
+}
+
+// Emergency is the declaration of an emergency change.
+type Emergency struct {
+	// Reason is required: one line, such as an incident number and what
+	// is broken.
+	Reason string `json:"reason"`
 }
 
 // Target is what an action pins in an environment.
@@ -214,6 +234,8 @@ type Target struct {
 	Artifact string `json:"artifact,omitempty"`
 	Release  int64  `json:"release,omitempty"`
 	Rollback bool   `json:"rollback,omitempty"`
+	// Emergency is the reason of an emergency change, "" for none.
+	Emergency string `json:"emergency,omitempty"`
 }
 
 // Preview is what an action would do, asked before doing it: the target,
@@ -237,7 +259,30 @@ type Preview struct {
 type ActionResult struct {
 	Target
 	Commit *Commit `json:"commit,omitempty"`
+	// Outcome says what happens now: "pinned" (Commit pins the target;
+	// socle deploys it), "syncing" (the unit rolls out Revision, the last
+	// revision that changed it), "unchanged" (the unit already runs
+	// Revision: nothing changes) or "held" (a gate or a policy holds the
+	// unit's change; Reason says which).
+	Outcome string `json:"outcome"`
+	// Running is the revision the unit runs now, when it runs.
+	Running string `json:"running,omitempty"`
+	// Head is the newest valid revision of the repository, which a sync
+	// looked at.
+	Head string `json:"head,omitempty"`
+	// Reason says why a change is held.
+	Reason string `json:"reason,omitempty"`
+	// Passed are the closed gates an emergency change passed.
+	Passed []gate.Block `json:"passed,omitempty"`
 }
+
+// The outcomes of an action.
+const (
+	OutcomePinned    = "pinned"
+	OutcomeSyncing   = "syncing"
+	OutcomeUnchanged = "unchanged"
+	OutcomeHeld      = "held"
+)
 
 // Commit names a commit of the platform repository.
 type Commit struct {
@@ -290,6 +335,9 @@ type Release struct {
 	StartedAt   time.Time       `json:"startedAt"`
 	FinishedAt  time.Time       `json:"finishedAt,omitzero"`
 	Notes       json.RawMessage `json:"notes,omitempty"`
+	// Emergency is the reason of the emergency change the release is, ""
+	// for none.
+	Emergency string `json:"emergency,omitempty"`
 }
 
 // Event is an entry of the event log.

@@ -19,6 +19,7 @@ import (
 
 func newPromoteCmd(g *globals) *cobra.Command {
 	var to, message string
+	var em emergencyFlags
 	cmd := &cobra.Command{
 		Use:   "promote APP --to ENV",
 		Short: "Pin in ENV the revision and artifact that run in the environment before it, as a commit",
@@ -26,13 +27,25 @@ func newPromoteCmd(g *globals) *cobra.Command {
 artifact digest that run in ENV's promotion.from environment (never a rebuild).
 Every gate is checked first (the artifact healthy there for the soak time,
 approvals, allowed windows, freezes) and every policy; a blocked promotion says
-which gate or policy blocks and when it could open, and exits 1.`,
+which gate or policy blocks and when it could open, and exits 1.
+
+--emergency --reason "…" declares an emergency change (admins, and the roles
+the environment's emergency.roles names): it passes the soak, the windows and
+the freezes, still needs the artifact healthy in the environment before, the
+approvals the environment's emergency rule asks for (by default its usual
+ones) and the policies, and is recorded as an exception: in the pin, the audit
+trail, a notification, the portal and the DORA figures.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if to == "" {
 				return withCode(ExitUsage, fmt.Errorf("--to is required"))
 			}
-			res, err := g.client().Promote(cmd.Context(), args[0], to, message)
+			req := api.ActionRequest{To: to, Message: message}
+			var err error
+			if req.Emergency, err = em.request(); err != nil {
+				return err
+			}
+			res, err := g.client().PromoteRequest(cmd.Context(), args[0], req)
 			if err != nil {
 				return g.apiErr(err)
 			}
@@ -41,12 +54,50 @@ which gate or policy blocks and when it could open, and exits 1.`,
 			}
 			fmt.Fprintf(g.stdout, "Promoted %s to %s: %s (%s) from %s, commit %s.\nsocle deploys it now: socle status\n",
 				res.App, res.Env, abbrev(res.Revision, 7), abbrev(strings.TrimPrefix(res.Artifact, "sha256:"), 12), res.From, abbrev(res.Commit.SHA, 7))
+			printEmergency(g, res)
 			return nil
 		},
 	}
 	cmd.Flags().StringVar(&to, "to", "", "the environment to promote to")
 	cmd.Flags().StringVarP(&message, "message", "m", "", "why, for the commit message")
+	em.add(cmd)
 	return cmd
+}
+
+// emergencyFlags are --emergency and --reason, of the actions that pin.
+type emergencyFlags struct {
+	on     bool
+	reason string
+}
+
+func (f *emergencyFlags) add(cmd *cobra.Command) {
+	cmd.Flags().BoolVar(&f.on, "emergency", false, "declare an emergency change: pass the soak, the windows and the freezes, recorded as an exception (needs --reason)")
+	cmd.Flags().StringVar(&f.reason, "reason", "", "why the emergency, such as an incident number (with --emergency)")
+}
+
+// request returns the declaration the flags make, nil for none.
+func (f *emergencyFlags) request() (*api.Emergency, error) {
+	switch {
+	case f.on && strings.TrimSpace(f.reason) == "":
+		return nil, withCode(ExitUsage, fmt.Errorf("--emergency needs --reason \"…\": say why, such as an incident number"))
+	case !f.on && f.reason != "":
+		return nil, withCode(ExitUsage, fmt.Errorf("--reason goes with --emergency; say why a usual change is made with --message"))
+	case !f.on:
+		return nil, nil
+	}
+	return &api.Emergency{Reason: f.reason}, nil
+}
+
+// printEmergency says that an action was an emergency change and which
+// gates it passed.
+func printEmergency(g *globals, res api.ActionResult) {
+	if res.Emergency == "" {
+		return
+	}
+	fmt.Fprintf(g.stdout, "This was an EMERGENCY change (%s), recorded for review in the audit trail and notified.\n", res.Emergency)
+	for _, b := range res.Passed {
+		fmt.Fprintf(g.stdout, "  passed %s: %s\n", b.Gate, b.Reason)
+	}
 }
 
 func newApproveCmd(g *globals) *cobra.Command {
@@ -78,15 +129,25 @@ func newApproveCmd(g *globals) *cobra.Command {
 func newRollbackCmd(g *globals) *cobra.Command {
 	var env, message string
 	var to int64
+	var em emergencyFlags
 	cmd := &cobra.Command{
 		Use:   "rollback APP --env ENV [--to RELEASE]",
 		Short: "Pin the previous (or the given) release of APP in ENV, as a commit; deployed with the app's strategy",
-		Args:  cobra.ExactArgs(1),
+		Long: `Rollback commits to releases/<ENV>.yaml a pin of an earlier release that
+succeeded. A rollback passes the soak and the approvals (it is no new change)
+but not the windows and the freezes; outside them, --emergency --reason "…"
+declares it an emergency change (see socle promote --help).`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if env == "" {
 				return withCode(ExitUsage, fmt.Errorf("--env is required"))
 			}
-			res, err := g.client().Rollback(cmd.Context(), args[0], env, to, message)
+			req := api.ActionRequest{Release: to, Message: message}
+			var err error
+			if req.Emergency, err = em.request(); err != nil {
+				return err
+			}
+			res, err := g.client().RollbackRequest(cmd.Context(), args[0], env, req)
 			if err != nil {
 				return g.apiErr(err)
 			}
@@ -95,12 +156,14 @@ func newRollbackCmd(g *globals) *cobra.Command {
 			}
 			fmt.Fprintf(g.stdout, "Rolling %s in %s back to release %d: %s (%s), commit %s.\n", res.App, res.Env, res.Release,
 				abbrev(res.Revision, 7), abbrev(strings.TrimPrefix(res.Artifact, "sha256:"), 12), abbrev(res.Commit.SHA, 7))
+			printEmergency(g, res)
 			return nil
 		},
 	}
 	cmd.Flags().StringVar(&env, "env", "", "environment")
 	cmd.Flags().Int64Var(&to, "to", 0, "the release to restore (default: the one before what runs)")
 	cmd.Flags().StringVarP(&message, "message", "m", "", "why, for the commit message")
+	em.add(cmd)
 	return cmd
 }
 
@@ -236,6 +299,7 @@ func newDORACmd(g *globals) *cobra.Command {
 			fmt.Fprintf(w, "  lead time for changes  median %s, mean %s, max %s (%d changes)\n", f.LeadTime.Median.Round(time.Second), f.LeadTime.Mean.Round(time.Second), f.LeadTime.Max.Round(time.Second), f.LeadTime.N)
 			fmt.Fprintf(w, "  change failure rate    %.1f%% (%d of %d changes)\n", 100*f.ChangeFailureRate, f.Failures, f.Changes)
 			fmt.Fprintf(w, "  time to restore        median %s, max %s (%d restored, %d not yet)\n", f.TimeToRestore.Median.Round(time.Second), f.TimeToRestore.Max.Round(time.Second), f.TimeToRestore.N, f.Unrestored)
+			fmt.Fprintf(w, "  emergency changes      %d (counted above like any release; the audit trail lists them as promote.emergency, rollback.emergency, deploy.emergency)\n", f.Emergencies)
 			return nil
 		},
 	}

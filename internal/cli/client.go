@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/socle-dev/socle/internal/api"
 	"github.com/socle-dev/socle/internal/api/client"
 )
 
@@ -93,7 +94,7 @@ func (g *globals) apiErr(err error) error {
 	}
 	switch e.Status {
 	case http.StatusUnauthorized:
-		return withCode(ExitError, fmt.Errorf("%s: log in with `socle login`, or set SOCLE_TOKEN (an admin creates tokens with `socle token create`)", e.Message))
+		return withCode(ExitError, errors.New(unauthorized(e)))
 	case http.StatusConflict, http.StatusForbidden, http.StatusBadRequest, http.StatusNotFound, http.StatusUnprocessableEntity:
 		return withCode(ExitProblems, errors.New(e.Error()))
 	}
@@ -103,4 +104,17 @@ func (g *globals) apiErr(err error) error {
 // get calls the API and decodes the JSON answer into out.
 func (g *globals) get(cmd *cobra.Command, path string, out any) error {
 	return g.apiErr(g.client().Get(cmd.Context(), path, out))
+}
+
+// unauthorized says how to get a token: the file the server names (to a
+// caller on its machine), else where `socle up` keeps it by default.
+func unauthorized(e *client.Error) string {
+	var hint api.Unauthorized
+	if b, err := json.Marshal(e.Details); err == nil {
+		_ = json.Unmarshal(b, &hint)
+	}
+	if f := hint.AdminTokenFile; f != "" {
+		return fmt.Sprintf("no valid token: export SOCLE_TOKEN=$(cat %s) (the first admin's token, which socle up keeps there), or log in with `socle login`; an admin makes tokens with `socle token create`", f)
+	}
+	return e.Message + ": log in with `socle login`, or set SOCLE_TOKEN (socle up keeps the first admin's token in admin.token in its data directory: export SOCLE_TOKEN=$(cat .socle/admin.token) where it runs with the default --data); an admin makes tokens with `socle token create`"
 }

@@ -171,11 +171,13 @@ against the server and saves the server and the token in the config file
 
 func newDeployCmd(g *globals) *cobra.Command {
 	var env, revision, message string
+	var em emergencyFlags
 	cmd := &cobra.Command{
 		Use:   "deploy APP --env ENV [--revision SHA]",
 		Short: "Deploy a revision of an app: sync now where ENV follows Git, pin it elsewhere",
 		Long: `Deploy runs a revision of APP in ENV. In an environment that follows Git
-(sync: auto) it syncs the newest valid revision now. In a manual environment
+(sync: auto) it syncs now: the app's unit runs the last revision that changed
+it, and deploy says whether that changes anything. In a manual environment
 without promotion gates it commits a pin of the revision (default: the one in
 force) to releases/<ENV>.yaml; the artifact is built once. An environment with
 promotion gates takes releases by promotion only (socle promote).`,
@@ -184,23 +186,55 @@ promotion gates takes releases by promotion only (socle promote).`,
 			if env == "" {
 				return withCode(ExitUsage, fmt.Errorf("--env is required"))
 			}
-			res, err := g.client().Deploy(cmd.Context(), args[0], env, revision, message)
+			req := api.ActionRequest{Revision: revision, Message: message}
+			var err error
+			if req.Emergency, err = em.request(); err != nil {
+				return err
+			}
+			res, err := g.client().DeployRequest(cmd.Context(), args[0], env, req)
 			if err != nil {
 				return g.apiErr(err)
 			}
 			if g.json() {
 				return g.printJSON(res)
 			}
-			if res.Commit == nil {
-				fmt.Fprintf(g.stdout, "Syncing %s in %s to %s.\nsocle status shows the rollout.\n", res.App, res.Env, abbrev(res.Revision, 7))
-			} else {
-				fmt.Fprintf(g.stdout, "Deploying %s to %s: %s, commit %s.\nsocle status shows the rollout.\n", res.App, res.Env, abbrev(res.Revision, 7), abbrev(res.Commit.SHA, 7))
-			}
+			fmt.Fprint(g.stdout, deployWords(res))
+			printEmergency(g, res)
 			return nil
 		},
 	}
 	cmd.Flags().StringVar(&env, "env", "", "the environment")
 	cmd.Flags().StringVar(&revision, "revision", "", "the revision (default: the newest valid one)")
 	cmd.Flags().StringVarP(&message, "message", "m", "", "why, for the commit and the audit trail")
+	em.add(cmd)
 	return cmd
+}
+
+// deployWords says what a deploy really does: a unit runs the last
+// revision that changed it, so syncing to a newer head may change nothing.
+func deployWords(res api.ActionResult) string {
+	rev := abbrev(res.Revision, 7)
+	switch res.Outcome {
+	case api.OutcomeUnchanged:
+		s := fmt.Sprintf("Nothing changes: %s in %s already runs %s, the last revision that changed it", res.App, res.Env, rev)
+		if res.Head != "" && res.Head != res.Revision {
+			s += fmt.Sprintf(" (the newest, %s, does not touch it)", abbrev(res.Head, 7))
+		}
+		return s + fmt.Sprintf(".\nsocle fetches the repository now: a newer commit that changes %s deploys by itself.\n", res.App)
+	case api.OutcomeHeld:
+		running := abbrev(res.Running, 7)
+		if running == "" {
+			running = "nothing"
+		}
+		return fmt.Sprintf("%s in %s keeps running %s: %s.\n", res.App, res.Env, running, res.Reason)
+	case api.OutcomeSyncing:
+		if res.Running == "" {
+			return fmt.Sprintf("Deploying %s in %s at %s, the last revision that changed it.\nsocle status shows the rollout.\n", res.App, res.Env, rev)
+		}
+		return fmt.Sprintf("Syncing %s in %s from %s to %s, the last revision that changed it.\nsocle status shows the rollout.\n", res.App, res.Env, abbrev(res.Running, 7), rev)
+	}
+	if res.Commit == nil {
+		return fmt.Sprintf("Syncing %s in %s to %s.\nsocle status shows the rollout.\n", res.App, res.Env, rev)
+	}
+	return fmt.Sprintf("Deploying %s to %s: %s, commit %s.\nsocle status shows the rollout.\n", res.App, res.Env, rev, abbrev(res.Commit.SHA, 7))
 }

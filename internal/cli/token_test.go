@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -55,7 +56,8 @@ func TestTokensLoginAndRoles(t *testing.T) {
 	if s, e, code := run(t, "login", "--server", url, "--token", tom); code != 0 || !strings.Contains(s, "as tom (developer in guest-experience)") {
 		t.Fatalf("login: %d %s %s", code, s, e)
 	}
-	if s, e, code := run(t, "deploy", "web", "--env", "dev"); code != 0 || !strings.Contains(s, "Syncing web in dev") {
+	// What the deploy does depends on how far the first rollout got.
+	if s, e, code := run(t, "deploy", "web", "--env", "dev"); code != 0 || !regexp.MustCompile(`^(Deploying web in dev at|Syncing web in dev from|Nothing changes: web in dev already runs) [0-9a-f]{7}`).MatchString(s) {
 		t.Errorf("a developer deploys their app to dev: %d %s %s", code, s, e)
 	}
 	if _, e, code := run(t, "deploy", "api", "--env", "dev"); code != ExitProblems || !strings.Contains(e, "tom has no role for api") {
@@ -119,5 +121,50 @@ func TestDataNotThere(t *testing.T) {
 	}
 	if entries, _ := os.ReadDir(empty); len(entries) != 0 {
 		t.Errorf("%s holds %v", empty, entries)
+	}
+}
+
+// TestDeployWords: deploy says what happens to the unit, which runs the
+// last revision that changed it, not the newest.
+func TestDeployWords(t *testing.T) {
+	t.Parallel()
+	target := func(rev string) api.Target { return api.Target{App: "api", Env: "dev", Revision: rev} }
+	tests := []struct {
+		res  api.ActionResult
+		want string
+	}{
+		{api.ActionResult{Target: target("e0958a9aaaa"), Outcome: api.OutcomeUnchanged, Running: "e0958a9aaaa", Head: "2281b36bbbb"},
+			"Nothing changes: api in dev already runs e0958a9, the last revision that changed it (the newest, 2281b36, does not touch it).\nsocle fetches the repository now: a newer commit that changes api deploys by itself.\n"},
+		{api.ActionResult{Target: target("2281b36bbbb"), Outcome: api.OutcomeUnchanged, Running: "2281b36bbbb", Head: "2281b36bbbb"},
+			"Nothing changes: api in dev already runs 2281b36, the last revision that changed it.\nsocle fetches the repository now: a newer commit that changes api deploys by itself.\n"},
+		{api.ActionResult{Target: target("2281b36bbbb"), Outcome: api.OutcomeSyncing, Running: "e0958a9aaaa", Head: "2281b36bbbb"},
+			"Syncing api in dev from e0958a9 to 2281b36, the last revision that changed it.\nsocle status shows the rollout.\n"},
+		{api.ActionResult{Target: target("2281b36bbbb"), Outcome: api.OutcomeSyncing, Head: "2281b36bbbb"},
+			"Deploying api in dev at 2281b36, the last revision that changed it.\nsocle status shows the rollout.\n"},
+		{api.ActionResult{Target: target("e0958a9aaaa"), Outcome: api.OutcomeHeld, Running: "e0958a9aaaa", Reason: "denied by policy p: m"},
+			"api in dev keeps running e0958a9: denied by policy p: m.\n"},
+		{api.ActionResult{Target: target("2281b36bbbb"), Outcome: api.OutcomePinned, Commit: &api.Commit{SHA: "abcdef0123"}},
+			"Deploying api to dev: 2281b36, commit abcdef0.\nsocle status shows the rollout.\n"},
+	}
+	for _, tt := range tests {
+		if got := deployWords(tt.res); got != tt.want {
+			t.Errorf("%s:\n got %q\nwant %q", tt.res.Outcome, got, tt.want)
+		}
+	}
+}
+
+// TestEmergencyFlags: --emergency needs a reason, and a reason an
+// emergency; both are usage errors, found before the server is asked.
+func TestEmergencyFlags(t *testing.T) {
+	t.Parallel()
+	for _, args := range [][]string{
+		{"promote", "api", "--to", "prod", "--emergency"},
+		{"promote", "api", "--to", "prod", "--emergency", "--reason", "  "},
+		{"rollback", "api", "--env", "prod", "--reason", "INC-1"},
+		{"deploy", "api", "--env", "qa", "--emergency"},
+	} {
+		if _, e, code := run(t, append(args, "--server", "http://127.0.0.1:1")...); code != ExitUsage || !strings.Contains(e, "--reason") {
+			t.Errorf("%v: %d %s", args, code, e)
+		}
 	}
 }

@@ -15,7 +15,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/socle-dev/socle/examples"
-	"github.com/socle-dev/socle/internal/auth"
 	"github.com/socle-dev/socle/internal/server"
 	"github.com/socle-dev/socle/internal/source"
 )
@@ -67,7 +66,7 @@ repository at <data>/repo. Edit and commit there to see socle follow.`,
 			if err != nil {
 				return err
 			}
-			tokenNote, tokenFile, err := firstAdminToken(ctx, s, cfg.Data, demo)
+			tokenNote, tokenFile, err := firstAdminToken(ctx, s, cfg.Data)
 			if err != nil {
 				return err
 			}
@@ -163,26 +162,20 @@ func demoRepo(ctx context.Context, data string, g *globals) (string, error) {
 	return dst, nil
 }
 
-// firstAdminToken makes sure someone can log in to the demo: when the
-// store has no token yet, it creates one for the demo's user "admin" and
-// keeps it, mode 0600, in <data>/admin.token, as Argo CD keeps its initial
-// admin secret. It returns what `up` should say about tokens.
-func firstAdminToken(ctx context.Context, s *server.Server, data string, demo bool) (note, file string, err error) {
+// firstAdminToken makes sure someone can log in, to the demo or to a new
+// platform (server.FirstAdminToken), and returns what `up` should say about
+// tokens.
+func firstAdminToken(ctx context.Context, s *server.Server, data string) (note, file string, err error) {
 	howto := fmt.Sprintf("  tokens               socle token create --user USER --data %s (or, as an admin, through the API)\n", data)
-	if !demo {
-		return howto, "", nil // a real platform's admins make their own, with --data
-	}
-	ts, err := s.Store().Tokens(ctx, "")
-	if err != nil || len(ts) > 0 {
-		return howto, "", err
-	}
-	secret, _, err := auth.Create(ctx, s.Store(), "admin", "initial admin token, made by socle up", "socle", 0)
-	if err != nil {
+	user, file, err := s.FirstAdminToken(ctx)
+	switch {
+	case err != nil:
 		return "", "", err
+	case file != "":
+		return howto + fmt.Sprintf("  admin token          in %s: export SOCLE_TOKEN=$(cat %s) (%s's; revoke it once you have your own)\n", file, file, user), file, nil
 	}
-	p := filepath.Join(data, "admin.token")
-	if err := os.WriteFile(p, []byte(secret+"\n"), 0o600); err != nil {
-		return "", "", err
+	if n, err := s.Store().Tokens(ctx, ""); err == nil && len(n) == 0 {
+		howto += "  no token yet         teams.yaml names no admin: add one, or make a token with the line above\n"
 	}
-	return howto + fmt.Sprintf("  admin token          in %s: SOCLE_TOKEN=$(cat %s) socle status (revoke it once you have your own)\n", p, p), p, nil
+	return howto, "", nil
 }

@@ -52,8 +52,9 @@ func TestUpStatusPlan(t *testing.T) {
 		!regexp.MustCompile(`^http://api\.dev\.localhost:\d+, http://web\.dev\.localhost:\d+ \(once built\)$`).MatchString(m[1]) {
 		t.Errorf("the banner's apps line does not name api and web in dev:\n%s", out.String())
 	}
-	if _, e, code := run(t, "status", "--server", url); code != ExitError || !strings.Contains(e, "socle login") {
-		t.Errorf("status without a token: %d %s", code, e)
+	if _, e, code := run(t, "status", "--server", url); code != ExitError || !strings.Contains(e, "socle login") ||
+		!strings.Contains(e, "export SOCLE_TOKEN=$(cat "+filepath.Join(data, "admin.token")+")") {
+		t.Errorf("status without a token does not say where the admin token is: %d %s", code, e)
 	}
 	deadline := time.Now().Add(30 * time.Second)
 	var status string
@@ -89,15 +90,15 @@ func TestUpStatusPlan(t *testing.T) {
 
 // startUp runs `socle up` on the demo platform until the test ends and
 // returns its URL, the first admin token, its data directory and output.
-func startUp(t *testing.T) (url, admin, data string, out *syncbuf.Buffer) {
+func startUp(t *testing.T, args ...string) (url, admin, data string, out *syncbuf.Buffer) {
 	t.Helper()
-	data = t.TempDir()
+	data, _ = filepath.Abs(t.TempDir())
 	ctx, cancel := context.WithCancel(context.Background())
 	out = &syncbuf.Buffer{}
 	var errOut syncbuf.Buffer
 	done := make(chan int, 1)
 	go func() {
-		done <- Run(ctx, []string{"up", "--data", data, "--addr", "127.0.0.1:0", "--proxy-addr", "127.0.0.1:0", "--poll", "1h"}, out, &errOut)
+		done <- Run(ctx, append([]string{"up", "--data", data, "--addr", "127.0.0.1:0", "--proxy-addr", "127.0.0.1:0", "--poll", "1h"}, args...), out, &errOut)
 	}()
 	t.Cleanup(func() {
 		cancel()
@@ -231,5 +232,26 @@ func TestHostileTextEscaped(t *testing.T) {
 	var items []struct{ Author string }
 	if err := json.Unmarshal([]byte(as("releases", "api", "--env", "dev", "-o", "json")), &items); err != nil || len(items) < 2 || items[0].Author != "Mallory "+evil {
 		t.Errorf("releases -o json: %+v, %v; want the author exactly", items, err)
+	}
+}
+
+// TestUpMakesAnAdminTokenForANewPlatform: `socle up --repo` on a platform
+// of one's own makes the first admin's token too, for the first admin of
+// its teams.yaml, and says so.
+func TestUpMakesAnAdminTokenForANewPlatform(t *testing.T) {
+	t.Parallel()
+	if _, err := exec.LookPath("git"); err != nil {
+		t.Skip("git is not installed")
+	}
+	repo := filepath.Join(t.TempDir(), "platform")
+	if _, _, code := run(t, "init", repo); code != 0 {
+		t.Fatal("init failed")
+	}
+	url, admin, _, out := startUp(t, "--repo", repo)
+	if !strings.Contains(out.String(), "(admin's; revoke it once you have your own)") {
+		t.Errorf("up does not say whose token it made:\n%s", out.String())
+	}
+	if s, e, code := run(t, "token", "list", "--server", url, "--token", admin); code != 0 || !strings.Contains(s, "initial admin token") {
+		t.Errorf("the token does not work as an admin's: %d %s %s", code, s, e)
 	}
 }

@@ -2,14 +2,18 @@
 // environment now: the promotion gates of socle.yaml (the artifact runs
 // healthy in the environment it comes from, for the soak time; enough
 // approvals by others than its author; an allowed window; no freeze), each
-// blocking gate with its reason and, when it can be known, when it opens.
+// blocking gate with its reason and, when it can be known, when it opens;
+// and who may declare an emergency change, which passes the gates that only
+// cost time.
 package gate
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/socle-dev/socle/internal/spec"
 )
@@ -32,6 +36,11 @@ type Input struct {
 	// Rollback skips the soak and approval gates (restoring what ran
 	// before is not a new change) but not windows and freezes.
 	Rollback bool
+	// Emergency is an emergency change that Declare allowed: the soak, the
+	// windows and the freezes do not hold it (they are reported as
+	// skipped), and it needs the environment's emergency approvals. The
+	// source gate and the policies still judge it.
+	Emergency bool
 }
 
 // Block is one closed gate.
@@ -44,15 +53,23 @@ type Block struct {
 // Result is the gates' verdict.
 type Result struct {
 	Blocks []Block `json:"blocks,omitempty"`
+	// Skipped are the closed gates an emergency change passes, for its
+	// record.
+	Skipped []Block `json:"skipped,omitempty"`
 }
 
 // Open reports whether every gate is open.
 func (r Result) Open() bool { return len(r.Blocks) == 0 }
 
 // Reason says in words why the promotion waits.
-func (r Result) Reason() string {
-	parts := make([]string, len(r.Blocks))
-	for i, b := range r.Blocks {
+func (r Result) Reason() string { return describe(r.Blocks) }
+
+// Passed says in words which closed gates an emergency change passed.
+func (r Result) Passed() string { return describe(r.Skipped) }
+
+func describe(blocks []Block) string {
+	parts := make([]string, len(blocks))
+	for i, b := range blocks {
 		parts[i] = b.Gate + ": " + b.Reason
 		if !b.Opens.IsZero() {
 			parts[i] += " (opens " + b.Opens.UTC().Format(time.RFC3339) + ")"
@@ -67,30 +84,63 @@ func Check(in Input) Result {
 	var r Result
 	p := in.Env.Promotion
 	if p == nil {
-		return checkCalendar(in, r)
-	}
-	if !in.Rollback {
-		if !in.Source {
-			r.Blocks = append(r.Blocks, Block{Gate: "source", Reason: fmt.Sprintf("the artifact does not run healthy in %s", p.From)})
-		} else if soak := time.Duration(p.Soak); soak > 0 && in.Now.Sub(in.HealthySince) < soak {
-			opens := in.HealthySince.Add(soak)
-			r.Blocks = append(r.Blocks, Block{Gate: "soak", Opens: opens,
-				Reason: fmt.Sprintf("healthy in %s for %s of the %s soak", p.From, in.Now.Sub(in.HealthySince).Round(time.Second), soak)})
-		}
-		if p.Approvals > 0 {
-			var valid []string
-			for _, a := range in.Approvers {
-				if a != in.Author && !slices.Contains(valid, a) {
-					valid = append(valid, a)
-				}
+		r = checkCalendar(in, r)
+	} else {
+		if !in.Rollback {
+			if !in.Source {
+				r.Blocks = append(r.Blocks, Block{Gate: "source", Reason: fmt.Sprintf("the artifact does not run healthy in %s", p.From)})
+			} else if soak := time.Duration(p.Soak); soak > 0 && in.Now.Sub(in.HealthySince) < soak {
+				opens := in.HealthySince.Add(soak)
+				r.Blocks = append(r.Blocks, Block{Gate: "soak", Opens: opens,
+					Reason: fmt.Sprintf("healthy in %s for %s of the %s soak", p.From, in.Now.Sub(in.HealthySince).Round(time.Second), soak)})
 			}
-			if len(valid) < p.Approvals {
-				r.Blocks = append(r.Blocks, Block{Gate: "approvals",
-					Reason: fmt.Sprintf("%d of %d approvals (by an approver other than the author %s)", len(valid), p.Approvals, orSomeone(in.Author))})
+			if b, ok := checkApprovals(in, p.Approvals); !ok {
+				r.Blocks = append(r.Blocks, b)
 			}
 		}
+		r = checkCalendar(in, r)
 	}
-	return checkCalendar(in, r)
+	if !in.Emergency {
+		return r
+	}
+	// An emergency passes what only costs time, and is judged on the
+	// approvals it needs rather than those of a usual promotion.
+	var e Result
+	for _, b := range r.Blocks {
+		switch b.Gate {
+		case "soak", "window", "freeze":
+			e.Skipped = append(e.Skipped, b)
+		case "approvals":
+		default:
+			e.Blocks = append(e.Blocks, b)
+		}
+	}
+	if p != nil && !in.Rollback {
+		if b, ok := checkApprovals(in, in.Env.EmergencyApprovals()); !ok {
+			b.Reason += " for an emergency change"
+			e.Blocks = append(e.Blocks, b)
+		}
+	}
+	return e
+}
+
+// checkApprovals counts the approvals by others than the author against
+// need.
+func checkApprovals(in Input, need int) (Block, bool) {
+	if need <= 0 {
+		return Block{}, true
+	}
+	var valid []string
+	for _, a := range in.Approvers {
+		if a != in.Author && !slices.Contains(valid, a) {
+			valid = append(valid, a)
+		}
+	}
+	if len(valid) >= need {
+		return Block{}, true
+	}
+	return Block{Gate: "approvals",
+		Reason: fmt.Sprintf("%d of %d approvals (by an approver other than the author %s)", len(valid), need, orSomeone(in.Author))}, false
 }
 
 func checkCalendar(in Input, r Result) Result {
@@ -127,4 +177,49 @@ func orSomeone(s string) string {
 		return "(unknown)"
 	}
 	return s
+}
+
+// Errors of Declare, which callers map to their answers.
+var (
+	// ErrReason: the reason is missing or not one line of text.
+	ErrReason = errors.New("invalid emergency reason")
+	// ErrDeclarer: the user may not declare an emergency change there.
+	ErrDeclarer = errors.New("may not declare an emergency change")
+)
+
+// MaxReason is the longest reason, in characters, an emergency takes: it
+// goes into a commit, an audit record and notifications.
+const MaxReason = 500
+
+// Declare checks an emergency change that user declares for app in env:
+// a reason of one line (an incident or change number, what is broken),
+// and a user who may deploy there with the role admin or one that the
+// environment's emergency.roles names.
+func Declare(repo *spec.Repo, app, env, user, reason string) error {
+	reason = strings.TrimSpace(reason)
+	switch {
+	case reason == "":
+		return fmt.Errorf("%w: an emergency change needs a reason, such as an incident number", ErrReason)
+	case len([]rune(reason)) > MaxReason:
+		return fmt.Errorf("%w: the reason has %d characters, at most %d", ErrReason, len([]rune(reason)), MaxReason)
+	case strings.ContainsFunc(reason, unicode.IsControl):
+		return fmt.Errorf("%w: the reason must be one line of text", ErrReason)
+	}
+	e := repo.Environment(env)
+	if e == nil {
+		return fmt.Errorf("%w: no environment %q", ErrDeclarer, env)
+	}
+	if !repo.MayDeclareEmergency(user, app, env) {
+		roles := []string{string(spec.RoleAdmin)}
+		if e.Emergency != nil {
+			for _, r := range e.Emergency.Roles {
+				if r != spec.RoleAdmin {
+					roles = append(roles, string(r))
+				}
+			}
+		}
+		return fmt.Errorf("%w: %s may not declare an emergency change of %s in %s (roles %s of the app's team, who may deploy there)",
+			ErrDeclarer, orSomeone(user), app, env, strings.Join(roles, ", "))
+	}
+	return nil
 }

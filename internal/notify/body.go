@@ -216,6 +216,7 @@ var teamsColor = map[Kind]string{
 	Rollback:         "Warning",
 	ApprovalNeeded:   "Accent",
 	PromotionBlocked: "Warning",
+	EmergencyChange:  "Attention",
 	Drift:            "Warning",
 	BudgetAlert:      "Attention",
 }

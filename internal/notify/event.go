@@ -19,12 +19,15 @@ const (
 	Rollback         Kind = "rollback"
 	ApprovalNeeded   Kind = "approval.needed"
 	PromotionBlocked Kind = "promotion.blocked"
-	Drift            Kind = "drift"
-	BudgetAlert      Kind = "budget.alert"
+	// EmergencyChange: someone declared an emergency change, which passed
+	// the soak, the windows or the freezes; it is to be reviewed.
+	EmergencyChange Kind = "emergency.change"
+	Drift           Kind = "drift"
+	BudgetAlert     Kind = "budget.alert"
 )
 
 // Kinds lists every kind, in the order of the lifecycle of a release.
-var Kinds = []Kind{DeployStarted, DeploySucceeded, DeployFailed, Rollback, ApprovalNeeded, PromotionBlocked, Drift, BudgetAlert}
+var Kinds = []Kind{DeployStarted, DeploySucceeded, DeployFailed, Rollback, ApprovalNeeded, PromotionBlocked, EmergencyChange, Drift, BudgetAlert}
 
 // Event is something people want to hear about. Marshalled to JSON, it is the
 // body that generic webhook targets receive (field names in the tags are
@@ -92,6 +95,7 @@ var titles = map[Kind]string{
 	Rollback:         "{app} rolled back in {env}",
 	ApprovalNeeded:   "{app} needs an approval to reach {env}",
 	PromotionBlocked: "Promotion of {app} to {env} is blocked",
+	EmergencyChange:  "Emergency change of {app} in {env}",
 	Drift:            "Drift in {app} ({env})",
 	BudgetAlert:      "Budget alert",
 }

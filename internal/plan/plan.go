@@ -149,7 +149,7 @@ func (p *Plan) HasChanges() bool {
 	return p.Summary.Create+p.Summary.Update+p.Summary.Delete > 0
 }
 
-// same compares two units but for their revision, without the cost of
+// same compares two units but for their revision and emergency, without the cost of
 // flattening them: most units of most plans do not change. It is
 // reflect.DeepEqual on every field but Revision, written out for the types a
 // unit holds: DeepEqual itself (its reflection, its visited map, the copies
@@ -160,6 +160,7 @@ func same(a, b *Unit) bool {
 	if !unitShapesKnown() {
 		x, y := *a, *b
 		x.Revision, y.Revision = "", ""
+		x.Emergency, y.Emergency = "", ""
 		return reflect.DeepEqual(x, y)
 	}
 	return a.App == b.App && a.Env == b.Env && a.Team == b.Team && a.Zone == b.Zone &&
@@ -283,6 +284,7 @@ var unitShapesKnown = sync.OnceValue(func() bool {
 		{Unit{}, struct {
 			App, Env, Team, Zone, Revision, Source, Artifact string
 			Rollback                                         bool
+			Emergency                                        string
 			Runtime                                          spec.RuntimeType
 			Metadata                                         types.WorkloadMetadata
 			Replicas                                         spec.Replicas

@@ -170,3 +170,43 @@ func TestSameAgreesWithDeepEqual(t *testing.T) {
 		}
 	}
 }
+
+// TestEmergencyPin: an emergency pin is carried by its unit, is no change
+// by itself, and covers the release it brings, not the changes after it.
+func TestEmergencyPin(t *testing.T) {
+	t.Parallel()
+	plain, urgent := example(t), example(t)
+	edit(plain, "releases/prod.yaml", "apps: {}", "apps:\n  web: {revision: \""+rev1+"\", artifact: "+dig+"}")
+	edit(urgent, "releases/prod.yaml", "apps: {}", "apps:\n  web: {revision: \""+rev1+"\", artifact: "+dig+", promotedBy: lena, emergency: {reason: INC-1}}")
+	find := func(units []Unit) Unit {
+		for _, u := range units {
+			if u.App == "web" && u.Env == "prod" {
+				return u
+			}
+		}
+		t.Fatal("web is not planned in prod")
+		return Unit{}
+	}
+	before, after := find(Desired(load(t, plain), rev2, nil)), find(Desired(load(t, urgent), rev2, nil))
+	if before.Emergency != "" || after.Emergency != "INC-1" {
+		t.Fatalf("emergency %q, then %q", before.Emergency, after.Emergency)
+	}
+	if p := Diff(rev2, []Unit{after}, []Unit{before}); p.HasChanges() || before.Hash() != after.Hash() {
+		t.Errorf("declaring an emergency for what is desired already is a change: %+v", p.Summary)
+	}
+	for _, tt := range []struct {
+		artifact, revision, want string
+	}{
+		{"", "", "INC-1"},               // a first release
+		{"sha256:other", rev1, "INC-1"}, // another artifact
+		{dig, rev2, "INC-1"},            // another revision
+		{dig, rev1, ""},                 // what the pin brings runs already
+	} {
+		if got := after.EmergencyAfter(tt.artifact, tt.revision); got != tt.want {
+			t.Errorf("after %s at %s: %q, want %q", tt.artifact, tt.revision, got, tt.want)
+		}
+	}
+	if got := before.EmergencyAfter("", ""); got != "" {
+		t.Errorf("a plain pin is an emergency: %q", got)
+	}
+}

@@ -29,8 +29,12 @@ type Unit struct {
 	// Artifact is the image digest pinned by a release (manual environments).
 	Artifact string `json:"artifact,omitempty"`
 	// Rollback is set when the pin restores an earlier release.
-	Rollback bool             `json:"rollback,omitempty"`
-	Runtime  spec.RuntimeType `json:"runtime"`
+	Rollback bool `json:"rollback,omitempty"`
+	// Emergency is the reason of the emergency change that pinned the
+	// release, "" for none. Like Revision it is recorded, not compared: it
+	// says how the pin came, not what runs (see EmergencyAfter).
+	Emergency string           `json:"emergency,omitempty"`
+	Runtime   spec.RuntimeType `json:"runtime"`
 	// Metadata is the Score workload's metadata, for ${metadata.…} placeholders.
 	Metadata types.WorkloadMetadata `json:"metadata,omitempty"`
 	Replicas spec.Replicas          `json:"replicas"`
@@ -49,10 +53,24 @@ func (u *Unit) Key() Key { return Key{App: u.App, Env: u.Env} }
 // Hash is a content hash of the unit, to compare stored states cheaply.
 func (u *Unit) Hash() string {
 	c := *u
-	c.Revision = ""
+	c.Revision, c.Emergency = "", ""
 	b, _ := json.Marshal(c)
 	s := sha256.Sum256(b)
 	return "sha256:" + hex.EncodeToString(s[:])
+}
+
+// EmergencyAfter returns the reason of the emergency change that u is when
+// it follows a unit (or release) that ran artifact at revision, or "". An
+// emergency covers the release its pin brings: once that runs (or is the
+// desired state), a later change of the unit that keeps the pin, such as a
+// platform default edited during a freeze, waits for the gates like any
+// other change. Both the gates of a plan and the record of a release ask
+// this, so that they agree on which change was the emergency.
+func (u *Unit) EmergencyAfter(artifact, revision string) string {
+	if u.Emergency == "" || (u.Artifact == artifact && u.Revision == revision) {
+		return ""
+	}
+	return u.Emergency
 }
 
 // Key identifies a unit.
@@ -111,6 +129,9 @@ func Desired(r *spec.Repo, revision string, at AppAt) []Unit {
 				}
 				u := resolve(r, &env, a, pin.Revision, pin.Artifact)
 				u.Rollback = pin.Rollback
+				if pin.Emergency != nil {
+					u.Emergency = pin.Emergency.Reason
+				}
 				units = append(units, u)
 			}
 		}

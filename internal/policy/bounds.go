@@ -97,7 +97,7 @@ func unitFits(u *plan.Unit) bool {
 	if u == nil {
 		return true
 	}
-	if !(str(u.App) && str(u.Env) && str(u.Team) && str(u.Zone) && str(u.Revision) && str(u.Source) && str(u.Artifact) && str(string(u.Runtime)) &&
+	if !(str(u.App) && str(u.Env) && str(u.Team) && str(u.Zone) && str(u.Revision) && str(u.Source) && str(u.Artifact) && str(u.Emergency) && str(string(u.Runtime)) &&
 		str(string(u.Rollout.Strategy)) && len(u.Rollout.Steps) <= boundItems && anyFits(map[string]any(u.Metadata)) &&
 		len(u.Containers) <= boundContainers && len(u.Resources) <= boundItems && strs(u.Secrets)) {
 		return false

@@ -13,7 +13,8 @@
 //	             image digest it runs, "" when built from source), changed
 //	             (paths of the fields an update changes), old and new (the
 //	             unit before and after: team, zone, revision, source,
-//	             artifact, runtime, replicas{min,max}, rollout{strategy,
+//	             artifact, rollback, emergency (the reason of an emergency
+//	             change, "" for none), runtime, replicas{min,max}, rollout{strategy,
 //	             maxSurge, maxUnavailable, steps[{weight, pause}],
 //	             analysis{maxErrorRate, maxP95, minRequests}}, containers
 //	             (Score containers: image, variables, resources{limits,

@@ -40,14 +40,17 @@ type change struct {
 // unit is a plan.Unit with values CEL can read: durations as durations,
 // resource params as maps. TestUnitViewCoversPlanUnit keeps it complete.
 type unit struct {
-	App        string                          `json:"app"`
-	Env        string                          `json:"env"`
-	Team       string                          `json:"team"`
-	Zone       string                          `json:"zone"`
-	Revision   string                          `json:"revision"`
-	Source     string                          `json:"source"`
-	Artifact   string                          `json:"artifact"`
-	Rollback   bool                            `json:"rollback"`
+	App      string `json:"app"`
+	Env      string `json:"env"`
+	Team     string `json:"team"`
+	Zone     string `json:"zone"`
+	Revision string `json:"revision"`
+	Source   string `json:"source"`
+	Artifact string `json:"artifact"`
+	Rollback bool   `json:"rollback"`
+	// Emergency is the reason of the emergency change that pinned the
+	// release, "" for none: a policy may ask, say, for an incident number.
+	Emergency  string                          `json:"emergency"`
 	Runtime    string                          `json:"runtime"`
 	Metadata   *structpb.Struct                `json:"metadata"`
 	Replicas   spec.Replicas                   `json:"replicas"`
@@ -122,7 +125,7 @@ func viewUnit(u *plan.Unit) *unit {
 	}
 	v := &unit{
 		App: u.App, Env: u.Env, Team: u.Team, Zone: u.Zone, Revision: u.Revision, Source: u.Source,
-		Artifact: u.Artifact, Rollback: u.Rollback, Runtime: string(u.Runtime), Metadata: toStruct(u.Metadata), Replicas: u.Replicas,
+		Artifact: u.Artifact, Rollback: u.Rollback, Emergency: u.Emergency, Runtime: string(u.Runtime), Metadata: toStruct(u.Metadata), Replicas: u.Replicas,
 		Rollout: rollout{
 			Strategy: string(u.Rollout.Strategy),
 			MaxSurge: deref(u.Rollout.MaxSurge), MaxUnavailable: deref(u.Rollout.MaxUnavailable),

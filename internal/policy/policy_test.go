@@ -262,6 +262,7 @@ func TestInputVariables(t *testing.T) {
 		`change.new.rollout.strategy == 'canary' && change.new.rollout.steps[0].pause == duration('30s') && change.new.rollout.analysis.maxP95 == duration('300ms')`,
 		`change.new.resources.db.type == 'postgres' && change.new.resources.db.class == 'large' && change.new.resources.db.params.tier.size == 3`,
 		`change.new.service.ports.http.port == 80`,
+		`change.new.emergency.startsWith('INC-') && change.old.emergency == ''`,
 		`environment.name == 'prod' && environment.production && environment.from == 'preprod' && environment.zoneKind == 'application' && environment.position == 2`,
 		`!platform.environments.preprod.production && platform.zones.sandbox == 'sandbox' && platform.teams.bookings.members.sofia == 'approver'`,
 		`now == timestamp('2026-03-03T10:00:00Z') && now.getDayOfWeek() == 2`,
@@ -280,7 +281,7 @@ func TestInputVariables(t *testing.T) {
 	old := webUnit("prod")
 	old.Artifact, old.Replicas.Min = "sha256:old", 1
 	u := webUnit("prod")
-	u.Artifact = "sha256:new"
+	u.Artifact, u.Emergency = "sha256:new", "INC-4711 bookings down"
 	u.Rollout = spec.Rollout{Strategy: spec.StrategyCanary, Steps: []spec.CanaryStep{{Weight: 10, Pause: spec.Duration(30 * time.Second)}},
 		Analysis: &spec.Analysis{MaxP95: spec.Duration(300 * time.Millisecond)}}
 	u.Resources = types.WorkloadResources{"db": {Type: "postgres", Class: ptr("large"), Params: map[string]any{"tier": map[string]any{"size": 3}}}}

@@ -39,7 +39,7 @@ func (w *worker) rollout(ctx context.Context, ud runtime.UnitDriver, d *plan.Uni
 	}
 	rel, err := w.e.cfg.Store.BeginRelease(ctx, store.Release{
 		App: d.App, Env: d.Env, Revision: tgt.Revision, Artifact: tgt.Artifact, ConfigHash: tgt.Config,
-		Strategy: string(strategyOf(d)), Trigger: trigger, Previous: prevID(prev), Notes: notes, Author: author,
+		Strategy: string(strategyOf(d)), Trigger: trigger, Previous: prevID(prev), Notes: notes, Author: author, Emergency: emergencyOf(d, prev, tgt),
 	}, &store.AuditRecord{Actor: "socle", Action: "release.begin"})
 	if err != nil {
 		w.say(Degraded, ReasonStoreError, "recording the release: "+err.Error())
@@ -96,6 +96,21 @@ func (w *worker) rollout(ctx context.Context, ud runtime.UnitDriver, d *plan.Uni
 		w.say(Failed, why, fmt.Sprintf("release %s %s: %s; %s; socle retries when the desired state changes", name, strings.ToLower(string(status)), reason, keeps))
 	}
 	w.kick() // observe the result at once
+}
+
+// emergencyOf returns the reason of the emergency change a release of tgt
+// after prev is, or "": the release that brings an emergency pin's target,
+// not a later one that keeps the pin.
+func emergencyOf(d *plan.Unit, prev *store.Release, tgt target) string {
+	if d.Emergency == "" {
+		return ""
+	}
+	u := *d
+	u.Artifact = tgt.Artifact // the digest built for a pin that names none
+	if prev == nil {
+		return u.EmergencyAfter("", "")
+	}
+	return u.EmergencyAfter(prev.Artifact, prev.Revision)
 }
 
 func prevID(p *store.Release) int64 {

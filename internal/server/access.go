@@ -114,9 +114,9 @@ func authFailure(err error) *denial {
 		d.retry = auth.RetryAfter(err)
 		return d
 	case badToken(err):
-		msg := "a valid token is required: Authorization: Bearer <token> (socle token create)"
-		if !errors.Is(err, auth.ErrNoToken) && !errors.Is(err, auth.ErrBadToken) {
-			msg = err.Error()
+		msg := err.Error()
+		if errors.Is(err, auth.ErrNoToken) || errors.Is(err, auth.ErrBadToken) {
+			msg = "a valid token is required (Authorization: Bearer TOKEN); an admin makes tokens with socle token create"
 		}
 		return deny(http.StatusUnauthorized, "unauthorized", msg)
 	case errors.Is(err, errCrossSite), errors.Is(err, errPullOnly):
@@ -138,6 +138,15 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) (*http.Req
 		w.Header().Set("Retry-After", d.retryAfter())
 	case http.StatusUnauthorized:
 		w.Header().Set("WWW-Authenticate", `Bearer realm="socle"`)
+		body := api.ErrorBody{Code: d.code, Message: d.msg}
+		if errors.Is(err, auth.ErrNoToken) || errors.Is(err, auth.ErrBadToken) {
+			if hint := s.tokenHint(r); hint.AdminTokenFile != "" {
+				body.Message += fmt.Sprintf("; socle up keeps the first admin's token in %s: export SOCLE_TOKEN=$(cat %s), or socle login", hint.AdminTokenFile, hint.AdminTokenFile)
+				body.Details = hint
+			}
+		}
+		writeJSON(w, http.StatusUnauthorized, map[string]any{"error": body})
+		return r, false
 	}
 	writeError(w, d.status, d.code, d.msg)
 	return r, false

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/socle-dev/socle/internal/api"
@@ -14,10 +15,27 @@ import (
 )
 
 // readAction decodes the body of an action. The user is the caller's: a
-// body's "user" field, which older clients send, is ignored.
+// body's "user" field, which older clients send, is ignored. An emergency
+// needs a reason: an empty one is refused here, before anything is judged.
 func readAction(w http.ResponseWriter, r *http.Request) (api.ActionRequest, bool) {
 	var req api.ActionRequest
-	return req, readBody(w, r, &req)
+	if !readBody(w, r, &req) {
+		return req, false
+	}
+	if req.Emergency != nil && strings.TrimSpace(req.Emergency.Reason) == "" {
+		writeError(w, http.StatusBadRequest, "bad_request", "emergency.reason is required: say why, such as an incident number")
+		return req, false
+	}
+	return req, true
+}
+
+// emergencyReason is the reason of the emergency change req declares, ""
+// for none.
+func emergencyReason(req api.ActionRequest) string {
+	if req.Emergency == nil {
+		return ""
+	}
+	return req.Emergency.Reason
 }
 
 func (s *Server) postPromote(w http.ResponseWriter, r *http.Request) {
@@ -33,7 +51,7 @@ func (s *Server) postPromote(w http.ResponseWriter, r *http.Request) {
 	if repo := s.repoInForce(); repo != nil && !s.mayDeploy(w, repo, user, app, req.To) {
 		return
 	}
-	res, err := s.Promote(r.Context(), app, req.To, user, req.Message)
+	res, err := s.Promote(r.Context(), app, req.To, user, req.Message, emergencyReason(req))
 	if err != nil {
 		writeResult(w, nil, err)
 		return
@@ -46,7 +64,7 @@ func (s *Server) postRollback(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	res, err := s.Rollback(r.Context(), r.PathValue("app"), r.PathValue("env"), req.Release, callerOf(r).User, req.Message)
+	res, err := s.Rollback(r.Context(), r.PathValue("app"), r.PathValue("env"), req.Release, callerOf(r).User, req.Message, emergencyReason(req))
 	if err != nil {
 		writeResult(w, nil, err)
 		return
@@ -255,5 +273,5 @@ func (s *Server) getDORASeries(w http.ResponseWriter, r *http.Request) {
 
 func figureSet(f store.DORAFigures) api.DORAFigureSet {
 	return api.DORAFigureSet{Deployments: f.Deployments, LeadTimeP50: f.LeadTime.Median.Seconds(), Changes: f.Changes, Failures: f.Failures,
-		ChangeFailureRate: f.ChangeFailureRate, TimeToRestoreP50: f.TimeToRestore.Median.Seconds()}
+		ChangeFailureRate: f.ChangeFailureRate, TimeToRestoreP50: f.TimeToRestore.Median.Seconds(), Emergencies: f.Emergencies}
 }

@@ -316,13 +316,16 @@ func (s *Server) getPreview(w http.ResponseWriter, r *http.Request) {
 }
 
 func wireTarget(t PromotionTarget) api.Target {
-	return api.Target{App: t.App, Env: t.Env, From: t.From, Revision: t.Revision, Artifact: t.Artifact, Release: t.Release, Rollback: t.Rollback}
+	return api.Target{App: t.App, Env: t.Env, From: t.From, Revision: t.Revision, Artifact: t.Artifact, Release: t.Release, Rollback: t.Rollback, Emergency: t.Emergency}
 }
 
 func wireResult(res PromotionResult) api.ActionResult {
-	out := api.ActionResult{Target: wireTarget(res.PromotionTarget)}
+	out := api.ActionResult{Target: wireTarget(res.PromotionTarget), Outcome: api.OutcomePinned, Passed: res.Passed}
 	if res.Commit.SHA != "" {
 		out.Commit = &api.Commit{SHA: res.Commit.SHA, Author: res.Commit.Author, Time: res.Commit.Time, Message: res.Commit.Message}
+	}
+	if o := res.Sync; o != nil {
+		out.Outcome, out.Running, out.Head, out.Reason = o.Outcome, o.Running, o.Head, o.Reason
 	}
 	return out
 }
@@ -332,7 +335,7 @@ func (s *Server) postDeploy(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	res, err := s.Deploy(r.Context(), r.PathValue("app"), r.PathValue("env"), req.Revision, callerOf(r).User, req.Message)
+	res, err := s.Deploy(r.Context(), r.PathValue("app"), r.PathValue("env"), req.Revision, callerOf(r).User, req.Message, emergencyReason(req))
 	if err != nil {
 		writeResult(w, nil, err)
 		return

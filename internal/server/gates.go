@@ -17,7 +17,10 @@ import (
 // gatesFor checks the promotion gates again before a pinned release is
 // deployed (a pin may have been edited by hand, or a freeze may have begun
 // since the promotion): a new artifact passes every gate; a change that
-// keeps the artifact passes the calendar only.
+// keeps the artifact passes the calendar only. The release an emergency
+// pin brings passes as the emergency change it was declared (emergencyIn);
+// without that, the freeze it was declared against would hold the very
+// commit that pins it.
 func (s *Server) gatesFor(ctx context.Context) Gates {
 	return func(repo *spec.Repo, c *plan.Change, old *plan.Unit) gate.Result {
 		e := repo.Environment(c.Env)
@@ -26,6 +29,8 @@ func (s *Server) gatesFor(ctx context.Context) Gates {
 		}
 		u := c.Desired
 		in := gate.Input{Env: e, Freezes: repo.Platform.Freezes, Now: s.clock.Now(), Rollback: u.Rollback, Author: s.authorOf(repo, u.Revision)}
+		var refused error
+		in.Emergency, refused = emergencyIn(repo, u, old)
 		if old != nil && old.Artifact == u.Artifact {
 			in.Rollback = true // the same artifact: only the calendar applies
 		} else if e.Promotion != nil && e.Promotion.From != "" {
@@ -37,6 +42,9 @@ func (s *Server) gatesFor(ctx context.Context) Gates {
 			}
 		}
 		r := gate.Check(in)
+		if !r.Open() && refused != nil {
+			r.Blocks = append(r.Blocks, gate.Block{Gate: "emergency", Reason: "the pin's emergency is not honoured: " + refused.Error()})
+		}
 		for _, b := range r.Blocks {
 			s.openAt(b.Opens)
 		}
@@ -64,6 +72,30 @@ func (s *Server) wakeRecheck() {
 	case s.rewait <- struct{}{}:
 	default:
 	}
+}
+
+// emergencyIn reports whether the planned unit u is the release of an
+// emergency pin, following old (the unit's last desired state, nil for
+// none), declared by someone the repository allows; or why the pin's
+// emergency is not honoured. A pin edited by hand is judged like one that
+// socle wrote: whoever may push to the repository may edit socle.yaml too.
+func emergencyIn(repo *spec.Repo, u, old *plan.Unit) (bool, error) {
+	var artifact, revision string
+	if old != nil {
+		artifact, revision = old.Artifact, old.Revision
+	}
+	reason := u.EmergencyAfter(artifact, revision)
+	if reason == "" {
+		return false, nil
+	}
+	var by string
+	if rel := repo.Releases[u.Env]; rel != nil {
+		by = rel.Apps[u.App].PromotedBy
+	}
+	if err := gate.Declare(repo, u.App, u.Env, by, reason); err != nil {
+		return false, err
+	}
+	return true, nil
 }
 
 // Replan asks for the revision in force to be planned again: an approval

@@ -94,7 +94,7 @@ func (s *Server) getRelease(w http.ResponseWriter, r *http.Request) {
 func wireRelease(r store.Release) api.Release {
 	return api.Release{ID: r.ID, App: r.App, Env: r.Env, Revision: r.Revision, CommittedAt: r.CommittedAt, Artifact: r.Artifact,
 		ConfigHash: r.ConfigHash, Strategy: r.Strategy, Trigger: string(r.Trigger), Author: r.Author, Status: string(r.Status),
-		Reason: r.Reason, Previous: r.Previous, StartedAt: r.StartedAt, FinishedAt: r.FinishedAt, Notes: r.Notes}
+		Reason: r.Reason, Previous: r.Previous, StartedAt: r.StartedAt, FinishedAt: r.FinishedAt, Notes: r.Notes, Emergency: r.Emergency}
 }
 
 func wireRevision(v store.Revision) api.Revision {

@@ -60,27 +60,37 @@ type PromotionTarget struct {
 	Artifact string `json:"artifact"`
 	Release  int64  `json:"release,omitempty"` // the release whose target it pins
 	Rollback bool   `json:"rollback,omitempty"`
+	// Emergency is the reason of an emergency change, "" for none.
+	Emergency string `json:"emergency,omitempty"`
 }
 
 // PromotionResult is a promotion or rollback done: the commit that pins it.
 type PromotionResult struct {
 	PromotionTarget
 	Commit source.Revision `json:"commit"`
+	// Passed are the closed gates an emergency change passed.
+	Passed []gate.Block `json:"passed,omitempty"`
+	// Sync is what a deploy in an environment that follows Git does.
+	Sync *SyncOutcome `json:"sync,omitempty"`
 }
 
 // Promote pins in env the revision and artifact that run in the environment
 // env promotes from, as a commit to releases/<env>.yaml, once every gate
 // and policy allows it. It never builds: the artifact is the one that ran.
-func (s *Server) Promote(ctx context.Context, app, env, user, message string) (PromotionResult, error) {
+// A non-empty emergency is the reason of an emergency change (see
+// gate.Declare).
+func (s *Server) Promote(ctx context.Context, app, env, user, message, emergency string) (PromotionResult, error) {
 	repo, e, t, err := s.promoteTarget(ctx, app, env)
 	if err != nil {
 		return PromotionResult{}, err
 	}
-	if err := s.checkTarget(ctx, repo, e, t, user, policy.Promote); err != nil {
+	t.Emergency = emergency
+	res, err := s.checkTarget(ctx, repo, e, t, user, policy.Promote)
+	if err != nil {
 		return PromotionResult{}, err
 	}
 	msg := fmt.Sprintf("promote %s to %s: %s (%s) from %s", app, env, short(t.Revision), short(t.Artifact), t.From)
-	return s.pin(ctx, repo, t, user, msg, message, "promote")
+	return s.pin(ctx, repo, t, res, user, msg, message, "promote")
 }
 
 func (s *Server) promoteTarget(ctx context.Context, app, env string) (*spec.Repo, *spec.Environment, PromotionTarget, error) {
@@ -103,16 +113,18 @@ func (s *Server) promoteTarget(ctx context.Context, app, env string) (*spec.Repo
 
 // Rollback pins in env an earlier release of app: the one given, or the
 // newest that succeeded with another target than what runs now.
-func (s *Server) Rollback(ctx context.Context, app, env string, to int64, user, message string) (PromotionResult, error) {
+func (s *Server) Rollback(ctx context.Context, app, env string, to int64, user, message, emergency string) (PromotionResult, error) {
 	repo, e, t, err := s.rollbackTarget(ctx, app, env, to)
 	if err != nil {
 		return PromotionResult{}, err
 	}
-	if err := s.checkTarget(ctx, repo, e, t, user, policy.Rollback); err != nil {
+	t.Emergency = emergency
+	res, err := s.checkTarget(ctx, repo, e, t, user, policy.Rollback)
+	if err != nil {
 		return PromotionResult{}, err
 	}
 	msg := fmt.Sprintf("roll back %s in %s to release %d: %s (%s)", app, env, t.Release, short(t.Revision), short(t.Artifact))
-	return s.pin(ctx, repo, t, user, msg, message, "rollback")
+	return s.pin(ctx, repo, t, res, user, msg, message, "rollback")
 }
 
 func (s *Server) rollbackTarget(ctx context.Context, app, env string, to int64) (*spec.Repo, *spec.Environment, PromotionTarget, error) {
@@ -151,26 +163,33 @@ func (s *Server) rollbackTarget(ctx context.Context, app, env string, to int64) 
 // with promotion gates takes releases by promotion only. Any other
 // environment gets the revision pinned in releases/<env>.yaml (default: the
 // revision in force), built once and run by digest.
-func (s *Server) Deploy(ctx context.Context, app, env, revision, user, message string) (PromotionResult, error) {
+func (s *Server) Deploy(ctx context.Context, app, env, revision, user, message, emergency string) (PromotionResult, error) {
 	repo, e, t, err := s.deployTarget(ctx, app, env, revision)
 	if err != nil {
 		return PromotionResult{}, err
 	}
 	if e.Sync == spec.SyncAuto {
-		detail, _ := json.Marshal(map[string]string{"sync": t.Revision})
-		if _, err := s.store.AppendAudit(ctx, store.AuditRecord{Actor: user, Action: "deploy", App: app, Env: env, Revision: t.Revision, Detail: detail}); err != nil {
+		if emergency != "" {
+			return PromotionResult{}, fmt.Errorf("%w: %s follows Git (sync: auto) and has no gates to pass: deploy without --emergency", ErrRefused, env)
+		}
+		sync := s.syncOutcome(ctx, app, env, t.Revision)
+		t.Revision = sync.Revision
+		detail, _ := json.Marshal(map[string]string{"sync": sync.Revision, "head": sync.Head, "outcome": sync.Outcome})
+		if _, err := s.store.AppendAudit(ctx, store.AuditRecord{Actor: user, Action: "deploy", App: app, Env: env, Revision: sync.Revision, Detail: detail}); err != nil {
 			return PromotionResult{}, err
 		}
-		s.emitEvent(ctx, store.Event{Kind: "deploy", App: app, Env: env, Revision: t.Revision, Message: fmt.Sprintf("%s synced %s in %s to %s", user, app, env, short(t.Revision))})
+		s.emitEvent(ctx, store.Event{Kind: "deploy", App: app, Env: env, Revision: sync.Revision, Message: fmt.Sprintf("%s synced %s in %s: %s", user, app, env, sync.Words(app, env))})
 		s.Trigger()
 		s.Replan()
-		return PromotionResult{PromotionTarget: t}, nil
+		return PromotionResult{PromotionTarget: t, Sync: &sync}, nil
 	}
-	if err := s.checkTarget(ctx, repo, e, t, user, policy.Deploy); err != nil {
+	t.Emergency = emergency
+	res, err := s.checkTarget(ctx, repo, e, t, user, policy.Deploy)
+	if err != nil {
 		return PromotionResult{}, err
 	}
 	msg := fmt.Sprintf("deploy %s to %s: %s", app, env, short(t.Revision))
-	return s.pin(ctx, repo, t, user, msg, message, "deploy")
+	return s.pin(ctx, repo, t, res, user, msg, message, "deploy")
 }
 
 func (s *Server) deployTarget(ctx context.Context, app, env, revision string) (*spec.Repo, *spec.Environment, PromotionTarget, error) {
@@ -299,9 +318,11 @@ func (s *Server) manualEnv(app, env string) (*spec.Repo, *spec.Environment, erro
 	return repo, e, nil
 }
 
-// evaluate runs the gates and the policies on pinning t in env.
+// evaluate runs the gates and the policies on pinning t in env; an
+// emergency target is judged as one (its declarer is checked by
+// checkTarget).
 func (s *Server) evaluate(ctx context.Context, repo *spec.Repo, e *spec.Environment, t PromotionTarget, user string, op policy.Operation) (gate.Result, policy.Verdicts, *plan.Change) {
-	in := gate.Input{Env: e, Freezes: repo.Platform.Freezes, Now: time.Now(), Rollback: t.Rollback, Author: s.authorOf(repo, t.Revision)}
+	in := gate.Input{Env: e, Freezes: repo.Platform.Freezes, Now: time.Now(), Rollback: t.Rollback, Author: s.authorOf(repo, t.Revision), Emergency: t.Emergency != ""}
 	if t.From != "" {
 		in.Source, in.HealthySince = s.runsHealthy(ctx, t.App, t.From, t.Artifact)
 	}
@@ -316,11 +337,17 @@ func (s *Server) evaluate(ctx context.Context, repo *spec.Repo, e *spec.Environm
 }
 
 // checkTarget runs the gates and the policies on pinning t in env, and
-// says who should know when they block it.
-func (s *Server) checkTarget(ctx context.Context, repo *spec.Repo, e *spec.Environment, t PromotionTarget, user string, op policy.Operation) error {
+// says who should know when they block it. An emergency target is
+// declared by user first: a reason, and a role that may.
+func (s *Server) checkTarget(ctx context.Context, repo *spec.Repo, e *spec.Environment, t PromotionTarget, user string, op policy.Operation) (gate.Result, error) {
+	if t.Emergency != "" {
+		if err := s.declare(repo, t, user); err != nil {
+			return gate.Result{}, err
+		}
+	}
 	res, verdicts, _ := s.evaluate(ctx, repo, e, t, user, op)
 	if res.Open() && !verdicts.Blocked() {
-		return nil
+		return res, nil
 	}
 	be := &BlockedError{Gates: res, Verdicts: verdicts, Target: t}
 	s.emitEvent(ctx, store.Event{Kind: "promotion.blocked", App: t.App, Env: t.Env, Revision: t.Revision, Message: be.Error()})
@@ -329,7 +356,20 @@ func (s *Server) checkTarget(ctx context.Context, repo *spec.Repo, e *spec.Envir
 		s.notifyEvent(ctx, notify.Event{Kind: notify.ApprovalNeeded, App: t.App, Env: t.Env, Revision: t.Revision, Actor: user,
 			Title: "Approval needed", Message: fmt.Sprintf("%s (%s) waits for approval to enter %s: socle approve %s --env %s", short(t.Revision), short(t.Artifact), t.Env, t.App, t.Env)})
 	}
-	return be
+	return res, be
+}
+
+// declare checks the emergency change user declares with t, and maps the
+// refusal to the API's errors.
+func (s *Server) declare(repo *spec.Repo, t PromotionTarget, user string) error {
+	err := gate.Declare(repo, t.App, t.Env, user, t.Emergency)
+	switch {
+	case errors.Is(err, gate.ErrReason):
+		return fmt.Errorf("%w: %w", ErrInvalid, err)
+	case err != nil:
+		return fmt.Errorf("%w: %w", ErrForbidden, err)
+	}
+	return nil
 }
 
 // runsHealthy reports whether artifact runs, synced and healthy, in env,
@@ -362,7 +402,12 @@ func (s *Server) judgePin(ctx context.Context, repo *spec.Repo, t PromotionTarge
 			rel.Apps[k] = v
 		}
 	}
-	rel.Apps[t.App] = spec.Pin{Revision: t.Revision, Artifact: t.Artifact, From: t.From, Rollback: t.Rollback}
+	rel.Apps[t.App] = spec.Pin{Revision: t.Revision, Artifact: t.Artifact, From: t.From, Rollback: t.Rollback, PromotedBy: user}
+	if t.Emergency != "" {
+		p := rel.Apps[t.App]
+		p.Emergency = &spec.PinEmergency{Reason: t.Emergency}
+		rel.Apps[t.App] = p
+	}
 	r.Releases[t.Env] = rel
 	var unit *plan.Unit
 	for _, u := range plan.Desired(&r, t.Revision, s.appAt) {
@@ -410,7 +455,9 @@ func (s *Server) inForceSHA() string {
 
 // pin commits the target to releases/<env>.yaml, keeping the file's
 // comments and other pins, and fetches it at once so the reconciler deploys.
-func (s *Server) pin(ctx context.Context, repo *spec.Repo, t PromotionTarget, user, subject, body, action string) (PromotionResult, error) {
+// An emergency change is recorded as one: its own audit action with the
+// reason and the gates it passed, an event and a notification.
+func (s *Server) pin(ctx context.Context, repo *spec.Repo, t PromotionTarget, gates gate.Result, user, subject, body, action string) (PromotionResult, error) {
 	head, err := s.repo.Head()
 	if err != nil {
 		return PromotionResult{}, err
@@ -432,6 +479,11 @@ func (s *Server) pin(ctx context.Context, repo *spec.Repo, t PromotionTarget, us
 	if body != "" {
 		msg += "\n\n" + body
 	}
+	if t.Emergency != "" {
+		// A trailer, so that recoverAudit can tell the exception apart.
+		msg += "\n\n" + emergencyTrailer + strings.TrimSpace(t.Emergency)
+		action += ".emergency"
+	}
 	// The commit and its audit record go together: revisions are not
 	// looked at in between (and recoverAudit mends a crash there).
 	s.planMu.Lock()
@@ -440,14 +492,31 @@ func (s *Server) pin(ctx context.Context, repo *spec.Repo, t PromotionTarget, us
 	if err != nil {
 		return PromotionResult{}, fmt.Errorf("committing %s: %w", file, err)
 	}
-	detail, _ := json.Marshal(map[string]any{"artifact": t.Artifact, "from": t.From, "commit": rev.SHA, "release": t.Release})
+	d := map[string]any{"artifact": t.Artifact, "from": t.From, "commit": rev.SHA, "release": t.Release}
+	if t.Emergency != "" {
+		d["reason"], d["passed"] = strings.TrimSpace(t.Emergency), gates.Skipped
+	}
+	detail, _ := json.Marshal(d)
 	if _, err := s.store.AppendAudit(ctx, store.AuditRecord{Actor: user, Action: action, App: t.App, Env: t.Env, Revision: t.Revision, Detail: detail}); err != nil {
 		s.log.Error("recording the audit trail", "action", action, "err", err)
 	}
-	s.emitEvent(ctx, store.Event{Kind: action, App: t.App, Env: t.Env, Revision: t.Revision, Message: subject + " by " + user})
+	words := subject + " by " + user
+	if t.Emergency != "" {
+		words = "emergency change: " + words + ": " + strings.TrimSpace(t.Emergency)
+		if p := gates.Passed(); p != "" {
+			words += " (passed " + p + ")"
+		}
+		s.notifyEvent(ctx, notify.Event{Kind: notify.EmergencyChange, App: t.App, Env: t.Env, Revision: t.Revision, Actor: user, Release: t.Release,
+			Message: words, Fields: map[string]string{"reason": strings.TrimSpace(t.Emergency), "artifact": t.Artifact, "commit": rev.SHA, "action": action}})
+	}
+	s.emitEvent(ctx, store.Event{Kind: action, App: t.App, Env: t.Env, Revision: t.Revision, Message: words})
 	s.Trigger()
-	return PromotionResult{PromotionTarget: t, Commit: rev}, nil
+	return PromotionResult{PromotionTarget: t, Commit: rev, Passed: gates.Skipped}, nil
 }
+
+// emergencyTrailer starts the line of a pin's commit message that gives
+// the reason of an emergency change.
+const emergencyTrailer = "Emergency: "
 
 // pinSubject reads back the subject of a commit pin writes: the action,
 // the app and the environment.
@@ -472,11 +541,17 @@ func (s *Server) recoverAudit(ctx context.Context, rev source.Revision) {
 		var d struct {
 			Commit string `json:"commit"`
 		}
-		if (r.Action == "promote" || r.Action == "rollback") && json.Unmarshal(r.Detail, &d) == nil && d.Commit == rev.SHA {
+		if strings.TrimSuffix(r.Action, ".emergency") == action && json.Unmarshal(r.Detail, &d) == nil && d.Commit == rev.SHA {
 			return
 		}
 	}
-	detail, _ := json.Marshal(map[string]any{"commit": rev.SHA, "recovered": true})
+	d := map[string]any{"commit": rev.SHA, "recovered": true}
+	for line := range strings.Lines(rev.Message) {
+		if reason, ok := strings.CutPrefix(strings.TrimSpace(line), emergencyTrailer); ok {
+			action, d["reason"] = action+".emergency", reason
+		}
+	}
+	detail, _ := json.Marshal(d)
 	if _, err := s.store.AppendAudit(ctx, store.AuditRecord{Actor: rev.Author, Action: action, App: app, Env: env, Detail: detail}); err != nil {
 		s.log.Error("recovering an audit record", "commit", rev.Short(), "err", err)
 		return
@@ -538,6 +613,11 @@ func setPin(old []byte, t PromotionTarget, user string, at time.Time) ([]byte, e
 	}
 	if t.Rollback {
 		set(pin, "rollback", &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!bool", Value: "true"})
+	}
+	if t.Emergency != "" {
+		em := &yaml.Node{Kind: yaml.MappingNode}
+		set(em, "reason", str(strings.TrimSpace(t.Emergency)))
+		set(pin, "emergency", em)
 	}
 	set(apps, t.App, pin)
 	var b bytes.Buffer

@@ -53,6 +53,12 @@ func commit(t *testing.T, dir, file, old, new, msg string) {
 	if err := os.WriteFile(p, []byte(strings.Replace(string(b), old, new, 1)), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	commitAll(t, dir, msg)
+}
+
+// commitAll commits every change of the working repository as Bob.
+func commitAll(t *testing.T, dir, msg string) {
+	t.Helper()
 	cmd := exec.Command("git", "-c", "user.name=Bob Example", "-c", "user.email=bob@example.com", "commit", "-qam", msg)
 	cmd.Dir = dir
 	if out, err := cmd.CombinedOutput(); err != nil {

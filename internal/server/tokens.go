@@ -1,10 +1,14 @@
 package server
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -91,4 +95,81 @@ func (s *Server) revokeToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.reply(w, r, wireToken(t))
+}
+
+// AdminTokenFile is the file in the data directory where socle up keeps
+// the first admin's token.
+const AdminTokenFile = "admin.token"
+
+// FirstAdminToken makes sure someone can log in to a new platform: when the
+// store has no token yet, it creates one for the first admin that
+// teams.yaml names at the repository's head and keeps it, mode 0600, in
+// <data>/admin.token, as Argo CD keeps its initial admin secret. One admin
+// is enough: they make the others' tokens. It returns the admin and the
+// file's absolute path, or "" for both when tokens exist already or
+// teams.yaml names no admin.
+func (s *Server) FirstAdminToken(ctx context.Context) (user, file string, err error) {
+	ts, err := s.store.Tokens(ctx, "")
+	if err != nil || len(ts) > 0 {
+		return "", "", err
+	}
+	if user = s.headAdmin(); user == "" {
+		return "", "", nil
+	}
+	secret, _, err := auth.Create(ctx, s.store, user, "initial admin token, made by socle up", "socle", 0)
+	if err != nil {
+		return "", "", err
+	}
+	if file, err = filepath.Abs(filepath.Join(s.cfg.Data, AdminTokenFile)); err != nil {
+		return "", "", err
+	}
+	if err := os.WriteFile(file, []byte(secret+"\n"), 0o600); err != nil {
+		return "", "", fmt.Errorf("keeping the first admin token: %w", err)
+	}
+	s.log.Info("made the first admin token", "user", user, "file", file)
+	return user, file, nil
+}
+
+// headAdmin names the first admin of teams.yaml at the repository's head,
+// before socle has planned anything: teams.yaml is read even when another
+// file of the revision does not validate.
+func (s *Server) headAdmin() string {
+	head, err := s.repo.Head()
+	if err != nil {
+		return ""
+	}
+	fsys, err := s.repo.Files(head.SHA)
+	if err != nil {
+		return ""
+	}
+	repo, _ := spec.Load(fsys)
+	if repo == nil {
+		return ""
+	}
+	for _, t := range repo.Teams.Teams {
+		for _, m := range t.Members {
+			if m.Role == spec.RoleAdmin {
+				return m.User
+			}
+		}
+	}
+	return ""
+}
+
+// tokenHint is the details of a 401 for r: where the first admin's token
+// is, to a caller on this machine (who could read the file anyway) while
+// the file exists. Others learn nothing of socle's disk.
+func (s *Server) tokenHint(r *http.Request) api.Unauthorized {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if ip := net.ParseIP(host); err != nil || ip == nil || !ip.IsLoopback() {
+		return api.Unauthorized{}
+	}
+	file, err := filepath.Abs(filepath.Join(s.cfg.Data, AdminTokenFile))
+	if err != nil {
+		return api.Unauthorized{}
+	}
+	if _, err := os.Stat(file); err != nil {
+		return api.Unauthorized{}
+	}
+	return api.Unauthorized{AdminTokenFile: file}
 }

@@ -121,3 +121,27 @@ func (r *Repo) MayReadLogs(user, app string) bool {
 	}
 	return false
 }
+
+// MayDeclareEmergency reports whether user may declare an emergency change
+// of app in env: someone who may deploy there, with the role admin or one
+// the environment's emergency.roles names.
+func (r *Repo) MayDeclareEmergency(user, app, env string) bool {
+	e := r.Environment(env)
+	if e == nil || !r.MayDeploy(user, app, env) {
+		return false
+	}
+	role := r.RoleFor(user, app)
+	return role == RoleAdmin || (e.Emergency != nil && slices.Contains(e.Emergency.Roles, role))
+}
+
+// EmergencyApprovals returns how many approvals an emergency change needs
+// to enter e: emergency.approvals, by default promotion.approvals.
+func (e *Environment) EmergencyApprovals() int {
+	if e.Emergency != nil && e.Emergency.Approvals != nil {
+		return *e.Emergency.Approvals
+	}
+	if e.Promotion != nil {
+		return e.Promotion.Approvals
+	}
+	return 0
+}

@@ -108,6 +108,17 @@ func (l *loading) check() {
 			if pin.From != "" {
 				l.ref(file, "environment", pin.From, envs, "apps", name, "from")
 			}
+			if em := pin.Emergency; em != nil {
+				// Whether promotedBy may declare it is judged when the pin is
+				// deployed, not here: a later change of teams.yaml must not
+				// make the whole repository invalid.
+				if pin.PromotedBy == "" {
+					l.at(file, "an emergency pin names who declared it in promotedBy", "apps", name, "emergency")
+				}
+				if em.Reason != "" && strings.TrimSpace(em.Reason) == "" { // "" is the schema's to report
+					l.at(file, "an emergency change needs a reason", "apps", name, "emergency", "reason")
+				}
+			}
 		}
 	}
 
@@ -196,7 +207,26 @@ func (l *loading) checkEnvironments(zones, envs, notify map[string]bool) {
 				}
 			}
 		}
+		if em := e.Emergency; em != nil {
+			if e.Sync == SyncAuto {
+				l.warn(PlatformFile, "an environment with sync: auto runs every new revision at once; emergency changes apply to pinned environments only", at("emergency")...)
+			}
+			deployers := l.repo.DeployRoles(e.Name)
+			for j, role := range em.Roles {
+				if !slices.Contains(deployers, role) {
+					l.at(PlatformFile, fmt.Sprintf("role %s may not deploy to %s (deployRoles: %s), so it cannot declare emergency changes there", role, e.Name, joinRoles(deployers)), at("emergency", "roles", idx(j))...)
+				}
+			}
+		}
 	}
+}
+
+func joinRoles(roles []Role) string {
+	s := make([]string, len(roles))
+	for i, r := range roles {
+		s[i] = string(r)
+	}
+	return strings.Join(s, ", ")
 }
 
 // checkPromotionLine verifies that promotion.from links form one line, in

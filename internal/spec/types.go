@@ -105,6 +105,27 @@ type Environment struct {
 	DeployRoles []Role `json:"deployRoles,omitempty"`
 	// Notify names notification targets for this environment's events.
 	Notify []string `json:"notify,omitempty"`
+	// Emergency says who may declare an emergency change here (a promotion,
+	// rollback or deploy that passes the soak, the windows and the freezes)
+	// and what it still needs. Without it, admins may, with the approvals
+	// promotion.approvals asks for.
+	Emergency *Emergency `json:"emergency,omitempty"`
+}
+
+// Emergency is an environment's rule for emergency changes. An emergency
+// change skips what only costs time (the soak, the allowed windows, the
+// freezes), never what judges the change: the artifact must run healthy in
+// promotion.from, the policies apply, and the approvals below are needed.
+// It is recorded as an exception (audit, notification, portal, DORA) for
+// review afterwards.
+type Emergency struct {
+	// Roles that may declare an emergency change here, besides admin (who
+	// always may); each must also be allowed to deploy here (deployRoles).
+	Roles []Role `json:"roles,omitempty" jsonschema:"enum=developer,enum=approver,enum=admin"`
+	// Approvals an emergency change needs, by approvers other than its
+	// author (default: promotion.approvals). 0 lets one person restore
+	// service at night, and the change is reviewed afterwards.
+	Approvals *int `json:"approvals,omitempty" jsonschema:"minimum=0,maximum=10"`
 }
 
 // RuntimeType names a runtime driver.
@@ -191,7 +212,8 @@ type Notification struct {
 	// URLFromEnv names the environment variable of the socle server holding the URL.
 	URLFromEnv string `json:"urlFromEnv,omitempty"`
 	// Events filters what is sent (deploy.started, deploy.succeeded, deploy.failed,
-	// rollback, approval.needed, promotion.blocked, drift, budget.alert); empty means all.
+	// rollback, approval.needed, promotion.blocked, emergency.change, drift,
+	// budget.alert); empty means all.
 	Events []string `json:"events,omitempty"`
 }
 
@@ -421,6 +443,16 @@ type Pin struct {
 	// Rollback marks a pin that restores an earlier release: it passes the
 	// soak and approval gates (it is no new change), not windows or freezes.
 	Rollback bool `json:"rollback,omitempty"`
+	// Emergency marks a pin made as an emergency change by promotedBy: the
+	// release it brings passes the soak, the windows and the freezes. Later
+	// changes of the unit that keep this pin wait for the gates as usual.
+	Emergency *PinEmergency `json:"emergency,omitempty"`
+}
+
+// PinEmergency is why a pin was made as an emergency change.
+type PinEmergency struct {
+	// Reason given by whoever declared the emergency, e.g. an incident number.
+	Reason string `json:"reason" jsonschema:"required,minLength=1,maxLength=500"`
 }
 
 // Budgets is budgets.yaml: monthly budgets with alert thresholds.

@@ -178,6 +178,9 @@ type Release struct {
 	// Notes are the release notes, a JSON document: the commits between the
 	// previous release's revision and this one's; optional.
 	Notes json.RawMessage
+	// Emergency is the reason of the emergency change the release is (it
+	// passed the soak, the windows and the freezes), "" if it is none.
+	Emergency string
 }
 
 // Unit returns the unit r is a release of.
@@ -251,6 +254,10 @@ type DORAFilter struct {
 //   - Time to restore runs from the end of a failure to the end of the next
 //     release of the same unit that Succeeded (a rollback, or a fix);
 //     failures with no such release yet are counted in Unrestored.
+//   - Emergencies are the releases, rollbacks included, that ended
+//     Succeeded, Failed or RolledBack in the period and were emergency
+//     changes; they count as deployments, changes and failures as any
+//     other release does, and are shown apart for review.
 type DORAFigures struct {
 	Since, Until      time.Time
 	Deployments       int
@@ -261,6 +268,7 @@ type DORAFigures struct {
 	ChangeFailureRate float64 // 0 when there was no change
 	TimeToRestore     Durations
 	Unrestored        int
+	Emergencies       int
 }
 
 // Durations summarizes a set of durations. All zero if N is 0.

@@ -25,6 +25,7 @@ type doraFigures struct {
 	ChangeFailureRate float64   `json:"changeFailureRate"`
 	TimeToRestore     durations `json:"timeToRestore"`
 	Unrestored        int       `json:"unrestored"`
+	Emergencies       int       `json:"emergencies"`
 }
 
 type durations struct {

@@ -120,7 +120,7 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case strings.HasSuffix(p, "/releases"):
 		writeFake(w, 200, api.Page[api.Release]{Items: []api.Release{{ID: 7, App: "api", Env: "dev", Revision: "9a8b7c6d5e4f30219a8b7c6d", Artifact: "sha256:" + strings.Repeat("cd34", 16),
 			Trigger: "sync", Status: "Succeeded", StartedAt: t0, FinishedAt: t0.Add(time.Minute),
-			Notes: json.RawMessage(`{"commits":[{"sha":"9a8b7c6d5e4f","author":"Marco","subject":"api: faster search"}]}`)}}})
+			Notes: json.RawMessage(`{"commits":[{"sha":"9a8b7c6d5e4f","author":"Marco","subject":"api: faster search"}]}`), Emergency: "INC-4711: bookings fail with <500>"}}})
 	case strings.HasSuffix(p, "/preview"):
 		writeFake(w, 200, api.Preview{Action: r.URL.Query().Get("action"),
 			Target:   api.Target{App: "api", Env: "prod", From: "preprod", Revision: "9a8b7c6d5e4f30219a8b7c6d", Artifact: "sha256:" + strings.Repeat("cd34", 16)},
@@ -142,13 +142,15 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}}, Decisions: []policy.Decision{{Action: plan.Update, App: "api", Env: "prod", Verdicts: policy.Verdicts{{Policy: "no-debug-in-prod", Severity: spec.SeverityDeny, Message: "LOG_LEVEL debug is not allowed in production"}}}},
 			Gates: map[string]string{"api@prod": "soak: preprod has run it healthy for 2m of 1h"}})
 	case p == "/api/v1/audit":
-		writeFake(w, 200, api.Page[api.AuditRecord]{Items: []api.AuditRecord{{Seq: 41, At: t0, Actor: "sofia", Action: "approve", App: "api", Env: "prod", Revision: "9a8b7c6d5e4f30219a8b7c6d", Detail: json.RawMessage(`{"comment":"ok"}`)}}, Next: "41"})
+		writeFake(w, 200, api.Page[api.AuditRecord]{Items: []api.AuditRecord{
+			{Seq: 42, At: t0, Actor: "lena", Action: "promote.emergency", App: "api", Env: "prod", Revision: "9a8b7c6d5e4f30219a8b7c6d", Detail: json.RawMessage(`{"reason":"INC-4711: bookings fail with <500>"}`)},
+			{Seq: 41, At: t0, Actor: "sofia", Action: "approve", App: "api", Env: "prod", Revision: "9a8b7c6d5e4f30219a8b7c6d", Detail: json.RawMessage(`{"comment":"ok"}`)}}, Next: "41"})
 	case p == "/api/v1/audit/verify":
 		writeFake(w, 200, map[string]any{"Verified": 41, "LastSeq": 41})
 	case p == "/api/v1/dora":
 		writeFake(w, 200, map[string]any{"Since": t0.Add(-720 * time.Hour), "Until": t0, "Deployments": 42, "DeploymentsPerDay": 1.4,
 			"LeadTime": map[string]any{"N": 42, "Median": int64(90 * time.Minute), "Max": int64(26 * time.Hour)}, "Changes": 40, "Failures": 3, "ChangeFailureRate": 0.075,
-			"TimeToRestore": map[string]any{"N": 3, "Median": int64(20 * time.Minute)}})
+			"TimeToRestore": map[string]any{"N": 3, "Median": int64(20 * time.Minute)}, "Emergencies": 2})
 	case p == "/api/v1/dora/series":
 		series := api.DORASeries{Bucket: "week"}
 		for i := range 4 {

@@ -33,6 +33,19 @@ var funcs = template.FuncMap{
 	"asset":      asset,
 	"cellBody":   cellBody,
 	"matrixBody": matrixBody,
+	// emergencyAction and detailReason mark emergency changes in the audit
+	// timeline, with the reason their record keeps.
+	"emergencyAction": func(action string) bool { return strings.HasSuffix(action, ".emergency") },
+	"detailReason":    detailReason,
+}
+
+// detailReason is the "reason" of an audit record's detail, "" if none.
+func detailReason(detail json.RawMessage) string {
+	var d struct {
+		Reason string `json:"reason"`
+	}
+	_ = json.Unmarshal(detail, &d)
+	return d.Reason
 }
 
 // shortSHA is a commit as people write it: its first seven digits.

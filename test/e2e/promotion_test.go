@@ -22,9 +22,10 @@ import (
 
 // receiver is a local webhook endpoint that keeps what it gets.
 type receiver struct {
-	mu    sync.Mutex
-	kinds []string
-	srv   *httptest.Server
+	mu     sync.Mutex
+	kinds  []string
+	bodies []string
+	srv    *httptest.Server
 }
 
 func newReceiver(t *testing.T) *receiver {
@@ -35,6 +36,7 @@ func newReceiver(t *testing.T) *receiver {
 		json.Unmarshal(b, &ev)
 		r.mu.Lock()
 		r.kinds = append(r.kinds, ev.Kind+" "+ev.App+"@"+ev.Env)
+		r.bodies = append(r.bodies, string(b))
 		r.mu.Unlock()
 	}))
 	t.Cleanup(r.srv.Close)

@@ -166,14 +166,25 @@ func (c *Client) Preview(ctx context.Context, action, app, env string) (api.Prev
 
 // Deploy deploys a revision ("" for the newest) of app to env.
 func (c *Client) Deploy(ctx context.Context, app, env, revision, message string) (api.ActionResult, error) {
+	return c.DeployRequest(ctx, app, env, api.ActionRequest{Revision: revision, Message: message})
+}
+
+// DeployRequest deploys app to env as req says (an emergency change, say).
+func (c *Client) DeployRequest(ctx context.Context, app, env string, req api.ActionRequest) (api.ActionResult, error) {
 	var v api.ActionResult
-	return v, c.Do(ctx, http.MethodPost, fmt.Sprintf("/api/v1/apps/%s/envs/%s/deploy", esc(app), esc(env)), api.ActionRequest{Revision: revision, Message: message}, &v)
+	return v, c.Do(ctx, http.MethodPost, fmt.Sprintf("/api/v1/apps/%s/envs/%s/deploy", esc(app), esc(env)), req, &v)
 }
 
 // Promote promotes app to env.
 func (c *Client) Promote(ctx context.Context, app, env, message string) (api.ActionResult, error) {
+	return c.PromoteRequest(ctx, app, api.ActionRequest{To: env, Message: message})
+}
+
+// PromoteRequest promotes app to req.To as req says (an emergency change,
+// say).
+func (c *Client) PromoteRequest(ctx context.Context, app string, req api.ActionRequest) (api.ActionResult, error) {
 	var v api.ActionResult
-	return v, c.Do(ctx, http.MethodPost, "/api/v1/apps/"+esc(app)+"/promote", api.ActionRequest{To: env, Message: message}, &v)
+	return v, c.Do(ctx, http.MethodPost, "/api/v1/apps/"+esc(app)+"/promote", req, &v)
 }
 
 // Approve approves what a promotion of app to env would bring.
@@ -184,8 +195,14 @@ func (c *Client) Approve(ctx context.Context, app, env, message string) (api.App
 
 // Rollback restores release (0: the previous one) of app in env.
 func (c *Client) Rollback(ctx context.Context, app, env string, release int64, message string) (api.ActionResult, error) {
+	return c.RollbackRequest(ctx, app, env, api.ActionRequest{Release: release, Message: message})
+}
+
+// RollbackRequest restores req.Release of app in env as req says (an
+// emergency change, say).
+func (c *Client) RollbackRequest(ctx context.Context, app, env string, req api.ActionRequest) (api.ActionResult, error) {
 	var v api.ActionResult
-	return v, c.Do(ctx, http.MethodPost, fmt.Sprintf("/api/v1/apps/%s/envs/%s/rollback", esc(app), esc(env)), api.ActionRequest{Release: release, Message: message}, &v)
+	return v, c.Do(ctx, http.MethodPost, fmt.Sprintf("/api/v1/apps/%s/envs/%s/rollback", esc(app), esc(env)), req, &v)
 }
 
 // Tokens lists tokens (of user, for an admin; "" for all they may see).

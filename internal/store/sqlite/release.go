@@ -13,14 +13,14 @@ import (
 )
 
 const releaseColumns = `id, app, env, revision, committed_at, artifact, config_hash, strategy, trigger_kind,
-	author, status, reason, previous, started_at, finished_at, notes`
+	author, status, reason, previous, started_at, finished_at, notes, emergency`
 
 func scanRelease(s scanner) (store.Release, error) {
 	var r store.Release
 	var committed, previous, finished sql.NullInt64
 	var started int64
 	err := s.Scan(&r.ID, &r.App, &r.Env, &r.Revision, &committed, &r.Artifact, &r.ConfigHash, &r.Strategy, &r.Trigger,
-		&r.Author, &r.Status, &r.Reason, &previous, &started, &finished, (*[]byte)(&r.Notes))
+		&r.Author, &r.Status, &r.Reason, &previous, &started, &finished, (*[]byte)(&r.Notes), &r.Emergency)
 	r.CommittedAt, r.StartedAt, r.FinishedAt = fromNullMicros(committed), fromMicros(started), fromNullMicros(finished)
 	r.Previous = previous.Int64
 	return r, err
@@ -59,10 +59,10 @@ func (db *DB) BeginRelease(ctx context.Context, r store.Release, rec *store.Audi
 		}
 		var id int64
 		err = tx.QueryRowContext(ctx, `INSERT INTO releases (app, env, revision, committed_at, artifact, config_hash,
-				strategy, trigger_kind, author, status, reason, previous, started_at, notes)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '', ?, ?, ?) RETURNING id`,
+				strategy, trigger_kind, author, status, reason, previous, started_at, notes, emergency)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '', ?, ?, ?, ?) RETURNING id`,
 			r.App, r.Env, r.Revision, nullMicros(r.CommittedAt), r.Artifact, r.ConfigHash, r.Strategy, r.Trigger,
-			r.Author, store.Progressing, nullInt(r.Previous), micros(contract.TimeOr(r.StartedAt, now)), jsonArg(r.Notes)).Scan(&id)
+			r.Author, store.Progressing, nullInt(r.Previous), micros(contract.TimeOr(r.StartedAt, now)), jsonArg(r.Notes), r.Emergency).Scan(&id)
 		if err != nil {
 			return err
 		}

@@ -111,7 +111,7 @@ func testReleaseRoundTrip(f *fixture) {
 		{"every field", store.Release{
 			App: "web", Env: "prod", Revision: "r1", CommittedAt: committed, Artifact: "sha256:abc", ConfigHash: "cfg1",
 			Strategy: "canary", Trigger: store.TriggerPromote, Author: "Zoë O'Brien", Status: store.Progressing, StartedAt: t0.Add(789),
-			Notes: json.RawMessage(` [ {"sha": "r1", "message": "feat: ünïcode ✓", "author": "Zoë"} ] `),
+			Notes: json.RawMessage(` [ {"sha": "r1", "message": "feat: ünïcode ✓", "author": "Zoë"} ] `), Emergency: "INC-4711: ünïcode checkout down",
 		}, committed},
 		{"commit time from the revision", store.Release{App: "api", Env: "dev", Revision: "r1", Trigger: store.TriggerSync}, t0.Add(-time.Hour)},
 		{"revision not recorded", store.Release{App: "db", Env: "dev", Revision: "r9", Trigger: store.TriggerDeploy}, time.Time{}},
@@ -833,34 +833,38 @@ func testDORA(f *fixture) {
 	committed := start.Add(-3 * time.Hour)
 	f.putRevisions(store.Revision{SHA: "c1", Time: committed, Valid: true})
 	type step struct {
-		app, env string
-		trigger  store.Trigger
-		status   store.ReleaseStatus // "" leaves it Progressing
+		app, env  string
+		trigger   store.Trigger
+		status    store.ReleaseStatus // "" leaves it Progressing
+		emergency bool
 	}
 	steps := []step{
-		{"web", "prod", store.TriggerSync, store.Succeeded},       // 0: deployment
-		{"web", "prod", store.TriggerSync, store.Failed},          // 1: failure, restored by 2
-		{"web", "prod", store.TriggerPromote, store.Succeeded},    // 2: deployment
-		{"web", "prod", store.TriggerSync, store.Succeeded},       // 3: deployment, then rolled back: failure restored by 4
-		{"web", "prod", store.TriggerRollback, store.Succeeded},   // 4: a rollback: not a deployment
-		{"api", "prod", store.TriggerSync, store.RolledBack},      // 5: failure, not restored
-		{"api", "prod", store.TriggerSync, store.Interrupted},     // 6: neither
-		{"api", "prod", store.TriggerDeploy, store.Superseded},    // 7: neither
-		{"api", "prod", store.TriggerDeploy, ""},                  // 8: not ended
-		{"web", "dev", store.TriggerSync, store.Succeeded},        // 9: another environment
-		{"web", "dev", store.TriggerSync, store.Failed},           // 10: another environment, not restored
-		{"db", "prod", store.TriggerSync, store.Succeeded},        // 11: no commit time
-		{"web", "prod", store.TriggerSync, store.Progressing},     // 12: not ended
-		{"db", "prod", store.TriggerRollback, store.Progressing},  // 13: rolls back 11, not ended: 11 is a failure
-		{"web", "preprod", store.TriggerSync, store.Interrupted},  // 14: neither
-		{"web", "preprod", store.TriggerSync, store.Superseded},   // 15: neither
-		{"web", "preprod", store.TriggerDeploy, store.Succeeded},  // 16: deployment
-		{"web", "preprod", store.TriggerDeploy, store.RolledBack}, // 17: failure, not restored
+		{"web", "prod", store.TriggerSync, store.Succeeded, false},       // 0: deployment
+		{"web", "prod", store.TriggerSync, store.Failed, false},          // 1: failure, restored by 2
+		{"web", "prod", store.TriggerPromote, store.Succeeded, true},     // 2: deployment, an emergency
+		{"web", "prod", store.TriggerSync, store.Succeeded, false},       // 3: deployment, then rolled back: failure restored by 4
+		{"web", "prod", store.TriggerRollback, store.Succeeded, true},    // 4: a rollback: not a deployment; an emergency
+		{"api", "prod", store.TriggerSync, store.RolledBack, true},       // 5: failure, not restored; an emergency
+		{"api", "prod", store.TriggerSync, store.Interrupted, false},     // 6: neither
+		{"api", "prod", store.TriggerDeploy, store.Superseded, true},     // 7: neither, nor an emergency that counts
+		{"api", "prod", store.TriggerDeploy, "", true},                   // 8: not ended
+		{"web", "dev", store.TriggerSync, store.Succeeded, false},        // 9: another environment
+		{"web", "dev", store.TriggerSync, store.Failed, false},           // 10: another environment, not restored
+		{"db", "prod", store.TriggerSync, store.Succeeded, false},        // 11: no commit time
+		{"web", "prod", store.TriggerSync, store.Progressing, false},     // 12: not ended
+		{"db", "prod", store.TriggerRollback, store.Progressing, false},  // 13: rolls back 11, not ended: 11 is a failure
+		{"web", "preprod", store.TriggerSync, store.Interrupted, false},  // 14: neither
+		{"web", "preprod", store.TriggerSync, store.Superseded, false},   // 15: neither
+		{"web", "preprod", store.TriggerDeploy, store.Succeeded, true},   // 16: deployment, an emergency
+		{"web", "preprod", store.TriggerDeploy, store.RolledBack, false}, // 17: failure, not restored
 	}
 	rs := make([]store.Release, len(steps))
 	for i, s := range steps {
 		r := release(s.app, s.env, fmt.Sprint("r", i))
 		r.Trigger = s.trigger
+		if s.emergency {
+			r.Emergency = "INC-" + fmt.Sprint(i)
+		}
 		switch {
 		case s.app == "db":
 			r.Revision = "unknown"
@@ -902,14 +906,14 @@ func testDORA(f *fixture) {
 	}{
 		{"production", store.DORAFilter{Env: "prod", Since: since, Until: since.Add(day)}, store.DORAFigures{
 			Deployments: 4, DeploymentsPerDay: 4, LeadTime: lead(0, 2, 3),
-			Changes: 6, Failures: 4, ChangeFailureRate: 4.0 / 6, TimeToRestore: restore([2]int{1, 2}, [2]int{3, 4}), Unrestored: 2,
+			Changes: 6, Failures: 4, ChangeFailureRate: 4.0 / 6, TimeToRestore: restore([2]int{1, 2}, [2]int{3, 4}), Unrestored: 2, Emergencies: 3,
 		}},
 		{"a team's apps", store.DORAFilter{Apps: []string{"api", "db"}, Env: "prod", Since: since, Until: since.Add(2 * day)}, store.DORAFigures{
-			Deployments: 1, DeploymentsPerDay: 0.5, Changes: 2, Failures: 2, ChangeFailureRate: 1, Unrestored: 2,
+			Deployments: 1, DeploymentsPerDay: 0.5, Changes: 2, Failures: 2, ChangeFailureRate: 1, Unrestored: 2, Emergencies: 1,
 		}},
 		{"every environment", store.DORAFilter{Apps: []string{"web"}, Since: since, Until: since.Add(day)}, store.DORAFigures{
 			Deployments: 5, DeploymentsPerDay: 5, LeadTime: lead(0, 2, 3, 9, 16),
-			Changes: 8, Failures: 4, ChangeFailureRate: 4.0 / 8, TimeToRestore: restore([2]int{1, 2}, [2]int{3, 4}), Unrestored: 2,
+			Changes: 8, Failures: 4, ChangeFailureRate: 4.0 / 8, TimeToRestore: restore([2]int{1, 2}, [2]int{3, 4}), Unrestored: 2, Emergencies: 3,
 		}},
 		{"before anything", store.DORAFilter{Env: "prod", Since: since.Add(-day), Until: since}, store.DORAFigures{}},
 		{"an app without releases", store.DORAFilter{Apps: []string{"nope"}, Since: since, Until: since.Add(day)}, store.DORAFigures{}},

@@ -238,7 +238,13 @@ func DORA(rs []store.Release, since, until time.Time) store.DORAFigures {
 	for _, ur := range units {
 		slices.SortFunc(ur, func(a, b store.Release) int { return cmp.Compare(a.ID, b.ID) })
 		for i, r := range ur {
-			if !in(r) || r.Trigger == store.TriggerRollback {
+			if !in(r) {
+				continue
+			}
+			if r.Emergency != "" && (r.Status == store.Succeeded || r.Status == store.Failed || r.Status == store.RolledBack) {
+				fig.Emergencies++
+			}
+			if r.Trigger == store.TriggerRollback {
 				continue
 			}
 			switch r.Status {
