@@ -73,6 +73,43 @@ func (v confirmView) Verb() string {
 	return v.Action
 }
 
+// blockers names what blocks an action, for a sentence whose details
+// follow: "the approvals gate", "the soak and window gates and the policy
+// no-debug-in-prod". It is empty when nothing is named.
+func blockers(g gate.Result, vs policy.Verdicts) string {
+	var gates, parts []string
+	for _, b := range g.Blocks {
+		gates = append(gates, b.Gate)
+	}
+	switch len(gates) {
+	case 0:
+	case 1:
+		parts = append(parts, "the "+gates[0]+" gate")
+	default:
+		parts = append(parts, "the "+andList(gates)+" gates")
+	}
+	var policies []string
+	for _, v := range vs.Denials() {
+		policies = append(policies, v.Policy)
+	}
+	switch len(policies) {
+	case 0:
+	case 1:
+		parts = append(parts, "the policy "+policies[0])
+	default:
+		parts = append(parts, "the policies "+andList(policies))
+	}
+	return andList(parts)
+}
+
+// andList joins words as a sentence does: "a", "a and b", "a, b and c".
+func andList(words []string) string {
+	if len(words) < 2 {
+		return strings.Join(words, "")
+	}
+	return strings.Join(words[:len(words)-1], ", ") + " and " + words[len(words)-1]
+}
+
 func (p *portal) confirmPage(w http.ResponseWriter, r *http.Request, s *session) {
 	v, err := p.confirmation(r, s, r.URL.Query().Get("action"))
 	if err != nil {

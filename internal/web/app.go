@@ -6,6 +6,7 @@ import (
 	"slices"
 
 	"github.com/socle-dev/socle/internal/api"
+	"github.com/socle-dev/socle/internal/gate"
 	"github.com/socle-dev/socle/internal/plan"
 )
 
@@ -33,6 +34,27 @@ type appEnvView struct {
 // panel of its own.
 func (e appEnvView) Buttons() []string {
 	return slices.DeleteFunc(slices.Clone(e.Cell.Actions), func(a string) bool { return a == "logs" })
+}
+
+// Next is the button that takes the incoming release its next step, the
+// one drawn as primary: approve while the approvals gate holds it (and
+// the user may approve), promote once nothing holds it. With nothing
+// waiting there is no next step, and no button stands out.
+func (e appEnvView) Next() string {
+	if e.Cell.Incoming == nil {
+		return ""
+	}
+	needsApproval := e.Cell.Incoming.Needed > len(e.Cell.Incoming.Approvals)
+	if e.Promotion != nil {
+		needsApproval = slices.ContainsFunc(e.Promotion.Gates.Blocks, func(b gate.Block) bool { return b.Gate == "approvals" })
+	}
+	switch {
+	case needsApproval && slices.Contains(e.Cell.Actions, "approve"):
+		return "approve"
+	case e.Promotion != nil && !e.Promotion.Blocked && slices.Contains(e.Cell.Actions, "promote"):
+		return "promote"
+	}
+	return ""
 }
 
 // Logs reports whether there are logs to read here and the user may.

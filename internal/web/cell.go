@@ -19,7 +19,7 @@ import (
 func matrixBody(rows []matrixRow) template.HTML {
 	var b strings.Builder
 	if len(rows) > 0 {
-		b.Grow(len(rows) * (200 + 400*len(rows[0].Cells))) // about what a row takes: one allocation
+		b.Grow(len(rows) * (200 + 460*len(rows[0].Cells))) // about what a row takes: one allocation
 	}
 	for _, r := range rows {
 		app := url.PathEscape(r.Name)
@@ -43,7 +43,14 @@ func matrixBody(rows []matrixRow) template.HTML {
 			escapeTo(&b, app)
 			b.WriteString(`#env-`)
 			escapeTo(&b, url.PathEscape(c.Env))
-			b.WriteString(`">`)
+			// A link landed on by Tab is read alone, without its row and
+			// column: it says which app and environment it is, to screen
+			// readers only (app.js keeps this when it redraws the cell).
+			b.WriteString(`"><span class="sr where">`)
+			escapeTo(&b, r.Name)
+			b.WriteString(` in `)
+			escapeTo(&b, c.Env)
+			b.WriteString(`: </span>`)
 			writeCellBody(&b, c.AppEnv)
 			b.WriteString("</a></td>")
 		}

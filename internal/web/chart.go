@@ -1,6 +1,7 @@
 package web
 
 import (
+	"cmp"
 	"fmt"
 	"html/template"
 	"math"
@@ -23,9 +24,11 @@ const (
 type Chart struct {
 	Title string
 	Kind  ChartKind
-	// Labels name the points along the x axis.
-	Labels []string
-	Series []Series
+	// Labels name the points along the x axis; LabelName names them all,
+	// as the head of their column in the chart's table ("Week of").
+	Labels    []string
+	LabelName string
+	Series    []Series
 	// Format writes a value on the y axis and in tooltips; default: %g.
 	Format func(float64) string
 	// Limit, when set, draws a horizontal dashed line (a budget, a goal).
@@ -143,6 +146,41 @@ func (c Chart) SVG() template.HTML {
 		put(&b, `<text class="limit-label" x="%d" y="%s" text-anchor="end">%s</text>`, w-padRight, num(ly), esc(c.LimitLabel))
 	}
 	b.WriteString("</svg>")
+	return template.HTML(b.String())
+}
+
+// Table is the chart's figures as a table, folded under it: for those
+// who cannot see the chart, and for anyone who wants the exact values. A
+// row per label, a column per series; a gap is a dash.
+func (c Chart) Table() template.HTML {
+	format := c.Format
+	if format == nil {
+		format = func(v float64) string { return strconv.FormatFloat(v, 'g', 4, 64) }
+	}
+	caption := c.Title
+	if c.Limit > 0 && c.LimitLabel != "" {
+		caption += " (" + c.LimitLabel + ")"
+	}
+	var b strings.Builder
+	put(&b, `<details class="chart-data"><summary>As a table<span class="sr">: %s</span></summary>`, esc(c.Title))
+	put(&b, `<table class="list values"><caption class="sr">%s</caption>`, esc(caption))
+	b.WriteString(`<thead><tr><th scope="col">` + esc(cmp.Or(c.LabelName, "Point")) + `</th>`)
+	for _, s := range c.Series {
+		b.WriteString(`<th scope="col">` + esc(s.Name) + `</th>`)
+	}
+	put(&b, "</tr></thead><tbody>")
+	for i, l := range c.Labels {
+		b.WriteString(`<tr><th scope="row">` + esc(l) + `</th>`)
+		for _, s := range c.Series {
+			v := "—"
+			if i < len(s.Values) && !math.IsNaN(s.Values[i]) {
+				v = format(s.Values[i])
+			}
+			b.WriteString("<td>" + esc(v) + "</td>")
+		}
+		put(&b, "</tr>")
+	}
+	b.WriteString("</tbody></table></details>")
 	return template.HTML(b.String())
 }
 

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -39,7 +40,7 @@ func TestChartSVG(t *testing.T) {
 		name  string
 		chart Chart
 	}{
-		{"bars.svg", Chart{Title: "Deployments per week", Kind: Bars, Labels: weeks,
+		{"bars.svg", Chart{Title: "Deployments per week", Kind: Bars, Labels: weeks, LabelName: "Week of",
 			Series: []Series{{Name: "deployments", Values: []float64{3, 7, 0, 12, 5, 9}}}}},
 		{"bars-two-series.svg", Chart{Title: "Cost by team (EUR)", Kind: Bars, Labels: []string{"bookings", "guest-experience", "platform"},
 			Series: []Series{{Name: "Sep", Values: []float64{1200.5, 830, 4100}}, {Name: "Oct", Values: []float64{1350, 790.25, 3980}}},
@@ -54,6 +55,8 @@ func TestChartSVG(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			golden(t, filepath.Join("charts", tc.name), []byte(string(tc.chart.SVG())+"\n"))
+			// The same figures as a table, for whoever cannot see the chart.
+			golden(t, filepath.Join("charts", strings.TrimSuffix(tc.name, ".svg")+".table.html"), []byte(string(tc.chart.Table())+"\n"))
 		})
 	}
 }

@@ -100,7 +100,7 @@ func costCharts(rep *cost.Report) []Chart {
 			sums[[2]string{t, e}] += row.Effective
 		}
 		slices.Sort(envs)
-		c := Chart{Title: "Effective cost by team and environment (" + cur + ")", Kind: Bars, Labels: teams,
+		c := Chart{Title: "Effective cost by team and environment (" + cur + ")", Kind: Bars, Labels: teams, LabelName: "Team",
 			Format: func(v float64) string { return strconv.FormatFloat(v, 'f', 0, 64) }, Width: 720, Height: 260}
 		for _, e := range envs {
 			s := Series{Name: e, Values: make([]float64, len(teams))}
@@ -123,7 +123,7 @@ func burnChart(b cost.BudgetStatus) Chart {
 		total += d
 		labels[i], sum[i] = strconv.Itoa(i+1), total
 	}
-	return Chart{Title: b.Name + ": spend so far", Kind: Lines, Labels: labels, Series: []Series{{Name: "spent", Values: sum}},
+	return Chart{Title: b.Name + ": spend so far", Kind: Lines, Labels: labels, LabelName: "Day of the month", Series: []Series{{Name: "spent", Values: sum}},
 		Limit: b.Amount, LimitLabel: "budget " + money(b.Amount, b.Currency), Width: 420, Height: 180,
 		Format: func(v float64) string { return strconv.FormatFloat(v, 'f', 0, 64) }}
 }

@@ -145,9 +145,9 @@ func doraCharts(points []api.DORAPoint) []Chart {
 	}
 	percent := func(v float64) string { return strconv.FormatFloat(v, 'g', 3, 64) + " %" }
 	return []Chart{
-		{Title: "Deployments per week", Kind: Bars, Labels: labels, Series: []Series{{Name: "deployments", Values: deploys}}},
+		{Title: "Deployments per week", Kind: Bars, Labels: labels, LabelName: "Week of", Series: []Series{{Name: "deployments", Values: deploys}}},
 		durationChart("Lead time for changes, median", labels, lead),
-		{Title: "Change failure rate", Kind: Bars, Labels: labels, Series: []Series{{Name: "failure rate", Values: cfr}}, Format: percent},
+		{Title: "Change failure rate", Kind: Bars, Labels: labels, LabelName: "Week of", Series: []Series{{Name: "failure rate", Values: cfr}}, Format: percent},
 		durationChart("Time to restore, median", labels, restore),
 	}
 }
@@ -174,6 +174,6 @@ func durationChart(title string, labels []string, secs []float64) Chart {
 	for i, v := range secs {
 		vals[i] = v / div
 	}
-	return Chart{Title: title, Kind: Lines, Labels: labels, Series: []Series{{Name: "median", Values: vals}},
+	return Chart{Title: title, Kind: Lines, Labels: labels, LabelName: "Week of", Series: []Series{{Name: "median", Values: vals}},
 		Format: func(v float64) string { return strconv.FormatFloat(v, 'g', 3, 64) + " " + unit }}
 }

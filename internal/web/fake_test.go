@@ -31,6 +31,10 @@ type fakeAPI struct {
 
 var t0 = time.Date(2026, 11, 24, 9, 30, 0, 0, time.UTC)
 
+// testNow is the portal's clock in the tests: the fake's events happened
+// 3 h 12 min before it, and prod's soak ends 58 min after it.
+var testNow = t0.Add(3*time.Hour + 12*time.Minute)
+
 var fakeUsers = map[string]api.Me{
 	"tok-marco": {User: "marco", Teams: []api.Membership{{Team: "bookings", Role: "developer"}}},
 	"tok-sofia": {User: "sofia", Teams: []api.Membership{{Team: "bookings", Role: "approver"}}},
@@ -123,11 +127,13 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			Notes: json.RawMessage(`{"commits":[{"sha":"9a8b7c6d5e4f","author":"Marco","subject":"api: faster search"}]}`), Emergency: "INC-4711: bookings fail with <500>"}}})
 	case strings.HasSuffix(p, "/preview"):
 		writeFake(w, 200, api.Preview{Action: r.URL.Query().Get("action"),
-			Target:   api.Target{App: "api", Env: "prod", From: "preprod", Revision: "9a8b7c6d5e4f30219a8b7c6d", Artifact: "sha256:" + strings.Repeat("cd34", 16)},
-			Change:   &plan.Change{Action: plan.Update, App: "api", Env: "prod", Fields: []plan.Field{{Path: "artifact", Old: "sha256:ab12", New: "sha256:cd34"}}},
-			Gates:    gate.Result{Blocks: []gate.Block{{Gate: "approvals", Reason: "0 of 1 approvals"}}},
+			Target: api.Target{App: "api", Env: "prod", From: "preprod", Revision: "9a8b7c6d5e4f30219a8b7c6d", Artifact: "sha256:" + strings.Repeat("cd34", 16)},
+			Change: &plan.Change{Action: plan.Update, App: "api", Env: "prod", Fields: []plan.Field{{Path: "artifact", Old: "sha256:ab12", New: "sha256:cd34"}}},
+			Gates: gate.Result{Blocks: []gate.Block{{Gate: "approvals", Reason: "0 of 1 approvals"},
+				{Gate: "soak", Reason: "preprod has run it healthy for 2m of 1h", Opens: testNow.Add(58*time.Minute + 42*time.Second)}}},
 			Verdicts: policy.Verdicts{{Policy: "prod-replicas", Severity: spec.SeverityDeny, Allowed: true}},
-			Allowed:  me.User == "sofia", Blocked: true, Reason: "approvals: 0 of 1 approvals"})
+			// The reason as the API words it, which the pages do not repeat.
+			Allowed: me.User == "sofia", Blocked: true, Reason: "api to prod is blocked: approvals: 0 of 1 approvals; soak: preprod has run it healthy for 2m of 1h (opens 2026-11-24T13:40:42Z)"})
 	case strings.HasSuffix(p, "/approvals"):
 		writeFake(w, 200, map[string]any{"artifact": "sha256:cd34", "items": []api.Approval{}})
 	case p == "/api/v1/revisions":
@@ -159,6 +165,9 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				LeadTimeP50: float64(i+1) * 3600, TimeToRestoreP50: float64(i%2) * 1200}})
 		}
 		writeFake(w, 200, series)
+	case f.noCosts && p == "/api/v1/costs/anomalies":
+		// As the cost service answers before any import: no range at all.
+		writeFake(w, 200, cost.AnomalyReport{Anomalies: []cost.Anomaly{}})
 	case f.noCosts && strings.HasPrefix(p, "/api/v1/costs/"):
 		writeFake(w, http.StatusBadRequest, api.Error{Error: api.ErrorBody{Code: "bad_request", Message: "no cost data imported yet"}})
 	case p == "/api/v1/costs/report":

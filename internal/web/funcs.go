@@ -33,6 +33,7 @@ var funcs = template.FuncMap{
 	"asset":      asset,
 	"cellBody":   cellBody,
 	"matrixBody": matrixBody,
+	"blockers":   blockers,
 	// emergencyAction and detailReason mark emergency changes in the audit
 	// timeline, with the reason their record keeps.
 	"emergencyAction": func(action string) bool { return strings.HasSuffix(action, ".emergency") },
@@ -98,6 +99,65 @@ func when(t time.Time) string {
 		return "—"
 	}
 	return t.UTC().Format("2006-01-02 15:04 UTC")
+}
+
+// relTime says how far t is from now as a person would: "in 58 min",
+// "3 h 5 min ago"; a week or more away, the date itself. A deadline
+// (until) that has passed is "now": the gate it opens is open. relTime
+// has a twin in static/app.js, which keeps the words current on a page
+// left open; testdata/reltime.json holds the cases both must agree on.
+func relTime(t, now time.Time, until bool) string {
+	d := t.Sub(now)
+	if until && d <= 0 {
+		return "now"
+	}
+	future := d > 0
+	if !future {
+		d = -d
+	}
+	var s string
+	switch {
+	case d < time.Minute:
+		// An event a few seconds ahead is the clocks' drift, not the future.
+		if future && until {
+			return "in under a minute"
+		}
+		return "just now"
+	case d < time.Hour:
+		s = strconv.Itoa(int(d/time.Minute)) + " min"
+	case d < 24*time.Hour:
+		s = strconv.Itoa(int(d/time.Hour)) + " h"
+		if m := int(d%time.Hour) / int(time.Minute); m > 0 {
+			s += " " + strconv.Itoa(m) + " min"
+		}
+	case d < 7*24*time.Hour:
+		n := int(d / (24 * time.Hour))
+		s = strconv.Itoa(n) + " day"
+		if n > 1 {
+			s += "s"
+		}
+	default:
+		return when(t)
+	}
+	if future {
+		return "in " + s
+	}
+	return s + " ago"
+}
+
+// timeTag writes t as a <time> element: the words of relTime, the exact
+// time on hover, and the instant itself for the script that keeps the
+// words current. Zero is a dash.
+func timeTag(t, now time.Time, until bool) template.HTML {
+	if t.IsZero() {
+		return "—"
+	}
+	rel := "since"
+	if until {
+		rel = "until"
+	}
+	return template.HTML(`<time datetime="` + t.UTC().Format(time.RFC3339) + `" title="` + t.UTC().Format("2006-01-02 15:04:05 UTC") +
+		`" data-rel="` + rel + `">` + template.HTMLEscapeString(relTime(t, now, until)) + `</time>`)
 }
 
 // humanDuration writes a duration to two units: 3d4h, 2h05m, 4m10s, 12s.

@@ -28,7 +28,7 @@ func bigMatrix() (api.Platform, []api.App) {
 // BenchmarkMatrix measures the server-side render of the home page's
 // matrix, 1,000 apps × 4 environments, from API data already decoded.
 func BenchmarkMatrix(b *testing.B) {
-	p := &portal{log: slog.New(slog.NewTextHandler(io.Discard, nil)), pages: parsePages()}
+	p := &portal{log: slog.New(slog.NewTextHandler(io.Discard, nil)), pages: parsePages(time.Now)}
 	plat, apps := bigMatrix()
 	s := &session{me: fakeUsers["tok-sofia"]}
 	var out strings.Builder

@@ -39,6 +39,9 @@ type Config struct {
 	API    http.Handler
 	Auth   Authenticator
 	Logger *slog.Logger
+	// Now is the clock that pages write relative times against ("in 58
+	// min"); nil is time.Now. Tests set it.
+	Now func() time.Time
 }
 
 // CookieName holds the user's API token in the browser. It is HttpOnly
@@ -64,7 +67,10 @@ func New(cfg Config) http.Handler {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	p := &portal{cfg: cfg, log: cfg.Logger, pages: parsePages()}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	p := &portal{cfg: cfg, log: cfg.Logger, pages: parsePages(cfg.Now)}
 	mux := http.NewServeMux()
 	static, _ := fs.Sub(staticFS, "static")
 	mux.Handle("GET /static/", http.StripPrefix("/static/", cacheFor(30*24*time.Hour, http.FileServerFS(static))))
@@ -253,8 +259,16 @@ func (p *portal) render(w http.ResponseWriter, r *http.Request, status int, name
 }
 
 // parsePages parses every page with the layout it shares with the others.
-func parsePages() map[string]*template.Template {
-	base := template.Must(template.New("").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/parts.html"))
+// Times are written against now: "at" an event that happened, "until" a
+// deadline such as the opening of a gate; "now" is the page's own time,
+// from which the script tells how far the browser's clock is off.
+func parsePages(now func() time.Time) map[string]*template.Template {
+	clock := template.FuncMap{
+		"at":    func(t time.Time) template.HTML { return timeTag(t, now(), false) },
+		"until": func(t time.Time) template.HTML { return timeTag(t, now(), true) },
+		"now":   func() string { return now().UTC().Format(time.RFC3339) },
+	}
+	base := template.Must(template.New("").Funcs(funcs).Funcs(clock).ParseFS(templateFS, "templates/layout.html", "templates/parts.html"))
 	names, _ := fs.Glob(templateFS, "templates/*.html")
 	pages := map[string]*template.Template{}
 	for _, n := range names {

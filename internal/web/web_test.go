@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 )
 
 var assetVersion = regexp.MustCompile(`\?v=[0-9a-f]{12}`)
@@ -17,7 +18,7 @@ var assetVersion = regexp.MustCompile(`\?v=[0-9a-f]{12}`)
 func newTestPortal(t *testing.T) (*httptest.Server, *fakeAPI) {
 	t.Helper()
 	f := &fakeAPI{}
-	h := New(Config{API: f, Auth: fakeAuth{}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	h := New(Config{API: f, Auth: fakeAuth{}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Now: func() time.Time { return testNow }})
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	return srv, f
@@ -153,6 +154,9 @@ func TestCostsWithoutData(t *testing.T) {
 	resp, body := get(t, srv, "tok-marco", "/costs")
 	if resp.StatusCode != http.StatusOK || !strings.Contains(body, "No cost report: no cost data imported yet") {
 		t.Errorf("costs without data: %d\n%s", resp.StatusCode, body)
+	}
+	if strings.Contains(body, "1970") || !strings.Contains(body, "No anomaly: there is no cost data to look in yet.") {
+		t.Errorf("costs without data speak of anomalies as:\n%s", body)
 	}
 }
 

@@ -188,7 +188,8 @@ func TestCellsDrawnAlike(t *testing.T) {
 		page.items.forEach(function (app) {
 			app.envs.forEach(function (c) {
 				var served = document.querySelector('[data-cell="' + app.name + '/' + c.env + '"] a');
-				div.innerHTML = window.socle.cellBody(c);
+				// The link starts with whose cell it is, for screen readers.
+				div.innerHTML = '<span class="sr where">' + app.name + ' in ' + c.env + ': </span>' + window.socle.cellBody(c);
 				if (!served) out.push(app.name + "/" + c.env + ": not on the page");
 				else if (served.innerHTML !== div.innerHTML) out.push(app.name + "/" + c.env + ":\n served " + served.innerHTML + "\n script " + div.innerHTML);
 			});
@@ -215,7 +216,7 @@ func TestCellsDrawnAlike(t *testing.T) {
 	// that is out of date is drawn anew.
 	sel := cellSel("api", "dev") + " a"
 	want := b.text(sel)
-	eval[bool](b, fmt.Sprintf(`document.querySelector(%q).textContent = "stale"; window.socle.redrawAll(); true`, sel))
+	eval[bool](b, fmt.Sprintf(`document.querySelector(%q).lastChild.textContent = "stale"; window.socle.redrawAll(); true`, sel))
 	b.waitJS("the stale cell redrawn", fmt.Sprintf(`document.querySelector(%q).innerText === %q`, sel, want), 30*time.Second)
 }
 
@@ -227,6 +228,15 @@ func TestLiveLogs(t *testing.T) {
 	marco.open("/apps/api")
 	marco.do("opening the logs", chromedp.Click("#env-dev details.logs summary"))
 	marco.waitJS("log lines", `document.querySelector("#env-dev pre.log").textContent.indexOf("listening on") >= 0`, time.Minute)
+	// A live region would read every new line aloud, forever: the log
+	// follows quietly and can be scrolled from the keyboard.
+	if live := eval[string](marco, `(function () { var pre = document.querySelector("#env-dev pre.log"), r = pre.closest("[aria-live], [role=log], [role=status], [role=alert]");
+		return r ? r.outerHTML.slice(0, 120) : ""; })()`); live != "" {
+		t.Errorf("the live log is a live region: %s", live)
+	}
+	if ti := eval[int](marco, `document.querySelector("#env-dev pre.log").tabIndex`); ti != 0 {
+		t.Errorf("the log cannot be reached from the keyboard to scroll it (tabIndex %d)", ti)
+	}
 	marco.shot("app-logs")
 }
 
@@ -275,6 +285,13 @@ func TestPages(t *testing.T) {
 	lena.open("/dora")
 	if n := eval[int](lena, `document.querySelectorAll("svg.chart").length`); n != 4 {
 		t.Errorf("the DORA page has %d charts, want 4", n)
+	}
+	// Each chart has its figures as a table too, a row per week.
+	if missing := eval[string](lena, `Array.from(document.querySelectorAll("figure")).filter(function (f) {
+		var table = f.querySelector("table");
+		return !f.querySelector("svg.chart") || !table || table.tBodies[0].rows.length === 0 || !table.caption;
+	}).map(function (f) { return (f.querySelector("svg") || f).getAttribute("aria-label") || "a figure"; }).join(", ")`); missing != "" {
+		t.Errorf("DORA charts without a table of their figures: %s", missing)
 	}
 	lena.open("/costs")
 	if n := eval[int](lena, `document.querySelectorAll("svg.chart").length`); n < 2 {

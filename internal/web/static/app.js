@@ -1,6 +1,7 @@
 // socle's portal script: live matrix cells and logs over server-sent
-// events, the app filter and its "/" key, filters that apply on change.
-// Every page works without it; it only keeps pages current.
+// events, relative times kept current, the app filter and its "/" key,
+// filters that apply when picked with a pointer. Every page works without
+// it; it only keeps pages current.
 (function () {
   "use strict";
 
@@ -78,7 +79,10 @@
     document.querySelectorAll("[data-cell]").forEach(function (el) {
       if (el.getAttribute("data-cell") !== key) return;
       var target = el.tagName === "TD" ? (el.querySelector("a") || el) : el;
-      var html = cellBody(c), probe = document.createElement("span");
+      // A matrix cell's link starts with whose cell it is, for screen
+      // readers (matrixBody in cell.go): it stays.
+      var where = target.firstElementChild && target.firstElementChild.classList.contains("where") ? target.firstElementChild.outerHTML : "";
+      var html = where + cellBody(c), probe = document.createElement("span");
       probe.innerHTML = html;
       if (quiet && probe.innerHTML === target.innerHTML) return;
       target.innerHTML = html;
@@ -102,8 +106,78 @@
       .catch(function () { /* the next reconnection tries again */ });
   }
 
+  // relTime is the twin of relTime in funcs.go (internal/web/testdata/
+  // reltime.json holds the cases both must agree on); t and now are
+  // milliseconds.
+  function relTime(t, now, until) {
+    var d = t - now, min = 60000, hour = 60 * min, day = 24 * hour, s;
+    if (until && d <= 0) return "now";
+    var future = d > 0;
+    if (!future) d = -d;
+    if (d < min) return future && until ? "in under a minute" : "just now"; // an event seconds ahead: clock drift
+    if (d < hour) s = Math.floor(d / min) + " min";
+    else if (d < day) {
+      s = Math.floor(d / hour) + " h";
+      var m = Math.floor((d % hour) / min);
+      if (m > 0) s += " " + m + " min";
+    } else if (d < 7 * day) {
+      var n = Math.floor(d / day);
+      s = n + " day" + (n > 1 ? "s" : "");
+    } else {
+      var iso = new Date(t).toISOString(); // the twin of when in funcs.go
+      return iso.slice(0, 10) + " " + iso.slice(11, 16) + " UTC";
+    }
+    return future ? "in " + s : s + " ago";
+  }
+
+  // The page says the server's time when it was written: relative times
+  // are reckoned on the server's clock, even where the browser's is off.
+  var skew = 0;
+  function clock() { return Date.now() + skew; }
+
+  // refreshTimes writes every relative time again as of now (ms): on a
+  // page left open, "in 58 min" becomes "in 57 min", then "now".
+  function refreshTimes(now) {
+    document.querySelectorAll("time[data-rel]").forEach(function (el) {
+      var t = Date.parse(el.getAttribute("datetime"));
+      if (isNaN(t)) return;
+      var text = relTime(t, now, el.getAttribute("data-rel") === "until");
+      if (el.textContent !== text) el.textContent = text;
+    });
+  }
+
+  function times() {
+    var served = Date.parse(document.body.getAttribute("data-now") || "");
+    if (!isNaN(served)) skew = served - Date.now();
+    if (!document.querySelector("time[data-rel]")) return;
+    setInterval(function () { refreshTimes(clock()); }, 15000);
+    document.addEventListener("visibilitychange", function () {
+      if (!document.hidden) refreshTimes(clock());
+    });
+  }
+
+  // A cell reached with Tab is scrolled clear of the matrix's sticky App
+  // column and header row, which would otherwise cover it and its focus
+  // ring: the browser scrolls it only to the edge of the box.
+  function focusInSight() {
+    var box = document.querySelector(".scroll");
+    if (!box) return;
+    box.addEventListener("focusin", function (e) {
+      var cell = e.target.closest("td");
+      if (!cell) return;
+      var b = box.getBoundingClientRect(), r = cell.getBoundingClientRect();
+      var head = box.querySelector("thead"), side = box.querySelector("tbody th");
+      var left = b.left + box.clientLeft + (side ? side.offsetWidth : 0), right = b.left + box.clientLeft + box.clientWidth;
+      var top = b.top + box.clientTop + (head ? head.offsetHeight : 0), bottom = b.top + box.clientTop + box.clientHeight;
+      if (r.left < left) box.scrollLeft -= left - r.left;
+      else if (r.right > right) box.scrollLeft += Math.min(r.right - right, r.left - left);
+      if (r.top < top) box.scrollTop -= top - r.top;
+      else if (r.bottom > bottom) box.scrollTop += Math.min(r.bottom - bottom, r.top - top);
+    });
+  }
+
   // For the browser tests, which check these against the server's pages.
-  window.socle = { cellBody: cellBody, redrawAll: redrawAll };
+  window.socle = { cellBody: cellBody, redrawAll: redrawAll, relTime: relTime, refreshTimes: refreshTimes };
 
   function live() {
     if (!document.querySelector("[data-live]") || !window.EventSource) return;
@@ -166,8 +240,15 @@
         if (count) count.textContent = n;
       });
     }
+    // An option picked with a pointer applies at once. With the keyboard,
+    // the arrow keys walk through the options, each one a change: applying
+    // each would reload the page under the user's fingers (WCAG 3.2.2), so
+    // the Filter button applies a choice made with keys.
     document.querySelectorAll("select[data-autosubmit]").forEach(function (s) {
-      s.addEventListener("change", function () { s.form.submit(); });
+      var pointer = false;
+      s.addEventListener("pointerdown", function () { pointer = true; });
+      s.addEventListener("keydown", function () { pointer = false; });
+      s.addEventListener("change", function () { if (pointer) s.form.submit(); });
     });
     var slash = false; // the "/" that focused the filter must not be typed in it
     document.addEventListener("keydown", function (e) {
@@ -190,5 +271,7 @@
     live();
     logs();
     filters();
+    times();
+    focusInSight();
   });
 })();
