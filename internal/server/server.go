@@ -25,6 +25,7 @@ import (
 	"github.com/socle-dev/socle/internal/artifact/registry"
 	"github.com/socle-dev/socle/internal/auth"
 	"github.com/socle-dev/socle/internal/cost"
+	"github.com/socle-dev/socle/internal/lease"
 	"github.com/socle-dev/socle/internal/notify"
 
 	"github.com/socle-dev/socle/internal/plan"
@@ -79,6 +80,7 @@ const DBFile = "socle.db"
 type Server struct {
 	cfg     Config
 	log     *slog.Logger
+	lease   lease.Lease // the platform's: this process alone serves the data directory
 	store   store.Store
 	db      *sqlite.DB // under store: its file is checked for readiness
 	unready atomic.Bool
@@ -131,17 +133,26 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("data directory: %w", err)
 	}
 	cfg.Data = data
+	// One socle per data directory: a second one would run every app
+	// twice and write the same store. The lease is the kernel's lock, which
+	// a crash releases.
+	le, err := platformLease(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
 	db, st, secret, err := openStore(ctx, cfg.Data)
 	if err != nil {
+		le.Release()
 		return nil, fmt.Errorf("opening the store: %w", err)
 	}
 	sum := sha256.Sum256([]byte(cfg.Repo))
 	repo, err := source.Open(ctx, source.Options{URL: cfg.Repo, Branch: cfg.Branch, Dir: filepath.Join(cfg.Data, "git", hex.EncodeToString(sum[:8]))})
 	if err != nil {
 		st.Close()
+		le.Release()
 		return nil, fmt.Errorf("opening the platform repository: %w", err)
 	}
-	s := &Server{cfg: cfg, store: st, db: db, repo: repo, pinned: map[string]*spec.Repo{}, metrics: prometheus.NewRegistry(),
+	s := &Server{cfg: cfg, lease: le, store: st, db: db, repo: repo, pinned: map[string]*spec.Repo{}, metrics: prometheus.NewRegistry(),
 		replanc: make(chan struct{}, 1), rewait: make(chan struct{}, 1), clock: cfg.Clock}
 	if s.clock == nil {
 		s.clock = realClock{}
@@ -271,6 +282,22 @@ func (s *Server) closeAll() {
 		s.driver.Close()
 	}
 	s.store.Close()
+	s.lease.Release()
+}
+
+// platformLease takes the platform's lease of the data directory, or says
+// which process holds it.
+func platformLease(ctx context.Context, cfg Config) (lease.Lease, error) {
+	host, _ := os.Hostname()
+	le, err := (&lease.File{Dir: cfg.Data}).TryAcquire(ctx, lease.Platform, lease.Holder{PID: os.Getpid(), Host: host, Addr: cfg.Addr})
+	var held *lease.HeldError
+	if errors.As(err, &held) {
+		return nil, fmt.Errorf("the data directory %s is in use by another socle (%s): stop it, or give this one a data directory of its own (--data)", cfg.Data, held.Holder)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("taking the data directory's lease: %w", err)
+	}
+	return le, nil
 }
 
 // dataSecret returns the data directory's secret, created on first use; it
@@ -377,6 +404,7 @@ func (s *Server) Run(ctx context.Context) error {
 	if cerr := s.store.Close(); err == nil {
 		err = cerr
 	}
+	s.lease.Release() // last: nothing of this process writes the data directory any more
 	return err
 }
 

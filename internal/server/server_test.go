@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -419,4 +420,29 @@ func TestDeletedDatabaseMakesUnready(t *testing.T) {
 	if code, _ := ready(); code != http.StatusServiceUnavailable {
 		t.Errorf("/readyz later: %d, want still 503", code)
 	}
+}
+
+// TestOneServerPerDataDirectory: a second socle on a data directory that
+// one serves refuses to start, names the one that holds it, and touches
+// nothing of it; once the first stops, a new one starts there.
+func TestOneServerPerDataDirectory(t *testing.T) {
+	t.Parallel()
+	repo, data := gitRepo(t), t.TempDir()
+	first := start(t, repo, data)
+	_, err := New(context.Background(), Config{Repo: repo, Data: data, Addr: "127.0.0.1:7999", Logger: slog.New(slog.DiscardHandler)})
+	if err == nil {
+		t.Fatal("a second server started on the same data directory")
+	}
+	for _, want := range []string{data + " is in use by another socle", fmt.Sprintf("pid %d", os.Getpid()), "API on 127.0.0.1:0"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("the refusal %q does not say %q", err, want)
+		}
+	}
+	// The first one still serves.
+	if resp := first.get(t, "/api/v1/status"); resp.StatusCode != http.StatusOK {
+		t.Errorf("the first server answers %s after the second was refused", resp.Status)
+	}
+	first.stop()
+	again := start(t, repo, data)
+	again.stop()
 }
