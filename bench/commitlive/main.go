@@ -933,7 +933,7 @@ type logLine struct {
 
 var (
 	upLine   = regexp.MustCompile(`socle is up on (http://\S+)`)
-	appsLine = regexp.MustCompile(`localhost:(\d+) \(e\.g\.`)
+	appsLine = regexp.MustCompile(`^  apps +.*\.localhost:(\d+)`)
 )
 
 func startSocle(ctx context.Context, bin, repo, data, logPath string) (*socle, error) {

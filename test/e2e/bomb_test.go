@@ -167,7 +167,11 @@ func TestValidateAliasBomb(t *testing.T) {
 	if code != 1 || !strings.Contains(out, "apps/web/score.yaml:") || !strings.Contains(out, "aliases expand the file past") {
 		t.Errorf("exit code %d, output:\n%s", code, out)
 	}
-	if rss > 100<<20 {
-		t.Errorf("socle validate's peak RSS is %d MB, want under 100", rss>>20)
+	// The bomb must cost next to nothing beyond reading the platform: the
+	// peak of the clean run varies with the machine's load (when the
+	// collector runs), so the bound is relative to it, under the 200 MB the
+	// issue sets for the server.
+	if rss > 200<<20 || rss > clean+64<<20 {
+		t.Errorf("socle validate's peak RSS is %d MB (%d MB on the demo platform alone), want under 200 MB and within 64 MB of the demo's", rss>>20, clean>>20)
 	}
 }

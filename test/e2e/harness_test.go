@@ -238,7 +238,7 @@ var apiClient = &http.Client{Timeout: 10 * time.Second, Transport: apitest.Watch
 
 var (
 	upLine   = regexp.MustCompile(`socle is up on (http://\S+)`)
-	appsLine = regexp.MustCompile(`localhost:(\d+) \(e\.g\.`)
+	appsLine = regexp.MustCompile(`^  apps +.*\.localhost:(\d+)`)
 )
 
 // start runs socle up on repo with its data in data; extra flags follow.
