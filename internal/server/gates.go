@@ -131,16 +131,20 @@ func (s *Server) recheckGates(ctx context.Context) {
 		case <-opens:
 		case <-s.replanc:
 		}
+		// The revision in force is read under planMu: read before, it may
+		// be replaced by a new commit planned meanwhile, and planning the
+		// older one again would put it back in force.
+		s.planMu.Lock()
 		s.mu.Lock()
 		waiting, good := len(s.status.Blocked) > 0, s.status.LastGood
 		s.mu.Unlock()
 		if !waiting || good == nil {
+			s.planMu.Unlock()
 			continue
 		}
 		s.opensMu.Lock()
 		s.nextOpen = time.Time{}
 		s.opensMu.Unlock()
-		s.planMu.Lock()
 		s.planRevision(ctx, *good, true)
 		s.planMu.Unlock()
 	}
