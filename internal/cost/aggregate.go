@@ -3,46 +3,8 @@ package cost
 import (
 	"cmp"
 	"fmt"
-	"math"
 	"slices"
 )
-
-// ksum is a Neumaier compensated sum: adding a million small costs to a
-// large one loses nothing that float64 can hold, so totals match an exact
-// decimal computation far below a billionth.
-type ksum struct{ s, c float64 }
-
-func (k *ksum) add(x float64) {
-	t := k.s + x
-	if math.Abs(k.s) >= math.Abs(x) {
-		k.c += (k.s - t) + x
-	} else {
-		k.c += (x - t) + k.s
-	}
-	k.s = t
-}
-
-func (k ksum) value() float64 { return k.s + k.c }
-
-type ksums struct{ billed, effective, list ksum }
-
-func (k *ksums) add(a Amounts) {
-	k.billed.add(a.Billed)
-	k.effective.add(a.Effective)
-	k.list.add(a.List)
-}
-
-// addSums adds the sums of o, keeping both compensations.
-func (k *ksums) addSums(o *ksums) {
-	for _, p := range [...][2]*ksum{{&k.billed, &o.billed}, {&k.effective, &o.effective}, {&k.list, &o.list}} {
-		p[0].add(p[1].s)
-		p[0].add(p[1].c)
-	}
-}
-
-func (k *ksums) amounts() Amounts {
-	return Amounts{Billed: k.billed.value(), Effective: k.effective.value(), List: k.list.value()}
-}
 
 // bucketKey identifies a daily aggregate while reading: every string is an
 // index into the aggregator's dictionary, so the key hashes as 60 bytes.
@@ -71,7 +33,7 @@ type covKey struct {
 
 type covSums struct {
 	charges int64
-	ksums
+	Amounts
 }
 
 // filePeriod is a (file, source, billing period).
@@ -101,7 +63,7 @@ type aggregator struct {
 
 	sources map[[2]uint32]uint32 // (provider, billing account) → source name
 	buckets map[bucketKey]int32
-	sums    []ksums
+	sums    []Amounts
 	cov     map[covKey]*covSums
 	charges map[filePeriod]int64
 	// joined is, after periods, the view each file's charges were counted
@@ -149,7 +111,8 @@ func (g *aggregator) internString(s string) uint32 {
 	return id
 }
 
-// add folds one charge in. It fails only on tags that do not parse.
+// add folds one charge in. It fails on tags that do not parse, and on
+// sums out of range, leaving nothing of the charge behind.
 func (g *aggregator) add(c *charge) error {
 	al, err := g.allocation(c)
 	if err != nil {
@@ -180,18 +143,21 @@ func (g *aggregator) add(c *charge) error {
 	if !ok {
 		i = int32(len(g.sums))
 		g.buckets[k] = i
-		g.sums = append(g.sums, ksums{})
+		g.sums = append(g.sums, Amounts{})
 	}
-	g.sums[i].add(c.amounts)
-
 	ck := covKey{file: g.file, source: src, period: period, currency: k.currency, day: c.day, methods: al.methods}
 	cs := g.cov[ck]
 	if cs == nil {
 		cs = &covSums{}
 		g.cov[ck] = cs
 	}
+	// both sums or neither: a charge refused leaves nothing behind
+	bucket, cov := g.sums[i], cs.Amounts
+	if !bucket.addChecked(c.amounts) || !cov.addChecked(c.amounts) {
+		return errTooMuch
+	}
+	g.sums[i], cs.Amounts = bucket, cov
 	cs.charges++
-	cs.add(c.amounts)
 	g.charges[filePeriod{g.file, src, period}]++
 	return nil
 }
@@ -322,13 +288,15 @@ func (g *aggregator) periods(views []View, names []string) ([]Period, error) {
 		bucketKey
 		view View
 	}
-	merged := map[viewBucket]*ksums{}
+	merged := map[viewBucket]*Amounts{}
 	for k, i := range g.buckets {
 		_, v := get(filePeriod{k.file, k.source, k.period})
 		mk := viewBucket{k, v}
 		mk.file = 0
 		if s := merged[mk]; s != nil {
-			s.addSums(&g.sums[i])
+			if !s.addChecked(g.sums[i]) {
+				return nil, errTooMuch
+			}
 		} else {
 			merged[mk] = &g.sums[i]
 		}
@@ -341,7 +309,7 @@ func (g *aggregator) periods(views []View, names []string) ([]Period, error) {
 				Region: g.vals[k.region], Category: g.vals[k.category], Currency: g.vals[k.currency],
 				Team: g.vals[k.owner[oTeam]], App: g.vals[k.owner[oApp]], Env: g.vals[k.owner[oEnv]], Zone: g.vals[k.owner[oZone]],
 			},
-			Amounts: sums.amounts(),
+			Amounts: *sums,
 		})
 	}
 	type ck struct {
@@ -367,14 +335,16 @@ func (g *aggregator) periods(views []View, names []string) ([]Period, error) {
 				m[key] = s
 			}
 			s.charges += cs.charges
-			s.addSums(&cs.ksums)
+			if !s.addChecked(cs.Amounts) {
+				return nil, errTooMuch
+			}
 		}
 	}
 	out := make([]Period, 0, len(byPeriod))
 	for pk, p := range byPeriod {
 		for k, s := range covs[pk] {
 			p.Coverage = append(p.Coverage, Coverage{Day: k.day, Dim: k.dim, Method: k.method, Currency: k.currency,
-				Charges: s.charges, Amounts: s.amounts()})
+				Charges: s.charges, Amounts: s.Amounts})
 		}
 		SortCoverage(p.Coverage)
 		slices.SortFunc(p.Rows, func(a, b Row) int { return compareKeys(&a.Key, &b.Key) })

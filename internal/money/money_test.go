@@ -381,6 +381,19 @@ func TestJSON(t *testing.T) {
 	if err := sc.Scan(int64(7)); err != nil || sc.String() != "7" {
 		t.Errorf("Scan integer: %s %v", sc, err)
 	}
+	// a sum past MaxUnits reads back from JSON and from the database
+	huge := MustParse("999999999999999999").Add(MustParse("999999999999999999.5"))
+	js, _ := json.Marshal(huge)
+	var back Amount
+	if err := json.Unmarshal(js, &back); err != nil || back != huge {
+		t.Errorf("JSON of %s: %s, %v", huge, back, err)
+	}
+	if err := sc.Scan(huge.String()); err != nil || sc != huge {
+		t.Errorf("Scan of %s: %s, %v", huge, sc, err)
+	}
+	if err := sc.Scan("1" + strings.Repeat("0", 27)); !errors.Is(err, ErrOverflow) {
+		t.Errorf("Scan of 10²⁷: %v", err)
+	}
 	if err := sc.Scan(1.5); err == nil {
 		t.Error("Scan accepted a float")
 	}

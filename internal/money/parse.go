@@ -25,8 +25,11 @@ func Parse(s string) (Amount, error) {
 }
 
 // ParseBytes is Parse of a byte slice; it does not allocate unless it fails.
-func ParseBytes(b []byte) (Amount, error) {
-	a, err := parse(b)
+func ParseBytes(b []byte) (Amount, error) { return parseWithin(b, maxPico) }
+
+// parseWithin parses b, refusing magnitudes of limit pico-units or more.
+func parseWithin(b []byte, limit u128) (Amount, error) {
+	a, err := parse(b, limit)
 	if err != nil {
 		return Amount{}, fmt.Errorf("%q is %w", quoteable(b), err)
 	}
@@ -41,7 +44,7 @@ func quoteable(b []byte) string {
 	return string(b)
 }
 
-func parse(b []byte) (Amount, error) {
+func parse(b []byte, limit u128) (Amount, error) {
 	i := 0
 	neg := false
 	if i < len(b) && (b[i] == '+' || b[i] == '-') {
@@ -105,7 +108,7 @@ func parse(b []byte) (Amount, error) {
 			d = d*10 + uint64(c-'0')
 		}
 		m, ok := u128{0, d}.mulAdd(pow10[shift], 0)
-		if !ok || !m.less(maxPico) {
+		if !ok || !m.less(limit) {
 			return Amount{}, ErrOverflow
 		}
 		return m.signed(neg), nil
@@ -123,13 +126,13 @@ func parse(b []byte) (Amount, error) {
 	var m u128
 	var ok bool
 	for k := 0; k < keep; k++ {
-		if m, ok = m.mulAdd(10, uint64(digit(k)-'0')); !ok || !m.less(maxPico) {
+		if m, ok = m.mulAdd(10, uint64(digit(k)-'0')); !ok || !m.less(limit) {
 			return Amount{}, ErrOverflow
 		}
 	}
 	if shift > 0 && !m.isZero() {
 		for range shift {
-			if m, ok = m.mulAdd(10, 0); !ok || !m.less(maxPico) {
+			if m, ok = m.mulAdd(10, 0); !ok || !m.less(limit) {
 				return Amount{}, ErrOverflow
 			}
 		}
@@ -150,7 +153,7 @@ func parse(b []byte) (Amount, error) {
 			first, sticky = '0', sticky || first != '0'
 		}
 		if first > '5' || first == '5' && (sticky || m.lo&1 == 1) {
-			if m, _ = m.mulAdd(1, 1); !m.less(maxPico) {
+			if m, _ = m.mulAdd(1, 1); !m.less(limit) {
 				return Amount{}, ErrOverflow
 			}
 		}
@@ -158,11 +161,14 @@ func parse(b []byte) (Amount, error) {
 	return m.signed(neg), nil
 }
 
-// maxPico is MaxUnits in pico-units.
-var maxPico = func() u128 {
-	m, _ := u128{0, MaxUnits}.mulAdd(unit, 0)
-	return m
-}()
+// maxPico is MaxUnits in pico-units; anyPico bounds every Amount.
+var (
+	maxPico = func() u128 {
+		m, _ := u128{0, MaxUnits}.mulAdd(unit, 0)
+		return m
+	}()
+	anyPico = u128{1 << 63, 0}
+)
 
 func isDigit(c byte) bool { return c >= '0' && c <= '9' }
 
@@ -199,7 +205,8 @@ func (a Amount) MarshalJSON() ([]byte, error) {
 	return append(b, '"'), nil
 }
 
-// UnmarshalJSON reads a JSON string or number of decimal text, exactly.
+// UnmarshalJSON reads a JSON string or number of decimal text, exactly. It
+// reads any Amount MarshalJSON writes, sums past MaxUnits included.
 func (a *Amount) UnmarshalJSON(b []byte) error {
 	if string(b) == "null" {
 		return nil
@@ -207,7 +214,7 @@ func (a *Amount) UnmarshalJSON(b []byte) error {
 	if len(b) >= 2 && b[0] == '"' && b[len(b)-1] == '"' {
 		b = b[1 : len(b)-1]
 	}
-	v, err := ParseBytes(b)
+	v, err := parseWithin(b, anyPico)
 	if err != nil {
 		return fmt.Errorf("amount: %w", err)
 	}
@@ -218,9 +225,10 @@ func (a *Amount) UnmarshalJSON(b []byte) error {
 // MarshalText writes a as String does.
 func (a Amount) MarshalText() ([]byte, error) { return a.Append(nil), nil }
 
-// UnmarshalText reads a as Parse does.
+// UnmarshalText reads a as Parse does, but for the bound: it reads any
+// Amount MarshalText writes.
 func (a *Amount) UnmarshalText(b []byte) error {
-	v, err := ParseBytes(bytes.TrimSpace(b))
+	v, err := parseWithin(bytes.TrimSpace(b), anyPico)
 	if err != nil {
 		return fmt.Errorf("amount: %w", err)
 	}

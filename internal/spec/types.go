@@ -1,6 +1,8 @@
 package spec
 
 import (
+	"encoding/json"
+
 	"github.com/score-spec/score-go/types"
 )
 
@@ -471,8 +473,8 @@ type Budget struct {
 	App         string `json:"app,omitempty"`
 	Environment string `json:"environment,omitempty"`
 	Zone        string `json:"zone,omitempty"`
-	// Amount per calendar month.
-	Amount float64 `json:"amount" jsonschema:"required,exclusiveMinimum=0"`
+	// Amount per calendar month, in the budget's currency.
+	Amount json.Number `json:"amount" jsonschema:"required,type=number,exclusiveMinimum=0"` // decimal text, never a float: see cost.budgetAmount
 	// Currency of the amount; costs in other currencies are not counted against it.
 	Currency string `json:"currency" jsonschema:"required,pattern=^[A-Z]{3}$"`
 	// Thresholds in percent of the amount at which alerts fire (default 80, 100).
