@@ -39,10 +39,12 @@ type covSums struct {
 // filePeriod is a (file, source, billing period).
 type filePeriod struct{ file, source, period uint32 }
 
-// allocated is an allocation with its owners interned.
+// allocated is an allocation with its owners interned, and its weight
+// when a rule splits the charge.
 type allocated struct {
 	owner   [nOwner]uint32
 	methods [nOwner]Method
+	weight  uint64
 }
 
 // aggregator folds charges into daily buckets. Its memory grows with the
@@ -57,7 +59,7 @@ type aggregator struct {
 
 	// memo caches allocations by everything allocation looks at: most rows
 	// of an export repeat a few thousand combinations of tags and accounts.
-	memo    map[string]allocated
+	memo    map[string][]allocated
 	memoKey []byte
 	tagBuf  []tag
 
@@ -78,7 +80,7 @@ func newAggregator(a *Allocator) *aggregator {
 	g := &aggregator{
 		alloc:   a,
 		ids:     map[string]uint32{},
-		memo:    map[string]allocated{},
+		memo:    map[string][]allocated{},
 		sources: map[[2]uint32]uint32{},
 		buckets: map[bucketKey]int32{},
 		cov:     map[covKey]*covSums{},
@@ -111,10 +113,14 @@ func (g *aggregator) internString(s string) uint32 {
 	return id
 }
 
-// add folds one charge in. It fails on tags that do not parse, and on
-// sums out of range, leaving nothing of the charge behind.
+// add folds one charge in: into the bucket of its owners, or, split by a
+// rule, each share of each of its costs into the bucket of the share's
+// owners (money.Amount.Split: the shares add up to the charge exactly). A
+// split charge counts once in the coverage, under its first share. add
+// fails on tags that do not parse and on sums out of range; either fails
+// the whole batch.
 func (g *aggregator) add(c *charge) error {
-	al, err := g.allocation(c)
+	als, err := g.allocation(c)
 	if err != nil {
 		return err
 	}
@@ -137,34 +143,53 @@ func (g *aggregator) add(c *charge) error {
 		region:   g.intern(c.region),
 		category: g.intern(c.category),
 		currency: g.intern(c.currency),
-		owner:    al.owner,
 	}
+	ck := covKey{file: g.file, source: src, period: period, currency: k.currency, day: c.day}
+	g.charges[filePeriod{g.file, src, period}]++
+	if len(als) == 1 {
+		k.owner, ck.methods = als[0].owner, als[0].methods
+		return g.addTo(k, ck, c.amounts, true)
+	}
+	weights := make([]uint64, len(als))
+	for i, al := range als {
+		weights[i] = al.weight
+	}
+	billed, eff, list := c.amounts.Billed.Split(weights), c.amounts.Effective.Split(weights), c.amounts.List.Split(weights)
+	for i, al := range als {
+		k.owner, ck.methods = al.owner, al.methods
+		if err := g.addTo(k, ck, Amounts{billed[i], eff[i], list[i]}, i == 0); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// addTo adds amounts to a bucket and to a coverage sum, counting a charge
+// in the coverage or not.
+func (g *aggregator) addTo(k bucketKey, ck covKey, a Amounts, count bool) error {
 	i, ok := g.buckets[k]
 	if !ok {
 		i = int32(len(g.sums))
 		g.buckets[k] = i
 		g.sums = append(g.sums, Amounts{})
 	}
-	ck := covKey{file: g.file, source: src, period: period, currency: k.currency, day: c.day, methods: al.methods}
 	cs := g.cov[ck]
 	if cs == nil {
 		cs = &covSums{}
 		g.cov[ck] = cs
 	}
-	// both sums or neither: a charge refused leaves nothing behind
-	bucket, cov := g.sums[i], cs.Amounts
-	if !bucket.addChecked(c.amounts) || !cov.addChecked(c.amounts) {
+	if !g.sums[i].addChecked(a) || !cs.addChecked(a) {
 		return errTooMuch
 	}
-	g.sums[i], cs.Amounts = bucket, cov
-	cs.charges++
-	g.charges[filePeriod{g.file, src, period}]++
+	if count {
+		cs.charges++
+	}
 	return nil
 }
 
-// allocation returns the interned owners of a charge, from the cache when
-// the same facts were seen before.
-func (g *aggregator) allocation(c *charge) (allocated, error) {
+// allocation returns the interned owners of a charge (one per share when
+// a rule splits it), from the cache when the same facts were seen before.
+func (g *aggregator) allocation(c *charge) ([]allocated, error) {
 	k := g.memoKey[:0]
 	for _, b := range [...][]byte{c.tags, c.tags2, c.provider, c.account, c.accountName, c.billingAccount,
 		c.subscription, c.resourceGroup, c.project, c.service, c.region} {
@@ -180,7 +205,7 @@ func (g *aggregator) allocation(c *charge) (allocated, error) {
 		tags, err = parseTags(c.tags2, tags)
 	}
 	if err != nil {
-		return allocated{}, err
+		return nil, err
 	}
 	g.tagBuf = tags
 	f := facts{
@@ -189,11 +214,14 @@ func (g *aggregator) allocation(c *charge) (allocated, error) {
 		resourceGroup: string(c.resourceGroup), project: string(c.project), service: string(c.service),
 		region: string(c.region), tags: tags,
 	}
-	a := g.alloc.allocate(&f)
-	var al allocated
-	for i := range nOwner {
-		al.owner[i] = g.internString(a.Owner[i])
-		al.methods[i] = a.Method[i]
+	as := g.alloc.allocate(&f)
+	al := make([]allocated, len(as))
+	for j, a := range as {
+		for i := range nOwner {
+			al[j].owner[i] = g.internString(a.Owner[i])
+			al[j].methods[i] = a.Method[i]
+		}
+		al[j].weight = a.Weight
 	}
 	if len(g.memo) >= maxMemo {
 		clear(g.memo)

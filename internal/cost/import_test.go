@@ -9,11 +9,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/socle-dev/socle/internal/cost"
 	"github.com/socle-dev/socle/internal/money"
+	"github.com/socle-dev/socle/internal/spec"
 )
 
 // groupTotals is billed and effective cost per "provider|service".
@@ -324,4 +326,72 @@ func TestImportResult(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkGolden(t, "import_result.json", res)
+}
+
+// TestSplitRuleSharesExactly splits the sample's Oracle charges among three
+// teams, 1:1:1, by a rule: no pico-unit is created or lost (the teams add
+// up to the costs split, exactly as the file's text adds up), each team
+// gets a third within a pico-unit a charge, and each charge counts once in
+// the coverage.
+func TestSplitRuleSharesExactly(t *testing.T) {
+	t.Parallel()
+	path := sample(t)
+	repo := testRepo()
+	repo.Platform.Costs.Rules = append([]spec.AllocationRule{{Name: "oracle-shared", Match: spec.AllocationMatch{Provider: "Oracle"},
+		Split: []spec.AllocationShare{{Team: "bookings", Weight: 1}, {Team: "data", Weight: 1}, {Team: "platform", Weight: 1}}}},
+		repo.Platform.Costs.Rules...)
+	s := newService(t, repo, mustTime("2024-10-05T00:00:00Z"))
+	ctx := context.Background()
+	if _, err := s.Import(ctx, []cost.File{{Path: path}}, cost.Replace); err != nil {
+		t.Fatal(err)
+	}
+	want := referenceTotals(t, path, "ProviderName")["Oracle|USD"]
+	var sum [2]money.Amount
+	teams := map[string][2]money.Amount{}
+	err := s.Store.Totals(ctx, cost.Query{By: []cost.Dim{cost.DimTeam}, Where: []cost.Cond{{Dim: cost.DimProvider, Values: []string{"Oracle"}}}},
+		func(tt cost.Total) error {
+			teams[tt.Keys[0]] = [2]money.Amount{tt.Billed, tt.Effective}
+			sum = [2]money.Amount{sum[0].Add(tt.Billed), sum[1].Add(tt.Effective)}
+			return nil
+		})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(teams) != 3 || sum != want {
+		t.Fatalf("the shares %v add up to %v, the file's Oracle costs to %v", teams, sum, want)
+	}
+	f, _ := os.Open(path)
+	recs, _ := csv.NewReader(f).ReadAll()
+	f.Close()
+	oracle := 0
+	for _, r := range recs[1:] {
+		if r[slices.Index(recs[0], "ProviderName")] == "Oracle" {
+			oracle++
+		}
+	}
+	third, _ := want[0].MulRat(big.NewRat(1, 3))
+	for team, v := range teams {
+		if d := v[0].Sub(third).Abs(); d.Cmp(money.FromPico(int64(oracle))) > 0 {
+			t.Errorf("%s has %s billed, a third is %s: off by more than a pico-unit for each of %d charges", team, v[0], third, oracle)
+		}
+	}
+	cov, err := s.Store.Coverage(ctx, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var charges int64
+	var covered money.Amount
+	for _, c := range cov {
+		if c.Dim == cost.DimTeam {
+			charges += c.Charges
+			covered = covered.Add(c.Billed)
+		}
+	}
+	if charges != 1000 {
+		t.Errorf("the team coverage counts %d charges, the file has 1000", charges)
+	}
+	total := referenceTotals(t, path)
+	if covered != total["USD"][0] {
+		t.Errorf("the team coverage adds up to %s billed, the file to %s", covered, total["USD"][0])
+	}
 }
