@@ -264,8 +264,8 @@ func appendTarget(p cost.Period, stored []storedPeriod) (*storedPeriod, error) {
 func priorOf(ctx context.Context, tx *sql.Tx, p cost.Period, st *storedPeriod) (cost.Prior, error) {
 	pr := cost.Prior{Source: p.Source, Period: p.Month, View: st.view, Charges: st.charges, Totals: []cost.Total{}}
 	totals, err := queryAll(ctx, tx, func(sc scanner) (t cost.Total, err error) {
-		return t, sc.Scan(&t.Currency, &t.Billed, &t.Effective, &t.List)
-	}, `SELECT currency, money_sum(billed_units, billed_pico), money_sum(effective_units, effective_pico), money_sum(list_units, list_pico)
+		return t, sc.Scan(&t.Currency, amountsOf{&t.Amounts})
+	}, `SELECT currency, money_sum(billed_units, billed_pico, effective_units, effective_pico, list_units, list_pico)
 		FROM cost_daily WHERE period_id = ? GROUP BY currency ORDER BY currency`, st.id)
 	if err != nil {
 		return pr, err
@@ -290,10 +290,16 @@ func priorOf(ctx context.Context, tx *sql.Tx, p cost.Period, st *storedPeriod) (
 	return pr, nil
 }
 
-// weightedSum is the exact sum of an amount's two columns, each
-// multiplied by its period's weight (0 or 1, so never out of range).
-func weightedSum(amount, weight string) string {
-	return "money_sum(" + amount + "_units * " + weight + ", " + amount + "_pico * " + weight + ")"
+// weightedSums is the exact sum of the three costs of table t, in one
+// money_sum, each column multiplied by its period's weight (0 or 1, so
+// never out of range): billed and list by billed_w, effective by
+// effective_w.
+func weightedSums(t string) string {
+	var args []string
+	for _, c := range [][2]string{{"billed", "billed_w"}, {"effective", "effective_w"}, {"list", "billed_w"}} {
+		args = append(args, t+"."+c[0]+"_units * p."+c[1], t+"."+c[0]+"_pico * p."+c[1])
+	}
+	return "money_sum(" + strings.Join(args, ", ") + ")"
 }
 
 // amountsArgs returns the six column values of a, for an INSERT.
@@ -394,8 +400,7 @@ func (s *CostStore) Totals(ctx context.Context, q cost.Query, fn func(cost.Total
 			args = append(args, v)
 		}
 	}
-	query := "SELECT " + strings.Join(append(sel, "d.currency", weightedSum("d.billed", "p.billed_w"), weightedSum("d.effective", "p.effective_w"),
-		weightedSum("d.list", "p.billed_w")), ", ") + " FROM " + table + " d JOIN cost_periods p ON p.id = d.period_id"
+	query := "SELECT " + strings.Join(append(sel, "d.currency", weightedSums("d")), ", ") + " FROM " + table + " d JOIN cost_periods p ON p.id = d.period_id"
 	if len(where) > 0 {
 		query += " WHERE " + strings.Join(where, " AND ")
 	}
@@ -407,12 +412,12 @@ func (s *CostStore) Totals(ctx context.Context, q cost.Query, fn func(cost.Total
 	defer rows.Close()
 	n := len(q.By)
 	keys := make([]string, n)
-	dest := make([]any, n+4)
+	dest := make([]any, n+2)
 	for i := range keys {
 		dest[i] = &keys[i]
 	}
 	var t cost.Total
-	dest[n], dest[n+1], dest[n+2], dest[n+3] = &t.Currency, &t.Billed, &t.Effective, &t.List
+	dest[n], dest[n+1] = &t.Currency, amountsOf{&t.Amounts}
 	for rows.Next() {
 		if err := rows.Scan(dest...); err != nil {
 			return fmt.Errorf("querying costs: %w", err)
@@ -455,8 +460,7 @@ func (s *CostStore) Coverage(ctx context.Context, from, to cost.Day) ([]cost.Cov
 		where = append(where, "c.day < ?")
 		args = append(args, to.String())
 	}
-	q := `SELECT c.dim, c.method, c.currency, sum(c.charges * p.billed_w), ` + weightedSum("c.billed", "p.billed_w") + `,
-			` + weightedSum("c.effective", "p.effective_w") + `, ` + weightedSum("c.list", "p.billed_w") + `
+	q := `SELECT c.dim, c.method, c.currency, sum(c.charges * p.billed_w), ` + weightedSums("c") + `
 		FROM cost_coverage c JOIN cost_periods p ON p.id = c.period_id`
 	if len(where) > 0 {
 		q += " WHERE " + strings.Join(where, " AND ")
@@ -469,7 +473,7 @@ func (s *CostStore) Coverage(ctx context.Context, from, to cost.Day) ([]cost.Cov
 	out := []cost.Coverage{}
 	for rows.Next() {
 		var c cost.Coverage
-		if err := rows.Scan(&c.Dim, &c.Method, &c.Currency, &c.Charges, &c.Billed, &c.Effective, &c.List); err != nil {
+		if err := rows.Scan(&c.Dim, &c.Method, &c.Currency, &c.Charges, amountsOf{&c.Amounts}); err != nil {
 			return nil, fmt.Errorf("reading cost coverage: %w", err)
 		}
 		out = append(out, c)
