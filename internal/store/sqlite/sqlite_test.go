@@ -457,6 +457,19 @@ func BenchmarkApplyDesired(b *testing.B) {
 	b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N*units), "µs/unit")
 }
 
+// openBefore opens path with the embedded migrations before version v:
+// a database as an older socle left it.
+func openBefore(t *testing.T, path string, v int) *DB {
+	t.Helper()
+	var before []migration
+	for _, m := range embedded(t) {
+		if m.version < v {
+			before = append(before, m)
+		}
+	}
+	return openWith(t, path, before)
+}
+
 // TestCostViewsMigrationKeepsCosts stores costs with the schema before
 // migration 0011, which rebuilds the cost tables: the costs, their
 // monthly sums and coverage are still there after it, the coverage on the
@@ -464,13 +477,7 @@ func BenchmarkApplyDesired(b *testing.B) {
 func TestCostViewsMigrationKeepsCosts(t *testing.T) {
 	ctx := t.Context()
 	path := filepath.Join(t.TempDir(), "socle.db")
-	var before []migration
-	for _, m := range embedded(t) {
-		if m.version < 11 {
-			before = append(before, m)
-		}
-	}
-	old := openWith(t, path, before)
+	old := openBefore(t, path, 11)
 	for _, q := range []string{
 		`INSERT INTO cost_imports (id, at, charges, files, periods) VALUES (1, 1, 3, '[{"name":"a.csv"}]', '["AWS:1 2024-09"]')`,
 		`INSERT INTO cost_import_files (import_id, sha256) VALUES (1, 'aaa')`,
@@ -531,13 +538,7 @@ func TestCostViewsMigrationKeepsCosts(t *testing.T) {
 func TestExactMoneyMigration(t *testing.T) {
 	ctx := t.Context()
 	path := filepath.Join(t.TempDir(), "socle.db")
-	var before []migration
-	for _, m := range embedded(t) {
-		if m.version < 12 {
-			before = append(before, m)
-		}
-	}
-	old := openWith(t, path, before)
+	old := openBefore(t, path, 12)
 	for _, q := range []string{
 		`INSERT INTO cost_imports (id, at, charges, files, periods) VALUES (1, 1, 3, '[{"name":"a.csv","sha256":"aaa"}]', '["AWS:1 2024-09"]')`,
 		`INSERT INTO cost_periods (id, source, period, view, charges, import_id) VALUES (7, 'AWS:1', '2024-09', '', 3, 1)`,
