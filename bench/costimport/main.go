@@ -23,7 +23,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"math"
+	"math/big"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -34,6 +34,7 @@ import (
 
 	"github.com/socle-dev/socle/bench/internal/peak"
 	"github.com/socle-dev/socle/internal/cost"
+	"github.com/socle-dev/socle/internal/money"
 	"github.com/socle-dev/socle/internal/spec"
 	"github.com/socle-dev/socle/internal/store/sqlite"
 )
@@ -179,8 +180,8 @@ type importResult struct {
 	Read, Store time.Duration
 	Aggregates  int
 	PeakKB      int64
-	// Totals per "provider|service|currency": billed, effective
-	Totals map[string][2]float64
+	// Totals per "provider|service|currency": billed, effective, exact
+	Totals map[string][2]money.Amount
 }
 
 // childImport imports one file into a fresh database, allocated by the
@@ -207,12 +208,12 @@ func childImport(file, db, repoDir string) error {
 	if _, err := st.ImportBatch(ctx, b, cost.Replace); err != nil {
 		return err
 	}
-	res := importResult{Read: read, Store: time.Since(start), Totals: map[string][2]float64{}}
+	res := importResult{Read: read, Store: time.Since(start), Totals: map[string][2]money.Amount{}}
 	for _, p := range b.Periods {
 		res.Aggregates += len(p.Rows)
 	}
 	err = st.Totals(ctx, cost.Query{By: []cost.Dim{cost.DimProvider, cost.DimService}}, func(t cost.Total) error {
-		res.Totals[t.Keys[0]+"|"+t.Keys[1]+"|"+t.Currency] = [2]float64{t.Billed, t.Effective}
+		res.Totals[t.Keys[0]+"|"+t.Keys[1]+"|"+t.Currency] = [2]money.Amount{t.Billed, t.Effective}
 		return nil
 	})
 	if err != nil {
@@ -223,7 +224,8 @@ func childImport(file, db, repoDir string) error {
 }
 
 // compareDuckDB runs the same daily aggregation in DuckDB and compares
-// totals per provider and service.
+// totals per provider and service: DuckDB's DECIMAL sums, written as text,
+// must equal socle's exactly.
 func compareDuckDB(dir, file string, im importResult) error {
 	script := filepath.Join(dir, "query.mjs")
 	if _, err := os.Stat(filepath.Join(dir, "node_modules", "@duckdb", "node-api")); err != nil {
@@ -237,7 +239,7 @@ func compareDuckDB(dir, file string, im importResult) error {
 		sum(CAST(ListCost AS DECIMAL(38,15))) AS list
 		FROM ` + src + ` GROUP BY ALL`
 	q := `WITH daily AS (` + daily + `) SELECT ProviderName AS provider, ServiceName AS service, BillingCurrency AS currency,
-		CAST(sum(billed) AS DOUBLE) AS billed, CAST(sum(effective) AS DOUBLE) AS effective, count(*) AS aggregates
+		CAST(sum(billed) AS VARCHAR) AS billed, CAST(sum(effective) AS VARCHAR) AS effective, count(*) AS aggregates
 		FROM daily GROUP BY ALL`
 	cmd := exec.Command("node", script, q)
 	cmd.Env = append(os.Environ(), "DUCKDB_THREADS=1")
@@ -251,7 +253,7 @@ func compareDuckDB(dir, file string, im importResult) error {
 	}
 	var rows []struct {
 		Provider, Service, Currency string
-		Billed, Effective           float64
+		Billed, Effective           money.Amount
 		Aggregates                  json.Number
 	}
 	if err := json.Unmarshal(out, &rows); err != nil {
@@ -261,20 +263,24 @@ func compareDuckDB(dir, file string, im importResult) error {
 	qms, _ := strconv.ParseFloat(ms, 64)
 	fmt.Println("DuckDB 1 thread, same file, same daily aggregation (exact DECIMAL sums)")
 	fmt.Printf("  query: %s (%s with node's start)\n", (time.Duration(qms * float64(time.Millisecond))).Round(time.Millisecond), wall.Round(time.Millisecond))
-	maxDiff := 0.0
+	var maxDiff money.Amount
 	for _, r := range rows {
 		got, ok := im.Totals[r.Provider+"|"+r.Service+"|"+r.Currency]
 		if !ok {
 			return fmt.Errorf("socle has no total for %s / %s", r.Provider, r.Service)
 		}
-		maxDiff = math.Max(maxDiff, math.Max(math.Abs(got[0]-r.Billed), math.Abs(got[1]-r.Effective)))
+		for _, d := range []money.Amount{got[0].Sub(r.Billed).Abs(), got[1].Sub(r.Effective).Abs()} {
+			if d.Cmp(maxDiff) > 0 {
+				maxDiff = d
+			}
+		}
 	}
 	if len(rows) != len(im.Totals) {
 		return fmt.Errorf("DuckDB has %d provider/service totals, socle %d", len(rows), len(im.Totals))
 	}
-	fmt.Printf("  per provider and service (%d groups): largest difference from socle %.3g (≤ 1e-9 required)\n\n", len(rows), maxDiff)
-	if maxDiff > 1e-9 {
-		return fmt.Errorf("totals differ by %g", maxDiff)
+	fmt.Printf("  per provider and service (%d groups): largest difference from socle %s (0 required: both are exact)\n\n", len(rows), maxDiff)
+	if !maxDiff.IsZero() {
+		return fmt.Errorf("totals differ by %s", maxDiff)
 	}
 	return nil
 }
@@ -294,6 +300,7 @@ func benchReport(dir string, n int) error {
 	envs := []string{"dev", "preprod", "prod"}
 	services := []string{"Amazon Elastic Compute Cloud", "Amazon Simple Storage Service", "Amazon Relational Database Service"}
 	first := cost.MonthOf(2024, time.January)
+	quarter := money.MustParse("0.25")
 	total := 0
 	start := time.Now()
 	for m := first; m < first+12; m++ {
@@ -301,12 +308,14 @@ func benchReport(dir string, n int) error {
 		for day := m.First(); day < m.End(); day++ {
 			for a := range n {
 				for e, env := range envs {
-					v := float64((a*7+e*3+int(day))%100) + 0.25
+					v := money.FromUnits(int64((a*7+e*3+int(day))%100)).Add(quarter)
+					eff, _ := v.MulRat(big.NewRat(9, 10))
+					list, _ := v.MulRat(big.NewRat(6, 5))
 					p.Rows = append(p.Rows, cost.Row{
 						Key: cost.Key{Day: day, Provider: "AWS", Account: fmt.Sprintf("acct-%d", e), Service: services[a%3],
 							Region: "eu-west-1", Category: "Usage", Currency: "EUR", Team: fmt.Sprintf("team-%03d", a%(n/10+1)),
 							App: fmt.Sprintf("app-%04d", a), Env: env, Zone: "apps"},
-						Amounts: cost.Amounts{Billed: v, Effective: v * 0.9, List: v * 1.2},
+						Amounts: cost.Amounts{Billed: v, Effective: eff, List: list},
 					})
 				}
 			}

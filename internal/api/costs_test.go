@@ -6,11 +6,13 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"io"
+	"math/big"
 	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -18,6 +20,7 @@ import (
 	"github.com/socle-dev/socle/internal/api"
 	"github.com/socle-dev/socle/internal/api/apitest"
 	"github.com/socle-dev/socle/internal/cost"
+	"github.com/socle-dev/socle/internal/money"
 	"github.com/socle-dev/socle/internal/spec"
 	"github.com/socle-dev/socle/internal/store/sqlite"
 )
@@ -31,7 +34,7 @@ func newCostServer(t *testing.T) *httptest.Server {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	repo := &spec.Repo{Budgets: &spec.Budgets{Budgets: []spec.Budget{{Name: "all", Amount: 10, Currency: "USD"}}}}
+	repo := &spec.Repo{Budgets: &spec.Budgets{Budgets: []spec.Budget{{Name: "all", Amount: "10", Currency: "USD"}}}}
 	svc := &cost.Service{
 		Store: sqlite.NewCostStore(db),
 		Repo:  func() *spec.Repo { return repo },
@@ -146,6 +149,60 @@ func TestCostAPI(t *testing.T) {
 	ex.Body.Close()
 	if err != nil || ex.Header.Get("Content-Type") != "text/csv; charset=utf-8" || len(recs) < 2 || recs[0][0] != "BillingAccountId" {
 		t.Errorf("export: %v %s %d records", err, ex.Header.Get("Content-Type"), len(recs))
+	}
+}
+
+// TestCostAmountsAreExactStrings: amounts are JSON strings of their exact
+// decimal (a JSON number loses digits past 2⁵³ in JavaScript, and the
+// sample's costs have 11 decimals), equal to the sum of the file's text
+// computed apart with math/big.
+func TestCostAmountsAreExactStrings(t *testing.T) {
+	srv := newCostServer(t)
+	if resp := upload(t, srv.URL, map[string]string{"focus.csv": sample}); resp.StatusCode != http.StatusCreated {
+		t.Fatalf("import: %s", resp.Status)
+	}
+	var rep struct {
+		Totals []map[string]any `json:"totals"`
+	}
+	getJSON(t, srv.URL+"/api/v1/costs/report?from=2024-01-01&to=2024-12-31", http.StatusOK, &rep)
+	f, err := os.Open(sample)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	recs, err := csv.NewReader(f).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	col := map[string]int{}
+	for i, h := range recs[0] {
+		col[h] = i
+	}
+	want := map[string]*big.Rat{}
+	for _, r := range recs[1:] {
+		cur := r[col["BillingCurrency"]]
+		if want[cur] == nil {
+			want[cur] = new(big.Rat)
+		}
+		v, ok := new(big.Rat).SetString(r[col["BilledCost"]])
+		if !ok {
+			t.Fatalf("BilledCost %q", r[col["BilledCost"]])
+		}
+		want[cur].Add(want[cur], v)
+	}
+	if len(rep.Totals) != len(want) {
+		t.Fatalf("totals %v, want currencies %v", rep.Totals, want)
+	}
+	pattern := regexp.MustCompile(money.Pattern)
+	for _, tot := range rep.Totals {
+		s, ok := tot["billed"].(string)
+		if !ok || !pattern.MatchString(s) {
+			t.Fatalf("billed is %T %v, want a decimal string", tot["billed"], tot["billed"])
+		}
+		got, _ := new(big.Rat).SetString(s)
+		if w := want[tot["currency"].(string)]; got.Cmp(w) != 0 {
+			t.Errorf("%s billed %s, the file sums to %s", tot["currency"], s, w.FloatString(11))
+		}
 	}
 }
 

@@ -49,14 +49,9 @@ says what it replaced: a restated month never adds to the old one (import --appe
 parts of a multi-part export instead). Azure's actual and amortized cost exports are two views
 of one period, never added. Exit code 1 for a file with bad rows (nothing of it is imported),
 2 for bad flags, 3 for anything else.`,
-		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
-			// replaces the root's check: reports also speak CSV
-			switch g.output {
-			case "text", "json", "csv":
-				return nil
-			}
-			return withCode(ExitUsage, fmt.Errorf("--output must be text, json or csv, not %q", g.output))
-		},
+		// reports also write CSV; the root's PersistentPreRun checks it and
+		// resolves the server and token, as for every command
+		Annotations: map[string]string{outputsAnnotation: "text,json,csv"},
 	}
 	cmd.PersistentFlags().StringVar(&o.data, "data", "", "work directly on this data directory instead of through the server")
 	cmd.PersistentFlags().StringVar(&o.repo, "repo", "", "the platform repository of --data (default: DIR/repo if it exists, else the current directory)")

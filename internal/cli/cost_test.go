@@ -19,6 +19,7 @@ import (
 	"github.com/socle-dev/socle/internal/api"
 	"github.com/socle-dev/socle/internal/cost"
 	"github.com/socle-dev/socle/internal/golden"
+	"github.com/socle-dev/socle/internal/money"
 	"github.com/socle-dev/socle/internal/spec"
 	"github.com/socle-dev/socle/internal/store/sqlite"
 )
@@ -35,6 +36,7 @@ func runCost(t *testing.T, server string, args ...string) (stdout, stderr string
 	root := &cobra.Command{Use: "socle", SilenceUsage: true, SilenceErrors: true}
 	root.PersistentFlags().StringVarP(&g.output, "output", "o", "text", "")
 	root.PersistentFlags().StringVar(&g.server, "server", server, "")
+	root.PersistentPreRunE = g.preRun
 	root.AddCommand(newCostCmd(g))
 	root.SetArgs(append([]string{"cost"}, args...))
 	root.SetOut(&o)
@@ -97,6 +99,20 @@ func TestCostOnDataDirectory(t *testing.T) {
 	var rep cost.Report
 	if err := json.Unmarshal([]byte(out), &rep); err != nil || len(rep.Rows) != 3 {
 		t.Errorf("report -o json: %v, %+v", err, rep)
+	}
+	// the export's amounts are exact decimals, no exponent, and add up to
+	// the report's total to the pico-unit
+	col := slices.Index(recs[0], "BilledCost")
+	var sum money.Amount
+	for _, r := range recs[1:] {
+		a, err := money.Parse(r[col])
+		if err != nil || strings.ContainsAny(r[col], "eE") {
+			t.Fatalf("export: BilledCost %q: %v", r[col], err)
+		}
+		sum = sum.Add(a)
+	}
+	if len(rep.Totals) != 1 || sum != rep.Totals[0].Billed {
+		t.Errorf("export: BilledCost adds up to %s, the report's total is %+v", sum, rep.Totals)
 	}
 }
 
@@ -264,14 +280,14 @@ func TestCostExampleSample(t *testing.T) {
 		t.Fatal(err)
 	}
 	seen := map[string]bool{}
-	var total, unallocated float64
+	var total, unallocated money.Amount
 	for _, r := range rep.Rows {
 		for _, d := range []cost.Dim{cost.DimTeam, cost.DimApp, cost.DimEnv} {
 			seen[string(d)+"="+r.Keys[d]] = true
 		}
-		total += r.Billed
+		total = total.Add(r.Billed)
 		if r.Keys[cost.DimTeam] == cost.Unallocated {
-			unallocated += r.Billed
+			unallocated = unallocated.Add(r.Billed)
 		}
 	}
 	for _, want := range []string{"team=bookings", "team=guest-experience", "team=platform", "app=api", "app=web", "app=worker",
@@ -280,7 +296,7 @@ func TestCostExampleSample(t *testing.T) {
 			t.Errorf("nothing allocated to %s", want)
 		}
 	}
-	if unallocated > total/10 {
+	if cost.Percent(unallocated, total) > 10 {
 		t.Errorf("%.2f of %.2f EUR allocated to no team", unallocated, total)
 	}
 	out, _, _ = runCost(t, "", "budgets", "-o", "json", "--data", data, "--repo", example)
@@ -291,11 +307,64 @@ func TestCostExampleSample(t *testing.T) {
 	status := map[string]string{}
 	for _, b := range bud.Budgets {
 		status[b.Name] = b.Status
-		if b.Actual == 0 || b.Currency != "EUR" || len(b.OtherCurrencies) > 0 {
+		if b.Actual.IsZero() || b.Currency != "EUR" || len(b.OtherCurrencies) > 0 {
 			t.Errorf("budget %s: %+v", b.Name, b)
 		}
 	}
 	if status["bookings-monthly"] != "warning" || status["sandbox-cap"] != "over" || status["prod-monthly"] != "ok" {
 		t.Errorf("budget states %v", status)
+	}
+}
+
+// TestCostResolvesServerAndToken: the cost commands find the server and
+// the token where every command does (SOCLE_SERVER and SOCLE_TOKEN, then
+// the file socle login writes), and --output is still checked. The cost
+// command once had a PersistentPreRun of its own, which cobra runs instead
+// of the root's: it spoke to the default server without a token.
+func TestCostResolvesServerAndToken(t *testing.T) {
+	db, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "socle.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	mux := http.NewServeMux()
+	api.Mount(mux, api.CostHandlers(&cost.Service{Store: sqlite.NewCostStore(db)}))
+	var seen []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seen = append(seen, r.Header.Get("Authorization"))
+		if r.Header.Get("Authorization") != "Bearer s3cret" {
+			http.Error(w, `{"error":{"code":"unauthorized","message":"no or a bad token"}}`, http.StatusUnauthorized)
+			return
+		}
+		mux.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+
+	check := func(how string) {
+		t.Helper()
+		seen = nil
+		out, errOut, code := run(t, "cost", "report", "--month", "2024-09", "-o", "json")
+		if code != ExitOK || len(seen) != 1 || !strings.Contains(out, `"from": "2024-09-01"`) {
+			t.Errorf("%s: exit %d, the server saw %q\nstdout:\n%s\nstderr:\n%s", how, code, seen, out, errOut)
+		}
+	}
+	t.Setenv("SOCLE_SERVER", srv.URL)
+	t.Setenv("SOCLE_TOKEN", "s3cret")
+	check("SOCLE_SERVER and SOCLE_TOKEN")
+
+	t.Setenv("SOCLE_SERVER", "")
+	t.Setenv("SOCLE_TOKEN", "")
+	cfg := filepath.Join(t.TempDir(), "config.json")
+	t.Setenv("SOCLE_CONFIG", cfg)
+	if err := os.WriteFile(cfg, []byte(`{"server": "`+srv.URL+`", "token": "s3cret"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	check("the login file")
+
+	if _, errOut, code := run(t, "cost", "report", "-o", "xml"); code != ExitUsage || !strings.Contains(errOut, "--output must be text, json or csv") {
+		t.Errorf("-o xml: exit %d, %s", code, errOut)
+	}
+	if _, errOut, code := run(t, "status", "-o", "csv"); code != ExitUsage || !strings.Contains(errOut, "--output must be text or json") {
+		t.Errorf("status -o csv: exit %d, %s", code, errOut)
 	}
 }

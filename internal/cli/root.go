@@ -8,6 +8,8 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -111,13 +113,7 @@ Exit codes:
 	root.PersistentFlags().StringVarP(&g.output, "output", "o", "text", "output format: text or json")
 	root.PersistentFlags().StringVar(&g.server, "server", "http://127.0.0.1:7070", "the socle server's `URL` (env SOCLE_SERVER, or the config file that \"socle login\" writes)")
 	root.PersistentFlags().StringVar(&g.token, "token", "", "the `TOKEN` to call the API with (env SOCLE_TOKEN, or the config file that \"socle login\" writes)")
-	root.PersistentPreRunE = func(cmd *cobra.Command, args []string) error {
-		if g.output != "text" && g.output != "json" {
-			return withCode(ExitUsage, fmt.Errorf("--output must be text or json, not %q", g.output))
-		}
-		g.resolve(cmd)
-		return nil
-	}
+	root.PersistentPreRunE = g.preRun
 	root.AddCommand(
 		newValidateCmd(g),
 		newPlanCmd(g),
@@ -140,6 +136,31 @@ Exit codes:
 		newRenderCmd(),
 	)
 	return root
+}
+
+// outputsAnnotation names, on a command, the --output formats it and its
+// subcommands write when they write more than text and json (cost: csv).
+// A command says so rather than having a PersistentPreRun of its own:
+// cobra runs only the nearest one, which would skip the root's.
+const outputsAnnotation = "socle.dev/outputs"
+
+// preRun runs before every command: it checks --output against what the
+// command writes, then resolves the server and the token (flags,
+// SOCLE_SERVER and SOCLE_TOKEN, the config file of socle login).
+func (g *globals) preRun(cmd *cobra.Command, _ []string) error {
+	outputs := []string{"text", "json"}
+	for c := cmd; c != nil; c = c.Parent() {
+		if v, ok := c.Annotations[outputsAnnotation]; ok {
+			outputs = strings.Split(v, ",")
+			break
+		}
+	}
+	if !slices.Contains(outputs, g.output) {
+		last := len(outputs) - 1
+		return withCode(ExitUsage, fmt.Errorf("--output must be %s or %s, not %q", strings.Join(outputs[:last], ", "), outputs[last], g.output))
+	}
+	g.resolve(cmd)
+	return nil
 }
 
 // Main runs the CLI on the process's arguments and returns its exit code;

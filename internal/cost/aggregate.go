@@ -3,46 +3,8 @@ package cost
 import (
 	"cmp"
 	"fmt"
-	"math"
 	"slices"
 )
-
-// ksum is a Neumaier compensated sum: adding a million small costs to a
-// large one loses nothing that float64 can hold, so totals match an exact
-// decimal computation far below a billionth.
-type ksum struct{ s, c float64 }
-
-func (k *ksum) add(x float64) {
-	t := k.s + x
-	if math.Abs(k.s) >= math.Abs(x) {
-		k.c += (k.s - t) + x
-	} else {
-		k.c += (x - t) + k.s
-	}
-	k.s = t
-}
-
-func (k ksum) value() float64 { return k.s + k.c }
-
-type ksums struct{ billed, effective, list ksum }
-
-func (k *ksums) add(a Amounts) {
-	k.billed.add(a.Billed)
-	k.effective.add(a.Effective)
-	k.list.add(a.List)
-}
-
-// addSums adds the sums of o, keeping both compensations.
-func (k *ksums) addSums(o *ksums) {
-	for _, p := range [...][2]*ksum{{&k.billed, &o.billed}, {&k.effective, &o.effective}, {&k.list, &o.list}} {
-		p[0].add(p[1].s)
-		p[0].add(p[1].c)
-	}
-}
-
-func (k *ksums) amounts() Amounts {
-	return Amounts{Billed: k.billed.value(), Effective: k.effective.value(), List: k.list.value()}
-}
 
 // bucketKey identifies a daily aggregate while reading: every string is an
 // index into the aggregator's dictionary, so the key hashes as 60 bytes.
@@ -71,16 +33,18 @@ type covKey struct {
 
 type covSums struct {
 	charges int64
-	ksums
+	Amounts
 }
 
 // filePeriod is a (file, source, billing period).
 type filePeriod struct{ file, source, period uint32 }
 
-// allocated is an allocation with its owners interned.
+// allocated is an allocation with its owners interned, and its weight
+// when a rule splits the charge.
 type allocated struct {
 	owner   [nOwner]uint32
 	methods [nOwner]Method
+	weight  uint64
 }
 
 // aggregator folds charges into daily buckets. Its memory grows with the
@@ -95,13 +59,13 @@ type aggregator struct {
 
 	// memo caches allocations by everything allocation looks at: most rows
 	// of an export repeat a few thousand combinations of tags and accounts.
-	memo    map[string]allocated
+	memo    map[string][]allocated
 	memoKey []byte
 	tagBuf  []tag
 
 	sources map[[2]uint32]uint32 // (provider, billing account) → source name
 	buckets map[bucketKey]int32
-	sums    []ksums
+	sums    []Amounts
 	cov     map[covKey]*covSums
 	charges map[filePeriod]int64
 	// joined is, after periods, the view each file's charges were counted
@@ -116,7 +80,7 @@ func newAggregator(a *Allocator) *aggregator {
 	g := &aggregator{
 		alloc:   a,
 		ids:     map[string]uint32{},
-		memo:    map[string]allocated{},
+		memo:    map[string][]allocated{},
 		sources: map[[2]uint32]uint32{},
 		buckets: map[bucketKey]int32{},
 		cov:     map[covKey]*covSums{},
@@ -149,9 +113,14 @@ func (g *aggregator) internString(s string) uint32 {
 	return id
 }
 
-// add folds one charge in. It fails only on tags that do not parse.
+// add folds one charge in: into the bucket of its owners, or, split by a
+// rule, each share of each of its costs into the bucket of the share's
+// owners (money.Amount.Split: the shares add up to the charge exactly). A
+// split charge counts once in the coverage, under its first share. add
+// fails on tags that do not parse and on sums out of range; either fails
+// the whole batch.
 func (g *aggregator) add(c *charge) error {
-	al, err := g.allocation(c)
+	als, err := g.allocation(c)
 	if err != nil {
 		return err
 	}
@@ -174,31 +143,53 @@ func (g *aggregator) add(c *charge) error {
 		region:   g.intern(c.region),
 		category: g.intern(c.category),
 		currency: g.intern(c.currency),
-		owner:    al.owner,
 	}
+	ck := covKey{file: g.file, source: src, period: period, currency: k.currency, day: c.day}
+	g.charges[filePeriod{g.file, src, period}]++
+	if len(als) == 1 {
+		k.owner, ck.methods = als[0].owner, als[0].methods
+		return g.addTo(k, ck, c.amounts, true)
+	}
+	weights := make([]uint64, len(als))
+	for i, al := range als {
+		weights[i] = al.weight
+	}
+	billed, eff, list := c.amounts.Billed.Split(weights), c.amounts.Effective.Split(weights), c.amounts.List.Split(weights)
+	for i, al := range als {
+		k.owner, ck.methods = al.owner, al.methods
+		if err := g.addTo(k, ck, Amounts{billed[i], eff[i], list[i]}, i == 0); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// addTo adds amounts to a bucket and to a coverage sum, counting a charge
+// in the coverage or not.
+func (g *aggregator) addTo(k bucketKey, ck covKey, a Amounts, count bool) error {
 	i, ok := g.buckets[k]
 	if !ok {
 		i = int32(len(g.sums))
 		g.buckets[k] = i
-		g.sums = append(g.sums, ksums{})
+		g.sums = append(g.sums, Amounts{})
 	}
-	g.sums[i].add(c.amounts)
-
-	ck := covKey{file: g.file, source: src, period: period, currency: k.currency, day: c.day, methods: al.methods}
 	cs := g.cov[ck]
 	if cs == nil {
 		cs = &covSums{}
 		g.cov[ck] = cs
 	}
-	cs.charges++
-	cs.add(c.amounts)
-	g.charges[filePeriod{g.file, src, period}]++
+	if !g.sums[i].addChecked(a) || !cs.addChecked(a) {
+		return errTooMuch
+	}
+	if count {
+		cs.charges++
+	}
 	return nil
 }
 
-// allocation returns the interned owners of a charge, from the cache when
-// the same facts were seen before.
-func (g *aggregator) allocation(c *charge) (allocated, error) {
+// allocation returns the interned owners of a charge (one per share when
+// a rule splits it), from the cache when the same facts were seen before.
+func (g *aggregator) allocation(c *charge) ([]allocated, error) {
 	k := g.memoKey[:0]
 	for _, b := range [...][]byte{c.tags, c.tags2, c.provider, c.account, c.accountName, c.billingAccount,
 		c.subscription, c.resourceGroup, c.project, c.service, c.region} {
@@ -214,7 +205,7 @@ func (g *aggregator) allocation(c *charge) (allocated, error) {
 		tags, err = parseTags(c.tags2, tags)
 	}
 	if err != nil {
-		return allocated{}, err
+		return nil, err
 	}
 	g.tagBuf = tags
 	f := facts{
@@ -223,11 +214,14 @@ func (g *aggregator) allocation(c *charge) (allocated, error) {
 		resourceGroup: string(c.resourceGroup), project: string(c.project), service: string(c.service),
 		region: string(c.region), tags: tags,
 	}
-	a := g.alloc.allocate(&f)
-	var al allocated
-	for i := range nOwner {
-		al.owner[i] = g.internString(a.Owner[i])
-		al.methods[i] = a.Method[i]
+	as := g.alloc.allocate(&f)
+	al := make([]allocated, len(as))
+	for j, a := range as {
+		for i := range nOwner {
+			al[j].owner[i] = g.internString(a.Owner[i])
+			al[j].methods[i] = a.Method[i]
+		}
+		al[j].weight = a.Weight
 	}
 	if len(g.memo) >= maxMemo {
 		clear(g.memo)
@@ -322,13 +316,15 @@ func (g *aggregator) periods(views []View, names []string) ([]Period, error) {
 		bucketKey
 		view View
 	}
-	merged := map[viewBucket]*ksums{}
+	merged := map[viewBucket]*Amounts{}
 	for k, i := range g.buckets {
 		_, v := get(filePeriod{k.file, k.source, k.period})
 		mk := viewBucket{k, v}
 		mk.file = 0
 		if s := merged[mk]; s != nil {
-			s.addSums(&g.sums[i])
+			if !s.addChecked(g.sums[i]) {
+				return nil, errTooMuch
+			}
 		} else {
 			merged[mk] = &g.sums[i]
 		}
@@ -341,7 +337,7 @@ func (g *aggregator) periods(views []View, names []string) ([]Period, error) {
 				Region: g.vals[k.region], Category: g.vals[k.category], Currency: g.vals[k.currency],
 				Team: g.vals[k.owner[oTeam]], App: g.vals[k.owner[oApp]], Env: g.vals[k.owner[oEnv]], Zone: g.vals[k.owner[oZone]],
 			},
-			Amounts: sums.amounts(),
+			Amounts: *sums,
 		})
 	}
 	type ck struct {
@@ -367,14 +363,16 @@ func (g *aggregator) periods(views []View, names []string) ([]Period, error) {
 				m[key] = s
 			}
 			s.charges += cs.charges
-			s.addSums(&cs.ksums)
+			if !s.addChecked(cs.Amounts) {
+				return nil, errTooMuch
+			}
 		}
 	}
 	out := make([]Period, 0, len(byPeriod))
 	for pk, p := range byPeriod {
 		for k, s := range covs[pk] {
 			p.Coverage = append(p.Coverage, Coverage{Day: k.day, Dim: k.dim, Method: k.method, Currency: k.currency,
-				Charges: s.charges, Amounts: s.amounts()})
+				Charges: s.charges, Amounts: s.Amounts})
 		}
 		SortCoverage(p.Coverage)
 		slices.SortFunc(p.Rows, func(a, b Row) int { return compareKeys(&a.Key, &b.Key) })

@@ -29,6 +29,9 @@ var defaultTagKeys = [nOwner][]string{
 type Allocation struct {
 	Owner  [nOwner]string
 	Method [nOwner]Method
+	// Weight is the allocation's share of the charge when a rule splits
+	// it among several (see spec.AllocationRule.Split); 0 when it is whole.
+	Weight uint64
 }
 
 // Allocator assigns charges to a team, app, environment and zone: first from
@@ -57,6 +60,13 @@ type rule struct {
 	match [nMatch]string // lower-case glob patterns, "" for any
 	tags  [][2]string    // lower-case key, lower-case pattern
 	set   [nOwner]string
+	split []share
+}
+
+// share is one owner's part of a rule's split.
+type share struct {
+	set    [nOwner]string
+	weight uint64
 }
 
 const (
@@ -148,6 +158,11 @@ func NewAllocator(repo *spec.Repo) *Allocator {
 		for k, v := range m.Tags {
 			ru.tags = append(ru.tags, [2]string{strings.ToLower(strings.TrimSpace(k)), strings.ToLower(v)})
 		}
+		for _, sh := range r.Split {
+			if sh.Weight > 0 { // spec refuses the others
+				ru.split = append(ru.split, share{set: [nOwner]string{sh.Team, sh.App, sh.Environment, sh.Zone}, weight: uint64(sh.Weight)})
+			}
+		}
 		a.rules = append(a.rules, ru)
 	}
 	return a
@@ -174,35 +189,58 @@ type facts struct {
 	tags                                                                                                  []tag
 }
 
-// allocate finds the owners of a charge.
-func (a *Allocator) allocate(f *facts) Allocation {
+// allocate finds the owners of a charge: one allocation, or one per share,
+// with its weight, when the rule that matches splits it.
+func (a *Allocator) allocate(f *facts) []Allocation {
 	var al Allocation
 	for i := range nOwner {
 		if v := a.fromTags(i, f.tags); v != "" {
 			al.Owner[i], al.Method[i] = v, ByTag
 		}
 	}
+	var split []share
 	if !al.complete() {
 		for i := range a.rules {
 			r := &a.rules[i]
 			if !r.matches(f) {
 				continue
 			}
-			for j, v := range r.set {
-				if v != "" && al.Owner[j] == "" {
-					al.Owner[j], al.Method[j] = a.canon(j, v), ByRule
-				}
-			}
+			a.setUnknown(&al, r.set)
+			split = r.split
 			break
 		}
 	}
-	a.derive(&al, f)
+	if len(split) == 0 {
+		a.finish(&al, f)
+		return []Allocation{al}
+	}
+	out := make([]Allocation, len(split))
+	for i, sh := range split {
+		out[i] = al
+		out[i].Weight = sh.weight
+		a.setUnknown(&out[i], sh.set)
+		a.finish(&out[i], f)
+	}
+	return out
+}
+
+// setUnknown sets the owners of set that al does not know yet, by rule.
+func (a *Allocator) setUnknown(al *Allocation, set [nOwner]string) {
+	for j, v := range set {
+		if v != "" && al.Owner[j] == "" {
+			al.Owner[j], al.Method[j] = a.canon(j, v), ByRule
+		}
+	}
+}
+
+// finish derives what the platform knows and marks the rest unallocated.
+func (a *Allocator) finish(al *Allocation, f *facts) {
+	a.derive(al, f)
 	for i := range al.Owner {
 		if al.Owner[i] == "" {
 			al.Owner[i], al.Method[i] = Unallocated, NotFound
 		}
 	}
-	return al
 }
 
 func (al *Allocation) complete() bool {

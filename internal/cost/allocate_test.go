@@ -77,17 +77,42 @@ func TestAllocate(t *testing.T) {
 			[nOwner]string{"Growth Hackers", u, u, u}, [nOwner]Method{ByTag, NotFound, NotFound, NotFound}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got := a.allocate(&tc.f)
-			if got.Owner != tc.owner || got.Method != tc.methods {
+			all := a.allocate(&tc.f)
+			got := all[0]
+			if len(all) != 1 || got.Owner != tc.owner || got.Method != tc.methods || got.Weight != 0 {
 				t.Errorf("got %v %v, want %v %v", got.Owner, got.Method, tc.owner, tc.methods)
 			}
 		})
 	}
 }
 
+// TestAllocateSplit: a rule that splits gives one allocation per share,
+// each with the rule's set, its own owners and what the platform derives
+// from them; tags still come first.
+func TestAllocateSplit(t *testing.T) {
+	repo := allocTestRepo()
+	repo.Platform.Costs.Rules = []spec.AllocationRule{{Name: "shared-cluster", Match: spec.AllocationMatch{Project: "hub-*"},
+		Set:   spec.Allocation{App: "cluster"},
+		Split: []spec.AllocationShare{{Team: "bookings", Environment: "prod", Weight: 3}, {Team: "data", Weight: 1}}}}
+	a := NewAllocator(repo)
+	u := Unallocated
+	got := a.allocate(&facts{project: "hub-1"})
+	want := []Allocation{
+		{Owner: [nOwner]string{"bookings", "cluster", "prod", "apps-prod"}, Method: [nOwner]Method{ByRule, ByRule, ByRule, ByPlatform}, Weight: 3},
+		{Owner: [nOwner]string{"data", "cluster", u, u}, Method: [nOwner]Method{ByRule, ByRule, NotFound, NotFound}, Weight: 1},
+	}
+	if len(got) != len(want) || got[0] != want[0] || got[1] != want[1] {
+		t.Errorf("split: %+v, want %+v", got, want)
+	}
+	got = a.allocate(&facts{project: "hub-1", tags: []tag{{"team", "ml"}}})
+	if len(got) != 2 || got[0].Owner[oTeam] != "ml" || got[1].Owner[oTeam] != "ml" || got[1].Method[oTeam] != ByTag {
+		t.Errorf("a tagged team beats the shares' teams: %+v", got)
+	}
+}
+
 func TestDefaultTagKeys(t *testing.T) {
 	a := NewAllocator(nil)
-	got := a.allocate(&facts{tags: []tag{{"application", "web"}, {"environment", "dev"}, {"Owner", "t1"}, {"zone", "z"}}})
+	got := a.allocate(&facts{tags: []tag{{"application", "web"}, {"environment", "dev"}, {"Owner", "t1"}, {"zone", "z"}}})[0]
 	if got.Owner != [nOwner]string{"t1", "web", "dev", "z"} {
 		t.Errorf("defaults: %v", got.Owner)
 	}

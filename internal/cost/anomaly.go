@@ -5,8 +5,11 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"math"
+	"math/big"
 	"slices"
+	"strconv"
+
+	"github.com/socle-dev/socle/internal/money"
 )
 
 // AnomalyRequest says where to look for anomalies and how sure to be.
@@ -23,26 +26,28 @@ type AnomalyRequest struct {
 	K float64
 	// MinImpact is the absolute floor: a day must differ from its baseline
 	// by at least this much (default 10, in the cost's currency).
-	MinImpact float64
+	MinImpact money.Amount
 	// MinRelative is the relative floor: a day must differ from its
 	// baseline by at least this fraction of it (default 0.2).
 	MinRelative float64
 }
 
-// Anomaly is a day whose cost left its band.
+// Anomaly is a day whose cost left its band. The band is a statistic:
+// its width is K scaled MADs, a product by a real factor rounded half to
+// even to a pico-unit; Cost, Expected and Impact are exact.
 type Anomaly struct {
-	Day      Day     `json:"day"`
-	Dim      Dim     `json:"dim"`
-	Value    string  `json:"value"`
-	Currency string  `json:"currency"`
-	Cost     float64 `json:"cost"`     // effective cost of the day
-	Expected float64 `json:"expected"` // the baseline: median of the same weekday
-	Lower    float64 `json:"lower"`
-	Upper    float64 `json:"upper"`
+	Day      Day          `json:"day"`
+	Dim      Dim          `json:"dim"`
+	Value    string       `json:"value"`
+	Currency string       `json:"currency"`
+	Cost     money.Amount `json:"cost"`     // effective cost of the day
+	Expected money.Amount `json:"expected"` // the baseline: median of the same weekday
+	Lower    money.Amount `json:"lower"`
+	Upper    money.Amount `json:"upper"`
 	// Impact is Cost - Expected: what the anomaly cost (or saved).
-	Impact    float64 `json:"impact"`
-	Direction string  `json:"direction"` // spike or drop
-	Baseline  int     `json:"baseline"`  // how many days the baseline has
+	Impact    money.Amount `json:"impact"`
+	Direction string       `json:"direction"` // spike or drop
+	Baseline  int          `json:"baseline"`  // how many days the baseline has
 }
 
 // AnomalyReport lists anomalies, the largest impact first.
@@ -67,8 +72,8 @@ func (s *Service) Anomalies(ctx context.Context, r AnomalyRequest) (*AnomalyRepo
 	}
 	r.Weeks = cmp.Or(r.Weeks, 8)
 	r.K = cmp.Or(r.K, 3)
-	if r.MinImpact == 0 {
-		r.MinImpact = 10
+	if r.MinImpact.IsZero() {
+		r.MinImpact = money.FromUnits(10)
 	}
 	if r.MinRelative == 0 {
 		r.MinRelative = 0.2
@@ -93,7 +98,7 @@ func (s *Service) Anomalies(ctx context.Context, r AnomalyRequest) (*AnomalyRepo
 	histFrom := max(r.From-Day(7*r.Weeks), first)
 	for _, dim := range r.Dims {
 		type series struct{ value, currency string }
-		all := map[series]map[Day]float64{}
+		all := map[series]map[Day]money.Amount{}
 		err := s.Store.Totals(ctx, Query{From: histFrom, To: r.To, By: []Dim{dim, DimDay}}, func(t Total) error {
 			d, err := ParseDay(t.Keys[1])
 			if err != nil {
@@ -101,9 +106,9 @@ func (s *Service) Anomalies(ctx context.Context, r AnomalyRequest) (*AnomalyRepo
 			}
 			k := series{t.Keys[0], t.Currency}
 			if all[k] == nil {
-				all[k] = map[Day]float64{}
+				all[k] = map[Day]money.Amount{}
 			}
-			all[k][d] += t.Effective
+			all[k][d] = all[k][d].Add(t.Effective)
 			return nil
 		})
 		if err != nil {
@@ -121,15 +126,17 @@ func (s *Service) Anomalies(ctx context.Context, r AnomalyRequest) (*AnomalyRepo
 		}
 	}
 	slices.SortFunc(rep.Anomalies, func(a, b Anomaly) int {
-		return cmp.Or(cmp.Compare(math.Abs(b.Impact), math.Abs(a.Impact)), cmp.Compare(a.Day, b.Day),
+		return cmp.Or(b.Impact.Abs().Cmp(a.Impact.Abs()), cmp.Compare(a.Day, b.Day),
 			cmp.Compare(a.Dim, b.Dim), cmp.Compare(a.Value, b.Value))
 	})
 	return rep, nil
 }
 
-// detect checks one day of a series against its baseline.
-func detect(days map[Day]float64, d, first Day, r AnomalyRequest) (Anomaly, bool) {
-	var base []float64
+// detect checks one day of a series against its baseline. Costs and the
+// baseline are exact; the band's width is K·1.4826·MAD, computed exactly
+// from K's decimal and rounded once; a band too wide to hold flags nothing.
+func detect(days map[Day]money.Amount, d, first Day, r AnomalyRequest) (Anomaly, bool) {
+	var base []money.Amount
 	for w := 1; w <= r.Weeks; w++ {
 		p := d - Day(7*w)
 		if p < first {
@@ -141,37 +148,60 @@ func detect(days map[Day]float64, d, first Day, r AnomalyRequest) (Anomaly, bool
 		return Anomaly{}, false
 	}
 	med := median(base)
-	dev := make([]float64, len(base))
+	dev := make([]money.Amount, len(base))
 	for i, v := range base {
-		dev[i] = math.Abs(v - med)
+		dev[i] = v.Sub(med).Abs()
 	}
 	// 1.4826 scales the MAD to a standard deviation for normal data
-	spread := r.K * 1.4826 * median(dev)
+	factor := new(big.Rat).Mul(ratOf(r.K), big.NewRat(14826, 10000))
+	spread, ok := median(dev).MulRat(factor)
+	if !ok {
+		return Anomaly{}, false
+	}
 	cost := days[d]
-	a := Anomaly{Day: d, Cost: cost, Expected: med, Lower: med - spread, Upper: med + spread,
-		Impact: cost - med, Baseline: len(base)}
+	lower, ok1 := med.AddChecked(spread.Neg())
+	upper, ok2 := med.AddChecked(spread)
+	if !ok1 || !ok2 {
+		return Anomaly{}, false
+	}
+	a := Anomaly{Day: d, Cost: cost, Expected: med, Lower: lower, Upper: upper,
+		Impact: cost.Sub(med), Baseline: len(base)}
 	switch {
-	case cost > a.Upper:
+	case cost.Cmp(a.Upper) > 0:
 		a.Direction = "spike"
-	case cost < a.Lower:
+	case cost.Cmp(a.Lower) < 0:
 		a.Direction = "drop"
 	default:
 		return a, false
 	}
-	if math.Abs(a.Impact) < r.MinImpact || math.Abs(a.Impact) < r.MinRelative*math.Abs(med) {
+	impact := a.Impact.Abs()
+	relative := new(big.Rat).Mul(ratOf(r.MinRelative), med.Abs().Rat())
+	if impact.Cmp(r.MinImpact) < 0 || impact.Rat().Cmp(relative) < 0 {
 		return a, false
 	}
 	return a, true
 }
 
-func median(v []float64) float64 {
+// ratOf reads a factor as the decimal it is written as (3, 0.2), exactly.
+func ratOf(f float64) *big.Rat {
+	r, ok := new(big.Rat).SetString(strconv.FormatFloat(f, 'g', -1, 64))
+	if !ok { // NaN or infinite: AnomalyRequestOf refuses them
+		return new(big.Rat)
+	}
+	return r
+}
+
+// median returns the middle value, or the mean of the two middle ones
+// rounded half to even to a pico-unit.
+func median(v []money.Amount) money.Amount {
 	s := slices.Clone(v)
-	slices.Sort(s)
+	slices.SortFunc(s, money.Amount.Cmp)
 	n := len(s)
 	if n%2 == 1 {
 		return s[n/2]
 	}
-	return (s[n/2-1] + s[n/2]) / 2
+	m, _ := s[n/2-1].Add(s[n/2]).MulRat(big.NewRat(1, 2)) // a half of a sum in range is in range
+	return m
 }
 
 // WriteText writes the anomalies for people.
@@ -187,12 +217,12 @@ func (r *AnomalyReport) WriteText(w io.Writer) error {
 	fmt.Fprintf(w, "Anomalies from %s to %s, largest impact first\n\n", r.From, r.To)
 	t := newTable("", "DAY", "DIMENSION", "VALUE", "CURRENCY", "COST", "EXPECTED", "BAND", "IMPACT", "").right(4, 5, 6, 7)
 	for _, a := range r.Anomalies {
-		impact := Money(a.Impact)
-		if a.Impact > 0 {
+		impact := a.Impact.Display()
+		if a.Impact.Sign() > 0 {
 			impact = "+" + impact
 		}
-		t.add(a.Day.String(), string(a.Dim), orDash(a.Value), a.Currency, Money(a.Cost), Money(a.Expected),
-			Money(a.Lower)+" .. "+Money(a.Upper), impact, a.Direction)
+		t.add(a.Day.String(), string(a.Dim), orDash(a.Value), a.Currency, a.Cost.Display(), a.Expected.Display(),
+			a.Lower.Display()+" .. "+a.Upper.Display(), impact, a.Direction)
 	}
 	return t.write(w)
 }

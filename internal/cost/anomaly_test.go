@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/socle-dev/socle/internal/cost"
+	"github.com/socle-dev/socle/internal/money"
 )
 
 // TestAnomalies stores two months of a weekly pattern (weekdays 100,
@@ -18,26 +19,26 @@ func TestAnomalies(t *testing.T) {
 	s := newService(t, testRepo(), mustTime("2024-09-23T00:00:00Z"))
 	web := bookingsProd
 	web.App = "web"
-	daily(t, s, "AWS:1", "2024-07-22", "2024-09-22", web, func(d cost.Day) float64 {
+	daily(t, s, "AWS:1", "2024-07-22", "2024-09-22", web, func(d cost.Day) money.Amount {
 		switch d {
 		case day("2024-09-18"):
-			return 300 // a Wednesday
+			return u(300) // a Wednesday
 		case day("2024-09-19"):
-			return 10 // a Thursday
+			return u(10) // a Thursday
 		}
-		base := 100.0
+		base := int64(100)
 		if wd := d.Weekday(); wd == time.Saturday || wd == time.Sunday {
 			base = 20 // the weekend is quiet: no anomaly, thanks to the weekly baseline
 		}
-		return base + float64(int(d)%5) // noise
+		return u(base + int64(d)%5) // noise
 	})
 	tiny := bookingsProd
 	tiny.App = "tiny"
-	daily(t, s, "AWS:2", "2024-07-22", "2024-09-22", tiny, func(d cost.Day) float64 {
+	daily(t, s, "AWS:2", "2024-07-22", "2024-09-22", tiny, func(d cost.Day) money.Amount {
 		if d == day("2024-09-17") {
-			return 5 // five times the usual, but 4 of impact: under the floor of 10
+			return u(5) // five times the usual, but 4 of impact: under the floor of 10
 		}
-		return 1
+		return u(1)
 	})
 	rep, err := s.Anomalies(ctx, cost.AnomalyRequest{Dims: []cost.Dim{cost.DimApp}, From: day("2024-09-16"), To: day("2024-09-23")})
 	if err != nil {
@@ -47,11 +48,11 @@ func TestAnomalies(t *testing.T) {
 		t.Fatalf("anomalies: %+v", rep.Anomalies)
 	}
 	spike, drop := rep.Anomalies[0], rep.Anomalies[1]
-	if spike.Day != day("2024-09-18") || spike.Value != "web" || spike.Direction != "spike" || spike.Impact < 190 || spike.Impact > 200 ||
+	if spike.Day != day("2024-09-18") || spike.Value != "web" || spike.Direction != "spike" || spike.Impact.Cmp(u(190)) < 0 || spike.Impact.Cmp(u(200)) > 0 ||
 		spike.Baseline != 8 || spike.Currency != "EUR" {
 		t.Errorf("spike: %+v", spike)
 	}
-	if drop.Day != day("2024-09-19") || drop.Direction != "drop" || drop.Impact > -90 {
+	if drop.Day != day("2024-09-19") || drop.Direction != "drop" || drop.Impact.Cmp(u(-90)) > 0 {
 		t.Errorf("drop: %+v", drop)
 	}
 	var text bytes.Buffer
@@ -73,7 +74,7 @@ func TestAnomalies(t *testing.T) {
 func TestAnomaliesNeedHistory(t *testing.T) {
 	t.Parallel()
 	s := newService(t, testRepo(), mustTime("2024-09-23T00:00:00Z"))
-	daily(t, s, "AWS:1", "2024-09-05", "2024-09-22", bookingsProd, func(d cost.Day) float64 { return float64(d % 97 * 10) })
+	daily(t, s, "AWS:1", "2024-09-05", "2024-09-22", bookingsProd, func(d cost.Day) money.Amount { return u(int64(d % 97 * 10)) })
 	rep, err := s.Anomalies(context.Background(), cost.AnomalyRequest{})
 	if err != nil {
 		t.Fatal(err)

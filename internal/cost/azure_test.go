@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/socle-dev/socle/internal/cost"
+	"github.com/socle-dev/socle/internal/money"
 	"github.com/socle-dev/socle/internal/spec"
 )
 
@@ -80,8 +81,8 @@ func TestAzureViewFromRows(t *testing.T) {
 	}
 }
 
-// costColumn sums the cost column of an Azure CSV exactly.
-func costColumn(t *testing.T, path string) float64 {
+// costColumn sums the cost column of an Azure CSV exactly, with math/big.
+func costColumn(t *testing.T, path string) money.Amount {
 	t.Helper()
 	f, err := os.Open(path)
 	if err != nil {
@@ -106,8 +107,11 @@ func costColumn(t *testing.T, path string) float64 {
 		}
 		sum.Add(&sum, &v)
 	}
-	f64, _ := sum.Float64()
-	return f64
+	a, ok := money.FromRat(&sum)
+	if !ok || a.Rat().Cmp(&sum) != 0 {
+		t.Fatalf("%s: the cost column sums to %s, more digits than an amount keeps", path, sum.FloatString(20))
+	}
+	return a
 }
 
 // TestAzureBothViews imports the actual and the amortized export of one
@@ -125,11 +129,11 @@ func TestAzureBothViews(t *testing.T) {
 	}
 	t.Run("duckdb", func(t *testing.T) {
 		t.Parallel()
-		for path, want := range map[string]float64{actual: wantBilled, amortized: wantEffective} {
+		for path, want := range map[string]money.Amount{actual: wantBilled, amortized: wantEffective} {
 			abs, _ := filepath.Abs(path)
-			rows := duckDB(t, fmt.Sprintf(`SELECT CAST(sum(CAST(CostInBillingCurrency AS DECIMAL(38,15))) AS DOUBLE) AS cost
+			rows := duckDB(t, fmt.Sprintf(`SELECT CAST(sum(CAST(CostInBillingCurrency AS DECIMAL(38,15))) AS VARCHAR) AS cost
 				FROM read_csv('%s', header=true, all_varchar=true)`, strings.ReplaceAll(abs, "'", "''")))
-			if got, _ := rows[0]["cost"].(float64); len(rows) != 1 || !near(got, want) {
+			if len(rows) != 1 || duckAmount(t, rows[0]["cost"]) != want {
 				t.Errorf("DuckDB sums the cost of %s to %v, the Go reference to %v", path, rows, want)
 			}
 		}
@@ -141,18 +145,18 @@ func TestAzureBothViews(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(rep.Totals) != 1 || !near(rep.Totals[0].Billed, wantBilled) || !near(rep.Totals[0].Effective, wantEffective) {
+		if len(rep.Totals) != 1 || rep.Totals[0].Billed != wantBilled || rep.Totals[0].Effective != wantEffective {
 			t.Errorf("totals %+v, want billed %v (actual alone), effective %v (amortized alone)", rep.Totals, wantBilled, wantEffective)
 		}
-		var billed float64
+		var billed money.Amount
 		var charges int64
 		for _, c := range rep.Coverage {
 			if c.Dim == cost.DimTeam {
-				billed += c.Billed
+				billed = billed.Add(c.Billed)
 				charges += c.Charges
 			}
 		}
-		if !near(billed, wantBilled) || charges != 5 {
+		if billed != wantBilled || charges != 5 {
 			t.Errorf("coverage: %d charges, %v billed; want the actual file's 5 and %v", charges, billed, wantBilled)
 		}
 	}

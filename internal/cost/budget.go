@@ -5,10 +5,13 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math/big"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
+	"github.com/socle-dev/socle/internal/money"
 	"github.com/socle-dev/socle/internal/spec"
 )
 
@@ -26,15 +29,15 @@ const (
 // month, threshold, kind), before it is handed to the notifier, so that an
 // alert whose notification failed is sent again rather than lost.
 type Alert struct {
-	ID        int64     `json:"id"`
-	Budget    string    `json:"budget"`
-	Month     Month     `json:"month"`
-	Threshold float64   `json:"threshold"` // percent of the amount
-	Kind      AlertKind `json:"kind"`
-	Currency  string    `json:"currency"`
-	Amount    float64   `json:"amount"`
-	Actual    float64   `json:"actual"`
-	Forecast  float64   `json:"forecast"`
+	ID        int64        `json:"id"`
+	Budget    string       `json:"budget"`
+	Month     Month        `json:"month"`
+	Threshold float64      `json:"threshold"` // percent of the amount
+	Kind      AlertKind    `json:"kind"`
+	Currency  string       `json:"currency"`
+	Amount    money.Amount `json:"amount"`
+	Actual    money.Amount `json:"actual"`
+	Forecast  money.Amount `json:"forecast"`
 	// Notify names the notification targets of the budget.
 	Notify     []string   `json:"notify,omitempty"`
 	CreatedAt  time.Time  `json:"createdAt"`
@@ -45,10 +48,10 @@ type Alert struct {
 func (a Alert) Message() string {
 	if a.Kind == AlertForecast {
 		return fmt.Sprintf("budget %s: %s spend is forecast at %s %s, %.0f%% of %s %s", a.Budget, a.Month,
-			Money(a.Forecast), a.Currency, a.Threshold, Money(a.Amount), a.Currency)
+			a.Forecast.Display(), a.Currency, a.Threshold, a.Amount.Display(), a.Currency)
 	}
 	return fmt.Sprintf("budget %s: %s spend reached %s %s, %.0f%% of %s %s", a.Budget, a.Month,
-		Money(a.Actual), a.Currency, a.Threshold, Money(a.Amount), a.Currency)
+		a.Actual.Display(), a.Currency, a.Threshold, a.Amount.Display(), a.Currency)
 }
 
 // Notifier delivers budget alerts: the platform's webhooks (event
@@ -71,15 +74,16 @@ type BudgetStatus struct {
 	Scope      map[string]string `json:"scope"` // team, app, env, zone; empty: the whole platform
 	Month      Month             `json:"month"`
 	Currency   string            `json:"currency"`
-	Amount     float64           `json:"amount"`
+	Amount     money.Amount      `json:"amount"`
 	Thresholds []float64         `json:"thresholds"`
 	// Actual is the effective cost of the month up to AsOf, the last day
 	// with cost data.
-	Actual float64 `json:"actual"`
-	AsOf   Day     `json:"asOf"`
+	Actual money.Amount `json:"actual"`
+	AsOf   Day          `json:"asOf"`
 	// Forecast is the month-end spend: Actual plus the days left at the
-	// average of the last seven days.
-	Forecast float64 `json:"forecast"`
+	// average of the last seven days, computed exactly and rounded half
+	// to even to a pico-unit (10⁻¹²).
+	Forecast money.Amount `json:"forecast"`
 	// Status is ok, warning (a threshold below 100% crossed, or the
 	// forecast over the amount), over, or other-currency: the month has no
 	// cost in the budget's currency in its scope, only costs in others.
@@ -90,8 +94,8 @@ type BudgetStatus struct {
 	OtherCurrencies []Total `json:"otherCurrencies,omitempty"`
 	// Daily is the effective cost of each day of the month up to AsOf, for
 	// burn-down charts.
-	Daily  []float64 `json:"daily"`
-	Notify []string  `json:"notify,omitempty"`
+	Daily  []money.Amount `json:"daily"`
+	Notify []string       `json:"notify,omitempty"`
 }
 
 // BudgetReport is every budget's standing in a month.
@@ -159,7 +163,7 @@ func (s *Service) budgetStatus(ctx context.Context, m Month) ([]BudgetStatus, Da
 	// one query for every budget: effective cost per day and owner, from a
 	// week before the month for the run rate
 	type owners struct{ team, app, env, zone, currency string }
-	daily := map[owners]map[Day]float64{}
+	daily := map[owners]map[Day]money.Amount{}
 	err = s.Store.Totals(ctx, Query{From: m.First() - 7, To: m.End(), By: []Dim{DimDay, DimTeam, DimApp, DimEnv, DimZone}},
 		func(t Total) error {
 			d, err := ParseDay(t.Keys[0])
@@ -168,18 +172,18 @@ func (s *Service) budgetStatus(ctx context.Context, m Month) ([]BudgetStatus, Da
 			}
 			k := owners{t.Keys[1], t.Keys[2], t.Keys[3], t.Keys[4], t.Currency}
 			if daily[k] == nil {
-				daily[k] = map[Day]float64{}
+				daily[k] = map[Day]money.Amount{}
 			}
-			daily[k][d] += t.Effective
+			daily[k][d] = daily[k][d].Add(t.Effective)
 			return nil
 		})
 	if err != nil {
 		return nil, 0, nil, err
 	}
 	for _, b := range repo.Budgets.Budgets {
-		series := map[Day]float64{}
+		series := map[Day]money.Amount{}
 		inCurrency := false
-		other := map[string]*ksum{}
+		other := map[string]money.Amount{}
 		for k, days := range daily {
 			if !inScope(b, k.team, k.app, k.env, k.zone) {
 				continue
@@ -187,22 +191,22 @@ func (s *Service) budgetStatus(ctx context.Context, m Month) ([]BudgetStatus, Da
 			if k.currency != b.Currency {
 				for d, v := range days {
 					if d >= m.First() && d <= asOf {
-						if other[k.currency] == nil {
-							other[k.currency] = &ksum{}
-						}
-						other[k.currency].add(v)
+						other[k.currency] = other[k.currency].Add(v)
 					}
 				}
 				continue
 			}
 			for d, v := range days {
-				series[d] += v
+				series[d] = series[d].Add(v)
 				inCurrency = inCurrency || d >= m.First() && d <= asOf
 			}
 		}
-		st := evaluateBudget(b, m, asOf, series)
+		st, err := evaluateBudget(b, m, asOf, series)
+		if err != nil {
+			return nil, 0, nil, err
+		}
 		for cur, sum := range other {
-			st.OtherCurrencies = append(st.OtherCurrencies, Total{Currency: cur, Amounts: Amounts{Effective: sum.value()}})
+			st.OtherCurrencies = append(st.OtherCurrencies, Total{Currency: cur, Amounts: Amounts{Effective: sum}})
 		}
 		slices.SortFunc(st.OtherCurrencies, func(a, b Total) int { return cmp.Compare(a.Currency, b.Currency) })
 		if !inCurrency && len(st.OtherCurrencies) > 0 {
@@ -219,10 +223,14 @@ func inScope(b spec.Budget, team, app, env, zone string) bool {
 }
 
 // evaluateBudget computes one budget from its daily series.
-func evaluateBudget(b spec.Budget, m Month, asOf Day, series map[Day]float64) BudgetStatus {
+func evaluateBudget(b spec.Budget, m Month, asOf Day, series map[Day]money.Amount) (BudgetStatus, error) {
+	amount, err := budgetAmount(b)
+	if err != nil {
+		return BudgetStatus{}, err
+	}
 	st := BudgetStatus{
-		Name: b.Name, Month: m, Currency: b.Currency, Amount: b.Amount, Thresholds: b.Thresholds,
-		AsOf: asOf, Notify: b.Notify, Scope: map[string]string{}, Daily: []float64{},
+		Name: b.Name, Month: m, Currency: b.Currency, Amount: amount, Thresholds: b.Thresholds,
+		AsOf: asOf, Notify: b.Notify, Scope: map[string]string{}, Daily: []money.Amount{},
 	}
 	if len(st.Thresholds) == 0 {
 		st.Thresholds = defaultThresholds
@@ -232,26 +240,56 @@ func evaluateBudget(b spec.Budget, m Month, asOf Day, series map[Day]float64) Bu
 			st.Scope[k] = v
 		}
 	}
-	var actual ksum
 	for d := m.First(); d <= asOf && d < m.End(); d++ {
-		actual.add(series[d])
+		st.Actual = st.Actual.Add(series[d])
 		st.Daily = append(st.Daily, series[d])
 	}
-	st.Actual = actual.value()
-	var week ksum
+	var week money.Amount
 	for d := asOf - 6; d <= asOf; d++ {
-		week.add(series[d])
+		week = week.Add(series[d])
 	}
-	remaining := int(m.End() - 1 - max(asOf, m.First()-1))
-	st.Forecast = st.Actual + week.value()/7*float64(remaining)
+	// the days left at the week's daily average: week × remaining / 7,
+	// one rounding
+	remaining := int64(m.End() - 1 - max(asOf, m.First()-1))
+	rest, ok := week.MulRat(big.NewRat(remaining, 7))
+	if ok {
+		st.Forecast, ok = st.Actual.AddChecked(rest)
+	}
+	if !ok {
+		return st, fmt.Errorf("budget %s: the forecast is out of range", b.Name)
+	}
 	st.Status = "ok"
 	switch {
-	case st.Actual >= b.Amount:
+	case st.Actual.Cmp(amount) >= 0:
 		st.Status = "over"
-	case st.Forecast >= b.Amount || slices.ContainsFunc(st.Thresholds, func(t float64) bool { return st.Actual >= t/100*b.Amount }):
+	case st.Forecast.Cmp(amount) >= 0 || slices.ContainsFunc(st.Thresholds, func(t float64) bool { return reaches(st.Actual, t, amount) }):
 		st.Status = "warning"
 	}
-	return st
+	return st, nil
+}
+
+// budgetAmount reads a budget's amount: the decimal text spec keeps. The
+// YAML loader reads a number as a double first, whose shortest decimal is
+// the one written for amounts of up to 15 significant digits (a budget of
+// 999,999,999,999.99 is still exact).
+func budgetAmount(b spec.Budget) (money.Amount, error) {
+	a, err := money.Parse(string(b.Amount))
+	if err != nil {
+		return money.Zero, fmt.Errorf("budget %s: amount %w", b.Name, err)
+	}
+	return a, nil
+}
+
+// reaches reports whether v is at least pct percent of amount, exactly:
+// 100·v ≥ pct·amount, with pct read as the decimal it is written as
+// (budgets.yaml says 80 or 12.5).
+func reaches(v money.Amount, pct float64, amount money.Amount) bool {
+	p, ok := new(big.Rat).SetString(strconv.FormatFloat(pct, 'g', -1, 64))
+	if !ok { // NaN or an infinity: spec refuses them
+		return false
+	}
+	lhs := new(big.Rat).Mul(v.Rat(), big.NewRat(100, 1))
+	return lhs.Cmp(p.Mul(p, amount.Rat())) >= 0
 }
 
 // crossed returns the alerts a budget status calls for: a threshold the
@@ -260,13 +298,12 @@ func evaluateBudget(b spec.Budget, m Month, asOf Day, series map[Day]float64) Bu
 func (st *BudgetStatus) crossed(running bool) []Alert {
 	var out []Alert
 	for _, t := range st.Thresholds {
-		limit := t / 100 * st.Amount
 		a := Alert{Budget: st.Name, Month: st.Month, Threshold: t, Currency: st.Currency, Amount: st.Amount,
 			Actual: st.Actual, Forecast: st.Forecast, Notify: st.Notify}
 		switch {
-		case st.Actual >= limit:
+		case reaches(st.Actual, t, st.Amount):
 			a.Kind = AlertActual
-		case running && st.Forecast >= limit:
+		case running && reaches(st.Forecast, t, st.Amount):
 			a.Kind = AlertForecast
 		default:
 			continue
@@ -349,17 +386,17 @@ func (r *BudgetReport) WriteText(w io.Writer) error {
 	for _, b := range r.Budgets {
 		if b.Status == StatusOtherCurrency {
 			// 0.00 would read as no spend: there is spend, in another currency
-			t.add(b.Name, scopeString(b.Scope), b.Currency, Money(b.Amount), "-", "-", "-", "-", b.Status)
+			t.add(b.Name, scopeString(b.Scope), b.Currency, b.Amount.Display(), "-", "-", "-", "-", b.Status)
 		} else {
-			t.add(b.Name, scopeString(b.Scope), b.Currency, Money(b.Amount), Money(b.Actual), fmt.Sprintf("%.0f%%", pct(b.Actual, b.Amount)),
-				Money(b.Forecast), fmt.Sprintf("%.0f%%", pct(b.Forecast, b.Amount)), b.Status)
+			t.add(b.Name, scopeString(b.Scope), b.Currency, b.Amount.Display(), b.Actual.Display(), fmt.Sprintf("%.0f%%", Percent(b.Actual, b.Amount)),
+				b.Forecast.Display(), fmt.Sprintf("%.0f%%", Percent(b.Forecast, b.Amount)), b.Status)
 		}
 		if len(b.OtherCurrencies) == 0 {
 			continue
 		}
 		other := make([]string, len(b.OtherCurrencies))
 		for i, o := range b.OtherCurrencies {
-			other[i] = Money(o.Effective) + " " + o.Currency
+			other[i] = o.Effective.Display() + " " + o.Currency
 		}
 		if b.Status == StatusOtherCurrency {
 			notes = append(notes, fmt.Sprintf("%s is in %s, but the costs of its scope in %s are in other currencies (%s): socle never converts currencies. "+
@@ -416,9 +453,11 @@ func scopeString(scope map[string]string) string {
 	return strings.Join(parts, ",")
 }
 
-func pct(v, of float64) float64 {
-	if of == 0 {
+// Percent returns v as a percentage of of, for display only: a float.
+func Percent(v, of money.Amount) float64 {
+	if of.IsZero() {
 		return 0
 	}
-	return 100 * v / of
+	f, _ := new(big.Rat).Quo(v.Rat(), of.Rat()).Float64()
+	return 100 * f
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/socle-dev/socle/internal/cost"
+	"github.com/socle-dev/socle/internal/money"
 	"github.com/socle-dev/socle/internal/spec"
 )
 
@@ -39,8 +40,11 @@ func day(s string) cost.Day {
 	return d
 }
 
+// u is n currency units.
+func u(n int64) money.Amount { return money.FromUnits(n) }
+
 // daily stores one row a day from..to (inclusive) with the cost f(day).
-func daily(t *testing.T, s *cost.Service, source string, from, to string, key cost.Key, f func(cost.Day) float64) {
+func daily(t *testing.T, s *cost.Service, source string, from, to string, key cost.Key, f func(cost.Day) money.Amount) {
 	t.Helper()
 	byMonth := map[cost.Month][]cost.Row{}
 	for d := day(from); d <= day(to); d++ {
@@ -68,16 +72,16 @@ func TestBudgetsForecastAndAlerts(t *testing.T) {
 	rec := &recorder{fails: 1}
 	s.Notifier = rec
 	// 30 a day until the 12th, then 40: 640 by the 19th, 40 a day forecast
-	daily(t, s, "AWS:1", "2024-08-25", "2024-09-19", bookingsProd, func(d cost.Day) float64 {
+	daily(t, s, "AWS:1", "2024-08-25", "2024-09-19", bookingsProd, func(d cost.Day) money.Amount {
 		if d >= day("2024-09-13") {
-			return 40
+			return u(40)
 		}
-		return 30
+		return u(30)
 	})
 	// costs in another currency are not counted against a EUR budget
 	usd := bookingsProd
 	usd.Currency = "USD"
-	daily(t, s, "AWS:2", "2024-09-01", "2024-09-19", usd, func(cost.Day) float64 { return 1000 })
+	daily(t, s, "AWS:2", "2024-09-01", "2024-09-19", usd, func(cost.Day) money.Amount { return u(1000) })
 
 	rep, err := s.Budgets(ctx, 0)
 	if err != nil {
@@ -85,7 +89,7 @@ func TestBudgetsForecastAndAlerts(t *testing.T) {
 	}
 	b := rep.Budgets[0]
 	if rep.Month.String() != "2024-09" || rep.AsOf != day("2024-09-19") || b.Name != "bookings" ||
-		b.Actual != 640 || b.Forecast != 640+40*11 || b.Status != "warning" || len(b.Daily) != 19 {
+		b.Actual != u(640) || b.Forecast != u(640+40*11) || b.Status != "warning" || len(b.Daily) != 19 {
 		t.Errorf("bookings budget: %+v", b)
 	}
 
@@ -141,12 +145,12 @@ func TestBudgetOfAClosedMonth(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	s := newService(t, testRepo(), mustTime("2024-10-02T00:00:00Z"))
-	daily(t, s, "AWS:1", "2024-09-01", "2024-10-01", bookingsProd, func(cost.Day) float64 { return 34 })
+	daily(t, s, "AWS:1", "2024-09-01", "2024-10-01", bookingsProd, func(cost.Day) money.Amount { return u(34) })
 	rep, err := s.Budgets(ctx, cost.MonthOf(2024, 9))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if b := rep.Budgets[0]; b.Actual != 1020 || b.Forecast != 1020 || b.Status != "over" || b.AsOf != day("2024-09-30") {
+	if b := rep.Budgets[0]; b.Actual != u(1020) || b.Forecast != u(1020) || b.Status != "over" || b.AsOf != day("2024-09-30") {
 		t.Errorf("September: %+v", b)
 	}
 	created, err := s.CheckBudgets(ctx)
@@ -169,7 +173,7 @@ func TestImportChecksBudgets(t *testing.T) {
 	ctx := context.Background()
 	s := newService(t, testRepo(), mustTime("2024-09-02T00:00:00Z"))
 	repo := testRepo()
-	repo.Budgets.Budgets[0].Amount = 20 // bookings, EUR: the fixture spends 17.5 on the 1st
+	repo.Budgets.Budgets[0].Amount = "20" // bookings, EUR: the fixture spends 17.5 on the 1st
 	s.Repo = func() *spec.Repo { return repo }
 	res, err := s.Import(ctx, []cost.File{{Path: "testdata/formats/focus_1.3.csv"}}, cost.Replace)
 	if err != nil {

@@ -12,6 +12,13 @@
 // a month-end forecast and alerts, finds anomalies against a weekly baseline,
 // and exports allocated costs as FOCUS again.
 //
+// Money is exact (package money): amounts are parsed from the exports'
+// decimal text, a double (Parquet, JSON) through its shortest decimal,
+// digits past the 12th decimal rounded half to even; sums, the shares of a
+// split and comparisons with budgets are exact; a forecast is rounded once,
+// to 10⁻¹². Ratios (a budget's percentage, coverage shares) are floats, for
+// display only.
+//
 // Import streams: a file is read once, row by row, into daily buckets, so
 // memory grows with the number of distinct (day, owner, service, …) keys and
 // not with the size of the file. A file is imported whole or not at all.

@@ -61,7 +61,7 @@ func (s *Service) Export(ctx context.Context, w io.Writer, from, to Day) error {
 		copy(rec, []string{
 			account, t.Currency, stampOf(m.First()), stampOf(m.End()),
 			stampOf(d), stampOf(d + 1), k[3], k[4], k[5],
-			k[6], k[7], exact(t.Billed), exact(t.Effective), exact(t.List), string(tags),
+			k[6], k[7], t.Billed.String(), t.Effective.String(), t.List.String(), string(tags),
 			k[8], k[9], k[10], k[11], source,
 		})
 		return cw.Write(rec)

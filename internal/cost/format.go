@@ -5,8 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/big"
 	"strings"
 	"unicode"
+
+	"github.com/socle-dev/socle/internal/money"
 )
 
 // Format is a billing export format, recognized from its header.
@@ -362,15 +365,40 @@ func (m *mapper) checkCurrency(c []byte) error {
 
 // amount parses a cost column: required ones must hold a number, optional
 // ones default to def.
-func (m *mapper) amount(row [][]byte, f field, required bool, def float64) (float64, error) {
+func (m *mapper) amount(row [][]byte, f field, required bool, def money.Amount) (money.Amount, error) {
 	v, err := parseNumber(m.get(row, f))
 	switch {
 	case err == errEmpty && !required:
 		return def, nil
 	case err != nil:
-		return 0, fmt.Errorf("%s %w", fieldNames[f], err)
+		return money.Zero, fmt.Errorf("%s %w", fieldNames[f], err)
 	}
 	return v, nil
+}
+
+// product returns the product of two optional columns (a price and a
+// quantity), computed exactly and rounded once, half to even, to a
+// pico-unit; ok is false when either is null or zero.
+func (m *mapper) product(row [][]byte, f1, f2 field) (p money.Amount, ok bool, err error) {
+	var factors [2]*big.Rat
+	for i, f := range [2]field{f1, f2} {
+		r, err := parseDecimal(m.get(row, f))
+		switch {
+		case err == errEmpty:
+			return money.Zero, false, nil
+		case err != nil:
+			return money.Zero, false, fmt.Errorf("%s %w", fieldNames[f], err)
+		}
+		factors[i] = r
+	}
+	if factors[0].Sign() == 0 || factors[1].Sign() == 0 {
+		return money.Zero, false, nil
+	}
+	p, ok = money.FromRat(new(big.Rat).Mul(factors[0], factors[1]))
+	if !ok {
+		return money.Zero, false, fmt.Errorf("%s times %s is too large an amount", fieldNames[f1], fieldNames[f2])
+	}
+	return p, true, nil
 }
 
 func hasLower(b []byte) bool {
@@ -486,7 +514,7 @@ var focusFormat = &formatSpec{
 	check: focusVersion,
 	convert: func(m *mapper, row [][]byte, c *charge) error {
 		var err error
-		if c.amounts.Billed, err = m.amount(row, fBilled, true, 0); err != nil {
+		if c.amounts.Billed, err = m.amount(row, fBilled, true, money.Zero); err != nil {
 			return err
 		}
 		if c.amounts.Effective, err = m.amount(row, fEffective, false, c.amounts.Billed); err != nil {
@@ -564,7 +592,7 @@ var curFormat = &formatSpec{
 		return has("lineitemunblendedcost") && (has("lineitemusagestartdate") || has("identitytimeinterval"))
 	},
 	convert: func(m *mapper, row [][]byte, c *charge) error {
-		billed, err := m.amount(row, fBilled, true, 0)
+		billed, err := m.amount(row, fBilled, true, money.Zero)
 		if err != nil {
 			return err
 		}
@@ -586,30 +614,30 @@ var curFormat = &formatSpec{
 			eff, err = m.amount(row, fSavingsPlanEff, false, billed)
 		case "savingsplannegation":
 			c.category = catUsage
-			eff = 0
+			eff = money.Zero
 		case "savingsplanupfrontfee":
 			c.category = catPurchase
-			eff = 0
+			eff = money.Zero
 		case "savingsplanrecurringfee":
 			c.category = catPurchase
-			var total, used float64
+			var total, used money.Amount
 			if total, err = m.amount(row, fSPCommitment, false, billed); err == nil {
-				used, err = m.amount(row, fSPUsedCommitment, false, 0)
+				used, err = m.amount(row, fSPUsedCommitment, false, money.Zero)
 			}
-			eff = total - used
+			eff = total.Sub(used) // both below 10^18: no overflow
 		case "rifee":
 			c.category = catPurchase
-			var upfront, recurring float64
-			if upfront, err = m.amount(row, fRIUnusedUpfront, false, 0); err == nil {
-				recurring, err = m.amount(row, fRIUnusedRecurring, false, 0)
+			var upfront, recurring money.Amount
+			if upfront, err = m.amount(row, fRIUnusedUpfront, false, money.Zero); err == nil {
+				recurring, err = m.amount(row, fRIUnusedRecurring, false, money.Zero)
 			}
 			if m.idx[fRIUnusedUpfront] >= 0 || m.idx[fRIUnusedRecurring] >= 0 {
-				eff = upfront + recurring
+				eff = upfront.Add(recurring)
 			}
 		case "fee":
 			c.category = catPurchase
 			if m.get(row, fReservationARN) != nil { // a reservation's upfront fee
-				eff = 0
+				eff = money.Zero
 			}
 		case "tax":
 			c.category = catTax
@@ -681,7 +709,7 @@ var gcpFormat = &formatSpec{
 		return has("cost") && has("usagestarttime")
 	},
 	convert: func(m *mapper, row [][]byte, c *charge) error {
-		cost, err := m.amount(row, fBilled, true, 0)
+		cost, err := m.amount(row, fBilled, true, money.Zero)
 		if err != nil {
 			return err
 		}
@@ -689,7 +717,7 @@ var gcpFormat = &formatSpec{
 		if err != nil {
 			return err
 		}
-		c.amounts.Billed = cost + credits
+		c.amounts.Billed = cost.Add(credits) // credits are bounded by the record's length
 		c.amounts.Effective = c.amounts.Billed
 		if c.amounts.List, err = m.amount(row, fList, false, cost); err != nil {
 			return err
@@ -711,9 +739,9 @@ var gcpFormat = &formatSpec{
 // sumCredits adds the amounts of Google Cloud credits: a JSON array, as
 // BigQuery writes it, or the same written as a Python list
 // ([{'name': …, 'amount': -1.5}]), as a CSV saved with pandas has it.
-func sumCredits(b []byte) (float64, error) {
+func sumCredits(b []byte) (money.Amount, error) {
 	if b == nil || bytes.Equal(b, []byte("[]")) {
-		return 0, nil
+		return money.Zero, nil
 	}
 	var cs []struct {
 		Amount json.Number `json:"amount"`
@@ -721,22 +749,23 @@ func sumCredits(b []byte) (float64, error) {
 	if err := json.Unmarshal(b, &cs); err != nil {
 		js, perr := pythonToJSON(b)
 		if perr != nil {
-			return 0, fmt.Errorf("credits %q are neither a JSON array of credits (%w) nor a Python list of them (%w)", truncate(b), err, perr)
+			return money.Zero, fmt.Errorf("credits %q are neither a JSON array of credits (%w) nor a Python list of them (%w)", truncate(b), err, perr)
 		}
 		if err := json.Unmarshal(js, &cs); err != nil {
-			return 0, fmt.Errorf("credits %q are not a list of credits: %w", truncate(b), err)
+			return money.Zero, fmt.Errorf("credits %q are not a list of credits: %w", truncate(b), err)
 		}
 	}
-	var sum float64
+	var sum money.Amount
 	for _, c := range cs {
 		if c.Amount == "" {
 			continue
 		}
-		f, err := c.Amount.Float64()
+		a, err := money.Parse(string(c.Amount))
 		if err != nil {
-			return 0, fmt.Errorf("credit amount %q is not a number", c.Amount)
+			return money.Zero, fmt.Errorf("credit amount %q is not an amount: %w", c.Amount, err)
 		}
-		sum += f
+		// at most a record's length of credits, each below 10^18: no overflow
+		sum = sum.Add(a)
 	}
 	return sum, nil
 }
@@ -804,7 +833,7 @@ var azureFormat = &formatSpec{
 		return anyOf(fDay) && anyOf(fBilled) && (anyOf(fAccount) || anyOf(fService))
 	},
 	convert: func(m *mapper, row [][]byte, c *charge) error {
-		cost, err := m.amount(row, fBilled, true, 0)
+		cost, err := m.amount(row, fBilled, true, money.Zero)
 		if err != nil {
 			return err
 		}
@@ -813,12 +842,13 @@ var azureFormat = &formatSpec{
 		case m.idx[fList] >= 0:
 			list, err = m.amount(row, fList, false, cost)
 		case m.idx[fPaygPrice] >= 0 && m.idx[fQuantity] >= 0:
-			var price, qty float64
-			if price, err = m.amount(row, fPaygPrice, false, 0); err == nil {
-				qty, err = m.amount(row, fQuantity, false, 0)
-			}
-			if price != 0 {
-				list = price * qty
+			// the legacy usage details have no list cost: price × quantity
+			var p money.Amount
+			var ok bool
+			if p, ok, err = m.product(row, fPaygPrice, fQuantity); ok {
+				list = p
+			} else if err == nil && m.nonZero(row, fPaygPrice) {
+				list = money.Zero // a price, and no quantity
 			}
 		}
 		if err != nil {
@@ -845,14 +875,14 @@ var azureFormat = &formatSpec{
 		case "", "usage":
 			c.category = catUsage
 			if commitment != "" {
-				c.amounts.Billed = 0 // paid by the commitment's purchase
+				c.amounts.Billed = money.Zero // paid by the commitment's purchase
 				if err := m.coveredUsage(row, cost, commitment, c); err != nil {
 					return err
 				}
 			}
 		case "unusedreservation", "unusedsavingsplan":
 			c.category = catUsage
-			c.amounts.Billed = 0
+			c.amounts.Billed = money.Zero
 			c.view, c.why = ViewAmortized, "unused commitment ("+unsafeString(m.get(row, fCategory))+")"
 		case "purchase":
 			c.category = catPurchase
@@ -874,25 +904,33 @@ var azureFormat = &formatSpec{
 // belongs to: its effective price (or, without that column, its cost) is
 // zero in actual cost and the commitment's prorated price in amortized
 // cost. A row of no quantity says nothing.
-func (m *mapper) coveredUsage(row [][]byte, cost float64, commitment string, c *charge) error {
-	price := cost
+func (m *mapper) coveredUsage(row [][]byte, cost money.Amount, commitment string, c *charge) error {
+	priced := !cost.IsZero()
 	if m.idx[fEffectivePrice] >= 0 {
-		var err error
-		if price, err = m.amount(row, fEffectivePrice, false, 0); err != nil {
-			return err
+		if _, err := parseDecimal(m.get(row, fEffectivePrice)); err != nil && err != errEmpty {
+			return fmt.Errorf("%s %w", fieldNames[fEffectivePrice], err)
 		}
+		priced = m.nonZero(row, fEffectivePrice)
 	}
-	qty, err := m.amount(row, fQuantity, false, 1)
-	if err != nil {
-		return err
+	if _, err := parseDecimal(m.get(row, fQuantity)); err != nil && err != errEmpty {
+		return fmt.Errorf("%s %w", fieldNames[fQuantity], err)
 	}
+	used := m.get(row, fQuantity) == nil || m.nonZero(row, fQuantity)
 	switch {
-	case price != 0:
+	case priced:
 		c.view, c.why = ViewAmortized, "usage covered by "+commitment+" at its amortized price"
-	case qty != 0:
+	case used:
 		c.view, c.why = ViewActual, "usage covered by "+commitment+" at no cost"
 	}
 	return nil
+}
+
+// nonZero reports whether column f holds a number other than zero: a
+// price or quantity of a few pico-units is not zero, as its rounding to an
+// amount would say.
+func (m *mapper) nonZero(row [][]byte, f field) bool {
+	r, err := parseDecimal(m.get(row, f))
+	return err == nil && r.Sign() != 0
 }
 
 func hasUpper(b []byte) bool {

@@ -209,7 +209,7 @@ func TestAzureLocalizedHeaders(t *testing.T) {
 		return jsonString(t, view(b).Periods)
 	}
 	en := read("azure_localized_en.csv")
-	if !strings.Contains(en, `"billed":1234.5`) || !strings.Contains(en, `"day":"2024-09-30"`) {
+	if !strings.Contains(en, `"billed":"1234.5"`) || !strings.Contains(en, `"day":"2024-09-30"`) {
 		t.Fatalf("the English file: %s", en)
 	}
 	for _, name := range []string{"azure_localized_de.csv", "azure_localized_fr.csv", "azure_localized_ja.csv"} {

@@ -64,8 +64,8 @@ func testRepo() *spec.Repo {
 			{Name: "ingest", Config: spec.AppConfig{Owner: "data"}},
 		},
 		Budgets: &spec.Budgets{Budgets: []spec.Budget{
-			{Name: "bookings", Team: "bookings", Amount: 1000, Currency: "EUR", Thresholds: []float64{50, 100}, Notify: []string{"finops"}},
-			{Name: "prod", Environment: "prod", Amount: 5000, Currency: "EUR"},
+			{Name: "bookings", Team: "bookings", Amount: "1000", Currency: "EUR", Thresholds: []float64{50, 100}, Notify: []string{"finops"}},
+			{Name: "prod", Environment: "prod", Amount: "5000", Currency: "EUR"},
 		}},
 	}
 }

@@ -5,26 +5,28 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
-	"math"
 	"math/big"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/socle-dev/socle/internal/cost"
+	"github.com/socle-dev/socle/internal/money"
+	"github.com/socle-dev/socle/internal/spec"
 )
 
 // groupTotals is billed and effective cost per "provider|service".
-type groupTotals map[string][2]float64
+type groupTotals map[string][2]money.Amount
 
 func storeTotals(t *testing.T, s *cost.Service, by ...cost.Dim) groupTotals {
 	t.Helper()
 	out := groupTotals{}
 	err := s.Store.Totals(context.Background(), cost.Query{By: by}, func(tt cost.Total) error {
 		k := strings.Join(append(tt.Keys, tt.Currency), "|")
-		out[k] = [2]float64{tt.Billed, tt.Effective}
+		out[k] = [2]money.Amount{tt.Billed, tt.Effective}
 		return nil
 	})
 	if err != nil {
@@ -44,9 +46,10 @@ func compareTotals(t *testing.T, what string, got, want groupTotals) {
 			t.Errorf("%s: no total for %s", what, k)
 			continue
 		}
+		// exactly: the sums are exact, to the pico-unit
 		for i, name := range []string{"billed", "effective"} {
-			if d := math.Abs(g[i] - w[i]); d > 1e-9 {
-				t.Errorf("%s: %s %s = %.15g, want %.15g (off by %g)", what, k, name, g[i], w[i], d)
+			if g[i] != w[i] {
+				t.Errorf("%s: %s %s = %s, want %s (off by %s)", what, k, name, g[i], w[i], g[i].Sub(w[i]))
 			}
 		}
 	}
@@ -89,15 +92,37 @@ func referenceTotals(t *testing.T, path string, keys ...string) groupTotals {
 	}
 	out := groupTotals{}
 	for k, s := range sums {
-		b, _ := s[0].Float64()
-		e, _ := s[1].Float64()
-		out[k] = [2]float64{b, e}
+		out[k] = [2]money.Amount{exactAmount(t, &s[0]), exactAmount(t, &s[1])}
 	}
 	return out
 }
 
+// exactAmount is r, which must have at most 12 decimals.
+func exactAmount(t *testing.T, r *big.Rat) money.Amount {
+	t.Helper()
+	a, ok := money.FromRat(r)
+	if !ok || a.Rat().Cmp(r) != 0 {
+		t.Fatalf("%s is not an amount of 12 decimals", r.FloatString(20))
+	}
+	return a
+}
+
+// duckAmount reads a DECIMAL that DuckDB wrote as text.
+func duckAmount(t *testing.T, v any) money.Amount {
+	t.Helper()
+	s, ok := v.(string)
+	if !ok {
+		t.Fatalf("DuckDB answered %T %v, want the text of a DECIMAL", v, v)
+	}
+	a, err := money.Parse(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
 // duckDBTotals computes the same totals with DuckDB, exact DECIMAL sums
-// over the file read by DuckDB's own CSV reader.
+// over the file read by DuckDB's own CSV reader, written as text.
 func duckDBTotals(t *testing.T, path string, keys ...string) groupTotals {
 	t.Helper()
 	abs, _ := filepath.Abs(path)
@@ -106,8 +131,8 @@ func duckDBTotals(t *testing.T, path string, keys ...string) groupTotals {
 		sel[i] = fmt.Sprintf("%q AS k%d", k, i)
 	}
 	rows := duckDB(t, fmt.Sprintf(`SELECT %s, BillingCurrency AS currency,
-		CAST(sum(CAST(BilledCost AS DECIMAL(38,15))) AS DOUBLE) AS billed,
-		CAST(sum(CAST(EffectiveCost AS DECIMAL(38,15))) AS DOUBLE) AS effective
+		CAST(sum(CAST(BilledCost AS DECIMAL(38,15))) AS VARCHAR) AS billed,
+		CAST(sum(CAST(EffectiveCost AS DECIMAL(38,15))) AS VARCHAR) AS effective
 		FROM read_csv('%s', header=true, nullstr=['NULL',''], all_varchar=true) GROUP BY ALL`,
 		strings.Join(sel, ", "), strings.ReplaceAll(abs, "'", "''")))
 	res := groupTotals{}
@@ -116,7 +141,7 @@ func duckDBTotals(t *testing.T, path string, keys ...string) groupTotals {
 		for i := range keys {
 			parts = append(parts, fmt.Sprint(r[fmt.Sprintf("k%d", i)]))
 		}
-		res[strings.Join(append(parts, r["currency"].(string)), "|")] = [2]float64{r["billed"].(float64), r["effective"].(float64)}
+		res[strings.Join(append(parts, r["currency"].(string)), "|")] = [2]money.Amount{duckAmount(t, r["billed"]), duckAmount(t, r["effective"])}
 	}
 	return res
 }
@@ -145,7 +170,8 @@ func duckDB(t *testing.T, query string) []map[string]any {
 
 // TestSampleMatchesIndependentTotals imports the FinOps Foundation's
 // sample and compares per-provider and per-service billed and effective
-// totals, to 1e-9, with an exact computation in plain Go and with DuckDB.
+// totals, exactly, with a computation in plain Go (math/big) and with
+// DuckDB's DECIMAL sums.
 func TestSampleMatchesIndependentTotals(t *testing.T) {
 	t.Parallel()
 	path := sample(t)
@@ -204,7 +230,7 @@ func TestReimportNeverDoubleCounts(t *testing.T) {
 
 	// the provider restates the month: every AWS cost is 10% higher
 	restated := filepath.Join(dir, "restated.csv")
-	writeRestated(t, path, restated, 1.1)
+	writeRestated(t, path, restated, big.NewRat(11, 10))
 	imp(restated, "restated.csv")
 	got := storeTotals(t, s, cost.DimSource, cost.DimPeriod, cost.DimService)
 	want := referenceTotals(t, restated, "ProviderName", "ServiceName")
@@ -216,7 +242,7 @@ func TestReimportNeverDoubleCounts(t *testing.T) {
 		provider, _, _ := strings.Cut(parts[0], ":")
 		key := provider + "|" + parts[2] + "|" + parts[3]
 		a := perService[key]
-		perService[key] = [2]float64{a[0] + v[0], a[1] + v[1]}
+		perService[key] = [2]money.Amount{a[0].Add(v[0]), a[1].Add(v[1])}
 	}
 	compareTotals(t, "after the restated copy", perService, want)
 
@@ -226,8 +252,9 @@ func TestReimportNeverDoubleCounts(t *testing.T) {
 	}
 }
 
-// writeRestated copies a FOCUS file with the AWS costs multiplied.
-func writeRestated(t *testing.T, from, to string, factor float64) {
+// writeRestated copies a FOCUS file with the AWS costs multiplied, written
+// with 12 decimals: the sample's 11 times 1.1 is exact.
+func writeRestated(t *testing.T, from, to string, factor *big.Rat) {
 	t.Helper()
 	in, _ := os.Open(from)
 	defer in.Close()
@@ -246,8 +273,8 @@ func writeRestated(t *testing.T, from, to string, factor float64) {
 		for _, c := range []string{"BilledCost", "EffectiveCost", "ListCost"} {
 			var v big.Rat
 			v.SetString(r[col[c]])
-			v.Mul(&v, new(big.Rat).SetFloat64(factor))
-			r[col[c]] = v.FloatString(15)
+			v.Mul(&v, factor)
+			r[col[c]] = v.FloatString(12)
 		}
 	}
 	f, _ := os.Create(to)
@@ -299,4 +326,72 @@ func TestImportResult(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkGolden(t, "import_result.json", res)
+}
+
+// TestSplitRuleSharesExactly splits the sample's Oracle charges among three
+// teams, 1:1:1, by a rule: no pico-unit is created or lost (the teams add
+// up to the costs split, exactly as the file's text adds up), each team
+// gets a third within a pico-unit a charge, and each charge counts once in
+// the coverage.
+func TestSplitRuleSharesExactly(t *testing.T) {
+	t.Parallel()
+	path := sample(t)
+	repo := testRepo()
+	repo.Platform.Costs.Rules = append([]spec.AllocationRule{{Name: "oracle-shared", Match: spec.AllocationMatch{Provider: "Oracle"},
+		Split: []spec.AllocationShare{{Team: "bookings", Weight: 1}, {Team: "data", Weight: 1}, {Team: "platform", Weight: 1}}}},
+		repo.Platform.Costs.Rules...)
+	s := newService(t, repo, mustTime("2024-10-05T00:00:00Z"))
+	ctx := context.Background()
+	if _, err := s.Import(ctx, []cost.File{{Path: path}}, cost.Replace); err != nil {
+		t.Fatal(err)
+	}
+	want := referenceTotals(t, path, "ProviderName")["Oracle|USD"]
+	var sum [2]money.Amount
+	teams := map[string][2]money.Amount{}
+	err := s.Store.Totals(ctx, cost.Query{By: []cost.Dim{cost.DimTeam}, Where: []cost.Cond{{Dim: cost.DimProvider, Values: []string{"Oracle"}}}},
+		func(tt cost.Total) error {
+			teams[tt.Keys[0]] = [2]money.Amount{tt.Billed, tt.Effective}
+			sum = [2]money.Amount{sum[0].Add(tt.Billed), sum[1].Add(tt.Effective)}
+			return nil
+		})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(teams) != 3 || sum != want {
+		t.Fatalf("the shares %v add up to %v, the file's Oracle costs to %v", teams, sum, want)
+	}
+	f, _ := os.Open(path)
+	recs, _ := csv.NewReader(f).ReadAll()
+	f.Close()
+	oracle := 0
+	for _, r := range recs[1:] {
+		if r[slices.Index(recs[0], "ProviderName")] == "Oracle" {
+			oracle++
+		}
+	}
+	third, _ := want[0].MulRat(big.NewRat(1, 3))
+	for team, v := range teams {
+		if d := v[0].Sub(third).Abs(); d.Cmp(money.FromPico(int64(oracle))) > 0 {
+			t.Errorf("%s has %s billed, a third is %s: off by more than a pico-unit for each of %d charges", team, v[0], third, oracle)
+		}
+	}
+	cov, err := s.Store.Coverage(ctx, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var charges int64
+	var covered money.Amount
+	for _, c := range cov {
+		if c.Dim == cost.DimTeam {
+			charges += c.Charges
+			covered = covered.Add(c.Billed)
+		}
+	}
+	if charges != 1000 {
+		t.Errorf("the team coverage counts %d charges, the file has 1000", charges)
+	}
+	total := referenceTotals(t, path)
+	if covered != total["USD"][0] {
+		t.Errorf("the team coverage adds up to %s billed, the file to %s", covered, total["USD"][0])
+	}
 }

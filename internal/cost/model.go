@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/socle-dev/socle/internal/money"
 )
 
 // Day is a calendar day in UTC, counted from 1970-01-01.
@@ -225,19 +227,37 @@ type Key struct {
 
 // Amounts are the three costs FOCUS defines: billed (what the invoice says),
 // effective (amortized: commitments spread over what used them) and list
-// (public prices).
+// (public prices). They are exact (see package money), and written in JSON
+// as decimal strings.
 type Amounts struct {
-	Billed    float64 `json:"billed"`
-	Effective float64 `json:"effective"`
-	List      float64 `json:"list"`
+	Billed    money.Amount `json:"billed"`
+	Effective money.Amount `json:"effective"`
+	List      money.Amount `json:"list"`
 }
 
-// Add adds b to a.
+// Add adds b to a. It panics on overflow, which sums of what an import
+// accepts never reach (see addChecked).
 func (a *Amounts) Add(b Amounts) {
-	a.Billed += b.Billed
-	a.Effective += b.Effective
-	a.List += b.List
+	a.Billed = a.Billed.Add(b.Billed)
+	a.Effective = a.Effective.Add(b.Effective)
+	a.List = a.List.Add(b.List)
 }
+
+// addChecked adds b to a, and reports false, leaving a as it was, when a
+// sum would overflow: what an import adds comes from files of any size.
+func (a *Amounts) addChecked(b Amounts) bool {
+	billed, ok1 := a.Billed.AddChecked(b.Billed)
+	eff, ok2 := a.Effective.AddChecked(b.Effective)
+	list, ok3 := a.List.AddChecked(b.List)
+	if !ok1 || !ok2 || !ok3 {
+		return false
+	}
+	*a = Amounts{billed, eff, list}
+	return true
+}
+
+// errTooMuch is the error of sums out of money.Amount's range.
+var errTooMuch = fmt.Errorf("%w: the costs add up to more than socle can hold (10^26 in one currency)", ErrInvalid)
 
 // Row is one daily aggregate.
 type Row struct {

@@ -259,7 +259,11 @@ func isDecimal(lt *format.LogicalType) bool {
 
 // appendParquetValue appends the text of a non-null value as a CSV export
 // would write it: decimals exactly, timestamps in RFC 3339 UTC, dates as
-// 2006-01-02, doubles in the shortest form that reads back the same.
+// 2006-01-02, doubles in the shortest form that reads back the same. That
+// is where a cost stored as a double becomes money, once: its shortest
+// decimal is what the exporter most likely wrote (0.1, not the double's
+// 0.1000000000000000055…), and parseNumber rounds it as any amount
+// (money.FromFloat64 says the same rule).
 func appendParquetValue(b []byte, v parquet.Value, t parquet.Type) []byte {
 	if lt := t.LogicalType(); lt != nil {
 		switch l := lt.Value.(type) {

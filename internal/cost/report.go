@@ -70,7 +70,7 @@ func (s *Service) Report(ctx context.Context, r ReportRequest) (*Report, error) 
 		return nil, err
 	}
 	slices.SortStableFunc(rep.Rows, func(a, b ReportRow) int {
-		return cmp.Or(cmp.Compare(a.Currency, b.Currency), cmp.Compare(b.Effective, a.Effective), cmp.Compare(b.Billed, a.Billed))
+		return cmp.Or(cmp.Compare(a.Currency, b.Currency), b.Effective.Cmp(a.Effective), b.Billed.Cmp(a.Billed))
 	})
 	for cur, a := range totals {
 		rep.Totals = append(rep.Totals, Total{Currency: cur, Amounts: *a})
@@ -98,14 +98,14 @@ func (r *Report) WriteText(w io.Writer) error {
 		for _, d := range r.By {
 			cells = append(cells, orDash(row.Keys[d]))
 		}
-		t.add(append(cells, row.Currency, Money(row.Billed), Money(row.Effective), Money(row.List))...)
+		t.add(append(cells, row.Currency, row.Billed.Display(), row.Effective.Display(), row.List.Display())...)
 	}
 	for _, tot := range r.Totals {
 		cells := make([]string, n)
 		if n > 0 {
 			cells[0] = "TOTAL"
 		}
-		t.add(append(cells, tot.Currency, Money(tot.Billed), Money(tot.Effective), Money(tot.List))...)
+		t.add(append(cells, tot.Currency, tot.Billed.Display(), tot.Effective.Display(), tot.List.Display())...)
 	}
 	if err := t.write(w); err != nil {
 		return err
@@ -150,7 +150,7 @@ func writeCoverage(w io.Writer, cov []Coverage) {
 			if t := totals[k]; t != 0 {
 				share = 100 * float64(c.Charges) / float64(t)
 			}
-			line = append(line, fmt.Sprintf("%s %.1f%% (%s)", c.Method, share, Money(c.Billed)))
+			line = append(line, fmt.Sprintf("%s %.1f%% (%s)", c.Method, share, c.Billed.Display()))
 		}
 		fmt.Fprintf(w, "  %-5s %s: %s\n", k.dim, k.cur, strings.Join(line, ", "))
 	}
@@ -169,7 +169,7 @@ func (r *Report) WriteCSV(w io.Writer) error {
 		for _, d := range r.By {
 			rec = append(rec, row.Keys[d])
 		}
-		cw.Write(append(rec, row.Currency, exact(row.Billed), exact(row.Effective), exact(row.List)))
+		cw.Write(append(rec, row.Currency, row.Billed.String(), row.Effective.String(), row.List.String()))
 	}
 	cw.Flush()
 	return cw.Error()
@@ -182,29 +182,19 @@ func orDash(s string) string {
 	return s
 }
 
-// Money formats an amount for people: two decimals, thousands separated.
-func Money(f float64) string {
-	s := strconv.FormatFloat(f, 'f', 2, 64)
-	neg := strings.HasPrefix(s, "-")
-	s = strings.TrimPrefix(s, "-")
-	intPart, frac, _ := strings.Cut(s, ".")
+// count writes a number of charges (never negative) for people,
+// thousands separated.
+func count(n int64) string {
+	s := strconv.FormatInt(n, 10)
 	var b strings.Builder
-	for i, c := range intPart {
-		if i > 0 && (len(intPart)-i)%3 == 0 {
+	for i, c := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
 			b.WriteByte(',')
 		}
 		b.WriteRune(c)
 	}
-	out := b.String() + "." + frac
-	if neg && out != "0.00" {
-		out = "-" + out
-	}
-	return out
+	return b.String()
 }
-
-// exact formats an amount for programs: the shortest text that reads back
-// the same float64.
-func exact(f float64) string { return strconv.FormatFloat(f, 'g', -1, 64) }
 
 // WriteText writes what an import brought in, for people: the files, the
 // periods, what was replaced or added to, coverage and alerts.
@@ -214,7 +204,7 @@ func (r *ImportResult) WriteText(w io.Writer) error {
 		if f.View != ViewFull {
 			kind += ", " + string(f.View) + " cost"
 		}
-		fmt.Fprintf(w, "Imported %s (%s, %s charges)\n", f.Name, kind, strings.TrimSuffix(Money(float64(f.Charges)), ".00"))
+		fmt.Fprintf(w, "Imported %s (%s, %s charges)\n", f.Name, kind, count(f.Charges))
 	}
 	views := slices.ContainsFunc(r.Periods, func(p PeriodSummary) bool { return p.View != ViewFull })
 	head := []string{"SOURCE", "PERIOD", "CHARGES", "CURRENCY", "BILLED", "EFFECTIVE", "LIST"}
@@ -241,7 +231,7 @@ func (r *ImportResult) WriteText(w io.Writer) error {
 			cov = append(cov, p.Coverage...)
 		}
 		for _, t := range p.Totals {
-			cells := []string{p.Source, p.Period.String(), strconv.FormatInt(p.Charges, 10), t.Currency, Money(t.Billed), Money(t.Effective), Money(t.List)}
+			cells := []string{p.Source, p.Period.String(), strconv.FormatInt(p.Charges, 10), t.Currency, t.Billed.Display(), t.Effective.Display(), t.List.Display()}
 			if views {
 				cells = slices.Insert(cells, 2, orDash(string(p.View)))
 			}
@@ -278,7 +268,7 @@ func (p Prior) what() string {
 
 // summary says what p held and where it came from, for people.
 func (p Prior) summary() string {
-	s := fmt.Sprintf("%s charges, %s", strings.TrimSuffix(Money(float64(p.Charges)), ".00"), totalsString(p.Totals))
+	s := fmt.Sprintf("%s charges, %s", count(p.Charges), totalsString(p.Totals))
 	if !p.ImportedAt.IsZero() {
 		s += ", imported " + p.ImportedAt.UTC().Format("2006-01-02 15:04 UTC")
 	}

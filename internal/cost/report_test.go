@@ -3,11 +3,11 @@ package cost_test
 import (
 	"bytes"
 	"context"
-	"math"
 	"strings"
 	"testing"
 
 	"github.com/socle-dev/socle/internal/cost"
+	"github.com/socle-dev/socle/internal/money"
 )
 
 // TestReportCoverageMatchesTotals reports the FinOps Foundation's sample,
@@ -30,21 +30,22 @@ func TestReportCoverageMatchesTotals(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		total := map[string]float64{}
+		total := map[string]money.Amount{}
 		for _, tt := range rep.Totals {
 			total[tt.Currency] = tt.Billed
 		}
-		covered := map[string]float64{}
+		covered := map[string]money.Amount{}
 		for _, c := range rep.Coverage {
-			covered[string(c.Dim)+" "+c.Currency] += c.Billed
+			k := string(c.Dim) + " " + c.Currency
+			covered[k] = covered[k].Add(c.Billed)
 		}
 		if len(covered) == 0 && len(total) > 0 {
 			t.Errorf("%s: a report with costs and no coverage", month)
 		}
 		for k, v := range covered {
 			_, cur, _ := strings.Cut(k, " ")
-			if math.Abs(v-total[cur]) > 1e-9 {
-				t.Errorf("%s: coverage of %s sums to %.10f billed, the report's total is %.10f", month, k, v, total[cur])
+			if v != total[cur] {
+				t.Errorf("%s: coverage of %s sums to %s billed, the report's total is %s", month, k, v, total[cur])
 			}
 		}
 		var text bytes.Buffer

@@ -2,9 +2,12 @@ package cost
 
 import (
 	"fmt"
+	"math"
 	"net/url"
 	"strconv"
 	"strings"
+
+	"github.com/socle-dev/socle/internal/money"
 )
 
 // The API's query parameters and the CLI's flags name requests the same
@@ -56,14 +59,20 @@ func AnomalyRequestOf(q url.Values) (AnomalyRequest, error) {
 	if r.Dims, err = ParseDims(q.Get("by")); err != nil {
 		return r, err
 	}
+	// k and min_relative are factors; min_impact is an amount, read exactly
 	for _, p := range []struct {
 		name string
 		into *float64
-	}{{"k", &r.K}, {"min_impact", &r.MinImpact}, {"min_relative", &r.MinRelative}} {
+	}{{"k", &r.K}, {"min_relative", &r.MinRelative}} {
 		if v := q.Get(p.name); v != "" {
-			if *p.into, err = strconv.ParseFloat(v, 64); err != nil || *p.into < 0 {
+			if *p.into, err = strconv.ParseFloat(v, 64); err != nil || *p.into < 0 || math.IsInf(*p.into, 0) || math.IsNaN(*p.into) {
 				return r, fmt.Errorf("%s %q is not a positive number", p.name, v)
 			}
+		}
+	}
+	if v := q.Get("min_impact"); v != "" {
+		if r.MinImpact, err = money.Parse(v); err != nil || r.MinImpact.Sign() < 0 {
+			return r, fmt.Errorf("min_impact %q is not a positive amount", v)
 		}
 	}
 	if v := q.Get("weeks"); v != "" {

@@ -168,7 +168,7 @@ func (s *Service) Import(ctx context.Context, files []File, mode Mode) (*ImportR
 func totalsString(ts []Total) string {
 	parts := make([]string, len(ts))
 	for i, t := range ts {
-		parts[i] = fmt.Sprintf("%s %s billed, %s %s effective", Money(t.Billed), t.Currency, Money(t.Effective), t.Currency)
+		parts[i] = fmt.Sprintf("%s %s billed, %s %s effective", t.Billed.Display(), t.Currency, t.Effective.Display(), t.Currency)
 	}
 	if len(parts) == 0 {
 		return "no cost"

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/big"
 	"slices"
 	"strconv"
 	"strings"
@@ -13,6 +14,8 @@ import (
 	"unicode"
 	"unicode/utf8"
 	"unsafe"
+
+	"github.com/socle-dev/socle/internal/money"
 )
 
 // The parsers of this file read the values of billing exports as they are
@@ -47,20 +50,59 @@ func value(b []byte) []byte {
 
 var errEmpty = errors.New("is empty")
 
-// parseNumber parses a decimal amount: 1.5, -2E-7, 1,5 or 1.234,56.
-func parseNumber(b []byte) (float64, error) {
+// parseNumber parses a decimal amount exactly: 1.5, -2E-7, 1,5 or
+// 1.234,56. Digits past the 12th decimal are rounded half to even (see
+// package money).
+func parseNumber(b []byte) (money.Amount, error) {
 	b = value(b)
 	if b == nil {
-		return 0, errEmpty
+		return money.Zero, errEmpty
 	}
-	f, err := strconv.ParseFloat(unsafeString(b), 64)
+	a, err := money.ParseBytes(b)
 	if err == nil {
-		return f, nil
+		return a, nil
 	}
-	return parseLocalizedNumber(b)
+	if errors.Is(err, money.ErrOverflow) {
+		return money.Zero, fmt.Errorf("%q is too large an amount (socle reads amounts below 10^18)", truncate(b))
+	}
+	s, ok := delocalize(b)
+	if ok {
+		if a, err = money.Parse(s); err == nil {
+			return a, nil
+		}
+	}
+	return money.Zero, fmt.Errorf("%q is not a number", truncate(b))
 }
 
-func parseLocalizedNumber(b []byte) (float64, error) {
+// parseDecimal parses a number as parseNumber does, as an exact rational
+// of all its digits: a price or a quantity, whose product is then rounded
+// once.
+func parseDecimal(b []byte) (*big.Rat, error) {
+	b = value(b)
+	if b == nil {
+		return nil, errEmpty
+	}
+	s := string(b)
+	if _, err := money.Parse(s); err != nil {
+		var ok bool
+		if s, ok = delocalize(b); !ok {
+			return nil, fmt.Errorf("%q is not a number", truncate(b))
+		}
+		if _, err := money.Parse(s); err != nil {
+			return nil, fmt.Errorf("%q is not a number", truncate(b))
+		}
+	}
+	r, ok := new(big.Rat).SetString(s) // money.Parse checked the syntax: a decimal, not a/b nor 0x…
+	if !ok {
+		return nil, fmt.Errorf("%q is not a number", truncate(b))
+	}
+	return r, nil
+}
+
+// delocalize rewrites a number written with a decimal comma or thousands
+// separators (1.234,56, 1,5, 1 234,56, 1'234.56) with a decimal point and
+// no separator; false when b is not such a number.
+func delocalize(b []byte) (string, bool) {
 	s := strings.NewReplacer(" ", "", "\u00a0", "", "\u202f", "", "'", "").Replace(string(b))
 	comma, dot := strings.LastIndexByte(s, ','), strings.LastIndexByte(s, '.')
 	switch {
@@ -71,20 +113,7 @@ func parseLocalizedNumber(b []byte) (float64, error) {
 	case comma >= 0 && strings.Count(s, ",") == 1: // 1,5
 		s = strings.Replace(s, ",", ".", 1)
 	}
-	f, err := strconv.ParseFloat(s, 64)
-	if err != nil {
-		return 0, fmt.Errorf("%q is not a number", truncate(b))
-	}
-	return f, nil
-}
-
-// optNumber parses an optional amount: a null is def.
-func optNumber(b []byte, def float64) (float64, error) {
-	f, err := parseNumber(b)
-	if err == errEmpty {
-		return def, nil
-	}
-	return f, err
+	return s, s != string(b)
 }
 
 // dateOrder says how to read a date written with slashes.

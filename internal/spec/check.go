@@ -66,6 +66,22 @@ func (l *loading) check() {
 			l.refOpt(PlatformFile, "app", rule.Set.App, apps, append(base, "app")...)
 			l.refOpt(PlatformFile, "environment", rule.Set.Environment, envs, append(base, "environment")...)
 			l.refOpt(PlatformFile, "zone", rule.Set.Zone, zones, append(base, "zone")...)
+			if rule.Set == (Allocation{}) && len(rule.Split) == 0 {
+				l.at(PlatformFile, "a rule allocates with set, split or both", "costs", "rules", idx(i))
+			}
+			if len(rule.Split) == 1 {
+				l.at(PlatformFile, "a split needs two shares or more (one share is what set says)", "costs", "rules", idx(i), "split")
+			}
+			for j, sh := range rule.Split {
+				at := []string{"costs", "rules", idx(i), "split", idx(j)}
+				l.refOpt(PlatformFile, "team", sh.Team, teams, append(at, "team")...)
+				l.refOpt(PlatformFile, "app", sh.App, apps, append(at, "app")...)
+				l.refOpt(PlatformFile, "environment", sh.Environment, envs, append(at, "environment")...)
+				l.refOpt(PlatformFile, "zone", sh.Zone, zones, append(at, "zone")...)
+				if sh.Weight < 1 {
+					l.at(PlatformFile, fmt.Sprintf("expected a weight of 1 or more, found %d", sh.Weight), append(at, "weight")...)
+				}
+			}
 		}
 	}
 

@@ -163,6 +163,7 @@ var (
 	stringDecoderType   = reflect.TypeFor[stringDecoder]()
 	jsonUnmarshalerType = reflect.TypeFor[json.Unmarshaler]()
 	textUnmarshalerType = reflect.TypeFor[encoding.TextUnmarshaler]()
+	jsonNumberType      = reflect.TypeFor[json.Number]()
 )
 
 // compile returns the decoder of t, building it once; its target is nil
@@ -222,6 +223,22 @@ func (vd *valueDecoder) buildKind(t reflect.Type) decodeFunc {
 		}
 	} else if _, ok := pt.MethodByName("UnmarshalMapstructure"); ok {
 		return nil
+	}
+	if t == jsonNumberType && vd.mode == jsonMode {
+		// a number as the text encoding/json writes for it (budget
+		// amounts); a string is left to encoding/json's own checks
+		return func(st *decodeState, in any, out reflect.Value) bool {
+			switch in.(type) {
+			case int64, float64:
+				b, err := json.Marshal(in)
+				if err != nil {
+					return false
+				}
+				out.SetString(string(b))
+				return true
+			}
+			return false
+		}
 	}
 	switch t.Kind() {
 	case reflect.String:

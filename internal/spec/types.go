@@ -1,6 +1,8 @@
 package spec
 
 import (
+	"encoding/json"
+
 	"github.com/score-spec/score-go/types"
 )
 
@@ -307,8 +309,23 @@ type AllocationRule struct {
 	Name string `json:"name" jsonschema:"required"`
 	// Match conditions, all of which must hold; values are glob patterns (* and ?), case-insensitive.
 	Match AllocationMatch `json:"match" jsonschema:"required"`
-	// Set is what the rule allocates.
-	Set Allocation `json:"set" jsonschema:"required"`
+	// Set is what the rule allocates (a rule has set, split or both).
+	Set Allocation `json:"set,omitzero"`
+	// Split shares what the rule matches among owners by weight: a shared
+	// network or cluster paid for by the teams that use it. Each share sets
+	// the dimensions it names that are still unknown after set; each cost
+	// of a charge is divided exactly, the shares adding up to it.
+	Split []AllocationShare `json:"split,omitempty"`
+}
+
+// AllocationShare is one owner's share of the charges a rule splits.
+type AllocationShare struct {
+	Team        string `json:"team,omitempty"`
+	App         string `json:"app,omitempty"`
+	Environment string `json:"environment,omitempty"`
+	Zone        string `json:"zone,omitempty"`
+	// Weight of the share, against the others' (3 and 1, or percentages).
+	Weight int `json:"weight" jsonschema:"required,minimum=1"`
 }
 
 // AllocationMatch selects billing rows.
@@ -471,8 +488,8 @@ type Budget struct {
 	App         string `json:"app,omitempty"`
 	Environment string `json:"environment,omitempty"`
 	Zone        string `json:"zone,omitempty"`
-	// Amount per calendar month.
-	Amount float64 `json:"amount" jsonschema:"required,exclusiveMinimum=0"`
+	// Amount per calendar month, in the budget's currency.
+	Amount json.Number `json:"amount" jsonschema:"required,type=number,exclusiveMinimum=0"` // decimal text, never a float: see cost.budgetAmount
 	// Currency of the amount; costs in other currencies are not counted against it.
 	Currency string `json:"currency" jsonschema:"required,pattern=^[A-Z]{3}$"`
 	// Thresholds in percent of the amount at which alerts fire (default 80, 100).

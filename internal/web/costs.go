@@ -7,6 +7,7 @@ import (
 	"strconv"
 
 	"github.com/socle-dev/socle/internal/cost"
+	"github.com/socle-dev/socle/internal/money"
 )
 
 type costsView struct {
@@ -33,13 +34,8 @@ type budgetView struct {
 	Chart Chart
 }
 
-// Spent is the share of the budget used so far.
-func (b budgetView) Spent() float64 {
-	if b.Amount == 0 {
-		return 0
-	}
-	return b.Actual / b.Amount
-}
+// Spent is the share of the budget used so far, for display.
+func (b budgetView) Spent() float64 { return cost.Percent(b.Actual, b.Amount) / 100 }
 
 func (p *portal) costsPage(w http.ResponseWriter, r *http.Request, s *session) {
 	ctx := r.Context()
@@ -85,7 +81,7 @@ func costCharts(rep *cost.Report) []Chart {
 	}
 	for _, cur := range currencies {
 		var teams, envs []string
-		sums := map[[2]string]float64{}
+		sums := map[[2]string]money.Amount{}
 		for _, row := range rep.Rows {
 			if row.Currency != cur {
 				continue
@@ -97,7 +93,8 @@ func costCharts(rep *cost.Report) []Chart {
 			if !slices.Contains(envs, e) {
 				envs = append(envs, e)
 			}
-			sums[[2]string{t, e}] += row.Effective
+			k := [2]string{t, e}
+			sums[k] = sums[k].Add(row.Effective)
 		}
 		slices.Sort(envs)
 		c := Chart{Title: "Effective cost by team and environment (" + cur + ")", Kind: Bars, Labels: teams, LabelName: "Team",
@@ -105,7 +102,7 @@ func costCharts(rep *cost.Report) []Chart {
 		for _, e := range envs {
 			s := Series{Name: e, Values: make([]float64, len(teams))}
 			for i, t := range teams {
-				s.Values[i] = sums[[2]string{t, e}]
+				s.Values[i] = sums[[2]string{t, e}].Float64() // drawn, not computed with
 			}
 			c.Series = append(c.Series, s)
 		}
@@ -114,17 +111,18 @@ func costCharts(rep *cost.Report) []Chart {
 	return charts
 }
 
-// burnChart draws a budget's spend through the month against its amount.
+// burnChart draws a budget's spend through the month against its amount:
+// the running total is exact, its points floats only to be drawn.
 func burnChart(b cost.BudgetStatus) Chart {
 	labels := make([]string, len(b.Daily))
 	sum := make([]float64, len(b.Daily))
-	total := 0.0
+	var total money.Amount
 	for i, d := range b.Daily {
-		total += d
-		labels[i], sum[i] = strconv.Itoa(i+1), total
+		total = total.Add(d)
+		labels[i], sum[i] = strconv.Itoa(i+1), total.Float64()
 	}
 	return Chart{Title: b.Name + ": spend so far", Kind: Lines, Labels: labels, LabelName: "Day of the month", Series: []Series{{Name: "spent", Values: sum}},
-		Limit: b.Amount, LimitLabel: "budget " + money(b.Amount, b.Currency), Width: 420, Height: 180,
+		Limit: b.Amount.Float64(), LimitLabel: "budget " + formatMoney(b.Amount, b.Currency), Width: 420, Height: 180,
 		Format: func(v float64) string { return strconv.FormatFloat(v, 'f', 0, 64) }}
 }
 

@@ -12,6 +12,7 @@ import (
 	"github.com/socle-dev/socle/internal/auth"
 	"github.com/socle-dev/socle/internal/cost"
 	"github.com/socle-dev/socle/internal/gate"
+	"github.com/socle-dev/socle/internal/money"
 	"github.com/socle-dev/socle/internal/plan"
 	"github.com/socle-dev/socle/internal/policy"
 	"github.com/socle-dev/socle/internal/spec"
@@ -173,22 +174,25 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case p == "/api/v1/costs/report":
 		sep := cost.MonthOf(2024, time.September)
 		writeFake(w, 200, cost.Report{From: sep.First(), To: sep.End() - 1, By: []cost.Dim{cost.DimTeam, cost.DimEnv}, Rows: []cost.ReportRow{
-			{Keys: map[cost.Dim]string{cost.DimTeam: "bookings", cost.DimEnv: "prod"}, Currency: "EUR", Amounts: cost.Amounts{Billed: 1250.5, Effective: 1190.25, List: 1400}},
-			{Keys: map[cost.Dim]string{cost.DimTeam: "bookings", cost.DimEnv: "dev"}, Currency: "EUR", Amounts: cost.Amounts{Billed: 210, Effective: 205, List: 230}},
-			{Keys: map[cost.Dim]string{cost.DimTeam: "", cost.DimEnv: ""}, Currency: "EUR", Amounts: cost.Amounts{Billed: 90, Effective: 90, List: 90}},
-		}, Totals: []cost.Total{{Currency: "EUR", Amounts: cost.Amounts{Billed: 1550.5, Effective: 1485.25, List: 1720}}}})
+			{Keys: map[cost.Dim]string{cost.DimTeam: "bookings", cost.DimEnv: "prod"}, Currency: "EUR", Amounts: cost.Amounts{Billed: amt("1250.5"), Effective: amt("1190.25"), List: amt("1400")}},
+			{Keys: map[cost.Dim]string{cost.DimTeam: "bookings", cost.DimEnv: "dev"}, Currency: "EUR", Amounts: cost.Amounts{Billed: amt("210"), Effective: amt("205"), List: amt("230")}},
+			{Keys: map[cost.Dim]string{cost.DimTeam: "", cost.DimEnv: ""}, Currency: "EUR", Amounts: cost.Amounts{Billed: amt("90"), Effective: amt("90"), List: amt("90")}},
+		}, Totals: []cost.Total{{Currency: "EUR", Amounts: cost.Amounts{Billed: amt("1550.5"), Effective: amt("1485.25"), List: amt("1720")}}}})
 	case p == "/api/v1/costs/budgets":
 		sep := cost.MonthOf(2024, time.September)
 		writeFake(w, 200, cost.BudgetReport{Month: sep, AsOf: sep.First() + 4, Budgets: []cost.BudgetStatus{{Name: "bookings-monthly", Scope: map[string]string{"team": "bookings"},
-			Month: sep, Currency: "EUR", Amount: 1000, Actual: 620, AsOf: sep.First() + 4, Forecast: 3720, Status: "warning", Daily: []float64{100, 110, 130, 140, 140}}}})
+			Month: sep, Currency: "EUR", Amount: amt("1000"), Actual: amt("620"), AsOf: sep.First() + 4, Forecast: amt("3720"), Status: "warning", Daily: []money.Amount{amt("100"), amt("110"), amt("130"), amt("140"), amt("140")}}}})
 	case p == "/api/v1/costs/anomalies":
 		sep := cost.MonthOf(2024, time.September)
 		writeFake(w, 200, cost.AnomalyReport{From: sep.First(), To: sep.End() - 1, Anomalies: []cost.Anomaly{{Day: sep.First() + 3, Dim: cost.DimTeam, Value: "bookings",
-			Currency: "EUR", Cost: 140, Expected: 60, Impact: 80, Direction: "spike", Baseline: 4}}})
+			Currency: "EUR", Cost: amt("140"), Expected: amt("60"), Impact: amt("80"), Direction: "spike", Baseline: 4}}})
 	default:
 		writeFake(w, http.StatusNotFound, api.Error{Error: api.ErrorBody{Code: "not_found", Message: "no route " + p}})
 	}
 }
+
+// amt is an amount written as decimal text.
+func amt(s string) money.Amount { return money.MustParse(s) }
 
 func writeFake(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("Content-Type", "application/json")

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/socle-dev/socle/internal/api"
-	"github.com/socle-dev/socle/internal/cost"
+	"github.com/socle-dev/socle/internal/money"
 )
 
 // funcs are the templates' helpers. shortSHA, shortDigest, health and
@@ -23,7 +23,7 @@ var funcs = template.FuncMap{
 	"when":       when,
 	"dur":        humanDuration,
 	"pct":        func(f float64) string { return strconv.FormatFloat(f*100, 'f', 1, 64) + " %" },
-	"money":      money,
+	"money":      formatMoney,
 	"pretty":     prettyJSON,
 	"join":       strings.Join,
 	"actionText": actionText,
@@ -175,10 +175,11 @@ func humanDuration(d time.Duration) string {
 	return fmt.Sprintf("%dd%dh", int(d.Hours())/24, int(d.Hours())%24)
 }
 
-// money writes an amount as cost.Money does, with a typographic minus and
-// the currency.
-func money(v float64, currency string) string {
-	out := cost.Money(v)
+// formatMoney writes an amount as the CLI does (money.Amount.Display: two
+// decimals, rounded half to even), with a typographic minus and the
+// currency.
+func formatMoney(v money.Amount, currency string) string {
+	out := v.Display()
 	if rest, ok := strings.CutPrefix(out, "-"); ok {
 		out = "−" + rest
 	}

@@ -2,6 +2,7 @@ package browser
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -15,6 +16,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/socle-dev/socle/internal/api"
+	"github.com/socle-dev/socle/internal/money"
 )
 
 // build is how long a test waits for apps to be built and rolled out.
@@ -365,4 +367,37 @@ func TestKeyboard(t *testing.T) {
 	if s := tom.status(); s != http.StatusUnauthorized {
 		t.Errorf("after signing out, / answers %d, want 401", s)
 	}
+}
+
+// TestCostsPage: the costs page shows each total as the API computes it,
+// exactly, to the cent: the API's amounts are decimal strings, and the
+// page writes them with two decimals as the CLI does.
+func TestCostsPage(t *testing.T) {
+	importCosts(t)
+	var rep struct {
+		Totals []struct {
+			Currency  string          `json:"currency"`
+			Billed    json.RawMessage `json:"billed"`
+			Effective json.RawMessage `json:"effective"`
+		} `json:"totals"`
+	}
+	if err := call(t, "lena", http.MethodGet, "/api/v1/costs/report?by=team,env", nil, &rep); err != nil || len(rep.Totals) == 0 {
+		t.Fatalf("report: %+v %v", rep, err)
+	}
+	lena := newUser(t)
+	lena.login("lena")
+	lena.open("/costs")
+	summary := lena.text("p.summary")
+	for _, tot := range rep.Totals {
+		var effective, billed money.Amount
+		if tot.Effective[0] != '"' || json.Unmarshal(tot.Effective, &effective) != nil || json.Unmarshal(tot.Billed, &billed) != nil {
+			t.Fatalf("the API's %s totals are not decimal strings: %s, %s", tot.Currency, tot.Effective, tot.Billed)
+		}
+		for _, want := range []string{effective.Display() + " " + tot.Currency + " effective", billed.Display() + " " + tot.Currency + " billed"} {
+			if !strings.Contains(summary, strings.Replace(want, "-", "−", 1)) {
+				t.Errorf("the costs page says %q, not %q", summary, want)
+			}
+		}
+	}
+	lena.shot("costs-totals")
 }

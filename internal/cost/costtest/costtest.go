@@ -11,7 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
+	"math/big"
 	"slices"
 	"strings"
 	"sync"
@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/socle-dev/socle/internal/cost"
+	"github.com/socle-dev/socle/internal/money"
 )
 
 // Open returns a Store over a new, empty database of its own; it is called
@@ -38,6 +39,7 @@ func Run(t *testing.T, open Open) {
 		{"Filters", testFilters},
 		{"Span", testSpan},
 		{"Coverage", testCoverage},
+		{"SumsAreExact", testExactSums},
 		{"AzureViewsAreNeverAdded", testViews},
 		{"Append", testAppend},
 		{"Imports", testImports},
@@ -70,12 +72,26 @@ func month(s string) cost.Month {
 	return m
 }
 
-// row makes a daily aggregate; owner is "team/app/env".
-func row(d, service, currency, team, app, env string, billed float64) cost.Row {
+// u is n currency units.
+func u(n int64) money.Amount { return money.FromUnits(n) }
+
+// three are the amounts of rows and totals: billed, half of it effective,
+// twice it list.
+func three(billed money.Amount) cost.Amounts {
+	half, _ := billed.MulRat(big.NewRat(1, 2))
+	return cost.Amounts{Billed: billed, Effective: half, List: billed.Add(billed)}
+}
+
+// row makes a daily aggregate of billed units.
+func row(d, service, currency, team, app, env string, billed int64) cost.Row {
+	return rowOf(d, service, currency, team, app, env, u(billed))
+}
+
+func rowOf(d, service, currency, team, app, env string, billed money.Amount) cost.Row {
 	return cost.Row{
 		Key: cost.Key{Day: day(d), Provider: "AWS", Account: "111", Service: service, Region: "eu-west-1",
 			Category: "Usage", Currency: currency, Team: team, App: app, Env: env, Zone: "apps"},
-		Amounts: cost.Amounts{Billed: billed, Effective: billed / 2, List: billed * 2},
+		Amounts: three(billed),
 	}
 }
 
@@ -100,26 +116,23 @@ func totals(t *testing.T, s cost.Store, q cost.Query) []cost.Total {
 	return out
 }
 
-func near(a, b float64) bool { return math.Abs(a-b) <= 1e-9*math.Max(1, math.Abs(b)) }
-
+// expect compares totals exactly: amounts are exact, to the pico-unit.
 func expect(t *testing.T, got []cost.Total, want ...cost.Total) {
 	t.Helper()
-	ok := len(got) == len(want)
-	for i := 0; ok && i < len(got); i++ {
-		g, w := got[i], want[i]
-		ok = slices.Equal(g.Keys, w.Keys) && g.Currency == w.Currency && near(g.Billed, w.Billed) &&
-			near(g.Effective, w.Effective) && near(g.List, w.List)
-	}
-	if !ok {
+	if !slices.EqualFunc(got, want, totalEqual) {
 		t.Errorf("totals:\n got %+v\nwant %+v", got, want)
 	}
 }
 
-func tot(billed float64, currency string, keys ...string) cost.Total {
+func tot(billed int64, currency string, keys ...string) cost.Total {
+	return totOf(u(billed), currency, keys...)
+}
+
+func totOf(billed money.Amount, currency string, keys ...string) cost.Total {
 	if keys == nil {
 		keys = []string{}
 	}
-	return cost.Total{Keys: keys, Currency: currency, Amounts: cost.Amounts{Billed: billed, Effective: billed / 2, List: billed * 2}}
+	return cost.Total{Keys: keys, Currency: currency, Amounts: three(billed)}
 }
 
 func testTotals(t *testing.T, s cost.Store) {
@@ -164,22 +177,61 @@ func testReplace(t *testing.T, s cost.Store) {
 func testMonthly(t *testing.T, s cost.Store) {
 	var rows []cost.Row
 	for d := day("2024-08-25"); d < day("2024-10-05"); d++ {
-		rows = append(rows, row(d.String(), "EC2", "USD", "a", "web", "prod", float64(d%7)+0.1))
+		rows = append(rows, rowOf(d.String(), "EC2", "USD", "a", "web", "prod", tenth(d)))
 	}
 	replace(t, s, period("AWS:1", "2024-09", rows...))
 	byDay := totals(t, s, cost.Query{From: day("2024-09-01"), To: day("2024-10-01"), By: []cost.Dim{cost.DimDay}})
-	var sum float64
+	var sum money.Amount
 	for _, tt := range byDay {
-		sum += tt.Billed
+		sum = sum.Add(tt.Billed)
 	}
 	if len(byDay) != 30 {
 		t.Errorf("%d days in September", len(byDay))
 	}
-	expect(t, totals(t, s, cost.Query{From: day("2024-09-01"), To: day("2024-10-01"), By: []cost.Dim{cost.DimTeam}}), tot(sum, "USD", "a"))
+	expect(t, totals(t, s, cost.Query{From: day("2024-09-01"), To: day("2024-10-01"), By: []cost.Dim{cost.DimTeam}}), totOf(sum, "USD", "a"))
 	// a range that cuts months counts only its days
 	expect(t, totals(t, s, cost.Query{From: day("2024-09-30"), To: day("2024-10-02"), By: []cost.Dim{cost.DimMonth}}),
-		tot(float64(day("2024-09-30")%7)+0.1, "USD", "2024-09"),
-		tot(float64(day("2024-10-01")%7)+0.1, "USD", "2024-10"))
+		totOf(tenth(day("2024-09-30")), "USD", "2024-09"),
+		totOf(tenth(day("2024-10-01")), "USD", "2024-10"))
+}
+
+// tenth is a cost that a double cannot hold: d%7 + 0.1.
+func tenth(d cost.Day) money.Amount { return u(int64(d % 7)).Add(money.MustParse("0.1")) }
+
+// testExactSums stores amounts whose sums a double or an int64 would get
+// wrong: tenths, pico-units, credits, and a total past 2⁶³ units, each as
+// a day and as whole months (cost_monthly).
+func testExactSums(t *testing.T, s cost.Store) {
+	var ps []cost.Period
+	large := money.MustParse("900000000000000000.000000000001") // 9×10¹⁷ units and a pico-unit
+	for m := month("2023-01"); m < month("2024-09"); m++ {      // 20 months
+		ps = append(ps, period("AWS:9", m.String(), rowOf(m.First().String(), "EC2", "JPY", "a", "web", "prod", large)))
+	}
+	sept := period("AWS:1", "2024-09")
+	for i := range 1000 {
+		d := day("2024-09-01") + cost.Day(i%30)
+		sept.Rows = append(sept.Rows, rowOf(d.String(), "EC2", "USD", "a", "web", "prod", money.MustParse("0.1")),
+			rowOf(d.String(), "S3", "USD", "a", "web", "prod", money.MustParse("0.000000000001")),
+			rowOf(d.String(), "Credit", "USD", "a", "web", "prod", money.MustParse("-0.2")))
+	}
+	replace(t, s, append(ps, sept)...)
+	// 1000 × (0.1 + 10⁻¹² - 0.2) billed: -99.999999999 to the pico-unit;
+	// effective 1000 × (0.05 + 0 - 0.1), half a pico-unit rounding to even
+	want := cost.Total{Keys: []string{}, Currency: "USD", Amounts: cost.Amounts{Billed: money.MustParse("-99.999999999"),
+		Effective: u(-50), List: money.MustParse("-199.999999998")}}
+	expect(t, totals(t, s, cost.Query{From: day("2024-09-01"), To: day("2024-10-01")}), want)
+	want.Keys = []string{"2024-09"}
+	expect(t, totals(t, s, cost.Query{From: day("2024-09-01"), To: day("2024-09-30") + 1, By: []cost.Dim{cost.DimMonth}}), want)
+	twenty := cost.Total{Keys: []string{}, Currency: "JPY"}
+	for range 20 {
+		twenty.Add(three(large))
+	}
+	if twenty.Billed.String() != "18000000000000000000.00000000002" {
+		t.Fatalf("20 × %s = %s", large, twenty.Billed)
+	}
+	jpy := []cost.Cond{{Dim: cost.DimCurrency, Values: []string{"JPY"}}}
+	expect(t, totals(t, s, cost.Query{Where: jpy}), twenty)
+	expect(t, totals(t, s, cost.Query{From: day("2023-01-01"), To: day("2024-09-01") - 1, Where: jpy}), twenty)
 }
 
 func testFilters(t *testing.T, s cost.Store) {
@@ -212,8 +264,8 @@ func testSpan(t *testing.T, s cost.Store) {
 }
 
 func testCoverage(t *testing.T, s cost.Store) {
-	cov := func(d string, dim cost.Dim, m cost.Method, billed float64) cost.Coverage {
-		return cost.Coverage{Day: day(d), Dim: dim, Method: m, Currency: "USD", Charges: 1, Amounts: cost.Amounts{Billed: billed}}
+	cov := func(d string, dim cost.Dim, m cost.Method, billed int64) cost.Coverage {
+		return cost.Coverage{Day: day(d), Dim: dim, Method: m, Currency: "USD", Charges: 1, Amounts: cost.Amounts{Billed: u(billed)}}
 	}
 	p := period("AWS:1", "2024-09", row("2024-09-01", "EC2", "USD", "a", "web", "prod", 1))
 	p.Coverage = []cost.Coverage{cov("2024-09-01", cost.DimTeam, cost.ByTag, 1), cov("2024-09-02", cost.DimTeam, cost.NotFound, 2)}
@@ -227,16 +279,16 @@ func testCoverage(t *testing.T, s cost.Store) {
 		t.Fatal(err)
 	}
 	want := []cost.Coverage{
-		{Dim: cost.DimTeam, Method: cost.ByTag, Currency: "USD", Charges: 2, Amounts: cost.Amounts{Billed: 5}},
-		{Dim: cost.DimTeam, Method: cost.NotFound, Currency: "USD", Charges: 1, Amounts: cost.Amounts{Billed: 2}},
-		{Dim: cost.DimApp, Method: cost.ByRule, Currency: "USD", Charges: 1, Amounts: cost.Amounts{Billed: 8}},
+		{Dim: cost.DimTeam, Method: cost.ByTag, Currency: "USD", Charges: 2, Amounts: cost.Amounts{Billed: u(5)}},
+		{Dim: cost.DimTeam, Method: cost.NotFound, Currency: "USD", Charges: 1, Amounts: cost.Amounts{Billed: u(2)}},
+		{Dim: cost.DimApp, Method: cost.ByRule, Currency: "USD", Charges: 1, Amounts: cost.Amounts{Billed: u(8)}},
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("coverage of September's days:\n got %+v\nwant %+v", got, want)
 	}
 	// the days of a range, not the billing periods they are in
 	got, _ = s.Coverage(ctx, day("2024-09-02"), day("2024-09-30"))
-	if len(got) != 1 || got[0].Billed != 2 {
+	if len(got) != 1 || got[0].Billed != u(2) {
 		t.Errorf("coverage of 2 to 29 September: %+v", got)
 	}
 	if got, _ := s.Coverage(ctx, 0, 0); len(got) != 3 {
@@ -246,7 +298,7 @@ func testCoverage(t *testing.T, s cost.Store) {
 	p.Coverage = p.Coverage[:1]
 	replace(t, s, p)
 	got, _ = s.Coverage(ctx, day("2024-09-01"), day("2024-10-01"))
-	if len(got) != 2 || got[0].Billed != 5 {
+	if len(got) != 2 || got[0].Billed != u(5) {
 		t.Errorf("coverage after replace: %+v", got)
 	}
 	if got, _ := s.Coverage(ctx, day("2024-10-01"), day("2025-01-01")); len(got) != 0 {
@@ -256,9 +308,9 @@ func testCoverage(t *testing.T, s cost.Store) {
 
 // azure makes a period of one Azure view with one row of billed and
 // effective cost, its coverage one tagged charge.
-func azure(view cost.View, m string, billed, effective float64) cost.Period {
+func azure(view cost.View, m string, billed, effective int64) cost.Period {
 	r := row(m+"-01", "VM", "EUR", "a", "web", "prod", 0)
-	r.Amounts = cost.Amounts{Billed: billed, Effective: effective, List: billed}
+	r.Amounts = cost.Amounts{Billed: u(billed), Effective: u(effective), List: u(billed)}
 	p := cost.Period{Source: "Microsoft:1", Month: month(m), View: view, Charges: 1, Rows: []cost.Row{r}}
 	p.Coverage = []cost.Coverage{{Day: r.Day, Dim: cost.DimTeam, Method: cost.ByTag, Currency: "EUR", Charges: 1, Amounts: r.Amounts}}
 	return p
@@ -274,11 +326,11 @@ func importBatch(t *testing.T, s cost.Store, mode cost.Mode, ps ...cost.Period) 
 	return priors
 }
 
-func amounts(billed, effective, list float64, keys ...string) cost.Total {
+func amounts(billed, effective, list int64, keys ...string) cost.Total {
 	if keys == nil {
 		keys = []string{}
 	}
-	return cost.Total{Keys: keys, Currency: "EUR", Amounts: cost.Amounts{Billed: billed, Effective: effective, List: list}}
+	return cost.Total{Keys: keys, Currency: "EUR", Amounts: cost.Amounts{Billed: u(billed), Effective: u(effective), List: u(list)}}
 }
 
 // testViews stores the two Azure views of a period, in one batch or one
@@ -297,7 +349,7 @@ func testViews(t *testing.T, s cost.Store) {
 	}
 	expect(t, totals(t, s, sept), amounts(100, 90, 100))
 	expect(t, totals(t, s, cost.Query{}), amounts(100, 90, 100)) // whole months read cost_monthly
-	if cov, _ := s.Coverage(ctx, 0, 0); len(cov) != 1 || cov[0].Charges != 1 || cov[0].Billed != 100 || cov[0].Effective != 90 {
+	if cov, _ := s.Coverage(ctx, 0, 0); len(cov) != 1 || cov[0].Charges != 1 || cov[0].Billed != u(100) || cov[0].Effective != u(90) {
 		t.Errorf("coverage of two views: %+v", cov)
 	}
 	// a restated amortized view replaces the amortized view only
@@ -343,7 +395,7 @@ func testAppend(t *testing.T, s cost.Store) {
 	// a part without commitments joins it
 	importBatch(t, s, cost.Append, azure(cost.ViewFull, "2024-09", 4, 4))
 	expect(t, totals(t, s, sept), amounts(7, 7, 7))
-	if cov, _ := s.Coverage(ctx, 0, 0); len(cov) != 1 || cov[0].Charges != 3 || cov[0].Billed != 7 {
+	if cov, _ := s.Coverage(ctx, 0, 0); len(cov) != 1 || cov[0].Charges != 3 || cov[0].Billed != u(7) {
 		t.Errorf("coverage after appending: %+v", cov)
 	}
 	// the amortized view is appended as a view of its own
@@ -371,7 +423,7 @@ func testAppend(t *testing.T, s cost.Store) {
 }
 
 func totalEqual(a, b cost.Total) bool {
-	return slices.Equal(a.Keys, b.Keys) && a.Currency == b.Currency && near(a.Billed, b.Billed) && near(a.Effective, b.Effective) && near(a.List, b.List)
+	return slices.Equal(a.Keys, b.Keys) && a.Currency == b.Currency && a.Amounts == b.Amounts
 }
 
 func testImports(t *testing.T, s cost.Store) {
@@ -404,7 +456,7 @@ func testImports(t *testing.T, s cost.Store) {
 func testAlerts(t *testing.T, s cost.Store) {
 	at := time.Date(2024, 9, 20, 8, 0, 0, 0, time.UTC)
 	a := cost.Alert{Budget: "web", Month: month("2024-09"), Threshold: 80, Kind: cost.AlertActual, Currency: "EUR",
-		Amount: 100, Actual: 81, Forecast: 120, Notify: []string{"finops"}, CreatedAt: at}
+		Amount: u(100), Actual: money.MustParse("80.000000000001"), Forecast: money.MustParse("-0.5"), Notify: []string{"finops"}, CreatedAt: at}
 	for i, want := range []bool{true, false} {
 		if created, err := s.PutAlert(ctx, a); err != nil || created != want {
 			t.Fatalf("put %d: created %v, err %v", i, created, err)
@@ -427,7 +479,7 @@ func testAlerts(t *testing.T, s cost.Store) {
 	}
 	got := all[0]
 	if got.ID == 0 || got.Budget != "web" || got.Month != a.Month || got.Threshold != 80 || got.Kind != cost.AlertActual ||
-		got.Actual != 81 || got.Forecast != 120 || !got.CreatedAt.Equal(at) || !slices.Equal(got.Notify, []string{"finops"}) || got.NotifiedAt != nil {
+		got.Amount != a.Amount || got.Actual != a.Actual || got.Forecast != a.Forecast || !got.CreatedAt.Equal(at) || !slices.Equal(got.Notify, []string{"finops"}) || got.NotifiedAt != nil {
 		t.Errorf("alert round trip: %+v", got)
 	}
 	if sept, _ := s.Alerts(ctx, month("2024-09"), false); len(sept) != 2 {

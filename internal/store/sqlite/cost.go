@@ -12,12 +12,15 @@ import (
 	"time"
 
 	"github.com/socle-dev/socle/internal/cost"
+	"github.com/socle-dev/socle/internal/money"
 )
 
 var _ cost.Store = (*CostStore)(nil)
 
 // CostStore keeps package cost's daily aggregates, imports, coverage and
 // budget alerts in the tables of migration 0010, in the same file as the DB.
+// Amounts are exact: two integer columns each, summed by money_sum (see
+// money.go).
 type CostStore struct {
 	db    *sql.DB
 	check func() error // the DB's CheckFile
@@ -94,13 +97,14 @@ func (s *CostStore) ImportBatch(ctx context.Context, b *cost.Batch, mode cost.Mo
 			}
 		}
 		insRow, err := tx.PrepareContext(ctx, `INSERT INTO cost_daily (period_id, day, provider, account, service, region,
-			category, currency, team, app, env, zone, billed, effective, list) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+			category, currency, team, app, env, zone, billed_units, billed_pico, effective_units, effective_pico, list_units, list_pico)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
 		if err != nil {
 			return err
 		}
 		defer insRow.Close()
-		insCov, err := tx.PrepareContext(ctx, `INSERT INTO cost_coverage (period_id, day, dim, method, currency, charges, billed,
-			effective, list) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+		insCov, err := tx.PrepareContext(ctx, `INSERT INTO cost_coverage (period_id, day, dim, method, currency, charges,
+			billed_units, billed_pico, effective_units, effective_pico, list_units, list_pico) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
 		if err != nil {
 			return err
 		}
@@ -163,17 +167,24 @@ func (s *CostStore) ImportBatch(ctx context.Context, b *cost.Batch, mode cost.Mo
 				}
 			}
 			for _, r := range p.Rows {
-				if _, err := insRow.ExecContext(ctx, pid, r.Day.String(), r.Provider, r.Account, r.Service, r.Region,
-					r.Category, r.Currency, r.Team, r.App, r.Env, r.Zone, r.Billed, r.Effective, r.List); err != nil {
+				amounts, err := amountsArgs(r.Amounts)
+				if err != nil {
+					return err
+				}
+				if _, err := insRow.ExecContext(ctx, append([]any{pid, r.Day.String(), r.Provider, r.Account, r.Service, r.Region,
+					r.Category, r.Currency, r.Team, r.App, r.Env, r.Zone}, amounts...)...); err != nil {
 					return err
 				}
 			}
 			if _, err := tx.ExecContext(ctx, `INSERT INTO cost_monthly (period_id, month, provider, account, service, region,
-				category, currency, team, app, env, zone, billed, effective, list)
-				SELECT period_id, substr(day, 1, 7), provider, account, service, region, category, currency, team, app, env, zone,
-					sum(billed), sum(effective), sum(list)
-				FROM cost_daily WHERE period_id = ?
-				GROUP BY substr(day, 1, 7), provider, account, service, region, category, currency, team, app, env, zone`, pid); err != nil {
+				category, currency, team, app, env, zone, billed_units, billed_pico, effective_units, effective_pico, list_units, list_pico)
+				SELECT period_id, month, provider, account, service, region, category, currency, team, app, env, zone,
+					money_units(billed), money_pico(billed), money_units(effective), money_pico(effective), money_units(list), money_pico(list)
+				FROM (SELECT period_id, substr(day, 1, 7) AS month, provider, account, service, region, category, currency, team, app, env, zone,
+						money_sum(billed_units, billed_pico) AS billed, money_sum(effective_units, effective_pico) AS effective,
+						money_sum(list_units, list_pico) AS list
+					FROM cost_daily WHERE period_id = ?
+					GROUP BY substr(day, 1, 7), provider, account, service, region, category, currency, team, app, env, zone)`, pid); err != nil {
 				return err
 			}
 			for _, f := range b.Files {
@@ -183,8 +194,12 @@ func (s *CostStore) ImportBatch(ctx context.Context, b *cost.Batch, mode cost.Mo
 				}
 			}
 			for _, c := range p.Coverage {
-				if _, err := insCov.ExecContext(ctx, pid, c.Day.String(), string(c.Dim), string(c.Method), c.Currency, c.Charges,
-					c.Billed, c.Effective, c.List); err != nil {
+				amounts, err := amountsArgs(c.Amounts)
+				if err != nil {
+					return err
+				}
+				if _, err := insCov.ExecContext(ctx, append([]any{pid, c.Day.String(), string(c.Dim), string(c.Method), c.Currency, c.Charges},
+					amounts...)...); err != nil {
 					return err
 				}
 			}
@@ -249,8 +264,9 @@ func appendTarget(p cost.Period, stored []storedPeriod) (*storedPeriod, error) {
 func priorOf(ctx context.Context, tx *sql.Tx, p cost.Period, st *storedPeriod) (cost.Prior, error) {
 	pr := cost.Prior{Source: p.Source, Period: p.Month, View: st.view, Charges: st.charges, Totals: []cost.Total{}}
 	totals, err := queryAll(ctx, tx, func(sc scanner) (t cost.Total, err error) {
-		return t, sc.Scan(&t.Currency, &t.Billed, &t.Effective, &t.List)
-	}, `SELECT currency, sum(billed), sum(effective), sum(list) FROM cost_daily WHERE period_id = ? GROUP BY currency ORDER BY currency`, st.id)
+		return t, sc.Scan(&t.Currency, amountsOf{&t.Amounts})
+	}, `SELECT currency, money_sum(billed_units, billed_pico, effective_units, effective_pico, list_units, list_pico)
+		FROM cost_daily WHERE period_id = ? GROUP BY currency ORDER BY currency`, st.id)
 	if err != nil {
 		return pr, err
 	}
@@ -272,6 +288,34 @@ func priorOf(ctx context.Context, tx *sql.Tx, p cost.Period, st *storedPeriod) (
 		pr.Files = []string{}
 	}
 	return pr, nil
+}
+
+// weightedSums is the exact sum of the three costs of table t, in one
+// money_sum, each column multiplied by its period's weight (0 or 1, so
+// never out of range): billed and list by billed_w, effective by
+// effective_w.
+func weightedSums(t string) string {
+	var args []string
+	for _, c := range [][2]string{{"billed", "billed_w"}, {"effective", "effective_w"}, {"list", "billed_w"}} {
+		args = append(args, t+"."+c[0]+"_units * p."+c[1], t+"."+c[0]+"_pico * p."+c[1])
+	}
+	return "money_sum(" + strings.Join(args, ", ") + ")"
+}
+
+// amountsArgs returns the six column values of a, for an INSERT.
+func amountsArgs(a cost.Amounts) ([]any, error) { return amountArgsOf(a.Billed, a.Effective, a.List) }
+
+// amountArgsOf returns the two column values of each amount, in order.
+func amountArgsOf(as ...money.Amount) ([]any, error) {
+	out := make([]any, 0, 2*len(as))
+	for _, a := range as {
+		units, pico, err := amountArgs(a)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, units, pico)
+	}
+	return out, nil
 }
 
 // costColumns maps dimensions to SQL; those of cost_periods need the join.
@@ -356,8 +400,7 @@ func (s *CostStore) Totals(ctx context.Context, q cost.Query, fn func(cost.Total
 			args = append(args, v)
 		}
 	}
-	query := "SELECT " + strings.Join(append(sel, "d.currency", "sum(d.billed * p.billed_w)", "sum(d.effective * p.effective_w)",
-		"sum(d.list * p.billed_w)"), ", ") + " FROM " + table + " d JOIN cost_periods p ON p.id = d.period_id"
+	query := "SELECT " + strings.Join(append(sel, "d.currency", weightedSums("d")), ", ") + " FROM " + table + " d JOIN cost_periods p ON p.id = d.period_id"
 	if len(where) > 0 {
 		query += " WHERE " + strings.Join(where, " AND ")
 	}
@@ -369,12 +412,12 @@ func (s *CostStore) Totals(ctx context.Context, q cost.Query, fn func(cost.Total
 	defer rows.Close()
 	n := len(q.By)
 	keys := make([]string, n)
-	dest := make([]any, n+4)
+	dest := make([]any, n+2)
 	for i := range keys {
 		dest[i] = &keys[i]
 	}
 	var t cost.Total
-	dest[n], dest[n+1], dest[n+2], dest[n+3] = &t.Currency, &t.Billed, &t.Effective, &t.List
+	dest[n], dest[n+1] = &t.Currency, amountsOf{&t.Amounts}
 	for rows.Next() {
 		if err := rows.Scan(dest...); err != nil {
 			return fmt.Errorf("querying costs: %w", err)
@@ -417,8 +460,7 @@ func (s *CostStore) Coverage(ctx context.Context, from, to cost.Day) ([]cost.Cov
 		where = append(where, "c.day < ?")
 		args = append(args, to.String())
 	}
-	q := `SELECT c.dim, c.method, c.currency, sum(c.charges * p.billed_w), sum(c.billed * p.billed_w),
-			sum(c.effective * p.effective_w), sum(c.list * p.billed_w)
+	q := `SELECT c.dim, c.method, c.currency, sum(c.charges * p.billed_w), ` + weightedSums("c") + `
 		FROM cost_coverage c JOIN cost_periods p ON p.id = c.period_id`
 	if len(where) > 0 {
 		q += " WHERE " + strings.Join(where, " AND ")
@@ -431,7 +473,7 @@ func (s *CostStore) Coverage(ctx context.Context, from, to cost.Day) ([]cost.Cov
 	out := []cost.Coverage{}
 	for rows.Next() {
 		var c cost.Coverage
-		if err := rows.Scan(&c.Dim, &c.Method, &c.Currency, &c.Charges, &c.Billed, &c.Effective, &c.List); err != nil {
+		if err := rows.Scan(&c.Dim, &c.Method, &c.Currency, &c.Charges, amountsOf{&c.Amounts}); err != nil {
 			return nil, fmt.Errorf("reading cost coverage: %w", err)
 		}
 		out = append(out, c)
@@ -489,14 +531,19 @@ func (s *CostStore) PutAlert(ctx context.Context, a cost.Alert) (bool, error) {
 	if err != nil {
 		return false, err
 	}
+	amounts, err := amountArgsOf(a.Amount, a.Actual, a.Forecast)
+	if err != nil {
+		return false, fmt.Errorf("recording budget alert %s: %w", a.Budget, err)
+	}
 	var created bool
 	err = s.write(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `
-			INSERT INTO cost_alerts (budget, month, threshold, kind, currency, amount, actual, forecast, notify, created_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+			INSERT INTO cost_alerts (budget, month, threshold, kind, currency, amount_units, amount_pico, actual_units, actual_pico,
+				forecast_units, forecast_pico, notify, created_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (budget, month, threshold, kind) DO NOTHING`,
-			a.Budget, a.Month.String(), a.Threshold, string(a.Kind), a.Currency, a.Amount, a.Actual, a.Forecast,
-			string(notify), a.CreatedAt.UnixMicro())
+			append(append([]any{a.Budget, a.Month.String(), a.Threshold, string(a.Kind), a.Currency}, amounts...),
+				string(notify), a.CreatedAt.UnixMicro())...)
 		if err != nil {
 			return err
 		}
@@ -512,7 +559,8 @@ func (s *CostStore) PutAlert(ctx context.Context, a cost.Alert) (bool, error) {
 
 // Alerts implements cost.Store.
 func (s *CostStore) Alerts(ctx context.Context, month cost.Month, pending bool) ([]cost.Alert, error) {
-	q := `SELECT id, budget, month, threshold, kind, currency, amount, actual, forecast, notify, created_at, notified_at
+	q := `SELECT id, budget, month, threshold, kind, currency, amount_units, amount_pico, actual_units, actual_pico,
+			forecast_units, forecast_pico, notify, created_at, notified_at
 		FROM cost_alerts WHERE 1`
 	var args []any
 	if month != 0 {
@@ -534,10 +582,14 @@ func (s *CostStore) Alerts(ctx context.Context, month cost.Month, pending bool) 
 		var notify []byte
 		var created int64
 		var notified sql.NullInt64
-		if err := rows.Scan(&a.ID, &a.Budget, &month, &a.Threshold, &a.Kind, &a.Currency, &a.Amount, &a.Actual,
-			&a.Forecast, &notify, &created, &notified); err != nil {
+		var parts [6]int64
+		if err := rows.Scan(&a.ID, &a.Budget, &month, &a.Threshold, &a.Kind, &a.Currency, &parts[0], &parts[1], &parts[2], &parts[3],
+			&parts[4], &parts[5], &notify, &created, &notified); err != nil {
 			return nil, fmt.Errorf("listing budget alerts: %w", err)
 		}
+		a.Amount = money.FromParts(parts[0], parts[1])
+		a.Actual = money.FromParts(parts[2], parts[3])
+		a.Forecast = money.FromParts(parts[4], parts[5])
 		if err := errors.Join(a.Month.UnmarshalText([]byte(month)), json.Unmarshal(notify, &a.Notify)); err != nil {
 			return nil, fmt.Errorf("listing budget alerts: %w", err)
 		}

@@ -16,6 +16,7 @@ import (
 	"testing/fstest"
 
 	"github.com/socle-dev/socle/internal/cost"
+	"github.com/socle-dev/socle/internal/money"
 	"github.com/socle-dev/socle/internal/store"
 	"github.com/socle-dev/socle/internal/store/storetest"
 )
@@ -456,6 +457,19 @@ func BenchmarkApplyDesired(b *testing.B) {
 	b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N*units), "µs/unit")
 }
 
+// openBefore opens path with the embedded migrations before version v:
+// a database as an older socle left it.
+func openBefore(t *testing.T, path string, v int) *DB {
+	t.Helper()
+	var before []migration
+	for _, m := range embedded(t) {
+		if m.version < v {
+			before = append(before, m)
+		}
+	}
+	return openWith(t, path, before)
+}
+
 // TestCostViewsMigrationKeepsCosts stores costs with the schema before
 // migration 0011, which rebuilds the cost tables: the costs, their
 // monthly sums and coverage are still there after it, the coverage on the
@@ -463,13 +477,7 @@ func BenchmarkApplyDesired(b *testing.B) {
 func TestCostViewsMigrationKeepsCosts(t *testing.T) {
 	ctx := t.Context()
 	path := filepath.Join(t.TempDir(), "socle.db")
-	var before []migration
-	for _, m := range embedded(t) {
-		if m.version < 11 {
-			before = append(before, m)
-		}
-	}
-	old := openWith(t, path, before)
+	old := openBefore(t, path, 11)
 	for _, q := range []string{
 		`INSERT INTO cost_imports (id, at, charges, files, periods) VALUES (1, 1, 3, '[{"name":"a.csv"}]', '["AWS:1 2024-09"]')`,
 		`INSERT INTO cost_import_files (import_id, sha256) VALUES (1, 'aaa')`,
@@ -493,12 +501,12 @@ func TestCostViewsMigrationKeepsCosts(t *testing.T) {
 		if err := s.Totals(ctx, q, func(tt cost.Total) error { got = append(got, tt); return nil }); err != nil {
 			t.Fatal(err)
 		}
-		if len(got) != 1 || got[0].Billed != 1.5 || got[0].Effective != 1 || got[0].List != 2 {
+		if len(got) != 1 || got[0].Billed != money.MustParse("1.5") || got[0].Effective != money.FromUnits(1) || got[0].List != money.FromUnits(2) {
 			t.Errorf("totals over %s after the migration: %+v", name, got)
 		}
 	}
 	cov, err := s.Coverage(ctx, sept.First(), sept.First()+1)
-	if err != nil || len(cov) != 1 || cov[0].Charges != 3 || cov[0].Billed != 1.5 {
+	if err != nil || len(cov) != 1 || cov[0].Charges != 3 || cov[0].Billed != money.MustParse("1.5") {
 		t.Errorf("coverage after the migration: %+v, %v", cov, err)
 	}
 	if ok, _ := s.Imported(ctx, "aaa"); !ok {
@@ -510,7 +518,7 @@ func TestCostViewsMigrationKeepsCosts(t *testing.T) {
 	}
 	// an Azure view replaces the full view, and deleting the old period
 	// still takes its rows along
-	r := cost.Row{Key: cost.Key{Day: sept.First(), Currency: "USD"}, Amounts: cost.Amounts{Effective: 4}}
+	r := cost.Row{Key: cost.Key{Day: sept.First(), Currency: "USD"}, Amounts: cost.Amounts{Effective: money.FromUnits(4)}}
 	b := &cost.Batch{Files: []cost.FileInfo{{Name: "b.csv", SHA256: "bbb"}},
 		Periods: []cost.Period{{Source: "AWS:1", Month: sept, View: cost.ViewAmortized, Charges: 1, Rows: []cost.Row{r}}}}
 	if priors, err := s.ImportBatch(ctx, b, cost.Replace); err != nil || len(priors) != 1 || priors[0].Charges != 3 {
@@ -520,6 +528,67 @@ func TestCostViewsMigrationKeepsCosts(t *testing.T) {
 	db.SQL().QueryRowContext(ctx, `SELECT count(*) FROM cost_daily WHERE period_id = 7`).Scan(&rows)
 	if rows != 0 {
 		t.Errorf("%d rows of the replaced period remain", rows)
+	}
+}
+
+// TestExactMoneyMigration stores costs and alerts as REAL, with the
+// schema before migration 0012, then opens the database: every amount is
+// in its integer columns, the shortest decimal of its double rounded half
+// to even to 12 decimals, and sums are exact from then on.
+func TestExactMoneyMigration(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "socle.db")
+	old := openBefore(t, path, 12)
+	for _, q := range []string{
+		`INSERT INTO cost_imports (id, at, charges, files, periods) VALUES (1, 1, 3, '[{"name":"a.csv","sha256":"aaa"}]', '["AWS:1 2024-09"]')`,
+		`INSERT INTO cost_periods (id, source, period, view, charges, import_id) VALUES (7, 'AWS:1', '2024-09', '', 3, 1)`,
+		// 0.1 + 0.2 as float addition leaves it; 4.137e-7 as the FOCUS sample has it; a credit; 10¹² units
+		`INSERT INTO cost_daily (period_id, day, provider, account, service, region, category, currency, team, app, env, zone, billed, effective, list)
+			VALUES (7, '2024-09-02', 'AWS', '1', 'EC2', 'eu', 'Usage', 'USD', 'a', 'web', 'prod', 'z', 0.1 + 0.2, 0.0000004137, -12.25),
+			       (7, '2024-09-03', 'AWS', '1', 'EC2', 'eu', 'Usage', 'USD', 'a', 'web', 'prod', 'z', 1000000000000.5, 0.0000000000004, 0)`,
+		`INSERT INTO cost_monthly (period_id, month, provider, account, service, region, category, currency, team, app, env, zone, billed, effective, list)
+			VALUES (7, '2024-09', 'AWS', '1', 'EC2', 'eu', 'Usage', 'USD', 'a', 'web', 'prod', 'z', 0.1 + 0.2 + 1000000000000.5, 0.0000004137, -12.25)`,
+		`INSERT INTO cost_coverage (period_id, day, dim, method, currency, charges, billed, effective, list)
+			VALUES (7, '2024-09-02', 'team', 'tag', 'USD', 3, 0.1 + 0.2, 0.0000004137, -12.25)`,
+		`INSERT INTO cost_alerts (budget, month, threshold, kind, currency, amount, actual, forecast, notify, created_at)
+			VALUES ('b', '2024-09', 80, 'actual', 'USD', 1000.1, 800.3, 1234.5678901234, '[]', 1)`,
+	} {
+		if _, err := old.SQL().ExecContext(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	old.Close()
+	db := mustOpen(t, path)
+	defer db.Close()
+	var units, pico int64
+	if err := db.SQL().QueryRowContext(ctx, `SELECT billed_units, billed_pico FROM cost_daily WHERE day = '2024-09-03'`).Scan(&units, &pico); err != nil ||
+		units != 1_000_000_000_000 || pico != 500_000_000_000 {
+		t.Errorf("columns of 1000000000000.5: %d and %d, %v", units, pico, err)
+	}
+	var reals int
+	if err := db.SQL().QueryRowContext(ctx, `SELECT count(*) FROM pragma_table_info('cost_daily') WHERE type = 'REAL'`).Scan(&reals); err != nil || reals != 0 {
+		t.Errorf("cost_daily has %d REAL columns left, %v", reals, err)
+	}
+	s := NewCostStore(db)
+	sept, _ := cost.ParseMonth("2024-09")
+	want := cost.Amounts{Billed: money.MustParse("1000000000000.8"), Effective: money.MustParse("0.0000004137"), List: money.MustParse("-12.25")}
+	for name, q := range map[string]cost.Query{"days": {From: sept.First(), To: sept.End() - 1}, "months": {}} {
+		var got []cost.Total
+		if err := s.Totals(ctx, q, func(tt cost.Total) error { got = append(got, tt); return nil }); err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != 1 || got[0].Amounts != want {
+			t.Errorf("totals over %s after the migration: %+v, want %+v", name, got, want)
+		}
+	}
+	cov, err := s.Coverage(ctx, 0, 0)
+	if err != nil || len(cov) != 1 || cov[0].Billed != money.MustParse("0.3") || cov[0].List != money.MustParse("-12.25") {
+		t.Errorf("coverage after the migration: %+v, %v", cov, err)
+	}
+	alerts, err := s.Alerts(ctx, sept, false)
+	if err != nil || len(alerts) != 1 || alerts[0].Amount != money.MustParse("1000.1") || alerts[0].Actual != money.MustParse("800.3") ||
+		alerts[0].Forecast != money.MustParse("1234.5678901234") {
+		t.Errorf("alerts after the migration: %+v, %v", alerts, err)
 	}
 }
 
