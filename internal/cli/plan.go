@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -66,7 +67,7 @@ repository does not validate or a change is denied.`,
 					out.Plan = out.Plan.Only(env)
 				}
 				var problems spec.Problems
-				out.Decisions, problems = server.Judge(cmd.Context(), repo, dirFS(dir), &out.Plan, applied, st)
+				out.Decisions, problems = server.Judge(cmd.Context(), repo, dirFS(dir), &out.Plan, applied, st, time.Now())
 				for _, p := range problems { // such a policy denies what it matches
 					fmt.Fprintln(g.stderr, p)
 				}

@@ -202,7 +202,7 @@ func (s *Server) doraFilter(r *http.Request) (store.DORAFilter, error) {
 		if err != nil || d <= 0 {
 			return f, fmt.Errorf("%w: period %q is not a duration such as 720h", ErrInvalid, p)
 		}
-		f.Until = time.Now()
+		f.Until = s.clock.Now()
 		f.Since = f.Until.Add(-d)
 	}
 	return f, nil
@@ -240,7 +240,7 @@ func (s *Server) getDORASeries(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if f.Since.IsZero() {
-		f.Until = time.Now()
+		f.Until = s.clock.Now()
 		f.Since = f.Until.Add(-12 * 7 * 24 * time.Hour)
 	}
 	if f.Until.Sub(f.Since)/step > 366 {

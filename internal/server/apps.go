@@ -43,7 +43,7 @@ func (s *Server) getPlatform(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p := api.Platform{Name: repo.Platform.Metadata.Name, Description: repo.Platform.Metadata.Description, Revision: s.inForceSHA(),
-		Environments: wireEnvironments(repo, time.Now()), Zones: []api.Zone{}, Teams: []api.Team{}}
+		Environments: wireEnvironments(repo, s.clock.Now()), Zones: []api.Zone{}, Teams: []api.Team{}}
 	for _, z := range repo.Platform.Zones {
 		p.Zones = append(p.Zones, api.Zone{Name: z.Name, Kind: string(z.Kind), Provider: z.Provider, Account: z.Account, Description: z.Description})
 	}
@@ -196,7 +196,7 @@ func (s *Server) cell(r *http.Request, m *matrix, a *spec.App, e *spec.Environme
 			// The gates a promotion would meet now, from what is at hand:
 			// the matrix says why a cell waits without a preview per cell.
 			healthy, since := s.runsHealthy(r.Context(), a.Name, e.Promotion.From, from.Artifact)
-			res := gate.Check(gate.Input{Env: e, Freezes: m.repo.Platform.Freezes, Now: time.Now(), Source: healthy, HealthySince: since,
+			res := gate.Check(gate.Input{Env: e, Freezes: m.repo.Platform.Freezes, Now: s.clock.Now(), Source: healthy, HealthySince: since,
 				Approvers: in.Approvals, Author: m.author(s, from.Revision)})
 			in.Blocked, in.Reason = !res.Open(), res.Reason()
 			c.Incoming = in

@@ -12,16 +12,16 @@ import (
 )
 
 // Judge evaluates the repository's policies and socle's built-in guardrails
-// on every change of a plan. st, when not nil, answers what ran healthy
+// on every change of a plan, at now. st, when not nil, answers what ran healthy
 // where; without it, a guardrail that needs the history denies. The problems
 // are policies that do not compile (they deny what they match).
-func Judge(ctx context.Context, repo *spec.Repo, fsys fs.FS, p *plan.Plan, applied []plan.Unit, st store.Store) ([]policy.Decision, spec.Problems) {
+func Judge(ctx context.Context, repo *spec.Repo, fsys fs.FS, p *plan.Plan, applied []plan.Unit, st store.Store, now time.Time) ([]policy.Decision, spec.Problems) {
 	set, problems := policy.Compile(repo, fsys)
 	var h policy.History
 	if st != nil {
 		h = releaseHistory{ctx: ctx, st: st}
 	}
-	return set.EvaluatePlan(p, applied, policy.Context{Operation: policy.Plan, Now: time.Now(), History: h}), problems
+	return set.EvaluatePlan(p, applied, policy.Context{Operation: policy.Plan, Now: now, History: h}), problems
 }
 
 // Blocked reports the denied creates and updates of a plan, by unit, with

@@ -322,7 +322,7 @@ func (s *Server) manualEnv(app, env string) (*spec.Repo, *spec.Environment, erro
 // emergency target is judged as one (its declarer is checked by
 // checkTarget).
 func (s *Server) evaluate(ctx context.Context, repo *spec.Repo, e *spec.Environment, t PromotionTarget, user string, op policy.Operation) (gate.Result, policy.Verdicts, *plan.Change) {
-	in := gate.Input{Env: e, Freezes: repo.Platform.Freezes, Now: time.Now(), Rollback: t.Rollback, Author: s.authorOf(repo, t.Revision), Emergency: t.Emergency != ""}
+	in := gate.Input{Env: e, Freezes: repo.Platform.Freezes, Now: s.clock.Now(), Rollback: t.Rollback, Author: s.authorOf(repo, t.Revision), Emergency: t.Emergency != ""}
 	if t.From != "" {
 		in.Source, in.HealthySince = s.runsHealthy(ctx, t.App, t.From, t.Artifact)
 	}
@@ -433,7 +433,7 @@ func (s *Server) judgePin(ctx context.Context, repo *spec.Repo, t PromotionTarge
 	}
 	set, _ := policy.Compile(repo, fsys)
 	verdicts := set.Evaluate(policy.Input{Change: change, Old: old, Artifact: t.Artifact,
-		Context: policy.Context{Operation: op, Now: time.Now(), Author: user, Approvers: approvers, History: releaseHistory{ctx: ctx, st: s.store}}})
+		Context: policy.Context{Operation: op, Now: s.clock.Now(), Author: user, Approvers: approvers, History: releaseHistory{ctx: ctx, st: s.store}}})
 	if old != nil {
 		if d := plan.Diff(t.Revision, []plan.Unit{*unit}, []plan.Unit{*old}); len(d.Changes) > 0 {
 			change = d.Changes[0]
@@ -471,7 +471,7 @@ func (s *Server) pin(ctx context.Context, repo *spec.Repo, t PromotionTarget, ga
 			return PromotionResult{}, fmt.Errorf("reading %s: %w", file, err)
 		}
 	}
-	data, err := setPin(old, t, user, time.Now().UTC())
+	data, err := setPin(old, t, user, s.clock.Now().UTC())
 	if err != nil {
 		return PromotionResult{}, fmt.Errorf("editing %s: %w", file, err)
 	}

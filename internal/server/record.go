@@ -12,6 +12,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/socle-dev/socle/internal/gate"
 	"github.com/socle-dev/socle/internal/plan"
@@ -166,7 +167,7 @@ type Gates func(repo *spec.Repo, c *plan.Change, old *plan.Unit) gate.Result
 // again (a gate may have opened) whose outcome is the one recorded last
 // for it records nothing: no audit record, no plan, no event.
 
-func Record(ctx context.Context, st store.Store, log *slog.Logger, rev source.Revision, fsys fs.FS, repo *spec.Repo, problems spec.Problems, at plan.AppAt, gates Gates) (Outcome, error) {
+func Record(ctx context.Context, st store.Store, log *slog.Logger, rev source.Revision, fsys fs.FS, repo *spec.Repo, problems spec.Problems, at plan.AppAt, gates Gates, now time.Time) (Outcome, error) {
 	out := Outcome{Revision: rev, Problems: problems}
 	r := revisionRecord(rev, problems)
 	if !r.Valid {
@@ -183,7 +184,7 @@ func Record(ctx context.Context, st store.Store, log *slog.Logger, rev source.Re
 		return out, err
 	}
 	p := plan.Diff(rev.SHA, plan.Desired(repo, rev.SHA, at), applied)
-	decisions, _ := Judge(ctx, repo, fsys, &p, applied, st)
+	decisions, _ := Judge(ctx, repo, fsys, &p, applied, st, now)
 	pb := PlanBody{Plan: p, Decisions: decisions}
 	out.Blocked = pb.BlockedBy()
 	for _, d := range decisions {

@@ -132,7 +132,7 @@ func (s *Server) newKubeRuntimes(secret []byte, progressDeadline time.Duration) 
 		},
 		registry: s.ln.Addr().String(), kubeconfig: s.cfg.Kubeconfig, secret: secret, progressDeadline: progressDeadline, log: s.log,
 		// Clusters pull socle's builds with a read-only token of the app.
-		pullToken: newPullTokens(s.store, secret, time.Now).Token,
+		pullToken: newPullTokens(s.store, secret, s.clock.Now).Token,
 		drivers:   map[string]*kubernetes.Driver{}, failed: map[string]failure{},
 	}
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/socle-dev/socle/internal/artifact"
 	"github.com/socle-dev/socle/internal/artifact/registry"
 	"github.com/socle-dev/socle/internal/auth"
+	"github.com/socle-dev/socle/internal/clock"
 	"github.com/socle-dev/socle/internal/cost"
 	"github.com/socle-dev/socle/internal/lease"
 	"github.com/socle-dev/socle/internal/notify"
@@ -69,8 +70,9 @@ type Config struct {
 	// Scale tunes the autoscaler.
 	Scale  reconcile.ScalePolicy
 	Logger *slog.Logger
-	// Clock is the server's time; the real one when nil.
-	Clock Clock
+	// Clock is socle's time, which gates, soaks, freezes and backoffs
+	// read; the system's when nil. Tests move it (socle up --clock-file).
+	Clock clock.Clock
 }
 
 // DBFile is the database's name inside the data directory.
@@ -103,7 +105,7 @@ type Server struct {
 	secrets  secrets
 	patterns patterns
 
-	clock    Clock
+	clock    clock.Clock
 	planMu   sync.Mutex // serialises planning: new revisions and re-plans
 	replanc  chan struct{}
 	rewait   chan struct{} // nextOpen moved earlier
@@ -140,7 +142,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	db, st, secret, err := openStore(ctx, cfg.Data)
+	db, st, secret, err := openStore(ctx, cfg.Data, clock.Or(cfg.Clock))
 	if err != nil {
 		le.Release()
 		return nil, fmt.Errorf("opening the store: %w", err)
@@ -153,11 +155,8 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("opening the platform repository: %w", err)
 	}
 	s := &Server{cfg: cfg, lease: le, store: st, db: db, repo: repo, pinned: map[string]*spec.Repo{}, metrics: prometheus.NewRegistry(),
-		replanc: make(chan struct{}, 1), rewait: make(chan struct{}, 1), clock: cfg.Clock}
-	if s.clock == nil {
-		s.clock = realClock{}
-	}
-	s.auth = &auth.Authenticator{Store: st}
+		replanc: make(chan struct{}, 1), rewait: make(chan struct{}, 1), clock: clock.Or(cfg.Clock)}
+	s.auth = &auth.Authenticator{Store: st, Now: s.clock.Now}
 	// Everything socle logs goes through the redactor of secrets.
 	cfg.Logger = slog.New(redactHandler{cfg.Logger.Handler(), s})
 	s.cfg.Logger, s.log = cfg.Logger, cfg.Logger
@@ -170,7 +169,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		s.closeAll()
 		return nil, err
 	}
-	s.costs = &cost.Service{Store: sqlite.NewCostStore(db), Repo: s.repoInForce, Notifier: budgetAlerts{s.notifier}, Log: cfg.Logger}
+	s.costs = &cost.Service{Store: sqlite.NewCostStore(db), Repo: s.repoInForce, Notifier: budgetAlerts{s.notifier}, Log: cfg.Logger, Now: s.clock.Now}
 	s.status.Repository = cfg.Repo
 	s.watcher = &source.Watcher{Repo: repo, Interval: cfg.Poll, Logger: cfg.Logger, OnRevision: s.onRevision, OnError: s.onFetchError}
 	s.http = &http.Server{Handler: s.routes(), ReadHeaderTimeout: 10 * time.Second}
@@ -227,7 +226,7 @@ func (s *Server) openRuntime(cfg Config) error {
 		Keep:   s.keepsOrphans, Scale: cfg.Scale,
 		Notes: s.releaseNotes, OnRelease: s.onRelease,
 		SelfHeal: s.selfHeals, OnDrift: s.onDrift,
-		OnPhase: s.onPhase, Author: s.releaseAuthor, Now: s.clock.Now,
+		OnPhase: s.onPhase, Author: s.releaseAuthor, Clock: s.clock,
 	})
 	return nil
 }
@@ -321,17 +320,19 @@ func dataSecret(data string) ([]byte, error) {
 // secrets sealed with the directory's key: for commands that read it
 // without a server (socle plan --data).
 func OpenStore(ctx context.Context, data string) (store.Store, error) {
-	_, st, _, err := openStore(ctx, data)
+	_, st, _, err := openStore(ctx, data, clock.System)
 	return st, err
 }
 
-// openStore opens the database of a data directory, and the store over it
-// that seals secrets with the directory's secret, which it returns too.
-func openStore(ctx context.Context, data string) (*sqlite.DB, store.Store, []byte, error) {
+// openStore opens the database of a data directory, stamping with c, and
+// the store over it that seals secrets with the directory's secret, which
+// it returns too.
+func openStore(ctx context.Context, data string, c clock.Clock) (*sqlite.DB, store.Store, []byte, error) {
 	db, err := sqlite.Open(ctx, filepath.Join(data, DBFile))
 	if err != nil {
 		return nil, nil, nil, err
 	}
+	db.Clock = c
 	secret, err := dataSecret(data)
 	if err == nil {
 		var st store.Store
@@ -506,7 +507,7 @@ func (s *Server) planRevision(ctx context.Context, rev source.Revision, again bo
 		return
 	}
 	repo, problems := spec.Load(fsys)
-	out, err := Record(ctx, s.store, s.log, rev, fsys, repo, problems, s.appAt, s.gatesFor(ctx))
+	out, err := Record(ctx, s.store, s.log, rev, fsys, repo, problems, s.appAt, s.gatesFor(ctx), s.clock.Now())
 	if err != nil {
 		s.log.Error("recording revision", "revision", rev.Short(), "err", err)
 		return
