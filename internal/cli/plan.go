@@ -11,11 +11,13 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/socle-dev/socle/internal/clock"
 	"github.com/socle-dev/socle/internal/plan"
 	"github.com/socle-dev/socle/internal/policy"
 	"github.com/socle-dev/socle/internal/server"
 	"github.com/socle-dev/socle/internal/spec"
 	"github.com/socle-dev/socle/internal/store"
+	"github.com/socle-dev/socle/internal/wiring"
 )
 
 func newPlanCmd(g *globals) *cobra.Command {
@@ -141,14 +143,14 @@ func (o *planOutput) render(w io.Writer) error {
 // withState opens the data directory's store, if it has one, for fn; fn
 // gets nil and a description of the empty state otherwise.
 func withState(cmd *cobra.Command, data string, fn func(st store.Store, from string) error) error {
-	db := filepath.Join(data, server.DBFile)
+	db := filepath.Join(data, wiring.DBFile)
 	if _, err := os.Stat(db); errors.Is(err, fs.ErrNotExist) {
 		return fn(nil, "an empty state (no "+db+")")
 	}
-	st, err := server.OpenStore(cmd.Context(), data)
+	st, _, err := wiring.OpenData(cmd.Context(), data, clock.System)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	return fn(st, "the state recorded in "+data)
+	return fn(st.Store, "the state recorded in "+data)
 }

@@ -3,7 +3,6 @@ package server
 import (
 	"cmp"
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -28,15 +27,14 @@ import (
 	"github.com/socle-dev/socle/internal/cost"
 	"github.com/socle-dev/socle/internal/lease"
 	"github.com/socle-dev/socle/internal/notify"
-
 	"github.com/socle-dev/socle/internal/plan"
 	"github.com/socle-dev/socle/internal/proxy"
 	"github.com/socle-dev/socle/internal/reconcile"
-	"github.com/socle-dev/socle/internal/runtime/local"
+	"github.com/socle-dev/socle/internal/runtime"
 	"github.com/socle-dev/socle/internal/source"
 	"github.com/socle-dev/socle/internal/spec"
 	"github.com/socle-dev/socle/internal/store"
-	"github.com/socle-dev/socle/internal/store/sqlite"
+	"github.com/socle-dev/socle/internal/wiring"
 )
 
 // Config is what `socle up` starts with.
@@ -76,15 +74,18 @@ type Config struct {
 }
 
 // DBFile is the database's name inside the data directory.
-const DBFile = "socle.db"
+const DBFile = wiring.DBFile
 
 // Server is a running socle.
 type Server struct {
-	cfg     Config
-	log     *slog.Logger
-	lease   lease.Lease // the platform's: this process alone serves the data directory
+	cfg Config
+	log *slog.Logger
+	// leases hands the jobs the lease of their scope; release gives up
+	// what the process claimed for its life (the data directory), last.
+	leases  lease.Leaser
+	release func()
 	store   store.Store
-	db      *sqlite.DB // under store: its file is checked for readiness
+	stores  *wiring.Stores // under store: its file is checked for readiness
 	unready atomic.Bool
 	repo    *source.Repo
 	watcher *source.Watcher
@@ -94,7 +95,7 @@ type Server struct {
 	proxy    *proxy.Proxy
 	proxyLn  net.Listener
 	registry *registry.Handler
-	driver   *local.Driver
+	driver   runtime.Driver
 	engine   *reconcile.Engine
 	metrics  *prometheus.Registry
 	notifier *notify.Notifier
@@ -136,25 +137,26 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	cfg.Data = data
 	// One socle per data directory: a second one would run every app
-	// twice and write the same store. The lease is the kernel's lock, which
-	// a crash releases.
-	le, err := platformLease(ctx, cfg)
+	// twice and write the same store.
+	host, _ := os.Hostname()
+	leases, release, err := wiring.Claim(ctx, cfg.Data, lease.Holder{PID: os.Getpid(), Host: host, Addr: cfg.Addr})
 	if err != nil {
 		return nil, err
 	}
-	db, st, secret, err := openStore(ctx, cfg.Data, clock.Or(cfg.Clock))
+	stores, secret, err := wiring.OpenData(ctx, cfg.Data, clock.Or(cfg.Clock))
 	if err != nil {
-		le.Release()
+		release()
 		return nil, fmt.Errorf("opening the store: %w", err)
 	}
+	st := stores.Store
 	sum := sha256.Sum256([]byte(cfg.Repo))
 	repo, err := source.Open(ctx, source.Options{URL: cfg.Repo, Branch: cfg.Branch, Dir: filepath.Join(cfg.Data, "git", hex.EncodeToString(sum[:8]))})
 	if err != nil {
-		st.Close()
-		le.Release()
+		stores.Close()
+		release()
 		return nil, fmt.Errorf("opening the platform repository: %w", err)
 	}
-	s := &Server{cfg: cfg, lease: le, store: st, db: db, repo: repo, pinned: map[string]*spec.Repo{}, metrics: prometheus.NewRegistry(),
+	s := &Server{cfg: cfg, leases: leases, release: release, store: st, stores: stores, repo: repo, pinned: map[string]*spec.Repo{}, metrics: prometheus.NewRegistry(),
 		replanc: make(chan struct{}, 1), rewait: make(chan struct{}, 1), clock: clock.Or(cfg.Clock)}
 	s.auth = &auth.Authenticator{Store: st, Now: s.clock.Now}
 	// Everything socle logs goes through the redactor of secrets.
@@ -169,7 +171,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		s.closeAll()
 		return nil, err
 	}
-	s.costs = &cost.Service{Store: sqlite.NewCostStore(db), Repo: s.repoInForce, Notifier: budgetAlerts{s.notifier}, Log: cfg.Logger, Now: s.clock.Now}
+	s.costs = &cost.Service{Store: stores.Costs, Repo: s.repoInForce, Notifier: budgetAlerts{s.notifier}, Log: cfg.Logger, Now: s.clock.Now}
 	s.status.Repository = cfg.Repo
 	s.watcher = &source.Watcher{Repo: repo, Interval: cfg.Poll, Logger: cfg.Logger, OnRevision: s.onRevision, OnError: s.onFetchError}
 	s.http = &http.Server{Handler: s.routes(), ReadHeaderTimeout: 10 * time.Second}
@@ -204,14 +206,10 @@ func (s *Server) openRuntime(cfg Config) error {
 	if err != nil {
 		return err
 	}
-	if s.driver, err = local.New(local.Options{StateDir: filepath.Join(cfg.Data, "runtime"), Logger: cfg.Logger}); err != nil {
+	if s.driver, err = wiring.LocalDriver(filepath.Join(cfg.Data, "runtime"), cfg.Logger); err != nil {
 		return err
 	}
 	if s.proxy, err = proxy.New(proxy.Options{StateFile: filepath.Join(cfg.Data, "proxy.json"), Registry: s.metrics, Logger: cfg.Logger}); err != nil {
-		return err
-	}
-	secret, err := dataSecret(cfg.Data)
-	if err != nil {
 		return err
 	}
 	s.images = &images{builder: builder, unpacker: unpacker, repo: s.repo, appAt: s.appAt}
@@ -220,8 +218,8 @@ func (s *Server) openRuntime(cfg Config) error {
 	// would give up waiting.
 	progressDeadline := cmp.Or(cfg.ProgressDeadline, 2*time.Minute)
 	s.engine = reconcile.New(reconcile.Config{
-		Store: s.store, Driver: s.driver, Router: s.proxy, Logger: cfg.Logger, Resync: cfg.Resync, Secret: secret,
-		ProgressDeadline: progressDeadline, Units: s.newKubeRuntimes(secret, progressDeadline),
+		Store: s.store, Driver: s.driver, Router: s.proxy, Logger: cfg.Logger, Resync: cfg.Resync, Secret: s.secret,
+		ProgressDeadline: progressDeadline, Units: s.kubeRuntimes(progressDeadline),
 		Images: s.images,
 		Keep:   s.keepsOrphans, Scale: cfg.Scale,
 		Notes: s.releaseNotes, OnRelease: s.onRelease,
@@ -280,68 +278,8 @@ func (s *Server) closeAll() {
 	if s.driver != nil {
 		s.driver.Close()
 	}
-	s.store.Close()
-	s.lease.Release()
-}
-
-// platformLease takes the platform's lease of the data directory, or says
-// which process holds it.
-func platformLease(ctx context.Context, cfg Config) (lease.Lease, error) {
-	host, _ := os.Hostname()
-	le, err := (&lease.File{Dir: cfg.Data}).TryAcquire(ctx, lease.Platform, lease.Holder{PID: os.Getpid(), Host: host, Addr: cfg.Addr})
-	var held *lease.HeldError
-	if errors.As(err, &held) {
-		return nil, fmt.Errorf("the data directory %s is in use by another socle (%s): stop it, or give this one a data directory of its own (--data)", cfg.Data, held.Holder)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("taking the data directory's lease: %w", err)
-	}
-	return le, nil
-}
-
-// dataSecret returns the data directory's secret, created on first use; it
-// derives credentials socle hands to apps, and never leaves the machine.
-func dataSecret(data string) ([]byte, error) {
-	p := filepath.Join(data, "secret.key")
-	if b, err := os.ReadFile(p); err == nil && len(b) >= 32 {
-		return b, nil
-	}
-	b := make([]byte, 32)
-	if _, err := rand.Read(b); err != nil {
-		return nil, err
-	}
-	if err := os.WriteFile(p, b, 0o600); err != nil {
-		return nil, err
-	}
-	return b, nil
-}
-
-// OpenStore opens the store of a data directory as the server does, its
-// secrets sealed with the directory's key: for commands that read it
-// without a server (socle plan --data).
-func OpenStore(ctx context.Context, data string) (store.Store, error) {
-	_, st, _, err := openStore(ctx, data, clock.System)
-	return st, err
-}
-
-// openStore opens the database of a data directory, stamping with c, and
-// the store over it that seals secrets with the directory's secret, which
-// it returns too.
-func openStore(ctx context.Context, data string, c clock.Clock) (*sqlite.DB, store.Store, []byte, error) {
-	db, err := sqlite.Open(ctx, filepath.Join(data, DBFile))
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	db.Clock = c
-	secret, err := dataSecret(data)
-	if err == nil {
-		var st store.Store
-		if st, err = Sealed(db, secret); err == nil {
-			return db, st, secret, nil
-		}
-	}
-	db.Close()
-	return nil, nil, nil, err
+	s.stores.Close()
+	s.release()
 }
 
 // Addr is the address the API listens on.
@@ -402,10 +340,10 @@ func (s *Server) Run(ctx context.Context) error {
 	_ = s.http.Shutdown(shut)
 	s.proxy.Close()
 	s.notifier.Close()
-	if cerr := s.store.Close(); err == nil {
+	if cerr := s.stores.Close(); err == nil {
 		err = cerr
 	}
-	s.lease.Release() // last: nothing of this process writes the data directory any more
+	s.release() // last: nothing of this process writes the data directory any more
 	return err
 }
 
@@ -431,7 +369,7 @@ func (s *Server) watchStore(ctx context.Context) {
 // lost at the next start. It says so in the log, loudly, when it happens
 // and when it is over (the file moved back).
 func (s *Server) ready() error {
-	err := s.db.CheckFile()
+	err := s.stores.Check()
 	if was := s.unready.Swap(err != nil); err != nil && !was {
 		s.log.Error("the database is gone: socle is unready and refuses every write until it is restored and socle restarted",
 			"reason", "store_gone", "err", err)
@@ -675,4 +613,29 @@ func (s *Server) appAt(app, revision string) *spec.App {
 		return nil
 	}
 	return r.App(app)
+}
+
+// kubeRuntimes wires the Kubernetes drivers to the revision in force.
+func (s *Server) kubeRuntimes(progressDeadline time.Duration) *wiring.KubeRuntimes {
+	return &wiring.KubeRuntimes{
+		Env: func(name string) *spec.Environment {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			if s.current == nil {
+				return nil
+			}
+			return s.current.Environment(name)
+		},
+		Envs: func() []spec.Environment {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			if s.current == nil {
+				return nil
+			}
+			return s.current.Platform.Environments
+		},
+		Registry: s.ln.Addr().String(), Kubeconfig: s.cfg.Kubeconfig, Secret: s.secret, ProgressDeadline: progressDeadline, Log: s.log,
+		// Clusters pull socle's builds with a read-only token of the app.
+		PullToken: newPullTokens(s.store, s.secret, s.clock.Now).Token,
+	}
 }
