@@ -12,9 +12,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/socle-dev/socle/internal/clock"
+	"github.com/socle-dev/socle/internal/pipeline"
 	"github.com/socle-dev/socle/internal/plan"
 	"github.com/socle-dev/socle/internal/policy"
-	"github.com/socle-dev/socle/internal/server"
 	"github.com/socle-dev/socle/internal/spec"
 	"github.com/socle-dev/socle/internal/store"
 	"github.com/socle-dev/socle/internal/wiring"
@@ -59,7 +59,7 @@ repository does not validate or a change is denied.`,
 			err = withState(cmd, data, func(st store.Store, from string) error {
 				var applied []plan.Unit
 				if st != nil {
-					if applied, err = server.Applied(cmd.Context(), st); err != nil {
+					if applied, err = pipeline.Applied(cmd.Context(), st); err != nil {
 						return err
 					}
 				}
@@ -69,7 +69,7 @@ repository does not validate or a change is denied.`,
 					out.Plan = out.Plan.Only(env)
 				}
 				var problems spec.Problems
-				out.Decisions, problems = server.Judge(cmd.Context(), repo, dirFS(dir), &out.Plan, applied, st, time.Now())
+				out.Decisions, problems = pipeline.Judge(cmd.Context(), repo, dirFS(dir), &out.Plan, applied, st, time.Now())
 				for _, p := range problems { // such a policy denies what it matches
 					fmt.Fprintln(g.stderr, p)
 				}
@@ -110,7 +110,7 @@ type planOutput struct {
 // count tallies the denied changes (creates and updates: what would be
 // blocked) and the warnings.
 func (o *planOutput) count() {
-	o.Policy.Denied = len(server.Blocked(o.Decisions))
+	o.Policy.Denied = len(pipeline.Denied(o.Decisions))
 	for _, d := range o.Decisions {
 		o.Policy.Warnings += len(d.Verdicts.Warnings())
 	}

@@ -131,11 +131,9 @@ func (s *Server) matrixFor(user string) (*matrix, error) {
 	for _, u := range s.engine.Status() {
 		m.units[plan.Key{App: u.App, Env: u.Env}] = u
 	}
-	s.mu.Lock()
-	for _, b := range s.status.Blocked {
-		m.blocked[plan.Key{App: b.App, Env: b.Env}] = b
+	for _, b := range s.pipeline.State().Blocked {
+		m.blocked[plan.Key{App: b.App, Env: b.Env}] = wireBlocked(b)
 	}
-	s.mu.Unlock()
 	return m, nil
 }
 
@@ -358,7 +356,7 @@ func (s *Server) postArtifact(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no revision %s of the platform repository", req.Revision))
 		return
 	}
-	a := s.appAt(app, rev.SHA)
+	a := s.pipeline.AppAt(app, rev.SHA)
 	if a == nil {
 		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("%s does not exist at %s", app, short(rev.SHA)))
 		return

@@ -202,8 +202,8 @@ func TestRecoverAudit(t *testing.T) {
 	if _, err := r.store.AppendAudit(ctx, store.AuditRecord{Actor: "lena", Action: "deploy", App: "api", Env: "qa", Detail: detail}); err != nil {
 		t.Fatal(err)
 	}
-	r.recoverAudit(ctx, source.Revision{SHA: deployed, Author: "lena", Message: "deploy api to qa: 1234567\n"})
-	r.recoverAudit(ctx, source.Revision{SHA: strings.Repeat("e", 40), Author: "sofia",
+	r.commits.Recover(ctx, source.Revision{SHA: deployed, Author: "lena", Message: "deploy api to qa: 1234567\n"})
+	r.commits.Recover(ctx, source.Revision{SHA: strings.Repeat("e", 40), Author: "sofia",
 		Message: "promote api to prod: 1234567 (abc) from preprod\n\nbookings fail\n\nEmergency: INC-4711 bookings fail\n"})
 	var actions []string
 	var reason string

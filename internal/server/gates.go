@@ -21,8 +21,8 @@ import (
 // pin brings passes as the emergency change it was declared (emergencyIn);
 // without that, the freeze it was declared against would hold the very
 // commit that pins it.
-func (s *Server) gatesFor(ctx context.Context) Gates {
-	return func(repo *spec.Repo, c *plan.Change, old *plan.Unit) gate.Result {
+func (s *Server) gatesFor(ctx context.Context, repo *spec.Repo, c *plan.Change, old *plan.Unit) gate.Result {
+	{
 		e := repo.Environment(c.Env)
 		if e == nil || e.Sync != spec.SyncManual || c.Desired == nil {
 			return gate.Result{}
@@ -45,32 +45,7 @@ func (s *Server) gatesFor(ctx context.Context) Gates {
 		if !r.Open() && refused != nil {
 			r.Blocks = append(r.Blocks, gate.Block{Gate: "emergency", Reason: "the pin's emergency is not honoured: " + refused.Error()})
 		}
-		for _, b := range r.Blocks {
-			s.openAt(b.Opens)
-		}
 		return r
-	}
-}
-
-// openAt asks for the revision in force to be planned again at t (a gate
-// opens then); the zero time asks nothing.
-func (s *Server) openAt(t time.Time) {
-	if t.IsZero() {
-		return
-	}
-	s.opensMu.Lock()
-	if s.nextOpen.IsZero() || t.Before(s.nextOpen) {
-		s.nextOpen = t
-	}
-	s.opensMu.Unlock()
-	s.wakeRecheck()
-}
-
-// wakeRecheck makes recheckGates look at nextOpen again.
-func (s *Server) wakeRecheck() {
-	select {
-	case s.rewait <- struct{}{}:
-	default:
 	}
 }
 
@@ -96,58 +71,6 @@ func emergencyIn(repo *spec.Repo, u, old *plan.Unit) (bool, error) {
 		return false, err
 	}
 	return true, nil
-}
-
-// Replan asks for the revision in force to be planned again: an approval
-// was given, a release finished, a unit's phase changed (the source of a
-// promotion became healthy, or stopped being), or a gate's time came.
-func (s *Server) Replan() {
-	select {
-	case s.replanc <- struct{}{}:
-	default:
-	}
-}
-
-// recheckGates plans the revision in force again while some change waits,
-// when one of its inputs changes: a closed gate's time comes (soak,
-// window, freeze, or a minute for a policy that reads the clock), or Replan
-// is called (an approval, a release finished, a unit's phase changed). Not
-// on a timer: a denied unit whose inputs stay as they are is not planned
-// again, and a plan again that decides the same records nothing (Record).
-func (s *Server) recheckGates(ctx context.Context) {
-	for {
-		s.opensMu.Lock()
-		next := s.nextOpen
-		s.opensMu.Unlock()
-		var opens <-chan time.Time // nil: no gate has a known time
-		if !next.IsZero() {
-			opens = s.clock.After(max(next.Sub(s.clock.Now())+100*time.Millisecond, 100*time.Millisecond))
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-s.rewait:
-			continue // an earlier opening time is known
-		case <-opens:
-		case <-s.replanc:
-		}
-		// The revision in force is read under planMu: read before, it may
-		// be replaced by a new commit planned meanwhile, and planning the
-		// older one again would put it back in force.
-		s.planMu.Lock()
-		s.mu.Lock()
-		waiting, good := len(s.status.Blocked) > 0, s.status.LastGood
-		s.mu.Unlock()
-		if !waiting || good == nil {
-			s.planMu.Unlock()
-			continue
-		}
-		s.opensMu.Lock()
-		s.nextOpen = time.Time{}
-		s.opensMu.Unlock()
-		s.planRevision(ctx, *good, true)
-		s.planMu.Unlock()
-	}
 }
 
 // releaseNotes lists the commits between two revisions that touched the
@@ -176,7 +99,7 @@ func (s *Server) releaseNotes(ctx context.Context, app, from, to string) json.Ra
 func (s *Server) onRelease(ev reconcile.ReleaseEvent) {
 	r := ev.Release
 	if ev.Phase == "finished" {
-		s.Replan()
+		s.pipeline.Replan()
 	}
 	n := notify.Event{App: r.App, Env: r.Env, Revision: r.Revision, Release: r.ID, Actor: r.Author,
 		Fields: map[string]string{"artifact": r.Artifact, "strategy": r.Strategy, "trigger": string(r.Trigger)}}
@@ -202,7 +125,7 @@ func (s *Server) onRelease(ev reconcile.ReleaseEvent) {
 
 // onPhase: a unit that becomes Synced, or stops being, may open or close
 // a promotion gate of the next environment.
-func (s *Server) onPhase(u reconcile.UnitStatus) { s.Replan() }
+func (s *Server) onPhase(reconcile.UnitStatus) { s.pipeline.Replan() }
 
 // releaseAuthor names who a release is for: the author of the revision
 // that set the unit's desired state (the promotion's or rollback's commit

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"path"
 	"regexp"
 	"slices"
@@ -16,7 +15,9 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/socle-dev/socle/internal/gate"
+	"github.com/socle-dev/socle/internal/gitwrite"
 	"github.com/socle-dev/socle/internal/notify"
+	"github.com/socle-dev/socle/internal/pipeline"
 	"github.com/socle-dev/socle/internal/plan"
 	"github.com/socle-dev/socle/internal/policy"
 	"github.com/socle-dev/socle/internal/reconcile"
@@ -180,7 +181,7 @@ func (s *Server) Deploy(ctx context.Context, app, env, revision, user, message, 
 		}
 		s.emitEvent(ctx, store.Event{Kind: "deploy", App: app, Env: env, Revision: sync.Revision, Message: fmt.Sprintf("%s synced %s in %s: %s", user, app, env, sync.Words(app, env))})
 		s.Trigger()
-		s.Replan()
+		s.pipeline.Replan()
 		return PromotionResult{PromotionTarget: t, Sync: &sync}, nil
 	}
 	t.Emergency = emergency
@@ -229,7 +230,7 @@ func (s *Server) deployTarget(ctx context.Context, app, env, revision string) (*
 	if !rev.Valid {
 		return nil, nil, PromotionTarget{}, fmt.Errorf("%w: revision %s does not validate", ErrRefused, short(rev.SHA))
 	}
-	if s.appAt(app, rev.SHA) == nil {
+	if s.pipeline.AppAt(app, rev.SHA) == nil {
 		return nil, nil, PromotionTarget{}, fmt.Errorf("%w: %s does not exist at %s", ErrRefused, app, short(rev.SHA))
 	}
 	return repo, e, PromotionTarget{App: app, Env: env, Revision: rev.SHA}, nil
@@ -296,7 +297,7 @@ func (s *Server) Approve(ctx context.Context, app, env, user, comment string) (s
 		return a, err
 	}
 	s.emitEvent(ctx, store.Event{Kind: "approval", App: app, Env: env, Revision: src.Revision, Message: fmt.Sprintf("%s approved %s (%s) for %s", user, short(src.Revision), short(src.Artifact), env)})
-	s.Replan() // a pinned release waiting for this approval may go out now
+	s.pipeline.Replan() // a pinned release waiting for this approval may go out now
 	return a, nil
 }
 
@@ -410,7 +411,7 @@ func (s *Server) judgePin(ctx context.Context, repo *spec.Repo, t PromotionTarge
 	}
 	r.Releases[t.Env] = rel
 	var unit *plan.Unit
-	for _, u := range plan.Desired(&r, t.Revision, s.appAt) {
+	for _, u := range plan.Desired(&r, t.Revision, s.pipeline.AppAt) {
 		if u.App == t.App && u.Env == t.Env {
 			unit = &u
 			break
@@ -433,7 +434,7 @@ func (s *Server) judgePin(ctx context.Context, repo *spec.Repo, t PromotionTarge
 	}
 	set, _ := policy.Compile(repo, fsys)
 	verdicts := set.Evaluate(policy.Input{Change: change, Old: old, Artifact: t.Artifact,
-		Context: policy.Context{Operation: op, Now: s.clock.Now(), Author: user, Approvers: approvers, History: releaseHistory{ctx: ctx, st: s.store}}})
+		Context: policy.Context{Operation: op, Now: s.clock.Now(), Author: user, Approvers: approvers, History: pipeline.History(ctx, s.store)}})
 	if old != nil {
 		if d := plan.Diff(t.Revision, []plan.Unit{*unit}, []plan.Unit{*old}); len(d.Changes) > 0 {
 			change = d.Changes[0]
@@ -444,61 +445,31 @@ func (s *Server) judgePin(ctx context.Context, repo *spec.Repo, t PromotionTarge
 	return verdicts, &change
 }
 
-func (s *Server) inForceSHA() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.status.LastGood == nil {
-		return ""
-	}
-	return s.status.LastGood.SHA
-}
-
 // pin commits the target to releases/<env>.yaml, keeping the file's
 // comments and other pins, and fetches it at once so the reconciler deploys.
 // An emergency change is recorded as one: its own audit action with the
 // reason and the gates it passed, an event and a notification.
 func (s *Server) pin(ctx context.Context, repo *spec.Repo, t PromotionTarget, gates gate.Result, user, subject, body, action string) (PromotionResult, error) {
-	head, err := s.repo.Head()
-	if err != nil {
-		return PromotionResult{}, err
-	}
-	file := path.Join(spec.ReleasesDir, t.Env+".yaml")
-	var old []byte
-	if fsys, err := s.repo.Files(head.SHA); err == nil {
-		// A file that is there but cannot be read (a symbolic link, too
-		// large) is not overwritten unseen.
-		if old, err = spec.ReadFile(fsys, file); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return PromotionResult{}, fmt.Errorf("reading %s: %w", file, err)
-		}
-	}
-	data, err := setPin(old, t, user, s.clock.Now().UTC())
-	if err != nil {
-		return PromotionResult{}, fmt.Errorf("editing %s: %w", file, err)
-	}
 	msg := subject
 	if body != "" {
 		msg += "\n\n" + body
 	}
+	d := map[string]any{"artifact": t.Artifact, "from": t.From, "release": t.Release}
 	if t.Emergency != "" {
-		// A trailer, so that recoverAudit can tell the exception apart.
+		// A trailer, so that recognizePin can tell the exception apart.
 		msg += "\n\n" + emergencyTrailer + strings.TrimSpace(t.Emergency)
 		action += ".emergency"
-	}
-	// The commit and its audit record go together: revisions are not
-	// looked at in between (and recoverAudit mends a crash there).
-	s.planMu.Lock()
-	defer s.planMu.Unlock()
-	rev, err := s.repo.Commit(ctx, source.Change{Files: map[string][]byte{file: data}, Author: user, Email: emailOf(repo, user), Message: msg, Parent: head.SHA})
-	if err != nil {
-		return PromotionResult{}, fmt.Errorf("committing %s: %w", file, err)
-	}
-	d := map[string]any{"artifact": t.Artifact, "from": t.From, "commit": rev.SHA, "release": t.Release}
-	if t.Emergency != "" {
 		d["reason"], d["passed"] = strings.TrimSpace(t.Emergency), gates.Skipped
 	}
-	detail, _ := json.Marshal(d)
-	if _, err := s.store.AppendAudit(ctx, store.AuditRecord{Actor: user, Action: action, App: t.App, Env: t.Env, Revision: t.Revision, Detail: detail}); err != nil {
-		s.log.Error("recording the audit trail", "action", action, "err", err)
+	at := s.clock.Now().UTC()
+	rev, err := s.commits.Write(ctx, gitwrite.Change{
+		Path:   path.Join(spec.ReleasesDir, t.Env+".yaml"),
+		Edit:   func(old []byte) ([]byte, error) { return setPin(old, t, user, at) },
+		Author: user, Email: emailOf(repo, user), Message: msg,
+		Audit: store.AuditRecord{Actor: user, Action: action, App: t.App, Env: t.Env, Revision: t.Revision}, Detail: d,
+	})
+	if err != nil {
+		return PromotionResult{}, err
 	}
 	words := subject + " by " + user
 	if t.Emergency != "" {
@@ -522,41 +493,25 @@ const emergencyTrailer = "Emergency: "
 // the app and the environment.
 var pinSubject = regexp.MustCompile(`^(promote|deploy) (\S+) to (\S+): |^(roll back) (\S+) in (\S+) to release `)
 
-// recoverAudit appends the audit record of a promotion or rollback commit
-// that has none: socle was killed between the commit and its record. The
-// record says it was recovered, and by whom the commit was made.
-func (s *Server) recoverAudit(ctx context.Context, rev source.Revision) {
+// recognizePin knows the commits pin makes, for the writer's recovery of
+// an audit record lost in a crash: by their subject, and their emergency
+// trailer.
+func recognizePin(rev source.Revision) (store.AuditRecord, map[string]any, bool) {
 	m := pinSubject.FindStringSubmatch(rev.Subject())
 	if m == nil {
-		return
+		return store.AuditRecord{}, nil, false
 	}
 	action, app, env := m[1], m[2], m[3]
 	if m[4] != "" {
 		action, app, env = "rollback", m[5], m[6]
 	}
-	for r, err := range store.AuditTrail(ctx, s.store, 0) {
-		if err != nil {
-			return
-		}
-		var d struct {
-			Commit string `json:"commit"`
-		}
-		if strings.TrimSuffix(r.Action, ".emergency") == action && json.Unmarshal(r.Detail, &d) == nil && d.Commit == rev.SHA {
-			return
-		}
-	}
-	d := map[string]any{"commit": rev.SHA, "recovered": true}
+	d := map[string]any{}
 	for line := range strings.Lines(rev.Message) {
 		if reason, ok := strings.CutPrefix(strings.TrimSpace(line), emergencyTrailer); ok {
 			action, d["reason"] = action+".emergency", reason
 		}
 	}
-	detail, _ := json.Marshal(d)
-	if _, err := s.store.AppendAudit(ctx, store.AuditRecord{Actor: rev.Author, Action: action, App: app, Env: env, Detail: detail}); err != nil {
-		s.log.Error("recovering an audit record", "commit", rev.Short(), "err", err)
-		return
-	}
-	s.log.Warn("recovered the audit record of a commit made before socle stopped", "commit", rev.Short(), "action", action, "app", app, "env", env)
+	return store.AuditRecord{Actor: rev.Author, Action: action, App: app, Env: env}, d, true
 }
 
 // setPin edits a releases file as YAML nodes, so that its comments stay.

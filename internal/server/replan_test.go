@@ -63,15 +63,12 @@ func TestDeniedUnitRecordsOnce(t *testing.T) {
 		clock.Advance(time.Minute)
 	}
 	for range 50 {
-		s.planMu.Lock()
-		s.planRevision(context.Background(), good, true)
-		s.planMu.Unlock()
-		s.Replan()
+		s.pipeline.PlanInForce(context.Background())
+		s.pipeline.Replan()
 	}
-	// The asynchronous re-plans of Replan take planMu: wait for the last.
-	s.planMu.Lock()
-	s.planRevision(context.Background(), good, true)
-	s.planMu.Unlock()
+	// The asynchronous re-plans of Replan wait for one another: wait for
+	// the last.
+	s.pipeline.PlanInForce(context.Background())
 
 	if n := auditActions(t, s.store, "revision.apply"); n != 1 {
 		t.Errorf("%d revision.apply records after planning the same revision again, want 1", n)

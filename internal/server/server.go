@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -13,8 +12,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"slices"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -25,8 +22,10 @@ import (
 	"github.com/socle-dev/socle/internal/auth"
 	"github.com/socle-dev/socle/internal/clock"
 	"github.com/socle-dev/socle/internal/cost"
+	"github.com/socle-dev/socle/internal/gitwrite"
 	"github.com/socle-dev/socle/internal/lease"
 	"github.com/socle-dev/socle/internal/notify"
+	"github.com/socle-dev/socle/internal/pipeline"
 	"github.com/socle-dev/socle/internal/plan"
 	"github.com/socle-dev/socle/internal/proxy"
 	"github.com/socle-dev/socle/internal/reconcile"
@@ -107,18 +106,8 @@ type Server struct {
 	patterns patterns
 
 	clock    clock.Clock
-	planMu   sync.Mutex // serialises planning: new revisions and re-plans
-	replanc  chan struct{}
-	rewait   chan struct{} // nextOpen moved earlier
-	opensMu  sync.Mutex
-	nextOpen time.Time // the earliest time a closed gate opens
-
-	pinnedMu sync.Mutex
-	pinned   map[string]*spec.Repo // revisions pinned by releases, loaded
-
-	mu      sync.Mutex
-	current *spec.Repo // the last good revision, loaded
-	status  Status
+	pipeline *pipeline.Pipeline
+	commits  *gitwrite.Writer
 }
 
 // New opens the store and the repository and listens; Run serves.
@@ -156,13 +145,15 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		release()
 		return nil, fmt.Errorf("opening the platform repository: %w", err)
 	}
-	s := &Server{cfg: cfg, leases: leases, release: release, store: st, stores: stores, repo: repo, pinned: map[string]*spec.Repo{}, metrics: prometheus.NewRegistry(),
-		replanc: make(chan struct{}, 1), rewait: make(chan struct{}, 1), clock: clock.Or(cfg.Clock)}
+	s := &Server{cfg: cfg, leases: leases, release: release, store: st, stores: stores, repo: repo, metrics: prometheus.NewRegistry(), clock: clock.Or(cfg.Clock)}
 	s.auth = &auth.Authenticator{Store: st, Now: s.clock.Now}
 	// Everything socle logs goes through the redactor of secrets.
 	cfg.Logger = slog.New(redactHandler{cfg.Logger.Handler(), s})
 	s.cfg.Logger, s.log = cfg.Logger, cfg.Logger
 	s.secret = secret
+	s.commits = &gitwrite.Writer{Repo: repo, Audit: st, Log: cfg.Logger, Recognize: recognizePin}
+	s.pipeline = pipeline.New(pipeline.Config{Store: st, Git: repo, Engine: engineApplier{s}, Gates: s.gatesFor, Commits: s.commits,
+		OnInForce: func(r *spec.Repo) { s.notifier.SetPlatform(&r.Platform) }, Clock: s.clock, Log: cfg.Logger})
 	if err := s.openRuntime(cfg); err != nil {
 		s.closeAll()
 		return nil, err
@@ -171,9 +162,8 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		s.closeAll()
 		return nil, err
 	}
-	s.costs = &cost.Service{Store: stores.Costs, Repo: s.repoInForce, Notifier: budgetAlerts{s.notifier}, Log: cfg.Logger, Now: s.clock.Now}
-	s.status.Repository = cfg.Repo
-	s.watcher = &source.Watcher{Repo: repo, Interval: cfg.Poll, Logger: cfg.Logger, OnRevision: s.onRevision, OnError: s.onFetchError}
+	s.costs = &cost.Service{Store: stores.Costs, Repo: s.pipeline.Repo, Notifier: budgetAlerts{s.notifier}, Log: cfg.Logger, Now: s.clock.Now}
+	s.watcher = &source.Watcher{Repo: repo, Interval: cfg.Poll, Logger: cfg.Logger, OnRevision: s.pipeline.OnRevision, OnError: s.pipeline.OnFetchError}
 	s.http = &http.Server{Handler: s.routes(), ReadHeaderTimeout: 10 * time.Second}
 	return s, nil
 }
@@ -212,7 +202,7 @@ func (s *Server) openRuntime(cfg Config) error {
 	if s.proxy, err = proxy.New(proxy.Options{StateFile: filepath.Join(cfg.Data, "proxy.json"), Registry: s.metrics, Logger: cfg.Logger}); err != nil {
 		return err
 	}
-	s.images = &images{builder: builder, unpacker: unpacker, repo: s.repo, appAt: s.appAt}
+	s.images = &images{builder: builder, unpacker: unpacker, repo: s.repo, appAt: s.pipeline.AppAt}
 	// Kubernetes' own progress deadline and the engine's are one: the
 	// cluster says a rollout is stuck, with the pods' reason, before socle
 	// would give up waiting.
@@ -231,23 +221,21 @@ func (s *Server) openRuntime(cfg Config) error {
 
 // keepsOrphans reports whether an environment keeps apps removed from Git.
 func (s *Server) keepsOrphans(env string) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.current == nil {
+	repo := s.pipeline.Repo()
+	if repo == nil {
 		return true // nothing is known yet: never stop what runs
 	}
-	e := s.current.Environment(env)
+	e := repo.Environment(env)
 	return e != nil && e.Prune != nil && !*e.Prune
 }
 
 // selfHeals reports whether an environment corrects drift (the default).
 func (s *Server) selfHeals(env string) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.current == nil {
+	repo := s.pipeline.Repo()
+	if repo == nil {
 		return true
 	}
-	e := s.current.Environment(env)
+	e := repo.Environment(env)
 	return e == nil || e.SelfHeal == nil || *e.SelfHeal
 }
 
@@ -297,7 +285,7 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	// The recorded desired state first: a unit that runs and is still
 	// wanted must never look unwanted, even for an instant.
-	s.apply(ctx)
+	s.pipeline.Apply(ctx)
 	if err := s.engine.Adopt(ctx); err != nil {
 		s.log.Warn("listing replicas", "err", err)
 	}
@@ -315,7 +303,7 @@ func (s *Server) Run(ctx context.Context) error {
 			s.log.Error("cost drop directory", "err", err)
 		}
 	}()
-	go s.recheckGates(ctx)
+	go s.pipeline.RecheckGates(ctx)
 	go s.watchStore(ctx)
 	proxyDone := make(chan error, 1)
 	go func() { proxyDone <- s.proxy.Serve(ctx, s.proxyLn) }()
@@ -379,260 +367,44 @@ func (s *Server) ready() error {
 	return err
 }
 
-// apply hands the recorded desired state to the reconciler.
-func (s *Server) apply(ctx context.Context) {
-	units, err := Applied(ctx, s.store)
-	if err != nil {
-		s.log.Error("reading the desired state", "err", err)
-		return
-	}
-	// The redactor learns the new secrets before the engine can log them.
-	s.secretsChanged()
-	s.rebuildRedactor()
-	s.engine.Apply(units)
+// engineApplier hands the pipeline's desired state to the engine, once
+// the redactor knows its secrets: before the engine can log them.
+type engineApplier struct{ s *Server }
+
+func (a engineApplier) Apply(units []plan.Unit) {
+	a.s.secretsChanged()
+	a.s.rebuildRedactor()
+	a.s.engine.Apply(units)
 }
+
+func (a engineApplier) SetBlocked(b map[plan.Key]reconcile.Block) { a.s.engine.SetBlocked(b) }
 
 // Trigger fetches the repository now (the git webhook).
 func (s *Server) Trigger() { s.watcher.Trigger() }
 
-func (s *Server) onFetchError(err error) {
-	s.mu.Lock()
-	s.status.FetchError = err.Error()
-	s.mu.Unlock()
-	s.log.Warn("fetching the platform repository", "err", err)
-}
+// repoInForce returns the loaded revision in force, nil before the first.
+func (s *Server) repoInForce() *spec.Repo { return s.pipeline.Repo() }
 
-// onRevision is called serially by the watcher for every new head.
-func (s *Server) onRevision(ctx context.Context, rev source.Revision) {
-	// planMu first: a promotion holds it from its commit to its audit
-	// record, so a revision is never looked at in between.
-	s.planMu.Lock()
-	defer s.planMu.Unlock()
-	s.mu.Lock()
-	prev := s.status.Head
-	s.status.FetchError = ""
-	s.status.Head = &rev
-	s.mu.Unlock()
-	if prev != nil {
-		s.recordBetween(ctx, prev.SHA, rev.SHA)
-	}
-	s.recoverAudit(ctx, rev)
-	s.planRevision(ctx, rev, false)
-}
-
-// planRevision validates, plans and records a revision; again is true to
-// plan the revision in force once more (a gate may have opened).
-func (s *Server) planRevision(ctx context.Context, rev source.Revision, again bool) {
-	seen, err := s.store.Revision(ctx, rev.SHA)
-	if err == nil && seen.Valid && !again {
-		// A valid revision recorded without its plan: socle stopped between
-		// the two. Plan it now rather than take it as applied.
-		if ps, perr := s.store.Plans(ctx, rev.SHA, 1); perr == nil && len(ps) == 0 {
-			again = true
-		}
-	}
-	switch {
-	case err == nil && !again:
-		s.resume(ctx, rev, seen) // recorded before a restart: record nothing twice
-		return
-	case err != nil && !errors.Is(err, store.ErrNotFound):
-		s.log.Error("reading the store", "revision", rev.Short(), "err", err)
-		return
-	}
-	fsys, err := s.repo.Files(rev.SHA)
-	if err != nil {
-		s.log.Error("reading revision", "revision", rev.Short(), "err", err)
-		return
-	}
-	repo, problems := spec.Load(fsys)
-	out, err := Record(ctx, s.store, s.log, rev, fsys, repo, problems, s.appAt, s.gatesFor(ctx), s.clock.Now())
-	if err != nil {
-		s.log.Error("recording revision", "revision", rev.Short(), "err", err)
-		return
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if problems.Errors() > 0 {
-		if s.current == nil {
-			// The first revision since socle started is invalid (pushed
-			// while it was down): the last good one stays in force, and
-			// is in the status before the failure is.
-			s.mu.Unlock()
-			if good, ok := s.lastGood(ctx); ok {
-				s.putInForce(ctx, good, false)
-			}
-			s.mu.Lock()
-		}
-		s.status.Failing = &Failing{Revision: rev, Problems: problems}
-		return
-	}
-	s.current = repo
-	s.notifier.SetPlatform(&repo.Platform)
-	s.status.Failing = nil
-	s.status.LastGood = &rev
-	if out.Recorded {
-		s.status.LastPlan = &PlanRef{ID: out.PlanID, Summary: out.Plan.Summary}
-	}
-	s.mu.Unlock()
-	if out.Clock {
-		// A policy that reads the time denies: judge again in a minute,
-		// which records something only if the verdict changed.
-		s.openAt(s.clock.Now().Add(time.Minute))
-	}
-	s.setBlocked(out.Blocked)
-	s.apply(ctx)
-	s.mu.Lock()
-}
-
-// setBlocked tells the reconciler and the status which units policies block.
-func (s *Server) setBlocked(b map[plan.Key]reconcile.Block) {
-	s.mu.Lock()
-	s.status.Blocked = s.status.Blocked[:0]
-	for k, why := range b {
-		s.status.Blocked = append(s.status.Blocked, BlockedUnit{App: k.App, Env: k.Env, Reason: why.Message, ReasonCode: string(why.Reason)})
-	}
-	slices.SortFunc(s.status.Blocked, func(a, b BlockedUnit) int { return cmp.Or(cmp.Compare(a.Env, b.Env), cmp.Compare(a.App, b.App)) })
-	s.mu.Unlock()
-	s.engine.SetBlocked(b)
-}
-
-// recordBetween records the commits that arrived together with a new head,
-// oldest first, each validated, so that every commit is a revision with its
-// verdict; only the head is planned, as only the head will run.
-func (s *Server) recordBetween(ctx context.Context, from, to string) {
-	revs, err := s.repo.Log(ctx, from, to)
-	if err != nil {
-		s.log.Warn("listing new commits", "from", from, "to", to, "err", err)
-		return
-	}
-	for i := len(revs) - 1; i >= 1; i-- { // revs[0] is the head itself
-		rev := revs[i]
-		s.recoverAudit(ctx, rev)
-		if _, err := s.store.Revision(ctx, rev.SHA); err == nil {
-			continue
-		}
-		fsys, err := s.repo.Files(rev.SHA)
-		if err != nil {
-			s.log.Warn("reading revision", "revision", rev.Short(), "err", err)
-			continue
-		}
-		_, problems := spec.Load(fsys)
-		if err := s.store.PutRevision(ctx, revisionRecord(rev, problems)); err != nil {
-			s.log.Error("recording revision", "revision", rev.Short(), "err", err)
-		}
-	}
-}
-
-// resume restores the status of a revision recorded by an earlier run.
-func (s *Server) resume(ctx context.Context, rev source.Revision, seen store.Revision) {
-	good := rev
-	if !seen.Valid {
-		var problems spec.Problems
-		_ = json.Unmarshal(seen.Problems, &problems)
-		s.mu.Lock()
-		s.status.Failing = &Failing{Revision: rev, Problems: problems}
-		s.mu.Unlock()
-		var ok bool
-		if good, ok = s.lastGood(ctx); !ok {
-			return
-		}
-	}
-	s.putInForce(ctx, good, seen.Valid)
-}
-
-// lastGood returns the last valid revision recorded; false if there is
-// none yet.
-func (s *Server) lastGood(ctx context.Context) (source.Revision, bool) {
-	last, err := s.store.LastGoodRevision(ctx)
-	if err != nil {
-		return source.Revision{}, false
-	}
-	good, err := s.repo.Revision(last.SHA)
-	if err != nil {
-		s.log.Error("reading the last good revision", "revision", last.SHA, "err", err)
-		return source.Revision{}, false
-	}
-	return good, true
-}
-
-// putInForce restores a revision recorded and planned by an earlier run as
-// the one in force; headValid says whether it is the head too (which then
-// fails no more).
-func (s *Server) putInForce(ctx context.Context, good source.Revision, headValid bool) {
-	fsys, err := s.repo.Files(good.SHA)
-	if err != nil {
-		s.log.Error("reading revision", "revision", good.Short(), "err", err)
-		return
-	}
-	repo, _ := spec.Load(fsys)
-	var ref *PlanRef
-	if ps, err := s.store.Plans(ctx, good.SHA, 1); err == nil && len(ps) == 1 {
-		ref = &PlanRef{ID: ps[0].ID, Summary: plan.Summary{Create: ps[0].Create, Update: ps[0].Update, Delete: ps[0].Delete, Unchanged: ps[0].Unchanged}}
-		if full, err := s.store.Plan(ctx, ps[0].ID); err == nil {
-			var body PlanBody
-			if json.Unmarshal(full.Body, &body) == nil {
-				s.setBlocked(body.BlockedBy())
-				// A gate may have opened while socle was stopped: judge
-				// what waits again (recorded only if the outcome changed).
-				s.Replan()
-			}
-		}
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.current = repo
-	s.notifier.SetPlatform(&repo.Platform)
-	s.status.LastGood = &good
-	s.status.LastPlan = ref
-	if headValid {
-		s.status.Failing = nil
-	}
-	s.mu.Unlock()
-	s.apply(ctx)
-	s.mu.Lock()
-}
-
-// appAt loads an app as it was at a pinned revision. Only a few revisions
-// are pinned at any time, so loaded revisions are kept (a handful at most).
-func (s *Server) appAt(app, revision string) *spec.App {
-	s.pinnedMu.Lock()
-	defer s.pinnedMu.Unlock()
-	r, ok := s.pinned[revision]
-	if !ok {
-		if len(s.pinned) >= 16 {
-			clear(s.pinned)
-		}
-		if fsys, err := s.repo.Files(revision); err == nil {
-			if loaded, problems := spec.Load(fsys); problems.Errors() == 0 {
-				r = loaded
-			}
-		}
-		s.pinned[revision] = r // nil too: an unreadable revision is not retried
-	}
-	if r == nil {
-		return nil
-	}
-	return r.App(app)
+// inForceSHA is the revision in force, "" before the first.
+func (s *Server) inForceSHA() string {
+	_, sha := s.pipeline.InForce()
+	return sha
 }
 
 // kubeRuntimes wires the Kubernetes drivers to the revision in force.
 func (s *Server) kubeRuntimes(progressDeadline time.Duration) *wiring.KubeRuntimes {
 	return &wiring.KubeRuntimes{
 		Env: func(name string) *spec.Environment {
-			s.mu.Lock()
-			defer s.mu.Unlock()
-			if s.current == nil {
-				return nil
+			if repo := s.pipeline.Repo(); repo != nil {
+				return repo.Environment(name)
 			}
-			return s.current.Environment(name)
+			return nil
 		},
 		Envs: func() []spec.Environment {
-			s.mu.Lock()
-			defer s.mu.Unlock()
-			if s.current == nil {
-				return nil
+			if repo := s.pipeline.Repo(); repo != nil {
+				return repo.Platform.Environments
 			}
-			return s.current.Platform.Environments
+			return nil
 		},
 		Registry: s.ln.Addr().String(), Kubeconfig: s.cfg.Kubeconfig, Secret: s.secret, ProgressDeadline: progressDeadline, Log: s.log,
 		// Clusters pull socle's builds with a read-only token of the app.

@@ -285,6 +285,12 @@ func TestStartsWithAnInvalidHead(t *testing.T) {
 	if u := unit(st, "api", "dev"); u == nil || u.Revision != good {
 		t.Errorf("api @ dev = %+v, want %s", u, good[:7])
 	}
+	// Planning the revision in force again (a gate's time came, an
+	// approval was given) says nothing of the head: it still fails.
+	s.pipeline.PlanInForce(t.Context())
+	if st := s.status(t); st.Failing == nil || st.LastGood == nil || st.LastGood.SHA != good {
+		t.Errorf("after planning %s again: failing %+v, in force %+v; want the bad head still failing", good[:7], st.Failing, st.LastGood)
+	}
 }
 
 func countPlans(t *testing.T, st store.Store) int {

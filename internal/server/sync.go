@@ -81,13 +81,9 @@ func (s *Server) syncOutcome(ctx context.Context, app, env, head string) SyncOut
 		}
 	}
 	var held string
-	s.mu.Lock()
-	for _, b := range s.status.Blocked {
-		if b.App == app && b.Env == env {
-			held = b.Reason
-		}
+	if b, ok := s.pipeline.BlockedBy(app, env); ok {
+		held = b.Message
 	}
-	s.mu.Unlock()
 	return decideSync(desired, running, head, synced, held)
 }
 
