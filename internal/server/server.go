@@ -22,11 +22,13 @@ import (
 	"github.com/socle-dev/socle/internal/auth"
 	"github.com/socle-dev/socle/internal/clock"
 	"github.com/socle-dev/socle/internal/cost"
+	"github.com/socle-dev/socle/internal/gate"
 	"github.com/socle-dev/socle/internal/gitwrite"
 	"github.com/socle-dev/socle/internal/lease"
 	"github.com/socle-dev/socle/internal/notify"
 	"github.com/socle-dev/socle/internal/pipeline"
 	"github.com/socle-dev/socle/internal/plan"
+	"github.com/socle-dev/socle/internal/promotion"
 	"github.com/socle-dev/socle/internal/proxy"
 	"github.com/socle-dev/socle/internal/reconcile"
 	"github.com/socle-dev/socle/internal/runtime"
@@ -108,6 +110,7 @@ type Server struct {
 	clock    clock.Clock
 	pipeline *pipeline.Pipeline
 	commits  *gitwrite.Writer
+	promo    *promotion.Service
 }
 
 // New opens the store and the repository and listens; Run serves.
@@ -151,8 +154,13 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	cfg.Logger = slog.New(redactHandler{cfg.Logger.Handler(), s})
 	s.cfg.Logger, s.log = cfg.Logger, cfg.Logger
 	s.secret = secret
-	s.commits = &gitwrite.Writer{Repo: repo, Audit: st, Log: cfg.Logger, Recognize: recognizePin}
-	s.pipeline = pipeline.New(pipeline.Config{Store: st, Git: repo, Engine: engineApplier{s}, Gates: s.gatesFor, Commits: s.commits,
+	s.commits = &gitwrite.Writer{Repo: repo, Audit: st, Log: cfg.Logger, Recognize: promotion.Recognize}
+	// The pipeline asks promotion's gates of each pinned change; promotion
+	// asks the pipeline for the revision in force.
+	gates := func(ctx context.Context, repo *spec.Repo, c *plan.Change, old *plan.Unit) gate.Result {
+		return s.promo.Gates(ctx, repo, c, old)
+	}
+	s.pipeline = pipeline.New(pipeline.Config{Store: st, Git: repo, Engine: engineApplier{s}, Gates: gates, Commits: s.commits,
 		OnInForce: func(r *spec.Repo) { s.notifier.SetPlatform(&r.Platform) }, Clock: s.clock, Log: cfg.Logger})
 	if err := s.openRuntime(cfg); err != nil {
 		s.closeAll()
@@ -162,6 +170,8 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		s.closeAll()
 		return nil, err
 	}
+	s.promo = promotion.New(promotion.Config{Store: st, Git: repo, Commits: s.commits, Pipeline: s.pipeline, Units: s.engine, Notifier: s.notifier,
+		Fetch: s.Trigger, Clock: s.clock, Log: cfg.Logger})
 	s.costs = &cost.Service{Store: stores.Costs, Repo: s.pipeline.Repo, Notifier: budgetAlerts{s.notifier}, Log: cfg.Logger, Now: s.clock.Now}
 	s.watcher = &source.Watcher{Repo: repo, Interval: cfg.Poll, Logger: cfg.Logger, OnRevision: s.pipeline.OnRevision, OnError: s.pipeline.OnFetchError}
 	s.http = &http.Server{Handler: s.routes(), ReadHeaderTimeout: 10 * time.Second}
