@@ -84,6 +84,7 @@ type Server struct {
 	// leases hands the jobs the lease of their scope; release gives up
 	// what the process claimed for its life (the data directory), last.
 	leases  lease.Leaser
+	holder  lease.Holder
 	release func()
 	store   store.Store
 	stores  *wiring.Stores // under store: its file is checked for readiness
@@ -131,7 +132,8 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	// One socle per data directory: a second one would run every app
 	// twice and write the same store.
 	host, _ := os.Hostname()
-	leases, release, err := wiring.Claim(ctx, cfg.Data, lease.Holder{PID: os.Getpid(), Host: host, Addr: cfg.Addr})
+	holder := lease.Holder{PID: os.Getpid(), Host: host, Addr: cfg.Addr}
+	leases, release, err := wiring.Claim(ctx, cfg.Data, holder)
 	if err != nil {
 		return nil, err
 	}
@@ -148,7 +150,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		release()
 		return nil, fmt.Errorf("opening the platform repository: %w", err)
 	}
-	s := &Server{cfg: cfg, leases: leases, release: release, store: st, stores: stores, repo: repo, metrics: prometheus.NewRegistry(), clock: clock.Or(cfg.Clock)}
+	s := &Server{cfg: cfg, leases: leases, holder: holder, release: release, store: st, stores: stores, repo: repo, metrics: prometheus.NewRegistry(), clock: clock.Or(cfg.Clock)}
 	s.auth = &auth.Authenticator{Store: st, Now: s.clock.Now}
 	// Everything socle logs goes through the redactor of secrets.
 	cfg.Logger = slog.New(redactHandler{cfg.Logger.Handler(), s})
@@ -301,19 +303,27 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	errc := make(chan error, 3)
 	engineDone := make(chan struct{})
-	go func() { s.engine.Run(ctx); close(engineDone) }()
-	go func() { errc <- s.watcher.Run(ctx) }()
+	// The engine, the watcher, the notifier and the scheduled jobs run
+	// only while this process holds the lease of their scope: when it is
+	// lost (another socle may have the data directory now), they stop.
+	go func() {
+		s.underLease(ctx, "engine", func(ctx context.Context) error { s.engine.Run(ctx); return nil })
+		close(engineDone)
+	}()
+	go func() { errc <- s.underLease(ctx, "watcher", s.watcher.Run) }()
 	go func() {
 		if err := s.http.Serve(s.ln); !errors.Is(err, http.ErrServerClosed) {
 			errc <- err
 		}
 	}()
 	go func() {
-		if err := cost.NewWatcher(s.costs, s.cfg.Data).Run(ctx); err != nil && ctx.Err() == nil {
+		err := s.underLease(ctx, "cost-watcher", cost.NewWatcher(s.costs, s.cfg.Data).Run)
+		if err != nil && ctx.Err() == nil {
 			s.log.Error("cost drop directory", "err", err)
 		}
 	}()
-	go s.pipeline.RecheckGates(ctx)
+	go s.underLease(ctx, "notifier", s.notifier.Run)
+	go s.underLease(ctx, "gate-recheck", func(ctx context.Context) error { s.pipeline.RecheckGates(ctx); return nil })
 	go s.watchStore(ctx)
 	proxyDone := make(chan error, 1)
 	go func() { proxyDone <- s.proxy.Serve(ctx, s.proxyLn) }()
@@ -343,6 +353,18 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	s.release() // last: nothing of this process writes the data directory any more
 	return err
+}
+
+// underLease runs job while this process holds the platform lease
+// (lease.Run), and logs when it stops because the lease was lost.
+func (s *Server) underLease(ctx context.Context, name string, job func(context.Context) error) error {
+	return lease.Run(ctx, s.leases, lease.Platform, s.holder, func(jctx context.Context, _ uint64) error {
+		err := job(jctx)
+		if jctx.Err() != nil && ctx.Err() == nil {
+			s.log.Error("the data directory's lease is lost: "+name+" stopped", "reason", "lease_lost", "job", name)
+		}
+		return err
+	})
 }
 
 // storeCheck is how often the server checks that its database file is the

@@ -452,3 +452,41 @@ func TestOneServerPerDataDirectory(t *testing.T) {
 	again := start(t, repo, data)
 	again.stop()
 }
+
+// TestJobsStopWhenTheLeaseIsLost: when the data directory's lease is lost
+// (its lock file removed: another socle could take the directory now), the
+// engine, the watcher, the notifier and the scheduled jobs stop, each
+// saying so; the API still answers, to say what happened.
+func TestJobsStopWhenTheLeaseIsLost(t *testing.T) {
+	t.Parallel()
+	repo, data := gitRepo(t), t.TempDir()
+	logs := &syncbuf.Buffer{}
+	r := startWith(t, Config{Repo: repo, Data: data, Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	defer r.stop()
+	if strings.Contains(logs.String(), "lease_lost") {
+		t.Fatalf("a job stopped before the lease was lost:\n%s", logs)
+	}
+	if err := os.Remove(filepath.Join(data, "platform.lease")); err != nil {
+		t.Fatal(err)
+	}
+	jobs := []string{"engine", "watcher", "notifier", "cost-watcher", "gate-recheck"}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var missing []string
+		for _, j := range jobs {
+			if !strings.Contains(logs.String(), "reason=lease_lost job="+j+"\n") {
+				missing = append(missing, j)
+			}
+		}
+		if len(missing) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("still running 30s after the lease was lost: %v\n%s", missing, logs)
+		}
+		time.Sleep(20 * time.Millisecond) // polling the log; the lease is checked every second
+	}
+	if resp := r.get(t, "/api/v1/status"); resp.StatusCode != http.StatusOK {
+		t.Errorf("the API answers %s after the lease was lost", resp.Status)
+	}
+}
