@@ -117,8 +117,8 @@ type Notifier struct {
 	mu      sync.Mutex // guards what follows, the queues' items, and spool writes of new deliveries
 	closed  bool
 	running bool // Run runs: each queue has its worker
-	queues map[string]*queue
-	lastID int64
+	queues  map[string]*queue
+	lastID  int64
 }
 
 // routes is a platform's notification settings, indexed.
