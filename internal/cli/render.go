@@ -11,8 +11,8 @@ import (
 
 	"github.com/socle-dev/socle/internal/plan"
 	"github.com/socle-dev/socle/internal/runtime"
-	"github.com/socle-dev/socle/internal/runtime/kubernetes"
 	"github.com/socle-dev/socle/internal/spec"
+	"github.com/socle-dev/socle/internal/wiring"
 )
 
 // newRenderCmd is `socle render APP --env E`: the Kubernetes objects an app
@@ -73,21 +73,17 @@ at deploy time and its digest is shown as --artifact says.`,
 			if w.Dedicated {
 				us.Serve = release
 			}
-			objs, err := kubernetes.Render(us, kubernetes.RenderOptions{Namespace: ns, Registry: registry, Redact: true})
+			out, err := wiring.RenderKubernetes(us, ns, registry)
 			if err != nil {
 				return withCode(ExitProblems, err)
 			}
 			if output, _ := cmd.Flags().GetString("output"); output == "json" {
-				list := map[string]any{"apiVersion": "v1", "kind": "List", "items": objectMaps(objs)}
+				list := map[string]any{"apiVersion": "v1", "kind": "List", "items": out.Objects}
 				enc := json.NewEncoder(cmd.OutOrStdout())
 				enc.SetIndent("", "  ")
 				return enc.Encode(list)
 			}
-			b, err := kubernetes.YAML(objs)
-			if err != nil {
-				return err
-			}
-			_, err = cmd.OutOrStdout().Write(b)
+			_, err = cmd.OutOrStdout().Write(out.YAML)
 			return err
 		},
 	}
@@ -130,12 +126,4 @@ func serverHost(cmd *cobra.Command) string {
 		return u.Host
 	}
 	return "127.0.0.1:7070"
-}
-
-func objectMaps(objs []kubernetes.Object) []map[string]any {
-	out := make([]map[string]any, len(objs))
-	for i, o := range objs {
-		out[i] = o.Object
-	}
-	return out
 }

@@ -168,18 +168,6 @@ func TestRouteNames(t *testing.T) {
 	if got := RouteName("web", "dev", "admin"); got != "admin.web.dev" {
 		t.Errorf("named: %q", got)
 	}
-	for _, tt := range []struct {
-		ports []string
-		want  string
-	}{
-		{nil, ""},
-		{[]string{"metrics", "http"}, "http"},
-		{[]string{"web", "admin"}, "admin"},
-	} {
-		if got := PrimaryPort(tt.ports); got != tt.want {
-			t.Errorf("PrimaryPort(%q) = %q, want %q", tt.ports, got, tt.want)
-		}
-	}
 }
 
 func TestInvalidRoutes(t *testing.T) {

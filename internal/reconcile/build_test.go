@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/socle-dev/socle/internal/clock"
 	"github.com/socle-dev/socle/internal/plan"
 	"github.com/socle-dev/socle/internal/spec"
 )
@@ -57,6 +58,7 @@ func (e *commandFailed) LogTail() string { return e.tail }
 // change.
 func TestFailedBuildWaits(t *testing.T) {
 	now := time.Date(2026, 3, 10, 9, 0, 0, 0, time.UTC)
+	c := clock.NewFake(now)
 	var mu sync.Mutex
 	var phases []UnitStatus
 	im := &scriptedImages{
@@ -64,9 +66,9 @@ func TestFailedBuildWaits(t *testing.T) {
 		err:   &commandFailed{cause: "exit status 1", tail: "$ go build -o $SOCLE_OUT/web .\n# example.com/web\n./main.go:12:2: undefined: handler"},
 	}
 	e := New(Config{Images: im, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Now:     func() time.Time { mu.Lock(); defer mu.Unlock(); return now },
+		Clock:   c,
 		OnPhase: func(s UnitStatus) { mu.Lock(); phases = append(phases, s); mu.Unlock() }})
-	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
+	advance := func(d time.Duration) { c.Advance(d); now = c.Now() }
 	w := newWorker(e, plan.Key{App: "web", Env: "dev"})
 	w.setDesired(&plan.Unit{App: "web", Env: "dev", Revision: "r1", Source: "files-1", Runtime: spec.RuntimeLocal})
 	ctx := t.Context()

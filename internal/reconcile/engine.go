@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/socle-dev/socle/internal/clock"
 	"github.com/socle-dev/socle/internal/plan"
 	"github.com/socle-dev/socle/internal/proxy"
 	"github.com/socle-dev/socle/internal/runtime"
@@ -91,9 +92,9 @@ type Config struct {
 	// commit that set its desired state (a promotion's, a rollback's, or
 	// the one that changed the app). Empty when unknown.
 	Author func(ctx context.Context, app, env string) string
-	// Now is the engine's clock; time.Now when nil. Tests move it to see
-	// backoffs end.
-	Now func() time.Time
+	// Clock is the engine's time; the system's when nil. Tests move it to
+	// see backoffs end.
+	Clock clock.Clock
 }
 
 // ReleaseEvent is a rollout starting or finishing.
@@ -102,12 +103,7 @@ type ReleaseEvent struct {
 	Phase   string // "started" or "finished"
 }
 
-func (e *Engine) now() time.Time {
-	if e.cfg.Now == nil { // an Engine made without New, in a test
-		return time.Now()
-	}
-	return e.cfg.Now()
-}
+func (e *Engine) now() time.Time { return clock.Or(e.cfg.Clock).Now() }
 
 func (e *Engine) emit(ev ReleaseEvent) {
 	if e.cfg.OnRelease != nil {

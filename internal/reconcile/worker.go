@@ -616,7 +616,7 @@ func primaryPort(d *plan.Unit) string {
 	if d.Service == nil {
 		return ""
 	}
-	return proxy.PrimaryPort(slices.Collect(maps.Keys(d.Service.Ports)))
+	return spec.PrimaryPort(slices.Collect(maps.Keys(d.Service.Ports)))
 }
 
 func primaryBinding(st runtime.Status, d *plan.Unit) (runtime.PortBinding, bool) {

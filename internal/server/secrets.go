@@ -12,6 +12,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/socle-dev/socle/internal/pipeline"
 	"github.com/socle-dev/socle/internal/plan"
 	"github.com/socle-dev/socle/internal/reconcile"
 )
@@ -227,7 +228,7 @@ func (s *Server) redactor() *redactor {
 
 // rebuildRedactor reads the recorded units and adds their secret values.
 func (s *Server) rebuildRedactor() *redactor {
-	units, err := Applied(context.Background(), s.store)
+	units, err := pipeline.Applied(context.Background(), s.store)
 	var values []string
 	for i := range units {
 		values = append(values, reconcile.SecretValues(&units[i], s.secret)...)

@@ -285,6 +285,12 @@ func TestStartsWithAnInvalidHead(t *testing.T) {
 	if u := unit(st, "api", "dev"); u == nil || u.Revision != good {
 		t.Errorf("api @ dev = %+v, want %s", u, good[:7])
 	}
+	// Planning the revision in force again (a gate's time came, an
+	// approval was given) says nothing of the head: it still fails.
+	s.pipeline.PlanInForce(t.Context())
+	if st := s.status(t); st.Failing == nil || st.LastGood == nil || st.LastGood.SHA != good {
+		t.Errorf("after planning %s again: failing %+v, in force %+v; want the bad head still failing", good[:7], st.Failing, st.LastGood)
+	}
 }
 
 func countPlans(t *testing.T, st store.Store) int {
@@ -445,4 +451,42 @@ func TestOneServerPerDataDirectory(t *testing.T) {
 	first.stop()
 	again := start(t, repo, data)
 	again.stop()
+}
+
+// TestJobsStopWhenTheLeaseIsLost: when the data directory's lease is lost
+// (its lock file removed: another socle could take the directory now), the
+// engine, the watcher, the notifier and the scheduled jobs stop, each
+// saying so; the API still answers, to say what happened.
+func TestJobsStopWhenTheLeaseIsLost(t *testing.T) {
+	t.Parallel()
+	repo, data := gitRepo(t), t.TempDir()
+	logs := &syncbuf.Buffer{}
+	r := startWith(t, Config{Repo: repo, Data: data, Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	defer r.stop()
+	if strings.Contains(logs.String(), "lease_lost") {
+		t.Fatalf("a job stopped before the lease was lost:\n%s", logs)
+	}
+	if err := os.Remove(filepath.Join(data, "platform.lease")); err != nil {
+		t.Fatal(err)
+	}
+	jobs := []string{"engine", "watcher", "notifier", "cost-watcher", "gate-recheck"}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var missing []string
+		for _, j := range jobs {
+			if !strings.Contains(logs.String(), "reason=lease_lost job="+j+"\n") {
+				missing = append(missing, j)
+			}
+		}
+		if len(missing) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("still running 30s after the lease was lost: %v\n%s", missing, logs)
+		}
+		time.Sleep(20 * time.Millisecond) // polling the log; the lease is checked every second
+	}
+	if resp := r.get(t, "/api/v1/status"); resp.StatusCode != http.StatusOK {
+		t.Errorf("the API answers %s after the lease was lost", resp.Status)
+	}
 }

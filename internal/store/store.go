@@ -417,10 +417,15 @@ type Store interface {
 	Close() error
 }
 
+// AuditReader reads the audit trail a page at a time (a Store does).
+type AuditReader interface {
+	AuditRecords(ctx context.Context, afterSeq int64, limit int) ([]AuditRecord, error)
+}
+
 // AuditTrail returns the audit records of s after afterSeq, in Seq order,
 // read a page at a time: what audit.Verify reads. It stops at the first
 // error, which it yields, and at a page that does not go on after the last.
-func AuditTrail(ctx context.Context, s Store, afterSeq int64) iter.Seq2[AuditRecord, error] {
+func AuditTrail(ctx context.Context, s AuditReader, afterSeq int64) iter.Seq2[AuditRecord, error] {
 	return func(yield func(AuditRecord, error) bool) {
 		for {
 			page, err := s.AuditRecords(ctx, afterSeq, MaxLimit)

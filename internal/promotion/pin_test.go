@@ -1,4 +1,4 @@
-package server
+package promotion
 
 import (
 	"strings"
@@ -12,7 +12,7 @@ import (
 func TestSetPin(t *testing.T) {
 	t.Parallel()
 	at := time.Date(2026, 3, 3, 10, 0, 0, 0, time.UTC)
-	target := PromotionTarget{App: "web", Env: "prod", From: "dev", Revision: "0123abc", Artifact: "sha256:ab"}
+	target := Target{App: "web", Env: "prod", From: "dev", Revision: "0123abc", Artifact: "sha256:ab"}
 	old := "# pinned by hand\napiVersion: socle.dev/v1\nkind: Releases\nenvironment: prod\napps:\n  api: {revision: 4567def} # keep\n"
 	b, err := setPin([]byte(old), target, "ann", at)
 	if err != nil {

@@ -1,4 +1,9 @@
-package server
+// Package sealed keeps the secret variables of the desired state encrypted
+// at rest, as a wrapper of any store.Store: the runtime needs the values,
+// so the desired state cannot be redacted, and the database never holds
+// them in clear. It owns the sealing, not the key (the data directory's
+// secret, which the wiring reads).
+package sealed
 
 import (
 	"bytes"
@@ -33,9 +38,9 @@ type sealedStore struct {
 	aead cipher.AEAD
 }
 
-// Sealed wraps st so that secret variables are encrypted at rest with a
-// key derived from secret (the data directory's secret.key).
-func Sealed(st store.Store, secret []byte) (store.Store, error) {
+// Wrap wraps st so that secret variables are encrypted at rest with a key
+// derived from secret (the data directory's secret.key).
+func Wrap(st store.Store, secret []byte) (store.Store, error) {
 	key := sha256.Sum256(append([]byte("socle-seal-v1\x00"), secret...))
 	block, err := aes.NewCipher(key[:])
 	if err != nil {

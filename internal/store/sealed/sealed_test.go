@@ -1,4 +1,4 @@
-package server
+package sealed
 
 import (
 	"context"
@@ -19,13 +19,13 @@ import (
 func TestSealedStore(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), DBFile))
+	db, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "socle.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	st, _ := Sealed(db, []byte("key one"))
-	other, _ := Sealed(db, []byte("key two"))
+	st, _ := Wrap(db, []byte("key one"))
+	other, _ := Wrap(db, []byte("key two"))
 	secretUnit := plan.Unit{App: "web", Env: "dev", Secrets: []string{"API_KEY"}, Containers: map[string]types.Container{
 		"web": {Image: ".", Variables: types.ContainerVariables{"API_KEY": "s3cret-at-rest", "LOG": "debug", "DB": "${resources.db.password}"}}}}
 	plainUnit := plan.Unit{App: "api", Env: "dev", Containers: map[string]types.Container{"api": {Image: ".", Variables: types.ContainerVariables{"LOG": "info"}}}}
@@ -44,11 +44,15 @@ func TestSealedStore(t *testing.T) {
 	if strings.Contains(string(raw.Spec), "s3cret-at-rest") || !strings.Contains(string(raw.Spec), sealedPrefix) || !strings.Contains(string(raw.Spec), `"LOG":"debug"`) {
 		t.Errorf("stored: %s", raw.Spec)
 	}
-	units, err := Applied(ctx, st)
-	if err != nil || len(units) != 2 {
-		t.Fatalf("Applied = %v, %v", units, err)
+	rows, err := st.Desired(ctx)
+	if err != nil || len(rows) != 2 {
+		t.Fatalf("Desired = %v, %v", rows, err)
 	}
-	for _, u := range units {
+	for _, r := range rows {
+		var u plan.Unit
+		if err := json.Unmarshal(r.Spec, &u); err != nil {
+			t.Fatal(err)
+		}
 		want := map[string]plan.Unit{"web": secretUnit, "api": plainUnit}[u.App]
 		if u.Hash() != want.Hash() {
 			t.Errorf("%s came back as %+v", u.App, u.Containers)

@@ -1,4 +1,4 @@
-package server
+package promotion
 
 import (
 	"context"
@@ -66,7 +66,7 @@ func (o SyncOutcome) Words(app, env string) string {
 }
 
 // syncOutcome reads what decideSync looks at for app in env.
-func (s *Server) syncOutcome(ctx context.Context, app, env, head string) SyncOutcome {
+func (s *Service) syncOutcome(ctx context.Context, app, env, head string) SyncOutcome {
 	var desired, running string
 	if d, err := s.store.DesiredUnit(ctx, store.Unit{App: app, Env: env}); err == nil {
 		desired = d.Revision
@@ -74,20 +74,16 @@ func (s *Server) syncOutcome(ctx context.Context, app, env, head string) SyncOut
 	synced := false
 	if cur, err := s.store.CurrentRelease(ctx, app, env); err == nil {
 		running = cur.Revision
-		for _, u := range s.engine.Status() {
+		for _, u := range s.units.Status() {
 			if u.App == app && u.Env == env {
 				synced = u.Phase == reconcile.Synced && u.Release == cur.ID
 			}
 		}
 	}
 	var held string
-	s.mu.Lock()
-	for _, b := range s.status.Blocked {
-		if b.App == app && b.Env == env {
-			held = b.Reason
-		}
+	if b, ok := s.pipeline.BlockedBy(app, env); ok {
+		held = b.Message
 	}
-	s.mu.Unlock()
 	return decideSync(desired, running, head, synced, held)
 }
 

@@ -1,4 +1,15 @@
-package server
+// Package promotion moves releases between environments: promote what runs
+// in the environment before, deploy a revision, roll back to an earlier
+// release, approve, preview, and the emergency change that passes the
+// gates that only cost time. Every action is judged by the promotion gates
+// (package gate, a pure function, read at the injected clock) and the
+// policies, and done as a commit pinning the release in
+// releases/<env>.yaml (through the git writer), never by building: the
+// artifact promoted is the one that ran. It also says, for the pipeline,
+// which gates hold a pinned release before it is deployed, and, for the
+// environment matrix, what a promotion would meet now. It owns neither the
+// revision in force (the pipeline's) nor the API's words.
+package promotion
 
 import (
 	"bytes"
@@ -7,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"path"
 	"regexp"
 	"slices"
@@ -15,8 +27,11 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/socle-dev/socle/internal/clock"
 	"github.com/socle-dev/socle/internal/gate"
+	"github.com/socle-dev/socle/internal/gitwrite"
 	"github.com/socle-dev/socle/internal/notify"
+	"github.com/socle-dev/socle/internal/pipeline"
 	"github.com/socle-dev/socle/internal/plan"
 	"github.com/socle-dev/socle/internal/policy"
 	"github.com/socle-dev/socle/internal/reconcile"
@@ -24,6 +39,107 @@ import (
 	"github.com/socle-dev/socle/internal/spec"
 	"github.com/socle-dev/socle/internal/store"
 )
+
+// Store is what promotions read and record.
+type Store interface {
+	pipeline.ReleaseReader
+	CurrentRelease(ctx context.Context, app, env string) (store.Release, error)
+	Release(ctx context.Context, id int64) (store.Release, error)
+	Revision(ctx context.Context, sha string) (store.Revision, error)
+	Revisions(ctx context.Context, limit int, before string) ([]store.Revision, error)
+	DesiredUnit(ctx context.Context, u store.Unit) (store.Desired, error)
+	Approvals(ctx context.Context, app, env, artifact string) ([]store.Approval, error)
+	AddApproval(ctx context.Context, a store.Approval, rec *store.AuditRecord) (store.Approval, error)
+	AppendAudit(ctx context.Context, rec store.AuditRecord) (store.AuditRecord, error)
+	AppendEvent(ctx context.Context, e store.Event) (int64, error)
+}
+
+// Git reads the platform repository.
+type Git interface {
+	Revision(sha string) (source.Revision, error)
+	Files(sha string) (fs.FS, error)
+}
+
+// Commits makes socle's commits, each with its audit record (gitwrite).
+type Commits interface {
+	Write(ctx context.Context, c gitwrite.Change) (source.Revision, error)
+}
+
+// InForce is the revision pipeline, as promotions see it.
+type InForce interface {
+	// InForce returns the revision in force, loaded, and its SHA.
+	InForce() (*spec.Repo, string)
+	// AppAt loads an app as it was at a revision, nil if it is not there.
+	AppAt(app, revision string) *spec.App
+	// BlockedBy says why a gate or a policy holds a unit, if one does.
+	BlockedBy(app, env string) (reconcile.Block, bool)
+	// Replan plans the revision in force again: an input of a gate
+	// changed.
+	Replan()
+}
+
+// Units tells how the units run.
+type Units interface {
+	Status() []reconcile.UnitStatus
+}
+
+// Notifier tells people.
+type Notifier interface {
+	Notify(ctx context.Context, ev notify.Event) error
+}
+
+// Config wires a Service.
+type Config struct {
+	Store    Store
+	Git      Git
+	Commits  Commits
+	Pipeline InForce
+	Units    Units
+	Notifier Notifier
+	// Fetch fetches the platform repository now, so that a commit made
+	// is planned at once.
+	Fetch func()
+	// Clock is the time gates and policies judge at, and pins say; the
+	// system's when nil.
+	Clock clock.Clock
+	Log   *slog.Logger
+}
+
+// Service promotes, deploys, rolls back and approves. Its methods are safe
+// for concurrent use.
+type Service struct {
+	store    Store
+	git      Git
+	commits  Commits
+	pipeline InForce
+	units    Units
+	notifier Notifier
+	fetch    func()
+	clock    clock.Clock
+	log      *slog.Logger
+}
+
+// New returns a Service.
+func New(cfg Config) *Service {
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	if cfg.Fetch == nil {
+		cfg.Fetch = func() {}
+	}
+	return &Service{store: cfg.Store, git: cfg.Git, commits: cfg.Commits, pipeline: cfg.Pipeline, units: cfg.Units,
+		notifier: cfg.Notifier, fetch: cfg.Fetch, clock: clock.Or(cfg.Clock), log: cfg.Log}
+}
+
+func (s *Service) repoInForce() *spec.Repo {
+	repo, _ := s.pipeline.InForce()
+	return repo
+}
+
+func (s *Service) inForceSHA() string {
+	_, sha := s.pipeline.InForce()
+	return sha
+}
 
 // Errors of promotions, approvals and rollbacks that the API maps to codes.
 var (
@@ -37,7 +153,7 @@ var (
 type BlockedError struct {
 	Gates    gate.Result     `json:"gates"`
 	Verdicts policy.Verdicts `json:"verdicts,omitempty"`
-	Target   PromotionTarget `json:"target"`
+	Target   Target          `json:"target"`
 }
 
 func (e *BlockedError) Error() string {
@@ -51,8 +167,8 @@ func (e *BlockedError) Error() string {
 	return fmt.Sprintf("%s to %s is blocked: %s", e.Target.App, e.Target.Env, strings.Join(parts, "; "))
 }
 
-// PromotionTarget is what a promotion or rollback pins.
-type PromotionTarget struct {
+// Target is what a promotion or rollback pins.
+type Target struct {
 	App      string `json:"app"`
 	Env      string `json:"env"`
 	From     string `json:"from,omitempty"`
@@ -64,9 +180,9 @@ type PromotionTarget struct {
 	Emergency string `json:"emergency,omitempty"`
 }
 
-// PromotionResult is a promotion or rollback done: the commit that pins it.
-type PromotionResult struct {
-	PromotionTarget
+// Result is a promotion or rollback done: the commit that pins it.
+type Result struct {
+	Target
 	Commit source.Revision `json:"commit"`
 	// Passed are the closed gates an emergency change passed.
 	Passed []gate.Block `json:"passed,omitempty"`
@@ -79,83 +195,83 @@ type PromotionResult struct {
 // and policy allows it. It never builds: the artifact is the one that ran.
 // A non-empty emergency is the reason of an emergency change (see
 // gate.Declare).
-func (s *Server) Promote(ctx context.Context, app, env, user, message, emergency string) (PromotionResult, error) {
+func (s *Service) Promote(ctx context.Context, app, env, user, message, emergency string) (Result, error) {
 	repo, e, t, err := s.promoteTarget(ctx, app, env)
 	if err != nil {
-		return PromotionResult{}, err
+		return Result{}, err
 	}
 	t.Emergency = emergency
 	res, err := s.checkTarget(ctx, repo, e, t, user, policy.Promote)
 	if err != nil {
-		return PromotionResult{}, err
+		return Result{}, err
 	}
-	msg := fmt.Sprintf("promote %s to %s: %s (%s) from %s", app, env, short(t.Revision), short(t.Artifact), t.From)
+	msg := fmt.Sprintf("promote %s to %s: %s (%s) from %s", app, env, Short(t.Revision), Short(t.Artifact), t.From)
 	return s.pin(ctx, repo, t, res, user, msg, message, "promote")
 }
 
-func (s *Server) promoteTarget(ctx context.Context, app, env string) (*spec.Repo, *spec.Environment, PromotionTarget, error) {
+func (s *Service) promoteTarget(ctx context.Context, app, env string) (*spec.Repo, *spec.Environment, Target, error) {
 	repo, e, err := s.manualEnv(app, env)
 	if err != nil {
-		return nil, nil, PromotionTarget{}, err
+		return nil, nil, Target{}, err
 	}
 	if e.Promotion == nil || e.Promotion.From == "" {
-		return nil, nil, PromotionTarget{}, fmt.Errorf("%w: %s has no promotion.from in socle.yaml; deploy a revision or roll back instead", ErrRefused, env)
+		return nil, nil, Target{}, fmt.Errorf("%w: %s has no promotion.from in socle.yaml; deploy a revision or roll back instead", ErrRefused, env)
 	}
 	from := e.Promotion.From
 	src, err := s.store.CurrentRelease(ctx, app, from)
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, nil, PromotionTarget{}, fmt.Errorf("%w: %s does not run in %s yet, so there is nothing to promote", ErrRefused, app, from)
+		return nil, nil, Target{}, fmt.Errorf("%w: %s does not run in %s yet, so there is nothing to promote", ErrRefused, app, from)
 	} else if err != nil {
-		return nil, nil, PromotionTarget{}, err
+		return nil, nil, Target{}, err
 	}
-	return repo, e, PromotionTarget{App: app, Env: env, From: from, Revision: src.Revision, Artifact: src.Artifact, Release: src.ID}, nil
+	return repo, e, Target{App: app, Env: env, From: from, Revision: src.Revision, Artifact: src.Artifact, Release: src.ID}, nil
 }
 
 // Rollback pins in env an earlier release of app: the one given, or the
 // newest that succeeded with another target than what runs now.
-func (s *Server) Rollback(ctx context.Context, app, env string, to int64, user, message, emergency string) (PromotionResult, error) {
+func (s *Service) Rollback(ctx context.Context, app, env string, to int64, user, message, emergency string) (Result, error) {
 	repo, e, t, err := s.rollbackTarget(ctx, app, env, to)
 	if err != nil {
-		return PromotionResult{}, err
+		return Result{}, err
 	}
 	t.Emergency = emergency
 	res, err := s.checkTarget(ctx, repo, e, t, user, policy.Rollback)
 	if err != nil {
-		return PromotionResult{}, err
+		return Result{}, err
 	}
-	msg := fmt.Sprintf("roll back %s in %s to release %d: %s (%s)", app, env, t.Release, short(t.Revision), short(t.Artifact))
+	msg := fmt.Sprintf("roll back %s in %s to release %d: %s (%s)", app, env, t.Release, Short(t.Revision), Short(t.Artifact))
 	return s.pin(ctx, repo, t, res, user, msg, message, "rollback")
 }
 
-func (s *Server) rollbackTarget(ctx context.Context, app, env string, to int64) (*spec.Repo, *spec.Environment, PromotionTarget, error) {
+func (s *Service) rollbackTarget(ctx context.Context, app, env string, to int64) (*spec.Repo, *spec.Environment, Target, error) {
 	repo, e, err := s.manualEnv(app, env)
 	if err != nil {
-		return nil, nil, PromotionTarget{}, err
+		return nil, nil, Target{}, err
 	}
 	cur, err := s.store.CurrentRelease(ctx, app, env)
 	if err != nil {
-		return nil, nil, PromotionTarget{}, fmt.Errorf("%w: %s does not run in %s", ErrRefused, app, env)
+		return nil, nil, Target{}, fmt.Errorf("%w: %s does not run in %s", ErrRefused, app, env)
 	}
 	var target store.Release
 	if to != 0 {
 		if target, err = s.store.Release(ctx, to); err != nil || target.App != app || target.Env != env {
-			return nil, nil, PromotionTarget{}, fmt.Errorf("%w: no release %d of %s in %s", ErrUnknown, to, app, env)
+			return nil, nil, Target{}, fmt.Errorf("%w: no release %d of %s in %s", ErrUnknown, to, app, env)
 		}
 		if target.Status != store.Succeeded {
-			return nil, nil, PromotionTarget{}, fmt.Errorf("%w: release %d ended %s; only a release that succeeded can be restored", ErrRefused, to, target.Status)
+			return nil, nil, Target{}, fmt.Errorf("%w: release %d ended %s; only a release that succeeded can be restored", ErrRefused, to, target.Status)
 		}
 	} else {
 		rels, err := s.store.Releases(ctx, store.ReleaseFilter{App: app, Env: env, Status: store.Succeeded, Before: cur.ID, Limit: store.MaxLimit})
 		if err != nil {
-			return nil, nil, PromotionTarget{}, err
+			return nil, nil, Target{}, err
 		}
 		i := slices.IndexFunc(rels, func(r store.Release) bool { return r.Artifact != cur.Artifact || r.Revision != cur.Revision })
 		if i < 0 {
-			return nil, nil, PromotionTarget{}, fmt.Errorf("%w: %s has no earlier release in %s to roll back to", ErrRefused, app, env)
+			return nil, nil, Target{}, fmt.Errorf("%w: %s has no earlier release in %s to roll back to", ErrRefused, app, env)
 		}
 		target = rels[i]
 	}
-	return repo, e, PromotionTarget{App: app, Env: env, Revision: target.Revision, Artifact: target.Artifact, Release: target.ID, Rollback: true}, nil
+	return repo, e, Target{App: app, Env: env, Revision: target.Revision, Artifact: target.Artifact, Release: target.ID, Rollback: true}, nil
 }
 
 // Deploy runs a revision of app in env. An environment that follows Git
@@ -163,56 +279,56 @@ func (s *Server) rollbackTarget(ctx context.Context, app, env string, to int64) 
 // with promotion gates takes releases by promotion only. Any other
 // environment gets the revision pinned in releases/<env>.yaml (default: the
 // revision in force), built once and run by digest.
-func (s *Server) Deploy(ctx context.Context, app, env, revision, user, message, emergency string) (PromotionResult, error) {
+func (s *Service) Deploy(ctx context.Context, app, env, revision, user, message, emergency string) (Result, error) {
 	repo, e, t, err := s.deployTarget(ctx, app, env, revision)
 	if err != nil {
-		return PromotionResult{}, err
+		return Result{}, err
 	}
 	if e.Sync == spec.SyncAuto {
 		if emergency != "" {
-			return PromotionResult{}, fmt.Errorf("%w: %s follows Git (sync: auto) and has no gates to pass: deploy without --emergency", ErrRefused, env)
+			return Result{}, fmt.Errorf("%w: %s follows Git (sync: auto) and has no gates to pass: deploy without --emergency", ErrRefused, env)
 		}
 		sync := s.syncOutcome(ctx, app, env, t.Revision)
 		t.Revision = sync.Revision
 		detail, _ := json.Marshal(map[string]string{"sync": sync.Revision, "head": sync.Head, "outcome": sync.Outcome})
 		if _, err := s.store.AppendAudit(ctx, store.AuditRecord{Actor: user, Action: "deploy", App: app, Env: env, Revision: sync.Revision, Detail: detail}); err != nil {
-			return PromotionResult{}, err
+			return Result{}, err
 		}
 		s.emitEvent(ctx, store.Event{Kind: "deploy", App: app, Env: env, Revision: sync.Revision, Message: fmt.Sprintf("%s synced %s in %s: %s", user, app, env, sync.Words(app, env))})
-		s.Trigger()
-		s.Replan()
-		return PromotionResult{PromotionTarget: t, Sync: &sync}, nil
+		s.fetch()
+		s.pipeline.Replan()
+		return Result{Target: t, Sync: &sync}, nil
 	}
 	t.Emergency = emergency
 	res, err := s.checkTarget(ctx, repo, e, t, user, policy.Deploy)
 	if err != nil {
-		return PromotionResult{}, err
+		return Result{}, err
 	}
-	msg := fmt.Sprintf("deploy %s to %s: %s", app, env, short(t.Revision))
+	msg := fmt.Sprintf("deploy %s to %s: %s", app, env, Short(t.Revision))
 	return s.pin(ctx, repo, t, res, user, msg, message, "deploy")
 }
 
-func (s *Server) deployTarget(ctx context.Context, app, env, revision string) (*spec.Repo, *spec.Environment, PromotionTarget, error) {
+func (s *Service) deployTarget(ctx context.Context, app, env, revision string) (*spec.Repo, *spec.Environment, Target, error) {
 	repo := s.repoInForce()
 	if repo == nil {
-		return nil, nil, PromotionTarget{}, fmt.Errorf("%w: no valid revision of the platform repository yet", ErrRefused)
+		return nil, nil, Target{}, fmt.Errorf("%w: no valid revision of the platform repository yet", ErrRefused)
 	}
 	e := repo.Environment(env)
 	if e == nil {
-		return nil, nil, PromotionTarget{}, fmt.Errorf("%w: no environment %q", ErrUnknown, env)
+		return nil, nil, Target{}, fmt.Errorf("%w: no environment %q", ErrUnknown, env)
 	}
 	if repo.App(app) == nil {
-		return nil, nil, PromotionTarget{}, fmt.Errorf("%w: no app %q", ErrUnknown, app)
+		return nil, nil, Target{}, fmt.Errorf("%w: no app %q", ErrUnknown, app)
 	}
 	inForce := s.inForceSHA()
 	if e.Sync == spec.SyncAuto {
 		if revision != "" && !strings.HasPrefix(inForce, revision) {
-			return nil, nil, PromotionTarget{}, fmt.Errorf("%w: %s follows Git (sync: auto) and runs the newest valid revision %s; commit or revert to change it", ErrRefused, env, short(inForce))
+			return nil, nil, Target{}, fmt.Errorf("%w: %s follows Git (sync: auto) and runs the newest valid revision %s; commit or revert to change it", ErrRefused, env, Short(inForce))
 		}
-		return repo, e, PromotionTarget{App: app, Env: env, Revision: inForce}, nil
+		return repo, e, Target{App: app, Env: env, Revision: inForce}, nil
 	}
 	if e.Promotion != nil && e.Promotion.From != "" {
-		return nil, nil, PromotionTarget{}, fmt.Errorf("%w: %s takes releases by promotion from %s, behind its gates: socle promote %s --to %s", ErrRefused, env, e.Promotion.From, app, env)
+		return nil, nil, Target{}, fmt.Errorf("%w: %s takes releases by promotion from %s, behind its gates: socle promote %s --to %s", ErrRefused, env, e.Promotion.From, app, env)
 	}
 	if revision == "" {
 		revision = inForce
@@ -222,26 +338,41 @@ func (s *Server) deployTarget(ctx context.Context, app, env, revision string) (*
 		revs, lerr := s.store.Revisions(ctx, store.MaxLimit, "")
 		i := slices.IndexFunc(revs, func(r store.Revision) bool { return len(revision) >= 7 && strings.HasPrefix(r.SHA, revision) })
 		if lerr != nil || i < 0 {
-			return nil, nil, PromotionTarget{}, fmt.Errorf("%w: no revision %s of the platform repository", ErrUnknown, revision)
+			return nil, nil, Target{}, fmt.Errorf("%w: no revision %s of the platform repository", ErrUnknown, revision)
 		}
 		rev = revs[i]
 	}
 	if !rev.Valid {
-		return nil, nil, PromotionTarget{}, fmt.Errorf("%w: revision %s does not validate", ErrRefused, short(rev.SHA))
+		return nil, nil, Target{}, fmt.Errorf("%w: revision %s does not validate", ErrRefused, Short(rev.SHA))
 	}
-	if s.appAt(app, rev.SHA) == nil {
-		return nil, nil, PromotionTarget{}, fmt.Errorf("%w: %s does not exist at %s", ErrRefused, app, short(rev.SHA))
+	if s.pipeline.AppAt(app, rev.SHA) == nil {
+		return nil, nil, Target{}, fmt.Errorf("%w: %s does not exist at %s", ErrRefused, app, Short(rev.SHA))
 	}
-	return repo, e, PromotionTarget{App: app, Env: env, Revision: rev.SHA}, nil
+	return repo, e, Target{App: app, Env: env, Revision: rev.SHA}, nil
 }
 
-// Preview is what an action would pin in env and what the gates and the
-// policies say of it now, without doing it.
-func (s *Server) Preview(ctx context.Context, action, app, env, revision string, release int64, user string) (PromotionTarget, gate.Result, policy.Verdicts, *plan.Change, error) {
+// Preview is what an action would do, asked before doing it: the target,
+// the change to the unit (its secrets redacted), the verdicts of the gates
+// and the policies now, and whether the caller may do it.
+type Preview struct {
+	Action   string
+	Target   Target
+	Change   *plan.Change
+	Gates    gate.Result
+	Verdicts policy.Verdicts
+	// Allowed says whether the caller's role may do it; Blocked whether a
+	// gate or a policy stops it; Reason says why it cannot be done now.
+	Allowed, Blocked bool
+	Reason           string
+}
+
+// Preview is what action (deploy, promote or rollback) would pin in env
+// and what the gates and the policies say of it now, without doing it.
+func (s *Service) Preview(ctx context.Context, action, app, env, revision string, release int64, user string) (Preview, error) {
 	var (
 		repo *spec.Repo
 		e    *spec.Environment
-		t    PromotionTarget
+		t    Target
 		err  error
 		op   policy.Operation
 	)
@@ -256,22 +387,40 @@ func (s *Server) Preview(ctx context.Context, action, app, env, revision string,
 		repo, e, t, err = s.deployTarget(ctx, app, env, revision)
 		op = policy.Deploy
 	default:
-		return t, gate.Result{}, nil, nil, fmt.Errorf("%w: action must be deploy, promote or rollback", ErrInvalid)
+		return Preview{}, fmt.Errorf("%w: action must be deploy, promote or rollback", ErrInvalid)
 	}
 	if err != nil {
-		return t, gate.Result{}, nil, nil, err
+		return Preview{}, err
 	}
 	res, verdicts, change := s.evaluate(ctx, repo, e, t, user, op)
 	if e.Sync == spec.SyncAuto {
 		res = gate.Result{} // a sync runs what Git says; the plan's gates already applied
 	}
-	return t, res, verdicts, change, nil
+	p := Preview{Action: action, Target: t, Gates: res, Verdicts: verdicts, Allowed: repo.MayDeploy(user, app, env)}
+	if change != nil {
+		var old []plan.Unit
+		if d, err := s.store.DesiredUnit(ctx, store.Unit{App: app, Env: env}); err == nil {
+			var u plan.Unit
+			if json.Unmarshal(d.Spec, &u) == nil {
+				old = append(old, u)
+			}
+		}
+		red := plan.RedactPlan(plan.Plan{Changes: []plan.Change{*change}}, old)
+		p.Change = &red.Changes[0]
+	}
+	be := &BlockedError{Gates: res, Verdicts: verdicts, Target: t}
+	if p.Blocked = !res.Open() || verdicts.Blocked(); p.Blocked {
+		p.Reason = be.Error()
+	} else if !p.Allowed {
+		p.Reason = fmt.Sprintf("%s may not %s %s in %s", user, action, app, env)
+	}
+	return p, nil
 }
 
 // Approve records user's approval of the artifact that a promotion to env
 // would pin. Only an approver of the app's team, or an admin, approves, and
 // never a change they wrote.
-func (s *Server) Approve(ctx context.Context, app, env, user, comment string) (store.Approval, error) {
+func (s *Service) Approve(ctx context.Context, app, env, user, comment string) (store.Approval, error) {
 	repo, e, err := s.manualEnv(app, env)
 	if err != nil {
 		return store.Approval{}, err
@@ -286,8 +435,8 @@ func (s *Server) Approve(ctx context.Context, app, env, user, comment string) (s
 	if err != nil {
 		return store.Approval{}, fmt.Errorf("%w: %s does not run in %s yet, so there is nothing to approve", ErrRefused, app, e.Promotion.From)
 	}
-	if author := s.authorOf(repo, src.Revision); author == user {
-		return store.Approval{}, fmt.Errorf("%w: %s wrote %s and cannot approve it", ErrForbidden, user, short(src.Revision))
+	if author := s.AuthorOf(repo, src.Revision); author == user {
+		return store.Approval{}, fmt.Errorf("%w: %s wrote %s and cannot approve it", ErrForbidden, user, Short(src.Revision))
 	}
 	detail, _ := json.Marshal(map[string]string{"artifact": src.Artifact, "comment": comment})
 	a, err := s.store.AddApproval(ctx, store.Approval{App: app, Env: env, Revision: src.Revision, Artifact: src.Artifact, User: user, Comment: comment},
@@ -295,12 +444,12 @@ func (s *Server) Approve(ctx context.Context, app, env, user, comment string) (s
 	if err != nil {
 		return a, err
 	}
-	s.emitEvent(ctx, store.Event{Kind: "approval", App: app, Env: env, Revision: src.Revision, Message: fmt.Sprintf("%s approved %s (%s) for %s", user, short(src.Revision), short(src.Artifact), env)})
-	s.Replan() // a pinned release waiting for this approval may go out now
+	s.emitEvent(ctx, store.Event{Kind: "approval", App: app, Env: env, Revision: src.Revision, Message: fmt.Sprintf("%s approved %s (%s) for %s", user, Short(src.Revision), Short(src.Artifact), env)})
+	s.pipeline.Replan() // a pinned release waiting for this approval may go out now
 	return a, nil
 }
 
-func (s *Server) manualEnv(app, env string) (*spec.Repo, *spec.Environment, error) {
+func (s *Service) manualEnv(app, env string) (*spec.Repo, *spec.Environment, error) {
 	repo := s.repoInForce()
 	if repo == nil {
 		return nil, nil, fmt.Errorf("%w: no valid revision of the platform repository yet", ErrRefused)
@@ -321,8 +470,8 @@ func (s *Server) manualEnv(app, env string) (*spec.Repo, *spec.Environment, erro
 // evaluate runs the gates and the policies on pinning t in env; an
 // emergency target is judged as one (its declarer is checked by
 // checkTarget).
-func (s *Server) evaluate(ctx context.Context, repo *spec.Repo, e *spec.Environment, t PromotionTarget, user string, op policy.Operation) (gate.Result, policy.Verdicts, *plan.Change) {
-	in := gate.Input{Env: e, Freezes: repo.Platform.Freezes, Now: time.Now(), Rollback: t.Rollback, Author: s.authorOf(repo, t.Revision), Emergency: t.Emergency != ""}
+func (s *Service) evaluate(ctx context.Context, repo *spec.Repo, e *spec.Environment, t Target, user string, op policy.Operation) (gate.Result, policy.Verdicts, *plan.Change) {
+	in := gate.Input{Env: e, Freezes: repo.Platform.Freezes, Now: s.clock.Now(), Rollback: t.Rollback, Author: s.AuthorOf(repo, t.Revision), Emergency: t.Emergency != ""}
 	if t.From != "" {
 		in.Source, in.HealthySince = s.runsHealthy(ctx, t.App, t.From, t.Artifact)
 	}
@@ -339,7 +488,7 @@ func (s *Server) evaluate(ctx context.Context, repo *spec.Repo, e *spec.Environm
 // checkTarget runs the gates and the policies on pinning t in env, and
 // says who should know when they block it. An emergency target is
 // declared by user first: a reason, and a role that may.
-func (s *Server) checkTarget(ctx context.Context, repo *spec.Repo, e *spec.Environment, t PromotionTarget, user string, op policy.Operation) (gate.Result, error) {
+func (s *Service) checkTarget(ctx context.Context, repo *spec.Repo, e *spec.Environment, t Target, user string, op policy.Operation) (gate.Result, error) {
 	if t.Emergency != "" {
 		if err := s.declare(repo, t, user); err != nil {
 			return gate.Result{}, err
@@ -354,14 +503,14 @@ func (s *Server) checkTarget(ctx context.Context, repo *spec.Repo, e *spec.Envir
 	s.notifyEvent(ctx, notify.Event{Kind: notify.PromotionBlocked, App: t.App, Env: t.Env, Revision: t.Revision, Actor: user, Title: "Promotion blocked", Message: be.Error()})
 	if slices.ContainsFunc(res.Blocks, func(b gate.Block) bool { return b.Gate == "approvals" }) {
 		s.notifyEvent(ctx, notify.Event{Kind: notify.ApprovalNeeded, App: t.App, Env: t.Env, Revision: t.Revision, Actor: user,
-			Title: "Approval needed", Message: fmt.Sprintf("%s (%s) waits for approval to enter %s: socle approve %s --env %s", short(t.Revision), short(t.Artifact), t.Env, t.App, t.Env)})
+			Title: "Approval needed", Message: fmt.Sprintf("%s (%s) waits for approval to enter %s: socle approve %s --env %s", Short(t.Revision), Short(t.Artifact), t.Env, t.App, t.Env)})
 	}
 	return res, be
 }
 
 // declare checks the emergency change user declares with t, and maps the
 // refusal to the API's errors.
-func (s *Server) declare(repo *spec.Repo, t PromotionTarget, user string) error {
+func (s *Service) declare(repo *spec.Repo, t Target, user string) error {
 	err := gate.Declare(repo, t.App, t.Env, user, t.Emergency)
 	switch {
 	case errors.Is(err, gate.ErrReason):
@@ -374,12 +523,12 @@ func (s *Server) declare(repo *spec.Repo, t PromotionTarget, user string) error 
 
 // runsHealthy reports whether artifact runs, synced and healthy, in env,
 // and since when.
-func (s *Server) runsHealthy(ctx context.Context, app, env, artifact string) (bool, time.Time) {
+func (s *Service) runsHealthy(ctx context.Context, app, env, artifact string) (bool, time.Time) {
 	cur, err := s.store.CurrentRelease(ctx, app, env)
 	if err != nil || cur.Artifact != artifact {
 		return false, time.Time{}
 	}
-	for _, u := range s.engine.Status() {
+	for _, u := range s.units.Status() {
 		if u.App == app && u.Env == env && u.Phase != reconcile.Pending {
 			return u.Phase == reconcile.Synced && u.Release == cur.ID, cur.FinishedAt
 		}
@@ -390,7 +539,7 @@ func (s *Server) runsHealthy(ctx context.Context, app, env, artifact string) (bo
 }
 
 // judgePin evaluates the policies on the unit the pin would run.
-func (s *Server) judgePin(ctx context.Context, repo *spec.Repo, t PromotionTarget, user string, approvers []string, op policy.Operation) (policy.Verdicts, *plan.Change) {
+func (s *Service) judgePin(ctx context.Context, repo *spec.Repo, t Target, user string, approvers []string, op policy.Operation) (policy.Verdicts, *plan.Change) {
 	r := *repo
 	r.Releases = map[string]*spec.Releases{}
 	for k, v := range repo.Releases {
@@ -410,7 +559,7 @@ func (s *Server) judgePin(ctx context.Context, repo *spec.Repo, t PromotionTarge
 	}
 	r.Releases[t.Env] = rel
 	var unit *plan.Unit
-	for _, u := range plan.Desired(&r, t.Revision, s.appAt) {
+	for _, u := range plan.Desired(&r, t.Revision, s.pipeline.AppAt) {
 		if u.App == t.App && u.Env == t.Env {
 			unit = &u
 			break
@@ -427,13 +576,13 @@ func (s *Server) judgePin(ctx context.Context, repo *spec.Repo, t PromotionTarge
 			old, change.Action = &u, plan.Update
 		}
 	}
-	fsys, err := s.repo.Files(s.inForceSHA())
+	fsys, err := s.git.Files(s.inForceSHA())
 	if err != nil {
 		fsys = nil
 	}
 	set, _ := policy.Compile(repo, fsys)
 	verdicts := set.Evaluate(policy.Input{Change: change, Old: old, Artifact: t.Artifact,
-		Context: policy.Context{Operation: op, Now: time.Now(), Author: user, Approvers: approvers, History: releaseHistory{ctx: ctx, st: s.store}}})
+		Context: policy.Context{Operation: op, Now: s.clock.Now(), Author: user, Approvers: approvers, History: pipeline.History(ctx, s.store)}})
 	if old != nil {
 		if d := plan.Diff(t.Revision, []plan.Unit{*unit}, []plan.Unit{*old}); len(d.Changes) > 0 {
 			change = d.Changes[0]
@@ -444,61 +593,31 @@ func (s *Server) judgePin(ctx context.Context, repo *spec.Repo, t PromotionTarge
 	return verdicts, &change
 }
 
-func (s *Server) inForceSHA() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.status.LastGood == nil {
-		return ""
-	}
-	return s.status.LastGood.SHA
-}
-
 // pin commits the target to releases/<env>.yaml, keeping the file's
 // comments and other pins, and fetches it at once so the reconciler deploys.
 // An emergency change is recorded as one: its own audit action with the
 // reason and the gates it passed, an event and a notification.
-func (s *Server) pin(ctx context.Context, repo *spec.Repo, t PromotionTarget, gates gate.Result, user, subject, body, action string) (PromotionResult, error) {
-	head, err := s.repo.Head()
-	if err != nil {
-		return PromotionResult{}, err
-	}
-	file := path.Join(spec.ReleasesDir, t.Env+".yaml")
-	var old []byte
-	if fsys, err := s.repo.Files(head.SHA); err == nil {
-		// A file that is there but cannot be read (a symbolic link, too
-		// large) is not overwritten unseen.
-		if old, err = spec.ReadFile(fsys, file); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return PromotionResult{}, fmt.Errorf("reading %s: %w", file, err)
-		}
-	}
-	data, err := setPin(old, t, user, time.Now().UTC())
-	if err != nil {
-		return PromotionResult{}, fmt.Errorf("editing %s: %w", file, err)
-	}
+func (s *Service) pin(ctx context.Context, repo *spec.Repo, t Target, gates gate.Result, user, subject, body, action string) (Result, error) {
 	msg := subject
 	if body != "" {
 		msg += "\n\n" + body
 	}
+	d := map[string]any{"artifact": t.Artifact, "from": t.From, "release": t.Release}
 	if t.Emergency != "" {
-		// A trailer, so that recoverAudit can tell the exception apart.
+		// A trailer, so that Recognize can tell the exception apart.
 		msg += "\n\n" + emergencyTrailer + strings.TrimSpace(t.Emergency)
 		action += ".emergency"
-	}
-	// The commit and its audit record go together: revisions are not
-	// looked at in between (and recoverAudit mends a crash there).
-	s.planMu.Lock()
-	defer s.planMu.Unlock()
-	rev, err := s.repo.Commit(ctx, source.Change{Files: map[string][]byte{file: data}, Author: user, Email: emailOf(repo, user), Message: msg, Parent: head.SHA})
-	if err != nil {
-		return PromotionResult{}, fmt.Errorf("committing %s: %w", file, err)
-	}
-	d := map[string]any{"artifact": t.Artifact, "from": t.From, "commit": rev.SHA, "release": t.Release}
-	if t.Emergency != "" {
 		d["reason"], d["passed"] = strings.TrimSpace(t.Emergency), gates.Skipped
 	}
-	detail, _ := json.Marshal(d)
-	if _, err := s.store.AppendAudit(ctx, store.AuditRecord{Actor: user, Action: action, App: t.App, Env: t.Env, Revision: t.Revision, Detail: detail}); err != nil {
-		s.log.Error("recording the audit trail", "action", action, "err", err)
+	at := s.clock.Now().UTC()
+	rev, err := s.commits.Write(ctx, gitwrite.Change{
+		Path:   path.Join(spec.ReleasesDir, t.Env+".yaml"),
+		Edit:   func(old []byte) ([]byte, error) { return setPin(old, t, user, at) },
+		Author: user, Email: emailOf(repo, user), Message: msg,
+		Audit: store.AuditRecord{Actor: user, Action: action, App: t.App, Env: t.Env, Revision: t.Revision}, Detail: d,
+	})
+	if err != nil {
+		return Result{}, err
 	}
 	words := subject + " by " + user
 	if t.Emergency != "" {
@@ -510,8 +629,8 @@ func (s *Server) pin(ctx context.Context, repo *spec.Repo, t PromotionTarget, ga
 			Message: words, Fields: map[string]string{"reason": strings.TrimSpace(t.Emergency), "artifact": t.Artifact, "commit": rev.SHA, "action": action}})
 	}
 	s.emitEvent(ctx, store.Event{Kind: action, App: t.App, Env: t.Env, Revision: t.Revision, Message: words})
-	s.Trigger()
-	return PromotionResult{PromotionTarget: t, Commit: rev, Passed: gates.Skipped}, nil
+	s.fetch()
+	return Result{Target: t, Commit: rev, Passed: gates.Skipped}, nil
 }
 
 // emergencyTrailer starts the line of a pin's commit message that gives
@@ -522,45 +641,29 @@ const emergencyTrailer = "Emergency: "
 // the app and the environment.
 var pinSubject = regexp.MustCompile(`^(promote|deploy) (\S+) to (\S+): |^(roll back) (\S+) in (\S+) to release `)
 
-// recoverAudit appends the audit record of a promotion or rollback commit
-// that has none: socle was killed between the commit and its record. The
-// record says it was recovered, and by whom the commit was made.
-func (s *Server) recoverAudit(ctx context.Context, rev source.Revision) {
+// Recognize knows the commits pin makes, for the writer's recovery of
+// an audit record lost in a crash: by their subject, and their emergency
+// trailer.
+func Recognize(rev source.Revision) (store.AuditRecord, map[string]any, bool) {
 	m := pinSubject.FindStringSubmatch(rev.Subject())
 	if m == nil {
-		return
+		return store.AuditRecord{}, nil, false
 	}
 	action, app, env := m[1], m[2], m[3]
 	if m[4] != "" {
 		action, app, env = "rollback", m[5], m[6]
 	}
-	for r, err := range store.AuditTrail(ctx, s.store, 0) {
-		if err != nil {
-			return
-		}
-		var d struct {
-			Commit string `json:"commit"`
-		}
-		if strings.TrimSuffix(r.Action, ".emergency") == action && json.Unmarshal(r.Detail, &d) == nil && d.Commit == rev.SHA {
-			return
-		}
-	}
-	d := map[string]any{"commit": rev.SHA, "recovered": true}
+	d := map[string]any{}
 	for line := range strings.Lines(rev.Message) {
 		if reason, ok := strings.CutPrefix(strings.TrimSpace(line), emergencyTrailer); ok {
 			action, d["reason"] = action+".emergency", reason
 		}
 	}
-	detail, _ := json.Marshal(d)
-	if _, err := s.store.AppendAudit(ctx, store.AuditRecord{Actor: rev.Author, Action: action, App: app, Env: env, Detail: detail}); err != nil {
-		s.log.Error("recovering an audit record", "commit", rev.Short(), "err", err)
-		return
-	}
-	s.log.Warn("recovered the audit record of a commit made before socle stopped", "commit", rev.Short(), "action", action, "app", app, "env", env)
+	return store.AuditRecord{Actor: rev.Author, Action: action, App: app, Env: env}, d, true
 }
 
 // setPin edits a releases file as YAML nodes, so that its comments stay.
-func setPin(old []byte, t PromotionTarget, user string, at time.Time) ([]byte, error) {
+func setPin(old []byte, t Target, user string, at time.Time) ([]byte, error) {
 	var doc yaml.Node
 	if len(bytes.TrimSpace(old)) > 0 {
 		// The head's file, which may not have validated: read within the
@@ -629,9 +732,9 @@ func setPin(old []byte, t PromotionTarget, user string, at time.Time) ([]byte, e
 	return b.Bytes(), enc.Close()
 }
 
-// authorOf names the user (from teams.yaml, by email) who wrote a revision.
-func (s *Server) authorOf(repo *spec.Repo, sha string) string {
-	rev, err := s.repo.Revision(sha)
+// AuthorOf names the user (from teams.yaml, by email) who wrote a revision.
+func (s *Service) AuthorOf(repo *spec.Repo, sha string) string {
+	rev, err := s.git.Revision(sha)
 	if err != nil {
 		return ""
 	}
@@ -656,8 +759,9 @@ func emailOf(repo *spec.Repo, user string) string {
 	return user + "@socle.local"
 }
 
-// mayApprove: an approver of the app's owner team, or an admin anywhere.
-func short(s string) string {
+// Short abbreviates a revision or a digest for the words of promotions
+// and releases.
+func Short(s string) string {
 	s = strings.TrimPrefix(s, "sha256:")
 	if len(s) > 12 {
 		return s[:12]
@@ -665,13 +769,13 @@ func short(s string) string {
 	return s
 }
 
-func (s *Server) emitEvent(ctx context.Context, e store.Event) {
+func (s *Service) emitEvent(ctx context.Context, e store.Event) {
 	if _, err := s.store.AppendEvent(ctx, e); err != nil {
 		s.log.Error("recording an event", "kind", e.Kind, "err", err)
 	}
 }
 
-func (s *Server) notifyEvent(ctx context.Context, ev notify.Event) {
+func (s *Service) notifyEvent(ctx context.Context, ev notify.Event) {
 	if err := s.notifier.Notify(ctx, ev); err != nil {
 		s.log.Warn("notifying", "kind", ev.Kind, "err", err)
 	}

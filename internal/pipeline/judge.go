@@ -1,4 +1,4 @@
-package server
+package pipeline
 
 import (
 	"context"
@@ -11,22 +11,28 @@ import (
 	"github.com/socle-dev/socle/internal/store"
 )
 
+// ReleaseReader reads the releases socle recorded (a Store does).
+type ReleaseReader interface {
+	Releases(ctx context.Context, f store.ReleaseFilter) ([]store.Release, error)
+}
+
 // Judge evaluates the repository's policies and socle's built-in guardrails
-// on every change of a plan. st, when not nil, answers what ran healthy
-// where; without it, a guardrail that needs the history denies. The problems
-// are policies that do not compile (they deny what they match).
-func Judge(ctx context.Context, repo *spec.Repo, fsys fs.FS, p *plan.Plan, applied []plan.Unit, st store.Store) ([]policy.Decision, spec.Problems) {
+// on every change of a plan, at now. st, when not nil, answers what ran
+// healthy where; without it, a guardrail that needs the history denies.
+// The problems are policies that do not compile (they deny what they
+// match).
+func Judge(ctx context.Context, repo *spec.Repo, fsys fs.FS, p *plan.Plan, applied []plan.Unit, st ReleaseReader, now time.Time) ([]policy.Decision, spec.Problems) {
 	set, problems := policy.Compile(repo, fsys)
 	var h policy.History
 	if st != nil {
-		h = releaseHistory{ctx: ctx, st: st}
+		h = History(ctx, st)
 	}
-	return set.EvaluatePlan(p, applied, policy.Context{Operation: policy.Plan, Now: time.Now(), History: h}), problems
+	return set.EvaluatePlan(p, applied, policy.Context{Operation: policy.Plan, Now: now, History: h}), problems
 }
 
-// Blocked reports the denied creates and updates of a plan, by unit, with
+// Denied reports the denied creates and updates of a plan, by unit, with
 // the denials' messages: what socle must not deploy.
-func Blocked(ds []policy.Decision) map[plan.Key]policy.Verdicts {
+func Denied(ds []policy.Decision) map[plan.Key]policy.Verdicts {
 	out := map[plan.Key]policy.Verdicts{}
 	for _, d := range ds {
 		if (d.Action == plan.Create || d.Action == plan.Update) && d.Verdicts.Blocked() {
@@ -36,12 +42,16 @@ func Blocked(ds []policy.Decision) map[plan.Key]policy.Verdicts {
 	return out
 }
 
-// releaseHistory answers the policies' history questions from the releases
-// socle recorded: an artifact ran healthy in an environment since the end
-// of its first release there that Succeeded.
+// History answers the policies' history questions from the releases socle
+// recorded: an artifact ran healthy in an environment since the end of its
+// first release there that Succeeded.
+func History(ctx context.Context, st ReleaseReader) policy.History {
+	return releaseHistory{ctx: ctx, st: st}
+}
+
 type releaseHistory struct {
 	ctx context.Context
-	st  store.Store
+	st  ReleaseReader
 }
 
 func (h releaseHistory) RanHealthy(app, artifact, env string) (time.Time, bool) {

@@ -1,4 +1,4 @@
-package server
+package pipeline
 
 import (
 	"cmp"
@@ -12,6 +12,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/socle-dev/socle/internal/gate"
 	"github.com/socle-dev/socle/internal/plan"
@@ -22,8 +23,14 @@ import (
 	"github.com/socle-dev/socle/internal/store"
 )
 
+// DesiredReader reads the desired state recorded for every unit (a Store
+// does).
+type DesiredReader interface {
+	Desired(ctx context.Context) ([]store.Desired, error)
+}
+
 // Applied reads the last-applied state of every unit from the store.
-func Applied(ctx context.Context, st store.Store) ([]plan.Unit, error) {
+func Applied(ctx context.Context, st DesiredReader) ([]plan.Unit, error) {
 	rows, err := st.Desired(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("reading applied state: %w", err)
@@ -54,6 +61,9 @@ type Outcome struct {
 	// Clock is true when a denial comes from a policy that reads the time
 	// (now, history): its verdict may change with nothing else changing.
 	Clock bool
+	// Opens is the earliest time a closed gate that holds a change opens,
+	// zero when none says.
+	Opens time.Time
 }
 
 // PlanBody is what the store keeps of a plan: the plan and the verdicts of
@@ -80,7 +90,7 @@ func (b *PlanBody) BlockedBy() map[plan.Key]reconcile.Block {
 			out[plan.Key{App: app, Env: env}] = reconcile.Block{Reason: reconcile.ReasonGateClosed, Message: why}
 		}
 	}
-	for k, vs := range Blocked(b.Decisions) {
+	for k, vs := range Denied(b.Decisions) {
 		msgs := make([]string, len(vs))
 		for i, v := range vs {
 			msgs[i] = v.Policy + ": " + v.Message
@@ -139,7 +149,7 @@ func outcome(p *plan.Plan, applied []plan.Unit, blocked map[plan.Key]reconcile.B
 
 // lastOutcome is the outcome of the last plan recorded for a revision, ""
 // when there is none (or it was recorded before outcomes were).
-func lastOutcome(ctx context.Context, st store.Store, sha string) (string, error) {
+func lastOutcome(ctx context.Context, st Store, sha string) (string, error) {
 	ps, err := st.Plans(ctx, sha, 1)
 	if err != nil || len(ps) == 0 {
 		return "", err
@@ -157,16 +167,16 @@ func lastOutcome(ctx context.Context, st store.Store, sha string) (string, error
 
 // Gates says which promotion gates hold a planned change (an open result
 // when none does); old is the unit's last-applied state.
-type Gates func(repo *spec.Repo, c *plan.Change, old *plan.Unit) gate.Result
+type Gates func(ctx context.Context, repo *spec.Repo, c *plan.Change, old *plan.Unit) gate.Result
 
 // Record validates one revision and, when it is valid, plans it against the
 // last-applied state and records the plan and the new desired state in one
 // transaction. An invalid revision is recorded with its problems and changes
 // nothing else: the last good revision stays in force. A revision planned
 // again (a gate may have opened) whose outcome is the one recorded last
-// for it records nothing: no audit record, no plan, no event.
-
-func Record(ctx context.Context, st store.Store, log *slog.Logger, rev source.Revision, fsys fs.FS, repo *spec.Repo, problems spec.Problems, at plan.AppAt, gates Gates) (Outcome, error) {
+// for it records nothing: no audit record, no plan, no event. now is the
+// time the policies judge at.
+func Record(ctx context.Context, st Store, log *slog.Logger, rev source.Revision, fsys fs.FS, repo *spec.Repo, problems spec.Problems, at plan.AppAt, gates Gates, now time.Time) (Outcome, error) {
 	out := Outcome{Revision: rev, Problems: problems}
 	r := revisionRecord(rev, problems)
 	if !r.Valid {
@@ -183,7 +193,7 @@ func Record(ctx context.Context, st store.Store, log *slog.Logger, rev source.Re
 		return out, err
 	}
 	p := plan.Diff(rev.SHA, plan.Desired(repo, rev.SHA, at), applied)
-	decisions, _ := Judge(ctx, repo, fsys, &p, applied, st)
+	decisions, _ := Judge(ctx, repo, fsys, &p, applied, st, now)
 	pb := PlanBody{Plan: p, Decisions: decisions}
 	out.Blocked = pb.BlockedBy()
 	for _, d := range decisions {
@@ -203,7 +213,7 @@ func Record(ctx context.Context, st store.Store, log *slog.Logger, rev source.Re
 			if c.Action != plan.Create && c.Action != plan.Update {
 				continue
 			}
-			if r := gates(repo, c, old[k]); !r.Open() {
+			if r := gates(ctx, repo, c, old[k]); !r.Open() {
 				why := "gate " + r.Reason()
 				if pb.Gates == nil {
 					pb.Gates = map[string]string{}
@@ -211,6 +221,9 @@ func Record(ctx context.Context, st store.Store, log *slog.Logger, rev source.Re
 				pb.Gates[c.App+"@"+c.Env] = why
 				for _, b := range r.Blocks {
 					held[c.App+"@"+c.Env] = append(held[c.App+"@"+c.Env], b.Gate)
+					if !b.Opens.IsZero() && (out.Opens.IsZero() || b.Opens.Before(out.Opens)) {
+						out.Opens = b.Opens
+					}
 				}
 				b := reconcile.Block{Reason: reconcile.ReasonGateClosed, Message: why}
 				if prev, ok := out.Blocked[k]; ok {
