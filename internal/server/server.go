@@ -31,11 +31,12 @@ import (
 	"github.com/socle-dev/socle/internal/plan"
 	"github.com/socle-dev/socle/internal/proxy"
 	"github.com/socle-dev/socle/internal/reconcile"
-	"github.com/socle-dev/socle/internal/runtime/local"
+	"github.com/socle-dev/socle/internal/runtime"
 	"github.com/socle-dev/socle/internal/source"
 	"github.com/socle-dev/socle/internal/spec"
 	"github.com/socle-dev/socle/internal/store"
 	"github.com/socle-dev/socle/internal/store/sqlite"
+	"github.com/socle-dev/socle/internal/wiring"
 )
 
 // Config is what `socle up` starts with.
@@ -92,7 +93,7 @@ type Server struct {
 	proxy    *proxy.Proxy
 	proxyLn  net.Listener
 	registry *registry.Handler
-	driver   *local.Driver
+	driver   runtime.Driver // the local runtime's: the engine runs its replicas
 	engine   *reconcile.Engine
 	metrics  *prometheus.Registry
 	notifier *notify.Notifier
@@ -102,6 +103,11 @@ type Server struct {
 	secret   []byte // the data directory's secret: resource credentials derive from it
 	secrets  secrets
 	patterns patterns
+
+	// runtimeTypes are the runtime types socle is built with; runtimes
+	// opens them per environment.
+	runtimeTypes *runtime.Registry
+	runtimes     *wiring.Drivers
 
 	clock    Clock
 	planMu   sync.Mutex // serialises planning: new revisions and re-plans
@@ -162,6 +168,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	cfg.Logger = slog.New(redactHandler{cfg.Logger.Handler(), s})
 	s.cfg.Logger, s.log = cfg.Logger, cfg.Logger
 	s.secret = secret
+	s.runtimeTypes = wiring.Runtimes(wiring.RuntimeOptions{Kubeconfig: cfg.Kubeconfig})
 	if err := s.openRuntime(cfg); err != nil {
 		s.closeAll()
 		return nil, err
@@ -205,9 +212,6 @@ func (s *Server) openRuntime(cfg Config) error {
 	if err != nil {
 		return err
 	}
-	if s.driver, err = local.New(local.Options{StateDir: filepath.Join(cfg.Data, "runtime"), Logger: cfg.Logger}); err != nil {
-		return err
-	}
 	if s.proxy, err = proxy.New(proxy.Options{StateFile: filepath.Join(cfg.Data, "proxy.json"), Registry: s.metrics, Logger: cfg.Logger}); err != nil {
 		return err
 	}
@@ -220,9 +224,14 @@ func (s *Server) openRuntime(cfg Config) error {
 	// cluster says a rollout is stuck, with the pods' reason, before socle
 	// would give up waiting.
 	progressDeadline := cmp.Or(cfg.ProgressDeadline, 2*time.Minute)
+	s.runtimes = s.newRuntimes(secret, progressDeadline)
+	// The engine runs the local runtime's replicas itself, behind the proxy.
+	if s.driver, err = s.runtimes.Replicas(string(spec.RuntimeLocal)); err != nil {
+		return err
+	}
 	s.engine = reconcile.New(reconcile.Config{
 		Store: s.store, Driver: s.driver, Router: s.proxy, Logger: cfg.Logger, Resync: cfg.Resync, Secret: secret,
-		ProgressDeadline: progressDeadline, Units: s.newKubeRuntimes(secret, progressDeadline),
+		ProgressDeadline: progressDeadline, Units: s.runtimes,
 		Images: s.images,
 		Keep:   s.keepsOrphans, Scale: cfg.Scale,
 		Notes: s.releaseNotes, OnRelease: s.onRelease,
@@ -278,8 +287,8 @@ func (s *Server) closeAll() {
 	if s.proxy != nil {
 		s.proxy.Close()
 	}
-	if s.driver != nil {
-		s.driver.Close()
+	if s.runtimes != nil {
+		s.runtimes.Close()
 	}
 	s.store.Close()
 	s.lease.Release()
@@ -389,13 +398,15 @@ func (s *Server) Run(ctx context.Context) error {
 	<-engineDone
 	shut, done := context.WithTimeout(context.Background(), 30*time.Second)
 	defer done()
-	if s.cfg.KeepRunning {
-		s.driver.Close() // the apps keep serving; the next start re-attaches
-	} else {
+	if !s.cfg.KeepRunning {
 		if serr := s.driver.StopAll(shut); serr != nil {
 			s.log.Warn("stopping apps", "err", serr)
 		}
-		s.driver.Close()
+	}
+	// Closing detaches: with KeepRunning the apps keep serving, and the
+	// next start re-attaches.
+	if cerr := s.runtimes.Close(); cerr != nil {
+		s.log.Warn("closing runtimes", "err", cerr)
 	}
 	<-proxyDone
 	_ = s.http.Shutdown(shut)
@@ -505,7 +516,7 @@ func (s *Server) planRevision(ctx context.Context, rev source.Revision, again bo
 		s.log.Error("reading revision", "revision", rev.Short(), "err", err)
 		return
 	}
-	repo, problems := spec.Load(fsys)
+	repo, problems := s.load(fsys)
 	out, err := Record(ctx, s.store, s.log, rev, fsys, repo, problems, s.appAt, s.gatesFor(ctx))
 	if err != nil {
 		s.log.Error("recording revision", "revision", rev.Short(), "err", err)
@@ -577,7 +588,7 @@ func (s *Server) recordBetween(ctx context.Context, from, to string) {
 			s.log.Warn("reading revision", "revision", rev.Short(), "err", err)
 			continue
 		}
-		_, problems := spec.Load(fsys)
+		_, problems := s.load(fsys)
 		if err := s.store.PutRevision(ctx, revisionRecord(rev, problems)); err != nil {
 			s.log.Error("recording revision", "revision", rev.Short(), "err", err)
 		}
@@ -625,7 +636,7 @@ func (s *Server) putInForce(ctx context.Context, good source.Revision, headValid
 		s.log.Error("reading revision", "revision", good.Short(), "err", err)
 		return
 	}
-	repo, _ := spec.Load(fsys)
+	repo, _ := s.load(fsys)
 	var ref *PlanRef
 	if ps, err := s.store.Plans(ctx, good.SHA, 1); err == nil && len(ps) == 1 {
 		ref = &PlanRef{ID: ps[0].ID, Summary: plan.Summary{Create: ps[0].Create, Update: ps[0].Update, Delete: ps[0].Delete, Unchanged: ps[0].Unchanged}}
@@ -664,7 +675,7 @@ func (s *Server) appAt(app, revision string) *spec.App {
 			clear(s.pinned)
 		}
 		if fsys, err := s.repo.Files(revision); err == nil {
-			if loaded, problems := spec.Load(fsys); problems.Errors() == 0 {
+			if loaded, problems := s.load(fsys); problems.Errors() == 0 {
 				r = loaded
 			}
 		}

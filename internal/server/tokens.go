@@ -142,7 +142,7 @@ func (s *Server) headAdmin() string {
 	if err != nil {
 		return ""
 	}
-	repo, _ := spec.Load(fsys)
+	repo, _ := s.load(fsys)
 	if repo == nil {
 		return ""
 	}

@@ -31,7 +31,6 @@ import (
 	"github.com/socle-dev/socle/internal/plan"
 	"github.com/socle-dev/socle/internal/proxy"
 	"github.com/socle-dev/socle/internal/runtime"
-	"github.com/socle-dev/socle/internal/spec"
 )
 
 // Labels socle puts on every object it applies. The app.kubernetes.io ones
@@ -79,7 +78,7 @@ type RenderOptions struct {
 	ProgressDeadline time.Duration
 	// Gateway, when set, is the Gateway API Gateway the unit's HTTPRoute
 	// attaches to; canary steps then split requests by weight.
-	Gateway *spec.Gateway
+	Gateway *Gateway
 }
 
 // Object is one rendered Kubernetes object, and the release it belongs to
