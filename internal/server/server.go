@@ -675,7 +675,9 @@ func (s *Server) appAt(app, revision string) *spec.App {
 			clear(s.pinned)
 		}
 		if fsys, err := s.repo.Files(revision); err == nil {
-			if loaded, problems := s.load(fsys); problems.Errors() == 0 {
+			// Only the app is read: the runtime blocks of the pinned
+			// revision, which runs its app with today's, are not checked.
+			if loaded, problems := spec.Load(fsys); problems.Errors() == 0 {
 				r = loaded
 			}
 		}

@@ -142,7 +142,7 @@ func (s *Server) headAdmin() string {
 	if err != nil {
 		return ""
 	}
-	repo, _ := s.load(fsys)
+	repo, _ := spec.Load(fsys)
 	if repo == nil {
 		return ""
 	}
