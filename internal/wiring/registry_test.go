@@ -98,3 +98,25 @@ func writeRepo(t *testing.T, files map[string]string) string {
 	}
 	return dir
 }
+
+// BenchmarkLoadExample: what checking the runtime blocks with their types
+// adds to loading the demo platform.
+func BenchmarkLoadExample(b *testing.B) {
+	fsys := os.DirFS("../../examples/platform")
+	reg := Runtimes(RuntimeOptions{})
+	for _, bc := range []struct {
+		name string
+		load func() spec.Problems
+	}{
+		{"spec.Load", func() spec.Problems { _, ps := spec.Load(fsys); return ps }},
+		{"wiring.Load", func() spec.Problems { _, ps := Load(fsys, reg); return ps }},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			for b.Loop() {
+				if ps := bc.load(); len(ps) > 0 {
+					b.Fatal(ps)
+				}
+			}
+		})
+	}
+}
