@@ -27,7 +27,10 @@ the objects socle applies for APP in ENV on Kubernetes, as a YAML stream that
 kubectl reads (-o json: a List): the ConfigMaps and Secrets its pods mount, its
 Deployment, Service, PodDisruptionBudget and, when its replicas have a range,
 its HorizontalPodAutoscaler, labelled with app, environment, team, release and
-revision. Nothing is applied and no server is asked.
+revision. Nothing is applied and no server is asked. The environment's runtime
+renders them (its namespace and registry); an environment on a runtime that
+applies no objects, like local, is shown as it would run on Kubernetes, in
+namespace default.
 
 Secret values (variables socle.yaml marks secret, resource credentials) are
 printed as REDACTED. An environment that does not sync automatically renders
@@ -58,22 +61,12 @@ at deploy time and its digest is shown as --artifact says.`,
 			if u.Artifact != "" {
 				artifact = u.Artifact
 			}
-			if registry == "" {
-				registry = e.Runtime.Registry
-			}
-			if registry == "" {
-				registry = serverHost(cmd)
-			}
-			ns := e.Runtime.Namespace
-			if ns == "" {
-				ns = "default"
-			}
 			w := runtime.Workload{Release: release, Unit: u, Artifact: artifact, Dedicated: u.Rollout.Strategy != "" && u.Rollout.Strategy != spec.StrategyRolling}
 			us := runtime.UnitSpec{App: u.App, Env: u.Env, Workloads: []runtime.Workload{w}}
 			if w.Dedicated {
 				us.Serve = release
 			}
-			out, err := wiring.RenderKubernetes(us, ns, registry)
+			out, err := wiring.Render(runtimeTypes(), e, us, runtime.RenderOptions{Registry: registry, DefaultRegistry: serverHost(cmd), Redact: true})
 			if err != nil {
 				return withCode(ExitProblems, err)
 			}

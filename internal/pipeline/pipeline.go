@@ -76,6 +76,11 @@ type Config struct {
 	// OnInForce is told each revision put in force (the notifier's
 	// targets come from it); it must not block.
 	OnInForce func(*spec.Repo)
+	// Load reads a revision as socle validate does: spec's loader with
+	// the runtime types socle is built with (wiring.Load), which decode
+	// each environment's runtime block; spec.Load (no runtime type
+	// checked) when nil.
+	Load func(fs.FS) (*spec.Repo, spec.Problems)
 	// Clock is the time gates and policies judge at, and the recheck loop
 	// waits on; the system's when nil.
 	Clock clock.Clock
@@ -139,6 +144,9 @@ type Pipeline struct {
 func New(cfg Config) *Pipeline {
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
+	}
+	if cfg.Load == nil {
+		cfg.Load = spec.Load
 	}
 	return &Pipeline{cfg: cfg, log: cfg.Log, clock: clock.Or(cfg.Clock), replanc: make(chan struct{}, 1), rewait: make(chan struct{}, 1),
 		pinned: map[string]*spec.Repo{}, blocked: map[plan.Key]reconcile.Block{}}
@@ -233,7 +241,7 @@ func (p *Pipeline) plan(ctx context.Context, rev source.Revision, again bool) {
 		p.log.Error("reading revision", "revision", rev.Short(), "err", err)
 		return
 	}
-	repo, problems := spec.Load(fsys)
+	repo, problems := p.cfg.Load(fsys)
 	out, err := Record(ctx, p.cfg.Store, p.log, rev, fsys, repo, problems, p.AppAt, p.cfg.Gates, p.clock.Now())
 	if err != nil {
 		p.log.Error("recording revision", "revision", rev.Short(), "err", err)
@@ -325,7 +333,7 @@ func (p *Pipeline) recordBetween(ctx context.Context, from, to string) {
 			p.log.Warn("reading revision", "revision", rev.Short(), "err", err)
 			continue
 		}
-		_, problems := spec.Load(fsys)
+		_, problems := p.cfg.Load(fsys)
 		if err := p.cfg.Store.PutRevision(ctx, revisionRecord(rev, problems)); err != nil {
 			p.log.Error("recording revision", "revision", rev.Short(), "err", err)
 		}
@@ -373,7 +381,7 @@ func (p *Pipeline) putInForce(ctx context.Context, good source.Revision, headVal
 		p.log.Error("reading revision", "revision", good.Short(), "err", err)
 		return
 	}
-	repo, _ := spec.Load(fsys)
+	repo, _ := p.cfg.Load(fsys)
 	var ref *PlanRef
 	if ps, err := p.cfg.Store.Plans(ctx, good.SHA, 1); err == nil && len(ps) == 1 {
 		ref = &PlanRef{ID: ps[0].ID, Summary: plan.Summary{Create: ps[0].Create, Update: ps[0].Update, Delete: ps[0].Delete, Unchanged: ps[0].Unchanged}}
@@ -410,6 +418,8 @@ func (p *Pipeline) AppAt(app, revision string) *spec.App {
 			clear(p.pinned)
 		}
 		if fsys, err := p.cfg.Git.Files(revision); err == nil {
+			// Only the app is read: the runtime blocks of the pinned
+			// revision, which runs its app with today's, are not checked.
 			if loaded, problems := spec.Load(fsys); problems.Errors() == 0 {
 				r = loaded
 			}

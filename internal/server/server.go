@@ -97,7 +97,7 @@ type Server struct {
 	proxy    *proxy.Proxy
 	proxyLn  net.Listener
 	registry *registry.Handler
-	driver   runtime.Driver
+	driver   runtime.Driver // the local runtime's: the engine runs its replicas
 	engine   *reconcile.Engine
 	metrics  *prometheus.Registry
 	notifier *notify.Notifier
@@ -107,6 +107,11 @@ type Server struct {
 	secret   []byte // the data directory's secret: resource credentials derive from it
 	secrets  secrets
 	patterns patterns
+
+	// runtimeTypes are the runtime types socle is built with; runtimes
+	// opens them per environment.
+	runtimeTypes *runtime.Registry
+	runtimes     *wiring.Drivers
 
 	clock    clock.Clock
 	pipeline *pipeline.Pipeline
@@ -156,6 +161,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	cfg.Logger = slog.New(redactHandler{cfg.Logger.Handler(), s})
 	s.cfg.Logger, s.log = cfg.Logger, cfg.Logger
 	s.secret = secret
+	s.runtimeTypes = wiring.Runtimes(wiring.RuntimeOptions{Kubeconfig: cfg.Kubeconfig})
 	s.commits = &gitwrite.Writer{Repo: repo, Audit: st, Log: cfg.Logger, Recognize: promotion.Recognize}
 	// The pipeline asks promotion's gates of each pinned change; promotion
 	// asks the pipeline for the revision in force.
@@ -163,7 +169,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		return s.promo.Gates(ctx, repo, c, old)
 	}
 	s.pipeline = pipeline.New(pipeline.Config{Store: st, Git: repo, Engine: engineApplier{s}, Gates: gates, Commits: s.commits,
-		OnInForce: func(r *spec.Repo) { s.notifier.SetPlatform(&r.Platform) }, Clock: s.clock, Log: cfg.Logger})
+		Load: s.load, OnInForce: func(r *spec.Repo) { s.notifier.SetPlatform(&r.Platform) }, Clock: s.clock, Log: cfg.Logger})
 	if err := s.openRuntime(cfg); err != nil {
 		s.closeAll()
 		return nil, err
@@ -208,9 +214,6 @@ func (s *Server) openRuntime(cfg Config) error {
 	if err != nil {
 		return err
 	}
-	if s.driver, err = wiring.LocalDriver(filepath.Join(cfg.Data, "runtime"), cfg.Logger); err != nil {
-		return err
-	}
 	if s.proxy, err = proxy.New(proxy.Options{StateFile: filepath.Join(cfg.Data, "proxy.json"), Registry: s.metrics, Logger: cfg.Logger}); err != nil {
 		return err
 	}
@@ -219,9 +222,14 @@ func (s *Server) openRuntime(cfg Config) error {
 	// cluster says a rollout is stuck, with the pods' reason, before socle
 	// would give up waiting.
 	progressDeadline := cmp.Or(cfg.ProgressDeadline, 2*time.Minute)
+	s.runtimes = s.newRuntimes(progressDeadline)
+	// The engine runs the local runtime's replicas itself, behind the proxy.
+	if s.driver, err = s.runtimes.Replicas(string(spec.RuntimeLocal)); err != nil {
+		return err
+	}
 	s.engine = reconcile.New(reconcile.Config{
 		Store: s.store, Driver: s.driver, Router: s.proxy, Logger: cfg.Logger, Resync: cfg.Resync, Secret: s.secret,
-		ProgressDeadline: progressDeadline, Units: s.kubeRuntimes(progressDeadline),
+		ProgressDeadline: progressDeadline, Units: s.runtimes,
 		Images: s.images,
 		Keep:   s.keepsOrphans, Scale: cfg.Scale,
 		Notes: s.releaseNotes, OnRelease: s.onRelease,
@@ -275,8 +283,8 @@ func (s *Server) closeAll() {
 	if s.proxy != nil {
 		s.proxy.Close()
 	}
-	if s.driver != nil {
-		s.driver.Close()
+	if s.runtimes != nil {
+		s.runtimes.Close()
 	}
 	s.stores.Close()
 	s.release()
@@ -336,13 +344,15 @@ func (s *Server) Run(ctx context.Context) error {
 	<-engineDone
 	shut, done := context.WithTimeout(context.Background(), 30*time.Second)
 	defer done()
-	if s.cfg.KeepRunning {
-		s.driver.Close() // the apps keep serving; the next start re-attaches
-	} else {
+	if !s.cfg.KeepRunning {
 		if serr := s.driver.StopAll(shut); serr != nil {
 			s.log.Warn("stopping apps", "err", serr)
 		}
-		s.driver.Close()
+	}
+	// Closing detaches: with KeepRunning the apps keep serving, and the
+	// next start re-attaches.
+	if cerr := s.runtimes.Close(); cerr != nil {
+		s.log.Warn("closing runtimes", "err", cerr)
 	}
 	<-proxyDone
 	_ = s.http.Shutdown(shut)
@@ -421,25 +431,4 @@ func (s *Server) repoInForce() *spec.Repo { return s.pipeline.Repo() }
 func (s *Server) inForceSHA() string {
 	_, sha := s.pipeline.InForce()
 	return sha
-}
-
-// kubeRuntimes wires the Kubernetes drivers to the revision in force.
-func (s *Server) kubeRuntimes(progressDeadline time.Duration) *wiring.KubeRuntimes {
-	return &wiring.KubeRuntimes{
-		Env: func(name string) *spec.Environment {
-			if repo := s.pipeline.Repo(); repo != nil {
-				return repo.Environment(name)
-			}
-			return nil
-		},
-		Envs: func() []spec.Environment {
-			if repo := s.pipeline.Repo(); repo != nil {
-				return repo.Platform.Environments
-			}
-			return nil
-		},
-		Registry: s.ln.Addr().String(), Kubeconfig: s.cfg.Kubeconfig, Secret: s.secret, ProgressDeadline: progressDeadline, Log: s.log,
-		// Clusters pull socle's builds with a read-only token of the app.
-		PullToken: newPullTokens(s.store, s.secret, s.clock.Now).Token,
-	}
 }

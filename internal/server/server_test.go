@@ -357,7 +357,7 @@ func TestFirstHosts(t *testing.T) {
 			r.App("web").Config.Environments = map[string]spec.Override{"dev": {Disabled: true}}
 		}, "api.dev.localhost"},
 		{"dev on Kubernetes: sandbox, where api is disabled", func(r *spec.Repo) {
-			r.Platform.Environments[0].Runtime.Type = spec.RuntimeKubernetes
+			r.Platform.Environments[0].Runtime.Type = "kubernetes"
 		}, "web.sandbox.localhost"},
 		{"nothing syncs on its own", func(r *spec.Repo) {
 			for i := range r.Platform.Environments {

@@ -78,7 +78,7 @@ type RenderOptions struct {
 	ProgressDeadline time.Duration
 	// Gateway, when set, is the Gateway API Gateway the unit's HTTPRoute
 	// attaches to; canary steps then split requests by weight.
-	Gateway *spec.Gateway
+	Gateway *Gateway
 }
 
 // Object is one rendered Kubernetes object, and the release it belongs to
