@@ -128,6 +128,10 @@ type WorkloadHealth struct {
 	// Message says why when the state is not Healthy: the pod-level reason
 	// (Unschedulable: 0/1 nodes are available…, ImagePullBackOff…).
 	Message string
+	// Replicas are the release's replicas, one by one, from runtimes that
+	// run them so (socle's replica runtime); nil from Kubernetes, whose
+	// pods are the Deployment's.
+	Replicas []Status
 }
 
 // WorkloadState is where a release's rollout is.

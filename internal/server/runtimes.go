@@ -7,7 +7,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/socle-dev/socle/internal/reconcile"
 	"github.com/socle-dev/socle/internal/runtime"
 	"github.com/socle-dev/socle/internal/runtime/kubernetes"
 	"github.com/socle-dev/socle/internal/spec"
@@ -46,8 +45,6 @@ type failure struct {
 }
 
 const kubeRetry = 30 * time.Second
-
-var _ reconcile.UnitRuntimes = (*kubeRuntimes)(nil)
 
 // For returns the driver of env, nil for an environment that does not run
 // on Kubernetes.

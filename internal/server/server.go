@@ -21,12 +21,14 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/socle-dev/socle/internal/apps"
 	"github.com/socle-dev/socle/internal/artifact"
 	"github.com/socle-dev/socle/internal/artifact/registry"
 	"github.com/socle-dev/socle/internal/auth"
 	"github.com/socle-dev/socle/internal/cost"
 	"github.com/socle-dev/socle/internal/lease"
 	"github.com/socle-dev/socle/internal/notify"
+	"github.com/socle-dev/socle/internal/replicas"
 
 	"github.com/socle-dev/socle/internal/plan"
 	"github.com/socle-dev/socle/internal/proxy"
@@ -67,7 +69,7 @@ type Config struct {
 	// it fails and is rolled back (default 2m).
 	ProgressDeadline time.Duration
 	// Scale tunes the autoscaler.
-	Scale  reconcile.ScalePolicy
+	Scale  replicas.ScalePolicy
 	Logger *slog.Logger
 	// Clock is the server's time; the real one when nil.
 	Clock Clock
@@ -93,6 +95,7 @@ type Server struct {
 	proxyLn  net.Listener
 	registry *registry.Handler
 	driver   *local.Driver
+	replicas *replicas.Runtime
 	engine   *reconcile.Engine
 	metrics  *prometheus.Registry
 	notifier *notify.Notifier
@@ -220,16 +223,21 @@ func (s *Server) openRuntime(cfg Config) error {
 	// cluster says a rollout is stuck, with the pods' reason, before socle
 	// would give up waiting.
 	progressDeadline := cmp.Or(cfg.ProgressDeadline, 2*time.Minute)
-	s.engine = reconcile.New(reconcile.Config{
-		Store: s.store, Driver: s.driver, Router: s.proxy, Logger: cfg.Logger, Resync: cfg.Resync, Secret: secret,
-		ProgressDeadline: progressDeadline, Units: s.newKubeRuntimes(secret, progressDeadline),
-		Images: s.images,
-		Keep:   s.keepsOrphans, Scale: cfg.Scale,
-		Notes: s.releaseNotes, OnRelease: s.onRelease,
-		SelfHeal: s.selfHeals, OnDrift: s.onDrift,
-		OnPhase: s.onPhase, Author: s.releaseAuthor, Now: s.clock.Now,
+	// The app kind drives every environment's runtime as a unit runtime:
+	// Kubernetes' drivers, and the local runtime behind the proxy through
+	// socle's replica runtime.
+	s.replicas = replicas.New(replicas.Config{Driver: s.driver, Router: s.proxy, Images: s.images, Secret: secret, Scale: cfg.Scale,
+		ProgressDeadline: progressDeadline, Clock: s.clock, Logger: cfg.Logger})
+	kind := apps.New(apps.Config{
+		Store: s.store, Runtimes: &unitRuntimes{kube: s.newKubeRuntimes(secret, progressDeadline), local: s.replicas, env: s.inForce},
+		Images: s.images, Clock: s.clock, Logger: cfg.Logger, ProgressDeadline: progressDeadline,
+		Notes: s.releaseNotes, Author: s.releaseAuthor, OnRelease: s.onRelease, SelfHeal: s.selfHeals, OnDrift: s.onDrift,
 	})
-	return nil
+	s.engine, err = reconcile.New(reconcile.Config{
+		Store: s.store, Kinds: []reconcile.Kind{kind}, Logger: cfg.Logger, Clock: s.clock, Resync: cfg.Resync,
+		Keep: s.keepsOrphans, OnPhase: s.onPhase, Redact: func(b []byte) []byte { return s.redactor().JSON(b) },
+	})
+	return err
 }
 
 // keepsOrphans reports whether an environment keeps apps removed from Git.
@@ -353,15 +361,13 @@ func (s *Server) Store() store.Store { return s.store }
 func (s *Server) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	if err := s.engine.Recover(ctx); err != nil {
-		s.log.Warn("recovering replicas", "err", err)
+	// The engine takes back what runs, and what it persisted, before it
+	// is handed the recorded desired state; a unit that runs and is still
+	// wanted is pruned only if Apply says it is not.
+	if err := s.engine.Start(ctx); err != nil {
+		s.log.Warn("starting the engine", "err", err)
 	}
-	// The recorded desired state first: a unit that runs and is still
-	// wanted must never look unwanted, even for an instant.
 	s.apply(ctx)
-	if err := s.engine.Adopt(ctx); err != nil {
-		s.log.Warn("listing replicas", "err", err)
-	}
 	errc := make(chan error, 3)
 	engineDone := make(chan struct{})
 	go func() { s.engine.Run(ctx); close(engineDone) }()
@@ -442,7 +448,7 @@ func (s *Server) ready() error {
 
 // apply hands the recorded desired state to the reconciler.
 func (s *Server) apply(ctx context.Context) {
-	units, err := Applied(ctx, s.store)
+	rows, err := s.store.Desired(ctx)
 	if err != nil {
 		s.log.Error("reading the desired state", "err", err)
 		return
@@ -450,7 +456,7 @@ func (s *Server) apply(ctx context.Context) {
 	// The redactor learns the new secrets before the engine can log them.
 	s.secretsChanged()
 	s.rebuildRedactor()
-	s.engine.Apply(units)
+	s.engine.Apply(apps.Desired(rows))
 }
 
 // Trigger fetches the repository now (the git webhook).
@@ -554,7 +560,7 @@ func (s *Server) setBlocked(b map[plan.Key]reconcile.Block) {
 	}
 	slices.SortFunc(s.status.Blocked, func(a, b BlockedUnit) int { return cmp.Or(cmp.Compare(a.Env, b.Env), cmp.Compare(a.App, b.App)) })
 	s.mu.Unlock()
-	s.engine.SetBlocked(b)
+	s.engine.SetBlocked(apps.Blocks(b))
 }
 
 // recordBetween records the commits that arrived together with a new head,
