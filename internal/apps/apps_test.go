@@ -558,7 +558,9 @@ func TestHealthUnreadableDuringPause(t *testing.T) {
 	c.set(func(c *cluster) { c.healthErr = errors.New("the API server is away"); c.healthCalls = 0 })
 	h.until("health unread", func(reconcile.UnitStatus) bool { c.mu.Lock(); defer c.mu.Unlock(); return c.healthCalls > 0 })
 	h.clock.Advance(time.Minute)
-	h.until("rolled back", func(s reconcile.UnitStatus) bool { return s.Phase == reconcile.Failed || s.Reason == reconcile.ReasonRuntimeError })
+	h.until("rolled back", func(s reconcile.UnitStatus) bool {
+		return s.Phase == reconcile.Failed || s.Reason == reconcile.ReasonRuntimeError
+	})
 	c.set(func(c *cluster) { c.healthErr = nil })
 	s = h.until("rolled back", func(s reconcile.UnitStatus) bool { return s.Phase == reconcile.Failed })
 	if s.Reason != reconcile.ReasonRolledBack || !strings.Contains(s.Message, "could not be read") {

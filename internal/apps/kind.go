@@ -138,7 +138,7 @@ type Kind struct {
 	mu   sync.Mutex
 	host reconcile.Host
 	seen map[runtime.UnitDriver]bool // runtimes whose units were listed
-	ctx  context.Context              // Start's: the watchers and listings it starts live as long
+	ctx  context.Context             // Start's: the watchers and listings it starts live as long
 }
 
 var _ reconcile.Kind = (*Kind)(nil)
