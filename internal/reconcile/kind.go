@@ -105,7 +105,8 @@ type Unit struct {
 	// Memo is what the kind keeps of the unit in memory between calls
 	// (caches, backoffs); a restart loses it.
 	Memo any
-	// Now is when the pass began, on the engine's clock.
+	// Now is when the pass began, on the engine's clock, to the
+	// microsecond (as the store keeps times).
 	Now time.Time
 	// Status is the unit's status as last reported.
 	Status UnitStatus

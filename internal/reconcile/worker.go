@@ -133,7 +133,9 @@ func (w *worker) pass(ctx context.Context) time.Duration {
 	d, spec, specErr, deps := w.desired, w.spec, w.specErr, w.deps
 	w.mu.Unlock()
 	u := &w.u
-	u.Now, u.requeue, u.Status = w.e.clock.Now(), -1, w.snapshot()
+	// Now is kept to the microsecond, as the store keeps times: what a
+	// kind saves reads back the same after a restart.
+	u.Now, u.requeue, u.Status = w.e.clock.Now().Truncate(time.Microsecond), -1, w.snapshot()
 	if d == nil {
 		u.Spec = nil
 		if w.e.isApplied() { // else: not known yet to be unwanted
