@@ -409,4 +409,3 @@ func TestBackendWeights(t *testing.T) {
 		}
 	}
 }
-
