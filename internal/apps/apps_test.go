@@ -300,6 +300,16 @@ func (h *harness) state() store.UnitState {
 	return s
 }
 
+// pausing starts socle with web at v1, then rolls v2 out until its first
+// canary step pauses.
+func (h *harness) pausing() {
+	h.t.Helper()
+	h.start(web("v1"))
+	h.until("runs v1", synced(1))
+	h.apply(h.e, web("v2"))
+	h.until("pauses at the first step", at(1, phasePausing))
+}
+
 func synced(rel int64) func(reconcile.UnitStatus) bool {
 	return func(s reconcile.UnitStatus) bool { return s.Phase == reconcile.Synced && s.Release == rel }
 }
@@ -388,10 +398,7 @@ func TestRolledBackNotRetried(t *testing.T) {
 	c.stats = map[string]proxy.Snapshot{}
 	rt := proxied{c}
 	h := newHarness(t, rt)
-	h.start(web("v1"))
-	h.until("runs v1", synced(1))
-	h.apply(h.e, web("v2"))
-	h.until("pauses", at(1, phasePausing))
+	h.pausing()
 	c.set(func(c *cluster) { c.stats["r2"] = proxy.Snapshot{Requests: 40, Errors: 8} })
 	s := h.until("rolled back", func(s reconcile.UnitStatus) bool { return s.Phase == reconcile.Failed })
 	if s.Reason != reconcile.ReasonRolledBack || !strings.Contains(s.Message, "canary error rate 20.0%") || s.Release != 1 {
@@ -433,10 +440,7 @@ func TestCanaryAnalysisAfterProxyReset(t *testing.T) {
 	c := newCluster()
 	c.stats = map[string]proxy.Snapshot{"r2": {Requests: 1000, Errors: 1}}
 	h := newHarness(t, proxied{c})
-	h.start(web("v1"))
-	h.until("runs v1", synced(1))
-	h.apply(h.e, web("v2"))
-	h.until("pauses", at(1, phasePausing))
+	h.pausing()
 	var base proxy.Snapshot
 	if err := json.Unmarshal(h.state().Operation.StepData, &base); err != nil || base.Requests != 1000 {
 		t.Fatalf("baseline %s (%v), want the proxy's counts when the pause began", h.state().Operation.StepData, err)
@@ -455,10 +459,7 @@ func TestCanaryAnalysisAfterProxyReset(t *testing.T) {
 func TestSupersededDuringPause(t *testing.T) {
 	c := newCluster()
 	h := newHarness(t, c)
-	h.start(web("v1"))
-	h.until("runs v1", synced(1))
-	h.apply(h.e, web("v2"))
-	h.until("pauses", at(1, phasePausing))
+	h.pausing()
 	h.apply(h.e, web("v3")) // the clock does not move
 	s := h.until("rolls v3 out", func(s reconcile.UnitStatus) bool { return s.Operation != nil && s.Operation.Release == 3 })
 	if !s.Operation.StepStartedAt.Equal(t0) {
@@ -485,10 +486,7 @@ func TestSupersededDuringPause(t *testing.T) {
 func TestRemovedDuringRollout(t *testing.T) {
 	c := newCluster()
 	h := newHarness(t, c)
-	h.start(web("v1"))
-	h.until("runs v1", synced(1))
-	h.apply(h.e, web("v2"))
-	h.until("pauses", at(1, phasePausing))
+	h.pausing()
 	h.apply(h.e)
 	deadline := time.Now().Add(10 * time.Second)
 	for len(h.e.Status()) > 0 && time.Now().Before(deadline) {
@@ -540,10 +538,7 @@ func TestFailedRolloutRestoreRetried(t *testing.T) {
 func TestHealthUnreadableDuringPause(t *testing.T) {
 	c := newCluster()
 	h := newHarness(t, c)
-	h.start(web("v1"))
-	h.until("runs v1", synced(1))
-	h.apply(h.e, web("v2"))
-	h.until("pauses", at(1, phasePausing))
+	h.pausing()
 	c.set(func(c *cluster) { c.healthErr = errors.New("the API server is away") })
 	h.clock.Advance(time.Minute) // the pause is over, but unread
 	h.until("looked at", func(s reconcile.UnitStatus) bool { return s.UpdatedAt.Equal(t0.Add(time.Minute)) })

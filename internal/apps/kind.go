@@ -233,13 +233,11 @@ func (k *Kind) Decode(raw json.RawMessage) (any, error) {
 
 // memo is what the kind keeps of a unit in memory (reconcile.Unit.Memo).
 type memo struct {
-	source, digest string             // the artifact built from the app's files of source
-	buildErr       *buildFailure      // the last build failed
-	pins           map[string]pinned  // by artifact: what each container runs
-	failedRel      *store.Release     // the release u.Failed names, as recorded
-	unreadable     time.Time          // since when a rollout could not read health
-	stats          *proxy.Snapshot    // a canary step's baseline after a reset of the proxy's counters
-	rt             runtime.UnitDriver // the runtime the unit was last seen on
+	source, digest string            // the artifact built from the app's files of source
+	buildErr       *buildFailure     // the last build failed
+	pins           map[string]pinned // by artifact: what each container runs
+	failedRel      *store.Release    // the release u.Failed names, as recorded
+	unreadable     time.Time         // since when a rollout could not read health
 }
 
 type pinned map[string]string

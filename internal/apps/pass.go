@@ -63,7 +63,7 @@ func (k *Kind) Observe(ctx context.Context, u *reconcile.Unit) (any, error) {
 	if rt == nil {
 		return o, nil
 	}
-	o.rt, m.rt = rt, rt
+	o.rt = rt
 	k.adopt(rt)
 	o.digest = d.Artifact
 	if o.digest == "" && m.source == d.Source {
@@ -176,8 +176,8 @@ var actionNames = [...]string{build: "build", begin: "begin a rollout", steady: 
 type step struct {
 	do action
 	o  *observed
-	// for is how long a wait lasts.
-	for_ time.Duration
+	// after is how long a wait lasts.
+	after time.Duration
 	// status and reason are how a failed rollout's release ends.
 	status store.ReleaseStatus
 	reason string
@@ -190,7 +190,7 @@ func (s step) Starts() bool { return s.do == begin }
 func (s step) String() string {
 	switch s.do {
 	case wait:
-		return "wait " + s.for_.String()
+		return "wait " + s.after.String()
 	case fail:
 		return "fail the rollout: " + s.reason
 	}

@@ -150,7 +150,7 @@ func (k *Kind) advance(u *reconcile.Unit, o *observed) reconcile.Step {
 		if u.Now.Sub(since) >= k.cfg.ProgressDeadline {
 			return step{do: fail, o: o, status: store.RolledBack, reason: fmt.Sprintf("%s: its health could not be read for %s: %v", rel, k.cfg.ProgressDeadline, o.healthErr)}
 		}
-		return step{do: wait, o: o, for_: poll}
+		return step{do: wait, o: o, after: poll}
 	}
 	var h runtime.WorkloadHealth
 	found := false
@@ -174,7 +174,7 @@ func (k *Kind) advance(u *reconcile.Unit, o *observed) reconcile.Step {
 		if !u.Now.Before(end) {
 			return step{do: next, o: o}
 		}
-		return step{do: wait, o: o, for_: min(end.Sub(u.Now), poll)}
+		return step{do: wait, o: o, after: min(end.Sub(u.Now), poll)}
 	default: // phaseWaiting
 		switch {
 		case found && h.State == runtime.WorkloadFailed:
@@ -193,7 +193,7 @@ func (k *Kind) advance(u *reconcile.Unit, o *observed) reconcile.Step {
 			}
 			return step{do: next, o: o}
 		}
-		return step{do: wait, o: o, for_: poll}
+		return step{do: wait, o: o, after: poll}
 	}
 }
 
@@ -275,7 +275,7 @@ func (k *Kind) Apply(ctx context.Context, u *reconcile.Unit, s reconcile.Step) e
 	case ensure:
 		return k.applyStep(ctx, u, o, o.steps[u.Operation.Step])
 	case wait:
-		u.RequeueAfter(st.for_)
+		u.RequeueAfter(st.after)
 		return nil
 	case pause:
 		op := *u.Operation
@@ -514,7 +514,7 @@ func (k *Kind) progressing(s *reconcile.UnitStatus, u *reconcile.Unit, o *observ
 	s.Message = fmt.Sprintf("rolling out %s (%s, %s) with %s: step %d of %d, %s", rel, short(o.tgt.Revision), short(o.tgt.Artifact), strategy, op.Step+1, len(o.steps), st.name)
 	switch {
 	case op.Phase == phasePausing && o.stats != nil:
-		s.Message += fmt.Sprintf(", %d%% of requests, analysing until %s", st.weight, op.StepStartedAt.Add(st.pause).Format(time.TimeOnly))
+		s.Message += fmt.Sprintf(", analysing its requests until %s", op.StepStartedAt.Add(st.pause).Format(time.TimeOnly))
 	case op.Phase == phasePausing:
 		s.Message += fmt.Sprintf(", watching its health until %s", op.StepStartedAt.Add(st.pause).Format(time.TimeOnly))
 	default:
