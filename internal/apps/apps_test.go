@@ -539,11 +539,17 @@ func TestHealthUnreadableDuringPause(t *testing.T) {
 	c := newCluster()
 	h := newHarness(t, c)
 	h.pausing()
-	c.set(func(c *cluster) { c.healthErr = errors.New("the API server is away") })
-	h.clock.Advance(time.Minute) // the pause is over, but unread
-	h.until("looked at", func(s reconcile.UnitStatus) bool { return s.UpdatedAt.Equal(t0.Add(time.Minute)) })
+	// Health becomes unreadable half way through the pause, once a pass
+	// has looked at the unit then: a pass still under way at t0 would
+	// otherwise see the error first and start the deadline at t0.
 	h.clock.Advance(30 * time.Second)
-	s := h.until("looked at again", func(s reconcile.UnitStatus) bool { return s.UpdatedAt.Equal(t0.Add(90 * time.Second)) })
+	h.until("looked at", func(s reconcile.UnitStatus) bool { return s.UpdatedAt.Equal(t0.Add(30 * time.Second)) })
+	c.set(func(c *cluster) { c.healthErr = errors.New("the API server is away"); c.healthCalls = 0 })
+	h.until("health unread", func(reconcile.UnitStatus) bool { c.mu.Lock(); defer c.mu.Unlock(); return c.healthCalls > 0 })
+	h.clock.Advance(30 * time.Second) // the pause is over, but unread for 30s
+	h.until("looked at", func(s reconcile.UnitStatus) bool { return s.UpdatedAt.Equal(t0.Add(time.Minute)) })
+	h.clock.Advance(20 * time.Second)
+	s := h.until("looked at again", func(s reconcile.UnitStatus) bool { return s.UpdatedAt.Equal(t0.Add(80 * time.Second)) })
 	if s.Operation == nil || s.Operation.Step != 1 {
 		t.Fatalf("passed its pause without reading health: %+v", s)
 	}
