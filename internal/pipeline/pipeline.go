@@ -52,8 +52,9 @@ type Store interface {
 
 // Engine converges the recorded desired state.
 type Engine interface {
-	// Apply makes units the desired state.
-	Apply(units []plan.Unit)
+	// Apply makes the desired state recorded for every unit (rows) the
+	// engine's.
+	Apply(rows []store.Desired)
 	// SetBlocked says which units a gate or a policy holds, and why.
 	SetBlocked(map[plan.Key]reconcile.Block)
 }
@@ -305,12 +306,12 @@ func (p *Pipeline) setBlocked(b map[plan.Key]reconcile.Block) {
 
 // Apply hands the recorded desired state to the engine.
 func (p *Pipeline) Apply(ctx context.Context) {
-	units, err := Applied(ctx, p.cfg.Store)
+	rows, err := p.cfg.Store.Desired(ctx)
 	if err != nil {
 		p.log.Error("reading the desired state", "err", err)
 		return
 	}
-	p.cfg.Engine.Apply(units)
+	p.cfg.Engine.Apply(rows)
 }
 
 // recordBetween records the commits that arrived together with a new head,

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/socle-dev/socle/internal/apps"
 	"github.com/socle-dev/socle/internal/notify"
 	"github.com/socle-dev/socle/internal/promotion"
 	"github.com/socle-dev/socle/internal/reconcile"
@@ -36,7 +37,7 @@ func (s *Server) releaseNotes(ctx context.Context, app, from, to string) json.Ra
 
 // onRelease turns rollouts into notifications; a finished one may open a
 // gate of the next environment.
-func (s *Server) onRelease(ev reconcile.ReleaseEvent) {
+func (s *Server) onRelease(ev apps.ReleaseEvent) {
 	r := ev.Release
 	if ev.Phase == "finished" {
 		s.pipeline.Replan()

@@ -4,20 +4,18 @@ import (
 	"io/fs"
 	"time"
 
-	"github.com/socle-dev/socle/internal/reconcile"
 	"github.com/socle-dev/socle/internal/runtime"
 	"github.com/socle-dev/socle/internal/spec"
 	"github.com/socle-dev/socle/internal/wiring"
 )
 
-var _ reconcile.UnitRuntimes = (*wiring.Drivers)(nil)
-
 // newRuntimes wires the runtimes of the registry to the revision in force:
 // each environment's runtime is opened when the engine first needs it
 // (one Kubernetes driver per kubeconfig context, each with a client and
 // rate limits of its own, so that a slow or unreachable cluster holds up
-// only its own environments).
-func (s *Server) newRuntimes(progressDeadline time.Duration) *wiring.Drivers {
+// only its own environments); a runtime of replicas is driven through
+// replicas.
+func (s *Server) newRuntimes(progressDeadline time.Duration, replicas func(runtime.Driver) runtime.UnitDriver) *wiring.Drivers {
 	return wiring.NewDrivers(wiring.DriversConfig{
 		Registry: s.runtimeTypes,
 		Host: runtime.Host{
@@ -37,7 +35,8 @@ func (s *Server) newRuntimes(progressDeadline time.Duration) *wiring.Drivers {
 			}
 			return nil
 		},
-		Clock: s.clock,
+		Replicas: replicas,
+		Clock:    s.clock,
 	})
 }
 

@@ -14,7 +14,7 @@ import (
 
 	"github.com/socle-dev/socle/internal/pipeline"
 	"github.com/socle-dev/socle/internal/plan"
-	"github.com/socle-dev/socle/internal/reconcile"
+	"github.com/socle-dev/socle/internal/replicas"
 )
 
 // redactor replaces the secret values of every unit socle runs with
@@ -231,7 +231,7 @@ func (s *Server) rebuildRedactor() *redactor {
 	units, err := pipeline.Applied(context.Background(), s.store)
 	var values []string
 	for i := range units {
-		values = append(values, reconcile.SecretValues(&units[i], s.secret)...)
+		values = append(values, replicas.SecretValues(&units[i], s.secret)...)
 	}
 	s.secrets.mu.Lock()
 	if err != nil {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/socle-dev/socle/internal/apps"
 	"github.com/socle-dev/socle/internal/artifact"
 	"github.com/socle-dev/socle/internal/artifact/registry"
 	"github.com/socle-dev/socle/internal/auth"
@@ -31,6 +32,7 @@ import (
 	"github.com/socle-dev/socle/internal/promotion"
 	"github.com/socle-dev/socle/internal/proxy"
 	"github.com/socle-dev/socle/internal/reconcile"
+	"github.com/socle-dev/socle/internal/replicas"
 	"github.com/socle-dev/socle/internal/runtime"
 	"github.com/socle-dev/socle/internal/source"
 	"github.com/socle-dev/socle/internal/spec"
@@ -67,7 +69,7 @@ type Config struct {
 	// it fails and is rolled back (default 2m).
 	ProgressDeadline time.Duration
 	// Scale tunes the autoscaler.
-	Scale  reconcile.ScalePolicy
+	Scale  replicas.ScalePolicy
 	Logger *slog.Logger
 	// Clock is socle's time, which gates, soaks, freezes and backoffs
 	// read; the system's when nil. Tests move it (socle up --clock-file).
@@ -222,21 +224,28 @@ func (s *Server) openRuntime(cfg Config) error {
 	// cluster says a rollout is stuck, with the pods' reason, before socle
 	// would give up waiting.
 	progressDeadline := cmp.Or(cfg.ProgressDeadline, 2*time.Minute)
-	s.runtimes = s.newRuntimes(progressDeadline)
-	// The engine runs the local runtime's replicas itself, behind the proxy.
+	// The app kind drives every environment's runtime as a unit runtime:
+	// one that runs whole units (Kubernetes) as it is, one that runs
+	// replicas (local) through socle's replica runtime, behind the proxy.
+	s.runtimes = s.newRuntimes(progressDeadline, func(d runtime.Driver) runtime.UnitDriver {
+		return replicas.New(replicas.Config{Driver: d, Router: s.proxy, Images: s.images, Secret: s.secret, Scale: cfg.Scale,
+			ProgressDeadline: progressDeadline, Clock: s.clock, Logger: cfg.Logger})
+	})
+	// The local runtime is opened now: the units of an environment no
+	// longer in force ran on it, and are pruned from it.
 	if s.driver, err = s.runtimes.Replicas(string(spec.RuntimeLocal)); err != nil {
 		return err
 	}
-	s.engine = reconcile.New(reconcile.Config{
-		Store: s.store, Driver: s.driver, Router: s.proxy, Logger: cfg.Logger, Resync: cfg.Resync, Secret: s.secret,
-		ProgressDeadline: progressDeadline, Units: s.runtimes,
-		Images: s.images,
-		Keep:   s.keepsOrphans, Scale: cfg.Scale,
-		Notes: s.releaseNotes, OnRelease: s.onRelease,
-		SelfHeal: s.selfHeals, OnDrift: s.onDrift,
-		OnPhase: s.onPhase, Author: s.releaseAuthor, Clock: s.clock,
+	kind := apps.New(apps.Config{
+		Store: s.store, Runtimes: unitRuntimes{s.runtimes, s.pipeline.Repo},
+		Images: s.images, Clock: s.clock, Logger: cfg.Logger, ProgressDeadline: progressDeadline,
+		Notes: s.releaseNotes, Author: s.releaseAuthor, OnRelease: s.onRelease, SelfHeal: s.selfHeals, OnDrift: s.onDrift,
 	})
-	return nil
+	s.engine, err = reconcile.New(reconcile.Config{
+		Store: s.store, Kinds: []reconcile.Kind{kind}, Logger: cfg.Logger, Clock: s.clock, Resync: cfg.Resync,
+		Keep: s.keepsOrphans, OnPhase: s.onPhase, Redact: func(b []byte) []byte { return s.redactor().JSON(b) },
+	})
+	return err
 }
 
 // keepsOrphans reports whether an environment keeps apps removed from Git.
@@ -300,15 +309,13 @@ func (s *Server) Store() store.Store { return s.store }
 func (s *Server) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	if err := s.engine.Recover(ctx); err != nil {
-		s.log.Warn("recovering replicas", "err", err)
+	// The engine takes back what runs, and what it persisted, before it
+	// is handed the recorded desired state; a unit that runs and is still
+	// wanted is pruned only if Apply says it is not.
+	if err := s.engine.Start(ctx); err != nil {
+		s.log.Warn("starting the engine", "err", err)
 	}
-	// The recorded desired state first: a unit that runs and is still
-	// wanted must never look unwanted, even for an instant.
 	s.pipeline.Apply(ctx)
-	if err := s.engine.Adopt(ctx); err != nil {
-		s.log.Warn("listing replicas", "err", err)
-	}
 	errc := make(chan error, 3)
 	engineDone := make(chan struct{})
 	// The engine, the watcher, the notifier and the scheduled jobs run
@@ -413,13 +420,15 @@ func (s *Server) ready() error {
 // the redactor knows its secrets: before the engine can log them.
 type engineApplier struct{ s *Server }
 
-func (a engineApplier) Apply(units []plan.Unit) {
+func (a engineApplier) Apply(rows []store.Desired) {
 	a.s.secretsChanged()
 	a.s.rebuildRedactor()
-	a.s.engine.Apply(units)
+	a.s.engine.Apply(apps.Desired(rows))
 }
 
-func (a engineApplier) SetBlocked(b map[plan.Key]reconcile.Block) { a.s.engine.SetBlocked(b) }
+func (a engineApplier) SetBlocked(b map[plan.Key]reconcile.Block) {
+	a.s.engine.SetBlocked(apps.Blocks(b))
+}
 
 // Trigger fetches the repository now (the git webhook).
 func (s *Server) Trigger() { s.watcher.Trigger() }

@@ -24,6 +24,12 @@ type DriversConfig struct {
 	Envs func() []spec.Environment
 	// Clock times the retries of runtimes that failed to open.
 	Clock clock.Clock
+	// Replicas, when set, turns the replica driver of an instance (a
+	// runtime whose replicas socle starts one by one behind its proxy)
+	// into the unit driver the engine drives: the engine's replica runtime
+	// over it (package replicas). It is called once per instance. nil:
+	// For and All leave such runtimes out.
+	Replicas func(runtime.Driver) runtime.UnitDriver
 }
 
 // Drivers opens the runtimes of the environments in force through the
@@ -33,15 +39,17 @@ type DriversConfig struct {
 // own environments; one that fails to open is tried again after a while,
 // not on every pass of every unit.
 //
-// It gives the engine its two seams of today: the unit drivers, by
-// environment (reconcile.UnitRuntimes), and the replica driver of a
-// runtime whose replicas the engine runs itself (Replicas).
+// It gives the engine the unit driver of each environment (apps.Runtimes):
+// a runtime that runs whole units as it is, one that runs replicas through
+// DriversConfig.Replicas; and socle the replica driver itself (Replicas),
+// to stop what it runs.
 type Drivers struct {
 	cfg  DriversConfig
 	host runtime.Host
 
 	mu     sync.Mutex
 	open   map[instanceKey]runtime.Instance
+	units  map[instanceKey]runtime.UnitDriver // the unit driver of each instance open, nil for none
 	failed map[instanceKey]failure
 	closed bool
 }
@@ -62,7 +70,7 @@ const openRetry = 30 * time.Second
 // NewDrivers returns the runtimes of cfg's registry, none opened yet.
 func NewDrivers(cfg DriversConfig) *Drivers {
 	cfg.Clock = clock.Or(cfg.Clock)
-	d := &Drivers{cfg: cfg, open: map[instanceKey]runtime.Instance{}, failed: map[instanceKey]failure{}}
+	d := &Drivers{cfg: cfg, open: map[instanceKey]runtime.Instance{}, units: map[instanceKey]runtime.UnitDriver{}, failed: map[instanceKey]failure{}}
 	d.host = cfg.Host
 	d.host.Config = func(env string) any {
 		if e := cfg.Env(env); e != nil {
@@ -79,58 +87,62 @@ func NewDrivers(cfg DriversConfig) *Drivers {
 var ErrNoRuntime = errors.New("no runtime")
 
 // For returns env's unit driver: nil and no error for an environment that
-// is not in force, or whose runtime runs replicas (the engine's replica
-// driver runs them).
+// is not in force, or whose runtime runs replicas when there is no
+// DriversConfig.Replicas.
 func (d *Drivers) For(env string) (runtime.UnitDriver, error) {
 	e := d.cfg.Env(env)
 	if e == nil {
 		return nil, nil
 	}
-	inst, _, err := d.instanceOf(e)
+	_, k, err := d.instanceOf(e)
 	if err != nil {
 		return nil, err
 	}
-	return unitDriver(inst), nil
+	return d.unitDriver(k), nil
 }
 
-// All opens the runtime of every environment in force and returns those
-// that run whole units, so that the engine finds the units they run.
+// All opens the runtime of every environment in force and returns the
+// unit drivers of every runtime open (those of environments no longer in
+// force too), so that the engine finds the units they run.
 func (d *Drivers) All() []runtime.UnitDriver {
-	seen := map[instanceKey]bool{}
-	var out []runtime.UnitDriver
 	for _, e := range d.cfg.Envs() {
-		inst, k, err := d.instanceOf(&e)
-		if err != nil || seen[k] {
-			continue // For says why, unit by unit
-		}
-		seen[k] = true
-		if ud := unitDriver(inst); ud != nil {
+		_, _, _ = d.instanceOf(&e) // For says why one does not open, unit by unit
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var out []runtime.UnitDriver
+	for _, ud := range d.units {
+		if ud != nil {
 			out = append(out, ud)
 		}
 	}
 	return out
 }
 
-// unitDriver is inst as a unit driver, nil when it runs replicas.
-func unitDriver(inst runtime.Instance) runtime.UnitDriver {
-	if !inst.Capabilities().Units {
-		return nil
+// unitDriver is the unit driver of the instance k, open.
+func (d *Drivers) unitDriver(k instanceKey) runtime.UnitDriver {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.units[k]
+}
+
+// unitDriverOf is inst as the engine drives it: itself when it runs whole
+// units, else its replicas through DriversConfig.Replicas (nil without).
+func (d *Drivers) unitDriverOf(inst runtime.Instance) runtime.UnitDriver {
+	if inst.Capabilities().Units {
+		ud, _ := inst.(runtime.UnitDriver)
+		return ud
 	}
-	ud, _ := inst.(runtime.UnitDriver)
-	return ud
+	if drv, ok := inst.(runtime.Driver); ok && d.cfg.Replicas != nil {
+		return d.cfg.Replicas(drv)
+	}
+	return nil
 }
 
 // Replicas opens the replica driver of runtime type typ: the instance that
 // serves every environment of it (a type without InstanceOf).
 func (d *Drivers) Replicas(typ string) (runtime.Driver, error) {
-	t, ok := d.cfg.Registry.Lookup(typ)
-	if !ok {
-		return nil, fmt.Errorf("%w: runtime type %q is not registered", ErrNoRuntime, typ)
-	}
-	if t.InstanceOf != nil {
-		return nil, fmt.Errorf("runtime %s has an instance per environment's config, not one for all", typ)
-	}
-	inst, err := d.instance(t, instanceKey{typ: t.Name})
+	inst, _, err := d.only(typ)
 	if err != nil {
 		return nil, err
 	}
@@ -139,6 +151,32 @@ func (d *Drivers) Replicas(typ string) (runtime.Driver, error) {
 		return nil, fmt.Errorf("runtime %s runs whole units, not replicas", typ)
 	}
 	return drv, nil
+}
+
+// Units opens the unit driver of runtime type typ's one instance (a type
+// without InstanceOf), whatever environment it serves: nil when it runs
+// replicas and there is no DriversConfig.Replicas.
+func (d *Drivers) Units(typ string) (runtime.UnitDriver, error) {
+	_, k, err := d.only(typ)
+	if err != nil {
+		return nil, err
+	}
+	return d.unitDriver(k), nil
+}
+
+// only opens the instance that serves every environment of type typ.
+func (d *Drivers) only(typ string) (runtime.Instance, instanceKey, error) {
+	k := instanceKey{typ: typ}
+	t, ok := d.cfg.Registry.Lookup(typ)
+	if !ok {
+		return nil, k, fmt.Errorf("%w: runtime type %q is not registered", ErrNoRuntime, typ)
+	}
+	if t.InstanceOf != nil {
+		return nil, k, fmt.Errorf("runtime %s has an instance per environment's config, not one for all", typ)
+	}
+	k.typ = t.Name
+	inst, err := d.instance(t, k)
+	return inst, k, err
 }
 
 // instanceOf opens the instance that serves e, named by k.
@@ -179,6 +217,7 @@ func (d *Drivers) instance(t runtime.Type, k instanceKey) (runtime.Instance, err
 	}
 	delete(d.failed, k)
 	d.open[k] = inst
+	d.units[k] = d.unitDriverOf(inst)
 	return inst, nil
 }
 
@@ -197,5 +236,6 @@ func (d *Drivers) Close() error {
 		}
 	}
 	clear(d.open)
+	clear(d.units)
 	return errors.Join(errs...)
 }

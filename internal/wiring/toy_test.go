@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"os"
@@ -14,11 +15,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/socle-dev/socle/internal/apps"
 	"github.com/socle-dev/socle/internal/plan"
 	"github.com/socle-dev/socle/internal/reconcile"
 	"github.com/socle-dev/socle/internal/runtime"
 	"github.com/socle-dev/socle/internal/spec"
 	"github.com/socle-dev/socle/internal/store/sqlite"
+	"github.com/socle-dev/socle/internal/unit"
 )
 
 // The toy runtime: a test's own runtime type, registered beside socle's,
@@ -251,10 +254,6 @@ func (builtImages) Pins(_ context.Context, u plan.Unit, digest string) (map[stri
 	return out, nil
 }
 
-func (builtImages) Unpack(context.Context, string, string) (reconcile.Image, error) {
-	return reconcile.Image{}, errors.New("nothing to unpack: the toy runs no process")
-}
-
 // TestToyRuntimeRunsUnits: an environment on the toy runtime gets its
 // driver through the wiring (For), opened once for its shelf with the
 // environment's decoded config, and the engine, as it is, converges the
@@ -308,14 +307,29 @@ func TestToyRuntimeRunsUnits(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	engine := reconcile.New(reconcile.Config{Store: st, Driver: local, Units: drivers, Images: builtImages{}, Resync: time.Second, Logger: slog.New(slog.DiscardHandler)})
+	if local.Name() != string(spec.RuntimeLocal) {
+		t.Fatalf("Replicas(local) = %s's driver", local.Name())
+	}
+	// The app kind, as socle wires it, drives the toy through the wiring.
+	kind := apps.New(apps.Config{Store: st, Runtimes: drivers, Images: builtImages{}, Logger: slog.New(slog.DiscardHandler)})
+	engine, err := reconcile.New(reconcile.Config{Store: st, Kinds: []reconcile.Kind{kind}, Resync: time.Second, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := engine.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
 	done := make(chan struct{})
 	go func() { engine.Run(ctx); close(done) }()
 	defer func() { cancel(); <-done }()
-	var units []plan.Unit
+	var units []unit.Desired
 	for _, u := range plan.Desired(repo, "r1", nil) {
 		if u.Env == "play" { // dev's unit would need socle's real builder
-			units = append(units, u)
+			b, err := json.Marshal(u)
+			if err != nil {
+				t.Fatal(err)
+			}
+			units = append(units, unit.Desired{Key: apps.Key(u.App, u.Env), Spec: b})
 		}
 	}
 	engine.Apply(units)
