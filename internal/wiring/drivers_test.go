@@ -3,10 +3,12 @@ package wiring
 import (
 	"errors"
 	"os"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/socle-dev/socle/internal/clock"
+	"github.com/socle-dev/socle/internal/replicas"
 	"github.com/socle-dev/socle/internal/runtime"
 	"github.com/socle-dev/socle/internal/spec"
 )
@@ -76,5 +78,51 @@ func TestDriversNeedDecodedRuntimes(t *testing.T) {
 	drivers.Close()
 	if _, err := drivers.Replicas("local"); !errors.Is(err, runtime.ErrClosed) {
 		t.Errorf("Replicas after Close = %v, want ErrClosed", err)
+	}
+}
+
+// TestDriversAdaptReplicas: a runtime of replicas (local) reaches the
+// engine as the unit driver DriversConfig.Replicas makes of it (socle's
+// replica runtime), made once for its instance and listed by All beside
+// the runtimes of whole units; without Replicas it is left out.
+func TestDriversAdaptReplicas(t *testing.T) {
+	t.Parallel()
+	reg, _ := toyRegistry(t)
+	repo, ps := Load(os.DirFS(writeRepo(t, nil)), reg)
+	if err := ps.Err(); err != nil {
+		t.Fatal(err)
+	}
+	adapted := 0
+	drivers := NewDrivers(DriversConfig{Registry: reg, Host: runtime.Host{Data: t.TempDir()}, Env: repo.Environment,
+		Envs: func() []spec.Environment { return repo.Platform.Environments },
+		Replicas: func(d runtime.Driver) runtime.UnitDriver {
+			adapted++
+			return replicas.New(replicas.Config{Driver: d})
+		}})
+	defer drivers.Close()
+	dev, err := drivers.For("dev")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt, ok := dev.(*replicas.Runtime)
+	if !ok || rt.Name() != string(spec.RuntimeLocal) {
+		t.Fatalf("For(dev) = %#v, want the replica runtime over the local driver", dev)
+	}
+	if again, err := drivers.Units(string(spec.RuntimeLocal)); err != nil || again != dev {
+		t.Errorf("Units(local) = %v, %v, want For(dev)'s", again, err)
+	}
+	if _, err := drivers.For("dev"); err != nil || adapted != 1 {
+		t.Errorf("adapted %d times (%v), want once", adapted, err)
+	}
+	play, err := drivers.For("play")
+	if err != nil {
+		t.Fatal(err)
+	}
+	all := drivers.All()
+	if len(all) != 2 || !slices.Contains(all, dev) || !slices.Contains(all, play) {
+		t.Errorf("All() = %v, want the replica runtime and the toy", all)
+	}
+	if ud, err := drivers.For("gone"); ud != nil || err != nil {
+		t.Errorf("For(gone) = %v, %v, want none", ud, err)
 	}
 }
