@@ -113,7 +113,7 @@ type Service struct {
 	commits  Commits
 	pipeline InForce
 	units    Units
-	notifier Notifier
+	announce notify.Announcer
 	fetch    func()
 	clock    clock.Clock
 	log      *slog.Logger
@@ -128,7 +128,7 @@ func New(cfg Config) *Service {
 		cfg.Fetch = func() {}
 	}
 	return &Service{store: cfg.Store, git: cfg.Git, commits: cfg.Commits, pipeline: cfg.Pipeline, units: cfg.Units,
-		notifier: cfg.Notifier, fetch: cfg.Fetch, clock: clock.Or(cfg.Clock), log: cfg.Log}
+		announce: notify.Announcer{Events: cfg.Store, Notifier: cfg.Notifier, Log: cfg.Log}, fetch: cfg.Fetch, clock: clock.Or(cfg.Clock), log: cfg.Log}
 }
 
 func (s *Service) repoInForce() *spec.Repo {
@@ -294,7 +294,7 @@ func (s *Service) Deploy(ctx context.Context, app, env, revision, user, message,
 		if _, err := s.store.AppendAudit(ctx, store.AuditRecord{Actor: user, Action: "deploy", App: app, Env: env, Revision: sync.Revision, Detail: detail}); err != nil {
 			return Result{}, err
 		}
-		s.emitEvent(ctx, store.Event{Kind: "deploy", App: app, Env: env, Revision: sync.Revision, Message: fmt.Sprintf("%s synced %s in %s: %s", user, app, env, sync.Words(app, env))})
+		s.announce.Record(ctx, store.Event{Kind: "deploy", App: app, Env: env, Revision: sync.Revision, Message: fmt.Sprintf("%s synced %s in %s: %s", user, app, env, sync.Words(app, env))})
 		s.fetch()
 		s.pipeline.Replan()
 		return Result{Target: t, Sync: &sync}, nil
@@ -444,7 +444,7 @@ func (s *Service) Approve(ctx context.Context, app, env, user, comment string) (
 	if err != nil {
 		return a, err
 	}
-	s.emitEvent(ctx, store.Event{Kind: "approval", App: app, Env: env, Revision: src.Revision, Message: fmt.Sprintf("%s approved %s (%s) for %s", user, Short(src.Revision), Short(src.Artifact), env)})
+	s.announce.Record(ctx, store.Event{Kind: "approval", App: app, Env: env, Revision: src.Revision, Message: fmt.Sprintf("%s approved %s (%s) for %s", user, Short(src.Revision), Short(src.Artifact), env)})
 	s.pipeline.Replan() // a pinned release waiting for this approval may go out now
 	return a, nil
 }
@@ -499,10 +499,10 @@ func (s *Service) checkTarget(ctx context.Context, repo *spec.Repo, e *spec.Envi
 		return res, nil
 	}
 	be := &BlockedError{Gates: res, Verdicts: verdicts, Target: t}
-	s.emitEvent(ctx, store.Event{Kind: "promotion.blocked", App: t.App, Env: t.Env, Revision: t.Revision, Message: be.Error()})
-	s.notifyEvent(ctx, notify.Event{Kind: notify.PromotionBlocked, App: t.App, Env: t.Env, Revision: t.Revision, Actor: user, Title: "Promotion blocked", Message: be.Error()})
+	s.announce.Record(ctx, store.Event{Kind: "promotion.blocked", App: t.App, Env: t.Env, Revision: t.Revision, Message: be.Error()})
+	s.announce.Notify(ctx, notify.Event{Kind: notify.PromotionBlocked, App: t.App, Env: t.Env, Revision: t.Revision, Actor: user, Title: "Promotion blocked", Message: be.Error()})
 	if slices.ContainsFunc(res.Blocks, func(b gate.Block) bool { return b.Gate == "approvals" }) {
-		s.notifyEvent(ctx, notify.Event{Kind: notify.ApprovalNeeded, App: t.App, Env: t.Env, Revision: t.Revision, Actor: user,
+		s.announce.Notify(ctx, notify.Event{Kind: notify.ApprovalNeeded, App: t.App, Env: t.Env, Revision: t.Revision, Actor: user,
 			Title: "Approval needed", Message: fmt.Sprintf("%s (%s) waits for approval to enter %s: socle approve %s --env %s", Short(t.Revision), Short(t.Artifact), t.Env, t.App, t.Env)})
 	}
 	return res, be
@@ -625,10 +625,10 @@ func (s *Service) pin(ctx context.Context, repo *spec.Repo, t Target, gates gate
 		if p := gates.Passed(); p != "" {
 			words += " (passed " + p + ")"
 		}
-		s.notifyEvent(ctx, notify.Event{Kind: notify.EmergencyChange, App: t.App, Env: t.Env, Revision: t.Revision, Actor: user, Release: t.Release,
+		s.announce.Notify(ctx, notify.Event{Kind: notify.EmergencyChange, App: t.App, Env: t.Env, Revision: t.Revision, Actor: user, Release: t.Release,
 			Message: words, Fields: map[string]string{"reason": strings.TrimSpace(t.Emergency), "artifact": t.Artifact, "commit": rev.SHA, "action": action}})
 	}
-	s.emitEvent(ctx, store.Event{Kind: action, App: t.App, Env: t.Env, Revision: t.Revision, Message: words})
+	s.announce.Record(ctx, store.Event{Kind: action, App: t.App, Env: t.Env, Revision: t.Revision, Message: words})
 	s.fetch()
 	return Result{Target: t, Commit: rev, Passed: gates.Skipped}, nil
 }
@@ -767,16 +767,4 @@ func Short(s string) string {
 		return s[:12]
 	}
 	return s
-}
-
-func (s *Service) emitEvent(ctx context.Context, e store.Event) {
-	if _, err := s.store.AppendEvent(ctx, e); err != nil {
-		s.log.Error("recording an event", "kind", e.Kind, "err", err)
-	}
-}
-
-func (s *Service) notifyEvent(ctx context.Context, ev notify.Event) {
-	if err := s.notifier.Notify(ctx, ev); err != nil {
-		s.log.Warn("notifying", "kind", ev.Kind, "err", err)
-	}
 }

@@ -61,7 +61,7 @@ func (s *Server) onRelease(ev apps.ReleaseEvent) {
 		n.Kind, n.Title = notify.DeployFailed, fmt.Sprintf("Deploying %s to %s failed", r.App, r.Env)
 		n.Message = fmt.Sprintf("release %d %s: %s", r.ID, r.Status, r.Reason)
 	}
-	s.notifyEvent(context.Background(), n)
+	s.announce.Notify(context.Background(), n)
 }
 
 // onPhase: a unit that becomes Synced, or stops being, may open or close
@@ -88,16 +88,4 @@ func (s *Server) releaseAuthor(ctx context.Context, app, env string) string {
 		}
 	}
 	return ""
-}
-
-func (s *Server) emitEvent(ctx context.Context, e store.Event) {
-	if _, err := s.store.AppendEvent(ctx, e); err != nil {
-		s.log.Error("recording an event", "kind", e.Kind, "err", err)
-	}
-}
-
-func (s *Server) notifyEvent(ctx context.Context, ev notify.Event) {
-	if err := s.notifier.Notify(ctx, ev); err != nil {
-		s.log.Warn("notifying", "kind", ev.Kind, "err", err)
-	}
 }

@@ -103,6 +103,7 @@ type Server struct {
 	engine   *reconcile.Engine
 	metrics  *prometheus.Registry
 	notifier *notify.Notifier
+	announce notify.Announcer // records and notifies what the engine tells of
 	costs    *cost.Service
 	auth     *auth.Authenticator
 	images   *images
@@ -180,6 +181,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		s.closeAll()
 		return nil, err
 	}
+	s.announce = notify.Announcer{Events: st, Notifier: s.notifier, Log: cfg.Logger}
 	s.promo = promotion.New(promotion.Config{Store: st, Git: repo, Commits: s.commits, Pipeline: s.pipeline, Units: s.engine, Notifier: s.notifier,
 		Fetch: s.Trigger, Clock: s.clock, Log: cfg.Logger})
 	s.costs = &cost.Service{Store: stores.Costs, Repo: s.pipeline.Repo, Notifier: budgetAlerts{s.notifier}, Log: cfg.Logger, Now: s.clock.Now}
@@ -275,8 +277,8 @@ func (s *Server) onDrift(app, env, what string, corrected bool) {
 		verb = "corrected"
 	}
 	msg := fmt.Sprintf("%s @ %s drifted from Git (%s): %s", app, env, verb, what)
-	s.emitEvent(context.Background(), store.Event{Kind: "drift", App: app, Env: env, Message: msg})
-	s.notifyEvent(context.Background(), notify.Event{Kind: notify.Drift, App: app, Env: env, Title: "Drift in " + env, Message: msg})
+	s.announce.Record(context.Background(), store.Event{Kind: "drift", App: app, Env: env, Message: msg})
+	s.announce.Notify(context.Background(), notify.Event{Kind: notify.Drift, App: app, Env: env, Title: "Drift in " + env, Message: msg})
 }
 
 // ProxyAddr is the address the proxy listens on.
