@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"testing"
 	"time"
@@ -132,19 +133,31 @@ func (r *running) status(t *testing.T) Status {
 	return st
 }
 
+// waitBudget bounds a wait for what the server does in the background: it
+// catches a hang, it times nothing. Most waits include building the demo's
+// Go apps with the real toolchain, 4 to 7 s each on an idle machine, over
+// 20 s each with the packages' tests running beside them on two loaded
+// cores (load average 11: TestFailedBuildSaysWhy timed out after 30 s with
+// api still building and web just built; alone it passes in 13 s).
+const waitBudget = 2 * time.Minute
+
 // waitFor polls the status until cond holds; the watcher works in the
 // background, so the test waits for its effect rather than a duration.
 func (r *running) waitFor(t *testing.T, what string, cond func(Status) bool) Status {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(waitBudget)
 	for {
 		st := r.status(t)
 		if cond(st) {
 			return st
 		}
 		if time.Now().After(deadline) {
+			// The goroutines say whether the server hangs (a worker
+			// blocked on a lock or a channel) or works slowly (builds).
 			b, _ := json.MarshalIndent(st, "", "  ")
-			t.Fatalf("timed out waiting for %s; status:\n%s", what, b)
+			var stacks strings.Builder
+			_ = pprof.Lookup("goroutine").WriteTo(&stacks, 1)
+			t.Fatalf("timed out waiting for %s; status:\n%s\ngoroutines:\n%s", what, b, stacks.String())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
