@@ -191,9 +191,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 }
 
 // openRuntime opens what runs the apps: the listeners, socle's registry and
-// image builder, the local runtime, the proxy and the reconciler, which
-// opens a Kubernetes driver per kubeconfig context as environments need
-// them (runtimes.go).
+// image builder, the proxy, the runtimes of the wiring's registry (the
+// local one now, a Kubernetes driver per kubeconfig context as
+// environments need them: runtimes.go) and the engine with the app kind.
 func (s *Server) openRuntime(cfg Config) error {
 	var err error
 	if s.ln, err = net.Listen("tcp", cfg.Addr); err != nil {
