@@ -198,7 +198,7 @@ func (s *Server) cell(r *http.Request, m *matrix, a *spec.App, e *spec.Environme
 			healthy, since := s.runsHealthy(r.Context(), a.Name, e.Promotion.From, from.Artifact)
 			res := gate.Check(gate.Input{Env: e, Freezes: m.repo.Platform.Freezes, Now: time.Now(), Source: healthy, HealthySince: since,
 				Approvers: in.Approvals, Author: m.author(s, from.Revision)})
-			in.Blocked, in.Reason = !res.Open(), res.Reason()
+			in.Blocked, in.Reason, in.Blocks = !res.Open(), res.Reason(), res.Blocks
 			c.Incoming = in
 		}
 	}
