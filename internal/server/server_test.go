@@ -136,7 +136,10 @@ func (r *running) status(t *testing.T) Status {
 // background, so the test waits for its effect rather than a duration.
 func (r *running) waitFor(t *testing.T, what string, cond func(Status) bool) Status {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
+	// A bound on liveness, not a timing: an app's go build, with the
+	// race-enabled suite running beside it on 2 cores, took over 30 s
+	// (TestSecretsStaySecret failed so).
+	deadline := time.Now().Add(3 * time.Minute)
 	for {
 		st := r.status(t)
 		if cond(st) {
