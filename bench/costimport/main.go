@@ -308,7 +308,7 @@ func benchReport(dir string, n int) error {
 		for day := m.First(); day < m.End(); day++ {
 			for a := range n {
 				for e, env := range envs {
-					v := money.FromUnits(int64((a*7+e*3+int(day))%100)).Add(quarter)
+					v := money.FromUnits(int64((a*7 + e*3 + int(day)) % 100)).Add(quarter)
 					eff, _ := v.MulRat(big.NewRat(9, 10))
 					list, _ := v.MulRat(big.NewRat(6, 5))
 					p.Rows = append(p.Rows, cost.Row{

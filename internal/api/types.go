@@ -182,6 +182,9 @@ type Incoming struct {
 	// Policies are judged by preview.
 	Blocked bool   `json:"blocked"`
 	Reason  string `json:"reason,omitempty"`
+	// Blocks are the closed gates one by one, with when each opens where
+	// that is known: the portal writes "opens in 58 min" from them.
+	Blocks []gate.Block `json:"blocks,omitempty"`
 }
 
 // AppDetail is an app's page: its cells plus each environment's effective

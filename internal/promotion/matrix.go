@@ -17,9 +17,12 @@ type Incoming struct {
 	// users who gave theirs to the artifact.
 	Needed    int
 	Approvals []string
-	// Blocked says whether a gate holds the promotion now, Reason which.
+	// Blocked says whether a gate holds the promotion now, Reason which;
+	// Blocks are the closed gates one by one, with when each opens where
+	// that is known (the portal writes "opens in 58 min" from them).
 	Blocked bool
 	Reason  string
+	Blocks  []gate.Block
 }
 
 // Incoming is what a promotion of app into e would bring from the
@@ -44,7 +47,7 @@ func (s *Service) Incoming(ctx context.Context, repo *spec.Repo, e *spec.Environ
 	healthy, since := s.runsHealthy(ctx, app, e.Promotion.From, from.Artifact)
 	res := gate.Check(gate.Input{Env: e, Freezes: repo.Platform.Freezes, Now: s.clock.Now(), Source: healthy, HealthySince: since,
 		Approvers: in.Approvals, Author: author(from.Revision)})
-	in.Blocked, in.Reason = !res.Open(), res.Reason()
+	in.Blocked, in.Reason, in.Blocks = !res.Open(), res.Reason(), res.Blocks
 	return in
 }
 

@@ -3,13 +3,19 @@ package promotion
 import (
 	"errors"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/socle-dev/socle/internal/api"
+	"github.com/socle-dev/socle/internal/clock"
 	"github.com/socle-dev/socle/internal/gate"
 	"github.com/socle-dev/socle/internal/plan"
+	"github.com/socle-dev/socle/internal/reconcile"
 	"github.com/socle-dev/socle/internal/spec"
+	"github.com/socle-dev/socle/internal/store"
+	"github.com/socle-dev/socle/internal/store/sqlite"
 )
 
 // TestDecideSync: a deploy to an environment that follows Git says what
@@ -77,5 +83,53 @@ func TestEmergencyIn(t *testing.T) {
 		if got != tt.want || !errors.Is(err, tt.refused) || (tt.refused == nil) != (err == nil) {
 			t.Errorf("%s: %v, %v; want %v, %v", tt.name, got, err, tt.want, tt.refused)
 		}
+	}
+}
+
+type noUnits struct{}
+
+func (noUnits) Status() []reconcile.UnitStatus { return nil }
+
+// TestIncomingSaysWhenGatesOpen: the environment matrix's incoming
+// promotion carries each closed gate with when it opens where that is
+// known (the portal writes "opens in 58 min"), not only the sentence.
+func TestIncomingSaysWhenGatesOpen(t *testing.T) {
+	t.Parallel()
+	repo, problems := spec.Load(os.DirFS("../../examples/platform"))
+	if problems.Errors() > 0 {
+		t.Fatal(problems.Err())
+	}
+	st, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "socle.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	// A Tuesday at 11:00 in Paris, inside prod's window: only the soak
+	// (1h) holds api, which preprod has run for 2 minutes.
+	now := time.Date(2026, 3, 10, 10, 0, 0, 0, time.UTC)
+	clk := clock.NewFake(now.Add(-2 * time.Minute))
+	st.Clock = clk
+	rel, err := st.BeginRelease(t.Context(), store.Release{App: "api", Env: "preprod", Revision: "2222222", Artifact: "sha256:b", Trigger: store.TriggerSync}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.FinishRelease(t.Context(), rel.ID, store.Succeeded, "", nil); err != nil {
+		t.Fatal(err)
+	}
+	clk.Set(now)
+	s := New(Config{Store: st, Units: noUnits{}, Clock: clk})
+	from := &reconcile.UnitStatus{App: "api", Env: "preprod", Revision: "2222222", Artifact: "sha256:b"}
+	in := s.Incoming(t.Context(), repo, repo.Environment("prod"), "api", from, "sha256:a", func(string) string { return "ann" })
+	if in == nil || !in.Blocked {
+		t.Fatalf("incoming %+v, want a promotion the soak holds", in)
+	}
+	var soak *gate.Block
+	for i := range in.Blocks {
+		if in.Blocks[i].Gate == "soak" {
+			soak = &in.Blocks[i]
+		}
+	}
+	if soak == nil || !soak.Opens.Equal(now.Add(58*time.Minute)) || !strings.Contains(in.Reason, soak.Reason) {
+		t.Errorf("blocks %+v (reason %q), want the soak, opening in 58 min", in.Blocks, in.Reason)
 	}
 }

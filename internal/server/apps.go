@@ -183,7 +183,7 @@ func (s *Server) cell(r *http.Request, m *matrix, a *spec.App, e *spec.Environme
 		}
 		if in := s.promo.Incoming(r.Context(), m.repo, e, a.Name, from, c.Artifact, func(sha string) string { return m.author(s, sha) }); in != nil {
 			c.Incoming = &api.Incoming{From: in.From, Revision: in.Revision, Artifact: in.Artifact, Needed: in.Needed, Approvals: in.Approvals,
-				Blocked: in.Blocked, Reason: in.Reason}
+				Blocked: in.Blocked, Reason: in.Reason, Blocks: in.Blocks}
 		}
 	}
 	return c

@@ -1,11 +1,13 @@
 package source
 
 import (
+	"bufio"
 	"context"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -17,6 +19,7 @@ import (
 	"github.com/go-git/go-git/v5/config"
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/cache"
+	"github.com/go-git/go-git/v5/plumbing/format/idxfile"
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/go-git/go-git/v5/plumbing/storer"
 	"github.com/go-git/go-git/v5/plumbing/transport"
@@ -170,6 +173,9 @@ func initMirror(dir string) (*filesystem.Storage, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
+	if err := repairMirror(dir); err != nil {
+		return nil, err
+	}
 	st := newStorage(dir, false)
 	_, err := git.Open(st, nil)
 	if !errors.Is(err, git.ErrRepositoryNotExists) {
@@ -186,6 +192,74 @@ func initMirror(dir string) (*filesystem.Storage, error) {
 		return nil, fmt.Errorf("creating mirror in %s: %w", dir, err)
 	}
 	return st, nil
+}
+
+// repairMirror undoes what a socle killed in the middle of a fetch leaves in
+// the mirror in dir. go-git writes a pack's index in place, then renames the
+// pack beside it from a temporary file, and it skips writing an index that
+// already exists. A kill therefore leaves an index without its pack, perhaps
+// truncated; the next fetch of the same objects makes a pack of the same name,
+// keeps the stale index, and from then on every read of the mirror fails with
+// EOF. So: temporary files and indexes without their pack are removed. A pack
+// whose index does not decode (a mirror damaged that way by an earlier socle)
+// cannot be trusted, and other packs may depend on its objects; the mirror is
+// only a copy of the origin, so it is emptied and the next Open fetches it
+// whole. Nothing else writes dir meanwhile: one socle holds a data directory,
+// and only its Open and Fetch write the mirror.
+func repairMirror(dir string) error {
+	packDir := filepath.Join(dir, "objects", "pack")
+	entries, err := os.ReadDir(packDir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("repairing the mirror: %w", err)
+	}
+	have := map[string]bool{}
+	for _, e := range entries {
+		have[e.Name()] = true
+	}
+	damaged := false
+	for _, e := range entries {
+		name := e.Name()
+		path := filepath.Join(packDir, name)
+		switch {
+		case strings.HasPrefix(name, "tmp_"):
+			err = os.Remove(path)
+		case strings.HasSuffix(name, ".idx") && !have[strings.TrimSuffix(name, ".idx")+".pack"]:
+			err = os.Remove(path)
+		case strings.HasSuffix(name, ".pack"):
+			if checkIndex(strings.TrimSuffix(path, ".pack")+".idx") != nil {
+				damaged = true
+			}
+		}
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("repairing the mirror: %w", err)
+		}
+	}
+	if !damaged {
+		return nil
+	}
+	top, err := os.ReadDir(dir)
+	if err != nil {
+		return fmt.Errorf("emptying the damaged mirror: %w", err)
+	}
+	for _, e := range top {
+		if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
+			return fmt.Errorf("emptying the damaged mirror: %w", err)
+		}
+	}
+	return nil
+}
+
+// checkIndex decodes the pack index at path whole.
+func checkIndex(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return idxfile.NewDecoder(bufio.NewReader(f)).Decode(idxfile.NewMemoryIndex())
 }
 
 // newStorage opens the git storage in dir. keep holds pack files open, for

@@ -16,7 +16,7 @@ import (
 // in static/app.js, which redraws cells live: change them together.
 
 // matrixBody writes the matrix's rows.
-func matrixBody(rows []matrixRow) template.HTML {
+func matrixBody(rows []matrixRow, now time.Time) template.HTML {
 	var b strings.Builder
 	if len(rows) > 0 {
 		b.Grow(len(rows) * (200 + 460*len(rows[0].Cells))) // about what a row takes: one allocation
@@ -51,7 +51,7 @@ func matrixBody(rows []matrixRow) template.HTML {
 			b.WriteString(` in `)
 			escapeTo(&b, c.Env)
 			b.WriteString(`: </span>`)
-			writeCellBody(&b, c.AppEnv)
+			writeCellBody(&b, c.AppEnv, now)
 			b.WriteString("</a></td>")
 		}
 		b.WriteString("</tr>\n")
@@ -60,16 +60,16 @@ func matrixBody(rows []matrixRow) template.HTML {
 }
 
 // cellBody is a cell's content: phase, version, replicas and health, and
-// the reason in words.
-func cellBody(c api.AppEnv) template.HTML {
+// the reason in words. Times are written against now.
+func cellBody(c api.AppEnv, now time.Time) template.HTML {
 	var b strings.Builder
-	writeCellBody(&b, c)
+	writeCellBody(&b, c, now)
 	return template.HTML(b.String())
 }
 
-func writeCellBody(b *strings.Builder, c api.AppEnv) {
+func writeCellBody(b *strings.Builder, c api.AppEnv, now time.Time) {
 	b.WriteString(`<span class="phase">`)
-	escapeTo(b, phaseLabel(c, time.Now()))
+	escapeTo(b, phaseLabel(c, now))
 	b.WriteString(`</span>`)
 	if c.Revision != "" {
 		b.WriteString(` <span class="ver"><code>`)
@@ -117,9 +117,32 @@ func writeCellBody(b *strings.Builder, c api.AppEnv) {
 		}
 		if in.Blocked {
 			b.WriteString(`; waits: `)
-			escapeTo(b, in.Reason)
+			writeBlocks(b, in, now)
 		}
 		b.WriteString(`</span>`)
+	}
+}
+
+// writeBlocks says which gates hold a promotion, and when each opens as a
+// relative time ("opens in 58 min") that the page's script keeps current.
+// An answer without the gates one by one has only the sentence.
+func writeBlocks(b *strings.Builder, in *api.Incoming, now time.Time) {
+	if len(in.Blocks) == 0 {
+		escapeTo(b, in.Reason)
+		return
+	}
+	for i, g := range in.Blocks {
+		if i > 0 {
+			b.WriteString("; ")
+		}
+		escapeTo(b, g.Gate)
+		b.WriteString(": ")
+		escapeTo(b, g.Reason)
+		if !g.Opens.IsZero() {
+			b.WriteString(" (opens ")
+			b.WriteString(string(timeTag(g.Opens, now, true)))
+			b.WriteByte(')')
+		}
 	}
 }
 

@@ -31,8 +31,6 @@ var funcs = template.FuncMap{
 	"add":        func(a, b int) int { return a + b },
 	"periodName": periodName,
 	"asset":      asset,
-	"cellBody":   cellBody,
-	"matrixBody": matrixBody,
 	"blockers":   blockers,
 	// emergencyAction and detailReason mark emergency changes in the audit
 	// timeline, with the reason their record keeps.

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/socle-dev/socle/internal/api"
+	"github.com/socle-dev/socle/internal/gate"
 )
 
 // bigMatrix is 1,000 apps × 4 environments, decoded as the API gives them.
@@ -76,12 +77,34 @@ func TestBuildingCell(t *testing.T) {
 	if got := phaseLabel(c, now); got != "Building (1m12s)" {
 		t.Errorf("phase label %q, want Building (1m12s)", got)
 	}
-	body := string(cellBody(c))
+	body := string(cellBody(c, now))
 	if !strings.Contains(body, `<span class="phase">Building (1m1`) || !strings.Contains(body, `<code class="logtail">&lt;b&gt;go: downloading x&lt;/b&gt;</code>`) {
 		t.Errorf("building cell:\n%s", body)
 	}
 	c = api.AppEnv{Env: "dev", Phase: "Failed", ReasonCode: "BuildFailed", Reason: "build of api failed", LogTail: "$ go build\n./main.go:3: undefined: x\n"}
-	if body := string(cellBody(c)); !strings.Contains(body, `<span class="phase">Failed</span>`) || !strings.Contains(body, `<code class="logtail">./main.go:3: undefined: x</code>`) {
+	if body := string(cellBody(c, now)); !strings.Contains(body, `<span class="phase">Failed</span>`) || !strings.Contains(body, `<code class="logtail">./main.go:3: undefined: x</code>`) {
 		t.Errorf("failed build cell:\n%s", body)
+	}
+}
+
+// TestHeldCellSaysWhenTheGateOpens: a promotion held by a soak gate says
+// when the gate opens in words, with the instant for the script that keeps
+// the words current; not as a raw timestamp inside the sentence.
+func TestHeldCellSaysWhenTheGateOpens(t *testing.T) {
+	now := time.Date(2026, 11, 24, 12, 42, 0, 0, time.UTC)
+	opens := now.Add(58*time.Minute + 42*time.Second)
+	c := api.AppEnv{Env: "prod", Phase: "Synced", Revision: "9a8b7c6", Ready: 1, Desired: 1,
+		Incoming: &api.Incoming{From: "preprod", Revision: "9a8b7c6", Approvals: []string{}, Needed: 1, Blocked: true,
+			Reason: "approvals: 0 of 1 approvals; soak: preprod has run it healthy for 2m of 1h (opens 2026-11-24T13:40:42Z)",
+			Blocks: []gate.Block{{Gate: "approvals", Reason: "0 of 1 approvals"}, {Gate: "soak", Reason: "preprod has run it healthy for 2m of 1h", Opens: opens}}}}
+	body := string(cellBody(c, now))
+	want := `; waits: approvals: 0 of 1 approvals; soak: preprod has run it healthy for 2m of 1h (opens <time datetime="2026-11-24T13:40:42Z" title="2026-11-24 13:40:42 UTC" data-rel="until">in 58 min</time>)</span>`
+	if !strings.Contains(body, want) {
+		t.Errorf("held cell:\n%s\nwant it to contain\n%s", body, want)
+	}
+	// An answer without the gates one by one keeps its sentence.
+	c.Incoming.Blocks = nil
+	if body := string(cellBody(c, now)); !strings.Contains(body, "(opens 2026-11-24T13:40:42Z)") {
+		t.Errorf("held cell without blocks:\n%s", body)
 	}
 }

@@ -48,6 +48,26 @@
     return "";
   }
 
+  // blocks is the twin of writeBlocks in cell.go.
+  function blocks(inc) {
+    if (!inc.blocks || !inc.blocks.length) return esc(inc.reason || "");
+    return inc.blocks.map(function (g) {
+      var h = esc(g.gate) + ": " + esc(g.reason);
+      if (g.opens) h += " (opens " + untilTag(g.opens) + ")";
+      return h;
+    }).join("; ");
+  }
+
+  // untilTag is the twin of timeTag(t, now, true) in funcs.go: a deadline
+  // as a <time> element that refreshTimes keeps current.
+  function untilTag(iso) {
+    var t = Date.parse(iso);
+    if (isNaN(t)) return esc(iso);
+    var exact = new Date(t).toISOString();
+    return '<time datetime="' + esc(exact.slice(0, 19) + "Z") + '" title="' + esc(exact.slice(0, 10) + " " + exact.slice(11, 19) + " UTC") +
+      '" data-rel="until">' + esc(relTime(t, clock(), true)) + "</time>";
+  }
+
   // cellBody is the twin of writeCellBody in cell.go.
   function cellBody(c) {
     var h = '<span class="phase">' + esc(phaseLabel(c)) + "</span>";
@@ -67,7 +87,7 @@
     if (inc) {
       h += ' <span class="incoming">↑ <code>' + esc(short(inc.revision)) + "</code> from " + esc(inc.from) +
         (inc.needed ? ", " + (inc.approvals || []).length + "/" + inc.needed + " approvals" : "") +
-        (inc.blocked ? "; waits: " + esc(inc.reason) : "") + "</span>";
+        (inc.blocked ? "; waits: " + blocks(inc) : "") + "</span>";
     }
     return h;
   }
