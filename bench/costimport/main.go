@@ -36,7 +36,7 @@ import (
 	"github.com/socle-dev/socle/internal/cost"
 	"github.com/socle-dev/socle/internal/money"
 	"github.com/socle-dev/socle/internal/spec"
-	"github.com/socle-dev/socle/internal/store/sqlite"
+	"github.com/socle-dev/socle/internal/wiring"
 )
 
 func main() {
@@ -198,12 +198,12 @@ func childImport(file, db, repoDir string) error {
 		return err
 	}
 	read := time.Since(start)
-	d, err := sqlite.Open(ctx, db)
+	d, err := wiring.OpenDB(ctx, db, nil)
 	if err != nil {
 		return err
 	}
 	defer d.Close()
-	st := cost.Store(sqlite.NewCostStore(d))
+	st := d.Costs
 	start = time.Now()
 	if _, err := st.ImportBatch(ctx, b, cost.Replace); err != nil {
 		return err
@@ -291,12 +291,12 @@ func sqlString(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") 
 // environments, owned by one of n/10 teams) and times report queries.
 func benchReport(dir string, n int) error {
 	ctx := context.Background()
-	d, err := sqlite.Open(ctx, filepath.Join(dir, "report.db"))
+	d, err := wiring.OpenDB(ctx, filepath.Join(dir, "report.db"), nil)
 	if err != nil {
 		return err
 	}
 	defer d.Close()
-	st := sqlite.NewCostStore(d)
+	st := d.Costs
 	envs := []string{"dev", "preprod", "prod"}
 	services := []string{"Amazon Elastic Compute Cloud", "Amazon Simple Storage Service", "Amazon Relational Database Service"}
 	first := cost.MonthOf(2024, time.January)

@@ -249,7 +249,7 @@ directly on a data directory with --data. Exit code 1 when the chain is broken.`
 					return err
 				}
 				defer st.Close()
-				if res, err = audit.Verify(store.AuditTrail(cmd.Context(), st, 0)); err != nil {
+				if res, err = audit.Verify(store.AuditTrail(cmd.Context(), st.Store, 0)); err != nil {
 					return err
 				}
 			} else if err := g.get(cmd, "/api/v1/audit/verify", &res); err != nil {

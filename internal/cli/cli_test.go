@@ -11,6 +11,7 @@ import (
 
 	"github.com/socle-dev/socle/internal/golden"
 	"github.com/socle-dev/socle/internal/spec"
+	"github.com/socle-dev/socle/internal/wiring"
 )
 
 const (
@@ -74,7 +75,7 @@ func TestSchemaMatchesSpec(t *testing.T) {
 	t.Parallel()
 	for _, name := range spec.SchemaNames() {
 		out, _, code := run(t, "schema", name)
-		want, _ := spec.Schema(name)
+		want, _ := wiring.Schema(name, runtimeTypes())
 		if code != 0 || out != string(want) {
 			t.Errorf("socle schema %s differs from the published schema", name)
 		}

@@ -16,10 +16,10 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/socle-dev/socle/internal/clock"
 	"github.com/socle-dev/socle/internal/cost"
-	"github.com/socle-dev/socle/internal/server"
 	"github.com/socle-dev/socle/internal/spec"
-	"github.com/socle-dev/socle/internal/store/sqlite"
+	"github.com/socle-dev/socle/internal/wiring"
 )
 
 // costOpts are the flags every cost command shares.
@@ -372,12 +372,12 @@ func (o *costOpts) service(cmd *cobra.Command) (*cost.Service, func(), error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	db, err := sqlite.Open(cmd.Context(), filepath.Join(o.data, server.DBFile))
+	db, err := wiring.OpenDB(cmd.Context(), filepath.Join(o.data, wiring.DBFile), clock.System)
 	if err != nil {
 		return nil, nil, withCode(ExitError, err)
 	}
 	svc := &cost.Service{
-		Store: sqlite.NewCostStore(db),
+		Store: db.Costs,
 		Repo:  func() *spec.Repo { return repo },
 	}
 	return svc, func() { db.Close() }, nil

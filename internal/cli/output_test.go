@@ -14,7 +14,6 @@ import (
 	"github.com/socle-dev/socle/internal/api"
 	"github.com/socle-dev/socle/internal/golden"
 	"github.com/socle-dev/socle/internal/reconcile"
-	"github.com/socle-dev/socle/internal/server"
 	"github.com/socle-dev/socle/internal/source"
 	"github.com/socle-dev/socle/internal/spec"
 )
@@ -36,9 +35,9 @@ func TestStatusOutput(t *testing.T) {
 	good := source.Revision{SHA: "e0958a9aabbccddeeff00112233445566778899a", Author: "Ann", Message: "api: add the bookings endpoint"}
 	tests := []struct {
 		name string
-		st   server.Status
+		st   api.Status
 	}{
-		{"building", server.Status{
+		{"building", api.Status{
 			Repository: "/srv/platform", Head: &good, LastGood: &good, ProxyAddr: "127.0.0.1:7080",
 			Units: []api.UnitRef{{App: "api", Env: "dev", Revision: good.SHA}, {App: "web", Env: "dev", Revision: good.SHA}, {App: "worker", Env: "dev", Revision: good.SHA}},
 			Runtime: []reconcile.UnitStatus{
@@ -47,7 +46,7 @@ func TestStatusOutput(t *testing.T) {
 				{App: "web", Env: "dev", Phase: reconcile.Synced, Release: 3, Revision: good.SHA, Artifact: "sha256:0123456789abcdef0123", Ready: 2, Desired: 2, URL: "http://web.dev.localhost"},
 			},
 		}},
-		{"build-failed", server.Status{
+		{"build-failed", api.Status{
 			Repository: "/srv/platform", Head: &head, LastGood: &head, ProxyAddr: "127.0.0.1:7080",
 			Units: []api.UnitRef{{App: "api", Env: "dev", Revision: good.SHA}, {App: "web", Env: "dev", Revision: head.SHA}},
 			Runtime: []reconcile.UnitStatus{
@@ -58,9 +57,9 @@ func TestStatusOutput(t *testing.T) {
 					RetryAt: t0.Add(4 * time.Minute)},
 			},
 		}},
-		{"blocked-orphaned-failing", server.Status{
+		{"blocked-orphaned-failing", api.Status{
 			Repository: "/srv/platform", Head: &head, LastGood: &good, FetchError: "fetching origin: " + hostile,
-			Failing: &server.Failing{Revision: head, Problems: spec.Problems{{File: "apps/api/socle.yaml", Line: 4, Column: 8, Message: `owner: no team "` + hostile + `"`}}},
+			Failing: &api.Failing{Revision: head, Problems: spec.Problems{{File: "apps/api/socle.yaml", Line: 4, Column: 8, Message: `owner: no team "` + hostile + `"`}}},
 			Units:   []api.UnitRef{{App: "web", Env: "prod", Revision: good.SHA}, {App: "api", Env: "dev", Revision: good.SHA}},
 			Runtime: []reconcile.UnitStatus{
 				{App: "web", Env: "prod", Phase: reconcile.Blocked, Reason: reconcile.ReasonGateClosed, Message: "gate soak: healthy in preprod for 3m of the 10m soak"},

@@ -7,14 +7,17 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/socle-dev/socle/internal/clock"
+	"github.com/socle-dev/socle/internal/pipeline"
 	"github.com/socle-dev/socle/internal/plan"
 	"github.com/socle-dev/socle/internal/policy"
-	"github.com/socle-dev/socle/internal/server"
 	"github.com/socle-dev/socle/internal/spec"
 	"github.com/socle-dev/socle/internal/store"
+	"github.com/socle-dev/socle/internal/wiring"
 )
 
 func newPlanCmd(g *globals) *cobra.Command {
@@ -56,7 +59,7 @@ repository does not validate or a change is denied.`,
 			err = withState(cmd, data, func(st store.Store, from string) error {
 				var applied []plan.Unit
 				if st != nil {
-					if applied, err = server.Applied(cmd.Context(), st); err != nil {
+					if applied, err = pipeline.Applied(cmd.Context(), st); err != nil {
 						return err
 					}
 				}
@@ -66,7 +69,7 @@ repository does not validate or a change is denied.`,
 					out.Plan = out.Plan.Only(env)
 				}
 				var problems spec.Problems
-				out.Decisions, problems = server.Judge(cmd.Context(), repo, dirFS(dir), &out.Plan, applied, st)
+				out.Decisions, problems = pipeline.Judge(cmd.Context(), repo, dirFS(dir), &out.Plan, applied, st, time.Now())
 				for _, p := range problems { // such a policy denies what it matches
 					fmt.Fprintln(g.stderr, p)
 				}
@@ -107,7 +110,7 @@ type planOutput struct {
 // count tallies the denied changes (creates and updates: what would be
 // blocked) and the warnings.
 func (o *planOutput) count() {
-	o.Policy.Denied = len(server.Blocked(o.Decisions))
+	o.Policy.Denied = len(pipeline.Denied(o.Decisions))
 	for _, d := range o.Decisions {
 		o.Policy.Warnings += len(d.Verdicts.Warnings())
 	}
@@ -140,14 +143,14 @@ func (o *planOutput) render(w io.Writer) error {
 // withState opens the data directory's store, if it has one, for fn; fn
 // gets nil and a description of the empty state otherwise.
 func withState(cmd *cobra.Command, data string, fn func(st store.Store, from string) error) error {
-	db := filepath.Join(data, server.DBFile)
+	db := filepath.Join(data, wiring.DBFile)
 	if _, err := os.Stat(db); errors.Is(err, fs.ErrNotExist) {
 		return fn(nil, "an empty state (no "+db+")")
 	}
-	st, err := server.OpenStore(cmd.Context(), data)
+	st, _, err := wiring.OpenData(cmd.Context(), data, clock.System)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	return fn(st, "the state recorded in "+data)
+	return fn(st.Store, "the state recorded in "+data)
 }

@@ -11,8 +11,8 @@ import (
 
 	"github.com/socle-dev/socle/internal/plan"
 	"github.com/socle-dev/socle/internal/runtime"
-	"github.com/socle-dev/socle/internal/runtime/kubernetes"
 	"github.com/socle-dev/socle/internal/spec"
+	"github.com/socle-dev/socle/internal/wiring"
 )
 
 // newRenderCmd is `socle render APP --env E`: the Kubernetes objects an app
@@ -27,7 +27,10 @@ the objects socle applies for APP in ENV on Kubernetes, as a YAML stream that
 kubectl reads (-o json: a List): the ConfigMaps and Secrets its pods mount, its
 Deployment, Service, PodDisruptionBudget and, when its replicas have a range,
 its HorizontalPodAutoscaler, labelled with app, environment, team, release and
-revision. Nothing is applied and no server is asked.
+revision. Nothing is applied and no server is asked. The environment's runtime
+renders them (its namespace and registry); an environment on a runtime that
+applies no objects, like local, is shown as it would run on Kubernetes, in
+namespace default.
 
 Secret values (variables socle.yaml marks secret, resource credentials) are
 printed as REDACTED. An environment that does not sync automatically renders
@@ -58,36 +61,22 @@ at deploy time and its digest is shown as --artifact says.`,
 			if u.Artifact != "" {
 				artifact = u.Artifact
 			}
-			if registry == "" {
-				registry = e.Runtime.Registry
-			}
-			if registry == "" {
-				registry = serverHost(cmd)
-			}
-			ns := e.Runtime.Namespace
-			if ns == "" {
-				ns = "default"
-			}
 			w := runtime.Workload{Release: release, Unit: u, Artifact: artifact, Dedicated: u.Rollout.Strategy != "" && u.Rollout.Strategy != spec.StrategyRolling}
 			us := runtime.UnitSpec{App: u.App, Env: u.Env, Workloads: []runtime.Workload{w}}
 			if w.Dedicated {
 				us.Serve = release
 			}
-			objs, err := kubernetes.Render(us, kubernetes.RenderOptions{Namespace: ns, Registry: registry, Redact: true})
+			out, err := wiring.Render(runtimeTypes(), e, us, runtime.RenderOptions{Registry: registry, DefaultRegistry: serverHost(cmd), Redact: true})
 			if err != nil {
 				return withCode(ExitProblems, err)
 			}
 			if output, _ := cmd.Flags().GetString("output"); output == "json" {
-				list := map[string]any{"apiVersion": "v1", "kind": "List", "items": objectMaps(objs)}
+				list := map[string]any{"apiVersion": "v1", "kind": "List", "items": out.Objects}
 				enc := json.NewEncoder(cmd.OutOrStdout())
 				enc.SetIndent("", "  ")
 				return enc.Encode(list)
 			}
-			b, err := kubernetes.YAML(objs)
-			if err != nil {
-				return err
-			}
-			_, err = cmd.OutOrStdout().Write(b)
+			_, err = cmd.OutOrStdout().Write(out.YAML)
 			return err
 		},
 	}
@@ -130,12 +119,4 @@ func serverHost(cmd *cobra.Command) string {
 		return u.Host
 	}
 	return "127.0.0.1:7070"
-}
-
-func objectMaps(objs []kubernetes.Object) []map[string]any {
-	out := make([]map[string]any, len(objs))
-	for i, o := range objs {
-		out[i] = o.Object
-	}
-	return out
 }

@@ -30,3 +30,29 @@ func TestRender(t *testing.T) {
 		golden.Check(t, filepath.Join("testdata", "render-"+tc.app+"-"+tc.env+".yaml"), out.Bytes())
 	}
 }
+
+// TestRenderKubernetesEnvironment: an environment on Kubernetes renders in
+// its namespace, pulling from the registry its block names, unless
+// --registry says otherwise.
+func TestRenderKubernetesEnvironment(t *testing.T) {
+	t.Parallel()
+	dir := setRuntimes(t, "{type: kubernetes, context: kind, namespace: shop-dev, registry: reg.example/socle}")
+	for _, tc := range []struct {
+		args  []string
+		image string
+	}{
+		{nil, "image: reg.example/socle/apps/api@sha256:built-at-deploy"},
+		{[]string{"--registry", "mirror.example"}, "image: mirror.example/apps/api@sha256:built-at-deploy"},
+	} {
+		out, errOut, code := run(t, append([]string{"render", "api", dir, "--env", "dev"}, tc.args...)...)
+		if code != ExitOK {
+			t.Fatalf("render: exit %d: %s", code, errOut)
+		}
+		if !strings.Contains(out, "namespace: shop-dev") || strings.Contains(out, "namespace: default") {
+			t.Errorf("render %v: not in namespace shop-dev:\n%s", tc.args, out)
+		}
+		if !strings.Contains(out, tc.image) {
+			t.Errorf("render %v: want %q in:\n%s", tc.args, tc.image, out)
+		}
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/socle-dev/socle/internal/spec"
+	"github.com/socle-dev/socle/internal/wiring"
 )
 
 func newSchemaCmd(g *globals) *cobra.Command {
@@ -16,7 +17,8 @@ func newSchemaCmd(g *globals) *cobra.Command {
 		Use:   "schema [KIND]",
 		Short: "Print the JSON Schema of socle's files, for editors",
 		Long: `Schema prints the JSON Schema of one kind of socle file, or lists the kinds.
-With --dir it writes every schema as <kind>.json into a directory.
+With --dir it writes every schema as <kind>.json into a directory. The platform's
+describes the block of each runtime type socle is built with.
 
 Editors that speak the YAML language server pick a schema from a first-line
 comment: # yaml-language-server: $schema=https://socle.dev/schemas/v1/platform.json`,
@@ -28,7 +30,10 @@ comment: # yaml-language-server: $schema=https://socle.dev/schemas/v1/platform.j
 					return err
 				}
 				for _, name := range spec.SchemaNames() {
-					b, _ := spec.Schema(name)
+					b, err := wiring.Schema(name, runtimeTypes())
+					if err != nil {
+						return err
+					}
 					if err := os.WriteFile(filepath.Join(outDir, name+".json"), b, 0o644); err != nil {
 						return err
 					}
@@ -44,7 +49,7 @@ comment: # yaml-language-server: $schema=https://socle.dev/schemas/v1/platform.j
 				}
 				return nil
 			}
-			b, err := spec.Schema(args[0])
+			b, err := wiring.Schema(args[0], runtimeTypes())
 			if err != nil {
 				return withCode(ExitUsage, err)
 			}

@@ -9,8 +9,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/socle-dev/socle/internal/api"
 	"github.com/socle-dev/socle/internal/reconcile"
-	"github.com/socle-dev/socle/internal/server"
 )
 
 func newStatusCmd(g *globals) *cobra.Command {
@@ -24,7 +24,7 @@ is being built says for how long, with the build log's last line; a failed build
 is followed by the last lines of its log.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var st server.Status
+			var st api.Status
 			if err := g.get(cmd, "/api/v1/status", &st); err != nil {
 				return err
 			}
@@ -40,7 +40,7 @@ is followed by the last lines of its log.`,
 const buildLogLines = 10
 
 // writeStatus writes a status for people, as of now.
-func writeStatus(w io.Writer, st server.Status, now time.Time) error {
+func writeStatus(w io.Writer, st api.Status, now time.Time) error {
 	fmt.Fprintf(w, "Repository  %s\n", st.Repository)
 	if st.Head != nil {
 		fmt.Fprintf(w, "Head        %s %s (%s)\n", st.Head.Short(), st.Head.Subject(), st.Head.Author)
@@ -155,7 +155,7 @@ func lastLines(s string, n int) []string {
 	return lines[max(0, len(lines)-n):]
 }
 
-func inForce(st server.Status) string {
+func inForce(st api.Status) string {
 	if st.LastGood == nil {
 		return "no revision"
 	}

@@ -47,7 +47,7 @@ admin token is made (the machine's file permissions are the guard).`,
 				}
 				defer st.Close()
 				by := "local:" + envOr("USER", "unknown")
-				secret, t, err := auth.Create(cmd.Context(), st, user, description, by, d)
+				secret, t, err := auth.Create(cmd.Context(), st.Store, user, description, by, d)
 				if err != nil {
 					return withCode(ExitError, err)
 				}

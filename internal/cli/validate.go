@@ -11,7 +11,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/socle-dev/socle/internal/policy"
+	"github.com/socle-dev/socle/internal/runtime"
 	"github.com/socle-dev/socle/internal/spec"
+	"github.com/socle-dev/socle/internal/wiring"
 )
 
 func newValidateCmd(g *globals) *cobra.Command {
@@ -89,7 +91,8 @@ func dirArg(args []string) string {
 	return "."
 }
 
-// loadDir loads a platform repository from a directory; err is for a
+// loadDir loads a platform repository from a directory, as the server
+// loads a revision (wiring.Load, with socle's runtime types); err is for a
 // directory that cannot be read at all, problems for its content.
 func loadDir(dir string) (*spec.Repo, spec.Problems, error) {
 	st, err := os.Stat(dir)
@@ -99,7 +102,7 @@ func loadDir(dir string) (*spec.Repo, spec.Problems, error) {
 	if !st.IsDir() {
 		return nil, nil, withCode(ExitUsage, fmt.Errorf("%s is not a directory", dir))
 	}
-	repo, problems := spec.Load(dirFS(dir))
+	repo, problems := wiring.Load(dirFS(dir), runtimeTypes())
 	return repo, problems, nil
 }
 
@@ -134,6 +137,11 @@ func withPolicyProblems(dir string, repo *spec.Repo, problems spec.Problems) spe
 	})
 	return problems
 }
+
+// runtimeTypes are socle's runtime types, as far as a command that opens
+// none needs them: to check and decode environments' runtime blocks, to
+// render, to publish schemas.
+func runtimeTypes() *runtime.Registry { return wiring.Runtimes(wiring.RuntimeOptions{}) }
 
 func plural(n int) string {
 	if n == 1 {

@@ -113,3 +113,54 @@ func TestValidateAliasBomb(t *testing.T) {
 		t.Errorf("validate allocated %d MB", n>>20)
 	}
 }
+
+// setRuntimes replaces the runtime blocks of the demo's environments, in
+// order (dev at line 50, preprod 54, prod 61, sandbox 78), in a copy of it.
+func setRuntimes(t *testing.T, blocks ...string) string {
+	t.Helper()
+	dir := exampleCopy(t)
+	file := filepath.Join(dir, "socle.yaml")
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(b)
+	for _, block := range blocks {
+		if !strings.Contains(s, "runtime: {type: local}") {
+			t.Fatal("fewer environments than blocks")
+		}
+		s = strings.Replace(s, "runtime: {type: local}", "runtime: "+block, 1)
+	}
+	if err := os.WriteFile(file, []byte(strings.ReplaceAll(s, "runtime: {type: kept}", "runtime: {type: local}")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// TestValidateRuntimeBlocks: socle validate checks each environment's
+// runtime block with its registered type, and names the file, line and
+// field of every problem.
+func TestValidateRuntimeBlocks(t *testing.T) {
+	t.Parallel()
+	dir := setRuntimes(t, "{type: kept}", "{type: kubernetes, context: kind, namespace: alpenrose}",
+		"{type: kubernetes, context: kind, namespace: alpenrose, gateway: {name: public}}", "{type: terraform}")
+	out, _, code := run(t, "validate", dir)
+	if code != ExitProblems {
+		t.Errorf("exit code %d, want %d", code, ExitProblems)
+	}
+	for _, want := range []string{
+		`socle.yaml:61:79: environments[2].runtime.gateway.domain: missing required field "domain"`,
+		`socle.yaml:78:21: environments[3].runtime.type: terraform is not a runtime`,
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("want %q in:\n%s", want, out)
+		}
+	}
+	// Fixed, the two clusters' namespaces are checked together.
+	dir = setRuntimes(t, "{type: kept}", "{type: kubernetes, context: kind, namespace: alpenrose}",
+		"{type: kubernetes, context: kind, namespace: alpenrose, gateway: {name: public, domain: shop.example.com}}")
+	out, _, _ = run(t, "validate", dir)
+	if want := `socle.yaml:61:59: environments[2].runtime.namespace: environment "preprod" already runs in namespace "alpenrose" of context "kind"`; !strings.Contains(out, want) {
+		t.Errorf("want %q in:\n%s", want, out)
+	}
+}

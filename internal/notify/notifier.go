@@ -91,9 +91,12 @@ type Options struct {
 // Notifier sends events to the notification targets of the platform in
 // force. Its methods are safe for concurrent use.
 //
-// Lifecycle: New resumes the spooled deliveries and starts delivering;
-// SetPlatform swaps the targets when a new revision is in force; Close stops
-// delivering, leaving what is pending in the spool for the next Notifier.
+// Lifecycle: New resumes the spooled deliveries; Run delivers while it runs
+// (while the process holds the lease of the notifications, so that two
+// socle processes never send one twice), and Notify queues and spools
+// whether it runs or not; SetPlatform swaps the targets when a new
+// revision is in force; Close stops delivering, leaving what is pending in
+// the spool for the next Notifier.
 type Notifier struct {
 	log     *slog.Logger
 	events  EventLog
@@ -107,14 +110,15 @@ type Notifier struct {
 	ready  chan struct{} // closed by the first platform
 	once   sync.Once
 
-	ctx  context.Context // ends at Close
+	ctx  context.Context // Run's: ends when Run's does, or at Close
 	stop context.CancelFunc
-	wg   sync.WaitGroup
+	wg   sync.WaitGroup // the workers of Run
 
-	mu     sync.Mutex // guards what follows, the queues' items, and spool writes of new deliveries
-	closed bool
-	queues map[string]*queue
-	lastID int64
+	mu      sync.Mutex // guards what follows, the queues' items, and spool writes of new deliveries
+	closed  bool
+	running bool // Run runs: each queue has its worker
+	queues  map[string]*queue
+	lastID  int64
 }
 
 // routes is a platform's notification settings, indexed.
@@ -169,7 +173,6 @@ func New(opts Options) (*Notifier, error) {
 		ready:  make(chan struct{}),
 		queues: map[string]*queue{},
 	}
-	n.ctx, n.stop = context.WithCancel(context.Background())
 	n.SetPlatform(opts.Platform)
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -285,17 +288,50 @@ func (n *Notifier) enqueue(target string, ev Event) error {
 	return nil
 }
 
-// queueLocked returns target's queue, creating it and its worker if needed.
-// n.mu is held and n is not closed.
+// queueLocked returns target's queue, creating it, and its worker while
+// Run runs, if needed. n.mu is held and n is not closed.
 func (n *Notifier) queueLocked(target string) *queue {
 	q := n.queues[target]
 	if q == nil {
 		q = &queue{target: target, wake: make(chan struct{}, 1)}
 		n.queues[target] = q
+		if n.running {
+			n.wg.Add(1)
+			go n.work(q)
+		}
+	}
+	return q
+}
+
+// Run delivers what is queued, and what is queued meanwhile, until ctx ends
+// or Close; what is not delivered then stays queued and spooled, for the
+// next Run or the next Notifier. An attempt in flight when it ends is
+// abandoned and not counted. One Run at a time.
+func (n *Notifier) Run(ctx context.Context) error {
+	n.mu.Lock()
+	switch {
+	case n.closed:
+		n.mu.Unlock()
+		return ErrClosed
+	case n.running:
+		n.mu.Unlock()
+		return errors.New("notify: Run runs already")
+	}
+	rctx, stop := context.WithCancel(ctx)
+	n.ctx, n.stop = rctx, stop
+	n.running = true
+	for _, q := range n.queues {
 		n.wg.Add(1)
 		go n.work(q)
 	}
-	return q
+	n.mu.Unlock()
+	<-rctx.Done()
+	stop()
+	n.wg.Wait()
+	n.mu.Lock()
+	n.running = false
+	n.mu.Unlock()
+	return nil
 }
 
 // push adds d to q; n.mu is held.
@@ -317,8 +353,11 @@ func (n *Notifier) Close() error {
 		return nil
 	}
 	n.closed = true
+	stop := n.stop
 	n.mu.Unlock()
-	n.stop()
+	if stop != nil {
+		stop()
+	}
 	n.wg.Wait()
 	n.client.CloseIdleConnections()
 	return nil

@@ -114,6 +114,7 @@ func start(t *testing.T, dir string, p *spec.Platform, edit func(*Options)) *har
 	if err != nil {
 		t.Fatal(err)
 	}
+	go n.Run(context.Background()) // until Close
 	t.Cleanup(func() { n.Close() })
 	h.Notifier = n
 	return h
@@ -593,5 +594,61 @@ func TestSpoolSetsAsideWhatItCannotRead(t *testing.T) {
 	}
 	if !strings.Contains(h.logs.String(), "unreadable pending notification") {
 		t.Errorf("nothing logged:\n%s", h.logs.String())
+	}
+}
+
+// TestDeliversOnlyWhileRunRuns: a Notifier whose Run does not run (its
+// process does not hold the lease of the notifications) queues and spools
+// what it is told and sends nothing; Run sends it; once Run's context
+// ends, what comes next waits in the spool for the next Run.
+func TestDeliversOnlyWhileRunRuns(t *testing.T) {
+	r := newReceiver(t, nil)
+	dir := filepath.Join(t.TempDir(), "notify")
+	n, err := New(Options{Dir: dir, Platform: platform([]string{"hook"}, nil, target("hook", TypeWebhook, r.URL)), Retry: fast,
+		Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	h := &harness{Notifier: n, dir: dir}
+	if err := n.Notify(t.Context(), deploy(DeploySucceeded, "dev")); err != nil {
+		t.Fatal(err)
+	}
+	if got := len(h.spooled(t)); got != 1 || len(r.requests()) != 0 {
+		t.Fatalf("without Run: %d spooled, %d sent; want 1 and 0", got, len(r.requests()))
+	}
+
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- n.Run(ctx) }()
+	h.idle(t)
+	if got := len(r.requests()); got != 1 {
+		t.Fatalf("Run sent %d requests, want 1", got)
+	}
+	if err := n.Run(t.Context()); err == nil {
+		t.Error("a second Run ran beside the first")
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run = %v, want nil when its context ends", err)
+	}
+
+	if err := n.Notify(t.Context(), deploy(DeployFailed, "dev")); err != nil {
+		t.Fatal(err)
+	}
+	if got := len(h.spooled(t)); got != 1 {
+		t.Fatalf("after Run ended: %d spooled, want the new delivery", got)
+	}
+	go func() { done <- n.Run(t.Context()) }()
+	h.idle(t)
+	if got := r.kinds(); len(got) != 2 || got[1] != string(DeployFailed) {
+		t.Errorf("received %v, want the second delivery once Run ran again", got)
+	}
+	n.Close()
+	if err := <-done; err != nil {
+		t.Errorf("Run after Close = %v", err)
+	}
+	if err := n.Run(t.Context()); !errors.Is(err, ErrClosed) {
+		t.Errorf("Run after Close = %v, want ErrClosed", err)
 	}
 }

@@ -6,7 +6,7 @@
 // errors, latency and requests in flight (Prometheus metrics, and in-process
 // [Snapshot]s for canary analysis and autoscaling). An app's primary service
 // port is served on "<app>.<env>.localhost" and each of its other named ports
-// on "<port>.<app>.<env>.localhost" (see [RouteName] and [PrimaryPort]); the
+// on "<port>.<app>.<env>.localhost" (see [RouteName] and spec.PrimaryPort); the
 // port in the Host header is ignored. The route table is saved to a file
 // after each change and restored at start, so that routing survives a
 // restart of socle.

@@ -516,6 +516,18 @@ type RouteStatus struct {
 	Backends []BackendStatus
 }
 
+// Route returns the configuration of the route name as it is served now,
+// and whether there is one.
+func (p *Proxy) Route(name string) (Route, bool) {
+	e := p.table.Load().routes[name]
+	if e == nil {
+		return Route{}, false
+	}
+	r := e.config
+	r.Backends = slices.Clone(r.Backends)
+	return r, true
+}
+
 // Routes returns the routes served now, sorted by name.
 func (p *Proxy) Routes() []RouteStatus {
 	t := p.table.Load()

@@ -3,6 +3,7 @@ package proxy
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -11,6 +12,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -167,18 +169,6 @@ func TestRouteNames(t *testing.T) {
 	}
 	if got := RouteName("web", "dev", "admin"); got != "admin.web.dev" {
 		t.Errorf("named: %q", got)
-	}
-	for _, tt := range []struct {
-		ports []string
-		want  string
-	}{
-		{nil, ""},
-		{[]string{"metrics", "http"}, "http"},
-		{[]string{"web", "admin"}, "admin"},
-	} {
-		if got := PrimaryPort(tt.ports); got != tt.want {
-			t.Errorf("PrimaryPort(%q) = %q, want %q", tt.ports, got, tt.want)
-		}
 	}
 }
 
@@ -991,5 +981,36 @@ func BenchmarkProxy(b *testing.B) {
 		}
 		io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
+	}
+}
+
+// TestSnapshotJSON: a snapshot read back from JSON gives the same interval
+// counts as the one written: a canary's baseline persisted across a restart
+// of socle measures the same.
+func TestSnapshotJSON(t *testing.T) {
+	base := Snapshot{Requests: 100, Errors: 2, latencySum: 3 * time.Second, hist: make([]uint64, histBuckets), InFlight: 7, Backends: 2}
+	base.hist[bucketOf(time.Millisecond)] = 98
+	base.hist[bucketOf(300*time.Millisecond)] = 2
+	now := Snapshot{Requests: 150, Errors: 12, latencySum: 9 * time.Second, hist: slices.Clone(base.hist)}
+	now.hist[bucketOf(300*time.Millisecond)] += 50
+	b, err := json.Marshal(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back Snapshot
+	if err := json.Unmarshal(b, &back); err != nil {
+		t.Fatal(err)
+	}
+	want, got := now.Since(base), now.Since(back)
+	if got.Requests != 50 || got.Errors != 10 || got.P95 != want.P95 || got.P95 < 300*time.Millisecond || !slices.Equal(got.hist, want.hist) {
+		t.Errorf("interval from the snapshot read back: %+v, want %+v", got, want)
+	}
+	if back.InFlight != 0 || back.Backends != 0 {
+		t.Errorf("instant figures persisted: %+v", back)
+	}
+	for _, bad := range []string{`{"hist":{"99999":1}}`, `{"requests":"x"}`} {
+		if err := json.Unmarshal([]byte(bad), &back); err == nil {
+			t.Errorf("%s read without error", bad)
+		}
 	}
 }

@@ -87,27 +87,13 @@ func (h HealthCheck) withDefaults() HealthCheck {
 
 // RouteName returns the name of the route that serves a port of app in env:
 // "<app>.<env>" when port is empty, for the app's primary port (see
-// [PrimaryPort]), reached on <app>.<env>.localhost; "<port>.<app>.<env>" for
+// [spec.PrimaryPort]), reached on <app>.<env>.localhost; "<port>.<app>.<env>" for
 // any other named port, reached on <port>.<app>.<env>.localhost.
 func RouteName(app, env, port string) string {
 	if port == "" {
 		return app + "." + env
 	}
 	return port + "." + app + "." + env
-}
-
-// PrimaryPort chooses which of a service's named ports is served on
-// <app>.<env>.localhost: the one named "http" if any, otherwise the first name
-// in sorted order; "" when there are none. Score keeps ports in a map, so a
-// rule that does not depend on order is needed.
-func PrimaryPort(ports []string) string {
-	if len(ports) == 0 {
-		return ""
-	}
-	if slices.Contains(ports, "http") {
-		return "http"
-	}
-	return slices.Min(ports)
 }
 
 // validate reports the first problem with r, naming the field.

@@ -1,6 +1,8 @@
 package proxy
 
 import (
+	"encoding/json"
+	"fmt"
 	"math"
 	"math/bits"
 	"net/http"
@@ -170,4 +172,46 @@ func bucketUpper(i int) time.Duration {
 	e := (i-histLinear)/histSub + 5
 	sub := (i - histLinear) % histSub
 	return time.Duration(uint64(histSub+sub+1)<<(e-4)) * time.Microsecond
+}
+
+// snapshotJSON is what a Snapshot keeps of its counts when persisted: a
+// canary step's analysis baseline outlives socle. In-flight requests and
+// backends are of the instant and are not kept; the histogram is kept
+// sparse, bucket by count.
+type snapshotJSON struct {
+	Requests   uint64         `json:"requests"`
+	Errors     uint64         `json:"errors"`
+	LatencySum time.Duration  `json:"latencySum"`
+	Hist       map[int]uint64 `json:"hist,omitempty"`
+}
+
+// MarshalJSON keeps the counts of s (see [Snapshot.Since]).
+func (s Snapshot) MarshalJSON() ([]byte, error) {
+	j := snapshotJSON{Requests: s.Requests, Errors: s.Errors, LatencySum: s.latencySum}
+	for i, n := range s.hist {
+		if n > 0 {
+			if j.Hist == nil {
+				j.Hist = map[int]uint64{}
+			}
+			j.Hist[i] = n
+		}
+	}
+	return json.Marshal(j)
+}
+
+// UnmarshalJSON reads what MarshalJSON wrote.
+func (s *Snapshot) UnmarshalJSON(b []byte) error {
+	var j snapshotJSON
+	if err := json.Unmarshal(b, &j); err != nil {
+		return err
+	}
+	*s = Snapshot{Requests: j.Requests, Errors: j.Errors, latencySum: j.LatencySum, hist: make([]uint64, histBuckets)}
+	for i, n := range j.Hist {
+		if i < 0 || i >= histBuckets {
+			return fmt.Errorf("snapshot: latency bucket %d out of range", i)
+		}
+		s.hist[i] = n
+	}
+	s.P95 = s.Quantile(0.95)
+	return nil
 }

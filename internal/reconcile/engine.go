@@ -1,169 +1,128 @@
 package reconcile
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"sync"
 	"time"
 
-	"github.com/socle-dev/socle/internal/plan"
-	"github.com/socle-dev/socle/internal/proxy"
-	"github.com/socle-dev/socle/internal/runtime"
+	"github.com/socle-dev/socle/internal/clock"
 	"github.com/socle-dev/socle/internal/store"
+	"github.com/socle-dev/socle/internal/unit"
 )
-
-// Router is the part of the proxy the engine drives.
-type Router interface {
-	SetRoute(ctx context.Context, r proxy.Route) error
-	DeleteRoute(ctx context.Context, name string) error
-	Stats(route, version string) proxy.Snapshot
-	Routes() []proxy.RouteStatus
-}
-
-// Images builds and unpacks the images units run.
-type Images interface {
-	// Build returns the artifact of a unit's app at the unit's revision,
-	// the digest its release records, building the app's image only if it
-	// was never built. progress, when not nil, is told the build log's
-	// last line while a build command runs (never for an image built
-	// before); it must not block.
-	Build(ctx context.Context, u plan.Unit, progress func(line string)) (digest string, err error)
-	// Pins returns the image digest each container of u runs in the
-	// release whose artifact is digest (what Build returned): a release is
-	// one digest, and its containers may run different images. A container
-	// it leaves out runs its image as the Score file writes it.
-	Pins(ctx context.Context, u plan.Unit, digest string) (map[string]string, error)
-	// Unpack returns the unpacked filesystem and configuration of the
-	// image of a container whose Score image is image ("." for socle's
-	// build), pinned to digest ("" for the image as written).
-	Unpack(ctx context.Context, image, digest string) (Image, error)
-}
-
-// Image is an unpacked image, ready for a runtime that runs host executables.
-type Image struct {
-	Root       string
-	Entrypoint []string
-	Cmd        []string
-	Env        []string // KEY=value
-	WorkingDir string
-}
 
 // Config wires an Engine.
 type Config struct {
-	Store  store.Store
-	Driver runtime.Driver
-	Router Router
-	Images Images
+	// Store keeps each unit's operation in progress, failure and status.
+	Store store.Store
+	// Kinds are the kinds of unit the engine converges; their IDs are
+	// unique.
+	Kinds  []Kind
 	Logger *slog.Logger
-	// Resync is how often every unit is observed again without a trigger.
+	// Clock is the engine's time: requeues, resyncs and what kinds read
+	// in Unit.Now. The system's when nil.
+	Clock clock.Clock
+	// Resync is how often every unit is looked at again without a trigger.
 	Resync time.Duration
-	// ProgressDeadline bounds how long new replicas may take to be ready.
-	ProgressDeadline time.Duration
-	// Secret derives the credentials of locally provided resources.
-	Secret []byte
-	// Scale says how the autoscaler sizes units; zero values mean defaults.
-	Scale ScalePolicy
-	// Keep reports whether an environment keeps apps removed from Git
-	// running (prune: false); nil means every environment prunes.
+	// Keep reports whether an environment keeps what was removed from Git
+	// running (prune: false): such units are Orphaned, not pruned. Nil
+	// means every environment prunes.
 	Keep func(env string) bool
-	// Notes returns the release notes of a release of app that moves from
-	// one revision to another (a JSON document), nil if none.
-	Notes func(ctx context.Context, app, from, to string) json.RawMessage
-	// OnRelease is told when a rollout starts and when it ends.
-	OnRelease func(ReleaseEvent)
-	// SelfHeal reports whether drift in an environment is corrected (the
-	// default) or only reported.
-	SelfHeal func(env string) bool
-	// OnDrift is told when what runs differs from what Git says, and
-	// whether it was corrected.
-	OnDrift func(app, env, what string, corrected bool)
-	// Units, when set, gives the environments whose runtime runs whole
-	// units (Kubernetes) their driver; the others run on Driver.
-	Units UnitRuntimes
 	// OnPhase is told when a unit's phase changes (a unit that becomes
 	// Synced may open a promotion gate); it must not block.
 	OnPhase func(UnitStatus)
-	// Author names who a release of a unit is for: the author of the
-	// commit that set its desired state (a promotion's, a rollback's, or
-	// the one that changed the app). Empty when unknown.
-	Author func(ctx context.Context, app, env string) string
-	// Now is the engine's clock; time.Now when nil. Tests move it to see
-	// backoffs end.
-	Now func() time.Time
+	// Redact, when set, removes secret values from a status (a JSON
+	// document) before it is persisted.
+	Redact func([]byte) []byte
 }
 
-// ReleaseEvent is a rollout starting or finishing.
-type ReleaseEvent struct {
-	Release store.Release
-	Phase   string // "started" or "finished"
-}
-
-func (e *Engine) now() time.Time {
-	if e.cfg.Now == nil { // an Engine made without New, in a test
-		return time.Now()
-	}
-	return e.cfg.Now()
-}
-
-func (e *Engine) emit(ev ReleaseEvent) {
-	if e.cfg.OnRelease != nil {
-		e.cfg.OnRelease(ev)
-	}
-}
-
-// Engine reconciles every unit.
+// Engine keeps every unit converged on its desired state, one worker per
+// unit, and persists what the units' kinds save and report.
 type Engine struct {
-	cfg Config
-	log *slog.Logger
+	cfg   Config
+	log   *slog.Logger
+	clock clock.Clock
+	kinds map[string]Kind
 
-	mu      sync.Mutex
-	units   map[plan.Key]*worker
-	blocked map[plan.Key]Block
-	adopted map[runtime.UnitDriver]bool // unit drivers whose units were looked for
-	ctx     context.Context
-	wg      sync.WaitGroup
-	stopped bool
+	mu         sync.Mutex
+	units      map[unit.Key]*worker
+	dependents map[unit.Key][]unit.Key // who depends on each unit, from the units' last desired states
+	blocked    map[unit.Key]Block
+	applied    bool // Apply ran: a unit without desired state is one removed, not one not read yet
+	ctx        context.Context
+	wg         sync.WaitGroup
+	stopped    bool
+
+	// The status writer: statuses that changed since they were last
+	// persisted, written in batches.
+	dmu    sync.Mutex // guards dirty
+	dirty  map[unit.Key]UnitStatus
+	dirtyc chan struct{}
+	wmu    sync.Mutex // held while statuses are written or a record deleted: a record deleted is not written again
 }
 
-// New returns an engine; Run starts it.
-func New(cfg Config) *Engine {
+// New returns an engine; Start and Run start it.
+func New(cfg Config) (*Engine, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
 	if cfg.Resync <= 0 {
 		cfg.Resync = 10 * time.Second
 	}
-	if cfg.ProgressDeadline <= 0 {
-		cfg.ProgressDeadline = 2 * time.Minute
+	e := &Engine{cfg: cfg, log: cfg.Logger, clock: clock.Or(cfg.Clock), kinds: map[string]Kind{},
+		units: map[unit.Key]*worker{}, dirty: map[unit.Key]UnitStatus{}, dirtyc: make(chan struct{}, 1)}
+	for _, k := range cfg.Kinds {
+		if _, dup := e.kinds[k.ID()]; dup || k.ID() == "" {
+			return nil, fmt.Errorf("unit kind %q registered twice, or without an ID", k.ID())
+		}
+		e.kinds[k.ID()] = k
 	}
-	cfg.Scale = cfg.Scale.withDefaults()
-	return &Engine{cfg: cfg, log: cfg.Logger, units: map[plan.Key]*worker{}, adopted: map[runtime.UnitDriver]bool{}}
+	return e, nil
 }
 
-// Recover takes back the replicas an earlier socle left running, so that
-// nothing healthy is restarted and nothing is started twice. Call it before
-// Run.
-func (e *Engine) Recover(ctx context.Context) error {
-	sts, err := e.cfg.Driver.List(ctx)
+// Start reads what the engine persisted of each unit and lets each kind
+// report the units that exist, so that those removed from the desired
+// state meanwhile are pruned once Apply has run. Call it once, before Run.
+func (e *Engine) Start(ctx context.Context) error {
+	states, err := e.cfg.Store.UnitStates(ctx)
 	if err != nil {
-		return fmt.Errorf("listing replicas: %w", err)
+		return fmt.Errorf("reading the units' states: %w", err)
 	}
-	var errs []error
-	for _, st := range sts {
-		if st.State == runtime.Detached || st.State == runtime.Lost {
-			if err := e.cfg.Driver.Recover(ctx, st.Handle); err != nil && !errors.Is(err, runtime.ErrNotFound) {
-				errs = append(errs, fmt.Errorf("recovering %s: %w", st.Ref, err))
-			}
+	e.mu.Lock()
+	for _, s := range states {
+		k := unit.Key{Kind: s.Kind, Name: s.Name, Env: s.Env}
+		if e.kinds[k.Kind] == nil {
+			e.log.Warn("a unit of a kind this socle does not know", "unit", k.String())
+			continue
 		}
+		w := e.workerLocked(k)
+		w.u.Operation, w.u.Failed = s.Operation, s.Failed
+		var st UnitStatus
+		if len(s.Status) > 0 && json.Unmarshal(s.Status, &st) == nil {
+			st.Kind, st.App, st.Env = k.Kind, k.Name, k.Env
+			w.status, w.persisted = st, st
+		}
+	}
+	e.mu.Unlock()
+	var errs []error
+	for _, id := range slices.Sorted(maps.Keys(e.kinds)) {
+		keys, err := e.kinds[id].Start(ctx, e)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("starting the %s units: %w", id, err))
+		}
+		e.Adopt(keys...)
 	}
 	return errors.Join(errs...)
 }
 
-// Run keeps the units converged until ctx ends.
+// Run keeps the units converged until ctx ends, then persists the
+// statuses not written yet.
 func (e *Engine) Run(ctx context.Context) {
 	e.mu.Lock()
 	e.ctx = ctx
@@ -171,168 +130,80 @@ func (e *Engine) Run(ctx context.Context) {
 		e.startLocked(w)
 	}
 	e.mu.Unlock()
-	events := e.cfg.Driver.Watch(ctx)
-	// Units that autoscale are looked at every second, so that the scaler
-	// reacts to load within its cool-down rather than at the next resync.
-	scale := time.NewTicker(time.Second)
-	defer scale.Stop()
-	for {
-		select {
-		case <-scale.C:
-			e.mu.Lock()
-			ws := make([]*worker, 0, len(e.units))
-			for _, w := range e.units {
-				ws = append(ws, w)
-			}
-			e.mu.Unlock()
-			// runsUnits asks the wiring, which has locks of its own:
-			// never under e.mu.
-			for _, w := range ws {
-				w.mu.Lock()
-				d := w.desired
-				w.mu.Unlock()
-				// Units on a unit driver have the engine's autoscaler
-				// (Kubernetes' HorizontalPodAutoscaler) instead.
-				if d != nil && d.Replicas.Max > d.Replicas.Min && !e.runsUnits(d.Env) {
-					w.kick()
-				}
-			}
-		case <-ctx.Done():
-			e.mu.Lock()
-			e.stopped = true
-			e.mu.Unlock()
-			e.wg.Wait()
-			return
-		case ev, ok := <-events:
-			if !ok {
-				events = nil
-				continue
-			}
-			// A replica that exits or stops being ready is a reason to look
-			// at its unit now rather than at the next resync.
-			e.Trigger(ev.Status.Ref.App, ev.Status.Ref.Env)
-		}
-	}
+	written := make(chan struct{})
+	go func() { e.writeStatuses(ctx); close(written) }()
+	<-ctx.Done()
+	e.mu.Lock()
+	e.stopped = true
+	e.mu.Unlock()
+	e.wg.Wait()
+	<-written
+	// What the last passes reported, written after the writer stopped.
+	flush, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	e.flushStatuses(flush)
 }
 
-// Apply makes units the desired state: new and changed units converge to
-// it, units no longer there are pruned.
-func (e *Engine) Apply(units []plan.Unit) {
-	// After the unlock below: adoption asks the wiring, which has locks of
-	// its own.
-	defer e.adoptUnits()
+// Apply makes units the desired state: new and changed units converge on
+// it; units no longer there are pruned, after the units that depend on
+// them.
+func (e *Engine) Apply(units []unit.Desired) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	seen := make(map[plan.Key]bool, len(units))
-	for _, u := range units {
-		k := u.Key()
-		seen[k] = true
-		w := e.units[k]
-		if w == nil {
-			w = newWorker(e, k)
-			e.units[k] = w
-			if e.ctx != nil {
-				e.startLocked(w)
-			}
+	e.applied = true
+	seen := make(map[unit.Key]bool, len(units))
+	for i := range units {
+		d := &units[i]
+		if e.kinds[d.Kind] == nil {
+			e.log.Error("a desired unit of an unknown kind", "unit", d.Key.String())
+			continue
 		}
-		w.setDesired(&u)
+		seen[d.Key] = true
+		e.workerLocked(d.Key).setDesired(d)
 	}
 	for k, w := range e.units {
 		if !seen[k] {
 			w.setDesired(nil)
 		}
 	}
+	e.indexLocked()
 }
 
-// Adopt makes the engine watch units that are no longer desired but may
-// still run (found in the runtimes at start: replicas of the driver,
-// inventories of the unit drivers), so that they are pruned.
-func (e *Engine) Adopt(ctx context.Context) error {
-	sts, err := e.cfg.Driver.List(ctx)
-	if err != nil {
-		return err
-	}
-	keys := make([]plan.Key, 0, len(sts))
-	for _, st := range sts {
-		keys = append(keys, plan.Key{App: st.Ref.App, Env: st.Ref.Env})
-	}
-	var errs []error
-	if e.cfg.Units != nil {
-		for _, ud := range e.cfg.Units.All() {
-			us, err := ud.Units(ctx)
-			if err != nil {
-				errs = append(errs, err)
-				continue
-			}
-			e.mu.Lock()
-			e.adopted[ud] = true
-			e.mu.Unlock()
-			for _, u := range us {
-				keys = append(keys, plan.Key{App: u.App, Env: u.Env})
-			}
+// indexLocked rebuilds who depends on whom from the units' desired states
+// (and, for units removed, the last one they had).
+func (e *Engine) indexLocked() {
+	e.dependents = map[unit.Key][]unit.Key{}
+	for k, w := range e.units {
+		for _, d := range w.dependsOn() {
+			e.dependents[d] = append(e.dependents[d], k)
 		}
 	}
-	e.adoptKeys(keys)
-	return errors.Join(errs...)
 }
 
-// adoptKeys makes the engine watch the units of keys it does not know, as
-// units removed from Git.
-func (e *Engine) adoptKeys(keys []plan.Key) {
+// workerLocked returns the worker of k, made (and started, once the
+// engine runs) if it has none.
+func (e *Engine) workerLocked(k unit.Key) *worker {
+	w := e.units[k]
+	if w == nil {
+		w = newWorker(e, k, e.kinds[k.Kind])
+		e.units[k] = w
+		if e.ctx != nil {
+			e.startLocked(w)
+		}
+	}
+	return w
+}
+
+// Adopt makes the engine watch units that exist but that it may not know
+// of: those not desired are pruned once Apply has run.
+func (e *Engine) Adopt(keys ...unit.Key) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	for _, k := range keys {
-		if e.units[k] == nil {
-			w := newWorker(e, k)
-			w.setDesired(nil)
-			e.units[k] = w
-			if e.ctx != nil {
-				e.startLocked(w)
-			}
+		if e.kinds[k.Kind] != nil && e.units[k] == nil {
+			e.workerLocked(k).setDesired(nil)
 		}
 	}
-}
-
-// adoptUnits adopts the units of unit drivers not looked at yet. The
-// wiring opens unit drivers for the environments of a revision, which
-// socle reads after Adopt ran at start: without this, a unit removed from
-// Git while socle was stopped would never be found, nor pruned.
-func (e *Engine) adoptUnits() {
-	if e.cfg.Units == nil {
-		return
-	}
-	for _, ud := range e.cfg.Units.All() {
-		e.mu.Lock()
-		done := e.adopted[ud]
-		e.adopted[ud] = true
-		e.mu.Unlock()
-		if done {
-			continue
-		}
-		go func() {
-			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-			defer cancel()
-			us, err := ud.Units(ctx)
-			if err != nil {
-				e.log.Warn("listing the units of a runtime", "runtime", ud.Name(), "err", err)
-				e.mu.Lock()
-				delete(e.adopted, ud) // looked for again at the next desired state
-				e.mu.Unlock()
-				return
-			}
-			keys := make([]plan.Key, 0, len(us))
-			for _, u := range us {
-				keys = append(keys, plan.Key{App: u.App, Env: u.Env})
-			}
-			e.adoptKeys(keys)
-		}()
-	}
-}
-
-// runsUnits reports whether env's units run on a unit driver.
-func (e *Engine) runsUnits(env string) bool {
-	ud, err := e.unitDriver(env)
-	return ud != nil && err == nil
 }
 
 func (e *Engine) startLocked(w *worker) {
@@ -344,9 +215,9 @@ func (e *Engine) startLocked(w *worker) {
 }
 
 // SetBlocked says which units a policy or gate blocks, and why; the others
-// are not blocked. A blocked unit keeps running what it ran and reports
-// Blocked with the reason.
-func (e *Engine) SetBlocked(blocked map[plan.Key]Block) {
+// are not blocked. A blocked unit keeps what it runs, and reports Blocked
+// with the reason.
+func (e *Engine) SetBlocked(blocked map[unit.Key]Block) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.blocked = blocked
@@ -355,86 +226,180 @@ func (e *Engine) SetBlocked(blocked map[plan.Key]Block) {
 	}
 }
 
-func (e *Engine) blockedReason(k plan.Key) (Block, bool) {
+func (e *Engine) blockedReason(k unit.Key) (Block, bool) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	b, ok := e.blocked[k]
 	return b, ok
 }
 
-// forget drops a pruned unit.
-func (e *Engine) forget(k plan.Key) {
+// Trigger asks for a unit to be looked at now.
+func (e *Engine) Trigger(k unit.Key) {
 	e.mu.Lock()
-	defer e.mu.Unlock()
-	if w := e.units[k]; w != nil {
-		w.mu.Lock()
-		gone := w.desired == nil
-		w.mu.Unlock()
-		if gone {
-			delete(e.units, k)
-		}
-	}
-}
-
-// Trigger asks a unit to converge now.
-func (e *Engine) Trigger(app, env string) {
-	e.mu.Lock()
-	w := e.units[plan.Key{App: app, Env: env}]
+	w := e.units[k]
 	e.mu.Unlock()
 	if w != nil {
 		w.kick()
 	}
 }
 
-// Status reports every unit, ordered by environment then app.
+// kickDependents asks the units that depend on k to look again: k became
+// Synced.
+func (e *Engine) kickDependents(k unit.Key) {
+	e.mu.Lock()
+	ws := make([]*worker, 0, len(e.dependents[k]))
+	for _, d := range e.dependents[k] {
+		if w := e.units[d]; w != nil {
+			ws = append(ws, w)
+		}
+	}
+	e.mu.Unlock()
+	for _, w := range ws {
+		w.kick()
+	}
+}
+
+// unsynced returns a unit of deps that is not Synced, if any.
+func (e *Engine) unsynced(deps []unit.Key) (unit.Key, bool) {
+	for _, d := range deps {
+		e.mu.Lock()
+		w := e.units[d]
+		e.mu.Unlock()
+		if w == nil || w.snapshot().Phase != Synced {
+			return d, true
+		}
+	}
+	return unit.Key{}, false
+}
+
+// remaining returns a unit that depends on k and still exists, if any: k
+// is pruned after it.
+func (e *Engine) remaining(k unit.Key) (unit.Key, bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, d := range e.dependents[k] {
+		if e.units[d] != nil {
+			return d, true
+		}
+	}
+	return unit.Key{}, false
+}
+
+// forget drops a pruned unit and its record, and reports whether it did:
+// a unit desired again meanwhile stays. The record goes first, so that a
+// unit no longer listed has no record either.
+func (e *Engine) forget(ctx context.Context, w *worker) (bool, error) {
+	if !w.undesired() {
+		return false, nil
+	}
+	e.wmu.Lock()
+	e.dmu.Lock()
+	delete(e.dirty, w.key)
+	e.dmu.Unlock()
+	err := e.cfg.Store.DeleteUnitState(ctx, w.key.Kind, w.key.Name, w.key.Env)
+	e.wmu.Unlock()
+	if err != nil {
+		return false, err
+	}
+	e.mu.Lock()
+	if !w.undesired() { // desired again meanwhile: its next status makes a record again
+		e.mu.Unlock()
+		return false, nil
+	}
+	delete(e.units, w.key)
+	e.indexLocked()
+	e.mu.Unlock()
+	for _, d := range w.dependsOn() {
+		e.Trigger(d) // may be waiting to be pruned after this one
+	}
+	return true, nil
+}
+
+func (e *Engine) isApplied() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.applied
+}
+
+// Status reports every unit, ordered by environment, name and kind.
 func (e *Engine) Status() []UnitStatus {
 	e.mu.Lock()
-	ws := make([]*worker, 0, len(e.units))
-	for _, w := range e.units {
-		ws = append(ws, w)
-	}
+	ws := slices.Collect(maps.Values(e.units))
 	e.mu.Unlock()
 	out := make([]UnitStatus, 0, len(ws))
 	for _, w := range ws {
 		out = append(out, w.snapshot())
 	}
-	slices.SortFunc(out, func(a, b UnitStatus) int {
-		if a.Env != b.Env {
-			return compare(a.Env, b.Env)
-		}
-		return compare(a.App, b.App)
-	})
+	slices.SortFunc(out, func(a, b UnitStatus) int { return a.Key().Compare(b.Key()) })
 	return out
 }
 
-// Wait blocks until every unit has converged (no rollout in progress and the
-// last pass succeeded or failed for good), or ctx ends.
-func (e *Engine) Wait(ctx context.Context) error {
-	for {
-		busy := false
-		for _, s := range e.Status() {
-			if s.Phase == Progressing || s.Phase == Pending || s.Phase == Building {
-				busy = true
-				break
-			}
-		}
-		if !busy {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(20 * time.Millisecond):
-		}
+// markDirty queues a status that changed for the writer.
+func (e *Engine) markDirty(s UnitStatus) {
+	e.dmu.Lock()
+	e.dirty[s.Key()] = s
+	e.dmu.Unlock()
+	select {
+	case e.dirtyc <- struct{}{}:
+	default:
 	}
 }
 
-func compare(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
+// writeStatuses persists the statuses that changed, a batch at a time: a
+// pass never waits for a status to be written, and what many passes
+// report at once is written in one transaction.
+func (e *Engine) writeStatuses(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-e.dirtyc:
+		}
+		e.flushStatuses(ctx)
 	}
-	return 0
+}
+
+func (e *Engine) flushStatuses(ctx context.Context) {
+	e.wmu.Lock()
+	defer e.wmu.Unlock()
+	e.dmu.Lock()
+	dirty := e.dirty
+	e.dirty = map[unit.Key]UnitStatus{}
+	e.dmu.Unlock()
+	if len(dirty) == 0 {
+		return
+	}
+	batch := make([]store.UnitState, 0, len(dirty))
+	for k, s := range dirty {
+		b, err := json.Marshal(s)
+		if err != nil {
+			continue
+		}
+		if e.cfg.Redact != nil {
+			b = e.cfg.Redact(b)
+		}
+		batch = append(batch, store.UnitState{Kind: k.Kind, Name: k.Name, Env: k.Env, Status: b})
+	}
+	if err := e.cfg.Store.PutUnitStatuses(ctx, batch); err != nil {
+		if ctx.Err() == nil {
+			e.log.Warn("persisting the units' statuses", "units", len(batch), "err", err)
+		}
+		// Written with the next batch, unless a newer status is.
+		e.dmu.Lock()
+		for k, s := range dirty {
+			if _, newer := e.dirty[k]; !newer {
+				e.dirty[k] = s
+			}
+		}
+		e.dmu.Unlock()
+	}
+}
+
+// sameStatus reports whether a and b say the same, whenever they were
+// said.
+func sameStatus(a, b UnitStatus) bool {
+	a.UpdatedAt, b.UpdatedAt = time.Time{}, time.Time{}
+	ja, err1 := json.Marshal(a)
+	jb, err2 := json.Marshal(b)
+	return err1 == nil && err2 == nil && bytes.Equal(ja, jb)
 }

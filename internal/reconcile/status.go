@@ -1,6 +1,10 @@
 package reconcile
 
-import "time"
+import (
+	"time"
+
+	"github.com/socle-dev/socle/internal/unit"
+)
 
 // Phase is a unit's state in words a person understands.
 type Phase string
@@ -54,7 +58,15 @@ const (
 	ReasonGateClosed         Reason = "GateClosed"         // Blocked: a promotion gate holds the change
 	ReasonRemovedFromGit     Reason = "RemovedFromGit"     // Orphaned
 	ReasonOneContainer       Reason = "OneContainerOnly"   // Synced, with a note: the local runtime runs one container per replica
+	ReasonInvalidSpec        Reason = "InvalidSpec"        // Failed: the unit's kind cannot read its desired state
+	ReasonDependencyNotReady Reason = "DependencyNotReady" // Pending: a change waits for a unit it depends on to be Synced
+	ReasonDependentsRemain   Reason = "DependentsRemain"   // Pending: removed, pruned once the units that depend on it are
+	ReasonCanaryPaused       Reason = "CanaryPaused"       // Progressing: a canary step holds its weight for its pause, analysed
+	ReasonWaitingReady       Reason = "WaitingReady"       // Progressing: a rollout step waits for the new release to be ready
 )
+
+// Key is the unit the status is of.
+func (s UnitStatus) Key() unit.Key { return unit.Key{Kind: s.Kind, Name: s.App, Env: s.Env} }
 
 // Block is why a unit's desired change waits (SetBlocked).
 type Block struct {
@@ -64,7 +76,11 @@ type Block struct {
 
 // UnitStatus is what the engine knows of one unit.
 type UnitStatus struct {
-	App   string `json:"app"`
+	// Kind is the unit's kind ("app").
+	Kind string `json:"kind"`
+	// App is the unit's name: the app's, for a unit of kind app.
+	App string `json:"app"`
+	// Env is the unit's environment, or its zone.
 	Env   string `json:"env"`
 	Phase Phase  `json:"phase"`
 	// Reason is why, for programs: one of the Reason constants.
@@ -90,8 +106,31 @@ type UnitStatus struct {
 	// Replicas are the unit's replicas as the runtime reports them.
 	Replicas []ReplicaStatus `json:"replicas,omitempty"`
 	// URL is where the proxy serves the unit's primary port.
-	URL       string    `json:"url,omitempty"`
-	UpdatedAt time.Time `json:"updatedAt"`
+	URL string `json:"url,omitempty"`
+	// Operation is where the operation in progress is (a rollout), for
+	// programs: the words are in Message.
+	Operation *OperationStatus `json:"operation,omitempty"`
+	UpdatedAt time.Time        `json:"updatedAt"`
+}
+
+// OperationStatus is where a unit's operation in progress (a rollout) is,
+// as it is persisted: a socle restarted resumes it there.
+type OperationStatus struct {
+	// Release is the release the operation records.
+	Release int64 `json:"release,omitempty"`
+	// Strategy is the rollout's strategy: rolling, blueGreen or canary.
+	Strategy string `json:"strategy,omitempty"`
+	// Step is the current step, from 1, of Steps.
+	Step  int `json:"step"`
+	Steps int `json:"steps"`
+	// Phase is where the step is: Waiting (for the new release to be
+	// ready) or Pausing (a canary holding its weight).
+	Phase string `json:"phase"`
+	// Weight is the share of requests, in percent, a canary step gives the
+	// new release.
+	Weight int `json:"weight,omitempty"`
+	// StepStartedAt is when Phase began.
+	StepStartedAt time.Time `json:"stepStartedAt"`
 }
 
 // ReplicaStatus is one replica in a unit's status.

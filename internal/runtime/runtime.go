@@ -124,6 +124,9 @@ type Capabilities struct {
 	// lets the engine keep the replicas, instead of starting them one by
 	// one.
 	Units bool
+	// FirstContainerOnly is true when a unit's replicas run one container
+	// each: a workload with several runs its first, in name order.
+	FirstContainerOnly bool
 	// Simulated is true when replicas do not really run: a test cluster
 	// whose nodes are simulated (kwok) reports pods ready without running
 	// a process. Nothing answers at their address, probes are not run and

@@ -7,25 +7,30 @@ import (
 	"github.com/socle-dev/socle/internal/plan"
 )
 
-// UnitDriver runs whole units on an engine that keeps replicas by itself: a
-// Kubernetes Deployment's controller starts, restarts and replaces its pods,
-// so socle hands it a unit's desired objects rather than replicas one by
-// one. The reconciler still decides which releases run, records them,
-// drives blue/green and canary rollouts step by step and rolls back; the
-// driver applies, observes and prunes.
+// UnitDriver runs whole units: the app kind hands it a unit's desired
+// releases rather than replicas one by one. A Kubernetes Deployment's
+// controller starts, restarts and replaces its pods by itself; socle's
+// replica runtime (package replicas) does the same for a Driver behind the
+// proxy, each time a unit is applied. The app kind still decides which
+// releases run, records them, drives blue/green and canary rollouts step
+// by step and rolls back; the driver applies, observes and prunes.
 //
 // # Lifecycle of a unit
 //
-//  1. Apply makes the engine hold exactly spec's objects for the unit
+//  1. Apply makes the runtime hold exactly spec's objects for the unit
 //     (Kubernetes: server-side apply, field manager "socle", in dependency
 //     order), recorded in the unit's inventory first, so that a crash in
 //     the middle leaves nothing unknown; objects of the inventory that spec
 //     no longer has, and whose release spec does not keep, are deleted
-//     afterwards. It does not wait for the workloads to become ready.
-//  2. Drift compares the live objects with spec in the fields socle owns
-//     (a hand `kubectl scale` or `kubectl edit` is drift); fields that
-//     other managers own (an autoscaler's replicas) are not compared.
-//     Health reports the unit's workloads as the engine sees them.
+//     afterwards. It does not wait for the workloads to become ready: a
+//     runtime without a controller of its own goes on (routes the replicas
+//     that became ready, replaces a rolling release's predecessor) when the
+//     same spec is applied again.
+//  2. Drift says whether applying spec would change anything (Applied),
+//     and compares the live objects with spec in the fields socle owns (a
+//     hand `kubectl scale` or `kubectl edit` is drift); fields that other
+//     managers own (an autoscaler's replicas) are not compared. Health
+//     reports the unit's workloads as the runtime sees them.
 //  3. Restore takes the unit back to a release that ran before, after a
 //     rollout failed.
 //  4. Prune deletes every object of the unit's inventory, and the inventory.
@@ -107,9 +112,12 @@ type Workload struct {
 
 // Drift is how a unit's live objects differ from a spec.
 type Drift struct {
-	// Applied is true when the unit's inventory records spec as the last
-	// spec applied whole: a false one means the desired state changed (in
-	// Git) since, which is no drift, and Changes is then empty.
+	// Applied is true when applying spec again would change nothing: the
+	// unit's inventory records spec as the last spec applied whole, and
+	// (for a runtime that moves a unit on only when it is applied) nothing
+	// waits to be done. A false one is no drift: the desired state changed
+	// (in Git) since, or the unit can move on; Changes is then empty for
+	// Kubernetes.
 	Applied bool
 	// Changes lists, in words, each field socle owns whose live value
 	// differs ("Deployment web: spec.replicas: 5, socle applies 2").
@@ -128,6 +136,10 @@ type WorkloadHealth struct {
 	// Message says why when the state is not Healthy: the pod-level reason
 	// (Unschedulable: 0/1 nodes are available…, ImagePullBackOff…).
 	Message string
+	// Replicas are the release's replicas, one by one, from runtimes that
+	// run them so (socle's replica runtime); nil from Kubernetes, whose
+	// pods are the Deployment's.
+	Replicas []Status
 }
 
 // WorkloadState is where a release's rollout is.

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/socle-dev/socle/internal/api"
+	"github.com/socle-dev/socle/internal/promotion"
 
 	"github.com/socle-dev/socle/internal/audit"
 	"github.com/socle-dev/socle/internal/store"
@@ -51,7 +52,7 @@ func (s *Server) postPromote(w http.ResponseWriter, r *http.Request) {
 	if repo := s.repoInForce(); repo != nil && !s.mayDeploy(w, repo, user, app, req.To) {
 		return
 	}
-	res, err := s.Promote(r.Context(), app, req.To, user, req.Message, emergencyReason(req))
+	res, err := s.promo.Promote(r.Context(), app, req.To, user, req.Message, emergencyReason(req))
 	if err != nil {
 		writeResult(w, nil, err)
 		return
@@ -64,7 +65,7 @@ func (s *Server) postRollback(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	res, err := s.Rollback(r.Context(), r.PathValue("app"), r.PathValue("env"), req.Release, callerOf(r).User, req.Message, emergencyReason(req))
+	res, err := s.promo.Rollback(r.Context(), r.PathValue("app"), r.PathValue("env"), req.Release, callerOf(r).User, req.Message, emergencyReason(req))
 	if err != nil {
 		writeResult(w, nil, err)
 		return
@@ -77,7 +78,7 @@ func (s *Server) postApproval(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	a, err := s.Approve(r.Context(), r.PathValue("app"), r.PathValue("env"), callerOf(r).User, req.Message)
+	a, err := s.promo.Approve(r.Context(), r.PathValue("app"), r.PathValue("env"), callerOf(r).User, req.Message)
 	if err != nil {
 		writeResult(w, nil, err)
 		return
@@ -91,17 +92,7 @@ func wireApproval(a store.Approval) api.Approval {
 
 func (s *Server) getApprovals(w http.ResponseWriter, r *http.Request) {
 	app, env := r.PathValue("app"), r.PathValue("env")
-	artifact := r.URL.Query().Get("artifact")
-	if artifact == "" {
-		if repo := s.repoInForce(); repo != nil {
-			if e := repo.Environment(env); e != nil && e.Promotion != nil {
-				if cur, err := s.store.CurrentRelease(r.Context(), app, e.Promotion.From); err == nil {
-					artifact = cur.Artifact
-				}
-			}
-		}
-	}
-	as, err := s.store.Approvals(r.Context(), app, env, artifact)
+	artifact, as, err := s.promo.Approvals(r.Context(), app, env, r.URL.Query().Get("artifact"))
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "bad_request", err.Error())
 		return
@@ -115,19 +106,19 @@ func (s *Server) getApprovals(w http.ResponseWriter, r *http.Request) {
 
 // writeResult answers an action: 201 with the result, or the error's code.
 func writeResult(w http.ResponseWriter, v any, err error) {
-	var blocked *BlockedError
+	var blocked *promotion.BlockedError
 	switch {
 	case err == nil:
 		writeJSON(w, http.StatusCreated, v)
 	case errors.As(err, &blocked):
 		writeJSON(w, http.StatusConflict, map[string]any{"error": map[string]any{"code": "blocked", "message": err.Error(), "details": blocked}})
-	case errors.Is(err, ErrUnknown):
+	case errors.Is(err, promotion.ErrUnknown):
 		writeError(w, http.StatusNotFound, "not_found", err.Error())
-	case errors.Is(err, ErrForbidden):
+	case errors.Is(err, promotion.ErrForbidden):
 		writeError(w, http.StatusForbidden, "forbidden", err.Error())
-	case errors.Is(err, ErrInvalid):
+	case errors.Is(err, promotion.ErrInvalid):
 		writeError(w, http.StatusBadRequest, "bad_request", err.Error())
-	case errors.Is(err, ErrRefused):
+	case errors.Is(err, promotion.ErrRefused):
 		writeError(w, http.StatusConflict, "refused", err.Error())
 	default:
 		writeError(w, http.StatusInternalServerError, "internal", err.Error())
@@ -186,7 +177,7 @@ func (s *Server) doraFilter(r *http.Request) (store.DORAFilter, error) {
 	if team := q.Get("team"); team != "" {
 		repo := s.repoInForce()
 		if repo == nil || repo.Team(team) == nil {
-			return f, fmt.Errorf("%w: no team %s", ErrUnknown, team)
+			return f, fmt.Errorf("%w: no team %s", promotion.ErrUnknown, team)
 		}
 		for _, a := range repo.Apps {
 			if a.Config.Owner == team {
@@ -200,9 +191,9 @@ func (s *Server) doraFilter(r *http.Request) (store.DORAFilter, error) {
 	if p := q.Get("period"); p != "" {
 		d, err := time.ParseDuration(p)
 		if err != nil || d <= 0 {
-			return f, fmt.Errorf("%w: period %q is not a duration such as 720h", ErrInvalid, p)
+			return f, fmt.Errorf("%w: period %q is not a duration such as 720h", promotion.ErrInvalid, p)
 		}
-		f.Until = time.Now()
+		f.Until = s.clock.Now()
 		f.Since = f.Until.Add(-d)
 	}
 	return f, nil
@@ -240,7 +231,7 @@ func (s *Server) getDORASeries(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if f.Since.IsZero() {
-		f.Until = time.Now()
+		f.Until = s.clock.Now()
 		f.Since = f.Until.Add(-12 * 7 * 24 * time.Hour)
 	}
 	if f.Until.Sub(f.Since)/step > 366 {

@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/socle-dev/socle/internal/api"
-	"github.com/socle-dev/socle/internal/gate"
 	"github.com/socle-dev/socle/internal/plan"
+	"github.com/socle-dev/socle/internal/promotion"
 	"github.com/socle-dev/socle/internal/reconcile"
 	"github.com/socle-dev/socle/internal/spec"
 	"github.com/socle-dev/socle/internal/store"
@@ -43,7 +43,7 @@ func (s *Server) getPlatform(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p := api.Platform{Name: repo.Platform.Metadata.Name, Description: repo.Platform.Metadata.Description, Revision: s.inForceSHA(),
-		Environments: wireEnvironments(repo, time.Now()), Zones: []api.Zone{}, Teams: []api.Team{}}
+		Environments: s.wireEnvironments(repo), Zones: []api.Zone{}, Teams: []api.Team{}}
 	for _, z := range repo.Platform.Zones {
 		p.Zones = append(p.Zones, api.Zone{Name: z.Name, Kind: string(z.Kind), Provider: z.Provider, Account: z.Account, Description: z.Description})
 	}
@@ -62,7 +62,7 @@ func (s *Server) getPlatform(w http.ResponseWriter, r *http.Request) {
 	s.reply(w, r, p)
 }
 
-func wireEnvironments(repo *spec.Repo, now time.Time) []api.Environment {
+func (s *Server) wireEnvironments(repo *spec.Repo) []api.Environment {
 	kinds := map[string]string{}
 	for _, z := range repo.Platform.Zones {
 		kinds[z.Name] = string(z.Kind)
@@ -84,12 +84,7 @@ func wireEnvironments(repo *spec.Repo, now time.Time) []api.Environment {
 				we.Promotion.Soak = p.Soak.String()
 			}
 		}
-		// A rollback passes every gate but the calendar's.
-		for _, b := range gate.Check(gate.Input{Env: e, Freezes: repo.Platform.Freezes, Now: now, Rollback: true}).Blocks {
-			if b.Gate == "freeze" {
-				we.Frozen = b.Reason
-			}
-		}
+		we.Frozen = s.promo.Frozen(repo, e)
 		out = append(out, we)
 	}
 	return out
@@ -109,11 +104,11 @@ type matrix struct {
 	authors map[string]string
 }
 
-// author is authorOf, once per revision and page.
+// author is AuthorOf, once per revision and page.
 func (m *matrix) author(s *Server, sha string) string {
 	a, ok := m.authors[sha]
 	if !ok {
-		a = s.authorOf(m.repo, sha)
+		a = s.promo.AuthorOf(m.repo, sha)
 		m.authors[sha] = a
 	}
 	return a
@@ -122,7 +117,7 @@ func (m *matrix) author(s *Server, sha string) string {
 func (s *Server) matrixFor(user string) (*matrix, error) {
 	repo := s.repoInForce()
 	if repo == nil {
-		return nil, fmt.Errorf("%w: no valid revision of the platform repository yet", ErrRefused)
+		return nil, fmt.Errorf("%w: no valid revision of the platform repository yet", promotion.ErrRefused)
 	}
 	m := &matrix{repo: repo, user: user, units: map[plan.Key]reconcile.UnitStatus{}, blocked: map[plan.Key]BlockedUnit{}, envs: repo.Platform.Environments, authors: map[string]string{}}
 	if _, port, err := net.SplitHostPort(s.ProxyAddr()); err == nil {
@@ -131,11 +126,9 @@ func (s *Server) matrixFor(user string) (*matrix, error) {
 	for _, u := range s.engine.Status() {
 		m.units[plan.Key{App: u.App, Env: u.Env}] = u
 	}
-	s.mu.Lock()
-	for _, b := range s.status.Blocked {
-		m.blocked[plan.Key{App: b.App, Env: b.Env}] = b
+	for _, b := range s.pipeline.State().Blocked {
+		m.blocked[plan.Key{App: b.App, Env: b.Env}] = wireBlocked(b)
 	}
-	s.mu.Unlock()
 	return m, nil
 }
 
@@ -183,23 +176,14 @@ func (s *Server) cell(r *http.Request, m *matrix, a *spec.App, e *spec.Environme
 	if c.Phase == "Absent" { // nothing runs: nothing to roll back, no logs
 		c.Actions = slices.DeleteFunc(c.Actions, func(a string) bool { return a == "rollback" || a == "logs" })
 	}
-	if e.Promotion != nil && e.Promotion.From != "" {
-		if from, ok := m.units[plan.Key{App: a.Name, Env: e.Promotion.From}]; ok && from.Artifact != "" && from.Artifact != c.Artifact {
-			in := &api.Incoming{From: e.Promotion.From, Revision: from.Revision, Artifact: from.Artifact, Needed: e.Promotion.Approvals, Approvals: []string{}}
-			if in.Needed > 0 {
-				if as, err := s.store.Approvals(r.Context(), a.Name, e.Name, from.Artifact); err == nil {
-					for _, ap := range as {
-						in.Approvals = append(in.Approvals, ap.User)
-					}
-				}
-			}
-			// The gates a promotion would meet now, from what is at hand:
-			// the matrix says why a cell waits without a preview per cell.
-			healthy, since := s.runsHealthy(r.Context(), a.Name, e.Promotion.From, from.Artifact)
-			res := gate.Check(gate.Input{Env: e, Freezes: m.repo.Platform.Freezes, Now: time.Now(), Source: healthy, HealthySince: since,
-				Approvers: in.Approvals, Author: m.author(s, from.Revision)})
-			in.Blocked, in.Reason, in.Blocks = !res.Open(), res.Reason(), res.Blocks
-			c.Incoming = in
+	if e.Promotion != nil {
+		var from *reconcile.UnitStatus
+		if u, ok := m.units[plan.Key{App: a.Name, Env: e.Promotion.From}]; ok {
+			from = &u
+		}
+		if in := s.promo.Incoming(r.Context(), m.repo, e, a.Name, from, c.Artifact, func(sha string) string { return m.author(s, sha) }); in != nil {
+			c.Incoming = &api.Incoming{From: in.From, Revision: in.Revision, Artifact: in.Artifact, Needed: in.Needed, Approvals: in.Approvals,
+				Blocked: in.Blocked, Reason: in.Reason, Blocks: in.Blocks}
 		}
 	}
 	return c
@@ -286,41 +270,21 @@ func (s *Server) getPreview(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "bad_request", err.Error())
 		return
 	}
-	t, res, verdicts, change, err := s.Preview(r.Context(), action, app, env, r.URL.Query().Get("revision"), release, user)
+	p, err := s.promo.Preview(r.Context(), action, app, env, r.URL.Query().Get("revision"), release, user)
 	if err != nil {
 		writeResult(w, nil, err)
 		return
 	}
-	p := api.Preview{Action: action, Target: wireTarget(t), Gates: res, Verdicts: verdicts, Change: change}
-	if change != nil {
-		var old []plan.Unit
-		if d, err := s.store.DesiredUnit(r.Context(), store.Unit{App: app, Env: env}); err == nil {
-			var u plan.Unit
-			if json.Unmarshal(d.Spec, &u) == nil {
-				old = append(old, u)
-			}
-		}
-		red := plan.RedactPlan(plan.Plan{Changes: []plan.Change{*change}}, old)
-		p.Change = &red.Changes[0]
-	}
-	if repo := s.repoInForce(); repo != nil {
-		p.Allowed = repo.MayDeploy(user, app, env)
-	}
-	be := &BlockedError{Gates: res, Verdicts: verdicts, Target: t}
-	if p.Blocked = !res.Open() || verdicts.Blocked(); p.Blocked {
-		p.Reason = be.Error()
-	} else if !p.Allowed {
-		p.Reason = fmt.Sprintf("%s may not %s %s in %s", user, action, app, env)
-	}
-	s.reply(w, r, p)
+	s.reply(w, r, api.Preview{Action: p.Action, Target: wireTarget(p.Target), Gates: p.Gates, Verdicts: p.Verdicts, Change: p.Change,
+		Allowed: p.Allowed, Blocked: p.Blocked, Reason: p.Reason})
 }
 
-func wireTarget(t PromotionTarget) api.Target {
+func wireTarget(t promotion.Target) api.Target {
 	return api.Target{App: t.App, Env: t.Env, From: t.From, Revision: t.Revision, Artifact: t.Artifact, Release: t.Release, Rollback: t.Rollback, Emergency: t.Emergency}
 }
 
-func wireResult(res PromotionResult) api.ActionResult {
-	out := api.ActionResult{Target: wireTarget(res.PromotionTarget), Outcome: api.OutcomePinned, Passed: res.Passed}
+func wireResult(res promotion.Result) api.ActionResult {
+	out := api.ActionResult{Target: wireTarget(res.Target), Outcome: api.OutcomePinned, Passed: res.Passed}
 	if res.Commit.SHA != "" {
 		out.Commit = &api.Commit{SHA: res.Commit.SHA, Author: res.Commit.Author, Time: res.Commit.Time, Message: res.Commit.Message}
 	}
@@ -335,7 +299,7 @@ func (s *Server) postDeploy(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	res, err := s.Deploy(r.Context(), r.PathValue("app"), r.PathValue("env"), req.Revision, callerOf(r).User, req.Message, emergencyReason(req))
+	res, err := s.promo.Deploy(r.Context(), r.PathValue("app"), r.PathValue("env"), req.Revision, callerOf(r).User, req.Message, emergencyReason(req))
 	if err != nil {
 		writeResult(w, nil, err)
 		return
@@ -358,9 +322,9 @@ func (s *Server) postArtifact(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no revision %s of the platform repository", req.Revision))
 		return
 	}
-	a := s.appAt(app, rev.SHA)
+	a := s.pipeline.AppAt(app, rev.SHA)
 	if a == nil {
-		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("%s does not exist at %s", app, short(rev.SHA)))
+		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("%s does not exist at %s", app, promotion.Short(rev.SHA)))
 		return
 	}
 	user := callerOf(r).User

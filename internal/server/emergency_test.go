@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -13,38 +12,9 @@ import (
 	"testing"
 
 	"github.com/socle-dev/socle/internal/api"
-	"github.com/socle-dev/socle/internal/gate"
-	"github.com/socle-dev/socle/internal/plan"
 	"github.com/socle-dev/socle/internal/source"
-	"github.com/socle-dev/socle/internal/spec"
 	"github.com/socle-dev/socle/internal/store"
 )
-
-// TestDecideSync: a deploy to an environment that follows Git says what
-// the unit really runs, the last revision that changed it, not the head.
-func TestDecideSync(t *testing.T) {
-	t.Parallel()
-	tests := []struct {
-		name                    string
-		desired, running, head  string
-		synced                  bool
-		held                    string
-		outcome, revision, word string
-	}{
-		{"the head does not touch it", "e0958a9", "e0958a9", "2281b36", true, "", api.OutcomeUnchanged, "e0958a9", "already runs e0958a9, the last revision that changed it; nothing changes (the newest revision 2281b36 does not touch it)"},
-		{"at the head", "2281b36", "2281b36", "2281b36", true, "", api.OutcomeUnchanged, "2281b36", "already runs 2281b36"},
-		{"a rollout to do", "2281b36", "e0958a9", "2281b36", true, "", api.OutcomeSyncing, "2281b36", "syncing api in dev from e0958a9 to 2281b36"},
-		{"runs it, not healthy", "e0958a9", "e0958a9", "2281b36", false, "", api.OutcomeSyncing, "e0958a9", "syncing api in dev from e0958a9 to e0958a9"},
-		{"nothing yet", "", "", "2281b36", false, "", api.OutcomeSyncing, "2281b36", "deploying api in dev at 2281b36"},
-		{"held", "e0958a9", "e0958a9", "2281b36", true, "denied by policy x: y", api.OutcomeHeld, "e0958a9", "keeps e0958a9: denied by policy x: y"},
-	}
-	for _, tt := range tests {
-		o := decideSync(tt.desired, tt.running, tt.head, tt.synced, tt.held)
-		if o.Outcome != tt.outcome || o.Revision != tt.revision || !strings.Contains(o.Words("api", "dev"), tt.word) {
-			t.Errorf("%s: %+v %q, want %s at %s saying %q", tt.name, o, o.Words("api", "dev"), tt.outcome, tt.revision, tt.word)
-		}
-	}
-}
 
 // teamsWith rewrites the demo's teams.yaml in a fresh platform repository.
 func teamsWith(t *testing.T, teams string) string {
@@ -147,48 +117,6 @@ func TestUnauthorizedSaysWhereTheTokenIs(t *testing.T) {
 	}
 }
 
-// TestEmergencyIn: the release an emergency pin brings passes as one when
-// whoever it names may declare it; later changes under the same pin, and
-// pins by others, do not.
-func TestEmergencyIn(t *testing.T) {
-	t.Parallel()
-	fsys := os.DirFS("../../examples/platform")
-	repo, problems := spec.Load(fsys)
-	if problems.Errors() > 0 {
-		t.Fatal(problems.Err())
-	}
-	pinBy := func(user string) *spec.Repo {
-		r := *repo
-		r.Releases = map[string]*spec.Releases{"prod": {Environment: "prod", Apps: map[string]spec.Pin{
-			"api": {Revision: "2222222", Artifact: "sha256:b", PromotedBy: user, Emergency: &spec.PinEmergency{Reason: "INC-1"}}}}}
-		return &r
-	}
-	u := &plan.Unit{App: "api", Env: "prod", Revision: "2222222", Artifact: "sha256:b", Emergency: "INC-1"}
-	before := &plan.Unit{App: "api", Env: "prod", Revision: "1111111", Artifact: "sha256:a"}
-	tests := []struct {
-		name    string
-		repo    *spec.Repo
-		u, old  *plan.Unit
-		want    bool
-		refused error
-	}{
-		{"an approver of the app's team", pinBy("sofia"), u, before, true, nil},
-		{"an admin", pinBy("lena"), u, before, true, nil},
-		{"a first release", pinBy("lena"), u, nil, true, nil},
-		{"a developer", pinBy("marco"), u, before, false, gate.ErrDeclarer},
-		{"an approver of another team", pinBy("ines"), u, before, false, gate.ErrDeclarer},
-		{"nobody", pinBy(""), u, before, false, gate.ErrDeclarer},
-		{"the release runs already", pinBy("sofia"), u, u, false, nil},
-		{"no emergency", pinBy("sofia"), before, u, false, nil},
-	}
-	for _, tt := range tests {
-		got, err := emergencyIn(tt.repo, tt.u, tt.old)
-		if got != tt.want || !errors.Is(err, tt.refused) || (tt.refused == nil) != (err == nil) {
-			t.Errorf("%s: %v, %v; want %v, %v", tt.name, got, err, tt.want, tt.refused)
-		}
-	}
-}
-
 // TestRecoverAudit: a pin's commit whose audit record is there is not
 // recorded again, whatever the action (a deploy was, before); one without
 // is recovered, an emergency as an emergency with its reason.
@@ -202,8 +130,8 @@ func TestRecoverAudit(t *testing.T) {
 	if _, err := r.store.AppendAudit(ctx, store.AuditRecord{Actor: "lena", Action: "deploy", App: "api", Env: "qa", Detail: detail}); err != nil {
 		t.Fatal(err)
 	}
-	r.recoverAudit(ctx, source.Revision{SHA: deployed, Author: "lena", Message: "deploy api to qa: 1234567\n"})
-	r.recoverAudit(ctx, source.Revision{SHA: strings.Repeat("e", 40), Author: "sofia",
+	r.commits.Recover(ctx, source.Revision{SHA: deployed, Author: "lena", Message: "deploy api to qa: 1234567\n"})
+	r.commits.Recover(ctx, source.Revision{SHA: strings.Repeat("e", 40), Author: "sofia",
 		Message: "promote api to prod: 1234567 (abc) from preprod\n\nbookings fail\n\nEmergency: INC-4711 bookings fail\n"})
 	var actions []string
 	var reason string

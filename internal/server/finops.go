@@ -6,7 +6,6 @@ import (
 
 	"github.com/socle-dev/socle/internal/cost"
 	"github.com/socle-dev/socle/internal/notify"
-	"github.com/socle-dev/socle/internal/spec"
 )
 
 // budgetAlerts hands cost alerts to the notifier, to the targets the budget
@@ -23,11 +22,4 @@ func (b budgetAlerts) Notify(ctx context.Context, a cost.Alert) error {
 			"amount": fmt.Sprintf("%.2f", a.Amount), "actual": fmt.Sprintf("%.2f", a.Actual), "forecast": fmt.Sprintf("%.2f", a.Forecast),
 		},
 	})
-}
-
-// repoInForce returns the loaded last good revision, nil before the first.
-func (s *Server) repoInForce() *spec.Repo {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.current
 }

@@ -19,7 +19,7 @@ func (s *Server) FirstHosts() ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	r, problems := spec.Load(files)
+	r, problems := s.load(files)
 	if err := problems.Err(); err != nil {
 		return nil, fmt.Errorf("revision %s does not validate: %w", rev.Short(), err)
 	}

@@ -7,10 +7,10 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"slices"
 	"strconv"
 
 	"github.com/socle-dev/socle/internal/api"
+	"github.com/socle-dev/socle/internal/pipeline"
 	"github.com/socle-dev/socle/internal/plan"
 	"github.com/socle-dev/socle/internal/store"
 )
@@ -24,11 +24,28 @@ type (
 	UnitRef     = api.UnitRef
 )
 
+// wireStatus is the pipeline's state, for the API.
+func (s *Server) wireStatus() Status {
+	ps := s.pipeline.State()
+	st := Status{Repository: s.cfg.Repo, Head: ps.Head, LastGood: ps.LastGood, FetchError: ps.FetchError, Blocked: make([]BlockedUnit, len(ps.Blocked))}
+	if f := ps.Failing; f != nil {
+		st.Failing = &Failing{Revision: f.Revision, Problems: f.Problems}
+	}
+	if p := ps.LastPlan; p != nil {
+		st.LastPlan = &PlanRef{ID: p.ID, Summary: p.Summary}
+	}
+	for i, b := range ps.Blocked {
+		st.Blocked[i] = wireBlocked(b)
+	}
+	return st
+}
+
+func wireBlocked(b pipeline.Blocked) BlockedUnit {
+	return BlockedUnit{App: b.App, Env: b.Env, Reason: b.Message, ReasonCode: string(b.Reason)}
+}
+
 func (s *Server) getStatus(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	st := s.status
-	st.Blocked = slices.Clone(st.Blocked)
-	s.mu.Unlock()
+	st := s.wireStatus()
 	rows, err := s.store.Desired(r.Context())
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, "store", err.Error())
@@ -159,7 +176,7 @@ func (s *Server) getPlan(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusInternalServerError, "store", err.Error())
 		return
 	}
-	var body PlanBody
+	var body pipeline.PlanBody
 	if err := json.Unmarshal(p.Body, &body); err != nil {
 		writeError(w, http.StatusInternalServerError, "store", "reading plan: "+err.Error())
 		return

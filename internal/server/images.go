@@ -9,10 +9,11 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 
+	"github.com/socle-dev/socle/internal/apps"
 	"github.com/socle-dev/socle/internal/artifact"
 	"github.com/socle-dev/socle/internal/artifact/registry"
 	"github.com/socle-dev/socle/internal/plan"
-	"github.com/socle-dev/socle/internal/reconcile"
+	"github.com/socle-dev/socle/internal/replicas"
 	"github.com/socle-dev/socle/internal/source"
 	"github.com/socle-dev/socle/internal/spec"
 )
@@ -27,7 +28,10 @@ type images struct {
 	appAt    func(app, revision string) *spec.App
 }
 
-var _ reconcile.Images = (*images)(nil)
+var (
+	_ apps.Images     = (*images)(nil)
+	_ replicas.Images = (*images)(nil)
+)
 
 // Build returns the artifact of u's release: the image every container
 // runs when they all run one (socle's build, or one external image), else
@@ -117,22 +121,22 @@ func (im *images) Pins(ctx context.Context, u plan.Unit, digest string) (map[str
 
 // Unpack unpacks the image of a container whose Score image is image,
 // pinned to digest ("" for the image as written).
-func (im *images) Unpack(ctx context.Context, image, digest string) (reconcile.Image, error) {
+func (im *images) Unpack(ctx context.Context, image, digest string) (replicas.Image, error) {
 	ref := digest // socle's build is in socle's registry
 	if image != artifact.BuiltImage {
 		ref = image
 		if digest != "" {
 			r, err := name.ParseReference(image)
 			if err != nil {
-				return reconcile.Image{}, fmt.Errorf("image %q: %w", image, err)
+				return replicas.Image{}, fmt.Errorf("image %q: %w", image, err)
 			}
 			ref = r.Context().Name() + "@" + digest
 		}
 	}
 	r, err := im.unpacker.Unpack(ctx, ref)
 	if err != nil {
-		return reconcile.Image{}, err
+		return replicas.Image{}, err
 	}
 	c := r.Config
-	return reconcile.Image{Root: r.Dir, Entrypoint: c.Entrypoint, Cmd: c.Cmd, Env: c.Env, WorkingDir: c.WorkingDir}, nil
+	return replicas.Image{Root: r.Dir, Entrypoint: c.Entrypoint, Cmd: c.Cmd, Env: c.Env, WorkingDir: c.WorkingDir}, nil
 }

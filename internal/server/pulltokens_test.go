@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,25 +19,13 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/socle-dev/socle/internal/auth"
+	"github.com/socle-dev/socle/internal/clock"
 	"github.com/socle-dev/socle/internal/reconcile"
 	"github.com/socle-dev/socle/internal/runtime/kubernetes"
 	"github.com/socle-dev/socle/internal/runtime/kubernetes/kubetest"
 	"github.com/socle-dev/socle/internal/source"
 	"github.com/socle-dev/socle/internal/store/sqlite"
 )
-
-// clock is a time a test moves.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
 
 // TestPullTokenRotation: a cluster's pull token is the same at every pass
 // of a period (no drift, no token per pass), even after a restart; the next
@@ -55,9 +42,9 @@ func TestPullTokenRotation(t *testing.T) {
 	// Tokens are checked against the store's expiry at the real time: the
 	// test clock starts now, at the start of a period.
 	start := time.Now().Truncate(pullPeriod)
-	c := &clock{t: start.Add(time.Hour)}
+	c := clock.NewFake(start.Add(time.Hour))
 	secret := []byte("0123456789abcdef0123456789abcdef")
-	p := newPullTokens(st, secret, c.now)
+	p := newPullTokens(st, secret, c.Now)
 
 	first, err := p.Token(ctx, "web", "prod")
 	if err != nil {
@@ -73,11 +60,11 @@ func TestPullTokenRotation(t *testing.T) {
 	if stored, _ := st.Token(ctx, tok.ID); strings.Contains(first, strings.TrimPrefix(stored.Hash, "sha256:")) {
 		t.Error("the store keeps the token in clear")
 	}
-	c.add(pullPeriod / 2)
+	c.Advance(pullPeriod / 2)
 	if again, _ := p.Token(ctx, "web", "prod"); again != first {
 		t.Error("a second pass in the same period got another token")
 	}
-	if restarted, _ := newPullTokens(st, secret, c.now).Token(ctx, "web", "prod"); restarted != first {
+	if restarted, _ := newPullTokens(st, secret, c.Now).Token(ctx, "web", "prod"); restarted != first {
 		t.Error("a restarted socle derived another token for the same period")
 	}
 	for _, other := range [][2]string{{"web", "dev"}, {"api", "prod"}} {
@@ -85,12 +72,12 @@ func TestPullTokenRotation(t *testing.T) {
 			t.Errorf("%s in %s has web in prod's token", other[0], other[1])
 		}
 	}
-	if o, _ := newPullTokens(st, []byte("another data directory's secret!"), c.now).Token(ctx, "web", "prod"); o == first {
+	if o, _ := newPullTokens(st, []byte("another data directory's secret!"), c.Now).Token(ctx, "web", "prod"); o == first {
 		t.Error("another secret derives the same token")
 	}
 
 	// The next period: a new token; the old one still works for a period.
-	c.add(pullPeriod)
+	c.Advance(pullPeriod)
 	next, err := p.Token(ctx, "web", "prod")
 	if err != nil || next == first {
 		t.Fatalf("the next period's token: %v (same: %v)", err, next == first)
@@ -104,7 +91,7 @@ func TestPullTokenRotation(t *testing.T) {
 	if _, err := st.RevokeToken(ctx, id, nil); err != nil {
 		t.Fatal(err)
 	}
-	c.add(pullRecheck)
+	c.Advance(pullRecheck)
 	replaced, err := p.Token(ctx, "web", "prod")
 	if err != nil || replaced == next || replaced == first {
 		t.Fatalf("after revoking the token in use: %v (replaced: %v)", err, replaced != next)

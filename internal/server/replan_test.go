@@ -3,59 +3,13 @@ package server
 import (
 	"context"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/socle-dev/socle/internal/clock"
 	"github.com/socle-dev/socle/internal/reconcile"
 	"github.com/socle-dev/socle/internal/store"
 )
-
-// fakeClock is a Clock a test moves; After fires when the clock passes its
-// time.
-type fakeClock struct {
-	mu      sync.Mutex
-	now     time.Time
-	waiters []fakeWaiter
-}
-
-type fakeWaiter struct {
-	at time.Time
-	c  chan time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) After(d time.Duration) <-chan time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	w := fakeWaiter{at: c.now.Add(d), c: make(chan time.Time, 1)}
-	c.waiters = append(c.waiters, w)
-	return w.c
-}
-
-// Advance moves the clock and fires what is due; it returns how many
-// waiters fired.
-func (c *fakeClock) Advance(d time.Duration) int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-	kept, fired := c.waiters[:0], 0
-	for _, w := range c.waiters {
-		if w.at.After(c.now) {
-			kept = append(kept, w)
-			continue
-		}
-		w.c <- c.now
-		fired++
-	}
-	c.waiters = kept
-	return fired
-}
 
 func auditActions(t *testing.T, st store.Store, action string) int {
 	t.Helper()
@@ -89,7 +43,7 @@ func countEvents(t *testing.T, st store.Store) int {
 func TestDeniedUnitRecordsOnce(t *testing.T) {
 	t.Parallel()
 	repo, data := gitRepo(t), t.TempDir()
-	clock := &fakeClock{now: time.Date(2026, 3, 10, 9, 0, 0, 0, time.UTC)}
+	clock := clock.NewFake(time.Date(2026, 3, 10, 9, 0, 0, 0, time.UTC))
 	s := startWith(t, Config{Repo: repo, Data: data, Clock: clock})
 	defer s.stop()
 	st := s.waitFor(t, "worker @ sandbox denied", func(st Status) bool { return st.LastGood != nil && len(st.Blocked) == 1 })
@@ -103,20 +57,18 @@ func TestDeniedUnitRecordsOnce(t *testing.T) {
 	}
 
 	for range 2 * 24 * 60 { // a minute at a time
-		if fired := clock.Advance(time.Minute); fired != 0 {
-			t.Fatalf("a timer fired at %s: nothing should wait on the clock", clock.Now())
+		if n := clock.Waiters(); n != 0 {
+			t.Fatalf("%d timers wait on the clock at %s: nothing should", n, clock.Now())
 		}
+		clock.Advance(time.Minute)
 	}
 	for range 50 {
-		s.planMu.Lock()
-		s.planRevision(context.Background(), good, true)
-		s.planMu.Unlock()
-		s.Replan()
+		s.pipeline.PlanInForce(context.Background())
+		s.pipeline.Replan()
 	}
-	// The asynchronous re-plans of Replan take planMu: wait for the last.
-	s.planMu.Lock()
-	s.planRevision(context.Background(), good, true)
-	s.planMu.Unlock()
+	// The asynchronous re-plans of Replan wait for one another: wait for
+	// the last.
+	s.pipeline.PlanInForce(context.Background())
 
 	if n := auditActions(t, s.store, "revision.apply"); n != 1 {
 		t.Errorf("%d revision.apply records after planning the same revision again, want 1", n)

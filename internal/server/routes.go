@@ -135,7 +135,7 @@ func (s *Server) routes() http.Handler {
 	}))
 	s.patterns.add("/v2/")
 	mux.Handle("/v2/", s.guardRegistry(s.registry))
-	portal := web.New(web.Config{API: mux, Auth: portalAuth{s}, Logger: s.log})
+	portal := web.New(web.Config{API: mux, Auth: portalAuth{s}, Logger: s.log, Now: s.clock.Now})
 	s.patterns.add("/")
 	mux.Handle("/", s.guardPortal(portal))
 	return mux

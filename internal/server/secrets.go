@@ -12,8 +12,9 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/socle-dev/socle/internal/pipeline"
 	"github.com/socle-dev/socle/internal/plan"
-	"github.com/socle-dev/socle/internal/reconcile"
+	"github.com/socle-dev/socle/internal/replicas"
 )
 
 // redactor replaces the secret values of every unit socle runs with
@@ -227,10 +228,10 @@ func (s *Server) redactor() *redactor {
 
 // rebuildRedactor reads the recorded units and adds their secret values.
 func (s *Server) rebuildRedactor() *redactor {
-	units, err := Applied(context.Background(), s.store)
+	units, err := pipeline.Applied(context.Background(), s.store)
 	var values []string
 	for i := range units {
-		values = append(values, reconcile.SecretValues(&units[i], s.secret)...)
+		values = append(values, replicas.SecretValues(&units[i], s.secret)...)
 	}
 	s.secrets.mu.Lock()
 	if err != nil {

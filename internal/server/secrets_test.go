@@ -21,6 +21,7 @@ import (
 	"github.com/socle-dev/socle/internal/api/client"
 	"github.com/socle-dev/socle/internal/plan"
 	"github.com/socle-dev/socle/internal/reconcile"
+	"github.com/socle-dev/socle/internal/replicas"
 	"github.com/socle-dev/socle/internal/store"
 	"github.com/socle-dev/socle/internal/syncbuf"
 )
@@ -78,7 +79,7 @@ func TestSecretsStaySecret(t *testing.T) {
 	if err := json.Unmarshal(row.Spec, &apiDev); err != nil {
 		t.Fatal(err)
 	}
-	secrets := append([]string{planted}, reconcile.SecretValues(&apiDev, s.secret)...)
+	secrets := append([]string{planted}, replicas.SecretValues(&apiDev, s.secret)...)
 	if len(secrets) != 3 {
 		t.Fatalf("api's secrets in dev: %q, want its password and its DATABASE_URL", secrets[1:])
 	}

@@ -135,7 +135,7 @@ func TestYAMLLimits(t *testing.T) {
 			for name, data := range tc.files {
 				fsys[name] = &fstest.MapFile{Data: []byte(data)}
 			}
-			_, ps := load(fsys, small)
+			_, ps := load(fsys, small, nil)
 			var got []string
 			for _, p := range ps {
 				if !p.Warning && !strings.Contains(p.Message, "budget") { // budgets.yaml's own schema problems aside

@@ -35,6 +35,7 @@ func (l *loading) check() {
 	}
 
 	l.checkEnvironments(zones, envs, notify)
+	l.checkRuntimes()
 	l.checkPromotionLine()
 	for i, f := range r.Platform.Freezes {
 		for j, e := range f.Environments {
@@ -183,7 +184,6 @@ func (l *loading) check() {
 }
 
 func (l *loading) checkEnvironments(zones, envs, notify map[string]bool) {
-	namespaces := map[string]string{} // context/namespace → environment
 	for i, e := range l.repo.Platform.Environments {
 		at := func(p ...string) []string { return append([]string{"environments", idx(i)}, p...) }
 		if len(zones) > 0 || e.Zone != "" {
@@ -195,23 +195,6 @@ func (l *loading) checkEnvironments(zones, envs, notify map[string]bool) {
 		}
 		for j, n := range e.Notify {
 			l.ref(PlatformFile, "notification", n, notify, at("notify", idx(j))...)
-		}
-		switch e.Runtime.Type {
-		case RuntimeKubernetes:
-			if e.Runtime.Namespace == "" {
-				l.at(PlatformFile, "a kubernetes runtime needs a namespace", at("runtime")...)
-			} else if other, ok := namespaces[e.Runtime.Context+"/"+e.Runtime.Namespace]; ok {
-				l.at(PlatformFile, fmt.Sprintf("environment %q already runs in namespace %q of context %q: each environment needs a namespace of its own", other, e.Runtime.Namespace, e.Runtime.Context), at("runtime", "namespace")...)
-			} else {
-				namespaces[e.Runtime.Context+"/"+e.Runtime.Namespace] = e.Name
-			}
-		default:
-			if e.Runtime.Context != "" || e.Runtime.Namespace != "" || e.Runtime.Registry != "" || e.Runtime.Gateway != nil {
-				l.at(PlatformFile, "context, namespace, registry and gateway apply only to the kubernetes runtime", at("runtime")...)
-			}
-		}
-		if e.Runtime.Type != RuntimeLocal && e.Runtime.Type != RuntimeKubernetes && e.Runtime.Type != "" {
-			l.warn(PlatformFile, fmt.Sprintf("runtime %q is not available in this version of socle: apps in %q are planned but not run", e.Runtime.Type, e.Name), at("runtime", "type")...)
 		}
 		if p := e.Promotion; p != nil {
 			if e.Sync == SyncAuto {

@@ -85,12 +85,17 @@ const (
 // it could build, with every problem found; the Repo is only safe to act on
 // when problems.Err() is nil. What it reads is bounded (see limits): a
 // repository over the bounds is invalid, with a problem that says where.
+//
+// Load knows no runtime type: it takes every environment's runtime block as
+// written (Runtime.Fields), and leaves Runtime.Config nil. That serves the
+// readers that only plan or judge; whatever validates a repository for
+// socle to run, or runs it, loads with LoadWith and socle's runtime types.
 func Load(fsys fs.FS) (*Repo, Problems) {
-	return load(fsys, defaultLimits)
+	return load(fsys, defaultLimits, nil)
 }
 
-func load(fsys fs.FS, lim limits) (*Repo, Problems) {
-	l := &loading{fsys: fsys, repo: &Repo{Releases: map[string]*Releases{}, Templates: map[string]*Template{}}, st: newDecodeState(), budget: newBudget(lim)}
+func load(fsys fs.FS, lim limits, rt Runtimes) (*Repo, Problems) {
+	l := &loading{fsys: fsys, repo: &Repo{Releases: map[string]*Releases{}, Templates: map[string]*Template{}}, st: newDecodeState(), budget: newBudget(lim), runtimes: rt}
 	l.docs = map[string]*document{}
 	r := l.repo
 
@@ -154,6 +159,8 @@ type loading struct {
 	report *loading
 	st     *decodeState // this goroutine's
 	budget *YAMLBudget  // the revision's, shared
+	// runtimes check the environments' runtime blocks; nil: none is.
+	runtimes Runtimes
 }
 
 func (l *loading) add(ps ...Problem) {

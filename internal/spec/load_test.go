@@ -130,10 +130,6 @@ func TestProblems(t *testing.T) {
 		{"out of order", "socle.yaml", minimalPlatform + "  - name: qa\n    runtime: {type: local}\n    sync: manual\n", ``},
 		{"fork", "socle.yaml", minimalPlatform + "  - name: qa\n    runtime: {type: local}\n    sync: manual\n    promotion: {from: dev}\n", `environments[2].promotion.from: "prod" already promotes from "dev": promotions form one line`},
 		{"duplicate environment", "socle.yaml", minimalPlatform + "  - name: dev\n    runtime: {type: local}\n    sync: auto\n", `socle.yaml:12:11: environments[2].name: a second entry named "dev"`},
-		{"kubernetes without namespace", "socle.yaml", strings.Replace(minimalPlatform, "runtime: {type: local}\n    sync: auto", "runtime: {type: kubernetes}\n    sync: auto", 1), `environments[0].runtime: a kubernetes runtime needs a namespace`},
-		{"two environments in one namespace", "socle.yaml", strings.Replace(strings.Replace(minimalPlatform, "runtime: {type: local}\n    sync: auto", "runtime: {type: kubernetes, context: c, namespace: shop}\n    sync: auto", 1), "runtime: {type: local}\n    sync: manual", "runtime: {type: kubernetes, context: c, namespace: shop}\n    sync: manual", 1), `environment "dev" already runs in namespace "shop" of context "c"`},
-		{"namespace outside kubernetes", "socle.yaml", strings.Replace(minimalPlatform, "runtime: {type: local}\n    sync: auto", "runtime: {type: local, namespace: shop}\n    sync: auto", 1), `context, namespace, registry and gateway apply only to the kubernetes runtime`},
-		{"kubernetes is available", "socle.yaml", strings.Replace(minimalPlatform, "runtime: {type: local}\n    sync: auto", "runtime: {type: kubernetes, namespace: shop}\n    sync: auto", 1), ``},
 		{"bad window zone", "socle.yaml", strings.Replace(minimalPlatform, "{from: dev}", "{from: dev, windows: [\"Mon-Fri 09:00-17:00 Mars/Olympus\"]}", 1), `unknown time zone "Mars/Olympus"`},
 		{"window ends before it starts", "socle.yaml", strings.Replace(minimalPlatform, "{from: dev}", "{from: dev, windows: [\"Mon 17:00-09:00\"]}", 1), `the end must be after the start`},
 		{"freeze backwards", "socle.yaml", minimalPlatform + "freezes:\n  - {name: x, environments: [prod], start: 2026-12-20, end: 2026-12-01, reason: r}\n", `freezes[0].end: the end must be after the start`},
@@ -276,15 +272,4 @@ func FuzzLoad(f *testing.F) {
 			}
 		}
 	})
-}
-
-// TestKubernetesRuntimeIsAvailable: an environment on Kubernetes loads
-// without the warning that a runtime is missing.
-func TestKubernetesRuntimeIsAvailable(t *testing.T) {
-	t.Parallel()
-	fsys := minimalRepo()
-	fsys["socle.yaml"] = &fstest.MapFile{Data: []byte(strings.Replace(minimalPlatform, "runtime: {type: local}\n    sync: auto", "runtime: {type: kubernetes, context: kind, namespace: shop}\n    sync: auto", 1))}
-	if _, ps := Load(fsys); len(ps) > 0 {
-		t.Errorf("problems: %v", ps)
-	}
 }

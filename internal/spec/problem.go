@@ -45,6 +45,15 @@ func (p Problem) String() string {
 // Problems is every problem found in one pass over a repository.
 type Problems []Problem
 
+// String renders the problems one per line, as socle validate prints them.
+func (ps Problems) String() string {
+	lines := make([]string, len(ps))
+	for i, p := range ps {
+		lines[i] = p.String()
+	}
+	return strings.Join(lines, "\n")
+}
+
 // Errors returns how many problems are not warnings.
 func (ps Problems) Errors() int {
 	n := 0

@@ -140,11 +140,15 @@ func (d *document) validate(schemaName string) []Problem {
 	if err != nil {
 		return []Problem{{File: d.file, Message: "internal error: " + err.Error()}}
 	}
-	c := vs[schemaName]
-	if c.fast != nil && c.fast.valid(d.value) {
+	return d.validateWith(vs[schemaName], d.value, nil)
+}
+
+// validateWith checks v, the part of the document at path at, against c.
+func (d *document) validateWith(c *compiled, v any, at []string) []Problem {
+	if c.fast != nil && c.fast.valid(v) {
 		return nil
 	}
-	err = c.schema.Validate(d.value)
+	err := c.schema.Validate(v)
 	if err == nil {
 		return nil
 	}
@@ -161,15 +165,15 @@ func (d *document) validate(schemaName string) []Problem {
 			}
 			return
 		}
-		out = append(out, d.schemaProblems(c, e)...)
+		out = append(out, d.schemaProblems(c, e, at)...)
 	}
 	walk(ve)
 	slices.SortFunc(out, func(a, b Problem) int { return a.Line*1000 + a.Column - b.Line*1000 - b.Column })
 	return slices.CompactFunc(out, func(a, b Problem) bool { return a == b })
 }
 
-func (d *document) schemaProblems(c *compiled, e *js.ValidationError) []Problem {
-	loc := e.InstanceLocation
+func (d *document) schemaProblems(c *compiled, e *js.ValidationError, at []string) []Problem {
+	loc := append(slices.Clip(at), e.InstanceLocation...)
 	switch k := e.ErrorKind.(type) {
 	case *kind.AdditionalProperties:
 		allowed := c.allowedFields(e.SchemaURL)

@@ -2,7 +2,9 @@ package spec
 
 import (
 	"encoding/json"
+	"maps"
 
+	"github.com/invopop/jsonschema"
 	"github.com/score-spec/score-go/types"
 )
 
@@ -130,47 +132,62 @@ type Emergency struct {
 	Approvals *int `json:"approvals,omitempty" jsonschema:"minimum=0,maximum=10"`
 }
 
-// RuntimeType names a runtime driver.
+// RuntimeType names a runtime type: the value of an environment's
+// runtime.type.
 type RuntimeType string
 
-// The runtime drivers.
-const (
-	RuntimeLocal      RuntimeType = "local"
-	RuntimeContainer  RuntimeType = "container"
-	RuntimeKubernetes RuntimeType = "kubernetes"
-	RuntimeTerraform  RuntimeType = "terraform"
-)
+// RuntimeLocal is the runtime that needs nothing installed: supervised
+// processes on this machine, reached through socle's proxy at
+// <app>.<env>.localhost. Package runtime/local implements it; spec names it
+// because the platform's own defaults and hosts are about it.
+const RuntimeLocal RuntimeType = "local"
 
-// Runtime says where an environment's workloads run.
+// Runtime says where an environment's workloads run: a runtime type, and
+// beside it the fields that type defines ({type: kubernetes, context: prod,
+// namespace: shop}). spec knows no runtime type: each one registered with
+// socle gives the JSON Schema of its fields, decodes them and checks them
+// (see LoadWith and Runtimes), and `socle schema platform` shows them.
 type Runtime struct {
-	// Type is local (supervised processes on this machine), container,
-	// kubernetes or terraform.
-	Type RuntimeType `json:"type" jsonschema:"required,enum=local,enum=container,enum=kubernetes,enum=terraform"`
-	// Context is the kubeconfig context (kubernetes).
-	Context string `json:"context,omitempty"`
-	// Namespace is the Kubernetes namespace (kubernetes); each environment
-	// needs one of its own.
-	Namespace string `json:"namespace,omitempty"`
-	// Registry is the registry host, with an optional path prefix, from
-	// which the cluster pulls the images socle builds (kubernetes): pods run
-	// <registry>/apps/<app>@sha256:…. Default: socle's own registry, at its
-	// API address.
-	Registry string `json:"registry,omitempty" jsonschema:"pattern=^[a-zA-Z0-9.-]+(:[0-9]+)?(/[a-z0-9._/-]+)?$"`
-	// Gateway is a Gateway API Gateway that serves the environment's apps
-	// (kubernetes): each app with ports gets an HTTPRoute for
-	// <app>.<domain> attached to it, and canary steps split requests by
-	// weight through that route rather than by numbers of pods.
-	Gateway *Gateway `json:"gateway,omitempty"`
+	// Type is a runtime type socle is built with: local (supervised
+	// processes on this machine) or kubernetes (a context and namespace of
+	// a cluster); `socle schema platform` lists them with their fields.
+	Type RuntimeType `json:"type" jsonschema:"required,minLength=1"`
+	// Fields are the block's other fields as written, for its runtime type
+	// to decode.
+	Fields map[string]any `json:"-"`
+	// Config is Fields as the runtime type decoded them (a value of the
+	// type's own, e.g. *kubernetes.Config): set by LoadWith when they are
+	// valid, nil otherwise and from Load.
+	Config any `json:"-"`
 }
 
-// Gateway names a Gateway API Gateway, which the platform team owns.
-type Gateway struct {
-	// Name of the Gateway.
-	Name string `json:"name" jsonschema:"required,pattern=^[a-z0-9]([a-z0-9-]*[a-z0-9])?$"`
-	// Namespace of the Gateway (default: the environment's namespace).
-	Namespace string `json:"namespace,omitempty"`
-	// Domain under which apps are served: <app>.<domain>.
-	Domain string `json:"domain" jsonschema:"required,pattern=^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$"`
+// UnmarshalJSON reads type and keeps the other fields for the runtime type.
+func (r *Runtime) UnmarshalJSON(b []byte) error {
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		return err
+	}
+	t, _ := m["type"].(string) // another type of value is the schema's to report
+	delete(m, "type")
+	*r = Runtime{Type: RuntimeType(t)}
+	if len(m) > 0 {
+		r.Fields = m
+	}
+	return nil
+}
+
+// MarshalJSON writes the block as it was read: type and the other fields.
+func (r Runtime) MarshalJSON() ([]byte, error) {
+	m := make(map[string]any, len(r.Fields)+1)
+	maps.Copy(m, r.Fields)
+	m["type"] = r.Type
+	return json.Marshal(m)
+}
+
+// JSONSchemaExtend opens the block to the fields of the runtime types, which
+// the registered types check (the published schema adds them: SchemaWith).
+func (Runtime) JSONSchemaExtend(s *jsonschema.Schema) {
+	s.AdditionalProperties = jsonschema.TrueSchema
 }
 
 // Promotion holds the gates that guard an environment.

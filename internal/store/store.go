@@ -195,6 +195,66 @@ type ReleaseFilter struct {
 	Limit  int           // at most this many: 0 means DefaultLimit, at most MaxLimit
 }
 
+// A Target is what an operation on a unit brings, identified as a release
+// is: two operations with the same target deploy the same thing.
+type Target struct {
+	Revision   string // the platform revision the desired state came from
+	Artifact   string // the artifact digest, "" for a kind that has none
+	ConfigHash string // a hash of the rest of the unit's configuration
+}
+
+// IsZero reports whether t names nothing.
+func (t Target) IsZero() bool { return t == Target{} }
+
+// An Operation is a long operation on a unit in progress (a rollout), kept
+// as a persisted state machine: the engine writes it before it takes the
+// step it describes, so that a socle restarted, or another replica, resumes
+// the operation at that step instead of starting it over.
+type Operation struct {
+	// Release is the release the operation records, 0 if none.
+	Release int64
+	// Target is what the operation brings.
+	Target Target
+	// Phase is where the current step is, in the kind's words ("Waiting",
+	// "Pausing"); required.
+	Phase string
+	// Step is the current step, from 0.
+	Step int
+	// StepStartedAt is when Phase began: a pause is counted from it, and
+	// goes on counting across a restart.
+	StepStartedAt time.Time
+	// StepData is what the step keeps, a JSON document (a canary step's
+	// analysis baseline: the proxy's counters when its pause began);
+	// optional.
+	StepData json.RawMessage
+}
+
+// A Failure is the last operation of a unit that failed (a rollout rolled
+// back): its target is not tried again until the desired state changes,
+// across restarts.
+type Failure struct {
+	Release int64 // the release that failed, 0 if none was recorded
+	Target  Target
+}
+
+// A UnitState is what the engine keeps of one unit besides its desired
+// state: the operation in progress, the failure not to retry, and the
+// status it last reported, so that a restart (or another replica) shows it
+// and goes on from it. A unit is (Kind, Name, Env); Env is an environment,
+// or a zone for units that belong to a zone.
+type UnitState struct {
+	Kind, Name, Env string // required
+	// Operation is the operation in progress, nil when none.
+	Operation *Operation
+	// Failed is the target that failed last, nil when none.
+	Failed *Failure
+	// Status is the unit's status as last reported, a JSON document; nil
+	// when none was.
+	Status json.RawMessage
+	// UpdatedAt is when the record was last written; set by the store.
+	UpdatedAt time.Time
+}
+
 // An Approval is one user's approval of an artifact for an environment, for
 // the approval gate of a promotion.
 type Approval struct {
@@ -371,6 +431,25 @@ type Store interface {
 	// after a restart, the rollouts to resume or to end.
 	ProgressingReleases(ctx context.Context) ([]Release, error)
 
+	// PutUnitState records the Operation and Failed of s's unit, whatever
+	// they were (nil clears them), creating the unit's record if needed
+	// and leaving its Status as it is. s must have a Kind, a Name and an
+	// Env; an Operation must have a Phase and a Step of 0 or more.
+	PutUnitState(ctx context.Context, s UnitState) error
+	// PutUnitStatuses records the Status of each unit of states, in one
+	// transaction, creating the records needed and leaving their Operation
+	// and Failed as they are; only Kind, Name, Env and Status are read. A
+	// unit may appear only once.
+	PutUnitStatuses(ctx context.Context, states []UnitState) error
+	// UnitState returns the record of one unit.
+	UnitState(ctx context.Context, kind, name, env string) (UnitState, error)
+	// UnitStates returns every unit's record, ordered by kind, environment
+	// and name.
+	UnitStates(ctx context.Context) ([]UnitState, error)
+	// DeleteUnitState removes the record of a unit; a unit without one is
+	// no error.
+	DeleteUnitState(ctx context.Context, kind, name, env string) error
+
 	// AddApproval records a's approval and returns it as recorded. There is
 	// one approval per (app, env, artifact, user): a second approval by the
 	// same user returns the first one and records nothing. rec, if not nil,
@@ -417,10 +496,15 @@ type Store interface {
 	Close() error
 }
 
+// AuditReader reads the audit trail a page at a time (a Store does).
+type AuditReader interface {
+	AuditRecords(ctx context.Context, afterSeq int64, limit int) ([]AuditRecord, error)
+}
+
 // AuditTrail returns the audit records of s after afterSeq, in Seq order,
 // read a page at a time: what audit.Verify reads. It stops at the first
 // error, which it yields, and at a page that does not go on after the last.
-func AuditTrail(ctx context.Context, s Store, afterSeq int64) iter.Seq2[AuditRecord, error] {
+func AuditTrail(ctx context.Context, s AuditReader, afterSeq int64) iter.Seq2[AuditRecord, error] {
 	return func(yield func(AuditRecord, error) bool) {
 		for {
 			page, err := s.AuditRecords(ctx, afterSeq, MaxLimit)

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/socle-dev/socle/internal/reconcile"
 	"github.com/socle-dev/socle/internal/store"
 )
 
@@ -88,27 +89,7 @@ func TestCanaryRollsBack(t *testing.T) {
 	s.waitSynced(t, good, 3*time.Minute)
 
 	l := startLoad(s.proxyPort, 50)
-	main := filepath.Join(repo, "apps/web/main.go")
-	b, err := os.ReadFile(main)
-	if err != nil {
-		t.Fatal(err)
-	}
-	bad := strings.Replace(string(b), `	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-`, `	var n atomic.Int64
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		if n.Add(1)%3 == 0 {
-			http.Error(w, "broken", http.StatusInternalServerError)
-			return
-		}
-`, 1)
-	bad = strings.Replace(bad, "\t\"os\"\n", "\t\"os\"\n\t\"sync/atomic\"\n", 1)
-	if bad == string(b) {
-		t.Fatal("could not break main.go")
-	}
-	if err := os.WriteFile(main, []byte(bad), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	gitCommit(t, repo, "web: a version that fails a third of its requests")
+	breakWeb(t, repo)
 	s.hook(t)
 
 	deadline := time.Now().Add(2 * time.Minute)
@@ -127,7 +108,7 @@ func TestCanaryRollsBack(t *testing.T) {
 	}
 	t.Logf("rolled back: %s", rel.Reason)
 	u, _ := unit(s.status(t), "web", "dev")
-	if u.Revision != good || u.Phase != "Failed" || !strings.Contains(u.Message, "rolledback") {
+	if u.Revision != good || u.Phase != reconcile.Failed || u.Reason != reconcile.ReasonRolledBack || !strings.Contains(u.Message, "rolledback") {
 		t.Errorf("after the rollback web @ dev is %s at %s: %s", u.Phase, u.Revision, u.Message)
 	}
 	total := l.ok.Load() + l.failed.Load()

@@ -22,7 +22,6 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/socle-dev/socle/internal/runtime"
-	"github.com/socle-dev/socle/internal/spec"
 )
 
 // FieldManager is the name socle applies under: the fields it sets are
@@ -67,7 +66,7 @@ type Target struct {
 	Registry  string
 	// Gateway, when set and the cluster serves the Gateway API, gives each
 	// unit an HTTPRoute and canaries weights (see RenderOptions).
-	Gateway *spec.Gateway
+	Gateway *Gateway
 }
 
 // Driver runs units on one cluster, as one kubeconfig context names it.

@@ -40,7 +40,7 @@ func open(t *testing.T, deadline time.Duration) (*Driver, string, k8sclient.Inte
 }
 
 // openWith is open, with the environments' Gateway.
-func openWith(t *testing.T, deadline time.Duration, gateway *spec.Gateway) (*Driver, string, k8sclient.Interface) {
+func openWith(t *testing.T, deadline time.Duration, gateway *Gateway) (*Driver, string, k8sclient.Interface) {
 	t.Helper()
 	c := kubetest.Shared(t)
 	ns := fmt.Sprintf("t%d-%s", namespaces.Add(1), strings.ToLower(strings.ReplaceAll(t.Name(), "/", "-")))
@@ -391,7 +391,7 @@ func unstructuredInt(u *unstructured.Unstructured, path ...string) (int64, bool,
 func TestWeightedCanary(t *testing.T) {
 	c := kubetest.Shared(t)
 	installHTTPRoutes(t, c)
-	d, ns, kc := openWith(t, time.Minute, &spec.Gateway{Name: "public", Namespace: "gateways", Domain: "example.test"})
+	d, ns, kc := openWith(t, time.Minute, &Gateway{Name: "public", Namespace: "gateways", Domain: "example.test"})
 	ctx := ctxOf(t)
 	u := fixedReplicas(demoUnits(t)["web"], 2)
 	old := runtime.Workload{Release: "r1", Unit: u, Artifact: testDigest, Dedicated: true}

@@ -29,7 +29,6 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/socle-dev/socle/internal/plan"
-	"github.com/socle-dev/socle/internal/proxy"
 	"github.com/socle-dev/socle/internal/runtime"
 	"github.com/socle-dev/socle/internal/spec"
 )
@@ -79,7 +78,7 @@ type RenderOptions struct {
 	ProgressDeadline time.Duration
 	// Gateway, when set, is the Gateway API Gateway the unit's HTTPRoute
 	// attaches to; canary steps then split requests by weight.
-	Gateway *spec.Gateway
+	Gateway *Gateway
 }
 
 // Object is one rendered Kubernetes object, and the release it belongs to
@@ -423,7 +422,7 @@ func (r *renderer) service(name, serve string) *unstructured.Unstructured {
 
 // backend is a route's reference to a service's primary port.
 func (r *renderer) backend(service string, weight int) any {
-	port := r.u.Service.Ports[proxy.PrimaryPort(slices.Collect(maps.Keys(r.u.Service.Ports)))].Port
+	port := r.u.Service.Ports[spec.PrimaryPort(slices.Collect(maps.Keys(r.u.Service.Ports)))].Port
 	return map[string]any{"name": service, "port": int64(port), "weight": int64(weight)}
 }
 

@@ -102,7 +102,7 @@ func TestRender(t *testing.T) {
 		"proxy":  "sha256:2222222222222222222222222222222222222222222222222222222222222222",
 		"agent":  "sha256:3333333333333333333333333333333333333333333333333333333333333333",
 	}}}}, opts: RenderOptions{PullToken: "socle_000000000000_pull-token-for-the-test-0000000000000000"}}
-	gateway := &spec.Gateway{Name: "public", Namespace: "gateways", Domain: "dev.example.com"}
+	gateway := &Gateway{Name: "public", Namespace: "gateways", Domain: "dev.example.com"}
 	// A unit behind a Gateway: an HTTPRoute to its service.
 	tests["gateway"] = struct {
 		spec runtime.UnitSpec

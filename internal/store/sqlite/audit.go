@@ -19,7 +19,7 @@ func (db *DB) AppendAudit(ctx context.Context, rec store.AuditRecord) (store.Aud
 	}
 	var out store.AuditRecord
 	err := db.write(ctx, func(tx *sql.Tx) (err error) {
-		out, err = appendAudit(ctx, tx, rec, time.Now())
+		out, err = appendAudit(ctx, tx, rec, db.now())
 		return err
 	})
 	if err != nil {

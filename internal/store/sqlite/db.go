@@ -15,6 +15,7 @@ import (
 	msqlite "modernc.org/sqlite" // also registers the "sqlite" database/sql driver
 	sqlite3 "modernc.org/sqlite/lib"
 
+	"github.com/socle-dev/socle/internal/clock"
 	"github.com/socle-dev/socle/internal/store"
 )
 
@@ -43,7 +44,14 @@ type DB struct {
 	// wlock holds a token while this process writes: writers queue here, in
 	// Go, rather than on SQLite's busy handler.
 	wlock chan struct{}
+	// Clock is the time the store stamps what it records with (releases'
+	// start and end, audit records, events, approvals, tokens): socle's
+	// clock, so that a soak measured from a release's end and the clock
+	// that checks it agree. The system's when nil; set it before use.
+	Clock clock.Clock
 }
+
+func (db *DB) now() time.Time { return clock.Or(db.Clock).Now() }
 
 // Open opens the SQLite database at path, creating the file if needed, and
 // brings its schema up to date. A database written by a newer socle, with a

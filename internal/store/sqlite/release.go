@@ -35,7 +35,7 @@ func (db *DB) BeginRelease(ctx context.Context, r store.Release, rec *store.Audi
 	if err != nil {
 		return store.Release{}, fmt.Errorf("beginning release of %s/%s: %w", r.App, r.Env, err)
 	}
-	now := time.Now()
+	now := db.now()
 	var out store.Release
 	err = db.write(ctx, func(tx *sql.Tx) error {
 		cur, err := queryOne(ctx, tx, scanRelease, `SELECT `+releaseColumns+` FROM releases
@@ -123,7 +123,7 @@ func (db *DB) FinishRelease(ctx context.Context, id int64, status store.ReleaseS
 	if err != nil {
 		return fmt.Errorf("finishing release %d: %w", id, err)
 	}
-	now := time.Now()
+	now := db.now()
 	err = db.write(ctx, func(tx *sql.Tx) error {
 		r, err := queryOne(ctx, tx, scanRelease, `SELECT `+releaseColumns+` FROM releases WHERE id = ?`, id)
 		switch {
@@ -219,7 +219,7 @@ func (db *DB) AddApproval(ctx context.Context, a store.Approval, rec *store.Audi
 	if err != nil {
 		return store.Approval{}, fmt.Errorf("adding approval: %w", err)
 	}
-	now := time.Now()
+	now := db.now()
 	var out store.Approval
 	err = db.write(ctx, func(tx *sql.Tx) error {
 		var id int64
@@ -255,7 +255,7 @@ func (db *DB) Approvals(ctx context.Context, app, env, artifact string) ([]store
 
 // DORA implements store.Store.
 func (db *DB) DORA(ctx context.Context, f store.DORAFilter) (store.DORAFigures, error) {
-	since, until, err := contract.DORAPeriod(f, time.Now())
+	since, until, err := contract.DORAPeriod(f, db.now())
 	if err != nil {
 		return store.DORAFigures{}, fmt.Errorf("DORA figures: %w", err)
 	}

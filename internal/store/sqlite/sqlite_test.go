@@ -14,7 +14,9 @@ import (
 	"sync"
 	"testing"
 	"testing/fstest"
+	"time"
 
+	"github.com/socle-dev/socle/internal/clock"
 	"github.com/socle-dev/socle/internal/cost"
 	"github.com/socle-dev/socle/internal/money"
 	"github.com/socle-dev/socle/internal/store"
@@ -656,5 +658,44 @@ func BenchmarkCheckFile(b *testing.B) {
 		if err := db.CheckFile(); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestStampsWithItsClock: what the store stamps (a release's start and
+// end, its audit records, events) is socle's clock's time, not the
+// machine's: a soak measured from a release's end agrees with the clock
+// that checks it, when a test moves that clock.
+func TestStampsWithItsClock(t *testing.T) {
+	ctx := t.Context()
+	db := mustOpen(t, filepath.Join(t.TempDir(), "socle.db"))
+	defer db.Close()
+	at := time.Date(2031, 5, 6, 7, 8, 9, 0, time.UTC)
+	c := clock.NewFake(at)
+	db.Clock = c
+	r, err := db.BeginRelease(ctx, store.Release{App: "web", Env: "dev", Revision: "r1", Artifact: "sha256:a", Trigger: store.TriggerSync}, &store.AuditRecord{Actor: "socle", Action: "release.started"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Advance(time.Hour)
+	if err := db.FinishRelease(ctx, r.ID, store.Succeeded, "", &store.AuditRecord{Actor: "socle", Action: "release.succeeded"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.AppendEvent(ctx, store.Event{Kind: "deploy", Message: "m"}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := db.Release(ctx, r.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !got.StartedAt.Equal(at) || !got.FinishedAt.Equal(at.Add(time.Hour)) {
+		t.Errorf("release from %s to %s, want from %s to %s", got.StartedAt, got.FinishedAt, at, at.Add(time.Hour))
+	}
+	recs, err := db.AuditRecords(ctx, 0, 10)
+	if err != nil || len(recs) != 2 || !recs[0].At.Equal(at) || !recs[1].At.Equal(at.Add(time.Hour)) {
+		t.Errorf("audit records %+v (%v), want stamped at %s and an hour later", recs, err, at)
+	}
+	evs, err := db.Events(ctx, store.EventFilter{Limit: 10})
+	if err != nil || len(evs) != 1 || !evs[0].Time.Equal(at.Add(time.Hour)) {
+		t.Errorf("events %+v (%v), want one at %s", evs, err, at.Add(time.Hour))
 	}
 }

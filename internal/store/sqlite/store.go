@@ -22,7 +22,7 @@ func (db *DB) PutRevision(ctx context.Context, r store.Revision) error {
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (sha) DO UPDATE SET valid = excluded.valid, problems = excluded.problems`,
 			r.SHA, r.Author, r.Email, micros(r.Time), r.Message, r.Valid, jsonArg(r.Problems),
-			micros(contract.TimeOr(r.SeenAt, time.Now())))
+			micros(contract.TimeOr(r.SeenAt, db.now())))
 		return err
 	})
 	if err != nil {
@@ -94,7 +94,7 @@ func (db *DB) ApplyDesired(ctx context.Context, revision string, set []store.Des
 	if err := contract.CheckApply(revision, set, remove, plan, events); err != nil {
 		return 0, fmt.Errorf("applying desired state of revision %s: %w", revision, err)
 	}
-	now := time.Now()
+	now := db.now()
 	var planID int64
 	err := db.write(ctx, func(tx *sql.Tx) error {
 		var known bool
@@ -243,7 +243,7 @@ func (db *DB) AppendEvent(ctx context.Context, e store.Event) (int64, error) {
 	}
 	var id int64
 	err := db.write(ctx, func(tx *sql.Tx) error {
-		return tx.QueryRowContext(ctx, insertEvent, eventArgs(e, time.Now())...).Scan(&id)
+		return tx.QueryRowContext(ctx, insertEvent, eventArgs(e, db.now())...).Scan(&id)
 	})
 	if err != nil {
 		return 0, fmt.Errorf("appending event %s: %w", e.Kind, err)

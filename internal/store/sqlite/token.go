@@ -45,7 +45,7 @@ func (db *DB) CreateToken(ctx context.Context, t store.Token, rec *store.AuditRe
 	if err != nil {
 		return store.Token{}, fmt.Errorf("creating token: %w", err)
 	}
-	now := time.Now()
+	now := db.now()
 	t.CreatedAt = contract.TimeOr(t.CreatedAt, now)
 	var out store.Token
 	err = db.write(ctx, func(tx *sql.Tx) error {
@@ -92,7 +92,7 @@ func (db *DB) RevokeToken(ctx context.Context, id string, rec *store.AuditRecord
 	if err := contract.CheckAuditOf(rec); err != nil {
 		return store.Token{}, fmt.Errorf("revoking token %s: %w", id, err)
 	}
-	now := time.Now()
+	now := db.now()
 	var out store.Token
 	err := db.write(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE tokens SET revoked_at = ? WHERE id = ? AND revoked_at = 0`, micros(now), id)

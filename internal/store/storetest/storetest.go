@@ -62,6 +62,11 @@ func Run(t *testing.T, open Open) {
 		{"ReleasesSurviveReopen", testReleasesSurviveReopen},
 		{"Tokens", testTokens},
 		{"LastEventID", testLastEventID},
+		{"UnitStateRoundTrip", testUnitStateRoundTrip},
+		{"UnitStatesOrder", testUnitStatesOrder},
+		{"UnitStateRejects", testUnitStateRejects},
+		{"UnitStatesConcurrent", testUnitStatesConcurrent},
+		{"UnitStatesSurviveReopen", testUnitStatesSurviveReopen},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

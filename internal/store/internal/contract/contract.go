@@ -311,3 +311,43 @@ func CheckToken(t store.Token) error {
 	}
 	return nil
 }
+
+// CheckUnitState rejects a unit record without kind, name or environment,
+// or with an operation that has no phase or a negative step.
+func CheckUnitState(s store.UnitState) error {
+	if s.Kind == "" || s.Name == "" || s.Env == "" {
+		return fmt.Errorf("unit %q/%q/%q: kind, name and environment are required", s.Kind, s.Name, s.Env)
+	}
+	if op := s.Operation; op != nil {
+		switch {
+		case op.Phase == "":
+			return fmt.Errorf("unit %s/%s/%s: an operation without phase", s.Kind, s.Name, s.Env)
+		case op.Step < 0:
+			return fmt.Errorf("unit %s/%s/%s: operation step %d", s.Kind, s.Name, s.Env, op.Step)
+		case op.Release < 0:
+			return fmt.Errorf("unit %s/%s/%s: operation release %d", s.Kind, s.Name, s.Env, op.Release)
+		}
+	}
+	if f := s.Failed; f != nil && f.Release < 0 {
+		return fmt.Errorf("unit %s/%s/%s: failed release %d", s.Kind, s.Name, s.Env, f.Release)
+	}
+	return nil
+}
+
+// CheckUnitStatuses rejects the arguments of store.Store.PutUnitStatuses
+// that name a unit badly or twice.
+func CheckUnitStatuses(states []store.UnitState) error {
+	type key struct{ kind, name, env string }
+	seen := make(map[key]bool, len(states))
+	for i, s := range states {
+		k := key{s.Kind, s.Name, s.Env}
+		if k.kind == "" || k.name == "" || k.env == "" {
+			return fmt.Errorf("states[%d]: unit %q/%q/%q: kind, name and environment are required", i, k.kind, k.name, k.env)
+		}
+		if seen[k] {
+			return fmt.Errorf("states[%d]: unit %s/%s/%s twice", i, k.kind, k.name, k.env)
+		}
+		seen[k] = true
+	}
+	return nil
+}

@@ -1,0 +1,177 @@
+package replicas
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/score-spec/score-go/framework"
+	"github.com/score-spec/score-go/types"
+
+	"github.com/socle-dev/socle/internal/plan"
+	"github.com/socle-dev/socle/internal/runtime"
+)
+
+// Images unpacks the images replicas run.
+type Images interface {
+	// Unpack returns the unpacked filesystem and configuration of the
+	// image of a container whose Score image is image ("." for socle's
+	// build), pinned to digest ("" for the image as written).
+	Unpack(ctx context.Context, image, digest string) (Image, error)
+}
+
+// Image is an unpacked image, ready for a runtime that runs host executables.
+type Image struct {
+	Root       string
+	Entrypoint []string
+	Cmd        []string
+	Env        []string // KEY=value
+	WorkingDir string
+}
+
+// replicaSpec is what every replica of workload wl runs: the image's
+// entrypoint, or the Score container's command and args; the image's
+// environment, then the container's variables with placeholders resolved;
+// the service ports and the probes. A replica runs one container: a
+// workload with several runs its first one (in name order), which
+// Capabilities says.
+func (r *Runtime) replicaSpec(ctx context.Context, wl runtime.Workload) (runtime.ReplicaSpec, error) {
+	d := wl.Unit
+	names := slices.Sorted(maps.Keys(d.Containers))
+	if len(names) == 0 {
+		return runtime.ReplicaSpec{}, fmt.Errorf("the workload has no container: %w", runtime.ErrInvalidUnit)
+	}
+	c := d.Containers[names[0]]
+	pin := wl.Images[names[0]]
+	if wl.Images == nil && c.Image == "." {
+		pin = wl.Artifact
+	}
+	img, err := r.cfg.Images.Unpack(ctx, c.Image, pin)
+	if err != nil {
+		return runtime.ReplicaSpec{}, fmt.Errorf("unpacking the image of container %s (%s): %w", names[0], short(pin), err)
+	}
+	vars, err := resolveVariables(d, c.Variables, r.cfg.Secret)
+	if err != nil {
+		return runtime.ReplicaSpec{}, err
+	}
+	env := make(map[string]string, len(img.Env)+len(vars))
+	for _, kv := range img.Env {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			env[k] = v
+		}
+	}
+	maps.Copy(env, vars)
+	s := runtime.ReplicaSpec{
+		Ref:        runtime.Ref{App: d.App, Env: d.Env, Release: wl.Release},
+		Root:       img.Root,
+		Command:    slices.Clone(img.Entrypoint),
+		Args:       slices.Clone(img.Cmd),
+		Variables:  env,
+		WorkingDir: img.WorkingDir,
+		// Replicas of a release fail alike: a short backoff finds a crash
+		// loop fast, and a rollout stops waiting for it.
+		Restart:     runtime.RestartPolicy{Backoff: 200 * time.Millisecond, MaxBackoff: 30 * time.Second, CrashLoopAfter: 3},
+		GracePeriod: 10 * time.Second,
+	}
+	if len(c.Command) > 0 {
+		s.Command, s.Args = slices.Clone(c.Command), slices.Clone(c.Args)
+	} else if len(c.Args) > 0 {
+		s.Args = slices.Clone(c.Args)
+	}
+	if d.Service != nil {
+		for _, name := range slices.Sorted(maps.Keys(d.Service.Ports)) {
+			p := d.Service.Ports[name]
+			port := p.Port
+			if p.TargetPort != nil {
+				port = *p.TargetPort
+			}
+			s.Ports = append(s.Ports, runtime.Port{Name: name, Port: port})
+		}
+	}
+	s.Readiness = probe(c.ReadinessProbe)
+	s.Liveness = probe(c.LivenessProbe)
+	return s, nil
+}
+
+func probe(p *types.ContainerProbe) *runtime.Probe {
+	if p == nil {
+		return nil
+	}
+	out := &runtime.Probe{Period: 250 * time.Millisecond} // a new replica joins within a period of being ready
+	if g := p.HttpGet; g != nil {
+		h := &runtime.HTTPGetAction{Path: g.Path, Port: g.Port}
+		if g.Scheme != nil {
+			h.Scheme = string(*g.Scheme)
+		}
+		for _, hd := range g.HttpHeaders {
+			h.Headers = append(h.Headers, runtime.Header{Name: hd.Name, Value: hd.Value})
+		}
+		out.HTTPGet = h
+		return out
+	}
+	if e := p.Exec; e != nil {
+		out.Exec = &runtime.ExecAction{Command: slices.Clone(e.Command)}
+		return out
+	}
+	return nil
+}
+
+// resolveVariables fills a container's ${metadata…} and ${resources…}
+// placeholders, with Score's own substitution.
+func resolveVariables(u *plan.Unit, vars map[string]string, secret []byte) (map[string]string, error) {
+	meta := map[string]any(u.Metadata)
+	if meta == nil {
+		meta = map[string]any{"name": u.App}
+	}
+	fn := framework.BuildSubstitutionFunction(meta, runtime.ResourceOutputs(u, secret, func(string) string { return "127.0.0.1" }))
+	out := make(map[string]string, len(vars))
+	for k, v := range vars {
+		r, err := framework.SubstituteString(v, fn)
+		if err != nil {
+			return nil, fmt.Errorf("variable %s: %w", k, err)
+		}
+		out[k] = r
+	}
+	return out, nil
+}
+
+// SecretValues returns the values a unit's replicas see that are secret:
+// its secret variables as resolved, and the credentials of its resources.
+// The server redacts them from what it shows.
+func SecretValues(u *plan.Unit, secret []byte) []string {
+	var out []string
+	for name := range u.Resources {
+		vals, err := resolveVariables(u, map[string]string{"p": "${resources." + name + ".password}"}, secret)
+		if err == nil {
+			out = append(out, vals["p"])
+		}
+	}
+	names := u.SecretVariables()
+	if len(names) == 0 {
+		return out
+	}
+	for _, c := range u.Containers {
+		vals, err := resolveVariables(u, c.Variables, secret)
+		if err != nil {
+			continue
+		}
+		for _, n := range names {
+			if v, ok := vals[n]; ok {
+				out = append(out, v)
+			}
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+func short(s string) string {
+	s = strings.TrimPrefix(s, "sha256:")
+	if len(s) > 12 {
+		return s[:12]
+	}
+	return s
+}

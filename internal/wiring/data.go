@@ -1,0 +1,105 @@
+package wiring
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/socle-dev/socle/internal/clock"
+	"github.com/socle-dev/socle/internal/cost"
+	"github.com/socle-dev/socle/internal/lease"
+	"github.com/socle-dev/socle/internal/store"
+	"github.com/socle-dev/socle/internal/store/sealed"
+	"github.com/socle-dev/socle/internal/store/sqlite"
+)
+
+// DBFile is the database's name inside a data directory.
+const DBFile = "socle.db"
+
+// Stores are the stores kept in one database.
+type Stores struct {
+	// Store is socle's record. Opened by OpenData, its secret variables
+	// are sealed at rest with the data directory's key.
+	Store store.Store
+	// Costs holds the imported billing data.
+	Costs cost.Store
+	db    *sqlite.DB
+}
+
+// Check reports why the database can no longer be written safely (nil: it
+// can): its file was removed or replaced since it was opened.
+func (s *Stores) Check() error { return s.db.CheckFile() }
+
+// Close closes the database.
+func (s *Stores) Close() error { return s.db.Close() }
+
+// OpenDB opens the database at path, creating it if needed, stamping what
+// it records with c's time (the system's when nil). Its secrets are not
+// sealed: for the commands that read costs or tokens.
+func OpenDB(ctx context.Context, path string, c clock.Clock) (*Stores, error) {
+	db, err := sqlite.Open(ctx, path)
+	if err != nil {
+		return nil, err
+	}
+	db.Clock = clock.Or(c)
+	return &Stores{Store: db, Costs: sqlite.NewCostStore(db), db: db}, nil
+}
+
+// OpenData opens the stores of a data directory as socle up does, its
+// secrets sealed with the directory's secret (made on first use), which it
+// returns too.
+func OpenData(ctx context.Context, dir string, c clock.Clock) (*Stores, []byte, error) {
+	st, err := OpenDB(ctx, filepath.Join(dir, DBFile), c)
+	if err != nil {
+		return nil, nil, err
+	}
+	secret, err := DataSecret(dir)
+	if err == nil {
+		var sealedStore store.Store
+		if sealedStore, err = sealed.Wrap(st.Store, secret); err == nil {
+			st.Store = sealedStore
+			return st, secret, nil
+		}
+	}
+	st.Close()
+	return nil, nil, err
+}
+
+// DataSecret returns a data directory's secret, created on first use; it
+// derives credentials socle hands to apps, and never leaves the machine.
+func DataSecret(dir string) ([]byte, error) {
+	p := filepath.Join(dir, "secret.key")
+	if b, err := os.ReadFile(p); err == nil && len(b) >= 32 {
+		return b, nil
+	}
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(p, b, 0o600); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// Claim makes this process the one socle of a data directory, or says which
+// process is: two would run every app twice and write the same store. With
+// SQLite it is the platform lease of the directory (a file lock, which a
+// crash releases), held for the process's life and handed to every job by
+// the Leaser it returns; release gives it up, last. A store shared by
+// several processes (PostgreSQL) hands out leases per scope instead, and
+// claims nothing for the process.
+func Claim(ctx context.Context, dir string, me lease.Holder) (jobs lease.Leaser, release func(), err error) {
+	le, err := (&lease.File{Dir: dir}).TryAcquire(ctx, lease.Platform, me)
+	var held *lease.HeldError
+	if errors.As(err, &held) {
+		return nil, nil, fmt.Errorf("the data directory %s is in use by another socle (%s): stop it, or give this one a data directory of its own (--data)", dir, held.Holder)
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("taking the data directory's lease: %w", err)
+	}
+	return lease.Holding(le), func() { le.Release() }, nil
+}
