@@ -36,6 +36,8 @@ var (
 	proxyPort = regexp.MustCompile(`\.localhost:(\d+)`)
 	statusCmd = regexp.MustCompile(`(?m)^ +status +(socle status .*)$`)
 	webInDev  = regexp.MustCompile(`(?m)^web +dev `)
+	appsLine  = regexp.MustCompile(`(?m)^ +apps +(.*)$`)
+	appHost   = regexp.MustCompile(`http://([a-z0-9.-]+\.localhost):\d+`)
 )
 
 // TestFirstCommand runs the README's first command exactly as written, in a
@@ -139,6 +141,30 @@ func TestFirstCommand(t *testing.T) {
 		}
 	}
 	t.Logf("%s: up after %s, web.dev.localhost answered after %s", strings.Join(args, " "), up.Round(time.Second), time.Since(start).Round(time.Second))
+
+	// Every address the banner gives a newcomer answers, not only web's:
+	// a 404 at the address socle printed reads as socle being broken.
+	apps := appsLine.FindStringSubmatch(out.String())
+	if apps == nil {
+		t.Fatalf("up's banner has no apps line")
+	}
+	for _, m := range appHost.FindAllStringSubmatch(apps[1], -1) {
+		for {
+			_, err := get(ctx, proxy, m[1])
+			if err == nil {
+				break
+			}
+			last = err.Error()
+			select {
+			case err := <-exited:
+				stopped = true
+				t.Fatalf("%s ended: %v; %s last answered %q", strings.Join(args, " "), err, m[1], last)
+			case <-ctx.Done():
+				t.Fatalf("%s, which up's banner lists, did not answer within %s; it last answered %q", m[1], wait, last)
+			case <-tick.C:
+			}
+		}
+	}
 
 	// The socle commands up prints work once the README's install step
 	// has put socle on the PATH: its status command, with the admin token

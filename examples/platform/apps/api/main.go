@@ -3,6 +3,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"log"
 	"net/http"
 	"net/url"
@@ -22,6 +23,11 @@ func main() {
 		dbHost = u.Host
 	}
 	mux := http.NewServeMux()
+	// The root says where the API is, so that the address socle up prints
+	// for this app answers something other than 404.
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "Alpenrose bookings API (version %s): GET /bookings\n", version)
+	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ready\n")) })
 	mux.HandleFunc("GET /bookings", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
