@@ -84,6 +84,11 @@ repository does not validate or a change is denied.`,
 			} else {
 				fmt.Fprintf(g.stdout, "Planning %s against %s.\n\n", dir, out.from)
 				err = out.render(g.stdout)
+				if err == nil {
+					if hint := unpinnedHint(repo, env, &out.Plan); hint != "" {
+						fmt.Fprintln(g.stdout, hint)
+					}
+				}
 			}
 			if err == nil && out.Policy.Denied > 0 {
 				err = withCode(ExitProblems, fmt.Errorf("%d change%s denied by policy", out.Policy.Denied, plural(out.Policy.Denied)))
@@ -138,6 +143,20 @@ func (o *planOutput) render(w io.Writer) error {
 	}
 	_, err = fmt.Fprintf(w, "Policies: %d change%s denied, %d warning%s.\n", o.Policy.Denied, plural(o.Policy.Denied), o.Policy.Warnings, plural(o.Policy.Warnings))
 	return err
+}
+
+// unpinnedHint explains an empty plan of a manual environment: it runs only
+// what releases/<env>.yaml pins, so before the first promotion there is
+// nothing to plan, which a newcomer would otherwise read as a broken plan.
+func unpinnedHint(repo *spec.Repo, env string, p *plan.Plan) string {
+	e := repo.Environment(env)
+	if e == nil || e.Sync != spec.SyncManual || len(p.Changes) > 0 {
+		return ""
+	}
+	if rel := repo.Releases[env]; rel != nil && len(rel.Apps) > 0 {
+		return ""
+	}
+	return fmt.Sprintf("%s runs only what releases/%s.yaml pins, and nothing is pinned yet: a release enters it with socle promote APP --to %s.", env, env, env)
 }
 
 // withState opens the data directory's store, if it has one, for fn; fn
