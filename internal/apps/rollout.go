@@ -353,7 +353,7 @@ func (k *Kind) begin(ctx context.Context, u *reconcile.Unit, o *observed) error 
 		return err
 	}
 	o.steps = rolloutSteps(d, spec.Strategy(rel.Strategy), wl, previous(prev, rel.ID))
-	return k.applyStep(ctx, u, o, o.steps[0])
+	return k.enter(ctx, u, o, o.steps[0])
 }
 
 // applyStep applies a rollout step's spec, and asks to look again soon.
@@ -383,7 +383,20 @@ func (k *Kind) next(ctx context.Context, u *reconcile.Unit, o *observed) error {
 	if err := k.save(ctx, u); err != nil {
 		return err
 	}
-	return k.applyStep(ctx, u, o, o.steps[op.Step])
+	return k.enter(ctx, u, o, o.steps[op.Step])
+}
+
+// enter applies the spec of a step the rollout just moved to, and looks
+// again at once rather than at the next poll: the step before often did
+// this one's work (a rolling step's new replicas stopped the old ones),
+// so the runtime may be there already. One look, not a loop: a step not
+// reached yet is ensured at the poll (applyStep).
+func (k *Kind) enter(ctx context.Context, u *reconcile.Unit, o *observed, st rolloutStep) error {
+	if err := k.applyStep(ctx, u, o, st); err != nil {
+		return err
+	}
+	u.RequeueAfter(0)
+	return nil
 }
 
 // finish ends a rollout whose last step is done.
