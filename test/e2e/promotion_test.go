@@ -52,7 +52,7 @@ func (r *receiver) got() string {
 
 // promotionPlatform is dev (auto) → preprod → prod (a 10 minute soak, one
 // approval), with notifications to hook. The soak is a real one: the tests
-// move socle's clock past it (socle.clock.advance); one that waited for it
+// move socle's clock past it (s.clock.advance); one that waited for it
 // would take ten minutes.
 func promotionPlatform(t *testing.T, hook string) string {
 	t.Helper()
