@@ -25,15 +25,15 @@ func openStore(t *testing.T) store.Store {
 func TestAuthenticate(t *testing.T) {
 	ctx := t.Context()
 	st := openStore(t)
-	good, tok, err := Create(ctx, st, "ada", "laptop", "admin", 0)
+	good, tok, err := Create(ctx, st, "ada", "laptop", "admin", time.Time{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if stored, _ := st.Token(ctx, tok.ID); strings.Contains(stored.Hash, good[len(prefix)+13:]) || stored.Hash == "" {
 		t.Fatalf("the store keeps the secret in clear: %+v", stored)
 	}
-	expired, _, _ := Create(ctx, st, "bob", "", "admin", time.Nanosecond)
-	revoked, rt, _ := Create(ctx, st, "cy", "", "admin", 0)
+	expired, _, _ := Create(ctx, st, "bob", "", "admin", time.Now().Add(time.Nanosecond))
+	revoked, rt, _ := Create(ctx, st, "cy", "", "admin", time.Time{})
 	if _, err := st.RevokeToken(ctx, rt.ID, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -112,7 +112,7 @@ func (c *clock) advance(d time.Duration) { c.t = c.t.Add(d) }
 func TestGuessingAKnownID(t *testing.T) {
 	ctx := t.Context()
 	st := openStore(t)
-	good, tok, err := Create(ctx, st, "ada", "ci", "admin", 0)
+	good, tok, err := Create(ctx, st, "ada", "ci", "admin", time.Time{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -67,17 +67,15 @@ func matches(hash, secret string) bool {
 }
 
 // Create makes a token for user and records it (with an audit record by
-// createdBy); expires 0 means it never expires. It returns the token to
-// show once.
-func Create(ctx context.Context, st store.Store, user, description, createdBy string, expires time.Duration) (string, store.Token, error) {
+// createdBy); it expires at expires, the zero time meaning never (the
+// caller dates it, by the clock that its Authenticator reads). It returns
+// the token to show once.
+func Create(ctx context.Context, st store.Store, user, description, createdBy string, expires time.Time) (string, store.Token, error) {
 	token, id, hash, err := Generate()
 	if err != nil {
 		return "", store.Token{}, err
 	}
-	t := store.Token{ID: id, User: user, Hash: hash, Description: description, CreatedBy: createdBy}
-	if expires > 0 {
-		t.ExpiresAt = time.Now().Add(expires)
-	}
+	t := store.Token{ID: id, User: user, Hash: hash, Description: description, CreatedBy: createdBy, ExpiresAt: expires}
 	detail := fmt.Sprintf(`{"token":%q,"user":%q}`, id, user)
 	t, err = st.CreateToken(ctx, t, &store.AuditRecord{Actor: createdBy, Action: "token.created", Detail: []byte(detail)})
 	if err != nil {

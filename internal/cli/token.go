@@ -33,13 +33,13 @@ admin token is made (the machine's file permissions are the guard).`,
 			}
 			var created api.CreatedToken
 			if data != "" {
-				var d time.Duration
+				var at time.Time // never
 				if expires != "" {
 					v, err := spec.ParseDuration(expires)
 					if err != nil || v <= 0 {
 						return withCode(ExitUsage, fmt.Errorf("--expires %q is not a duration such as 30d or 12h", expires))
 					}
-					d = time.Duration(v)
+					at = time.Now().Add(time.Duration(v))
 				}
 				st, err := openData(cmd.Context(), data)
 				if err != nil {
@@ -47,7 +47,7 @@ admin token is made (the machine's file permissions are the guard).`,
 				}
 				defer st.Close()
 				by := "local:" + envOr("USER", "unknown")
-				secret, t, err := auth.Create(cmd.Context(), st.Store, user, description, by, d)
+				secret, t, err := auth.Create(cmd.Context(), st.Store, user, description, by, at)
 				if err != nil {
 					return withCode(ExitError, err)
 				}

@@ -15,13 +15,14 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/socle-dev/socle/examples"
+	"github.com/socle-dev/socle/internal/clock"
 	"github.com/socle-dev/socle/internal/server"
 	"github.com/socle-dev/socle/internal/source"
 )
 
 func newUpCmd(g *globals) *cobra.Command {
 	var cfg server.Config
-	var logLevel string
+	var logLevel, clockFile string
 	cmd := &cobra.Command{
 		Use:   "up",
 		Short: "Start socle: follow the platform repository, validate, plan and record every revision",
@@ -44,6 +45,14 @@ repository at <data>/repo. Edit and commit there to see socle follow.`,
 				return withCode(ExitUsage, fmt.Errorf("--log-level: %w", err))
 			}
 			cfg.Logger = slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: level}))
+			if clockFile != "" {
+				c, err := offsetClock(clockFile)
+				if err != nil {
+					return withCode(ExitUsage, err)
+				}
+				cfg.Clock = c
+				cfg.Logger.Warn("socle's clock is moved by a file: for tests only", "clock_file", clockFile)
+			}
 			// Builds and replicas run in directories of their own: every
 			// path socle hands them derives from an absolute data directory.
 			data, err := filepath.Abs(cfg.Data)
@@ -96,7 +105,31 @@ repository at <data>/repo. Edit and commit there to see socle follow.`,
 	f.StringVar(&cfg.Kubeconfig, "kubeconfig", "", "kubeconfig of the environments on Kubernetes (default: $KUBECONFIG, then ~/.kube/config)")
 	f.DurationVar(&cfg.ProgressDeadline, "progress-deadline", 2*time.Minute, "how long a rollout may make no progress before it fails and is rolled back")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	f.StringVar(&clockFile, "clock-file", "", "for tests only: socle's time is the system's plus the duration this file holds (\"26h\"), read at every use, so that a test moves socle's clock past a soak or a freeze by rewriting the file")
+	// Hidden: a clock that a file moves is for socle's own end-to-end
+	// tests, never for running a platform.
+	if err := f.MarkHidden("clock-file"); err != nil {
+		panic(err)
+	}
 	return cmd
+}
+
+// offsetClock is the clock of --clock-file: the file must exist (empty is
+// no offset) and hold a duration, so that a misspelt path or a bad offset
+// fails at start instead of leaving a test with the system's time.
+func offsetClock(path string) (clock.Offset, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return clock.Offset{}, fmt.Errorf("--clock-file: %w", err)
+	}
+	if _, err := os.Stat(abs); err != nil {
+		return clock.Offset{}, fmt.Errorf("--clock-file: %w", err)
+	}
+	c := clock.Offset{Path: abs}
+	if _, err := c.Check(); err != nil {
+		return clock.Offset{}, fmt.Errorf("--clock-file: %w", err)
+	}
+	return c, nil
 }
 
 // bannerHosts is how many apps up's banner names; the portal lists them all.

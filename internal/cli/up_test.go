@@ -255,3 +255,35 @@ func TestUpMakesAnAdminTokenForANewPlatform(t *testing.T) {
 		t.Errorf("the token does not work as an admin's: %d %s %s", code, s, e)
 	}
 }
+
+// TestUpClockFile: --clock-file is for tests, so not in up's help, and a
+// file that is missing or holds no duration stops up before it starts,
+// naming the file and what is wrong.
+func TestUpClockFile(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "clock")
+	if err := os.WriteFile(bad, []byte("tomorrow\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		file string
+		want []string
+	}{
+		{bad, []string{"--clock-file", bad, `"tomorrow"`}},
+		{filepath.Join(dir, "missing"), []string{"--clock-file", filepath.Join(dir, "missing"), "no such file"}},
+	} {
+		_, e, code := run(t, "up", "--data", filepath.Join(dir, "data"), "--addr", "127.0.0.1:0", "--proxy-addr", "127.0.0.1:0", "--clock-file", tc.file)
+		if code != ExitUsage {
+			t.Errorf("up --clock-file %s: exit %d, want %d: %s", tc.file, code, ExitUsage, e)
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(e, w) {
+				t.Errorf("up --clock-file %s: the error lacks %q: %s", tc.file, w, e)
+			}
+		}
+	}
+	if out, _, _ := run(t, "up", "--help"); strings.Contains(out, "clock") || !strings.Contains(out, "--progress-deadline") {
+		t.Errorf("up's help shows the clock file, or is not the help:\n%s", out)
+	}
+}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/socle-dev/socle/internal/clock"
 	"github.com/socle-dev/socle/internal/spec"
 	"github.com/socle-dev/socle/internal/store"
 )
@@ -86,6 +87,11 @@ type Options struct {
 	// QueueSize bounds the deliveries pending per target; zero means
 	// DefaultQueueSize.
 	QueueSize int
+	// Clock dates the events that come without a time (Event.Time), so
+	// that what a notification says agrees with socle's other records;
+	// the system's when nil. Deliveries are paced by the system's time
+	// whatever it is: retries and Retry-After are a peer's real seconds.
+	Clock clock.Clock
 }
 
 // Notifier sends events to the notification targets of the platform in
@@ -98,6 +104,7 @@ type Options struct {
 // revision is in force; Close stops delivering, leaving what is pending in
 // the spool for the next Notifier.
 type Notifier struct {
+	clock   clock.Clock
 	log     *slog.Logger
 	events  EventLog
 	retry   Retry
@@ -158,6 +165,7 @@ func New(opts Options) (*Notifier, error) {
 	}
 	transport := http.DefaultTransport.(*http.Transport).Clone()
 	n := &Notifier{
+		clock:   clock.Or(opts.Clock),
 		log:     opts.Logger,
 		events:  opts.Events,
 		retry:   opts.Retry,
@@ -217,7 +225,7 @@ func (n *Notifier) SetPlatform(p *spec.Platform) {
 // of an environment that the platform does not know, or sent before any
 // platform, goes nowhere. ev.Kind must be one of Kinds.
 func (n *Notifier) Notify(ctx context.Context, ev Event) error {
-	if err := ev.normalize(time.Now()); err != nil {
+	if err := ev.normalize(n.clock.Now()); err != nil {
 		return err
 	}
 	r := n.routes.Load()
@@ -230,7 +238,7 @@ func (n *Notifier) Notify(ctx context.Context, ev Event) error {
 // NotifyTargets queues ev for each of the named targets (a budget's notify
 // list) whose events filter accepts ev.Kind, as Notify does.
 func (n *Notifier) NotifyTargets(ctx context.Context, names []string, ev Event) error {
-	if err := ev.normalize(time.Now()); err != nil {
+	if err := ev.normalize(n.clock.Now()); err != nil {
 		return err
 	}
 	r := n.routes.Load()

@@ -20,6 +20,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/socle-dev/socle/internal/clock"
 	"github.com/socle-dev/socle/internal/spec"
 	"github.com/socle-dev/socle/internal/store"
 	"github.com/socle-dev/socle/internal/store/sqlite"
@@ -650,5 +651,23 @@ func TestDeliversOnlyWhileRunRuns(t *testing.T) {
 	}
 	if err := n.Run(t.Context()); !errors.Is(err, ErrClosed) {
 		t.Errorf("Run after Close = %v, want ErrClosed", err)
+	}
+}
+
+// An event without a time is dated by the Notifier's clock, so that what
+// a notification says agrees with socle's other records when a test moves
+// socle's time; delivery is not held by the clock being far ahead.
+func TestEventTimeIsTheClocks(t *testing.T) {
+	at := time.Date(2031, 3, 4, 5, 6, 7, 0, time.UTC)
+	_, reqs := deliverOne(t, nil, func(o *Options) { o.Clock = clock.NewFake(at) })
+	if len(reqs) != 1 {
+		t.Fatalf("%d requests, want 1", len(reqs))
+	}
+	var ev Event
+	if err := json.Unmarshal(reqs[0].body, &ev); err != nil {
+		t.Fatal(err)
+	}
+	if !ev.Time.Equal(at) {
+		t.Errorf("the event says %v, want the clock's %v", ev.Time, at)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/socle-dev/socle/internal/clock"
 	"github.com/socle-dev/socle/internal/spec"
 )
 
@@ -91,6 +92,10 @@ type Host struct {
 	// force: nil when env is not in force, or not of the type asked.
 	Config func(env string) any
 	Logger *slog.Logger
+	// Clock is socle's time: a runtime dates what socle measures against
+	// it (when a replica started, for the progress deadline) by it. Nil is
+	// the system's.
+	Clock clock.Clock
 }
 
 // FieldProblem is something wrong with a runtime block: Field is the path

@@ -114,7 +114,7 @@ func newAccessFixture(t *testing.T) *accessFixture {
 		if p == "" {
 			continue
 		}
-		tok, _, err := auth.Create(context.Background(), r.Store(), p, "access test", "test", 0)
+		tok, _, err := auth.Create(context.Background(), r.Store(), p, "access test", "test", time.Time{})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -19,7 +19,7 @@ func (s *Server) newRuntimes(progressDeadline time.Duration, replicas func(runti
 	return wiring.NewDrivers(wiring.DriversConfig{
 		Registry: s.runtimeTypes,
 		Host: runtime.Host{
-			Data: s.cfg.Data, Registry: s.ln.Addr().String(), Secret: s.secret, ProgressDeadline: progressDeadline, Logger: s.log,
+			Data: s.cfg.Data, Registry: s.ln.Addr().String(), Secret: s.secret, ProgressDeadline: progressDeadline, Logger: s.log, Clock: s.clock,
 			// Clusters pull socle's builds with a read-only token of the app.
 			PullToken: newPullTokens(s.store, s.secret, s.clock.Now).Token,
 		},

@@ -105,7 +105,7 @@ func startWith(t *testing.T, cfg Config) *running {
 	if err != nil {
 		t.Fatal(err)
 	}
-	token, _, err := auth.Create(ctx, s.Store(), "admin", "test", "test", 0)
+	token, _, err := auth.Create(ctx, s.Store(), "admin", "test", "test", time.Time{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -56,14 +56,14 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "bad_request", "user is required")
 		return
 	}
-	var expires time.Duration
+	var expires time.Time // never
 	if req.Expires != "" {
 		d, err := spec.ParseDuration(req.Expires)
 		if err != nil || d <= 0 {
 			writeError(w, http.StatusBadRequest, "bad_request", fmt.Sprintf("expires %q is not a duration such as 30d or 12h", req.Expires))
 			return
 		}
-		expires = time.Duration(d)
+		expires = s.clock.Now().Add(time.Duration(d))
 	}
 	if repo := s.repoInForce(); repo != nil && !repo.Member(req.User) {
 		writeError(w, http.StatusBadRequest, "bad_request", fmt.Sprintf("%s is not a member of any team in teams.yaml", req.User))
@@ -116,7 +116,7 @@ func (s *Server) FirstAdminToken(ctx context.Context) (user, file string, err er
 	if user = s.headAdmin(); user == "" {
 		return "", "", nil
 	}
-	secret, _, err := auth.Create(ctx, s.store, user, "initial admin token, made by socle up", "socle", 0)
+	secret, _, err := auth.Create(ctx, s.store, user, "initial admin token, made by socle up", "socle", time.Time{})
 	if err != nil {
 		return "", "", err
 	}

@@ -355,12 +355,14 @@ func (c *crashRun) promoteAction(env string) func(string) (string, error) {
 	}
 }
 
-// waitSoak sleeps until preprod's release has been live for prod's soak.
+// waitSoak moves socle's clock until preprod's release has been live for
+// prod's soak (recorded on socle's clock). It is called between rounds,
+// when socle has converged: nothing rolls out while the clock moves.
 func (c *crashRun) waitSoak() {
 	for _, r := range c.releases()["preprod"] {
 		if r.Status == store.Succeeded {
-			if d := time.Until(r.FinishedAt.Add(3*time.Second + 300*time.Millisecond)); d > 0 {
-				time.Sleep(d)
+			if d := r.FinishedAt.Add(promotionSoak + time.Second).Sub(c.s.clock.now()); d > 0 {
+				c.s.clock.advance(c.t, d)
 			}
 			return
 		}

@@ -19,10 +19,11 @@ import (
 
 // emergencyPlatform is dev (auto) → preprod → prod, where prod has the
 // gates of a real production (a 1 h soak, an approval) and is frozen from
-// an hour ago to two hours from now; approvers may declare an emergency.
-func emergencyPlatform(t *testing.T, hook string) string {
+// an hour before now to two hours after, now being socle's time (clockOf);
+// approvers may declare an emergency.
+func emergencyPlatform(t *testing.T, hook string, now time.Time) string {
 	t.Helper()
-	now := time.Now().UTC()
+	now = now.UTC()
 	return newRepo(t, "web: first version", demoApp(t, "web", "web"), files{
 		"socle.yaml": fmt.Sprintf(`apiVersion: socle.dev/v1
 kind: Platform
@@ -129,7 +130,8 @@ func (s *socle) page(t *testing.T, user, path string) string {
 // timeline, and counted in DORA.
 func TestEmergencyChange(t *testing.T) {
 	hook := newReceiver(t)
-	repo, data := emergencyPlatform(t, hook.srv.URL), t.TempDir()
+	data := t.TempDir()
+	repo := emergencyPlatform(t, hook.srv.URL, clockOf(t, data).now())
 	s := start(t, repo, data)
 	defer s.stop(t)
 

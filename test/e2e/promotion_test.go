@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -49,8 +50,10 @@ func (r *receiver) got() string {
 	return strings.Join(r.kinds, "\n")
 }
 
-// promotionPlatform is dev (auto) → preprod → prod (soak, one approval),
-// with notifications to hook.
+// promotionPlatform is dev (auto) → preprod → prod (a 10 minute soak, one
+// approval), with notifications to hook. The soak is a real one: the tests
+// move socle's clock past it (s.clock.advance); one that waited for it
+// would take ten minutes.
 func promotionPlatform(t *testing.T, hook string) string {
 	t.Helper()
 	return newRepo(t, "web: first version", demoApp(t, "web", "web"), files{
@@ -67,11 +70,11 @@ environments:
   - name: prod
     runtime: {type: local}
     sync: manual
-    promotion: {from: preprod, soak: 3s, approvals: 1}
+    promotion: {from: preprod, soak: %s, approvals: 1}
     notify: [hook]
 notifications:
   - {name: hook, type: webhook, url: %q}
-`, hook),
+`, promotionSoak, hook),
 		"teams.yaml": `apiVersion: socle.dev/v1
 kind: Teams
 teams:
@@ -95,6 +98,9 @@ replicas: {min: 1}
 `,
 	})
 }
+
+// promotionSoak is prod's soak in promotionPlatform.
+const promotionSoak = 10 * time.Minute
 
 // cli runs the socle CLI against s and returns its output and exit code.
 func (s *socle) cli(t *testing.T, args ...string) (string, int) {
@@ -129,6 +135,10 @@ func (s *socle) waitUnit(t *testing.T, app, env string, ok func(reconcile.UnitSt
 	return u
 }
 
+// soakedFor is the soak's reason once socle's clock has moved nine of its
+// ten minutes (and the test has taken some seconds of real time).
+var soakedFor = regexp.MustCompile(`soak: healthy in preprod for 9m\d+s of the 10m0s soak`)
+
 func synced(artifact string) func(reconcile.UnitStatus) bool {
 	return func(u reconcile.UnitStatus) bool { return u.Phase == reconcile.Synced && u.Artifact == artifact }
 }
@@ -138,7 +148,9 @@ func synced(artifact string) func(reconcile.UnitStatus) bool {
 // prod held by the soak, then by the missing approval, then by a freeze,
 // each with its reason; then live with dev's digest; then rolled back. A
 // webhook receiver gets the notifications, and the audit trail verifies
-// until a record is tampered with.
+// until a record is tampered with. The soak and the freeze end on socle's
+// clock, which the test moves: nothing sleeps through them, and a soak
+// that real time opened would take ten minutes.
 func TestPromotionToProduction(t *testing.T) {
 	hook := newReceiver(t)
 	repo, data := promotionPlatform(t, hook.srv.URL), t.TempDir()
@@ -169,7 +181,15 @@ func TestPromotionToProduction(t *testing.T) {
 		t.Fatalf("the first promotion to prod is not blocked by the soak: %d\n%s", code, out)
 	}
 	t.Logf("blocked: %s", strings.TrimSpace(out))
-	time.Sleep(3 * time.Second) // the soak, as socle.yaml says
+	// Nine of the ten minutes on socle's clock: still held, and the soak
+	// counts the minutes the clock moved. Then past it.
+	s.clock.advance(t, promotionSoak-time.Minute)
+	out, code = s.cli(t, "promote", "web", "--to", "prod", "--user", "sofia")
+	if code != 1 || !soakedFor.MatchString(out) {
+		t.Fatalf("with socle's clock 9 of the 10 minutes on, prod is not held by the soak at 9 minutes: %d\n%s", code, out)
+	}
+	t.Logf("blocked: %s", strings.TrimSpace(out))
+	s.clock.advance(t, time.Minute)
 	out, code = s.cli(t, "promote", "web", "--to", "prod", "--user", "sofia")
 	if code != 1 || !strings.Contains(out, "approvals: 0 of 1 approvals") || strings.Contains(out, "soak:") {
 		t.Fatalf("after the soak, prod is not blocked by the approval alone: %d\n%s", code, out)
@@ -182,11 +202,13 @@ func TestPromotionToProduction(t *testing.T) {
 		t.Fatalf("approve: %d %s", code, out)
 	}
 
-	// A freeze begins: a commit to socle.yaml.
-	until := time.Now().Add(6 * time.Second).UTC().Truncate(time.Second).Add(time.Second)
+	// A freeze begins: a commit to socle.yaml. It is in force from an hour
+	// ago to two hours from now on socle's clock.
+	now := s.clock.now().UTC()
+	until := now.Add(2 * time.Hour).Truncate(time.Second)
 	f, _ := os.OpenFile(filepath.Join(repo, "socle.yaml"), os.O_APPEND|os.O_WRONLY, 0o644)
 	fmt.Fprintf(f, "freezes:\n  - {name: release-train, environments: [prod], start: %s, end: %s, reason: wait for the Thursday train}\n",
-		time.Now().Add(-time.Hour).UTC().Format(time.RFC3339), until.Format(time.RFC3339))
+		now.Add(-time.Hour).Format(time.RFC3339), until.Format(time.RFC3339))
 	f.Close()
 	gitCommit(t, repo, "freeze prod until the train")
 	s.hook(t)
@@ -205,7 +227,10 @@ func TestPromotionToProduction(t *testing.T) {
 		t.Fatalf("during the freeze prod is not blocked by the freeze alone: %d\n%s", code, out)
 	}
 	t.Logf("blocked: %s", strings.TrimSpace(out))
-	time.Sleep(time.Until(until) + 200*time.Millisecond)
+	// Nothing rolls out while the clock moves.
+	s.waitUnit(t, "web", "dev", synced(dev.Artifact))
+	s.waitUnit(t, "web", "preprod", synced(dev.Artifact))
+	s.clock.advance(t, until.Sub(s.clock.now())+time.Second)
 	if out, code = s.cli(t, "promote", "web", "--to", "prod", "--user", "sofia"); code != 0 {
 		t.Fatalf("after the freeze: %d\n%s", code, out)
 	}
@@ -227,7 +252,10 @@ func TestPromotionToProduction(t *testing.T) {
 	dev2 := s.waitUnit(t, "web", "dev", func(u reconcile.UnitStatus) bool { return u.Phase == reconcile.Synced && u.Artifact != dev.Artifact })
 	s.cli(t, "promote", "web", "--to", "preprod", "--user", "ann")
 	s.waitUnit(t, "web", "preprod", synced(dev2.Artifact))
-	time.Sleep(3 * time.Second)
+	if out, code = s.cli(t, "promote", "web", "--to", "prod", "--user", "sofia"); code != 1 || !strings.Contains(out, "soak:") {
+		t.Fatalf("the second version is not held by the soak: %d\n%s", code, out)
+	}
+	s.clock.advance(t, promotionSoak)
 	if out, code = s.cli(t, "approve", "web", "--env", "prod", "--user", "sofia"); code != 1 || !strings.Contains(out, "sofia wrote") || !strings.Contains(out, "cannot approve it") {
 		t.Errorf("the author approved her own change: %d %s", code, out)
 	}

@@ -16,6 +16,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/socle-dev/socle/internal/clock"
 	"github.com/socle-dev/socle/internal/runtime"
 )
 
@@ -31,6 +32,10 @@ type Options struct {
 	LogSize int64
 	// LogFiles is how many rotated logs are kept per replica (default 3).
 	LogFiles int
+	// Clock dates when a replica started (Status.StartedAt), which socle
+	// compares with its own clock for the progress deadline: the two must
+	// be one clock. Nil is the system's.
+	Clock clock.Clock
 }
 
 // Defaults of Options.
@@ -78,6 +83,7 @@ func New(opts Options) (*Driver, error) {
 	opts.StateDir = dir
 	opts.LogSize = cmp.Or(opts.LogSize, DefaultLogSize)
 	opts.LogFiles = cmp.Or(opts.LogFiles, DefaultLogFiles)
+	opts.Clock = clock.Or(opts.Clock)
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}

@@ -20,6 +20,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/socle-dev/socle/internal/clock"
 	"github.com/socle-dev/socle/internal/runtime"
 	"github.com/socle-dev/socle/internal/runtime/runtimetest"
 )
@@ -586,5 +587,17 @@ func TestCommandLineNamesTheReplica(t *testing.T) {
 	st = startReady(t, d, sh)
 	if body, err := get(st, "/env?name=GREETING"); err != nil || body != "hello" {
 		t.Errorf("the script's program answers %q, %v", body, err)
+	}
+}
+
+// A replica's start is dated by the driver's clock: socle measures the
+// progress deadline from it with its own clock, which a test moves, so a
+// start dated by the system's time would look hours old after a move.
+func TestStartedAtIsTheClocks(t *testing.T) {
+	at := time.Date(2031, 3, 4, 5, 6, 7, 0, time.UTC)
+	d := open(t, stateDir(t), Options{Clock: clock.NewFake(at)})
+	st := startReady(t, d, runtimetest.Spec(server("-ready=true"), 1))
+	if !st.StartedAt.Equal(at) {
+		t.Errorf("StartedAt = %v, want the clock's %v", st.StartedAt, at)
 	}
 }

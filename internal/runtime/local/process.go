@@ -18,15 +18,22 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/socle-dev/socle/internal/clock"
 	"github.com/socle-dev/socle/internal/runtime"
 )
 
 // process is one run of a replica's entrypoint: a child of this driver, or a
 // process adopted from an earlier one.
 type process struct {
-	pid         int
-	ticks       uint64 // start time in /proc/<pid>/stat, which tells it from a later process with its pid
+	pid   int
+	ticks uint64 // start time in /proc/<pid>/stat, which tells it from a later process with its pid
+	// startedAt is when it started on the driver's clock, which socle
+	// reads (the progress deadline); began is the same instant on the
+	// system's, by which the driver paces what it does itself (probes'
+	// initial delay, the reset of restart backoff) in the process's
+	// real seconds.
 	startedAt   time.Time
+	began       time.Time
 	terminating atomic.Bool   // set by terminate, which then takes care of the group
 	exited      chan struct{} // closed once the process has ended
 	exit        runtime.Exit  // how; set before exited is closed
@@ -59,7 +66,7 @@ const lostReason = "ended while socle was not supervising it; its exit status is
 
 // endedProcess returns a process that has ended with exit.
 func endedProcess(exit runtime.Exit) *process {
-	p := &process{startedAt: exit.At, exited: make(chan struct{}), exit: exit}
+	p := &process{startedAt: exit.At, began: exit.At, exited: make(chan struct{}), exit: exit}
 	close(p.exited)
 	return p
 }
@@ -105,7 +112,7 @@ func (r *replica) spawn() (*process, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &process{pid: cmd.Process.Pid, startedAt: time.Now(), exited: make(chan struct{})}
+	p := &process{pid: cmd.Process.Pid, startedAt: r.d.opts.Clock.Now(), began: time.Now(), exited: make(chan struct{})}
 	// The child is not reaped before Wait, so its stat is there to read.
 	// (Were it not, the record would not match the process, which a new
 	// driver would then find by its marker.)
@@ -163,7 +170,10 @@ func (d *Driver) adopt(dir string, pid int, ticks uint64, startedAt time.Time) *
 		unix.Close(fd)
 		return lost()
 	}
-	p := &process{pid: pid, ticks: ticks, startedAt: startedAt, exited: make(chan struct{})}
+	// The record has the start on the driver's clock: on the system's, it
+	// is as long ago.
+	began := time.Now().Add(-clock.Since(d.opts.Clock, startedAt))
+	p := &process{pid: pid, ticks: ticks, startedAt: startedAt, began: began, exited: make(chan struct{})}
 	// A non-blocking pidfd in an os.File is polled by the runtime's netpoller:
 	// it becomes readable when the process ends, and Close wakes the reader.
 	f := os.NewFile(uintptr(fd), fmt.Sprintf("pidfd %d", pid))

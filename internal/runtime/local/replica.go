@@ -151,7 +151,7 @@ func (r *replica) watch(ctx context.Context, p *process) bool {
 	ready, live := r.spec.Readiness, r.spec.Liveness
 	var readyC, liveC <-chan time.Time
 	firstProbe := func(pr *runtime.Probe) *time.Timer {
-		return time.NewTimer(max(0, pr.InitialDelay-time.Since(p.startedAt)))
+		return time.NewTimer(max(0, pr.InitialDelay-time.Since(p.began)))
 	}
 	var readyT, liveT *time.Timer
 	if ready != nil {
@@ -254,7 +254,7 @@ func (r *replica) failedLocked(p *process) time.Duration {
 		r.killReason = ""
 	}
 	exit.LogTail = logTail(r.logPath())
-	if exit.At.Sub(p.startedAt) >= r.spec.Restart.ResetAfter {
+	if exit.At.Sub(p.began) >= r.spec.Restart.ResetAfter {
 		r.failures = 0
 	}
 	r.failures++

@@ -90,7 +90,7 @@ func (d *Driver) load() error {
 				byMarker = findMarked(root + string(filepath.Separator))
 			}
 			if f, ok := byMarker[dir]; ok {
-				r.proc = d.adopt(dir, f.pid, f.ticks, time.Now())
+				r.proc = d.adopt(dir, f.pid, f.ticks, d.opts.Clock.Now())
 			}
 		}
 		d.replicas[r.id] = r

@@ -698,4 +698,18 @@ func TestStampsWithItsClock(t *testing.T) {
 	if err != nil || len(evs) != 1 || !evs[0].Time.Equal(at.Add(time.Hour)) {
 		t.Errorf("events %+v (%v), want one at %s", evs, err, at.Add(time.Hour))
 	}
+	// A unit's state, as its operation and as its status.
+	if err := db.PutUnitState(ctx, store.UnitState{Kind: "app", Name: "web", Env: "dev"}); err != nil {
+		t.Fatal(err)
+	}
+	if us, err := db.UnitState(ctx, "app", "web", "dev"); err != nil || !us.UpdatedAt.Equal(at.Add(time.Hour)) {
+		t.Errorf("unit state %+v (%v), want updated at %s", us, err, at.Add(time.Hour))
+	}
+	c.Advance(time.Hour)
+	if err := db.PutUnitStatuses(ctx, []store.UnitState{{Kind: "app", Name: "web", Env: "dev", Status: json.RawMessage(`{"phase":"Synced"}`)}}); err != nil {
+		t.Fatal(err)
+	}
+	if us, err := db.UnitState(ctx, "app", "web", "dev"); err != nil || !us.UpdatedAt.Equal(at.Add(2*time.Hour)) {
+		t.Errorf("unit status %+v (%v), want updated at %s", us, err, at.Add(2*time.Hour))
+	}
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"time"
 
 	"github.com/socle-dev/socle/internal/store"
 	"github.com/socle-dev/socle/internal/store/internal/contract"
@@ -50,7 +49,7 @@ func (db *DB) PutUnitState(ctx context.Context, s store.UnitState) error {
 	}
 	args := append([]any{s.Kind, s.Name, s.Env}, op[:]...)
 	args = append(args, failed[:]...)
-	args = append(args, micros(time.Now()))
+	args = append(args, micros(db.now()))
 	err := db.write(ctx, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `
 			INSERT INTO unit_states (kind, name, env, op_phase, op_release, op_revision, op_artifact, op_config, op_step,
@@ -78,7 +77,7 @@ func (db *DB) PutUnitStatuses(ctx context.Context, states []store.UnitState) err
 	if len(states) == 0 {
 		return nil
 	}
-	now := micros(time.Now())
+	now := micros(db.now())
 	err := db.write(ctx, func(tx *sql.Tx) error {
 		put, err := tx.PrepareContext(ctx, `
 			INSERT INTO unit_states (kind, name, env, status, updated_at) VALUES (?, ?, ?, ?, ?)
