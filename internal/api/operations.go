@@ -4,10 +4,7 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/socle-dev/socle/internal/audit"
 	"github.com/socle-dev/socle/internal/cost"
-	"github.com/socle-dev/socle/internal/plan"
-	"github.com/socle-dev/socle/internal/store"
 )
 
 // Access says who may call an operation. The server enforces it; the
@@ -137,9 +134,9 @@ var Operations = []Operation{
 	{ID: "listAudit", Method: "GET", Path: "/api/v1/audit", Summary: "The audit trail, oldest first",
 		Tag: "audit", Access: AccessMember, Query: []Param{{"after", "only records with a larger seq", "integer"}, {"limit", "at most this many", "integer"},
 			{"actor", "only records by this actor", "string"}, {"action", "only records of this action", "string"}, {"app", "only records of this app", "string"}, {"env", "only records of this environment", "string"}}, Response: Page[AuditRecord]{}},
-	{ID: "verifyAudit", Method: "GET", Path: "/api/v1/audit/verify", Summary: "Verify the audit chain", Tag: "audit", Access: AccessMember, Response: audit.VerifyResult{}},
+	{ID: "verifyAudit", Method: "GET", Path: "/api/v1/audit/verify", Summary: "Verify the audit chain", Tag: "audit", Access: AccessMember, Response: AuditVerifyResult{}},
 	{ID: "dora", Method: "GET", Path: "/api/v1/dora", Summary: "DORA figures", Tag: "audit", Access: AccessMember,
-		Query: []Param{{"app", "", "string"}, {"team", "", "string"}, {"env", "", "string"}, {"period", "a duration such as 720h", "string"}}, Response: store.DORAFigures{}},
+		Query: []Param{{"app", "", "string"}, {"team", "", "string"}, {"env", "", "string"}, {"period", "a duration such as 720h", "string"}}, Response: DORAFigures{}},
 	{ID: "doraSeries", Method: "GET", Path: "/api/v1/dora/series", Summary: "DORA figures per week or day, for charts", Tag: "audit", Access: AccessMember,
 		Query: []Param{{"app", "", "string"}, {"team", "", "string"}, {"env", "", "string"}, {"period", "a duration such as 2160h (default 12 weeks)", "string"}, {"bucket", "week (default) or day", "string"}}, Response: DORASeries{}},
 
@@ -169,15 +166,6 @@ var Operations = []Operation{
 type ApprovalList struct {
 	Artifact string     `json:"artifact"`
 	Items    []Approval `json:"items"`
-}
-
-// PlanBody is a recorded plan: the changes, the policies' decisions on
-// them and the changes closed gates hold.
-type PlanBody struct {
-	plan.Plan
-	Decisions []any `json:"decisions"`
-	// Gates are the changes a closed promotion gate holds, by "app@env".
-	Gates map[string]string `json:"gates,omitempty"`
 }
 
 // DORASeries is DORA figures per bucket of time, oldest first.
