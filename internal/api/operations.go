@@ -3,8 +3,6 @@ package api
 import (
 	"net/http"
 	"time"
-
-	"github.com/socle-dev/socle/internal/cost"
 )
 
 // Access says who may call an operation. The server enforces it; the
@@ -151,13 +149,13 @@ var Operations = []Operation{
 		Query: []Param{{"name", "the file's name, for a body that is one file", "string"},
 			{"append", "true: add the batch to the stored periods (the parts of a multi-part export) instead of replacing them", "boolean"}},
 		Upload: []string{"multipart/form-data", "application/octet-stream", "text/csv"}, Errors: []int{http.StatusUnprocessableEntity},
-		Status: 201, Response: cost.ImportResult{}, MaxBody: 512 << 20}, // billing exports are large
-	{ID: "listCostImports", Method: "GET", Path: "/api/v1/costs/imports", Summary: "The latest imports", Tag: "costs", Access: AccessMember, Query: []Param{{"limit", "", "integer"}}, Response: []cost.ImportRecord{}},
+		Status: 201, Response: CostImportResult{}, MaxBody: 512 << 20}, // billing exports are large
+	{ID: "listCostImports", Method: "GET", Path: "/api/v1/costs/imports", Summary: "The latest imports", Tag: "costs", Access: AccessMember, Query: []Param{{"limit", "", "integer"}}, Response: []CostImportRecord{}},
 	{ID: "costReport", Method: "GET", Path: "/api/v1/costs/report", Summary: "Costs grouped by dimensions over a month or days", Tag: "costs", Access: AccessMember,
-		Query: []Param{{"month", "2024-09", "string"}, {"from", "first day", "string"}, {"to", "last day", "string"}, {"by", "team,env,app,zone,…", "string"}}, Response: cost.Report{}},
-	{ID: "costBudgets", Method: "GET", Path: "/api/v1/costs/budgets", Summary: "Budgets of a month", Tag: "costs", Access: AccessMember, Query: []Param{{"month", "", "string"}}, Response: cost.BudgetReport{}},
+		Query: []Param{{"month", "2024-09", "string"}, {"from", "first day", "string"}, {"to", "last day", "string"}, {"by", "team,env,app,zone,…", "string"}}, Response: CostReport{}},
+	{ID: "costBudgets", Method: "GET", Path: "/api/v1/costs/budgets", Summary: "Budgets of a month", Tag: "costs", Access: AccessMember, Query: []Param{{"month", "", "string"}}, Response: CostBudgetReport{}},
 	{ID: "costAnomalies", Method: "GET", Path: "/api/v1/costs/anomalies", Summary: "Cost anomalies", Tag: "costs", Access: AccessMember,
-		Query: []Param{{"from", "", "string"}, {"to", "", "string"}, {"by", "", "string"}, {"weeks", "", "integer"}, {"k", "", "string"}, {"min_impact", "", "string"}, {"min_relative", "", "string"}}, Response: cost.AnomalyReport{}},
+		Query: []Param{{"from", "", "string"}, {"to", "", "string"}, {"by", "", "string"}, {"weeks", "", "integer"}, {"k", "", "string"}, {"min_impact", "", "string"}, {"min_relative", "", "string"}}, Response: CostAnomalyReport{}},
 	{ID: "costExport", Method: "GET", Path: "/api/v1/costs/export", Summary: "Allocated costs as FOCUS CSV", Tag: "costs", Access: AccessMember,
 		Query: []Param{{"month", "", "string"}, {"from", "", "string"}, {"to", "", "string"}}, Raw: "text/csv"},
 }

@@ -3,6 +3,7 @@ package server
 import (
 	"github.com/socle-dev/socle/internal/api"
 	"github.com/socle-dev/socle/internal/audit"
+	"github.com/socle-dev/socle/internal/cost"
 	"github.com/socle-dev/socle/internal/gate"
 	"github.com/socle-dev/socle/internal/pipeline"
 	"github.com/socle-dev/socle/internal/plan"
@@ -186,4 +187,76 @@ func wirePreview(p promotion.Preview) api.Preview {
 		out.Change = &c
 	}
 	return out
+}
+
+// The FinOps answers. Days and months are written as cost.Day and
+// cost.Month write themselves; money stays money.Amount, exact.
+
+func wireCostAmounts(a cost.Amounts) api.CostAmounts {
+	return api.CostAmounts{Billed: a.Billed, Effective: a.Effective, List: a.List}
+}
+
+func wireCostTotal(t cost.Total) api.CostTotal {
+	return api.CostTotal{Keys: t.Keys, Currency: t.Currency, CostAmounts: wireCostAmounts(t.Amounts)}
+}
+
+func wireCostCoverage(c cost.Coverage) api.CostCoverage {
+	return api.CostCoverage{Dim: string(c.Dim), Method: string(c.Method), Currency: c.Currency, Charges: c.Charges, CostAmounts: wireCostAmounts(c.Amounts)}
+}
+
+func wireCostFile(f cost.FileInfo) api.CostFileInfo {
+	return api.CostFileInfo{Name: f.Name, SHA256: f.SHA256, Format: string(f.Format), View: string(f.View), Charges: f.Charges}
+}
+
+func wireCostPrior(p cost.Prior) api.CostPrior {
+	return api.CostPrior{Source: p.Source, Period: api.Month(p.Period.String()), View: string(p.View), Charges: p.Charges,
+		Totals: each(p.Totals, wireCostTotal), ImportedAt: p.ImportedAt, Files: p.Files}
+}
+
+func wireCostAlert(a cost.Alert) api.CostAlert {
+	return api.CostAlert{ID: a.ID, Budget: a.Budget, Month: api.Month(a.Month.String()), Threshold: a.Threshold, Kind: string(a.Kind),
+		Currency: a.Currency, Amount: a.Amount, Actual: a.Actual, Forecast: a.Forecast, Notify: a.Notify, CreatedAt: a.CreatedAt, NotifiedAt: a.NotifiedAt}
+}
+
+func wireCostImport(r cost.ImportResult) api.CostImportResult {
+	return api.CostImportResult{Files: each(r.Files, wireCostFile), Mode: r.Mode,
+		Periods: each(r.Periods, func(p cost.PeriodSummary) api.CostPeriodSummary {
+			return api.CostPeriodSummary{Source: p.Source, Period: api.Month(p.Period.String()), View: string(p.View), Charges: p.Charges, Rows: p.Rows,
+				Totals: each(p.Totals, wireCostTotal), Coverage: each(p.Coverage, wireCostCoverage)}
+		}),
+		Replaced: each(r.Replaced, wireCostPrior), AppendedTo: each(r.AppendedTo, wireCostPrior), Alerts: each(r.Alerts, wireCostAlert)}
+}
+
+func wireCostImportRecord(r cost.ImportRecord) api.CostImportRecord {
+	return api.CostImportRecord{ID: r.ID, Time: r.Time, Files: each(r.Files, wireCostFile), Periods: r.Periods, Charges: r.Charges}
+}
+
+func wireCostReport(r cost.Report) api.CostReport {
+	return api.CostReport{From: api.Day(r.From.String()), To: api.Day(r.To.String()), By: each(r.By, func(d cost.Dim) string { return string(d) }),
+		Rows: each(r.Rows, func(row cost.ReportRow) api.CostReportRow {
+			keys := make(map[string]string, len(row.Keys))
+			for d, v := range row.Keys {
+				keys[string(d)] = v
+			}
+			return api.CostReportRow{Keys: keys, Currency: row.Currency, CostAmounts: wireCostAmounts(row.Amounts)}
+		}),
+		Totals: each(r.Totals, wireCostTotal), Coverage: each(r.Coverage, wireCostCoverage)}
+}
+
+func wireCostBudgets(r cost.BudgetReport) api.CostBudgetReport {
+	return api.CostBudgetReport{Month: api.Month(r.Month.String()), AsOf: api.Day(r.AsOf.String()), Currencies: r.Currencies,
+		Budgets: each(r.Budgets, func(b cost.BudgetStatus) api.CostBudgetStatus {
+			return api.CostBudgetStatus{Name: b.Name, Scope: b.Scope, Month: api.Month(b.Month.String()), Currency: b.Currency, Amount: b.Amount,
+				Thresholds: b.Thresholds, Actual: b.Actual, AsOf: api.Day(b.AsOf.String()), Forecast: b.Forecast, Status: b.Status,
+				OtherCurrencies: each(b.OtherCurrencies, wireCostTotal), Daily: b.Daily, Notify: b.Notify}
+		}),
+		Alerts: each(r.Alerts, wireCostAlert)}
+}
+
+func wireCostAnomalies(r cost.AnomalyReport) api.CostAnomalyReport {
+	return api.CostAnomalyReport{From: api.Day(r.From.String()), To: api.Day(r.To.String()),
+		Anomalies: each(r.Anomalies, func(a cost.Anomaly) api.CostAnomaly {
+			return api.CostAnomaly{Day: api.Day(a.Day.String()), Dim: string(a.Dim), Value: a.Value, Currency: a.Currency, Cost: a.Cost,
+				Expected: a.Expected, Lower: a.Lower, Upper: a.Upper, Impact: a.Impact, Direction: a.Direction, Baseline: a.Baseline}
+		})}
 }

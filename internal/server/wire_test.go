@@ -15,6 +15,7 @@ import (
 
 	"github.com/socle-dev/socle/internal/api"
 	"github.com/socle-dev/socle/internal/audit"
+	"github.com/socle-dev/socle/internal/cost"
 	"github.com/socle-dev/socle/internal/gate"
 	"github.com/socle-dev/socle/internal/pipeline"
 	"github.com/socle-dev/socle/internal/plan"
@@ -95,6 +96,11 @@ func TestWireSameJSON(t *testing.T) {
 	ps := filled[spec.Problems]()
 	vr := filled[audit.VerifyResult]()
 	dora := filled[store.DORAFigures]()
+	imp := filled[cost.ImportResult]()
+	rec := filled[cost.ImportRecord]()
+	rep := filled[cost.Report]()
+	bud := filled[cost.BudgetReport]()
+	an := filled[cost.AnomalyReport]()
 	tests := []struct {
 		name           string
 		internal, wire any
@@ -109,6 +115,11 @@ func TestWireSameJSON(t *testing.T) {
 		{"problems", ps, wireProblems(ps)},
 		{"audit verification", vr, wireAuditVerify(vr)},
 		{"dora", dora, wireDORA(dora)},
+		{"cost import", imp, wireCostImport(imp)},
+		{"cost import record", rec, wireCostImportRecord(rec)},
+		{"cost report", rep, wireCostReport(rep)},
+		{"budgets", bud, wireCostBudgets(bud)},
+		{"anomalies", an, wireCostAnomalies(an)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
