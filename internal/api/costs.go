@@ -1,291 +1,199 @@
-// Package api holds socle's REST handlers under /api/v1 and their wire types.
 package api
 
 import (
-	"context"
-	"encoding/json"
-	"errors"
-	"fmt"
-	"io"
-	"mime"
-	"mime/multipart"
-	"net/http"
-	"os"
-	"path/filepath"
-	"strconv"
-	"strings"
+	"time"
 
-	"github.com/socle-dev/socle/internal/cost"
+	"github.com/socle-dev/socle/internal/money"
 )
 
-// CostHandlers returns the FinOps endpoints of svc by operation ID (see
-// Operations):
-//
-//	POST /api/v1/costs/imports    import one batch: a multipart body of "file" parts (the parts of one export),
-//	                              or a raw body named by ?name=; ?append=true adds it to what is stored
-//	                              (the parts of a multi-part export); 201 with the cost.ImportResult
-//	GET  /api/v1/costs/imports    the latest imports (?limit=)
-//	GET  /api/v1/costs/report     costs grouped ?by=team,env over ?month=2024-09 or ?from=&to= (inclusive days),
-//	                              filtered by any dimension (?team=a,b&env=prod); a cost.Report
-//	GET  /api/v1/costs/budgets    the budgets of ?month= (default: the last month with data); a cost.BudgetReport
-//	GET  /api/v1/costs/anomalies  ?from=&to=&by=&weeks=&k=&min_impact=&min_relative=; a cost.AnomalyReport
-//	GET  /api/v1/costs/export     allocated costs as FOCUS CSV, over ?month= or ?from=&to=
-//
-// Errors are {"error": {"code", "message", "details"}}: 400 bad_request,
-// 422 invalid_billing_data (details: the bad rows, for an import), 500 internal.
-func CostHandlers(svc *cost.Service) map[string]http.HandlerFunc {
-	h := costHandlers{svc}
-	return map[string]http.HandlerFunc{
-		"importCosts":     h.postImport,
-		"listCostImports": h.getImports,
-		"costReport":      h.getReport,
-		"costBudgets":     h.getBudgets,
-		"costAnomalies":   h.getAnomalies,
-		"costExport":      h.getExport,
-	}
+// The wire types of the FinOps endpoints (/api/v1/costs/…). Amounts are
+// money.Amount: exact decimals written as strings, never floats.
+
+// Day is a calendar day, 2024-09-30.
+type Day string
+
+// Month is a calendar month, 2024-09.
+type Month string
+
+// CostAmounts are a cost as billed, after discounts (effective) and at
+// list price, in one currency.
+type CostAmounts struct {
+	Billed    money.Amount `json:"billed"`
+	Effective money.Amount `json:"effective"`
+	List      money.Amount `json:"list"`
 }
 
-type costHandlers struct{ svc *cost.Service }
-
-// costError is the body of every error answer.
-type costError struct {
-	Error struct {
-		Code    string `json:"code"`
-		Message string `json:"message"`
-		Details any    `json:"details,omitempty"`
-	} `json:"error"`
+// CostTotal is one group of costs in one currency.
+type CostTotal struct {
+	// Keys are the values of the grouping dimensions, in their order.
+	Keys     []string `json:"keys,omitempty"`
+	Currency string   `json:"currency"`
+	CostAmounts
 }
 
-func writeCostJSON(w http.ResponseWriter, code int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	json.NewEncoder(w).Encode(v)
+// CostCoverage is how much of the costs a dimension's allocation covers,
+// and by which method.
+type CostCoverage struct {
+	Dim      string `json:"dim"`
+	Method   string `json:"method"`
+	Currency string `json:"currency"`
+	Charges  int64  `json:"charges"`
+	CostAmounts
 }
 
-func writeCostError(w http.ResponseWriter, code int, kind, msg string, details any) {
-	var e costError
-	e.Error.Code, e.Error.Message, e.Error.Details = kind, msg, details
-	writeCostJSON(w, code, e)
+// CostFileInfo is one imported file.
+type CostFileInfo struct {
+	Name   string `json:"name"`
+	SHA256 string `json:"sha256"`
+	Format string `json:"format"`
+	// View is the Azure view the file was recognised as, from its rows.
+	View    string `json:"view,omitempty"`
+	Charges int64  `json:"charges"`
 }
 
-// fail answers err with the status its kind calls for.
-func (h costHandlers) fail(w http.ResponseWriter, err error) {
-	var ie *cost.ImportError
-	var br badRequest
-	switch {
-	case errors.As(err, &br):
-		writeCostError(w, http.StatusBadRequest, "bad_request", br.Error(), nil)
-	case errors.As(err, &ie):
-		writeCostError(w, http.StatusUnprocessableEntity, "invalid_billing_data", err.Error(), ie.Rows)
-	case errors.Is(err, cost.ErrInvalid):
-		writeCostError(w, http.StatusUnprocessableEntity, "invalid_billing_data", err.Error(), nil)
-	case errors.Is(err, context.Canceled):
-		// the client went away
-	default:
-		h.svcLog(err)
-		writeCostError(w, http.StatusInternalServerError, "internal", err.Error(), nil)
-	}
+// CostImportResult is what one imported batch brought in.
+type CostImportResult struct {
+	Files   []CostFileInfo      `json:"files"`
+	Periods []CostPeriodSummary `json:"periods"`
+	// Mode is how the batch was imported: replace or append.
+	Mode string `json:"mode"`
+	// Replaced is what was stored for the batch's periods and is gone;
+	// AppendedTo what the batch was added to.
+	Replaced   []CostPrior `json:"replaced,omitempty"`
+	AppendedTo []CostPrior `json:"appendedTo,omitempty"`
+	// Alerts are the budget alerts the import raised.
+	Alerts []CostAlert `json:"alerts,omitempty"`
 }
 
-func (h costHandlers) svcLog(err error) {
-	if h.svc.Log != nil {
-		h.svc.Log.Error("cost API", "err", err)
-	}
+// CostPeriodSummary is one (source, billing period, view) of an import.
+type CostPeriodSummary struct {
+	Source   string         `json:"source"`
+	Period   Month          `json:"period"`
+	View     string         `json:"view,omitempty"`
+	Charges  int64          `json:"charges"`
+	Rows     int            `json:"rows"`
+	Totals   []CostTotal    `json:"totals"`
+	Coverage []CostCoverage `json:"coverage"`
 }
 
-// badRequest marks an error of the request's parameters.
-type badRequest struct{ error }
-
-func bad(err error) error { return badRequest{err} }
-
-func (h costHandlers) postImport(w http.ResponseWriter, r *http.Request) {
-	mode := cost.Replace
-	if v := r.URL.Query().Get("append"); v != "" {
-		on, err := strconv.ParseBool(v)
-		if err != nil {
-			h.fail(w, bad(fmt.Errorf("append=%q is not true or false", v)))
-			return
-		}
-		if on {
-			mode = cost.Append
-		}
-	}
-	dir, err := os.MkdirTemp("", "socle-cost-upload-")
-	if err != nil {
-		h.fail(w, err)
-		return
-	}
-	defer os.RemoveAll(dir)
-	files, err := receiveFiles(r, dir)
-	if err != nil {
-		h.fail(w, err)
-		return
-	}
-	res, err := h.svc.Import(r.Context(), files, mode)
-	if err != nil {
-		h.fail(w, err)
-		return
-	}
-	writeCostJSON(w, http.StatusCreated, res)
+// CostPrior is what was stored for a (source, billing period, view) before
+// an import replaced it or added to it.
+type CostPrior struct {
+	Source     string      `json:"source"`
+	Period     Month       `json:"period"`
+	View       string      `json:"view,omitempty"`
+	Charges    int64       `json:"charges"`
+	Totals     []CostTotal `json:"totals"`
+	ImportedAt time.Time   `json:"importedAt"`
+	Files      []string    `json:"files"`
 }
 
-// receiveFiles streams the uploaded files to dir: billing exports can be
-// larger than memory.
-func receiveFiles(r *http.Request, dir string) ([]cost.File, error) {
-	save := func(name string, body io.Reader) (cost.File, error) {
-		base := filepath.Base(filepath.Clean("/" + name))
-		if base == "/" || base == "." {
-			return cost.File{}, bad(fmt.Errorf("a file without a name"))
-		}
-		f, err := os.CreateTemp(dir, "upload-*")
-		if err != nil {
-			return cost.File{}, err
-		}
-		_, err = io.Copy(f, body)
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
-			return cost.File{}, fmt.Errorf("receiving %s: %w", name, err)
-		}
-		return cost.File{Path: f.Name(), Name: name}, nil
-	}
-	mt, params, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	if !strings.HasPrefix(mt, "multipart/") {
-		name := r.URL.Query().Get("name")
-		if name == "" {
-			return nil, bad(errors.New("name the uploaded file with ?name=, or send multipart/form-data file parts"))
-		}
-		f, err := save(name, r.Body)
-		if err != nil {
-			return nil, err
-		}
-		return []cost.File{f}, nil
-	}
-	mr := multipart.NewReader(r.Body, params["boundary"])
-	var files []cost.File
-	for {
-		part, err := mr.NextPart()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return nil, bad(fmt.Errorf("reading the multipart body: %w", err))
-		}
-		if part.FileName() == "" {
-			part.Close()
-			continue
-		}
-		f, err := save(part.FileName(), part)
-		part.Close()
-		if err != nil {
-			return nil, err
-		}
-		files = append(files, f)
-	}
-	if len(files) == 0 {
-		return nil, bad(errors.New("the multipart body has no file part"))
-	}
-	return files, nil
+// CostImportRecord is one imported batch as socle remembers it.
+type CostImportRecord struct {
+	ID      int64          `json:"id"`
+	Time    time.Time      `json:"time"`
+	Files   []CostFileInfo `json:"files"`
+	Periods []string       `json:"periods"` // "source period"
+	Charges int64          `json:"charges"`
 }
 
-func (h costHandlers) getImports(w http.ResponseWriter, r *http.Request) {
-	limit := 100
-	if v := r.URL.Query().Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 {
-			h.fail(w, bad(fmt.Errorf("limit %q is not a positive number", v)))
-			return
-		}
-		limit = n
-	}
-	imps, err := h.svc.Imports(r.Context(), limit)
-	if err != nil {
-		h.fail(w, err)
-		return
-	}
-	writeCostJSON(w, http.StatusOK, imps)
+// CostAlert is a budget threshold crossed.
+type CostAlert struct {
+	ID     int64  `json:"id"`
+	Budget string `json:"budget"`
+	Month  Month  `json:"month"`
+	// Threshold is a percentage of the budget's amount.
+	Threshold float64 `json:"threshold"`
+	// Kind is actual (the spend crossed it) or forecast.
+	Kind       string       `json:"kind"`
+	Currency   string       `json:"currency"`
+	Amount     money.Amount `json:"amount"`
+	Actual     money.Amount `json:"actual"`
+	Forecast   money.Amount `json:"forecast"`
+	Notify     []string     `json:"notify,omitempty"`
+	CreatedAt  time.Time    `json:"createdAt"`
+	NotifiedAt *time.Time   `json:"notifiedAt,omitempty"`
 }
 
-func (h costHandlers) getReport(w http.ResponseWriter, r *http.Request) {
-	req, err := cost.ReportRequestOf(r.URL.Query())
-	if err != nil {
-		h.fail(w, bad(err))
-		return
-	}
-	rep, err := h.svc.Report(r.Context(), req)
-	if err != nil {
-		h.fail(w, err)
-		return
-	}
-	// The document says arrays: an empty list is [], never null (a report
-	// without ?by= groups by nothing; a filtered one has no coverage).
-	if rep.By == nil {
-		rep.By = []cost.Dim{}
-	}
-	if rep.Coverage == nil {
-		rep.Coverage = []cost.Coverage{}
-	}
-	writeCostJSON(w, http.StatusOK, rep)
+// CostReport is costs grouped by dimensions, with the allocation coverage
+// of the billing periods it spans.
+type CostReport struct {
+	From Day `json:"from"`
+	// To is the last day, inclusive.
+	To Day      `json:"to"`
+	By []string `json:"by"`
+	// Rows, per currency, the highest effective cost first.
+	Rows []CostReportRow `json:"rows"`
+	// Totals per currency: costs in different currencies are never added.
+	Totals   []CostTotal    `json:"totals"`
+	Coverage []CostCoverage `json:"coverage"`
 }
 
-func (h costHandlers) getBudgets(w http.ResponseWriter, r *http.Request) {
-	m, err := cost.MonthOfQuery(r.URL.Query())
-	if err != nil {
-		h.fail(w, bad(err))
-		return
-	}
-	rep, err := h.svc.Budgets(r.Context(), m)
-	if err != nil {
-		h.fail(w, err)
-		return
-	}
-	writeCostJSON(w, http.StatusOK, rep)
+// CostReportRow is one group of a report, by dimension.
+type CostReportRow struct {
+	Keys     map[string]string `json:"keys"`
+	Currency string            `json:"currency"`
+	CostAmounts
 }
 
-func (h costHandlers) getAnomalies(w http.ResponseWriter, r *http.Request) {
-	req, err := cost.AnomalyRequestOf(r.URL.Query())
-	if err != nil {
-		h.fail(w, bad(err))
-		return
-	}
-	rep, err := h.svc.Anomalies(r.Context(), req)
-	if err != nil {
-		h.fail(w, err)
-		return
-	}
-	writeCostJSON(w, http.StatusOK, rep)
+// CostBudgetReport is every budget's standing in a month.
+type CostBudgetReport struct {
+	Month Month `json:"month"`
+	AsOf  Day   `json:"asOf"`
+	// Currencies are those of the month's costs, whatever their owner.
+	Currencies []string           `json:"currencies"`
+	Budgets    []CostBudgetStatus `json:"budgets"`
+	Alerts     []CostAlert        `json:"alerts"`
 }
 
-func (h costHandlers) getExport(w http.ResponseWriter, r *http.Request) {
-	from, to, err := cost.RangeOf(r.URL.Query())
-	if err != nil {
-		h.fail(w, bad(err))
-		return
-	}
-	cw := &csvAnswer{w: w}
-	if err := h.svc.Export(r.Context(), cw, from, to); err != nil {
-		if !cw.started {
-			h.fail(w, err)
-			return
-		}
-		// after the first byte the status cannot change: the CSV is cut short
-		h.svcLog(err)
-	}
+// CostBudgetStatus is a budget's standing in a month.
+type CostBudgetStatus struct {
+	Name string `json:"name"`
+	// Scope is team, app, env, zone; empty: the whole platform.
+	Scope      map[string]string `json:"scope"`
+	Month      Month             `json:"month"`
+	Currency   string            `json:"currency"`
+	Amount     money.Amount      `json:"amount"`
+	Thresholds []float64         `json:"thresholds"`
+	// Actual is the effective cost of the month up to AsOf, the last day
+	// with cost data; Forecast the month-end spend.
+	Actual   money.Amount `json:"actual"`
+	AsOf     Day          `json:"asOf"`
+	Forecast money.Amount `json:"forecast"`
+	// Status is ok, warning, over, or other-currency.
+	Status string `json:"status"`
+	// OtherCurrencies are the costs in the scope in other currencies,
+	// which the budget does not count.
+	OtherCurrencies []CostTotal `json:"otherCurrencies,omitempty"`
+	// Daily is the effective cost of each day of the month up to AsOf.
+	Daily  []money.Amount `json:"daily"`
+	Notify []string       `json:"notify,omitempty"`
 }
 
-// csvAnswer sets the CSV headers when the first byte is written, so that an
-// error before it can still be answered as JSON.
-type csvAnswer struct {
-	w       http.ResponseWriter
-	started bool
+// CostAnomalyReport lists anomalies, the largest impact first.
+type CostAnomalyReport struct {
+	From Day `json:"from"`
+	// To is the last day, inclusive.
+	To        Day           `json:"to"`
+	Anomalies []CostAnomaly `json:"anomalies"`
 }
 
-func (c *csvAnswer) Write(p []byte) (int, error) {
-	if !c.started {
-		c.started = true
-		c.w.Header().Set("Content-Type", "text/csv; charset=utf-8")
-		c.w.Header().Set("Content-Disposition", `attachment; filename="socle-costs-focus.csv"`)
-	}
-	return c.w.Write(p)
+// CostAnomaly is a day whose cost left its band.
+type CostAnomaly struct {
+	Day      Day    `json:"day"`
+	Dim      string `json:"dim"`
+	Value    string `json:"value"`
+	Currency string `json:"currency"`
+	// Cost is the effective cost of the day; Expected the baseline (the
+	// median of the same weekday); Lower and Upper the band.
+	Cost     money.Amount `json:"cost"`
+	Expected money.Amount `json:"expected"`
+	Lower    money.Amount `json:"lower"`
+	Upper    money.Amount `json:"upper"`
+	// Impact is Cost - Expected: what the anomaly cost (or saved).
+	Impact money.Amount `json:"impact"`
+	// Direction is spike or drop.
+	Direction string `json:"direction"`
+	// Baseline is how many days the baseline has.
+	Baseline int `json:"baseline"`
 }

@@ -15,8 +15,6 @@ import (
 	"unicode"
 
 	"github.com/invopop/jsonschema"
-
-	"github.com/socle-dev/socle/internal/cost"
 )
 
 // OpenAPI returns the OpenAPI 3.1 document of Operations. Its schemas are
@@ -210,11 +208,17 @@ var (
 	timeType      = reflect.TypeFor[time.Time]()
 )
 
-// textSchema is the schema of a type encoding/json writes as a string
-// because it marshals itself as text (cost.Day is an int32 written
-// 2024-09-30), which reflection would call an integer; nil for the others.
-// A type with a JSONSchema method or a MarshalJSON of its own says itself.
+// textSchema is the schema of the API's calendar types (Day, Month), and
+// of a type encoding/json writes as a string because it marshals itself as
+// text, which reflection would call by its kind; nil for the others. A type
+// with a JSONSchema method or a MarshalJSON of its own says itself.
 func textSchema(t reflect.Type) *jsonschema.Schema {
+	switch t {
+	case reflect.TypeFor[Day]():
+		return &jsonschema.Schema{Type: "string", Format: "date"}
+	case reflect.TypeFor[Month]():
+		return &jsonschema.Schema{Type: "string", Pattern: `^[0-9]{4}-[0-9]{2}$`}
+	}
 	pt := reflect.PointerTo(t)
 	if t == timeType || !t.Implements(textMarshaler) || t.Implements(jsonMarshaler) || pt.Implements(jsonMarshaler) {
 		return nil
@@ -222,14 +226,7 @@ func textSchema(t reflect.Type) *jsonschema.Schema {
 	if _, ok := pt.MethodByName("JSONSchema"); ok {
 		return nil
 	}
-	s := &jsonschema.Schema{Type: "string"}
-	switch t {
-	case reflect.TypeFor[cost.Day]():
-		s.Format = "date"
-	case reflect.TypeFor[cost.Month]():
-		s.Pattern = `^[0-9]{4}-[0-9]{2}$`
-	}
-	return s
+	return &jsonschema.Schema{Type: "string"}
 }
 
 var typeArgs = regexp.MustCompile(`[\w./-]+\.`)

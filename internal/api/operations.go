@@ -3,11 +3,6 @@ package api
 import (
 	"net/http"
 	"time"
-
-	"github.com/socle-dev/socle/internal/audit"
-	"github.com/socle-dev/socle/internal/cost"
-	"github.com/socle-dev/socle/internal/plan"
-	"github.com/socle-dev/socle/internal/store"
 )
 
 // Access says who may call an operation. The server enforces it; the
@@ -137,9 +132,9 @@ var Operations = []Operation{
 	{ID: "listAudit", Method: "GET", Path: "/api/v1/audit", Summary: "The audit trail, oldest first",
 		Tag: "audit", Access: AccessMember, Query: []Param{{"after", "only records with a larger seq", "integer"}, {"limit", "at most this many", "integer"},
 			{"actor", "only records by this actor", "string"}, {"action", "only records of this action", "string"}, {"app", "only records of this app", "string"}, {"env", "only records of this environment", "string"}}, Response: Page[AuditRecord]{}},
-	{ID: "verifyAudit", Method: "GET", Path: "/api/v1/audit/verify", Summary: "Verify the audit chain", Tag: "audit", Access: AccessMember, Response: audit.VerifyResult{}},
+	{ID: "verifyAudit", Method: "GET", Path: "/api/v1/audit/verify", Summary: "Verify the audit chain", Tag: "audit", Access: AccessMember, Response: AuditVerifyResult{}},
 	{ID: "dora", Method: "GET", Path: "/api/v1/dora", Summary: "DORA figures", Tag: "audit", Access: AccessMember,
-		Query: []Param{{"app", "", "string"}, {"team", "", "string"}, {"env", "", "string"}, {"period", "a duration such as 720h", "string"}}, Response: store.DORAFigures{}},
+		Query: []Param{{"app", "", "string"}, {"team", "", "string"}, {"env", "", "string"}, {"period", "a duration such as 720h", "string"}}, Response: DORAFigures{}},
 	{ID: "doraSeries", Method: "GET", Path: "/api/v1/dora/series", Summary: "DORA figures per week or day, for charts", Tag: "audit", Access: AccessMember,
 		Query: []Param{{"app", "", "string"}, {"team", "", "string"}, {"env", "", "string"}, {"period", "a duration such as 2160h (default 12 weeks)", "string"}, {"bucket", "week (default) or day", "string"}}, Response: DORASeries{}},
 
@@ -154,13 +149,13 @@ var Operations = []Operation{
 		Query: []Param{{"name", "the file's name, for a body that is one file", "string"},
 			{"append", "true: add the batch to the stored periods (the parts of a multi-part export) instead of replacing them", "boolean"}},
 		Upload: []string{"multipart/form-data", "application/octet-stream", "text/csv"}, Errors: []int{http.StatusUnprocessableEntity},
-		Status: 201, Response: cost.ImportResult{}, MaxBody: 512 << 20}, // billing exports are large
-	{ID: "listCostImports", Method: "GET", Path: "/api/v1/costs/imports", Summary: "The latest imports", Tag: "costs", Access: AccessMember, Query: []Param{{"limit", "", "integer"}}, Response: []cost.ImportRecord{}},
+		Status: 201, Response: CostImportResult{}, MaxBody: 512 << 20}, // billing exports are large
+	{ID: "listCostImports", Method: "GET", Path: "/api/v1/costs/imports", Summary: "The latest imports", Tag: "costs", Access: AccessMember, Query: []Param{{"limit", "", "integer"}}, Response: []CostImportRecord{}},
 	{ID: "costReport", Method: "GET", Path: "/api/v1/costs/report", Summary: "Costs grouped by dimensions over a month or days", Tag: "costs", Access: AccessMember,
-		Query: []Param{{"month", "2024-09", "string"}, {"from", "first day", "string"}, {"to", "last day", "string"}, {"by", "team,env,app,zone,…", "string"}}, Response: cost.Report{}},
-	{ID: "costBudgets", Method: "GET", Path: "/api/v1/costs/budgets", Summary: "Budgets of a month", Tag: "costs", Access: AccessMember, Query: []Param{{"month", "", "string"}}, Response: cost.BudgetReport{}},
+		Query: []Param{{"month", "2024-09", "string"}, {"from", "first day", "string"}, {"to", "last day", "string"}, {"by", "team,env,app,zone,…", "string"}}, Response: CostReport{}},
+	{ID: "costBudgets", Method: "GET", Path: "/api/v1/costs/budgets", Summary: "Budgets of a month", Tag: "costs", Access: AccessMember, Query: []Param{{"month", "", "string"}}, Response: CostBudgetReport{}},
 	{ID: "costAnomalies", Method: "GET", Path: "/api/v1/costs/anomalies", Summary: "Cost anomalies", Tag: "costs", Access: AccessMember,
-		Query: []Param{{"from", "", "string"}, {"to", "", "string"}, {"by", "", "string"}, {"weeks", "", "integer"}, {"k", "", "string"}, {"min_impact", "", "string"}, {"min_relative", "", "string"}}, Response: cost.AnomalyReport{}},
+		Query: []Param{{"from", "", "string"}, {"to", "", "string"}, {"by", "", "string"}, {"weeks", "", "integer"}, {"k", "", "string"}, {"min_impact", "", "string"}, {"min_relative", "", "string"}}, Response: CostAnomalyReport{}},
 	{ID: "costExport", Method: "GET", Path: "/api/v1/costs/export", Summary: "Allocated costs as FOCUS CSV", Tag: "costs", Access: AccessMember,
 		Query: []Param{{"month", "", "string"}, {"from", "", "string"}, {"to", "", "string"}}, Raw: "text/csv"},
 }
@@ -169,15 +164,6 @@ var Operations = []Operation{
 type ApprovalList struct {
 	Artifact string     `json:"artifact"`
 	Items    []Approval `json:"items"`
-}
-
-// PlanBody is a recorded plan: the changes, the policies' decisions on
-// them and the changes closed gates hold.
-type PlanBody struct {
-	plan.Plan
-	Decisions []any `json:"decisions"`
-	// Gates are the changes a closed promotion gate holds, by "app@env".
-	Gates map[string]string `json:"gates,omitempty"`
 }
 
 // DORASeries is DORA figures per bucket of time, oldest first.

@@ -3,13 +3,6 @@ package api
 import (
 	"encoding/json"
 	"time"
-
-	"github.com/socle-dev/socle/internal/gate"
-	"github.com/socle-dev/socle/internal/plan"
-	"github.com/socle-dev/socle/internal/policy"
-	"github.com/socle-dev/socle/internal/reconcile"
-	"github.com/socle-dev/socle/internal/source"
-	"github.com/socle-dev/socle/internal/spec"
 )
 
 // The wire types of /api/v1. Field names are lowerCamelCase; times are
@@ -137,12 +130,12 @@ type AppEnv struct {
 	// Phase is Synced, Building, Progressing, Degraded, Failed, Blocked,
 	// Orphaned, Pending, Unsupported, or Absent when the app does not run there
 	// (disabled, or not promoted yet).
-	Phase string `json:"phase"`
+	Phase Phase `json:"phase"`
 	// Reason says why, in words, when the phase is not Synced.
 	Reason string `json:"reason,omitempty"`
 	// ReasonCode says why for programs: Building, BuildFailed,
-	// PolicyDenied, GateClosed, RolloutFailed… (reconcile.Reason).
-	ReasonCode string `json:"reasonCode,omitempty"`
+	// PolicyDenied, GateClosed, RolloutFailed…
+	ReasonCode ReasonCode `json:"reasonCode,omitempty"`
 	// Since is when the cell entered its phase with its reason: a build
 	// has run since then.
 	Since time.Time `json:"since,omitzero"`
@@ -184,7 +177,7 @@ type Incoming struct {
 	Reason  string `json:"reason,omitempty"`
 	// Blocks are the closed gates one by one, with when each opens where
 	// that is known: the portal writes "opens in 58 min" from them.
-	Blocks []gate.Block `json:"blocks,omitempty"`
+	Blocks []GateBlock `json:"blocks,omitempty"`
 }
 
 // AppDetail is an app's page: its cells plus each environment's effective
@@ -194,7 +187,7 @@ type AppDetail struct {
 	Repository string `json:"repository,omitempty"`
 	// Config is the effective configuration per environment: the unit
 	// socle runs, with secret values replaced by Redacted.
-	Config map[string]plan.Unit `json:"config"`
+	Config map[string]Unit `json:"config"`
 	// Secrets are the names of the variables treated as secret.
 	Secrets []string `json:"secrets,omitempty"`
 }
@@ -244,11 +237,11 @@ type Target struct {
 // Preview is what an action would do, asked before doing it: the target,
 // the change to the unit, and the verdicts of gates and policies.
 type Preview struct {
-	Action   string          `json:"action"`
-	Target   Target          `json:"target"`
-	Change   *plan.Change    `json:"change,omitempty"`
-	Gates    gate.Result     `json:"gates"`
-	Verdicts policy.Verdicts `json:"verdicts,omitempty"`
+	Action   string         `json:"action"`
+	Target   Target         `json:"target"`
+	Change   *PlanChange    `json:"change,omitempty"`
+	Gates    GateResult     `json:"gates"`
+	Verdicts PolicyVerdicts `json:"verdicts,omitempty"`
 	// Allowed is true when the caller's role allows the action; Blocked
 	// when a gate or a policy would stop it now, with Reason.
 	Allowed bool   `json:"allowed"`
@@ -276,7 +269,7 @@ type ActionResult struct {
 	// Reason says why a change is held.
 	Reason string `json:"reason,omitempty"`
 	// Passed are the closed gates an emergency change passed.
-	Passed []gate.Block `json:"passed,omitempty"`
+	Passed []GateBlock `json:"passed,omitempty"`
 }
 
 // The outcomes of an action.
@@ -314,10 +307,10 @@ type RevisionDetail struct {
 
 // PlanRef names a recorded plan.
 type PlanRef struct {
-	ID       int64        `json:"id"`
-	Revision string       `json:"revision"`
-	Summary  plan.Summary `json:"summary"`
-	Created  time.Time    `json:"createdAt,omitzero"`
+	ID       int64       `json:"id"`
+	Revision string      `json:"revision"`
+	Summary  PlanSummary `json:"summary"`
+	Created  time.Time   `json:"createdAt,omitzero"`
 }
 
 // Release is one rollout of an app in an environment.
@@ -429,16 +422,16 @@ type Artifact struct {
 // Status is what /api/v1/status reports: which revision is in force, which
 // one failed and why, and the last plan.
 type Status struct {
-	Repository string           `json:"repository"`
-	Head       *source.Revision `json:"head,omitempty"`
-	LastGood   *source.Revision `json:"lastGood,omitempty"`
+	Repository string          `json:"repository"`
+	Head       *SourceRevision `json:"head,omitempty"`
+	LastGood   *SourceRevision `json:"lastGood,omitempty"`
 	// Failing is set while the newest revision does not validate.
 	Failing    *Failing  `json:"failing,omitempty"`
 	FetchError string    `json:"fetchError,omitempty"`
 	LastPlan   *PlanRef  `json:"lastPlan,omitempty"`
 	Units      []UnitRef `json:"units"`
 	// Runtime is what runs, unit by unit, as the reconciler sees it.
-	Runtime []reconcile.UnitStatus `json:"runtime"`
+	Runtime []UnitStatus `json:"runtime"`
 	// ProxyAddr is where the apps are reached: http://<app>.<env>.localhost:<port>.
 	ProxyAddr string `json:"proxyAddr,omitempty"`
 	// Blocked are the units whose change in the revision in force a
@@ -452,13 +445,13 @@ type BlockedUnit struct {
 	Env    string `json:"env"`
 	Reason string `json:"reason"`
 	// ReasonCode is why, for programs: PolicyDenied or GateClosed.
-	ReasonCode string `json:"reasonCode,omitempty"`
+	ReasonCode ReasonCode `json:"reasonCode,omitempty"`
 }
 
 // Failing is a revision that does not validate.
 type Failing struct {
-	Revision source.Revision `json:"revision"`
-	Problems spec.Problems   `json:"problems"`
+	Revision SourceRevision `json:"revision"`
+	Problems Problems       `json:"problems"`
 }
 
 // UnitRef is one unit's recorded desired state.

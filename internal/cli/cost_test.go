@@ -20,6 +20,7 @@ import (
 	"github.com/socle-dev/socle/internal/cost"
 	"github.com/socle-dev/socle/internal/golden"
 	"github.com/socle-dev/socle/internal/money"
+	"github.com/socle-dev/socle/internal/server"
 	"github.com/socle-dev/socle/internal/spec"
 	"github.com/socle-dev/socle/internal/store/sqlite"
 )
@@ -139,7 +140,7 @@ func TestCostThroughServer(t *testing.T) {
 		t.Fatal(problems)
 	}
 	mux := http.NewServeMux()
-	api.Mount(mux, api.CostHandlers(&cost.Service{Store: sqlite.NewCostStore(db), Repo: func() *spec.Repo { return repo }}))
+	api.Mount(mux, server.CostHandlers(&cost.Service{Store: sqlite.NewCostStore(db), Repo: func() *spec.Repo { return repo }}))
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
 
@@ -196,7 +197,7 @@ func TestCostImportParts(t *testing.T) {
 			}
 			t.Cleanup(func() { db.Close() })
 			mux := http.NewServeMux()
-			api.Mount(mux, api.CostHandlers(&cost.Service{Store: sqlite.NewCostStore(db)}))
+			api.Mount(mux, server.CostHandlers(&cost.Service{Store: sqlite.NewCostStore(db)}))
 			srv := httptest.NewServer(mux)
 			t.Cleanup(srv.Close)
 			return []string{"--server", srv.URL}
@@ -328,7 +329,7 @@ func TestCostResolvesServerAndToken(t *testing.T) {
 	}
 	defer db.Close()
 	mux := http.NewServeMux()
-	api.Mount(mux, api.CostHandlers(&cost.Service{Store: sqlite.NewCostStore(db)}))
+	api.Mount(mux, server.CostHandlers(&cost.Service{Store: sqlite.NewCostStore(db)}))
 	var seen []string
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		seen = append(seen, r.Header.Get("Authorization"))

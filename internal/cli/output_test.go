@@ -13,9 +13,6 @@ import (
 
 	"github.com/socle-dev/socle/internal/api"
 	"github.com/socle-dev/socle/internal/golden"
-	"github.com/socle-dev/socle/internal/reconcile"
-	"github.com/socle-dev/socle/internal/source"
-	"github.com/socle-dev/socle/internal/spec"
 )
 
 var t0 = time.Date(2026, 3, 10, 9, 30, 0, 0, time.UTC)
@@ -31,8 +28,8 @@ const hostile = "\x1b[2J\x1b]0;pwned\x07\x1b]8;;http://evil\x1b\\click\x1b]8;;\x
 // hostile commit subjects, authors and messages reach the terminal escaped.
 func TestStatusOutput(t *testing.T) {
 	t.Parallel()
-	head := source.Revision{SHA: "2281b36f0c1d2e3f4a5b6c7d8e9f00112233aabb", Author: "Mallory " + hostile, Message: "web: " + hostile + "\n\nbody"}
-	good := source.Revision{SHA: "e0958a9aabbccddeeff00112233445566778899a", Author: "Ann", Message: "api: add the bookings endpoint"}
+	head := api.SourceRevision{SHA: "2281b36f0c1d2e3f4a5b6c7d8e9f00112233aabb", Author: "Mallory " + hostile, Message: "web: " + hostile + "\n\nbody"}
+	good := api.SourceRevision{SHA: "e0958a9aabbccddeeff00112233445566778899a", Author: "Ann", Message: "api: add the bookings endpoint"}
 	tests := []struct {
 		name string
 		st   api.Status
@@ -40,18 +37,18 @@ func TestStatusOutput(t *testing.T) {
 		{"building", api.Status{
 			Repository: "/srv/platform", Head: &good, LastGood: &good, ProxyAddr: "127.0.0.1:7080",
 			Units: []api.UnitRef{{App: "api", Env: "dev", Revision: good.SHA}, {App: "web", Env: "dev", Revision: good.SHA}, {App: "worker", Env: "dev", Revision: good.SHA}},
-			Runtime: []reconcile.UnitStatus{
-				{App: "api", Env: "dev", Phase: reconcile.Building, Reason: reconcile.ReasonBuilding, Since: t0.Add(-72 * time.Second),
+			Runtime: []api.UnitStatus{
+				{App: "api", Env: "dev", Phase: api.PhaseBuilding, Reason: api.ReasonBuilding, Since: t0.Add(-72 * time.Second),
 					Message: "building api at e0958a9; what runs is untouched", LogTail: "go: downloading github.com/lib/pq v1.10.9"},
-				{App: "web", Env: "dev", Phase: reconcile.Synced, Release: 3, Revision: good.SHA, Artifact: "sha256:0123456789abcdef0123", Ready: 2, Desired: 2, URL: "http://web.dev.localhost"},
+				{App: "web", Env: "dev", Phase: api.PhaseSynced, Release: 3, Revision: good.SHA, Artifact: "sha256:0123456789abcdef0123", Ready: 2, Desired: 2, URL: "http://web.dev.localhost"},
 			},
 		}},
 		{"build-failed", api.Status{
 			Repository: "/srv/platform", Head: &head, LastGood: &head, ProxyAddr: "127.0.0.1:7080",
 			Units: []api.UnitRef{{App: "api", Env: "dev", Revision: good.SHA}, {App: "web", Env: "dev", Revision: head.SHA}},
-			Runtime: []reconcile.UnitStatus{
-				{App: "api", Env: "dev", Phase: reconcile.Synced, Release: 1, Revision: good.SHA, Artifact: "sha256:feedfacefeedface", Ready: 1, Desired: 1, URL: "http://api.dev.localhost"},
-				{App: "web", Env: "dev", Phase: reconcile.Failed, Reason: reconcile.ReasonBuildFailed, Release: 3, Revision: good.SHA, Artifact: "sha256:0123456789abcdef0123", Ready: 2, Desired: 2,
+			Runtime: []api.UnitStatus{
+				{App: "api", Env: "dev", Phase: api.PhaseSynced, Release: 1, Revision: good.SHA, Artifact: "sha256:feedfacefeedface", Ready: 1, Desired: 1, URL: "http://api.dev.localhost"},
+				{App: "web", Env: "dev", Phase: api.PhaseFailed, Reason: api.ReasonBuildFailed, Release: 3, Revision: good.SHA, Artifact: "sha256:0123456789abcdef0123", Ready: 2, Desired: 2,
 					Message: "build of web at 2281b36 failed: exit status 1; what runs is untouched; socle builds again when apps/web changes, or after a backoff",
 					LogTail: "$ go build -o $SOCLE_OUT/web .\n" + strings.Repeat("# noise\n", 12) + "# example.com/web\n./main.go:12:2: undefined: handler\n./main.go:30:5: " + hostile + "\n",
 					RetryAt: t0.Add(4 * time.Minute)},
@@ -59,11 +56,11 @@ func TestStatusOutput(t *testing.T) {
 		}},
 		{"blocked-orphaned-failing", api.Status{
 			Repository: "/srv/platform", Head: &head, LastGood: &good, FetchError: "fetching origin: " + hostile,
-			Failing: &api.Failing{Revision: head, Problems: spec.Problems{{File: "apps/api/socle.yaml", Line: 4, Column: 8, Message: `owner: no team "` + hostile + `"`}}},
+			Failing: &api.Failing{Revision: head, Problems: api.Problems{{File: "apps/api/socle.yaml", Line: 4, Column: 8, Message: `owner: no team "` + hostile + `"`}}},
 			Units:   []api.UnitRef{{App: "web", Env: "prod", Revision: good.SHA}, {App: "api", Env: "dev", Revision: good.SHA}},
-			Runtime: []reconcile.UnitStatus{
-				{App: "web", Env: "prod", Phase: reconcile.Blocked, Reason: reconcile.ReasonGateClosed, Message: "gate soak: healthy in preprod for 3m of the 10m soak"},
-				{App: "old", Env: "dev", Phase: reconcile.Orphaned, Reason: reconcile.ReasonRemovedFromGit, Revision: good.SHA, Ready: 1, Desired: 1, Message: "removed from Git; 1 replica(s) keep running because dev does not prune"},
+			Runtime: []api.UnitStatus{
+				{App: "web", Env: "prod", Phase: api.PhaseBlocked, Reason: api.ReasonGateClosed, Message: "gate soak: healthy in preprod for 3m of the 10m soak"},
+				{App: "old", Env: "dev", Phase: api.PhaseOrphaned, Reason: api.ReasonRemovedFromGit, Revision: good.SHA, Ready: 1, Desired: 1, Message: "removed from Git; 1 replica(s) keep running because dev does not prune"},
 			},
 			Blocked: []api.BlockedUnit{{App: "worker", Env: "sandbox", Reason: "denied by policy sandbox-memory-limits: worker in sandbox: every container needs resources.limits.memory", ReasonCode: "PolicyDenied"}},
 		}},

@@ -10,7 +10,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/socle-dev/socle/internal/api"
-	"github.com/socle-dev/socle/internal/reconcile"
+	"github.com/socle-dev/socle/internal/source"
+	"github.com/socle-dev/socle/internal/spec"
 )
 
 func newStatusCmd(g *globals) *cobra.Command {
@@ -43,31 +44,33 @@ const buildLogLines = 10
 func writeStatus(w io.Writer, st api.Status, now time.Time) error {
 	fmt.Fprintf(w, "Repository  %s\n", st.Repository)
 	if st.Head != nil {
-		fmt.Fprintf(w, "Head        %s %s (%s)\n", st.Head.Short(), st.Head.Subject(), st.Head.Author)
+		h := source.Revision(*st.Head)
+		fmt.Fprintf(w, "Head        %s %s (%s)\n", h.Short(), h.Subject(), h.Author)
 	}
 	if st.LastGood != nil {
-		fmt.Fprintf(w, "In force    %s %s\n", st.LastGood.Short(), st.LastGood.Subject())
+		g := source.Revision(*st.LastGood)
+		fmt.Fprintf(w, "In force    %s %s\n", g.Short(), g.Subject())
 	}
 	if st.FetchError != "" {
 		fmt.Fprintf(w, "Fetch       failing: %s\n", st.FetchError)
 	}
 	if f := st.Failing; f != nil {
-		fmt.Fprintf(w, "\nRevision %s does not validate; %s stays in force:\n", f.Revision.Short(), inForce(st))
+		fmt.Fprintf(w, "\nRevision %s does not validate; %s stays in force:\n", source.Revision(f.Revision).Short(), inForce(st))
 		for _, p := range f.Problems {
-			fmt.Fprintf(w, "  %s\n", p)
+			fmt.Fprintf(w, "  %s\n", spec.Problem(p))
 		}
 	}
 	fmt.Fprintln(w)
 	t := newTable(w, "APP", "ENV", "STATUS", "VERSION", "READY", "URL", "REASON")
-	rt := map[[2]string]reconcile.UnitStatus{}
+	rt := map[[2]string]api.UnitStatus{}
 	for _, r := range st.Runtime {
 		rt[[2]string{r.App, r.Env}] = r
 	}
 	_, port, _ := net.SplitHostPort(st.ProxyAddr)
-	var failedBuilds []reconcile.UnitStatus
+	var failedBuilds []api.UnitStatus
 	for _, u := range st.Units {
 		r, ok := rt[[2]string{u.App, u.Env}]
-		phase, version, ready, url, reason := string(reconcile.Pending), abbrev(u.Revision, 7), "-", "-", ""
+		phase, version, ready, url, reason := string(api.PhasePending), abbrev(u.Revision, 7), "-", "-", ""
 		if ok {
 			phase, reason = phaseText(r, now), reasonText(r, now)
 			if r.Release != 0 {
@@ -77,7 +80,7 @@ func writeStatus(w io.Writer, st api.Status, now time.Time) error {
 			if r.URL != "" {
 				url = r.URL + ":" + port
 			}
-			if r.Reason == reconcile.ReasonBuildFailed && r.LogTail != "" {
+			if r.Reason == api.ReasonBuildFailed && r.LogTail != "" {
 				failedBuilds = append(failedBuilds, r)
 			}
 		}
@@ -89,11 +92,11 @@ func writeStatus(w io.Writer, st api.Status, now time.Time) error {
 	}
 	for _, b := range st.Blocked { // new units a policy keeps out
 		if !known[[2]string{b.App, b.Env}] {
-			t.row(b.App, b.Env, string(reconcile.Blocked), "-", "-", "-", b.Reason)
+			t.row(b.App, b.Env, string(api.PhaseBlocked), "-", "-", "-", b.Reason)
 		}
 	}
 	for _, r := range st.Runtime { // units no longer in Git that still run
-		if r.Phase == reconcile.Orphaned {
+		if r.Phase == api.PhaseOrphaned {
 			t.row(r.App, r.Env, string(r.Phase), abbrev(r.Revision, 7), fmt.Sprintf("%d/%d", r.Ready, r.Desired), "-", r.Message)
 		}
 	}
@@ -111,8 +114,8 @@ func writeStatus(w io.Writer, st api.Status, now time.Time) error {
 }
 
 // phaseText is a unit's phase, with how long it has built.
-func phaseText(r reconcile.UnitStatus, now time.Time) string {
-	if r.Phase == reconcile.Building && !r.Since.IsZero() {
+func phaseText(r api.UnitStatus, now time.Time) string {
+	if r.Phase == api.PhaseBuilding && !r.Since.IsZero() {
 		return fmt.Sprintf("%s (%s)", r.Phase, duration(now.Sub(r.Since)))
 	}
 	return string(r.Phase)
@@ -121,12 +124,12 @@ func phaseText(r reconcile.UnitStatus, now time.Time) string {
 // reasonText is why a unit is in its phase: the build log's last line
 // while it builds, the words of the status otherwise, and when a failed
 // build is tried again.
-func reasonText(r reconcile.UnitStatus, now time.Time) string {
-	if r.Reason == reconcile.ReasonBuilding && r.LogTail != "" {
+func reasonText(r api.UnitStatus, now time.Time) string {
+	if r.Reason == api.ReasonBuilding && r.LogTail != "" {
 		return r.LogTail
 	}
 	msg := r.Message
-	if r.Reason == reconcile.ReasonBuildFailed && !r.RetryAt.IsZero() {
+	if r.Reason == api.ReasonBuildFailed && !r.RetryAt.IsZero() {
 		if d := r.RetryAt.Sub(now); d > 0 {
 			msg += "; retrying in " + duration(d)
 		} else {
@@ -159,7 +162,7 @@ func inForce(st api.Status) string {
 	if st.LastGood == nil {
 		return "no revision"
 	}
-	return st.LastGood.Short()
+	return source.Revision(*st.LastGood).Short()
 }
 
 func abbrev(s string, n int) string {

@@ -164,7 +164,7 @@ func (s *Server) getAuditVerify(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusInternalServerError, "store", err.Error())
 		return
 	}
-	writeJSON(w, http.StatusOK, res)
+	writeJSON(w, http.StatusOK, wireAuditVerify(res))
 }
 
 // doraFilter reads the apps, team, environment and period of a DORA query.
@@ -210,7 +210,7 @@ func (s *Server) getDORA(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "bad_request", err.Error())
 		return
 	}
-	s.reply(w, r, figs)
+	s.reply(w, r, wireDORA(figs))
 }
 
 // getDORASeries computes the DORA figures per week (or day) over the
@@ -260,9 +260,4 @@ func (s *Server) getDORASeries(w http.ResponseWriter, r *http.Request) {
 	}
 	out.Total = figureSet(total)
 	s.reply(w, r, out)
-}
-
-func figureSet(f store.DORAFigures) api.DORAFigureSet {
-	return api.DORAFigureSet{Deployments: f.Deployments, LeadTimeP50: f.LeadTime.Median.Seconds(), Changes: f.Changes, Failures: f.Failures,
-		ChangeFailureRate: f.ChangeFailureRate, TimeToRestoreP50: f.TimeToRestore.Median.Seconds(), Emergencies: f.Emergencies}
 }

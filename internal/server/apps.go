@@ -149,7 +149,7 @@ func (s *Server) cell(r *http.Request, m *matrix, a *spec.App, e *spec.Environme
 	k := plan.Key{App: a.Name, Env: e.Name}
 	c := api.AppEnv{Env: e.Name, Actions: actions(m.repo, m.user, a.Name, e.Name)}
 	if u, ok := m.units[k]; ok {
-		c.Phase, c.Reason, c.ReasonCode = string(u.Phase), u.Message, string(u.Reason)
+		c.Phase, c.Reason, c.ReasonCode = api.Phase(u.Phase), u.Message, api.ReasonCode(u.Reason)
 		c.Since, c.LogTail, c.RetryAt = u.Since, u.LogTail, u.RetryAt
 		c.Revision, c.Artifact, c.Release = u.Revision, u.Artifact, u.Release
 		c.Ready, c.Desired, c.URL, c.Updated = u.Ready, u.Desired, u.URL, u.UpdatedAt
@@ -170,7 +170,7 @@ func (s *Server) cell(r *http.Request, m *matrix, a *spec.App, e *spec.Environme
 		}
 	}
 	if b, ok := m.blocked[k]; ok {
-		c.Phase, c.Reason, c.ReasonCode = string(reconcile.Blocked), b.Reason, b.ReasonCode
+		c.Phase, c.Reason, c.ReasonCode = api.PhaseBlocked, b.Reason, b.ReasonCode
 		c.LogTail, c.RetryAt = "", time.Time{}
 	}
 	if c.Phase == "Absent" { // nothing runs: nothing to roll back, no logs
@@ -183,7 +183,7 @@ func (s *Server) cell(r *http.Request, m *matrix, a *spec.App, e *spec.Environme
 		}
 		if in := s.promo.Incoming(r.Context(), m.repo, e, a.Name, from, c.Artifact, func(sha string) string { return m.author(s, sha) }); in != nil {
 			c.Incoming = &api.Incoming{From: in.From, Revision: in.Revision, Artifact: in.Artifact, Needed: in.Needed, Approvals: in.Approvals,
-				Blocked: in.Blocked, Reason: in.Reason, Blocks: in.Blocks}
+				Blocked: in.Blocked, Reason: in.Reason, Blocks: wireBlocks(in.Blocks)}
 		}
 	}
 	return c
@@ -235,7 +235,7 @@ func (s *Server) getApp(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no app %q", r.PathValue("app")))
 		return
 	}
-	d := api.AppDetail{App: s.row(r, m, a), Repository: s.cfg.Repo, Config: map[string]plan.Unit{}}
+	d := api.AppDetail{App: s.row(r, m, a), Repository: s.cfg.Repo, Config: map[string]api.Unit{}}
 	secret := map[string]bool{}
 	for _, e := range m.envs {
 		row, err := s.store.DesiredUnit(r.Context(), store.Unit{App: a.Name, Env: e.Name})
@@ -253,7 +253,7 @@ func (s *Server) getApp(w http.ResponseWriter, r *http.Request) {
 		for _, n := range u.SecretVariables() {
 			secret[n] = true
 		}
-		d.Config[e.Name] = u.Redact()
+		d.Config[e.Name] = wireUnit(u.Redact())
 	}
 	for n := range secret {
 		d.Secrets = append(d.Secrets, n)
@@ -275,23 +275,7 @@ func (s *Server) getPreview(w http.ResponseWriter, r *http.Request) {
 		writeResult(w, nil, err)
 		return
 	}
-	s.reply(w, r, api.Preview{Action: p.Action, Target: wireTarget(p.Target), Gates: p.Gates, Verdicts: p.Verdicts, Change: p.Change,
-		Allowed: p.Allowed, Blocked: p.Blocked, Reason: p.Reason})
-}
-
-func wireTarget(t promotion.Target) api.Target {
-	return api.Target{App: t.App, Env: t.Env, From: t.From, Revision: t.Revision, Artifact: t.Artifact, Release: t.Release, Rollback: t.Rollback, Emergency: t.Emergency}
-}
-
-func wireResult(res promotion.Result) api.ActionResult {
-	out := api.ActionResult{Target: wireTarget(res.Target), Outcome: api.OutcomePinned, Passed: res.Passed}
-	if res.Commit.SHA != "" {
-		out.Commit = &api.Commit{SHA: res.Commit.SHA, Author: res.Commit.Author, Time: res.Commit.Time, Message: res.Commit.Message}
-	}
-	if o := res.Sync; o != nil {
-		out.Outcome, out.Running, out.Head, out.Reason = o.Outcome, o.Running, o.Head, o.Reason
-	}
-	return out
+	s.reply(w, r, wirePreview(p))
 }
 
 func (s *Server) postDeploy(w http.ResponseWriter, r *http.Request) {

@@ -27,21 +27,22 @@ type (
 // wireStatus is the pipeline's state, for the API.
 func (s *Server) wireStatus() Status {
 	ps := s.pipeline.State()
-	st := Status{Repository: s.cfg.Repo, Head: ps.Head, LastGood: ps.LastGood, FetchError: ps.FetchError, Blocked: make([]BlockedUnit, len(ps.Blocked))}
+	st := Status{Repository: s.cfg.Repo, FetchError: ps.FetchError, Blocked: each(ps.Blocked, wireBlocked)}
+	if ps.Head != nil {
+		h := wireSourceRevision(*ps.Head)
+		st.Head = &h
+	}
+	if ps.LastGood != nil {
+		g := wireSourceRevision(*ps.LastGood)
+		st.LastGood = &g
+	}
 	if f := ps.Failing; f != nil {
-		st.Failing = &Failing{Revision: f.Revision, Problems: f.Problems}
+		st.Failing = &Failing{Revision: wireSourceRevision(f.Revision), Problems: wireProblems(f.Problems)}
 	}
 	if p := ps.LastPlan; p != nil {
-		st.LastPlan = &PlanRef{ID: p.ID, Summary: p.Summary}
-	}
-	for i, b := range ps.Blocked {
-		st.Blocked[i] = wireBlocked(b)
+		st.LastPlan = &PlanRef{ID: p.ID, Summary: wireSummary(p.Summary)}
 	}
 	return st
-}
-
-func wireBlocked(b pipeline.Blocked) BlockedUnit {
-	return BlockedUnit{App: b.App, Env: b.Env, Reason: b.Message, ReasonCode: string(b.Reason)}
 }
 
 func (s *Server) getStatus(w http.ResponseWriter, r *http.Request) {
@@ -60,7 +61,7 @@ func (s *Server) getStatus(w http.ResponseWriter, r *http.Request) {
 		}
 		st.Units = append(st.Units, UnitRef{App: d.App, Env: d.Env, Revision: d.Revision, Source: u.Source, Artifact: u.Artifact, UpdatedAt: d.UpdatedAt})
 	}
-	st.Runtime = s.engine.Status()
+	st.Runtime = each(s.engine.Status(), wireUnitStatus)
 	st.ProxyAddr = s.ProxyAddr()
 	writeJSON(w, http.StatusOK, st)
 }
@@ -108,16 +109,6 @@ func (s *Server) getRelease(w http.ResponseWriter, r *http.Request) {
 	s.reply(w, r, wireRelease(rel))
 }
 
-func wireRelease(r store.Release) api.Release {
-	return api.Release{ID: r.ID, App: r.App, Env: r.Env, Revision: r.Revision, CommittedAt: r.CommittedAt, Artifact: r.Artifact,
-		ConfigHash: r.ConfigHash, Strategy: r.Strategy, Trigger: string(r.Trigger), Author: r.Author, Status: string(r.Status),
-		Reason: r.Reason, Previous: r.Previous, StartedAt: r.StartedAt, FinishedAt: r.FinishedAt, Notes: r.Notes, Emergency: r.Emergency}
-}
-
-func wireRevision(v store.Revision) api.Revision {
-	return api.Revision{SHA: v.SHA, Author: v.Author, Time: v.Time, Message: v.Message, Valid: v.Valid, Problems: v.Problems, SeenAt: v.SeenAt}
-}
-
 func (s *Server) getRevisions(w http.ResponseWriter, r *http.Request) {
 	limit, cursor, err := pageOf(r)
 	if err != nil {
@@ -157,7 +148,7 @@ func (s *Server) getRevision(w http.ResponseWriter, r *http.Request) {
 	d := api.RevisionDetail{Revision: wireRevision(v), Plans: make([]api.PlanRef, len(ps))}
 	for i, p := range ps {
 		d.Plans[i] = api.PlanRef{ID: p.ID, Revision: p.Revision, Created: p.CreatedAt,
-			Summary: plan.Summary{Create: p.Create, Update: p.Update, Delete: p.Delete, Unchanged: p.Unchanged}}
+			Summary: api.PlanSummary{Create: p.Create, Update: p.Update, Delete: p.Delete, Unchanged: p.Unchanged}}
 	}
 	s.reply(w, r, d)
 }
@@ -182,7 +173,7 @@ func (s *Server) getPlan(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	body.Plan = plan.RedactPlan(body.Plan, nil) // stored redacted; again, for plans stored before
-	s.reply(w, r, body)
+	s.reply(w, r, wirePlanBody(body))
 }
 
 func (s *Server) getEvents(w http.ResponseWriter, r *http.Request) {

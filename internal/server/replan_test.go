@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/socle-dev/socle/internal/api"
 	"github.com/socle-dev/socle/internal/clock"
-	"github.com/socle-dev/socle/internal/reconcile"
 	"github.com/socle-dev/socle/internal/store"
 )
 
@@ -47,7 +47,7 @@ func TestDeniedUnitRecordsOnce(t *testing.T) {
 	s := startWith(t, Config{Repo: repo, Data: data, Clock: clock})
 	defer s.stop()
 	st := s.waitFor(t, "worker @ sandbox denied", func(st Status) bool { return st.LastGood != nil && len(st.Blocked) == 1 })
-	if b := st.Blocked[0]; b.App != "worker" || b.ReasonCode != string(reconcile.ReasonPolicyDenied) || !strings.Contains(b.Reason, "sandbox-memory-limits") {
+	if b := st.Blocked[0]; b.App != "worker" || b.ReasonCode != api.ReasonPolicyDenied || !strings.Contains(b.Reason, "sandbox-memory-limits") {
 		t.Fatalf("blocked %+v, want worker @ sandbox denied by sandbox-memory-limits", b)
 	}
 	good := *st.LastGood
@@ -104,16 +104,16 @@ func TestFailedBuildSaysWhy(t *testing.T) {
 	defer s.stop()
 	s.waitFor(t, "web running in dev", func(st Status) bool {
 		u := runtimeOf(st, "web", "dev")
-		return u != nil && u.Phase == reconcile.Synced
+		return u != nil && u.Phase == api.PhaseSynced
 	})
 	commit(t, repo, "apps/web/main.go", "greeting := os.Getenv(\"GREETING\")", "greeting := undefinedGreeting()", "web: greet from a function not written yet")
 	s.hook(t)
 	st := s.waitFor(t, "the failed build", func(st Status) bool {
 		u := runtimeOf(st, "web", "dev")
-		return u != nil && u.Reason == reconcile.ReasonBuildFailed
+		return u != nil && u.Reason == api.ReasonBuildFailed
 	})
 	u := runtimeOf(st, "web", "dev")
-	if u.Phase != reconcile.Failed || strings.Contains(u.Message, "\n") || !strings.Contains(u.Message, "exit status 1") {
+	if u.Phase != api.PhaseFailed || strings.Contains(u.Message, "\n") || !strings.Contains(u.Message, "exit status 1") {
 		t.Errorf("status %s: %q, want Failed in one line with the command's exit status", u.Phase, u.Message)
 	}
 	if !strings.Contains(u.LogTail, "undefined: undefinedGreeting") || !strings.HasPrefix(u.LogTail, "$ go build") {
@@ -124,7 +124,7 @@ func TestFailedBuildSaysWhy(t *testing.T) {
 	}
 }
 
-func runtimeOf(st Status, app, env string) *reconcile.UnitStatus {
+func runtimeOf(st Status, app, env string) *api.UnitStatus {
 	for i := range st.Runtime {
 		if st.Runtime[i].App == app && st.Runtime[i].Env == env {
 			return &st.Runtime[i]

@@ -110,7 +110,7 @@ func (s *Server) handlers() map[string]http.HandlerFunc {
 		"createToken":      s.createToken,
 		"revokeToken":      s.revokeToken,
 	}
-	for id, f := range api.CostHandlers(s.costs) {
+	for id, f := range CostHandlers(s.costs) {
 		h[id] = f
 	}
 	return h

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/socle-dev/socle/internal/spec"
 	"github.com/socle-dev/socle/internal/wiring"
 )
 
@@ -62,7 +63,7 @@ func TestPipelineChecksRuntimeBlocks(t *testing.T) {
 	}
 	got := make([]string, len(st.Failing.Problems))
 	for i, p := range st.Failing.Problems {
-		got[i] = p.String()
+		got[i] = spec.Problem(p).String()
 	}
 	wantS := make([]string, len(want))
 	for i, p := range want {

@@ -20,7 +20,6 @@ import (
 	"github.com/socle-dev/socle/internal/api"
 	"github.com/socle-dev/socle/internal/api/client"
 	"github.com/socle-dev/socle/internal/plan"
-	"github.com/socle-dev/socle/internal/reconcile"
 	"github.com/socle-dev/socle/internal/replicas"
 	"github.com/socle-dev/socle/internal/store"
 	"github.com/socle-dev/socle/internal/syncbuf"
@@ -63,7 +62,7 @@ func TestSecretsStaySecret(t *testing.T) {
 
 	r.waitFor(t, "web to run in dev", func(st Status) bool {
 		for _, u := range st.Runtime {
-			if u.App == "web" && u.Env == "dev" && u.Phase == reconcile.Synced {
+			if u.App == "web" && u.Env == "dev" && u.Phase == api.PhaseSynced {
 				return true
 			}
 		}

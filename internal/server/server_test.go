@@ -210,7 +210,7 @@ func TestFollowsTheRepository(t *testing.T) {
 	s.hook(t)
 	st = s.waitFor(t, "the second revision", func(st Status) bool { return st.LastGood != nil && st.LastGood.SHA != first })
 	second := st.LastGood.SHA
-	if st.LastGood.Author != "Bob Example" || st.LastGood.Subject() != "web: quieter logs in dev" {
+	if st.LastGood.Author != "Bob Example" || source.Revision(*st.LastGood).Subject() != "web: quieter logs in dev" {
 		t.Errorf("revision = %+v", st.LastGood)
 	}
 	// worker @ sandbox, denied by the demo's policy, is planned again each
@@ -229,9 +229,9 @@ func TestFollowsTheRepository(t *testing.T) {
 	s.hook(t)
 	st = s.waitFor(t, "the bad revision", func(st Status) bool { return st.Failing != nil })
 	if st.LastGood.SHA != second {
-		t.Errorf("last good = %s, want %s to stay in force", st.LastGood.Short(), second[:7])
+		t.Errorf("last good = %s, want %s to stay in force", source.Revision(*st.LastGood).Short(), second[:7])
 	}
-	if len(st.Failing.Problems) != 1 || !strings.Contains(st.Failing.Problems[0].String(), `apps/api/socle.yaml:4:8: owner: no team "payments"`) {
+	if len(st.Failing.Problems) != 1 || !strings.Contains(spec.Problem(st.Failing.Problems[0]).String(), `apps/api/socle.yaml:4:8: owner: no team "payments"`) {
 		t.Errorf("problems = %v", st.Failing.Problems)
 	}
 	if u := unit(st, "api", "dev"); u.Revision != first {
@@ -247,8 +247,8 @@ func TestFollowsTheRepository(t *testing.T) {
 	commit(t, repo, "apps/worker/socle.yaml", "replicas: {min: 1}", "replicas: {min: 1, max: 3}", "worker: autoscale to 3")
 	s.hook(t)
 	st = s.waitFor(t, "the fix", func(st Status) bool { return st.Failing == nil && st.LastGood.SHA != second })
-	if st.LastGood.Subject() != "worker: autoscale to 3" {
-		t.Errorf("in force: %q", st.LastGood.Subject())
+	if source.Revision(*st.LastGood).Subject() != "worker: autoscale to 3" {
+		t.Errorf("in force: %q", source.Revision(*st.LastGood).Subject())
 	}
 	revs, err := s.store.Revisions(context.Background(), 10, "")
 	if err != nil || len(revs) != 5 {
@@ -290,7 +290,7 @@ func TestStartsWithAnInvalidHead(t *testing.T) {
 	s = start(t, repo, data)
 	defer s.stop()
 	st := s.waitFor(t, "the bad head", func(st Status) bool { return st.Failing != nil })
-	if st.Failing.Revision.SHA == good || !strings.Contains(st.Failing.Problems[0].String(), `owner: no team "payments"`) {
+	if st.Failing.Revision.SHA == good || !strings.Contains(spec.Problem(st.Failing.Problems[0]).String(), `owner: no team "payments"`) {
 		t.Errorf("failing = %+v", st.Failing)
 	}
 	if st.LastGood == nil || st.LastGood.SHA != good || st.LastPlan == nil {

@@ -11,8 +11,6 @@ import (
 
 	"github.com/socle-dev/socle/internal/api"
 	"github.com/socle-dev/socle/internal/api/client"
-	"github.com/socle-dev/socle/internal/gate"
-	"github.com/socle-dev/socle/internal/policy"
 )
 
 // actions are what a cell can offer, in the words of the API's routes.
@@ -40,8 +38,8 @@ type confirmView struct {
 
 // blockedDetails are the details of a 409 blocked answer.
 type blockedDetails struct {
-	Gates    gate.Result     `json:"gates"`
-	Verdicts policy.Verdicts `json:"verdicts"`
+	Gates    api.GateResult     `json:"gates"`
+	Verdicts api.PolicyVerdicts `json:"verdicts"`
 }
 
 // CanSubmit reports whether to offer the button: the API lists the action
@@ -76,10 +74,10 @@ func (v confirmView) Verb() string {
 // blockers names what blocks an action, for a sentence whose details
 // follow: "the approvals gate", "the soak and window gates and the policy
 // no-debug-in-prod". It is empty when nothing is named.
-func blockers(g gate.Result, vs policy.Verdicts) string {
+func blockers(g api.GateResult, vs api.PolicyVerdicts) string {
 	var gates, parts []string
 	for _, b := range g.Blocks {
-		gates = append(gates, b.Gate)
+		gates = append(gates, string(b.Gate))
 	}
 	switch len(gates) {
 	case 0:

@@ -6,8 +6,6 @@ import (
 	"slices"
 
 	"github.com/socle-dev/socle/internal/api"
-	"github.com/socle-dev/socle/internal/gate"
-	"github.com/socle-dev/socle/internal/plan"
 )
 
 // appView is an app's page: one section per environment.
@@ -24,7 +22,7 @@ type appEnvView struct {
 	Releases []releaseView
 	// ReleasesError says why the history could not be read.
 	ReleasesError string
-	Config        *plan.Unit
+	Config        *api.Unit
 	// Promotion is the preview of promoting the incoming release here:
 	// whether the gates let it in now, and if not, why.
 	Promotion *api.Preview
@@ -46,7 +44,7 @@ func (e appEnvView) Next() string {
 	}
 	needsApproval := e.Cell.Incoming.Needed > len(e.Cell.Incoming.Approvals)
 	if e.Promotion != nil {
-		needsApproval = slices.ContainsFunc(e.Promotion.Gates.Blocks, func(b gate.Block) bool { return b.Gate == "approvals" })
+		needsApproval = slices.ContainsFunc(e.Promotion.Gates.Blocks, func(b api.GateBlock) bool { return b.Gate == api.GateApprovals })
 	}
 	switch {
 	case needsApproval && slices.Contains(e.Cell.Actions, "approve"):

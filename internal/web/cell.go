@@ -34,7 +34,7 @@ func matrixBody(rows []matrixRow, now time.Time) template.HTML {
 		b.WriteString(`</small></th>`)
 		for _, c := range r.Cells {
 			b.WriteString(`<td class="cell ph-`)
-			escapeTo(&b, strings.ToLower(c.Phase))
+			escapeTo(&b, strings.ToLower(string(c.Phase)))
 			b.WriteString(`" data-cell="`)
 			escapeTo(&b, r.Name)
 			b.WriteByte('/')
@@ -135,7 +135,7 @@ func writeBlocks(b *strings.Builder, in *api.Incoming, now time.Time) {
 		if i > 0 {
 			b.WriteString("; ")
 		}
-		escapeTo(b, g.Gate)
+		escapeTo(b, string(g.Gate))
 		b.WriteString(": ")
 		escapeTo(b, g.Reason)
 		if !g.Opens.IsZero() {
@@ -149,9 +149,9 @@ func writeBlocks(b *strings.Builder, in *api.Incoming, now time.Time) {
 // phaseLabel is a cell's phase, with how long it has built: Building (1m12s).
 func phaseLabel(c api.AppEnv, now time.Time) string {
 	if c.Phase == "Building" && !c.Since.IsZero() && now.Sub(c.Since) >= time.Second {
-		return c.Phase + " (" + humanDuration(now.Sub(c.Since)) + ")"
+		return string(c.Phase) + " (" + humanDuration(now.Sub(c.Since)) + ")"
 	}
-	return c.Phase
+	return string(c.Phase)
 }
 
 // lastLine is the last non-blank line of a log's tail: a build's latest

@@ -11,11 +11,7 @@ import (
 	"github.com/socle-dev/socle/internal/api"
 	"github.com/socle-dev/socle/internal/auth"
 	"github.com/socle-dev/socle/internal/cost"
-	"github.com/socle-dev/socle/internal/gate"
 	"github.com/socle-dev/socle/internal/money"
-	"github.com/socle-dev/socle/internal/plan"
-	"github.com/socle-dev/socle/internal/policy"
-	"github.com/socle-dev/socle/internal/spec"
 )
 
 // fakeAPI stands in for /api/v1 in the portal's unit tests: canned answers
@@ -100,7 +96,7 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		f.mu.Unlock()
 		if block && strings.HasSuffix(p, "/promote") {
 			writeFake(w, http.StatusConflict, api.Error{Error: api.ErrorBody{Code: "blocked", Message: "api to prod is blocked: approvals: 0 of 1 approvals",
-				Details: map[string]any{"gates": gate.Result{Blocks: []gate.Block{{Gate: "approvals", Reason: "0 of 1 approvals"}}}}}})
+				Details: map[string]any{"gates": api.GateResult{Blocks: []api.GateBlock{{Gate: "approvals", Reason: "0 of 1 approvals"}}}}}})
 			return
 		}
 		writeFake(w, http.StatusCreated, map[string]any{"app": "api"})
@@ -118,9 +114,9 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		writeFake(w, 200, api.Page[api.App]{Items: apps})
 	case p == "/api/v1/apps/api":
-		unit := plan.Unit{App: "api", Env: "dev", Runtime: "local", Replicas: spec.Replicas{Min: 1, Max: 2}, Rollout: spec.Rollout{Strategy: "rolling"}}
+		unit := api.Unit{App: "api", Env: "dev", Runtime: "local", Replicas: api.Replicas{Min: 1, Max: 2}, Rollout: api.Rollout{Strategy: "rolling"}}
 		d := api.AppDetail{App: api.App{Name: "api", Owner: "bookings", Description: "Bookings API", Strategy: "rolling", Envs: fakeCells("api", me.User)},
-			Config: map[string]plan.Unit{"dev": unit}, Secrets: []string{"DB_PASSWORD"}}
+			Config: map[string]api.Unit{"dev": unit}, Secrets: []string{"DB_PASSWORD"}}
 		writeFake(w, 200, d)
 	case strings.HasSuffix(p, "/releases"):
 		writeFake(w, 200, api.Page[api.Release]{Items: []api.Release{{ID: 7, App: "api", Env: "dev", Revision: "9a8b7c6d5e4f30219a8b7c6d", Artifact: "sha256:" + strings.Repeat("cd34", 16),
@@ -129,10 +125,10 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case strings.HasSuffix(p, "/preview"):
 		writeFake(w, 200, api.Preview{Action: r.URL.Query().Get("action"),
 			Target: api.Target{App: "api", Env: "prod", From: "preprod", Revision: "9a8b7c6d5e4f30219a8b7c6d", Artifact: "sha256:" + strings.Repeat("cd34", 16)},
-			Change: &plan.Change{Action: plan.Update, App: "api", Env: "prod", Fields: []plan.Field{{Path: "artifact", Old: "sha256:ab12", New: "sha256:cd34"}}},
-			Gates: gate.Result{Blocks: []gate.Block{{Gate: "approvals", Reason: "0 of 1 approvals"},
+			Change: &api.PlanChange{Action: "update", App: "api", Env: "prod", Fields: []api.PlanField{{Path: "artifact", Old: "sha256:ab12", New: "sha256:cd34"}}},
+			Gates: api.GateResult{Blocks: []api.GateBlock{{Gate: "approvals", Reason: "0 of 1 approvals"},
 				{Gate: "soak", Reason: "preprod has run it healthy for 2m of 1h", Opens: testNow.Add(58*time.Minute + 42*time.Second)}}},
-			Verdicts: policy.Verdicts{{Policy: "prod-replicas", Severity: spec.SeverityDeny, Allowed: true}},
+			Verdicts: api.PolicyVerdicts{{Policy: "prod-replicas", Severity: "deny", Allowed: true}},
 			// The reason as the API words it, which the pages do not repeat.
 			Allowed: me.User == "sofia", Blocked: true, Reason: "api to prod is blocked: approvals: 0 of 1 approvals; soak: preprod has run it healthy for 2m of 1h (opens 2026-11-24T13:40:42Z)"})
 	case strings.HasSuffix(p, "/approvals"):
@@ -141,12 +137,12 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeFake(w, 200, api.Page[api.Revision]{Items: []api.Revision{{SHA: "9a8b7c6d5e4f30219a8b7c6d", Author: "Marco", Time: t0, Message: "api: faster search", Valid: true, SeenAt: t0}}})
 	case p == "/api/v1/revisions/9a8b7c6d5e4f30219a8b7c6d":
 		writeFake(w, 200, api.RevisionDetail{Revision: api.Revision{SHA: "9a8b7c6d5e4f30219a8b7c6d", Author: "Marco", Time: t0, Message: "api: faster search", Valid: true, SeenAt: t0},
-			Plans: []api.PlanRef{{ID: 12, Revision: "9a8b7c6d5e4f30219a8b7c6d", Summary: plan.Summary{Update: 2, Unchanged: 7}, Created: t0}}})
+			Plans: []api.PlanRef{{ID: 12, Revision: "9a8b7c6d5e4f30219a8b7c6d", Summary: api.PlanSummary{Update: 2, Unchanged: 7}, Created: t0}}})
 	case p == "/api/v1/plans/12":
-		writeFake(w, 200, planBody{Plan: plan.Plan{Revision: "9a8b7c6d5e4f30219a8b7c6d", Summary: plan.Summary{Update: 2, Unchanged: 7}, Changes: []plan.Change{
-			{Action: plan.Update, App: "api", Env: "prod", Fields: []plan.Field{{Path: "containers.api.variables.LOG_LEVEL", Old: "info", New: "debug"}}},
-			{Action: plan.Update, App: "api", Env: "dev", Fields: []plan.Field{{Path: "source", Old: "sha256:1", New: "sha256:2"}}},
-		}}, Decisions: []policy.Decision{{Action: plan.Update, App: "api", Env: "prod", Verdicts: policy.Verdicts{{Policy: "no-debug-in-prod", Severity: spec.SeverityDeny, Message: "LOG_LEVEL debug is not allowed in production"}}}},
+		writeFake(w, 200, api.PlanBody{Revision: "9a8b7c6d5e4f30219a8b7c6d", Summary: api.PlanSummary{Update: 2, Unchanged: 7}, Changes: []api.PlanChange{
+			{Action: "update", App: "api", Env: "prod", Fields: []api.PlanField{{Path: "containers.api.variables.LOG_LEVEL", Old: "info", New: "debug"}}},
+			{Action: "update", App: "api", Env: "dev", Fields: []api.PlanField{{Path: "source", Old: "sha256:1", New: "sha256:2"}}},
+		}, Decisions: []api.PlanDecision{{Action: "update", App: "api", Env: "prod", Verdicts: api.PolicyVerdicts{{Policy: "no-debug-in-prod", Severity: "deny", Message: "LOG_LEVEL debug is not allowed in production"}}}},
 			Gates: map[string]string{"api@prod": "soak: preprod has run it healthy for 2m of 1h"}})
 	case p == "/api/v1/audit":
 		writeFake(w, 200, api.Page[api.AuditRecord]{Items: []api.AuditRecord{

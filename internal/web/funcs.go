@@ -19,7 +19,7 @@ import (
 var funcs = template.FuncMap{
 	"short":      shortSHA,
 	"digest":     shortDigest,
-	"lower":      strings.ToLower,
+	"lower":      func(s any) string { return strings.ToLower(fmt.Sprint(s)) }, // strings and the API's enums (api.Phase)
 	"when":       when,
 	"dur":        humanDuration,
 	"pct":        func(f float64) string { return strconv.FormatFloat(f*100, 'f', 1, 64) + " %" },

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/socle-dev/socle/internal/api"
-	"github.com/socle-dev/socle/internal/gate"
 )
 
 // relCase is one case of testdata/reltime.json, which the browser tests
@@ -56,8 +55,8 @@ func TestNextButton(t *testing.T) {
 	all := []string{"promote", "approve", "rollback", "logs"}
 	waiting := &api.Incoming{From: "preprod", Revision: "9a8b7c6", Needed: 1, Approvals: []string{}}
 	approved := &api.Incoming{From: "preprod", Revision: "9a8b7c6", Needed: 1, Approvals: []string{"sofia"}}
-	held := &api.Preview{Blocked: true, Gates: gate.Result{Blocks: []gate.Block{{Gate: "approvals", Reason: "0 of 1 approvals"}}}}
-	soaking := &api.Preview{Blocked: true, Gates: gate.Result{Blocks: []gate.Block{{Gate: "soak", Reason: "2m of 1h"}}}}
+	held := &api.Preview{Blocked: true, Gates: api.GateResult{Blocks: []api.GateBlock{{Gate: "approvals", Reason: "0 of 1 approvals"}}}}
+	soaking := &api.Preview{Blocked: true, Gates: api.GateResult{Blocks: []api.GateBlock{{Gate: "soak", Reason: "2m of 1h"}}}}
 	open := &api.Preview{}
 	for _, tc := range []struct {
 		name      string

@@ -101,7 +101,7 @@ func buildMatrix(plat api.Platform, apps []api.App, team, zone, q string) matrix
 			}
 			row.Cells[j].AppEnv = c
 			if c.Phase != "Synced" && c.Phase != "Absent" && c.Phase != "" {
-				counts[c.Phase]++
+				counts[string(c.Phase)]++
 			}
 		}
 		v.Rows = append(v.Rows, row)

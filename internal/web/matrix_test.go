@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/socle-dev/socle/internal/api"
-	"github.com/socle-dev/socle/internal/gate"
 )
 
 // bigMatrix is 1,000 apps × 4 environments, decoded as the API gives them.
@@ -54,7 +53,7 @@ func TestMatrixAlignsCells(t *testing.T) {
 	var got []string
 	for _, r := range v.Rows {
 		for _, c := range r.Cells {
-			got = append(got, r.Name+"/"+c.Env+"="+c.Phase)
+			got = append(got, r.Name+"/"+c.Env+"="+string(c.Phase))
 		}
 	}
 	want := "a/dev=Synced a/preprod=Absent a/prod=Failed b/dev=Synced b/preprod=Progressing b/prod=Blocked"
@@ -96,7 +95,7 @@ func TestHeldCellSaysWhenTheGateOpens(t *testing.T) {
 	c := api.AppEnv{Env: "prod", Phase: "Synced", Revision: "9a8b7c6", Ready: 1, Desired: 1,
 		Incoming: &api.Incoming{From: "preprod", Revision: "9a8b7c6", Approvals: []string{}, Needed: 1, Blocked: true,
 			Reason: "approvals: 0 of 1 approvals; soak: preprod has run it healthy for 2m of 1h (opens 2026-11-24T13:40:42Z)",
-			Blocks: []gate.Block{{Gate: "approvals", Reason: "0 of 1 approvals"}, {Gate: "soak", Reason: "preprod has run it healthy for 2m of 1h", Opens: opens}}}}
+			Blocks: []api.GateBlock{{Gate: "approvals", Reason: "0 of 1 approvals"}, {Gate: "soak", Reason: "preprod has run it healthy for 2m of 1h", Opens: opens}}}}
 	body := string(cellBody(c, now))
 	want := `; waits: approvals: 0 of 1 approvals; soak: preprod has run it healthy for 2m of 1h (opens <time datetime="2026-11-24T13:40:42Z" title="2026-11-24 13:40:42 UTC" data-rel="until">in 58 min</time>)</span>`
 	if !strings.Contains(body, want) {

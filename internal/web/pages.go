@@ -9,10 +9,6 @@ import (
 	"strconv"
 
 	"github.com/socle-dev/socle/internal/api"
-	"github.com/socle-dev/socle/internal/audit"
-	"github.com/socle-dev/socle/internal/plan"
-	"github.com/socle-dev/socle/internal/policy"
-	"github.com/socle-dev/socle/internal/spec"
 )
 
 // logLines is how many recent lines the logs page keeps.
@@ -65,17 +61,9 @@ func (p *portal) revisionsPage(w http.ResponseWriter, r *http.Request, s *sessio
 	p.render(w, r, http.StatusOK, "revisions", s, "Revisions", v)
 }
 
-// planBody is a recorded plan as GET /api/v1/plans/{id} answers it.
-type planBody struct {
-	plan.Plan
-	Decisions []policy.Decision `json:"decisions"`
-	// Gates are the changes a closed promotion gate holds, by "app@env".
-	Gates map[string]string `json:"gates"`
-}
-
 type revisionView struct {
 	Revision api.RevisionDetail
-	Problems []spec.Problem
+	Problems []api.Problem
 	Plans    []planView
 }
 
@@ -96,8 +84,8 @@ type envChanges struct {
 
 // changeView is one change with what judged it.
 type changeView struct {
-	plan.Change
-	Verdicts policy.Verdicts
+	api.PlanChange
+	Verdicts api.PolicyVerdicts
 	// Gate says which closed gate holds the change, if one does.
 	Gate string
 }
@@ -107,8 +95,8 @@ func (c changeView) Held() bool { return c.Gate != "" || c.Verdicts.Blocked() }
 
 // Objections are the verdicts that deny or warn: what a reviewer reads
 // first; the policies that allow the change are listed apart.
-func (c changeView) Objections() policy.Verdicts {
-	return slices.DeleteFunc(slices.Clone(c.Verdicts), func(v policy.Verdict) bool { return v.Allowed })
+func (c changeView) Objections() api.PolicyVerdicts {
+	return slices.DeleteFunc(slices.Clone(c.Verdicts), func(v api.PolicyVerdict) bool { return v.Allowed })
 }
 
 func (p *portal) revisionPage(w http.ResponseWriter, r *http.Request, s *session) {
@@ -128,7 +116,7 @@ func (p *portal) revisionPage(w http.ResponseWriter, r *http.Request, s *session
 	}
 	for _, ref := range v.Revision.Plans {
 		pv := planView{Ref: ref}
-		var body planBody
+		var body api.PlanBody
 		if err := s.api.Get(ctx, "/api/v1/plans/"+strconv.FormatInt(ref.ID, 10), &body); err != nil {
 			pv.Error = err.Error()
 		} else {
@@ -141,10 +129,10 @@ func (p *portal) revisionPage(w http.ResponseWriter, r *http.Request, s *session
 
 // groupChanges groups a plan's changes by environment, in promotion
 // order, each with its policy verdicts and the gate that holds it.
-func groupChanges(b planBody, order map[string]int) []envChanges {
-	verdicts := map[plan.Key]policy.Verdicts{}
+func groupChanges(b api.PlanBody, order map[string]int) []envChanges {
+	verdicts := map[[2]string]api.PolicyVerdicts{}
 	for _, d := range b.Decisions {
-		k := plan.Key{App: d.App, Env: d.Env}
+		k := [2]string{d.App, d.Env}
 		verdicts[k] = append(verdicts[k], d.Verdicts...)
 	}
 	var out []envChanges
@@ -156,11 +144,11 @@ func groupChanges(b planBody, order map[string]int) []envChanges {
 			at[c.Env] = i
 			out = append(out, envChanges{Env: c.Env})
 		}
-		if c.Action == plan.NoOp {
+		if c.Action == "no-op" {
 			out[i].Unchanged++
 			continue
 		}
-		out[i].Changes = append(out[i].Changes, changeView{Change: c, Verdicts: verdicts[plan.Key{App: c.App, Env: c.Env}], Gate: b.Gates[c.App+"@"+c.Env]})
+		out[i].Changes = append(out[i].Changes, changeView{PlanChange: c, Verdicts: verdicts[[2]string{c.App, c.Env}], Gate: b.Gates[c.App+"@"+c.Env]})
 	}
 	slices.SortStableFunc(out, func(a, b envChanges) int {
 		oa, ok := order[a.Env]
@@ -180,7 +168,7 @@ type activityView struct {
 	Items                   []api.AuditRecord
 	Actor, Action, App, Env string
 	Next, NextText          string
-	Verify                  *audit.VerifyResult
+	Verify                  *api.AuditVerifyResult
 	VerifyError             string
 }
 
@@ -194,7 +182,7 @@ func (p *portal) activityPage(w http.ResponseWriter, r *http.Request, s *session
 	v := activityView{Actor: in.Get("actor"), Action: in.Get("action"), App: in.Get("app"), Env: in.Get("env")}
 	q := nonEmpty(url.Values{"actor": {v.Actor}, "action": {v.Action}, "app": {v.App}, "env": {v.Env}})
 	next := nonEmpty(q)
-	var vr audit.VerifyResult
+	var vr api.AuditVerifyResult
 	if err := s.api.Get(ctx, "/api/v1/audit/verify", &vr); err != nil {
 		v.VerifyError = err.Error()
 	} else {

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/socle-dev/socle/internal/reconcile"
+	"github.com/socle-dev/socle/internal/api"
 )
 
 // slowWeb is the demo's web app with a slow endpoint: with ?slow=1 a request
@@ -86,11 +86,11 @@ func (l *load) servedBy() map[string]int64 {
 
 // size is what the test watches of web @ dev.
 type size struct {
-	phase                    reconcile.Phase
+	phase                    api.Phase
 	desired, ready, replicas int
 }
 
-func sizeOf(u reconcile.UnitStatus) size {
+func sizeOf(u api.UnitStatus) size {
 	return size{u.Phase, u.Desired, u.Ready, len(u.Replicas)}
 }
 
@@ -102,7 +102,7 @@ func (z size) String() string {
 // web @ dev's size with the time since since, and returns the status that
 // satisfied done and every size seen on the way. It fails the test if done
 // does not hold within timeout.
-func (s *socle) waitSize(t *testing.T, what string, since time.Time, timeout time.Duration, done func(reconcile.UnitStatus) bool) (reconcile.UnitStatus, []size) {
+func (s *socle) waitSize(t *testing.T, what string, since time.Time, timeout time.Duration, done func(api.UnitStatus) bool) (api.UnitStatus, []size) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	var seen []size
@@ -122,9 +122,9 @@ func (s *socle) waitSize(t *testing.T, what string, since time.Time, timeout tim
 	}
 }
 
-func steadyAt(n int) func(reconcile.UnitStatus) bool {
-	return func(u reconcile.UnitStatus) bool {
-		if u.Phase != reconcile.Synced || u.Desired != n || u.Ready != n || len(u.Replicas) != n {
+func steadyAt(n int) func(api.UnitStatus) bool {
+	return func(u api.UnitStatus) bool {
+		if u.Phase != api.PhaseSynced || u.Desired != n || u.Ready != n || len(u.Replicas) != n {
 			return false
 		}
 		for _, r := range u.Replicas {
@@ -195,7 +195,7 @@ func TestAutoscaling(t *testing.T) {
 	// scale-down cool-down (2s) and a resync (10s), so that the autoscaler
 	// looks at least once more.
 	hold := time.Now()
-	s.waitSize(t, "under load", began, time.Minute, func(u reconcile.UnitStatus) bool {
+	s.waitSize(t, "under load", began, time.Minute, func(u api.UnitStatus) bool {
 		if u.Desired != 3 {
 			t.Fatalf("under unchanged load web @ dev went to desired=%d", u.Desired)
 		}

@@ -21,8 +21,8 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/socle-dev/socle/internal/api"
 	"github.com/socle-dev/socle/internal/audit"
-	"github.com/socle-dev/socle/internal/reconcile"
 	"github.com/socle-dev/socle/internal/server"
 	"github.com/socle-dev/socle/internal/store"
 )
@@ -430,14 +430,14 @@ func (c *crashRun) observe(api string) {
 
 // waitRollout waits until env has a release newer than lastID, or its unit
 // says Progressing.
-func (c *crashRun) waitRollout(api, env string, lastID int64, timeout time.Duration) bool {
+func (c *crashRun) waitRollout(base, env string, lastID int64, timeout time.Duration) bool {
 	for deadline := time.Now().Add(timeout); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		if rels, err := fetchReleases(api, env); err == nil && len(rels) > 0 && rels[0].ID > lastID {
+		if rels, err := fetchReleases(base, env); err == nil && len(rels) > 0 && rels[0].ID > lastID {
 			return true
 		}
 		var st server.Status
-		if getJSON(api+"/api/v1/status", &st) == nil {
-			if u, ok := unit(st, "web", env); ok && u.Phase == reconcile.Progressing {
+		if getJSON(base+"/api/v1/status", &st) == nil {
+			if u, ok := unit(st, "web", env); ok && u.Phase == api.PhaseProgressing {
 				return true
 			}
 		}
@@ -541,7 +541,7 @@ func (c *crashRun) converged(st server.Status, head string) string {
 		switch {
 		case !has:
 			return fmt.Sprintf("web @ %s is not in the status", env)
-		case u.Phase != reconcile.Synced:
+		case u.Phase != api.PhaseSynced:
 			return fmt.Sprintf("web @ %s is %s: %s", env, u.Phase, u.Message)
 		case u.Revision != rev || (art != "" && u.Artifact != art):
 			return fmt.Sprintf("web @ %s runs %s (%s); Git says %s (%s)", env, short12(u.Revision), short12(u.Artifact), short12(rev), short12(art))
@@ -689,7 +689,7 @@ func (c *crashRun) checkAdopted(round int, before, after server.Status) {
 	}
 }
 
-func pidsOf(u reconcile.UnitStatus) []int {
+func pidsOf(u api.UnitStatus) []int {
 	var out []int
 	for _, r := range u.Replicas {
 		out = append(out, r.PID)

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/socle-dev/socle/internal/api"
-	"github.com/socle-dev/socle/internal/reconcile"
 	"github.com/socle-dev/socle/internal/server"
 )
 
@@ -135,7 +134,7 @@ func TestEmergencyChange(t *testing.T) {
 	s := start(t, repo, data)
 	defer s.stop(t)
 
-	v1 := s.waitUnit(t, "web", "dev", func(u reconcile.UnitStatus) bool { return u.Phase == reconcile.Synced })
+	v1 := s.waitUnit(t, "web", "dev", func(u api.UnitStatus) bool { return u.Phase == api.PhaseSynced })
 	if out, code := s.cli(t, "promote", "web", "--to", "preprod", "--user", "ann"); code != 0 {
 		t.Fatalf("promote to preprod: %d\n%s", code, out)
 	}
@@ -174,7 +173,7 @@ func TestEmergencyChange(t *testing.T) {
 	// A second version, by the same path.
 	commitVersion(t, repo, "web: second version")
 	s.hook(t)
-	v2 := s.waitUnit(t, "web", "dev", func(u reconcile.UnitStatus) bool { return u.Phase == reconcile.Synced && u.Artifact != v1.Artifact })
+	v2 := s.waitUnit(t, "web", "dev", func(u api.UnitStatus) bool { return u.Phase == api.PhaseSynced && u.Artifact != v1.Artifact })
 	if out, code := s.cli(t, "promote", "web", "--to", "preprod", "--user", "ann"); code != 0 {
 		t.Fatalf("promote v2 to preprod: %d\n%s", code, out)
 	}

@@ -19,8 +19,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/socle-dev/socle/internal/api"
 	"github.com/socle-dev/socle/internal/api/apitest"
-	"github.com/socle-dev/socle/internal/reconcile"
 	"github.com/socle-dev/socle/internal/server"
 	"github.com/socle-dev/socle/internal/source"
 	"github.com/socle-dev/socle/internal/store"
@@ -402,23 +402,23 @@ func (s *socle) hook(t *testing.T) {
 	resp.Body.Close()
 }
 
-func unit(st server.Status, app, env string) (reconcile.UnitStatus, bool) {
+func unit(st server.Status, app, env string) (api.UnitStatus, bool) {
 	for _, u := range st.Runtime {
 		if u.App == app && u.Env == env {
 			return u, true
 		}
 	}
-	return reconcile.UnitStatus{}, false
+	return api.UnitStatus{}, false
 }
 
 // waitSynced waits until web @ dev runs revision rev, Synced.
-func (s *socle) waitSynced(t *testing.T, rev string, timeout time.Duration) reconcile.UnitStatus {
+func (s *socle) waitSynced(t *testing.T, rev string, timeout time.Duration) api.UnitStatus {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
-	var last reconcile.UnitStatus
+	var last api.UnitStatus
 	for time.Now().Before(deadline) {
 		u, ok := unit(s.status(t), "web", "dev")
-		if ok && u.Phase == reconcile.Synced && u.Revision == rev {
+		if ok && u.Phase == api.PhaseSynced && u.Revision == rev {
 			return u
 		}
 		last = u

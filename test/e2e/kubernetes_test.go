@@ -16,7 +16,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	k8sclient "k8s.io/client-go/kubernetes"
 
-	"github.com/socle-dev/socle/internal/reconcile"
+	"github.com/socle-dev/socle/internal/api"
 	"github.com/socle-dev/socle/internal/runtime/kubernetes/kubetest"
 )
 
@@ -79,9 +79,9 @@ func TestKubernetes(t *testing.T) {
 	s := start(t, repo, data, "--resync", "1s", "--kubeconfig", cluster.Kubeconfig, "--progress-deadline", "5s")
 	defer func() { s.stop(t) }()
 
-	dev := s.waitUnit(t, "web", "dev", func(u reconcile.UnitStatus) bool { return u.Phase == reconcile.Synced })
+	dev := s.waitUnit(t, "web", "dev", func(u api.UnitStatus) bool { return u.Phase == api.PhaseSynced })
 	kube := s.waitUnit(t, "web", "kube", synced(dev.Artifact))
-	s.waitUnit(t, "worker", "kube", func(u reconcile.UnitStatus) bool { return u.Phase == reconcile.Synced })
+	s.waitUnit(t, "worker", "kube", func(u api.UnitStatus) bool { return u.Phase == api.PhaseSynced })
 	t.Logf("web @ kube: %s (%s)", kube.Phase, kube.Replicas[0].Message)
 	dep, err := kc.AppsV1().Deployments("socle-kube").Get(ctx, "web", metav1.GetOptions{})
 	if err != nil {
@@ -109,7 +109,7 @@ func TestKubernetes(t *testing.T) {
 	first := s.waitUnit(t, "web", "canary", synced(dev.Artifact))
 	commitVersion(t, repo, "web: a new version")
 	s.hook(t)
-	dev = s.waitUnit(t, "web", "dev", func(u reconcile.UnitStatus) bool { return u.Phase == reconcile.Synced && u.Artifact != dev.Artifact })
+	dev = s.waitUnit(t, "web", "dev", func(u api.UnitStatus) bool { return u.Phase == api.PhaseSynced && u.Artifact != dev.Artifact })
 	canary := s.waitUnit(t, "web", "canary", synced(dev.Artifact))
 	checkServes(t, ctx, kc, "socle-canary", canary.Release)
 	t.Logf("web @ canary: %s replaced %s", releaseLabel(canary.Release), releaseLabel(first.Release))
@@ -164,7 +164,7 @@ func TestKubernetes(t *testing.T) {
 
 	// A release whose pods can never be scheduled: Failed past the
 	// progress deadline, and the previous release restored.
-	before := s.waitUnit(t, "web", "kube", func(u reconcile.UnitStatus) bool { return u.Phase == reconcile.Synced })
+	before := s.waitUnit(t, "web", "kube", func(u api.UnitStatus) bool { return u.Phase == api.PhaseSynced })
 	score := filepath.Join(repo, "apps/web/score.yaml")
 	b, err := os.ReadFile(score)
 	if err != nil {
@@ -179,7 +179,7 @@ func TestKubernetes(t *testing.T) {
 	}
 	gitCommit(t, repo, "web: ask for a thousand CPUs")
 	s.hook(t)
-	failed := s.waitUnit(t, "web", "kube", func(u reconcile.UnitStatus) bool { return u.Phase == reconcile.Failed })
+	failed := s.waitUnit(t, "web", "kube", func(u api.UnitStatus) bool { return u.Phase == api.PhaseFailed })
 	t.Logf("web @ kube: %s", failed.Message)
 	if !strings.Contains(failed.Message, "Unschedulable") || failed.Release != before.Release {
 		t.Errorf("failed rollout: release %d, %q; want release %d still running and the scheduler's reason", failed.Release, failed.Message, before.Release)
@@ -190,18 +190,18 @@ func TestKubernetes(t *testing.T) {
 			d.Status.UpdatedReplicas == 2 && d.Status.ReadyReplicas == 2 && d.Status.Replicas == 2
 	})
 
-	failed = s.waitUnit(t, "web", "canary", func(u reconcile.UnitStatus) bool { return u.Phase == reconcile.Failed })
+	failed = s.waitUnit(t, "web", "canary", func(u api.UnitStatus) bool { return u.Phase == api.PhaseFailed })
 	t.Logf("web @ canary: %s", failed.Message)
 	checkServes(t, ctx, kc, "socle-canary", canary.Release)
 
 	// The same release promoted to prod, blue/green: its Deployment never
 	// becomes ready while the service stays on the running one; then it
 	// goes, and the running one stays.
-	dev = s.waitUnit(t, "web", "dev", func(u reconcile.UnitStatus) bool { return u.Phase == reconcile.Synced && u.Release != dev.Release })
+	dev = s.waitUnit(t, "web", "dev", func(u api.UnitStatus) bool { return u.Phase == api.PhaseSynced && u.Release != dev.Release })
 	if out, code := s.cli(t, "promote", "web", "--to", "prod", "--user", "ann"); code != 0 {
 		t.Fatalf("promote the unschedulable web to prod: %d\n%s", code, out)
 	}
-	failed = s.waitUnit(t, "web", "prod", func(u reconcile.UnitStatus) bool { return u.Phase == reconcile.Failed })
+	failed = s.waitUnit(t, "web", "prod", func(u api.UnitStatus) bool { return u.Phase == api.PhaseFailed })
 	t.Logf("web @ prod: %s", failed.Message)
 	if failed.Release != green.Release {
 		t.Errorf("after the failed blue/green, release %d runs in prod, want %d", failed.Release, green.Release)
@@ -210,7 +210,7 @@ func TestKubernetes(t *testing.T) {
 
 	// mailer removed from Git while socle is stopped: the restarted socle
 	// finds its inventory in the cluster and prunes it.
-	s.waitUnit(t, "mailer", "kube", func(u reconcile.UnitStatus) bool { return u.Phase == reconcile.Synced })
+	s.waitUnit(t, "mailer", "kube", func(u api.UnitStatus) bool { return u.Phase == api.PhaseSynced })
 	s.stop(t)
 	gitRun(t, repo, "rm", "-rq", "apps/mailer")
 	gitCommit(t, repo, "remove mailer")

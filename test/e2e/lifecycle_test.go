@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/socle-dev/socle/internal/reconcile"
+	"github.com/socle-dev/socle/internal/api"
 )
 
 // TestFailedBuildLeavesWhatRuns commits code that does not compile: the
@@ -29,7 +29,7 @@ func TestFailedBuildLeavesWhatRuns(t *testing.T) {
 	for {
 		u, _ := unit(s.status(t), "web", "dev")
 		if u.Phase == "Failed" {
-			if u.Reason != reconcile.ReasonBuildFailed || !strings.Contains(u.Message, "build of") || strings.Contains(u.Message, "\n") {
+			if u.Reason != api.ReasonBuildFailed || !strings.Contains(u.Message, "build of") || strings.Contains(u.Message, "\n") {
 				t.Errorf("the status does not say in one line that the build failed: %s %q", u.Reason, u.Message)
 			}
 			if !strings.Contains(u.LogTail, "undefined: undefinedThing") {

@@ -16,9 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/socle-dev/socle/internal/api"
 	_ "modernc.org/sqlite"
-
-	"github.com/socle-dev/socle/internal/reconcile"
 )
 
 // receiver is a local webhook endpoint that keeps what it gets.
@@ -120,10 +119,10 @@ func (s *socle) cli(t *testing.T, args ...string) (string, int) {
 	return string(out), code
 }
 
-func (s *socle) waitUnit(t *testing.T, app, env string, ok func(reconcile.UnitStatus) bool) reconcile.UnitStatus {
+func (s *socle) waitUnit(t *testing.T, app, env string, ok func(api.UnitStatus) bool) api.UnitStatus {
 	t.Helper()
 	deadline := time.Now().Add(2 * time.Minute)
-	var u reconcile.UnitStatus
+	var u api.UnitStatus
 	for time.Now().Before(deadline) {
 		u, _ = unit(s.status(t), app, env)
 		if ok(u) {
@@ -139,8 +138,8 @@ func (s *socle) waitUnit(t *testing.T, app, env string, ok func(reconcile.UnitSt
 // ten minutes (and the test has taken some seconds of real time).
 var soakedFor = regexp.MustCompile(`soak: healthy in preprod for 9m\d+s of the 10m0s soak`)
 
-func synced(artifact string) func(reconcile.UnitStatus) bool {
-	return func(u reconcile.UnitStatus) bool { return u.Phase == reconcile.Synced && u.Artifact == artifact }
+func synced(artifact string) func(api.UnitStatus) bool {
+	return func(u api.UnitStatus) bool { return u.Phase == api.PhaseSynced && u.Artifact == artifact }
 }
 
 // TestPromotionToProduction walks a change from commit to production: dev by
@@ -161,7 +160,7 @@ func TestPromotionToProduction(t *testing.T) {
 		}
 	}()
 
-	dev := s.waitUnit(t, "web", "dev", func(u reconcile.UnitStatus) bool { return u.Phase == reconcile.Synced })
+	dev := s.waitUnit(t, "web", "dev", func(u api.UnitStatus) bool { return u.Phase == api.PhaseSynced })
 	out, code := s.cli(t, "promote", "web", "--to", "preprod", "--user", "ann")
 	if code != 0 || !strings.Contains(out, "Promoted web to preprod") {
 		t.Fatalf("promote to preprod: %d\n%s", code, out)
@@ -212,7 +211,7 @@ func TestPromotionToProduction(t *testing.T) {
 	f.Close()
 	gitCommit(t, repo, "freeze prod until the train")
 	s.hook(t)
-	s.waitUnit(t, "web", "dev", func(u reconcile.UnitStatus) bool { return true })
+	s.waitUnit(t, "web", "dev", func(u api.UnitStatus) bool { return true })
 	for deadline := time.Now().Add(30 * time.Second); ; {
 		if st := s.status(t); st.LastGood != nil && strings.HasPrefix(st.LastGood.Message, "freeze prod") {
 			break
@@ -249,7 +248,7 @@ func TestPromotionToProduction(t *testing.T) {
 		t.Fatalf("%v %s", err, b)
 	}
 	s.hook(t)
-	dev2 := s.waitUnit(t, "web", "dev", func(u reconcile.UnitStatus) bool { return u.Phase == reconcile.Synced && u.Artifact != dev.Artifact })
+	dev2 := s.waitUnit(t, "web", "dev", func(u api.UnitStatus) bool { return u.Phase == api.PhaseSynced && u.Artifact != dev.Artifact })
 	s.cli(t, "promote", "web", "--to", "preprod", "--user", "ann")
 	s.waitUnit(t, "web", "preprod", synced(dev2.Artifact))
 	if out, code = s.cli(t, "promote", "web", "--to", "prod", "--user", "sofia"); code != 1 || !strings.Contains(out, "soak:") {

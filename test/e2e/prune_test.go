@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/socle-dev/socle/internal/reconcile"
+	"github.com/socle-dev/socle/internal/api"
 )
 
 // TestPrune removes an app from Git: it stops in an environment that prunes
@@ -26,8 +26,8 @@ environments:
 	data := t.TempDir()
 	s := start(t, repo, data)
 	defer s.stop(t)
-	s.waitUnit(t, "web", "dev", func(u reconcile.UnitStatus) bool { return u.Phase == reconcile.Synced })
-	s.waitUnit(t, "web", "sandbox", func(u reconcile.UnitStatus) bool { return u.Phase == reconcile.Synced })
+	s.waitUnit(t, "web", "dev", func(u api.UnitStatus) bool { return u.Phase == api.PhaseSynced })
+	s.waitUnit(t, "web", "sandbox", func(u api.UnitStatus) bool { return u.Phase == api.PhaseSynced })
 
 	rm := exec.Command("git", "rm", "-rq", "apps/web")
 	rm.Dir = repo
@@ -36,7 +36,7 @@ environments:
 	}
 	gitCommit(t, repo, "remove web")
 	s.hook(t)
-	s.waitUnit(t, "web", "sandbox", func(u reconcile.UnitStatus) bool { return u.Phase == reconcile.Orphaned })
+	s.waitUnit(t, "web", "sandbox", func(u api.UnitStatus) bool { return u.Phase == api.PhaseOrphaned })
 	deadline := time.Now().Add(time.Minute)
 	for {
 		if _, ok := unit(s.status(t), "web", "dev"); !ok {

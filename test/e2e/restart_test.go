@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/socle-dev/socle/internal/api"
 	"github.com/socle-dev/socle/internal/apps"
-	"github.com/socle-dev/socle/internal/reconcile"
 	"github.com/socle-dev/socle/internal/store"
 	"github.com/socle-dev/socle/internal/wiring"
 )
@@ -48,7 +48,7 @@ func TestSocleKilledInSecondCanaryStep(t *testing.T) {
 	commitVersion(t, repo, "a version socle is killed while it rolls out, in its second canary step")
 	second := head(t, repo)
 	s.hook(t)
-	u := s.waitUnit(t, "web", "dev", func(u reconcile.UnitStatus) bool {
+	u := s.waitUnit(t, "web", "dev", func(u api.UnitStatus) bool {
 		return u.Operation != nil && u.Operation.Step == 2 && u.Operation.Phase == "Pausing"
 	})
 	s.kill()
@@ -76,7 +76,7 @@ func TestSocleKilledInSecondCanaryStep(t *testing.T) {
 				t.Fatalf("after the restart: %+v, want release %d going on from its second step, pausing since %s", o, op.Release, op.StepStartedAt)
 			}
 		}
-		if u.Phase == reconcile.Synced && u.Revision == second {
+		if u.Phase == api.PhaseSynced && u.Revision == second {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -135,7 +135,7 @@ func TestRolledBackNotRetriedAfterRestart(t *testing.T) {
 	l := startLoad(s.proxyPort, 20)
 	breakWeb(t, repo)
 	s.hook(t)
-	s.waitUnit(t, "web", "dev", func(u reconcile.UnitStatus) bool { return u.Reason == reconcile.ReasonRolledBack })
+	s.waitUnit(t, "web", "dev", func(u api.UnitStatus) bool { return u.Reason == api.ReasonRolledBack })
 	l.halt()
 	s.kill()
 	if st := persistedState(t, data); st.Failed == nil || st.Failed.Release != 2 || st.Operation != nil {
@@ -146,10 +146,10 @@ func TestRolledBackNotRetriedAfterRestart(t *testing.T) {
 	s = start(t, repo, data)
 	defer s.stop(t)
 	s.hook(t) // the head again: nothing new, one more pass
-	u := s.waitUnit(t, "web", "dev", func(u reconcile.UnitStatus) bool {
-		return u.UpdatedAt.After(restarted) && u.Phase != reconcile.Pending
+	u := s.waitUnit(t, "web", "dev", func(u api.UnitStatus) bool {
+		return u.UpdatedAt.After(restarted) && u.Phase != api.PhasePending
 	})
-	if u.Phase != reconcile.Failed || u.Reason != reconcile.ReasonRolledBack || u.Revision != good {
+	if u.Phase != api.PhaseFailed || u.Reason != api.ReasonRolledBack || u.Revision != good {
 		t.Errorf("after the restart web @ dev is %s (%s) at %s: %s; want the rollback said, the good version running", u.Phase, u.Reason, short7(u.Revision), u.Message)
 	}
 	rels := s.releases(t)
@@ -177,12 +177,12 @@ func TestCommitSupersedesCanaryPause(t *testing.T) {
 	s.waitSynced(t, head(t, repo), 3*time.Minute)
 	commitVersion(t, repo, "a version that pauses for ten minutes")
 	s.hook(t)
-	paused := s.waitUnit(t, "web", "dev", func(u reconcile.UnitStatus) bool { return u.Operation != nil && u.Operation.Phase == "Pausing" })
+	paused := s.waitUnit(t, "web", "dev", func(u api.UnitStatus) bool { return u.Operation != nil && u.Operation.Phase == "Pausing" })
 	commitVersion(t, repo, "a version that comes during the pause")
 	third := head(t, repo)
 	hooked := time.Now()
 	s.hook(t)
-	u := s.waitUnit(t, "web", "dev", func(u reconcile.UnitStatus) bool {
+	u := s.waitUnit(t, "web", "dev", func(u api.UnitStatus) bool {
 		return u.Operation != nil && u.Operation.Release != paused.Operation.Release
 	})
 	t.Logf("the new rollout began %s after the hook", time.Since(hooked).Round(time.Millisecond))

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/socle-dev/socle/internal/reconcile"
+	"github.com/socle-dev/socle/internal/api"
 	"github.com/socle-dev/socle/internal/store"
 )
 
@@ -108,7 +108,7 @@ func TestCanaryRollsBack(t *testing.T) {
 	}
 	t.Logf("rolled back: %s", rel.Reason)
 	u, _ := unit(s.status(t), "web", "dev")
-	if u.Revision != good || u.Phase != reconcile.Failed || u.Reason != reconcile.ReasonRolledBack || !strings.Contains(u.Message, "rolledback") {
+	if u.Revision != good || u.Phase != api.PhaseFailed || u.Reason != api.ReasonRolledBack || !strings.Contains(u.Message, "rolledback") {
 		t.Errorf("after the rollback web @ dev is %s at %s: %s", u.Phase, u.Revision, u.Message)
 	}
 	total := l.ok.Load() + l.failed.Load()

@@ -1,4 +1,4 @@
-package api_test
+package server_test
 
 import (
 	"bytes"
@@ -21,6 +21,7 @@ import (
 	"github.com/socle-dev/socle/internal/api/apitest"
 	"github.com/socle-dev/socle/internal/cost"
 	"github.com/socle-dev/socle/internal/money"
+	"github.com/socle-dev/socle/internal/server"
 	"github.com/socle-dev/socle/internal/spec"
 	"github.com/socle-dev/socle/internal/store/sqlite"
 )
@@ -41,7 +42,7 @@ func newCostServer(t *testing.T) *httptest.Server {
 		Now:   func() time.Time { return time.Date(2024, 10, 2, 0, 0, 0, 0, time.UTC) },
 	}
 	mux := http.NewServeMux()
-	api.Mount(mux, api.CostHandlers(svc))
+	api.Mount(mux, server.CostHandlers(svc))
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 	apitest.Watch(t, srv.URL)
@@ -238,4 +239,20 @@ func TestCostAPIErrors(t *testing.T) {
 		t.Errorf("unnamed raw upload: %s", r.Status)
 	}
 	r.Body.Close()
+}
+
+// TestCostAnswersAreArrays: a report grouped by nothing, or filtered, says
+// "by": [] and "coverage": [], as the document declares, never null.
+func TestCostAnswersAreArrays(t *testing.T) {
+	srv := newCostServer(t)
+	if resp := upload(t, srv.URL, map[string]string{"focus.csv": sample}); resp.StatusCode != http.StatusCreated {
+		t.Fatalf("import: %s", resp.Status)
+	}
+	for _, q := range []string{"month=2024-09", "month=2024-09&provider=Oracle"} {
+		var raw map[string]json.RawMessage
+		getJSON(t, srv.URL+"/api/v1/costs/report?"+q, http.StatusOK, &raw)
+		if string(raw["by"]) != "[]" || string(raw["coverage"]) == "null" {
+			t.Errorf("report?%s: by %s, coverage %s; want arrays", q, raw["by"], raw["coverage"])
+		}
+	}
 }
