@@ -476,8 +476,16 @@ func (l *loading) checkStackInputs(s *Stack, file string, inputs map[string]any,
 				return
 			}
 			for _, part := range parts {
-				if part.Ref != nil {
-					l.checkRef(s, file, *part.Ref, instances, stacks, deps, p)
+				if part.Ref == nil {
+					continue
+				}
+				l.checkRef(s, file, *part.Ref, instances, stacks, deps, p)
+				// A secret must stay one: terraform redacts a value in
+				// its plans and logs only where the variable says so.
+				if up := stacks[part.Ref.Stack]; part.Ref.Scope == RefStack && up != nil && up.Outputs[part.Ref.Key].Sensitive {
+					if v, ok := s.Variables[name]; ok && !v.Sensitive {
+						l.at(file, fmt.Sprintf("%s is a sensitive output: declare variable %q with sensitive = true (%s:%d), so that terraform redacts it", part.Ref, name, v.File, v.Line), p...)
+					}
 				}
 			}
 		})

@@ -161,6 +161,8 @@ func TestStackProblems(t *testing.T) {
 			[]string{`stacks/network/stack.yaml:7:12: inputs.account: ${environment.name}: the stack is applied per zone, so its instances have no environment`}},
 		{"upstream instance not clear", map[string]string{net: strings.Replace(netYAML, "[connectivity]", "[connectivity, apps-prod]", 1)},
 			[]string{`stacks/app-zone/stack.yaml:8:8: inputs.hub: ${stacks.network.outputs.hub_id}: stack "network" has several instances (connectivity, apps-prod) and none is "dev" or its zone, so which one "dev" reads is not clear`}},
+		{"sensitive output into a plain variable", map[string]string{az: strings.Replace(azYAML, "outputs.hub_id", "outputs.admin_password", 1)},
+			[]string{`stacks/app-zone/stack.yaml:8:8: inputs.hub: ${stacks.network.outputs.admin_password} is a sensitive output: declare variable "hub" with sensitive = true (stacks/app-zone/variables.tf:3), so that terraform redacts it`}},
 		{"override of another instance", map[string]string{az: strings.Replace(azYAML, "  prod:\n", "  qa:\n", 1)},
 			[]string{`stacks/app-zone/stack.yaml:11:3: overrides.qa: override for environment "qa", which the stack is not applied to (known: dev, prod)`}},
 		{"dependsOn a missing stack", map[string]string{az: strings.Replace(azYAML, "[network]", "[network, dns]", 1)},
