@@ -229,12 +229,12 @@ func (d *differ) forces(path string) bool {
 // sensitive, unknown when any part is not known yet, "" when absent.
 func show(v, sens, unknown any, absent bool, secrets []string) string {
 	switch {
+	case absent:
+		return ""
 	case anyTrue(sens):
 		return Redacted
 	case anyTrue(unknown):
 		return Unknown
-	case absent:
-		return ""
 	}
 	b, err := json.Marshal(v)
 	if err != nil {
