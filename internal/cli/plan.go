@@ -78,6 +78,9 @@ repository does not validate or a change is denied.`,
 			if err != nil {
 				return err
 			}
+			if out.Stacks, err = planStacks(cmd.Context(), repo, dir, data, env); err != nil {
+				return err
+			}
 			out.count()
 			if g.json() {
 				err = g.printJSON(out)
@@ -88,7 +91,13 @@ repository does not validate or a change is denied.`,
 					if hint := unpinnedHint(repo, env, &out.Plan); hint != "" {
 						fmt.Fprintln(g.stdout, hint)
 					}
+					if out.Stacks != nil {
+						out.Stacks.render(g.stdout)
+					}
 				}
+			}
+			if n := out.Stacks.failed(); err == nil && n > 0 {
+				err = withCode(ExitProblems, fmt.Errorf("%d stack instance%s did not plan", n, plural(n)))
 			}
 			if err == nil && out.Policy.Denied > 0 {
 				err = withCode(ExitProblems, fmt.Errorf("%d change%s denied by policy", out.Policy.Denied, plural(out.Policy.Denied)))
@@ -105,7 +114,9 @@ repository does not validate or a change is denied.`,
 type planOutput struct {
 	plan.Plan
 	Decisions []policy.Decision `json:"decisions"`
-	Policy    struct {
+	// Stacks is the plan of the repository's stacks; absent without any.
+	Stacks *stackPlans `json:"stacks,omitempty"`
+	Policy struct {
 		Denied   int `json:"denied"`
 		Warnings int `json:"warnings"`
 	} `json:"policy"`

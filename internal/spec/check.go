@@ -35,6 +35,7 @@ func (l *loading) check() {
 	}
 
 	l.checkEnvironments(zones, envs, notify)
+	l.checkStacks()
 	l.checkRuntimes()
 	l.checkPromotionLine()
 	for i, f := range r.Platform.Freezes {

@@ -36,6 +36,8 @@ type Repo struct {
 	Policies []PolicySet
 	// Templates by name.
 	Templates map[string]*Template
+	// Stacks sorted by name.
+	Stacks []*Stack
 }
 
 // App returns the app with that name, or nil.
@@ -95,7 +97,7 @@ func Load(fsys fs.FS) (*Repo, Problems) {
 }
 
 func load(fsys fs.FS, lim limits, rt Runtimes) (*Repo, Problems) {
-	l := &loading{fsys: fsys, repo: &Repo{Releases: map[string]*Releases{}, Templates: map[string]*Template{}}, st: newDecodeState(), budget: newBudget(lim), runtimes: rt}
+	l := &loading{fsys: fsys, repo: &Repo{Releases: map[string]*Releases{}, Templates: map[string]*Template{}}, st: newDecodeState(), budget: newBudget(lim), runtimes: rt, tfModules: map[string]*tfModule{}}
 	l.docs = map[string]*document{}
 	r := l.repo
 
@@ -141,6 +143,7 @@ func load(fsys fs.FS, lim limits, rt Runtimes) (*Repo, Problems) {
 	}
 	l.collectNames()
 	l.loadApps()
+	l.loadStacks()
 	applyDefaults(r)
 	l.check()
 	l.problems.sort()
@@ -161,6 +164,8 @@ type loading struct {
 	budget *YAMLBudget  // the revision's, shared
 	// runtimes check the environments' runtime blocks; nil: none is.
 	runtimes Runtimes
+	// tfModules are the Terraform module directories read, by path.
+	tfModules map[string]*tfModule
 }
 
 func (l *loading) add(ps ...Problem) {

@@ -1,0 +1,133 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+
+	"github.com/socle-dev/socle/internal/spec"
+	"github.com/socle-dev/socle/internal/stack"
+)
+
+// stackPlans is the plan of a repository's stacks beside its apps'.
+type stackPlans struct {
+	// Planned is false when terraform could not be run at all (Reason).
+	Planned   bool           `json:"planned"`
+	Reason    string         `json:"reason,omitempty"`
+	Message   string         `json:"message,omitempty"`
+	Terraform string         `json:"terraform,omitempty"`
+	Results   []stack.Result `json:"results,omitempty"`
+}
+
+// failed counts the instances that did not plan.
+func (s *stackPlans) failed() int {
+	if s == nil {
+		return 0
+	}
+	n := 0
+	for _, r := range s.Results {
+		if r.Status == stack.StatusFailed {
+			n++
+		}
+	}
+	return n
+}
+
+// planStacks plans the stacks of repo (those of env, when given: its own
+// instances and those of its zone) in data's stacks directory, or in a
+// temporary one, against an empty state, when data does not exist. No
+// terraform on PATH is no error: the plan says stacks were not planned.
+func planStacks(ctx context.Context, repo *spec.Repo, dir, data, env string) (*stackPlans, error) {
+	if len(repo.Stacks) == 0 {
+		return nil, nil
+	}
+	bin, err := exec.LookPath("terraform")
+	if err != nil {
+		if bin, err = exec.LookPath("tofu"); err != nil {
+			return &stackPlans{Reason: "TerraformNotFound", Message: "stacks were not planned: neither terraform nor tofu is on PATH"}, nil
+		}
+	}
+	if bin, err = filepath.Abs(bin); err != nil {
+		return nil, err
+	}
+	work := filepath.Join(data, "stacks")
+	if fi, err := os.Stat(data); err != nil || !fi.IsDir() {
+		tmp, err := os.MkdirTemp("", "socle-stacks-")
+		if err != nil {
+			return nil, err
+		}
+		defer os.RemoveAll(tmp)
+		work = tmp
+	}
+	if work, err = filepath.Abs(work); err != nil {
+		return nil, err
+	}
+	var keep func(s *spec.Stack, inst string) bool
+	if e := repo.Environment(env); e != nil {
+		keep = func(s *spec.Stack, inst string) bool {
+			if s.PerZone() {
+				return e.Zone != "" && inst == e.Zone
+			}
+			return inst == env
+		}
+	}
+	r := &stack.Runner{Dir: work, Terraform: bin}
+	return &stackPlans{Planned: true, Terraform: bin, Results: r.PlanAll(ctx, repo, dirFS(dir), stack.Targets(repo, keep))}, nil
+}
+
+func (s *stackPlans) render(w io.Writer) {
+	if !s.Planned {
+		fmt.Fprintf(w, "\nStacks: %s.\n", s.Message)
+		return
+	}
+	fmt.Fprintf(w, "\nStacks (planned with %s):\n\n", s.Terraform)
+	for _, r := range s.Results {
+		at := r.Stack + " @ " + r.Instance
+		switch r.Status {
+		case stack.StatusPlanned:
+			fmt.Fprintf(w, "  ~ %s: %s\n", at, r.Summary)
+			for _, c := range r.Changes {
+				fmt.Fprintf(w, "      %s %s\n", c.Sign(), c.Address)
+				for _, a := range c.Attributes {
+					note := ""
+					if a.ForcesReplacement {
+						note = "  # forces replacement"
+					}
+					fmt.Fprintf(w, "          %s  %s%s\n", a.Path, arrow(a.Before, a.After), note)
+				}
+				if c.MoreAttributes > 0 {
+					fmt.Fprintf(w, "          … %d more attributes\n", c.MoreAttributes)
+				}
+			}
+			if r.MoreChanges > 0 {
+				fmt.Fprintf(w, "      … %d more changes\n", r.MoreChanges)
+			}
+			for _, o := range r.Outputs {
+				fmt.Fprintf(w, "      output %s  %s\n", o.Name, arrow(o.Before, o.After))
+			}
+		case stack.StatusNoChanges:
+			fmt.Fprintf(w, "  = %s: no changes\n", at)
+		case stack.StatusWaiting:
+			fmt.Fprintf(w, "  … %s: not planned until its upstream applies\n", at)
+			for _, p := range r.Pending {
+				fmt.Fprintf(w, "      %s\n", p)
+			}
+		default:
+			fmt.Fprintf(w, "  ✗ %s: %s (%s)\n", at, strings.ReplaceAll(r.Message, "\n", "\n      "), r.Reason)
+		}
+	}
+}
+
+func arrow(before, after string) string {
+	switch {
+	case before == "":
+		return after
+	case after == "":
+		return before + " → (removed)"
+	}
+	return before + " → " + after
+}

@@ -1,0 +1,64 @@
+package cli
+
+import (
+	"encoding/json"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+const stackRepo = "../stack/testdata/repo"
+
+// TestPlanStacks: socle plan shows the stacks' resource changes beside
+// the apps', in text and in JSON, with secrets redacted and the
+// instances that wait for an upstream said to wait.
+func TestPlanStacks(t *testing.T) {
+	if _, err := exec.LookPath("terraform"); err != nil {
+		t.Skip("no terraform on PATH: this test runs the real binary")
+	}
+	data := filepath.Join(t.TempDir(), "none")
+	out, _, _ := run(t, "plan", stackRepo, "--data", data)
+	for _, want := range []string{
+		"~ network @ connectivity: 3 to add, 0 to change, 0 to replace, 0 to destroy",
+		"      + terraform_data.hub\n",
+		"input.secret  (sensitive value)",
+		"output key  (sensitive value)\n",
+		"… app-zone @ dev: not planned until its upstream applies",
+		"hub: known after network @ connectivity applies (output hub_id)",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("socle plan does not say %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "s3cr3t") {
+		t.Error("the network's secret is in the plan")
+	}
+	out, _, _ = run(t, "plan", stackRepo, "--data", data, "--env", "prod", "-o", "json")
+	var got struct {
+		Stacks stackPlans `json:"stacks"`
+	}
+	if err := json.Unmarshal([]byte(out), &got); err != nil {
+		t.Fatal(err)
+	}
+	var at []string
+	for _, r := range got.Stacks.Results {
+		at = append(at, r.Stack+"@"+r.Instance+":"+string(r.Status))
+	}
+	// prod's zone is apps-nonprod: the connectivity zone's network is not prod's.
+	if s := strings.Join(at, ","); !got.Stacks.Planned || s != "app-zone@prod:Waiting" {
+		t.Errorf("plan --env prod planned %s", s)
+	}
+}
+
+// TestPlanStacksWithoutTerraform: no terraform on PATH is no error.
+func TestPlanStacksWithoutTerraform(t *testing.T) {
+	t.Setenv("PATH", t.TempDir())
+	out, _, _ := run(t, "plan", stackRepo, "--data", t.TempDir())
+	if !strings.Contains(out, "Stacks: stacks were not planned: neither terraform nor tofu is on PATH.") {
+		t.Errorf("socle plan without terraform:\n%s", out)
+	}
+	if !strings.Contains(out, "+ web @ dev") {
+		t.Error("the apps are planned without terraform")
+	}
+}

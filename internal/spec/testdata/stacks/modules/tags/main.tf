@@ -1,0 +1,7 @@
+variable "name" {
+  type = string
+}
+
+output "tags" {
+  value = { name = var.name, managed_by = "socle" }
+}

@@ -1,0 +1,10 @@
+// Package stack runs the infrastructure stacks of a platform repository
+// (stacks/<stack>/, read by package spec) with terraform or OpenTofu: for
+// each instance (a stack in one zone or environment) it resolves the
+// inputs, upstream outputs included, into a content hash that says
+// whether the instance must be planned again; plans it in a working
+// directory of its own under the data directory, never in the repository,
+// through terraform-exec; and turns the JSON plan (terraform-json) into a
+// resource-level change list with sensitive values redacted. Applying a
+// plan, drift checks and the engine's stack units are not here yet.
+package stack

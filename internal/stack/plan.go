@@ -1,0 +1,609 @@
+package stack
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"maps"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/terraform-exec/tfexec"
+	tfjson "github.com/hashicorp/terraform-json"
+
+	"github.com/socle-dev/socle/internal/lease"
+	"github.com/socle-dev/socle/internal/spec"
+)
+
+// Status says where the plan of an instance stands.
+type Status string
+
+// The statuses of an instance's plan.
+const (
+	StatusPlanned   Status = "Planned"   // the plan changes something
+	StatusNoChanges Status = "NoChanges" // the infrastructure matches the configuration
+	StatusWaiting   Status = "Waiting"   // an input waits for an upstream to apply
+	StatusFailed    Status = "Failed"
+)
+
+// Reason is the machine-readable cause beside a status.
+type Reason string
+
+// The reasons of a plan's status.
+const (
+	ReasonChanges            Reason = "Changes"
+	ReasonUpToDate           Reason = "UpToDate"
+	ReasonUpstreamNotApplied Reason = "UpstreamNotApplied"
+	ReasonInputs             Reason = "InputsInvalid"
+	ReasonLocked             Reason = "Locked"
+	ReasonWorkDir            Reason = "WorkDirFailed"
+	ReasonInitFailed         Reason = "InitFailed"
+	ReasonPlanFailed         Reason = "PlanFailed"
+	ReasonShowFailed         Reason = "ShowFailed"
+	ReasonTimeout            Reason = "Timeout"
+	ReasonTooLarge           Reason = "PlanTooLarge"
+)
+
+// Result is the plan of one instance, as people and the API see it:
+// nothing in it is secret.
+type Result struct {
+	Stack    string `json:"stack"`
+	Instance string `json:"instance"`
+	// Of is "zone" or "environment": what the instance is named after.
+	Of      string `json:"of"`
+	Hash    string `json:"hash"`
+	Status  Status `json:"status"`
+	Reason  Reason `json:"reason"`
+	Message string `json:"message,omitempty"`
+	// Cached: the instance's hash and state are those of the last plan,
+	// which is shown again without running terraform.
+	Cached bool `json:"cached,omitempty"`
+	// Inputs as passed, for people: secret ones redacted, pending ones
+	// said to be known after their upstream applies.
+	Inputs      map[string]string `json:"inputs,omitempty"`
+	Pending     []Pending         `json:"pending,omitempty"`
+	Summary     Summary           `json:"summary"`
+	Changes     []ResourceChange  `json:"changes,omitempty"`
+	MoreChanges int               `json:"moreChanges,omitempty"`
+	Outputs     []OutputChange    `json:"outputs,omitempty"`
+}
+
+// Summary counts a plan's resource changes by action.
+type Summary struct {
+	Add     int `json:"add"`
+	Change  int `json:"change"`
+	Replace int `json:"replace"`
+	Destroy int `json:"destroy"`
+}
+
+func (s Summary) String() string {
+	return fmt.Sprintf("%d to add, %d to change, %d to replace, %d to destroy", s.Add, s.Change, s.Replace, s.Destroy)
+}
+
+// Runner plans stack instances with terraform, each in a working
+// directory of its own under Dir, never in the repository: the stack's
+// files and the local modules they call are copied there, with the state
+// beside them (unless the stack keeps its state in its own backend).
+//
+//	<Dir>/<stack>/<instance>/work/…            the repository's files of the stack
+//	<Dir>/<stack>/<instance>/terraform.tfstate
+//	<Dir>/<stack>/<instance>/inputs.tfvars.json
+//	<Dir>/<stack>/<instance>/plan.tfplan        the saved plan (terraform plan -out)
+//	<Dir>/<stack>/<instance>/plan.json          the result, with what it was planned from
+//	<Dir>/plugin-cache/                         TF_PLUGIN_CACHE_DIR, unless the user sets one
+//	<Dir>/locks/                                one run per instance at a time
+//
+// The user's terraform settings that concern where providers come from
+// (TF_CLI_CONFIG_FILE, its mirrors and credentials) are honoured; those
+// that would make a plan depend on the shell it was started from rather
+// than on the repository (TF_VAR_*, TF_CLI_ARGS*, TF_DATA_DIR,
+// TF_WORKSPACE) are not passed.
+type Runner struct {
+	// Dir is absolute: <data directory>/stacks.
+	Dir string
+	// Terraform is the terraform or tofu binary, absolute.
+	Terraform string
+	// Timeout bounds each terraform command (default 10m).
+	Timeout time.Duration
+	// MaxShow bounds the JSON plan read back (default 256 MiB).
+	MaxShow int64
+	// Parallel is how many instances are planned at once (default 2).
+	Parallel int
+	// Outputs reads upstream outputs (default: the state files under Dir).
+	Outputs Outputs
+	// Log receives what terraform-exec logs (default: nothing).
+	Log *slog.Logger
+
+	runs atomic.Int64
+}
+
+// Runs is how many terraform processes the runner started.
+func (r *Runner) Runs() int64 { return r.runs.Load() }
+
+func (r *Runner) timeout() time.Duration {
+	if r.Timeout > 0 {
+		return r.Timeout
+	}
+	return 10 * time.Minute
+}
+
+func (r *Runner) maxShow() int64 {
+	if r.MaxShow > 0 {
+		return r.MaxShow
+	}
+	return 256 << 20
+}
+
+func (r *Runner) outputs() Outputs {
+	if r.Outputs != nil {
+		return r.Outputs
+	}
+	return StateOutputs{Dir: r.Dir}
+}
+
+// Target is one instance to plan.
+type Target struct {
+	Stack    *spec.Stack
+	Instance string
+}
+
+// Targets lists the instances of repo's stacks, upstream stacks first
+// (dependsOn), each stack's instances in the order it lists them; keep
+// filters them (nil: all). The repository must be valid (no cycle).
+func Targets(repo *spec.Repo, keep func(s *spec.Stack, instance string) bool) []Target {
+	var order []*spec.Stack
+	done := map[string]bool{}
+	var visit func(s *spec.Stack)
+	visit = func(s *spec.Stack) {
+		if done[s.Name] {
+			return
+		}
+		done[s.Name] = true
+		for _, d := range s.Config.DependsOn {
+			if up := repo.Stack(d); up != nil {
+				visit(up)
+			}
+		}
+		order = append(order, s)
+	}
+	for _, s := range repo.Stacks {
+		visit(s)
+	}
+	var out []Target
+	for _, s := range order {
+		for _, i := range s.Instances() {
+			if keep == nil || keep(s, i) {
+				out = append(out, Target{s, i})
+			}
+		}
+	}
+	return out
+}
+
+// PlanAll plans the targets, Parallel at a time, and returns their
+// results in the targets' order. Upstream plans do not feed their
+// dependents (outputs come from applies), so the order is only that of
+// the report.
+func (r *Runner) PlanAll(ctx context.Context, repo *spec.Repo, fsys fs.FS, targets []Target) []Result {
+	out := make([]Result, len(targets))
+	n := r.Parallel
+	if n < 1 {
+		n = 2
+	}
+	sem := make(chan struct{}, n)
+	var wg sync.WaitGroup
+	for i, t := range targets {
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			out[i] = r.Plan(ctx, repo, fsys, t.Stack, t.Instance)
+		})
+	}
+	wg.Wait()
+	return out
+}
+
+// cacheKey is what a plan was computed from: the instance's content, its
+// state and the binary that planned it.
+type cacheKey struct {
+	Hash      string `json:"hash"`
+	State     string `json:"state"`
+	Terraform string `json:"terraform"`
+}
+
+type cached struct {
+	Key    cacheKey `json:"key"`
+	Result Result   `json:"result"`
+}
+
+// Plan plans one instance of s. Failures are results, with their reason:
+// one instance that does not plan does not stop the others.
+func (r *Runner) Plan(ctx context.Context, repo *spec.Repo, fsys fs.FS, s *spec.Stack, name string) Result {
+	res := Result{Stack: s.Name, Instance: name, Of: "environment"}
+	if s.PerZone() {
+		res.Of = "zone"
+	}
+	fail := func(reason Reason, err error) Result {
+		res.Status, res.Reason, res.Message = StatusFailed, reason, truncate(err.Error(), 4096)
+		return res
+	}
+	in, err := Resolve(repo, r.outputs(), s, name)
+	if err != nil {
+		return fail(ReasonInputs, err)
+	}
+	res.Hash = in.Hash
+	res.Inputs = showInputs(in)
+	if len(in.Pending) > 0 {
+		res.Pending = in.Pending
+		res.Status, res.Reason = StatusWaiting, ReasonUpstreamNotApplied
+		res.Message = "not planned: inputs are known only after their upstream applies"
+		return res
+	}
+	dir := instanceDir(r.Dir, s.Name, name)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fail(ReasonWorkDir, err)
+	}
+	unlock, err := r.lock(ctx, s.Name, name)
+	if err != nil {
+		if errors.Is(err, lease.ErrHeld) {
+			return fail(ReasonLocked, err)
+		}
+		return fail(ReasonWorkDir, err)
+	}
+	defer unlock()
+
+	key, err := r.key(in, dir)
+	if err != nil {
+		return fail(ReasonWorkDir, err)
+	}
+	if c, ok := readCache(dir); ok && c.Key == key {
+		if _, err := os.Stat(filepath.Join(dir, "plan.tfplan")); err == nil {
+			c.Result.Cached = true
+			return c.Result
+		}
+	}
+	work, err := prepare(fsys, in, dir)
+	if err != nil {
+		return fail(ReasonWorkDir, err)
+	}
+	varFile := filepath.Join(dir, "inputs.tfvars.json")
+	if err := writeJSON(varFile, in.Inputs); err != nil {
+		return fail(ReasonWorkDir, err)
+	}
+	planFile := filepath.Join(dir, "plan.tfplan")
+	os.Remove(planFile) // a failed plan must not leave the last one to apply
+	env, err := r.env()
+	if err != nil {
+		return fail(ReasonWorkDir, err)
+	}
+	tf, err := r.terraform(work, env)
+	if err != nil {
+		return fail(ReasonWorkDir, err)
+	}
+	if err := r.step(ctx, func(ctx context.Context) error { return tf.Init(ctx) }); err != nil {
+		return fail(reasonOf(err, ReasonInitFailed), fmt.Errorf("terraform init: %w", err))
+	}
+	if err := r.step(ctx, func(ctx context.Context) error {
+		_, err := tf.Plan(ctx, tfexec.Out(planFile), tfexec.VarFile(varFile))
+		return err
+	}); err != nil {
+		return fail(reasonOf(err, ReasonPlanFailed), fmt.Errorf("terraform plan: %w", err))
+	}
+	p, err := r.show(ctx, work, planFile, env)
+	if err != nil {
+		return fail(reasonOf(err, ReasonShowFailed), fmt.Errorf("terraform show: %w", err))
+	}
+	res.Changes, res.Outputs, res.MoreChanges = Changes(p, in.secrets())
+	for _, c := range res.Changes {
+		switch c.Action {
+		case ActionCreate:
+			res.Summary.Add++
+		case ActionUpdate:
+			res.Summary.Change++
+		case ActionReplace:
+			res.Summary.Replace++
+		case ActionDelete:
+			res.Summary.Destroy++
+		}
+	}
+	if len(res.Changes) > 0 || len(res.Outputs) > 0 || res.MoreChanges > 0 {
+		res.Status, res.Reason = StatusPlanned, ReasonChanges
+	} else {
+		res.Status, res.Reason = StatusNoChanges, ReasonUpToDate
+	}
+	// The state may have been created by init (a new one); the key of
+	// the cache is the state as the next run will find it.
+	if key, err = r.key(in, dir); err == nil {
+		err = writeJSON(filepath.Join(dir, "plan.json"), cached{Key: key, Result: res})
+	}
+	if err != nil {
+		return fail(ReasonWorkDir, err)
+	}
+	return res
+}
+
+// errTooLarge is a plan whose JSON is over MaxShow.
+var errTooLarge = errors.New("the plan's JSON is larger than socle reads")
+
+func reasonOf(err error, otherwise Reason) Reason {
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		return ReasonTimeout
+	case errors.Is(err, errTooLarge):
+		return ReasonTooLarge
+	}
+	return otherwise
+}
+
+// step runs one terraform command within the timeout of one.
+func (r *Runner) step(ctx context.Context, fn func(context.Context) error) error {
+	ctx, cancel := context.WithTimeout(ctx, r.timeout())
+	defer cancel()
+	err := fn(ctx)
+	if err != nil && ctx.Err() != nil {
+		return fmt.Errorf("stopped after %s: %w", r.timeout(), ctx.Err())
+	}
+	return err
+}
+
+func (r *Runner) lock(ctx context.Context, stack, instance string) (func(), error) {
+	dir := filepath.Join(r.Dir, "locks")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	host, _ := os.Hostname()
+	l, err := (&lease.File{Dir: dir}).TryAcquire(ctx, stack+"."+instance, lease.Holder{PID: os.Getpid(), Host: host, Since: time.Now()})
+	if err != nil {
+		return nil, fmt.Errorf("stack %s @ %s is being run: %w", stack, instance, err)
+	}
+	return func() { l.Release() }, nil
+}
+
+// key is the instance's cache key now.
+func (r *Runner) key(in *Instance, dir string) (cacheKey, error) {
+	k := cacheKey{Hash: in.Hash, State: "none", Terraform: r.Terraform}
+	if fi, err := os.Stat(r.Terraform); err == nil {
+		k.Terraform = fmt.Sprintf("%s %d %d", r.Terraform, fi.Size(), fi.ModTime().UnixNano())
+	}
+	f, err := os.Open(filepath.Join(dir, "terraform.tfstate"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return k, nil
+	}
+	if err != nil {
+		return k, err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return k, err
+	}
+	k.State = "sha256:" + hex.EncodeToString(h.Sum(nil))
+	return k, nil
+}
+
+func readCache(dir string) (cached, bool) {
+	var c cached
+	data, err := os.ReadFile(filepath.Join(dir, "plan.json"))
+	if err != nil || json.Unmarshal(data, &c) != nil {
+		return cached{}, false
+	}
+	return c, true
+}
+
+// writeJSON writes v to a new file and renames it into place, readable
+// by socle's user only (inputs may be secret).
+func writeJSON(path string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// backendFile is the file socle adds to a stack whose state it keeps.
+const backendFile = "socle_backend.tf.json"
+
+// prepare copies the stack's files into a fresh working directory under
+// dir, checking that they are those the stack's hash was computed from,
+// and returns the directory of the stack's root module there.
+func prepare(fsys fs.FS, in *Instance, dir string) (string, error) {
+	s := in.Stack
+	work := filepath.Join(dir, "work")
+	if err := os.RemoveAll(work); err != nil {
+		return "", err
+	}
+	h := sha256.New()
+	for _, f := range s.Files {
+		data, err := spec.ReadFile(fsys, f)
+		if err != nil {
+			return "", fmt.Errorf("copying %s: %w", f, err)
+		}
+		fmt.Fprintf(h, "%s\x00%d\x00", f, len(data))
+		h.Write(data)
+		dst := filepath.Join(work, filepath.FromSlash(f))
+		if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
+			return "", err
+		}
+		if err := os.WriteFile(dst, data, 0o600); err != nil {
+			return "", err
+		}
+	}
+	if got := "sha256:" + hex.EncodeToString(h.Sum(nil)); got != s.Source {
+		return "", fmt.Errorf("the files of stack %s changed while it was planned (%s, loaded as %s): plan again", s.Name, got, s.Source)
+	}
+	root := filepath.Join(work, spec.StacksDir, s.Name)
+	if s.Config.Backend == spec.StackBackendOwn {
+		return root, nil
+	}
+	if slices.Contains(s.Files, spec.StacksDir+"/"+s.Name+"/"+backendFile) {
+		return "", fmt.Errorf("stack %s has a file named %s, the name socle gives the backend it adds", s.Name, backendFile)
+	}
+	backend := map[string]any{"terraform": map[string]any{"backend": map[string]any{"local": map[string]any{"path": filepath.Join(dir, "terraform.tfstate")}}}}
+	return root, writeJSON(filepath.Join(root, backendFile), backend)
+}
+
+// env is the environment of terraform's processes.
+func (r *Runner) env() (map[string]string, error) {
+	env := map[string]string{}
+	for _, kv := range os.Environ() {
+		k, v, _ := strings.Cut(kv, "=")
+		if strings.HasPrefix(k, "TF_VAR_") || strings.HasPrefix(k, "TF_CLI_ARGS") || k == "TF_DATA_DIR" {
+			continue
+		}
+		env[k] = v
+	}
+	for _, k := range tfexec.ProhibitedEnv(env) {
+		delete(env, k)
+	}
+	if env["TF_PLUGIN_CACHE_DIR"] == "" {
+		cache := filepath.Join(r.Dir, "plugin-cache")
+		if err := os.MkdirAll(cache, 0o700); err != nil {
+			return nil, err
+		}
+		env["TF_PLUGIN_CACHE_DIR"] = cache
+	}
+	env["CHECKPOINT_DISABLE"] = "1" // no call to HashiCorp's version check
+	return env, nil
+}
+
+func (r *Runner) terraform(dir string, env map[string]string) (*tfexec.Terraform, error) {
+	tf, err := tfexec.NewTerraform(dir, r.Terraform)
+	if err != nil {
+		return nil, err
+	}
+	if err := tf.SetEnv(env); err != nil {
+		return nil, err
+	}
+	tf.SetWaitDelay(10 * time.Second)
+	// terraform-exec logs every command it starts: counted, and passed on.
+	tf.SetLogger(&runLogger{r: r})
+	return tf, nil
+}
+
+// runLogger counts the terraform processes terraform-exec starts (the
+// version check it makes included) from its log.
+type runLogger struct{ r *Runner }
+
+func (l *runLogger) Printf(format string, v ...any) {
+	msg := fmt.Sprintf(format, v...)
+	if strings.Contains(msg, "running Terraform command") {
+		l.r.runs.Add(1)
+	}
+	if l.r.Log != nil {
+		l.r.Log.Debug("terraform-exec", "msg", msg)
+	}
+}
+
+// show reads the saved plan back as JSON. It runs terraform show itself
+// rather than through terraform-exec, which reads the command's one line
+// of JSON whole, whatever its size: here it is cut at MaxShow, and the
+// command stopped there.
+func (r *Runner) show(ctx context.Context, dir, planFile string, env map[string]string) (*tfjson.Plan, error) {
+	ctx, cancel := context.WithTimeout(ctx, r.timeout())
+	defer cancel()
+	cmd := exec.CommandContext(ctx, r.Terraform, "show", "-json", "-no-color", planFile)
+	cmd.Dir = dir
+	for _, k := range slices.Sorted(maps.Keys(env)) {
+		cmd.Env = append(cmd.Env, k+"="+env[k])
+	}
+	cmd.Env = append(cmd.Env, "TF_IN_AUTOMATION=1", "TF_INPUT=0")
+	cmd.WaitDelay = 10 * time.Second
+	out := &capped{max: r.maxShow(), cancel: cancel}
+	errOut := &capped{max: 64 << 10}
+	cmd.Stdout, cmd.Stderr = out, errOut
+	r.runs.Add(1)
+	err := cmd.Run()
+	switch {
+	case out.over:
+		return nil, fmt.Errorf("%w (%d bytes)", errTooLarge, r.maxShow())
+	case err != nil && ctx.Err() != nil:
+		return nil, fmt.Errorf("stopped after %s: %w", r.timeout(), ctx.Err())
+	case err != nil:
+		return nil, fmt.Errorf("%w: %s", err, strings.TrimSpace(errOut.buf.String()))
+	}
+	var p tfjson.Plan
+	p.UseJSONNumber(true)
+	if err := p.UnmarshalJSON(out.buf.Bytes()); err != nil {
+		return nil, err
+	}
+	return &p, nil
+}
+
+// capped keeps at most max bytes. Past them, with cancel set, it stops
+// the command (an error, and the command's context cancelled, so that it
+// does not block on a pipe nobody reads); without, it drops the rest.
+type capped struct {
+	max    int64
+	buf    bytes.Buffer
+	over   bool
+	cancel func()
+}
+
+func (c *capped) Write(p []byte) (int, error) {
+	if int64(c.buf.Len()+len(p)) > c.max {
+		c.over = true
+		if c.cancel != nil {
+			c.cancel()
+			return 0, errTooLarge
+		}
+		c.buf.Write(p[:max(0, c.max-int64(c.buf.Len()))])
+		return len(p), nil // dropped, not refused: the command goes on
+	}
+	return c.buf.Write(p)
+}
+
+// showInputs renders an instance's inputs for people.
+func showInputs(in *Instance) map[string]string {
+	out := map[string]string{}
+	for k, v := range in.Inputs {
+		if in.Sensitive[k] {
+			out[k] = Redacted
+			continue
+		}
+		out[k] = show(v, nil, nil, false, nil)
+	}
+	for _, p := range in.Pending {
+		out[p.Input] = fmt.Sprintf("(known after %s @ %s applies)", p.Stack, p.Instance)
+	}
+	return out
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
+
+// secrets are the strings of the instance's secret inputs, as they could
+// appear in a plan's values (JSON-escaped; too short ones would redact
+// everything and protect nothing).
+func (in *Instance) secrets() []string {
+	var out []string
+	for k := range in.Sensitive {
+		spec.WalkInputs(in.Inputs[k], nil, func(s string, _ []string) {
+			if len(s) >= 4 {
+				b, _ := json.Marshal(s)
+				out = append(out, string(b[1:len(b)-1]))
+			}
+		})
+	}
+	return out
+}

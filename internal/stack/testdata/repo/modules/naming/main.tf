@@ -1,0 +1,7 @@
+variable "env" {
+  type = string
+}
+
+output "name" {
+  value = "subnet-${var.env}"
+}
