@@ -168,7 +168,7 @@ func token(t *testing.T, user string) string {
 	if tok, ok := tokens[user]; ok {
 		return tok
 	}
-	tok, _, err := auth.Create(context.Background(), socle.Store(), user, "browser test", "admin", 0)
+	tok, _, err := auth.Create(context.Background(), socle.Store(), user, "browser test", "admin", time.Time{})
 	if err != nil {
 		t.Fatalf("creating a token for %s: %v", user, err)
 	}

@@ -49,7 +49,7 @@ func serve(t *testing.T) (*client.Client, *server.Server) {
 			t.Errorf("server: %v", err)
 		}
 	})
-	token, _, err := auth.Create(ctx, s.Store(), "lena", "client test", "test", 0)
+	token, _, err := auth.Create(ctx, s.Store(), "lena", "client test", "test", time.Time{})
 	if err != nil {
 		t.Fatal(err)
 	}
