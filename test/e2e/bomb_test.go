@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -152,11 +154,7 @@ func TestValidateAliasBomb(t *testing.T) {
 	if err := os.CopyFS(dir, os.DirFS("../../examples/platform")); err != nil {
 		t.Fatal(err)
 	}
-	validate := func() (string, int, int64) {
-		cmd := exec.Command(socleBin, "validate", dir)
-		out, _ := cmd.CombinedOutput()
-		return string(out), cmd.ProcessState.ExitCode(), cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss << 10
-	}
+	validate := func() (string, int, int64) { return peakOf(t, socleBin, "validate", dir) }
 	_, code, clean := validate()
 	if code != 0 {
 		t.Fatalf("the demo platform does not validate: exit code %d", code)
@@ -174,4 +172,60 @@ func TestValidateAliasBomb(t *testing.T) {
 	if rss > 200<<20 || rss > clean+64<<20 {
 		t.Errorf("socle validate's peak RSS is %d MB (%d MB on the demo platform alone), want under 200 MB and within 64 MB of the demo's", rss>>20, clean>>20)
 	}
+}
+
+// peakEnv, set, makes the test binary run peakChild instead of the tests.
+const peakEnv = "SOCLE_E2E_PEAK_OF"
+
+// peakOf runs a command and returns its output, exit code and peak RSS.
+// The command is started by a fresh copy of the test binary (peakChild),
+// not by this process: Linux counts in a process's peak RSS (ru_maxrss)
+// the memory of the process it was exec'd from, and Go starts commands
+// sharing the parent's memory until exec, so a command started from a test
+// process of 200 MB reports at least 200 MB whatever it uses itself.
+func peakOf(t *testing.T, args ...string) (string, int, int64) {
+	t.Helper()
+	argv, err := json.Marshal(args)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(os.Args[0])
+	cmd.Env = append(os.Environ(), peakEnv+"="+string(argv))
+	b, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("measuring %v: %v", args, err)
+	}
+	var r peakResult
+	if err := json.Unmarshal(b, &r); err != nil {
+		t.Fatalf("measuring %v: %v: %q", args, err, b)
+	}
+	return r.Output, r.Code, r.MaxRSS
+}
+
+type peakResult struct {
+	Output string
+	Code   int
+	MaxRSS int64 // bytes
+}
+
+// peakChild runs the command peakEnv names, and writes a peakResult to
+// stdout.
+func peakChild() int {
+	var args []string
+	if err := json.Unmarshal([]byte(os.Getenv(peakEnv)), &args); err != nil || len(args) == 0 {
+		fmt.Fprintln(os.Stderr, "bad", peakEnv, err)
+		return 2
+	}
+	cmd := exec.Command(args[0], args[1:]...)
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	if err != nil && !errors.As(err, &ee) {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	r := peakResult{Output: string(out), Code: cmd.ProcessState.ExitCode(), MaxRSS: cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss << 10}
+	if err := json.NewEncoder(os.Stdout).Encode(r); err != nil {
+		return 2
+	}
+	return 0
 }

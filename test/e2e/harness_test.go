@@ -30,6 +30,9 @@ import (
 var socleBin string
 
 func TestMain(m *testing.M) {
+	if os.Getenv(peakEnv) != "" {
+		os.Exit(peakChild())
+	}
 	dir, err := os.MkdirTemp("", "socle-e2e-")
 	if err != nil {
 		panic(err)

@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -10,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	msqlite "modernc.org/sqlite" // also registers the "sqlite" database/sql driver
@@ -80,17 +82,51 @@ func open(ctx context.Context, path string, migs []migration) (*DB, error) {
 	// A file: URI, so that a path with '?' or '#' in it is escaped rather
 	// than cut.
 	dsn := (&url.URL{Scheme: "file", Path: abs, RawQuery: connParams}).String()
-	sqlDB, err := sql.Open("sqlite", dsn)
-	if err != nil {
-		return nil, fmt.Errorf("opening sqlite store %s: %w", path, err)
-	}
+	conn := &connector{dsn: dsn, path: path}
+	sqlDB := sql.OpenDB(conn)
 	db := &DB{sql: sqlDB, wlock: make(chan struct{}, 1), path: path}
 	if err := db.init(ctx, migs); err != nil {
 		sqlDB.Close()
 		return nil, fmt.Errorf("opening sqlite store %s: %w", path, err)
 	}
+	conn.file.Store(&db.file)
 	return db, nil
 }
+
+// connector opens the pool's connections, each only while the database
+// file is still the one opened: a new connection to a path whose file was
+// removed would create an empty database there, and a read on it would fail
+// with "no such table" (or find nothing) instead of ErrFileGone. Reads on
+// connections already open go on reading the file they hold.
+type connector struct {
+	dsn  string
+	path string
+	// file is the identity of the file once Open has made it; until then
+	// (while Open creates and migrates it) connections are not checked.
+	file atomic.Pointer[os.FileInfo]
+}
+
+func (c *connector) Connect(context.Context) (driver.Conn, error) {
+	if fi := c.file.Load(); fi != nil {
+		if err := checkFile(c.path, *fi); err != nil {
+			return nil, err
+		}
+	}
+	return c.Driver().Open(c.dsn)
+}
+
+func (c *connector) Driver() driver.Driver { return sqliteDriver }
+
+// sqliteDriver is the driver modernc.org/sqlite registers as "sqlite",
+// with whatever it was registered with; sql.Open connects to nothing.
+var sqliteDriver = func() driver.Driver {
+	db, err := sql.Open("sqlite", "")
+	if err != nil {
+		panic(err) // the import registers it
+	}
+	defer db.Close()
+	return db.Driver()
+}()
 
 func (db *DB) init(ctx context.Context, migs []migration) error {
 	mode, err := setWAL(ctx, db.sql)

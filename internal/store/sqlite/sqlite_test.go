@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -644,6 +645,20 @@ func TestDeletedFileRefusesWrites(t *testing.T) {
 			}
 			if _, err := db.Revision(ctx, "bbbb"); !errors.Is(err, store.ErrNotFound) {
 				t.Errorf("the refused write is there: %v", err)
+			}
+			// A read that needs a new connection (the pool keeps none idle
+			// here; under load it opens more) is refused too, rather than
+			// creating an empty database at the path and failing there
+			// with "no such table" (TestDeletedDatabaseMakesUnready failed
+			// so under load).
+			db.SQL().SetMaxIdleConns(0)
+			if _, err := db.Revision(ctx, "aaaa"); !errors.Is(err, ErrFileGone) {
+				t.Errorf("a read on a new connection: %v, want ErrFileGone", err)
+			}
+			if how == "removed" {
+				if _, err := os.Stat(path); !errors.Is(err, fs.ErrNotExist) {
+					t.Errorf("a new connection created %s: %v", path, err)
+				}
 			}
 		})
 	}
