@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/socle-dev/socle/internal/clock"
 	"github.com/socle-dev/socle/internal/store"
 	"github.com/socle-dev/socle/internal/store/sqlite"
 )
@@ -32,7 +33,8 @@ func TestAuthenticate(t *testing.T) {
 	if stored, _ := st.Token(ctx, tok.ID); strings.Contains(stored.Hash, good[len(prefix)+13:]) || stored.Hash == "" {
 		t.Fatalf("the store keeps the secret in clear: %+v", stored)
 	}
-	expired, _, _ := Create(ctx, st, "bob", "", "admin", time.Now().Add(time.Nanosecond))
+	// An expiry is a time: an hour ago is expired whenever the test runs.
+	expired, _, _ := Create(ctx, st, "bob", "", "admin", time.Now().Add(-time.Hour))
 	revoked, rt, _ := Create(ctx, st, "cy", "", "admin", time.Time{})
 	if _, err := st.RevokeToken(ctx, rt.ID, nil); err != nil {
 		t.Fatal(err)
@@ -99,12 +101,6 @@ func TestGenerateParse(t *testing.T) {
 	}
 }
 
-// clock is a settable time for the limits.
-type clock struct{ t time.Time }
-
-func (c *clock) now() time.Time          { return c.t }
-func (c *clock) advance(d time.Duration) { c.t = c.t.Add(d) }
-
 // TestGuessingAKnownID checks the per-ID limit: wrong secrets for one
 // token's ID from many addresses lock the ID, the valid secret included,
 // for a time that doubles up to MaxLock and ends; the holder's own address
@@ -116,8 +112,8 @@ func TestGuessingAKnownID(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &clock{time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)}
-	a := &Authenticator{Store: st, Now: c.now, IDBurst: 3, MaxLock: 8 * time.Second}
+	c := clock.NewFake(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC))
+	a := &Authenticator{Store: st, Now: c.Now, IDBurst: 3, MaxLock: 8 * time.Second}
 	if _, err := a.Authenticate(ctx, "10.0.0.1", good); err != nil { // the holder's address
 		t.Fatal(err)
 	}
@@ -143,7 +139,7 @@ func TestGuessingAKnownID(t *testing.T) {
 		if err := attempt(guess); !errors.Is(err, ErrBadToken) {
 			t.Fatalf("wrong secret %d: %v, want ErrBadToken", i+4, err)
 		}
-		c.advance(lock - time.Millisecond)
+		c.Advance(lock - time.Millisecond)
 		for range 3 {
 			err := attempt(good)
 			if !errors.Is(err, ErrTooMany) {
@@ -156,13 +152,13 @@ func TestGuessingAKnownID(t *testing.T) {
 		if _, err := a.Authenticate(ctx, "10.0.0.1", good); err != nil {
 			t.Fatalf("the holder's own address during lock %d: %v", i+1, err)
 		}
-		c.advance(time.Millisecond)
+		c.Advance(time.Millisecond)
 	}
 	if err := attempt(good); err != nil {
 		t.Errorf("the valid secret once the lock (at most MaxLock) is over: %v", err)
 	}
 	// A quiet stretch forgets the failures: the burst is whole again.
-	c.advance(10 * time.Minute)
+	c.Advance(10 * time.Minute)
 	for range 3 {
 		if err := attempt(guess); !errors.Is(err, ErrBadToken) {
 			t.Fatalf("after a quiet stretch: %v, want ErrBadToken", err)

@@ -221,7 +221,7 @@ func TestEmergencyChange(t *testing.T) {
 		t.Errorf("the audit trail's emergencies:\n%s", got)
 	}
 	for deadline := time.Now().Add(30 * time.Second); ; {
-		got := strings.Join(hook.bodies, "\n")
+		got := hook.gotBodies()
 		if strings.Count(hook.got(), "emergency.change web@prod") == 3 && strings.Contains(got, "INC-4711 checkout down") && strings.Contains(got, "INC-4713 roll back payments") {
 			break
 		}

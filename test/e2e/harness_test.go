@@ -21,6 +21,7 @@ import (
 
 	"github.com/socle-dev/socle/internal/api"
 	"github.com/socle-dev/socle/internal/api/apitest"
+	"github.com/socle-dev/socle/internal/clock"
 	"github.com/socle-dev/socle/internal/server"
 	"github.com/socle-dev/socle/internal/source"
 	"github.com/socle-dev/socle/internal/store"
@@ -167,14 +168,11 @@ type socle struct {
 }
 
 // socleClock is the test's hold on the time of the socles on one data
-// directory: socle up --clock-file makes it the system's time plus the
-// offset its file holds, which the test moves forward past a soak or a
-// freeze instead of sleeping through it.
-type socleClock struct {
-	path   string
-	mu     sync.Mutex
-	offset time.Duration
-}
+// directory: socle up --clock-file makes socle's clock a clock.Offset on
+// its file, which the test moves forward past a soak or a freeze instead
+// of sleeping through it. The test reads its time from the same file as
+// socle does, so that the two agree on it.
+type socleClock struct{ clock.Offset }
 
 // clocks are the clocks of the data directories, so that a socle started
 // again on one keeps the time the test moved it to.
@@ -187,47 +185,43 @@ func clockOf(t *testing.T, data string) *socleClock {
 	if c, ok := clocks.Load(data); ok {
 		return c.(*socleClock)
 	}
-	c := &socleClock{path: filepath.Join(t.TempDir(), "clock")}
-	c.write(t)
+	c := &socleClock{clock.Offset{Path: filepath.Join(t.TempDir(), "clock")}}
+	c.write(t, 0)
 	v, _ := clocks.LoadOrStore(data, c)
 	return v.(*socleClock)
 }
 
 // now is socle's time, as the test sees it.
-func (c *socleClock) now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return time.Now().Add(c.offset)
-}
+func (c *socleClock) now() time.Time { return c.Now() }
 
 // advance moves socle's clock d ahead. socle reads the file at every use
 // of its clock, so once advance returns, socle's time is the test's now();
 // the waits that the move passes fire (within socle's poll of the file),
 // as they would had d passed. Move it only while nothing rolls out: a
-// replica that is starting would be as late as d makes it.
+// replica that is starting would be as late as d makes it. Only the
+// test's own goroutine moves it.
 func (c *socleClock) advance(t *testing.T, d time.Duration) {
 	t.Helper()
 	if d <= 0 {
 		t.Fatalf("moving socle's clock by %s: only ahead", d)
 	}
-	c.mu.Lock()
-	c.offset += d
-	c.mu.Unlock()
-	c.write(t)
-	t.Logf("socle's clock moved %s ahead, to +%s", d, c.offset)
-}
-
-// write replaces the file with the offset: a new file renamed over the old
-// one, so that socle never reads half of it.
-func (c *socleClock) write(t *testing.T) {
-	t.Helper()
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	tmp := c.path + ".new"
-	if err := os.WriteFile(tmp, []byte(c.offset.String()+"\n"), 0o644); err != nil {
+	offset, err := c.Check()
+	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Rename(tmp, c.path); err != nil {
+	c.write(t, offset+d)
+	t.Logf("socle's clock moved %s ahead, to +%s", d, offset+d)
+}
+
+// write replaces the file with offset: a new file renamed over the old
+// one, so that socle never reads half of it.
+func (c *socleClock) write(t *testing.T, offset time.Duration) {
+	t.Helper()
+	tmp := c.Path + ".new"
+	if err := os.WriteFile(tmp, []byte(offset.String()+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, c.Path); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -315,16 +309,16 @@ var (
 // (clockOf); extra flags follow.
 func start(t *testing.T, repo, data string, extra ...string) *socle {
 	t.Helper()
-	clock := clockOf(t, data)
+	c := clockOf(t, data)
 	args := append([]string{"up", "--repo", repo, "--data", data, "--addr", "127.0.0.1:0", "--proxy-addr", "127.0.0.1:0", "--poll", "1h",
-		"--clock-file", clock.path}, extra...)
+		"--clock-file", c.Path}, extra...)
 	cmd := exec.Command(socleBin, args...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: false}
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &socle{cmd: cmd, data: data, log: &syncbuf.Buffer{}, done: make(chan struct{}), clock: clock}
+	s := &socle{cmd: cmd, data: data, log: &syncbuf.Buffer{}, done: make(chan struct{}), clock: c}
 	cmd.Stderr = s.log
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -49,6 +49,13 @@ func (r *receiver) got() string {
 	return strings.Join(r.kinds, "\n")
 }
 
+// gotBodies is the bodies of what it got, one a line.
+func (r *receiver) gotBodies() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return strings.Join(r.bodies, "\n")
+}
+
 // promotionPlatform is dev (auto) → preprod → prod (a 10 minute soak, one
 // approval), with notifications to hook. The soak is a real one: the tests
 // move socle's clock past it (s.clock.advance); one that waited for it

@@ -601,3 +601,36 @@ func TestStartedAtIsTheClocks(t *testing.T) {
 		t.Errorf("StartedAt = %v, want the clock's %v", st.StartedAt, at)
 	}
 }
+
+// A start that failed (the program is gone when the replica is to start
+// again) is dated by the driver's clock too: the replica is Starting with
+// it until its supervisor takes the failure, and the progress deadline
+// reads it meanwhile.
+func TestStartedAtOfAFailedStartIsTheClocks(t *testing.T) {
+	t.Parallel()
+	at := time.Date(2031, 3, 4, 5, 6, 7, 0, time.UTC)
+	root := t.TempDir()
+	b, err := os.ReadFile(filepath.Join(image, "testserver"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	program := filepath.Join(root, "testserver")
+	if err := os.WriteFile(program, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	d := open(t, stateDir(t), Options{Clock: clock.NewFake(at)})
+	h, err := d.Start(testContext(t), runtimetest.Spec(runtime.ReplicaSpec{Root: root, Command: []string{"/testserver"}, Args: []string{"-exit", "3"}}, 0))
+	if err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	// The process runs from its own copy: every start after this one fails.
+	if err := os.Remove(program); err != nil {
+		t.Fatal(err)
+	}
+	st := waitFor(t, d, h, "a start that failed", func(st runtime.Status) bool {
+		return st.LastExit != nil && strings.HasPrefix(st.LastExit.Reason, "could not start")
+	})
+	if !st.StartedAt.Equal(at) {
+		t.Errorf("StartedAt = %v, want the clock's %v", st.StartedAt, at)
+	}
+}

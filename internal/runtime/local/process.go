@@ -64,9 +64,12 @@ func (p *process) ended() bool {
 // driver supervised it.
 const lostReason = "ended while socle was not supervising it; its exit status is unknown"
 
-// endedProcess returns a process that has ended with exit.
-func endedProcess(exit runtime.Exit) *process {
-	p := &process{startedAt: exit.At, began: exit.At, exited: make(chan struct{}), exit: exit}
+// endedProcess returns a process that has ended with exit (dated on the
+// system's clock, as exits are). Its start, which a replica that could not
+// start reports while Starting, is dated on the driver's clock like every
+// start: the progress deadline measures it against socle's.
+func (d *Driver) endedProcess(exit runtime.Exit) *process {
+	p := &process{startedAt: d.opts.Clock.Now(), began: exit.At, exited: make(chan struct{}), exit: exit}
 	close(p.exited)
 	return p
 }
@@ -156,7 +159,7 @@ func exitOf(ps *os.ProcessState) runtime.Exit {
 // bear the replica's marker.
 func (d *Driver) adopt(dir string, pid int, ticks uint64, startedAt time.Time) *process {
 	// A lost process has no pid: the number may be another process's now.
-	lost := func() *process { return endedProcess(runtime.Exit{At: time.Now(), Code: -1, Reason: lostReason}) }
+	lost := func() *process { return d.endedProcess(runtime.Exit{At: time.Now(), Code: -1, Reason: lostReason}) }
 	if pid <= 0 {
 		return lost()
 	}

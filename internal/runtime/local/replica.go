@@ -138,7 +138,7 @@ func (r *replica) supervise(ctx context.Context) {
 		r.restarts++
 		p, err := r.spawn()
 		if err != nil {
-			p = endedProcess(runtime.Exit{At: time.Now(), Code: -1, Reason: "could not start: " + err.Error()})
+			p = r.d.endedProcess(runtime.Exit{At: time.Now(), Code: -1, Reason: "could not start: " + err.Error()})
 		}
 		r.setProcessLocked(p)
 		r.mu.Unlock()
