@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"hash"
 	"io/fs"
 	"maps"
 	"path"
@@ -283,14 +284,30 @@ func (l *loading) loadStack(name string) *Stack {
 	}
 	l.followModules(sf, dir, m.calls)
 	s.Files = slices.Sorted(maps.Keys(sf.data))
-	h := sha256.New()
+	h := NewSourceHash()
 	for _, p := range s.Files {
-		fmt.Fprintf(h, "%s\x00%d\x00", p, len(sf.data[p]))
-		h.Write(sf.data[p])
+		h.Add(p, sf.data[p])
 	}
-	s.Source = "sha256:" + hex.EncodeToString(h.Sum(nil))
+	s.Source = h.Sum()
 	return s
 }
+
+// SourceHash computes Stack.Source: each file's repository path, length
+// and text, in the order of Stack.Files. What runs a stack hashes the
+// files it copies with it too, to check they are those that were loaded.
+type SourceHash struct{ h hash.Hash }
+
+// NewSourceHash returns an empty SourceHash.
+func NewSourceHash() *SourceHash { return &SourceHash{h: sha256.New()} }
+
+// Add hashes one file.
+func (s *SourceHash) Add(path string, data []byte) {
+	fmt.Fprintf(s.h, "%s\x00%d\x00", path, len(data))
+	s.h.Write(data)
+}
+
+// Sum is the hash of the files added, as "sha256:<hex>".
+func (s *SourceHash) Sum() string { return "sha256:" + hex.EncodeToString(s.h.Sum(nil)) }
 
 // followModules adds the files of the local modules that calls reach
 // (module blocks whose source is ./… or ../…), transitively: they are part

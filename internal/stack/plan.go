@@ -429,14 +429,13 @@ func prepare(fsys fs.FS, in *Instance, dir string) (string, error) {
 	if err := os.RemoveAll(work); err != nil {
 		return "", err
 	}
-	h := sha256.New()
+	h := spec.NewSourceHash()
 	for _, f := range s.Files {
 		data, err := spec.ReadFile(fsys, f)
 		if err != nil {
 			return "", fmt.Errorf("copying %s: %w", f, err)
 		}
-		fmt.Fprintf(h, "%s\x00%d\x00", f, len(data))
-		h.Write(data)
+		h.Add(f, data)
 		dst := filepath.Join(work, filepath.FromSlash(f))
 		if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
 			return "", err
@@ -445,7 +444,7 @@ func prepare(fsys fs.FS, in *Instance, dir string) (string, error) {
 			return "", err
 		}
 	}
-	if got := "sha256:" + hex.EncodeToString(h.Sum(nil)); got != s.Source {
+	if got := h.Sum(); got != s.Source {
 		return "", fmt.Errorf("the files of stack %s changed while it was planned (%s, loaded as %s): plan again", s.Name, got, s.Source)
 	}
 	root := filepath.Join(work, spec.StacksDir, s.Name)
