@@ -435,7 +435,7 @@ func (l *loading) checkStack(s *Stack, stacks map[string]*Stack, names map[strin
 	}
 	for i, e := range c.Exports {
 		if s.tfOK && s.Outputs[e].Name == "" {
-			l.at(file, fmt.Sprintf("exports %q, which no output block of the stack declares%s", e, knownOutputs(s)), "exports", idx(i))
+			l.at(file, fmt.Sprintf("exports %q, which no output block of the stack declares%s", e, knownIn("outputs", s.Outputs)), "exports", idx(i))
 		}
 	}
 	l.checkStackInputs(s, file, c.Inputs, s.Instances(), stacks, deps, "inputs")
@@ -483,7 +483,7 @@ func (l *loading) checkStackInputs(s *Stack, file string, inputs map[string]any,
 		field := append(slices.Clip(at), name)
 		if s.tfOK {
 			if _, ok := s.Variables[name]; !ok {
-				l.atKey(file, name, fmt.Sprintf("no variable %q in the stack's configuration%s", name, knownVariables(s)), at...)
+				l.atKey(file, name, fmt.Sprintf("no variable %q in the stack's configuration%s", name, knownIn("variables", s.Variables)), at...)
 			}
 		}
 		WalkInputs(inputs[name], field, func(str string, p []string) {
@@ -534,7 +534,7 @@ func (l *loading) checkRef(s *Stack, file string, ref InputRef, instances []stri
 			l.at(file, fmt.Sprintf("%s: stack %q is not in dependsOn; list it there, so that it is applied first", ref, ref.Stack), at...)
 		}
 		if up.tfOK && up.Outputs[ref.Key].Name == "" {
-			l.at(file, fmt.Sprintf("%s: stack %q declares no output %q%s", ref, ref.Stack, ref.Key, knownOutputs(up)), at...)
+			l.at(file, fmt.Sprintf("%s: stack %q declares no output %q%s", ref, ref.Stack, ref.Key, knownIn("outputs", up.Outputs)), at...)
 		}
 		for _, i := range instances {
 			if _, ok := l.repo.UpstreamInstance(s, i, up); !ok && len(up.Instances()) > 0 {
@@ -599,24 +599,15 @@ func (l *loading) reportCycle(cycle []string, stacks map[string]*Stack, reported
 	l.at(path.Join(StacksDir, cycle[0], StackFile), "dependsOn cycle: "+strings.Join(names, " → "), "dependsOn", strconv.Itoa(i))
 }
 
-func knownOutputs(s *Stack) string {
-	set := map[string]bool{}
-	for n := range s.Outputs {
-		set[n] = true
-	}
-	if len(set) == 0 {
+// knownIn lists the names of m for a problem, as known does, under what
+// ("outputs", "variables").
+func knownIn[V any](what string, m map[string]V) string {
+	if len(m) == 0 {
 		return " (it declares none)"
 	}
-	return strings.Replace(known(set), "known", "outputs", 1)
-}
-
-func knownVariables(s *Stack) string {
-	set := map[string]bool{}
-	for n := range s.Variables {
+	set := make(map[string]bool, len(m))
+	for n := range m {
 		set[n] = true
 	}
-	if len(set) == 0 {
-		return " (it declares none)"
-	}
-	return strings.Replace(known(set), "known", "variables", 1)
+	return strings.Replace(known(set), "known", what, 1)
 }
