@@ -376,21 +376,13 @@ func (sf *stackFiles) has(dir string) bool {
 
 // checkStacks checks what refers from stack to stack and to the platform.
 func (l *loading) checkStacks() {
-	stacks := map[string]*Stack{}
 	for _, s := range l.repo.Stacks {
-		stacks[s.Name] = s
+		l.checkStack(s)
 	}
-	names := make(map[string]bool, len(stacks))
-	for n := range stacks {
-		names[n] = true
-	}
-	for _, s := range l.repo.Stacks {
-		l.checkStack(s, stacks, names)
-	}
-	l.checkStackCycles(stacks)
+	l.checkStackCycles()
 }
 
-func (l *loading) checkStack(s *Stack, stacks map[string]*Stack, names map[string]bool) {
+func (l *loading) checkStack(s *Stack) {
 	file := path.Join(StacksDir, s.Name, StackFile)
 	if !s.checked {
 		return // missing, unreadable or invalid: said already
@@ -425,8 +417,8 @@ func (l *loading) checkStack(s *Stack, stacks map[string]*Stack, names map[strin
 			l.at(file, fmt.Sprintf("stack %q depends on itself", d), at...)
 		case deps[d]:
 			l.at(file, fmt.Sprintf("stack %q is listed twice", d), at...)
-		case !names[d]:
-			l.at(file, fmt.Sprintf("no stack %q under stacks/%s", d, known(names)), at...)
+		case l.repo.Stack(d) == nil:
+			l.at(file, fmt.Sprintf("no stack %q under stacks/%s", d, l.knownStacks()), at...)
 		}
 		deps[d] = true
 	}
@@ -438,10 +430,10 @@ func (l *loading) checkStack(s *Stack, stacks map[string]*Stack, names map[strin
 			l.at(file, fmt.Sprintf("exports %q, which no output block of the stack declares%s", e, knownIn("outputs", s.Outputs)), "exports", idx(i))
 		}
 	}
-	l.checkStackInputs(s, file, c.Inputs, s.Instances(), stacks, deps, "inputs")
+	l.checkStackInputs(s, file, c.Inputs, s.Instances(), "inputs")
 	for _, k := range slices.Sorted(maps.Keys(c.Overrides)) {
 		if instances[k] {
-			l.checkStackInputs(s, file, c.Overrides[k].Inputs, []string{k}, stacks, deps, "overrides", k, "inputs")
+			l.checkStackInputs(s, file, c.Overrides[k].Inputs, []string{k}, "overrides", k, "inputs")
 		}
 	}
 	if s.tfOK && len(instances) > 0 {
@@ -478,7 +470,7 @@ func (l *loading) checkNameList(file, field, what string, list []string, set map
 
 // checkStackInputs checks inputs that instances of s take: that they set
 // variables the configuration declares, and what their references read.
-func (l *loading) checkStackInputs(s *Stack, file string, inputs map[string]any, instances []string, stacks map[string]*Stack, deps map[string]bool, at ...string) {
+func (l *loading) checkStackInputs(s *Stack, file string, inputs map[string]any, instances []string, at ...string) {
 	for _, name := range slices.Sorted(maps.Keys(inputs)) {
 		field := append(slices.Clip(at), name)
 		if s.tfOK {
@@ -496,10 +488,10 @@ func (l *loading) checkStackInputs(s *Stack, file string, inputs map[string]any,
 				if part.Ref == nil {
 					continue
 				}
-				l.checkRef(s, file, *part.Ref, instances, stacks, deps, p)
+				l.checkRef(s, file, *part.Ref, instances, p)
 				// A secret must stay one: terraform redacts a value in
 				// its plans and logs only where the variable says so.
-				if up := stacks[part.Ref.Stack]; part.Ref.Scope == RefStack && up != nil && up.Outputs[part.Ref.Key].Sensitive {
+				if up := l.repo.Stack(part.Ref.Stack); part.Ref.Scope == RefStack && up != nil && up.Outputs[part.Ref.Key].Sensitive {
 					if v, ok := s.Variables[name]; ok && !v.Sensitive {
 						l.at(file, fmt.Sprintf("%s is a sensitive output: declare variable %q with sensitive = true (%s:%d), so that terraform redacts it", part.Ref, name, v.File, v.Line), p...)
 					}
@@ -509,7 +501,7 @@ func (l *loading) checkStackInputs(s *Stack, file string, inputs map[string]any,
 	}
 }
 
-func (l *loading) checkRef(s *Stack, file string, ref InputRef, instances []string, stacks map[string]*Stack, deps map[string]bool, at []string) {
+func (l *loading) checkRef(s *Stack, file string, ref InputRef, instances []string, at []string) {
 	switch ref.Scope {
 	case RefEnvironment:
 		if s.PerZone() {
@@ -525,12 +517,12 @@ func (l *loading) checkRef(s *Stack, file string, ref InputRef, instances []stri
 			}
 		}
 	case RefStack:
-		up := stacks[ref.Stack]
+		up := l.repo.Stack(ref.Stack)
 		switch {
 		case up == nil:
 			l.at(file, fmt.Sprintf("%s: no stack %q under stacks/", ref, ref.Stack), at...)
 			return
-		case !deps[ref.Stack]:
+		case !slices.Contains(s.Config.DependsOn, ref.Stack):
 			l.at(file, fmt.Sprintf("%s: stack %q is not in dependsOn; list it there, so that it is applied first", ref, ref.Stack), at...)
 		}
 		if up.tfOK && up.Outputs[ref.Key].Name == "" {
@@ -547,7 +539,7 @@ func (l *loading) checkRef(s *Stack, file string, ref InputRef, instances []stri
 
 // checkStackCycles reports each dependsOn cycle once, at the first stack
 // (by name) on it, naming every stack of the cycle.
-func (l *loading) checkStackCycles(stacks map[string]*Stack) {
+func (l *loading) checkStackCycles() {
 	const (
 		unseen = iota
 		active
@@ -560,8 +552,8 @@ func (l *loading) checkStackCycles(stacks map[string]*Stack) {
 	visit = func(n string) {
 		state[n] = active
 		stack = append(stack, n)
-		for _, d := range stacks[n].Config.DependsOn {
-			if stacks[d] == nil || d == n {
+		for _, d := range l.repo.Stack(n).Config.DependsOn {
+			if l.repo.Stack(d) == nil || d == n {
 				continue // reported by checkStack
 			}
 			switch state[d] {
@@ -570,20 +562,20 @@ func (l *loading) checkStackCycles(stacks map[string]*Stack) {
 			case active:
 				i := slices.Index(stack, d)
 				cycle := slices.Clone(stack[i:])
-				l.reportCycle(cycle, stacks, reported)
+				l.reportCycle(cycle, reported)
 			}
 		}
 		stack = stack[:len(stack)-1]
 		state[n] = done
 	}
-	for _, n := range slices.Sorted(maps.Keys(stacks)) {
-		if state[n] == unseen {
-			visit(n)
+	for _, s := range l.repo.Stacks { // sorted by name
+		if state[s.Name] == unseen {
+			visit(s.Name)
 		}
 	}
 }
 
-func (l *loading) reportCycle(cycle []string, stacks map[string]*Stack, reported map[string]bool) {
+func (l *loading) reportCycle(cycle []string, reported map[string]bool) {
 	key := strings.Join(slices.Sorted(slices.Values(cycle)), ",")
 	if reported[key] {
 		return
@@ -594,9 +586,18 @@ func (l *loading) reportCycle(cycle []string, stacks map[string]*Stack, reported
 	first := slices.Index(cycle, slices.Min(cycle))
 	cycle = append(slices.Clone(cycle[first:]), cycle[:first]...)
 	next := cycle[(1)%len(cycle)]
-	i := slices.Index(stacks[cycle[0]].Config.DependsOn, next)
+	i := slices.Index(l.repo.Stack(cycle[0]).Config.DependsOn, next)
 	names := append(cycle, cycle[0])
 	l.at(path.Join(StacksDir, cycle[0], StackFile), "dependsOn cycle: "+strings.Join(names, " → "), "dependsOn", strconv.Itoa(i))
+}
+
+// knownStacks lists the stacks for a problem.
+func (l *loading) knownStacks() string {
+	set := make(map[string]bool, len(l.repo.Stacks))
+	for _, s := range l.repo.Stacks {
+		set[s.Name] = true
+	}
+	return known(set)
 }
 
 // knownIn lists the names of m for a problem, as known does, under what
