@@ -204,12 +204,13 @@ func (r *Runner) PlanAll(ctx context.Context, repo *spec.Repo, fsys fs.FS, targe
 		n = 2
 	}
 	sem := make(chan struct{}, n)
+	outs := once(r.outputs())
 	var wg sync.WaitGroup
 	for i, t := range targets {
 		wg.Go(func() {
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			out[i] = r.Plan(ctx, repo, fsys, t.Stack, t.Instance)
+			out[i] = r.plan(ctx, repo, fsys, t.Stack, t.Instance, outs)
 		})
 	}
 	wg.Wait()
@@ -232,6 +233,10 @@ type cached struct {
 // Plan plans one instance of s. Failures are results, with their reason:
 // one instance that does not plan does not stop the others.
 func (r *Runner) Plan(ctx context.Context, repo *spec.Repo, fsys fs.FS, s *spec.Stack, name string) Result {
+	return r.plan(ctx, repo, fsys, s, name, r.outputs())
+}
+
+func (r *Runner) plan(ctx context.Context, repo *spec.Repo, fsys fs.FS, s *spec.Stack, name string, outs Outputs) Result {
 	res := Result{Stack: s.Name, Instance: name, Of: "environment"}
 	if s.PerZone() {
 		res.Of = "zone"
@@ -240,7 +245,7 @@ func (r *Runner) Plan(ctx context.Context, repo *spec.Repo, fsys fs.FS, s *spec.
 		res.Status, res.Reason, res.Message = StatusFailed, reason, truncate(err.Error(), 4096)
 		return res
 	}
-	in, err := Resolve(repo, r.outputs(), s, name)
+	in, err := Resolve(repo, outs, s, name)
 	if err != nil {
 		return fail(ReasonInputs, err)
 	}
