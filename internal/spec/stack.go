@@ -331,16 +331,12 @@ func (l *loading) followModules(sf *stackFiles, stackDir string, calls []tfCall)
 			l.add(Problem{File: c.file, Line: c.line, Column: c.col, Message: fmt.Sprintf("a stack calls at most %d local module directories", maxTFModules)})
 			return
 		}
-		if strings.HasPrefix(dir, stackDir+"/") { // read with the stack's own directory
-			if !sf.has(dir) {
-				l.add(Problem{File: c.file, Line: c.line, Column: c.col, Message: fmt.Sprintf("module %q: no directory %s in the repository", c.moduleName, dir)})
-				continue
-			}
-		} else {
-			if fi, err := fs.Stat(l.fsys, dir); err != nil || !fi.IsDir() {
-				l.add(Problem{File: c.file, Line: c.line, Column: c.col, Message: fmt.Sprintf("module %q: no directory %s in the repository", c.moduleName, dir)})
-				continue
-			}
+		inStack := strings.HasPrefix(dir, stackDir+"/") // read with the stack's own directory
+		if inStack && !sf.has(dir) || !inStack && !isDir(l.fsys, dir) {
+			l.add(Problem{File: c.file, Line: c.line, Column: c.col, Message: fmt.Sprintf("module %q: no directory %s in the repository", c.moduleName, dir)})
+			continue
+		}
+		if !inStack {
 			if err := parentsNotLinks(l.fsys, dir+"/x"); err != nil {
 				l.add(FileProblem(dir, err))
 				continue
@@ -363,6 +359,11 @@ func (l *loading) tfModule(sf *stackFiles, dir string) *tfModule {
 	l.add(m.problems...)
 	l.tfModules[dir] = m
 	return m
+}
+
+func isDir(fsys fs.FS, dir string) bool {
+	fi, err := fs.Stat(fsys, dir)
+	return err == nil && fi.IsDir()
 }
 
 func (sf *stackFiles) has(dir string) bool {
