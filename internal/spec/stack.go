@@ -438,13 +438,17 @@ func (l *loading) checkStack(s *Stack) {
 		}
 	}
 	if s.tfOK && len(instances) > 0 {
+		inputs := make([]map[string]any, len(s.Instances()))
+		for j, i := range s.Instances() {
+			inputs[j] = s.InstanceInputs(i)
+		}
 		for _, v := range slices.Sorted(maps.Keys(s.Variables)) {
 			if !s.Variables[v].Required {
 				continue
 			}
 			var missing []string
-			for _, i := range s.Instances() {
-				if _, ok := s.InstanceInputs(i)[v]; !ok {
+			for j, i := range s.Instances() {
+				if _, ok := inputs[j][v]; !ok {
 					missing = append(missing, i)
 				}
 			}
