@@ -1,12 +1,12 @@
 package stack
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"maps"
 	"os"
@@ -77,20 +77,20 @@ type StateOutputs struct{ Dir string }
 
 // Outputs implements Outputs.
 func (s StateOutputs) Outputs(stack, instance string) (map[string]Output, bool, error) {
-	p := statePath(s.Dir, stack, instance)
-	fi, err := os.Stat(p)
+	f, err := os.Open(statePath(s.Dir, stack, instance))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, false, nil
 	}
 	if err != nil {
 		return nil, false, err
 	}
-	if fi.Size() > maxStateBytes {
-		return nil, false, fmt.Errorf("state of %s @ %s is %d bytes; socle reads outputs of states up to %d", stack, instance, fi.Size(), maxStateBytes)
-	}
-	data, err := os.ReadFile(p)
+	defer f.Close()
+	fi, err := f.Stat()
 	if err != nil {
 		return nil, false, err
+	}
+	if fi.Size() > maxStateBytes {
+		return nil, false, fmt.Errorf("state of %s @ %s is %d bytes; socle reads outputs of states up to %d", stack, instance, fi.Size(), maxStateBytes)
 	}
 	var st struct {
 		Version int `json:"version"`
@@ -99,7 +99,9 @@ func (s StateOutputs) Outputs(stack, instance string) (map[string]Output, bool, 
 			Sensitive bool `json:"sensitive"`
 		} `json:"outputs"`
 	}
-	dec := json.NewDecoder(bytes.NewReader(data))
+	// Decoded as it is read, and no further than the bound: a state that
+	// grew since its size was taken does not read past it.
+	dec := json.NewDecoder(io.LimitReader(f, maxStateBytes))
 	dec.UseNumber()
 	if err := dec.Decode(&st); err != nil {
 		return nil, false, fmt.Errorf("reading the state of %s @ %s: %w", stack, instance, err)
