@@ -274,8 +274,9 @@ func (r *Runner) plan(ctx context.Context, repo *spec.Repo, fsys fs.FS, s *spec.
 	if err != nil {
 		return fail(ReasonWorkDir, err)
 	}
+	planFile := filepath.Join(dir, "plan.tfplan")
 	if c, ok := readCache(dir); ok && c.Key == key {
-		if _, err := os.Stat(filepath.Join(dir, "plan.tfplan")); err == nil {
+		if _, err := os.Stat(planFile); err == nil {
 			c.Result.Cached = true
 			return c.Result
 		}
@@ -288,7 +289,6 @@ func (r *Runner) plan(ctx context.Context, repo *spec.Repo, fsys fs.FS, s *spec.
 	if err := writeJSON(varFile, in.Inputs); err != nil {
 		return fail(ReasonWorkDir, err)
 	}
-	planFile := filepath.Join(dir, "plan.tfplan")
 	os.Remove(planFile) // a failed plan must not leave the last one to apply
 	env, err := r.env()
 	if err != nil {
