@@ -250,7 +250,7 @@ func (sf *stackFiles) tfIn(dir string) []string {
 
 func (l *loading) loadStack(name string) *Stack {
 	dir := path.Join(StacksDir, name)
-	s := &Stack{Name: name, Outputs: map[string]TFOutput{}, Variables: map[string]TFVariable{}}
+	s := &Stack{Name: name}
 	if !appName.MatchString(name) {
 		l.add(Problem{File: dir, Message: fmt.Sprintf("stack directory %q is not a valid stack name: lowercase letters, digits and dashes, at most 63", name)})
 	}
