@@ -468,14 +468,12 @@ func (r *Runner) env() (map[string]string, error) {
 	env := map[string]string{}
 	for _, kv := range os.Environ() {
 		k, v, _ := strings.Cut(kv, "=")
-		if strings.HasPrefix(k, "TF_VAR_") || strings.HasPrefix(k, "TF_CLI_ARGS") || k == "TF_DATA_DIR" {
-			continue
-		}
 		env[k] = v
 	}
-	for _, k := range tfexec.ProhibitedEnv(env) {
-		delete(env, k)
-	}
+	// terraform-exec's list: what it sets itself, and TF_VAR_*,
+	// TF_CLI_ARGS* and TF_WORKSPACE. The data directory is socle's.
+	tfexec.CleanEnv(env)
+	delete(env, "TF_DATA_DIR")
 	if env["TF_PLUGIN_CACHE_DIR"] == "" {
 		cache := filepath.Join(r.Dir, "plugin-cache")
 		if err := os.MkdirAll(cache, 0o700); err != nil {

@@ -360,3 +360,23 @@ func TestPlanAllReadsStatesOnce(t *testing.T) {
 		t.Errorf("network's state was read %d times, want 1 (reads: %v)", n, outs.reads)
 	}
 }
+
+// TestEnv: what would make a plan depend on the shell it was started
+// from is not passed to terraform; the rest is.
+func TestEnv(t *testing.T) {
+	for _, k := range []string{"TF_VAR_cidr", "TF_CLI_ARGS", "TF_CLI_ARGS_plan", "TF_DATA_DIR", "TF_WORKSPACE", "TF_CLI_CONFIG_FILE"} {
+		t.Setenv(k, "x")
+	}
+	env, err := (&Runner{Dir: t.TempDir()}).env()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"TF_VAR_cidr", "TF_CLI_ARGS", "TF_CLI_ARGS_plan", "TF_DATA_DIR", "TF_WORKSPACE"} {
+		if _, ok := env[k]; ok {
+			t.Errorf("%s is passed to terraform", k)
+		}
+	}
+	if env["TF_CLI_CONFIG_FILE"] != "x" || env["TF_PLUGIN_CACHE_DIR"] == "" {
+		t.Errorf("TF_CLI_CONFIG_FILE = %q, TF_PLUGIN_CACHE_DIR = %q: want the user's and socle's", env["TF_CLI_CONFIG_FILE"], env["TF_PLUGIN_CACHE_DIR"])
+	}
+}
