@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"hash"
 	"io/fs"
 	"maps"
 	"path"
@@ -249,7 +250,7 @@ func (sf *stackFiles) tfIn(dir string) []string {
 
 func (l *loading) loadStack(name string) *Stack {
 	dir := path.Join(StacksDir, name)
-	s := &Stack{Name: name, Outputs: map[string]TFOutput{}, Variables: map[string]TFVariable{}}
+	s := &Stack{Name: name}
 	if !appName.MatchString(name) {
 		l.add(Problem{File: dir, Message: fmt.Sprintf("stack directory %q is not a valid stack name: lowercase letters, digits and dashes, at most 63", name)})
 	}
@@ -283,14 +284,30 @@ func (l *loading) loadStack(name string) *Stack {
 	}
 	l.followModules(sf, dir, m.calls)
 	s.Files = slices.Sorted(maps.Keys(sf.data))
-	h := sha256.New()
+	h := NewSourceHash()
 	for _, p := range s.Files {
-		fmt.Fprintf(h, "%s\x00%d\x00", p, len(sf.data[p]))
-		h.Write(sf.data[p])
+		h.Add(p, sf.data[p])
 	}
-	s.Source = "sha256:" + hex.EncodeToString(h.Sum(nil))
+	s.Source = h.Sum()
 	return s
 }
+
+// SourceHash computes Stack.Source: each file's repository path, length
+// and text, in the order of Stack.Files. What runs a stack hashes the
+// files it copies with it too, to check they are those that were loaded.
+type SourceHash struct{ h hash.Hash }
+
+// NewSourceHash returns an empty SourceHash.
+func NewSourceHash() *SourceHash { return &SourceHash{h: sha256.New()} }
+
+// Add hashes one file.
+func (s *SourceHash) Add(path string, data []byte) {
+	fmt.Fprintf(s.h, "%s\x00%d\x00", path, len(data))
+	s.h.Write(data)
+}
+
+// Sum is the hash of the files added, as "sha256:<hex>".
+func (s *SourceHash) Sum() string { return "sha256:" + hex.EncodeToString(s.h.Sum(nil)) }
 
 // followModules adds the files of the local modules that calls reach
 // (module blocks whose source is ./… or ../…), transitively: they are part
@@ -314,16 +331,12 @@ func (l *loading) followModules(sf *stackFiles, stackDir string, calls []tfCall)
 			l.add(Problem{File: c.file, Line: c.line, Column: c.col, Message: fmt.Sprintf("a stack calls at most %d local module directories", maxTFModules)})
 			return
 		}
-		if strings.HasPrefix(dir, stackDir+"/") { // read with the stack's own directory
-			if !sf.has(dir) {
-				l.add(Problem{File: c.file, Line: c.line, Column: c.col, Message: fmt.Sprintf("module %q: no directory %s in the repository", c.moduleName, dir)})
-				continue
-			}
-		} else {
-			if fi, err := fs.Stat(l.fsys, dir); err != nil || !fi.IsDir() {
-				l.add(Problem{File: c.file, Line: c.line, Column: c.col, Message: fmt.Sprintf("module %q: no directory %s in the repository", c.moduleName, dir)})
-				continue
-			}
+		inStack := strings.HasPrefix(dir, stackDir+"/") // read with the stack's own directory
+		if inStack && !sf.has(dir) || !inStack && !isDir(l.fsys, dir) {
+			l.add(Problem{File: c.file, Line: c.line, Column: c.col, Message: fmt.Sprintf("module %q: no directory %s in the repository", c.moduleName, dir)})
+			continue
+		}
+		if !inStack {
 			if err := parentsNotLinks(l.fsys, dir+"/x"); err != nil {
 				l.add(FileProblem(dir, err))
 				continue
@@ -348,6 +361,11 @@ func (l *loading) tfModule(sf *stackFiles, dir string) *tfModule {
 	return m
 }
 
+func isDir(fsys fs.FS, dir string) bool {
+	fi, err := fs.Stat(fsys, dir)
+	return err == nil && fi.IsDir()
+}
+
 func (sf *stackFiles) has(dir string) bool {
 	for p := range sf.data {
 		if strings.HasPrefix(p, dir+"/") {
@@ -359,21 +377,13 @@ func (sf *stackFiles) has(dir string) bool {
 
 // checkStacks checks what refers from stack to stack and to the platform.
 func (l *loading) checkStacks() {
-	stacks := map[string]*Stack{}
 	for _, s := range l.repo.Stacks {
-		stacks[s.Name] = s
+		l.checkStack(s)
 	}
-	names := make(map[string]bool, len(stacks))
-	for n := range stacks {
-		names[n] = true
-	}
-	for _, s := range l.repo.Stacks {
-		l.checkStack(s, stacks, names)
-	}
-	l.checkStackCycles(stacks)
+	l.checkStackCycles()
 }
 
-func (l *loading) checkStack(s *Stack, stacks map[string]*Stack, names map[string]bool) {
+func (l *loading) checkStack(s *Stack) {
 	file := path.Join(StacksDir, s.Name, StackFile)
 	if !s.checked {
 		return // missing, unreadable or invalid: said already
@@ -408,8 +418,8 @@ func (l *loading) checkStack(s *Stack, stacks map[string]*Stack, names map[strin
 			l.at(file, fmt.Sprintf("stack %q depends on itself", d), at...)
 		case deps[d]:
 			l.at(file, fmt.Sprintf("stack %q is listed twice", d), at...)
-		case !names[d]:
-			l.at(file, fmt.Sprintf("no stack %q under stacks/%s", d, known(names)), at...)
+		case l.repo.Stack(d) == nil:
+			l.at(file, fmt.Sprintf("no stack %q under stacks/%s", d, l.knownStacks()), at...)
 		}
 		deps[d] = true
 	}
@@ -418,23 +428,27 @@ func (l *loading) checkStack(s *Stack, stacks map[string]*Stack, names map[strin
 	}
 	for i, e := range c.Exports {
 		if s.tfOK && s.Outputs[e].Name == "" {
-			l.at(file, fmt.Sprintf("exports %q, which no output block of the stack declares%s", e, knownOutputs(s)), "exports", idx(i))
+			l.at(file, fmt.Sprintf("exports %q, which no output block of the stack declares%s", e, knownIn("outputs", s.Outputs)), "exports", idx(i))
 		}
 	}
-	l.checkStackInputs(s, file, c.Inputs, s.Instances(), stacks, deps, "inputs")
+	l.checkStackInputs(s, file, c.Inputs, s.Instances(), "inputs")
 	for _, k := range slices.Sorted(maps.Keys(c.Overrides)) {
 		if instances[k] {
-			l.checkStackInputs(s, file, c.Overrides[k].Inputs, []string{k}, stacks, deps, "overrides", k, "inputs")
+			l.checkStackInputs(s, file, c.Overrides[k].Inputs, []string{k}, "overrides", k, "inputs")
 		}
 	}
 	if s.tfOK && len(instances) > 0 {
+		inputs := make([]map[string]any, len(s.Instances()))
+		for j, i := range s.Instances() {
+			inputs[j] = s.InstanceInputs(i)
+		}
 		for _, v := range slices.Sorted(maps.Keys(s.Variables)) {
 			if !s.Variables[v].Required {
 				continue
 			}
 			var missing []string
-			for _, i := range s.Instances() {
-				if _, ok := s.InstanceInputs(i)[v]; !ok {
+			for j, i := range s.Instances() {
+				if _, ok := inputs[j][v]; !ok {
 					missing = append(missing, i)
 				}
 			}
@@ -461,12 +475,12 @@ func (l *loading) checkNameList(file, field, what string, list []string, set map
 
 // checkStackInputs checks inputs that instances of s take: that they set
 // variables the configuration declares, and what their references read.
-func (l *loading) checkStackInputs(s *Stack, file string, inputs map[string]any, instances []string, stacks map[string]*Stack, deps map[string]bool, at ...string) {
+func (l *loading) checkStackInputs(s *Stack, file string, inputs map[string]any, instances []string, at ...string) {
 	for _, name := range slices.Sorted(maps.Keys(inputs)) {
 		field := append(slices.Clip(at), name)
 		if s.tfOK {
 			if _, ok := s.Variables[name]; !ok {
-				l.atKey(file, name, fmt.Sprintf("no variable %q in the stack's configuration%s", name, knownVariables(s)), at...)
+				l.atKey(file, name, fmt.Sprintf("no variable %q in the stack's configuration%s", name, knownIn("variables", s.Variables)), at...)
 			}
 		}
 		WalkInputs(inputs[name], field, func(str string, p []string) {
@@ -479,10 +493,10 @@ func (l *loading) checkStackInputs(s *Stack, file string, inputs map[string]any,
 				if part.Ref == nil {
 					continue
 				}
-				l.checkRef(s, file, *part.Ref, instances, stacks, deps, p)
+				l.checkRef(s, file, *part.Ref, instances, p)
 				// A secret must stay one: terraform redacts a value in
 				// its plans and logs only where the variable says so.
-				if up := stacks[part.Ref.Stack]; part.Ref.Scope == RefStack && up != nil && up.Outputs[part.Ref.Key].Sensitive {
+				if up := l.repo.Stack(part.Ref.Stack); part.Ref.Scope == RefStack && up != nil && up.Outputs[part.Ref.Key].Sensitive {
 					if v, ok := s.Variables[name]; ok && !v.Sensitive {
 						l.at(file, fmt.Sprintf("%s is a sensitive output: declare variable %q with sensitive = true (%s:%d), so that terraform redacts it", part.Ref, name, v.File, v.Line), p...)
 					}
@@ -492,7 +506,7 @@ func (l *loading) checkStackInputs(s *Stack, file string, inputs map[string]any,
 	}
 }
 
-func (l *loading) checkRef(s *Stack, file string, ref InputRef, instances []string, stacks map[string]*Stack, deps map[string]bool, at []string) {
+func (l *loading) checkRef(s *Stack, file string, ref InputRef, instances []string, at []string) {
 	switch ref.Scope {
 	case RefEnvironment:
 		if s.PerZone() {
@@ -508,16 +522,16 @@ func (l *loading) checkRef(s *Stack, file string, ref InputRef, instances []stri
 			}
 		}
 	case RefStack:
-		up := stacks[ref.Stack]
+		up := l.repo.Stack(ref.Stack)
 		switch {
 		case up == nil:
 			l.at(file, fmt.Sprintf("%s: no stack %q under stacks/", ref, ref.Stack), at...)
 			return
-		case !deps[ref.Stack]:
+		case !slices.Contains(s.Config.DependsOn, ref.Stack):
 			l.at(file, fmt.Sprintf("%s: stack %q is not in dependsOn; list it there, so that it is applied first", ref, ref.Stack), at...)
 		}
 		if up.tfOK && up.Outputs[ref.Key].Name == "" {
-			l.at(file, fmt.Sprintf("%s: stack %q declares no output %q%s", ref, ref.Stack, ref.Key, knownOutputs(up)), at...)
+			l.at(file, fmt.Sprintf("%s: stack %q declares no output %q%s", ref, ref.Stack, ref.Key, knownIn("outputs", up.Outputs)), at...)
 		}
 		for _, i := range instances {
 			if _, ok := l.repo.UpstreamInstance(s, i, up); !ok && len(up.Instances()) > 0 {
@@ -530,7 +544,7 @@ func (l *loading) checkRef(s *Stack, file string, ref InputRef, instances []stri
 
 // checkStackCycles reports each dependsOn cycle once, at the first stack
 // (by name) on it, naming every stack of the cycle.
-func (l *loading) checkStackCycles(stacks map[string]*Stack) {
+func (l *loading) checkStackCycles() {
 	const (
 		unseen = iota
 		active
@@ -543,8 +557,8 @@ func (l *loading) checkStackCycles(stacks map[string]*Stack) {
 	visit = func(n string) {
 		state[n] = active
 		stack = append(stack, n)
-		for _, d := range stacks[n].Config.DependsOn {
-			if stacks[d] == nil || d == n {
+		for _, d := range l.repo.Stack(n).Config.DependsOn {
+			if l.repo.Stack(d) == nil || d == n {
 				continue // reported by checkStack
 			}
 			switch state[d] {
@@ -553,20 +567,20 @@ func (l *loading) checkStackCycles(stacks map[string]*Stack) {
 			case active:
 				i := slices.Index(stack, d)
 				cycle := slices.Clone(stack[i:])
-				l.reportCycle(cycle, stacks, reported)
+				l.reportCycle(cycle, reported)
 			}
 		}
 		stack = stack[:len(stack)-1]
 		state[n] = done
 	}
-	for _, n := range slices.Sorted(maps.Keys(stacks)) {
-		if state[n] == unseen {
-			visit(n)
+	for _, s := range l.repo.Stacks { // sorted by name
+		if state[s.Name] == unseen {
+			visit(s.Name)
 		}
 	}
 }
 
-func (l *loading) reportCycle(cycle []string, stacks map[string]*Stack, reported map[string]bool) {
+func (l *loading) reportCycle(cycle []string, reported map[string]bool) {
 	key := strings.Join(slices.Sorted(slices.Values(cycle)), ",")
 	if reported[key] {
 		return
@@ -577,29 +591,29 @@ func (l *loading) reportCycle(cycle []string, stacks map[string]*Stack, reported
 	first := slices.Index(cycle, slices.Min(cycle))
 	cycle = append(slices.Clone(cycle[first:]), cycle[:first]...)
 	next := cycle[(1)%len(cycle)]
-	i := slices.Index(stacks[cycle[0]].Config.DependsOn, next)
+	i := slices.Index(l.repo.Stack(cycle[0]).Config.DependsOn, next)
 	names := append(cycle, cycle[0])
 	l.at(path.Join(StacksDir, cycle[0], StackFile), "dependsOn cycle: "+strings.Join(names, " → "), "dependsOn", strconv.Itoa(i))
 }
 
-func knownOutputs(s *Stack) string {
-	set := map[string]bool{}
-	for n := range s.Outputs {
-		set[n] = true
+// knownStacks lists the stacks for a problem.
+func (l *loading) knownStacks() string {
+	set := make(map[string]bool, len(l.repo.Stacks))
+	for _, s := range l.repo.Stacks {
+		set[s.Name] = true
 	}
-	if len(set) == 0 {
-		return " (it declares none)"
-	}
-	return strings.Replace(known(set), "known", "outputs", 1)
+	return known(set)
 }
 
-func knownVariables(s *Stack) string {
-	set := map[string]bool{}
-	for n := range s.Variables {
-		set[n] = true
-	}
-	if len(set) == 0 {
+// knownIn lists the names of m for a problem, as known does, under what
+// ("outputs", "variables").
+func knownIn[V any](what string, m map[string]V) string {
+	if len(m) == 0 {
 		return " (it declares none)"
 	}
-	return strings.Replace(known(set), "known", "variables", 1)
+	set := make(map[string]bool, len(m))
+	for n := range m {
+		set[n] = true
+	}
+	return strings.Replace(known(set), "known", what, 1)
 }

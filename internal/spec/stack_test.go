@@ -2,6 +2,7 @@ package spec
 
 import (
 	"io/fs"
+	"maps"
 	"os"
 	"slices"
 	"strings"
@@ -100,11 +101,11 @@ func TestStackSourceHash(t *testing.T) {
 	}
 	before := source(base)
 	change := func(file, text string) map[string]string {
-		m := cloneFS(base)
+		m := maps.Clone(base)
 		m[file] = &fstest.MapFile{Data: append(slices.Clone(base[file].Data), text...)}
 		return source(m)
 	}
-	app := cloneFS(base)
+	app := maps.Clone(base)
 	app["apps/shop/score.yaml"] = &fstest.MapFile{Data: []byte(minimalScore)}
 	if got := source(app); got["network"] != before["network"] || got["app-zone"] != before["app-zone"] {
 		t.Error("an app's files changed a stack's hash")
@@ -115,14 +116,6 @@ func TestStackSourceHash(t *testing.T) {
 	if got := change("stacks/app-zone/main.tf", "\n"); got["app-zone"] == before["app-zone"] || got["network"] != before["network"] {
 		t.Error("a change of app-zone's files must change its hash only")
 	}
-}
-
-func cloneFS(m fstest.MapFS) fstest.MapFS {
-	out := fstest.MapFS{}
-	for k, v := range m {
-		out[k] = v
-	}
-	return out
 }
 
 // TestStackProblems plants one mistake at a time in testdata/stacks and

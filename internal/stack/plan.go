@@ -204,12 +204,13 @@ func (r *Runner) PlanAll(ctx context.Context, repo *spec.Repo, fsys fs.FS, targe
 		n = 2
 	}
 	sem := make(chan struct{}, n)
+	outs := once(r.outputs())
 	var wg sync.WaitGroup
 	for i, t := range targets {
 		wg.Go(func() {
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			out[i] = r.Plan(ctx, repo, fsys, t.Stack, t.Instance)
+			out[i] = r.plan(ctx, repo, fsys, t.Stack, t.Instance, outs)
 		})
 	}
 	wg.Wait()
@@ -232,6 +233,10 @@ type cached struct {
 // Plan plans one instance of s. Failures are results, with their reason:
 // one instance that does not plan does not stop the others.
 func (r *Runner) Plan(ctx context.Context, repo *spec.Repo, fsys fs.FS, s *spec.Stack, name string) Result {
+	return r.plan(ctx, repo, fsys, s, name, r.outputs())
+}
+
+func (r *Runner) plan(ctx context.Context, repo *spec.Repo, fsys fs.FS, s *spec.Stack, name string, outs Outputs) Result {
 	res := Result{Stack: s.Name, Instance: name, Of: "environment"}
 	if s.PerZone() {
 		res.Of = "zone"
@@ -240,7 +245,7 @@ func (r *Runner) Plan(ctx context.Context, repo *spec.Repo, fsys fs.FS, s *spec.
 		res.Status, res.Reason, res.Message = StatusFailed, reason, truncate(err.Error(), 4096)
 		return res
 	}
-	in, err := Resolve(repo, r.outputs(), s, name)
+	in, err := Resolve(repo, outs, s, name)
 	if err != nil {
 		return fail(ReasonInputs, err)
 	}
@@ -269,8 +274,9 @@ func (r *Runner) Plan(ctx context.Context, repo *spec.Repo, fsys fs.FS, s *spec.
 	if err != nil {
 		return fail(ReasonWorkDir, err)
 	}
+	planFile := filepath.Join(dir, "plan.tfplan")
 	if c, ok := readCache(dir); ok && c.Key == key {
-		if _, err := os.Stat(filepath.Join(dir, "plan.tfplan")); err == nil {
+		if _, err := os.Stat(planFile); err == nil {
 			c.Result.Cached = true
 			return c.Result
 		}
@@ -283,7 +289,6 @@ func (r *Runner) Plan(ctx context.Context, repo *spec.Repo, fsys fs.FS, s *spec.
 	if err := writeJSON(varFile, in.Inputs); err != nil {
 		return fail(ReasonWorkDir, err)
 	}
-	planFile := filepath.Join(dir, "plan.tfplan")
 	os.Remove(planFile) // a failed plan must not leave the last one to apply
 	env, err := r.env()
 	if err != nil {
@@ -429,14 +434,13 @@ func prepare(fsys fs.FS, in *Instance, dir string) (string, error) {
 	if err := os.RemoveAll(work); err != nil {
 		return "", err
 	}
-	h := sha256.New()
+	h := spec.NewSourceHash()
 	for _, f := range s.Files {
 		data, err := spec.ReadFile(fsys, f)
 		if err != nil {
 			return "", fmt.Errorf("copying %s: %w", f, err)
 		}
-		fmt.Fprintf(h, "%s\x00%d\x00", f, len(data))
-		h.Write(data)
+		h.Add(f, data)
 		dst := filepath.Join(work, filepath.FromSlash(f))
 		if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
 			return "", err
@@ -445,7 +449,7 @@ func prepare(fsys fs.FS, in *Instance, dir string) (string, error) {
 			return "", err
 		}
 	}
-	if got := "sha256:" + hex.EncodeToString(h.Sum(nil)); got != s.Source {
+	if got := h.Sum(); got != s.Source {
 		return "", fmt.Errorf("the files of stack %s changed while it was planned (%s, loaded as %s): plan again", s.Name, got, s.Source)
 	}
 	root := filepath.Join(work, spec.StacksDir, s.Name)
@@ -464,14 +468,12 @@ func (r *Runner) env() (map[string]string, error) {
 	env := map[string]string{}
 	for _, kv := range os.Environ() {
 		k, v, _ := strings.Cut(kv, "=")
-		if strings.HasPrefix(k, "TF_VAR_") || strings.HasPrefix(k, "TF_CLI_ARGS") || k == "TF_DATA_DIR" {
-			continue
-		}
 		env[k] = v
 	}
-	for _, k := range tfexec.ProhibitedEnv(env) {
-		delete(env, k)
-	}
+	// terraform-exec's list: what it sets itself, and TF_VAR_*,
+	// TF_CLI_ARGS* and TF_WORKSPACE. The data directory is socle's.
+	tfexec.CleanEnv(env)
+	delete(env, "TF_DATA_DIR")
 	if env["TF_PLUGIN_CACHE_DIR"] == "" {
 		cache := filepath.Join(r.Dir, "plugin-cache")
 		if err := os.MkdirAll(cache, 0o700); err != nil {

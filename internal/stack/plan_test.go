@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -319,5 +320,63 @@ func TestPlanFailures(t *testing.T) {
 	res = p.r.Plan(context.Background(), repo, os.DirFS(p.repo), repo.Stack("network"), "connectivity")
 	if res.Status != StatusFailed || res.Reason != ReasonLocked || !strings.Contains(res.Message, "pid 4242 on elsewhere") {
 		t.Errorf("%s %s: %s", res.Status, res.Reason, res.Message)
+	}
+}
+
+// countedOutputs counts the reads of each instance's outputs, from the
+// real state files.
+type countedOutputs struct {
+	StateOutputs
+	mu    sync.Mutex
+	reads map[string]int
+}
+
+func (c *countedOutputs) Outputs(stack, instance string) (map[string]Output, bool, error) {
+	c.mu.Lock()
+	c.reads[stack+"@"+instance]++
+	c.mu.Unlock()
+	return c.StateOutputs.Outputs(stack, instance)
+}
+
+// TestPlanAllReadsStatesOnce: the instances that read one upstream
+// (app-zone in dev and in prod read network's) read its state once per
+// run, not once each.
+func TestPlanAllReadsStatesOnce(t *testing.T) {
+	dir := checkout(t)
+	repo := load(t, dir)
+	r := &Runner{Dir: filepath.Join(t.TempDir(), "stacks"), Terraform: terraformBin(t)}
+	outs := &countedOutputs{StateOutputs: StateOutputs{Dir: r.Dir}, reads: map[string]int{}}
+	r.Outputs = outs
+	targets := Targets(repo, func(s *spec.Stack, _ string) bool { return s.Name == "app-zone" })
+	if len(targets) != 2 {
+		t.Fatalf("targets = %v, want app-zone's two", targets)
+	}
+	for _, res := range r.PlanAll(context.Background(), repo, os.DirFS(dir), targets) {
+		if res.Status != StatusWaiting {
+			t.Errorf("%s @ %s: %s %s, want it waiting for network", res.Stack, res.Instance, res.Status, res.Message)
+		}
+	}
+	if n := outs.reads["network@connectivity"]; n != 1 {
+		t.Errorf("network's state was read %d times, want 1 (reads: %v)", n, outs.reads)
+	}
+}
+
+// TestEnv: what would make a plan depend on the shell it was started
+// from is not passed to terraform; the rest is.
+func TestEnv(t *testing.T) {
+	for _, k := range []string{"TF_VAR_cidr", "TF_CLI_ARGS", "TF_CLI_ARGS_plan", "TF_DATA_DIR", "TF_WORKSPACE", "TF_CLI_CONFIG_FILE"} {
+		t.Setenv(k, "x")
+	}
+	env, err := (&Runner{Dir: t.TempDir()}).env()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"TF_VAR_cidr", "TF_CLI_ARGS", "TF_CLI_ARGS_plan", "TF_DATA_DIR", "TF_WORKSPACE"} {
+		if _, ok := env[k]; ok {
+			t.Errorf("%s is passed to terraform", k)
+		}
+	}
+	if env["TF_CLI_CONFIG_FILE"] != "x" || env["TF_PLUGIN_CACHE_DIR"] == "" {
+		t.Errorf("TF_CLI_CONFIG_FILE = %q, TF_PLUGIN_CACHE_DIR = %q: want the user's and socle's", env["TF_CLI_CONFIG_FILE"], env["TF_PLUGIN_CACHE_DIR"])
 	}
 }

@@ -1,18 +1,19 @@
 package stack
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"maps"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/socle-dev/socle/internal/spec"
 )
@@ -76,20 +77,20 @@ type StateOutputs struct{ Dir string }
 
 // Outputs implements Outputs.
 func (s StateOutputs) Outputs(stack, instance string) (map[string]Output, bool, error) {
-	p := statePath(s.Dir, stack, instance)
-	fi, err := os.Stat(p)
+	f, err := os.Open(statePath(s.Dir, stack, instance))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, false, nil
 	}
 	if err != nil {
 		return nil, false, err
 	}
-	if fi.Size() > maxStateBytes {
-		return nil, false, fmt.Errorf("state of %s @ %s is %d bytes; socle reads outputs of states up to %d", stack, instance, fi.Size(), maxStateBytes)
-	}
-	data, err := os.ReadFile(p)
+	defer f.Close()
+	fi, err := f.Stat()
 	if err != nil {
 		return nil, false, err
+	}
+	if fi.Size() > maxStateBytes {
+		return nil, false, fmt.Errorf("state of %s @ %s is %d bytes; socle reads outputs of states up to %d", stack, instance, fi.Size(), maxStateBytes)
 	}
 	var st struct {
 		Version int `json:"version"`
@@ -98,7 +99,9 @@ func (s StateOutputs) Outputs(stack, instance string) (map[string]Output, bool, 
 			Sensitive bool `json:"sensitive"`
 		} `json:"outputs"`
 	}
-	dec := json.NewDecoder(bytes.NewReader(data))
+	// Decoded as it is read, and no further than the bound: a state that
+	// grew since its size was taken does not read past it.
+	dec := json.NewDecoder(io.LimitReader(f, maxStateBytes))
 	dec.UseNumber()
 	if err := dec.Decode(&st); err != nil {
 		return nil, false, fmt.Errorf("reading the state of %s @ %s: %w", stack, instance, err)
@@ -119,10 +122,48 @@ func statePath(dir, stack, instance string) string {
 	return filepath.Join(instanceDir(dir, stack, instance), "terraform.tfstate")
 }
 
+// readOnce reads each instance's outputs at most once: for one instance's
+// inputs, and for all the instances PlanAll plans (a plan applies nothing,
+// so the states it reads do not change meanwhile), where every dependent
+// of an upstream would otherwise read and decode its state again.
+type readOnce struct {
+	outs Outputs
+	mu   sync.Mutex
+	read map[[2]string]*outputsRead
+}
+
+type outputsRead struct {
+	once sync.Once
+	outs map[string]Output
+	ok   bool
+	err  error
+}
+
+// once returns outs reading each instance's outputs once.
+func once(outs Outputs) *readOnce {
+	if o, ok := outs.(*readOnce); ok {
+		return o
+	}
+	return &readOnce{outs: outs, read: map[[2]string]*outputsRead{}}
+}
+
+// Outputs implements Outputs.
+func (o *readOnce) Outputs(stack, instance string) (map[string]Output, bool, error) {
+	o.mu.Lock()
+	e := o.read[[2]string{stack, instance}]
+	if e == nil {
+		e = &outputsRead{}
+		o.read[[2]string{stack, instance}] = e
+	}
+	o.mu.Unlock()
+	e.once.Do(func() { e.outs, e.ok, e.err = o.outs.Outputs(stack, instance) })
+	return e.outs, e.ok, e.err
+}
+
 // Resolve resolves the inputs of one instance of s.
 func Resolve(repo *spec.Repo, outs Outputs, s *spec.Stack, name string) (*Instance, error) {
 	in := &Instance{Stack: s, Name: name, Inputs: map[string]any{}, Sensitive: map[string]bool{}}
-	r := &resolver{repo: repo, outs: outs, s: s, name: name, read: map[string]map[string]Output{}}
+	r := &resolver{repo: repo, outs: once(outs), s: s, name: name}
 	if s.PerZone() {
 		r.zone = repo.Zone(name)
 	} else {
@@ -165,12 +206,11 @@ func Resolve(repo *spec.Repo, outs Outputs, s *spec.Stack, name string) (*Instan
 
 type resolver struct {
 	repo      *spec.Repo
-	outs      Outputs
+	outs      *readOnce
 	s         *spec.Stack
 	name      string
 	env       *spec.Environment
 	zone      *spec.Zone
-	read      map[string]map[string]Output // upstream outputs by stack, nil: not applied
 	pending   []Pending
 	sensitive bool
 }
@@ -256,18 +296,12 @@ func (r *resolver) ref(ref spec.InputRef) (any, error) {
 	if !ok {
 		return nil, fmt.Errorf("%s: which instance of %s to read is not clear", ref, up.Name)
 	}
-	key := up.Name + "\x00" + inst
-	outs, seen := r.read[key]
-	if !seen {
-		var applied bool
-		var err error
-		if outs, applied, err = r.outs.Outputs(up.Name, inst); err != nil {
-			return nil, err
-		}
-		if !applied {
-			outs = nil
-		}
-		r.read[key] = outs
+	outs, applied, err := r.outs.Outputs(up.Name, inst)
+	if err != nil {
+		return nil, err
+	}
+	if !applied {
+		outs = nil
 	}
 	o, ok := outs[ref.Key]
 	if !ok {
