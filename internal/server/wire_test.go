@@ -255,4 +255,9 @@ func TestWireEnums(t *testing.T) {
 		t.Fatalf("found the gates %v: the test no longer reads the source", kinds)
 	}
 	check("gates", kinds, toStrings(api.GateKinds))
+	// The lists are what the document shows: a constant of the API left
+	// out of its list would be sent but not documented.
+	check("api phases", constants(t, "../api", "Phase"), toStrings(api.Phases))
+	check("api reason codes", constants(t, "../api", "ReasonCode"), toStrings(api.ReasonCodes))
+	check("api gates", constants(t, "../api", "GateKind"), toStrings(api.GateKinds))
 }
