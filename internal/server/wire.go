@@ -164,6 +164,15 @@ func wireRevision(v store.Revision) api.Revision {
 	return api.Revision{SHA: v.SHA, Author: v.Author, Time: v.Time, Message: v.Message, Valid: v.Valid, Problems: v.Problems, SeenAt: v.SeenAt}
 }
 
+func wireApproval(a store.Approval) api.Approval {
+	return api.Approval{ID: a.ID, App: a.App, Env: a.Env, Revision: a.Revision, Artifact: a.Artifact, User: a.User, Comment: a.Comment, At: a.At}
+}
+
+func wireToken(t store.Token) api.Token {
+	return api.Token{ID: t.ID, User: t.User, Description: t.Description, CreatedAt: t.CreatedAt, CreatedBy: t.CreatedBy,
+		ExpiresAt: t.ExpiresAt, LastUsedAt: t.LastUsedAt, RevokedAt: t.RevokedAt}
+}
+
 func wireTarget(t promotion.Target) api.Target {
 	return api.Target{App: t.App, Env: t.Env, From: t.From, Revision: t.Revision, Artifact: t.Artifact, Release: t.Release, Rollback: t.Rollback, Emergency: t.Emergency}
 }
