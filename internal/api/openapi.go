@@ -2,7 +2,6 @@ package api
 
 import (
 	"bytes"
-	"encoding"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -11,7 +10,6 @@ import (
 	"regexp"
 	"strings"
 	"sync"
-	"time"
 	"unicode"
 
 	"github.com/invopop/jsonschema"
@@ -202,16 +200,11 @@ var accessDoc = map[Access]string{
 	AccessAdmin:         "an admin.",
 }
 
-var (
-	textMarshaler = reflect.TypeFor[encoding.TextMarshaler]()
-	jsonMarshaler = reflect.TypeFor[json.Marshaler]()
-	timeType      = reflect.TypeFor[time.Time]()
-)
-
-// textSchema is the schema of the API's calendar types (Day, Month), and
-// of a type encoding/json writes as a string because it marshals itself as
-// text, which reflection would call by its kind; nil for the others. A type
-// with a JSONSchema method or a MarshalJSON of its own says itself.
+// textSchema is the schema of the API's calendar types, strings of a fixed
+// form, written out where they are used rather than as components; nil for
+// every other type, which says itself with a JSONSchema method or is what
+// reflection makes of it (the wire types are plain: none marshals itself
+// as text).
 func textSchema(t reflect.Type) *jsonschema.Schema {
 	switch t {
 	case reflect.TypeFor[Day]():
@@ -219,14 +212,7 @@ func textSchema(t reflect.Type) *jsonschema.Schema {
 	case reflect.TypeFor[Month]():
 		return &jsonschema.Schema{Type: "string", Pattern: `^[0-9]{4}-[0-9]{2}$`}
 	}
-	pt := reflect.PointerTo(t)
-	if t == timeType || !t.Implements(textMarshaler) || t.Implements(jsonMarshaler) || pt.Implements(jsonMarshaler) {
-		return nil
-	}
-	if _, ok := pt.MethodByName("JSONSchema"); ok {
-		return nil
-	}
-	return &jsonschema.Schema{Type: "string"}
+	return nil
 }
 
 var typeArgs = regexp.MustCompile(`[\w./-]+\.`)

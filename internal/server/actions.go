@@ -86,10 +86,6 @@ func (s *Server) postApproval(w http.ResponseWriter, r *http.Request) {
 	writeResult(w, wireApproval(a), nil)
 }
 
-func wireApproval(a store.Approval) api.Approval {
-	return api.Approval{ID: a.ID, App: a.App, Env: a.Env, Revision: a.Revision, Artifact: a.Artifact, User: a.User, Comment: a.Comment, At: a.At}
-}
-
 func (s *Server) getApprovals(w http.ResponseWriter, r *http.Request) {
 	app, env := r.PathValue("app"), r.PathValue("env")
 	artifact, as, err := s.promo.Approvals(r.Context(), app, env, r.URL.Query().Get("artifact"))

@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/socle-dev/socle/internal/api"
 	"github.com/socle-dev/socle/internal/cost"
 )
 
@@ -46,15 +47,6 @@ func CostHandlers(svc *cost.Service) map[string]http.HandlerFunc {
 
 type costHandlers struct{ svc *cost.Service }
 
-// costError is the body of every error answer.
-type costError struct {
-	Error struct {
-		Code    string `json:"code"`
-		Message string `json:"message"`
-		Details any    `json:"details,omitempty"`
-	} `json:"error"`
-}
-
 func writeCostJSON(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
@@ -62,9 +54,7 @@ func writeCostJSON(w http.ResponseWriter, code int, v any) {
 }
 
 func writeCostError(w http.ResponseWriter, code int, kind, msg string, details any) {
-	var e costError
-	e.Error.Code, e.Error.Message, e.Error.Details = kind, msg, details
-	writeCostJSON(w, code, e)
+	writeCostJSON(w, code, api.Error{Error: api.ErrorBody{Code: kind, Message: msg, Details: details}})
 }
 
 // fail answers err with the status its kind calls for.

@@ -27,15 +27,8 @@ type (
 // wireStatus is the pipeline's state, for the API.
 func (s *Server) wireStatus() Status {
 	ps := s.pipeline.State()
-	st := Status{Repository: s.cfg.Repo, FetchError: ps.FetchError, Blocked: each(ps.Blocked, wireBlocked)}
-	if ps.Head != nil {
-		h := wireSourceRevision(*ps.Head)
-		st.Head = &h
-	}
-	if ps.LastGood != nil {
-		g := wireSourceRevision(*ps.LastGood)
-		st.LastGood = &g
-	}
+	st := Status{Repository: s.cfg.Repo, Head: opt(ps.Head, wireSourceRevision), LastGood: opt(ps.LastGood, wireSourceRevision),
+		FetchError: ps.FetchError, Blocked: each(ps.Blocked, wireBlocked)}
 	if f := ps.Failing; f != nil {
 		st.Failing = &Failing{Revision: wireSourceRevision(f.Revision), Problems: wireProblems(f.Problems)}
 	}

@@ -18,11 +18,6 @@ import (
 	"github.com/socle-dev/socle/internal/store"
 )
 
-func wireToken(t store.Token) api.Token {
-	return api.Token{ID: t.ID, User: t.User, Description: t.Description, CreatedAt: t.CreatedAt, CreatedBy: t.CreatedBy,
-		ExpiresAt: t.ExpiresAt, LastUsedAt: t.LastUsedAt, RevokedAt: t.RevokedAt}
-}
-
 // isAdmin reports whether user is an admin of the platform in force.
 func (s *Server) isAdmin(user string) bool {
 	repo := s.repoInForce()

@@ -33,6 +33,15 @@ func each[T, U any](in []T, f func(T) U) []U {
 	return out
 }
 
+// opt converts what p points to, nil staying nil.
+func opt[T, U any](p *T, f func(T) U) *U {
+	if p == nil {
+		return nil
+	}
+	u := f(*p)
+	return &u
+}
+
 func wireUnit(u plan.Unit) api.Unit {
 	return api.Unit{App: u.App, Env: u.Env, Team: u.Team, Zone: u.Zone, Revision: u.Revision, Source: u.Source, Artifact: u.Artifact,
 		Rollback: u.Rollback, Emergency: u.Emergency, Runtime: string(u.Runtime), Metadata: u.Metadata,
@@ -60,13 +69,9 @@ func wireDuration(d spec.Duration) api.Duration {
 }
 
 func wireChange(c plan.Change) api.PlanChange {
-	out := api.PlanChange{Action: string(c.Action), App: c.App, Env: c.Env,
-		Fields: each(c.Fields, func(f plan.Field) api.PlanField { return api.PlanField{Path: f.Path, Old: f.Old, New: f.New} })}
-	if c.Desired != nil {
-		u := wireUnit(*c.Desired)
-		out.Desired = &u
-	}
-	return out
+	return api.PlanChange{Action: string(c.Action), App: c.App, Env: c.Env,
+		Fields:  each(c.Fields, func(f plan.Field) api.PlanField { return api.PlanField{Path: f.Path, Old: f.Old, New: f.New} }),
+		Desired: opt(c.Desired, wireUnit)}
 }
 
 func wireSummary(s plan.Summary) api.PlanSummary {
@@ -164,6 +169,15 @@ func wireRevision(v store.Revision) api.Revision {
 	return api.Revision{SHA: v.SHA, Author: v.Author, Time: v.Time, Message: v.Message, Valid: v.Valid, Problems: v.Problems, SeenAt: v.SeenAt}
 }
 
+func wireApproval(a store.Approval) api.Approval {
+	return api.Approval{ID: a.ID, App: a.App, Env: a.Env, Revision: a.Revision, Artifact: a.Artifact, User: a.User, Comment: a.Comment, At: a.At}
+}
+
+func wireToken(t store.Token) api.Token {
+	return api.Token{ID: t.ID, User: t.User, Description: t.Description, CreatedAt: t.CreatedAt, CreatedBy: t.CreatedBy,
+		ExpiresAt: t.ExpiresAt, LastUsedAt: t.LastUsedAt, RevokedAt: t.RevokedAt}
+}
+
 func wireTarget(t promotion.Target) api.Target {
 	return api.Target{App: t.App, Env: t.Env, From: t.From, Revision: t.Revision, Artifact: t.Artifact, Release: t.Release, Rollback: t.Rollback, Emergency: t.Emergency}
 }
@@ -180,13 +194,8 @@ func wireResult(res promotion.Result) api.ActionResult {
 }
 
 func wirePreview(p promotion.Preview) api.Preview {
-	out := api.Preview{Action: p.Action, Target: wireTarget(p.Target), Gates: wireGates(p.Gates), Verdicts: wireVerdicts(p.Verdicts),
-		Allowed: p.Allowed, Blocked: p.Blocked, Reason: p.Reason}
-	if p.Change != nil {
-		c := wireChange(*p.Change)
-		out.Change = &c
-	}
-	return out
+	return api.Preview{Action: p.Action, Target: wireTarget(p.Target), Change: opt(p.Change, wireChange), Gates: wireGates(p.Gates),
+		Verdicts: wireVerdicts(p.Verdicts), Allowed: p.Allowed, Blocked: p.Blocked, Reason: p.Reason}
 }
 
 // The FinOps answers. Days and months are written as cost.Day and

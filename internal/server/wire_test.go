@@ -17,6 +17,7 @@ import (
 	"github.com/socle-dev/socle/internal/audit"
 	"github.com/socle-dev/socle/internal/cost"
 	"github.com/socle-dev/socle/internal/gate"
+	"github.com/socle-dev/socle/internal/money"
 	"github.com/socle-dev/socle/internal/pipeline"
 	"github.com/socle-dev/socle/internal/plan"
 	"github.com/socle-dev/socle/internal/policy"
@@ -26,49 +27,59 @@ import (
 	"github.com/socle-dev/socle/internal/store"
 )
 
-// fill sets every field reachable from v to a value that is not zero (one
-// element per slice and map), so that a field the conversion forgets shows
-// as a difference in the JSON.
-func fill(v reflect.Value, depth int) {
+// filler sets every field reachable from a value to a value that is not
+// zero and that no other field holds (one element per slice and map), so
+// that a field the conversion forgets, or takes from its neighbour of the
+// same type, shows as a difference in the JSON.
+type filler struct{ n int }
+
+// next is a number no earlier field was given.
+func (f *filler) next() int { f.n++; return f.n }
+
+func (f *filler) fill(v reflect.Value, depth int) {
 	if depth > 12 {
 		return
 	}
-	if v.Type() == reflect.TypeFor[time.Time]() {
-		v.Set(reflect.ValueOf(time.Date(2026, 3, 10, 9, 30, 0, 0, time.UTC)))
+	switch v.Type() {
+	case reflect.TypeFor[time.Time]():
+		v.Set(reflect.ValueOf(time.Date(2026, 3, 10, 9, 30, f.next(), 0, time.UTC)))
+		return
+	case reflect.TypeFor[money.Amount](): // its fields are unexported: reflection cannot reach them
+		v.Set(reflect.ValueOf(money.FromPico(int64(f.next()))))
 		return
 	}
 	switch v.Kind() {
 	case reflect.String:
-		v.SetString("s" + strconv.Itoa(depth))
+		v.SetString("s" + strconv.Itoa(f.next()))
 	case reflect.Bool:
 		v.SetBool(true)
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
-		v.SetInt(int64(depth + 1))
+		v.SetInt(int64(f.next()))
 	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
-		v.SetUint(uint64(depth + 1))
+		v.SetUint(uint64(f.next()))
 	case reflect.Float32, reflect.Float64:
-		v.SetFloat(0.5)
+		v.SetFloat(float64(f.next()) + 0.5)
 	case reflect.Interface:
-		v.Set(reflect.ValueOf("any"))
+		v.Set(reflect.ValueOf("any" + strconv.Itoa(f.next())))
 	case reflect.Pointer:
 		p := reflect.New(v.Type().Elem())
-		fill(p.Elem(), depth+1)
+		f.fill(p.Elem(), depth+1)
 		v.Set(p)
 	case reflect.Slice:
 		s := reflect.MakeSlice(v.Type(), 1, 1)
-		fill(s.Index(0), depth+1)
+		f.fill(s.Index(0), depth+1)
 		v.Set(s)
 	case reflect.Map:
 		m := reflect.MakeMap(v.Type())
 		k, e := reflect.New(v.Type().Key()).Elem(), reflect.New(v.Type().Elem()).Elem()
-		fill(k, depth+1)
-		fill(e, depth+1)
+		f.fill(k, depth+1)
+		f.fill(e, depth+1)
 		m.SetMapIndex(k, e)
 		v.Set(m)
 	case reflect.Struct:
 		for i := range v.NumField() {
 			if v.Type().Field(i).IsExported() {
-				fill(v.Field(i), depth+1)
+				f.fill(v.Field(i), depth+1)
 			}
 		}
 	}
@@ -76,7 +87,7 @@ func fill(v reflect.Value, depth int) {
 
 func filled[T any]() T {
 	var v T
-	fill(reflect.ValueOf(&v).Elem(), 0)
+	new(filler).fill(reflect.ValueOf(&v).Elem(), 0)
 	return v
 }
 
@@ -244,4 +255,9 @@ func TestWireEnums(t *testing.T) {
 		t.Fatalf("found the gates %v: the test no longer reads the source", kinds)
 	}
 	check("gates", kinds, toStrings(api.GateKinds))
+	// The lists are what the document shows: a constant of the API left
+	// out of its list would be sent but not documented.
+	check("api phases", constants(t, "../api", "Phase"), toStrings(api.Phases))
+	check("api reason codes", constants(t, "../api", "ReasonCode"), toStrings(api.ReasonCodes))
+	check("api gates", constants(t, "../api", "GateKind"), toStrings(api.GateKinds))
 }
