@@ -23,6 +23,18 @@ type stackPlans struct {
 	Results   []stack.Result `json:"results,omitempty"`
 }
 
+// terraformBin is the absolute path of terraform, or of tofu where
+// terraform is not on PATH; "" when neither is.
+func terraformBin() (string, error) {
+	bin, err := exec.LookPath("terraform")
+	if err != nil {
+		if bin, err = exec.LookPath("tofu"); err != nil {
+			return "", nil
+		}
+	}
+	return filepath.Abs(bin)
+}
+
 // failed counts the instances that did not plan.
 func (s *stackPlans) failed() int {
 	if s == nil {
@@ -45,14 +57,12 @@ func planStacks(ctx context.Context, repo *spec.Repo, dir, data, env string) (*s
 	if len(repo.Stacks) == 0 {
 		return nil, nil
 	}
-	bin, err := exec.LookPath("terraform")
+	bin, err := terraformBin()
 	if err != nil {
-		if bin, err = exec.LookPath("tofu"); err != nil {
-			return &stackPlans{Reason: "TerraformNotFound", Message: "stacks were not planned: neither terraform nor tofu is on PATH"}, nil
-		}
-	}
-	if bin, err = filepath.Abs(bin); err != nil {
 		return nil, err
+	}
+	if bin == "" {
+		return &stackPlans{Reason: "TerraformNotFound", Message: "stacks were not planned: neither terraform nor tofu is on PATH"}, nil
 	}
 	work := filepath.Join(data, "stacks")
 	if fi, err := os.Stat(data); err != nil || !fi.IsDir() {

@@ -2,6 +2,8 @@ package cli
 
 import (
 	"encoding/json"
+	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -60,5 +62,42 @@ func TestPlanStacksWithoutTerraform(t *testing.T) {
 	}
 	if !strings.Contains(out, "+ web @ dev") {
 		t.Error("the apps are planned without terraform")
+	}
+}
+
+// TestValidateRunsTerraformValidate: socle validate reports what terraform
+// validate finds in a stack, at the repository's file and line, and exits
+// 1; without terraform on PATH the same repository is valid as far as
+// socle reads it.
+func TestValidateRunsTerraformValidate(t *testing.T) {
+	if _, err := exec.LookPath("terraform"); err != nil {
+		t.Skip("no terraform on PATH: this test runs the real binary")
+	}
+	dir := t.TempDir()
+	if err := os.CopyFS(dir, os.DirFS(stackRepo)); err != nil {
+		t.Fatal(err)
+	}
+	if out, _, code := run(t, "validate", dir); code != 0 {
+		t.Fatalf("the stacks' repository does not validate (exit %d):\n%s", code, out)
+	}
+	main := filepath.Join(dir, "stacks/network/main.tf")
+	b, err := os.ReadFile(main)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(main, append(b, "\nresource \"terraform_data\" \"typo\" {\n  inptu = 1\n}\n"...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Count(string(b), "\n") + 3 // the new resource's argument
+	out, _, code := run(t, "validate", dir)
+	if code != ExitProblems {
+		t.Errorf("exit code %d, want %d", code, ExitProblems)
+	}
+	if want := fmt.Sprintf("stacks/network/main.tf:%d:3: Unsupported argument", lines); !strings.Contains(out, want) {
+		t.Errorf("socle validate does not say %q:\n%s", want, out)
+	}
+	t.Setenv("PATH", t.TempDir())
+	if out, _, code := run(t, "validate", dir); code != 0 {
+		t.Errorf("without terraform: exit %d\n%s", code, out)
 	}
 }

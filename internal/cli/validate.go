@@ -2,6 +2,7 @@ package cli
 
 import (
 	"cmp"
+	"context"
 	"fmt"
 	"io/fs"
 	"os"
@@ -13,6 +14,7 @@ import (
 	"github.com/socle-dev/socle/internal/policy"
 	"github.com/socle-dev/socle/internal/runtime"
 	"github.com/socle-dev/socle/internal/spec"
+	"github.com/socle-dev/socle/internal/stack"
 	"github.com/socle-dev/socle/internal/wiring"
 )
 
@@ -23,6 +25,9 @@ func newValidateCmd(g *globals) *cobra.Command {
 		Long: `Validate reads a platform repository (default: the current directory) and reports
 every problem in one pass: YAML syntax, unknown fields, wrong types, references
 between files, the promotion line, and Score files as the Score project reads them.
+Where terraform (or tofu) is on PATH, each stack is also checked by terraform
+validate, in a scratch copy: a stack whose providers cannot be installed here is
+reported as not checked (a warning).
 
 Exit code 1 when the repository has problems (warnings alone exit 0).`,
 		Args: cobra.MaximumNArgs(1),
@@ -33,6 +38,9 @@ Exit code 1 when the repository has problems (warnings alone exit 0).`,
 				return err
 			}
 			problems = withPolicyProblems(dir, repo, problems)
+			if problems, err = withTerraformProblems(cmd.Context(), dir, repo, problems); err != nil {
+				return err
+			}
 			if g.json() {
 				if err := g.printJSON(validation{Valid: problems.Errors() == 0, Problems: nonNil(problems), Summary: summarize(repo)}); err != nil {
 					return err
@@ -132,10 +140,36 @@ func withPolicyProblems(dir string, repo *spec.Repo, problems spec.Problems) spe
 	}
 	_, more := policy.Compile(repo, dirFS(dir))
 	problems = append(problems, more...)
-	slices.SortStableFunc(problems, func(a, b spec.Problem) int {
+	sortProblems(problems)
+	return problems
+}
+
+// sortProblems orders problems by file and place, as they are read.
+func sortProblems(ps spec.Problems) {
+	slices.SortStableFunc(ps, func(a, b spec.Problem) int {
 		return cmp.Or(cmp.Compare(a.File, b.File), cmp.Compare(a.Line, b.Line), cmp.Compare(a.Column, b.Column))
 	})
-	return problems
+}
+
+// withTerraformProblems adds what terraform validate finds in the stacks,
+// where terraform is on PATH.
+func withTerraformProblems(ctx context.Context, dir string, repo *spec.Repo, problems spec.Problems) (spec.Problems, error) {
+	if problems.Errors() > 0 || len(repo.Stacks) == 0 {
+		return problems, nil // the stacks' files must load before terraform reads them
+	}
+	bin, err := terraformBin()
+	if err != nil || bin == "" {
+		return problems, err
+	}
+	tmp, err := os.MkdirTemp("", "socle-validate-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(tmp)
+	r := &stack.Runner{Dir: tmp, Terraform: bin}
+	problems = append(problems, r.Validate(ctx, repo, dirFS(dir))...)
+	sortProblems(problems)
+	return problems, nil
 }
 
 // runtimeTypes are socle's runtime types, as far as a command that opens
