@@ -297,8 +297,8 @@ func TestBackupsRotate(t *testing.T) {
 func slowRepo(t *testing.T, fifo string) string {
 	dir := t.TempDir()
 	files := map[string]string{
-		"teams.yaml": "apiVersion: socle.dev/v1\nkind: Teams\nteams:\n  - name: platform\n    members: [{user: ann, role: admin}]\n",
-		"socle.yaml": "apiVersion: socle.dev/v1\nkind: Platform\nmetadata: {name: acme}\nenvironments:\n  - {name: dev, runtime: {type: local}, sync: auto}\n",
+		"teams.yaml":             "apiVersion: socle.dev/v1\nkind: Teams\nteams:\n  - name: platform\n    members: [{user: ann, role: admin}]\n",
+		"socle.yaml":             "apiVersion: socle.dev/v1\nkind: Platform\nmetadata: {name: acme}\nenvironments:\n  - {name: dev, runtime: {type: local}, sync: auto}\n",
 		"stacks/slow/stack.yaml": "apiVersion: socle.dev/v1\nkind: Stack\nenvironments: [dev]\ninputs:\n  slow: \"0\"\n  fifo: " + fifo + "\n",
 		"stacks/slow/main.tf": `variable "slow" { type = string }
 variable "fifo" { type = string }
