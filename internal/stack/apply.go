@@ -125,7 +125,7 @@ func (r *Runner) Apply(ctx context.Context, s *spec.Stack, name string, ok Appro
 		return refuse(ReasonWorkDir, err)
 	}
 	defer le.Release()
-	if err := f.recover(r.now()); err != nil {
+	if err := r.recover(ctx, f); err != nil {
 		return refuse(reasonOf(err, ReasonWorkDir), err)
 	}
 	if last, found, err := f.lastRun(); err != nil {
@@ -210,7 +210,7 @@ func (r *Runner) apply(ctx context.Context, le lease.Lease, f *files, run *Run) 
 		failed(ReasonWorkDir, err)
 		return
 	}
-	tf, err := r.terraform(filepath.Join(f.dir, "work", spec.StacksDir, f.stack), env)
+	tf, err := r.terraform(f.root(), env)
 	if err != nil {
 		failed(ReasonWorkDir, err)
 		return
@@ -225,23 +225,61 @@ func (r *Runner) apply(ctx context.Context, le lease.Lease, f *files, run *Run) 
 		failed(reasonOf(err, ReasonApplyFailed), fmt.Errorf("terraform apply: %w", err))
 		return
 	}
+	rec, err := r.recordOutputs(ctx, tf, f, run.PlanID)
+	if err != nil {
+		failed(reasonOf(err, ReasonOutputFailed), fmt.Errorf("applied, but recording the outputs failed: %w", err))
+		return
+	}
+	run.Status, run.Reason, run.Outputs = RunApplied, ReasonApplied, rec.show()
+}
+
+// recordOutputs records the outputs of the state as it is now (terraform
+// output), for dependents and people.
+func (r *Runner) recordOutputs(ctx context.Context, tf *tfexec.Terraform, f *files, planID string) (outputsRecord, error) {
 	var outs map[string]tfexec.OutputMeta
 	if err := r.step(ctx, func(ctx context.Context) (err error) {
 		outs, err = tf.Output(ctx)
 		return err
 	}); err != nil {
-		failed(reasonOf(err, ReasonOutputFailed), fmt.Errorf("applied, but terraform output failed: %w", err))
-		return
+		return outputsRecord{}, fmt.Errorf("terraform output: %w", err)
 	}
-	rec := outputsRecord{PlanID: run.PlanID, Applied: r.now(), Outputs: map[string]recordedOutput{}}
+	rec := outputsRecord{PlanID: planID, Applied: r.now(), Outputs: map[string]recordedOutput{}}
 	for k, o := range outs {
 		rec.Outputs[k] = recordedOutput{Sensitive: o.Sensitive, Value: o.Value}
 	}
-	if err := f.writeOutputs(rec); err != nil {
-		failed(ReasonWorkDir, fmt.Errorf("applied, but recording the outputs failed: %w", err))
-		return
+	return rec, f.writeOutputs(rec)
+}
+
+// recover is files.recover and, after an interrupted apply, the outputs
+// recorded again from the state: socle may have stopped after terraform
+// applied and before it recorded them, and the next plan, with nothing to
+// do, would apply nothing that records them.
+func (r *Runner) recover(ctx context.Context, f *files) error {
+	run, interrupted, err := f.recover(r.now())
+	if err != nil || !interrupted || f.key == nil {
+		return err
 	}
-	run.Status, run.Reason, run.Outputs = RunApplied, ReasonApplied, rec.show()
+	err = func() error {
+		defer f.closeState()
+		if err := f.openState(); err != nil {
+			return err
+		}
+		env, err := r.env()
+		if err != nil {
+			return err
+		}
+		tf, err := r.terraform(f.root(), env)
+		if err != nil {
+			return err
+		}
+		_, err = r.recordOutputs(ctx, tf, f, run.PlanID)
+		return err
+	}()
+	if err != nil {
+		// Not the run's failure: the next apply records them.
+		r.logError("recording the outputs after an interrupted apply", err, run)
+	}
+	return nil
 }
 
 func (r *Runner) logError(msg string, err error, run Run) {
@@ -255,10 +293,10 @@ func (r *Runner) logError(msg string, err error, run Run) {
 // newer than the sealed one), the other files in clear removed, and an
 // apply recorded as Applying marked Interrupted, its plan discarded. It
 // runs under the instance's lock, so no run is in progress.
-func (f *files) recover(now time.Time) error {
+func (f *files) recover(now time.Time) (last Run, interrupted bool, err error) {
 	if f.key != nil && !f.own && exists(f.path(stateFile)) {
 		if err := f.seal(stateFile); err != nil {
-			return fmt.Errorf("sealing the state left in clear: %w", err)
+			return last, false, fmt.Errorf("sealing the state left in clear: %w", err)
 		}
 	}
 	for _, n := range []string{planFile, varsFile, stateBackup} {
@@ -266,18 +304,21 @@ func (f *files) recover(now time.Time) error {
 	}
 	last, found, err := f.lastRun()
 	if err != nil || !found || last.Status != RunApplying {
-		return err
+		return last, false, err
 	}
 	last.Status, last.Reason, last.Finished = RunInterrupted, ReasonInterrupted, now
 	last.Message = "socle stopped during this apply; terraform's state is the truth: the plan is discarded, plan again"
 	if err := f.writeRun(last); err != nil {
-		return err
+		return last, false, err
 	}
 	if err := f.archive(last, 0); err != nil {
-		return err
+		return last, false, err
 	}
-	return f.discardPlan()
+	return last, true, f.discardPlan()
 }
+
+// root is the stack's root module in the instance's working directory.
+func (f *files) root() string { return filepath.Join(f.dir, "work", spec.StacksDir, f.stack) }
 
 func (f *files) lastRun() (Run, bool, error) {
 	var run Run

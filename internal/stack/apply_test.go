@@ -438,3 +438,40 @@ func TestUnlock(t *testing.T) {
 		t.Errorf("Unlock of a free instance: %v, %v", held, err)
 	}
 }
+
+// TestCrashAfterApplyBeforeRecord: socle stopped after terraform applied
+// and before it recorded the run and the outputs (the files are left as
+// such a crash leaves them). The next run reports the apply interrupted
+// and records the outputs from the state, so that dependents get them
+// though the next plan has nothing to apply.
+func TestCrashAfterApplyBeforeRecord(t *testing.T) {
+	p := newPlanner(t)
+	p.plan()
+	run := p.apply("network", "connectivity")
+	dir := instanceDir(p.r.Dir, "network", "connectivity")
+	run.Status, run.Reason, run.Outputs = RunApplying, "", nil
+	if err := writeJSON(filepath.Join(dir, runFile), run); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(dir, outputsFile+sealedExt)); err != nil {
+		t.Fatal(err)
+	}
+	res, _ := p.plan()
+	if n := res["network@connectivity"]; n.Status != StatusNoChanges {
+		t.Errorf("network after the crash: %s %s", n.Status, n.Summary)
+	}
+	if last, _, _ := p.r.LastRun("network", "connectivity"); last.Status != RunInterrupted {
+		t.Errorf("last run: %s, want Interrupted", last.Status)
+	}
+	outs, ok, err := AppliedOutputs{Dir: p.r.Dir, Secret: testSecret}.Outputs("network", "connectivity")
+	if err != nil || !ok || outs["key"].Value != secret || !outs["key"].Sensitive || outs["cidr"].Value != "10.0.0.0/16" {
+		t.Errorf("outputs after the crash: %v, %v, %v", outs, ok, err)
+	}
+	// The dependents were planned in the same run, before the outputs were
+	// back (the upstream's recovery runs under its own lock): the next
+	// plan has them.
+	res, _ = p.plan()
+	if dev := res["app-zone@dev"]; dev.Status != StatusPlanned || len(dev.Pending) != 0 {
+		t.Errorf("app-zone@dev: %s, pending %v", dev.Status, dev.Pending)
+	}
+}

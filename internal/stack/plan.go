@@ -316,7 +316,7 @@ func (r *Runner) plan(ctx context.Context, repo *spec.Repo, fsys fs.FS, s *spec.
 	}
 	defer le.Release()
 	f := r.files(s, name)
-	if err := f.recover(r.now()); err != nil {
+	if err := r.recover(ctx, f); err != nil {
 		return fail(reasonOf(err, ReasonWorkDir), err)
 	}
 
@@ -488,18 +488,14 @@ func readCache(dir string) (cached, bool) {
 	return c, true
 }
 
-// writeJSON writes v to a new file and renames it into place, readable
-// by socle's user only (inputs may be secret).
+// writeJSON writes v to a new file, synced, and renames it into place,
+// readable by socle's user only.
 func writeJSON(path string, v any) error {
 	b, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		return err
 	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
+	return writeFileSync(path, b)
 }
 
 // backendFile is the file socle adds to a stack whose state it keeps.
