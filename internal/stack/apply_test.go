@@ -118,6 +118,13 @@ func TestApply(t *testing.T) {
 	}
 	noSecretUnder(t, p.r.Dir)
 
+	// The states are sealed anew after each run (a fresh nonce): the cache
+	// keys on the state in clear, so a plan with nothing new runs nothing.
+	p.plan()
+	if _, ran := p.plan(); ran != 0 {
+		t.Errorf("a plan with nothing changed since the last one ran terraform %d times", ran)
+	}
+
 	// The same plan again: refused, it was applied.
 	if r := p.applyAs("app-zone", "dev", Approved{PlanID: devRun.PlanID, Hash: devRun.Hash}); r.Status != RunRefused || r.Reason != ReasonAlreadyApplied {
 		t.Errorf("the applied plan again: %s %s: %s", r.Status, r.Reason, r.Message)
@@ -194,8 +201,12 @@ func TestApplyStale(t *testing.T) {
 
 	restore()
 	r := p.applyAs("network", "connectivity", approved(a))
-	if r.Status != RunRefused || r.Reason != ReasonStale {
+	if r.Status != RunRefused || r.Reason != ReasonStale || !strings.Contains(r.Message, "changed since plan") {
 		t.Fatalf("plan A after B applied: %s %s: %s", r.Status, r.Reason, r.Message)
+	}
+	// socle's check comes before terraform runs: no run of A is recorded.
+	if last, _, _ := p.r.LastRun("network", "connectivity"); last.PlanID == a.PlanID {
+		t.Errorf("a run of the stale plan was recorded: %+v", last)
 	}
 	if exists(filepath.Join(dir, planFile+sealedExt)) || exists(filepath.Join(dir, cacheFile)) {
 		t.Error("the stale plan was kept")
