@@ -57,6 +57,9 @@ const (
 	// state is the truth: the next step is a fresh plan, never the old
 	// plan again.
 	ReasonInterrupted Reason = "Interrupted"
+	// ReasonUnlocked: an admin's forced unlock took the run's lock; its
+	// terraform was stopped.
+	ReasonUnlocked Reason = "Unlocked"
 )
 
 // Approved is the plan a caller approved: the PlanID and Hash of the
@@ -222,7 +225,12 @@ func (r *Runner) apply(ctx context.Context, le lease.Lease, f *files, run *Run) 
 			run.Status, run.Reason, run.Message = RunRefused, ReasonStale, "terraform refused the saved plan: the state changed since it was made; plan again"
 			return
 		}
-		failed(reasonOf(err, ReasonApplyFailed), fmt.Errorf("terraform apply: %w", err))
+		select {
+		case <-le.Lost():
+			failed(ReasonUnlocked, fmt.Errorf("the run's lock was taken by a forced unlock; terraform was stopped: %w", err))
+		default:
+			failed(reasonOf(err, ReasonApplyFailed), fmt.Errorf("terraform apply: %w", err))
+		}
 		return
 	}
 	rec, err := r.recordOutputs(ctx, tf, f, run.PlanID)

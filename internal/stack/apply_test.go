@@ -318,7 +318,7 @@ resource "terraform_data" "slow" {
   count = tonumber(var.slow)
   input = "slow"
   provisioner "local-exec" {
-    command = "if [ -p '${var.fifo}' ]; then echo started > '${var.fifo}'; sleep 20; fi"
+    command = "if [ -p '${var.fifo}' ]; then echo started > '${var.fifo}'; exec sleep 20; fi"
   }
 }
 `,
@@ -484,5 +484,40 @@ func TestCrashAfterApplyBeforeRecord(t *testing.T) {
 	res, _ = p.plan()
 	if dev := res["app-zone@dev"]; dev.Status != StatusPlanned || len(dev.Pending) != 0 {
 		t.Errorf("app-zone@dev: %s, pending %v", dev.Status, dev.Pending)
+	}
+}
+
+// TestForcedUnlockStopsTheApply: an admin's forced unlock takes the lock
+// from a live apply, which stops its terraform and says why; the next
+// plan goes ahead.
+func TestForcedUnlockStopsTheApply(t *testing.T) {
+	fifo := filepath.Join(t.TempDir(), "started")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := &planner{t: t, repo: slowRepo(t, fifo), r: newRunner(t)}
+	edit(t, p.repo, "stacks/slow/stack.yaml", `slow: "0"`, `slow: "1"`)
+	res, _ := p.plan()
+	done := make(chan Run)
+	go func() { done <- p.applyAs("slow", "dev", approved(res["slow@dev"])) }()
+	fh, err := os.Open(fifo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	line, _ := bufio.NewReader(fh).ReadString('\n')
+	fh.Close()
+	if line != "started\n" {
+		t.Fatalf("the provisioner said %q", line)
+	}
+	os.Remove(fifo)
+	if _, held, err := p.r.Unlock("slow", "dev", true); err != nil || !held {
+		t.Fatalf("forced Unlock: %v, %v", held, err)
+	}
+	run := <-done
+	if run.Status != RunFailed || run.Reason != ReasonUnlocked {
+		t.Errorf("the apply unlocked under it: %s %s: %s", run.Status, run.Reason, run.Message)
+	}
+	if res, _ := p.plan(); res["slow@dev"].Status != StatusPlanned {
+		t.Errorf("plan after the forced unlock: %s %s", res["slow@dev"].Status, res["slow@dev"].Message)
 	}
 }
