@@ -92,6 +92,10 @@ type outputsRecord struct {
 	PlanID  string                    `json:"planId"`
 	Applied time.Time                 `json:"applied"`
 	Outputs map[string]recordedOutput `json:"outputs"`
+	// Secrets are the instance's secret inputs as the plan had them: an
+	// output that holds one is redacted for people though terraform does
+	// not mark it sensitive (terraform_data loses the mark).
+	Secrets []string `json:"secrets,omitempty"`
 }
 
 type recordedOutput struct {
@@ -233,7 +237,12 @@ func (r *Runner) apply(ctx context.Context, le lease.Lease, f *files, run *Run) 
 		}
 		return
 	}
-	rec, err := r.recordOutputs(ctx, tf, f, run.PlanID)
+	var secrets []string
+	if _, err := f.readSealed(secretsFile, &secrets); err != nil {
+		failed(ReasonWorkDir, err)
+		return
+	}
+	rec, err := r.recordOutputs(ctx, tf, f, run.PlanID, secrets)
 	if err != nil {
 		failed(reasonOf(err, ReasonOutputFailed), fmt.Errorf("applied, but recording the outputs failed: %w", err))
 		return
@@ -243,7 +252,7 @@ func (r *Runner) apply(ctx context.Context, le lease.Lease, f *files, run *Run) 
 
 // recordOutputs records the outputs of the state as it is now (terraform
 // output), for dependents and people.
-func (r *Runner) recordOutputs(ctx context.Context, tf *tfexec.Terraform, f *files, planID string) (outputsRecord, error) {
+func (r *Runner) recordOutputs(ctx context.Context, tf *tfexec.Terraform, f *files, planID string, secrets []string) (outputsRecord, error) {
 	var outs map[string]tfexec.OutputMeta
 	if err := r.step(ctx, func(ctx context.Context) (err error) {
 		outs, err = tf.Output(ctx)
@@ -251,11 +260,11 @@ func (r *Runner) recordOutputs(ctx context.Context, tf *tfexec.Terraform, f *fil
 	}); err != nil {
 		return outputsRecord{}, fmt.Errorf("terraform output: %w", err)
 	}
-	rec := outputsRecord{PlanID: planID, Applied: r.now(), Outputs: map[string]recordedOutput{}}
+	rec := outputsRecord{PlanID: planID, Applied: r.now(), Outputs: map[string]recordedOutput{}, Secrets: secrets}
 	for k, o := range outs {
 		rec.Outputs[k] = recordedOutput{Sensitive: o.Sensitive, Value: o.Value}
 	}
-	return rec, f.writeOutputs(rec)
+	return rec, f.writeSealed(outputsFile, rec)
 }
 
 // recover is files.recover and, after an interrupted apply, the outputs
@@ -280,7 +289,13 @@ func (r *Runner) recover(ctx context.Context, f *files) error {
 		if err != nil {
 			return err
 		}
-		_, err = r.recordOutputs(ctx, tf, f, run.PlanID)
+		// The secrets of the interrupted plan are gone with it; those
+		// of the last outputs stand (the inputs rarely change).
+		var last outputsRecord
+		if _, err := f.readSealed(outputsFile, &last); err != nil {
+			return err
+		}
+		_, err = r.recordOutputs(ctx, tf, f, run.PlanID, last.Secrets)
 		return err
 	}()
 	if err != nil {
@@ -388,26 +403,11 @@ func (f *files) backup(now time.Time, keep int) error {
 // stamp names a file after a time, so that names sort by it.
 func stamp(t time.Time) string { return t.UTC().Format("20060102T150405.000000000Z") }
 
-func (f *files) writeOutputs(rec outputsRecord) error {
-	b, err := json.Marshal(rec)
-	if err != nil {
-		return err
-	}
-	sealed, err := f.key.Seal(b, f.aad(outputsFile))
-	if err != nil {
-		return err
-	}
-	return writeFileSync(f.path(outputsFile+sealedExt), sealed)
-}
-
 // readOutputs reads the outputs of the last apply; ok is false when
 // there was none.
 func (f *files) readOutputs() (rec outputsRecord, ok bool, err error) {
-	b, ok, err := f.open(outputsFile)
-	if !ok || err != nil {
-		return rec, false, err
-	}
-	return rec, true, json.Unmarshal(b, &rec)
+	ok, err = f.readSealed(outputsFile, &rec)
+	return rec, ok, err
 }
 
 // show renders the outputs for people, sensitive ones redacted.
@@ -420,7 +420,7 @@ func (rec outputsRecord) show() map[string]string {
 			out[k] = fmt.Sprintf("(%v)", err)
 			continue
 		}
-		out[k] = show(v, o.Sensitive, nil, false, nil)
+		out[k] = show(v, o.Sensitive, nil, false, rec.Secrets)
 	}
 	return out
 }

@@ -306,12 +306,7 @@ func TestBackupsRotate(t *testing.T) {
 // (count: the input slow) runs a provisioner that says it started through
 // a FIFO, then takes its time.
 func slowRepo(t *testing.T, fifo string) string {
-	dir := t.TempDir()
-	files := map[string]string{
-		"teams.yaml":             "apiVersion: socle.dev/v1\nkind: Teams\nteams:\n  - name: platform\n    members: [{user: ann, role: admin}]\n",
-		"socle.yaml":             "apiVersion: socle.dev/v1\nkind: Platform\nmetadata: {name: acme}\nenvironments:\n  - {name: dev, runtime: {type: local}, sync: auto}\n",
-		"stacks/slow/stack.yaml": "apiVersion: socle.dev/v1\nkind: Stack\nenvironments: [dev]\ninputs:\n  slow: \"0\"\n  fifo: " + fifo + "\n",
-		"stacks/slow/main.tf": `variable "slow" { type = string }
+	return writeRepo(t, "slow", "inputs:\n  slow: \"0\"\n  fifo: "+fifo+"\n", `variable "slow" { type = string }
 variable "fifo" { type = string }
 resource "terraform_data" "base" { input = "base" }
 resource "terraform_data" "slow" {
@@ -321,7 +316,17 @@ resource "terraform_data" "slow" {
     command = "if [ -p '${var.fifo}' ]; then echo started > '${var.fifo}'; exec sleep 20; fi"
   }
 }
-`,
+`)
+}
+
+// writeRepo writes a repository of one stack, per environment (dev).
+func writeRepo(t *testing.T, stack, inputs, mainTF string) string {
+	dir := t.TempDir()
+	files := map[string]string{
+		"teams.yaml":                      "apiVersion: socle.dev/v1\nkind: Teams\nteams:\n  - name: platform\n    members: [{user: ann, role: admin}]\n",
+		"socle.yaml":                      "apiVersion: socle.dev/v1\nkind: Platform\nmetadata: {name: acme}\nenvironments:\n  - {name: dev, runtime: {type: local}, sync: auto}\n",
+		"stacks/" + stack + "/stack.yaml": "apiVersion: socle.dev/v1\nkind: Stack\nenvironments: [dev]\n" + inputs,
+		"stacks/" + stack + "/main.tf":    mainTF,
 	}
 	for name, content := range files {
 		p := filepath.Join(dir, name)
@@ -519,5 +524,52 @@ func TestForcedUnlockStopsTheApply(t *testing.T) {
 	}
 	if res, _ := p.plan(); res["slow@dev"].Status != StatusPlanned {
 		t.Errorf("plan after the forced unlock: %s %s", res["slow@dev"].Status, res["slow@dev"].Message)
+	}
+}
+
+// TestOutputHoldingASecretInput: an output terraform does not mark
+// sensitive but whose value holds a secret input (terraform_data loses
+// the mark) is redacted wherever it is shown, as in the plan.
+func TestOutputHoldingASecretInput(t *testing.T) {
+	const token = "tok-very-secret-value"
+	repo := writeRepo(t, "leaky", "inputs:\n  token: "+token+"\n", `variable "token" {
+  type      = string
+  sensitive = true
+}
+resource "terraform_data" "t" { input = var.token }
+output "echo" { value = terraform_data.t.output }
+output "plain" { value = "visible" }
+`)
+	p := &planner{t: t, repo: repo, r: newRunner(t)}
+	res, _ := p.plan()
+	if js, _ := json.Marshal(res); strings.Contains(string(js), token) {
+		t.Fatalf("the plan shows the token: %s", js)
+	}
+	run := p.apply("leaky", "dev")
+	if run.Outputs["echo"] != Redacted || run.Outputs["plain"] != `"visible"` {
+		t.Errorf("run outputs = %v", run.Outputs)
+	}
+	shown, _, _ := p.r.ShowOutputs("leaky", "dev")
+	if shown["echo"] != Redacted {
+		t.Errorf("ShowOutputs = %v", shown)
+	}
+	// A later apply that does not change the output keeps it redacted.
+	edit(t, p.repo, "stacks/leaky/main.tf", `"visible"`, `"seen"`)
+	p.plan()
+	run = p.apply("leaky", "dev")
+	if run.Outputs["echo"] != Redacted || run.Outputs["plain"] != `"seen"` {
+		t.Errorf("second run outputs = %v", run.Outputs)
+	}
+	err := filepath.WalkDir(p.r.Dir, func(path string, e os.DirEntry, err error) error {
+		if err != nil || e.IsDir() || strings.Contains(path, "/work/") {
+			return err
+		}
+		if b, err := os.ReadFile(path); err == nil && strings.Contains(string(b), token) {
+			t.Errorf("the token is in clear in %s", path)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }

@@ -3,6 +3,7 @@ package stack
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -28,6 +29,7 @@ const (
 	cacheFile   = "plan.json"
 	runFile     = "run.json"
 	outputsFile = "outputs.json"
+	secretsFile = "secrets.json" // the plan's secret inputs, to redact outputs with
 	sealedExt   = ".sealed"
 	backupsDir  = "backups"
 	historyDir  = "history"
@@ -116,6 +118,32 @@ func (f *files) open(name string) (plain []byte, ok bool, err error) {
 	return plain, true, nil
 }
 
+// writeSealed writes v as JSON, sealed, at name.sealed.
+func (f *files) writeSealed(name string, v any) error {
+	if f.key == nil {
+		return ErrNoSecret
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	sealed, err := f.key.Seal(b, f.aad(name))
+	if err != nil {
+		return err
+	}
+	return writeFileSync(f.path(name+sealedExt), sealed)
+}
+
+// readSealed reads into v what writeSealed wrote; ok is false when there
+// is none.
+func (f *files) readSealed(name string, v any) (bool, error) {
+	b, ok, err := f.open(name)
+	if !ok || err != nil {
+		return false, err
+	}
+	return true, json.Unmarshal(b, v)
+}
+
 // unseal writes the clear content of name.sealed at name, for terraform;
 // ok is false when there is none.
 func (f *files) unseal(name string) (bool, error) {
@@ -173,7 +201,7 @@ func (f *files) stateHash() (string, error) {
 // next step is a fresh plan.
 func (f *files) discardPlan() error {
 	var errs []error
-	for _, n := range []string{planFile, planFile + sealedExt, cacheFile} {
+	for _, n := range []string{planFile, planFile + sealedExt, secretsFile + sealedExt, cacheFile} {
 		if err := os.Remove(f.path(n)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			errs = append(errs, err)
 		}

@@ -399,6 +399,9 @@ func (r *Runner) plan(ctx context.Context, repo *spec.Repo, fsys fs.FS, s *spec.
 		if res.PlanID, err = fileHash(planPath); err == nil {
 			err = f.seal(planFile)
 		}
+		if err == nil {
+			err = f.writeSealed(secretsFile, in.secrets())
+		}
 		if err != nil {
 			return fail(ReasonWorkDir, fmt.Errorf("sealing the saved plan: %w", err))
 		}
