@@ -573,3 +573,37 @@ output "plain" { value = "visible" }
 		t.Fatal(err)
 	}
 }
+
+// TestOwnBackend: a stack with its own backend keeps its state there, in
+// the user's hands: socle neither seals it nor backs it up; its outputs
+// are recorded (sealed) for dependents all the same.
+func TestOwnBackend(t *testing.T) {
+	own := filepath.Join(t.TempDir(), "own.tfstate")
+	repo := writeRepo(t, "mine", "backend: own\ninputs:\n  name: x\n", `terraform {
+  backend "local" { path = "`+own+`" }
+}
+variable "name" { type = string }
+resource "terraform_data" "r" { input = var.name }
+output "name" { value = terraform_data.r.output }
+`)
+	p := &planner{t: t, repo: repo, r: newRunner(t)}
+	p.plan()
+	p.apply("mine", "dev")
+	edit(t, p.repo, "stacks/mine/stack.yaml", "name: x", "name: y")
+	p.plan()
+	p.apply("mine", "dev")
+	b, err := os.ReadFile(own)
+	if err != nil || !strings.Contains(string(b), `"value": "y"`) {
+		t.Errorf("the own backend's state: %v\n%s", err, b)
+	}
+	dir := instanceDir(p.r.Dir, "mine", "dev")
+	for _, name := range []string{stateFile, stateFile + sealedExt, backupsDir} {
+		if exists(filepath.Join(dir, name)) {
+			t.Errorf("socle keeps %s for a stack with its own backend", name)
+		}
+	}
+	outs, ok, err := AppliedOutputs{Dir: p.r.Dir, Secret: testSecret}.Outputs("mine", "dev")
+	if err != nil || !ok || outs["name"].Value != "y" {
+		t.Errorf("outputs: %v, %v, %v", outs, ok, err)
+	}
+}
