@@ -113,7 +113,8 @@ type recordedOutput struct {
 // Applying by the next one (socle stopped meanwhile) is marked
 // Interrupted and its plan discarded: it is never applied twice. After
 // the apply, the outputs are recorded for dependents (AppliedOutputs)
-// and people (Outputs), and the state before it kept as a sealed backup.
+// and people (ShowOutputs), and the state before it kept as a sealed
+// backup.
 func (r *Runner) Apply(ctx context.Context, s *spec.Stack, name string, ok Approved) Run {
 	run := Run{Stack: s.Name, Instance: name, PlanID: ok.PlanID, Hash: ok.Hash}
 	refuse := func(reason Reason, err error) Run {
@@ -187,8 +188,18 @@ func (r *Runner) Apply(ctx context.Context, s *spec.Stack, name string, ok Appro
 // apply runs terraform apply on the opened plan and records the outputs;
 // run says how it ended.
 func (r *Runner) apply(ctx context.Context, le lease.Lease, f *files, run *Run) {
+	var secrets []string
+	// terraform's errors may quote the values of secret inputs.
 	failed := func(reason Reason, err error) {
-		run.Status, run.Reason, run.Message = RunFailed, reason, truncate(err.Error(), 4096)
+		msg := err.Error()
+		for _, s := range secrets {
+			msg = strings.ReplaceAll(msg, s, Redacted)
+		}
+		run.Status, run.Reason, run.Message = RunFailed, reason, truncate(msg, 4096)
+	}
+	if _, err := f.readSealed(secretsFile, &secrets); err != nil {
+		failed(ReasonWorkDir, err)
+		return
 	}
 	// A lease lost (an admin's forced unlock) stops terraform.
 	ctx, cancel := context.WithCancel(ctx)
@@ -235,11 +246,6 @@ func (r *Runner) apply(ctx context.Context, le lease.Lease, f *files, run *Run) 
 		default:
 			failed(reasonOf(err, ReasonApplyFailed), fmt.Errorf("terraform apply: %w", err))
 		}
-		return
-	}
-	var secrets []string
-	if _, err := f.readSealed(secretsFile, &secrets); err != nil {
-		failed(ReasonWorkDir, err)
 		return
 	}
 	rec, err := r.recordOutputs(ctx, tf, f, run.PlanID, secrets)

@@ -607,3 +607,33 @@ output "name" { value = terraform_data.r.output }
 		t.Errorf("outputs: %v, %v, %v", outs, ok, err)
 	}
 }
+
+// TestApplyErrorRedacted: terraform's error quotes a secret input (through
+// a value that lost its sensitive mark); the run's message does not.
+func TestApplyErrorRedacted(t *testing.T) {
+	const token = "tok-very-secret-value"
+	repo := writeRepo(t, "fails", "inputs:\n  token: "+token+"\n", `variable "token" {
+  type      = string
+  sensitive = true
+}
+resource "terraform_data" "t" { input = var.token }
+resource "terraform_data" "fail" {
+  input = "x"
+  provisioner "local-exec" {
+    command = "echo ${terraform_data.t.output}; exit 3"
+  }
+}
+`)
+	p := &planner{t: t, repo: repo, r: newRunner(t)}
+	res, _ := p.plan()
+	run := p.applyAs("fails", "dev", approved(res["fails@dev"]))
+	if run.Status != RunFailed || run.Reason != ReasonApplyFailed || !strings.Contains(run.Message, "exit status 3") {
+		t.Fatalf("%s %s: %s", run.Status, run.Reason, run.Message)
+	}
+	if strings.Contains(run.Message, token) || !strings.Contains(run.Message, Redacted) {
+		t.Errorf("the message: %s", run.Message)
+	}
+	if last, _, _ := p.r.LastRun("fails", "dev"); last.Status != RunFailed || strings.Contains(last.Message, token) {
+		t.Errorf("the recorded run: %s: %s", last.Status, last.Message)
+	}
+}
