@@ -5,6 +5,9 @@
 // whether the instance must be planned again; plans it in a working
 // directory of its own under the data directory, never in the repository,
 // through terraform-exec; and turns the JSON plan (terraform-json) into a
-// resource-level change list with sensitive values redacted. Applying a
-// plan, drift checks and the engine's stack units are not here yet.
+// resource-level change list with sensitive values redacted; applies the
+// saved plan a caller approved, as planned, refusing a stale one; keeps
+// each state, saved plan and the outputs sealed at rest, with backups and
+// a record of each apply; and says who runs an instance. Drift checks and
+// the engine's stack units are not here.
 package stack

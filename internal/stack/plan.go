@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"log/slog"
 	"maps"
@@ -24,7 +23,9 @@ import (
 	"github.com/hashicorp/terraform-exec/tfexec"
 	tfjson "github.com/hashicorp/terraform-json"
 
+	"github.com/socle-dev/socle/internal/clock"
 	"github.com/socle-dev/socle/internal/lease"
+	"github.com/socle-dev/socle/internal/seal"
 	"github.com/socle-dev/socle/internal/spec"
 )
 
@@ -55,6 +56,7 @@ const (
 	ReasonShowFailed         Reason = "ShowFailed"
 	ReasonTimeout            Reason = "Timeout"
 	ReasonTooLarge           Reason = "PlanTooLarge"
+	ReasonNoSecret           Reason = "NoSecret"
 )
 
 // Result is the plan of one instance, as people and the API see it:
@@ -71,6 +73,11 @@ type Result struct {
 	// Cached: the instance's hash and state are those of the last plan,
 	// which is shown again without running terraform.
 	Cached bool `json:"cached,omitempty"`
+	// PlanID names the saved plan (the hash of terraform's plan file):
+	// what a person approves, with Hash, and what Apply is given back so
+	// that it applies that plan and no other. Empty when no plan is
+	// saved (no changes, or a Runner without Secret).
+	PlanID string `json:"planId,omitempty"`
 	// Inputs as passed, for people: secret ones redacted, pending ones
 	// said to be known after their upstream applies.
 	Inputs      map[string]string `json:"inputs,omitempty"`
@@ -98,13 +105,23 @@ func (s Summary) String() string {
 // files and the local modules they call are copied there, with the state
 // beside them (unless the stack keeps its state in its own backend).
 //
-//	<Dir>/<stack>/<instance>/work/…            the repository's files of the stack
-//	<Dir>/<stack>/<instance>/terraform.tfstate
-//	<Dir>/<stack>/<instance>/inputs.tfvars.json
-//	<Dir>/<stack>/<instance>/plan.tfplan        the saved plan (terraform plan -out)
-//	<Dir>/<stack>/<instance>/plan.json          the result, with what it was planned from
-//	<Dir>/plugin-cache/                         TF_PLUGIN_CACHE_DIR, unless the user sets one
-//	<Dir>/locks/                                one run per instance at a time
+//	<Dir>/<stack>/<instance>/work/…                    the repository's files of the stack
+//	<Dir>/<stack>/<instance>/terraform.tfstate.sealed
+//	<Dir>/<stack>/<instance>/plan.tfplan.sealed         the saved plan (terraform plan -out)
+//	<Dir>/<stack>/<instance>/plan.json                  the result, with what it was planned from
+//	<Dir>/<stack>/<instance>/run.json                   the last apply: who, when, how it ended
+//	<Dir>/<stack>/<instance>/outputs.json.sealed        the outputs of the last apply
+//	<Dir>/<stack>/<instance>/backups/<time>.sealed      the state before each apply, the last Keep
+//	<Dir>/<stack>/<instance>/history/<time>.json        each apply's run, the last Keep
+//	<Dir>/plugin-cache/                                 TF_PLUGIN_CACHE_DIR, unless the user sets one
+//	<Dir>/locks/                                        one run per instance at a time
+//
+// The state, the saved plan, the inputs (inputs.tfvars.json) and the
+// outputs hold secrets: they are in clear only while terraform runs, and
+// sealed at rest (AES-256-GCM, package seal) with the data directory's
+// secret. A stack with its own backend keeps its state there: socle
+// neither seals nor backs it up. A run stopped by a crash leaves files in
+// clear; the next run of the instance seals them first.
 //
 // The user's terraform settings that concern where providers come from
 // (TF_CLI_CONFIG_FILE, its mirrors and credentials) are honoured; those
@@ -126,8 +143,37 @@ type Runner struct {
 	Outputs Outputs
 	// Log receives what terraform-exec logs (default: nothing).
 	Log *slog.Logger
+	// Secret is the data directory's secret, which seals what holds
+	// secrets at rest. Without it the Runner plans for show only: it
+	// keeps no saved plan, cannot apply, and cannot plan an instance
+	// whose state is sealed (ErrNoSecret).
+	Secret []byte
+	// Keep is how many state backups and apply records each instance
+	// keeps (default 10).
+	Keep int
+	// Clock stamps runs (default: the system's).
+	Clock clock.Clock
 
-	runs atomic.Int64
+	runs    atomic.Int64
+	keyOnce sync.Once
+	sealing *seal.Key
+}
+
+// sealKey is the key files are sealed with, nil without Secret.
+func (r *Runner) sealKey() *seal.Key {
+	r.keyOnce.Do(func() {
+		if len(r.Secret) > 0 {
+			r.sealing, _ = seal.New(r.Secret) // fails only without a secret
+		}
+	})
+	return r.sealing
+}
+
+func (r *Runner) keep() int {
+	if r.Keep > 0 {
+		return r.Keep
+	}
+	return 10
 }
 
 // Runs is how many terraform processes the runner started.
@@ -151,7 +197,7 @@ func (r *Runner) outputs() Outputs {
 	if r.Outputs != nil {
 		return r.Outputs
 	}
-	return StateOutputs{Dir: r.Dir}
+	return AppliedOutputs{Dir: r.Dir, Secret: r.Secret}
 }
 
 // Target is one instance to plan.
@@ -236,8 +282,8 @@ func (r *Runner) Plan(ctx context.Context, repo *spec.Repo, fsys fs.FS, s *spec.
 	return r.plan(ctx, repo, fsys, s, name, r.outputs())
 }
 
-func (r *Runner) plan(ctx context.Context, repo *spec.Repo, fsys fs.FS, s *spec.Stack, name string, outs Outputs) Result {
-	res := Result{Stack: s.Name, Instance: name, Of: "environment"}
+func (r *Runner) plan(ctx context.Context, repo *spec.Repo, fsys fs.FS, s *spec.Stack, name string, outs Outputs) (res Result) {
+	res = Result{Stack: s.Name, Instance: name, Of: "environment"}
 	if s.PerZone() {
 		res.Of = "zone"
 	}
@@ -261,35 +307,55 @@ func (r *Runner) plan(ctx context.Context, repo *spec.Repo, fsys fs.FS, s *spec.
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fail(ReasonWorkDir, err)
 	}
-	unlock, err := r.lock(ctx, s.Name, name)
+	le, err := r.lock(ctx, s.Name, name)
 	if err != nil {
 		if errors.Is(err, lease.ErrHeld) {
 			return fail(ReasonLocked, err)
 		}
 		return fail(ReasonWorkDir, err)
 	}
-	defer unlock()
-
-	key, err := r.key(in, dir)
-	if err != nil {
-		return fail(ReasonWorkDir, err)
+	defer le.Release()
+	f := r.files(s, name)
+	if err := r.recover(ctx, f); err != nil {
+		return fail(reasonOf(err, ReasonWorkDir), err)
 	}
-	planFile := filepath.Join(dir, "plan.tfplan")
+
+	key, err := r.key(in.Hash, f)
+	if err != nil {
+		return fail(reasonOf(err, ReasonWorkDir), err)
+	}
 	if c, ok := readCache(dir); ok && c.Key == key {
-		if _, err := os.Stat(planFile); err == nil {
+		// With a key, the saved plan must be there to be applied;
+		// without, none is kept and the result alone is shown again.
+		if f.key == nil || c.Result.PlanID == "" || exists(f.path(planFile+sealedExt)) {
 			c.Result.Cached = true
 			return c.Result
 		}
+	}
+	// A failed plan must not leave the last one to apply.
+	if err := f.discardPlan(); err != nil {
+		return fail(ReasonWorkDir, err)
 	}
 	work, err := prepare(fsys, in, dir)
 	if err != nil {
 		return fail(ReasonWorkDir, err)
 	}
-	varFile := filepath.Join(dir, "inputs.tfvars.json")
+	// Whatever happens, nothing stays in clear: the state is sealed
+	// again, the inputs and the plan in clear removed.
+	defer func() {
+		os.Remove(f.path(varsFile))
+		os.Remove(f.path(planFile))
+		if err := f.closeState(); err != nil && res.Status != StatusFailed {
+			res = fail(ReasonWorkDir, fmt.Errorf("sealing the state: %w", err))
+		}
+	}()
+	if err := f.openState(); err != nil {
+		return fail(reasonOf(err, ReasonWorkDir), err)
+	}
+	varFile, planPath := f.path(varsFile), f.path(planFile)
 	if err := writeJSON(varFile, in.Inputs); err != nil {
 		return fail(ReasonWorkDir, err)
 	}
-	os.Remove(planFile) // a failed plan must not leave the last one to apply
 	env, err := r.env()
 	if err != nil {
 		return fail(ReasonWorkDir, err)
@@ -302,12 +368,12 @@ func (r *Runner) plan(ctx context.Context, repo *spec.Repo, fsys fs.FS, s *spec.
 		return fail(reasonOf(err, ReasonInitFailed), fmt.Errorf("terraform init: %w", err))
 	}
 	if err := r.step(ctx, func(ctx context.Context) error {
-		_, err := tf.Plan(ctx, tfexec.Out(planFile), tfexec.VarFile(varFile))
+		_, err := tf.Plan(ctx, tfexec.Out(planPath), tfexec.VarFile(varFile))
 		return err
 	}); err != nil {
 		return fail(reasonOf(err, ReasonPlanFailed), fmt.Errorf("terraform plan: %w", err))
 	}
-	p, err := r.show(ctx, work, planFile, env)
+	p, err := r.show(ctx, work, planPath, env)
 	if err != nil {
 		return fail(reasonOf(err, ReasonShowFailed), fmt.Errorf("terraform show: %w", err))
 	}
@@ -329,15 +395,38 @@ func (r *Runner) plan(ctx context.Context, repo *spec.Repo, fsys fs.FS, s *spec.
 	} else {
 		res.Status, res.Reason = StatusNoChanges, ReasonUpToDate
 	}
+	if res.Status == StatusPlanned && f.key != nil {
+		if res.PlanID, err = fileHash(planPath); err == nil {
+			err = f.seal(planFile)
+		}
+		if err == nil {
+			err = f.writeSealed(secretsFile, in.secrets())
+		}
+		if err != nil {
+			return fail(ReasonWorkDir, fmt.Errorf("sealing the saved plan: %w", err))
+		}
+	}
 	// The state may have been created by init (a new one); the key of
 	// the cache is the state as the next run will find it.
-	if key, err = r.key(in, dir); err == nil {
-		err = writeJSON(filepath.Join(dir, "plan.json"), cached{Key: key, Result: res})
+	if key, err = r.key(in.Hash, f); err == nil {
+		err = writeJSON(f.path(cacheFile), cached{Key: key, Result: res})
 	}
 	if err != nil {
 		return fail(ReasonWorkDir, err)
 	}
 	return res
+}
+
+func (r *Runner) now() time.Time { return clock.Or(r.Clock).Now() }
+
+// fileHash names a file by its content.
+func fileHash(p string) (string, error) {
+	b, err := readBounded(p)
+	if err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256(b)
+	return "sha256:" + hex.EncodeToString(sum[:]), nil
 }
 
 // errTooLarge is a plan whose JSON is over MaxShow.
@@ -349,6 +438,8 @@ func reasonOf(err error, otherwise Reason) Reason {
 		return ReasonTimeout
 	case errors.Is(err, errTooLarge):
 		return ReasonTooLarge
+	case errors.Is(err, ErrNoSecret):
+		return ReasonNoSecret
 	}
 	return otherwise
 }
@@ -364,39 +455,31 @@ func (r *Runner) step(ctx context.Context, fn func(context.Context) error) error
 	return err
 }
 
-func (r *Runner) lock(ctx context.Context, stack, instance string) (func(), error) {
-	dir := filepath.Join(r.Dir, "locks")
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+// lock takes the instance's run lock: one plan or apply of an instance at
+// a time. It is a lease.File, a flock the kernel drops when its process
+// dies: a socle killed mid-run never blocks the next one.
+func (r *Runner) lock(ctx context.Context, stack, instance string) (lease.Lease, error) {
+	locks, err := r.locks()
+	if err != nil {
 		return nil, err
 	}
 	host, _ := os.Hostname()
-	l, err := (&lease.File{Dir: dir}).TryAcquire(ctx, stack+"."+instance, lease.Holder{PID: os.Getpid(), Host: host, Since: time.Now()})
+	l, err := locks.TryAcquire(ctx, lockScope(stack, instance), lease.Holder{PID: os.Getpid(), Host: host, Since: r.now()})
 	if err != nil {
 		return nil, fmt.Errorf("stack %s @ %s is being run: %w", stack, instance, err)
 	}
-	return func() { l.Release() }, nil
+	return l, nil
 }
 
-// key is the instance's cache key now.
-func (r *Runner) key(in *Instance, dir string) (cacheKey, error) {
-	k := cacheKey{Hash: in.Hash, State: "none", Terraform: r.Terraform}
+// key is the instance's cache key now, for the instance's content hash.
+func (r *Runner) key(hash string, f *files) (cacheKey, error) {
+	k := cacheKey{Hash: hash, Terraform: r.Terraform}
 	if fi, err := os.Stat(r.Terraform); err == nil {
 		k.Terraform = fmt.Sprintf("%s %d %d", r.Terraform, fi.Size(), fi.ModTime().UnixNano())
 	}
-	f, err := os.Open(filepath.Join(dir, "terraform.tfstate"))
-	if errors.Is(err, fs.ErrNotExist) {
-		return k, nil
-	}
-	if err != nil {
-		return k, err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return k, err
-	}
-	k.State = "sha256:" + hex.EncodeToString(h.Sum(nil))
-	return k, nil
+	var err error
+	k.State, err = f.stateHash()
+	return k, err
 }
 
 func readCache(dir string) (cached, bool) {
@@ -408,18 +491,14 @@ func readCache(dir string) (cached, bool) {
 	return c, true
 }
 
-// writeJSON writes v to a new file and renames it into place, readable
-// by socle's user only (inputs may be secret).
+// writeJSON writes v to a new file, synced, and renames it into place,
+// readable by socle's user only.
 func writeJSON(path string, v any) error {
 	b, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		return err
 	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
+	return writeFileSync(path, b)
 }
 
 // backendFile is the file socle adds to a stack whose state it keeps.

@@ -13,8 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hashicorp/terraform-exec/tfexec"
-
 	"github.com/socle-dev/socle/internal/golden"
 	"github.com/socle-dev/socle/internal/lease"
 	"github.com/socle-dev/socle/internal/spec"
@@ -79,10 +77,18 @@ type planner struct {
 	t    *testing.T
 	repo string
 	r    *Runner
+	last map[string]Result
+}
+
+// testSecret stands for the data directory's secret.key.
+var testSecret = []byte("the data directory's secret, 32 bytes and more")
+
+func newRunner(t *testing.T) *Runner {
+	return &Runner{Dir: filepath.Join(t.TempDir(), "stacks"), Terraform: terraformBin(t), Secret: testSecret}
 }
 
 func newPlanner(t *testing.T) *planner {
-	return &planner{t: t, repo: checkout(t), r: &Runner{Dir: filepath.Join(t.TempDir(), "stacks"), Terraform: terraformBin(t)}}
+	return &planner{t: t, repo: checkout(t), r: newRunner(t)}
 }
 
 // plan plans every instance; ran is how many terraform processes it took.
@@ -98,22 +104,20 @@ func (p *planner) plan() (byKey map[string]Result, ran int64) {
 		}
 		byKey[res.Stack+"@"+res.Instance] = res
 	}
+	p.last = byKey
 	return byKey, p.r.Runs() - before
 }
 
-// apply applies the saved plan of an instance with terraform itself, in
-// socle's working directory: the test's stand-in for socle's apply, which
-// is not built yet, so that outputs exist for dependents to read.
-func (p *planner) apply(stack, instance string) {
+// apply applies the last plan of an instance, as approved.
+func (p *planner) apply(stack, instance string) Run {
 	p.t.Helper()
-	dir := instanceDir(p.r.Dir, stack, instance)
-	tf, err := tfexec.NewTerraform(filepath.Join(dir, "work", "stacks", stack), p.r.Terraform)
-	if err != nil {
-		p.t.Fatal(err)
+	res := p.last[stack+"@"+instance]
+	repo := load(p.t, p.repo)
+	run := p.r.Apply(context.Background(), repo.Stack(stack), instance, Approved{PlanID: res.PlanID, Hash: res.Hash})
+	if run.Status != RunApplied {
+		p.t.Fatalf("apply %s @ %s: %s %s: %s", stack, instance, run.Status, run.Reason, run.Message)
 	}
-	if err := tf.Apply(context.Background(), tfexec.DirOrPlan(filepath.Join(dir, "plan.tfplan"))); err != nil {
-		p.t.Fatal(err)
-	}
+	return run
 }
 
 // TestPlan plans testdata/repo from an empty state: the network is
@@ -123,7 +127,12 @@ func TestPlan(t *testing.T) {
 	res, _ := p.plan()
 	var results []Result
 	for _, k := range []string{"network@connectivity", "app-zone@dev", "app-zone@prod"} {
-		results = append(results, res[k])
+		r := res[k]
+		if (r.PlanID != "") != (r.Status == StatusPlanned) {
+			t.Errorf("%s: %s with plan %q", k, r.Status, r.PlanID)
+		}
+		r.PlanID = "" // each plan file is new (terraform stamps it)
+		results = append(results, r)
 	}
 	got, err := json.MarshalIndent(results, "", "  ")
 	if err != nil {
@@ -138,7 +147,7 @@ func TestPlan(t *testing.T) {
 		t.Errorf("app-zone@dev: %s %s, pending %v: want it waiting for network's three outputs", az.Status, az.Reason, az.Pending)
 	}
 	noSecretIn(t, string(got), "the results")
-	noSecretUnder(t, p.r.Dir, "plan.tfplan", "inputs.tfvars.json", "terraform.tfstate")
+	noSecretUnder(t, p.r.Dir)
 }
 
 // noSecretIn fails when the network's secret is in text.
@@ -149,9 +158,9 @@ func noSecretIn(t *testing.T, text, where string) {
 	}
 }
 
-// noSecretUnder checks every file under dir but those named (the saved
-// plan, the inputs and the state hold secrets, as terraform's own do).
-func noSecretUnder(t *testing.T, dir string, except ...string) {
+// noSecretUnder checks every file under dir but the stack's own (the
+// saved plan, the inputs, the state and the outputs are sealed).
+func noSecretUnder(t *testing.T, dir string) {
 	t.Helper()
 	err := filepath.WalkDir(dir, func(p string, e fs.DirEntry, err error) error {
 		if err != nil || e.IsDir() {
@@ -159,11 +168,6 @@ func noSecretUnder(t *testing.T, dir string, except ...string) {
 		}
 		if strings.Contains(p, "/work/") { // the repository's files: the test planted the secret there
 			return nil
-		}
-		for _, x := range except {
-			if e.Name() == x {
-				return nil
-			}
 		}
 		b, err := os.ReadFile(p)
 		if err == nil {
@@ -262,11 +266,15 @@ func TestChangeActions(t *testing.T) {
 	}
 	// terraform_data's ids are random: the golden file has a stand-in.
 	got = uuid.ReplaceAll(got, []byte("<uuid>"))
+	got = planID.ReplaceAll(got, []byte(`"planId": "<plan>"`))
 	golden.Check(t, "testdata/plan-actions.json", append(got, '\n'))
 	noSecretIn(t, string(got), "the change list")
 }
 
-var uuid = regexp.MustCompile(`[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}`)
+var (
+	uuid   = regexp.MustCompile(`[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}`)
+	planID = regexp.MustCompile(`"planId": "sha256:[0-9a-f]{64}"`)
+)
 
 // TestPlanBounds: a plan over its size or its time fails with the reason,
 // and leaves no saved plan to apply.
@@ -284,13 +292,15 @@ func TestPlanBounds(t *testing.T) {
 		{"timeout", &Runner{Timeout: time.Nanosecond}, ReasonTimeout},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			tt.r.Dir, tt.r.Terraform = filepath.Join(t.TempDir(), "stacks"), tf
+			tt.r.Dir, tt.r.Terraform, tt.r.Secret = filepath.Join(t.TempDir(), "stacks"), tf, testSecret
 			res := tt.r.Plan(context.Background(), repo, os.DirFS(dir), net, "connectivity")
 			if res.Status != StatusFailed || res.Reason != tt.reason {
 				t.Fatalf("%s %s: %s, want Failed %s", res.Status, res.Reason, res.Message, tt.reason)
 			}
-			if _, err := os.Stat(filepath.Join(instanceDir(tt.r.Dir, "network", "connectivity"), "plan.tfplan")); tt.reason == ReasonTimeout && err == nil {
-				t.Error("a plan that timed out left a saved plan")
+			for _, name := range []string{planFile, planFile + sealedExt} {
+				if _, err := os.Stat(filepath.Join(instanceDir(tt.r.Dir, "network", "connectivity"), name)); err == nil {
+					t.Errorf("a failed plan left %s", name)
+				}
 			}
 		})
 	}
@@ -326,7 +336,7 @@ func TestPlanFailures(t *testing.T) {
 // countedOutputs counts the reads of each instance's outputs, from the
 // real state files.
 type countedOutputs struct {
-	StateOutputs
+	AppliedOutputs
 	mu    sync.Mutex
 	reads map[string]int
 }
@@ -335,7 +345,7 @@ func (c *countedOutputs) Outputs(stack, instance string) (map[string]Output, boo
 	c.mu.Lock()
 	c.reads[stack+"@"+instance]++
 	c.mu.Unlock()
-	return c.StateOutputs.Outputs(stack, instance)
+	return c.AppliedOutputs.Outputs(stack, instance)
 }
 
 // TestPlanAllReadsStatesOnce: the instances that read one upstream
@@ -344,8 +354,8 @@ func (c *countedOutputs) Outputs(stack, instance string) (map[string]Output, boo
 func TestPlanAllReadsStatesOnce(t *testing.T) {
 	dir := checkout(t)
 	repo := load(t, dir)
-	r := &Runner{Dir: filepath.Join(t.TempDir(), "stacks"), Terraform: terraformBin(t)}
-	outs := &countedOutputs{StateOutputs: StateOutputs{Dir: r.Dir}, reads: map[string]int{}}
+	r := newRunner(t)
+	outs := &countedOutputs{AppliedOutputs: AppliedOutputs{Dir: r.Dir, Secret: r.Secret}, reads: map[string]int{}}
 	r.Outputs = outs
 	targets := Targets(repo, func(s *spec.Stack, _ string) bool { return s.Name == "app-zone" })
 	if len(targets) != 2 {

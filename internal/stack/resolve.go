@@ -4,12 +4,8 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
-	"io/fs"
 	"maps"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -64,63 +60,7 @@ type Outputs interface {
 	Outputs(stack, instance string) (outs map[string]Output, ok bool, err error)
 }
 
-// maxStateBytes bounds what is read of a state file for its outputs.
-const maxStateBytes = 64 << 20
-
-// StateOutputs reads outputs from the state files socle keeps, under Dir
-// (<stack>/<instance>/terraform.tfstate). Reading the file rather than
-// asking terraform (terraform output) keeps a commit that changes no stack
-// at zero terraform runs; the part read, the outputs of a version 4 state,
-// is the part of the format Terraform documents for its remote state
-// readers (terraform_remote_state reads the same).
-type StateOutputs struct{ Dir string }
-
-// Outputs implements Outputs.
-func (s StateOutputs) Outputs(stack, instance string) (map[string]Output, bool, error) {
-	f, err := os.Open(statePath(s.Dir, stack, instance))
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, false, nil
-	}
-	if err != nil {
-		return nil, false, err
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, false, err
-	}
-	if fi.Size() > maxStateBytes {
-		return nil, false, fmt.Errorf("state of %s @ %s is %d bytes; socle reads outputs of states up to %d", stack, instance, fi.Size(), maxStateBytes)
-	}
-	var st struct {
-		Version int `json:"version"`
-		Outputs map[string]struct {
-			Value     any  `json:"value"`
-			Sensitive bool `json:"sensitive"`
-		} `json:"outputs"`
-	}
-	// Decoded as it is read, and no further than the bound: a state that
-	// grew since its size was taken does not read past it.
-	dec := json.NewDecoder(io.LimitReader(f, maxStateBytes))
-	dec.UseNumber()
-	if err := dec.Decode(&st); err != nil {
-		return nil, false, fmt.Errorf("reading the state of %s @ %s: %w", stack, instance, err)
-	}
-	if st.Version != 4 {
-		return nil, false, fmt.Errorf("state of %s @ %s: version %d, socle reads version 4", stack, instance, st.Version)
-	}
-	out := make(map[string]Output, len(st.Outputs))
-	for k, o := range st.Outputs {
-		out[k] = Output{Value: o.Value, Sensitive: o.Sensitive}
-	}
-	return out, true, nil
-}
-
 func instanceDir(dir, stack, instance string) string { return filepath.Join(dir, stack, instance) }
-
-func statePath(dir, stack, instance string) string {
-	return filepath.Join(instanceDir(dir, stack, instance), "terraform.tfstate")
-}
 
 // readOnce reads each instance's outputs at most once: for one instance's
 // inputs, and for all the instances PlanAll plans (a plan applies nothing,

@@ -8,10 +8,6 @@ package sealed
 import (
 	"bytes"
 	"context"
-	"crypto/aes"
-	"crypto/cipher"
-	"crypto/rand"
-	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -22,6 +18,7 @@ import (
 	"github.com/score-spec/score-go/types"
 
 	"github.com/socle-dev/socle/internal/plan"
+	"github.com/socle-dev/socle/internal/seal"
 	"github.com/socle-dev/socle/internal/store"
 )
 
@@ -35,22 +32,17 @@ const sealedPrefix = "socle-sealed:v1:"
 // database file never holds them in clear.
 type sealedStore struct {
 	store.Store
-	aead cipher.AEAD
+	key *seal.Key
 }
 
 // Wrap wraps st so that secret variables are encrypted at rest with a key
 // derived from secret (the data directory's secret.key).
 func Wrap(st store.Store, secret []byte) (store.Store, error) {
-	key := sha256.Sum256(append([]byte("socle-seal-v1\x00"), secret...))
-	block, err := aes.NewCipher(key[:])
+	key, err := seal.New(secret)
 	if err != nil {
 		return nil, err
 	}
-	aead, err := cipher.NewGCM(block)
-	if err != nil {
-		return nil, err
-	}
-	return sealedStore{Store: st, aead: aead}, nil
+	return sealedStore{Store: st, key: key}, nil
 }
 
 func (s sealedStore) ApplyDesired(ctx context.Context, revision string, set []store.Desired, remove []store.Unit, p store.Plan, events []store.Event) (int64, error) {
@@ -105,11 +97,11 @@ func (s sealedStore) seal(spec json.RawMessage) (json.RawMessage, error) {
 		return spec, nil
 	}
 	err := mapVariables(&u, names, func(v string) (string, error) {
-		nonce := make([]byte, s.aead.NonceSize())
-		if _, err := rand.Read(nonce); err != nil {
+		b, err := s.key.Seal([]byte(v), nil)
+		if err != nil {
 			return "", err
 		}
-		return sealedPrefix + base64.RawStdEncoding.EncodeToString(s.aead.Seal(nonce, nonce, []byte(v), nil)), nil
+		return sealedPrefix + base64.RawStdEncoding.EncodeToString(b), nil
 	})
 	if err != nil {
 		return nil, err
@@ -132,13 +124,12 @@ func (s sealedStore) open(spec json.RawMessage) (json.RawMessage, error) {
 			return v, nil
 		}
 		b, err := base64.RawStdEncoding.DecodeString(enc)
-		if err != nil || len(b) < s.aead.NonceSize() {
+		if err != nil {
 			return "", errors.New("a sealed value is damaged")
 		}
-		n := s.aead.NonceSize()
-		clear, err := s.aead.Open(nil, b[:n], b[n:], nil)
+		clear, err := s.key.Open(b, nil)
 		if err != nil {
-			return "", errors.New("a sealed value does not open with this data directory's secret.key")
+			return "", err
 		}
 		return string(clear), nil
 	})
