@@ -11,6 +11,7 @@ import (
 
 	"github.com/socle-dev/socle/internal/spec"
 	"github.com/socle-dev/socle/internal/stack"
+	"github.com/socle-dev/socle/internal/wiring"
 )
 
 // stackPlans is the plan of a repository's stacks beside its apps'.
@@ -65,6 +66,10 @@ func planStacks(ctx context.Context, repo *spec.Repo, dir, data, env string) (*s
 		return &stackPlans{Reason: "TerraformNotFound", Message: "stacks were not planned: neither terraform nor tofu is on PATH"}, nil
 	}
 	work := filepath.Join(data, "stacks")
+	// The data directory's secret opens the states socle sealed there; a
+	// plan in a temporary directory has no state, and keeps nothing to
+	// apply, so it needs none.
+	var secret []byte
 	if fi, err := os.Stat(data); err != nil || !fi.IsDir() {
 		tmp, err := os.MkdirTemp("", "socle-stacks-")
 		if err != nil {
@@ -72,6 +77,8 @@ func planStacks(ctx context.Context, repo *spec.Repo, dir, data, env string) (*s
 		}
 		defer os.RemoveAll(tmp)
 		work = tmp
+	} else if secret, err = wiring.DataSecret(data); err != nil {
+		return nil, fmt.Errorf("the data directory's secret: %w", err)
 	}
 	if work, err = filepath.Abs(work); err != nil {
 		return nil, err
@@ -85,7 +92,7 @@ func planStacks(ctx context.Context, repo *spec.Repo, dir, data, env string) (*s
 			return inst == env
 		}
 	}
-	r := &stack.Runner{Dir: work, Terraform: bin}
+	r := &stack.Runner{Dir: work, Terraform: bin, Secret: secret}
 	return &stackPlans{Planned: true, Terraform: bin, Results: r.PlanAll(ctx, repo, dirFS(dir), stack.Targets(repo, keep))}, nil
 }
 

@@ -101,3 +101,27 @@ func TestValidateRunsTerraformValidate(t *testing.T) {
 		t.Errorf("without terraform: exit %d\n%s", code, out)
 	}
 }
+
+// TestPlanStacksInTheDataDirectory: in an existing data directory, socle
+// plan keeps each instance's plan sealed with the directory's secret, to
+// be applied as planned; the secret is the one the server seals with.
+func TestPlanStacksInTheDataDirectory(t *testing.T) {
+	if _, err := exec.LookPath("terraform"); err != nil {
+		t.Skip("no terraform on PATH: this test runs the real binary")
+	}
+	data := t.TempDir()
+	if out, _, code := run(t, "plan", stackRepo, "--data", data); !strings.Contains(out, "~ network @ connectivity: 3 to add") {
+		t.Fatalf("socle plan (exit %d):\n%s", code, out)
+	}
+	saved := filepath.Join(data, "stacks", "network", "connectivity", "plan.tfplan.sealed")
+	b, err := os.ReadFile(saved)
+	if err != nil {
+		t.Fatalf("no saved plan: %v", err)
+	}
+	if strings.Contains(string(b), "s3cr3t") || strings.Contains(string(b), "terraform_data") {
+		t.Error("the saved plan is in clear")
+	}
+	if _, err := os.Stat(filepath.Join(data, "secret.key")); err != nil {
+		t.Errorf("the data directory's secret: %v", err)
+	}
+}

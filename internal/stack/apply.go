@@ -490,7 +490,7 @@ func (a AppliedOutputs) Outputs(stack, instance string) (map[string]Output, bool
 }
 
 func (r *Runner) locks() (*lease.File, error) {
-	dir := filepath.Join(r.Dir, "locks")
+	dir := filepath.Join(r.Dir, ".locks")
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}

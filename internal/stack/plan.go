@@ -113,8 +113,11 @@ func (s Summary) String() string {
 //	<Dir>/<stack>/<instance>/outputs.json.sealed        the outputs of the last apply
 //	<Dir>/<stack>/<instance>/backups/<time>.sealed      the state before each apply, the last Keep
 //	<Dir>/<stack>/<instance>/history/<time>.json        each apply's run, the last Keep
-//	<Dir>/plugin-cache/                                 TF_PLUGIN_CACHE_DIR, unless the user sets one
-//	<Dir>/locks/                                        one run per instance at a time
+//	<Dir>/.plugin-cache/                                TF_PLUGIN_CACHE_DIR, unless the user sets one
+//	<Dir>/.locks/                                       one run per instance at a time
+//	<Dir>/.validate/<stack>/                            a scratch copy while terraform validates it
+//
+// socle's own directories start with a dot, which no stack's name does.
 //
 // The state, the saved plan, the inputs (inputs.tfvars.json) and the
 // outputs hold secrets: they are in clear only while terraform runs, and
@@ -554,7 +557,7 @@ func (r *Runner) env() (map[string]string, error) {
 	tfexec.CleanEnv(env)
 	delete(env, "TF_DATA_DIR")
 	if env["TF_PLUGIN_CACHE_DIR"] == "" {
-		cache := filepath.Join(r.Dir, "plugin-cache")
+		cache := filepath.Join(r.Dir, ".plugin-cache")
 		if err := os.MkdirAll(cache, 0o700); err != nil {
 			return nil, err
 		}

@@ -318,7 +318,7 @@ func TestPlanFailures(t *testing.T) {
 		t.Errorf("%s %s: %s", res.Status, res.Reason, res.Message)
 	}
 
-	locks := filepath.Join(p.r.Dir, "locks")
+	locks := filepath.Join(p.r.Dir, ".locks")
 	if err := os.MkdirAll(locks, 0o700); err != nil {
 		t.Fatal(err)
 	}

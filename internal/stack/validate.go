@@ -24,7 +24,7 @@ import (
 //
 // Each stack is checked once, not once per instance (validate reads the
 // configuration, not the inputs), Parallel at a time, in a scratch copy
-// under Dir/validate; nothing is planned and no state is read. validate
+// under Dir/.validate; nothing is planned and no state is read. validate
 // needs the providers the stack uses: a stack whose `terraform init
 // -backend=false` fails (a provider this machine cannot install) gives a
 // warning saying it was not checked, not an error, so that validate stays
@@ -54,7 +54,7 @@ func (r *Runner) Validate(ctx context.Context, repo *spec.Repo, fsys fs.FS) spec
 }
 
 func (r *Runner) validate(ctx context.Context, fsys fs.FS, s *spec.Stack) spec.Problems {
-	dir := filepath.Join(r.Dir, "validate", s.Name)
+	dir := filepath.Join(r.Dir, ".validate", s.Name)
 	notChecked := func(err error) spec.Problems {
 		return spec.Problems{{File: spec.StacksDir + "/" + s.Name + "/" + spec.StackFile, Field: "stack", Warning: true,
 			Message: "not checked by terraform validate: " + lastLines(err.Error(), 3)}}

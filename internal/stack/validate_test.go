@@ -80,7 +80,7 @@ func TestValidate(t *testing.T) {
 	if !warned {
 		t.Errorf("no warning that network was not checked:\n%v", ps)
 	}
-	if _, err := os.Stat(filepath.Join(r.Dir, "validate", "network")); err == nil {
+	if _, err := os.Stat(filepath.Join(r.Dir, ".validate", "network")); err == nil {
 		t.Error("the scratch copy of network was left behind")
 	}
 }
