@@ -141,6 +141,8 @@ type Info struct {
 	Builtin     bool             `json:"builtin,omitempty"`
 	File        string           `json:"file,omitempty"`
 	Match       spec.PolicyMatch `json:"match,omitzero"`
+	// Target is stacks for a policy of stack resource changes, empty for apps.
+	Target spec.PolicyTarget `json:"target,omitempty"`
 	// Scope says in words where a built-in applies beyond its match.
 	Scope string `json:"scope,omitempty"`
 }
@@ -150,6 +152,9 @@ func (s *Set) Policies() []Info {
 	out := make([]Info, len(s.policies))
 	for i, p := range s.policies {
 		out[i] = Info{Name: p.name, Description: p.description, Severity: p.severity, Builtin: p.builtin, File: p.file, Match: p.match, Scope: p.scope}
+		if p.stacks {
+			out[i].Target = spec.TargetStacks
+		}
 	}
 	return out
 }

@@ -85,7 +85,7 @@ func stackBuiltins() []*builtin {
 				a := ev.stack.Change.Action
 				return ev.environment.Production && len(cfg(ev).Protect) > 0 && (a == "delete" || a == "replace")
 			},
-			scope: "resource changes of stacks in production environments and zones that destroy or replace",
+			scope: "stack destroys and replaces in production (stacks.protect)",
 			check: checkProtected,
 		},
 		{
@@ -93,7 +93,7 @@ func stackBuiltins() []*builtin {
 			description: "Resources of the types stacks.requiredTags of " + OverridesFile + " names carry the tags (or labels) it lists.",
 			stacks:      true,
 			applies:     func(ev *evaluation) bool { return len(cfg(ev).RequiredTags) > 0 && changes(ev) },
-			scope:       "resource changes of stacks that create, update or replace",
+			scope:       "stack creates, updates and replaces (stacks.requiredTags)",
 			check:       checkTags,
 		},
 		{
@@ -101,7 +101,7 @@ func stackBuiltins() []*builtin {
 			description: "Resources are created only in the regions (or locations) stacks.regions of " + OverridesFile + " lists.",
 			stacks:      true,
 			applies:     func(ev *evaluation) bool { return len(cfg(ev).Regions) > 0 && changes(ev) },
-			scope:       "resource changes of stacks that create, update or replace",
+			scope:       "stack creates, updates and replaces (stacks.regions)",
 			check:       checkRegions,
 		},
 	}
@@ -133,8 +133,8 @@ func checkProtected(ev *evaluation) (bool, string) {
 	if c.Action == "replace" {
 		what = "replace (destroy and create again)"
 	}
-	return false, fmt.Sprintf("%s would %s %s, a protected resource in production (stacks.protect: %s in %s): change the configuration so that it is kept, or lift the protection first",
-		ev.subject(), what, c.Address, p, OverridesFile)
+	return false, fmt.Sprintf("%s: the plan would %s it, and it is protected in production (stacks.protect: %s in %s): change the configuration so that it is kept, or lift the protection first",
+		ev.subject(), what, p, OverridesFile)
 }
 
 // checkTags: every tag the settings require of the resource's type is a

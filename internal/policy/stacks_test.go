@@ -79,9 +79,9 @@ func TestStackVerdicts(t *testing.T) {
 		message               string
 	}{
 		{"destroy of a protected type in prod", "net", "prod", false, rc("azurerm_subnet.app", "azurerm_subnet", "delete", nil),
-			"stack-protected-in-production", "deny", "azurerm_subnet.app (stack net @ prod) would destroy azurerm_subnet.app, a protected resource in production (stacks.protect: azurerm_subnet"},
+			"stack-protected-in-production", "deny", "azurerm_subnet.app (stack net @ prod): the plan would destroy it, and it is protected in production (stacks.protect: azurerm_subnet in policies/builtins/overrides.yaml)"},
 		{"replace of a protected address in a production zone", "hub", "apps-prod", true, rc("module.hub.terraform_data.x", "terraform_data", "replace", map[string]any{}),
-			"stack-protected-in-production", "deny", "would replace (destroy and create again) module.hub.terraform_data.x"},
+			"stack-protected-in-production", "deny", "module.hub.terraform_data.x (stack hub @ apps-prod): the plan would replace (destroy and create again) it, and it is protected in production (stacks.protect: module.hub.*"},
 		{"destroy of a protected type in dev", "net", "dev", false, rc("azurerm_subnet.app", "azurerm_subnet", "delete", nil),
 			"stack-protected-in-production", "none", ""},
 		{"destroy in a zone without production", "hub", "apps-nonprod", true, rc("azurerm_subnet.app", "azurerm_subnet", "delete", nil),
