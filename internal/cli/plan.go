@@ -34,8 +34,10 @@ nothing at all otherwise. Nothing is changed.
   + create   ~ update (field: old → new)   - delete
 
 Every change is checked by the repository's policies and socle's built-in
-guardrails: a denied change is marked ✗, a warning !. Exit code 1 when the
-repository does not validate or a change is denied.`,
+guardrails: a denied change is marked ✗, a warning !. The stacks' resource
+changes are judged by the policies whose target is stacks, a denied instance
+marked ✗. Exit code 1 when the repository does not validate, a stack instance
+does not plan, or a change or a stack instance is denied.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			dir := dirArg(args)
