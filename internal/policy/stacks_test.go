@@ -2,6 +2,7 @@ package policy
 
 import (
 	"encoding/json"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -308,5 +309,45 @@ func TestStackChangeBounds(t *testing.T) {
 		if v := verdict(set.EvaluateStack(in), "tags"); v == nil || !v.Allowed {
 			t.Errorf("verdict: %+v", v)
 		}
+	}
+}
+
+// TestStackChangeFitsSeesEveryField: each string of a stack change over
+// its bound takes the change out of the bounds the estimates assume.
+func TestStackChangeFitsSeesEveryField(t *testing.T) {
+	t.Parallel()
+	long := strings.Repeat("x", boundChars+1)
+	base := StackInput{Stack: "net", Instance: "dev", Change: rc("a.b", "a", "create", map[string]any{"k": "v"})}
+	if !stackChangeFits(&base, "ann", []string{"bob"}) {
+		t.Fatal("a small change does not fit")
+	}
+	checked := 0
+	for _, v := range []reflect.Value{reflect.ValueOf(&base).Elem(), reflect.ValueOf(&base.Change).Elem()} {
+		for i := range v.NumField() {
+			f := v.Field(i)
+			if f.Kind() != reflect.String {
+				continue
+			}
+			old := f.String()
+			f.SetString(long)
+			if stackChangeFits(&base, "ann", nil) {
+				t.Errorf("%s of %d characters fits", v.Type().Field(i).Name, len(long))
+			}
+			f.SetString(old)
+			checked++
+		}
+	}
+	if checked != 6 {
+		t.Errorf("checked %d string fields, want 6 (stack, instance, address, type, name, action)", checked)
+	}
+	for _, v := range []map[string]any{{"k": long}, {long[:boundKey+1]: "v"}, {"l": make([]any, boundItems+1)}} {
+		in := base
+		in.Change.Before = v
+		if stackChangeFits(&in, "", nil) {
+			t.Errorf("before %.40v… fits", v)
+		}
+	}
+	if stackChangeFits(&base, long, nil) || stackChangeFits(&base, "", []string{long}) {
+		t.Error("author and approvers are not bounded")
 	}
 }
