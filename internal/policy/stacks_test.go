@@ -2,12 +2,14 @@ package policy
 
 import (
 	"encoding/json"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
 
 	tfjson "github.com/hashicorp/terraform-json"
 
+	"github.com/socle-dev/socle/internal/spec"
 	"github.com/socle-dev/socle/internal/stack"
 )
 
@@ -349,5 +351,36 @@ func TestStackChangeFitsSeesEveryField(t *testing.T) {
 	}
 	if stackChangeFits(&base, long, nil) || stackChangeFits(&base, "", []string{long}) {
 		t.Error("author and approvers are not bounded")
+	}
+}
+
+// BenchmarkEvaluateStackPlan: the landing zone's size, 1,500 resource
+// changes of one instance, judged by the three stack built-ins and two
+// repository policies.
+func BenchmarkEvaluateStackPlan(b *testing.B) {
+	fsys := repoFS(withOverrides(stackRepo(policies(
+		`  - {name: no-public, severity: deny, target: stacks, message: m, expression: "!has(change.after.acl) || change.after.acl != 'public-read'"}
+  - {name: tags-lower, severity: warn, target: stacks, message: m, expression: "!has(change.after.tags) || change.after.tags.all(k, k.lowerAscii() == k)"}
+`))))
+	repo, problems := spec.Load(fsys)
+	if err := problems.Err(); err != nil {
+		b.Fatal(err)
+	}
+	set, problems := Compile(repo, fsys)
+	if len(problems) > 0 {
+		b.Fatal(problems)
+	}
+	changes := make([]StackChange, 1500)
+	for i := range changes {
+		changes[i] = StackChange{Address: fmt.Sprintf("azurerm_subnet.s%d", i), Type: "azurerm_subnet", Name: fmt.Sprintf("s%d", i), Action: "update",
+			Before: map[string]any{"location": "westeurope", "tags": map[string]any{"owner": "net", "cost-center": "42"}, "address_prefixes": []any{"10.0.0.0/24"}},
+			After:  map[string]any{"location": "westeurope", "tags": map[string]any{"owner": "net", "cost-center": "42"}, "address_prefixes": []any{"10.0.1.0/24"}}}
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		ds := set.EvaluateStackPlan("net", "prod", false, changes, Context{Now: testNow})
+		if len(ds) != len(changes) || ds[0].Verdicts.Blocked() {
+			b.Fatalf("decisions: %+v", ds[0])
+		}
 	}
 }
