@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/socle-dev/socle/internal/pipeline"
 	"github.com/socle-dev/socle/internal/policy"
 	"github.com/socle-dev/socle/internal/spec"
 	"github.com/socle-dev/socle/internal/stack"
@@ -36,27 +37,14 @@ type stackResult struct {
 }
 
 // judge evaluates the policies on every resource change of the planned
-// instances, as pipeline.Judge does on the apps' changes.
+// instances (pipeline.JudgeStack).
 func (s *stackPlans) judge(repo *spec.Repo, set *policy.Set, c policy.Context) {
 	if s == nil {
 		return
 	}
 	for i := range s.Results {
 		r := &s.Results[i]
-		if r.Status != stack.StatusPlanned {
-			continue
-		}
-		st := repo.Stack(r.Stack)
-		changes := make([]policy.StackChange, len(r.Changes))
-		for j, ch := range r.Changes {
-			changes[j] = policy.StackChange{Address: ch.Address, Type: ch.Type, Name: ch.Name, Action: string(ch.Action), Before: ch.Before, After: ch.After}
-		}
-		r.Decisions = set.EvaluateStackPlan(r.Stack, r.Instance, st != nil && st.PerZone(), changes, c)
-		for _, d := range r.Decisions {
-			if d.Verdicts.Blocked() {
-				r.Denied = true
-			}
-		}
+		r.Decisions, r.Denied = pipeline.JudgeStack(set, repo, &r.Result, c)
 	}
 }
 
