@@ -384,3 +384,85 @@ func BenchmarkEvaluateStackPlan(b *testing.B) {
 		}
 	}
 }
+
+// TestStackCases: socle policy test runs cases of stack resource changes
+// too, and reports a malformed one at its line.
+func TestStackCases(t *testing.T) {
+	t.Parallel()
+	files := withOverrides(stackRepo(policies(`  - {name: no-public, severity: deny, target: stacks, message: "{{address}} is public", expression: "!has(change.after.acl) || change.after.acl != 'public-read'"}
+`)))
+	files[TestsDir+"/stacks.yaml"] = `apiVersion: socle.dev/v1
+kind: PolicyTests
+tests:
+  - name: a protected subnet is not destroyed in prod
+    policy: stack-protected-in-production
+    stack: net
+    instance: prod
+    resource: {address: module.core.azurerm_subnet.app, action: delete, before: {name: app}}
+    expect: deny
+    message: the plan would destroy it
+  - name: the same in dev
+    policy: stack-protected-in-production
+    stack: net
+    instance: dev
+    resource: {address: azurerm_subnet.app, action: delete}
+    expect: none
+  - name: a public bucket
+    stack: hub
+    instance: apps-prod
+    resource: {address: aws_s3_bucket.b, action: create, after: {acl: public-read}}
+    expect: deny
+    message: aws_s3_bucket.b is public
+  - name: wrong expectation
+    stack: net
+    instance: dev
+    resource: {address: aws_s3_bucket.b, action: update, after: {acl: private}}
+    expect: deny
+  - name: no such instance
+    stack: net
+    instance: apps-prod
+    resource: {address: a.b, action: create}
+    expect: allow
+  - name: malformed
+    stack: net
+    instance: dev
+    app: web
+    resource: {address: a.b, action: destroy}
+    expect: allow
+`
+	fsys := repoFS(files)
+	repo, problems := spec.Load(fsys)
+	if err := problems.Err(); err != nil {
+		t.Fatal(err)
+	}
+	set, problems := Compile(repo, fsys)
+	if len(problems) > 0 {
+		t.Fatal(problems)
+	}
+	cases, problems := LoadTests(fsys)
+	var got []string
+	for _, p := range problems {
+		got = append(got, p.String())
+	}
+	want := []string{
+		`policies/tests/stacks.yaml:34:12: tests[5].stack: a case of a stack's resource change has no app, env, artifact, new, old or history: describe the change under resource`,
+		`policies/tests/stacks.yaml:37:38: tests[5].resource.action: expected create, update, replace, delete, read, forget, found "destroy"`,
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("problems:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	var results []string
+	for _, r := range set.RunTests(repo, cases, testNow) {
+		results = append(results, fmt.Sprintf("%s: pass %v got %q %s", r.Name, r.Pass, r.Got, r.Detail))
+	}
+	wantResults := []string{
+		`a protected subnet is not destroyed in prod: pass true got "deny" `,
+		`the same in dev: pass true got "none" `,
+		`a public bucket: pass true got "deny" `,
+		`wrong expectation: pass false got "allow" `,
+		`no such instance: pass false got "" stack net is not applied to "apps-prod": its instances are dev, prod`,
+	}
+	if strings.Join(results, "\n") != strings.Join(wantResults, "\n") {
+		t.Errorf("results:\n%s\nwant:\n%s", strings.Join(results, "\n"), strings.Join(wantResults, "\n"))
+	}
+}
