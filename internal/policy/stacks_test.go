@@ -173,6 +173,22 @@ func TestStackPoliciesLeaveApps(t *testing.T) {
 	if v := verdict(vs, "stacks-only"); v == nil || !v.Blocks() {
 		t.Errorf("the stack policy did not deny: %+v", v)
 	}
+	// The documented absence: no before on a create, no after on a delete.
+	set, problems = compile(t, stackRepo(policies(
+		`  - {name: sides, severity: deny, target: stacks, message: m, expression: "has(change.before) == (change.action != 'create') && has(change.after) == (change.action != 'delete')"}
+`)))
+	if len(problems) > 0 {
+		t.Fatal(problems)
+	}
+	for _, c := range []StackChange{
+		{Address: "a.b", Type: "a", Action: "create", After: map[string]any{"x": "1"}},
+		{Address: "a.b", Type: "a", Action: "delete", Before: map[string]any{"x": "1"}},
+		{Address: "a.b", Type: "a", Action: "update", Before: map[string]any{"x": "1"}, After: map[string]any{"x": "2"}},
+	} {
+		if v := verdict(set.EvaluateStack(StackInput{Stack: "net", Instance: "dev", Change: c}), "sides"); v == nil || !v.Allowed {
+			t.Errorf("%s: %+v", c.Action, v)
+		}
+	}
 }
 
 // TestStackPolicyErrorsAreLocated: a policy whose target is stacks
