@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -33,8 +34,10 @@ nothing at all otherwise. Nothing is changed.
   + create   ~ update (field: old → new)   - delete
 
 Every change is checked by the repository's policies and socle's built-in
-guardrails: a denied change is marked ✗, a warning !. Exit code 1 when the
-repository does not validate or a change is denied.`,
+guardrails: a denied change is marked ✗, a warning !. The stacks' resource
+changes are judged by the policies whose target is stacks, a denied instance
+marked ✗. Exit code 1 when the repository does not validate, a stack instance
+does not plan, or a change or a stack instance is denied.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			dir := dirArg(args)
@@ -81,6 +84,11 @@ repository does not validate or a change is denied.`,
 			if out.Stacks, err = planStacks(cmd.Context(), repo, dir, data, env); err != nil {
 				return err
 			}
+			if out.Stacks != nil {
+				// Compiled again beside pipeline.Judge, whose problems are printed above.
+				set, _ := policy.Compile(repo, dirFS(dir))
+				out.Stacks.judge(repo, set, policy.Context{Operation: policy.Plan, Now: time.Now()})
+			}
 			out.count()
 			if g.json() {
 				err = g.printJSON(out)
@@ -99,8 +107,15 @@ repository does not validate or a change is denied.`,
 			if n := out.Stacks.failed(); err == nil && n > 0 {
 				err = withCode(ExitProblems, fmt.Errorf("%d stack instance%s did not plan", n, plural(n)))
 			}
-			if err == nil && out.Policy.Denied > 0 {
-				err = withCode(ExitProblems, fmt.Errorf("%d change%s denied by policy", out.Policy.Denied, plural(out.Policy.Denied)))
+			if err == nil && out.Policy.Denied+out.Policy.DeniedStacks > 0 {
+				var what []string
+				if n := out.Policy.Denied; n > 0 {
+					what = append(what, fmt.Sprintf("%d change%s", n, plural(n)))
+				}
+				if n := out.Policy.DeniedStacks; n > 0 {
+					what = append(what, fmt.Sprintf("%d stack instance%s", n, plural(n)))
+				}
+				err = withCode(ExitProblems, fmt.Errorf("%s denied by policy", strings.Join(what, " and ")))
 			}
 			return err
 		},
@@ -119,6 +134,10 @@ type planOutput struct {
 	Policy struct {
 		Denied   int `json:"denied"`
 		Warnings int `json:"warnings"`
+		// DeniedStacks counts the stack instances whose plan a policy
+		// denies, StackWarnings the warnings on their resource changes.
+		DeniedStacks  int `json:"deniedStacks,omitempty"`
+		StackWarnings int `json:"stackWarnings,omitempty"`
 	} `json:"policy"`
 	from string
 }
@@ -130,6 +149,7 @@ func (o *planOutput) count() {
 	for _, d := range o.Decisions {
 		o.Policy.Warnings += len(d.Verdicts.Warnings())
 	}
+	o.Policy.DeniedStacks, o.Policy.StackWarnings = o.Stacks.denied()
 }
 
 func (o *planOutput) render(w io.Writer) error {

@@ -195,7 +195,7 @@ func policyScope(p policy.Info) string {
 	for _, m := range []struct {
 		what  string
 		names []string
-	}{{"environments", p.Match.Environments}, {"zones", p.Match.Zones}, {"apps", p.Match.Apps}} {
+	}{{"stacks", p.Match.Stacks}, {"environments", p.Match.Environments}, {"zones", p.Match.Zones}, {"apps", p.Match.Apps}} {
 		if len(m.names) > 0 {
 			parts = append(parts, m.what+" "+strings.Join(m.names, ", "))
 		}
@@ -203,7 +203,14 @@ func policyScope(p policy.Info) string {
 	if p.Scope != "" {
 		parts = append(parts, p.Scope)
 	}
-	if len(parts) == 0 {
+	switch {
+	case p.Target == spec.TargetStacks && p.Builtin:
+		return strings.Join(parts, "; ")
+	case p.Target == spec.TargetStacks && len(parts) == 0:
+		return "every stack resource change"
+	case p.Target == spec.TargetStacks:
+		return "stack resource changes: " + strings.Join(parts, "; ")
+	case len(parts) == 0:
 		return "every change"
 	}
 	return strings.Join(parts, "; ")

@@ -134,16 +134,19 @@ func TestPolicyList(t *testing.T) {
 	if code != ExitOK {
 		t.Fatalf("exit %d", code)
 	}
-	want := `POLICY                       SEVERITY  FROM                      APPLIES TO
-owner-team-exists            deny      built-in                  every change
-prod-artifact-proven         deny      built-in                  production environments (the last of a promotion line)
-immutable-image-tags         deny      built-in                  outside sandbox zones
-prod-resource-limits         deny      built-in                  production environments (the last of a promotion line)
-no-plain-secrets             deny      built-in                  every change
-readiness-probe-for-traffic  deny      built-in                  every change
-sandbox-no-prod-access       deny      built-in                  sandbox zones
-sandbox-memory-limits        deny      policies/guardrails.yaml  zones sandbox
-liveness-probe-for-services  warn      policies/guardrails.yaml  every change
+	want := `POLICY                         SEVERITY  FROM                      APPLIES TO
+owner-team-exists              deny      built-in                  every change
+prod-artifact-proven           deny      built-in                  production environments (the last of a promotion line)
+immutable-image-tags           deny      built-in                  outside sandbox zones
+prod-resource-limits           deny      built-in                  production environments (the last of a promotion line)
+no-plain-secrets               deny      built-in                  every change
+readiness-probe-for-traffic    deny      built-in                  every change
+sandbox-no-prod-access         deny      built-in                  sandbox zones
+stack-protected-in-production  deny      built-in                  stack destroys and replaces in production (stacks.protect)
+stack-required-tags            deny      built-in                  stack creates, updates and replaces (stacks.requiredTags)
+stack-allowed-regions          deny      built-in                  stack creates, updates and replaces (stacks.regions)
+sandbox-memory-limits          deny      policies/guardrails.yaml  zones sandbox
+liveness-probe-for-services    warn      policies/guardrails.yaml  every change
 `
 	if out != want {
 		t.Errorf("got:\n%s\nwant:\n%s", out, want)

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/socle-dev/socle/internal/pipeline"
+	"github.com/socle-dev/socle/internal/policy"
 	"github.com/socle-dev/socle/internal/spec"
 	"github.com/socle-dev/socle/internal/stack"
 	"github.com/socle-dev/socle/internal/wiring"
@@ -17,11 +19,51 @@ import (
 // stackPlans is the plan of a repository's stacks beside its apps'.
 type stackPlans struct {
 	// Planned is false when terraform could not be run at all (Reason).
-	Planned   bool           `json:"planned"`
-	Reason    string         `json:"reason,omitempty"`
-	Message   string         `json:"message,omitempty"`
-	Terraform string         `json:"terraform,omitempty"`
-	Results   []stack.Result `json:"results,omitempty"`
+	Planned   bool          `json:"planned"`
+	Reason    string        `json:"reason,omitempty"`
+	Message   string        `json:"message,omitempty"`
+	Terraform string        `json:"terraform,omitempty"`
+	Results   []stackResult `json:"results,omitempty"`
+}
+
+// stackResult is the plan of one instance with the policies' verdicts on
+// each of its resource changes.
+type stackResult struct {
+	stack.Result
+	// Decisions line up with Changes; absent when nothing was planned.
+	Decisions []policy.StackDecision `json:"decisions,omitempty"`
+	// Denied is true when a verdict blocks a change: the plan of the
+	// instance must not be applied.
+	Denied bool `json:"denied,omitempty"`
+}
+
+// judge evaluates the policies on every resource change of the planned
+// instances (pipeline.JudgeStack).
+func (s *stackPlans) judge(repo *spec.Repo, set *policy.Set, c policy.Context) {
+	if s == nil {
+		return
+	}
+	for i := range s.Results {
+		r := &s.Results[i]
+		r.Decisions, r.Denied = pipeline.JudgeStack(set, repo, &r.Result, c)
+	}
+}
+
+// denied counts the instances a policy denies; warnings counts the
+// warnings on their changes.
+func (s *stackPlans) denied() (denied, warnings int) {
+	if s == nil {
+		return 0, 0
+	}
+	for _, r := range s.Results {
+		if r.Denied {
+			denied++
+		}
+		for _, d := range r.Decisions {
+			warnings += len(d.Verdicts.Warnings())
+		}
+	}
+	return denied, warnings
 }
 
 // terraformBin is the absolute path of terraform, or of tofu where
@@ -93,7 +135,11 @@ func planStacks(ctx context.Context, repo *spec.Repo, dir, data, env string) (*s
 		}
 	}
 	r := &stack.Runner{Dir: work, Terraform: bin, Secret: secret}
-	return &stackPlans{Planned: true, Terraform: bin, Results: r.PlanAll(ctx, repo, dirFS(dir), stack.Targets(repo, keep))}, nil
+	out := &stackPlans{Planned: true, Terraform: bin}
+	for _, res := range r.PlanAll(ctx, repo, dirFS(dir), stack.Targets(repo, keep)) {
+		out.Results = append(out.Results, stackResult{Result: res})
+	}
+	return out, nil
 }
 
 func (s *stackPlans) render(w io.Writer) {
@@ -106,9 +152,23 @@ func (s *stackPlans) render(w io.Writer) {
 		at := r.Stack + " @ " + r.Instance
 		switch r.Status {
 		case stack.StatusPlanned:
-			fmt.Fprintf(w, "  ~ %s: %s\n", at, r.Summary)
-			for _, c := range r.Changes {
+			mark, denied := "~", ""
+			if r.Denied {
+				mark, denied = "✗", " (denied by policy: not applied)"
+			}
+			fmt.Fprintf(w, "  %s %s: %s%s\n", mark, at, r.Summary, denied)
+			for i, c := range r.Changes {
 				fmt.Fprintf(w, "      %s %s\n", c.Sign(), c.Address)
+				if i < len(r.Decisions) {
+					for _, v := range r.Decisions[i].Verdicts {
+						switch {
+						case v.Blocks():
+							fmt.Fprintf(w, "          ✗ deny  %s: %s\n", v.Policy, v.Message)
+						case v.Warns():
+							fmt.Fprintf(w, "          ! warn  %s: %s\n", v.Policy, v.Message)
+						}
+					}
+				}
 				for _, a := range c.Attributes {
 					note := ""
 					if a.ForcesReplacement {
@@ -137,6 +197,8 @@ func (s *stackPlans) render(w io.Writer) {
 			fmt.Fprintf(w, "  ✗ %s: %s (%s)\n", at, strings.ReplaceAll(r.Message, "\n", "\n      "), r.Reason)
 		}
 	}
+	denied, warnings := s.denied()
+	fmt.Fprintf(w, "\nPolicies on stacks: %d instance%s denied, %d warning%s.\n", denied, plural(denied), warnings, plural(warnings))
 }
 
 func arrow(before, after string) string {

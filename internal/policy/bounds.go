@@ -36,7 +36,7 @@ func (inputBounds) EstimateSize(n checker.AstNode) *checker.SizeEstimate {
 	}
 	var items, chars uint64 = boundItems, boundChars
 	switch path[0] {
-	case varPlatform, varEnvironment:
+	case varPlatform, varEnvironment, varStack:
 		items, chars = boundPlatform, boundPlatform
 	case varChange, varAuthor, varApprovers:
 		switch path[len(path)-1] {

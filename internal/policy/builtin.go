@@ -27,6 +27,8 @@ type builtin struct {
 	prg           cel.Program
 	// …or Go code that returns the whole message.
 	check func(*evaluation) (bool, string)
+	// stacks: the built-in judges stack resource changes.
+	stacks bool
 }
 
 // builtins are the built-in guardrails in evaluation order, their CEL
@@ -79,6 +81,7 @@ var builtins = sync.OnceValue(func() []*builtin {
 			check:       checkSandbox,
 		},
 	}
+	list = append(list, stackBuiltins()...)
 	env := celEnv()
 	for _, b := range list {
 		if b.expr == "" {
@@ -96,7 +99,7 @@ var builtins = sync.OnceValue(func() []*builtin {
 })
 
 func (b *builtin) compile() *compiled {
-	return &compiled{name: b.name, description: b.description, builtin: true, applies: b.applies, scope: b.scope,
+	return &compiled{name: b.name, description: b.description, builtin: true, stacks: b.stacks, applies: b.applies, scope: b.scope,
 		prg: b.prg, message: b.message, check: b.check}
 }
 

@@ -165,6 +165,7 @@ func (h *historyVal) Value() any                  { return h.h }
 // activation resolves the variables of one evaluation without a map.
 type activation struct {
 	change, environment, platform, approvers ref.Val
+	stack                                    ref.Val // of a stack change only
 	now, author                              ref.Val
 	history                                  *historyVal
 }
@@ -185,6 +186,8 @@ func (a *activation) ResolveName(name string) (any, bool) {
 		return a.approvers, true
 	case varHistory:
 		return a.history, true
+	case varStack:
+		return a.stack, a.stack != nil
 	}
 	return nil, false
 }
@@ -197,8 +200,8 @@ func (a *activation) Parent() interpreter.Activation { return nil }
 func evalFailure(policy string, ev *evaluation, err error) string {
 	var cancelled interpreter.EvalCancelledError
 	if errors.As(err, &cancelled) && cancelled.Cause == interpreter.CostLimitExceeded {
-		return fmt.Sprintf("policy %s gave up on %s in %s: the expression exceeded the evaluation cost limit (%d); simplify it (fewer nested loops over lists and maps)",
-			policy, ev.app, ev.env, CostLimit)
+		return fmt.Sprintf("policy %s gave up on %s: the expression exceeded the evaluation cost limit (%d); simplify it (fewer nested loops over lists and maps)",
+			policy, ev.subject(), CostLimit)
 	}
-	return fmt.Sprintf("policy %s could not be evaluated on %s in %s, so it denies: %v", policy, ev.app, ev.env, err)
+	return fmt.Sprintf("policy %s could not be evaluated on %s, so it denies: %v", policy, ev.subject(), err)
 }

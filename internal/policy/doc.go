@@ -36,6 +36,13 @@
 // any depth (an absent part reads as empty). Each evaluation is bounded by
 // CostLimit; an expression that fails or goes over it denies.
 //
+// A policy whose target is stacks judges each resource change of a stack
+// plan instead (EvaluateStack), in a CEL environment of its own: change is
+// the resource change (address, type, name, action, before and after with
+// sensitive values masked), stack the instance (name, instance, of, zone,
+// zoneKind, production); environment, platform, now, author and approvers
+// are as above. README.md lists its variables and built-ins.
+//
 // A production environment is one that ends a promotion line: it has
 // promotion.from and no environment is promoted from it. README.md lists
 // the built-ins and the test-case format of socle policy test.

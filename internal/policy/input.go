@@ -181,6 +181,11 @@ type platformContext struct {
 	prodNames []string
 	// fits is true when the platform is within the bounds of bounds.go.
 	fits bool
+	// zoneKinds maps a zone to its kind; prodZones are the zones a stack
+	// applied per zone is production in: those that hold a production
+	// environment, and the platform zones, which serve every environment.
+	zoneKinds map[string]string
+	prodZones map[string]bool
 }
 
 func newPlatformContext(r *spec.Repo) *platformContext {
@@ -197,7 +202,13 @@ func newPlatformContext(r *spec.Repo) *platformContext {
 			promotedFrom[e.Promotion.From] = true
 		}
 	}
-	c := &platformContext{envs: map[string]*environment{}, envVals: map[string]ref.Val{}, teams: map[string]bool{}}
+	c := &platformContext{envs: map[string]*environment{}, envVals: map[string]ref.Val{}, teams: map[string]bool{},
+		zoneKinds: p.Zones, prodZones: map[string]bool{}}
+	for _, z := range r.Platform.Zones {
+		if z.Kind == spec.ZonePlatform {
+			c.prodZones[z.Name] = true
+		}
+	}
 	prod := map[string]bool{}
 	for i, e := range r.Platform.Environments {
 		v := environment{Name: e.Name, Zone: e.Zone, ZoneKind: string(kinds[e.Zone]), Position: i, Sync: string(e.Sync)}
@@ -212,6 +223,7 @@ func newPlatformContext(r *spec.Repo) *platformContext {
 			prod[e.Name] = true
 			if e.Zone != "" {
 				prod[e.Zone] = true
+				c.prodZones[e.Zone] = true
 			}
 			for _, z := range r.Platform.Zones {
 				if z.Name == e.Zone && z.Account != "" {
@@ -250,6 +262,9 @@ type evaluation struct {
 	// fits is true when the change is within the bounds of bounds.go,
 	// known once the activation is built.
 	fits bool
+	// stack is the stack change judged, nil for an app's change (whose
+	// unit, app and team are then empty).
+	stack *StackInput
 }
 
 func (s *Set) newEvaluation(in *Input) *evaluation {
@@ -284,6 +299,9 @@ func (ev *evaluation) operation() string {
 func (ev *evaluation) activation() *activation {
 	if ev.act != nil {
 		return ev.act
+	}
+	if ev.stack != nil {
+		return ev.stackActivation()
 	}
 	adapt := celEnv().CELTypeAdapter()
 	c := &change{App: ev.app, Env: ev.env, Action: string(ev.in.Change.Action), Operation: ev.operation(), Artifact: ev.artifact,
@@ -320,6 +338,9 @@ func nonNilStrings(s []string) []string {
 
 func (ev *evaluation) selects(p *compiled) bool {
 	m := p.match
+	if p.stacks != (ev.stack != nil) || ev.stack != nil && len(m.Stacks) > 0 && !slices.Contains(m.Stacks, ev.stack.Stack) {
+		return false
+	}
 	if len(m.Environments) > 0 && !slices.Contains(m.Environments, ev.env) ||
 		len(m.Zones) > 0 && !slices.Contains(m.Zones, ev.zone) ||
 		len(m.Apps) > 0 && !slices.Contains(m.Apps, ev.app) {
@@ -342,18 +363,34 @@ var placeholders = map[string]func(*evaluation) string{
 	"from":     func(ev *evaluation) string { return ev.environment.From },
 }
 
-func placeholderList() string {
-	names := slices.Sorted(maps.Keys(placeholders))
-	for i, n := range names {
-		names[i] = "{{" + n + "}}"
+func init() { maps.Copy(placeholders, stackPlaceholders()) }
+
+// placeholderList lists the placeholders of a policy's message: a stack
+// policy's have no app, an app policy's no stack.
+func placeholderList(stacks bool) string {
+	var names []string
+	for _, n := range slices.Sorted(maps.Keys(placeholders)) {
+		if knownPlaceholder(n, stacks) {
+			names = append(names, "{{"+n+"}}")
+		}
 	}
 	return strings.Join(names, ", ")
 }
 
-func unknownPlaceholders(msg string) []string {
+func knownPlaceholder(name string, stacks bool) bool {
+	if _, ok := placeholders[name]; !ok {
+		return false
+	}
+	if stacks {
+		return !slices.Contains(appFields, name)
+	}
+	return !slices.Contains(stackFields, name)
+}
+
+func unknownPlaceholders(msg string, stacks bool) []string {
 	var bad []string
 	for _, m := range placeholder.FindAllStringSubmatch(msg, -1) {
-		if _, ok := placeholders[m[1]]; !ok {
+		if !knownPlaceholder(m[1], stacks) {
 			bad = append(bad, m[0])
 		}
 	}

@@ -28,24 +28,39 @@ const OverridesFile = "policies/builtins/overrides.yaml"
 // off is the override that turns a built-in off.
 const off spec.Severity = "off"
 
-// readOverrides reads OverridesFile, if the repository has one.
-func readOverrides(fsys fs.FS) (map[string]spec.Severity, spec.Problems) {
+// readOverrides reads OverridesFile, if the repository has one: the
+// built-ins' severities and the settings of the stack built-ins.
+func readOverrides(fsys fs.FS) (map[string]spec.Severity, stackSettings, spec.Problems) {
 	out := map[string]spec.Severity{}
+	var cfg stackSettings
 	if fsys == nil {
-		return out, nil
+		return out, cfg, nil
 	}
 	root, missing, problems := readYAML(fsys, OverridesFile, nil)
 	if missing || problems != nil {
-		return out, problems
+		return out, cfg, problems
 	}
 	y := &yamlFile{fsys: fsys, file: OverridesFile}
 	fields := map[string]string{"apiVersion": spec.APIVersion, "kind": "BuiltinPolicies", "builtins": ""}
-	if bad := checkHeader(y, root, fields); len(bad) > 0 {
-		return out, bad
+	// stacks is optional, and so is builtins beside it.
+	if root != nil && root.Kind == yaml.MappingNode && child(root, "stacks") != nil {
+		fields["stacks"] = ""
+		if child(root, "builtins") == nil {
+			delete(fields, "builtins")
+		}
 	}
-	list, _ := locate(root, "builtins")
+	if bad := checkHeader(y, root, fields); len(bad) > 0 {
+		return out, cfg, bad
+	}
+	if n := child(root, "stacks"); n != nil {
+		cfg, problems = readStackSettings(n)
+	}
+	list := child(root, "builtins")
+	if list == nil {
+		return out, cfg, problems
+	}
 	if list.Kind != yaml.MappingNode {
-		return out, spec.Problems{y.problem("expected a mapping of built-in name to deny, warn or off", "builtins")}
+		return out, cfg, append(problems, y.problem("expected a mapping of built-in name to deny, warn or off", "builtins"))
 	}
 	for i := 0; i+1 < len(list.Content); i += 2 {
 		k, v := list.Content[i], list.Content[i+1]
@@ -62,7 +77,7 @@ func readOverrides(fsys fs.FS) (map[string]spec.Severity, spec.Problems) {
 				Message: fmt.Sprintf("expected deny, warn or off, found %q", v.Value)})
 		}
 	}
-	return out, problems
+	return out, cfg, problems
 }
 
 // checkHeader checks a socle file's top-level fields: only the known ones,

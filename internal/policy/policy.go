@@ -129,6 +129,8 @@ type Decision struct {
 type Set struct {
 	policies []*compiled
 	ctx      *platformContext
+	// stackCfg configures the stack built-ins (OverridesFile's stacks).
+	stackCfg stackSettings
 }
 
 // Info describes one policy of a set, for listings.
@@ -139,6 +141,8 @@ type Info struct {
 	Builtin     bool             `json:"builtin,omitempty"`
 	File        string           `json:"file,omitempty"`
 	Match       spec.PolicyMatch `json:"match,omitzero"`
+	// Target is stacks for a policy of stack resource changes, empty for apps.
+	Target spec.PolicyTarget `json:"target,omitempty"`
 	// Scope says in words where a built-in applies beyond its match.
 	Scope string `json:"scope,omitempty"`
 }
@@ -148,6 +152,9 @@ func (s *Set) Policies() []Info {
 	out := make([]Info, len(s.policies))
 	for i, p := range s.policies {
 		out[i] = Info{Name: p.name, Description: p.description, Severity: p.severity, Builtin: p.builtin, File: p.file, Match: p.match, Scope: p.scope}
+		if p.stacks {
+			out[i].Target = spec.TargetStacks
+		}
 	}
 	return out
 }
@@ -160,6 +167,9 @@ type compiled struct {
 	builtin           bool
 	severity          spec.Severity
 	match             spec.PolicyMatch
+	// stacks: the policy judges stack resource changes (target: stacks),
+	// not apps' changes.
+	stacks bool
 	// applies narrows a built-in to where it makes sense (production, sandbox…).
 	applies func(*evaluation) bool
 	scope   string
@@ -179,10 +189,10 @@ type compiled struct {
 // policy that denies every change it matches, so that ignoring the problems
 // never weakens the guardrails.
 func Compile(repo *spec.Repo, fsys fs.FS) (*Set, spec.Problems) {
-	env := celEnv()
 	s := &Set{ctx: newPlatformContext(repo)}
 	var problems spec.Problems
-	sev, ps := readOverrides(fsys)
+	sev, cfg, ps := readOverrides(fsys)
+	s.stackCfg = cfg
 	problems = append(problems, ps...)
 	for _, b := range builtins() {
 		severity, ok := sev[b.name]
@@ -199,15 +209,19 @@ func Compile(repo *spec.Repo, fsys fs.FS) (*Set, spec.Problems) {
 	for _, set := range repo.Policies {
 		doc := &yamlFile{fsys: fsys, file: set.File} // parsed only when a problem needs a position
 		for i, p := range set.Policies {
-			c := &compiled{name: p.Name, description: p.Description, file: set.File, severity: p.Severity, match: p.Match, message: p.Message}
+			c := &compiled{name: p.Name, description: p.Description, file: set.File, severity: p.Severity, match: p.Match, message: p.Message, stacks: p.Stacks()}
+			env := celEnv()
+			if c.stacks {
+				env = stackCelEnv()
+			}
 			if isBuiltin(p.Name) {
 				problems = append(problems, doc.problem(
 					fmt.Sprintf("%q is the name of a built-in guardrail: choose another name, or set the built-in's severity in %s", p.Name, OverridesFile),
 					"policies", idx(i), "name"))
 			}
-			if bad := unknownPlaceholders(p.Message); len(bad) > 0 {
+			if bad := unknownPlaceholders(p.Message, c.stacks); len(bad) > 0 {
 				problems = append(problems, doc.problem(
-					fmt.Sprintf("unknown placeholder %s in message: known are %s", bad[0], placeholderList()),
+					fmt.Sprintf("unknown placeholder %s in message: known are %s (a policy whose target is %s)", bad[0], placeholderList(c.stacks), targetName(c.stacks)),
 					"policies", idx(i), "message"))
 			}
 			prg, fast, clock, errs := compileExpr(env, p.Expression, true)

@@ -54,6 +54,11 @@ type TestCase struct {
 	Expect    string
 	// Message, when set, must appear in the message of the verdict.
 	Message string
+	// Stack and Instance, when Stack is set, make the case one of a
+	// resource change of a stack instance's plan (Resource), judged by the
+	// policies whose target is stacks; App, Env, New and Old are unused.
+	Stack, Instance string
+	Resource        *StackChange
 }
 
 // caseFile is a PolicyTests file as written.
@@ -73,7 +78,19 @@ type caseFile struct {
 	History   []caseRun `yaml:"history"`
 	Expect    string    `yaml:"expect"`
 	Message   string    `yaml:"message"`
+	Stack     string    `yaml:"stack"`
+	Instance  string    `yaml:"instance"`
+	Resource  *struct {
+		Address string         `yaml:"address"`
+		Type    string         `yaml:"type"`
+		Action  string         `yaml:"action"`
+		Before  map[string]any `yaml:"before"`
+		After   map[string]any `yaml:"after"`
+	} `yaml:"resource"`
 }
+
+// stackActions are the actions of a stack test case's resource.
+var stackActions = []string{"create", "update", "replace", "delete", "read", "forget"}
 
 type caseRun struct {
 	App      string `yaml:"app"`
@@ -84,7 +101,7 @@ type caseRun struct {
 
 var (
 	caseFields = []string{"name", "policy", "app", "env", "action", "operation", "artifact", "new", "old",
-		"author", "approvers", "now", "history", "expect", "message"}
+		"author", "approvers", "now", "history", "expect", "message", "stack", "instance", "resource"}
 	runFields = []string{"app", "env", "artifact", "since"}
 )
 
@@ -151,7 +168,33 @@ func loadTestFile(fsys fs.FS, file string, budget *spec.YAMLBudget) ([]TestCase,
 			Action: plan.Action(cf.Action), Operation: Operation(cf.Operation), Artifact: cf.Artifact,
 			Author: cf.Author, Approvers: cf.Approvers, Expect: cf.Expect, Message: cf.Message}
 		ok := true
-		for _, req := range []struct{ field, value string }{{"name", cf.Name}, {"app", cf.App}, {"env", cf.Env}, {"expect", cf.Expect}} {
+		required := []struct{ field, value string }{{"name", cf.Name}, {"app", cf.App}, {"env", cf.Env}, {"expect", cf.Expect}}
+		if cf.Stack != "" {
+			required = []struct{ field, value string }{{"name", cf.Name}, {"instance", cf.Instance}, {"expect", cf.Expect}}
+			tc.Stack, tc.Instance = cf.Stack, cf.Instance
+			if cf.App != "" || cf.Env != "" || cf.New.Kind != 0 || cf.Old.Kind != 0 || len(cf.History) > 0 || cf.Artifact != "" {
+				at("a case of a stack's resource change has no app, env, artifact, new, old or history: describe the change under resource", "stack")
+				ok = false
+			}
+			switch r := cf.Resource; {
+			case r == nil:
+				at("missing resource: the resource change (address, action, before, after)", "resource")
+				ok = false
+			case r.Address == "":
+				at("missing address", "resource", "address")
+				ok = false
+			case !slices.Contains(stackActions, r.Action):
+				at(fmt.Sprintf("expected %s, found %q", strings.Join(stackActions, ", "), r.Action), "resource", "action")
+				ok = false
+			default:
+				typ, name := addressParts(r.Address)
+				if r.Type != "" {
+					typ = r.Type
+				}
+				tc.Resource = &StackChange{Address: r.Address, Type: typ, Name: name, Action: r.Action, Before: r.Before, After: r.After}
+			}
+		}
+		for _, req := range required {
 			if req.value == "" {
 				at("missing "+req.field, req.field)
 				ok = false
@@ -304,6 +347,19 @@ func testUnits(repo *spec.Repo) map[plan.Key]plan.Unit {
 	return units
 }
 
+// addressParts reads a resource's type and name from its address
+// (module.net.azurerm_subnet.app["a"] → azurerm_subnet, app).
+func addressParts(address string) (typ, name string) {
+	if i := strings.IndexByte(address, '['); i >= 0 {
+		address = address[:i]
+	}
+	parts := strings.Split(address, ".")
+	if len(parts) < 2 {
+		return "", address
+	}
+	return parts[len(parts)-2], parts[len(parts)-1]
+}
+
 func (s *Set) runTest(repo *spec.Repo, base map[plan.Key]plan.Unit, tc TestCase, now time.Time) TestResult {
 	res := TestResult{File: tc.File, Line: tc.Line, Name: tc.Name, Policy: tc.Policy, Want: tc.Expect}
 	fail := func(format string, args ...any) TestResult {
@@ -312,6 +368,21 @@ func (s *Set) runTest(repo *spec.Repo, base map[plan.Key]plan.Unit, tc TestCase,
 	}
 	if tc.Policy != "" && !slices.ContainsFunc(s.policies, func(p *compiled) bool { return p.name == tc.Policy }) {
 		return fail("no policy named %q in the repository or among the built-ins that are on", tc.Policy)
+	}
+	if tc.Stack != "" {
+		st := repo.Stack(tc.Stack)
+		switch {
+		case st == nil:
+			return fail("no stack %q in the repository", tc.Stack)
+		case !slices.Contains(st.Instances(), tc.Instance):
+			return fail("stack %s is not applied to %q: its instances are %s", tc.Stack, tc.Instance, strings.Join(st.Instances(), ", "))
+		}
+		in := StackInput{Stack: tc.Stack, Instance: tc.Instance, PerZone: st.PerZone(), Change: *tc.Resource,
+			Context: Context{Operation: tc.Operation, Now: tc.Now, Author: tc.Author, Approvers: tc.Approvers}}
+		if in.Now.IsZero() {
+			in.Now = now
+		}
+		return score(res, tc, s.EvaluateStack(in))
 	}
 	if repo.Environment(tc.Env) == nil {
 		return fail("no environment %q in socle.yaml", tc.Env)
@@ -366,7 +437,11 @@ func (s *Set) runTest(repo *spec.Repo, base map[plan.Key]plan.Unit, tc TestCase,
 		}
 		in.History = runs
 	}
-	verdicts := s.Evaluate(in)
+	return score(res, tc, s.Evaluate(in))
+}
+
+// score compares the verdicts on a case's change with what it expects.
+func score(res TestResult, tc TestCase, verdicts Verdicts) TestResult {
 	relevant := verdicts.Denials()
 	relevant = append(relevant, verdicts.Warnings()...)
 	if tc.Policy != "" {

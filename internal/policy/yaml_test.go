@@ -43,7 +43,7 @@ func TestPolicyFilesAreNotLinks(t *testing.T) {
 
 	fsys = repoFS(nil)
 	fsys[OverridesFile] = link
-	_, problems = readOverrides(fsys)
+	_, _, problems = readOverrides(fsys)
 	if len(problems) != 1 || problems[0].File != OverridesFile || !strings.Contains(problems[0].Message, want) {
 		t.Errorf("overrides: want the link refused, got %v", problems)
 	}

@@ -180,6 +180,17 @@ func (l *loading) check() {
 			for j, a := range p.Match.Apps {
 				l.ref(f, "app", a, apps, "policies", idx(i), "match", "apps", idx(j))
 			}
+			if len(p.Match.Apps) > 0 && p.Stacks() {
+				l.at(f, "match.apps selects apps, and this policy's target is stacks: use match.stacks", "policies", idx(i), "match", "apps")
+			}
+			if len(p.Match.Stacks) > 0 && !p.Stacks() {
+				l.at(f, "match.stacks selects stacks, and this policy's target is apps: add target: stacks", "policies", idx(i), "match", "stacks")
+			}
+			for j, s := range p.Match.Stacks {
+				if r.Stack(s) == nil {
+					l.at(f, fmt.Sprintf("no stack %q (stacks/%s/stack.yaml)", s, s), "policies", idx(i), "match", "stacks", idx(j))
+				}
+			}
 		}
 	}
 }

@@ -542,7 +542,11 @@ type Policy struct {
 	Description string `json:"description,omitempty"`
 	// Severity: deny blocks, warn annotates.
 	Severity Severity `json:"severity" jsonschema:"required,enum=deny,enum=warn"`
-	// Match restricts the policy to some environments, zones or apps (empty: all).
+	// Target is what the policy judges: apps (the default), each planned
+	// change of an (app, environment) unit; or stacks, each resource change
+	// of a stack instance's plan.
+	Target PolicyTarget `json:"target,omitempty" jsonschema:"enum=apps,enum=stacks"`
+	// Match restricts the policy to some environments, zones, apps or stacks (empty: all).
 	Match PolicyMatch `json:"match,omitempty"`
 	// Expression is CEL that is true when the change is allowed.
 	Expression string `json:"expression" jsonschema:"required,minLength=1"`
@@ -555,7 +559,21 @@ type PolicyMatch struct {
 	Environments []string `json:"environments,omitempty"`
 	Zones        []string `json:"zones,omitempty"`
 	Apps         []string `json:"apps,omitempty"`
+	// Stacks restricts a policy whose target is stacks to these stacks.
+	Stacks []string `json:"stacks,omitempty"`
 }
+
+// PolicyTarget is what a policy judges.
+type PolicyTarget string
+
+// The policy targets.
+const (
+	TargetApps   PolicyTarget = "apps"
+	TargetStacks PolicyTarget = "stacks"
+)
+
+// Stacks reports whether the policy judges stack resource changes.
+func (p *Policy) Stacks() bool { return p.Target == TargetStacks }
 
 // Template is templates/<name>/template.yaml: a golden path that creates a new
 // app from the files beside it.

@@ -49,6 +49,7 @@ func (c *ResourceChange) Sign() string {
 type ResourceChange struct {
 	Address string `json:"address"`
 	Type    string `json:"type"`
+	Name    string `json:"name"`
 	Action  Action `json:"action"`
 	// CreateFirst: a replacement creates the new object before it
 	// destroys the old one (create_before_destroy).
@@ -59,6 +60,12 @@ type ResourceChange struct {
 	Attributes []AttributeChange `json:"attributes,omitempty"`
 	// MoreAttributes counts the changed attributes left out over the cap.
 	MoreAttributes int `json:"moreAttributes,omitempty"`
+	// Before and After are the whole object before and after the change,
+	// nil where there is none (a create has no before, a delete no after),
+	// for the policies (see Masked): sensitive values are Redacted,
+	// unknown ones Unknown, numbers float64.
+	Before map[string]any `json:"before,omitempty"`
+	After  map[string]any `json:"after,omitempty"`
 }
 
 // AttributeChange is one attribute's value before and after. Values are
@@ -107,7 +114,7 @@ func Changes(p *tfjson.Plan, secrets []string) (res []ResourceChange, outs []Out
 		if rc == nil || rc.Change == nil {
 			continue
 		}
-		c := ResourceChange{Address: rc.Address, Type: rc.Type, Reason: string(rc.ActionReason)}
+		c := ResourceChange{Address: rc.Address, Type: rc.Type, Name: rc.Name, Reason: string(rc.ActionReason)}
 		a := rc.Change.Actions
 		switch {
 		case a.NoOp():
@@ -138,6 +145,8 @@ func Changes(p *tfjson.Plan, secrets []string) (res []ResourceChange, outs []Out
 			d.diff("", rc.Change.Before, rc.Change.After, rc.Change.AfterUnknown, rc.Change.BeforeSensitive, rc.Change.AfterSensitive)
 			c.Attributes, c.MoreAttributes = d.out, d.more
 		}
+		c.Before = maskedObject(rc.Change.Before, rc.Change.BeforeSensitive, nil, secrets)
+		c.After = maskedObject(rc.Change.After, rc.Change.AfterSensitive, rc.Change.AfterUnknown, secrets)
 		res = append(res, c)
 	}
 	for _, name := range slices.Sorted(maps.Keys(p.OutputChanges)) {
@@ -323,4 +332,76 @@ func replacePaths(paths []any) map[string]bool {
 		out[b.String()] = true
 	}
 	return out
+}
+
+// maskedObject is Masked for a resource's object, nil when it has none.
+func maskedObject(v, sens, unknown any, secrets []string) map[string]any {
+	m, _ := Masked(v, sens, unknown, secrets).(map[string]any)
+	return m
+}
+
+// Masked is a value of a plan as policies may see it: every part that
+// terraform marks sensitive, and every string that holds one of secrets
+// (as show redacts them), is Redacted; every unknown part is Unknown;
+// numbers (json.Number, the plan being read with UseJSONNumber) are
+// float64, as CEL and structpb take them. The value is a new one: the
+// plan's is not changed.
+func Masked(v, sens, unknown any, secrets []string) any {
+	switch {
+	case sens == true:
+		return Redacted
+	case unknown == true:
+		return Unknown
+	}
+	switch v := v.(type) {
+	case map[string]any:
+		out := make(map[string]any, len(v))
+		for k, e := range v {
+			out[k] = Masked(e, at(sens, k), at(unknown, k), secrets)
+		}
+		// An attribute known only after apply may be absent from the value.
+		if um, ok := unknown.(map[string]any); ok {
+			for k, u := range um {
+				if _, ok := out[k]; !ok && anyTrue(u) {
+					out[k] = Unknown
+				}
+			}
+		}
+		return out
+	case []any:
+		out := make([]any, len(v))
+		for i, e := range v {
+			out[i] = Masked(e, index(sens, i), index(unknown, i), secrets)
+		}
+		return out
+	case string:
+		b, _ := json.Marshal(v)
+		for _, secret := range secrets {
+			if strings.Contains(string(b), secret) {
+				return Redacted
+			}
+		}
+		return v
+	case json.Number:
+		if f, err := v.Float64(); err == nil {
+			return f
+		}
+		return v.String()
+	}
+	return v
+}
+
+// index is at for lists: the part of a sensitivity or unknown structure
+// that mirrors element i.
+func index(v any, i int) any {
+	if l, ok := v.([]any); ok {
+		if i < len(l) {
+			return l[i]
+		}
+		return nil
+	}
+	if _, ok := v.(map[string]any); ok {
+		return nil
+	}
+	return v
 }
