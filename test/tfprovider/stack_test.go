@@ -1,0 +1,203 @@
+package tfprovider_test
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"github.com/hashicorp/terraform-exec/tfexec"
+	tfjson "github.com/hashicorp/terraform-json"
+
+	"github.com/socle-dev/socle/internal/spec"
+	"github.com/socle-dev/socle/internal/stack"
+	"github.com/socle-dev/socle/test/tfprovider/tfprovidertest"
+)
+
+func TestMain(m *testing.M) { os.Exit(tfprovidertest.Main(m)) }
+
+const platform = `apiVersion: socle.dev/v1
+kind: Platform
+metadata: {name: acme}
+zones:
+  - {name: apps-nonprod, kind: application}
+environments:
+  - name: dev
+    zone: apps-nonprod
+    runtime: {type: local}
+    sync: auto
+`
+
+const teams = `apiVersion: socle.dev/v1
+kind: Teams
+teams:
+  - name: platform
+    members: [{user: ann, role: admin}]
+`
+
+// bench is a repository with one stack, run in dev through socle's
+// Runner with the socletest provider installed from its mirror.
+type bench struct {
+	t     *testing.T
+	repo  string
+	stack string
+	r     *stack.Runner
+}
+
+// newBench writes the repository (files: path → content, under
+// stacks/<name>/) and points terraform at the provider's mirror through
+// TF_CLI_CONFIG_FILE, which the Runner passes on.
+func newBench(t *testing.T, name string, files map[string]string) *bench {
+	t.Helper()
+	t.Setenv("TF_CLI_CONFIG_FILE", tfprovidertest.CLIConfig(t))
+	tf, err := exec.LookPath("terraform")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tf, err = filepath.Abs(tf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	repo := t.TempDir()
+	all := map[string]string{"socle.yaml": platform, "teams.yaml": teams}
+	for p, c := range files {
+		all[filepath.Join("stacks", name, p)] = c
+	}
+	for p, c := range all {
+		p = filepath.Join(repo, p)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(c), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return &bench{t: t, repo: repo, stack: name, r: &stack.Runner{Dir: filepath.Join(t.TempDir(), "stacks"), Terraform: tf}}
+}
+
+// plan plans dev with socle's Runner.
+func (b *bench) plan() stack.Result {
+	b.t.Helper()
+	repo, ps := spec.Load(os.DirFS(b.repo))
+	if ps.Errors() > 0 {
+		b.t.Fatalf("the repository does not validate:\n%v", ps)
+	}
+	s := repo.Stack(b.stack)
+	if s == nil {
+		b.t.Fatalf("no stack %s", b.stack)
+	}
+	res := b.r.Plan(context.Background(), repo, os.DirFS(b.repo), s, "dev")
+	if res.Status == stack.StatusFailed {
+		b.t.Fatalf("plan failed: %s: %s", res.Reason, res.Message)
+	}
+	return res
+}
+
+// The Runner's layout (see its doc): the instance's directory, and the
+// stack's root module copied under it.
+func (b *bench) dir() string { return filepath.Join(b.r.Dir, b.stack, "dev") }
+
+func (b *bench) tf() *tfexec.Terraform {
+	b.t.Helper()
+	tf, err := tfexec.NewTerraform(filepath.Join(b.dir(), "work", "stacks", b.stack), b.r.Terraform)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	return tf
+}
+
+// apply applies the plan the Runner saved, with terraform itself in the
+// Runner's working directory: the tests' stand-in for the Runner's own
+// apply, which is being written beside this.
+func (b *bench) apply() {
+	b.t.Helper()
+	if err := b.tf().Apply(context.Background(), tfexec.DirOrPlan(filepath.Join(b.dir(), "plan.tfplan"))); err != nil {
+		b.t.Fatalf("terraform apply: %v", err)
+	}
+}
+
+// refresh runs a refresh-only plan with -detailed-exitcode, as socle's
+// drift check is to, and returns whether it found changes made outside
+// terraform, and which.
+func (b *bench) refresh() (drifted bool, drift []*tfjson.ResourceChange) {
+	b.t.Helper()
+	ctx := context.Background()
+	tf := b.tf()
+	out := filepath.Join(b.dir(), "refresh.tfplan")
+	// tf.Plan passes -detailed-exitcode: exit code 2 is its true.
+	drifted, err := tf.Plan(ctx, tfexec.RefreshOnly(true), tfexec.Out(out), tfexec.VarFile(filepath.Join(b.dir(), "inputs.tfvars.json")))
+	if err != nil {
+		b.t.Fatalf("terraform plan -refresh-only: %v", err)
+	}
+	p, err := tf.ShowPlanFile(ctx, out)
+	if err != nil {
+		b.t.Fatalf("terraform show: %v", err)
+	}
+	return drifted, p.ResourceDrift
+}
+
+// acceptDrift applies the refresh-only plan: the state records what was
+// found, as an apply after a drift report does.
+func (b *bench) acceptDrift() {
+	b.t.Helper()
+	if err := b.tf().Apply(context.Background(), tfexec.DirOrPlan(filepath.Join(b.dir(), "refresh.tfplan"))); err != nil {
+		b.t.Fatalf("terraform apply (refresh-only plan): %v", err)
+	}
+}
+
+func (b *bench) destroy() {
+	b.t.Helper()
+	if err := b.tf().Destroy(context.Background(), tfexec.VarFile(filepath.Join(b.dir(), "inputs.tfvars.json"))); err != nil {
+		b.t.Fatalf("terraform destroy: %v", err)
+	}
+}
+
+// wantPlan checks a plan's summary and the action on one address.
+func wantPlan(t *testing.T, res stack.Result, want stack.Summary, address string, action stack.Action) {
+	t.Helper()
+	if res.Status != stack.StatusPlanned || res.Summary != want {
+		t.Fatalf("plan: %s (%s), %s; want Planned, %s", res.Status, res.Reason, res.Summary, want)
+	}
+	for _, c := range res.Changes {
+		if c.Address == address {
+			if c.Action != action {
+				t.Fatalf("%s: %s, want %s", address, c.Action, action)
+			}
+			return
+		}
+	}
+	t.Fatalf("the plan has no change to %s: %+v", address, res.Changes)
+}
+
+func wantNoChanges(t *testing.T, res stack.Result) {
+	t.Helper()
+	if res.Status != stack.StatusNoChanges {
+		t.Fatalf("plan: %s (%s), %s; want NoChanges: %+v", res.Status, res.Reason, res.Summary, res.Changes)
+	}
+}
+
+// wantDrift checks that a refresh-only plan found exactly the given
+// change to address.
+func (b *bench) wantDrift(address string, want tfjson.Actions) {
+	b.t.Helper()
+	drifted, drift := b.refresh()
+	if !drifted {
+		b.t.Fatalf("the refresh-only plan reports no change (exit code 0): the drift of %s is not seen", address)
+	}
+	if len(drift) != 1 || drift[0].Address != address || !slices.Equal(drift[0].Change.Actions, want) {
+		got := []string{}
+		for _, d := range drift {
+			got = append(got, d.Address+" "+string(d.Change.Actions[0]))
+		}
+		b.t.Fatalf("drift: %v, want %s %v", got, address, want)
+	}
+}
+
+func (b *bench) wantNoDrift() {
+	b.t.Helper()
+	if drifted, drift := b.refresh(); drifted || len(drift) > 0 {
+		b.t.Fatalf("a refresh-only plan of what was just applied reports drift: %v", drift)
+	}
+}
