@@ -2,6 +2,7 @@ package tfprovider_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -80,9 +81,9 @@ func newBench(t *testing.T, name string, files map[string]string) *bench {
 // plan plans dev with socle's Runner.
 func (b *bench) plan() stack.Result {
 	b.t.Helper()
-	repo, ps := spec.Load(os.DirFS(b.repo))
-	if ps.Errors() > 0 {
-		b.t.Fatalf("the repository does not validate:\n%v", ps)
+	repo, ps := loadRepo(b)
+	if ps != "" {
+		b.t.Fatal(ps)
 	}
 	s := repo.Stack(b.stack)
 	if s == nil {
@@ -93,6 +94,15 @@ func (b *bench) plan() stack.Result {
 		b.t.Fatalf("plan failed: %s: %s", res.Reason, res.Message)
 	}
 	return res
+}
+
+// loadRepo loads the bench's repository; problems are its errors, if any.
+func loadRepo(b *bench) (repo *spec.Repo, problems string) {
+	repo, ps := spec.Load(os.DirFS(b.repo))
+	if ps.Errors() > 0 {
+		return nil, fmt.Sprintf("the repository does not validate:\n%v", ps)
+	}
+	return repo, ""
 }
 
 // The Runner's layout (see its doc): the instance's directory, and the
