@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -16,12 +17,17 @@ import (
 
 // The server's host and port are the provider's; the admin role is the
 // resource's own: both places a connection setting may be written.
-const databaseTF = `terraform {
+const databaseTF = databaseHead + databaseResource
+
+const databaseHead = `terraform {
   required_providers {
     socletest = {
       source  = "socle.test/socle/socletest"
       version = "0.1.0"
     }
+  }
+  backend "local" {
+    path = "@STATE@"
   }
 }
 
@@ -46,7 +52,9 @@ provider "socletest" {
   host = var.pg_host
   port = var.pg_port
 }
+`
 
+const databaseResource = `
 resource "socletest_postgres_database" "app" {
   admin_user     = "postgres"
   admin_password = var.pg_password
@@ -65,16 +73,16 @@ output "owner_password" {
 // terraform: planned as one to add, applied (the database exists, owned
 // by a role that logs in with the generated password), dropped by hand —
 // which a refresh-only plan reports as drift and the next plan and apply
-// correct — and destroyed (database and role gone).
+// correct — and removed from the stack (database and role dropped).
 func TestDatabase(t *testing.T) {
 	pg := pgtest.Start(t)
 	admin := pg.Connect(t, "postgres")
 	ctx := context.Background()
 	b := newBench(t, "databases", map[string]string{
-		"stack.yaml": fmt.Sprintf("apiVersion: socle.dev/v1\nkind: Stack\nenvironments: [dev]\ninputs:\n  env: ${environment.name}\n  pg_host: %s\n  pg_port: %d\n  pg_password: %s\n",
+		"stack.yaml": fmt.Sprintf("apiVersion: socle.dev/v1\nkind: Stack\nenvironments: [dev]\nbackend: own\ninputs:\n  env: ${environment.name}\n  pg_host: %s\n  pg_port: %d\n  pg_password: %s\n",
 			pg.Host, pg.Port, pg.Password),
 		"main.tf": databaseTF,
-	})
+	}, map[string]string{"env": "dev", "pg_host": pg.Host, "pg_port": strconv.Itoa(pg.Port), "pg_password": pg.Password})
 	const addr = "socletest_postgres_database.app"
 
 	res := b.plan()
@@ -96,7 +104,7 @@ func TestDatabase(t *testing.T) {
 			t.Fatal(err)
 		}
 		b.wantDrift(addr, tfjson.Actions{tfjson.ActionDelete})
-		b.acceptDrift()
+		b.commit(1)
 		wantPlan(t, b.plan(), stack.Summary{Add: 1}, addr, stack.ActionCreate)
 		// The role outlived its database: it is kept, with a new password.
 		b.apply()
@@ -105,18 +113,20 @@ func TestDatabase(t *testing.T) {
 	}) {
 		return
 	}
-	t.Run("destroy", func(t *testing.T) {
+	t.Run("removed from the stack", func(t *testing.T) {
 		b.t = t
-		b.destroy()
+		b.edit("main.tf", databaseResource, "")
+		wantPlan(t, b.plan(), stack.Summary{Destroy: 1}, addr, stack.ActionDelete)
+		b.apply()
 		if n := databases(t, admin, "app_dev"); n != 0 {
-			t.Errorf("app_dev is still there after destroy")
+			t.Errorf("app_dev is still there after the apply that removes it")
 		}
 		var roles int
 		if err := admin.QueryRow(ctx, "SELECT count(*) FROM pg_roles WHERE rolname = 'app_dev_owner'").Scan(&roles); err != nil {
 			t.Fatal(err)
 		}
 		if roles != 0 {
-			t.Errorf("role app_dev_owner is still there after destroy")
+			t.Errorf("role app_dev_owner is still there after the apply that removes it")
 		}
 	})
 }

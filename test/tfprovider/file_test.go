@@ -16,12 +16,18 @@ import (
 	"github.com/socle-dev/socle/internal/stack"
 )
 
-const fileTF = `terraform {
+// fileTF is the file stack: fileHead, then fileResource.
+const fileTF = fileHead + fileResource
+
+const fileHead = `terraform {
   required_providers {
     socletest = {
       source  = "socle.test/socle/socletest"
       version = "0.1.0"
     }
+  }
+  backend "local" {
+    path = "@STATE@"
   }
 }
 
@@ -32,7 +38,9 @@ variable "path" {
 variable "env" {
   type = string
 }
+`
 
+const fileResource = `
 resource "socletest_file" "motd" {
   path    = var.path
   content = "hello ${var.env}\n"
@@ -44,18 +52,24 @@ output "sha256" {
 `
 
 func fileStack(path string) string {
-	return "apiVersion: socle.dev/v1\nkind: Stack\nenvironments: [dev]\ninputs:\n  env: ${environment.name}\n  path: " + path + "\n"
+	return "apiVersion: socle.dev/v1\nkind: Stack\nenvironments: [dev]\nbackend: own\ninputs:\n  env: ${environment.name}\n  path: " + path + "\n"
 }
 
-// TestFile runs a stack with a socletest_file through socle's Runner and
-// the real terraform: planned as one to add, applied (the file is
-// written), then changed outside terraform — edited, deleted — which a
-// refresh-only plan reports as drift and the next plan and apply
-// correct; a new path replaces the file, and destroy removes it.
+func fileBench(t *testing.T, path string) *bench {
+	return newBench(t, "files", map[string]string{"stack.yaml": fileStack(path), "main.tf": fileTF},
+		map[string]string{"env": "dev", "path": path})
+}
+
+// TestFile runs a stack with a socletest_file through socle's Runner
+// (plan, then apply of the approved plan) and the real terraform: planned
+// as one to add, applied (the file is written), then changed outside
+// terraform — edited, deleted — which a refresh-only plan reports as
+// drift and the Runner's next plan and apply correct; a new path replaces
+// the file; removing the resource from the stack deletes the file.
 func TestFile(t *testing.T) {
 	dir := t.TempDir()
 	motd := filepath.Join(dir, "etc", "motd")
-	b := newBench(t, "files", map[string]string{"stack.yaml": fileStack(motd), "main.tf": fileTF})
+	b := fileBench(t, motd)
 	const addr = "socletest_file.motd"
 
 	wantPlan(t, b.plan(), stack.Summary{Add: 1}, addr, stack.ActionCreate)
@@ -86,7 +100,7 @@ func TestFile(t *testing.T) {
 			t.Fatal(err)
 		}
 		b.wantDrift(addr, tfjson.Actions{tfjson.ActionUpdate})
-		b.acceptDrift()
+		b.commit(1)
 		wantPlan(t, b.plan(), stack.Summary{Change: 1}, addr, stack.ActionUpdate)
 		b.apply()
 		wantFile(t, motd, "hello dev\n")
@@ -100,7 +114,7 @@ func TestFile(t *testing.T) {
 			t.Fatal(err)
 		}
 		b.wantDrift(addr, tfjson.Actions{tfjson.ActionDelete})
-		b.acceptDrift()
+		b.commit(2)
 		wantPlan(t, b.plan(), stack.Summary{Add: 1}, addr, stack.ActionCreate)
 		b.apply()
 		wantFile(t, motd, "hello dev\n")
@@ -111,9 +125,8 @@ func TestFile(t *testing.T) {
 	if !t.Run("new path replaces", func(t *testing.T) {
 		b.t = t
 		moved := filepath.Join(dir, "motd.new")
-		if err := os.WriteFile(filepath.Join(b.repo, "stacks", "files", "stack.yaml"), []byte(fileStack(moved)), 0o644); err != nil {
-			t.Fatal(err)
-		}
+		b.edit("stack.yaml", "path: "+motd, "path: "+moved)
+		b.vars["path"] = moved
 		wantPlan(t, b.plan(), stack.Summary{Replace: 1}, addr, stack.ActionReplace)
 		b.apply()
 		wantFile(t, moved, "hello dev\n")
@@ -122,9 +135,11 @@ func TestFile(t *testing.T) {
 	}) {
 		return
 	}
-	t.Run("destroy", func(t *testing.T) {
+	t.Run("removed from the stack", func(t *testing.T) {
 		b.t = t
-		b.destroy()
+		b.edit("main.tf", fileResource, "")
+		wantPlan(t, b.plan(), stack.Summary{Destroy: 1}, addr, stack.ActionDelete)
+		b.apply()
 		wantGone(t, motd)
 	})
 }

@@ -15,7 +15,7 @@ import (
 // provider comes from the mirror that TF_CLI_CONFIG_FILE names, passed
 // on by the Runner, and not from anywhere else.
 func TestWithoutMirror(t *testing.T) {
-	b := newBench(t, "files", map[string]string{"stack.yaml": fileStack(filepath.Join(t.TempDir(), "motd")), "main.tf": fileTF})
+	b := fileBench(t, filepath.Join(t.TempDir(), "motd"))
 	empty := filepath.Join(t.TempDir(), "empty.rc")
 	if err := os.WriteFile(empty, nil, 0o644); err != nil {
 		t.Fatal(err)
@@ -40,7 +40,8 @@ func TestWithoutMirror(t *testing.T) {
 // stack is said not to be checked, a warning.
 func TestValidate(t *testing.T) {
 	bad := strings.Replace(fileTF, `content = "hello ${var.env}\n"`, `mode    = "0644"`, 1)
-	b := newBench(t, "files", map[string]string{"stack.yaml": fileStack(filepath.Join(t.TempDir(), "motd")), "main.tf": bad})
+	path := filepath.Join(t.TempDir(), "motd")
+	b := newBench(t, "files", map[string]string{"stack.yaml": fileStack(path), "main.tf": bad}, map[string]string{"env": "dev", "path": path})
 	repo, ps := loadRepo(b)
 	if ps != "" {
 		t.Fatal(ps)
@@ -52,11 +53,11 @@ func TestValidate(t *testing.T) {
 			if p.Warning || p.File != "stacks/files/main.tf" {
 				continue
 			}
-			unsupported = unsupported || p.Line == 20 && strings.Contains(p.Message, "Unsupported argument")
-			missing = missing || p.Line == 18 && strings.Contains(p.Message, "Missing required argument") && strings.Contains(p.Message, `"content"`)
+			unsupported = unsupported || p.Line == 23 && strings.Contains(p.Message, "Unsupported argument")
+			missing = missing || p.Line == 21 && strings.Contains(p.Message, "Missing required argument") && strings.Contains(p.Message, `"content"`)
 		}
 		if !unsupported || !missing {
-			t.Fatalf("want errors at stacks/files/main.tf:20 (unsupported mode) and :18 (content missing), got:\n%v", got)
+			t.Fatalf("want errors at stacks/files/main.tf.tf:23 (unsupported mode) and :21 (content missing), got:\n%v", got)
 		}
 	})
 	t.Run("without it", func(t *testing.T) {

@@ -2,11 +2,13 @@ package tfprovider_test
 
 import (
 	"context"
+	"crypto/rand"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/hashicorp/terraform-exec/tfexec"
@@ -40,17 +42,28 @@ teams:
 
 // bench is a repository with one stack, run in dev through socle's
 // Runner with the socletest provider installed from its mirror.
+//
+// The stack keeps its state in its own local backend (backend: own), at
+// a path of the test's: socle keeps the state it owns sealed at rest, and
+// the tests' drift check, which socle does not have yet, runs terraform
+// on the state itself.
 type bench struct {
 	t     *testing.T
 	repo  string
 	stack string
 	r     *stack.Runner
+	// vars are the stack's inputs as terraform variables, for the
+	// tests' own terraform runs (socle's inputs file is sealed at rest).
+	vars map[string]string
+	spec *spec.Stack
+	last stack.Result
 }
 
 // newBench writes the repository (files: path → content, under
-// stacks/<name>/) and points terraform at the provider's mirror through
-// TF_CLI_CONFIG_FILE, which the Runner passes on.
-func newBench(t *testing.T, name string, files map[string]string) *bench {
+// stacks/<name>/; @STATE@ in them is the path of the state) and points
+// terraform at the provider's mirror through TF_CLI_CONFIG_FILE, which
+// the Runner passes on.
+func newBench(t *testing.T, name string, files, vars map[string]string) *bench {
 	t.Helper()
 	t.Setenv("TF_CLI_CONFIG_FILE", tfprovidertest.CLIConfig(t))
 	tf, err := exec.LookPath("terraform")
@@ -62,9 +75,10 @@ func newBench(t *testing.T, name string, files map[string]string) *bench {
 		t.Fatal(err)
 	}
 	repo := t.TempDir()
+	state := filepath.Join(t.TempDir(), "terraform.tfstate")
 	all := map[string]string{"socle.yaml": platform, "teams.yaml": teams}
 	for p, c := range files {
-		all[filepath.Join("stacks", name, p)] = c
+		all[filepath.Join("stacks", name, p)] = strings.ReplaceAll(c, "@STATE@", state)
 	}
 	for p, c := range all {
 		p = filepath.Join(repo, p)
@@ -75,7 +89,10 @@ func newBench(t *testing.T, name string, files map[string]string) *bench {
 			t.Fatal(err)
 		}
 	}
-	return &bench{t: t, repo: repo, stack: name, r: &stack.Runner{Dir: filepath.Join(t.TempDir(), "stacks"), Terraform: tf}}
+	secret := make([]byte, 32)
+	rand.Read(secret)
+	r := &stack.Runner{Dir: filepath.Join(t.TempDir(), "stacks"), Terraform: tf, Secret: secret}
+	return &bench{t: t, repo: repo, stack: name, r: r, vars: vars}
 }
 
 // plan plans dev with socle's Runner.
@@ -93,6 +110,7 @@ func (b *bench) plan() stack.Result {
 	if res.Status == stack.StatusFailed {
 		b.t.Fatalf("plan failed: %s: %s", res.Reason, res.Message)
 	}
+	b.spec, b.last = s, res
 	return res
 }
 
@@ -118,14 +136,41 @@ func (b *bench) tf() *tfexec.Terraform {
 	return tf
 }
 
-// apply applies the plan the Runner saved, with terraform itself in the
-// Runner's working directory: the tests' stand-in for the Runner's own
-// apply, which is being written beside this.
+// apply has the Runner apply the last plan, approved as it was shown.
 func (b *bench) apply() {
 	b.t.Helper()
-	if err := b.tf().Apply(context.Background(), tfexec.DirOrPlan(filepath.Join(b.dir(), "plan.tfplan"))); err != nil {
-		b.t.Fatalf("terraform apply: %v", err)
+	run := b.r.Apply(context.Background(), b.spec, "dev", stack.Approved{PlanID: b.last.PlanID, Hash: b.last.Hash})
+	if run.Status != stack.RunApplied {
+		b.t.Fatalf("apply: %s (%s): %s", run.Status, run.Reason, run.Message)
 	}
+}
+
+// edit changes a file of the stack, as a commit would.
+func (b *bench) edit(file, old, new string) {
+	b.t.Helper()
+	p := filepath.Join(b.repo, "stacks", b.stack, file)
+	data, err := os.ReadFile(p)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	if !strings.Contains(string(data), old) {
+		b.t.Fatalf("%s has no %q", file, old)
+	}
+	if err := os.WriteFile(p, []byte(strings.Replace(string(data), old, new, 1)), 0o644); err != nil {
+		b.t.Fatal(err)
+	}
+}
+
+// commit changes the stack's files without changing what they say (a
+// comment). The Runner shows its last result again, without running
+// terraform, while the stack's files and state are those it planned
+// from: its cache does not see the infrastructure, so a change made by
+// hand is not in it (and a state of the stack's own backend, which the
+// Runner does not hash, neither). After a commit it plans again, and
+// what that plan finds to do is what its refresh saw.
+func (b *bench) commit(n int) {
+	b.t.Helper()
+	b.edit("main.tf", "terraform {", fmt.Sprintf("# commit %d\nterraform {", n))
 }
 
 // refresh runs a refresh-only plan with -detailed-exitcode, as socle's
@@ -137,7 +182,11 @@ func (b *bench) refresh() (drifted bool, drift []*tfjson.ResourceChange) {
 	tf := b.tf()
 	out := filepath.Join(b.dir(), "refresh.tfplan")
 	// tf.Plan passes -detailed-exitcode: exit code 2 is its true.
-	drifted, err := tf.Plan(ctx, tfexec.RefreshOnly(true), tfexec.Out(out), tfexec.VarFile(filepath.Join(b.dir(), "inputs.tfvars.json")))
+	opts := []tfexec.PlanOption{tfexec.RefreshOnly(true), tfexec.Out(out)}
+	for k, v := range b.vars {
+		opts = append(opts, tfexec.Var(k+"="+v))
+	}
+	drifted, err := tf.Plan(ctx, opts...)
 	if err != nil {
 		b.t.Fatalf("terraform plan -refresh-only: %v", err)
 	}
@@ -146,22 +195,6 @@ func (b *bench) refresh() (drifted bool, drift []*tfjson.ResourceChange) {
 		b.t.Fatalf("terraform show: %v", err)
 	}
 	return drifted, p.ResourceDrift
-}
-
-// acceptDrift applies the refresh-only plan: the state records what was
-// found, as an apply after a drift report does.
-func (b *bench) acceptDrift() {
-	b.t.Helper()
-	if err := b.tf().Apply(context.Background(), tfexec.DirOrPlan(filepath.Join(b.dir(), "refresh.tfplan"))); err != nil {
-		b.t.Fatalf("terraform apply (refresh-only plan): %v", err)
-	}
-}
-
-func (b *bench) destroy() {
-	b.t.Helper()
-	if err := b.tf().Destroy(context.Background(), tfexec.VarFile(filepath.Join(b.dir(), "inputs.tfvars.json"))); err != nil {
-		b.t.Fatalf("terraform destroy: %v", err)
-	}
 }
 
 // wantPlan checks a plan's summary and the action on one address.
