@@ -93,8 +93,13 @@ func TestDatabase(t *testing.T) {
 	if n := databases(t, admin, "app_dev"); n != 0 {
 		t.Fatalf("app_dev exists before apply")
 	}
-	b.apply()
-	wantDatabase(t, b, pg, admin)
+	run := b.apply()
+	pw := wantDatabase(t, b, pg, admin)
+	// The generated password is a sensitive output: the run shows it
+	// redacted.
+	if got, ok := run.Outputs["owner_password"]; !ok || strings.Contains(got, pw) {
+		t.Errorf("the run shows owner_password as %q, want it there and redacted", got)
+	}
 	wantNoChanges(t, b.plan())
 	b.wantNoDrift()
 
@@ -108,7 +113,9 @@ func TestDatabase(t *testing.T) {
 		wantPlan(t, b.plan(), stack.Summary{Add: 1}, addr, stack.ActionCreate)
 		// The role outlived its database: it is kept, with a new password.
 		b.apply()
-		wantDatabase(t, b, pg, admin)
+		if again := wantDatabase(t, b, pg, admin); again == pw {
+			t.Errorf("the owner's password is the same after the database was created again")
+		}
 		b.wantNoDrift()
 	}) {
 		return
@@ -141,8 +148,9 @@ func databases(t *testing.T, admin *pgx.Conn, name string) int {
 }
 
 // wantDatabase checks app_dev is there, owned by app_dev_owner, and that
-// the role logs in to it with the password terraform recorded.
-func wantDatabase(t *testing.T, b *bench, pg *pgtest.Server, admin *pgx.Conn) {
+// the role logs in to it with the password terraform recorded, which it
+// returns.
+func wantDatabase(t *testing.T, b *bench, pg *pgtest.Server, admin *pgx.Conn) string {
 	t.Helper()
 	ctx := context.Background()
 	var owner string
@@ -175,4 +183,5 @@ func wantDatabase(t *testing.T, b *bench, pg *pgtest.Server, admin *pgx.Conn) {
 	if who != "app_dev_owner" || db != "app_dev" {
 		t.Fatalf("logged in as %s to %s", who, db)
 	}
+	return pw
 }

@@ -137,12 +137,13 @@ func (b *bench) tf() *tfexec.Terraform {
 }
 
 // apply has the Runner apply the last plan, approved as it was shown.
-func (b *bench) apply() {
+func (b *bench) apply() stack.Run {
 	b.t.Helper()
 	run := b.r.Apply(context.Background(), b.spec, "dev", stack.Approved{PlanID: b.last.PlanID, Hash: b.last.Hash})
 	if run.Status != stack.RunApplied {
 		b.t.Fatalf("apply: %s (%s): %s", run.Status, run.Reason, run.Message)
 	}
+	return run
 }
 
 // edit changes a file of the stack, as a commit would.
