@@ -1,0 +1,260 @@
+// Package pgtest starts a real PostgreSQL server for a test, from the
+// machine's initdb and postgres (Debian's postgresql package, which
+// scripts/test installs), in a temporary directory, listening on a free
+// loopback port only, and stops it when the test ends.
+//
+// It lives under test/, beside the other test equipment, rather than in
+// internal/store: a PostgreSQL server is what the store's PostgreSQL
+// backend, the stack tests' provider and the postgres resource
+// provisioners all need, and none of them owns it.
+package pgtest
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Server is a running PostgreSQL server. The admin role is a superuser
+// that logs in with a password (scram-sha-256), as a real server's would.
+type Server struct {
+	Host     string
+	Port     int
+	User     string
+	Password string
+	// Dir holds the data directory and the server's log.
+	Dir string
+}
+
+// URL is a connection string to database db as the admin role.
+func (s *Server) URL(db string) string {
+	u := url.URL{
+		Scheme:   "postgres",
+		User:     url.UserPassword(s.User, s.Password),
+		Host:     net.JoinHostPort(s.Host, strconv.Itoa(s.Port)),
+		Path:     "/" + db,
+		RawQuery: "sslmode=disable",
+	}
+	return u.String()
+}
+
+// Connect opens a connection to db as the admin role, closed when the
+// test ends.
+func (s *Server) Connect(t testing.TB, db string) *pgx.Conn {
+	t.Helper()
+	conn, err := pgx.Connect(context.Background(), s.URL(db))
+	if err != nil {
+		t.Fatalf("connecting to %s: %v", db, err)
+	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	return conn
+}
+
+// Bin finds the directory of PostgreSQL's server programs: on PATH, or
+// where Debian puts them (/usr/lib/postgresql/<version>/bin, the newest
+// version first).
+func Bin() (string, error) {
+	if p, err := exec.LookPath("initdb"); err == nil {
+		return filepath.Dir(p), nil
+	}
+	found, _ := filepath.Glob("/usr/lib/postgresql/*/bin/initdb")
+	slices.SortFunc(found, func(a, b string) int { return version(b) - version(a) })
+	if len(found) == 0 {
+		return "", errors.New("no initdb on PATH nor in /usr/lib/postgresql/*/bin: install Debian's postgresql package (scripts/test does)")
+	}
+	return filepath.Dir(found[0]), nil
+}
+
+func version(initdb string) int {
+	n, _ := strconv.Atoi(filepath.Base(filepath.Dir(filepath.Dir(initdb))))
+	return n
+}
+
+// Start starts a server for t and stops it when t ends. A machine without
+// PostgreSQL's programs fails the test, with what to install.
+//
+// initdb and postgres refuse to run as root: as root, they run as the
+// postgres user (which Debian's package creates) in a directory it owns.
+// The server is the test's own child rather than pg_ctl's daemon, so that
+// a test binary killed mid-way takes it along (see procAttr).
+func Start(t testing.TB) *Server {
+	t.Helper()
+	bin, err := Bin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cred, err := credential()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Not t.TempDir: its parents are private to the test's user, and
+	// the postgres user must reach its directory.
+	dir, err := os.MkdirTemp("", "pgtest-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if cred != nil {
+		if err := os.Chown(dir, int(cred.Uid), int(cred.Gid)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := &Server{Host: "127.0.0.1", User: "postgres", Password: secret(), Dir: dir}
+	pwfile := filepath.Join(dir, "pwfile")
+	if err := os.WriteFile(pwfile, []byte(s.Password+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if cred != nil {
+		if err := os.Chown(pwfile, int(cred.Uid), int(cred.Gid)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	data := filepath.Join(dir, "data")
+	initdb := exec.Command(filepath.Join(bin, "initdb"), "-D", data, "-U", s.User, "--pwfile", pwfile,
+		"--auth", "scram-sha-256", "--encoding", "UTF8", "--locale", "C", "--no-sync")
+	initdb.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+	initdb.Env = env()
+	if out, err := initdb.CombinedOutput(); err != nil {
+		t.Fatalf("initdb: %v\n%s", err, out)
+	}
+	os.Remove(pwfile)
+
+	// The free port is found by binding it and letting it go: another
+	// process may take it in between, and then the server is started
+	// again on another.
+	var lastErr error
+	for range 3 {
+		port, err := freePort()
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Port = port
+		if lastErr = s.run(t, bin, data, cred); lastErr == nil {
+			return s
+		}
+	}
+	t.Fatalf("starting postgres: %v", lastErr)
+	return nil
+}
+
+// run starts postgres and waits until it accepts connections, or exits.
+func (s *Server) run(t testing.TB, bin, data string, cred *syscall.Credential) error {
+	logPath := filepath.Join(s.Dir, fmt.Sprintf("postgres-%d.log", s.Port))
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		return err
+	}
+	defer logFile.Close()
+	cmd := exec.Command(filepath.Join(bin, "postgres"), "-D", data, "-p", strconv.Itoa(s.Port),
+		"-c", "listen_addresses="+s.Host,
+		"-c", "unix_socket_directories=", // loopback TCP only
+		// A test's server needs no durability: what it writes is thrown away.
+		"-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off")
+	cmd.SysProcAttr = procAttr(cred)
+	cmd.Env = env()
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("starting postgres: %w", err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := s.ready(ctx, exited); err != nil {
+		cmd.Process.Kill()
+		log, _ := os.ReadFile(logPath)
+		return fmt.Errorf("%w\n%s", err, log)
+	}
+	t.Cleanup(func() {
+		// SIGINT is PostgreSQL's fast shutdown: sessions are ended,
+		// the server stops at once.
+		cmd.Process.Signal(syscall.SIGINT)
+		select {
+		case <-exited:
+		case <-time.After(time.Minute):
+			cmd.Process.Kill()
+			<-exited
+			t.Errorf("postgres did not stop within a minute of SIGINT: killed")
+		}
+	})
+	return nil
+}
+
+// ready waits until the server accepts a connection. The server says it
+// is ready only in its log, so a connection is tried until it is
+// accepted, the server exits, or ctx ends.
+func (s *Server) ready(ctx context.Context, exited <-chan error) error {
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		conn, err := pgx.Connect(ctx, s.URL("postgres"))
+		if err == nil {
+			return conn.Close(ctx)
+		}
+		select {
+		case werr := <-exited:
+			return fmt.Errorf("postgres exited before accepting connections: %v", werr)
+		case <-ctx.Done():
+			return fmt.Errorf("postgres accepted no connection: %w (last: %v)", ctx.Err(), err)
+		case <-tick.C:
+		}
+	}
+}
+
+// credential is the postgres user's when the test runs as root, nil
+// (the test's own user) otherwise.
+func credential() (*syscall.Credential, error) {
+	if os.Geteuid() != 0 {
+		return nil, nil
+	}
+	u, err := user.Lookup("postgres")
+	if err != nil {
+		return nil, fmt.Errorf("running as root, PostgreSQL runs as the postgres user: %w", err)
+	}
+	uid, err := strconv.ParseUint(u.Uid, 10, 32)
+	if err != nil {
+		return nil, err
+	}
+	gid, err := strconv.ParseUint(u.Gid, 10, 32)
+	if err != nil {
+		return nil, err
+	}
+	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), NoSetGroups: true}, nil
+}
+
+// env is the servers' environment: the C locale, and nothing of the
+// test's PG* settings.
+func env() []string {
+	return []string{"PATH=/usr/bin:/bin", "LC_ALL=C", "LANG=C"}
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+func secret() string {
+	b := make([]byte, 16)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
