@@ -131,9 +131,8 @@ func TestPlanStacksInTheDataDirectory(t *testing.T) {
 // before, then removed from the configuration) is denied with the
 // policy's message, and socle plan exits 1 as for a denied app; the same
 // destroy in dev is allowed. The stacks keep their state in their own
-// backend, which terraform itself applies to first: socle plan runs
-// without the data directory's secret, so it cannot read a state socle
-// sealed.
+// backend, which terraform itself applies to first: socle has no apply
+// command yet that would put the protected resource there.
 func TestPlanStacksPolicyDeniesProtectedDestroy(t *testing.T) {
 	tf, err := exec.LookPath("terraform")
 	if err != nil {
