@@ -41,7 +41,7 @@ does not plan, or a change or a stack instance is denied.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			dir := dirArg(args)
-			repo, err := g.loadValid(dir)
+			repo, err := g.loadValid(dir, "nothing to plan")
 			if err != nil {
 				return err
 			}
@@ -116,8 +116,8 @@ does not plan, or a change or a stack instance is denied.`,
 
 // loadValid loads the repository in dir for a command that plans or reads
 // it; one that does not validate is shown as socle validate shows it, and
-// is an error.
-func (g *globals) loadValid(dir string) (*spec.Repo, error) {
+// is an error that says what then (next).
+func (g *globals) loadValid(dir, next string) (*spec.Repo, error) {
 	repo, problems, err := loadDir(dir)
 	if err != nil {
 		return nil, err
@@ -130,7 +130,7 @@ func (g *globals) loadValid(dir string) (*spec.Repo, error) {
 				fmt.Fprintln(g.stderr, p)
 			}
 		}
-		return nil, withCode(ExitProblems, fmt.Errorf("%s does not validate (%d problems): nothing to plan", dir, problems.Errors()))
+		return nil, withCode(ExitProblems, fmt.Errorf("%s does not validate (%d problems): %s", dir, problems.Errors(), next))
 	}
 	return repo, nil
 }

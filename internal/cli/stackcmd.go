@@ -113,7 +113,7 @@ knows of it: the last plan (read back, terraform is not run), the last apply
 and who holds its lock now.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			repo, err := g.loadValid(dirArg(args))
+			repo, err := g.loadValid(dirArg(args), "fix it first (socle validate)")
 			if err != nil {
 				return err
 			}
@@ -240,6 +240,29 @@ func stackArg(repo *spec.Repo, name, dir string) (*spec.Stack, error) {
 	return nil, withCode(ExitUsage, fmt.Errorf("no stack %q in %s (stacks: %s)", name, filepath.Join(dir, spec.StacksDir), strings.Join(names, ", ")))
 }
 
+// stackInstanceArgs resolves STACK [DIR] and --env to one instance, and
+// reads it in the data directory, which must exist.
+func (g *globals) stackInstanceArgs(args []string, env, data string) (*spec.Stack, string, *stack.Runner, error) {
+	dir := dirArg(args[1:])
+	repo, err := g.loadValid(dir, "fix it first (socle validate)")
+	if err != nil {
+		return nil, "", nil, err
+	}
+	s, err := stackArg(repo, args[0], dir)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	inst, err := instanceArg(repo, s, env)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	if err := needData(data); err != nil {
+		return nil, "", nil, err
+	}
+	r, err := stackRunner(data)
+	return s, inst, r, err
+}
+
 // instanceArg resolves --env, an environment or a zone, to s's instance.
 func instanceArg(repo *spec.Repo, s *spec.Stack, env string) (string, error) {
 	if env == "" {
@@ -264,7 +287,7 @@ when an instance does not plan or a policy denies it.`,
 		Args: cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			dir := dirArg(args[1:])
-			repo, err := g.loadValid(dir)
+			repo, err := g.loadValid(dir, "nothing to plan")
 			if err != nil {
 				return err
 			}
@@ -335,23 +358,7 @@ data directory. Sensitive outputs, and outputs that carry a secret input, are
 redacted. Exit code 1 when the instance was never applied.`,
 		Args: cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			dir := dirArg(args[1:])
-			repo, err := g.loadValid(dir)
-			if err != nil {
-				return err
-			}
-			s, err := stackArg(repo, args[0], dir)
-			if err != nil {
-				return err
-			}
-			inst, err := instanceArg(repo, s, env)
-			if err != nil {
-				return err
-			}
-			if err := needData(*data); err != nil {
-				return err
-			}
-			r, err := stackRunner(*data)
+			s, inst, r, err := g.stackInstanceArgs(args, env, *data)
 			if err != nil {
 				return err
 			}
@@ -416,23 +423,7 @@ any other apply off the state until it has. The removal is recorded in the
 audit trail of the data directory's store, when it has one.`,
 		Args: cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			dir := dirArg(args[1:])
-			repo, err := g.loadValid(dir)
-			if err != nil {
-				return err
-			}
-			s, err := stackArg(repo, args[0], dir)
-			if err != nil {
-				return err
-			}
-			inst, err := instanceArg(repo, s, env)
-			if err != nil {
-				return err
-			}
-			if err := needData(*data); err != nil {
-				return err
-			}
-			r, err := stackRunner(*data)
+			s, inst, r, err := g.stackInstanceArgs(args, env, *data)
 			if err != nil {
 				return err
 			}
