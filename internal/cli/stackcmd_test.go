@@ -244,3 +244,41 @@ func checkRows(t *testing.T, out string, rows map[string][]string) {
 		}
 	}
 }
+
+// TestStackInstance: --env names an environment's own instance, or for a
+// stack with one instance per zone, that of the environment's zone; a
+// zone names its instance; anything else none.
+func TestStackInstance(t *testing.T) {
+	t.Parallel()
+	repo, problems, err := loadDir(stackRepo)
+	if err != nil || problems.Errors() > 0 {
+		t.Fatal(err, problems)
+	}
+	network := *repo.Stack("network")
+	// network also in dev's and prod's zone, in this copy only.
+	network.Config.Zones = []string{"connectivity", "apps-nonprod"}
+	for _, tc := range []struct {
+		stack      string
+		where      string
+		wantInstOf string
+	}{
+		{"network", "connectivity", "connectivity"},
+		{"network", "apps-nonprod", "apps-nonprod"},
+		{"network", "dev", "apps-nonprod"},
+		{"network", "prod", "apps-nonprod"},
+		{"network", "qa", ""},
+		{"network", "", ""},
+		{"app-zone", "dev", "dev"},
+		{"app-zone", "prod", "prod"},
+		{"app-zone", "apps-nonprod", ""},
+		{"app-zone", "connectivity", ""},
+	} {
+		s := repo.Stack(tc.stack)
+		if tc.stack == "network" {
+			s = &network
+		}
+		if got := stackInstance(repo, s, tc.where); got != tc.wantInstOf {
+			t.Errorf("stackInstance(%s, %q) = %q, want %q", tc.stack, tc.where, got, tc.wantInstOf)
+		}
+	}
+}
