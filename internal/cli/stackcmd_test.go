@@ -102,6 +102,9 @@ func TestStackCommands(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &rows); err != nil {
 		t.Fatal(err)
 	}
+	if strings.Contains(out, "s3cr3t") {
+		t.Errorf("the secret is in stack list -o json:\n%s", out)
+	}
 	// The applied plan is discarded: none is recorded any more.
 	if len(rows) != 3 || rows[0].Stack != "network" || rows[0].LastRun == nil || rows[0].LastRun.PlanID != applied.PlanID || rows[0].Plan != nil || rows[1].LastRun != nil {
 		t.Errorf("stack list -o json:\n%s", out)
