@@ -122,6 +122,7 @@ func TestHelp(t *testing.T) {
 		{"socle --help", "help-root.txt"},
 		{"socle status --help", "help-status.txt"},
 		{"socle releases --help", "help-releases.txt"},
+		{"socle stack --help", "help-stack.txt"},
 	} {
 		t.Run(tc.golden, func(t *testing.T) {
 			t.Parallel()

@@ -41,19 +41,9 @@ does not plan, or a change or a stack instance is denied.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			dir := dirArg(args)
-			repo, problems, err := loadDir(dir)
+			repo, err := g.loadValid(dir, "nothing to plan")
 			if err != nil {
 				return err
-			}
-			if problems.Errors() > 0 {
-				if g.json() {
-					g.printJSON(validation{Valid: false, Problems: problems, Summary: summarize(repo)})
-				} else {
-					for _, p := range problems {
-						fmt.Fprintln(g.stderr, p)
-					}
-				}
-				return withCode(ExitProblems, fmt.Errorf("%s does not validate (%d problems): nothing to plan", dir, problems.Errors()))
 			}
 			if env != "" && repo.Environment(env) == nil {
 				return withCode(ExitUsage, fmt.Errorf("no environment %q in %s", env, filepath.Join(dir, "socle.yaml")))
@@ -81,13 +71,12 @@ does not plan, or a change or a stack instance is denied.`,
 			if err != nil {
 				return err
 			}
-			if out.Stacks, err = planStacks(cmd.Context(), repo, dir, data, env); err != nil {
+			if out.Stacks, err = planStacks(cmd.Context(), repo, dir, data, envStacks(repo, env)); err != nil {
 				return err
 			}
 			if out.Stacks != nil {
 				// Compiled again beside pipeline.Judge, whose problems are printed above.
-				set, _ := policy.Compile(repo, dirFS(dir))
-				out.Stacks.judge(repo, set, policy.Context{Operation: policy.Plan, Now: time.Now()})
+				out.Stacks.judgeIn(repo, dir)
 			}
 			out.count()
 			if g.json() {
@@ -123,6 +112,27 @@ does not plan, or a change or a stack instance is denied.`,
 	cmd.Flags().StringVar(&env, "env", "", "only this environment")
 	cmd.Flags().StringVar(&data, "data", ".socle", "data directory holding the last-applied state")
 	return cmd
+}
+
+// loadValid loads the repository in dir for a command that plans or reads
+// it; one that does not validate is shown as socle validate shows it, and
+// is an error that says what then (next).
+func (g *globals) loadValid(dir, next string) (*spec.Repo, error) {
+	repo, problems, err := loadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	if problems.Errors() > 0 {
+		if g.json() {
+			g.printJSON(validation{Valid: false, Problems: problems, Summary: summarize(repo)})
+		} else {
+			for _, p := range problems {
+				fmt.Fprintln(g.stderr, p)
+			}
+		}
+		return nil, withCode(ExitProblems, fmt.Errorf("%s does not validate (%d problems): %s", dir, problems.Errors(), next))
+	}
+	return repo, nil
 }
 
 // planOutput is a plan with the policies' verdicts on each change.

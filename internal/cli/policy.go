@@ -172,19 +172,9 @@ Exit code 1 when a policy does not compile.`,
 // compilePolicies loads a repository and compiles its policies; a
 // repository that does not validate is an error (its problems printed).
 func compilePolicies(g *globals, dir string) (*policy.Set, *spec.Repo, spec.Problems, error) {
-	repo, problems, err := loadDir(dir)
+	repo, err := g.loadValid(dir, "fix it first (socle validate)")
 	if err != nil {
 		return nil, nil, nil, err
-	}
-	if problems.Errors() > 0 {
-		if g.json() {
-			g.printJSON(validation{Valid: false, Problems: problems, Summary: summarize(repo)})
-		} else {
-			for _, p := range problems {
-				fmt.Fprintln(g.stderr, p)
-			}
-		}
-		return nil, nil, nil, withCode(ExitProblems, fmt.Errorf("%s does not validate (%d problems): fix it first (socle validate)", dir, problems.Errors()))
 	}
 	set, problems := policy.Compile(repo, dirFS(dir))
 	return set, repo, problems, nil

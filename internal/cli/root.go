@@ -95,8 +95,8 @@ keeps what runs equal to what the repository says.
 Commands that speak to a server (status, deploy, promote, approve, rollback,
 logs, releases, audit, dora, cost, token) use --server or SOCLE_SERVER (default
 http://127.0.0.1:7070) and a token from --token, SOCLE_TOKEN or the config file
-that "socle login" writes. validate, plan, schema and init work offline on a
-directory. Every command prints JSON with -o json.
+that "socle login" writes. validate, plan, stack, schema and init work offline
+on a directory. Every command prints JSON with -o json.
 
 Exit codes:
   0  success
@@ -117,6 +117,7 @@ Exit codes:
 	root.AddCommand(
 		newValidateCmd(g),
 		newPlanCmd(g),
+		newStackCmd(g),
 		newSchemaCmd(g),
 		newInitCmd(g),
 		newUpCmd(g),

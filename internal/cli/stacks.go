@@ -7,7 +7,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
+	"time"
 
 	"github.com/socle-dev/socle/internal/pipeline"
 	"github.com/socle-dev/socle/internal/policy"
@@ -92,11 +94,43 @@ func (s *stackPlans) failed() int {
 	return n
 }
 
-// planStacks plans the stacks of repo (those of env, when given: its own
-// instances and those of its zone) in data's stacks directory, or in a
-// temporary one, against an empty state, when data does not exist. No
-// terraform on PATH is no error: the plan says stacks were not planned.
-func planStacks(ctx context.Context, repo *spec.Repo, dir, data, env string) (*stackPlans, error) {
+// stackInstance names s's instance for where, an environment or a zone:
+// an environment's own instance, or that of its zone for a stack with one
+// instance per zone; "" when s has no instance there.
+func stackInstance(repo *spec.Repo, s *spec.Stack, where string) string {
+	inst := where
+	if e := repo.Environment(where); e != nil && s.PerZone() {
+		inst = e.Zone
+	}
+	if inst == "" || !slices.Contains(s.Instances(), inst) {
+		return ""
+	}
+	return inst
+}
+
+// envStacks keeps the instances of env (nil: all): its own, and those of
+// its zone.
+func envStacks(repo *spec.Repo, env string) func(s *spec.Stack, inst string) bool {
+	if repo.Environment(env) == nil {
+		return nil
+	}
+	return func(s *spec.Stack, inst string) bool { return inst == stackInstance(repo, s, env) }
+}
+
+// judgeIn judges s by the policies of the repository in dir; it returns
+// the problems of the policies that do not compile (such a policy denies
+// what it matches).
+func (s *stackPlans) judgeIn(repo *spec.Repo, dir string) spec.Problems {
+	set, problems := policy.Compile(repo, dirFS(dir))
+	s.judge(repo, set, policy.Context{Operation: policy.Plan, Now: time.Now()})
+	return problems
+}
+
+// planStacks plans the instances of repo's stacks that keep keeps (nil:
+// all) in data's stacks directory, or in a temporary one, against an
+// empty state, when data does not exist. No terraform on PATH is no
+// error: the plan says stacks were not planned.
+func planStacks(ctx context.Context, repo *spec.Repo, dir, data string, keep func(s *spec.Stack, inst string) bool) (*stackPlans, error) {
 	if len(repo.Stacks) == 0 {
 		return nil, nil
 	}
@@ -124,15 +158,6 @@ func planStacks(ctx context.Context, repo *spec.Repo, dir, data, env string) (*s
 	}
 	if work, err = filepath.Abs(work); err != nil {
 		return nil, err
-	}
-	var keep func(s *spec.Stack, inst string) bool
-	if e := repo.Environment(env); e != nil {
-		keep = func(s *spec.Stack, inst string) bool {
-			if s.PerZone() {
-				return e.Zone != "" && inst == e.Zone
-			}
-			return inst == env
-		}
 	}
 	r := &stack.Runner{Dir: work, Terraform: bin, Secret: secret}
 	out := &stackPlans{Planned: true, Terraform: bin}

@@ -234,4 +234,12 @@ policies:
 	if !denied["prod"] || denied["dev"] || got.Policy.DeniedStacks != 1 {
 		t.Errorf("-o json: denied %v, policy.deniedStacks %d", denied, got.Policy.DeniedStacks)
 	}
+	// socle stack plan judges one stack as socle plan does.
+	out, errOut, code = run(t, "stack", "plan", "db-prod", repo, "--data", data)
+	if code != ExitProblems || !strings.Contains(errOut, "1 stack instance denied by policy") || !strings.Contains(out, "✗ deny  keep-the-vault: terraform_data.vault holds prod's secrets") || strings.Contains(out, "db-dev") {
+		t.Errorf("stack plan db-prod: exit %d, stderr %q\n%s", code, errOut, out)
+	}
+	if out, errOut, code := run(t, "stack", "plan", "db-dev", repo, "--data", data, "--env", "dev", "-o", "json"); code != ExitOK || !strings.Contains(out, `"instance": "dev"`) || strings.Contains(out, `"denied": true`) {
+		t.Errorf("stack plan db-dev: exit %d, stderr %q\n%s", code, errOut, out)
+	}
 }

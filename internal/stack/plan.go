@@ -485,6 +485,22 @@ func (r *Runner) key(hash string, f *files) (cacheKey, error) {
 	return k, err
 }
 
+// LastPlan returns the result of the last plan of stack's instance, as
+// recorded beside it (without running terraform), and when it was
+// recorded; ok is false when it was never planned here. It may be stale:
+// the repository or the state may have changed since.
+func (r *Runner) LastPlan(stack, instance string) (res Result, at time.Time, ok bool) {
+	dir := instanceDir(r.Dir, stack, instance)
+	c, ok := readCache(dir)
+	if !ok {
+		return Result{}, time.Time{}, false
+	}
+	if fi, err := os.Stat(filepath.Join(dir, "plan.json")); err == nil {
+		at = fi.ModTime()
+	}
+	return c.Result, at, true
+}
+
 func readCache(dir string) (cached, bool) {
 	var c cached
 	data, err := os.ReadFile(filepath.Join(dir, "plan.json"))
