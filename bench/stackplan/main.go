@@ -1,0 +1,626 @@
+// Command stackplan measures how socle plans infrastructure stacks at the
+// size of a landing zone (issue 17's bench): it generates a platform
+// repository, a real git repository, with -stacks stacks × -resources
+// builtin terraform_data resources × 3 environments (dev, preprod, prod),
+// every stack calling one shared local module (modules/shared), and prints:
+//
+//  1. the time `socle plan REPO --data DATA` takes to plan everything after
+//     a commit that touches the shared module (socle's own bounded
+//     parallelism, stack.Runner's default), beside the reference: `terraform
+//     init && terraform plan` run instance by instance in one shell loop
+//     (bash -c 'for …; do …; done'), and the ratio socle/loop;
+//  2. the time of `socle plan` after a commit that touches one app only,
+//     and the terraform processes it started (goal: none);
+//  3. socle's peak memory during the plan-everything run.
+//
+// socle is the real binary, built from this tree into the temporary
+// directory; `socle plan` is the command a user runs, and the only one
+// that plans stacks today. Its data directory is kept between runs, so
+// each plan finds the cache of the one before, as a user's would.
+//
+// How it counts and measures:
+//
+//   - terraform runs: PATH starts with a directory holding a `terraform`
+//     shell script that appends its first argument (the subcommand) to a
+//     file and execs the real terraform. socle's CLI does not print
+//     stack.Runner.Runs(), so the bench counts the processes themselves;
+//     the loop goes through the same script, so both pay its cost (a
+//     fork of sh per run). The `cached` flags of `socle plan -o json` are
+//     checked against the count.
+//   - peak memory: VmHWM of /proc/<socle's pid>/status, polled every -poll
+//     while it runs (a lower bound: growth in the last interval before it
+//     exits is missed). wait4's ru_maxrss is not used: Linux reports there
+//     the largest of the process and its waited-for children (terraform),
+//     and a Go parent starts children with CLONE_VM, so the parent's
+//     resident set counts too. terraform's own memory is not socle's.
+//   - CPU: user + system time of socle or of bash, their terraform
+//     children included (wait4's rusage): on a shared machine it moves
+//     less than the wall time.
+//
+// What the two sides do, and what differs: both start from a fresh
+// terraform data directory per instance (socle copies the stack and its
+// modules into a new working directory each plan; the loop gives each
+// instance a new TF_DATA_DIR), the same TF_PLUGIN_CACHE_DIR and CLI
+// configuration (an empty file), and an empty state (socle cannot apply
+// yet, so no instance has one). socle also resolves the inputs, copies
+// the files, and runs `terraform version` (terraform-exec) and
+// `terraform show -json` of each saved plan, which it parses into the
+// resource-level change list; the loop passes the inputs with -var, plans
+// in the repository's stack directory with -out, and reads nothing back
+// (-show adds `terraform show -json >/dev/null` to make it closer).
+//
+// Run it from the module root:
+//
+//	go run ./bench/stackplan [-stacks 50] [-resources 30] [-apps 3] [-runs 1] [-keep]
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"log"
+	"maps"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/socle-dev/socle/bench/internal/peak"
+)
+
+func main() {
+	var c config
+	flag.IntVar(&c.Stacks, "stacks", 50, "stacks")
+	flag.IntVar(&c.Resources, "resources", 30, "terraform_data resources per stack")
+	flag.IntVar(&c.Apps, "apps", 3, "apps (a commit touches one)")
+	flag.IntVar(&c.runs, "runs", 1, "timed runs of each measurement (the median is reported)")
+	flag.StringVar(&c.dir, "dir", "", "where to work (default: a temporary directory)")
+	flag.BoolVar(&c.keep, "keep", false, "keep the working directory (repository, socle's data, the loop's directories)")
+	flag.BoolVar(&c.loop, "loop", true, "run the reference shell loop")
+	flag.BoolVar(&c.show, "show", false, "the loop also runs terraform show -json of each plan, as socle does")
+	flag.DurationVar(&c.poll, "poll", 5*time.Millisecond, "how often socle's VmHWM is read")
+	flag.StringVar(&c.terraform, "terraform", "", "the terraform binary (default: terraform on PATH)")
+	flag.Parse()
+	log.SetFlags(0)
+	if c.Stacks < 1 || c.Resources < 1 || c.Apps < 1 || c.runs < 1 {
+		log.Fatal("stackplan: -stacks, -resources, -apps and -runs must be ≥ 1")
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	b := &bench{config: c, out: os.Stdout}
+	err := b.setup(ctx)
+	if err == nil {
+		_, err = b.run(ctx)
+	}
+	b.cleanup(err != nil)
+	if err != nil {
+		log.Fatalf("stackplan: %v", err)
+	}
+}
+
+type config struct {
+	sizes
+	runs      int
+	dir       string
+	keep      bool
+	loop      bool
+	show      bool
+	poll      time.Duration
+	terraform string
+}
+
+type bench struct {
+	config
+	out       *os.File
+	tmp       string // everything the bench writes
+	ownTmp    bool
+	root      string // socle's module
+	socle     string // the binary built from it
+	repo      string // the platform repository (its working tree)
+	data      string // socle's data directory
+	binDir    string // the terraform wrapper, first on PATH
+	countFile string // where the wrapper counts
+	env       []string
+	rev       int // the shared module's revision
+	edit      int // the edited app's revision
+}
+
+// setup builds socle, writes the wrapper and the repository, and commits it.
+func (b *bench) setup(ctx context.Context) error {
+	out, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
+	gomod := strings.TrimSpace(string(out))
+	if err != nil || gomod == "" || gomod == os.DevNull {
+		return errors.New("run it from socle's module (go run ./bench/stackplan)")
+	}
+	b.root = filepath.Dir(gomod)
+	tf := b.terraform
+	if tf == "" {
+		if tf, err = exec.LookPath("terraform"); err != nil {
+			return errors.New("terraform is not on PATH (or name it with -terraform)")
+		}
+	}
+	if tf, err = filepath.Abs(tf); err != nil {
+		return err
+	}
+	b.tmp = b.dir
+	if b.tmp == "" {
+		if b.tmp, err = os.MkdirTemp("", "stackplan-"); err != nil {
+			return err
+		}
+		b.ownTmp = true
+	}
+	b.repo = filepath.Join(b.tmp, "repo")
+	b.data = filepath.Join(b.tmp, "data")
+	b.binDir = filepath.Join(b.tmp, "bin")
+	b.countFile = filepath.Join(b.tmp, "terraform-runs")
+	b.socle = filepath.Join(b.binDir, "socle")
+	for _, d := range []string{b.data, b.binDir, filepath.Join(b.tmp, "plugin-cache")} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return err
+		}
+	}
+	wrapper := fmt.Sprintf("#!/bin/sh\n# stackplan: counts terraform runs by subcommand\necho \"$1\" >> %s\nexec %s \"$@\"\n", shellQuote(b.countFile), shellQuote(tf))
+	if err := os.WriteFile(filepath.Join(b.binDir, "terraform"), []byte(wrapper), 0o755); err != nil {
+		return err
+	}
+	cliConfig := filepath.Join(b.tmp, "terraformrc")
+	if err := os.WriteFile(cliConfig, nil, 0o644); err != nil {
+		return err
+	}
+	// The environment both sides run in: the wrapper first on PATH, one
+	// plugin cache, one (empty) CLI configuration; nothing of the
+	// caller's terraform settings.
+	for _, kv := range os.Environ() {
+		k, _, _ := strings.Cut(kv, "=")
+		if strings.HasPrefix(k, "TF_") || k == "PATH" || k == "CHECKPOINT_DISABLE" {
+			continue
+		}
+		b.env = append(b.env, kv)
+	}
+	b.env = append(b.env, "PATH="+b.binDir+string(os.PathListSeparator)+os.Getenv("PATH"),
+		"TF_PLUGIN_CACHE_DIR="+filepath.Join(b.tmp, "plugin-cache"),
+		"TF_CLI_CONFIG_FILE="+cliConfig,
+		"CHECKPOINT_DISABLE=1")
+
+	fmt.Fprintf(b.out, "stackplan: %d stacks × %d terraform_data × %d environments (%d instances, %d resources), %d apps\n",
+		b.Stacks, b.Resources, len(envs), b.instances(), b.instances()*b.Resources, b.Apps)
+	b.printMachine(ctx, tf)
+
+	t := time.Now()
+	build := exec.CommandContext(ctx, "go", "build", "-o", b.socle, "./cmd/socle")
+	build.Dir = b.root
+	if out, err := build.CombinedOutput(); err != nil {
+		return fmt.Errorf("building socle: %v\n%s", err, out)
+	}
+	fmt.Fprintf(b.out, "built socle in %s\n", time.Since(t).Round(time.Millisecond))
+
+	t = time.Now()
+	b.rev = 1
+	files, err := generate(b.repo, b.sizes, b.rev)
+	if err != nil {
+		return err
+	}
+	if err := b.git(ctx, "init", "-q", "-b", "main"); err != nil {
+		return err
+	}
+	if err := b.commit(ctx, "stackplan: the platform"); err != nil {
+		return err
+	}
+	fmt.Fprintf(b.out, "generated and committed %d files in %s\n\n", files, time.Since(t).Round(time.Millisecond))
+	return nil
+}
+
+func (b *bench) cleanup(failed bool) {
+	if b.tmp == "" {
+		return
+	}
+	if b.keep || failed || !b.ownTmp {
+		fmt.Fprintf(b.out, "\nkept %s\n", b.tmp)
+		return
+	}
+	os.RemoveAll(b.tmp)
+}
+
+// figures is what one run measured, for the test.
+type figures struct {
+	everything, oneApp, loop *measure
+}
+
+// run measures: a first plan (everything, cold), then per run a commit to
+// the shared module planned by socle and by the loop, and a commit to one
+// app planned by socle.
+func (b *bench) run(ctx context.Context) ([]figures, error) {
+	first, err := b.plan(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := first.expect(b.instances(), 0); err != nil {
+		return nil, fmt.Errorf("first plan: %w", err)
+	}
+	fmt.Fprintf(b.out, "first plan (nothing cached yet): %s\n\n", first)
+
+	var all []figures
+	for i := range b.runs {
+		var f figures
+		b.rev++
+		if err := os.WriteFile(filepath.Join(b.repo, filepath.FromSlash(moduleFile)), []byte(moduleTF(b.rev)), 0o644); err != nil {
+			return nil, err
+		}
+		if err := b.commit(ctx, fmt.Sprintf("shared: revision %d", b.rev)); err != nil {
+			return nil, err
+		}
+		if f.everything, err = b.plan(ctx); err != nil {
+			return nil, err
+		}
+		if err := f.everything.expect(b.instances(), 0); err != nil {
+			return nil, fmt.Errorf("run %d, commit to %s: %w", i+1, moduleFile, err)
+		}
+		fmt.Fprintf(b.out, "run %d: commit to %s: socle plan %s\n", i+1, moduleFile, f.everything)
+		if b.loop {
+			if f.loop, err = b.shellLoop(ctx); err != nil {
+				return nil, err
+			}
+			fmt.Fprintf(b.out, "run %d: same commit, shell loop     %s\n", i+1, f.loop)
+		}
+
+		b.edit++
+		app := appName(0)
+		if err := os.WriteFile(filepath.Join(b.repo, "apps", app, "main.go"), []byte(appMain(app, b.edit)), 0o644); err != nil {
+			return nil, err
+		}
+		if err := b.commit(ctx, fmt.Sprintf("%s: edit %d", app, b.edit)); err != nil {
+			return nil, err
+		}
+		if f.oneApp, err = b.plan(ctx); err != nil {
+			return nil, err
+		}
+		if err := f.oneApp.expect(0, b.instances()); err != nil {
+			return nil, fmt.Errorf("run %d, commit to apps/%s: %w", i+1, app, err)
+		}
+		fmt.Fprintf(b.out, "run %d: commit to apps/%s/main.go: socle plan %s\n", i+1, app, f.oneApp)
+		all = append(all, f)
+	}
+
+	pick := func(get func(figures) *measure) *measure {
+		var ms []*measure
+		for _, f := range all {
+			if m := get(f); m != nil {
+				ms = append(ms, m)
+			}
+		}
+		if len(ms) == 0 {
+			return nil
+		}
+		slices.SortFunc(ms, func(a, b *measure) int { return int(a.wall - b.wall) })
+		return ms[len(ms)/2]
+	}
+	every, one, loop := pick(func(f figures) *measure { return f.everything }), pick(func(f figures) *measure { return f.oneApp }), pick(func(f figures) *measure { return f.loop })
+	fmt.Fprintf(b.out, "\nmedian of %d run(s), %d instances of %d resources:\n", b.runs, b.instances(), b.Resources)
+	fmt.Fprintf(b.out, "  plan everything after a commit to the shared module\n")
+	fmt.Fprintf(b.out, "    socle plan (parallel 2, stack.Runner's default)  %s wall, %s CPU, %d terraform runs (%s)\n", sec(every.wall), sec(every.cpu), every.runs.total(), every.runs)
+	if loop != nil {
+		fmt.Fprintf(b.out, "    shell loop, instance by instance               %s wall, %s CPU, %d terraform runs (%s)\n", sec(loop.wall), sec(loop.cpu), loop.runs.total(), loop.runs)
+		fmt.Fprintf(b.out, "    ratio socle/loop                               %.2f wall, %.2f CPU\n", ratio(every.wall, loop.wall), ratio(every.cpu, loop.cpu))
+	}
+	fmt.Fprintf(b.out, "  commit to one app only: socle plan %s wall, %d terraform runs (goal: 0), %d/%d instances shown from the cache\n", sec(one.wall), one.runs.total(), one.cached, b.instances())
+	fmt.Fprintf(b.out, "  socle's peak memory (VmHWM, polled every %s) planning everything: %s (largest of the runs: %s)\n", b.poll, kB(every.hwm), kB(maxHWM(all)))
+	fmt.Fprintf(b.out, "  the bench's own peak memory (VmHWM): %s\n", peak.String())
+	return all, nil
+}
+
+// measure is one timed command.
+type measure struct {
+	wall, cpu time.Duration
+	hwm       int64 // kB, socle only; -1 unknown
+	runs      runCount
+	// socle's results
+	planned, cached, failed int
+	instances               int
+	firstFailure            string
+}
+
+func (m *measure) String() string {
+	s := fmt.Sprintf("%s wall, %s CPU, %d terraform runs (%s)", sec(m.wall), sec(m.cpu), m.runs.total(), m.runs)
+	if m.instances > 0 {
+		s += fmt.Sprintf(", %d instances: %d planned, %d cached, %d failed; peak %s", m.instances, m.planned, m.cached, m.failed, kB(m.hwm))
+	}
+	return s
+}
+
+// expect checks that socle planned planned instances and showed cached
+// from its cache, none failing, and that the terraform runs counted agree.
+func (m *measure) expect(planned, cached int) error {
+	switch {
+	case m.failed > 0:
+		return fmt.Errorf("%d instances failed to plan, the first: %s", m.failed, m.firstFailure)
+	case m.planned != planned || m.cached != cached:
+		return fmt.Errorf("socle planned %d and showed %d from its cache, want %d and %d", m.planned, m.cached, planned, cached)
+	case planned == 0 && m.runs.total() != 0:
+		return fmt.Errorf("every instance came from the cache, yet terraform ran %d times (%s)", m.runs.total(), m.runs)
+	case planned > 0 && m.runs["plan"] != planned:
+		return fmt.Errorf("%d instances planned, but terraform plan ran %d times", planned, m.runs["plan"])
+	}
+	return nil
+}
+
+// planOutput is the part of `socle plan -o json` the bench reads.
+type planOutput struct {
+	Stacks *struct {
+		Planned bool          `json:"planned"`
+		Message string        `json:"message"`
+		Results []stackResult `json:"results"`
+	} `json:"stacks"`
+}
+
+// stackResult is one instance's plan in it.
+type stackResult struct {
+	Stack    string `json:"stack"`
+	Instance string `json:"instance"`
+	Status   string `json:"status"`
+	Reason   string `json:"reason"`
+	Message  string `json:"message"`
+	Cached   bool   `json:"cached"`
+}
+
+// plan runs `socle plan REPO --data DATA -o json` and measures it.
+func (b *bench) plan(ctx context.Context) (*measure, error) {
+	if err := os.WriteFile(b.countFile, nil, 0o644); err != nil {
+		return nil, err
+	}
+	cmd := exec.CommandContext(ctx, b.socle, "plan", b.repo, "--data", b.data, "-o", "json")
+	cmd.Env = b.env
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	t := time.Now()
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	done := make(chan struct{})
+	hwm := make(chan int64, 1)
+	go func() { hwm <- pollHWM(cmd.Process.Pid, b.poll, done) }()
+	err := cmd.Wait()
+	wall := time.Since(t)
+	close(done)
+	m := &measure{wall: wall, hwm: <-hwm, cpu: cpuOf(cmd.ProcessState)}
+	var out planOutput
+	if jerr := json.Unmarshal(stdout.Bytes(), &out); jerr != nil || out.Stacks == nil {
+		return nil, fmt.Errorf("socle plan: %v (%v)\n%s", err, jerr, tail(stderr.String(), 4096))
+	}
+	if !out.Stacks.Planned {
+		return nil, fmt.Errorf("socle plan did not plan the stacks: %s", out.Stacks.Message)
+	}
+	if err != nil && !hasFailed(out) {
+		return nil, fmt.Errorf("socle plan: %v\n%s", err, tail(stderr.String(), 4096))
+	}
+	for _, r := range out.Stacks.Results {
+		m.instances++
+		switch {
+		case r.Status == "Failed":
+			m.failed++
+			if m.firstFailure == "" {
+				m.firstFailure = fmt.Sprintf("%s @ %s: %s (%s)", r.Stack, r.Instance, r.Message, r.Reason)
+			}
+		case r.Cached:
+			m.cached++
+		default:
+			m.planned++
+		}
+	}
+	if m.runs, err = b.readCount(); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+func hasFailed(out planOutput) bool {
+	return slices.ContainsFunc(out.Stacks.Results, func(r stackResult) bool { return r.Status == "Failed" })
+}
+
+// shellLoop is the reference: one bash loop over the same instances, each
+// with a fresh TF_DATA_DIR, planning in the repository's stack directory.
+func (b *bench) shellLoop(ctx context.Context) (*measure, error) {
+	if err := os.WriteFile(b.countFile, nil, 0o644); err != nil {
+		return nil, err
+	}
+	ref := filepath.Join(b.tmp, "loop")
+	if err := os.RemoveAll(ref); err != nil {
+		return nil, err
+	}
+	var instances []string
+	for i := range b.Stacks {
+		for _, e := range envs {
+			instances = append(instances, stackName(i)+"/"+e)
+		}
+	}
+	show := ""
+	if b.show {
+		show = ` && terraform show -json -no-color "$w/plan.tfplan" >/dev/null`
+	}
+	script := `set -eu
+for i in ` + strings.Join(instances, " ") + `; do
+  s=${i%/*} e=${i#*/} w=` + shellQuote(ref) + `/$i
+  mkdir -p "$w"
+  cd ` + shellQuote(filepath.Join(b.repo, "stacks")) + `/"$s"
+  export TF_DATA_DIR="$w/.terraform"
+  terraform init -input=false -no-color >"$w/init.log" &&
+    terraform plan -input=false -no-color -lock=false -state="$w/terraform.tfstate" -var "env=$e" -var "stack=$s" -out="$w/plan.tfplan" >"$w/plan.log"` + show + `
+done
+`
+	cmd := exec.CommandContext(ctx, "bash", "-c", script)
+	cmd.Env = b.env
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	t := time.Now()
+	if err := cmd.Run(); err != nil {
+		return nil, fmt.Errorf("shell loop: %v\n%s", err, tail(stderr.String(), 4096))
+	}
+	m := &measure{wall: time.Since(t), cpu: cpuOf(cmd.ProcessState), hwm: -1}
+	var err error
+	if m.runs, err = b.readCount(); err != nil {
+		return nil, err
+	}
+	if m.runs["plan"] != len(instances) {
+		return nil, fmt.Errorf("shell loop: terraform plan ran %d times for %d instances", m.runs["plan"], len(instances))
+	}
+	return m, nil
+}
+
+// runCount counts terraform runs by subcommand.
+type runCount map[string]int
+
+func (c runCount) total() int {
+	n := 0
+	for _, v := range c {
+		n += v
+	}
+	return n
+}
+
+func (c runCount) String() string {
+	if len(c) == 0 {
+		return "none"
+	}
+	var parts []string
+	for _, k := range slices.Sorted(maps.Keys(c)) {
+		parts = append(parts, fmt.Sprintf("%s %d", k, c[k]))
+	}
+	return strings.Join(parts, ", ")
+}
+
+func (b *bench) readCount() (runCount, error) {
+	f, err := os.Open(b.countFile)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	c := runCount{}
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		c[sc.Text()]++
+	}
+	return c, sc.Err()
+}
+
+// pollHWM reads VmHWM of pid every interval until done, and returns the
+// last value read (it only grows), -1 when none could be.
+func pollHWM(pid int, every time.Duration, done <-chan struct{}) int64 {
+	path := "/proc/" + strconv.Itoa(pid) + "/status"
+	last := int64(-1)
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for {
+		if kb := vmHWM(path); kb > last {
+			last = kb
+		}
+		select {
+		case <-done:
+			return last
+		case <-tick.C:
+		}
+	}
+}
+
+func vmHWM(path string) int64 {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return -1
+	}
+	for line := range strings.SplitSeq(string(data), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			n, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			if err != nil {
+				return -1
+			}
+			return n
+		}
+	}
+	return -1
+}
+
+func cpuOf(ps *os.ProcessState) time.Duration {
+	if ps == nil {
+		return 0
+	}
+	return ps.UserTime() + ps.SystemTime()
+}
+
+func maxHWM(all []figures) int64 {
+	m := int64(-1)
+	for _, f := range all {
+		m = max(m, f.everything.hwm)
+	}
+	return m
+}
+
+func (b *bench) git(ctx context.Context, args ...string) error {
+	cmd := exec.CommandContext(ctx, "git", append([]string{"-c", "user.name=Ann", "-c", "user.email=ann@example.com", "-c", "commit.gpgsign=false"}, args...)...)
+	cmd.Dir = b.repo
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("git %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return nil
+}
+
+func (b *bench) commit(ctx context.Context, msg string) error {
+	if err := b.git(ctx, "add", "-A"); err != nil {
+		return err
+	}
+	return b.git(ctx, "commit", "-q", "-m", msg)
+}
+
+func (b *bench) printMachine(ctx context.Context, tf string) {
+	cpu := "unknown CPU"
+	if data, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for l := range strings.SplitSeq(string(data), "\n") {
+			if k, v, ok := strings.Cut(l, ":"); ok && strings.TrimSpace(k) == "model name" {
+				cpu = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	load := ""
+	if data, err := os.ReadFile("/proc/loadavg"); err == nil {
+		load = "; load average " + strings.Join(strings.Fields(string(data))[:3], " ")
+	}
+	ver := "unknown version"
+	if out, err := exec.CommandContext(ctx, tf, "version").Output(); err == nil {
+		ver, _, _ = strings.Cut(string(out), "\n")
+	}
+	fmt.Fprintf(b.out, "machine: %s, %d logical CPUs, %s/%s, %s%s\n", cpu, runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, runtime.Version(), load)
+	fmt.Fprintf(b.out, "terraform: %s (%s)\n", tf, ver)
+}
+
+func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
+
+func sec(d time.Duration) string { return fmt.Sprintf("%.2fs", d.Seconds()) }
+
+func kB(n int64) string {
+	if n < 0 {
+		return "unknown"
+	}
+	return fmt.Sprintf("%d kB", n)
+}
+
+func ratio(a, b time.Duration) float64 {
+	if b == 0 {
+		return 0
+	}
+	return float64(a) / float64(b)
+}
+
+func tail(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return "…" + s[len(s)-n:]
+}
