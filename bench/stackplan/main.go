@@ -62,6 +62,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log"
 	"maps"
 	"os"
@@ -121,7 +122,7 @@ type config struct {
 
 type bench struct {
 	config
-	out       *os.File
+	out       io.Writer
 	tmp       string // everything the bench writes
 	ownTmp    bool
 	root      string // socle's module
