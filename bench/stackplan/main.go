@@ -71,7 +71,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -454,7 +453,7 @@ for i in ` + strings.Join(instances, " ") + `; do
   cd ` + shellQuote(filepath.Join(b.repo, "stacks")) + `/"$s"
   export TF_DATA_DIR="$w/.terraform"
   terraform init -input=false -no-color >"$w/init.log" &&
-    terraform plan -input=false -no-color -lock=false -state="$w/terraform.tfstate" -var "env=$e" -var "stack=$s" -out="$w/plan.tfplan" >"$w/plan.log"` + show + `
+    terraform plan -input=false -no-color -state="$w/terraform.tfstate" -var "env=$e" -var "stack=$s" -out="$w/plan.tfplan" >"$w/plan.log"` + show + `
 done
 `
 	cmd := exec.CommandContext(ctx, "bash", "-c", script)
@@ -515,37 +514,17 @@ func (b *bench) readCount() (runCount, error) {
 // pollHWM reads VmHWM of pid every interval until done, and returns the
 // last value read (it only grows), -1 when none could be.
 func pollHWM(pid int, every time.Duration, done <-chan struct{}) int64 {
-	path := "/proc/" + strconv.Itoa(pid) + "/status"
 	last := int64(-1)
 	tick := time.NewTicker(every)
 	defer tick.Stop()
 	for {
-		if kb := vmHWM(path); kb > last {
-			last = kb
-		}
+		last = max(last, peak.OfPID(pid))
 		select {
 		case <-done:
 			return last
 		case <-tick.C:
 		}
 	}
-}
-
-func vmHWM(path string) int64 {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return -1
-	}
-	for line := range strings.SplitSeq(string(data), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			n, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
-			if err != nil {
-				return -1
-			}
-			return n
-		}
-	}
-	return -1
 }
 
 func cpuOf(ps *os.ProcessState) time.Duration {
