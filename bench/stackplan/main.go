@@ -35,7 +35,8 @@
 //     resident set counts too. terraform's own memory is not socle's.
 //   - CPU: user + system time of socle or of bash, their terraform
 //     children included (wait4's rusage): on a shared machine it moves
-//     less than the wall time.
+//     less than the wall time. socle's own share (without terraform's)
+//     is polled from /proc/<pid>/stat with VmHWM, a lower bound too.
 //
 // What the two sides do, and what differs: both start from a fresh
 // terraform data directory per instance (socle copies the stack and its
@@ -71,6 +72,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -84,7 +86,7 @@ func main() {
 	flag.IntVar(&c.Resources, "resources", 30, "terraform_data resources per stack")
 	flag.IntVar(&c.Apps, "apps", 3, "apps (a commit touches one)")
 	flag.IntVar(&c.runs, "runs", 1, "timed runs of each measurement (the median is reported)")
-	flag.StringVar(&c.dir, "dir", "", "where to work (default: a temporary directory)")
+	flag.StringVar(&c.dir, "dir", "", "where to work, a new or empty directory (default: a temporary one)")
 	flag.BoolVar(&c.keep, "keep", false, "keep the working directory (repository, socle's data, the loop's directories)")
 	flag.BoolVar(&c.loop, "loop", true, "run the reference shell loop")
 	flag.BoolVar(&c.show, "show", false, "the loop also runs terraform show -json of each plan, as socle does")
@@ -153,7 +155,13 @@ func (b *bench) setup(ctx context.Context) error {
 		return err
 	}
 	b.tmp = b.dir
-	if b.tmp == "" {
+	if b.tmp != "" {
+		// A directory of an earlier run holds its plans' cache: the
+		// first plan would come from it.
+		if entries, err := os.ReadDir(b.tmp); err == nil && len(entries) > 0 {
+			return fmt.Errorf("-dir %s is not empty", b.tmp)
+		}
+	} else {
 		if b.tmp, err = os.MkdirTemp("", "stackplan-"); err != nil {
 			return err
 		}
@@ -307,9 +315,9 @@ func (b *bench) run(ctx context.Context) ([]figures, error) {
 	every, one, loop := pick(func(f figures) *measure { return f.everything }), pick(func(f figures) *measure { return f.oneApp }), pick(func(f figures) *measure { return f.loop })
 	fmt.Fprintf(b.out, "\nmedian of %d run(s), %d instances of %d resources:\n", b.runs, b.instances(), b.Resources)
 	fmt.Fprintf(b.out, "  plan everything after a commit to the shared module\n")
-	fmt.Fprintf(b.out, "    socle plan (parallel 2, stack.Runner's default)  %s wall, %s CPU, %d terraform runs (%s)\n", sec(every.wall), sec(every.cpu), every.runs.total(), every.runs)
+	fmt.Fprintf(b.out, "    socle plan (parallel 2, stack.Runner's default)  %s\n", every)
 	if loop != nil {
-		fmt.Fprintf(b.out, "    shell loop, instance by instance               %s wall, %s CPU, %d terraform runs (%s)\n", sec(loop.wall), sec(loop.cpu), loop.runs.total(), loop.runs)
+		fmt.Fprintf(b.out, "    shell loop, instance by instance               %s\n", loop)
 		fmt.Fprintf(b.out, "    ratio socle/loop                               %.2f wall, %.2f CPU\n", ratio(every.wall, loop.wall), ratio(every.cpu, loop.cpu))
 	}
 	fmt.Fprintf(b.out, "  commit to one app only: socle plan %s wall, %d terraform runs (goal: 0), %d/%d instances shown from the cache\n", sec(one.wall), one.runs.total(), one.cached, b.instances())
@@ -321,8 +329,11 @@ func (b *bench) run(ctx context.Context) ([]figures, error) {
 // measure is one timed command.
 type measure struct {
 	wall, cpu time.Duration
-	hwm       int64 // kB, socle only; -1 unknown
-	runs      runCount
+	// own is socle's CPU time without terraform's (polled: a lower
+	// bound), -1 unknown or not socle.
+	own  time.Duration
+	hwm  int64 // kB, socle only; -1 unknown
+	runs runCount
 	// socle's results
 	planned, cached, failed int
 	instances               int
@@ -330,7 +341,11 @@ type measure struct {
 }
 
 func (m *measure) String() string {
-	s := fmt.Sprintf("%s wall, %s CPU, %d terraform runs (%s)", sec(m.wall), sec(m.cpu), m.runs.total(), m.runs)
+	s := fmt.Sprintf("%s wall, %s CPU", sec(m.wall), sec(m.cpu))
+	if m.own >= 0 {
+		s += fmt.Sprintf(" (socle's own %s)", sec(m.own))
+	}
+	s += fmt.Sprintf(", %d terraform runs (%s)", m.runs.total(), m.runs)
 	if m.instances > 0 {
 		s += fmt.Sprintf(", %d instances: %d planned, %d cached, %d failed; peak %s", m.instances, m.planned, m.cached, m.failed, kB(m.hwm))
 	}
@@ -386,12 +401,16 @@ func (b *bench) plan(ctx context.Context) (*measure, error) {
 		return nil, err
 	}
 	done := make(chan struct{})
-	hwm := make(chan int64, 1)
-	go func() { hwm <- pollHWM(cmd.Process.Pid, b.poll, done) }()
+	polled := make(chan [2]int64, 1)
+	go func() {
+		hwm, own := poll(cmd.Process.Pid, b.poll, done)
+		polled <- [2]int64{hwm, int64(own)}
+	}()
 	err := cmd.Wait()
 	wall := time.Since(t)
 	close(done)
-	m := &measure{wall: wall, hwm: <-hwm, cpu: cpuOf(cmd.ProcessState)}
+	p := <-polled
+	m := &measure{wall: wall, hwm: p[0], own: time.Duration(p[1]), cpu: cpuOf(cmd.ProcessState)}
 	var out planOutput
 	if jerr := json.Unmarshal(stdout.Bytes(), &out); jerr != nil || out.Stacks == nil {
 		return nil, fmt.Errorf("socle plan: %v (%v)\n%s", err, jerr, tail(stderr.String(), 4096))
@@ -464,7 +483,7 @@ done
 	if err := cmd.Run(); err != nil {
 		return nil, fmt.Errorf("shell loop: %v\n%s", err, tail(stderr.String(), 4096))
 	}
-	m := &measure{wall: time.Since(t), cpu: cpuOf(cmd.ProcessState), hwm: -1}
+	m := &measure{wall: time.Since(t), cpu: cpuOf(cmd.ProcessState), hwm: -1, own: -1}
 	var err error
 	if m.runs, err = b.readCount(); err != nil {
 		return nil, err
@@ -511,20 +530,48 @@ func (b *bench) readCount() (runCount, error) {
 	return c, sc.Err()
 }
 
-// pollHWM reads VmHWM of pid every interval until done, and returns the
-// last value read (it only grows), -1 when none could be.
-func pollHWM(pid int, every time.Duration, done <-chan struct{}) int64 {
-	last := int64(-1)
+// poll reads socle's VmHWM and its own CPU time (without its children's)
+// every interval until done, and returns the last values read (both only
+// grow); -1 when none could be.
+func poll(pid int, every time.Duration, done <-chan struct{}) (hwm int64, own time.Duration) {
+	hwm, own = -1, -1
 	tick := time.NewTicker(every)
 	defer tick.Stop()
 	for {
-		last = max(last, peak.OfPID(pid))
+		hwm = max(hwm, peak.OfPID(pid))
+		own = max(own, ownCPU(pid))
 		select {
 		case <-done:
-			return last
+			return hwm, own
 		case <-tick.C:
 		}
 	}
+}
+
+// ownCPU is utime + stime of /proc/<pid>/stat: the process's CPU time,
+// its threads' and not its children's, in clock ticks of 1/100 s (Linux's
+// USER_HZ on every architecture Go runs on).
+func ownCPU(pid int) time.Duration {
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return -1
+	}
+	// The command name, in parentheses, may hold spaces: fields are
+	// counted from after its closing parenthesis (field 3 is first).
+	i := bytes.LastIndexByte(data, ')')
+	if i < 0 {
+		return -1
+	}
+	f := strings.Fields(string(data[i+1:]))
+	if len(f) < 13 {
+		return -1
+	}
+	u, err1 := strconv.ParseInt(f[11], 10, 64) // field 14
+	s, err2 := strconv.ParseInt(f[12], 10, 64) // field 15
+	if err1 != nil || err2 != nil {
+		return -1
+	}
+	return time.Duration(u+s) * 10 * time.Millisecond
 }
 
 func cpuOf(ps *os.ProcessState) time.Duration {
