@@ -42,8 +42,11 @@
 // terraform data directory per instance (socle copies the stack and its
 // modules into a new working directory each plan; the loop gives each
 // instance a new TF_DATA_DIR), the same TF_PLUGIN_CACHE_DIR and CLI
-// configuration (an empty file), and an empty state (socle cannot apply
-// yet, so no instance has one). socle also resolves the inputs, copies
+// configuration (an empty file), and the same state: none by default
+// (socle cannot apply yet, so no instance has one: every resource is
+// planned "+ create"), or with -applied the state of a terraform apply of
+// every instance, made by the bench before the timings and copied where
+// socle and the loop read it (every resource is then "~ update"). socle also resolves the inputs, copies
 // the files, and runs `terraform version` (terraform-exec) and
 // `terraform show -json` of each saved plan, which it parses into the
 // resource-level change list; the loop passes the inputs with -var, plans
@@ -52,7 +55,7 @@
 //
 // Run it from the module root:
 //
-//	go run ./bench/stackplan [-stacks 50] [-resources 30] [-apps 3] [-runs 1] [-keep]
+//	go run ./bench/stackplan [-stacks 50] [-resources 30] [-apps 3] [-runs 1] [-applied] [-show] [-keep]
 package main
 
 import (
@@ -70,6 +73,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"slices"
 	"strconv"
@@ -90,6 +94,7 @@ func main() {
 	flag.BoolVar(&c.keep, "keep", false, "keep the working directory (repository, socle's data, the loop's directories)")
 	flag.BoolVar(&c.loop, "loop", true, "run the reference shell loop")
 	flag.BoolVar(&c.show, "show", false, "the loop also runs terraform show -json of each plan, as socle does")
+	flag.BoolVar(&c.applied, "applied", false, "apply every instance first (with terraform, outside socle), so that plans update existing resources rather than create them")
 	flag.DurationVar(&c.poll, "poll", 5*time.Millisecond, "how often socle's VmHWM is read")
 	flag.StringVar(&c.terraform, "terraform", "", "the terraform binary (default: terraform on PATH)")
 	flag.Parse()
@@ -117,6 +122,7 @@ type config struct {
 	keep      bool
 	loop      bool
 	show      bool
+	applied   bool
 	poll      time.Duration
 	terraform string
 }
@@ -248,6 +254,11 @@ type figures struct {
 // the shared module planned by socle and by the loop, and a commit to one
 // app planned by socle.
 func (b *bench) run(ctx context.Context) ([]figures, error) {
+	if b.applied {
+		if err := b.applyAll(ctx); err != nil {
+			return nil, err
+		}
+	}
 	first, err := b.plan(ctx)
 	if err != nil {
 		return nil, err
@@ -273,12 +284,18 @@ func (b *bench) run(ctx context.Context) ([]figures, error) {
 		if err := f.everything.expect(b.instances(), 0); err != nil {
 			return nil, fmt.Errorf("run %d, commit to %s: %w", i+1, moduleFile, err)
 		}
+		if n := f.everything.add + f.everything.change; n != b.instances()*b.Resources {
+			return nil, fmt.Errorf("run %d, commit to %s: %d resource changes planned, want every resource's (%d)", i+1, moduleFile, n, b.instances()*b.Resources)
+		}
 		fmt.Fprintf(b.out, "run %d: commit to %s: socle plan %s\n", i+1, moduleFile, f.everything)
 		if b.loop {
 			if f.loop, err = b.shellLoop(ctx); err != nil {
 				return nil, err
 			}
 			fmt.Fprintf(b.out, "run %d: same commit, shell loop     %s\n", i+1, f.loop)
+			if f.loop.add != f.everything.add || f.loop.change != f.everything.change {
+				return nil, fmt.Errorf("run %d: socle and the loop planned different changes", i+1)
+			}
 		}
 
 		b.edit++
@@ -338,6 +355,9 @@ type measure struct {
 	planned, cached, failed int
 	instances               int
 	firstFailure            string
+	// add and change sum the planned resource changes (the cached
+	// instances' included): both sides must plan the same.
+	add, change int
 }
 
 func (m *measure) String() string {
@@ -346,8 +366,9 @@ func (m *measure) String() string {
 		s += fmt.Sprintf(" (socle's own %s)", sec(m.own))
 	}
 	s += fmt.Sprintf(", %d terraform runs (%s)", m.runs.total(), m.runs)
+	s += fmt.Sprintf("; %d to add, %d to change", m.add, m.change)
 	if m.instances > 0 {
-		s += fmt.Sprintf(", %d instances: %d planned, %d cached, %d failed; peak %s", m.instances, m.planned, m.cached, m.failed, kB(m.hwm))
+		s += fmt.Sprintf("; %d instances: %d planned, %d cached, %d failed; peak %s", m.instances, m.planned, m.cached, m.failed, kB(m.hwm))
 	}
 	return s
 }
@@ -385,6 +406,9 @@ type stackResult struct {
 	Reason   string `json:"reason"`
 	Message  string `json:"message"`
 	Cached   bool   `json:"cached"`
+	Summary  struct {
+		Add, Change, Replace, Destroy int
+	} `json:"summary"`
 }
 
 // plan runs `socle plan REPO --data DATA -o json` and measures it.
@@ -434,6 +458,8 @@ func (b *bench) plan(ctx context.Context) (*measure, error) {
 		default:
 			m.planned++
 		}
+		m.add += r.Summary.Add
+		m.change += r.Summary.Change + r.Summary.Replace
 	}
 	if m.runs, err = b.readCount(); err != nil {
 		return nil, err
@@ -455,10 +481,12 @@ func (b *bench) shellLoop(ctx context.Context) (*measure, error) {
 	if err := os.RemoveAll(ref); err != nil {
 		return nil, err
 	}
-	var instances []string
-	for i := range b.Stacks {
-		for _, e := range envs {
-			instances = append(instances, stackName(i)+"/"+e)
+	instances := b.instanceList()
+	if b.applied {
+		for _, i := range instances {
+			if err := copyFile(filepath.Join(b.tmp, "applied", i, "terraform.tfstate"), filepath.Join(ref, i, "terraform.tfstate")); err != nil {
+				return nil, err
+			}
 		}
 	}
 	show := ""
@@ -491,8 +519,86 @@ done
 	if m.runs["plan"] != len(instances) {
 		return nil, fmt.Errorf("shell loop: terraform plan ran %d times for %d instances", m.runs["plan"], len(instances))
 	}
+	for _, i := range instances {
+		data, err := os.ReadFile(filepath.Join(ref, i, "plan.log"))
+		if err != nil {
+			return nil, err
+		}
+		var add, change, destroy int
+		if at := planLine.FindSubmatch(data); at != nil {
+			add, _ = strconv.Atoi(string(at[1]))
+			change, _ = strconv.Atoi(string(at[2]))
+			destroy, _ = strconv.Atoi(string(at[3]))
+		} else if !bytes.Contains(data, []byte("No changes.")) {
+			return nil, fmt.Errorf("shell loop: no plan summary in %s", filepath.Join(ref, i, "plan.log"))
+		}
+		// A replacement is one to add and one to destroy in terraform's
+		// words, one to replace in socle's.
+		m.add += add - min(add, destroy)
+		m.change += change + min(add, destroy)
+	}
 	return m, nil
 }
+
+// instanceList names the instances as stack/environment, in the order
+// socle plans them (stack.Targets: by stack, then environment).
+func (b *bench) instanceList() []string {
+	var out []string
+	for i := range b.Stacks {
+		for _, e := range envs {
+			out = append(out, stackName(i)+"/"+e)
+		}
+	}
+	return out
+}
+
+// applyAll stands in for socle's apply, which does not exist yet: it
+// applies every instance with terraform, outside socle and outside the
+// timings, and puts each state where socle keeps it
+// (<data>/stacks/<stack>/<instance>/terraform.tfstate) and where the
+// loop will find it, so that both plan against existing resources.
+func (b *bench) applyAll(ctx context.Context) error {
+	applied := filepath.Join(b.tmp, "applied")
+	script := `set -eu
+for i in ` + strings.Join(b.instanceList(), " ") + `; do
+  s=${i%/*} e=${i#*/} w=` + shellQuote(applied) + `/$i
+  mkdir -p "$w"
+  cd ` + shellQuote(filepath.Join(b.repo, "stacks")) + `/"$s"
+  export TF_DATA_DIR="$w/.terraform"
+  terraform init -input=false -no-color >"$w/init.log"
+  terraform apply -input=false -no-color -auto-approve -state="$w/terraform.tfstate" -var "env=$e" -var "stack=$s" >"$w/apply.log"
+done
+`
+	cmd := exec.CommandContext(ctx, "bash", "-c", script)
+	cmd.Env = b.env
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	t := time.Now()
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("applying: %v\n%s", err, tail(stderr.String(), 4096))
+	}
+	for _, i := range b.instanceList() {
+		if err := copyFile(filepath.Join(applied, i, "terraform.tfstate"), filepath.Join(b.data, "stacks", filepath.FromSlash(i), "terraform.tfstate")); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintf(b.out, "applied every instance with terraform (outside socle, which cannot apply yet) in %s\n", time.Since(t).Round(time.Millisecond))
+	return nil
+}
+
+func copyFile(src, dst string) error {
+	data, err := os.ReadFile(src)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
+		return err
+	}
+	return os.WriteFile(dst, data, 0o600)
+}
+
+// planLine is terraform plan's summary.
+var planLine = regexp.MustCompile(`Plan: (\d+) to add, (\d+) to change, (\d+) to destroy`)
 
 // runCount counts terraform runs by subcommand.
 type runCount map[string]int

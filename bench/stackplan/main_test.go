@@ -70,8 +70,8 @@ func TestGenerate(t *testing.T) {
 }
 
 // TestBench runs the whole bench at a small size with the real socle and
-// terraform: the module commit plans every instance, the app commit runs
-// no terraform, and the loop plans as many.
+// terraform, over applied instances: the module commit plans every
+// resource as an update on both sides, the app commit runs no terraform.
 func TestBench(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds socle and runs terraform")
@@ -79,7 +79,7 @@ func TestBench(t *testing.T) {
 	if _, err := exec.LookPath("terraform"); err != nil {
 		t.Skip("no terraform on PATH")
 	}
-	b := &bench{config: config{sizes: sizes{Stacks: 1, Resources: 2, Apps: 1}, runs: 1, dir: t.TempDir(), loop: true, show: true, poll: 5 * time.Millisecond}, out: t.Output()}
+	b := &bench{config: config{sizes: sizes{Stacks: 1, Resources: 2, Apps: 1}, runs: 1, dir: t.TempDir(), loop: true, show: true, applied: true, poll: 5 * time.Millisecond}, out: t.Output()}
 	if err := b.setup(t.Context()); err != nil {
 		t.Fatal(err)
 	}
@@ -96,6 +96,9 @@ func TestBench(t *testing.T) {
 	}
 	if f.oneApp.cached != 3 || f.oneApp.runs.total() != 0 {
 		t.Errorf("app commit: %s, want 0 terraform runs and 3 instances from the cache", f.oneApp)
+	}
+	if f.everything.change != 6 || f.everything.add != 0 || f.loop.change != 6 {
+		t.Errorf("module commit over applied instances: socle %s, loop %s; want 6 resources to change on each side", f.everything, f.loop)
 	}
 	if f.loop.runs["plan"] != 3 || f.loop.runs["show"] != 3 {
 		t.Errorf("loop: %s, want 3 plans and 3 shows", f.loop)
