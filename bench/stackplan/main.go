@@ -493,26 +493,12 @@ func (b *bench) shellLoop(ctx context.Context) (*measure, error) {
 	if b.show {
 		show = ` && terraform show -json -no-color "$w/plan.tfplan" >/dev/null`
 	}
-	script := `set -eu
-for i in ` + strings.Join(instances, " ") + `; do
-  s=${i%/*} e=${i#*/} w=` + shellQuote(ref) + `/$i
-  mkdir -p "$w"
-  cd ` + shellQuote(filepath.Join(b.repo, "stacks")) + `/"$s"
-  export TF_DATA_DIR="$w/.terraform"
-  terraform init -input=false -no-color >"$w/init.log" &&
-    terraform plan -input=false -no-color -state="$w/terraform.tfstate" -var "env=$e" -var "stack=$s" -out="$w/plan.tfplan" >"$w/plan.log"` + show + `
-done
-`
-	cmd := exec.CommandContext(ctx, "bash", "-c", script)
-	cmd.Env = b.env
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
 	t := time.Now()
-	if err := cmd.Run(); err != nil {
-		return nil, fmt.Errorf("shell loop: %v\n%s", err, tail(stderr.String(), 4096))
+	ps, err := b.forEach(ctx, ref, `terraform plan -input=false -no-color -state="$w/terraform.tfstate" -var "env=$e" -var "stack=$s" -out="$w/plan.tfplan" >"$w/plan.log"`+show)
+	if err != nil {
+		return nil, fmt.Errorf("shell loop: %w", err)
 	}
-	m := &measure{wall: time.Since(t), cpu: cpuOf(cmd.ProcessState), hwm: -1, own: -1}
-	var err error
+	m := &measure{wall: time.Since(t), cpu: cpuOf(ps), hwm: -1, own: -1}
 	if m.runs, err = b.readCount(); err != nil {
 		return nil, err
 	}
@@ -540,6 +526,32 @@ done
 	return m, nil
 }
 
+// forEach runs one bash loop over the instances, as people write it: for
+// each, in the repository's stack directory, with a TF_DATA_DIR of its
+// own under dir/<stack>/<environment> ($w; $s is the stack, $e the
+// environment), terraform init and then cmd.
+func (b *bench) forEach(ctx context.Context, dir, cmd string) (*os.ProcessState, error) {
+	script := `set -eu
+for i in ` + strings.Join(b.instanceList(), " ") + `; do
+  s=${i%/*} e=${i#*/} w=` + shellQuote(dir) + `/$i
+  mkdir -p "$w"
+  cd ` + shellQuote(filepath.Join(b.repo, "stacks")) + `/"$s"
+  export TF_DATA_DIR="$w/.terraform"
+  terraform init -input=false -no-color >"$w/init.log" &&
+    ` + cmd + ` ||
+    exit 1 # set -e does not stop at a failure inside an && list
+done
+`
+	c := exec.CommandContext(ctx, "bash", "-c", script)
+	c.Env = b.env
+	var stderr bytes.Buffer
+	c.Stderr = &stderr
+	if err := c.Run(); err != nil {
+		return nil, fmt.Errorf("%v\n%s", err, tail(stderr.String(), 4096))
+	}
+	return c.ProcessState, nil
+}
+
 // instanceList names the instances as stack/environment, in the order
 // socle plans them (stack.Targets: by stack, then environment).
 func (b *bench) instanceList() []string {
@@ -559,23 +571,9 @@ func (b *bench) instanceList() []string {
 // loop will find it, so that both plan against existing resources.
 func (b *bench) applyAll(ctx context.Context) error {
 	applied := filepath.Join(b.tmp, "applied")
-	script := `set -eu
-for i in ` + strings.Join(b.instanceList(), " ") + `; do
-  s=${i%/*} e=${i#*/} w=` + shellQuote(applied) + `/$i
-  mkdir -p "$w"
-  cd ` + shellQuote(filepath.Join(b.repo, "stacks")) + `/"$s"
-  export TF_DATA_DIR="$w/.terraform"
-  terraform init -input=false -no-color >"$w/init.log"
-  terraform apply -input=false -no-color -auto-approve -state="$w/terraform.tfstate" -var "env=$e" -var "stack=$s" >"$w/apply.log"
-done
-`
-	cmd := exec.CommandContext(ctx, "bash", "-c", script)
-	cmd.Env = b.env
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
 	t := time.Now()
-	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("applying: %v\n%s", err, tail(stderr.String(), 4096))
+	if _, err := b.forEach(ctx, applied, `terraform apply -input=false -no-color -auto-approve -state="$w/terraform.tfstate" -var "env=$e" -var "stack=$s" >"$w/apply.log"`); err != nil {
+		return fmt.Errorf("applying: %w", err)
 	}
 	for _, i := range b.instanceList() {
 		if err := copyFile(filepath.Join(applied, i, "terraform.tfstate"), filepath.Join(b.data, "stacks", filepath.FromSlash(i), "terraform.tfstate")); err != nil {
