@@ -44,10 +44,12 @@
 // instance a new TF_DATA_DIR), the same TF_PLUGIN_CACHE_DIR and CLI
 // configuration (an empty file), and the same state: none by default
 // (socle cannot apply yet, so no instance has one: every resource is
-// planned "+ create"), or with -applied the state of a terraform apply of
-// every instance, made by the bench before the timings and copied where
-// socle and the loop read it (every resource is then "~ update"). socle also resolves the inputs, copies
-// the files, and runs `terraform version` (terraform-exec) and
+// planned "+ create"), or with -applied the state of a terraform apply
+// of every instance, made by the bench before the timings and copied
+// where socle and the loop read it (every resource is then "~ update").
+// Both must plan the same number of changes, every resource's, or the
+// bench stops. socle also resolves the inputs, copies the files, and runs
+// `terraform version` (terraform-exec's check, once per instance) and
 // `terraform show -json` of each saved plan, which it parses into the
 // resource-level change list; the loop passes the inputs with -var, plans
 // in the repository's stack directory with -out, and reads nothing back
@@ -208,6 +210,15 @@ func (b *bench) setup(ctx context.Context) error {
 
 	fmt.Fprintf(b.out, "stackplan: %d stacks × %d terraform_data × %d environments (%d instances, %d resources), %d apps\n",
 		b.Stacks, b.Resources, len(envs), b.instances(), b.instances()*b.Resources, b.Apps)
+	state := "none (socle cannot apply yet): every resource is planned to be created"
+	if b.applied {
+		state = "applied by terraform before the timings (-applied): a module commit updates every resource"
+	}
+	loop := "terraform init && terraform plan -out"
+	if b.show {
+		loop += " && terraform show -json (-show)"
+	}
+	fmt.Fprintf(b.out, "state: %s\nloop: %s, instance by instance, fresh TF_DATA_DIR each\n", state, loop)
 	b.printMachine(ctx, tf)
 
 	t := time.Now()
