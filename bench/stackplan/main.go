@@ -43,7 +43,8 @@
 // modules into a new working directory each plan; the loop gives each
 // instance a new TF_DATA_DIR), the same TF_PLUGIN_CACHE_DIR and CLI
 // configuration (an empty file), and the same state: none by default
-// (socle cannot apply yet, so no instance has one: every resource is
+// (no socle command applies a stack yet, stack.Runner.Apply has no
+// caller, so no instance has one: every resource is
 // planned "+ create"), or with -applied the state of a terraform apply
 // of every instance, made by the bench before the timings and copied
 // where socle and the loop read it (every resource is then "~ update").
@@ -210,7 +211,7 @@ func (b *bench) setup(ctx context.Context) error {
 
 	fmt.Fprintf(b.out, "stackplan: %d stacks × %d terraform_data × %d environments (%d instances, %d resources), %d apps\n",
 		b.Stacks, b.Resources, len(envs), b.instances(), b.instances()*b.Resources, b.Apps)
-	state := "none (socle cannot apply yet): every resource is planned to be created"
+	state := "none (no socle command applies a stack yet): every resource is planned to be created"
 	if b.applied {
 		state = "applied by terraform before the timings (-applied): a module commit updates every resource"
 	}
@@ -591,7 +592,7 @@ func (b *bench) applyAll(ctx context.Context) error {
 			return err
 		}
 	}
-	fmt.Fprintf(b.out, "applied every instance with terraform (outside socle, which cannot apply yet) in %s\n", time.Since(t).Round(time.Millisecond))
+	fmt.Fprintf(b.out, "applied every instance with terraform (outside socle: no socle command applies a stack yet) in %s\n", time.Since(t).Round(time.Millisecond))
 	return nil
 }
 
