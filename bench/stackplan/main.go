@@ -44,10 +44,11 @@
 // instance a new TF_DATA_DIR), the same TF_PLUGIN_CACHE_DIR and CLI
 // configuration (an empty file), and the same state: none by default
 // (no socle command applies a stack yet, stack.Runner.Apply has no
-// caller, so no instance has one: every resource is
-// planned "+ create"), or with -applied the state of a terraform apply
-// of every instance, made by the bench before the timings and copied
-// where socle and the loop read it (every resource is then "~ update").
+// caller, so no instance has one: every resource is planned "+ create"),
+// or with -applied the state of a terraform apply of every instance, made
+// by the bench before the timings and copied where socle and the loop
+// read it (every resource is then "~ update"; `socle plan` runs without
+// the data directory's secret, so it reads a state in clear).
 // Both must plan the same number of changes, every resource's, or the
 // bench stops. socle also resolves the inputs, copies the files, and runs
 // `terraform version` (terraform-exec's check, once per instance) and
@@ -576,7 +577,7 @@ func (b *bench) instanceList() []string {
 	return out
 }
 
-// applyAll stands in for socle's apply, which does not exist yet: it
+// applyAll stands in for socle's apply, which no command runs yet: it
 // applies every instance with terraform, outside socle and outside the
 // timings, and puts each state where socle keeps it
 // (<data>/stacks/<stack>/<instance>/terraform.tfstate) and where the
