@@ -1,5 +1,5 @@
-// Package peak reads the peak memory of the running process, as the benches
-// print it: Linux's VmHWM, the high-water mark of its resident set.
+// Package peak reads the peak memory of a process, as the benches print
+// it: Linux's VmHWM, the high-water mark of its resident set.
 package peak
 
 import (
@@ -11,8 +11,15 @@ import (
 
 // KB returns the process's peak resident set size in kB, -1 when the
 // system does not say (not Linux).
-func KB() int64 {
-	b, err := os.ReadFile("/proc/self/status")
+func KB() int64 { return fromStatus("/proc/self/status") }
+
+// OfPID returns the peak resident set size in kB of the running process
+// pid (of that process alone, not of its children), -1 when the system
+// does not say or the process has exited.
+func OfPID(pid int) int64 { return fromStatus("/proc/" + strconv.Itoa(pid) + "/status") }
+
+func fromStatus(path string) int64 {
+	b, err := os.ReadFile(path)
 	if err != nil {
 		return -1
 	}
