@@ -29,8 +29,8 @@ func newStackCmd(g *globals) *cobra.Command {
 directory) and on the data directory (--data, default ./.socle) where socle keeps
 each stack instance's plan, state, runs and lock.
 
-Applies are made by the server, behind the environment's gates: there is no
-socle stack apply.`,
+There is no socle stack apply, and this version of socle does not apply stacks
+yet: applying will be the server's job, behind the environment's gates.`,
 	}
 	cmd.PersistentFlags().StringVar(&data, "data", ".socle", "data directory holding the stacks' plans, states, runs and locks")
 	cmd.AddCommand(newStackListCmd(g, &data), newStackPlanCmd(g, &data), newStackOutputsCmd(g, &data), newStackUnlockCmd(g, &data))
@@ -391,7 +391,7 @@ redacted. Exit code 1 when the instance was never applied.`,
 				err = t.flush()
 			}
 			if err == nil && !ok {
-				err = withCode(ExitProblems, fmt.Errorf("%s @ %s was never applied: no outputs are recorded in %s (applies are made by the server)", s.Name, inst, *data))
+				err = withCode(ExitProblems, fmt.Errorf("%s @ %s was never applied: no outputs are recorded in %s (this version of socle does not apply stacks yet)", s.Name, inst, *data))
 			}
 			return err
 		},
