@@ -191,11 +191,7 @@ func (r *Runner) apply(ctx context.Context, le lease.Lease, f *files, run *Run) 
 	var secrets []string
 	// terraform's errors may quote the values of secret inputs.
 	failed := func(reason Reason, err error) {
-		msg := err.Error()
-		for _, s := range secrets {
-			msg = strings.ReplaceAll(msg, s, Redacted)
-		}
-		run.Status, run.Reason, run.Message = RunFailed, reason, truncate(msg, 4096)
+		run.Status, run.Reason, run.Message = RunFailed, reason, truncate(redact(err.Error(), secrets), 4096)
 	}
 	if _, err := f.readSealed(secretsFile, &secrets); err != nil {
 		failed(ReasonWorkDir, err)

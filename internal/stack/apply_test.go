@@ -637,3 +637,39 @@ resource "terraform_data" "fail" {
 		t.Errorf("the recorded run: %s: %s", last.Status, last.Message)
 	}
 }
+
+// TestPlanErrorRedacted: a plan that fails on a precondition whose message
+// quotes a secret input (made plain with nonsensitive, through a local)
+// says why without it. Both terraform and the message would show it.
+func TestPlanErrorRedacted(t *testing.T) {
+	const token = "tok-very-secret-plan-value"
+	repo := writeRepo(t, "fails", "inputs:\n  token: "+token+"\n", `variable "token" {
+  type      = string
+  sensitive = true
+}
+locals {
+  plain = nonsensitive(var.token)
+}
+resource "terraform_data" "t" {
+  input = "x"
+  lifecycle {
+    precondition {
+      condition     = length(local.plain) > 100
+      error_message = "the token ${local.plain} is too short"
+    }
+  }
+}
+`)
+	r := newRunner(t)
+	loaded, ps := spec.Load(os.DirFS(repo))
+	if ps.Errors() > 0 {
+		t.Fatal(ps)
+	}
+	got := r.Plan(context.Background(), loaded, os.DirFS(repo), loaded.Stack("fails"), "dev")
+	if got.Status != StatusFailed || got.Reason != ReasonPlanFailed || !strings.Contains(got.Message, "is too short") {
+		t.Fatalf("%s %s: %s", got.Status, got.Reason, got.Message)
+	}
+	if strings.Contains(got.Message, token) || !strings.Contains(got.Message, Redacted) {
+		t.Errorf("the message: %s", got.Message)
+	}
+}

@@ -290,14 +290,18 @@ func (r *Runner) plan(ctx context.Context, repo *spec.Repo, fsys fs.FS, s *spec.
 	if s.PerZone() {
 		res.Of = "zone"
 	}
+	var secrets []string
+	// terraform's errors may quote the values of secret inputs (a
+	// precondition's message, a value that lost its sensitive mark).
 	fail := func(reason Reason, err error) Result {
-		res.Status, res.Reason, res.Message = StatusFailed, reason, truncate(err.Error(), 4096)
+		res.Status, res.Reason, res.Message = StatusFailed, reason, truncate(redact(err.Error(), secrets), 4096)
 		return res
 	}
 	in, err := Resolve(repo, outs, s, name)
 	if err != nil {
 		return fail(ReasonInputs, err)
 	}
+	secrets = in.secrets()
 	res.Hash = in.Hash
 	res.Inputs = showInputs(in)
 	if len(in.Pending) > 0 {
@@ -690,6 +694,14 @@ func truncate(s string, n int) string {
 		return s
 	}
 	return s[:n] + "…"
+}
+
+// redact replaces each of secrets in msg.
+func redact(msg string, secrets []string) string {
+	for _, s := range secrets {
+		msg = strings.ReplaceAll(msg, s, Redacted)
+	}
+	return msg
 }
 
 // secrets are the strings of the instance's secret inputs, as they could
