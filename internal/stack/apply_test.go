@@ -640,7 +640,7 @@ resource "terraform_data" "fail" {
 
 // TestPlanErrorRedacted: a plan that fails on a precondition whose message
 // quotes a secret input (made plain with nonsensitive, through a local)
-// says why without it. Both terraform and the message would show it.
+// says why without it: terraform prints the value in clear there.
 func TestPlanErrorRedacted(t *testing.T) {
 	const token = "tok-very-secret-plan-value"
 	repo := writeRepo(t, "fails", "inputs:\n  token: "+token+"\n", `variable "token" {
