@@ -272,7 +272,15 @@ type cacheKey struct {
 	Hash      string `json:"hash"`
 	State     string `json:"state"`
 	Terraform string `json:"terraform"`
+	// Format is resultFormat when the result was recorded: a result of an
+	// older socle lacks what this one shows and judges (the masked before
+	// and after that policies read), so it is planned again.
+	Format int `json:"format,omitempty"`
 }
+
+// resultFormat numbers what a recorded Result holds; raise it whenever a
+// field is added that a cached result would lack.
+const resultFormat = 1
 
 type cached struct {
 	Key    cacheKey `json:"key"`
@@ -480,7 +488,7 @@ func (r *Runner) lock(ctx context.Context, stack, instance string) (lease.Lease,
 
 // key is the instance's cache key now, for the instance's content hash.
 func (r *Runner) key(hash string, f *files) (cacheKey, error) {
-	k := cacheKey{Hash: hash, Terraform: r.Terraform}
+	k := cacheKey{Hash: hash, Terraform: r.Terraform, Format: resultFormat}
 	if fi, err := os.Stat(r.Terraform); err == nil {
 		k.Terraform = fmt.Sprintf("%s %d %d", r.Terraform, fi.Size(), fi.ModTime().UnixNano())
 	}

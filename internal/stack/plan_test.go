@@ -390,3 +390,27 @@ func TestEnv(t *testing.T) {
 		t.Errorf("TF_CLI_CONFIG_FILE = %q, TF_PLUGIN_CACHE_DIR = %q: want the user's and socle's", env["TF_CLI_CONFIG_FILE"], env["TF_PLUGIN_CACHE_DIR"])
 	}
 }
+
+// TestOlderResultPlannedAgain: a result recorded by an older socle, whose
+// cache key has no format (it lacks the masked before and after that
+// policies judge), is planned again rather than shown as cached.
+func TestOlderResultPlannedAgain(t *testing.T) {
+	p := newPlanner(t)
+	p.plan()
+	if again, ran := p.plan(); ran != 0 || !again["network@connectivity"].Cached {
+		t.Fatalf("the second plan ran terraform %d times", ran)
+	}
+	file := filepath.Join(instanceDir(p.r.Dir, "network", "connectivity"), "plan.json")
+	c, ok := readCache(filepath.Dir(file))
+	if !ok {
+		t.Fatal("no recorded plan")
+	}
+	c.Key.Format = 0
+	if err := writeJSON(file, c); err != nil {
+		t.Fatal(err)
+	}
+	again, ran := p.plan()
+	if ran == 0 || again["network@connectivity"].Cached {
+		t.Errorf("the older result was shown again (%d terraform runs)", ran)
+	}
+}
