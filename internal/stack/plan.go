@@ -335,10 +335,11 @@ func (r *Runner) plan(ctx context.Context, repo *spec.Repo, fsys fs.FS, s *spec.
 		return fail(reasonOf(err, ReasonWorkDir), err)
 	}
 
-	key, err := r.key(in.Hash, f)
+	st, err := f.readState()
 	if err != nil {
 		return fail(reasonOf(err, ReasonWorkDir), err)
 	}
+	key := r.key(in.Hash, st)
 	if c, ok := readCache(dir); ok && c.Key == key {
 		// With a key, the saved plan must be there to be applied;
 		// without, none is kept and the result alone is shown again.
@@ -364,7 +365,7 @@ func (r *Runner) plan(ctx context.Context, repo *spec.Repo, fsys fs.FS, s *spec.
 			res = fail(ReasonWorkDir, fmt.Errorf("sealing the state: %w", err))
 		}
 	}()
-	if err := f.openState(); err != nil {
+	if err := f.openState(st); err != nil {
 		return fail(reasonOf(err, ReasonWorkDir), err)
 	}
 	varFile, planPath := f.path(varsFile), f.path(planFile)
@@ -423,8 +424,8 @@ func (r *Runner) plan(ctx context.Context, repo *spec.Repo, fsys fs.FS, s *spec.
 	}
 	// The state may have been created by init (a new one); the key of
 	// the cache is the state as the next run will find it.
-	if key, err = r.key(in.Hash, f); err == nil {
-		err = writeJSON(f.path(cacheFile), cached{Key: key, Result: res})
+	if st, err = f.readState(); err == nil {
+		err = writeJSON(f.path(cacheFile), cached{Key: r.key(in.Hash, st), Result: res})
 	}
 	if err != nil {
 		return fail(ReasonWorkDir, err)
@@ -486,15 +487,14 @@ func (r *Runner) lock(ctx context.Context, stack, instance string) (lease.Lease,
 	return l, nil
 }
 
-// key is the instance's cache key now, for the instance's content hash.
-func (r *Runner) key(hash string, f *files) (cacheKey, error) {
-	k := cacheKey{Hash: hash, Terraform: r.Terraform, Format: resultFormat}
+// key is the instance's cache key now, for the instance's content hash
+// and its state.
+func (r *Runner) key(hash string, st state) cacheKey {
+	k := cacheKey{Hash: hash, Terraform: r.Terraform, State: st.hash(), Format: resultFormat}
 	if fi, err := os.Stat(r.Terraform); err == nil {
 		k.Terraform = fmt.Sprintf("%s %d %d", r.Terraform, fi.Size(), fi.ModTime().UnixNano())
 	}
-	var err error
-	k.State, err = f.stateHash()
-	return k, err
+	return k
 }
 
 // LastPlan returns the result of the last plan of stack's instance, as
