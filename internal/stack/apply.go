@@ -118,7 +118,7 @@ type recordedOutput struct {
 func (r *Runner) Apply(ctx context.Context, s *spec.Stack, name string, ok Approved) Run {
 	run := Run{Stack: s.Name, Instance: name, PlanID: ok.PlanID, Hash: ok.Hash}
 	refuse := func(reason Reason, err error) Run {
-		run.Status, run.Reason, run.Message = RunRefused, reason, truncate(err.Error(), 4096)
+		run.Status, run.Reason, run.Message = RunRefused, reason, message(err, nil)
 		return run
 	}
 	f := r.files(s, name)
@@ -189,9 +189,8 @@ func (r *Runner) Apply(ctx context.Context, s *spec.Stack, name string, ok Appro
 // for the staleness check, and records the outputs; run says how it ended.
 func (r *Runner) apply(ctx context.Context, le lease.Lease, f *files, st state, run *Run) {
 	var secrets []string
-	// terraform's errors may quote the values of secret inputs.
 	failed := func(reason Reason, err error) {
-		run.Status, run.Reason, run.Message = RunFailed, reason, truncate(redact(err.Error(), secrets), 4096)
+		run.Status, run.Reason, run.Message = RunFailed, reason, message(err, secrets)
 	}
 	if _, err := f.readSealed(secretsFile, &secrets); err != nil {
 		failed(ReasonWorkDir, err)

@@ -299,10 +299,8 @@ func (r *Runner) plan(ctx context.Context, repo *spec.Repo, fsys fs.FS, s *spec.
 		res.Of = "zone"
 	}
 	var secrets []string
-	// terraform's errors may quote the values of secret inputs (a
-	// precondition's message, a value that lost its sensitive mark).
 	fail := func(reason Reason, err error) Result {
-		res.Status, res.Reason, res.Message = StatusFailed, reason, truncate(redact(err.Error(), secrets), 4096)
+		res.Status, res.Reason, res.Message = StatusFailed, reason, message(err, secrets)
 		return res
 	}
 	in, err := Resolve(repo, outs, s, name)
@@ -697,19 +695,19 @@ func showInputs(in *Instance) map[string]string {
 	return out
 }
 
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
-}
-
-// redact replaces each of secrets in msg.
-func redact(msg string, secrets []string) string {
+// message is the message of a failed or refused run: err's, each of
+// secrets in it redacted (terraform's errors may quote the values of
+// secret inputs: a precondition's message, a value that lost its
+// sensitive mark), cut at 4096 bytes.
+func message(err error, secrets []string) string {
+	msg := err.Error()
 	for _, s := range secrets {
 		msg = strings.ReplaceAll(msg, s, Redacted)
 	}
-	return msg
+	if len(msg) <= 4096 {
+		return msg
+	}
+	return msg[:4096] + "…"
 }
 
 // secrets are the strings of the instance's secret inputs, as they could
