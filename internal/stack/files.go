@@ -1,8 +1,6 @@
 package stack
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -208,8 +206,7 @@ func (s state) hash() string {
 	if !s.found {
 		return "none"
 	}
-	sum := sha256.Sum256(s.plain)
-	return "sha256:" + hex.EncodeToString(sum[:])
+	return contentHash(s.plain)
 }
 
 // discardPlan removes the saved plan and the cache of the last plan: the

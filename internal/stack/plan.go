@@ -439,8 +439,14 @@ func fileHash(p string) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	return contentHash(b), nil
+}
+
+// contentHash names content by its sha256, as a saved plan and a state
+// are named.
+func contentHash(b []byte) string {
 	sum := sha256.Sum256(b)
-	return "sha256:" + hex.EncodeToString(sum[:]), nil
+	return "sha256:" + hex.EncodeToString(sum[:])
 }
 
 // errTooLarge is a plan whose JSON is over MaxShow.
