@@ -140,7 +140,8 @@ type Runner struct {
 	Timeout time.Duration
 	// MaxShow bounds the JSON plan read back (default 256 MiB).
 	MaxShow int64
-	// Parallel is how many instances are planned at once (default 2).
+	// Parallel is how many instances are planned, or stacks validated,
+	// at once (default 2).
 	Parallel int
 	// Outputs reads upstream outputs (default: the state files under Dir).
 	Outputs Outputs
@@ -248,22 +249,30 @@ func Targets(repo *spec.Repo, keep func(s *spec.Stack, instance string) bool) []
 // the report.
 func (r *Runner) PlanAll(ctx context.Context, repo *spec.Repo, fsys fs.FS, targets []Target) []Result {
 	out := make([]Result, len(targets))
-	n := r.Parallel
-	if n < 1 {
-		n = 2
-	}
-	sem := make(chan struct{}, n)
 	outs := once(r.outputs())
+	r.each(len(targets), func(i int) {
+		out[i] = r.plan(ctx, repo, fsys, targets[i].Stack, targets[i].Instance, outs)
+	})
+	return out
+}
+
+// each calls fn(i) for each i below n, Parallel at a time (default 2),
+// and returns when all have returned.
+func (r *Runner) each(n int, fn func(i int)) {
+	p := r.Parallel
+	if p < 1 {
+		p = 2
+	}
+	sem := make(chan struct{}, p)
 	var wg sync.WaitGroup
-	for i, t := range targets {
+	for i := range n {
 		wg.Go(func() {
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			out[i] = r.plan(ctx, repo, fsys, t.Stack, t.Instance, outs)
+			fn(i)
 		})
 	}
 	wg.Wait()
-	return out
 }
 
 // cacheKey is what a plan was computed from: the instance's content, its
