@@ -118,7 +118,7 @@ type recordedOutput struct {
 func (r *Runner) Apply(ctx context.Context, s *spec.Stack, name string, ok Approved) Run {
 	run := Run{Stack: s.Name, Instance: name, PlanID: ok.PlanID, Hash: ok.Hash}
 	refuse := func(reason Reason, err error) Run {
-		run.Status, run.Reason, run.Message = RunRefused, reason, truncate(err.Error(), 4096)
+		run.Status, run.Reason, run.Message = RunRefused, reason, message(err, nil)
 		return run
 	}
 	f := r.files(s, name)
@@ -148,11 +148,11 @@ func (r *Runner) Apply(ctx context.Context, s *spec.Stack, name string, ok Appro
 	if c.Result.PlanID != ok.PlanID || c.Result.Hash != ok.Hash {
 		return refuse(ReasonNotApproved, fmt.Errorf("the saved plan of %s @ %s is %s, not the approved %s: have it approved, or plan again", s.Name, name, c.Result.PlanID, ok.PlanID))
 	}
-	key, err := r.key(c.Key.Hash, f)
+	st, err := f.readState()
 	if err != nil {
 		return refuse(reasonOf(err, ReasonWorkDir), err)
 	}
-	if key != c.Key {
+	if key := r.key(c.Key.Hash, st); key != c.Key {
 		err := fmt.Errorf("the state of %s @ %s changed since plan %s was made: plan again", s.Name, name, ok.PlanID)
 		if key.Terraform != c.Key.Terraform {
 			err = fmt.Errorf("terraform changed since plan %s of %s @ %s was made: plan again", ok.PlanID, s.Name, name)
@@ -167,7 +167,7 @@ func (r *Runner) Apply(ctx context.Context, s *spec.Stack, name string, ok Appro
 	if err := f.writeRun(run); err != nil {
 		return refuse(ReasonWorkDir, fmt.Errorf("recording the run: %w", err))
 	}
-	r.apply(ctx, le, f, &run)
+	r.apply(ctx, le, f, st, &run)
 	run.Finished = r.now()
 	var errs []error
 	// The plan is consumed, applied or not: terraform's state is the
@@ -185,13 +185,12 @@ func (r *Runner) Apply(ctx context.Context, s *spec.Stack, name string, ok Appro
 	return run
 }
 
-// apply runs terraform apply on the opened plan and records the outputs;
-// run says how it ended.
-func (r *Runner) apply(ctx context.Context, le lease.Lease, f *files, run *Run) {
+// apply runs terraform apply on the saved plan, from the state st read
+// for the staleness check, and records the outputs; run says how it ended.
+func (r *Runner) apply(ctx context.Context, le lease.Lease, f *files, st state, run *Run) {
 	var secrets []string
-	// terraform's errors may quote the values of secret inputs.
 	failed := func(reason Reason, err error) {
-		run.Status, run.Reason, run.Message = RunFailed, reason, truncate(redact(err.Error(), secrets), 4096)
+		run.Status, run.Reason, run.Message = RunFailed, reason, message(err, secrets)
 	}
 	if _, err := f.readSealed(secretsFile, &secrets); err != nil {
 		failed(ReasonWorkDir, err)
@@ -211,7 +210,7 @@ func (r *Runner) apply(ctx context.Context, le lease.Lease, f *files, run *Run) 
 		failed(ReasonWorkDir, fmt.Errorf("backing up the state: %w", err))
 		return
 	}
-	if err := f.openState(); err != nil {
+	if err := f.openState(st); err != nil {
 		failed(reasonOf(err, ReasonWorkDir), err)
 		return
 	}
@@ -280,7 +279,11 @@ func (r *Runner) recover(ctx context.Context, f *files) error {
 	}
 	err = func() error {
 		defer f.closeState()
-		if err := f.openState(); err != nil {
+		st, err := f.readState()
+		if err != nil {
+			return err
+		}
+		if err := f.openState(st); err != nil {
 			return err
 		}
 		env, err := r.env()

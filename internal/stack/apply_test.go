@@ -220,7 +220,8 @@ func TestApplyStale(t *testing.T) {
 		t.Fatal(err)
 	}
 	repo := load(t, p.repo)
-	if c.Key, _ = p.r.key(c.Key.Hash, p.r.files(repo.Stack("network"), "connectivity")); writeJSON(filepath.Join(dir, cacheFile), c) != nil {
+	st, _ := p.r.files(repo.Stack("network"), "connectivity").readState()
+	if c.Key = p.r.key(c.Key.Hash, st); writeJSON(filepath.Join(dir, cacheFile), c) != nil {
 		t.Fatal("writing the cache")
 	}
 	r = p.applyAs("network", "connectivity", approved(a))

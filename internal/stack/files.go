@@ -1,8 +1,6 @@
 package stack
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -154,14 +152,14 @@ func (f *files) unseal(name string) (bool, error) {
 	return true, writeFileSync(f.path(name), plain)
 }
 
-// openState puts the state in clear for a run (a clear one left there is
-// used as it is: it is newer than the sealed one).
-func (f *files) openState() error {
-	if f.own || exists(f.path(stateFile)) {
+// openState puts the state read at the start of the run in clear for
+// terraform (a clear one left there is used as it is: it is newer than
+// the sealed one).
+func (f *files) openState(st state) error {
+	if f.own || !st.found || exists(f.path(stateFile)) {
 		return nil
 	}
-	_, err := f.unseal(stateFile)
-	return err
+	return writeFileSync(f.path(stateFile), st.plain)
 }
 
 // closeState seals the state terraform left in clear, and removes the
@@ -176,25 +174,39 @@ func (f *files) closeState() error {
 	return f.seal(stateFile)
 }
 
-// stateHash is the hash of the state in clear ("none": no state), sealed
-// or not: sealing draws a fresh nonce each time, so the sealed bytes say
-// nothing of whether the state changed.
-func (f *files) stateHash() (string, error) {
+// state is an instance's state in clear, read once per run: hashed for
+// the cache key, then put in clear for terraform by openState, so that a
+// sealed state is opened once, not once for each.
+type state struct {
+	plain []byte
+	found bool // false: no state (none yet, or the stack's own backend)
+}
+
+// readState reads the state in clear: the one terraform left in clear,
+// or the sealed one opened.
+func (f *files) readState() (state, error) {
 	if f.own {
-		return "none", nil
+		return state{}, nil
 	}
 	plain, err := readBounded(f.path(stateFile))
-	if errors.Is(err, fs.ErrNotExist) {
-		var ok bool
-		if plain, ok, err = f.open(stateFile); err == nil && !ok {
-			return "none", nil
-		}
+	if err == nil {
+		return state{plain, true}, nil
 	}
-	if err != nil {
-		return "", err
+	if !errors.Is(err, fs.ErrNotExist) {
+		return state{}, err
 	}
-	sum := sha256.Sum256(plain)
-	return "sha256:" + hex.EncodeToString(sum[:]), nil
+	plain, ok, err := f.open(stateFile)
+	return state{plain, ok}, err
+}
+
+// hash is the hash of the state in clear ("none": no state), sealed or
+// not: sealing draws a fresh nonce each time, so the sealed bytes say
+// nothing of whether the state changed.
+func (s state) hash() string {
+	if !s.found {
+		return "none"
+	}
+	return contentHash(s.plain)
 }
 
 // discardPlan removes the saved plan and the cache of the last plan: the

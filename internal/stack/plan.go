@@ -140,7 +140,8 @@ type Runner struct {
 	Timeout time.Duration
 	// MaxShow bounds the JSON plan read back (default 256 MiB).
 	MaxShow int64
-	// Parallel is how many instances are planned at once (default 2).
+	// Parallel is how many instances are planned, or stacks validated,
+	// at once (default 2).
 	Parallel int
 	// Outputs reads upstream outputs (default: the state files under Dir).
 	Outputs Outputs
@@ -248,22 +249,30 @@ func Targets(repo *spec.Repo, keep func(s *spec.Stack, instance string) bool) []
 // the report.
 func (r *Runner) PlanAll(ctx context.Context, repo *spec.Repo, fsys fs.FS, targets []Target) []Result {
 	out := make([]Result, len(targets))
-	n := r.Parallel
-	if n < 1 {
-		n = 2
-	}
-	sem := make(chan struct{}, n)
 	outs := once(r.outputs())
+	r.each(len(targets), func(i int) {
+		out[i] = r.plan(ctx, repo, fsys, targets[i].Stack, targets[i].Instance, outs)
+	})
+	return out
+}
+
+// each calls fn(i) for each i below n, Parallel at a time (default 2),
+// and returns when all have returned.
+func (r *Runner) each(n int, fn func(i int)) {
+	p := r.Parallel
+	if p < 1 {
+		p = 2
+	}
+	sem := make(chan struct{}, p)
 	var wg sync.WaitGroup
-	for i, t := range targets {
+	for i := range n {
 		wg.Go(func() {
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			out[i] = r.plan(ctx, repo, fsys, t.Stack, t.Instance, outs)
+			fn(i)
 		})
 	}
 	wg.Wait()
-	return out
 }
 
 // cacheKey is what a plan was computed from: the instance's content, its
@@ -299,10 +308,8 @@ func (r *Runner) plan(ctx context.Context, repo *spec.Repo, fsys fs.FS, s *spec.
 		res.Of = "zone"
 	}
 	var secrets []string
-	// terraform's errors may quote the values of secret inputs (a
-	// precondition's message, a value that lost its sensitive mark).
 	fail := func(reason Reason, err error) Result {
-		res.Status, res.Reason, res.Message = StatusFailed, reason, truncate(redact(err.Error(), secrets), 4096)
+		res.Status, res.Reason, res.Message = StatusFailed, reason, message(err, secrets)
 		return res
 	}
 	in, err := Resolve(repo, outs, s, name)
@@ -335,10 +342,11 @@ func (r *Runner) plan(ctx context.Context, repo *spec.Repo, fsys fs.FS, s *spec.
 		return fail(reasonOf(err, ReasonWorkDir), err)
 	}
 
-	key, err := r.key(in.Hash, f)
+	st, err := f.readState()
 	if err != nil {
 		return fail(reasonOf(err, ReasonWorkDir), err)
 	}
+	key := r.key(in.Hash, st)
 	if c, ok := readCache(dir); ok && c.Key == key {
 		// With a key, the saved plan must be there to be applied;
 		// without, none is kept and the result alone is shown again.
@@ -364,7 +372,7 @@ func (r *Runner) plan(ctx context.Context, repo *spec.Repo, fsys fs.FS, s *spec.
 			res = fail(ReasonWorkDir, fmt.Errorf("sealing the state: %w", err))
 		}
 	}()
-	if err := f.openState(); err != nil {
+	if err := f.openState(st); err != nil {
 		return fail(reasonOf(err, ReasonWorkDir), err)
 	}
 	varFile, planPath := f.path(varsFile), f.path(planFile)
@@ -423,8 +431,8 @@ func (r *Runner) plan(ctx context.Context, repo *spec.Repo, fsys fs.FS, s *spec.
 	}
 	// The state may have been created by init (a new one); the key of
 	// the cache is the state as the next run will find it.
-	if key, err = r.key(in.Hash, f); err == nil {
-		err = writeJSON(f.path(cacheFile), cached{Key: key, Result: res})
+	if st, err = f.readState(); err == nil {
+		err = writeJSON(f.path(cacheFile), cached{Key: r.key(in.Hash, st), Result: res})
 	}
 	if err != nil {
 		return fail(ReasonWorkDir, err)
@@ -440,8 +448,14 @@ func fileHash(p string) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	return contentHash(b), nil
+}
+
+// contentHash names content by its sha256, as a saved plan and a state
+// are named.
+func contentHash(b []byte) string {
 	sum := sha256.Sum256(b)
-	return "sha256:" + hex.EncodeToString(sum[:]), nil
+	return "sha256:" + hex.EncodeToString(sum[:])
 }
 
 // errTooLarge is a plan whose JSON is over MaxShow.
@@ -486,15 +500,14 @@ func (r *Runner) lock(ctx context.Context, stack, instance string) (lease.Lease,
 	return l, nil
 }
 
-// key is the instance's cache key now, for the instance's content hash.
-func (r *Runner) key(hash string, f *files) (cacheKey, error) {
-	k := cacheKey{Hash: hash, Terraform: r.Terraform, Format: resultFormat}
+// key is the instance's cache key now, for the instance's content hash
+// and its state.
+func (r *Runner) key(hash string, st state) cacheKey {
+	k := cacheKey{Hash: hash, Terraform: r.Terraform, State: st.hash(), Format: resultFormat}
 	if fi, err := os.Stat(r.Terraform); err == nil {
 		k.Terraform = fmt.Sprintf("%s %d %d", r.Terraform, fi.Size(), fi.ModTime().UnixNano())
 	}
-	var err error
-	k.State, err = f.stateHash()
-	return k, err
+	return k
 }
 
 // LastPlan returns the result of the last plan of stack's instance, as
@@ -697,19 +710,19 @@ func showInputs(in *Instance) map[string]string {
 	return out
 }
 
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
-}
-
-// redact replaces each of secrets in msg.
-func redact(msg string, secrets []string) string {
+// message is the message of a failed or refused run: err's, each of
+// secrets in it redacted (terraform's errors may quote the values of
+// secret inputs: a precondition's message, a value that lost its
+// sensitive mark), cut at 4096 bytes.
+func message(err error, secrets []string) string {
+	msg := err.Error()
 	for _, s := range secrets {
 		msg = strings.ReplaceAll(msg, s, Redacted)
 	}
-	return msg
+	if len(msg) <= 4096 {
+		return msg
+	}
+	return msg[:4096] + "…"
 }
 
 // secrets are the strings of the instance's secret inputs, as they could

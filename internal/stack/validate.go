@@ -8,7 +8,6 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
-	"sync"
 
 	"github.com/hashicorp/terraform-exec/tfexec"
 	tfjson "github.com/hashicorp/terraform-json"
@@ -31,21 +30,10 @@ import (
 // usable where providers are not reachable. The repository must have
 // loaded without problems (the files are those it hashed).
 func (r *Runner) Validate(ctx context.Context, repo *spec.Repo, fsys fs.FS) spec.Problems {
-	n := r.Parallel
-	if n < 1 {
-		n = 2
-	}
-	sem := make(chan struct{}, n)
 	found := make([]spec.Problems, len(repo.Stacks))
-	var wg sync.WaitGroup
-	for i, s := range repo.Stacks {
-		wg.Go(func() {
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			found[i] = r.validate(ctx, fsys, s)
-		})
-	}
-	wg.Wait()
+	r.each(len(repo.Stacks), func(i int) {
+		found[i] = r.validate(ctx, fsys, repo.Stacks[i])
+	})
 	var out spec.Problems
 	for _, ps := range found {
 		out = append(out, ps...)
