@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 	"testing/fstest"
+	"unicode/utf8"
 )
 
 // stacksRepo is testdata/stacks as a map, for the tests to change.
@@ -320,4 +321,24 @@ func FuzzStackTerraform(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestTruncate: a cut falls at a character's start, never inside one.
+func TestTruncate(t *testing.T) {
+	for _, c := range []struct {
+		s    string
+		n    int
+		want string
+	}{
+		{"short", 10, "short"},
+		{"abcdef", 3, "abc…"},
+		{"│ error", 2, "…"},    // │ is 3 bytes: nothing of it is kept
+		{"a│ error", 3, "a…"},  // cut inside │
+		{"a│ error", 4, "a│…"}, // cut after it
+	} {
+		got := Truncate(c.s, c.n)
+		if got != c.want || !utf8.ValidString(got) {
+			t.Errorf("Truncate(%q, %d) = %q, want %q", c.s, c.n, got, c.want)
+		}
+	}
 }

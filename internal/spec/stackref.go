@@ -5,6 +5,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"unicode/utf8"
 )
 
 // The references a stack's inputs may hold, in their string values:
@@ -69,7 +70,7 @@ func ParseInput(s string) ([]InputPart, error) {
 		case strings.HasPrefix(s[i:], "${"):
 			end := strings.IndexByte(s[i+2:], '}')
 			if end < 0 {
-				return nil, fmt.Errorf("unclosed reference %q: a reference ends with }", truncate(s[i:], 40))
+				return nil, fmt.Errorf("unclosed reference %q: a reference ends with }", Truncate(s[i:], 40))
 			}
 			body := s[i+2 : i+2+end]
 			ref, err := parseRef(body)
@@ -111,7 +112,7 @@ var (
 func parseRef(body string) (InputRef, error) {
 	toks := strings.Split(body, ".")
 	bad := func(why string) (InputRef, error) {
-		return InputRef{}, fmt.Errorf("%s in ${%s}: expected ${stacks.<stack>.outputs.<key>}, ${environment.<field>} or ${zone.<field>}", why, truncate(body, 60))
+		return InputRef{}, fmt.Errorf("%s in ${%s}: expected ${stacks.<stack>.outputs.<key>}, ${environment.<field>} or ${zone.<field>}", why, Truncate(body, 60))
 	}
 	for _, t := range toks {
 		if t == "" || strings.TrimSpace(t) != t {
@@ -189,9 +190,15 @@ func WalkInputs(v any, at []string, fn func(s string, at []string)) {
 	}
 }
 
-func truncate(s string, n int) string {
+// Truncate keeps at most n bytes of s, cut at a character's start (a
+// message cut inside a character would read as invalid UTF-8), and marks
+// the cut with an ellipsis.
+func Truncate(s string, n int) string {
 	if len(s) <= n {
 		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
 	}
 	return s[:n] + "…"
 }

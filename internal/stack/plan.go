@@ -719,10 +719,7 @@ func message(err error, secrets []string) string {
 	for _, s := range secrets {
 		msg = strings.ReplaceAll(msg, s, Redacted)
 	}
-	if len(msg) <= 4096 {
-		return msg
-	}
-	return msg[:4096] + "…"
+	return spec.Truncate(msg, 4096)
 }
 
 // secrets are the strings of the instance's secret inputs, as they could
