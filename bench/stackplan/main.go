@@ -85,6 +85,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/socle-dev/socle/bench/internal/build"
 	"github.com/socle-dev/socle/bench/internal/peak"
 )
 
@@ -149,12 +150,10 @@ type bench struct {
 
 // setup builds socle, writes the wrapper and the repository, and commits it.
 func (b *bench) setup(ctx context.Context) error {
-	out, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
-	gomod := strings.TrimSpace(string(out))
-	if err != nil || gomod == "" || gomod == os.DevNull {
-		return errors.New("run it from socle's module (go run ./bench/stackplan)")
+	var err error
+	if b.root, err = build.ModuleRoot(ctx, "stackplan"); err != nil {
+		return err
 	}
-	b.root = filepath.Dir(gomod)
 	tf := b.terraform
 	if tf == "" {
 		if tf, err = exec.LookPath("terraform"); err != nil {
@@ -224,10 +223,8 @@ func (b *bench) setup(ctx context.Context) error {
 	b.printMachine(ctx, tf)
 
 	t := time.Now()
-	build := exec.CommandContext(ctx, "go", "build", "-o", b.socle, "./cmd/socle")
-	build.Dir = b.root
-	if out, err := build.CombinedOutput(); err != nil {
-		return fmt.Errorf("building socle: %v\n%s", err, out)
+	if err := build.Socle(ctx, b.root, b.socle); err != nil {
+		return err
 	}
 	fmt.Fprintf(b.out, "built socle in %s\n", time.Since(t).Round(time.Millisecond))
 
