@@ -68,6 +68,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/socle-dev/socle/bench/internal/build"
 	"github.com/socle-dev/socle/internal/source"
 )
 
@@ -129,11 +130,10 @@ func (b *bench) cleanup(failed bool) {
 
 func (b *bench) run(ctx context.Context) error {
 	b.start = time.Now()
-	out, err := exec.Command("go", "env", "GOMOD").Output()
-	if err != nil || strings.TrimSpace(string(out)) == "" || strings.TrimSpace(string(out)) == os.DevNull {
-		return errors.New("run it from socle's module (go run ./bench/commitlive)")
+	var err error
+	if b.root, err = build.ModuleRoot(ctx, "commitlive"); err != nil {
+		return err
 	}
-	b.root = filepath.Dir(strings.TrimSpace(string(out)))
 	if b.tmp, err = os.MkdirTemp("", "commitlive-"); err != nil {
 		return err
 	}
@@ -148,10 +148,8 @@ func (b *bench) run(ctx context.Context) error {
 	fmt.Printf("goal         p50 < %s when already built (Argo CD polls every 3 minutes by default)\n\n", goal)
 
 	t := time.Now()
-	build := exec.CommandContext(ctx, "go", "build", "-o", b.bin, "./cmd/socle")
-	build.Dir = b.root
-	if out, err := build.CombinedOutput(); err != nil {
-		return fmt.Errorf("building socle: %v\n%s", err, out)
+	if err := build.Socle(ctx, b.root, b.bin); err != nil {
+		return err
 	}
 	fmt.Printf("built socle in %s\n", time.Since(t).Round(time.Millisecond))
 

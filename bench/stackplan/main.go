@@ -85,6 +85,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/socle-dev/socle/bench/internal/build"
 	"github.com/socle-dev/socle/bench/internal/peak"
 )
 
@@ -149,12 +150,10 @@ type bench struct {
 
 // setup builds socle, writes the wrapper and the repository, and commits it.
 func (b *bench) setup(ctx context.Context) error {
-	out, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
-	gomod := strings.TrimSpace(string(out))
-	if err != nil || gomod == "" || gomod == os.DevNull {
-		return errors.New("run it from socle's module (go run ./bench/stackplan)")
+	var err error
+	if b.root, err = build.ModuleRoot(ctx, "stackplan"); err != nil {
+		return err
 	}
-	b.root = filepath.Dir(gomod)
 	tf := b.terraform
 	if tf == "" {
 		if tf, err = exec.LookPath("terraform"); err != nil {
@@ -224,10 +223,8 @@ func (b *bench) setup(ctx context.Context) error {
 	b.printMachine(ctx, tf)
 
 	t := time.Now()
-	build := exec.CommandContext(ctx, "go", "build", "-o", b.socle, "./cmd/socle")
-	build.Dir = b.root
-	if out, err := build.CombinedOutput(); err != nil {
-		return fmt.Errorf("building socle: %v\n%s", err, out)
+	if err := build.Socle(ctx, b.root, b.socle); err != nil {
+		return err
 	}
 	fmt.Fprintf(b.out, "built socle in %s\n", time.Since(t).Round(time.Millisecond))
 
@@ -351,7 +348,7 @@ func (b *bench) run(ctx context.Context) ([]figures, error) {
 		fmt.Fprintf(b.out, "    ratio socle/loop                               %.2f wall, %.2f CPU\n", ratio(every.wall, loop.wall), ratio(every.cpu, loop.cpu))
 	}
 	fmt.Fprintf(b.out, "  commit to one app only: socle plan %s wall, %d terraform runs (goal: 0), %d/%d instances shown from the cache\n", sec(one.wall), one.runs.total(), one.cached, b.instances())
-	fmt.Fprintf(b.out, "  socle's peak memory (VmHWM, polled every %s) planning everything: %s (largest of the runs: %s)\n", b.poll, kB(every.hwm), kB(maxHWM(all)))
+	fmt.Fprintf(b.out, "  socle's peak memory (VmHWM, polled every %s) planning everything: %s (largest of the runs: %s)\n", b.poll, peak.Format(every.hwm), peak.Format(maxHWM(all)))
 	fmt.Fprintf(b.out, "  the bench's own peak memory (VmHWM): %s\n", peak.String())
 	return all, nil
 }
@@ -381,7 +378,7 @@ func (m *measure) String() string {
 	s += fmt.Sprintf(", %d terraform runs (%s)", m.runs.total(), m.runs)
 	s += fmt.Sprintf("; %d to add, %d to change", m.add, m.change)
 	if m.instances > 0 {
-		s += fmt.Sprintf("; %d instances: %d planned, %d cached, %d failed; peak %s", m.instances, m.planned, m.cached, m.failed, kB(m.hwm))
+		s += fmt.Sprintf("; %d instances: %d planned, %d cached, %d failed; peak %s", m.instances, m.planned, m.cached, m.failed, peak.Format(m.hwm))
 	}
 	return s
 }
@@ -747,13 +744,6 @@ func (b *bench) printMachine(ctx context.Context, tf string) {
 func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
 
 func sec(d time.Duration) string { return fmt.Sprintf("%.2fs", d.Seconds()) }
-
-func kB(n int64) string {
-	if n < 0 {
-		return "unknown"
-	}
-	return fmt.Sprintf("%d kB", n)
-}
 
 func ratio(a, b time.Duration) float64 {
 	if b == 0 {

@@ -36,8 +36,12 @@ func fromStatus(path string) int64 {
 }
 
 // String is KB for people: "219080 kB", or "unknown".
-func String() string {
-	if kb := KB(); kb >= 0 {
+func String() string { return Format(KB()) }
+
+// Format writes a peak in kB (KB's or OfPID's) for people: "219080 kB",
+// or "unknown" when it is -1.
+func Format(kb int64) string {
+	if kb >= 0 {
 		return fmt.Sprintf("%d kB", kb)
 	}
 	return "unknown"

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/hashicorp/terraform-plugin-framework/diag"
 	"github.com/hashicorp/terraform-plugin-framework/resource"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/planmodifier"
@@ -116,15 +117,25 @@ func (r *database) connect(ctx context.Context, m *databaseModel) (*pgx.Conn, er
 	return conn, nil
 }
 
+// open reads the resource's model with get (from the plan or the state)
+// and connects as the admin role, reporting a failure of either in diags.
+func (r *database) open(ctx context.Context, get func(context.Context, any) diag.Diagnostics, m *databaseModel, diags *diag.Diagnostics) (*pgx.Conn, bool) {
+	diags.Append(get(ctx, m)...)
+	if diags.HasError() {
+		return nil, false
+	}
+	conn, err := r.connect(ctx, m)
+	if err != nil {
+		diags.AddError("connecting to PostgreSQL", err.Error())
+		return nil, false
+	}
+	return conn, true
+}
+
 func (r *database) Create(ctx context.Context, req resource.CreateRequest, resp *resource.CreateResponse) {
 	var m databaseModel
-	resp.Diagnostics.Append(req.Plan.Get(ctx, &m)...)
-	if resp.Diagnostics.HasError() {
-		return
-	}
-	conn, err := r.connect(ctx, &m)
-	if err != nil {
-		resp.Diagnostics.AddError("connecting to PostgreSQL", err.Error())
+	conn, ok := r.open(ctx, req.Plan.Get, &m, &resp.Diagnostics)
+	if !ok {
 		return
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
@@ -167,13 +178,8 @@ func create(ctx context.Context, conn *pgx.Conn, name, role, pw string) error {
 
 func (r *database) Read(ctx context.Context, req resource.ReadRequest, resp *resource.ReadResponse) {
 	var m databaseModel
-	resp.Diagnostics.Append(req.State.Get(ctx, &m)...)
-	if resp.Diagnostics.HasError() {
-		return
-	}
-	conn, err := r.connect(ctx, &m)
-	if err != nil {
-		resp.Diagnostics.AddError("connecting to PostgreSQL", err.Error())
+	conn, ok := r.open(ctx, req.State.Get, &m, &resp.Diagnostics)
+	if !ok {
 		return
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
@@ -181,7 +187,7 @@ func (r *database) Read(ctx context.Context, req resource.ReadRequest, resp *res
 	// owner's name is there exactly when both are.
 	var owner string
 	var login bool
-	err = conn.QueryRow(ctx, `SELECT r.rolname, r.rolcanlogin FROM pg_database d JOIN pg_roles r ON r.oid = d.datdba WHERE d.datname = $1`,
+	err := conn.QueryRow(ctx, `SELECT r.rolname, r.rolcanlogin FROM pg_database d JOIN pg_roles r ON r.oid = d.datdba WHERE d.datname = $1`,
 		m.Name.ValueString()).Scan(&owner, &login)
 	if errors.Is(err, pgx.ErrNoRows) {
 		resp.State.RemoveResource(ctx)
@@ -213,13 +219,8 @@ func (r *database) Update(ctx context.Context, req resource.UpdateRequest, resp 
 
 func (r *database) Delete(ctx context.Context, req resource.DeleteRequest, resp *resource.DeleteResponse) {
 	var m databaseModel
-	resp.Diagnostics.Append(req.State.Get(ctx, &m)...)
-	if resp.Diagnostics.HasError() {
-		return
-	}
-	conn, err := r.connect(ctx, &m)
-	if err != nil {
-		resp.Diagnostics.AddError("connecting to PostgreSQL", err.Error())
+	conn, ok := r.open(ctx, req.State.Get, &m, &resp.Diagnostics)
+	if !ok {
 		return
 	}
 	defer conn.Close(context.WithoutCancel(ctx))

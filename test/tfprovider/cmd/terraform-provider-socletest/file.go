@@ -9,10 +9,12 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/hashicorp/terraform-plugin-framework/diag"
 	"github.com/hashicorp/terraform-plugin-framework/resource"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/planmodifier"
 	"github.com/hashicorp/terraform-plugin-framework/resource/schema/stringplanmodifier"
+	"github.com/hashicorp/terraform-plugin-framework/tfsdk"
 	"github.com/hashicorp/terraform-plugin-framework/types"
 )
 
@@ -48,16 +50,7 @@ func (r *file) Schema(_ context.Context, _ resource.SchemaRequest, resp *resourc
 }
 
 func (r *file) Create(ctx context.Context, req resource.CreateRequest, resp *resource.CreateResponse) {
-	var m fileModel
-	resp.Diagnostics.Append(req.Plan.Get(ctx, &m)...)
-	if resp.Diagnostics.HasError() {
-		return
-	}
-	if err := writeFile(&m); err != nil {
-		resp.Diagnostics.AddError("writing the file", err.Error())
-		return
-	}
-	resp.Diagnostics.Append(resp.State.Set(ctx, &m)...)
+	apply(ctx, req.Plan, &resp.State, &resp.Diagnostics)
 }
 
 func (r *file) Read(ctx context.Context, req resource.ReadRequest, resp *resource.ReadResponse) {
@@ -82,16 +75,7 @@ func (r *file) Read(ctx context.Context, req resource.ReadRequest, resp *resourc
 }
 
 func (r *file) Update(ctx context.Context, req resource.UpdateRequest, resp *resource.UpdateResponse) {
-	var m fileModel
-	resp.Diagnostics.Append(req.Plan.Get(ctx, &m)...)
-	if resp.Diagnostics.HasError() {
-		return
-	}
-	if err := writeFile(&m); err != nil {
-		resp.Diagnostics.AddError("writing the file", err.Error())
-		return
-	}
-	resp.Diagnostics.Append(resp.State.Set(ctx, &m)...)
+	apply(ctx, req.Plan, &resp.State, &resp.Diagnostics)
 }
 
 func (r *file) Delete(ctx context.Context, req resource.DeleteRequest, resp *resource.DeleteResponse) {
@@ -103,6 +87,21 @@ func (r *file) Delete(ctx context.Context, req resource.DeleteRequest, resp *res
 	if err := os.Remove(m.Path.ValueString()); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		resp.Diagnostics.AddError("removing the file", err.Error())
 	}
+}
+
+// apply writes the planned file and records it in state: Create and
+// Update do the same.
+func apply(ctx context.Context, plan tfsdk.Plan, state *tfsdk.State, diags *diag.Diagnostics) {
+	var m fileModel
+	diags.Append(plan.Get(ctx, &m)...)
+	if diags.HasError() {
+		return
+	}
+	if err := writeFile(&m); err != nil {
+		diags.AddError("writing the file", err.Error())
+		return
+	}
+	diags.Append(state.Set(ctx, &m)...)
 }
 
 // writeFile writes m's content at its path and fills in what is computed.
