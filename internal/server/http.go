@@ -257,7 +257,7 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 }
 
 func writeError(w http.ResponseWriter, code int, kind, msg string) {
-	writeJSON(w, code, map[string]any{"error": map[string]any{"code": kind, "message": msg}})
+	writeJSON(w, code, api.Error{Error: api.ErrorBody{Code: kind, Message: msg}})
 }
 
 // cut keeps the first limit items of a list read with limit+1, and says
