@@ -107,7 +107,7 @@ func writeResult(w http.ResponseWriter, v any, err error) {
 	case err == nil:
 		writeJSON(w, http.StatusCreated, v)
 	case errors.As(err, &blocked):
-		writeJSON(w, http.StatusConflict, map[string]any{"error": map[string]any{"code": "blocked", "message": err.Error(), "details": blocked}})
+		writeJSON(w, http.StatusConflict, api.Error{Error: api.ErrorBody{Code: "blocked", Message: err.Error(), Details: blocked}})
 	case errors.Is(err, promotion.ErrUnknown):
 		writeError(w, http.StatusNotFound, "not_found", err.Error())
 	case errors.Is(err, promotion.ErrForbidden):

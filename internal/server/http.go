@@ -27,15 +27,12 @@ type (
 // wireStatus is the pipeline's state, for the API.
 func (s *Server) wireStatus() Status {
 	ps := s.pipeline.State()
-	st := Status{Repository: s.cfg.Repo, Head: opt(ps.Head, wireSourceRevision), LastGood: opt(ps.LastGood, wireSourceRevision),
-		FetchError: ps.FetchError, Blocked: each(ps.Blocked, wireBlocked)}
-	if f := ps.Failing; f != nil {
-		st.Failing = &Failing{Revision: wireSourceRevision(f.Revision), Problems: wireProblems(f.Problems)}
-	}
-	if p := ps.LastPlan; p != nil {
-		st.LastPlan = &PlanRef{ID: p.ID, Summary: wireSummary(p.Summary)}
-	}
-	return st
+	return Status{Repository: s.cfg.Repo, Head: opt(ps.Head, wireSourceRevision), LastGood: opt(ps.LastGood, wireSourceRevision),
+		FetchError: ps.FetchError, Blocked: each(ps.Blocked, wireBlocked),
+		Failing: opt(ps.Failing, func(f pipeline.Failing) Failing {
+			return Failing{Revision: wireSourceRevision(f.Revision), Problems: wireProblems(f.Problems)}
+		}),
+		LastPlan: opt(ps.LastPlan, func(p pipeline.PlanRef) PlanRef { return PlanRef{ID: p.ID, Summary: wireSummary(p.Summary)} })}
 }
 
 func (s *Server) getStatus(w http.ResponseWriter, r *http.Request) {
@@ -257,7 +254,7 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 }
 
 func writeError(w http.ResponseWriter, code int, kind, msg string) {
-	writeJSON(w, code, map[string]any{"error": map[string]any{"code": kind, "message": msg}})
+	writeJSON(w, code, api.Error{Error: api.ErrorBody{Code: kind, Message: msg}})
 }
 
 // cut keeps the first limit items of a list read with limit+1, and says

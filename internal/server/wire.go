@@ -50,14 +50,13 @@ func wireUnit(u plan.Unit) api.Unit {
 }
 
 func wireRollout(r spec.Rollout) api.Rollout {
-	out := api.Rollout{Strategy: string(r.Strategy), MaxSurge: r.MaxSurge, MaxUnavailable: r.MaxUnavailable,
+	return api.Rollout{Strategy: string(r.Strategy), MaxSurge: r.MaxSurge, MaxUnavailable: r.MaxUnavailable,
 		Steps: each(r.Steps, func(s spec.CanaryStep) api.CanaryStep {
 			return api.CanaryStep{Weight: s.Weight, Pause: wireDuration(s.Pause)}
+		}),
+		Analysis: opt(r.Analysis, func(a spec.Analysis) api.Analysis {
+			return api.Analysis{MaxErrorRate: a.MaxErrorRate, MaxP95: wireDuration(a.MaxP95), MinRequests: a.MinRequests}
 		})}
-	if a := r.Analysis; a != nil {
-		out.Analysis = &api.Analysis{MaxErrorRate: a.MaxErrorRate, MaxP95: wireDuration(a.MaxP95), MinRequests: a.MinRequests}
-	}
-	return out
 }
 
 // wireDuration writes a duration as spec.Duration's JSON does: "" for none.
@@ -107,18 +106,17 @@ func wireVerdicts(vs policy.Verdicts) api.PolicyVerdicts {
 }
 
 func wireUnitStatus(u reconcile.UnitStatus) api.UnitStatus {
-	out := api.UnitStatus{Kind: u.Kind, App: u.App, Env: u.Env, Phase: api.Phase(u.Phase), Reason: api.ReasonCode(u.Reason), Message: u.Message,
+	return api.UnitStatus{Kind: u.Kind, App: u.App, Env: u.Env, Phase: api.Phase(u.Phase), Reason: api.ReasonCode(u.Reason), Message: u.Message,
 		Since: u.Since, LogTail: u.LogTail, RetryAt: u.RetryAt, Release: u.Release, Revision: u.Revision, Artifact: u.Artifact,
 		Ready: u.Ready, Desired: u.Desired, URL: u.URL, UpdatedAt: u.UpdatedAt,
 		Replicas: each(u.Replicas, func(r reconcile.ReplicaStatus) api.ReplicaStatus {
 			return api.ReplicaStatus{Name: r.Name, Release: r.Release, State: r.State, Ready: r.Ready, Address: r.Address,
 				Restarts: r.Restarts, PID: r.PID, Message: r.Message}
+		}),
+		Operation: opt(u.Operation, func(o reconcile.OperationStatus) api.OperationStatus {
+			return api.OperationStatus{Release: o.Release, Strategy: o.Strategy, Step: o.Step, Steps: o.Steps, Phase: o.Phase,
+				Weight: o.Weight, StepStartedAt: o.StepStartedAt}
 		})}
-	if o := u.Operation; o != nil {
-		out.Operation = &api.OperationStatus{Release: o.Release, Strategy: o.Strategy, Step: o.Step, Steps: o.Steps, Phase: o.Phase,
-			Weight: o.Weight, StepStartedAt: o.StepStartedAt}
-	}
-	return out
 }
 
 func wireSourceRevision(r source.Revision) api.SourceRevision {
@@ -132,11 +130,10 @@ func wireProblems(ps spec.Problems) api.Problems {
 }
 
 func wireAuditVerify(r audit.VerifyResult) api.AuditVerifyResult {
-	out := api.AuditVerifyResult{Verified: r.Verified, LastSeq: r.LastSeq, LastHash: r.LastHash}
-	if p := r.Problem; p != nil {
-		out.Problem = &api.AuditProblem{Seq: p.Seq, Kind: string(p.Kind), Message: p.Message}
-	}
-	return out
+	return api.AuditVerifyResult{Verified: r.Verified, LastSeq: r.LastSeq, LastHash: r.LastHash,
+		Problem: opt(r.Problem, func(p audit.Problem) api.AuditProblem {
+			return api.AuditProblem{Seq: p.Seq, Kind: string(p.Kind), Message: p.Message}
+		})}
 }
 
 func wireDORA(f store.DORAFigures) api.DORAFigures {

@@ -361,7 +361,7 @@ func (c *crashRun) promoteAction(env string) func(string) (string, error) {
 func (c *crashRun) waitSoak() {
 	for _, r := range c.releases()["preprod"] {
 		if r.Status == store.Succeeded {
-			if d := r.FinishedAt.Add(promotionSoak + time.Second).Sub(c.s.clock.now()); d > 0 {
+			if d := r.FinishedAt.Add(promotionSoak + time.Second).Sub(c.s.clock.Now()); d > 0 {
 				c.s.clock.advance(c.t, d)
 			}
 			return

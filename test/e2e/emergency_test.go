@@ -130,7 +130,7 @@ func (s *socle) page(t *testing.T, user, path string) string {
 func TestEmergencyChange(t *testing.T) {
 	hook := newReceiver(t)
 	data := t.TempDir()
-	repo := emergencyPlatform(t, hook.srv.URL, clockOf(t, data).now())
+	repo := emergencyPlatform(t, hook.srv.URL, clockOf(t, data).Now())
 	s := start(t, repo, data)
 	defer s.stop(t)
 

@@ -191,9 +191,6 @@ func clockOf(t *testing.T, data string) *socleClock {
 	return v.(*socleClock)
 }
 
-// now is socle's time, as the test sees it.
-func (c *socleClock) now() time.Time { return c.Now() }
-
 // advance moves socle's clock d ahead. socle reads the file at every use
 // of its clock, so once advance returns, socle's time is the test's now();
 // the waits that the move passes fire (within socle's poll of the file),

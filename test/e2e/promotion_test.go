@@ -210,7 +210,7 @@ func TestPromotionToProduction(t *testing.T) {
 
 	// A freeze begins: a commit to socle.yaml. It is in force from an hour
 	// ago to two hours from now on socle's clock.
-	now := s.clock.now().UTC()
+	now := s.clock.Now().UTC()
 	until := now.Add(2 * time.Hour).Truncate(time.Second)
 	f, _ := os.OpenFile(filepath.Join(repo, "socle.yaml"), os.O_APPEND|os.O_WRONLY, 0o644)
 	fmt.Fprintf(f, "freezes:\n  - {name: release-train, environments: [prod], start: %s, end: %s, reason: wait for the Thursday train}\n",
@@ -236,7 +236,7 @@ func TestPromotionToProduction(t *testing.T) {
 	// Nothing rolls out while the clock moves.
 	s.waitUnit(t, "web", "dev", synced(dev.Artifact))
 	s.waitUnit(t, "web", "preprod", synced(dev.Artifact))
-	s.clock.advance(t, until.Sub(s.clock.now())+time.Second)
+	s.clock.advance(t, until.Sub(s.clock.Now())+time.Second)
 	if out, code = s.cli(t, "promote", "web", "--to", "prod", "--user", "sofia"); code != 0 {
 		t.Fatalf("after the freeze: %d\n%s", code, out)
 	}

@@ -82,14 +82,14 @@ func open(ctx context.Context, path string, migs []migration) (*DB, error) {
 	// A file: URI, so that a path with '?' or '#' in it is escaped rather
 	// than cut.
 	dsn := (&url.URL{Scheme: "file", Path: abs, RawQuery: connParams}).String()
-	conn := &connector{dsn: dsn, path: path}
+	conn := &connector{dsn: dsn}
 	sqlDB := sql.OpenDB(conn)
 	db := &DB{sql: sqlDB, wlock: make(chan struct{}, 1), path: path}
 	if err := db.init(ctx, migs); err != nil {
 		sqlDB.Close()
 		return nil, fmt.Errorf("opening sqlite store %s: %w", path, err)
 	}
-	conn.file.Store(&db.file)
+	conn.db.Store(db)
 	return db, nil
 }
 
@@ -99,16 +99,16 @@ func open(ctx context.Context, path string, migs []migration) (*DB, error) {
 // with "no such table" (or find nothing) instead of ErrFileGone. Reads on
 // connections already open go on reading the file they hold.
 type connector struct {
-	dsn  string
-	path string
-	// file is the identity of the file once Open has made it; until then
-	// (while Open creates and migrates it) connections are not checked.
-	file atomic.Pointer[os.FileInfo]
+	dsn string
+	// db is the store once Open has made its file, whose CheckFile each
+	// new connection passes; until then (while Open creates and migrates
+	// the file) connections are not checked.
+	db atomic.Pointer[DB]
 }
 
 func (c *connector) Connect(context.Context) (driver.Conn, error) {
-	if fi := c.file.Load(); fi != nil {
-		if err := checkFile(c.path, *fi); err != nil {
+	if db := c.db.Load(); db != nil {
+		if err := db.CheckFile(); err != nil {
 			return nil, err
 		}
 	}
@@ -181,21 +181,17 @@ var ErrFileGone = errors.New("the database file was removed or replaced while so
 
 // CheckFile reports whether the database file at the path opened is still
 // the file the store writes to, by identity (device and inode). It costs a
-// stat: the store checks it around every write, the server periodically
-// and for its readiness.
+// stat: the store checks it around every write and before each new
+// connection of its pool, the server periodically and for its readiness.
 func (db *DB) CheckFile() error {
-	return checkFile(db.path, db.file)
-}
-
-func checkFile(path string, opened os.FileInfo) error {
-	fi, err := os.Stat(path)
+	fi, err := os.Stat(db.path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		return fmt.Errorf("%w: %s no longer exists; restore it (and its -wal) from a backup and restart socle", ErrFileGone, path)
+		return fmt.Errorf("%w: %s no longer exists; restore it (and its -wal) from a backup and restart socle", ErrFileGone, db.path)
 	case err != nil:
 		return fmt.Errorf("checking the database file: %w", err)
-	case !os.SameFile(fi, opened):
-		return fmt.Errorf("%w: %s is another file than the one opened; restart socle to use it", ErrFileGone, path)
+	case !os.SameFile(fi, db.file):
+		return fmt.Errorf("%w: %s is another file than the one opened; restart socle to use it", ErrFileGone, db.path)
 	}
 	return nil
 }
