@@ -1,6 +1,8 @@
 package pipeline
 
 import (
+	"slices"
+
 	"github.com/socle-dev/socle/internal/policy"
 	"github.com/socle-dev/socle/internal/spec"
 	"github.com/socle-dev/socle/internal/stack"
@@ -9,8 +11,9 @@ import (
 // JudgeStack evaluates the policies whose target is stacks on every
 // resource change of one instance's plan, as Judge does on the apps'
 // changes; decisions line up with r.Changes. denied is true when a
-// verdict blocks a change: the instance's plan must not be applied (what
-// socle plan reports, and what an apply of the saved plan checks first).
+// verdict blocks a change: the instance's plan must not be applied. socle
+// plan reports it; nothing applies stacks yet, and the apply path, when
+// it comes, must call this before stack.Runner.Apply.
 // Only a plan that changes something is judged.
 func JudgeStack(set *policy.Set, repo *spec.Repo, r *stack.Result, c policy.Context) (ds []policy.StackDecision, denied bool) {
 	if r.Status != stack.StatusPlanned {
@@ -22,10 +25,5 @@ func JudgeStack(set *policy.Set, repo *spec.Repo, r *stack.Result, c policy.Cont
 	}
 	s := repo.Stack(r.Stack)
 	ds = set.EvaluateStackPlan(r.Stack, r.Instance, s != nil && s.PerZone(), changes, c)
-	for _, d := range ds {
-		if d.Verdicts.Blocked() {
-			denied = true
-		}
-	}
-	return ds, denied
+	return ds, slices.ContainsFunc(ds, func(d policy.StackDecision) bool { return d.Verdicts.Blocked() })
 }
