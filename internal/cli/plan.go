@@ -48,6 +48,9 @@ does not plan, or a change or a stack instance is denied.`,
 			if env != "" && repo.Environment(env) == nil {
 				return withCode(ExitUsage, fmt.Errorf("no environment %q in %s", env, filepath.Join(dir, "socle.yaml")))
 			}
+			// One compiled set and one time judge the apps and the stacks.
+			policies, problems := policy.Compile(repo, dirFS(dir))
+			now := time.Now()
 			var out planOutput
 			err = withState(cmd, data, func(st store.Store, from string) error {
 				var applied []plan.Unit
@@ -61,8 +64,7 @@ does not plan, or a change or a stack instance is denied.`,
 				if env != "" {
 					out.Plan = out.Plan.Only(env)
 				}
-				var problems spec.Problems
-				out.Decisions, problems = pipeline.Judge(cmd.Context(), repo, dirFS(dir), &out.Plan, applied, st, time.Now())
+				out.Decisions = pipeline.Judge(cmd.Context(), policies, &out.Plan, applied, st, now)
 				for _, p := range problems { // such a policy denies what it matches
 					fmt.Fprintln(g.stderr, p)
 				}
@@ -74,10 +76,7 @@ does not plan, or a change or a stack instance is denied.`,
 			if out.Stacks, err = planStacks(cmd.Context(), repo, dir, data, envStacks(repo, env)); err != nil {
 				return err
 			}
-			if out.Stacks != nil {
-				// Compiled again beside pipeline.Judge, whose problems are printed above.
-				out.Stacks.judgeIn(repo, dir)
-			}
+			out.Stacks.judge(repo, policies, policy.Context{Operation: policy.Plan, Now: now})
 			out.count()
 			if g.json() {
 				err = g.printJSON(out)

@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/socle-dev/socle/internal/lease"
+	"github.com/socle-dev/socle/internal/policy"
 	"github.com/socle-dev/socle/internal/spec"
 	"github.com/socle-dev/socle/internal/stack"
 	"github.com/socle-dev/socle/internal/store"
@@ -307,9 +308,11 @@ when an instance does not plan or a policy denies it.`,
 			if err != nil {
 				return err
 			}
-			for _, p := range plans.judgeIn(repo, dir) { // such a policy denies what it matches
+			policies, problems := policy.Compile(repo, dirFS(dir))
+			for _, p := range problems { // such a policy denies what it matches
 				fmt.Fprintln(g.stderr, p)
 			}
+			plans.judge(repo, policies, policy.Context{Operation: policy.Plan, Now: time.Now()})
 			if g.json() {
 				err = g.printJSON(plans)
 			} else {

@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/socle-dev/socle/internal/pipeline"
 	"github.com/socle-dev/socle/internal/policy"
@@ -115,15 +114,6 @@ func envStacks(repo *spec.Repo, env string) func(s *spec.Stack, inst string) boo
 		return nil
 	}
 	return func(s *spec.Stack, inst string) bool { return inst == stackInstance(repo, s, env) }
-}
-
-// judgeIn judges s by the policies of the repository in dir; it returns
-// the problems of the policies that do not compile (such a policy denies
-// what it matches).
-func (s *stackPlans) judgeIn(repo *spec.Repo, dir string) spec.Problems {
-	set, problems := policy.Compile(repo, dirFS(dir))
-	s.judge(repo, set, policy.Context{Operation: policy.Plan, Now: time.Now()})
-	return problems
 }
 
 // planStacks plans the instances of repo's stacks that keep keeps (nil:

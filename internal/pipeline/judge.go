@@ -2,12 +2,10 @@ package pipeline
 
 import (
 	"context"
-	"io/fs"
 	"time"
 
 	"github.com/socle-dev/socle/internal/plan"
 	"github.com/socle-dev/socle/internal/policy"
-	"github.com/socle-dev/socle/internal/spec"
 	"github.com/socle-dev/socle/internal/store"
 )
 
@@ -16,18 +14,18 @@ type ReleaseReader interface {
 	Releases(ctx context.Context, f store.ReleaseFilter) ([]store.Release, error)
 }
 
-// Judge evaluates the repository's policies and socle's built-in guardrails
-// on every change of a plan, at now. st, when not nil, answers what ran
-// healthy where; without it, a guardrail that needs the history denies.
-// The problems are policies that do not compile (they deny what they
-// match).
-func Judge(ctx context.Context, repo *spec.Repo, fsys fs.FS, p *plan.Plan, applied []plan.Unit, st ReleaseReader, now time.Time) ([]policy.Decision, spec.Problems) {
-	set, problems := policy.Compile(repo, fsys)
+// Judge evaluates a repository's compiled policies and socle's built-in
+// guardrails (policy.Compile; a policy that did not compile denies what it
+// matches) on every change of a plan, at now. st, when not nil, answers
+// what ran healthy where; without it, a guardrail that needs the history
+// denies. The caller compiles, so that one compiled set judges a plan's
+// apps and its stacks alike.
+func Judge(ctx context.Context, set *policy.Set, p *plan.Plan, applied []plan.Unit, st ReleaseReader, now time.Time) []policy.Decision {
 	var h policy.History
 	if st != nil {
 		h = History(ctx, st)
 	}
-	return set.EvaluatePlan(p, applied, policy.Context{Operation: policy.Plan, Now: now, History: h}), problems
+	return set.EvaluatePlan(p, applied, policy.Context{Operation: policy.Plan, Now: now, History: h})
 }
 
 // Denied reports the denied creates and updates of a plan, by unit, with

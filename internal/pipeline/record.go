@@ -193,7 +193,8 @@ func Record(ctx context.Context, st Store, log *slog.Logger, rev source.Revision
 		return out, err
 	}
 	p := plan.Diff(rev.SHA, plan.Desired(repo, rev.SHA, at), applied)
-	decisions, _ := Judge(ctx, repo, fsys, &p, applied, st, now)
+	policies, _ := policy.Compile(repo, fsys)
+	decisions := Judge(ctx, policies, &p, applied, st, now)
 	pb := PlanBody{Plan: p, Decisions: decisions}
 	out.Blocked = pb.BlockedBy()
 	for _, d := range decisions {
