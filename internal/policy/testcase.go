@@ -89,7 +89,9 @@ type caseFile struct {
 	} `yaml:"resource"`
 }
 
-// stackActions are the actions of a stack test case's resource.
+// stackActions are the actions of a stack test case's resource: those of
+// stack.Action (internal/stack/changes.go), which policy does not import
+// (pipeline translates); a new action there belongs here too.
 var stackActions = []string{"create", "update", "replace", "delete", "read", "forget"}
 
 type caseRun struct {
