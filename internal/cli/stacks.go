@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -67,18 +66,6 @@ func (s *stackPlans) denied() (denied, warnings int) {
 	return denied, warnings
 }
 
-// terraformBin is the absolute path of terraform, or of tofu where
-// terraform is not on PATH; "" when neither is.
-func terraformBin() (string, error) {
-	bin, err := exec.LookPath("terraform")
-	if err != nil {
-		if bin, err = exec.LookPath("tofu"); err != nil {
-			return "", nil
-		}
-	}
-	return filepath.Abs(bin)
-}
-
 // failed counts the instances that did not plan.
 func (s *stackPlans) failed() int {
 	if s == nil {
@@ -124,7 +111,7 @@ func planStacks(ctx context.Context, repo *spec.Repo, dir, data string, keep fun
 	if len(repo.Stacks) == 0 {
 		return nil, nil
 	}
-	bin, err := terraformBin()
+	bin, err := stack.Binary()
 	if err != nil {
 		return nil, err
 	}

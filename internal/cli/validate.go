@@ -157,7 +157,7 @@ func withTerraformProblems(ctx context.Context, dir string, repo *spec.Repo, pro
 	if problems.Errors() > 0 || len(repo.Stacks) == 0 {
 		return problems, nil // the stacks' files must load before terraform reads them
 	}
-	bin, err := terraformBin()
+	bin, err := stack.Binary()
 	if err != nil || bin == "" {
 		return problems, err
 	}

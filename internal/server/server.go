@@ -36,6 +36,7 @@ import (
 	"github.com/socle-dev/socle/internal/runtime"
 	"github.com/socle-dev/socle/internal/source"
 	"github.com/socle-dev/socle/internal/spec"
+	"github.com/socle-dev/socle/internal/stack"
 	"github.com/socle-dev/socle/internal/store"
 	"github.com/socle-dev/socle/internal/wiring"
 )
@@ -105,6 +106,7 @@ type Server struct {
 	notifier *notify.Notifier
 	announce notify.Announcer // records and notifies what the engine tells of
 	costs    *cost.Service
+	stacks   *stack.Runner // nil without terraform
 	auth     *auth.Authenticator
 	images   *images
 	secret   []byte // the data directory's secret: resource credentials derive from it
@@ -164,6 +166,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	cfg.Logger = slog.New(redactHandler{cfg.Logger.Handler(), s})
 	s.cfg.Logger, s.log = cfg.Logger, cfg.Logger
 	s.secret = secret
+	s.openStacks()
 	s.runtimeTypes = wiring.Runtimes(wiring.RuntimeOptions{Kubeconfig: cfg.Kubeconfig})
 	s.commits = &gitwrite.Writer{Repo: repo, Audit: st, Log: cfg.Logger, Recognize: promotion.Recognize}
 	// The pipeline asks promotion's gates of each pinned change; promotion

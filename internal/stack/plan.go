@@ -737,3 +737,15 @@ func (in *Instance) secrets() []string {
 	}
 	return out
 }
+
+// Binary is the absolute path of terraform, or of tofu where terraform is
+// not on PATH; "" when neither is.
+func Binary() (string, error) {
+	bin, err := exec.LookPath("terraform")
+	if err != nil {
+		if bin, err = exec.LookPath("tofu"); err != nil {
+			return "", nil
+		}
+	}
+	return filepath.Abs(bin)
+}
