@@ -110,7 +110,33 @@ const (
 // output of a terraform_data whose input holds a sensitive variable is
 // shown in clear by terraform plan itself).
 func Changes(p *tfjson.Plan, secrets []string) (res []ResourceChange, outs []OutputChange, more int) {
-	for _, rc := range p.ResourceChanges {
+	res, more = resourceChanges(p.ResourceChanges, secrets)
+	for _, name := range slices.Sorted(maps.Keys(p.OutputChanges)) {
+		ch := p.OutputChanges[name]
+		if ch == nil || ch.Actions.NoOp() {
+			continue
+		}
+		o := OutputChange{Name: name}
+		switch {
+		case ch.Actions.Create():
+			o.Action = ActionCreate
+		case ch.Actions.Delete():
+			o.Action = ActionDelete
+		default:
+			o.Action = ActionUpdate
+		}
+		o.Before = show(ch.Before, ch.BeforeSensitive, nil, ch.Actions.Create(), secrets)
+		o.After = show(ch.After, ch.AfterSensitive, ch.AfterUnknown, ch.Actions.Delete(), secrets)
+		outs = append(outs, o)
+	}
+	return res, outs, more
+}
+
+// resourceChanges is Changes for a list of terraform's resource changes:
+// those a plan makes, or those it found made outside terraform (its
+// resource drift).
+func resourceChanges(rcs []*tfjson.ResourceChange, secrets []string) (res []ResourceChange, more int) {
+	for _, rc := range rcs {
 		if rc == nil || rc.Change == nil {
 			continue
 		}
@@ -149,25 +175,7 @@ func Changes(p *tfjson.Plan, secrets []string) (res []ResourceChange, outs []Out
 		c.After = maskedObject(rc.Change.After, rc.Change.AfterSensitive, rc.Change.AfterUnknown, secrets)
 		res = append(res, c)
 	}
-	for _, name := range slices.Sorted(maps.Keys(p.OutputChanges)) {
-		ch := p.OutputChanges[name]
-		if ch == nil || ch.Actions.NoOp() {
-			continue
-		}
-		o := OutputChange{Name: name}
-		switch {
-		case ch.Actions.Create():
-			o.Action = ActionCreate
-		case ch.Actions.Delete():
-			o.Action = ActionDelete
-		default:
-			o.Action = ActionUpdate
-		}
-		o.Before = show(ch.Before, ch.BeforeSensitive, nil, ch.Actions.Create(), secrets)
-		o.After = show(ch.After, ch.AfterSensitive, ch.AfterUnknown, ch.Actions.Delete(), secrets)
-		outs = append(outs, o)
-	}
-	return res, outs, more
+	return res, more
 }
 
 type differ struct {

@@ -8,6 +8,9 @@
 // resource-level change list with sensitive values redacted; applies the
 // saved plan a caller approved, as planned, refusing a stale one; keeps
 // each state, saved plan and the outputs sealed at rest, with backups and
-// a record of each apply; and says who runs an instance. Drift checks and
-// the engine's stack units are not here.
+// a record of each apply; says who runs an instance; and checks an
+// applied instance for drift, changes made outside socle, with a
+// refresh-only plan that writes neither the state nor the saved plan,
+// recording the last check beside the instance. The engine's stack units
+// are not here.
 package stack

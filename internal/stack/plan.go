@@ -113,6 +113,8 @@ func (s Summary) String() string {
 //	<Dir>/<stack>/<instance>/outputs.json.sealed        the outputs of the last apply
 //	<Dir>/<stack>/<instance>/backups/<time>.sealed      the state before each apply, the last Keep
 //	<Dir>/<stack>/<instance>/history/<time>.json        each apply's run, the last Keep
+//	<Dir>/<stack>/<instance>/drift.json                 the last drift check (Drift)
+//	<Dir>/<stack>/<instance>/work-drift/…               the stack's files while a drift check runs
 //	<Dir>/.plugin-cache/                                TF_PLUGIN_CACHE_DIR, unless the user sets one
 //	<Dir>/.locks/                                       one run per instance at a time
 //	<Dir>/.validate/<stack>/                            a scratch copy while terraform validates it
@@ -552,8 +554,14 @@ const backendFile = "socle_backend.tf.json"
 // dir, checking that they are those the stack's hash was computed from,
 // and returns the directory of the stack's root module there.
 func prepare(fsys fs.FS, in *Instance, dir string) (string, error) {
+	return prepareIn(fsys, in, dir, "work")
+}
+
+// prepareIn is prepare into the working directory dir/name; the backend
+// is the instance's state (dir/terraform.tfstate) whatever the name.
+func prepareIn(fsys fs.FS, in *Instance, dir, name string) (string, error) {
 	s := in.Stack
-	work := filepath.Join(dir, "work")
+	work := filepath.Join(dir, name)
 	if err := os.RemoveAll(work); err != nil {
 		return "", err
 	}
