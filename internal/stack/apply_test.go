@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/socle-dev/socle/internal/spec"
+	"github.com/socle-dev/socle/test/tfprovider/tfprovidertest"
 )
 
 // The test binary doubles as a socle that applies a plan and is killed
@@ -39,7 +40,7 @@ func TestMain(m *testing.M) {
 		fmt.Println("finished:", run.Status, run.Message) // the test kills it before
 		os.Exit(1)
 	}
-	os.Exit(m.Run())
+	os.Exit(tfprovidertest.Main(m))
 }
 
 // state returns the instance's state, opened.
