@@ -123,7 +123,7 @@ func (s *Server) matrixFor(user string) (*matrix, error) {
 	if _, port, err := net.SplitHostPort(s.ProxyAddr()); err == nil {
 		m.proxyPort = port
 	}
-	for _, u := range s.engine.Status() {
+	for _, u := range s.appStatus() {
 		m.units[plan.Key{App: u.App, Env: u.Env}] = u
 	}
 	for _, b := range s.pipeline.State().Blocked {

@@ -1,7 +1,10 @@
 package server
 
 import (
+	"slices"
+
 	"github.com/socle-dev/socle/internal/apps"
+	"github.com/socle-dev/socle/internal/reconcile"
 	"github.com/socle-dev/socle/internal/runtime"
 	"github.com/socle-dev/socle/internal/spec"
 	"github.com/socle-dev/socle/internal/wiring"
@@ -26,3 +29,15 @@ func (u unitRuntimes) For(env string) (runtime.UnitDriver, error) {
 	}
 	return u.Drivers.For(env)
 }
+
+// appStatus is the status of the engine's app units: the matrix, the
+// status and promotions speak of apps; stacks have their own routes.
+func (s *Server) appStatus() []reconcile.UnitStatus {
+	all := s.engine.Status()
+	return slices.DeleteFunc(all, func(u reconcile.UnitStatus) bool { return u.Kind != apps.ID })
+}
+
+// appUnits is the engine as promotions see it: its app units.
+type appUnits struct{ s *Server }
+
+func (a appUnits) Status() []reconcile.UnitStatus { return a.s.appStatus() }

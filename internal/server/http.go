@@ -51,7 +51,7 @@ func (s *Server) getStatus(w http.ResponseWriter, r *http.Request) {
 		}
 		st.Units = append(st.Units, UnitRef{App: d.App, Env: d.Env, Revision: d.Revision, Source: u.Source, Artifact: u.Artifact, UpdatedAt: d.UpdatedAt})
 	}
-	st.Runtime = each(s.engine.Status(), wireUnitStatus)
+	st.Runtime = each(s.appStatus(), wireUnitStatus)
 	st.ProxyAddr = s.ProxyAddr()
 	writeJSON(w, http.StatusOK, st)
 }

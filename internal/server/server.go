@@ -185,7 +185,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.announce = notify.Announcer{Events: st, Notifier: s.notifier, Log: cfg.Logger}
-	s.promo = promotion.New(promotion.Config{Store: st, Git: repo, Commits: s.commits, Pipeline: s.pipeline, Units: s.engine, Notifier: s.notifier,
+	s.promo = promotion.New(promotion.Config{Store: st, Git: repo, Commits: s.commits, Pipeline: s.pipeline, Units: appUnits{s}, Notifier: s.notifier,
 		Fetch: s.Trigger, Clock: s.clock, Log: cfg.Logger})
 	s.costs = &cost.Service{Store: stores.Costs, Repo: s.pipeline.Repo, Notifier: budgetAlerts{s.notifier}, Log: cfg.Logger, Now: s.clock.Now}
 	s.watcher = &source.Watcher{Repo: repo, Interval: cfg.Poll, Logger: cfg.Logger, OnRevision: s.pipeline.OnRevision, OnError: s.pipeline.OnFetchError}
@@ -246,8 +246,12 @@ func (s *Server) openRuntime(cfg Config) error {
 		Images: s.images, Clock: s.clock, Logger: cfg.Logger, ProgressDeadline: progressDeadline,
 		Notes: s.releaseNotes, Author: s.releaseAuthor, OnRelease: s.onRelease, SelfHeal: s.selfHeals, OnDrift: s.onDrift,
 	})
+	kinds := []reconcile.Kind{kind}
+	if k := s.stackKind(); k != nil {
+		kinds = append(kinds, k)
+	}
 	s.engine, err = reconcile.New(reconcile.Config{
-		Store: s.store, Kinds: []reconcile.Kind{kind}, Logger: cfg.Logger, Clock: s.clock, Resync: cfg.Resync,
+		Store: s.store, Kinds: kinds, Logger: cfg.Logger, Clock: s.clock, Resync: cfg.Resync,
 		Keep: s.keepsOrphans, OnPhase: s.onPhase, Redact: func(b []byte) []byte { return s.redactor().JSON(b) },
 	})
 	return err
@@ -428,7 +432,7 @@ type engineApplier struct{ s *Server }
 func (a engineApplier) Apply(rows []store.Desired) {
 	a.s.secretsChanged()
 	a.s.rebuildRedactor()
-	a.s.engine.Apply(apps.Desired(rows))
+	a.s.engine.Apply(append(apps.Desired(rows), a.s.stackUnits()...))
 }
 
 func (a engineApplier) SetBlocked(b map[plan.Key]reconcile.Block) {

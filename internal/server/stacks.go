@@ -1,9 +1,18 @@
 package server
 
 import (
+	"context"
+	"fmt"
 	"path/filepath"
+	"strings"
 
+	"github.com/socle-dev/socle/internal/notify"
+	"github.com/socle-dev/socle/internal/pipeline"
+	"github.com/socle-dev/socle/internal/policy"
+	"github.com/socle-dev/socle/internal/spec"
 	"github.com/socle-dev/socle/internal/stack"
+	"github.com/socle-dev/socle/internal/store"
+	units "github.com/socle-dev/socle/internal/unit"
 )
 
 // openStacks makes the runner of the platform's infrastructure stacks,
@@ -19,4 +28,68 @@ func (s *Server) openStacks() {
 	}
 	s.stacks = &stack.Runner{Dir: filepath.Join(s.cfg.Data, "stacks"), Terraform: bin, Secret: s.secret,
 		Clock: s.clock, Log: s.log}
+}
+
+// stackKind is the engine's kind of stack units, nil without a runner.
+func (s *Server) stackKind() *stack.Kind {
+	if s.stacks == nil {
+		return nil
+	}
+	return stack.NewKind(stack.KindConfig{Runner: s.stacks, InForce: s.pipeline.InForce, Files: s.repo.Files,
+		Judge: s.judgeStack, OnRun: s.onStackRun, OnDrift: s.onStackDrift, Log: s.log})
+}
+
+// stackUnits are the desired units of the stacks of the revision in force.
+func (s *Server) stackUnits() []units.Desired {
+	repo, sha := s.pipeline.InForce()
+	if s.stacks == nil || repo == nil {
+		return nil
+	}
+	return stack.Units(repo, sha, s.selfHeals)
+}
+
+// judgeStack judges a stack's plan by the policies of the revision in
+// force, as socle plan does: a deny holds the apply, with the policies'
+// messages.
+func (s *Server) judgeStack(repo *spec.Repo, r *stack.Result) (bool, string) {
+	_, sha := s.pipeline.InForce()
+	fsys, err := s.repo.Files(sha)
+	if err != nil {
+		return true, "the policies cannot be read: " + err.Error()
+	}
+	set, problems := policy.Compile(repo, fsys)
+	if problems.Errors() > 0 {
+		return true, "the policies do not compile: " + problems.Err().Error()
+	}
+	ds, denied := pipeline.JudgeStack(set, repo, r, policy.Context{Operation: policy.Plan, Now: s.clock.Now()})
+	if !denied {
+		return false, ""
+	}
+	var why []string
+	for _, d := range ds {
+		for _, v := range d.Verdicts.Denials() {
+			why = append(why, d.Address+": "+v.Message+" ("+v.Policy+")")
+		}
+	}
+	return true, strings.Join(why, "; ")
+}
+
+// onStackRun records each apply as an event, and notifies a failure.
+func (s *Server) onStackRun(r stack.Run) {
+	msg := fmt.Sprintf("stack %s @ %s: plan %s %s", r.Stack, r.Instance, r.PlanID, strings.ToLower(string(r.Status)))
+	if r.Message != "" {
+		msg += ": " + r.Message
+	}
+	s.announce.Record(context.Background(), store.Event{Kind: "stack." + strings.ToLower(string(r.Status)), App: r.Stack, Env: r.Instance, Message: msg})
+}
+
+// onStackDrift records and notifies drift found in a stack instance.
+func (s *Server) onStackDrift(d stack.DriftResult, corrected bool) {
+	verb := "reported"
+	if corrected {
+		verb = "corrected by the next apply"
+	}
+	msg := fmt.Sprintf("stack %s @ %s drifted (%s): %s", d.Stack, d.Instance, verb, d.Summary)
+	s.announce.Record(context.Background(), store.Event{Kind: "drift", App: d.Stack, Env: d.Instance, Message: msg})
+	s.announce.Notify(context.Background(), notify.Event{Kind: notify.Drift, App: d.Stack, Env: d.Instance, Title: "Drift in " + d.Instance, Message: msg})
 }

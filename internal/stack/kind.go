@@ -1,0 +1,425 @@
+package stack
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/socle-dev/socle/internal/reconcile"
+	"github.com/socle-dev/socle/internal/spec"
+	"github.com/socle-dev/socle/internal/store"
+	"github.com/socle-dev/socle/internal/unit"
+)
+
+// KindID is the ID of the stack units' kind: a unit is (stack, zone or
+// environment).
+const KindID = "stack"
+
+// The reasons a stack unit's status gives, besides the engine's.
+const (
+	// ReasonPlanning: Progressing, terraform plans the instance.
+	ReasonPlanning reconcile.Reason = "Planning"
+	// ReasonApplying: Progressing, the saved plan is applied.
+	ReasonApplying reconcile.Reason = "Applying"
+	// ReasonStackPlanFailed: Failed, the instance does not plan.
+	ReasonStackPlanFailed reconcile.Reason = "PlanFailed"
+	// ReasonStackApplyFailed: Failed, the apply of its plan failed; it is
+	// not tried again until the instance's content changes.
+	ReasonStackApplyFailed reconcile.Reason = "ApplyFailed"
+	// ReasonAwaitingApproval: Blocked, a gated instance's plan waits to
+	// be approved.
+	ReasonAwaitingApproval reconcile.Reason = "AwaitingApproval"
+	// ReasonUpstreamNotApplied: Pending, an input reads an output of an
+	// upstream instance that has not applied yet.
+	ReasonUpstreamPending reconcile.Reason = "UpstreamNotApplied"
+	// ReasonLockHeld: Progressing, another run of the instance (socle
+	// stack on the command line) holds its lock.
+	ReasonLockHeld reconcile.Reason = "Locked"
+	// ReasonRevision: Pending, the unit's desired revision is not the
+	// one in force yet.
+	ReasonRevision reconcile.Reason = "RevisionNotInForce"
+)
+
+// Desired is a stack unit's desired state, as the wiring hands it to the
+// engine (unit.Desired.Spec, JSON): which revision of the repository it
+// follows, and when its plans are applied.
+type Desired struct {
+	// Revision is the platform revision in force the instance is planned
+	// from.
+	Revision string `json:"revision"`
+	// Apply is auto or gated, resolved: the stack's own, else gated in an
+	// environment that syncs manually (its changes are promoted), auto in
+	// one that follows Git and in a landing zone.
+	Apply spec.StackApply `json:"apply"`
+	// Drift is how often the instance is checked for changes made outside
+	// socle (0: never).
+	Drift time.Duration `json:"drift,omitempty"`
+	// Heal: drift found is corrected by planning and applying again (where
+	// the instance applies automatically and its environment self-heals);
+	// else it is reported.
+	Heal bool `json:"heal,omitempty"`
+}
+
+// Units returns the desired units of repo's stacks at revision: one per
+// instance, each depending on the upstream instances it reads, so that the
+// engine applies upstreams first. selfHeals says whether an environment
+// corrects drift (nil: every one does).
+func Units(repo *spec.Repo, revision string, selfHeals func(env string) bool) []unit.Desired {
+	var out []unit.Desired
+	for _, t := range Targets(repo, nil) {
+		s, inst := t.Stack, t.Instance
+		d := Desired{Revision: revision, Apply: applyOf(repo, s, inst), Drift: time.Duration(s.Config.Drift)}
+		d.Heal = d.Apply == spec.StackApplyAuto && (s.PerZone() || selfHeals == nil || selfHeals(inst))
+		raw, err := json.Marshal(d)
+		if err != nil {
+			panic(err) // a struct of strings and numbers
+		}
+		u := unit.Desired{Key: unit.Key{Kind: KindID, Name: s.Name, Env: inst}, Spec: raw}
+		for _, name := range s.Config.DependsOn {
+			if up := repo.Stack(name); up != nil {
+				if ui, ok := repo.UpstreamInstance(s, inst, up); ok {
+					u.DependsOn = append(u.DependsOn, unit.Key{Kind: KindID, Name: up.Name, Env: ui})
+				}
+			}
+		}
+		out = append(out, u)
+	}
+	return out
+}
+
+// applyOf is when s's instance applies its plans.
+func applyOf(repo *spec.Repo, s *spec.Stack, inst string) spec.StackApply {
+	if s.Config.Apply != "" {
+		return s.Config.Apply
+	}
+	if e := repo.Environment(inst); e != nil && !s.PerZone() && e.Sync == spec.SyncManual {
+		return spec.StackApplyGated
+	}
+	return spec.StackApplyAuto
+}
+
+// KindConfig is what the stack kind needs.
+type KindConfig struct {
+	Runner *Runner
+	// InForce returns the revision in force and its SHA (nil before the
+	// first).
+	InForce func() (*spec.Repo, string)
+	// Files returns the files of a revision.
+	Files func(sha string) (fs.FS, error)
+	// Judge says whether the policies in force deny a plan, and why.
+	// nil: no policy judges stacks.
+	Judge func(repo *spec.Repo, r *Result) (denied bool, why string)
+	// OnRun is told of each apply that ran terraform, and each drift
+	// check that found drift (nil: nobody).
+	OnRun   func(r Run)
+	OnDrift func(d DriftResult, corrected bool)
+	// Parallel bounds the terraform runs of all units at once (default:
+	// the Runner's Parallel, else 2).
+	Parallel int
+	Log      *slog.Logger
+}
+
+// Kind is the engine's kind of stack units: it plans each instance of the
+// revision in force when its content (files, inputs, upstream outputs) or
+// its state changed, applies the saved plan at once where the instance
+// applies automatically and no policy denies it, holds it otherwise
+// (Blocked, with the reason), checks for drift at the stack's interval,
+// and reports each instance's status in words.
+//
+// A stack removed from Git is not destroyed: its resources and state stay
+// as they are (a destroy is a decision people take, not a side effect of
+// a deleted directory), and the unit is forgotten.
+type Kind struct {
+	cfg KindConfig
+	sem chan struct{}
+	log *slog.Logger
+}
+
+var _ reconcile.Kind = (*Kind)(nil)
+
+// NewKind returns the stack kind.
+func NewKind(cfg KindConfig) *Kind {
+	n := cfg.Parallel
+	if n < 1 {
+		n = max(cfg.Runner.Parallel, 2)
+	}
+	log := cfg.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Kind{cfg: cfg, sem: make(chan struct{}, n), log: log}
+}
+
+// ID is "stack".
+func (k *Kind) ID() string { return KindID }
+
+// Start finds no units: instances removed from Git while socle was
+// stopped are left as they are, never destroyed.
+func (k *Kind) Start(context.Context, reconcile.Host) ([]unit.Key, error) { return nil, nil }
+
+// Decode reads a Desired.
+func (k *Kind) Decode(raw json.RawMessage) (any, error) {
+	var d Desired
+	if err := json.Unmarshal(raw, &d); err != nil {
+		return nil, err
+	}
+	if d.Apply != spec.StackApplyAuto && d.Apply != spec.StackApplyGated {
+		return nil, fmt.Errorf("apply is %q, not auto or gated", d.Apply)
+	}
+	return &d, nil
+}
+
+// observed is what a pass found of an instance.
+type observed struct {
+	// notInForce: the revision in force is not the unit's yet.
+	notInForce bool
+	plan       Result
+	denied     bool
+	why        string // the policies' message when denied
+	run        Run
+	ran        bool
+	drift      DriftResult
+	checked    bool
+}
+
+// Observe plans the instance (nothing runs when its content and state
+// are those of the last plan: the plan is read back), after a drift check
+// when one is due, and reads its last apply.
+func (k *Kind) Observe(ctx context.Context, u *reconcile.Unit) (any, error) {
+	d := u.Spec.(*Desired)
+	repo, sha := k.cfg.InForce()
+	if repo == nil || sha != d.Revision {
+		u.RequeueAfter(time.Second)
+		return &observed{notInForce: true}, nil
+	}
+	s := repo.Stack(u.Key.Name)
+	if s == nil || !slices.Contains(s.Instances(), u.Key.Env) {
+		return nil, reconcile.Errorf(reconcile.ReasonInvalidSpec, "revision %s has no stack %s with an instance %s", short(sha), u.Key.Name, u.Key.Env)
+	}
+	fsys, err := k.cfg.Files(sha)
+	if err != nil {
+		return nil, err
+	}
+	r := k.cfg.Runner
+	o := &observed{}
+	if o.run, o.ran, err = r.LastRun(s.Name, u.Key.Env); err != nil {
+		return nil, err
+	}
+	if o.drift, o.checked, err = r.LastDrift(s.Name, u.Key.Env); err != nil {
+		return nil, err
+	}
+	if k.driftDue(u, d, o) {
+		o.drift, o.checked = k.checkDrift(ctx, u, repo, fsys, s, d), true
+	}
+	if d.Drift > 0 && o.ran {
+		u.RequeueAfter(o.drift.Checked.Add(d.Drift).Sub(u.Now))
+	}
+	k.run(ctx, u, "planning", ReasonPlanning, func() { o.plan = r.Plan(ctx, repo, fsys, s, u.Key.Env) })
+	if o.plan.Reason == ReasonLocked {
+		u.RequeueAfter(10 * time.Second) // someone else runs it: look again soon
+	}
+	if o.plan.Status == StatusPlanned && k.cfg.Judge != nil {
+		o.denied, o.why = k.cfg.Judge(repo, &o.plan)
+	}
+	return o, nil
+}
+
+// driftDue reports whether the instance is checked for drift now: it
+// has a drift interval, was applied, and was not checked within it.
+func (k *Kind) driftDue(u *reconcile.Unit, d *Desired, o *observed) bool {
+	if d.Drift <= 0 || !o.ran || o.run.Status != RunApplied {
+		return false
+	}
+	return !o.checked || o.drift.Status == DriftFailed || !u.Now.Before(o.drift.Checked.Add(d.Drift))
+}
+
+// checkDrift runs a drift check; drift found is announced and, where the
+// instance heals, the plan read back is dropped so that this pass plans
+// afresh (terraform's plan refreshes) and the apply puts things back.
+func (k *Kind) checkDrift(ctx context.Context, u *reconcile.Unit, repo *spec.Repo, fsys fs.FS, s *spec.Stack, d *Desired) DriftResult {
+	var res DriftResult
+	k.run(ctx, u, "checking for drift", ReasonPlanning, func() { res = k.cfg.Runner.Drift(ctx, repo, fsys, s, u.Key.Env) })
+	if res.Status != DriftDrifted {
+		return res
+	}
+	if d.Heal {
+		if err := k.cfg.Runner.forgetPlan(s.Name, u.Key.Env); err != nil {
+			k.log.Warn("dropping the plan of a drifted stack", "stack", s.Name, "instance", u.Key.Env, "err", err)
+		}
+	}
+	if k.cfg.OnDrift != nil {
+		k.cfg.OnDrift(res, d.Heal)
+	}
+	return res
+}
+
+// run runs fn, one of the terraform runs of all units Parallel at a time,
+// with the unit's status saying what it does meanwhile.
+func (k *Kind) run(ctx context.Context, u *reconcile.Unit, what string, reason reconcile.Reason, fn func()) {
+	select {
+	case k.sem <- struct{}{}:
+	case <-ctx.Done():
+		fn() // it fails at once, with the context's error
+		return
+	}
+	defer func() { <-k.sem }()
+	u.Progress(func(st *reconcile.UnitStatus) {
+		if st.Phase != reconcile.Failed && st.Phase != reconcile.Blocked {
+			st.Phase, st.Reason, st.Message = reconcile.Progressing, reason, what
+		}
+	})
+	fn()
+}
+
+// applyStep applies the saved plan a pass observed.
+type applyStep struct{ ok Approved }
+
+func (applyStep) Starts() bool     { return true }
+func (s applyStep) String() string { return "apply plan " + s.ok.PlanID }
+
+// Plan applies a plan that changes something where the instance applies
+// automatically, no policy denies it, and the same content did not fail
+// to apply before.
+func (k *Kind) Plan(u *reconcile.Unit, obs any) reconcile.Step {
+	o := obs.(*observed)
+	d := u.Spec.(*Desired)
+	if o.notInForce || o.plan.Status != StatusPlanned || o.plan.PlanID == "" || o.denied || d.Apply != spec.StackApplyAuto {
+		return nil
+	}
+	if failedBefore(u, o.plan.Hash) {
+		return nil
+	}
+	return applyStep{Approved{PlanID: o.plan.PlanID, Hash: o.plan.Hash}}
+}
+
+// failedBefore reports whether an apply of the instance's content hash
+// failed, so that it is not tried again until the content changes.
+func failedBefore(u *reconcile.Unit, hash string) bool {
+	return u.Failed != nil && u.Failed.Target.ConfigHash == hash
+}
+
+// Apply applies the plan; the run's record says how it went (Health reads
+// it). A stale plan is planned again at once.
+func (k *Kind) Apply(ctx context.Context, u *reconcile.Unit, step reconcile.Step) error {
+	st := step.(applyStep)
+	repo, _ := k.cfg.InForce()
+	s := repo.Stack(u.Key.Name)
+	if s == nil {
+		return nil
+	}
+	var run Run
+	k.run(ctx, u, "applying plan "+st.ok.PlanID, ReasonApplying, func() { run = k.cfg.Runner.Apply(ctx, s, u.Key.Env, st.ok) })
+	switch {
+	case run.Status == RunRefused && run.Reason == ReasonLocked:
+		u.RequeueAfter(10 * time.Second)
+		return nil
+	case run.Status == RunRefused:
+		// Stale, or replaced meanwhile: the next pass plans again.
+		u.RequeueAfter(0)
+		return nil
+	}
+	if k.cfg.OnRun != nil {
+		k.cfg.OnRun(run)
+	}
+	was := u.Failed
+	u.Failed = nil
+	if run.Status == RunFailed {
+		u.Failed = &store.Failure{Target: store.Target{ConfigHash: st.ok.Hash}}
+	}
+	if run.Status == RunInterrupted || run.Status == RunApplied {
+		u.RequeueAfter(0) // plan again: dependents' inputs and drift follow
+	}
+	if was != nil || u.Failed != nil {
+		return u.Save(ctx)
+	}
+	return nil
+}
+
+// Health says how the instance is, in words.
+func (k *Kind) Health(u *reconcile.Unit, obs any) reconcile.UnitStatus {
+	o := obs.(*observed)
+	d := u.Spec.(*Desired)
+	st := reconcile.UnitStatus{Revision: d.Revision}
+	set := func(p reconcile.Phase, r reconcile.Reason, msg string) reconcile.UnitStatus {
+		st.Phase, st.Reason, st.Message = p, r, msg
+		return st
+	}
+	if o.notInForce {
+		return set(reconcile.Pending, ReasonRevision, "waits for revision "+short(d.Revision)+" to be in force")
+	}
+	p := o.plan
+	switch p.Status {
+	case StatusFailed:
+		if p.Reason == ReasonLocked {
+			return set(reconcile.Progressing, ReasonLockHeld, p.Message)
+		}
+		return set(reconcile.Failed, ReasonStackPlanFailed, "plan failed ("+string(p.Reason)+"): "+p.Message)
+	case StatusWaiting:
+		ins := make([]string, len(p.Pending))
+		for i, x := range p.Pending {
+			ins[i] = x.String()
+		}
+		return set(reconcile.Pending, ReasonUpstreamPending, "not planned: "+strings.Join(ins, "; "))
+	case StatusPlanned:
+		sum := p.Summary.String()
+		switch {
+		case o.denied:
+			return set(reconcile.Blocked, reconcile.ReasonPolicyDenied, "plan "+p.PlanID+" ("+sum+") is denied: "+o.why)
+		case d.Apply == spec.StackApplyGated:
+			return set(reconcile.Blocked, ReasonAwaitingApproval, "plan "+p.PlanID+" ("+sum+") waits for approval: the instance applies gated")
+		case failedBefore(u, p.Hash):
+			msg := "the apply failed"
+			if o.ran && o.run.Hash == p.Hash {
+				msg = "the apply failed: " + o.run.Message
+			}
+			return set(reconcile.Failed, ReasonStackApplyFailed, msg+"; tried again when the stack, its inputs or its upstream outputs change")
+		case p.PlanID == "":
+			return set(reconcile.Failed, ReasonStackPlanFailed, "planned "+sum+", but no plan was saved to apply")
+		}
+		return set(reconcile.Progressing, ReasonApplying, "applies "+sum)
+	}
+	if o.checked && o.drift.Status == DriftDrifted && !d.Heal {
+		return set(reconcile.Degraded, reconcile.ReasonDrift, o.drift.Summary+" (reported, not corrected: the instance does not heal)")
+	}
+	st.Phase = reconcile.Synced
+	if o.ran && o.run.Status == RunApplied {
+		st.Message = "applied plan " + o.run.PlanID + " at " + o.run.Finished.UTC().Format(time.RFC3339)
+	}
+	return st
+}
+
+// Prune forgets an instance removed from Git: its resources and state are
+// left as they are.
+func (k *Kind) Prune(_ context.Context, u *reconcile.Unit) (bool, error) {
+	if _, err := os.Stat(instanceDir(k.cfg.Runner.Dir, u.Key.Name, u.Key.Env)); err == nil {
+		k.log.Warn("a stack instance was removed from Git: socle destroys nothing of it; its state stays in the data directory",
+			"stack", u.Key.Name, "instance", u.Key.Env)
+	}
+	return true, nil
+}
+
+// forgetPlan drops the plan recorded for an instance, so that its next
+// plan runs terraform (which refreshes) even if nothing socle knows of
+// changed: after drift.
+func (r *Runner) forgetPlan(stack, instance string) error {
+	err := os.Remove(filepath.Join(instanceDir(r.Dir, stack, instance), "plan.json"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	return err
+}
+
+func short(sha string) string {
+	if len(sha) > 12 {
+		return sha[:12]
+	}
+	return sha
+}

@@ -1,0 +1,265 @@
+package stack
+
+import (
+	"context"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/socle-dev/socle/internal/reconcile"
+	"github.com/socle-dev/socle/internal/spec"
+	"github.com/socle-dev/socle/internal/store/sqlite"
+	"github.com/socle-dev/socle/internal/unit"
+)
+
+// inForce stands for the pipeline: the revision in force, which a test
+// moves, with its files (a checkout per revision).
+type inForce struct {
+	mu    sync.Mutex
+	repo  *spec.Repo
+	sha   string
+	dirs  map[string]string
+	deny  string // an instance whose plans the policies deny
+	runs  []Run
+	drift []DriftResult
+}
+
+func (f *inForce) get() (*spec.Repo, string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.repo, f.sha
+}
+
+func (f *inForce) files(sha string) (fs.FS, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return os.DirFS(f.dirs[sha]), nil
+}
+
+func (f *inForce) judge(_ *spec.Repo, r *Result) (bool, string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if r.Instance == f.deny {
+		return true, "no change in " + f.deny + " today"
+	}
+	return false, ""
+}
+
+func (f *inForce) set(t *testing.T, sha, dir string) {
+	t.Helper()
+	repo := load(t, dir)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.dirs == nil {
+		f.dirs = map[string]string{}
+	}
+	f.repo, f.sha, f.dirs[sha] = repo, sha, dir
+}
+
+func (f *inForce) applied() []Run {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]Run(nil), f.runs...)
+}
+
+type kindEngine struct {
+	*reconcile.Engine
+	t  *testing.T
+	f  *inForce
+	r  *Runner
+	st func() []reconcile.UnitStatus
+}
+
+func startKind(t *testing.T, f *inForce, r *Runner) *kindEngine {
+	t.Helper()
+	st, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "socle.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	k := NewKind(KindConfig{Runner: r, InForce: f.get, Files: f.files, Judge: f.judge,
+		OnRun:   func(run Run) { f.mu.Lock(); f.runs = append(f.runs, run); f.mu.Unlock() },
+		OnDrift: func(d DriftResult, _ bool) { f.mu.Lock(); f.drift = append(f.drift, d); f.mu.Unlock() },
+	})
+	e, err := reconcile.New(reconcile.Config{Store: st, Kinds: []reconcile.Kind{k}, Resync: time.Hour,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { e.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return &kindEngine{Engine: e, t: t, f: f, r: r}
+}
+
+// apply hands the engine the units of the revision in force.
+func (e *kindEngine) apply() {
+	repo, sha := e.f.get()
+	e.Apply(Units(repo, sha, nil))
+}
+
+// wait waits until cond holds for the status of stack @ instance,
+// polling the engine: a condition, not a timing; terraform is slow, so
+// the deadline is generous.
+func (e *kindEngine) wait(stack, instance, what string, cond func(reconcile.UnitStatus) bool) reconcile.UnitStatus {
+	e.t.Helper()
+	k := unit.Key{Kind: KindID, Name: stack, Env: instance}
+	deadline := time.Now().Add(3 * time.Minute)
+	var last reconcile.UnitStatus
+	for time.Now().Before(deadline) {
+		for _, s := range e.Status() {
+			if s.Key() == k {
+				if last = s; cond(s) {
+					return s
+				}
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	e.t.Fatalf("%s never %s; last status %+v", k, what, last)
+	return last
+}
+
+func phase(p reconcile.Phase, r reconcile.Reason) func(reconcile.UnitStatus) bool {
+	return func(s reconcile.UnitStatus) bool { return s.Phase == p && s.Reason == r }
+}
+
+func (e *kindEngine) lastRun(stack, instance string) (Run, bool) {
+	e.t.Helper()
+	run, ok, err := e.r.LastRun(stack, instance)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return run, ok
+}
+
+// TestKind converges the stacks of testdata/repo through the real engine
+// and terraform: the zone's network applies first, the dev instance of
+// app-zone after it (reading its outputs), the prod instance waits for
+// approval (prod syncs manually); a commit that changes app-zone applies
+// in dev without anyone acting and runs nothing for network; a policy's
+// deny holds the plan with its message.
+func TestKind(t *testing.T) {
+	dir := checkout(t)
+	f := &inForce{}
+	f.set(t, "rev1", dir)
+	e := startKind(t, f, newRunner(t))
+	e.apply()
+
+	e.wait("network", "connectivity", "Synced", phase(reconcile.Synced, ""))
+	dev := e.wait("app-zone", "dev", "Synced", phase(reconcile.Synced, ""))
+	if !strings.Contains(dev.Message, "applied plan") {
+		t.Errorf("dev says %q", dev.Message)
+	}
+	prod := e.wait("app-zone", "prod", "awaiting approval", phase(reconcile.Blocked, ReasonAwaitingApproval))
+	if !strings.Contains(prod.Message, "1 to add") {
+		t.Errorf("prod says %q", prod.Message)
+	}
+	if _, ran := e.lastRun("app-zone", "prod"); ran {
+		t.Error("a gated instance was applied without approval")
+	}
+	net1, _ := e.lastRun("network", "connectivity")
+	dev1, _ := e.lastRun("app-zone", "dev")
+	if net1.Status != RunApplied || dev1.Status != RunApplied {
+		t.Fatalf("runs: network %s, dev %s", net1.Status, dev1.Status)
+	}
+	// The dependent read the upstream's outputs: it applied after it.
+	if !dev1.Started.After(net1.Finished) && !dev1.Started.Equal(net1.Finished) {
+		t.Errorf("app-zone @ dev started %s, before network finished %s", dev1.Started, net1.Finished)
+	}
+	outs, ok, err := e.r.ShowOutputs("app-zone", "dev")
+	if err != nil || !ok || outs["subnet_id"] == "" {
+		t.Fatalf("outputs of app-zone @ dev: %v %v %v", outs, ok, err)
+	}
+
+	// A commit that adds a resource to app-zone: applied in dev, held in
+	// prod; network is not run again.
+	dir2 := checkout(t)
+	edit(t, dir2, "stacks/app-zone/main.tf", `output "subnet_id"`, "resource \"terraform_data\" \"route\" {\n  input = var.env\n}\n\noutput \"subnet_id\"")
+	_, netPlanned, _ := e.r.LastPlan("network", "connectivity")
+	f.set(t, "rev2", dir2)
+	e.apply()
+	e.wait("app-zone", "dev", "applied rev2", func(s reconcile.UnitStatus) bool {
+		run, _ := e.lastRun("app-zone", "dev")
+		return s.Phase == reconcile.Synced && s.Revision == "rev2" && run.PlanID != dev1.PlanID
+	})
+	e.wait("app-zone", "prod", "awaiting approval at rev2", func(s reconcile.UnitStatus) bool {
+		return s.Phase == reconcile.Blocked && s.Revision == "rev2" && strings.Contains(s.Message, "2 to add")
+	})
+	e.wait("network", "connectivity", "Synced at rev2", func(s reconcile.UnitStatus) bool { return s.Phase == reconcile.Synced && s.Revision == "rev2" })
+	if net2, _ := e.lastRun("network", "connectivity"); net2.PlanID != net1.PlanID {
+		t.Errorf("network was applied again (%s, was %s) though nothing of it changed", net2.PlanID, net1.PlanID)
+	}
+	if _, at, _ := e.r.LastPlan("network", "connectivity"); !at.Equal(netPlanned) {
+		t.Errorf("network was planned again at %s (last at %s) though nothing of it changed", at, netPlanned)
+	}
+
+	// The policies deny dev's next change: it is held with their message,
+	// and not applied.
+	f.mu.Lock()
+	f.deny = "dev"
+	f.mu.Unlock()
+	dir3 := checkout(t)
+	edit(t, dir3, "stacks/app-zone/main.tf", `output "subnet_id"`, "resource \"terraform_data\" \"route\" {\n  input = var.env\n}\n\nresource \"terraform_data\" \"dns\" {\n  input = var.env\n}\n\noutput \"subnet_id\"")
+	dev2, _ := e.lastRun("app-zone", "dev")
+	f.set(t, "rev3", dir3)
+	e.apply()
+	denied := e.wait("app-zone", "dev", "denied", phase(reconcile.Blocked, reconcile.ReasonPolicyDenied))
+	if !strings.Contains(denied.Message, "no change in dev today") {
+		t.Errorf("denied says %q", denied.Message)
+	}
+	if dev3, _ := e.lastRun("app-zone", "dev"); dev3.PlanID != dev2.PlanID {
+		t.Errorf("a denied plan was applied: %s", dev3.PlanID)
+	}
+	for _, run := range f.applied() {
+		if run.Instance == "prod" {
+			t.Errorf("prod was applied: %+v", run)
+		}
+	}
+}
+
+// TestUnits: one unit per instance, each depending on the upstream
+// instances its inputs read, applied as the stack or its environment says.
+func TestUnits(t *testing.T) {
+	repo := load(t, checkout(t))
+	us := Units(repo, "abc", func(env string) bool { return env != "prod" })
+	got := map[string]string{}
+	for _, u := range us {
+		d, err := (&Kind{}).Decode(u.Spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dd := d.(*Desired)
+		var deps []string
+		for _, k := range u.DependsOn {
+			deps = append(deps, k.Name+"@"+k.Env)
+		}
+		got[u.Name+"@"+u.Env] = string(dd.Apply) + " " + dd.Revision + " [" + strings.Join(deps, ",") + "]"
+	}
+	want := map[string]string{
+		"network@connectivity": "auto abc []",
+		"app-zone@dev":         "auto abc [network@connectivity]",
+		"app-zone@prod":        "gated abc [network@connectivity]",
+	}
+	for k, w := range want {
+		if got[k] != w {
+			t.Errorf("%s: %q, want %q", k, got[k], w)
+		}
+	}
+	if len(got) != len(want) {
+		t.Errorf("units %v", got)
+	}
+	if _, err := (&Kind{}).Decode([]byte(`{"revision":"x","apply":"sometimes"}`)); err == nil {
+		t.Error("an apply mode that is neither auto nor gated decoded")
+	}
+}
