@@ -24,9 +24,8 @@ const stackKind = "stack"
 const notRun = "stacks are not run: neither terraform nor tofu is on socle's PATH (install one and restart socle)"
 
 func (s *Server) listStacks(w http.ResponseWriter, r *http.Request) {
-	repo, sha := s.pipeline.InForce()
-	if repo == nil {
-		writeError(w, http.StatusConflict, "refused", "no valid revision of the platform repository yet")
+	repo, sha, ok := s.stacksInForce(w)
+	if !ok {
 		return
 	}
 	states, err := s.store.UnitStates(r.Context())
@@ -54,9 +53,8 @@ func (s *Server) listStacks(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) getStack(w http.ResponseWriter, r *http.Request) {
-	repo, sha := s.pipeline.InForce()
-	if repo == nil {
-		writeError(w, http.StatusConflict, "refused", "no valid revision of the platform repository yet")
+	repo, sha, ok := s.stacksInForce(w)
+	if !ok {
 		return
 	}
 	t, ok := stackTarget(w, r, repo)
@@ -85,9 +83,8 @@ func (s *Server) unlockStack(w http.ResponseWriter, r *http.Request) {
 	if !readBody(w, r, &req) {
 		return
 	}
-	repo := s.repoInForce()
-	if repo == nil {
-		writeError(w, http.StatusConflict, "refused", "no valid revision of the platform repository yet")
+	repo, _, ok := s.stacksInForce(w)
+	if !ok {
 		return
 	}
 	t, ok := stackTarget(w, r, repo)
@@ -129,6 +126,16 @@ func (s *Server) unlockStack(w http.ResponseWriter, r *http.Request) {
 		s.log.Warn("a stack's run lock was removed", "stack", t.Stack.Name, "instance", t.Instance, "user", user, "holder", h.String(), "force", req.Force)
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// stacksInForce is the revision in force, loaded, and its SHA; before
+// the first it answers 409 itself.
+func (s *Server) stacksInForce(w http.ResponseWriter) (*spec.Repo, string, bool) {
+	repo, sha := s.pipeline.InForce()
+	if repo == nil {
+		writeError(w, http.StatusConflict, "refused", "no valid revision of the platform repository yet")
+	}
+	return repo, sha, repo != nil
 }
 
 // stackTarget is the instance the path names, in repo; it answers 404
