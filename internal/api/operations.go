@@ -138,6 +138,16 @@ var Operations = []Operation{
 	{ID: "doraSeries", Method: "GET", Path: "/api/v1/dora/series", Summary: "DORA figures per week or day, for charts", Tag: "audit", Access: AccessMember,
 		Query: []Param{{"app", "", "string"}, {"team", "", "string"}, {"env", "", "string"}, {"period", "a duration such as 2160h (default 12 weeks)", "string"}, {"bucket", "week (default) or day", "string"}}, Response: DORASeries{}},
 
+	{ID: "listStacks", Method: "GET", Path: "/api/v1/stacks", Summary: "Every instance of every infrastructure stack: the engine's status, the last plan, the last apply and who runs it now",
+		Description: "Upstream stacks first. When socle has neither terraform nor tofu on its PATH, notRun says so and the instances carry no plan. 409 with code refused before the first valid revision.",
+		Tag:         "stacks", Access: AccessMember, Response: StackList{}, Errors: []int{http.StatusConflict}},
+	{ID: "getStack", Method: "GET", Path: "/api/v1/stacks/{stack}/{instance}", Summary: "A stack instance: its last plan resource by resource, its inputs and the outputs of its last apply, secrets redacted",
+		Description: "The instance is the zone or the environment the stack is in. 409 with code refused before the first valid revision.",
+		Tag:         "stacks", Access: AccessMember, Response: StackDetail{}, Errors: []int{http.StatusConflict}},
+	{ID: "unlockStack", Method: "POST", Path: "/api/v1/stacks/{stack}/{instance}/unlock", Summary: "Remove the run lock of a stack instance (audited)",
+		Description: "A lock a live socle holds is refused with 409 (code conflict, the holder as details) unless force is true: then its holder loses the lock and stops its terraform within a second, while terraform's own state lock keeps a second apply off the state until it has. A lock held by a socle that died is gone already: the kernel dropped it.",
+		Tag:         "stacks", Access: AccessAdmin, Body: StackUnlockRequest{}, Response: StackUnlock{}, Errors: []int{http.StatusConflict}},
+
 	{ID: "listTokens", Method: "GET", Path: "/api/v1/tokens", Summary: "API tokens: the caller's, or everyone's for an admin", Tag: "tokens", Access: AccessSelf,
 		Query: []Param{{"user", "an admin's: only this user's tokens", "string"}}, Response: Page[Token]{}},
 	{ID: "createToken", Method: "POST", Path: "/api/v1/tokens", Summary: "Create a token for a user (shown once)", Tag: "tokens", Access: AccessAdmin, Body: NewToken{}, Status: 201, Response: CreatedToken{}},

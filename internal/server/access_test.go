@@ -516,6 +516,8 @@ func TestStrictBodies(t *testing.T) {
 				field, wrong = name, "5"
 			case reflect.Int, reflect.Int64:
 				field, wrong = name, `"five"`
+			case reflect.Bool:
+				field, wrong = name, `"yes"`
 			default:
 				continue
 			}

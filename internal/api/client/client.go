@@ -223,3 +223,22 @@ func (c *Client) RevokeToken(ctx context.Context, id string) (api.Token, error) 
 	var v api.Token
 	return v, c.Do(ctx, http.MethodDelete, "/api/v1/tokens/"+esc(id), nil, &v)
 }
+
+// Stacks lists every instance of every infrastructure stack.
+func (c *Client) Stacks(ctx context.Context) (api.StackList, error) {
+	var v api.StackList
+	return v, c.Get(ctx, "/api/v1/stacks", &v)
+}
+
+// Stack returns one instance of a stack, with its last plan and outputs.
+func (c *Client) Stack(ctx context.Context, stack, instance string) (api.StackDetail, error) {
+	var v api.StackDetail
+	return v, c.Get(ctx, fmt.Sprintf("/api/v1/stacks/%s/%s", esc(stack), esc(instance)), &v)
+}
+
+// UnlockStack removes the run lock of a stack instance; force takes it
+// from a live holder.
+func (c *Client) UnlockStack(ctx context.Context, stack, instance string, force bool) (api.StackUnlock, error) {
+	var v api.StackUnlock
+	return v, c.Do(ctx, http.MethodPost, fmt.Sprintf("/api/v1/stacks/%s/%s/unlock", esc(stack), esc(instance)), api.StackUnlockRequest{Force: force}, &v)
+}

@@ -1,0 +1,190 @@
+package api
+
+import "time"
+
+// The wire types of the infrastructure stacks: each instance of a stack
+// (the stack in one zone or environment) with the engine's status of it,
+// its last plan, its last apply and who runs it now. Nothing in them is
+// secret: secret inputs and sensitive values are redacted before they get
+// here.
+
+// StackList is the answer of GET /api/v1/stacks.
+type StackList struct {
+	// Revision is the revision in force the stacks are read from.
+	Revision string `json:"revision"`
+	// NotRun, when set, says why socle runs no stack (neither terraform
+	// nor tofu is on its PATH): the instances are listed, never planned
+	// nor applied.
+	NotRun string `json:"notRun,omitempty"`
+	// Items are every instance of every stack, upstream stacks first
+	// (dependsOn), each stack's instances in the order it lists them.
+	Items []StackInstance `json:"items"`
+}
+
+// StackInstance is one instance of a stack and where it stands.
+type StackInstance struct {
+	Stack    string `json:"stack"`
+	Instance string `json:"instance"`
+	// Of says what the instance is named after.
+	Of        string   `json:"of" jsonschema:"enum=zone,enum=environment"`
+	DependsOn []string `json:"dependsOn,omitempty"`
+	// Unit is the engine's status of the instance, absent until the
+	// engine reports one.
+	Unit *StackUnit `json:"unit,omitempty"`
+	// Plan is the last plan, absent when it was never planned.
+	Plan *StackPlan `json:"plan,omitempty"`
+	// Apply is the last apply, absent when it was never applied.
+	Apply *StackApply `json:"apply,omitempty"`
+	// Lock is who runs the instance now (a plan or an apply), absent
+	// when no one does.
+	Lock *StackLock `json:"lock,omitempty"`
+	// Pending are the inputs that read an upstream's output not applied
+	// yet, in the revision in force: the instance waits for them and is
+	// not planned until then.
+	Pending []StackPending `json:"pending,omitempty"`
+	// Problems say what of the instance could not be read; the rest is
+	// shown.
+	Problems []string `json:"problems,omitempty"`
+}
+
+// StackUnit is the engine's status of a stack instance.
+type StackUnit struct {
+	Phase   string `json:"phase"`
+	Reason  string `json:"reason,omitempty"`
+	Message string `json:"message,omitempty"`
+	// Since is when the unit entered its phase.
+	Since time.Time `json:"since,omitzero"`
+	// UpdatedAt is when the engine last recorded it.
+	UpdatedAt time.Time `json:"updatedAt,omitzero"`
+}
+
+// StackPlan is the last plan of an instance that planned (a plan that
+// waited for an upstream or failed is not recorded: the instance's
+// pending inputs and the engine's status say why).
+type StackPlan struct {
+	Status  string `json:"status" jsonschema:"enum=Planned,enum=NoChanges,enum=Waiting,enum=Failed"`
+	Reason  string `json:"reason"`
+	Message string `json:"message,omitempty"`
+	// PlanID names the saved plan, what an apply is approved for; absent
+	// when none is saved (no changes).
+	PlanID string `json:"planId,omitempty"`
+	// Hash is what the plan was made from: the stack's files, its
+	// resolved inputs and the upstream outputs they read.
+	Hash    string       `json:"hash,omitempty"`
+	Summary StackSummary `json:"summary"`
+	// RecordedAt is when the plan was recorded.
+	RecordedAt time.Time `json:"recordedAt,omitzero"`
+	// Outdated: the revision in force, or an upstream's outputs, give the
+	// instance other files or inputs than the plan was made from; it is
+	// not what an apply would be approved for now.
+	Outdated bool `json:"outdated,omitempty"`
+}
+
+// StackSummary counts a plan's resource changes by action.
+type StackSummary struct {
+	Add     int `json:"add"`
+	Change  int `json:"change"`
+	Replace int `json:"replace"`
+	Destroy int `json:"destroy"`
+}
+
+// StackApply is the last apply of an instance.
+type StackApply struct {
+	PlanID  string `json:"planId"`
+	Hash    string `json:"hash,omitempty"`
+	Status  string `json:"status" jsonschema:"enum=Applying,enum=Applied,enum=Failed,enum=Interrupted,enum=Refused"`
+	Reason  string `json:"reason"`
+	Message string `json:"message,omitempty"`
+	// Holder is the socle process that ran it.
+	Holder   StackLock `json:"holder"`
+	Started  time.Time `json:"started,omitzero"`
+	Finished time.Time `json:"finished,omitzero"`
+}
+
+// StackLock is a socle process holding an instance's run lock.
+type StackLock struct {
+	PID  int    `json:"pid"`
+	Host string `json:"host"`
+	// Addr is the holder's API address, when it said it.
+	Addr  string    `json:"addr,omitempty"`
+	Since time.Time `json:"since,omitzero"`
+}
+
+// StackDetail is the answer of GET /api/v1/stacks/{stack}/{instance}: the
+// instance with the whole of its last plan and the outputs of its last
+// apply.
+type StackDetail struct {
+	StackInstance
+	// Revision and NotRun are the list's.
+	Revision string `json:"revision"`
+	NotRun   string `json:"notRun,omitempty"`
+	// Inputs are the variables the last plan passed, secret ones
+	// redacted.
+	Inputs map[string]string `json:"inputs,omitempty"`
+	// Changes are the resources the last plan changes, sensitive values
+	// redacted; MoreChanges counts those left out over socle's cap.
+	Changes     []StackChange `json:"changes,omitempty"`
+	MoreChanges int           `json:"moreChanges,omitempty"`
+	// OutputChanges are the root outputs the last plan changes.
+	OutputChanges []StackOutputChange `json:"outputChanges,omitempty"`
+	// Outputs are the outputs of the last apply, sensitive ones (and any
+	// holding a secret input) redacted.
+	Outputs map[string]string `json:"outputs,omitempty"`
+}
+
+// StackPending is an input known only after an upstream applies.
+type StackPending struct {
+	Input    string `json:"input"`
+	Stack    string `json:"stack"`
+	Instance string `json:"instance"`
+	Output   string `json:"output"`
+}
+
+// StackChange is one resource a plan changes.
+type StackChange struct {
+	Address string `json:"address"`
+	Type    string `json:"type"`
+	Name    string `json:"name"`
+	Action  string `json:"action" jsonschema:"enum=create,enum=update,enum=replace,enum=delete,enum=read,enum=forget"`
+	// CreateFirst: a replacement creates the new object before it
+	// destroys the old one (create_before_destroy).
+	CreateFirst bool `json:"createFirst,omitempty"`
+	// Reason is terraform's, such as replace_because_cannot_update.
+	Reason string `json:"reason,omitempty"`
+	// Attributes that change, as JSON text, sensitive values redacted;
+	// MoreAttributes counts those left out over socle's cap.
+	Attributes     []StackAttributeChange `json:"attributes,omitempty"`
+	MoreAttributes int                    `json:"moreAttributes,omitempty"`
+}
+
+// StackAttributeChange is one attribute's value before and after.
+type StackAttributeChange struct {
+	Path              string `json:"path"`
+	Before            string `json:"before,omitempty"`
+	After             string `json:"after,omitempty"`
+	ForcesReplacement bool   `json:"forcesReplacement,omitempty"`
+}
+
+// StackOutputChange is one root output a plan changes.
+type StackOutputChange struct {
+	Name   string `json:"name"`
+	Action string `json:"action"`
+	Before string `json:"before,omitempty"`
+	After  string `json:"after,omitempty"`
+}
+
+// StackUnlockRequest is the body of POST …/unlock.
+type StackUnlockRequest struct {
+	// Force takes the lock from a live holder, whose terraform stops.
+	Force bool `json:"force,omitempty"`
+}
+
+// StackUnlock is the answer of POST …/unlock.
+type StackUnlock struct {
+	Stack    string `json:"stack"`
+	Instance string `json:"instance"`
+	// Held: someone held the lock, and it was removed.
+	Held bool `json:"held"`
+	// Holder is who held it.
+	Holder *StackLock `json:"holder,omitempty"`
+}

@@ -1,0 +1,294 @@
+package server
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+
+	"github.com/socle-dev/socle/internal/api"
+	"github.com/socle-dev/socle/internal/lease"
+	"github.com/socle-dev/socle/internal/reconcile"
+	"github.com/socle-dev/socle/internal/spec"
+	"github.com/socle-dev/socle/internal/stack"
+	"github.com/socle-dev/socle/internal/store"
+)
+
+// stackKind is the engine's kind of stack units: a unit per instance,
+// named after the stack, its Env the instance (a zone or an environment).
+const stackKind = "stack"
+
+// notRun is why a socle without terraform lists stacks and runs none.
+const notRun = "stacks are not run: neither terraform nor tofu is on socle's PATH (install one and restart socle)"
+
+func (s *Server) listStacks(w http.ResponseWriter, r *http.Request) {
+	repo, sha, ok := s.stacksInForce(w)
+	if !ok {
+		return
+	}
+	states, err := s.store.UnitStates(r.Context())
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "store", err.Error())
+		return
+	}
+	units := map[[2]string]store.UnitState{}
+	for _, u := range states {
+		if u.Kind == stackKind {
+			units[[2]string{u.Name, u.Env}] = u
+		}
+	}
+	v := newStackView(repo, s.stacks)
+	out := api.StackList{Revision: sha, Items: []api.StackInstance{}}
+	if s.stacks == nil {
+		out.NotRun = notRun
+	}
+	for _, t := range stack.Targets(repo, nil) {
+		u, ok := units[[2]string{t.Stack.Name, t.Instance}]
+		item, _ := v.instance(t, u, ok)
+		out.Items = append(out.Items, item)
+	}
+	s.reply(w, r, out)
+}
+
+func (s *Server) getStack(w http.ResponseWriter, r *http.Request) {
+	repo, sha, ok := s.stacksInForce(w)
+	if !ok {
+		return
+	}
+	t, ok := stackTarget(w, r, repo)
+	if !ok {
+		return
+	}
+	u, err := s.store.UnitState(r.Context(), stackKind, t.Stack.Name, t.Instance)
+	found := err == nil
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		writeError(w, http.StatusInternalServerError, "store", err.Error())
+		return
+	}
+	v := newStackView(repo, s.stacks)
+	item, last := v.instance(t, u, found)
+	out := api.StackDetail{StackInstance: item, Revision: sha}
+	if s.stacks == nil {
+		out.NotRun = notRun
+	} else {
+		v.detail(t, last, &out)
+	}
+	s.reply(w, r, out)
+}
+
+func (s *Server) unlockStack(w http.ResponseWriter, r *http.Request) {
+	var req api.StackUnlockRequest
+	if !readBody(w, r, &req) {
+		return
+	}
+	repo, _, ok := s.stacksInForce(w)
+	if !ok {
+		return
+	}
+	t, ok := stackTarget(w, r, repo)
+	if !ok {
+		return
+	}
+	if s.stacks == nil {
+		writeError(w, http.StatusConflict, "refused", notRun)
+		return
+	}
+	h, held, err := s.stacks.Unlock(t.Stack.Name, t.Instance, req.Force)
+	switch {
+	case errors.Is(err, stack.ErrLiveHolder):
+		writeJSON(w, http.StatusConflict, api.Error{Error: api.ErrorBody{Code: "conflict", Message: err.Error(), Details: wireLock(h)}})
+		return
+	case err != nil:
+		writeError(w, http.StatusInternalServerError, "internal", fmt.Sprintf("unlocking %s @ %s: %v", t.Stack.Name, t.Instance, err))
+		return
+	}
+	out := api.StackUnlock{Stack: t.Stack.Name, Instance: t.Instance, Held: held}
+	if held {
+		lock := wireLock(h)
+		out.Holder = &lock
+		user := callerOf(r).User
+		// The shape of `socle stack unlock`'s record, with the caller.
+		detail, err := json.Marshal(struct {
+			Stack    string        `json:"stack"`
+			Instance string        `json:"instance"`
+			Force    bool          `json:"force"`
+			Holder   *lease.Holder `json:"holder"`
+		}{t.Stack.Name, t.Instance, req.Force, &h})
+		if err == nil {
+			_, err = s.store.AppendAudit(r.Context(), store.AuditRecord{Actor: user, Action: "stack.unlocked", Detail: detail})
+		}
+		if err != nil {
+			writeError(w, http.StatusInternalServerError, "store", fmt.Sprintf("the lock of %s @ %s was removed, but recording it in the audit trail failed: %v", t.Stack.Name, t.Instance, err))
+			return
+		}
+		s.log.Warn("a stack's run lock was removed", "stack", t.Stack.Name, "instance", t.Instance, "user", user, "holder", h.String(), "force", req.Force)
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// stacksInForce is the revision in force, loaded, and its SHA; before
+// the first it answers 409 itself.
+func (s *Server) stacksInForce(w http.ResponseWriter) (*spec.Repo, string, bool) {
+	repo, sha := s.pipeline.InForce()
+	if repo == nil {
+		writeError(w, http.StatusConflict, "refused", "no valid revision of the platform repository yet")
+	}
+	return repo, sha, repo != nil
+}
+
+// stackTarget is the instance the path names, in repo; it answers 404
+// itself for a stack or an instance repo does not have.
+func stackTarget(w http.ResponseWriter, r *http.Request, repo *spec.Repo) (stack.Target, bool) {
+	name, inst := r.PathValue("stack"), r.PathValue("instance")
+	st := repo.Stack(name)
+	if st == nil {
+		names := make([]string, len(repo.Stacks))
+		for i, s := range repo.Stacks {
+			names[i] = s.Name
+		}
+		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no stack %q in the revision in force (stacks: %s)", name, listOr(names)))
+		return stack.Target{}, false
+	}
+	if !slices.Contains(st.Instances(), inst) {
+		of := "environments"
+		if st.PerZone() {
+			of = "zones"
+		}
+		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("stack %s has no instance %q: it is in the %s %s", name, inst, of, listOr(st.Instances())))
+		return stack.Target{}, false
+	}
+	return stack.Target{Stack: st, Instance: inst}, true
+}
+
+func listOr(names []string) string {
+	if len(names) == 0 {
+		return "none"
+	}
+	return strings.Join(names, ", ")
+}
+
+// stackView reads what the runner recorded of the instances of repo, for
+// one answer.
+type stackView struct {
+	repo   *spec.Repo
+	runner *stack.Runner // nil: stacks are not run
+	// outs reads each upstream's outputs once per answer, to resolve
+	// the instances' inputs.
+	outs *memoOutputs
+}
+
+func newStackView(repo *spec.Repo, runner *stack.Runner) *stackView {
+	v := &stackView{repo: repo, runner: runner}
+	if runner != nil {
+		v.outs = &memoOutputs{outs: stack.AppliedOutputs{Dir: runner.Dir, Secret: runner.Secret}, read: map[[2]string]memoRead{}}
+	}
+	return v
+}
+
+// instance is t as the list shows it, and its last plan read once for
+// the detail (nil when never planned); u is the engine's record of it,
+// when found.
+func (v *stackView) instance(t stack.Target, u store.UnitState, found bool) (api.StackInstance, *stack.Result) {
+	out := api.StackInstance{Stack: t.Stack.Name, Instance: t.Instance, Of: "environment", DependsOn: t.Stack.Config.DependsOn}
+	if t.Stack.PerZone() {
+		out.Of = "zone"
+	}
+	problem := func(what string, err error) {
+		out.Problems = append(out.Problems, fmt.Sprintf("%s: %v", what, err))
+	}
+	if found && len(u.Status) > 0 {
+		var st reconcile.UnitStatus
+		if err := json.Unmarshal(u.Status, &st); err != nil {
+			problem("the engine's status does not read", err)
+		} else {
+			out.Unit = &api.StackUnit{Phase: string(st.Phase), Reason: string(st.Reason), Message: st.Message, Since: st.Since.UTC(), UpdatedAt: u.UpdatedAt.UTC()}
+		}
+	}
+	if v.runner == nil {
+		return out, nil
+	}
+	name, inst := t.Stack.Name, t.Instance
+	// What does not resolve (an input that is invalid, an upstream
+	// whose outputs do not read) is what a plan reports, secrets
+	// redacted: the view leaves it to the plan.
+	now, err := stack.Resolve(v.repo, v.outs, t.Stack, inst)
+	if err == nil {
+		for _, p := range now.Pending {
+			out.Pending = append(out.Pending, api.StackPending(p))
+		}
+	}
+	var last *stack.Result
+	if res, at, ok := v.runner.LastPlan(name, inst); ok {
+		last = &res
+		out.Plan = &api.StackPlan{Status: string(res.Status), Reason: string(res.Reason), Message: res.Message, PlanID: res.PlanID, Hash: res.Hash,
+			Summary: api.StackSummary(res.Summary), RecordedAt: at.UTC(), Outdated: now != nil && res.Hash != "" && now.Hash != res.Hash}
+	}
+	if run, ok, err := v.runner.LastRun(name, inst); err != nil {
+		problem("the last apply", err)
+	} else if ok {
+		out.Apply = &api.StackApply{PlanID: run.PlanID, Hash: run.Hash, Status: string(run.Status), Reason: string(run.Reason), Message: run.Message,
+			Holder: wireLock(run.Holder), Started: run.Started.UTC(), Finished: run.Finished.UTC()}
+	}
+	if h, held, err := v.runner.Holder(name, inst); err != nil {
+		problem("the run lock", err)
+	} else if held {
+		lock := wireLock(h)
+		out.Lock = &lock
+	}
+	return out, last
+}
+
+// detail adds to out the whole of the last plan, res (nil: none), and
+// the outputs of the last apply.
+func (v *stackView) detail(t stack.Target, res *stack.Result, out *api.StackDetail) {
+	if res != nil {
+		out.Inputs, out.MoreChanges = res.Inputs, res.MoreChanges
+		for _, c := range res.Changes {
+			wc := api.StackChange{Address: c.Address, Type: c.Type, Name: c.Name, Action: string(c.Action), CreateFirst: c.CreateFirst,
+				Reason: c.Reason, MoreAttributes: c.MoreAttributes}
+			for _, a := range c.Attributes {
+				wc.Attributes = append(wc.Attributes, api.StackAttributeChange(a))
+			}
+			out.Changes = append(out.Changes, wc)
+		}
+		for _, o := range res.Outputs {
+			out.OutputChanges = append(out.OutputChanges, api.StackOutputChange{Name: o.Name, Action: string(o.Action), Before: o.Before, After: o.After})
+		}
+	}
+	outs, ok, err := v.runner.ShowOutputs(t.Stack.Name, t.Instance)
+	if err != nil {
+		out.Problems = append(out.Problems, fmt.Sprintf("the outputs of the last apply: %v", err))
+	} else if ok {
+		out.Outputs = outs
+	}
+}
+
+func wireLock(h lease.Holder) api.StackLock {
+	return api.StackLock{PID: h.PID, Host: h.Host, Addr: h.Addr, Since: h.Since.UTC()}
+}
+
+// memoOutputs reads each instance's outputs once: the dependents of an
+// upstream read the same outputs within one answer.
+type memoOutputs struct {
+	outs stack.Outputs
+	read map[[2]string]memoRead
+}
+
+type memoRead struct {
+	outs map[string]stack.Output
+	ok   bool
+	err  error
+}
+
+// Outputs implements stack.Outputs.
+func (m *memoOutputs) Outputs(name, instance string) (map[string]stack.Output, bool, error) {
+	k := [2]string{name, instance}
+	r, done := m.read[k]
+	if !done {
+		r.outs, r.ok, r.err = m.outs.Outputs(name, instance)
+		m.read[k] = r
+	}
+	return r.outs, r.ok, r.err
+}

@@ -1,0 +1,411 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/socle-dev/socle/internal/api"
+	"github.com/socle-dev/socle/internal/api/client"
+	"github.com/socle-dev/socle/internal/auth"
+	"github.com/socle-dev/socle/internal/lease"
+	"github.com/socle-dev/socle/internal/source"
+	"github.com/socle-dev/socle/internal/spec"
+	"github.com/socle-dev/socle/internal/stack"
+	"github.com/socle-dev/socle/internal/store"
+)
+
+// gitOut runs git in dir and returns its output.
+func gitOut(t *testing.T, dir string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command("git", args...)
+	cmd.Dir = dir
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("git %v: %v", args, err)
+	}
+	return string(out)
+}
+
+// hubSecret is a secret input of the hub stack: no answer may carry it.
+const hubSecret = "hub-s3cr3t-7f3a9c"
+
+// stackFiles are two stacks of builtin terraform_data resources (no
+// provider to download) added to the demo platform: hub, one instance in
+// the connectivity zone, with a secret input and a sensitive output; edge,
+// one per environment of two, reading hub's outputs.
+var stackFiles = map[string]string{
+	"stacks/hub/stack.yaml": `apiVersion: socle.dev/v1
+kind: Stack
+zones: [connectivity]
+inputs:
+  cidr: 10.0.0.0/16
+  key: ` + hubSecret + `
+`,
+	"stacks/hub/main.tf": `variable "cidr" {
+  type = string
+}
+
+variable "key" {
+  type      = string
+  sensitive = true
+}
+
+resource "terraform_data" "hub" {
+  input = {
+    cidr = var.cidr
+    key  = var.key
+  }
+}
+
+output "hub_id" {
+  value = terraform_data.hub.id
+}
+
+output "key" {
+  value     = var.key
+  sensitive = true
+}
+`,
+	"stacks/edge/stack.yaml": `apiVersion: socle.dev/v1
+kind: Stack
+environments: [dev, prod]
+dependsOn: [hub]
+inputs:
+  env: ${environment.name}
+  hub: ${stacks.hub.outputs.hub_id}
+`,
+	"stacks/edge/main.tf": `variable "env" {
+  type = string
+}
+
+variable "hub" {
+  type = string
+}
+
+resource "terraform_data" "edge" {
+  input = "${var.env} behind ${var.hub}"
+}
+`,
+}
+
+// stackRepo is the demo platform with stackFiles, committed.
+func stackRepo(t *testing.T) string {
+	t.Helper()
+	src := filepath.Join(t.TempDir(), "src")
+	if err := os.CopyFS(src, os.DirFS("../../examples/platform")); err != nil {
+		t.Fatal(err)
+	}
+	for name, body := range stackFiles {
+		p := filepath.Join(src, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dir := filepath.Join(t.TempDir(), "platform")
+	if _, err := source.Init(context.Background(), src, dir, "Ann Example", "ann@example.com", "platform with stacks"); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// getBody sends a GET with token and returns the status and the body.
+func getBody(t *testing.T, base, token, path string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, base+path, nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, string(b)
+}
+
+func apiStatus(err error) int {
+	var e *client.Error
+	if errors.As(err, &e) {
+		return e.Status
+	}
+	return 0
+}
+
+// TestStacksAPI plans and applies stack instances with the server's runner
+// and reads them back through the API as a viewer: the order, the last
+// plan and apply, the plan resource by resource, the outputs, secrets
+// redacted everywhere; then unlocks a held run lock as an admin.
+func TestStacksAPI(t *testing.T) {
+	if _, err := exec.LookPath("terraform"); err != nil {
+		t.Skip("no terraform on PATH: this test runs the real binary")
+	}
+	t.Parallel()
+	dir := stackRepo(t)
+	r := start(t, dir, t.TempDir())
+	t.Cleanup(r.stop)
+	r.waitFor(t, "the platform in force", func(st Status) bool { return st.LastGood != nil })
+	if r.stacks == nil {
+		t.Fatal("terraform is on PATH, but the server opened no stack runner")
+	}
+	ctx := t.Context()
+	tokens := map[string]string{}
+	for _, user := range []string{"paul", "tom", "lena"} { // viewer, developer, admin
+		tok, _, err := auth.Create(ctx, r.Store(), user, "stacks test", "test", time.Time{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		tokens[user] = tok
+	}
+	viewer, developer, admin := client.New(r.url, tokens["paul"]), client.New(r.url, tokens["tom"]), client.New(r.url, tokens["lena"])
+
+	list, err := viewer.Stacks(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type where struct{ stack, instance, of string }
+	var got []where
+	for _, it := range list.Items {
+		got = append(got, where{it.Stack, it.Instance, it.Of})
+		if it.Plan != nil || it.Apply != nil || it.Lock != nil || it.Unit != nil {
+			t.Errorf("%s @ %s was never run, yet shows %+v", it.Stack, it.Instance, it)
+		}
+	}
+	// hub first: edge depends on it, though it sorts after.
+	if want := []where{{"hub", "connectivity", "zone"}, {"edge", "dev", "environment"}, {"edge", "prod", "environment"}}; !reflect.DeepEqual(got, want) {
+		t.Errorf("instances %v, want %v", got, want)
+	}
+	if list.NotRun != "" || list.Revision != r.inForceSHA() {
+		t.Errorf("list says notRun %q, revision %q; want it run, at %s", list.NotRun, list.Revision, r.inForceSHA())
+	}
+
+	repo, sha := r.pipeline.InForce()
+	fsys, err := r.repo.Files(sha)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hub, edge := repo.Stack("hub"), repo.Stack("edge")
+
+	// edge waits for hub's outputs, and says which.
+	if res := r.stacks.Plan(ctx, repo, fsys, edge, "dev"); res.Status != stack.StatusWaiting {
+		t.Fatalf("edge @ dev before hub applies: %s %s %s", res.Status, res.Reason, res.Message)
+	}
+	d, err := viewer.Stack(ctx, "edge", "dev")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(d.Pending, []api.StackPending{{Input: "hub", Stack: "hub", Instance: "connectivity", Output: "hub_id"}}) {
+		t.Errorf("edge @ dev before hub applies: pending %+v", d.Pending)
+	}
+
+	// hub plans and applies.
+	res := r.stacks.Plan(ctx, repo, fsys, hub, "connectivity")
+	if res.Status != stack.StatusPlanned || res.PlanID == "" {
+		t.Fatalf("hub: %s %s %s", res.Status, res.Reason, res.Message)
+	}
+	code, body := getBody(t, r.url, tokens["paul"], "/api/v1/stacks/hub/connectivity")
+	if code != http.StatusOK || strings.Contains(body, hubSecret) {
+		t.Errorf("hub planned: %d, its secret input shown: %v", code, strings.Contains(body, hubSecret))
+	}
+	d, err = viewer.Stack(ctx, "hub", "connectivity")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Plan == nil || d.Plan.Status != "Planned" || d.Plan.PlanID != res.PlanID || d.Plan.Hash != res.Hash ||
+		d.Plan.Summary != (api.StackSummary{Add: 1}) || d.Plan.RecordedAt.IsZero() || d.Apply != nil {
+		t.Errorf("hub planned: %+v, apply %+v", d.Plan, d.Apply)
+	}
+	if len(d.Changes) != 1 || d.Changes[0].Address != "terraform_data.hub" || d.Changes[0].Action != "create" ||
+		!slices.Contains(d.Changes[0].Attributes, api.StackAttributeChange{Path: "input.key", After: stack.Redacted}) ||
+		!slices.Contains(d.Changes[0].Attributes, api.StackAttributeChange{Path: "input.cidr", After: `"10.0.0.0/16"`}) {
+		t.Errorf("hub's changes: %+v, want input.key redacted and input.cidr shown", d.Changes)
+	}
+	if !slices.Contains(d.OutputChanges, api.StackOutputChange{Name: "key", Action: "create", After: stack.Redacted}) {
+		t.Errorf("hub's output changes: %+v, want key redacted", d.OutputChanges)
+	}
+	if d.Inputs["key"] != stack.Redacted || d.Inputs["cidr"] == "" {
+		t.Errorf("hub's inputs: %v, want key redacted and cidr shown", d.Inputs)
+	}
+	if run := r.stacks.Apply(ctx, hub, "connectivity", stack.Approved{PlanID: res.PlanID, Hash: res.Hash}); run.Status != stack.RunApplied {
+		t.Fatalf("applying hub: %s %s %s", run.Status, run.Reason, run.Message)
+	}
+	code, body = getBody(t, r.url, tokens["paul"], "/api/v1/stacks/hub/connectivity")
+	if code != http.StatusOK || !strings.Contains(body, `"outputs"`) || !strings.Contains(body, `"hub_id"`) {
+		t.Errorf("hub after apply: %d %s", code, body)
+	}
+	if strings.Contains(body, hubSecret) {
+		t.Errorf("the detail of hub carries its secret input:\n%s", body)
+	}
+	d, err = viewer.Stack(ctx, "hub", "connectivity")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Outputs["key"] != stack.Redacted || d.Outputs["hub_id"] == "" || d.Outputs["hub_id"] == stack.Redacted {
+		t.Errorf("hub's outputs: %v, want key redacted and hub_id shown", d.Outputs)
+	}
+	if a := d.Apply; a == nil || a.Status != "Applied" || a.PlanID != res.PlanID || a.Holder.PID != os.Getpid() || a.Finished.Before(a.Started) {
+		t.Errorf("hub's last apply: %+v", a)
+	}
+
+	// edge waits no more.
+	list, err = viewer.Stacks(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if it := list.Items[1]; len(it.Pending) != 0 || it.Plan != nil {
+		t.Errorf("edge @ dev after hub applied: pending %+v, plan %+v; want nothing pending, no plan", it.Pending, it.Plan)
+	}
+	if res := r.stacks.Plan(ctx, repo, fsys, edge, "dev"); res.Status != stack.StatusPlanned {
+		t.Fatalf("edge @ dev after hub applies: %s %s %s", res.Status, res.Reason, res.Message)
+	}
+	code, body = getBody(t, r.url, tokens["paul"], "/api/v1/stacks")
+	if code != http.StatusOK || strings.Contains(body, hubSecret) {
+		t.Errorf("the list: %d, secret shown: %v", code, strings.Contains(body, hubSecret))
+	}
+	list, err = viewer.Stacks(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := list.Items[1].Plan; p == nil || p.Status != "Planned" || p.Outdated || p.Summary.Add != 1 || p.PlanID == "" {
+		t.Errorf("edge @ dev planned again: %+v", p)
+	}
+	if p := list.Items[2].Plan; p != nil {
+		t.Errorf("edge @ prod was never planned, yet shows %+v", p)
+	}
+	// A revision that changes edge outdates its plan.
+	commit(t, dir, "stacks/edge/main.tf", "behind", "via", "edge: say via")
+	r.hook(t)
+	head := strings.TrimSpace(gitOut(t, dir, "rev-parse", "HEAD"))
+	r.waitFor(t, "the edge change in force", func(st Status) bool { return st.LastGood != nil && st.LastGood.SHA == head })
+	list, err = viewer.Stacks(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := list.Items[1].Plan; p == nil || !p.Outdated || list.Revision != head {
+		t.Errorf("edge @ dev after a change to edge: %+v at %s, want its plan outdated at %s", p, list.Revision, head)
+	}
+
+	// Unknown stacks and instances.
+	for _, c := range []struct{ stack, instance, want string }{
+		{"nope", "dev", `no stack "nope" in the revision in force (stacks: edge, hub)`},
+		{"edge", "sandbox", `stack edge has no instance "sandbox": it is in the environments dev, prod`},
+	} {
+		_, err := viewer.Stack(ctx, c.stack, c.instance)
+		var e *client.Error
+		if !errors.As(err, &e) || e.Status != http.StatusNotFound || e.Code != "not_found" || e.Message != c.want {
+			t.Errorf("%s @ %s: %v, want 404 saying %s", c.stack, c.instance, err, c.want)
+		}
+	}
+	if _, err := admin.UnlockStack(ctx, "edge", "sandbox", true); apiStatus(err) != http.StatusNotFound {
+		t.Errorf("unlocking an unknown instance: %v, want 404", err)
+	}
+
+	// A run lock held by another socle (this test, here): shown, refused
+	// to a developer, refused without force, taken with force and audited.
+	locks := &lease.File{Dir: filepath.Join(r.stacks.Dir, ".locks")}
+	le, err := locks.TryAcquire(ctx, "edge.prod", lease.Holder{PID: os.Getpid(), Host: "elsewhere", Since: time.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer le.Release()
+	d, err = viewer.Stack(ctx, "edge", "prod")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Lock == nil || d.Lock.Host != "elsewhere" || d.Lock.PID != os.Getpid() {
+		t.Errorf("edge @ prod's lock: %+v", d.Lock)
+	}
+	if _, err := developer.UnlockStack(ctx, "edge", "prod", true); apiStatus(err) != http.StatusForbidden {
+		t.Errorf("a developer unlocking: %v, want 403", err)
+	}
+	if _, err := viewer.UnlockStack(ctx, "edge", "prod", true); apiStatus(err) != http.StatusForbidden {
+		t.Errorf("a viewer unlocking: %v, want 403", err)
+	}
+	_, err = admin.UnlockStack(ctx, "edge", "prod", false)
+	var ce *client.Error
+	if !errors.As(err, &ce) || ce.Status != http.StatusConflict || ce.Code != "conflict" || !strings.Contains(ce.Message, "elsewhere") {
+		t.Errorf("unlocking a live holder without force: %v, want 409 naming the holder", err)
+	}
+	select {
+	case <-le.Lost():
+		t.Fatal("the lock was taken without force")
+	default:
+	}
+	u, err := admin.UnlockStack(ctx, "edge", "prod", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !u.Held || u.Holder == nil || u.Holder.Host != "elsewhere" {
+		t.Errorf("unlock with force: %+v", u)
+	}
+	select {
+	case <-le.Lost():
+	case <-time.After(waitBudget):
+		t.Fatal("the holder did not lose its lock")
+	}
+	var audit api.Page[api.AuditRecord]
+	if err := viewer.Get(ctx, "/api/v1/audit?action="+url.QueryEscape("stack.unlocked"), &audit); err != nil {
+		t.Fatal(err)
+	}
+	if len(audit.Items) != 1 {
+		t.Fatalf("audit of the unlock: %+v, want one record", audit.Items)
+	}
+	var detail struct {
+		Stack, Instance string
+		Force           bool
+		Holder          lease.Holder
+	}
+	if err := json.Unmarshal(audit.Items[0].Detail, &detail); err != nil || audit.Items[0].Actor != "lena" ||
+		detail.Stack != "edge" || detail.Instance != "prod" || !detail.Force || detail.Holder.Host != "elsewhere" {
+		t.Errorf("audit of the unlock: %+v (detail %+v, %v)", audit.Items[0], detail, err)
+	}
+	// Nothing held: nothing to record.
+	if u, err := admin.UnlockStack(ctx, "edge", "prod", false); err != nil || u.Held {
+		t.Errorf("unlocking what no one holds: %+v, %v", u, err)
+	}
+	if err := viewer.Get(ctx, "/api/v1/audit?action="+url.QueryEscape("stack.unlocked"), &audit); err != nil || len(audit.Items) != 1 {
+		t.Errorf("after a second unlock of nothing: %d records (%v), want 1", len(audit.Items), err)
+	}
+}
+
+// TestStacksNotRun: without terraform the instances are listed, with why
+// none is run, and the engine's status of each when it has one.
+func TestStacksNotRun(t *testing.T) {
+	repo, problems := spec.Load(os.DirFS(stackRepo(t)))
+	if problems.Errors() > 0 {
+		t.Fatalf("loading the platform: %v", problems)
+	}
+	v := newStackView(repo, nil)
+	ts := stack.Targets(repo, nil)
+	if len(ts) != 3 {
+		t.Fatalf("targets %v", ts)
+	}
+	status := []byte(`{"kind":"stack","app":"edge","env":"dev","phase":"Blocked","reason":"TerraformMissing","message":"no terraform"}`)
+	it, last := v.instance(ts[1], store.UnitState{Kind: stackKind, Name: "edge", Env: "dev", Status: status}, true)
+	if last != nil || it.Plan != nil || it.Apply != nil || it.Lock != nil {
+		t.Errorf("no runner, yet %+v", it)
+	}
+	if it.Unit == nil || it.Unit.Phase != "Blocked" || it.Unit.Reason != "TerraformMissing" || it.Unit.Message != "no terraform" {
+		t.Errorf("the engine's status: %+v", it.Unit)
+	}
+	it, _ = v.instance(ts[1], store.UnitState{Kind: stackKind, Name: "edge", Env: "dev", Status: []byte(`{`)}, true)
+	if it.Unit != nil || len(it.Problems) != 1 {
+		t.Errorf("a status that does not read: unit %+v, problems %q", it.Unit, it.Problems)
+	}
+}
