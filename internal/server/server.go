@@ -57,6 +57,10 @@ type Config struct {
 	ProxyAddr string
 	// KeepRunning leaves the apps running when socle stops.
 	KeepRunning bool
+	// ApplyStacks makes the stacks' instances engine units: planned on
+	// each revision in force and applied as they say (socle up sets it).
+	// Off, the API lists them and nothing plans or applies them.
+	ApplyStacks bool
 	// Resync is how often every unit is observed without a trigger.
 	Resync time.Duration
 	// WebhookSecret authenticates git hosts' webhooks by signature

@@ -16,10 +16,6 @@ import (
 	"github.com/socle-dev/socle/internal/store"
 )
 
-// stackKind is the engine's kind of stack units: a unit per instance,
-// named after the stack, its Env the instance (a zone or an environment).
-const stackKind = "stack"
-
 // notRun is why a socle without terraform lists stacks and runs none.
 const notRun = "stacks are not run: neither terraform nor tofu is on socle's PATH (install one and restart socle)"
 
@@ -35,7 +31,7 @@ func (s *Server) listStacks(w http.ResponseWriter, r *http.Request) {
 	}
 	units := map[[2]string]store.UnitState{}
 	for _, u := range states {
-		if u.Kind == stackKind {
+		if u.Kind == stack.KindID {
 			units[[2]string{u.Name, u.Env}] = u
 		}
 	}
@@ -61,7 +57,7 @@ func (s *Server) getStack(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	u, err := s.store.UnitState(r.Context(), stackKind, t.Stack.Name, t.Instance)
+	u, err := s.store.UnitState(r.Context(), stack.KindID, t.Stack.Name, t.Instance)
 	found := err == nil
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		writeError(w, http.StatusInternalServerError, "store", err.Error())

@@ -397,15 +397,66 @@ func TestStacksNotRun(t *testing.T) {
 		t.Fatalf("targets %v", ts)
 	}
 	status := []byte(`{"kind":"stack","app":"edge","env":"dev","phase":"Blocked","reason":"TerraformMissing","message":"no terraform"}`)
-	it, last := v.instance(ts[1], store.UnitState{Kind: stackKind, Name: "edge", Env: "dev", Status: status}, true)
+	it, last := v.instance(ts[1], store.UnitState{Kind: stack.KindID, Name: "edge", Env: "dev", Status: status}, true)
 	if last != nil || it.Plan != nil || it.Apply != nil || it.Lock != nil {
 		t.Errorf("no runner, yet %+v", it)
 	}
 	if it.Unit == nil || it.Unit.Phase != "Blocked" || it.Unit.Reason != "TerraformMissing" || it.Unit.Message != "no terraform" {
 		t.Errorf("the engine's status: %+v", it.Unit)
 	}
-	it, _ = v.instance(ts[1], store.UnitState{Kind: stackKind, Name: "edge", Env: "dev", Status: []byte(`{`)}, true)
+	it, _ = v.instance(ts[1], store.UnitState{Kind: stack.KindID, Name: "edge", Env: "dev", Status: []byte(`{`)}, true)
 	if it.Unit != nil || len(it.Problems) != 1 {
 		t.Errorf("a status that does not read: unit %+v, problems %q", it.Unit, it.Problems)
+	}
+}
+
+// TestStacksApplied runs the stacks through the engine, as socle up does
+// (ApplyStacks): hub applies first, edge in dev after it without anyone
+// acting, and edge in prod, which syncs manually, is held for approval
+// with its plan; the API shows each, secrets redacted, and socle's status
+// speaks of apps only.
+func TestStacksApplied(t *testing.T) {
+	if _, err := exec.LookPath("terraform"); err != nil {
+		t.Skip("no terraform on PATH: this test runs the real binary")
+	}
+	t.Parallel()
+	r := startWith(t, Config{Repo: stackRepo(t), Data: t.TempDir(), ApplyStacks: true})
+	t.Cleanup(r.stop)
+	c := client.New(r.url, r.token)
+	ctx := t.Context()
+	deadline := time.Now().Add(waitBudget)
+	var hub, dev, prod api.StackDetail
+	for {
+		hub, _ = c.Stack(ctx, "hub", "connectivity")
+		dev, _ = c.Stack(ctx, "edge", "dev")
+		prod, _ = c.Stack(ctx, "edge", "prod")
+		applied := func(d api.StackDetail) bool {
+			return d.Apply != nil && d.Apply.Status == "Applied" && d.Unit != nil && d.Unit.Phase == "Synced"
+		}
+		if applied(hub) && applied(dev) && prod.Unit != nil && prod.Unit.Reason == "AwaitingApproval" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the stacks never converged: hub %+v\nedge @ dev %+v\nedge @ prod %+v", hub, dev, prod)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if !dev.Apply.Started.After(hub.Apply.Finished) && !dev.Apply.Started.Equal(hub.Apply.Finished) {
+		t.Errorf("edge @ dev applied at %s, before hub finished at %s", dev.Apply.Started, hub.Apply.Finished)
+	}
+	if prod.Apply != nil || prod.Plan == nil || prod.Plan.Status != "Planned" || prod.Plan.Summary.Add == 0 {
+		t.Errorf("edge @ prod: apply %+v, plan %+v; want planned and held", prod.Apply, prod.Plan)
+	}
+	if hub.Outputs["key"] != stack.Redacted {
+		t.Errorf("hub's outputs %v, want key redacted", hub.Outputs)
+	}
+	code, body := getBody(t, r.url, r.token, "/api/v1/stacks")
+	if code != http.StatusOK || strings.Contains(body, hubSecret) {
+		t.Errorf("the stacks: %d, secret shown: %v", code, strings.Contains(body, hubSecret))
+	}
+	for _, u := range r.status(t).Runtime {
+		if u.App == "hub" || u.App == "edge" {
+			t.Errorf("socle's status lists a stack as an app: %+v", u)
+		}
 	}
 }

@@ -30,9 +30,10 @@ func (s *Server) openStacks() {
 		Clock: s.clock, Log: s.log}
 }
 
-// stackKind is the engine's kind of stack units, nil without a runner.
+// stackKind is the engine's kind of stack units, nil without a runner
+// or when socle does not apply stacks.
 func (s *Server) stackKind() *stack.Kind {
-	if s.stacks == nil {
+	if s.stacks == nil || !s.cfg.ApplyStacks {
 		return nil
 	}
 	return stack.NewKind(stack.KindConfig{Runner: s.stacks, InForce: s.pipeline.InForce, Files: s.repo.Files,
@@ -42,7 +43,7 @@ func (s *Server) stackKind() *stack.Kind {
 // stackUnits are the desired units of the stacks of the revision in force.
 func (s *Server) stackUnits() []units.Desired {
 	repo, sha := s.pipeline.InForce()
-	if s.stacks == nil || repo == nil {
+	if s.stacks == nil || !s.cfg.ApplyStacks || repo == nil {
 		return nil
 	}
 	return stack.Units(repo, sha, s.selfHeals)
