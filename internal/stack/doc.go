@@ -11,6 +11,7 @@
 // a record of each apply; says who runs an instance; and checks an
 // applied instance for drift, changes made outside socle, with a
 // refresh-only plan that writes neither the state nor the saved plan,
-// recording the last check beside the instance. The engine's stack units
-// are not here.
+// recording the last check beside the instance. Kind is the engine's kind
+// of stack units (package reconcile): it plans, applies and checks each
+// instance of the revision in force, as the wiring asks (socle up).
 package stack
