@@ -66,7 +66,11 @@ func (s *Server) onRelease(ev apps.ReleaseEvent) {
 
 // onPhase: a unit that becomes Synced, or stops being, may open or close
 // a promotion gate of the next environment.
-func (s *Server) onPhase(reconcile.UnitStatus) { s.pipeline.Replan() }
+func (s *Server) onPhase(u reconcile.UnitStatus) {
+	if u.Kind == apps.ID { // gates read apps' health; stacks' do not change a plan of apps
+		s.pipeline.Replan()
+	}
+}
 
 // releaseAuthor names who a release is for: the author of the revision
 // that set the unit's desired state (the promotion's or rollback's commit

@@ -450,9 +450,10 @@ func TestStacksApplied(t *testing.T) {
 	if hub.Outputs["key"] != stack.Redacted {
 		t.Errorf("hub's outputs %v, want key redacted", hub.Outputs)
 	}
-	code, body := getBody(t, r.url, r.token, "/api/v1/stacks")
-	if code != http.StatusOK || strings.Contains(body, hubSecret) {
-		t.Errorf("the stacks: %d, secret shown: %v", code, strings.Contains(body, hubSecret))
+	for _, path := range []string{"/api/v1/stacks", "/api/v1/stacks/hub/connectivity", "/api/v1/stacks/edge/dev", "/api/v1/stacks/edge/prod"} {
+		if code, body := getBody(t, r.url, r.token, path); code != http.StatusOK || strings.Contains(body, hubSecret) {
+			t.Errorf("%s: %d, secret shown: %v", path, code, strings.Contains(body, hubSecret))
+		}
 	}
 	for _, u := range r.status(t).Runtime {
 		if u.App == "hub" || u.App == "edge" {

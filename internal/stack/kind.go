@@ -40,6 +40,9 @@ const (
 	// ReasonUpstreamNotApplied: Pending, an input reads an output of an
 	// upstream instance that has not applied yet.
 	ReasonUpstreamPending reconcile.Reason = "UpstreamNotApplied"
+	// ReasonNotConverging: Degraded, the plan after an apply still
+	// changes something: not applied again until the content changes.
+	ReasonNotConverging reconcile.Reason = "NotConverging"
 	// ReasonLockHeld: Progressing, another run of the instance (socle
 	// stack on the command line) holds its lock.
 	ReasonLockHeld reconcile.Reason = "Locked"
@@ -149,7 +152,10 @@ var _ reconcile.Kind = (*Kind)(nil)
 func NewKind(cfg KindConfig) *Kind {
 	n := cfg.Parallel
 	if n < 1 {
-		n = max(cfg.Runner.Parallel, 2)
+		n = cfg.Runner.Parallel
+	}
+	if n < 1 {
+		n = 2
 	}
 	log := cfg.Log
 	if log == nil {
@@ -219,10 +225,12 @@ func (k *Kind) Observe(ctx context.Context, u *reconcile.Unit) (any, error) {
 	if k.driftDue(u, d, o) {
 		o.drift, o.checked = k.checkDrift(ctx, u, repo, fsys, s, d), true
 	}
-	if d.Drift > 0 && o.ran {
-		u.RequeueAfter(o.drift.Checked.Add(d.Drift).Sub(u.Now))
+	if d.Drift > 0 && o.ran && o.run.Status == RunApplied && o.checked {
+		u.RequeueAfter(max(o.drift.Checked.Add(driftEvery(d, o.drift)).Sub(u.Now), time.Second))
 	}
-	k.run(ctx, u, "planning", ReasonPlanning, func() { o.plan = r.Plan(ctx, repo, fsys, s, u.Key.Env) })
+	// A plan read back runs nothing: the status does not say Planning
+	// (it would flip at every pass).
+	k.bounded(ctx, func() { o.plan = r.Plan(ctx, repo, fsys, s, u.Key.Env) })
 	if o.plan.Reason == ReasonLocked {
 		u.RequeueAfter(10 * time.Second) // someone else runs it: look again soon
 	}
@@ -238,7 +246,16 @@ func (k *Kind) driftDue(u *reconcile.Unit, d *Desired, o *observed) bool {
 	if d.Drift <= 0 || !o.ran || o.run.Status != RunApplied {
 		return false
 	}
-	return !o.checked || o.drift.Status == DriftFailed || !u.Now.Before(o.drift.Checked.Add(d.Drift))
+	return !o.checked || !u.Now.Before(o.drift.Checked.Add(driftEvery(d, o.drift)))
+}
+
+// driftEvery is how long after a drift check the next one is due: the
+// stack's interval, or at most a minute after a check that failed.
+func driftEvery(d *Desired, last DriftResult) time.Duration {
+	if last.Status == DriftFailed {
+		return min(d.Drift, time.Minute)
+	}
+	return d.Drift
 }
 
 // checkDrift runs a drift check; drift found is announced and, where the
@@ -254,6 +271,7 @@ func (k *Kind) checkDrift(ctx context.Context, u *reconcile.Unit, repo *spec.Rep
 		if err := k.cfg.Runner.forgetPlan(s.Name, u.Key.Env); err != nil {
 			k.log.Warn("dropping the plan of a drifted stack", "stack", s.Name, "instance", u.Key.Env, "err", err)
 		}
+		memoOf(u).heal = true
 	}
 	if k.cfg.OnDrift != nil {
 		k.cfg.OnDrift(res, d.Heal)
@@ -261,9 +279,22 @@ func (k *Kind) checkDrift(ctx context.Context, u *reconcile.Unit, repo *spec.Rep
 	return res
 }
 
-// run runs fn, one of the terraform runs of all units Parallel at a time,
+// run runs fn, which runs terraform, bounded with the other units' runs,
 // with the unit's status saying what it does meanwhile.
 func (k *Kind) run(ctx context.Context, u *reconcile.Unit, what string, reason reconcile.Reason, fn func()) {
+	k.bounded(ctx, func() {
+		u.Progress(func(st *reconcile.UnitStatus) {
+			if st.Phase != reconcile.Failed && st.Phase != reconcile.Blocked {
+				st.Phase, st.Reason, st.Message = reconcile.Progressing, reason, what
+			}
+		})
+		fn()
+	})
+}
+
+// bounded runs fn, one of the terraform runs of all units Parallel at a
+// time.
+func (k *Kind) bounded(ctx context.Context, fn func()) {
 	select {
 	case k.sem <- struct{}{}:
 	case <-ctx.Done():
@@ -271,12 +302,31 @@ func (k *Kind) run(ctx context.Context, u *reconcile.Unit, what string, reason r
 		return
 	}
 	defer func() { <-k.sem }()
-	u.Progress(func(st *reconcile.UnitStatus) {
-		if st.Phase != reconcile.Failed && st.Phase != reconcile.Blocked {
-			st.Phase, st.Reason, st.Message = reconcile.Progressing, reason, what
-		}
-	})
 	fn()
+}
+
+// memo is what the kind keeps of a unit between passes.
+type memo struct {
+	// heal: drift was found where the instance heals, so the content
+	// applied last may be applied again, once.
+	heal bool
+}
+
+func memoOf(u *reconcile.Unit) *memo {
+	m, ok := u.Memo.(*memo)
+	if !ok {
+		m = &memo{}
+		u.Memo = m
+	}
+	return m
+}
+
+// unsettled reports whether the plan still changes the content that the
+// last apply applied: terraform does not converge on it (a value that
+// changes at every run), and applying again would never end. Drift to
+// heal is the exception, once.
+func unsettled(u *reconcile.Unit, o *observed) bool {
+	return o.ran && o.run.Status == RunApplied && o.run.Hash == o.plan.Hash && !memoOf(u).heal
 }
 
 // applyStep applies the saved plan a pass observed.
@@ -294,7 +344,7 @@ func (k *Kind) Plan(u *reconcile.Unit, obs any) reconcile.Step {
 	if o.notInForce || o.plan.Status != StatusPlanned || o.plan.PlanID == "" || o.denied || d.Apply != spec.StackApplyAuto {
 		return nil
 	}
-	if failedBefore(u, o.plan.Hash) {
+	if failedBefore(u, o.plan.Hash) || unsettled(u, o) {
 		return nil
 	}
 	return applyStep{Approved{PlanID: o.plan.PlanID, Hash: o.plan.Hash}}
@@ -318,14 +368,22 @@ func (k *Kind) Apply(ctx context.Context, u *reconcile.Unit, step reconcile.Step
 	var run Run
 	k.run(ctx, u, "applying plan "+st.ok.PlanID, ReasonApplying, func() { run = k.cfg.Runner.Apply(ctx, s, u.Key.Env, st.ok) })
 	switch {
+	case ctx.Err() != nil:
+		// socle stops: the run's record says so; the next start plans
+		// afresh. Not a failure of the plan.
+		return ctx.Err()
 	case run.Status == RunRefused && run.Reason == ReasonLocked:
 		u.RequeueAfter(10 * time.Second)
 		return nil
-	case run.Status == RunRefused:
-		// Stale, or replaced meanwhile: the next pass plans again.
-		u.RequeueAfter(0)
+	case run.Status == RunRefused && (run.Reason == ReasonStale || run.Reason == ReasonNotApproved || run.Reason == ReasonNoPlan):
+		// The observation after this step plans again; the next pass
+		// applies that plan.
+		u.RequeueAfter(time.Second)
 		return nil
+	case run.Status == RunRefused:
+		return reconcile.Errorf(reconcile.ReasonRuntimeError, "applying %s @ %s: %s", u.Key.Name, u.Key.Env, run.Message)
 	}
+	memoOf(u).heal = false
 	if k.cfg.OnRun != nil {
 		k.cfg.OnRun(run)
 	}
@@ -333,9 +391,6 @@ func (k *Kind) Apply(ctx context.Context, u *reconcile.Unit, step reconcile.Step
 	u.Failed = nil
 	if run.Status == RunFailed {
 		u.Failed = &store.Failure{Target: store.Target{ConfigHash: st.ok.Hash}}
-	}
-	if run.Status == RunInterrupted || run.Status == RunApplied {
-		u.RequeueAfter(0) // plan again: dependents' inputs and drift follow
 	}
 	if was != nil || u.Failed != nil {
 		return u.Save(ctx)
@@ -381,6 +436,8 @@ func (k *Kind) Health(u *reconcile.Unit, obs any) reconcile.UnitStatus {
 				msg = "the apply failed: " + o.run.Message
 			}
 			return set(reconcile.Failed, ReasonStackApplyFailed, msg+"; tried again when the stack, its inputs or its upstream outputs change")
+		case unsettled(u, o):
+			return set(reconcile.Degraded, ReasonNotConverging, "applying plan "+o.run.PlanID+" left changes ("+sum+"): terraform does not converge on this configuration; not applied again until the stack, its inputs or its upstream outputs change")
 		case p.PlanID == "":
 			return set(reconcile.Failed, ReasonStackPlanFailed, "planned "+sum+", but no plan was saved to apply")
 		}

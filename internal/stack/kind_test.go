@@ -76,7 +76,7 @@ type kindEngine struct {
 	st func() []reconcile.UnitStatus
 }
 
-func startKind(t *testing.T, f *inForce, r *Runner) *kindEngine {
+func startKind(t *testing.T, f *inForce, r *Runner, resync time.Duration) *kindEngine {
 	t.Helper()
 	st, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "socle.db"))
 	if err != nil {
@@ -87,7 +87,7 @@ func startKind(t *testing.T, f *inForce, r *Runner) *kindEngine {
 		OnRun:   func(run Run) { f.mu.Lock(); f.runs = append(f.runs, run); f.mu.Unlock() },
 		OnDrift: func(d DriftResult, _ bool) { f.mu.Lock(); f.drift = append(f.drift, d); f.mu.Unlock() },
 	})
-	e, err := reconcile.New(reconcile.Config{Store: st, Kinds: []reconcile.Kind{k}, Resync: time.Hour,
+	e, err := reconcile.New(reconcile.Config{Store: st, Kinds: []reconcile.Kind{k}, Resync: resync,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
@@ -153,7 +153,7 @@ func TestKind(t *testing.T) {
 	dir := checkout(t)
 	f := &inForce{}
 	f.set(t, "rev1", dir)
-	e := startKind(t, f, newRunner(t))
+	e := startKind(t, f, newRunner(t), time.Hour)
 	e.apply()
 
 	e.wait("network", "connectivity", "Synced", phase(reconcile.Synced, ""))
@@ -261,5 +261,47 @@ func TestUnits(t *testing.T) {
 	}
 	if _, err := (&Kind{}).Decode([]byte(`{"revision":"x","apply":"sometimes"}`)); err == nil {
 		t.Error("an apply mode that is neither auto nor gated decoded")
+	}
+}
+
+// TestKindNotConverging: a configuration whose plan changes at every run
+// (a timestamp) is applied once, then reported Degraded, not applied again
+// at every pass, though the engine looks at it every 50 ms; and nothing
+// flips its status while it is read back.
+func TestKindNotConverging(t *testing.T) {
+	dir := checkout(t)
+	for name, body := range map[string]string{
+		"stacks/clock/stack.yaml": "apiVersion: socle.dev/v1\nkind: Stack\nenvironments: [dev]\n",
+		"stacks/clock/main.tf":    "resource \"terraform_data\" \"now\" {\n  input = timestamp()\n}\n",
+	} {
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(dir, name)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f := &inForce{}
+	f.set(t, "rev1", dir)
+	e := startKind(t, f, newRunner(t), 50*time.Millisecond)
+	e.apply()
+	st := e.wait("clock", "dev", "not converging", phase(reconcile.Degraded, ReasonNotConverging))
+	since := st.Since
+	// Many passes later, still one apply and the same status since then.
+	runs := e.r.Runs()
+	e.wait("clock", "dev", "looked at again", func(s reconcile.UnitStatus) bool {
+		return e.r.Runs() > runs || s.UpdatedAt.After(st.UpdatedAt.Add(time.Second))
+	})
+	var applies int
+	for _, run := range f.applied() {
+		if run.Stack == "clock" {
+			applies++
+		}
+	}
+	if applies != 1 {
+		t.Errorf("clock @ dev was applied %d times, want once", applies)
+	}
+	if now := e.wait("clock", "dev", "still degraded", phase(reconcile.Degraded, ReasonNotConverging)); !now.Since.Equal(since) {
+		t.Errorf("the status flipped: Degraded since %s, then since %s", since, now.Since)
 	}
 }

@@ -731,8 +731,8 @@ func message(err error, secrets []string) string {
 }
 
 // secrets are the strings of the instance's secret inputs, as they could
-// appear in a plan's values (JSON-escaped; too short ones would redact
-// everything and protect nothing).
+// appear in a plan's values (JSON-escaped) and in terraform's messages (as
+// they are); too short ones would redact everything and protect nothing.
 func (in *Instance) secrets() []string {
 	var out []string
 	for k := range in.Sensitive {
@@ -740,6 +740,9 @@ func (in *Instance) secrets() []string {
 			if len(s) >= 4 {
 				b, _ := json.Marshal(s)
 				out = append(out, string(b[1:len(b)-1]))
+				if esc := string(b[1 : len(b)-1]); esc != s {
+					out = append(out, s) // as terraform's messages quote it
+				}
 			}
 		})
 	}
