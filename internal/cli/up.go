@@ -100,7 +100,7 @@ repository at <data>/repo. Edit and commit there to see socle follow.`,
 	f.BoolVar(&cfg.KeepRunning, "keep-running", false, "leave the apps running when socle stops (the next start re-attaches to them)")
 	f.Float64Var(&cfg.Scale.TargetInFlight, "scale-target", 10, "autoscaler: requests in flight per replica to aim for")
 	f.DurationVar(&cfg.Scale.Cooldown, "scale-cooldown", 30*time.Second, "autoscaler: least time between two changes of a unit's size (scaling down waits twice as long)")
-	f.BoolVar(&cfg.ApplyStacks, "apply-stacks", true, "plan the infrastructure stacks on each revision and apply them as they say (auto, or gated: held for approval); false: stacks are listed and planned, never applied by socle")
+	f.BoolVar(&cfg.ApplyStacks, "apply-stacks", true, "plan the infrastructure stacks on each revision and apply them as they say (auto, or gated: held for approval); false: the API lists them, socle plans and applies none")
 	f.DurationVar(&cfg.Resync, "resync", 10*time.Second, "how often every unit is observed again without a trigger")
 	f.StringVar(&cfg.WebhookSecret, "webhook-secret", "", "secret that git hosts sign webhooks with (GitHub X-Hub-Signature-256, GitLab X-Gitlab-Token); env SOCLE_WEBHOOK_SECRET")
 	f.StringVar(&cfg.Kubeconfig, "kubeconfig", "", "kubeconfig of the environments on Kubernetes (default: $KUBECONFIG, then ~/.kube/config)")
