@@ -101,21 +101,22 @@ type Server struct {
 	http    *http.Server
 	ln      net.Listener
 
-	proxy    *proxy.Proxy
-	proxyLn  net.Listener
-	registry *registry.Handler
-	driver   runtime.Driver // the local runtime's: the engine runs its replicas
-	engine   *reconcile.Engine
-	metrics  *prometheus.Registry
-	notifier *notify.Notifier
-	announce notify.Announcer // records and notifies what the engine tells of
-	costs    *cost.Service
-	stacks   *stack.Runner // nil without terraform
-	auth     *auth.Authenticator
-	images   *images
-	secret   []byte // the data directory's secret: resource credentials derive from it
-	secrets  secrets
-	patterns patterns
+	proxy         *proxy.Proxy
+	proxyLn       net.Listener
+	registry      *registry.Handler
+	driver        runtime.Driver // the local runtime's: the engine runs its replicas
+	engine        *reconcile.Engine
+	metrics       *prometheus.Registry
+	notifier      *notify.Notifier
+	announce      notify.Announcer // records and notifies what the engine tells of
+	costs         *cost.Service
+	stacks        *stack.Runner // nil without terraform
+	stackPolicies stackPolicies
+	auth          *auth.Authenticator
+	images        *images
+	secret        []byte // the data directory's secret: resource credentials derive from it
+	secrets       secrets
+	patterns      patterns
 
 	// runtimeTypes are the runtime types socle is built with; runtimes
 	// opens them per environment.

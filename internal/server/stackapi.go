@@ -172,13 +172,13 @@ type stackView struct {
 	runner *stack.Runner // nil: stacks are not run
 	// outs reads each upstream's outputs once per answer, to resolve
 	// the instances' inputs.
-	outs *memoOutputs
+	outs stack.Outputs
 }
 
 func newStackView(repo *spec.Repo, runner *stack.Runner) *stackView {
 	v := &stackView{repo: repo, runner: runner}
 	if runner != nil {
-		v.outs = &memoOutputs{outs: stack.AppliedOutputs{Dir: runner.Dir, Secret: runner.Secret}, read: map[[2]string]memoRead{}}
+		v.outs = stack.ReadOnce(stack.AppliedOutputs{Dir: runner.Dir, Secret: runner.Secret})
 	}
 	return v
 }
@@ -263,28 +263,4 @@ func (v *stackView) detail(t stack.Target, res *stack.Result, out *api.StackDeta
 
 func wireLock(h lease.Holder) api.StackLock {
 	return api.StackLock{PID: h.PID, Host: h.Host, Addr: h.Addr, Since: h.Since.UTC()}
-}
-
-// memoOutputs reads each instance's outputs once: the dependents of an
-// upstream read the same outputs within one answer.
-type memoOutputs struct {
-	outs stack.Outputs
-	read map[[2]string]memoRead
-}
-
-type memoRead struct {
-	outs map[string]stack.Output
-	ok   bool
-	err  error
-}
-
-// Outputs implements stack.Outputs.
-func (m *memoOutputs) Outputs(name, instance string) (map[string]stack.Output, bool, error) {
-	k := [2]string{name, instance}
-	r, done := m.read[k]
-	if !done {
-		r.outs, r.ok, r.err = m.outs.Outputs(name, instance)
-		m.read[k] = r
-	}
-	return r.outs, r.ok, r.err
 }

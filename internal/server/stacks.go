@@ -3,8 +3,10 @@ package server
 import (
 	"context"
 	"fmt"
+	"io/fs"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	"github.com/socle-dev/socle/internal/notify"
 	"github.com/socle-dev/socle/internal/pipeline"
@@ -49,16 +51,31 @@ func (s *Server) stackUnits() []units.Desired {
 	return stack.Units(repo, sha, s.selfHeals)
 }
 
-// judgeStack judges a stack's plan by the policies of the revision in
-// force, as socle plan does: a deny holds the apply, with the policies'
-// messages.
-func (s *Server) judgeStack(repo *spec.Repo, r *stack.Result) (bool, string) {
-	_, sha := s.pipeline.InForce()
-	fsys, err := s.repo.Files(sha)
-	if err != nil {
-		return true, "the policies cannot be read: " + err.Error()
+// stackPolicies are the policies of one revision, compiled once: the
+// stack kind judges a held plan at every pass.
+type stackPolicies struct {
+	mu       sync.Mutex
+	revision string
+	set      *policy.Set
+	problems spec.Problems
+}
+
+// of returns the policies of revision, compiling them if they are not.
+func (p *stackPolicies) of(repo *spec.Repo, fsys fs.FS, revision string) (*policy.Set, spec.Problems) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.set == nil || p.revision != revision {
+		p.set, p.problems = policy.Compile(repo, fsys)
+		p.revision = revision
 	}
-	set, problems := policy.Compile(repo, fsys)
+	return p.set, p.problems
+}
+
+// judgeStack judges a stack's plan by the policies of the revision it
+// was planned from, as socle plan does: a deny holds the apply, with the
+// policies' messages.
+func (s *Server) judgeStack(repo *spec.Repo, fsys fs.FS, revision string, r *stack.Result) (bool, string) {
+	set, problems := s.stackPolicies.of(repo, fsys, revision)
 	if problems.Errors() > 0 {
 		return true, "the policies do not compile: " + problems.Err().Error()
 	}

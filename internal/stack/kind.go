@@ -117,9 +117,9 @@ type KindConfig struct {
 	InForce func() (*spec.Repo, string)
 	// Files returns the files of a revision.
 	Files func(sha string) (fs.FS, error)
-	// Judge says whether the policies in force deny a plan, and why.
-	// nil: no policy judges stacks.
-	Judge func(repo *spec.Repo, r *Result) (denied bool, why string)
+	// Judge says whether the policies of repo (revision, whose files are
+	// fsys) deny a plan, and why. nil: no policy judges stacks.
+	Judge func(repo *spec.Repo, fsys fs.FS, revision string, r *Result) (denied bool, why string)
 	// OnRun is told of each apply that ran terraform, and each drift
 	// check that found drift (nil: nobody).
 	OnRun   func(r Run)
@@ -194,6 +194,8 @@ type observed struct {
 	ran        bool
 	drift      DriftResult
 	checked    bool
+	// stack is the stack as the revision observed has it.
+	stack *spec.Stack
 }
 
 // Observe plans the instance (nothing runs when its content and state
@@ -215,7 +217,7 @@ func (k *Kind) Observe(ctx context.Context, u *reconcile.Unit) (any, error) {
 		return nil, err
 	}
 	r := k.cfg.Runner
-	o := &observed{}
+	o := &observed{stack: s}
 	if o.run, o.ran, err = r.LastRun(s.Name, u.Key.Env); err != nil {
 		return nil, err
 	}
@@ -235,7 +237,7 @@ func (k *Kind) Observe(ctx context.Context, u *reconcile.Unit) (any, error) {
 		u.RequeueAfter(10 * time.Second) // someone else runs it: look again soon
 	}
 	if o.plan.Status == StatusPlanned && k.cfg.Judge != nil {
-		o.denied, o.why = k.cfg.Judge(repo, &o.plan)
+		o.denied, o.why = k.cfg.Judge(repo, fsys, sha, &o.plan)
 	}
 	return o, nil
 }
@@ -330,7 +332,10 @@ func unsettled(u *reconcile.Unit, o *observed) bool {
 }
 
 // applyStep applies the saved plan a pass observed.
-type applyStep struct{ ok Approved }
+type applyStep struct {
+	stack *spec.Stack // as observed
+	ok    Approved
+}
 
 func (applyStep) Starts() bool     { return true }
 func (s applyStep) String() string { return "apply plan " + s.ok.PlanID }
@@ -347,7 +352,7 @@ func (k *Kind) Plan(u *reconcile.Unit, obs any) reconcile.Step {
 	if failedBefore(u, o.plan.Hash) || unsettled(u, o) {
 		return nil
 	}
-	return applyStep{Approved{PlanID: o.plan.PlanID, Hash: o.plan.Hash}}
+	return applyStep{o.stack, Approved{PlanID: o.plan.PlanID, Hash: o.plan.Hash}}
 }
 
 // failedBefore reports whether an apply of the instance's content hash
@@ -357,14 +362,11 @@ func failedBefore(u *reconcile.Unit, hash string) bool {
 }
 
 // Apply applies the plan; the run's record says how it went (Health reads
-// it). A stale plan is planned again at once.
+// it). A stale plan is planned again by the observation after the step,
+// and applied at the next pass.
 func (k *Kind) Apply(ctx context.Context, u *reconcile.Unit, step reconcile.Step) error {
 	st := step.(applyStep)
-	repo, _ := k.cfg.InForce()
-	s := repo.Stack(u.Key.Name)
-	if s == nil {
-		return nil
-	}
+	s := st.stack
 	var run Run
 	k.run(ctx, u, "applying plan "+st.ok.PlanID, ReasonApplying, func() { run = k.cfg.Runner.Apply(ctx, s, u.Key.Env, st.ok) })
 	switch {
@@ -474,9 +476,4 @@ func (r *Runner) forgetPlan(stack, instance string) error {
 	return err
 }
 
-func short(sha string) string {
-	if len(sha) > 12 {
-		return sha[:12]
-	}
-	return sha
-}
+func short(sha string) string { return sha[:min(len(sha), 12)] }

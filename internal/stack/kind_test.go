@@ -42,7 +42,7 @@ func (f *inForce) files(sha string) (fs.FS, error) {
 	return os.DirFS(f.dirs[sha]), nil
 }
 
-func (f *inForce) judge(_ *spec.Repo, r *Result) (bool, string) {
+func (f *inForce) judge(_ *spec.Repo, _ fs.FS, _ string, r *Result) (bool, string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if r.Instance == f.deny {

@@ -79,6 +79,11 @@ type outputsRead struct {
 	err  error
 }
 
+// ReadOnce returns outs reading each instance's outputs at most once:
+// for callers that resolve many instances at one time (a list of them),
+// where the dependents of an upstream read the same outputs.
+func ReadOnce(outs Outputs) Outputs { return once(outs) }
+
 // once returns outs reading each instance's outputs once.
 func once(outs Outputs) *readOnce {
 	if o, ok := outs.(*readOnce); ok {
