@@ -528,14 +528,14 @@ func TestStackApproval(t *testing.T) {
 		!strings.Contains(prod.Unit.Message, "waits for 1 approval (not by ines, who wrote the change)") {
 		t.Fatalf("edge @ prod: gated %v, gate %+v, says %q", prod.Gated, prod.Gate, prod.Unit.Message)
 	}
-	dora := func() int {
+	dora := func(query string) int {
 		var f api.DORAFigures
-		if err := c.Get(ctx, "/api/v1/dora?env=prod&period=720h", &f); err != nil {
+		if err := c.Get(ctx, "/api/v1/dora?period=720h&"+query, &f); err != nil {
 			t.Fatal(err)
 		}
 		return f.Deployments
 	}
-	deploys := dora()
+	deploys, teamDeploys := dora("env=prod"), dora("env=prod&team=guest-experience")
 
 	// The author approves: recorded, but it does not count.
 	if a, err := as("ines").ApproveStack(ctx, "edge", "prod", plan, "looks right"); err != nil || a.Plan != plan || a.User != "ines" {
@@ -600,8 +600,11 @@ func TestStackApproval(t *testing.T) {
 	if err := c.Get(ctx, "/api/v1/audit/verify", &v); err != nil || v.Problem != nil || v.Verified == 0 {
 		t.Errorf("the audit chain: %+v %v", v, err)
 	}
-	if got := dora(); got != deploys+1 {
+	if got := dora("env=prod"); got != deploys+1 {
 		t.Errorf("DORA deployments of prod: %d, were %d; want one more for the stack's apply", got, deploys)
+	}
+	if got := dora("env=prod&team=guest-experience"); got != teamDeploys+1 {
+		t.Errorf("DORA deployments of prod by guest-experience, the stack's owner: %d, were %d; want one more", got, teamDeploys)
 	}
 	// The app views do not show the stack.
 	var apps api.Page[api.App]

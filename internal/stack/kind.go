@@ -141,8 +141,10 @@ type KindConfig struct {
 // Kind is the engine's kind of stack units: it plans each instance of the
 // revision in force when its content (files, inputs, upstream outputs) or
 // its state changed, applies the saved plan at once where the instance
-// applies automatically and no policy denies it, holds it otherwise
-// (Blocked, with the reason), checks for drift at the stack's interval,
+// applies automatically and no policy denies it, where it is gated once
+// the gates open for that plan (CheckGate: approvals of that plan,
+// windows, freezes), holds it otherwise (Blocked, with the reason and
+// what it waits for), checks for drift at the stack's interval,
 // and reports each instance's status in words.
 //
 // A stack removed from Git is not destroyed: its resources and state stay
