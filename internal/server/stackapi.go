@@ -53,11 +53,7 @@ func (s *Server) listStacks(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) getStack(w http.ResponseWriter, r *http.Request) {
-	repo, sha, ok := s.stacksInForce(w)
-	if !ok {
-		return
-	}
-	t, ok := stackTarget(w, r, repo)
+	repo, sha, t, ok := s.stackRequest(w, r, nil)
 	if !ok {
 		return
 	}
@@ -81,14 +77,7 @@ func (s *Server) getStack(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) unlockStack(w http.ResponseWriter, r *http.Request) {
 	var req api.StackUnlockRequest
-	if !readBody(w, r, &req) {
-		return
-	}
-	repo, _, ok := s.stacksInForce(w)
-	if !ok {
-		return
-	}
-	t, ok := stackTarget(w, r, repo)
+	_, _, t, ok := s.stackRequest(w, r, &req)
 	if !ok {
 		return
 	}
@@ -127,6 +116,21 @@ func (s *Server) unlockStack(w http.ResponseWriter, r *http.Request) {
 		s.log.Warn("a stack's run lock was removed", "stack", t.Stack.Name, "instance", t.Instance, "user", user, "holder", h.String(), "force", req.Force)
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// stackRequest reads the body into req (nil: none), the revision in
+// force and its SHA, and the instance the path names; it answers the
+// request itself when one of them is wrong.
+func (s *Server) stackRequest(w http.ResponseWriter, r *http.Request, req any) (*spec.Repo, string, stack.Target, bool) {
+	if req != nil && !readBody(w, r, req) {
+		return nil, "", stack.Target{}, false
+	}
+	repo, sha, ok := s.stacksInForce(w)
+	if !ok {
+		return nil, "", stack.Target{}, false
+	}
+	t, ok := stackTarget(w, r, repo)
+	return repo, sha, t, ok
 }
 
 // stacksInForce is the revision in force, loaded, and its SHA; before
@@ -308,11 +312,7 @@ func wireLock(h lease.Holder) api.StackLock {
 const maxStackComment = 500
 
 func (s *Server) listStackApprovals(w http.ResponseWriter, r *http.Request) {
-	repo, _, ok := s.stacksInForce(w)
-	if !ok {
-		return
-	}
-	t, ok := stackTarget(w, r, repo)
+	_, _, t, ok := s.stackRequest(w, r, nil)
 	if !ok {
 		return
 	}
@@ -338,14 +338,7 @@ func (s *Server) listStackApprovals(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) approveStack(w http.ResponseWriter, r *http.Request) {
 	var req api.StackApprovalRequest
-	if !readBody(w, r, &req) {
-		return
-	}
-	repo, sha, ok := s.stacksInForce(w)
-	if !ok {
-		return
-	}
-	t, ok := stackTarget(w, r, repo)
+	repo, sha, t, ok := s.stackRequest(w, r, &req)
 	if !ok {
 		return
 	}
