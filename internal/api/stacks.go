@@ -38,6 +38,12 @@ type StackInstance struct {
 	// Lock is who runs the instance now (a plan or an apply), absent
 	// when no one does.
 	Lock *StackLock `json:"lock,omitempty"`
+	// Apply is gated: the instance's plans wait for its gates
+	// (approvals, windows, freezes); else each plan is applied at once.
+	Gated bool `json:"gated,omitempty"`
+	// Gate is where the last plan of a gated instance stands against its
+	// gates, absent when no plan waits.
+	Gate *StackGate `json:"gate,omitempty"`
 	// Pending are the inputs that read an upstream's output not applied
 	// yet, in the revision in force: the instance waits for them and is
 	// not planned until then.
@@ -187,4 +193,52 @@ type StackUnlock struct {
 	Held bool `json:"held"`
 	// Holder is who held it.
 	Holder *StackLock `json:"holder,omitempty"`
+}
+
+// StackGate is where a gated instance's plan stands against its gates.
+type StackGate struct {
+	// PlanID is the plan the approvals are of: a plan made again needs
+	// approvals of its own.
+	PlanID string `json:"planId"`
+	// Author wrote the revision the plan came from: their approval does
+	// not count.
+	Author string `json:"author,omitempty"`
+	// Need is how many approvals the plan needs; Approvals are the users
+	// whose approval counts.
+	Need      int      `json:"need"`
+	Approvals []string `json:"approvals"`
+	// Blocks are the closed gates (approvals, window, freeze); none when
+	// the plan may be applied.
+	Blocks []GateBlock `json:"blocks,omitempty"`
+	// Message says what the plan waits for, in words.
+	Message string `json:"message"`
+}
+
+// StackApprovalRequest is the body of POST …/approvals.
+type StackApprovalRequest struct {
+	// Plan is the plan approved: the instance's current plan (its
+	// planId), else the answer is 409 naming the current one.
+	Plan string `json:"plan" jsonschema:"required,minLength=1,maxLength=200"`
+	// Comment is kept with the approval and in the audit record.
+	Comment string `json:"comment,omitempty" jsonschema:"maxLength=500"`
+}
+
+// StackApproval is one user's approval of a stack instance's plan.
+type StackApproval struct {
+	ID       int64  `json:"id"`
+	Stack    string `json:"stack"`
+	Instance string `json:"instance"`
+	Plan     string `json:"plan"`
+	// Revision was in force when the plan was approved.
+	Revision string    `json:"revision,omitempty"`
+	User     string    `json:"user"`
+	Comment  string    `json:"comment,omitempty"`
+	At       time.Time `json:"at"`
+}
+
+// StackApprovalList is the answer of GET …/approvals: the approvals of
+// one plan.
+type StackApprovalList struct {
+	Plan  string          `json:"plan"`
+	Items []StackApproval `json:"items"`
 }

@@ -25,16 +25,19 @@ func newStackCmd(g *globals) *cobra.Command {
 	var data string
 	cmd := &cobra.Command{
 		Use:   "stack",
-		Short: "List, plan, read the outputs of and unlock a repository's Terraform stacks",
-		Long: `The stack commands work offline on a platform repository (default: the current
-directory) and on the data directory (--data, default ./.socle) where socle keeps
-each stack instance's plan, state, runs and lock.
+		Short: "List, plan, approve, read the outputs of and unlock a repository's Terraform stacks",
+		Long: `list, plan, outputs and unlock work offline on a platform repository (default:
+the current directory) and on the data directory (--data, default ./.socle)
+where socle keeps each stack instance's plan, state, runs and lock.
 
-There is no socle stack apply, and this version of socle does not apply stacks
-yet: applying will be the server's job, behind the environment's gates.`,
+The server (socle up) applies the plans: at once where an instance applies
+automatically, and where it is gated (apply: gated, or an environment that
+syncs manually) once its gates open for that plan: socle stack approve, through
+the server, approves it. There is no socle stack apply: what is applied is
+what the repository says, through the server.`,
 	}
 	cmd.PersistentFlags().StringVar(&data, "data", ".socle", "data directory holding the stacks' plans, states, runs and locks")
-	cmd.AddCommand(newStackListCmd(g, &data), newStackPlanCmd(g, &data), newStackOutputsCmd(g, &data), newStackUnlockCmd(g, &data))
+	cmd.AddCommand(newStackListCmd(g, &data), newStackPlanCmd(g, &data), newStackOutputsCmd(g, &data), newStackUnlockCmd(g, &data), newStackApproveCmd(g))
 	return cmd
 }
 

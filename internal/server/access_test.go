@@ -95,6 +95,8 @@ func calls(op api.Operation) []call {
 		return []call{{op, "", path, `{"user": "paul"}`}}
 	case op.ID == "registerArtifact":
 		return []call{{op, "", path, `{"revision": "0000000"}`}} // no such revision: 404 once allowed
+	case op.ID == "approveStack":
+		return []call{{op, "", path, `{"plan": "sha256:0000"}`}} // no such stack: 404 once allowed (TestStackApproveAccess checks the rule)
 	}
 	return []call{{op, "", path, body}}
 }
@@ -585,4 +587,58 @@ func (f *accessFixture) doUnchecked(t *testing.T, c call, user string) (int, str
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b)
+}
+
+// TestStackApproveAccess checks who may approve a stack instance's plan,
+// against the rule written out from the issue: edge, owned by
+// guest-experience, in dev (developers deploy there: tom, ines) and in
+// prod (approvers: ines); hub, in a zone and without an owner (admins
+// only); lena is an admin. Those allowed reach the plan check (409: no
+// plan waits), the others get 403 with the rule's words.
+func TestStackApproveAccess(t *testing.T) {
+	t.Parallel()
+	repo := stackRepoBy(t, "Ann Example", "ann@example.com", map[string][2]string{
+		"stacks/edge/stack.yaml": {"dependsOn: [hub]\n", "dependsOn: [hub]\nowner: guest-experience\n"}})
+	r := start(t, repo, t.TempDir())
+	t.Cleanup(r.stop)
+	r.waitFor(t, "the platform in force", func(st Status) bool { return st.LastGood != nil })
+	f := &accessFixture{running: r, tokens: map[string]string{}}
+	for _, p := range people {
+		if p != "" {
+			tok, _, err := auth.Create(t.Context(), r.Store(), p, "access test", "test", time.Time{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			f.tokens[p] = tok
+		}
+	}
+	op := api.Operations[slices.IndexFunc(api.Operations, func(op api.Operation) bool { return op.ID == "approveStack" })]
+	may := map[string][]string{
+		"edge/dev":         {"tom", "ines", "lena"},
+		"edge/prod":        {"ines", "lena"},
+		"hub/connectivity": {"lena"},
+	}
+	for inst, allowed := range may {
+		c := call{op: op, path: "/api/v1/stacks/" + inst + "/approvals", body: `{"plan": "sha256:0000"}`}
+		for _, user := range people {
+			code, _, body := f.do(t, c, user)
+			switch {
+			case user == "":
+				if code != http.StatusUnauthorized {
+					t.Errorf("%s without a token: %d", inst, code)
+				}
+			case slices.Contains(allowed, user):
+				if code != http.StatusConflict {
+					t.Errorf("%s as %s: %d %s, want 409 (allowed, no plan waits)", inst, user, code, body)
+				}
+			case code != http.StatusForbidden:
+				t.Errorf("%s as %s: %d %s, want 403", inst, user, code, body)
+			case user != "stranger" && !strings.Contains(body, "admin"):
+				t.Errorf("%s as %s: 403 without the rule: %s", inst, user, body)
+			}
+		}
+	}
+	if code, _, body := f.do(t, call{op: op, path: "/api/v1/stacks/edge/prod/approvals", body: `{"plan": "p", "comment": "two\nlines"}`}, "lena"); code != http.StatusBadRequest {
+		t.Errorf("a comment of two lines: %d %s, want 400", code, body)
+	}
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/socle-dev/socle/internal/api"
 	"github.com/socle-dev/socle/internal/promotion"
+	"github.com/socle-dev/socle/internal/stack"
 
 	"github.com/socle-dev/socle/internal/audit"
 	"github.com/socle-dev/socle/internal/store"
@@ -180,8 +181,14 @@ func (s *Server) doraFilter(r *http.Request) (store.DORAFilter, error) {
 				f.Apps = append(f.Apps, a.Name)
 			}
 		}
+		// The applies of the stacks the team owns are its deployments too.
+		for _, st := range repo.Stacks {
+			if st.Config.Owner == team {
+				f.Apps = append(f.Apps, stack.StoreApp(st.Name))
+			}
+		}
 		if len(f.Apps) == 0 {
-			f.Apps = []string{"\x00none"} // a team without apps deployed nothing
+			f.Apps = []string{"\x00none"} // a team without apps nor stacks deployed nothing
 		}
 	}
 	if p := q.Get("period"); p != "" {

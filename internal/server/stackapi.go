@@ -1,12 +1,14 @@
 package server
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"slices"
 	"strings"
+	"unicode"
 
 	"github.com/socle-dev/socle/internal/api"
 	"github.com/socle-dev/socle/internal/lease"
@@ -14,6 +16,7 @@ import (
 	"github.com/socle-dev/socle/internal/spec"
 	"github.com/socle-dev/socle/internal/stack"
 	"github.com/socle-dev/socle/internal/store"
+	units "github.com/socle-dev/socle/internal/unit"
 )
 
 // notRun is why a socle without terraform lists stacks and runs none.
@@ -36,6 +39,7 @@ func (s *Server) listStacks(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	v := newStackView(repo, s.stacks)
+	v.gate = s.stackGate(r.Context(), repo, sha)
 	out := api.StackList{Revision: sha, Items: []api.StackInstance{}}
 	if s.stacks == nil {
 		out.NotRun = notRun
@@ -49,11 +53,7 @@ func (s *Server) listStacks(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) getStack(w http.ResponseWriter, r *http.Request) {
-	repo, sha, ok := s.stacksInForce(w)
-	if !ok {
-		return
-	}
-	t, ok := stackTarget(w, r, repo)
+	repo, sha, t, ok := s.stackRequest(w, r, nil)
 	if !ok {
 		return
 	}
@@ -64,6 +64,7 @@ func (s *Server) getStack(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	v := newStackView(repo, s.stacks)
+	v.gate = s.stackGate(r.Context(), repo, sha)
 	item, last := v.instance(t, u, found)
 	out := api.StackDetail{StackInstance: item, Revision: sha}
 	if s.stacks == nil {
@@ -76,14 +77,7 @@ func (s *Server) getStack(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) unlockStack(w http.ResponseWriter, r *http.Request) {
 	var req api.StackUnlockRequest
-	if !readBody(w, r, &req) {
-		return
-	}
-	repo, _, ok := s.stacksInForce(w)
-	if !ok {
-		return
-	}
-	t, ok := stackTarget(w, r, repo)
+	_, _, t, ok := s.stackRequest(w, r, &req)
 	if !ok {
 		return
 	}
@@ -122,6 +116,21 @@ func (s *Server) unlockStack(w http.ResponseWriter, r *http.Request) {
 		s.log.Warn("a stack's run lock was removed", "stack", t.Stack.Name, "instance", t.Instance, "user", user, "holder", h.String(), "force", req.Force)
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// stackRequest reads the body into req (nil: none), the revision in
+// force and its SHA, and the instance the path names; it answers the
+// request itself when one of them is wrong.
+func (s *Server) stackRequest(w http.ResponseWriter, r *http.Request, req any) (*spec.Repo, string, stack.Target, bool) {
+	if req != nil && !readBody(w, r, req) {
+		return nil, "", stack.Target{}, false
+	}
+	repo, sha, ok := s.stacksInForce(w)
+	if !ok {
+		return nil, "", stack.Target{}, false
+	}
+	t, ok := stackTarget(w, r, repo)
+	return repo, sha, t, ok
 }
 
 // stacksInForce is the revision in force, loaded, and its SHA; before
@@ -173,6 +182,8 @@ type stackView struct {
 	// outs reads each upstream's outputs once per answer, to resolve
 	// the instances' inputs.
 	outs stack.Outputs
+	// gate judges the gates of a gated instance's plan (nil: not shown).
+	gate func(t stack.Target, planID string) (stack.GateState, error)
 }
 
 func newStackView(repo *spec.Repo, runner *stack.Runner) *stackView {
@@ -221,6 +232,14 @@ func (v *stackView) instance(t stack.Target, u store.UnitState, found bool) (api
 		out.Plan = &api.StackPlan{Status: string(res.Status), Reason: string(res.Reason), Message: res.Message, PlanID: res.PlanID, Hash: res.Hash,
 			Summary: api.StackSummary(res.Summary), RecordedAt: at.UTC(), Outdated: now != nil && res.Hash != "" && now.Hash != res.Hash}
 	}
+	out.Gated = stack.ApplyOf(v.repo, t.Stack, inst) == spec.StackApplyGated
+	if out.Gated && v.gate != nil && last != nil && last.Status == stack.StatusPlanned && last.PlanID != "" && !out.Plan.Outdated {
+		if g, err := v.gate(t, last.PlanID); err != nil {
+			problem("the approvals of the last plan", err)
+		} else {
+			out.Gate = wireGate(g, last.Summary)
+		}
+	}
 	if run, ok, err := v.runner.LastRun(name, inst); err != nil {
 		problem("the last apply", err)
 	} else if ok {
@@ -261,6 +280,135 @@ func (v *stackView) detail(t stack.Target, res *stack.Result, out *api.StackDeta
 	}
 }
 
+// stackGate judges the gates of a plan of an instance of repo (sha) as
+// the stack kind does, now: the approvals recorded, the author of the
+// revision in force (the kind counts from the revision it first saw the
+// plan at, which is this one unless a later commit left the plan as it
+// was).
+func (s *Server) stackGate(ctx context.Context, repo *spec.Repo, sha string) func(stack.Target, string) (stack.GateState, error) {
+	return func(t stack.Target, planID string) (stack.GateState, error) {
+		approvers, err := s.stackApprovers(ctx, t.Stack.Name, t.Instance, planID)
+		if err != nil {
+			return stack.GateState{}, err
+		}
+		return stack.CheckGate(repo, t.Stack, t.Instance, planID, s.clock.Now(), s.promo.AuthorOf(repo, sha), approvers), nil
+	}
+}
+
+func wireGate(g stack.GateState, sum stack.Summary) *api.StackGate {
+	out := &api.StackGate{PlanID: g.PlanID, Author: g.Author, Need: g.Need, Approvals: append([]string{}, g.Approvers...), Message: g.Message(sum.String())}
+	for _, b := range g.Blocks {
+		out.Blocks = append(out.Blocks, api.GateBlock{Gate: api.GateKind(b.Gate), Reason: b.Reason, Opens: b.Opens.UTC()})
+	}
+	return out
+}
+
 func wireLock(h lease.Holder) api.StackLock {
 	return api.StackLock{PID: h.PID, Host: h.Host, Addr: h.Addr, Since: h.Since.UTC()}
+}
+
+// maxStackComment bounds an approval's comment, which goes into the
+// audit trail.
+const maxStackComment = 500
+
+func (s *Server) listStackApprovals(w http.ResponseWriter, r *http.Request) {
+	_, _, t, ok := s.stackRequest(w, r, nil)
+	if !ok {
+		return
+	}
+	plan := r.URL.Query().Get("plan")
+	if plan == "" && s.stacks != nil {
+		if res, _, ok := s.stacks.LastPlan(t.Stack.Name, t.Instance); ok {
+			plan = res.PlanID
+		}
+	}
+	out := api.StackApprovalList{Plan: plan, Items: []api.StackApproval{}}
+	if plan != "" {
+		as, err := s.store.Approvals(r.Context(), stack.StoreApp(t.Stack.Name), t.Instance, plan)
+		if err != nil {
+			writeError(w, http.StatusInternalServerError, "store", err.Error())
+			return
+		}
+		for _, a := range as {
+			out.Items = append(out.Items, wireStackApproval(t, a))
+		}
+	}
+	s.reply(w, r, out)
+}
+
+func (s *Server) approveStack(w http.ResponseWriter, r *http.Request) {
+	var req api.StackApprovalRequest
+	repo, sha, t, ok := s.stackRequest(w, r, &req)
+	if !ok {
+		return
+	}
+	user := callerOf(r).User
+	if !repo.MayApproveStack(user, t.Stack, t.Instance) {
+		writeError(w, http.StatusForbidden, "forbidden", stackApproveDenial(repo, user, t))
+		return
+	}
+	comment := strings.TrimSpace(req.Comment)
+	if strings.ContainsFunc(comment, unicode.IsControl) {
+		writeJSON(w, http.StatusBadRequest, api.Error{Error: api.ErrorBody{Code: "bad_request", Message: "the comment must be one line of text", Details: map[string]string{"field": "comment"}}})
+		return
+	}
+	if s.stacks == nil {
+		writeError(w, http.StatusConflict, "refused", notRun)
+		return
+	}
+	name, inst := t.Stack.Name, t.Instance
+	cur, _, planned := s.stacks.LastPlan(name, inst)
+	switch {
+	case stack.ApplyOf(repo, t.Stack, inst) != spec.StackApplyGated:
+		writeError(w, http.StatusConflict, "conflict", fmt.Sprintf("%s @ %s applies its plans automatically: there is nothing to approve", name, inst))
+		return
+	case !planned || cur.Status != stack.StatusPlanned || cur.PlanID == "":
+		writeError(w, http.StatusConflict, "conflict", fmt.Sprintf("%s @ %s has no plan waiting to be applied, so plan %s cannot be approved", name, inst, req.Plan))
+		return
+	case req.Plan != cur.PlanID:
+		writeError(w, http.StatusConflict, "conflict", fmt.Sprintf("plan %s is not the current plan of %s @ %s: the current one is %s (%s)", req.Plan, name, inst, cur.PlanID, cur.Summary))
+		return
+	}
+	detail, err := json.Marshal(struct {
+		Stack    string        `json:"stack"`
+		Instance string        `json:"instance"`
+		Plan     string        `json:"plan"`
+		Summary  stack.Summary `json:"summary"`
+		Comment  string        `json:"comment,omitempty"`
+	}{name, inst, cur.PlanID, cur.Summary, comment})
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "internal", err.Error())
+		return
+	}
+	a, err := s.store.AddApproval(r.Context(), store.Approval{App: stack.StoreApp(name), Env: inst, Revision: sha, Artifact: cur.PlanID, User: user, Comment: comment},
+		&store.AuditRecord{Actor: user, Action: "stack.approved", Detail: detail})
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "store", err.Error())
+		return
+	}
+	s.announce.Record(r.Context(), store.Event{Kind: "stack.approval", App: name, Env: inst, Revision: sha,
+		Message: fmt.Sprintf("%s approved plan %s of stack %s @ %s (%s)", user, cur.PlanID, name, inst, cur.Summary)})
+	if s.engine != nil {
+		s.engine.Trigger(units.Key{Kind: stack.KindID, Name: name, Env: inst}) // its gates may be open now
+	}
+	writeJSON(w, http.StatusCreated, wireStackApproval(t, a))
+}
+
+// stackApproveDenial says who may approve t's plans, for a 403.
+func stackApproveDenial(repo *spec.Repo, user string, t stack.Target) string {
+	name, inst := t.Stack.Name, t.Instance
+	owner := t.Stack.Config.Owner
+	if owner == "" {
+		return fmt.Sprintf("stack %s has no owner team (stack.yaml owner), so only an admin may approve its plans", name)
+	}
+	role := repo.RoleIn(user, owner)
+	if role == "" {
+		role = "no role"
+	}
+	return fmt.Sprintf("%s has %s in %s, the owner team of stack %s; the plans of %s @ %s are approved by %s of %s, or an admin",
+		user, role, owner, name, name, inst, joinRoles(repo.StackApproveRoles(t.Stack, inst)), owner)
+}
+
+func wireStackApproval(t stack.Target, a store.Approval) api.StackApproval {
+	return api.StackApproval{ID: a.ID, Stack: t.Stack.Name, Instance: t.Instance, Plan: a.Artifact, Revision: a.Revision, User: a.User, Comment: a.Comment, At: a.At.UTC()}
 }

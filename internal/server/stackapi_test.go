@@ -19,6 +19,7 @@ import (
 	"github.com/socle-dev/socle/internal/api"
 	"github.com/socle-dev/socle/internal/api/client"
 	"github.com/socle-dev/socle/internal/auth"
+	"github.com/socle-dev/socle/internal/clock"
 	"github.com/socle-dev/socle/internal/lease"
 	"github.com/socle-dev/socle/internal/source"
 	"github.com/socle-dev/socle/internal/spec"
@@ -103,6 +104,13 @@ resource "terraform_data" "edge" {
 // stackRepo is the demo platform with stackFiles, committed.
 func stackRepo(t *testing.T) string {
 	t.Helper()
+	return stackRepoBy(t, "Ann Example", "ann@example.com", nil)
+}
+
+// stackRepoBy is the demo platform with stackFiles changed by edits
+// (file → old → new), committed by author <email>.
+func stackRepoBy(t *testing.T, author, email string, edits map[string][2]string) string {
+	t.Helper()
 	src := filepath.Join(t.TempDir(), "src")
 	if err := os.CopyFS(src, os.DirFS("../../examples/platform")); err != nil {
 		t.Fatal(err)
@@ -112,12 +120,18 @@ func stackRepo(t *testing.T) string {
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 			t.Fatal(err)
 		}
+		if e, ok := edits[name]; ok {
+			if !strings.Contains(body, e[0]) {
+				t.Fatalf("%s has no %q", name, e[0])
+			}
+			body = strings.Replace(body, e[0], e[1], 1)
+		}
 		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
 	dir := filepath.Join(t.TempDir(), "platform")
-	if _, err := source.Init(context.Background(), src, dir, "Ann Example", "ann@example.com", "platform with stacks"); err != nil {
+	if _, err := source.Init(context.Background(), src, dir, author, email, "platform with stacks"); err != nil {
 		t.Fatal(err)
 	}
 	return dir
@@ -450,7 +464,7 @@ func TestStacksApplied(t *testing.T) {
 	if hub.Outputs["key"] != stack.Redacted {
 		t.Errorf("hub's outputs %v, want key redacted", hub.Outputs)
 	}
-	for _, path := range []string{"/api/v1/stacks", "/api/v1/stacks/hub/connectivity", "/api/v1/stacks/edge/dev", "/api/v1/stacks/edge/prod"} {
+	for _, path := range []string{"/api/v1/stacks", "/api/v1/stacks/hub/connectivity", "/api/v1/stacks/edge/dev", "/api/v1/stacks/edge/prod", "/api/v1/stacks/edge/prod/approvals"} {
 		if code, body := getBody(t, r.url, r.token, path); code != http.StatusOK || strings.Contains(body, hubSecret) {
 			t.Errorf("%s: %d, secret shown: %v", path, code, strings.Contains(body, hubSecret))
 		}
@@ -459,5 +473,164 @@ func TestStacksApplied(t *testing.T) {
 		if u.App == "hub" || u.App == "edge" {
 			t.Errorf("socle's status lists a stack as an app: %+v", u)
 		}
+	}
+}
+
+// TestStackApproval approves a gated stack instance's plan through the
+// API and has the real engine apply it with terraform: held for an
+// approval; the author's approval does not count; an approval of
+// another plan is a 409 naming the current one; someone outside the
+// owner team gets the rule's words; an approver of the owner team
+// approves and the plan is applied, as an audit record by socle with
+// its approvers (the chain verifies) and a deployment of prod in DORA.
+func TestStackApproval(t *testing.T) {
+	if _, err := exec.LookPath("terraform"); err != nil {
+		t.Skip("no terraform on PATH: this test runs the real binary")
+	}
+	t.Parallel()
+	// ines (an approver of guest-experience, the owner) wrote the
+	// revision; prod opens on Tuesdays and Thursdays 10:00-16:00 Paris
+	// time: socle's clock is moved into it.
+	repo := stackRepoBy(t, "Ines Moser", "ines.moser@alpenrose.example", map[string][2]string{
+		"stacks/edge/stack.yaml": {"dependsOn: [hub]\n", "dependsOn: [hub]\nowner: guest-experience\n"}})
+	offset := filepath.Join(t.TempDir(), "offset")
+	paris, err := time.LoadLocation("Europe/Paris")
+	if err != nil {
+		t.Fatal(err)
+	}
+	day := time.Now().In(paris)
+	day = time.Date(day.Year(), day.Month(), day.Day()+1, 11, 0, 0, 0, paris)
+	for day.Weekday() != time.Tuesday {
+		day = day.AddDate(0, 0, 1)
+	}
+	if err := os.WriteFile(offset, []byte(time.Until(day).Round(time.Second).String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := startWith(t, Config{Repo: repo, Data: t.TempDir(), ApplyStacks: true, Clock: clock.Offset{Path: offset}})
+	t.Cleanup(r.stop)
+	ctx := t.Context()
+	tokens := map[string]string{}
+	for _, u := range []string{"ines", "lena", "tom", "sofia"} {
+		tok, _, err := auth.Create(ctx, r.Store(), u, "stack approval test", "test", time.Time{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		tokens[u] = tok
+	}
+	as := func(user string) *client.Client { return client.New(r.url, tokens[user]) }
+	c := client.New(r.url, r.token)
+
+	prod := waitStack(t, c, "edge", "prod", "held for an approval", func(d api.StackDetail) bool {
+		return d.Unit != nil && d.Unit.Reason == "AwaitingApproval" && d.Gate != nil
+	})
+	plan := prod.Plan.PlanID
+	if g := prod.Gate; !prod.Gated || g.PlanID != plan || g.Need != 1 || len(g.Approvals) != 0 || g.Author != "ines" ||
+		!strings.Contains(prod.Unit.Message, "waits for 1 approval (not by ines, who wrote the change)") {
+		t.Fatalf("edge @ prod: gated %v, gate %+v, says %q", prod.Gated, prod.Gate, prod.Unit.Message)
+	}
+	dora := func(query string) int {
+		var f api.DORAFigures
+		if err := c.Get(ctx, "/api/v1/dora?period=720h&"+query, &f); err != nil {
+			t.Fatal(err)
+		}
+		return f.Deployments
+	}
+	deploys, teamDeploys := dora("env=prod"), dora("env=prod&team=guest-experience")
+
+	// The author approves: recorded, but it does not count.
+	if a, err := as("ines").ApproveStack(ctx, "edge", "prod", plan, "looks right"); err != nil || a.Plan != plan || a.User != "ines" {
+		t.Fatalf("ines approves: %+v %v", a, err)
+	}
+	if d, _ := c.Stack(ctx, "edge", "prod"); d.Gate == nil || len(d.Gate.Approvals) != 0 || d.Apply != nil {
+		t.Fatalf("after the author's approval: gate %+v, apply %+v", d.Gate, d.Apply)
+	}
+	// Another plan: 409, naming the current one.
+	_, err = as("lena").ApproveStack(ctx, "edge", "prod", "sha256:0000", "")
+	if apiStatus(err) != http.StatusConflict || !strings.Contains(err.Error(), "the current one is "+plan) {
+		t.Errorf("approving another plan: %v, want 409 naming %s", err, plan)
+	}
+	// Outside the owner team, or a developer where developers do not
+	// deploy: 403 with the rule.
+	for _, u := range []string{"sofia", "tom"} {
+		_, err = as(u).ApproveStack(ctx, "edge", "prod", plan, "")
+		if apiStatus(err) != http.StatusForbidden || !strings.Contains(err.Error(), "approved by approver, admin of guest-experience") {
+			t.Errorf("%s approves: %v, want 403 with the rule", u, err)
+		}
+	}
+	if list, err := c.StackApprovals(ctx, "edge", "prod", ""); err != nil || list.Plan != plan || len(list.Items) != 1 || list.Items[0].User != "ines" {
+		t.Errorf("approvals: %+v %v", list, err)
+	}
+
+	// lena, an admin, approves: applied, as planned.
+	if _, err := as("lena").ApproveStack(ctx, "edge", "prod", plan, "go"); err != nil {
+		t.Fatal(err)
+	}
+	prod = waitStack(t, c, "edge", "prod", "applied", func(d api.StackDetail) bool {
+		return d.Apply != nil && d.Apply.Status == "Applied" && d.Unit != nil && d.Unit.Phase == "Synced"
+	})
+	if prod.Apply.PlanID != plan {
+		t.Errorf("applied plan %s, approved %s", prod.Apply.PlanID, plan)
+	}
+	var audit api.Page[api.AuditRecord]
+	if err := c.Get(ctx, "/api/v1/audit?action=stack.applied&limit=1000", &audit); err != nil {
+		t.Fatal(err)
+	}
+	var found bool
+	for _, rec := range audit.Items {
+		var d struct {
+			Stack, Instance, Plan string
+			Approvers             []string
+		}
+		json.Unmarshal(rec.Detail, &d)
+		if d.Stack == "edge" && d.Instance == "prod" {
+			found = true
+			if rec.Actor != "socle" || d.Plan != plan || !slices.Equal(d.Approvers, []string{"lena"}) {
+				t.Errorf("the audit record of the apply: %+v, detail %s", rec, rec.Detail)
+			}
+		}
+	}
+	if !found {
+		t.Errorf("no stack.applied record of edge @ prod in %+v", audit.Items)
+	}
+	var approved api.Page[api.AuditRecord]
+	if err := c.Get(ctx, "/api/v1/audit?action=stack.approved&limit=1000", &approved); err != nil || len(approved.Items) != 2 {
+		t.Errorf("stack.approved records: %+v %v", approved.Items, err)
+	}
+	var v api.AuditVerifyResult
+	if err := c.Get(ctx, "/api/v1/audit/verify", &v); err != nil || v.Problem != nil || v.Verified == 0 {
+		t.Errorf("the audit chain: %+v %v", v, err)
+	}
+	if got := dora("env=prod"); got != deploys+1 {
+		t.Errorf("DORA deployments of prod: %d, were %d; want one more for the stack's apply", got, deploys)
+	}
+	if got := dora("env=prod&team=guest-experience"); got != teamDeploys+1 {
+		t.Errorf("DORA deployments of prod by guest-experience, the stack's owner: %d, were %d; want one more", got, teamDeploys)
+	}
+	// The app views do not show the stack.
+	var apps api.Page[api.App]
+	if err := c.Get(ctx, "/api/v1/apps", &apps); err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range apps.Items {
+		if strings.HasPrefix(a.Name, "stack:") || a.Name == "edge" {
+			t.Errorf("the matrix lists a stack as an app: %s", a.Name)
+		}
+	}
+}
+
+// waitStack polls the API until cond holds for the instance: a
+// condition, not a timing.
+func waitStack(t *testing.T, c *client.Client, name, instance, what string, cond func(api.StackDetail) bool) api.StackDetail {
+	t.Helper()
+	deadline := time.Now().Add(waitBudget)
+	for {
+		d, err := c.Stack(t.Context(), name, instance)
+		if err == nil && cond(d) {
+			return d
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s @ %s never %s: %+v %v", name, instance, what, d, err)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io/fs"
 	"path/filepath"
@@ -39,7 +40,22 @@ func (s *Server) stackKind() *stack.Kind {
 		return nil
 	}
 	return stack.NewKind(stack.KindConfig{Runner: s.stacks, InForce: s.pipeline.InForce, Files: s.repo.Files,
-		Judge: s.judgeStack, OnRun: s.onStackRun, OnDrift: s.onStackDrift, Log: s.log})
+		Judge: s.judgeStack, Approvals: s.stackApprovers, Author: s.authorOf, OnRun: s.onStackRun, OnDrift: s.onStackDrift, Log: s.log})
+}
+
+// authorOf names who wrote a revision, as promotions do (s.promo is
+// made after the engine's kinds).
+func (s *Server) authorOf(repo *spec.Repo, sha string) string { return s.promo.AuthorOf(repo, sha) }
+
+// stackApprovers are the users who approved a plan of a stack instance,
+// in order.
+func (s *Server) stackApprovers(ctx context.Context, name, instance, planID string) ([]string, error) {
+	as, err := s.store.Approvals(ctx, stack.StoreApp(name), instance, planID)
+	users := make([]string, len(as))
+	for i, a := range as {
+		users[i] = a.User
+	}
+	return users, err
 }
 
 // stackUnits are the desired units of the stacks of the revision in force.
@@ -92,13 +108,47 @@ func (s *Server) judgeStack(repo *spec.Repo, fsys fs.FS, revision string, r *sta
 	return true, strings.Join(why, "; ")
 }
 
-// onStackRun records each apply as an event, and notifies a failure.
-func (s *Server) onStackRun(r stack.Run) {
+// onStackRun records each apply the engine ran: an event; a release of
+// the instance (under stack.StoreApp, the plan as its artifact), which
+// DORA counts as a deployment of its environment or zone, or a failed
+// change; and, with the release's end in the same transaction, an audit
+// record stack.applied or stack.apply_failed by socle, with the plan,
+// its summary and its approvers.
+func (s *Server) onStackRun(a stack.Applied) {
+	r := a.Run
+	ctx := context.Background()
 	msg := fmt.Sprintf("stack %s @ %s: plan %s %s", r.Stack, r.Instance, r.PlanID, strings.ToLower(string(r.Status)))
 	if r.Message != "" {
 		msg += ": " + r.Message
 	}
-	s.announce.Record(context.Background(), store.Event{Kind: "stack." + strings.ToLower(string(r.Status)), App: r.Stack, Env: r.Instance, Message: msg})
+	s.announce.Record(ctx, store.Event{Kind: "stack." + strings.ToLower(string(r.Status)), App: r.Stack, Env: r.Instance, Revision: a.Revision, Message: msg})
+	status, action := store.Succeeded, "stack.applied"
+	switch r.Status {
+	case stack.RunApplied:
+	case stack.RunFailed:
+		status, action = store.Failed, "stack.apply_failed"
+	default:
+		return // not an apply that ended: nothing was deployed
+	}
+	detail, err := json.Marshal(struct {
+		Stack     string        `json:"stack"`
+		Instance  string        `json:"instance"`
+		Plan      string        `json:"plan"`
+		Summary   stack.Summary `json:"summary"`
+		Approvers []string      `json:"approvers,omitempty"`
+		Message   string        `json:"message,omitempty"`
+	}{r.Stack, r.Instance, r.PlanID, a.Summary, a.Approvers, r.Message})
+	if err == nil {
+		var rel store.Release
+		rel, err = s.store.BeginRelease(ctx, store.Release{App: stack.StoreApp(r.Stack), Env: r.Instance, Revision: a.Revision, Artifact: r.PlanID, ConfigHash: r.Hash,
+			Strategy: "terraform", Trigger: store.TriggerSync, Author: a.Author, StartedAt: r.Started}, nil)
+		if err == nil {
+			err = s.store.FinishRelease(ctx, rel.ID, status, r.Message, &store.AuditRecord{Actor: "socle", Action: action, Detail: detail})
+		}
+	}
+	if err != nil {
+		s.log.Error("recording a stack's apply in the audit trail and the releases", "stack", r.Stack, "instance", r.Instance, "plan", r.PlanID, "err", err)
+	}
 }
 
 // onStackDrift records and notifies drift found in a stack instance.

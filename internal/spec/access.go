@@ -112,6 +112,32 @@ func (r *Repo) MayApprove(user, app string) bool {
 	return role == RoleApprover || role == RoleAdmin
 }
 
+// StackApproveRoles returns the roles of s's owner team that may
+// approve the plans of s's instance: approver and admin where the instance
+// is production-like (any zone, or an environment whose deployRoles leave
+// developers out), developer and above elsewhere. An admin of any team
+// may approve any plan; without an owner, only admins may.
+func (r *Repo) StackApproveRoles(s *Stack, instance string) []Role {
+	if s.PerZone() || !slices.Contains(r.DeployRoles(instance), RoleDeveloper) {
+		return []Role{RoleApprover, RoleAdmin}
+	}
+	return []Role{RoleDeveloper, RoleApprover, RoleAdmin}
+}
+
+// MayApproveStack reports whether user may approve the plans of s's
+// instance (see StackApproveRoles). Never a plan of their own change:
+// that is counted against the change.
+func (r *Repo) MayApproveStack(user string, s *Stack, instance string) bool {
+	if r.Admin(user) {
+		return true
+	}
+	if s.Config.Owner == "" {
+		return false
+	}
+	role := r.RoleIn(user, s.Config.Owner)
+	return role != "" && slices.Contains(r.StackApproveRoles(s, instance), role)
+}
+
 // MayReadLogs reports whether user may read app's logs: a developer or
 // above of its team, or an admin, in every environment.
 func (r *Repo) MayReadLogs(user, app string) bool {

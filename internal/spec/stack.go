@@ -51,6 +51,11 @@ type StackConfig struct {
 	Kind       string `json:"kind" jsonschema:"required,enum=Stack"`
 	// Description is free text shown in the portal.
 	Description string `json:"description,omitempty"`
+	// Owner is the team that answers for the stack (teams.yaml): its
+	// approvers approve the plans of production-like instances, its
+	// developers those of the others. Without an owner only admins
+	// approve.
+	Owner string `json:"owner,omitempty"`
 	// Zones the stack is applied to, one instance per landing zone: a
 	// platform stack (connectivity, identity, management). A stack lists
 	// zones or environments, not both.
@@ -395,6 +400,7 @@ func (l *loading) checkStack(s *Stack) {
 	case len(c.Zones) == 0 && len(c.Environments) == 0:
 		l.at(file, "missing zones or environments: a stack names where it is applied, one instance each (zones: [connectivity], or environments: [dev, prod])")
 	}
+	l.refOpt(file, "team", c.Owner, l.names.teams, "owner")
 	l.checkNameList(file, "zones", "zone", c.Zones, l.names.zones)
 	l.checkNameList(file, "environments", "environment", c.Environments, l.names.envs)
 	instances := map[string]bool{}

@@ -217,6 +217,9 @@ func TestStackProblems(t *testing.T) {
 			[]string{`stacks/app-zone/backend.tf:2:3: the configuration declares backend "s3", but socle keeps this stack's state (stack.yaml: backend socle, the default): remove the block, or set backend: own in stacks/app-zone/stack.yaml`}},
 		{"own backend", map[string]string{az: azYAML + "backend: own\n", "stacks/app-zone/backend.tf": "terraform {\n  backend \"s3\" {}\n}\n"}, nil},
 		{"json configuration", map[string]string{"stacks/app-zone/extra.tf.json": `{"output": {"extra": {"value": "x", "sensitive": true}}}`}, nil},
+		{"unknown owner", map[string]string{az: azYAML + "owner: netops\n"},
+			[]string{`stacks/app-zone/stack.yaml:14:8: owner: no team "netops" (known: platform)`}},
+		{"known owner", map[string]string{az: azYAML + "owner: platform\n"}, nil},
 		{"bad stack name", map[string]string{"stacks/App/stack.yaml": "apiVersion: socle.dev/v1\nkind: Stack\nzones: [connectivity]\n", "stacks/App/main.tf": "\n"},
 			[]string{`stacks/App: stack directory "App" is not a valid stack name: lowercase letters, digits and dashes, at most 63`}},
 	}
@@ -339,6 +342,62 @@ func TestTruncate(t *testing.T) {
 		got := Truncate(c.s, c.n)
 		if got != c.want || !utf8.ValidString(got) {
 			t.Errorf("Truncate(%q, %d) = %q, want %q", c.s, c.n, got, c.want)
+		}
+	}
+}
+
+// TestMayApproveStack is the rule of who approves a stack instance's
+// plan: approvers of the owner team (or admins) where it is
+// production-like, developers and above of it elsewhere, admins only
+// without an owner.
+func TestMayApproveStack(t *testing.T) {
+	t.Parallel()
+	m := stacksRepo(t)
+	m["teams.yaml"] = &fstest.MapFile{Data: []byte(`apiVersion: socle.dev/v1
+kind: Teams
+teams:
+  - name: platform
+    members: [{user: ann, role: admin}]
+  - name: net
+    members:
+      - {user: dev, role: developer}
+      - {user: appr, role: approver}
+      - {user: view, role: viewer}
+  - name: other
+    members: [{user: stranger, role: approver}]
+`)}
+	m["stacks/app-zone/stack.yaml"] = &fstest.MapFile{Data: append(m["stacks/app-zone/stack.yaml"].Data, "owner: net\n"...)}
+	repo, ps := Load(m)
+	if ps.Errors() > 0 {
+		t.Fatal(ps.Err())
+	}
+	owned, zoned, ownerless := repo.Stack("app-zone"), repo.Stack("network"), *repo.Stack("app-zone")
+	ownerless.Config.Owner = ""
+	zonedOwned := *zoned
+	zonedOwned.Config.Owner = "net"
+	tests := []struct {
+		user     string
+		s        *Stack
+		instance string
+		want     bool
+	}{
+		{"dev", owned, "dev", true},       // not production-like: developers of the owner team
+		{"appr", owned, "dev", true},      //
+		{"view", owned, "dev", false},     // a viewer approves nothing
+		{"stranger", owned, "dev", false}, // an approver of another team
+		{"dev", owned, "prod", false},     // prod ends the promotion line: its deployRoles leave developers out
+		{"appr", owned, "prod", true},
+		{"ann", owned, "prod", true}, // an admin of any team
+		{"dev", &zonedOwned, "connectivity", false},
+		{"appr", &zonedOwned, "connectivity", true}, // a zone instance is production-like
+		{"appr", &ownerless, "dev", false},          // no owner: admins only
+		{"ann", &ownerless, "dev", true},
+		{"ann", zoned, "connectivity", true},
+		{"nobody", owned, "dev", false},
+	}
+	for _, tt := range tests {
+		if got := repo.MayApproveStack(tt.user, tt.s, tt.instance); got != tt.want {
+			t.Errorf("MayApproveStack(%s, %s, %s) = %v, want %v (roles %v)", tt.user, tt.s.Name, tt.instance, got, tt.want, repo.StackApproveRoles(tt.s, tt.instance))
 		}
 	}
 }

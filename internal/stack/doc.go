@@ -13,5 +13,7 @@
 // refresh-only plan that writes neither the state nor the saved plan,
 // recording the last check beside the instance. Kind is the engine's kind
 // of stack units (package reconcile): it plans, applies and checks each
-// instance of the revision in force, as the wiring asks (socle up).
+// instance of the revision in force, as the wiring asks (socle up),
+// holding a gated instance's plan until its gates open for that plan
+// (CheckGate, with package gate).
 package stack

@@ -79,7 +79,7 @@ func Units(repo *spec.Repo, revision string, selfHeals func(env string) bool) []
 	var out []unit.Desired
 	for _, t := range Targets(repo, nil) {
 		s, inst := t.Stack, t.Instance
-		d := Desired{Revision: revision, Apply: applyOf(repo, s, inst), Drift: time.Duration(s.Config.Drift)}
+		d := Desired{Revision: revision, Apply: ApplyOf(repo, s, inst), Drift: time.Duration(s.Config.Drift)}
 		d.Heal = d.Apply == spec.StackApplyAuto && (s.PerZone() || selfHeals == nil || selfHeals(inst))
 		raw, err := json.Marshal(d)
 		if err != nil {
@@ -98,8 +98,8 @@ func Units(repo *spec.Repo, revision string, selfHeals func(env string) bool) []
 	return out
 }
 
-// applyOf is when s's instance applies its plans.
-func applyOf(repo *spec.Repo, s *spec.Stack, inst string) spec.StackApply {
+// ApplyOf is when s's instance applies its plans.
+func ApplyOf(repo *spec.Repo, s *spec.Stack, inst string) spec.StackApply {
 	if s.Config.Apply != "" {
 		return s.Config.Apply
 	}
@@ -120,9 +120,17 @@ type KindConfig struct {
 	// Judge says whether the policies of repo (revision, whose files are
 	// fsys) deny a plan, and why. nil: no policy judges stacks.
 	Judge func(repo *spec.Repo, fsys fs.FS, revision string, r *Result) (denied bool, why string)
-	// OnRun is told of each apply that ran terraform, and each drift
-	// check that found drift (nil: nobody).
-	OnRun   func(r Run)
+	// Approvals returns who approved the plan planID of stack's
+	// instance, in order. nil: nobody approves, and gated instances are
+	// held.
+	Approvals func(ctx context.Context, stack, instance, planID string) ([]string, error)
+	// Author names who wrote a revision (a user of repo's teams where
+	// known): their approval of its plans does not count. nil: nobody is
+	// known.
+	Author func(repo *spec.Repo, revision string) string
+	// OnRun is told of each apply that ran terraform, and OnDrift of each
+	// drift check that found drift (nil: nobody).
+	OnRun   func(a Applied)
 	OnDrift func(d DriftResult, corrected bool)
 	// Parallel bounds the terraform runs of all units at once (default:
 	// the Runner's Parallel, else 2).
@@ -133,8 +141,10 @@ type KindConfig struct {
 // Kind is the engine's kind of stack units: it plans each instance of the
 // revision in force when its content (files, inputs, upstream outputs) or
 // its state changed, applies the saved plan at once where the instance
-// applies automatically and no policy denies it, holds it otherwise
-// (Blocked, with the reason), checks for drift at the stack's interval,
+// applies automatically and no policy denies it, where it is gated once
+// the gates open for that plan (CheckGate: approvals of that plan,
+// windows, freezes), holds it otherwise (Blocked, with the reason and
+// what it waits for), checks for drift at the stack's interval,
 // and reports each instance's status in words.
 //
 // A stack removed from Git is not destroyed: its resources and state stay
@@ -183,6 +193,18 @@ func (k *Kind) Decode(raw json.RawMessage) (any, error) {
 	return &d, nil
 }
 
+// Applied is an apply the kind ran, with what it was applied for.
+type Applied struct {
+	Run
+	// Revision is the revision the plan came from; Author wrote it.
+	Revision string
+	Author   string
+	Summary  Summary
+	// Approvers approved the plan; none where the instance applies
+	// automatically.
+	Approvers []string
+}
+
 // observed is what a pass found of an instance.
 type observed struct {
 	// notInForce: the revision in force is not the unit's yet.
@@ -196,6 +218,12 @@ type observed struct {
 	checked    bool
 	// stack is the stack as the revision observed has it.
 	stack *spec.Stack
+	// gate is where a gated instance's plan stands; gated says it was
+	// judged.
+	gate  GateState
+	gated bool
+	// from is the revision the plan came from.
+	from string
 }
 
 // Observe plans the instance (nothing runs when its content and state
@@ -239,7 +267,37 @@ func (k *Kind) Observe(ctx context.Context, u *reconcile.Unit) (any, error) {
 	if o.plan.Status == StatusPlanned && k.cfg.Judge != nil {
 		o.denied, o.why = k.cfg.Judge(repo, fsys, sha, &o.plan)
 	}
+	o.from = memoOf(u).planFrom(o.plan.PlanID, sha)
+	if o.plan.Status == StatusPlanned && o.plan.PlanID != "" && !o.denied && d.Apply == spec.StackApplyGated {
+		if err := k.judgeGate(ctx, u, repo, s, o); err != nil {
+			return nil, err
+		}
+	}
 	return o, nil
+}
+
+// judgeGate judges the gates of a gated instance's plan, and has the
+// unit looked at again when a calendar gate opens (an approval triggers
+// it; a minute is the bound where it does not reach this process).
+func (k *Kind) judgeGate(ctx context.Context, u *reconcile.Unit, repo *spec.Repo, s *spec.Stack, o *observed) error {
+	var approvers []string
+	if k.cfg.Approvals != nil {
+		var err error
+		if approvers, err = k.cfg.Approvals(ctx, s.Name, u.Key.Env, o.plan.PlanID); err != nil {
+			return reconcile.Errorf(reconcile.ReasonStoreError, "reading the approvals of plan %s: %v", o.plan.PlanID, err)
+		}
+	}
+	author := ""
+	if k.cfg.Author != nil {
+		author = k.cfg.Author(repo, o.from)
+	}
+	o.gate, o.gated = CheckGate(repo, s, u.Key.Env, o.plan.PlanID, u.Now, author, approvers), true
+	after := time.Minute
+	if t := o.gate.Opens(); !t.IsZero() {
+		after = min(after, max(t.Sub(u.Now), time.Second))
+	}
+	u.RequeueAfter(after)
+	return nil
 }
 
 // driftDue reports whether the instance is checked for drift now: it
@@ -312,6 +370,18 @@ type memo struct {
 	// heal: drift was found where the instance heals, so the content
 	// applied last may be applied again, once.
 	heal bool
+	// planID is the last plan seen, first seen at revision from: the
+	// revision the plan came from, whose author does not approve it.
+	planID, from string
+}
+
+// planFrom is the revision plan id came from: the one in force when the
+// unit first saw it (after a restart, the one in force now).
+func (m *memo) planFrom(id, revision string) string {
+	if id == "" || id != m.planID {
+		m.planID, m.from = id, revision
+	}
+	return m.from
 }
 
 func memoOf(u *reconcile.Unit) *memo {
@@ -335,24 +405,32 @@ func unsettled(u *reconcile.Unit, o *observed) bool {
 type applyStep struct {
 	stack *spec.Stack // as observed
 	ok    Approved
+	// for the record of the apply
+	from      string
+	summary   Summary
+	approvers []string
 }
 
 func (applyStep) Starts() bool     { return true }
 func (s applyStep) String() string { return "apply plan " + s.ok.PlanID }
 
 // Plan applies a plan that changes something where the instance applies
-// automatically, no policy denies it, and the same content did not fail
-// to apply before.
+// automatically, or its gates are open for this plan, no policy denies
+// it, and the same content did not fail to apply before.
 func (k *Kind) Plan(u *reconcile.Unit, obs any) reconcile.Step {
 	o := obs.(*observed)
 	d := u.Spec.(*Desired)
-	if o.notInForce || o.plan.Status != StatusPlanned || o.plan.PlanID == "" || o.denied || d.Apply != spec.StackApplyAuto {
+	if o.notInForce || o.plan.Status != StatusPlanned || o.plan.PlanID == "" || o.denied {
+		return nil
+	}
+	if d.Apply != spec.StackApplyAuto && (!o.gated || !o.gate.Open()) {
 		return nil
 	}
 	if failedBefore(u, o.plan.Hash) || unsettled(u, o) {
 		return nil
 	}
-	return applyStep{o.stack, Approved{PlanID: o.plan.PlanID, Hash: o.plan.Hash}}
+	return applyStep{stack: o.stack, ok: Approved{PlanID: o.plan.PlanID, Hash: o.plan.Hash},
+		from: o.from, summary: o.plan.Summary, approvers: o.gate.Approvers}
 }
 
 // failedBefore reports whether an apply of the instance's content hash
@@ -387,7 +465,13 @@ func (k *Kind) Apply(ctx context.Context, u *reconcile.Unit, step reconcile.Step
 	}
 	memoOf(u).heal = false
 	if k.cfg.OnRun != nil {
-		k.cfg.OnRun(run)
+		a := Applied{Run: run, Revision: st.from, Summary: st.summary, Approvers: st.approvers}
+		if k.cfg.Author != nil {
+			if repo, _ := k.cfg.InForce(); repo != nil {
+				a.Author = k.cfg.Author(repo, st.from)
+			}
+		}
+		k.cfg.OnRun(a)
 	}
 	was := u.Failed
 	u.Failed = nil
@@ -430,8 +514,10 @@ func (k *Kind) Health(u *reconcile.Unit, obs any) reconcile.UnitStatus {
 		switch {
 		case o.denied:
 			return set(reconcile.Blocked, reconcile.ReasonPolicyDenied, "plan "+p.PlanID+" ("+sum+") is denied: "+o.why)
-		case d.Apply == spec.StackApplyGated:
-			return set(reconcile.Blocked, ReasonAwaitingApproval, "plan "+p.PlanID+" ("+sum+") waits for approval: the instance applies gated")
+		case d.Apply == spec.StackApplyGated && o.gated && !o.gate.Approved():
+			return set(reconcile.Blocked, ReasonAwaitingApproval, o.gate.Message(sum))
+		case d.Apply == spec.StackApplyGated && o.gated && !o.gate.Open():
+			return set(reconcile.Blocked, reconcile.ReasonGateClosed, o.gate.Message(sum))
 		case failedBefore(u, p.Hash):
 			msg := "the apply failed"
 			if o.ran && o.run.Hash == p.Hash {

@@ -21,13 +21,14 @@ import (
 // inForce stands for the pipeline: the revision in force, which a test
 // moves, with its files (a checkout per revision).
 type inForce struct {
-	mu    sync.Mutex
-	repo  *spec.Repo
-	sha   string
-	dirs  map[string]string
-	deny  string // an instance whose plans the policies deny
-	runs  []Run
-	drift []DriftResult
+	mu      sync.Mutex
+	repo    *spec.Repo
+	sha     string
+	dirs    map[string]string
+	deny    string // an instance whose plans the policies deny
+	runs    []Run
+	applies []Applied
+	drift   []DriftResult
 }
 
 func (f *inForce) get() (*spec.Repo, string) {
@@ -62,6 +63,12 @@ func (f *inForce) set(t *testing.T, sha, dir string) {
 	f.repo, f.sha, f.dirs[sha] = repo, sha, dir
 }
 
+func (f *inForce) appliedWith() []Applied {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]Applied(nil), f.applies...)
+}
+
 func (f *inForce) applied() []Run {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -70,25 +77,44 @@ func (f *inForce) applied() []Run {
 
 type kindEngine struct {
 	*reconcile.Engine
-	t  *testing.T
-	f  *inForce
-	r  *Runner
-	st func() []reconcile.UnitStatus
+	t     *testing.T
+	f     *inForce
+	r     *Runner
+	store *sqlite.DB
 }
 
-func startKind(t *testing.T, f *inForce, r *Runner, resync time.Duration) *kindEngine {
+// startKind runs the stack kind in a real engine on a real store; opts
+// change its configuration.
+func startKind(t *testing.T, f *inForce, r *Runner, resync time.Duration, opts ...func(*KindConfig, *reconcile.Config)) *kindEngine {
 	t.Helper()
 	st, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "socle.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	k := NewKind(KindConfig{Runner: r, InForce: f.get, Files: f.files, Judge: f.judge,
-		OnRun:   func(run Run) { f.mu.Lock(); f.runs = append(f.runs, run); f.mu.Unlock() },
+	kc := KindConfig{Runner: r, InForce: f.get, Files: f.files, Judge: f.judge,
+		OnRun: func(a Applied) {
+			f.mu.Lock()
+			f.runs, f.applies = append(f.runs, a.Run), append(f.applies, a)
+			f.mu.Unlock()
+		},
 		OnDrift: func(d DriftResult, _ bool) { f.mu.Lock(); f.drift = append(f.drift, d); f.mu.Unlock() },
-	})
-	e, err := reconcile.New(reconcile.Config{Store: st, Kinds: []reconcile.Kind{k}, Resync: resync,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		// The approvals as the server keeps them.
+		Approvals: func(ctx context.Context, stack, instance, planID string) ([]string, error) {
+			as, err := st.Approvals(ctx, StoreApp(stack), instance, planID)
+			users := make([]string, len(as))
+			for i, a := range as {
+				users[i] = a.User
+			}
+			return users, err
+		},
+	}
+	ec := reconcile.Config{Store: st, Resync: resync, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	for _, o := range opts {
+		o(&kc, &ec)
+	}
+	ec.Kinds = []reconcile.Kind{NewKind(kc)}
+	e, err := reconcile.New(ec)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,7 +125,7 @@ func startKind(t *testing.T, f *inForce, r *Runner, resync time.Duration) *kindE
 	done := make(chan struct{})
 	go func() { e.Run(ctx); close(done) }()
 	t.Cleanup(func() { cancel(); <-done })
-	return &kindEngine{Engine: e, t: t, f: f, r: r}
+	return &kindEngine{Engine: e, t: t, f: f, r: r, store: st}
 }
 
 // apply hands the engine the units of the revision in force.

@@ -236,6 +236,23 @@ func (c *Client) Stack(ctx context.Context, stack, instance string) (api.StackDe
 	return v, c.Get(ctx, fmt.Sprintf("/api/v1/stacks/%s/%s", esc(stack), esc(instance)), &v)
 }
 
+// StackApprovals returns the approvals of plan ("": the current plan) of
+// a stack instance.
+func (c *Client) StackApprovals(ctx context.Context, stack, instance, plan string) (api.StackApprovalList, error) {
+	var v api.StackApprovalList
+	path := fmt.Sprintf("/api/v1/stacks/%s/%s/approvals", esc(stack), esc(instance))
+	if plan != "" {
+		path += "?plan=" + url.QueryEscape(plan)
+	}
+	return v, c.Get(ctx, path, &v)
+}
+
+// ApproveStack approves plan, the current plan of a stack instance.
+func (c *Client) ApproveStack(ctx context.Context, stack, instance, plan, comment string) (api.StackApproval, error) {
+	var v api.StackApproval
+	return v, c.Do(ctx, http.MethodPost, fmt.Sprintf("/api/v1/stacks/%s/%s/approvals", esc(stack), esc(instance)), api.StackApprovalRequest{Plan: plan, Comment: comment}, &v)
+}
+
 // UnlockStack removes the run lock of a stack instance; force takes it
 // from a live holder.
 func (c *Client) UnlockStack(ctx context.Context, stack, instance string, force bool) (api.StackUnlock, error) {
