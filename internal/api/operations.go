@@ -141,7 +141,7 @@ var Operations = []Operation{
 	{ID: "listStacks", Method: "GET", Path: "/api/v1/stacks", Summary: "Every instance of every infrastructure stack: the engine's status, the last plan, the last apply and who runs it now",
 		Description: "Upstream stacks first. When socle has neither terraform nor tofu on its PATH, notRun says so and the instances carry no plan. 409 with code refused before the first valid revision.",
 		Tag:         "stacks", Access: AccessMember, Response: StackList{}, Errors: []int{http.StatusConflict}},
-	{ID: "getStack", Method: "GET", Path: "/api/v1/stacks/{stack}/{instance}", Summary: "A stack instance: its last plan resource by resource, its inputs and the outputs of its last apply, secrets redacted",
+	{ID: "getStack", Method: "GET", Path: "/api/v1/stacks/{stack}/{instance}", Summary: "A stack instance: its last plan resource by resource, its inputs, the outputs of its last apply, its last drift check and the applies kept, secrets redacted",
 		Description: "The instance is the zone or the environment the stack is in. 409 with code refused before the first valid revision.",
 		Tag:         "stacks", Access: AccessMember, Response: StackDetail{}, Errors: []int{http.StatusConflict}},
 	{ID: "unlockStack", Method: "POST", Path: "/api/v1/stacks/{stack}/{instance}/unlock", Summary: "Remove the run lock of a stack instance (audited)",

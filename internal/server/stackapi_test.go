@@ -447,6 +447,12 @@ func TestStacksApplied(t *testing.T) {
 	if prod.Apply != nil || prod.Plan == nil || prod.Plan.Status != "Planned" || prod.Plan.Summary.Add == 0 {
 		t.Errorf("edge @ prod: apply %+v, plan %+v; want planned and held", prod.Apply, prod.Plan)
 	}
+	if len(dev.History) != 1 || dev.History[0] != *dev.Apply {
+		t.Errorf("edge @ dev's history %+v, want its one apply %+v", dev.History, *dev.Apply)
+	}
+	if len(prod.History) != 0 || dev.Unit.Revision != dev.Revision {
+		t.Errorf("edge @ prod's history %+v, want none; edge @ dev planned from %q, want %q", prod.History, dev.Unit.Revision, dev.Revision)
+	}
 	if hub.Outputs["key"] != stack.Redacted {
 		t.Errorf("hub's outputs %v, want key redacted", hub.Outputs)
 	}
