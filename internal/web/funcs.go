@@ -32,6 +32,14 @@ var funcs = template.FuncMap{
 	"periodName": periodName,
 	"asset":      asset,
 	"blockers":   blockers,
+	// Stacks (stacks.go).
+	"planSummary":  planSummary,
+	"planWords":    planWords,
+	"changeSymbol": changeSymbol,
+	"shown":        shown,
+	"sensitive":    sensitive,
+	"codeWords":    codeWords,
+	"stackPath":    stackPath,
 	// emergencyAction and detailReason mark emergency changes in the audit
 	// timeline, with the reason their record keeps.
 	"emergencyAction": func(action string) bool { return strings.HasSuffix(action, ".emergency") },

@@ -66,7 +66,7 @@ func run(m *testing.M) int {
 	}
 	data := filepath.Join(tmp, "data")
 	os.MkdirAll(data, 0o755)
-	socle, err = server.New(ctx, server.Config{Repo: repoDir, Data: data, Addr: "127.0.0.1:0", ProxyAddr: "127.0.0.1:0",
+	socle, err = server.New(ctx, server.Config{Repo: repoDir, Data: data, Addr: "127.0.0.1:0", ProxyAddr: "127.0.0.1:0", ApplyStacks: true,
 		Poll: time.Hour, Resync: 2 * time.Second, Logger: slog.New(slog.NewTextHandler(logFile, nil))})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "starting socle:", err)
