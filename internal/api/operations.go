@@ -127,7 +127,7 @@ var Operations = []Operation{
 	{ID: "getPlan", Method: "GET", Path: "/api/v1/plans/{id}", Summary: "A plan: the changes per environment with gate and policy verdicts, secrets redacted", Tag: "revisions", Access: AccessMember, Response: PlanBody{}},
 	{ID: "listEvents", Method: "GET", Path: "/api/v1/events", Summary: "The event log", Tag: "events", Access: AccessMember, Query: eventParams, Response: Page[Event]{}},
 	{ID: "streamEvents", Method: "GET", Path: "/api/v1/events/stream", Summary: "The event log, live",
-		Description: "Server-sent events: each event as `id: <id>`, `event: <kind>`, `data: <Event>`, and `event: cell` with `{app, cell}` whenever a matrix cell changes. Honours Last-Event-ID.",
+		Description: "Server-sent events: each event as `id: <id>`, `event: <kind>`, `data: <Event>`, `event: cell` with `{app, cell}` whenever a matrix cell changes, and `event: stack` with `{stack}` (a StackInstance, as GET /api/v1/stacks lists it) whenever the engine's status of a stack instance changes. Honours Last-Event-ID.",
 		Tag:         "events", Access: AccessMember, Query: eventParams[:4], Stream: "text/event-stream"},
 	{ID: "listAudit", Method: "GET", Path: "/api/v1/audit", Summary: "The audit trail, oldest first",
 		Tag: "audit", Access: AccessMember, Query: []Param{{"after", "only records with a larger seq", "integer"}, {"limit", "at most this many", "integer"},

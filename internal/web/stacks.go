@@ -45,6 +45,9 @@ func stackPath(stack, instance string) string {
 	return "/stacks/" + pathEscape(stack) + "/" + pathEscape(instance)
 }
 
+// codeWords, planSummary and planWords have twins in static/app.js, which
+// redraws the matrix's stack cells live: change them together.
+
 // codeWords writes a reason code in words: AwaitingApproval is "awaiting
 // approval"; a run of capitals stays a word (NoSavedPlan, "no saved plan").
 func codeWords(code string) string {

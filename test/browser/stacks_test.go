@@ -169,4 +169,61 @@ func TestStackPages(t *testing.T) {
 	if html := eval[string](lena, fmt.Sprintf(`fetch(%q).then(function (r) { return r.text(); })`, "/api/v1/stacks/vpn/prod")); strings.Contains(html, stackSecret) || !strings.Contains(html, "terraform_data.gateway") {
 		t.Errorf("the instance's API answer, as the browser reads it, holds the secret or no plan:\n%s", html)
 	}
+
+	// The stack pages, as every page of the portal: axe-core finds no
+	// serious problem at a desktop and a phone width, and nothing runs off
+	// the side of a phone.
+	for _, w := range widths {
+		lena.setWidth(w.w, w.h)
+		for _, path := range []string{"/", "/stacks", "/stacks/vpn/dev", "/stacks/vpn/prod"} {
+			lena.open(path)
+			where := path + " at " + w.name + " width"
+			lena.checkAxe(where)
+			if w.name == "phone" {
+				if got := eval[string](lena, overflowJS); got != "" {
+					t.Errorf("%s: cut off or sideways:\n%s", where, got)
+				}
+			}
+		}
+	}
+	lena.shot("stack-prod-phone")
+	lena.setWidth(widths[0].w, widths[0].h)
+
+	// A second resource: the matrix left open redraws prod's cell live
+	// with the new plan, and draws it as the server does.
+	watch(lena)
+	commitFiles(t, map[string]string{"stacks/vpn/route.tf": `resource "terraform_data" "route" {
+  input = "0.0.0.0/0 via vpn-${var.env}"
+}
+`}, "stacks: vpn routes everything")
+	lena.waitJS("prod's new plan drawn live", `(function () {
+		var c = document.querySelector('[data-stack="vpn/prod"]');
+		return c && c.innerText.indexOf("+2 ~0 -0") >= 0 && c.innerText.indexOf("awaiting approval") >= 0;
+	})()`, build)
+	if !eval[bool](lena, `window.socleMark === true`) {
+		t.Fatal("the page was reloaded; vpn @ prod's cell did not change live")
+	}
+	lena.shot("matrix-stacks-live")
+	lena.open("/")
+	diff := eval[string](lena, `fetch("/api/v1/stacks").then(function (r) { return r.json(); }).then(function (l) {
+		var out = [], div = document.createElement("div");
+		l.items.forEach(function (it) {
+			var served = document.querySelector('td[data-stack="' + it.stack + '/' + it.instance + '"] a');
+			div.innerHTML = '<span class="sr where">' + it.stack + ' in ' + it.instance + ': </span>' + window.socle.stackCellBody(it);
+			if (!served) out.push(it.stack + "/" + it.instance + ": not on the page");
+			else if (served.innerHTML !== div.innerHTML) out.push(it.stack + "/" + it.instance + ":\n served " + served.innerHTML + "\n script " + div.innerHTML);
+		});
+		if (!l.items.length) out.push("no stack to compare");
+		return out.join("\n");
+	})`)
+	if diff != "" {
+		t.Errorf("stack cells drawn differently:\n%s", diff)
+	}
+	// Every reason and summary the script may meet, drawn as stacks.go
+	// words them.
+	drawn := eval[string](lena, `window.socle.stackCellBody({stack: "s", instance: "i", unit: {phase: "Blocked", reason: "PolicyDenied"},
+		plan: {summary: {add: 1, replace: 2, destroy: 3}, outdated: true}, lock: {pid: 1}}).replace(/<[^>]*>/g, "|")`)
+	if want := "|Blocked| |policy denied| ||plan: 1 to add, 0 to change, 2 to replace, 3 to destroy||+1 ~0 -/+2 -3| |outdated|| |running now|"; drawn != want {
+		t.Errorf("the script draws a stack cell as\n%s\nwant\n%s", drawn, want)
+	}
 }
