@@ -36,7 +36,6 @@ var funcs = template.FuncMap{
 	"planSummary":  planSummary,
 	"planWords":    planWords,
 	"changeSymbol": changeSymbol,
-	"shown":        shown,
 	"sensitive":    sensitive,
 	"codeWords":    codeWords,
 	"stackPath":    stackPath,

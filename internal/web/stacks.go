@@ -105,14 +105,6 @@ func changeSymbol(c api.StackChange) string {
 	return c.Action
 }
 
-// shown is a value as a page shows it: sensitive ones as (sensitive).
-func shown(v string) string {
-	if v == redactedValue {
-		return "(sensitive)"
-	}
-	return v
-}
-
 // sensitive reports whether the API redacted v.
 func sensitive(v string) bool { return v == redactedValue }
 

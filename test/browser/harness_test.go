@@ -248,17 +248,21 @@ func commit(t *testing.T, file, line, msg string) string {
 	}
 	fmt.Fprintln(f, line)
 	f.Close()
-	git := func(args ...string) string {
-		cmd := exec.Command("git", append([]string{"-c", "user.name=Bob Example", "-c", "user.email=bob@example.com"}, args...)...)
-		cmd.Dir = repoDir
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			t.Fatalf("git %v: %v\n%s", args, err, out)
-		}
-		return strings.TrimSpace(string(out))
+	git(t, "commit", "-qam", msg)
+	return git(t, "rev-parse", "HEAD")
+}
+
+// git runs git in the platform repository as Bob, a developer, and
+// returns its output.
+func git(t *testing.T, args ...string) string {
+	t.Helper()
+	cmd := exec.Command("git", append([]string{"-c", "user.name=Bob Example", "-c", "user.email=bob@example.com"}, args...)...)
+	cmd.Dir = repoDir
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("git %v: %v\n%s", args, err, out)
 	}
-	git("commit", "-qam", msg)
-	return git("rev-parse", "HEAD")
+	return strings.TrimSpace(string(out))
 }
 
 // tab is one browser tab of a user's own browser context (its own

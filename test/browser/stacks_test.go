@@ -58,8 +58,7 @@ output "psk" {
 }
 
 // commitFiles writes files into the platform repository and commits them,
-// as a platform engineer pushing a change, then has socle fetch at once
-// (the git webhook).
+// then has socle fetch at once (the git webhook).
 func commitFiles(t *testing.T, files map[string]string, msg string) string {
 	t.Helper()
 	for name, body := range files {
@@ -71,19 +70,10 @@ func commitFiles(t *testing.T, files map[string]string, msg string) string {
 			t.Fatal(err)
 		}
 	}
-	git := func(args ...string) string {
-		cmd := exec.Command("git", append([]string{"-c", "user.name=Pia Example", "-c", "user.email=pia@example.com"}, args...)...)
-		cmd.Dir = repoDir
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			t.Fatalf("git %v: %v\n%s", args, err, out)
-		}
-		return strings.TrimSpace(string(out))
-	}
-	git("add", "-A")
-	git("commit", "-qm", msg)
+	git(t, "add", "-A")
+	git(t, "commit", "-qm", msg)
 	socle.Trigger()
-	return git("rev-parse", "HEAD")
+	return git(t, "rev-parse", "HEAD")
 }
 
 // TestStackPages: a stack committed to the demo is applied in dev and
