@@ -77,7 +77,14 @@ func fakeStacks() []api.StackDetail {
 }
 
 // serveStacks answers the stack routes; ok is false for another path.
-func serveStacks(w http.ResponseWriter, p string) bool {
+func (f *fakeAPI) serveStacks(w http.ResponseWriter, p string) bool {
+	f.mu.Lock()
+	refuse := f.stacksRefused
+	f.mu.Unlock()
+	if refuse && strings.HasPrefix(p, "/api/v1/stacks") {
+		writeFake(w, http.StatusConflict, api.Error{Error: api.ErrorBody{Code: "refused", Message: "no valid revision of the platform repository yet"}})
+		return true
+	}
 	if p == "/api/v1/stacks" {
 		l := api.StackList{Revision: fakeStackRev}
 		for _, d := range fakeStacks() {

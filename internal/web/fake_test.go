@@ -24,6 +24,8 @@ type fakeAPI struct {
 	blockPromote bool
 	// noCosts answers the cost routes as before any import.
 	noCosts bool
+	// stacksRefused answers the stack routes 409.
+	stacksRefused bool
 }
 
 var t0 = time.Date(2026, 11, 24, 9, 30, 0, 0, time.UTC)
@@ -102,7 +104,7 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeFake(w, http.StatusCreated, map[string]any{"app": "api"})
 		return
 	}
-	if serveStacks(w, p) {
+	if f.serveStacks(w, p) {
 		return
 	}
 	switch {

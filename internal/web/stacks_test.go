@@ -109,3 +109,18 @@ func TestCodeWords(t *testing.T) {
 		t.Errorf("planSummary = %q", got)
 	}
 }
+
+// TestMatrixWithoutStacks: the apps are shown when the stacks cannot be
+// read, with why; a stack page answers the API's status.
+func TestMatrixWithoutStacks(t *testing.T) {
+	srv, f := newTestPortal(t)
+	f.stacksRefused = true
+	resp, body := get(t, srv, "tok-marco", "/")
+	if resp.StatusCode != http.StatusOK || !strings.Contains(body, `data-cell="api/dev"`) || strings.Contains(body, `id="h-stacks"`) ||
+		!strings.Contains(body, "The stacks could not be read: no valid revision of the platform repository yet") {
+		t.Errorf("the matrix when the stacks are refused: %d\n%s", resp.StatusCode, body)
+	}
+	if resp, _ := get(t, srv, "tok-marco", "/stacks/hub/connectivity"); resp.StatusCode != http.StatusConflict {
+		t.Errorf("a stack page when the API refuses: %d, want 409", resp.StatusCode)
+	}
+}
