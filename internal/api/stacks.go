@@ -62,6 +62,9 @@ type StackUnit struct {
 	Since time.Time `json:"since,omitzero"`
 	// UpdatedAt is when the engine last recorded it.
 	UpdatedAt time.Time `json:"updatedAt,omitzero"`
+	// Revision is the platform revision the engine planned the instance
+	// from.
+	Revision string `json:"revision,omitempty"`
 }
 
 // StackPlan is the last plan of an instance that planned (a plan that
@@ -136,6 +139,29 @@ type StackDetail struct {
 	// Outputs are the outputs of the last apply, sensitive ones (and any
 	// holding a secret input) redacted.
 	Outputs map[string]string `json:"outputs,omitempty"`
+	// Drift is the last drift check, absent when there was none.
+	Drift *StackDrift `json:"drift,omitempty"`
+	// History are the applies socle keeps of the instance (its last ten
+	// by default), newest first.
+	History []StackApply `json:"history,omitempty"`
+}
+
+// StackDrift is the last drift check of an instance: a refresh-only plan
+// that looks for changes made outside socle.
+type StackDrift struct {
+	Checked time.Time `json:"checked"`
+	Status  string    `json:"status" jsonschema:"enum=InSync,enum=Drifted,enum=NotApplied,enum=Waiting,enum=Failed"`
+	Reason  string    `json:"reason"`
+	Message string    `json:"message,omitempty"`
+	// Summary is one line for people: "Drifted: 2 resources changed
+	// outside socle: a.x, b.y (deleted)".
+	Summary string `json:"summary"`
+	// Drifted are the resources changed outside socle: update (the
+	// attributes found differ from the state's, Before the state's) or
+	// delete (gone), sensitive values redacted; MoreDrifted counts those
+	// left out over socle's cap.
+	Drifted     []StackChange `json:"drifted,omitempty"`
+	MoreDrifted int           `json:"moreDrifted,omitempty"`
 }
 
 // StackPending is an input known only after an upstream applies.

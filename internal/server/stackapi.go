@@ -210,7 +210,8 @@ func (v *stackView) instance(t stack.Target, u store.UnitState, found bool) (api
 		if err := json.Unmarshal(u.Status, &st); err != nil {
 			problem("the engine's status does not read", err)
 		} else {
-			out.Unit = &api.StackUnit{Phase: string(st.Phase), Reason: string(st.Reason), Message: st.Message, Since: st.Since.UTC(), UpdatedAt: u.UpdatedAt.UTC()}
+			out.Unit = &api.StackUnit{Phase: string(st.Phase), Reason: string(st.Reason), Message: st.Message, Since: st.Since.UTC(), UpdatedAt: u.UpdatedAt.UTC(),
+				Revision: st.Revision}
 		}
 	}
 	if v.runner == nil {
@@ -243,8 +244,8 @@ func (v *stackView) instance(t stack.Target, u store.UnitState, found bool) (api
 	if run, ok, err := v.runner.LastRun(name, inst); err != nil {
 		problem("the last apply", err)
 	} else if ok {
-		out.Apply = &api.StackApply{PlanID: run.PlanID, Hash: run.Hash, Status: string(run.Status), Reason: string(run.Reason), Message: run.Message,
-			Holder: wireLock(run.Holder), Started: run.Started.UTC(), Finished: run.Finished.UTC()}
+		apply := wireRun(run)
+		out.Apply = &apply
 	}
 	if h, held, err := v.runner.Holder(name, inst); err != nil {
 		problem("the run lock", err)
@@ -261,23 +262,51 @@ func (v *stackView) detail(t stack.Target, res *stack.Result, out *api.StackDeta
 	if res != nil {
 		out.Inputs, out.MoreChanges = res.Inputs, res.MoreChanges
 		for _, c := range res.Changes {
-			wc := api.StackChange{Address: c.Address, Type: c.Type, Name: c.Name, Action: string(c.Action), CreateFirst: c.CreateFirst,
-				Reason: c.Reason, MoreAttributes: c.MoreAttributes}
-			for _, a := range c.Attributes {
-				wc.Attributes = append(wc.Attributes, api.StackAttributeChange(a))
-			}
-			out.Changes = append(out.Changes, wc)
+			out.Changes = append(out.Changes, wireStackChange(c))
 		}
 		for _, o := range res.Outputs {
 			out.OutputChanges = append(out.OutputChanges, api.StackOutputChange{Name: o.Name, Action: string(o.Action), Before: o.Before, After: o.After})
 		}
 	}
-	outs, ok, err := v.runner.ShowOutputs(t.Stack.Name, t.Instance)
+	name, inst := t.Stack.Name, t.Instance
+	outs, ok, err := v.runner.ShowOutputs(name, inst)
 	if err != nil {
 		out.Problems = append(out.Problems, fmt.Sprintf("the outputs of the last apply: %v", err))
 	} else if ok {
 		out.Outputs = outs
 	}
+	if d, ok, err := v.runner.LastDrift(name, inst); err != nil {
+		out.Problems = append(out.Problems, fmt.Sprintf("the last drift check: %v", err))
+	} else if ok {
+		wd := &api.StackDrift{Checked: d.Checked.UTC(), Status: string(d.Status), Reason: string(d.Reason), Message: d.Message, Summary: d.Summary, MoreDrifted: d.MoreDrifted}
+		for _, c := range d.Drifted {
+			wd.Drifted = append(wd.Drifted, wireStackChange(c))
+		}
+		out.Drift = wd
+	}
+	runs, err := v.runner.History(name, inst)
+	if err != nil {
+		out.Problems = append(out.Problems, fmt.Sprintf("the history of applies: %v", err))
+	}
+	for _, run := range runs {
+		out.History = append(out.History, wireRun(run))
+	}
+}
+
+// wireStackChange is a resource change as the API shows it: the attributes
+// that change, without the whole objects the policies see.
+func wireStackChange(c stack.ResourceChange) api.StackChange {
+	wc := api.StackChange{Address: c.Address, Type: c.Type, Name: c.Name, Action: string(c.Action), CreateFirst: c.CreateFirst,
+		Reason: c.Reason, MoreAttributes: c.MoreAttributes}
+	for _, a := range c.Attributes {
+		wc.Attributes = append(wc.Attributes, api.StackAttributeChange(a))
+	}
+	return wc
+}
+
+func wireRun(run stack.Run) api.StackApply {
+	return api.StackApply{PlanID: run.PlanID, Hash: run.Hash, Status: string(run.Status), Reason: string(run.Reason), Message: run.Message,
+		Holder: wireLock(run.Holder), Started: run.Started.UTC(), Finished: run.Finished.UTC()}
 }
 
 // stackGate judges the gates of a plan of an instance of repo (sha) as

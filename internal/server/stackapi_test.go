@@ -25,6 +25,7 @@ import (
 	"github.com/socle-dev/socle/internal/spec"
 	"github.com/socle-dev/socle/internal/stack"
 	"github.com/socle-dev/socle/internal/store"
+	"github.com/socle-dev/socle/internal/web"
 )
 
 // gitOut runs git in dir and returns its output.
@@ -461,12 +462,39 @@ func TestStacksApplied(t *testing.T) {
 	if prod.Apply != nil || prod.Plan == nil || prod.Plan.Status != "Planned" || prod.Plan.Summary.Add == 0 {
 		t.Errorf("edge @ prod: apply %+v, plan %+v; want planned and held", prod.Apply, prod.Plan)
 	}
+	if len(dev.History) != 1 || dev.History[0] != *dev.Apply {
+		t.Errorf("edge @ dev's history %+v, want its one apply %+v", dev.History, *dev.Apply)
+	}
+	if len(prod.History) != 0 || dev.Unit.Revision != dev.Revision {
+		t.Errorf("edge @ prod's history %+v, want none; edge @ dev planned from %q, want %q", prod.History, dev.Unit.Revision, dev.Revision)
+	}
 	if hub.Outputs["key"] != stack.Redacted {
 		t.Errorf("hub's outputs %v, want key redacted", hub.Outputs)
 	}
 	for _, path := range []string{"/api/v1/stacks", "/api/v1/stacks/hub/connectivity", "/api/v1/stacks/edge/dev", "/api/v1/stacks/edge/prod", "/api/v1/stacks/edge/prod/approvals"} {
 		if code, body := getBody(t, r.url, r.token, path); code != http.StatusOK || strings.Contains(body, hubSecret) {
 			t.Errorf("%s: %d, secret shown: %v", path, code, strings.Contains(body, hubSecret))
+		}
+	}
+	// The portal's pages of the same instances: the plan resource by
+	// resource, the sensitive output marked, the secret nowhere.
+	for path, want := range map[string]string{
+		"/":                        `href="/stacks/edge/prod"`,
+		"/stacks":                  "edge @ prod",
+		"/stacks/hub/connectivity": `<code>key</code></td><td><code class="redacted">(sensitive)</code>`,
+		"/stacks/edge/dev":         "Applied",
+		"/stacks/edge/prod":        "terraform_data.edge</code>",
+	} {
+		req, _ := http.NewRequest(http.MethodGet, r.url+path, nil)
+		req.AddCookie(&http.Cookie{Name: web.CookieName, Value: r.token})
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if body := string(b); resp.StatusCode != http.StatusOK || !strings.Contains(body, want) || strings.Contains(body, hubSecret) {
+			t.Errorf("the portal's %s: %d, has %q: %v, secret shown: %v", path, resp.StatusCode, want, strings.Contains(body, want), strings.Contains(body, hubSecret))
 		}
 	}
 	for _, u := range r.status(t).Runtime {

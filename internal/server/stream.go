@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -15,6 +16,7 @@ import (
 	"github.com/socle-dev/socle/internal/plan"
 	"github.com/socle-dev/socle/internal/reconcile"
 	"github.com/socle-dev/socle/internal/runtime"
+	"github.com/socle-dev/socle/internal/stack"
 	"github.com/socle-dev/socle/internal/store"
 )
 
@@ -143,8 +145,9 @@ func (s *Server) getLogs(w http.ResponseWriter, r *http.Request) {
 // changed cells.
 const streamPoll = 300 * time.Millisecond
 
-// streamEvents sends the event log live, and a "cell" event whenever a cell
-// of the environment matrix changes.
+// streamEvents sends the event log live, a "cell" event whenever a cell
+// of the environment matrix changes, and a "stack" event whenever the
+// engine's status of a stack instance does.
 func (s *Server) streamEvents(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	after, err := strconv.ParseInt(r.Header.Get("Last-Event-ID"), 10, 64)
@@ -169,6 +172,8 @@ func (s *Server) streamEvents(w http.ResponseWriter, r *http.Request) {
 	stream := startSSE(w)
 	cells := map[plan.Key]cellState{}
 	first := true
+	stacks := map[plan.Key]stackCellState{}
+	firstStacks := true
 	tick := time.NewTicker(streamPoll)
 	defer tick.Stop()
 	lastWrite := time.Now()
@@ -206,6 +211,17 @@ func (s *Server) streamEvents(w http.ResponseWriter, r *http.Request) {
 			}
 			first = false
 		}
+		for _, item := range s.changedStacks(stacks, firstStacks) {
+			if (filter.App != "" && item.Stack != filter.App) || (filter.Env != "" && item.Instance != filter.Env) {
+				continue
+			}
+			b, _ := json.Marshal(map[string]any{"stack": item})
+			if stream.send("", "stack", red.String(string(b))) != nil {
+				return
+			}
+			lastWrite = time.Now()
+		}
+		firstStacks = false
 		if time.Since(lastWrite) > 15*time.Second {
 			if stream.comment("keep-alive") != nil {
 				return
@@ -248,6 +264,54 @@ func (s *Server) cellStates(m *matrix) map[plan.Key]cellState {
 			}
 			out[k] = st
 		}
+	}
+	return out
+}
+
+// stackCellState is what makes a stack instance's cell look different:
+// the engine's status of it, whose message carries the plan's summary.
+type stackCellState struct {
+	phase, reason, message, revision string
+}
+
+// changedStacks are the stack instances whose engine status changed since
+// seen was last updated (none the first time, which only fills it), each
+// as GET /api/v1/stacks shows it: the matrix redraws their cells.
+func (s *Server) changedStacks(seen map[plan.Key]stackCellState, first bool) []api.StackInstance {
+	if s.stacks == nil {
+		return nil
+	}
+	repo, _ := s.pipeline.InForce()
+	if repo == nil {
+		return nil
+	}
+	var out []api.StackInstance
+	var view *stackView
+	for _, u := range s.engine.Status() {
+		if u.Kind != stack.KindID {
+			continue
+		}
+		k := plan.Key{App: u.App, Env: u.Env}
+		st := stackCellState{phase: string(u.Phase), reason: string(u.Reason), message: u.Message, revision: u.Revision}
+		if seen[k] == st {
+			continue
+		}
+		seen[k] = st
+		if first {
+			continue
+		}
+		t := stack.Target{Stack: repo.Stack(u.App), Instance: u.Env}
+		if t.Stack == nil || !slices.Contains(t.Stack.Instances(), u.Env) {
+			continue // gone from the revision in force
+		}
+		if view == nil {
+			view = newStackView(repo, s.stacks)
+		}
+		// The status as the engine has it now, which the store may not
+		// hold yet, read by the list's own code.
+		status, _ := json.Marshal(u)
+		item, _ := view.instance(t, store.UnitState{Kind: stack.KindID, Name: u.App, Env: u.Env, Status: status, UpdatedAt: u.UpdatedAt}, true)
+		out = append(out, item)
 	}
 	return out
 }

@@ -455,6 +455,37 @@ func (r *Runner) LastRun(stack, instance string) (Run, bool, error) {
 	return (&files{dir: instanceDir(r.Dir, stack, instance), stack: stack, instance: instance}).lastRun()
 }
 
+// History returns the applies of stack's instance that the runner keeps
+// (the last Keep, each as it ended), newest first; none when it was never
+// applied. A record that does not read is an error naming it.
+func (r *Runner) History(stack, instance string) ([]Run, error) {
+	dir := filepath.Join(instanceDir(r.Dir, stack, instance), historyDir)
+	es, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading the history of %s @ %s: %w", stack, instance, err)
+	}
+	var runs []Run
+	// Names sort by the run's start (stamp): read from the end.
+	for _, e := range slices.Backward(es) {
+		if e.IsDir() || !strings.HasSuffix(e.Name(), ".json") {
+			continue
+		}
+		var run Run
+		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err == nil {
+			err = json.Unmarshal(b, &run)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("reading the history of %s @ %s: %s: %w", stack, instance, e.Name(), err)
+		}
+		runs = append(runs, run)
+	}
+	return runs, nil
+}
+
 // AppliedOutputs reads the outputs recorded by the last apply of each
 // instance under Dir (socle's runs, whatever the stack's backend), opened
 // with the data directory's Secret. Reading the record rather than asking

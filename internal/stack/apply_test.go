@@ -12,6 +12,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/socle-dev/socle/internal/spec"
 	"github.com/socle-dev/socle/test/tfprovider/tfprovidertest"
@@ -301,6 +302,26 @@ func TestBackupsRotate(t *testing.T) {
 	hist, err := os.ReadDir(f.path(historyDir))
 	if err != nil || len(hist) != 2 {
 		t.Errorf("history: %d runs, %v; want 2", len(hist), err)
+	}
+	// History reads them back, newest first: the last is LastRun.
+	runs, err := p.r.History("network", "connectivity")
+	last, _, _ := p.r.LastRun("network", "connectivity")
+	if err != nil || len(runs) != 2 || runs[0].PlanID != last.PlanID || !runs[1].Started.Before(runs[0].Started) {
+		t.Fatalf("History = %+v, %v; want 2 runs, newest first, the first %s", runs, err, last.PlanID)
+	}
+	for _, run := range runs {
+		if run.Status != RunApplied || run.Stack != "network" || run.Instance != "connectivity" {
+			t.Errorf("a run of the history: %+v", run)
+		}
+	}
+	if runs, err := p.r.History("network", "nowhere"); err != nil || runs != nil {
+		t.Errorf("History of an instance never applied = %v, %v; want none", runs, err)
+	}
+	if err := os.WriteFile(filepath.Join(f.path(historyDir), stamp(time.Unix(0, 0))+".json"), []byte("{"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.r.History("network", "connectivity"); err == nil || !strings.Contains(err.Error(), stamp(time.Unix(0, 0))+".json") {
+		t.Errorf("History with a broken record: %v; want an error naming it", err)
 	}
 }
 

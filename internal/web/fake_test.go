@@ -24,6 +24,8 @@ type fakeAPI struct {
 	blockPromote bool
 	// noCosts answers the cost routes as before any import.
 	noCosts bool
+	// stacksRefused answers the stack routes 409.
+	stacksRefused bool
 }
 
 var t0 = time.Date(2026, 11, 24, 9, 30, 0, 0, time.UTC)
@@ -58,7 +60,7 @@ func fakePlatform() api.Platform {
 			{Name: "prod", Zone: "apps-prod", Runtime: "local", Sync: "manual", Production: true, DeployRoles: []string{"approver", "admin"},
 				Promotion: &api.Promotion{From: "preprod", Soak: "1h", Approvals: 1, Windows: []string{"Tue,Thu 10:00-16:00 Europe/Paris"}}},
 		},
-		Zones: []api.Zone{{Name: "apps-nonprod", Kind: "application"}, {Name: "apps-prod", Kind: "application"}},
+		Zones: []api.Zone{{Name: "connectivity", Kind: "platform"}, {Name: "apps-nonprod", Kind: "application"}, {Name: "apps-prod", Kind: "application"}},
 		Teams: []api.Team{{Name: "bookings", Apps: []string{"api", "worker"}}, {Name: "guest-experience", Apps: []string{"web"}}},
 	}
 }
@@ -100,6 +102,9 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		writeFake(w, http.StatusCreated, map[string]any{"app": "api"})
+		return
+	}
+	if f.serveStacks(w, p) {
 		return
 	}
 	switch {

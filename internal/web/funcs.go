@@ -32,6 +32,13 @@ var funcs = template.FuncMap{
 	"periodName": periodName,
 	"asset":      asset,
 	"blockers":   blockers,
+	// Stacks (stacks.go).
+	"planSummary":  planSummary,
+	"planWords":    planWords,
+	"changeSymbol": changeSymbol,
+	"sensitive":    sensitive,
+	"codeWords":    codeWords,
+	"stackPath":    stackPath,
 	// emergencyAction and detailReason mark emergency changes in the audit
 	// timeline, with the reason their record keeps.
 	"emergencyAction": func(action string) bool { return strings.HasSuffix(action, ".emergency") },

@@ -20,6 +20,11 @@ type matrixView struct {
 	Teams, Zones  []string
 	// Problems counts the cells that are not Synced, by phase.
 	Problems []phaseCount
+	// Stacks are the infrastructure stacks' instances under the same
+	// columns (nil: the platform has no stack); StacksError says why they
+	// could not be read, the apps being shown all the same.
+	Stacks      *stackMatrix
+	StacksError string
 }
 
 // matrixRow is one app and its cells, one per column.
@@ -53,6 +58,15 @@ func (p *portal) home(w http.ResponseWriter, r *http.Request, s *session) {
 		return
 	}
 	v := buildMatrix(plat, apps, q.Get("team"), q.Get("zone"), q.Get("q"))
+	if l, err := s.api.Stacks(ctx); err != nil {
+		v.StacksError = err.Error()
+	} else {
+		zones := v.Zones
+		if v.Zone != "" {
+			zones = []string{v.Zone}
+		}
+		v.Stacks = buildStackMatrix(l, v.Envs, zones)
+	}
 	p.render(w, r, http.StatusOK, "home", s, "Environments", v)
 }
 

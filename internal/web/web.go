@@ -82,6 +82,8 @@ func New(cfg Config) http.Handler {
 	mux.HandleFunc("GET /apps/{app}/envs/{env}/logs", p.authed(p.logsPage))
 	mux.HandleFunc("GET /apps/{app}/envs/{env}/confirm", p.authed(p.confirmPage))
 	mux.HandleFunc("POST /apps/{app}/envs/{env}/{action}", p.authed(p.actionPost))
+	mux.HandleFunc("GET /stacks", p.authed(p.stacksPage))
+	mux.HandleFunc("GET /stacks/{stack}/{instance}", p.authed(p.stackPage))
 	mux.HandleFunc("GET /revisions", p.authed(p.revisionsPage))
 	mux.HandleFunc("GET /revisions/{sha}", p.authed(p.revisionPage))
 	mux.HandleFunc("GET /activity", p.authed(p.activityPage))

@@ -62,7 +62,7 @@ func send(t *testing.T, req *http.Request) (*http.Response, string) {
 
 func TestNoTokenIs401(t *testing.T) {
 	srv, _ := newTestPortal(t)
-	for _, p := range []string{"/", "/apps/api", "/apps/api/envs/prod/confirm?action=approve", "/revisions", "/activity", "/dora", "/costs", "/nowhere"} {
+	for _, p := range []string{"/", "/apps/api", "/apps/api/envs/prod/confirm?action=approve", "/revisions", "/activity", "/dora", "/costs", "/stacks", "/stacks/hub/connectivity", "/nowhere"} {
 		resp, body := get(t, srv, "", p)
 		if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(body, `href="/login`) {
 			t.Errorf("GET %s without a token: %d, want 401 with a link to /login", p, resp.StatusCode)
@@ -133,6 +133,12 @@ func TestPages(t *testing.T) {
 		{"activity-filtered", "tok-marco", "/activity?actor=sofia"},
 		{"dora", "tok-marco", "/dora"},
 		{"costs", "tok-marco", "/costs"},
+		{"stacks", "tok-marco", "/stacks"},
+		{"stack-sensitive", "tok-marco", "/stacks/hub/connectivity"},
+		{"stack-planned", "tok-marco", "/stacks/network/dev"},
+		{"stack-drift", "tok-marco", "/stacks/network/preprod"},
+		{"stack-denied", "tok-marco", "/stacks/network/prod"},
+		{"stack-pending", "tok-marco", "/stacks/edge/dev"},
 		{"not-found", "tok-marco", "/apps/nope"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -65,8 +65,10 @@ func run(m *testing.M) int {
 		return 1
 	}
 	data := filepath.Join(tmp, "data")
+	// socle applies stacks as `socle up` does; the demo has none until a
+	// test commits one (stacks_test.go, which runs last).
 	os.MkdirAll(data, 0o755)
-	socle, err = server.New(ctx, server.Config{Repo: repoDir, Data: data, Addr: "127.0.0.1:0", ProxyAddr: "127.0.0.1:0",
+	socle, err = server.New(ctx, server.Config{Repo: repoDir, Data: data, Addr: "127.0.0.1:0", ProxyAddr: "127.0.0.1:0", ApplyStacks: true,
 		Poll: time.Hour, Resync: 2 * time.Second, Logger: slog.New(slog.NewTextHandler(logFile, nil))})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "starting socle:", err)
@@ -246,17 +248,21 @@ func commit(t *testing.T, file, line, msg string) string {
 	}
 	fmt.Fprintln(f, line)
 	f.Close()
-	git := func(args ...string) string {
-		cmd := exec.Command("git", append([]string{"-c", "user.name=Bob Example", "-c", "user.email=bob@example.com"}, args...)...)
-		cmd.Dir = repoDir
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			t.Fatalf("git %v: %v\n%s", args, err, out)
-		}
-		return strings.TrimSpace(string(out))
+	git(t, "commit", "-qam", msg)
+	return git(t, "rev-parse", "HEAD")
+}
+
+// git runs git in the platform repository as Bob, a developer, and
+// returns its output.
+func git(t *testing.T, args ...string) string {
+	t.Helper()
+	cmd := exec.Command("git", append([]string{"-c", "user.name=Bob Example", "-c", "user.email=bob@example.com"}, args...)...)
+	cmd.Dir = repoDir
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("git %v: %v\n%s", args, err, out)
 	}
-	git("commit", "-qam", msg)
-	return git("rev-parse", "HEAD")
+	return strings.TrimSpace(string(out))
 }
 
 // tab is one browser tab of a user's own browser context (its own

@@ -1,7 +1,7 @@
-// socle's portal script: live matrix cells and logs over server-sent
-// events, relative times kept current, the app filter and its "/" key,
-// filters that apply when picked with a pointer. Every page works without
-// it; it only keeps pages current.
+// socle's portal script: live matrix cells (apps and stacks) and logs over
+// server-sent events, relative times kept current, the app filter and its
+// "/" key, filters that apply when picked with a pointer. Every page works
+// without it; it only keeps pages current.
 (function () {
   "use strict";
 
@@ -93,22 +93,69 @@
   }
 
 
-  // updateCell redraws a cell; quiet skips cells that did not change.
+  // The twins of codeWords, planSummary and planWords in stacks.go.
+  function isLower(c) { return c !== c.toUpperCase(); }
+  function codeWords(code) {
+    var s = String(code || ""), out = "";
+    for (var i = 0; i < s.length; i++) {
+      var c = s[i];
+      if (i > 0 && c !== c.toLowerCase() && (isLower(s[i - 1]) || (i + 1 < s.length && isLower(s[i + 1])))) out += " ";
+      out += c.toLowerCase();
+    }
+    return out;
+  }
+  function planSummary(s) {
+    return "+" + (s.add || 0) + " ~" + (s.change || 0) + (s.replace ? " -/+" + s.replace : "") + " -" + (s.destroy || 0);
+  }
+  function planWords(s) {
+    return (s.add || 0) + " to add, " + (s.change || 0) + " to change, " + (s.replace ? s.replace + " to replace, " : "") + (s.destroy || 0) + " to destroy";
+  }
+
+  // stackCellBody is the twin of the "stackCell" template in parts.html:
+  // a stack instance as GET /api/v1/stacks lists it.
+  function stackCellBody(it) {
+    var u = it.unit || {}, reason = codeWords(u.reason);
+    var h = '<span class="phase">' + esc(u.phase || "Unknown") + "</span>";
+    if (reason) h += ' <span class="reason">' + esc(reason) + "</span>";
+    if (it.plan) {
+      h += ' <span class="plan"><span class="sr">plan: ' + esc(planWords(it.plan.summary || {})) + '</span><code aria-hidden="true">' +
+        esc(planSummary(it.plan.summary || {})) + "</code>" + (it.plan.outdated ? " <small>outdated</small>" : "") + "</span>";
+    }
+    if (it.lock) h += ' <span class="running">running now</span>';
+    return h;
+  }
+
+  // redraw draws a cell anew and flashes it; quiet skips a cell that
+  // did not change. A matrix cell's link starts with whose cell it is,
+  // for screen readers (matrixBody in cell.go, home.html): it stays.
+  function redraw(el, target, body, phase, quiet) {
+    var where = target.firstElementChild && target.firstElementChild.classList.contains("where") ? target.firstElementChild.outerHTML : "";
+    var html = where + body, probe = document.createElement("span");
+    probe.innerHTML = html;
+    if (quiet && probe.innerHTML === target.innerHTML) return;
+    target.innerHTML = html;
+    el.className = el.className.replace(/\bph-\S+/, "ph-" + String(phase).toLowerCase());
+    el.classList.add("changed");
+    setTimeout(function () { el.classList.remove("changed"); }, 2000);
+  }
+
+  // updateCell redraws an app's cell; quiet skips cells that did not change.
   function updateCell(app, c, quiet) {
     var key = app + "/" + c.env;
     document.querySelectorAll("[data-cell]").forEach(function (el) {
       if (el.getAttribute("data-cell") !== key) return;
-      var target = el.tagName === "TD" ? (el.querySelector("a") || el) : el;
-      // A matrix cell's link starts with whose cell it is, for screen
-      // readers (matrixBody in cell.go): it stays.
-      var where = target.firstElementChild && target.firstElementChild.classList.contains("where") ? target.firstElementChild.outerHTML : "";
-      var html = where + cellBody(c), probe = document.createElement("span");
-      probe.innerHTML = html;
-      if (quiet && probe.innerHTML === target.innerHTML) return;
-      target.innerHTML = html;
-      el.className = el.className.replace(/\bph-\S+/, "ph-" + String(c.phase).toLowerCase());
-      el.classList.add("changed");
-      setTimeout(function () { el.classList.remove("changed"); }, 2000);
+      redraw(el, el.tagName === "TD" ? (el.querySelector("a") || el) : el, cellBody(c), c.phase, quiet);
+    });
+  }
+
+  // updateStack redraws a stack instance's cell of the matrix, if it
+  // looks different.
+  function updateStack(it) {
+    var key = it.stack + "/" + it.instance;
+    document.querySelectorAll("td[data-stack]").forEach(function (el) {
+      var a = el.querySelector("a");
+      if (el.getAttribute("data-stack") !== key || !a) return;
+      redraw(el, a, stackCellBody(it), (it.unit && it.unit.phase) || "Unknown", true);
     });
   }
 
@@ -124,6 +171,12 @@
         if (page.next) redrawAll(page.next);
       })
       .catch(function () { /* the next reconnection tries again */ });
+    if (!cursor && document.querySelector("td[data-stack]")) {
+      fetch("/api/v1/stacks", { headers: { Accept: "application/json" } })
+        .then(function (r) { return r.ok ? r.json() : null; })
+        .then(function (l) { if (l) l.items.forEach(updateStack); })
+        .catch(function () { /* the next reconnection tries again */ });
+    }
   }
 
   // relTime is the twin of relTime in funcs.go (internal/web/testdata/
@@ -197,7 +250,7 @@
   }
 
   // For the browser tests, which check these against the server's pages.
-  window.socle = { cellBody: cellBody, redrawAll: redrawAll, relTime: relTime, refreshTimes: refreshTimes };
+  window.socle = { cellBody: cellBody, stackCellBody: stackCellBody, redrawAll: redrawAll, relTime: relTime, refreshTimes: refreshTimes };
 
   function live() {
     if (!document.querySelector("[data-live]") || !window.EventSource) return;
@@ -218,6 +271,12 @@
       try {
         var d = JSON.parse(e.data);
         if (d && d.app && d.cell) updateCell(d.app, d.cell);
+      } catch (err) { /* a message we do not know: keep the page as it is */ }
+    });
+    es.addEventListener("stack", function (e) {
+      try {
+        var d = JSON.parse(e.data);
+        if (d && d.stack && d.stack.stack) updateStack(d.stack);
       } catch (err) { /* a message we do not know: keep the page as it is */ }
     });
     window.addEventListener("pagehide", function () { es.close(); });

@@ -1,0 +1,108 @@
+package web
+
+import (
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/socle-dev/socle/internal/api"
+	"github.com/socle-dev/socle/internal/stack"
+)
+
+const fakeStackRev = "9a8b7c6d5e4f30219a8b7c6d5e4f30219a8b7c6d"
+
+// fakeStacks are the instances the fake API answers, upstream first: hub
+// in the connectivity zone (applied, a sensitive output, in sync); network
+// in dev (planned and applying, held by a run), preprod (drifted, not
+// healed) and prod (its replacement denied by a policy); edge in dev
+// (waiting for network's output).
+func fakeStacks() []api.StackDetail {
+	hubRun := api.StackApply{PlanID: "p-hub-2", Hash: "h-hub-2", Status: "Applied", Reason: "Applied",
+		Holder: api.StackLock{PID: 4242, Host: "socle-1"}, Started: t0.Add(-2 * time.Hour), Finished: t0.Add(-2*time.Hour + 40*time.Second)}
+	hubOld := api.StackApply{PlanID: "p-hub-1", Hash: "h-hub-1", Status: "Failed", Reason: "ApplyFailed", Message: "terraform apply: exit status 1: Error: local-exec provisioner error",
+		Holder: api.StackLock{PID: 4100, Host: "socle-1"}, Started: t0.Add(-26 * time.Hour), Finished: t0.Add(-26*time.Hour + 12*time.Second)}
+	netApplied := api.StackApply{PlanID: "p-net-3", Status: "Applied", Reason: "Applied", Holder: api.StackLock{PID: 4242, Host: "socle-1"},
+		Started: t0.Add(-90 * time.Minute), Finished: t0.Add(-89 * time.Minute)}
+	subnet := `terraform_data.subnet["app"]`
+	return []api.StackDetail{
+		{StackInstance: api.StackInstance{Stack: "hub", Instance: "connectivity", Of: "zone",
+			Unit:  &api.StackUnit{Phase: "Synced", Message: "applied plan p-hub-2 at 2026-11-24T07:30:40Z", Since: t0.Add(-2 * time.Hour), Revision: fakeStackRev},
+			Plan:  &api.StackPlan{Status: "NoChanges", Reason: "UpToDate", Hash: "h-hub-2", RecordedAt: t0.Add(-time.Hour)},
+			Apply: &hubRun},
+			Revision: fakeStackRev,
+			Inputs:   map[string]string{"cidr": `"10.0.0.0/16"`, "key": stack.Redacted},
+			Outputs:  map[string]string{"hub_id": `"8c1e2f3a-hub"`, "key": stack.Redacted},
+			Drift:    &api.StackDrift{Checked: t0.Add(-20 * time.Minute), Status: "InSync", Reason: "UpToDate", Summary: "InSync: nothing changed outside socle"},
+			History:  []api.StackApply{hubRun, hubOld}},
+		{StackInstance: api.StackInstance{Stack: "network", Instance: "dev", Of: "environment", DependsOn: []string{"hub"},
+			Unit: &api.StackUnit{Phase: "Progressing", Reason: "Applying", Message: "applies 1 to add, 1 to change, 0 to replace, 0 to destroy", Since: t0.Add(-time.Minute), Revision: fakeStackRev},
+			Plan: &api.StackPlan{Status: "Planned", Reason: "Changes", PlanID: "p-net-4", Hash: "h-net-4", Summary: api.StackSummary{Add: 1, Change: 1}, RecordedAt: t0.Add(-2 * time.Minute)},
+			Lock: &api.StackLock{PID: 4242, Host: "socle-1", Addr: "10.1.2.3:7070", Since: t0.Add(-30 * time.Second)}},
+			Revision: fakeStackRev,
+			Inputs:   map[string]string{"env": `"dev"`, "hub": `"8c1e2f3a-hub"`},
+			Changes: []api.StackChange{
+				{Address: subnet, Type: "terraform_data", Name: "subnet", Action: "create", Attributes: []api.StackAttributeChange{{Path: "input.cidr", After: `"10.1.0.0/24"`}, {Path: "id", After: stack.Unknown}}},
+				{Address: "terraform_data.vpn", Type: "terraform_data", Name: "vpn", Action: "update", MoreAttributes: 3, Attributes: []api.StackAttributeChange{
+					{Path: "input.psk", Before: stack.Redacted, After: stack.Redacted}, {Path: "input.peer", Before: `"10.9.0.1"`, After: `"10.9.0.2"`}}},
+			},
+			OutputChanges: []api.StackOutputChange{{Name: "subnet_id", Action: "create", After: stack.Unknown}},
+		},
+		{StackInstance: api.StackInstance{Stack: "network", Instance: "preprod", Of: "environment", DependsOn: []string{"hub"},
+			Unit: &api.StackUnit{Phase: "Degraded", Reason: "Drift", Message: `Drifted: 1 resource changed outside socle: ` + subnet + ` (reported, not corrected: the instance does not heal)`,
+				Since: t0.Add(-15 * time.Minute), Revision: fakeStackRev},
+			Plan:  &api.StackPlan{Status: "NoChanges", Reason: "UpToDate", Hash: "h-net-pp", RecordedAt: t0.Add(-90 * time.Minute)},
+			Apply: &netApplied},
+			Revision: fakeStackRev,
+			Inputs:   map[string]string{"env": `"preprod"`, "hub": `"8c1e2f3a-hub"`},
+			Outputs:  map[string]string{"subnet_id": `"sn-preprod"`},
+			Drift: &api.StackDrift{Checked: t0.Add(-15 * time.Minute), Status: "Drifted", Reason: "ChangedOutside",
+				Summary: "Drifted: 1 resource changed outside socle: " + subnet,
+				Drifted: []api.StackChange{{Address: subnet, Type: "terraform_data", Name: "subnet", Action: "update",
+					Attributes: []api.StackAttributeChange{{Path: "input.cidr", Before: `"10.2.0.0/24"`, After: `"10.2.9.0/24"`}}}}},
+			History: []api.StackApply{netApplied}},
+		{StackInstance: api.StackInstance{Stack: "network", Instance: "prod", Of: "environment", DependsOn: []string{"hub"},
+			Unit: &api.StackUnit{Phase: "Blocked", Reason: "PolicyDenied", Since: t0.Add(-5 * time.Minute), Revision: fakeStackRev,
+				Message: `plan p-net-9 (0 to add, 0 to change, 1 to replace, 0 to destroy) is denied: ` + subnet + `: no replace of a network in production (no-replace-in-prod)`},
+			Plan: &api.StackPlan{Status: "Planned", Reason: "Changes", PlanID: "p-net-9", Hash: "h-net-9", Summary: api.StackSummary{Replace: 1}, RecordedAt: t0.Add(-5 * time.Minute)}},
+			Revision: fakeStackRev,
+			Inputs:   map[string]string{"env": `"prod"`, "hub": `"8c1e2f3a-hub"`},
+			Changes: []api.StackChange{{Address: subnet, Type: "terraform_data", Name: "subnet", Action: "replace", Reason: "replace_because_cannot_update",
+				Attributes: []api.StackAttributeChange{{Path: "input.cidr", Before: `"10.3.0.0/24"`, After: `"10.3.0.0/23"`, ForcesReplacement: true}}}},
+		},
+		{StackInstance: api.StackInstance{Stack: "edge", Instance: "dev", Of: "environment", DependsOn: []string{"network"},
+			Unit:    &api.StackUnit{Phase: "Pending", Reason: "UpstreamPending", Message: "not planned: subnet: known after network @ dev applies (output subnet_id)", Revision: fakeStackRev},
+			Pending: []api.StackPending{{Input: "subnet", Stack: "network", Instance: "dev", Output: "subnet_id"}}},
+			Revision: fakeStackRev},
+	}
+}
+
+// serveStacks answers the stack routes; ok is false for another path.
+func (f *fakeAPI) serveStacks(w http.ResponseWriter, p string) bool {
+	f.mu.Lock()
+	refuse := f.stacksRefused
+	f.mu.Unlock()
+	if refuse && strings.HasPrefix(p, "/api/v1/stacks") {
+		writeFake(w, http.StatusConflict, api.Error{Error: api.ErrorBody{Code: "refused", Message: "no valid revision of the platform repository yet"}})
+		return true
+	}
+	if p == "/api/v1/stacks" {
+		l := api.StackList{Revision: fakeStackRev}
+		for _, d := range fakeStacks() {
+			l.Items = append(l.Items, d.StackInstance)
+		}
+		writeFake(w, 200, l)
+		return true
+	}
+	rest, ok := strings.CutPrefix(p, "/api/v1/stacks/")
+	if !ok {
+		return false
+	}
+	for _, d := range fakeStacks() {
+		if rest == d.Stack+"/"+d.Instance {
+			writeFake(w, 200, d)
+			return true
+		}
+	}
+	writeFake(w, http.StatusNotFound, api.Error{Error: api.ErrorBody{Code: "not_found", Message: "no stack instance " + rest}})
+	return true
+}

@@ -1,0 +1,212 @@
+package web
+
+import (
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"unicode"
+
+	"github.com/socle-dev/socle/internal/api"
+)
+
+// redactedValue is the word the API puts in place of a sensitive value
+// (stack.Redacted): the pages say "(sensitive)" and mark it.
+const redactedValue = "(sensitive value)"
+
+// stackItem is one stack instance as the pages show it.
+type stackItem struct {
+	api.StackInstance
+	// NotRun is the list's: socle runs no stack, and says why.
+	NotRun string
+}
+
+// Phase is the engine's phase of the instance; Unknown before the engine
+// reports one (socle does not apply stacks, or has not got to it yet).
+func (s stackItem) Phase() string {
+	if s.Unit == nil || s.Unit.Phase == "" {
+		return "Unknown"
+	}
+	return s.Unit.Phase
+}
+
+// Reason is the engine's reason code in words: "awaiting approval".
+func (s stackItem) Reason() string {
+	if s.Unit == nil {
+		return ""
+	}
+	return codeWords(s.Unit.Reason)
+}
+
+// Path is the instance's page.
+func (s stackItem) Path() string { return stackPath(s.Stack, s.Instance) }
+
+func stackPath(stack, instance string) string {
+	return "/stacks/" + pathEscape(stack) + "/" + pathEscape(instance)
+}
+
+// codeWords, planSummary and planWords have twins in static/app.js, which
+// redraws the matrix's stack cells live: change them together.
+
+// codeWords writes a reason code in words: AwaitingApproval is "awaiting
+// approval"; a run of capitals stays a word (NoSavedPlan, "no saved plan").
+func codeWords(code string) string {
+	var b strings.Builder
+	rs := []rune(code)
+	for i, r := range rs {
+		if i > 0 && unicode.IsUpper(r) && (unicode.IsLower(rs[i-1]) || i+1 < len(rs) && unicode.IsLower(rs[i+1])) {
+			b.WriteByte(' ')
+		}
+		b.WriteRune(unicode.ToLower(r))
+	}
+	return b.String()
+}
+
+// planSummary is a plan's counts as terraform's symbols: "+1 ~0 -0", with
+// the replacements when there are ("+0 ~0 -/+1 -0").
+func planSummary(s api.StackSummary) string {
+	out := "+" + strconv.Itoa(s.Add) + " ~" + strconv.Itoa(s.Change)
+	if s.Replace > 0 {
+		out += " -/+" + strconv.Itoa(s.Replace)
+	}
+	return out + " -" + strconv.Itoa(s.Destroy)
+}
+
+// planWords is the same counts in words, for screen readers and titles.
+func planWords(s api.StackSummary) string {
+	out := strconv.Itoa(s.Add) + " to add, " + strconv.Itoa(s.Change) + " to change, "
+	if s.Replace > 0 {
+		out += strconv.Itoa(s.Replace) + " to replace, "
+	}
+	return out + strconv.Itoa(s.Destroy) + " to destroy"
+}
+
+// changeSymbol is a resource change as terraform prints it: "+ create",
+// "~ update in-place", "-/+ replace" ("+/-" when the new object is created
+// first), "- destroy".
+func changeSymbol(c api.StackChange) string {
+	switch c.Action {
+	case "create":
+		return "+ create"
+	case "update":
+		return "~ update in-place"
+	case "replace":
+		if c.CreateFirst {
+			return "+/- replace (create first)"
+		}
+		return "-/+ replace"
+	case "delete":
+		return "- destroy"
+	case "read":
+		return "<= read"
+	case "forget":
+		return ". forget"
+	}
+	return c.Action
+}
+
+// sensitive reports whether the API redacted v.
+func sensitive(v string) bool { return v == redactedValue }
+
+// stackMatrix is the Stacks section of the home page: a table of the
+// stacks applied per environment, under the same columns as the apps, and
+// one of those applied per zone, a column per zone that has one.
+type stackMatrix struct {
+	NotRun string
+	Tables []stackTable
+}
+
+type stackTable struct {
+	// Of is "environment" or "zone".
+	Of      string
+	Columns []string
+	Rows    []stackRow
+}
+
+type stackRow struct {
+	Name      string
+	DependsOn []string
+	// Cells are one per column; nil where the stack has no instance.
+	Cells []*stackItem
+}
+
+// buildStackMatrix lines the instances up under the environments (or
+// zones) shown, upstream stacks first as the API lists them; instances in
+// a column the filter hides are left out.
+func buildStackMatrix(l api.StackList, envs []api.Environment, zones []string) *stackMatrix {
+	if len(l.Items) == 0 {
+		return nil
+	}
+	tables := []stackTable{{Of: "environment"}, {Of: "zone"}}
+	for _, e := range envs {
+		tables[0].Columns = append(tables[0].Columns, e.Name)
+	}
+	// A zone is a column where a stack is: most zones have none.
+	for _, z := range zones {
+		if slices.ContainsFunc(l.Items, func(it api.StackInstance) bool { return it.Of == "zone" && it.Instance == z }) {
+			tables[1].Columns = append(tables[1].Columns, z)
+		}
+	}
+	row := map[string]int{} // a stack's row in its table: it is per zone or per environment
+	for _, it := range l.Items {
+		t := &tables[0]
+		if it.Of == "zone" {
+			t = &tables[1]
+		}
+		col := slices.Index(t.Columns, it.Instance)
+		if col < 0 {
+			continue
+		}
+		i, ok := row[it.Stack]
+		if !ok {
+			i = len(t.Rows)
+			row[it.Stack] = i
+			t.Rows = append(t.Rows, stackRow{Name: it.Stack, DependsOn: it.DependsOn, Cells: make([]*stackItem, len(t.Columns))})
+		}
+		t.Rows[i].Cells[col] = &stackItem{StackInstance: it, NotRun: l.NotRun}
+	}
+	m := &stackMatrix{NotRun: l.NotRun}
+	for _, t := range tables {
+		if len(t.Rows) > 0 {
+			m.Tables = append(m.Tables, t)
+		}
+	}
+	return m
+}
+
+type stacksView struct {
+	Revision, NotRun string
+	Items            []stackItem
+}
+
+// stacksPage lists every instance of every stack, upstream stacks first.
+func (p *portal) stacksPage(w http.ResponseWriter, r *http.Request, s *session) {
+	l, err := s.api.Stacks(r.Context())
+	if err != nil {
+		p.fail(w, r, s, err)
+		return
+	}
+	v := stacksView{Revision: l.Revision, NotRun: l.NotRun}
+	for _, it := range l.Items {
+		v.Items = append(v.Items, stackItem{StackInstance: it, NotRun: l.NotRun})
+	}
+	p.render(w, r, http.StatusOK, "stacks", s, "Stacks", v)
+}
+
+type stackView struct {
+	stackItem
+	Detail api.StackDetail
+}
+
+// stackPage is one instance: its status in words, its last plan resource
+// by resource, its inputs and outputs (secrets redacted by the API), its
+// last apply, drift and history.
+func (p *portal) stackPage(w http.ResponseWriter, r *http.Request, s *session) {
+	d, err := s.api.Stack(r.Context(), r.PathValue("stack"), r.PathValue("instance"))
+	if err != nil {
+		p.fail(w, r, s, err)
+		return
+	}
+	v := stackView{stackItem: stackItem{StackInstance: d.StackInstance, NotRun: d.NotRun}, Detail: d}
+	p.render(w, r, http.StatusOK, "stack", s, d.Stack+" @ "+d.Instance, v)
+}
