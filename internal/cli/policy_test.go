@@ -147,6 +147,8 @@ stack-required-tags            deny      built-in                  stack creates
 stack-allowed-regions          deny      built-in                  stack creates, updates and replaces (stacks.regions)
 sandbox-memory-limits          deny      policies/guardrails.yaml  zones sandbox
 liveness-probe-for-services    warn      policies/guardrails.yaml  every change
+stack-tags-for-finops          deny      policies/stacks.yaml      every stack resource change
+stack-swiss-regions            deny      policies/stacks.yaml      every stack resource change
 `
 	if out != want {
 		t.Errorf("got:\n%s\nwant:\n%s", out, want)

@@ -102,7 +102,8 @@ resource "terraform_data" "edge" {
 `,
 }
 
-// stackRepo is the demo platform with stackFiles, committed.
+// stackRepo is the demo platform with stackFiles instead of its own
+// landing zone (its stacks and the policies on them), committed.
 func stackRepo(t *testing.T) string {
 	t.Helper()
 	return stackRepoBy(t, "Ann Example", "ann@example.com", nil)
@@ -115,6 +116,11 @@ func stackRepoBy(t *testing.T, author, email string, edits map[string][2]string)
 	src := filepath.Join(t.TempDir(), "src")
 	if err := os.CopyFS(src, os.DirFS("../../examples/platform")); err != nil {
 		t.Fatal(err)
+	}
+	for _, p := range []string{"stacks", "policies/stacks.yaml"} {
+		if err := os.RemoveAll(filepath.Join(src, p)); err != nil {
+			t.Fatal(err)
+		}
 	}
 	for name, body := range stackFiles {
 		p := filepath.Join(src, name)

@@ -26,6 +26,7 @@ import (
 	"github.com/socle-dev/socle/internal/source"
 	"github.com/socle-dev/socle/internal/store"
 	"github.com/socle-dev/socle/internal/syncbuf"
+	"github.com/socle-dev/socle/test/tfprovider/tfprovidertest"
 )
 
 var socleBin string
@@ -46,7 +47,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	apitest.Install()
-	code := m.Run()
+	code := tfprovidertest.Main(m)
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
