@@ -45,7 +45,7 @@ func approveError(err error, plan string, v stackView) string {
 	}
 	switch cur := v.ApprovePlan(); {
 	case cur != "" && cur != plan:
-		return "The plan changed since you loaded the page; the current plan is " + cur + ", shown below: read it before you approve it. (" + ae.Message + ")"
+		return "The plan changed since you loaded the page; the current plan is " + cur + ", shown below: read it before you approve it."
 	case cur == "":
 		return "Plan " + plan + " no longer waits for approval. (" + ae.Message + ")"
 	}
