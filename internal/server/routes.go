@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/socle-dev/socle/internal/api"
+	"github.com/socle-dev/socle/internal/stack"
 	"github.com/socle-dev/socle/internal/store"
 	"github.com/socle-dev/socle/internal/web"
 )
@@ -140,7 +141,7 @@ func (s *Server) routes() http.Handler {
 	}))
 	s.patterns.add("/v2/")
 	mux.Handle("/v2/", s.guardRegistry(s.registry))
-	portal := web.New(web.Config{API: mux, Auth: portalAuth{s}, Logger: s.log, Now: s.clock.Now})
+	portal := web.New(web.Config{API: mux, Auth: portalAuth{s}, Stacks: portalAuth{s}, Logger: s.log, Now: s.clock.Now})
 	s.patterns.add("/")
 	mux.Handle("/", s.guardPortal(portal))
 	return mux
@@ -216,6 +217,23 @@ func (p portalAuth) Login(r *http.Request, token string) (string, error) {
 		return "", err
 	}
 	return t.User, nil
+}
+
+// MayApproveStack is the rule of the revision in force on who approves
+// the plans of a stack instance, the one approveStack applies.
+func (p portalAuth) MayApproveStack(user, name, instance string) (bool, string) {
+	repo, _ := p.s.pipeline.InForce()
+	if repo == nil {
+		return false, "no valid revision of the platform repository yet"
+	}
+	st := repo.Stack(name)
+	if st == nil {
+		return false, fmt.Sprintf("no stack %q in the revision in force", name)
+	}
+	if repo.MayApproveStack(user, st, instance) {
+		return true, ""
+	}
+	return false, stackApproveDenial(repo, user, stack.Target{Stack: st, Instance: instance})
 }
 
 // reply answers a GET with v as JSON and a weak ETag of it; a client that

@@ -1,7 +1,9 @@
 package web
 
 import (
+	"encoding/json"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -15,8 +17,19 @@ const fakeStackRev = "9a8b7c6d5e4f30219a8b7c6d5e4f30219a8b7c6d"
 // in the connectivity zone (applied, a sensitive output, in sync); network
 // in dev (planned and applying, held by a run), preprod (drifted, not
 // healed) and prod (its replacement denied by a policy); edge in dev
-// (waiting for network's output).
+// (waiting for network's output); vpn in prod (gated: its plan waits for
+// 1 approval, not by ann who wrote the change), dns in prod (approved by
+// sofia, outside the window) and firewall in preprod (approved, frozen).
 func fakeStacks() []api.StackDetail {
+	gated := func(name, env, plan, reason, msg string, g api.StackGate) api.StackDetail {
+		g.PlanID = plan
+		g.Message = msg
+		return api.StackDetail{StackInstance: api.StackInstance{Stack: name, Instance: env, Of: "environment", Gated: true, Gate: &g,
+			Unit: &api.StackUnit{Phase: "Blocked", Reason: reason, Message: msg, Since: t0.Add(-10 * time.Minute), Revision: fakeStackRev},
+			Plan: &api.StackPlan{Status: "Planned", Reason: "Changes", PlanID: plan, Hash: "h-" + plan, Summary: api.StackSummary{Add: 1}, RecordedAt: t0.Add(-10 * time.Minute)}},
+			Revision: fakeStackRev,
+			Changes:  []api.StackChange{{Address: "terraform_data.tunnel", Type: "terraform_data", Name: "tunnel", Action: "create"}}}
+	}
 	hubRun := api.StackApply{PlanID: "p-hub-2", Hash: "h-hub-2", Status: "Applied", Reason: "Applied",
 		Holder: api.StackLock{PID: 4242, Host: "socle-1"}, Started: t0.Add(-2 * time.Hour), Finished: t0.Add(-2*time.Hour + 40*time.Second)}
 	hubOld := api.StackApply{PlanID: "p-hub-1", Hash: "h-hub-1", Status: "Failed", Reason: "ApplyFailed", Message: "terraform apply: exit status 1: Error: local-exec provisioner error",
@@ -73,7 +86,45 @@ func fakeStacks() []api.StackDetail {
 			Unit:    &api.StackUnit{Phase: "Pending", Reason: "UpstreamPending", Message: "not planned: subnet: known after network @ dev applies (output subnet_id)", Revision: fakeStackRev},
 			Pending: []api.StackPending{{Input: "subnet", Stack: "network", Instance: "dev", Output: "subnet_id"}}},
 			Revision: fakeStackRev},
+		gated("vpn", "prod", "p-vpn-7", "AwaitingApproval", "plan p-vpn-7 (1 to add, 0 to change, 0 to destroy) waits for 1 approval (not by ann, who wrote the change)",
+			api.StackGate{Author: "ann", Need: 1, Approvals: []string{}, Blocks: []api.GateBlock{{Gate: "approvals", Reason: "0 of 1 approvals"}}}),
+		gated("dns", "prod", "p-dns-2", "GateClosed", "plan p-dns-2 (1 to add, 0 to change, 0 to destroy) is approved by sofia; the window Tue,Thu 10:00-16:00 Europe/Paris opens at 2026-11-26T09:00:00Z",
+			api.StackGate{Author: "ann", Need: 1, Approvals: []string{"sofia"}, Blocks: []api.GateBlock{{Gate: "window", Reason: "outside the allowed windows Tue,Thu 10:00-16:00 Europe/Paris", Opens: time.Date(2026, 11, 26, 9, 0, 0, 0, time.UTC)}}}),
+		gated("firewall", "preprod", "p-fw-5", "GateClosed", "plan p-fw-5 (1 to add, 0 to change, 0 to destroy) is approved by sofia; frozen: year-end until 2026-12-02T00:00:00Z",
+			api.StackGate{Need: 1, Approvals: []string{"sofia"}, Blocks: []api.GateBlock{{Gate: "freeze", Reason: "freeze year-end", Opens: time.Date(2026, 12, 2, 0, 0, 0, 0, time.UTC)}}}),
 	}
+}
+
+// fakeStackAccess lets approvers and admins approve stack plans, as the
+// owner team bookings' rules would.
+type fakeStackAccess struct{}
+
+func (fakeStackAccess) MayApproveStack(user, stack, instance string) (bool, string) {
+	me := fakeUsers["tok-"+user]
+	if me.Admin || slices.Contains(me.Teams, api.Membership{Team: "bookings", Role: "approver"}) {
+		return true, ""
+	}
+	return false, user + " has developer in bookings, the owner team of stack " + stack + "; the plans of " + stack + " @ " + instance + " are approved by approver or admin of bookings, or an admin"
+}
+
+// approveStack answers a POST of an approval: 409 for a plan that is not
+// the instance's current one, as the API does.
+func approveStack(w http.ResponseWriter, p string, body []byte) bool {
+	rest, ok := strings.CutSuffix(strings.TrimPrefix(p, "/api/v1/stacks/"), "/approvals")
+	if !ok {
+		return false
+	}
+	var req api.StackApprovalRequest
+	json.Unmarshal(body, &req)
+	for _, d := range fakeStacks() {
+		if rest == d.Stack+"/"+d.Instance && d.Plan != nil && req.Plan != d.Plan.PlanID {
+			writeFake(w, http.StatusConflict, api.Error{Error: api.ErrorBody{Code: "conflict",
+				Message: "plan " + req.Plan + " is not the current plan of " + d.Stack + " @ " + d.Instance + ": the current one is " + d.Plan.PlanID + " (+1 ~0 -0)"}})
+			return true
+		}
+	}
+	writeFake(w, http.StatusCreated, api.StackApproval{Plan: req.Plan, Comment: req.Comment})
+	return true
 }
 
 // serveStacks answers the stack routes; ok is false for another path.

@@ -37,6 +37,7 @@ var testNow = t0.Add(3*time.Hour + 12*time.Minute)
 var fakeUsers = map[string]api.Me{
 	"tok-marco": {User: "marco", Teams: []api.Membership{{Team: "bookings", Role: "developer"}}},
 	"tok-sofia": {User: "sofia", Teams: []api.Membership{{Team: "bookings", Role: "approver"}}},
+	"tok-ada":   {User: "ada", Teams: []api.Membership{{Team: "platform", Role: "admin"}}, Admin: true},
 }
 
 // fakeAuth accepts the fake users' tokens.
@@ -96,6 +97,9 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		f.posted = append(f.posted, "POST "+p+" "+string(body))
 		block := f.blockPromote
 		f.mu.Unlock()
+		if approveStack(w, p, body) {
+			return
+		}
 		if block && strings.HasSuffix(p, "/promote") {
 			writeFake(w, http.StatusConflict, api.Error{Error: api.ErrorBody{Code: "blocked", Message: "api to prod is blocked: approvals: 0 of 1 approvals",
 				Details: map[string]any{"gates": api.GateResult{Blocks: []api.GateBlock{{Gate: "approvals", Reason: "0 of 1 approvals"}}}}}})

@@ -177,18 +177,29 @@ func buildStackMatrix(l api.StackList, envs []api.Environment, zones []string) *
 type stacksView struct {
 	Revision, NotRun string
 	Items            []stackItem
+	// Mine: the list shows only the instances whose plan waits for the
+	// user's approval, of which there are MineCount.
+	Mine      bool
+	MineCount int
 }
 
-// stacksPage lists every instance of every stack, upstream stacks first.
+// stacksPage lists every instance of every stack, upstream stacks first;
+// with ?approve=mine only those whose plan waits for the user's approval.
 func (p *portal) stacksPage(w http.ResponseWriter, r *http.Request, s *session) {
 	l, err := s.api.Stacks(r.Context())
 	if err != nil {
 		p.fail(w, r, s, err)
 		return
 	}
-	v := stacksView{Revision: l.Revision, NotRun: l.NotRun}
+	v := stacksView{Revision: l.Revision, NotRun: l.NotRun, Mine: r.URL.Query().Get("approve") == "mine"}
 	for _, it := range l.Items {
-		v.Items = append(v.Items, stackItem{StackInstance: it, NotRun: l.NotRun})
+		mine := p.needsApproval(it, s.me.User)
+		if mine {
+			v.MineCount++
+		}
+		if mine || !v.Mine {
+			v.Items = append(v.Items, stackItem{StackInstance: it, NotRun: l.NotRun})
+		}
 	}
 	p.render(w, r, http.StatusOK, "stacks", s, "Stacks", v)
 }
@@ -196,17 +207,85 @@ func (p *portal) stacksPage(w http.ResponseWriter, r *http.Request, s *session) 
 type stackView struct {
 	stackItem
 	Detail api.StackDetail
+	// User is who looks; Admin is the API's word that they are an admin.
+	User  string
+	Admin bool
+	// MayApprove: the rules in force let User approve this instance's
+	// plans; else CannotApprove says who may.
+	MayApprove    bool
+	CannotApprove string
+	// Notice words what the user just did; Error is the API's answer to
+	// what they just tried, and Comment what they had typed.
+	Notice, Error, Comment string
 }
 
-// stackPage is one instance: its status in words, its last plan resource
-// by resource, its inputs and outputs (secrets redacted by the API), its
-// last apply, drift and history.
+// stackPage is one instance: its status in words, its gate and the
+// approval of the plan that waits, its last plan resource by resource,
+// its inputs and outputs (secrets redacted by the API), its last apply,
+// drift and history.
 func (p *portal) stackPage(w http.ResponseWriter, r *http.Request, s *session) {
-	d, err := s.api.Stack(r.Context(), r.PathValue("stack"), r.PathValue("instance"))
+	v, err := p.stackView(r, s)
 	if err != nil {
 		p.fail(w, r, s, err)
 		return
 	}
-	v := stackView{stackItem: stackItem{StackInstance: d.StackInstance, NotRun: d.NotRun}, Detail: d}
-	p.render(w, r, http.StatusOK, "stack", s, d.Stack+" @ "+d.Instance, v)
+	v.Notice = stackNotice(r.URL.Query().Get("done"))
+	p.render(w, r, http.StatusOK, "stack", s, v.Stack+" @ "+v.Instance, v)
+}
+
+// stackView gathers what the instance's page shows.
+func (p *portal) stackView(r *http.Request, s *session) (stackView, error) {
+	d, err := s.api.Stack(r.Context(), r.PathValue("stack"), r.PathValue("instance"))
+	if err != nil {
+		return stackView{}, err
+	}
+	v := stackView{stackItem: stackItem{StackInstance: d.StackInstance, NotRun: d.NotRun}, Detail: d, User: s.me.User, Admin: s.me.Admin, MayApprove: true}
+	if a := p.cfg.Stacks; a != nil && d.Gated {
+		v.MayApprove, v.CannotApprove = a.MayApproveStack(s.me.User, d.Stack, d.Instance)
+	}
+	return v, nil
+}
+
+// ApprovePlan is the plan an approval is for: the plan of a gated
+// instance that waits at its gates, and is still what an apply would be
+// approved for; "" when none waits.
+func (v stackView) ApprovePlan() string { return approvePlan(v.StackInstance) }
+
+func approvePlan(it api.StackInstance) string {
+	g, pl := it.Gate, it.Plan
+	if g == nil || g.PlanID == "" || pl == nil || pl.PlanID != g.PlanID || pl.Outdated {
+		return ""
+	}
+	return g.PlanID
+}
+
+// needsApproval reports whether it's plan waits for more approvals that
+// user may give: not theirs already, not of their own change.
+func (p *portal) needsApproval(it api.StackInstance, user string) bool {
+	g := it.Gate
+	if approvePlan(it) == "" || len(g.Approvals) >= g.Need || g.Author == user || slices.Contains(g.Approvals, user) {
+		return false
+	}
+	if p.cfg.Stacks == nil {
+		return true
+	}
+	ok, _ := p.cfg.Stacks.MayApproveStack(user, it.Stack, it.Instance)
+	return ok
+}
+
+// Approved reports whether the user has approved the plan that waits.
+func (v stackView) Approved() bool {
+	return v.Gate != nil && slices.Contains(v.Gate.Approvals, v.User)
+}
+
+// stackNotice words what an action on a stack just did, after the
+// redirect that follows it; only known actions are worded.
+func stackNotice(done string) string {
+	switch done {
+	case "approve":
+		return "Your approval is recorded: the plan is applied once every gate is open."
+	case "unlock":
+		return "The run lock is removed."
+	}
+	return ""
 }

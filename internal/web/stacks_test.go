@@ -2,6 +2,7 @@ package web
 
 import (
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 
@@ -122,5 +123,58 @@ func TestMatrixWithoutStacks(t *testing.T) {
 	}
 	if resp, _ := get(t, srv, "tok-marco", "/stacks/hub/connectivity"); resp.StatusCode != http.StatusConflict {
 		t.Errorf("a stack page when the API refuses: %d, want 409", resp.StatusCode)
+	}
+}
+
+// TestStackApprove: the form approves the plan the page showed, through
+// the API, and the page then says so; a plan made again since is not
+// approved, and the page names the current one; only an admin is offered
+// the unlock, which posts to the API after its confirmation.
+func TestStackApprove(t *testing.T) {
+	srv, f := newTestPortal(t)
+	resp, _ := post(t, srv, "tok-sofia", "/stacks/vpn/prod/approve", url.Values{"plan": {"p-vpn-7"}, "comment": {"looks right"}}, "")
+	if loc := resp.Header.Get("Location"); resp.StatusCode != http.StatusSeeOther || loc != "/stacks/vpn/prod?done=approve#h-gate" {
+		t.Fatalf("approve: %d to %q", resp.StatusCode, loc)
+	}
+	if want := `POST /api/v1/stacks/vpn/prod/approvals {"plan":"p-vpn-7","comment":"looks right"}`; len(f.posted) != 1 || f.posted[0] != want {
+		t.Errorf("posted %q, want %q", f.posted, want)
+	}
+	_, body := get(t, srv, "tok-sofia", "/stacks/vpn/prod?done=approve")
+	if !strings.Contains(body, "Your approval is recorded") {
+		t.Error("the page after an approval does not say it is recorded")
+	}
+
+	resp, body = post(t, srv, "tok-sofia", "/stacks/vpn/prod/approve", url.Values{"plan": {"p-vpn-6"}, "comment": {"stale"}}, "")
+	if resp.StatusCode != http.StatusConflict ||
+		!strings.Contains(body, "The plan changed since you loaded the page; the current plan is p-vpn-7") ||
+		!strings.Contains(body, `name="plan" value="p-vpn-7"`) || !strings.Contains(body, `value="stale"`) {
+		t.Errorf("approving a stale plan: %d\n%s", resp.StatusCode, body)
+	}
+
+	for tok, want := range map[string]bool{"tok-ada": true, "tok-sofia": false, "tok-marco": false} {
+		_, body := get(t, srv, tok, "/stacks/network/dev")
+		if got := strings.Contains(body, `href="/stacks/network/dev/unlock"`); got != want {
+			t.Errorf("%s is offered the unlock: %v, want %v", tok, got, want)
+		}
+		_, body = get(t, srv, tok, "/stacks/network/dev/unlock")
+		if got := strings.Contains(body, `action="/stacks/network/dev/unlock"`); got != want {
+			t.Errorf("%s gets the unlock form: %v, want %v", tok, got, want)
+		}
+	}
+	resp, _ = post(t, srv, "tok-ada", "/stacks/network/dev/unlock", url.Values{"force": {"on"}}, "")
+	if resp.StatusCode != http.StatusSeeOther || f.posted[len(f.posted)-1] != `POST /api/v1/stacks/network/dev/unlock {"force":true}` {
+		t.Errorf("unlock: %d, posted %q", resp.StatusCode, f.posted)
+	}
+	for tok, want := range map[string]bool{"tok-sofia": true, "tok-ada": true, "tok-marco": false} {
+		_, body := get(t, srv, tok, "/stacks/vpn/prod")
+		if got := strings.Contains(body, `id="approve"`); got != want {
+			t.Errorf("%s is offered the approval of vpn @ prod: %v, want %v", tok, got, want)
+		}
+	}
+	// A gated instance with no plan waiting, and one that is not gated,
+	// offer no approval.
+	_, body = get(t, srv, "tok-sofia", "/stacks/network/prod")
+	if strings.Contains(body, `id="approve"`) || strings.Contains(body, `id="h-gate"`) {
+		t.Error("an instance that is not gated offers an approval")
 	}
 }

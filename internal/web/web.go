@@ -3,9 +3,11 @@
 // little. It holds no state and decides no permission of its own: every
 // page calls the /api/v1 handler in-process with the signed-in user's
 // token, shows what the API answers (the controls of a matrix cell are the
-// cell's Actions), and forwards actions to the API after showing their
-// preview. Templates, the style sheet, the script and the SVG charts are
-// all rendered or embedded here, so the portal works with no network.
+// cell's Actions; the approval of a stack's plan is offered by the
+// server's rule, Config.Stacks), and forwards actions to the API after
+// showing their preview. Templates, the style sheet, the script and the
+// SVG charts are all rendered or embedded here, so the portal works with
+// no network.
 package web
 
 import (
@@ -32,12 +34,23 @@ type Authenticator interface {
 	Login(r *http.Request, token string) (user string, err error)
 }
 
+// StackAccess is the rule of the revision in force on who approves the
+// plans of a stack instance (spec.MayApproveStack). why says the rule in
+// words when user may not, as the API's 403 does.
+type StackAccess interface {
+	MayApproveStack(user, stack, instance string) (ok bool, why string)
+}
+
 // Config is what the portal needs from the server.
 type Config struct {
 	// API serves /api/v1; the portal calls it in-process with the user's
 	// token, so the portal sees exactly what the API lets the user see.
-	API    http.Handler
-	Auth   Authenticator
+	API  http.Handler
+	Auth Authenticator
+	// Stacks says who may approve a stack instance's plans, so that a
+	// page offers the button only to who may press it; nil offers it to
+	// everyone. The API decides again when the form is sent.
+	Stacks StackAccess
 	Logger *slog.Logger
 	// Now is the clock that pages write relative times against ("in 58
 	// min"); nil is time.Now. Tests set it.
@@ -84,6 +97,9 @@ func New(cfg Config) http.Handler {
 	mux.HandleFunc("POST /apps/{app}/envs/{env}/{action}", p.authed(p.actionPost))
 	mux.HandleFunc("GET /stacks", p.authed(p.stacksPage))
 	mux.HandleFunc("GET /stacks/{stack}/{instance}", p.authed(p.stackPage))
+	mux.HandleFunc("POST /stacks/{stack}/{instance}/approve", p.authed(p.stackApprovePost))
+	mux.HandleFunc("GET /stacks/{stack}/{instance}/unlock", p.authed(p.stackUnlockPage))
+	mux.HandleFunc("POST /stacks/{stack}/{instance}/unlock", p.authed(p.stackUnlockPost))
 	mux.HandleFunc("GET /revisions", p.authed(p.revisionsPage))
 	mux.HandleFunc("GET /revisions/{sha}", p.authed(p.revisionPage))
 	mux.HandleFunc("GET /activity", p.authed(p.activityPage))

@@ -18,7 +18,7 @@ var assetVersion = regexp.MustCompile(`\?v=[0-9a-f]{12}`)
 func newTestPortal(t *testing.T) (*httptest.Server, *fakeAPI) {
 	t.Helper()
 	f := &fakeAPI{}
-	h := New(Config{API: f, Auth: fakeAuth{}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Now: func() time.Time { return testNow }})
+	h := New(Config{API: f, Auth: fakeAuth{}, Stacks: fakeStackAccess{}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Now: func() time.Time { return testNow }})
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	return srv, f
@@ -134,11 +134,18 @@ func TestPages(t *testing.T) {
 		{"dora", "tok-marco", "/dora"},
 		{"costs", "tok-marco", "/costs"},
 		{"stacks", "tok-marco", "/stacks"},
+		{"stacks-mine", "tok-sofia", "/stacks?approve=mine"},
 		{"stack-sensitive", "tok-marco", "/stacks/hub/connectivity"},
 		{"stack-planned", "tok-marco", "/stacks/network/dev"},
 		{"stack-drift", "tok-marco", "/stacks/network/preprod"},
 		{"stack-denied", "tok-marco", "/stacks/network/prod"},
 		{"stack-pending", "tok-marco", "/stacks/edge/dev"},
+		{"stack-awaiting-approval", "tok-sofia", "/stacks/vpn/prod"},
+		{"stack-awaiting-approval-developer", "tok-marco", "/stacks/vpn/prod"},
+		{"stack-window-closed", "tok-sofia", "/stacks/dns/prod"},
+		{"stack-frozen", "tok-ada", "/stacks/firewall/preprod"},
+		{"stack-locked-admin", "tok-ada", "/stacks/network/dev"},
+		{"stack-unlock", "tok-ada", "/stacks/network/dev/unlock"},
 		{"not-found", "tok-marco", "/apps/nope"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -122,7 +122,7 @@ func TestStackPages(t *testing.T) {
 	if got := eval[string](lena, "location.pathname"); got != "/stacks/vpn/prod" {
 		t.Errorf("the cell led to %s", got)
 	}
-	if got := lena.text(".status"); !strings.Contains(got, "waits for approval") || !strings.Contains(got, prod.Plan.PlanID) {
+	if got := lena.text(".status"); !strings.Contains(got, "waits for 1 approval") || !strings.Contains(got, prod.Plan.PlanID) {
 		t.Errorf("the status of vpn @ prod reads %q, want why it waits", got)
 	}
 	plan := lena.text("ul.resources")
@@ -194,6 +194,27 @@ func TestStackPages(t *testing.T) {
 		t.Fatal("the page was reloaded; vpn @ prod's cell did not change live")
 	}
 	lena.shot("matrix-stacks-live")
+	// dev applies the route meanwhile: the page and the list compared
+	// must be of the same moment, so compare once no instance runs.
+	for deadline := time.Now().Add(build); ; {
+		var l api.StackList
+		if err := call(t, "admin", http.MethodGet, "/api/v1/stacks", nil, &l); err != nil {
+			t.Fatal(err)
+		}
+		busy := ""
+		for _, it := range l.Items {
+			if it.Lock != nil || it.Unit == nil || it.Unit.Phase == "Progressing" {
+				busy = it.Stack + " @ " + it.Instance
+			}
+		}
+		if busy == "" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s never settled", busy)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 	lena.open("/")
 	diff := eval[string](lena, `fetch("/api/v1/stacks").then(function (r) { return r.json(); }).then(function (l) {
 		var out = [], div = document.createElement("div");
