@@ -35,8 +35,10 @@ inputs:
 
 resource "terraform_data" "tunnel" {
   input = {
-    peer = "` + peer + `"
-    key  = var.key
+    peer     = "` + peer + `"
+    key      = var.key
+    location = "europe-west6"
+    tags     = { owner = "bookings", cost-center = "cc-2000", environment = "prod" }
   }
 }
 `,

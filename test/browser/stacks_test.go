@@ -41,8 +41,10 @@ variable "psk" {
 
 resource "terraform_data" "gateway" {
   input = {
-    name = "vpn-${var.env}"
-    psk  = var.psk
+    name     = "vpn-${var.env}"
+    psk      = var.psk
+    location = "europe-west6"
+    tags     = { owner = "platform", cost-center = "cc-1000", environment = var.env }
   }
 }
 
