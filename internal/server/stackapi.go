@@ -183,7 +183,7 @@ type stackView struct {
 	// the instances' inputs.
 	outs stack.Outputs
 	// gate judges the gates of a gated instance's plan (nil: not shown).
-	gate func(t stack.Target, planID string) (stack.GateState, error)
+	gate func(t stack.Target, planID, hash string) (stack.GateState, error)
 }
 
 func newStackView(repo *spec.Repo, runner *stack.Runner) *stackView {
@@ -235,7 +235,7 @@ func (v *stackView) instance(t stack.Target, u store.UnitState, found bool) (api
 	}
 	out.Gated = stack.ApplyOf(v.repo, t.Stack, inst) == spec.StackApplyGated
 	if out.Gated && v.gate != nil && last != nil && last.Status == stack.StatusPlanned && last.PlanID != "" && !out.Plan.Outdated {
-		if g, err := v.gate(t, last.PlanID); err != nil {
+		if g, err := v.gate(t, last.PlanID, last.Hash); err != nil {
 			problem("the approvals of the last plan", err)
 		} else {
 			out.Gate = wireGate(g, last.Summary)
@@ -310,17 +310,24 @@ func wireRun(run stack.Run) api.StackApply {
 }
 
 // stackGate judges the gates of a plan of an instance of repo (sha) as
-// the stack kind does, now: the approvals recorded, the author of the
-// revision in force (the kind counts from the revision it first saw the
-// plan at, which is this one unless a later commit left the plan as it
-// was).
-func (s *Server) stackGate(ctx context.Context, repo *spec.Repo, sha string) func(stack.Target, string) (stack.GateState, error) {
-	return func(t stack.Target, planID string) (stack.GateState, error) {
+// the stack kind does, now: the approvals recorded, and the author of the
+// revision the plan's content was first planned at (the runner records
+// it), else of the revision in force.
+func (s *Server) stackGate(ctx context.Context, repo *spec.Repo, sha string) func(t stack.Target, planID, hash string) (stack.GateState, error) {
+	return func(t stack.Target, planID, hash string) (stack.GateState, error) {
 		approvers, err := s.stackApprovers(ctx, t.Stack.Name, t.Instance, planID)
 		if err != nil {
 			return stack.GateState{}, err
 		}
-		return stack.CheckGate(repo, t.Stack, t.Instance, planID, s.clock.Now(), s.promo.AuthorOf(repo, sha), approvers), nil
+		from := sha
+		if s.stacks != nil {
+			if rev, ok, err := s.stacks.PlanOrigin(t.Stack.Name, t.Instance, hash); err != nil {
+				return stack.GateState{}, err
+			} else if ok {
+				from = rev
+			}
+		}
+		return stack.CheckGate(repo, t.Stack, t.Instance, planID, s.clock.Now(), s.promo.AuthorOf(repo, from), approvers), nil
 	}
 }
 

@@ -53,7 +53,9 @@ func TestKindGated(t *testing.T) {
 	c.at(tuesday.Add(10*time.Hour + 30*time.Minute)) // inside the window
 	e := startKind(t, f, newRunner(t), time.Hour, func(kc *KindConfig, ec *reconcile.Config) {
 		ec.Clock = c.Offset
-		kc.Author = func(_ *spec.Repo, rev string) string { return map[string]string{"rev1": "ann", "rev2": "ann"}[rev] }
+		kc.Author = func(_ *spec.Repo, rev string) string {
+			return map[string]string{"rev1": "ann", "rev2": "carol", "rev3": "carol"}[rev]
+		}
 	})
 	e.apply()
 	prod := e.wait("app-zone", "prod", "awaiting approval", phase(reconcile.Blocked, ReasonAwaitingApproval))
@@ -118,6 +120,20 @@ func TestKindGated(t *testing.T) {
 	if p2.PlanID == p1.PlanID || !strings.Contains(replanned.Message, p2.PlanID) || !strings.Contains(replanned.Message, "1 to destroy") {
 		t.Errorf("after the state changed: %q (plan %s, was %s)", replanned.Message, p2.PlanID, p1.PlanID)
 	}
+	// The content is still ann's (rev1), though carol wrote the
+	// revisions since, and the plan was made again: ann's approval of
+	// the new plan does not count either.
+	if !strings.Contains(replanned.Message, "(not by ann, who wrote the change)") {
+		t.Errorf("the new plan's author is not ann's: %q", replanned.Message)
+	}
+	e.approve("app-zone", "prod", p2.PlanID, "ann")
+	still := e.wait("app-zone", "prod", "looked at again", func(s reconcile.UnitStatus) bool { return s.UpdatedAt.After(replanned.UpdatedAt) })
+	if still.Reason != ReasonAwaitingApproval || !strings.Contains(still.Message, "waits for 1 approval") {
+		t.Errorf("after ann approved her own change's new plan: %s %q", still.Reason, still.Message)
+	}
+	if from, ok, err := newRunnerAt(e.r.Dir).PlanOrigin("app-zone", "prod", p2.Hash); err != nil || !ok || from != "rev1" {
+		t.Errorf("a restarted runner reads the plan's origin as %q %v %v, want rev1", from, ok, err)
+	}
 
 	// The new plan approved, inside the window: applied, as planned.
 	e.approve("app-zone", "prod", p2.PlanID, "bob")
@@ -132,7 +148,7 @@ func TestKindGated(t *testing.T) {
 			prodApplies = append(prodApplies, a)
 		}
 	}
-	if len(prodApplies) != 1 || !slices.Equal(prodApplies[0].Approvers, []string{"bob"}) || prodApplies[0].Revision != "rev3" || prodApplies[0].Summary.Destroy != 1 {
+	if len(prodApplies) != 1 || !slices.Equal(prodApplies[0].Approvers, []string{"bob"}) || prodApplies[0].Revision != "rev1" || prodApplies[0].Summary.Destroy != 1 {
 		t.Errorf("the kind's applies of prod: %+v", prodApplies)
 	}
 }
@@ -190,3 +206,6 @@ func (e *kindEngine) applyDirectly(dir, name, instance string) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// newRunnerAt is a runner on dir as a restarted socle makes it.
+func newRunnerAt(dir string) *Runner { return &Runner{Dir: dir} }

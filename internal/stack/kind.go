@@ -267,7 +267,14 @@ func (k *Kind) Observe(ctx context.Context, u *reconcile.Unit) (any, error) {
 	if o.plan.Status == StatusPlanned && k.cfg.Judge != nil {
 		o.denied, o.why = k.cfg.Judge(repo, fsys, sha, &o.plan)
 	}
-	o.from = memoOf(u).planFrom(o.plan.PlanID, sha)
+	o.from = sha
+	if o.plan.Status == StatusPlanned && o.plan.Hash != "" {
+		// The author of the revision that brought this content does not
+		// approve its plans, whatever was committed since.
+		if o.from, err = r.notePlanOrigin(s.Name, u.Key.Env, o.plan.Hash, sha); err != nil {
+			return nil, reconcile.Errorf(reconcile.ReasonRuntimeError, "recording where the plan of %s @ %s comes from: %v", s.Name, u.Key.Env, err)
+		}
+	}
 	if o.plan.Status == StatusPlanned && o.plan.PlanID != "" && !o.denied && d.Apply == spec.StackApplyGated {
 		if err := k.judgeGate(ctx, u, repo, s, o); err != nil {
 			return nil, err
@@ -370,18 +377,6 @@ type memo struct {
 	// heal: drift was found where the instance heals, so the content
 	// applied last may be applied again, once.
 	heal bool
-	// planID is the last plan seen, first seen at revision from: the
-	// revision the plan came from, whose author does not approve it.
-	planID, from string
-}
-
-// planFrom is the revision plan id came from: the one in force when the
-// unit first saw it (after a restart, the one in force now).
-func (m *memo) planFrom(id, revision string) string {
-	if id == "" || id != m.planID {
-		m.planID, m.from = id, revision
-	}
-	return m.from
 }
 
 func memoOf(u *reconcile.Unit) *memo {
