@@ -154,8 +154,7 @@ func setWAL(ctx context.Context, db *sql.DB) (string, error) {
 	for pause := time.Millisecond; ; pause = min(2*pause, 50*time.Millisecond) {
 		var mode string
 		err := db.QueryRowContext(ctx, "PRAGMA journal_mode = WAL").Scan(&mode)
-		var e *msqlite.Error
-		if err == nil || !errors.As(err, &e) || e.Code()&0xff != sqlite3.SQLITE_BUSY || time.Now().After(deadline) {
+		if err == nil || !isBusy(err) || time.Now().After(deadline) {
 			return mode, err
 		}
 		select {
@@ -164,6 +163,13 @@ func setWAL(ctx context.Context, db *sql.DB) (string, error) {
 			return "", ctx.Err()
 		}
 	}
+}
+
+// isBusy reports whether err is SQLite's SQLITE_BUSY (or one of its
+// extended codes): another connection holds the lock.
+func isBusy(err error) bool {
+	var e *msqlite.Error
+	return errors.As(err, &e) && e.Code()&0xff == sqlite3.SQLITE_BUSY
 }
 
 // SQL returns the underlying database handle, for packages that keep tables

@@ -80,7 +80,7 @@ func (db *DB) migrate(ctx context.Context, migs []migration) error {
 		name       TEXT    NOT NULL,
 		applied_at INTEGER NOT NULL -- microseconds since the Unix epoch
 	)`
-	if err := db.write(ctx, func(tx *sql.Tx) error {
+	if err := db.writeMigrating(ctx, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, create)
 		return err
 	}); err != nil {
@@ -114,7 +114,7 @@ func (db *DB) migrate(ctx context.Context, migs []migration) error {
 // apply applies m unless it is recorded: another process may have applied it
 // since migrate looked.
 func (db *DB) apply(ctx context.Context, m migration) error {
-	return db.write(ctx, func(tx *sql.Tx) error {
+	return db.writeMigrating(ctx, func(tx *sql.Tx) error {
 		var done bool
 		err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM schema_migrations WHERE version = ?)`, m.version).Scan(&done)
 		if err != nil || done {
@@ -127,4 +127,22 @@ func (db *DB) apply(ctx context.Context, m migration) error {
 			m.version, m.name, time.Now().UnixMicro())
 		return err
 	})
+}
+
+// migrateBusyFor bounds how long Open waits for the write lock while other
+// processes open the same new file: one of them may apply every migration,
+// each synced to disk, while the others wait, which on a slow or busy disk
+// takes longer than one write's busy timeout.
+const migrateBusyFor = time.Minute
+
+// writeMigrating is db.write, tried again while the database is busy, for
+// up to migrateBusyFor.
+func (db *DB) writeMigrating(ctx context.Context, fn func(*sql.Tx) error) error {
+	deadline := time.Now().Add(migrateBusyFor)
+	for {
+		err := db.write(ctx, fn)
+		if err == nil || !isBusy(err) || time.Now().After(deadline) || ctx.Err() != nil {
+			return err
+		}
+	}
 }

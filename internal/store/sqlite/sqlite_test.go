@@ -223,6 +223,46 @@ func TestFailedMigrationChangesNothing(t *testing.T) {
 	}
 }
 
+// TestOpenWaitsForAMigratingProcess opens a file whose write lock another
+// process holds for longer than a write's busy timeout (as one applying
+// every migration on a slow disk does while others open the file): Open
+// waits for it instead of failing with SQLITE_BUSY.
+func TestOpenWaitsForAMigratingProcess(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "socle.db")
+	other, err := sql.Open("sqlite", "file:"+path+"?_txlock=immediate")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	if _, err := other.Exec("PRAGMA journal_mode = WAL"); err != nil {
+		t.Fatal(err)
+	}
+	tx, err := other.Begin() // BEGIN IMMEDIATE: the write lock
+	if err != nil {
+		t.Fatal(err)
+	}
+	opened := make(chan error, 1)
+	go func() {
+		db, err := Open(t.Context(), path)
+		if err == nil {
+			db.Close()
+		}
+		opened <- err
+	}()
+	// Held past the busy timeout: the scenario, not a synchronisation.
+	select {
+	case err := <-opened:
+		t.Fatalf("Open returned while another held the write lock: %v", err)
+	case <-time.After(busyTimeout + time.Second):
+	}
+	if err := tx.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-opened; err != nil {
+		t.Fatalf("Open after the lock was released: %v", err)
+	}
+}
+
 // TestConcurrentOpen opens a new file from several goroutines at once, as
 // several processes might: each migration must be applied once.
 func TestConcurrentOpen(t *testing.T) {
