@@ -350,17 +350,11 @@ func (f *files) root() string { return filepath.Join(f.dir, "work", spec.StacksD
 
 func (f *files) lastRun() (Run, bool, error) {
 	var run Run
-	b, err := os.ReadFile(f.path(runFile))
-	if errors.Is(err, fs.ErrNotExist) {
-		return run, false, nil
-	}
-	if err == nil {
-		err = json.Unmarshal(b, &run)
-	}
+	ok, err := readJSON(f.path(runFile), &run)
 	if err != nil {
 		return run, false, fmt.Errorf("reading the last run of %s @ %s: %w", f.stack, f.instance, err)
 	}
-	return run, true, nil
+	return run, ok, nil
 }
 
 func (f *files) writeRun(run Run) error { return writeJSON(f.path(runFile), run) }
@@ -474,11 +468,7 @@ func (r *Runner) History(stack, instance string) ([]Run, error) {
 			continue
 		}
 		var run Run
-		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
-		if err == nil {
-			err = json.Unmarshal(b, &run)
-		}
-		if err != nil {
+		if _, err := readJSON(filepath.Join(dir, e.Name()), &run); err != nil {
 			return nil, fmt.Errorf("reading the history of %s @ %s: %s: %w", stack, instance, e.Name(), err)
 		}
 		runs = append(runs, run)

@@ -3,7 +3,6 @@ package stack
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -305,15 +304,9 @@ func (d *DriftResult) summary() string {
 // since, which is what the next check is for.
 func (r *Runner) LastDrift(stack, instance string) (DriftResult, bool, error) {
 	var d DriftResult
-	b, err := os.ReadFile(filepath.Join(instanceDir(r.Dir, stack, instance), driftFile))
-	if errors.Is(err, fs.ErrNotExist) {
-		return d, false, nil
-	}
-	if err == nil {
-		err = json.Unmarshal(b, &d)
-	}
+	ok, err := readJSON(filepath.Join(instanceDir(r.Dir, stack, instance), driftFile), &d)
 	if err != nil {
 		return DriftResult{}, false, fmt.Errorf("reading the last drift check of %s @ %s: %w", stack, instance, err)
 	}
-	return d, true, nil
+	return d, ok, nil
 }

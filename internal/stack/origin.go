@@ -1,10 +1,7 @@
 package stack
 
 import (
-	"encoding/json"
-	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 )
@@ -26,18 +23,12 @@ type origin struct {
 // PlanOrigin returns the revision the instance's content hash was first
 // planned at; ok is false when none is recorded for that hash.
 func (r *Runner) PlanOrigin(stack, instance, hash string) (revision string, ok bool, err error) {
-	b, err := os.ReadFile(filepath.Join(instanceDir(r.Dir, stack, instance), originFile))
-	if errors.Is(err, fs.ErrNotExist) {
-		return "", false, nil
-	}
-	if err != nil {
-		return "", false, err
-	}
 	var o origin
-	if err := json.Unmarshal(b, &o); err != nil {
-		return "", false, fmt.Errorf("%s of %s @ %s: %w", originFile, stack, instance, err)
+	found, err := readJSON(filepath.Join(instanceDir(r.Dir, stack, instance), originFile), &o)
+	if err != nil {
+		return "", false, fmt.Errorf("reading where the plan of %s @ %s comes from: %w", stack, instance, err)
 	}
-	if hash == "" || o.Hash != hash {
+	if !found || hash == "" || o.Hash != hash {
 		return "", false, nil
 	}
 	return o.Revision, true, nil

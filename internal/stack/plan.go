@@ -530,11 +530,23 @@ func (r *Runner) LastPlan(stack, instance string) (res Result, at time.Time, ok 
 
 func readCache(dir string) (cached, bool) {
 	var c cached
-	data, err := os.ReadFile(filepath.Join(dir, "plan.json"))
-	if err != nil || json.Unmarshal(data, &c) != nil {
+	if ok, err := readJSON(filepath.Join(dir, "plan.json"), &c); !ok || err != nil {
 		return cached{}, false
 	}
 	return c, true
+}
+
+// readJSON reads the JSON record at path into v; ok is false, with no
+// error, when there is none.
+func readJSON(path string, v any) (ok bool, err error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if err == nil {
+		err = json.Unmarshal(b, v)
+	}
+	return err == nil, err
 }
 
 // writeJSON writes v to a new file, synced, and renames it into place,
