@@ -216,8 +216,10 @@ type observed struct {
 	ran        bool
 	drift      DriftResult
 	checked    bool
-	// stack is the stack as the revision observed has it.
-	stack *spec.Stack
+	// repo is the revision observed; stack is the stack as it has it.
+	repo    *spec.Repo
+	repoSHA string
+	stack   *spec.Stack
 	// gate is where a gated instance's plan stands; gated says it was
 	// judged.
 	gate  GateState
@@ -245,7 +247,7 @@ func (k *Kind) Observe(ctx context.Context, u *reconcile.Unit) (any, error) {
 		return nil, err
 	}
 	r := k.cfg.Runner
-	o := &observed{stack: s}
+	o := &observed{repo: repo, repoSHA: sha, stack: s}
 	if o.run, o.ran, err = r.LastRun(s.Name, u.Key.Env); err != nil {
 		return nil, err
 	}
@@ -294,11 +296,7 @@ func (k *Kind) judgeGate(ctx context.Context, u *reconcile.Unit, repo *spec.Repo
 			return reconcile.Errorf(reconcile.ReasonStoreError, "reading the approvals of plan %s: %v", o.plan.PlanID, err)
 		}
 	}
-	author := ""
-	if k.cfg.Author != nil {
-		author = k.cfg.Author(repo, o.from)
-	}
-	o.gate, o.gated = CheckGate(repo, s, u.Key.Env, o.plan.PlanID, u.Now, author, approvers), true
+	o.gate, o.gated = CheckGate(repo, s, u.Key.Env, o.plan.PlanID, u.Now, k.author(u, o), approvers), true
 	after := time.Minute
 	if t := o.gate.Opens(); !t.IsZero() {
 		after = min(after, max(t.Sub(u.Now), time.Second))
@@ -377,6 +375,23 @@ type memo struct {
 	// heal: drift was found where the instance heals, so the content
 	// applied last may be applied again, once.
 	heal bool
+	// author wrote revision from, as the teams of the revision in force
+	// authorsOf name them: read once, not at every pass of a held plan.
+	authorKey [2]string // {authorsOf, from}
+	author    string
+}
+
+// author names who wrote the revision the observed plan came from ("":
+// nobody known).
+func (k *Kind) author(u *reconcile.Unit, o *observed) string {
+	if k.cfg.Author == nil {
+		return ""
+	}
+	m, key := memoOf(u), [2]string{o.repoSHA, o.from}
+	if m.authorKey != key {
+		m.authorKey, m.author = key, k.cfg.Author(o.repo, o.from)
+	}
+	return m.author
 }
 
 func memoOf(u *reconcile.Unit) *memo {
@@ -401,9 +416,9 @@ type applyStep struct {
 	stack *spec.Stack // as observed
 	ok    Approved
 	// for the record of the apply
-	from      string
-	summary   Summary
-	approvers []string
+	from, author string
+	summary      Summary
+	approvers    []string
 }
 
 func (applyStep) Starts() bool     { return true }
@@ -425,7 +440,7 @@ func (k *Kind) Plan(u *reconcile.Unit, obs any) reconcile.Step {
 		return nil
 	}
 	return applyStep{stack: o.stack, ok: Approved{PlanID: o.plan.PlanID, Hash: o.plan.Hash},
-		from: o.from, summary: o.plan.Summary, approvers: o.gate.Approvers}
+		from: o.from, author: k.author(u, o), summary: o.plan.Summary, approvers: o.gate.Approvers}
 }
 
 // failedBefore reports whether an apply of the instance's content hash
@@ -460,13 +475,7 @@ func (k *Kind) Apply(ctx context.Context, u *reconcile.Unit, step reconcile.Step
 	}
 	memoOf(u).heal = false
 	if k.cfg.OnRun != nil {
-		a := Applied{Run: run, Revision: st.from, Summary: st.summary, Approvers: st.approvers}
-		if k.cfg.Author != nil {
-			if repo, _ := k.cfg.InForce(); repo != nil {
-				a.Author = k.cfg.Author(repo, st.from)
-			}
-		}
-		k.cfg.OnRun(a)
+		k.cfg.OnRun(Applied{Run: run, Revision: st.from, Author: st.author, Summary: st.summary, Approvers: st.approvers})
 	}
 	was := u.Failed
 	u.Failed = nil
