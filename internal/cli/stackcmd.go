@@ -72,18 +72,13 @@ type lastPlan struct {
 }
 
 // applyMode is the stack's apply setting, or for an instance of an
-// environment without one, what it defaults to: as the environment syncs.
+// environment without one, what it defaults to (stack.ApplyOf: as the
+// environment syncs); "" for a zone instance without one.
 func applyMode(repo *spec.Repo, s *spec.Stack, inst string) spec.StackApply {
-	if s.Config.Apply != "" {
-		return s.Config.Apply
+	if s.Config.Apply == "" && s.PerZone() {
+		return ""
 	}
-	if e := repo.Environment(inst); e != nil && !s.PerZone() {
-		if e.Sync == spec.SyncAuto {
-			return spec.StackApplyAuto
-		}
-		return spec.StackApplyGated
-	}
-	return ""
+	return stack.ApplyOf(repo, s, inst)
 }
 
 // stackRunner reads the stacks of the data directory: it runs no
