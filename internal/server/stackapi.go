@@ -312,8 +312,18 @@ func wireRun(run stack.Run) api.StackApply {
 // stackGate judges the gates of a plan of an instance of repo (sha) as
 // the stack kind does, now: the approvals recorded, and the author of the
 // revision the plan's content was first planned at (the runner records
-// it), else of the revision in force.
+// it), else of the revision in force. Each revision's author is read
+// once per answer: a list judges every gated instance.
 func (s *Server) stackGate(ctx context.Context, repo *spec.Repo, sha string) func(t stack.Target, planID, hash string) (stack.GateState, error) {
+	authors := map[string]string{}
+	authorOf := func(rev string) string {
+		a, ok := authors[rev]
+		if !ok {
+			a = s.promo.AuthorOf(repo, rev)
+			authors[rev] = a
+		}
+		return a
+	}
 	return func(t stack.Target, planID, hash string) (stack.GateState, error) {
 		approvers, err := s.stackApprovers(ctx, t.Stack.Name, t.Instance, planID)
 		if err != nil {
@@ -327,7 +337,7 @@ func (s *Server) stackGate(ctx context.Context, repo *spec.Repo, sha string) fun
 				from = rev
 			}
 		}
-		return stack.CheckGate(repo, t.Stack, t.Instance, planID, s.clock.Now(), s.promo.AuthorOf(repo, from), approvers), nil
+		return stack.CheckGate(repo, t.Stack, t.Instance, planID, s.clock.Now(), authorOf(from), approvers), nil
 	}
 }
 

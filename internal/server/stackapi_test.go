@@ -25,6 +25,7 @@ import (
 	"github.com/socle-dev/socle/internal/spec"
 	"github.com/socle-dev/socle/internal/stack"
 	"github.com/socle-dev/socle/internal/store"
+	units "github.com/socle-dev/socle/internal/unit"
 	"github.com/socle-dev/socle/internal/web"
 )
 
@@ -575,8 +576,11 @@ func TestStackApproval(t *testing.T) {
 	if a, err := as("ines").ApproveStack(ctx, "edge", "prod", plan, "looks right"); err != nil || a.Plan != plan || a.User != "ines" {
 		t.Fatalf("ines approves: %+v %v", a, err)
 	}
-	if d, _ := c.Stack(ctx, "edge", "prod"); d.Gate == nil || len(d.Gate.Approvals) != 0 || d.Apply != nil {
-		t.Fatalf("after the author's approval: gate %+v, apply %+v", d.Gate, d.Apply)
+	// The approval triggers the unit: once the engine has looked at it
+	// again, it still waits, and nothing was applied.
+	r.passes(t, units.Key{Kind: stack.KindID, Name: "edge", Env: "prod"}, 2)
+	if d, err := c.Stack(ctx, "edge", "prod"); err != nil || d.Unit == nil || d.Unit.Reason != "AwaitingApproval" || d.Gate == nil || len(d.Gate.Approvals) != 0 || d.Apply != nil {
+		t.Fatalf("after the author's approval: %+v %v", d, err)
 	}
 	// Another plan: 409, naming the current one.
 	_, err = as("lena").ApproveStack(ctx, "edge", "prod", "sha256:0000", "")
@@ -640,7 +644,8 @@ func TestStackApproval(t *testing.T) {
 	if got := dora("env=prod&team=guest-experience"); got != teamDeploys+1 {
 		t.Errorf("DORA deployments of prod by guest-experience, the stack's owner: %d, were %d; want one more", got, teamDeploys)
 	}
-	// The app views do not show the stack.
+	// The app views do not show the stack: not in the matrix, and its
+	// release (the apply) is in no app's releases of prod.
 	var apps api.Page[api.App]
 	if err := c.Get(ctx, "/api/v1/apps", &apps); err != nil {
 		t.Fatal(err)
@@ -649,6 +654,42 @@ func TestStackApproval(t *testing.T) {
 		if strings.HasPrefix(a.Name, "stack:") || a.Name == "edge" {
 			t.Errorf("the matrix lists a stack as an app: %s", a.Name)
 		}
+		rels, err := c.Releases(ctx, a.Name, "prod", 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, rel := range rels {
+			if rel.Artifact == plan || rel.Strategy == "terraform" {
+				t.Errorf("%s's releases in prod show the stack's apply: %+v", a.Name, rel)
+			}
+		}
+	}
+}
+
+// passes waits until the engine has finished n more passes over the
+// unit: the first may have begun before what the caller just did, the
+// last began after it.
+func (r *running) passes(t *testing.T, k units.Key, n int) {
+	t.Helper()
+	at := func() time.Time {
+		for _, st := range r.engine.Status() {
+			if st.Key() == k {
+				return st.UpdatedAt
+			}
+		}
+		t.Fatalf("the engine has no unit %v", k)
+		return time.Time{}
+	}
+	last := at()
+	deadline := time.Now().Add(waitBudget)
+	for n > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the engine did not look at %v again", k)
+		}
+		if u := at(); u.After(last) {
+			last, n = u, n-1
+		}
+		time.Sleep(20 * time.Millisecond) // polling, not a synchronisation
 	}
 }
 
