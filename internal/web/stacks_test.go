@@ -171,8 +171,8 @@ func TestStackApprove(t *testing.T) {
 			t.Errorf("%s is offered the approval of vpn @ prod: %v, want %v", tok, got, want)
 		}
 	}
-	// A gated instance with no plan waiting, and one that is not gated,
-	// offer no approval.
+	// An instance that is not gated offers no approval. (No fake instance
+	// is gated with no plan waiting: that case is not checked here.)
 	_, body = get(t, srv, "tok-sofia", "/stacks/network/prod")
 	if strings.Contains(body, `id="approve"`) || strings.Contains(body, `id="h-gate"`) {
 		t.Error("an instance that is not gated offers an approval")
