@@ -70,7 +70,7 @@ func (p *portal) stackUnlock(r *http.Request, s *session) (stackUnlockView, erro
 	if err != nil {
 		return stackUnlockView{}, err
 	}
-	return stackUnlockView{stackItem: stackItem{StackInstance: d.StackInstance, NotRun: d.NotRun}, Admin: s.me.Admin}, nil
+	return stackUnlockView{stackItem: stackItem{d.StackInstance}, Admin: s.me.Admin}, nil
 }
 
 // stackUnlockPost unlocks through the API and goes back to the instance's
