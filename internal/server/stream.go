@@ -165,6 +165,10 @@ func (s *Server) streamEvents(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	filter := store.EventFilter{AfterID: after, Kind: q.Get("kind"), App: q.Get("app"), Env: q.Get("env"), Limit: store.MaxLimit}
+	// other: a cell (an app's, or a stack instance's) the filter leaves out.
+	other := func(app, env string) bool {
+		return (filter.App != "" && app != filter.App) || (filter.Env != "" && env != filter.Env)
+	}
 	user := callerOf(r).User
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
@@ -196,7 +200,7 @@ func (s *Server) streamEvents(w http.ResponseWriter, r *http.Request) {
 					continue
 				}
 				cells[k] = st
-				if first || (filter.App != "" && k.App != filter.App) || (filter.Env != "" && k.Env != filter.Env) {
+				if first || other(k.App, k.Env) {
 					continue
 				}
 				a, e := m.repo.App(k.App), m.repo.Environment(k.Env)
@@ -212,7 +216,7 @@ func (s *Server) streamEvents(w http.ResponseWriter, r *http.Request) {
 			first = false
 		}
 		for _, item := range s.changedStacks(stacks, firstStacks) {
-			if (filter.App != "" && item.Stack != filter.App) || (filter.Env != "" && item.Instance != filter.Env) {
+			if other(item.Stack, item.Instance) {
 				continue
 			}
 			b, _ := json.Marshal(map[string]any{"stack": item})

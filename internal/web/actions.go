@@ -185,13 +185,7 @@ func (p *portal) actionPost(w http.ResponseWriter, r *http.Request, s *session) 
 	case "rollback":
 		_, err = s.api.Rollback(ctx, app, env, release, msg)
 	}
-	if err == nil {
-		p.log.Info("portal action", "user", s.me.User, "action", action, "app", app, "env", env)
-		http.Redirect(w, r, "/apps/"+pathEscape(app)+"?"+url.Values{"done": {action}, "env": {env}}.Encode()+"#env-"+pathEscape(env), http.StatusSeeOther)
-		return
-	}
-	if isStatus(err, http.StatusUnauthorized) {
-		p.unauthorized(w, r, "")
+	if p.acted(w, r, s, err, "/apps/"+pathEscape(app)+"?"+url.Values{"done": {action}, "env": {env}}.Encode()+"#env-"+pathEscape(env), "action", action, "app", app, "env", env) {
 		return
 	}
 	v, verr := p.confirmation(r, s, action)
@@ -209,4 +203,22 @@ func (p *portal) actionPost(w http.ResponseWriter, r *http.Request, s *session) 
 		}
 	}
 	p.render(w, r, statusOf(err), "confirm", s, v.Verb(), v)
+}
+
+// acted ends the post of an action the API was asked to do, whatever the
+// action: done, it logs it (attrs say what it was) and sends the browser
+// to next; refused for the token, it asks to sign in again. It reports
+// whether it answered: if not, the caller shows the API's refusal on the
+// page the form came from.
+func (p *portal) acted(w http.ResponseWriter, r *http.Request, s *session, err error, next string, attrs ...any) bool {
+	switch {
+	case err == nil:
+		p.log.Info("portal action", append([]any{"user", s.me.User}, attrs...)...)
+		http.Redirect(w, r, next, http.StatusSeeOther)
+	case isStatus(err, http.StatusUnauthorized):
+		p.unauthorized(w, r, "")
+	default:
+		return false
+	}
+	return true
 }

@@ -17,13 +17,7 @@ func (p *portal) stackApprovePost(w http.ResponseWriter, r *http.Request, s *ses
 	name, inst := r.PathValue("stack"), r.PathValue("instance")
 	plan, comment := strings.TrimSpace(r.PostFormValue("plan")), strings.TrimSpace(r.PostFormValue("comment"))
 	_, err := s.api.ApproveStack(r.Context(), name, inst, plan, comment)
-	if err == nil {
-		p.log.Info("portal action", "user", s.me.User, "action", "stack.approve", "stack", name, "instance", inst, "plan", plan)
-		http.Redirect(w, r, stackPath(name, inst)+"?done=approve#h-gate", http.StatusSeeOther)
-		return
-	}
-	if isStatus(err, http.StatusUnauthorized) {
-		p.unauthorized(w, r, "")
+	if p.acted(w, r, s, err, stackPath(name, inst)+"?done=approve#h-gate", "action", "stack.approve", "stack", name, "instance", inst, "plan", plan) {
 		return
 	}
 	v, verr := p.stackView(r, s)
@@ -62,13 +56,21 @@ type stackUnlockView struct {
 // stackUnlockPage asks for the confirmation of an unlock: it removes the
 // run lock of an instance, and with force stops a live holder's run.
 func (p *portal) stackUnlockPage(w http.ResponseWriter, r *http.Request, s *session) {
-	d, err := s.api.Stack(r.Context(), r.PathValue("stack"), r.PathValue("instance"))
+	v, err := p.stackUnlock(r, s)
 	if err != nil {
 		p.fail(w, r, s, err)
 		return
 	}
-	v := stackUnlockView{stackItem: stackItem{StackInstance: d.StackInstance, NotRun: d.NotRun}, Admin: s.me.Admin}
-	p.render(w, r, http.StatusOK, "stackunlock", s, "Unlock "+d.Stack+" @ "+d.Instance, v)
+	p.render(w, r, http.StatusOK, "stackunlock", s, "Unlock "+v.Stack+" @ "+v.Instance, v)
+}
+
+// stackUnlock gathers what the unlock's confirmation shows.
+func (p *portal) stackUnlock(r *http.Request, s *session) (stackUnlockView, error) {
+	d, err := s.api.Stack(r.Context(), r.PathValue("stack"), r.PathValue("instance"))
+	if err != nil {
+		return stackUnlockView{}, err
+	}
+	return stackUnlockView{stackItem: stackItem{d.StackInstance}, Admin: s.me.Admin}, nil
 }
 
 // stackUnlockPost unlocks through the API and goes back to the instance's
@@ -78,20 +80,14 @@ func (p *portal) stackUnlockPost(w http.ResponseWriter, r *http.Request, s *sess
 	name, inst := r.PathValue("stack"), r.PathValue("instance")
 	force := r.PostFormValue("force") == "on"
 	_, err := s.api.UnlockStack(r.Context(), name, inst, force)
-	if err == nil {
-		p.log.Info("portal action", "user", s.me.User, "action", "stack.unlock", "stack", name, "instance", inst, "force", force)
-		http.Redirect(w, r, stackPath(name, inst)+"?done=unlock", http.StatusSeeOther)
+	if p.acted(w, r, s, err, stackPath(name, inst)+"?done=unlock", "action", "stack.unlock", "stack", name, "instance", inst, "force", force) {
 		return
 	}
-	if isStatus(err, http.StatusUnauthorized) {
-		p.unauthorized(w, r, "")
-		return
-	}
-	d, derr := s.api.Stack(r.Context(), name, inst)
-	if derr != nil {
+	v, verr := p.stackUnlock(r, s)
+	if verr != nil {
 		p.fail(w, r, s, err)
 		return
 	}
-	v := stackUnlockView{stackItem: stackItem{StackInstance: d.StackInstance, NotRun: d.NotRun}, Admin: s.me.Admin, Force: force, Error: err.Error()}
-	p.render(w, r, statusOf(err), "stackunlock", s, "Unlock "+name+" @ "+inst, v)
+	v.Force, v.Error = force, err.Error()
+	p.render(w, r, statusOf(err), "stackunlock", s, "Unlock "+v.Stack+" @ "+v.Instance, v)
 }

@@ -17,8 +17,6 @@ const redactedValue = "(sensitive value)"
 // stackItem is one stack instance as the pages show it.
 type stackItem struct {
 	api.StackInstance
-	// NotRun is the list's: socle runs no stack, and says why.
-	NotRun string
 }
 
 // Phase is the engine's phase of the instance; Unknown before the engine
@@ -163,7 +161,7 @@ func buildStackMatrix(l api.StackList, envs []api.Environment, zones []string) *
 			row[it.Stack] = i
 			t.Rows = append(t.Rows, stackRow{Name: it.Stack, DependsOn: it.DependsOn, Cells: make([]*stackItem, len(t.Columns))})
 		}
-		t.Rows[i].Cells[col] = &stackItem{StackInstance: it, NotRun: l.NotRun}
+		t.Rows[i].Cells[col] = &stackItem{it}
 	}
 	m := &stackMatrix{NotRun: l.NotRun}
 	for _, t := range tables {
@@ -198,7 +196,7 @@ func (p *portal) stacksPage(w http.ResponseWriter, r *http.Request, s *session) 
 			v.MineCount++
 		}
 		if mine || !v.Mine {
-			v.Items = append(v.Items, stackItem{StackInstance: it, NotRun: l.NotRun})
+			v.Items = append(v.Items, stackItem{it})
 		}
 	}
 	p.render(w, r, http.StatusOK, "stacks", s, "Stacks", v)
@@ -207,6 +205,8 @@ func (p *portal) stacksPage(w http.ResponseWriter, r *http.Request, s *session) 
 type stackView struct {
 	stackItem
 	Detail api.StackDetail
+	// NotRun: socle runs no stack, and says why.
+	NotRun string
 	// User is who looks; Admin is the API's word that they are an admin.
 	User  string
 	Admin bool
@@ -239,7 +239,7 @@ func (p *portal) stackView(r *http.Request, s *session) (stackView, error) {
 	if err != nil {
 		return stackView{}, err
 	}
-	v := stackView{stackItem: stackItem{StackInstance: d.StackInstance, NotRun: d.NotRun}, Detail: d, User: s.me.User, Admin: s.me.Admin, MayApprove: true}
+	v := stackView{stackItem: stackItem{d.StackInstance}, Detail: d, NotRun: d.NotRun, User: s.me.User, Admin: s.me.Admin, MayApprove: true}
 	if a := p.cfg.Stacks; a != nil && d.Gated {
 		v.MayApprove, v.CannotApprove = a.MayApproveStack(s.me.User, d.Stack, d.Instance)
 	}

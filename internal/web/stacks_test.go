@@ -30,7 +30,7 @@ func TestStackPages(t *testing.T) {
 		{"/stacks/hub/connectivity", []string{"Synced", `<code>key</code></td><td><code class="redacted">(sensitive)</code>`, "InSync: nothing changed outside socle",
 			"p-hub-1", "local-exec provisioner error", `href="/revisions/` + fakeStackRev}},
 		{"/stacks/network/dev", []string{"+ create", "~ update in-place", `terraform_data.subnet[&#34;app&#34;]`, "input.psk", "(sensitive)", "held by socle pid 4242 on socle-1"}},
-		{"/stacks/network/preprod", []string{"Degraded", "drift", "Drifted: 1 resource changed outside socle", `&#34;10.2.9.0/24&#34;`}},
+		{"/stacks/network/preprod", []string{"Degraded", `<span class="reason">drift</span>`, "Drifted: 1 resource changed outside socle", `&#34;10.2.9.0/24&#34;`}},
 		{"/stacks/network/prod", []string{"Blocked", "policy denied", "no replace of a network in production (no-replace-in-prod)", "-/+ replace", "forces replacement"}},
 		{"/stacks/edge/dev", []string{"upstream pending", "output <code>subnet_id</code> of <a href=\"/stacks/network/dev\">network @ dev</a>"}},
 	} {
@@ -171,8 +171,8 @@ func TestStackApprove(t *testing.T) {
 			t.Errorf("%s is offered the approval of vpn @ prod: %v, want %v", tok, got, want)
 		}
 	}
-	// A gated instance with no plan waiting, and one that is not gated,
-	// offer no approval.
+	// An instance that is not gated offers no approval. (No fake instance
+	// is gated with no plan waiting: that case is not checked here.)
 	_, body = get(t, srv, "tok-sofia", "/stacks/network/prod")
 	if strings.Contains(body, `id="approve"`) || strings.Contains(body, `id="h-gate"`) {
 		t.Error("an instance that is not gated offers an approval")

@@ -136,6 +136,21 @@ const overflowJS = `(function () {
   return out.slice(0, 12).join("\n");
 })()`
 
+// checkPage fails the test on each serious problem axe-core finds on the
+// page shown and, on a phone (the narrow one of widths), on what runs off
+// its side or is cut off (overflowJS); where names the page in the
+// failures.
+func (b *tab) checkPage(where string, phone bool) {
+	b.t.Helper()
+	b.checkAxe(where)
+	if !phone {
+		return
+	}
+	if got := eval[string](b, overflowJS); got != "" {
+		b.t.Errorf("%s: cut off or sideways:\n%s", where, got)
+	}
+}
+
 // setWidth sizes the window of the tab (it stays for the pages opened
 // after).
 func (b *tab) setWidth(w, h int64) {
@@ -196,12 +211,7 @@ func TestAccessibility(t *testing.T) {
 			b.open(pg.path)
 			b.openAll()
 			where := pg.path + " at " + w.name + " width"
-			b.checkAxe(where)
-			if w.name == "phone" {
-				if got := eval[string](b, overflowJS); got != "" {
-					t.Errorf("%s: cut off or sideways:\n%s", where, got)
-				}
-			}
+			b.checkPage(where, w.name == "phone")
 			// Laid out as lines on a phone, the releases stay a table to
 			// a screen reader.
 			if eval[bool](b, `!!document.querySelector(".releases td")`) {
@@ -219,10 +229,7 @@ func TestAccessibility(t *testing.T) {
 	b.open("/login")
 	b.do("signing in with a wrong token", chromedp.SendKeys("#token", "socle_nope_nope"),
 		chromedp.Click(`form[action="/login"] button[type=submit]`), chromedp.WaitVisible(".error"))
-	b.checkAxe("/login refused")
-	if got := eval[string](b, overflowJS); got != "" {
-		t.Errorf("/login refused: cut off or sideways:\n%s", got)
-	}
+	b.checkPage("/login refused", true)
 }
 
 // TestFiltersKeepKeyboardUsers: browsing a filter's options with the arrow

@@ -78,6 +78,26 @@ func commitFiles(t *testing.T, files map[string]string, msg string) string {
 	return git(t, "rev-parse", "HEAD")
 }
 
+// waitStack polls the API until the instance is as ok says (a stack not
+// yet in the revision in force reads as nothing yet) and returns it.
+func waitStack(t *testing.T, name, instance, what string, ok func(api.StackDetail) bool) api.StackDetail {
+	t.Helper()
+	var d api.StackDetail
+	for deadline := time.Now().Add(build); ; {
+		d = api.StackDetail{}
+		if err := call(t, "admin", http.MethodGet, "/api/v1/stacks/"+name+"/"+instance, nil, &d); err != nil && !strings.Contains(err.Error(), "404") {
+			t.Fatal(err)
+		}
+		if ok(d) {
+			return d
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s @ %s never %s: %+v", name, instance, what, d)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
 // TestStackPages: a stack committed to the demo is applied in dev and
 // held for approval in prod; the matrix shows both beside the apps, the
 // prod instance's page shows why it waits and its plan resource by
@@ -88,23 +108,12 @@ func TestStackPages(t *testing.T) {
 		t.Skip("no terraform on PATH: stacks are not run")
 	}
 	rev := commitFiles(t, vpnFiles, "stacks: a VPN gateway per environment")
-	var dev, prod api.StackDetail
-	for deadline := time.Now().Add(build); ; {
-		if err := call(t, "admin", http.MethodGet, "/api/v1/stacks/vpn/dev", nil, &dev); err != nil && !strings.Contains(err.Error(), "404") {
-			t.Fatal(err)
-		}
-		if err := call(t, "admin", http.MethodGet, "/api/v1/stacks/vpn/prod", nil, &prod); err != nil && !strings.Contains(err.Error(), "404") {
-			t.Fatal(err)
-		}
-		if dev.Apply != nil && dev.Apply.Status == "Applied" && dev.Unit != nil && dev.Unit.Phase == "Synced" &&
-			prod.Unit != nil && prod.Unit.Reason == "AwaitingApproval" && prod.Plan != nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("vpn never got applied in dev and held in prod: dev %+v\nprod %+v", dev, prod)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	dev := waitStack(t, "vpn", "dev", "applied", func(d api.StackDetail) bool {
+		return d.Apply != nil && d.Apply.Status == "Applied" && d.Unit != nil && d.Unit.Phase == "Synced"
+	})
+	prod := waitStack(t, "vpn", "prod", "held for approval", func(d api.StackDetail) bool {
+		return d.Unit != nil && d.Unit.Reason == "AwaitingApproval" && d.Plan != nil
+	})
 	if prod.Unit.Revision != rev {
 		t.Errorf("vpn @ prod was planned from %s, want the commit %s", prod.Unit.Revision, rev)
 	}
@@ -169,13 +178,7 @@ func TestStackPages(t *testing.T) {
 		lena.setWidth(w.w, w.h)
 		for _, path := range []string{"/", "/stacks", "/stacks/vpn/dev", "/stacks/vpn/prod"} {
 			lena.open(path)
-			where := path + " at " + w.name + " width"
-			lena.checkAxe(where)
-			if w.name == "phone" {
-				if got := eval[string](lena, overflowJS); got != "" {
-					t.Errorf("%s: cut off or sideways:\n%s", where, got)
-				}
-			}
+			lena.checkPage(path+" at "+w.name+" width", w.name == "phone")
 		}
 	}
 	lena.shot("stack-prod-phone")

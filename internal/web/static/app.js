@@ -159,8 +159,19 @@
     });
   }
 
-  // redrawAll reads every cell again, following the API's pages.
-  function redrawAll(cursor) {
+  // redrawAll reads every cell again: the apps' and the stacks'.
+  function redrawAll() {
+    redrawApps();
+    if (document.querySelector("td[data-stack]")) {
+      fetch("/api/v1/stacks", { headers: { Accept: "application/json" } })
+        .then(function (r) { return r.ok ? r.json() : null; })
+        .then(function (l) { if (l) l.items.forEach(updateStack); })
+        .catch(function () { /* the next reconnection tries again */ });
+    }
+  }
+
+  // redrawApps reads every app's cells again, following the API's pages.
+  function redrawApps(cursor) {
     fetch("/api/v1/apps?limit=1000" + (cursor ? "&cursor=" + encodeURIComponent(cursor) : ""), { headers: { Accept: "application/json" } })
       .then(function (r) { return r.ok ? r.json() : null; })
       .then(function (page) {
@@ -168,15 +179,9 @@
         page.items.forEach(function (app) {
           app.envs.forEach(function (c) { updateCell(app.name, c, true); });
         });
-        if (page.next) redrawAll(page.next);
+        if (page.next) redrawApps(page.next);
       })
       .catch(function () { /* the next reconnection tries again */ });
-    if (!cursor && document.querySelector("td[data-stack]")) {
-      fetch("/api/v1/stacks", { headers: { Accept: "application/json" } })
-        .then(function (r) { return r.ok ? r.json() : null; })
-        .then(function (l) { if (l) l.items.forEach(updateStack); })
-        .catch(function () { /* the next reconnection tries again */ });
-    }
   }
 
   // relTime is the twin of relTime in funcs.go (internal/web/testdata/
