@@ -40,7 +40,7 @@ import (
 )
 
 func main() {
-	sample := flag.String("sample", "../shared/testdata/focus/focus_1.0_sample_1000.csv", "the FOCUS sample")
+	sample := flag.String("sample", "testdata/focus/focus_1.0_sample_1000.csv", "the FOCUS sample")
 	rows := flag.Int("rows", 500000, "rows of the generated file")
 	dir := flag.String("dir", "", "working directory (default: a temporary one, removed at the end)")
 	duck := flag.String("duckdb", "test/duckdb", "directory of the DuckDB reference (npm ci --prefix test/duckdb)")

@@ -25,7 +25,7 @@ import (
 	"github.com/socle-dev/socle/internal/store/sqlite"
 )
 
-var focusSample = filepath.Join("..", "..", "..", "shared", "testdata", "focus", "focus_1.0_sample_1000.csv")
+var focusSample = filepath.Join("..", "..", "testdata", "focus", "focus_1.0_sample_1000.csv")
 
 // runCost runs `socle cost ARGS` against server (or --data in ARGS), with
 // the root's persistent flags.

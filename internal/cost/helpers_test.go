@@ -15,14 +15,14 @@ import (
 	"github.com/socle-dev/socle/internal/store/sqlite"
 )
 
-// samplePath is the FinOps Foundation's FOCUS sample, in shared/ beside
-// the repository.
-var samplePath = filepath.Join("..", "..", "..", "shared", "testdata", "focus", "focus_1.0_sample_1000.csv")
+// samplePath is the FinOps Foundation's FOCUS sample (testdata/focus at
+// the repository's root).
+var samplePath = filepath.Join("..", "..", "testdata", "focus", "focus_1.0_sample_1000.csv")
 
 func sample(t *testing.T) string {
 	t.Helper()
 	if _, err := os.Stat(samplePath); err != nil {
-		t.Fatalf("the FOCUS sample is missing (shared/ must sit beside the repository): %v", err)
+		t.Fatalf("the FOCUS sample is missing (testdata/focus at the repository's root): %v", err)
 	}
 	return samplePath
 }

@@ -26,7 +26,7 @@ import (
 	"github.com/socle-dev/socle/internal/store/sqlite"
 )
 
-var sample = filepath.Join("..", "..", "..", "shared", "testdata", "focus", "focus_1.0_sample_1000.csv")
+var sample = filepath.Join("..", "..", "testdata", "focus", "focus_1.0_sample_1000.csv")
 
 func newCostServer(t *testing.T) *httptest.Server {
 	t.Helper()

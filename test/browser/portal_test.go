@@ -324,7 +324,7 @@ func TestPages(t *testing.T) {
 // page has something to show.
 func importCosts(t *testing.T) {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("..", "..", "..", "shared", "testdata", "focus", "focus_1.0_sample_1000.csv"))
+	b, err := os.ReadFile(filepath.Join("..", "..", "testdata", "focus", "focus_1.0_sample_1000.csv"))
 	if err != nil {
 		t.Fatal(err)
 	}
