@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -151,9 +149,9 @@ func TestDatabasesStackLifecycle(t *testing.T) {
 		t.Fatalf("after apply: role %v, database %v owned by %q", role, db, owner)
 	}
 	password := strings.TrimSpace(terraform("output", "-raw", "password"))
-	login := url.URL{Scheme: "postgres", User: url.UserPassword("bookings_preprod", password),
-		Host: net.JoinHostPort(srv.Host, strconv.Itoa(srv.Port)), Path: "/bookings_preprod", RawQuery: "sslmode=disable"}
-	conn, err := pgx.Connect(context.Background(), login.String())
+	login := *srv // the same server, as the stack's role
+	login.User, login.Password = "bookings_preprod", password
+	conn, err := pgx.Connect(context.Background(), login.URL("bookings_preprod"))
 	if err != nil {
 		t.Fatalf("the role does not log in with the stack's password: %v", err)
 	}

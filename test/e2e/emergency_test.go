@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -66,35 +65,6 @@ rollout: {strategy: blueGreen}
 replicas: {min: 1}
 `,
 	})
-}
-
-// as sends an API request as user to s and decodes the JSON answer into
-// out (nil: discard); it returns the status and the body.
-func (s *socle) as(t *testing.T, user, method, path string, in, out any) (int, string) {
-	t.Helper()
-	tok, err := tokenFor(s.data, user)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var body io.Reader
-	if in != nil {
-		b, _ := json.Marshal(in)
-		body = bytes.NewReader(b)
-	}
-	req, _ := http.NewRequest(method, s.api+path, body)
-	req.Header.Set("Authorization", "Bearer "+tok)
-	resp, err := apiClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if out != nil && resp.StatusCode < 300 {
-		if err := json.Unmarshal(b, out); err != nil {
-			t.Fatalf("%s %s: %v\n%s", method, path, err, b)
-		}
-	}
-	return resp.StatusCode, string(b)
 }
 
 // page returns the portal's HTML at path as user, logged in by cookie as

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -292,6 +293,35 @@ func apiRequest(method, url string) (*http.Response, error) {
 	}
 	req.Header.Set("Authorization", "Bearer "+tok)
 	return apiClient.Do(req)
+}
+
+// as sends an API request as user to s and decodes the JSON answer into
+// out (nil: discard); it returns the status and the body.
+func (s *socle) as(t *testing.T, user, method, path string, in, out any) (int, string) {
+	t.Helper()
+	tok, err := tokenFor(s.data, user)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var body io.Reader
+	if in != nil {
+		b, _ := json.Marshal(in)
+		body = bytes.NewReader(b)
+	}
+	req, _ := http.NewRequest(method, s.api+path, body)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	resp, err := apiClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if out != nil && resp.StatusCode < 300 {
+		if err := json.Unmarshal(b, out); err != nil {
+			t.Fatalf("%s %s: %v\n%s", method, path, err, b)
+		}
+	}
+	return resp.StatusCode, string(b)
 }
 
 // apiClient checks what it sends and receives against the OpenAPI document

@@ -1,9 +1,9 @@
 package e2e
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
-	"io/fs"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/socle-dev/socle/internal/api"
+	"github.com/socle-dev/socle/internal/source"
 	"github.com/socle-dev/socle/test/tfprovider/tfprovidertest"
 )
 
@@ -19,39 +20,13 @@ import (
 // applies them with the machine's terraform, and the test reads what it
 // did through the API and the files the stacks touch.
 
-// getAs decodes the answer of GET path from the socle s as user.
+// getAs decodes the answer of GET path from the socle s as user, which
+// must be 200 OK.
 func (s *socle) getAs(t *testing.T, user, path string, v any) {
 	t.Helper()
-	if code := s.tryGetAs(t, user, path, v); code != http.StatusOK {
-		t.Fatalf("GET %s: %d %s", path, code, http.StatusText(code))
+	if code, body := s.as(t, user, http.MethodGet, path, nil, v); code != http.StatusOK {
+		t.Fatalf("GET %s: %d %s", path, code, body)
 	}
-}
-
-// tryGetAs is getAs, which returns the status of an answer that is not
-// 200 OK instead of failing the test.
-func (s *socle) tryGetAs(t *testing.T, user, path string, v any) int {
-	t.Helper()
-	tok, err := tokenFor(s.data, user)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req, err := http.NewRequest(http.MethodGet, s.api+path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Authorization", "Bearer "+tok)
-	resp, err := apiClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return resp.StatusCode
-	}
-	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
-		t.Fatalf("GET %s: %v", path, err)
-	}
-	return resp.StatusCode
 }
 
 // stacks returns the stack instances by "stack@instance": none while
@@ -59,12 +34,12 @@ func (s *socle) tryGetAs(t *testing.T, user, path string, v any) int {
 func (s *socle) stacks(t *testing.T, user string) map[string]api.StackInstance {
 	t.Helper()
 	var list api.StackList
-	switch code := s.tryGetAs(t, user, "/api/v1/stacks", &list); code {
+	switch code, body := s.as(t, user, http.MethodGet, "/api/v1/stacks", nil, &list); code {
 	case http.StatusOK:
 	case http.StatusConflict:
 		return nil
 	default:
-		t.Fatalf("GET /api/v1/stacks: %d %s", code, http.StatusText(code))
+		t.Fatalf("GET /api/v1/stacks: %d %s", code, body)
 	}
 	out := map[string]api.StackInstance{}
 	for _, it := range list.Items {
@@ -116,24 +91,15 @@ func unquote(t *testing.T, v string) string {
 	return s
 }
 
-// demoPlatform is the demo platform repository's files.
-func demoPlatform(t *testing.T) files {
+// demoRepo is a repository of the demo platform's files, made as socle up
+// makes its own (source.Init), committed by Ann.
+func demoRepo(t *testing.T) string {
 	t.Helper()
-	out := files{}
-	root := "../../examples/platform"
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		b, err := os.ReadFile(p)
-		rel, _ := filepath.Rel(root, p)
-		out[filepath.ToSlash(rel)] = string(b)
-		return err
-	})
-	if err != nil {
+	dst := filepath.Join(t.TempDir(), "repo")
+	if _, err := source.Init(context.Background(), "../../examples/platform", dst, "Ann", "ann@example.com", "the demo platform"); err != nil {
 		t.Fatal(err)
 	}
-	return out
+	return dst
 }
 
 // TestDemoLandingZone: socle up on the demo platform applies the landing
@@ -142,7 +108,7 @@ func demoPlatform(t *testing.T) files {
 // first, their outputs flowing into their dependents' inputs; the spokes of
 // preprod and prod and the databases wait for an approval.
 func TestDemoLandingZone(t *testing.T) {
-	repo := newRepo(t, "the demo platform", demoPlatform(t))
+	repo := demoRepo(t)
 	s := start(t, repo, filepath.Join(t.TempDir(), "data"))
 	defer s.stop(t)
 	const viewer = "paul" // the demo's viewer: reading stacks needs no more
@@ -174,7 +140,7 @@ func TestDemoLandingZone(t *testing.T) {
 	}
 	// Upstreams were applied before their dependents.
 	for _, dep := range [][2]string{{"connectivity@connectivity", "app-zone@dev"}, {"management@management", "app-zone@sandbox"}, {"identity@identity", "devops@devops"}} {
-		if up, down := got[dep[0]].Apply, got[dep[1]].Apply; !up.Finished.Before(down.Started) && !up.Finished.Equal(down.Started) {
+		if up, down := got[dep[0]].Apply, got[dep[1]].Apply; up.Finished.After(down.Started) {
 			t.Errorf("%s started at %s, before %s finished at %s", dep[1], down.Started, dep[0], up.Finished)
 		}
 	}

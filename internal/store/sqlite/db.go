@@ -149,18 +149,26 @@ func (db *DB) init(ctx context.Context, migs []migration) error {
 // and SQLite reports SQLITE_BUSY at once rather than call its busy handler
 // where waiting could deadlock, so processes opening a new file at the same
 // time retry here, for as long as the busy timeout.
-func setWAL(ctx context.Context, db *sql.DB) (string, error) {
-	deadline := time.Now().Add(busyTimeout)
+func setWAL(ctx context.Context, db *sql.DB) (mode string, err error) {
+	err = retryBusy(ctx, busyTimeout, func() error {
+		return db.QueryRowContext(ctx, "PRAGMA journal_mode = WAL").Scan(&mode)
+	})
+	return mode, err
+}
+
+// retryBusy calls try again, after a short pause, while it fails with
+// SQLITE_BUSY, for up to within; it returns try's last error, or ctx's.
+func retryBusy(ctx context.Context, within time.Duration, try func() error) error {
+	deadline := time.Now().Add(within)
 	for pause := time.Millisecond; ; pause = min(2*pause, 50*time.Millisecond) {
-		var mode string
-		err := db.QueryRowContext(ctx, "PRAGMA journal_mode = WAL").Scan(&mode)
+		err := try()
 		if err == nil || !isBusy(err) || time.Now().After(deadline) {
-			return mode, err
+			return err
 		}
 		select {
 		case <-time.After(pause):
 		case <-ctx.Done():
-			return "", ctx.Err()
+			return ctx.Err()
 		}
 	}
 }

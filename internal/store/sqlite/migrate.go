@@ -138,11 +138,5 @@ const migrateBusyFor = time.Minute
 // writeMigrating is db.write, tried again while the database is busy, for
 // up to migrateBusyFor.
 func (db *DB) writeMigrating(ctx context.Context, fn func(*sql.Tx) error) error {
-	deadline := time.Now().Add(migrateBusyFor)
-	for {
-		err := db.write(ctx, fn)
-		if err == nil || !isBusy(err) || time.Now().After(deadline) || ctx.Err() != nil {
-			return err
-		}
-	}
+	return retryBusy(ctx, migrateBusyFor, func() error { return db.write(ctx, fn) })
 }
