@@ -38,6 +38,9 @@ type Repo struct {
 	Templates map[string]*Template
 	// Stacks sorted by name.
 	Stacks []*Stack
+	// Provisioners from provisioners/*.yaml, in file order then the order
+	// of each file; see ProvisionerFor.
+	Provisioners []*Provisioner
 }
 
 // App returns the app with that name, or nil.
