@@ -61,8 +61,14 @@ func (p *postgres) logFile() string { return filepath.Join(p.dir, "postgres.log"
 func (p *postgres) state() string   { return filepath.Join(p.dir, "state.json") }
 func (p *postgres) pidFile() string { return filepath.Join(p.data(), "postmaster.pid") }
 
-// aad binds a password kept in state.json to its place.
-func (p *postgres) aad(role string) string { return "process/" + p.env + "/postgres/" + role }
+// aad binds a password kept in state.json to its place: the superuser's
+// (resource ""), or a resource's role's.
+func (p *postgres) aad(resource string) string {
+	if resource == "" {
+		return "process/" + p.env + "/postgres superuser"
+	}
+	return "process/" + p.env + "/postgres/" + resource
+}
 
 func (p *postgres) provision(ctx context.Context, r provision.Request) (map[string]string, error) {
 	st, super, err := p.start(ctx)
@@ -245,12 +251,18 @@ func (p *postgres) start(ctx context.Context) (pgState, string, error) {
 	if err := readState(p.state(), &st); err != nil {
 		return st, "", err
 	}
-	if _, err := os.Stat(filepath.Join(p.data(), "PG_VERSION")); err != nil || st.Superuser == "" {
+	if _, err := os.Stat(filepath.Join(p.data(), "PG_VERSION")); errors.Is(err, fs.ErrNotExist) {
 		if err := p.initdb(bin, cred, &st); err != nil {
 			return st, "", err
 		}
+	} else if err != nil {
+		return st, "", err
+	} else if st.Superuser == "" {
+		// Never made again over data: that is for a person to decide.
+		return st, "", fmt.Errorf("the postgres server for %s has its data in %s but its state, with its superuser's password, is gone from %s: move the data directory away to start afresh",
+			p.env, p.data(), p.state())
 	}
-	super, err := p.d.reveal(st.Superuser, p.aad("postgres"))
+	super, err := p.d.reveal(st.Superuser, p.aad(""))
 	if err != nil {
 		return st, "", err
 	}
@@ -297,16 +309,18 @@ func (p *postgres) start(ctx context.Context) (pgState, string, error) {
 
 // initdb makes the data directory: a superuser postgres with a random
 // password (scram-sha-256 for every connection), listening on
-// 127.0.0.1:<port> only. A data directory left half-made by an initdb
-// that failed is made again; the port and the roles' passwords kept in
-// st stay.
+// 127.0.0.1:<port> only. It is made beside and renamed into place once
+// complete, so that data/ is never a half-made one. The port and the
+// roles' passwords kept in st stay.
 func (p *postgres) initdb(bin string, cred *syscall.Credential, st *pgState) error {
-	if err := os.RemoveAll(p.data()); err != nil {
+	fresh := p.data() + ".new"
+	if err := os.RemoveAll(fresh); err != nil {
 		return err
 	}
-	if err := ownedDir(p.data(), cred); err != nil {
+	if err := ownedDir(fresh, cred); err != nil {
 		return err
 	}
+	defer os.RemoveAll(fresh)
 	if st.Port == 0 {
 		port, err := freePort()
 		if err != nil {
@@ -315,10 +329,6 @@ func (p *postgres) initdb(bin string, cred *syscall.Credential, st *pgState) err
 		st.Port = port
 	}
 	super := password()
-	hidden, err := p.d.hide(super, p.aad("postgres"))
-	if err != nil {
-		return err
-	}
 	pwfile := filepath.Join(p.dir, "pwfile")
 	if err := os.WriteFile(pwfile, []byte(super+"\n"), 0o600); err != nil {
 		return err
@@ -328,7 +338,7 @@ func (p *postgres) initdb(bin string, cred *syscall.Credential, st *pgState) err
 		return err
 	}
 	p.d.log.Info("creating postgres server", "env", p.env, "dir", p.data())
-	cmd := exec.Command(filepath.Join(bin, "initdb"), "-D", p.data(), "-U", "postgres", "--pwfile", pwfile,
+	cmd := exec.Command(filepath.Join(bin, "initdb"), "-D", fresh, "-U", "postgres", "--pwfile", pwfile,
 		"--auth", "scram-sha-256", "--encoding", "UTF8", "--locale", "C")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
 	cmd.Env = serverEnv()
@@ -337,7 +347,7 @@ func (p *postgres) initdb(bin string, cred *syscall.Credential, st *pgState) err
 	}
 	// The settings go in the data directory's own configuration, so that
 	// the server is the same however it is started.
-	conf, err := os.OpenFile(filepath.Join(p.data(), "postgresql.conf"), os.O_APPEND|os.O_WRONLY, 0)
+	conf, err := os.OpenFile(filepath.Join(fresh, "postgresql.conf"), os.O_APPEND|os.O_WRONLY, 0)
 	if err != nil {
 		return err
 	}
@@ -348,8 +358,18 @@ func (p *postgres) initdb(bin string, cred *syscall.Credential, st *pgState) err
 	if err != nil {
 		return err
 	}
-	st.Superuser = hidden
-	return writeState(p.state(), st)
+	// The password is kept before the data is in place: data/ never
+	// exists without it.
+	if st.Superuser, err = p.d.hide(super, p.aad("")); err != nil {
+		return err
+	}
+	if err := writeState(p.state(), st); err != nil {
+		return err
+	}
+	if err := os.RemoveAll(p.data()); err != nil {
+		return err
+	}
+	return os.Rename(fresh, p.data())
 }
 
 // stop stops the server, fast (sessions are ended), keeping its data.

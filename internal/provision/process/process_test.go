@@ -248,6 +248,20 @@ func TestPostgres(t *testing.T) {
 	if err := d2.Check(ctx, b); err != nil {
 		t.Errorf("the other resource after deprovisioning one: %v", err)
 	}
+
+	// A server whose state is gone is never made again over its data.
+	if err := os.Rename(pg.state(), pg.state()+".away"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d2.Provision(ctx, b); err == nil || !strings.Contains(err.Error(), "move the data directory away") {
+		t.Errorf("provisioning with the state gone: %v", err)
+	}
+	if err := os.Rename(pg.state()+".away", pg.state()); err != nil {
+		t.Fatal(err)
+	}
+	if err := d2.Check(ctx, b); err != nil {
+		t.Errorf("the resource after its state came back: %v", err)
+	}
 }
 
 func TestRedis(t *testing.T) {
