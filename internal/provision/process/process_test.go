@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"maps"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -261,6 +262,27 @@ func TestPostgres(t *testing.T) {
 	}
 	if err := d2.Check(ctx, b); err != nil {
 		t.Errorf("the resource after its state came back: %v", err)
+	}
+
+	// Stopped, the server is started again on Provision; one that
+	// cannot start says why, with its log.
+	if err := d2.Stop(ctx, "dev"); err != nil {
+		t.Fatal(err)
+	}
+	if err := d2.Check(ctx, b); err == nil || !strings.Contains(err.Error(), "postgres server for dev is not running (postmaster.pid gone)") {
+		t.Errorf("check of a stopped server: %v", err)
+	}
+	l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", outB["port"]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = d2.Provision(ctx, b)
+	l.Close()
+	if err == nil || !strings.Contains(err.Error(), "postgres server for dev did not start") || !strings.Contains(err.Error(), "Address already in use") {
+		t.Errorf("starting on a port taken: %v", err)
+	}
+	if _, err := d2.Provision(ctx, b); err != nil {
+		t.Errorf("starting once the port is free again: %v", err)
 	}
 }
 
