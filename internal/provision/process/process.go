@@ -139,8 +139,8 @@ func (d *Driver) Deprovision(ctx context.Context, r provision.Request) error {
 // Stop stops env's servers, keeping their data: the next Provision starts
 // them again. Nothing running is not an error.
 func (d *Driver) Stop(ctx context.Context, env string) error {
-	if !envName.MatchString(env) {
-		return fmt.Errorf("environment name %q cannot name a directory", env)
+	if err := checkEnv(env); err != nil {
+		return err
 	}
 	unlock := d.lock(env)
 	defer unlock()
@@ -158,8 +158,8 @@ func (d *Driver) Stop(ctx context.Context, env string) error {
 // unlock: calls for the same environment run one at a time, so that its
 // shared server is started once and its state files are written by one.
 func (d *Driver) service(r provision.Request) (service, func(), error) {
-	if !envName.MatchString(r.Env) {
-		return nil, nil, fmt.Errorf("environment name %q cannot name a directory", r.Env)
+	if err := checkEnv(r.Env); err != nil {
+		return nil, nil, err
 	}
 	if r.Name == "" {
 		return nil, nil, errors.New("a resource to provision has no name")
@@ -197,6 +197,13 @@ func (d *Driver) lock(env string) func() {
 // envName is the environments' names socle accepts (see spec): they name
 // directories here.
 var envName = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+
+func checkEnv(env string) error {
+	if !envName.MatchString(env) {
+		return fmt.Errorf("environment name %q cannot name a directory", env)
+	}
+	return nil
+}
 
 // hashed is the shape of a name ident has shortened or changed: a name
 // that has it already is changed too, so that no resource's name can be
