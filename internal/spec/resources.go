@@ -10,11 +10,11 @@ import (
 	"github.com/score-spec/score-go/framework"
 )
 
-// Unprovisioned are the Score resource types socle has no provisioner of
+// unprovisioned are the Score resource types socle has no provisioner of
 // its own for yet: a workload that uses one is refused, unless a
 // provisioner of the platform serves it, rather than validate and then
 // fail to deploy.
-var Unprovisioned = map[string]bool{"environment": true, "service-port": true, "volume": true, "dns": true, "route": true}
+var unprovisioned = map[string]bool{"environment": true, "service-port": true, "volume": true, "dns": true, "route": true}
 
 // placeholder is a ${…} of a Score file where Score substitutes it.
 type placeholder struct {
@@ -57,7 +57,7 @@ func (l *loading) checkResources(a *App) {
 		serving[name] = ps
 		switch {
 		case len(missing) == 0:
-		case Unprovisioned[res.Type]:
+		case unprovisioned[res.Type]:
 			l.at(file, fmt.Sprintf("resource %s: not supported yet by socle: %s (no provisioner serves it in %s)", name, res.Type, envList(missing)), "resources", name, "type")
 		default:
 			l.at(file, fmt.Sprintf("resource %s (%s): no provisioner serves it in %s: add one under %s/", name, res.Type, envList(missing), ProvisionersDir), "resources", name, "type")
