@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -37,6 +38,23 @@ func TestRender(t *testing.T) {
 func TestRenderKubernetesEnvironment(t *testing.T) {
 	t.Parallel()
 	dir := setRuntimes(t, "{type: kubernetes, context: kind, namespace: shop-dev, registry: reg.example/socle}")
+	// socle provisions no postgres on Kubernetes yet: the api's database is
+	// one that exists.
+	if err := os.MkdirAll(filepath.Join(dir, "provisioners"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "provisioners", "postgres.yaml"), []byte(`apiVersion: socle.dev/v1
+kind: Provisioners
+provisioners:
+  - name: managed-postgres
+    match: {type: postgres, runtimes: [kubernetes]}
+    driver: static
+    outputs: [{name: host}, {name: port}, {name: name}, {name: username}, {name: password, secret: true}]
+    config:
+      outputs: {host: db.internal, port: 5432, name: api, username: api, password: {secretFromEnv: API_DB_PASSWORD}}
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		args  []string
 		image string

@@ -45,7 +45,7 @@ comment: # yaml-language-server: $schema=https://socle.dev/schemas/v1/platform.j
 					return g.printJSON(spec.SchemaNames())
 				}
 				for _, name := range spec.SchemaNames() {
-					fmt.Fprintf(g.stdout, "%-9s %s%s.json\n", name, spec.SchemaBaseURL, name)
+					fmt.Fprintf(g.stdout, "%-12s %s%s.json\n", name, spec.SchemaBaseURL, name)
 				}
 				return nil
 			}

@@ -36,6 +36,7 @@ func (l *loading) check() {
 
 	l.checkEnvironments(zones, envs, notify)
 	l.checkStacks()
+	l.checkProvisioners()
 	l.checkRuntimes()
 	l.checkPromotionLine()
 	for i, f := range r.Platform.Freezes {
@@ -342,6 +343,7 @@ func (l *loading) checkApp(a *App, docs map[string]*document) {
 			l.warn(path.Join(AppsDir, a.Name, ScoreFile), fmt.Sprintf("container %q has image \".\" (built by socle) but apps/%s/socle.yaml has no build: it cannot be deployed until one is added", name, a.Name), "containers", name, "image")
 		}
 	}
+	l.checkResources(a)
 }
 
 func (l *loading) checkReplicas(file string, r *Replicas, at ...string) {

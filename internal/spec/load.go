@@ -144,6 +144,7 @@ func load(fsys fs.FS, lim limits, rt Runtimes) (*Repo, Problems) {
 			r.Templates[name] = &t
 		}
 	}
+	l.loadProvisioners() // before the apps: their resources are checked against them
 	l.collectNames()
 	l.loadApps()
 	l.loadStacks()

@@ -234,6 +234,14 @@ func TestScoreSamples(t *testing.T) {
 			fsys := minimalRepo()
 			fsys["apps/"+app+"/score.yaml"] = &fstest.MapFile{Data: []byte(data)}
 			fsys["apps/"+app+"/file.txt"] = &fstest.MapFile{Data: []byte("the file score-full.yaml mounts\n")}
+			// Its resources' types are made up: the platform provisions them.
+			fsys["provisioners/made-up.yaml"] = &fstest.MapFile{Data: []byte(`apiVersion: socle.dev/v1
+kind: Provisioners
+provisioners:
+  - {name: one, match: {type: Resource-One}, driver: static, config: {outputs: {}}}
+  - {name: two, match: {type: Resource-Two}, driver: static, config: {outputs: {}}}
+  - {name: three, match: {type: Type-Three}, driver: static, config: {outputs: {}}}
+`)}
 			r, ps := Load(fsys)
 			if notYet[name] != "" {
 				if err := ps.Err(); err == nil || !strings.Contains(err.Error(), notYet[name]) {

@@ -4,6 +4,16 @@ import (
 	"slices"
 )
 
+// ProvisionerSet is a provisioners/*.yaml file.
+type ProvisionerSet struct {
+	APIVersion string `json:"apiVersion" jsonschema:"required,enum=socle.dev/v1"`
+	Kind       string `json:"kind" jsonschema:"required,enum=Provisioners"`
+	// Provisioners in this file. The platform's provisioners come before
+	// socle's built-in ones; among them the most specific match serves a
+	// resource (its id, then its class, environment, zone, runtime).
+	Provisioners []Provisioner `json:"provisioners" jsonschema:"required"`
+}
+
 // ProvisionersDir holds the platform's provisioner files.
 const ProvisionersDir = "provisioners"
 
@@ -30,9 +40,15 @@ const (
 // resource's type, and optionally its class and id, in the environments,
 // zones and runtimes listed (none listed: all).
 type ProvisionerMatch struct {
-	Type         string        `json:"type" jsonschema:"required"`
-	Class        string        `json:"class,omitempty"`
-	ID           string        `json:"id,omitempty"`
+	// Type is the Score resource's type (postgres, redis, …).
+	Type string `json:"type" jsonschema:"required,minLength=1"`
+	// Class is the Score resource's class; empty: any class.
+	Class string `json:"class,omitempty"`
+	// ID is the Score resource's id (a resource workloads share); empty:
+	// any.
+	ID string `json:"id,omitempty"`
+	// Environments, Zones and Runtimes (runtime types) restrict the
+	// provisioner to where they are listed; none listed: everywhere.
 	Environments []string      `json:"environments,omitempty"`
 	Zones        []string      `json:"zones,omitempty"`
 	Runtimes     []RuntimeType `json:"runtimes,omitempty"`
@@ -40,7 +56,8 @@ type ProvisionerMatch struct {
 
 // ProvisionerOutput is an output a provisioner provides.
 type ProvisionerOutput struct {
-	Name string `json:"name" jsonschema:"required"`
+	// Name is what workloads read as ${resources.<resource>.<name>}.
+	Name string `json:"name" jsonschema:"required,pattern=^[a-zA-Z0-9_-]+$"`
 	// Secret outputs are sealed at rest and redacted wherever socle
 	// shows them; a variable that reads one is a secret.
 	Secret bool `json:"secret,omitempty"`
@@ -50,16 +67,25 @@ type ProvisionerOutput struct {
 type Provisioner struct {
 	// Name is the provisioner's name, unique in the platform;
 	// "builtin/<type>" for socle's defaults.
-	Name  string           `json:"name" jsonschema:"required"`
+	Name string `json:"name" jsonschema:"required,pattern=^[a-z0-9]([a-z0-9/-]*[a-z0-9])?$,maxLength=63"`
+	// Match says which resources the provisioner serves.
 	Match ProvisionerMatch `json:"match" jsonschema:"required"`
-	// Driver provisions the resource.
-	Driver ProvisionerDriver `json:"driver" jsonschema:"required"`
+	// Driver provisions the resource: process (a server socle runs
+	// itself, for local environments), stack (a Terraform module of
+	// stacks/), kubernetes (manifests applied with the app) or static
+	// (something that exists already).
+	Driver ProvisionerDriver `json:"driver" jsonschema:"required,enum=process,enum=stack,enum=kubernetes,enum=static"`
 	// Outputs are every output the resource has.
 	Outputs []ProvisionerOutput `json:"outputs,omitempty"`
 	// Data: the resource holds data (a database, a volume). Removed from
 	// Git in a production zone, it is kept until an admin deletes it.
 	Data bool `json:"data,omitempty"`
-	// Config is the driver's own settings.
+	// Config is the driver's own settings. static: outputs, a value for
+	// every output declared ({outputs: {host: db.internal, port: 5432}});
+	// a secret output's value is {secretFromEnv: NAME}, read from the
+	// environment socle runs in, so that it is never in Git. stack: stack,
+	// the stack under stacks/ whose Terraform outputs are the resource's
+	// outputs ({stack: databases}).
 	Config map[string]any `json:"config,omitempty"`
 
 	// File and Line say where it is declared ("" for a built-in).
@@ -67,6 +93,7 @@ type Provisioner struct {
 	Line int    `json:"-"`
 
 	builtin bool
+	index   int // in its file's list
 }
 
 // Builtin reports whether p is one of socle's defaults.

@@ -1,6 +1,11 @@
 package spec
 
-import "testing"
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"testing/fstest"
+)
 
 func TestProvisionerFor(t *testing.T) {
 	r := &Repo{Platform: Platform{Environments: []Environment{
@@ -37,5 +42,142 @@ func TestProvisionerFor(t *testing.T) {
 	}
 	if o := BuiltinProvisioners[0].Output("password"); o == nil || !o.Secret {
 		t.Errorf("builtin postgres password output = %+v, want a secret output", o)
+	}
+}
+
+const provisionersHead = "apiVersion: socle.dev/v1\nkind: Provisioners\nprovisioners:\n"
+
+const shopScore = `apiVersion: score.dev/v1b1
+metadata: {name: shop}
+containers:
+  main:
+    image: nginx
+    variables:
+      DB_HOST: ${resources.db.host}
+resources:
+  db:
+    type: postgres
+`
+
+// TestProvisionerProblems plants one mistake at a time in provisioner
+// files and in workloads' resources: each is reported with file:line and
+// field.
+func TestProvisionerProblems(t *testing.T) {
+	t.Parallel()
+	const static = "  - name: managed\n    match: {type: postgres}\n    driver: static\n"
+	tests := []struct {
+		name  string
+		files map[string]string
+		want  []string // each a problem's whole line, or a part of one
+	}{
+		{"unknown driver", map[string]string{"provisioners/db.yaml": provisionersHead + "  - {name: db, match: {type: postgres}, driver: magic}\n"},
+			[]string{`provisioners/db.yaml:4:49: provisioners[0].driver: expected one of process, stack, kubernetes, static, found magic`}},
+		{"duplicate name", map[string]string{
+			"provisioners/a.yaml": provisionersHead + "  - {name: db, match: {type: postgres}, driver: process}\n",
+			"provisioners/b.yaml": provisionersHead + "  - {name: db, match: {type: redis}, driver: process}\n"},
+			[]string{`provisioners/b.yaml:4:12: provisioners[0].name: a provisioner named "db" is already defined at provisioners/a.yaml:4`}},
+		{"builtin name", map[string]string{"provisioners/db.yaml": provisionersHead + "  - {name: builtin/postgres, match: {type: postgres}, driver: process}\n"},
+			[]string{`provisioners/db.yaml:4:12: provisioners[0].name: names starting with builtin/ are socle's own provisioners`}},
+		{"unknown environment, zone and runtime", map[string]string{"provisioners/db.yaml": provisionersHead +
+			"  - name: db\n    match: {type: postgres, environments: [dev, qa], zones: [apps-prod, eu], runtimes: [local, k8s]}\n    driver: process\n"},
+			[]string{
+				`provisioners/db.yaml:5:49: provisioners[0].match.environments[1]: no environment "qa" (known: dev, prod)`,
+				`provisioners/db.yaml:5:73: provisioners[0].match.zones[1]: no zone "eu" (known: apps-nonprod, apps-prod, connectivity)`,
+				`provisioners/db.yaml:5:96: provisioners[0].match.runtimes[1]: no runtime "k8s" (known: local)`,
+			}},
+		{"static without a value", map[string]string{"provisioners/db.yaml": provisionersHead + static +
+			"    outputs: [{name: host}, {name: port}, {name: password, secret: true}]\n    config: {outputs: {host: db.internal, password: {secretFromEnv: DB_PASSWORD}}}\n"},
+			[]string{`provisioners/db.yaml:8:23: provisioners[0].config.outputs: no value for output "port" in config.outputs`}},
+		{"static without outputs", map[string]string{"provisioners/db.yaml": provisionersHead + static + "    outputs: [{name: host}]\n"},
+			[]string{`provisioners/db.yaml:4:5: provisioners[0].config: a static provisioner gives the value of each output it declares`}},
+		{"static value undeclared", map[string]string{"provisioners/db.yaml": provisionersHead + static +
+			"    outputs: [{name: host}]\n    config: {outputs: {host: db.internal, hostname: db}}\n"},
+			[]string{`provisioners/db.yaml:8:43: provisioners[0].config.outputs.hostname: a value for "hostname", which the provisioner does not declare in outputs (it declares host)`}},
+		{"secretFromEnv for a plain output", map[string]string{"provisioners/db.yaml": provisionersHead + static +
+			"    outputs: [{name: host}]\n    config: {outputs: {host: {secretFromEnv: DB_HOST}}}\n"},
+			[]string{`provisioners/db.yaml:8:30: provisioners[0].config.outputs.host: secretFromEnv reads a secret: declare output "host" secret: true`}},
+		{"secret in clear", map[string]string{"provisioners/db.yaml": provisionersHead + static +
+			"    outputs: [{name: password, secret: true}]\n    config: {outputs: {password: hunter2}}\n"},
+			[]string{`provisioners/db.yaml:8:34: warning: provisioners[0].config.outputs.password: secret output "password" is written in clear`}},
+		{"stack unknown", map[string]string{"provisioners/db.yaml": provisionersHead +
+			"  - {name: db, match: {type: postgres}, driver: stack, outputs: [{name: host}], config: {stack: databases}}\n"},
+			[]string{`provisioners/db.yaml:4:97: provisioners[0].config.stack: no stack "databases" under stacks/ (known: app-zone, network)`}},
+		{"stack output missing or not secret", map[string]string{"provisioners/db.yaml": provisionersHead +
+			"  - name: db\n    match: {type: postgres}\n    driver: stack\n    outputs: [{name: hub_id}, {name: host}, {name: admin_password}]\n    config: {stack: network}\n"},
+			[]string{
+				`provisioners/db.yaml:7:38: provisioners[0].outputs[1].name: stack "network" declares no output "host" (outputs: admin_password, hub_cidr, hub_id)`,
+				`provisioners/db.yaml:7:45: provisioners[0].outputs[2]: output "admin_password" is sensitive in stack "network": declare it secret: true`,
+			}},
+		{"missing output", map[string]string{"apps/shop/score.yaml": strings.Replace(shopScore, "db.host", "db.hostname", 1)},
+			[]string{`apps/shop/score.yaml:7:16: containers.main.variables.DB_HOST: resource db (postgres) in environments dev, prod is provisioned by builtin/postgres (built-in), which has no output "hostname"; it has host, port, name, database, username, password, url`}},
+		{"missing output of a platform provisioner, by environment", map[string]string{
+			"apps/shop/score.yaml": strings.Replace(shopScore, "db.host", "db.hostname", 1),
+			"provisioners/db.yaml": provisionersHead + "  - name: prod-db\n    match: {type: postgres, environments: [prod]}\n    driver: static\n    outputs: [{name: host}]\n    config: {outputs: {host: db.internal}}\n"},
+			[]string{
+				`apps/shop/score.yaml:7:16: containers.main.variables.DB_HOST: resource db (postgres) in environment dev is provisioned by builtin/postgres (built-in), which has no output "hostname"`,
+				`apps/shop/score.yaml:7:16: containers.main.variables.DB_HOST: resource db (postgres) in environment prod is provisioned by prod-db (provisioners/db.yaml:4), which has no output "hostname"; it has host`,
+			}},
+		{"nested output", map[string]string{"apps/shop/score.yaml": strings.Replace(shopScore, "db.host", "db.host.name", 1)},
+			[]string{`apps/shop/score.yaml:7:16: containers.main.variables.DB_HOST: ${resources.db.host.name}: output "host" of resource db is a string, with nothing to read inside it`}},
+		{"undeclared resource", map[string]string{"apps/shop/score.yaml": strings.Replace(shopScore, "db.host", "cache.host", 1)},
+			[]string{`apps/shop/score.yaml:7:16: containers.main.variables.DB_HOST: score: placeholder ${resources.cache.host} does not resolve to a resource, no resource with name "cache"`}},
+		{"no provisioner", map[string]string{"apps/shop/score.yaml": strings.Replace(shopScore, "type: postgres", "type: mongodb", 1)},
+			[]string{`apps/shop/score.yaml:10:11: resources.db.type: resource db (mongodb): no provisioner serves it in environments dev, prod: add one under provisioners/`}},
+		{"not supported yet", map[string]string{"apps/shop/score.yaml": shopScore + "  data:\n    type: volume\n"},
+			[]string{`apps/shop/score.yaml:12:11: resources.data.type: resource data: not supported yet by socle: volume (no provisioner serves it in environments dev, prod)`}},
+		{"file content and volume source", map[string]string{"apps/shop/score.yaml": strings.Replace(shopScore, "    variables:\n      DB_HOST: ${resources.db.host}\n",
+			"    files:\n      /etc/db: {content: \"host=${resources.db.hostname}\"}\n      /etc/raw: {content: \"${resources.db.nope}\", noExpand: true}\n", 1)},
+			[]string{`apps/shop/score.yaml:7:26: containers.main.files./etc/db.content: resource db (postgres) in environments dev, prod is provisioned by builtin/postgres (built-in), which has no output "hostname"`}},
+		{"cycle between resources", map[string]string{"apps/shop/score.yaml": shopScore +
+			"  aa:\n    type: postgres\n    params: {peer: \"${resources.bb.host}\"}\n  bb:\n    type: postgres\n    params: {peer: \"${resources.aa.host}\"}\n  cc:\n    type: postgres\n    params: {peer: \"${resources.cc.host}\"}\n"},
+			[]string{
+				`apps/shop/score.yaml:13:20: resources.aa.params.peer: cycle between resources: aa → bb → aa`,
+				`apps/shop/score.yaml:19:20: resources.cc.params.peer: cycle between resources: cc → cc`,
+			}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			fsys := stacksRepo(t)
+			fsys["apps/shop/score.yaml"] = &fstest.MapFile{Data: []byte(minimalScore)}
+			for f, data := range tc.files {
+				fsys[f] = &fstest.MapFile{Data: []byte(data)}
+			}
+			_, ps := Load(fsys)
+			got := ps.String()
+			for _, w := range tc.want {
+				if !strings.Contains(got, w) {
+					t.Errorf("want a problem %q, got:\n%s", w, got)
+				}
+			}
+			if n := len(ps); n != len(tc.want) {
+				t.Errorf("want %d problems, got %d:\n%s", len(tc.want), n, got)
+			}
+		})
+	}
+}
+
+// TestProvisionersLoad: a platform's provisioners are read in file order,
+// each with where it is declared, and serve before the built-in ones.
+func TestProvisionersLoad(t *testing.T) {
+	t.Parallel()
+	fsys := stacksRepo(t)
+	fsys["apps/shop/score.yaml"] = &fstest.MapFile{Data: []byte(shopScore)}
+	fsys["provisioners/b.yaml"] = &fstest.MapFile{Data: []byte(provisionersHead + "  - name: prod-db\n    match: {type: postgres, zones: [apps-prod]}\n    driver: stack\n    outputs: [{name: hub_id}, {name: host}]\n    config: {stack: network}\n")}
+	fsys["provisioners/a.yaml"] = &fstest.MapFile{Data: []byte(provisionersHead + "  - {name: cache, match: {type: redis}, driver: process, outputs: [{name: host}]}\n")}
+	r, ps := Load(fsys)
+	want := `provisioners/b.yaml:7:38: provisioners[0].outputs[1].name: stack "network" declares no output "host"`
+	if !strings.Contains(ps.String(), want) {
+		t.Fatalf("want %q, got:\n%s", want, ps)
+	}
+	var got []string
+	for _, p := range r.Provisioners {
+		got = append(got, fmt.Sprintf("%s %s:%d", p.Name, p.File, p.Line))
+	}
+	if s := strings.Join(got, ", "); s != "cache provisioners/a.yaml:4, prod-db provisioners/b.yaml:4" {
+		t.Errorf("provisioners = %s", s)
+	}
+	if p := r.ProvisionerFor("postgres", "", "", "prod"); p == nil || p.Name != "prod-db" {
+		t.Errorf("postgres in prod served by %v, want prod-db", p)
 	}
 }

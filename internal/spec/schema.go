@@ -37,6 +37,7 @@ var fileKinds = []struct {
 	{"policies", PolicySet{}, "policies/*.yaml"},
 	{"template", Template{}, "templates/<name>/template.yaml"},
 	{"stack", StackConfig{}, "stacks/<stack>/stack.yaml"},
+	{"provisioners", ProvisionerSet{}, "provisioners/*.yaml"},
 }
 
 //go:embed schemas/*.json

@@ -401,8 +401,8 @@ func (l *loading) checkStack(s *Stack) {
 		l.at(file, "missing zones or environments: a stack names where it is applied, one instance each (zones: [connectivity], or environments: [dev, prod])")
 	}
 	l.refOpt(file, "team", c.Owner, l.names.teams, "owner")
-	l.checkNameList(file, "zones", "zone", c.Zones, l.names.zones)
-	l.checkNameList(file, "environments", "environment", c.Environments, l.names.envs)
+	l.checkNameList(file, "zone", c.Zones, l.names.zones, "zones")
+	l.checkNameList(file, "environment", c.Environments, l.names.envs, "environments")
 	instances := map[string]bool{}
 	for _, i := range s.Instances() {
 		instances[i] = true
@@ -466,16 +466,17 @@ func (l *loading) checkStack(s *Stack) {
 	}
 }
 
-// checkNameList checks a list of zone or environment names.
-func (l *loading) checkNameList(file, field, what string, list []string, set map[string]bool) {
+// checkNameList checks a list of names (zones, environments, …) at path
+// at: each listed once, and known.
+func (l *loading) checkNameList(file, what string, list []string, set map[string]bool, at ...string) {
 	seen := map[string]bool{}
 	for i, n := range list {
 		if seen[n] {
-			l.at(file, fmt.Sprintf("%s %q is listed twice", what, n), field, idx(i))
+			l.at(file, fmt.Sprintf("%s %q is listed twice", what, n), append(slices.Clip(at), idx(i))...)
 			continue
 		}
 		seen[n] = true
-		l.ref(file, what, n, set, field, idx(i))
+		l.ref(file, what, n, set, append(slices.Clip(at), idx(i))...)
 	}
 }
 

@@ -1,0 +1,263 @@
+package spec
+
+import (
+	"fmt"
+	"maps"
+	"path"
+	"slices"
+	"strings"
+
+	"github.com/score-spec/score-go/framework"
+)
+
+// unprovisioned are the Score resource types socle has no provisioner of
+// its own for yet: a workload that uses one is refused, unless a
+// provisioner of the platform serves it, rather than validate and then
+// fail to deploy.
+var unprovisioned = map[string]bool{"environment": true, "service-port": true, "volume": true, "dns": true, "route": true}
+
+// placeholder is a ${…} of a Score file where Score substitutes it.
+type placeholder struct {
+	ref  string // between ${ and }
+	path []string
+	// resource is the resource whose params hold it, "" elsewhere.
+	resource string
+}
+
+// checkResources holds a workload to its resources' contract, in every
+// environment the app is enabled in: each resource has a provisioner, and
+// each ${resources.<name>.<output>} names an output that provisioner
+// declares. Resources whose params read one another in a cycle are
+// refused too.
+func (l *loading) checkResources(a *App) {
+	file := path.Join(AppsDir, a.Name, ScoreFile)
+	d, w := l.docs[file], a.Workload
+	if d == nil || w == nil || len(w.Resources) == 0 {
+		return
+	}
+	var envs []*Environment
+	for i := range l.repo.Platform.Environments {
+		if e := &l.repo.Platform.Environments[i]; a.EnabledIn(e.Name) {
+			envs = append(envs, e)
+		}
+	}
+	// The provisioner of each resource in each environment (nil: none).
+	names := slices.Sorted(maps.Keys(w.Resources))
+	serving := make(map[string][]*Provisioner, len(names))
+	for _, name := range names {
+		res := w.Resources[name]
+		ps := make([]*Provisioner, len(envs))
+		var missing []*Environment
+		for i, e := range envs {
+			ps[i] = l.repo.ProvisionerFor(res.Type, deref(res.Class), deref(res.Id), e.Name)
+			if ps[i] == nil {
+				missing = append(missing, e)
+			}
+		}
+		serving[name] = ps
+		switch {
+		case len(missing) == 0:
+		case unprovisioned[res.Type]:
+			l.at(file, fmt.Sprintf("resource %s: not supported yet by socle: %s (no provisioner serves it in %s)", name, res.Type, envList(missing)), "resources", name, "type")
+		default:
+			l.at(file, fmt.Sprintf("resource %s (%s): no provisioner serves it in %s: add one under %s/", name, res.Type, envList(missing), ProvisionersDir), "resources", name, "type")
+		}
+	}
+
+	phs := scorePlaceholders(d.value)
+	reported := map[string]bool{}
+	deps := map[string][]placeholder{} // the placeholders of a resource's params that read another
+	for _, ph := range phs {
+		parts := framework.SplitRefParts(ph.ref)
+		if len(parts) < 2 || parts[0] != "resources" {
+			continue
+		}
+		name, keys := parts[1], parts[2:]
+		res, ok := w.Resources[name]
+		if !ok {
+			continue // score-go's checks report it
+		}
+		if ph.resource != "" && !slices.ContainsFunc(deps[ph.resource], func(o placeholder) bool { return framework.SplitRefParts(o.ref)[1] == name }) {
+			deps[ph.resource] = append(deps[ph.resource], ph)
+		}
+		if len(keys) == 0 {
+			continue // the whole resource: its outputs, whichever they are
+		}
+		// The environments each provisioner serves the resource in.
+		var order []*Provisioner
+		in := map[*Provisioner][]*Environment{}
+		for i, p := range serving[name] {
+			if p == nil {
+				continue
+			}
+			if in[p] == nil {
+				order = append(order, p)
+			}
+			in[p] = append(in[p], envs[i])
+		}
+		for _, p := range order {
+			key := ph.ref + "\x00" + p.Name
+			if reported[key] {
+				continue
+			}
+			var msg string
+			switch {
+			case p.Output(keys[0]) == nil:
+				msg = fmt.Sprintf("resource %s (%s) in %s is provisioned by %s (%s), which has no output %q; it has %s", name, res.Type, envList(in[p]), p.Name, provisionerWhere(p), keys[0], outputNames(p))
+			case len(keys) > 1:
+				msg = fmt.Sprintf("${%s}: output %q of resource %s is a string, with nothing to read inside it", ph.ref, keys[0], name)
+			default:
+				continue
+			}
+			reported[key] = true
+			l.add(d.problem(msg, ph.path...))
+		}
+	}
+	l.checkResourceCycles(d, names, deps)
+}
+
+// checkResourceCycles reports resources whose params read one another's
+// outputs in a cycle: none could be provisioned first.
+func (l *loading) checkResourceCycles(d *document, names []string, deps map[string][]placeholder) {
+	const (
+		unseen = iota
+		visiting
+		done
+	)
+	state := map[string]int{}
+	var stack []placeholder
+	var visit func(name string)
+	visit = func(name string) {
+		state[name] = visiting
+		for _, ph := range deps[name] {
+			next := framework.SplitRefParts(ph.ref)[1]
+			switch state[next] {
+			case visiting:
+				// The cycle runs from next's entry in the stack back to here.
+				cycle := append(slices.Clone(stack), ph)
+				start := 0
+				for i, s := range cycle {
+					if s.resource == next {
+						start = i
+						break
+					}
+				}
+				cycle = cycle[start:]
+				words := make([]string, 0, len(cycle)+1)
+				for _, s := range cycle {
+					words = append(words, s.resource)
+				}
+				words = append(words, next)
+				l.add(d.problem("cycle between resources: "+strings.Join(words, " → ")+": each reads the outputs of the next in its params, so none can be provisioned first", cycle[0].path...))
+			case unseen:
+				stack = append(stack, ph)
+				visit(next)
+				stack = stack[:len(stack)-1]
+			}
+		}
+		state[name] = done
+	}
+	for _, n := range names {
+		if state[n] == unseen {
+			visit(n)
+		}
+	}
+}
+
+// scorePlaceholders lists the placeholders of a Score file's values where
+// Score substitutes them (as score-go's loader lists them): containers'
+// variables, files' content (unless noExpand), volumes' source, and
+// resources' params; in the order of their paths. It reads the values,
+// not the node tree: most files have no problem, and need no tree.
+func scorePlaceholders(root any) []placeholder {
+	var out []placeholder
+	var walk func(v any, at []string, resource string)
+	walk = func(v any, at []string, resource string) {
+		switch v := v.(type) {
+		case string:
+			_, _ = framework.SubstituteString(v, func(ref string) (string, error) {
+				out = append(out, placeholder{ref: ref, path: slices.Clone(at), resource: resource})
+				return "", nil
+			})
+		case map[string]any:
+			for _, k := range slices.Sorted(maps.Keys(v)) {
+				walk(v[k], append(at, k), resource)
+			}
+		case []any:
+			for i, c := range v {
+				walk(c, append(at, idx(i)), resource)
+			}
+		}
+	}
+	for cname, c := range entries(field(root, "containers")) {
+		at := []string{"containers", cname}
+		walk(field(c, "variables"), append(at, "variables"), "")
+		for fname, f := range entries(field(c, "files")) {
+			if field(f, "noExpand") == true {
+				continue
+			}
+			walk(field(f, "content"), append(at, "files", fname, "content"), "")
+		}
+		for vname, v := range entries(field(c, "volumes")) {
+			walk(field(v, "source"), append(at, "volumes", vname, "source"), "")
+		}
+	}
+	for rname, r := range entries(field(root, "resources")) {
+		walk(field(r, "params"), []string{"resources", rname, "params"}, rname)
+	}
+	return out
+}
+
+// field returns the value of key in a mapping, or nil.
+func field(v any, key string) any {
+	m, _ := v.(map[string]any)
+	return m[key]
+}
+
+// entries yields the entries of a mapping (by key, sorted) or of a list
+// (by index).
+func entries(v any) func(yield func(string, any) bool) {
+	return func(yield func(string, any) bool) {
+		switch v := v.(type) {
+		case map[string]any:
+			for _, k := range slices.Sorted(maps.Keys(v)) {
+				if !yield(k, v[k]) {
+					return
+				}
+			}
+		case []any:
+			for i, c := range v {
+				if !yield(idx(i), c) {
+					return
+				}
+			}
+		}
+	}
+}
+
+// envList names environments for a message.
+func envList(envs []*Environment) string {
+	names := make([]string, len(envs))
+	for i, e := range envs {
+		names[i] = e.Name
+	}
+	if len(names) == 1 {
+		return "environment " + names[0]
+	}
+	return "environments " + strings.Join(names, ", ")
+}
+
+// provisionerWhere says where a provisioner is declared.
+func provisionerWhere(p *Provisioner) string {
+	if p.Builtin() {
+		return "built-in"
+	}
+	return fmt.Sprintf("%s:%d", p.File, p.Line)
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
