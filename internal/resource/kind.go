@@ -57,7 +57,8 @@ type Config struct {
 	Serves func(env string) bool
 	// OnOutputs is told, before a unit's status says its resource is
 	// provisioned, that outputs were kept: the redactor learns the secret
-	// ones before any app reads them. It must not call the kind.
+	// ones before any app reads them. It runs in the unit's pass, and may
+	// read the kind's outputs (SecretValues).
 	OnOutputs func()
 	Logger    *slog.Logger
 }

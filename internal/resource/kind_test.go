@@ -26,6 +26,7 @@ import (
 	"github.com/socle-dev/socle/internal/reconcile"
 	"github.com/socle-dev/socle/internal/spec"
 	"github.com/socle-dev/socle/internal/store/sqlite"
+	"github.com/socle-dev/socle/internal/syncbuf"
 	"github.com/socle-dev/socle/internal/unit"
 )
 
@@ -162,7 +163,7 @@ type harness struct {
 	e      *reconcile.Engine
 	st     *sqlite.DB
 	repo   *spec.Repo
-	logs   *syncBuffer
+	logs   *syncbuf.Buffer
 	redact []string
 }
 
@@ -204,7 +205,7 @@ func startHarness(t *testing.T, hold bool) *harness {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	h := &harness{t: t, st: st, drv: &testDirDriver{dir: t.TempDir()}, repo: testRepo("redis.prod.internal"), logs: &syncBuffer{}}
+	h := &harness{t: t, st: st, drv: &testDirDriver{dir: t.TempDir()}, repo: testRepo("redis.prod.internal"), logs: &syncbuf.Buffer{}}
 	if hold {
 		h.drv.hold = make(chan struct{})
 	}
