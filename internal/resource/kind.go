@@ -74,7 +74,7 @@ type Kind struct {
 	log *slog.Logger
 
 	mu      sync.Mutex
-	desired map[unit.Key]bool // the units Units last returned
+	desired map[unit.Key]*Desired // the units Units last returned
 }
 
 var (
@@ -91,7 +91,7 @@ func New(cfg Config) (*Kind, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Kind{cfg: cfg, rec: rec, log: cfg.Logger, desired: map[unit.Key]bool{}}, nil
+	return &Kind{cfg: cfg, rec: rec, log: cfg.Logger, desired: map[unit.Key]*Desired{}}, nil
 }
 
 // ID is "resource".
@@ -103,9 +103,12 @@ func (k *Kind) ID() string { return KindID }
 // provisioned for Outputs.
 func (k *Kind) Units(repo *spec.Repo, apps []unit.Desired) (resources, out []unit.Desired) {
 	resources, out = Units(repo, apps, Served{Env: k.cfg.Serves, Driver: func(name string) bool { return k.cfg.Drivers[name] != nil }})
-	desired := make(map[unit.Key]bool, len(resources))
+	desired := make(map[unit.Key]*Desired, len(resources))
 	for _, r := range resources {
-		desired[r.Key] = true
+		var d Desired
+		if json.Unmarshal(r.Spec, &d) == nil {
+			desired[r.Key] = &d
+		}
 	}
 	k.mu.Lock()
 	k.desired = desired
@@ -347,7 +350,7 @@ func (k *Kind) Outputs(u *plan.Unit) (map[string]provision.Outputs, error) {
 		r := u.Resources[res]
 		key := Key(NameOf(u.App, res, r), u.Env)
 		k.mu.Lock()
-		served := k.desired[key]
+		served := k.desired[key] != nil
 		k.mu.Unlock()
 		if !served {
 			continue
@@ -391,4 +394,51 @@ func (k *Kind) SecretValues() []string {
 		out = append(out, provision.Outputs{Values: rec.Outputs, Secret: rec.Spec.secret()}.Secrets()...)
 	}
 	return out
+}
+
+// Resource is a resource unit as people see it: desired, or kept
+// (retained, or not deprovisioned yet) from what was provisioned.
+type Resource struct {
+	Key  unit.Key
+	Spec Desired
+	// Outputs are what the driver returned, nil before it was
+	// provisioned; secret ones are in clear: the caller redacts them
+	// (Spec.Secret).
+	Outputs       map[string]string
+	ProvisionedAt time.Time
+	// Desired is false for a resource no workload uses any more.
+	Desired bool
+}
+
+// Secret reports whether output name is secret.
+func (d *Desired) Secret(name string) bool { return d.secret()[name] }
+
+// Resources returns every resource unit desired or kept, in key order.
+func (k *Kind) Resources() ([]Resource, error) {
+	recs, err := k.rec.all()
+	k.mu.Lock()
+	desired := maps.Clone(k.desired)
+	k.mu.Unlock()
+	keys := slices.Collect(maps.Keys(desired))
+	for key := range recs {
+		if desired[key] == nil {
+			keys = append(keys, key)
+		}
+	}
+	slices.SortFunc(keys, unit.Key.Compare)
+	out := make([]Resource, 0, len(keys))
+	for _, key := range keys {
+		r := Resource{Key: key}
+		if d := desired[key]; d != nil {
+			r.Spec, r.Desired = *d, true
+		}
+		if rec := recs[key]; rec != nil {
+			if !r.Desired {
+				r.Spec = rec.Spec
+			}
+			r.Outputs, r.ProvisionedAt = rec.Outputs, rec.ProvisionedAt
+		}
+		out = append(out, r)
+	}
+	return out, err
 }

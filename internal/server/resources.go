@@ -1,12 +1,19 @@
 package server
 
 import (
+	"fmt"
+	"maps"
+	"net/http"
 	"path/filepath"
+	"slices"
 
+	"github.com/socle-dev/socle/internal/api"
 	"github.com/socle-dev/socle/internal/plan"
+	"github.com/socle-dev/socle/internal/reconcile"
 	"github.com/socle-dev/socle/internal/replicas"
 	"github.com/socle-dev/socle/internal/resource"
 	"github.com/socle-dev/socle/internal/spec"
+	units "github.com/socle-dev/socle/internal/unit"
 	"github.com/socle-dev/socle/internal/wiring"
 )
 
@@ -76,4 +83,83 @@ func (s *Server) resourceSecrets() []string {
 		return nil
 	}
 	return s.resources.SecretValues()
+}
+
+// notProvisioned says why GET /api/v1/resources lists nothing.
+const notProvisioned = "socle provisions no resource: it runs with --provision-resources=false, and apps read made-up outputs"
+
+func (s *Server) listResources(w http.ResponseWriter, r *http.Request) {
+	out := api.ResourceList{Items: []api.Resource{}}
+	if s.resources == nil {
+		out.NotProvisioned = notProvisioned
+		s.reply(w, r, out)
+		return
+	}
+	items, ok := s.resourceViews(w)
+	if !ok {
+		return
+	}
+	env := r.URL.Query().Get("env")
+	for _, it := range items {
+		if env == "" || it.Env == env {
+			out.Items = append(out.Items, it)
+		}
+	}
+	s.reply(w, r, out)
+}
+
+func (s *Server) getResource(w http.ResponseWriter, r *http.Request) {
+	env, name := r.PathValue("env"), r.PathValue("name")
+	if s.resources == nil {
+		writeError(w, http.StatusNotFound, "not_found", notProvisioned)
+		return
+	}
+	items, ok := s.resourceViews(w)
+	if !ok {
+		return
+	}
+	for _, it := range items {
+		if it.Env == env && it.Name == name {
+			s.reply(w, r, it)
+			return
+		}
+	}
+	writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no resource %s in %s", name, env))
+}
+
+// resourceViews are the resources as the API shows them: secret outputs
+// replaced, whatever the redactor knows.
+func (s *Server) resourceViews(w http.ResponseWriter) ([]api.Resource, bool) {
+	rs, err := s.resources.Resources()
+	if err != nil && len(rs) == 0 {
+		writeError(w, http.StatusInternalServerError, "resources", err.Error())
+		return nil, false
+	}
+	status := map[units.Key]reconcile.UnitStatus{}
+	for _, st := range s.engine.Status() {
+		if st.Kind == resource.KindID {
+			status[st.Key()] = st
+		}
+	}
+	out := make([]api.Resource, 0, len(rs))
+	for _, x := range rs {
+		d := &x.Spec
+		v := api.Resource{Name: x.Key.Name, Env: x.Key.Env, Type: d.Type, Class: d.Class, Provisioner: d.Provisioner, Driver: d.Driver,
+			Apps: []string{}, Data: d.Data, Production: d.Production, ProvisionedAt: x.ProvisionedAt.UTC()}
+		if x.Desired {
+			v.Apps = append(v.Apps, d.Apps...)
+		}
+		for _, name := range slices.Sorted(maps.Keys(x.Outputs)) {
+			o := api.ResourceOutput{Name: name, Value: x.Outputs[name], Secret: d.Secret(name)}
+			if o.Secret {
+				o.Value = api.SecretOutput
+			}
+			v.Outputs = append(v.Outputs, o)
+		}
+		if st, ok := status[x.Key]; ok {
+			v.Unit = &api.StackUnit{Phase: string(st.Phase), Reason: string(st.Reason), Message: st.Message, Since: st.Since.UTC(), UpdatedAt: st.UpdatedAt.UTC()}
+		}
+		out = append(out, v)
+	}
+	return out, true
 }

@@ -3,6 +3,7 @@ package server
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -89,7 +90,26 @@ func TestResourcesProvisioned(t *testing.T) {
 			t.Errorf("api's replica does not have %q in its environment", want)
 		}
 	}
-	for _, path := range []string{"/api/v1/status", "/api/v1/apps/api", "/api/v1/events"} {
+	// The API shows it, its secret outputs redacted.
+	var list api.ResourceList
+	r.getJSON(t, "/api/v1/resources?env=dev", &list)
+	if len(list.Items) != 1 || list.Items[0].Name != "api-db" || list.Items[0].Provisioner != "builtin/postgres" || strings.Join(list.Items[0].Apps, ",") != "api" ||
+		list.Items[0].Unit == nil || list.Items[0].Unit.Phase != string(reconcile.Synced) {
+		t.Errorf("GET /api/v1/resources?env=dev: %+v", list)
+	}
+	var one api.Resource
+	r.getJSON(t, "/api/v1/resources/dev/api-db", &one)
+	outs := map[string]api.ResourceOutput{}
+	for _, o := range one.Outputs {
+		outs[o.Name] = o
+	}
+	if outs["password"].Value != api.SecretOutput || !outs["password"].Secret || outs["url"].Value != api.SecretOutput || outs["host"].Value != "127.0.0.1" || !one.Data {
+		t.Errorf("GET /api/v1/resources/dev/api-db: %+v", one)
+	}
+	if resp := r.get(t, "/api/v1/resources/dev/nothing"); resp.StatusCode != 404 {
+		t.Errorf("an unknown resource: %s", resp.Status)
+	}
+	for _, path := range []string{"/api/v1/status", "/api/v1/apps/api", "/api/v1/events", "/api/v1/resources", "/api/v1/resources/dev/api-db"} {
 		resp := r.get(t, path)
 		b, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
@@ -99,5 +119,19 @@ func TestResourcesProvisioned(t *testing.T) {
 	}
 	if strings.Contains(logs.String(), pw) {
 		t.Error("socle's log shows the database's password")
+	}
+}
+
+// getJSON reads the answer of GET path, which must be 200, into v.
+func (r *running) getJSON(t *testing.T, path string, v any) {
+	t.Helper()
+	resp := r.get(t, path)
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		b, _ := io.ReadAll(resp.Body)
+		t.Fatalf("GET %s: %s %s", path, resp.Status, b)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+		t.Fatalf("GET %s: %v", path, err)
 	}
 }
