@@ -101,8 +101,17 @@ func (k *Kind) ID() string { return KindID }
 // the app units depending on them (the package's Units, with the drivers
 // and environments this socle serves), and remembers which resources are
 // provisioned for Outputs.
+//
+// Before a revision is in force (repo nil: socle starting), the resources
+// desired are those provisioned before, as they were: not knowing which
+// resources the workloads ask for must neither deprovision one nor let an
+// app read made-up outputs in place of its database's.
 func (k *Kind) Units(repo *spec.Repo, apps []unit.Desired) (resources, out []unit.Desired) {
-	resources, out = Units(repo, apps, Served{Env: k.cfg.Serves, Driver: func(name string) bool { return k.cfg.Drivers[name] != nil }})
+	if repo == nil {
+		resources, out = k.kept(apps)
+	} else {
+		resources, out = Units(repo, apps, Served{Env: k.cfg.Serves, Driver: func(name string) bool { return k.cfg.Drivers[name] != nil }})
+	}
 	desired := make(map[unit.Key]*Desired, len(resources))
 	for _, r := range resources {
 		var d Desired
@@ -113,6 +122,35 @@ func (k *Kind) Units(repo *spec.Repo, apps []unit.Desired) (resources, out []uni
 	k.mu.Lock()
 	k.desired = desired
 	k.mu.Unlock()
+	return resources, out
+}
+
+// kept returns the units of the resources provisioned before, each as it
+// was provisioned, and the app units depending on those of their
+// resources that were.
+func (k *Kind) kept(apps []unit.Desired) (resources, out []unit.Desired) {
+	recs, err := k.rec.all()
+	if err != nil {
+		k.log.Warn("reading the provisioned resources", "err", err)
+	}
+	out = slices.Clone(apps)
+	for i := range out {
+		a := &out[i]
+		var d App
+		if json.Unmarshal(a.Spec, &d) != nil {
+			continue
+		}
+		for _, res := range slices.Sorted(maps.Keys(d.Resources)) {
+			if key := Key(NameOf(d.App, res, d.Resources[res]), d.Env); recs[key] != nil {
+				a.DependsOn = append(slices.Clone(a.DependsOn), key)
+			}
+		}
+	}
+	for _, key := range slices.SortedFunc(maps.Keys(recs), unit.Key.Compare) {
+		if raw, err := json.Marshal(recs[key].Spec); err == nil {
+			resources = append(resources, unit.Desired{Key: key, Spec: raw})
+		}
+	}
 	return resources, out
 }
 

@@ -472,3 +472,54 @@ func TestStaticChangeReprovisions(t *testing.T) {
 	})
 	h.noSecret("redis-secret-in-env")
 }
+
+// TestRestartBeforeRevision: socle restarted, before a revision is in
+// force, desires the resources provisioned before as they were (none is
+// deprovisioned for not being known yet) and gives apps their outputs,
+// not made-up ones.
+func TestRestartBeforeRevision(t *testing.T) {
+	h := startHarness(t, false)
+	api := app("api", "dev", map[string]types.Resource{"db": pg(""), "cache": {Type: "redis"}})
+	h.apply(api)
+	h.until(appKey("api", "dev"), "starts", phase(reconcile.Synced))
+	want := h.apps.seen("api")["db"].Values
+
+	again, err := New(Config{Dir: h.kind.cfg.Dir, Secret: h.kind.cfg.Secret, Drivers: h.kind.cfg.Drivers})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := json.Marshal(api)
+	res, apps := again.Units(nil, []unit.Desired{{Key: appKey("api", "dev"), Spec: b}})
+	if len(res) != 1 || res[0].Key != Key("api-db", "dev") || len(apps) != 1 || len(apps[0].DependsOn) != 1 || apps[0].DependsOn[0] != res[0].Key {
+		t.Fatalf("before a revision: resources %v, apps %v", res, apps)
+	}
+	d, err := again.Decode(res[0].Spec)
+	if err != nil || d.(*Desired).hash() != mustDecode(t, h.kind, h.repo, api).hash() {
+		t.Errorf("the resource kept is not desired as it was provisioned (%v)", err)
+	}
+	outs, err := again.Outputs(api)
+	if err != nil || !maps.Equal(outs["db"].Values, want) {
+		t.Errorf("outputs before a revision: %v, %v; want %v", outs, err, want)
+	}
+	if _, ok := outs["cache"]; ok {
+		t.Error("a resource never provisioned has outputs")
+	}
+}
+
+// mustDecode is the desired state of api's database by repo.
+func mustDecode(t *testing.T, k *Kind, repo *spec.Repo, u *plan.Unit) *Desired {
+	t.Helper()
+	b, _ := json.Marshal(u)
+	res, _ := Units(repo, []unit.Desired{{Key: appKey(u.App, u.Env), Spec: b}}, Served{})
+	for _, r := range res {
+		if r.Key == Key(u.App+"-db", u.Env) {
+			d, err := k.Decode(r.Spec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return d.(*Desired)
+		}
+	}
+	t.Fatalf("no unit for %s's database", u.App)
+	return nil
+}
