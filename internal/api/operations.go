@@ -138,6 +138,11 @@ var Operations = []Operation{
 	{ID: "doraSeries", Method: "GET", Path: "/api/v1/dora/series", Summary: "DORA figures per week or day, for charts", Tag: "audit", Access: AccessMember,
 		Query: []Param{{"app", "", "string"}, {"team", "", "string"}, {"env", "", "string"}, {"period", "a duration such as 2160h (default 12 weeks)", "string"}, {"bucket", "week (default) or day", "string"}}, Response: DORASeries{}},
 
+	{ID: "listResources", Method: "GET", Path: "/api/v1/resources", Summary: "Every resource socle provisions for workloads: its provisioner, driver, the apps that use it, its outputs (secret ones redacted) and the engine's status",
+		Description: "Resources are listed by environment then name; those retained after their removal from Git are listed with no apps. notProvisioned says why the list is empty when socle provisions no resource.",
+		Tag:         "resources", Access: AccessMember, Query: []Param{{"env", "only the resources of this environment", "string"}}, Response: ResourceList{}},
+	{ID: "getResource", Method: "GET", Path: "/api/v1/resources/{env}/{name}", Summary: "A provisioned resource: its provisioner, driver, apps, outputs (secret ones redacted) and status",
+		Tag: "resources", Access: AccessMember, Response: Resource{}},
 	{ID: "listStacks", Method: "GET", Path: "/api/v1/stacks", Summary: "Every instance of every infrastructure stack: the engine's status, the last plan, the last apply and who runs it now",
 		Description: "Upstream stacks first. When socle has neither terraform nor tofu on its PATH, notRun says so and the instances carry no plan. 409 with code refused before the first valid revision.",
 		Tag:         "stacks", Access: AccessMember, Response: StackList{}, Errors: []int{http.StatusConflict}},

@@ -121,6 +121,11 @@ type Config struct {
 	// OnDrift is told when what runs differs from what Git says, and
 	// whether it was corrected.
 	OnDrift func(app, env, what string, corrected bool)
+	// ResourceHash, when set, identifies the outputs of the resources
+	// socle provisioned for a unit ("" for none): it is part of what a
+	// release runs, so that new outputs (a password rotated) roll the
+	// unit's replicas.
+	ResourceHash func(u *plan.Unit) string
 }
 
 // ReleaseEvent is a rollout starting or finishing.

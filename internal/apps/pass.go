@@ -70,7 +70,7 @@ func (k *Kind) Observe(ctx context.Context, u *reconcile.Unit) (any, error) {
 		o.digest = m.digest
 	}
 	if o.digest != "" {
-		o.tgt = store.Target{Revision: d.Revision, Artifact: o.digest, ConfigHash: configHash(d)}
+		o.tgt = store.Target{Revision: d.Revision, Artifact: o.digest, ConfigHash: k.configHash(d)}
 	}
 	cur, err := k.cfg.Store.CurrentRelease(ctx, d.App, d.Env)
 	switch {
@@ -408,13 +408,19 @@ func (k *Kind) Prune(ctx context.Context, u *reconcile.Unit) (bool, error) {
 }
 
 // configHash identifies what a release runs besides its image: containers,
-// ports and resources; not the replica count (scaling is no new release),
-// nor the rollout strategy, nor the revision alone.
-func configHash(u *plan.Unit) string {
+// ports, resources and the outputs of those socle provisioned; not the
+// replica count (scaling is no new release), nor the rollout strategy, nor
+// the revision alone.
+func (k *Kind) configHash(u *plan.Unit) string {
 	c := *u
 	c.Revision, c.Source, c.Artifact, c.Rollback = "", "", "", false
 	c.Replicas, c.Rollout = spec.Replicas{}, spec.Rollout{}
 	b, _ := json.Marshal(c)
+	if k.cfg.ResourceHash != nil {
+		// "" for a unit without provisioned resources: its hash is what
+		// it was before socle provisioned any.
+		b = append(b, k.cfg.ResourceHash(u)...)
+	}
 	s := sha256.Sum256(b)
 	return "sha256:" + hex.EncodeToString(s[:])
 }

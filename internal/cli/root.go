@@ -118,6 +118,7 @@ Exit codes:
 		newValidateCmd(g),
 		newPlanCmd(g),
 		newStackCmd(g),
+		newResourceCmd(g),
 		newSchemaCmd(g),
 		newInitCmd(g),
 		newUpCmd(g),

@@ -101,6 +101,7 @@ repository at <data>/repo. Edit and commit there to see socle follow.`,
 	f.Float64Var(&cfg.Scale.TargetInFlight, "scale-target", 10, "autoscaler: requests in flight per replica to aim for")
 	f.DurationVar(&cfg.Scale.Cooldown, "scale-cooldown", 30*time.Second, "autoscaler: least time between two changes of a unit's size (scaling down waits twice as long)")
 	f.BoolVar(&cfg.ApplyStacks, "apply-stacks", true, "plan the infrastructure stacks on each revision and apply them as they say (auto, or gated: held for approval); false: the API lists them, socle plans and applies none")
+	f.BoolVar(&cfg.ProvisionResources, "provision-resources", true, "provision the resources workloads ask for (a PostgreSQL database, a redis) with the driver their provisioner names, before the apps that use them start; false: apps read made-up outputs of resources that do not exist")
 	f.DurationVar(&cfg.Resync, "resync", 10*time.Second, "how often every unit is observed again without a trigger")
 	f.StringVar(&cfg.WebhookSecret, "webhook-secret", "", "secret that git hosts sign webhooks with (GitHub X-Hub-Signature-256, GitLab X-Gitlab-Token); env SOCLE_WEBHOOK_SECRET")
 	f.StringVar(&cfg.Kubeconfig, "kubeconfig", "", "kubeconfig of the environments on Kubernetes (default: $KUBECONFIG, then ~/.kube/config)")

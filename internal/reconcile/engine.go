@@ -272,6 +272,22 @@ func (e *Engine) unsynced(deps []unit.Key) (unit.Key, bool) {
 	return unit.Key{}, false
 }
 
+// waitingFor says why step waits for dep: in dep's kind's words when it
+// is a Describer.
+func (e *Engine) waitingFor(step Step, dep unit.Key) string {
+	e.mu.Lock()
+	w, kind := e.units[dep], e.kinds[dep.Kind]
+	e.mu.Unlock()
+	d, ok := kind.(Describer)
+	if w == nil || !ok {
+		return fmt.Sprintf("%s waits for %s to be Synced", step, dep)
+	}
+	w.mu.Lock()
+	spec := w.spec
+	w.mu.Unlock()
+	return "Waiting: " + d.Describe(dep, spec, w.snapshot())
+}
+
 // remaining returns a unit that depends on k and still exists, if any: k
 // is pruned after it.
 func (e *Engine) remaining(k unit.Key) (unit.Key, bool) {

@@ -68,6 +68,17 @@ type Kind interface {
 	Prune(ctx context.Context, u *Unit) (gone bool, err error)
 }
 
+// Describer is a kind whose units others wait on and that names them in
+// the words of the waiting unit's status: "resource db (postgres)
+// provisioning" rather than a unit key. Without it the engine says which
+// unit is not Synced.
+type Describer interface {
+	// Describe names unit k, whose desired state is spec (as Decode
+	// returned it, nil when it has none) and whose status is st, and says
+	// why it is not Synced.
+	Describe(k unit.Key, spec any, st UnitStatus) string
+}
+
 // Step is one step a kind plans for a unit.
 type Step interface {
 	// Starts reports whether the step begins a change of what runs (a

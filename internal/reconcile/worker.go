@@ -155,7 +155,7 @@ func (w *worker) pass(ctx context.Context) time.Duration {
 	var held string
 	if step := w.kind.Plan(u, observed); step != nil {
 		if dep, waits := w.e.unsynced(deps); waits && step.Starts() {
-			held = fmt.Sprintf("%s waits for %s to be Synced", step, dep)
+			held = w.e.waitingFor(step, dep)
 			u.RequeueAfter(w.e.cfg.Resync) // or when dep becomes Synced
 		} else {
 			if err := w.kind.Apply(ctx, u, step); err != nil {

@@ -36,8 +36,12 @@ type Config struct {
 	Router Router
 	// Images unpacks what they run.
 	Images Images
-	// Secret derives the credentials of locally provided resources.
+	// Secret derives the made-up credentials of resources socle does not
+	// provision (runtime.ResourceOutputs).
 	Secret []byte
+	// Resources gives the outputs of the resources socle provisions; nil:
+	// none is (every resource reads made-up outputs).
+	Resources Resources
 	// Scale says how units that autoscale are sized; zero values mean
 	// defaults.
 	Scale ScalePolicy

@@ -12,6 +12,7 @@ import (
 	"github.com/score-spec/score-go/types"
 
 	"github.com/socle-dev/socle/internal/plan"
+	"github.com/socle-dev/socle/internal/provision"
 	"github.com/socle-dev/socle/internal/runtime"
 )
 
@@ -53,7 +54,7 @@ func (r *Runtime) replicaSpec(ctx context.Context, wl runtime.Workload) (runtime
 	if err != nil {
 		return runtime.ReplicaSpec{}, fmt.Errorf("unpacking the image of container %s (%s): %w", names[0], short(pin), err)
 	}
-	vars, err := resolveVariables(d, c.Variables, r.cfg.Secret)
+	vars, err := resolveVariables(d, c.Variables, r.cfg.Secret, r.cfg.Resources)
 	if err != nil {
 		return runtime.ReplicaSpec{}, err
 	}
@@ -119,14 +120,33 @@ func probe(p *types.ContainerProbe) *runtime.Probe {
 	return nil
 }
 
+// Resources are the outputs of the resources socle provisions for units.
+type Resources interface {
+	// Outputs returns the outputs of u's resources that socle provisions,
+	// by the resource's name in u's workload. A resource it leaves out is
+	// not provisioned by socle: it reads the outputs
+	// runtime.ResourceOutputs makes up.
+	Outputs(u *plan.Unit) (map[string]provision.Outputs, error)
+}
+
 // resolveVariables fills a container's ${metadata…} and ${resources…}
-// placeholders, with Score's own substitution.
-func resolveVariables(u *plan.Unit, vars map[string]string, secret []byte) (map[string]string, error) {
+// placeholders, with Score's own substitution: a resource socle provisions
+// gives its outputs, one it does not the outputs runtime.ResourceOutputs
+// makes up (a host, a port, a derived password of nothing that exists).
+func resolveVariables(u *plan.Unit, vars map[string]string, secret []byte, res Resources) (map[string]string, error) {
 	meta := map[string]any(u.Metadata)
 	if meta == nil {
 		meta = map[string]any{"name": u.App}
 	}
-	fn := framework.BuildSubstitutionFunction(meta, runtime.ResourceOutputs(u, secret, func(string) string { return "127.0.0.1" }))
+	lookups := runtime.ResourceOutputs(u, secret, func(string) string { return "127.0.0.1" })
+	provisioned, err := provisionedOutputs(u, res)
+	if err != nil {
+		return nil, err
+	}
+	for name, o := range provisioned {
+		lookups[name] = outputLookup(name, u.Resources[name].Type, o.Values)
+	}
+	fn := framework.BuildSubstitutionFunction(meta, lookups)
 	out := make(map[string]string, len(vars))
 	for k, v := range vars {
 		r, err := framework.SubstituteString(v, fn)
@@ -138,13 +158,41 @@ func resolveVariables(u *plan.Unit, vars map[string]string, secret []byte) (map[
 	return out, nil
 }
 
+func provisionedOutputs(u *plan.Unit, res Resources) (map[string]provision.Outputs, error) {
+	if res == nil || len(u.Resources) == 0 {
+		return nil, nil
+	}
+	return res.Outputs(u)
+}
+
+// outputLookup reads the outputs of a provisioned resource.
+func outputLookup(name, typ string, values map[string]string) framework.OutputLookupFunc {
+	have := func() string { return strings.Join(slices.Sorted(maps.Keys(values)), ", ") }
+	return func(keys ...string) (any, error) {
+		if len(keys) != 1 {
+			return nil, fmt.Errorf("resource %s (%s) has outputs %s", name, typ, have())
+		}
+		v, ok := values[keys[0]]
+		if !ok {
+			return nil, fmt.Errorf("resource %s (%s) has no output %q (it has %s)", name, typ, keys[0], have())
+		}
+		return v, nil
+	}
+}
+
 // SecretValues returns the values a unit's replicas see that are secret:
-// its secret variables as resolved, and the credentials of its resources.
+// its secret variables as resolved, the secret outputs of the resources
+// socle provisions for it, and the made-up password of those it does not.
 // The server redacts them from what it shows.
-func SecretValues(u *plan.Unit, secret []byte) []string {
+func SecretValues(u *plan.Unit, secret []byte, res Resources) []string {
 	var out []string
+	provisioned, _ := provisionedOutputs(u, res) // a resource not provisioned yet has no secret to hide
 	for name := range u.Resources {
-		vals, err := resolveVariables(u, map[string]string{"p": "${resources." + name + ".password}"}, secret)
+		if o, ok := provisioned[name]; ok {
+			out = append(out, o.Secrets()...)
+			continue
+		}
+		vals, err := resolveVariables(u, map[string]string{"p": "${resources." + name + ".password}"}, secret, nil)
 		if err == nil {
 			out = append(out, vals["p"])
 		}
@@ -154,7 +202,7 @@ func SecretValues(u *plan.Unit, secret []byte) []string {
 		return out
 	}
 	for _, c := range u.Containers {
-		vals, err := resolveVariables(u, c.Variables, secret)
+		vals, err := resolveVariables(u, c.Variables, secret, res)
 		if err != nil {
 			continue
 		}

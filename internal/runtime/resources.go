@@ -14,10 +14,17 @@ import (
 	"github.com/socle-dev/socle/internal/plan"
 )
 
-// ResourcePorts are the ports of the Score resource types socle knows. socle
-// provisions no resource: it hands workloads the outputs a service of that
-// type would have where they run, so that an app that reads them starts;
-// real provisioners come later.
+// ResourcePorts are the ports of the Score resource types socle knows.
+//
+// What this file makes up is for resources socle does not provision: a
+// resource no provisioner (or no driver of this socle) serves, every
+// resource of an environment on Kubernetes (its render reads these
+// outputs: the kubernetes runtime does not read provisioned ones yet),
+// and every resource when socle up runs with --provision-resources=false.
+// It hands workloads the outputs a service of that type would have where
+// they run, so that an app that reads them starts. The local runtime
+// reads the outputs of provisioned resources from the resource kind
+// (package resource, through replicas.Resources).
 var ResourcePorts = map[string]int{
 	"postgres": 5432, "mysql": 3306, "redis": 6379, "mongodb": 27017, "amqp": 5672, "rabbitmq": 5672,
 }

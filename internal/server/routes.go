@@ -107,6 +107,8 @@ func (s *Server) handlers() map[string]http.HandlerFunc {
 		"verifyAudit":        s.getAuditVerify,
 		"dora":               s.getDORA,
 		"doraSeries":         s.getDORASeries,
+		"listResources":      s.listResources,
+		"getResource":        s.getResource,
 		"listStacks":         s.listStacks,
 		"getStack":           s.getStack,
 		"unlockStack":        s.unlockStack,

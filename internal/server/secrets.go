@@ -229,9 +229,9 @@ func (s *Server) redactor() *redactor {
 // rebuildRedactor reads the recorded units and adds their secret values.
 func (s *Server) rebuildRedactor() *redactor {
 	units, err := pipeline.Applied(context.Background(), s.store)
-	var values []string
+	values := s.resourceSecrets()
 	for i := range units {
-		values = append(values, replicas.SecretValues(&units[i], s.secret)...)
+		values = append(values, replicas.SecretValues(&units[i], s.secret, s.resourceOutputs())...)
 	}
 	s.secrets.mu.Lock()
 	if err != nil {

@@ -78,7 +78,7 @@ func TestSecretsStaySecret(t *testing.T) {
 	if err := json.Unmarshal(row.Spec, &apiDev); err != nil {
 		t.Fatal(err)
 	}
-	secrets := append([]string{planted}, replicas.SecretValues(&apiDev, s.secret)...)
+	secrets := append([]string{planted}, replicas.SecretValues(&apiDev, s.secret, s.resourceOutputs())...)
 	if len(secrets) != 3 {
 		t.Fatalf("api's secrets in dev: %q, want its password and its DATABASE_URL", secrets[1:])
 	}

@@ -30,14 +30,17 @@ import (
 	"github.com/socle-dev/socle/internal/pipeline"
 	"github.com/socle-dev/socle/internal/plan"
 	"github.com/socle-dev/socle/internal/promotion"
+	"github.com/socle-dev/socle/internal/provision"
 	"github.com/socle-dev/socle/internal/proxy"
 	"github.com/socle-dev/socle/internal/reconcile"
 	"github.com/socle-dev/socle/internal/replicas"
+	"github.com/socle-dev/socle/internal/resource"
 	"github.com/socle-dev/socle/internal/runtime"
 	"github.com/socle-dev/socle/internal/source"
 	"github.com/socle-dev/socle/internal/spec"
 	"github.com/socle-dev/socle/internal/stack"
 	"github.com/socle-dev/socle/internal/store"
+	units "github.com/socle-dev/socle/internal/unit"
 	"github.com/socle-dev/socle/internal/wiring"
 )
 
@@ -61,6 +64,14 @@ type Config struct {
 	// each revision in force and applied as they say (socle up sets it).
 	// Off, the API lists them and nothing plans or applies them.
 	ApplyStacks bool
+	// ProvisionResources makes the resources workloads ask for engine
+	// units, provisioned by the driver their provisioner names before the
+	// apps that use them start (socle up sets it). Off, apps read made-up
+	// outputs of resources that do not exist.
+	ProvisionResources bool
+	// Provisioners are the provisioner drivers by name; nil: the wiring's
+	// (wiring.Provisioners).
+	Provisioners map[string]provision.Driver
 	// Resync is how often every unit is observed without a trigger.
 	Resync time.Duration
 	// WebhookSecret authenticates git hosts' webhooks by signature
@@ -110,7 +121,8 @@ type Server struct {
 	notifier      *notify.Notifier
 	announce      notify.Announcer // records and notifies what the engine tells of
 	costs         *cost.Service
-	stacks        *stack.Runner // nil without terraform
+	stacks        *stack.Runner  // nil without terraform
+	resources     *resource.Kind // nil when socle provisions no resource
 	stackPolicies stackPolicies
 	auth          *auth.Authenticator
 	images        *images
@@ -237,8 +249,11 @@ func (s *Server) openRuntime(cfg Config) error {
 	// The app kind drives every environment's runtime as a unit runtime:
 	// one that runs whole units (Kubernetes) as it is, one that runs
 	// replicas (local) through socle's replica runtime, behind the proxy.
+	if err := s.openResources(); err != nil {
+		return err
+	}
 	s.runtimes = s.newRuntimes(progressDeadline, func(d runtime.Driver) runtime.UnitDriver {
-		return replicas.New(replicas.Config{Driver: d, Router: s.proxy, Images: s.images, Secret: s.secret, Scale: cfg.Scale,
+		return replicas.New(replicas.Config{Driver: d, Router: s.proxy, Images: s.images, Secret: s.secret, Resources: s.resourceOutputs(), Scale: cfg.Scale,
 			ProgressDeadline: progressDeadline, Clock: s.clock, Logger: cfg.Logger})
 	})
 	// The local runtime is opened now: the units of an environment no
@@ -250,10 +265,14 @@ func (s *Server) openRuntime(cfg Config) error {
 		Store: s.store, Runtimes: unitRuntimes{s.runtimes, s.pipeline.Repo},
 		Images: s.images, Clock: s.clock, Logger: cfg.Logger, ProgressDeadline: progressDeadline,
 		Notes: s.releaseNotes, Author: s.releaseAuthor, OnRelease: s.onRelease, SelfHeal: s.selfHeals, OnDrift: s.onDrift,
+		ResourceHash: s.resourceHash,
 	})
 	kinds := []reconcile.Kind{kind}
 	if k := s.stackKind(); k != nil {
 		kinds = append(kinds, k)
+	}
+	if s.resources != nil {
+		kinds = append(kinds, s.resources)
 	}
 	s.engine, err = reconcile.New(reconcile.Config{
 		Store: s.store, Kinds: kinds, Logger: cfg.Logger, Clock: s.clock, Resync: cfg.Resync,
@@ -437,7 +456,13 @@ type engineApplier struct{ s *Server }
 func (a engineApplier) Apply(rows []store.Desired) {
 	a.s.secretsChanged()
 	a.s.rebuildRedactor()
-	a.s.engine.Apply(append(apps.Desired(rows), a.s.stackUnits()...))
+	desired := apps.Desired(rows)
+	if a.s.resources != nil {
+		var res []units.Desired
+		res, desired = a.s.resources.Units(a.s.pipeline.Repo(), desired)
+		desired = append(desired, res...)
+	}
+	a.s.engine.Apply(append(desired, a.s.stackUnits()...))
 }
 
 func (a engineApplier) SetBlocked(b map[plan.Key]reconcile.Block) {

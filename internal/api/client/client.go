@@ -224,6 +224,23 @@ func (c *Client) RevokeToken(ctx context.Context, id string) (api.Token, error) 
 	return v, c.Do(ctx, http.MethodDelete, "/api/v1/tokens/"+esc(id), nil, &v)
 }
 
+// Resources lists the resources socle provisions, those of env only
+// unless env is "".
+func (c *Client) Resources(ctx context.Context, env string) (api.ResourceList, error) {
+	var v api.ResourceList
+	path := "/api/v1/resources"
+	if env != "" {
+		path += "?env=" + url.QueryEscape(env)
+	}
+	return v, c.Get(ctx, path, &v)
+}
+
+// Resource returns resource name of env.
+func (c *Client) Resource(ctx context.Context, env, name string) (api.Resource, error) {
+	var v api.Resource
+	return v, c.Get(ctx, fmt.Sprintf("/api/v1/resources/%s/%s", esc(env), esc(name)), &v)
+}
+
 // Stacks lists every instance of every infrastructure stack.
 func (c *Client) Stacks(ctx context.Context) (api.StackList, error) {
 	var v api.StackList

@@ -487,6 +487,8 @@ func (r *renderer) substitution(data *podData) func(string) (string, error) {
 	if meta == nil {
 		meta = map[string]any{"name": r.u.App}
 	}
+	// Made-up outputs: socle provisions no resource for Kubernetes
+	// environments yet (runtime.ResourcePorts says why).
 	outputs := runtime.ResourceOutputs(r.u, r.opts.Secret, func(res string) string { return r.u.App + "-" + res })
 	for name, lookup := range outputs {
 		outputs[name] = func(keys ...string) (any, error) {

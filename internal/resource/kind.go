@@ -1,0 +1,482 @@
+package resource
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/socle-dev/socle/internal/plan"
+	"github.com/socle-dev/socle/internal/provision"
+	"github.com/socle-dev/socle/internal/reconcile"
+	"github.com/socle-dev/socle/internal/spec"
+	"github.com/socle-dev/socle/internal/unit"
+)
+
+// The reasons a resource unit's status gives, besides the engine's.
+const (
+	// ReasonProvisioning: Progressing, the driver provisions the resource.
+	ReasonProvisioning reconcile.Reason = "Provisioning"
+	// ReasonProvisionFailed: Failed, the driver could not provision it;
+	// tried again at RetryAt, or at once when its desired state changes.
+	ReasonProvisionFailed reconcile.Reason = "ProvisionFailed"
+	// ReasonCheckFailed: Degraded, what was provisioned no longer works
+	// (a server died); it is provisioned again.
+	ReasonCheckFailed reconcile.Reason = "CheckFailed"
+	// ReasonNoDriver: Failed, this socle has no driver of that name.
+	ReasonNoDriver reconcile.Reason = "NoDriver"
+	// ReasonRetained: Orphaned, a data-bearing resource removed from Git
+	// in production, kept until an admin deletes it.
+	ReasonRetained reconcile.Reason = "Retained"
+	// ReasonDeprovisioning: Progressing, removed from Git, the driver
+	// removes it.
+	ReasonDeprovisioning reconcile.Reason = "Deprovisioning"
+)
+
+// RetainedMessage is the status of a data-bearing resource removed from
+// Git in production.
+const RetainedMessage = "Retained: data-bearing resource kept in production; an admin deletes it with socle resource delete"
+
+// Config wires the kind.
+type Config struct {
+	// Dir keeps the units' outputs, sealed with Secret (the data
+	// directory's): <data>/resource-outputs.
+	Dir    string
+	Secret []byte
+	// Drivers are the provisioner drivers this socle has, by name.
+	Drivers map[string]provision.Driver
+	// Serves reports whether env's runtime reads provisioned outputs
+	// (nil: every one does): resources of the others are not provisioned.
+	Serves func(env string) bool
+	// OnOutputs is told, before a unit's status says its resource is
+	// provisioned, that outputs were kept: the redactor learns the secret
+	// ones before any app reads them. It runs in the unit's pass, and may
+	// read the kind's outputs (SecretValues).
+	OnOutputs func()
+	Logger    *slog.Logger
+}
+
+// Kind is the engine's kind of resource units. Observe checks what was
+// provisioned; Plan provisions when it never was, when its desired state
+// changed, or when the check failed (a PostgreSQL server killed is
+// started again, on its data); Prune deprovisions, or keeps a data-bearing
+// resource in production.
+type Kind struct {
+	cfg Config
+	rec *records
+	log *slog.Logger
+
+	mu      sync.Mutex
+	desired map[unit.Key]*Desired // the units Units last returned
+}
+
+var (
+	_ reconcile.Kind      = (*Kind)(nil)
+	_ reconcile.Describer = (*Kind)(nil)
+)
+
+// New returns the resource kind.
+func New(cfg Config) (*Kind, error) {
+	rec, err := newRecords(cfg.Dir, cfg.Secret)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Kind{cfg: cfg, rec: rec, log: cfg.Logger, desired: map[unit.Key]*Desired{}}, nil
+}
+
+// ID is "resource".
+func (k *Kind) ID() string { return KindID }
+
+// Units returns the desired resource units of the desired app units and
+// the app units depending on them (the package's Units, with the drivers
+// and environments this socle serves), and remembers which resources are
+// provisioned for Outputs.
+//
+// Before a revision is in force (repo nil: socle starting), the resources
+// desired are those provisioned before, as they were: not knowing which
+// resources the workloads ask for must neither deprovision one nor let an
+// app read made-up outputs in place of its database's.
+func (k *Kind) Units(repo *spec.Repo, apps []unit.Desired) (resources, out []unit.Desired) {
+	if repo == nil {
+		resources, out = k.kept(apps)
+	} else {
+		resources, out = Units(repo, apps, Served{Env: k.cfg.Serves, Driver: func(name string) bool { return k.cfg.Drivers[name] != nil }})
+	}
+	desired := make(map[unit.Key]*Desired, len(resources))
+	for _, r := range resources {
+		var d Desired
+		if json.Unmarshal(r.Spec, &d) == nil {
+			desired[r.Key] = &d
+		}
+	}
+	k.mu.Lock()
+	k.desired = desired
+	k.mu.Unlock()
+	return resources, out
+}
+
+// kept returns the units of the resources provisioned before, each as it
+// was provisioned, and the app units depending on those of their
+// resources that were.
+func (k *Kind) kept(apps []unit.Desired) (resources, out []unit.Desired) {
+	recs, err := k.rec.all()
+	if err != nil {
+		k.log.Warn("reading the provisioned resources", "err", err)
+	}
+	out = slices.Clone(apps)
+	for i := range out {
+		a := &out[i]
+		var d App
+		if json.Unmarshal(a.Spec, &d) != nil {
+			continue
+		}
+		for _, res := range slices.Sorted(maps.Keys(d.Resources)) {
+			if key := Key(NameOf(d.App, res, d.Resources[res]), d.Env); recs[key] != nil {
+				a.DependsOn = append(slices.Clone(a.DependsOn), key)
+			}
+		}
+	}
+	for _, key := range slices.SortedFunc(maps.Keys(recs), unit.Key.Compare) {
+		if raw, err := json.Marshal(recs[key].Spec); err == nil {
+			resources = append(resources, unit.Desired{Key: key, Spec: raw})
+		}
+	}
+	return resources, out
+}
+
+// Start returns the units that have outputs kept: one removed from Git
+// while socle was stopped is deprovisioned (or retained).
+func (k *Kind) Start(context.Context, reconcile.Host) ([]unit.Key, error) {
+	keys, err := k.rec.keys()
+	if err != nil {
+		return nil, fmt.Errorf("listing the provisioned resources: %w", err)
+	}
+	return keys, nil
+}
+
+// Decode reads a Desired.
+func (k *Kind) Decode(raw json.RawMessage) (any, error) {
+	var d Desired
+	if err := json.Unmarshal(raw, &d); err != nil {
+		return nil, fmt.Errorf("reading the desired state of a resource: %w", err)
+	}
+	if d.Name == "" || d.Env == "" || d.Type == "" || d.Driver == "" {
+		return nil, fmt.Errorf("the desired state of a resource lacks its name, environment, type or driver")
+	}
+	return &d, nil
+}
+
+// memo is what the kind keeps of a unit between passes: the last failure
+// to provision and its backoff.
+type memo struct {
+	failedHash string
+	err        error
+	fails      int
+	retryAt    time.Time
+}
+
+func memoOf(u *reconcile.Unit) *memo {
+	m, ok := u.Memo.(*memo)
+	if !ok {
+		m = &memo{}
+		u.Memo = m
+	}
+	return m
+}
+
+// failed reports whether provisioning hash failed last.
+func (m *memo) failed(hash string) bool { return m.err != nil && m.failedHash == hash }
+
+// observed is what a pass found of a unit.
+type observed struct {
+	hash     string
+	rec      *record // nil: never provisioned
+	checkErr error   // what Check found wrong with what rec says was provisioned
+	driver   provision.Driver
+}
+
+// stale reports whether the resource must be provisioned (again).
+func (o *observed) stale() bool { return o.rec == nil || o.rec.Hash != o.hash }
+
+// Observe reads the unit's record and, when it was provisioned for its
+// desired state, has the driver check that what it made still works.
+func (k *Kind) Observe(ctx context.Context, u *reconcile.Unit) (any, error) {
+	d := u.Spec.(*Desired)
+	o := &observed{hash: d.hash(), driver: k.cfg.Drivers[d.Driver]}
+	rec, err := k.rec.get(u.Key)
+	if err != nil {
+		return nil, err
+	}
+	o.rec = rec
+	if o.driver != nil && !o.stale() {
+		o.checkErr = o.driver.Check(ctx, d.Request)
+	}
+	if m := memoOf(u); m.failed(o.hash) && u.Now.Before(m.retryAt) {
+		u.RequeueAfter(m.retryAt.Sub(u.Now))
+	}
+	return o, nil
+}
+
+// provisionStep provisions the resource.
+type provisionStep struct{ why string }
+
+func (provisionStep) Starts() bool     { return true }
+func (s provisionStep) String() string { return "provision (" + s.why + ")" }
+
+// Plan provisions a resource never provisioned, whose desired state
+// changed, or whose check failed; not before the backoff of a failure to
+// provision the same desired state.
+func (k *Kind) Plan(u *reconcile.Unit, obs any) reconcile.Step {
+	o := obs.(*observed)
+	if o.driver == nil {
+		return nil
+	}
+	if m := memoOf(u); m.failed(o.hash) && u.Now.Before(m.retryAt) {
+		return nil
+	}
+	switch {
+	case o.rec == nil:
+		return provisionStep{"never provisioned"}
+	case o.rec.Hash != o.hash:
+		return provisionStep{"its provisioner or params changed"}
+	case o.checkErr != nil:
+		return provisionStep{"the check failed"}
+	}
+	return nil
+}
+
+// Apply has the driver provision the resource and keeps its outputs. A
+// failure is the unit's status (Failed, tried again after a backoff that
+// doubles), not an error of the pass.
+func (k *Kind) Apply(ctx context.Context, u *reconcile.Unit, step reconcile.Step) error {
+	d := u.Spec.(*Desired)
+	hash, drv := d.hash(), k.cfg.Drivers[d.Driver]
+	u.Progress(func(st *reconcile.UnitStatus) {
+		st.Phase, st.Reason, st.Message = reconcile.Progressing, ReasonProvisioning, fmt.Sprintf("provisioning %s with %s", d.Type, d.Provisioner)
+	})
+	outs, err := drv.Provision(ctx, d.Request)
+	if err == nil {
+		err = missing(d, outs)
+	}
+	m := memoOf(u)
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err() // socle stops: not a failure of the resource
+		}
+		m.failedHash, m.err = hash, err
+		m.fails++
+		backoff := min(time.Second<<min(m.fails-1, 16), 5*time.Minute)
+		m.retryAt = u.Now.Add(backoff)
+		u.RequeueAfter(backoff)
+		k.log.Warn("provisioning a resource failed", "resource", u.Key.Name, "env", u.Key.Env, "type", d.Type, "step", step.String(), "err", err)
+		return nil
+	}
+	if err := k.rec.put(u.Key, &record{Spec: *d, Hash: hash, Outputs: outs, ProvisionedAt: u.Now}); err != nil {
+		return err
+	}
+	*m = memo{}
+	if k.cfg.OnOutputs != nil {
+		k.cfg.OnOutputs()
+	}
+	k.log.Info("resource provisioned", "resource", u.Key.Name, "env", u.Key.Env, "type", d.Type, "provisioner", d.Provisioner, "step", step.String())
+	return nil
+}
+
+// missing says which declared outputs a driver did not return.
+func missing(d *Desired, outs map[string]string) error {
+	var lack []string
+	for _, o := range d.Outputs {
+		if _, ok := outs[o.Name]; !ok {
+			lack = append(lack, o.Name)
+		}
+	}
+	if len(lack) > 0 {
+		return fmt.Errorf("driver %s returned no output %s, which provisioner %s declares", d.Driver, strings.Join(lack, ", "), d.Provisioner)
+	}
+	return nil
+}
+
+// Health says how the resource is, in words.
+func (k *Kind) Health(u *reconcile.Unit, obs any) reconcile.UnitStatus {
+	o := obs.(*observed)
+	d := u.Spec.(*Desired)
+	var st reconcile.UnitStatus
+	set := func(p reconcile.Phase, r reconcile.Reason, msg string) reconcile.UnitStatus {
+		st.Phase, st.Reason, st.Message = p, r, msg
+		return st
+	}
+	m := memoOf(u)
+	switch {
+	case o.driver == nil:
+		return set(reconcile.Failed, ReasonNoDriver, fmt.Sprintf("provisioner %s names driver %q, which this socle does not have", d.Provisioner, d.Driver))
+	case m.failed(o.hash):
+		st.RetryAt = m.retryAt
+		return set(reconcile.Failed, ReasonProvisionFailed, fmt.Sprintf("provisioning %s with %s failed: %v; tried again at %s, or when its provisioner changes",
+			d.Type, d.Provisioner, m.err, m.retryAt.UTC().Format(time.RFC3339)))
+	case o.stale():
+		return set(reconcile.Progressing, ReasonProvisioning, fmt.Sprintf("provisioning %s with %s", d.Type, d.Provisioner))
+	case o.checkErr != nil:
+		return set(reconcile.Degraded, ReasonCheckFailed, fmt.Sprintf("%v; it is provisioned again", o.checkErr))
+	}
+	return set(reconcile.Synced, "", fmt.Sprintf("%s provisioned by %s (%s) for %s", d.Type, d.Provisioner, d.Driver, strings.Join(d.Apps, ", ")))
+}
+
+// Prune deprovisions a resource no workload uses any more, except a
+// data-bearing one in production, which stays (Orphaned, Retained) until
+// an admin deletes it.
+func (k *Kind) Prune(ctx context.Context, u *reconcile.Unit) (bool, error) {
+	rec, err := k.rec.get(u.Key)
+	if err != nil || rec == nil {
+		return err == nil, err
+	}
+	d := &rec.Spec
+	if d.Data && d.Production {
+		u.Progress(func(st *reconcile.UnitStatus) {
+			st.Phase, st.Reason, st.Message = reconcile.Orphaned, ReasonRetained, RetainedMessage
+		})
+		return false, nil
+	}
+	drv := k.cfg.Drivers[d.Driver]
+	if drv == nil {
+		return false, reconcile.Errorf(reconcile.ReasonRuntimeError, "removed from Git, but not deprovisioned: this socle has no driver %q", d.Driver)
+	}
+	u.Progress(func(st *reconcile.UnitStatus) {
+		st.Phase, st.Reason, st.Message = reconcile.Progressing, ReasonDeprovisioning, "removed from Git: deprovisioning "+d.Type
+	})
+	if err := drv.Deprovision(ctx, d.Request); err != nil {
+		return false, fmt.Errorf("deprovisioning %s: %w", d.Type, err)
+	}
+	if err := k.rec.remove(u.Key); err != nil {
+		return false, err
+	}
+	k.log.Info("resource deprovisioned", "resource", u.Key.Name, "env", u.Key.Env, "type", d.Type)
+	return true, nil
+}
+
+// Describe names a resource unit another waits on, and says why it is not
+// Synced: "resource db (postgres) provisioning".
+func (k *Kind) Describe(key unit.Key, spec any, st reconcile.UnitStatus) string {
+	what := "resource " + key.Name
+	if d, ok := spec.(*Desired); ok {
+		what += " (" + d.Type + ")"
+	}
+	switch st.Phase {
+	case reconcile.Pending, reconcile.Progressing, reconcile.Synced:
+		return what + " provisioning"
+	}
+	return what + " " + strings.ToLower(string(st.Phase)) + ": " + st.Message
+}
+
+// Outputs returns the outputs of u's resources that socle provisions, by
+// the resource's name in u's workload; a resource it leaves out is not
+// provisioned by socle (no provisioner, driver or runtime serves it). A
+// resource provisioned and not yet Synced is an error: an app that uses
+// it waits for it.
+func (k *Kind) Outputs(u *plan.Unit) (map[string]provision.Outputs, error) {
+	out := map[string]provision.Outputs{}
+	for _, res := range slices.Sorted(maps.Keys(u.Resources)) {
+		r := u.Resources[res]
+		key := Key(NameOf(u.App, res, r), u.Env)
+		k.mu.Lock()
+		served := k.desired[key] != nil
+		k.mu.Unlock()
+		if !served {
+			continue
+		}
+		rec, err := k.rec.get(key)
+		if err != nil {
+			return nil, err
+		}
+		if rec == nil {
+			return nil, fmt.Errorf("resource %s (%s) is not provisioned yet", key.Name, r.Type)
+		}
+		out[res] = provision.Outputs{Values: rec.Outputs, Secret: rec.Spec.secret()}
+	}
+	return out, nil
+}
+
+// OutputsHash identifies the outputs of u's provisioned resources ("" for
+// none): an app's release compares it, so that new outputs (a password
+// rotated, another server) roll its replicas.
+func (k *Kind) OutputsHash(u *plan.Unit) string {
+	outs, err := k.Outputs(u)
+	if err != nil || len(outs) == 0 {
+		return ""
+	}
+	vals := make(map[string]map[string]string, len(outs))
+	for res, o := range outs {
+		vals[res] = o.Values
+	}
+	b, _ := json.Marshal(vals) // maps marshal in key order
+	s := sha256.Sum256(b)
+	return "sha256:" + hex.EncodeToString(s[:])
+}
+
+// SecretValues returns the secret outputs of every resource provisioned
+// here, used by an app or not: they stay redacted after a resource is
+// removed.
+func (k *Kind) SecretValues() []string {
+	all, _ := k.rec.all() // what does not read is not shown either
+	var out []string
+	for _, rec := range all {
+		out = append(out, provision.Outputs{Values: rec.Outputs, Secret: rec.Spec.secret()}.Secrets()...)
+	}
+	return out
+}
+
+// Resource is a resource unit as people see it: desired, or kept
+// (retained, or not deprovisioned yet) from what was provisioned.
+type Resource struct {
+	Key  unit.Key
+	Spec Desired
+	// Outputs are what the driver returned, nil before it was
+	// provisioned; secret ones are in clear: the caller redacts them
+	// (Spec.Secret).
+	Outputs       map[string]string
+	ProvisionedAt time.Time
+	// Desired is false for a resource no workload uses any more.
+	Desired bool
+}
+
+// Secret reports whether output name is secret.
+func (d *Desired) Secret(name string) bool { return d.secret()[name] }
+
+// Resources returns every resource unit desired or kept, in key order.
+func (k *Kind) Resources() ([]Resource, error) {
+	recs, err := k.rec.all()
+	k.mu.Lock()
+	desired := maps.Clone(k.desired)
+	k.mu.Unlock()
+	keys := slices.Collect(maps.Keys(desired))
+	for key := range recs {
+		if desired[key] == nil {
+			keys = append(keys, key)
+		}
+	}
+	slices.SortFunc(keys, unit.Key.Compare)
+	out := make([]Resource, 0, len(keys))
+	for _, key := range keys {
+		r := Resource{Key: key}
+		if d := desired[key]; d != nil {
+			r.Spec, r.Desired = *d, true
+		}
+		if rec := recs[key]; rec != nil {
+			if !r.Desired {
+				r.Spec = rec.Spec
+			}
+			r.Outputs, r.ProvisionedAt = rec.Outputs, rec.ProvisionedAt
+		}
+		out = append(out, r)
+	}
+	return out, err
+}

@@ -1,0 +1,163 @@
+package resource
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"maps"
+	"slices"
+
+	"github.com/score-spec/score-go/types"
+
+	"github.com/socle-dev/socle/internal/provision"
+	"github.com/socle-dev/socle/internal/spec"
+	"github.com/socle-dev/socle/internal/unit"
+)
+
+// KindID is the ID of the resource units' kind: a unit is (resource,
+// environment).
+const KindID = "resource"
+
+// Key is the key of resource name's unit in env.
+func Key(name, env string) unit.Key { return unit.Key{Kind: KindID, Name: name, Env: env} }
+
+// Desired is a resource unit's desired state (unit.Desired.Spec, JSON):
+// what its driver is asked for, and what socle must know of it when it
+// is gone from Git.
+type Desired struct {
+	provision.Request
+	// Provisioner serves the resource; Driver is its driver.
+	Provisioner string `json:"provisioner"`
+	Driver      string `json:"driver"`
+	// Outputs are every output the provisioner declares: the driver must
+	// return each one.
+	Outputs []spec.ProvisionerOutput `json:"outputs,omitempty"`
+	// Data: it holds data; with Production, removed from Git it is kept.
+	Data       bool `json:"data,omitempty"`
+	Production bool `json:"production,omitempty"`
+	// Apps are the apps that use it, in order.
+	Apps []string `json:"apps"`
+}
+
+// hash identifies what the driver is asked for: a change provisions the
+// resource again. The apps that use it and the flags of its removal are
+// not part of it.
+func (d *Desired) hash() string {
+	b, _ := json.Marshal(struct {
+		provision.Request
+		Provisioner, Driver string
+		Outputs             []spec.ProvisionerOutput
+	}{d.Request, d.Provisioner, d.Driver, d.Outputs})
+	s := sha256.Sum256(b)
+	return "sha256:" + hex.EncodeToString(s[:])
+}
+
+// secret reports which outputs are secret.
+func (d *Desired) secret() map[string]bool {
+	out := make(map[string]bool, len(d.Outputs))
+	for _, o := range d.Outputs {
+		if o.Secret {
+			out[o.Name] = true
+		}
+	}
+	return out
+}
+
+// Unprovisioned are the Score resource types socle has no resource unit
+// for yet: their placeholders are resolved as before (runtime's made-up
+// outputs, or the runtime's own handling), and validate refuses what they
+// cannot serve.
+var Unprovisioned = map[string]bool{"environment": true, "service-port": true, "volume": true, "dns": true, "route": true}
+
+// NameOf is the name of the resource unit of resource res of app: its
+// Score id when it has one (workloads that name the same id share it),
+// else "<app>-<res>".
+func NameOf(app, res string, r types.Resource) string {
+	if r.Id != nil && *r.Id != "" {
+		return *r.Id
+	}
+	return app + "-" + res
+}
+
+// App is what Units reads of a desired app unit (a plan.Unit's JSON).
+type App struct {
+	App       string                  `json:"app"`
+	Env       string                  `json:"env"`
+	Zone      string                  `json:"zone,omitempty"`
+	Resources types.WorkloadResources `json:"resources,omitempty"`
+}
+
+// Served says where socle provisions resources: Units makes a resource
+// unit only for an environment whose runtime reads the provisioned
+// outputs, and a provisioner whose driver this socle has.
+type Served struct {
+	// Env reports whether env's runtime reads provisioned outputs.
+	Env func(env string) bool
+	// Driver reports whether this socle has the driver named.
+	Driver func(name string) bool
+}
+
+// Units returns the desired resource units of the desired app units, by
+// the provisioners of repo, and the app units each given DependsOn on
+// the resource units they use, so that the engine provisions a resource
+// before an app that uses it starts. A resource no provisioner serves,
+// of a type socle does not provision, in an environment or with a
+// driver that serve does not have, makes no unit: the app reads made-up
+// outputs as before. Workloads that share a resource by id and disagree
+// on it get the first one's (validate reports it).
+func Units(repo *spec.Repo, apps []unit.Desired, serve Served) (resources, out []unit.Desired) {
+	out = slices.Clone(apps)
+	if repo == nil {
+		return nil, out
+	}
+	byKey := map[unit.Key]*Desired{}
+	for i := range out {
+		a := &out[i]
+		var d App
+		if json.Unmarshal(a.Spec, &d) != nil || len(d.Resources) == 0 || (serve.Env != nil && !serve.Env(d.Env)) {
+			continue
+		}
+		a.DependsOn = slices.Clone(a.DependsOn)
+		for _, res := range slices.Sorted(maps.Keys(d.Resources)) {
+			r := d.Resources[res]
+			if Unprovisioned[r.Type] {
+				continue
+			}
+			class, id := deref(r.Class), deref(r.Id)
+			p := repo.ProvisionerFor(r.Type, class, id, d.Env)
+			if p == nil || (serve.Driver != nil && !serve.Driver(string(p.Driver))) {
+				continue
+			}
+			k := Key(NameOf(d.App, res, r), d.Env)
+			a.DependsOn = append(a.DependsOn, k)
+			if have := byKey[k]; have != nil {
+				have.Apps = append(have.Apps, d.App)
+				continue
+			}
+			byKey[k] = &Desired{
+				Request: provision.Request{Name: k.Name, Env: d.Env, Zone: d.Zone, Type: r.Type, Class: class,
+					Params: map[string]any(r.Params), Config: p.Config},
+				Provisioner: p.Name, Driver: string(p.Driver), Outputs: p.Outputs, Data: p.Data,
+				Production: repo.Production(d.Env), Apps: []string{d.App},
+			}
+		}
+	}
+	for _, k := range slices.SortedFunc(maps.Keys(byKey), unit.Key.Compare) {
+		d := byKey[k]
+		slices.Sort(d.Apps)
+		d.Apps = slices.Compact(d.Apps)
+		raw, err := json.Marshal(d)
+		if err != nil {
+			continue // params that are not JSON: not from YAML
+		}
+		resources = append(resources, unit.Desired{Key: k, Spec: raw})
+	}
+	return resources, out
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}

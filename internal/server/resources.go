@@ -1,0 +1,165 @@
+package server
+
+import (
+	"fmt"
+	"maps"
+	"net/http"
+	"path/filepath"
+	"slices"
+
+	"github.com/socle-dev/socle/internal/api"
+	"github.com/socle-dev/socle/internal/plan"
+	"github.com/socle-dev/socle/internal/reconcile"
+	"github.com/socle-dev/socle/internal/replicas"
+	"github.com/socle-dev/socle/internal/resource"
+	"github.com/socle-dev/socle/internal/spec"
+	units "github.com/socle-dev/socle/internal/unit"
+	"github.com/socle-dev/socle/internal/wiring"
+)
+
+// openResources makes the engine's kind of resource units, where socle
+// provisions resources (Config.ProvisionResources): the provisioner
+// drivers of the configuration, else the wiring's, and the resources'
+// outputs sealed in <data>/resource-outputs.
+func (s *Server) openResources() error {
+	if !s.cfg.ProvisionResources {
+		return nil
+	}
+	drivers := s.cfg.Provisioners
+	if drivers == nil {
+		drivers = wiring.Provisioners(wiring.ProvisionerOptions{Data: s.cfg.Data, Logger: s.log})
+	}
+	k, err := resource.New(resource.Config{Dir: filepath.Join(s.cfg.Data, "resource-outputs"), Secret: s.secret, Drivers: drivers,
+		Serves: s.readsOutputs, OnOutputs: s.outputsKept, Logger: s.log})
+	if err != nil {
+		return err
+	}
+	s.resources = k
+	return nil
+}
+
+// readsOutputs reports whether env's runtime gives apps the outputs of
+// provisioned resources: the local one does (through replicas); the
+// Kubernetes one renders made-up outputs still (runtime.ResourceOutputs),
+// so socle provisions nothing for its environments yet.
+func (s *Server) readsOutputs(env string) bool {
+	repo := s.pipeline.Repo()
+	if repo == nil {
+		return false
+	}
+	e := repo.Environment(env)
+	return e != nil && e.Runtime.Type == spec.RuntimeLocal
+}
+
+// outputsKept makes the redactor learn the secret outputs of a resource
+// just provisioned, before any app reads them.
+func (s *Server) outputsKept() {
+	s.secretsChanged()
+	s.rebuildRedactor()
+}
+
+// resourceOutputs is what the replica runtime reads provisioned outputs
+// from: nil when socle provisions no resource.
+func (s *Server) resourceOutputs() replicas.Resources {
+	if s.resources == nil {
+		return nil
+	}
+	return s.resources
+}
+
+// resourceHash identifies the outputs of a unit's provisioned resources,
+// which the app kind compares: new outputs roll its replicas.
+func (s *Server) resourceHash(u *plan.Unit) string {
+	if s.resources == nil {
+		return ""
+	}
+	return s.resources.OutputsHash(u)
+}
+
+// resourceSecrets are the secret outputs of every resource provisioned
+// here.
+func (s *Server) resourceSecrets() []string {
+	if s.resources == nil {
+		return nil
+	}
+	return s.resources.SecretValues()
+}
+
+// notProvisioned says why GET /api/v1/resources lists nothing.
+const notProvisioned = "socle provisions no resource: it runs with --provision-resources=false, and apps read made-up outputs"
+
+func (s *Server) listResources(w http.ResponseWriter, r *http.Request) {
+	out := api.ResourceList{Items: []api.Resource{}}
+	if s.resources == nil {
+		out.NotProvisioned = notProvisioned
+		s.reply(w, r, out)
+		return
+	}
+	items, ok := s.resourceViews(w)
+	if !ok {
+		return
+	}
+	env := r.URL.Query().Get("env")
+	for _, it := range items {
+		if env == "" || it.Env == env {
+			out.Items = append(out.Items, it)
+		}
+	}
+	s.reply(w, r, out)
+}
+
+func (s *Server) getResource(w http.ResponseWriter, r *http.Request) {
+	env, name := r.PathValue("env"), r.PathValue("name")
+	if s.resources == nil {
+		writeError(w, http.StatusNotFound, "not_found", notProvisioned)
+		return
+	}
+	items, ok := s.resourceViews(w)
+	if !ok {
+		return
+	}
+	for _, it := range items {
+		if it.Env == env && it.Name == name {
+			s.reply(w, r, it)
+			return
+		}
+	}
+	writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no resource %s in %s", name, env))
+}
+
+// resourceViews are the resources as the API shows them: secret outputs
+// replaced, whatever the redactor knows.
+func (s *Server) resourceViews(w http.ResponseWriter) ([]api.Resource, bool) {
+	rs, err := s.resources.Resources()
+	if err != nil && len(rs) == 0 {
+		writeError(w, http.StatusInternalServerError, "resources", err.Error())
+		return nil, false
+	}
+	status := map[units.Key]reconcile.UnitStatus{}
+	for _, st := range s.engine.Status() {
+		if st.Kind == resource.KindID {
+			status[st.Key()] = st
+		}
+	}
+	out := make([]api.Resource, 0, len(rs))
+	for _, x := range rs {
+		d := &x.Spec
+		v := api.Resource{Name: x.Key.Name, Env: x.Key.Env, Type: d.Type, Class: d.Class, Provisioner: d.Provisioner, Driver: d.Driver,
+			Apps: []string{}, Data: d.Data, Production: d.Production, ProvisionedAt: x.ProvisionedAt.UTC()}
+		if x.Desired {
+			v.Apps = append(v.Apps, d.Apps...)
+		}
+		for _, name := range slices.Sorted(maps.Keys(x.Outputs)) {
+			o := api.ResourceOutput{Name: name, Value: x.Outputs[name], Secret: d.Secret(name)}
+			if o.Secret {
+				o.Value = api.SecretOutput
+			}
+			v.Outputs = append(v.Outputs, o)
+		}
+		if st, ok := status[x.Key]; ok {
+			v.Unit = &api.StackUnit{Phase: string(st.Phase), Reason: string(st.Reason), Message: st.Message, Since: st.Since.UTC(), UpdatedAt: st.UpdatedAt.UTC()}
+		}
+		out = append(out, v)
+	}
+	return out, true
+}

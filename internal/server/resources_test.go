@@ -1,0 +1,137 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/socle-dev/socle/internal/api"
+	"github.com/socle-dev/socle/internal/provision"
+	"github.com/socle-dev/socle/internal/reconcile"
+	"github.com/socle-dev/socle/internal/resource"
+	"github.com/socle-dev/socle/internal/syncbuf"
+)
+
+// testDirDriver is a provisioner driver for this test, registered under
+// the name the built-in postgres provisioner gives its driver ("process")
+// until that driver lands: a resource is a directory with a password file
+// made once.
+type testDirDriver struct{ dir string }
+
+func (d testDirDriver) Name() string { return "testdir" }
+
+func (d testDirDriver) Provision(_ context.Context, r provision.Request) (map[string]string, error) {
+	p := filepath.Join(d.dir, r.Env, r.Name)
+	if err := os.MkdirAll(p, 0o700); err != nil {
+		return nil, err
+	}
+	pw := "pw-" + r.Env + "-" + r.Name + "-7c1e9b04d2"
+	if err := os.WriteFile(filepath.Join(p, "password"), []byte(pw), 0o600); err != nil {
+		return nil, err
+	}
+	return map[string]string{"host": "127.0.0.1", "port": "5499", "name": r.Name, "database": r.Name, "username": r.Name,
+		"password": pw, "url": fmt.Sprintf("postgres://%s:%s@127.0.0.1:5499/%s", r.Name, pw, r.Name)}, nil
+}
+
+func (d testDirDriver) Check(_ context.Context, r provision.Request) error {
+	_, err := os.Stat(filepath.Join(d.dir, r.Env, r.Name, "password"))
+	return err
+}
+
+func (d testDirDriver) Deprovision(_ context.Context, r provision.Request) error {
+	return os.RemoveAll(filepath.Join(d.dir, r.Env, r.Name))
+}
+
+// TestResourcesProvisioned: socle up with resources provisioned gives the
+// demo's api in dev a database unit, Synced before api runs, whose
+// outputs api's replica has in its environment; the password shows in no
+// answer and not in socle's log.
+func TestResourcesProvisioned(t *testing.T) {
+	t.Parallel()
+	var logs syncbuf.Buffer
+	drv := testDirDriver{dir: t.TempDir()}
+	r := startWith(t, Config{Repo: gitRepo(t), Data: t.TempDir(), ProvisionResources: true,
+		Provisioners: map[string]provision.Driver{"process": drv}, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	defer r.stop()
+	st := r.waitFor(t, "api to run in dev", func(st Status) bool {
+		for _, u := range st.Runtime {
+			if u.App == "api" && u.Env == "dev" && u.Phase == api.PhaseSynced && len(u.Replicas) > 0 && u.Replicas[0].PID > 0 {
+				return true
+			}
+		}
+		return false
+	})
+	var db reconcile.UnitStatus
+	for _, u := range r.engine.Status() {
+		if u.Key() == resource.Key("api-db", "dev") {
+			db = u
+		}
+	}
+	if db.Phase != reconcile.Synced || !strings.Contains(db.Message, "builtin/postgres") {
+		t.Errorf("api's database in dev: %+v", db)
+	}
+	pw := "pw-dev-api-db-7c1e9b04d2"
+	for _, u := range st.Runtime {
+		if u.App != "api" || u.Env != "dev" {
+			continue
+		}
+		env, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", u.Replicas[0].PID))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := "DATABASE_URL=postgres://api-db:" + pw + "@127.0.0.1:5499/api-db\x00"; !bytes.Contains(env, []byte(want)) {
+			t.Errorf("api's replica does not have %q in its environment", want)
+		}
+	}
+	// The API shows it, its secret outputs redacted.
+	var list api.ResourceList
+	r.getJSON(t, "/api/v1/resources?env=dev", &list)
+	if len(list.Items) != 1 || list.Items[0].Name != "api-db" || list.Items[0].Provisioner != "builtin/postgres" || strings.Join(list.Items[0].Apps, ",") != "api" ||
+		list.Items[0].Unit == nil || list.Items[0].Unit.Phase != string(reconcile.Synced) {
+		t.Errorf("GET /api/v1/resources?env=dev: %+v", list)
+	}
+	var one api.Resource
+	r.getJSON(t, "/api/v1/resources/dev/api-db", &one)
+	outs := map[string]api.ResourceOutput{}
+	for _, o := range one.Outputs {
+		outs[o.Name] = o
+	}
+	if outs["password"].Value != api.SecretOutput || !outs["password"].Secret || outs["url"].Value != api.SecretOutput || outs["host"].Value != "127.0.0.1" || !one.Data {
+		t.Errorf("GET /api/v1/resources/dev/api-db: %+v", one)
+	}
+	if resp := r.get(t, "/api/v1/resources/dev/nothing"); resp.StatusCode != 404 {
+		t.Errorf("an unknown resource: %s", resp.Status)
+	}
+	for _, path := range []string{"/api/v1/status", "/api/v1/apps/api", "/api/v1/events", "/api/v1/resources", "/api/v1/resources/dev/api-db"} {
+		resp := r.get(t, path)
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if bytes.Contains(b, []byte(pw)) {
+			t.Errorf("GET %s shows the database's password", path)
+		}
+	}
+	if strings.Contains(logs.String(), pw) {
+		t.Error("socle's log shows the database's password")
+	}
+}
+
+// getJSON reads the answer of GET path, which must be 200, into v.
+func (r *running) getJSON(t *testing.T, path string, v any) {
+	t.Helper()
+	resp := r.get(t, path)
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		b, _ := io.ReadAll(resp.Body)
+		t.Fatalf("GET %s: %s %s", path, resp.Status, b)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+		t.Fatalf("GET %s: %v", path, err)
+	}
+}
