@@ -23,6 +23,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -39,6 +40,19 @@ type Server struct {
 	Password string
 	// Dir holds the data directory and the server's log.
 	Dir string
+
+	stop func() error
+}
+
+// Stop stops the server now, as the end of its test would: a fast
+// shutdown, which ends every session. A test stops its server to see what
+// its clients do when the database goes away; stopping twice is stopping
+// once.
+func (s *Server) Stop(t testing.TB) {
+	t.Helper()
+	if err := s.stop(); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // URL is a connection string to database db as the admin role.
@@ -181,16 +195,26 @@ func (s *Server) run(t testing.TB, bin, data string, cred *syscall.Credential) e
 		log, _ := os.ReadFile(logPath)
 		return fmt.Errorf("%w\n%s", err, log)
 	}
+	var once sync.Once
+	var stopErr error
+	s.stop = func() error {
+		once.Do(func() {
+			// SIGINT is PostgreSQL's fast shutdown: sessions are ended,
+			// the server stops at once.
+			cmd.Process.Signal(syscall.SIGINT)
+			select {
+			case <-exited:
+			case <-time.After(time.Minute):
+				cmd.Process.Kill()
+				<-exited
+				stopErr = errors.New("postgres did not stop within a minute of SIGINT: killed")
+			}
+		})
+		return stopErr
+	}
 	t.Cleanup(func() {
-		// SIGINT is PostgreSQL's fast shutdown: sessions are ended,
-		// the server stops at once.
-		cmd.Process.Signal(syscall.SIGINT)
-		select {
-		case <-exited:
-		case <-time.After(time.Minute):
-			cmd.Process.Kill()
-			<-exited
-			t.Errorf("postgres did not stop within a minute of SIGINT: killed")
+		if err := s.stop(); err != nil {
+			t.Error(err)
 		}
 	})
 	return nil
