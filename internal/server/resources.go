@@ -12,6 +12,7 @@ import (
 	"github.com/socle-dev/socle/internal/reconcile"
 	"github.com/socle-dev/socle/internal/replicas"
 	"github.com/socle-dev/socle/internal/resource"
+	"github.com/socle-dev/socle/internal/seal"
 	"github.com/socle-dev/socle/internal/spec"
 	units "github.com/socle-dev/socle/internal/unit"
 	"github.com/socle-dev/socle/internal/wiring"
@@ -27,7 +28,11 @@ func (s *Server) openResources() error {
 	}
 	drivers := s.cfg.Provisioners
 	if drivers == nil {
-		drivers = wiring.Provisioners(wiring.ProvisionerOptions{Data: s.cfg.Data, Logger: s.log})
+		key, err := seal.New(s.secret)
+		if err != nil {
+			return err
+		}
+		drivers = wiring.Provisioners(wiring.ProvisionerOptions{Data: s.cfg.Data, Logger: s.log, Seal: key})
 	}
 	k, err := resource.New(resource.Config{Dir: filepath.Join(s.cfg.Data, "resource-outputs"), Secret: s.secret, Drivers: drivers,
 		Serves: s.readsOutputs, OnOutputs: s.outputsKept, Logger: s.log})

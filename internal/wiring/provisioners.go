@@ -2,9 +2,12 @@ package wiring
 
 import (
 	"log/slog"
+	"path/filepath"
 
 	"github.com/socle-dev/socle/internal/provision"
+	"github.com/socle-dev/socle/internal/provision/process"
 	"github.com/socle-dev/socle/internal/provision/static"
+	"github.com/socle-dev/socle/internal/seal"
 )
 
 // ProvisionerOptions are the process's settings of the provisioner
@@ -14,6 +17,9 @@ type ProvisionerOptions struct {
 	// services keeps their state under it.
 	Data   string
 	Logger *slog.Logger
+	// Seal seals the credentials a driver keeps (the data directory's
+	// key); nil keeps them in files readable by socle alone.
+	Seal *seal.Key
 }
 
 // Provisioners returns the provisioner drivers socle is built with, by
@@ -22,7 +28,7 @@ type ProvisionerOptions struct {
 func Provisioners(o ProvisionerOptions) map[string]provision.Driver {
 	drivers := []provision.Driver{
 		static.New(),
-		// process.New(process.Config{Data: o.Data, Logger: o.Logger}), // h-process: the process driver (postgres, redis) plugs in here when it lands
+		process.New(process.Config{Dir: filepath.Join(o.Data, "resources"), Logger: o.Logger, Seal: o.Seal}),
 	}
 	out := make(map[string]provision.Driver, len(drivers))
 	for _, d := range drivers {
