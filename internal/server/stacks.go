@@ -108,44 +108,68 @@ func (s *Server) judgeStack(repo *spec.Repo, fsys fs.FS, revision string, r *sta
 	return true, strings.Join(why, "; ")
 }
 
+// interruptedReason is the reason of the release of an apply socle
+// stopped during.
+const interruptedReason = "interrupted: socle stopped during the apply"
+
 // onStackRun records each apply the engine ran: an event; a release of
 // the instance (under stack.StoreApp, the plan as its artifact), which
 // DORA counts as a deployment of its environment or zone, or a failed
 // change; and, with the release's end in the same transaction, an audit
-// record stack.applied or stack.apply_failed by socle, with the plan,
-// its summary and its approvers.
+// record stack.applied, stack.apply_failed or stack.apply_interrupted
+// (socle stopped during it, told once it is recovered) by socle, with
+// the plan, its summary and its approvers. A plan whose release ended is
+// not recorded again: the kind tells of an interrupted apply again after
+// each restart until the next apply.
 func (s *Server) onStackRun(a stack.Applied) {
 	r := a.Run
 	ctx := context.Background()
-	msg := fmt.Sprintf("stack %s @ %s: plan %s %s", r.Stack, r.Instance, r.PlanID, strings.ToLower(string(r.Status)))
-	if r.Message != "" {
-		msg += ": " + r.Message
-	}
-	s.announce.Record(ctx, store.Event{Kind: "stack." + strings.ToLower(string(r.Status)), App: r.Stack, Env: r.Instance, Revision: a.Revision, Message: msg})
-	status, action := store.Succeeded, "stack.applied"
+	status, action, reason := store.Succeeded, "stack.applied", r.Message
 	switch r.Status {
 	case stack.RunApplied:
 	case stack.RunFailed:
 		status, action = store.Failed, "stack.apply_failed"
+	case stack.RunInterrupted:
+		status, action, reason = store.Failed, "stack.apply_interrupted", interruptedReason
 	default:
 		return // not an apply that ended: nothing was deployed
 	}
-	detail, err := json.Marshal(struct {
-		Stack     string        `json:"stack"`
-		Instance  string        `json:"instance"`
-		Plan      string        `json:"plan"`
-		Summary   stack.Summary `json:"summary"`
-		Approvers []string      `json:"approvers,omitempty"`
-		Message   string        `json:"message,omitempty"`
-	}{r.Stack, r.Instance, r.PlanID, a.Summary, a.Approvers, r.Message})
-	if err == nil {
-		var rel store.Release
-		rel, err = s.store.BeginRelease(ctx, store.Release{App: stack.StoreApp(r.Stack), Env: r.Instance, Revision: a.Revision, Artifact: r.PlanID, ConfigHash: r.Hash,
-			Strategy: "terraform", Trigger: store.TriggerSync, Author: a.Author, StartedAt: r.Started}, nil)
-		if err == nil {
-			err = s.store.FinishRelease(ctx, rel.ID, status, r.Message, &store.AuditRecord{Actor: "socle", Action: action, Detail: detail})
+	app := stack.StoreApp(r.Stack)
+	err := func() error {
+		rels, err := s.store.Releases(ctx, store.ReleaseFilter{App: app, Env: r.Instance, Limit: 20})
+		if err != nil {
+			return err
 		}
-	}
+		for _, rel := range rels {
+			if rel.Artifact == r.PlanID && rel.Status != store.Progressing {
+				return nil // recorded already
+			}
+		}
+		msg := fmt.Sprintf("stack %s @ %s: plan %s %s", r.Stack, r.Instance, r.PlanID, strings.ToLower(string(r.Status)))
+		if r.Message != "" {
+			msg += ": " + r.Message
+		}
+		s.announce.Record(ctx, store.Event{Kind: "stack." + strings.ToLower(string(r.Status)), App: r.Stack, Env: r.Instance, Revision: a.Revision, Message: msg})
+		detail, err := json.Marshal(struct {
+			Stack     string        `json:"stack"`
+			Instance  string        `json:"instance"`
+			Plan      string        `json:"plan"`
+			Summary   stack.Summary `json:"summary"`
+			Approvers []string      `json:"approvers,omitempty"`
+			Message   string        `json:"message,omitempty"`
+		}{r.Stack, r.Instance, r.PlanID, a.Summary, a.Approvers, r.Message})
+		if err != nil {
+			return err
+		}
+		// A release begun by a socle that stopped before it finished it
+		// is the same target: BeginRelease returns it.
+		rel, err := s.store.BeginRelease(ctx, store.Release{App: app, Env: r.Instance, Revision: a.Revision, Artifact: r.PlanID, ConfigHash: r.Hash,
+			Strategy: "terraform", Trigger: store.TriggerSync, Author: a.Author, StartedAt: r.Started}, nil)
+		if err != nil {
+			return err
+		}
+		return s.store.FinishRelease(ctx, rel.ID, status, reason, &store.AuditRecord{Actor: "socle", Action: action, Detail: detail})
+	}()
 	if err != nil {
 		s.log.Error("recording a stack's apply in the audit trail and the releases", "stack", r.Stack, "instance", r.Instance, "plan", r.PlanID, "err", err)
 	}

@@ -254,6 +254,68 @@ func TestKind(t *testing.T) {
 	}
 }
 
+// TestKindReportsInterrupted: an apply socle stopped during (the files
+// as a crash leaves them, the run recorded Applying) is told to OnRun as
+// Interrupted, with its plan's revision and summary, once however many
+// passes see it; the instance then converges as usual.
+func TestKindReportsInterrupted(t *testing.T) {
+	p := newPlanner(t)
+	p.plan()
+	run := p.apply("network", "connectivity")
+	run.Status, run.Reason, run.Outputs = RunApplying, "", nil
+	if err := writeJSON(filepath.Join(instanceDir(p.r.Dir, "network", "connectivity"), runFile), run); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.r.notePlanOrigin("network", "connectivity", run.Hash, "rev0"); err != nil {
+		t.Fatal(err)
+	}
+	f := &inForce{}
+	f.set(t, "rev1", p.repo)
+	e := startKind(t, f, p.r, 50*time.Millisecond)
+	e.apply()
+	e.wait("network", "connectivity", "Synced", phase(reconcile.Synced, ""))
+	e.wait("app-zone", "dev", "Synced", phase(reconcile.Synced, ""))
+	// Passes over network after the one that recovered the run.
+	e.passes(unit.Key{Kind: KindID, Name: "network", Env: "connectivity"}, 3)
+	var told []Applied
+	for _, a := range f.appliedWith() {
+		if a.Stack == "network" {
+			told = append(told, a)
+		}
+	}
+	if len(told) != 1 {
+		t.Fatalf("OnRun was told of network %d times: %+v; want once, the interrupted apply", len(told), told)
+	}
+	a := told[0]
+	if a.Status != RunInterrupted || a.PlanID != run.PlanID || a.Revision != "rev0" || a.Summary != run.Summary || a.Summary.Add == 0 {
+		t.Errorf("told %+v; want plan %s interrupted, from rev0, summary %s", a, run.PlanID, run.Summary)
+	}
+}
+
+// passes waits until the engine has finished n more passes over k.
+func (e *kindEngine) passes(k unit.Key, n int) {
+	e.t.Helper()
+	at := func() time.Time {
+		for _, s := range e.Status() {
+			if s.Key() == k {
+				return s.UpdatedAt
+			}
+		}
+		return time.Time{}
+	}
+	last := at()
+	deadline := time.Now().Add(time.Minute)
+	for n > 0 {
+		if time.Now().After(deadline) {
+			e.t.Fatalf("the engine did not look at %v again", k)
+		}
+		if u := at(); u.After(last) {
+			last, n = u, n-1
+		}
+		time.Sleep(20 * time.Millisecond) // polling, not a synchronisation
+	}
+}
+
 // TestUnits: one unit per instance, each depending on the upstream
 // instances its inputs read, applied as the stack or its environment says.
 func TestUnits(t *testing.T) {
