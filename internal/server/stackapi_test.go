@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"os/exec"
@@ -13,6 +14,7 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -793,5 +795,68 @@ func TestStackApplyInterrupted(t *testing.T) {
 			t.Errorf("DORA of dev: %+v %v; want the interrupted apply as a failure", f, err)
 		}
 		r.stop()
+	}
+}
+
+// TestStackApprovalNeededNotified: a gated stack instance (edge @ prod,
+// prod syncing manually) whose plan starts waiting for approvals sends
+// prod's notifications (the demo's release-channel, a Slack webhook here
+// a loopback receiver) approval.needed, naming the stack, the instance,
+// the plan with what it changes and the portal's page; once, however
+// many passes see it waiting.
+func TestStackApprovalNeededNotified(t *testing.T) {
+	if _, err := exec.LookPath("terraform"); err != nil {
+		t.Skip("no terraform on PATH: this test runs the real binary")
+	}
+	var mu sync.Mutex
+	var bodies []string
+	recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		b, _ := io.ReadAll(req.Body)
+		mu.Lock()
+		bodies = append(bodies, string(b))
+		mu.Unlock()
+	}))
+	t.Cleanup(recv.Close)
+	t.Setenv("SOCLE_SLACK_RELEASES_URL", recv.URL+"/hooks/releases")
+	asked := func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		var out []string
+		for _, b := range bodies {
+			if strings.Contains(b, "stack edge @ prod") {
+				out = append(out, b)
+			}
+		}
+		return out
+	}
+	r := startWith(t, Config{Repo: stackRepo(t), Data: t.TempDir(), ApplyStacks: true})
+	t.Cleanup(r.stop)
+	c := client.New(r.url, r.token)
+	prod := waitStack(t, c, "edge", "prod", "held for an approval", func(d api.StackDetail) bool {
+		return d.Unit != nil && d.Unit.Reason == "AwaitingApproval" && d.Gate != nil
+	})
+	deadline := time.Now().Add(waitBudget)
+	for len(asked()) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no approval.needed of edge @ prod reached the receiver: %q", bodies)
+		}
+		time.Sleep(20 * time.Millisecond) // polling, not a synchronisation
+	}
+	r.passes(t, units.Key{Kind: stack.KindID, Name: "edge", Env: "prod"}, 2)
+	got := asked()
+	if len(got) != 1 {
+		t.Fatalf("%d approval.needed notifications of edge @ prod, want 1: %q", len(got), got)
+	}
+	for _, want := range []string{"Approval needed", prod.Plan.PlanID, "1 to add", "+ terraform_data.edge", r.url + "/stacks/edge/prod", "socle stack approve edge --env prod"} {
+		if !strings.Contains(got[0], want) {
+			t.Errorf("the notification does not say %q:\n%s", want, got[0])
+		}
+	}
+	if strings.Contains(got[0], hubSecret) {
+		t.Errorf("the notification shows a secret:\n%s", got[0])
+	}
+	var evs api.Page[api.Event]
+	if err := c.Get(t.Context(), "/api/v1/events?kind=stack.approval_needed&app=edge", &evs); err != nil || len(evs.Items) != 1 || evs.Items[0].Env != "prod" {
+		t.Errorf("stack.approval_needed events: %+v %v", evs.Items, err)
 	}
 }

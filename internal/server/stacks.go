@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io/fs"
+	"net/url"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -40,7 +41,8 @@ func (s *Server) stackKind() *stack.Kind {
 		return nil
 	}
 	return stack.NewKind(stack.KindConfig{Runner: s.stacks, InForce: s.pipeline.InForce, Files: s.repo.Files,
-		Judge: s.judgeStack, Approvals: s.stackApprovers, Author: s.authorOf, OnRun: s.onStackRun, OnDrift: s.onStackDrift, Log: s.log})
+		Judge: s.judgeStack, Approvals: s.stackApprovers, Author: s.authorOf, OnRun: s.onStackRun, OnDrift: s.onStackDrift,
+		OnApprovalNeeded: s.onStackApprovalNeeded, Log: s.log})
 }
 
 // authorOf names who wrote a revision, as promotions do (s.promo is
@@ -184,4 +186,48 @@ func (s *Server) onStackDrift(d stack.DriftResult, corrected bool) {
 	msg := fmt.Sprintf("stack %s @ %s drifted (%s): %s", d.Stack, d.Instance, verb, d.Summary)
 	s.announce.Record(context.Background(), store.Event{Kind: "drift", App: d.Stack, Env: d.Instance, Message: msg})
 	s.announce.Notify(context.Background(), notify.Event{Kind: notify.Drift, App: d.Stack, Env: d.Instance, Title: "Drift in " + d.Instance, Message: msg})
+}
+
+// approvalNeededKind is the event of a stack plan that waits for
+// approvals; its Data names the plan.
+const approvalNeededKind = "stack.approval_needed"
+
+// onStackApprovalNeeded records, and sends the instance's environment's
+// notifications, that a gated stack instance's plan waits for approvals:
+// the plan, what it changes and the portal's page of the instance. A
+// plan announced already (before a restart) is not announced again.
+func (s *Server) onStackApprovalNeeded(plan stack.Result, g stack.GateState, revision string) {
+	ctx := context.Background()
+	type data struct {
+		Plan string `json:"plan"`
+	}
+	evs, err := s.store.Events(ctx, store.EventFilter{Kind: approvalNeededKind, App: plan.Stack, Env: plan.Instance, Limit: store.MaxLimit})
+	if err != nil {
+		s.log.Error("reading the approvals asked for a stack's plans", "stack", plan.Stack, "instance", plan.Instance, "err", err)
+		return
+	}
+	for _, e := range evs {
+		var d data
+		if json.Unmarshal(e.Data, &d) == nil && d.Plan == plan.PlanID {
+			return
+		}
+	}
+	raw, err := json.Marshal(data{plan.PlanID})
+	if err != nil {
+		panic(err) // a struct of one string
+	}
+	msg := fmt.Sprintf("stack %s @ %s: %s", plan.Stack, plan.Instance, g.Message(plan.Summary.String()))
+	s.announce.Record(ctx, store.Event{Kind: approvalNeededKind, App: plan.Stack, Env: plan.Instance, Revision: revision, Message: msg, Data: raw})
+	changes := make([]string, 0, len(plan.Changes))
+	for _, c := range plan.Changes {
+		changes = append(changes, c.Sign()+" "+c.Address)
+	}
+	if plan.MoreChanges > 0 {
+		changes = append(changes, fmt.Sprintf("… %d more", plan.MoreChanges))
+	}
+	s.announce.Notify(ctx, notify.Event{Kind: notify.ApprovalNeeded, App: plan.Stack, Env: plan.Instance, Revision: revision, Actor: "socle",
+		Title:   fmt.Sprintf("Approval needed: stack %s @ %s", plan.Stack, plan.Instance),
+		Message: fmt.Sprintf("%s\n%s\nsocle stack approve %s --env %s --plan %s", msg, strings.Join(changes, "\n"), plan.Stack, plan.Instance, plan.PlanID),
+		URL:     "http://" + s.Addr() + "/stacks/" + url.PathEscape(plan.Stack) + "/" + url.PathEscape(plan.Instance),
+		Fields:  map[string]string{"stack": plan.Stack, "instance": plan.Instance, "plan": plan.PlanID, "summary": plan.Summary.String()}})
 }

@@ -135,6 +135,10 @@ type KindConfig struct {
 	// across restarts.
 	OnRun   func(a Applied)
 	OnDrift func(d DriftResult, corrected bool)
+	// OnApprovalNeeded is told when a gated instance starts waiting for
+	// approvals of a plan, once per plan and process (nil: nobody),
+	// with the gate's state and the revision the plan came from.
+	OnApprovalNeeded func(plan Result, gate GateState, revision string)
 	// Parallel bounds the terraform runs of all units at once (default:
 	// the Runner's Parallel, else 2).
 	Parallel int
@@ -335,6 +339,10 @@ func (k *Kind) judgeGate(ctx context.Context, u *reconcile.Unit, repo *spec.Repo
 		}
 	}
 	o.gate, o.gated = CheckGate(repo, s, u.Key.Env, o.plan.PlanID, u.Now, k.author(u, o), approvers), true
+	if m := memoOf(u); !o.gate.Approved() && m.asked != o.plan.PlanID && k.cfg.OnApprovalNeeded != nil {
+		m.asked = o.plan.PlanID
+		k.cfg.OnApprovalNeeded(o.plan, o.gate, o.from)
+	}
 	after := time.Minute
 	if t := o.gate.Opens(); !t.IsZero() {
 		after = min(after, max(t.Sub(u.Now), time.Second))
@@ -417,8 +425,9 @@ type memo struct {
 	// authorsOf name them: read once, not at every pass of a held plan.
 	authorKey [2]string // {authorsOf, from}
 	author    string
-	// interrupted is the plan of the interrupted apply told to OnRun.
-	interrupted string
+	// interrupted is the plan of the interrupted apply told to OnRun;
+	// asked, the plan told to OnApprovalNeeded.
+	interrupted, asked string
 }
 
 // author names who wrote the revision the observed plan came from ("":
