@@ -16,7 +16,8 @@ func newStackApproveCmd(g *globals) *cobra.Command {
 		Short: "Approve a gated stack instance's plan, through the server (then it is applied, as planned)",
 		Long: `Approve the plan of STACK's instance in ENV (an environment, or the zone of a
 zone stack) that waits for its gates. An approval is of one plan: without
---plan, the instance's current plan, read from the server first. When the
+--plan, the instance's current plan, read from the server first; its changes
+are shown before the approval, as socle stack plan shows them. When the
 gates open (the environment's approvals, by others than the author of the
 change; its windows; no freeze), socle applies that plan as planned; if the
 state changed since, it refuses the plan, plans again, and the new plan needs
@@ -32,15 +33,24 @@ only admins. Talks to the server (--server, SOCLE_SERVER or socle login).`,
 				return withCode(ExitUsage, fmt.Errorf("--env is required: the environment, or the zone, of the instance"))
 			}
 			c := g.client()
+			d, err := c.Stack(cmd.Context(), args[0], env)
+			if err != nil {
+				return g.apiErr(err)
+			}
 			if plan == "" {
-				d, err := c.Stack(cmd.Context(), args[0], env)
-				if err != nil {
-					return g.apiErr(err)
-				}
 				if d.Plan == nil || d.Plan.PlanID == "" {
 					return withCode(ExitUsage, fmt.Errorf("%s @ %s has no plan waiting to be applied", args[0], env))
 				}
 				plan = d.Plan.PlanID
+			}
+			// What is approved, as socle stack plan shows it; another plan
+			// than the current one the server refuses, naming the current.
+			if !g.json() && d.Plan != nil && d.Plan.PlanID == plan {
+				fmt.Fprintf(g.stdout, "Plan %s of %s @ %s:\n", plan, d.Stack, d.Instance)
+				res := serverResult(d)
+				res.Unit = "" // the gate's words follow the approval
+				res.render(g.stdout)
+				fmt.Fprintln(g.stdout)
 			}
 			a, err := c.ApproveStack(cmd.Context(), args[0], env, plan, comment)
 			if err != nil {
@@ -50,7 +60,7 @@ only admins. Talks to the server (--server, SOCLE_SERVER or socle login).`,
 				return g.printJSON(a)
 			}
 			fmt.Fprintf(g.stdout, "%s approved plan %s of %s @ %s.\n", a.User, a.Plan, a.Stack, a.Instance)
-			d, err := c.Stack(cmd.Context(), args[0], env)
+			d, err = c.Stack(cmd.Context(), args[0], env)
 			if err == nil && d.Gate != nil && d.Gate.PlanID == a.Plan {
 				fmt.Fprintln(g.stdout, d.Gate.Message+".")
 			}

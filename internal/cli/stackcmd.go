@@ -30,6 +30,12 @@ func newStackCmd(g *globals) *cobra.Command {
 the current directory) and on the data directory (--data, default ./.socle)
 where socle keeps each stack instance's plan, state, runs and lock.
 
+With --server (or SOCLE_SERVER) they ask that server instead, through its API:
+list, outputs (secrets redacted by the server) and unlock (recorded in its
+audit trail) act on the server's stacks, and plan shows the server's last plan
+of each instance, running nothing here. --env then names the instance: an
+environment, or the zone of a zone stack.
+
 The server (socle up) applies the plans: at once where an instance applies
 automatically, and where it is gated (apply: gated, or an environment that
 syncs manually) once its gates open for that plan: socle stack approve, through
@@ -109,47 +115,22 @@ func newStackListCmd(g *globals, data *string) *cobra.Command {
 		Short: "List the stack instances with their last plan, last apply and lock",
 		Long: `List every instance of the repository's stacks with what the data directory
 knows of it: the last plan (read back, terraform is not run), the last apply
-and who holds its lock now.`,
+and who holds its lock now. With --server, the server's stacks and what it
+knows of them.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			repo, err := g.loadValid(dirArg(args), "fix it first (socle validate)")
+			remote, err := g.stackRemote(cmd, args)
 			if err != nil {
 				return err
 			}
-			r, err := stackRunner(*data)
+			var rows []stackRow
+			if remote {
+				rows, err = g.remoteStackRows(cmd.Context())
+			} else {
+				rows, err = g.stackRows(dirArg(args), *data)
+			}
 			if err != nil {
 				return err
-			}
-			// Holder makes the locks' directory: not in a data directory
-			// that has no stacks yet, where nothing can be held.
-			_, statErr := os.Stat(r.Dir)
-			rows := []stackRow{}
-			for _, t := range stack.Targets(repo, nil) {
-				s, inst := t.Stack, t.Instance
-				row := stackRow{Stack: s.Name, Instance: inst, Of: "environment", Apply: applyMode(repo, s, inst), DependsOn: s.Config.DependsOn}
-				if s.PerZone() {
-					row.Of = "zone"
-				}
-				if res, at, ok := r.LastPlan(s.Name, inst); ok {
-					row.Plan = &lastPlan{Status: res.Status, Reason: res.Reason, Message: res.Message, Hash: res.Hash, PlanID: res.PlanID, Summary: res.Summary, At: at}
-				}
-				run, ok, err := r.LastRun(s.Name, inst)
-				if err != nil {
-					return fmt.Errorf("last run of %s @ %s: %w", s.Name, inst, err)
-				}
-				if ok {
-					row.LastRun = &run
-				}
-				if statErr == nil {
-					h, held, err := r.Holder(s.Name, inst)
-					if err != nil {
-						return fmt.Errorf("lock of %s @ %s: %w", s.Name, inst, err)
-					}
-					if held {
-						row.Holder = &h
-					}
-				}
-				rows = append(rows, row)
 			}
 			if g.json() {
 				return g.printJSON(rows)
@@ -169,6 +150,51 @@ and who holds its lock now.`,
 			return t.flush()
 		},
 	}
+}
+
+// stackRows are the rows of socle stack list, from the repository in
+// dir and the data directory.
+func (g *globals) stackRows(dir, data string) ([]stackRow, error) {
+	repo, err := g.loadValid(dir, "fix it first (socle validate)")
+	if err != nil {
+		return nil, err
+	}
+	r, err := stackRunner(data)
+	if err != nil {
+		return nil, err
+	}
+	// Holder makes the locks' directory: not in a data directory that
+	// has no stacks yet, where nothing can be held.
+	_, statErr := os.Stat(r.Dir)
+	rows := []stackRow{}
+	for _, t := range stack.Targets(repo, nil) {
+		s, inst := t.Stack, t.Instance
+		row := stackRow{Stack: s.Name, Instance: inst, Of: "environment", Apply: applyMode(repo, s, inst), DependsOn: s.Config.DependsOn}
+		if s.PerZone() {
+			row.Of = "zone"
+		}
+		if res, at, ok := r.LastPlan(s.Name, inst); ok {
+			row.Plan = &lastPlan{Status: res.Status, Reason: res.Reason, Message: res.Message, Hash: res.Hash, PlanID: res.PlanID, Summary: res.Summary, At: at}
+		}
+		run, ok, err := r.LastRun(s.Name, inst)
+		if err != nil {
+			return nil, fmt.Errorf("last run of %s @ %s: %w", s.Name, inst, err)
+		}
+		if ok {
+			row.LastRun = &run
+		}
+		if statErr == nil {
+			h, held, err := r.Holder(s.Name, inst)
+			if err != nil {
+				return nil, fmt.Errorf("lock of %s @ %s: %w", s.Name, inst, err)
+			}
+			if held {
+				row.Holder = &h
+			}
+		}
+		rows = append(rows, row)
+	}
+	return rows, nil
 }
 
 func (row stackRow) planCell() string {
@@ -282,35 +308,26 @@ func newStackPlanCmd(g *globals, data *string) *cobra.Command {
 		Long: `Plan the instances of one stack (with --env, the one of that environment or
 zone) as socle plan does, in the data directory, and judge each resource
 change by the policies whose target is stacks. Nothing is applied. Exit code 1
-when an instance does not plan or a policy denies it.`,
+when an instance does not plan or a policy denies it.
+
+With --server, show the server's last plan of each instance instead (what it
+would apply, or waits to have approved), with when it was planned and where
+the instance stands: terraform is not run here.`,
 		Args: cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			dir := dirArg(args[1:])
-			repo, err := g.loadValid(dir, "nothing to plan")
+			remote, err := g.stackRemote(cmd, args[1:])
 			if err != nil {
 				return err
 			}
-			s, err := stackArg(repo, args[0], dir)
+			var plans *stackPlans
+			if remote {
+				plans, err = g.remoteStackPlans(cmd.Context(), args[0], env)
+			} else {
+				plans, err = g.planStack(cmd, args, env, *data)
+			}
 			if err != nil {
 				return err
 			}
-			keep := func(t *spec.Stack, inst string) bool { return t == s }
-			if env != "" {
-				only, err := instanceArg(repo, s, env)
-				if err != nil {
-					return err
-				}
-				keep = func(t *spec.Stack, inst string) bool { return t == s && inst == only }
-			}
-			plans, err := planStacks(cmd.Context(), repo, dir, *data, keep)
-			if err != nil {
-				return err
-			}
-			policies, problems := policy.Compile(repo, dirFS(dir))
-			for _, p := range problems { // such a policy denies what it matches
-				fmt.Fprintln(g.stderr, p)
-			}
-			plans.judge(repo, policies, policy.Context{Operation: policy.Plan, Now: time.Now()})
 			if g.json() {
 				err = g.printJSON(plans)
 			} else {
@@ -335,6 +352,38 @@ when an instance does not plan or a policy denies it.`,
 	return cmd
 }
 
+// planStack plans the instances of STACK [DIR] (env's only, when given)
+// in the data directory, judged by the repository's policies.
+func (g *globals) planStack(cmd *cobra.Command, args []string, env, data string) (*stackPlans, error) {
+	dir := dirArg(args[1:])
+	repo, err := g.loadValid(dir, "nothing to plan")
+	if err != nil {
+		return nil, err
+	}
+	s, err := stackArg(repo, args[0], dir)
+	if err != nil {
+		return nil, err
+	}
+	keep := func(t *spec.Stack, inst string) bool { return t == s }
+	if env != "" {
+		only, err := instanceArg(repo, s, env)
+		if err != nil {
+			return nil, err
+		}
+		keep = func(t *spec.Stack, inst string) bool { return t == s && inst == only }
+	}
+	plans, err := planStacks(cmd.Context(), repo, dir, data, keep)
+	if err != nil {
+		return nil, err
+	}
+	policies, problems := policy.Compile(repo, dirFS(dir))
+	for _, p := range problems { // such a policy denies what it matches
+		fmt.Fprintln(g.stderr, p)
+	}
+	plans.judge(repo, policies, policy.Context{Operation: policy.Plan, Now: time.Now()})
+	return plans, nil
+}
+
 // stackOutputs is socle stack outputs' answer.
 type stackOutputs struct {
 	Stack    string `json:"stack"`
@@ -355,50 +404,75 @@ func newStackOutputsCmd(g *globals, data *string) *cobra.Command {
 		Short: "Show the outputs one stack instance recorded at its last apply",
 		Long: `Show the outputs recorded at the last apply of a stack's instance (--env: an
 environment, or a zone for a stack with one instance per zone), read from the
-data directory. Sensitive outputs, and outputs that carry a secret input, are
-redacted. Exit code 1 when the instance was never applied.`,
+data directory (with --server: from the server). Sensitive outputs, and
+outputs that carry a secret input, are redacted. Exit code 1 when the instance
+was never applied.`,
 		Args: cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			s, inst, r, err := g.stackInstanceArgs(args, env, *data)
+			remote, err := g.stackRemote(cmd, args[1:])
 			if err != nil {
 				return err
 			}
-			// Only an existing secret: DataSecret would make one, and a
-			// data directory without it has sealed nothing.
-			if _, err := os.Stat(filepath.Join(*data, "secret.key")); err == nil {
-				if r.Secret, err = wiring.DataSecret(*data); err != nil {
-					return fmt.Errorf("the data directory's secret: %w", err)
+			var out stackOutputs
+			where := *data
+			if remote {
+				if env == "" {
+					return withCode(ExitUsage, errors.New("--env is required: the environment, or the zone, of the instance"))
 				}
+				out, err = g.remoteStackOutputs(cmd.Context(), args[0], env)
+				where = "the server at " + g.server
+			} else {
+				out, err = g.stackOutputs(args, env, *data)
 			}
-			out := stackOutputs{Stack: s.Name, Instance: inst}
-			outs, ok, err := r.ShowOutputs(s.Name, inst)
 			if err != nil {
-				return fmt.Errorf("outputs of %s @ %s: %w", s.Name, inst, err)
-			}
-			if ok {
-				out.Applied, out.Outputs = true, outs
-				if run, ok, err := r.LastRun(s.Name, inst); err == nil && ok {
-					out.PlanID, out.At = run.PlanID, run.Finished
-				}
+				return err
 			}
 			if g.json() {
 				err = g.printJSON(out)
-			} else if ok {
-				fmt.Fprintf(g.stdout, "Outputs of %s @ %s, applied %s ago (plan %s):\n\n", s.Name, inst, ago(out.At), short(out.PlanID))
+			} else if out.Applied {
+				fmt.Fprintf(g.stdout, "Outputs of %s @ %s, applied %s ago (plan %s):\n\n", out.Stack, out.Instance, ago(out.At), short(out.PlanID))
 				t := newTable(g.stdout, "OUTPUT", "VALUE")
-				for _, k := range slices.Sorted(maps.Keys(outs)) {
-					t.row(k, outs[k])
+				for _, k := range slices.Sorted(maps.Keys(out.Outputs)) {
+					t.row(k, out.Outputs[k])
 				}
 				err = t.flush()
 			}
-			if err == nil && !ok {
-				err = withCode(ExitProblems, fmt.Errorf("%s @ %s was never applied: no outputs are recorded in %s (this version of socle does not apply stacks yet)", s.Name, inst, *data))
+			if err == nil && !out.Applied {
+				err = withCode(ExitProblems, fmt.Errorf("%s @ %s was never applied: no outputs are recorded in %s", out.Stack, out.Instance, where))
 			}
 			return err
 		},
 	}
 	cmd.Flags().StringVar(&env, "env", "", "the environment, or the zone, of the instance")
 	return cmd
+}
+
+// stackOutputs reads the outputs of the last apply of STACK [DIR]'s
+// instance env in the data directory.
+func (g *globals) stackOutputs(args []string, env, data string) (stackOutputs, error) {
+	s, inst, r, err := g.stackInstanceArgs(args, env, data)
+	if err != nil {
+		return stackOutputs{}, err
+	}
+	// Only an existing secret: DataSecret would make one, and a data
+	// directory without it has sealed nothing.
+	if _, err := os.Stat(filepath.Join(data, "secret.key")); err == nil {
+		if r.Secret, err = wiring.DataSecret(data); err != nil {
+			return stackOutputs{}, fmt.Errorf("the data directory's secret: %w", err)
+		}
+	}
+	out := stackOutputs{Stack: s.Name, Instance: inst}
+	outs, ok, err := r.ShowOutputs(s.Name, inst)
+	if err != nil {
+		return out, fmt.Errorf("outputs of %s @ %s: %w", s.Name, inst, err)
+	}
+	if ok {
+		out.Applied, out.Outputs = true, outs
+		if run, ok, err := r.LastRun(s.Name, inst); err == nil && ok {
+			out.PlanID, out.At = run.PlanID, run.Finished
+		}
+	}
+	return out, nil
 }
 
 // stackUnlock is socle stack unlock's answer.
@@ -421,37 +495,38 @@ func newStackUnlockCmd(g *globals, data *string) *cobra.Command {
 refused, naming its holder; with --force it is taken: the holder loses its lease
 and stops its terraform within a second, while terraform's own state lock keeps
 any other apply off the state until it has. The removal is recorded in the
-audit trail of the data directory's store, when it has one.`,
+audit trail of the data directory's store, when it has one. With --server, the
+server removes it (an admin's call) and records it in its audit trail.`,
 		Args: cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			s, inst, r, err := g.stackInstanceArgs(args, env, *data)
+			remote, err := g.stackRemote(cmd, args[1:])
 			if err != nil {
 				return err
 			}
-			h, held, err := r.Unlock(s.Name, inst, force)
-			if errors.Is(err, stack.ErrLiveHolder) {
-				return withCode(ExitProblems, fmt.Errorf("%s @ %s is held by %s: it is running; socle stack unlock --force takes the lock and stops it", s.Name, inst, h))
+			var out stackUnlock
+			where := *data
+			if remote {
+				if env == "" {
+					return withCode(ExitUsage, errors.New("--env is required: the environment, or the zone, of the instance"))
+				}
+				out, err = g.remoteStackUnlock(cmd.Context(), args[0], env, force)
+				where = "the server at " + g.server
+			} else {
+				out, err = g.stackUnlock(cmd, args, env, *data, force)
 			}
 			if err != nil {
-				return fmt.Errorf("unlocking %s @ %s: %w", s.Name, inst, err)
-			}
-			out := stackUnlock{Stack: s.Name, Instance: inst, Held: held}
-			if held {
-				out.Holder = &h
-				if out.Audited, err = auditUnlock(cmd, *data, out, force); err != nil {
-					return err
-				}
+				return err
 			}
 			if g.json() {
 				return g.printJSON(out)
 			}
-			if !held {
-				_, err := fmt.Fprintf(g.stdout, "%s @ %s was not locked: nothing to do.\n", s.Name, inst)
+			if !out.Held {
+				_, err := fmt.Fprintf(g.stdout, "%s @ %s was not locked: nothing to do.\n", out.Stack, out.Instance)
 				return err
 			}
-			fmt.Fprintf(g.stdout, "Took the lock of %s @ %s from %s: its terraform stops within a second.\n", s.Name, inst, h)
+			fmt.Fprintf(g.stdout, "Took the lock of %s @ %s from %s: its terraform stops within a second.\n", out.Stack, out.Instance, out.Holder)
 			if out.Audited {
-				fmt.Fprintf(g.stdout, "Recorded in the audit trail of %s.\n", *data)
+				fmt.Fprintf(g.stdout, "Recorded in the audit trail of %s.\n", where)
 			} else {
 				fmt.Fprintf(g.stderr, "Not recorded in an audit trail: %s has no %s.\n", *data, wiring.DBFile)
 			}
@@ -461,6 +536,36 @@ audit trail of the data directory's store, when it has one.`,
 	cmd.Flags().StringVar(&env, "env", "", "the environment, or the zone, of the instance")
 	cmd.Flags().BoolVar(&force, "force", false, "take the lock from a live holder, stopping its run")
 	return cmd
+}
+
+// stackUnlock removes the run lock of STACK [DIR]'s instance env in the
+// data directory, recording it in the data directory's store.
+func (g *globals) stackUnlock(cmd *cobra.Command, args []string, env, data string, force bool) (stackUnlock, error) {
+	s, inst, r, err := g.stackInstanceArgs(args, env, data)
+	if err != nil {
+		return stackUnlock{}, err
+	}
+	h, held, err := r.Unlock(s.Name, inst, force)
+	if errors.Is(err, stack.ErrLiveHolder) {
+		return stackUnlock{}, liveHolder(s.Name, inst, h)
+	}
+	if err != nil {
+		return stackUnlock{}, fmt.Errorf("unlocking %s @ %s: %w", s.Name, inst, err)
+	}
+	out := stackUnlock{Stack: s.Name, Instance: inst, Held: held}
+	if held {
+		out.Holder = &h
+		if out.Audited, err = auditUnlock(cmd, data, out, force); err != nil {
+			return out, err
+		}
+	}
+	return out, nil
+}
+
+// liveHolder is the refusal of an unlock without --force of a lock a live
+// socle holds.
+func liveHolder(name, inst string, h lease.Holder) error {
+	return withCode(ExitProblems, fmt.Errorf("%s @ %s is held by %s: it is running; socle stack unlock --force takes the lock and stops it", name, inst, h))
 }
 
 // auditUnlock records a removed lock in the data directory's store, as

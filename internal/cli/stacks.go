@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/socle-dev/socle/internal/pipeline"
 	"github.com/socle-dev/socle/internal/policy"
@@ -19,11 +20,14 @@ import (
 // stackPlans is the plan of a repository's stacks beside its apps'.
 type stackPlans struct {
 	// Planned is false when terraform could not be run at all (Reason).
-	Planned   bool          `json:"planned"`
-	Reason    string        `json:"reason,omitempty"`
-	Message   string        `json:"message,omitempty"`
-	Terraform string        `json:"terraform,omitempty"`
-	Results   []stackResult `json:"results,omitempty"`
+	Planned   bool   `json:"planned"`
+	Reason    string `json:"reason,omitempty"`
+	Message   string `json:"message,omitempty"`
+	Terraform string `json:"terraform,omitempty"`
+	// Server, when set, planned the results: they are its last plans,
+	// read through its API (socle stack plan --server).
+	Server  string        `json:"server,omitempty"`
+	Results []stackResult `json:"results,omitempty"`
 }
 
 // stackResult is the plan of one instance with the policies' verdicts on
@@ -35,6 +39,12 @@ type stackResult struct {
 	// Denied is true when a verdict blocks a change: the plan of the
 	// instance must not be applied.
 	Denied bool `json:"denied,omitempty"`
+	// A server's plan only: when it was recorded; Outdated when the
+	// revision in force or an upstream's outputs changed since; Unit, the
+	// server's status of the instance in words.
+	RecordedAt time.Time `json:"recordedAt,omitzero"`
+	Outdated   bool      `json:"outdated,omitempty"`
+	Unit       string    `json:"unit,omitempty"`
 }
 
 // judge evaluates the policies on every resource change of the planned
@@ -149,58 +159,81 @@ func (s *stackPlans) render(w io.Writer) {
 		fmt.Fprintf(w, "\nStacks: %s.\n", s.Message)
 		return
 	}
-	fmt.Fprintf(w, "\nStacks (planned with %s):\n\n", s.Terraform)
+	if s.Server != "" {
+		fmt.Fprintf(w, "\nStacks (the last plans of the server at %s):\n\n", s.Server)
+	} else {
+		fmt.Fprintf(w, "\nStacks (planned with %s):\n\n", s.Terraform)
+	}
 	for _, r := range s.Results {
-		at := r.Stack + " @ " + r.Instance
-		switch r.Status {
-		case stack.StatusPlanned:
-			mark, denied := "~", ""
-			if r.Denied {
-				mark, denied = "✗", " (denied by policy: not applied)"
-			}
-			fmt.Fprintf(w, "  %s %s: %s%s\n", mark, at, r.Summary, denied)
-			for i, c := range r.Changes {
-				fmt.Fprintf(w, "      %s %s\n", c.Sign(), c.Address)
-				if i < len(r.Decisions) {
-					for _, v := range r.Decisions[i].Verdicts {
-						switch {
-						case v.Blocks():
-							fmt.Fprintf(w, "          ✗ deny  %s: %s\n", v.Policy, v.Message)
-						case v.Warns():
-							fmt.Fprintf(w, "          ! warn  %s: %s\n", v.Policy, v.Message)
-						}
-					}
-				}
-				for _, a := range c.Attributes {
-					note := ""
-					if a.ForcesReplacement {
-						note = "  # forces replacement"
-					}
-					fmt.Fprintf(w, "          %s  %s%s\n", a.Path, arrow(a.Before, a.After), note)
-				}
-				if c.MoreAttributes > 0 {
-					fmt.Fprintf(w, "          … %d more attributes\n", c.MoreAttributes)
-				}
-			}
-			if r.MoreChanges > 0 {
-				fmt.Fprintf(w, "      … %d more changes\n", r.MoreChanges)
-			}
-			for _, o := range r.Outputs {
-				fmt.Fprintf(w, "      output %s  %s\n", o.Name, arrow(o.Before, o.After))
-			}
-		case stack.StatusNoChanges:
-			fmt.Fprintf(w, "  = %s: no changes\n", at)
-		case stack.StatusWaiting:
-			fmt.Fprintf(w, "  … %s: not planned until its upstream applies\n", at)
-			for _, p := range r.Pending {
-				fmt.Fprintf(w, "      %s\n", p)
-			}
-		default:
-			fmt.Fprintf(w, "  ✗ %s: %s (%s)\n", at, strings.ReplaceAll(r.Message, "\n", "\n      "), r.Reason)
-		}
+		r.render(w)
 	}
 	denied, warnings := s.denied()
 	fmt.Fprintf(w, "\nPolicies on stacks: %d instance%s denied, %d warning%s.\n", denied, plural(denied), warnings, plural(warnings))
+}
+
+// render prints one instance's plan as socle stack plan does: its
+// summary, each resource change with its sign, address, verdicts and
+// attributes, and the outputs it changes.
+func (r stackResult) render(w io.Writer) {
+	at := r.Stack + " @ " + r.Instance
+	switch r.Status {
+	case stack.StatusPlanned:
+		mark, denied := "~", ""
+		if r.Denied {
+			mark, denied = "✗", " (denied by policy: not applied)"
+		}
+		fmt.Fprintf(w, "  %s %s: %s%s\n", mark, at, r.Summary, denied)
+		for i, c := range r.Changes {
+			fmt.Fprintf(w, "      %s %s\n", c.Sign(), c.Address)
+			if i < len(r.Decisions) {
+				for _, v := range r.Decisions[i].Verdicts {
+					switch {
+					case v.Blocks():
+						fmt.Fprintf(w, "          ✗ deny  %s: %s\n", v.Policy, v.Message)
+					case v.Warns():
+						fmt.Fprintf(w, "          ! warn  %s: %s\n", v.Policy, v.Message)
+					}
+				}
+			}
+			for _, a := range c.Attributes {
+				note := ""
+				if a.ForcesReplacement {
+					note = "  # forces replacement"
+				}
+				fmt.Fprintf(w, "          %s  %s%s\n", a.Path, arrow(a.Before, a.After), note)
+			}
+			if c.MoreAttributes > 0 {
+				fmt.Fprintf(w, "          … %d more attributes\n", c.MoreAttributes)
+			}
+		}
+		if r.MoreChanges > 0 {
+			fmt.Fprintf(w, "      … %d more changes\n", r.MoreChanges)
+		}
+		for _, o := range r.Outputs {
+			fmt.Fprintf(w, "      output %s  %s\n", o.Name, arrow(o.Before, o.After))
+		}
+	case stack.StatusNoChanges:
+		fmt.Fprintf(w, "  = %s: no changes\n", at)
+	case "": // a server's instance without a recorded plan
+		fmt.Fprintf(w, "  · %s: no plan recorded (none yet, or the last one was applied or discarded)\n", at)
+	case stack.StatusWaiting:
+		fmt.Fprintf(w, "  … %s: not planned until its upstream applies\n", at)
+		for _, p := range r.Pending {
+			fmt.Fprintf(w, "      %s\n", p)
+		}
+	default:
+		fmt.Fprintf(w, "  ✗ %s: %s (%s)\n", at, strings.ReplaceAll(r.Message, "\n", "\n      "), r.Reason)
+	}
+	if !r.RecordedAt.IsZero() {
+		outdated := ""
+		if r.Outdated {
+			outdated = " (outdated: the revision in force or an upstream's outputs changed since; the server plans it again)"
+		}
+		fmt.Fprintf(w, "      planned %s ago%s\n", ago(r.RecordedAt), outdated)
+	}
+	if r.Unit != "" {
+		fmt.Fprintf(w, "      now: %s\n", r.Unit)
+	}
 }
 
 func arrow(before, after string) string {

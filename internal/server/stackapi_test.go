@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"os/exec"
@@ -13,6 +14,7 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -707,5 +709,154 @@ func waitStack(t *testing.T, c *client.Client, name, instance, what string, cond
 			t.Fatalf("%s @ %s never %s: %+v %v", name, instance, what, d, err)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestStackApplyInterrupted: socle stopped during an apply of edge @ dev
+// (its run recorded Applying, as a kill leaves it). Started again, socle
+// recovers the run and records it once: a release of the instance
+// finished failed, which DORA counts as a failed change, and an audit
+// record stack.apply_interrupted; started once more, nothing is recorded
+// twice.
+func TestStackApplyInterrupted(t *testing.T) {
+	if _, err := exec.LookPath("terraform"); err != nil {
+		t.Skip("no terraform on PATH: this test runs the real binary")
+	}
+	t.Parallel()
+	cfg := Config{Repo: stackRepo(t), Data: t.TempDir(), ApplyStacks: true}
+	r := startWith(t, cfg)
+	waitStack(t, client.New(r.url, r.token), "edge", "dev", "applied", func(d api.StackDetail) bool {
+		return d.Apply != nil && d.Apply.Status == "Applied" && d.Unit != nil && d.Unit.Phase == "Synced"
+	})
+	r.stop()
+	runFile := filepath.Join(cfg.Data, "stacks", "edge", "dev", "run.json")
+	b, err := os.ReadFile(runFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var run map[string]any
+	if err := json.Unmarshal(b, &run); err != nil {
+		t.Fatal(err)
+	}
+	// The plan the dead socle applied: a plan made after the one
+	// applied (whose release is recorded), of the same content.
+	const plan = "sha256:5e1f1e5e1f1e5e1f1e5e1f1e5e1f1e5e1f1e5e1f1e5e1f1e5e1f1e5e1f1e5e1f"
+	run["status"], run["reason"], run["planId"] = "Applying", "", plan
+	if b, err = json.Marshal(run); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(runFile, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	key := units.Key{Kind: stack.KindID, Name: "edge", Env: "dev"}
+	interrupted := func(r *running) []api.AuditRecord {
+		var audit api.Page[api.AuditRecord]
+		if err := client.New(r.url, r.token).Get(t.Context(), "/api/v1/audit?action=stack.apply_interrupted&limit=100", &audit); err != nil {
+			t.Fatal(err)
+		}
+		return audit.Items
+	}
+	for restart := range 2 {
+		r = startWith(t, cfg)
+		c := client.New(r.url, r.token)
+		waitStack(t, c, "edge", "dev", "recovered", func(d api.StackDetail) bool {
+			return d.Apply != nil && d.Apply.Status == "Interrupted" && d.Unit != nil && d.Unit.Phase == "Synced"
+		})
+		r.passes(t, key, 2)
+		recs := interrupted(r)
+		if len(recs) != 1 {
+			r.stop()
+			t.Fatalf("after restart %d: %d stack.apply_interrupted records, want 1: %+v", restart+1, len(recs), recs)
+		}
+		var d struct{ Stack, Instance, Plan string }
+		json.Unmarshal(recs[0].Detail, &d)
+		if recs[0].Actor != "socle" || d.Stack != "edge" || d.Instance != "dev" || d.Plan != plan {
+			t.Errorf("the record: %+v, detail %s; want edge @ dev, plan %s", recs[0], recs[0].Detail, plan)
+		}
+		rels, err := r.Store().Releases(t.Context(), store.ReleaseFilter{App: stack.StoreApp("edge"), Env: "dev"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var failed int
+		for _, rel := range rels {
+			if rel.Artifact == plan {
+				failed++
+				if rel.Status != store.Failed || rel.Reason != "interrupted: socle stopped during the apply" || rel.Revision == "" {
+					t.Errorf("the release of the interrupted apply: %+v", rel)
+				}
+			}
+		}
+		if failed != 1 {
+			t.Errorf("after restart %d: %d releases of plan %s, want 1: %+v", restart+1, failed, plan, rels)
+		}
+		var f api.DORAFigures
+		if err := c.Get(t.Context(), "/api/v1/dora?period=720h&env=dev", &f); err != nil || f.Failures != 1 {
+			t.Errorf("DORA of dev: %+v %v; want the interrupted apply as a failure", f, err)
+		}
+		r.stop()
+	}
+}
+
+// TestStackApprovalNeededNotified: a gated stack instance (edge @ prod,
+// prod syncing manually) whose plan starts waiting for approvals sends
+// prod's notifications (the demo's release-channel, a Slack webhook here
+// a loopback receiver) approval.needed, naming the stack, the instance,
+// the plan with what it changes and the portal's page; once, however
+// many passes see it waiting.
+func TestStackApprovalNeededNotified(t *testing.T) {
+	if _, err := exec.LookPath("terraform"); err != nil {
+		t.Skip("no terraform on PATH: this test runs the real binary")
+	}
+	var mu sync.Mutex
+	var bodies []string
+	recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		b, _ := io.ReadAll(req.Body)
+		mu.Lock()
+		bodies = append(bodies, string(b))
+		mu.Unlock()
+	}))
+	t.Cleanup(recv.Close)
+	t.Setenv("SOCLE_SLACK_RELEASES_URL", recv.URL+"/hooks/releases")
+	asked := func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		var out []string
+		for _, b := range bodies {
+			if strings.Contains(b, "stack edge @ prod") {
+				out = append(out, b)
+			}
+		}
+		return out
+	}
+	r := startWith(t, Config{Repo: stackRepo(t), Data: t.TempDir(), ApplyStacks: true})
+	t.Cleanup(r.stop)
+	c := client.New(r.url, r.token)
+	prod := waitStack(t, c, "edge", "prod", "held for an approval", func(d api.StackDetail) bool {
+		return d.Unit != nil && d.Unit.Reason == "AwaitingApproval" && d.Gate != nil
+	})
+	deadline := time.Now().Add(waitBudget)
+	for len(asked()) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no approval.needed of edge @ prod reached the receiver: %q", bodies)
+		}
+		time.Sleep(20 * time.Millisecond) // polling, not a synchronisation
+	}
+	r.passes(t, units.Key{Kind: stack.KindID, Name: "edge", Env: "prod"}, 2)
+	got := asked()
+	if len(got) != 1 {
+		t.Fatalf("%d approval.needed notifications of edge @ prod, want 1: %q", len(got), got)
+	}
+	for _, want := range []string{"Approval needed", prod.Plan.PlanID, "1 to add", "+ terraform_data.edge", r.url + "/stacks/edge/prod", "socle stack approve edge --env prod"} {
+		if !strings.Contains(got[0], want) {
+			t.Errorf("the notification does not say %q:\n%s", want, got[0])
+		}
+	}
+	if strings.Contains(got[0], hubSecret) {
+		t.Errorf("the notification shows a secret:\n%s", got[0])
+	}
+	var evs api.Page[api.Event]
+	if err := c.Get(t.Context(), "/api/v1/events?kind=stack.approval_needed&app=edge", &evs); err != nil || len(evs.Items) != 1 || evs.Items[0].Env != "prod" {
+		t.Errorf("stack.approval_needed events: %+v %v", evs.Items, err)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io/fs"
+	"net/url"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -40,7 +41,8 @@ func (s *Server) stackKind() *stack.Kind {
 		return nil
 	}
 	return stack.NewKind(stack.KindConfig{Runner: s.stacks, InForce: s.pipeline.InForce, Files: s.repo.Files,
-		Judge: s.judgeStack, Approvals: s.stackApprovers, Author: s.authorOf, OnRun: s.onStackRun, OnDrift: s.onStackDrift, Log: s.log})
+		Judge: s.judgeStack, Approvals: s.stackApprovers, Author: s.authorOf, OnRun: s.onStackRun, OnDrift: s.onStackDrift,
+		OnApprovalNeeded: s.onStackApprovalNeeded, Log: s.log})
 }
 
 // authorOf names who wrote a revision, as promotions do (s.promo is
@@ -108,44 +110,68 @@ func (s *Server) judgeStack(repo *spec.Repo, fsys fs.FS, revision string, r *sta
 	return true, strings.Join(why, "; ")
 }
 
+// interruptedReason is the reason of the release of an apply socle
+// stopped during.
+const interruptedReason = "interrupted: socle stopped during the apply"
+
 // onStackRun records each apply the engine ran: an event; a release of
 // the instance (under stack.StoreApp, the plan as its artifact), which
 // DORA counts as a deployment of its environment or zone, or a failed
 // change; and, with the release's end in the same transaction, an audit
-// record stack.applied or stack.apply_failed by socle, with the plan,
-// its summary and its approvers.
+// record stack.applied, stack.apply_failed or stack.apply_interrupted
+// (socle stopped during it, told once it is recovered) by socle, with
+// the plan, its summary and its approvers. A plan whose release ended is
+// not recorded again: the kind tells of an interrupted apply again after
+// each restart until the next apply.
 func (s *Server) onStackRun(a stack.Applied) {
 	r := a.Run
 	ctx := context.Background()
-	msg := fmt.Sprintf("stack %s @ %s: plan %s %s", r.Stack, r.Instance, r.PlanID, strings.ToLower(string(r.Status)))
-	if r.Message != "" {
-		msg += ": " + r.Message
-	}
-	s.announce.Record(ctx, store.Event{Kind: "stack." + strings.ToLower(string(r.Status)), App: r.Stack, Env: r.Instance, Revision: a.Revision, Message: msg})
-	status, action := store.Succeeded, "stack.applied"
+	status, action, reason := store.Succeeded, "stack.applied", r.Message
 	switch r.Status {
 	case stack.RunApplied:
 	case stack.RunFailed:
 		status, action = store.Failed, "stack.apply_failed"
+	case stack.RunInterrupted:
+		status, action, reason = store.Failed, "stack.apply_interrupted", interruptedReason
 	default:
 		return // not an apply that ended: nothing was deployed
 	}
-	detail, err := json.Marshal(struct {
-		Stack     string        `json:"stack"`
-		Instance  string        `json:"instance"`
-		Plan      string        `json:"plan"`
-		Summary   stack.Summary `json:"summary"`
-		Approvers []string      `json:"approvers,omitempty"`
-		Message   string        `json:"message,omitempty"`
-	}{r.Stack, r.Instance, r.PlanID, a.Summary, a.Approvers, r.Message})
-	if err == nil {
-		var rel store.Release
-		rel, err = s.store.BeginRelease(ctx, store.Release{App: stack.StoreApp(r.Stack), Env: r.Instance, Revision: a.Revision, Artifact: r.PlanID, ConfigHash: r.Hash,
-			Strategy: "terraform", Trigger: store.TriggerSync, Author: a.Author, StartedAt: r.Started}, nil)
-		if err == nil {
-			err = s.store.FinishRelease(ctx, rel.ID, status, r.Message, &store.AuditRecord{Actor: "socle", Action: action, Detail: detail})
+	app := stack.StoreApp(r.Stack)
+	err := func() error {
+		rels, err := s.store.Releases(ctx, store.ReleaseFilter{App: app, Env: r.Instance, Limit: 20})
+		if err != nil {
+			return err
 		}
-	}
+		for _, rel := range rels {
+			if rel.Artifact == r.PlanID && rel.Status != store.Progressing {
+				return nil // recorded already
+			}
+		}
+		msg := fmt.Sprintf("stack %s @ %s: plan %s %s", r.Stack, r.Instance, r.PlanID, strings.ToLower(string(r.Status)))
+		if r.Message != "" {
+			msg += ": " + r.Message
+		}
+		s.announce.Record(ctx, store.Event{Kind: "stack." + strings.ToLower(string(r.Status)), App: r.Stack, Env: r.Instance, Revision: a.Revision, Message: msg})
+		detail, err := json.Marshal(struct {
+			Stack     string        `json:"stack"`
+			Instance  string        `json:"instance"`
+			Plan      string        `json:"plan"`
+			Summary   stack.Summary `json:"summary"`
+			Approvers []string      `json:"approvers,omitempty"`
+			Message   string        `json:"message,omitempty"`
+		}{r.Stack, r.Instance, r.PlanID, a.Summary, a.Approvers, r.Message})
+		if err != nil {
+			return err
+		}
+		// A release begun by a socle that stopped before it finished it
+		// is the same target: BeginRelease returns it.
+		rel, err := s.store.BeginRelease(ctx, store.Release{App: app, Env: r.Instance, Revision: a.Revision, Artifact: r.PlanID, ConfigHash: r.Hash,
+			Strategy: "terraform", Trigger: store.TriggerSync, Author: a.Author, StartedAt: r.Started}, nil)
+		if err != nil {
+			return err
+		}
+		return s.store.FinishRelease(ctx, rel.ID, status, reason, &store.AuditRecord{Actor: "socle", Action: action, Detail: detail})
+	}()
 	if err != nil {
 		s.log.Error("recording a stack's apply in the audit trail and the releases", "stack", r.Stack, "instance", r.Instance, "plan", r.PlanID, "err", err)
 	}
@@ -160,4 +186,48 @@ func (s *Server) onStackDrift(d stack.DriftResult, corrected bool) {
 	msg := fmt.Sprintf("stack %s @ %s drifted (%s): %s", d.Stack, d.Instance, verb, d.Summary)
 	s.announce.Record(context.Background(), store.Event{Kind: "drift", App: d.Stack, Env: d.Instance, Message: msg})
 	s.announce.Notify(context.Background(), notify.Event{Kind: notify.Drift, App: d.Stack, Env: d.Instance, Title: "Drift in " + d.Instance, Message: msg})
+}
+
+// approvalNeededKind is the event of a stack plan that waits for
+// approvals; its Data names the plan.
+const approvalNeededKind = "stack.approval_needed"
+
+// onStackApprovalNeeded records, and sends the instance's environment's
+// notifications, that a gated stack instance's plan waits for approvals:
+// the plan, what it changes and the portal's page of the instance. A
+// plan announced already (before a restart) is not announced again.
+func (s *Server) onStackApprovalNeeded(plan stack.Result, g stack.GateState, revision string) {
+	ctx := context.Background()
+	type data struct {
+		Plan string `json:"plan"`
+	}
+	evs, err := s.store.Events(ctx, store.EventFilter{Kind: approvalNeededKind, App: plan.Stack, Env: plan.Instance, Limit: store.MaxLimit})
+	if err != nil {
+		s.log.Error("reading the approvals asked for a stack's plans", "stack", plan.Stack, "instance", plan.Instance, "err", err)
+		return
+	}
+	for _, e := range evs {
+		var d data
+		if json.Unmarshal(e.Data, &d) == nil && d.Plan == plan.PlanID {
+			return
+		}
+	}
+	raw, err := json.Marshal(data{plan.PlanID})
+	if err != nil {
+		panic(err) // a struct of one string
+	}
+	msg := fmt.Sprintf("stack %s @ %s: %s", plan.Stack, plan.Instance, g.Message(plan.Summary.String()))
+	s.announce.Record(ctx, store.Event{Kind: approvalNeededKind, App: plan.Stack, Env: plan.Instance, Revision: revision, Message: msg, Data: raw})
+	changes := make([]string, 0, len(plan.Changes))
+	for _, c := range plan.Changes {
+		changes = append(changes, c.Sign()+" "+c.Address)
+	}
+	if plan.MoreChanges > 0 {
+		changes = append(changes, fmt.Sprintf("… %d more", plan.MoreChanges))
+	}
+	s.announce.Notify(ctx, notify.Event{Kind: notify.ApprovalNeeded, App: plan.Stack, Env: plan.Instance, Revision: revision, Actor: "socle",
+		Title:   fmt.Sprintf("Approval needed: stack %s @ %s", plan.Stack, plan.Instance),
+		Message: fmt.Sprintf("%s\n%s\nsocle stack approve %s --env %s --plan %s", msg, strings.Join(changes, "\n"), plan.Stack, plan.Instance, plan.PlanID),
+		URL:     "http://" + s.Addr() + "/stacks/" + url.PathEscape(plan.Stack) + "/" + url.PathEscape(plan.Instance),
+		Fields:  map[string]string{"stack": plan.Stack, "instance": plan.Instance, "plan": plan.PlanID, "summary": plan.Summary.String()}})
 }

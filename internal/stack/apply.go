@@ -82,6 +82,8 @@ type Run struct {
 	Holder   lease.Holder `json:"holder"`
 	Started  time.Time    `json:"started"`
 	Finished time.Time    `json:"finished"`
+	// Summary counts what the plan applied changes.
+	Summary Summary `json:"summary,omitzero"`
 	// Outputs after the apply, for people: sensitive ones redacted.
 	Outputs map[string]string `json:"outputs,omitempty"`
 }
@@ -110,8 +112,9 @@ type recordedOutput struct {
 // planned (ReasonStale: the saved plan is discarded, the caller plans
 // again and has the new plan approved), and a plan already applied. The
 // run is recorded before terraform starts and when it ends; a run found
-// Applying by the next one (socle stopped meanwhile) is marked
-// Interrupted and its plan discarded: it is never applied twice. After
+// Applying by the next one (socle stopped meanwhile: killed, or ctx
+// cancelled, which returns the run still Applying) is marked Interrupted
+// and its plan discarded: it is never applied twice. After
 // the apply, the outputs are recorded for dependents (AppliedOutputs)
 // and people (ShowOutputs), and the state before it kept as a sealed
 // backup.
@@ -163,17 +166,26 @@ func (r *Runner) Apply(ctx context.Context, s *spec.Stack, name string, ok Appro
 	// From here on the run is recorded: Applying first, durably.
 	host, _ := os.Hostname()
 	run.Holder, run.Started = lease.Holder{PID: os.Getpid(), Host: host, Since: r.now()}, r.now()
-	run.Status = RunApplying
+	run.Status, run.Summary = RunApplying, c.Result.Summary
 	if err := f.writeRun(run); err != nil {
 		return refuse(ReasonWorkDir, fmt.Errorf("recording the run: %w", err))
 	}
+	applying := run
 	r.apply(ctx, le, f, st, &run)
 	run.Finished = r.now()
-	var errs []error
 	// The plan is consumed, applied or not: terraform's state is the
 	// truth, and the next step a fresh plan.
-	errs = append(errs, f.discardPlan(), f.closeState())
+	errs := []error{f.discardPlan(), f.closeState()}
 	os.Remove(f.path(planFile))
+	if ctx.Err() != nil && run.Status != RunApplied && run.Reason != ReasonUnlocked {
+		// socle stops: the run stays recorded Applying, as after a kill,
+		// and the next run of the instance recovers it the same way
+		// (Interrupted, the outputs recorded from the state).
+		if err := errors.Join(errs...); err != nil {
+			r.logError("closing an apply that socle stopped", err, run)
+		}
+		return applying
+	}
 	errs = append(errs, f.writeRun(run))
 	if err := errors.Join(errs...); err != nil && run.Status == RunApplied {
 		run.Status, run.Reason, run.Message = RunFailed, ReasonWorkDir, fmt.Sprintf("applied, but recording it failed: %v", err)

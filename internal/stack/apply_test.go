@@ -550,6 +550,54 @@ func TestForcedUnlockStopsTheApply(t *testing.T) {
 	}
 }
 
+// TestStoppedMidApply: socle stops (its context is cancelled) while
+// terraform applies. The run is left Applying, as a kill leaves it, and
+// the next run of the instance recovers it the same way: Interrupted,
+// with the summary of its plan, the plan discarded, a fresh plan next.
+func TestStoppedMidApply(t *testing.T) {
+	fifo := filepath.Join(t.TempDir(), "started")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := &planner{t: t, repo: slowRepo(t, fifo), r: newRunner(t)}
+	edit(t, p.repo, "stacks/slow/stack.yaml", `slow: "0"`, `slow: "1"`)
+	res, _ := p.plan()
+	x := res["slow@dev"]
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan Run)
+	go func() { done <- p.r.Apply(ctx, load(t, p.repo).Stack("slow"), "dev", approved(x)) }()
+	fh, err := os.Open(fifo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	line, _ := bufio.NewReader(fh).ReadString('\n')
+	fh.Close()
+	if line != "started\n" {
+		t.Fatalf("the provisioner said %q", line)
+	}
+	os.Remove(fifo)
+	cancel()
+	run := <-done
+	if run.Status != RunApplying || run.PlanID != x.PlanID {
+		t.Errorf("the apply socle stopped during: %s %s: %s; want still Applying", run.Status, run.Reason, run.Message)
+	}
+	if last, _, _ := p.r.LastRun("slow", "dev"); last.Status != RunApplying {
+		t.Errorf("recorded %s, want Applying until the next run recovers it", last.Status)
+	}
+	res, _ = p.plan()
+	if y := res["slow@dev"]; y.Status != StatusPlanned || y.PlanID == x.PlanID {
+		t.Errorf("the plan after the stop: %s %s", y.Status, y.PlanID)
+	}
+	last, _, err := p.r.LastRun("slow", "dev")
+	if err != nil || last.Status != RunInterrupted || last.Reason != ReasonInterrupted || last.PlanID != x.PlanID || last.Summary != x.Summary {
+		t.Errorf("LastRun = %+v, %v; want plan %s interrupted, summary %s", last, err, x.PlanID, x.Summary)
+	}
+	if r := p.applyAs("slow", "dev", approved(x)); r.Status != RunRefused {
+		t.Errorf("the stopped plan again: %s %s", r.Status, r.Reason)
+	}
+}
+
 // TestOutputHoldingASecretInput: an output terraform does not mark
 // sensitive but whose value holds a secret input (terraform_data loses
 // the mark) is redacted wherever it is shown, as in the plan.

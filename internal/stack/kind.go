@@ -129,9 +129,16 @@ type KindConfig struct {
 	// known.
 	Author func(repo *spec.Repo, revision string) string
 	// OnRun is told of each apply that ran terraform, and OnDrift of each
-	// drift check that found drift (nil: nobody).
+	// drift check that found drift (nil: nobody). An apply socle stopped
+	// during (killed, or shut down) is told as Interrupted once it is
+	// recovered, once per process: OnRun makes its record idempotent
+	// across restarts.
 	OnRun   func(a Applied)
 	OnDrift func(d DriftResult, corrected bool)
+	// OnApprovalNeeded is told when a gated instance starts waiting for
+	// approvals of a plan, once per plan and process (nil: nobody),
+	// with the gate's state and the revision the plan came from.
+	OnApprovalNeeded func(plan Result, gate GateState, revision string)
 	// Parallel bounds the terraform runs of all units at once (default:
 	// the Runner's Parallel, else 2).
 	Parallel int
@@ -263,6 +270,14 @@ func (k *Kind) Observe(ctx context.Context, u *reconcile.Unit) (any, error) {
 	// A plan read back runs nothing: the status does not say Planning
 	// (it would flip at every pass).
 	k.bounded(ctx, func() { o.plan = r.Plan(ctx, repo, fsys, s, u.Key.Env) })
+	if o.ran && o.run.Status == RunApplying {
+		// The plan recovered an apply socle stopped during, or another
+		// process runs it: read it again.
+		if o.run, o.ran, err = r.LastRun(s.Name, u.Key.Env); err != nil {
+			return nil, err
+		}
+	}
+	k.reportInterrupted(ctx, u, repo, sha, o.run)
 	if o.plan.Reason == ReasonLocked {
 		u.RequeueAfter(10 * time.Second) // someone else runs it: look again soon
 	}
@@ -285,6 +300,33 @@ func (k *Kind) Observe(ctx context.Context, u *reconcile.Unit) (any, error) {
 	return o, nil
 }
 
+// reportInterrupted tells OnRun of the instance's last apply when socle
+// stopped during it, once per process (the memo): no pass of the kind
+// ran it to its end, so no Apply told of it.
+func (k *Kind) reportInterrupted(ctx context.Context, u *reconcile.Unit, repo *spec.Repo, sha string, run Run) {
+	m := memoOf(u)
+	if k.cfg.OnRun == nil || run.Status != RunInterrupted || m.interrupted == run.PlanID {
+		return
+	}
+	m.interrupted = run.PlanID
+	a := Applied{Run: run, Revision: sha, Summary: run.Summary}
+	if from, ok, err := k.cfg.Runner.PlanOrigin(run.Stack, run.Instance, run.Hash); err != nil {
+		k.log.Warn("reading where an interrupted apply's plan came from", "stack", run.Stack, "instance", run.Instance, "err", err)
+	} else if ok {
+		a.Revision = from
+	}
+	if k.cfg.Author != nil {
+		a.Author = k.cfg.Author(repo, a.Revision)
+	}
+	if k.cfg.Approvals != nil {
+		var err error
+		if a.Approvers, err = k.cfg.Approvals(ctx, run.Stack, run.Instance, run.PlanID); err != nil {
+			k.log.Warn("reading the approvals of an interrupted apply's plan", "stack", run.Stack, "instance", run.Instance, "plan", run.PlanID, "err", err)
+		}
+	}
+	k.cfg.OnRun(a)
+}
+
 // judgeGate judges the gates of a gated instance's plan, and has the
 // unit looked at again when a calendar gate opens (an approval triggers
 // it; a minute is the bound where it does not reach this process).
@@ -297,6 +339,10 @@ func (k *Kind) judgeGate(ctx context.Context, u *reconcile.Unit, repo *spec.Repo
 		}
 	}
 	o.gate, o.gated = CheckGate(repo, s, u.Key.Env, o.plan.PlanID, u.Now, k.author(u, o), approvers), true
+	if m := memoOf(u); !o.gate.Approved() && m.asked != o.plan.PlanID && k.cfg.OnApprovalNeeded != nil {
+		m.asked = o.plan.PlanID
+		k.cfg.OnApprovalNeeded(o.plan, o.gate, o.from)
+	}
 	after := time.Minute
 	if t := o.gate.Opens(); !t.IsZero() {
 		after = min(after, max(t.Sub(u.Now), time.Second))
@@ -379,6 +425,9 @@ type memo struct {
 	// authorsOf name them: read once, not at every pass of a held plan.
 	authorKey [2]string // {authorsOf, from}
 	author    string
+	// interrupted is the plan of the interrupted apply told to OnRun;
+	// asked, the plan told to OnApprovalNeeded.
+	interrupted, asked string
 }
 
 // author names who wrote the revision the observed plan came from ("":
@@ -458,9 +507,10 @@ func (k *Kind) Apply(ctx context.Context, u *reconcile.Unit, step reconcile.Step
 	var run Run
 	k.run(ctx, u, "applying plan "+st.ok.PlanID, ReasonApplying, func() { run = k.cfg.Runner.Apply(ctx, s, u.Key.Env, st.ok) })
 	switch {
-	case ctx.Err() != nil:
-		// socle stops: the run's record says so; the next start plans
-		// afresh. Not a failure of the plan.
+	case run.Status == RunApplying || (run.Status == RunRefused && ctx.Err() != nil):
+		// socle stops: the run stays Applying, and the next start
+		// recovers it (Interrupted, told to OnRun) and plans afresh.
+		// Not a failure of the plan.
 		return ctx.Err()
 	case run.Status == RunRefused && run.Reason == ReasonLocked:
 		u.RequeueAfter(10 * time.Second)

@@ -29,6 +29,19 @@ type inForce struct {
 	runs    []Run
 	applies []Applied
 	drift   []DriftResult
+	asked   []Result // told to OnApprovalNeeded
+}
+
+func (f *inForce) askedFor(instance string) []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var plans []string
+	for _, r := range f.asked {
+		if r.Instance == instance {
+			plans = append(plans, r.PlanID)
+		}
+	}
+	return plans
 }
 
 func (f *inForce) get() (*spec.Repo, string) {
@@ -99,6 +112,11 @@ func startKind(t *testing.T, f *inForce, r *Runner, resync time.Duration, opts .
 			f.mu.Unlock()
 		},
 		OnDrift: func(d DriftResult, _ bool) { f.mu.Lock(); f.drift = append(f.drift, d); f.mu.Unlock() },
+		OnApprovalNeeded: func(r Result, _ GateState, _ string) {
+			f.mu.Lock()
+			f.asked = append(f.asked, r)
+			f.mu.Unlock()
+		},
 		// The approvals as the server keeps them.
 		Approvals: func(ctx context.Context, stack, instance, planID string) ([]string, error) {
 			as, err := st.Approvals(ctx, StoreApp(stack), instance, planID)
@@ -194,6 +212,10 @@ func TestKind(t *testing.T) {
 	if _, ran := e.lastRun("app-zone", "prod"); ran {
 		t.Error("a gated instance was applied without approval")
 	}
+	prodPlan, _, _ := e.r.LastPlan("app-zone", "prod")
+	if asked := f.askedFor("prod"); len(asked) != 1 || asked[0] != prodPlan.PlanID || len(f.askedFor("dev")) != 0 {
+		t.Errorf("approvals asked for prod's plans %v, dev's %v; want prod's plan %s once", asked, f.askedFor("dev"), prodPlan.PlanID)
+	}
 	net1, _ := e.lastRun("network", "connectivity")
 	dev1, _ := e.lastRun("app-zone", "dev")
 	if net1.Status != RunApplied || dev1.Status != RunApplied {
@@ -223,6 +245,10 @@ func TestKind(t *testing.T) {
 		return s.Phase == reconcile.Blocked && s.Revision == "rev2" && strings.Contains(s.Message, "2 to add")
 	})
 	e.wait("network", "connectivity", "Synced at rev2", func(s reconcile.UnitStatus) bool { return s.Phase == reconcile.Synced && s.Revision == "rev2" })
+	// prod's new plan is asked for once more; the held one not again.
+	if asked := f.askedFor("prod"); len(asked) != 2 || asked[0] != prodPlan.PlanID || asked[1] == prodPlan.PlanID {
+		t.Errorf("approvals asked for prod's plans %v; want %s, then rev2's plan", asked, prodPlan.PlanID)
+	}
 	if net2, _ := e.lastRun("network", "connectivity"); net2.PlanID != net1.PlanID {
 		t.Errorf("network was applied again (%s, was %s) though nothing of it changed", net2.PlanID, net1.PlanID)
 	}
@@ -251,6 +277,68 @@ func TestKind(t *testing.T) {
 		if run.Instance == "prod" {
 			t.Errorf("prod was applied: %+v", run)
 		}
+	}
+}
+
+// TestKindReportsInterrupted: an apply socle stopped during (the files
+// as a crash leaves them, the run recorded Applying) is told to OnRun as
+// Interrupted, with its plan's revision and summary, once however many
+// passes see it; the instance then converges as usual.
+func TestKindReportsInterrupted(t *testing.T) {
+	p := newPlanner(t)
+	p.plan()
+	run := p.apply("network", "connectivity")
+	run.Status, run.Reason, run.Outputs = RunApplying, "", nil
+	if err := writeJSON(filepath.Join(instanceDir(p.r.Dir, "network", "connectivity"), runFile), run); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.r.notePlanOrigin("network", "connectivity", run.Hash, "rev0"); err != nil {
+		t.Fatal(err)
+	}
+	f := &inForce{}
+	f.set(t, "rev1", p.repo)
+	e := startKind(t, f, p.r, 50*time.Millisecond)
+	e.apply()
+	e.wait("network", "connectivity", "Synced", phase(reconcile.Synced, ""))
+	e.wait("app-zone", "dev", "Synced", phase(reconcile.Synced, ""))
+	// Passes over network after the one that recovered the run.
+	e.passes(unit.Key{Kind: KindID, Name: "network", Env: "connectivity"}, 3)
+	var told []Applied
+	for _, a := range f.appliedWith() {
+		if a.Stack == "network" {
+			told = append(told, a)
+		}
+	}
+	if len(told) != 1 {
+		t.Fatalf("OnRun was told of network %d times: %+v; want once, the interrupted apply", len(told), told)
+	}
+	a := told[0]
+	if a.Status != RunInterrupted || a.PlanID != run.PlanID || a.Revision != "rev0" || a.Summary != run.Summary || a.Summary.Add == 0 {
+		t.Errorf("told %+v; want plan %s interrupted, from rev0, summary %s", a, run.PlanID, run.Summary)
+	}
+}
+
+// passes waits until the engine has finished n more passes over k.
+func (e *kindEngine) passes(k unit.Key, n int) {
+	e.t.Helper()
+	at := func() time.Time {
+		for _, s := range e.Status() {
+			if s.Key() == k {
+				return s.UpdatedAt
+			}
+		}
+		return time.Time{}
+	}
+	last := at()
+	deadline := time.Now().Add(time.Minute)
+	for n > 0 {
+		if time.Now().After(deadline) {
+			e.t.Fatalf("the engine did not look at %v again", k)
+		}
+		if u := at(); u.After(last) {
+			last, n = u, n-1
+		}
+		time.Sleep(20 * time.Millisecond) // polling, not a synchronisation
 	}
 }
 

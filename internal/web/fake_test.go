@@ -156,7 +156,8 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case p == "/api/v1/audit":
 		writeFake(w, 200, api.Page[api.AuditRecord]{Items: []api.AuditRecord{
 			{Seq: 42, At: t0, Actor: "lena", Action: "promote.emergency", App: "api", Env: "prod", Revision: "9a8b7c6d5e4f30219a8b7c6d", Detail: json.RawMessage(`{"reason":"INC-4711: bookings fail with <500>"}`)},
-			{Seq: 41, At: t0, Actor: "sofia", Action: "approve", App: "api", Env: "prod", Revision: "9a8b7c6d5e4f30219a8b7c6d", Detail: json.RawMessage(`{"comment":"ok"}`)}}, Next: "41"})
+			{Seq: 41, At: t0, Actor: "sofia", Action: "approve", App: "api", Env: "prod", Revision: "9a8b7c6d5e4f30219a8b7c6d", Detail: json.RawMessage(`{"comment":"ok"}`)},
+			{Seq: 40, At: t0, Actor: "socle", Action: "stack.applied", App: "stack:hub", Env: "connectivity", Revision: "9a8b7c6d5e4f30219a8b7c6d", Detail: json.RawMessage(`{"stack":"hub","instance":"connectivity"}`)}}, Next: "41"})
 	case p == "/api/v1/audit/verify":
 		writeFake(w, 200, map[string]any{"Verified": 41, "LastSeq": 41})
 	case p == "/api/v1/dora":

@@ -39,6 +39,7 @@ var funcs = template.FuncMap{
 	"sensitive":    sensitive,
 	"codeWords":    codeWords,
 	"stackPath":    stackPath,
+	"subjectPath":  subjectPath,
 	// emergencyAction and detailReason mark emergency changes in the audit
 	// timeline, with the reason their record keeps.
 	"emergencyAction": func(action string) bool { return strings.HasSuffix(action, ".emergency") },

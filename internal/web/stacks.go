@@ -43,6 +43,19 @@ func stackPath(stack, instance string) string {
 	return "/stacks/" + pathEscape(stack) + "/" + pathEscape(instance)
 }
 
+// subjectPath is the page of what an audit record is about: a stack
+// instance (the store keeps stacks as the app "stack:<name>", the
+// instance as its env) or an app.
+func subjectPath(app, env string) string {
+	if name, ok := strings.CutPrefix(app, "stack:"); ok {
+		if env == "" {
+			return "/stacks"
+		}
+		return stackPath(name, env)
+	}
+	return "/apps/" + pathEscape(app)
+}
+
 // codeWords, planSummary and planWords have twins in static/app.js, which
 // redraws the matrix's stack cells live: change them together.
 

@@ -161,6 +161,20 @@ func TestPages(t *testing.T) {
 	}
 }
 
+// TestActivityLinksStacks: an audit record of a stack instance (the
+// store's app "stack:hub", its instance as env) links to the stack's
+// page, not to an app page that does not exist.
+func TestActivityLinksStacks(t *testing.T) {
+	srv, _ := newTestPortal(t)
+	_, body := get(t, srv, "tok-marco", "/activity")
+	if !strings.Contains(body, `<a href="/stacks/hub/connectivity">stack:hub</a>`) || strings.Contains(body, `href="/apps/stack:`) {
+		t.Errorf("the activity's stack record does not link to the stack's page:\n%s", body)
+	}
+	if !strings.Contains(body, `<a href="/apps/api">api</a>`) {
+		t.Errorf("the activity's app records no longer link to the app's page:\n%s", body)
+	}
+}
+
 func TestCostsWithoutData(t *testing.T) {
 	srv, f := newTestPortal(t)
 	f.noCosts = true

@@ -225,9 +225,9 @@ func lines(t *testing.T, path string) int {
 // TestSocleKilledMidStackApply: socle is killed (SIGKILL) while terraform
 // applies a stack, and started again on the same data directory: the run
 // lock the dead socle held does not stand in the way, the state keeps
-// what was applied before, the apply is recorded as interrupted, and the
-// change is applied once more, once: the interrupted apply's side effect
-// and the retry's, no third.
+// what was applied before, the apply is recorded as interrupted (and
+// audited once), and the change is applied once more, once: the
+// interrupted apply's side effect and the retry's, no third.
 func TestSocleKilledMidStackApply(t *testing.T) {
 	tmp := t.TempDir()
 	count, hold := filepath.Join(tmp, "applies"), filepath.Join(tmp, "hold")
@@ -302,6 +302,13 @@ func TestSocleKilledMidStackApply(t *testing.T) {
 	}
 	if interrupted != 1 {
 		t.Errorf("%d interrupted runs recorded in %d runs of history, want 1", interrupted, len(runs))
+	}
+
+	// It is audited once, and its release ended failed (DORA counts it).
+	var audit api.Page[api.AuditRecord]
+	s.getAs(t, reader, "/api/v1/audit?action=stack.apply_interrupted", &audit)
+	if len(audit.Items) != 1 || !strings.Contains(string(audit.Items[0].Detail), mid.Apply.PlanID) {
+		t.Errorf("stack.apply_interrupted records: %+v; want one, of plan %s", audit.Items, mid.Apply.PlanID)
 	}
 
 	// The state is intact: what was applied before the kill is kept.
