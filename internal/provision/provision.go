@@ -55,3 +55,11 @@ type Driver interface {
 // ErrUnsupported is returned (wrapped) by a driver asked for a resource
 // type it does not serve.
 var ErrUnsupported = errors.New("resource type not supported by this driver")
+
+// Stopper is a driver that runs services of its own (a database server):
+// socle stops them when it stops the apps that use them, and the next
+// Provision starts them again with their data.
+type Stopper interface {
+	// StopAll stops every service the driver runs, keeping their data.
+	StopAll(ctx context.Context) error
+}

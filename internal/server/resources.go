@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"fmt"
 	"maps"
 	"net/http"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/socle-dev/socle/internal/api"
 	"github.com/socle-dev/socle/internal/plan"
+	"github.com/socle-dev/socle/internal/provision"
 	"github.com/socle-dev/socle/internal/reconcile"
 	"github.com/socle-dev/socle/internal/replicas"
 	"github.com/socle-dev/socle/internal/resource"
@@ -39,8 +41,21 @@ func (s *Server) openResources() error {
 	if err != nil {
 		return err
 	}
-	s.resources = k
+	s.resources, s.provisioners = k, drivers
 	return nil
+}
+
+// stopResources stops the services the provisioner drivers run (the
+// environments' PostgreSQL servers), as socle stops the apps that use
+// them; the next start starts them again with their data.
+func (s *Server) stopResources(ctx context.Context) {
+	for name, d := range s.provisioners {
+		if st, ok := d.(provision.Stopper); ok {
+			if err := st.StopAll(ctx); err != nil {
+				s.log.Warn("stopping resources", "driver", name, "err", err)
+			}
+		}
+	}
 }
 
 // readsOutputs reports whether env's runtime gives apps the outputs of

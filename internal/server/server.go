@@ -123,6 +123,7 @@ type Server struct {
 	costs         *cost.Service
 	stacks        *stack.Runner  // nil without terraform
 	resources     *resource.Kind // nil when socle provisions no resource
+	provisioners  map[string]provision.Driver
 	stackPolicies stackPolicies
 	auth          *auth.Authenticator
 	images        *images
@@ -388,6 +389,7 @@ func (s *Server) Run(ctx context.Context) error {
 		if serr := s.driver.StopAll(shut); serr != nil {
 			s.log.Warn("stopping apps", "err", serr)
 		}
+		s.stopResources(shut)
 	}
 	// Closing detaches: with KeepRunning the apps keep serving, and the
 	// next start re-attaches.

@@ -154,6 +154,25 @@ func (d *Driver) Stop(ctx context.Context, env string) error {
 	return errors.Join(errs...)
 }
 
+// StopAll stops the servers of every environment, keeping their data
+// (provision.Stopper): socle stops them with the apps when it stops.
+func (d *Driver) StopAll(ctx context.Context) error {
+	envs, err := os.ReadDir(d.cfg.Dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, e := range envs {
+		if e.IsDir() && checkEnv(e.Name()) == nil {
+			errs = append(errs, d.Stop(ctx, e.Name()))
+		}
+	}
+	return errors.Join(errs...)
+}
+
 // service is what serves r, with the lock of r's environment held until
 // unlock: calls for the same environment run one at a time, so that its
 // shared server is started once and its state files are written by one.

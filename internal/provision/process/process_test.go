@@ -427,3 +427,45 @@ func TestIdent(t *testing.T) {
 func slogTo(w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
+
+// StopAll stops the servers of every environment, as socle does when it
+// stops its apps, and keeps their data: the next Provision starts them
+// again with it.
+func TestStopAll(t *testing.T) {
+	ctx := context.Background()
+	d := New(Config{Dir: dataDir(t)})
+	var reqs []provision.Request
+	for _, env := range []string{"dev", "preprod"} {
+		stopWhenDone(t, d, env)
+		r := provision.Request{Name: "api-db", Env: env, Type: "postgres"}
+		out, err := d.Provision(ctx, r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conn := pgConnect(t, out["url"])
+		if _, err := conn.Exec(ctx, "CREATE TABLE kept (v text); INSERT INTO kept VALUES ('"+env+"')"); err != nil {
+			t.Fatal(err)
+		}
+		conn.Close(ctx)
+		reqs = append(reqs, r)
+	}
+	if err := d.StopAll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range reqs {
+		if err := d.Check(ctx, r); err == nil {
+			t.Errorf("%s: Check passed after StopAll", r.Env)
+		}
+		out, err := d.Provision(ctx, r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var v string
+		if err := pgConnect(t, out["url"]).QueryRow(ctx, "SELECT v FROM kept").Scan(&v); err != nil || v != r.Env {
+			t.Errorf("%s: after a restart the row reads %q, %v", r.Env, v, err)
+		}
+	}
+	if err := New(Config{Dir: filepath.Join(t.TempDir(), "none")}).StopAll(ctx); err != nil {
+		t.Errorf("StopAll with no server ever started: %v", err)
+	}
+}
