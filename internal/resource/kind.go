@@ -110,7 +110,7 @@ func (k *Kind) Units(repo *spec.Repo, apps []unit.Desired) (resources, out []uni
 	if repo == nil {
 		resources, out = k.kept(apps)
 	} else {
-		resources, out = Units(repo, apps, Served{Env: k.cfg.Serves, Driver: func(name string) bool { return k.cfg.Drivers[name] != nil }})
+		resources, out = Units(repo, apps, Served{Env: k.cfg.Serves})
 	}
 	desired := make(map[unit.Key]*Desired, len(resources))
 	for _, r := range resources {

@@ -337,14 +337,14 @@ func TestProvisionedBeforeTheApp(t *testing.T) {
 	h := startHarness(t, true)
 	res := h.apply(
 		app("api", "dev", map[string]types.Resource{"db": pg("")}),
-		app("web", "dev", map[string]types.Resource{"db": pg("shared-db"), "cache": {Type: "redis"}, "env": {Type: "environment"}}),
+		app("web", "dev", map[string]types.Resource{"db": pg("shared-db"), "cache": {Type: "mysql"}, "env": {Type: "environment"}}),
 		app("worker", "dev", map[string]types.Resource{"db": pg("shared-db")}),
 	)
 	var names []string
 	for _, r := range res {
 		names = append(names, r.Key.String())
 	}
-	// redis has no provisioner in dev, environment is not provisioned:
+	// mysql has no provisioner, environment is not provisioned:
 	// no unit, the app reads what it did before.
 	if want := "resource api-db @ dev,resource shared-db @ dev"; strings.Join(names, ",") != want {
 		t.Fatalf("resource units %q, want %q", names, want)
@@ -479,7 +479,7 @@ func TestStaticChangeReprovisions(t *testing.T) {
 // not made-up ones.
 func TestRestartBeforeRevision(t *testing.T) {
 	h := startHarness(t, false)
-	api := app("api", "dev", map[string]types.Resource{"db": pg(""), "cache": {Type: "redis"}})
+	api := app("api", "dev", map[string]types.Resource{"db": pg(""), "cache": {Type: "mysql"}})
 	h.apply(api)
 	h.until(appKey("api", "dev"), "starts", phase(reconcile.Synced))
 	want := h.apps.seen("api")["db"].Values
@@ -503,6 +503,23 @@ func TestRestartBeforeRevision(t *testing.T) {
 	}
 	if _, ok := outs["cache"]; ok {
 		t.Error("a resource never provisioned has outputs")
+	}
+}
+
+// TestNoDriver: a provisioner whose driver this socle lacks (here the
+// built-in redis's process driver, which the harness does not have) still
+// makes a unit, which fails saying so; the app waits with that reason
+// rather than read outputs that nothing provides.
+func TestNoDriver(t *testing.T) {
+	h := startHarness(t, false)
+	res := h.apply(app("api", "dev", map[string]types.Resource{"cache": {Type: "redis"}}))
+	if len(res) != 1 || res[0].Key != Key("api-cache", "dev") {
+		t.Fatalf("resource units %v, want api-cache @ dev", res)
+	}
+	want := `Waiting: resource api-cache (redis) failed: provisioner builtin/redis names driver "process", which this socle does not have`
+	st := h.until(appKey("api", "dev"), "waits for the driver", func(s reconcile.UnitStatus) bool { return s.Message == want })
+	if st.Phase == reconcile.Synced || h.apps.seen("api") != nil {
+		t.Errorf("the app started without its resource: %+v", st)
 	}
 }
 

@@ -89,21 +89,20 @@ type App struct {
 
 // Served says where socle provisions resources: Units makes a resource
 // unit only for an environment whose runtime reads the provisioned
-// outputs, and a provisioner whose driver this socle has.
+// outputs. A provisioner whose driver this socle lacks still makes one:
+// the unit fails saying so, and the apps that use it wait, rather than
+// read outputs nothing provides.
 type Served struct {
 	// Env reports whether env's runtime reads provisioned outputs.
 	Env func(env string) bool
-	// Driver reports whether this socle has the driver named.
-	Driver func(name string) bool
 }
 
 // Units returns the desired resource units of the desired app units, by
 // the provisioners of repo, and the app units each given DependsOn on
 // the resource units they use, so that the engine provisions a resource
 // before an app that uses it starts. A resource no provisioner serves,
-// of a type socle does not provision, in an environment or with a
-// driver that serve does not have, makes no unit: the app reads made-up
-// outputs as before. Workloads that share a resource by id and disagree
+// of a type socle does not provision, or in an environment serve does not
+// serve, makes no unit: the app reads made-up outputs as before. Workloads that share a resource by id and disagree
 // on it get the first one's (validate reports it).
 func Units(repo *spec.Repo, apps []unit.Desired, serve Served) (resources, out []unit.Desired) {
 	out = slices.Clone(apps)
@@ -125,7 +124,7 @@ func Units(repo *spec.Repo, apps []unit.Desired, serve Served) (resources, out [
 			}
 			class, id := deref(r.Class), deref(r.Id)
 			p := repo.ProvisionerFor(r.Type, class, id, d.Env)
-			if p == nil || (serve.Driver != nil && !serve.Driver(string(p.Driver))) {
+			if p == nil {
 				continue
 			}
 			k := Key(NameOf(d.App, res, r), d.Env)
