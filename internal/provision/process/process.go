@@ -12,6 +12,7 @@
 package process
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -64,7 +65,19 @@ type Config struct {
 	PostgresBin string
 	// RedisBin is the directory of redis-server. Empty finds it on PATH.
 	RedisBin string
+	// Shared is where the servers live instead of Dir when socle runs as
+	// root and a parent of Dir is private (a clone under /root, whose
+	// mode is 0700): the servers run as their own users, who could not
+	// reach Dir, and socle changes no permission above its data
+	// directory. Empty: /var/lib/socle/resources, or socle-resources in
+	// the temporary directory for a data directory there (a test's), so
+	// that what is temporary stays where the system cleans.
+	Shared string
 }
+
+// sharedRoot is Config.Shared's default, beside the system's other
+// services' data (Debian's PostgreSQL keeps its own in /var/lib/postgresql).
+const sharedRoot = "/var/lib/socle/resources"
 
 // Driver is the "process" provision driver.
 type Driver struct {
@@ -89,7 +102,79 @@ func New(cfg Config) *Driver {
 	if abs, err := filepath.Abs(cfg.Dir); err == nil {
 		cfg.Dir = abs
 	}
-	return &Driver{cfg: cfg, log: log.With("driver", "process"), envs: map[string]*sync.Mutex{}}
+	log = log.With("driver", "process")
+	if os.Geteuid() == 0 {
+		if private := privateParent(cfg.Dir); private != "" {
+			shared := cfg.Shared
+			if tmp := os.TempDir(); shared == "" && strings.HasPrefix(cfg.Dir, tmp+string(filepath.Separator)) {
+				shared = filepath.Join(tmp, "socle-resources")
+			}
+			if dir, err := relocate(cfg.Dir, cmp.Or(shared, sharedRoot)); err != nil {
+				log.Warn("the servers cannot live outside the data directory", "dir", cfg.Dir, "err", err)
+			} else {
+				log.Info("the servers live outside the data directory: a parent of it is private to root, and they run as their own users",
+					"private", private, "dir", dir)
+				cfg.Dir = dir
+			}
+		}
+	}
+	return &Driver{cfg: cfg, log: log, envs: map[string]*sync.Mutex{}}
+}
+
+// privateParent returns the first existing parent of dir that others
+// cannot search, "" when there is none.
+func privateParent(dir string) string {
+	for p := filepath.Dir(dir); ; p = filepath.Dir(p) {
+		if fi, err := os.Stat(p); err == nil && fi.Mode().Perm()&0o001 == 0 {
+			return p
+		}
+		if p == filepath.Dir(p) {
+			return ""
+		}
+	}
+}
+
+// relocate returns the directory under shared where the servers of the
+// data directory whose resources directory is dir live: a random name,
+// kept in dir/location so that every start finds the same, and that a new
+// data directory at the same path does not adopt an old one's servers.
+func relocate(dir, shared string) (string, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", err
+	}
+	loc := filepath.Join(dir, "location")
+	if b, err := os.ReadFile(loc); err == nil {
+		if p := strings.TrimSpace(string(b)); filepath.IsAbs(p) {
+			return p, searchable(p, shared)
+		}
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return "", err
+	}
+	var id [8]byte
+	if _, err := rand.Read(id[:]); err != nil {
+		return "", err
+	}
+	p := filepath.Join(shared, hex.EncodeToString(id[:]))
+	if err := searchable(p, shared); err != nil {
+		return "", err
+	}
+	return p, os.WriteFile(loc, []byte(p+"\n"), 0o600)
+}
+
+// searchable makes p and the directories from shared down to it, owned by
+// root, searchable but not readable by others.
+func searchable(p, shared string) error {
+	if err := os.MkdirAll(p, 0o711); err != nil {
+		return err
+	}
+	for q := p; ; q = filepath.Dir(q) {
+		if err := os.Chmod(q, 0o711); err != nil {
+			return err
+		}
+		if q == shared || q == filepath.Dir(q) {
+			return nil
+		}
+	}
 }
 
 // Name is "process".

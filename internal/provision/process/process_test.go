@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"io/fs"
 	"log/slog"
 	"maps"
 	"net"
@@ -384,20 +385,41 @@ func TestBadRequests(t *testing.T) {
 	}
 }
 
-// As root, the servers run as their users, who must reach the data
-// directory: a private parent is reported before anything is made.
-func TestUnreachableDir(t *testing.T) {
+// As root, the servers run as their users, who must reach their data: a
+// data directory under a private parent (a clone in /root) has its
+// servers live under Config.Shared instead, the same place at every
+// start, and socle changes no permission above its data directory.
+func TestPrivateParent(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("only root runs servers as other users")
 	}
+	ctx := context.Background()
 	parent := t.TempDir()
 	if err := os.Chmod(parent, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	d := New(Config{Dir: filepath.Join(parent, "resources")})
-	_, err := d.Provision(context.Background(), provision.Request{Name: "db", Env: "dev", Type: "postgres"})
-	if err == nil || !strings.Contains(err.Error(), parent+" is not searchable") {
-		t.Errorf("a data directory the postgres user cannot reach: %v", err)
+	shared := filepath.Join(dataDir(t), "shared")
+	cfg := Config{Dir: filepath.Join(parent, "data", "resources"), Shared: shared}
+	d := New(cfg)
+	stopWhenDone(t, d, "dev")
+	r := provision.Request{Name: "db", Env: "dev", Type: "postgres"}
+	out, err := d.Provision(ctx, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if found, _ := filepath.Glob(filepath.Join(shared, "*", "dev", "postgres", "data", "postmaster.pid")); len(found) != 1 {
+		t.Errorf("servers running under %s: %v, want one", shared, found)
+	}
+	if _, err := os.Stat(filepath.Join(cfg.Dir, "dev")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the server's files are in the private data directory too: %v", err)
+	}
+	if fi, err := os.Stat(parent); err != nil || fi.Mode().Perm() != 0o700 {
+		t.Errorf("the private parent's mode changed: %v, %v", fi.Mode(), err)
+	}
+	// A restarted socle finds the same servers.
+	again, err := New(cfg).Provision(ctx, r)
+	if err != nil || !maps.Equal(again, out) {
+		t.Errorf("after a restart: %v, %v; want the same outputs", again, err)
 	}
 }
 
