@@ -2,52 +2,23 @@ package server
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/socle-dev/socle/internal/api"
-	"github.com/socle-dev/socle/internal/provision"
 	"github.com/socle-dev/socle/internal/reconcile"
 	"github.com/socle-dev/socle/internal/resource"
 	"github.com/socle-dev/socle/internal/syncbuf"
 )
-
-// testDirDriver is a provisioner driver for this test, registered under
-// the name the built-in postgres provisioner gives its driver ("process")
-// until that driver lands: a resource is a directory with a password file
-// made once.
-type testDirDriver struct{ dir string }
-
-func (d testDirDriver) Name() string { return "testdir" }
-
-func (d testDirDriver) Provision(_ context.Context, r provision.Request) (map[string]string, error) {
-	p := filepath.Join(d.dir, r.Env, r.Name)
-	if err := os.MkdirAll(p, 0o700); err != nil {
-		return nil, err
-	}
-	pw := "pw-" + r.Env + "-" + r.Name + "-7c1e9b04d2"
-	if err := os.WriteFile(filepath.Join(p, "password"), []byte(pw), 0o600); err != nil {
-		return nil, err
-	}
-	return map[string]string{"host": "127.0.0.1", "port": "5499", "name": r.Name, "database": r.Name, "username": r.Name,
-		"password": pw, "url": fmt.Sprintf("postgres://%s:%s@127.0.0.1:5499/%s", r.Name, pw, r.Name)}, nil
-}
-
-func (d testDirDriver) Check(_ context.Context, r provision.Request) error {
-	_, err := os.Stat(filepath.Join(d.dir, r.Env, r.Name, "password"))
-	return err
-}
-
-func (d testDirDriver) Deprovision(_ context.Context, r provision.Request) error {
-	return os.RemoveAll(filepath.Join(d.dir, r.Env, r.Name))
-}
 
 // TestResourcesProvisioned: socle up with resources provisioned gives the
 // demo's api in dev a database unit, Synced before api runs, whose
@@ -56,9 +27,15 @@ func (d testDirDriver) Deprovision(_ context.Context, r provision.Request) error
 func TestResourcesProvisioned(t *testing.T) {
 	t.Parallel()
 	var logs syncbuf.Buffer
-	drv := testDirDriver{dir: t.TempDir()}
-	r := startWith(t, Config{Repo: gitRepo(t), Data: t.TempDir(), ProvisionResources: true,
-		Provisioners: map[string]provision.Driver{"process": drv}, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	// The data directory as socle's would be, searchable by the postgres
+	// user the server runs as when the test runs as root.
+	data := t.TempDir()
+	for _, d := range []string{data, filepath.Dir(data)} {
+		if err := os.Chmod(d, 0o711); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := startWith(t, Config{Repo: gitRepo(t), Data: data, ProvisionResources: true, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	defer r.stop()
 	st := r.waitFor(t, "api to run in dev", func(st Status) bool {
 		for _, u := range st.Runtime {
@@ -77,7 +54,9 @@ func TestResourcesProvisioned(t *testing.T) {
 	if db.Phase != reconcile.Synced || !strings.Contains(db.Message, "builtin/postgres") {
 		t.Errorf("api's database in dev: %+v", db)
 	}
-	pw := "pw-dev-api-db-7c1e9b04d2"
+	// api's replica has the real database's address and credentials: it
+	// reads the table api made in it.
+	var pw string
 	for _, u := range st.Runtime {
 		if u.App != "api" || u.Env != "dev" {
 			continue
@@ -86,9 +65,30 @@ func TestResourcesProvisioned(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if want := "DATABASE_URL=postgres://api-db:" + pw + "@127.0.0.1:5499/api-db\x00"; !bytes.Contains(env, []byte(want)) {
-			t.Errorf("api's replica does not have %q in its environment", want)
+		for v := range bytes.SplitSeq(env, []byte{0}) {
+			if dbURL, ok := bytes.CutPrefix(v, []byte("DATABASE_URL=")); ok {
+				u, err := url.Parse(string(dbURL))
+				if err != nil {
+					t.Fatal("api's DATABASE_URL does not parse")
+				}
+				pw, _ = u.User.Password()
+				if !strings.HasPrefix(u.User.Username(), "api_db") || len(pw) < 16 || u.Hostname() != "127.0.0.1" {
+					t.Errorf("api's DATABASE_URL is for user %q at %s, with a %d-character password", u.User.Username(), u.Host, len(pw))
+				}
+				conn, err := pgx.Connect(t.Context(), string(dbURL))
+				if err != nil {
+					t.Fatalf("connecting with api's DATABASE_URL: %v", err)
+				}
+				var n int
+				if err := conn.QueryRow(t.Context(), "SELECT count(*) FROM bookings").Scan(&n); err != nil {
+					t.Errorf("api's database has no bookings table: %v", err)
+				}
+				conn.Close(t.Context())
+			}
 		}
+	}
+	if pw == "" {
+		t.Fatal("api's replica has no DATABASE_URL with a password")
 	}
 	// The API shows it, its secret outputs redacted.
 	var list api.ResourceList

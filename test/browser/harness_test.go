@@ -65,10 +65,11 @@ func run(m *testing.M) int {
 		return 1
 	}
 	data := filepath.Join(tmp, "data")
-	// socle applies stacks as `socle up` does; the demo has none until a
+	// socle applies stacks and provisions resources (api's database) as
+	// `socle up` does; the demo has no stack until a
 	// test commits one (stacks_approval_test.go and stacks_test.go, which run last).
 	os.MkdirAll(data, 0o755)
-	socle, err = server.New(ctx, server.Config{Repo: repoDir, Data: data, Addr: "127.0.0.1:0", ProxyAddr: "127.0.0.1:0", ApplyStacks: true,
+	socle, err = server.New(ctx, server.Config{Repo: repoDir, Data: data, Addr: "127.0.0.1:0", ProxyAddr: "127.0.0.1:0", ApplyStacks: true, ProvisionResources: true,
 		Poll: time.Hour, Resync: 2 * time.Second, Logger: slog.New(slog.NewTextHandler(logFile, nil))})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "starting socle:", err)
