@@ -56,11 +56,17 @@ func (r resourceItem) Message() string {
 	return r.Unit.Message
 }
 
-// appResources groups by environment the resources that app uses.
+// Removed says the resource is no longer in Git: no app uses it, and
+// it is kept (retained) or deprovisioned.
+func (r resourceItem) Removed() bool { return len(r.Apps) == 0 && len(r.FormerApps) > 0 }
+
+// appResources groups by environment the resources that app uses, or
+// used before they were removed from Git (a database retained in
+// production holds the app's data still).
 func appResources(l api.ResourceList, app string) map[string][]resourceItem {
 	out := map[string][]resourceItem{}
 	for _, r := range l.Items {
-		if slices.Contains(r.Apps, app) {
+		if slices.Contains(r.Apps, app) || slices.Contains(r.FormerApps, app) {
 			out[r.Env] = append(out[r.Env], resourceItem{r})
 		}
 	}

@@ -337,8 +337,15 @@ func TestAppShowsResources(t *testing.T) {
 	if !strings.Contains(preprod, "none yet: not provisioned") {
 		t.Errorf("preprod's resource, never provisioned, does not say it has no output:\n%s", preprod)
 	}
-	if strings.Contains(section("prod"), `class="resources"`) {
-		t.Errorf("prod shows a resources section, with no resource of api's:\n%s", section("prod"))
+	// Removed from Git, api's audit database is retained in prod: no app
+	// uses it, it holds api's data.
+	prod := section("prod")
+	for _, want := range []string{`<th scope="row"><code>api-audit</code> <small>removed from Git</small></th>`,
+		`<td class="st-orphaned">Orphaned<br><small>Retained: data-bearing resource kept in production; an admin deletes it with socle resource delete</small></td>`,
+		`<li><code>password</code> <code class="redacted">(secret)</code></li>`} {
+		if !strings.Contains(prod, want) {
+			t.Errorf("prod's retained resource lacks\n%s\nin:\n%s", want, prod)
+		}
 	}
 }
 
