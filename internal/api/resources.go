@@ -29,6 +29,9 @@ type Resource struct {
 	// Apps use it; none once it is removed from Git (a data-bearing
 	// resource retained in production).
 	Apps []string `json:"apps"`
+	// FormerApps, for a resource removed from Git, are the apps that used
+	// it when it was last there: whose data a retained one holds.
+	FormerApps []string `json:"formerApps,omitempty"`
 	// Data: it holds data. Production: its environment is production.
 	Data       bool `json:"data,omitempty"`
 	Production bool `json:"production,omitempty"`

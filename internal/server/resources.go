@@ -163,23 +163,37 @@ func (s *Server) resourceViews(w http.ResponseWriter) ([]api.Resource, bool) {
 	}
 	out := make([]api.Resource, 0, len(rs))
 	for _, x := range rs {
-		d := &x.Spec
-		v := api.Resource{Name: x.Key.Name, Env: x.Key.Env, Type: d.Type, Class: d.Class, Provisioner: d.Provisioner, Driver: d.Driver,
-			Apps: []string{}, Data: d.Data, Production: d.Production, ProvisionedAt: x.ProvisionedAt.UTC()}
-		if x.Desired {
-			v.Apps = append(v.Apps, d.Apps...)
+		var st *reconcile.UnitStatus
+		if u, ok := status[x.Key]; ok {
+			st = &u
 		}
-		for _, name := range slices.Sorted(maps.Keys(x.Outputs)) {
-			o := api.ResourceOutput{Name: name, Value: x.Outputs[name], Secret: d.Secret(name)}
-			if o.Secret {
-				o.Value = api.SecretOutput
-			}
-			v.Outputs = append(v.Outputs, o)
-		}
-		if st, ok := status[x.Key]; ok {
-			v.Unit = &api.StackUnit{Phase: string(st.Phase), Reason: string(st.Reason), Message: st.Message, Since: st.Since.UTC(), UpdatedAt: st.UpdatedAt.UTC()}
-		}
-		out = append(out, v)
+		out = append(out, resourceView(x, st))
 	}
 	return out, true
+}
+
+// resourceView is resource x as the API shows it, with the engine's
+// status st (nil before the engine reports one): its secret outputs
+// replaced; once removed from Git, no app uses it, and the apps that
+// did are its former ones.
+func resourceView(x resource.Resource, st *reconcile.UnitStatus) api.Resource {
+	d := &x.Spec
+	v := api.Resource{Name: x.Key.Name, Env: x.Key.Env, Type: d.Type, Class: d.Class, Provisioner: d.Provisioner, Driver: d.Driver,
+		Apps: []string{}, Data: d.Data, Production: d.Production, ProvisionedAt: x.ProvisionedAt.UTC()}
+	if x.Desired {
+		v.Apps = append(v.Apps, d.Apps...)
+	} else {
+		v.FormerApps = slices.Clone(d.Apps)
+	}
+	for _, name := range slices.Sorted(maps.Keys(x.Outputs)) {
+		o := api.ResourceOutput{Name: name, Value: x.Outputs[name], Secret: d.Secret(name)}
+		if o.Secret {
+			o.Value = api.SecretOutput
+		}
+		v.Outputs = append(v.Outputs, o)
+	}
+	if st != nil {
+		v.Unit = &api.StackUnit{Phase: string(st.Phase), Reason: string(st.Reason), Message: st.Message, Since: st.Since.UTC(), UpdatedAt: st.UpdatedAt.UTC()}
+	}
+	return v
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/socle-dev/socle/internal/api"
 	"github.com/socle-dev/socle/internal/reconcile"
 	"github.com/socle-dev/socle/internal/resource"
+	"github.com/socle-dev/socle/internal/spec"
 	"github.com/socle-dev/socle/internal/syncbuf"
 )
 
@@ -119,6 +120,33 @@ func TestResourcesProvisioned(t *testing.T) {
 	}
 	if strings.Contains(logs.String(), pw) {
 		t.Error("socle's log shows the database's password")
+	}
+}
+
+// TestResourceViewOfARetainedResource: a data-bearing resource removed
+// from Git in production is shown with no app, the apps that used it as
+// its former ones, its status, and its secret outputs redacted.
+func TestResourceViewOfARetainedResource(t *testing.T) {
+	pw := "pw-prod-api-db-4e2a9d17c3"
+	x := resource.Resource{Key: resource.Key("api-db", "prod"),
+		Spec: resource.Desired{Request: provision.Request{Name: "api-db", Env: "prod", Type: "postgres"}, Provisioner: "builtin/postgres", Driver: "process",
+			Outputs: []spec.ProvisionerOutput{{Name: "host"}, {Name: "password", Secret: true}}, Data: true, Production: true, Apps: []string{"api", "worker"}},
+		Outputs: map[string]string{"host": "127.0.0.1", "password": pw}}
+	st := &reconcile.UnitStatus{Phase: reconcile.Orphaned, Reason: resource.ReasonRetained, Message: resource.RetainedMessage}
+	v := resourceView(x, st)
+	if len(v.Apps) != 0 || strings.Join(v.FormerApps, ",") != "api,worker" {
+		t.Errorf("apps %q, former apps %q: want none, and api,worker", v.Apps, v.FormerApps)
+	}
+	if v.Unit == nil || v.Unit.Phase != "Orphaned" || v.Unit.Reason != "Retained" || !strings.HasPrefix(v.Unit.Message, "Retained: ") {
+		t.Errorf("status %+v", v.Unit)
+	}
+	if b, _ := json.Marshal(v); bytes.Contains(b, []byte(pw)) || len(v.Outputs) != 2 || v.Outputs[1] != (api.ResourceOutput{Name: "password", Value: api.SecretOutput, Secret: true}) {
+		t.Errorf("outputs %+v, want the password as %s", v.Outputs, api.SecretOutput)
+	}
+	// In Git, the apps that use it are its apps, and none is former.
+	x.Desired = true
+	if v := resourceView(x, nil); strings.Join(v.Apps, ",") != "api,worker" || v.FormerApps != nil || v.Unit != nil {
+		t.Errorf("a resource in Git: apps %q, former %q, unit %+v", v.Apps, v.FormerApps, v.Unit)
 	}
 }
 

@@ -26,6 +26,51 @@ type appEnvView struct {
 	// Promotion is the preview of promoting the incoming release here:
 	// whether the gates let it in now, and if not, why.
 	Promotion *api.Preview
+	// Resources are what socle provisions for the app here (its
+	// databases), with the engine's status of each.
+	Resources []resourceItem
+	// ResourcesError says why they could not be read.
+	ResourcesError string
+}
+
+// resourceItem is a resource as the app page shows it.
+type resourceItem struct {
+	api.Resource
+}
+
+// Phase is the engine's phase of the resource; Unknown before the engine
+// reports one.
+func (r resourceItem) Phase() string {
+	if r.Unit == nil || r.Unit.Phase == "" {
+		return "Unknown"
+	}
+	return r.Unit.Phase
+}
+
+// Message is the engine's words on the resource, when it is not Synced:
+// a Synced resource's message only repeats the row.
+func (r resourceItem) Message() string {
+	if r.Unit == nil || r.Unit.Phase == "Synced" {
+		return ""
+	}
+	return r.Unit.Message
+}
+
+// Removed says the resource is no longer in Git: no app uses it, and
+// it is kept (retained) or deprovisioned.
+func (r resourceItem) Removed() bool { return len(r.Apps) == 0 && len(r.FormerApps) > 0 }
+
+// appResources groups by environment the resources that app uses, or
+// used before they were removed from Git (a database retained in
+// production holds the app's data still).
+func appResources(l api.ResourceList, app string) map[string][]resourceItem {
+	out := map[string][]resourceItem{}
+	for _, r := range l.Items {
+		if slices.Contains(r.Apps, app) || slices.Contains(r.FormerApps, app) {
+			out[r.Env] = append(out[r.Env], resourceItem{r})
+		}
+	}
+	return out
 }
 
 // Buttons are the cell's actions that open a confirmation; logs has a
@@ -95,8 +140,17 @@ func (p *portal) appPage(w http.ResponseWriter, r *http.Request, s *session) {
 	if env := r.URL.Query().Get("env"); slices.ContainsFunc(d.Envs, func(c api.AppEnv) bool { return c.Env == env }) {
 		v.Notice = notice(r.URL.Query().Get("done"), env)
 	}
+	// Members may list resources; a user who may not, or a socle that
+	// provisions none, sees no resource section rather than an error.
+	var resources map[string][]resourceItem
+	resErr := ""
+	if l, err := s.api.Resources(ctx, ""); err == nil {
+		resources = appResources(l, name)
+	} else if !isStatus(err, http.StatusForbidden) {
+		resErr = err.Error()
+	}
 	for _, c := range d.Envs {
-		ev := appEnvView{Env: envs[c.Env], Cell: c}
+		ev := appEnvView{Env: envs[c.Env], Cell: c, Resources: resources[c.Env], ResourcesError: resErr}
 		if ev.Env.Name == "" {
 			ev.Env.Name = c.Env
 		}

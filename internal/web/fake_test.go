@@ -26,6 +26,9 @@ type fakeAPI struct {
 	noCosts bool
 	// stacksRefused answers the stack routes 409.
 	stacksRefused bool
+	// clearSecrets answers resources with secret outputs in clear, as an
+	// API that forgot to redact them would.
+	clearSecrets bool
 }
 
 var t0 = time.Date(2026, 11, 24, 9, 30, 0, 0, time.UTC)
@@ -121,12 +124,18 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		for _, a := range []struct{ name, owner string }{{"api", "bookings"}, {"web", "guest-experience"}, {"worker", "bookings"}} {
 			apps = append(apps, api.App{Name: a.name, Owner: a.owner, Strategy: "rolling", Envs: fakeCells(a.name, me.User)})
 		}
+		// worker waits in preprod for its database, which failed: the
+		// engine's words, through the resource kind's Describer.
+		apps[2].Envs[1] = api.AppEnv{Env: "preprod", Phase: "Pending", ReasonCode: "DependencyNotReady", Reason: "Waiting: resource worker-db (postgres) failed: " + fakeProvisionFailed,
+			Ready: 0, Desired: 1, Updated: t0, Actions: []string{"promote", "logs"}}
 		writeFake(w, 200, api.Page[api.App]{Items: apps})
 	case p == "/api/v1/apps/api":
 		unit := api.Unit{App: "api", Env: "dev", Runtime: "local", Replicas: api.Replicas{Min: 1, Max: 2}, Rollout: api.Rollout{Strategy: "rolling"}}
 		d := api.AppDetail{App: api.App{Name: "api", Owner: "bookings", Description: "Bookings API", Strategy: "rolling", Envs: fakeCells("api", me.User)},
 			Config: map[string]api.Unit{"dev": unit}, Secrets: []string{"DB_PASSWORD"}}
 		writeFake(w, 200, d)
+	case p == "/api/v1/resources":
+		writeFake(w, 200, fakeResources(f.clearSecrets))
 	case strings.HasSuffix(p, "/releases"):
 		writeFake(w, 200, api.Page[api.Release]{Items: []api.Release{{ID: 7, App: "api", Env: "dev", Revision: "9a8b7c6d5e4f30219a8b7c6d", Artifact: "sha256:" + strings.Repeat("cd34", 16),
 			Trigger: "sync", Status: "Succeeded", StartedAt: t0, FinishedAt: t0.Add(time.Minute),
@@ -195,6 +204,41 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	default:
 		writeFake(w, http.StatusNotFound, api.Error{Error: api.ErrorBody{Code: "not_found", Message: "no route " + p}})
 	}
+}
+
+// fakeProvisionFailed is the resource kind's message for a provisioning
+// that failed.
+const fakeProvisionFailed = "provisioning postgres with builtin/postgres failed: initdb: could not create directory \"/var/lib/socle/pg\": permission denied; tried again at 12:45:00, or when its provisioner changes"
+
+// fakePassword is a secret output's value, which no page shows.
+const fakePassword = "pw-7f3a9c1e0b"
+
+// fakeResources are the resources as GET /api/v1/resources lists them:
+// api's database in each environment (Synced in dev, Failed in preprod),
+// a cache web uses, and in prod a database removed from Git and retained.
+func fakeResources(clear bool) api.ResourceList {
+	secret := api.SecretOutput
+	if clear {
+		secret = fakePassword
+	}
+	outputs := func(db string) []api.ResourceOutput {
+		return []api.ResourceOutput{{Name: "host", Value: "127.0.0.1"}, {Name: "name", Value: db}, {Name: "password", Value: secret, Secret: true},
+			{Name: "port", Value: "54321"}, {Name: "username", Value: db}}
+	}
+	return api.ResourceList{Items: []api.Resource{
+		{Name: "api-db", Env: "dev", Type: "postgres", Provisioner: "builtin/postgres", Driver: "process", Apps: []string{"api"}, Data: true,
+			Outputs: outputs("api_db"), ProvisionedAt: t0,
+			Unit: &api.StackUnit{Phase: "Synced", Message: "postgres provisioned by builtin/postgres (process) for api", Since: t0, UpdatedAt: t0}},
+		{Name: "web-cache", Env: "dev", Type: "redis", Provisioner: "builtin/redis", Driver: "process", Apps: []string{"web"},
+			Outputs: []api.ResourceOutput{{Name: "host", Value: "127.0.0.1"}}, Unit: &api.StackUnit{Phase: "Synced", Since: t0, UpdatedAt: t0}},
+		{Name: "api-db", Env: "preprod", Type: "postgres", Provisioner: "builtin/postgres", Driver: "process", Apps: []string{"api"}, Data: true,
+			Unit: &api.StackUnit{Phase: "Failed", Reason: "ProvisionFailed", Message: fakeProvisionFailed, Since: t0, UpdatedAt: t0}},
+		{Name: "worker-db", Env: "preprod", Type: "postgres", Provisioner: "builtin/postgres", Driver: "process", Apps: []string{"worker"}, Data: true,
+			Unit: &api.StackUnit{Phase: "Failed", Reason: "ProvisionFailed", Message: fakeProvisionFailed, Since: t0, UpdatedAt: t0}},
+		{Name: "api-audit", Env: "prod", Type: "postgres", Provisioner: "prod-postgres", Driver: "stack", Apps: []string{}, FormerApps: []string{"api"}, Data: true, Production: true,
+			Outputs: outputs("api_audit"), ProvisionedAt: t0,
+			Unit: &api.StackUnit{Phase: "Orphaned", Reason: "Retained", Message: "Retained: data-bearing resource kept in production; an admin deletes it with socle resource delete", Since: t0, UpdatedAt: t0}},
+	}}
 }
 
 // amt is an amount written as decimal text.

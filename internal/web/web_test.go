@@ -304,3 +304,60 @@ func TestSafeNext(t *testing.T) {
 		}
 	}
 }
+
+// TestAppShowsResources: the app page shows, per environment, the
+// resources the app uses with their provisioner, state and outputs; a
+// secret output is "(secret)", even from an API that gave its value.
+func TestAppShowsResources(t *testing.T) {
+	srv, f := newTestPortal(t)
+	f.clearSecrets = true
+	_, body := get(t, srv, "tok-marco", "/apps/api")
+	if strings.Contains(body, fakePassword) {
+		t.Fatalf("the app page shows a secret output's value:\n%s", body)
+	}
+	section := func(env string) string {
+		_, after, _ := strings.Cut(body, `id="env-`+env+`"`)
+		before, _, _ := strings.Cut(after, "</section>")
+		return before
+	}
+	dev := section("dev")
+	for _, want := range []string{`<th scope="row"><code>api-db</code></th><td>postgres</td><td>builtin/postgres <small>(process)</small></td><td class="st-synced">Synced</td>`,
+		`<li><code>password</code> <code class="redacted">(secret)</code></li>`, `<li><code>port</code> <code>54321</code></li>`} {
+		if !strings.Contains(dev, want) {
+			t.Errorf("dev's resources lack\n%s\nin:\n%s", want, dev)
+		}
+	}
+	if strings.Contains(body, "web-cache") {
+		t.Error("api's page shows web's resource")
+	}
+	preprod := section("preprod")
+	if want := `<td class="st-failed">Failed<br><small>provisioning postgres with builtin/postgres failed: initdb: could not create directory &#34;/var/lib/socle/pg&#34;: permission denied;`; !strings.Contains(preprod, want) {
+		t.Errorf("preprod's failed resource lacks\n%s\nin:\n%s", want, preprod)
+	}
+	if !strings.Contains(preprod, "none yet: not provisioned") {
+		t.Errorf("preprod's resource, never provisioned, does not say it has no output:\n%s", preprod)
+	}
+	// Removed from Git, api's audit database is retained in prod: no app
+	// uses it, it holds api's data.
+	prod := section("prod")
+	for _, want := range []string{`<th scope="row"><code>api-audit</code> <small>removed from Git</small></th>`,
+		`<td class="st-orphaned">Orphaned<br><small>Retained: data-bearing resource kept in production; an admin deletes it with socle resource delete</small></td>`,
+		`<li><code>password</code> <code class="redacted">(secret)</code></li>`} {
+		if !strings.Contains(prod, want) {
+			t.Errorf("prod's retained resource lacks\n%s\nin:\n%s", want, prod)
+		}
+	}
+}
+
+// TestMatrixSaysAResourceHoldsTheApp: an app waiting for a resource that
+// failed shows, in its matrix cell, the engine's reason naming it.
+func TestMatrixSaysAResourceHoldsTheApp(t *testing.T) {
+	srv, _ := newTestPortal(t)
+	_, body := get(t, srv, "tok-marco", "/")
+	_, cell, _ := strings.Cut(body, `data-cell="worker/preprod"`)
+	cell, _, _ = strings.Cut(cell, "</td>")
+	want := `<span class="reason">Waiting: resource worker-db (postgres) failed: provisioning postgres with builtin/postgres failed: initdb:`
+	if !strings.Contains(cell, `<span class="phase">Pending</span>`) || !strings.Contains(cell, want) {
+		t.Errorf("worker's preprod cell:\n%s\nwant the reason\n%s", cell, want)
+	}
+}
