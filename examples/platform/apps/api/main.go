@@ -85,7 +85,7 @@ func run(log *slog.Logger) error {
 func serve(ctx context.Context, srv *http.Server, log *slog.Logger) error {
 	served := make(chan error, 1)
 	go func() { served <- srv.ListenAndServe() }()
-	log.Info("api listening", "version", version, "addr", srv.Addr)
+	log.Info("api listening on "+srv.Addr, "version", version)
 	select {
 	case err := <-served:
 		return err
