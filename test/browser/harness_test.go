@@ -46,6 +46,13 @@ func run(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(tmp)
+	// Searchable by the postgres user api's database server runs as when
+	// the tests run as root, so that the server's data stays under tmp
+	// and goes with it.
+	if err := os.Chmod(tmp, 0o711); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
 	artifact = artifactsDir()
 	if err := os.MkdirAll(artifact, 0o755); err != nil {
 		fmt.Fprintln(os.Stderr, err)

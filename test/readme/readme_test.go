@@ -263,7 +263,16 @@ func readmeCommand(t *testing.T, readme string, prefix ...string) []string {
 // checkout is a fresh clone, that is exactly the clone.
 func copyRepo(t *testing.T, root string) string {
 	t.Helper()
-	dst := filepath.Join(t.TempDir(), "socle")
+	tmp := t.TempDir()
+	// Searchable, as a newcomer's clone is, by the users socle's resource
+	// servers run as when the test runs as root: their data stays in the
+	// clone's .socle and goes with it.
+	for _, d := range []string{tmp, filepath.Dir(tmp)} {
+		if err := os.Chmod(d, 0o711); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dst := filepath.Join(tmp, "socle")
 	list := git(t, root, "ls-files", "-z", "--cached", "--others", "--exclude-standard")
 	n := 0
 	for name := range strings.SplitSeq(list, "\x00") {
