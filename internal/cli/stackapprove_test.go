@@ -104,6 +104,23 @@ func stackCommandsThroughServer(t *testing.T, url, token, data string, prod api.
 	as := func(args ...string) (string, string, int) {
 		return run(t, append(args, "--server", url, "--token", token)...)
 	}
+	// app-zone @ dev applies the same commit on its own meanwhile: list
+	// once every instance has applied and none runs.
+	for deadline := time.Now().Add(time.Minute); ; {
+		out, _, _ := as("stack", "list", "-o", "json")
+		var rows []stackRow
+		settled := json.Unmarshal([]byte(out), &rows) == nil && len(rows) > 0
+		for _, r := range rows {
+			settled = settled && r.Holder == nil && r.LastRun != nil && r.LastRun.Status == stack.RunApplied
+		}
+		if settled {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the stacks never settled:\n%s", out)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 	out, e, code := as("stack", "list")
 	if code != ExitOK {
 		t.Fatalf("stack list --server: %d %s", code, e)
