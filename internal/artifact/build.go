@@ -20,8 +20,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/socle-dev/socle/internal/artifact/internal/keylock"
-	"github.com/socle-dev/socle/internal/artifact/internal/safefile"
 	"github.com/socle-dev/socle/internal/artifact/registry"
+	"github.com/socle-dev/socle/internal/safefile"
 	"github.com/socle-dev/socle/internal/source"
 	"github.com/socle-dev/socle/internal/spec"
 )

@@ -7,8 +7,9 @@ import (
 	"io/fs"
 	"maps"
 	"os"
-	"path/filepath"
 	"slices"
+
+	"github.com/socle-dev/socle/internal/safefile"
 )
 
 // stateVersion is the format of the state file; a file of another version is
@@ -37,40 +38,8 @@ func (p *Proxy) saveLocked() error {
 	if err != nil {
 		return fmt.Errorf("saving route table: %w", err)
 	}
-	if err := writeAtomic(p.stateFile, append(data, '\n')); err != nil {
+	if err := safefile.Write(p.stateFile, append(data, '\n')); err != nil {
 		return fmt.Errorf("saving route table: %w", err)
-	}
-	return nil
-}
-
-func writeAtomic(path string, data []byte) (err error) {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	if _, err = f.Write(data); err != nil {
-		return err
-	}
-	if err = f.Sync(); err != nil {
-		return err
-	}
-	if err = f.Close(); err != nil {
-		return err
-	}
-	if err = os.Rename(f.Name(), path); err != nil {
-		return err
-	}
-	// Make the rename itself durable.
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
 	}
 	return nil
 }

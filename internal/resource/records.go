@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/socle-dev/socle/internal/safefile"
 	"github.com/socle-dev/socle/internal/seal"
 	"github.com/socle-dev/socle/internal/unit"
 )
@@ -102,23 +103,7 @@ func (r *records) put(k unit.Key, rec *record) error {
 	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
 		return err
 	}
-	tmp := p + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(sealed)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, p)
-	}
-	if err != nil {
-		os.Remove(tmp)
+	if err := safefile.Write(p, sealed); err != nil {
 		return fmt.Errorf("keeping the outputs of resource %s @ %s: %w", k.Name, k.Env, err)
 	}
 	r.mu.Lock()

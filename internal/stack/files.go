@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/socle-dev/socle/internal/safefile"
 	"github.com/socle-dev/socle/internal/seal"
 	"github.com/socle-dev/socle/internal/spec"
 )
@@ -238,35 +239,9 @@ func readBounded(p string) ([]byte, error) {
 	return b, nil
 }
 
-// writeFileSync writes a file readable by socle's user only through a
-// temporary file, synced, then renamed into place: a crash leaves the old
-// content or the new, never half of one.
-func writeFileSync(p string, b []byte) error {
-	tmp := p + ".tmp"
-	fh, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return err
-	}
-	_, err = fh.Write(b)
-	if err == nil {
-		err = fh.Sync()
-	}
-	if cerr := fh.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	if err := os.Rename(tmp, p); err != nil {
-		return err
-	}
-	if d, err := os.Open(filepath.Dir(p)); err == nil {
-		d.Sync() // the rename itself durable: best effort, not every file system syncs directories
-		d.Close()
-	}
-	return nil
-}
+// writeFileSync writes a file readable by socle's user only, atomically
+// (safefile): a crash leaves the old content or the new, never half of one.
+func writeFileSync(p string, b []byte) error { return safefile.Write(p, b) }
 
 // rotate keeps the last keep files of dir (their names sort by time).
 func rotate(dir string, keep int) error {
@@ -276,7 +251,7 @@ func rotate(dir string, keep int) error {
 	}
 	names := make([]string, 0, len(es))
 	for _, e := range es {
-		if !e.IsDir() && !strings.HasSuffix(e.Name(), ".tmp") {
+		if !e.IsDir() && !safefile.IsTemp(e.Name()) {
 			names = append(names, e.Name())
 		}
 	}

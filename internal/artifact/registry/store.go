@@ -21,7 +21,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
-	"github.com/socle-dev/socle/internal/artifact/internal/safefile"
+	"github.com/socle-dev/socle/internal/safefile"
 )
 
 // Errors that callers test with errors.Is. The HTTP handler maps each to its

@@ -36,6 +36,7 @@ import (
 	"time"
 
 	"github.com/socle-dev/socle/internal/provision"
+	"github.com/socle-dev/socle/internal/safefile"
 	"github.com/socle-dev/socle/internal/seal"
 )
 
@@ -440,11 +441,7 @@ func writeState(path string, v any) error {
 	if err != nil {
 		return err
 	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, append(b, '\n'), 0o600); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
+	return safefile.Write(path, append(b, '\n'))
 }
 
 // hide is how a password is kept in a state file: sealed with
