@@ -171,23 +171,13 @@ func (l *loading) checkResourceCycles(d *document, names []string, deps map[stri
 // not the node tree: most files have no problem, and need no tree.
 func scorePlaceholders(root any) []placeholder {
 	var out []placeholder
-	var walk func(v any, at []string, resource string)
-	walk = func(v any, at []string, resource string) {
-		switch v := v.(type) {
-		case string:
-			_, _ = framework.SubstituteString(v, func(ref string) (string, error) {
+	walk := func(v any, at []string, resource string) {
+		WalkInputs(v, at, func(s string, at []string) {
+			_, _ = framework.SubstituteString(s, func(ref string) (string, error) {
 				out = append(out, placeholder{ref: ref, path: slices.Clone(at), resource: resource})
 				return "", nil
 			})
-		case map[string]any:
-			for _, k := range slices.Sorted(maps.Keys(v)) {
-				walk(v[k], append(at, k), resource)
-			}
-		case []any:
-			for i, c := range v {
-				walk(c, append(at, idx(i)), resource)
-			}
-		}
+		})
 	}
 	for cname, c := range entries(field(root, "containers")) {
 		at := []string{"containers", cname}
