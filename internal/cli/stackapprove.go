@@ -29,8 +29,8 @@ by its developers and above; admins approve any; a stack without an owner,
 only admins. Talks to the server (--server, SOCLE_SERVER or socle login).`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if env == "" {
-				return withCode(ExitUsage, fmt.Errorf("--env is required: the environment, or the zone, of the instance"))
+			if err := needInstance(env); err != nil {
+				return err
 			}
 			c := g.client()
 			d, err := c.Stack(cmd.Context(), args[0], env)

@@ -416,9 +416,6 @@ was never applied.`,
 			var out stackOutputs
 			where := *data
 			if remote {
-				if env == "" {
-					return withCode(ExitUsage, errors.New("--env is required: the environment, or the zone, of the instance"))
-				}
 				out, err = g.remoteStackOutputs(cmd.Context(), args[0], env)
 				where = "the server at " + g.server
 			} else {
@@ -506,9 +503,6 @@ server removes it (an admin's call) and records it in its audit trail.`,
 			var out stackUnlock
 			where := *data
 			if remote {
-				if env == "" {
-					return withCode(ExitUsage, errors.New("--env is required: the environment, or the zone, of the instance"))
-				}
 				out, err = g.remoteStackUnlock(cmd.Context(), args[0], env, force)
 				where = "the server at " + g.server
 			} else {

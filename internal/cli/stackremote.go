@@ -61,6 +61,15 @@ func (g *globals) remoteStackRows(ctx context.Context) ([]stackRow, error) {
 	return rows, nil
 }
 
+// needInstance refuses a call about one instance of the server's stacks
+// without --env: the server's repository is not here to list them.
+func needInstance(env string) error {
+	if env == "" {
+		return withCode(ExitUsage, errors.New("--env is required: the environment, or the zone, of the instance"))
+	}
+	return nil
+}
+
 func holderOf(l api.StackLock) lease.Holder {
 	return lease.Holder{PID: l.PID, Host: l.Host, Addr: l.Addr, Since: l.Since}
 }
@@ -70,6 +79,9 @@ func holderOf(l api.StackLock) lease.Holder {
 // directory's reader redacts them.
 func (g *globals) remoteStackOutputs(ctx context.Context, name, inst string) (stackOutputs, error) {
 	out := stackOutputs{Stack: name, Instance: inst}
+	if err := needInstance(inst); err != nil {
+		return out, err
+	}
 	d, err := g.client().Stack(ctx, name, inst)
 	if err != nil {
 		return out, g.apiErr(err)
@@ -91,6 +103,9 @@ func (g *globals) remoteStackOutputs(ctx context.Context, name, inst string) (st
 // remoteStackUnlock is socle stack unlock through the server, which
 // records the removal in its audit trail.
 func (g *globals) remoteStackUnlock(ctx context.Context, name, inst string, force bool) (stackUnlock, error) {
+	if err := needInstance(inst); err != nil {
+		return stackUnlock{}, err
+	}
 	u, err := g.client().UnlockStack(ctx, name, inst, force)
 	var e *client.Error
 	if errors.As(err, &e) && e.Status == http.StatusConflict && e.Details != nil {

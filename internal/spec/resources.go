@@ -119,49 +119,15 @@ func (l *loading) checkResources(a *App) {
 // checkResourceCycles reports resources whose params read one another's
 // outputs in a cycle: none could be provisioned first.
 func (l *loading) checkResourceCycles(d *document, names []string, deps map[string][]placeholder) {
-	const (
-		unseen = iota
-		visiting
-		done
-	)
-	state := map[string]int{}
-	var stack []placeholder
-	var visit func(name string)
-	visit = func(name string) {
-		state[name] = visiting
-		for _, ph := range deps[name] {
-			next := framework.SplitRefParts(ph.ref)[1]
-			switch state[next] {
-			case visiting:
-				// The cycle runs from next's entry in the stack back to here.
-				cycle := append(slices.Clone(stack), ph)
-				start := 0
-				for i, s := range cycle {
-					if s.resource == next {
-						start = i
-						break
-					}
-				}
-				cycle = cycle[start:]
-				words := make([]string, 0, len(cycle)+1)
-				for _, s := range cycle {
-					words = append(words, s.resource)
-				}
-				words = append(words, next)
-				l.add(d.problem("cycle between resources: "+strings.Join(words, " → ")+": each reads the outputs of the next in its params, so none can be provisioned first", cycle[0].path...))
-			case unseen:
-				stack = append(stack, ph)
-				visit(next)
-				stack = stack[:len(stack)-1]
-			}
+	target := func(ph placeholder) string { return framework.SplitRefParts(ph.ref)[1] }
+	findCycles(names, func(n string) []placeholder { return deps[n] }, target, func(cycle []placeholder) {
+		words := make([]string, 0, len(cycle)+1)
+		for _, ph := range cycle {
+			words = append(words, ph.resource)
 		}
-		state[name] = done
-	}
-	for _, n := range names {
-		if state[n] == unseen {
-			visit(n)
-		}
-	}
+		words = append(words, target(cycle[len(cycle)-1]))
+		l.add(d.problem("cycle between resources: "+strings.Join(words, " → ")+": each reads the outputs of the next in its params, so none can be provisioned first", cycle[0].path...))
+	})
 }
 
 // scorePlaceholders lists the placeholders of a Score file's values where
@@ -171,23 +137,13 @@ func (l *loading) checkResourceCycles(d *document, names []string, deps map[stri
 // not the node tree: most files have no problem, and need no tree.
 func scorePlaceholders(root any) []placeholder {
 	var out []placeholder
-	var walk func(v any, at []string, resource string)
-	walk = func(v any, at []string, resource string) {
-		switch v := v.(type) {
-		case string:
-			_, _ = framework.SubstituteString(v, func(ref string) (string, error) {
+	walk := func(v any, at []string, resource string) {
+		WalkInputs(v, at, func(s string, at []string) {
+			_, _ = framework.SubstituteString(s, func(ref string) (string, error) {
 				out = append(out, placeholder{ref: ref, path: slices.Clone(at), resource: resource})
 				return "", nil
 			})
-		case map[string]any:
-			for _, k := range slices.Sorted(maps.Keys(v)) {
-				walk(v[k], append(at, k), resource)
-			}
-		case []any:
-			for i, c := range v {
-				walk(c, append(at, idx(i)), resource)
-			}
-		}
+		})
 	}
 	for cname, c := range entries(field(root, "containers")) {
 		at := []string{"containers", cname}

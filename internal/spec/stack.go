@@ -552,39 +552,19 @@ func (l *loading) checkRef(s *Stack, file string, ref InputRef, instances []stri
 // checkStackCycles reports each dependsOn cycle once, at the first stack
 // (by name) on it, naming every stack of the cycle.
 func (l *loading) checkStackCycles() {
-	const (
-		unseen = iota
-		active
-		done
-	)
-	state := map[string]int{}
+	names := make([]string, len(l.repo.Stacks))
+	for i, s := range l.repo.Stacks { // sorted by name
+		names[i] = s.Name
+	}
+	upstreams := func(n string) []string {
+		return slices.DeleteFunc(slices.Clone(l.repo.Stack(n).Config.DependsOn), func(d string) bool {
+			return l.repo.Stack(d) == nil || d == n // reported by checkStack
+		})
+	}
 	reported := map[string]bool{}
-	var stack []string
-	var visit func(n string)
-	visit = func(n string) {
-		state[n] = active
-		stack = append(stack, n)
-		for _, d := range l.repo.Stack(n).Config.DependsOn {
-			if l.repo.Stack(d) == nil || d == n {
-				continue // reported by checkStack
-			}
-			switch state[d] {
-			case unseen:
-				visit(d)
-			case active:
-				i := slices.Index(stack, d)
-				cycle := slices.Clone(stack[i:])
-				l.reportCycle(cycle, reported)
-			}
-		}
-		stack = stack[:len(stack)-1]
-		state[n] = done
-	}
-	for _, s := range l.repo.Stacks { // sorted by name
-		if state[s.Name] == unseen {
-			visit(s.Name)
-		}
-	}
+	findCycles(names, upstreams, func(d string) string { return d }, func(cycle []string) {
+		l.reportCycle(cycle, reported)
+	})
 }
 
 func (l *loading) reportCycle(cycle []string, reported map[string]bool) {

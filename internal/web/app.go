@@ -40,12 +40,7 @@ type resourceItem struct {
 
 // Phase is the engine's phase of the resource; Unknown before the engine
 // reports one.
-func (r resourceItem) Phase() string {
-	if r.Unit == nil || r.Unit.Phase == "" {
-		return "Unknown"
-	}
-	return r.Unit.Phase
-}
+func (r resourceItem) Phase() string { return unitPhase(r.Unit) }
 
 // Message is the engine's words on the resource, when it is not Synced:
 // a Synced resource's message only repeats the row.

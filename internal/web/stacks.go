@@ -21,11 +21,15 @@ type stackItem struct {
 
 // Phase is the engine's phase of the instance; Unknown before the engine
 // reports one (socle does not apply stacks, or has not got to it yet).
-func (s stackItem) Phase() string {
-	if s.Unit == nil || s.Unit.Phase == "" {
+func (s stackItem) Phase() string { return unitPhase(s.Unit) }
+
+// unitPhase is the engine's phase in u; Unknown before the engine
+// reports one.
+func unitPhase(u *api.StackUnit) string {
+	if u == nil || u.Phase == "" {
 		return "Unknown"
 	}
-	return s.Unit.Phase
+	return u.Phase
 }
 
 // Reason is the engine's reason code in words: "awaiting approval".
