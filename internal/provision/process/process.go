@@ -163,7 +163,9 @@ func relocate(dir, shared string) (string, error) {
 }
 
 // searchable makes p and the directories from shared down to it, owned by
-// root, searchable but not readable by others.
+// root, searchable but not readable by others. A p kept from a Config.Shared
+// since changed is not under shared: only p is changed then, never its
+// parents (/var, /tmp, /).
 func searchable(p, shared string) error {
 	if err := os.MkdirAll(p, 0o711); err != nil {
 		return err
@@ -172,7 +174,7 @@ func searchable(p, shared string) error {
 		if err := os.Chmod(q, 0o711); err != nil {
 			return err
 		}
-		if q == shared || q == filepath.Dir(q) {
+		if !strings.HasPrefix(q, shared+string(filepath.Separator)) {
 			return nil
 		}
 	}

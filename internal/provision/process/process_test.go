@@ -405,6 +405,31 @@ func TestPrivateParent(t *testing.T) {
 	}
 }
 
+// searchable opens the way from Config.Shared down to a server's
+// directory, and nothing above it: a location kept from another
+// Config.Shared has only its own directory changed.
+func TestSearchable(t *testing.T) {
+	base := t.TempDir()
+	if err := os.Chmod(base, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	shared := filepath.Join(base, "shared")
+	for _, p := range []string{filepath.Join(shared, "a1"), filepath.Join(base, "earlier", "b2")} {
+		if err := searchable(p, shared); err != nil {
+			t.Fatalf("searchable(%s): %v", p, err)
+		}
+		if fi, err := os.Stat(p); err != nil || fi.Mode().Perm() != 0o711 {
+			t.Errorf("%s: %v, %v; want it 0711", p, fi.Mode(), err)
+		}
+	}
+	if fi, err := os.Stat(shared); err != nil || fi.Mode().Perm() != 0o711 {
+		t.Errorf("%s: %v, %v; want it 0711", shared, fi.Mode(), err)
+	}
+	if fi, err := os.Stat(base); err != nil || fi.Mode().Perm() != 0o700 {
+		t.Errorf("the parent of Config.Shared: %v, %v; want it left 0700", fi.Mode(), err)
+	}
+}
+
 func TestIdent(t *testing.T) {
 	long := strings.Repeat("a", 80)
 	names := []string{"db", "api-db", "api_db", "API_DB", "Api_db", "postgres", "pg_stat", "1cache", "", "café",
