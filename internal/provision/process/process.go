@@ -159,7 +159,7 @@ func relocate(dir, shared string) (string, error) {
 	if err := searchable(p, shared); err != nil {
 		return "", err
 	}
-	return p, os.WriteFile(loc, []byte(p+"\n"), 0o600)
+	return p, safefile.Write(loc, []byte(p+"\n"))
 }
 
 // searchable makes p and the directories from shared down to it, owned by
