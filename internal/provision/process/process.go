@@ -105,21 +105,32 @@ func New(cfg Config) *Driver {
 	}
 	log = log.With("driver", "process")
 	if os.Geteuid() == 0 {
-		if private := privateParent(cfg.Dir); private != "" {
-			shared := cfg.Shared
-			if tmp := os.TempDir(); shared == "" && strings.HasPrefix(cfg.Dir, tmp+string(filepath.Separator)) {
-				shared = filepath.Join(tmp, "socle-resources")
-			}
-			if dir, err := relocate(cfg.Dir, cmp.Or(shared, sharedRoot)); err != nil {
-				log.Warn("the servers cannot live outside the data directory", "dir", cfg.Dir, "err", err)
-			} else {
-				log.Info("the servers live outside the data directory: a parent of it is private to root, and they run as their own users",
-					"private", private, "dir", dir)
-				cfg.Dir = dir
-			}
-		}
+		cfg.Dir = reachable(cfg, log)
 	}
 	return &Driver{cfg: cfg, log: log, envs: map[string]*sync.Mutex{}}
+}
+
+// reachable is where the servers live when socle is root and they run as
+// their own users: cfg.Dir, unless a parent of it is private; then a
+// directory under Config.Shared (see relocate). One that cannot be made
+// leaves them in cfg.Dir, where serverDir says what to do.
+func reachable(cfg Config, log *slog.Logger) string {
+	private := privateParent(cfg.Dir)
+	if private == "" {
+		return cfg.Dir
+	}
+	shared := cfg.Shared
+	if tmp := os.TempDir(); shared == "" && strings.HasPrefix(cfg.Dir, tmp+string(filepath.Separator)) {
+		shared = filepath.Join(tmp, "socle-resources")
+	}
+	dir, err := relocate(cfg.Dir, cmp.Or(shared, sharedRoot))
+	if err != nil {
+		log.Warn("the servers cannot live outside the data directory", "dir", cfg.Dir, "err", err)
+		return cfg.Dir
+	}
+	log.Info("the servers live outside the data directory: a parent of it is private to root, and they run as their own users",
+		"private", private, "dir", dir)
+	return dir
 }
 
 // privateParent returns the first existing parent of dir that others
