@@ -24,9 +24,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
-	"net"
 	"os"
-	"os/user"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -36,6 +34,7 @@ import (
 	"time"
 
 	"github.com/socle-dev/socle/internal/provision"
+	"github.com/socle-dev/socle/internal/provision/process/machine"
 	"github.com/socle-dev/socle/internal/safefile"
 	"github.com/socle-dev/socle/internal/seal"
 )
@@ -362,27 +361,14 @@ func ident(name string) string {
 	return s[:min(len(s), 63-len(suffix))] + suffix
 }
 
-// account is the user a server runs as: nil (socle's own) unless socle
-// runs as root, which PostgreSQL refuses; then the service's user, which
-// Debian's package creates. redis would run as root, but has no reason to.
+// account is the user a server runs as (see machine.Account); pkg is the
+// Debian package that creates it.
 func account(name, pkg string) (*syscall.Credential, error) {
-	if os.Geteuid() != 0 {
-		return nil, nil
-	}
-	u, err := user.Lookup(name)
+	cred, err := machine.Account(name)
 	if err != nil {
 		return nil, fmt.Errorf("socle runs as root and runs %s as the %s user, which does not exist here (Debian's %s package creates it): %w", pkg, name, pkg, err)
 	}
-	uid, err := strconv.ParseUint(u.Uid, 10, 32)
-	if err != nil {
-		return nil, err
-	}
-	gid, err := strconv.ParseUint(u.Gid, 10, 32)
-	if err != nil {
-		return nil, err
-	}
-	// No supplementary groups: not root's.
-	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: []uint32{}}, nil
+	return cred, nil
 }
 
 // serverDir makes dir, where a server's directory and state live, owned
@@ -492,23 +478,6 @@ func (d *Driver) reveal(kept, aad string) (string, error) {
 	return string(plain), nil
 }
 
-// password is a new random password: hex, so that it needs no escaping in
-// a URL, a config file or SASLprep.
-func password() string {
-	b := make([]byte, 16)
-	rand.Read(b)
-	return hex.EncodeToString(b)
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
 // alive reports whether pid is a live process working in dir: the
 // servers chdir to their data directory, so a pid reused by another
 // process, or a dead server's zombie (which has no cwd), is not one.
@@ -583,10 +552,4 @@ func poll(ctx context.Context, try func() error) error {
 		case <-tick.C:
 		}
 	}
-}
-
-// serverEnv is the servers' environment: the C locale, and nothing of
-// socle's (no PG* settings, no secrets).
-func serverEnv() []string {
-	return []string{"PATH=/usr/bin:/bin", "LC_ALL=C", "LANG=C"}
 }
