@@ -489,17 +489,25 @@ func alive(pid int, dir string) bool {
 		// No /proc (not Linux): the pid's existence is all there is.
 		return syscall.Kill(pid, 0) == nil
 	}
-	cwd, err := os.Readlink(fmt.Sprintf("/proc/%d/cwd", pid))
-	return err == nil && cwd == realPath(dir)
+	return worksIn(pid, realPath(dir))
+}
+
+// worksIn reports whether process pid's working directory is real, a
+// path with its symbolic links resolved.
+func worksIn(pid int, real string) bool {
+	cwd, err := os.Readlink("/proc/" + strconv.Itoa(pid) + "/cwd")
+	return err == nil && cwd == real
 }
 
 // workingIn lists the live processes working in dir: what remains of a
 // killed PostgreSQL server (its backends) until they notice and exit.
+// Without /proc there are none to find.
 func workingIn(dir string) []int {
 	entries, _ := os.ReadDir("/proc")
+	real := realPath(dir)
 	var pids []int
 	for _, e := range entries {
-		if pid, err := strconv.Atoi(e.Name()); err == nil && alive(pid, dir) {
+		if pid, err := strconv.Atoi(e.Name()); err == nil && worksIn(pid, real) {
 			pids = append(pids, pid)
 		}
 	}
