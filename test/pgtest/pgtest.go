@@ -11,17 +11,13 @@ package pgtest
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
 	"net/url"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"sync"
 	"syscall"
@@ -29,6 +25,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/socle-dev/socle/internal/provision/process/machine"
 )
 
 // Server is a running PostgreSQL server. The admin role is a superuser
@@ -79,24 +77,14 @@ func (s *Server) Connect(t testing.TB, db string) *pgx.Conn {
 	return conn
 }
 
-// Bin finds the directory of PostgreSQL's server programs: on PATH, or
-// where Debian puts them (/usr/lib/postgresql/<version>/bin, the newest
-// version first).
+// Bin finds the directory of PostgreSQL's server programs, as the
+// process provision driver does (see machine.PostgresBin).
 func Bin() (string, error) {
-	if p, err := exec.LookPath("initdb"); err == nil {
-		return filepath.Dir(p), nil
-	}
-	found, _ := filepath.Glob("/usr/lib/postgresql/*/bin/initdb")
-	slices.SortFunc(found, func(a, b string) int { return version(b) - version(a) })
-	if len(found) == 0 {
+	dir := machine.PostgresBin()
+	if dir == "" {
 		return "", errors.New("no initdb on PATH nor in /usr/lib/postgresql/*/bin: install Debian's postgresql package (scripts/test does)")
 	}
-	return filepath.Dir(found[0]), nil
-}
-
-func version(initdb string) int {
-	n, _ := strconv.Atoi(filepath.Base(filepath.Dir(filepath.Dir(initdb))))
-	return n
+	return dir, nil
 }
 
 // Start starts a server for t and stops it when t ends. A machine without
@@ -112,9 +100,9 @@ func Start(t testing.TB) *Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cred, err := credential()
+	cred, err := machine.Account("postgres")
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("running as root, PostgreSQL runs as the postgres user: %v", err)
 	}
 	// Not t.TempDir: its parents are private to the test's user, and
 	// the postgres user must reach its directory.
@@ -128,7 +116,7 @@ func Start(t testing.TB) *Server {
 			t.Fatal(err)
 		}
 	}
-	s := &Server{Host: "127.0.0.1", User: "postgres", Password: secret(), Dir: dir}
+	s := &Server{Host: "127.0.0.1", User: "postgres", Password: machine.Password(), Dir: dir}
 	pwfile := filepath.Join(dir, "pwfile")
 	if err := os.WriteFile(pwfile, []byte(s.Password+"\n"), 0o600); err != nil {
 		t.Fatal(err)
@@ -142,7 +130,7 @@ func Start(t testing.TB) *Server {
 	initdb := exec.Command(filepath.Join(bin, "initdb"), "-D", data, "-U", s.User, "--pwfile", pwfile,
 		"--auth", "scram-sha-256", "--encoding", "UTF8", "--locale", "C", "--no-sync")
 	initdb.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
-	initdb.Env = env()
+	initdb.Env = machine.Env()
 	if out, err := initdb.CombinedOutput(); err != nil {
 		t.Fatalf("initdb: %v\n%s", err, out)
 	}
@@ -153,7 +141,7 @@ func Start(t testing.TB) *Server {
 	// again on another.
 	var lastErr error
 	for range 3 {
-		port, err := freePort()
+		port, err := machine.FreePort()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -180,7 +168,7 @@ func (s *Server) run(t testing.TB, bin, data string, cred *syscall.Credential) e
 		// A test's server needs no durability: what it writes is thrown away.
 		"-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off")
 	cmd.SysProcAttr = procAttr(cred)
-	cmd.Env = env()
+	cmd.Env = machine.Env()
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("starting postgres: %w", err)
@@ -239,46 +227,4 @@ func (s *Server) ready(ctx context.Context, exited <-chan error) error {
 		case <-tick.C:
 		}
 	}
-}
-
-// credential is the postgres user's when the test runs as root, nil
-// (the test's own user) otherwise.
-func credential() (*syscall.Credential, error) {
-	if os.Geteuid() != 0 {
-		return nil, nil
-	}
-	u, err := user.Lookup("postgres")
-	if err != nil {
-		return nil, fmt.Errorf("running as root, PostgreSQL runs as the postgres user: %w", err)
-	}
-	uid, err := strconv.ParseUint(u.Uid, 10, 32)
-	if err != nil {
-		return nil, err
-	}
-	gid, err := strconv.ParseUint(u.Gid, 10, 32)
-	if err != nil {
-		return nil, err
-	}
-	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), NoSetGroups: true}, nil
-}
-
-// env is the servers' environment: the C locale, and nothing of the
-// test's PG* settings.
-func env() []string {
-	return []string{"PATH=/usr/bin:/bin", "LC_ALL=C", "LANG=C"}
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-func secret() string {
-	b := make([]byte, 16)
-	rand.Read(b)
-	return hex.EncodeToString(b)
 }

@@ -15,7 +15,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -24,6 +23,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/socle-dev/socle/internal/provision"
+	"github.com/socle-dev/socle/internal/provision/process/machine"
 )
 
 // postgres is an environment's PostgreSQL server, shared by its postgres
@@ -152,7 +152,7 @@ func (p *postgres) rolePassword(st *pgState, resource string) (string, error) {
 	if kept, ok := st.Passwords[resource]; ok {
 		return p.d.reveal(kept, aad)
 	}
-	pw := password()
+	pw := machine.Password()
 	hidden, err := p.d.hide(pw, aad)
 	if err != nil {
 		return "", err
@@ -298,7 +298,7 @@ func (p *postgres) start(ctx context.Context) (pgState, string, error) {
 	cmd := exec.CommandContext(ctx, filepath.Join(bin, "pg_ctl"), "start", "-D", p.data(), "-l", p.logFile(),
 		"-w", "-t", strconv.Itoa(int(startTimeout/time.Second)), "-s")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
-	cmd.Env = serverEnv()
+	cmd.Env = machine.Env()
 	cmd.WaitDelay = time.Second
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return st, "", fmt.Errorf("postgres server for %s did not start (%v): %s\nlast lines of %s:\n%s",
@@ -322,13 +322,13 @@ func (p *postgres) initdb(bin string, cred *syscall.Credential, st *pgState) err
 	}
 	defer os.RemoveAll(fresh)
 	if st.Port == 0 {
-		port, err := freePort()
+		port, err := machine.FreePort()
 		if err != nil {
 			return err
 		}
 		st.Port = port
 	}
-	super := password()
+	super := machine.Password()
 	pwfile := filepath.Join(p.dir, "pwfile")
 	if err := os.WriteFile(pwfile, []byte(super+"\n"), 0o600); err != nil {
 		return err
@@ -341,7 +341,7 @@ func (p *postgres) initdb(bin string, cred *syscall.Credential, st *pgState) err
 	cmd := exec.Command(filepath.Join(bin, "initdb"), "-D", fresh, "-U", "postgres", "--pwfile", pwfile,
 		"--auth", "scram-sha-256", "--encoding", "UTF8", "--locale", "C")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
-	cmd.Env = serverEnv()
+	cmd.Env = machine.Env()
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("initdb for the postgres server of %s: %v\n%s", p.env, err, out)
 	}
@@ -390,7 +390,7 @@ func (p *postgres) stop(ctx context.Context) error {
 	cmd := exec.CommandContext(ctx, filepath.Join(bin, "pg_ctl"), "stop", "-D", p.data(), "-m", "fast",
 		"-w", "-t", strconv.Itoa(int(stopTimeout/time.Second)), "-s")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
-	cmd.Env = serverEnv()
+	cmd.Env = machine.Env()
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("stopping the postgres server for %s: %v: %s", p.env, err, strings.TrimSpace(string(out)))
 	}
@@ -409,19 +409,11 @@ func (d *Driver) postgresBin() (string, error) {
 		}
 		return dir, nil
 	}
-	if p, err := exec.LookPath("initdb"); err == nil {
-		return filepath.Dir(p), nil
-	}
-	found, _ := filepath.Glob("/usr/lib/postgresql/*/bin/initdb")
-	version := func(initdb string) int {
-		n, _ := strconv.Atoi(filepath.Base(filepath.Dir(filepath.Dir(initdb))))
-		return n
-	}
-	slices.SortFunc(found, func(a, b string) int { return version(b) - version(a) })
-	if len(found) == 0 {
+	dir := machine.PostgresBin()
+	if dir == "" {
 		return "", fmt.Errorf("postgres resources need PostgreSQL's initdb and pg_ctl, on PATH or in /usr/lib/postgresql/<version>/bin, and there are none (%s)", install)
 	}
-	return filepath.Dir(found[0]), nil
+	return dir, nil
 }
 
 // connect opens a connection to the server on 127.0.0.1:port, within

@@ -24,9 +24,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
-	"net"
 	"os"
-	"os/user"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -36,6 +34,7 @@ import (
 	"time"
 
 	"github.com/socle-dev/socle/internal/provision"
+	"github.com/socle-dev/socle/internal/provision/process/machine"
 	"github.com/socle-dev/socle/internal/safefile"
 	"github.com/socle-dev/socle/internal/seal"
 )
@@ -105,21 +104,32 @@ func New(cfg Config) *Driver {
 	}
 	log = log.With("driver", "process")
 	if os.Geteuid() == 0 {
-		if private := privateParent(cfg.Dir); private != "" {
-			shared := cfg.Shared
-			if tmp := os.TempDir(); shared == "" && strings.HasPrefix(cfg.Dir, tmp+string(filepath.Separator)) {
-				shared = filepath.Join(tmp, "socle-resources")
-			}
-			if dir, err := relocate(cfg.Dir, cmp.Or(shared, sharedRoot)); err != nil {
-				log.Warn("the servers cannot live outside the data directory", "dir", cfg.Dir, "err", err)
-			} else {
-				log.Info("the servers live outside the data directory: a parent of it is private to root, and they run as their own users",
-					"private", private, "dir", dir)
-				cfg.Dir = dir
-			}
-		}
+		cfg.Dir = reachable(cfg, log)
 	}
 	return &Driver{cfg: cfg, log: log, envs: map[string]*sync.Mutex{}}
+}
+
+// reachable is where the servers live when socle is root and they run as
+// their own users: cfg.Dir, unless a parent of it is private; then a
+// directory under Config.Shared (see relocate). One that cannot be made
+// leaves them in cfg.Dir, where serverDir says what to do.
+func reachable(cfg Config, log *slog.Logger) string {
+	private := privateParent(cfg.Dir)
+	if private == "" {
+		return cfg.Dir
+	}
+	shared := cfg.Shared
+	if tmp := os.TempDir(); shared == "" && strings.HasPrefix(cfg.Dir, tmp+string(filepath.Separator)) {
+		shared = filepath.Join(tmp, "socle-resources")
+	}
+	dir, err := relocate(cfg.Dir, cmp.Or(shared, sharedRoot))
+	if err != nil {
+		log.Warn("the servers cannot live outside the data directory", "dir", cfg.Dir, "err", err)
+		return cfg.Dir
+	}
+	log.Info("the servers live outside the data directory: a parent of it is private to root, and they run as their own users",
+		"private", private, "dir", dir)
+	return dir
 }
 
 // privateParent returns the first existing parent of dir that others
@@ -159,11 +169,13 @@ func relocate(dir, shared string) (string, error) {
 	if err := searchable(p, shared); err != nil {
 		return "", err
 	}
-	return p, os.WriteFile(loc, []byte(p+"\n"), 0o600)
+	return p, safefile.Write(loc, []byte(p+"\n"))
 }
 
 // searchable makes p and the directories from shared down to it, owned by
-// root, searchable but not readable by others.
+// root, searchable but not readable by others. A p kept from a Config.Shared
+// since changed is not under shared: only p is changed then, never its
+// parents (/var, /tmp, /).
 func searchable(p, shared string) error {
 	if err := os.MkdirAll(p, 0o711); err != nil {
 		return err
@@ -172,7 +184,7 @@ func searchable(p, shared string) error {
 		if err := os.Chmod(q, 0o711); err != nil {
 			return err
 		}
-		if q == shared || q == filepath.Dir(q) {
+		if !strings.HasPrefix(q, shared+string(filepath.Separator)) {
 			return nil
 		}
 	}
@@ -349,27 +361,14 @@ func ident(name string) string {
 	return s[:min(len(s), 63-len(suffix))] + suffix
 }
 
-// account is the user a server runs as: nil (socle's own) unless socle
-// runs as root, which PostgreSQL refuses; then the service's user, which
-// Debian's package creates. redis would run as root, but has no reason to.
+// account is the user a server runs as (see machine.Account); pkg is the
+// Debian package that creates it.
 func account(name, pkg string) (*syscall.Credential, error) {
-	if os.Geteuid() != 0 {
-		return nil, nil
-	}
-	u, err := user.Lookup(name)
+	cred, err := machine.Account(name)
 	if err != nil {
 		return nil, fmt.Errorf("socle runs as root and runs %s as the %s user, which does not exist here (Debian's %s package creates it): %w", pkg, name, pkg, err)
 	}
-	uid, err := strconv.ParseUint(u.Uid, 10, 32)
-	if err != nil {
-		return nil, err
-	}
-	gid, err := strconv.ParseUint(u.Gid, 10, 32)
-	if err != nil {
-		return nil, err
-	}
-	// No supplementary groups: not root's.
-	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: []uint32{}}, nil
+	return cred, nil
 }
 
 // serverDir makes dir, where a server's directory and state live, owned
@@ -479,23 +478,6 @@ func (d *Driver) reveal(kept, aad string) (string, error) {
 	return string(plain), nil
 }
 
-// password is a new random password: hex, so that it needs no escaping in
-// a URL, a config file or SASLprep.
-func password() string {
-	b := make([]byte, 16)
-	rand.Read(b)
-	return hex.EncodeToString(b)
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
 // alive reports whether pid is a live process working in dir: the
 // servers chdir to their data directory, so a pid reused by another
 // process, or a dead server's zombie (which has no cwd), is not one.
@@ -507,17 +489,25 @@ func alive(pid int, dir string) bool {
 		// No /proc (not Linux): the pid's existence is all there is.
 		return syscall.Kill(pid, 0) == nil
 	}
-	cwd, err := os.Readlink(fmt.Sprintf("/proc/%d/cwd", pid))
-	return err == nil && cwd == realPath(dir)
+	return worksIn(pid, realPath(dir))
+}
+
+// worksIn reports whether process pid's working directory is real, a
+// path with its symbolic links resolved.
+func worksIn(pid int, real string) bool {
+	cwd, err := os.Readlink("/proc/" + strconv.Itoa(pid) + "/cwd")
+	return err == nil && cwd == real
 }
 
 // workingIn lists the live processes working in dir: what remains of a
 // killed PostgreSQL server (its backends) until they notice and exit.
+// Without /proc there are none to find.
 func workingIn(dir string) []int {
 	entries, _ := os.ReadDir("/proc")
+	real := realPath(dir)
 	var pids []int
 	for _, e := range entries {
-		if pid, err := strconv.Atoi(e.Name()); err == nil && alive(pid, dir) {
+		if pid, err := strconv.Atoi(e.Name()); err == nil && worksIn(pid, real) {
 			pids = append(pids, pid)
 		}
 	}
@@ -570,10 +560,4 @@ func poll(ctx context.Context, try func() error) error {
 		case <-tick.C:
 		}
 	}
-}
-
-// serverEnv is the servers' environment: the C locale, and nothing of
-// socle's (no PG* settings, no secrets).
-func serverEnv() []string {
-	return []string{"PATH=/usr/bin:/bin", "LC_ALL=C", "LANG=C"}
 }

@@ -1,7 +1,6 @@
 package process
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -24,25 +23,8 @@ import (
 
 	"github.com/socle-dev/socle/internal/provision"
 	"github.com/socle-dev/socle/internal/seal"
+	"github.com/socle-dev/socle/internal/syncbuf"
 )
-
-// syncBuffer is a log the driver's concurrent calls write to.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // dataDir is a data directory for a test. Not t.TempDir: its parents are
 // private to the test's user, and when the test runs as root the servers
@@ -105,7 +87,7 @@ func TestPostgres(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var log syncBuffer
+	var log syncbuf.Buffer
 	cfg := Config{Dir: dir, Seal: key, Logger: slogTo(&log)}
 	d := New(cfg)
 	stopWhenDone(t, d, "dev")
@@ -290,7 +272,7 @@ func TestPostgres(t *testing.T) {
 func TestRedis(t *testing.T) {
 	ctx := context.Background()
 	dir := dataDir(t)
-	var log syncBuffer
+	var log syncbuf.Buffer
 	d := New(Config{Dir: dir, Logger: slogTo(&log)})
 	stopWhenDone(t, d, "dev")
 	r := provision.Request{Name: "cache", Env: "dev", Type: "redis"}
@@ -420,6 +402,31 @@ func TestPrivateParent(t *testing.T) {
 	again, err := New(cfg).Provision(ctx, r)
 	if err != nil || !maps.Equal(again, out) {
 		t.Errorf("after a restart: %v, %v; want the same outputs", again, err)
+	}
+}
+
+// searchable opens the way from Config.Shared down to a server's
+// directory, and nothing above it: a location kept from another
+// Config.Shared has only its own directory changed.
+func TestSearchable(t *testing.T) {
+	base := t.TempDir()
+	if err := os.Chmod(base, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	shared := filepath.Join(base, "shared")
+	for _, p := range []string{filepath.Join(shared, "a1"), filepath.Join(base, "earlier", "b2")} {
+		if err := searchable(p, shared); err != nil {
+			t.Fatalf("searchable(%s): %v", p, err)
+		}
+		if fi, err := os.Stat(p); err != nil || fi.Mode().Perm() != 0o711 {
+			t.Errorf("%s: %v, %v; want it 0711", p, fi.Mode(), err)
+		}
+	}
+	if fi, err := os.Stat(shared); err != nil || fi.Mode().Perm() != 0o711 {
+		t.Errorf("%s: %v, %v; want it 0711", shared, fi.Mode(), err)
+	}
+	if fi, err := os.Stat(base); err != nil || fi.Mode().Perm() != 0o700 {
+		t.Errorf("the parent of Config.Shared: %v, %v; want it left 0700", fi.Mode(), err)
 	}
 }
 

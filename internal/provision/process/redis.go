@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/socle-dev/socle/internal/provision"
+	"github.com/socle-dev/socle/internal/provision/process/machine"
 )
 
 // redis is one resource's redis server (redis has no per-database users
@@ -63,10 +64,10 @@ func (s *redis) provision(ctx context.Context, r provision.Request) (map[string]
 		return nil, err
 	}
 	if st.Port == 0 || st.Password == "" {
-		if st.Port, err = freePort(); err != nil {
+		if st.Port, err = machine.FreePort(); err != nil {
 			return nil, err
 		}
-		if st.Password, err = s.d.hide(password(), s.aad()); err != nil {
+		if st.Password, err = s.d.hide(machine.Password(), s.aad()); err != nil {
 			return nil, err
 		}
 		if err := writeState(s.state(), &st); err != nil {
@@ -117,7 +118,7 @@ func (s *redis) start(ctx context.Context, bin string, cred *syscall.Credential,
 	// socle, which adopts it again from its pidfile.
 	cmd := exec.CommandContext(ctx, filepath.Join(bin, "redis-server"), conf)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
-	cmd.Env = serverEnv()
+	cmd.Env = machine.Env()
 	cmd.WaitDelay = time.Second
 	out, err := cmd.CombinedOutput()
 	if err == nil {
