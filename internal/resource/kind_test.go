@@ -526,7 +526,7 @@ func TestNoDriver(t *testing.T) {
 func mustDecode(t *testing.T, k *Kind, repo *spec.Repo, u *plan.Unit) *Desired {
 	t.Helper()
 	b, _ := json.Marshal(u)
-	res, _ := Units(repo, []unit.Desired{{Key: appKey(u.App, u.Env), Spec: b}}, Served{})
+	res, _, _ := units(repo, []unit.Desired{{Key: appKey(u.App, u.Env), Spec: b}}, nil)
 	for _, r := range res {
 		if r.Key == Key(u.App+"-db", u.Env) {
 			d, err := k.Decode(r.Spec)
