@@ -375,9 +375,9 @@ func (k *Kind) Describe(key unit.Key, spec any, st reconcile.UnitStatus) string 
 
 // Outputs returns the outputs of u's resources that socle provisions, by
 // the resource's name in u's workload; a resource it leaves out is not
-// provisioned by socle (no provisioner, driver or runtime serves it). A
-// resource provisioned and not yet Synced is an error: an app that uses
-// it waits for it.
+// provisioned by socle (no provisioner serves it, or its environment's
+// runtime reads no provisioned outputs). A resource desired and never
+// provisioned yet is an error: an app that uses it waits for it.
 func (k *Kind) Outputs(u *plan.Unit) (map[string]provision.Outputs, error) {
 	out := map[string]provision.Outputs{}
 	for _, res := range slices.Sorted(maps.Keys(u.Resources)) {

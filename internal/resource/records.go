@@ -29,13 +29,14 @@ type record struct {
 
 // records keeps the records sealed in a directory of the data directory,
 // <dir>/<env>/<name>.sealed, and in memory: runtimes read outputs at every
-// replica they start.
+// replica they start, the app kind at every pass of an app (its release
+// hash).
 //
 // The data directory, not the store: like a stack's outputs they are the
-// state of what this socle provisioned on this machine (a PostgreSQL server
-// under the same data directory), they are sealed with its secret as the
-// stacks' are, and the store keeps no per-kind state beside units'
-// operations (a table would be a change of every store and its suite).
+// state of what this socle provisioned on this machine (a PostgreSQL
+// server it runs), they are sealed with its secret as the stacks' are,
+// and the store keeps no per-kind state beside units' operations (a table
+// would be a change of every store and its suite).
 type records struct {
 	dir string
 	key *seal.Key
