@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -41,8 +43,9 @@ type records struct {
 	dir string
 	key *seal.Key
 
-	mu    sync.Mutex
-	cache map[unit.Key]*record
+	mu     sync.Mutex
+	cache  map[unit.Key]*record // read, or nil: known to have none
+	listed map[unit.Key]bool    // the units that have a record; nil until dir is first read
 }
 
 const sealedExt = ".sealed"
@@ -109,6 +112,9 @@ func (r *records) put(k unit.Key, rec *record) error {
 	}
 	r.mu.Lock()
 	r.cache[k] = rec
+	if r.listed != nil {
+		r.listed[k] = true
+	}
 	r.mu.Unlock()
 	return nil
 }
@@ -121,20 +127,37 @@ func (r *records) remove(k unit.Key) error {
 	}
 	r.mu.Lock()
 	r.cache[k] = nil
+	delete(r.listed, k)
 	r.mu.Unlock()
 	return nil
 }
 
-// keys lists the units that have a record.
+// keys lists the units that have a record, in key order: the directory
+// is read once, then put and remove keep the list (the redactor asks at
+// every rebuild, the API at every request).
 func (r *records) keys() ([]unit.Key, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.listed == nil {
+		listed, err := r.list()
+		if err != nil {
+			return nil, err
+		}
+		r.listed = listed
+	}
+	return slices.SortedFunc(maps.Keys(r.listed), unit.Key.Compare), nil
+}
+
+// list reads the units that have a record from the directory.
+func (r *records) list() (map[unit.Key]bool, error) {
+	out := map[unit.Key]bool{}
 	envs, err := os.ReadDir(r.dir)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
+		return out, nil
 	}
 	if err != nil {
 		return nil, err
 	}
-	var out []unit.Key
 	for _, e := range envs {
 		if !e.IsDir() {
 			continue
@@ -145,7 +168,7 @@ func (r *records) keys() ([]unit.Key, error) {
 		}
 		for _, f := range files {
 			if name, ok := strings.CutSuffix(f.Name(), sealedExt); ok && !f.IsDir() {
-				out = append(out, unit.Key{Kind: KindID, Name: name, Env: e.Name()})
+				out[unit.Key{Kind: KindID, Name: name, Env: e.Name()}] = true
 			}
 		}
 	}
