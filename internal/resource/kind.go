@@ -74,7 +74,7 @@ type Kind struct {
 	log *slog.Logger
 
 	mu      sync.Mutex
-	desired map[unit.Key]*Desired // the units Units last returned
+	desired map[unit.Key]*Desired // the units Units last returned, by key
 }
 
 var (
@@ -98,26 +98,20 @@ func New(cfg Config) (*Kind, error) {
 func (k *Kind) ID() string { return KindID }
 
 // Units returns the desired resource units of the desired app units and
-// the app units depending on them (the package's Units, with the drivers
-// and environments this socle serves), and remembers which resources are
-// provisioned for Outputs.
+// the app units depending on them (package function units, in the
+// environments whose runtime reads provisioned outputs), and remembers
+// which resources are desired, for Outputs and Resources.
 //
 // Before a revision is in force (repo nil: socle starting), the resources
 // desired are those provisioned before, as they were: not knowing which
 // resources the workloads ask for must neither deprovision one nor let an
 // app read made-up outputs in place of its database's.
 func (k *Kind) Units(repo *spec.Repo, apps []unit.Desired) (resources, out []unit.Desired) {
+	var desired map[unit.Key]*Desired
 	if repo == nil {
-		resources, out = k.kept(apps)
+		resources, desired, out = k.kept(apps)
 	} else {
-		resources, out = Units(repo, apps, Served{Env: k.cfg.Serves})
-	}
-	desired := make(map[unit.Key]*Desired, len(resources))
-	for _, r := range resources {
-		var d Desired
-		if json.Unmarshal(r.Spec, &d) == nil {
-			desired[r.Key] = &d
-		}
+		resources, desired, out = units(repo, apps, k.cfg.Serves)
 	}
 	k.mu.Lock()
 	k.desired = desired
@@ -128,7 +122,7 @@ func (k *Kind) Units(repo *spec.Repo, apps []unit.Desired) (resources, out []uni
 // kept returns the units of the resources provisioned before, each as it
 // was provisioned, and the app units depending on those of their
 // resources that were.
-func (k *Kind) kept(apps []unit.Desired) (resources, out []unit.Desired) {
+func (k *Kind) kept(apps []unit.Desired) (resources []unit.Desired, desired map[unit.Key]*Desired, out []unit.Desired) {
 	recs, err := k.rec.all()
 	if err != nil {
 		k.log.Warn("reading the provisioned resources", "err", err)
@@ -146,12 +140,14 @@ func (k *Kind) kept(apps []unit.Desired) (resources, out []unit.Desired) {
 			}
 		}
 	}
+	desired = make(map[unit.Key]*Desired, len(recs))
 	for _, key := range slices.SortedFunc(maps.Keys(recs), unit.Key.Compare) {
 		if raw, err := json.Marshal(recs[key].Spec); err == nil {
 			resources = append(resources, unit.Desired{Key: key, Spec: raw})
+			desired[key] = &recs[key].Spec
 		}
 	}
-	return resources, out
+	return resources, desired, out
 }
 
 // Start returns the units that have outputs kept: one removed from Git
@@ -379,9 +375,9 @@ func (k *Kind) Describe(key unit.Key, spec any, st reconcile.UnitStatus) string 
 
 // Outputs returns the outputs of u's resources that socle provisions, by
 // the resource's name in u's workload; a resource it leaves out is not
-// provisioned by socle (no provisioner, driver or runtime serves it). A
-// resource provisioned and not yet Synced is an error: an app that uses
-// it waits for it.
+// provisioned by socle (no provisioner serves it, or its environment's
+// runtime reads no provisioned outputs). A resource desired and never
+// provisioned yet is an error: an app that uses it waits for it.
 func (k *Kind) Outputs(u *plan.Unit) (map[string]provision.Outputs, error) {
 	out := map[string]provision.Outputs{}
 	for _, res := range slices.Sorted(maps.Keys(u.Resources)) {

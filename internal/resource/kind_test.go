@@ -167,18 +167,6 @@ type harness struct {
 	redact []string
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
-
 // testRepo has dev (local, first of the line) and prod (promoted from
 // dev: production), and a static provisioner of redis in prod.
 func testRepo(redisHost string) *spec.Repo {
@@ -383,15 +371,26 @@ func TestProvisionedBeforeTheApp(t *testing.T) {
 			t.Errorf("SecretValues lacks %q", v)
 		}
 	}
-	// The outputs are sealed at rest.
-	filepath.WalkDir(h.kind.cfg.Dir, func(p string, e fs.DirEntry, err error) error {
-		if err == nil && !e.IsDir() {
-			if b, _ := os.ReadFile(p); bytes.Contains(b, []byte(api.Values["password"])) || bytes.Contains(b, []byte(web.Values["password"])) {
-				t.Errorf("%s holds a password in clear", p)
-			}
+	// The outputs are sealed at rest: one file per resource unit, none
+	// holding a password in clear.
+	files := 0
+	err := filepath.WalkDir(h.kind.cfg.Dir, func(p string, e fs.DirEntry, err error) error {
+		if err != nil || e.IsDir() {
+			return err
+		}
+		files++
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		if bytes.Contains(b, []byte(api.Values["password"])) || bytes.Contains(b, []byte(web.Values["password"])) {
+			t.Errorf("%s holds a password in clear", p)
 		}
 		return nil
 	})
+	if err != nil || files != 2 {
+		t.Errorf("the kept outputs: %d files, want 2 (%v)", files, err)
+	}
 }
 
 // TestCheckFailedProvisionsAgain: what was provisioned is gone (a server
@@ -527,7 +526,7 @@ func TestNoDriver(t *testing.T) {
 func mustDecode(t *testing.T, k *Kind, repo *spec.Repo, u *plan.Unit) *Desired {
 	t.Helper()
 	b, _ := json.Marshal(u)
-	res, _ := Units(repo, []unit.Desired{{Key: appKey(u.App, u.Env), Spec: b}}, Served{})
+	res, _, _ := units(repo, []unit.Desired{{Key: appKey(u.App, u.Env), Spec: b}}, nil)
 	for _, r := range res {
 		if r.Key == Key(u.App+"-db", u.Env) {
 			d, err := k.Decode(r.Spec)

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -29,19 +31,21 @@ type record struct {
 
 // records keeps the records sealed in a directory of the data directory,
 // <dir>/<env>/<name>.sealed, and in memory: runtimes read outputs at every
-// replica they start.
+// replica they start, the app kind at every pass of an app (its release
+// hash).
 //
 // The data directory, not the store: like a stack's outputs they are the
-// state of what this socle provisioned on this machine (a PostgreSQL server
-// under the same data directory), they are sealed with its secret as the
-// stacks' are, and the store keeps no per-kind state beside units'
-// operations (a table would be a change of every store and its suite).
+// state of what this socle provisioned on this machine (a PostgreSQL
+// server it runs), they are sealed with its secret as the stacks' are,
+// and the store keeps no per-kind state beside units' operations (a table
+// would be a change of every store and its suite).
 type records struct {
 	dir string
 	key *seal.Key
 
-	mu    sync.Mutex
-	cache map[unit.Key]*record
+	mu     sync.Mutex
+	cache  map[unit.Key]*record // read, or nil: known to have none
+	listed map[unit.Key]bool    // the units that have a record; nil until dir is first read
 }
 
 const sealedExt = ".sealed"
@@ -108,6 +112,9 @@ func (r *records) put(k unit.Key, rec *record) error {
 	}
 	r.mu.Lock()
 	r.cache[k] = rec
+	if r.listed != nil {
+		r.listed[k] = true
+	}
 	r.mu.Unlock()
 	return nil
 }
@@ -120,20 +127,37 @@ func (r *records) remove(k unit.Key) error {
 	}
 	r.mu.Lock()
 	r.cache[k] = nil
+	delete(r.listed, k)
 	r.mu.Unlock()
 	return nil
 }
 
-// keys lists the units that have a record.
+// keys lists the units that have a record, in key order: the directory
+// is read once, then put and remove keep the list (the redactor asks at
+// every rebuild, the API at every request).
 func (r *records) keys() ([]unit.Key, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.listed == nil {
+		listed, err := r.list()
+		if err != nil {
+			return nil, err
+		}
+		r.listed = listed
+	}
+	return slices.SortedFunc(maps.Keys(r.listed), unit.Key.Compare), nil
+}
+
+// list reads the units that have a record from the directory.
+func (r *records) list() (map[unit.Key]bool, error) {
+	out := map[unit.Key]bool{}
 	envs, err := os.ReadDir(r.dir)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
+		return out, nil
 	}
 	if err != nil {
 		return nil, err
 	}
-	var out []unit.Key
 	for _, e := range envs {
 		if !e.IsDir() {
 			continue
@@ -144,7 +168,7 @@ func (r *records) keys() ([]unit.Key, error) {
 		}
 		for _, f := range files {
 			if name, ok := strings.CutSuffix(f.Name(), sealedExt); ok && !f.IsDir() {
-				out = append(out, unit.Key{Kind: KindID, Name: name, Env: e.Name()})
+				out[unit.Key{Kind: KindID, Name: name, Env: e.Name()}] = true
 			}
 		}
 	}

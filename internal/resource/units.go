@@ -79,7 +79,7 @@ func NameOf(app, res string, r types.Resource) string {
 	return app + "-" + res
 }
 
-// App is what Units reads of a desired app unit (a plan.Unit's JSON).
+// App is what units reads of a desired app unit (a plan.Unit's JSON).
 type App struct {
 	App       string                  `json:"app"`
 	Env       string                  `json:"env"`
@@ -87,33 +87,29 @@ type App struct {
 	Resources types.WorkloadResources `json:"resources,omitempty"`
 }
 
-// Served says where socle provisions resources: Units makes a resource
-// unit only for an environment whose runtime reads the provisioned
-// outputs. A provisioner whose driver this socle lacks still makes one:
-// the unit fails saying so, and the apps that use it wait, rather than
-// read outputs nothing provides.
-type Served struct {
-	// Env reports whether env's runtime reads provisioned outputs.
-	Env func(env string) bool
-}
-
-// Units returns the desired resource units of the desired app units, by
-// the provisioners of repo, and the app units each given DependsOn on
-// the resource units they use, so that the engine provisions a resource
-// before an app that uses it starts. A resource no provisioner serves,
-// of a type socle does not provision, or in an environment serve does not
-// serve, makes no unit: the app reads made-up outputs as before. Workloads that share a resource by id and disagree
-// on it get the first one's (validate reports it).
-func Units(repo *spec.Repo, apps []unit.Desired, serve Served) (resources, out []unit.Desired) {
+// units returns the desired resource units of the desired app units, by
+// the provisioners of repo, each with its desired state as marshalled,
+// and the app units each given DependsOn on the resource units they use,
+// so that the engine provisions a resource before an app that uses it
+// starts. A resource no provisioner serves, of a type socle does not
+// provision, or in an environment whose runtime does not read provisioned
+// outputs (serves false; nil: every one does), makes no unit: the app
+// reads made-up outputs as before. A provisioner whose driver this socle
+// lacks still makes one: the unit fails saying so, and the apps that use
+// it wait, rather than read outputs nothing provides. Workloads that
+// share a resource by id and disagree on it get the first one's
+// (validate reports it).
+func units(repo *spec.Repo, apps []unit.Desired, serves func(env string) bool) (resources []unit.Desired, desired map[unit.Key]*Desired, out []unit.Desired) {
 	out = slices.Clone(apps)
+	desired = map[unit.Key]*Desired{}
 	if repo == nil {
-		return nil, out
+		return nil, desired, out
 	}
 	byKey := map[unit.Key]*Desired{}
 	for i := range out {
 		a := &out[i]
 		var d App
-		if json.Unmarshal(a.Spec, &d) != nil || len(d.Resources) == 0 || (serve.Env != nil && !serve.Env(d.Env)) {
+		if json.Unmarshal(a.Spec, &d) != nil || len(d.Resources) == 0 || (serves != nil && !serves(d.Env)) {
 			continue
 		}
 		a.DependsOn = slices.Clone(a.DependsOn)
@@ -150,8 +146,9 @@ func Units(repo *spec.Repo, apps []unit.Desired, serve Served) (resources, out [
 			continue // params that are not JSON: not from YAML
 		}
 		resources = append(resources, unit.Desired{Key: k, Spec: raw})
+		desired[k] = d
 	}
-	return resources, out
+	return resources, desired, out
 }
 
 func deref(s *string) string {

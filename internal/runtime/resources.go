@@ -17,7 +17,8 @@ import (
 // ResourcePorts are the ports of the Score resource types socle knows.
 //
 // What this file makes up is for resources socle does not provision: a
-// resource no provisioner (or no driver of this socle) serves, every
+// resource no provisioner serves (one whose driver this socle lacks makes
+// a unit that fails, and its apps wait: package resource), every
 // resource of an environment on Kubernetes (its render reads these
 // outputs: the kubernetes runtime does not read provisioned ones yet),
 // and every resource when socle up runs with --provision-resources=false.

@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/socle-dev/socle/internal/api"
+	"github.com/socle-dev/socle/internal/api/client"
 	"github.com/socle-dev/socle/internal/provision"
 	"github.com/socle-dev/socle/internal/reconcile"
 	"github.com/socle-dev/socle/internal/resource"
@@ -93,14 +94,19 @@ func TestResourcesProvisioned(t *testing.T) {
 		t.Fatal("api's replica has no DATABASE_URL with a password")
 	}
 	// The API shows it, its secret outputs redacted.
-	var list api.ResourceList
-	r.getJSON(t, "/api/v1/resources?env=dev", &list)
+	c := client.New(r.url, r.token)
+	list, err := c.Resources(t.Context(), "dev")
+	if err != nil {
+		t.Fatalf("GET /api/v1/resources?env=dev: %v", err)
+	}
 	if len(list.Items) != 1 || list.Items[0].Name != "api-db" || list.Items[0].Provisioner != "builtin/postgres" || strings.Join(list.Items[0].Apps, ",") != "api" ||
 		list.Items[0].Unit == nil || list.Items[0].Unit.Phase != string(reconcile.Synced) {
 		t.Errorf("GET /api/v1/resources?env=dev: %+v", list)
 	}
-	var one api.Resource
-	r.getJSON(t, "/api/v1/resources/dev/api-db", &one)
+	one, err := c.Resource(t.Context(), "dev", "api-db")
+	if err != nil {
+		t.Fatalf("GET /api/v1/resources/dev/api-db: %v", err)
+	}
 	outs := map[string]api.ResourceOutput{}
 	for _, o := range one.Outputs {
 		outs[o.Name] = o
@@ -148,19 +154,5 @@ func TestResourceViewOfARetainedResource(t *testing.T) {
 	x.Desired = true
 	if v := resourceView(x, nil); strings.Join(v.Apps, ",") != "api,worker" || v.FormerApps != nil || v.Unit != nil {
 		t.Errorf("a resource in Git: apps %q, former %q, unit %+v", v.Apps, v.FormerApps, v.Unit)
-	}
-}
-
-// getJSON reads the answer of GET path, which must be 200, into v.
-func (r *running) getJSON(t *testing.T, path string, v any) {
-	t.Helper()
-	resp := r.get(t, path)
-	defer resp.Body.Close()
-	if resp.StatusCode != 200 {
-		b, _ := io.ReadAll(resp.Body)
-		t.Fatalf("GET %s: %s %s", path, resp.Status, b)
-	}
-	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
-		t.Fatalf("GET %s: %v", path, err)
 	}
 }

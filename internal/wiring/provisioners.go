@@ -14,7 +14,8 @@ import (
 // drivers.
 type ProvisionerOptions struct {
 	// Data is socle's data directory (absolute): a driver that runs
-	// services keeps their state under it.
+	// services keeps their state under it (the process driver, as root
+	// under a private parent, only where they live: process.Config.Shared).
 	Data   string
 	Logger *slog.Logger
 	// Seal seals the credentials a driver keeps (the data directory's
