@@ -102,6 +102,9 @@ func New(cfg Config) *Driver {
 	if abs, err := filepath.Abs(cfg.Dir); err == nil {
 		cfg.Dir = abs
 	}
+	if abs, err := filepath.Abs(cfg.Shared); err == nil && cfg.Shared != "" {
+		cfg.Shared = abs
+	}
 	log = log.With("driver", "process")
 	if os.Geteuid() == 0 {
 		cfg.Dir = reachable(cfg, log)
@@ -110,12 +113,14 @@ func New(cfg Config) *Driver {
 }
 
 // reachable is where the servers live when socle is root and they run as
-// their own users: cfg.Dir, unless a parent of it is private; then a
-// directory under Config.Shared (see relocate). One that cannot be made
-// leaves them in cfg.Dir, where serverDir says what to do.
+// their own users: cfg.Dir, unless a parent of it is private, or was when
+// they were moved (a location is kept: the servers and their data stay
+// where they are when the parent is opened since); then a directory under
+// Config.Shared (see relocate). One that cannot be made leaves them in
+// cfg.Dir, where serverDir says what to do.
 func reachable(cfg Config, log *slog.Logger) string {
 	private := privateParent(cfg.Dir)
-	if private == "" {
+	if _, err := os.Stat(filepath.Join(cfg.Dir, "location")); private == "" && err != nil {
 		return cfg.Dir
 	}
 	shared := cfg.Shared

@@ -398,10 +398,21 @@ func TestPrivateParent(t *testing.T) {
 	if fi, err := os.Stat(parent); err != nil || fi.Mode().Perm() != 0o700 {
 		t.Errorf("the private parent's mode changed: %v, %v", fi.Mode(), err)
 	}
-	// A restarted socle finds the same servers.
+	// A restarted socle finds the same servers, also once the parent is
+	// no longer private: they and their data stay where they were moved.
 	again, err := New(cfg).Provision(ctx, r)
 	if err != nil || !maps.Equal(again, out) {
 		t.Errorf("after a restart: %v, %v; want the same outputs", again, err)
+	}
+	if err := os.Chmod(parent, 0o711); err != nil {
+		t.Fatal(err)
+	}
+	again, err = New(cfg).Provision(ctx, r)
+	if err != nil || !maps.Equal(again, out) {
+		t.Errorf("after a restart with the parent opened: %v, %v; want the same outputs", again, err)
+	}
+	if _, err := os.Stat(filepath.Join(cfg.Dir, "dev")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("with the parent opened, a second server was made in the data directory: %v", err)
 	}
 }
 
