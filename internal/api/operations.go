@@ -140,7 +140,7 @@ var Operations = []Operation{
 
 	{ID: "listResources", Method: "GET", Path: "/api/v1/resources", Summary: "Every resource socle provisions for workloads: its provisioner, driver, the apps that use it, its outputs (secret ones redacted) and the engine's status",
 		Description: "Resources are listed by environment then name; those retained after their removal from Git are listed with no apps. notProvisioned says why the list is empty when socle provisions no resource.",
-		Tag:         "resources", Access: AccessMember, Query: []Param{{"env", "only the resources of this environment", "string"}}, Response: ResourceList{}},
+		Tag:         "resources", Access: AccessMember, Query: []Param{{"env", "only the resources of this environment", "string"}, {"app", "only the resources this app uses, or used before their removal from Git", "string"}}, Response: ResourceList{}},
 	{ID: "getResource", Method: "GET", Path: "/api/v1/resources/{env}/{name}", Summary: "A provisioned resource: its provisioner, driver, apps, outputs (secret ones redacted) and status",
 		Tag: "resources", Access: AccessMember, Response: Resource{}},
 	{ID: "listStacks", Method: "GET", Path: "/api/v1/stacks", Summary: "Every instance of every infrastructure stack: the engine's status, the last plan, the last apply and who runs it now",

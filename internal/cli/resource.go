@@ -32,7 +32,7 @@ func newResourceListCmd(g *globals) *cobra.Command {
 		Short: "List the resources socle provisions, with their provisioner, apps and state",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			l, err := g.client().Resources(cmd.Context(), env)
+			l, err := g.client().Resources(cmd.Context(), env, "")
 			if err != nil {
 				return g.apiErr(err)
 			}

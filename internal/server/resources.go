@@ -115,16 +115,14 @@ func (s *Server) listResources(w http.ResponseWriter, r *http.Request) {
 		s.reply(w, r, out)
 		return
 	}
-	items, ok := s.resourceViews(w)
+	env, app := r.URL.Query().Get("env"), r.URL.Query().Get("app")
+	items, ok := s.resourceViews(w, func(x *resource.Resource) bool {
+		return (env == "" || x.Key.Env == env) && (app == "" || slices.Contains(x.Spec.Apps, app))
+	})
 	if !ok {
 		return
 	}
-	env := r.URL.Query().Get("env")
-	for _, it := range items {
-		if env == "" || it.Env == env {
-			out.Items = append(out.Items, it)
-		}
-	}
+	out.Items = append(out.Items, items...)
 	s.reply(w, r, out)
 }
 
@@ -134,26 +132,28 @@ func (s *Server) getResource(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", notProvisioned)
 		return
 	}
-	items, ok := s.resourceViews(w)
+	items, ok := s.resourceViews(w, func(x *resource.Resource) bool { return x.Key.Env == env && x.Key.Name == name })
 	if !ok {
 		return
 	}
-	for _, it := range items {
-		if it.Env == env && it.Name == name {
-			s.reply(w, r, it)
-			return
-		}
+	if len(items) == 1 {
+		s.reply(w, r, items[0])
+		return
 	}
 	writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no resource %s in %s", name, env))
 }
 
-// resourceViews are the resources as the API shows them: secret outputs
-// replaced, whatever the redactor knows.
-func (s *Server) resourceViews(w http.ResponseWriter) ([]api.Resource, bool) {
+// resourceViews are the resources keep selects as the API shows them:
+// secret outputs replaced, whatever the redactor knows.
+func (s *Server) resourceViews(w http.ResponseWriter, keep func(*resource.Resource) bool) ([]api.Resource, bool) {
 	rs, err := s.resources.Resources()
 	if err != nil && len(rs) == 0 {
 		writeError(w, http.StatusInternalServerError, "resources", err.Error())
 		return nil, false
+	}
+	rs = slices.DeleteFunc(rs, func(x resource.Resource) bool { return !keep(&x) })
+	if len(rs) == 0 {
+		return nil, true
 	}
 	status := map[units.Key]reconcile.UnitStatus{}
 	for _, st := range s.engine.Status() {

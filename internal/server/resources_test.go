@@ -95,13 +95,19 @@ func TestResourcesProvisioned(t *testing.T) {
 	}
 	// The API shows it, its secret outputs redacted.
 	c := client.New(r.url, r.token)
-	list, err := c.Resources(t.Context(), "dev")
+	list, err := c.Resources(t.Context(), "dev", "")
 	if err != nil {
 		t.Fatalf("GET /api/v1/resources?env=dev: %v", err)
 	}
 	if len(list.Items) != 1 || list.Items[0].Name != "api-db" || list.Items[0].Provisioner != "builtin/postgres" || strings.Join(list.Items[0].Apps, ",") != "api" ||
 		list.Items[0].Unit == nil || list.Items[0].Unit.Phase != string(reconcile.Synced) {
 		t.Errorf("GET /api/v1/resources?env=dev: %+v", list)
+	}
+	// By app: the page of an app asks for its resources only.
+	for app, want := range map[string]int{"api": 1, "web": 0} {
+		if l, err := c.Resources(t.Context(), "", app); err != nil || len(l.Items) != want {
+			t.Errorf("GET /api/v1/resources?app=%s: %+v %v, want %d", app, l, err, want)
+		}
 	}
 	one, err := c.Resource(t.Context(), "dev", "api-db")
 	if err != nil {

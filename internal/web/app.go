@@ -139,7 +139,7 @@ func (p *portal) appPage(w http.ResponseWriter, r *http.Request, s *session) {
 	// provisions none, sees no resource section rather than an error.
 	var resources map[string][]resourceItem
 	resErr := ""
-	if l, err := s.api.Resources(ctx, ""); err == nil {
+	if l, err := s.api.Resources(ctx, "", name); err == nil {
 		resources = appResources(l, name)
 	} else if !isStatus(err, http.StatusForbidden) {
 		resErr = err.Error()

@@ -224,13 +224,20 @@ func (c *Client) RevokeToken(ctx context.Context, id string) (api.Token, error) 
 	return v, c.Do(ctx, http.MethodDelete, "/api/v1/tokens/"+esc(id), nil, &v)
 }
 
-// Resources lists the resources socle provisions, those of env only
-// unless env is "".
-func (c *Client) Resources(ctx context.Context, env string) (api.ResourceList, error) {
+// Resources lists the resources socle provisions: those of env only unless
+// env is "", and those app uses or used only unless app is "".
+func (c *Client) Resources(ctx context.Context, env, app string) (api.ResourceList, error) {
 	var v api.ResourceList
-	path := "/api/v1/resources"
+	q := url.Values{}
 	if env != "" {
-		path += "?env=" + url.QueryEscape(env)
+		q.Set("env", env)
+	}
+	if app != "" {
+		q.Set("app", app)
+	}
+	path := "/api/v1/resources"
+	if len(q) > 0 {
+		path += "?" + q.Encode()
 	}
 	return v, c.Get(ctx, path, &v)
 }
