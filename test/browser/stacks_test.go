@@ -1,6 +1,7 @@
 package browser
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -200,18 +201,10 @@ func TestStackPages(t *testing.T) {
 	}
 	lena.shot("matrix-stacks-live")
 	// dev applies the route meanwhile: the page and the list compared
-	// must be of the same moment, so compare once no instance runs. An
-	// instance may still start a run between the list and the page (a
-	// gated one re-planned after the commit): then the two differ by that
-	// run, and the comparison is made again.
-	var diff string
-	for attempt := 0; attempt < 3; attempt++ {
-		diff = compareStackCells(t, lena)
-		if diff == "" {
-			break
-		}
-	}
-	if diff != "" {
+	// must be of one moment. compareStackCells reads the list, the page
+	// as served and the list again; only when both lists draw alike was
+	// the page served in that state.
+	if diff := compareStackCells(t, lena); diff != "" {
 		t.Errorf("stack cells drawn differently:\n%s", diff)
 	}
 	// Every reason and summary the script may meet, drawn as stacks.go
@@ -223,40 +216,55 @@ func TestStackPages(t *testing.T) {
 	}
 }
 
-// compareStackCells waits until no stack instance runs, then compares each
-// stack cell of the matrix, as served, with the script's drawing of the
-// API's list: "" when they agree, else the differences.
+// compareStackCells compares each stack cell of the matrix, as the server
+// serves it, with the script's drawing of the API's list: "" when they
+// agree, else the differences. The list is read before and after the
+// page; while an instance changes between the two (a run starts or ends),
+// the reading is made again, so that the page is compared with the state
+// it was served in.
 func compareStackCells(t *testing.T, lena *tab) string {
 	t.Helper()
+	lena.open("/")
 	for deadline := time.Now().Add(build); ; {
-		var l api.StackList
-		if err := call(t, "admin", http.MethodGet, "/api/v1/stacks", nil, &l); err != nil {
-			t.Fatal(err)
+		var r struct {
+			Moved bool   `json:"moved"`
+			Diff  string `json:"diff"`
 		}
-		busy := ""
-		for _, it := range l.Items {
-			if it.Lock != nil || it.Unit == nil || it.Unit.Phase == "Progressing" {
-				busy = it.Stack + " @ " + it.Instance
+		js := eval[string](lena, `(function () {
+			function list() { return fetch("/api/v1/stacks").then(function (r) { return r.json(); }); }
+			function draw(it) {
+				return '<span class="sr where">' + it.stack + ' in ' + it.instance + ': </span>' + window.socle.stackCellBody(it);
 			}
+			function drawn(l) { return l.items.map(function (it) { return it.stack + "/" + it.instance + "=" + draw(it); }).join("\n"); }
+			var before, page;
+			return list().then(function (l) {
+				before = l;
+				return fetch("/").then(function (r) { return r.text(); });
+			}).then(function (html) {
+				page = new DOMParser().parseFromString(html, "text/html");
+				return list();
+			}).then(function (after) {
+				if (drawn(before) !== drawn(after)) return JSON.stringify({moved: true});
+				var out = [], div = document.createElement("div");
+				after.items.forEach(function (it) {
+					var served = page.querySelector('td[data-stack="' + it.stack + '/' + it.instance + '"] a');
+					div.innerHTML = draw(it);
+					if (!served) out.push(it.stack + "/" + it.instance + ": not on the page");
+					else if (served.innerHTML !== div.innerHTML) out.push(it.stack + "/" + it.instance + ":\n served " + served.innerHTML + "\n script " + div.innerHTML);
+				});
+				if (!after.items.length) out.push("no stack to compare");
+				return JSON.stringify({diff: out.join("\n")});
+			});
+		})()`)
+		if err := json.Unmarshal([]byte(js), &r); err != nil {
+			t.Fatalf("comparing the stack cells: %v: %s", err, js)
 		}
-		if busy == "" {
-			break
+		if !r.Moved {
+			return r.Diff
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s never settled", busy)
+			t.Fatal("the stacks never stood still long enough to compare the page with the list")
 		}
-		time.Sleep(200 * time.Millisecond)
+		time.Sleep(200 * time.Millisecond) // polling, not a synchronisation
 	}
-	lena.open("/")
-	return eval[string](lena, `fetch("/api/v1/stacks").then(function (r) { return r.json(); }).then(function (l) {
-		var out = [], div = document.createElement("div");
-		l.items.forEach(function (it) {
-			var served = document.querySelector('td[data-stack="' + it.stack + '/' + it.instance + '"] a');
-			div.innerHTML = '<span class="sr where">' + it.stack + ' in ' + it.instance + ': </span>' + window.socle.stackCellBody(it);
-			if (!served) out.push(it.stack + "/" + it.instance + ": not on the page");
-			else if (served.innerHTML !== div.innerHTML) out.push(it.stack + "/" + it.instance + ":\n served " + served.innerHTML + "\n script " + div.innerHTML);
-		});
-		if (!l.items.length) out.push("no stack to compare");
-		return out.join("\n");
-	})`)
 }
