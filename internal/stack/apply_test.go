@@ -342,6 +342,32 @@ resource "terraform_data" "slow" {
 `)
 }
 
+// startedFifo makes the FIFO through which slowRepo's provisioner says
+// it started.
+func startedFifo(t *testing.T) string {
+	t.Helper()
+	fifo := filepath.Join(t.TempDir(), "started")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return fifo
+}
+
+// waitStarted waits until slowRepo's provisioner says, through fifo,
+// that it started: terraform is then mid-apply.
+func waitStarted(t *testing.T, fifo string) {
+	t.Helper()
+	fh, err := os.Open(fifo) // until the provisioner opens it
+	if err != nil {
+		t.Fatal(err)
+	}
+	line, err := bufio.NewReader(fh).ReadString('\n')
+	fh.Close()
+	if line != "started\n" {
+		t.Fatalf("the provisioner said %q, %v", line, err)
+	}
+}
+
 // writeRepo writes a repository of one stack, per environment (dev).
 func writeRepo(t *testing.T, stack, inputs, mainTF string) string {
 	dir := t.TempDir()
@@ -368,10 +394,7 @@ func writeRepo(t *testing.T, stack, inputs, mainTF string) string {
 // reported Interrupted; the state is intact; the old plan is never applied
 // again; a fresh plan applies.
 func TestKilledMidApply(t *testing.T) {
-	fifo := filepath.Join(t.TempDir(), "started")
-	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	fifo := startedFifo(t)
 	p := &planner{t: t, repo: slowRepo(t, fifo), r: newRunner(t)}
 	p.plan()
 	p.apply("slow", "dev")
@@ -391,15 +414,7 @@ func TestKilledMidApply(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cmd.Process.Kill()
-	fh, err := os.Open(fifo) // until the provisioner opens it: terraform is mid-apply
-	if err != nil {
-		t.Fatal(err)
-	}
-	line, err := bufio.NewReader(fh).ReadString('\n')
-	fh.Close()
-	if line != "started\n" {
-		t.Fatalf("the provisioner said %q, %v", line, err)
-	}
+	waitStarted(t, fifo) // terraform is mid-apply
 	h, held, err := p.r.Holder("slow", "dev")
 	if err != nil || !held || h.PID != cmd.Process.Pid || h.Since.IsZero() {
 		t.Fatalf("Holder mid-apply = %+v, %v, %v; want the child, pid %d", h, held, err, cmd.Process.Pid)
@@ -519,24 +534,13 @@ func TestCrashAfterApplyBeforeRecord(t *testing.T) {
 // from a live apply, which stops its terraform and says why; the next
 // plan goes ahead.
 func TestForcedUnlockStopsTheApply(t *testing.T) {
-	fifo := filepath.Join(t.TempDir(), "started")
-	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	fifo := startedFifo(t)
 	p := &planner{t: t, repo: slowRepo(t, fifo), r: newRunner(t)}
 	edit(t, p.repo, "stacks/slow/stack.yaml", `slow: "0"`, `slow: "1"`)
 	res, _ := p.plan()
 	done := make(chan Run)
 	go func() { done <- p.applyAs("slow", "dev", approved(res["slow@dev"])) }()
-	fh, err := os.Open(fifo)
-	if err != nil {
-		t.Fatal(err)
-	}
-	line, _ := bufio.NewReader(fh).ReadString('\n')
-	fh.Close()
-	if line != "started\n" {
-		t.Fatalf("the provisioner said %q", line)
-	}
+	waitStarted(t, fifo)
 	os.Remove(fifo)
 	if _, held, err := p.r.Unlock("slow", "dev", true); err != nil || !held {
 		t.Fatalf("forced Unlock: %v, %v", held, err)
@@ -555,10 +559,7 @@ func TestForcedUnlockStopsTheApply(t *testing.T) {
 // the next run of the instance recovers it the same way: Interrupted,
 // with the summary of its plan, the plan discarded, a fresh plan next.
 func TestStoppedMidApply(t *testing.T) {
-	fifo := filepath.Join(t.TempDir(), "started")
-	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	fifo := startedFifo(t)
 	p := &planner{t: t, repo: slowRepo(t, fifo), r: newRunner(t)}
 	edit(t, p.repo, "stacks/slow/stack.yaml", `slow: "0"`, `slow: "1"`)
 	res, _ := p.plan()
@@ -567,15 +568,7 @@ func TestStoppedMidApply(t *testing.T) {
 	defer cancel()
 	done := make(chan Run)
 	go func() { done <- p.r.Apply(ctx, load(t, p.repo).Stack("slow"), "dev", approved(x)) }()
-	fh, err := os.Open(fifo)
-	if err != nil {
-		t.Fatal(err)
-	}
-	line, _ := bufio.NewReader(fh).ReadString('\n')
-	fh.Close()
-	if line != "started\n" {
-		t.Fatalf("the provisioner said %q", line)
-	}
+	waitStarted(t, fifo)
 	os.Remove(fifo)
 	cancel()
 	run := <-done

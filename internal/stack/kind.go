@@ -422,8 +422,8 @@ type memo struct {
 	// applied last may be applied again, once.
 	heal bool
 	// author wrote revision from, as the teams of the revision in force
-	// authorsOf name them: read once, not at every pass of a held plan.
-	authorKey [2]string // {authorsOf, from}
+	// name them: read once, not at every pass of a held plan.
+	authorKey [2]string // {the revision in force, from}
 	author    string
 	// interrupted is the plan of the interrupted apply told to OnRun;
 	// asked, the plan told to OnApprovalNeeded.

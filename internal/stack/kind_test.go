@@ -302,7 +302,7 @@ func TestKindReportsInterrupted(t *testing.T) {
 	e.wait("network", "connectivity", "Synced", phase(reconcile.Synced, ""))
 	e.wait("app-zone", "dev", "Synced", phase(reconcile.Synced, ""))
 	// Passes over network after the one that recovered the run.
-	e.passes(unit.Key{Kind: KindID, Name: "network", Env: "connectivity"}, 3)
+	e.passes("network", "connectivity", 3)
 	var told []Applied
 	for _, a := range f.appliedWith() {
 		if a.Stack == "network" {
@@ -318,27 +318,13 @@ func TestKindReportsInterrupted(t *testing.T) {
 	}
 }
 
-// passes waits until the engine has finished n more passes over k.
-func (e *kindEngine) passes(k unit.Key, n int) {
+// passes waits until the engine has finished n more passes over the
+// instance's unit.
+func (e *kindEngine) passes(stack, instance string, n int) {
 	e.t.Helper()
-	at := func() time.Time {
-		for _, s := range e.Status() {
-			if s.Key() == k {
-				return s.UpdatedAt
-			}
-		}
-		return time.Time{}
-	}
-	last := at()
-	deadline := time.Now().Add(time.Minute)
-	for n > 0 {
-		if time.Now().After(deadline) {
-			e.t.Fatalf("the engine did not look at %v again", k)
-		}
-		if u := at(); u.After(last) {
-			last, n = u, n-1
-		}
-		time.Sleep(20 * time.Millisecond) // polling, not a synchronisation
+	s := e.wait(stack, instance, "known", func(reconcile.UnitStatus) bool { return true })
+	for range n {
+		s = e.wait(stack, instance, "looked at again", func(u reconcile.UnitStatus) bool { return u.UpdatedAt.After(s.UpdatedAt) })
 	}
 }
 
