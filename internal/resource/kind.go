@@ -378,9 +378,10 @@ func (k *Kind) Prune(ctx context.Context, u *reconcile.Unit) (bool, error) {
 	if drv == nil {
 		return false, reconcile.Errorf(reconcile.ReasonRuntimeError, "removed from Git, but not deprovisioned: this socle has no driver %q", d.Driver)
 	}
-	msg := "removed from Git: deprovisioning " + d.Type
+	msg, left := "removed from Git: deprovisioning "+d.Type, ""
 	if l, ok := drv.(provision.Leaver); ok {
-		msg = "removed from Git: forgetting its outputs; " + l.Leaves(d.Request)
+		left = l.Leaves(d.Request)
+		msg = "removed from Git: forgetting its outputs; " + left
 	}
 	u.Progress(func(st *reconcile.UnitStatus) {
 		st.Phase, st.Reason, st.Message = reconcile.Progressing, ReasonDeprovisioning, msg
@@ -391,7 +392,11 @@ func (k *Kind) Prune(ctx context.Context, u *reconcile.Unit) (bool, error) {
 	if err := k.rec.remove(u.Key); err != nil {
 		return false, err
 	}
-	k.log.Info("resource deprovisioned", "resource", u.Key.Name, "env", u.Key.Env, "type", d.Type)
+	if left != "" {
+		k.log.Info("resource removed, its outputs forgotten", "resource", u.Key.Name, "env", u.Key.Env, "type", d.Type, "left", left)
+	} else {
+		k.log.Info("resource deprovisioned", "resource", u.Key.Name, "env", u.Key.Env, "type", d.Type)
+	}
 	return true, nil
 }
 

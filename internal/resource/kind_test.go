@@ -119,6 +119,8 @@ func (d *testHostDriver) Changed(ctx context.Context, r provision.Request, last 
 
 func (d *testHostDriver) Deprovision(context.Context, provision.Request) error { return nil }
 
+func (d *testHostDriver) Leaves(provision.Request) string { return "the host file stays" }
+
 // testAppKind stands for the app kind in these tests: a unit "starts"
 // (a step that Starts, held by the engine until its resources are
 // Synced) by reading its resources' outputs, as a runtime resolving
@@ -583,4 +585,11 @@ func TestOutputsChanged(t *testing.T) {
 	h.until(Key("api-q", "dev"), "provisioned again", func(reconcile.UnitStatus) bool {
 		return h.apps.seen("api")["q"].Values["host"] == "q2.internal"
 	})
+	// Removed: its outputs are forgotten, and what the driver leaves is
+	// said.
+	h.apply()
+	h.until(Key("api-q", "dev"), "gone", phase("gone"))
+	if _, err := os.Stat(h.host.file); err != nil || !strings.Contains(h.logs.String(), "left=\"the host file stays\"") {
+		t.Errorf("removed: the host file %v; the log:\n%s", err, h.logs.String())
+	}
 }
