@@ -98,8 +98,9 @@ type App struct {
 // lacks still makes one: the unit fails saying so, and the apps that use
 // it wait, rather than read outputs nothing provides. Workloads that
 // share a resource by id and disagree on it get the first one's
-// (validate reports it).
-func units(repo *spec.Repo, apps []unit.Desired, serves func(env string) bool) (resources []unit.Desired, desired map[unit.Key]*Desired, out []unit.Desired) {
+// (validate reports it). after (nil: none) gives the units a resource
+// unit waits for besides (a stack provisioner's stack instance).
+func units(repo *spec.Repo, apps []unit.Desired, serves func(env string) bool, after func(*spec.Repo, *Desired) []unit.Key) (resources []unit.Desired, desired map[unit.Key]*Desired, out []unit.Desired) {
 	out = slices.Clone(apps)
 	desired = map[unit.Key]*Desired{}
 	if repo == nil {
@@ -145,7 +146,11 @@ func units(repo *spec.Repo, apps []unit.Desired, serves func(env string) bool) (
 		if err != nil {
 			continue // params that are not JSON: not from YAML
 		}
-		resources = append(resources, unit.Desired{Key: k, Spec: raw})
+		u := unit.Desired{Key: k, Spec: raw}
+		if after != nil {
+			u.DependsOn = after(repo, d)
+		}
+		resources = append(resources, u)
 		desired[k] = d
 	}
 	return resources, desired, out
