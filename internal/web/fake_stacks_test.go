@@ -148,6 +148,27 @@ func (f *fakeAPI) serveStacks(w http.ResponseWriter, p string) bool {
 	if !ok {
 		return false
 	}
+	if inst, name, ok := strings.Cut(rest, "/logs"); ok {
+		logs := fakeStackLogs[inst]
+		if name == "" {
+			l := api.StackLogList{Items: []api.StackRunLog{}}
+			l.Stack, l.Instance, _ = strings.Cut(inst, "/")
+			for _, fl := range logs {
+				l.Items = append(l.Items, fl.StackRunLog)
+			}
+			writeFake(w, 200, l)
+			return true
+		}
+		for _, fl := range logs {
+			if "/"+fl.Name == name {
+				w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+				w.Write([]byte(fl.text))
+				return true
+			}
+		}
+		writeFake(w, http.StatusNotFound, api.Error{Error: api.ErrorBody{Code: "not_found", Message: "no log " + name}})
+		return true
+	}
 	for _, d := range fakeStacks() {
 		if rest == d.Stack+"/"+d.Instance {
 			writeFake(w, 200, d)
@@ -156,4 +177,25 @@ func (f *fakeAPI) serveStacks(w http.ResponseWriter, p string) bool {
 	}
 	writeFake(w, http.StatusNotFound, api.Error{Error: api.ErrorBody{Code: "not_found", Message: "no stack instance " + rest}})
 	return true
+}
+
+// fakeStackLog is a run log the fake API keeps, with its text.
+type fakeStackLog struct {
+	api.StackRunLog
+	text string
+}
+
+// fakeStackLogs are the run logs of the fake instances: network @ dev's
+// apply runs now, after its plan; hub's last apply; the others have none.
+var fakeStackLogs = map[string][]fakeStackLog{
+	"network/dev": {
+		{api.StackRunLog{Name: "20261124T092930.000000000Z-apply.log", Kind: "apply", Started: t0.Add(-30 * time.Second), Size: 120, Running: true},
+			"# apply of network @ dev, started 2026-11-24T09:29:30Z\n$ terraform apply\nterraform_data.subnet[\"app\"]: Creating...\n"},
+		{api.StackRunLog{Name: "20261124T092800.000000000Z-plan.log", Kind: "plan", Started: t0.Add(-2 * time.Minute), Size: 230},
+			"# plan of network @ dev, started 2026-11-24T09:28:00Z\n$ terraform init\n$ terraform plan\nPlan: 1 to add, 1 to change, 0 to destroy.\n# planned: 1 to add, 1 to change, 0 to replace, 0 to destroy\n"},
+	},
+	"hub/connectivity": {
+		{api.StackRunLog{Name: "20261124T073000.000000000Z-apply.log", Kind: "apply", Started: t0.Add(-2 * time.Hour), Size: 160},
+			"# apply of hub @ connectivity, started 2026-11-24T07:30:00Z\n$ terraform apply\nApply complete! Resources: 1 added, 0 changed, 0 destroyed.\n# applied: 1 to add, 0 to change, 0 to replace, 0 to destroy\n"},
+	},
 }

@@ -1,6 +1,8 @@
 package web
 
 import (
+	"fmt"
+	"io"
 	"net/http"
 	"slices"
 	"strconv"
@@ -8,6 +10,7 @@ import (
 	"unicode"
 
 	"github.com/socle-dev/socle/internal/api"
+	"github.com/socle-dev/socle/internal/api/client"
 )
 
 // redactedValue is the word the API puts in place of a sensitive value
@@ -234,6 +237,10 @@ type stackView struct {
 	// Notice words what the user just did; Error is the API's answer to
 	// what they just tried, and Comment what they had typed.
 	Notice, Error, Comment string
+	// Logs are the instance's run logs, newest first; LogsError says why
+	// they could not be read (the rest of the page is shown).
+	Logs      []api.StackRunLog
+	LogsError string
 }
 
 // stackPage is one instance: its status in words, its gate and the
@@ -260,7 +267,56 @@ func (p *portal) stackView(r *http.Request, s *session) (stackView, error) {
 	if a := p.cfg.Stacks; a != nil && d.Gated {
 		v.MayApprove, v.CannotApprove = a.MayApproveStack(s.me.User, d.Stack, d.Instance)
 	}
+	if d.NotRun == "" {
+		if l, err := s.api.StackLogs(r.Context(), d.Stack, d.Instance); err != nil {
+			v.LogsError = "The run logs could not be read: " + err.Error()
+		} else {
+			v.Logs = l.Items
+		}
+	}
 	return v, nil
+}
+
+// stackLogView is one run log of a stack instance, whole.
+type stackLogView struct {
+	stackItem
+	Log   api.StackRunLog
+	Lines []string
+}
+
+// maxStackLog bounds what the page reads of a run log: twice what socle
+// keeps of one (1 MiB).
+const maxStackLog = 2 << 20
+
+// stackLogPage shows one run log of a stack instance, whole, as the API
+// redacts it.
+func (p *portal) stackLogPage(w http.ResponseWriter, r *http.Request, s *session) {
+	name, inst := r.PathValue("stack"), r.PathValue("instance")
+	l, err := s.api.StackLogs(r.Context(), name, inst)
+	if err != nil {
+		p.fail(w, r, s, err)
+		return
+	}
+	i := slices.IndexFunc(l.Items, func(it api.StackRunLog) bool { return it.Name == r.PathValue("log") })
+	if i < 0 {
+		p.fail(w, r, s, &client.Error{Status: http.StatusNotFound, ErrorBody: api.ErrorBody{Code: "not_found",
+			Message: fmt.Sprintf("%s @ %s keeps no log %q: socle keeps the last 20 of each instance", name, inst, r.PathValue("log"))}})
+		return
+	}
+	rc, err := s.api.StackLog(r.Context(), name, inst, l.Items[i].Name, false)
+	if err != nil {
+		p.fail(w, r, s, err)
+		return
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(io.LimitReader(rc, maxStackLog))
+	if err != nil {
+		p.fail(w, r, s, err)
+		return
+	}
+	v := stackLogView{stackItem: stackItem{api.StackInstance{Stack: name, Instance: inst}}, Log: l.Items[i],
+		Lines: strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")}
+	p.render(w, r, http.StatusOK, "stacklog", s, l.Items[i].Kind+" of "+name+" @ "+inst, v)
 }
 
 // ApprovePlan is the plan an approval is for: the plan of a gated

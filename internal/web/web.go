@@ -99,6 +99,7 @@ func New(cfg Config) http.Handler {
 	mux.HandleFunc("GET /stacks/{stack}/{instance}", p.authed(p.stackPage))
 	mux.HandleFunc("POST /stacks/{stack}/{instance}/approve", p.authed(p.stackApprovePost))
 	mux.HandleFunc("GET /stacks/{stack}/{instance}/unlock", p.authed(p.stackUnlockPage))
+	mux.HandleFunc("GET /stacks/{stack}/{instance}/logs/{log}", p.authed(p.stackLogPage))
 	mux.HandleFunc("POST /stacks/{stack}/{instance}/unlock", p.authed(p.stackUnlockPost))
 	mux.HandleFunc("GET /revisions", p.authed(p.revisionsPage))
 	mux.HandleFunc("GET /revisions/{sha}", p.authed(p.revisionPage))

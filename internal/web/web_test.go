@@ -146,11 +146,14 @@ func TestPages(t *testing.T) {
 		{"stack-frozen", "tok-ada", "/stacks/firewall/preprod"},
 		{"stack-locked-admin", "tok-ada", "/stacks/network/dev"},
 		{"stack-unlock", "tok-ada", "/stacks/network/dev/unlock"},
+		{"stack-log", "tok-marco", "/stacks/network/dev/logs/20261124T092800.000000000Z-plan.log"},
+		{"stack-log-running", "tok-marco", "/stacks/network/dev/logs/20261124T092930.000000000Z-apply.log"},
+		{"stack-log-unknown", "tok-marco", "/stacks/network/dev/logs/nope.log"},
 		{"not-found", "tok-marco", "/apps/nope"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			resp, body := get(t, srv, tc.token, tc.path)
-			if want := http.StatusOK; resp.StatusCode != want && tc.name != "not-found" {
+			if want := http.StatusOK; resp.StatusCode != want && tc.name != "not-found" && tc.name != "stack-log-unknown" {
 				t.Errorf("GET %s: %d\n%s", tc.path, resp.StatusCode, body)
 			}
 			// The assets' versions change with every edit of the CSS or

@@ -151,6 +151,16 @@ func TestStackPages(t *testing.T) {
 	if got := lena.text(`section[aria-labelledby="h-history"]`); !strings.Contains(got, dev.Apply.PlanID) || !strings.Contains(got, "Applied") {
 		t.Errorf("the history of vpn @ dev reads:\n%s", got)
 	}
+	// The last run's log, drawn from its start once opened, its secret
+	// input redacted.
+	lena.do("opening the last run's log", chromedp.Click(`details.logs summary`))
+	lena.waitJS("the last run's log drawn", `(function () {
+		var p = document.querySelector("details.logs pre");
+		return p && p.textContent.indexOf("$ terraform ") >= 0 && /\n# (planned|applied|nochanges|insync)/.test(p.textContent);
+	})()`, build)
+	if got := lena.text("details.logs pre"); strings.Contains(got, stackSecret) || !strings.HasPrefix(got, "# ") {
+		t.Errorf("the last run's log of vpn @ dev reads:\n%s", got)
+	}
 	lena.shot("stack-dev")
 	lena.open("/stacks")
 	if got := lena.text("table.stacklist"); !strings.Contains(got, "vpn @ dev") || !strings.Contains(got, "vpn @ prod") {

@@ -294,7 +294,11 @@
       if (!pre) return;
       d.addEventListener("toggle", function () {
         if (d.open && !es) {
+          // A log sent whole from its start is drawn again each time.
+          if (pre.hasAttribute("data-whole")) pre.textContent = "";
           es = new EventSource(pre.getAttribute("data-logs"));
+          // The run is over and its log sent: no reconnection.
+          es.addEventListener("end", function () { es.close(); });
           es.onmessage = function (e) {
             var atEnd = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 4;
             pre.appendChild(document.createTextNode(e.data + "\n"));
