@@ -245,7 +245,9 @@ func (k *Kind) Observe(ctx context.Context, u *reconcile.Unit) (any, error) {
 		// What was just provisioned does not work: it is provisioned
 		// again after a backoff, as when provisioning fails, not at
 		// every pass.
-		m.fail(o.hash, o.checkErr, true, u.Now)
+		backoff := m.fail(o.hash, o.checkErr, true, u.Now)
+		k.log.Warn("a resource fails its check right after it was provisioned", "resource", u.Key.Name, "env", u.Key.Env, "type", d.Type,
+			"err", o.checkErr, "retry", backoff)
 	case o.checkErr == nil && !o.stale() && (m.provisioned == o.hash || m.check):
 		*m = memo{} // it works: no failure in a row any more
 	}
