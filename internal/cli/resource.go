@@ -18,10 +18,10 @@ func newResourceCmd(g *globals) *cobra.Command {
 		Long: `Show the resources socle provisions for what workloads ask for under
 resources: (a PostgreSQL database, a redis), through the server: each one's
 provisioner and driver, the apps that use it, its outputs (secret ones shown
-as (secret)) and its state. Talks to the server (--server, SOCLE_SERVER or
-socle login).`,
+as (secret)) and its state; and delete one removed from Git that socle
+keeps. Talks to the server (--server, SOCLE_SERVER or socle login).`,
 	}
-	cmd.AddCommand(newResourceListCmd(g), newResourceGetCmd(g))
+	cmd.AddCommand(newResourceListCmd(g), newResourceGetCmd(g), newResourceDeleteCmd(g))
 	return cmd
 }
 
@@ -90,6 +90,42 @@ func newResourceGetCmd(g *globals) *cobra.Command {
 				t.row(o.Name, o.Value)
 			}
 			return t.flush()
+		},
+	}
+	cmd.Flags().StringVar(&env, "env", "", "the environment of the resource")
+	return cmd
+}
+
+func newResourceDeleteCmd(g *globals) *cobra.Command {
+	var env string
+	cmd := &cobra.Command{
+		Use:   "delete NAME --env ENV",
+		Short: "Delete a resource removed from Git that socle keeps, with its data (admins only)",
+		Long: `Delete a resource that no workload in Git declares any more but that socle
+keeps: a data-bearing one (a database) removed from Git in production is
+retained until an admin deletes it with this command. Its driver
+deprovisions it (drops the database and its role, or stops and removes the
+redis server): its data is gone. A resource still declared in Git is
+refused: remove it from the workloads first. The deletion is recorded in
+the audit trail. A driver that fails keeps the resource: run the command
+again.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if env == "" {
+				return withCode(ExitUsage, fmt.Errorf("--env is required: the environment of the resource"))
+			}
+			r, err := g.client().DeleteResource(cmd.Context(), env, args[0])
+			if err != nil {
+				return g.apiErr(err)
+			}
+			if g.json() {
+				return g.printJSON(r)
+			}
+			fmt.Fprintf(g.stdout, "Deleted %s @ %s: %s, provisioned by %s (%s), and its data.\n", r.Name, r.Env, r.Type, r.Provisioner, r.Driver)
+			if len(r.FormerApps) > 0 {
+				fmt.Fprintf(g.stdout, "It was used by %s.\n", strings.Join(r.FormerApps, ", "))
+			}
+			return nil
 		},
 	}
 	cmd.Flags().StringVar(&env, "env", "", "the environment of the resource")

@@ -10,9 +10,9 @@ import (
 	"github.com/socle-dev/socle/internal/api"
 )
 
-// TestResourceCommands: socle resource list and get print what the
-// server answers, as a table or as JSON; an unknown resource is the
-// server's 404, exit code 1.
+// TestResourceCommands: socle resource list, get and delete print what
+// the server answers, as a table or as JSON; an unknown resource is the
+// server's 404, a refusal its 409, exit code 1.
 func TestResourceCommands(t *testing.T) {
 	t.Parallel()
 	db := api.Resource{Name: "api-db", Env: "dev", Type: "postgres", Provisioner: "builtin/postgres", Driver: "process", Apps: []string{"api"}, Data: true,
@@ -33,6 +33,18 @@ func TestResourceCommands(t *testing.T) {
 			return
 		}
 		json.NewEncoder(w).Encode(db)
+	})
+	var deleted []string
+	mux.HandleFunc("DELETE /api/v1/resources/{env}/{name}", func(w http.ResponseWriter, r *http.Request) {
+		deleted = append(deleted, r.PathValue("env")+"/"+r.PathValue("name"))
+		if r.PathValue("name") != "orders" {
+			w.WriteHeader(http.StatusConflict)
+			json.NewEncoder(w).Encode(api.Error{Error: api.ErrorBody{Code: "conflict", Message: "resource api-db in dev is still declared in Git"}})
+			return
+		}
+		gone := kept
+		gone.FormerApps, gone.Unit = []string{"billing", "orders"}, nil
+		json.NewEncoder(w).Encode(gone)
 	})
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
@@ -58,5 +70,23 @@ func TestResourceCommands(t *testing.T) {
 	}
 	if _, _, code := run(t, append([]string{"resource", "get", "api-db"}, at...)...); code != ExitUsage {
 		t.Errorf("get without --env: %d", code)
+	}
+
+	out, errOut, code = run(t, append([]string{"resource", "delete", "orders", "--env", "prod"}, at...)...)
+	if code != ExitOK || out != "Deleted orders @ prod: postgres, provisioned by cloud-pg (stack), and its data.\nIt was used by billing, orders.\n" {
+		t.Errorf("resource delete: %d %q %s", code, out, errOut)
+	}
+	out, _, code = run(t, append([]string{"resource", "delete", "orders", "--env", "prod", "-o", "json"}, at...)...)
+	if code != ExitOK || json.Unmarshal([]byte(out), &got) != nil || got.Name != "orders" || len(got.FormerApps) != 2 {
+		t.Errorf("resource delete -o json: %d %s", code, out)
+	}
+	if _, errOut, code := run(t, append([]string{"resource", "delete", "api-db", "--env", "dev"}, at...)...); code != ExitProblems || !strings.Contains(errOut, "still declared in Git") {
+		t.Errorf("deleting a resource in Git: %d %s", code, errOut)
+	}
+	if _, _, code := run(t, append([]string{"resource", "delete", "orders"}, at...)...); code != ExitUsage {
+		t.Errorf("delete without --env: %d", code)
+	}
+	if strings.Join(deleted, ",") != "prod/orders,prod/orders,dev/api-db" {
+		t.Errorf("deleted %q", deleted)
 	}
 }

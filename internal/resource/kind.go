@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -28,7 +29,8 @@ const (
 	// tried again at RetryAt, or at once when its desired state changes.
 	ReasonProvisionFailed reconcile.Reason = "ProvisionFailed"
 	// ReasonCheckFailed: Degraded, what was provisioned no longer works
-	// (a server died); it is provisioned again.
+	// (a server died); it is provisioned again, after a backoff when the
+	// check failed right after a provision (RetryAt).
 	ReasonCheckFailed reconcile.Reason = "CheckFailed"
 	// ReasonNoDriver: Failed, this socle has no driver of that name.
 	ReasonNoDriver reconcile.Reason = "NoDriver"
@@ -79,7 +81,9 @@ type Kind struct {
 	log *slog.Logger
 
 	mu      sync.Mutex
-	desired map[unit.Key]*Desired // the units Units last returned, by key
+	desired map[unit.Key]*Desired  // the units Units last returned, by key
+	host    reconcile.Host         // Start's: Delete triggers the unit's pass
+	deletes map[unit.Key]*deletion // asked for by Delete, not taken by Prune yet
 }
 
 var (
@@ -96,7 +100,7 @@ func New(cfg Config) (*Kind, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Kind{cfg: cfg, rec: rec, log: cfg.Logger, desired: map[unit.Key]*Desired{}}, nil
+	return &Kind{cfg: cfg, rec: rec, log: cfg.Logger, desired: map[unit.Key]*Desired{}, deletes: map[unit.Key]*deletion{}}, nil
 }
 
 // ID is "resource".
@@ -157,7 +161,10 @@ func (k *Kind) kept(apps []unit.Desired) (resources []unit.Desired, desired map[
 
 // Start returns the units that have outputs kept: one removed from Git
 // while socle was stopped is deprovisioned (or retained).
-func (k *Kind) Start(context.Context, reconcile.Host) ([]unit.Key, error) {
+func (k *Kind) Start(_ context.Context, h reconcile.Host) ([]unit.Key, error) {
+	k.mu.Lock()
+	k.host = h
+	k.mu.Unlock()
 	keys, err := k.rec.keys()
 	if err != nil {
 		return nil, fmt.Errorf("listing the provisioned resources: %w", err)
@@ -178,12 +185,16 @@ func (k *Kind) Decode(raw json.RawMessage) (any, error) {
 }
 
 // memo is what the kind keeps of a unit between passes: the last failure
-// to provision and its backoff.
+// to provision (or of the check right after a provision) and its backoff.
 type memo struct {
 	failedHash string
 	err        error
-	fails      int
+	check      bool // err is the check that failed right after a provision
+	fails      int  // failures in a row: the backoff doubles with each
 	retryAt    time.Time
+	// provisioned is the hash Apply just provisioned: the Observe that
+	// follows it in the pass says whether what it made works.
+	provisioned string
 }
 
 func memoOf(u *reconcile.Unit) *memo {
@@ -197,6 +208,17 @@ func memoOf(u *reconcile.Unit) *memo {
 
 // failed reports whether provisioning hash failed last.
 func (m *memo) failed(hash string) bool { return m.err != nil && m.failedHash == hash }
+
+// fail keeps a failure to provision hash (check: of the check right
+// after) and returns the backoff before the next attempt: 1 s, doubled
+// with each failure in a row, at most 5 min.
+func (m *memo) fail(hash string, err error, check bool, now time.Time) time.Duration {
+	m.failedHash, m.err, m.check = hash, err, check
+	m.fails++
+	backoff := min(time.Second<<min(m.fails-1, 16), 5*time.Minute)
+	m.retryAt = now.Add(backoff)
+	return backoff
+}
 
 // observed is what a pass found of a unit.
 type observed struct {
@@ -230,7 +252,20 @@ func (k *Kind) Observe(ctx context.Context, u *reconcile.Unit) (any, error) {
 			}
 		}
 	}
-	if m := memoOf(u); m.failed(o.hash) && u.Now.Before(m.retryAt) {
+	m := memoOf(u)
+	switch {
+	case m.provisioned == o.hash && o.checkErr != nil:
+		// What was just provisioned does not work: it is provisioned
+		// again after a backoff, as when provisioning fails, not at
+		// every pass.
+		backoff := m.fail(o.hash, o.checkErr, true, u.Now)
+		k.log.Warn("a resource fails its check right after it was provisioned", "resource", u.Key.Name, "env", u.Key.Env, "type", d.Type,
+			"err", o.checkErr, "retry", backoff)
+	case o.checkErr == nil && !o.stale() && (m.provisioned == o.hash || m.check):
+		*m = memo{} // it works: no failure in a row any more
+	}
+	m.provisioned = ""
+	if m.failed(o.hash) && u.Now.Before(m.retryAt) {
 		u.RequeueAfter(m.retryAt.Sub(u.Now))
 	}
 	return o, nil
@@ -244,7 +279,7 @@ func (s provisionStep) String() string { return "provision (" + s.why + ")" }
 
 // Plan provisions a resource never provisioned, whose desired state
 // changed, or whose check failed; not before the backoff of a failure to
-// provision the same desired state.
+// provision the same desired state, or of its check right after.
 func (k *Kind) Plan(u *reconcile.Unit, obs any) reconcile.Step {
 	o := obs.(*observed)
 	if o.driver == nil {
@@ -285,18 +320,15 @@ func (k *Kind) Apply(ctx context.Context, u *reconcile.Unit, step reconcile.Step
 		if ctx.Err() != nil {
 			return ctx.Err() // socle stops: not a failure of the resource
 		}
-		m.failedHash, m.err = hash, err
-		m.fails++
-		backoff := min(time.Second<<min(m.fails-1, 16), 5*time.Minute)
-		m.retryAt = u.Now.Add(backoff)
-		u.RequeueAfter(backoff)
+		u.RequeueAfter(m.fail(hash, err, false, u.Now))
 		k.log.Warn("provisioning a resource failed", "resource", u.Key.Name, "env", u.Key.Env, "type", d.Type, "step", step.String(), "err", err)
 		return nil
 	}
 	if err := k.rec.put(u.Key, &record{Spec: *d, Hash: hash, Outputs: outs, ProvisionedAt: u.Now}); err != nil {
 		return err
 	}
-	*m = memo{}
+	// The failures in a row end when the check that follows passes.
+	m.failedHash, m.err, m.check, m.provisioned = "", nil, false, hash
 	if k.cfg.OnOutputs != nil {
 		k.cfg.OnOutputs()
 	}
@@ -345,6 +377,10 @@ func (k *Kind) Health(u *reconcile.Unit, obs any) reconcile.UnitStatus {
 	switch {
 	case o.driver == nil:
 		return set(reconcile.Failed, ReasonNoDriver, fmt.Sprintf("provisioner %s names driver %q, which this socle does not have", d.Provisioner, d.Driver))
+	case m.failed(o.hash) && m.check:
+		st.RetryAt = m.retryAt
+		return set(reconcile.Degraded, ReasonCheckFailed, fmt.Sprintf("%v right after it was provisioned; it is provisioned again at %s",
+			m.err, m.retryAt.UTC().Format(time.RFC3339)))
 	case m.failed(o.hash):
 		st.RetryAt = m.retryAt
 		return set(reconcile.Failed, ReasonProvisionFailed, fmt.Sprintf("provisioning %s with %s failed: %v; tried again at %s, or when its provisioner changes",
@@ -361,14 +397,24 @@ func (k *Kind) Health(u *reconcile.Unit, obs any) reconcile.UnitStatus {
 
 // Prune deprovisions a resource no workload uses any more, except a
 // data-bearing one in production, which stays (Orphaned, Retained) until
-// an admin deletes it.
+// an admin deletes it (Delete): then this pass deprovisions it.
 func (k *Kind) Prune(ctx context.Context, u *reconcile.Unit) (bool, error) {
+	del := k.takeDeletion(u.Key)
+	gone, err := k.prune(ctx, u, del != nil)
+	if del != nil {
+		del.err = err
+		close(del.done)
+	}
+	return gone, err
+}
+
+func (k *Kind) prune(ctx context.Context, u *reconcile.Unit, deleting bool) (bool, error) {
 	rec, err := k.rec.get(u.Key)
 	if err != nil || rec == nil {
 		return err == nil, err
 	}
 	d := &rec.Spec
-	if d.Data && d.Production {
+	if d.Data && d.Production && !deleting {
 		u.Progress(func(st *reconcile.UnitStatus) {
 			st.Phase, st.Reason, st.Message = reconcile.Orphaned, ReasonRetained, RetainedMessage
 		})
@@ -378,10 +424,14 @@ func (k *Kind) Prune(ctx context.Context, u *reconcile.Unit) (bool, error) {
 	if drv == nil {
 		return false, reconcile.Errorf(reconcile.ReasonRuntimeError, "removed from Git, but not deprovisioned: this socle has no driver %q", d.Driver)
 	}
-	msg, left := "removed from Git: deprovisioning "+d.Type, ""
+	why := "removed from Git"
+	if deleting {
+		why = "deleted by an admin"
+	}
+	msg, left := why+": deprovisioning "+d.Type, ""
 	if l, ok := drv.(provision.Leaver); ok {
 		left = l.Leaves(d.Request)
-		msg = "removed from Git: forgetting its outputs; " + left
+		msg = why + ": forgetting its outputs; " + left
 	}
 	u.Progress(func(st *reconcile.UnitStatus) {
 		st.Phase, st.Reason, st.Message = reconcile.Progressing, ReasonDeprovisioning, msg
@@ -393,11 +443,105 @@ func (k *Kind) Prune(ctx context.Context, u *reconcile.Unit) (bool, error) {
 		return false, err
 	}
 	if left != "" {
-		k.log.Info("resource removed, its outputs forgotten", "resource", u.Key.Name, "env", u.Key.Env, "type", d.Type, "left", left)
+		k.log.Info("resource removed, its outputs forgotten", "resource", u.Key.Name, "env", u.Key.Env, "type", d.Type, "why", why, "left", left)
 	} else {
-		k.log.Info("resource deprovisioned", "resource", u.Key.Name, "env", u.Key.Env, "type", d.Type)
+		k.log.Info("resource deprovisioned", "resource", u.Key.Name, "env", u.Key.Env, "type", d.Type, "why", why)
 	}
 	return true, nil
+}
+
+// The errors of Delete.
+var (
+	// ErrNotFound: socle keeps no resource of that name in that
+	// environment.
+	ErrNotFound = errors.New("no such resource")
+	// ErrDeclared: a workload in Git still uses the resource; removing it
+	// from the workloads removes it (or retains it, in production).
+	ErrDeclared = errors.New("the resource is still declared in Git")
+	// ErrDeleting: another deletion of the resource is under way.
+	ErrDeleting = errors.New("a deletion of the resource is already under way")
+)
+
+// deletion is a Delete waiting for the unit's pass.
+type deletion struct {
+	taken bool // by Prune, under Kind.mu: it ends, whatever the caller's context
+	done  chan struct{}
+	err   error // Prune's, set before done is closed
+}
+
+// Delete deprovisions a resource removed from Git that socle keeps (a
+// data-bearing one in production, retained; or one whose deprovisioning
+// failed), with its record and its sealed outputs, and returns it as it
+// was. The unit's own pass does it (Prune, which Delete asks the engine
+// for): the engine never runs two passes of a unit at once, so a deletion
+// cannot overlap a provisioning of the same resource, and a resource
+// declared in Git again before its pass is not deleted (ErrDeclared).
+//
+// Delete waits for the pass: until the pass takes the request, ctx ending
+// withdraws it; once taken, it waits for the driver. A driver that fails
+// leaves the record, and Delete can be called again.
+func (k *Kind) Delete(ctx context.Context, key unit.Key) (Resource, error) {
+	rec, err := k.rec.get(key)
+	if err != nil {
+		return Resource{}, err
+	}
+	del := &deletion{done: make(chan struct{})}
+	k.mu.Lock()
+	host := k.host
+	switch {
+	case k.desired[key] != nil:
+		err = ErrDeclared
+	case rec == nil:
+		err = ErrNotFound
+	case k.deletes[key] != nil:
+		err = ErrDeleting
+	case host == nil:
+		err = errors.New("the engine has not started")
+	default:
+		k.deletes[key] = del
+	}
+	k.mu.Unlock()
+	if err != nil {
+		return Resource{}, fmt.Errorf("deleting resource %s in %s: %w", key.Name, key.Env, err)
+	}
+	host.Trigger(key)
+	select {
+	case <-del.done:
+	case <-ctx.Done():
+		k.mu.Lock()
+		withdrawn := !del.taken && k.deletes[key] == del // else taken, or refused
+		if withdrawn {
+			delete(k.deletes, key)
+		}
+		k.mu.Unlock()
+		if withdrawn {
+			return Resource{}, fmt.Errorf("resource %s in %s was not deleted: its unit was not looked at in time: %w", key.Name, key.Env, ctx.Err())
+		}
+		<-del.done
+	}
+	if del.err != nil {
+		return Resource{}, fmt.Errorf("deleting resource %s in %s: %w", key.Name, key.Env, del.err)
+	}
+	return Resource{Key: key, Spec: rec.Spec, Outputs: rec.Outputs, ProvisionedAt: rec.ProvisionedAt}, nil
+}
+
+// takeDeletion returns the deletion asked for key, now taken, if any; one
+// whose resource is declared again is refused.
+func (k *Kind) takeDeletion(key unit.Key) *deletion {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	del := k.deletes[key]
+	if del == nil {
+		return nil
+	}
+	delete(k.deletes, key)
+	if k.desired[key] != nil {
+		del.err = ErrDeclared
+		close(del.done)
+		return nil
+	}
+	del.taken = true
+	return del
 }
 
 // Describe names a resource unit another waits on, and says why it is not

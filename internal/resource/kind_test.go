@@ -20,6 +20,7 @@ import (
 
 	"github.com/score-spec/score-go/types"
 
+	"github.com/socle-dev/socle/internal/clock"
 	"github.com/socle-dev/socle/internal/plan"
 	"github.com/socle-dev/socle/internal/provision"
 	"github.com/socle-dev/socle/internal/provision/static"
@@ -34,15 +35,19 @@ import (
 // directory of its own, its password a file in it made once; Check fails
 // when the directory is gone, as a process driver's does when its server
 // died. hold, while open, keeps Provision from returning: a test sees
-// what waits meanwhile.
+// what waits meanwhile. fail, checkFail and deprovisionFail make each
+// call fail.
 type testDirDriver struct {
 	dir string
 
-	mu         sync.Mutex
-	provisions int
-	removed    []string
-	hold       chan struct{}
-	fail       error
+	mu              sync.Mutex
+	provisions      int
+	checks          int
+	removed         []string
+	hold            chan struct{}
+	fail            error
+	checkFail       error
+	deprovisionFail error
 }
 
 func (d *testDirDriver) Name() string { return "testdir" }
@@ -83,6 +88,13 @@ func (d *testDirDriver) Provision(ctx context.Context, r provision.Request) (map
 }
 
 func (d *testDirDriver) Check(_ context.Context, r provision.Request) error {
+	d.mu.Lock()
+	d.checks++
+	fail := d.checkFail
+	d.mu.Unlock()
+	if fail != nil {
+		return fail
+	}
 	if _, err := os.Stat(filepath.Join(d.path(r), "password")); err != nil {
 		return fmt.Errorf("the database of %s is gone", r.Name)
 	}
@@ -91,8 +103,11 @@ func (d *testDirDriver) Check(_ context.Context, r provision.Request) error {
 
 func (d *testDirDriver) Deprovision(_ context.Context, r provision.Request) error {
 	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.deprovisionFail != nil {
+		return d.deprovisionFail
+	}
 	d.removed = append(d.removed, r.Env+"/"+r.Name)
-	d.mu.Unlock()
 	return os.RemoveAll(d.path(r))
 }
 
@@ -120,6 +135,10 @@ func (d *testHostDriver) Changed(ctx context.Context, r provision.Request, last 
 func (d *testHostDriver) Deprovision(context.Context, provision.Request) error { return nil }
 
 func (d *testHostDriver) Leaves(provision.Request) string { return "the host file stays" }
+func (d *testDirDriver) checked() int { d.mu.Lock(); defer d.mu.Unlock(); return d.checks }
+
+// set changes the driver's fields under its lock.
+func (d *testDirDriver) set(f func(d *testDirDriver)) { d.mu.Lock(); defer d.mu.Unlock(); f(d) }
 
 // testAppKind stands for the app kind in these tests: a unit "starts"
 // (a step that Starts, held by the engine until its resources are
@@ -213,6 +232,13 @@ func testRepo(redisHost string) *spec.Repo {
 
 func startHarness(t *testing.T, hold bool) *harness {
 	t.Helper()
+	return startHarnessClock(t, hold, nil)
+}
+
+// startHarnessClock starts the harness with the engine on clk (nil: the
+// system's).
+func startHarnessClock(t *testing.T, hold bool, clk clock.Clock) *harness {
+	t.Helper()
 	st, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "socle.db"))
 	if err != nil {
 		t.Fatal(err)
@@ -229,7 +255,7 @@ func startHarness(t *testing.T, hold bool) *harness {
 		t.Fatal(err)
 	}
 	h.apps = &testAppKind{res: h.kind, saw: map[string]map[string]provision.Outputs{}}
-	h.e, err = reconcile.New(reconcile.Config{Store: st, Kinds: []reconcile.Kind{h.apps, h.kind}, Resync: time.Hour, Logger: log})
+	h.e, err = reconcile.New(reconcile.Config{Store: st, Kinds: []reconcile.Kind{h.apps, h.kind}, Resync: time.Hour, Logger: log, Clock: clk})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -591,5 +617,121 @@ func TestOutputsChanged(t *testing.T) {
 	h.until(Key("api-q", "dev"), "gone", phase("gone"))
 	if _, err := os.Stat(h.host.file); err != nil || !strings.Contains(h.logs.String(), "left=\"the host file stays\"") {
 		t.Errorf("removed: the host file %v; the log:\n%s", err, h.logs.String())
+	}
+}
+
+// TestCheckFailingAfterProvisionBacksOff: what the driver provisions and
+// its check then says does not work is provisioned again after a backoff
+// that doubles, as a failure to provision is, not at every pass; once the
+// check passes, the resource is Synced and the failures in a row end. The
+// engine runs on a clock the test moves.
+func TestCheckFailingAfterProvisionBacksOff(t *testing.T) {
+	t0 := time.Date(2026, 12, 7, 9, 0, 0, 0, time.UTC)
+	clk := clock.NewFake(t0)
+	h := startHarnessClock(t, false, clk)
+	h.drv.set(func(d *testDirDriver) { d.checkFail = errors.New("the server does not answer on 127.0.0.1:5432") })
+	h.apply(app("api", "dev", map[string]types.Resource{"db": pg("")}))
+	k := Key("api-db", "dev")
+	backsOff := func(retryAt time.Time) reconcile.UnitStatus {
+		t.Helper()
+		st := h.until(k, "backs off until "+retryAt.String(), func(s reconcile.UnitStatus) bool { return s.RetryAt.Equal(retryAt) })
+		if st.Phase != reconcile.Degraded || st.Reason != ReasonCheckFailed ||
+			!strings.HasPrefix(st.Message, "the server does not answer on 127.0.0.1:5432 right after it was provisioned; it is provisioned again at ") {
+			t.Errorf("status %+v", st)
+		}
+		// Passes within the backoff check, and provision nothing.
+		n, provisions := h.drv.checked(), h.drv.count()
+		h.until(k, "is looked at again", func(reconcile.UnitStatus) bool { return h.drv.checked() >= n+3 })
+		if got := h.drv.count(); got != provisions {
+			t.Errorf("%d provisions within the backoff, want %d", got, provisions)
+		}
+		return st
+	}
+	backsOff(t0.Add(time.Second))
+	if n := h.drv.count(); n != 1 {
+		t.Errorf("%d provisions, want 1", n)
+	}
+	clk.Advance(time.Second)
+	backsOff(t0.Add(time.Second + 2*time.Second)) // doubled
+	if n := h.drv.count(); n != 2 {
+		t.Errorf("%d provisions, want 2", n)
+	}
+	// The check passes again (the server came up): Synced, with no
+	// provision more.
+	h.drv.set(func(d *testDirDriver) { d.checkFail = nil })
+	clk.Advance(2 * time.Second)
+	st := h.until(k, "is Synced", phase(reconcile.Synced))
+	if n := h.drv.count(); n != 2 || !st.RetryAt.IsZero() {
+		t.Errorf("%d provisions, want 2; retry at %v", n, st.RetryAt)
+	}
+	h.until(appKey("api", "dev"), "starts", phase(reconcile.Synced))
+	// The failures in a row ended: a check failing later provisions at
+	// once, and backs off from 1 s when it fails right after.
+	h.drv.set(func(d *testDirDriver) { d.checkFail = errors.New("the server does not answer on 127.0.0.1:5432") })
+	backsOff(t0.Add(3*time.Second + time.Second))
+	if n := h.drv.count(); n != 3 {
+		t.Errorf("%d provisions, want 3", n)
+	}
+}
+
+// TestDeleteRetained: a data-bearing resource retained in production is
+// deleted on request: not while Git declares it, not when unknown; a
+// driver that fails leaves its record, and the deletion is retried; then
+// it is deprovisioned, its sealed outputs removed, and its unit gone.
+func TestDeleteRetained(t *testing.T) {
+	h := startHarness(t, false)
+	h.apply(app("api", "prod", map[string]types.Resource{"db": pg("")}))
+	h.until(appKey("api", "prod"), "starts", phase(reconcile.Synced))
+	k := Key("api-db", "prod")
+	if _, err := h.kind.Delete(t.Context(), k); !errors.Is(err, ErrDeclared) {
+		t.Errorf("deleting a resource Git declares: %v, want ErrDeclared", err)
+	}
+	if _, err := h.kind.Delete(t.Context(), Key("nothing", "prod")); !errors.Is(err, ErrNotFound) {
+		t.Errorf("deleting an unknown resource: %v, want ErrNotFound", err)
+	}
+	h.apply(app("api", "prod", nil))
+	h.until(k, "is retained", func(s reconcile.UnitStatus) bool { return s.Reason == ReasonRetained })
+	sealed := filepath.Join(h.kind.cfg.Dir, "prod", "api-db"+sealedExt)
+	if _, err := os.Stat(sealed); err != nil {
+		t.Fatalf("the retained resource's outputs: %v", err)
+	}
+
+	h.drv.set(func(d *testDirDriver) { d.deprovisionFail = errors.New("dropping database api-db: connection refused") })
+	if _, err := h.kind.Delete(t.Context(), k); err == nil || !strings.Contains(err.Error(), "dropping database api-db: connection refused") {
+		t.Errorf("a driver that fails: %v", err)
+	}
+	if rs, _ := h.kind.Resources(); len(rs) != 1 || rs[0].Key != k {
+		t.Errorf("after a failed deletion: %+v, want the record kept", rs)
+	}
+	if _, err := os.Stat(sealed); err != nil {
+		t.Errorf("after a failed deletion, the outputs: %v", err)
+	}
+
+	h.drv.set(func(d *testDirDriver) { d.deprovisionFail = nil })
+	x, err := h.kind.Delete(t.Context(), k)
+	if err != nil {
+		t.Fatalf("deleting again: %v", err)
+	}
+	if x.Key != k || x.Spec.Type != "postgres" || x.Spec.Provisioner != "dir-postgres" || strings.Join(x.Spec.Apps, ",") != "api" || x.Outputs["database"] != "api-db" {
+		t.Errorf("deleted %+v", x)
+	}
+	h.drv.mu.Lock()
+	removed := strings.Join(h.drv.removed, ",")
+	h.drv.mu.Unlock()
+	if removed != "prod/api-db" {
+		t.Errorf("deprovisioned %q, want prod/api-db", removed)
+	}
+	if _, err := os.Stat(filepath.Join(h.drv.dir, "prod", "api-db")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the database is still there: %v", err)
+	}
+	if _, err := os.Stat(sealed); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the sealed outputs are still there: %v", err)
+	}
+	if rs, err := h.kind.Resources(); len(rs) != 0 || err != nil {
+		t.Errorf("after the deletion: %+v %v", rs, err)
+	}
+	h.until(k, "is gone", phase("gone"))
+	if _, err := h.kind.Delete(t.Context(), k); !errors.Is(err, ErrNotFound) {
+		t.Errorf("deleting it twice: %v, want ErrNotFound", err)
 	}
 }

@@ -2,6 +2,8 @@ package server
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"net/http"
@@ -18,6 +20,7 @@ import (
 	"github.com/socle-dev/socle/internal/seal"
 	"github.com/socle-dev/socle/internal/spec"
 	"github.com/socle-dev/socle/internal/stack"
+	"github.com/socle-dev/socle/internal/store"
 	units "github.com/socle-dev/socle/internal/unit"
 	"github.com/socle-dev/socle/internal/wiring"
 )
@@ -164,6 +167,62 @@ func (s *Server) getResource(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no resource %s in %s", name, env))
+}
+
+// deleteResource deletes a resource removed from Git that socle keeps (a
+// data-bearing one retained in production): the kind's unit pass
+// deprovisions it; the audit trail says who deleted which.
+func (s *Server) deleteResource(w http.ResponseWriter, r *http.Request) {
+	env, name := r.PathValue("env"), r.PathValue("name")
+	if s.resources == nil {
+		writeError(w, http.StatusNotFound, "not_found", notProvisioned)
+		return
+	}
+	key := resource.Key(name, env)
+	// A unit the engine does not prune (its environment keeps what was
+	// removed from Git, or apps that used it remain) is not deleted
+	// either: say so rather than wait for a pass that never prunes.
+	for _, st := range s.engine.Status() {
+		if st.Key() == key && (st.Reason == reconcile.ReasonRemovedFromGit || st.Reason == reconcile.ReasonDependentsRemain) {
+			writeError(w, http.StatusConflict, "conflict", fmt.Sprintf("resource %s in %s is not deleted: %s", name, env, st.Message))
+			return
+		}
+	}
+	x, err := s.resources.Delete(r.Context(), key)
+	switch {
+	case errors.Is(err, resource.ErrNotFound):
+		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no resource %s in %s", name, env))
+		return
+	case errors.Is(err, resource.ErrDeclared):
+		writeError(w, http.StatusConflict, "conflict", fmt.Sprintf("resource %s in %s is still declared in Git: only a resource removed from every workload is deleted (remove it from the workloads that use it first)", name, env))
+		return
+	case errors.Is(err, resource.ErrDeleting):
+		writeError(w, http.StatusConflict, "conflict", err.Error())
+		return
+	case err != nil:
+		writeError(w, http.StatusInternalServerError, "deprovision", err.Error()+"; its record and outputs are kept: try again")
+		return
+	}
+	user := callerOf(r).User
+	d := &x.Spec
+	detail, err := json.Marshal(struct {
+		Resource    string   `json:"resource"`
+		Env         string   `json:"env"`
+		Type        string   `json:"type"`
+		Provisioner string   `json:"provisioner"`
+		Driver      string   `json:"driver"`
+		FormerApps  []string `json:"formerApps"`
+	}{name, env, d.Type, d.Provisioner, d.Driver, d.Apps})
+	if err == nil {
+		// The deletion is done, whether the caller still waits or not.
+		_, err = s.store.AppendAudit(context.WithoutCancel(r.Context()), store.AuditRecord{Actor: user, Action: "resource.deleted", Env: env, Detail: detail})
+	}
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "store", fmt.Sprintf("resource %s in %s was deleted, but recording it in the audit trail failed: %v", name, env, err))
+		return
+	}
+	s.log.Warn("a resource was deleted", "resource", name, "env", env, "type", d.Type, "user", user)
+	writeJSON(w, http.StatusOK, resourceView(x, nil))
 }
 
 // resourceViews are the resources keep selects as the API shows them:

@@ -3,19 +3,25 @@ package server
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/socle-dev/socle/internal/api"
 	"github.com/socle-dev/socle/internal/api/client"
+	"github.com/socle-dev/socle/internal/auth"
 	"github.com/socle-dev/socle/internal/provision"
 	"github.com/socle-dev/socle/internal/reconcile"
 	"github.com/socle-dev/socle/internal/resource"
@@ -160,5 +166,110 @@ func TestResourceViewOfARetainedResource(t *testing.T) {
 	x.Desired = true
 	if v := resourceView(x, nil); strings.Join(v.Apps, ",") != "api,worker" || v.FormerApps != nil || v.Unit != nil {
 		t.Errorf("a resource in Git: apps %q, former %q, unit %+v", v.Apps, v.FormerApps, v.Unit)
+	}
+}
+
+// TestResourceDeleteRetained: api's database in an environment of the
+// production zone, removed from Git, is retained; an admin deletes it
+// through the API: refused while Git declares it (409), to a developer
+// (403), unknown (404); then the process driver drops it (connecting with
+// its old URL fails, the server answering), it leaves the list, its
+// sealed outputs are gone, and the audit trail says who deleted which.
+func TestResourceDeleteRetained(t *testing.T) {
+	t.Parallel()
+	repo := gitRepo(t)
+	// dev shares prod's zone: it is production, and its database is
+	// retained when removed from Git.
+	commit(t, repo, "socle.yaml", "  - name: dev\n    zone: apps-nonprod", "  - name: dev\n    zone: apps-prod", "dev in the production zone")
+	data := t.TempDir()
+	for _, d := range []string{data, filepath.Dir(data)} {
+		if err := os.Chmod(d, 0o711); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := startWith(t, Config{Repo: repo, Data: data, ProvisionResources: true})
+	defer r.stop()
+	key := resource.Key("api-db", "dev")
+	unitOf := func() (reconcile.UnitStatus, bool) {
+		for _, u := range r.engine.Status() {
+			if u.Key() == key {
+				return u, true
+			}
+		}
+		return reconcile.UnitStatus{}, false
+	}
+	r.waitFor(t, "api's database in dev", func(Status) bool { u, _ := unitOf(); return u.Phase == reconcile.Synced })
+	rs, err := r.resources.Resources()
+	if err != nil || len(rs) != 1 || rs[0].Outputs["url"] == "" || !rs[0].Spec.Production {
+		t.Fatalf("the resources: %+v %v", rs, err)
+	}
+	dbURL := rs[0].Outputs["url"]
+	conn, err := pgx.Connect(t.Context(), dbURL)
+	if err != nil {
+		t.Fatalf("connecting to api's database: %v", err)
+	}
+	conn.Close(t.Context())
+
+	admin := client.New(r.url, r.token)
+	status := func(err error) int {
+		if e, ok := errors.AsType[*client.Error](err); ok {
+			return e.Status
+		}
+		return 0
+	}
+	if _, err := admin.DeleteResource(t.Context(), "dev", "api-db"); status(err) != http.StatusConflict || !strings.Contains(err.Error(), "still declared in Git") {
+		t.Errorf("deleting a resource Git declares: %v, want 409", err)
+	}
+	if _, err := admin.DeleteResource(t.Context(), "dev", "nothing"); status(err) != http.StatusNotFound {
+		t.Errorf("deleting an unknown resource: %v, want 404", err)
+	}
+
+	commit(t, repo, "apps/api/score.yaml", "resources:\n  db:\n    type: postgres\n", "", "api: no database")
+	commit(t, repo, "apps/api/score.yaml",
+		`"postgres://${resources.db.username}:${resources.db.password}@${resources.db.host}:${resources.db.port}/${resources.db.name}?sslmode=disable"`,
+		`"postgres://nobody@127.0.0.1:1/none?sslmode=disable"`, "api: no database URL")
+	r.hook(t)
+	r.waitFor(t, "api's database retained", func(Status) bool { u, _ := unitOf(); return u.Reason == resource.ReasonRetained })
+
+	marcoToken, _, err := auth.Create(t.Context(), r.Store(), "marco", "test", "test", time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.New(r.url, marcoToken).DeleteResource(t.Context(), "dev", "api-db"); status(err) != http.StatusForbidden {
+		t.Errorf("a developer deleting a resource: %v, want 403", err)
+	}
+
+	gone, err := admin.DeleteResource(t.Context(), "dev", "api-db")
+	if err != nil {
+		t.Fatalf("DELETE /api/v1/resources/dev/api-db: %v", err)
+	}
+	if gone.Name != "api-db" || gone.Env != "dev" || gone.Provisioner != "builtin/postgres" || strings.Join(gone.FormerApps, ",") != "api" || len(gone.Apps) != 0 {
+		t.Errorf("deleted %+v", gone)
+	}
+	// The server answers, and the role and database are no more.
+	_, err = pgx.Connect(t.Context(), dbURL)
+	if pgErr, ok := errors.AsType[*pgconn.PgError](err); !ok || (pgErr.Code != "28P01" && pgErr.Code != "3D000") {
+		t.Errorf("connecting to the deleted database: %v, want the server to refuse the role or the database", err)
+	}
+	if l, err := admin.Resources(t.Context(), "dev", ""); err != nil || len(l.Items) != 0 {
+		t.Errorf("the resources of dev after the deletion: %+v %v", l, err)
+	}
+	if _, err := os.Stat(filepath.Join(data, "resource-outputs", "dev", "api-db.sealed")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the sealed outputs of the deleted resource: %v", err)
+	}
+	var audit api.Page[api.AuditRecord]
+	if err := admin.Get(t.Context(), "/api/v1/audit?action=resource.deleted", &audit); err != nil || len(audit.Items) != 1 {
+		t.Fatalf("the audit trail of resource.deleted: %+v %v", audit, err)
+	}
+	var detail struct {
+		Resource, Env, Type, Provisioner string
+		FormerApps                       []string
+	}
+	if a := audit.Items[0]; a.Actor != "admin" || a.Env != "dev" || json.Unmarshal(a.Detail, &detail) != nil ||
+		detail.Resource != "api-db" || detail.Env != "dev" || detail.Type != "postgres" || strings.Join(detail.FormerApps, ",") != "api" {
+		t.Errorf("the audit record: %+v (%s)", a, a.Detail)
+	}
+	if _, err := admin.DeleteResource(t.Context(), "dev", "api-db"); status(err) != http.StatusNotFound {
+		t.Errorf("deleting it twice: %v, want 404", err)
 	}
 }

@@ -109,6 +109,7 @@ func (s *Server) handlers() map[string]http.HandlerFunc {
 		"doraSeries":         s.getDORASeries,
 		"listResources":      s.listResources,
 		"getResource":        s.getResource,
+		"deleteResource":     s.deleteResource,
 		"listStacks":         s.listStacks,
 		"getStack":           s.getStack,
 		"unlockStack":        s.unlockStack,

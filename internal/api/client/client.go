@@ -248,6 +248,14 @@ func (c *Client) Resource(ctx context.Context, env, name string) (api.Resource, 
 	return v, c.Get(ctx, fmt.Sprintf("/api/v1/resources/%s/%s", esc(env), esc(name)), &v)
 }
 
+// DeleteResource deletes a resource removed from Git that socle keeps
+// (an admin's): its driver deprovisions it, with its data. It returns the
+// resource as it was.
+func (c *Client) DeleteResource(ctx context.Context, env, name string) (api.Resource, error) {
+	var v api.Resource
+	return v, c.Do(ctx, http.MethodDelete, fmt.Sprintf("/api/v1/resources/%s/%s", esc(env), esc(name)), nil, &v)
+}
+
 // Stacks lists every instance of every infrastructure stack.
 func (c *Client) Stacks(ctx context.Context) (api.StackList, error) {
 	var v api.StackList
