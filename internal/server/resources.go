@@ -34,7 +34,7 @@ func (s *Server) openResources() error {
 		if err != nil {
 			return err
 		}
-		drivers = wiring.Provisioners(wiring.ProvisionerOptions{Data: s.cfg.Data, Logger: s.log, Seal: key})
+		drivers = wiring.Provisioners(wiring.ProvisionerOptions{Data: s.cfg.Data, Logger: s.log, Seal: key, ProxyAddr: s.ProxyAddr()})
 	}
 	k, err := resource.New(resource.Config{Dir: filepath.Join(s.cfg.Data, "resource-outputs"), Secret: s.secret, Drivers: drivers,
 		Serves: s.readsOutputs, OnOutputs: s.outputsKept, Logger: s.log})

@@ -5,8 +5,10 @@ import (
 	"path/filepath"
 
 	"github.com/socle-dev/socle/internal/provision"
+	"github.com/socle-dev/socle/internal/provision/builtin"
 	"github.com/socle-dev/socle/internal/provision/process"
 	"github.com/socle-dev/socle/internal/provision/static"
+	"github.com/socle-dev/socle/internal/proxy"
 	"github.com/socle-dev/socle/internal/seal"
 )
 
@@ -21,7 +23,14 @@ type ProvisionerOptions struct {
 	// Seal seals the credentials a driver keeps (the data directory's
 	// key); nil keeps them in files readable by socle alone.
 	Seal *seal.Key
+	// ProxyAddr is where socle's proxy serves the apps of local
+	// environments: the builtin driver's service-port outputs name it.
+	ProxyAddr string
 }
+
+// ProxyHost is the host name socle's proxy serves port of app in env on
+// (port "": the app's primary port).
+func ProxyHost(app, env, port string) string { return proxy.RouteName(app, env, port) + ".localhost" }
 
 // Provisioners returns the provisioner drivers socle is built with, by
 // the name provisioner files give them. A driver is added with its
@@ -29,6 +38,7 @@ type ProvisionerOptions struct {
 func Provisioners(o ProvisionerOptions) map[string]provision.Driver {
 	drivers := []provision.Driver{
 		static.New(),
+		builtin.New(builtin.Config{ProxyAddr: o.ProxyAddr, Host: ProxyHost}),
 		process.New(process.Config{Dir: filepath.Join(o.Data, "resources"), Logger: o.Logger, Seal: o.Seal}),
 	}
 	out := make(map[string]provision.Driver, len(drivers))
