@@ -137,7 +137,7 @@ func TestProvisionerProblems(t *testing.T) {
 		{"no provisioner", map[string]string{"apps/shop/score.yaml": strings.Replace(shopScore, "type: postgres", "type: mongodb", 1)},
 			[]string{`apps/shop/score.yaml:10:11: resources.db.type: resource db (mongodb): no provisioner serves it in environments dev, prod: add one under provisioners/`}},
 		{"not supported yet", map[string]string{"apps/shop/score.yaml": shopScore + "  data:\n    type: volume\n"},
-			[]string{`apps/shop/score.yaml:12:11: resources.data.type: resource data: not supported yet by socle: volume (no provisioner serves it in environments dev, prod)`}},
+			[]string{`apps/shop/score.yaml:12:11: resources.data.type: resource data: not supported yet by socle: volume (no provisioner serves it in environments dev, prod: the local runtime runs a replica as a process of this machine, with nothing mounted in it)`}},
 		{"file content and volume source", map[string]string{"apps/shop/score.yaml": strings.Replace(shopScore, "    variables:\n      DB_HOST: ${resources.db.host}\n",
 			"    files:\n      /etc/db: {content: \"host=${resources.db.hostname}\"}\n      /etc/raw: {content: \"${resources.db.nope}\", noExpand: true}\n", 1)},
 			[]string{`apps/shop/score.yaml:7:26: containers.main.files./etc/db.content: resource db (postgres) in environments dev, prod is provisioned by builtin/postgres (built-in), which has no output "hostname"`}},

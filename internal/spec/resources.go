@@ -12,10 +12,13 @@ import (
 )
 
 // unprovisioned are the Score resource types socle has no provisioner of
-// its own for yet: a workload that uses one is refused, unless a
+// its own for yet, and why: a workload that uses one is refused, unless a
 // provisioner of the platform serves it, rather than validate and then
 // fail to deploy.
-var unprovisioned = map[string]bool{"volume": true, "route": true}
+var unprovisioned = map[string]string{
+	"volume": "the local runtime runs a replica as a process of this machine, with nothing mounted in it",
+	"route":  "socle's proxy routes by host name only, not by path",
+}
 
 // placeholder is a ${…} of a Score file where Score substitutes it.
 type placeholder struct {
@@ -58,8 +61,8 @@ func (l *loading) checkResources(a *App) {
 		serving[name] = ps
 		switch {
 		case len(missing) == 0:
-		case unprovisioned[res.Type]:
-			l.at(file, fmt.Sprintf("resource %s: not supported yet by socle: %s (no provisioner serves it in %s)", name, res.Type, envList(missing)), "resources", name, "type")
+		case unprovisioned[res.Type] != "":
+			l.at(file, fmt.Sprintf("resource %s: not supported yet by socle: %s (no provisioner serves it in %s: %s)", name, res.Type, envList(missing), unprovisioned[res.Type]), "resources", name, "type")
 		default:
 			l.at(file, fmt.Sprintf("resource %s (%s): no provisioner serves it in %s: add one under %s/", name, res.Type, envList(missing), ProvisionersDir), "resources", name, "type")
 		}
