@@ -23,12 +23,14 @@ import (
 	"github.com/socle-dev/socle/internal/clock"
 	"github.com/socle-dev/socle/internal/plan"
 	"github.com/socle-dev/socle/internal/provision"
+	"github.com/socle-dev/socle/internal/provision/builtin"
 	"github.com/socle-dev/socle/internal/provision/static"
 	"github.com/socle-dev/socle/internal/reconcile"
 	"github.com/socle-dev/socle/internal/spec"
 	"github.com/socle-dev/socle/internal/store/sqlite"
 	"github.com/socle-dev/socle/internal/syncbuf"
 	"github.com/socle-dev/socle/internal/unit"
+	"github.com/socle-dev/socle/internal/wiring"
 )
 
 // testDirDriver is a provisioner driver for these tests: a resource is a
@@ -135,7 +137,7 @@ func (d *testHostDriver) Changed(ctx context.Context, r provision.Request, last 
 func (d *testHostDriver) Deprovision(context.Context, provision.Request) error { return nil }
 
 func (d *testHostDriver) Leaves(provision.Request) string { return "the host file stays" }
-func (d *testDirDriver) checked() int { d.mu.Lock(); defer d.mu.Unlock(); return d.checks }
+func (d *testDirDriver) checked() int                     { d.mu.Lock(); defer d.mu.Unlock(); return d.checks }
 
 // set changes the driver's fields under its lock.
 func (d *testDirDriver) set(f func(d *testDirDriver)) { d.mu.Lock(); defer d.mu.Unlock(); f(d) }
@@ -250,7 +252,8 @@ func startHarnessClock(t *testing.T, hold bool, clk clock.Clock) *harness {
 	}
 	log := slog.New(slog.NewTextHandler(h.logs, nil))
 	h.kind, err = New(Config{Dir: filepath.Join(t.TempDir(), "resource-outputs"), Secret: []byte("0123456789abcdef0123456789abcdef"),
-		Drivers: map[string]provision.Driver{"testdir": h.drv, "testhost": h.host, static.Name: static.New()}, Logger: log})
+		Drivers: map[string]provision.Driver{"testdir": h.drv, "testhost": h.host, static.Name: static.New(),
+			builtin.Name: builtin.New(builtin.Config{ProxyAddr: "127.0.0.1:7080", Host: wiring.ProxyHost})}, Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -376,14 +379,14 @@ func TestProvisionedBeforeTheApp(t *testing.T) {
 	h := startHarness(t, true)
 	res := h.apply(
 		app("api", "dev", map[string]types.Resource{"db": pg("")}),
-		app("web", "dev", map[string]types.Resource{"db": pg("shared-db"), "cache": {Type: "mysql"}, "env": {Type: "environment"}}),
+		app("web", "dev", map[string]types.Resource{"db": pg("shared-db"), "cache": {Type: "mysql"}, "data": {Type: "volume"}}),
 		app("worker", "dev", map[string]types.Resource{"db": pg("shared-db")}),
 	)
 	var names []string
 	for _, r := range res {
 		names = append(names, r.Key.String())
 	}
-	// mysql has no provisioner, environment is not provisioned:
+	// mysql has no provisioner, volume is not provisioned:
 	// no unit, the app reads what it did before.
 	if want := "resource api-db @ dev,resource shared-db @ dev"; strings.Join(names, ",") != want {
 		t.Fatalf("resource units %q, want %q", names, want)
@@ -734,4 +737,55 @@ func TestDeleteRetained(t *testing.T) {
 	if _, err := h.kind.Delete(t.Context(), k); !errors.Is(err, ErrNotFound) {
 		t.Errorf("deleting it twice: %v, want ErrNotFound", err)
 	}
+}
+
+// TestBuiltinTypes: environment, dns and service-port resources are
+// provisioned by socle's built-in provisioners with no provisioner file,
+// before the app that reads them: the environment's variables (a
+// variable changed in Git reaches the app), a host name under the
+// environment's domain, and the proxy's address of another workload's
+// port, its primary port on the workload's own host name.
+func TestBuiltinTypes(t *testing.T) {
+	h := startHarness(t, false)
+	web := &spec.App{Name: "web", Workload: &types.Workload{Service: &types.WorkloadService{Ports: types.WorkloadServicePorts{
+		"http": {Port: 8080}, "metrics": {Port: 9090}}}}}
+	withVars := func(vars map[string]string) *spec.Repo {
+		r := testRepo("redis.prod.internal")
+		r.Platform.Environments[0].Variables = vars
+		r.Apps = []*spec.App{web}
+		return r
+	}
+	h.repo = withVars(map[string]string{"GREETING": "hello", "REGION": "eu"})
+	shop := app("shop", "dev", map[string]types.Resource{
+		"env":     {Type: spec.TypeEnvironment},
+		"dns":     {Type: spec.TypeDNS},
+		"web":     {Type: spec.TypeServicePort, Params: map[string]any{"workload": "web", "port": "http"}},
+		"metrics": {Type: spec.TypeServicePort, Params: map[string]any{"workload": "web", "port": "metrics"}},
+	})
+	res := h.apply(shop)
+	if len(res) != 4 {
+		t.Fatalf("%d resource units, want 4: %v", len(res), res)
+	}
+	h.until(appKey("shop", "dev"), "starts", phase(reconcile.Synced))
+	seen := h.apps.seen("shop")
+	for name, want := range map[string]map[string]string{
+		"env":     {"GREETING": "hello", "REGION": "eu"},
+		"dns":     {"host": "shop-dns.dev.localhost"},
+		"web":     {"hostname": "web.dev.localhost", "port": "7080"},
+		"metrics": {"hostname": "metrics.web.dev.localhost", "port": "7080"},
+	} {
+		if !maps.Equal(seen[name].Values, want) {
+			t.Errorf("resource %s: outputs %v, want %v", name, seen[name].Values, want)
+		}
+	}
+	st := h.until(Key("shop-env", "dev"), "is Synced", phase(reconcile.Synced))
+	if st.Message != "environment provisioned by builtin/environment (builtin) for shop" {
+		t.Errorf("the environment resource says %q", st.Message)
+	}
+	// A variable changed in socle.yaml: the app reads the new value.
+	h.repo = withVars(map[string]string{"GREETING": "bonjour", "REGION": "eu"})
+	h.apply(shop)
+	h.until(appKey("shop", "dev"), "reads the new variable", func(s reconcile.UnitStatus) bool {
+		return s.Phase == reconcile.Synced && h.apps.seen("shop")["env"].Values["GREETING"] == "bonjour"
+	})
 }

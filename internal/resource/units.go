@@ -67,7 +67,7 @@ func (d *Desired) secret() map[string]bool {
 // for yet: their placeholders are resolved as before (runtime's made-up
 // outputs, or the runtime's own handling), and validate refuses what they
 // cannot serve.
-var Unprovisioned = map[string]bool{"environment": true, "service-port": true, "volume": true, "dns": true, "route": true}
+var Unprovisioned = map[string]bool{"volume": true, "route": true}
 
 // NameOf is the name of the resource unit of resource res of app: its
 // Score id when it has one (workloads that name the same id share it),
@@ -132,7 +132,7 @@ func units(repo *spec.Repo, apps []unit.Desired, serves func(env string) bool, a
 			}
 			byKey[k] = &Desired{
 				Request: provision.Request{Name: k.Name, Env: d.Env, Zone: d.Zone, Type: r.Type, Class: class,
-					Params: map[string]any(r.Params), Config: p.Config},
+					Params: map[string]any(r.Params), Config: config(repo, p, r)},
 				Provisioner: p.Name, Driver: string(p.Driver), Outputs: p.Outputs, Data: p.Data,
 				Production: repo.Production(d.Env), Apps: []string{d.App},
 			}
@@ -154,6 +154,21 @@ func units(repo *spec.Repo, apps []unit.Desired, serves func(env string) bool, a
 		desired[k] = d
 	}
 	return resources, desired, out
+}
+
+// config is the config resource r's driver is given: its provisioner's,
+// and for socle's built-in service-port the primary port of the workload
+// it reaches, which its proxy serves on the workload's own host name.
+func config(repo *spec.Repo, p *spec.Provisioner, r types.Resource) map[string]any {
+	if !p.Builtin() || r.Type != spec.TypeServicePort {
+		return p.Config
+	}
+	workload, _ := r.Params["workload"].(string)
+	a := repo.App(workload)
+	if a == nil || a.Workload == nil || a.Workload.Service == nil {
+		return p.Config // validate refuses it
+	}
+	return map[string]any{"primaryPort": spec.PrimaryPort(slices.Collect(maps.Keys(a.Workload.Service.Ports)))}
 }
 
 func deref(s *string) string {

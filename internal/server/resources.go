@@ -39,7 +39,7 @@ func (s *Server) openResources() error {
 		if err != nil {
 			return err
 		}
-		o := wiring.ProvisionerOptions{Data: s.cfg.Data, Logger: s.log, Seal: key}
+		o := wiring.ProvisionerOptions{Data: s.cfg.Data, Logger: s.log, Seal: key, ProxyAddr: s.ProxyAddr()}
 		if s.stacks != nil {
 			o.StackOutputs, o.Repo = stack.AppliedOutputs{Dir: s.stacks.Dir, Secret: s.secret}, s.pipeline.Repo
 		}

@@ -273,3 +273,114 @@ func TestResourceDeleteRetained(t *testing.T) {
 		t.Errorf("deleting it twice: %v, want 404", err)
 	}
 }
+
+// TestBuiltinResources: a workload that asks for an environment, a dns
+// and a service-port resource, with no provisioner file, runs with their
+// outputs in its environment: the environment's variables from
+// socle.yaml, a host name under the environment's domain, and where the
+// proxy serves api's http port, at which api answers through socle's
+// real proxy.
+func TestBuiltinResources(t *testing.T) {
+	t.Parallel()
+	data := t.TempDir()
+	for _, d := range []string{data, filepath.Dir(data)} {
+		if err := os.Chmod(d, 0o711); err != nil { // searchable by the postgres user api's database runs as, when the test runs as root
+			t.Fatal(err)
+		}
+	}
+	repo := gitRepo(t)
+	platform := filepath.Join(repo, "socle.yaml")
+	b, err := os.ReadFile(platform)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vars := strings.ReplaceAll(string(b), "    runtime: {type: local}\n", "    runtime: {type: local}\n    variables: {REGION: alps}\n")
+	if err := os.WriteFile(platform, []byte(vars), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// api is not in sandbox: neither is what reaches it.
+	appendFile(t, filepath.Join(repo, "apps/worker/socle.yaml"), "environments:\n  sandbox: {disabled: true}\n")
+	commit(t, repo, "apps/worker/score.yaml", "      QUEUE: bookings-confirmations\n", `      QUEUE: bookings-confirmations
+      REGION: ${resources.env.REGION}
+      SITE: ${resources.site.host}
+      API_HOST: ${resources.api.hostname}
+      API_PORT: ${resources.api.port}
+resources:
+  env: {type: environment}
+  site: {type: dns}
+  api:
+    type: service-port
+    params: {workload: api, port: http}
+`, "worker reads the environment, a host name and api's address")
+	r := startWith(t, Config{Repo: repo, Data: data, ProvisionResources: true})
+	defer r.stop()
+	st := r.waitFor(t, "worker and api to run in dev", func(st Status) bool {
+		n := 0
+		for _, u := range st.Runtime {
+			if (u.App == "worker" || u.App == "api") && u.Env == "dev" && u.Phase == api.PhaseSynced && len(u.Replicas) > 0 && u.Replicas[0].PID > 0 {
+				n++
+			}
+		}
+		return n == 2
+	})
+	env := map[string]string{}
+	for _, u := range st.Runtime {
+		if u.App != "worker" || u.Env != "dev" {
+			continue
+		}
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", u.Replicas[0].PID))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for v := range bytes.SplitSeq(b, []byte{0}) {
+			if k, val, ok := strings.Cut(string(v), "="); ok {
+				env[k] = val
+			}
+		}
+	}
+	_, proxyPort, _ := strings.Cut(r.ProxyAddr(), ":")
+	for k, want := range map[string]string{"REGION": "alps", "SITE": "worker-site.dev.localhost", "API_HOST": "api.dev.localhost", "API_PORT": proxyPort} {
+		if env[k] != want {
+			t.Errorf("worker's %s = %q, want %q", k, env[k], want)
+		}
+	}
+	// What worker was given reaches api, through socle's proxy.
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, "http://127.0.0.1:"+env["API_PORT"]+"/", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Host = env["API_HOST"]
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("GET / on %s through the proxy: %v", env["API_HOST"], err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(string(body), "Alpenrose bookings API") {
+		t.Errorf("GET / on %s through the proxy: %s %q", env["API_HOST"], resp.Status, body)
+	}
+	// The resources are listed, each served by its built-in provisioner.
+	list, err := client.New(r.url, r.token).Resources(t.Context(), "dev", "worker")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, x := range list.Items {
+		got = append(got, x.Name+" "+x.Provisioner+" "+x.Driver)
+	}
+	if s := strings.Join(got, ", "); s != "worker-api builtin/service-port builtin, worker-env builtin/environment builtin, worker-site builtin/dns builtin" {
+		t.Errorf("worker's resources in dev: %s", s)
+	}
+}
+
+func appendFile(t *testing.T, file, text string) {
+	t.Helper()
+	f, err := os.OpenFile(file, os.O_APPEND|os.O_WRONLY, 0)
+	if err == nil {
+		_, err = f.WriteString(text)
+		err = errors.Join(err, f.Close())
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+}

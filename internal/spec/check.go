@@ -37,6 +37,7 @@ func (l *loading) check() {
 	l.checkEnvironments(zones, envs, notify)
 	l.checkStacks()
 	l.checkProvisioners()
+	l.checkServicePorts()
 	l.checkRuntimes()
 	l.checkPromotionLine()
 	for i, f := range r.Platform.Freezes {
@@ -208,6 +209,11 @@ func (l *loading) checkEnvironments(zones, envs, notify map[string]bool) {
 		}
 		for j, n := range e.Notify {
 			l.ref(PlatformFile, "notification", n, notify, at("notify", idx(j))...)
+		}
+		for _, k := range slices.Sorted(maps.Keys(e.Variables)) {
+			if !outputName.MatchString(k) {
+				l.atKey(PlatformFile, k, fmt.Sprintf("variable %q: workloads read it as ${resources.<resource>.%s}: letters, digits, _ and - only", k, k), at("variables")...)
+			}
 		}
 		if p := e.Promotion; p != nil {
 			if e.Sync == SyncAuto {

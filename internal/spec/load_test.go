@@ -122,7 +122,7 @@ func TestProblems(t *testing.T) {
 		{"missing field", "teams.yaml", strings.Replace(minimalTeams, ", role: developer", "", 1), `teams.yaml:5:15: teams[0].members[0].role: missing required field "role"`},
 		{"bad role", "teams.yaml", strings.Replace(minimalTeams, "role: developer", "role: boss", 1), `teams.yaml:5:33: teams[0].members[0].role: expected one of viewer, developer, approver, admin, found boss`},
 		{"unknown field with suggestion", "socle.yaml", strings.Replace(minimalPlatform, "sync: auto", "sync: auto\n    promtion: {from: dev}", 1), `socle.yaml:8:5: environments[0].promtion: unknown field "promtion"; did you mean "promotion"?`},
-		{"unknown field listing", "socle.yaml", strings.Replace(minimalPlatform, "sync: auto", "sync: auto\n    colour: blue", 1), `unknown field "colour"; expected one of: deployRoles, description, emergency, name, notify, promotion, prune, runtime, selfHeal, sync, zone`},
+		{"unknown field listing", "socle.yaml", strings.Replace(minimalPlatform, "sync: auto", "sync: auto\n    colour: blue", 1), `unknown field "colour"; expected one of: deployRoles, description, emergency, name, notify, promotion, prune, runtime, selfHeal, sync, variables, zone`},
 		{"bad sync", "socle.yaml", strings.Replace(minimalPlatform, "sync: auto", "sync: always", 1), `socle.yaml:7:11: environments[0].sync: expected one of auto, manual, found always`},
 		{"bad soak", "socle.yaml", strings.Replace(minimalPlatform, "{from: dev}", "{from: dev, soak: soon}", 1), `environments[1].promotion.soak: "soon" does not have the expected form`},
 		{"unknown from", "socle.yaml", strings.Replace(minimalPlatform, "{from: dev}", "{from: qa}", 1), `socle.yaml:11:23: environments[1].promotion.from: no environment "qa" to promote from (known: dev, prod)`},

@@ -1,6 +1,7 @@
 package spec
 
 import (
+	"maps"
 	"slices"
 )
 
@@ -34,6 +35,11 @@ const (
 	DriverKubernetes ProvisionerDriver = "kubernetes"
 	// DriverStatic: fixed outputs for something that already exists.
 	DriverStatic ProvisionerDriver = "static"
+	// DriverBuiltin: outputs socle computes itself, in process, from the
+	// platform and the resource's params (an environment's variables, a
+	// host name, another workload's address). Only socle's built-in
+	// provisioners name it.
+	DriverBuiltin ProvisionerDriver = "builtin"
 )
 
 // ProvisionerMatch says which resources a provisioner serves: a
@@ -117,7 +123,27 @@ var BuiltinProvisioners = []Provisioner{
 		Driver: DriverProcess, Data: true, Outputs: outputs("host", "port", "name", "database", "username", "password!", "url!"), builtin: true},
 	{Name: "builtin/redis", Match: ProvisionerMatch{Type: "redis", Runtimes: []RuntimeType{RuntimeLocal}},
 		Driver: DriverProcess, Data: true, Outputs: outputs("host", "port", "username", "password!", "url!"), builtin: true},
+	// Its outputs are the environment's variables (ProvisionerFor).
+	{Name: "builtin/environment", Match: ProvisionerMatch{Type: "environment", Runtimes: []RuntimeType{RuntimeLocal}},
+		Driver: DriverBuiltin, builtin: true},
+	{Name: "builtin/dns", Match: ProvisionerMatch{Type: "dns", Runtimes: []RuntimeType{RuntimeLocal}},
+		Driver: DriverBuiltin, Outputs: outputs("host"), builtin: true},
+	{Name: "builtin/service-port", Match: ProvisionerMatch{Type: "service-port", Runtimes: []RuntimeType{RuntimeLocal}},
+		Driver: DriverBuiltin, Outputs: outputs("hostname", "port"), builtin: true},
 }
+
+// Built-in resource types whose outputs socle computes itself (DriverBuiltin).
+const (
+	// TypeEnvironment's outputs are the variables of the environment
+	// (Environment.Variables), never socle's process environment.
+	TypeEnvironment = "environment"
+	// TypeDNS's output host is a host name under the environment's domain
+	// on socle's proxy, stable per resource.
+	TypeDNS = "dns"
+	// TypeServicePort's outputs hostname and port are where another
+	// workload's named service port (params workload and port) is reached.
+	TypeServicePort = "service-port"
+)
 
 // outputs declares outputs by name, a trailing ! marking a secret one.
 func outputs(names ...string) []ProvisionerOutput {
@@ -171,5 +197,25 @@ func (r *Repo) ProvisionerFor(typ, class, id, env string) *Provisioner {
 	for i := range BuiltinProvisioners {
 		consider(&BuiltinProvisioners[i])
 	}
+	if best != nil && best.Match.Type == TypeEnvironment {
+		return environmentProvisioner(best, e)
+	}
 	return best
+}
+
+// environmentProvisioner is the built-in provisioner of environment
+// resources in e: its outputs are e's variables, which its config hands
+// the driver, so that a variable changed provisions the resource again
+// and rolls the apps that read it.
+func environmentProvisioner(builtin *Provisioner, e *Environment) *Provisioner {
+	p := *builtin
+	names := slices.Sorted(maps.Keys(e.Variables))
+	p.Outputs = make([]ProvisionerOutput, len(names))
+	values := make(map[string]any, len(names))
+	for i, n := range names {
+		p.Outputs[i] = ProvisionerOutput{Name: n}
+		values[n] = e.Variables[n]
+	}
+	p.Config = map[string]any{"values": values}
+	return &p
 }

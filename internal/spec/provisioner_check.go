@@ -28,6 +28,9 @@ func (l *loading) loadProvisioners() {
 	}
 }
 
+// outputName is the form of a resource's output (ProvisionerOutput.Name).
+var outputName = regexp.MustCompile(`^[a-zA-Z0-9_-]+$`)
+
 // envVarName is the form of a variable of socle's environment.
 var envVarName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 

@@ -2,6 +2,7 @@ package spec
 
 import (
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -39,6 +40,18 @@ func TestProvisionerFor(t *testing.T) {
 	}
 	if p := r.ProvisionerFor("postgres", "", "", "dev"); p.Builtin() {
 		t.Error("a platform's provisioner reported built-in")
+	}
+	// An environment resource's outputs are its environment's variables.
+	r.Platform.Environments[0].Variables = map[string]string{"LOG_LEVEL": "debug", "REGION": "eu"}
+	p := r.ProvisionerFor(TypeEnvironment, "", "", "dev")
+	if p == nil || p.Name != "builtin/environment" || outputNames(p) != "LOG_LEVEL, REGION" || fmt.Sprint(p.Config["values"]) != "map[LOG_LEVEL:debug REGION:eu]" {
+		t.Errorf("environment in dev served by %+v", p)
+	}
+	if p := r.ProvisionerFor(TypeEnvironment, "", "", "prod"); p != nil {
+		t.Errorf("environment on kubernetes served by %s: socle's built-in serves local runtimes only", p.Name)
+	}
+	if BuiltinProvisioners[2].Outputs != nil || BuiltinProvisioners[2].Config != nil {
+		t.Error("ProvisionerFor changed the built-in provisioner of environment resources")
 	}
 	if o := BuiltinProvisioners[0].Output("password"); o == nil || !o.Secret {
 		t.Errorf("builtin postgres password output = %+v, want a secret output", o)
@@ -128,7 +141,7 @@ func TestProvisionerProblems(t *testing.T) {
 		{"no provisioner", map[string]string{"apps/shop/score.yaml": strings.Replace(shopScore, "type: postgres", "type: mongodb", 1)},
 			[]string{`apps/shop/score.yaml:10:11: resources.db.type: resource db (mongodb): no provisioner serves it in environments dev, prod: add one under provisioners/`}},
 		{"not supported yet", map[string]string{"apps/shop/score.yaml": shopScore + "  data:\n    type: volume\n"},
-			[]string{`apps/shop/score.yaml:12:11: resources.data.type: resource data: not supported yet by socle: volume (no provisioner serves it in environments dev, prod)`}},
+			[]string{`apps/shop/score.yaml:12:11: resources.data.type: resource data: not supported yet by socle: volume (no provisioner serves it in environments dev, prod: the local runtime runs a replica as a process of this machine, with nothing mounted in it)`}},
 		{"file content and volume source", map[string]string{"apps/shop/score.yaml": strings.Replace(shopScore, "    variables:\n      DB_HOST: ${resources.db.host}\n",
 			"    files:\n      /etc/db: {content: \"host=${resources.db.hostname}\"}\n      /etc/raw: {content: \"${resources.db.nope}\", noExpand: true}\n", 1)},
 			[]string{`apps/shop/score.yaml:7:26: containers.main.files./etc/db.content: resource db (postgres) in environments dev, prod is provisioned by builtin/postgres (built-in), which has no output "hostname"`}},
@@ -139,6 +152,7 @@ func TestProvisionerProblems(t *testing.T) {
 				`apps/shop/score.yaml:19:20: resources.cc.params.peer: cycle between resources: cc → cc`,
 			}},
 	}
+	tests = append(tests, builtinTypeProblems(t)...)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -183,5 +197,77 @@ func TestProvisionersLoad(t *testing.T) {
 	}
 	if p := r.ProvisionerFor("postgres", "", "", "prod"); p == nil || p.Name != "prod-db" {
 		t.Errorf("postgres in prod served by %v, want prod-db", p)
+	}
+}
+
+// builtinTypeProblems are TestProvisionerProblems' cases of the types
+// socle's built-in provisioners compute: environment, service-port.
+func builtinTypeProblems(t *testing.T) []struct {
+	name  string
+	files map[string]string
+	want  []string
+} {
+	platform, err := os.ReadFile("testdata/stacks/socle.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// dev declares variables, prod none.
+	withVars := func(vars string) string {
+		return strings.Replace(string(platform), "    sync: auto\n", "    sync: auto\n    variables: "+vars+"\n", 1)
+	}
+	const envScore = `apiVersion: score.dev/v1b1
+metadata: {name: shop}
+containers:
+  main:
+    image: nginx
+    variables:
+      LEVEL: ${resources.env.LOG_LEVEL}
+resources:
+  env:
+    type: environment
+`
+	const web = `apiVersion: score.dev/v1b1
+metadata: {name: web}
+containers:
+  main:
+    image: nginx
+service:
+  ports:
+    http: {port: 8080}
+    metrics: {port: 9090}
+`
+	servicePort := func(params string) string {
+		return "apiVersion: score.dev/v1b1\nmetadata: {name: shop}\ncontainers:\n  main:\n    image: nginx\n" +
+			"    variables:\n      WEB: http://${resources.web.hostname}:${resources.web.port}\n" +
+			"resources:\n  web:\n    type: service-port\n    params: " + params + "\n"
+	}
+	return []struct {
+		name  string
+		files map[string]string
+		want  []string
+	}{
+		{"environment variable declared in one environment only", map[string]string{"socle.yaml": withVars("{LOG_LEVEL: debug}"), "apps/shop/score.yaml": envScore},
+			[]string{`apps/shop/score.yaml:7:14: containers.main.variables.LEVEL: resource env (environment) in environment prod has no output "LOG_LEVEL": its outputs are the environment's variables, and it declares none; declare LOG_LEVEL under the environment's variables in socle.yaml`}},
+		{"environment variable undeclared", map[string]string{"socle.yaml": withVars("{LOG: debug, TRACE: off}"), "apps/shop/score.yaml": envScore},
+			[]string{
+				`resource env (environment) in environment dev has no output "LOG_LEVEL": its outputs are the environment's variables, which are LOG, TRACE`,
+				`resource env (environment) in environment prod has no output "LOG_LEVEL"`,
+			}},
+		{"environment variable named with a dot", map[string]string{"socle.yaml": withVars("{LOG.LEVEL: debug}")},
+			[]string{`socle.yaml:13:17: environments[0].variables.LOG.LEVEL: variable "LOG.LEVEL": workloads read it as ${resources.<resource>.LOG.LEVEL}: letters, digits, _ and - only`}},
+		{"service-port to an unknown workload", map[string]string{"apps/shop/score.yaml": servicePort("{workload: wbe, port: http}")},
+			[]string{`apps/shop/score.yaml:11:24: resources.web.params.workload: resource web (service-port): no workload "wbe" under apps/ (there are shop)`}},
+		{"service-port to an unknown port", map[string]string{"apps/shop/score.yaml": servicePort("{workload: web, port: grpc}"), "apps/web/score.yaml": web},
+			[]string{`apps/shop/score.yaml:11:35: resources.web.params.port: resource web (service-port): workload web has no service port "grpc" (it has http, metrics)`}},
+		{"service-port to a workload with no service", map[string]string{"apps/shop/score.yaml": servicePort("{workload: web, port: http}"), "apps/web/score.yaml": strings.Replace(minimalScore, "shop", "web", 1)},
+			[]string{`resources.web.params.port: resource web (service-port): workload web has no service port "http" (it has no service)`}},
+		{"service-port without params", map[string]string{"apps/shop/score.yaml": servicePort("{}")},
+			[]string{
+				`apps/shop/score.yaml:11:13: resources.web.params: resource web (service-port): params.workload names the workload whose port it reaches`,
+				`apps/shop/score.yaml:11:13: resources.web.params: resource web (service-port): params.port names the service port it reaches`,
+			}},
+		{"service-port to a workload disabled in prod", map[string]string{"apps/shop/score.yaml": servicePort("{workload: web, port: metrics}"), "apps/web/score.yaml": web,
+			"apps/web/socle.yaml": "apiVersion: socle.dev/v1\nkind: App\nowner: platform\nenvironments:\n  prod: {disabled: true}\n"},
+			[]string{`apps/shop/score.yaml:11:24: resources.web.params.workload: resource web (service-port): workload web is disabled in environment prod`}},
 	}
 }

@@ -2,6 +2,7 @@ package spec
 
 import (
 	"fmt"
+	"io/fs"
 	"maps"
 	"path"
 	"slices"
@@ -11,10 +12,13 @@ import (
 )
 
 // unprovisioned are the Score resource types socle has no provisioner of
-// its own for yet: a workload that uses one is refused, unless a
+// its own for yet, and why: a workload that uses one is refused, unless a
 // provisioner of the platform serves it, rather than validate and then
 // fail to deploy.
-var unprovisioned = map[string]bool{"environment": true, "service-port": true, "volume": true, "dns": true, "route": true}
+var unprovisioned = map[string]string{
+	"volume": "the local runtime runs a replica as a process of this machine, with nothing mounted in it",
+	"route":  "socle's proxy routes by host name only, not by path",
+}
 
 // placeholder is a ${…} of a Score file where Score substitutes it.
 type placeholder struct {
@@ -57,8 +61,8 @@ func (l *loading) checkResources(a *App) {
 		serving[name] = ps
 		switch {
 		case len(missing) == 0:
-		case unprovisioned[res.Type]:
-			l.at(file, fmt.Sprintf("resource %s: not supported yet by socle: %s (no provisioner serves it in %s)", name, res.Type, envList(missing)), "resources", name, "type")
+		case unprovisioned[res.Type] != "":
+			l.at(file, fmt.Sprintf("resource %s: not supported yet by socle: %s (no provisioner serves it in %s: %s)", name, res.Type, envList(missing), unprovisioned[res.Type]), "resources", name, "type")
 		default:
 			l.at(file, fmt.Sprintf("resource %s (%s): no provisioner serves it in %s: add one under %s/", name, res.Type, envList(missing), ProvisionersDir), "resources", name, "type")
 		}
@@ -84,26 +88,34 @@ func (l *loading) checkResources(a *App) {
 			continue // the whole resource: its outputs, whichever they are
 		}
 		// The environments each provisioner serves the resource in.
+		// (The built-in provisioner of environment resources has the
+		// outputs of each environment: environments are told apart by
+		// them too.)
 		var order []*Provisioner
-		in := map[*Provisioner][]*Environment{}
+		in := map[string][]*Environment{}
 		for i, p := range serving[name] {
 			if p == nil {
 				continue
 			}
-			if in[p] == nil {
+			pk := p.Name + "\x00" + outputNames(p)
+			if in[pk] == nil {
 				order = append(order, p)
 			}
-			in[p] = append(in[p], envs[i])
+			in[pk] = append(in[pk], envs[i])
 		}
 		for _, p := range order {
-			key := ph.ref + "\x00" + p.Name
+			pk := p.Name + "\x00" + outputNames(p)
+			key := ph.ref + "\x00" + pk
 			if reported[key] {
 				continue
 			}
 			var msg string
 			switch {
+			case p.Output(keys[0]) == nil && p.Builtin() && res.Type == TypeEnvironment:
+				msg = fmt.Sprintf("resource %s (environment) in %s has no output %q: its outputs are the environment's variables, %s; declare %s under the environment's variables in %s",
+					name, envList(in[pk]), keys[0], declared(p), keys[0], PlatformFile)
 			case p.Output(keys[0]) == nil:
-				msg = fmt.Sprintf("resource %s (%s) in %s is provisioned by %s (%s), which has no output %q; it has %s", name, res.Type, envList(in[p]), p.Name, provisionerWhere(p), keys[0], outputNames(p))
+				msg = fmt.Sprintf("resource %s (%s) in %s is provisioned by %s (%s), which has no output %q; it has %s", name, res.Type, envList(in[pk]), p.Name, provisionerWhere(p), keys[0], outputNames(p))
 			case len(keys) > 1:
 				msg = fmt.Sprintf("${%s}: output %q of resource %s is a string, with nothing to read inside it", ph.ref, keys[0], name)
 			default:
@@ -114,6 +126,110 @@ func (l *loading) checkResources(a *App) {
 		}
 	}
 	l.checkResourceCycles(d, names, deps)
+}
+
+// checkServicePorts checks the service-port resources that socle's
+// built-in provisioner serves, once every app is loaded: their params
+// name a workload enabled wherever the resource is served, and one of
+// that workload's service ports.
+func (l *loading) checkServicePorts() {
+	for _, a := range l.repo.Apps {
+		if a.Workload == nil {
+			continue
+		}
+		file := path.Join(AppsDir, a.Name, ScoreFile)
+		var d *document // parsed again for the lines of its problems, when it has one
+		report := func(msg string, at ...string) {
+			if d == nil {
+				data, err := fs.ReadFile(l.fsys, file)
+				if err == nil {
+					d, _ = parseYAML(file, data)
+				}
+			}
+			if d == nil {
+				l.add(Problem{File: file, Message: msg})
+				return
+			}
+			l.add(d.problem(msg, at...))
+		}
+		for _, name := range slices.Sorted(maps.Keys(a.Workload.Resources)) {
+			res := a.Workload.Resources[name]
+			if res.Type != TypeServicePort {
+				continue
+			}
+			var in []*Environment
+			for i := range l.repo.Platform.Environments {
+				e := &l.repo.Platform.Environments[i]
+				if p := l.repo.ProvisionerFor(res.Type, deref(res.Class), deref(res.Id), e.Name); a.EnabledIn(e.Name) && p != nil && p.Builtin() {
+					in = append(in, e)
+				}
+			}
+			if len(in) > 0 { // elsewhere a provisioner of the platform decides what its params mean
+				l.checkServicePort(name, res.Params, in, func(msg string, at ...string) {
+					report(msg, append([]string{"resources", name, "params"}, at...)...)
+				})
+			}
+		}
+	}
+}
+
+// checkServicePort checks the params of service-port resource name,
+// served by socle's built-in provisioner in environments in.
+func (l *loading) checkServicePort(name string, params map[string]any, in []*Environment, report func(msg string, at ...string)) {
+	workload, _ := params["workload"].(string)
+	port, _ := params["port"].(string)
+	if workload == "" {
+		report(fmt.Sprintf("resource %s (service-port): params.workload names the workload whose port it reaches", name))
+	}
+	if port == "" {
+		report(fmt.Sprintf("resource %s (service-port): params.port names the service port it reaches", name))
+	}
+	if workload == "" || port == "" {
+		return
+	}
+	a := l.repo.App(workload)
+	if a == nil || a.Workload == nil {
+		report(fmt.Sprintf("resource %s (service-port): no workload %q under %s/%s", name, workload, AppsDir, l.knownApps()), "workload")
+		return
+	}
+	var off []*Environment
+	for _, e := range in {
+		if !a.EnabledIn(e.Name) {
+			off = append(off, e)
+		}
+	}
+	if len(off) > 0 {
+		report(fmt.Sprintf("resource %s (service-port): workload %s is disabled in %s", name, workload, envList(off)), "workload")
+	}
+	var ports []string
+	if a.Workload.Service != nil {
+		ports = slices.Sorted(maps.Keys(a.Workload.Service.Ports))
+	}
+	switch {
+	case slices.Contains(ports, port):
+	case len(ports) == 0:
+		report(fmt.Sprintf("resource %s (service-port): workload %s has no service port %q (it has no service)", name, workload, port), "port")
+	default:
+		report(fmt.Sprintf("resource %s (service-port): workload %s has no service port %q (it has %s)", name, workload, port, strings.Join(ports, ", ")), "port")
+	}
+}
+
+// knownApps lists the apps of the repository for a message.
+func (l *loading) knownApps() string {
+	names := make([]string, 0, len(l.repo.Apps))
+	for _, a := range l.repo.Apps {
+		names = append(names, a.Name)
+	}
+	slices.Sort(names)
+	return " (there are " + strings.Join(names, ", ") + ")"
+}
+
+// declared says which outputs p declares, for a message.
+func declared(p *Provisioner) string {
+	if len(p.Outputs) == 0 {
+		return "and it declares none"
+	}
+	return "which are " + outputNames(p)
 }
 
 // checkResourceCycles reports resources whose params read one another's

@@ -17,9 +17,11 @@ import (
 )
 
 // examplesPlatform is the small platform the Score project's examples are
-// loaded in: one local environment. (Kubernetes environments have no
-// provisioner of socle's yet: there every example with a resource is
-// refused, which TestProvisionerProblems shows.)
+// loaded in: one local environment, which declares the variable the
+// environment example reads (score-compose reads it from the shell that
+// runs it: socle from the environment's variables). (Kubernetes
+// environments have no provisioner of socle's yet: there every example
+// with a resource is refused, which TestProvisionerProblems shows.)
 const examplesPlatform = `apiVersion: socle.dev/v1
 kind: Platform
 metadata: {name: examples}
@@ -27,10 +29,12 @@ environments:
   - name: dev
     runtime: {type: local}
     sync: auto
+    variables: {NAME: World}
 `
 
 // TestScoreExamples loads every Score workload of the Score project's
-// examples (testdata/score-examples, see its README): each either
+// examples (testdata/score-examples, see its README), beside the other
+// workloads of its example: each either
 // validates and renders, its placeholders substituted with the outputs
 // its provisioners declare, or is refused by validate with a message that
 // names the missing output or the unsupported feature. None validates and
@@ -68,6 +72,21 @@ func TestScoreExamples(t *testing.T) {
 			"socle.yaml":                  {Data: []byte(examplesPlatform)},
 			"teams.yaml":                  {Data: []byte(minimalTeams)},
 			"apps/" + app + "/score.yaml": {Data: data},
+		}
+		// The other workloads of its example, which it may reach
+		// (service-port), each an app of its own.
+		others, _ := fs.Glob(src, path.Join(path.Dir(file), "score*.yaml"))
+		for _, o := range slices.DeleteFunc(others, func(o string) bool { return o == file }) {
+			b, err := fs.ReadFile(src, o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			od, p := parseYAML(o, b)
+			if p != nil {
+				t.Fatal(p)
+			}
+			name, _ := field(field(od.value, "metadata"), "name").(string)
+			fsys["apps/"+name+"/score.yaml"] = &fstest.MapFile{Data: b}
 		}
 		// The files a workload mounts from its directory.
 		siblings, _ := fs.Glob(src, path.Join(path.Dir(file), "*.txt"))

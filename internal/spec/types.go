@@ -109,6 +109,11 @@ type Environment struct {
 	DeployRoles []Role `json:"deployRoles,omitempty"`
 	// Notify names notification targets for this environment's events.
 	Notify []string `json:"notify,omitempty"`
+	// Variables are values of the environment that workloads read through
+	// a Score resource of type environment (${resources.env.LOG_LEVEL}):
+	// plain settings, in Git, never secrets (those go in the apps'
+	// secrets.<env>.yaml). socle's own process environment is never read.
+	Variables map[string]string `json:"variables,omitempty"`
 	// Emergency says who may declare an emergency change here (a promotion,
 	// rollback or deploy that passes the soak, the windows and the freezes)
 	// and what it still needs. Without it, admins may, with the approvals

@@ -5,9 +5,11 @@ import (
 	"path/filepath"
 
 	"github.com/socle-dev/socle/internal/provision"
+	"github.com/socle-dev/socle/internal/provision/builtin"
 	"github.com/socle-dev/socle/internal/provision/fromstack"
 	"github.com/socle-dev/socle/internal/provision/process"
 	"github.com/socle-dev/socle/internal/provision/static"
+	"github.com/socle-dev/socle/internal/proxy"
 	"github.com/socle-dev/socle/internal/seal"
 	"github.com/socle-dev/socle/internal/spec"
 	"github.com/socle-dev/socle/internal/stack"
@@ -30,7 +32,14 @@ type ProvisionerOptions struct {
 	// driver).
 	StackOutputs stack.Outputs
 	Repo         func() *spec.Repo
+	// ProxyAddr is where socle's proxy serves the apps of local
+	// environments: the builtin driver's service-port outputs name it.
+	ProxyAddr string
 }
+
+// ProxyHost is the host name socle's proxy serves port of app in env on
+// (port "": the app's primary port).
+func ProxyHost(app, env, port string) string { return proxy.RouteName(app, env, port) + ".localhost" }
 
 // Provisioners returns the provisioner drivers socle is built with, by
 // the name provisioner files give them. A driver is added with its
@@ -38,6 +47,7 @@ type ProvisionerOptions struct {
 func Provisioners(o ProvisionerOptions) map[string]provision.Driver {
 	drivers := []provision.Driver{
 		static.New(),
+		builtin.New(builtin.Config{ProxyAddr: o.ProxyAddr, Host: ProxyHost}),
 		process.New(process.Config{Dir: filepath.Join(o.Data, "resources"), Logger: o.Logger, Seal: o.Seal}),
 	}
 	if o.StackOutputs != nil {
