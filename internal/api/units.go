@@ -258,6 +258,7 @@ const (
 	ReasonOneContainerOnly   ReasonCode = "OneContainerOnly"   // Synced, with a note: the local runtime runs one container per replica
 	ReasonInvalidSpec        ReasonCode = "InvalidSpec"        // Failed: the unit's kind cannot read its desired state
 	ReasonDependencyNotReady ReasonCode = "DependencyNotReady" // Pending: a change waits for a unit it depends on
+	ReasonDependencyFailed   ReasonCode = "DependencyFailed"   // Pending: a change waits for a unit it depends on, which Failed; the portal counts it Failed
 	ReasonDependentsRemain   ReasonCode = "DependentsRemain"   // Pending: removed, pruned once the units that depend on it are
 	ReasonCanaryPaused       ReasonCode = "CanaryPaused"       // Progressing: a canary step holds its weight for its pause
 	ReasonWaitingReady       ReasonCode = "WaitingReady"       // Progressing: a rollout step waits for the new release to be ready
@@ -267,7 +268,7 @@ const (
 var ReasonCodes = []ReasonCode{ReasonBuilding, ReasonBuildFailed, ReasonRollingOut, ReasonRolloutFailed, ReasonRolledBack,
 	ReasonReplicasNotReady, ReasonDrift, ReasonRuntimeError, ReasonRuntimeUnreachable, ReasonStoreError,
 	ReasonRuntimeUnsupported, ReasonPolicyDenied, ReasonGateClosed, ReasonRemovedFromGit, ReasonOneContainerOnly,
-	ReasonInvalidSpec, ReasonDependencyNotReady, ReasonDependentsRemain, ReasonCanaryPaused, ReasonWaitingReady}
+	ReasonInvalidSpec, ReasonDependencyNotReady, ReasonDependencyFailed, ReasonDependentsRemain, ReasonCanaryPaused, ReasonWaitingReady}
 
 // JSONSchema lists the reason codes.
 func (ReasonCode) JSONSchema() *jsonschema.Schema {
