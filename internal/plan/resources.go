@@ -1,0 +1,131 @@
+package plan
+
+import (
+	"cmp"
+	"maps"
+	"slices"
+
+	"github.com/score-spec/score-go/types"
+
+	"github.com/socle-dev/socle/internal/provision"
+	"github.com/socle-dev/socle/internal/spec"
+)
+
+// Resource is the desired state of one provisioned resource in one
+// environment: what its driver is asked for, and what socle must know of
+// it when it is gone from Git. The resource unit kind keeps it as its
+// units' desired state (resource.Desired).
+type Resource struct {
+	provision.Request
+	// Provisioner serves the resource; Driver is its driver.
+	Provisioner string `json:"provisioner"`
+	Driver      string `json:"driver"`
+	// Outputs are every output the provisioner declares: the driver must
+	// return each one.
+	Outputs []spec.ProvisionerOutput `json:"outputs,omitempty"`
+	// Data: it holds data; with Production, removed from Git it is kept.
+	Data       bool `json:"data,omitempty"`
+	Production bool `json:"production,omitempty"`
+	// Apps are the apps that use it, in order.
+	Apps []string `json:"apps"`
+}
+
+// Unprovisioned are the Score resource types socle has no resource unit
+// for yet: their placeholders are resolved as before (runtime's made-up
+// outputs, or the runtime's own handling), and validate refuses what they
+// cannot serve.
+var Unprovisioned = map[string]bool{"environment": true, "service-port": true, "volume": true, "dns": true, "route": true}
+
+// ResourceName is the name of the resource unit of resource res of app:
+// its Score id when it has one (workloads that name the same id share it),
+// else "<app>-<res>".
+func ResourceName(app, res string, r types.Resource) string {
+	if r.Id != nil && *r.Id != "" {
+		return *r.Id
+	}
+	return app + "-" + res
+}
+
+// ResourceUser is what the derivation of resources reads of a desired app
+// unit (a Unit, or its JSON).
+type ResourceUser struct {
+	App       string                  `json:"app"`
+	Env       string                  `json:"env"`
+	Zone      string                  `json:"zone,omitempty"`
+	Resources types.WorkloadResources `json:"resources,omitempty"`
+}
+
+// ReadsOutputs reports whether env's runtime gives apps the outputs of
+// provisioned resources: the local one does (through replicas); the
+// Kubernetes one renders made-up outputs still, so socle provisions
+// nothing for its environments yet.
+func ReadsOutputs(repo *spec.Repo, env string) bool {
+	if repo == nil {
+		return false
+	}
+	e := repo.Environment(env)
+	return e != nil && e.Runtime.Type == spec.RuntimeLocal
+}
+
+// DesiredResources returns the resources apps use, by the provisioners of
+// repo, in environment then name order, and for each app the names of
+// those it uses, in the order of its resource names (the resource units
+// it depends on). A resource no provisioner serves, of a type socle does
+// not provision, or in an environment whose runtime does not read
+// provisioned outputs (serves false; nil: every one does), is left out:
+// the app reads made-up outputs as before. A provisioner whose driver
+// this socle lacks still serves one: its unit fails saying so, and the
+// apps that use it wait, rather than read outputs nothing provides.
+// Workloads that share a resource by id and disagree on it get the first
+// one's (validate reports it).
+func DesiredResources(repo *spec.Repo, apps []ResourceUser, serves func(env string) bool) (resources []*Resource, uses [][]string) {
+	uses = make([][]string, len(apps))
+	if repo == nil {
+		return nil, uses
+	}
+	type key struct{ env, name string }
+	byKey := map[key]*Resource{}
+	for i := range apps {
+		d := &apps[i]
+		if len(d.Resources) == 0 || (serves != nil && !serves(d.Env)) {
+			continue
+		}
+		for _, res := range slices.Sorted(maps.Keys(d.Resources)) {
+			r := d.Resources[res]
+			if Unprovisioned[r.Type] {
+				continue
+			}
+			class, id := deref(r.Class), deref(r.Id)
+			p := repo.ProvisionerFor(r.Type, class, id, d.Env)
+			if p == nil {
+				continue
+			}
+			k := key{d.Env, ResourceName(d.App, res, r)}
+			uses[i] = append(uses[i], k.name)
+			if have := byKey[k]; have != nil {
+				have.Apps = append(have.Apps, d.App)
+				continue
+			}
+			byKey[k] = &Resource{
+				Request: provision.Request{Name: k.name, Env: d.Env, Zone: d.Zone, Type: r.Type, Class: class,
+					Params: map[string]any(r.Params), Config: p.Config},
+				Provisioner: p.Name, Driver: string(p.Driver), Outputs: p.Outputs, Data: p.Data,
+				Production: repo.Production(d.Env), Apps: []string{d.App},
+			}
+		}
+	}
+	for _, k := range slices.SortedFunc(maps.Keys(byKey), func(a, b key) int { return cmp.Or(cmp.Compare(a.env, b.env), cmp.Compare(a.name, b.name)) }) {
+		d := byKey[k]
+		slices.Sort(d.Apps)
+		d.Apps = slices.Compact(d.Apps)
+		resources = append(resources, d)
+	}
+	return resources, uses
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
