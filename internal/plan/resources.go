@@ -14,7 +14,7 @@ import (
 // Resource is the desired state of one provisioned resource in one
 // environment: what its driver is asked for, and what socle must know of
 // it when it is gone from Git. The resource unit kind keeps it as its
-// units' desired state (resource.Desired).
+// units' desired state (resource.Desired); a plan compares two of them.
 type Resource struct {
 	provision.Request
 	// Provisioner serves the resource; Driver is its driver.
@@ -29,6 +29,10 @@ type Resource struct {
 	// Apps are the apps that use it, in order.
 	Apps []string `json:"apps"`
 }
+
+// Retained reports whether the resource, removed from Git, is kept rather
+// than deprovisioned: it holds data, in a production environment.
+func (r *Resource) Retained() bool { return r.Data && r.Production }
 
 // Unprovisioned are the Score resource types socle has no resource unit
 // for yet: their placeholders are resolved as before (runtime's made-up
@@ -128,4 +132,96 @@ func deref(s *string) string {
 		return ""
 	}
 	return *s
+}
+
+// ResourcesOf returns the resources the units use, by the provisioners of
+// repo, in the environments whose runtime reads provisioned outputs.
+func ResourcesOf(repo *spec.Repo, units []Unit) []*Resource {
+	users := make([]ResourceUser, len(units))
+	for i := range units {
+		u := &units[i]
+		users[i] = ResourceUser{App: u.App, Env: u.Env, Zone: u.Zone, Resources: u.Resources}
+	}
+	res, _ := DesiredResources(repo, users, func(env string) bool { return ReadsOutputs(repo, env) })
+	return res
+}
+
+// ResourceChange is what a plan does to one resource in one environment:
+// create provisions it, update provisions it again (what its driver is
+// asked for changed: its provisioner, driver, class, params or outputs),
+// delete deprovisions it, or keeps it when Retained.
+type ResourceChange struct {
+	Action Action `json:"action"`
+	// Name is the resource's unit name: its Score id when workloads share
+	// it, else "<app>-<resource>".
+	Name        string `json:"name"`
+	Env         string `json:"env"`
+	Type        string `json:"type"`
+	Class       string `json:"class,omitempty"`
+	Provisioner string `json:"provisioner"`
+	Driver      string `json:"driver"`
+	// Apps use it after the change; for a delete, the apps that used it.
+	Apps []string `json:"apps"`
+	// Fields that change, for an update, by their path in the resource
+	// (provisioner, class, params.size).
+	Fields []Field `json:"fields,omitempty"`
+	// Retained: removed from Git, it holds data in a production
+	// environment and is kept until an admin deletes it.
+	Retained bool `json:"retained,omitempty"`
+}
+
+// DiffResources compares the resources desired with those the applied
+// units used: in environment then name order, unchanged ones left out
+// (a resource whose apps alone change is not provisioned again).
+func DiffResources(applied, desired []*Resource) []ResourceChange {
+	type key struct{ env, name string }
+	old := make(map[key]*Resource, len(applied))
+	for _, r := range applied {
+		old[key{r.Env, r.Name}] = r
+	}
+	change := func(a Action, r *Resource) ResourceChange {
+		return ResourceChange{Action: a, Name: r.Name, Env: r.Env, Type: r.Type, Class: r.Class, Provisioner: r.Provisioner, Driver: r.Driver, Apps: r.Apps}
+	}
+	var out []ResourceChange
+	for _, r := range desired {
+		k := key{r.Env, r.Name}
+		o, ok := old[k]
+		delete(old, k)
+		if !ok {
+			out = append(out, change(Create, r))
+			continue
+		}
+		if fields := diffProvisioned(o, r); len(fields) > 0 {
+			c := change(Update, r)
+			c.Fields = fields
+			out = append(out, c)
+		}
+	}
+	for _, r := range old {
+		c := change(Delete, r)
+		c.Retained = r.Retained()
+		out = append(out, c)
+	}
+	slices.SortFunc(out, func(a, b ResourceChange) int { return cmp.Or(cmp.Compare(a.Env, b.Env), cmp.Compare(a.Name, b.Name)) })
+	return out
+}
+
+// diffProvisioned lists what changes in what the driver is asked for: the
+// fields whose change provisions the resource again (the resource kind's
+// hash covers the same ones).
+func diffProvisioned(old, new *Resource) []Field {
+	type asked struct {
+		Type        string                   `json:"type"`
+		Class       string                   `json:"class,omitempty"`
+		Zone        string                   `json:"zone,omitempty"`
+		Provisioner string                   `json:"provisioner"`
+		Driver      string                   `json:"driver"`
+		Params      map[string]any           `json:"params,omitempty"`
+		Config      map[string]any           `json:"config,omitempty"`
+		Outputs     []spec.ProvisionerOutput `json:"outputs,omitempty"`
+	}
+	of := func(r *Resource) map[string]any {
+		return flatten(asked{r.Type, r.Class, r.Zone, r.Provisioner, r.Driver, r.Params, r.Config, r.Outputs})
+	}
+	return diffFlat(of(old), of(new))
 }
