@@ -268,3 +268,23 @@ type StackApprovalList struct {
 	Plan  string          `json:"plan"`
 	Items []StackApproval `json:"items"`
 }
+
+// StackLogList is the answer of GET /api/v1/stacks/{stack}/{instance}/logs:
+// the run logs socle keeps of the instance, newest first.
+type StackLogList struct {
+	Stack    string        `json:"stack"`
+	Instance string        `json:"instance"`
+	Items    []StackRunLog `json:"items"`
+}
+
+// StackRunLog is the log of one run of a stack instance: what terraform
+// printed during a plan, an apply or a drift check, secrets redacted.
+type StackRunLog struct {
+	// Name names the log among the instance's (GET …/logs/{log}).
+	Name    string    `json:"name"`
+	Kind    string    `json:"kind" jsonschema:"enum=plan,enum=apply,enum=drift"`
+	Started time.Time `json:"started"`
+	Size    int64     `json:"size"`
+	// Running: the run goes on, and its log grows.
+	Running bool `json:"running,omitempty"`
+}

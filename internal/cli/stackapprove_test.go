@@ -158,6 +158,32 @@ func stackCommandsThroughServer(t *testing.T, url, token, data string, prod api.
 		t.Errorf("stack outputs --server -o json: %v\n%s", err, out)
 	}
 
+	// The run logs: listed newest first, the apply's printed.
+	out, e, code = as("stack", "logs", "app-zone", "--env", "prod", "--list")
+	if code != ExitOK || !strings.Contains(out, "NAME") || !strings.Contains(out, "-apply.log  apply ") || !strings.Contains(out, "-plan.log   plan ") {
+		t.Errorf("stack logs --list --server: %d %s\n%s", code, e, out)
+	}
+	out, _, _ = as("stack", "logs", "app-zone", "--env", "prod", "--list", "-o", "json")
+	var logs api.StackLogList
+	if err := json.Unmarshal([]byte(out), &logs); err != nil || len(logs.Items) < 2 {
+		t.Fatalf("stack logs --list --server -o json: %v\n%s", err, out)
+	}
+	var applyLog string
+	for _, l := range logs.Items {
+		if l.Kind == "apply" && applyLog == "" {
+			applyLog = l.Name
+		}
+	}
+	out, e, code = as("stack", "logs", "app-zone", "--env", "prod", "--run", applyLog)
+	for _, want := range []string{"# apply of app-zone @ prod, started ", "$ terraform apply\n", "Apply complete!", "# applied: 1 to add"} {
+		if code != ExitOK || !strings.Contains(out, want) || strings.Contains(out, "s3cr3t") {
+			t.Errorf("stack logs --run %s --server does not say %q (exit %d, %s):\n%s", applyLog, want, code, e, out)
+		}
+	}
+	if _, e, code := as("stack", "logs", "app-zone", "--env", "prod", "--run", "nope.log"); code == ExitOK || !strings.Contains(e, `no log "nope.log" of app-zone @ prod`) {
+		t.Errorf("stack logs --run nope.log: %d %s", code, e)
+	}
+
 	out, e, code = as("stack", "plan", "app-zone", "--env", "dev")
 	if code != ExitOK || !strings.Contains(out, "Stacks (the last plans of the server at "+url+")") || !strings.Contains(out, " app-zone @ dev: ") || strings.Contains(out, "app-zone @ prod") {
 		t.Errorf("stack plan --server: %d %s\n%s", code, e, out)

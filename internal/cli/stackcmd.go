@@ -25,13 +25,13 @@ func newStackCmd(g *globals) *cobra.Command {
 	var data string
 	cmd := &cobra.Command{
 		Use:   "stack",
-		Short: "List, plan, approve, read the outputs of and unlock a repository's Terraform stacks",
-		Long: `list, plan, outputs and unlock work offline on a platform repository (default:
+		Short: "List, plan, approve, read the outputs and run logs of, and unlock a repository's Terraform stacks",
+		Long: `list, plan, outputs, logs and unlock work offline on a platform repository (default:
 the current directory) and on the data directory (--data, default ./.socle)
 where socle keeps each stack instance's plan, state, runs and lock.
 
 With --server (or SOCLE_SERVER) they ask that server instead, through its API:
-list, outputs (secrets redacted by the server) and unlock (recorded in its
+list, outputs and logs (secrets redacted by the server) and unlock (recorded in its
 audit trail) act on the server's stacks, and plan shows the server's last plan
 of each instance, running nothing here. --env then names the instance: an
 environment, or the zone of a zone stack.
@@ -43,7 +43,7 @@ the server, approves it. There is no socle stack apply: what is applied is
 what the repository says, through the server.`,
 	}
 	cmd.PersistentFlags().StringVar(&data, "data", ".socle", "data directory holding the stacks' plans, states, runs and locks")
-	cmd.AddCommand(newStackListCmd(g, &data), newStackPlanCmd(g, &data), newStackOutputsCmd(g, &data), newStackUnlockCmd(g, &data), newStackApproveCmd(g))
+	cmd.AddCommand(newStackListCmd(g, &data), newStackPlanCmd(g, &data), newStackOutputsCmd(g, &data), newStackUnlockCmd(g, &data), newStackApproveCmd(g), newStackLogsCmd(g, &data))
 	return cmd
 }
 

@@ -110,6 +110,22 @@ func TestStackCommands(t *testing.T) {
 		t.Errorf("stack list -o json:\n%s", out)
 	}
 
+	// The apply's log, read from the data directory; -f needs a server.
+	out, errOut, code = run(t, "stack", "logs", "network", "--env", "connectivity", stackRepo, "--data", data)
+	if code != ExitOK || !strings.Contains(out, "# apply of network @ connectivity") || !strings.Contains(out, "$ terraform apply") || strings.Contains(out, "s3cr3t") {
+		t.Errorf("stack logs (exit %d, %s):\n%s", code, errOut, out)
+	}
+	out, _, _ = run(t, "stack", "logs", "network", "--env", "connectivity", stackRepo, "--data", data, "-o", "json")
+	if first, _, _ := strings.Cut(out, "\n"); !strings.HasPrefix(first, `{"line":"# apply of network @ connectivity, started `) {
+		t.Errorf("stack logs -o json begins %q", first)
+	}
+	if _, errOut, code := run(t, "stack", "logs", "app-zone", "--env", "dev", stackRepo, "--data", data); code != ExitProblems || !strings.Contains(errOut, "app-zone @ dev has run no terraform yet") {
+		t.Errorf("stack logs of an instance never run: %d %s", code, errOut)
+	}
+	if _, errOut, code := run(t, "stack", "logs", "network", "--env", "connectivity", "-f", stackRepo, "--data", data); code != ExitUsage || !strings.Contains(errOut, "-f follows the runs of a server") {
+		t.Errorf("stack logs -f offline: %d %s", code, errOut)
+	}
+
 	out, errOut, code = run(t, "stack", "outputs", "network", "--env", "connectivity", stackRepo, "--data", data)
 	if code != ExitOK {
 		t.Fatalf("stack outputs: exit %d: %s", code, errOut)

@@ -63,3 +63,20 @@ type Stopper interface {
 	// StopAll stops every service the driver runs, keeping their data.
 	StopAll(ctx context.Context) error
 }
+
+// Changer is a driver whose resources' outputs can change while their
+// request does not: a stack provisioner's outputs are those of the
+// stack's last apply. socle asks at each pass, and provisions the
+// resource again when they changed, so that the apps that use it roll.
+type Changer interface {
+	// Changed reports whether Provision would now return other values
+	// for the outputs last, which it returned last time.
+	Changed(ctx context.Context, r Request, last map[string]string) (bool, error)
+}
+
+// Leaver is a driver whose Deprovision removes nothing (what it serves
+// lives on by itself): Leaves says what stays, in words a person reads
+// in the resource's status.
+type Leaver interface {
+	Leaves(r Request) string
+}

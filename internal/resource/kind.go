@@ -55,6 +55,11 @@ type Config struct {
 	// Serves reports whether env's runtime reads provisioned outputs
 	// (nil: every one does): resources of the others are not provisioned.
 	Serves func(env string) bool
+	// After returns the units a resource waits for before it is
+	// provisioned (nil: none): a stack provisioner's resource waits for
+	// the stack instance whose outputs it takes, so that it is
+	// provisioned once that instance applies, and says why meanwhile.
+	After func(repo *spec.Repo, d *Desired) []unit.Key
 	// OnOutputs is told, before a unit's status says its resource is
 	// provisioned, that outputs were kept: the redactor learns the secret
 	// ones before any app reads them. It runs in the unit's pass, and may
@@ -111,7 +116,7 @@ func (k *Kind) Units(repo *spec.Repo, apps []unit.Desired) (resources, out []uni
 	if repo == nil {
 		resources, desired, out = k.kept(apps)
 	} else {
-		resources, desired, out = units(repo, apps, k.cfg.Serves)
+		resources, desired, out = units(repo, apps, k.cfg.Serves, k.cfg.After)
 	}
 	k.mu.Lock()
 	k.desired = desired
@@ -198,7 +203,10 @@ type observed struct {
 	hash     string
 	rec      *record // nil: never provisioned
 	checkErr error   // what Check found wrong with what rec says was provisioned
-	driver   provision.Driver
+	// changed: the driver would return other outputs now (a stack
+	// applied again).
+	changed bool
+	driver  provision.Driver
 }
 
 // stale reports whether the resource must be provisioned (again).
@@ -216,6 +224,11 @@ func (k *Kind) Observe(ctx context.Context, u *reconcile.Unit) (any, error) {
 	o.rec = rec
 	if o.driver != nil && !o.stale() {
 		o.checkErr = o.driver.Check(ctx, d.Request)
+		if ch, ok := o.driver.(provision.Changer); ok && o.checkErr == nil {
+			if o.changed, err = ch.Changed(ctx, d.Request, o.rec.Outputs); err != nil {
+				o.checkErr = err
+			}
+		}
 	}
 	if m := memoOf(u); m.failed(o.hash) && u.Now.Before(m.retryAt) {
 		u.RequeueAfter(m.retryAt.Sub(u.Now))
@@ -247,6 +260,8 @@ func (k *Kind) Plan(u *reconcile.Unit, obs any) reconcile.Step {
 		return provisionStep{"its provisioner or params changed"}
 	case o.checkErr != nil:
 		return provisionStep{"the check failed"}
+	case o.changed:
+		return provisionStep{"its outputs changed"}
 	}
 	return nil
 }
@@ -264,6 +279,7 @@ func (k *Kind) Apply(ctx context.Context, u *reconcile.Unit, step reconcile.Step
 	if err == nil {
 		err = missing(d, outs)
 	}
+	outs = declared(d, outs)
 	m := memoOf(u)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -302,6 +318,20 @@ func missing(d *Desired, outs map[string]string) error {
 	return nil
 }
 
+// declared keeps the outputs the provisioner declares: no workload reads
+// another (validate), and only those are known secret or not, so another
+// is not kept where it could show in clear (a stack's sensitive output
+// that the provisioner does not pass on).
+func declared(d *Desired, outs map[string]string) map[string]string {
+	keep := make(map[string]string, len(d.Outputs))
+	for _, o := range d.Outputs {
+		if v, ok := outs[o.Name]; ok {
+			keep[o.Name] = v
+		}
+	}
+	return keep
+}
+
 // Health says how the resource is, in words.
 func (k *Kind) Health(u *reconcile.Unit, obs any) reconcile.UnitStatus {
 	o := obs.(*observed)
@@ -323,6 +353,8 @@ func (k *Kind) Health(u *reconcile.Unit, obs any) reconcile.UnitStatus {
 		return set(reconcile.Progressing, ReasonProvisioning, fmt.Sprintf("provisioning %s with %s", d.Type, d.Provisioner))
 	case o.checkErr != nil:
 		return set(reconcile.Degraded, ReasonCheckFailed, fmt.Sprintf("%v; it is provisioned again", o.checkErr))
+	case o.changed:
+		return set(reconcile.Progressing, ReasonProvisioning, fmt.Sprintf("the outputs of %s changed: provisioning it again with %s", d.Type, d.Provisioner))
 	}
 	return set(reconcile.Synced, "", fmt.Sprintf("%s provisioned by %s (%s) for %s", d.Type, d.Provisioner, d.Driver, strings.Join(d.Apps, ", ")))
 }
@@ -346,8 +378,13 @@ func (k *Kind) Prune(ctx context.Context, u *reconcile.Unit) (bool, error) {
 	if drv == nil {
 		return false, reconcile.Errorf(reconcile.ReasonRuntimeError, "removed from Git, but not deprovisioned: this socle has no driver %q", d.Driver)
 	}
+	msg, left := "removed from Git: deprovisioning "+d.Type, ""
+	if l, ok := drv.(provision.Leaver); ok {
+		left = l.Leaves(d.Request)
+		msg = "removed from Git: forgetting its outputs; " + left
+	}
 	u.Progress(func(st *reconcile.UnitStatus) {
-		st.Phase, st.Reason, st.Message = reconcile.Progressing, ReasonDeprovisioning, "removed from Git: deprovisioning "+d.Type
+		st.Phase, st.Reason, st.Message = reconcile.Progressing, ReasonDeprovisioning, msg
 	})
 	if err := drv.Deprovision(ctx, d.Request); err != nil {
 		return false, fmt.Errorf("deprovisioning %s: %w", d.Type, err)
@@ -355,7 +392,11 @@ func (k *Kind) Prune(ctx context.Context, u *reconcile.Unit) (bool, error) {
 	if err := k.rec.remove(u.Key); err != nil {
 		return false, err
 	}
-	k.log.Info("resource deprovisioned", "resource", u.Key.Name, "env", u.Key.Env, "type", d.Type)
+	if left != "" {
+		k.log.Info("resource removed, its outputs forgotten", "resource", u.Key.Name, "env", u.Key.Env, "type", d.Type, "left", left)
+	} else {
+		k.log.Info("resource deprovisioned", "resource", u.Key.Name, "env", u.Key.Env, "type", d.Type)
+	}
 	return true, nil
 }
 
@@ -366,8 +407,11 @@ func (k *Kind) Describe(key unit.Key, spec any, st reconcile.UnitStatus) string 
 	if d, ok := spec.(*Desired); ok {
 		what += " (" + d.Type + ")"
 	}
-	switch st.Phase {
-	case reconcile.Pending, reconcile.Progressing, reconcile.Synced:
+	switch {
+	case st.Reason == reconcile.ReasonDependencyNotReady:
+		// Waiting itself: the app says for what.
+		return what + " waiting for " + strings.TrimPrefix(st.Message, "Waiting: ")
+	case st.Phase == reconcile.Pending, st.Phase == reconcile.Progressing, st.Phase == reconcile.Synced:
 		return what + " provisioning"
 	}
 	return what + " " + strings.ToLower(string(st.Phase)) + ": " + st.Message

@@ -98,6 +98,29 @@ func (d *testDirDriver) Deprovision(_ context.Context, r provision.Request) erro
 
 func (d *testDirDriver) count() int { d.mu.Lock(); defer d.mu.Unlock(); return d.provisions }
 
+// testHostDriver serves queues whose host is the content of a file, as a
+// stack provisioner's outputs are the stack's last apply's: Changed
+// reports another host. It returns an output no provisioner declares.
+type testHostDriver struct{ file string }
+
+func (d *testHostDriver) Name() string { return "testhost" }
+
+func (d *testHostDriver) Provision(context.Context, provision.Request) (map[string]string, error) {
+	b, err := os.ReadFile(d.file)
+	return map[string]string{"host": string(b), "undeclared": "not kept"}, err
+}
+
+func (d *testHostDriver) Check(context.Context, provision.Request) error { return nil }
+
+func (d *testHostDriver) Changed(ctx context.Context, r provision.Request, last map[string]string) (bool, error) {
+	outs, err := d.Provision(ctx, r)
+	return err == nil && outs["host"] != last["host"], err
+}
+
+func (d *testHostDriver) Deprovision(context.Context, provision.Request) error { return nil }
+
+func (d *testHostDriver) Leaves(provision.Request) string { return "the host file stays" }
+
 // testAppKind stands for the app kind in these tests: a unit "starts"
 // (a step that Starts, held by the engine until its resources are
 // Synced) by reading its resources' outputs, as a runtime resolving
@@ -158,6 +181,7 @@ func (a *testAppKind) seen(app string) map[string]provision.Outputs {
 type harness struct {
 	t      *testing.T
 	drv    *testDirDriver
+	host   *testHostDriver
 	kind   *Kind
 	apps   *testAppKind
 	e      *reconcile.Engine
@@ -179,6 +203,7 @@ func testRepo(redisHost string) *spec.Repo {
 		Provisioners: []*spec.Provisioner{
 			{Name: "dir-postgres", Match: spec.ProvisionerMatch{Type: "postgres"}, Driver: "testdir", Data: true,
 				Outputs: []spec.ProvisionerOutput{{Name: "host"}, {Name: "port"}, {Name: "database"}, {Name: "password", Secret: true}, {Name: "url", Secret: true}}},
+			{Name: "file-queue", Match: spec.ProvisionerMatch{Type: "queue"}, Driver: "testhost", Outputs: []spec.ProvisionerOutput{{Name: "host"}}},
 			{Name: "prod-redis", Match: spec.ProvisionerMatch{Type: "redis", Environments: []string{"prod"}}, Driver: static.Name,
 				Outputs: []spec.ProvisionerOutput{{Name: "host"}, {Name: "password", Secret: true}},
 				Config:  map[string]any{"outputs": map[string]any{"host": redisHost, "password": map[string]any{"secretFromEnv": "SOCLE_TEST_REDIS_PASSWORD"}}}},
@@ -193,13 +218,13 @@ func startHarness(t *testing.T, hold bool) *harness {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	h := &harness{t: t, st: st, drv: &testDirDriver{dir: t.TempDir()}, repo: testRepo("redis.prod.internal"), logs: &syncbuf.Buffer{}}
+	h := &harness{t: t, st: st, drv: &testDirDriver{dir: t.TempDir()}, host: &testHostDriver{file: filepath.Join(t.TempDir(), "host")}, repo: testRepo("redis.prod.internal"), logs: &syncbuf.Buffer{}}
 	if hold {
 		h.drv.hold = make(chan struct{})
 	}
 	log := slog.New(slog.NewTextHandler(h.logs, nil))
 	h.kind, err = New(Config{Dir: filepath.Join(t.TempDir(), "resource-outputs"), Secret: []byte("0123456789abcdef0123456789abcdef"),
-		Drivers: map[string]provision.Driver{"testdir": h.drv, static.Name: static.New()}, Logger: log})
+		Drivers: map[string]provision.Driver{"testdir": h.drv, "testhost": h.host, static.Name: static.New()}, Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -526,7 +551,7 @@ func TestNoDriver(t *testing.T) {
 func mustDecode(t *testing.T, k *Kind, repo *spec.Repo, u *plan.Unit) *Desired {
 	t.Helper()
 	b, _ := json.Marshal(u)
-	res, _, _ := units(repo, []unit.Desired{{Key: appKey(u.App, u.Env), Spec: b}}, nil)
+	res, _, _ := units(repo, []unit.Desired{{Key: appKey(u.App, u.Env), Spec: b}}, nil, nil)
 	for _, r := range res {
 		if r.Key == Key(u.App+"-db", u.Env) {
 			d, err := k.Decode(r.Spec)
@@ -538,4 +563,33 @@ func mustDecode(t *testing.T, k *Kind, repo *spec.Repo, u *plan.Unit) *Desired {
 	}
 	t.Fatalf("no unit for %s's database", u.App)
 	return nil
+}
+
+// TestOutputsChanged: a resource whose driver reports other outputs
+// than those kept (a stack applied again) is provisioned again, and the
+// app that uses it reads the new ones; an output the provisioner does
+// not declare is not kept.
+func TestOutputsChanged(t *testing.T) {
+	h := startHarness(t, false)
+	if err := os.WriteFile(h.host.file, []byte("q1.internal"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	h.apply(app("api", "dev", map[string]types.Resource{"q": {Type: "queue"}}))
+	h.until(appKey("api", "dev"), "Synced", phase(reconcile.Synced))
+	if got := h.apps.seen("api")["q"].Values; !maps.Equal(got, map[string]string{"host": "q1.internal"}) {
+		t.Fatalf("api read %v, want the host alone", got)
+	}
+	if err := os.WriteFile(h.host.file, []byte("q2.internal"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	h.until(Key("api-q", "dev"), "provisioned again", func(reconcile.UnitStatus) bool {
+		return h.apps.seen("api")["q"].Values["host"] == "q2.internal"
+	})
+	// Removed: its outputs are forgotten, and what the driver leaves is
+	// said.
+	h.apply()
+	h.until(Key("api-q", "dev"), "gone", phase("gone"))
+	if _, err := os.Stat(h.host.file); err != nil || !strings.Contains(h.logs.String(), "left=\"the host file stays\"") {
+		t.Errorf("removed: the host file %v; the log:\n%s", err, h.logs.String())
+	}
 }

@@ -62,8 +62,10 @@ type App = plan.ResourceUser
 // the provisioners of repo (plan.DesiredResources says which, and why
 // some make none), each with its desired state as marshalled, and the app
 // units each given DependsOn on the resource units they use, so that the
-// engine provisions a resource before an app that uses it starts.
-func units(repo *spec.Repo, apps []unit.Desired, serves func(env string) bool) (resources []unit.Desired, desired map[unit.Key]*Desired, out []unit.Desired) {
+// engine provisions a resource before an app that uses it starts. after
+// (nil: none) gives the units a resource unit waits for besides (a stack
+// provisioner's stack instance).
+func units(repo *spec.Repo, apps []unit.Desired, serves func(env string) bool, after func(*spec.Repo, *Desired) []unit.Key) (resources []unit.Desired, desired map[unit.Key]*Desired, out []unit.Desired) {
 	out = slices.Clone(apps)
 	desired = map[unit.Key]*Desired{}
 	if repo == nil {
@@ -93,7 +95,11 @@ func units(repo *spec.Repo, apps []unit.Desired, serves func(env string) bool) (
 			continue // params that are not JSON: not from YAML
 		}
 		k := Key(d.Name, d.Env)
-		resources = append(resources, unit.Desired{Key: k, Spec: raw})
+		u := unit.Desired{Key: k, Spec: raw}
+		if after != nil {
+			u.DependsOn = after(repo, d)
+		}
+		resources = append(resources, u)
 		desired[k] = d
 	}
 	return resources, desired, out

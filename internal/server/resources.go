@@ -11,10 +11,13 @@ import (
 	"github.com/socle-dev/socle/internal/api"
 	"github.com/socle-dev/socle/internal/plan"
 	"github.com/socle-dev/socle/internal/provision"
+	"github.com/socle-dev/socle/internal/provision/fromstack"
 	"github.com/socle-dev/socle/internal/reconcile"
 	"github.com/socle-dev/socle/internal/replicas"
 	"github.com/socle-dev/socle/internal/resource"
 	"github.com/socle-dev/socle/internal/seal"
+	"github.com/socle-dev/socle/internal/spec"
+	"github.com/socle-dev/socle/internal/stack"
 	units "github.com/socle-dev/socle/internal/unit"
 	"github.com/socle-dev/socle/internal/wiring"
 )
@@ -33,15 +36,36 @@ func (s *Server) openResources() error {
 		if err != nil {
 			return err
 		}
-		drivers = wiring.Provisioners(wiring.ProvisionerOptions{Data: s.cfg.Data, Logger: s.log, Seal: key})
+		o := wiring.ProvisionerOptions{Data: s.cfg.Data, Logger: s.log, Seal: key}
+		if s.stacks != nil {
+			o.StackOutputs, o.Repo = stack.AppliedOutputs{Dir: s.stacks.Dir, Secret: s.secret}, s.pipeline.Repo
+		}
+		drivers = wiring.Provisioners(o)
 	}
 	k, err := resource.New(resource.Config{Dir: filepath.Join(s.cfg.Data, "resource-outputs"), Secret: s.secret, Drivers: drivers,
-		Serves: s.readsOutputs, OnOutputs: s.outputsKept, Logger: s.log})
+		Serves: s.readsOutputs, After: s.resourceAfter, OnOutputs: s.outputsKept, Logger: s.log})
 	if err != nil {
 		return err
 	}
 	s.resources, s.provisioners = k, drivers
 	return nil
+}
+
+// resourceAfter makes a stack provisioner's resource wait for the stack
+// instance whose outputs it takes, where socle applies stacks: it is
+// provisioned once the instance is applied (Synced), and meanwhile its
+// status, and its apps', say what the instance waits for. Elsewhere the
+// driver fails until the instance is applied (socle stack apply), and is
+// asked again after a backoff.
+func (s *Server) resourceAfter(repo *spec.Repo, d *resource.Desired) []units.Key {
+	if d.Driver != fromstack.Name || s.stacks == nil || !s.cfg.ApplyStacks {
+		return nil
+	}
+	name, inst, err := fromstack.Instance(repo, d.Request)
+	if err != nil {
+		return nil // the driver says why
+	}
+	return []units.Key{{Kind: stack.KindID, Name: name, Env: inst}}
 }
 
 // stopResources stops the services the provisioner drivers run (the

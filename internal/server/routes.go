@@ -112,6 +112,8 @@ func (s *Server) handlers() map[string]http.HandlerFunc {
 		"listStacks":         s.listStacks,
 		"getStack":           s.getStack,
 		"unlockStack":        s.unlockStack,
+		"listStackLogs":      s.listStackLogs,
+		"getStackLog":        s.getStackLog,
 		"listStackApprovals": s.listStackApprovals,
 		"approveStack":       s.approveStack,
 		"listTokens":         s.listTokens,

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -116,25 +117,33 @@ func stackRepo(t *testing.T) string {
 // (file → old → new), committed by author <email>.
 func stackRepoBy(t *testing.T, author, email string, edits map[string][2]string) string {
 	t.Helper()
+	files := maps.Clone(stackFiles)
+	for name, e := range edits {
+		if !strings.Contains(files[name], e[0]) {
+			t.Fatalf("%s has no %q", name, e[0])
+		}
+		files[name] = strings.Replace(files[name], e[0], e[1], 1)
+	}
+	return platformWith(t, author, email, []string{"stacks", "policies/stacks.yaml"}, files)
+}
+
+// platformWith is the demo platform without the paths of remove, with
+// files (path → content) written over it, committed by author <email>.
+func platformWith(t *testing.T, author, email string, remove []string, files map[string]string) string {
+	t.Helper()
 	src := filepath.Join(t.TempDir(), "src")
 	if err := os.CopyFS(src, os.DirFS("../../examples/platform")); err != nil {
 		t.Fatal(err)
 	}
-	for _, p := range []string{"stacks", "policies/stacks.yaml"} {
+	for _, p := range remove {
 		if err := os.RemoveAll(filepath.Join(src, p)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	for name, body := range stackFiles {
+	for name, body := range files {
 		p := filepath.Join(src, name)
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 			t.Fatal(err)
-		}
-		if e, ok := edits[name]; ok {
-			if !strings.Contains(body, e[0]) {
-				t.Fatalf("%s has no %q", name, e[0])
-			}
-			body = strings.Replace(body, e[0], e[1], 1)
 		}
 		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
 			t.Fatal(err)

@@ -105,24 +105,7 @@ func (s *Server) getLogs(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	go s.watchAccess(ctx, r, api.AccessTeam, cancel)
 	red := s.redactor()
-	var out func(line string)
-	if wantsSSE(r) {
-		stream := startSSE(w)
-		out = func(line string) { stream.send("", "", line) }
-	} else {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		w.Header().Set("X-Content-Type-Options", "nosniff")
-		flusher, _ := w.(http.Flusher)
-		var mu sync.Mutex
-		out = func(line string) {
-			mu.Lock()
-			defer mu.Unlock()
-			fmt.Fprintln(w, line)
-			if flusher != nil {
-				flusher.Flush()
-			}
-		}
-	}
+	out, _ := startLines(w, r)
 	var wg sync.WaitGroup
 	for _, st := range found {
 		rc, err := s.driver.Logs(ctx, st.Handle, follow)
@@ -139,6 +122,28 @@ func (s *Server) getLogs(w http.ResponseWriter, r *http.Request) {
 		})
 	}
 	wg.Wait()
+}
+
+// startLines starts an answer of lines: server-sent events (a data line
+// per line) when the client asked for them, else plain text. out writes
+// one line, safe for concurrent use; stream is nil for plain text.
+func startLines(w http.ResponseWriter, r *http.Request) (out func(line string), stream *sse) {
+	if wantsSSE(r) {
+		stream = startSSE(w)
+		return func(line string) { stream.send("", "", line) }, stream
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	flusher, _ := w.(http.Flusher)
+	var mu sync.Mutex
+	return func(line string) {
+		mu.Lock()
+		defer mu.Unlock()
+		fmt.Fprintln(w, line)
+		if flusher != nil {
+			flusher.Flush()
+		}
+	}, nil
 }
 
 // streamPoll is how often the event stream looks for new events and

@@ -25,9 +25,9 @@ const (
 	// DriverProcess: a service socle runs itself from the machine's
 	// binaries (a PostgreSQL server, a redis), for local environments.
 	DriverProcess ProvisionerDriver = "process"
-	// DriverStack: a Terraform/OpenTofu module run through the stacks
-	// machinery, the resource's params as inputs, its outputs as the
-	// resource's.
+	// DriverStack: the outputs of a stack of stacks/ (config: {stack:
+	// <name>}), as its instance for the resource's environment (or zone)
+	// last applied them; the resource's params are not its inputs.
 	DriverStack ProvisionerDriver = "stack"
 	// DriverKubernetes: manifests applied with the app's unit on its
 	// cluster.

@@ -142,6 +142,7 @@ func (l *loading) checkStackConfig(p *Provisioner, at func(...string) []string) 
 		l.at(f, fmt.Sprintf("no stack %q under stacks/%s", name, l.knownStacks()), at("config", "stack")...)
 		return
 	}
+	l.checkStackInstances(p, s, at)
 	if !s.tfOK {
 		return // its outputs are not all known: its own problems say why
 	}
@@ -154,6 +155,33 @@ func (l *loading) checkStackConfig(p *Provisioner, at func(...string) []string) 
 			l.at(f, fmt.Sprintf("output %q is sensitive in stack %q: declare it secret: true", o.Name, name), at("outputs", idx(i))...)
 		}
 	}
+}
+
+// checkStackInstances checks that stack s has an instance for every
+// environment where p may serve a resource (its match's environments,
+// zones and runtimes): a resource there would take the outputs of none.
+func (l *loading) checkStackInstances(p *Provisioner, s *Stack, at func(...string) []string) {
+	m := &p.Match
+	var lack []string
+	for _, e := range l.repo.Platform.Environments {
+		if (len(m.Environments) > 0 && !slices.Contains(m.Environments, e.Name)) ||
+			(len(m.Zones) > 0 && !slices.Contains(m.Zones, e.Zone)) ||
+			(len(m.Runtimes) > 0 && !slices.Contains(m.Runtimes, e.Runtime.Type)) {
+			continue
+		}
+		if _, ok := l.repo.StackInstanceFor(s, e.Name); !ok {
+			lack = append(lack, e.Name)
+		}
+	}
+	if len(lack) == 0 {
+		return
+	}
+	per := "environments"
+	if s.PerZone() {
+		per = "zones"
+	}
+	l.at(p.File, fmt.Sprintf("stack %q has no instance for environment%s %s, where this provisioner serves %s (the stack's %s: %s): narrow its match, or add them to the stack",
+		s.Name, plural(len(lack)), strings.Join(lack, ", "), m.Type, per, strings.Join(s.Instances(), ", ")), at("config", "stack")...)
 }
 
 // outputNames lists p's outputs for a message, in the order declared.

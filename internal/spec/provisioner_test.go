@@ -107,7 +107,11 @@ func TestProvisionerProblems(t *testing.T) {
 			[]string{
 				`provisioners/db.yaml:7:38: provisioners[0].outputs[1].name: stack "network" declares no output "host" (outputs: admin_password, hub_cidr, hub_id)`,
 				`provisioners/db.yaml:7:45: provisioners[0].outputs[2]: output "admin_password" is sensitive in stack "network": declare it secret: true`,
+				`provisioners/db.yaml:8:21: provisioners[0].config.stack: stack "network" has no instance for environments dev, prod, where this provisioner serves postgres (the stack's zones: connectivity): narrow its match, or add them to the stack`,
 			}},
+		{"stack without an instance where it serves", map[string]string{"provisioners/db.yaml": provisionersHead +
+			"  - name: db\n    match: {type: postgres, environments: [prod]}\n    driver: stack\n    outputs: [{name: hub_id}]\n    config: {stack: network}\n"},
+			[]string{`provisioners/db.yaml:8:21: provisioners[0].config.stack: stack "network" has no instance for environment prod, where this provisioner serves postgres (the stack's zones: connectivity): narrow its match, or add them to the stack`}},
 		{"missing output", map[string]string{"apps/shop/score.yaml": strings.Replace(shopScore, "db.host", "db.hostname", 1)},
 			[]string{`apps/shop/score.yaml:7:16: containers.main.variables.DB_HOST: resource db (postgres) in environments dev, prod is provisioned by builtin/postgres (built-in), which has no output "hostname"; it has host, port, name, database, username, password, url`}},
 		{"missing output of a platform provisioner, by environment", map[string]string{

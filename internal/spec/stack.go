@@ -181,6 +181,20 @@ func (r *Repo) UpstreamInstance(s *Stack, inst string, up *Stack) (string, bool)
 	return "", false
 }
 
+// StackInstanceFor says which instance of s serves environment env (a
+// resource a stack provisioner serves there takes that instance's
+// outputs): env itself for a stack per environment that lists it, env's
+// zone for a stack per zone that lists it. ok is false otherwise.
+func (r *Repo) StackInstanceFor(s *Stack, env string) (string, bool) {
+	if !s.PerZone() {
+		return env, slices.Contains(s.Config.Environments, env)
+	}
+	if e := r.Environment(env); e != nil && e.Zone != "" && slices.Contains(s.Config.Zones, e.Zone) {
+		return e.Zone, true
+	}
+	return "", false
+}
+
 // The bounds of one stack's files, beyond those of each file.
 const (
 	maxStackFiles = 4096

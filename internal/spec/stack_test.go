@@ -401,3 +401,29 @@ teams:
 		}
 	}
 }
+
+// TestStackInstanceFor: an environment is served by the instance of its
+// name in a stack per environment, by its zone's in a stack per zone, and
+// by none where the stack lists neither.
+func TestStackInstanceFor(t *testing.T) {
+	repo := &Repo{Platform: Platform{Environments: []Environment{{Name: "dev", Zone: "apps-nonprod"}, {Name: "prod", Zone: "apps-prod"}, {Name: "lab"}}}}
+	perEnv := &Stack{Name: "databases", Config: StackConfig{Environments: []string{"dev", "preprod"}}}
+	perZone := &Stack{Name: "clusters", Config: StackConfig{Zones: []string{"apps-nonprod", "connectivity"}}}
+	for _, tc := range []struct {
+		s         *Stack
+		env, want string
+		ok        bool
+	}{
+		{perEnv, "dev", "dev", true},
+		{perEnv, "prod", "", false},
+		{perZone, "dev", "apps-nonprod", true},
+		{perZone, "prod", "", false},
+		{perZone, "lab", "", false},
+		{perZone, "nowhere", "", false},
+	} {
+		got, ok := repo.StackInstanceFor(tc.s, tc.env)
+		if ok != tc.ok || (ok && got != tc.want) {
+			t.Errorf("StackInstanceFor(%s, %s) = %q, %v; want %q, %v", tc.s.Name, tc.env, got, ok, tc.want, tc.ok)
+		}
+	}
+}

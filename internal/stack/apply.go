@@ -235,7 +235,9 @@ func (r *Runner) apply(ctx context.Context, le lease.Lease, f *files, st state, 
 		failed(ReasonWorkDir, err)
 		return
 	}
-	tf, err := r.terraform(f.root(), env)
+	lg := r.openLog(f, LogApply, secrets)
+	defer func() { lg.end(run.ended()) }()
+	tf, err := r.terraform(ctx, f.root(), env, lg)
 	if err != nil {
 		failed(ReasonWorkDir, err)
 		return
@@ -266,6 +268,10 @@ func (r *Runner) apply(ctx context.Context, le lease.Lease, f *files, st state, 
 // recordOutputs records the outputs of the state as it is now (terraform
 // output), for dependents and people.
 func (r *Runner) recordOutputs(ctx context.Context, tf *tfexec.Terraform, f *files, planID string, secrets []string) (outputsRecord, error) {
+	// The outputs, sensitive ones included, come as JSON on stdout:
+	// never into the run's log.
+	tf.SetStdout(nil)
+	tf.SetStderr(nil)
 	var outs map[string]tfexec.OutputMeta
 	if err := r.step(ctx, func(ctx context.Context) (err error) {
 		outs, err = tf.Output(ctx)
@@ -302,7 +308,7 @@ func (r *Runner) recover(ctx context.Context, f *files) error {
 		if err != nil {
 			return err
 		}
-		tf, err := r.terraform(f.root(), env)
+		tf, err := r.terraform(ctx, f.root(), env, nil)
 		if err != nil {
 			return err
 		}
@@ -412,7 +418,9 @@ func (f *files) backup(now time.Time, keep int) error {
 }
 
 // stamp names a file after a time, so that names sort by it.
-func stamp(t time.Time) string { return t.UTC().Format("20060102T150405.000000000Z") }
+func stamp(t time.Time) string { return t.UTC().Format(stampLayout) }
+
+const stampLayout = "20060102T150405.000000000Z"
 
 // readOutputs reads the outputs of the last apply; ok is false when
 // there was none.

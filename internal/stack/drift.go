@@ -122,7 +122,9 @@ func (r *Runner) Drift(ctx context.Context, repo *spec.Repo, fsys fs.FS, s *spec
 }
 
 // drift is Drift under the instance's lock.
-func (r *Runner) drift(ctx context.Context, repo *spec.Repo, fsys fs.FS, s *spec.Stack, f *files, res DriftResult) DriftResult {
+// Its result is named: the deferred put-back may turn it into a failure.
+func (r *Runner) drift(ctx context.Context, repo *spec.Repo, fsys fs.FS, s *spec.Stack, f *files, base DriftResult) (res DriftResult) {
+	res = base
 	var secrets []string
 	fail := func(reason Reason, err error) DriftResult {
 		res.Status, res.Reason, res.Message = DriftFailed, reason, message(err, secrets)
@@ -151,6 +153,10 @@ func (r *Runner) drift(ctx context.Context, repo *spec.Repo, fsys fs.FS, s *spec
 		res.Message = "not checked: inputs are known only after their upstream applies"
 		return res
 	}
+	// Registered before the state is put back, it runs after: the log
+	// ends with how the check did.
+	lg := r.openLog(f, LogDrift, secrets)
+	defer func() { lg.end(res.ended()) }()
 	defer os.RemoveAll(f.path(driftWork))
 	root, err := prepareIn(fsys, in, f.dir, driftWork)
 	if err != nil {
@@ -181,7 +187,7 @@ func (r *Runner) drift(ctx context.Context, repo *spec.Repo, fsys fs.FS, s *spec
 	if err != nil {
 		return fail(ReasonWorkDir, err)
 	}
-	tf, err := r.terraform(root, env)
+	tf, err := r.terraform(ctx, root, env, lg)
 	if err != nil {
 		return fail(ReasonWorkDir, err)
 	}

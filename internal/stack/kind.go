@@ -163,7 +163,10 @@ type Kind struct {
 	log *slog.Logger
 }
 
-var _ reconcile.Kind = (*Kind)(nil)
+var (
+	_ reconcile.Kind      = (*Kind)(nil)
+	_ reconcile.Describer = (*Kind)(nil)
+)
 
 // NewKind returns the stack kind.
 func NewKind(cfg KindConfig) *Kind {
@@ -593,6 +596,45 @@ func (k *Kind) Health(u *reconcile.Unit, obs any) reconcile.UnitStatus {
 		st.Message = "applied plan " + o.run.PlanID + " at " + o.run.Finished.UTC().Format(time.RFC3339)
 	}
 	return st
+}
+
+// Describe names an instance another unit waits on (a resource whose
+// outputs are the instance's), and says why it is not Synced: "stack
+// databases @ prod not applied yet (awaiting approval)", or, applied
+// before, "stack databases @ prod has a new plan not applied yet
+// (planning)".
+func (k *Kind) Describe(key unit.Key, _ any, st reconcile.UnitStatus) string {
+	what := "stack " + key.Name + " @ " + key.Env
+	state := " not applied yet"
+	if run, ok, err := k.cfg.Runner.LastRun(key.Name, key.Env); err == nil && ok && run.Status == RunApplied {
+		state = " has a new plan not applied yet"
+	}
+	// Waiting or working, its reason says enough; held or failed, its
+	// message says why in full.
+	why := words(st.Reason)
+	if st.Reason != ReasonAwaitingApproval && st.Phase != reconcile.Pending && st.Phase != reconcile.Progressing && st.Message != "" {
+		why = st.Message
+	}
+	if why == "" {
+		why = strings.ToLower(string(st.Phase))
+	}
+	return what + state + " (" + why + ")"
+}
+
+// words says a reason as words: "AwaitingApproval" is "awaiting
+// approval".
+func words(r reconcile.Reason) string {
+	var b strings.Builder
+	for i, c := range string(r) {
+		if c >= 'A' && c <= 'Z' {
+			if i > 0 {
+				b.WriteByte(' ')
+			}
+			c += 'a' - 'A'
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
 }
 
 // Prune forgets an instance removed from Git: its resources and state are

@@ -361,6 +361,10 @@ func (r *Runner) plan(ctx context.Context, repo *spec.Repo, fsys fs.FS, s *spec.
 	if err := f.discardPlan(); err != nil {
 		return fail(ReasonWorkDir, err)
 	}
+	lg := r.openLog(f, LogPlan, secrets)
+	// Registered before the state is sealed again, it runs after: the
+	// log ends with how the plan did.
+	defer func() { lg.end(res.ended()) }()
 	work, err := prepare(fsys, in, dir)
 	if err != nil {
 		return fail(ReasonWorkDir, err)
@@ -385,7 +389,7 @@ func (r *Runner) plan(ctx context.Context, repo *spec.Repo, fsys fs.FS, s *spec.
 	if err != nil {
 		return fail(ReasonWorkDir, err)
 	}
-	tf, err := r.terraform(work, env)
+	tf, err := r.terraform(ctx, work, env, lg)
 	if err != nil {
 		return fail(ReasonWorkDir, err)
 	}
@@ -628,7 +632,9 @@ func (r *Runner) env() (map[string]string, error) {
 	return env, nil
 }
 
-func (r *Runner) terraform(dir string, env map[string]string) (*tfexec.Terraform, error) {
+// terraform is a terraform-exec handle on dir; with lg, what its commands
+// print goes to the run's log.
+func (r *Runner) terraform(ctx context.Context, dir string, env map[string]string, lg *runLog) (*tfexec.Terraform, error) {
 	tf, err := tfexec.NewTerraform(dir, r.Terraform)
 	if err != nil {
 		return nil, err
@@ -638,18 +644,28 @@ func (r *Runner) terraform(dir string, env map[string]string) (*tfexec.Terraform
 	}
 	tf.SetWaitDelay(10 * time.Second)
 	// terraform-exec logs every command it starts: counted, and passed on.
-	tf.SetLogger(&runLogger{r: r})
+	rl := &runLogger{r: r}
+	tf.SetLogger(rl)
+	if lg != nil {
+		logTo(ctx, tf, lg)
+		rl.lg = lg // after the version check, which is not the run's
+	}
 	return tf, nil
 }
 
 // runLogger counts the terraform processes terraform-exec starts (the
-// version check it makes included) from its log.
-type runLogger struct{ r *Runner }
+// version check it makes included) from its log, and announces each in
+// the run's log.
+type runLogger struct {
+	r  *Runner
+	lg *runLog
+}
 
 func (l *runLogger) Printf(format string, v ...any) {
 	msg := fmt.Sprintf(format, v...)
 	if strings.Contains(msg, "running Terraform command") {
 		l.r.runs.Add(1)
+		l.lg.command(msg)
 	}
 	if l.r.Log != nil {
 		l.r.Log.Debug("terraform-exec", "msg", msg)

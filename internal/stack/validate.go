@@ -59,7 +59,7 @@ func (r *Runner) validate(ctx context.Context, fsys fs.FS, s *spec.Stack) spec.P
 	if err != nil {
 		return notChecked(err)
 	}
-	tf, err := r.terraform(work, env)
+	tf, err := r.terraform(ctx, work, env, nil)
 	if err != nil {
 		return notChecked(err)
 	}

@@ -260,6 +260,23 @@ func (c *Client) Stack(ctx context.Context, stack, instance string) (api.StackDe
 	return v, c.Get(ctx, fmt.Sprintf("/api/v1/stacks/%s/%s", esc(stack), esc(instance)), &v)
 }
 
+// StackLogs lists the run logs kept of a stack instance, newest first.
+func (c *Client) StackLogs(ctx context.Context, stack, instance string) (api.StackLogList, error) {
+	var v api.StackLogList
+	return v, c.Get(ctx, fmt.Sprintf("/api/v1/stacks/%s/%s/logs", esc(stack), esc(instance)), &v)
+}
+
+// StackLog opens one run log of a stack instance ("latest": the newest)
+// as plain text, a line per line; with follow, a running log goes on
+// until its run ends. The caller closes it.
+func (c *Client) StackLog(ctx context.Context, stack, instance, name string, follow bool) (io.ReadCloser, error) {
+	resp, err := c.Request(ctx, http.MethodGet, fmt.Sprintf("/api/v1/stacks/%s/%s/logs/%s?follow=%t", esc(stack), esc(instance), esc(name), follow), nil, nil)
+	if err != nil {
+		return nil, err
+	}
+	return resp.Body, nil
+}
+
 // StackApprovals returns the approvals of plan ("": the current plan) of
 // a stack instance.
 func (c *Client) StackApprovals(ctx context.Context, stack, instance, plan string) (api.StackApprovalList, error) {
