@@ -109,13 +109,40 @@ type PlanField struct {
 	New  any    `json:"new,omitempty"`
 }
 
+// PlanResourceChange is what a plan does to one resource the units use
+// (a Score resource socle provisions) in one environment.
+type PlanResourceChange struct {
+	// Action is create (provisioned), update (provisioned again: its
+	// provisioner, driver, class, params or outputs change) or delete
+	// (deprovisioned, or kept when retained).
+	Action string `json:"action" jsonschema:"enum=create,enum=update,enum=delete"`
+	// Name is the resource's name in its environment: its Score id when
+	// workloads share it, else <app>-<resource>.
+	Name        string `json:"name"`
+	Env         string `json:"env"`
+	Type        string `json:"type"`
+	Class       string `json:"class,omitempty"`
+	Provisioner string `json:"provisioner"`
+	Driver      string `json:"driver"`
+	// Apps use it after the change; for a delete, the apps that used it.
+	Apps []string `json:"apps"`
+	// Fields are what an update changes of what the driver is asked for.
+	Fields []PlanField `json:"fields,omitempty"`
+	// Retained: removed from Git, it holds data in a production
+	// environment and is kept until an admin deletes it.
+	Retained bool `json:"retained,omitempty"`
+}
+
 // PlanBody is a recorded plan: the changes, the policies' decisions on
 // them and the changes closed gates hold.
 type PlanBody struct {
-	Revision  string         `json:"revision,omitempty"`
-	Changes   []PlanChange   `json:"changes"`
-	Summary   PlanSummary    `json:"summary"`
-	Decisions []PlanDecision `json:"decisions"`
+	Revision string       `json:"revision,omitempty"`
+	Changes  []PlanChange `json:"changes"`
+	Summary  PlanSummary  `json:"summary"`
+	// Resources are the changes to the resources the units use, by
+	// environment then name; absent when none changes.
+	Resources []PlanResourceChange `json:"resources,omitempty"`
+	Decisions []PlanDecision       `json:"decisions"`
 	// Gates are the changes a closed promotion gate holds, by "app@env".
 	Gates map[string]string `json:"gates,omitempty"`
 }
@@ -258,6 +285,7 @@ const (
 	ReasonOneContainerOnly   ReasonCode = "OneContainerOnly"   // Synced, with a note: the local runtime runs one container per replica
 	ReasonInvalidSpec        ReasonCode = "InvalidSpec"        // Failed: the unit's kind cannot read its desired state
 	ReasonDependencyNotReady ReasonCode = "DependencyNotReady" // Pending: a change waits for a unit it depends on
+	ReasonDependencyFailed   ReasonCode = "DependencyFailed"   // Pending: a change waits for a unit it depends on, which Failed; the portal counts it Failed
 	ReasonDependentsRemain   ReasonCode = "DependentsRemain"   // Pending: removed, pruned once the units that depend on it are
 	ReasonCanaryPaused       ReasonCode = "CanaryPaused"       // Progressing: a canary step holds its weight for its pause
 	ReasonWaitingReady       ReasonCode = "WaitingReady"       // Progressing: a rollout step waits for the new release to be ready
@@ -267,7 +295,7 @@ const (
 var ReasonCodes = []ReasonCode{ReasonBuilding, ReasonBuildFailed, ReasonRollingOut, ReasonRolloutFailed, ReasonRolledBack,
 	ReasonReplicasNotReady, ReasonDrift, ReasonRuntimeError, ReasonRuntimeUnreachable, ReasonStoreError,
 	ReasonRuntimeUnsupported, ReasonPolicyDenied, ReasonGateClosed, ReasonRemovedFromGit, ReasonOneContainerOnly,
-	ReasonInvalidSpec, ReasonDependencyNotReady, ReasonDependentsRemain, ReasonCanaryPaused, ReasonWaitingReady}
+	ReasonInvalidSpec, ReasonDependencyNotReady, ReasonDependencyFailed, ReasonDependentsRemain, ReasonCanaryPaused, ReasonWaitingReady}
 
 // JSONSchema lists the reason codes.
 func (ReasonCode) JSONSchema() *jsonschema.Schema {

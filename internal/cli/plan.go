@@ -33,6 +33,11 @@ nothing at all otherwise. Nothing is changed.
 
   + create   ~ update (field: old → new)   - delete
 
+The resources the units use (Score resources: a database, a redis) are listed
+after them, per environment, with the provisioner and driver that serve them:
++ provisioned, ~ provisioned again (its provisioner, class or params change),
+- deprovisioned, or retained when it holds data in a production environment.
+
 Every change is checked by the repository's policies and socle's built-in
 guardrails: a denied change is marked ✗, a warning !. The stacks' resource
 changes are judged by the policies whose target is stacks, a denied instance
@@ -60,7 +65,11 @@ does not plan, or a change or a stack instance is denied.`,
 					}
 				}
 				out.from = from
-				out.Plan = plan.Diff("", plan.Desired(repo, "", nil), applied)
+				desired := plan.Desired(repo, "", nil)
+				out.Plan = plan.Diff("", desired, applied)
+				// The state keeps the units, not the provisioners they were
+				// applied with: both sides are served by this repository's.
+				out.Plan.Resources = plan.DiffResources(plan.ResourcesOf(repo, applied), plan.ResourcesOf(repo, desired))
 				if env != "" {
 					out.Plan = out.Plan.Only(env)
 				}

@@ -192,7 +192,11 @@ func Record(ctx context.Context, st Store, log *slog.Logger, rev source.Revision
 	if err != nil {
 		return out, err
 	}
-	p := plan.Diff(rev.SHA, plan.Desired(repo, rev.SHA, at), applied)
+	desired := plan.Desired(repo, rev.SHA, at)
+	p := plan.Diff(rev.SHA, desired, applied)
+	// The store keeps the units, not the provisioners they were applied
+	// with: both sides are served by this revision's.
+	p.Resources = plan.DiffResources(plan.ResourcesOf(repo, applied), plan.ResourcesOf(repo, desired))
 	policies, _ := policy.Compile(repo, fsys)
 	decisions := Judge(ctx, policies, &p, applied, st, now)
 	pb := PlanBody{Plan: p, Decisions: decisions}

@@ -32,6 +32,10 @@ type Plan struct {
 	Revision string   `json:"revision,omitempty"`
 	Changes  []Change `json:"changes"`
 	Summary  Summary  `json:"summary"`
+	// Resources are the changes to the resources the units use
+	// (DiffResources), in environment then name order; absent when none
+	// changes.
+	Resources []ResourceChange `json:"resources,omitempty"`
 }
 
 // Summary counts a plan's changes.
@@ -144,9 +148,10 @@ func uniqueInOrder(units []Unit) bool {
 	return true
 }
 
-// HasChanges reports whether applying the plan would change anything.
+// HasChanges reports whether applying the plan would change anything: a
+// unit or a resource.
 func (p *Plan) HasChanges() bool {
-	return p.Summary.Create+p.Summary.Update+p.Summary.Delete > 0
+	return p.Summary.Create+p.Summary.Update+p.Summary.Delete > 0 || len(p.Resources) > 0
 }
 
 // same compares two units but for their revision and emergency, without the cost of
@@ -369,11 +374,16 @@ var unitShapesKnown = sync.OnceValue(func() bool {
 
 func diffFields(old, new *Unit) []Field {
 	a, b := flatten(old), flatten(new)
+	delete(a, "revision")
+	delete(b, "revision")
+	return diffFlat(a, b)
+}
+
+// diffFlat lists the paths whose values differ between two flattened
+// documents, in path order.
+func diffFlat(a, b map[string]any) []Field {
 	var out []Field
 	for _, k := range slices.Sorted(maps.Keys(a)) {
-		if k == "revision" {
-			continue
-		}
 		if v, ok := b[k]; !ok {
 			out = append(out, Field{Path: k, Old: a[k]})
 		} else if !reflect.DeepEqual(a[k], v) {
@@ -381,7 +391,7 @@ func diffFields(old, new *Unit) []Field {
 		}
 	}
 	for _, k := range slices.Sorted(maps.Keys(b)) {
-		if _, ok := a[k]; !ok && k != "revision" {
+		if _, ok := a[k]; !ok {
 			out = append(out, Field{Path: k, New: b[k]})
 		}
 	}
@@ -389,12 +399,13 @@ func diffFields(old, new *Unit) []Field {
 	return out
 }
 
-// flatten turns a unit into path → scalar, through its JSON form, so that
-// every field socle or Score adds later is compared without code here.
-func flatten(u *Unit) map[string]any {
+// flatten turns a unit (or a resource) into path → scalar, through its
+// JSON form, so that every field socle or Score adds later is compared
+// without code here.
+func flatten(u any) map[string]any {
 	b, err := json.Marshal(u)
 	if err != nil {
-		panic(fmt.Sprintf("plan: unit does not marshal: %v", err))
+		panic(fmt.Sprintf("plan: %T does not marshal: %v", u, err))
 	}
 	var v any
 	if err := json.Unmarshal(b, &v); err != nil {
@@ -433,6 +444,11 @@ func flatten(u *Unit) map[string]any {
 // Only keeps the changes of one environment, with the summary recounted.
 func (p Plan) Only(env string) Plan {
 	out := Plan{Revision: p.Revision, Changes: []Change{}}
+	for _, c := range p.Resources {
+		if c.Env == env {
+			out.Resources = append(out.Resources, c)
+		}
+	}
 	for _, c := range p.Changes {
 		if c.Env != env {
 			continue

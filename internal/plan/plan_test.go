@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -54,13 +55,22 @@ const (
 )
 
 // TestPlans is the golden test of spec in, plan out: each case edits the
-// demo platform and plans against the state of the unedited one.
+// demo platform and plans against the state of the unedited one (or of
+// the one its before edits, for both): units and the resources they use.
 func TestPlans(t *testing.T) {
 	t.Parallel()
 	base := Desired(load(t, example(t)), rev1, nil)
+	pinAPI := func(m fstest.MapFS) {
+		edit(m, "releases/prod.yaml", "apps: {}", "apps:\n  api: {revision: \""+rev1+"\", artifact: "+dig+", from: preprod}")
+	}
+	noDB := func(m fstest.MapFS) {
+		edit(m, "apps/api/score.yaml", "DATABASE_URL: \"postgres://${resources.db.username}:${resources.db.password}@${resources.db.host}:${resources.db.port}/${resources.db.name}?sslmode=disable\"", "LOG_LEVEL: info")
+		edit(m, "apps/api/score.yaml", "resources:\n  db:\n    type: postgres\n", "")
+	}
 	tests := []struct {
 		name    string
 		applied []Unit
+		before  func(m fstest.MapFS) // applied to the state planned against, and to the edited tree
 		edit    func(m fstest.MapFS)
 	}{
 		{name: "initial", applied: nil, edit: func(fstest.MapFS) {}},
@@ -87,13 +97,46 @@ func TestPlans(t *testing.T) {
 		{name: "disable-in-sandbox", applied: base, edit: func(m fstest.MapFS) {
 			edit(m, "apps/web/socle.yaml", "environments:\n", "environments:\n  sandbox: {disabled: true}\n")
 		}},
+		// Resources: a new one provisioned, one whose params change
+		// provisioned again, one served by another provisioner, and one
+		// removed: deprovisioned in dev, retained in prod, where it holds
+		// data.
+		{name: "add-resource", applied: base, edit: func(m fstest.MapFS) {
+			edit(m, "apps/worker/score.yaml", "containers:", "resources:\n  queue: {type: redis}\n  shared: {type: postgres, id: bookings-db}\ncontainers:")
+		}},
+		{name: "resource-params", applied: base, edit: func(m fstest.MapFS) {
+			edit(m, "apps/api/score.yaml", "    type: postgres\n", "    type: postgres\n    class: large\n    params: {extensions: [pgcrypto]}\n")
+		}},
+		{name: "resource-provisioner", applied: base, edit: func(m fstest.MapFS) {
+			m["provisioners/postgres.yaml"] = &fstest.MapFile{Data: []byte(`apiVersion: socle.dev/v1
+kind: Provisioners
+provisioners:
+  - name: managed-postgres
+    match: {type: postgres, environments: [dev]}
+    driver: static
+    data: true
+    outputs: [{name: host}, {name: port}, {name: name}, {name: username}, {name: password, secret: true}]
+    config:
+      outputs: {host: db.internal, port: "5432", name: api, username: api, password: {secretFromEnv: API_DB_PASSWORD}}
+`)}
+		}},
+		{name: "remove-resource", before: pinAPI, edit: noDB},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			m := example(t)
+			old, m := example(t), example(t)
+			if tt.before != nil {
+				tt.before(old)
+				tt.before(m)
+				tt.applied = Desired(load(t, old), rev1, nil)
+			}
+			oldRepo := load(t, old)
 			tt.edit(m)
-			p := Diff(rev2, Desired(load(t, m), rev2, nil), tt.applied)
+			repo := load(t, m)
+			desired := Desired(repo, rev2, nil)
+			p := Diff(rev2, desired, tt.applied)
+			p.Resources = DiffResources(ResourcesOf(oldRepo, tt.applied), ResourcesOf(repo, desired))
 			var text bytes.Buffer
 			if err := Render(&text, &p); err != nil {
 				t.Fatal(err)
@@ -208,5 +251,37 @@ func TestEmergencyPin(t *testing.T) {
 	}
 	if got := before.EmergencyAfter("", ""); got != "" {
 		t.Errorf("a plain pin is an emergency: %q", got)
+	}
+}
+
+// TestResourceChanges: a resource that only gains an app is not
+// provisioned again, and a plan of one environment keeps only its
+// resources.
+func TestResourceChanges(t *testing.T) {
+	t.Parallel()
+	old := load(t, example(t))
+	m := example(t)
+	edit(m, "apps/api/score.yaml", "    type: postgres\n", "    type: postgres\n    id: bookings-db\n")
+	edit(m, "apps/worker/score.yaml", "containers:", "resources:\n  db: {type: postgres, id: bookings-db}\ncontainers:")
+	shared := load(t, m)
+	before := ResourcesOf(shared, Desired(old, rev1, nil))
+	before = slices.DeleteFunc(before, func(r *Resource) bool { return r.Name != "api-db" })
+	after := ResourcesOf(shared, Desired(shared, rev2, nil))
+	if len(after) != 2 || after[0].Name != "bookings-db" || !slices.Equal(after[0].Apps, []string{"api", "worker"}) {
+		t.Fatalf("shared resource in dev: %+v", after[0])
+	}
+	// Only the apps differ between bookings-db in dev with api alone and
+	// with api and worker.
+	alone := *after[0]
+	alone.Apps = []string{"api"}
+	if got := DiffResources([]*Resource{&alone}, after[:1]); len(got) != 0 {
+		t.Errorf("a resource gaining an app: %+v, want no change", got)
+	}
+	p := Plan{Resources: DiffResources(before, after)}
+	if got := p.Only("sandbox").Resources; len(got) != 1 || got[0].Env != "sandbox" || got[0].Action != Create {
+		t.Errorf("sandbox's resources: %+v", got)
+	}
+	if got := p.Only("dev").Resources; len(got) != 2 || got[0].Action != Delete || got[0].Name != "api-db" || got[1].Action != Create || got[1].Name != "bookings-db" {
+		t.Errorf("dev's resources: %+v", got)
 	}
 }

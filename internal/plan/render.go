@@ -50,16 +50,7 @@ func RenderWith(w io.Writer, p *Plan, notes func(c *Change) []string) error {
 			}
 		case Update:
 			fmt.Fprintf(&b, "  ~ %s @ %s\n", c.App, c.Env)
-			for _, f := range c.Fields {
-				switch {
-				case f.Old == nil:
-					fmt.Fprintf(&b, "      + %s = %s\n", f.Path, value(f.New))
-				case f.New == nil:
-					fmt.Fprintf(&b, "      - %s = %s\n", f.Path, value(f.Old))
-				default:
-					fmt.Fprintf(&b, "      ~ %s: %s → %s\n", f.Path, value(f.Old), value(f.New))
-				}
-			}
+			writeFields(&b, c.Fields)
 		case Delete:
 			fmt.Fprintf(&b, "  - %s @ %s\n", c.App, c.Env)
 		}
@@ -67,6 +58,7 @@ func RenderWith(w io.Writer, p *Plan, notes func(c *Change) []string) error {
 			fmt.Fprintf(&b, "      %s\n", n)
 		}
 	}
+	renderResources(&b, p.Resources)
 	if b.Len() > 0 {
 		b.WriteString("\n")
 	}
@@ -76,8 +68,67 @@ func RenderWith(w io.Writer, p *Plan, notes func(c *Change) []string) error {
 	} else {
 		fmt.Fprintf(&b, "Plan: %d to create, %d to update, %d to delete, %d unchanged.\n", s.Create, s.Update, s.Delete, s.Unchanged)
 	}
+	if len(p.Resources) > 0 {
+		var n [4]int // provision, again, deprovision, retain
+		for _, c := range p.Resources {
+			switch {
+			case c.Action == Create:
+				n[0]++
+			case c.Action == Update:
+				n[1]++
+			case c.Retained:
+				n[3]++
+			default:
+				n[2]++
+			}
+		}
+		fmt.Fprintf(&b, "Resources: %d to provision, %d to provision again, %d to deprovision, %d retained.\n", n[0], n[1], n[2], n[3])
+	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// renderResources writes one block per resource change, as the units'.
+func renderResources(b *strings.Builder, changes []ResourceChange) {
+	for _, c := range changes {
+		sign := map[Action]string{Create: "+", Update: "~", Delete: "-"}[c.Action]
+		what := c.Type
+		if c.Class != "" {
+			what += ", class " + c.Class
+		}
+		fmt.Fprintf(b, "  %s resource %s @ %s (%s)\n", sign, c.Name, c.Env, what)
+		fmt.Fprintf(b, "      provisioner %s (driver %s)\n", c.Provisioner, c.Driver)
+		apps := strings.Join(c.Apps, ", ")
+		switch c.Action {
+		case Create:
+			fmt.Fprintf(b, "      used by     %s\n", apps)
+		case Update:
+			fmt.Fprintf(b, "      used by     %s\n", apps)
+			writeFields(b, c.Fields)
+			b.WriteString("      provisioned again\n")
+		case Delete:
+			fmt.Fprintf(b, "      used by     %s, no longer\n", apps)
+			if c.Retained {
+				b.WriteString("      retained: it holds data in a production environment; an admin deletes it with socle resource delete\n")
+			} else {
+				b.WriteString("      deprovisioned: what it holds is deleted\n")
+			}
+		}
+	}
+}
+
+// writeFields writes an update's fields: + added, - removed, ~ old → new.
+func writeFields(b *strings.Builder, fields []Field) {
+	for _, f := range fields {
+		switch {
+		case f.Old == nil:
+			fmt.Fprintf(b, "      + %s = %s\n", f.Path, value(f.New))
+		case f.New == nil:
+			fmt.Fprintf(b, "      - %s = %s\n", f.Path, value(f.Old))
+		default:
+			fmt.Fprintf(b, "      ~ %s: %s → %s\n", f.Path, value(f.Old), value(f.New))
+		}
+	}
 }
 
 func value(v any) string {

@@ -243,8 +243,8 @@ func (e *Engine) Trigger(k unit.Key) {
 	}
 }
 
-// kickDependents asks the units that depend on k to look again: k became
-// Synced.
+// kickDependents asks the units that depend on k to look again: k changed
+// phase (Synced: they may go on).
 func (e *Engine) kickDependents(k unit.Key) {
 	e.mu.Lock()
 	ws := make([]*worker, 0, len(e.dependents[k]))
@@ -272,20 +272,29 @@ func (e *Engine) unsynced(deps []unit.Key) (unit.Key, bool) {
 	return unit.Key{}, false
 }
 
-// waitingFor says why step waits for dep: in dep's kind's words when it
-// is a Describer.
-func (e *Engine) waitingFor(step Step, dep unit.Key) string {
+// waitingFor says why step waits for dep, in dep's kind's words when it
+// is a Describer, and the reason of the wait: ReasonDependencyFailed when
+// dep Failed (the waiting unit is as good as failed until dep is mended),
+// else ReasonDependencyNotReady.
+func (e *Engine) waitingFor(step Step, dep unit.Key) (string, Reason) {
 	e.mu.Lock()
 	w, kind := e.units[dep], e.kinds[dep.Kind]
 	e.mu.Unlock()
+	if w == nil {
+		return fmt.Sprintf("%s waits for %s to be Synced", step, dep), ReasonDependencyNotReady
+	}
+	st, why := w.snapshot(), ReasonDependencyNotReady
+	if st.Phase == Failed {
+		why = ReasonDependencyFailed
+	}
 	d, ok := kind.(Describer)
-	if w == nil || !ok {
-		return fmt.Sprintf("%s waits for %s to be Synced", step, dep)
+	if !ok {
+		return fmt.Sprintf("%s waits for %s to be Synced", step, dep), why
 	}
 	w.mu.Lock()
 	spec := w.spec
 	w.mu.Unlock()
-	return "Waiting: " + d.Describe(dep, spec, w.snapshot())
+	return "Waiting: " + d.Describe(dep, spec, st), why
 }
 
 // remaining returns a unit that depends on k and still exists, if any: k

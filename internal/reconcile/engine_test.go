@@ -411,6 +411,30 @@ func TestToyKindDependencies(t *testing.T) {
 	}
 }
 
+// TestToyKindDependencyFailed: a unit waiting for one that fails says so
+// at once, with its own reason (the portal counts it failed), not at the
+// next resync; once the dependency is mended it goes on.
+func TestToyKindDependencyFailed(t *testing.T) {
+	l := &lamps{lit: map[unit.Key]string{}}
+	c := clock.NewFake(t0)
+	power := unit.Key{Kind: "lamp", Name: "power", Env: "dev"}
+	hall := unit.Key{Kind: "lamp", Name: "hall", Env: "dev"}
+	bad := unit.Desired{Key: power, Spec: json.RawMessage(`{"color":"white","fail":true}`)}
+	e := startEngine(t, openStore(t, t.TempDir()), c, l, lamp("hall", "dev", "red", power), bad)
+	e.wait(hall, "held", func(s reconcile.UnitStatus) bool { return s.Reason == reconcile.ReasonDependencyNotReady })
+	e.wait(power, "warming", isPhase(reconcile.Progressing))
+	c.Advance(warmUp) // less than the resync: only power's failure wakes hall
+	e.Trigger(power)
+	e.wait(power, "Failed", isPhase(reconcile.Failed))
+	s := e.wait(hall, "held by a failure", func(s reconcile.UnitStatus) bool { return s.Reason == reconcile.ReasonDependencyFailed })
+	if s.Phase != reconcile.Pending || !strings.Contains(s.Message, "lamp power @ dev") {
+		t.Errorf("held by a failure: %+v", s)
+	}
+	e.Apply([]unit.Desired{lamp("hall", "dev", "red", power), lamp("power", "dev", "white")})
+	e.wait(power, "warming again", isPhase(reconcile.Progressing))
+	e.wait(hall, "held, not by a failure", func(s reconcile.UnitStatus) bool { return s.Reason == reconcile.ReasonDependencyNotReady })
+}
+
 // TestToyKindErrors: a failed observation reports the unit Degraded with
 // the reason the kind gave; a desired state that does not decode keeps the
 // last one in force and says so; a lamp found existing and not desired is

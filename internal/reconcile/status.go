@@ -60,6 +60,7 @@ const (
 	ReasonOneContainer       Reason = "OneContainerOnly"   // Synced, with a note: the local runtime runs one container per replica
 	ReasonInvalidSpec        Reason = "InvalidSpec"        // Failed: the unit's kind cannot read its desired state
 	ReasonDependencyNotReady Reason = "DependencyNotReady" // Pending: a change waits for a unit it depends on to be Synced
+	ReasonDependencyFailed   Reason = "DependencyFailed"   // Pending: a change waits for a unit it depends on, which Failed (a resource that did not provision)
 	ReasonDependentsRemain   Reason = "DependentsRemain"   // Pending: removed, pruned once the units that depend on it are
 	ReasonCanaryPaused       Reason = "CanaryPaused"       // Progressing: a canary step holds its weight for its pause, analysed
 	ReasonWaitingReady       Reason = "WaitingReady"       // Progressing: a rollout step waits for the new release to be ready

@@ -153,9 +153,10 @@ func (w *worker) pass(ctx context.Context) time.Duration {
 		return w.failed(ctx, err)
 	}
 	var held string
+	heldBy := ReasonDependencyNotReady
 	if step := w.kind.Plan(u, observed); step != nil {
 		if dep, waits := w.e.unsynced(deps); waits && step.Starts() {
-			held = w.e.waitingFor(step, dep)
+			held, heldBy = w.e.waitingFor(step, dep)
 			u.RequeueAfter(w.e.cfg.Resync) // or when dep becomes Synced
 		} else {
 			if err := w.kind.Apply(ctx, u, step); err != nil {
@@ -170,7 +171,7 @@ func (w *worker) pass(ctx context.Context) time.Duration {
 	st := w.kind.Health(u, observed)
 	switch {
 	case held != "":
-		st.Phase, st.Reason, st.Message = Pending, ReasonDependencyNotReady, held
+		st.Phase, st.Reason, st.Message = Pending, heldBy, held
 	case specErr != nil:
 		st.Phase, st.Reason = Failed, ReasonInvalidSpec
 		st.Message = fmt.Sprintf("the new desired state does not read: %v; the last one that did stays in force", specErr)
@@ -270,8 +271,9 @@ func (w *worker) publish(s UnitStatus) {
 		if w.e.cfg.OnPhase != nil {
 			w.e.cfg.OnPhase(s)
 		}
-		if s.Phase == Synced {
-			w.e.kickDependents(w.key)
-		}
+		// Synced, they may go on; else a unit waiting for this one says
+		// now how it is (Failed, provisioning again), not at the next
+		// resync.
+		w.e.kickDependents(w.key)
 	}
 }

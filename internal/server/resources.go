@@ -85,17 +85,8 @@ func (s *Server) stopResources(ctx context.Context) {
 }
 
 // readsOutputs reports whether env's runtime gives apps the outputs of
-// provisioned resources: the local one does (through replicas); the
-// Kubernetes one renders made-up outputs still (runtime.ResourceOutputs),
-// so socle provisions nothing for its environments yet.
-func (s *Server) readsOutputs(env string) bool {
-	repo := s.pipeline.Repo()
-	if repo == nil {
-		return false
-	}
-	e := repo.Environment(env)
-	return e != nil && e.Runtime.Type == spec.RuntimeLocal
-}
+// provisioned resources (plan.ReadsOutputs, which socle plan asks too).
+func (s *Server) readsOutputs(env string) bool { return plan.ReadsOutputs(s.pipeline.Repo(), env) }
 
 // outputsKept makes the redactor learn the secret outputs of a resource
 // just provisioned, before any app reads them.

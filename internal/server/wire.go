@@ -68,9 +68,16 @@ func wireDuration(d spec.Duration) api.Duration {
 }
 
 func wireChange(c plan.Change) api.PlanChange {
-	return api.PlanChange{Action: string(c.Action), App: c.App, Env: c.Env,
-		Fields:  each(c.Fields, func(f plan.Field) api.PlanField { return api.PlanField{Path: f.Path, Old: f.Old, New: f.New} }),
-		Desired: opt(c.Desired, wireUnit)}
+	return api.PlanChange{Action: string(c.Action), App: c.App, Env: c.Env, Fields: each(c.Fields, wireField), Desired: opt(c.Desired, wireUnit)}
+}
+
+func wireField(f plan.Field) api.PlanField {
+	return api.PlanField{Path: f.Path, Old: f.Old, New: f.New}
+}
+
+func wireResourceChange(c plan.ResourceChange) api.PlanResourceChange {
+	return api.PlanResourceChange{Action: string(c.Action), Name: c.Name, Env: c.Env, Type: c.Type, Class: c.Class,
+		Provisioner: c.Provisioner, Driver: c.Driver, Apps: c.Apps, Fields: each(c.Fields, wireField), Retained: c.Retained}
 }
 
 func wireSummary(s plan.Summary) api.PlanSummary {
@@ -78,7 +85,7 @@ func wireSummary(s plan.Summary) api.PlanSummary {
 }
 
 func wirePlanBody(b pipeline.PlanBody) api.PlanBody {
-	return api.PlanBody{Revision: b.Revision, Changes: each(b.Changes, wireChange), Summary: wireSummary(b.Summary),
+	return api.PlanBody{Revision: b.Revision, Changes: each(b.Changes, wireChange), Summary: wireSummary(b.Summary), Resources: each(b.Resources, wireResourceChange),
 		Decisions: each(b.Decisions, func(d policy.Decision) api.PlanDecision {
 			out := api.PlanDecision{Action: string(d.Action), App: d.App, Env: d.Env, Verdicts: wireVerdicts(d.Verdicts)}
 			if out.Verdicts == nil { // a delete has none: [], as the document says, rather than null

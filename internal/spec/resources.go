@@ -20,6 +20,10 @@ var unprovisioned = map[string]string{
 	"route":  "socle's proxy routes by host name only, not by path",
 }
 
+// Unprovisioned says why socle has no provisioner of its own for Score
+// resource type t ("": it has one, or t is the platform's to serve).
+func Unprovisioned(t string) string { return unprovisioned[t] }
+
 // placeholder is a ${…} of a Score file where Score substitutes it.
 type placeholder struct {
 	ref  string // between ${ and }

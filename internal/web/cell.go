@@ -15,6 +15,17 @@ import (
 // time. Everything written passes through escapeTo. cellBody has a twin
 // in static/app.js, which redraws cells live: change them together.
 
+// cellPhase is the phase a cell is coloured and counted by: its own, but
+// Failed for an app whose change waits on a unit that failed (a resource
+// that did not provision), by its reason code: it does not run until that
+// is mended, though its own phase, which the cell shows, is Pending.
+func cellPhase(c api.AppEnv) api.Phase {
+	if c.ReasonCode == api.ReasonDependencyFailed {
+		return api.PhaseFailed
+	}
+	return c.Phase
+}
+
 // matrixBody writes the matrix's rows.
 func matrixBody(rows []matrixRow, now time.Time) template.HTML {
 	var b strings.Builder
@@ -34,7 +45,7 @@ func matrixBody(rows []matrixRow, now time.Time) template.HTML {
 		b.WriteString(`</small></th>`)
 		for _, c := range r.Cells {
 			b.WriteString(`<td class="cell ph-`)
-			escapeTo(&b, strings.ToLower(string(c.Phase)))
+			escapeTo(&b, strings.ToLower(string(cellPhase(c.AppEnv))))
 			b.WriteString(`" data-cell="`)
 			escapeTo(&b, r.Name)
 			b.WriteByte('/')

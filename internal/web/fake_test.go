@@ -126,7 +126,7 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		// worker waits in preprod for its database, which failed: the
 		// engine's words, through the resource kind's Describer.
-		apps[2].Envs[1] = api.AppEnv{Env: "preprod", Phase: "Pending", ReasonCode: "DependencyNotReady", Reason: "Waiting: resource worker-db (postgres) failed: " + fakeProvisionFailed,
+		apps[2].Envs[1] = api.AppEnv{Env: "preprod", Phase: "Pending", ReasonCode: "DependencyFailed", Reason: "Waiting: resource worker-db (postgres) failed: " + fakeProvisionFailed,
 			Ready: 0, Desired: 1, Updated: t0, Actions: []string{"promote", "logs"}}
 		writeFake(w, 200, api.Page[api.App]{Items: apps})
 	case p == "/api/v1/apps/api":

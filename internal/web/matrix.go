@@ -18,7 +18,8 @@ type matrixView struct {
 	// Filters as set, and the values they can take.
 	Team, Zone, Q string
 	Teams, Zones  []string
-	// Problems counts the cells that are not Synced, by phase.
+	// Problems counts the cells that are not Synced, by phase (cellPhase:
+	// an app held by a failed resource is Failed).
 	Problems []phaseCount
 	// Stacks are the infrastructure stacks' instances under the same
 	// columns (nil: the platform has no stack); StacksError says why they
@@ -114,8 +115,8 @@ func buildMatrix(plat api.Platform, apps []api.App, team, zone, q string) matrix
 				continue
 			}
 			row.Cells[j].AppEnv = c
-			if c.Phase != "Synced" && c.Phase != "Absent" && c.Phase != "" {
-				counts[string(c.Phase)]++
+			if ph := cellPhase(c); ph != "Synced" && ph != "Absent" && ph != "" {
+				counts[string(ph)]++
 			}
 		}
 		v.Rows = append(v.Rows, row)

@@ -288,6 +288,7 @@ func parsePages(now func() time.Time) map[string]*template.Template {
 		"now":   func() string { return now().UTC().Format(time.RFC3339) },
 		// Cells are written by hand (cell.go), against the same clock.
 		"cellBody":   func(c api.AppEnv) template.HTML { return cellBody(c, now()) },
+		"cellPhase":  cellPhase,
 		"matrixBody": func(rows []matrixRow) template.HTML { return matrixBody(rows, now()) },
 	}
 	base := template.Must(template.New("").Funcs(funcs).Funcs(clock).ParseFS(templateFS, "templates/layout.html", "templates/parts.html"))

@@ -353,14 +353,24 @@ func TestAppShowsResources(t *testing.T) {
 }
 
 // TestMatrixSaysAResourceHoldsTheApp: an app waiting for a resource that
-// failed shows, in its matrix cell, the engine's reason naming it.
+// failed shows, in its matrix cell, the engine's reason naming it, is
+// coloured Failed and counted Failed in the summary, by its reason code
+// (DependencyFailed); its own phase, Pending, is what the cell says.
 func TestMatrixSaysAResourceHoldsTheApp(t *testing.T) {
 	srv, _ := newTestPortal(t)
 	_, body := get(t, srv, "tok-marco", "/")
-	_, cell, _ := strings.Cut(body, `data-cell="worker/preprod"`)
+	before, cell, _ := strings.Cut(body, `data-cell="worker/preprod"`)
 	cell, _, _ = strings.Cut(cell, "</td>")
 	want := `<span class="reason">Waiting: resource worker-db (postgres) failed: provisioning postgres with builtin/postgres failed: initdb:`
 	if !strings.Contains(cell, `<span class="phase">Pending</span>`) || !strings.Contains(cell, want) {
 		t.Errorf("worker's preprod cell:\n%s\nwant the reason\n%s", cell, want)
+	}
+	if !strings.HasSuffix(before, `<td class="cell ph-failed" `) {
+		t.Errorf("worker's preprod cell is not coloured failed: %s", before[max(0, len(before)-60):])
+	}
+	_, summary, _ := strings.Cut(body, `<p class="summary">`)
+	summary, _, _ = strings.Cut(summary, "</p>")
+	if !strings.Contains(summary, `<span class="ph ph-failed">1 Failed</span>`) || strings.Contains(summary, "Pending") {
+		t.Errorf("the summary does not count worker in preprod as failed: %s", summary)
 	}
 }

@@ -194,6 +194,8 @@ func TestCellsDrawnAlike(t *testing.T) {
 				// The link starts with whose cell it is, for screen readers.
 				div.innerHTML = '<span class="sr where">' + app.name + ' in ' + c.env + ': </span>' + window.socle.cellBody(c);
 				if (!served) out.push(app.name + "/" + c.env + ": not on the page");
+				// Coloured alike: the script redraws the class from cellPhase.
+				else if (!served.parentElement.classList.contains("ph-" + window.socle.cellPhase(c).toLowerCase())) out.push(app.name + "/" + c.env + ": served class " + served.parentElement.className + ", script phase " + window.socle.cellPhase(c));
 				// Relative times ("in 58 min") are reckoned as each is drawn,
 				// seconds apart; their words are reltime.json's to check.
 				else if (words(served.innerHTML) !== words(div.innerHTML)) out.push(app.name + "/" + c.env + ":\n served " + served.innerHTML + "\n script " + div.innerHTML);
@@ -204,6 +206,12 @@ func TestCellsDrawnAlike(t *testing.T) {
 	})`)
 	if diff != "" {
 		t.Errorf("cells drawn differently:\n%s", diff)
+	}
+	// An app held by a resource that failed is coloured (and counted, by
+	// matrix.go) Failed, its own phase shown: as cellPhase in cell.go.
+	if got := eval[string](b, `window.socle.cellPhase({env: "dev", phase: "Pending", reasonCode: "DependencyFailed"}) + " " +
+		window.socle.cellPhase({env: "dev", phase: "Pending", reasonCode: "DependencyNotReady"})`); got != "Failed Pending" {
+		t.Errorf("the script colours a cell held by a failed resource, then one held by a resource provisioning: %q, want Failed Pending", got)
 	}
 	// A first build: the script says for how long it runs and its log's
 	// last line, escaped, as cell.go does.

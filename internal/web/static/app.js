@@ -23,6 +23,9 @@
     return "bad";
   }
   var healthText = { ok: "healthy", bad: "unhealthy", none: "not running" };
+  // cellPhase is the twin of cellPhase in cell.go: the phase a cell is
+  // coloured by, Failed for an app held by a unit that failed.
+  function cellPhase(c) { return c.reasonCode === "DependencyFailed" ? "Failed" : c.phase; }
 
   // The twins of humanDuration, phaseLabel and lastLine in Go.
   function humanDuration(ms) {
@@ -144,7 +147,7 @@
     var key = app + "/" + c.env;
     document.querySelectorAll("[data-cell]").forEach(function (el) {
       if (el.getAttribute("data-cell") !== key) return;
-      redraw(el, el.tagName === "TD" ? (el.querySelector("a") || el) : el, cellBody(c), c.phase, quiet);
+      redraw(el, el.tagName === "TD" ? (el.querySelector("a") || el) : el, cellBody(c), cellPhase(c), quiet);
     });
   }
 
@@ -255,7 +258,7 @@
   }
 
   // For the browser tests, which check these against the server's pages.
-  window.socle = { cellBody: cellBody, stackCellBody: stackCellBody, redrawAll: redrawAll, relTime: relTime, refreshTimes: refreshTimes };
+  window.socle = { cellBody: cellBody, cellPhase: cellPhase, stackCellBody: stackCellBody, redrawAll: redrawAll, relTime: relTime, refreshTimes: refreshTimes };
 
   function live() {
     if (!document.querySelector("[data-live]") || !window.EventSource) return;
