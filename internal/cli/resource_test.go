@@ -19,7 +19,7 @@ func TestResourceCommands(t *testing.T) {
 		Outputs: []api.ResourceOutput{{Name: "host", Value: "127.0.0.1"}, {Name: "password", Value: api.SecretOutput, Secret: true}},
 		Unit:    &api.StackUnit{Phase: "Synced", Message: "postgres provisioned by builtin/postgres (process) for api"}}
 	kept := api.Resource{Name: "orders", Env: "prod", Type: "postgres", Provisioner: "cloud-pg", Driver: "stack", Apps: []string{}, Data: true, Production: true,
-		Unit: &api.StackUnit{Phase: "Orphaned", Reason: "Retained", Message: "Retained: data-bearing resource kept in production; an admin deletes it with socle resource delete"}}
+		Unit: &api.StackUnit{Phase: "Orphaned", Reason: "Retained", Message: "Retained: data-bearing resource kept in production; an admin deletes it with socle resource delete orders --env prod"}}
 	var envs []string
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /api/v1/resources", func(w http.ResponseWriter, r *http.Request) {

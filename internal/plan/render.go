@@ -109,7 +109,7 @@ func renderResources(b *strings.Builder, changes []ResourceChange) {
 		case Delete:
 			fmt.Fprintf(b, "      used by     %s, no longer\n", apps)
 			if c.Retained {
-				b.WriteString("      retained: it holds data in a production environment; an admin deletes it with socle resource delete\n")
+				fmt.Fprintf(b, "      retained: it holds data in a production environment; an admin deletes it with socle resource delete %s --env %s\n", c.Name, c.Env)
 			} else {
 				b.WriteString("      deprovisioned: what it holds is deleted\n")
 			}

@@ -43,8 +43,10 @@ const (
 )
 
 // RetainedMessage is the status of a data-bearing resource removed from
-// Git in production.
-const RetainedMessage = "Retained: data-bearing resource kept in production; an admin deletes it with socle resource delete"
+// Git in production, k: kept, and how an admin deletes it.
+func RetainedMessage(k unit.Key) string {
+	return fmt.Sprintf("Retained: data-bearing resource kept in production; an admin deletes it with socle resource delete %s --env %s", k.Name, k.Env)
+}
 
 // Config wires the kind.
 type Config struct {
@@ -416,7 +418,7 @@ func (k *Kind) prune(ctx context.Context, u *reconcile.Unit, deleting bool) (boo
 	d := &rec.Spec
 	if d.Data && d.Production && !deleting {
 		u.Progress(func(st *reconcile.UnitStatus) {
-			st.Phase, st.Reason, st.Message = reconcile.Orphaned, ReasonRetained, RetainedMessage
+			st.Phase, st.Reason, st.Message = reconcile.Orphaned, ReasonRetained, RetainedMessage(u.Key)
 		})
 		return false, nil
 	}

@@ -493,7 +493,7 @@ func TestRemoved(t *testing.T) {
 	h.apply(app("api", "dev", nil), app("api", "prod", nil))
 	h.until(Key("api-db", "dev"), "is deprovisioned", phase("gone"))
 	st := h.until(Key("api-db", "prod"), "is retained", phase(reconcile.Orphaned))
-	if st.Reason != ReasonRetained || st.Message != RetainedMessage {
+	if st.Reason != ReasonRetained || st.Message != "Retained: data-bearing resource kept in production; an admin deletes it with socle resource delete api-db --env prod" {
 		t.Errorf("prod's database says %+v", st)
 	}
 	h.drv.mu.Lock()

@@ -151,7 +151,7 @@ func TestResourceViewOfARetainedResource(t *testing.T) {
 		Spec: resource.Desired{Request: provision.Request{Name: "api-db", Env: "prod", Type: "postgres"}, Provisioner: "builtin/postgres", Driver: "process",
 			Outputs: []spec.ProvisionerOutput{{Name: "host"}, {Name: "password", Secret: true}}, Data: true, Production: true, Apps: []string{"api", "worker"}},
 		Outputs: map[string]string{"host": "127.0.0.1", "password": pw}}
-	st := &reconcile.UnitStatus{Phase: reconcile.Orphaned, Reason: resource.ReasonRetained, Message: resource.RetainedMessage}
+	st := &reconcile.UnitStatus{Phase: reconcile.Orphaned, Reason: resource.ReasonRetained, Message: resource.RetainedMessage(x.Key)}
 	v := resourceView(x, st)
 	if len(v.Apps) != 0 || strings.Join(v.FormerApps, ",") != "api,worker" {
 		t.Errorf("apps %q, former apps %q: want none, and api,worker", v.Apps, v.FormerApps)

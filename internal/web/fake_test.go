@@ -237,7 +237,7 @@ func fakeResources(clear bool) api.ResourceList {
 			Unit: &api.StackUnit{Phase: "Failed", Reason: "ProvisionFailed", Message: fakeProvisionFailed, Since: t0, UpdatedAt: t0}},
 		{Name: "api-audit", Env: "prod", Type: "postgres", Provisioner: "prod-postgres", Driver: "stack", Apps: []string{}, FormerApps: []string{"api"}, Data: true, Production: true,
 			Outputs: outputs("api_audit"), ProvisionedAt: t0,
-			Unit: &api.StackUnit{Phase: "Orphaned", Reason: "Retained", Message: "Retained: data-bearing resource kept in production; an admin deletes it with socle resource delete", Since: t0, UpdatedAt: t0}},
+			Unit: &api.StackUnit{Phase: "Orphaned", Reason: "Retained", Message: "Retained: data-bearing resource kept in production; an admin deletes it with socle resource delete api-audit --env prod", Since: t0, UpdatedAt: t0}},
 	}}
 }
 

@@ -344,7 +344,7 @@ func TestAppShowsResources(t *testing.T) {
 	// uses it, it holds api's data.
 	prod := section("prod")
 	for _, want := range []string{`<th scope="row"><code>api-audit</code> <small>removed from Git</small></th>`,
-		`<td class="st-orphaned">Orphaned<br><small>Retained: data-bearing resource kept in production; an admin deletes it with socle resource delete</small></td>`,
+		`<td class="st-orphaned">Orphaned<br><small>Retained: data-bearing resource kept in production; an admin deletes it with socle resource delete api-audit --env prod</small></td>`,
 		`<li><code>password</code> <code class="redacted">(secret)</code></li>`} {
 		if !strings.Contains(prod, want) {
 			t.Errorf("prod's retained resource lacks\n%s\nin:\n%s", want, prod)
