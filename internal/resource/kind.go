@@ -246,6 +246,18 @@ func (k *Kind) Observe(ctx context.Context, u *reconcile.Unit) (any, error) {
 		return nil, err
 	}
 	o.rec = rec
+	// What decides whether a removal keeps the resource (it holds data,
+	// in production) and which apps used it follow Git without a new
+	// provision: an environment made production after its database was
+	// provisioned keeps that database when it is removed.
+	if !o.stale() && (rec.Spec.Data != d.Data || rec.Spec.Production != d.Production || !slices.Equal(rec.Spec.Apps, d.Apps)) {
+		up := *rec
+		up.Spec.Data, up.Spec.Production, up.Spec.Apps = d.Data, d.Production, slices.Clone(d.Apps)
+		if err := k.rec.put(u.Key, &up); err != nil {
+			return nil, err
+		}
+		o.rec = &up
+	}
 	if o.driver != nil && !o.stale() {
 		o.checkErr = o.driver.Check(ctx, d.Request)
 		if ch, ok := o.driver.(provision.Changer); ok && o.checkErr == nil {

@@ -789,3 +789,40 @@ func TestBuiltinTypes(t *testing.T) {
 		return s.Phase == reconcile.Synced && h.apps.seen("shop")["env"].Values["GREETING"] == "bonjour"
 	})
 }
+
+// TestRetentionFollowsGit: a database provisioned in dev, whose
+// environment then becomes production (dev moved into prod's zone),
+// is retained when it is removed from Git, though it was not
+// provisioned again: what decides retention is Git's, not what it was
+// when it was provisioned.
+func TestRetentionFollowsGit(t *testing.T) {
+	h := startHarness(t, false)
+	h.apply(app("api", "dev", map[string]types.Resource{"db": pg("")}))
+	h.until(appKey("api", "dev"), "starts", phase(reconcile.Synced))
+	provisions := h.drv.count()
+	repo := testRepo("")
+	for i := range repo.Platform.Environments {
+		repo.Platform.Environments[i].Zone = "apps-prod"
+	}
+	if !repo.Production("dev") {
+		t.Fatal("dev in prod's zone is not production: the test's premise is wrong")
+	}
+	h.repo = repo
+	h.apply(app("api", "dev", map[string]types.Resource{"db": pg("")}))
+	k := Key("api-db", "dev")
+	h.until(k, "is recorded as production", func(reconcile.UnitStatus) bool {
+		rec, err := h.kind.rec.get(k)
+		return err == nil && rec != nil && rec.Spec.Production
+	})
+	h.apply(app("api", "dev", nil))
+	st := h.until(k, "is retained", phase(reconcile.Orphaned))
+	if st.Reason != ReasonRetained || h.drv.count() != provisions {
+		t.Errorf("dev's database, removed: %+v; %d provisions, want %d (none again)", st, h.drv.count(), provisions)
+	}
+	h.drv.mu.Lock()
+	removed := strings.Join(h.drv.removed, ",")
+	h.drv.mu.Unlock()
+	if removed != "" {
+		t.Errorf("deprovisioned %q, want nothing", removed)
+	}
+}
