@@ -38,6 +38,7 @@ func (l *loading) check() {
 	l.checkStacks()
 	l.checkProvisioners()
 	l.checkServicePorts()
+	l.checkSharedResources()
 	l.checkRuntimes()
 	l.checkPromotionLine()
 	for i, f := range r.Platform.Freezes {

@@ -151,6 +151,17 @@ func TestProvisionerProblems(t *testing.T) {
 				`apps/shop/score.yaml:13:20: resources.aa.params.peer: cycle between resources: aa → bb → aa`,
 				`apps/shop/score.yaml:19:20: resources.cc.params.peer: cycle between resources: cc → cc`,
 			}},
+		{"shared resource declared differently", map[string]string{
+			"apps/books/score.yaml": sharedScore("books", "type: postgres\n    class: large\n    params: {extensions: [postgis]}"),
+			"apps/cart/score.yaml":  sharedScore("cart", "type: postgres\n    class: small"),
+			"apps/deli/score.yaml":  sharedScore("deli", "type: postgres\n    class: large"),
+			"apps/feed/score.yaml":  sharedScore("feed", "type: postgres\n    class: large\n    params: {extensions: [postgis]}"),
+			"apps/till/score.yaml":  sharedScore("till", "type: redis")},
+			[]string{
+				`apps/cart/score.yaml:10:12: resources.db.class: resource db shares id "orders" with resource db of app books (apps/books/score.yaml), but declares class "small", not "large": workloads that share a resource declare it alike (socle provisions it once)`,
+				`apps/deli/score.yaml:8:5: resources.db.params: resource db shares id "orders" with resource db of app books (apps/books/score.yaml), but declares other params`,
+				`apps/till/score.yaml:9:11: resources.db.type: resource db shares id "orders" with resource db of app books (apps/books/score.yaml), but declares type redis, not postgres`,
+			}},
 	}
 	tests = append(tests, builtinTypeProblems(t)...)
 	for _, tc := range tests {
@@ -270,4 +281,10 @@ service:
 			"apps/web/socle.yaml": "apiVersion: socle.dev/v1\nkind: App\nowner: platform\nenvironments:\n  prod: {disabled: true}\n"},
 			[]string{`apps/shop/score.yaml:11:24: resources.web.params.workload: resource web (service-port): workload web is disabled in environment prod`}},
 	}
+}
+
+// sharedScore is app's workload with one resource db of id orders,
+// declared by decl (its type, class, params).
+func sharedScore(app, decl string) string {
+	return "apiVersion: score.dev/v1b1\nmetadata: {name: " + app + "}\ncontainers:\n  main:\n    image: nginx\nresources:\n  db:\n    id: orders\n    " + decl + "\n"
 }

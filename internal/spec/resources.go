@@ -5,10 +5,12 @@ import (
 	"io/fs"
 	"maps"
 	"path"
+	"reflect"
 	"slices"
 	"strings"
 
 	"github.com/score-spec/score-go/framework"
+	"github.com/score-spec/score-go/types"
 )
 
 // unprovisioned are the Score resource types socle has no provisioner of
@@ -141,21 +143,7 @@ func (l *loading) checkServicePorts() {
 		if a.Workload == nil {
 			continue
 		}
-		file := path.Join(AppsDir, a.Name, ScoreFile)
-		var d *document // parsed again for the lines of its problems, when it has one
-		report := func(msg string, at ...string) {
-			if d == nil {
-				data, err := fs.ReadFile(l.fsys, file)
-				if err == nil {
-					d, _ = parseYAML(file, data)
-				}
-			}
-			if d == nil {
-				l.add(Problem{File: file, Message: msg})
-				return
-			}
-			l.add(d.problem(msg, at...))
-		}
+		report := l.scoreReporter(a)
 		for _, name := range slices.Sorted(maps.Keys(a.Workload.Resources)) {
 			res := a.Workload.Resources[name]
 			if res.Type != TypeServicePort {
@@ -173,6 +161,82 @@ func (l *loading) checkServicePorts() {
 					report(msg, append([]string{"resources", name, "params"}, at...)...)
 				})
 			}
+		}
+	}
+}
+
+// scoreReporter reports problems of a's score.yaml once every app is
+// loaded, at the line of the field they name: the file is parsed again
+// for its lines when it has a problem.
+func (l *loading) scoreReporter(a *App) func(msg string, at ...string) {
+	file := path.Join(AppsDir, a.Name, ScoreFile)
+	var d *document
+	return func(msg string, at ...string) {
+		if d == nil {
+			data, err := fs.ReadFile(l.fsys, file)
+			if err == nil {
+				d, _ = parseYAML(file, data)
+			}
+		}
+		if d == nil {
+			l.add(Problem{File: file, Message: msg})
+			return
+		}
+		l.add(d.problem(msg, at...))
+	}
+}
+
+// checkSharedResources refuses workloads that share a resource (the same
+// Score id, in an environment both are enabled in) and declare it
+// differently: socle provisions a shared resource once, so one of them
+// would get what it did not ask for. The later app, in name order, is
+// told which one it disagrees with, and on what.
+func (l *loading) checkSharedResources() {
+	type first struct {
+		app  *App
+		name string
+		res  types.Resource
+	}
+	byID := map[string][]first{}
+	for _, a := range l.repo.Apps {
+		if a.Workload == nil {
+			continue
+		}
+		var report func(msg string, at ...string)
+		for _, name := range slices.Sorted(maps.Keys(a.Workload.Resources)) {
+			res := a.Workload.Resources[name]
+			id := deref(res.Id)
+			if id == "" {
+				continue
+			}
+			// The first to declare it, where a is enabled too, is the
+			// resource socle provisions.
+			for _, o := range byID[id] {
+				if !slices.ContainsFunc(l.repo.Platform.Environments, func(e Environment) bool { return a.EnabledIn(e.Name) && o.app.EnabledIn(e.Name) }) {
+					continue
+				}
+				var field, differs string
+				switch {
+				case res.Type != o.res.Type:
+					field, differs = "type", fmt.Sprintf("type %s, not %s", res.Type, o.res.Type)
+				case deref(res.Class) != deref(o.res.Class):
+					field, differs = "class", fmt.Sprintf("class %q, not %q", deref(res.Class), deref(o.res.Class))
+				case !reflect.DeepEqual(map[string]any(res.Params), map[string]any(o.res.Params)) && (len(res.Params) > 0 || len(o.res.Params) > 0):
+					field, differs = "params", "other params"
+				default:
+					differs = ""
+				}
+				if differs == "" {
+					break
+				}
+				if report == nil {
+					report = l.scoreReporter(a)
+				}
+				report(fmt.Sprintf("resource %s shares id %q with resource %s of app %s (%s), but declares %s: workloads that share a resource declare it alike (socle provisions it once)",
+					name, id, o.name, o.app.Name, path.Join(AppsDir, o.app.Name, ScoreFile), differs), "resources", name, field)
+				break
+			}
+			byID[id] = append(byID[id], first{a, name, res})
 		}
 	}
 }
