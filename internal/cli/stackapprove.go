@@ -29,7 +29,8 @@ by its developers and above; admins approve any; a stack without an owner,
 only admins. Talks to the server (--server, SOCLE_SERVER or socle login).`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := needInstance(env); err != nil {
+			env, err := g.remoteInstance(cmd.Context(), args[0], env)
+			if err != nil {
 				return err
 			}
 			c := g.client()

@@ -158,6 +158,15 @@ func stackCommandsThroughServer(t *testing.T, url, token, data string, prod api.
 		t.Errorf("stack outputs --server -o json: %v\n%s", err, out)
 	}
 
+	// --env resolves as offline: an instance the stack does not have, or
+	// a stack the server does not have, is named with what there is.
+	if _, e, code := as("stack", "outputs", "network", "--env", "dev"); code != ExitUsage || !strings.Contains(e, `stack network has no instance for "dev": its instances are connectivity`) {
+		t.Errorf("stack outputs network --env dev --server: %d %s", code, e)
+	}
+	if _, e, code := as("stack", "logs", "nope", "--env", "dev"); code != ExitUsage || !strings.Contains(e, `the server has no stack "nope" (its stacks: network, app-zone)`) {
+		t.Errorf("stack logs nope --server: %d %s", code, e)
+	}
+
 	// The run logs: listed newest first, the apply's printed.
 	out, e, code = as("stack", "logs", "app-zone", "--env", "prod", "--list")
 	if code != ExitOK || !strings.Contains(out, "NAME") || !strings.Contains(out, "-apply.log  apply ") || !strings.Contains(out, "-plan.log   plan ") {

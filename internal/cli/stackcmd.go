@@ -33,8 +33,9 @@ where socle keeps each stack instance's plan, state, runs and lock.
 With --server (or SOCLE_SERVER) they ask that server instead, through its API:
 list, outputs and logs (secrets redacted by the server) and unlock (recorded in its
 audit trail) act on the server's stacks, and plan shows the server's last plan
-of each instance, running nothing here. --env then names the instance: an
-environment, or the zone of a zone stack.
+of each instance, running nothing here. --env names the instance as offline:
+an environment, or a zone (an environment names its zone's instance of a
+stack with one instance per zone).
 
 The server (socle up) applies the plans: at once where an instance applies
 automatically, and where it is gated (apply: gated, or an environment that

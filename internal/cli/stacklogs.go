@@ -45,7 +45,7 @@ The logs are read from the data directory (with --server: from the server).
 			var logs api.StackLogList
 			var open func(name string) (io.ReadCloser, error)
 			if remote {
-				if err := needInstance(env); err != nil {
+				if env, err = g.remoteInstance(cmd.Context(), args[0], env); err != nil {
 					return err
 				}
 				c := g.client()

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -8,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"slices"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -70,6 +72,51 @@ func needInstance(env string) error {
 	return nil
 }
 
+// remoteInstance resolves --env to the instance of the server's stack
+// name it names, as offline: an instance by its own name, or for a stack
+// with one instance per zone, an environment names its zone's instance.
+func (g *globals) remoteInstance(ctx context.Context, name, env string) (string, error) {
+	if err := needInstance(env); err != nil {
+		return "", err
+	}
+	c := g.client()
+	list, err := c.Stacks(ctx)
+	if err != nil {
+		return "", g.apiErr(err)
+	}
+	var insts []string
+	perZone := false
+	for _, it := range list.Items {
+		if it.Stack == name {
+			insts = append(insts, it.Instance)
+			perZone = perZone || it.Of == "zone"
+		}
+	}
+	switch {
+	case len(insts) == 0:
+		var stacks []string
+		for _, it := range list.Items {
+			if !slices.Contains(stacks, it.Stack) {
+				stacks = append(stacks, it.Stack)
+			}
+		}
+		return "", withCode(ExitUsage, fmt.Errorf("the server has no stack %q (its stacks: %s)", name, cmp.Or(strings.Join(stacks, ", "), "none")))
+	case slices.Contains(insts, env):
+		return env, nil
+	case perZone:
+		p, err := c.Platform(ctx)
+		if err != nil {
+			return "", g.apiErr(err)
+		}
+		for _, e := range p.Environments {
+			if e.Name == env && slices.Contains(insts, e.Zone) {
+				return e.Zone, nil
+			}
+		}
+	}
+	return "", withCode(ExitUsage, fmt.Errorf("stack %s has no instance for %q: its instances are %s", name, env, strings.Join(insts, ", ")))
+}
+
 func holderOf(l api.StackLock) lease.Holder {
 	return lease.Holder{PID: l.PID, Host: l.Host, Addr: l.Addr, Since: l.Since}
 }
@@ -78,10 +125,11 @@ func holderOf(l api.StackLock) lease.Holder {
 // the outputs of the last apply, redacted by the server as the data
 // directory's reader redacts them.
 func (g *globals) remoteStackOutputs(ctx context.Context, name, inst string) (stackOutputs, error) {
-	out := stackOutputs{Stack: name, Instance: inst}
-	if err := needInstance(inst); err != nil {
-		return out, err
+	inst, err := g.remoteInstance(ctx, name, inst)
+	if err != nil {
+		return stackOutputs{Stack: name}, err
 	}
+	out := stackOutputs{Stack: name, Instance: inst}
 	d, err := g.client().Stack(ctx, name, inst)
 	if err != nil {
 		return out, g.apiErr(err)
@@ -103,7 +151,8 @@ func (g *globals) remoteStackOutputs(ctx context.Context, name, inst string) (st
 // remoteStackUnlock is socle stack unlock through the server, which
 // records the removal in its audit trail.
 func (g *globals) remoteStackUnlock(ctx context.Context, name, inst string, force bool) (stackUnlock, error) {
-	if err := needInstance(inst); err != nil {
+	inst, err := g.remoteInstance(ctx, name, inst)
+	if err != nil {
 		return stackUnlock{}, err
 	}
 	u, err := g.client().UnlockStack(ctx, name, inst, force)
@@ -131,7 +180,13 @@ func (g *globals) remoteStackUnlock(ctx context.Context, name, inst string, forc
 func (g *globals) remoteStackPlans(ctx context.Context, name, inst string) (*stackPlans, error) {
 	c := g.client()
 	insts := []string{inst}
-	if inst == "" {
+	if inst != "" {
+		i, err := g.remoteInstance(ctx, name, inst)
+		if err != nil {
+			return nil, err
+		}
+		insts = []string{i}
+	} else {
 		list, err := c.Stacks(ctx)
 		if err != nil {
 			return nil, g.apiErr(err)
