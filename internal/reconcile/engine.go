@@ -259,17 +259,26 @@ func (e *Engine) kickDependents(k unit.Key) {
 	}
 }
 
-// unsynced returns a unit of deps that is not Synced, if any.
+// unsynced returns a unit of deps that is not Synced, if any: one that
+// Failed before one that is on its way, so that a wait says the worst.
 func (e *Engine) unsynced(deps []unit.Key) (unit.Key, bool) {
+	var first unit.Key
+	found := false
 	for _, d := range deps {
 		e.mu.Lock()
 		w := e.units[d]
 		e.mu.Unlock()
-		if w == nil || w.snapshot().Phase != Synced {
+		if w != nil && w.snapshot().Phase == Synced {
+			continue
+		}
+		if w != nil && w.snapshot().Phase == Failed {
 			return d, true
 		}
+		if !found {
+			first, found = d, true
+		}
 	}
-	return unit.Key{}, false
+	return first, found
 }
 
 // waitingFor says why step waits for dep, in dep's kind's words when it

@@ -435,6 +435,27 @@ func TestToyKindDependencyFailed(t *testing.T) {
 	e.wait(hall, "held, not by a failure", func(s reconcile.UnitStatus) bool { return s.Reason == reconcile.ReasonDependencyNotReady })
 }
 
+// TestDependencyFailedFirst: a unit that waits for two, one not there
+// (never Synced) and one that Failed, says the failure, whatever the
+// order of its dependencies.
+func TestDependencyFailedFirst(t *testing.T) {
+	l := &lamps{lit: map[unit.Key]string{}}
+	c := clock.NewFake(t0)
+	ghost := unit.Key{Kind: "lamp", Name: "ghost", Env: "dev"}
+	power := unit.Key{Kind: "lamp", Name: "power", Env: "dev"}
+	hall := unit.Key{Kind: "lamp", Name: "hall", Env: "dev"}
+	bad := unit.Desired{Key: power, Spec: json.RawMessage(`{"color":"white","fail":true}`)}
+	e := startEngine(t, openStore(t, t.TempDir()), c, l, lamp("hall", "dev", "red", ghost, power), bad)
+	e.wait(power, "warming", isPhase(reconcile.Progressing))
+	c.Advance(warmUp)
+	e.Trigger(power)
+	e.wait(power, "Failed", isPhase(reconcile.Failed))
+	s := e.wait(hall, "held by the failure", func(s reconcile.UnitStatus) bool { return s.Reason == reconcile.ReasonDependencyFailed })
+	if !strings.Contains(s.Message, "lamp power @ dev") {
+		t.Errorf("held by the failure: %+v, want it named", s)
+	}
+}
+
 // TestToyKindErrors: a failed observation reports the unit Degraded with
 // the reason the kind gave; a desired state that does not decode keeps the
 // last one in force and says so; a lamp found existing and not desired is
