@@ -54,6 +54,10 @@ type Event struct {
 	// may be empty for a budget alert.
 	App string `json:"app,omitempty"`
 	Env string `json:"env,omitempty"`
+	// Zone, for an event of a zone's own (a stack instance of the zone,
+	// Env empty), routes it instead: to the zone's notify list, or without
+	// one to those of its environments.
+	Zone string `json:"zone,omitempty"`
 	// Revision is the platform repository's commit involved.
 	Revision string `json:"revision,omitempty"`
 	// Release is the release's number, 0 if none.

@@ -132,6 +132,7 @@ type Notifier struct {
 type routes struct {
 	targets map[string]spec.Notification
 	envs    map[string][]string // environment → target names
+	zones   map[string][]string // zone → target names
 }
 
 // queue holds a target's pending deliveries, the one being delivered first.
@@ -208,19 +209,30 @@ func (n *Notifier) SetPlatform(p *spec.Platform) {
 	if p == nil {
 		return
 	}
-	r := &routes{targets: map[string]spec.Notification{}, envs: map[string][]string{}}
+	r := &routes{targets: map[string]spec.Notification{}, envs: map[string][]string{}, zones: map[string][]string{}}
 	for _, t := range p.Notifications {
 		r.targets[t.Name] = t
 	}
 	for _, e := range p.Environments {
 		r.envs[e.Name] = e.Notify
 	}
+	for _, z := range p.Zones {
+		r.zones[z.Name] = z.Notify
+		if len(z.Notify) > 0 {
+			continue
+		}
+		for _, e := range p.Environments {
+			if e.Zone == z.Name {
+				r.zones[z.Name] = append(r.zones[z.Name], e.Notify...) // queueFor skips a name repeated
+			}
+		}
+	}
 	n.routes.Store(r)
 	n.once.Do(func() { close(n.ready) })
 }
 
-// Notify queues ev for each target that ev.Env's notify list names and whose
-// events filter accepts ev.Kind. It returns once the deliveries are spooled,
+// Notify queues ev for each target that ev.Env's notify list names (ev.Zone's
+// for an event of a zone's own) and whose events filter accepts ev.Kind. It returns once the deliveries are spooled,
 // without waiting for the network (so ctx does not bound delivery). An event
 // of an environment that the platform does not know, or sent before any
 // platform, goes nowhere. ev.Kind must be one of Kinds.
@@ -232,7 +244,11 @@ func (n *Notifier) Notify(ctx context.Context, ev Event) error {
 	if r == nil {
 		return nil
 	}
-	return n.queueFor(r, r.envs[ev.Env], ev)
+	names := r.envs[ev.Env]
+	if ev.Zone != "" {
+		names = r.zones[ev.Zone]
+	}
+	return n.queueFor(r, names, ev)
 }
 
 // NotifyTargets queues ev for each of the named targets (a budget's notify

@@ -301,6 +301,40 @@ func TestRouting(t *testing.T) {
 	}
 }
 
+// TestZoneRouting: an event of a zone's own goes to the zone's notify
+// list, or without one to those of the zone's environments; an event of
+// an environment is routed by the environment as before.
+func TestZoneRouting(t *testing.T) {
+	platformTeam, devTeam, prodTeam := newReceiver(t, nil), newReceiver(t, nil), newReceiver(t, nil)
+	p := platform([]string{"dev-team"}, []string{"prod-team", "dev-team"},
+		target("platform-team", TypeWebhook, platformTeam.URL),
+		target("dev-team", TypeWebhook, devTeam.URL),
+		target("prod-team", TypeWebhook, prodTeam.URL))
+	p.Zones = []spec.Zone{{Name: "connectivity", Notify: []string{"platform-team"}}, {Name: "apps"}, {Name: "empty"}}
+	p.Environments[0].Zone, p.Environments[1].Zone = "apps", "apps"
+	h := start(t, "", p, nil)
+	ctx := context.Background()
+	for _, zone := range []string{"connectivity", "apps", "empty", "nowhere"} {
+		if err := h.Notify(ctx, Event{Kind: ApprovalNeeded, App: "hub", Zone: zone, Title: "Approval needed: stack hub @ " + zone}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.idle(t)
+	for _, c := range []struct {
+		name string
+		r    *receiver
+		want int
+	}{{"platform-team", platformTeam, 1}, {"dev-team", devTeam, 1}, {"prod-team", prodTeam, 1}} {
+		if n := len(c.r.requests()); n != c.want {
+			t.Errorf("%s got %d requests, want %d", c.name, n, c.want)
+		}
+	}
+	var ev Event
+	if err := json.Unmarshal(platformTeam.requests()[0].body, &ev); err != nil || ev.Zone != "connectivity" || ev.Env != "" {
+		t.Errorf("the zone's event as sent: %+v %v", ev, err)
+	}
+}
+
 // deliverOne sends one event to a receiver answering with answer, through a
 // Notifier that edit configures, and returns once the delivery has ended.
 func deliverOne(t *testing.T, answer func(int, http.ResponseWriter), edit func(*Options)) (*harness, []request) {

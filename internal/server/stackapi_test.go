@@ -869,3 +869,62 @@ func TestStackApprovalNeededNotified(t *testing.T) {
 		t.Errorf("stack.approval_needed events: %+v %v", evs.Items, err)
 	}
 }
+
+// TestZoneStackApprovalNeededNotified: a gated instance of a zone stack
+// (hub @ connectivity) whose plan waits is announced to the zone's own
+// notify list (connectivity's: the release channel here), routed by the
+// zone, once.
+func TestZoneStackApprovalNeededNotified(t *testing.T) {
+	if _, err := exec.LookPath("terraform"); err != nil {
+		t.Skip("no terraform on PATH: this test runs the real binary")
+	}
+	var mu sync.Mutex
+	var bodies []string
+	recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		b, _ := io.ReadAll(req.Body)
+		mu.Lock()
+		bodies = append(bodies, string(b))
+		mu.Unlock()
+	}))
+	t.Cleanup(recv.Close)
+	t.Setenv("SOCLE_SLACK_RELEASES_URL", recv.URL+"/hooks/releases")
+	platform, err := os.ReadFile("../../examples/platform/socle.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const account = "    account: alpenrose-connectivity\n"
+	if !strings.Contains(string(platform), account) {
+		t.Fatalf("the demo's connectivity zone has no %q: update the test", account)
+	}
+	files := maps.Clone(stackFiles)
+	files["socle.yaml"] = strings.Replace(string(platform), account, account+"    notify: [release-channel]\n", 1)
+	files["stacks/hub/stack.yaml"] = strings.Replace(files["stacks/hub/stack.yaml"], "zones: [connectivity]\n", "zones: [connectivity]\napply: gated\n", 1)
+	r := startWith(t, Config{Repo: platformWith(t, "Ann Example", "ann@example.com", []string{"stacks", "policies/stacks.yaml"}, files), Data: t.TempDir(), ApplyStacks: true})
+	t.Cleanup(r.stop)
+	c := client.New(r.url, r.token)
+	hub := waitStack(t, c, "hub", "connectivity", "held for an approval", func(d api.StackDetail) bool {
+		return d.Unit != nil && d.Unit.Reason == "AwaitingApproval" && d.Gate != nil
+	})
+	asked := func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		var out []string
+		for _, b := range bodies {
+			if strings.Contains(b, "stack hub @ connectivity") {
+				out = append(out, b)
+			}
+		}
+		return out
+	}
+	for deadline := time.Now().Add(waitBudget); len(asked()) == 0; {
+		if time.Now().After(deadline) {
+			t.Fatalf("no approval.needed of hub @ connectivity reached the zone's channel: %q", bodies)
+		}
+		time.Sleep(20 * time.Millisecond) // polling, not a synchronisation
+	}
+	r.passes(t, units.Key{Kind: stack.KindID, Name: "hub", Env: "connectivity"}, 2)
+	got := asked()
+	if len(got) != 1 || !strings.Contains(got[0], hub.Plan.PlanID) || !strings.Contains(got[0], "socle stack approve hub --env connectivity") || strings.Contains(got[0], hubSecret) {
+		t.Errorf("approval.needed of hub @ connectivity, want one naming plan %s, no secret: %q", hub.Plan.PlanID, got)
+	}
+}

@@ -225,9 +225,15 @@ func (s *Server) onStackApprovalNeeded(plan stack.Result, g stack.GateState, rev
 	if plan.MoreChanges > 0 {
 		changes = append(changes, fmt.Sprintf("… %d more", plan.MoreChanges))
 	}
-	s.announce.Notify(ctx, notify.Event{Kind: notify.ApprovalNeeded, App: plan.Stack, Env: plan.Instance, Revision: revision, Actor: "socle",
+	ev := notify.Event{Kind: notify.ApprovalNeeded, App: plan.Stack, Env: plan.Instance, Revision: revision, Actor: "socle",
 		Title:   fmt.Sprintf("Approval needed: stack %s @ %s", plan.Stack, plan.Instance),
 		Message: fmt.Sprintf("%s\n%s\nsocle stack approve %s --env %s --plan %s", msg, strings.Join(changes, "\n"), plan.Stack, plan.Instance, plan.PlanID),
 		URL:     "http://" + s.Addr() + "/stacks/" + url.PathEscape(plan.Stack) + "/" + url.PathEscape(plan.Instance),
-		Fields:  map[string]string{"stack": plan.Stack, "instance": plan.Instance, "plan": plan.PlanID, "summary": plan.Summary.String()}})
+		Fields:  map[string]string{"stack": plan.Stack, "instance": plan.Instance, "plan": plan.PlanID, "summary": plan.Summary.String()}}
+	if plan.Of == "zone" {
+		// A zone's instance is routed by the zone (its notify list, or
+		// its environments').
+		ev.Env, ev.Zone = "", plan.Instance
+	}
+	s.announce.Notify(ctx, ev)
 }

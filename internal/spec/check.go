@@ -199,6 +199,11 @@ func (l *loading) check() {
 }
 
 func (l *loading) checkEnvironments(zones, envs, notify map[string]bool) {
+	for i, z := range l.repo.Platform.Zones {
+		for j, n := range z.Notify {
+			l.ref(PlatformFile, "notification", n, notify, "zones", idx(i), "notify", idx(j))
+		}
+	}
 	for i, e := range l.repo.Platform.Environments {
 		at := func(p ...string) []string { return append([]string{"environments", idx(i)}, p...) }
 		if len(zones) > 0 || e.Zone != "" {

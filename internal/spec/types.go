@@ -71,6 +71,10 @@ type Zone struct {
 	// Account is the cloud account, subscription or project of the zone; cost
 	// allocation uses it as a fallback.
 	Account string `json:"account,omitempty"`
+	// Notify names notification targets for the events of the zone's own
+	// stack instances (an approval needed); without it, those of the
+	// zone's environments are notified.
+	Notify []string `json:"notify,omitempty"`
 }
 
 // SyncPolicy says whether an environment follows Git by itself.
