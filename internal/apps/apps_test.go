@@ -512,12 +512,16 @@ func TestFailedRolloutRestoreRetried(t *testing.T) {
 	h := newHarness(t, c)
 	h.start(web("v1"))
 	h.until("runs v1", synced(1))
-	c.set(func(c *cluster) { c.restoreFails = 2; c.sick["r2"] = "ImagePullBackOff" })
+	// The restore fails until the test has seen it fail (until triggers
+	// the unit as it polls: a set number of failures could all pass
+	// between two looks).
+	c.set(func(c *cluster) { c.restoreFails = 1 << 30; c.sick["r2"] = "ImagePullBackOff" })
 	h.apply(h.e, web("v2"))
 	s := h.until("fails to restore", func(s reconcile.UnitStatus) bool { return s.Reason == reconcile.ReasonRuntimeError })
 	if s.Phase != reconcile.Degraded || !strings.Contains(s.Message, "restoring r1 failed") {
 		t.Fatalf("after a failed restore: %+v", s)
 	}
+	c.set(func(c *cluster) { c.restoreFails = 0 })
 	s = h.until("restored", func(s reconcile.UnitStatus) bool { return s.Phase == reconcile.Failed })
 	if s.Reason != reconcile.ReasonRolloutFailed || !strings.Contains(s.Message, "r1 keeps running") || !strings.Contains(s.Message, "ImagePullBackOff") {
 		t.Errorf("after the restore: %+v", s)
@@ -527,8 +531,8 @@ func TestFailedRolloutRestoreRetried(t *testing.T) {
 		h.e.Trigger(Key("web", "dev"))
 		h.until("is looked at", func(reconcile.UnitStatus) bool { return true })
 	}
-	if len(c.restores) != n || n != 3 {
-		t.Errorf("%d restores then %d, want 3 and no more once r1 alone runs", n, len(c.restores))
+	if len(c.restores) != n || n < 2 {
+		t.Errorf("%d restores then %d, want a failed one and the one that worked, and no more once r1 alone runs", n, len(c.restores))
 	}
 }
 
