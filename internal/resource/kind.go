@@ -84,6 +84,7 @@ type Kind struct {
 
 	mu      sync.Mutex
 	desired map[unit.Key]*Desired  // the units Units last returned, by key
+	repo    *spec.Repo             // the revision Units last derived them from (nil before one)
 	host    reconcile.Host         // Start's: Delete triggers the unit's pass
 	deletes map[unit.Key]*deletion // asked for by Delete, not taken by Prune yet
 }
@@ -126,8 +127,42 @@ func (k *Kind) Units(repo *spec.Repo, apps []unit.Desired) (resources, out []uni
 	}
 	k.mu.Lock()
 	k.desired = desired
+	if repo != nil {
+		k.repo = repo
+	}
 	k.mu.Unlock()
 	return resources, out
+}
+
+// retained reports whether d, removed from Git, is kept: it holds data in
+// production, by its record or by the revision in force (an environment
+// made production, or a provisioner made data-bearing, in the revision
+// that removes it). A wrong keep is mended by an admin's delete; a wrong
+// deprovision loses the data.
+func (k *Kind) retained(d *Desired) bool {
+	if d.Data && d.Production {
+		return true
+	}
+	k.mu.Lock()
+	repo := k.repo
+	k.mu.Unlock()
+	if repo == nil || !(d.Production || repo.Production(d.Env)) {
+		return false
+	}
+	if d.Data {
+		return true
+	}
+	for _, p := range repo.Provisioners {
+		if p.Name == d.Provisioner {
+			return p.Data
+		}
+	}
+	for _, p := range spec.BuiltinProvisioners {
+		if p.Name == d.Provisioner {
+			return p.Data
+		}
+	}
+	return false
 }
 
 // kept returns the units of the resources provisioned before, each as it
@@ -250,7 +285,7 @@ func (k *Kind) Observe(ctx context.Context, u *reconcile.Unit) (any, error) {
 	// in production) and which apps used it follow Git without a new
 	// provision: an environment made production after its database was
 	// provisioned keeps that database when it is removed.
-	if !o.stale() && (rec.Spec.Data != d.Data || rec.Spec.Production != d.Production || !slices.Equal(rec.Spec.Apps, d.Apps)) {
+	if rec != nil && (rec.Spec.Data != d.Data || rec.Spec.Production != d.Production || !slices.Equal(rec.Spec.Apps, d.Apps)) {
 		up := *rec
 		up.Spec.Data, up.Spec.Production, up.Spec.Apps = d.Data, d.Production, slices.Clone(d.Apps)
 		if err := k.rec.put(u.Key, &up); err != nil {
@@ -428,7 +463,7 @@ func (k *Kind) prune(ctx context.Context, u *reconcile.Unit, deleting bool) (boo
 		return err == nil, err
 	}
 	d := &rec.Spec
-	if d.Data && d.Production && !deleting {
+	if !deleting && k.retained(d) {
 		u.Progress(func(st *reconcile.UnitStatus) {
 			st.Phase, st.Reason, st.Message = reconcile.Orphaned, ReasonRetained, RetainedMessage(u.Key)
 		})

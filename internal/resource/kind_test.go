@@ -826,3 +826,25 @@ func TestRetentionFollowsGit(t *testing.T) {
 		t.Errorf("deprovisioned %q, want nothing", removed)
 	}
 }
+
+// TestRetainedWhenTheSameRevisionMakesItProduction: one revision moves
+// dev into prod's zone (production) and removes its database: the
+// database is retained, though its record was never told of production.
+func TestRetainedWhenTheSameRevisionMakesItProduction(t *testing.T) {
+	h := startHarness(t, false)
+	h.apply(app("api", "dev", map[string]types.Resource{"db": pg("")}))
+	h.until(appKey("api", "dev"), "starts", phase(reconcile.Synced))
+	repo := testRepo("")
+	for i := range repo.Platform.Environments {
+		repo.Platform.Environments[i].Zone = "apps-prod"
+	}
+	h.repo = repo
+	h.apply(app("api", "dev", nil))
+	st := h.until(Key("api-db", "dev"), "is retained", phase(reconcile.Orphaned))
+	h.drv.mu.Lock()
+	removed := strings.Join(h.drv.removed, ",")
+	h.drv.mu.Unlock()
+	if st.Reason != ReasonRetained || removed != "" {
+		t.Errorf("dev's database, removed as dev became production: %+v; deprovisioned %q", st, removed)
+	}
+}
