@@ -3,9 +3,10 @@ package cli
 import (
 	"bufio"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
-	"os"
+	"io/fs"
 
 	"github.com/spf13/cobra"
 
@@ -22,8 +23,8 @@ func newStackLogsCmd(g *globals, data *string) *cobra.Command {
 for a stack with one instance per zone): what terraform printed during a plan,
 an apply or a drift check, each command announced by a "$ terraform" line and
 the run's outcome last. The instance's secret inputs are redacted. socle keeps
-the last 20 logs of each instance: --list lists them, newest first, and
---run NAME prints one of them (default: the newest).
+the last 20 logs of each kind (plan, apply, drift) of each instance: --list
+lists them, newest first, and --run NAME prints one (default: the newest).
 
 The logs are read from the data directory (with --server: from the server).
 -f, with --server, follows a run that goes on until it ends.`,
@@ -71,7 +72,7 @@ The logs are read from the data directory (with --server: from the server).
 				}
 				open = func(name string) (io.ReadCloser, error) {
 					rc, err := r.OpenLog(s.Name, inst, name)
-					if os.IsNotExist(err) {
+					if errors.Is(err, fs.ErrNotExist) {
 						return nil, withCode(ExitUsage, fmt.Errorf("%s @ %s has no log %s (socle stack logs --list lists them)", s.Name, inst, name))
 					}
 					return rc, err

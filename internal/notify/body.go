@@ -76,6 +76,7 @@ func facts(ev Event) []fact {
 	}
 	add("App", ev.App)
 	add("Environment", ev.Env)
+	add("Zone", ev.Zone)
 	add("Revision", shortRevision(ev.Revision))
 	if ev.Release != 0 {
 		add("Release", strconv.FormatInt(ev.Release, 10))

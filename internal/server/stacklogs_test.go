@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -91,7 +92,26 @@ func TestStackLogsFollowed(t *testing.T) {
 	}
 	next("$ terraform apply")
 	next("holding for the test")
-	release()
+	// The echo comes before cat opens the FIFO: the write waits for it
+	// (a non-blocking open now could find no reader yet, and release
+	// nothing).
+	opened := make(chan error, 1)
+	go func() {
+		f, err := os.OpenFile(fifo, os.O_WRONLY, 0)
+		if err == nil {
+			_, err = f.WriteString("go\n")
+			f.Close()
+		}
+		opened <- err
+	}()
+	select {
+	case err := <-opened:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(waitBudget):
+		t.Fatal("the apply never read the FIFO")
+	}
 	next("released")
 	next("Apply complete!")
 	next("# applied: 1 to add")
@@ -133,5 +153,19 @@ func TestStackLogsFollowed(t *testing.T) {
 	}
 	if _, err := c.StackLog(ctx, "edge", "dev", "run.json", false); apiStatus(err) != http.StatusNotFound {
 		t.Errorf("a name out of the logs: %v, want 404", err)
+	}
+}
+
+// TestSSELineBreaks: a line that holds a carriage return or a newline is
+// sent as one data line: it cannot start a field of its own (an end
+// event of its own making).
+func TestSSELineBreaks(t *testing.T) {
+	rec := httptest.NewRecorder()
+	s := startSSE(rec)
+	if err := s.send("", "", "progress 10%\revent: end\r\ndata: {}\nmore"); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := rec.Body.String(), "data: progress 10% event: end data: {} more\n\n"; got != want {
+		t.Errorf("sent %q, want %q", got, want)
 	}
 }

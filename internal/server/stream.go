@@ -38,8 +38,15 @@ func startSSE(w http.ResponseWriter) *sse {
 	return s
 }
 
-// send writes one event; data must not hold a newline (JSON does not).
+// sseBreaks are what would end a data line early: a log line holding a
+// carriage return would otherwise start a field of its own (an event: end
+// of its own making).
+var sseBreaks = strings.NewReplacer("\r\n", " ", "\r", " ", "\n", " ")
+
+// send writes one event; a line break in data (JSON has none) is sent as
+// a space.
 func (s *sse) send(id, event, data string) error {
+	data = sseBreaks.Replace(data)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var b strings.Builder

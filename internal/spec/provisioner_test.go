@@ -162,6 +162,15 @@ func TestProvisionerProblems(t *testing.T) {
 				`apps/deli/score.yaml:8:5: resources.db.params: resource db shares id "orders" with resource db of app books (apps/books/score.yaml), but declares other params`,
 				`apps/till/score.yaml:9:11: resources.db.type: resource db shares id "orders" with resource db of app books (apps/books/score.yaml), but declares type redis, not postgres`,
 			}},
+		{"shared resource declared differently by a later app", map[string]string{
+			"apps/alpha/socle.yaml": "apiVersion: socle.dev/v1\nkind: App\nowner: platform\nenvironments:\n  prod: {disabled: true}\n",
+			"apps/alpha/score.yaml": sharedScore("alpha", "type: postgres"),
+			"apps/beta/socle.yaml":  "apiVersion: socle.dev/v1\nkind: App\nowner: platform\nenvironments:\n  dev: {disabled: true}\n",
+			"apps/beta/score.yaml":  sharedScore("beta", "type: redis"),
+			"apps/gamma/score.yaml": sharedScore("gamma", "type: postgres")},
+			[]string{
+				`apps/gamma/score.yaml:9:11: resources.db.type: resource db shares id "orders" with resource db of app beta (apps/beta/score.yaml), but declares type postgres, not redis`,
+			}},
 	}
 	tests = append(tests, builtinTypeProblems(t)...)
 	for _, tc := range tests {

@@ -188,16 +188,17 @@ func (l *loading) scoreReporter(a *App) func(msg string, at ...string) {
 
 // checkSharedResources refuses workloads that share a resource (the same
 // Score id, in an environment both are enabled in) and declare it
-// differently: socle provisions a shared resource once, so one of them
-// would get what it did not ask for. The later app, in name order, is
-// told which one it disagrees with, and on what.
+// differently: socle provisions a shared resource once, as the first app
+// (in name order) enabled in the environment declares it, so a later one
+// would get what it did not ask for. The later one is told which one it
+// disagrees with, and on what.
 func (l *loading) checkSharedResources() {
 	type first struct {
 		app  *App
 		name string
 		res  types.Resource
 	}
-	byID := map[string][]first{}
+	firsts := map[[2]string]first{} // (environment, id) → its first declaration
 	for _, a := range l.repo.Apps {
 		if a.Workload == nil {
 			continue
@@ -209,14 +210,20 @@ func (l *loading) checkSharedResources() {
 			if id == "" {
 				continue
 			}
-			// The first to declare it, where a is enabled too, is the
-			// resource socle provisions.
-			for _, o := range byID[id] {
-				if !slices.ContainsFunc(l.repo.Platform.Environments, func(e Environment) bool { return a.EnabledIn(e.Name) && o.app.EnabledIn(e.Name) }) {
+			reported := false
+			for _, e := range l.repo.Platform.Environments {
+				if !a.EnabledIn(e.Name) {
+					continue
+				}
+				o, ok := firsts[[2]string{e.Name, id}]
+				if !ok {
+					firsts[[2]string{e.Name, id}] = first{a, name, res}
 					continue
 				}
 				var field, differs string
 				switch {
+				case reported:
+					continue
 				case res.Type != o.res.Type:
 					field, differs = "type", fmt.Sprintf("type %s, not %s", res.Type, o.res.Type)
 				case deref(res.Class) != deref(o.res.Class):
@@ -224,19 +231,15 @@ func (l *loading) checkSharedResources() {
 				case !reflect.DeepEqual(map[string]any(res.Params), map[string]any(o.res.Params)) && (len(res.Params) > 0 || len(o.res.Params) > 0):
 					field, differs = "params", "other params"
 				default:
-					differs = ""
-				}
-				if differs == "" {
-					break
+					continue
 				}
 				if report == nil {
 					report = l.scoreReporter(a)
 				}
 				report(fmt.Sprintf("resource %s shares id %q with resource %s of app %s (%s), but declares %s: workloads that share a resource declare it alike (socle provisions it once)",
 					name, id, o.name, o.app.Name, path.Join(AppsDir, o.app.Name, ScoreFile), differs), "resources", name, field)
-				break
+				reported = true
 			}
-			byID[id] = append(byID[id], first{a, name, res})
 		}
 	}
 }

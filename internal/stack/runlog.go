@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/terraform-exec/tfexec"
+
+	"github.com/socle-dev/socle/internal/spec"
 )
 
 // A run's log is what terraform printed during one plan, apply or drift
@@ -84,14 +86,53 @@ func (r *Runner) openLog(f *files, kind string, secrets []string) *runLog {
 		if err != nil {
 			return nil, err
 		}
-		lg := &runLog{f: fh, w: bufio.NewWriter(fh), secrets: secrets}
+		lg := &runLog{f: fh, w: bufio.NewWriter(fh), secrets: lineSecrets(secrets)}
 		lg.line(fmt.Sprintf("# %s of %s @ %s, started %s", kind, f.stack, f.instance, start.UTC().Format(time.RFC3339)))
-		return lg, rotate(dir, keepLogs)
+		return lg, rotateKind(dir, kind, keepLogs)
 	}()
 	if err != nil {
 		r.logError("starting a run's log", err, Run{Stack: f.stack, Instance: f.instance})
 	}
 	return lg
+}
+
+// lineSecrets are secrets as a log's lines may hold them: a secret of
+// several lines (a PEM key) is written a line at a time, so each of its
+// lines long enough to mean something is replaced on its own.
+func lineSecrets(secrets []string) []string {
+	out := slices.Clone(secrets)
+	for _, sec := range secrets {
+		if !strings.ContainsAny(sec, "\r\n") {
+			continue
+		}
+		for l := range strings.FieldsFuncSeq(sec, func(r rune) bool { return r == '\n' || r == '\r' }) {
+			if len(strings.TrimSpace(l)) >= 4 {
+				out = append(out, l)
+			}
+		}
+	}
+	return out
+}
+
+// rotateKind keeps the last keep logs of kind in dir: drift checks, which
+// run often, never push out the last apply's log.
+func rotateKind(dir, kind string, keep int) error {
+	es, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	var names []string
+	for _, e := range es {
+		if !e.IsDir() && strings.HasSuffix(e.Name(), "-"+kind+".log") {
+			names = append(names, e.Name())
+		}
+	}
+	slices.Sort(names)
+	var errs []error
+	for _, n := range names[:max(0, len(names)-keep)] {
+		errs = append(errs, os.Remove(filepath.Join(dir, n)))
+	}
+	return errors.Join(errs...)
 }
 
 // Write takes what terraform prints; complete lines are written.
@@ -123,15 +164,19 @@ func (l *runLog) line(s string) {
 	if l.cut {
 		return
 	}
-	for _, sec := range l.secrets {
-		s = strings.ReplaceAll(s, sec, Redacted)
-	}
-	s = strings.TrimRight(s, "\r")
 	if l.n+int64(len(s))+1 > MaxLog {
 		l.cut = true
 		s = fmt.Sprintf("# the log is cut here: it is over %d bytes", MaxLog)
 	}
-	n, _ := l.w.WriteString(s + "\n")
+	l.write(s)
+}
+
+// write writes one line as it is but for its secrets, whatever the size.
+func (l *runLog) write(s string) {
+	for _, sec := range l.secrets {
+		s = strings.ReplaceAll(s, sec, Redacted)
+	}
+	n, _ := l.w.WriteString(strings.TrimRight(s, "\r") + "\n")
 	l.n += int64(n)
 	l.w.Flush() // followers read it as it comes
 }
@@ -177,7 +222,7 @@ func (l *runLog) end(how string) {
 		l.line(string(l.partial))
 		l.partial = nil
 	}
-	l.line("# " + how)
+	l.write("# " + spec.Truncate(how, 4096)) // the outcome, past a cut too
 	l.w.Flush()
 	l.f.Close()
 }

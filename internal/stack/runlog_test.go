@@ -121,13 +121,43 @@ func TestRunLogBounded(t *testing.T) {
 	if !strings.Contains(text, "\nhalf a line with "+Redacted+"\nnext\n") {
 		t.Errorf("the split line reads:\n%.300s", text)
 	}
-	if len(b) > MaxLog+100 || !strings.HasSuffix(text, "# the log is cut here: it is over 1048576 bytes\n") {
+	if len(b) > MaxLog+100 || !strings.HasSuffix(text, "# the log is cut here: it is over 1048576 bytes\n# planned\n") {
 		t.Errorf("%d bytes, ending %q", len(b), text[max(0, len(text)-80):])
 	}
+	// Drift checks, however many, push out drift checks only: the plan's
+	// log stays.
 	for range keepLogs + 3 {
-		r.openLog(f, LogApply, nil).end("applied")
+		r.openLog(f, LogDrift, nil).end("insync")
 	}
-	if logs, _ := r.Logs("s", "dev"); len(logs) != keepLogs || logs[len(logs)-1].Kind != LogApply {
-		t.Errorf("%d logs kept (want %d), the oldest %+v", len(logs), keepLogs, logs[len(logs)-1])
+	logs, _ = r.Logs("s", "dev")
+	kinds := map[string]int{}
+	for _, l := range logs {
+		kinds[l.Kind]++
+	}
+	if kinds[LogDrift] != keepLogs || kinds[LogPlan] != 1 {
+		t.Errorf("logs kept by kind: %v, want %d drift checks and the plan", kinds, keepLogs)
+	}
+}
+
+// TestRunLogMultiLineSecret: a secret of several lines (a PEM key) is
+// replaced line by line, as the log is written a line at a time.
+func TestRunLogMultiLineSecret(t *testing.T) {
+	r := newRunner(t)
+	f := &files{dir: filepath.Join(r.Dir, "s", "dev"), stack: "s", instance: "dev"}
+	key := "-----BEGIN KEY-----\nMIIBVwIBADANBgkqhkiG9w0B\nAQEFAASCAUEwggE9AgEAAkE\n-----END KEY-----"
+	lg := r.openLog(f, LogApply, []string{key})
+	lg.Write([]byte("provider said: " + key + "\nok\n"))
+	lg.end("applied")
+	logs, _ := r.Logs("s", "dev")
+	rc, err := r.OpenLog("s", "dev", logs[0].Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(rc)
+	rc.Close()
+	for _, part := range strings.Split(key, "\n")[1:3] {
+		if strings.Contains(string(b), part) {
+			t.Errorf("the log holds %q:\n%s", part, b)
+		}
 	}
 }

@@ -300,7 +300,7 @@ func (p *portal) stackLogPage(w http.ResponseWriter, r *http.Request, s *session
 	i := slices.IndexFunc(l.Items, func(it api.StackRunLog) bool { return it.Name == r.PathValue("log") })
 	if i < 0 {
 		p.fail(w, r, s, &client.Error{Status: http.StatusNotFound, ErrorBody: api.ErrorBody{Code: "not_found",
-			Message: fmt.Sprintf("%s @ %s keeps no log %q: socle keeps the last 20 of each instance", name, inst, r.PathValue("log"))}})
+			Message: fmt.Sprintf("%s @ %s keeps no log %q: socle keeps the last 20 of each kind", name, inst, r.PathValue("log"))}})
 		return
 	}
 	rc, err := s.api.StackLog(r.Context(), name, inst, l.Items[i].Name, false)

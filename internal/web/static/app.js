@@ -297,9 +297,10 @@
       if (!pre) return;
       d.addEventListener("toggle", function () {
         if (d.open && !es) {
-          // A log sent whole from its start is drawn again each time.
-          if (pre.hasAttribute("data-whole")) pre.textContent = "";
           es = new EventSource(pre.getAttribute("data-logs"));
+          // A log sent whole from its start is drawn again at each
+          // connection, a reconnection too.
+          if (pre.hasAttribute("data-whole")) es.onopen = function () { pre.textContent = ""; };
           // The run is over and its log sent: no reconnection.
           es.addEventListener("end", function () { es.close(); });
           es.onmessage = function (e) {
