@@ -231,7 +231,9 @@ func TestStackPages(t *testing.T) {
 // agree, else the differences. The list is read before and after the
 // page; while an instance changes between the two (a run starts or ends),
 // the reading is made again, so that the page is compared with the state
-// it was served in.
+// it was served in. The run lock ("running now") is left out of the
+// comparison: a cached plan takes it for an instant, which no two reads
+// can bracket.
 func compareStackCells(t *testing.T, lena *tab) string {
 	t.Helper()
 	lena.open("/")
@@ -242,8 +244,12 @@ func compareStackCells(t *testing.T, lena *tab) string {
 		}
 		js := eval[string](lena, `(function () {
 			function list() { return fetch("/api/v1/stacks").then(function (r) { return r.json(); }); }
+			// The run lock is left out: a cached plan takes it for an
+			// instant, between two reads of the list as well (the script's
+			// drawing of it is checked below, the server's by the goldens).
+			function unlocked(h) { return h.replace(/ ?<span class="running">running now<\/span>/, ""); }
 			function draw(it) {
-				return '<span class="sr where">' + it.stack + ' in ' + it.instance + ': </span>' + window.socle.stackCellBody(it);
+				return unlocked('<span class="sr where">' + it.stack + ' in ' + it.instance + ': </span>' + window.socle.stackCellBody(it));
 			}
 			function drawn(l) { return l.items.map(function (it) { return it.stack + "/" + it.instance + "=" + draw(it); }).join("\n"); }
 			var before, page;
@@ -260,7 +266,7 @@ func compareStackCells(t *testing.T, lena *tab) string {
 					var served = page.querySelector('td[data-stack="' + it.stack + '/' + it.instance + '"] a');
 					div.innerHTML = draw(it);
 					if (!served) out.push(it.stack + "/" + it.instance + ": not on the page");
-					else if (served.innerHTML !== div.innerHTML) out.push(it.stack + "/" + it.instance + ":\n served " + served.innerHTML + "\n script " + div.innerHTML);
+					else if (unlocked(served.innerHTML) !== div.innerHTML) out.push(it.stack + "/" + it.instance + ":\n served " + served.innerHTML + "\n script " + div.innerHTML);
 				});
 				if (!after.items.length) out.push("no stack to compare");
 				return JSON.stringify({diff: out.join("\n")});
