@@ -94,14 +94,16 @@ func (s *stackPlans) failed() int {
 // an environment's own instance, or that of its zone for a stack with one
 // instance per zone; "" when s has no instance there.
 func stackInstance(repo *spec.Repo, s *spec.Stack, where string) string {
-	inst := where
-	if e := repo.Environment(where); e != nil && s.PerZone() {
-		inst = e.Zone
-	}
-	if inst == "" || !slices.Contains(s.Instances(), inst) {
+	if repo.Environment(where) != nil {
+		if inst, ok := repo.StackInstanceFor(s, where); ok {
+			return inst
+		}
 		return ""
 	}
-	return inst
+	if slices.Contains(s.Instances(), where) {
+		return where // a zone, by its name
+	}
+	return ""
 }
 
 // envStacks keeps the instances of env (nil: all): its own, and those of

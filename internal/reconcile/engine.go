@@ -268,10 +268,14 @@ func (e *Engine) unsynced(deps []unit.Key) (unit.Key, bool) {
 		e.mu.Lock()
 		w := e.units[d]
 		e.mu.Unlock()
-		if w != nil && w.snapshot().Phase == Synced {
-			continue
+		var phase Phase
+		if w != nil {
+			phase = w.snapshot().Phase
 		}
-		if w != nil && w.snapshot().Phase == Failed {
+		switch phase {
+		case Synced:
+			continue
+		case Failed:
 			return d, true
 		}
 		if !found {
