@@ -49,18 +49,25 @@ func newLogsCmd(g *globals) *cobra.Command {
 
 // jsonLines prints each "[replica] line" of a log stream as a JSON object.
 func jsonLines(r io.Reader, g *globals) error {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	enc := json.NewEncoder(g.raw)
-	for sc.Scan() {
-		line := sc.Text()
+	return eachJSONLine(r, g, func(line string) any {
 		replica := ""
 		if rest, ok := strings.CutPrefix(line, "["); ok {
 			if i := strings.Index(rest, "] "); i >= 0 {
 				replica, line = rest[:i], rest[i+2:]
 			}
 		}
-		if err := enc.Encode(map[string]string{"replica": replica, "line": line}); err != nil {
+		return map[string]string{"replica": replica, "line": line}
+	})
+}
+
+// eachJSONLine prints what object makes of each line of r as a JSON
+// object of its own.
+func eachJSONLine(r io.Reader, g *globals, object func(line string) any) error {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	enc := json.NewEncoder(g.raw)
+	for sc.Scan() {
+		if err := enc.Encode(object(sc.Text())); err != nil {
 			return err
 		}
 	}

@@ -1,8 +1,6 @@
 package cli
 
 import (
-	"bufio"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -127,13 +125,5 @@ The logs are read from the data directory (with --server: from the server).
 
 // logJSONLines prints each line of a run log as a JSON object.
 func logJSONLines(r io.Reader, g *globals) error {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	enc := json.NewEncoder(g.raw)
-	for sc.Scan() {
-		if err := enc.Encode(map[string]string{"line": sc.Text()}); err != nil {
-			return err
-		}
-	}
-	return sc.Err()
+	return eachJSONLine(r, g, func(line string) any { return map[string]string{"line": line} })
 }
