@@ -28,8 +28,10 @@ func (s *Server) listStackLogs(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		for i, l := range logs {
+			// The lock alone does not say it: a cached plan takes it for
+			// an instant, and writes no log.
 			out.Items = append(out.Items, api.StackRunLog{Name: l.Name, Kind: l.Kind, Started: l.Started, Size: l.Size,
-				Running: i == 0 && s.stackRunning(t)})
+				Running: i == 0 && !l.Ended && s.stackRunning(t)})
 		}
 	}
 	s.reply(w, r, out)
@@ -43,8 +45,9 @@ func (s *Server) stackRunning(t stack.Target) bool {
 
 // getStackLog sends one run log of a stack instance, secrets redacted;
 // with follow=true, a log whose run goes on is streamed until it ends
-// (the runner closes the log before it lets go of the instance's lock,
-// so a lock let go means the log is whole) or a newer run begins.
+// (the runner marks the log ended after its last line), its run's
+// process died (no lock held: the log grows no more), or a newer run
+// begins.
 func (s *Server) getStackLog(w http.ResponseWriter, r *http.Request) {
 	_, _, t, ok := s.stackRequest(w, r, nil)
 	if !ok {
@@ -115,7 +118,7 @@ func (s *Server) getStackLog(w http.ResponseWriter, r *http.Request) {
 	for {
 		// Whether the run went on is read before what it wrote: a run
 		// seen ended has written all there is to read.
-		going := follow && s.stackRunning(t) && newest() == name
+		going := follow && !s.stacks.LogEnded(t.Stack.Name, t.Instance, name) && s.stackRunning(t) && newest() == name
 		if err := send(!going); err != nil || !going {
 			break
 		}

@@ -13,9 +13,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-git/go-billy/v5/osfs"
 	"github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/cache"
 	"github.com/go-git/go-git/v5/plumbing/object"
+	"github.com/go-git/go-git/v5/storage/filesystem"
 )
 
 // upstream is a platform repository that a test commits to, the way a
@@ -94,7 +97,8 @@ func (u *goGitUpstream) Commit(t *testing.T, msg string, write map[string]string
 	writeWorkTree(t, u.dir, write, remove)
 	// Opened anew: a go-git storage does not see packs written after it
 	// loaded its pack index, and socle pushes packs to this repository.
-	repo, err := git.PlainOpen(u.dir)
+	st := filesystem.NewStorage(osfs.New(filepath.Join(u.dir, ".git")), cache.NewObjectLRUDefault())
+	repo, err := git.Open(atomicRefs{st, filepath.Join(u.dir, ".git")}, osfs.New(u.dir))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,6 +115,32 @@ func (u *goGitUpstream) Commit(t *testing.T, msg string, write map[string]string
 		t.Fatal(err)
 	}
 	return h.String()
+}
+
+// atomicRefs moves a branch the way git does, by renaming a new file
+// over the old: go-git truncates the file and writes it anew, and a
+// socle fetching at that instant (a watcher's poll) would find no branch.
+type atomicRefs struct {
+	*filesystem.Storage
+	gitDir string
+}
+
+func (s atomicRefs) SetReference(ref *plumbing.Reference) error {
+	if ref.Type() != plumbing.HashReference || !ref.Name().IsBranch() {
+		return s.Storage.SetReference(ref)
+	}
+	p := filepath.Join(s.gitDir, filepath.FromSlash(ref.Name().String()))
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return err
+	}
+	if err := os.WriteFile(p+".lock", []byte(ref.Hash().String()+"\n"), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(p+".lock", p)
+}
+
+func (s atomicRefs) CheckAndSetReference(ref, _ *plumbing.Reference) error {
+	return s.SetReference(ref)
 }
 
 func (u *goGitUpstream) Head(t *testing.T) string {

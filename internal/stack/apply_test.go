@@ -419,6 +419,10 @@ func TestKilledMidApply(t *testing.T) {
 	if err != nil || !held || h.PID != cmd.Process.Pid || h.Since.IsZero() {
 		t.Fatalf("Holder mid-apply = %+v, %v, %v; want the child, pid %d", h, held, err, cmd.Process.Pid)
 	}
+	// Mid-apply the child's log has no outcome line yet.
+	if logs, err := p.r.Logs("slow", "dev"); err != nil || len(logs) == 0 || logs[0].Kind != LogApply || logs[0].Ended || p.r.LogEnded("slow", "dev", logs[0].Name) {
+		t.Errorf("logs mid-apply: %+v %v, want the newest an apply not ended", logs, err)
+	}
 	if _, _, err := p.r.Unlock("slow", "dev", false); !errors.Is(err, ErrLiveHolder) {
 		t.Errorf("Unlock of a live holder without force: %v", err)
 	}

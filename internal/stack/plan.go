@@ -3,6 +3,7 @@ package stack
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -73,7 +74,10 @@ type Result struct {
 	// Cached: the instance's hash and state are those of the last plan,
 	// which is shown again without running terraform.
 	Cached bool `json:"cached,omitempty"`
-	// PlanID names the saved plan (the hash of terraform's plan file):
+	// PlanID names the saved plan (the hash of terraform's plan file
+	// and of a random salt: terraform stamps a plan to the second, and
+	// two plans alike made within a second are two plans, the first of
+	// which may have been applied, or interrupted, already):
 	// what a person approves, with Hash, and what Apply is given back so
 	// that it applies that plan and no other. Empty when no plan is
 	// saved (no changes, or a Runner without Secret).
@@ -425,7 +429,7 @@ func (r *Runner) plan(ctx context.Context, repo *spec.Repo, fsys fs.FS, s *spec.
 		res.Status, res.Reason = StatusNoChanges, ReasonUpToDate
 	}
 	if res.Status == StatusPlanned && f.key != nil {
-		if res.PlanID, err = fileHash(planPath); err == nil {
+		if res.PlanID, err = newPlanID(planPath); err == nil {
 			err = f.seal(planFile)
 		}
 		if err == nil {
@@ -448,13 +452,13 @@ func (r *Runner) plan(ctx context.Context, repo *spec.Repo, fsys fs.FS, s *spec.
 
 func (r *Runner) now() time.Time { return clock.Or(r.Clock).Now() }
 
-// fileHash names a file by its content.
-func fileHash(p string) (string, error) {
+// newPlanID names the plan file at p, once: by its content and a salt.
+func newPlanID(p string) (string, error) {
 	b, err := readBounded(p)
 	if err != nil {
 		return "", err
 	}
-	return contentHash(b), nil
+	return contentHash(append(b, rand.Text()...)), nil
 }
 
 // contentHash names content by its sha256, as a saved plan and a state

@@ -28,7 +28,9 @@ import (
 // in messages, before a line reaches the file, so the log is kept in
 // clear (readable by socle's user only), and what serves it redacts it
 // again with what it knows. What terraform prints as JSON (its version,
-// the outputs read after an apply) is never logged.
+// the outputs read after an apply) is never logged. A log is made
+// read-only once its outcome line is written: a log still writable is
+// one whose run goes on, or whose process died before it ended.
 const (
 	logsDir = "logs"
 	// keepLogs is how many run logs each instance keeps.
@@ -52,6 +54,8 @@ type LogInfo struct {
 	Kind    string
 	Started time.Time
 	Size    int64
+	// Ended: the run wrote its outcome line, the last of the log.
+	Ended bool
 }
 
 // runLog writes one run's log, a line at a time; safe for the concurrent
@@ -224,6 +228,7 @@ func (l *runLog) end(how string) {
 	}
 	l.write("# " + spec.Truncate(how, 4096)) // the outcome, past a cut too
 	l.w.Flush()
+	l.f.Chmod(0o400) // ended: a follower reads to the end and stops
 	l.f.Close()
 }
 
@@ -266,11 +271,22 @@ func (r *Runner) Logs(stack, instance string) ([]LogInfo, error) {
 		}
 		info := LogInfo{Name: name, Kind: kind, Started: started}
 		if fi, err := e.Info(); err == nil {
-			info.Size = fi.Size()
+			info.Size, info.Ended = fi.Size(), logEnded(fi)
 		}
 		out = append(out, info)
 	}
 	return out, nil
+}
+
+// logEnded tells a log whose run wrote its outcome line.
+func logEnded(fi fs.FileInfo) bool { return fi.Mode().Perm()&0o200 == 0 }
+
+// LogEnded reports whether the run that writes stack's instance's log
+// name has written its outcome line (its last). A log of a run whose
+// process died has not: with no lock held, it will grow no more either.
+func (r *Runner) LogEnded(stack, instance, name string) bool {
+	fi, err := os.Stat(filepath.Join(instanceDir(r.Dir, stack, instance), logsDir, filepath.Base(name)))
+	return err != nil || logEnded(fi)
 }
 
 // OpenLog opens one run log of stack's instance by its name (as Logs

@@ -82,8 +82,9 @@ output "plain" { value = terraform_data.t.output }
 				t.Errorf("the %s log holds %q:\n%s", l.Kind, never, text)
 			}
 		}
-		if fi, err := os.Stat(filepath.Join(instanceDir(p.r.Dir, "loud", "dev"), logsDir, l.Name)); err != nil || fi.Mode().Perm() != 0o600 {
-			t.Errorf("%s: %v %v, want 0600", l.Name, fi.Mode(), err)
+		// Ended: read-only, for socle's user alone.
+		if fi, err := os.Stat(filepath.Join(instanceDir(p.r.Dir, "loud", "dev"), logsDir, l.Name)); err != nil || fi.Mode().Perm() != 0o400 || !l.Ended || !p.r.LogEnded("loud", "dev", l.Name) {
+			t.Errorf("%s: %v %v, ended %v, want 0400 and ended", l.Name, fi.Mode(), err, l.Ended)
 		}
 	}
 	for _, bad := range []string{"", "../plan.json", "run.json", "x/../../run.json"} {
