@@ -119,20 +119,30 @@ const interruptedReason = "interrupted: socle stopped during the apply"
 // DORA counts as a deployment of its environment or zone, or a failed
 // change; and, with the release's end in the same transaction, an audit
 // record stack.applied, stack.apply_failed or stack.apply_interrupted
-// (socle stopped during it, told once it is recovered) by socle, with
+// (socle stopped during it, told once it is recovered) by socle, or
+// stack.destroyed, stack.destroy_failed, stack.destroy_interrupted for
+// an instance removed from Git and destroyed, with
 // the plan, its summary and its approvers. A plan whose release ended is
 // not recorded again: the kind tells of an interrupted apply again after
 // each restart until the next apply.
 func (s *Server) onStackRun(a stack.Applied) {
 	r := a.Run
 	ctx := context.Background()
-	status, action, reason := store.Succeeded, "stack.applied", r.Message
+	// An instance removed from Git and destroyed has actions of its own.
+	verb, done := "apply", "applied"
+	if r.Destroy {
+		verb, done = "destroy", "destroyed"
+	}
+	status, action, reason := store.Succeeded, "stack."+done, r.Message
+	kind := action
 	switch r.Status {
 	case stack.RunApplied:
 	case stack.RunFailed:
-		status, action = store.Failed, "stack.apply_failed"
+		status, action = store.Failed, "stack."+verb+"_failed"
+		kind = "stack.failed"
 	case stack.RunInterrupted:
-		status, action, reason = store.Failed, "stack.apply_interrupted", interruptedReason
+		status, action, reason = store.Failed, "stack."+verb+"_interrupted", interruptedReason
+		kind = "stack.interrupted"
 	default:
 		return // not an apply that ended: nothing was deployed
 	}
@@ -147,11 +157,15 @@ func (s *Server) onStackRun(a stack.Applied) {
 				return nil // recorded already
 			}
 		}
-		msg := fmt.Sprintf("stack %s @ %s: plan %s %s", r.Stack, r.Instance, r.PlanID, strings.ToLower(string(r.Status)))
+		what := "plan"
+		if r.Destroy {
+			what = "destroy plan"
+		}
+		msg := fmt.Sprintf("stack %s @ %s: %s %s %s", r.Stack, r.Instance, what, r.PlanID, strings.ToLower(string(r.Status)))
 		if r.Message != "" {
 			msg += ": " + r.Message
 		}
-		s.announce.Record(ctx, store.Event{Kind: "stack." + strings.ToLower(string(r.Status)), App: r.Stack, Env: r.Instance, Revision: a.Revision, Message: msg})
+		s.announce.Record(ctx, store.Event{Kind: kind, App: r.Stack, Env: r.Instance, Revision: a.Revision, Message: msg})
 		detail, err := json.Marshal(struct {
 			Stack     string        `json:"stack"`
 			Instance  string        `json:"instance"`

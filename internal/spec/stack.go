@@ -31,6 +31,22 @@ const (
 	StackApplyGated StackApply = "gated"
 )
 
+// StackOnRemove says what becomes of an instance's resources when the
+// instance is removed from Git.
+type StackOnRemove string
+
+// What removing an instance from Git does.
+const (
+	// StackKeep leaves the resources and the state as they are: socle
+	// forgets the instance (the default).
+	StackKeep StackOnRemove = "keep"
+	// StackDestroy destroys them (terraform's destroy plan, judged by
+	// the policies, then applied), as Flux's Terraform controller does
+	// with destroyResourcesOnDeletion; only where the instance applies
+	// automatically.
+	StackDestroy StackOnRemove = "destroy"
+)
+
 // StackBackend says who keeps a stack's Terraform state.
 type StackBackend string
 
@@ -86,6 +102,14 @@ type StackConfig struct {
 	// directory) or own (the configuration's backend block keeps it, and
 	// socle leaves it alone).
 	Backend StackBackend `json:"backend,omitempty" jsonschema:"enum=socle,enum=own"`
+	// OnRemove is keep (default: an instance removed from Git, or its
+	// whole stack, leaves its resources as they are) or destroy (they
+	// are destroyed, from the configuration and inputs of the instance's
+	// last plan): for instances that apply automatically only, as in an
+	// ephemeral environment. Behind gates, destroy by removing the
+	// resources from the configuration (a plan that is approved), then
+	// the instance.
+	OnRemove StackOnRemove `json:"onRemove,omitempty" jsonschema:"enum=keep,enum=destroy"`
 }
 
 // StackOverride holds what one instance of a stack sets of its own.
@@ -141,6 +165,20 @@ func (s *Stack) InstanceInputs(instance string) map[string]any {
 		maps.Copy(in, o.Inputs)
 	}
 	return in
+}
+
+// StackApplyOf is when s's instance inst applies its plans: the stack's
+// own apply, else gated in an environment that syncs manually (its
+// changes are promoted), auto in one that follows Git and in a landing
+// zone.
+func (r *Repo) StackApplyOf(s *Stack, inst string) StackApply {
+	if s.Config.Apply != "" {
+		return s.Config.Apply
+	}
+	if e := r.Environment(inst); e != nil && !s.PerZone() && e.Sync == SyncManual {
+		return StackApplyGated
+	}
+	return StackApplyAuto
 }
 
 // Stack returns the stack with that name, or nil.
@@ -442,6 +480,17 @@ func (l *loading) checkStack(s *Stack) {
 			l.at(file, fmt.Sprintf("no stack %q under stacks/%s", d, l.knownStacks()), at...)
 		}
 		deps[d] = true
+	}
+	if c.OnRemove == StackDestroy {
+		var gated []string
+		for _, i := range s.Instances() {
+			if l.repo.StackApplyOf(s, i) == StackApplyGated {
+				gated = append(gated, i)
+			}
+		}
+		if len(gated) > 0 {
+			l.at(file, fmt.Sprintf("destroy, but %s applies behind gates: a destroy there is a plan people approve; remove the resources from the configuration first, then the instance (or set apply: auto)", strings.Join(gated, ", ")), "onRemove")
+		}
 	}
 	if c.Drift != 0 && c.Drift < Duration(60e9) {
 		l.at(file, fmt.Sprintf("a drift check runs at most every minute, found %s", c.Drift), "drift")

@@ -86,6 +86,9 @@ type Run struct {
 	Summary Summary `json:"summary,omitzero"`
 	// Outputs after the apply, for people: sensitive ones redacted.
 	Outputs map[string]string `json:"outputs,omitempty"`
+	// Destroy: the run destroyed the instance, removed from Git (its
+	// stack's onRemove: destroy).
+	Destroy bool `json:"destroy,omitempty"`
 }
 
 // outputsRecord is what an apply leaves for dependents, sealed whole at

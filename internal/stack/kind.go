@@ -98,15 +98,9 @@ func Units(repo *spec.Repo, revision string, selfHeals func(env string) bool) []
 	return out
 }
 
-// ApplyOf is when s's instance applies its plans.
+// ApplyOf is when s's instance applies its plans (spec's StackApplyOf).
 func ApplyOf(repo *spec.Repo, s *spec.Stack, inst string) spec.StackApply {
-	if s.Config.Apply != "" {
-		return s.Config.Apply
-	}
-	if e := repo.Environment(inst); e != nil && !s.PerZone() && e.Sync == spec.SyncManual {
-		return spec.StackApplyGated
-	}
-	return spec.StackApplyAuto
+	return repo.StackApplyOf(s, inst)
 }
 
 // KindConfig is what the stack kind needs.
@@ -154,9 +148,10 @@ type KindConfig struct {
 // what it waits for), checks for drift at the stack's interval,
 // and reports each instance's status in words.
 //
-// A stack removed from Git is not destroyed: its resources and state stay
-// as they are (a destroy is a decision people take, not a side effect of
-// a deleted directory), and the unit is forgotten.
+// A stack instance removed from Git is not destroyed unless its stack
+// said onRemove: destroy (a destroy is a decision people take, not a side
+// effect of a deleted directory): its resources and state stay as they
+// are, and the unit is forgotten.
 type Kind struct {
 	cfg KindConfig
 	sem chan struct{}
@@ -273,6 +268,11 @@ func (k *Kind) Observe(ctx context.Context, u *reconcile.Unit) (any, error) {
 	// A plan read back runs nothing: the status does not say Planning
 	// (it would flip at every pass).
 	k.bounded(ctx, func() { o.plan = r.Plan(ctx, repo, fsys, s, u.Key.Env) })
+	// Recorded while the instance is in Git: once removed, the stack
+	// that says what to do may be gone.
+	if err := r.RecordRemoval(s.Name, u.Key.Env, RemovalOf(s)); err != nil {
+		return nil, err
+	}
 	if o.ran && o.run.Status == RunApplying {
 		// The plan recovered an apply socle stopped during, or another
 		// process runs it: read it again.
@@ -637,14 +637,74 @@ func words(r reconcile.Reason) string {
 	return b.String()
 }
 
-// Prune forgets an instance removed from Git: its resources and state are
-// left as they are.
-func (k *Kind) Prune(_ context.Context, u *reconcile.Unit) (bool, error) {
-	if _, err := os.Stat(instanceDir(k.cfg.Runner.Dir, u.Key.Name, u.Key.Env)); err == nil {
-		k.log.Warn("a stack instance was removed from Git: socle destroys nothing of it; its state stays in the data directory",
-			"stack", u.Key.Name, "instance", u.Key.Env)
+// ReasonDestroyFailed: Degraded, the destroy of an instance removed from
+// Git failed; it is tried again after a backoff.
+const ReasonDestroyFailed reconcile.Reason = "DestroyFailed"
+
+// Prune forgets an instance removed from Git. Its resources and state are
+// left as they are, unless its stack said onRemove: destroy while the
+// instance was in Git: then they are destroyed first (Runner.Destroy,
+// judged by the policies of the revision in force), and the run recorded
+// like an apply (OnRun). A destroy denied or failed keeps the unit,
+// Degraded with the reason, tried again after a backoff.
+func (k *Kind) Prune(ctx context.Context, u *reconcile.Unit) (bool, error) {
+	r := k.cfg.Runner
+	rm, _, err := r.RemovalOf(u.Key.Name, u.Key.Env)
+	if err != nil {
+		return false, err
 	}
-	return true, nil
+	if !rm.Destroy {
+		if _, err := os.Stat(instanceDir(r.Dir, u.Key.Name, u.Key.Env)); err == nil {
+			k.log.Warn("a stack instance was removed from Git: socle destroys nothing of it; its state stays in the data directory",
+				"stack", u.Key.Name, "instance", u.Key.Env)
+		}
+		return true, nil
+	}
+	repo, sha := k.cfg.InForce()
+	var run Run
+	k.bounded(ctx, func() { run = r.Destroy(ctx, u.Key.Name, u.Key.Env, k.judgeDestroy(repo, sha, rm)) })
+	if ctx.Err() != nil {
+		return false, ctx.Err()
+	}
+	if !run.Started.IsZero() && k.cfg.OnRun != nil {
+		k.cfg.OnRun(Applied{Run: run, Revision: sha, Summary: run.Summary})
+	}
+	switch {
+	case run.Status == RunApplied:
+		k.log.Info("a stack instance removed from Git was destroyed", "stack", u.Key.Name, "instance", u.Key.Env, "summary", run.Summary.String())
+		return true, nil
+	case run.Reason == ReasonDestroyDenied:
+		return false, reconcile.Errorf(reconcile.Reason(ReasonDestroyDenied), "removed from Git, not destroyed: %s", run.Message)
+	}
+	return false, reconcile.Errorf(ReasonDestroyFailed, "removed from Git; its destroy failed (%s): %s", run.Reason, run.Message)
+}
+
+// judgeDestroy judges an instance's destroy plan by the policies of the
+// revision in force (nil judge: none judge stacks). A stack removed
+// whole is known to them by what was recorded of it.
+func (k *Kind) judgeDestroy(repo *spec.Repo, sha string, rm Removal) func(*Result) (bool, string) {
+	if k.cfg.Judge == nil {
+		return nil
+	}
+	return func(res *Result) (bool, string) {
+		if repo == nil {
+			return true, "no revision of the repository is in force to judge it by"
+		}
+		fsys, err := k.cfg.Files(sha)
+		if err != nil {
+			return true, "reading the revision in force: " + err.Error()
+		}
+		if i, found := slices.BinarySearchFunc(repo.Stacks, res.Stack, func(s *spec.Stack, n string) int { return strings.Compare(s.Name, n) }); !found {
+			gone := &spec.Stack{Name: res.Stack}
+			if rm.PerZone {
+				gone.Config.Zones = []string{res.Instance}
+			}
+			cp := *repo
+			cp.Stacks = slices.Insert(slices.Clone(repo.Stacks), i, gone)
+			repo = &cp
+		}
+		return k.cfg.Judge(repo, fsys, sha, res)
+	}
 }
 
 // forgetPlan drops the plan recorded for an instance, so that its next

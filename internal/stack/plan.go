@@ -389,6 +389,13 @@ func (r *Runner) plan(ctx context.Context, repo *spec.Repo, fsys fs.FS, s *spec.
 	if err := writeJSON(varFile, in.Inputs); err != nil {
 		return fail(ReasonWorkDir, err)
 	}
+	// Kept, sealed: a destroy after the instance is removed from Git
+	// runs with them.
+	if f.key != nil {
+		if err := f.writeSealed(lastInputsFile, lastInputs{Inputs: in.Inputs, Secrets: secrets}); err != nil {
+			return fail(ReasonWorkDir, err)
+		}
+	}
 	env, err := r.env()
 	if err != nil {
 		return fail(ReasonWorkDir, err)

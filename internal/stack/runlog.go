@@ -311,7 +311,10 @@ func (res Result) ended() string {
 
 // ended is how an apply ended, as its log's last line says it.
 func (run Run) ended() string {
-	if run.Status == RunApplied {
+	switch {
+	case run.Status == RunApplied && run.Destroy:
+		return "destroyed: " + run.Summary.String()
+	case run.Status == RunApplied:
 		return "applied: " + run.Summary.String()
 	}
 	return fmt.Sprintf("%s (%s): %s", strings.ToLower(string(run.Status)), run.Reason, run.Message)
