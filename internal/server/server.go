@@ -347,6 +347,12 @@ func (s *Server) ProxyAddr() string {
 	return s.proxyLn.Addr().String()
 }
 
+// Both proxies serve the replica runtime.
+var (
+	_ replicas.Router = (*proxy.Proxy)(nil)
+	_ replicas.Router = (*proxyd.Client)(nil)
+)
+
 // gatherer gathers socle's metrics, with the proxy process's when it runs
 // apart (relayed over its control socket).
 func (s *Server) gatherer() prometheus.Gatherer {

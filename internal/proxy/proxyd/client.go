@@ -17,6 +17,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
@@ -45,6 +46,8 @@ type Client struct {
 	routes map[string]proxy.Route
 	stats  map[[2]string]proxy.Snapshot // the last answer, for when the proxy is away
 }
+
+var _ prometheus.Gatherer = (*Client)(nil)
 
 // NewClient returns a client of the proxy process listening on socket.
 func NewClient(socket string, log *slog.Logger) *Client {
