@@ -430,10 +430,16 @@ func quote(args []string) []string {
 }
 
 // startChild runs this program in another role and returns the address it
-// prints on its first line.
+// prints on its first line. socle's proxy runs in a session of its own,
+// as socle proxy does: with the kernel's autogroup scheduling (on by
+// default), a session is what shares the CPU fairly with the others, so
+// on a busy machine both socle targets get the same share.
 func startChild(self string, args ...string) (*exec.Cmd, string, error) {
 	cmd := exec.Command(self, args...)
 	cmd.Stderr = os.Stderr
+	if slices.Contains(args, "socle") {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	}
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		return nil, "", err

@@ -236,6 +236,9 @@ func (s *Server) openRuntime(ctx context.Context, cfg Config) error {
 		cfg.ProxyAddr = "127.0.0.1:0"
 	}
 	if cfg.ProxyCommand == nil {
+		if pid, ok := proxyd.Running(cfg.Data); ok {
+			return fmt.Errorf("proxy: a proxy process (pid %d, socle proxy) serves the apps of %s: run socle up with --proxy process to adopt it, or stop it first (kill %d)", pid, cfg.Data, pid)
+		}
 		if s.proxyLn, err = net.Listen("tcp", cfg.ProxyAddr); err != nil {
 			return fmt.Errorf("proxy: %w", err)
 		}

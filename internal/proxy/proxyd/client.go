@@ -204,11 +204,23 @@ func (c *Client) settled(ctx context.Context, name string, err error) {
 	switch {
 	case rerr == nil:
 		c.routes[name] = rt
+		c.forgetStatsLocked(name, rt.Backends)
 	case errors.Is(rerr, errNotFound):
 		delete(c.routes, name)
+		c.forgetStatsLocked(name, nil)
 	default:
 		// Unknown: the next Refresh (at the proxy's restart) tells.
 		c.log.Warn("proxy process: route state unknown after a change", "route", name, "err", rerr)
+	}
+}
+
+// forgetStatsLocked drops the last stats kept of the versions that route
+// no longer has backends of.
+func (c *Client) forgetStatsLocked(route string, backends []proxy.Backend) {
+	for k := range c.stats {
+		if k[0] == route && (k[1] != "" || backends == nil) && !slices.ContainsFunc(backends, func(b proxy.Backend) bool { return b.Version == k[1] }) {
+			delete(c.stats, k)
+		}
 	}
 }
 

@@ -150,9 +150,16 @@ func (d *daemon) sendListener(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// maxSocketPath is the longest path of a Unix socket (sun_path, less its
+// terminating zero).
+const maxSocketPath = 107
+
 // listenControl listens on the control socket, mode 0600, and lets only
 // this process's uid in (SO_PEERCRED).
 func listenControl(path string) (net.Listener, error) {
+	if len(path) > maxSocketPath {
+		return nil, fmt.Errorf("control socket %s: %d bytes, a Unix socket's path has at most %d: use a data directory of a shorter path, or socle up --proxy inprocess", path, len(path), maxSocketPath)
+	}
 	_ = os.Remove(path) // a socket left by a process of this pid that died
 	old := syscall.Umask(0o177)
 	l, err := net.Listen("unix", path)

@@ -135,6 +135,7 @@ func TestControlPath(t *testing.T) {
 	c := s.Client()
 	ctx := context.Background()
 	a, b := newBackend(t, "a"), newBackend(t, "b")
+	close(b.release) // b answers /slow at once
 	hc := &http.Client{Timeout: 10 * time.Second}
 
 	// Weights: 1 against 3.
@@ -196,8 +197,6 @@ func TestControlPath(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatal("no request in flight on a")
 		}
-		close(b.release) // b answers its slow ones at once
-		b.release = make(chan struct{})
 		time.Sleep(10 * time.Millisecond)
 	}
 	changed := make(chan error, 1)

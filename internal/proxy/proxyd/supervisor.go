@@ -408,6 +408,21 @@ func (s *Supervisor) watch() {
 	}
 }
 
+// Running returns the pid of the proxy process recorded for the data
+// directory data, if it runs.
+func Running(data string) (int, bool) {
+	b, err := os.ReadFile(filepath.Join(data, Dir, recordFile))
+	if err != nil {
+		return 0, false
+	}
+	var rec proc
+	if json.Unmarshal(b, &rec) != nil || rec.PID <= 0 {
+		return 0, false
+	}
+	ticks, zombie, err := startTicks(rec.PID)
+	return rec.PID, err == nil && !zombie && ticks == rec.Ticks
+}
+
 // Client is the client of the current proxy process.
 func (s *Supervisor) Client() *Client { return s.client }
 
