@@ -431,9 +431,9 @@ func quote(args []string) []string {
 
 // startChild runs this program in another role and returns the address it
 // prints on its first line. socle's proxy runs in a session of its own,
-// as socle proxy does: with the kernel's autogroup scheduling (on by
-// default), a session is what shares the CPU fairly with the others, so
-// on a busy machine both socle targets get the same share.
+// as socle proxy and nginx do: with the kernel's autogroup scheduling (on
+// by default), a session is what shares the CPU fairly with the others,
+// so on a busy machine every proxy gets the same share.
 func startChild(self string, args ...string) (*exec.Cmd, string, error) {
 	cmd := exec.Command(self, args...)
 	cmd.Stderr = os.Stderr
@@ -513,6 +513,7 @@ func startNginx(dir, backend string) (*exec.Cmd, string, error) {
 	}
 	cmd := exec.Command("nginx", "-p", dir, "-e", filepath.Join(dir, "error.log"), "-c", path, "-g", "daemon off;")
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true} // as socle's proxies: see startChild
 	if err := cmd.Start(); err != nil {
 		return nil, "", err
 	}
