@@ -6,6 +6,13 @@
 // p99 within 1.5 ×. It needs nginx and wrk on the PATH
 // (apt-get install -y nginx wrk).
 //
+// socle's proxy is measured twice: "socle" is the proxy library served
+// by a process of the bench's own, as socle up served it inside its own
+// process before the proxy had one (--proxy inprocess); "socle proxy" is
+// the proxy process that socle up runs now (internal/proxy/proxyd), started
+// and driven by a proxyd.Supervisor over its control socket, on a listening
+// socket the supervisor made and handed it.
+//
 //	go run ./bench/proxy [-t 2] [-c 50] [-d 5s] [-rounds 7]
 package main
 
@@ -33,6 +40,7 @@ import (
 	"time"
 
 	"github.com/socle-dev/socle/internal/proxy"
+	"github.com/socle-dev/socle/internal/proxy/proxyd"
 )
 
 const (
@@ -42,6 +50,10 @@ const (
 )
 
 func main() {
+	// The supervisor runs this program as `socle proxy`.
+	if len(os.Args) > 1 && os.Args[1] == "proxy" {
+		os.Exit(proxyd.Main(context.Background(), os.Args[2:], os.Stderr))
+	}
 	role := flag.String("role", "", "internal: run as the backend or socle child process")
 	backendAddr := flag.String("backend", "", "internal: the backend's address (socle role)")
 	threads := flag.Int("t", 2, "wrk threads")
@@ -187,6 +199,19 @@ func run(ctx context.Context, args wrkArgs, warmup time.Duration, rounds int, cp
 		return fmt.Errorf("starting socle's proxy: %w", err)
 	}
 	children = append(children, socleCmd)
+	sup, err := proxyd.Start(ctx, proxyd.Options{Data: dir, Addr: "127.0.0.1:0", Command: []string{self, "proxy"}})
+	if err != nil {
+		return fmt.Errorf("starting socle proxy: %w", err)
+	}
+	defer sup.Stop(context.Background())
+	err = sup.Client().SetRoute(ctx, proxy.Route{
+		Name:     route,
+		Backends: []proxy.Backend{{ID: "backend", Addr: backend, Weight: 1, Version: "v1"}},
+		Health:   proxy.HealthCheck{Path: "/"},
+	})
+	if err != nil {
+		return fmt.Errorf("routing socle proxy: %w", err)
+	}
 	nginxCmd, nginxAddr, err := startNginx(dir, backend)
 	if err != nil {
 		return fmt.Errorf("starting nginx: %w", err)
@@ -197,6 +222,7 @@ func run(ctx context.Context, args wrkArgs, warmup time.Duration, rounds int, cp
 		{name: "backend direct", url: "http://" + backend + "/"},
 		{name: "nginx", url: "http://" + nginxAddr + "/", pid: nginxCmd.Process.Pid},
 		{name: "socle", url: "http://" + socleAddr + "/", pid: socleCmd.Process.Pid},
+		{name: "socle proxy", url: "http://" + sup.Addr() + "/", pid: sup.PID()},
 	}
 	for _, t := range targets {
 		if err := waitAnswer(ctx, t.url); err != nil {
@@ -207,7 +233,7 @@ func run(ctx context.Context, args wrkArgs, warmup time.Duration, rounds int, cp
 	printMachine()
 	fmt.Printf("load:    %s\n", strings.Join(quote(args.command("URL", args.duration)), " "))
 	fmt.Printf("         the same for every target, after a %s warm-up each; the backend alone once, then %d rounds of\n", warmup, rounds)
-	fmt.Println("         nginx and socle back to back (in turns first), so that both meet the same moment of a busy machine")
+	fmt.Println("         nginx, socle and socle proxy back to back (each first in turn), so that all meet the same moment of a busy machine")
 	fmt.Printf("         load average before: %s\n\n", loadAverage())
 	for _, t := range targets {
 		if _, err := wrk(ctx, args.command(t.url, warmup)); err != nil {
@@ -228,25 +254,32 @@ func run(ctx context.Context, args wrkArgs, warmup time.Duration, rounds int, cp
 		t.results = append(t.results, r)
 		return nil
 	}
-	direct, ng, so := targets[0], targets[1], targets[2]
+	direct, ng, so, sp := targets[0], targets[1], targets[2], targets[3]
 	if err := measure(direct); err != nil {
 		return err
 	}
-	var tputRatios, p99Ratios, cpuRatios []float64
+	type ratioSet struct{ tput, p99, cpu []float64 }
+	var inproc, proc ratioSet
 	for round := range rounds {
-		pair := []*target{ng, so}
-		if round%2 == 1 {
-			pair = []*target{so, ng}
+		order := []*target{ng, so, sp}
+		for range round % len(order) {
+			order = append(order[1:], order[0])
 		}
-		for _, t := range pair {
+		for _, t := range order {
 			if err := measure(t); err != nil {
 				return err
 			}
 		}
-		n, s := ng.results[round], so.results[round]
-		tputRatios = append(tputRatios, s.rps/n.rps)
-		p99Ratios = append(p99Ratios, float64(s.p99)/float64(n.p99))
-		cpuRatios = append(cpuRatios, float64(s.proxyCPU)/float64(n.proxyCPU))
+		n := ng.results[round]
+		for _, x := range []struct {
+			t *target
+			r *ratioSet
+		}{{so, &inproc}, {sp, &proc}} {
+			s := x.t.results[round]
+			x.r.tput = append(x.r.tput, s.rps/n.rps)
+			x.r.p99 = append(x.r.p99, float64(s.p99)/float64(n.p99))
+			x.r.cpu = append(x.r.cpu, float64(s.proxyCPU)/float64(n.proxyCPU))
+		}
 	}
 
 	fmt.Printf("%-15s %11s %9s %7s %14s %12s   %s\n", "target", "requests/s", "p99", "errors", "proxy CPU/req", "backend CPU", "each run (req/s, p99)")
@@ -262,11 +295,16 @@ func run(ctx context.Context, args wrkArgs, warmup time.Duration, rounds int, cp
 		}
 		fmt.Printf("%-15s %11.0f %9s %7d %14s %12s   %s\n", t.name, m.rps, m.p99, m.errors, proxyCPU, m.backendCPU, strings.Join(each, " "))
 	}
-	tput, lat, cpu := mid(tputRatios), mid(p99Ratios), mid(cpuRatios)
-	fmt.Printf("\nsocle / nginx, median of the %d rounds' ratios:\n", rounds)
-	fmt.Printf("  throughput %.2f× (goal ≥ 0.80: %s)   rounds: %s\n", tput, verdict(tput >= 0.8), ratios(tputRatios))
-	fmt.Printf("  p99        %.2f× (goal ≤ 1.50: %s)   rounds: %s\n", lat, verdict(lat <= 1.5), ratios(p99Ratios))
-	fmt.Printf("  CPU time per request %.2f×                rounds: %s\n", cpu, ratios(cpuRatios))
+	for _, x := range []struct {
+		name string
+		r    ratioSet
+	}{{"socle (the library in a process of the bench's: before)", inproc}, {"socle proxy (socle up's proxy process: after)", proc}} {
+		tput, lat, cpu := mid(x.r.tput), mid(x.r.p99), mid(x.r.cpu)
+		fmt.Printf("\n%s / nginx, median of the %d rounds' ratios:\n", x.name, rounds)
+		fmt.Printf("  throughput %.2f× (goal ≥ 0.80: %s)   rounds: %s\n", tput, verdict(tput >= 0.8), ratios(x.r.tput))
+		fmt.Printf("  p99        %.2f× (goal ≤ 1.50: %s)   rounds: %s\n", lat, verdict(lat <= 1.5), ratios(x.r.p99))
+		fmt.Printf("  CPU time per request %.2f×                rounds: %s\n", cpu, ratios(x.r.cpu))
+	}
 	fmt.Printf("load average after: %s\n", loadAverage())
 	return nil
 }
@@ -392,10 +430,16 @@ func quote(args []string) []string {
 }
 
 // startChild runs this program in another role and returns the address it
-// prints on its first line.
+// prints on its first line. socle's proxy runs in a session of its own,
+// as socle proxy and nginx do: with the kernel's autogroup scheduling (on
+// by default), a session is what shares the CPU fairly with the others,
+// so on a busy machine every proxy gets the same share.
 func startChild(self string, args ...string) (*exec.Cmd, string, error) {
 	cmd := exec.Command(self, args...)
 	cmd.Stderr = os.Stderr
+	if slices.Contains(args, "socle") {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	}
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		return nil, "", err
@@ -469,6 +513,7 @@ func startNginx(dir, backend string) (*exec.Cmd, string, error) {
 	}
 	cmd := exec.Command("nginx", "-p", dir, "-e", filepath.Join(dir, "error.log"), "-c", path, "-g", "daemon off;")
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true} // as socle's proxies: see startChild
 	if err := cmd.Start(); err != nil {
 		return nil, "", err
 	}

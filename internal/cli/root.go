@@ -122,6 +122,7 @@ Exit codes:
 		newSchemaCmd(g),
 		newInitCmd(g),
 		newUpCmd(g),
+		newProxyCmd(g),
 		newStatusCmd(g),
 		newLogsCmd(g),
 		newCostCmd(g),

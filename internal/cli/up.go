@@ -22,7 +22,7 @@ import (
 
 func newUpCmd(g *globals) *cobra.Command {
 	var cfg server.Config
-	var logLevel, clockFile string
+	var logLevel, clockFile, proxyMode string
 	cmd := &cobra.Command{
 		Use:   "up",
 		Short: "Start socle: follow the platform repository, validate, plan and record every revision",
@@ -45,6 +45,17 @@ repository at <data>/repo. Edit and commit there to see socle follow.`,
 				return withCode(ExitUsage, fmt.Errorf("--log-level: %w", err))
 			}
 			cfg.Logger = slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: level}))
+			switch proxyMode {
+			case "process":
+				exe, err := os.Executable()
+				if err != nil {
+					return fmt.Errorf("--proxy process: finding socle's own executable: %w", err)
+				}
+				cfg.ProxyCommand = []string{exe, "proxy"}
+			case "inprocess":
+			default:
+				return withCode(ExitUsage, fmt.Errorf("--proxy must be process or inprocess, not %q", proxyMode))
+			}
 			if clockFile != "" {
 				c, err := offsetClock(clockFile)
 				if err != nil {
@@ -97,7 +108,8 @@ repository at <data>/repo. Edit and commit there to see socle follow.`,
 	f.StringVar(&cfg.Addr, "addr", "127.0.0.1:7070", "API listen address")
 	f.DurationVar(&cfg.Poll, "poll", 30*time.Second, "how often to fetch the repository")
 	f.StringVar(&cfg.ProxyAddr, "proxy-addr", "127.0.0.1:7080", "where the built-in proxy serves the apps: http://<app>.<env>.localhost:<port>")
-	f.BoolVar(&cfg.KeepRunning, "keep-running", false, "leave the apps running when socle stops (the next start re-attaches to them)")
+	f.StringVar(&proxyMode, "proxy", "process", "where the proxy runs: process (a process of its own, socle proxy, which outlives socle: killing, restarting or upgrading socle fails no request) or inprocess (inside socle, stopping with it)")
+	f.BoolVar(&cfg.KeepRunning, "keep-running", false, "leave the apps and their proxy running when socle stops (the next start re-attaches to them: an upgrade)")
 	f.Float64Var(&cfg.Scale.TargetInFlight, "scale-target", 10, "autoscaler: requests in flight per replica to aim for")
 	f.DurationVar(&cfg.Scale.Cooldown, "scale-cooldown", 30*time.Second, "autoscaler: least time between two changes of a unit's size (scaling down waits twice as long)")
 	f.BoolVar(&cfg.ApplyStacks, "apply-stacks", true, "plan the infrastructure stacks on each revision and apply them as they say (auto, or gated: held for approval); false: the API lists them, socle plans and applies none")

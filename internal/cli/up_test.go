@@ -22,6 +22,11 @@ var (
 
 // TestMain keeps the tests away from the user's own socle config and token.
 func TestMain(m *testing.M) {
+	// socle up runs its own executable as `socle proxy`: here, this test
+	// binary.
+	if len(os.Args) > 1 && os.Args[1] == "proxy" {
+		os.Exit(Main(os.Args[1:]))
+	}
 	dir, err := os.MkdirTemp("", "socle-cli-test")
 	if err != nil {
 		panic(err)

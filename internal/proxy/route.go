@@ -96,6 +96,12 @@ func RouteName(app, env, port string) string {
 	return port + "." + app + "." + env
 }
 
+// Validate reports the first problem with r, naming the field: what
+// [Proxy.SetRoute] would refuse it for.
+func (r Route) Validate() error {
+	return r.validate()
+}
+
 // validate reports the first problem with r, naming the field.
 func (r *Route) validate() error {
 	if err := validRouteName(r.Name); err != nil {

@@ -69,7 +69,7 @@ func (s *Server) handlers() map[string]http.HandlerFunc {
 			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 			w.Write([]byte("ok\n"))
 		},
-		"metrics": promhttp.HandlerFor(s.metrics, promhttp.HandlerOpts{}).ServeHTTP,
+		"metrics": promhttp.HandlerFor(s.gatherer(), promhttp.HandlerOpts{}).ServeHTTP,
 		"openapi": func(w http.ResponseWriter, r *http.Request) {
 			b, err := api.OpenAPI()
 			if err != nil {

@@ -32,6 +32,7 @@ import (
 	"github.com/socle-dev/socle/internal/promotion"
 	"github.com/socle-dev/socle/internal/provision"
 	"github.com/socle-dev/socle/internal/proxy"
+	"github.com/socle-dev/socle/internal/proxy/proxyd"
 	"github.com/socle-dev/socle/internal/reconcile"
 	"github.com/socle-dev/socle/internal/replicas"
 	"github.com/socle-dev/socle/internal/resource"
@@ -58,6 +59,13 @@ type Config struct {
 	Poll time.Duration
 	// ProxyAddr is where the built-in proxy listens for app traffic.
 	ProxyAddr string
+	// ProxyCommand runs `socle proxy`, the proxy's own process (the
+	// binary and its first arguments: socle up passes its own executable
+	// and "proxy"), which socle starts or re-adopts and supervises, and
+	// which outlives socle: see internal/proxy/proxyd. nil: the proxy runs
+	// inside socle's process and stops with it (socle up --proxy
+	// inprocess).
+	ProxyCommand []string
 	// KeepRunning leaves the apps running when socle stops.
 	KeepRunning bool
 	// ApplyStacks makes the stacks' instances engine units: planned on
@@ -112,8 +120,12 @@ type Server struct {
 	http    *http.Server
 	ln      net.Listener
 
-	proxy         *proxy.Proxy
-	proxyLn       net.Listener
+	// router is the proxy the replica runtime drives: proxy in-process,
+	// or the client of the proxy process that proxySup supervises.
+	router        replicas.Router
+	proxy         *proxy.Proxy // in-process only
+	proxyLn       net.Listener // in-process only
+	proxySup      *proxyd.Supervisor
 	registry      *registry.Handler
 	driver        runtime.Driver // the local runtime's: the engine runs its replicas
 	engine        *reconcile.Engine
@@ -194,7 +206,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	s.pipeline = pipeline.New(pipeline.Config{Store: st, Git: repo, Engine: engineApplier{s}, Gates: gates, Commits: s.commits,
 		Load: s.load, OnInForce: func(r *spec.Repo) { s.notifier.SetPlatform(&r.Platform) }, Clock: s.clock, Log: cfg.Logger})
-	if err := s.openRuntime(cfg); err != nil {
+	if err := s.openRuntime(ctx, cfg); err != nil {
 		s.closeAll()
 		return nil, err
 	}
@@ -215,7 +227,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 // image builder, the proxy, the runtimes of the wiring's registry (the
 // local one now, a Kubernetes driver per kubeconfig context as
 // environments need them: runtimes.go) and the engine with the app kind.
-func (s *Server) openRuntime(cfg Config) error {
+func (s *Server) openRuntime(ctx context.Context, cfg Config) error {
 	var err error
 	if s.ln, err = net.Listen("tcp", cfg.Addr); err != nil {
 		return err
@@ -223,8 +235,13 @@ func (s *Server) openRuntime(cfg Config) error {
 	if cfg.ProxyAddr == "" {
 		cfg.ProxyAddr = "127.0.0.1:0"
 	}
-	if s.proxyLn, err = net.Listen("tcp", cfg.ProxyAddr); err != nil {
-		return fmt.Errorf("proxy: %w", err)
+	if cfg.ProxyCommand == nil {
+		if pid, ok := proxyd.Running(cfg.Data); ok {
+			return fmt.Errorf("proxy: a proxy process (pid %d, socle proxy) serves the apps of %s: run socle up with --proxy process to adopt it, or stop it first (kill %d)", pid, cfg.Data, pid)
+		}
+		if s.proxyLn, err = net.Listen("tcp", cfg.ProxyAddr); err != nil {
+			return fmt.Errorf("proxy: %w", err)
+		}
 	}
 	reg, err := registry.Open(filepath.Join(cfg.Data, "registry"))
 	if err != nil {
@@ -239,8 +256,20 @@ func (s *Server) openRuntime(cfg Config) error {
 	if err != nil {
 		return err
 	}
-	if s.proxy, err = proxy.New(proxy.Options{StateFile: filepath.Join(cfg.Data, "proxy.json"), Registry: s.metrics, Logger: cfg.Logger}); err != nil {
-		return err
+	if cfg.ProxyCommand == nil {
+		if s.proxy, err = proxy.New(proxy.Options{StateFile: filepath.Join(cfg.Data, proxyd.StateFile), Registry: s.metrics, Logger: cfg.Logger}); err != nil {
+			return err
+		}
+		s.router = s.proxy
+	} else {
+		// The proxy process keeps serving what it last had while socle is
+		// away (stopped, killed, upgraded); socle takes it back here.
+		s.proxySup, err = proxyd.Start(ctx, proxyd.Options{Data: cfg.Data, Addr: cfg.ProxyAddr, Command: cfg.ProxyCommand,
+			Logger: cfg.Logger, Registry: s.metrics})
+		if err != nil {
+			return err
+		}
+		s.router = s.proxySup.Client()
 	}
 	s.images = &images{builder: builder, unpacker: unpacker, repo: s.repo, appAt: s.pipeline.AppAt}
 	// Kubernetes' own progress deadline and the engine's are one: the
@@ -254,7 +283,7 @@ func (s *Server) openRuntime(cfg Config) error {
 		return err
 	}
 	s.runtimes = s.newRuntimes(progressDeadline, func(d runtime.Driver) runtime.UnitDriver {
-		return replicas.New(replicas.Config{Driver: d, Router: s.proxy, Images: s.images, Secret: s.secret, Resources: s.resourceOutputs(), Scale: cfg.Scale,
+		return replicas.New(replicas.Config{Driver: d, Router: s.router, Images: s.images, Secret: s.secret, Resources: s.resourceOutputs(), Scale: cfg.Scale,
 			ProgressDeadline: progressDeadline, Clock: s.clock, Logger: cfg.Logger})
 	})
 	// The local runtime is opened now: the units of an environment no
@@ -314,7 +343,27 @@ func (s *Server) onDrift(app, env, what string, corrected bool) {
 }
 
 // ProxyAddr is the address the proxy listens on.
-func (s *Server) ProxyAddr() string { return s.proxyLn.Addr().String() }
+func (s *Server) ProxyAddr() string {
+	if s.proxySup != nil {
+		return s.proxySup.Addr()
+	}
+	return s.proxyLn.Addr().String()
+}
+
+// Both proxies serve the replica runtime.
+var (
+	_ replicas.Router = (*proxy.Proxy)(nil)
+	_ replicas.Router = (*proxyd.Client)(nil)
+)
+
+// gatherer gathers socle's metrics, with the proxy process's when it runs
+// apart (relayed over its control socket).
+func (s *Server) gatherer() prometheus.Gatherer {
+	if s.proxySup != nil {
+		return prometheus.Gatherers{s.metrics, s.proxySup.Client()}
+	}
+	return s.metrics
+}
 
 func (s *Server) closeAll() {
 	if s.ln != nil {
@@ -325,6 +374,9 @@ func (s *Server) closeAll() {
 	}
 	if s.proxy != nil {
 		s.proxy.Close()
+	}
+	if s.proxySup != nil {
+		s.proxySup.Detach() // it serves on; the next socle adopts it
 	}
 	if s.runtimes != nil {
 		s.runtimes.Close()
@@ -375,7 +427,11 @@ func (s *Server) Run(ctx context.Context) error {
 	go s.underLease(ctx, "gate-recheck", func(ctx context.Context) error { s.pipeline.RecheckGates(ctx); return nil })
 	go s.watchStore(ctx)
 	proxyDone := make(chan error, 1)
-	go func() { proxyDone <- s.proxy.Serve(ctx, s.proxyLn) }()
+	if s.proxy != nil {
+		go func() { proxyDone <- s.proxy.Serve(ctx, s.proxyLn) }()
+	} else {
+		proxyDone <- nil // the proxy process serves on its own
+	}
 	var err error
 	select {
 	case <-ctx.Done():
@@ -398,7 +454,18 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	<-proxyDone
 	_ = s.http.Shutdown(shut)
-	s.proxy.Close()
+	if s.proxy != nil {
+		s.proxy.Close()
+	}
+	if s.proxySup != nil {
+		if s.cfg.KeepRunning {
+			// The apps keep running, and so does their proxy: the next
+			// socle (an upgrade, say) adopts both.
+			s.proxySup.Detach()
+		} else if perr := s.proxySup.Stop(shut); perr != nil {
+			s.log.Warn("stopping the proxy process", "err", perr)
+		}
+	}
 	s.notifier.Close()
 	if cerr := s.stores.Close(); err == nil {
 		err = cerr

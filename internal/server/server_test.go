@@ -17,6 +17,7 @@ import (
 
 	"github.com/socle-dev/socle/internal/api/apitest"
 	"github.com/socle-dev/socle/internal/auth"
+	"github.com/socle-dev/socle/internal/proxy/proxyd"
 	"github.com/socle-dev/socle/internal/source"
 	"github.com/socle-dev/socle/internal/spec"
 	"github.com/socle-dev/socle/internal/store"
@@ -26,6 +27,11 @@ import (
 // TestMain checks every request the tests send to a server they start, and
 // every answer, against the OpenAPI document (see apitest.Watch).
 func TestMain(m *testing.M) {
+	// The test binary is also `socle proxy`, for the servers that run
+	// their proxy apart (Config.ProxyCommand).
+	if len(os.Args) > 1 && os.Args[1] == "proxy" {
+		os.Exit(proxyd.Main(context.Background(), os.Args[2:], os.Stderr))
+	}
 	apitest.Install()
 	os.Exit(m.Run())
 }

@@ -337,10 +337,17 @@ var (
 // (clockOf); extra flags follow.
 func start(t *testing.T, repo, data string, extra ...string) *socle {
 	t.Helper()
+	return startBinary(t, socleBin, repo, data, extra...)
+}
+
+// startBinary is start with another socle binary (an upgrade).
+func startBinary(t *testing.T, bin, repo, data string, extra ...string) *socle {
+	t.Helper()
 	c := clockOf(t, data)
+	stopProxyAtEnd(t, data)
 	args := append([]string{"up", "--repo", repo, "--data", data, "--addr", "127.0.0.1:0", "--proxy-addr", "127.0.0.1:0", "--poll", "1h",
 		"--clock-file", c.Path}, extra...)
-	cmd := exec.Command(socleBin, args...)
+	cmd := exec.Command(bin, args...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: false}
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -384,6 +391,38 @@ func start(t *testing.T, repo, data string, extra ...string) *socle {
 	socles.Store(s.api, data)
 	apitest.Watch(t, s.api)
 	return s
+}
+
+// proxyCleanups are the data directories whose proxy process is killed at
+// the end of their test: it outlives a socle that was killed, or stopped
+// with --keep-running.
+var proxyCleanups sync.Map // data → struct{}
+
+func stopProxyAtEnd(t *testing.T, data string) {
+	if _, loaded := proxyCleanups.LoadOrStore(data, struct{}{}); loaded {
+		return
+	}
+	t.Cleanup(func() {
+		if pid, ok := proxyPID(data); ok {
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+	})
+}
+
+// proxyPID returns the pid of the proxy process recorded for data, if it
+// runs.
+func proxyPID(data string) (int, bool) {
+	b, err := os.ReadFile(filepath.Join(data, "proxy", "process.json"))
+	if err != nil {
+		return 0, false
+	}
+	var rec struct {
+		PID int `json:"pid"`
+	}
+	if json.Unmarshal(b, &rec) != nil || rec.PID == 0 || syscall.Kill(rec.PID, 0) != nil {
+		return 0, false
+	}
+	return rec.PID, true
 }
 
 // stop ends socle with SIGTERM and waits.
