@@ -78,6 +78,18 @@ type ReplicaSpec struct {
 	GracePeriod time.Duration `json:"gracePeriod,omitempty"`
 	// Restart says how soon a replica that failed is started again.
 	Restart RestartPolicy `json:"restart"`
+	// Limits are the Score container's resources.limits. Drivers that
+	// isolate replicas (container) enforce them; the local runtime does not.
+	Limits Limits `json:"limits,omitzero"`
+}
+
+// Limits bound what a replica may use; zero is no limit.
+type Limits struct {
+	// MilliCPU is CPU time in thousandths of a processor ("500m" is 500,
+	// "2" is 2000).
+	MilliCPU int64 `json:"milliCPU,omitempty"`
+	// Memory is in bytes.
+	Memory int64 `json:"memory,omitempty"`
 }
 
 // Port is a named container port.
@@ -255,6 +267,9 @@ func (s ReplicaSpec) Validate() error {
 	}
 	if s.Liveness != nil {
 		errs = append(errs, s.validateProbe("liveness", s.Liveness)...)
+	}
+	if s.Limits.MilliCPU < 0 || s.Limits.Memory < 0 {
+		bad("limits", "cpu and memory must not be negative")
 	}
 	if s.GracePeriod < 0 {
 		bad("gracePeriod", "%v is negative", s.GracePeriod)
