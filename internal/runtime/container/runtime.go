@@ -41,4 +41,3 @@ func Runtime() runtime.Type {
 		},
 	}
 }
-
