@@ -153,7 +153,15 @@ func resolveVariables(u *plan.Unit, vars map[string]string, secret []byte, res R
 	for name, o := range provisioned {
 		lookups[name] = outputLookup(name, u.Resources[name].Type, o.Values)
 	}
-	fn := framework.BuildSubstitutionFunction(meta, lookups)
+	score := framework.BuildSubstitutionFunction(meta, lookups)
+	// socle's port placeholders stay as written: the driver expands them
+	// once it has chosen the replica's ports (runtime.PortPlaceholder).
+	fn := func(ref string) (string, error) {
+		if ref == "socle.port" || strings.HasPrefix(ref, "socle.port.") {
+			return "${" + ref + "}", nil
+		}
+		return score(ref)
+	}
 	out := make(map[string]string, len(vars))
 	for k, v := range vars {
 		r, err := framework.SubstituteString(v, fn)

@@ -125,7 +125,7 @@ func (r *replica) persistLocked() error {
 // ports), its limits, Podman's init as PID 1 (which passes signals on and
 // reaps), and logs in a file Podman rotates.
 func (r *replica) create(ctx context.Context) error {
-	s := r.spec
+	s := r.spec.ExpandPorts(func(p runtime.Port) int { return p.Port })
 	args := []string{"create", "--name", r.id, "--init", "--pull", "never",
 		"--label", OwnerLabel + "=" + r.d.owner,
 		"--label", AppLabel + "=" + s.App,
