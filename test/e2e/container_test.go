@@ -149,7 +149,7 @@ containers:
   httpd:
     image: ` + ext + `/third-party/busybox:1.35
     command: [/bin/busybox]
-    args: [httpd, -f, -v, -p, "8080", -h, /www]
+    args: [httpd, -f, -v, -p, "${socle.port}", -h, /www]
     resources:
       limits: {cpu: 250m, memory: 32Mi}
     readinessProbe:
