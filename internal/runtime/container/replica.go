@@ -193,14 +193,17 @@ func (r *replica) create(ctx context.Context) error {
 // start starts the replica's container, creating it again if it is gone
 // (removed by hand), and watches it until it ends.
 func (r *replica) start(ctx context.Context) (*run, error) {
-	if _, err := r.d.pm.run(ctx, "container", "exists", r.id); err != nil {
+	if _, err := r.d.pm.run(ctx, "start", r.id); err != nil {
+		if _, gone := r.d.pm.run(ctx, "container", "exists", r.id); gone == nil {
+			return nil, err
+		}
 		r.log.Warn("the replica's container is gone: creating it again")
 		if err := r.create(ctx); err != nil {
 			return nil, err
 		}
-	}
-	if _, err := r.d.pm.run(ctx, "start", r.id); err != nil {
-		return nil, err
+		if _, err := r.d.pm.run(ctx, "start", r.id); err != nil {
+			return nil, err
+		}
 	}
 	p := &run{startedAt: r.d.opts.Clock.Now(), began: time.Now(), exited: make(chan struct{})}
 	if out, err := r.d.pm.run(ctx, "inspect", "--format", "{{.State.Pid}}", r.id); err == nil {
@@ -214,7 +217,7 @@ func (r *replica) start(ctx context.Context) (*run, error) {
 // it ends or the driver closes.
 func (r *replica) wait(p *run) {
 	r.d.wg.Go(func() {
-		out, err := r.d.pm.run(r.d.ctx, "wait", r.id)
+		out, err := r.d.pm.run(r.d.ctx, "wait", "--interval", "100ms", r.id)
 		if r.d.ctx.Err() != nil {
 			return // closing: supervision ends
 		}
