@@ -36,6 +36,9 @@ type Config struct {
 	Router Router
 	// Images unpacks what they run.
 	Images Images
+	// Registry is the host (and port) of socle's registry, from which a
+	// driver that pulls images (container) pulls socle's builds.
+	Registry string
 	// Secret derives the made-up credentials of resources socle does not
 	// provision (runtime.ResourceOutputs).
 	Secret []byte

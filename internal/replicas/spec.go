@@ -10,6 +10,7 @@ import (
 
 	"github.com/score-spec/score-go/framework"
 	"github.com/score-spec/score-go/types"
+	"k8s.io/apimachinery/pkg/api/resource"
 
 	"github.com/socle-dev/socle/internal/plan"
 	"github.com/socle-dev/socle/internal/provision"
@@ -65,9 +66,15 @@ func (r *Runtime) replicaSpec(ctx context.Context, wl runtime.Workload) (runtime
 		}
 	}
 	maps.Copy(env, vars)
+	limits, err := limitsOf(c.Resources)
+	if err != nil {
+		return runtime.ReplicaSpec{}, fmt.Errorf("container %s: %w: %w", names[0], err, runtime.ErrInvalidUnit)
+	}
 	s := runtime.ReplicaSpec{
 		Ref:        runtime.Ref{App: d.App, Env: d.Env, Release: wl.Release},
+		Image:      r.imageRef(d.App, c.Image, pin),
 		Root:       img.Root,
+		Limits:     limits,
 		Command:    slices.Clone(img.Entrypoint),
 		Args:       slices.Clone(img.Cmd),
 		Variables:  env,
@@ -146,7 +153,15 @@ func resolveVariables(u *plan.Unit, vars map[string]string, secret []byte, res R
 	for name, o := range provisioned {
 		lookups[name] = outputLookup(name, u.Resources[name].Type, o.Values)
 	}
-	fn := framework.BuildSubstitutionFunction(meta, lookups)
+	score := framework.BuildSubstitutionFunction(meta, lookups)
+	// socle's port placeholders stay as written: the driver expands them
+	// once it has chosen the replica's ports (runtime.PortPlaceholder).
+	fn := func(ref string) (string, error) {
+		if ref == "socle.port" || strings.HasPrefix(ref, "socle.port.") {
+			return "${" + ref + "}", nil
+		}
+		return score(ref)
+	}
 	out := make(map[string]string, len(vars))
 	for k, v := range vars {
 		r, err := framework.SubstituteString(v, fn)
@@ -222,4 +237,48 @@ func short(s string) string {
 		return s[:12]
 	}
 	return s
+}
+
+// imageRef is the reference by which a runtime that pulls images pulls the
+// image of a container whose Score image is image, pinned to digest ("":
+// the image as written): socle's build from socle's registry, under the
+// app's repository (where its pull token reads), an external image from
+// its own repository. It is what the Kubernetes runtime renders.
+func (r *Runtime) imageRef(app, image, digest string) string {
+	switch {
+	case digest == "":
+		return image
+	case image == ".":
+		return strings.TrimSuffix(r.cfg.Registry, "/") + "/apps/" + app + "@" + digest
+	}
+	repo, _, _ := strings.Cut(image, "@")
+	slash := strings.LastIndex(repo, "/")
+	if colon := strings.LastIndex(repo, ":"); colon > slash {
+		repo = repo[:colon] // a tag
+	}
+	return repo + "@" + digest
+}
+
+// limitsOf reads the Score container's resources.limits: cpu and memory as
+// Kubernetes quantities ("500m", "2", "256Mi").
+func limitsOf(res *types.ContainerResources) (runtime.Limits, error) {
+	var l runtime.Limits
+	if res == nil || res.Limits == nil {
+		return l, nil
+	}
+	if v := res.Limits.Cpu; v != nil {
+		q, err := resource.ParseQuantity(*v)
+		if err != nil || q.Sign() < 0 {
+			return l, fmt.Errorf("resources.limits.cpu: %q is not a quantity of CPU (500m, 2)", *v)
+		}
+		l.MilliCPU = q.MilliValue()
+	}
+	if v := res.Limits.Memory; v != nil {
+		q, err := resource.ParseQuantity(*v)
+		if err != nil || q.Sign() < 0 {
+			return l, fmt.Errorf("resources.limits.memory: %q is not a quantity of memory (256Mi, 1Gi)", *v)
+		}
+		l.Memory = q.Value()
+	}
+	return l, nil
 }

@@ -58,3 +58,49 @@ func TestProvisionedOutputs(t *testing.T) {
 		t.Errorf("a resource not provisioned yet: %v", err)
 	}
 }
+
+// TestPortPlaceholderKept: Score's placeholders are resolved, socle's port
+// placeholders are left for the driver, which alone knows the port.
+func TestPortPlaceholderKept(t *testing.T) {
+	u := &plan.Unit{App: "site", Env: "dev"}
+	vars, err := resolveVariables(u, map[string]string{"LISTEN": "${metadata.name}:${socle.port}", "ADMIN": "${socle.port.admin}"}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if vars["LISTEN"] != "site:${socle.port}" || vars["ADMIN"] != "${socle.port.admin}" {
+		t.Errorf("variables %v", vars)
+	}
+}
+
+// TestImageRef: a runtime that pulls images gets socle's build from
+// socle's registry under the app's repository, an external image from its
+// own repository, each by the digest the release pins.
+func TestImageRef(t *testing.T) {
+	r := &Runtime{cfg: Config{Registry: "127.0.0.1:7000"}}
+	const d = "sha256:0123"
+	for _, tc := range []struct{ image, digest, want string }{
+		{".", d, "127.0.0.1:7000/apps/web@sha256:0123"},
+		{"docker.io/library/nginx:1.27", d, "docker.io/library/nginx@sha256:0123"},
+		{"localhost:5000/busybox@sha256:ffff", d, "localhost:5000/busybox@sha256:0123"},
+		{"nginx:1.27", "", "nginx:1.27"},
+	} {
+		if got := r.imageRef("web", tc.image, tc.digest); got != tc.want {
+			t.Errorf("imageRef(%s, %s) = %s, want %s", tc.image, tc.digest, got, tc.want)
+		}
+	}
+}
+
+// TestLimits: Score's resources.limits are Kubernetes quantities.
+func TestLimits(t *testing.T) {
+	s := func(v string) *string { return &v }
+	l, err := limitsOf(&types.ContainerResources{Limits: &types.ResourcesLimits{Cpu: s("500m"), Memory: s("128Mi")}})
+	if err != nil || l != (runtime.Limits{MilliCPU: 500, Memory: 128 << 20}) {
+		t.Errorf("limits %+v, %v", l, err)
+	}
+	if l, err := limitsOf(nil); err != nil || l != (runtime.Limits{}) {
+		t.Errorf("no limits: %+v, %v", l, err)
+	}
+	if _, err := limitsOf(&types.ContainerResources{Limits: &types.ResourcesLimits{Memory: s("lots")}}); err == nil || !strings.Contains(err.Error(), `resources.limits.memory: "lots"`) {
+		t.Errorf("a bad quantity: %v", err)
+	}
+}

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"path"
 	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -78,6 +80,86 @@ type ReplicaSpec struct {
 	GracePeriod time.Duration `json:"gracePeriod,omitempty"`
 	// Restart says how soon a replica that failed is started again.
 	Restart RestartPolicy `json:"restart"`
+	// Limits are the Score container's resources.limits. Drivers that
+	// isolate replicas (container) enforce them; the local runtime does not.
+	Limits Limits `json:"limits,omitzero"`
+}
+
+// Limits bound what a replica may use; zero is no limit.
+type Limits struct {
+	// MilliCPU is CPU time in thousandths of a processor ("500m" is 500,
+	// "2" is 2000).
+	MilliCPU int64 `json:"milliCPU,omitempty"`
+	// Memory is in bytes.
+	Memory int64 `json:"memory,omitempty"`
+}
+
+// PortPlaceholder is the placeholder that stands, in a replica's Command,
+// Args and Variables, for the port the replica listens on: what PORT says.
+// PortPlaceholderOf(name) stands for the port named name (PORT_<NAME>).
+// They follow Score's ${...} grammar, under socle's own key, so that a
+// third-party image is told its port on its command line (busybox httpd -p
+// ${socle.port}) without a shell wrapper that reads $PORT. Score's own
+// placeholders are resolved before (package replicas), which leaves these
+// as written; the driver expands them (ExpandPorts) once it knows the
+// replica's ports: on the local runtime a port of the host chosen per
+// replica, on the container runtime the container port.
+const PortPlaceholder = "${socle.port}"
+
+// PortPlaceholderOf is the placeholder of the port named name.
+func PortPlaceholderOf(name string) string { return "${socle.port." + name + "}" }
+
+// ExpandPorts returns s with the port placeholders of its Command, Args
+// and Variables replaced by the ports the replica listens on: listen(p) for
+// each of its ports p.
+func (s ReplicaSpec) ExpandPorts(listen func(Port) int) ReplicaSpec {
+	if len(s.Ports) == 0 {
+		return s
+	}
+	var pairs []string
+	for i, p := range s.Ports {
+		port := strconv.Itoa(listen(p))
+		if i == 0 {
+			pairs = append(pairs, PortPlaceholder, port)
+		}
+		pairs = append(pairs, PortPlaceholderOf(p.Name), port)
+	}
+	r := strings.NewReplacer(pairs...)
+	expand := func(list []string) []string {
+		if list == nil {
+			return nil
+		}
+		out := make([]string, len(list))
+		for i, v := range list {
+			out[i] = r.Replace(v)
+		}
+		return out
+	}
+	s.Command, s.Args = expand(s.Command), expand(s.Args)
+	if s.Variables != nil {
+		vars := make(map[string]string, len(s.Variables))
+		for k, v := range s.Variables {
+			vars[k] = r.Replace(v)
+		}
+		s.Variables = vars
+	}
+	return s
+}
+
+// portRefRE finds the port placeholders of a string.
+var portRefRE = regexp.MustCompile(`\$\{socle\.port(?:\.([^}]*))?\}`)
+
+// checkPortRefs reports the port placeholders of v that name no port of s.
+func (s ReplicaSpec) checkPortRefs(v string) error {
+	for _, m := range portRefRE.FindAllStringSubmatch(v, -1) {
+		if len(s.Ports) == 0 {
+			return fmt.Errorf("%s: the replica has no ports", m[0])
+		}
+		if m[1] != "" && !slices.ContainsFunc(s.Ports, func(p Port) bool { return p.Name == m[1] }) {
+			return fmt.Errorf("%s: the replica has no port named %q", m[0], m[1])
+		}
+	}
+	return nil
 }
 
 // Port is a named container port.
@@ -228,9 +310,21 @@ func (s ReplicaSpec) Validate() error {
 	if len(s.Command) == 0 || s.Command[0] == "" {
 		bad("command", "no executable")
 	}
-	for k := range s.Variables {
+	for k, v := range s.Variables {
 		if k == "" || strings.ContainsAny(k, "=\x00") {
 			bad("variables", "%q is not a variable name", k)
+		}
+		if err := s.checkPortRefs(v); err != nil {
+			bad("variables", "%s: %v", k, err)
+		}
+	}
+	for i, v := range slices.Concat(s.Command, s.Args) {
+		field := fmt.Sprintf("command[%d]", i)
+		if i >= len(s.Command) {
+			field = fmt.Sprintf("args[%d]", i-len(s.Command))
+		}
+		if err := s.checkPortRefs(v); err != nil {
+			bad(field, "%v", err)
 		}
 	}
 	if !path.IsAbs(s.WorkingDir) {
@@ -255,6 +349,9 @@ func (s ReplicaSpec) Validate() error {
 	}
 	if s.Liveness != nil {
 		errs = append(errs, s.validateProbe("liveness", s.Liveness)...)
+	}
+	if s.Limits.MilliCPU < 0 || s.Limits.Memory < 0 {
+		bad("limits", "cpu and memory must not be negative")
 	}
 	if s.GracePeriod < 0 {
 		bad("gracePeriod", "%v is negative", s.GracePeriod)

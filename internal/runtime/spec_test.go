@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -87,5 +88,43 @@ func TestValidate(t *testing.T) {
 				t.Errorf("Validate = %v, want ErrInvalid with %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestExpandPorts: ${socle.port} is the first port, ${socle.port.<name>}
+// the named one, in the command line and the variables; the spec given is
+// left as it was.
+func TestExpandPorts(t *testing.T) {
+	t.Parallel()
+	s := validSpec()
+	s.Command = []string{"/bin/busybox", "httpd"}
+	s.Args = []string{"-p", "${socle.port}", "--metrics=:${socle.port.metrics}"}
+	s.Variables = map[string]string{"ADDR": "127.0.0.1:${socle.port.http}", "PLAIN": "$PORT"}
+	got := s.ExpandPorts(func(p Port) int { return p.Port + 1 })
+	if want := []string{"-p", "8081", "--metrics=:9091"}; !slices.Equal(got.Args, want) {
+		t.Errorf("args %q, want %q", got.Args, want)
+	}
+	if got.Variables["ADDR"] != "127.0.0.1:8081" || got.Variables["PLAIN"] != "$PORT" {
+		t.Errorf("variables %v", got.Variables)
+	}
+	if s.Args[1] != "${socle.port}" || s.Variables["ADDR"] != "127.0.0.1:${socle.port.http}" {
+		t.Errorf("the spec given changed: %q %v", s.Args, s.Variables)
+	}
+}
+
+// TestValidatePortPlaceholders: a placeholder that names no port of the
+// replica is refused at its field.
+func TestValidatePortPlaceholders(t *testing.T) {
+	t.Parallel()
+	s := validSpec()
+	s.Args = []string{"-p", "${socle.port.admin}"}
+	s.Variables = map[string]string{"X": "${socle.port.http}"}
+	err := s.Validate()
+	if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), `args[1]: ${socle.port.admin}: the replica has no port named "admin"`) {
+		t.Errorf("Validate = %v", err)
+	}
+	s.Args, s.Ports, s.Readiness, s.Variables = []string{"${socle.port}"}, nil, nil, nil
+	if err := s.Validate(); err == nil || !strings.Contains(err.Error(), "args[0]: ${socle.port}: the replica has no ports") {
+		t.Errorf("Validate without ports = %v", err)
 	}
 }

@@ -153,7 +153,7 @@ func (s *Server) cell(r *http.Request, m *matrix, a *spec.App, e *spec.Environme
 		c.Since, c.LogTail, c.RetryAt = u.Since, u.LogTail, u.RetryAt
 		c.Revision, c.Artifact, c.Release = u.Revision, u.Artifact, u.Release
 		c.Ready, c.Desired, c.URL, c.Updated = u.Ready, u.Desired, u.URL, u.UpdatedAt
-		if c.URL != "" && e.Runtime.Type == spec.RuntimeLocal && m.proxyPort != "" && !strings.Contains(strings.TrimPrefix(c.URL, "http://"), ":") {
+		if strings.HasPrefix(c.URL, "http://") && strings.HasSuffix(c.URL, ".localhost") && m.proxyPort != "" {
 			c.URL += ":" + m.proxyPort // the proxy serves <app>.<env>.localhost on its own port
 		}
 	} else {

@@ -283,7 +283,7 @@ func (s *Server) openRuntime(ctx context.Context, cfg Config) error {
 		return err
 	}
 	s.runtimes = s.newRuntimes(progressDeadline, func(d runtime.Driver) runtime.UnitDriver {
-		return replicas.New(replicas.Config{Driver: d, Router: s.router, Images: s.images, Secret: s.secret, Resources: s.resourceOutputs(), Scale: cfg.Scale,
+		return replicas.New(replicas.Config{Driver: d, Router: s.router, Images: s.images, Registry: s.ln.Addr().String(), Secret: s.secret, Resources: s.resourceOutputs(), Scale: cfg.Scale,
 			ProgressDeadline: progressDeadline, Clock: s.clock, Logger: cfg.Logger})
 	})
 	// The local runtime is opened now: the units of an environment no
@@ -442,7 +442,7 @@ func (s *Server) Run(ctx context.Context) error {
 	shut, done := context.WithTimeout(context.Background(), 30*time.Second)
 	defer done()
 	if !s.cfg.KeepRunning {
-		if serr := s.driver.StopAll(shut); serr != nil {
+		if serr := s.runtimes.StopReplicas(shut); serr != nil {
 			s.log.Warn("stopping apps", "err", serr)
 		}
 		s.stopResources(shut)

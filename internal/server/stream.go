@@ -93,7 +93,13 @@ func wantsSSE(r *http.Request) bool {
 func (s *Server) getLogs(w http.ResponseWriter, r *http.Request) {
 	app, env := r.PathValue("app"), r.PathValue("env")
 	follow := r.URL.Query().Get("follow") == "true"
-	all, err := s.driver.List(r.Context())
+	// The replicas of env's runtime; the local runtime's for an
+	// environment no longer in force, whose replicas ran here if anywhere.
+	drv := s.driver
+	if d, err := s.runtimes.ReplicasOf(env); err == nil && d != nil {
+		drv = d
+	}
+	all, err := drv.List(r.Context())
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, "runtime", err.Error())
 		return
@@ -115,7 +121,7 @@ func (s *Server) getLogs(w http.ResponseWriter, r *http.Request) {
 	out, _ := startLines(w, r)
 	var wg sync.WaitGroup
 	for _, st := range found {
-		rc, err := s.driver.Logs(ctx, st.Handle, follow)
+		rc, err := drv.Logs(ctx, st.Handle, follow)
 		if err != nil {
 			continue
 		}

@@ -1,6 +1,7 @@
 package wiring
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -219,6 +220,43 @@ func (d *Drivers) instance(t runtime.Type, k instanceKey) (runtime.Instance, err
 	d.open[k] = inst
 	d.units[k] = d.unitDriverOf(inst)
 	return inst, nil
+}
+
+// ReplicasOf opens the runtime of env, in force, and returns its replica
+// driver: nil when it runs whole units.
+func (d *Drivers) ReplicasOf(env string) (runtime.Driver, error) {
+	e := d.cfg.Env(env)
+	if e == nil {
+		return nil, fmt.Errorf("%w: environment %s is not in force", ErrNoRuntime, env)
+	}
+	inst, _, err := d.instanceOf(e)
+	if err != nil {
+		return nil, err
+	}
+	if drv, ok := inst.(runtime.Driver); ok && !inst.Capabilities().Units {
+		return drv, nil
+	}
+	return nil, nil
+}
+
+// StopReplicas stops every replica of every replica driver open (socle
+// stopping without --keep-running), the drivers in parallel.
+func (d *Drivers) StopReplicas(ctx context.Context) error {
+	d.mu.Lock()
+	var drivers []runtime.Driver
+	for _, inst := range d.open {
+		if drv, ok := inst.(runtime.Driver); ok && !inst.Capabilities().Units {
+			drivers = append(drivers, drv)
+		}
+	}
+	d.mu.Unlock()
+	errs := make([]error, len(drivers))
+	var wg sync.WaitGroup
+	for i, drv := range drivers {
+		wg.Go(func() { errs[i] = drv.StopAll(ctx) })
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 // Close closes every runtime opened (a replica driver detaches from its

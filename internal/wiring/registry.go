@@ -5,6 +5,7 @@ import (
 	"io/fs"
 
 	"github.com/socle-dev/socle/internal/runtime"
+	"github.com/socle-dev/socle/internal/runtime/container"
 	"github.com/socle-dev/socle/internal/runtime/kubernetes"
 	"github.com/socle-dev/socle/internal/runtime/local"
 	"github.com/socle-dev/socle/internal/spec"
@@ -22,6 +23,7 @@ type RuntimeOptions struct {
 func Runtimes(o RuntimeOptions) *runtime.Registry {
 	reg, err := runtime.NewRegistry(
 		local.Runtime(),
+		container.Runtime(),
 		kubernetes.Runtime(o.Kubeconfig),
 	)
 	if err != nil {

@@ -12,12 +12,12 @@ import (
 	"github.com/socle-dev/socle/internal/spec"
 )
 
-// TestBuiltinRuntimes: socle is built with the local and kubernetes
-// runtimes, and terraform is none.
+// TestBuiltinRuntimes: socle is built with the local, container and
+// kubernetes runtimes, and terraform is none.
 func TestBuiltinRuntimes(t *testing.T) {
 	t.Parallel()
-	if got := Runtimes(RuntimeOptions{}).Names(); !slices.Equal(got, []string{"kubernetes", "local"}) {
-		t.Errorf("runtime types = %v, want kubernetes, local", got)
+	if got := Runtimes(RuntimeOptions{}).Names(); !slices.Equal(got, []string{"container", "kubernetes", "local"}) {
+		t.Errorf("runtime types = %v, want container, kubernetes, local", got)
 	}
 }
 
@@ -34,7 +34,7 @@ func TestPublishedSchemas(t *testing.T) {
 		}
 		if name == "platform" {
 			golden.Check(t, filepath.Join("testdata", "schemas", name+".json"), got)
-			for _, want := range []string{`"runtime-kubernetes"`, `"runtime-local"`, `"namespace"`, `"gateway"`} {
+			for _, want := range []string{`"runtime-kubernetes"`, `"runtime-local"`, `"runtime-container"`, `"namespace"`, `"gateway"`} {
 				if !bytes.Contains(got, []byte(want)) {
 					t.Errorf("the platform's schema lacks %s", want)
 				}
@@ -59,9 +59,10 @@ func TestLoadChecksBuiltinRuntimes(t *testing.T) {
 		{"kubernetes field on local", "{type: local, namespace: shop}",
 			`socle.yaml:6:28: environments[0].runtime.namespace: unknown field "namespace"; expected one of: type`},
 		{"terraform", "{type: terraform}",
-			`socle.yaml:6:21: environments[0].runtime.type: terraform is not a runtime: Terraform and OpenTofu configurations are stacks, units of their own (stacks/<stack>/), not where an environment's apps run (runtime types: kubernetes, local)`},
-		{"container", "{type: container}",
-			`socle.yaml:6:21: environments[0].runtime.type: unknown runtime type "container" (runtime types: kubernetes, local)`},
+			`socle.yaml:6:21: environments[0].runtime.type: terraform is not a runtime: Terraform and OpenTofu configurations are stacks, units of their own (stacks/<stack>/), not where an environment's apps run (runtime types: container, kubernetes, local)`},
+		{"container", "{type: container}", ""},
+		{"kubernetes field on container", "{type: container, namespace: shop}",
+			`socle.yaml:6:32: environments[0].runtime.namespace: unknown field "namespace"; expected one of: type`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			platform, _, _ := strings.Cut(toyPlatform, "  - name: play")

@@ -231,7 +231,7 @@ func TestToyRuntimeValidates(t *testing.T) {
 	}
 	// Without the toy, socle knows no such runtime.
 	dir := writeRepo(t, nil)
-	if _, ps := Load(os.DirFS(dir), Runtimes(RuntimeOptions{})); ps.Errors() != 1 || !strings.Contains(ps[0].String(), `socle.yaml:10:13: environments[1].runtime.type: unknown runtime type "toy" (runtime types: kubernetes, local)`) {
+	if _, ps := Load(os.DirFS(dir), Runtimes(RuntimeOptions{})); ps.Errors() != 1 || !strings.Contains(ps[0].String(), `socle.yaml:10:13: environments[1].runtime.type: unknown runtime type "toy" (runtime types: container, kubernetes, local)`) {
 		t.Errorf("without the toy type: %v", ps)
 	}
 }

@@ -110,8 +110,14 @@ environments:
 // auto-syncing dev environment, with the given rollout block.
 func platform(t *testing.T, rollout string, replicas int) string {
 	t.Helper()
+	return platformOn(t, "local", rollout, replicas)
+}
+
+// platformOn is platform with dev on a runtime of type runtimeType.
+func platformOn(t *testing.T, runtimeType, rollout string, replicas int) string {
+	t.Helper()
 	return newRepo(t, "web: first version", demoApp(t, "web", "web"), files{
-		"socle.yaml": oneEnvPlatform,
+		"socle.yaml": strings.Replace(oneEnvPlatform, "{type: local}", "{type: "+runtimeType+"}", 1),
 		"teams.yaml": annTeam,
 		"apps/web/socle.yaml": fmt.Sprintf(`apiVersion: socle.dev/v1
 kind: App

@@ -27,13 +27,19 @@ var strategies = []struct{ name, rollout string }{
 // strategy: no request may fail, and every answer comes from a version that
 // was committed.
 func TestZeroDowntimeRollouts(t *testing.T) {
+	zeroDowntimeRollouts(t, "local")
+}
+
+// zeroDowntimeRollouts is TestZeroDowntimeRollouts on a runtime of
+// replicas behind socle's proxy.
+func zeroDowntimeRollouts(t *testing.T, runtimeType string) {
 	rollouts := 20
 	if testing.Short() {
 		rollouts = 3
 	}
 	for _, st := range strategies {
 		t.Run(st.name, func(t *testing.T) {
-			repo, data := platform(t, st.rollout, 2), t.TempDir()
+			repo, data := platformOn(t, runtimeType, st.rollout, 2), t.TempDir()
 			s := start(t, repo, data)
 			defer s.stop(t)
 			revs := []string{head(t, repo)}
@@ -50,7 +56,7 @@ func TestZeroDowntimeRollouts(t *testing.T) {
 			l.halt()
 			took := time.Since(began)
 
-			t.Logf("%s: %d rollouts in %s, %d requests served, %d failed", st.name, rollouts, took.Round(time.Millisecond), l.ok.Load(), l.failed.Load())
+			t.Logf("%s on %s: %d rollouts in %s, %d requests served, %d failed", st.name, runtimeType, rollouts, took.Round(time.Millisecond), l.ok.Load(), l.failed.Load())
 			if n := l.failed.Load(); n != 0 {
 				t.Errorf("%d requests failed during %s rollouts; first: %q", n, st.name, l.failures)
 			}

@@ -498,7 +498,58 @@ func (r *renderer) substitution(data *podData) func(string) (string, error) {
 			return lookup(keys...)
 		}
 	}
-	return framework.BuildSubstitutionFunction(meta, outputs)
+	score := framework.BuildSubstitutionFunction(meta, outputs)
+	ports := r.portPlaceholders()
+	return func(ref string) (string, error) {
+		if ref == "socle.port" || strings.HasPrefix(ref, "socle.port.") {
+			if v, ok := ports["${"+ref+"}"]; ok {
+				return v, nil
+			}
+			return "", fmt.Errorf("${%s}: the workload's service has no such port", ref)
+		}
+		return score(ref)
+	}
+}
+
+// portPlaceholders gives socle's port placeholders (runtime.PortPlaceholder)
+// their values on Kubernetes: the container port of the service's ports,
+// the first in name order for ${socle.port}, as the other runtimes' PORT.
+func (r *renderer) portPlaceholders() map[string]string {
+	out := map[string]string{}
+	if r.u.Service == nil {
+		return out
+	}
+	for i, name := range slices.Sorted(maps.Keys(r.u.Service.Ports)) {
+		p := r.u.Service.Ports[name]
+		port := p.Port
+		if p.TargetPort != nil {
+			port = *p.TargetPort
+		}
+		if i == 0 {
+			out[runtime.PortPlaceholder] = strconv.Itoa(port)
+		}
+		out[runtime.PortPlaceholderOf(name)] = strconv.Itoa(port)
+	}
+	return out
+}
+
+// expandPorts replaces socle's port placeholders in a command line, where
+// Score's are not resolved.
+func (r *renderer) expandPorts(list []string) []string {
+	ports := r.portPlaceholders()
+	if list == nil || len(ports) == 0 {
+		return list
+	}
+	var pairs []string
+	for k, v := range ports {
+		pairs = append(pairs, k, v)
+	}
+	rep := strings.NewReplacer(pairs...)
+	out := make([]string, len(list))
+	for i, v := range list {
+		out[i] = rep.Replace(v)
+	}
+	return out
 }
 
 // resolve substitutes s, and reports whether it read a credential.
@@ -509,7 +560,7 @@ func (r *renderer) resolve(s string, data *podData, subst func(string) (string, 
 }
 
 func (r *renderer) container(name string, c types.Container, first bool, data *podData, subst func(string) (string, error)) (corev1.Container, error) {
-	out := corev1.Container{Name: name, Image: r.image(name, c), Command: c.Command, Args: c.Args, ImagePullPolicy: corev1.PullIfNotPresent}
+	out := corev1.Container{Name: name, Image: r.image(name, c), Command: r.expandPorts(c.Command), Args: r.expandPorts(c.Args), ImagePullPolicy: corev1.PullIfNotPresent}
 	for _, k := range slices.Sorted(maps.Keys(c.Variables)) {
 		v, secret, err := r.resolve(c.Variables[k], data, subst)
 		if err != nil {

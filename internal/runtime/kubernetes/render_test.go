@@ -2,12 +2,15 @@ package kubernetes
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/score-spec/score-go/types"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/socle-dev/socle/internal/golden"
 	"github.com/socle-dev/socle/internal/plan"
@@ -184,5 +187,38 @@ func TestHashIsStable(t *testing.T) {
 	c, _ := Render(runtime.UnitSpec{App: "api", Env: "dev", Workloads: []runtime.Workload{{Release: "r8", Unit: u, Artifact: testDigest}}}, testOptions)
 	if Hash(a) == Hash(c) {
 		t.Error("a new release renders the same objects")
+	}
+}
+
+// TestRenderPortPlaceholders: on Kubernetes, socle's port placeholders are
+// the service's container ports, in the command line and the variables; one
+// that names no port is refused.
+func TestRenderPortPlaceholders(t *testing.T) {
+	u := *demoUnits(t)["web"]
+	c := u.Containers["web"]
+	c.Args = []string{"-p", "${socle.port}"}
+	c.Variables = map[string]string{"LISTEN": ":${socle.port.http}"}
+	u.Containers = map[string]types.Container{"web": c}
+	objs, err := Render(steady(&u), testOptions)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []any
+	var env []any
+	for _, o := range objs {
+		if o.GetKind() == "Deployment" {
+			cs, _, _ := unstructured.NestedSlice(o.Object, "spec", "template", "spec", "containers")
+			got, _, _ = unstructured.NestedSlice(cs[0].(map[string]any), "args")
+			env, _, _ = unstructured.NestedSlice(cs[0].(map[string]any), "env")
+		}
+	}
+	if fmt.Sprint(got) != "[-p 8080]" || !strings.Contains(fmt.Sprint(env), "LISTEN value::8080") {
+		t.Errorf("args %v, env %v: want the container port 8080", got, env)
+	}
+	c.Args = nil
+	c.Variables = map[string]string{"X": "${socle.port.admin}"}
+	u.Containers = map[string]types.Container{"web": c}
+	if _, err := Render(steady(&u), testOptions); !errors.Is(err, runtime.ErrInvalidUnit) || !strings.Contains(err.Error(), "socle.port.admin") {
+		t.Errorf("a placeholder of no port: %v", err)
 	}
 }

@@ -79,6 +79,7 @@ func (r *Replicas) Start(ctx context.Context, spec runtime.ReplicaSpec) (runtime
 	if err := r.d.ensureNamespace(ctx, r.ns); err != nil {
 		return runtime.Handle{}, err
 	}
+	spec = spec.ExpandPorts(func(p runtime.Port) int { return p.Port }) // the container ports, as PORT
 	c := corev1.Container{Name: "main", Image: spec.Image, Command: spec.Command, Args: spec.Args, WorkingDir: spec.WorkingDir}
 	vars := maps.Clone(spec.Variables)
 	if vars == nil {

@@ -177,6 +177,7 @@ func (d *Driver) add(r *replica) error {
 		}
 		r.ports = append(r.ports, runtime.PortBinding{Name: p.Name, Port: p.Port, Address: addr(port)})
 	}
+	r.spec = r.spec.ExpandPorts(func(p runtime.Port) int { return portOf(r.ports[slices.Index(r.spec.Ports, p)].Address) })
 	r.env = environ(r.spec, r.ports, r.dir)
 	d.replicas[r.id] = r
 	return nil

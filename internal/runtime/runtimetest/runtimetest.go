@@ -129,7 +129,8 @@ func (f *fixture) spec(index int, args ...string) runtime.ReplicaSpec {
 }
 
 // Spec completes base, a spec from Harness.Server, as the suite does: app
-// "app", env "test", release "r1", replica index, GREETING=hello, port
+// "app", env "test", release "r1", replica index, GREETING=hello,
+// LISTEN naming the port by its placeholders, port
 // "http" 8080 with a readiness probe on /readyz every 50ms, a grace period
 // of 5s and a backoff from 50ms to 400ms, crash loop from 3 failures.
 func Spec(base runtime.ReplicaSpec, index int) runtime.ReplicaSpec {
@@ -140,6 +141,7 @@ func Spec(base runtime.ReplicaSpec, index int) runtime.ReplicaSpec {
 		s.Variables = map[string]string{}
 	}
 	s.Variables["GREETING"] = "hello"
+	s.Variables["LISTEN"] = "port " + runtime.PortPlaceholder + ", http " + runtime.PortPlaceholderOf("http")
 	s.Ports = []runtime.Port{{Name: "http", Port: containerPort}}
 	s.Readiness = httpProbe("/readyz")
 	s.GracePeriod = waitTimeout / 4
@@ -264,6 +266,9 @@ func testStartServes(f *fixture) {
 		if got := f.get(st, "/env?name="+name); got != wantPort {
 			f.Errorf("%s = %q, want %s", name, got, wantPort)
 		}
+	}
+	if got, want := f.get(st, "/env?name=LISTEN"), "port "+wantPort+", http "+wantPort; got != want {
+		f.Errorf("LISTEN = %q, want %q: the port placeholders are not expanded", got, want)
 	}
 	if f.caps.HostExecutables && st.PID <= 0 {
 		f.Errorf("PID = %d for a host process", st.PID)
