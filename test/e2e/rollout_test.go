@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -22,6 +23,8 @@ var strategies = []struct{ name, rollout string }{
 	{"canary", "rollout:\n  strategy: canary\n  steps: [{weight: 20, pause: 300ms}, {weight: 50, pause: 300ms}]\n  analysis: {maxErrorRate: 0.01, minRequests: 10}"},
 }
 
+var rolloutsFlag = flag.Int("rollouts", 0, "rollouts per strategy of the zero-downtime tests (0: 20 on the local runtime, 5 on the container runtime, 3 with -short)")
+
 // TestZeroDowntimeRollouts rolls out new versions of web, each built from a
 // new commit, under steady load from 50 concurrent clients, for each
 // strategy: no request may fail, and every answer comes from a version that
@@ -34,8 +37,16 @@ func TestZeroDowntimeRollouts(t *testing.T) {
 // replicas behind socle's proxy.
 func zeroDowntimeRollouts(t *testing.T, runtimeType string) {
 	rollouts := 20
+	if runtimeType != "local" {
+		// A container rollout takes seconds (podman create, start,
+		// probes): the suite runs 5 a strategy, -rollouts 20 measures.
+		rollouts = 5
+	}
 	if testing.Short() {
 		rollouts = 3
+	}
+	if *rolloutsFlag > 0 {
+		rollouts = *rolloutsFlag
 	}
 	for _, st := range strategies {
 		t.Run(st.name, func(t *testing.T) {
