@@ -183,6 +183,11 @@ func (u *Unpacker) unpack(ctx context.Context, digest string, open func() (v1.Im
 		return Rootfs{}, err
 	}
 	defer os.RemoveAll(tmp) // after the rename, nothing is left there
+	// The sandboxes' users (package sandbox) reach the rootfs through it,
+	// without listing the images beside it.
+	if err := os.Chmod(tmp, 0o711); err != nil {
+		return Rootfs{}, err
+	}
 	if err := os.Mkdir(filepath.Join(tmp, "rootfs"), 0o755); err != nil {
 		return Rootfs{}, err
 	}

@@ -246,7 +246,7 @@ func plain(spec Spec) *exec.Cmd {
 	cmd.Env, cmd.Dir = spec.Env, dir
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if spec.Die {
-		cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
+		dieWithParent(cmd.SysProcAttr)
 	}
 	return cmd
 }
