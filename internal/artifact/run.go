@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -146,14 +147,20 @@ func (b *Builder) run(ctx context.Context, app, work, dir string, env []string, 
 	name := "build:" + app
 	spec := sandbox.Spec{Name: name, Argv: []string{"sh", "-c", command}, Env: env, Dir: dir, HostRoot: true, Hide: b.cfg.Hide, Die: true}
 	if sb.Enabled() {
+		// The cache is given to the build's user once, when made (what
+		// the builds put in it is theirs); the work directory, exported by
+		// socle, at every build.
 		cache := filepath.Join(b.cfg.Dir, "cache", app)
-		if err := os.MkdirAll(cache, 0o700); err != nil {
-			return err
-		}
-		for _, d := range []string{work, cache} {
-			if err := sb.Chown(name, d); err != nil {
+		if _, err := os.Stat(cache); errors.Is(err, fs.ErrNotExist) {
+			if err := os.MkdirAll(filepath.Join(cache, "home"), 0o700); err != nil {
 				return err
 			}
+			if err := sb.Chown(name, cache); err != nil {
+				return err
+			}
+		}
+		if err := sb.Chown(name, work); err != nil {
+			return err
 		}
 		spec.Writable = []string{work, cache}
 		spec.Env = withCache(env, cache)
