@@ -71,20 +71,27 @@ var (
 // can make its namespaces, else Refused with the reason and what to do.
 // It tries once per process.
 func Detect() *Sandbox {
-	detectOnce.Do(func() { detected = detect() })
+	detectOnce.Do(func() { detected = With("") })
 	return detected
 }
 
 // howto ends the reason of a refusal.
 const howto = "install bubblewrap (Debian/Ubuntu: apt-get install bubblewrap) and allow unprivileged user namespaces (sysctl kernel.unprivileged_userns_clone=1, user.max_user_namespaces>0), or start socle up with --insecure-no-sandbox to run apps without a sandbox"
 
-func detect() *Sandbox {
+// With returns the sandbox made with the bwrap at path, or the one found
+// along PATH (then in /usr/bin, /usr/local/bin) if path is empty.
+func With(path string) *Sandbox {
 	s := &Sandbox{root: os.Geteuid() == 0}
-	path, err := exec.LookPath("bwrap")
-	if err != nil {
+	if path != "" {
+		if _, err := os.Stat(path); err != nil {
+			return &Sandbox{mode: Refused, reason: fmt.Sprintf("bwrap is not installed (%v): %s", err, howto)}
+		}
+	} else if p, err := exec.LookPath("bwrap"); err == nil {
+		path = p
+	} else {
 		for _, p := range []string{"/usr/bin/bwrap", "/usr/local/bin/bwrap"} {
 			if fi, err := os.Stat(p); err == nil && fi.Mode()&0o111 != 0 {
-				path, err = p, nil
+				path = p
 				break
 			}
 		}

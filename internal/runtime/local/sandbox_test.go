@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"syscall"
 	"testing"
 
@@ -122,5 +123,19 @@ func TestStateFilesAreSocles(t *testing.T) {
 		if fi.Mode() != want {
 			t.Errorf("%s: mode %s, want %s", path, fi.Mode(), want)
 		}
+	}
+}
+
+// TestStartRefusedWithoutSandbox: where no sandbox can be made, no replica
+// starts, and the error says why and what to do.
+func TestStartRefusedWithoutSandbox(t *testing.T) {
+	t.Parallel()
+	d := open(t, stateDir(t), Options{Sandbox: sandbox.With("/nonexistent/bwrap")})
+	_, err := d.Start(testContext(t), runtimetest.Spec(server("-ready=true"), 0))
+	if err == nil || !strings.Contains(err.Error(), "--insecure-no-sandbox") {
+		t.Fatalf("Start = %v, want a refusal that names --insecure-no-sandbox", err)
+	}
+	if list, _ := d.List(testContext(t)); len(list) != 0 {
+		t.Errorf("List = %v, want nothing", list)
 	}
 }
