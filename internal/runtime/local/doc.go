@@ -33,8 +33,9 @@
 //
 // Replicas are not killed when socle dies (no parent-death signal, no
 // bwrap --die-with-parent): they stop when Stop or StopAll is called, with
-// SIGTERM to the whole group, then SIGKILL to it after the grace period, so
-// that nothing the replica started is left behind.
+// SIGTERM to the group (but bwrap's monitor, as above), then SIGKILL to all
+// of it after the grace period, so that nothing the replica started is
+// left behind.
 //
 // # Ports
 //

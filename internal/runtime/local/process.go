@@ -382,7 +382,7 @@ func (r *replica) sandboxSpec(path string, args []string) sandbox.Spec {
 // relative one from the working directory in the image.
 // In a sandbox, a file of the host is found only where the sandbox shows
 // it.
-func resolve(spec runtime.ReplicaSpec, name string, sandboxed bool) (string, error) {
+func resolve(spec runtime.ReplicaSpec, name string, inSandbox bool) (string, error) {
 	var candidates []string
 	switch {
 	case filepath.IsAbs(name):
@@ -401,7 +401,7 @@ func resolve(spec runtime.ReplicaSpec, name string, sandboxed bool) (string, err
 	for _, c := range candidates {
 		// In a sandbox, the host's files are there only under the system
 		// directories that the image lacks.
-		if sandboxed && !strings.HasPrefix(c, spec.Root+"/") && !sandbox.Visible(spec.Root, c) {
+		if inSandbox && !strings.HasPrefix(c, spec.Root+"/") && !sandbox.Visible(spec.Root, c) {
 			continue
 		}
 		if fi, err := os.Stat(c); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
