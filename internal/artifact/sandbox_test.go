@@ -159,3 +159,19 @@ echo "GOCACHE=$(go env GOCACHE)"`
 		}
 	}
 }
+
+// An image unpacked by an earlier socle (0700) is made reachable by the
+// sandboxes' users when the unpacker opens its directory.
+func TestUnpackerOpensOldRootfs(t *testing.T) {
+	dir := t.TempDir()
+	old := filepath.Join(dir, "sha256-0123")
+	if err := os.Mkdir(old, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := NewUnpacker(dir, nil); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(old); err != nil || fi.Mode().Perm() != 0o711 {
+		t.Errorf("old rootfs: %v, %v; want mode 0711", fi.Mode(), err)
+	}
+}

@@ -91,6 +91,12 @@ func NewUnpacker(dir string, reg *registry.Store, opts ...remote.Option) (*Unpac
 		// Not those of a second process unpacking right now.
 		if info, err := e.Info(); err == nil && strings.HasPrefix(e.Name(), ".unpack-") && time.Since(info.ModTime()) > time.Hour {
 			os.RemoveAll(filepath.Join(dir, e.Name()))
+		} else if err == nil && e.IsDir() && !strings.HasPrefix(e.Name(), ".") && info.Mode().Perm() == 0o700 {
+			// Unpacked by an earlier socle, searchable by root alone: the
+			// sandboxes' users reach their rootfs through it.
+			if err := os.Chmod(filepath.Join(dir, e.Name()), 0o711); err != nil {
+				return nil, err
+			}
 		}
 	}
 	return &Unpacker{dir: dir, registry: reg, remote: opts}, nil
