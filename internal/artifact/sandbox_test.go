@@ -171,7 +171,9 @@ func TestUnpackerOpensOldRootfs(t *testing.T) {
 	if _, err := NewUnpacker(dir, nil); err != nil {
 		t.Fatal(err)
 	}
-	if fi, err := os.Stat(old); err != nil || fi.Mode().Perm() != 0o711 {
-		t.Errorf("old rootfs: %v, %v; want mode 0711", fi.Mode(), err)
+	if fi, err := os.Stat(old); err != nil {
+		t.Fatal(err)
+	} else if fi.Mode().Perm() != 0o711 {
+		t.Errorf("old rootfs: mode %v, want 0711", fi.Mode().Perm())
 	}
 }
