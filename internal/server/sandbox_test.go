@@ -15,7 +15,7 @@ func TestStatusSaysTheSandbox(t *testing.T) {
 		insecure bool
 		want     string
 	}{{false, "enforced"}, {true, "insecure"}} {
-		r := startWith(t, Config{Repo: gitRepo(t), Data: t.TempDir(), InsecureNoSandbox: tc.insecure})
+		r := startSandboxed(t, Config{Repo: gitRepo(t), Data: t.TempDir(), InsecureNoSandbox: tc.insecure})
 		resp := r.get(t, "/api/v1/status")
 		var st api.Status
 		err := json.NewDecoder(resp.Body).Decode(&st)

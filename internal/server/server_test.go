@@ -109,6 +109,18 @@ func reachable(t *testing.T, data string) {
 
 func startWith(t *testing.T, cfg Config) *running {
 	t.Helper()
+	// Sandboxed builds start with a cold Go cache per app (package
+	// sandbox): the demo's three apps compile the standard library each,
+	// which took this package past its 10-minute timeout on a loaded
+	// 2-core machine. The sandbox's own tests are in internal/sandbox,
+	// internal/runtime/local, internal/artifact and startSandboxed.
+	cfg.InsecureNoSandbox = true
+	return startSandboxed(t, cfg)
+}
+
+// startSandboxed is startWith with the sandbox as cfg says.
+func startSandboxed(t *testing.T, cfg Config) *running {
+	t.Helper()
 	reachable(t, cfg.Data)
 	cfg.Addr, cfg.Poll = "127.0.0.1:0", time.Hour
 	if cfg.Logger == nil {
