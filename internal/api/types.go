@@ -437,6 +437,23 @@ type Status struct {
 	// Blocked are the units whose change in the revision in force a
 	// policy denied.
 	Blocked []BlockedUnit `json:"blocked,omitempty"`
+	// Sandbox is how this machine runs the apps' replicas (local runtime)
+	// and builds.
+	Sandbox *SandboxStatus `json:"sandbox,omitempty"`
+}
+
+// SandboxStatus says whether the apps socle runs on its own machine are
+// isolated from socle and from each other.
+type SandboxStatus struct {
+	// Mode is enforced (each in a bubblewrap sandbox), insecure (switched
+	// off with socle up --insecure-no-sandbox: they can read socle's data
+	// directory and secrets) or refused (no sandbox can be made here, and
+	// no app starts until there is one, or it is switched off).
+	Mode string `json:"mode"`
+	// Message says what the mode means here, and what to do.
+	Message string `json:"message"`
+	// Limits says whether the containers' resources.limits are enforced.
+	Limits string `json:"limits"`
 }
 
 // BlockedUnit is a unit whose desired change waits, and why.

@@ -22,6 +22,7 @@ import (
 	"github.com/socle-dev/socle/internal/artifact/internal/keylock"
 	"github.com/socle-dev/socle/internal/artifact/registry"
 	"github.com/socle-dev/socle/internal/safefile"
+	"github.com/socle-dev/socle/internal/sandbox"
 	"github.com/socle-dev/socle/internal/source"
 	"github.com/socle-dev/socle/internal/spec"
 )
@@ -74,6 +75,16 @@ type Config struct {
 	Remote []remote.Option
 	// Logger receives a line per build; default: discard.
 	Logger *slog.Logger
+	// Sandbox runs the build commands; nil is sandbox.Detect(). A build
+	// in the sandbox sees the host read-only (its toolchain), Hide as
+	// empty directories, its work directory and its app's cache
+	// (<Dir>/cache/<app>, its HOME, GOCACHE and GOPATH) writable, and
+	// processes of its own only. Refused fails every build with its
+	// reason; sandbox.Off() runs them as socle's user.
+	Sandbox *sandbox.Sandbox
+	// Hide are the directories a build must not see: socle's data
+	// directory. Default: the parent of Dir.
+	Hide []string
 }
 
 // Builder builds apps into images. It is safe for concurrent use; two builds
@@ -98,11 +109,25 @@ func NewBuilder(cfg Config) (*Builder, error) {
 		return nil, fmt.Errorf("artifact builder: %w", err)
 	}
 	cfg.Dir = dir
+	if cfg.Sandbox == nil {
+		cfg.Sandbox = sandbox.Detect()
+	}
+	if cfg.Hide == nil {
+		cfg.Hide = []string{filepath.Dir(dir)}
+	}
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = DefaultTimeout
 	}
-	for _, d := range []string{"builds", "logs", "work"} {
-		if err := os.MkdirAll(filepath.Join(cfg.Dir, d), 0o755); err != nil {
+	// Logs hold what builds print (secrets, at times), caches what they
+	// fetch: socle's alone, each app's cache given to its builds' user.
+	// (cache is searchable, so that a build's user reaches its own.)
+	for d, mode := range map[string]os.FileMode{"builds": 0o755, "logs": 0o700, "work": 0o755, "cache": 0o711} {
+		p := filepath.Join(cfg.Dir, d)
+		if err := os.MkdirAll(p, mode); err != nil {
+			return nil, fmt.Errorf("artifact builder: %w", err)
+		}
+		// Those of an earlier socle were readable by all.
+		if err := os.Chmod(p, mode); err != nil {
 			return nil, fmt.Errorf("artifact builder: %w", err)
 		}
 	}

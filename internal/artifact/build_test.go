@@ -20,6 +20,7 @@ import (
 
 	"github.com/socle-dev/socle/internal/artifact/internal/registrytest"
 	"github.com/socle-dev/socle/internal/artifact/registry"
+	"github.com/socle-dev/socle/internal/sandbox"
 	"github.com/socle-dev/socle/internal/source"
 	"github.com/socle-dev/socle/internal/spec"
 )
@@ -95,7 +96,9 @@ func (p *platform) commit(t *testing.T, files map[string]string) source.Revision
 
 func newBuilder(t *testing.T, dir string, reg *registry.Store, host string, change func(*Config)) *Builder {
 	t.Helper()
-	cfg := Config{Dir: dir, Registry: reg, Host: host, Remote: []remote.Option{}}
+	// The builder's logic, as socle's user: TestBuildSandbox tests the
+	// sandbox (a cold Go cache per app costs a compile of the runtime).
+	cfg := Config{Dir: dir, Registry: reg, Host: host, Remote: []remote.Option{}, Sandbox: sandbox.Off()}
 	if change != nil {
 		change(&cfg)
 	}

@@ -6,14 +6,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
+	"github.com/socle-dev/socle/internal/sandbox"
 	"github.com/socle-dev/socle/internal/source"
 	"github.com/socle-dev/socle/internal/spec"
 )
@@ -74,17 +76,19 @@ func (b *Builder) build(ctx context.Context, repo *source.Repo, rev source.Revis
 		return Artifact{}, err
 	}
 
+	// The log is socle's alone: a build prints what it likes, secrets
+	// included, and only the API shows it, to whom may read it.
 	logFile := filepath.Join(b.cfg.Dir, "logs", app.Name, rev.SHA+".log")
-	if err := os.MkdirAll(filepath.Dir(logFile), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(logFile), 0o700); err != nil {
 		return Artifact{}, err
 	}
-	f, err := os.Create(logFile)
+	f, err := os.OpenFile(logFile, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return Artifact{}, err
 	}
 	log := &logWriter{file: f, progress: progress}
 	fmt.Fprintf(log, "$ %s\n", app.Config.Build.Command)
-	runErr := b.run(ctx, dir, b.env(rev, app, out), app.Config.Build.Command, log)
+	runErr := b.run(ctx, app.Name, work, dir, b.env(rev, app, out), app.Config.Build.Command, log)
 	if err := f.Close(); runErr == nil {
 		runErr = err
 	}
@@ -130,20 +134,54 @@ func buildDir(src string, app *spec.App) (string, error) {
 	return dir, nil
 }
 
-// run runs command with sh -c in dir, in its own process group, which is
-// killed whole when the build times out or ctx ends.
-func (b *Builder) run(ctx context.Context, dir string, env []string, command string, log io.Writer) error {
+// run runs command with sh -c in dir, inside work, in its own process
+// group, which is killed whole when the build times out or ctx ends: in the
+// app's sandbox (see Config.Sandbox) unless it is off.
+func (b *Builder) run(ctx context.Context, app, work, dir string, env []string, command string, log io.Writer) error {
 	ctx, cancel := context.WithTimeout(ctx, b.cfg.Timeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "sh", "-c", command)
-	cmd.Dir = dir
-	cmd.Env = env
+	sb := b.cfg.Sandbox
+	if err := sb.Ready(); err != nil {
+		return err
+	}
+	name := "build:" + app
+	spec := sandbox.Spec{Name: name, Argv: []string{"sh", "-c", command}, Env: env, Dir: dir, HostRoot: true, Hide: b.cfg.Hide, Die: true}
+	if sb.Enabled() {
+		// The cache is given to the build's user once, when made (what
+		// the builds put in it is theirs); the work directory, exported by
+		// socle, at every build.
+		cache := filepath.Join(b.cfg.Dir, "cache", app)
+		if _, err := os.Stat(cache); errors.Is(err, fs.ErrNotExist) {
+			if err := os.MkdirAll(filepath.Join(cache, "home"), 0o700); err != nil {
+				return err
+			}
+			if err := sb.Chown(name, cache); err != nil {
+				return err
+			}
+		}
+		if err := sb.Chown(name, work); err != nil {
+			return err
+		}
+		spec.Writable = []string{work, cache}
+		spec.Env = withCache(env, cache)
+	}
+	cmd, err := sb.Command(spec)
+	if err != nil {
+		return err
+	}
 	cmd.Stdout = log
 	cmd.Stderr = log
-	ownProcessGroup(cmd)
+	err = cmd.Start()
+	if err == nil {
+		// Cancelled or timed out: kill the whole group.
+		stop := context.AfterFunc(ctx, func() { _ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) })
+		defer stop()
+	}
 	// Grandchildren that keep the output open must not keep the build waiting.
 	cmd.WaitDelay = 5 * time.Second
-	err := cmd.Run()
+	if err == nil {
+		err = cmd.Wait()
+	}
 	switch {
 	case err == nil:
 		return nil
@@ -153,6 +191,29 @@ func (b *Builder) run(ctx context.Context, dir string, env []string, command str
 		return fmt.Errorf("cancelled: %w", ctx.Err())
 	}
 	return err
+}
+
+// withCache points a sandboxed build's caches and home into its app's
+// cache directory, the only place it writes outside its work directory: the
+// host's HOME is read-only there, and another app's builds do not see it.
+func withCache(env []string, cache string) []string {
+	set := map[string]string{
+		"HOME":           filepath.Join(cache, "home"),
+		"XDG_CACHE_HOME": filepath.Join(cache, "xdg"),
+		"GOCACHE":        filepath.Join(cache, "go-build"),
+		"GOPATH":         filepath.Join(cache, "go"),
+		"GOMODCACHE":     filepath.Join(cache, "go", "pkg", "mod"),
+	}
+	env = slices.DeleteFunc(slices.Clone(env), func(kv string) bool {
+		k, _, _ := strings.Cut(kv, "=")
+		_, ok := set[k]
+		return ok
+	})
+	for k, v := range set {
+		env = append(env, k+"="+v)
+	}
+	slices.Sort(env)
+	return env
 }
 
 // passEnv lists the variables of socle's own environment that a build sees:

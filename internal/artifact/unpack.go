@@ -91,6 +91,12 @@ func NewUnpacker(dir string, reg *registry.Store, opts ...remote.Option) (*Unpac
 		// Not those of a second process unpacking right now.
 		if info, err := e.Info(); err == nil && strings.HasPrefix(e.Name(), ".unpack-") && time.Since(info.ModTime()) > time.Hour {
 			os.RemoveAll(filepath.Join(dir, e.Name()))
+		} else if err == nil && e.IsDir() && !strings.HasPrefix(e.Name(), ".") && info.Mode().Perm() == 0o700 {
+			// Unpacked by an earlier socle, searchable by root alone: the
+			// sandboxes' users reach their rootfs through it.
+			if err := os.Chmod(filepath.Join(dir, e.Name()), 0o711); err != nil {
+				return nil, err
+			}
 		}
 	}
 	return &Unpacker{dir: dir, registry: reg, remote: opts}, nil
@@ -183,6 +189,11 @@ func (u *Unpacker) unpack(ctx context.Context, digest string, open func() (v1.Im
 		return Rootfs{}, err
 	}
 	defer os.RemoveAll(tmp) // after the rename, nothing is left there
+	// The sandboxes' users (package sandbox) reach the rootfs through it,
+	// without listing the images beside it.
+	if err := os.Chmod(tmp, 0o711); err != nil {
+		return Rootfs{}, err
+	}
 	if err := os.Mkdir(filepath.Join(tmp, "rootfs"), 0o755); err != nil {
 		return Rootfs{}, err
 	}

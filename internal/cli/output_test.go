@@ -43,6 +43,15 @@ func TestStatusOutput(t *testing.T) {
 				{App: "web", Env: "dev", Phase: api.PhaseSynced, Release: 3, Revision: good.SHA, Artifact: "sha256:0123456789abcdef0123", Ready: 2, Desired: 2, URL: "http://web.dev.localhost"},
 			},
 		}},
+		{"sandbox-refused", api.Status{
+			Repository: "/srv/platform", Head: &good, LastGood: &good, ProxyAddr: "127.0.0.1:7080",
+			Units: []api.UnitRef{{App: "web", Env: "dev", Revision: good.SHA}},
+			Runtime: []api.UnitStatus{
+				{App: "web", Env: "dev", Phase: api.PhaseFailed, Reason: "StartFailed", Since: t0.Add(-time.Minute),
+					Message: "starting replica web.dev/r1/0: no sandbox for apps on this machine: bwrap is not installed: install bubblewrap (…)"},
+			},
+			Sandbox: &api.SandboxStatus{Mode: "refused", Message: "bwrap is not installed: install bubblewrap (Debian/Ubuntu: apt-get install bubblewrap) and allow unprivileged user namespaces, or start socle up with --insecure-no-sandbox to run apps without a sandbox"},
+		}},
 		{"build-failed", api.Status{
 			Repository: "/srv/platform", Head: &head, LastGood: &head, ProxyAddr: "127.0.0.1:7080",
 			Units: []api.UnitRef{{App: "api", Env: "dev", Revision: good.SHA}, {App: "web", Env: "dev", Revision: head.SHA}},

@@ -54,6 +54,10 @@ func writeStatus(w io.Writer, st api.Status, now time.Time) error {
 	if st.FetchError != "" {
 		fmt.Fprintf(w, "Fetch       failing: %s\n", st.FetchError)
 	}
+	if sb := st.Sandbox; sb != nil && sb.Mode != "enforced" {
+		// Never silent: apps refused, or running unconfined.
+		fmt.Fprintf(w, "Sandbox     %s: %s\n", strings.ToUpper(sb.Mode), sb.Message)
+	}
 	if f := st.Failing; f != nil {
 		fmt.Fprintf(w, "\nRevision %s does not validate; %s stays in force:\n", source.Revision(f.Revision).Short(), inForce(st))
 		for _, p := range f.Problems {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/socle-dev/socle/examples"
 	"github.com/socle-dev/socle/internal/clock"
+	"github.com/socle-dev/socle/internal/sandbox"
 	"github.com/socle-dev/socle/internal/server"
 	"github.com/socle-dev/socle/internal/source"
 )
@@ -95,6 +96,9 @@ repository at <data>/repo. Edit and commit there to see socle follow.`,
 					"proxy": s.ProxyAddr(), "adminTokenFile": tokenFile})
 				return s.Run(ctx)
 			}
+			if sb := s.Sandbox(); sb.Mode() != sandbox.Enforced {
+				fmt.Fprintf(g.stderr, "socle: sandbox %s: %s\n", strings.ToUpper(string(sb.Mode())), sb.Message())
+			}
 			hosts, hostsErr := s.FirstHosts()
 			fmt.Fprintf(g.stdout, "socle is up on http://%s\n  portal               http://%s/ (log in with a token)\n  platform repository  %s\n  data directory       %s\n  apps                 %s\n  status               socle status --server http://%s\n%s",
 				s.Addr(), s.Addr(), cfg.Repo, cfg.Data, appsLine(hosts, hostsErr, portOf(s.ProxyAddr())), s.Addr(), tokenNote)
@@ -109,6 +113,7 @@ repository at <data>/repo. Edit and commit there to see socle follow.`,
 	f.DurationVar(&cfg.Poll, "poll", 30*time.Second, "how often to fetch the repository")
 	f.StringVar(&cfg.ProxyAddr, "proxy-addr", "127.0.0.1:7080", "where the built-in proxy serves the apps: http://<app>.<env>.localhost:<port>")
 	f.StringVar(&proxyMode, "proxy", "process", "where the proxy runs: process (a process of its own, socle proxy, which outlives socle: killing, restarting or upgrading socle fails no request) or inprocess (inside socle, stopping with it)")
+	f.BoolVar(&cfg.InsecureNoSandbox, "insecure-no-sandbox", false, "run the apps' replicas and builds without a sandbox, as socle's user: they can read the data directory (admin token, secret key, database) and other apps' environments; only where bubblewrap or user namespaces are missing, and the status says so")
 	f.BoolVar(&cfg.KeepRunning, "keep-running", false, "leave the apps and their proxy running when socle stops (the next start re-attaches to them: an upgrade)")
 	f.Float64Var(&cfg.Scale.TargetInFlight, "scale-target", 10, "autoscaler: requests in flight per replica to aim for")
 	f.DurationVar(&cfg.Scale.Cooldown, "scale-cooldown", 30*time.Second, "autoscaler: least time between two changes of a unit's size (scaling down waits twice as long)")

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/socle-dev/socle/internal/clock"
+	"github.com/socle-dev/socle/internal/sandbox"
 	"github.com/socle-dev/socle/internal/spec"
 )
 
@@ -96,6 +97,9 @@ type Host struct {
 	// it (when a replica started, for the progress deadline) by it. Nil is
 	// the system's.
 	Clock clock.Clock
+	// Sandbox runs what a runtime of this machine starts (the local
+	// runtime's replicas); nil is sandbox.Detect().
+	Sandbox *sandbox.Sandbox
 }
 
 // FieldProblem is something wrong with a runtime block: Field is the path

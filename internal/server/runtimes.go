@@ -20,6 +20,7 @@ func (s *Server) newRuntimes(progressDeadline time.Duration, replicas func(runti
 		Registry: s.runtimeTypes,
 		Host: runtime.Host{
 			Data: s.cfg.Data, Registry: s.ln.Addr().String(), Secret: s.secret, ProgressDeadline: progressDeadline, Logger: s.log, Clock: s.clock,
+			Sandbox: s.sandbox,
 			// Clusters pull socle's builds with a read-only token of the app.
 			PullToken: newPullTokens(s.store, s.secret, s.clock.Now).Token,
 		},

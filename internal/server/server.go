@@ -37,6 +37,7 @@ import (
 	"github.com/socle-dev/socle/internal/replicas"
 	"github.com/socle-dev/socle/internal/resource"
 	"github.com/socle-dev/socle/internal/runtime"
+	"github.com/socle-dev/socle/internal/sandbox"
 	"github.com/socle-dev/socle/internal/source"
 	"github.com/socle-dev/socle/internal/spec"
 	"github.com/socle-dev/socle/internal/stack"
@@ -92,6 +93,11 @@ type Config struct {
 	// ProgressDeadline is how long a rollout may make no progress before
 	// it fails and is rolled back (default 2m).
 	ProgressDeadline time.Duration
+	// InsecureNoSandbox runs apps' replicas and builds without a sandbox,
+	// as socle's user (socle up --insecure-no-sandbox); the status says
+	// so. Off, they run in bubblewrap sandboxes (package sandbox), and
+	// where none can be made socle starts none and says why.
+	InsecureNoSandbox bool
 	// Scale tunes the autoscaler.
 	Scale  replicas.ScalePolicy
 	Logger *slog.Logger
@@ -112,6 +118,8 @@ type Server struct {
 	leases  lease.Leaser
 	holder  lease.Holder
 	release func()
+	// sandbox runs the apps' replicas and builds (Config.InsecureNoSandbox).
+	sandbox *sandbox.Sandbox
 	store   store.Store
 	stores  *wiring.Stores // under store: its file is checked for readiness
 	unready atomic.Bool
@@ -248,7 +256,18 @@ func (s *Server) openRuntime(ctx context.Context, cfg Config) error {
 		return fmt.Errorf("registry: %w", err)
 	}
 	s.registry = registry.NewHandler(reg, cfg.Logger)
-	builder, err := artifact.NewBuilder(artifact.Config{Dir: filepath.Join(cfg.Data, "artifacts"), Registry: reg, Host: s.ln.Addr().String(), Logger: cfg.Logger})
+	s.sandbox = sandbox.Detect()
+	if cfg.InsecureNoSandbox {
+		s.sandbox = sandbox.Off()
+	}
+	switch s.sandbox.Mode() {
+	case sandbox.Refused:
+		s.log.Error("apps will not start: no sandbox", "reason", s.sandbox.Message())
+	case sandbox.Insecure:
+		s.log.Warn("apps run without a sandbox", "reason", s.sandbox.Message())
+	}
+	builder, err := artifact.NewBuilder(artifact.Config{Dir: filepath.Join(cfg.Data, "artifacts"), Registry: reg, Host: s.ln.Addr().String(), Logger: cfg.Logger,
+		Sandbox: s.sandbox, Hide: []string{cfg.Data}})
 	if err != nil {
 		return err
 	}
@@ -341,6 +360,9 @@ func (s *Server) onDrift(app, env, what string, corrected bool) {
 	s.announce.Record(context.Background(), store.Event{Kind: "drift", App: app, Env: env, Message: msg})
 	s.announce.Notify(context.Background(), notify.Event{Kind: notify.Drift, App: app, Env: env, Title: "Drift in " + env, Message: msg})
 }
+
+// Sandbox is how the apps' replicas and builds run (Config.InsecureNoSandbox).
+func (s *Server) Sandbox() *sandbox.Sandbox { return s.sandbox }
 
 // ProxyAddr is the address the proxy listens on.
 func (s *Server) ProxyAddr() string {

@@ -100,8 +100,34 @@ func start(t *testing.T, repo, data string) *running {
 
 // startWith runs a server with cfg, on a free port, polling once an hour
 // (tests trigger fetches), logging nowhere unless cfg says where.
+// reachable makes the data directory reachable by the sandboxes' users
+// (the tests run as root): t.TempDir's parent is searchable by root alone.
+func reachable(t *testing.T, data string) {
+	t.Helper()
+	for dir := filepath.Dir(data); data != "" && strings.HasPrefix(dir, os.TempDir()+"/"); dir = filepath.Dir(dir) {
+		if fi, err := os.Stat(dir); err != nil {
+			t.Fatal(err)
+		} else if err := os.Chmod(dir, fi.Mode().Perm()|0o001); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 func startWith(t *testing.T, cfg Config) *running {
 	t.Helper()
+	// Sandboxed builds start with a cold Go cache per app (package
+	// sandbox): the demo's three apps compile the standard library each,
+	// which took this package past its 10-minute timeout on a loaded
+	// 2-core machine. The sandbox's own tests are in internal/sandbox,
+	// internal/runtime/local, internal/artifact and startSandboxed.
+	cfg.InsecureNoSandbox = true
+	return startSandboxed(t, cfg)
+}
+
+// startSandboxed is startWith with the sandbox as cfg says.
+func startSandboxed(t *testing.T, cfg Config) *running {
+	t.Helper()
+	reachable(t, cfg.Data)
 	cfg.Addr, cfg.Poll = "127.0.0.1:0", time.Hour
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))

@@ -349,6 +349,15 @@ func start(t *testing.T, repo, data string, extra ...string) *socle {
 // startBinary is start with another socle binary (an upgrade).
 func startBinary(t *testing.T, bin, repo, data string, extra ...string) *socle {
 	t.Helper()
+	// The sandboxes' users (the tests run as root) must reach the data
+	// directory: t.TempDir's parent is searchable by root alone.
+	for dir := filepath.Dir(data); strings.HasPrefix(dir, os.TempDir()+"/"); dir = filepath.Dir(dir) {
+		if fi, err := os.Stat(dir); err != nil {
+			t.Fatal(err)
+		} else if err := os.Chmod(dir, fi.Mode().Perm()|0o001); err != nil {
+			t.Fatal(err)
+		}
+	}
 	c := clockOf(t, data)
 	stopProxyAtEnd(t, data)
 	args := append([]string{"up", "--repo", repo, "--data", data, "--addr", "127.0.0.1:0", "--proxy-addr", "127.0.0.1:0", "--poll", "1h",

@@ -19,7 +19,7 @@ import (
 // check validates spec, with its defaults, for this driver: beyond
 // ReplicaSpec.Validate, the image directory must exist and the entrypoint
 // and exec probes must be runnable on this host.
-func check(spec runtime.ReplicaSpec) error {
+func check(spec runtime.ReplicaSpec, inSandbox bool) error {
 	if err := spec.Validate(); err != nil {
 		return err
 	}
@@ -33,14 +33,14 @@ func check(spec runtime.ReplicaSpec) error {
 		if fi, err := os.Stat(inRoot(spec.Root, spec.WorkingDir)); err != nil || !fi.IsDir() {
 			errs = append(errs, fmt.Errorf("workingDir: %s is not a directory of the image", spec.WorkingDir))
 		}
-		if path, err := resolve(spec, spec.Command[0]); err != nil {
+		if path, err := resolve(spec, spec.Command[0], inSandbox); err != nil {
 			errs = append(errs, fmt.Errorf("command: %w", err))
 		} else if err := runnable(path); err != nil {
 			errs = append(errs, fmt.Errorf("command: %w", err))
 		}
 		for i, p := range []*runtime.Probe{spec.Readiness, spec.Liveness} {
 			if p != nil && p.Exec != nil {
-				if _, err := resolve(spec, p.Exec.Command[0]); err != nil {
+				if _, err := resolve(spec, p.Exec.Command[0], inSandbox); err != nil {
 					errs = append(errs, fmt.Errorf("%s: exec: %w", [...]string{"readiness", "liveness"}[i], err))
 				}
 			}

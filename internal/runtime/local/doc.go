@@ -6,16 +6,36 @@
 //
 // # Processes
 //
-// A replica's process is the image's entrypoint run directly on the host, in
-// a process group of its own, with only the spec's environment plus PORT and
-// PORT_<NAME> (and PATH if the spec has none). It is not a container: it sees
-// the host's filesystem, uses the host's dynamic loader if it has one, and
-// resource limits are not enforced. Start therefore refuses, saying why, an
-// entrypoint built for another processor, or linked against a loader that
-// this host lacks. Replicas are not killed when socle dies (no parent-death
-// signal): they stop when Stop or StopAll is called, with SIGTERM to the
-// whole group, then SIGKILL to it after the grace period, so that nothing
-// the replica started is left behind.
+// A replica's process is the image's entrypoint, in a process group of its
+// own, with only the spec's environment plus PORT and PORT_<NAME> (and PATH
+// if the spec has none), run in a sandbox of package sandbox (bubblewrap):
+// the image is its root, read-only, with the host's system directories
+// where the image has none (so a script finds the host's interpreter, and a
+// dynamically linked program the host's loader), a private /tmp, its own
+// PID, mount and IPC namespaces, the host's network, and, when socle runs as
+// root, a user of its own per app and environment. It sees nothing of
+// socle's data directory nor of other apps. It is not a container image
+// runtime: resource limits are not enforced, and Start refuses, saying why,
+// an entrypoint built for another processor, or linked against a loader
+// that this host lacks. With the sandbox off (Options.Sandbox =
+// sandbox.Off(), socle up --insecure-no-sandbox) the entrypoint runs as a
+// plain process of socle's user from the image's directory; where no
+// sandbox can be made and it is not off, Start fails with the reason.
+//
+// In the sandbox, the group's leader, whose pid the driver records, is
+// bwrap's monitor; bwrap's init (pid 1 of the sandbox) and the entrypoint
+// are in its group. Stop sends SIGTERM to the group but its leader (which
+// would die of it at once: it exits as the entrypoint does, with its
+// status, or 128 + the signal that killed it), then SIGKILL to all of it. A
+// group whose leader ended while socle was away is killed when the driver
+// next loads it. Exec probes run in a sandbox of their own, alike, which
+// dies with socle.
+//
+// Replicas are not killed when socle dies (no parent-death signal, no
+// bwrap --die-with-parent): they stop when Stop or StopAll is called, with
+// SIGTERM to the group (but bwrap's monitor, as above), then SIGKILL to all
+// of it after the grace period, so that nothing the replica started is
+// left behind.
 //
 // # Ports
 //

@@ -18,6 +18,7 @@ import (
 
 	"github.com/socle-dev/socle/internal/clock"
 	"github.com/socle-dev/socle/internal/runtime"
+	"github.com/socle-dev/socle/internal/sandbox"
 )
 
 // Options configure a Driver.
@@ -36,6 +37,11 @@ type Options struct {
 	// compares with its own clock for the progress deadline: the two must
 	// be one clock. Nil is the system's.
 	Clock clock.Clock
+	// Sandbox runs the replicas and exec probes (see the package
+	// documentation); nil is sandbox.Detect(). A Refused sandbox makes
+	// Start fail with its reason; sandbox.Off() runs them as plain
+	// processes.
+	Sandbox *sandbox.Sandbox
 }
 
 // Defaults of Options.
@@ -50,12 +56,13 @@ var ErrStateLocked = errors.New("state directory in use by another driver")
 
 // Driver is the local runtime driver. Its zero value is not usable; call New.
 type Driver struct {
-	opts   Options
-	log    *slog.Logger
-	lock   *os.File           // the flock on StateDir/lock
-	ctx    context.Context    // ends when Close is called: supervision ends
-	cancel context.CancelFunc //
-	wg     sync.WaitGroup     // supervisors and pidfd watchers
+	opts    Options
+	sandbox *sandbox.Sandbox // opts.Sandbox
+	log     *slog.Logger
+	lock    *os.File           // the flock on StateDir/lock
+	ctx     context.Context    // ends when Close is called: supervision ends
+	cancel  context.CancelFunc //
+	wg      sync.WaitGroup     // supervisors and pidfd watchers
 
 	// mu guards the fields below. It is never held while taking a
 	// replica's mutex, which may be held while taking mu.
@@ -84,6 +91,9 @@ func New(opts Options) (*Driver, error) {
 	opts.LogSize = cmp.Or(opts.LogSize, DefaultLogSize)
 	opts.LogFiles = cmp.Or(opts.LogFiles, DefaultLogFiles)
 	opts.Clock = clock.Or(opts.Clock)
+	if opts.Sandbox == nil {
+		opts.Sandbox = sandbox.Detect()
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -111,6 +121,7 @@ func New(opts Options) (*Driver, error) {
 	}
 	d := &Driver{
 		opts:     opts,
+		sandbox:  opts.Sandbox,
 		log:      opts.Logger.With("runtime", "local"),
 		lock:     lock,
 		replicas: map[string]*replica{},
@@ -137,8 +148,14 @@ func (d *Driver) Capabilities() runtime.Capabilities {
 // Start starts a replica; see runtime.Driver.
 func (d *Driver) Start(ctx context.Context, spec runtime.ReplicaSpec) (runtime.Handle, error) {
 	spec = spec.WithDefaults()
-	if err := check(spec); err != nil {
+	if err := d.sandbox.Ready(); err != nil {
+		return runtime.Handle{}, fmt.Errorf("starting replica %s: %w", spec.Ref, err)
+	}
+	if err := check(spec, d.sandbox.Enabled()); err != nil {
 		return runtime.Handle{}, err
+	}
+	if err := d.sandbox.Reachable(sandboxName(spec.Ref), spec.Root); err != nil {
+		return runtime.Handle{}, fmt.Errorf("%w: replica %s: root: %w", runtime.ErrInvalid, spec.Ref, err)
 	}
 	r := d.newReplica(spec)
 	r.mu.Lock()

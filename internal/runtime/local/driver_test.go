@@ -23,6 +23,7 @@ import (
 	"github.com/socle-dev/socle/internal/clock"
 	"github.com/socle-dev/socle/internal/runtime"
 	"github.com/socle-dev/socle/internal/runtime/runtimetest"
+	"github.com/socle-dev/socle/internal/sandbox"
 )
 
 // The test binary runs as the socle stand-in of TestReattachAfterKill9 when
@@ -47,7 +48,12 @@ func TestMain(m *testing.M) {
 
 func testMain(m *testing.M) int {
 	var err error
-	if testRoot, err = os.MkdirTemp("", "socle-local-test-"); err != nil {
+	if testRoot, err = os.MkdirTemp("", "socle-local-test-"); err == nil {
+		// The sandboxes run as users of their own when the tests run as
+		// root: they must reach the image.
+		err = os.Chmod(testRoot, 0o755)
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
@@ -71,6 +77,23 @@ func testMain(m *testing.M) int {
 		}
 	})
 	return code
+}
+
+// imageDir returns a new directory for an image, which a sandbox's own
+// user can reach (t.TempDir's parent is searchable by root alone).
+func imageDir(t *testing.T) string {
+	dir := t.TempDir()
+	if err := os.Chmod(filepath.Dir(dir), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// isBwrap reports whether pid is a process of bwrap (its monitor outside
+// the sandbox, or the init inside): the sandbox around a replica.
+func isBwrap(pid int) bool {
+	comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
+	return string(comm) == "bwrap\n"
 }
 
 // server returns the spec of the test server run with args.
@@ -203,7 +226,7 @@ func TestStopLeavesNothingOfTheGroup(t *testing.T) {
 			spec := runtimetest.Spec(server(tc.args...), 0)
 			spec.GracePeriod = 300 * time.Millisecond
 			st := startReady(t, d, spec)
-			members := groupMembers(st.PID)
+			members := slices.DeleteFunc(groupMembers(st.PID), isBwrap)
 			if len(members) != 2 {
 				t.Fatalf("group %d has %v, want the server and its child", st.PID, members)
 			}
@@ -508,7 +531,7 @@ func TestReusedPIDIsNotAdopted(t *testing.T) {
 
 func TestStartRefusesWhatCannotRunHere(t *testing.T) {
 	t.Parallel()
-	root := t.TempDir()
+	root := imageDir(t)
 	b, err := os.ReadFile(filepath.Join(image, "testserver"))
 	if err != nil {
 		t.Fatal(err)
@@ -522,7 +545,12 @@ func TestStartRefusesWhatCannotRunHere(t *testing.T) {
 	}
 	write("foreign", b)
 	write("text", []byte("not a program\n"))
-	write("script", []byte("#!/bin/sh\nexec "+filepath.Join(image, "testserver")+"\n"))
+	server, err := os.ReadFile(filepath.Join(image, "testserver"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	write("testserver", server)
+	write("script", []byte("#!/bin/sh\ncd \"$(dirname \"$0\")\" && exec ./testserver\n"))
 	d := open(t, stateDir(t), Options{})
 	for _, tc := range []struct{ command, want string }{
 		{"/foreign", "built for"},
@@ -554,7 +582,7 @@ func TestStateDirectoryIsLocked(t *testing.T) {
 // argv[0]) still finds itself through $0.
 func TestCommandLineNamesTheReplica(t *testing.T) {
 	// An image whose entrypoint is a script next to the test server.
-	script := t.TempDir()
+	script := imageDir(t)
 	data, err := os.ReadFile(filepath.Join(image, "testserver"))
 	if err != nil {
 		t.Fatal(err)
@@ -567,7 +595,9 @@ func TestCommandLineNamesTheReplica(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	d := open(t, stateDir(t), Options{})
+	// The title is that of a plain process: in a sandbox, the command
+	// line is bwrap's, which names the image's files.
+	d := open(t, stateDir(t), Options{Sandbox: sandbox.Off()})
 	program := runtimetest.Spec(server("-ready=true"), 1)
 	program.Ref.App, program.Ref.Release = "web", "r3"
 	st := startReady(t, d, program)
@@ -609,7 +639,7 @@ func TestStartedAtIsTheClocks(t *testing.T) {
 func TestStartedAtOfAFailedStartIsTheClocks(t *testing.T) {
 	t.Parallel()
 	at := time.Date(2031, 3, 4, 5, 6, 7, 0, time.UTC)
-	root := t.TempDir()
+	root := imageDir(t)
 	b, err := os.ReadFile(filepath.Join(image, "testserver"))
 	if err != nil {
 		t.Fatal(err)

@@ -1,12 +1,14 @@
 package local
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"fmt"
 	"io"
 	"net/http"
 	"os/exec"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -76,17 +78,38 @@ func (r *replica) httpGet(ctx context.Context, g *runtime.HTTPGetAction) error {
 }
 
 func (r *replica) exec(ctx context.Context, e *runtime.ExecAction) error {
-	path, err := resolve(r.spec, e.Command[0])
+	path, err := resolve(r.spec, e.Command[0], r.d.sandbox.Enabled())
 	if err != nil {
 		return err
 	}
-	cmd := exec.CommandContext(ctx, path, e.Command[1:]...)
-	cmd.Args[0] = e.Command[0]
-	cmd.Env, cmd.Dir = r.env, inRoot(r.spec.Root, r.spec.WorkingDir)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { signalGroup(cmd.Process.Pid, unix.SIGKILL); return nil }
+	var cmd *exec.Cmd
+	if r.d.sandbox.Enabled() {
+		// A sandbox of its own, like the replica's: the same files, the
+		// same user, its own processes. It dies with socle.
+		spec := r.sandboxSpec(path, e.Command[1:])
+		spec.Die = true
+		// Without the marker: a probe is not the replica's process.
+		spec.Env = slices.DeleteFunc(slices.Clone(spec.Env), func(kv string) bool { return strings.HasPrefix(kv, markerVar+"=") })
+		if cmd, err = r.d.sandbox.Command(spec); err != nil {
+			return err
+		}
+	} else {
+		cmd = exec.Command(path, e.Command[1:]...)
+		cmd.Args[0] = e.Command[0]
+		cmd.Env, cmd.Dir = r.env, inRoot(r.spec.Root, r.spec.WorkingDir)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	}
 	cmd.WaitDelay = time.Second
-	out, err := cmd.CombinedOutput()
+	var buf bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &buf, &buf
+	err = cmd.Start()
+	if err == nil {
+		// The context ends the probe: kill its whole group.
+		stop := context.AfterFunc(ctx, func() { signalGroup(cmd.Process.Pid, unix.SIGKILL) })
+		err = cmd.Wait()
+		stop()
+	}
+	out := buf.Bytes()
 	if ctx.Err() != nil {
 		return fmt.Errorf("%s: timed out", e.Command[0])
 	}

@@ -20,6 +20,7 @@ import (
 
 	"github.com/socle-dev/socle/internal/clock"
 	"github.com/socle-dev/socle/internal/runtime"
+	"github.com/socle-dev/socle/internal/sandbox"
 )
 
 // process is one run of a replica's entrypoint: a child of this driver, or a
@@ -79,9 +80,10 @@ func (d *Driver) endedProcess(exit runtime.Exit) *process {
 const markerVar = "SOCLE_LOCAL_REPLICA"
 
 // spawn starts a process of the replica, in a process group of its own, its
-// output appended to the replica's log.
+// output appended to the replica's log; in a sandbox unless the driver's
+// is off.
 func (r *replica) spawn() (*process, error) {
-	path, err := resolve(r.spec, r.spec.Command[0])
+	path, err := resolve(r.spec, r.spec.Command[0], r.d.sandbox.Enabled())
 	if err != nil {
 		return nil, err
 	}
@@ -92,17 +94,25 @@ func (r *replica) spawn() (*process, error) {
 	defer out.Close() // the child has its own descriptors
 	var cmd *exec.Cmd
 	for try := 1; ; try++ {
-		cmd = &exec.Cmd{
-			Path:   path,
-			Args:   slices.Concat([]string{title(r.spec.Ref, r.spec.Command[0])}, r.spec.Command[1:], r.spec.Args),
-			Env:    r.env,
-			Dir:    inRoot(r.spec.Root, r.spec.WorkingDir),
-			Stdout: out,
-			Stderr: out,
-			// Setpgid so that stopping the group stops all it started; no
-			// Pdeathsig, so that the replica outlives a crash of socle.
-			SysProcAttr: &syscall.SysProcAttr{Setpgid: true},
+		if r.d.sandbox.Enabled() {
+			// In the sandbox, the image is the root: bwrap runs the
+			// entrypoint by its path there, and argv[0] cannot be a title.
+			cmd, err = r.d.sandbox.Command(r.sandboxSpec(path, slices.Concat(r.spec.Command[1:], r.spec.Args)))
+			if err != nil {
+				return nil, err
+			}
+		} else {
+			cmd = &exec.Cmd{
+				Path: path,
+				Args: slices.Concat([]string{title(r.spec.Ref, r.spec.Command[0])}, r.spec.Command[1:], r.spec.Args),
+				Env:  r.env,
+				Dir:  inRoot(r.spec.Root, r.spec.WorkingDir),
+				// Setpgid so that stopping the group stops all it started; no
+				// Pdeathsig, so that the replica outlives a crash of socle.
+				SysProcAttr: &syscall.SysProcAttr{Setpgid: true},
+			}
 		}
+		cmd.Stdout, cmd.Stderr = out, out
 		err = cmd.Start()
 		// An executable just written may still be open for writing, for an
 		// instant, in a child that another goroutine forked meanwhile
@@ -165,10 +175,19 @@ func (d *Driver) adopt(dir string, pid int, ticks uint64, startedAt time.Time) *
 	}
 	fd, err := unix.PidfdOpen(pid, unix.PIDFD_NONBLOCK)
 	if err != nil {
+		// The leader is gone; what is left of its group is the replica's
+		// (a group's id is not reused while the group exists): a sandbox
+		// whose bwrap monitor was killed leaves the replica in it.
+		if errors.Is(err, unix.ESRCH) && groupAlive(pid) {
+			signalGroup(pid, unix.SIGKILL)
+		}
 		return lost()
 	}
 	// Checked after opening the pidfd, which then refers to this very process.
 	st, err := readStat(pid)
+	if err == nil && st.ticks == ticks && st.zombie() && groupAlive(pid) {
+		signalGroup(pid, unix.SIGKILL) // the leader ended, as above
+	}
 	if marker, _ := markerOf(pid); err != nil || st.ticks != ticks || st.zombie() || marker != dir {
 		unix.Close(fd)
 		return lost()
@@ -270,6 +289,13 @@ func groupAlive(pgid int) bool {
 	return len(groupMembers(pgid)) > 0
 }
 
+// sandboxed reports whether process pid is bwrap's: the leader of a
+// sandboxed replica's group.
+func sandboxed(pid int) bool {
+	comm, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/comm")
+	return err == nil && string(comm) == "bwrap\n"
+}
+
 // signalGroup sends sig to process group pgid.
 func signalGroup(pgid int, sig unix.Signal) {
 	if pgid > 0 {
@@ -290,7 +316,19 @@ func terminate(ctx context.Context, p *process, grace time.Duration) (killed boo
 	}
 	p.terminating.Store(true)
 	gone := func() bool { return p.ended() && !groupAlive(p.pid) }
-	signalGroup(p.pid, unix.SIGTERM)
+	if sandboxed(p.pid) {
+		// bwrap's monitor, the group's leader, would die of SIGTERM at
+		// once, and the replica's exit would be lost: SIGTERM goes to the
+		// rest of the group (bwrap's init, in its PID namespace, ignores
+		// it), and the monitor exits as the replica does.
+		for _, pid := range groupMembers(p.pid) {
+			if pid != p.pid {
+				_ = unix.Kill(pid, unix.SIGTERM)
+			}
+		}
+	} else {
+		signalGroup(p.pid, unix.SIGTERM)
+	}
 	graceT := time.NewTimer(grace)
 	defer graceT.Stop()
 	poll := time.NewTicker(20 * time.Millisecond)
@@ -316,10 +354,35 @@ func terminate(ctx context.Context, p *process, grace time.Duration) (killed boo
 	return killed, nil
 }
 
+// sandboxName is whose sandbox a replica runs in: one user per app and
+// environment, shared by its releases and replicas.
+func sandboxName(ref runtime.Ref) string { return "app:" + ref.App + "." + ref.Env }
+
+// sandboxSpec is the sandbox that runs the file at path (a host path that
+// resolve returned) with args: the image is its root, read-only; path is
+// named as the sandbox sees it. The marker is in the environment of bwrap,
+// whose pid the driver records: it is the group's leader, and the group
+// holds the whole sandbox.
+func (r *replica) sandboxSpec(path string, args []string) sandbox.Spec {
+	inside := path
+	if rel, err := filepath.Rel(r.spec.Root, path); err == nil && filepath.IsLocal(rel) {
+		inside = "/" + filepath.ToSlash(rel)
+	}
+	return sandbox.Spec{
+		Name: sandboxName(r.spec.Ref),
+		Argv: slices.Concat([]string{inside}, args),
+		Env:  r.env,
+		Dir:  filepath.Clean("/" + r.spec.WorkingDir),
+		Root: r.spec.Root,
+	}
+}
+
 // resolve returns the file that runs as name: an absolute name or a bare one
 // (looked for along the spec's PATH) in the image first, then on the host; a
 // relative one from the working directory in the image.
-func resolve(spec runtime.ReplicaSpec, name string) (string, error) {
+// In a sandbox, a file of the host is found only where the sandbox shows
+// it.
+func resolve(spec runtime.ReplicaSpec, name string, inSandbox bool) (string, error) {
 	var candidates []string
 	switch {
 	case filepath.IsAbs(name):
@@ -336,6 +399,11 @@ func resolve(spec runtime.ReplicaSpec, name string) (string, error) {
 		}
 	}
 	for _, c := range candidates {
+		// In a sandbox, the host's files are there only under the system
+		// directories that the image lacks.
+		if inSandbox && !strings.HasPrefix(c, spec.Root+"/") && !sandbox.Visible(spec.Root, c) {
+			continue
+		}
 		if fi, err := os.Stat(c); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
 			return c, nil
 		}

@@ -28,7 +28,7 @@ func Runtime() runtime.Type {
 		Schema:      configSchema,
 		Decode:      func(map[string]any) (any, []runtime.FieldProblem) { return &Config{}, nil },
 		Open: func(h runtime.Host, _ string) (runtime.Instance, error) {
-			d, err := New(Options{StateDir: filepath.Join(h.Data, "runtime"), Logger: h.Logger, Clock: h.Clock})
+			d, err := New(Options{StateDir: filepath.Join(h.Data, "runtime"), Logger: h.Logger, Clock: h.Clock, Sandbox: h.Sandbox})
 			if err != nil {
 				return nil, err
 			}

@@ -1,0 +1,179 @@
+package artifact
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/socle-dev/socle/internal/artifact/registry"
+	"github.com/socle-dev/socle/internal/sandbox"
+	"github.com/socle-dev/socle/internal/sandbox/sandboxtest"
+)
+
+// reachableDir returns a new directory that the sandboxes' users can reach
+// (t.TempDir's parent is searchable by its owner alone).
+func reachableDir(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.Chmod(filepath.Dir(dir), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// TestSandboxKeepsSecretsFromBuilds is the attack of issue 19 in a build:
+// the build command reads socle's admin token, secret key and database,
+// and the environment of another process (an app's replica, with its
+// secrets). In the sandbox it gets none; with the sandbox off it gets them
+// all, which shows the test can fail.
+func TestSandboxKeepsSecretsFromBuilds(t *testing.T) {
+	p := newPlatform(t)
+	// The attacker comes with the app's source: the build sees neither
+	// the host's /tmp nor socle's data directory.
+	attacker, err := sandboxtest.BuildAttacker(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin, err := os.ReadFile(attacker)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rev := p.commit(t, map[string]string{"apps/web/attacker": string(bin)})
+	victim := exec.Command("sleep", "600")
+	victim.Env = []string{"PATH=/usr/bin:/bin", "DB_PASSWORD=victim-s3cret"}
+	if err := victim.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { victim.Process.Kill(); victim.Wait() })
+
+	for _, tc := range []struct {
+		name  string
+		sb    *sandbox.Sandbox
+		steal bool
+	}{
+		{"sandboxed", sandbox.Detect(), false},
+		{"insecure", sandbox.Off(), true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if !tc.steal && !tc.sb.Enabled() {
+				t.Fatalf("no sandbox on this machine: %s", tc.sb.Message())
+			}
+			data := reachableDir(t)
+			secrets, err := sandboxtest.Plant(data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			reg, err := registry.Open(filepath.Join(data, "registry"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			b := newBuilder(t, filepath.Join(data, "artifacts"), reg, "127.0.0.1:1", func(c *Config) { c.Sandbox = tc.sb })
+			args := append(slices.Clone(secrets), fmt.Sprintf("environ:%d", victim.Process.Pid))
+			app := p.app(t, rev, "web")
+			app.Config.Build.Command = "cp attacker a && chmod +x a && ./a " + strings.Join(args, " ") + "; exit 1"
+			_, err = b.Build(context.Background(), p.repo, rev, app)
+			var be *BuildError
+			if !errors.As(err, &be) {
+				t.Fatalf("Build = %v, want the command's failure", err)
+			}
+			report, err := sandboxtest.Parse([]byte(be.Tail))
+			if err != nil {
+				t.Fatal(err)
+			}
+			stolen := report.Stole(args, "victim-s3cret")
+			if tc.steal && len(stolen) != len(args) {
+				t.Errorf("without a sandbox the build read %q of %q: the test cannot tell a sandbox from none", stolen, args)
+			}
+			if !tc.steal && len(stolen) > 0 {
+				t.Errorf("in the sandbox the build read %q: %v", stolen, report)
+			}
+		})
+	}
+}
+
+// TestBuildSandboxWrites: a sandboxed build compiles with the host's Go
+// toolchain, writes its output, and keeps its caches in its app's cache
+// directory; what it writes elsewhere (the data directory, hidden) never
+// reaches the host. Its log is socle's alone.
+func TestBuildSandboxWrites(t *testing.T) {
+	if testing.Short() {
+		t.Skip("compiles Go's runtime in a cold cache (about 40s on 2 cores)")
+	}
+	sb := sandbox.Detect()
+	if !sb.Enabled() {
+		t.Fatalf("no sandbox on this machine: %s", sb.Message())
+	}
+	p := newPlatform(t)
+	data := reachableDir(t)
+	reg, err := registry.Open(filepath.Join(data, "registry"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(data, "artifacts")
+	b := newBuilder(t, dir, reg, "127.0.0.1:1", func(c *Config) { c.Sandbox = sb })
+	app := p.app(t, p.head, "web")
+	// A program without imports: a cold cache compiles the runtime alone.
+	app.Config.Build.Command = `set -e
+touch "$HOME/made" ` + data + `/intruder
+mkdir -p /tmp/hello && cd /tmp/hello
+printf 'package main\n\nfunc main() { println("hello") }\n' > main.go
+go mod init example.com/hello >/dev/null 2>&1
+go build -o "$SOCLE_OUT/web" .
+echo "GOCACHE=$(go env GOCACHE)"`
+	a, err := b.Build(context.Background(), p.repo, p.head, app)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cache := filepath.Join(dir, "cache", "web")
+	if _, err := os.Stat(filepath.Join(cache, "home", "made")); err != nil {
+		t.Errorf("the build's HOME is not its app's cache: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(data, "intruder")); err == nil {
+		t.Errorf("the build wrote into the data directory")
+	}
+	log, err := os.ReadFile(filepath.Join(dir, "logs", "web", a.Revision+".log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "GOCACHE=" + filepath.Join(cache, "go-build"); !strings.Contains(string(log), want) {
+		t.Errorf("log:\n%s\nwant %s", log, want)
+	}
+	for path, want := range map[string]fs.FileMode{
+		filepath.Join(dir, "logs"):                           fs.ModeDir | 0o700,
+		filepath.Join(dir, "logs", "web"):                    fs.ModeDir | 0o700,
+		filepath.Join(dir, "logs", "web", a.Revision+".log"): 0o600,
+		filepath.Join(dir, "cache"):                          fs.ModeDir | 0o711,
+		cache:                                                fs.ModeDir | 0o700,
+	} {
+		if fi, err := os.Stat(path); err != nil {
+			t.Error(err)
+		} else if fi.Mode() != want {
+			t.Errorf("%s: mode %s, want %s", path, fi.Mode(), want)
+		}
+	}
+}
+
+// An image unpacked by an earlier socle (0700) is made reachable by the
+// sandboxes' users when the unpacker opens its directory.
+func TestUnpackerOpensOldRootfs(t *testing.T) {
+	dir := t.TempDir()
+	old := filepath.Join(dir, "sha256-0123")
+	if err := os.Mkdir(old, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := NewUnpacker(dir, nil); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(old); err != nil {
+		t.Fatal(err)
+	} else if fi.Mode().Perm() != 0o711 {
+		t.Errorf("old rootfs: mode %v, want 0711", fi.Mode().Perm())
+	}
+}
