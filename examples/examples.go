@@ -23,6 +23,13 @@ import (
 //go:embed platform.tar
 var platformTar []byte
 
+// DemoSecrets is demo-secrets.yaml: the demo's secret values, by app, zone
+// and name, which socle up encrypts into the demo repository on its first
+// start (never there in clear).
+//
+//go:embed demo-secrets.yaml
+var DemoSecrets []byte
+
 // WritePlatform writes the demo platform into dir, which must not hold any
 // of its files yet.
 func WritePlatform(dir string) error {

@@ -268,33 +268,34 @@ type ReasonCode string
 
 // The reason codes.
 const (
-	ReasonBuilding           ReasonCode = "Building"           // Building: the build command runs
-	ReasonBuildFailed        ReasonCode = "BuildFailed"        // Failed: the build failed; logTail has its last lines
-	ReasonRollingOut         ReasonCode = "RollingOut"         // Progressing: a release rolls out
-	ReasonRolloutFailed      ReasonCode = "RolloutFailed"      // Failed: the rollout failed, what ran before is restored
-	ReasonRolledBack         ReasonCode = "RolledBack"         // Failed: the rollout's analysis rolled it back
-	ReasonReplicasNotReady   ReasonCode = "ReplicasNotReady"   // Degraded
-	ReasonDrift              ReasonCode = "Drift"              // Degraded: drift reported, not corrected (selfHeal off)
-	ReasonRuntimeError       ReasonCode = "RuntimeError"       // Degraded: the runtime did not answer or refused a step
-	ReasonRuntimeUnreachable ReasonCode = "RuntimeUnreachable" // Degraded: the environment's runtime cannot be reached
-	ReasonStoreError         ReasonCode = "StoreError"         // Degraded: socle's store did not answer
-	ReasonRuntimeUnsupported ReasonCode = "RuntimeUnsupported" // Unsupported
-	ReasonPolicyDenied       ReasonCode = "PolicyDenied"       // Blocked: a policy denies the change
-	ReasonGateClosed         ReasonCode = "GateClosed"         // Blocked: a promotion gate holds the change
-	ReasonRemovedFromGit     ReasonCode = "RemovedFromGit"     // Orphaned
-	ReasonOneContainerOnly   ReasonCode = "OneContainerOnly"   // Synced, with a note: the local runtime runs one container per replica
-	ReasonInvalidSpec        ReasonCode = "InvalidSpec"        // Failed: the unit's kind cannot read its desired state
-	ReasonDependencyNotReady ReasonCode = "DependencyNotReady" // Pending: a change waits for a unit it depends on
-	ReasonDependencyFailed   ReasonCode = "DependencyFailed"   // Pending: a change waits for a unit it depends on, which Failed; the portal counts it Failed
-	ReasonDependentsRemain   ReasonCode = "DependentsRemain"   // Pending: removed, pruned once the units that depend on it are
-	ReasonCanaryPaused       ReasonCode = "CanaryPaused"       // Progressing: a canary step holds its weight for its pause
-	ReasonWaitingReady       ReasonCode = "WaitingReady"       // Progressing: a rollout step waits for the new release to be ready
+	ReasonBuilding            ReasonCode = "Building"            // Building: the build command runs
+	ReasonBuildFailed         ReasonCode = "BuildFailed"         // Failed: the build failed; logTail has its last lines
+	ReasonRollingOut          ReasonCode = "RollingOut"          // Progressing: a release rolls out
+	ReasonRolloutFailed       ReasonCode = "RolloutFailed"       // Failed: the rollout failed, what ran before is restored
+	ReasonRolledBack          ReasonCode = "RolledBack"          // Failed: the rollout's analysis rolled it back
+	ReasonReplicasNotReady    ReasonCode = "ReplicasNotReady"    // Degraded
+	ReasonDrift               ReasonCode = "Drift"               // Degraded: drift reported, not corrected (selfHeal off)
+	ReasonRuntimeError        ReasonCode = "RuntimeError"        // Degraded: the runtime did not answer or refused a step
+	ReasonRuntimeUnreachable  ReasonCode = "RuntimeUnreachable"  // Degraded: the environment's runtime cannot be reached
+	ReasonStoreError          ReasonCode = "StoreError"          // Degraded: socle's store did not answer
+	ReasonRuntimeUnsupported  ReasonCode = "RuntimeUnsupported"  // Unsupported
+	ReasonPolicyDenied        ReasonCode = "PolicyDenied"        // Blocked: a policy denies the change
+	ReasonGateClosed          ReasonCode = "GateClosed"          // Blocked: a promotion gate holds the change
+	ReasonSecretUndecryptable ReasonCode = "SecretUndecryptable" // Blocked: socle holds no identity that decrypts the unit's secret file
+	ReasonRemovedFromGit      ReasonCode = "RemovedFromGit"      // Orphaned
+	ReasonOneContainerOnly    ReasonCode = "OneContainerOnly"    // Synced, with a note: the local runtime runs one container per replica
+	ReasonInvalidSpec         ReasonCode = "InvalidSpec"         // Failed: the unit's kind cannot read its desired state
+	ReasonDependencyNotReady  ReasonCode = "DependencyNotReady"  // Pending: a change waits for a unit it depends on
+	ReasonDependencyFailed    ReasonCode = "DependencyFailed"    // Pending: a change waits for a unit it depends on, which Failed; the portal counts it Failed
+	ReasonDependentsRemain    ReasonCode = "DependentsRemain"    // Pending: removed, pruned once the units that depend on it are
+	ReasonCanaryPaused        ReasonCode = "CanaryPaused"        // Progressing: a canary step holds its weight for its pause
+	ReasonWaitingReady        ReasonCode = "WaitingReady"        // Progressing: a rollout step waits for the new release to be ready
 )
 
 // ReasonCodes are every reason code.
 var ReasonCodes = []ReasonCode{ReasonBuilding, ReasonBuildFailed, ReasonRollingOut, ReasonRolloutFailed, ReasonRolledBack,
 	ReasonReplicasNotReady, ReasonDrift, ReasonRuntimeError, ReasonRuntimeUnreachable, ReasonStoreError,
-	ReasonRuntimeUnsupported, ReasonPolicyDenied, ReasonGateClosed, ReasonRemovedFromGit, ReasonOneContainerOnly,
+	ReasonRuntimeUnsupported, ReasonPolicyDenied, ReasonGateClosed, ReasonSecretUndecryptable, ReasonRemovedFromGit, ReasonOneContainerOnly,
 	ReasonInvalidSpec, ReasonDependencyNotReady, ReasonDependencyFailed, ReasonDependentsRemain, ReasonCanaryPaused, ReasonWaitingReady}
 
 // JSONSchema lists the reason codes.

@@ -38,6 +38,9 @@ repository at <data>/repo. Edit and commit there to see socle follow.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
+			if cfg.AgeIdentities == "" {
+				cfg.AgeIdentities = os.Getenv("SOCLE_AGE_IDENTITIES")
+			}
 			if cfg.WebhookSecret == "" {
 				cfg.WebhookSecret = os.Getenv("SOCLE_WEBHOOK_SECRET") // not a flag default: --help would print it
 			}
@@ -121,6 +124,7 @@ repository at <data>/repo. Edit and commit there to see socle follow.`,
 	f.BoolVar(&cfg.ProvisionResources, "provision-resources", true, "provision the resources workloads ask for (a PostgreSQL database, a redis) with the driver their provisioner names, before the apps that use them start; false: apps read made-up outputs of resources that do not exist")
 	f.DurationVar(&cfg.Resync, "resync", 10*time.Second, "how often every unit is observed again without a trigger")
 	f.StringVar(&cfg.WebhookSecret, "webhook-secret", "", "secret that git hosts sign webhooks with (GitHub X-Hub-Signature-256, GitLab X-Gitlab-Token); env SOCLE_WEBHOOK_SECRET")
+	f.StringVar(&cfg.AgeIdentities, "age-identities", "", "file of age identities that decrypt the apps' secret files (SOPS), beside <data>/age/*.txt; env SOCLE_AGE_IDENTITIES")
 	f.StringVar(&cfg.Kubeconfig, "kubeconfig", "", "kubeconfig of the environments on Kubernetes (default: $KUBECONFIG, then ~/.kube/config)")
 	f.DurationVar(&cfg.ProgressDeadline, "progress-deadline", 2*time.Minute, "how long a rollout may make no progress before it fails and is rolled back")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
@@ -185,7 +189,8 @@ func portOf(addr string) string {
 
 // demoRepo returns <data>/repo, creating it from the demo platform the first
 // time: from examples/platform when run from socle's source tree, so that
-// edits there show, else from the copy inside the binary.
+// edits there show, else from the copy inside the binary; with the demo's
+// secrets encrypted for age keys made in <data>/age (sealDemoSecrets).
 func demoRepo(ctx context.Context, data string, g *globals) (string, error) {
 	dst, err := filepath.Abs(filepath.Join(data, "repo"))
 	if err != nil {
@@ -194,19 +199,25 @@ func demoRepo(ctx context.Context, data string, g *globals) (string, error) {
 	if _, err := os.Stat(filepath.Join(dst, ".git")); err == nil {
 		return dst, nil
 	}
+	tmp, err := os.MkdirTemp("", "socle-demo-")
+	if err != nil {
+		return "", err
+	}
+	defer os.RemoveAll(tmp)
 	src := filepath.Join("examples", "platform")
 	if _, err := os.Stat(filepath.Join(src, "socle.yaml")); errors.Is(err, fs.ErrNotExist) {
-		tmp, err := os.MkdirTemp("", "socle-demo-")
-		if err != nil {
-			return "", err
-		}
-		defer os.RemoveAll(tmp)
-		if err := examples.WritePlatform(tmp); err != nil {
-			return "", err
-		}
-		src = tmp
+		err = examples.WritePlatform(tmp)
+	} else {
+		err = os.CopyFS(tmp, os.DirFS(src))
 	}
-	rev, err := source.Init(ctx, src, dst, "socle", "socle@localhost", "Start from socle's demo platform")
+	if err != nil {
+		return "", err
+	}
+	// The demo's secrets, encrypted for the demo's age keys made now.
+	if err := sealDemoSecrets(tmp, data); err != nil {
+		return "", fmt.Errorf("encrypting the demo's secrets: %w", err)
+	}
+	rev, err := source.Init(ctx, tmp, dst, "socle", "socle@localhost", "Start from socle's demo platform")
 	if err != nil {
 		return "", fmt.Errorf("creating the demo repository: %w", err)
 	}

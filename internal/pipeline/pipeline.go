@@ -82,6 +82,9 @@ type Config struct {
 	// each environment's runtime block; spec.Load (no runtime type
 	// checked) when nil.
 	Load func(fs.FS) (*spec.Repo, spec.Problems)
+	// Secrets decrypts the apps' secret files; nil: socle holds no age
+	// identity, and a unit with a secret file is Blocked.
+	Secrets Decrypter
 	// Clock is the time gates and policies judge at, and the recheck loop
 	// waits on; the system's when nil.
 	Clock clock.Clock
@@ -243,7 +246,7 @@ func (p *Pipeline) plan(ctx context.Context, rev source.Revision, again bool) {
 		return
 	}
 	repo, problems := p.cfg.Load(fsys)
-	out, err := Record(ctx, p.cfg.Store, p.log, rev, fsys, repo, problems, p.AppAt, p.cfg.Gates, p.clock.Now())
+	out, err := Record(ctx, p.cfg.Store, p.log, rev, fsys, repo, problems, p.AppAt, p.cfg.Gates, p.cfg.Secrets, p.clock.Now())
 	if err != nil {
 		p.log.Error("recording revision", "revision", rev.Short(), "err", err)
 		return

@@ -73,6 +73,9 @@ type PlanBody struct {
 	Decisions []policy.Decision `json:"decisions"`
 	// Gates are the changes a closed promotion gate holds, by "app@env".
 	Gates map[string]string `json:"gates,omitempty"`
+	// Secrets are the changes held because socle cannot decrypt the
+	// unit's secret file, by "app@env": the file and why.
+	Secrets map[string]string `json:"secrets,omitempty"`
 }
 
 // storedPlan is a plan body as the store keeps it: with the fingerprint of
@@ -101,6 +104,17 @@ func (b *PlanBody) BlockedBy() map[plan.Key]reconcile.Block {
 		}
 		out[k] = reconcile.Block{Reason: reconcile.ReasonPolicyDenied, Message: why}
 	}
+	// A unit whose secrets cannot be decrypted would not start whatever
+	// the gates and policies say: that reason comes first.
+	for k, why := range b.Secrets {
+		if app, env, ok := strings.Cut(k, "@"); ok {
+			key := plan.Key{App: app, Env: env}
+			if other := out[key]; other.Message != "" {
+				why += "; " + other.Message
+			}
+			out[key] = reconcile.Block{Reason: reconcile.ReasonSecretUndecryptable, Message: why}
+		}
+	}
 	return out
 }
 
@@ -109,7 +123,7 @@ func (b *PlanBody) BlockedBy() map[plan.Key]reconcile.Block {
 // and gates hold which unit. The words may change (a soak's elapsed time)
 // while the outcome does not; and a plan of the same revision again, once
 // its changes were applied, leaves the same desired state.
-func outcome(p *plan.Plan, applied []plan.Unit, blocked map[plan.Key]reconcile.Block, decisions []policy.Decision, gates map[string][]string) string {
+func outcome(p *plan.Plan, applied []plan.Unit, blocked map[plan.Key]reconcile.Block, decisions []policy.Decision, gates map[string][]string, secrets map[string]string) string {
 	result := make(map[plan.Key]string, len(applied))
 	for i := range applied {
 		result[applied[i].Key()] = applied[i].Hash()
@@ -144,6 +158,9 @@ func outcome(p *plan.Plan, applied []plan.Unit, blocked map[plan.Key]reconcile.B
 	for _, k := range slices.Sorted(maps.Keys(gates)) {
 		fmt.Fprintf(h, "gate %s %s\x00", k, strings.Join(gates[k], ","))
 	}
+	for _, k := range slices.Sorted(maps.Keys(secrets)) {
+		fmt.Fprintf(h, "secrets %s %s\x00", k, secrets[k])
+	}
 	return hex.EncodeToString(h.Sum(nil))
 }
 
@@ -175,8 +192,9 @@ type Gates func(ctx context.Context, repo *spec.Repo, c *plan.Change, old *plan.
 // nothing else: the last good revision stays in force. A revision planned
 // again (a gate may have opened) whose outcome is the one recorded last
 // for it records nothing: no audit record, no plan, no event. now is the
-// time the policies judge at.
-func Record(ctx context.Context, st Store, log *slog.Logger, rev source.Revision, fsys fs.FS, repo *spec.Repo, problems spec.Problems, at plan.AppAt, gates Gates, now time.Time) (Outcome, error) {
+// time the policies judge at. dec decrypts the units' secret files
+// (withSecrets); nil: socle holds no identity.
+func Record(ctx context.Context, st Store, log *slog.Logger, rev source.Revision, fsys fs.FS, repo *spec.Repo, problems spec.Problems, at plan.AppAt, gates Gates, dec Decrypter, now time.Time) (Outcome, error) {
 	out := Outcome{Revision: rev, Problems: problems}
 	r := revisionRecord(rev, problems)
 	if !r.Valid {
@@ -193,6 +211,7 @@ func Record(ctx context.Context, st Store, log *slog.Logger, rev source.Revision
 		return out, err
 	}
 	desired := plan.Desired(repo, rev.SHA, at)
+	undecrypted := withSecrets(fsys, repo, desired, dec)
 	p := plan.Diff(rev.SHA, desired, applied)
 	// The store keeps the units, not the provisioners they were applied
 	// with: both sides are served by this revision's.
@@ -200,6 +219,14 @@ func Record(ctx context.Context, st Store, log *slog.Logger, rev source.Revision
 	policies, _ := policy.Compile(repo, fsys)
 	decisions := Judge(ctx, policies, &p, applied, st, now)
 	pb := PlanBody{Plan: p, Decisions: decisions}
+	for _, c := range p.Changes {
+		if b, ok := undecrypted[plan.Key{App: c.App, Env: c.Env}]; ok && (c.Action == plan.Create || c.Action == plan.Update) {
+			if pb.Secrets == nil {
+				pb.Secrets = map[string]string{}
+			}
+			pb.Secrets[c.App+"@"+c.Env] = b.Message
+		}
+	}
 	out.Blocked = pb.BlockedBy()
 	for _, d := range decisions {
 		for _, v := range d.Verdicts {
@@ -238,7 +265,7 @@ func Record(ctx context.Context, st Store, log *slog.Logger, rev source.Revision
 			}
 		}
 	}
-	fingerprint := outcome(&p, applied, out.Blocked, decisions, held)
+	fingerprint := outcome(&p, applied, out.Blocked, decisions, held, pb.Secrets)
 	if last, err := lastOutcome(ctx, st, rev.SHA); err != nil {
 		return out, err
 	} else if last == fingerprint {
@@ -260,7 +287,11 @@ func Record(ctx context.Context, st Store, log *slog.Logger, rev source.Revision
 	events := []store.Event{{Kind: "revision.valid", Revision: rev.SHA, Message: fmt.Sprintf("revision %s: %s", rev.Short(), rev.Subject())}}
 	for _, c := range p.Changes {
 		if why, ok := out.Blocked[plan.Key{App: c.App, Env: c.Env}]; ok {
-			events = append(events, store.Event{Kind: "policy.denied", App: c.App, Env: c.Env, Revision: rev.SHA,
+			kind := "policy.denied"
+			if why.Reason == reconcile.ReasonSecretUndecryptable {
+				kind = "secret.undecryptable"
+			}
+			events = append(events, store.Event{Kind: kind, App: c.App, Env: c.Env, Revision: rev.SHA,
 				Message: fmt.Sprintf("%s @ %s: %s %s; the unit keeps its last allowed state", c.App, c.Env, c.Action, why.Message)})
 			continue
 		}

@@ -204,6 +204,11 @@ func checkSecrets(ev *evaluation) (bool, string) {
 	var bad []string
 	for cname, c := range ev.unit.Containers {
 		for name, value := range c.Variables {
+			// A name listed under secrets takes its value from a SOPS file
+			// (validate refuses it a value in clear).
+			if slices.Contains(ev.unit.Secrets, name) {
+				continue
+			}
 			if why := secretIn(name, value); why != "" {
 				bad = append(bad, fmt.Sprintf("%s.%s (%s)", cname, name, why))
 			}
@@ -213,7 +218,7 @@ func checkSecrets(ev *evaluation) (bool, string) {
 	if len(bad) == 0 {
 		return true, ""
 	}
-	return false, fmt.Sprintf("%s in %s has secrets in plain variables: %s; take them from a resource (${resources.<name>.<key>}) so that they stay out of Git",
+	return false, fmt.Sprintf("%s in %s has secrets in plain variables: %s; take them from a resource (${resources.<name>.<key>}) or list them under secrets with their values in a SOPS file (apps/<app>/secrets.<env>.yaml), so that they stay out of Git in clear",
 		ev.app, ev.env, list(bad))
 }
 

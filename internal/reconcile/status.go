@@ -43,27 +43,28 @@ type Reason string
 
 // The reasons of the phases; a Synced unit has none.
 const (
-	ReasonBuilding           Reason = "Building"           // Building: the build command runs
-	ReasonBuildFailed        Reason = "BuildFailed"        // Failed: the build failed; LogTail has its last lines
-	ReasonRollingOut         Reason = "RollingOut"         // Progressing: a release rolls out
-	ReasonRolloutFailed      Reason = "RolloutFailed"      // Failed: the rollout failed, what ran before is restored
-	ReasonRolledBack         Reason = "RolledBack"         // Failed: the rollout's analysis rolled it back
-	ReasonReplicasNotReady   Reason = "ReplicasNotReady"   // Degraded
-	ReasonDrift              Reason = "Drift"              // Degraded: drift reported, not corrected (selfHeal off)
-	ReasonRuntimeError       Reason = "RuntimeError"       // Degraded: the runtime did not answer or refused a step
-	ReasonRuntimeUnreachable Reason = "RuntimeUnreachable" // Degraded: the environment's runtime cannot be reached
-	ReasonStoreError         Reason = "StoreError"         // Degraded: socle's store did not answer
-	ReasonRuntimeUnsupported Reason = "RuntimeUnsupported" // Unsupported
-	ReasonPolicyDenied       Reason = "PolicyDenied"       // Blocked: a policy denies the change
-	ReasonGateClosed         Reason = "GateClosed"         // Blocked: a promotion gate holds the change
-	ReasonRemovedFromGit     Reason = "RemovedFromGit"     // Orphaned
-	ReasonOneContainer       Reason = "OneContainerOnly"   // Synced, with a note: the local runtime runs one container per replica
-	ReasonInvalidSpec        Reason = "InvalidSpec"        // Failed: the unit's kind cannot read its desired state
-	ReasonDependencyNotReady Reason = "DependencyNotReady" // Pending: a change waits for a unit it depends on to be Synced
-	ReasonDependencyFailed   Reason = "DependencyFailed"   // Pending: a change waits for a unit it depends on, which Failed (a resource that did not provision)
-	ReasonDependentsRemain   Reason = "DependentsRemain"   // Pending: removed, pruned once the units that depend on it are
-	ReasonCanaryPaused       Reason = "CanaryPaused"       // Progressing: a canary step holds its weight for its pause, analysed
-	ReasonWaitingReady       Reason = "WaitingReady"       // Progressing: a rollout step waits for the new release to be ready
+	ReasonBuilding            Reason = "Building"            // Building: the build command runs
+	ReasonBuildFailed         Reason = "BuildFailed"         // Failed: the build failed; LogTail has its last lines
+	ReasonRollingOut          Reason = "RollingOut"          // Progressing: a release rolls out
+	ReasonRolloutFailed       Reason = "RolloutFailed"       // Failed: the rollout failed, what ran before is restored
+	ReasonRolledBack          Reason = "RolledBack"          // Failed: the rollout's analysis rolled it back
+	ReasonReplicasNotReady    Reason = "ReplicasNotReady"    // Degraded
+	ReasonDrift               Reason = "Drift"               // Degraded: drift reported, not corrected (selfHeal off)
+	ReasonRuntimeError        Reason = "RuntimeError"        // Degraded: the runtime did not answer or refused a step
+	ReasonRuntimeUnreachable  Reason = "RuntimeUnreachable"  // Degraded: the environment's runtime cannot be reached
+	ReasonStoreError          Reason = "StoreError"          // Degraded: socle's store did not answer
+	ReasonRuntimeUnsupported  Reason = "RuntimeUnsupported"  // Unsupported
+	ReasonPolicyDenied        Reason = "PolicyDenied"        // Blocked: a policy denies the change
+	ReasonGateClosed          Reason = "GateClosed"          // Blocked: a promotion gate holds the change
+	ReasonSecretUndecryptable Reason = "SecretUndecryptable" // Blocked: socle holds no identity that decrypts the unit's secret file
+	ReasonRemovedFromGit      Reason = "RemovedFromGit"      // Orphaned
+	ReasonOneContainer        Reason = "OneContainerOnly"    // Synced, with a note: the local runtime runs one container per replica
+	ReasonInvalidSpec         Reason = "InvalidSpec"         // Failed: the unit's kind cannot read its desired state
+	ReasonDependencyNotReady  Reason = "DependencyNotReady"  // Pending: a change waits for a unit it depends on to be Synced
+	ReasonDependencyFailed    Reason = "DependencyFailed"    // Pending: a change waits for a unit it depends on, which Failed (a resource that did not provision)
+	ReasonDependentsRemain    Reason = "DependentsRemain"    // Pending: removed, pruned once the units that depend on it are
+	ReasonCanaryPaused        Reason = "CanaryPaused"        // Progressing: a canary step holds its weight for its pause, analysed
+	ReasonWaitingReady        Reason = "WaitingReady"        // Progressing: a rollout step waits for the new release to be ready
 )
 
 // Key is the unit the status is of.
@@ -71,7 +72,7 @@ func (s UnitStatus) Key() unit.Key { return unit.Key{Kind: s.Kind, Name: s.App, 
 
 // Block is why a unit's desired change waits (SetBlocked).
 type Block struct {
-	Reason  Reason // ReasonPolicyDenied or ReasonGateClosed
+	Reason  Reason // ReasonPolicyDenied, ReasonGateClosed or ReasonSecretUndecryptable
 	Message string
 }
 

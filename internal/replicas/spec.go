@@ -216,14 +216,16 @@ func SecretValues(u *plan.Unit, secret []byte, res Resources) []string {
 	if len(names) == 0 {
 		return out
 	}
+	// Each variable on its own: one that does not resolve (a resource not
+	// provisioned yet) leaves the others redacted.
 	for _, c := range u.Containers {
-		vals, err := resolveVariables(u, c.Variables, secret, res)
-		if err != nil {
-			continue
-		}
 		for _, n := range names {
-			if v, ok := vals[n]; ok {
-				out = append(out, v)
+			raw, ok := c.Variables[n]
+			if !ok {
+				continue
+			}
+			if vals, err := resolveVariables(u, map[string]string{n: raw}, secret, res); err == nil {
+				out = append(out, vals[n])
 			}
 		}
 	}

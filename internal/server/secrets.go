@@ -1,15 +1,16 @@
 package server
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"encoding/json"
 	"log/slog"
 	"maps"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
-	"unicode"
 	"unicode/utf8"
 
 	"github.com/socle-dev/socle/internal/pipeline"
@@ -21,62 +22,56 @@ import (
 // plan.Redacted: in API answers, streamed logs, events and socle's own log.
 // A nil redactor replaces nothing.
 //
-// A value of minSecret characters or more is replaced wherever it occurs,
-// inside words too. A shorter one (a PIN, "abc", even "a") is replaced
-// only where it stands as a whole word, not touching a letter or a digit:
-// "pin=1234" and "said abc." are redacted, "abcdef" and "1234567" are not.
-// Replacing "a" inside every word would make logs unreadable and JSON keys
-// wrong, and a short value inside a longer word tells nothing of it; where
-// socle knows a field is secret (the effective configuration), the whole
-// field is redacted whatever its length. GitHub Actions masks every value
-// everywhere, whatever its length; Airflow and Jenkins' proposals do as
-// here, and socle warns in its log when a secret is that short.
+// Every value is replaced wherever it occurs, whatever its length: a PIN
+// of 4 digits, "abc", even "a", inside words too (GitHub Actions masks the
+// same way). A value of one or two characters makes the text read oddly;
+// socle warns in its log of values under minSecret characters. In a JSON
+// document, values are replaced in strings, decoded, so that an escaped
+// secret (\n, \u0026) is seen; short values (under minSecret) are not
+// replaced in keys, so that an answer keeps its fields' names.
 type redactor struct {
-	long *strings.Replacer // nil: no long secret
-	// short are the values under minSecret characters, longest first.
-	short []string
+	all  *strings.Replacer // every value
+	long *strings.Replacer // the values of minSecret characters or more; nil: none
 }
 
-// minSecret is the shortest value replaced inside words.
+// minSecret is the length under which socle warns that a secret is short,
+// and under which a value is left in JSON keys.
 const minSecret = 6
 
+// placeholderOnly is a value that is a placeholder and nothing else: the
+// text of a variable not resolved, not a secret.
+var placeholderOnly = regexp.MustCompile(`^\$\{[^}]*\}$`)
+
 func newRedactor(values []string) *redactor {
-	// Each long value as it is and as JSON escapes it (a secret with & < > "
-	// \ is written \u0026… in a JSON document), longest first so that a
-	// secret containing another is replaced whole.
-	var long, short []string
+	var all, long []string
 	for _, v := range values {
-		if v == "" || strings.Contains(v, "${") {
+		if v == "" || placeholderOnly.MatchString(v) {
 			continue
 		}
-		if utf8.RuneCountInString(v) < minSecret {
-			short = append(short, v)
-			continue
-		}
-		long = append(long, v)
-		if b, err := json.Marshal(v); err == nil {
-			if e := string(b[1 : len(b)-1]); e != v {
-				long = append(long, e)
-			}
+		all = append(all, v)
+		if utf8.RuneCountInString(v) >= minSecret {
+			long = append(long, v)
 		}
 	}
-	if len(long) == 0 && len(short) == 0 {
+	if len(all) == 0 {
 		return nil
 	}
-	red := &redactor{short: longestFirst(short)}
-	if long = longestFirst(long); len(long) > 0 {
-		pairs := make([]string, 0, 2*len(long))
-		for _, v := range long {
-			pairs = append(pairs, v, plan.Redacted)
-		}
-		red.long = strings.NewReplacer(pairs...)
-	}
-	return red
+	return &redactor{all: replacer(all), long: replacer(long)}
 }
 
-func longestFirst(vs []string) []string {
+// replacer replaces the values, longest first so that a secret containing
+// another is replaced whole; nil for none.
+func replacer(vs []string) *strings.Replacer {
+	if len(vs) == 0 {
+		return nil
+	}
 	slices.SortFunc(vs, func(a, b string) int { return cmp.Or(len(b)-len(a), strings.Compare(a, b)) })
-	return slices.Compact(vs)
+	vs = slices.Compact(vs)
+	pairs := make([]string, 0, 2*len(vs))
+	for _, v := range vs {
+		pairs = append(pairs, v, plan.Redacted)
+	}
+	return strings.NewReplacer(pairs...)
 }
 
 // String returns s with every secret replaced.
@@ -84,85 +79,28 @@ func (r *redactor) String(s string) string {
 	if r == nil {
 		return s
 	}
-	if r.long != nil {
-		s = r.long.Replace(s)
-	}
-	return r.words(s)
+	return r.all.Replace(s)
 }
 
-// words replaces the short secrets that stand as whole words in s.
-func (r *redactor) words(s string) string {
-	if len(r.short) == 0 {
-		return s
-	}
-	var b strings.Builder
-	done := 0 // s[:done] is written to b
-	for i := 0; i < len(s); {
-		if i == 0 || !wordRune(lastRune(s[:i])) {
-			if v := r.shortAt(s, i); v != "" {
-				b.WriteString(s[done:i])
-				b.WriteString(plan.Redacted)
-				i += len(v)
-				done = i
-				continue
-			}
-		}
-		_, n := utf8.DecodeRuneInString(s[i:])
-		i += n
-	}
-	if done == 0 {
-		return s
-	}
-	b.WriteString(s[done:])
-	return b.String()
-}
-
-// shortAt returns the short secret that starts at s[i] and ends at a word's
-// end, or "".
-func (r *redactor) shortAt(s string, i int) string {
-	for _, v := range r.short {
-		if strings.HasPrefix(s[i:], v) {
-			if rest := s[i+len(v):]; rest == "" || !wordRune(firstRune(rest)) {
-				return v
-			}
-		}
-	}
-	return ""
-}
-
-func wordRune(c rune) bool { return unicode.IsLetter(c) || unicode.IsDigit(c) }
-
-func firstRune(s string) rune { c, _ := utf8.DecodeRuneInString(s); return c }
-
-func lastRune(s string) rune { c, _ := utf8.DecodeLastRuneInString(s); return c }
-
-// JSON returns a JSON document with every secret replaced; a secret is
-// replaced inside strings only if the result still parses. Short secrets
-// are replaced in string values only, never in keys, so that an answer
-// keeps its shape.
+// JSON returns a JSON document with every secret replaced in its strings
+// (keys: the long ones only). A document that does not scan, or would not
+// parse once redacted, is replaced whole.
 func (r *redactor) JSON(b []byte) []byte {
 	if r == nil || len(b) == 0 {
 		return b
 	}
-	out := b
-	if r.long != nil {
-		out = []byte(r.long.Replace(string(b)))
-	}
-	if len(r.short) > 0 {
-		out = r.jsonWords(out)
-	}
-	if !json.Valid(out) {
+	out, ok := r.jsonStrings(b)
+	if !ok || !json.Valid(out) {
 		return []byte(`"` + plan.Redacted + `"`)
 	}
 	return out
 }
 
-// jsonWords replaces short secrets in the string values of a JSON
-// document, decoded, so that a secret after an escape (\n) is seen. It
-// walks the bytes rather than decoding the document: an answer keeps its
-// keys' order, its numbers and its indentation. A document that does not
-// scan is returned as it is, for JSON to judge.
-func (r *redactor) jsonWords(b []byte) []byte {
+// jsonStrings replaces secrets in the strings of a JSON document, each
+// decoded and encoded again if it changed. It walks the bytes rather than
+// decoding the document: an answer keeps its keys' order, its numbers and
+// its indentation. false: the document does not scan.
+func (r *redactor) jsonStrings(b []byte) ([]byte, bool) {
 	var out []byte
 	done := 0
 	for i := 0; i < len(b); i++ {
@@ -177,20 +115,20 @@ func (r *redactor) jsonWords(b []byte) []byte {
 			end++
 		}
 		if end >= len(b) {
-			return b
+			return nil, false
 		}
 		lit := b[i : end+1]
 		next := end + 1
 		for next < len(b) && (b[next] == ' ' || b[next] == '\n' || b[next] == '\t' || b[next] == '\r') {
 			next++
 		}
+		rep := r.all
 		if next < len(b) && b[next] == ':' { // a key
-			i = end
-			continue
+			rep = r.long
 		}
-		var v string
-		if json.Unmarshal(lit, &v) == nil {
-			if red := r.words(v); red != v {
+		v, plain := string(lit[1:len(lit)-1]), !bytes.ContainsRune(lit, '\\')
+		if rep != nil && (plain || json.Unmarshal(lit, &v) == nil) {
+			if red := rep.Replace(v); red != v {
 				enc, _ := json.Marshal(red)
 				out = append(append(out, b[done:i]...), enc...)
 				done = end + 1
@@ -199,9 +137,9 @@ func (r *redactor) jsonWords(b []byte) []byte {
 		i = end
 	}
 	if out == nil {
-		return b
+		return b, true
 	}
-	return append(out, b[done:]...)
+	return append(out, b[done:]...), true
 }
 
 // secrets holds the redactor: every secret value of every unit recorded
@@ -257,7 +195,7 @@ func (s *Server) rebuildRedactor() *redactor {
 	red := s.secrets.red
 	s.secrets.mu.Unlock()
 	if newShort > 0 { // logged unlocked: the log's handler takes the redactor
-		s.log.Warn("secret values shorter than 6 characters are redacted only where they stand as a whole word; use longer secrets",
+		s.log.Warn("secret values shorter than 6 characters are redacted wherever they occur, inside words too, which makes logs read oddly; use longer secrets",
 			"count", newShort, "minLength", minSecret)
 	}
 	return red

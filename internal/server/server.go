@@ -38,6 +38,7 @@ import (
 	"github.com/socle-dev/socle/internal/resource"
 	"github.com/socle-dev/socle/internal/runtime"
 	"github.com/socle-dev/socle/internal/sandbox"
+	"github.com/socle-dev/socle/internal/sopsfile"
 	"github.com/socle-dev/socle/internal/source"
 	"github.com/socle-dev/socle/internal/spec"
 	"github.com/socle-dev/socle/internal/stack"
@@ -104,6 +105,10 @@ type Config struct {
 	// Clock is socle's time, which gates, soaks, freezes and backoffs
 	// read; the system's when nil. Tests move it (socle up --clock-file).
 	Clock clock.Clock
+	// AgeIdentities is a file of age identities that decrypt the apps'
+	// secret files, beside those of <data>/age/*.txt; socle never writes
+	// them to Git.
+	AgeIdentities string
 }
 
 // DBFile is the database's name inside the data directory.
@@ -147,7 +152,8 @@ type Server struct {
 	stackPolicies stackPolicies
 	auth          *auth.Authenticator
 	images        *images
-	secret        []byte // the data directory's secret: resource credentials derive from it
+	secret        []byte            // the data directory's secret: resource credentials derive from it
+	keyring       *sopsfile.Keyring // the age identities that decrypt the apps' secret files
 	secrets       secrets
 	patterns      patterns
 
@@ -204,6 +210,10 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	cfg.Logger = slog.New(redactHandler{cfg.Logger.Handler(), s})
 	s.cfg.Logger, s.log = cfg.Logger, cfg.Logger
 	s.secret = secret
+	if s.keyring, err = loadKeyring(cfg); err != nil {
+		s.closeAll()
+		return nil, err
+	}
 	s.openStacks()
 	s.runtimeTypes = wiring.Runtimes(wiring.RuntimeOptions{Kubeconfig: cfg.Kubeconfig})
 	s.commits = &gitwrite.Writer{Repo: repo, Audit: st, Log: cfg.Logger, Recognize: promotion.Recognize}
@@ -213,7 +223,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		return s.promo.Gates(ctx, repo, c, old)
 	}
 	s.pipeline = pipeline.New(pipeline.Config{Store: st, Git: repo, Engine: engineApplier{s}, Gates: gates, Commits: s.commits,
-		Load: s.load, OnInForce: func(r *spec.Repo) { s.notifier.SetPlatform(&r.Platform) }, Clock: s.clock, Log: cfg.Logger})
+		Secrets: s.keyring, Load: s.load, OnInForce: func(r *spec.Repo) { s.notifier.SetPlatform(&r.Platform) }, Clock: s.clock, Log: cfg.Logger})
 	if err := s.openRuntime(ctx, cfg); err != nil {
 		s.closeAll()
 		return nil, err

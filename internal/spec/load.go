@@ -365,6 +365,7 @@ func (l *loading) loadApp(name string, st *decodeState) *App {
 	prefix := dir + "/"
 	var score, conf []byte
 	var scoreLink bool
+	var secretFiles map[string][]byte
 	err := fs.WalkDir(l.fsys, dir, func(p string, e fs.DirEntry, err error) error {
 		if err != nil || e.IsDir() {
 			return err
@@ -391,6 +392,13 @@ func (l *loading) loadApp(name string, st *decodeState) *App {
 			score = data
 		case AppFile:
 			conf = data
+		default:
+			if isSecretFile(rel) {
+				if secretFiles == nil {
+					secretFiles = map[string][]byte{}
+				}
+				secretFiles[rel] = data
+			}
 		}
 		return nil
 	})
@@ -414,6 +422,7 @@ func (l *loading) loadApp(name string, st *decodeState) *App {
 		}
 	}
 	l.checkApp(app, l.docs)
+	l.checkSecretValues(app, secretFiles)
 	// Nothing holds the values of the app's files now (the decoders copy
 	// what they keep): their maps serve the next app's files.
 	for _, d := range l.docs {

@@ -2,6 +2,9 @@
 package main
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"log"
 	"net/http"
@@ -20,6 +23,14 @@ func main() {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ready") })
+	// /sign signs its msg with SESSION_KEY (HMAC-SHA256, in hex): the key
+	// is a secret that socle decrypts from apps/web/secrets.<zone>.yaml.
+	sessionKey := os.Getenv("SESSION_KEY")
+	mux.HandleFunc("/sign", func(w http.ResponseWriter, r *http.Request) {
+		m := hmac.New(sha256.New, []byte(sessionKey))
+		m.Write([]byte(r.URL.Query().Get("msg")))
+		fmt.Fprintln(w, hex.EncodeToString(m.Sum(nil)))
+	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, "%s (version %s)\n", greeting, version)
 	})
