@@ -145,6 +145,9 @@ type PlanBody struct {
 	Decisions []PlanDecision       `json:"decisions"`
 	// Gates are the changes a closed promotion gate holds, by "app@env".
 	Gates map[string]string `json:"gates,omitempty"`
+	// Secrets are the changes held because socle cannot decrypt the
+	// unit's secret file, by "app@env": the file and why (never a value).
+	Secrets map[string]string `json:"secrets,omitempty"`
 }
 
 // GateKind names a promotion gate.

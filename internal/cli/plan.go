@@ -16,6 +16,8 @@ import (
 	"github.com/socle-dev/socle/internal/pipeline"
 	"github.com/socle-dev/socle/internal/plan"
 	"github.com/socle-dev/socle/internal/policy"
+	"github.com/socle-dev/socle/internal/server"
+	"github.com/socle-dev/socle/internal/sopsfile"
 	"github.com/socle-dev/socle/internal/spec"
 	"github.com/socle-dev/socle/internal/store"
 	"github.com/socle-dev/socle/internal/wiring"
@@ -66,7 +68,27 @@ does not plan, or a change or a stack instance is denied.`,
 				}
 				out.from = from
 				desired := plan.Desired(repo, "", nil)
-				out.Plan = plan.Diff("", desired, applied)
+				// The secrets' values as the server gives them, with the
+				// data directory's age identities: without them every
+				// secret would read as removed. What cannot be decrypted
+				// is said, and planned without its values.
+				var kr sopsfile.Keyring
+				if err := kr.LoadDir(filepath.Join(data, server.AgeDir)); err != nil {
+					fmt.Fprintln(g.stderr, "socle: reading age identities:", err)
+				}
+				if id := os.Getenv("SOCLE_AGE_IDENTITIES"); id != "" {
+					if err := kr.LoadFile(id); err != nil {
+						fmt.Fprintln(g.stderr, "socle: reading age identities:", err)
+					}
+				}
+				blocked := pipeline.WithSecrets(dirFS(dir), repo, desired, &kr)
+				for _, u := range desired {
+					if b, ok := blocked[u.Key()]; ok {
+						fmt.Fprintf(g.stderr, "socle: %s @ %s: %s\n", u.App, u.Env, b.Message)
+					}
+				}
+				// Secrets never show, old or new.
+				out.Plan = plan.RedactPlan(plan.Diff("", desired, applied), applied)
 				// The state keeps the units, not the provisioners they were
 				// applied with: both sides are served by this repository's.
 				out.Plan.Resources = plan.DiffResources(plan.ResourcesOf(repo, applied), plan.ResourcesOf(repo, desired))

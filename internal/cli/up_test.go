@@ -106,7 +106,11 @@ func startUp(t *testing.T, args ...string) (url, admin, data string, out *syncbu
 	var errOut syncbuf.Buffer
 	done := make(chan int, 1)
 	go func() {
-		done <- Run(ctx, append([]string{"up", "--data", data, "--addr", "127.0.0.1:0", "--proxy-addr", "127.0.0.1:0", "--poll", "1h"}, args...), out, &errOut)
+		// Without the sandbox, as the server's tests: its sandboxed builds
+		// start from an empty cache per app (the standard library built
+		// again for each), and internal/sandbox, runtime/local, artifact
+		// and test/readme (socle up as the README runs it) test it.
+		done <- Run(ctx, append([]string{"up", "--data", data, "--addr", "127.0.0.1:0", "--proxy-addr", "127.0.0.1:0", "--poll", "1h", "--insecure-no-sandbox"}, args...), out, &errOut)
 	}()
 	t.Cleanup(func() {
 		cancel()

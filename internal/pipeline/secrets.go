@@ -21,6 +21,13 @@ type Decrypter interface {
 	Decrypt(data []byte) (map[string]string, error)
 }
 
+// WithSecrets is withSecrets for what plans outside the server (socle
+// plan against a data directory's state): the units blocked are returned
+// with why.
+func WithSecrets(fsys fs.FS, repo *spec.Repo, units []plan.Unit, dec Decrypter) map[plan.Key]reconcile.Block {
+	return withSecrets(fsys, repo, units, dec)
+}
+
 // withSecrets gives each desired unit the values of its secrets, from its
 // app's secret files (spec.SecretFiles), decrypted. A unit whose file
 // socle cannot decrypt is returned blocked, with a message that names the

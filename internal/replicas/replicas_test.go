@@ -23,6 +23,7 @@ import (
 	"github.com/socle-dev/socle/internal/runtime"
 	"github.com/socle-dev/socle/internal/runtime/local"
 	"github.com/socle-dev/socle/internal/runtime/runtimetest"
+	"github.com/socle-dev/socle/internal/sandbox"
 	"github.com/socle-dev/socle/internal/spec"
 )
 
@@ -72,7 +73,9 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	d, err := local.New(local.Options{StateDir: t.TempDir()})
+	// Rollouts, not the sandbox, are under test here (internal/runtime/
+	// local tests the sandbox, with the same driver).
+	d, err := local.New(local.Options{StateDir: t.TempDir(), Sandbox: sandbox.Off()})
 	if err != nil {
 		t.Fatal(err)
 	}
