@@ -79,6 +79,7 @@ repository at <data>/repo. Edit and commit there to see socle follow.`,
 				return err
 			}
 			demo := cfg.Repo == ""
+			cfg.Demo = demo
 			if demo {
 				repo, err := demoRepo(ctx, cfg.Data, g)
 				if err != nil {

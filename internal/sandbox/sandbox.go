@@ -62,6 +62,15 @@ func Off() *Sandbox {
 	return &Sandbox{mode: Insecure, reason: "the sandbox is off (--insecure-no-sandbox): apps and builds run as socle's user and can read its data directory, its secrets and other apps' environments"}
 }
 
+// DemoOff returns the sandbox switched off for socle's own demo, where
+// none can be made (refused says why): its apps are socle's code, and a
+// newcomer's first `socle up` on a machine with Go alone must serve them.
+// A repository of one's own still needs a sandbox or
+// --insecure-no-sandbox.
+func DemoOff(refused string) *Sandbox {
+	return &Sandbox{mode: Insecure, reason: "the demo's apps run without a sandbox, as socle's user, because none can be made here (" + refused + "); a platform repository of your own (--repo) is refused until one can"}
+}
+
 var (
 	detectOnce sync.Once
 	detected   *Sandbox

@@ -2,9 +2,11 @@ package server
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 
 	"github.com/socle-dev/socle/internal/api"
+	"github.com/socle-dev/socle/internal/sandbox"
 )
 
 // TestStatusSaysTheSandbox: the API's status says how apps run here, and
@@ -27,5 +29,30 @@ func TestStatusSaysTheSandbox(t *testing.T) {
 			t.Errorf("insecure %v: sandbox %+v, want %s with a message and the limits", tc.insecure, st.Sandbox, tc.want)
 		}
 		r.stop()
+	}
+}
+
+// TestChooseSandbox: where no sandbox can be made, socle's demo still
+// runs (insecure, and said so), a repository of one's own is refused;
+// --insecure-no-sandbox switches it off for both; a sandbox that works
+// is kept.
+func TestChooseSandbox(t *testing.T) {
+	refused := sandbox.With("/nonexistent/bwrap")
+	for _, tc := range []struct {
+		name     string
+		detected *sandbox.Sandbox
+		cfg      Config
+		want     sandbox.Mode
+		says     string
+	}{
+		{"own repository, no bwrap", refused, Config{}, sandbox.Refused, "bwrap is not installed"},
+		{"demo, no bwrap", refused, Config{Demo: true}, sandbox.Insecure, "the demo's apps run without a sandbox"},
+		{"insecure asked", refused, Config{InsecureNoSandbox: true}, sandbox.Insecure, "--insecure-no-sandbox"},
+		{"demo, sandbox works", sandbox.Detect(), Config{Demo: true}, sandbox.Detect().Mode(), ""},
+	} {
+		got := chooseSandbox(tc.detected, tc.cfg)
+		if got.Mode() != tc.want || !strings.Contains(got.Message(), tc.says) {
+			t.Errorf("%s: %s %q, want %s saying %q", tc.name, got.Mode(), got.Message(), tc.want, tc.says)
+		}
 	}
 }

@@ -94,6 +94,10 @@ type Config struct {
 	// ProgressDeadline is how long a rollout may make no progress before
 	// it fails and is rolled back (default 2m).
 	ProgressDeadline time.Duration
+	// Demo: the repository is socle's demo (socle up without --repo):
+	// where no sandbox can be made, its apps (socle's own code) run
+	// without one rather than not at all, and the status says so.
+	Demo bool
 	// InsecureNoSandbox runs apps' replicas and builds without a sandbox,
 	// as socle's user (socle up --insecure-no-sandbox); the status says
 	// so. Off, they run in bubblewrap sandboxes (package sandbox), and
@@ -266,10 +270,7 @@ func (s *Server) openRuntime(ctx context.Context, cfg Config) error {
 		return fmt.Errorf("registry: %w", err)
 	}
 	s.registry = registry.NewHandler(reg, cfg.Logger)
-	s.sandbox = sandbox.Detect()
-	if cfg.InsecureNoSandbox {
-		s.sandbox = sandbox.Off()
-	}
+	s.sandbox = chooseSandbox(sandbox.Detect(), cfg)
 	switch s.sandbox.Mode() {
 	case sandbox.Refused:
 		s.log.Error("apps will not start: no sandbox", "reason", s.sandbox.Message())
@@ -373,6 +374,18 @@ func (s *Server) onDrift(app, env, what string, corrected bool) {
 
 // Sandbox is how the apps' replicas and builds run (Config.InsecureNoSandbox).
 func (s *Server) Sandbox() *sandbox.Sandbox { return s.sandbox }
+
+// chooseSandbox is the sandbox apps run in: the machine's (detected),
+// off when asked, off for the demo where none can be made.
+func chooseSandbox(detected *sandbox.Sandbox, cfg Config) *sandbox.Sandbox {
+	switch {
+	case cfg.InsecureNoSandbox:
+		return sandbox.Off()
+	case detected.Mode() == sandbox.Refused && cfg.Demo:
+		return sandbox.DemoOff(detected.Message())
+	}
+	return detected
+}
 
 // ProxyAddr is the address the proxy listens on.
 func (s *Server) ProxyAddr() string {
