@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -85,6 +86,11 @@ type Config struct {
 	// Hide are the directories a build must not see: socle's data
 	// directory. Default: the parent of Dir.
 	Hide []string
+	// GoSeed is the Go build cache of the standard library that socle
+	// compiles itself and puts into the cache of each sandboxed Go build
+	// (see goseed.go). Default: <user cache directory>/socle/go-std; "-"
+	// for none.
+	GoSeed string
 }
 
 // Builder builds apps into images. It is safe for concurrent use; two builds
@@ -94,6 +100,9 @@ type Builder struct {
 	log    *slog.Logger
 	remote []remote.Option
 	locks  keylock.Map
+
+	seedMu sync.Mutex // fills the Go seed, once
+	seeded bool
 }
 
 // NewBuilder returns a Builder, creating its directories and removing what
@@ -118,9 +127,23 @@ func NewBuilder(cfg Config) (*Builder, error) {
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = DefaultTimeout
 	}
+	switch cfg.GoSeed {
+	case "-":
+		cfg.GoSeed = ""
+	case "":
+		if d, err := os.UserCacheDir(); err == nil {
+			cfg.GoSeed = filepath.Join(d, "socle", "go-std")
+		}
+	}
 	// Logs hold what builds print (secrets, at times), caches what they
 	// fetch: socle's alone, each app's cache given to its builds' user.
 	// (cache is searchable, so that a build's user reaches its own.)
+	// Dir first: made by the first MkdirAll below, it would get that
+	// directory's mode (0700 for logs: no build's user would reach its
+	// work directory).
+	if err := os.MkdirAll(cfg.Dir, 0o711); err != nil {
+		return nil, fmt.Errorf("artifact builder: %w", err)
+	}
 	for d, mode := range map[string]os.FileMode{"builds": 0o755, "logs": 0o700, "work": 0o755, "cache": 0o711} {
 		p := filepath.Join(cfg.Dir, d)
 		if err := os.MkdirAll(p, mode); err != nil {

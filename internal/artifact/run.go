@@ -164,6 +164,9 @@ func (b *Builder) run(ctx context.Context, app, work, dir string, env []string, 
 		}
 		spec.Writable = []string{work, cache}
 		spec.Env = withCache(env, cache)
+		if b.cfg.GoSeed != "" && goModule(dir) {
+			b.seedGo(ctx, name, env, filepath.Join(cache, "go-build"), log)
+		}
 	}
 	cmd, err := sb.Command(spec)
 	if err != nil {
@@ -197,23 +200,40 @@ func (b *Builder) run(ctx context.Context, app, work, dir string, env []string, 
 // cache directory, the only place it writes outside its work directory: the
 // host's HOME is read-only there, and another app's builds do not see it.
 func withCache(env []string, cache string) []string {
-	set := map[string]string{
+	return setEnv(env, map[string]string{
 		"HOME":           filepath.Join(cache, "home"),
 		"XDG_CACHE_HOME": filepath.Join(cache, "xdg"),
 		"GOCACHE":        filepath.Join(cache, "go-build"),
 		"GOPATH":         filepath.Join(cache, "go"),
 		"GOMODCACHE":     filepath.Join(cache, "go", "pkg", "mod"),
-	}
-	env = slices.DeleteFunc(slices.Clone(env), func(kv string) bool {
-		k, _, _ := strings.Cut(kv, "=")
-		_, ok := set[k]
-		return ok
 	})
-	for k, v := range set {
-		env = append(env, k+"="+v)
+}
+
+// seedGo puts the Go standard library seed into a sandboxed build's cache
+// (see goseed.go). Without it the build still runs, slower: why is in its
+// log.
+func (b *Builder) seedGo(ctx context.Context, name string, env []string, cache string, log io.Writer) {
+	start := time.Now()
+	seed, err := b.goSeed(ctx, env)
+	n := 0
+	if err == nil {
+		// Only the directories it makes are the build's user's, never a
+		// file of the seed (Sandbox.Chown walks a tree: not here).
+		own := func(dir string) error {
+			if uid, gid, other := b.cfg.Sandbox.Owner(name); other {
+				return os.Lchown(dir, uid, gid)
+			}
+			return nil
+		}
+		n, err = seedCache(seed, cache, b.cfg.Sandbox.PerAppUsers(), own)
 	}
-	slices.Sort(env)
-	return env
+	if err != nil {
+		fmt.Fprintf(log, "socle: the Go standard library seed is not in this build's cache (%v): Go compiles it again\n", err)
+		return
+	}
+	if n > 0 {
+		fmt.Fprintf(log, "socle: %d entries of the Go standard library seed (%s) put in this build's cache in %s\n", n, seed, time.Since(start).Round(time.Millisecond))
+	}
 }
 
 // passEnv lists the variables of socle's own environment that a build sees:

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/socle-dev/socle/internal/artifact/registry"
@@ -176,4 +177,126 @@ func TestUnpackerOpensOldRootfs(t *testing.T) {
 	} else if fi.Mode().Perm() != 0o711 {
 		t.Errorf("old rootfs: mode %v, want 0711", fi.Mode().Perm())
 	}
+}
+
+// TestBuildSandboxSeededStd: a sandboxed Go build starts with the standard
+// library that socle compiled into its seed (it compiles its own code
+// alone), and a build that writes into every file of its cache changes
+// its own copies, never the seed that other apps' builds get.
+func TestBuildSandboxSeededStd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("compiles Go's standard library into the seed if it is not there (about 2 minutes on 2 cores)")
+	}
+	sb := sandbox.Detect()
+	if !sb.Enabled() {
+		t.Fatalf("no sandbox on this machine: %s", sb.Message())
+	}
+	p := newPlatform(t)
+	data := reachableDir(t)
+	reg, err := registry.Open(filepath.Join(data, "registry"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(data, "artifacts")
+	b := newBuilder(t, dir, reg, "127.0.0.1:1", func(c *Config) { c.Sandbox = sb })
+	seed := b.cfg.GoSeed
+	if seed == "" {
+		t.Fatal("no seed: the user has no cache directory")
+	}
+
+	web := p.app(t, p.head, "web")
+	web.Config.Build.Command = `go build -x -trimpath -o "$SOCLE_OUT/web" .`
+	a, err := b.Build(context.Background(), p.repo, p.head, web)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log, err := os.ReadFile(filepath.Join(dir, "logs", "web", a.Revision+".log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(log), " -p main ") {
+		t.Fatalf("go build -x printed no compile of package main: the test cannot tell what compiled\n%s", log)
+	}
+	for _, pkg := range []string{"runtime", "fmt", "net/http"} {
+		if strings.Contains(string(log), " -p "+pkg+" ") {
+			t.Errorf("the build compiled %s: the seed's entries were not in its cache", pkg)
+		}
+	}
+	if !strings.Contains(string(log), "entries of the Go standard library seed") {
+		t.Errorf("the log does not say the seed was used:\n%.2000s", log)
+	}
+
+	// The seed's index entries (small) before an attack.
+	before := indexEntries(t, seed)
+	if len(before) < 100 {
+		t.Fatalf("the seed has %d index entries", len(before))
+	}
+	worker := p.app(t, p.head, "worker")
+	worker.Config.Build.Command = `find "$GOCACHE" -type f -name '*-[ad]' | while read -r f; do { chmod u+w "$f"; printf poison >> "$f"; } 2>/dev/null; done
+echo "poisoned $(grep -l poison -r "$GOCACHE" | wc -l) files of $GOCACHE"
+go build -trimpath -o "$SOCLE_OUT/worker" .`
+	a, err = b.Build(context.Background(), p.repo, p.head, worker)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log, err = os.ReadFile(filepath.Join(dir, "logs", "worker", a.Revision+".log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("worker's build: %s", lastLine(log))
+	after := indexEntries(t, seed)
+	changed := 0
+	for name, entry := range before {
+		if after[name] != entry {
+			changed++
+		}
+	}
+	if changed > 0 {
+		t.Errorf("a build changed %d index entries of the seed", changed)
+	}
+	// Where the entries are links, the build's user does not own them.
+	if uid, _, other := sb.Owner("build:worker"); other {
+		cache := filepath.Join(dir, "cache", "worker", "go-build")
+		links := 0
+		_ = filepath.WalkDir(cache, func(p string, d fs.DirEntry, err error) error {
+			if err != nil || !d.Type().IsRegular() {
+				return err
+			}
+			fi, err := os.Stat(p)
+			if err != nil {
+				return err
+			}
+			if st := fi.Sys().(*syscall.Stat_t); st.Nlink > 1 {
+				links++
+				if int(st.Uid) == uid {
+					t.Errorf("%s: a link to the seed owned by the build's user", p)
+				}
+			}
+			return nil
+		})
+		if links == 0 {
+			t.Errorf("socle is root, yet no entry of worker's cache is a link to the seed")
+		}
+	}
+}
+
+// indexEntries reads the index entries (-a files) of a Go build cache.
+func indexEntries(t *testing.T, cache string) map[string]string {
+	t.Helper()
+	entries := map[string]string{}
+	err := filepath.WalkDir(cache, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(p, "-a") {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		entries[p] = string(b)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return entries
 }
