@@ -384,7 +384,7 @@ func (r *Replica[P]) stop(ctx context.Context) error {
 		err = errors.Join(err, rmErr)
 	}
 	// Forgotten before the Stopped event, which says so.
-	r.s.forget(r)
+	r.s.Forget(r)
 	r.mu.Lock()
 	if wasRunning && p.base().Ended() {
 		exit := p.base().Exit()

@@ -92,10 +92,9 @@ func (s *Supervisor[P]) Add(r *Replica[P]) error {
 	return nil
 }
 
-// Forget removes r, which could not start, and frees its ports.
-func (s *Supervisor[P]) Forget(r *Replica[P]) { s.forget(r) }
-
-func (s *Supervisor[P]) forget(r *Replica[P]) {
+// Forget removes r and frees its ports: a replica that could not start,
+// or one stopped.
+func (s *Supervisor[P]) Forget(r *Replica[P]) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.replicas[r.ID] == r {
