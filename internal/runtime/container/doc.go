@@ -5,7 +5,9 @@
 // a container of its own with the Score container's resources.limits as
 // cgroup limits (--cpus, --memory), probes, restarts with backoff, logs,
 // and re-attachment to its containers after socle restarts, even after
-// kill -9. It drives the podman command line (see podman).
+// kill -9. It drives the podman command line (see podman); the
+// supervision it shares with the local runtime (probes, restarts, Recover,
+// Stop, events, port allocation) is package supervise's.
 //
 // # Containers
 //

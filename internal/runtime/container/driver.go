@@ -13,16 +13,12 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"slices"
-	"strconv"
 	"strings"
-	"sync"
 	"time"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/socle-dev/socle/internal/clock"
 	"github.com/socle-dev/socle/internal/runtime"
+	"github.com/socle-dev/socle/internal/runtime/supervise"
 )
 
 // Options configure a Driver.
@@ -56,29 +52,17 @@ const (
 
 // ErrStateLocked is returned by New when another driver uses the state
 // directory.
-var ErrStateLocked = errors.New("state directory in use by another driver")
+var ErrStateLocked = supervise.ErrStateLocked
 
 // Driver is the container runtime driver. Its zero value is not usable;
 // call New.
 type Driver struct {
-	opts   Options
-	pm     podman
-	owner  string // the value of OwnerLabel on this state directory's containers
-	log    *slog.Logger
-	lock   *os.File
-	ctx    context.Context // ends when Close is called
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-
-	// mu guards the fields below; never held while taking a replica's mu,
-	// which may be held while taking it.
-	mu       sync.Mutex
-	closed   bool
-	replicas map[string]*replica // by id, the container's name
-	ports    map[int]bool        // host ports held by known replicas
-
-	subsMu sync.Mutex
-	subs   map[chan runtime.Event]struct{} // nil once closed
+	opts  Options
+	pm    podman
+	owner string // the value of OwnerLabel on this state directory's containers
+	log   *slog.Logger
+	lock  *os.File
+	sup   *supervise.Supervisor[*supervise.Run]
 }
 
 var _ runtime.Driver = (*Driver)(nil)
@@ -110,23 +94,9 @@ func New(opts Options) (*Driver, error) {
 	if err != nil {
 		return nil, fmt.Errorf("container runtime: %w", err)
 	}
-	lock, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	lock, err := supervise.LockStateDir(dir)
 	if err != nil {
 		return nil, fmt.Errorf("container runtime: %w", err)
-	}
-	// A descriptor may linger for an instant in a child forked before it
-	// was closed (until that child execs): try a little.
-	err = unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB)
-	for i := 0; i < 50 && errors.Is(err, unix.EWOULDBLOCK); i++ {
-		time.Sleep(20 * time.Millisecond)
-		err = unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB)
-	}
-	if err != nil {
-		lock.Close()
-		if errors.Is(err, unix.EWOULDBLOCK) {
-			return nil, fmt.Errorf("container runtime: %s: %w", dir, ErrStateLocked)
-		}
-		return nil, fmt.Errorf("container runtime: locking %s: %w", dir, err)
 	}
 	owner, err := ownerID(filepath.Join(dir, "owner"))
 	if err != nil {
@@ -135,12 +105,11 @@ func New(opts Options) (*Driver, error) {
 	}
 	d := &Driver{
 		opts: opts, pm: pm, owner: owner, lock: lock,
-		log:      opts.Logger.With("runtime", "container"),
-		replicas: map[string]*replica{},
-		ports:    map[int]bool{},
-		subs:     map[chan runtime.Event]struct{}{},
+		log: opts.Logger.With("runtime", "container"),
+		// Podman keeps the exit of a container that ended while socle
+		// was away: it is in the run's exit (see adopt).
+		sup: supervise.New[*supervise.Run](TypeName, func(e runtime.Exit) string { return e.Reason }),
 	}
-	d.ctx, d.cancel = context.WithCancel(context.Background())
 	if err := d.load(); err != nil {
 		d.Close()
 		return nil, fmt.Errorf("container runtime: %w", err)
@@ -184,21 +153,21 @@ func (d *Driver) Start(ctx context.Context, spec runtime.ReplicaSpec) (runtime.H
 		return runtime.Handle{}, fmt.Errorf("%w: replica %s: image: the container runtime runs an image and needs its reference", runtime.ErrInvalid, spec.Ref)
 	}
 	r := d.newReplica(spec, containerName(spec.Ref))
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if err := d.add(r); err != nil {
+	r.Lock()
+	defer r.Unlock()
+	if err := d.sup.Add(r.Replica); err != nil {
 		return runtime.Handle{}, err
 	}
 	fail := func(err error) (runtime.Handle, error) {
 		_ = os.Remove(r.recordPath())
-		_, _ = d.pm.run(context.WithoutCancel(ctx), "rm", "-f", "--ignore", r.id)
-		d.forget(r)
+		_, _ = d.pm.run(context.WithoutCancel(ctx), "rm", "-f", "--ignore", r.ID)
+		d.sup.Forget(r.Replica)
 		return runtime.Handle{}, fmt.Errorf("starting replica %s: %w", spec.Ref, err)
 	}
 	if err := d.pull(ctx, spec); err != nil {
 		return fail(err)
 	}
-	if err := r.persistLocked(); err != nil { // before the container exists
+	if err := r.PersistLocked(); err != nil { // before the container exists
 		return fail(err)
 	}
 	if err := r.create(ctx); err != nil {
@@ -208,9 +177,8 @@ func (d *Driver) Start(ctx context.Context, spec runtime.ReplicaSpec) (runtime.H
 	if err != nil {
 		return fail(err)
 	}
-	r.superviseLocked()
-	r.setRunLocked(run)
-	return r.handle(), nil
+	r.SuperviseLocked(run)
+	return r.Handle(), nil
 }
 
 // containerName names a replica's container after what it runs, with a
@@ -283,173 +251,29 @@ func isLoopback(host string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-// add registers r, new, and gives it its host ports. ErrExists if a replica
-// of its Ref is known.
-func (d *Driver) add(r *replica) error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.closed {
-		return runtime.ErrClosed
-	}
-	for _, o := range d.replicas {
-		if o.spec.Ref == r.spec.Ref {
-			return fmt.Errorf("replica %s: %w", r.spec.Ref, runtime.ErrExists)
-		}
-	}
-	for _, p := range r.spec.Ports {
-		port, err := d.freePortLocked()
-		if err != nil {
-			d.releasePortsLocked(r.ports)
-			return fmt.Errorf("replica %s: port %s: %w", r.spec.Ref, p.Name, err)
-		}
-		r.ports = append(r.ports, runtime.PortBinding{Name: p.Name, Port: p.Port, Address: addr(port)})
-	}
-	d.replicas[r.id] = r
-	return nil
-}
-
-// freePortLocked returns a loopback port free now that no known replica
-// holds. Podman binds it when the container starts; another program could
-// take it in between, which the start then reports.
-func (d *Driver) freePortLocked() (int, error) {
-	for range 20 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return 0, err
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		if err := l.Close(); err != nil {
-			return 0, err
-		}
-		if !d.ports[port] {
-			d.ports[port] = true
-			return port, nil
-		}
-	}
-	return 0, errors.New("no free loopback port")
-}
-
-func (d *Driver) releasePortsLocked(ports []runtime.PortBinding) {
-	for _, b := range ports {
-		delete(d.ports, portOf(b.Address))
-	}
-}
-
-func (d *Driver) forget(r *replica) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.replicas[r.id] == r {
-		delete(d.replicas, r.id)
-		d.releasePortsLocked(r.ports)
-	}
-}
-
-func (d *Driver) lookup(h runtime.Handle) (*replica, error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.closed {
-		return nil, runtime.ErrClosed
-	}
-	r, ok := d.replicas[h.ID]
-	if !ok || h.Driver != d.Name() {
-		return nil, fmt.Errorf("%s replica %q: %w", h.Driver, h.ID, runtime.ErrNotFound)
-	}
-	return r, nil
-}
-
-// all returns the known replicas, ordered by Ref.
-func (d *Driver) all() ([]*replica, error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.closed {
-		return nil, runtime.ErrClosed
-	}
-	rs := make([]*replica, 0, len(d.replicas))
-	for _, r := range d.replicas {
-		rs = append(rs, r)
-	}
-	slices.SortFunc(rs, func(a, b *replica) int { return a.spec.Ref.Compare(b.spec.Ref) })
-	return rs, nil
-}
-
 // Status reports a replica; see runtime.Driver.
 func (d *Driver) Status(_ context.Context, h runtime.Handle) (runtime.Status, error) {
-	r, err := d.lookup(h)
-	if err != nil {
-		return runtime.Status{}, err
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.statusLocked(), nil
+	return d.sup.Status(h)
 }
 
 // List reports every known replica; see runtime.Driver.
-func (d *Driver) List(_ context.Context) ([]runtime.Status, error) {
-	rs, err := d.all()
-	if err != nil {
-		return nil, err
-	}
-	sts := make([]runtime.Status, len(rs))
-	for i, r := range rs {
-		r.mu.Lock()
-		sts[i] = r.statusLocked()
-		r.mu.Unlock()
-	}
-	return sts, nil
-}
+func (d *Driver) List(_ context.Context) ([]runtime.Status, error) { return d.sup.List() }
 
 // Recover takes a replica found in the state directory under supervision;
 // see runtime.Driver.
-func (d *Driver) Recover(_ context.Context, h runtime.Handle) error {
-	r, err := d.lookup(h)
-	if err != nil {
-		return err
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.done != nil || r.stopping {
-		return nil
-	}
-	r.superviseLocked()
-	if r.run.ended() { // the supervisor records the exit and starts it again
-		r.state, r.message = runtime.Lost, lostReason
-		return nil
-	}
-	r.startingLocked()
-	r.log.Info("replica recovered", "pid", r.run.pid)
-	r.emitLocked(runtime.EventRecovered, fmt.Sprintf("container %s", r.id))
-	return nil
-}
+func (d *Driver) Recover(_ context.Context, h runtime.Handle) error { return d.sup.Recover(h) }
 
 // Stop stops a replica and removes its container; see runtime.Driver.
-func (d *Driver) Stop(ctx context.Context, h runtime.Handle) error {
-	r, err := d.lookup(h)
-	if err != nil {
-		return err
-	}
-	return r.stop(ctx)
-}
+func (d *Driver) Stop(ctx context.Context, h runtime.Handle) error { return d.sup.Stop(ctx, h) }
 
 // StopAll stops every known replica, in parallel.
-func (d *Driver) StopAll(ctx context.Context) error {
-	rs, err := d.all()
-	if err != nil {
-		return err
-	}
-	errs := make([]error, len(rs))
-	var wg sync.WaitGroup
-	for i, r := range rs {
-		wg.Go(func() { errs[i] = r.stop(ctx) })
-	}
-	wg.Wait()
-	return errors.Join(errs...)
-}
+func (d *Driver) StopAll(ctx context.Context) error { return d.sup.StopAll(ctx) }
 
 // Logs returns the container's output, from podman logs; see
 // runtime.Driver. A followed log ends when the container stops or is
 // removed, as well as when ctx ends or the reader is closed.
 func (d *Driver) Logs(ctx context.Context, h runtime.Handle, follow bool) (io.ReadCloser, error) {
-	r, err := d.lookup(h)
+	r, err := d.sup.Lookup(h)
 	if err != nil {
 		return nil, err
 	}
@@ -458,12 +282,12 @@ func (d *Driver) Logs(ctx context.Context, h runtime.Handle, follow bool) (io.Re
 		args = append(args, "--follow")
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	cmd := d.pm.command(ctx, nil, append(args, r.id)...)
+	cmd := d.pm.command(ctx, nil, append(args, r.ID)...)
 	pr, pw := io.Pipe()
 	cmd.Stdout, cmd.Stderr = pw, pw
 	if err := cmd.Start(); err != nil {
 		cancel()
-		return nil, fmt.Errorf("logs of replica %s: %w", r.spec.Ref, err)
+		return nil, fmt.Errorf("logs of replica %s: %w", r.Spec.Ref, err)
 	}
 	go func() {
 		err := cmd.Wait()
@@ -486,55 +310,14 @@ func (l *logReader) Close() error {
 }
 
 // Watch returns the driver's events; see runtime.Driver.
-func (d *Driver) Watch(ctx context.Context) <-chan runtime.Event {
-	ch := make(chan runtime.Event, 64)
-	d.subsMu.Lock()
-	defer d.subsMu.Unlock()
-	if d.subs == nil {
-		close(ch)
-		return ch
-	}
-	d.subs[ch] = struct{}{}
-	context.AfterFunc(ctx, func() {
-		d.subsMu.Lock()
-		defer d.subsMu.Unlock()
-		if _, ok := d.subs[ch]; ok {
-			delete(d.subs, ch)
-			close(ch)
-		}
-	})
-	return ch
-}
-
-func (d *Driver) publish(ev runtime.Event) {
-	d.subsMu.Lock()
-	defer d.subsMu.Unlock()
-	for ch := range d.subs {
-		select {
-		case ch <- ev:
-		default:
-		}
-	}
-}
+func (d *Driver) Watch(ctx context.Context) <-chan runtime.Event { return d.sup.Watch(ctx) }
 
 // Close detaches the driver: its containers keep running (Podman's conmon
 // watches them, not socle); see runtime.Driver.
 func (d *Driver) Close() error {
-	d.mu.Lock()
-	if d.closed {
-		d.mu.Unlock()
+	if !d.sup.Close() {
 		return nil
 	}
-	d.closed = true
-	d.mu.Unlock()
-	d.cancel()
-	d.wg.Wait()
-	d.subsMu.Lock()
-	for ch := range d.subs {
-		close(ch)
-	}
-	d.subs = nil
-	d.subsMu.Unlock()
 	return d.lock.Close()
 }
 
@@ -572,22 +355,19 @@ func (d *Driver) load() error {
 			continue
 		}
 		r := d.newReplica(rec.Spec, id)
-		r.ports, r.restarts, r.failures, r.lastExit = rec.Ports, rec.Restarts, rec.Failures, rec.LastExit
-		r.run = d.adopt(r, rec.StartedAt)
-		d.replicas[id] = r
-		for _, p := range r.ports {
-			d.ports[portOf(p.Address)] = true
-		}
+		r.Ports, r.Restarts, r.Failures, r.LastExit = rec.Ports, rec.Restarts, rec.Failures, rec.LastExit
+		r.Run = d.adopt(r, rec.StartedAt)
+		d.sup.Load(r.Replica)
 		known[id] = true
 	}
-	names, err := d.pm.run(d.ctx, "ps", "--all", "--filter", "label="+OwnerLabel+"="+d.owner, "--format", "{{.Names}}")
+	names, err := d.pm.run(d.sup.Context(), "ps", "--all", "--filter", "label="+OwnerLabel+"="+d.owner, "--format", "{{.Names}}")
 	if err != nil {
 		return err
 	}
 	for _, n := range strings.Fields(names) {
 		if !known[n] {
 			d.log.Info("removing a container no record names", "container", n)
-			if _, err := d.pm.run(d.ctx, "rm", "--force", "--ignore", n); err != nil {
+			if _, err := d.pm.run(d.sup.Context(), "rm", "--force", "--ignore", n); err != nil {
 				return err
 			}
 		}
@@ -615,26 +395,4 @@ func Prune(ctx context.Context, stateDir string) ([]string, error) {
 	list := strings.Fields(names)
 	_, err = pm.run(ctx, append([]string{"rm", "--force", "--ignore", "--time", "0"}, list...)...)
 	return list, err
-}
-
-func addr(port int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(port)) }
-
-func portOf(address string) int {
-	_, p, _ := net.SplitHostPort(address)
-	port, _ := strconv.Atoi(p)
-	return port
-}
-
-// envName turns a port name into the end of a variable name: "metrics-v2"
-// → "METRICS_V2".
-func envName(name string) string {
-	return strings.Map(func(c rune) rune {
-		switch {
-		case c >= 'a' && c <= 'z':
-			return c - 'a' + 'A'
-		case c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
-			return c
-		}
-		return '_'
-	}, name)
 }

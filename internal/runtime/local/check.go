@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"net"
 	"os"
 	goruntime "runtime"
 	"slices"
@@ -14,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/socle-dev/socle/internal/runtime"
+	"github.com/socle-dev/socle/internal/runtime/supervise"
 )
 
 // check validates spec, with its defaults, for this driver: beyond
@@ -116,11 +116,11 @@ func environ(spec runtime.ReplicaSpec, ports []runtime.PortBinding, dir string) 
 		env["PATH"] = defaultPath
 	}
 	for i, b := range ports {
-		port := strconv.Itoa(portOf(b.Address))
+		port := strconv.Itoa(supervise.PortOf(b.Address))
 		if i == 0 {
 			env["PORT"] = port
 		}
-		env["PORT_"+envName(b.Name)] = port
+		env[supervise.PortVar(b.Name)] = port
 	}
 	env[markerVar] = dir
 	list := make([]string, 0, len(env))
@@ -128,28 +128,4 @@ func environ(spec runtime.ReplicaSpec, ports []runtime.PortBinding, dir string) 
 		list = append(list, k+"="+env[k])
 	}
 	return list
-}
-
-// envName turns a port name into the end of a variable name: "metrics-v2"
-// → "METRICS_V2".
-func envName(name string) string {
-	return strings.Map(func(c rune) rune {
-		switch {
-		case c >= 'a' && c <= 'z':
-			return c - 'a' + 'A'
-		case c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
-			return c
-		}
-		return '_'
-	}, name)
-}
-
-// addr is the address of a loopback port.
-func addr(port int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(port)) }
-
-// portOf is the port of an address made by addr.
-func portOf(address string) int {
-	_, p, _ := net.SplitHostPort(address)
-	port, _ := strconv.Atoi(p)
-	return port
 }

@@ -2,7 +2,10 @@
 // this machine, from the unpacked image, on loopback ports of its own, and
 // keeps it running: probes, restarts with backoff, logs with rotation, and
 // re-attachment to its replicas after socle restarts, even after kill -9.
-// It needs Linux (process groups, /proc and pidfds).
+// It needs Linux (process groups, /proc and pidfds). The supervision it
+// shares with the container runtime (probes, restarts, Recover, Stop,
+// events, port allocation) is package supervise's; this package runs,
+// ends, records and finds again the processes.
 //
 // # Processes
 //

@@ -7,17 +7,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"slices"
-	"sync"
-	"time"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/socle-dev/socle/internal/clock"
 	"github.com/socle-dev/socle/internal/runtime"
+	"github.com/socle-dev/socle/internal/runtime/supervise"
 	"github.com/socle-dev/socle/internal/sandbox"
 )
 
@@ -52,27 +48,15 @@ const (
 
 // ErrStateLocked is returned by New when another driver uses the state
 // directory.
-var ErrStateLocked = errors.New("state directory in use by another driver")
+var ErrStateLocked = supervise.ErrStateLocked
 
 // Driver is the local runtime driver. Its zero value is not usable; call New.
 type Driver struct {
 	opts    Options
 	sandbox *sandbox.Sandbox // opts.Sandbox
 	log     *slog.Logger
-	lock    *os.File           // the flock on StateDir/lock
-	ctx     context.Context    // ends when Close is called: supervision ends
-	cancel  context.CancelFunc //
-	wg      sync.WaitGroup     // supervisors and pidfd watchers
-
-	// mu guards the fields below. It is never held while taking a
-	// replica's mutex, which may be held while taking mu.
-	mu       sync.Mutex
-	closed   bool
-	replicas map[string]*replica // by id
-	ports    map[int]bool        // host ports held by known replicas
-
-	subsMu sync.Mutex
-	subs   map[chan runtime.Event]struct{} // nil once closed
+	lock    *os.File // the flock on StateDir/lock
+	sup     *supervise.Supervisor[*process]
 }
 
 var _ runtime.Driver = (*Driver)(nil)
@@ -100,35 +84,19 @@ func New(opts Options) (*Driver, error) {
 	if err := os.MkdirAll(filepath.Join(dir, replicasDir), 0o700); err != nil {
 		return nil, fmt.Errorf("local runtime: creating state directory: %w", err)
 	}
-	lock, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	lock, err := supervise.LockStateDir(dir)
 	if err != nil {
 		return nil, fmt.Errorf("local runtime: %w", err)
 	}
-	// A lock released a moment ago may still be held for an instant by a
-	// process forked (by any goroutine of this program) before the lock's
-	// descriptor was closed, until that process execs: wait a little.
-	err = unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB)
-	for i := 0; i < 50 && errors.Is(err, unix.EWOULDBLOCK); i++ {
-		time.Sleep(20 * time.Millisecond)
-		err = unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB)
-	}
-	if err != nil {
-		lock.Close()
-		if errors.Is(err, unix.EWOULDBLOCK) {
-			return nil, fmt.Errorf("local runtime: %s: %w", dir, ErrStateLocked)
-		}
-		return nil, fmt.Errorf("local runtime: locking %s: %w", dir, err)
-	}
 	d := &Driver{
-		opts:     opts,
-		sandbox:  opts.Sandbox,
-		log:      opts.Logger.With("runtime", "local"),
-		lock:     lock,
-		replicas: map[string]*replica{},
-		ports:    map[int]bool{},
-		subs:     map[chan runtime.Event]struct{}{},
+		opts:    opts,
+		sandbox: opts.Sandbox,
+		log:     opts.Logger.With("runtime", "local"),
+		lock:    lock,
+		// The exit status of a process that ended while socle was away is
+		// unknown: it was not socle's child.
+		sup: supervise.New[*process]("local", func(runtime.Exit) string { return lostReason }),
 	}
-	d.ctx, d.cancel = context.WithCancel(context.Background())
 	if err := d.load(); err != nil {
 		d.Close()
 		return nil, fmt.Errorf("local runtime: %w", err)
@@ -158,248 +126,64 @@ func (d *Driver) Start(ctx context.Context, spec runtime.ReplicaSpec) (runtime.H
 		return runtime.Handle{}, fmt.Errorf("%w: replica %s: root: %w", runtime.ErrInvalid, spec.Ref, err)
 	}
 	r := d.newReplica(spec)
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if err := d.add(r); err != nil {
+	r.Lock()
+	defer r.Unlock()
+	if err := d.sup.Add(r.Replica); err != nil {
 		return runtime.Handle{}, err
 	}
+	// The replica learns its host ports from its spec and environment.
+	r.Spec = r.Spec.ExpandPorts(func(p runtime.Port) int {
+		return supervise.PortOf(r.Ports[slices.Index(r.Spec.Ports, p)].Address)
+	})
+	r.env = environ(r.Spec, r.Ports, r.dir)
 	p, err := r.create()
 	if err != nil {
-		d.forget(r)
 		if rmErr := os.RemoveAll(r.dir); rmErr != nil {
 			err = errors.Join(err, rmErr)
 		}
+		d.sup.Forget(r.Replica)
 		return runtime.Handle{}, fmt.Errorf("starting replica %s: %w", spec.Ref, err)
 	}
-	r.superviseLocked()
-	r.setProcessLocked(p)
-	return r.handle(), nil
-}
-
-// add registers r, new, and gives it its ports. ErrExists if its id is taken.
-func (d *Driver) add(r *replica) error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.closed {
-		return runtime.ErrClosed
-	}
-	if _, ok := d.replicas[r.id]; ok {
-		return fmt.Errorf("replica %s: %w", r.spec.Ref, runtime.ErrExists)
-	}
-	for _, p := range r.spec.Ports {
-		port, err := d.freePortLocked()
-		if err != nil {
-			d.releasePortsLocked(r.ports)
-			return fmt.Errorf("replica %s: port %s: %w", r.spec.Ref, p.Name, err)
-		}
-		r.ports = append(r.ports, runtime.PortBinding{Name: p.Name, Port: p.Port, Address: addr(port)})
-	}
-	r.spec = r.spec.ExpandPorts(func(p runtime.Port) int { return portOf(r.ports[slices.Index(r.spec.Ports, p)].Address) })
-	r.env = environ(r.spec, r.ports, r.dir)
-	d.replicas[r.id] = r
-	return nil
-}
-
-// freePortLocked returns a loopback port that is free now and that no known
-// replica holds (one in backoff has no socket on its port). The replica
-// binds it itself later: another program could take it in between, which the
-// replica then reports by failing.
-func (d *Driver) freePortLocked() (int, error) {
-	for range 20 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return 0, err
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		if err := l.Close(); err != nil {
-			return 0, err
-		}
-		if !d.ports[port] {
-			d.ports[port] = true
-			return port, nil
-		}
-	}
-	return 0, errors.New("no free loopback port")
-}
-
-func (d *Driver) releasePortsLocked(ports []runtime.PortBinding) {
-	for _, b := range ports {
-		delete(d.ports, portOf(b.Address))
-	}
-}
-
-// forget removes r from the driver and frees its ports.
-func (d *Driver) forget(r *replica) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.replicas[r.id] == r {
-		delete(d.replicas, r.id)
-		d.releasePortsLocked(r.ports)
-	}
-}
-
-// lookup returns the replica h names.
-func (d *Driver) lookup(h runtime.Handle) (*replica, error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.closed {
-		return nil, runtime.ErrClosed
-	}
-	r, ok := d.replicas[h.ID]
-	if !ok || h.Driver != d.Name() {
-		return nil, fmt.Errorf("%s replica %q: %w", h.Driver, h.ID, runtime.ErrNotFound)
-	}
-	return r, nil
-}
-
-// all returns the known replicas, ordered by Ref.
-func (d *Driver) all() ([]*replica, error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.closed {
-		return nil, runtime.ErrClosed
-	}
-	rs := make([]*replica, 0, len(d.replicas))
-	for _, r := range d.replicas {
-		rs = append(rs, r)
-	}
-	slices.SortFunc(rs, func(a, b *replica) int { return a.spec.Ref.Compare(b.spec.Ref) })
-	return rs, nil
+	r.SuperviseLocked(p)
+	return r.Handle(), nil
 }
 
 // Status reports a replica's status; see runtime.Driver.
 func (d *Driver) Status(_ context.Context, h runtime.Handle) (runtime.Status, error) {
-	r, err := d.lookup(h)
-	if err != nil {
-		return runtime.Status{}, err
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.statusLocked(), nil
+	return d.sup.Status(h)
 }
 
 // List reports every known replica; see runtime.Driver.
-func (d *Driver) List(_ context.Context) ([]runtime.Status, error) {
-	rs, err := d.all()
-	if err != nil {
-		return nil, err
-	}
-	sts := make([]runtime.Status, len(rs))
-	for i, r := range rs {
-		r.mu.Lock()
-		sts[i] = r.statusLocked()
-		r.mu.Unlock()
-	}
-	return sts, nil
-}
+func (d *Driver) List(_ context.Context) ([]runtime.Status, error) { return d.sup.List() }
 
 // Recover takes a replica found in the state directory under supervision;
 // see runtime.Driver.
-func (d *Driver) Recover(_ context.Context, h runtime.Handle) error {
-	r, err := d.lookup(h)
-	if err != nil {
-		return err
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.done != nil || r.stopping {
-		return nil
-	}
-	r.superviseLocked()
-	if r.proc.ended() { // the supervisor records the exit and starts it again
-		r.state, r.message = runtime.Lost, lostReason
-		return nil
-	}
-	r.startingLocked()
-	r.emitLocked(runtime.EventRecovered, fmt.Sprintf("adopted pid %d", r.proc.pid))
-	r.log.Info("replica adopted", "pid", r.proc.pid)
-	return nil
-}
+func (d *Driver) Recover(_ context.Context, h runtime.Handle) error { return d.sup.Recover(h) }
 
 // Stop stops a replica and forgets it; see runtime.Driver.
-func (d *Driver) Stop(ctx context.Context, h runtime.Handle) error {
-	r, err := d.lookup(h)
-	if err != nil {
-		return err
-	}
-	return r.stop(ctx)
-}
+func (d *Driver) Stop(ctx context.Context, h runtime.Handle) error { return d.sup.Stop(ctx, h) }
 
 // StopAll stops every known replica; see runtime.Driver.
-func (d *Driver) StopAll(ctx context.Context) error {
-	rs, err := d.all()
-	if err != nil {
-		return err
-	}
-	errs := make([]error, len(rs))
-	var wg sync.WaitGroup
-	for i, r := range rs {
-		wg.Go(func() { errs[i] = r.stop(ctx) })
-	}
-	wg.Wait()
-	return errors.Join(errs...)
-}
+func (d *Driver) StopAll(ctx context.Context) error { return d.sup.StopAll(ctx) }
 
 // Logs returns a replica's output; see runtime.Driver and the package
 // documentation.
 func (d *Driver) Logs(ctx context.Context, h runtime.Handle, follow bool) (io.ReadCloser, error) {
-	r, err := d.lookup(h)
+	r, err := d.sup.Lookup(h)
 	if err != nil {
 		return nil, err
 	}
-	return openLog(ctx, r.logPath(), d.opts.LogFiles, follow, r.gone)
+	return openLog(ctx, d.logPath(r.ID), d.opts.LogFiles, follow, r.Gone())
 }
 
 // Watch returns the driver's events; see runtime.Driver.
-func (d *Driver) Watch(ctx context.Context) <-chan runtime.Event {
-	ch := make(chan runtime.Event, 64)
-	d.subsMu.Lock()
-	defer d.subsMu.Unlock()
-	if d.subs == nil {
-		close(ch)
-		return ch
-	}
-	d.subs[ch] = struct{}{}
-	context.AfterFunc(ctx, func() {
-		d.subsMu.Lock()
-		defer d.subsMu.Unlock()
-		if _, ok := d.subs[ch]; ok {
-			delete(d.subs, ch)
-			close(ch)
-		}
-	})
-	return ch
-}
-
-// publish sends ev to every watcher that has room for it.
-func (d *Driver) publish(ev runtime.Event) {
-	d.subsMu.Lock()
-	defer d.subsMu.Unlock()
-	for ch := range d.subs {
-		select {
-		case ch <- ev:
-		default:
-		}
-	}
-}
+func (d *Driver) Watch(ctx context.Context) <-chan runtime.Event { return d.sup.Watch(ctx) }
 
 // Close detaches the driver: supervision ends, replicas keep running, the
 // state directory is released for the next driver.
 func (d *Driver) Close() error {
-	d.mu.Lock()
-	if d.closed {
-		d.mu.Unlock()
+	if !d.sup.Close() {
 		return nil
 	}
-	d.closed = true
-	d.mu.Unlock()
-	d.cancel()
-	d.wg.Wait()
-	d.subsMu.Lock()
-	for ch := range d.subs {
-		close(ch)
-	}
-	d.subs = nil
-	d.subsMu.Unlock()
 	return d.lock.Close() // releases the flock
 }

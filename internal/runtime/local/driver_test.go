@@ -262,11 +262,7 @@ func TestLogRotation(t *testing.T) {
 	const size, keep = 16 << 10, 2
 	d := open(t, stateDir(t), Options{LogSize: size, LogFiles: keep})
 	st := startReady(t, d, runtimetest.Spec(server("-spam", "100"), 0))
-	r, err := d.lookup(st.Handle)
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := r.logPath()
+	path := d.logPath(st.Handle.ID)
 
 	follow, err := d.Logs(testContext(t), st.Handle, true)
 	if err != nil {

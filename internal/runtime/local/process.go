@@ -20,45 +20,26 @@ import (
 
 	"github.com/socle-dev/socle/internal/clock"
 	"github.com/socle-dev/socle/internal/runtime"
+	"github.com/socle-dev/socle/internal/runtime/supervise"
 	"github.com/socle-dev/socle/internal/sandbox"
 )
 
 // process is one run of a replica's entrypoint: a child of this driver, or a
 // process adopted from an earlier one.
 type process struct {
-	pid   int
-	ticks uint64 // start time in /proc/<pid>/stat, which tells it from a later process with its pid
-	// startedAt is when it started on the driver's clock, which socle
-	// reads (the progress deadline); began is the same instant on the
-	// system's, by which the driver paces what it does itself (probes'
-	// initial delay, the reset of restart backoff) in the process's
-	// real seconds.
-	startedAt   time.Time
-	began       time.Time
-	terminating atomic.Bool   // set by terminate, which then takes care of the group
-	exited      chan struct{} // closed once the process has ended
-	exit        runtime.Exit  // how; set before exited is closed
+	*supervise.Run
+	ticks       uint64      // start time in /proc/<pid>/stat, which tells it from a later process with its pid
+	terminating atomic.Bool // set by terminate, which then takes care of the group
 }
 
 // finish records that p ended. Unless terminate is ending it, what it started
 // is killed at once: a replica's group dies with it, and later its pid, which
 // names the group, may be another process's.
 func (p *process) finish(exit runtime.Exit) {
-	if !p.terminating.Load() && groupAlive(p.pid) {
-		signalGroup(p.pid, unix.SIGKILL)
+	if !p.terminating.Load() && groupAlive(p.PID) {
+		signalGroup(p.PID, unix.SIGKILL)
 	}
-	p.exit = exit
-	close(p.exited)
-}
-
-// ended reports whether the process has ended.
-func (p *process) ended() bool {
-	select {
-	case <-p.exited:
-		return true
-	default:
-		return false
-	}
+	p.Finish(exit)
 }
 
 // lostReason is the reason of the exit of a process that ended while no
@@ -70,9 +51,7 @@ const lostReason = "ended while socle was not supervising it; its exit status is
 // start reports while Starting, is dated on the driver's clock like every
 // start: the progress deadline measures it against socle's.
 func (d *Driver) endedProcess(exit runtime.Exit) *process {
-	p := &process{startedAt: d.opts.Clock.Now(), began: exit.At, exited: make(chan struct{}), exit: exit}
-	close(p.exited)
-	return p
+	return &process{Run: supervise.EndedRun(exit, d.opts.Clock.Now())}
 }
 
 // markerVar names the environment variable by which a replica's process is
@@ -83,7 +62,7 @@ const markerVar = "SOCLE_LOCAL_REPLICA"
 // output appended to the replica's log; in a sandbox unless the driver's
 // is off.
 func (r *replica) spawn() (*process, error) {
-	path, err := resolve(r.spec, r.spec.Command[0], r.d.sandbox.Enabled())
+	path, err := resolve(r.Spec, r.Spec.Command[0], r.d.sandbox.Enabled())
 	if err != nil {
 		return nil, err
 	}
@@ -97,16 +76,16 @@ func (r *replica) spawn() (*process, error) {
 		if r.d.sandbox.Enabled() {
 			// In the sandbox, the image is the root: bwrap runs the
 			// entrypoint by its path there, and argv[0] cannot be a title.
-			cmd, err = r.d.sandbox.Command(r.sandboxSpec(path, slices.Concat(r.spec.Command[1:], r.spec.Args)))
+			cmd, err = r.d.sandbox.Command(r.sandboxSpec(path, slices.Concat(r.Spec.Command[1:], r.Spec.Args)))
 			if err != nil {
 				return nil, err
 			}
 		} else {
 			cmd = &exec.Cmd{
 				Path: path,
-				Args: slices.Concat([]string{title(r.spec.Ref, r.spec.Command[0])}, r.spec.Command[1:], r.spec.Args),
+				Args: slices.Concat([]string{title(r.Spec.Ref, r.Spec.Command[0])}, r.Spec.Command[1:], r.Spec.Args),
 				Env:  r.env,
-				Dir:  inRoot(r.spec.Root, r.spec.WorkingDir),
+				Dir:  inRoot(r.Spec.Root, r.Spec.WorkingDir),
 				// Setpgid so that stopping the group stops all it started; no
 				// Pdeathsig, so that the replica outlives a crash of socle.
 				SysProcAttr: &syscall.SysProcAttr{Setpgid: true},
@@ -125,11 +104,11 @@ func (r *replica) spawn() (*process, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &process{pid: cmd.Process.Pid, startedAt: r.d.opts.Clock.Now(), began: time.Now(), exited: make(chan struct{})}
+	p := &process{Run: supervise.NewRun(cmd.Process.Pid, r.d.opts.Clock.Now(), time.Now())}
 	// The child is not reaped before Wait, so its stat is there to read.
 	// (Were it not, the record would not match the process, which a new
 	// driver would then find by its marker.)
-	if st, err := readStat(p.pid); err == nil {
+	if st, err := readStat(p.PID); err == nil {
 		p.ticks = st.ticks
 	}
 	go func() {
@@ -195,12 +174,12 @@ func (d *Driver) adopt(dir string, pid int, ticks uint64, startedAt time.Time) *
 	// The record has the start on the driver's clock: on the system's, it
 	// is as long ago.
 	began := time.Now().Add(-clock.Since(d.opts.Clock, startedAt))
-	p := &process{pid: pid, ticks: ticks, startedAt: startedAt, began: began, exited: make(chan struct{})}
+	p := &process{Run: supervise.NewRun(pid, startedAt, began), ticks: ticks}
 	// A non-blocking pidfd in an os.File is polled by the runtime's netpoller:
 	// it becomes readable when the process ends, and Close wakes the reader.
 	f := os.NewFile(uintptr(fd), fmt.Sprintf("pidfd %d", pid))
-	stop := context.AfterFunc(d.ctx, func() { f.Close() })
-	d.wg.Go(func() {
+	stop := context.AfterFunc(d.sup.Context(), func() { f.Close() })
+	d.sup.Go(func() {
 		defer stop()
 		rc, err := f.SyscallConn()
 		if err == nil {
@@ -311,29 +290,29 @@ const killWait = 5 * time.Second
 // whether SIGKILL was needed. A process that has ended already is left
 // alone: its group was killed when it ended (see finish).
 func terminate(ctx context.Context, p *process, grace time.Duration) (killed bool, err error) {
-	if p.ended() {
+	if p.Ended() {
 		return false, nil
 	}
 	p.terminating.Store(true)
-	gone := func() bool { return p.ended() && !groupAlive(p.pid) }
-	if sandboxed(p.pid) {
+	gone := func() bool { return p.Ended() && !groupAlive(p.PID) }
+	if sandboxed(p.PID) {
 		// bwrap's monitor, the group's leader, would die of SIGTERM at
 		// once, and the replica's exit would be lost: SIGTERM goes to the
 		// rest of the group (bwrap's init, in its PID namespace, ignores
 		// it), and the monitor exits as the replica does.
-		for _, pid := range groupMembers(p.pid) {
-			if pid != p.pid {
+		for _, pid := range groupMembers(p.PID) {
+			if pid != p.PID {
 				_ = unix.Kill(pid, unix.SIGTERM)
 			}
 		}
 	} else {
-		signalGroup(p.pid, unix.SIGTERM)
+		signalGroup(p.PID, unix.SIGTERM)
 	}
 	graceT := time.NewTimer(grace)
 	defer graceT.Stop()
 	poll := time.NewTicker(20 * time.Millisecond)
 	defer poll.Stop()
-	exited, graceC, done := p.exited, graceT.C, ctx.Done()
+	exited, graceC, done := p.Exited(), graceT.C, ctx.Done()
 	var deadline <-chan time.Time
 	for !gone() {
 		select {
@@ -345,11 +324,11 @@ func terminate(ctx context.Context, p *process, grace time.Duration) (killed boo
 		case <-graceC:
 		case <-done:
 		case <-deadline:
-			return killed, fmt.Errorf("process group %d still runs after SIGKILL", p.pid)
+			return killed, fmt.Errorf("process group %d still runs after SIGKILL", p.PID)
 		}
 		graceC, done = nil, nil
 		killed, deadline = true, time.After(killWait)
-		signalGroup(p.pid, unix.SIGKILL)
+		signalGroup(p.PID, unix.SIGKILL)
 	}
 	return killed, nil
 }
@@ -365,15 +344,15 @@ func sandboxName(ref runtime.Ref) string { return "app:" + ref.App + "." + ref.E
 // holds the whole sandbox.
 func (r *replica) sandboxSpec(path string, args []string) sandbox.Spec {
 	inside := path
-	if rel, err := filepath.Rel(r.spec.Root, path); err == nil && filepath.IsLocal(rel) {
+	if rel, err := filepath.Rel(r.Spec.Root, path); err == nil && filepath.IsLocal(rel) {
 		inside = "/" + filepath.ToSlash(rel)
 	}
 	return sandbox.Spec{
-		Name: sandboxName(r.spec.Ref),
+		Name: sandboxName(r.Spec.Ref),
 		Argv: slices.Concat([]string{inside}, args),
 		Env:  r.env,
-		Dir:  filepath.Clean("/" + r.spec.WorkingDir),
-		Root: r.spec.Root,
+		Dir:  filepath.Clean("/" + r.Spec.WorkingDir),
+		Root: r.Spec.Root,
 	}
 }
 

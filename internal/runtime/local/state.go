@@ -33,11 +33,12 @@ type record struct {
 	LastExit   *runtime.Exit         `json:"lastExit,omitempty"`
 }
 
-// persistLocked replaces the replica's record, atomically.
-func (r *replica) persistLocked() error {
-	rec := record{Spec: r.spec, Ports: r.ports, Restarts: r.restarts, Failures: r.failures, LastExit: r.lastExit}
-	if p := r.proc; p != nil {
-		rec.PID, rec.StartTicks, rec.StartedAt = p.pid, p.ticks, p.startedAt
+// PersistLocked replaces the replica's record, atomically; see
+// supervise.Runner.
+func (r *replica) PersistLocked() error {
+	rec := record{Spec: r.Spec, Ports: r.Ports, Restarts: r.Restarts, Failures: r.Failures, LastExit: r.LastExit}
+	if p := r.Run; p != nil {
+		rec.PID, rec.StartTicks, rec.StartedAt = p.PID, p.ticks, p.StartedAt
 	}
 	b, err := json.MarshalIndent(rec, "", "  ")
 	if err != nil {
@@ -80,23 +81,20 @@ func (d *Driver) load() error {
 		if r.dir != dir {
 			return fmt.Errorf("%s: the record is of replica %s", dir, rec.Spec.Ref)
 		}
-		r.ports, r.restarts, r.failures, r.lastExit = rec.Ports, rec.Restarts, rec.Failures, rec.LastExit
-		r.env = environ(r.spec, r.ports, r.dir)
-		r.proc = d.adopt(dir, rec.PID, rec.StartTicks, rec.StartedAt)
-		if r.proc.ended() {
+		r.Ports, r.Restarts, r.Failures, r.LastExit = rec.Ports, rec.Restarts, rec.Failures, rec.LastExit
+		r.env = environ(r.Spec, r.Ports, r.dir)
+		r.Run = d.adopt(dir, rec.PID, rec.StartTicks, rec.StartedAt)
+		if r.Run.Ended() {
 			// A crash of socle between starting a process and recording it
 			// leaves the process unrecorded: look for it by its marker.
 			if byMarker == nil {
 				byMarker = findMarked(root + string(filepath.Separator))
 			}
 			if f, ok := byMarker[dir]; ok {
-				r.proc = d.adopt(dir, f.pid, f.ticks, d.opts.Clock.Now())
+				r.Run = d.adopt(dir, f.pid, f.ticks, d.opts.Clock.Now())
 			}
 		}
-		d.replicas[r.id] = r
-		for _, b := range r.ports {
-			d.ports[portOf(b.Address)] = true
-		}
+		d.sup.Load(r.Replica)
 	}
 	return nil
 }
