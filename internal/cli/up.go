@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"errors"
+	goflag "flag"
 	"fmt"
 	"io/fs"
 	"log/slog"
@@ -55,7 +56,7 @@ repository at <data>/repo. Edit and commit there to see socle follow.`,
 				if err != nil {
 					return fmt.Errorf("--proxy process: finding socle's own executable: %w", err)
 				}
-				cfg.ProxyCommand = []string{exe, "proxy"}
+				cfg.ProxyCommand = append([]string{exe, "proxy"}, cfg.ProxyEdge.Args()...)
 			case "inprocess":
 			default:
 				return withCode(ExitUsage, fmt.Errorf("--proxy must be process or inprocess, not %q", proxyMode))
@@ -117,6 +118,9 @@ repository at <data>/repo. Edit and commit there to see socle follow.`,
 	f.DurationVar(&cfg.Poll, "poll", 30*time.Second, "how often to fetch the repository")
 	f.StringVar(&cfg.ProxyAddr, "proxy-addr", "127.0.0.1:7080", "where the built-in proxy serves the apps: http://<app>.<env>.localhost:<port>")
 	f.StringVar(&proxyMode, "proxy", "process", "where the proxy runs: process (a process of its own, socle proxy, which outlives socle: killing, restarting or upgrading socle fails no request) or inprocess (inside socle, stopping with it)")
+	edgeFlags := goflag.NewFlagSet("edge", goflag.ContinueOnError)
+	cfg.ProxyEdge.Register(edgeFlags)
+	f.AddGoFlagSet(edgeFlags)
 	f.BoolVar(&cfg.InsecureNoSandbox, "insecure-no-sandbox", false, "run the apps' replicas and builds without a sandbox, as socle's user: they can read the data directory (admin token, secret key, database) and other apps' environments; only where bubblewrap or user namespaces are missing, and the status says so")
 	f.BoolVar(&cfg.KeepRunning, "keep-running", false, "leave the apps and their proxy running when socle stops (the next start re-attaches to them: an upgrade)")
 	f.Float64Var(&cfg.Scale.TargetInFlight, "scale-target", 10, "autoscaler: requests in flight per replica to aim for")

@@ -112,6 +112,12 @@ func readBody(r *http.Request) (requestBody, error) {
 // another backend when that is safe, and writes the answer into c's buffer.
 // It reports whether c can serve another request.
 func (p *Proxy) handle(c *clientConn, r *http.Request) bool {
+	var begin time.Time
+	if p.edge.accessLog != nil {
+		begin = time.Now()
+	}
+	id := p.edge.requestID(r)
+	fw := p.edge.forwardedOf(c, r)
 	name, ok := p.routeName(r.Host)
 	var e *routeEntry
 	if ok {
@@ -119,12 +125,32 @@ func (p *Proxy) handle(c *clientConn, r *http.Request) bool {
 	}
 	if e == nil {
 		p.metrics.unknown.Inc()
+		p.edge.logAccess(r, id, fw, name, "", http.StatusNotFound, 0, begin)
 		c.writeText(http.StatusNotFound, fmt.Sprintf("socle: no app is served on %q\n", r.Host), false)
 		return true
 	}
+	var limited *limitedBody
+	if limit := p.edge.maxBody; limit > 0 {
+		if r.ContentLength > limit {
+			// Refused before a byte of it is read; the connection
+			// cannot be kept past a body left unread.
+			p.edge.logAccess(r, id, fw, name, "", http.StatusRequestEntityTooLarge, 0, begin)
+			c.writeText(http.StatusRequestEntityTooLarge, fmt.Sprintf("socle: the request body is larger than %d bytes\n", limit), true)
+			return false
+		}
+		if r.ContentLength < 0 {
+			limited = &limitedBody{r: r.Body, left: limit}
+			r.Body = limited
+		}
+	}
 	body, err := readBody(r)
 	if err != nil {
-		c.writeText(http.StatusBadRequest, "socle: reading the request body failed\n", true)
+		status, msg := http.StatusBadRequest, "socle: reading the request body failed\n"
+		if errors.Is(err, errBodyTooLarge) {
+			status, msg = http.StatusRequestEntityTooLarge, fmt.Sprintf("socle: the request body is larger than %d bytes\n", p.edge.maxBody)
+		}
+		p.edge.logAccess(r, id, fw, name, "", status, 0, begin)
+		c.writeText(status, msg, true)
 		return false
 	}
 	var tried [maxAttempts]*backend
@@ -159,12 +185,14 @@ func (p *Proxy) handle(c *clientConn, r *http.Request) bool {
 			p.metrics.retries.WithLabelValues(name).Inc()
 		}
 		start := time.Now()
-		status, keep, err := p.forward(c, r, b, &body, start)
+		status, keep, err := p.forward(c, r, b, &body, start, fw, id)
 		b.finish(start, status)
 		if err == nil {
+			p.edge.logAccess(r, id, fw, name, b.ID, status, n, begin)
 			return keep
 		}
 		if errors.Is(err, errCut) {
+			p.edge.logAccess(r, id, fw, name, b.ID, 0, n, begin)
 			return false // the client has part of an answer: end the connection
 		}
 		lastErr = err
@@ -184,11 +212,18 @@ func (p *Proxy) handle(c *clientConn, r *http.Request) bool {
 			redial, redialed = b, true
 		}
 	}
+	if limited != nil && limited.tripped {
+		// The body grew past the limit while it streamed to a backend.
+		p.edge.logAccess(r, id, fw, name, "", http.StatusRequestEntityTooLarge, maxAttempts, begin)
+		c.writeText(http.StatusRequestEntityTooLarge, fmt.Sprintf("socle: the request body is larger than %d bytes\n", p.edge.maxBody), true)
+		return false
+	}
 	status := http.StatusBadGateway
 	if lastErr == errNoBackend {
 		status = http.StatusServiceUnavailable
 	}
 	p.log.Debug("proxy error", "host", r.Host, "path", r.URL.Path, "status", status, "err", lastErr)
+	p.edge.logAccess(r, id, fw, name, "", status, 0, begin)
 	c.writeText(status, fmt.Sprintf("socle: %s: no backend of %q answered\n", http.StatusText(status), r.Host), false)
 	return true
 }
@@ -197,9 +232,9 @@ func (p *Proxy) handle(c *clientConn, r *http.Request) bool {
 // status (0 if the answer did not reach the client in full) and whether c
 // can serve another request; an *attemptError if nothing reached the
 // client, errCut if part did.
-func (p *Proxy) forward(c *clientConn, r *http.Request, b *backend, body *requestBody, start time.Time) (int, bool, error) {
+func (p *Proxy) forward(c *clientConn, r *http.Request, b *backend, body *requestBody, start time.Time, fw forwarded, id requestID) (int, bool, error) {
 	upgrade := upgradeType(r.Header)
-	bc, h, err := p.roundTrip(r, b, body, upgrade, c, start)
+	bc, h, err := p.roundTrip(r, b, body, upgrade, fw, id, start)
 	if err != nil {
 		return 0, true, err
 	}
@@ -305,7 +340,7 @@ func writeHeaderLine(bw *bufio.Writer, k, v []byte) {
 // A kept-alive connection can turn out to have been closed by the backend
 // while it was idle; the request then goes again on a new connection if
 // that is safe.
-func (p *Proxy) roundTrip(r *http.Request, b *backend, body *requestBody, upgrade string, c *clientConn, start time.Time) (*backendConn, *answerHead, error) {
+func (p *Proxy) roundTrip(r *http.Request, b *backend, body *requestBody, upgrade string, fw forwarded, id requestID, start time.Time) (*backendConn, *answerHead, error) {
 	for reuse := true; ; reuse = false {
 		var bc *backendConn
 		if reuse {
@@ -319,7 +354,7 @@ func (p *Proxy) roundTrip(r *http.Request, b *backend, body *requestBody, upgrad
 			}
 			bc = newBackendConn(nc)
 		}
-		err := writeRequest(bc.bw, r, body, upgrade, c.clientIP, c.tls)
+		err := writeRequest(bc.bw, r, body, upgrade, fw, id)
 		ae := &attemptError{err: err}
 		if err == nil {
 			ae.sent = true
@@ -341,8 +376,8 @@ func (p *Proxy) roundTrip(r *http.Request, b *backend, body *requestBody, upgrad
 
 // writeRequest writes r as an HTTP/1.1 request to a backend: the client's
 // request line, Host and end-to-end headers, X-Forwarded-For/Host/Proto set
-// by the proxy (those from the client are dropped), and the body.
-func writeRequest(bw *bufio.Writer, r *http.Request, body *requestBody, upgrade, clientIP string, tls bool) error {
+// by the proxy from fw (those from the client are dropped), and the body.
+func writeRequest(bw *bufio.Writer, r *http.Request, body *requestBody, upgrade string, fw forwarded, id requestID) error {
 	uri := r.RequestURI
 	if uri == "" || uri[0] != '/' && uri != "*" {
 		uri = r.URL.RequestURI()
@@ -369,15 +404,14 @@ func writeRequest(bw *bufio.Writer, r *http.Request, body *requestBody, upgrade,
 		bw.WriteString(upgrade)
 		bw.WriteString("\r\n")
 	}
+	id.write(bw)
 	bw.WriteString("X-Forwarded-For: ")
-	bw.WriteString(clientIP)
+	bw.WriteString(fw.forFor)
 	bw.WriteString("\r\nX-Forwarded-Host: ")
-	bw.WriteString(r.Host)
-	if tls {
-		bw.WriteString("\r\nX-Forwarded-Proto: https\r\n")
-	} else {
-		bw.WriteString("\r\nX-Forwarded-Proto: http\r\n")
-	}
+	bw.WriteString(fw.host)
+	bw.WriteString("\r\nX-Forwarded-Proto: ")
+	bw.WriteString(fw.proto)
+	bw.WriteString("\r\n")
 	var num [20]byte
 	switch {
 	case body.buf != nil:

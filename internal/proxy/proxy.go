@@ -8,6 +8,7 @@ import (
 	"maps"
 	"net"
 	"net/http"
+	"net/netip"
 	"slices"
 	"strings"
 	"sync"
@@ -46,6 +47,23 @@ type Options struct {
 	// DialTimeout bounds connecting to a backend, 2s when zero. A request
 	// whose connection fails is tried on another backend.
 	DialTimeout time.Duration
+	// AccessLog receives a line per request (request_id, client, method,
+	// host, path, status, duration, route, backend, attempts); none when
+	// nil.
+	AccessLog *slog.Logger
+	// AccessLogEvery samples the access log: one request in every
+	// AccessLogEvery is logged, and every answer of 500 or more (or cut
+	// short). 0 or 1: every request.
+	AccessLogEvery int
+	// MaxRequestBody bounds a request body, in bytes: a larger one is
+	// answered 413 (before a byte is read when its length is declared);
+	// 0 is no limit.
+	MaxRequestBody int64
+	// TrustedProxies are the addresses of proxies in front of this one
+	// (a load balancer): their X-Forwarded-For chain, -Proto and -Host
+	// are passed on, with the proxy's address appended to the chain. Any
+	// other client's are replaced by what the proxy sees.
+	TrustedProxies []netip.Prefix
 }
 
 // Proxy is socle's reverse proxy. Serve it on one listener with
@@ -79,6 +97,7 @@ type Proxy struct {
 	dialer       *net.Dialer
 	buffers      *sync.Pool // of *[32 << 10]byte
 	checks       *checker
+	edge         *edge
 
 	ctx   context.Context // ends at Close: stops health checks
 	close context.CancelFunc
@@ -123,6 +142,7 @@ func New(opts Options) (*Proxy, error) {
 		registry:     opts.Registry,
 		dialer:       dialer,
 		buffers:      newBufferPool(),
+		edge:         newEdge(opts),
 		routeLocks:   map[string]*sync.Mutex{},
 		draining:     map[string][]*backend{},
 		refs:         map[versionKey]int{},

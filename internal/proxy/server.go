@@ -97,6 +97,7 @@ type server struct {
 func (s *server) track(nc net.Conn) *clientConn {
 	_, isTLS := nc.(*tls.Conn)
 	c := &clientConn{p: s.p, s: s, Conn: nc, clientIP: clientIP(nc.RemoteAddr().String()), tls: isTLS}
+	c.trusted = s.p.edge.isTrusted(c.clientIP)
 	c.lr = limitReader{r: nc}
 	c.br = bufio.NewReaderSize(&c.lr, 4<<10)
 	c.bw = bufio.NewWriterSize(nc, 4<<10)
@@ -153,6 +154,7 @@ type clientConn struct {
 	bw       *bufio.Writer
 	clientIP string
 	tls      bool
+	trusted  bool        // a proxy of Options.TrustedProxies: its X-Forwarded-* are passed on
 	deadline time.Time   // the read deadline set, zero for none
 	idle     atomic.Bool // waiting for a request
 }

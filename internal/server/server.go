@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -68,6 +69,9 @@ type Config struct {
 	// inside socle's process and stops with it (socle up --proxy
 	// inprocess).
 	ProxyCommand []string
+	// ProxyEdge is the proxy's access log, body limit and trusted
+	// proxies; with ProxyCommand, its flags are there too.
+	ProxyEdge proxyd.Edge
 	// KeepRunning leaves the apps running when socle stops.
 	KeepRunning bool
 	// ApplyStacks makes the stacks' instances engine units: planned on
@@ -122,6 +126,8 @@ const DBFile = wiring.DBFile
 type Server struct {
 	cfg Config
 	log *slog.Logger
+	// accessLog is the in-process proxy's access log file, if any.
+	accessLog io.Closer
 	// leases hands the jobs the lease of their scope; release gives up
 	// what the process claimed for its life (the data directory), last.
 	leases  lease.Leaser
@@ -287,7 +293,13 @@ func (s *Server) openRuntime(ctx context.Context, cfg Config) error {
 		return err
 	}
 	if cfg.ProxyCommand == nil {
-		if s.proxy, err = proxy.New(proxy.Options{StateFile: filepath.Join(cfg.Data, proxyd.StateFile), Registry: s.metrics, Logger: cfg.Logger}); err != nil {
+		opts := proxy.Options{StateFile: filepath.Join(cfg.Data, proxyd.StateFile), Registry: s.metrics, Logger: cfg.Logger}
+		accessLog, err := cfg.ProxyEdge.Apply(&opts, os.Stderr)
+		if err != nil {
+			return err
+		}
+		s.accessLog = accessLog
+		if s.proxy, err = proxy.New(opts); err != nil {
 			return err
 		}
 		s.router = s.proxy
@@ -501,6 +513,9 @@ func (s *Server) Run(ctx context.Context) error {
 	_ = s.http.Shutdown(shut)
 	if s.proxy != nil {
 		s.proxy.Close()
+	}
+	if s.accessLog != nil {
+		s.accessLog.Close()
 	}
 	if s.proxySup != nil {
 		if s.cfg.KeepRunning {

@@ -58,6 +58,10 @@ type Config struct {
 	// Ready, when set, is called once the proxy serves and its control
 	// socket listens, with the socket's path.
 	Ready func(socket string)
+	// Edge is the access log, body limit and trusted proxies.
+	Edge Edge
+	// Stderr is the access log's "stderr"; os.Stderr when nil.
+	Stderr io.Writer
 }
 
 // Main is `socle proxy`: it parses args, serves until SIGTERM, SIGINT or
@@ -77,6 +81,8 @@ func Main(ctx context.Context, args []string, stderr io.Writer) int {
 	listenFD := fs.Int("listen-fd", -1, "serve on this inherited listening socket")
 	readyFD := fs.Int("ready-fd", -1, "write the control socket's path to this inherited descriptor once ready")
 	level := fs.String("log-level", "info", "debug, info, warn or error")
+	var edge Edge
+	edge.Register(fs)
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -118,7 +124,7 @@ func Main(ctx context.Context, args []string, stderr io.Writer) int {
 	defer stop()
 	// socle's terminal may go away; the proxy stays.
 	signal.Ignore(syscall.SIGHUP)
-	if err := Run(ctx, Config{Data: *data, Listener: ln, Logger: log, Ready: ready}); err != nil {
+	if err := Run(ctx, Config{Data: *data, Listener: ln, Logger: log, Ready: ready, Edge: edge, Stderr: stderr}); err != nil {
 		log.Error("socle proxy", "err", err)
 		return 1
 	}
@@ -140,7 +146,20 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	reg := prometheus.NewRegistry()
-	p, err := proxy.New(proxy.Options{StateFile: filepath.Join(cfg.Data, StateFile), Registry: reg, Logger: log})
+	opts := proxy.Options{StateFile: filepath.Join(cfg.Data, StateFile), Registry: reg, Logger: log}
+	stderr := cfg.Stderr
+	if stderr == nil {
+		stderr = os.Stderr
+	}
+	accessLog, err := cfg.Edge.Apply(&opts, stderr)
+	if err != nil {
+		cfg.Listener.Close()
+		return err
+	}
+	if accessLog != nil {
+		defer accessLog.Close()
+	}
+	p, err := proxy.New(opts)
 	if err != nil {
 		cfg.Listener.Close()
 		return err
