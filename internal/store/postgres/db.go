@@ -103,7 +103,9 @@ func write(ctx context.Context, pool *pgxpool.Pool, fn func(tx pgx.Tx) error) er
 	return pgx.BeginFunc(ctx, pool, fn)
 }
 
-func (db *DB) write(ctx context.Context, fn func(tx pgx.Tx) error) error { return write(ctx, db.pool, fn) }
+func (db *DB) write(ctx context.Context, fn func(tx pgx.Tx) error) error {
+	return write(ctx, db.pool, fn)
+}
 
 // isUnique reports whether err is a unique violation.
 func isUnique(err error) bool {
