@@ -6,6 +6,8 @@ import (
 	"os"
 	"testing"
 
+	"github.com/socle-dev/socle/internal/cost"
+	"github.com/socle-dev/socle/internal/cost/costtest"
 	"github.com/socle-dev/socle/internal/store"
 	"github.com/socle-dev/socle/internal/store/storetest"
 	"github.com/socle-dev/socle/test/pgtest"
@@ -63,5 +65,13 @@ func TestConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) (store.Store, func() store.Store) {
 		url := newDB(t)
 		return mustOpen(t, url), func() store.Store { return mustOpen(t, url) }
+	})
+}
+
+func TestCostStoreConformance(t *testing.T) {
+	costtest.Run(t, func(t *testing.T) cost.Store {
+		db := mustOpen(t, newDB(t))
+		t.Cleanup(func() { db.Close() })
+		return NewCostStore(db)
 	})
 }
