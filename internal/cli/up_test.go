@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/socle-dev/socle/internal/syncbuf"
+	"github.com/socle-dev/socle/test/pgtest"
 )
 
 var (
@@ -297,5 +299,51 @@ func TestUpClockFile(t *testing.T) {
 	}
 	if out, _, _ := run(t, "up", "--help"); strings.Contains(out, "clock") || !strings.Contains(out, "--progress-deadline") {
 		t.Errorf("up's help shows the clock file, or is not the help:\n%s", out)
+	}
+}
+
+// TestUpOnPostgres runs `socle up --store postgres://…` on a real
+// PostgreSQL server: the empty database is migrated, the demo's first
+// revision is recorded there (and comes back through the API), and the
+// data directory holds no SQLite file.
+func TestUpOnPostgres(t *testing.T) {
+	t.Parallel()
+	if _, err := exec.LookPath("git"); err != nil {
+		t.Skip("git is not installed")
+	}
+	srv := pgtest.Start(t)
+	name := srv.CreateDB(t, "")
+	url, admin, data, _ := startUp(t, "--apply-stacks=false", "--store", srv.URL(name))
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		s, e, code := run(t, "status", "--server", url, "--token", admin)
+		if code != 0 {
+			t.Fatalf("status: %d %s", code, e)
+		}
+		if strings.Contains(s, "In force") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no revision in force:\n%s", s)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	var revisions, events, tokens int
+	if err := srv.Connect(t, name).QueryRow(context.Background(),
+		`SELECT (SELECT count(*) FROM revisions), (SELECT count(*) FROM events), (SELECT count(*) FROM tokens)`).
+		Scan(&revisions, &events, &tokens); err != nil {
+		t.Fatal(err)
+	}
+	if revisions == 0 || events == 0 || tokens != 1 {
+		t.Errorf("the PostgreSQL database has %d revisions, %d events, %d tokens; want some, some and the admin's", revisions, events, tokens)
+	}
+	if _, err := os.Stat(filepath.Join(data, "socle.db")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("socle up --store made %s/socle.db (%v)", data, err)
+	}
+}
+
+func TestUpRefusesAnotherStore(t *testing.T) {
+	if _, e, code := run(t, "up", "--data", t.TempDir(), "--store", "mysql://ada:pw@db/socle"); code != ExitUsage || !strings.Contains(e, "--store: want a postgres://") {
+		t.Errorf("up --store mysql://…: exit %d, %s", code, e)
 	}
 }

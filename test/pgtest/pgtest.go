@@ -40,7 +40,8 @@ type Server struct {
 	// Dir holds the data directory and the server's log.
 	Dir string
 
-	stop func() error
+	stop    func() error
+	stopped atomic.Bool // its databases went with it
 }
 
 // Stop stops the server now, as the end of its test would: a fast
@@ -220,6 +221,7 @@ func (s *Server) run(bin, data string, cred *syscall.Credential) error {
 	var stopErr error
 	s.stop = func() error {
 		once.Do(func() {
+			s.stopped.Store(true)
 			// SIGINT is PostgreSQL's fast shutdown: sessions are ended,
 			// the server stops at once.
 			cmd.Process.Signal(syscall.SIGINT)
@@ -250,6 +252,9 @@ func (s *Server) CreateDB(t testing.TB, template string) string {
 		t.Fatalf("creating database %s: %v", name, err)
 	}
 	t.Cleanup(func() {
+		if s.stopped.Load() {
+			return
+		}
 		if err := s.Exec(context.Background(), "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)"); err != nil {
 			t.Errorf("dropping database %s: %v", name, err)
 		}
