@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -26,6 +27,10 @@ type DB struct {
 	// Clock is the time the store stamps what it records with, as
 	// sqlite.DB's; the system's when nil. Set it before use.
 	Clock clock.Clock
+	// fence is the lease this view's writes are made under, nil for none
+	// (see Fenced); refused counts the writes it refused, over every view.
+	fence   *fence
+	refused *atomic.Int64
 }
 
 func (db *DB) now() time.Time { return clock.Or(db.Clock).Now() }
@@ -53,7 +58,7 @@ func open(ctx context.Context, url string, migs []migration) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening postgres store %s: %w", where(cfg), err)
 	}
-	db := &DB{pool: pool}
+	db := &DB{pool: pool, refused: new(atomic.Int64)}
 	if err := db.migrate(ctx, migs); err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("opening postgres store %s: %w", where(cfg), err)
@@ -74,7 +79,8 @@ func (db *DB) Pool() *pgxpool.Pool { return db.pool }
 // Ping reports whether the database answers.
 func (db *DB) Ping(ctx context.Context) error { return db.pool.Ping(ctx) }
 
-// Close closes the pool's connections.
+// Close closes the pool's connections, those of every view Fenced made
+// too.
 func (db *DB) Close() error {
 	db.pool.Close()
 	return nil
@@ -103,8 +109,28 @@ func write(ctx context.Context, pool *pgxpool.Pool, fn func(tx pgx.Tx) error) er
 	return pgx.BeginFunc(ctx, pool, fn)
 }
 
+// write is the package's write, checking first, in the transaction, the
+// lease the DB's writes are made under, if any (see Fenced).
 func (db *DB) write(ctx context.Context, fn func(tx pgx.Tx) error) error {
-	return write(ctx, db.pool, fn)
+	return write(ctx, db.pool, func(tx pgx.Tx) error {
+		if err := db.checkFence(ctx, tx); err != nil {
+			return err
+		}
+		return fn(tx)
+	})
+}
+
+// exec runs one writing statement: alone when the DB is not fenced, in a
+// fenced transaction otherwise.
+func (db *DB) exec(ctx context.Context, sql string, args ...any) error {
+	if db.fence == nil {
+		_, err := db.pool.Exec(ctx, sql, args...)
+		return err
+	}
+	return db.write(ctx, func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, sql, args...)
+		return err
+	})
 }
 
 // isUnique reports whether err is a unique violation.

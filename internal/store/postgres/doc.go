@@ -6,7 +6,7 @@
 // transactional in PostgreSQL) under an advisory lock, so that replicas
 // started together apply each once, and records them in schema_migrations.
 // Versions follow store/sqlite's ranges: 0001–0009 for the store, 0010–0019
-// for the cost tables.
+// for the cost tables, 0020– for the leases.
 //
 // # Ordering of the logs
 //
@@ -35,4 +35,17 @@
 // unit, for the read of the unit's Progressing release and the writes it
 // decides. Locks are always taken in the order unit, audit, events, and no
 // transaction takes both of the logs' locks, so they never deadlock.
+//
+// # Leases and fencing
+//
+// Leaser implements package lease's seam for replicas sharing the
+// database: a row per scope (the platform, an environment) with its
+// holder, an expiry by the database's clock that the holder renews, and a
+// fencing epoch that grows by one at each takeover; lease.go says why a row
+// rather than advisory locks on a pinned connection. DB.Fenced gives the
+// store as seen by the holder of one epoch: each of its writes checks, in
+// its own transaction and holding the lease's row, that the epoch is still
+// the scope's and unexpired, and is refused (lease.ErrFenced, counted by
+// DB.Refused) otherwise, so that a holder paused past its expiry never
+// writes after its successor took over.
 package postgres

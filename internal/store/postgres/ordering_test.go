@@ -232,8 +232,8 @@ func ids(es []store.Event) []int64 {
 	return out
 }
 
-// waitForLockWait returns once a session of the database waits for an
-// advisory lock, as PostgreSQL's pg_locks shows it.
+// waitForLockWait returns once a session of the database waits for a
+// lock (advisory, or a row's), as PostgreSQL's pg_locks shows it.
 func waitForLockWait(t *testing.T, db *DB) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
@@ -241,16 +241,16 @@ func waitForLockWait(t *testing.T, db *DB) {
 	for {
 		var waiting bool
 		err := db.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_locks
-			WHERE locktype = 'advisory' AND NOT granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database()))`).Scan(&waiting)
+			WHERE NOT granted AND pid IN (SELECT pid FROM pg_stat_activity WHERE datname = current_database()))`).Scan(&waiting)
 		if err != nil {
-			t.Fatalf("waiting for a session to wait for the events lock: %v", err)
+			t.Fatalf("waiting for a session to wait for a lock: %v", err)
 		}
 		if waiting {
 			return
 		}
 		select {
 		case <-ctx.Done():
-			t.Fatal("no session waits for the events lock")
+			t.Fatal("no session waits for a lock")
 		case <-time.After(5 * time.Millisecond):
 		}
 	}

@@ -19,7 +19,7 @@ func (db *DB) PutRevision(ctx context.Context, r store.Revision) error {
 	if err := contract.CheckRevision(r); err != nil {
 		return fmt.Errorf("putting revision: %w", err)
 	}
-	_, err := db.pool.Exec(ctx, `
+	err := db.exec(ctx, `
 		INSERT INTO revisions (sha, author, email, committed_at, message, valid, problems, seen_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
 		ON CONFLICT (sha) DO UPDATE SET valid = excluded.valid, problems = excluded.problems`,

@@ -98,7 +98,7 @@ func (db *DB) RevokeToken(ctx context.Context, id string, rec *store.AuditRecord
 
 // TouchToken implements store.Store.
 func (db *DB) TouchToken(ctx context.Context, id string, at time.Time) error {
-	_, err := db.pool.Exec(ctx, `UPDATE tokens SET last_used = $1 WHERE id = $2 AND (last_used IS NULL OR last_used < $1)`, ts(at), id)
+	err := db.exec(ctx, `UPDATE tokens SET last_used = $1 WHERE id = $2 AND (last_used IS NULL OR last_used < $1)`, ts(at), id)
 	if err != nil {
 		return fmt.Errorf("touching token %s: %w", id, err)
 	}

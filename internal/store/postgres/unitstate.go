@@ -67,7 +67,7 @@ func (db *DB) PutUnitState(ctx context.Context, s store.UnitState) error {
 	args := append([]any{s.Kind, s.Name, s.Env}, op[:]...)
 	args = append(args, failed[:]...)
 	args = append(args, ts(db.now()))
-	_, err := db.pool.Exec(ctx, `
+	err := db.exec(ctx, `
 		INSERT INTO unit_states (kind, name, env, op_phase, op_release, op_revision, op_artifact, op_config, op_step,
 			op_step_started_at, op_step_data, failed_release, failed_revision, failed_artifact, failed_config, updated_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
@@ -135,7 +135,7 @@ func (db *DB) UnitStates(ctx context.Context) ([]store.UnitState, error) {
 
 // DeleteUnitState implements store.Store.
 func (db *DB) DeleteUnitState(ctx context.Context, kind, name, env string) error {
-	if _, err := db.pool.Exec(ctx, `DELETE FROM unit_states WHERE kind = $1 AND env = $2 AND name = $3`, kind, env, name); err != nil {
+	if err := db.exec(ctx, `DELETE FROM unit_states WHERE kind = $1 AND env = $2 AND name = $3`, kind, env, name); err != nil {
 		return fmt.Errorf("deleting the state of %s %s @ %s: %w", kind, name, env, err)
 	}
 	return nil
