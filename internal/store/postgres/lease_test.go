@@ -58,7 +58,10 @@ func TestFencingRefusesThePausedHolder(t *testing.T) {
 
 	// A wakes up and goes on writing, through every kind of write.
 	writes := []func(*DB) error{
-		func(db *DB) error { _, err := db.AppendEvent(ctx, store.Event{Kind: "unit.applied", App: "web", Env: "prod"}); return err },
+		func(db *DB) error {
+			_, err := db.AppendEvent(ctx, store.Event{Kind: "unit.applied", App: "web", Env: "prod"})
+			return err
+		},
 		func(db *DB) error {
 			_, err := db.BeginRelease(ctx, store.Release{App: "web", Env: "prod", Revision: "r1", Trigger: store.TriggerSync}, nil)
 			return err
@@ -66,7 +69,10 @@ func TestFencingRefusesThePausedHolder(t *testing.T) {
 		func(db *DB) error {
 			return db.PutUnitState(ctx, store.UnitState{Kind: "app", Name: "web", Env: "prod", Operation: &store.Operation{Phase: "Waiting", Target: store.Target{Revision: "r1"}}})
 		},
-		func(db *DB) error { _, err := db.AppendAudit(ctx, store.AuditRecord{Actor: "socle", Action: "apply"}); return err },
+		func(db *DB) error {
+			_, err := db.AppendAudit(ctx, store.AuditRecord{Actor: "socle", Action: "apply"})
+			return err
+		},
 		func(db *DB) error {
 			_, err := db.ApplyDesired(ctx, "r1", nil, nil, store.Plan{}, []store.Event{{Kind: "plan.recorded"}})
 			return err
