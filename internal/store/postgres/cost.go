@@ -15,6 +15,7 @@ import (
 
 	"github.com/socle-dev/socle/internal/cost"
 	"github.com/socle-dev/socle/internal/money"
+	"github.com/socle-dev/socle/internal/store/internal/contract"
 )
 
 var _ cost.Store = (*CostStore)(nil)
@@ -121,7 +122,7 @@ func (s *CostStore) storePeriod(ctx context.Context, tx pgx.Tx, p cost.Period, m
 	}
 	var priors []cost.Prior
 	if mode == cost.Append {
-		target, err := appendTarget(p, stored)
+		target, err := contract.AppendTarget(p, stored)
 		if err != nil {
 			return 0, nil, err
 		}
@@ -136,17 +137,17 @@ func (s *CostStore) storePeriod(ctx context.Context, tx pgx.Tx, p cost.Period, m
 				prior.View = p.View
 			}
 			if _, err := tx.Exec(ctx, `UPDATE cost_periods SET view = $1, charges = charges + $2, import_id = $3 WHERE id = $4`,
-				string(prior.View), p.Charges, importID, target.id); err != nil {
+				string(prior.View), p.Charges, importID, target.ID); err != nil {
 				return 0, nil, err
 			}
-			if _, err := tx.Exec(ctx, `DELETE FROM cost_monthly WHERE period_id = $1`, target.id); err != nil {
+			if _, err := tx.Exec(ctx, `DELETE FROM cost_monthly WHERE period_id = $1`, target.ID); err != nil {
 				return 0, nil, err
 			}
-			return target.id, []cost.Prior{prior}, nil
+			return target.ID, []cost.Prior{prior}, nil
 		}
 	} else {
 		for _, st := range stored {
-			if st.view != p.View && p.View != cost.ViewFull && st.view != cost.ViewFull {
+			if !contract.Replaced(p, st) {
 				continue // the other Azure view stays
 			}
 			prior, err := priorOf(ctx, tx, p, &st)
@@ -155,7 +156,7 @@ func (s *CostStore) storePeriod(ctx context.Context, tx pgx.Tx, p cost.Period, m
 			}
 			priors = append(priors, prior)
 			// its rows and coverage go with it (ON DELETE CASCADE)
-			if _, err := tx.Exec(ctx, `DELETE FROM cost_periods WHERE id = $1`, st.id); err != nil {
+			if _, err := tx.Exec(ctx, `DELETE FROM cost_periods WHERE id = $1`, st.ID); err != nil {
 				return 0, nil, err
 			}
 		}
@@ -208,44 +209,15 @@ func (s *CostStore) storeRows(ctx context.Context, tx pgx.Tx, p cost.Period, pid
 	return err
 }
 
-// storedPeriod is a view of a (source, billing period) in the store.
-type storedPeriod struct {
-	id       int64
-	view     cost.View
-	charges  int64
-	importID int64
-}
-
-func storedViews(ctx context.Context, tx pgx.Tx, source string, m cost.Month) ([]storedPeriod, error) {
-	return queryAll(ctx, tx, func(sc scanner) (p storedPeriod, err error) {
-		return p, sc.Scan(&p.id, &p.view, &p.charges, &p.importID)
+func storedViews(ctx context.Context, tx pgx.Tx, source string, m cost.Month) ([]contract.StoredView, error) {
+	return queryAll(ctx, tx, func(sc scanner) (p contract.StoredView, err error) {
+		return p, sc.Scan(&p.ID, &p.View, &p.Charges, &p.ImportID)
 	}, `SELECT id, view, charges, import_id FROM cost_periods WHERE source = $1 AND period = $2 ORDER BY view`, source, m.String())
 }
 
-// appendTarget returns the stored view a period appended joins, or nil
-// for a new view.
-func appendTarget(p cost.Period, stored []storedPeriod) (*storedPeriod, error) {
-	if p.View == cost.ViewFull {
-		switch len(stored) {
-		case 0:
-			return nil, nil
-		case 1:
-			return &stored[0], nil
-		}
-		return nil, fmt.Errorf("%w: %s %s has both Azure views stored, and the part appended has no row of a reservation or savings plan to tell which it belongs to: import the whole export of that view again",
-			cost.ErrAmbiguousView, p.Source, p.Month)
-	}
-	for i, st := range stored {
-		if st.view == p.View || st.view == cost.ViewFull {
-			return &stored[i], nil
-		}
-	}
-	return nil, nil
-}
-
 // priorOf describes a stored view before p changes it.
-func priorOf(ctx context.Context, tx pgx.Tx, p cost.Period, st *storedPeriod) (cost.Prior, error) {
-	pr := cost.Prior{Source: p.Source, Period: p.Month, View: st.view, Charges: st.charges, Totals: []cost.Total{}}
+func priorOf(ctx context.Context, tx pgx.Tx, p cost.Period, st *contract.StoredView) (cost.Prior, error) {
+	pr := cost.Prior{Source: p.Source, Period: p.Month, View: st.View, Charges: st.Charges, Totals: []cost.Total{}}
 	totals, err := queryAll(ctx, tx, func(sc scanner) (t cost.Total, err error) {
 		var sums [3]string
 		if err := sc.Scan(&t.Currency, &sums[0], &sums[1], &sums[2]); err != nil {
@@ -253,7 +225,7 @@ func priorOf(ctx context.Context, tx pgx.Tx, p cost.Period, st *storedPeriod) (c
 		}
 		return t, parseAmounts(&t.Amounts, sums)
 	}, `SELECT currency, sum(billed)::text, sum(effective)::text, sum(list)::text
-		FROM cost_daily WHERE period_id = $1 GROUP BY currency ORDER BY currency`, st.id)
+		FROM cost_daily WHERE period_id = $1 GROUP BY currency ORDER BY currency`, st.ID)
 	if err != nil {
 		return pr, err
 	}
@@ -261,12 +233,12 @@ func priorOf(ctx context.Context, tx pgx.Tx, p cost.Period, st *storedPeriod) (c
 		t.Keys = []string{}
 		pr.Totals = append(pr.Totals, t)
 	}
-	if err := tx.QueryRow(ctx, `SELECT at FROM cost_imports WHERE id = $1`, st.importID).Scan(&pr.ImportedAt); err != nil {
+	if err := tx.QueryRow(ctx, `SELECT at FROM cost_imports WHERE id = $1`, st.ImportID).Scan(&pr.ImportedAt); err != nil {
 		return pr, err
 	}
 	pr.ImportedAt = pr.ImportedAt.UTC()
 	pr.Files, err = queryAll(ctx, tx, func(sc scanner) (name string, err error) { return name, sc.Scan(&name) },
-		`SELECT name FROM cost_period_files WHERE period_id = $1 ORDER BY id`, st.id)
+		`SELECT name FROM cost_period_files WHERE period_id = $1 ORDER BY id`, st.ID)
 	if err != nil {
 		return pr, err
 	}
@@ -309,29 +281,6 @@ func amountArgs(as ...money.Amount) []any {
 	return out
 }
 
-// costColumns maps dimensions to SQL; those of cost_periods need the join.
-// Dimensions that cost_monthly lacks (the day) are absent from its map.
-var costColumns = map[bool]map[cost.Dim]string{
-	false: {
-		cost.DimDay:   "d.day",
-		cost.DimMonth: "substr(d.day, 1, 7)",
-	},
-	true: {
-		cost.DimMonth: "d.month",
-	},
-}
-
-func init() {
-	for _, m := range costColumns {
-		m[cost.DimSource] = "p.source"
-		m[cost.DimPeriod] = "p.period"
-		for _, d := range []cost.Dim{cost.DimProvider, cost.DimAccount, cost.DimService, cost.DimRegion, cost.DimCategory,
-			cost.DimCurrency, cost.DimTeam, cost.DimApp, cost.DimEnv, cost.DimZone} {
-			m[d] = "d." + string(d)
-		}
-	}
-}
-
 // Totals implements cost.Store. A query over whole months that does not
 // look at days reads cost_monthly. Amounts are multiplied by their
 // period's weights, so that the two Azure views of a period each supply
@@ -339,7 +288,7 @@ func init() {
 func (s *CostStore) Totals(ctx context.Context, q cost.Query, fn func(cost.Total) error) error {
 	monthly := (q.From == 0 || q.From == q.From.Month().First()) && (q.To == 0 || q.To == q.To.Month().First()) &&
 		!slices.Contains(q.By, cost.DimDay) && !slices.ContainsFunc(q.Where, func(c cost.Cond) bool { return c.Dim == cost.DimDay })
-	table, columns := "cost_daily", costColumns[monthly]
+	table, columns := "cost_daily", contract.CostColumns[monthly]
 	if monthly {
 		table = "cost_monthly"
 	}
