@@ -40,8 +40,10 @@ type Server struct {
 	// Dir holds the data directory and the server's log.
 	Dir string
 
-	stop    func() error
-	stopped atomic.Bool // its databases went with it
+	stop func() error
+	// stopped is set once the server stopped: its databases went with it.
+	// A pointer, so that copies of a Server (another user's login) share it.
+	stopped *atomic.Bool
 }
 
 // Stop stops the server now, as the end of its test would: a fast
@@ -151,7 +153,7 @@ func launch(bin, dir string, cred *syscall.Credential) (*Server, error) {
 			return nil, err
 		}
 	}
-	s := &Server{Host: "127.0.0.1", User: "postgres", Password: machine.Password(), Dir: dir}
+	s := &Server{Host: "127.0.0.1", User: "postgres", Password: machine.Password(), Dir: dir, stopped: new(atomic.Bool)}
 	pwfile := filepath.Join(dir, "pwfile")
 	if err := os.WriteFile(pwfile, []byte(s.Password+"\n"), 0o600); err != nil {
 		return nil, err

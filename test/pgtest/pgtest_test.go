@@ -22,7 +22,8 @@ func TestStart(t *testing.T) {
 	if _, err := conn.Exec(ctx, "CREATE DATABASE pgtest_probe"); err != nil {
 		t.Fatal(err)
 	}
-	wrong := Server{Host: s.Host, Port: s.Port, User: s.User, Password: "not-" + s.Password}
+	wrong := *s
+	wrong.Password = "not-" + s.Password
 	if c, err := pgx.Connect(ctx, wrong.URL("postgres")); err == nil {
 		c.Close(ctx)
 		t.Fatal("a wrong password was accepted: the server does not check passwords")
