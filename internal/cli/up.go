@@ -98,7 +98,7 @@ repository at <data>/repo. Edit and commit there to see socle follow.`,
 			if err != nil {
 				return err
 			}
-			tokenNote, tokenFile, err := firstAdminToken(ctx, s, cfg.Data)
+			tokenNote, tokenFile, err := firstAdminToken(ctx, s, cfg.Data, cfg.Store != "")
 			if err != nil {
 				return err
 			}
@@ -237,8 +237,12 @@ func demoRepo(ctx context.Context, data string, g *globals) (string, error) {
 // firstAdminToken makes sure someone can log in, to the demo or to a new
 // platform (server.FirstAdminToken), and returns what `up` should say about
 // tokens.
-func firstAdminToken(ctx context.Context, s *server.Server, data string) (note, file string, err error) {
-	howto := fmt.Sprintf("  tokens               socle token create --user USER --data %s (or, as an admin, through the API)\n", data)
+func firstAdminToken(ctx context.Context, s *server.Server, data string, shared bool) (note, file string, err error) {
+	env := ""
+	if shared {
+		env = "SOCLE_STORE=<the --store URL> " // not the URL: the banner would print its password
+	}
+	howto := fmt.Sprintf("  tokens               %ssocle token create --user USER --data %s (or, as an admin, through the API)\n", env, data)
 	user, file, err := s.FirstAdminToken(ctx)
 	switch {
 	case err != nil:

@@ -313,7 +313,10 @@ func TestUpOnPostgres(t *testing.T) {
 	}
 	srv := pgtest.Start(t)
 	name := srv.CreateDB(t, "")
-	url, admin, data, _ := startUp(t, "--apply-stacks=false", "--store", srv.URL(name))
+	url, admin, data, out := startUp(t, "--apply-stacks=false", "--store", srv.URL(name))
+	if !strings.Contains(out.String(), "SOCLE_STORE=<the --store URL> socle token create") || strings.Contains(out.String(), srv.Password) {
+		t.Errorf("the banner does not say how to make a token in the PostgreSQL store, or prints its password:\n%s", out.String())
+	}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		s, e, code := run(t, "status", "--server", url, "--token", admin)
@@ -345,5 +348,25 @@ func TestUpOnPostgres(t *testing.T) {
 func TestUpRefusesAnotherStore(t *testing.T) {
 	if _, e, code := run(t, "up", "--data", t.TempDir(), "--store", "mysql://ada:pw@db/socle"); code != ExitUsage || !strings.Contains(e, "--store: want a postgres://") {
 		t.Errorf("up --store mysql://…: exit %d, %s", code, e)
+	}
+}
+
+// TestTokenCreateInPostgresStore: with SOCLE_STORE, the commands that
+// write a data directory's store without a server (token create --data)
+// write the PostgreSQL database, as socle up does.
+func TestTokenCreateInPostgresStore(t *testing.T) {
+	srv := pgtest.Start(t)
+	name := srv.CreateDB(t, "")
+	t.Setenv("SOCLE_STORE", srv.URL(name))
+	if _, e, code := run(t, "token", "create", "--user", "ada", "--data", t.TempDir()); code != 0 {
+		t.Fatalf("token create: %d %s", code, e)
+	}
+	var owner string
+	if err := srv.Connect(t, name).QueryRow(context.Background(), `SELECT owner FROM tokens`).Scan(&owner); err != nil || owner != "ada" {
+		t.Errorf("the token in PostgreSQL: %q, %v", owner, err)
+	}
+	t.Setenv("SOCLE_STORE", "sqlite:///tmp/x")
+	if _, e, code := run(t, "token", "create", "--user", "ada", "--data", t.TempDir()); code != ExitUsage || !strings.Contains(e, "SOCLE_STORE: want a postgres://") {
+		t.Errorf("token create with SOCLE_STORE=sqlite://…: %d %s", code, e)
 	}
 }
