@@ -66,6 +66,7 @@ func (l *Leaser) TryAcquire(ctx context.Context, scope string, me lease.Holder) 
 		return nil, err
 	}
 	var epoch int64
+	sent := time.Now() // the lease runs from no earlier than this
 	err = l.DB.pool.QueryRow(ctx, `
 		INSERT INTO leases AS l (scope, holder, epoch, acquired_at, expires_at)
 		VALUES ($1, $2, 1, clock_timestamp(), clock_timestamp() + $3 * interval '1 microsecond')
@@ -86,7 +87,7 @@ func (l *Leaser) TryAcquire(ctx context.Context, scope string, me lease.Holder) 
 		return nil, fmt.Errorf("taking lease %s: %w", scope, err)
 	}
 	le := &pgLease{l: l, scope: scope, epoch: epoch, lost: make(chan struct{}), stop: make(chan struct{}), done: make(chan struct{})}
-	go le.keep(time.Now())
+	go le.keep(sent)
 	return le, nil
 }
 
