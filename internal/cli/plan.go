@@ -237,7 +237,7 @@ func withState(cmd *cobra.Command, data string, fn func(st store.Store, from str
 	if _, err := os.Stat(db); errors.Is(err, fs.ErrNotExist) {
 		return fn(nil, "an empty state (no "+db+")")
 	}
-	st, _, err := wiring.OpenData(cmd.Context(), data, clock.System)
+	st, _, err := wiring.OpenData(cmd.Context(), data, "", clock.System)
 	if err != nil {
 		return err
 	}

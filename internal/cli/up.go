@@ -20,6 +20,7 @@ import (
 	"github.com/socle-dev/socle/internal/sandbox"
 	"github.com/socle-dev/socle/internal/server"
 	"github.com/socle-dev/socle/internal/source"
+	"github.com/socle-dev/socle/internal/wiring"
 )
 
 func newUpCmd(g *globals) *cobra.Command {
@@ -44,6 +45,12 @@ repository at <data>/repo. Edit and commit there to see socle follow.`,
 			}
 			if cfg.WebhookSecret == "" {
 				cfg.WebhookSecret = os.Getenv("SOCLE_WEBHOOK_SECRET") // not a flag default: --help would print it
+			}
+			if cfg.Store == "" {
+				cfg.Store = os.Getenv("SOCLE_STORE") // not a flag default: --help would print its password
+			}
+			if cfg.Store != "" && !wiring.IsPostgres(cfg.Store) {
+				return withCode(ExitUsage, errors.New("--store: want a postgres:// or postgresql:// URL (or none: the SQLite file of the data directory)"))
 			}
 			level := slog.LevelInfo
 			if err := level.UnmarshalText([]byte(logLevel)); err != nil {
@@ -92,7 +99,7 @@ repository at <data>/repo. Edit and commit there to see socle follow.`,
 			if err != nil {
 				return err
 			}
-			tokenNote, tokenFile, err := firstAdminToken(ctx, s, cfg.Data)
+			tokenNote, tokenFile, err := firstAdminToken(ctx, s, cfg.Data, cfg.Store != "")
 			if err != nil {
 				return err
 			}
@@ -114,6 +121,7 @@ repository at <data>/repo. Edit and commit there to see socle follow.`,
 	f.StringVar(&cfg.Repo, "repo", "", "platform repository: a path or a file://, https:// or ssh:// URL (default: the demo platform)")
 	f.StringVar(&cfg.Branch, "branch", "", "branch to follow (default: the repository's default branch)")
 	f.StringVar(&cfg.Data, "data", ".socle", "data directory")
+	f.StringVar(&cfg.Store, "store", "", "database: a PostgreSQL URL, postgres://user:password@host:port/db?sslmode=…, migrated on start (default: the SQLite file socle.db of the data directory); env SOCLE_STORE")
 	f.StringVar(&cfg.Addr, "addr", "127.0.0.1:7070", "API listen address")
 	f.DurationVar(&cfg.Poll, "poll", 30*time.Second, "how often to fetch the repository")
 	f.StringVar(&cfg.ProxyAddr, "proxy-addr", "127.0.0.1:7080", "where the built-in proxy serves the apps: http://<app>.<env>.localhost:<port>")
@@ -233,8 +241,12 @@ func demoRepo(ctx context.Context, data string, g *globals) (string, error) {
 // firstAdminToken makes sure someone can log in, to the demo or to a new
 // platform (server.FirstAdminToken), and returns what `up` should say about
 // tokens.
-func firstAdminToken(ctx context.Context, s *server.Server, data string) (note, file string, err error) {
-	howto := fmt.Sprintf("  tokens               socle token create --user USER --data %s (or, as an admin, through the API)\n", data)
+func firstAdminToken(ctx context.Context, s *server.Server, data string, shared bool) (note, file string, err error) {
+	env := ""
+	if shared {
+		env = "SOCLE_STORE=<the --store URL> " // not the URL: the banner would print its password
+	}
+	howto := fmt.Sprintf("  tokens               %ssocle token create --user USER --data %s (or, as an admin, through the API)\n", env, data)
 	user, file, err := s.FirstAdminToken(ctx)
 	switch {
 	case err != nil:

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/socle-dev/socle/internal/syncbuf"
+	"github.com/socle-dev/socle/test/pgtest"
 )
 
 var (
@@ -297,5 +299,74 @@ func TestUpClockFile(t *testing.T) {
 	}
 	if out, _, _ := run(t, "up", "--help"); strings.Contains(out, "clock") || !strings.Contains(out, "--progress-deadline") {
 		t.Errorf("up's help shows the clock file, or is not the help:\n%s", out)
+	}
+}
+
+// TestUpOnPostgres runs `socle up --store postgres://…` on a real
+// PostgreSQL server: the empty database is migrated, the demo's first
+// revision is recorded there (and comes back through the API), and the
+// data directory holds no SQLite file.
+func TestUpOnPostgres(t *testing.T) {
+	t.Parallel()
+	if _, err := exec.LookPath("git"); err != nil {
+		t.Skip("git is not installed")
+	}
+	srv := pgtest.Start(t)
+	name := srv.CreateDB(t, "")
+	url, admin, data, out := startUp(t, "--apply-stacks=false", "--store", srv.URL(name))
+	if !strings.Contains(out.String(), "SOCLE_STORE=<the --store URL> socle token create") || strings.Contains(out.String(), srv.Password) {
+		t.Errorf("the banner does not say how to make a token in the PostgreSQL store, or prints its password:\n%s", out.String())
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		s, e, code := run(t, "status", "--server", url, "--token", admin)
+		if code != 0 {
+			t.Fatalf("status: %d %s", code, e)
+		}
+		if strings.Contains(s, "In force") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no revision in force:\n%s", s)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	var revisions, events, tokens int
+	if err := srv.Connect(t, name).QueryRow(context.Background(),
+		`SELECT (SELECT count(*) FROM revisions), (SELECT count(*) FROM events), (SELECT count(*) FROM tokens)`).
+		Scan(&revisions, &events, &tokens); err != nil {
+		t.Fatal(err)
+	}
+	if revisions == 0 || events == 0 || tokens != 1 {
+		t.Errorf("the PostgreSQL database has %d revisions, %d events, %d tokens; want some, some and the admin's", revisions, events, tokens)
+	}
+	if _, err := os.Stat(filepath.Join(data, "socle.db")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("socle up --store made %s/socle.db (%v)", data, err)
+	}
+}
+
+func TestUpRefusesAnotherStore(t *testing.T) {
+	if _, e, code := run(t, "up", "--data", t.TempDir(), "--store", "mysql://ada:pw@db/socle"); code != ExitUsage || !strings.Contains(e, "--store: want a postgres://") {
+		t.Errorf("up --store mysql://…: exit %d, %s", code, e)
+	}
+}
+
+// TestTokenCreateInPostgresStore: with SOCLE_STORE, the commands that
+// write a data directory's store without a server (token create --data)
+// write the PostgreSQL database, as socle up does.
+func TestTokenCreateInPostgresStore(t *testing.T) {
+	srv := pgtest.Start(t)
+	name := srv.CreateDB(t, "")
+	t.Setenv("SOCLE_STORE", srv.URL(name))
+	if _, e, code := run(t, "token", "create", "--user", "ada", "--data", t.TempDir()); code != 0 {
+		t.Fatalf("token create: %d %s", code, e)
+	}
+	var owner string
+	if err := srv.Connect(t, name).QueryRow(context.Background(), `SELECT owner FROM tokens`).Scan(&owner); err != nil || owner != "ada" {
+		t.Errorf("the token in PostgreSQL: %q, %v", owner, err)
+	}
+	t.Setenv("SOCLE_STORE", "sqlite:///tmp/x")
+	if _, e, code := run(t, "token", "create", "--user", "ada", "--data", t.TempDir()); code != ExitUsage || !strings.Contains(e, "SOCLE_STORE: want a postgres://") {
+		t.Errorf("token create with SOCLE_STORE=sqlite://…: %d %s", code, e)
 	}
 }

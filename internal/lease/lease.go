@@ -86,6 +86,11 @@ func (e *HeldError) Error() string {
 
 func (e *HeldError) Unwrap() error { return ErrHeld }
 
+// ErrFenced is the error, wrapped, of a write refused because the lease
+// it was made under is no longer current: expired, or taken over by
+// another holder with a larger token.
+var ErrFenced = errors.New("write refused: its lease is no longer held")
+
 // Run runs job while this process holds scope: it waits for the lease,
 // runs job with a context that ends when the lease is lost, and, when the
 // lease was lost, waits for it again. It returns when ctx ends, or with

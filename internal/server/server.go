@@ -56,6 +56,9 @@ type Config struct {
 	Branch string
 	// Data is the data directory: the database, socle's git mirror.
 	Data string
+	// Store is the database when it is not the data directory's SQLite
+	// file: a postgres:// URL. Empty: <Data>/socle.db.
+	Store string
 	// Addr is the API's listen address.
 	Addr string
 	// Poll is the interval between fetches; the git webhook fetches at once.
@@ -201,7 +204,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	stores, secret, err := wiring.OpenData(ctx, cfg.Data, clock.Or(cfg.Clock))
+	stores, secret, err := wiring.OpenData(ctx, cfg.Data, cfg.Store, clock.Or(cfg.Clock))
 	if err != nil {
 		release()
 		return nil, fmt.Errorf("opening the store: %w", err)

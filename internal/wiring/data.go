@@ -5,13 +5,17 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
+	"time"
 
 	"github.com/socle-dev/socle/internal/clock"
 	"github.com/socle-dev/socle/internal/cost"
 	"github.com/socle-dev/socle/internal/lease"
 	"github.com/socle-dev/socle/internal/store"
+	"github.com/socle-dev/socle/internal/store/postgres"
 	"github.com/socle-dev/socle/internal/store/sealed"
 	"github.com/socle-dev/socle/internal/store/sqlite"
 )
@@ -26,15 +30,19 @@ type Stores struct {
 	Store store.Store
 	// Costs holds the imported billing data.
 	Costs cost.Store
-	db    *sqlite.DB
+	// check and close are those of the database: SQLite's file check, or
+	// PostgreSQL's ping.
+	check func() error
+	close func() error
 }
 
 // Check reports why the database can no longer be written safely (nil: it
-// can): its file was removed or replaced since it was opened.
-func (s *Stores) Check() error { return s.db.CheckFile() }
+// can): a SQLite file removed or replaced since it was opened, a
+// PostgreSQL server that does not answer.
+func (s *Stores) Check() error { return s.check() }
 
 // Close closes the database.
-func (s *Stores) Close() error { return s.db.Close() }
+func (s *Stores) Close() error { return s.close() }
 
 // OpenDB opens the database at path, creating it if needed, stamping what
 // it records with c's time (the system's when nil). Its secrets are not
@@ -45,14 +53,51 @@ func OpenDB(ctx context.Context, path string, c clock.Clock) (*Stores, error) {
 		return nil, err
 	}
 	db.Clock = clock.Or(c)
-	return &Stores{Store: db, Costs: sqlite.NewCostStore(db), db: db}, nil
+	return &Stores{Store: db, Costs: sqlite.NewCostStore(db), check: db.CheckFile, close: db.Close}, nil
+}
+
+// IsPostgres reports whether a --store value names a PostgreSQL database
+// (a postgres:// or postgresql:// URL) rather than being empty: the SQLite
+// file of the data directory.
+func IsPostgres(storeURL string) bool {
+	return strings.HasPrefix(storeURL, "postgres://") || strings.HasPrefix(storeURL, "postgresql://")
+}
+
+// OpenPostgres opens the PostgreSQL database at url, migrating it,
+// stamping what it records with c's time. Its secrets are not sealed.
+func OpenPostgres(ctx context.Context, url string, c clock.Clock) (*Stores, error) {
+	db, err := postgres.Open(ctx, url)
+	if err != nil {
+		return nil, err
+	}
+	db.Clock = clock.Or(c)
+	ping := func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := db.Ping(ctx); err != nil {
+			return fmt.Errorf("the PostgreSQL store does not answer: %w", err)
+		}
+		return nil
+	}
+	return &Stores{Store: db, Costs: postgres.NewCostStore(db), check: ping, close: db.Close}, nil
 }
 
 // OpenData opens the stores of a data directory as socle up does, its
 // secrets sealed with the directory's secret (made on first use), which it
-// returns too.
-func OpenData(ctx context.Context, dir string, c clock.Clock) (*Stores, []byte, error) {
-	st, err := OpenDB(ctx, filepath.Join(dir, DBFile), c)
+// returns too. The database is storeURL, a PostgreSQL URL (see IsPostgres),
+// or, when it is empty, the SQLite file of the data directory; any other
+// value is refused.
+func OpenData(ctx context.Context, dir, storeURL string, c clock.Clock) (*Stores, []byte, error) {
+	var st *Stores
+	var err error
+	switch {
+	case storeURL == "":
+		st, err = OpenDB(ctx, filepath.Join(dir, DBFile), c)
+	case IsPostgres(storeURL):
+		st, err = OpenPostgres(ctx, storeURL, c)
+	default:
+		return nil, nil, fmt.Errorf("--store %q: want a postgres:// URL, or nothing for the data directory's SQLite file", redactURL(storeURL))
+	}
 	if err != nil {
 		return nil, nil, err
 	}
@@ -66,6 +111,14 @@ func OpenData(ctx context.Context, dir string, c clock.Clock) (*Stores, []byte, 
 	}
 	st.Close()
 	return nil, nil, err
+}
+
+// redactURL hides the password of a URL that may hold one.
+func redactURL(s string) string {
+	if u, err := url.Parse(s); err == nil {
+		return u.Redacted()
+	}
+	return "…"
 }
 
 // DataSecret returns a data directory's secret, created on first use; it

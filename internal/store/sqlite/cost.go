@@ -13,6 +13,7 @@ import (
 
 	"github.com/socle-dev/socle/internal/cost"
 	"github.com/socle-dev/socle/internal/money"
+	"github.com/socle-dev/socle/internal/store/internal/contract"
 )
 
 var _ cost.Store = (*CostStore)(nil)
@@ -116,7 +117,7 @@ func (s *CostStore) ImportBatch(ctx context.Context, b *cost.Batch, mode cost.Mo
 			}
 			var pid int64
 			if mode == cost.Append {
-				target, err := appendTarget(p, stored)
+				target, err := contract.AppendTarget(p, stored)
 				if err != nil {
 					return err
 				}
@@ -131,7 +132,7 @@ func (s *CostStore) ImportBatch(ctx context.Context, b *cost.Batch, mode cost.Mo
 						prior.View = p.View
 					}
 					priors = append(priors, prior)
-					pid = target.id
+					pid = target.ID
 					if _, err := tx.ExecContext(ctx, `UPDATE cost_periods SET view = ?, charges = charges + ?, import_id = ? WHERE id = ?`,
 						string(prior.View), p.Charges, importID, pid); err != nil {
 						return err
@@ -142,7 +143,7 @@ func (s *CostStore) ImportBatch(ctx context.Context, b *cost.Batch, mode cost.Mo
 				}
 			} else {
 				for _, st := range stored {
-					if st.view != p.View && p.View != cost.ViewFull && st.view != cost.ViewFull {
+					if !contract.Replaced(p, st) {
 						continue // the other Azure view stays
 					}
 					prior, err := priorOf(ctx, tx, p, &st)
@@ -151,7 +152,7 @@ func (s *CostStore) ImportBatch(ctx context.Context, b *cost.Batch, mode cost.Mo
 					}
 					priors = append(priors, prior)
 					// its rows and coverage go with it (ON DELETE CASCADE)
-					if _, err := tx.ExecContext(ctx, `DELETE FROM cost_periods WHERE id = ?`, st.id); err != nil {
+					if _, err := tx.ExecContext(ctx, `DELETE FROM cost_periods WHERE id = ?`, st.ID); err != nil {
 						return err
 					}
 				}
@@ -225,48 +226,19 @@ func (s *CostStore) ImportBatch(ctx context.Context, b *cost.Batch, mode cost.Mo
 	return priors, nil
 }
 
-// storedPeriod is a view of a (source, billing period) in the store.
-type storedPeriod struct {
-	id       int64
-	view     cost.View
-	charges  int64
-	importID int64
-}
-
-func storedViews(ctx context.Context, tx *sql.Tx, source string, m cost.Month) ([]storedPeriod, error) {
-	return queryAll(ctx, tx, func(sc scanner) (p storedPeriod, err error) {
-		return p, sc.Scan(&p.id, &p.view, &p.charges, &p.importID)
+func storedViews(ctx context.Context, tx *sql.Tx, source string, m cost.Month) ([]contract.StoredView, error) {
+	return queryAll(ctx, tx, func(sc scanner) (p contract.StoredView, err error) {
+		return p, sc.Scan(&p.ID, &p.View, &p.Charges, &p.ImportID)
 	}, `SELECT id, view, charges, import_id FROM cost_periods WHERE source = ? AND period = ? ORDER BY view`, source, m.String())
 }
 
-// appendTarget returns the stored view a period appended joins, or nil
-// for a new view.
-func appendTarget(p cost.Period, stored []storedPeriod) (*storedPeriod, error) {
-	if p.View == cost.ViewFull {
-		switch len(stored) {
-		case 0:
-			return nil, nil
-		case 1:
-			return &stored[0], nil
-		}
-		return nil, fmt.Errorf("%w: %s %s has both Azure views stored, and the part appended has no row of a reservation or savings plan to tell which it belongs to: import the whole export of that view again",
-			cost.ErrAmbiguousView, p.Source, p.Month)
-	}
-	for i, st := range stored {
-		if st.view == p.View || st.view == cost.ViewFull {
-			return &stored[i], nil
-		}
-	}
-	return nil, nil
-}
-
 // priorOf describes a stored view before p changes it.
-func priorOf(ctx context.Context, tx *sql.Tx, p cost.Period, st *storedPeriod) (cost.Prior, error) {
-	pr := cost.Prior{Source: p.Source, Period: p.Month, View: st.view, Charges: st.charges, Totals: []cost.Total{}}
+func priorOf(ctx context.Context, tx *sql.Tx, p cost.Period, st *contract.StoredView) (cost.Prior, error) {
+	pr := cost.Prior{Source: p.Source, Period: p.Month, View: st.View, Charges: st.Charges, Totals: []cost.Total{}}
 	totals, err := queryAll(ctx, tx, func(sc scanner) (t cost.Total, err error) {
 		return t, sc.Scan(&t.Currency, amountsOf{&t.Amounts})
 	}, `SELECT currency, money_sum(billed_units, billed_pico, effective_units, effective_pico, list_units, list_pico)
-		FROM cost_daily WHERE period_id = ? GROUP BY currency ORDER BY currency`, st.id)
+		FROM cost_daily WHERE period_id = ? GROUP BY currency ORDER BY currency`, st.ID)
 	if err != nil {
 		return pr, err
 	}
@@ -275,12 +247,12 @@ func priorOf(ctx context.Context, tx *sql.Tx, p cost.Period, st *storedPeriod) (
 		pr.Totals = append(pr.Totals, t)
 	}
 	var at int64
-	if err := tx.QueryRowContext(ctx, `SELECT at FROM cost_imports WHERE id = ?`, st.importID).Scan(&at); err != nil {
+	if err := tx.QueryRowContext(ctx, `SELECT at FROM cost_imports WHERE id = ?`, st.ImportID).Scan(&at); err != nil {
 		return pr, err
 	}
 	pr.ImportedAt = time.UnixMicro(at).UTC()
 	pr.Files, err = queryAll(ctx, tx, func(sc scanner) (name string, err error) { return name, sc.Scan(&name) },
-		`SELECT name FROM cost_period_files WHERE period_id = ? ORDER BY rowid`, st.id)
+		`SELECT name FROM cost_period_files WHERE period_id = ? ORDER BY rowid`, st.ID)
 	if err != nil {
 		return pr, err
 	}
@@ -318,29 +290,6 @@ func amountArgsOf(as ...money.Amount) ([]any, error) {
 	return out, nil
 }
 
-// costColumns maps dimensions to SQL; those of cost_periods need the join.
-// Dimensions that cost_monthly lacks (the day) are absent from its map.
-var costColumns = map[bool]map[cost.Dim]string{
-	false: {
-		cost.DimDay:   "d.day",
-		cost.DimMonth: "substr(d.day, 1, 7)",
-	},
-	true: {
-		cost.DimMonth: "d.month",
-	},
-}
-
-func init() {
-	for _, m := range costColumns {
-		m[cost.DimSource] = "p.source"
-		m[cost.DimPeriod] = "p.period"
-		for _, d := range []cost.Dim{cost.DimProvider, cost.DimAccount, cost.DimService, cost.DimRegion, cost.DimCategory,
-			cost.DimCurrency, cost.DimTeam, cost.DimApp, cost.DimEnv, cost.DimZone} {
-			m[d] = "d." + string(d)
-		}
-	}
-}
-
 // Totals implements cost.Store. A query over whole months that does not
 // look at days reads cost_monthly. Amounts are multiplied by their
 // period's weights, so that the two Azure views of a period each supply
@@ -348,7 +297,7 @@ func init() {
 func (s *CostStore) Totals(ctx context.Context, q cost.Query, fn func(cost.Total) error) error {
 	monthly := (q.From == 0 || q.From == q.From.Month().First()) && (q.To == 0 || q.To == q.To.Month().First()) &&
 		!slices.Contains(q.By, cost.DimDay) && !slices.ContainsFunc(q.Where, func(c cost.Cond) bool { return c.Dim == cost.DimDay })
-	table, columns := "cost_daily", costColumns[monthly]
+	table, columns := "cost_daily", contract.CostColumns[monthly]
 	if monthly {
 		table = "cost_monthly"
 	}

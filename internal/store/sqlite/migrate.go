@@ -7,10 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"regexp"
 	"slices"
-	"strconv"
 	"time"
+
+	"github.com/socle-dev/socle/internal/store/internal/migfile"
 )
 
 // ErrSchemaTooNew is returned, wrapped, by Open when the database has a
@@ -27,8 +27,6 @@ type migration struct {
 	sql     string
 }
 
-var migrationName = regexp.MustCompile(`^([0-9]{4})_[a-z0-9_]+\.sql$`)
-
 func embeddedMigrations() ([]migration, error) {
 	sub, err := fs.Sub(migrationFiles, "migrations")
 	if err != nil {
@@ -37,35 +35,16 @@ func embeddedMigrations() ([]migration, error) {
 	return loadMigrations(sub)
 }
 
-// loadMigrations reads the *.sql files at the top of fsys, in version order.
-// Versions may leave gaps (each feature has a range of its own) but not
-// repeat.
+// loadMigrations reads the *.sql files at the top of fsys, in version order
+// (see package migfile).
 func loadMigrations(fsys fs.FS) ([]migration, error) {
-	names, err := fs.Glob(fsys, "*.sql")
+	files, err := migfile.Load(fsys)
 	if err != nil {
 		return nil, err
 	}
-	var migs []migration
-	for _, name := range names {
-		m := migrationName.FindStringSubmatch(name)
-		if m == nil {
-			return nil, fmt.Errorf("migration %s: name is not NNNN_lower_case_name.sql", name)
-		}
-		v, _ := strconv.Atoi(m[1]) // four digits
-		if v == 0 {
-			return nil, fmt.Errorf("migration %s: versions start at 0001", name)
-		}
-		text, err := fs.ReadFile(fsys, name)
-		if err != nil {
-			return nil, err
-		}
-		migs = append(migs, migration{version: v, name: name, sql: string(text)})
-	}
-	slices.SortFunc(migs, func(a, b migration) int { return a.version - b.version })
-	for i := 1; i < len(migs); i++ {
-		if migs[i].version == migs[i-1].version {
-			return nil, fmt.Errorf("migrations %s and %s have the same version", migs[i-1].name, migs[i].name)
-		}
+	migs := make([]migration, len(files))
+	for i, f := range files {
+		migs[i] = migration{version: f.Version, name: f.Name, sql: f.SQL}
 	}
 	return migs, nil
 }

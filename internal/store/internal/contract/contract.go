@@ -2,8 +2,10 @@
 // implementation enforces the same way, in Go rather than in SQL: how times
 // are kept, how list limits are read, which arguments are rejected before
 // anything is written, how an audit record is completed for the release or
-// approval it goes with, and how DORA figures are computed from releases. JSON validity is left to the database, which checks it
-// where the document is written.
+// approval it goes with, and how DORA figures are computed from releases;
+// and, for the cost stores (cost.go), which stored view an import joins or
+// replaces and the SQL of each cost dimension. JSON validity is left to the
+// database, which checks it where the document is written.
 package contract
 
 import (
