@@ -308,3 +308,41 @@ func (c *Client) UnlockStack(ctx context.Context, stack, instance string, force 
 	var v api.StackUnlock
 	return v, c.Do(ctx, http.MethodPost, fmt.Sprintf("/api/v1/stacks/%s/%s/unlock", esc(stack), esc(instance)), api.StackUnlockRequest{Force: force}, &v)
 }
+
+// Secrets lists the secret files of the platform repository (names, never
+// values): those of app only unless app is "", and those that give values
+// in env only unless env is "".
+func (c *Client) Secrets(ctx context.Context, app, env string) (api.SecretList, error) {
+	var v api.SecretList
+	q := url.Values{}
+	if app != "" {
+		q.Set("app", app)
+	}
+	if env != "" {
+		q.Set("env", env)
+	}
+	path := "/api/v1/secrets"
+	if len(q) > 0 {
+		path += "?" + q.Encode()
+	}
+	return v, c.Get(ctx, path, &v)
+}
+
+// SetSecret sets the value of app's secret name in env, as a commit of its
+// SOPS file; envOnly writes the environment's own file even when the value
+// comes from its zone's.
+func (c *Client) SetSecret(ctx context.Context, app, name, env string, envOnly bool, value string) (api.SecretChange, error) {
+	var v api.SecretChange
+	q := url.Values{"env": {env}}
+	if envOnly {
+		q.Set("scope", "env")
+	}
+	return v, c.Do(ctx, http.MethodPut, fmt.Sprintf("/api/v1/apps/%s/secrets/%s?%s", esc(app), esc(name), q.Encode()), api.SecretValue{Value: value}, &v)
+}
+
+// RotateSecrets re-encrypts the secret files req names for their current
+// recipients with a new data key, as one commit.
+func (c *Client) RotateSecrets(ctx context.Context, req api.SecretRotateRequest) (api.SecretChange, error) {
+	var v api.SecretChange
+	return v, c.Do(ctx, http.MethodPost, "/api/v1/secrets/rotate", req, &v)
+}
