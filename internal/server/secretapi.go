@@ -372,6 +372,8 @@ func (s *Server) putSecret(w http.ResponseWriter, r *http.Request) {
 		secretFileError(w, err)
 		return
 	}
+	s.announce.Record(r.Context(), store.Event{Kind: "secret.set", App: app, Env: env, Revision: rev.SHA,
+		Message: fmt.Sprintf("%s set %s of %s in %s (for %s)", user, name, app, f.path, strings.Join(f.envs, ", "))})
 	s.Trigger()
 	h.rev = rev
 	out := api.SecretChange{Commit: wireCommit(rev), Name: name, Created: created,
@@ -441,6 +443,8 @@ func (s *Server) rotateSecrets(w http.ResponseWriter, r *http.Request) {
 		secretFileError(w, err)
 		return
 	}
+	s.announce.Record(r.Context(), store.Event{Kind: "secret.rotate", App: req.App, Env: req.Env, Revision: rev.SHA,
+		Message: fmt.Sprintf("%s rotated the data key of %s", user, strings.Join(paths, ", "))})
 	s.Trigger()
 	h.rev = rev
 	out := api.SecretChange{Commit: wireCommit(rev), Files: make([]api.SecretFile, len(files))}

@@ -210,11 +210,21 @@ func TestSecretSetAndRotate(t *testing.T) {
 	if _, err := nonprodK.Decrypt(at(res.Commit.SHA, prodFile)); !errors.Is(err, sopsfile.ErrNoIdentity) {
 		t.Errorf("dev's key decrypts prod's file: %v", err)
 	}
+	// Its other values would be lost: socle needs an identity of an
+	// existing file to add one.
+	if _, err := as["ines"].SetSecret(ctx, "web", "SESSION_KEY", "prod", false, prodValue+"-2"); status(err) != http.StatusUnprocessableEntity || !strings.Contains(err.Error(), prod) {
+		t.Errorf("a set in a file socle cannot decrypt: %v", err)
+	}
 	if _, err := as["paul"].SetSecret(ctx, "web", "SESSION_KEY", "dev", false, devValue2); status(err) != http.StatusForbidden {
 		t.Errorf("a viewer sets a secret: %v", err)
 	}
 	if _, err := as["tom"].SetSecret(ctx, "web", "NOT_LISTED", "dev", false, devValue2); status(err) != http.StatusBadRequest {
 		t.Errorf("a name socle.yaml does not list: %v", err)
+	}
+	for _, n := range []int{maxSecretValue + 1, 100 << 10} { // the value's bound, the body's
+		if _, err := as["tom"].SetSecret(ctx, "web", "SESSION_KEY", "dev", false, strings.Repeat("v", n)); status(err) != http.StatusRequestEntityTooLarge {
+			t.Errorf("a value of %d bytes: %v", n, err)
+		}
 	}
 	res, err = as["tom"].SetSecret(ctx, "web", "SESSION_KEY", "dev", false, devValue2)
 	if err != nil || res.Created || res.Files[0].Path != devFile {
@@ -320,6 +330,9 @@ func TestSecretSetAndRotate(t *testing.T) {
 		resp.Body.Close()
 		if slices.ContainsFunc(values, func(v string) bool { return strings.Contains(string(b), v) }) {
 			t.Errorf("GET %s shows a secret: %s", path, b)
+		}
+		if strings.Contains(path, "events") && (!strings.Contains(string(b), "tom set SESSION_KEY of web in apps/web/secrets.dev.yaml (for dev)") || !strings.Contains(string(b), `"secret.rotate"`)) {
+			t.Errorf("the event log lacks the secrets' changes: %s", b)
 		}
 	}
 	if l := logs.String(); slices.ContainsFunc(values, func(v string) bool { return strings.Contains(l, v) }) {
