@@ -197,7 +197,7 @@ identity of each: otherwise nothing is rotated, and the error names the files.`,
 			if g.json() {
 				return g.printJSON(res)
 			}
-			fmt.Fprintf(g.stdout, "Rotated %d files, commit %s by %s:\n", len(res.Files), abbrev(res.Commit.SHA, 7), res.Commit.Author)
+			fmt.Fprintf(g.stdout, "Rotated %d file%s, commit %s by %s:\n", len(res.Files), plural(len(res.Files)), abbrev(res.Commit.SHA, 7), res.Commit.Author)
 			for _, f := range res.Files {
 				fmt.Fprintf(g.stdout, "  %s, for %s\n", f.Path, strings.Join(f.Recipients, ", "))
 			}

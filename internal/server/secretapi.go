@@ -435,7 +435,7 @@ func (s *Server) rotateSecrets(w http.ResponseWriter, r *http.Request) {
 	rev, err := s.commits.Write(r.Context(), gitwrite.Change{
 		Path: edits[0].Path, Edit: edits[0].Edit, Also: edits[1:],
 		Author: user, Email: promotion.EmailOf(repo, user),
-		Message: fmt.Sprintf("secret rotate %d files%s\n\nRe-encrypted for their recipients with a new data key:\n- %s", len(files), scopeWords(req), strings.Join(paths, "\n- ")),
+		Message: fmt.Sprintf("secret rotate %s%s\n\nRe-encrypted for their recipients with a new data key:\n- %s", countFiles(len(files)), scopeWords(req), strings.Join(paths, "\n- ")),
 		Audit:   store.AuditRecord{Actor: user, Action: "secret.rotate", App: req.App, Env: req.Env},
 		Detail:  map[string]any{"files": paths},
 	})
@@ -452,6 +452,14 @@ func (s *Server) rotateSecrets(w http.ResponseWriter, r *http.Request) {
 		out.Files[i] = s.wireSecretFile(r.Context(), h, f, written[i])
 	}
 	writeJSON(w, http.StatusCreated, out)
+}
+
+// countFiles says n files in words.
+func countFiles(n int) string {
+	if n == 1 {
+		return "1 file"
+	}
+	return fmt.Sprintf("%d files", n)
 }
 
 // scopeWords say what a rotation is of, for its commit and errors.
@@ -474,7 +482,7 @@ func wireCommit(rev source.Revision) api.Commit {
 }
 
 // secretSubject reads back the subject of the commits secrets make.
-var secretSubject = regexp.MustCompile(`^secret (?:set (\S+) (\S+) in (\S+)$|rotate \d+ files(?: of (\S+))?(?: for (\S+))?$)`)
+var secretSubject = regexp.MustCompile(`^secret (?:set (\S+) (\S+) in (\S+)$|rotate \d+ files?(?: of (\S+))?(?: for (\S+))?$)`)
 
 // recognizeSecret knows the commits of secret set and rotate, for the
 // writer's recovery of an audit record lost in a crash.

@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -31,18 +30,6 @@ import (
 	"github.com/socle-dev/socle/internal/store"
 	"github.com/socle-dev/socle/internal/syncbuf"
 )
-
-// git runs git in dir and returns its output.
-func git(t *testing.T, dir string, args ...string) string {
-	t.Helper()
-	cmd := exec.Command("git", args...)
-	cmd.Dir = dir
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return string(out)
-}
 
 // oldDataKey reads a SOPS file's data key with the sops library and an age
 // identity's text, as sops itself does.
@@ -120,7 +107,7 @@ func TestSecretSetAndRotate(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(repo, ".sops.yaml"), []byte(rules), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	git(t, repo, "add", ".sops.yaml")
+	gitOut(t, repo, "add", ".sops.yaml")
 	// A rolling update, so that the new key reaches web without the
 	// demo's canary pauses.
 	commit(t, repo, "apps/web/socle.yaml", "rollout:\n  strategy: canary\n  steps:\n    - {weight: 10, pause: 30s}\n    - {weight: 50, pause: 30s}\n  analysis: {maxErrorRate: 0.01, maxP95: 300ms, minRequests: 20}\n", "rollout: {strategy: rolling}\n", "sops rules; web rolls")
@@ -161,7 +148,7 @@ func TestSecretSetAndRotate(t *testing.T) {
 	}
 	r.waitFor(t, "web in dev to sign with no key", signs(""))
 	at := func(sha, file string) []byte {
-		return []byte(git(t, repo, "show", sha+":"+file))
+		return []byte(gitOut(t, repo, "show", sha+":"+file))
 	}
 	status := func(err error) int {
 		var e *client.Error
@@ -181,7 +168,7 @@ func TestSecretSetAndRotate(t *testing.T) {
 	if len(res.Files) != 1 || res.Files[0].Path != devFile || !res.Created || !slices.Equal(res.Files[0].Names, []string{"SESSION_KEY"}) || !res.Files[0].Held {
 		t.Errorf("set in dev: %+v", res)
 	}
-	if got := git(t, repo, "log", "-1", "--format=%an <%ae>|%s", res.Commit.SHA); got != "tom <tom.berger@alpenrose.example>|secret set web SESSION_KEY in dev\n" {
+	if got := gitOut(t, repo, "log", "-1", "--format=%an <%ae>|%s", res.Commit.SHA); got != "tom <tom.berger@alpenrose.example>|secret set web SESSION_KEY in dev\n" {
 		t.Errorf("the commit in the platform repository: %q", got)
 	}
 	if got, err := nonprodK.Decrypt(at(res.Commit.SHA, devFile)); err != nil || got["SESSION_KEY"] != devValue || len(got) != 1 {
@@ -254,9 +241,9 @@ func TestSecretSetAndRotate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	git(t, repo, "reset", "-q", "--hard") // socle's commits are pushed here
+	gitOut(t, repo, "reset", "-q", "--hard") // socle's commits are pushed here
 	commit(t, repo, ".sops.yaml", "age: "+nonprod+"\n", "age: "+nonprod+","+nonprod2+"\n", "sops: a second nonprod key")
-	head := strings.TrimSpace(git(t, repo, "rev-parse", "HEAD"))
+	head := strings.TrimSpace(gitOut(t, repo, "rev-parse", "HEAD"))
 	before := at(head, devFile)
 	oldKey := oldDataKey(t, before, nonprodText)
 	if !decryptsWith(before, oldKey) {
@@ -284,7 +271,7 @@ func TestSecretSetAndRotate(t *testing.T) {
 			t.Errorf("the rotated file does not decrypt to the same value with each recipient: %v", err)
 		}
 	}
-	if got := git(t, repo, "log", "-1", "--format=%an|%s", res.Commit.SHA); got != "tom|secret rotate 1 files of web for dev\n" {
+	if got := gitOut(t, repo, "log", "-1", "--format=%an|%s", res.Commit.SHA); got != "tom|secret rotate 1 file of web for dev\n" {
 		t.Errorf("the rotation's commit: %q", got)
 	}
 	r.waitFor(t, "the rotation in force", func(st Status) bool { return st.LastGood != nil && st.LastGood.SHA == res.Commit.SHA })
@@ -346,7 +333,7 @@ func TestRecognizeSecretCommits(t *testing.T) {
 	for msg, want := range map[string]string{
 		"secret set web SESSION_KEY in dev\n\napps/web/secrets.dev.yaml, for dev.": "tom secret.set web dev SESSION_KEY",
 		"secret rotate 3 files\n\n- a":                                             "tom secret.rotate   ",
-		"secret rotate 1 files of web for dev":                                     "tom secret.rotate web dev ",
+		"secret rotate 1 file of web for dev":                                      "tom secret.rotate web dev ",
 		"promote web to prod: 1234567 (abc) from preprod":                          "tom promote web prod ",
 		"web: a commit of someone":                                                 "",
 	} {

@@ -228,18 +228,7 @@ func (c *Client) RevokeToken(ctx context.Context, id string) (api.Token, error) 
 // env is "", and those app uses or used only unless app is "".
 func (c *Client) Resources(ctx context.Context, env, app string) (api.ResourceList, error) {
 	var v api.ResourceList
-	q := url.Values{}
-	if env != "" {
-		q.Set("env", env)
-	}
-	if app != "" {
-		q.Set("app", app)
-	}
-	path := "/api/v1/resources"
-	if len(q) > 0 {
-		path += "?" + q.Encode()
-	}
-	return v, c.Get(ctx, path, &v)
+	return v, c.Get(ctx, withQuery("/api/v1/resources", "env", env, "app", app), &v)
 }
 
 // Resource returns resource name of env.
@@ -314,18 +303,22 @@ func (c *Client) UnlockStack(ctx context.Context, stack, instance string, force 
 // in env only unless env is "".
 func (c *Client) Secrets(ctx context.Context, app, env string) (api.SecretList, error) {
 	var v api.SecretList
+	return v, c.Get(ctx, withQuery("/api/v1/secrets", "app", app, "env", env), &v)
+}
+
+// withQuery adds to path the query parameters of kv (name, value, …) whose
+// value is not empty.
+func withQuery(path string, kv ...string) string {
 	q := url.Values{}
-	if app != "" {
-		q.Set("app", app)
+	for i := 0; i+1 < len(kv); i += 2 {
+		if kv[i+1] != "" {
+			q.Set(kv[i], kv[i+1])
+		}
 	}
-	if env != "" {
-		q.Set("env", env)
+	if len(q) == 0 {
+		return path
 	}
-	path := "/api/v1/secrets"
-	if len(q) > 0 {
-		path += "?" + q.Encode()
-	}
-	return v, c.Get(ctx, path, &v)
+	return path + "?" + q.Encode()
 }
 
 // SetSecret sets the value of app's secret name in env, as a commit of its
