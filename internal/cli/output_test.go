@@ -132,6 +132,7 @@ func TestHelp(t *testing.T) {
 		{"socle status --help", "help-status.txt"},
 		{"socle releases --help", "help-releases.txt"},
 		{"socle stack --help", "help-stack.txt"},
+		{"socle secret set --help", "help-secret-set.txt"},
 	} {
 		t.Run(tc.golden, func(t *testing.T) {
 			t.Parallel()

@@ -134,6 +134,7 @@ Exit codes:
 		newAuditCmd(g),
 		newDORACmd(g),
 		newDeployCmd(g),
+		newSecretCmd(g),
 		newTokenCmd(g),
 		newLoginCmd(g),
 		newRenderCmd(),
@@ -176,9 +177,16 @@ func Main(args []string) int {
 
 // Run runs one command line and returns its exit code.
 func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	return RunIn(ctx, args, os.Stdin, stdout, stderr)
+}
+
+// RunIn is Run with stdin as the standard input (what socle secret set
+// reads a value from).
+func RunIn(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	g := newGlobals(stdout, stderr)
 	defer g.flush()
 	root := newRoot(g)
+	root.SetIn(stdin)
 	root.SetArgs(args)
 	err := root.ExecuteContext(ctx)
 	if err == nil {

@@ -43,6 +43,8 @@ type Change struct {
 	// Edit returns the file's new content from its content at the head,
 	// nil when it has none.
 	Edit func(old []byte) ([]byte, error)
+	// Also are more files the same commit edits, each as Path and Edit.
+	Also []FileEdit
 	// Author and Email name who makes the change.
 	Author, Email string
 	// Message is the commit message.
@@ -52,6 +54,13 @@ type Change struct {
 	// new commit's SHA, by which Recover knows the commit is recorded.
 	Audit  store.AuditRecord
 	Detail map[string]any
+}
+
+// FileEdit is one more file a Change edits: Edit returns its new content
+// from its content at the head, nil when it has none.
+type FileEdit struct {
+	Path string
+	Edit func(old []byte) ([]byte, error)
 }
 
 // Recognizer tells whether a commit is one socle made, and if so the audit
@@ -83,19 +92,27 @@ func (w *Writer) Write(ctx context.Context, c Change) (source.Revision, error) {
 	if err != nil {
 		return source.Revision{}, err
 	}
-	var old []byte
-	if fsys, err := w.Repo.Files(head.SHA); err == nil {
-		// A file that is there but cannot be read (a symbolic link, too
-		// large) is not overwritten unseen.
-		if old, err = spec.ReadFile(fsys, c.Path); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return source.Revision{}, fmt.Errorf("reading %s: %w", c.Path, err)
-		}
-	}
-	data, err := c.Edit(old)
+	fsys, err := w.Repo.Files(head.SHA)
 	if err != nil {
-		return source.Revision{}, fmt.Errorf("editing %s: %w", c.Path, err)
+		fsys = nil
 	}
-	rev, err := w.Repo.Commit(ctx, source.Change{Files: map[string][]byte{c.Path: data}, Author: c.Author, Email: c.Email, Message: c.Message, Parent: head.SHA})
+	files := map[string][]byte{}
+	for _, e := range append([]FileEdit{{Path: c.Path, Edit: c.Edit}}, c.Also...) {
+		var old []byte
+		if fsys != nil {
+			// A file that is there but cannot be read (a symbolic link, too
+			// large) is not overwritten unseen.
+			if old, err = spec.ReadFile(fsys, e.Path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return source.Revision{}, fmt.Errorf("reading %s: %w", e.Path, err)
+			}
+		}
+		data, err := e.Edit(old)
+		if err != nil {
+			return source.Revision{}, fmt.Errorf("editing %s: %w", e.Path, err)
+		}
+		files[e.Path] = data
+	}
+	rev, err := w.Repo.Commit(ctx, source.Change{Files: files, Author: c.Author, Email: c.Email, Message: c.Message, Parent: head.SHA})
 	if err != nil {
 		return source.Revision{}, fmt.Errorf("committing %s: %w", c.Path, err)
 	}

@@ -157,3 +157,36 @@ func gitCommit(t *testing.T, dir, msg string) {
 		}
 	}
 }
+
+// TestWriteSeveralFiles: a change's Also files are in the same commit,
+// each edited from its content at the head, with one audit record; a
+// failed edit of one of them commits nothing.
+func TestWriteSeveralFiles(t *testing.T) {
+	f := newFixture(t)
+	ctx := t.Context()
+	var saw string
+	rev, err := f.w.Write(ctx, Change{Path: "a.yaml", Author: "tom", Message: "two files",
+		Edit:  func([]byte) ([]byte, error) { return []byte("a\n"), nil },
+		Also:  []FileEdit{{Path: "socle.yaml", Edit: func(old []byte) ([]byte, error) { saw = string(old); return []byte("# edited\n"), nil }}},
+		Audit: store.AuditRecord{Actor: "tom", Action: "both"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if saw != "# the platform\n" {
+		t.Errorf("socle.yaml was edited from %q", saw)
+	}
+	out, err := exec.Command("git", "-C", f.work, "show", "--name-only", "--format=%an %s", rev.SHA).Output()
+	if err != nil || string(out) != "tom two files\n\na.yaml\nsocle.yaml\n" {
+		t.Errorf("the commit: %q %v", out, err)
+	}
+	if rs := f.records(t); len(rs) != 1 || !strings.HasPrefix(rs[0], "tom both ") {
+		t.Errorf("audit records %q", rs)
+	}
+	_, err = f.w.Write(ctx, Change{Path: "b.yaml", Author: "tom", Message: "fails",
+		Edit:  func([]byte) ([]byte, error) { return []byte("b\n"), nil },
+		Also:  []FileEdit{{Path: "c.yaml", Edit: func([]byte) ([]byte, error) { return nil, os.ErrInvalid }}},
+		Audit: store.AuditRecord{Actor: "tom", Action: "fails"}})
+	if head, _ := f.repo.Head(); err == nil || head.SHA != rev.SHA || len(f.records(t)) != 1 {
+		t.Errorf("a failed edit: %v, head %s", err, head.SHA)
+	}
+}

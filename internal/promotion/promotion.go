@@ -613,7 +613,7 @@ func (s *Service) pin(ctx context.Context, repo *spec.Repo, t Target, gates gate
 	rev, err := s.commits.Write(ctx, gitwrite.Change{
 		Path:   path.Join(spec.ReleasesDir, t.Env+".yaml"),
 		Edit:   func(old []byte) ([]byte, error) { return setPin(old, t, user, at) },
-		Author: user, Email: emailOf(repo, user), Message: msg,
+		Author: user, Email: EmailOf(repo, user), Message: msg,
 		Audit: store.AuditRecord{Actor: user, Action: action, App: t.App, Env: t.Env, Revision: t.Revision}, Detail: d,
 	})
 	if err != nil {
@@ -748,7 +748,9 @@ func (s *Service) AuthorOf(repo *spec.Repo, sha string) string {
 	return rev.Author
 }
 
-func emailOf(repo *spec.Repo, user string) string {
+// EmailOf is the address of user for a commit socle makes on their
+// behalf: their teams.yaml email, else one made of their name.
+func EmailOf(repo *spec.Repo, user string) string {
 	for _, t := range repo.Teams.Teams {
 		for _, m := range t.Members {
 			if m.User == user && m.Email != "" {

@@ -229,7 +229,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	s.openStacks()
 	s.runtimeTypes = wiring.Runtimes(wiring.RuntimeOptions{Kubeconfig: cfg.Kubeconfig})
-	s.commits = &gitwrite.Writer{Repo: repo, Audit: st, Log: cfg.Logger, Recognize: promotion.Recognize}
+	s.commits = &gitwrite.Writer{Repo: repo, Audit: st, Log: cfg.Logger, Recognize: recognize}
 	// The pipeline asks promotion's gates of each pinned change; promotion
 	// asks the pipeline for the revision in force.
 	gates := func(ctx context.Context, repo *spec.Repo, c *plan.Change, old *plan.Unit) gate.Result {

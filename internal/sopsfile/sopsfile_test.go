@@ -208,3 +208,40 @@ func FuzzParseRules(f *testing.F) {
 		rs.For("apps/x/secrets.dev.yaml")
 	})
 }
+
+// TestNamesHoldsReencrypt: the names read without a key, in the file's
+// order; whether a keyring holds a recipient; a re-encryption for other
+// recipients keeps the values, applies the change, changes the data key.
+func TestNamesHoldsReencrypt(t *testing.T) {
+	k, r, _ := newKey(t, "dev")
+	other, r2, _ := newKey(t, "dev2")
+	b, err := Encrypt(map[string]string{"B": "value-b-2", "A": "value-a-1"}, []string{r})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if names, err := (&Keyring{}).Decrypt(b); err == nil {
+		t.Fatalf("decrypted without a key: %v", names)
+	}
+	if names, err := Names(b); err != nil || strings.Join(names, " ") != "A B" {
+		t.Errorf("Names = %q %v", names, err)
+	}
+	if _, err := Names([]byte("A: plain\n")); err == nil {
+		t.Error("names of a plain file")
+	}
+	if !k.Holds([]string{r2, r}) || other.Holds([]string{r}) || (*Keyring)(nil).Holds([]string{r}) {
+		t.Error("Holds")
+	}
+	out, err := k.Reencrypt(b, []string{r, r2}, func(v map[string]string) { v["C"] = "value-c-3" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Equal(dataKeyOf(t, k, b), dataKeyOf(t, k, out)) {
+		t.Error("the data key did not change")
+	}
+	if got, err := other.Decrypt(out); err != nil || len(got) != 3 || got["A"] != "value-a-1" || got["C"] != "value-c-3" {
+		t.Errorf("re-encrypted: %d values %v", len(got), err)
+	}
+	if _, err := other.Reencrypt(b, []string{r2}, nil); !errors.Is(err, ErrNoIdentity) {
+		t.Errorf("re-encrypted without an identity: %v", err)
+	}
+}

@@ -228,18 +228,7 @@ func (c *Client) RevokeToken(ctx context.Context, id string) (api.Token, error) 
 // env is "", and those app uses or used only unless app is "".
 func (c *Client) Resources(ctx context.Context, env, app string) (api.ResourceList, error) {
 	var v api.ResourceList
-	q := url.Values{}
-	if env != "" {
-		q.Set("env", env)
-	}
-	if app != "" {
-		q.Set("app", app)
-	}
-	path := "/api/v1/resources"
-	if len(q) > 0 {
-		path += "?" + q.Encode()
-	}
-	return v, c.Get(ctx, path, &v)
+	return v, c.Get(ctx, withQuery("/api/v1/resources", "env", env, "app", app), &v)
 }
 
 // Resource returns resource name of env.
@@ -307,4 +296,46 @@ func (c *Client) ApproveStack(ctx context.Context, stack, instance, plan, commen
 func (c *Client) UnlockStack(ctx context.Context, stack, instance string, force bool) (api.StackUnlock, error) {
 	var v api.StackUnlock
 	return v, c.Do(ctx, http.MethodPost, fmt.Sprintf("/api/v1/stacks/%s/%s/unlock", esc(stack), esc(instance)), api.StackUnlockRequest{Force: force}, &v)
+}
+
+// Secrets lists the secret files of the platform repository (names, never
+// values): those of app only unless app is "", and those that give values
+// in env only unless env is "".
+func (c *Client) Secrets(ctx context.Context, app, env string) (api.SecretList, error) {
+	var v api.SecretList
+	return v, c.Get(ctx, withQuery("/api/v1/secrets", "app", app, "env", env), &v)
+}
+
+// withQuery adds to path the query parameters of kv (name, value, …) whose
+// value is not empty.
+func withQuery(path string, kv ...string) string {
+	q := url.Values{}
+	for i := 0; i+1 < len(kv); i += 2 {
+		if kv[i+1] != "" {
+			q.Set(kv[i], kv[i+1])
+		}
+	}
+	if len(q) == 0 {
+		return path
+	}
+	return path + "?" + q.Encode()
+}
+
+// SetSecret sets the value of app's secret name in env, as a commit of its
+// SOPS file; envOnly writes the environment's own file even when the value
+// comes from its zone's.
+func (c *Client) SetSecret(ctx context.Context, app, name, env string, envOnly bool, value string) (api.SecretChange, error) {
+	var v api.SecretChange
+	q := url.Values{"env": {env}}
+	if envOnly {
+		q.Set("scope", "env")
+	}
+	return v, c.Do(ctx, http.MethodPut, fmt.Sprintf("/api/v1/apps/%s/secrets/%s?%s", esc(app), esc(name), q.Encode()), api.SecretValue{Value: value}, &v)
+}
+
+// RotateSecrets re-encrypts the secret files req names for their current
+// recipients with a new data key, as one commit.
+func (c *Client) RotateSecrets(ctx context.Context, req api.SecretRotateRequest) (api.SecretChange, error) {
+	var v api.SecretChange
+	return v, c.Do(ctx, http.MethodPost, "/api/v1/secrets/rotate", req, &v)
 }
