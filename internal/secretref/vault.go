@@ -171,13 +171,17 @@ func (v *Vault) login(ctx context.Context) (string, error) {
 // Vault's own words (which never hold a secret's value).
 func classify(err error, doing string) error {
 	if re, ok := errors.AsType[*api.ResponseError](err); ok {
-		why := strings.Join(re.Errors, "; ")
+		why := strings.Join(strings.Fields(strings.Join(re.Errors, "; ")), " ") // Vault's multi-line "1 error occurred: * permission denied"
 		switch {
 		case re.StatusCode == http.StatusNotFound:
 			return fmt.Errorf("%w: %s", ErrNotFound, doing)
-		case re.StatusCode == http.StatusForbidden || re.StatusCode == http.StatusUnauthorized ||
-			re.StatusCode == http.StatusBadRequest && strings.Contains(why, "invalid"):
+		case re.StatusCode == http.StatusForbidden || re.StatusCode == http.StatusUnauthorized:
+			if strings.Contains(why, ErrDenied.Error()) {
+				return fmt.Errorf("%w: %s", ErrDenied, doing)
+			}
 			return fmt.Errorf("%w: %s: %s", ErrDenied, doing, cmp.Or(why, http.StatusText(re.StatusCode)))
+		case re.StatusCode == http.StatusBadRequest && strings.Contains(why, "invalid"):
+			return fmt.Errorf("%w: %s: %s", ErrDenied, doing, why)
 		}
 		return fmt.Errorf("%w: %s: HTTP %d: %s", ErrUnavailable, doing, re.StatusCode, why)
 	}

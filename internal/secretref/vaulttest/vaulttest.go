@@ -88,10 +88,13 @@ func (s *Server) Revoke(tok string) {
 }
 
 // AddAppRole makes an AppRole whose logins give tokens of lease ttl that
-// may read under paths.
+// may read under paths; a ttl of 0 is Vault's default, 768 hours.
 func (s *Server) AddAppRole(roleID, secretID string, ttl time.Duration, paths ...string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if ttl <= 0 {
+		ttl = 768 * time.Hour
+	}
 	s.roles[roleID] = role{secretID: secretID, ttl: ttl, paths: paths}
 }
 
