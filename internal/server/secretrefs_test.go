@@ -61,7 +61,8 @@ func replicaEnv(t *testing.T, u api.UnitStatus) map[string]string {
 // <data>/secretstores. web's replica gets the value in its environment;
 // the store keeps the reference, never the value. Then commits point the
 // reference at a path the role may not read (403), at one that does not
-// exist (404), and, Vault stopped, at another: each time web @ dev is
+// exist (404), and, Vault stopped, back at the first with another
+// variable changed: each time web @ dev is
 // Blocked (SecretUnresolved) with a reason that names the app, the
 // environment, the secret and the reference, and what runs is not
 // touched: same desired state, same release, same replica.
@@ -113,13 +114,19 @@ func TestSecretReferences(t *testing.T) {
 		t.Fatalf("web's desired state in dev: want the reference, not the value (%v)", err)
 	}
 
+	// The last step keeps the reference that runs and changes another
+	// variable, Vault stopped: the reason names the reference in clear (a
+	// reference is not a secret, and not redacted).
 	steps := []struct {
 		ref, why string
 		prepare  func()
 	}{
 		{"ref+vault://apps/payments#greeting", "permission denied: reading secret/data/apps/payments", nil},
 		{"ref+vault://apps/web/missing#greeting", "not found: reading secret/data/apps/web/missing", nil},
-		{"ref+vault://apps/web#greeting-v2", "unavailable", v.Stop},
+		{"ref+vault://apps/web#greeting", "unavailable: reading secret/data/apps/web", func() {
+			v.Stop()
+			edit("apps/web/socle.yaml", "LOG_LEVEL: debug", "LOG_LEVEL: info")
+		}},
 	}
 	old := "ref+vault://apps/web#greeting"
 	for _, s := range steps {

@@ -16,6 +16,7 @@ import (
 	"github.com/socle-dev/socle/internal/pipeline"
 	"github.com/socle-dev/socle/internal/plan"
 	"github.com/socle-dev/socle/internal/replicas"
+	"github.com/socle-dev/socle/internal/spec"
 )
 
 // redactor replaces the secret values of every unit socle runs with
@@ -42,10 +43,18 @@ const minSecret = 6
 // text of a variable not resolved, not a secret.
 var placeholderOnly = regexp.MustCompile(`^\$\{[^}]*\}$`)
 
+// isReference reports whether a value is a reference to a secret
+// manager (ref+vault://…): not a secret, and what a status names when it
+// does not resolve.
+func isReference(v string) bool {
+	_, ok, err := spec.ParseSecretRef(v)
+	return ok && err == nil
+}
+
 func newRedactor(values []string) *redactor {
 	var all, long []string
 	for _, v := range values {
-		if v == "" || placeholderOnly.MatchString(v) {
+		if v == "" || placeholderOnly.MatchString(v) || isReference(v) {
 			continue
 		}
 		all = append(all, v)

@@ -255,7 +255,7 @@ func TestRedactShortSecrets(t *testing.T) {
 	if got := newRedactor([]string{"${resources.db.password}", "x${y"}).String("${resources.db.password} x${y"); got != "${resources.db.password} "+R {
 		t.Errorf("placeholders: %q", got)
 	}
-	if r := newRedactor([]string{"", "${resources.db.password}"}); r != nil {
+	if r := newRedactor([]string{"", "${resources.db.password}", "ref+vault://apps/web#key"}); r != nil {
 		t.Errorf("a redactor of nothing replaces %v", r)
 	}
 }
