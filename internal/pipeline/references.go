@@ -2,6 +2,8 @@ package pipeline
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -9,6 +11,7 @@ import (
 
 	"github.com/socle-dev/socle/internal/plan"
 	"github.com/socle-dev/socle/internal/reconcile"
+	"github.com/socle-dev/socle/internal/secretref"
 	"github.com/socle-dev/socle/internal/spec"
 )
 
@@ -31,6 +34,9 @@ type Resolver interface {
 // that has one is blocked.
 func withReferences(ctx context.Context, repo *spec.Repo, units []plan.Unit, refs Resolver) map[plan.Key]reconcile.Block {
 	blocked := map[plan.Key]reconcile.Block{}
+	// A store that did not answer is not asked again in this pass: each
+	// call waits up to its timeout, and a plan waits for them all.
+	down := map[string]string{} // the first reference not resolved, by store
 	for i := range units {
 		u := &units[i]
 		var why []string
@@ -45,7 +51,14 @@ func withReferences(ctx context.Context, repo *spec.Repo, units []plan.Unit, ref
 				case refs == nil:
 					err = fmt.Errorf("%s: socle resolves no references here", ref)
 				default:
-					_, err = refs.Resolve(ctx, repo.SecretStoresOf(u.Env), ref)
+					stores := repo.SecretStoresOf(u.Env)
+					conf, _ := json.Marshal(stores)
+					key := ref.Scheme + "\x00" + string(conf)
+					if first, ok := down[key]; ok {
+						err = fmt.Errorf("%s: not asked: its store did not answer for %s just before: %w", ref, first, secretref.ErrUnavailable)
+					} else if _, err = refs.Resolve(ctx, stores, ref); errors.Is(err, secretref.ErrUnavailable) {
+						down[key] = ref.String()
+					}
 				}
 				if err != nil {
 					why = append(why, fmt.Sprintf("secret %s of %s @ %s not resolved: %v", n, u.App, u.Env, err))

@@ -66,8 +66,15 @@ func TestWithReferences(t *testing.T) {
 		t.Errorf("no resolver: %+v", b)
 	}
 	v.Stop()
-	if b := withReferences(context.Background(), repo, units[:1], reg); !strings.Contains(b[plan.Key{App: "web", Env: "dev"}].Message, "unavailable: reading secret/data/apps/web") {
+	down := withReferences(context.Background(), repo, units[:3], reg)
+	if b := down[plan.Key{App: "web", Env: "dev"}]; !strings.Contains(b.Message, "ref+vault://apps/web#key: vault "+v.URL+": unavailable: reading secret/data/apps/web") {
 		t.Errorf("vault down: %+v", b)
+	}
+	// The others of the same store are not asked again in this pass.
+	for _, env := range []string{"preprod", "prod"} {
+		if b := down[plan.Key{App: "web", Env: env}]; !strings.Contains(b.Message, ": not asked: its store did not answer for ref+vault://apps/web#key just before: unavailable") {
+			t.Errorf("vault down, %s: %+v", env, b)
+		}
 	}
 }
 
