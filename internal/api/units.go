@@ -150,6 +150,9 @@ type PlanBody struct {
 	// (ref+vault://…), by "app@env": the file or the reference and why
 	// (never a value).
 	Secrets map[string]string `json:"secrets,omitempty"`
+	// Unresolved are the keys of Secrets held by a reference that does
+	// not resolve (SecretUnresolved), not by a file (SecretUndecryptable).
+	Unresolved []string `json:"unresolved,omitempty"`
 }
 
 // GateKind names a promotion gate.
