@@ -75,15 +75,7 @@ func TestSecretReferences(t *testing.T) {
 	v.AddAppRole("web-role", "web-secret-id", 0, "secret/apps/web")
 	repo, data := gitRepo(t), t.TempDir()
 	vaultStore(t, repo, data, v, `{appRole: {roleId: "file:role-id", secretId: "file:secret-id"}}`, map[string]string{"role-id": "web-role", "secret-id": "web-secret-id"})
-	edit := func(file, old, new string) {
-		t.Helper()
-		p := filepath.Join(repo, file)
-		b, err := os.ReadFile(p)
-		if err != nil || !strings.Contains(string(b), old) {
-			t.Fatalf("%s lacks %q (%v)", file, old, err)
-		}
-		os.WriteFile(p, []byte(strings.Replace(string(b), old, new, 1)), 0o644)
-	}
+	edit := func(file, old, new string) { t.Helper(); editFile(t, repo, file, old, new) }
 	edit("apps/web/score.yaml", `GREETING: "Grüezi from Alpenrose"`, `GREETING: ""`)
 	edit("apps/web/socle.yaml", "secrets: [SESSION_KEY]", "secrets: [SESSION_KEY, GREETING]")
 	edit("apps/web/socle.yaml", "variables: {LOG_LEVEL: debug}", `variables: {LOG_LEVEL: debug, GREETING: "ref+vault://apps/web#greeting"}`)

@@ -48,14 +48,7 @@ const (
 func TestSecretsStaySecret(t *testing.T) {
 	t.Parallel()
 	repo := gitRepo(t)
-	edit := func(file, old, new string) {
-		p := filepath.Join(repo, file)
-		b, err := os.ReadFile(p)
-		if err != nil || !strings.Contains(string(b), old) {
-			t.Fatalf("%s lacks %q (%v)", file, old, err)
-		}
-		os.WriteFile(p, []byte(strings.Replace(string(b), old, new, 1)), 0o644)
-	}
+	edit := func(file, old, new string) { editFile(t, repo, file, old, new) }
 	data := t.TempDir()
 	recipient := ageKey(t, data, "test")
 	v := vaulttest.Start(t)
