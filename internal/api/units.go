@@ -146,8 +146,13 @@ type PlanBody struct {
 	// Gates are the changes a closed promotion gate holds, by "app@env".
 	Gates map[string]string `json:"gates,omitempty"`
 	// Secrets are the changes held because socle cannot decrypt the
-	// unit's secret file, by "app@env": the file and why (never a value).
+	// unit's secret file, or resolve a reference to a secret manager
+	// (ref+vault://…), by "app@env": the file or the reference and why
+	// (never a value).
 	Secrets map[string]string `json:"secrets,omitempty"`
+	// Unresolved are the keys of Secrets held by a reference that does
+	// not resolve (SecretUnresolved), not by a file (SecretUndecryptable).
+	Unresolved []string `json:"unresolved,omitempty"`
 }
 
 // GateKind names a promotion gate.
@@ -285,6 +290,7 @@ const (
 	ReasonPolicyDenied        ReasonCode = "PolicyDenied"        // Blocked: a policy denies the change
 	ReasonGateClosed          ReasonCode = "GateClosed"          // Blocked: a promotion gate holds the change
 	ReasonSecretUndecryptable ReasonCode = "SecretUndecryptable" // Blocked: socle holds no identity that decrypts the unit's secret file
+	ReasonSecretUnresolved    ReasonCode = "SecretUnresolved"    // Blocked: a reference to a secret manager (ref+vault://…) does not resolve
 	ReasonRemovedFromGit      ReasonCode = "RemovedFromGit"      // Orphaned
 	ReasonOneContainerOnly    ReasonCode = "OneContainerOnly"    // Synced, with a note: the local runtime runs one container per replica
 	ReasonInvalidSpec         ReasonCode = "InvalidSpec"         // Failed: the unit's kind cannot read its desired state
@@ -298,7 +304,7 @@ const (
 // ReasonCodes are every reason code.
 var ReasonCodes = []ReasonCode{ReasonBuilding, ReasonBuildFailed, ReasonRollingOut, ReasonRolloutFailed, ReasonRolledBack,
 	ReasonReplicasNotReady, ReasonDrift, ReasonRuntimeError, ReasonRuntimeUnreachable, ReasonStoreError,
-	ReasonRuntimeUnsupported, ReasonPolicyDenied, ReasonGateClosed, ReasonSecretUndecryptable, ReasonRemovedFromGit, ReasonOneContainerOnly,
+	ReasonRuntimeUnsupported, ReasonPolicyDenied, ReasonGateClosed, ReasonSecretUndecryptable, ReasonSecretUnresolved, ReasonRemovedFromGit, ReasonOneContainerOnly,
 	ReasonInvalidSpec, ReasonDependencyNotReady, ReasonDependencyFailed, ReasonDependentsRemain, ReasonCanaryPaused, ReasonWaitingReady}
 
 // JSONSchema lists the reason codes.

@@ -85,6 +85,9 @@ type Config struct {
 	// Secrets decrypts the apps' secret files; nil: socle holds no age
 	// identity, and a unit with a secret file is Blocked.
 	Secrets Decrypter
+	// References resolves the references to secret managers that stand
+	// for secrets' values; nil: a unit with one is Blocked.
+	References Resolver
 	// Clock is the time gates and policies judge at, and the recheck loop
 	// waits on; the system's when nil.
 	Clock clock.Clock
@@ -246,7 +249,7 @@ func (p *Pipeline) plan(ctx context.Context, rev source.Revision, again bool) {
 		return
 	}
 	repo, problems := p.cfg.Load(fsys)
-	out, err := Record(ctx, p.cfg.Store, p.log, rev, fsys, repo, problems, p.AppAt, p.cfg.Gates, p.cfg.Secrets, p.clock.Now())
+	out, err := Record(ctx, p.cfg.Store, p.log, rev, fsys, repo, problems, p.AppAt, p.cfg.Gates, p.cfg.Secrets, p.cfg.References, p.clock.Now())
 	if err != nil {
 		p.log.Error("recording revision", "revision", rev.Short(), "err", err)
 		return

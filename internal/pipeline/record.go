@@ -74,8 +74,11 @@ type PlanBody struct {
 	// Gates are the changes a closed promotion gate holds, by "app@env".
 	Gates map[string]string `json:"gates,omitempty"`
 	// Secrets are the changes held because socle cannot decrypt the
-	// unit's secret file, by "app@env": the file and why.
+	// unit's secret file, or resolve a reference to a secret manager, by
+	// "app@env": the file or the reference and why.
 	Secrets map[string]string `json:"secrets,omitempty"`
+	// Unresolved are the keys of Secrets held by a reference, not a file.
+	Unresolved []string `json:"unresolved,omitempty"`
 }
 
 // storedPlan is a plan body as the store keeps it: with the fingerprint of
@@ -112,7 +115,11 @@ func (b *PlanBody) BlockedBy() map[plan.Key]reconcile.Block {
 			if other := out[key]; other.Message != "" {
 				why += "; " + other.Message
 			}
-			out[key] = reconcile.Block{Reason: reconcile.ReasonSecretUndecryptable, Message: why}
+			reason := reconcile.ReasonSecretUndecryptable
+			if slices.Contains(b.Unresolved, k) {
+				reason = reconcile.ReasonSecretUnresolved
+			}
+			out[key] = reconcile.Block{Reason: reason, Message: why}
 		}
 	}
 	return out
@@ -193,8 +200,10 @@ type Gates func(ctx context.Context, repo *spec.Repo, c *plan.Change, old *plan.
 // again (a gate may have opened) whose outcome is the one recorded last
 // for it records nothing: no audit record, no plan, no event. now is the
 // time the policies judge at. dec decrypts the units' secret files
-// (withSecrets); nil: socle holds no identity.
-func Record(ctx context.Context, st Store, log *slog.Logger, rev source.Revision, fsys fs.FS, repo *spec.Repo, problems spec.Problems, at plan.AppAt, gates Gates, dec Decrypter, now time.Time) (Outcome, error) {
+// (withSecrets); nil: socle holds no identity. refs checks that the
+// references to secret managers resolve (withReferences); a unit held by
+// one is planned again a minute later (the store may be back).
+func Record(ctx context.Context, st Store, log *slog.Logger, rev source.Revision, fsys fs.FS, repo *spec.Repo, problems spec.Problems, at plan.AppAt, gates Gates, dec Decrypter, refs Resolver, now time.Time) (Outcome, error) {
 	out := Outcome{Revision: rev, Problems: problems}
 	r := revisionRecord(rev, problems)
 	if !r.Valid {
@@ -212,6 +221,7 @@ func Record(ctx context.Context, st Store, log *slog.Logger, rev source.Revision
 	}
 	desired := plan.Desired(repo, rev.SHA, at)
 	undecrypted := withSecrets(fsys, repo, desired, dec)
+	unresolved := withReferences(ctx, repo, desired, refs)
 	p := plan.Diff(rev.SHA, desired, applied)
 	// The store keeps the units, not the provisioners they were applied
 	// with: both sides are served by this revision's.
@@ -220,7 +230,18 @@ func Record(ctx context.Context, st Store, log *slog.Logger, rev source.Revision
 	decisions := Judge(ctx, policies, &p, applied, st, now)
 	pb := PlanBody{Plan: p, Decisions: decisions}
 	for _, c := range p.Changes {
-		if b, ok := undecrypted[plan.Key{App: c.App, Env: c.Env}]; ok && (c.Action == plan.Create || c.Action == plan.Update) {
+		if c.Action != plan.Create && c.Action != plan.Update {
+			continue
+		}
+		k := plan.Key{App: c.App, Env: c.Env}
+		b, ok := undecrypted[k]
+		if !ok {
+			if b, ok = unresolved[k]; ok {
+				pb.Unresolved = append(pb.Unresolved, c.App+"@"+c.Env)
+				out.Opens = now.Add(time.Minute)
+			}
+		}
+		if ok {
 			if pb.Secrets == nil {
 				pb.Secrets = map[string]string{}
 			}
@@ -288,8 +309,11 @@ func Record(ctx context.Context, st Store, log *slog.Logger, rev source.Revision
 	for _, c := range p.Changes {
 		if why, ok := out.Blocked[plan.Key{App: c.App, Env: c.Env}]; ok {
 			kind := "policy.denied"
-			if why.Reason == reconcile.ReasonSecretUndecryptable {
+			switch why.Reason {
+			case reconcile.ReasonSecretUndecryptable:
 				kind = "secret.undecryptable"
+			case reconcile.ReasonSecretUnresolved:
+				kind = "secret.unresolved"
 			}
 			events = append(events, store.Event{Kind: kind, App: c.App, Env: c.Env, Revision: rev.SHA,
 				Message: fmt.Sprintf("%s @ %s: %s %s; the unit keeps its last allowed state", c.App, c.Env, c.Action, why.Message)})

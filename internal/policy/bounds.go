@@ -102,6 +102,11 @@ func unitFits(u *plan.Unit) bool {
 		len(u.Containers) <= boundContainers && len(u.Resources) <= boundItems && strs(u.Secrets)) {
 		return false
 	}
+	for _, n := range u.Secrets { // the keys of secretSources
+		if !key(n) {
+			return false
+		}
+	}
 	for name, c := range u.Containers {
 		if !key(name) || !containerFits(&c) {
 			return false

@@ -60,6 +60,49 @@ type unit struct {
 	Resources  map[string]resource             `json:"resources"`
 	// Secrets are the names of the variables socle.yaml marks secret.
 	Secrets []string `json:"secrets"`
+	// SecretSources says where each secret's value comes from, by name:
+	// a reference to a secret manager (ref+vault://…), or the value
+	// itself (a SOPS file's, a placeholder). A policy can require
+	// references in production. Not a field of plan.Unit: derived from
+	// the variables.
+	SecretSources map[string]secretSource `json:"secretSources"`
+}
+
+// secretSource is where a secret's value comes from.
+type secretSource struct {
+	// Reference is true when the value is a reference to a secret
+	// manager in every container that has the variable, false when a
+	// container has the value itself, or none has the variable.
+	Reference bool `json:"reference"`
+	// Scheme is the reference's scheme (vault), "" when it is none.
+	Scheme string `json:"scheme"`
+}
+
+// secretSources are the sources of u's secrets.
+func secretSources(u *plan.Unit) map[string]secretSource {
+	if len(u.Secrets) == 0 {
+		return nil
+	}
+	out := make(map[string]secretSource, len(u.Secrets))
+	for _, n := range u.Secrets {
+		var src secretSource
+		for _, cname := range slices.Sorted(maps.Keys(u.Containers)) {
+			v, ok := u.Containers[cname].Variables[n]
+			if !ok {
+				continue
+			}
+			ref, isRef, err := spec.ParseSecretRef(v)
+			if !isRef || err != nil {
+				src = secretSource{}
+				break
+			}
+			if src.Scheme == "" {
+				src = secretSource{Reference: true, Scheme: ref.Scheme}
+			}
+		}
+		out[n] = src
+	}
+	return out
 }
 
 type rollout struct {
@@ -130,9 +173,10 @@ func viewUnit(u *plan.Unit) *unit {
 			Strategy: string(u.Rollout.Strategy),
 			MaxSurge: deref(u.Rollout.MaxSurge), MaxUnavailable: deref(u.Rollout.MaxUnavailable),
 		},
-		Containers: u.Containers,
-		Service:    u.Service,
-		Secrets:    u.Secrets,
+		Containers:    u.Containers,
+		Service:       u.Service,
+		Secrets:       u.Secrets,
+		SecretSources: secretSources(u),
 	}
 	for _, s := range u.Rollout.Steps {
 		v.Rollout.Steps = append(v.Rollout.Steps, step{Weight: s.Weight, Pause: time.Duration(s.Pause)})

@@ -57,6 +57,7 @@ const (
 	ReasonPolicyDenied        Reason = "PolicyDenied"        // Blocked: a policy denies the change
 	ReasonGateClosed          Reason = "GateClosed"          // Blocked: a promotion gate holds the change
 	ReasonSecretUndecryptable Reason = "SecretUndecryptable" // Blocked: socle holds no identity that decrypts the unit's secret file
+	ReasonSecretUnresolved    Reason = "SecretUnresolved"    // Blocked: a reference to a secret manager that stands for a secret does not resolve
 	ReasonRemovedFromGit      Reason = "RemovedFromGit"      // Orphaned
 	ReasonOneContainer        Reason = "OneContainerOnly"    // Synced, with a note: the local runtime runs one container per replica
 	ReasonInvalidSpec         Reason = "InvalidSpec"         // Failed: the unit's kind cannot read its desired state
@@ -72,7 +73,7 @@ func (s UnitStatus) Key() unit.Key { return unit.Key{Kind: s.Kind, Name: s.App, 
 
 // Block is why a unit's desired change waits (SetBlocked).
 type Block struct {
-	Reason  Reason // ReasonPolicyDenied, ReasonGateClosed or ReasonSecretUndecryptable
+	Reason  Reason // ReasonPolicyDenied, ReasonGateClosed, ReasonSecretUndecryptable or ReasonSecretUnresolved
 	Message string
 }
 

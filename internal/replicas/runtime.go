@@ -45,6 +45,10 @@ type Config struct {
 	// Resources gives the outputs of the resources socle provisions; nil:
 	// none is (every resource reads made-up outputs).
 	Resources Resources
+	// References resolves the references to secret managers that stand
+	// for a unit's secrets (ref+vault://…) when a replica starts; nil: a
+	// replica with one does not start.
+	References References
 	// Scale says how units that autoscale are sized; zero values mean
 	// defaults.
 	Scale ScalePolicy

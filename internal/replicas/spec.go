@@ -15,6 +15,7 @@ import (
 	"github.com/socle-dev/socle/internal/plan"
 	"github.com/socle-dev/socle/internal/provision"
 	"github.com/socle-dev/socle/internal/runtime"
+	"github.com/socle-dev/socle/internal/spec"
 )
 
 // Images unpacks the images replicas run.
@@ -57,6 +58,9 @@ func (r *Runtime) replicaSpec(ctx context.Context, wl runtime.Workload) (runtime
 	}
 	vars, err := resolveVariables(d, c.Variables, r.cfg.Secret, r.cfg.Resources)
 	if err != nil {
+		return runtime.ReplicaSpec{}, err
+	}
+	if err := r.resolveRefs(ctx, d, vars); err != nil {
 		return runtime.ReplicaSpec{}, err
 	}
 	env := make(map[string]string, len(img.Env)+len(vars))
@@ -102,6 +106,39 @@ func (r *Runtime) replicaSpec(ctx context.Context, wl runtime.Workload) (runtime
 	s.Readiness = probe(c.ReadinessProbe)
 	s.Liveness = probe(c.LivenessProbe)
 	return s, nil
+}
+
+// References resolves a reference to a secret manager in an
+// environment (the server's reads the stores of the revision in force,
+// and tells its redactor of the value).
+type References interface {
+	Resolve(ctx context.Context, env string, ref spec.SecretRef) (string, error)
+}
+
+// resolveRefs replaces the value of each of the unit's secrets that is a
+// reference to a secret manager with the value it refers to, read now:
+// it goes to the replica's environment, and nowhere else. A reference that
+// does not resolve keeps the replica from starting (the pipeline checked
+// it when it planned: one that fails now, the store went away since).
+func (r *Runtime) resolveRefs(ctx context.Context, u *plan.Unit, vars map[string]string) error {
+	for _, n := range u.Secrets {
+		ref, ok, err := spec.ParseSecretRef(vars[n])
+		if !ok {
+			continue
+		}
+		if err == nil && r.cfg.References == nil {
+			err = fmt.Errorf("%s: socle resolves no references here", ref)
+		}
+		if err == nil {
+			var v string
+			if v, err = r.cfg.References.Resolve(ctx, u.Env, ref); err == nil {
+				vars[n] = v
+				continue
+			}
+		}
+		return fmt.Errorf("secret %s of %s @ %s not resolved: %w", n, u.App, u.Env, err)
+	}
+	return nil
 }
 
 func probe(p *types.ContainerProbe) *runtime.Probe {

@@ -328,15 +328,7 @@ resources:
 		if u.App != "worker" || u.Env != "dev" {
 			continue
 		}
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", u.Replicas[0].PID))
-		if err != nil {
-			t.Fatal(err)
-		}
-		for v := range bytes.SplitSeq(b, []byte{0}) {
-			if k, val, ok := strings.Cut(string(v), "="); ok {
-				env[k] = val
-			}
-		}
+		env = replicaEnv(t, u)
 	}
 	_, proxyPort, _ := strings.Cut(r.ProxyAddr(), ":")
 	for k, want := range map[string]string{"REGION": "alps", "SITE": "worker-site.dev.localhost", "API_HOST": "api.dev.localhost", "API_PORT": proxyPort} {

@@ -16,6 +16,7 @@ import (
 	"github.com/socle-dev/socle/internal/pipeline"
 	"github.com/socle-dev/socle/internal/plan"
 	"github.com/socle-dev/socle/internal/replicas"
+	"github.com/socle-dev/socle/internal/spec"
 )
 
 // redactor replaces the secret values of every unit socle runs with
@@ -42,10 +43,18 @@ const minSecret = 6
 // text of a variable not resolved, not a secret.
 var placeholderOnly = regexp.MustCompile(`^\$\{[^}]*\}$`)
 
+// isReference reports whether a value is a reference to a secret
+// manager (ref+vault://…): not a secret, and what a status names when it
+// does not resolve.
+func isReference(v string) bool {
+	_, ok, err := spec.ParseSecretRef(v)
+	return ok && err == nil
+}
+
 func newRedactor(values []string) *redactor {
 	var all, long []string
 	for _, v := range values {
-		if v == "" || placeholderOnly.MatchString(v) {
+		if v == "" || placeholderOnly.MatchString(v) || isReference(v) {
 			continue
 		}
 		all = append(all, v)
@@ -176,29 +185,41 @@ func (s *Server) rebuildRedactor() *redactor {
 		defer s.secrets.mu.Unlock()
 		return s.secrets.red // the store failed: keep what is known, try again next time
 	}
-	if s.secrets.values == nil {
-		s.secrets.values = map[string]bool{}
+	newShort := s.secrets.addLocked(values)
+	s.secrets.built = true
+	red := s.secrets.red
+	s.secrets.mu.Unlock()
+	s.warnShort(newShort) // unlocked: the log's handler takes the redactor
+	return red
+}
+
+// warnShort warns of n new secret values shorter than minSecret.
+func (s *Server) warnShort(n int) {
+	if n > 0 {
+		s.log.Warn("secret values shorter than 6 characters are redacted wherever they occur, inside words too, which makes logs read oddly; use longer secrets",
+			"count", n, "minLength", minSecret)
 	}
-	grew, newShort := false, 0
+}
+
+// addLocked adds values to the redactor, and returns how many of the
+// new ones are short (under minSecret characters).
+func (sec *secrets) addLocked(values []string) (short int) {
+	if sec.values == nil {
+		sec.values = map[string]bool{}
+	}
+	grew := false
 	for _, v := range values {
-		if !s.secrets.values[v] {
-			s.secrets.values[v], grew = true, true
+		if !sec.values[v] {
+			sec.values[v], grew = true, true
 			if v != "" && utf8.RuneCountInString(v) < minSecret {
-				newShort++
+				short++
 			}
 		}
 	}
 	if grew {
-		s.secrets.red = newRedactor(slices.Collect(maps.Keys(s.secrets.values)))
+		sec.red = newRedactor(slices.Collect(maps.Keys(sec.values)))
 	}
-	s.secrets.built = true
-	red := s.secrets.red
-	s.secrets.mu.Unlock()
-	if newShort > 0 { // logged unlocked: the log's handler takes the redactor
-		s.log.Warn("secret values shorter than 6 characters are redacted wherever they occur, inside words too, which makes logs read oddly; use longer secrets",
-			"count", newShort, "minLength", minSecret)
-	}
-	return red
+	return short
 }
 
 // secretsChanged marks the redactor stale: the desired state changed.

@@ -21,40 +21,44 @@ import (
 	"github.com/socle-dev/socle/internal/api/client"
 	"github.com/socle-dev/socle/internal/plan"
 	"github.com/socle-dev/socle/internal/replicas"
+	"github.com/socle-dev/socle/internal/secretref/vaulttest"
 	"github.com/socle-dev/socle/internal/store"
 	"github.com/socle-dev/socle/internal/syncbuf"
 )
 
 // planted is a secret value the test puts in the platform and then looks
-// for everywhere socle shows something; short is a secret of 3 characters.
+// for everywhere socle shows something; short is a secret of 3 characters;
+// vaulted is one kept in Vault (the stand-in), which the platform refers
+// to.
 const (
 	planted = "planted-s3cret-4f9a2c"
 	short   = "q7z"
+	vaulted = "vaulted-s3cret-8d1e7b"
 )
 
 // TestSecretsStaySecret marks web's GREETING secret beside its SESSION_KEY,
 // gives them a planted value and a 3-character one in a SOPS file encrypted
-// for an age key made here, which the app writes to its log, and finds
-// neither value in the platform repository's history, in no answer of any
-// GET route, in no log line streamed and no event, and not in socle's own
-// log; nor the password socle derives for api's database.
+// for an age key made here, and an API_TOKEN whose value in that file is a
+// reference to Vault (ref+vault://apps/web#api-token); the app writes the
+// three to its log. The test finds none of the values in the platform
+// repository's history, in no answer of any GET route, in no log line
+// streamed and no event, not in socle's own log, and not in its
+// database's files (which hold the reference, never Vault's value); nor
+// the password socle derives for api's database.
 func TestSecretsStaySecret(t *testing.T) {
 	t.Parallel()
 	repo := gitRepo(t)
-	edit := func(file, old, new string) {
-		p := filepath.Join(repo, file)
-		b, err := os.ReadFile(p)
-		if err != nil || !strings.Contains(string(b), old) {
-			t.Fatalf("%s lacks %q (%v)", file, old, err)
-		}
-		os.WriteFile(p, []byte(strings.Replace(string(b), old, new, 1)), 0o644)
-	}
+	edit := func(file, old, new string) { editFile(t, repo, file, old, new) }
 	data := t.TempDir()
 	recipient := ageKey(t, data, "test")
-	writeSecrets(t, repo, "apps/web/secrets.dev.yaml", map[string]string{"GREETING": planted, "SESSION_KEY": short}, recipient)
+	v := vaulttest.Start(t)
+	v.Put("secret", "apps/web", map[string]any{"api-token": vaulted})
+	v.AddToken("web-token", "secret/apps/web")
+	vaultStore(t, repo, data, v, `{token: "file:vault.token"}`, map[string]string{"vault.token": "web-token"})
+	writeSecrets(t, repo, "apps/web/secrets.dev.yaml", map[string]string{"GREETING": planted, "SESSION_KEY": short, "API_TOKEN": "ref+vault://apps/web#api-token"}, recipient)
 	edit("apps/web/score.yaml", `GREETING: "Grüezi from Alpenrose"`, `GREETING: ""`)
-	edit("apps/web/socle.yaml", "secrets: [SESSION_KEY]", "secrets: [SESSION_KEY, GREETING]")
-	edit("apps/web/main.go", `log.Printf("web %s listening on :%s", version, port)`, `log.Printf("web %s listening on :%s, greeting %q, key (%s)", version, port, greeting, sessionKey)`)
+	edit("apps/web/socle.yaml", "secrets: [SESSION_KEY]", "secrets: [SESSION_KEY, GREETING, API_TOKEN]")
+	edit("apps/web/main.go", `log.Printf("web %s listening on :%s", version, port)`, `log.Printf("web %s listening on :%s, greeting %q, key (%s), token <%s>", version, port, greeting, sessionKey, os.Getenv("API_TOKEN"))`)
 	for _, args := range [][]string{{"add", "-A"}, {"-c", "user.name=Bob", "-c", "user.email=bob@example.com", "commit", "-qm", "web: a secret greeting"}} {
 		cmd := exec.Command("git", args...)
 		cmd.Dir = repo
@@ -62,7 +66,7 @@ func TestSecretsStaySecret(t *testing.T) {
 			t.Fatalf("%v %s", err, out)
 		}
 	}
-	if leaked := gitHistoryHolds(t, repo, planted, "SESSION_KEY: "+short); len(leaked) > 0 {
+	if leaked := gitHistoryHolds(t, repo, planted, "SESSION_KEY: "+short, vaulted, "web-token"); len(leaked) > 0 {
 		t.Fatalf("the platform repository holds a secret in clear: %s", leaked)
 	}
 
@@ -72,14 +76,22 @@ func TestSecretsStaySecret(t *testing.T) {
 	defer r.stop()
 	s, token := r.Server, r.token
 
-	r.waitFor(t, "web to run in dev", func(st Status) bool {
+	st := r.waitFor(t, "web to run in dev", func(st Status) bool {
 		for _, u := range st.Runtime {
-			if u.App == "web" && u.Env == "dev" && u.Phase == api.PhaseSynced {
+			if u.App == "web" && u.Env == "dev" && u.Phase == api.PhaseSynced && len(u.Replicas) > 0 && u.Replicas[0].PID > 0 {
 				return true
 			}
 		}
 		return false
 	})
+	// The replica has Vault's value, not the reference.
+	for _, u := range st.Runtime {
+		if u.App == "web" && u.Env == "dev" {
+			if got := replicaEnv(t, u)["API_TOKEN"]; got != vaulted {
+				t.Errorf("web's replica has API_TOKEN=%q, want Vault's value", got)
+			}
+		}
+	}
 	// What api's replicas see of its database: the password socle
 	// derives, and the DATABASE_URL that holds it.
 	row, err := s.Store().DesiredUnit(ctx, store.Unit{App: "api", Env: "dev"})
@@ -90,10 +102,11 @@ func TestSecretsStaySecret(t *testing.T) {
 	if err := json.Unmarshal(row.Spec, &apiDev); err != nil {
 		t.Fatal(err)
 	}
-	secrets := append([]string{planted, short}, replicas.SecretValues(&apiDev, s.secret, s.resourceOutputs())...)
-	if len(secrets) != 4 {
-		t.Fatalf("api's secrets in dev: %q, want its password and its DATABASE_URL", secrets[2:])
+	apiSecrets := replicas.SecretValues(&apiDev, s.secret, s.resourceOutputs())
+	if len(apiSecrets) != 2 {
+		t.Fatalf("api's secrets in dev: %q, want its password and its DATABASE_URL", apiSecrets)
 	}
+	secrets := append([]string{planted, short, vaulted}, apiSecrets...)
 	// leaks reports whether b holds any of the secrets.
 	leaks := func(b []byte) bool {
 		return slices.ContainsFunc(secrets, func(sec string) bool { return bytes.Contains(b, []byte(sec)) })
@@ -103,7 +116,7 @@ func TestSecretsStaySecret(t *testing.T) {
 	resp := r.get(t, "/api/v1/apps/web/envs/dev/logs")
 	b, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if !strings.Contains(string(b), "greeting \""+plan.Redacted+"\", key ("+plan.Redacted+")") {
+	if !strings.Contains(string(b), "greeting \""+plan.Redacted+"\", key ("+plan.Redacted+"), token <"+plan.Redacted+">") {
 		t.Errorf("the app's log line is not there, redacted:\n%s", b)
 	}
 	s.log.Info("a line that names the secret", "value", planted, "err", io.ErrUnexpectedEOF)
@@ -121,8 +134,9 @@ func TestSecretsStaySecret(t *testing.T) {
 			t.Errorf("%s holds a secret in clear", f)
 		}
 	}
-	if u, err := s.Store().DesiredUnit(ctx, store.Unit{App: "web", Env: "dev"}); err != nil || !strings.Contains(string(u.Spec), planted) || !strings.Contains(string(u.Spec), `"SESSION_KEY":"`+short+`"`) {
-		t.Errorf("the store does not give the runtime web's secret back: %v", err)
+	if u, err := s.Store().DesiredUnit(ctx, store.Unit{App: "web", Env: "dev"}); err != nil || !strings.Contains(string(u.Spec), planted) || !strings.Contains(string(u.Spec), `"SESSION_KEY":"`+short+`"`) ||
+		!strings.Contains(string(u.Spec), `"API_TOKEN":"ref+vault://apps/web#api-token"`) {
+		t.Errorf("the store does not give the runtime web's secrets back, and Vault's as its reference: %v", err)
 	}
 	// A replica's last words in an event, and a note in the audit trail,
 	// as a crash message or an operator might leave them.
@@ -130,7 +144,7 @@ func TestSecretsStaySecret(t *testing.T) {
 		Message: "replica said greeting " + planted, Data: json.RawMessage(`{"tail": "` + planted + ` & more"}`)}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Store().AppendAudit(ctx, store.AuditRecord{Actor: "test", Action: "test.leak", Detail: json.RawMessage(`{"note": "` + secrets[2] + ` and ` + short + `"}`)}); err != nil {
+	if _, err := s.Store().AppendAudit(ctx, store.AuditRecord{Actor: "test", Action: "test.leak", Detail: json.RawMessage(`{"note": "` + apiSecrets[0] + ` and ` + short + ` and ` + vaulted + `"}`)}); err != nil {
 		t.Fatal(err)
 	}
 	checked := 0
@@ -234,7 +248,7 @@ func TestRedactShortSecrets(t *testing.T) {
 	if got := newRedactor([]string{"${resources.db.password}", "x${y"}).String("${resources.db.password} x${y"); got != "${resources.db.password} "+R {
 		t.Errorf("placeholders: %q", got)
 	}
-	if r := newRedactor([]string{"", "${resources.db.password}"}); r != nil {
+	if r := newRedactor([]string{"", "${resources.db.password}", "ref+vault://apps/web#key"}); r != nil {
 		t.Errorf("a redactor of nothing replaces %v", r)
 	}
 }

@@ -168,6 +168,7 @@ type Server struct {
 	secret        []byte            // the data directory's secret: resource credentials derive from it
 	keyring       *sopsfile.Keyring // the age identities that decrypt the apps' secret files
 	secrets       secrets
+	refs          *secretRefs // resolves references to secret managers (ref+vault://…)
 	patterns      patterns
 
 	// runtimeTypes are the runtime types socle is built with; runtimes
@@ -227,6 +228,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		s.closeAll()
 		return nil, err
 	}
+	s.refs = newSecretRefs(s)
 	s.openStacks()
 	s.runtimeTypes = wiring.Runtimes(wiring.RuntimeOptions{Kubeconfig: cfg.Kubeconfig})
 	s.commits = &gitwrite.Writer{Repo: repo, Audit: st, Log: cfg.Logger, Recognize: recognize}
@@ -236,7 +238,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		return s.promo.Gates(ctx, repo, c, old)
 	}
 	s.pipeline = pipeline.New(pipeline.Config{Store: st, Git: repo, Engine: engineApplier{s}, Gates: gates, Commits: s.commits,
-		Secrets: s.keyring, Load: s.load, OnInForce: func(r *spec.Repo) { s.notifier.SetPlatform(&r.Platform) }, Clock: s.clock, Log: cfg.Logger})
+		Secrets: s.keyring, References: s.refs, Load: s.load, OnInForce: func(r *spec.Repo) { s.notifier.SetPlatform(&r.Platform) }, Clock: s.clock, Log: cfg.Logger})
 	if err := s.openRuntime(ctx, cfg); err != nil {
 		s.closeAll()
 		return nil, err
@@ -328,7 +330,7 @@ func (s *Server) openRuntime(ctx context.Context, cfg Config) error {
 		return err
 	}
 	s.runtimes = s.newRuntimes(progressDeadline, func(d runtime.Driver) runtime.UnitDriver {
-		return replicas.New(replicas.Config{Driver: d, Router: s.router, Images: s.images, Registry: s.ln.Addr().String(), Secret: s.secret, Resources: s.resourceOutputs(), Scale: cfg.Scale,
+		return replicas.New(replicas.Config{Driver: d, Router: s.router, Images: s.images, Registry: s.ln.Addr().String(), Secret: s.secret, Resources: s.resourceOutputs(), References: inForceRefs{s.refs}, Scale: cfg.Scale,
 			ProgressDeadline: progressDeadline, Clock: s.clock, Logger: cfg.Logger})
 	})
 	// The local runtime is opened now: the units of an environment no

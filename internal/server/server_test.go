@@ -50,6 +50,14 @@ func gitRepo(t *testing.T) string {
 // real git binary, as a person would.
 func commit(t *testing.T, dir, file, old, new, msg string) {
 	t.Helper()
+	editFile(t, dir, file, old, new)
+	commitAll(t, dir, msg)
+}
+
+// editFile replaces the first old with new in a file of the working tree
+// of dir, which must hold old.
+func editFile(t *testing.T, dir, file, old, new string) {
+	t.Helper()
 	p := filepath.Join(dir, file)
 	b, err := os.ReadFile(p)
 	if err != nil {
@@ -61,7 +69,6 @@ func commit(t *testing.T, dir, file, old, new, msg string) {
 	if err := os.WriteFile(p, []byte(strings.Replace(string(b), old, new, 1)), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	commitAll(t, dir, msg)
 }
 
 // commitAll commits every change of the working repository as Bob.

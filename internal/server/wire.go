@@ -93,7 +93,7 @@ func wirePlanBody(b pipeline.PlanBody) api.PlanBody {
 			}
 			return out
 		}),
-		Gates: b.Gates, Secrets: b.Secrets}
+		Gates: b.Gates, Secrets: b.Secrets, Unresolved: b.Unresolved}
 }
 
 func wireBlocks(bs []gate.Block) []api.GateBlock {

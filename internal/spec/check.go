@@ -204,8 +204,10 @@ func (l *loading) checkEnvironments(zones, envs, notify map[string]bool) {
 			l.ref(PlatformFile, "notification", n, notify, "zones", idx(i), "notify", idx(j))
 		}
 	}
+	l.checkSecretStores(l.repo.Platform.SecretStores, "secretStores")
 	for i, e := range l.repo.Platform.Environments {
 		at := func(p ...string) []string { return append([]string{"environments", idx(i)}, p...) }
+		l.checkSecretStores(e.SecretStores, at("secretStores")...)
 		if len(zones) > 0 || e.Zone != "" {
 			if e.Zone == "" {
 				l.at(PlatformFile, "missing zone: the platform defines landing zones, so each environment names one"+known(zones), at()...)

@@ -31,8 +31,16 @@ func (l *loading) checkSecretValues(a *App, files map[string][]byte) {
 		listed[n] = true
 	}
 	literal := func(file, name, value string, at ...string) {
+		ref, isRef, err := ParseSecretRef(value)
 		switch {
-		case value == "" || strings.Contains(value, "${"):
+		case err != nil:
+			l.add(l.problemAt(file, fmt.Sprintf("%s: %v", name, err), at...))
+		case isRef && !listed[name]:
+			l.add(l.problemAt(file, fmt.Sprintf("%s's value is a reference to a secret manager, which socle resolves only for a name listed under secrets in %s: list it there",
+				name, path.Join(dir, AppFile)), at...))
+		case isRef && !l.hasSecretStore(ref.Scheme):
+			l.add(l.problemAt(file, fmt.Sprintf("%s refers to %s, but neither socle.yaml nor any of its environments has secretStores.%s", name, ref, ref.Scheme), at...))
+		case isRef || value == "" || strings.Contains(value, "${"):
 		case listed[name]:
 			l.add(l.problemAt(file, fmt.Sprintf("%s is listed under secrets in %s but has its value here, in Git in clear: remove it, and set it encrypted in %s (socle secret set %s %s --env ENV, or sops)",
 				name, path.Join(dir, AppFile), SecretFile(a.Name, "<env>"), a.Name, name), at...))
@@ -64,6 +72,32 @@ func (l *loading) checkSecretValues(a *App, files map[string][]byte) {
 			l.add(Problem{File: file, Warning: true, Message: fmt.Sprintf("%q is neither an environment nor a zone of socle.yaml: socle reads no value of this file", where)})
 		}
 		l.checkSecretFile(file, files[rel], listed)
+	}
+}
+
+// hasSecretStore reports whether the platform, or one of its
+// environments, has a secret store of scheme.
+func (l *loading) hasSecretStore(scheme string) bool {
+	has := func(s *SecretStores) bool { return s != nil && scheme == "vault" && s.Vault != nil }
+	if has(l.repo.Platform.SecretStores) {
+		return true
+	}
+	for _, e := range l.repo.Platform.Environments {
+		if has(e.SecretStores) {
+			return true
+		}
+	}
+	return false
+}
+
+// checkSecretStores checks that each Vault store logs in one way: a
+// token or an AppRole.
+func (l *loading) checkSecretStores(s *SecretStores, at ...string) {
+	if s == nil || s.Vault == nil {
+		return
+	}
+	if a := s.Vault.Auth; (a.Token == "") == (a.AppRole == nil) {
+		l.add(l.problemAt(PlatformFile, "vault auth: give a token (env:VAULT_… or file:…) or an appRole, one of the two", append(at, "vault", "auth")...))
 	}
 }
 

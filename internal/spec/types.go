@@ -36,6 +36,9 @@ type Platform struct {
 	Defaults AppDefaults `json:"defaults,omitempty"`
 	// Costs configures the import and allocation of cloud billing data.
 	Costs *Costs `json:"costs,omitempty"`
+	// SecretStores are the secret managers that secrets' values may refer
+	// to (ref+vault://apps/web#password), for every environment.
+	SecretStores *SecretStores `json:"secretStores,omitempty"`
 }
 
 // Metadata names a document.
@@ -123,6 +126,9 @@ type Environment struct {
 	// and what it still needs. Without it, admins may, with the approvals
 	// promotion.approvals asks for.
 	Emergency *Emergency `json:"emergency,omitempty"`
+	// SecretStores replace the platform's secret stores here, scheme by
+	// scheme: prod reads its references from its own Vault.
+	SecretStores *SecretStores `json:"secretStores,omitempty"`
 }
 
 // Emergency is an environment's rule for emergency changes. An emergency

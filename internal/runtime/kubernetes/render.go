@@ -562,6 +562,9 @@ func (r *renderer) resolve(s string, data *podData, subst func(string) (string, 
 func (r *renderer) container(name string, c types.Container, first bool, data *podData, subst func(string) (string, error)) (corev1.Container, error) {
 	out := corev1.Container{Name: name, Image: r.image(name, c), Command: r.expandPorts(c.Command), Args: r.expandPorts(c.Args), ImagePullPolicy: corev1.PullIfNotPresent}
 	for _, k := range slices.Sorted(maps.Keys(c.Variables)) {
+		if _, ref, _ := spec.ParseSecretRef(c.Variables[k]); ref && slices.Contains(r.u.Secrets, k) {
+			return out, fmt.Errorf("variables.%s: references to secret managers (ref+…) are resolved by the local and container runtimes, not on kubernetes yet", k)
+		}
 		v, secret, err := r.resolve(c.Variables[k], data, subst)
 		if err != nil {
 			return out, fmt.Errorf("variables.%s: %w", k, err)

@@ -161,6 +161,12 @@ func TestRenderRejects(t *testing.T) {
 			c.Files = map[string]types.ContainerFile{"/etc/motd": {Source: &v}}
 			u.Containers = map[string]types.Container{"web": c}
 		},
+		"reference to a secret manager": func(u *plan.Unit) {
+			c := u.Containers["web"]
+			c.Variables = map[string]string{"KEY": "ref+vault://apps/web#key"}
+			u.Containers = map[string]types.Container{"web": c}
+			u.Secrets = []string{"KEY"}
+		},
 		"unknown placeholder": func(u *plan.Unit) {
 			c := u.Containers["web"]
 			c.Variables = map[string]string{"X": "${resources.nope.host}"}
