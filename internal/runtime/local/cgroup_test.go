@@ -223,6 +223,13 @@ func TestCgroupKeptAtRecoverRemovedAtStop(t *testing.T) {
 	if procs := g.Procs(); len(members) < 3 || slices.ContainsFunc(members, func(pid int) bool { return !slices.Contains(procs, pid) }) {
 		t.Fatalf("the replica's processes %v are not all in its group, which has %v", members, procs)
 	}
+	// The shell that puts the sandbox in its group exports its PWD, which
+	// bwrap replaces with the working directory, as without a group.
+	for name, want := range map[string]string{"PWD": "/", "GREETING": "hello"} {
+		if got, err := get(st, "/env?name="+name); got != want || err != nil {
+			t.Errorf("$%s = %q, %v; want %q", name, got, err, want)
+		}
+	}
 	if err := d.Close(); err != nil { // socle goes away; the replica stays
 		t.Fatal(err)
 	}
