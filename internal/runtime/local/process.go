@@ -171,7 +171,11 @@ func exitOf(ps *os.ProcessState) runtime.Exit {
 // bwrap's monitor, which reports the sandbox's end, then exited with.
 func oomExit(exit runtime.Exit, limit int64) runtime.Exit {
 	exit.Code, exit.Signal = -1, "SIGKILL"
-	exit.Reason = fmt.Sprintf("out of memory: killed by SIGKILL at its memory limit (%d MiB, resources.limits.memory)", limit>>20)
+	size := fmt.Sprintf("%d bytes", limit)
+	if limit%(1<<20) == 0 {
+		size = fmt.Sprintf("%d MiB", limit>>20)
+	}
+	exit.Reason = "out of memory: killed by SIGKILL at its memory limit (" + size + ", resources.limits.memory)"
 	return exit
 }
 

@@ -1,8 +1,11 @@
 package cgroup
 
 import (
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -74,5 +77,49 @@ func TestQuota(t *testing.T) {
 		if got := quota(milli); got != want {
 			t.Errorf("quota(%d) = %d, want %d", milli, got, want)
 		}
+	}
+}
+
+// TestV2CloneIntoGroup: in cgroup v2 the child starts in its group
+// (clone3 into the group's directory), and Remove kills what is left and
+// removes it. The controllers are not needed for this part: it runs on the
+// empty v2 hierarchy of a hybrid host too (limits are not written).
+func TestV2CloneIntoGroup(t *testing.T) {
+	const unified = "/sys/fs/cgroup/unified"
+	var mount string
+	for _, m := range []string{"/sys/fs/cgroup", unified} {
+		if _, err := os.Stat(filepath.Join(m, "cgroup.controllers")); err == nil {
+			mount = m
+			break
+		}
+	}
+	if mount == "" || os.Geteuid() != 0 {
+		t.Skip("needs root and a cgroup v2 hierarchy")
+	}
+	h := &Hierarchy{version: V2, memory: mount, cpu: mount}
+	g := h.Group(fmt.Sprintf("test-%d/g", os.Getpid()))
+	if err := os.MkdirAll(g.Dirs()[0], 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.Remove(filepath.Join(mount, "socle")) }) // if no one else uses it
+	cmd := exec.Command("/bin/sh", "-c", "sleep 1000 & wait")
+	started, err := g.Apply(cmd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = cmd.Start()
+	started()
+	if err != nil {
+		t.Fatal(err)
+	}
+	go cmd.Wait()
+	if procs := g.Procs(); !slices.Contains(procs, cmd.Process.Pid) {
+		t.Errorf("the child %d is not in its group, which has %v", cmd.Process.Pid, procs)
+	}
+	if err := g.Remove(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Dir(g.Dirs()[0])); !os.IsNotExist(err) {
+		t.Errorf("the group's level remains: %v", err)
 	}
 }
