@@ -80,8 +80,11 @@ type ReplicaSpec struct {
 	GracePeriod time.Duration `json:"gracePeriod,omitempty"`
 	// Restart says how soon a replica that failed is started again.
 	Restart RestartPolicy `json:"restart"`
-	// Limits are the Score container's resources.limits. Drivers that
-	// isolate replicas (container) enforce them; the local runtime does not.
+	// Limits are the Score container's resources.limits. The container
+	// runtime enforces them; the local runtime does with a control group per
+	// replica where it can (root, cgroup v2 or v1 memory and cpu
+	// controllers, the sandbox on: see package sandbox/cgroup), and says
+	// otherwise in sandbox.Limits.
 	Limits Limits `json:"limits,omitzero"`
 }
 

@@ -17,8 +17,10 @@
 // The network stays the host's: replicas listen on the loopback port socle
 // gives them in $PORT, and builds fetch modules.
 //
-// Resource limits (cgroup v2) are not applied; Limits says why on this
-// machine.
+// A replica with resources.limits runs in a control group of its own that
+// enforces them (package cgroup), when socle runs as root on a machine with
+// the memory and cpu controllers (cgroup v2, or v1 as in the hybrid layout);
+// Limits says which, or why not. Builds and exec probes are not limited.
 package sandbox
 
 import (
@@ -32,6 +34,8 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+
+	"github.com/socle-dev/socle/internal/sandbox/cgroup"
 )
 
 // Mode is how commands run.
@@ -393,28 +397,21 @@ func (s *Sandbox) Reachable(name, path string) error {
 	}
 }
 
-// Limits says whether resource limits (Score resources.limits) are
-// enforced here, and why not.
-func Limits() string {
-	for _, p := range []string{"/sys/fs/cgroup/cgroup.controllers", "/sys/fs/cgroup/unified/cgroup.controllers"} {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			continue
-		}
-		ctl := strings.Fields(string(b))
-		if !contains(ctl, "memory") || !contains(ctl, "cpu") {
-			return fmt.Sprintf("resources.limits are not enforced: the cgroup v2 hierarchy (%s) offers no cpu and memory controllers to delegate (controllers: %q)", filepath.Dir(p), ctl)
-		}
-		return "resources.limits are not enforced yet: the local runtime does not create cgroups (cgroup v2 with cpu and memory is available at " + filepath.Dir(p) + ")"
+// Limits says whether the resource limits of replicas (Score
+// resources.limits) are enforced here, with what, or why not.
+func (s *Sandbox) Limits() string {
+	if !s.Enabled() {
+		return "resources.limits are not enforced: replicas run without a sandbox"
 	}
-	return "resources.limits are not enforced: no cgroup v2 hierarchy is mounted"
+	return cgroup.Detect().Message() + " (builds and exec probes are not limited)"
 }
 
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
+// Cgroups returns the hierarchy in which the replicas run in this sandbox
+// get their limits, or nil if there is none: the sandbox is off or
+// refused, or limits are not enforced here (Limits says why).
+func (s *Sandbox) Cgroups() *cgroup.Hierarchy {
+	if h := cgroup.Detect(); s.Enabled() && h.Version() != cgroup.None {
+		return h
 	}
-	return false
+	return nil
 }

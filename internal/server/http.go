@@ -12,7 +12,6 @@ import (
 	"github.com/socle-dev/socle/internal/api"
 	"github.com/socle-dev/socle/internal/pipeline"
 	"github.com/socle-dev/socle/internal/plan"
-	"github.com/socle-dev/socle/internal/sandbox"
 	"github.com/socle-dev/socle/internal/store"
 )
 
@@ -54,7 +53,7 @@ func (s *Server) getStatus(w http.ResponseWriter, r *http.Request) {
 	}
 	st.Runtime = each(s.appStatus(), wireUnitStatus)
 	st.ProxyAddr = s.ProxyAddr()
-	st.Sandbox = &api.SandboxStatus{Mode: string(s.sandbox.Mode()), Message: s.sandbox.Message(), Limits: sandbox.Limits()}
+	st.Sandbox = &api.SandboxStatus{Mode: string(s.sandbox.Mode()), Message: s.sandbox.Message(), Limits: s.sandbox.Limits()}
 	writeJSON(w, http.StatusOK, st)
 }
 

@@ -17,8 +17,17 @@
 // dynamically linked program the host's loader), a private /tmp, its own
 // PID, mount and IPC namespaces, the host's network, and, when socle runs as
 // root, a user of its own per app and environment. It sees nothing of
-// socle's data directory nor of other apps. It is not a container image
-// runtime: resource limits are not enforced, and Start refuses, saying why,
+// socle's data directory nor of other apps. A replica with resources.limits
+// runs in a control group of its own (package sandbox/cgroup), when socle
+// is root and the machine has the memory and cpu controllers (cgroup v2, or
+// v1 as in the hybrid layout): socle/local-<hash of StateDir>/<id> under
+// the controllers' mount points. Its processes are in it from their start;
+// it is kept while the replica runs, across its restarts and socle's, and
+// removed by Stop; New removes the groups of its scope whose replica it no
+// longer has. An exit after which the group counts a new OOM kill is
+// recorded as "out of memory". Elsewhere (not root, no controllers, the
+// sandbox off) limits are not enforced, and sandbox.Limits says why. It is
+// not a container image runtime: Start refuses, saying why,
 // an entrypoint built for another processor, or linked against a loader
 // that this host lacks. With the sandbox off (Options.Sandbox =
 // sandbox.Off(), socle up --insecure-no-sandbox) the entrypoint runs as a

@@ -15,6 +15,7 @@ import (
 	"github.com/socle-dev/socle/internal/runtime"
 	"github.com/socle-dev/socle/internal/runtime/supervise"
 	"github.com/socle-dev/socle/internal/sandbox"
+	"github.com/socle-dev/socle/internal/sandbox/cgroup"
 )
 
 // Options configure a Driver.
@@ -54,6 +55,10 @@ var ErrStateLocked = supervise.ErrStateLocked
 type Driver struct {
 	opts    Options
 	sandbox *sandbox.Sandbox // opts.Sandbox
+	// cgroups is where replicas with limits get a group, under cgScope;
+	// nil if limits are not enforced (sandbox.Limits says why).
+	cgroups *cgroup.Hierarchy
+	cgScope string
 	log     *slog.Logger
 	lock    *os.File // the flock on StateDir/lock
 	sup     *supervise.Supervisor[*process]
@@ -91,6 +96,8 @@ func New(opts Options) (*Driver, error) {
 	d := &Driver{
 		opts:    opts,
 		sandbox: opts.Sandbox,
+		cgroups: opts.Sandbox.Cgroups(),
+		cgScope: cgroupScope(dir),
 		log:     opts.Logger.With("runtime", "local"),
 		lock:    lock,
 		// The exit status of a process that ended while socle was away is
@@ -138,7 +145,7 @@ func (d *Driver) Start(ctx context.Context, spec runtime.ReplicaSpec) (runtime.H
 	r.env = environ(r.Spec, r.Ports, r.dir)
 	p, err := r.create()
 	if err != nil {
-		if rmErr := os.RemoveAll(r.dir); rmErr != nil {
+		if rmErr := r.Remove(ctx); rmErr != nil {
 			err = errors.Join(err, rmErr)
 		}
 		d.sup.Forget(r.Replica)

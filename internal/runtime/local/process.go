@@ -22,6 +22,7 @@ import (
 	"github.com/socle-dev/socle/internal/runtime"
 	"github.com/socle-dev/socle/internal/runtime/supervise"
 	"github.com/socle-dev/socle/internal/sandbox"
+	"github.com/socle-dev/socle/internal/sandbox/cgroup"
 )
 
 // process is one run of a replica's entrypoint: a child of this driver, or a
@@ -71,6 +72,15 @@ func (r *replica) spawn() (*process, error) {
 		return nil, err
 	}
 	defer out.Close() // the child has its own descriptors
+	var oomKills uint64
+	if r.cg != nil {
+		uid, _, _ := r.d.sandbox.Owner(sandboxName(r.Spec.Ref))
+		l := r.Spec.Limits
+		if err := r.cg.Create(cgroup.Limits{MilliCPU: l.MilliCPU, Memory: l.Memory}, uid); err != nil {
+			return nil, err
+		}
+		oomKills = r.cg.OOMKills()
+	}
 	var cmd *exec.Cmd
 	for try := 1; ; try++ {
 		if r.d.sandbox.Enabled() {
@@ -92,7 +102,17 @@ func (r *replica) spawn() (*process, error) {
 			}
 		}
 		cmd.Stdout, cmd.Stderr = out, out
-		err = cmd.Start()
+		if r.cg != nil {
+			// In the group from its start (see package cgroup).
+			var started func()
+			if started, err = r.cg.Apply(cmd); err != nil {
+				return nil, err
+			}
+			err = cmd.Start()
+			started()
+		} else {
+			err = cmd.Start()
+		}
 		// An executable just written may still be open for writing, for an
 		// instant, in a child that another goroutine forked meanwhile
 		// (golang.org/issue/22315).
@@ -113,7 +133,11 @@ func (r *replica) spawn() (*process, error) {
 	}
 	go func() {
 		_ = cmd.Wait() // its error is the exit status, which exitOf reads
-		p.finish(exitOf(cmd.ProcessState))
+		exit := exitOf(cmd.ProcessState)
+		if r.cg != nil && r.cg.OOMKills() > oomKills {
+			exit = oomExit(exit, r.Spec.Limits.Memory)
+		}
+		p.finish(exit)
 	}()
 	return p, nil
 }
@@ -140,6 +164,19 @@ func exitOf(ps *os.ProcessState) runtime.Exit {
 		e.Reason = fmt.Sprintf("exit status %d", e.Code)
 	}
 	return e
+}
+
+// oomExit is exit of a replica of which the kernel killed a process at its
+// memory limit: the process that ran out of memory got SIGKILL, whatever
+// bwrap's monitor, which reports the sandbox's end, then exited with.
+func oomExit(exit runtime.Exit, limit int64) runtime.Exit {
+	exit.Code, exit.Signal = -1, "SIGKILL"
+	size := fmt.Sprintf("%d bytes", limit)
+	if limit%(1<<20) == 0 {
+		size = fmt.Sprintf("%d MiB", limit>>20)
+	}
+	exit.Reason = "out of memory: killed by SIGKILL at its memory limit (" + size + ", resources.limits.memory)"
+	return exit
 }
 
 // adopt returns the process of the replica in dir that has pid and start

@@ -2,12 +2,15 @@ package local
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"hash/fnv"
 	"os"
 	"path/filepath"
 
 	"github.com/socle-dev/socle/internal/runtime"
 	"github.com/socle-dev/socle/internal/runtime/supervise"
+	"github.com/socle-dev/socle/internal/sandbox/cgroup"
 )
 
 // replica is one replica the driver knows: what package supervise keeps of
@@ -17,6 +20,9 @@ type replica struct {
 	d   *Driver
 	dir string
 	env []string // the process environment
+	// cg is the replica's control group, which enforces its limits; nil
+	// if it has none, or they are not enforced here.
+	cg *cgroup.Group
 }
 
 var (
@@ -29,6 +35,9 @@ func (d *Driver) newReplica(spec runtime.ReplicaSpec) *replica {
 	r := &replica{d: d, dir: d.replicaDir(id)}
 	log := d.log.With("app", spec.App, "env", spec.Env, "release", spec.Release, "replica", spec.Index)
 	r.Replica = d.sup.NewReplica(id, spec, log, r)
+	if spec.Limits != (runtime.Limits{}) {
+		r.cg = d.cgroups.Group(d.cgScope + "/" + id)
+	}
 	return r
 }
 
@@ -72,8 +81,39 @@ func (r *replica) LogTail(context.Context) string { return logTail(r.logPath()) 
 // Describe names p in events.
 func (r *replica) Describe(p *process) string { return fmt.Sprintf("pid %d", p.PID) }
 
-// Remove removes the replica's directory: its record and logs.
-func (r *replica) Remove(context.Context) error { return os.RemoveAll(r.dir) }
+// Remove removes the replica's directory (its record and logs) and its
+// control group.
+func (r *replica) Remove(context.Context) error {
+	err := os.RemoveAll(r.dir)
+	if r.cg != nil {
+		err = errors.Join(err, r.cg.Remove())
+	}
+	return err
+}
+
+// cgroupScope is the level under socle's control group that holds the
+// groups of the driver of state directory dir, so that drivers of other
+// state directories (other socles, tests) neither see nor prune them.
+func cgroupScope(dir string) string {
+	h := fnv.New32a()
+	h.Write([]byte(dir))
+	return fmt.Sprintf("local-%08x", h.Sum32())
+}
+
+// pruneCgroups removes the control groups of the driver's scope whose
+// replica is not in its state directory: a replica stopped while its
+// group could not be removed. The groups of the replicas found are kept:
+// a recovered replica runs in its group still.
+func (d *Driver) pruneCgroups(known map[string]bool) {
+	for _, name := range d.cgroups.Children(d.cgScope) {
+		if known[name] {
+			continue
+		}
+		if err := d.cgroups.Group(d.cgScope + "/" + name).Remove(); err != nil {
+			d.log.Warn("removing a stale control group", "err", err)
+		}
+	}
+}
 
 // Housekeep rotates the replica's log once it has reached its size.
 func (r *replica) Housekeep() {

@@ -60,6 +60,7 @@ func (d *Driver) load() error {
 		return err
 	}
 	var byMarker map[string]found // read on first need
+	known := map[string]bool{}
 	for _, e := range entries {
 		dir := filepath.Join(root, e.Name())
 		b, err := os.ReadFile(filepath.Join(dir, recordName))
@@ -81,6 +82,7 @@ func (d *Driver) load() error {
 		if r.dir != dir {
 			return fmt.Errorf("%s: the record is of replica %s", dir, rec.Spec.Ref)
 		}
+		known[r.ID] = true
 		r.Ports, r.Restarts, r.Failures, r.LastExit = rec.Ports, rec.Restarts, rec.Failures, rec.LastExit
 		r.env = environ(r.Spec, r.Ports, r.dir)
 		r.Run = d.adopt(dir, rec.PID, rec.StartTicks, rec.StartedAt)
@@ -96,6 +98,7 @@ func (d *Driver) load() error {
 		}
 		d.sup.Load(r.Replica)
 	}
+	d.pruneCgroups(known)
 	return nil
 }
 
