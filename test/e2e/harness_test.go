@@ -412,9 +412,9 @@ func startBinary(t *testing.T, bin, repo, data string, extra ...string) *socle {
 	return s
 }
 
-// proxyCleanups are the data directories whose proxy process is killed at
-// the end of their test: it outlives a socle that was killed, or stopped
-// with --keep-running.
+// proxyCleanups are the data directories whose proxy process and
+// replicas are killed at the end of their test: they outlive a socle that
+// was killed, or stopped with --keep-running.
 var proxyCleanups sync.Map // data → struct{}
 
 func stopProxyAtEnd(t *testing.T, data string) {
@@ -425,7 +425,30 @@ func stopProxyAtEnd(t *testing.T, data string) {
 		if pid, ok := proxyPID(data); ok {
 			syscall.Kill(pid, syscall.SIGKILL)
 		}
+		killReplicas(data)
 	})
+}
+
+// killReplicas kills the processes of the local runtime's replicas kept
+// under data (and their sandboxes): each has SOCLE_LOCAL_REPLICA, the
+// directory of its record, in its environment.
+func killReplicas(data string) {
+	procs, _ := filepath.Glob("/proc/[0-9]*/environ")
+	for _, f := range procs {
+		env, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		for _, kv := range bytes.Split(env, []byte{0}) {
+			if dir, ok := bytes.CutPrefix(kv, []byte("SOCLE_LOCAL_REPLICA=")); ok && strings.HasPrefix(string(dir), data+string(filepath.Separator)) {
+				var pid int
+				if _, err := fmt.Sscanf(f, "/proc/%d/environ", &pid); err == nil {
+					syscall.Kill(pid, syscall.SIGKILL)
+				}
+				break
+			}
+		}
+	}
 }
 
 // proxyPID returns the pid of the proxy process recorded for data, if it
