@@ -387,7 +387,19 @@ func TestDrain(t *testing.T) {
 	inside := make(chan struct{})
 	stuck := startServer(t, "stuck", func(w http.ResponseWriter, r *http.Request) { close(inside); <-hold })
 	setRoute(t, p, "web.dev", next.backend(1, "v2"), stuck.backend(1000, "v2"))
-	go get(t, c, "http://web.dev.localhost/")
+	// Nearly every request goes to stuck; one that could not connect to
+	// it (a loaded machine's backlog) goes to next, and the next one is
+	// sent, until one is held inside stuck.
+	go func() {
+		for {
+			select {
+			case <-inside:
+				return
+			default:
+				get(t, c, "http://web.dev.localhost/")
+			}
+		}
+	}()
 	<-inside
 	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
 	defer cancel()
