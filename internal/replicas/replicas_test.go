@@ -132,11 +132,14 @@ func (e *env) converge(us runtime.UnitSpec, rel string, check func(proxy.Route))
 			rt, _ := e.p.Route("web.dev")
 			check(rt)
 		}
-		dr, err := e.rt.Drift(ctx, us)
+		// Health before Drift: a replica that became ready after Drift
+		// listed the replicas (and so is not routed yet) would otherwise
+		// make the release healthy with the unit applied but not routed.
+		hs, err := e.rt.Health(ctx, "web", "dev")
 		if err != nil {
 			e.t.Fatal(err)
 		}
-		hs, err := e.rt.Health(ctx, "web", "dev")
+		dr, err := e.rt.Drift(ctx, us)
 		if err != nil {
 			e.t.Fatal(err)
 		}

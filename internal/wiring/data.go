@@ -138,6 +138,9 @@ func DataSecret(dir string) ([]byte, error) {
 	return b, nil
 }
 
+// claimGrace is how long Claim tries a held data directory again.
+const claimGrace = 2 * time.Second
+
 // Claim makes this process the one socle of a data directory, or says which
 // process is: two would run every app twice and write the same store. With
 // SQLite it is the platform lease of the directory (a file lock, which a
@@ -145,8 +148,22 @@ func DataSecret(dir string) ([]byte, error) {
 // the Leaser it returns; release gives it up, last. A store shared by
 // several processes (PostgreSQL) hands out leases per scope instead, and
 // claims nothing for the process.
+//
+// A lock that is held is tried again for a moment (claimGrace) before
+// socle says so: a process forked by the socle that just stopped (or by
+// this one, in tests) holds a copy of the lock's file until it executes
+// its program, which closes it.
 func Claim(ctx context.Context, dir string, me lease.Holder) (jobs lease.Leaser, release func(), err error) {
-	le, err := (&lease.File{Dir: dir}).TryAcquire(ctx, lease.Platform, me)
+	files := &lease.File{Dir: dir}
+	le, err := files.TryAcquire(ctx, lease.Platform, me)
+	for deadline := time.Now().Add(claimGrace); errors.Is(err, lease.ErrHeld) && time.Now().Before(deadline); {
+		select {
+		case <-ctx.Done():
+			return nil, nil, ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+		le, err = files.TryAcquire(ctx, lease.Platform, me)
+	}
 	var held *lease.HeldError
 	if errors.As(err, &held) {
 		return nil, nil, fmt.Errorf("the data directory %s is in use by another socle (%s): stop it, or give this one a data directory of its own (--data)", dir, held.Holder)
