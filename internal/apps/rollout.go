@@ -347,7 +347,9 @@ func (k *Kind) begin(ctx context.Context, u *reconcile.Unit, o *observed) error 
 		return err
 	}
 	name := releaseName(rel.ID)
-	memoOf(u).spans = startRollout(ctx, d, rel)
+	m := memoOf(u)
+	m.spans.end(store.Superseded, "a newer desired state began its rollout") // the store says so of its release
+	m.spans = startRollout(ctx, d, rel)
 	k.log.Info("rollout started", "app", d.App, "env", d.Env, "release", rel.ID, "revision", short(o.tgt.Revision), "artifact", short(o.tgt.Artifact), "strategy", rel.Strategy)
 	k.emit(ReleaseEvent{Release: rel, Phase: "started"})
 	wl, err := k.workload(ctx, memoOf(u), d, name, o.tgt.Artifact, spec.Strategy(rel.Strategy))

@@ -44,8 +44,8 @@ var (
 	// tracer is the tracer of the provider Setup made; nil: tracing is
 	// off, and Start returns a span that records nothing.
 	tracer atomic.Pointer[trace.Tracer]
-	// propagator reads a request's W3C traceparent (and baggage).
-	propagator = propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})
+	// propagator reads a request's W3C traceparent.
+	propagator = propagation.TraceContext{}
 )
 
 // Setup exports socle's spans as the standard OpenTelemetry variables say,
@@ -178,27 +178,30 @@ func Extract(r *http.Request) *http.Request {
 	return r.WithContext(propagator.Extract(r.Context(), propagation.HeaderCarrier(r.Header)))
 }
 
-// Inject writes ctx's trace context into h (traceparent), for a request
-// that goes on in ctx's trace.
-func Inject(ctx context.Context, h http.Header) {
-	propagator.Inject(ctx, propagation.HeaderCarrier(h))
-}
-
 // Keys of the work handed over from one trace to the next (Hand).
 func CommitKey(sha string) string    { return "commit " + sha }
 func UnitKey(app, env string) string { return "unit " + app + "@" + env }
 
 // HookKey is the key of the next revision the webhook's fetch finds: the
-// push a CI pipeline announced (taken by the next revision found, which
-// may be another push's when two race).
+// push a CI pipeline announced. It is taken by the next revision found
+// within hookTTL (another push's, when two race): a fetch that finds
+// nothing new leaves it to no later one.
 const HookKey = "hook"
 
-// handed holds the span each key's next work goes on in: a bounded map,
-// emptied when full (a key is handed again by the next revision).
+const hookTTL = time.Minute
+
+// handed holds the span each key's next work goes on in, and when it was
+// handed: a bounded map, emptied when full (a key is handed again by the
+// next revision).
 var handed = struct {
 	sync.Mutex
-	m map[string]trace.SpanContext
-}{m: map[string]trace.SpanContext{}}
+	m map[string]hand
+}{m: map[string]hand{}}
+
+type hand struct {
+	sc trace.SpanContext
+	at time.Time
+}
 
 const maxHanded = 4096
 
@@ -214,7 +217,7 @@ func Hand(ctx context.Context, key string) {
 	if len(handed.m) >= maxHanded {
 		clear(handed.m)
 	}
-	handed.m[key] = sc
+	handed.m[key] = hand{sc, time.Now()}
 	handed.Unlock()
 }
 
@@ -225,15 +228,15 @@ func From(ctx context.Context, key string, take bool) (context.Context, bool) {
 		return ctx, false
 	}
 	handed.Lock()
-	sc, ok := handed.m[key]
+	h, ok := handed.m[key]
 	if take {
 		delete(handed.m, key)
 	}
 	handed.Unlock()
-	if !ok {
+	if !ok || key == HookKey && time.Since(h.at) > hookTTL {
 		return ctx, false
 	}
-	return trace.ContextWithRemoteSpanContext(ctx, sc), true
+	return trace.ContextWithRemoteSpanContext(ctx, h.sc), true
 }
 
 // Detach returns a context carrying ctx's span alone, none of its values
