@@ -20,6 +20,7 @@ import (
 	"github.com/socle-dev/socle/internal/sandbox"
 	"github.com/socle-dev/socle/internal/server"
 	"github.com/socle-dev/socle/internal/source"
+	"github.com/socle-dev/socle/internal/trace"
 	"github.com/socle-dev/socle/internal/wiring"
 )
 
@@ -76,6 +77,19 @@ repository at <data>/repo. Edit and commit there to see socle follow.`,
 				cfg.Clock = c
 				cfg.Logger.Warn("socle's clock is moved by a file: for tests only", "clock_file", clockFile)
 			}
+			// Deployments are traces when OTEL_EXPORTER_OTLP_ENDPOINT names a
+			// collector; the spans not sent yet are sent as socle stops.
+			stopTraces, err := trace.Setup(ctx)
+			if err != nil {
+				return withCode(ExitUsage, err)
+			}
+			defer func() {
+				flush, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+				defer cancel()
+				if err := stopTraces(flush); err != nil {
+					cfg.Logger.Warn("sending the last spans", "err", err)
+				}
+			}()
 			// Builds and replicas run in directories of their own: every
 			// path socle hands them derives from an absolute data directory.
 			data, err := filepath.Abs(cfg.Data)
