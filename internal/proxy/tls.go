@@ -66,8 +66,9 @@ type ACMEOptions struct {
 }
 
 const (
-	// handshakeTimeout bounds a TLS handshake.
-	handshakeTimeout  = 10 * time.Second
+	// handshakeTimeout bounds a TLS handshake, the first one of an ACME
+	// host included, which waits for its certificate to be issued.
+	handshakeTimeout  = time.Minute
 	acmeChallengePath = "/.well-known/acme-challenge/"
 )
 
