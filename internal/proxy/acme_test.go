@@ -35,7 +35,7 @@ type pebble struct {
 // httpPort and tls-alpn-01 on tlsPort of 127.0.0.1.
 func startPebble(t *testing.T, httpPort, tlsPort int) *pebble {
 	t.Helper()
-	t.Setenv("PEBBLE_VA_NOSLEEP", "1")       // validate at once
+	t.Setenv("PEBBLE_VA_NOSLEEP", "1")      // validate at once
 	t.Setenv("PEBBLE_WFE_NONCEREJECT", "0") // no made-up bad nonces
 	logger := log.New(io.Discard, "", 0)
 	if testing.Verbose() {
