@@ -198,11 +198,11 @@ func Run(ctx context.Context, cfg Config) error {
 	if accessLog != nil {
 		defer accessLog.Close()
 	}
+	if err := cfg.TLS.Apply(&opts, cfg.Data); err != nil {
+		cfg.Listener.Close()
+		return err
+	}
 	if cfg.TLSListener != nil {
-		if err := cfg.TLS.Apply(&opts, cfg.Data); err != nil {
-			cfg.Listener.Close()
-			return err
-		}
 		if opts.TLS == nil {
 			cfg.Listener.Close()
 			return errors.New("an HTTPS listener without certificates (--tls-certs, --acme-envs)")

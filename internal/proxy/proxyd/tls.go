@@ -12,11 +12,15 @@ import (
 )
 
 // TLS is the proxy's HTTPS side (see proxy.TLSOptions): where it listens,
-// certificates from files, and ACME for the hosts of public environments.
+// certificates from files, and ACME for the hosts of public environments;
+// and the domain the apps' hosts are under, which certificates name.
 // `socle up` has the flags with a "proxy-" prefix (--proxy-tls-addr) and
 // passes them on to `socle proxy` (--tls-addr: socle makes the socket and
 // hands it over, as for --addr). Off unless Addr is set.
 type TLS struct {
+	// Domain is the domain apps are served under, <app>.<env>.<Domain>;
+	// localhost when empty.
+	Domain string
 	// Addr is where HTTPS is served, host:port; empty: no HTTPS.
 	Addr string
 	// Certs is a directory of <host>.crt and <host>.key files.
@@ -38,6 +42,7 @@ const ACMECacheDir = "acme"
 // Register adds t's flags to fs, each name after prefix ("" for socle
 // proxy, "proxy-" for socle up).
 func (t *TLS) Register(fs *flag.FlagSet, prefix string) {
+	fs.StringVar(&t.Domain, prefix+"domain", "", "the domain the apps are served under, <app>.<env>.<domain> (default localhost); a public one for certificates over ACME")
 	fs.StringVar(&t.Addr, prefix+"tls-addr", "", "where the proxy serves HTTPS (HTTP/1.1 and HTTP/2), host:port; none when empty")
 	fs.StringVar(&t.Certs, prefix+"tls-certs", "", "directory of certificates by host name, <host>.crt (PEM chain) and <host>.key, read again when they change")
 	fs.StringVar(&t.ACMEEnvs, prefix+"acme-envs", "", "comma-separated public environments: their apps' hosts get certificates over ACME (Let's Encrypt) and plain HTTP is redirected to HTTPS")
@@ -50,7 +55,7 @@ func (t *TLS) Register(fs *flag.FlagSet, prefix string) {
 func (t TLS) Args() []string {
 	var args []string
 	for _, f := range []struct{ name, v string }{
-		{"--tls-certs", t.Certs}, {"--acme-envs", t.ACMEEnvs},
+		{"--domain", t.Domain}, {"--tls-certs", t.Certs}, {"--acme-envs", t.ACMEEnvs},
 		{"--acme-directory", t.ACMEDirectory}, {"--acme-email", t.ACMEEmail},
 	} {
 		if f.v != "" {
@@ -63,6 +68,14 @@ func (t TLS) Args() []string {
 // Check reports a flag set without the others it needs; prefix is that of
 // Register.
 func (t TLS) Check(prefix string) error {
+	for _, l := range strings.Split(strings.Trim(strings.ToLower(t.Domain), "."), ".") {
+		if t.Domain == "" {
+			break
+		}
+		if l == "" || strings.Trim(l, "abcdefghijklmnopqrstuvwxyz0123456789-") != "" || l[0] == '-' || l[len(l)-1] == '-' {
+			return fmt.Errorf("--%sdomain %q: want DNS labels of a-z, 0-9 and inner -", prefix, t.Domain)
+		}
+	}
 	if t.Addr == "" {
 		for _, f := range []struct{ name, v string }{
 			{"tls-certs", t.Certs}, {"acme-envs", t.ACMEEnvs}, {"acme-directory", t.ACMEDirectory}, {"acme-email", t.ACMEEmail},
@@ -88,9 +101,12 @@ func (t TLS) Check(prefix string) error {
 	return nil
 }
 
-// Apply sets t in opts (nothing when t.Certs and t.ACMEEnvs are empty);
+// Apply sets t in opts (no TLS when t.Certs and t.ACMEEnvs are empty);
 // data is socle's data directory, where the ACME cache goes.
 func (t TLS) Apply(opts *proxy.Options, data string) error {
+	if t.Domain != "" {
+		opts.Domain = strings.ToLower(strings.Trim(t.Domain, "."))
+	}
 	if t.Certs == "" && t.ACMEEnvs == "" {
 		return nil
 	}

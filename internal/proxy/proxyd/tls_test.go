@@ -121,7 +121,7 @@ func TestTLSProcess(t *testing.T) {
 
 func TestTLSFlags(t *testing.T) {
 	certs := t.TempDir()
-	in := TLS{Addr: "127.0.0.1:8443", Certs: certs, ACMEEnvs: "prod, preprod", ACMEDirectory: "https://acme.example/dir", ACMEEmail: "ops@example.com"}
+	in := TLS{Domain: "apps.example.com", Addr: "127.0.0.1:8443", Certs: certs, ACMEEnvs: "prod, preprod", ACMEDirectory: "https://acme.example/dir", ACMEEmail: "ops@example.com"}
 	fs := flag.NewFlagSet("proxy", flag.ContinueOnError)
 	var out TLS
 	out.Register(fs, "")
@@ -135,7 +135,7 @@ func TestTLSFlags(t *testing.T) {
 	if err := out.Apply(&opts, "/data"); err != nil {
 		t.Fatal(err)
 	}
-	if opts.TLS == nil || opts.TLS.CertDir != certs || opts.TLS.ACME == nil || !slices.Equal(opts.TLS.ACME.PublicEnvs, []string{"prod", "preprod"}) ||
+	if opts.Domain != "apps.example.com" || opts.TLS == nil || opts.TLS.CertDir != certs || opts.TLS.ACME == nil || !slices.Equal(opts.TLS.ACME.PublicEnvs, []string{"prod", "preprod"}) ||
 		opts.TLS.ACME.CacheDir != "/data/proxy/acme" || opts.TLS.ACME.Email != in.ACMEEmail || opts.TLS.ACME.DirectoryURL != in.ACMEDirectory {
 		t.Errorf("options %+v %+v", opts.TLS, opts.TLS.ACME)
 	}
@@ -147,6 +147,7 @@ func TestTLSFlags(t *testing.T) {
 		{TLS{ACMEEnvs: "prod"}, "--proxy-acme-envs needs --proxy-tls-addr"},
 		{TLS{Addr: ":8443"}, "--proxy-tls-addr needs certificates"},
 		{TLS{Addr: ":8443", Certs: filepath.Join(certs, "missing")}, "--proxy-tls-certs: "},
+		{TLS{Domain: "apps_example.com"}, `--proxy-domain "apps_example.com": want DNS labels`},
 	} {
 		if err := tc.tls.Check("proxy-"); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%+v: %v, want %q", tc.tls, err, tc.want)
