@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	goflag "flag"
@@ -119,7 +120,7 @@ repository at <data>/repo. Edit and commit there to see socle follow.`,
 				fmt.Fprintf(g.stderr, "socle: sandbox %s: %s\n", strings.ToUpper(string(sb.Mode())), sb.Message())
 			}
 			if a := s.ProxyTLSAddr(); a != "" {
-				tokenNote = fmt.Sprintf("  apps over HTTPS      https://<app>.<env>.<domain>:%s (HTTP/1.1 and HTTP/2)\n", portOf(a)) + tokenNote
+				tokenNote = fmt.Sprintf("  apps over HTTPS      https://<app>.<env>.%s:%s (HTTP/1.1 and HTTP/2)\n", cmp.Or(cfg.ProxyTLS.Domain, "localhost"), portOf(a)) + tokenNote
 			}
 			hosts, hostsErr := s.FirstHosts()
 			fmt.Fprintf(g.stdout, "socle is up on http://%s\n  portal               http://%s/ (log in with a token)\n  platform repository  %s\n  data directory       %s\n  apps                 %s\n  status               socle status --server http://%s\n%s",

@@ -150,6 +150,8 @@ func TestACME(t *testing.T) {
 				if err == nil {
 					t.Errorf("%s: handshake succeeded with a certificate for %v", host, conn.ConnectionState().PeerCertificates[0].DNSNames)
 					conn.Close()
+				} else if !strings.Contains(err.Error(), "tls: unrecognized name") {
+					t.Errorf("%s: %v, want the TLS alert unrecognized_name", host, err)
 				}
 			}
 

@@ -135,7 +135,7 @@ func (t *tlsEdge) getCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, 
 		return t.acme.GetCertificate(hello)
 	}
 	if host == "" {
-		return nil, errors.New("the client named no host (SNI)")
+		return t.unknown(hello, "the client named no host (SNI)")
 	}
 	if c, err := t.fromFiles(host); c != nil || err != nil {
 		return c, err
@@ -143,7 +143,16 @@ func (t *tlsEdge) getCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, 
 	if t.acme != nil && t.isPublic(host) {
 		return t.acme.GetCertificate(hello)
 	}
-	return nil, fmt.Errorf("no certificate for %q", host)
+	return t.unknown(hello, "no certificate for "+strconv.Quote(host))
+}
+
+// unknown refuses a handshake for a host the proxy has no certificate
+// for. Returning no certificate and no error makes crypto/tls answer with
+// the unrecognized_name alert (RFC 6066, 3), which says what is wrong,
+// rather than internal_error.
+func (t *tlsEdge) unknown(hello *tls.ClientHelloInfo, why string) (*tls.Certificate, error) {
+	t.p.log.Debug("proxy: TLS handshake refused", "client", hello.Conn.RemoteAddr().String(), "reason", why)
+	return nil, nil
 }
 
 // fromFiles returns the certificate of host in CertDir, nil if it has none.
