@@ -12,6 +12,7 @@ import (
 	"encoding/pem"
 	"fmt"
 	"io"
+	"log/slog"
 	"math/big"
 	"net"
 	"net/http"
@@ -22,6 +23,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 // testCA is a certificate authority made by a test, which signs the
@@ -322,4 +325,47 @@ func TestTLSSwitchUnderLoad(t *testing.T) {
 		t.Error("no request went over HTTP/2")
 	}
 	t.Logf("%d HTTPS requests (%d over HTTP/2) over %d switches, 0 failed", requests.Load(), h2s.Load(), len(versions)-1)
+}
+
+// TestHTTP2Requests checks what the HTTP/2 handler does as the loop does:
+// request bodies, a retry on a backend that refuses connections, the body
+// limit, an unknown host, and the access log.
+func TestHTTP2Requests(t *testing.T) {
+	ca := newTestCA(t)
+	dir := t.TempDir()
+	ca.writeCert(t, dir, "web.dev.localhost", 2)
+	ca.writeCert(t, dir, "nope.dev.localhost", 2)
+	var logs syncBuffer
+	p := newProxy(t, Options{TLS: &TLSOptions{CertDir: dir}, MaxRequestBody: 1000,
+		AccessLog: slog.New(slog.NewJSONHandler(&logs, nil))})
+	echo := startServer(t, "echo", func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		fmt.Fprintf(w, "%s %s %d", r.Method, b, r.ContentLength)
+	})
+	dead := startServer(t, "dead", nil)
+	setRoute(t, p, "web.dev", echo.backend(1, "v1"), dead.backend(1, "v1"))
+	dead.Close() // refuses connections from now on; its health check has not noticed yet
+	c := tlsClient(serveTLS(t, p), ca.pool, true)
+
+	for i := range 4 { // both backends in turn: the dead one's requests go to echo
+		req, _ := http.NewRequest(http.MethodPost, "https://web.dev.localhost/", strings.NewReader("hello"))
+		code, body := do(t, c, req)
+		if code != 200 || body != "POST hello 5" {
+			t.Errorf("POST %d: %d %q", i, code, body)
+		}
+	}
+	if n := testutil.ToFloat64(p.metrics.retries.WithLabelValues("web.dev")); n < 1 {
+		t.Errorf("%v retries, want the dead backend's request sent again", n)
+	}
+	req, _ := http.NewRequest(http.MethodPost, "https://web.dev.localhost/", strings.NewReader(strings.Repeat("x", 1001)))
+	if code, body := do(t, c, req); code != http.StatusRequestEntityTooLarge {
+		t.Errorf("a body over the limit: %d %q", code, body)
+	}
+	req, _ = http.NewRequest(http.MethodGet, "https://nope.dev.localhost/", nil)
+	if code, body := do(t, c, req); code != http.StatusNotFound || !strings.Contains(body, "nope.dev.localhost") {
+		t.Errorf("unknown host: %d %q", code, body)
+	}
+	if !strings.Contains(logs.String(), `"proto":"HTTP/2.0"`) || !strings.Contains(logs.String(), `"status":413`) {
+		t.Errorf("access log:\n%s", logs.String())
+	}
 }
