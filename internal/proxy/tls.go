@@ -127,8 +127,9 @@ func newTLSEdge(p *Proxy, o *TLSOptions) (*tlsEdge, error) {
 // getCertificate picks the certificate of the name the client asked for.
 func (t *tlsEdge) getCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
 	host := strings.ToLower(strings.TrimSuffix(hello.ServerName, "."))
-	if slices.Contains(hello.SupportedProtos, acme.ALPNProto) {
-		// A tls-alpn-01 challenge of the CA.
+	if len(hello.SupportedProtos) == 1 && hello.SupportedProtos[0] == acme.ALPNProto {
+		// A tls-alpn-01 challenge of the CA (RFC 8737: it offers that
+		// protocol alone).
 		if t.acme == nil {
 			return nil, fmt.Errorf("no ACME for %q", host)
 		}
