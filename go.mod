@@ -17,6 +17,8 @@ require (
 	github.com/hashicorp/terraform-plugin-framework v1.19.0
 	github.com/invopop/jsonschema v0.14.0
 	github.com/jackc/pgx/v5 v5.13.0
+	github.com/letsencrypt/pebble/v2 v2.10.3
+	github.com/miekg/dns v1.1.73
 	github.com/parquet-go/parquet-go v0.32.0
 	github.com/prometheus/client_golang v1.25.0
 	github.com/santhosh-tekuri/jsonschema/v6 v6.0.3
@@ -39,11 +41,7 @@ require (
 	sigs.k8s.io/yaml v1.6.0
 )
 
-require (
-	github.com/letsencrypt/challtestsrv v1.4.2 // indirect
-	github.com/letsencrypt/pebble/v2 v2.10.3 // indirect
-	github.com/miekg/dns v1.1.73 // indirect
-)
+require github.com/letsencrypt/challtestsrv v1.4.2 // indirect
 
 require (
 	cel.dev/expr v0.25.2 // indirect
