@@ -106,7 +106,8 @@ func TestACME(t *testing.T) {
 				closed.Close()
 			}
 			ca := startPebble(t, port(plainLn), vaTLS)
-			p := newProxy(t, Options{Logger: slog.New(slog.NewTextHandler(&testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug})), Domain: "socle.test", TLS: &TLSOptions{ACME: &ACMEOptions{
+			var access syncBuffer
+			p := newProxy(t, Options{AccessLog: slog.New(slog.NewJSONHandler(&access, nil)), Logger: slog.New(slog.NewTextHandler(&testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug})), Domain: "socle.test", TLS: &TLSOptions{ACME: &ACMEOptions{
 				DirectoryURL: ca.directory,
 				HTTPClient:   ca.client,
 				CacheDir:     t.TempDir(),
@@ -173,6 +174,13 @@ func TestACME(t *testing.T) {
 			}
 			if code, body := get(t, plain, "http://web.dev.socle.test/"); code != 200 || body != "dev" {
 				t.Errorf("plain request of a host of dev: %d %q", code, body)
+			}
+			logged := access.String()
+			if !strings.Contains(logged, `"path":"/a/b","proto":"HTTP/1.1","status":308`) {
+				t.Errorf("no access log line of the redirect:\n%s", logged)
+			}
+			if challenge == "http-01" && !strings.Contains(logged, `"path":"/.well-known/acme-challenge/`) {
+				t.Errorf("no access log line of the CA's http-01 request:\n%s", logged)
 			}
 		})
 	}

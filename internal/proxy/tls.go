@@ -225,10 +225,16 @@ func (t *tlsEdge) plain(c *clientConn, r *http.Request) (answered, keep bool) {
 	if port == 0 || !t.isPublic(host) {
 		return false, true
 	}
+	status := http.StatusPermanentRedirect
+	if e := t.p.edge; e.accessLog != nil {
+		begin := time.Now()
+		defer func() { e.logAccess(r, e.requestID(r), e.forwardedOf(c, r), "", "", status, 0, begin) }()
+	}
 	if strings.HasPrefix(r.URL.Path, acmeChallengePath) {
 		w := &bufferedAnswer{header: http.Header{}}
 		t.httpACME.ServeHTTP(w, r)
 		w.writeTo(c.bw)
+		status = w.status
 		return true, true
 	}
 	target := "https://" + host
