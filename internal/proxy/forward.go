@@ -116,6 +116,11 @@ func (p *Proxy) handle(c *clientConn, r *http.Request) bool {
 	if p.edge.accessLog != nil {
 		begin = time.Now()
 	}
+	if p.tls != nil && !c.tls {
+		if answered, keep := p.tls.plain(c, r); answered {
+			return keep
+		}
+	}
 	id := p.edge.requestID(r)
 	fw := p.edge.forwardedOf(c, r)
 	name, ok := p.routeName(r.Host)
