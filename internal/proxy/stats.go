@@ -234,3 +234,13 @@ func (s *Snapshot) UnmarshalJSON(b []byte) error {
 	s.P95 = s.Quantile(0.95)
 	return nil
 }
+
+// Plus returns the counts of s and o together (two intervals, or two
+// versions), with their P95; InFlight and Backends are added too.
+func (s Snapshot) Plus(o Snapshot) Snapshot {
+	sum := Snapshot{InFlight: s.InFlight + o.InFlight, Backends: s.Backends + o.Backends, hist: make([]uint64, histBuckets)}
+	sum.add(s)
+	sum.add(o)
+	sum.P95 = sum.Quantile(0.95)
+	return sum
+}

@@ -185,6 +185,9 @@ type Server struct {
 	pipeline *pipeline.Pipeline
 	commits  *gitwrite.Writer
 	promo    *promotion.Service
+
+	// signals are the apps' golden signals, sampled from the router.
+	signals *signals
 }
 
 // New opens the store and the repository and listens; Run serves.
@@ -248,6 +251,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		s.closeAll()
 		return nil, err
 	}
+	s.signals = newSignals(s.router, s.clock)
 	if s.notifier, err = notify.New(notify.Options{Dir: filepath.Join(cfg.Data, "notify"), Logger: cfg.Logger, Registry: s.metrics, Events: st, Clock: s.clock}); err != nil {
 		s.closeAll()
 		return nil, err
@@ -502,6 +506,7 @@ func (s *Server) Run(ctx context.Context) error {
 		close(engineDone)
 	}()
 	go func() { errc <- s.underLease(ctx, "watcher", s.watcher.Run) }()
+	go s.signals.run(ctx)
 	go func() {
 		if err := s.http.Serve(s.ln); !errors.Is(err, http.ErrServerClosed) {
 			errc <- err
