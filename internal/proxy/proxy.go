@@ -323,7 +323,7 @@ func (p *Proxy) change(ctx context.Context, name string, edit func(cur *Route) (
 		}
 		routes[name] = newRouteEntry(*want, next)
 	}
-	p.table.Store(&table{routes: routes})
+	p.table.Store(&table{routes: routes, pauses: p.table.Load().pauses})
 	for _, b := range removed {
 		b.stopChecks()
 		b.drain()

@@ -161,6 +161,8 @@ func validRouteName(name string) error {
 // replaces the old one atomically at each change.
 type table struct {
 	routes map[string]*routeEntry
+	// pauses are the routes in maintenance mode, by Pause.Scope.
+	pauses map[string]*pausePage
 }
 
 // routeEntry is one route as the hot path sees it.
