@@ -55,7 +55,7 @@ runtime) are paused.`,
 			}
 			fmt.Fprintf(g.stdout, "Paused %s: its routes answer 503 with the maintenance page", pauseSubject(p))
 			if p.RetryAfterSeconds > 0 {
-				fmt.Fprintf(g.stdout, " (Retry-After %s)", time.Duration(p.RetryAfterSeconds)*time.Second)
+				fmt.Fprintf(g.stdout, " (Retry-After %s)", duration(time.Duration(p.RetryAfterSeconds)*time.Second))
 			}
 			fmt.Fprintln(g.stdout, ".")
 			return nil

@@ -67,7 +67,7 @@ func writeStatus(w io.Writer, st api.Status, now time.Time) error {
 		}
 		fmt.Fprintf(w, "Paused      %s by %s since %s: %s", pauseSubject(p), p.By, p.At.Format(time.RFC3339), msg)
 		if p.RetryAfterSeconds > 0 {
-			fmt.Fprintf(w, " (Retry-After %s)", time.Duration(p.RetryAfterSeconds)*time.Second)
+			fmt.Fprintf(w, " (Retry-After %s)", duration(time.Duration(p.RetryAfterSeconds)*time.Second))
 		}
 		fmt.Fprintln(w)
 	}
