@@ -98,7 +98,11 @@ func (s *Server) listPauses(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusInternalServerError, "store", err.Error())
 		return
 	}
-	s.reply(w, r, api.PauseList{Items: each(ps, wirePause)})
+	out := api.PauseList{Items: []api.Pause{}}
+	for _, p := range ps {
+		out.Items = append(out.Items, wirePause(p))
+	}
+	s.reply(w, r, out)
 }
 
 // pausesOf returns the pauses that hold app ("": every pause).
