@@ -118,11 +118,26 @@ func (p *Proxy) handle(c *clientConn, r *http.Request) bool {
 	}
 	id := p.edge.requestID(r)
 	fw := p.edge.forwardedOf(c, r)
-	name, ok := p.routeName(r.Host)
+	if !c.trusted {
+		delete(r.Header, "X-Forwarded-Prefix") // the proxy's to say, when it strips one
+	}
+	host := hostOf(r.Host)
 	var e *routeEntry
 	t := p.table.Load()
-	if ok {
-		e = t.routes[name]
+	name := ""
+	if t.hosts != nil {
+		if pr := t.match(host, requestPath(r)); pr != nil {
+			e, name = pr.entry, pr.entry.config.Name
+			if pr.strip {
+				stripPrefix(r, requestPath(r), pr.prefix)
+			}
+		}
+	}
+	if e == nil {
+		var ok bool
+		if name, ok = p.nameOf(host); ok {
+			e = t.routes[name]
+		}
 	}
 	if e == nil {
 		p.metrics.unknown.Inc()

@@ -123,7 +123,7 @@ func (p *Proxy) SetPauses(_ context.Context, pauses []Pause) error {
 	if samePauses(cur.pauses, next) {
 		return nil
 	}
-	p.table.Store(&table{routes: cur.routes, pauses: next})
+	p.table.Store(&table{routes: cur.routes, pauses: next, hosts: cur.hosts})
 	p.log.Info("pauses changed", "paused", slices.Sorted(maps.Keys(next)))
 	return p.saveLocked()
 }

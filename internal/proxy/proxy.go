@@ -200,10 +200,12 @@ func (p *Proxy) MetricsHandler() http.Handler {
 // routeName returns the route named by a Host header: the host without port,
 // trailing dot and the proxy's domain, lowercased.
 func (p *Proxy) routeName(host string) (string, bool) {
-	if i := strings.LastIndexByte(host, ':'); i >= 0 && strings.IndexByte(host[i:], ']') < 0 {
-		host = host[:i]
-	}
-	host = strings.ToLower(strings.TrimSuffix(host, "."))
+	name, ok := p.nameOf(hostOf(host))
+	return name, ok
+}
+
+// nameOf returns the route named by a host as hostOf returns it.
+func (p *Proxy) nameOf(host string) (string, bool) {
 	name, ok := strings.CutSuffix(host, p.domainSuffix)
 	return name, ok && name != ""
 }
@@ -323,7 +325,7 @@ func (p *Proxy) change(ctx context.Context, name string, edit func(cur *Route) (
 		}
 		routes[name] = newRouteEntry(*want, next)
 	}
-	p.table.Store(&table{routes: routes, pauses: p.table.Load().pauses})
+	p.table.Store(p.newTable(routes, p.table.Load().pauses))
 	for _, b := range removed {
 		b.stopChecks()
 		b.drain()
@@ -349,7 +351,7 @@ func (p *Proxy) change(ctx context.Context, name string, edit func(cur *Route) (
 // sameRoute reports whether applying want to a route now configured as cur
 // changes nothing.
 func sameRoute(want, cur Route) bool {
-	return want.Health.withDefaults() == cur.Health && slices.Equal(want.Backends, cur.Backends)
+	return want.Health.withDefaults() == cur.Health && slices.Equal(want.Backends, cur.Backends) && slices.Equal(want.Hosts, cur.Hosts)
 }
 
 func (p *Proxy) lockRoute(name string) (unlock func()) {
@@ -533,6 +535,7 @@ type BackendStatus struct {
 type RouteStatus struct {
 	Name     string
 	Health   HealthCheck
+	Hosts    []HostRoute `json:",omitempty"`
 	Backends []BackendStatus
 }
 
@@ -545,6 +548,7 @@ func (p *Proxy) Route(name string) (Route, bool) {
 	}
 	r := e.config
 	r.Backends = slices.Clone(r.Backends)
+	r.Hosts = slices.Clone(r.Hosts)
 	return r, true
 }
 
@@ -554,7 +558,7 @@ func (p *Proxy) Routes() []RouteStatus {
 	out := make([]RouteStatus, 0, len(t.routes))
 	for _, name := range slices.Sorted(maps.Keys(t.routes)) {
 		e := t.routes[name]
-		rs := RouteStatus{Name: name, Health: e.config.Health}
+		rs := RouteStatus{Name: name, Health: e.config.Health, Hosts: slices.Clone(e.config.Hosts)}
 		for i, b := range e.backends {
 			rs.Backends = append(rs.Backends, BackendStatus{Backend: e.config.Backends[i], Healthy: b.healthy.Load(), InFlight: b.inFlight.Load()})
 		}

@@ -88,7 +88,7 @@ func (p *Proxy) restore() error {
 		}
 		pauses[pa.Scope] = newPausePage(pa)
 	}
-	p.table.Store(&table{routes: routes, pauses: pauses})
+	p.table.Store(p.newTable(routes, pauses))
 	p.log.Info("route table restored", "file", p.stateFile, "routes", len(routes), "pauses", len(pauses))
 	return nil
 }

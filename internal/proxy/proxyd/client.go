@@ -271,7 +271,7 @@ func (c *Client) Refresh(ctx context.Context) error {
 	}
 	routes := make(map[string]proxy.Route, len(rs))
 	for _, s := range rs {
-		r := proxy.Route{Name: s.Name, Health: s.Health}
+		r := proxy.Route{Name: s.Name, Health: s.Health, Hosts: s.Hosts}
 		for _, b := range s.Backends {
 			r.Backends = append(r.Backends, b.Backend)
 		}
