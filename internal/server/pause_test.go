@@ -27,7 +27,9 @@ import (
 func proxyClient(addr string) *http.Client {
 	var d net.Dialer
 	return &http.Client{Transport: &http.Transport{
-		DialContext:         func(ctx context.Context, network, _ string) (net.Conn, error) { return d.DialContext(ctx, network, addr) },
+		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			return d.DialContext(ctx, network, addr)
+		},
 		MaxIdleConnsPerHost: 64,
 	}, Timeout: 30 * time.Second}
 }
