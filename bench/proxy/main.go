@@ -13,17 +13,31 @@
 // and driven by a proxyd.Supervisor over its control socket, on a listening
 // socket the supervisor made and handed it.
 //
+// The same run measures HTTPS too: "nginx TLS" and "socle proxy TLS" (the
+// proxy process's HTTPS listener, --tls-certs), with one self-signed
+// certificate the bench makes, HTTP/1.1 over TLS (wrk speaks no HTTP/2);
+// wrk's connections are kept alive, so this is the cost of encryption
+// more than of handshakes.
+//
 //	go run ./bench/proxy [-t 2] [-c 50] [-d 5s] [-rounds 7]
 package main
 
 import (
 	"bufio"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log"
+	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -199,7 +213,12 @@ func run(ctx context.Context, args wrkArgs, warmup time.Duration, rounds int, cp
 		return fmt.Errorf("starting socle's proxy: %w", err)
 	}
 	children = append(children, socleCmd)
-	sup, err := proxyd.Start(ctx, proxyd.Options{Data: dir, Addr: "127.0.0.1:0", Command: []string{self, "proxy"}})
+	certs := filepath.Join(dir, "certs")
+	if err := writeCert(certs); err != nil {
+		return err
+	}
+	sup, err := proxyd.Start(ctx, proxyd.Options{Data: dir, Addr: "127.0.0.1:0", TLSAddr: "127.0.0.1:0",
+		Command: []string{self, "proxy", "--tls-certs", certs}})
 	if err != nil {
 		return fmt.Errorf("starting socle proxy: %w", err)
 	}
@@ -212,7 +231,7 @@ func run(ctx context.Context, args wrkArgs, warmup time.Duration, rounds int, cp
 	if err != nil {
 		return fmt.Errorf("routing socle proxy: %w", err)
 	}
-	nginxCmd, nginxAddr, err := startNginx(dir, backend)
+	nginxCmd, nginxAddr, nginxTLSAddr, err := startNginx(dir, backend, certs)
 	if err != nil {
 		return fmt.Errorf("starting nginx: %w", err)
 	}
@@ -223,6 +242,8 @@ func run(ctx context.Context, args wrkArgs, warmup time.Duration, rounds int, cp
 		{name: "nginx", url: "http://" + nginxAddr + "/", pid: nginxCmd.Process.Pid},
 		{name: "socle", url: "http://" + socleAddr + "/", pid: socleCmd.Process.Pid},
 		{name: "socle proxy", url: "http://" + sup.Addr() + "/", pid: sup.PID()},
+		{name: "nginx TLS", url: "https://" + nginxTLSAddr + "/", pid: nginxCmd.Process.Pid},
+		{name: "socle proxy TLS", url: "https://" + sup.TLSAddr() + "/", pid: sup.PID()},
 	}
 	for _, t := range targets {
 		if err := waitAnswer(ctx, t.url); err != nil {
@@ -233,7 +254,8 @@ func run(ctx context.Context, args wrkArgs, warmup time.Duration, rounds int, cp
 	printMachine()
 	fmt.Printf("load:    %s\n", strings.Join(quote(args.command("URL", args.duration)), " "))
 	fmt.Printf("         the same for every target, after a %s warm-up each; the backend alone once, then %d rounds of\n", warmup, rounds)
-	fmt.Println("         nginx, socle and socle proxy back to back (each first in turn), so that all meet the same moment of a busy machine")
+	fmt.Println("         nginx, socle, socle proxy, nginx TLS and socle proxy TLS back to back (each first in turn), so that all")
+	fmt.Println("         meet the same moment of a busy machine")
 	fmt.Printf("         load average before: %s\n\n", loadAverage())
 	for _, t := range targets {
 		if _, err := wrk(ctx, args.command(t.url, warmup)); err != nil {
@@ -254,14 +276,14 @@ func run(ctx context.Context, args wrkArgs, warmup time.Duration, rounds int, cp
 		t.results = append(t.results, r)
 		return nil
 	}
-	direct, ng, so, sp := targets[0], targets[1], targets[2], targets[3]
+	direct, ng, so, sp, ngT, spT := targets[0], targets[1], targets[2], targets[3], targets[4], targets[5]
 	if err := measure(direct); err != nil {
 		return err
 	}
 	type ratioSet struct{ tput, p99, cpu []float64 }
-	var inproc, proc ratioSet
+	var inproc, proc, procTLS ratioSet
 	for round := range rounds {
-		order := []*target{ng, so, sp}
+		order := []*target{ng, so, sp, ngT, spT}
 		for range round % len(order) {
 			order = append(order[1:], order[0])
 		}
@@ -270,11 +292,11 @@ func run(ctx context.Context, args wrkArgs, warmup time.Duration, rounds int, cp
 				return err
 			}
 		}
-		n := ng.results[round]
 		for _, x := range []struct {
-			t *target
-			r *ratioSet
-		}{{so, &inproc}, {sp, &proc}} {
+			t, n *target
+			r    *ratioSet
+		}{{so, ng, &inproc}, {sp, ng, &proc}, {spT, ngT, &procTLS}} {
+			n := x.n.results[round]
 			s := x.t.results[round]
 			x.r.tput = append(x.r.tput, s.rps/n.rps)
 			x.r.p99 = append(x.r.p99, float64(s.p99)/float64(n.p99))
@@ -282,7 +304,7 @@ func run(ctx context.Context, args wrkArgs, warmup time.Duration, rounds int, cp
 		}
 	}
 
-	fmt.Printf("%-15s %11s %9s %7s %14s %12s   %s\n", "target", "requests/s", "p99", "errors", "proxy CPU/req", "backend CPU", "each run (req/s, p99)")
+	fmt.Printf("%-16s %11s %9s %7s %14s %12s   %s\n", "target", "requests/s", "p99", "errors", "proxy CPU/req", "backend CPU", "each run (req/s, p99)")
 	for _, t := range targets {
 		m := median(t.results)
 		var each []string
@@ -293,14 +315,19 @@ func run(ctx context.Context, args wrkArgs, warmup time.Duration, rounds int, cp
 		if t.pid != 0 {
 			proxyCPU = m.proxyCPU.String()
 		}
-		fmt.Printf("%-15s %11.0f %9s %7d %14s %12s   %s\n", t.name, m.rps, m.p99, m.errors, proxyCPU, m.backendCPU, strings.Join(each, " "))
+		fmt.Printf("%-16s %11.0f %9s %7d %14s %12s   %s\n", t.name, m.rps, m.p99, m.errors, proxyCPU, m.backendCPU, strings.Join(each, " "))
 	}
 	for _, x := range []struct {
 		name string
 		r    ratioSet
-	}{{"socle (the library in a process of the bench's: before)", inproc}, {"socle proxy (socle up's proxy process: after)", proc}} {
+	}{{"socle (the library in a process of the bench's: before)", inproc}, {"socle proxy (socle up's proxy process: after)", proc},
+		{"socle proxy TLS (HTTPS, HTTP/1.1) / nginx TLS", procTLS}} {
 		tput, lat, cpu := mid(x.r.tput), mid(x.r.p99), mid(x.r.cpu)
-		fmt.Printf("\n%s / nginx, median of the %d rounds' ratios:\n", x.name, rounds)
+		name := x.name
+		if !strings.Contains(name, "/") {
+			name += " / nginx"
+		}
+		fmt.Printf("\n%s, median of the %d rounds' ratios:\n", name, rounds)
 		fmt.Printf("  throughput %.2f× (goal ≥ 0.80: %s)   rounds: %s\n", tput, verdict(tput >= 0.8), ratios(x.r.tput))
 		fmt.Printf("  p99        %.2f× (goal ≤ 1.50: %s)   rounds: %s\n", lat, verdict(lat <= 1.5), ratios(x.r.p99))
 		fmt.Printf("  CPU time per request %.2f×                rounds: %s\n", cpu, ratios(x.r.cpu))
@@ -484,6 +511,10 @@ http {
     }
     server {
         listen {{listen}};
+        listen {{tlslisten}} ssl;
+        ssl_certificate {{certs}}/{{host}}.crt;
+        ssl_certificate_key {{certs}}/{{host}}.key;
+        ssl_protocols TLSv1.2 TLSv1.3;
         location / {
             proxy_pass http://backend;
             proxy_http_version 1.1;
@@ -498,27 +529,79 @@ http {
 `
 
 // startNginx writes a minimal configuration proxying to backend and runs
-// nginx in the foreground with it.
-func startNginx(dir, backend string) (*exec.Cmd, string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, "", err
+// nginx in the foreground with it, on a plain and an HTTPS address.
+func startNginx(dir, backend, certs string) (*exec.Cmd, string, string, error) {
+	var addrs [2]string
+	for i := range addrs {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, "", "", err
+		}
+		addrs[i] = l.Addr().String()
+		l.Close()
 	}
-	addr := l.Addr().String()
-	l.Close()
-	conf := strings.NewReplacer("{{dir}}", dir, "{{backend}}", backend, "{{listen}}", addr).Replace(nginxConf)
+	addr, tlsAddr := addrs[0], addrs[1]
+	conf := strings.NewReplacer("{{dir}}", dir, "{{backend}}", backend, "{{listen}}", addr,
+		"{{tlslisten}}", tlsAddr, "{{certs}}", certs, "{{host}}", host).Replace(nginxConf)
 	path := filepath.Join(dir, "nginx.conf")
 	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
-		return nil, "", err
+		return nil, "", "", err
 	}
 	cmd := exec.Command("nginx", "-p", dir, "-e", filepath.Join(dir, "error.log"), "-c", path, "-g", "daemon off;")
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true} // as socle's proxies: see startChild
 	if err := cmd.Start(); err != nil {
-		return nil, "", err
+		return nil, "", "", err
 	}
-	return cmd, addr, nil
+	return cmd, addr, tlsAddr, nil
 }
+
+// writeCert writes a self-signed certificate for the bench's host and for
+// 127.0.0.1 into dir, as <name>.crt and <name>.key for both names: wrk
+// names the URL's host in SNI, an IP address, where Go's clients send the
+// Host.
+func writeCert(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: host},
+		DNSNames:     []string{host},
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(24 * time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return err
+	}
+	kder, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		return err
+	}
+	crt := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	k := pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder})
+	for _, name := range []string{host, "127.0.0.1"} {
+		if err := os.WriteFile(filepath.Join(dir, name+".crt"), crt, 0o644); err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(dir, name+".key"), k, 0o600); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// client is the client of waitAnswer: HTTPS to the bench's self-signed
+// certificate, named by the bench's host.
+var client = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{ServerName: host, InsecureSkipVerify: true}}}
 
 // waitAnswer waits up to 5s for url to answer 200 to a request for the
 // bench's host.
@@ -530,7 +613,7 @@ func waitAnswer(ctx context.Context, url string) error {
 			return err
 		}
 		req.Host = host
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := client.Do(req)
 		if err == nil {
 			data, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/socle-dev/socle/internal/reconcile"
+	"github.com/socle-dev/socle/internal/trace"
 )
 
 // buildFailure is a build that failed, kept so that it is not run again
@@ -34,13 +35,18 @@ const (
 // backoff, and the status says so (Health).
 func (k *Kind) build(ctx context.Context, u *reconcile.Unit, o *observed) error {
 	d, m := o.d, memoOf(u)
-	digest, err := k.cfg.Images.Build(ctx, *d, func(line string) {
+	// The build goes on in the trace of the revision that changed the unit.
+	bctx, _ := trace.From(ctx, trace.UnitKey(d.App, d.Env), false)
+	bctx, span := trace.Start(bctx, "build", trace.App(d.App), trace.Env(d.Env), trace.Revision(d.Revision))
+	digest, err := k.cfg.Images.Build(bctx, *d, func(line string) {
 		u.Progress(func(s *reconcile.UnitStatus) {
 			s.Phase, s.Reason = reconcile.Building, reconcile.ReasonBuilding
 			s.Message = fmt.Sprintf("building %s at %s; what runs is untouched", d.App, abbrevSHA(d.Revision))
 			s.LogTail = line
 		})
 	})
+	span.SetAttributes(trace.Artifact(digest))
+	trace.End(span, err)
 	if err == nil {
 		m.source, m.digest, m.buildErr = d.Source, digest, nil
 		u.RequeueAfter(0)

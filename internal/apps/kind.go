@@ -243,6 +243,7 @@ type memo struct {
 	pins           map[string]pinned // by artifact: what each container runs
 	failedRel      *store.Release    // the release u.Failed names, as recorded
 	unreadable     time.Time         // since when a rollout could not read health
+	spans          *rolloutSpans     // the trace of the rollout in progress
 }
 
 type pinned map[string]string

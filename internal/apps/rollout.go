@@ -280,6 +280,7 @@ func (k *Kind) Apply(ctx context.Context, u *reconcile.Unit, s reconcile.Step) e
 	case pause:
 		op := *u.Operation
 		op.Phase, op.StepStartedAt, op.StepData = phasePausing, u.Now, nil
+		memoOf(u).spans.pause(o.steps[op.Step], o.stats != nil)
 		if o.stats != nil {
 			b, err := json.Marshal(*o.stats)
 			if err != nil {
@@ -346,6 +347,9 @@ func (k *Kind) begin(ctx context.Context, u *reconcile.Unit, o *observed) error 
 		return err
 	}
 	name := releaseName(rel.ID)
+	m := memoOf(u)
+	m.spans.end(store.Superseded, "a newer desired state began its rollout") // the store says so of its release
+	m.spans = startRollout(ctx, d, rel)
 	k.log.Info("rollout started", "app", d.App, "env", d.Env, "release", rel.ID, "revision", short(o.tgt.Revision), "artifact", short(o.tgt.Artifact), "strategy", rel.Strategy)
 	k.emit(ReleaseEvent{Release: rel, Phase: "started"})
 	wl, err := k.workload(ctx, memoOf(u), d, name, o.tgt.Artifact, spec.Strategy(rel.Strategy))
@@ -392,6 +396,7 @@ func (k *Kind) next(ctx context.Context, u *reconcile.Unit, o *observed) error {
 // so the runtime may be there already. One look, not a loop: a step not
 // reached yet is ensured at the poll (applyStep).
 func (k *Kind) enter(ctx context.Context, u *reconcile.Unit, o *observed, st rolloutStep) error {
+	memoOf(u).spans.enter(u.Operation.Step, st)
 	if err := k.applyStep(ctx, u, o, st); err != nil {
 		return err
 	}
@@ -477,6 +482,9 @@ func (k *Kind) endRelease(ctx context.Context, u *reconcile.Unit, op *store.Oper
 	if err != nil && !errors.Is(err, store.ErrConflict) { // ErrConflict: it ended otherwise, which stands
 		return reconcile.Errorf(reconcile.ReasonStoreError, "recording the end of release %d: %w", id, err)
 	}
+	m := memoOf(u)
+	m.spans.end(status, reason)
+	m.spans = nil
 	k.log.Info("rollout finished", "app", u.Key.Name, "env", u.Key.Env, "release", id, "status", status, "reason", reason)
 	if rel, err := k.cfg.Store.Release(ctx, id); err == nil {
 		k.emit(ReleaseEvent{Release: rel, Phase: "finished"})

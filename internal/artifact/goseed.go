@@ -2,10 +2,14 @@ package artifact
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -46,6 +50,9 @@ var seedFlags = [][]string{nil, {"-trimpath"}}
 // <2 hex>/<64 hex>-a (index) or -d (output).
 var seedEntry = regexp.MustCompile(`^[0-9a-f]{64}-[ad]$`)
 
+// goBuildTemp matches the temporary directory of a go command.
+var goBuildTemp = regexp.MustCompile(`go-build[0-9]+`)
+
 // goSeed fills the seed once per Builder (again after a failure) and
 // returns its directory; env is a build's environment (its GOCACHE is
 // replaced). The seed is shared by every socle of this user: Go's cache is
@@ -67,6 +74,18 @@ func (b *Builder) goSeed(ctx context.Context, env []string) (string, error) {
 	// The builds' environment (GOFLAGS, GOAMD64, … make other entries),
 	// their cache aside.
 	env = setEnv(env, map[string]string{"GOCACHE": seed})
+	// A seed made by this toolchain with this environment is not made
+	// again: checking that it is up to date costs go two seconds and a
+	// walk of its files, at every start of socle.
+	stamp, err := seedStamp(ctx, goCmd, seed, env)
+	if err != nil {
+		return "", err
+	}
+	stampFile := filepath.Join(seed, "socle-seed.stamp")
+	if made, err := os.ReadFile(stampFile); err == nil && string(made) == stamp {
+		b.seeded = true
+		return seed, nil
+	}
 	for _, flags := range seedFlags {
 		start := time.Now()
 		args := append(append([]string{"build"}, flags...), "std")
@@ -101,8 +120,41 @@ func (b *Builder) goSeed(ctx context.Context, env []string) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	if err := os.WriteFile(stampFile, []byte(stamp), 0o644); err != nil {
+		return "", err
+	}
 	b.seeded = true
 	return seed, nil
+}
+
+// seedStamp names what the seed is made of: the toolchain and everything
+// of the environment go reports (version, GOROOT, GOFLAGS, GOARCH and its
+// levels, CGO and its compiler, …) but the cache, and the seed's flags.
+func seedStamp(ctx context.Context, goCmd, dir string, env []string) (string, error) {
+	cmd := exec.CommandContext(ctx, goCmd, "env", "-json")
+	cmd.Env, cmd.Dir = env, dir
+	out, err := cmd.Output()
+	if err != nil {
+		return "", fmt.Errorf("go env: %w", err)
+	}
+	var vars map[string]string
+	if err := json.Unmarshal(out, &vars); err != nil {
+		return "", fmt.Errorf("go env: %w", err)
+	}
+	delete(vars, "GOCACHE")
+	// GOGCCFLAGS names a temporary directory of each go command.
+	vars["GOGCCFLAGS"] = goBuildTemp.ReplaceAllString(vars["GOGCCFLAGS"], "go-build")
+	h := sha256.New()
+	for _, k := range slices.Sorted(maps.Keys(vars)) {
+		fmt.Fprintf(h, "%s=%q\n", k, vars[k])
+	}
+	// The compiler itself: a toolchain replaced in place keeps its
+	// version string.
+	if fi, err := os.Stat(vars["GOTOOLDIR"] + "/compile"); err == nil {
+		fmt.Fprintf(h, "compile %d %d\n", fi.Size(), fi.ModTime().UnixNano())
+	}
+	fmt.Fprintf(h, "flags %q\n", seedFlags)
+	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // seedCache puts into the Go build cache dst the entries of seed it lacks:

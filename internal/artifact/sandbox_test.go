@@ -300,3 +300,64 @@ func indexEntries(t *testing.T, cache string) map[string]string {
 	}
 	return entries
 }
+
+// TestGoSeedStamped: a seed made by this toolchain with this environment
+// is not made again (go env alone runs, never go build), and another
+// environment (GOFLAGS) names another seed.
+func TestGoSeedStamped(t *testing.T) {
+	if testing.Short() {
+		t.Skip("compiles Go's standard library into the seed if it is not there (about 2 minutes on 2 cores)")
+	}
+	goCmd, err := exec.LookPath("go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// go, as the builds find it: a wrapper that says what it was asked.
+	bin, calls := t.TempDir(), filepath.Join(t.TempDir(), "calls")
+	wrapper := "#!/bin/sh\necho \"$*\" >> " + calls + "\nexec " + goCmd + " \"$@\"\n"
+	if err := os.WriteFile(filepath.Join(bin, "go"), []byte(wrapper), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	env := setEnv(os.Environ(), map[string]string{"PATH": bin + string(os.PathListSeparator) + os.Getenv("PATH")})
+	data := t.TempDir()
+	reg, err := registry.Open(filepath.Join(data, "registry"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := newBuilder(t, filepath.Join(data, "a"), reg, "127.0.0.1:1", nil)
+	if first.cfg.GoSeed == "" {
+		t.Skip("no seed: the user has no cache directory")
+	}
+	if _, err := first.goSeed(t.Context(), env); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(calls); err != nil {
+		t.Fatalf("the first seeding ran no go command: %v", err)
+	}
+	second := newBuilder(t, filepath.Join(data, "b"), reg, "127.0.0.1:1", nil)
+	seed, err := second.goSeed(t.Context(), env)
+	if err != nil || seed != first.cfg.GoSeed {
+		t.Fatalf("goSeed = %q, %v; want %s", seed, err, first.cfg.GoSeed)
+	}
+	ran, err := os.ReadFile(calls)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.TrimSpace(string(ran)); got != "env -json" {
+		t.Errorf("a stamped seed ran go %q; want go env -json alone", got)
+	}
+
+	stamp := func(env []string) string {
+		s, err := seedStamp(t.Context(), goCmd, t.TempDir(), env)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	if a, b := stamp(env), stamp(setEnv(env, map[string]string{"GOFLAGS": "-tags=netgo"})); a == b {
+		t.Error("GOFLAGS=-tags=netgo gives the seed's stamp of the default flags")
+	}
+	if a, b := stamp(env), stamp(setEnv(env, map[string]string{"GOCACHE": t.TempDir()})); a != b {
+		t.Error("the cache directory changes the seed's stamp")
+	}
+}

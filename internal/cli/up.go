@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	goflag "flag"
@@ -20,6 +21,7 @@ import (
 	"github.com/socle-dev/socle/internal/sandbox"
 	"github.com/socle-dev/socle/internal/server"
 	"github.com/socle-dev/socle/internal/source"
+	"github.com/socle-dev/socle/internal/trace"
 	"github.com/socle-dev/socle/internal/wiring"
 )
 
@@ -57,13 +59,16 @@ repository at <data>/repo. Edit and commit there to see socle follow.`,
 				return withCode(ExitUsage, fmt.Errorf("--log-level: %w", err))
 			}
 			cfg.Logger = slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: level}))
+			if err := cfg.ProxyTLS.Check("proxy-"); err != nil {
+				return withCode(ExitUsage, err)
+			}
 			switch proxyMode {
 			case "process":
 				exe, err := os.Executable()
 				if err != nil {
 					return fmt.Errorf("--proxy process: finding socle's own executable: %w", err)
 				}
-				cfg.ProxyCommand = append([]string{exe, "proxy"}, cfg.ProxyEdge.Args()...)
+				cfg.ProxyCommand = append(append([]string{exe, "proxy"}, cfg.ProxyEdge.Args()...), cfg.ProxyTLS.Args()...)
 			case "inprocess":
 			default:
 				return withCode(ExitUsage, fmt.Errorf("--proxy must be process or inprocess, not %q", proxyMode))
@@ -76,6 +81,19 @@ repository at <data>/repo. Edit and commit there to see socle follow.`,
 				cfg.Clock = c
 				cfg.Logger.Warn("socle's clock is moved by a file: for tests only", "clock_file", clockFile)
 			}
+			// Deployments are traces when OTEL_EXPORTER_OTLP_ENDPOINT names a
+			// collector; the spans not sent yet are sent as socle stops.
+			stopTraces, err := trace.Setup(ctx)
+			if err != nil {
+				return withCode(ExitUsage, err)
+			}
+			defer func() {
+				flush, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+				defer cancel()
+				if err := stopTraces(flush); err != nil {
+					cfg.Logger.Warn("sending the last spans", "err", err)
+				}
+			}()
 			// Builds and replicas run in directories of their own: every
 			// path socle hands them derives from an absolute data directory.
 			data, err := filepath.Abs(cfg.Data)
@@ -104,12 +122,19 @@ repository at <data>/repo. Edit and commit there to see socle follow.`,
 				return err
 			}
 			if g.json() {
-				g.printJSON(map[string]string{"server": "http://" + s.Addr(), "repository": cfg.Repo, "data": cfg.Data,
-					"proxy": s.ProxyAddr(), "adminTokenFile": tokenFile})
+				out := map[string]string{"server": "http://" + s.Addr(), "repository": cfg.Repo, "data": cfg.Data,
+					"proxy": s.ProxyAddr(), "adminTokenFile": tokenFile}
+				if a := s.ProxyTLSAddr(); a != "" {
+					out["proxyTLS"] = a
+				}
+				g.printJSON(out)
 				return s.Run(ctx)
 			}
 			if sb := s.Sandbox(); sb.Mode() != sandbox.Enforced {
 				fmt.Fprintf(g.stderr, "socle: sandbox %s: %s\n", strings.ToUpper(string(sb.Mode())), sb.Message())
+			}
+			if a := s.ProxyTLSAddr(); a != "" {
+				tokenNote = fmt.Sprintf("  apps over HTTPS      https://<app>.<env>.%s:%s (HTTP/1.1 and HTTP/2)\n", cmp.Or(cfg.ProxyTLS.Domain, "localhost"), portOf(a)) + tokenNote
 			}
 			hosts, hostsErr := s.FirstHosts()
 			fmt.Fprintf(g.stdout, "socle is up on http://%s\n  portal               http://%s/ (log in with a token)\n  platform repository  %s\n  data directory       %s\n  apps                 %s\n  status               socle status --server http://%s\n%s",
@@ -128,6 +153,7 @@ repository at <data>/repo. Edit and commit there to see socle follow.`,
 	f.StringVar(&proxyMode, "proxy", "process", "where the proxy runs: process (a process of its own, socle proxy, which outlives socle: killing, restarting or upgrading socle fails no request) or inprocess (inside socle, stopping with it)")
 	edgeFlags := goflag.NewFlagSet("edge", goflag.ContinueOnError)
 	cfg.ProxyEdge.Register(edgeFlags)
+	cfg.ProxyTLS.Register(edgeFlags, "proxy-")
 	f.AddGoFlagSet(edgeFlags)
 	f.BoolVar(&cfg.InsecureNoSandbox, "insecure-no-sandbox", false, "run the apps' replicas and builds without a sandbox, as socle's user: they can read the data directory (admin token, secret key, database) and other apps' environments; only where bubblewrap or user namespaces are missing, and the status says so")
 	f.BoolVar(&cfg.KeepRunning, "keep-running", false, "leave the apps and their proxy running when socle stops (the next start re-attaches to them: an upgrade)")

@@ -14,6 +14,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io/fs"
 	"log/slog"
 	"maps"
@@ -27,6 +28,7 @@ import (
 	"github.com/socle-dev/socle/internal/source"
 	"github.com/socle-dev/socle/internal/spec"
 	"github.com/socle-dev/socle/internal/store"
+	"github.com/socle-dev/socle/internal/trace"
 )
 
 // Git reads the platform repository.
@@ -202,10 +204,23 @@ func (p *Pipeline) OnFetchError(err error) {
 	p.log.Warn("fetching the platform repository", "err", err)
 }
 
-// OnRevision is the watcher's, called serially for every new head.
+// OnRevision is the watcher's, called serially for every new head. Each
+// is a trace (or goes on in the one of the request that made its commit,
+// or of the webhook that announced it): its fetch, validation, plan and
+// policies, then the builds and rollouts of the units it changed.
 func (p *Pipeline) OnRevision(ctx context.Context, rev source.Revision) {
 	p.planMu.Lock()
 	defer p.planMu.Unlock()
+	var handed bool
+	if ctx, handed = trace.From(ctx, trace.CommitKey(rev.SHA), true); !handed {
+		ctx, _ = trace.From(ctx, trace.HookKey, true)
+	}
+	start, end, fetched := source.Fetched(ctx)
+	ctx, span := trace.StartAt(ctx, "revision", start, trace.Revision(rev.SHA), trace.String("subject", rev.Subject()))
+	defer span.End()
+	if fetched {
+		trace.Record(ctx, "fetch", start, end, nil, trace.Revision(rev.SHA))
+	}
 	p.mu.Lock()
 	prev := p.state.Head
 	p.state.FetchError = ""
@@ -237,24 +252,36 @@ func (p *Pipeline) plan(ctx context.Context, rev source.Revision, again bool) {
 	}
 	switch {
 	case err == nil && !again:
+		trace.Set(ctx, trace.Outcome("resumed"))
 		p.resume(ctx, rev, seen) // recorded before a restart: record nothing twice
 		return
 	case err != nil && !errors.Is(err, store.ErrNotFound):
+		trace.Failed(ctx, err)
 		p.log.Error("reading the store", "revision", rev.Short(), "err", err)
 		return
 	}
 	fsys, err := p.cfg.Git.Files(rev.SHA)
 	if err != nil {
+		trace.Failed(ctx, err)
 		p.log.Error("reading revision", "revision", rev.Short(), "err", err)
 		return
 	}
+	_, span := trace.Start(ctx, "validate", trace.Revision(rev.SHA))
 	repo, problems := p.cfg.Load(fsys)
+	span.SetAttributes(trace.Int("problems", problems.Errors()))
+	if problems.Errors() > 0 {
+		trace.Fail(span, fmt.Sprintf("%d problems", problems.Errors()))
+	}
+	span.End()
 	out, err := Record(ctx, p.cfg.Store, p.log, rev, fsys, repo, problems, p.AppAt, p.cfg.Gates, p.cfg.Secrets, p.cfg.References, p.clock.Now())
 	if err != nil {
+		trace.Failed(ctx, err)
 		p.log.Error("recording revision", "revision", rev.Short(), "err", err)
 		return
 	}
 	if problems.Errors() > 0 {
+		trace.Set(ctx, trace.Outcome("invalid"))
+		trace.Failed(ctx, fmt.Errorf("revision %s does not validate: %d problems", rev.Short(), problems.Errors()))
 		if p.Repo() == nil {
 			// The first revision since socle started is invalid (pushed
 			// while it was down): the last good one stays in force, and
@@ -280,6 +307,11 @@ func (p *Pipeline) plan(ctx context.Context, rev source.Revision, again bool) {
 		p.state.LastPlan = &PlanRef{ID: out.PlanID, Summary: out.Plan.Summary}
 	}
 	p.mu.Unlock()
+	outcome := "unchanged" // planned again, decided the same
+	if out.Recorded {
+		outcome = "planned"
+	}
+	trace.Set(ctx, trace.Outcome(outcome), trace.Int("blocked", len(out.Blocked)))
 	p.inForce(repo)
 	if out.Clock {
 		// A policy that reads the time denies: judge again in a minute,

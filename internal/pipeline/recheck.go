@@ -3,6 +3,8 @@ package pipeline
 import (
 	"context"
 	"time"
+
+	"github.com/socle-dev/socle/internal/trace"
 )
 
 // Replan asks for the revision in force to be planned again: an approval
@@ -79,6 +81,8 @@ func (p *Pipeline) PlanInForce(ctx context.Context) {
 	good := p.state.LastGood
 	p.mu.Unlock()
 	if good != nil {
+		ctx, span := trace.Start(ctx, "replan", trace.Revision(good.SHA))
+		defer span.End()
 		p.plan(ctx, *good, true)
 	}
 }

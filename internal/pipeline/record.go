@@ -21,6 +21,7 @@ import (
 	"github.com/socle-dev/socle/internal/source"
 	"github.com/socle-dev/socle/internal/spec"
 	"github.com/socle-dev/socle/internal/store"
+	"github.com/socle-dev/socle/internal/trace"
 )
 
 // DesiredReader reads the desired state recorded for every unit (a Store
@@ -215,8 +216,10 @@ func Record(ctx context.Context, st Store, log *slog.Logger, rev source.Revision
 		log.Warn("revision does not validate", "revision", rev.Short(), "problems", problems.Errors())
 		return out, err
 	}
+	_, span := trace.Start(ctx, "plan", trace.Revision(rev.SHA))
 	applied, err := Applied(ctx, st)
 	if err != nil {
+		trace.End(span, err)
 		return out, err
 	}
 	desired := plan.Desired(repo, rev.SHA, at)
@@ -226,6 +229,9 @@ func Record(ctx context.Context, st Store, log *slog.Logger, rev source.Revision
 	// The store keeps the units, not the provisioners they were applied
 	// with: both sides are served by this revision's.
 	p.Resources = plan.DiffResources(plan.ResourcesOf(repo, applied), plan.ResourcesOf(repo, desired))
+	span.SetAttributes(trace.Int("create", p.Summary.Create), trace.Int("update", p.Summary.Update), trace.Int("delete", p.Summary.Delete))
+	span.End()
+	_, span = trace.Start(ctx, "policy", trace.Revision(rev.SHA))
 	policies, _ := policy.Compile(repo, fsys)
 	decisions := Judge(ctx, policies, &p, applied, st, now)
 	pb := PlanBody{Plan: p, Decisions: decisions}
@@ -286,6 +292,12 @@ func Record(ctx context.Context, st Store, log *slog.Logger, rev source.Revision
 			}
 		}
 	}
+	verdict := "allowed"
+	if len(out.Blocked) > 0 {
+		verdict = "blocked" // by a gate, a policy or secrets: not an error of socle's
+	}
+	span.SetAttributes(trace.Outcome(verdict), trace.Int("blocked", len(out.Blocked)))
+	span.End()
 	fingerprint := outcome(&p, applied, out.Blocked, decisions, held, pb.Secrets)
 	if last, err := lastOutcome(ctx, st, rev.SHA); err != nil {
 		return out, err
@@ -344,6 +356,9 @@ func Record(ctx context.Context, st Store, log *slog.Logger, rev source.Revision
 		return out, fmt.Errorf("recording plan of %s: %w", rev.Short(), err)
 	}
 	out.Plan, out.PlanID = &p, id
+	for _, d := range set {
+		trace.Hand(ctx, trace.UnitKey(d.App, d.Env)) // its build and rollout go on in this trace
+	}
 	log.Info("revision planned", "revision", rev.Short(), "create", s.Create, "update", s.Update, "delete", s.Delete, "unchanged", s.Unchanged)
 	return out, nil
 }

@@ -38,6 +38,7 @@ import (
 	"github.com/socle-dev/socle/internal/source"
 	"github.com/socle-dev/socle/internal/spec"
 	"github.com/socle-dev/socle/internal/store"
+	"github.com/socle-dev/socle/internal/trace"
 )
 
 // Store is what promotions read and record.
@@ -195,7 +196,9 @@ type Result struct {
 // and policy allows it. It never builds: the artifact is the one that ran.
 // A non-empty emergency is the reason of an emergency change (see
 // gate.Declare).
-func (s *Service) Promote(ctx context.Context, app, env, user, message, emergency string) (Result, error) {
+func (s *Service) Promote(ctx context.Context, app, env, user, message, emergency string) (out Result, err error) {
+	ctx, span := startAction(ctx, "promote", app, env, user)
+	defer func() { endAction(span, out, err) }()
 	repo, e, t, err := s.promoteTarget(ctx, app, env)
 	if err != nil {
 		return Result{}, err
@@ -229,7 +232,9 @@ func (s *Service) promoteTarget(ctx context.Context, app, env string) (*spec.Rep
 
 // Rollback pins in env an earlier release of app: the one given, or the
 // newest that succeeded with another target than what runs now.
-func (s *Service) Rollback(ctx context.Context, app, env string, to int64, user, message, emergency string) (Result, error) {
+func (s *Service) Rollback(ctx context.Context, app, env string, to int64, user, message, emergency string) (out Result, err error) {
+	ctx, span := startAction(ctx, "rollback", app, env, user)
+	defer func() { endAction(span, out, err) }()
 	repo, e, t, err := s.rollbackTarget(ctx, app, env, to)
 	if err != nil {
 		return Result{}, err
@@ -279,7 +284,9 @@ func (s *Service) rollbackTarget(ctx context.Context, app, env string, to int64)
 // with promotion gates takes releases by promotion only. Any other
 // environment gets the revision pinned in releases/<env>.yaml (default: the
 // revision in force), built once and run by digest.
-func (s *Service) Deploy(ctx context.Context, app, env, revision, user, message, emergency string) (Result, error) {
+func (s *Service) Deploy(ctx context.Context, app, env, revision, user, message, emergency string) (out Result, err error) {
+	ctx, span := startAction(ctx, "deploy", app, env, user)
+	defer func() { endAction(span, out, err) }()
 	repo, e, t, err := s.deployTarget(ctx, app, env, revision)
 	if err != nil {
 		return Result{}, err
@@ -494,10 +501,15 @@ func (s *Service) checkTarget(ctx context.Context, repo *spec.Repo, e *spec.Envi
 			return gate.Result{}, err
 		}
 	}
+	_, span := trace.Start(ctx, "gates", trace.App(t.App), trace.Env(t.Env), trace.Revision(t.Revision), trace.Artifact(t.Artifact))
 	res, verdicts, _ := s.evaluate(ctx, repo, e, t, user, op)
 	if res.Open() && !verdicts.Blocked() {
+		span.SetAttributes(trace.Outcome("open"))
+		span.End()
 		return res, nil
 	}
+	span.SetAttributes(trace.Outcome("blocked"))
+	span.End()
 	be := &BlockedError{Gates: res, Verdicts: verdicts, Target: t}
 	s.announce.Record(ctx, store.Event{Kind: "promotion.blocked", App: t.App, Env: t.Env, Revision: t.Revision, Message: be.Error()})
 	s.announce.Notify(ctx, notify.Event{Kind: notify.PromotionBlocked, App: t.App, Env: t.Env, Revision: t.Revision, Actor: user, Title: "Promotion blocked", Message: be.Error()})
@@ -610,15 +622,19 @@ func (s *Service) pin(ctx context.Context, repo *spec.Repo, t Target, gates gate
 		d["reason"], d["passed"] = strings.TrimSpace(t.Emergency), gates.Skipped
 	}
 	at := s.clock.Now().UTC()
-	rev, err := s.commits.Write(ctx, gitwrite.Change{
+	wctx, span := trace.Start(ctx, "commit", trace.String("path", path.Join(spec.ReleasesDir, t.Env+".yaml")))
+	rev, err := s.commits.Write(wctx, gitwrite.Change{
 		Path:   path.Join(spec.ReleasesDir, t.Env+".yaml"),
 		Edit:   func(old []byte) ([]byte, error) { return setPin(old, t, user, at) },
 		Author: user, Email: EmailOf(repo, user), Message: msg,
 		Audit: store.AuditRecord{Actor: user, Action: action, App: t.App, Env: t.Env, Revision: t.Revision}, Detail: d,
 	})
+	span.SetAttributes(trace.String("commit", rev.SHA))
+	trace.End(span, err)
 	if err != nil {
 		return Result{}, err
 	}
+	trace.Hand(ctx, trace.CommitKey(rev.SHA)) // the revision of the commit goes on in the action's trace
 	words := subject + " by " + user
 	if t.Emergency != "" {
 		words = "emergency change: " + words + ": " + strings.TrimSpace(t.Emergency)
@@ -631,6 +647,28 @@ func (s *Service) pin(ctx context.Context, repo *spec.Repo, t Target, gates gate
 	s.announce.Record(ctx, store.Event{Kind: action, App: t.App, Env: t.Env, Revision: t.Revision, Message: words})
 	s.fetch()
 	return Result{Target: t, Commit: rev, Passed: gates.Skipped}, nil
+}
+
+// startAction starts the span of a promotion, rollback or deploy: a
+// child of the request's (its traceparent).
+func startAction(ctx context.Context, action, app, env, user string) (context.Context, trace.Span) {
+	return trace.Start(ctx, action, trace.App(app), trace.Env(env), trace.String("user", user))
+}
+
+// endAction ends an action's span with what it pinned and how it ended.
+func endAction(span trace.Span, res Result, err error) {
+	var blocked *BlockedError
+	outcome := "committed"
+	switch {
+	case errors.As(err, &blocked):
+		outcome = "blocked"
+	case err != nil:
+		outcome = "refused"
+	case res.Sync != nil:
+		outcome = "synced"
+	}
+	span.SetAttributes(trace.Outcome(outcome), trace.Revision(res.Revision), trace.Artifact(res.Artifact), trace.Release(res.Release), trace.String("commit", res.Commit.SHA))
+	trace.End(span, err)
 }
 
 // emergencyTrailer starts the line of a pin's commit message that gives

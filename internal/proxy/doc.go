@@ -10,4 +10,10 @@
 // port in the Host header is ignored. The route table is saved to a file
 // after each change and restored at start, so that routing survives a
 // restart of socle.
+//
+// Beside it, an HTTPS listener ([Proxy.ServeTLS], Options.TLS) picks each
+// connection's certificate by SNI, from files per host or over ACME for the
+// hosts of public environments (whose plain requests it then redirects),
+// serves HTTP/1.1 over TLS through the same loop and HTTP/2 through
+// net/http's server, to the same routes and backends.
 package proxy

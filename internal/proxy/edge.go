@@ -133,15 +133,21 @@ type forwarded struct {
 // client's address, scheme and r's Host; behind a trusted proxy, the
 // chain that proxy sent with the client appended, and its scheme and host.
 func (e *edge) forwardedOf(c *clientConn, r *http.Request) forwarded {
-	f := forwarded{forFor: c.clientIP, proto: "http", host: r.Host}
-	if c.tls {
+	return e.forwardedFrom(c.clientIP, c.tls, c.trusted, r)
+}
+
+// forwardedFrom is forwardedOf for a client at ip, over TLS or not,
+// trusted or not.
+func (e *edge) forwardedFrom(ip string, secure, trusted bool, r *http.Request) forwarded {
+	f := forwarded{forFor: ip, proto: "http", host: r.Host}
+	if secure {
 		f.proto = "https"
 	}
-	if !c.trusted {
+	if !trusted {
 		return f
 	}
 	if prior := r.Header["X-Forwarded-For"]; len(prior) > 0 {
-		f.forFor = strings.Join(prior, ", ") + ", " + c.clientIP
+		f.forFor = strings.Join(prior, ", ") + ", " + ip
 	}
 	if v := r.Header.Get("X-Forwarded-Proto"); v == "http" || v == "https" {
 		f.proto = v

@@ -116,29 +116,15 @@ func (p *Proxy) handle(c *clientConn, r *http.Request) bool {
 	if p.edge.accessLog != nil {
 		begin = time.Now()
 	}
+	if p.tls != nil && !c.tls {
+		if answered, keep := p.tls.plain(c, r); answered {
+			return keep
+		}
+	}
 	id := p.edge.requestID(r)
 	fw := p.edge.forwardedOf(c, r)
-	if !c.trusted {
-		delete(r.Header, "X-Forwarded-Prefix") // the proxy's to say, when it strips one
-	}
-	host := hostOf(r.Host)
-	var e *routeEntry
 	t := p.table.Load()
-	name := ""
-	if t.hosts != nil {
-		if pr := t.match(host, requestPath(r)); pr != nil {
-			e, name = pr.entry, pr.entry.config.Name
-			if pr.strip {
-				stripPrefix(r, requestPath(r), pr.prefix)
-			}
-		}
-	}
-	if e == nil {
-		var ok bool
-		if name, ok = p.nameOf(host); ok {
-			e = t.routes[name]
-		}
-	}
+	name, e := p.lookup(t, r, c.trusted)
 	if e == nil {
 		p.metrics.unknown.Inc()
 		p.edge.logAccess(r, id, fw, name, "", http.StatusNotFound, 0, begin)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 )
@@ -148,9 +149,37 @@ func stripPrefix(r *http.Request, path, prefix string) {
 	if rest == "" {
 		rest = "/"
 	}
+	if p, err := url.PathUnescape(rest); err == nil {
+		r.URL.Path, r.URL.RawPath = p, rest // what HTTP/2's ReverseProxy sends
+	}
 	if r.URL.RawQuery != "" {
 		rest += "?" + r.URL.RawQuery
 	}
-	r.RequestURI = rest
+	r.RequestURI = rest // what the HTTP/1.1 loop sends
 	r.Header["X-Forwarded-Prefix"] = []string{prefix}
+}
+
+// lookup returns the route that serves r, and its name (nil when none):
+// the longest path prefix of r's host among the routes' Hosts (stripped
+// from r if the route says so), or else the route named by the host. A
+// client's X-Forwarded-Prefix is dropped unless it is a trusted proxy.
+func (p *Proxy) lookup(t *table, r *http.Request, trusted bool) (string, *routeEntry) {
+	if !trusted {
+		delete(r.Header, "X-Forwarded-Prefix") // the proxy's to say, when it strips one
+	}
+	host := hostOf(r.Host)
+	if t.hosts != nil {
+		path := requestPath(r)
+		if pr := t.match(host, path); pr != nil {
+			if pr.strip {
+				stripPrefix(r, path, pr.prefix)
+			}
+			return pr.entry.config.Name, pr.entry
+		}
+	}
+	name, ok := p.nameOf(host)
+	if !ok {
+		return name, nil
+	}
+	return name, t.routes[name]
 }

@@ -1,7 +1,9 @@
 package proxy
 
 import (
+	"io"
 	"net/http"
+	"strings"
 	"testing"
 )
 
@@ -94,5 +96,61 @@ func TestInvalidHostRoutes(t *testing.T) {
 		if err := p.SetRoute(t.Context(), Route{Name: "web.dev", Backends: []Backend{ok}, Hosts: []HostRoute{h}}); err == nil {
 			t.Errorf("%+v: accepted", h)
 		}
+	}
+}
+
+// TestHostsAndPauseOverHTTP2: HTTP/2 requests (through net/http's server
+// and the ReverseProxy) are routed by host and prefix, stripped, and
+// answered with the maintenance page, as the HTTP/1.1 loop does.
+func TestHostsAndPauseOverHTTP2(t *testing.T) {
+	ca := newTestCA(t)
+	dir := t.TempDir()
+	ca.writeCert(t, dir, "shop.example.com", 2)
+	p := newProxy(t, Options{TLS: &TLSOptions{CertDir: dir}})
+	web := startServer(t, "web", func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte("web " + r.URL.RequestURI()))
+	})
+	api := startServer(t, "api", func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte("api " + r.URL.RequestURI() + " " + r.Header.Get("X-Forwarded-Prefix")))
+	})
+	for _, rt := range []Route{
+		{Name: "web.prod", Backends: []Backend{web.backend(1, "v1")}, Hosts: []HostRoute{{Host: "shop.example.com"}}},
+		{Name: "api.prod", Backends: []Backend{api.backend(1, "v1")}, Hosts: []HostRoute{{Host: "shop.example.com", PathPrefix: "/api", Strip: true}}},
+	} {
+		rt.Health = HealthCheck{Path: "/healthz"}
+		if err := p.SetRoute(t.Context(), rt); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := tlsClient(serveTLS(t, p), ca.pool, true)
+	fetch := func(url string) (*http.Response, string) {
+		t.Helper()
+		resp, err := c.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.ProtoMajor != 2 {
+			t.Errorf("%s: %s, want HTTP/2", url, resp.Proto)
+		}
+		return resp, string(b)
+	}
+	for url, want := range map[string]string{
+		"https://shop.example.com/cart":              "web /cart",
+		"https://shop.example.com/api/orders?id=%2F": "api /orders?id=%2F /api",
+		"https://shop.example.com/api":               "api / /api",
+	} {
+		if resp, body := fetch(url); resp.StatusCode != 200 || body != want {
+			t.Errorf("%s: %d %q, want %q", url, resp.StatusCode, body, want)
+		}
+	}
+	setPauses(t, p, Pause{Scope: "api.prod", Message: "api <down>", RetryAfter: 60})
+	resp, body := fetch("https://shop.example.com/api/orders")
+	if resp.StatusCode != 503 || resp.Header.Get("Retry-After") != "60" || !strings.Contains(body, "api &lt;down&gt;") {
+		t.Errorf("paused api over HTTP/2: %d %q %q", resp.StatusCode, resp.Header.Get("Retry-After"), body)
+	}
+	if resp, body := fetch("https://shop.example.com/"); resp.StatusCode != 200 || body != "web /" {
+		t.Errorf("web beside it: %d %q", resp.StatusCode, body)
 	}
 }

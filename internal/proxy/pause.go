@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"html"
 	"maps"
+	"net/http"
 	"slices"
 	"strconv"
 	"strings"
@@ -71,6 +72,22 @@ func newPausePage(p Pause) *pausePage {
 	}
 	head += "Content-Length: " + strconv.Itoa(len(body)) + "\r\n"
 	return &pausePage{Pause: p, head: []byte(head), body: []byte(body)}
+}
+
+// serve answers a request of a paused route through a ResponseWriter
+// (HTTP/2).
+func (pg *pausePage) serve(w http.ResponseWriter, head bool) {
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	if pg.RetryAfter > 0 {
+		h.Set("Retry-After", strconv.Itoa(pg.RetryAfter))
+	}
+	h.Set("Content-Length", strconv.Itoa(len(pg.body)))
+	w.WriteHeader(http.StatusServiceUnavailable)
+	if !head {
+		w.Write(pg.body)
+	}
 }
 
 // pausedFor returns the pause of route name ("<app>.<env>" or

@@ -8,6 +8,7 @@ import (
 	"maps"
 	"net"
 	"net/http"
+	"net/http/httputil"
 	"net/netip"
 	"slices"
 	"strings"
@@ -64,6 +65,9 @@ type Options struct {
 	// are passed on, with the proxy's address appended to the chain. Any
 	// other client's are replaced by what the proxy sees.
 	TrustedProxies []netip.Prefix
+	// TLS configures HTTPS ([Proxy.ServeTLS]): certificates from files and
+	// over ACME. nil: plain HTTP only.
+	TLS *TLSOptions
 }
 
 // Proxy is socle's reverse proxy. Serve it on one listener with
@@ -98,6 +102,9 @@ type Proxy struct {
 	buffers      *sync.Pool // of *[32 << 10]byte
 	checks       *checker
 	edge         *edge
+	tls          *tlsEdge // nil without Options.TLS
+	h2Once       sync.Once
+	h2rp         *httputil.ReverseProxy // HTTP/2 requests' forwarder
 
 	ctx   context.Context // ends at Close: stops health checks
 	close context.CancelFunc
@@ -162,6 +169,12 @@ func New(opts Options) (*Proxy, error) {
 		},
 	}
 	p.checks.log = p.logHealth
+	if opts.TLS != nil {
+		var err error
+		if p.tls, err = newTLSEdge(p, opts.TLS); err != nil {
+			return nil, err
+		}
+	}
 	p.ctx, p.close = context.WithCancel(context.Background())
 	var err error
 	if p.metrics, err = newMetrics(opts.Registry, p); err != nil {

@@ -56,11 +56,23 @@ const (
 // answering, the request is never sent again: an answer that breaks off
 // ends the client's connection.
 func (p *Proxy) Serve(ctx context.Context, l net.Listener) error {
+	return p.serve(ctx, l, false)
+}
+
+// serve is Serve, and ServeTLS when secure.
+func (p *Proxy) serve(ctx context.Context, l net.Listener, secure bool) error {
 	s := &server{p: p, conns: map[*clientConn]struct{}{}}
+	if secure {
+		s.tls = p.tls.config
+		s.h2 = newH2Server(p, l.Addr())
+	}
 	stop := context.AfterFunc(ctx, func() {
 		s.closing.Store(true)
 		l.Close()
 		s.closeIdle()
+		if s.h2 != nil {
+			go s.h2.shutdown()
+		}
 	})
 	defer stop()
 	var delay time.Duration
@@ -80,6 +92,9 @@ func (p *Proxy) Serve(ctx context.Context, l net.Listener) error {
 			continue
 		}
 		delay = 0
+		if s.tls != nil {
+			nc = tls.Server(nc, s.tls) // the handshake is the connection's to make
+		}
 		c := s.track(nc)
 		go c.serve()
 	}
@@ -88,6 +103,8 @@ func (p *Proxy) Serve(ctx context.Context, l net.Listener) error {
 // server is the state of one Serve call.
 type server struct {
 	p       *Proxy
+	tls     *tls.Config // nil: plain HTTP
+	h2      *h2Server   // HTTP/2 over TLS
 	closing atomic.Bool
 	wg      sync.WaitGroup
 	mu      sync.Mutex
@@ -141,6 +158,9 @@ func (s *server) wait() error {
 		s.mu.Unlock()
 		<-done
 	}
+	if s.h2 != nil {
+		<-s.h2.done
+	}
 	return nil
 }
 
@@ -154,22 +174,31 @@ type clientConn struct {
 	bw       *bufio.Writer
 	clientIP string
 	tls      bool
-	trusted  bool        // a proxy of Options.TrustedProxies: its X-Forwarded-* are passed on
-	deadline time.Time   // the read deadline set, zero for none
-	idle     atomic.Bool // waiting for a request
+	// handedOff: the connection went to the HTTP/2 server, which closes it.
+	handedOff bool
+	trusted   bool        // a proxy of Options.TrustedProxies: its X-Forwarded-* are passed on
+	deadline  time.Time   // the read deadline set, zero for none
+	idle      atomic.Bool // waiting for a request
 }
 
 // serve reads requests and answers them until the client or the proxy
 // closes the connection.
 func (c *clientConn) serve() {
 	defer c.s.untrack(c)
-	defer c.Close()
+	defer func() {
+		if !c.handedOff {
+			c.Close()
+		}
+	}()
 	defer func() {
 		// A bug must not take socle down with the connection.
 		if v := recover(); v != nil {
 			c.p.log.Error("proxy: panic serving a connection", "panic", v, "stack", string(debug.Stack()))
 		}
 	}()
+	if c.tls && !c.handshake() {
+		return
+	}
 	for {
 		// Checking closing after arming the deadline, not before, lets no
 		// shutdown's closeIdle pass unseen.

@@ -21,6 +21,7 @@ import (
 	"github.com/socle-dev/socle/internal/api"
 	"github.com/socle-dev/socle/internal/stack"
 	"github.com/socle-dev/socle/internal/store"
+	"github.com/socle-dev/socle/internal/trace"
 	"github.com/socle-dev/socle/internal/web"
 )
 
@@ -83,6 +84,7 @@ func (s *Server) handlers() map[string]http.HandlerFunc {
 		"status":   s.getStatus,
 		"platform": s.getPlatform,
 		"gitHook": func(w http.ResponseWriter, r *http.Request) {
+			trace.Hand(r.Context(), trace.HookKey) // a CI pipeline's trace goes on in the revision
 			s.Trigger()
 			writeJSON(w, http.StatusAccepted, map[string]string{"status": "fetch scheduled"})
 		},
@@ -170,6 +172,7 @@ func (s *Server) guard(op api.Operation, h http.HandlerFunc) http.Handler {
 			`{"error":{"code":"timeout","message":"the request took too long"}}`), limit)
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r = trace.Extract(r) // the caller's traceparent: the work it starts goes on in its trace
 		w.Header().Set(OperationHeader, op.ID)
 		if op.Stream == "" {
 			// The time limit's 503 is JSON like every error; a handler's

@@ -75,6 +75,10 @@ type Config struct {
 	// ProxyEdge is the proxy's access log, body limit and trusted
 	// proxies; with ProxyCommand, its flags are there too.
 	ProxyEdge proxyd.Edge
+	// ProxyTLS is the proxy's HTTPS listener and certificates (off when
+	// its Addr is empty); with ProxyCommand, its flags but the address
+	// are there too.
+	ProxyTLS proxyd.TLS
 	// KeepRunning leaves the apps running when socle stops.
 	KeepRunning bool
 	// ApplyStacks makes the stacks' instances engine units: planned on
@@ -151,6 +155,7 @@ type Server struct {
 	router        replicas.Router
 	proxy         *proxy.Proxy // in-process only
 	proxyLn       net.Listener // in-process only
+	proxyTLSLn    net.Listener // in-process only, nil without HTTPS
 	proxySup      *proxyd.Supervisor
 	registry      *registry.Handler
 	driver        runtime.Driver // the local runtime's: the engine runs its replicas
@@ -275,6 +280,11 @@ func (s *Server) openRuntime(ctx context.Context, cfg Config) error {
 		if s.proxyLn, err = net.Listen("tcp", cfg.ProxyAddr); err != nil {
 			return fmt.Errorf("proxy: %w", err)
 		}
+		if cfg.ProxyTLS.Addr != "" {
+			if s.proxyTLSLn, err = net.Listen("tcp", cfg.ProxyTLS.Addr); err != nil {
+				return fmt.Errorf("proxy: HTTPS: %w", err)
+			}
+		}
 	}
 	reg, err := registry.Open(filepath.Join(cfg.Data, "registry"))
 	if err != nil {
@@ -304,6 +314,9 @@ func (s *Server) openRuntime(ctx context.Context, cfg Config) error {
 			return err
 		}
 		s.accessLog = accessLog
+		if err := cfg.ProxyTLS.Apply(&opts, cfg.Data); err != nil {
+			return err
+		}
 		if s.proxy, err = proxy.New(opts); err != nil {
 			return err
 		}
@@ -311,7 +324,7 @@ func (s *Server) openRuntime(ctx context.Context, cfg Config) error {
 	} else {
 		// The proxy process keeps serving what it last had while socle is
 		// away (stopped, killed, upgraded); socle takes it back here.
-		s.proxySup, err = proxyd.Start(ctx, proxyd.Options{Data: cfg.Data, Addr: cfg.ProxyAddr, Command: cfg.ProxyCommand,
+		s.proxySup, err = proxyd.Start(ctx, proxyd.Options{Data: cfg.Data, Addr: cfg.ProxyAddr, TLSAddr: cfg.ProxyTLS.Addr, Command: cfg.ProxyCommand,
 			Logger: cfg.Logger, Registry: s.metrics})
 		if err != nil {
 			return err
@@ -412,6 +425,18 @@ func (s *Server) ProxyAddr() string {
 	return s.proxyLn.Addr().String()
 }
 
+// ProxyTLSAddr is the address the proxy serves HTTPS on, empty without
+// HTTPS.
+func (s *Server) ProxyTLSAddr() string {
+	if s.proxySup != nil {
+		return s.proxySup.TLSAddr()
+	}
+	if s.proxyTLSLn == nil {
+		return ""
+	}
+	return s.proxyTLSLn.Addr().String()
+}
+
 // Both proxies serve the replica runtime.
 var (
 	_ replicas.Router = (*proxy.Proxy)(nil)
@@ -433,6 +458,9 @@ func (s *Server) closeAll() {
 	}
 	if s.proxyLn != nil {
 		s.proxyLn.Close()
+	}
+	if s.proxyTLSLn != nil {
+		s.proxyTLSLn.Close()
 	}
 	if s.proxy != nil {
 		s.proxy.Close()
@@ -489,11 +517,16 @@ func (s *Server) Run(ctx context.Context) error {
 	go s.underLease(ctx, "gate-recheck", func(ctx context.Context) error { s.pipeline.RecheckGates(ctx); return nil })
 	go s.watchStore(ctx)
 	go s.syncPauses(ctx)
-	proxyDone := make(chan error, 1)
+	proxyDone, tlsDone := make(chan error, 1), make(chan error, 1)
 	if s.proxy != nil {
 		go func() { proxyDone <- s.proxy.Serve(ctx, s.proxyLn) }()
 	} else {
 		proxyDone <- nil // the proxy process serves on its own
+	}
+	if s.proxyTLSLn != nil {
+		go func() { tlsDone <- s.proxy.ServeTLS(ctx, s.proxyTLSLn) }()
+	} else {
+		tlsDone <- nil
 	}
 	var err error
 	select {
@@ -516,6 +549,7 @@ func (s *Server) Run(ctx context.Context) error {
 		s.log.Warn("closing runtimes", "err", cerr)
 	}
 	<-proxyDone
+	<-tlsDone
 	_ = s.http.Shutdown(shut)
 	if s.proxy != nil {
 		s.proxy.Close()

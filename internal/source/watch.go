@@ -52,7 +52,7 @@ func (w *Watcher) Run(ctx context.Context) error {
 	trigger := w.triggers()
 
 	var reported string
-	report := func(rev Revision) {
+	report := func(ctx context.Context, rev Revision) {
 		if rev.SHA == reported {
 			return
 		}
@@ -64,6 +64,7 @@ func (w *Watcher) Run(ctx context.Context) error {
 	}
 	failures := 0
 	poll := func() time.Duration {
+		start := time.Now()
 		rev, _, err := w.Repo.Fetch(ctx)
 		if err != nil {
 			if ctx.Err() != nil {
@@ -78,14 +79,14 @@ func (w *Watcher) Run(ctx context.Context) error {
 			return retryDelay(interval, failures)
 		}
 		failures = 0
-		report(rev)
+		report(context.WithValue(ctx, fetchKey{}, fetched{start, time.Now()}), rev)
 		return interval
 	}
 
 	wait := poll()
 	if reported == "" && ctx.Err() == nil {
 		if rev, err := w.Repo.Head(); err == nil {
-			report(rev)
+			report(ctx, rev)
 		}
 	}
 	timer := time.NewTimer(wait)
@@ -99,6 +100,18 @@ func (w *Watcher) Run(ctx context.Context) error {
 		}
 		timer.Reset(poll())
 	}
+}
+
+type fetchKey struct{}
+
+type fetched struct{ start, end time.Time }
+
+// Fetched says when the fetch that found the revision OnRevision is told
+// of ran (its trace's fetch span); false for the mirror's head reported
+// when the first fetch failed.
+func Fetched(ctx context.Context) (start, end time.Time, ok bool) {
+	f, ok := ctx.Value(fetchKey{}).(fetched)
+	return f.start, f.end, ok
 }
 
 // Trigger makes Run fetch now. It does not block; triggers that arrive while

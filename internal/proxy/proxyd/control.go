@@ -93,7 +93,14 @@ func (d *daemon) handler() http.Handler {
 		s := d.p.Stats(r.URL.Query().Get("route"), r.URL.Query().Get("version"))
 		writeJSON(w, http.StatusOK, Stats{Counts: s, InFlight: s.InFlight, Backends: s.Backends})
 	})
-	mux.HandleFunc("GET /v1/listener", d.sendListener)
+	mux.HandleFunc("GET /v1/listener", func(w http.ResponseWriter, r *http.Request) { d.sendListener(w, r, d.ln) })
+	mux.HandleFunc("GET /v1/tls-listener", func(w http.ResponseWriter, r *http.Request) {
+		if d.tlsLn == nil {
+			writeJSON(w, http.StatusNotFound, errorBody{Error: "no HTTPS listener", Code: "not_found"})
+			return
+		}
+		d.sendListener(w, r, d.tlsLn)
+	})
 	mux.HandleFunc("POST /v1/stop", func(w http.ResponseWriter, r *http.Request) {
 		d.stopOnce.Do(func() { d.log.Info("asked to stop: draining") })
 		d.stop()
@@ -129,8 +136,8 @@ func (d *daemon) answerChange(w http.ResponseWriter, err error) {
 // sendListener hands the listening socket to the caller: the connection
 // is taken from the HTTP server and the descriptor sent on it as
 // SCM_RIGHTS, with one line of JSON (the Info) as the message's bytes.
-func (d *daemon) sendListener(w http.ResponseWriter, r *http.Request) {
-	sc, ok := d.ln.(syscall.Conn)
+func (d *daemon) sendListener(w http.ResponseWriter, r *http.Request, ln net.Listener) {
+	sc, ok := ln.(syscall.Conn)
 	if !ok {
 		writeJSON(w, http.StatusInternalServerError, errorBody{Error: "the listener has no descriptor", Code: "internal"})
 		return

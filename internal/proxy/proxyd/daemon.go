@@ -45,6 +45,8 @@ type Info struct {
 	Build string `json:"build"`
 	// Addr is the address of the listening socket.
 	Addr string `json:"addr"`
+	// TLSAddr is the address of the HTTPS listening socket, if any.
+	TLSAddr string `json:"tlsAddr,omitempty"`
 }
 
 // Config is what [Run] serves.
@@ -60,6 +62,10 @@ type Config struct {
 	Ready func(socket string)
 	// Edge is the access log, body limit and trusted proxies.
 	Edge Edge
+	// TLSListener, when set, is the HTTPS listening socket, served with
+	// the certificates TLS says.
+	TLSListener net.Listener
+	TLS         TLS
 	// Stderr is the access log's "stderr"; os.Stderr when nil.
 	Stderr io.Writer
 }
@@ -68,6 +74,7 @@ type Config struct {
 // POST /v1/stop, and returns the process's exit code.
 //
 //	socle proxy --data DIR [--addr HOST:PORT | --listen-fd N] [--ready-fd N]
+//	    [--tls-addr HOST:PORT | --tls-listen-fd N] [--tls-certs DIR] [--acme-envs ENV,...]
 //
 // socle starts it with --listen-fd (the socket it made) and --ready-fd (a
 // pipe the proxy writes its control socket's path to once it serves).
@@ -81,13 +88,24 @@ func Main(ctx context.Context, args []string, stderr io.Writer) int {
 	listenFD := fs.Int("listen-fd", -1, "serve on this inherited listening socket")
 	readyFD := fs.Int("ready-fd", -1, "write the control socket's path to this inherited descriptor once ready")
 	level := fs.String("log-level", "info", "debug, info, warn or error")
+	tlsListenFD := fs.Int("tls-listen-fd", -1, "serve HTTPS on this inherited listening socket")
 	var edge Edge
 	edge.Register(fs)
+	var tlsCfg TLS
+	tlsCfg.Register(fs, "")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "socle proxy: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	}
+	check := tlsCfg
+	if *tlsListenFD >= 0 {
+		check.Addr = "inherited"
+	}
+	if err := check.Check(""); err != nil {
+		fmt.Fprintf(stderr, "socle proxy: %v\n", err)
 		return 2
 	}
 	var lvl slog.Level
@@ -112,6 +130,22 @@ func Main(ctx context.Context, args []string, stderr io.Writer) int {
 		log.Error("socle proxy: listening", "err", err)
 		return 1
 	}
+	var tlsLn net.Listener
+	if *tlsListenFD >= 0 {
+		f := os.NewFile(uintptr(*tlsListenFD), "tls listener")
+		tlsLn, err = net.FileListener(f)
+		f.Close()
+		if err != nil {
+			err = fmt.Errorf("--tls-listen-fd %d: %w", *tlsListenFD, err)
+		}
+	} else if tlsCfg.Addr != "" {
+		tlsLn, err = net.Listen("tcp", tlsCfg.Addr)
+	}
+	if err != nil {
+		ln.Close()
+		log.Error("socle proxy: listening for HTTPS", "err", err)
+		return 1
+	}
 	var ready func(string)
 	if *readyFD >= 0 {
 		f := os.NewFile(uintptr(*readyFD), "ready")
@@ -124,7 +158,8 @@ func Main(ctx context.Context, args []string, stderr io.Writer) int {
 	defer stop()
 	// socle's terminal may go away; the proxy stays.
 	signal.Ignore(syscall.SIGHUP)
-	if err := Run(ctx, Config{Data: *data, Listener: ln, Logger: log, Ready: ready, Edge: edge, Stderr: stderr}); err != nil {
+	if err := Run(ctx, Config{Data: *data, Listener: ln, Logger: log, Ready: ready, Edge: edge, Stderr: stderr,
+		TLSListener: tlsLn, TLS: tlsCfg}); err != nil {
 		log.Error("socle proxy", "err", err)
 		return 1
 	}
@@ -141,6 +176,10 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	log := cfg.Logger
 	dir := filepath.Join(cfg.Data, Dir)
+	if cfg.TLSListener != nil {
+		// Closed with cfg.Listener, on any return.
+		defer cfg.TLSListener.Close()
+	}
 	if err := secureDir(dir); err != nil {
 		cfg.Listener.Close()
 		return err
@@ -159,6 +198,16 @@ func Run(ctx context.Context, cfg Config) error {
 	if accessLog != nil {
 		defer accessLog.Close()
 	}
+	if err := cfg.TLS.Apply(&opts, cfg.Data); err != nil {
+		cfg.Listener.Close()
+		return err
+	}
+	if cfg.TLSListener != nil {
+		if opts.TLS == nil {
+			cfg.Listener.Close()
+			return errors.New("an HTTPS listener without certificates (--tls-certs, --acme-envs)")
+		}
+	}
 	p, err := proxy.New(opts)
 	if err != nil {
 		cfg.Listener.Close()
@@ -176,8 +225,11 @@ func Run(ctx context.Context, cfg Config) error {
 	serveCtx, stopServing := context.WithCancel(ctx)
 	defer stopServing()
 	build, _ := BuildID()
-	d := &daemon{p: p, reg: reg, ln: cfg.Listener, log: log, stop: stopServing,
+	d := &daemon{p: p, reg: reg, ln: cfg.Listener, tlsLn: cfg.TLSListener, log: log, stop: stopServing,
 		info: Info{PID: os.Getpid(), Protocols: []int{Protocol}, Build: build, Addr: cfg.Listener.Addr().String()}}
+	if cfg.TLSListener != nil {
+		d.info.TLSAddr = cfg.TLSListener.Addr().String()
+	}
 	ctlSrv := &http.Server{Handler: d.handler(), ReadHeaderTimeout: 10 * time.Second}
 	ctlDone := make(chan struct{})
 	go func() {
@@ -186,13 +238,21 @@ func Run(ctx context.Context, cfg Config) error {
 			log.Error("control socket", "err", err)
 		}
 	}()
-	served := make(chan error, 1)
+	served := make(chan error, 2)
 	go func() { served <- p.Serve(serveCtx, cfg.Listener) }()
-	log.Info("proxy serving", "addr", d.info.Addr, "control", socket, "build", build)
+	if cfg.TLSListener != nil {
+		go func() { served <- p.ServeTLS(serveCtx, cfg.TLSListener) }()
+	}
+	log.Info("proxy serving", "addr", d.info.Addr, "tls_addr", d.info.TLSAddr, "control", socket, "build", build)
 	if cfg.Ready != nil {
 		cfg.Ready(socket)
 	}
 	err = <-served
+	if cfg.TLSListener != nil {
+		// Both stop together: a listener's end stops the other.
+		stopServing()
+		err = errors.Join(err, <-served)
+	}
 	log.Info("proxy stopped serving")
 	// The control socket answers until the requests in flight are done:
 	// socle may still read stats meanwhile.
@@ -224,12 +284,13 @@ func secureDir(dir string) error {
 
 // daemon is the state of one Run.
 type daemon struct {
-	p    *proxy.Proxy
-	reg  *prometheus.Registry
-	ln   net.Listener
-	log  *slog.Logger
-	info Info
-	stop context.CancelFunc
+	p     *proxy.Proxy
+	reg   *prometheus.Registry
+	ln    net.Listener
+	tlsLn net.Listener // nil without HTTPS
+	log   *slog.Logger
+	info  Info
+	stop  context.CancelFunc
 
 	stopOnce sync.Once
 }

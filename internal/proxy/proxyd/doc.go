@@ -43,6 +43,12 @@
 //     the old proxy closes is retried by the client, as HTTP/1.1 allows for
 //     idempotent requests).
 //
+// The HTTPS socket (socle up --proxy-tls-addr) is made, handed over, kept
+// and taken back in the same way, beside the plain one; a proxy process
+// is adopted only if it serves HTTPS where socle is asked to (or neither
+// does), else it is replaced. Like the edge flags, the certificate flags
+// of an adopted process are those it was started with.
+//
 // # The control protocol
 //
 // HTTP/1.1 over a Unix socket, <data>/proxy/proxy-<pid>.sock, mode 0600
@@ -64,6 +70,7 @@
 //	DELETE /v1/routes/{name}        → 204; 504 not drained
 //	GET    /v1/stats?route=&version= Stats
 //	GET    /v1/listener             the listening socket, as SCM_RIGHTS on a hijacked connection
+//	GET    /v1/tls-listener         the HTTPS listening socket, the same way (404: none)
 //	POST   /v1/stop                 drain and exit
 //	GET    /metrics                 the proxy's Prometheus metrics
 package proxyd

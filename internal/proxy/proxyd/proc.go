@@ -121,6 +121,12 @@ func watchPID(ctx context.Context, pid int, ticks uint64) (<-chan struct{}, erro
 // listening socket (GET /v1/listener, answered with SCM_RIGHTS) and
 // returns it with the process's Info.
 func fetchListener(ctx context.Context, socket string) (*os.File, Info, error) {
+	return fetchListenerAt(ctx, socket, "/v1/listener")
+}
+
+// fetchListenerAt is fetchListener for the socket that path sends
+// (/v1/listener, /v1/tls-listener).
+func fetchListenerAt(ctx context.Context, socket, path string) (*os.File, Info, error) {
 	var d net.Dialer
 	c, err := d.DialContext(ctx, "unix", socket)
 	if err != nil {
@@ -131,7 +137,7 @@ func fetchListener(ctx context.Context, socket string) (*os.File, Info, error) {
 		c.SetDeadline(dl)
 	}
 	uc := c.(*net.UnixConn)
-	if _, err := io.WriteString(uc, "GET /v1/listener HTTP/1.1\r\nHost: proxy\r\n\r\n"); err != nil {
+	if _, err := io.WriteString(uc, "GET "+path+" HTTP/1.1\r\nHost: proxy\r\n\r\n"); err != nil {
 		return nil, Info{}, err
 	}
 	buf := make([]byte, 4096)

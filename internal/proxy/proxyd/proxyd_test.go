@@ -67,7 +67,7 @@ func newBackend(t *testing.T, name string) *backend {
 func (b *backend) addr() string { return strings.TrimPrefix(b.URL, "http://") }
 
 // supervise starts a supervisor on data, and stops it and its proxy at the
-// end of the test.
+// end of the test; opts.Command, if set, are flags of socle proxy.
 func supervise(t *testing.T, data string, opts Options) (*Supervisor, *syncbuf.Buffer) {
 	t.Helper()
 	logs := &syncbuf.Buffer{}
@@ -75,7 +75,7 @@ func supervise(t *testing.T, data string, opts Options) (*Supervisor, *syncbuf.B
 	if opts.Addr == "" {
 		opts.Addr = "127.0.0.1:0"
 	}
-	opts.Command = []string{os.Args[0], "proxy"}
+	opts.Command = append([]string{os.Args[0], "proxy"}, opts.Command...) // the test's flags after
 	opts.Logger = slog.New(slog.NewTextHandler(logs, nil))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

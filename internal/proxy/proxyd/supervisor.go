@@ -30,6 +30,10 @@ type Options struct {
 	// Addr is where the proxy must listen. A port of 0 takes any free
 	// port, and a running proxy on any address is kept.
 	Addr string
+	// TLSAddr, when set, is where the proxy serves HTTPS, as Addr; its
+	// socket is handed over, kept and adopted as Addr's is. Command must
+	// then give the proxy its certificates (TLS.Args).
+	TLSAddr string
 	// Command runs `socle proxy`: the binary and its first arguments;
 	// the supervisor appends --data, --listen-fd and --ready-fd.
 	Command []string
@@ -69,6 +73,10 @@ type Supervisor struct {
 	// it the socket stays open, whatever becomes of the proxy process.
 	ln   *os.File
 	addr string
+	// tlsLn is socle's descriptor of the HTTPS listening socket, nil
+	// without one.
+	tlsLn   *os.File
+	tlsAddr string
 
 	ctx    context.Context // ends at Stop or Detach: no more restarts
 	cancel context.CancelFunc
@@ -89,6 +97,8 @@ type proc struct {
 	Socket string `json:"socket"`
 	Build  string `json:"build"`
 	Addr   string `json:"addr"`
+	// TLSAddr is the HTTPS socket's address, empty without one.
+	TLSAddr string `json:"tlsAddr,omitempty"`
 
 	exited  <-chan struct{}
 	readyAt time.Time
@@ -124,6 +134,9 @@ func Start(ctx context.Context, opts Options) (*Supervisor, error) {
 		if s.ln != nil {
 			s.ln.Close()
 		}
+		if s.tlsLn != nil {
+			s.tlsLn.Close()
+		}
 		return nil, err
 	}
 	if opts.Registry != nil {
@@ -145,23 +158,26 @@ func (s *Supervisor) start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if old != nil && !s.addrFits(old.Addr) {
-		s.log.Warn("the proxy process listens elsewhere: stopping it", "pid", old.PID, "addr", old.Addr, "want", s.opts.Addr)
+	if old != nil && (!addrFits(s.opts.Addr, old.Addr) || (s.opts.TLSAddr == "") != (old.TLSAddr == "") || s.opts.TLSAddr != "" && !addrFits(s.opts.TLSAddr, old.TLSAddr)) {
+		s.log.Warn("the proxy process listens elsewhere: stopping it", "pid", old.PID, "addr", old.Addr, "want", s.opts.Addr,
+			"tls_addr", old.TLSAddr, "want_tls", s.opts.TLSAddr)
 		s.stopOld(ctx, old)
 		s.ln.Close()
-		s.ln, old = nil, nil
+		if s.tlsLn != nil {
+			s.tlsLn.Close()
+		}
+		s.ln, s.tlsLn, s.tlsAddr, old = nil, nil, "", nil
 	}
 	if old == nil {
-		l, err := net.Listen("tcp", s.opts.Addr)
-		if err != nil {
+		var err error
+		if s.ln, s.addr, err = listenFile(s.opts.Addr); err != nil {
 			return fmt.Errorf("proxy: %w", err)
 		}
-		s.ln, err = l.(*net.TCPListener).File()
-		l.Close() // s.ln keeps the socket open
-		if err != nil {
-			return fmt.Errorf("proxy: %w", err)
+		if s.opts.TLSAddr != "" {
+			if s.tlsLn, s.tlsAddr, err = listenFile(s.opts.TLSAddr); err != nil {
+				return fmt.Errorf("proxy: HTTPS: %w", err)
+			}
 		}
-		s.addr = l.Addr().String()
 		p, err := s.spawn(ctx)
 		if err != nil {
 			return err
@@ -225,6 +241,18 @@ func (s *Supervisor) find(ctx context.Context) (*proc, error) {
 			ln.Close()
 		case found == nil:
 			found, s.ln, s.addr = p, ln, p.Addr
+			if p.TLSAddr != "" {
+				cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+				s.tlsLn, _, err = fetchListenerAt(cctx, socket, "/v1/tls-listener")
+				cancel()
+				if err != nil {
+					// Restarted, it could not serve HTTPS: replaced.
+					s.log.Warn("proxy process: its HTTPS socket could not be taken: replacing it", "pid", p.PID, "err", err)
+					found.TLSAddr = ""
+				} else {
+					s.tlsAddr = p.TLSAddr
+				}
+			}
 		default:
 			s.log.Warn("a second proxy process for this data directory: stopping it", "pid", p.PID)
 			ln.Close()
@@ -232,6 +260,21 @@ func (s *Supervisor) find(ctx context.Context) (*proc, error) {
 		}
 	}
 	return found, nil
+}
+
+// listenFile listens on addr and returns the socket as a file, and its
+// address.
+func listenFile(addr string) (*os.File, string, error) {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, "", err
+	}
+	defer l.Close() // the file keeps the socket open
+	f, err := l.(*net.TCPListener).File()
+	if err != nil {
+		return nil, "", err
+	}
+	return f, l.Addr().String(), nil
 }
 
 // adopt checks the proxy process on socket, watches for its end and takes
@@ -258,13 +301,14 @@ func (s *Supervisor) adopt(ctx context.Context, socket string) (*proc, *os.File,
 		// build.
 		info.Build = "protocols " + fmt.Sprint(info.Protocols)
 	}
-	return &proc{PID: info.PID, Ticks: ticks, Socket: socket, Build: info.Build, Addr: info.Addr, exited: exited, readyAt: time.Now()}, f, nil
+	return &proc{PID: info.PID, Ticks: ticks, Socket: socket, Build: info.Build, Addr: info.Addr, TLSAddr: info.TLSAddr,
+		exited: exited, readyAt: time.Now()}, f, nil
 }
 
 // addrFits reports whether a proxy listening on addr serves where socle
-// was asked to.
-func (s *Supervisor) addrFits(addr string) bool {
-	want, err := net.ResolveTCPAddr("tcp", s.opts.Addr)
+// was asked to, wantAddr.
+func addrFits(wantAddr, addr string) bool {
+	want, err := net.ResolveTCPAddr("tcp", wantAddr)
 	if err != nil {
 		return false
 	}
@@ -306,9 +350,14 @@ func (s *Supervisor) spawn(ctx context.Context) (*proc, error) {
 	}
 	defer r.Close()
 	args := append(slices.Clone(s.opts.Command[1:]), "--data", s.opts.Data, "--listen-fd", "3", "--ready-fd", "4")
+	files := []*os.File{s.ln, w}
+	if s.tlsLn != nil {
+		args = append(args, "--tls-listen-fd", "5")
+		files = append(files, s.tlsLn)
+	}
 	cmd := exec.Command(s.opts.Command[0], args...)
 	cmd.Stdout, cmd.Stderr = out, out
-	cmd.ExtraFiles = []*os.File{s.ln, w}
+	cmd.ExtraFiles = files
 	// A session of its own, and no Pdeathsig: the proxy outlives socle,
 	// and a signal to socle's terminal or process group does not reach it.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
@@ -338,7 +387,7 @@ func (s *Supervisor) spawn(ctx context.Context) (*proc, error) {
 		<-exited
 		return nil, fmt.Errorf("the proxy process did not start (see %s): %w", logPath, err)
 	}
-	return &proc{PID: cmd.Process.Pid, Ticks: ticks, Socket: strings.TrimSpace(line), Build: s.build, Addr: s.addr,
+	return &proc{PID: cmd.Process.Pid, Ticks: ticks, Socket: strings.TrimSpace(line), Build: s.build, Addr: s.addr, TLSAddr: s.tlsAddr,
 		exited: exited, readyAt: time.Now()}, nil
 }
 
@@ -429,6 +478,10 @@ func (s *Supervisor) Client() *Client { return s.client }
 // Addr is the address of the proxy's listening socket.
 func (s *Supervisor) Addr() string { return s.addr }
 
+// TLSAddr is the address of the proxy's HTTPS listening socket, empty
+// without one.
+func (s *Supervisor) TLSAddr() string { return s.tlsAddr }
+
 // PID is the current proxy process's.
 func (s *Supervisor) PID() int {
 	s.mu.Lock()
@@ -443,6 +496,9 @@ func (s *Supervisor) Detach() {
 	s.cancel()
 	s.wg.Wait()
 	s.ln.Close()
+	if s.tlsLn != nil {
+		s.tlsLn.Close()
+	}
 	s.client.Close()
 }
 
@@ -454,6 +510,9 @@ func (s *Supervisor) Stop(ctx context.Context) error {
 	s.wg.Wait()
 	defer s.client.Close()
 	defer s.ln.Close()
+	if s.tlsLn != nil {
+		defer s.tlsLn.Close()
+	}
 	s.mu.Lock()
 	p := s.cur
 	s.mu.Unlock()

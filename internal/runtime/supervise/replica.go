@@ -421,6 +421,12 @@ func (r *Replica[P]) statusLocked() runtime.Status {
 			st.PID = p.PID
 		}
 	}
+	if !r.hasRun() && r.done == nil {
+		// Added, and not started yet (its Start holds it), or its start
+		// failed and it is being forgotten.
+		st.State, st.Ready, st.Message = runtime.Starting, false, "starting"
+		return st
+	}
 	if r.done == nil && !r.stopping {
 		st.State, st.Ready, st.Message = runtime.Detached, false, "running, not supervised until Recover"
 		if p := r.Run.base(); p.Ended() {

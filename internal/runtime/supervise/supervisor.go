@@ -150,13 +150,23 @@ func (s *Supervisor[P]) List() ([]runtime.Status, error) {
 	if err != nil {
 		return nil, err
 	}
-	sts := make([]runtime.Status, len(rs))
-	for i, r := range rs {
+	sts := make([]runtime.Status, 0, len(rs))
+	for _, r := range rs {
 		r.mu.Lock()
-		sts[i] = r.statusLocked()
+		// A replica whose Start failed while this waited for it is gone.
+		if s.known(r) {
+			sts = append(sts, r.statusLocked())
+		}
 		r.mu.Unlock()
 	}
 	return sts, nil
+}
+
+// known reports whether r is still one of the supervisor's replicas.
+func (s *Supervisor[P]) known(r *Replica[P]) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.replicas[r.ID] == r
 }
 
 // Recover supervises a replica found in the state directory: an ended run

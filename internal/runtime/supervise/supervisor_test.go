@@ -108,3 +108,27 @@ func TestRunFinishesOnce(t *testing.T) {
 		t.Errorf("EndedRun: ended %v, began %v", e.Ended(), e.Began)
 	}
 }
+
+// TestListReplicaNotStarted: a replica added and not started yet (its
+// driver's Start is creating it), or one whose Start failed, is reported
+// as starting, never read as if it had run (List panicked on it once,
+// when a Start failed while List waited for the replica).
+func TestListReplicaNotStarted(t *testing.T) {
+	s := New[*Run]("test", func(e runtime.Exit) string { return e.Reason })
+	t.Cleanup(func() { s.Close() })
+	r := s.NewReplica("a", spec(0, "http"), nil, nil)
+	if err := s.Add(r); err != nil {
+		t.Fatal(err)
+	}
+	sts, err := s.List()
+	if err != nil || len(sts) != 1 || sts[0].State != runtime.Starting || sts[0].Ready || sts[0].PID != 0 {
+		t.Fatalf("List = %+v, %v; want one replica starting", sts, err)
+	}
+	if st, err := s.Status(r.Handle()); err != nil || st.State != runtime.Starting {
+		t.Fatalf("Status = %+v, %v; want starting", st, err)
+	}
+	s.Forget(r)
+	if sts, err := s.List(); err != nil || len(sts) != 0 {
+		t.Fatalf("List after Forget = %+v, %v; want none", sts, err)
+	}
+}
