@@ -74,6 +74,9 @@ func (l *loading) checkRoutes(a *App) {
 		if o := a.Config.Environments[e.Name]; o.Routes != nil {
 			at = []string{"environments", e.Name, "routes"}
 		}
+		if rs := a.RoutesIn(e.Name); len(rs) > 0 && e.Runtime.Type != RuntimeLocal {
+			l.warn(file, fmt.Sprintf("environment %s runs on %s, whose apps socle's proxy does not serve: these routes do nothing there yet", e.Name, e.Runtime.Type), at...)
+		}
 		for i, r := range a.RoutesIn(e.Name) {
 			p := l.problemAt(file, "", append(slices.Clone(at), idx(i))...)
 			claims = append(claims, routeClaim{env: e.Name, host: claimHost(a.Name, r.Host), prefix: strings.TrimSuffix(r.Path, "/"), app: a.Name, at: p})
