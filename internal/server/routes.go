@@ -125,6 +125,11 @@ func (s *Server) handlers() map[string]http.HandlerFunc {
 		"listTokens":         s.listTokens,
 		"createToken":        s.createToken,
 		"revokeToken":        s.revokeToken,
+		"listPauses":         s.listPauses,
+		"pauseApp":           s.pauseApp,
+		"resumeApp":          s.resumeApp,
+		"pauseEnv":           s.pauseEnv,
+		"resumeEnv":          s.resumeEnv,
 	}
 	for id, f := range CostHandlers(s.costs) {
 		h[id] = f

@@ -516,6 +516,7 @@ func (s *Server) Run(ctx context.Context) error {
 	go s.underLease(ctx, "notifier", s.notifier.Run)
 	go s.underLease(ctx, "gate-recheck", func(ctx context.Context) error { s.pipeline.RecheckGates(ctx); return nil })
 	go s.watchStore(ctx)
+	go s.syncPauses(ctx)
 	proxyDone, tlsDone := make(chan error, 1), make(chan error, 1)
 	if s.proxy != nil {
 		go func() { proxyDone <- s.proxy.Serve(ctx, s.proxyLn) }()

@@ -150,6 +150,7 @@ func load(fsys fs.FS, lim limits, rt Runtimes) (*Repo, Problems) {
 	l.loadStacks()
 	applyDefaults(r)
 	l.check()
+	l.checkRouteClaims()
 	l.problems.sort()
 	return r, l.problems
 }
@@ -170,6 +171,9 @@ type loading struct {
 	runtimes Runtimes
 	// tfModules are the Terraform module directories read, by path.
 	tfModules map[string]*tfModule
+	// routeClaims are the hosts and prefixes the apps' routes take (under
+	// mu), checked once every app is read.
+	routeClaims []routeClaim
 }
 
 func (l *loading) add(ps ...Problem) {

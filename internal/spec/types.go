@@ -440,6 +440,30 @@ type AppConfig struct {
 	// take a secret output of a resource (${resources.db.password}) are
 	// secret without being named here.
 	Secrets []string `json:"secrets,omitempty"`
+	// Routes are more ways socle's proxy reaches the app, in every
+	// environment, besides its own host (<app>.<env>.localhost): other
+	// host names, path prefixes, or both. An environment's override
+	// replaces them.
+	Routes []Route `json:"routes,omitempty"`
+}
+
+// Route is a host name and path prefix on which socle's proxy serves one
+// of the app's ports. Of the routes of an environment that match a
+// request's host, the longest prefix wins; two apps may not claim the same
+// host and prefix in an environment.
+type Route struct {
+	// Host is the host name, lowercase, without port, such as
+	// shop.example.com; empty: the app's own host.
+	Host string `json:"host,omitempty" jsonschema:"maxLength=253"`
+	// Path is the path prefix, such as /api: the path and what is under it,
+	// segment by segment (not /apix); / or empty: every path.
+	Path string `json:"path,omitempty" jsonschema:"pattern=^/"`
+	// Strip removes Path from the request's path before it reaches the app
+	// (/api/orders arrives as /orders), which gets X-Forwarded-Prefix.
+	Strip bool `json:"strip,omitempty"`
+	// Port is the workload's service port served there, by name; empty:
+	// its primary port.
+	Port string `json:"port,omitempty"`
 }
 
 // Build says how to build the app from the platform repository.
@@ -464,6 +488,9 @@ type Override struct {
 	Variables map[string]string `json:"variables,omitempty"`
 	// Rollout replaces the rollout strategy in this environment.
 	Rollout *Rollout `json:"rollout,omitempty"`
+	// Routes replace the app's routes in this environment (hosts differ
+	// from one environment to the next); an empty list removes them.
+	Routes *[]Route `json:"routes,omitempty"`
 }
 
 // Releases is releases/<env>.yaml: what runs in an environment that does not

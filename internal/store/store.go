@@ -255,6 +255,17 @@ type UnitState struct {
 	UpdatedAt time.Time
 }
 
+// A Pause is an app in an environment, or a whole environment, in
+// maintenance mode: socle's proxy answers its routes with a 503 page.
+type Pause struct {
+	App        string // "" for the whole environment
+	Env        string // required
+	Message    string
+	RetryAfter time.Duration // the Retry-After header; 0 for none
+	By         string        // who paused it; required
+	At         time.Time     // set by the store if zero
+}
+
 // An Approval is one user's approval of an artifact for an environment, for
 // the approval gate of a promotion.
 type Approval struct {
@@ -487,6 +498,18 @@ type Store interface {
 	RevokeToken(ctx context.Context, id string, rec *AuditRecord) (Token, error)
 	// TouchToken sets the token's LastUsedAt to at if that is later.
 	TouchToken(ctx context.Context, id string, at time.Time) error
+
+	// SetPause records p, replacing the pause of the same app and
+	// environment, and returns it as recorded. rec, if not nil, is
+	// appended to the audit trail in the same transaction, with p's App
+	// and Env where it has none. p must have an Env and a By.
+	SetPause(ctx context.Context, p Pause, rec *AuditRecord) (Pause, error)
+	// DeletePause removes the pause of app ("": the whole environment) in
+	// env; an error wrapping ErrNotFound if there is none, and then rec
+	// is not appended.
+	DeletePause(ctx context.Context, app, env string, rec *AuditRecord) error
+	// Pauses returns every pause, ordered by environment and app.
+	Pauses(ctx context.Context) ([]Pause, error)
 
 	// DORA computes the DORA figures of the releases f selects.
 	DORA(ctx context.Context, f DORAFilter) (DORAFigures, error)

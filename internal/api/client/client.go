@@ -339,3 +339,32 @@ func (c *Client) RotateSecrets(ctx context.Context, req api.SecretRotateRequest)
 	var v api.SecretChange
 	return v, c.Do(ctx, http.MethodPost, "/api/v1/secrets/rotate", req, &v)
 }
+
+// pausePath is the path of the pause of app in env, or of env when app is
+// "".
+func pausePath(app, env string) string {
+	if app == "" {
+		return fmt.Sprintf("/api/v1/envs/%s/pause", esc(env))
+	}
+	return fmt.Sprintf("/api/v1/apps/%s/envs/%s/pause", esc(app), esc(env))
+}
+
+// Pause puts app in env (or the whole of env, when app is "") in
+// maintenance mode.
+func (c *Client) Pause(ctx context.Context, app, env string, req api.PauseRequest) (api.Pause, error) {
+	var v api.Pause
+	return v, c.Do(ctx, http.MethodPut, pausePath(app, env), req, &v)
+}
+
+// Resume takes app in env (or env, when app is "") out of maintenance
+// mode, and returns the pause as it was.
+func (c *Client) Resume(ctx context.Context, app, env string) (api.Pause, error) {
+	var v api.Pause
+	return v, c.Do(ctx, http.MethodDelete, pausePath(app, env), nil, &v)
+}
+
+// Pauses lists the apps and environments in maintenance mode.
+func (c *Client) Pauses(ctx context.Context) ([]api.Pause, error) {
+	var v api.PauseList
+	return v.Items, c.Get(ctx, "/api/v1/pauses", &v)
+}
