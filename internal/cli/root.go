@@ -135,6 +135,8 @@ Exit codes:
 		newDORACmd(g),
 		newDeployCmd(g),
 		newSecretCmd(g),
+		newNewCmd(g),
+		newTemplateCmd(g),
 		newTokenCmd(g),
 		newLoginCmd(g),
 		newRenderCmd(),
