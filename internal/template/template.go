@@ -2,12 +2,10 @@ package template
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"maps"
 	"path"
 	"slices"
-	"sort"
 	"strings"
 
 	"sigs.k8s.io/yaml"
@@ -149,20 +147,3 @@ func Record(name string, version int, revision string, v Values) []byte {
 	return append([]byte("# Written by socle: the template this app was made from, for socle template status and upgrade.\n"), b...)
 }
 
-// Values reads the parameters an app's record keeps, typed as t's
-// parameters say (YAML reads integers as such, JSON as floats).
-func RecordedValues(rec *spec.AppTemplate) map[string]any {
-	out := map[string]any{}
-	maps.Copy(out, rec.Parameters)
-	return out
-}
-
-// Files sorts a file set's paths.
-func Files(m map[string][]byte) []string {
-	out := slices.Collect(maps.Keys(m))
-	sort.Strings(out)
-	return out
-}
-
-// ErrNoTemplate is an app made by hand.
-var ErrNoTemplate = errors.New("the app was not made from a template")
