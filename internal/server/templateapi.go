@@ -184,10 +184,6 @@ func (s *Server) createApp(w http.ResponseWriter, r *http.Request) {
 	}
 	user := callerOf(r).User
 	mine := creatorTeams(repo, user)
-	if len(mine) == 0 {
-		writeError(w, http.StatusForbidden, "forbidden", fmt.Sprintf("%s is a developer, an approver or an admin of no team: only they create apps (a viewer does not)", user))
-		return
-	}
 	h, err := s.secretsHead(r.Context())
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, "internal", err.Error())
@@ -203,6 +199,10 @@ func (s *Server) createApp(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusConflict, "conflict", fmt.Sprintf("app %q exists already (apps/%s/)", req.App, req.App))
 		return
 	}
+	if len(mine) == 0 {
+		writeError(w, http.StatusForbidden, "forbidden", fmt.Sprintf("%s is a developer, an approver or an admin of no team: only they create apps (a viewer does not)", user))
+		return
+	}
 	values, err := template.Resolve(req.Template, t, req.Parameters, teamNames(head))
 	if err != nil {
 		paramError(w, err)
@@ -210,7 +210,7 @@ func (s *Server) createApp(w http.ResponseWriter, r *http.Request) {
 	}
 	for _, p := range t.Parameters {
 		if v, ok := values[p.Name].(string); ok && p.Source == spec.SourceTeams && !slices.Contains(mine, v) {
-			writeError(w, http.StatusForbidden, "forbidden", fmt.Sprintf("%s may not create an app for team %s: only its developers, approvers and admins may (%s creates apps for %s)", user, v, user, strings.Join(mine, ", ")))
+			writeError(w, http.StatusForbidden, "forbidden", notYourTeam(user, v, mine))
 			return
 		}
 	}
@@ -239,7 +239,7 @@ func (s *Server) createApp(w http.ResponseWriter, r *http.Request) {
 	// The owner may come from the files rather than a picker: the rule
 	// is the app's owner's, whatever set it.
 	if a := next.App(req.App); a != nil && a.Config.Owner != "" && !slices.Contains(mine, a.Config.Owner) {
-		writeError(w, http.StatusForbidden, "forbidden", fmt.Sprintf("%s may not create an app for team %s: only its developers, approvers and admins may (%s creates apps for %s)", user, a.Config.Owner, user, strings.Join(mine, ", ")))
+		writeError(w, http.StatusForbidden, "forbidden", notYourTeam(user, a.Config.Owner, mine))
 		return
 	}
 	for _, p := range problems {
@@ -301,6 +301,11 @@ func (s *Server) createApp(w http.ResponseWriter, r *http.Request) {
 	c := wireCommit(rev)
 	out.Commit = &c
 	writeJSON(w, http.StatusOK, out)
+}
+
+// notYourTeam says why user may not create an app for team.
+func notYourTeam(user, team string, mine []string) string {
+	return fmt.Sprintf("%s may not create an app for team %s: only its developers, approvers and admins may (%s creates apps for %s)", user, team, user, strings.Join(mine, ", "))
 }
 
 // paramLines are a commit message's lines of parameters.

@@ -146,4 +146,3 @@ func Record(name string, version int, revision string, v Values) []byte {
 	}
 	return append([]byte("# Written by socle: the template this app was made from, for socle template status and upgrade.\n"), b...)
 }
-
