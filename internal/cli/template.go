@@ -117,6 +117,11 @@ func ask(in *bufio.Reader, out io.Writer, t api.Template, params map[string]any)
 		if _, ok := params[p.Name]; ok {
 			continue
 		}
+		// An owner picker of one team needs no answer.
+		picked := ""
+		if p.Source == "teams" && len(p.Enum) == 1 && p.Default == nil {
+			picked = p.Enum[0]
+		}
 		for {
 			prompt := p.Name
 			if p.Description != "" {
@@ -127,12 +132,18 @@ func ask(in *bufio.Reader, out io.Writer, t api.Template, params map[string]any)
 			}
 			if p.Default != nil {
 				prompt += fmt.Sprintf(" default %v", p.Default)
+			} else if picked != "" {
+				prompt += " default " + picked
 			}
 			fmt.Fprintf(out, "%s: ", prompt)
 			line, err := in.ReadString('\n')
 			line = strings.TrimSpace(line)
 			if line != "" {
 				params[p.Name] = line
+				break
+			}
+			if picked != "" {
+				params[p.Name] = picked
 				break
 			}
 			if err != nil {

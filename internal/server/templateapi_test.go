@@ -12,6 +12,7 @@ import (
 	"github.com/socle-dev/socle/internal/api"
 	"github.com/socle-dev/socle/internal/api/client"
 	"github.com/socle-dev/socle/internal/auth"
+	"github.com/socle-dev/socle/internal/source"
 )
 
 // TestNewAppFromTemplate creates an app from the demo's go-service
@@ -56,6 +57,9 @@ func TestNewAppFromTemplate(t *testing.T) {
 	}
 	if p := list.Items[0].Parameters[0]; p.Name != "owner" || p.Source != "teams" || len(p.Enum) != 1 || p.Enum[0] != "bookings" {
 		t.Errorf("marco's owner picker: %+v", p)
+	}
+	if owner, _ := list.Items[0].Schema["properties"].(map[string]any)["owner"].(map[string]any); owner == nil || len(owner["enum"].([]any)) != 1 || owner["enum"].([]any)[0] != "bookings" {
+		t.Errorf("the schema's owner: %v", list.Items[0].Schema)
 	}
 
 	// Another team's developer and a viewer are refused; a missing
@@ -202,4 +206,25 @@ func details(t *testing.T, e *client.Error, v any) bool {
 		return false
 	}
 	return true
+}
+
+// TestRecognizeTemplateCommits: the writer knows the commits of socle new
+// and template upgrade, to mend an audit record a crash lost.
+func TestRecognizeTemplateCommits(t *testing.T) {
+	t.Parallel()
+	for msg, want := range map[string]string{
+		"new app payments from template go-service v1\n\nParameters:\n- owner: bookings": "marco app.create payments go-service",
+		"template upgrade payments to go-service v2\n\nFrom v1":                          "marco app.template-upgrade payments go-service",
+		"new app payments, by hand":                                                      "",
+	} {
+		rec, d, ok := recognize(source.Revision{Author: "marco", Message: msg})
+		got := ""
+		if ok {
+			tmpl, _ := d["template"].(string)
+			got = strings.Join([]string{rec.Actor, rec.Action, rec.App, tmpl}, " ")
+		}
+		if got != want {
+			t.Errorf("%q: %q, want %q", msg, got, want)
+		}
+	}
 }
