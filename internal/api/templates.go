@@ -55,8 +55,10 @@ type TemplateList struct {
 // NewApp is the body of POST /api/v1/apps: an app to create from a
 // template.
 type NewApp struct {
-	App      string `json:"app"`
-	Template string `json:"template"`
+	App string `json:"app"`
+	// Template is the template's name (required: the answer is 400 with
+	// details.field "template" without it).
+	Template string `json:"template,omitempty"`
 	// Parameters are the template's parameters: strings (as --set gives
 	// them), numbers or booleans.
 	Parameters map[string]any `json:"parameters,omitempty"`

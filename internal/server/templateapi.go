@@ -133,13 +133,16 @@ func paramError(w http.ResponseWriter, err error) {
 	}
 }
 
-// withFiles is fsys with files added: a copy in memory, for loading a
-// repository as it would be.
+// withFiles is fsys with files written (a nil content removes the file):
+// a copy in memory, for loading a repository as it would be.
 func withFiles(fsys fs.FS, files map[string][]byte) (fs.FS, error) {
 	out := fstest.MapFS{}
 	err := fs.WalkDir(fsys, ".", func(p string, e fs.DirEntry, err error) error {
 		if err != nil || e.IsDir() || p == "." {
 			return err
+		}
+		if _, ok := files[p]; ok {
+			return nil
 		}
 		info, err := e.Info()
 		if err != nil {
@@ -157,7 +160,9 @@ func withFiles(fsys fs.FS, files map[string][]byte) (fs.FS, error) {
 		return nil
 	})
 	for p, data := range files {
-		out[p] = &fstest.MapFile{Data: data}
+		if data != nil {
+			out[p] = &fstest.MapFile{Data: data}
+		}
 	}
 	return out, err
 }
@@ -442,6 +447,24 @@ func (s *Server) upgradeApp(w http.ResponseWriter, r *http.Request) {
 		}
 		writeJSON(w, http.StatusConflict, api.Error{Error: api.ErrorBody{Code: "conflict",
 			Message: fmt.Sprintf("the app and template %s v%d changed the same lines of %s: nothing is committed; make the app's edits agree with the template's (the conflicts are marked in the diff), then upgrade again", rec.Template, t.TemplateVersion(), strings.Join(where, ", ")),
+			Details: out}})
+		return
+	}
+	// The upgraded app must validate, as a new one must.
+	changed := map[string][]byte{recPath: newRec}
+	for _, f := range merged {
+		if f.Changed {
+			changed[path.Join(dir, f.Path)] = f.Result
+		}
+	}
+	fsys, err := withFiles(h.fsys, changed)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "internal", err.Error())
+		return
+	}
+	if _, problems := s.load(fsys); problems.Errors() > 0 {
+		writeJSON(w, http.StatusUnprocessableEntity, api.Error{Error: api.ErrorBody{Code: "invalid",
+			Message: fmt.Sprintf("%s upgraded to template %s v%d does not validate: nothing is committed: %s", name, rec.Template, t.TemplateVersion(), problems.Err()),
 			Details: out}})
 		return
 	}
