@@ -137,6 +137,8 @@ Exit codes:
 		newDORACmd(g),
 		newDeployCmd(g),
 		newSecretCmd(g),
+		newNewCmd(g),
+		newTemplateCmd(g),
 		newTokenCmd(g),
 		newLoginCmd(g),
 		newRenderCmd(),

@@ -368,3 +368,22 @@ func (c *Client) Pauses(ctx context.Context) ([]api.Pause, error) {
 	var v api.PauseList
 	return v.Items, c.Get(ctx, "/api/v1/pauses", &v)
 }
+
+// CreateApp creates an app from a template (or, with req.DryRun, shows
+// what it would create).
+func (c *Client) CreateApp(ctx context.Context, req api.NewApp) (api.NewAppResult, error) {
+	var v api.NewAppResult
+	return v, c.Do(ctx, http.MethodPost, "/api/v1/apps", req, &v)
+}
+
+// Templates lists the templates and the apps made from each.
+func (c *Client) Templates(ctx context.Context) (api.TemplateList, error) {
+	var v api.TemplateList
+	return v, c.Do(ctx, http.MethodGet, "/api/v1/templates", nil, &v)
+}
+
+// UpgradeApp brings an app up to its template's current version.
+func (c *Client) UpgradeApp(ctx context.Context, app string, req api.TemplateUpgradeRequest) (api.TemplateUpgrade, error) {
+	var v api.TemplateUpgrade
+	return v, c.Do(ctx, http.MethodPost, fmt.Sprintf("/api/v1/apps/%s/template/upgrade", esc(app)), req, &v)
+}
