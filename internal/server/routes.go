@@ -22,6 +22,7 @@ import (
 	"github.com/socle-dev/socle/internal/stack"
 	"github.com/socle-dev/socle/internal/store"
 	"github.com/socle-dev/socle/internal/web"
+	"github.com/socle-dev/socle/internal/wiring"
 )
 
 // The API's default limits of a request's body and time; an operation may
@@ -63,7 +64,7 @@ func (s *Server) handlers() map[string]http.HandlerFunc {
 		},
 		"ready": func(w http.ResponseWriter, r *http.Request) {
 			if err := s.ready(); err != nil {
-				writeError(w, http.StatusServiceUnavailable, "store_gone", err.Error())
+				writeError(w, http.StatusServiceUnavailable, wiring.UnreadyReason(err), err.Error())
 				return
 			}
 			w.Header().Set("Content-Type", "text/plain; charset=utf-8")

@@ -222,9 +222,10 @@ const claimGrace = 2 * time.Second
 // process is: two would run every app twice and write the same store. With
 // SQLite it is the platform lease of the directory (a file lock, which a
 // crash releases), held for the process's life and handed to every job by
-// the Leaser it returns; release gives it up, last. A store shared by
-// several processes (PostgreSQL) hands out leases per scope instead, and
-// claims nothing for the process.
+// the Leaser it returns; release gives it up, last. With a store shared
+// by several processes (PostgreSQL), the directory stays this process's
+// own (its git mirror, its proxy, its replicas) but its jobs run under
+// the store's leases instead (Stores.Leaser).
 //
 // A lock that is held is tried again for a moment (claimGrace) before
 // socle says so: a process forked by the socle that just stopped (or by
