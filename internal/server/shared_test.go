@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -286,4 +287,90 @@ func grepLines(s, sub string) string {
 		}
 	}
 	return strings.Join(out, "")
+}
+
+// TestReadyzOnPostgres: /readyz tells a load balancer the truth about a
+// PostgreSQL store: ready while it answers with every migration this
+// socle needs; schema_behind when one is missing; store_unreachable when
+// the server is gone; and never speaks of a file.
+func TestReadyzOnPostgres(t *testing.T) {
+	t.Parallel()
+	srv := pgtest.Start(t)
+	name := srv.CreateDB(t, "")
+	var logs syncbuf.Buffer
+	r := startShared(t, sharedPlatform(t), srv.URL(name), 0, &logs)
+	defer r.stop()
+	ready := func() (int, string) {
+		resp, err := http.Get(r.url + "/readyz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, body := ready(); code != http.StatusOK {
+		t.Fatalf("/readyz: %d %s, want 200", code, body)
+	}
+	conn := srv.Connect(t, name)
+	ctx := context.Background()
+	if _, err := conn.Exec(ctx, `DELETE FROM schema_migrations WHERE version = 20`); err != nil {
+		t.Fatal(err)
+	}
+	if code, body := ready(); code != http.StatusServiceUnavailable || !strings.Contains(body, `"schema_behind"`) || !strings.Contains(body, "0020_leases") {
+		t.Errorf("/readyz with a migration missing: %d %s, want 503 schema_behind naming it", code, body)
+	}
+	if _, err := conn.Exec(ctx, `INSERT INTO schema_migrations (version, name) VALUES (20, '0020_leases.sql')`); err != nil {
+		t.Fatal(err)
+	}
+	if code, body := ready(); code != http.StatusOK {
+		t.Errorf("/readyz with the migration back: %d %s, want 200", code, body)
+	}
+	srv.Stop(t)
+	code, body := ready()
+	if code != http.StatusServiceUnavailable || !strings.Contains(body, `"store_unreachable"`) || strings.Contains(body, "file") {
+		t.Errorf("/readyz with PostgreSQL stopped: %d %s, want 503 store_unreachable, and no word of a file", code, body)
+	}
+	if l := logs.String(); !strings.Contains(l, "reason=store_unreachable") || strings.Contains(l, "database file") {
+		t.Errorf("the log does not say the store is unreachable, or speaks of a file:\n%s", grepLines(l, "reason=store"))
+	}
+}
+
+// TestTakesOverADeadHolder: the platform lease is held by a socle that
+// died without releasing it (its row, left as kill -9 leaves it, expires
+// in 2 s by the database's clock): a socle on the same database waits
+// for the expiry, then takes the lease with the next epoch, and the row
+// names it.
+func TestTakesOverADeadHolder(t *testing.T) {
+	t.Parallel()
+	srv := pgtest.Start(t)
+	name := srv.CreateDB(t, "")
+	url := srv.URL(name)
+	repo := sharedPlatform(t)
+	// A first socle migrates the database, then stops: the dead holder's
+	// row goes in its leases table, over the first's if it took the lease.
+	var logs syncbuf.Buffer
+	first := startShared(t, repo, url, time.Second, &logs)
+	first.stop()
+	conn := srv.Connect(t, name)
+	ctx := context.Background()
+	_, err := conn.Exec(ctx, `INSERT INTO leases (scope, holder, epoch, acquired_at, expires_at)
+		VALUES ('platform', '{"pid": 4242, "host": "gone-host"}', 41, clock_timestamp(), clock_timestamp() + interval '2 seconds')
+		ON CONFLICT (scope) DO UPDATE SET holder = excluded.holder, epoch = excluded.epoch, expires_at = excluded.expires_at`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := startShared(t, repo, url, time.Second, &logs)
+	defer r.stop()
+	if _, epoch := holderOf(t, r); epoch != 42 {
+		t.Errorf("took the lease with epoch %d, want 42 (the dead holder's 41, plus one)", epoch)
+	}
+	var host string
+	var pid int
+	if err := conn.QueryRow(ctx, `SELECT holder->>'host', (holder->>'pid')::int FROM leases WHERE scope = 'platform'`).Scan(&host, &pid); err != nil {
+		t.Fatal(err)
+	}
+	if host == "gone-host" || pid != os.Getpid() {
+		t.Errorf("the lease row names pid %d on %s, want this socle", pid, host)
+	}
 }
