@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/socle-dev/socle/internal/lease"
+	"github.com/socle-dev/socle/internal/reconcile"
 	"github.com/socle-dev/socle/internal/store"
 	"github.com/socle-dev/socle/internal/syncbuf"
 	"github.com/socle-dev/socle/test/pgtest"
@@ -372,5 +373,98 @@ func TestTakesOverADeadHolder(t *testing.T) {
 	}
 	if host == "gone-host" || pid != os.Getpid() {
 		t.Errorf("the lease row names pid %d on %s, want this socle", pid, host)
+	}
+}
+
+// workerPlatform is the demo platform with its worker app only (no
+// traffic, one build), for the tests where the engine must run a unit.
+func workerPlatform(t testing.TB) string {
+	t.Helper()
+	return platformWith(t, "Ann Example", "ann@example.com", []string{"apps/api", "apps/web", "stacks", "policies", "releases"}, nil)
+}
+
+// runsWorker reports whether r's engine has the worker Synced in dev with
+// a ready replica, and r's runtime runs one.
+func runsWorker(t *testing.T, r *running) bool {
+	t.Helper()
+	synced := false
+	for _, u := range r.engine.Status() {
+		if u.App == "worker" && u.Env == "dev" && u.Phase == reconcile.Synced && u.Ready > 0 {
+			synced = true
+		}
+	}
+	return synced && replicasOf(t, r, "worker", "dev") > 0
+}
+
+// replicasOf counts the replicas of app in env that r's local runtime
+// runs.
+func replicasOf(t *testing.T, r *running, app, env string) int {
+	t.Helper()
+	all, err := r.driver.List(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, st := range all {
+		if st.Ref.App == app && st.Ref.Env == env {
+			n++
+		}
+	}
+	return n
+}
+
+// TestTakeoverRunsTheUnits: two socles on one PostgreSQL database, each
+// with its own data directory; the holder of the platform lease builds
+// and runs the worker in dev, the other runs nothing; the holder stops
+// (its replicas with it): the other takes the lease and runs the worker.
+func TestTakeoverRunsTheUnits(t *testing.T) {
+	t.Parallel()
+	srv := pgtest.Start(t)
+	url := srv.URL(srv.CreateDB(t, ""))
+	repo := workerPlatform(t)
+	var logsA, logsB syncbuf.Buffer
+	a := startShared(t, repo, url, time.Second, &logsA)
+	b := startShared(t, repo, url, time.Second, &logsB)
+	stopped := map[*running]bool{}
+	stop := func(r *running) {
+		if !stopped[r] {
+			stopped[r] = true
+			r.stop()
+		}
+	}
+	defer stop(a)
+	defer stop(b)
+	holder, epoch := holderOf(t, a, b)
+	other := a
+	if holder == a {
+		other = b
+	}
+	waitUntil(t, "the holder runs the worker", func() bool { return runsWorker(t, holder) })
+	if n := replicasOf(t, other, "worker", "dev"); n != 0 {
+		t.Errorf("the socle without the lease runs %d replicas of the worker", n)
+	}
+	if e := other.leaseEpoch.Load(); e != 0 {
+		t.Errorf("the other socle holds the lease too (epoch %d)", e)
+	}
+	stop(holder)
+	waitUntil(t, "the other runs the worker", func() bool { return runsWorker(t, other) })
+	if e := other.leaseEpoch.Load(); e <= epoch {
+		t.Errorf("the new holder's epoch is %d, want more than %d", e, epoch)
+	}
+	rel, err := other.Store().CurrentRelease(context.Background(), "worker", "dev")
+	if err != nil || rel.Status != store.Succeeded {
+		t.Errorf("the worker's current release: %+v, %v; want one succeeded", rel, err)
+	}
+}
+
+// waitUntil polls cond until it holds, failing after waitBudget.
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(waitBudget)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting until %s", what)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
