@@ -121,11 +121,15 @@ func (e *Engine) Reload(ctx context.Context) error {
 			continue
 		}
 		w := e.workerLocked(k)
+		// w.u is the worker goroutine's, which does not run now (Run has
+		// not started, or has returned); its status is read by Status.
 		w.u.Operation, w.u.Failed = s.Operation, s.Failed
 		var st UnitStatus
 		if len(s.Status) > 0 && json.Unmarshal(s.Status, &st) == nil {
 			st.Kind, st.App, st.Env = k.Kind, k.Name, k.Env
+			w.mu.Lock()
 			w.status, w.persisted = st, st
+			w.mu.Unlock()
 		}
 	}
 	e.mu.Unlock()

@@ -123,9 +123,15 @@ type Config struct {
 	AgeIdentities string
 	// LeaseTTL is how long a lease of a shared store (PostgreSQL) lasts
 	// without renewal: a socle that stops renewing (killed, paused, cut
-	// off) is taken over within it. 0: the store's default (15s).
+	// off) is taken over within it and a third of it (the waiting socles
+	// ask again every third). 0: defaultLeaseTTL.
 	LeaseTTL time.Duration
 }
+
+// defaultLeaseTTL is the lease TTL on a shared store: a dead holder is
+// taken over within 10 + 10/3 s, under the 15 s that a load balancer's
+// health checks and the users' patience allow.
+const defaultLeaseTTL = 10 * time.Second
 
 // DBFile is the database's name inside the data directory.
 const DBFile = wiring.DBFile
@@ -221,7 +227,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("opening the store: %w", err)
 	}
 	st := stores.Store
-	if l := stores.Leaser(cfg.LeaseTTL); l != nil {
+	if l := stores.Leaser(cmp.Or(cfg.LeaseTTL, defaultLeaseTTL)); l != nil {
 		// Several socles share the store: the jobs run under its lease,
 		// which one of them holds at a time; the data directory's stays
 		// this process's own (its git mirror, proxy, replicas).

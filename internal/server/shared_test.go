@@ -219,8 +219,8 @@ func TestTakeoverOnPostgres(t *testing.T) {
 	url := srv.URL(srv.CreateDB(t, ""))
 	repo := sharedPlatform(t)
 	var logsA, logsB syncbuf.Buffer
-	a := startShared(t, repo, url, time.Second, &logsA)
-	b := startShared(t, repo, url, time.Second, &logsB)
+	a := startShared(t, repo, url, 3*time.Second, &logsA)
+	b := startShared(t, repo, url, 3*time.Second, &logsB)
 	stopped := map[*running]bool{}
 	stop := func(r *running) {
 		if !stopped[r] {
@@ -423,8 +423,12 @@ func TestTakeoverRunsTheUnits(t *testing.T) {
 	url := srv.URL(srv.CreateDB(t, ""))
 	repo := workerPlatform(t)
 	var logsA, logsB syncbuf.Buffer
-	a := startShared(t, repo, url, time.Second, &logsA)
-	b := startShared(t, repo, url, time.Second, &logsB)
+	// A TTL of a few seconds: under load (the race detector, builds
+	// beside), a 1 s lease may lapse between renewals and change hands,
+	// which is right but not what this test looks at.
+	const ttl = 3 * time.Second
+	a := startShared(t, repo, url, ttl, &logsA)
+	b := startShared(t, repo, url, ttl, &logsB)
 	stopped := map[*running]bool{}
 	stop := func(r *running) {
 		if !stopped[r] {
@@ -434,12 +438,24 @@ func TestTakeoverRunsTheUnits(t *testing.T) {
 	}
 	defer stop(a)
 	defer stop(b)
-	holder, epoch := holderOf(t, a, b)
-	other := a
+	var holder, other *running
+	waitUntil(t, "a socle runs the worker", func() bool {
+		for _, r := range []*running{a, b} {
+			if runsWorker(t, r) {
+				holder = r
+				return true
+			}
+		}
+		return false
+	})
+	other = a
 	if holder == a {
 		other = b
 	}
-	waitUntil(t, "the holder runs the worker", func() bool { return runsWorker(t, holder) })
+	epoch := holder.leaseEpoch.Load()
+	if epoch == 0 {
+		t.Errorf("the socle that runs the worker does not hold the lease")
+	}
 	if n := replicasOf(t, other, "worker", "dev"); n != 0 {
 		t.Errorf("the socle without the lease runs %d replicas of the worker", n)
 	}
