@@ -84,7 +84,7 @@ var (
 // Operations are every route of /api/v1, plus /healthz and /metrics.
 var Operations = []Operation{
 	{ID: "health", Method: "GET", Path: "/healthz", Summary: "Liveness", Tag: "system", Access: AccessPublic, Raw: "text/plain"},
-	{ID: "ready", Method: "GET", Path: "/readyz", Summary: "Readiness: 503 with code store_gone when the database file was removed or replaced under socle (every write is then refused)",
+	{ID: "ready", Method: "GET", Path: "/readyz", Summary: "Readiness: 503 with code store_gone when the SQLite file was removed or replaced under socle (every write is then refused), store_unreachable when the PostgreSQL server does not answer, schema_behind when its database lacks a migration this socle needs",
 		Tag: "system", Access: AccessPublic, Raw: "text/plain", Errors: []int{http.StatusServiceUnavailable}},
 	{ID: "metrics", Method: "GET", Path: "/metrics", Summary: "Prometheus metrics", Tag: "system", Access: AccessMember, Raw: "text/plain"},
 	{ID: "openapi", Method: "GET", Path: "/api/v1/openapi.json", Summary: "This document", Tag: "system", Access: AccessAuthenticated, Raw: "application/json"},

@@ -23,6 +23,7 @@ import (
 	"github.com/socle-dev/socle/internal/store"
 	"github.com/socle-dev/socle/internal/trace"
 	"github.com/socle-dev/socle/internal/web"
+	"github.com/socle-dev/socle/internal/wiring"
 )
 
 // The API's default limits of a request's body and time; an operation may
@@ -64,7 +65,7 @@ func (s *Server) handlers() map[string]http.HandlerFunc {
 		},
 		"ready": func(w http.ResponseWriter, r *http.Request) {
 			if err := s.ready(); err != nil {
-				writeError(w, http.StatusServiceUnavailable, "store_gone", err.Error())
+				writeError(w, http.StatusServiceUnavailable, wiring.UnreadyReason(err), err.Error())
 				return
 			}
 			w.Header().Set("Content-Type", "text/plain; charset=utf-8")

@@ -104,6 +104,12 @@ type EventFilter struct {
 	Limit   int    // at most this many: 0 means DefaultLimit, at most MaxLimit
 }
 
+// Matches reports whether e passes f's Kind, App and Env (not AfterID nor
+// Limit): what a reader of every event keeps for a stream with filter f.
+func (f EventFilter) Matches(e Event) bool {
+	return (f.Kind == "" || e.Kind == f.Kind) && (f.App == "" || e.App == f.App) && (f.Env == "" || e.Env == f.Env)
+}
+
 // A ReleaseStatus is where a release stands. Progressing is the only status
 // a release leaves; the others are final.
 type ReleaseStatus string
