@@ -190,6 +190,9 @@ type AppDetail struct {
 	Config map[string]Unit `json:"config"`
 	// Secrets are the names of the variables treated as secret.
 	Secrets []string `json:"secrets,omitempty"`
+	// Pauses are the pauses that hold the app: its own, and its
+	// environments'.
+	Pauses []Pause `json:"pauses,omitempty"`
 }
 
 // Redacted replaces every secret value in API answers, logs and events.
@@ -440,6 +443,8 @@ type Status struct {
 	// Sandbox is how this machine runs the apps' replicas (local runtime)
 	// and builds.
 	Sandbox *SandboxStatus `json:"sandbox,omitempty"`
+	// Pauses are the apps and environments in maintenance mode.
+	Pauses []Pause `json:"pauses,omitempty"`
 }
 
 // SandboxStatus says whether the apps socle runs on its own machine are
@@ -479,4 +484,32 @@ type UnitRef struct {
 	Source    string    `json:"source"`
 	Artifact  string    `json:"artifact,omitempty"`
 	UpdatedAt time.Time `json:"updatedAt"`
+}
+
+// PauseRequest is the body of pauseApp and pauseEnv.
+type PauseRequest struct {
+	// Message is shown on the maintenance page (escaped; at most 4096
+	// bytes); a default one when empty.
+	Message string `json:"message,omitempty"`
+	// RetryAfter is the Retry-After the page is answered with, as a Go
+	// duration ("10m"), rounded up to the second; none when empty.
+	RetryAfter string `json:"retryAfter,omitempty"`
+}
+
+// Pause is an app in an environment, or a whole environment, in
+// maintenance mode.
+type Pause struct {
+	// App is empty for a pause of the whole environment.
+	App     string `json:"app,omitempty"`
+	Env     string `json:"env"`
+	Message string `json:"message,omitempty"`
+	// RetryAfterSeconds is the Retry-After header of the page; 0: none.
+	RetryAfterSeconds int       `json:"retryAfterSeconds,omitempty"`
+	By                string    `json:"by"`
+	At                time.Time `json:"at"`
+}
+
+// PauseList is what listPauses answers.
+type PauseList struct {
+	Items []Pause `json:"items"`
 }

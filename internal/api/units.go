@@ -39,6 +39,21 @@ type Unit struct {
 	Resources  types.WorkloadResources    `json:"resources,omitempty"`
 	// Secrets are the names of the variables whose values are secret.
 	Secrets []string `json:"secrets,omitempty"`
+	// Routes are the hosts and path prefixes socle's proxy serves the app
+	// on here, besides its own host.
+	Routes []UnitRoute `json:"routes,omitempty"`
+}
+
+// UnitRoute is one of a unit's routes (socle.yaml routes).
+type UnitRoute struct {
+	// Host is a host name; empty: the app's own host.
+	Host string `json:"host,omitempty"`
+	// Path is a path prefix; empty: every path.
+	Path string `json:"path,omitempty"`
+	// Strip removes Path before the request reaches the app.
+	Strip bool `json:"strip,omitempty"`
+	// Port is the service port served, by name; empty: the primary one.
+	Port string `json:"port,omitempty"`
 }
 
 // Replicas is how many replicas a unit runs.

@@ -52,6 +52,19 @@ func TestStatusOutput(t *testing.T) {
 			},
 			Sandbox: &api.SandboxStatus{Mode: "refused", Message: "bwrap is not installed: install bubblewrap (Debian/Ubuntu: apt-get install bubblewrap) and allow unprivileged user namespaces, or start socle up with --insecure-no-sandbox to run apps without a sandbox"},
 		}},
+		{"paused", api.Status{
+			Repository: "/srv/platform", Head: &good, LastGood: &good, ProxyAddr: "127.0.0.1:7080",
+			Units: []api.UnitRef{{App: "api", Env: "dev", Revision: good.SHA}, {App: "web", Env: "dev", Revision: good.SHA}, {App: "web", Env: "prod", Revision: good.SHA}},
+			Runtime: []api.UnitStatus{
+				{App: "api", Env: "dev", Phase: api.PhaseSynced, Release: 1, Revision: good.SHA, Artifact: "sha256:feedfacefeedface", Ready: 1, Desired: 1, URL: "http://api.dev.localhost"},
+				{App: "web", Env: "dev", Phase: api.PhaseSynced, Release: 3, Revision: good.SHA, Artifact: "sha256:0123456789abcdef0123", Ready: 2, Desired: 2, URL: "http://web.dev.localhost"},
+				{App: "web", Env: "prod", Phase: api.PhaseSynced, Release: 2, Revision: good.SHA, Artifact: "sha256:0123456789abcdef0123", Ready: 2, Desired: 2, URL: "http://web.prod.localhost"},
+			},
+			Pauses: []api.Pause{
+				{App: "web", Env: "dev", Message: "Back at 14:00 " + hostile, RetryAfterSeconds: 1800, By: "tom", At: t0.Add(-time.Hour)},
+				{Env: "prod", By: "admin", At: t0.Add(-time.Minute)},
+			},
+		}},
 		{"build-failed", api.Status{
 			Repository: "/srv/platform", Head: &head, LastGood: &head, ProxyAddr: "127.0.0.1:7080",
 			Units: []api.UnitRef{{App: "api", Env: "dev", Revision: good.SHA}, {App: "web", Env: "dev", Revision: head.SHA}},
@@ -131,6 +144,7 @@ func TestHelp(t *testing.T) {
 		{"socle --help", "help-root.txt"},
 		{"socle status --help", "help-status.txt"},
 		{"socle releases --help", "help-releases.txt"},
+		{"socle pause --help", "help-pause.txt"},
 		{"socle stack --help", "help-stack.txt"},
 		{"socle secret set --help", "help-secret-set.txt"},
 	} {

@@ -93,7 +93,7 @@ and budgets in a Git repository; socle validates it, plans what would change, an
 keeps what runs equal to what the repository says.
 
 Commands that speak to a server (status, deploy, promote, approve, rollback,
-logs, releases, audit, dora, cost, token) use --server or SOCLE_SERVER (default
+pause, resume, logs, releases, audit, dora, cost, token) use --server or SOCLE_SERVER (default
 http://127.0.0.1:7070) and a token from --token, SOCLE_TOKEN or the config file
 that "socle login" writes. validate, plan, stack, schema and init work offline
 on a directory. Every command prints JSON with -o json.
@@ -131,11 +131,15 @@ Exit codes:
 		newPromoteCmd(g),
 		newApproveCmd(g),
 		newRollbackCmd(g),
+		newPauseCmd(g),
+		newResumeCmd(g),
 		newReleasesCmd(g),
 		newAuditCmd(g),
 		newDORACmd(g),
 		newDeployCmd(g),
 		newSecretCmd(g),
+		newNewCmd(g),
+		newTemplateCmd(g),
 		newTokenCmd(g),
 		newLoginCmd(g),
 		newRenderCmd(),

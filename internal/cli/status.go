@@ -58,6 +58,19 @@ func writeStatus(w io.Writer, st api.Status, now time.Time) error {
 		// Never silent: apps refused, or running unconfined.
 		fmt.Fprintf(w, "Sandbox     %s: %s\n", strings.ToUpper(sb.Mode), sb.Message)
 	}
+	paused := map[[2]string]bool{}
+	for _, p := range st.Pauses {
+		paused[[2]string{p.App, p.Env}] = true
+		msg := p.Message
+		if msg == "" {
+			msg = "(the default page)"
+		}
+		fmt.Fprintf(w, "Paused      %s by %s since %s: %s", pauseSubject(p), p.By, p.At.Format(time.RFC3339), msg)
+		if p.RetryAfterSeconds > 0 {
+			fmt.Fprintf(w, " (Retry-After %s)", duration(time.Duration(p.RetryAfterSeconds)*time.Second))
+		}
+		fmt.Fprintln(w)
+	}
 	if f := st.Failing; f != nil {
 		fmt.Fprintf(w, "\nRevision %s does not validate; %s stays in force:\n", source.Revision(f.Revision).Short(), inForce(st))
 		for _, p := range f.Problems {
@@ -87,6 +100,9 @@ func writeStatus(w io.Writer, st api.Status, now time.Time) error {
 			if r.Reason == api.ReasonBuildFailed && r.LogTail != "" {
 				failedBuilds = append(failedBuilds, r)
 			}
+		}
+		if paused[[2]string{u.App, u.Env}] || paused[[2]string{"", u.Env}] {
+			phase += " (paused)"
 		}
 		t.row(u.App, u.Env, phase, version, ready, url, reason)
 	}

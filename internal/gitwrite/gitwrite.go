@@ -41,7 +41,7 @@ type Change struct {
 	// Path is the file's slash-separated path in the repository.
 	Path string
 	// Edit returns the file's new content from its content at the head,
-	// nil when it has none.
+	// nil when it has none; a nil content removes the file.
 	Edit func(old []byte) ([]byte, error)
 	// Also are more files the same commit edits, each as Path and Edit.
 	Also []FileEdit
@@ -97,6 +97,7 @@ func (w *Writer) Write(ctx context.Context, c Change) (source.Revision, error) {
 		fsys = nil
 	}
 	files := map[string][]byte{}
+	var removed []string
 	for _, e := range append([]FileEdit{{Path: c.Path, Edit: c.Edit}}, c.Also...) {
 		var old []byte
 		if fsys != nil {
@@ -110,9 +111,13 @@ func (w *Writer) Write(ctx context.Context, c Change) (source.Revision, error) {
 		if err != nil {
 			return source.Revision{}, fmt.Errorf("editing %s: %w", e.Path, err)
 		}
+		if data == nil {
+			removed = append(removed, e.Path)
+			continue
+		}
 		files[e.Path] = data
 	}
-	rev, err := w.Repo.Commit(ctx, source.Change{Files: files, Author: c.Author, Email: c.Email, Message: c.Message, Parent: head.SHA})
+	rev, err := w.Repo.Commit(ctx, source.Change{Files: files, Delete: removed, Author: c.Author, Email: c.Email, Message: c.Message, Parent: head.SHA})
 	if err != nil {
 		return source.Revision{}, fmt.Errorf("committing %s: %w", c.Path, err)
 	}

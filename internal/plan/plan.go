@@ -181,7 +181,7 @@ func same(a, b *Unit) bool {
 			return x.Type == y.Type && sameValue(x.Class, y.Class) && sameValue(x.Id, y.Id) &&
 				sameMap(x.Metadata, y.Metadata, sameAny) && sameMap(x.Params, y.Params, sameAny)
 		}) &&
-		sameMap(a.Metadata, b.Metadata, sameAny) && sameSlice(a.Secrets, b.Secrets)
+		sameMap(a.Metadata, b.Metadata, sameAny) && sameSlice(a.Secrets, b.Secrets) && sameSlice(a.Routes, b.Routes)
 }
 
 // sameAny is reflect.DeepEqual for the values of free-form maps (metadata,
@@ -298,6 +298,12 @@ var unitShapesKnown = sync.OnceValue(func() bool {
 			Service                                          *types.WorkloadService
 			Resources                                        types.WorkloadResources
 			Secrets                                          []string
+			Routes                                           []spec.Route
+		}{}},
+		{spec.Route{}, struct {
+			Host, Path string
+			Strip      bool
+			Port       string
 		}{}},
 		{spec.Replicas{}, struct{ Min, Max int }{}},
 		{spec.Rollout{}, struct {

@@ -202,6 +202,7 @@ func TestSameAgreesWithDeepEqual(t *testing.T) {
 	m := example(t)
 	edit(m, "apps/web/socle.yaml", "variables: {LOG_LEVEL: debug}", "variables: {LOG_LEVEL: info}")
 	edit(m, "apps/api/socle.yaml", "replicas: {min: 2, max: 6}", "replicas: {min: 2, max: 7}")
+	edit(m, "apps/web/socle.yaml", "kind: App\n", "kind: App\nroutes: [{host: shop.example.com, path: /shop, strip: true}]\n")
 	other := Desired(load(t, m), rev2, nil)
 	for i := range base {
 		for j := range other {

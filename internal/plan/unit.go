@@ -45,6 +45,9 @@ type Unit struct {
 	Resources  types.WorkloadResources    `json:"resources,omitempty"`
 	// Secrets names the variables socle.yaml marks secret.
 	Secrets []string `json:"secrets,omitempty"`
+	// Routes are the hosts and path prefixes socle's proxy serves the app
+	// on in the environment, besides its own host.
+	Routes []spec.Route `json:"routes,omitempty"`
 }
 
 // Key names the unit.
@@ -155,6 +158,7 @@ func resolve(r *spec.Repo, env *spec.Environment, a *spec.App, revision, artifac
 		Service:   a.Workload.Service,
 		Resources: a.Workload.Resources,
 		Secrets:   a.Config.Secrets,
+		Routes:    a.RoutesIn(env.Name),
 	}
 	over := a.Config.Environments[env.Name].Variables
 	if len(over) == 0 && a.Workload.Containers != nil {

@@ -123,15 +123,18 @@ func (p *Proxy) handle(c *clientConn, r *http.Request) bool {
 	}
 	id := p.edge.requestID(r)
 	fw := p.edge.forwardedOf(c, r)
-	name, ok := p.routeName(r.Host)
-	var e *routeEntry
-	if ok {
-		e = p.table.Load().routes[name]
-	}
+	t := p.table.Load()
+	name, e := p.lookup(t, r, c.trusted)
 	if e == nil {
 		p.metrics.unknown.Inc()
 		p.edge.logAccess(r, id, fw, name, "", http.StatusNotFound, 0, begin)
 		c.writeText(http.StatusNotFound, fmt.Sprintf("socle: no app is served on %q\n", r.Host), false)
+		return true
+	}
+	if pg := t.pausedFor(e.config.Name); pg != nil {
+		p.metrics.paused.WithLabelValues(e.config.Name).Inc()
+		p.edge.logAccess(r, id, fw, name, "", http.StatusServiceUnavailable, 0, begin)
+		c.writePause(pg, r.Method == http.MethodHead)
 		return true
 	}
 	var limited *limitedBody

@@ -119,11 +119,8 @@ func (p *Proxy) serveHTTP2(w http.ResponseWriter, r *http.Request) {
 	ip := clientIP(r.RemoteAddr)
 	id := p.edge.requestID(r)
 	fw := p.edge.forwardedFrom(ip, true, p.edge.isTrusted(ip), r)
-	name, ok := p.routeName(r.Host)
-	var e *routeEntry
-	if ok {
-		e = p.table.Load().routes[name]
-	}
+	t := p.table.Load()
+	name, e := p.lookup(t, r, p.edge.isTrusted(ip))
 	text := func(status int, msg string) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.WriteHeader(status)
@@ -133,6 +130,12 @@ func (p *Proxy) serveHTTP2(w http.ResponseWriter, r *http.Request) {
 		p.metrics.unknown.Inc()
 		p.edge.logAccess(r, id, fw, name, "", http.StatusNotFound, 0, begin)
 		text(http.StatusNotFound, fmt.Sprintf("socle: no app is served on %q\n", r.Host))
+		return
+	}
+	if pg := t.pausedFor(e.config.Name); pg != nil {
+		p.metrics.paused.WithLabelValues(e.config.Name).Inc()
+		p.edge.logAccess(r, id, fw, name, "", http.StatusServiceUnavailable, 0, begin)
+		pg.serve(w, r.Method == http.MethodHead)
 		return
 	}
 	if limit := p.edge.maxBody; limit > 0 {

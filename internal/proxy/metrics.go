@@ -13,7 +13,7 @@ import (
 type metrics struct {
 	p                                            *Proxy
 	requests, errors, latency, inFlight, healthy *prometheus.Desc
-	retries                                      *prometheus.CounterVec
+	retries, paused                              *prometheus.CounterVec
 	unknown                                      prometheus.Counter
 	// latencyBounds are the exported histogram's bucket bounds, in
 	// seconds; latencyBucketOf maps a bucket of the in-process histogram
@@ -41,6 +41,10 @@ func newMetrics(reg prometheus.Registerer, p *Proxy) (*metrics, error) {
 		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "socle_proxy_retries_total",
 			Help: "Requests sent to another backend after the first could not be reached.",
+		}, []string{"route"}),
+		paused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "socle_proxy_paused_requests_total",
+			Help: "Requests answered with the maintenance page of a paused route.",
 		}, []string{"route"}),
 		unknown: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "socle_proxy_unknown_host_requests_total",
@@ -73,7 +77,7 @@ func newMetrics(reg prometheus.Registerer, p *Proxy) (*metrics, error) {
 }
 
 func (m *metrics) collectors() []prometheus.Collector {
-	return []prometheus.Collector{m, m.retries, m.unknown}
+	return []prometheus.Collector{m, m.retries, m.paused, m.unknown}
 }
 
 func (m *metrics) unregister(reg prometheus.Registerer) {

@@ -213,10 +213,12 @@ func (p *Proxy) MetricsHandler() http.Handler {
 // routeName returns the route named by a Host header: the host without port,
 // trailing dot and the proxy's domain, lowercased.
 func (p *Proxy) routeName(host string) (string, bool) {
-	if i := strings.LastIndexByte(host, ':'); i >= 0 && strings.IndexByte(host[i:], ']') < 0 {
-		host = host[:i]
-	}
-	host = strings.ToLower(strings.TrimSuffix(host, "."))
+	name, ok := p.nameOf(hostOf(host))
+	return name, ok
+}
+
+// nameOf returns the route named by a host as hostOf returns it.
+func (p *Proxy) nameOf(host string) (string, bool) {
 	name, ok := strings.CutSuffix(host, p.domainSuffix)
 	return name, ok && name != ""
 }
@@ -336,7 +338,7 @@ func (p *Proxy) change(ctx context.Context, name string, edit func(cur *Route) (
 		}
 		routes[name] = newRouteEntry(*want, next)
 	}
-	p.table.Store(&table{routes: routes})
+	p.table.Store(p.newTable(routes, p.table.Load().pauses))
 	for _, b := range removed {
 		b.stopChecks()
 		b.drain()
@@ -362,7 +364,7 @@ func (p *Proxy) change(ctx context.Context, name string, edit func(cur *Route) (
 // sameRoute reports whether applying want to a route now configured as cur
 // changes nothing.
 func sameRoute(want, cur Route) bool {
-	return want.Health.withDefaults() == cur.Health && slices.Equal(want.Backends, cur.Backends)
+	return want.Health.withDefaults() == cur.Health && slices.Equal(want.Backends, cur.Backends) && slices.Equal(want.Hosts, cur.Hosts)
 }
 
 func (p *Proxy) lockRoute(name string) (unlock func()) {
@@ -546,6 +548,7 @@ type BackendStatus struct {
 type RouteStatus struct {
 	Name     string
 	Health   HealthCheck
+	Hosts    []HostRoute `json:",omitempty"`
 	Backends []BackendStatus
 }
 
@@ -558,6 +561,7 @@ func (p *Proxy) Route(name string) (Route, bool) {
 	}
 	r := e.config
 	r.Backends = slices.Clone(r.Backends)
+	r.Hosts = slices.Clone(r.Hosts)
 	return r, true
 }
 
@@ -567,7 +571,7 @@ func (p *Proxy) Routes() []RouteStatus {
 	out := make([]RouteStatus, 0, len(t.routes))
 	for _, name := range slices.Sorted(maps.Keys(t.routes)) {
 		e := t.routes[name]
-		rs := RouteStatus{Name: name, Health: e.config.Health}
+		rs := RouteStatus{Name: name, Health: e.config.Health, Hosts: slices.Clone(e.config.Hosts)}
 		for i, b := range e.backends {
 			rs.Backends = append(rs.Backends, BackendStatus{Backend: e.config.Backends[i], Healthy: b.healthy.Load(), InFlight: b.inFlight.Load()})
 		}

@@ -24,6 +24,9 @@ type Route struct {
 	Backends []Backend `json:"backends"`
 	// Health says how the proxy checks each backend.
 	Health HealthCheck `json:"health"`
+	// Hosts are more hosts and path prefixes the route serves (see
+	// [HostRoute]); it serves its own host in any case.
+	Hosts []HostRoute `json:"hosts,omitempty"`
 }
 
 // Backend is one replica behind a route.
@@ -113,6 +116,14 @@ func (r *Route) validate() error {
 	if len(r.Backends) > maxBackends {
 		return fmt.Errorf("route %s: %d backends, at most %d", r.Name, len(r.Backends), maxBackends)
 	}
+	if len(r.Hosts) > maxBackends {
+		return fmt.Errorf("route %s: %d hosts, at most %d", r.Name, len(r.Hosts), maxBackends)
+	}
+	for _, h := range r.Hosts {
+		if err := h.validate(); err != nil {
+			return fmt.Errorf("route %s: %w", r.Name, err)
+		}
+	}
 	seen := make(map[string]bool, len(r.Backends))
 	for _, b := range r.Backends {
 		switch {
@@ -145,13 +156,21 @@ func validRouteName(name string) error {
 		return errors.New("want <app>.<env> or <port>.<app>.<env>")
 	}
 	for _, l := range labels {
-		if l == "" || len(l) > 63 || l[0] == '-' || l[len(l)-1] == '-' {
-			return fmt.Errorf("label %q: want 1 to 63 of a-z, 0-9 and inner -", l)
+		if err := validLabel(l); err != nil {
+			return err
 		}
-		for _, c := range []byte(l) {
-			if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-') {
-				return fmt.Errorf("label %q: want 1 to 63 of a-z, 0-9 and inner -", l)
-			}
+	}
+	return nil
+}
+
+// validLabel accepts a lowercase DNS label.
+func validLabel(l string) error {
+	if l == "" || len(l) > 63 || l[0] == '-' || l[len(l)-1] == '-' {
+		return fmt.Errorf("label %q: want 1 to 63 of a-z, 0-9 and inner -", l)
+	}
+	for _, c := range []byte(l) {
+		if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-') {
+			return fmt.Errorf("label %q: want 1 to 63 of a-z, 0-9 and inner -", l)
 		}
 	}
 	return nil
@@ -161,6 +180,10 @@ func validRouteName(name string) error {
 // replaces the old one atomically at each change.
 type table struct {
 	routes map[string]*routeEntry
+	// pauses are the routes in maintenance mode, by Pause.Scope.
+	pauses map[string]*pausePage
+	// hosts index the routes' Hosts by host name; nil when none has any.
+	hosts map[string][]prefixRoute
 }
 
 // routeEntry is one route as the hot path sees it.

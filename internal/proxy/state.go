@@ -20,6 +20,8 @@ const stateVersion = 1
 type state struct {
 	Version int     `json:"version"`
 	Routes  []Route `json:"routes"`
+	// Pauses are the routes in maintenance mode (see [Pause]).
+	Pauses []Pause `json:"pauses,omitempty"`
 }
 
 // saveLocked writes the route table to the state file, atomically: a
@@ -33,6 +35,9 @@ func (p *Proxy) saveLocked() error {
 	st := state{Version: stateVersion, Routes: []Route{}}
 	for _, name := range slices.Sorted(maps.Keys(t.routes)) {
 		st.Routes = append(st.Routes, t.routes[name].config)
+	}
+	for _, name := range slices.Sorted(maps.Keys(t.pauses)) {
+		st.Pauses = append(st.Pauses, t.pauses[name].Pause)
 	}
 	data, err := json.MarshalIndent(st, "", "  ")
 	if err != nil {
@@ -76,7 +81,14 @@ func (p *Proxy) restore() error {
 		}
 		routes[r.Name] = newRouteEntry(r, backends)
 	}
-	p.table.Store(&table{routes: routes})
-	p.log.Info("route table restored", "file", p.stateFile, "routes", len(routes))
+	pauses := map[string]*pausePage{}
+	for _, pa := range st.Pauses {
+		if err := pa.Validate(); err != nil {
+			return fmt.Errorf("restoring route table from %s: %w", p.stateFile, err)
+		}
+		pauses[pa.Scope] = newPausePage(pa)
+	}
+	p.table.Store(p.newTable(routes, pauses))
+	p.log.Info("route table restored", "file", p.stateFile, "routes", len(routes), "pauses", len(pauses))
 	return nil
 }

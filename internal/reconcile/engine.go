@@ -88,8 +88,27 @@ func New(cfg Config) (*Engine, error) {
 
 // Start reads what the engine persisted of each unit and lets each kind
 // report the units that exist, so that those removed from the desired
-// state meanwhile are pruned once Apply has run. Call it once, before Run.
+// state meanwhile are pruned once Apply has run. Call it before Run.
 func (e *Engine) Start(ctx context.Context) error {
+	if err := e.Reload(ctx); err != nil {
+		return err
+	}
+	var errs []error
+	for _, id := range slices.Sorted(maps.Keys(e.kinds)) {
+		keys, err := e.kinds[id].Start(ctx, e)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("starting the %s units: %w", id, err))
+		}
+		e.Adopt(keys...)
+	}
+	return errors.Join(errs...)
+}
+
+// Reload reads what was persisted of each unit (its operation in
+// progress, its failure, its status) into the engine's units, as Start
+// does: before Run runs again in a socle that takes over from another,
+// which may have gone further since this one last ran.
+func (e *Engine) Reload(ctx context.Context) error {
 	states, err := e.cfg.Store.UnitStates(ctx)
 	if err != nil {
 		return fmt.Errorf("reading the units' states: %w", err)
@@ -102,30 +121,28 @@ func (e *Engine) Start(ctx context.Context) error {
 			continue
 		}
 		w := e.workerLocked(k)
+		// w.u is the worker goroutine's, which does not run now (Run has
+		// not started, or has returned); its status is read by Status.
 		w.u.Operation, w.u.Failed = s.Operation, s.Failed
 		var st UnitStatus
 		if len(s.Status) > 0 && json.Unmarshal(s.Status, &st) == nil {
 			st.Kind, st.App, st.Env = k.Kind, k.Name, k.Env
+			w.mu.Lock()
 			w.status, w.persisted = st, st
+			w.mu.Unlock()
 		}
 	}
 	e.mu.Unlock()
-	var errs []error
-	for _, id := range slices.Sorted(maps.Keys(e.kinds)) {
-		keys, err := e.kinds[id].Start(ctx, e)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("starting the %s units: %w", id, err))
-		}
-		e.Adopt(keys...)
-	}
-	return errors.Join(errs...)
+	return nil
 }
 
 // Run keeps the units converged until ctx ends, then persists the
-// statuses not written yet.
+// statuses not written yet. It may run again once it returned (a lease
+// lost, then taken back): call Reload before, so that the units take up
+// what was persisted meanwhile.
 func (e *Engine) Run(ctx context.Context) {
 	e.mu.Lock()
-	e.ctx = ctx
+	e.ctx, e.stopped = ctx, false
 	for _, w := range e.units {
 		e.startLocked(w)
 	}
@@ -137,6 +154,11 @@ func (e *Engine) Run(ctx context.Context) {
 	e.stopped = true
 	e.mu.Unlock()
 	e.wg.Wait()
+	e.mu.Lock()
+	for _, w := range e.units {
+		w.running = false
+	}
+	e.mu.Unlock()
 	<-written
 	// What the last passes reported, written after the writer stopped.
 	flush, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)

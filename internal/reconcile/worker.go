@@ -32,7 +32,8 @@ type worker struct {
 	running   bool
 	kickc     chan struct{}
 
-	// Owned by the worker's goroutine (and by Start, before it runs).
+	// Owned by the worker's goroutine (and by Start and Reload, while it
+	// does not run).
 	u    Unit
 	errs int  // failed passes in a row
 	gone bool // pruned and forgotten: the goroutine ends

@@ -1,6 +1,7 @@
 package replicas
 
 import (
+	"cmp"
 	"maps"
 	"slices"
 	"strings"
@@ -111,10 +112,11 @@ func (r *Runtime) plan(spec runtime.UnitSpec, all map[string][]runtime.Status) w
 			want.Health.Path = readinessPath(d)
 		}
 		want.Backends = backends(port, sets, shares)
+		want.Hosts = hostRoutes(d, port)
 		cur, has := r.cfg.Router.Route(want.Name)
 		if len(want.Backends) == 0 {
 			want = cur
-		} else if !has || cur.Health.Path != want.Health.Path || cur.Health.Interval != want.Health.Interval || !slices.Equal(cur.Backends, want.Backends) {
+		} else if !has || cur.Health.Path != want.Health.Path || cur.Health.Interval != want.Health.Interval || !slices.Equal(cur.Backends, want.Backends) || !slices.Equal(cur.Hosts, want.Hosts) {
 			w.routes = append(w.routes, want)
 		}
 		for _, b := range want.Backends {
@@ -213,6 +215,18 @@ func countReady(rs []runtime.Status, n int) int {
 		}
 	}
 	return k
+}
+
+// hostRoutes returns the hosts and path prefixes that the unit's routes
+// (socle.yaml routes) give its port.
+func hostRoutes(d *plan.Unit, port string) []proxy.HostRoute {
+	var out []proxy.HostRoute
+	for _, rt := range d.Routes {
+		if cmp.Or(rt.Port, primaryPort(d)) == port {
+			out = append(out, proxy.HostRoute{Host: rt.Host, PathPrefix: rt.Path, Strip: rt.Strip})
+		}
+	}
+	return out
 }
 
 // routeNames lists the unit's routes by port name.

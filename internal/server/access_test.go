@@ -99,6 +99,8 @@ func calls(op api.Operation) []call {
 			out = append(out, call{op, e, strings.Replace(path, "{name}", "SESSION_KEY", 1) + "?env=" + e, `{"value": "access-test-value"}`})
 		}
 		return out
+	case op.ID == "createApp":
+		return []call{{op, "", path, `{"app": "access-test", "template": "no-such-template"}`}} // 404 once allowed (TestNewAppFromTemplate checks the rule)
 	case op.ID == "createToken":
 		return []call{{op, "", path, `{"user": "paul"}`}}
 	case op.ID == "registerArtifact":

@@ -259,6 +259,10 @@ func (s *Server) getApp(w http.ResponseWriter, r *http.Request) {
 		d.Secrets = append(d.Secrets, n)
 	}
 	slices.Sort(d.Secrets)
+	if d.Pauses, err = s.pausesOf(r.Context(), a.Name); err != nil {
+		writeError(w, http.StatusInternalServerError, "store", err.Error())
+		return
+	}
 	s.reply(w, r, d)
 }
 

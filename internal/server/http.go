@@ -54,6 +54,10 @@ func (s *Server) getStatus(w http.ResponseWriter, r *http.Request) {
 	st.Runtime = each(s.appStatus(), wireUnitStatus)
 	st.ProxyAddr = s.ProxyAddr()
 	st.Sandbox = &api.SandboxStatus{Mode: string(s.sandbox.Mode()), Message: s.sandbox.Message(), Limits: s.sandbox.Limits()}
+	if st.Pauses, err = s.pausesOf(r.Context(), ""); err != nil {
+		writeError(w, http.StatusInternalServerError, "store", err.Error())
+		return
+	}
 	writeJSON(w, http.StatusOK, st)
 }
 

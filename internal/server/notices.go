@@ -67,6 +67,7 @@ func (s *Server) onRelease(ev apps.ReleaseEvent) {
 // onPhase: a unit that becomes Synced, or stops being, may open or close
 // a promotion gate of the next environment.
 func (s *Server) onPhase(u reconcile.UnitStatus) {
+	s.hub.poke()
 	if u.Kind == apps.ID { // gates read apps' health; stacks' do not change a plan of apps
 		s.pipeline.Replan()
 	}

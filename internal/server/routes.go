@@ -23,6 +23,7 @@ import (
 	"github.com/socle-dev/socle/internal/store"
 	"github.com/socle-dev/socle/internal/trace"
 	"github.com/socle-dev/socle/internal/web"
+	"github.com/socle-dev/socle/internal/wiring"
 )
 
 // The API's default limits of a request's body and time; an operation may
@@ -64,7 +65,7 @@ func (s *Server) handlers() map[string]http.HandlerFunc {
 		},
 		"ready": func(w http.ResponseWriter, r *http.Request) {
 			if err := s.ready(); err != nil {
-				writeError(w, http.StatusServiceUnavailable, "store_gone", err.Error())
+				writeError(w, http.StatusServiceUnavailable, wiring.UnreadyReason(err), err.Error())
 				return
 			}
 			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -90,6 +91,9 @@ func (s *Server) handlers() map[string]http.HandlerFunc {
 		},
 		"listApps":           s.listApps,
 		"getApp":             s.getApp,
+		"createApp":          s.createApp,
+		"listTemplates":      s.listTemplates,
+		"upgradeApp":         s.upgradeApp,
 		"listReleases":       s.getReleases,
 		"getRelease":         s.getRelease,
 		"logs":               s.getLogs,
@@ -127,6 +131,11 @@ func (s *Server) handlers() map[string]http.HandlerFunc {
 		"listTokens":         s.listTokens,
 		"createToken":        s.createToken,
 		"revokeToken":        s.revokeToken,
+		"listPauses":         s.listPauses,
+		"pauseApp":           s.pauseApp,
+		"resumeApp":          s.resumeApp,
+		"pauseEnv":           s.pauseEnv,
+		"resumeEnv":          s.resumeEnv,
 	}
 	for id, f := range CostHandlers(s.costs) {
 		h[id] = f

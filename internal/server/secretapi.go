@@ -497,9 +497,13 @@ func recognizeSecret(rev source.Revision) (store.AuditRecord, map[string]any, bo
 	return store.AuditRecord{Actor: rev.Author, Action: "secret.rotate", App: m[4], Env: m[5]}, nil, true
 }
 
-// recognize knows every commit socle makes: promotions' and secrets'.
+// recognize knows every commit socle makes: promotions', secrets' and
+// templates'.
 func recognize(rev source.Revision) (store.AuditRecord, map[string]any, bool) {
 	if rec, d, ok := promotion.Recognize(rev); ok {
+		return rec, d, ok
+	}
+	if rec, d, ok := recognizeTemplate(rev); ok {
 		return rec, d, ok
 	}
 	return recognizeSecret(rev)

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -124,7 +125,17 @@ type Config struct {
 	// secret files, beside those of <data>/age/*.txt; socle never writes
 	// them to Git.
 	AgeIdentities string
+	// LeaseTTL is how long a lease of a shared store (PostgreSQL) lasts
+	// without renewal: a socle that stops renewing (killed, paused, cut
+	// off) is taken over within it and a third of it (the waiting socles
+	// ask again every third). 0: defaultLeaseTTL.
+	LeaseTTL time.Duration
 }
+
+// defaultLeaseTTL is the lease TTL on a shared store: a dead holder is
+// taken over within 10 + 10/3 s, under the 15 s that a load balancer's
+// health checks and the users' patience allow.
+const defaultLeaseTTL = 10 * time.Second
 
 // DBFile is the database's name inside the data directory.
 const DBFile = wiring.DBFile
@@ -144,11 +155,16 @@ type Server struct {
 	sandbox *sandbox.Sandbox
 	store   store.Store
 	stores  *wiring.Stores // under store: its file is checked for readiness
-	unready atomic.Bool
-	repo    *source.Repo
-	watcher *source.Watcher
-	http    *http.Server
-	ln      net.Listener
+	hub     *hub           // hands new events to the event streams
+	units   *unitStore     // the store the engine and the unit kinds write through, fenced by their lease
+	// leaseEpoch is the fencing token of the platform lease while this
+	// process holds it, 0 otherwise (for /metrics).
+	leaseEpoch atomic.Uint64
+	unready    atomic.Bool
+	repo       *source.Repo
+	watcher    *source.Watcher
+	http       *http.Server
+	ln         net.Listener
 
 	// router is the proxy the replica runtime drives: proxy in-process,
 	// or the client of the proxy process that proxySup supervises.
@@ -219,6 +235,12 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("opening the store: %w", err)
 	}
 	st := stores.Store
+	if l := stores.Leaser(cmp.Or(cfg.LeaseTTL, defaultLeaseTTL)); l != nil {
+		// Several socles share the store: the jobs run under its lease,
+		// which one of them holds at a time; the data directory's stays
+		// this process's own (its git mirror, proxy, replicas).
+		leases = l
+	}
 	sum := sha256.Sum256([]byte(cfg.Repo))
 	repo, err := source.Open(ctx, source.Options{URL: cfg.Repo, Branch: cfg.Branch, Dir: filepath.Join(cfg.Data, "git", hex.EncodeToString(sum[:8]))})
 	if err != nil {
@@ -228,6 +250,10 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, leases: leases, holder: holder, release: release, store: st, stores: stores, repo: repo, metrics: prometheus.NewRegistry(), clock: clock.Or(cfg.Clock)}
 	s.auth = &auth.Authenticator{Store: st, Now: s.clock.Now}
+	s.hub = newHub(st, stores.WatchEvents, cfg.Logger)
+	s.units = &unitStore{Store: st, scope: lease.Platform, changed: s.hub.poke}
+	s.metrics.MustRegister(leaseCollector{s})
+	s.hub.register(s.metrics)
 	// Everything socle logs goes through the redactor of secrets.
 	cfg.Logger = slog.New(redactHandler{cfg.Logger.Handler(), s})
 	s.cfg.Logger, s.log = cfg.Logger, cfg.Logger
@@ -252,6 +278,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.signals = newSignals(s.router, s.clock)
+	s.holder.Addr = s.Addr() // what a shared store's leases name: the address bound
 	if s.notifier, err = notify.New(notify.Options{Dir: filepath.Join(cfg.Data, "notify"), Logger: cfg.Logger, Registry: s.metrics, Events: st, Clock: s.clock}); err != nil {
 		s.closeAll()
 		return nil, err
@@ -356,7 +383,7 @@ func (s *Server) openRuntime(ctx context.Context, cfg Config) error {
 		return err
 	}
 	kind := apps.New(apps.Config{
-		Store: s.store, Runtimes: unitRuntimes{s.runtimes, s.pipeline.Repo},
+		Store: s.units, Runtimes: unitRuntimes{s.runtimes, s.pipeline.Repo},
 		Images: s.images, Clock: s.clock, Logger: cfg.Logger, ProgressDeadline: progressDeadline,
 		Notes: s.releaseNotes, Author: s.releaseAuthor, OnRelease: s.onRelease, SelfHeal: s.selfHeals, OnDrift: s.onDrift,
 		ResourceHash: s.resourceHash,
@@ -369,7 +396,7 @@ func (s *Server) openRuntime(ctx context.Context, cfg Config) error {
 		kinds = append(kinds, s.resources)
 	}
 	s.engine, err = reconcile.New(reconcile.Config{
-		Store: s.store, Kinds: kinds, Logger: cfg.Logger, Clock: s.clock, Resync: cfg.Resync,
+		Store: s.units, Kinds: kinds, Logger: cfg.Logger, Clock: s.clock, Resync: cfg.Resync,
 		Keep: s.keepsOrphans, OnPhase: s.onPhase, Redact: func(b []byte) []byte { return s.redactor().JSON(b) },
 	})
 	return err
@@ -496,31 +523,24 @@ func (s *Server) Run(ctx context.Context) error {
 		s.log.Warn("starting the engine", "err", err)
 	}
 	s.pipeline.Apply(ctx)
+	if err := s.hub.start(ctx); err != nil {
+		s.log.Warn("reading the last event: the event streams start from the first", "err", err)
+	}
+	go s.hub.run(ctx)
 	errc := make(chan error, 3)
 	engineDone := make(chan struct{})
-	// The engine, the watcher, the notifier and the scheduled jobs run
-	// only while this process holds the lease of their scope: when it is
-	// lost (another socle may have the data directory now), they stop.
 	go func() {
-		s.underLease(ctx, "engine", func(ctx context.Context) error { s.engine.Run(ctx); return nil })
+		s.runJobs(ctx, errc)
 		close(engineDone)
 	}()
-	go func() { errc <- s.underLease(ctx, "watcher", s.watcher.Run) }()
 	go s.signals.run(ctx)
 	go func() {
 		if err := s.http.Serve(s.ln); !errors.Is(err, http.ErrServerClosed) {
 			errc <- err
 		}
 	}()
-	go func() {
-		err := s.underLease(ctx, "cost-watcher", cost.NewWatcher(s.costs, s.cfg.Data).Run)
-		if err != nil && ctx.Err() == nil {
-			s.log.Error("cost drop directory", "err", err)
-		}
-	}()
-	go s.underLease(ctx, "notifier", s.notifier.Run)
-	go s.underLease(ctx, "gate-recheck", func(ctx context.Context) error { s.pipeline.RecheckGates(ctx); return nil })
 	go s.watchStore(ctx)
+	go s.syncPauses(ctx)
 	proxyDone, tlsDone := make(chan error, 1), make(chan error, 1)
 	if s.proxy != nil {
 		go func() { proxyDone <- s.proxy.Serve(ctx, s.proxyLn) }()
@@ -578,15 +598,82 @@ func (s *Server) Run(ctx context.Context) error {
 	return err
 }
 
-// underLease runs job while this process holds the platform lease
-// (lease.Run), and logs when it stops because the lease was lost.
-func (s *Server) underLease(ctx context.Context, name string, job func(context.Context) error) error {
-	return lease.Run(ctx, s.leases, lease.Platform, s.holder, func(jctx context.Context, _ uint64) error {
-		err := job(jctx)
-		if jctx.Err() != nil && ctx.Err() == nil {
-			s.log.Error("the data directory's lease is lost: "+name+" stopped", "reason", "lease_lost", "job", name)
+// runJobs runs the engine, the watcher, the notifier and the scheduled
+// jobs while this process holds the platform lease (lease.Run), and stops
+// them, each saying so, when it is lost. With SQLite, the lease is the
+// data directory's, held for the process's life. With a shared store
+// (PostgreSQL), it is the store's: one socle at a time runs the jobs;
+// another takes over once the holder stopped renewing, and the engine's
+// writes carry the lease's epoch (unitStore), refused once it is stale.
+//
+// The scope is the whole platform, not each environment: the engine runs
+// every environment's units in one set of workers ordered by their
+// dependencies (a stack's outputs feed resources and apps), the watcher
+// and the pipeline record each revision's desired state of every
+// environment in one transaction, and the notifier and the cost and gate
+// jobs are the platform's.
+func (s *Server) runJobs(ctx context.Context, errc chan<- error) {
+	for {
+		err := s.underLease(ctx, errc)
+		if ctx.Err() != nil {
+			return
 		}
-		return err
+		// The store could not be asked for the lease (PostgreSQL down,
+		// say): ask again, rather than serve without jobs for good.
+		s.log.Error("taking the platform lease", "err", err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(leaseRetry):
+		}
+	}
+}
+
+// leaseRetry is how long runJobs waits before it asks for the lease again
+// after the store failed to answer.
+const leaseRetry = 2 * time.Second
+
+// underLease runs the jobs each time this process takes the platform
+// lease, until ctx ends or the lease cannot be asked for.
+func (s *Server) underLease(ctx context.Context, errc chan<- error) error {
+	taken := 0
+	return lease.Run(ctx, s.leases, lease.Platform, s.holder, func(jctx context.Context, token uint64) error {
+		s.log.Info("running the engine and the jobs under the platform lease", "epoch", token)
+		s.units.hold(s.stores.Fenced(lease.Platform, token))
+		s.leaseEpoch.Store(token)
+		defer func() {
+			s.units.drop()
+			s.leaseEpoch.Store(0)
+		}()
+		if taken++; taken > 1 || s.stores.Shared() {
+			// Another socle may have run the units since this one read
+			// them: take up where it left them.
+			if err := s.engine.Reload(jctx); err != nil {
+				s.log.Warn("reading the units' states on taking the lease", "err", err)
+			}
+			s.pipeline.Apply(jctx)
+		}
+		var wg sync.WaitGroup
+		job := func(name string, run func(context.Context) error) {
+			wg.Go(func() {
+				err := run(jctx)
+				switch {
+				case jctx.Err() != nil && ctx.Err() == nil:
+					s.log.Error("the platform lease is lost: "+name+" stopped", "reason", "lease_lost", "job", name)
+				case err != nil && name == "watcher":
+					errc <- err
+				case err != nil:
+					s.log.Error(name+" stopped", "err", err)
+				}
+			})
+		}
+		job("engine", func(ctx context.Context) error { s.engine.Run(ctx); return nil })
+		job("watcher", s.watcher.Run)
+		job("cost-watcher", cost.NewWatcher(s.costs, s.cfg.Data).Run)
+		job("notifier", s.notifier.Run)
+		job("gate-recheck", func(ctx context.Context) error { s.pipeline.RecheckGates(ctx); return nil })
+		wg.Wait()
+		return nil
 	})
 }
 
@@ -607,17 +694,24 @@ func (s *Server) watchStore(ctx context.Context) {
 	}
 }
 
-// ready reports why socle cannot serve safely (nil: it can): its database
+// ready reports why socle cannot serve safely (nil: it can): its SQLite
 // file was removed or replaced under it, so that what it writes would be
-// lost at the next start. It says so in the log, loudly, when it happens
-// and when it is over (the file moved back).
+// lost at the next start; its PostgreSQL server does not answer, or lacks
+// a migration this socle needs. It says so in the log, loudly, when it
+// happens and when it is over.
 func (s *Server) ready() error {
 	err := s.stores.Check()
 	if was := s.unready.Swap(err != nil); err != nil && !was {
-		s.log.Error("the database is gone: socle is unready and refuses every write until it is restored and socle restarted",
-			"reason", "store_gone", "err", err)
+		msg := "the database is unreachable: socle is unready until it answers again"
+		switch wiring.UnreadyReason(err) {
+		case "store_gone":
+			msg = "the database is gone: socle is unready and refuses every write until it is restored and socle restarted"
+		case "schema_behind":
+			msg = "the database lacks a migration: socle is unready until it is restarted to apply it"
+		}
+		s.log.Error(msg, "reason", wiring.UnreadyReason(err), "err", err)
 	} else if err == nil && was {
-		s.log.Info("the database file is back: socle is ready again")
+		s.log.Info("the database is back: socle is ready again")
 	}
 	return err
 }
@@ -627,6 +721,7 @@ func (s *Server) ready() error {
 type engineApplier struct{ s *Server }
 
 func (a engineApplier) Apply(rows []store.Desired) {
+	defer a.s.hub.poke()
 	a.s.secretsChanged()
 	a.s.rebuildRedactor()
 	desired := apps.Desired(rows)
@@ -640,6 +735,7 @@ func (a engineApplier) Apply(rows []store.Desired) {
 
 func (a engineApplier) SetBlocked(b map[plan.Key]reconcile.Block) {
 	a.s.engine.SetBlocked(apps.Blocks(b))
+	a.s.hub.poke()
 }
 
 // Trigger fetches the repository now (the git webhook).

@@ -109,7 +109,7 @@ func start(t *testing.T, repo, data string) *running {
 // (tests trigger fetches), logging nowhere unless cfg says where.
 // reachable makes the data directory reachable by the sandboxes' users
 // (the tests run as root): t.TempDir's parent is searchable by root alone.
-func reachable(t *testing.T, data string) {
+func reachable(t testing.TB, data string) {
 	t.Helper()
 	for dir := filepath.Dir(data); data != "" && strings.HasPrefix(dir, os.TempDir()+"/"); dir = filepath.Dir(dir) {
 		if fi, err := os.Stat(dir); err != nil {
@@ -120,7 +120,7 @@ func reachable(t *testing.T, data string) {
 	}
 }
 
-func startWith(t *testing.T, cfg Config) *running {
+func startWith(t testing.TB, cfg Config) *running {
 	t.Helper()
 	// Sandboxed builds start with a cold Go cache per app (package
 	// sandbox): the demo's three apps compile the standard library each,
@@ -132,7 +132,7 @@ func startWith(t *testing.T, cfg Config) *running {
 }
 
 // startSandboxed is startWith with the sandbox as cfg says.
-func startSandboxed(t *testing.T, cfg Config) *running {
+func startSandboxed(t testing.TB, cfg Config) *running {
 	t.Helper()
 	reachable(t, cfg.Data)
 	cfg.Addr, cfg.Poll = "127.0.0.1:0", time.Hour

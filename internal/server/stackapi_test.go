@@ -129,7 +129,7 @@ func stackRepoBy(t *testing.T, author, email string, edits map[string][2]string)
 
 // platformWith is the demo platform without the paths of remove, with
 // files (path → content) written over it, committed by author <email>.
-func platformWith(t *testing.T, author, email string, remove []string, files map[string]string) string {
+func platformWith(t testing.TB, author, email string, remove []string, files map[string]string) string {
 	t.Helper()
 	src := filepath.Join(t.TempDir(), "src")
 	if err := os.CopyFS(src, os.DirFS("../../examples/platform")); err != nil {

@@ -113,7 +113,7 @@ func (s *Server) getStackLog(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
-	tick := time.NewTicker(streamPoll)
+	tick := time.NewTicker(stackLogPoll)
 	defer tick.Stop()
 	for {
 		// Whether the run went on is read before what it wrote: a run
@@ -132,3 +132,6 @@ func (s *Server) getStackLog(w http.ResponseWriter, r *http.Request) {
 		stream.send("", "end", "{}")
 	}
 }
+
+// stackLogPoll is how often a followed stack run's log file is read again.
+const stackLogPoll = 300 * time.Millisecond

@@ -179,12 +179,12 @@ func (s *Server) onStackRun(a stack.Applied) {
 		}
 		// A release begun by a socle that stopped before it finished it
 		// is the same target: BeginRelease returns it.
-		rel, err := s.store.BeginRelease(ctx, store.Release{App: app, Env: r.Instance, Revision: a.Revision, Artifact: r.PlanID, ConfigHash: r.Hash,
+		rel, err := s.units.BeginRelease(ctx, store.Release{App: app, Env: r.Instance, Revision: a.Revision, Artifact: r.PlanID, ConfigHash: r.Hash,
 			Strategy: "terraform", Trigger: store.TriggerSync, Author: a.Author, StartedAt: r.Started}, nil)
 		if err != nil {
 			return err
 		}
-		return s.store.FinishRelease(ctx, rel.ID, status, reason, &store.AuditRecord{Actor: "socle", Action: action, Detail: detail})
+		return s.units.FinishRelease(ctx, rel.ID, status, reason, &store.AuditRecord{Actor: "socle", Action: action, Detail: detail})
 	}()
 	if err != nil {
 		s.log.Error("recording a stack's apply in the audit trail and the releases", "stack", r.Stack, "instance", r.Instance, "plan", r.PlanID, "err", err)

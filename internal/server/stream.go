@@ -159,27 +159,35 @@ func startLines(w http.ResponseWriter, r *http.Request) (out func(line string), 
 	}, nil
 }
 
-// streamPoll is how often the event stream looks for new events and
-// changed cells.
-const streamPoll = 300 * time.Millisecond
+// keepAlive is how long an event stream stays silent before it sends a
+// comment, so that proxies between it and its client keep it open.
+const keepAlive = 15 * time.Second
 
 // streamEvents sends the event log live, a "cell" event whenever a cell
 // of the environment matrix changes, and a "stack" event whenever the
-// engine's status of a stack instance does.
+// engine's status of a stack instance does. It reads the store only to
+// catch up (from Last-Event-ID, or when it fell behind); new events come
+// from the process's hub, which reads them once for every stream.
 func (s *Server) streamEvents(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	after, err := strconv.ParseInt(r.Header.Get("Last-Event-ID"), 10, 64)
+	fromNow := false
 	if err != nil {
 		after, err = intParam(r, "after")
 		if err != nil {
 			writeError(w, http.StatusBadRequest, "bad_request", err.Error())
 			return
 		}
-		if q.Get("after") == "" {
-			if after, err = s.store.LastEventID(r.Context()); err != nil {
-				writeError(w, http.StatusInternalServerError, "store", err.Error())
-				return
-			}
+		fromNow = q.Get("after") == ""
+	}
+	// Subscribed before the catch-up reads the store: an event appended
+	// between the two is seen twice (and sent once), never missed.
+	sub := s.hub.subscribe()
+	defer s.hub.unsubscribe(sub)
+	if fromNow {
+		if after, err = s.store.LastEventID(r.Context()); err != nil {
+			writeError(w, http.StatusInternalServerError, "store", err.Error())
+			return
 		}
 	}
 	filter := store.EventFilter{AfterID: after, Kind: q.Get("kind"), App: q.Get("app"), Env: q.Get("env"), Limit: store.MaxLimit}
@@ -192,26 +200,44 @@ func (s *Server) streamEvents(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	go s.watchAccess(ctx, r, api.AccessMember, cancel)
 	stream := startSSE(w)
+	lastWrite := time.Now()
+	send := func(e store.Event) bool {
+		if e.ID <= filter.AfterID || !filter.Matches(e) {
+			return true
+		}
+		b, _ := json.Marshal(wireEvent(e, s.redactor()))
+		if stream.send(strconv.FormatInt(e.ID, 10), e.Kind, string(b)) != nil {
+			return false
+		}
+		filter.AfterID, lastWrite = e.ID, time.Now()
+		return true
+	}
+	// catchUp sends what the store holds after the last event sent.
+	catchUp := func() bool {
+		for {
+			evs, err := s.store.Events(ctx, filter)
+			s.hub.catchUps.Add(1)
+			if err != nil {
+				return false
+			}
+			for _, e := range evs {
+				if !send(e) {
+					return false
+				}
+			}
+			if len(evs) < store.MaxLimit {
+				return true
+			}
+		}
+	}
 	cells := map[plan.Key]cellState{}
 	first := true
 	stacks := map[plan.Key]stackCellState{}
 	firstStacks := true
-	tick := time.NewTicker(streamPoll)
-	defer tick.Stop()
-	lastWrite := time.Now()
-	for {
-		evs, err := s.store.Events(ctx, filter)
-		if err != nil {
-			return
-		}
+	// redraw sends the cells and stack instances that changed since it
+	// last looked (the first time, it only looks).
+	redraw := func() bool {
 		red := s.redactor()
-		for _, e := range evs {
-			b, _ := json.Marshal(wireEvent(e, red))
-			if stream.send(strconv.FormatInt(e.ID, 10), e.Kind, string(b)) != nil {
-				return
-			}
-			filter.AfterID, lastWrite = e.ID, time.Now()
-		}
 		if m, err := s.matrixFor(user); err == nil {
 			for k, st := range s.cellStates(m) {
 				if cells[k] == st {
@@ -227,7 +253,7 @@ func (s *Server) streamEvents(w http.ResponseWriter, r *http.Request) {
 				}
 				b, _ := json.Marshal(map[string]any{"app": k.App, "cell": s.cell(r, m, a, e)})
 				if stream.send("", "cell", red.String(string(b))) != nil {
-					return
+					return false
 				}
 				lastWrite = time.Now()
 			}
@@ -239,21 +265,47 @@ func (s *Server) streamEvents(w http.ResponseWriter, r *http.Request) {
 			}
 			b, _ := json.Marshal(map[string]any{"stack": item})
 			if stream.send("", "stack", red.String(string(b))) != nil {
-				return
+				return false
 			}
 			lastWrite = time.Now()
 		}
 		firstStacks = false
-		if time.Since(lastWrite) > 15*time.Second {
-			if stream.comment("keep-alive") != nil {
-				return
-			}
-			lastWrite = time.Now()
-		}
+		return true
+	}
+	if !catchUp() || !redraw() {
+		return
+	}
+	quiet := time.NewTicker(keepAlive)
+	defer quiet.Stop()
+	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-tick.C:
+		case <-s.hub.done:
+			return
+		case <-quiet.C:
+			if time.Since(lastWrite) >= keepAlive {
+				if stream.comment("keep-alive") != nil {
+					return
+				}
+				lastWrite = time.Now()
+			}
+			continue
+		case <-sub.ready:
+		}
+		evs, behind, changed := sub.take()
+		if behind {
+			if !catchUp() {
+				return
+			}
+		}
+		for _, e := range evs {
+			if !send(e) {
+				return
+			}
+		}
+		if changed && !redraw() {
+			return
 		}
 	}
 }

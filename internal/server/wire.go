@@ -46,7 +46,8 @@ func wireUnit(u plan.Unit) api.Unit {
 	return api.Unit{App: u.App, Env: u.Env, Team: u.Team, Zone: u.Zone, Revision: u.Revision, Source: u.Source, Artifact: u.Artifact,
 		Rollback: u.Rollback, Emergency: u.Emergency, Runtime: string(u.Runtime), Metadata: u.Metadata,
 		Replicas: api.Replicas{Min: u.Replicas.Min, Max: u.Replicas.Max}, Rollout: wireRollout(u.Rollout),
-		Containers: u.Containers, Service: u.Service, Resources: u.Resources, Secrets: u.Secrets}
+		Containers: u.Containers, Service: u.Service, Resources: u.Resources, Secrets: u.Secrets,
+		Routes: each(u.Routes, func(r spec.Route) api.UnitRoute { return api.UnitRoute(r) })}
 }
 
 func wireRollout(r spec.Rollout) api.Rollout {

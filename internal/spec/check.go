@@ -349,6 +349,7 @@ func (l *loading) checkApp(a *App, docs map[string]*document) {
 		l.checkReplicas(file, o.Replicas, "environments", env, "replicas")
 		l.checkRollout(file, o.Rollout, "environments", env, "rollout")
 	}
+	l.checkRoutes(a)
 	if a.Workload == nil {
 		return
 	}

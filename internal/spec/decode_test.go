@@ -27,7 +27,7 @@ func scoreSamples(t testing.TB) map[string][]byte {
 	dirs := []string{filepath.Join(strings.TrimSpace(string(out)), "schema", "files", "samples"), "../../examples", "testdata"}
 	for _, dir := range dirs {
 		filepath.WalkDir(dir, func(p string, e os.DirEntry, err error) error {
-			if err == nil && !e.IsDir() && strings.HasSuffix(p, ".yaml") && (strings.HasSuffix(p, ScoreFile) || strings.Contains(p, "samples")) {
+			if err == nil && !e.IsDir() && strings.HasSuffix(p, ".yaml") && (strings.HasSuffix(p, ScoreFile) || strings.Contains(p, "samples")) && !strings.Contains(p, "/"+TemplatesDir+"/") {
 				if b, err := os.ReadFile(p); err == nil {
 					samples[p] = b
 				}

@@ -93,6 +93,15 @@ func (a *App) RolloutIn(env string) Rollout {
 	return DefaultRollout
 }
 
+// RoutesIn returns the app's routes in an environment, besides its own
+// host.
+func (a *App) RoutesIn(env string) []Route {
+	if o, ok := a.Config.Environments[env]; ok && o.Routes != nil {
+		return *o.Routes
+	}
+	return a.Config.Routes
+}
+
 // EnabledIn reports whether the app runs in an environment at all.
 func (a *App) EnabledIn(env string) bool {
 	return !a.Config.Environments[env].Disabled

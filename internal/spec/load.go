@@ -134,15 +134,7 @@ func load(fsys fs.FS, lim limits, rt Runtimes) (*Repo, Problems) {
 		}
 	}
 	for _, name := range l.dirs(TemplatesDir) {
-		f := path.Join(TemplatesDir, name, TemplateFile)
-		if d := l.read(f, true, "template"); d != nil {
-			var t Template
-			l.decode(d, &t)
-			if t.Metadata.Name != "" && t.Metadata.Name != name {
-				l.add(d.problem(fmt.Sprintf("template is named %q but lives in templates/%s/", t.Metadata.Name, name), "metadata", "name"))
-			}
-			r.Templates[name] = &t
-		}
+		l.loadTemplate(name)
 	}
 	l.loadProvisioners() // before the apps: their resources are checked against them
 	l.collectNames()
@@ -150,6 +142,7 @@ func load(fsys fs.FS, lim limits, rt Runtimes) (*Repo, Problems) {
 	l.loadStacks()
 	applyDefaults(r)
 	l.check()
+	l.checkRouteClaims()
 	l.problems.sort()
 	return r, l.problems
 }
@@ -170,6 +163,9 @@ type loading struct {
 	runtimes Runtimes
 	// tfModules are the Terraform module directories read, by path.
 	tfModules map[string]*tfModule
+	// routeClaims are the hosts and prefixes the apps' routes take (under
+	// mu), checked once every app is read.
+	routeClaims []routeClaim
 }
 
 func (l *loading) add(ps ...Problem) {
@@ -363,7 +359,7 @@ func (l *loading) loadApp(name string, st *decodeState) *App {
 	// hash and buffer serve app after app.)
 	h := l.st.hash()
 	prefix := dir + "/"
-	var score, conf []byte
+	var score, conf, tmpl []byte
 	var scoreLink bool
 	var secretFiles map[string][]byte
 	err := fs.WalkDir(l.fsys, dir, func(p string, e fs.DirEntry, err error) error {
@@ -392,6 +388,8 @@ func (l *loading) loadApp(name string, st *decodeState) *App {
 			score = data
 		case AppFile:
 			conf = data
+		case AppTemplateFile:
+			tmpl = data
 		default:
 			if isSecretFile(rel) {
 				if secretFiles == nil {
@@ -419,6 +417,12 @@ func (l *loading) loadApp(name string, st *decodeState) *App {
 	if conf != nil {
 		if d := l.parse(path.Join(dir, AppFile), conf, "app"); d != nil {
 			l.decode(d, &app.Config)
+		}
+	}
+	if tmpl != nil {
+		if d := l.parse(path.Join(dir, AppTemplateFile), tmpl, "app-template"); d != nil {
+			app.Template = &AppTemplate{}
+			l.decode(d, app.Template)
 		}
 	}
 	l.checkApp(app, l.docs)

@@ -19,7 +19,7 @@ import (
 // fail to deploy.
 var unprovisioned = map[string]string{
 	"volume": "the local runtime runs a replica as a process of this machine, with nothing mounted in it",
-	"route":  "socle's proxy routes by host name only, not by path",
+	"route":  "declare the app's hosts and path prefixes under routes in its socle.yaml instead",
 }
 
 // Unprovisioned says why socle has no provisioner of its own for Score

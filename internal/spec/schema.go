@@ -36,6 +36,7 @@ var fileKinds = []struct {
 	{"budgets", Budgets{}, "budgets.yaml"},
 	{"policies", PolicySet{}, "policies/*.yaml"},
 	{"template", Template{}, "templates/<name>/template.yaml"},
+	{"app-template", AppTemplate{}, "apps/<app>/.template.yaml"},
 	{"stack", StackConfig{}, "stacks/<stack>/stack.yaml"},
 	{"provisioners", ProvisionerSet{}, "provisioners/*.yaml"},
 }

@@ -440,6 +440,30 @@ type AppConfig struct {
 	// take a secret output of a resource (${resources.db.password}) are
 	// secret without being named here.
 	Secrets []string `json:"secrets,omitempty"`
+	// Routes are more ways socle's proxy reaches the app, in every
+	// environment, besides its own host (<app>.<env>.localhost): other
+	// host names, path prefixes, or both. An environment's override
+	// replaces them.
+	Routes []Route `json:"routes,omitempty"`
+}
+
+// Route is a host name and path prefix on which socle's proxy serves one
+// of the app's ports. Of the routes of an environment that match a
+// request's host, the longest prefix wins; two apps may not claim the same
+// host and prefix in an environment.
+type Route struct {
+	// Host is the host name, lowercase, without port, such as
+	// shop.example.com; empty: the app's own host.
+	Host string `json:"host,omitempty" jsonschema:"maxLength=253"`
+	// Path is the path prefix, such as /api: the path and what is under it,
+	// segment by segment (not /apix); / or empty: every path.
+	Path string `json:"path,omitempty" jsonschema:"pattern=^/"`
+	// Strip removes Path from the request's path before it reaches the app
+	// (/api/orders arrives as /orders), which gets X-Forwarded-Prefix.
+	Strip bool `json:"strip,omitempty"`
+	// Port is the workload's service port served there, by name; empty:
+	// its primary port.
+	Port string `json:"port,omitempty"`
 }
 
 // Build says how to build the app from the platform repository.
@@ -464,6 +488,9 @@ type Override struct {
 	Variables map[string]string `json:"variables,omitempty"`
 	// Rollout replaces the rollout strategy in this environment.
 	Rollout *Rollout `json:"rollout,omitempty"`
+	// Routes replace the app's routes in this environment (hosts differ
+	// from one environment to the next); an empty list removes them.
+	Routes *[]Route `json:"routes,omitempty"`
 }
 
 // Releases is releases/<env>.yaml: what runs in an environment that does not
@@ -591,14 +618,32 @@ const (
 func (p *Policy) Stacks() bool { return p.Target == TargetStacks }
 
 // Template is templates/<name>/template.yaml: a golden path that creates a new
-// app from the files beside it.
+// app from the files beside it. Every file under templates/<name>/files/ is
+// rendered with Go's text/template over the parameters (and .app, the new
+// app's name) into apps/<app>/ at the same relative path.
 type Template struct {
 	APIVersion string   `json:"apiVersion" jsonschema:"required,enum=socle.dev/v1"`
 	Kind       string   `json:"kind" jsonschema:"required,enum=Template"`
 	Metadata   Metadata `json:"metadata" jsonschema:"required"`
-	// Parameters asked of whoever uses the template.
+	// Version of the template (default 1): raise it when a change should
+	// reach the apps made from it, which socle template status then lists
+	// as behind and socle template upgrade brings up to date.
+	Version int `json:"version,omitempty" jsonschema:"minimum=1"`
+	// Parameters asked of whoever uses the template, in the order asked:
+	// each is a JSON Schema property (type, description, enum, default,
+	// pattern) with its name and whether it is required.
 	Parameters []Parameter `json:"parameters,omitempty"`
+	// Files are the contents of the files under files/, by their path
+	// relative to it (read and checked by Load).
+	Files map[string]string `json:"-"`
 }
+
+// TemplateFilesDir is the directory of a template's files, beside its
+// template.yaml.
+const TemplateFilesDir = "files"
+
+// TemplateVersion is t's version, 1 when it says none.
+func (t *Template) TemplateVersion() int { return max(t.Version, 1) }
 
 // Parameter is one input of a template.
 type Parameter struct {
@@ -611,7 +656,35 @@ type Parameter struct {
 	// Pattern a string value must match (RE2).
 	Pattern string   `json:"pattern,omitempty"`
 	Enum    []string `json:"enum,omitempty"`
+	// Source, teams, makes the parameter an owner picker: its allowed
+	// values are the teams of whoever uses the template (every team for
+	// an admin), and the new app is that team's.
+	Source string `json:"source,omitempty" jsonschema:"enum=teams"`
 }
+
+// SourceTeams is the Source of an owner-team parameter.
+const SourceTeams = "teams"
+
+// AppTemplate is apps/<app>/.template.yaml, which socle new writes: the
+// template an app was made from, its version and the parameters given, so
+// that socle template upgrade can render the same version again and merge
+// the newer one into the app's files.
+type AppTemplate struct {
+	APIVersion string `json:"apiVersion" jsonschema:"required,enum=socle.dev/v1"`
+	Kind       string `json:"kind" jsonschema:"required,enum=AppTemplate"`
+	// Template is the template's name, under templates/.
+	Template string `json:"template" jsonschema:"required,minLength=1"`
+	// Version is the template's version the app's files come from.
+	Version int `json:"version" jsonschema:"required,minimum=1"`
+	// Revision is the platform repository's commit whose template files
+	// rendered them.
+	Revision string `json:"revision" jsonschema:"required,minLength=1"`
+	// Parameters are the values the template was rendered with.
+	Parameters map[string]any `json:"parameters,omitempty"`
+}
+
+// AppTemplateFile is the file under apps/<app>/ that records its template.
+const AppTemplateFile = ".template.yaml"
 
 // App is one application of the repository: its Score workload and socle's
 // configuration beside it.
@@ -625,4 +698,7 @@ type App struct {
 	// Source is a content hash of every file under apps/<app>/: it changes
 	// exactly when the app's definition or source code changes.
 	Source string `json:"source"`
+	// Template is apps/<app>/.template.yaml: the template that made the
+	// app; nil for an app made by hand.
+	Template *AppTemplate `json:"template,omitempty"`
 }

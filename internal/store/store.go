@@ -104,6 +104,12 @@ type EventFilter struct {
 	Limit   int    // at most this many: 0 means DefaultLimit, at most MaxLimit
 }
 
+// Matches reports whether e passes f's Kind, App and Env (not AfterID nor
+// Limit): what a reader of every event keeps for a stream with filter f.
+func (f EventFilter) Matches(e Event) bool {
+	return (f.Kind == "" || e.Kind == f.Kind) && (f.App == "" || e.App == f.App) && (f.Env == "" || e.Env == f.Env)
+}
+
 // A ReleaseStatus is where a release stands. Progressing is the only status
 // a release leaves; the others are final.
 type ReleaseStatus string
@@ -253,6 +259,17 @@ type UnitState struct {
 	Status json.RawMessage
 	// UpdatedAt is when the record was last written; set by the store.
 	UpdatedAt time.Time
+}
+
+// A Pause is an app in an environment, or a whole environment, in
+// maintenance mode: socle's proxy answers its routes with a 503 page.
+type Pause struct {
+	App        string // "" for the whole environment
+	Env        string // required
+	Message    string
+	RetryAfter time.Duration // the Retry-After header; 0 for none
+	By         string        // who paused it; required
+	At         time.Time     // set by the store if zero
 }
 
 // An Approval is one user's approval of an artifact for an environment, for
@@ -487,6 +504,18 @@ type Store interface {
 	RevokeToken(ctx context.Context, id string, rec *AuditRecord) (Token, error)
 	// TouchToken sets the token's LastUsedAt to at if that is later.
 	TouchToken(ctx context.Context, id string, at time.Time) error
+
+	// SetPause records p, replacing the pause of the same app and
+	// environment, and returns it as recorded. rec, if not nil, is
+	// appended to the audit trail in the same transaction, with p's App
+	// and Env where it has none. p must have an Env and a By.
+	SetPause(ctx context.Context, p Pause, rec *AuditRecord) (Pause, error)
+	// DeletePause removes the pause of app ("": the whole environment) in
+	// env; an error wrapping ErrNotFound if there is none, and then rec
+	// is not appended.
+	DeletePause(ctx context.Context, app, env string, rec *AuditRecord) error
+	// Pauses returns every pause, ordered by environment and app.
+	Pauses(ctx context.Context) ([]Pause, error)
 
 	// DORA computes the DORA figures of the releases f selects.
 	DORA(ctx context.Context, f DORAFilter) (DORAFigures, error)

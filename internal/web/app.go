@@ -35,6 +35,25 @@ type appEnvView struct {
 	Resources []resourceItem
 	// ResourcesError says why they could not be read.
 	ResourcesError string
+	// Pause holds the app in maintenance mode here: its own, or its
+	// environment's; nil when it serves.
+	Pause *api.Pause
+}
+
+// pauseOf returns the pause that holds app in env: its own before its
+// environment's.
+func pauseOf(ps []api.Pause, app, env string) *api.Pause {
+	var out *api.Pause
+	for i, p := range ps {
+		switch {
+		case p.Env != env:
+		case p.App == app:
+			return &ps[i]
+		case p.App == "":
+			out = &ps[i]
+		}
+	}
+	return out
 }
 
 // resourceItem is a resource as the app page shows it.
@@ -149,7 +168,7 @@ func (p *portal) appPage(w http.ResponseWriter, r *http.Request, s *session) {
 		resErr = err.Error()
 	}
 	for _, c := range d.Envs {
-		ev := appEnvView{Env: envs[c.Env], Cell: c, Resources: resources[c.Env], ResourcesError: resErr}
+		ev := appEnvView{Env: envs[c.Env], Cell: c, Resources: resources[c.Env], ResourcesError: resErr, Pause: pauseOf(d.Pauses, name, c.Env)}
 		if ev.Env.Name == "" {
 			ev.Env.Name = c.Env
 		}

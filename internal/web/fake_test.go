@@ -134,7 +134,8 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case p == "/api/v1/apps/api":
 		unit := api.Unit{App: "api", Env: "dev", Runtime: "local", Replicas: api.Replicas{Min: 1, Max: 2}, Rollout: api.Rollout{Strategy: "rolling"}}
 		d := api.AppDetail{App: api.App{Name: "api", Owner: "bookings", Description: "Bookings API", Strategy: "rolling", Envs: fakeCells("api", me.User)},
-			Config: map[string]api.Unit{"dev": unit}, Secrets: []string{"DB_PASSWORD"}}
+			Config: map[string]api.Unit{"dev": unit}, Secrets: []string{"DB_PASSWORD"},
+			Pauses: []api.Pause{{App: "api", Env: "dev", Message: "Moving the <db> & back at 14:00", RetryAfterSeconds: 600, By: "marco", At: t0}}}
 		writeFake(w, 200, d)
 	case p == "/api/v1/resources":
 		writeFake(w, 200, fakeResources(f.clearSecrets))

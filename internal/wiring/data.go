@@ -34,11 +34,88 @@ type Stores struct {
 	// PostgreSQL's ping.
 	check func() error
 	close func() error
+	watch store.EventWatcher
+	// pg is the PostgreSQL database, nil for SQLite; secret seals the
+	// fenced views of it.
+	pg     *postgres.DB
+	secret []byte
+}
+
+// Shared reports whether several socle processes may share the database
+// (PostgreSQL): their jobs then run under the database's leases.
+func (s *Stores) Shared() bool { return s.pg != nil }
+
+// Leaser returns the leases of a shared database, each lasting ttl
+// without renewal (0: the leaser's default); nil for SQLite, whose one
+// process holds its data directory (see Claim).
+func (s *Stores) Leaser(ttl time.Duration) *postgres.Leaser {
+	if s.pg == nil {
+		return nil
+	}
+	return &postgres.Leaser{DB: s.pg, TTL: ttl}
+}
+
+// Fenced returns a view of Store whose every write is refused, with an
+// error wrapping lease.ErrFenced, unless the lease of scope is still held
+// with the fencing token given (see postgres.DB.Fenced); Store itself for
+// SQLite, whose writes come from one process.
+func (s *Stores) Fenced(scope string, token uint64) store.Store {
+	if s.pg == nil {
+		return s.Store
+	}
+	f := store.Store(s.pg.Fenced(scope, token))
+	if s.secret != nil {
+		// The secret was accepted by Wrap when the store was opened.
+		f, _ = sealed.Wrap(f, s.secret)
+	}
+	return f
+}
+
+// Refused counts the writes the fencing check refused (0 for SQLite).
+func (s *Stores) Refused() int64 {
+	if s.pg == nil {
+		return 0
+	}
+	return s.pg.Refused()
+}
+
+// Leases lists the leases of a shared database, nil for SQLite.
+func (s *Stores) Leases(ctx context.Context) ([]postgres.LeaseRow, error) {
+	if s.pg == nil {
+		return nil, nil
+	}
+	return s.pg.Leases(ctx)
+}
+
+// WatchEvents calls wake whenever events were appended to the database,
+// by this process or, for PostgreSQL, by any (see store.EventWatcher).
+func (s *Stores) WatchEvents(ctx context.Context, wake func()) error {
+	return s.watch.WatchEvents(ctx, wake)
+}
+
+// ErrStoreUnreachable is the error, wrapped, of Check when the database
+// server does not answer.
+var ErrStoreUnreachable = errors.New("store unreachable")
+
+// UnreadyReason is the machine-readable reason of an error of Check:
+// store_gone (the SQLite file was removed or replaced), schema_behind (the
+// PostgreSQL database lacks a migration this socle needs),
+// store_unreachable (the PostgreSQL server does not answer, or anything
+// else).
+func UnreadyReason(err error) string {
+	switch {
+	case errors.Is(err, sqlite.ErrFileGone):
+		return "store_gone"
+	case errors.Is(err, postgres.ErrSchemaBehind):
+		return "schema_behind"
+	}
+	return "store_unreachable"
 }
 
 // Check reports why the database can no longer be written safely (nil: it
 // can): a SQLite file removed or replaced since it was opened, a
-// PostgreSQL server that does not answer.
+// PostgreSQL server that does not answer or whose schema lacks a
+// migration this socle needs (see UnreadyReason).
 func (s *Stores) Check() error { return s.check() }
 
 // Close closes the database.
@@ -53,7 +130,7 @@ func OpenDB(ctx context.Context, path string, c clock.Clock) (*Stores, error) {
 		return nil, err
 	}
 	db.Clock = clock.Or(c)
-	return &Stores{Store: db, Costs: sqlite.NewCostStore(db), check: db.CheckFile, close: db.Close}, nil
+	return &Stores{Store: db, Costs: sqlite.NewCostStore(db), check: db.CheckFile, close: db.Close, watch: db}, nil
 }
 
 // IsPostgres reports whether a --store value names a PostgreSQL database
@@ -75,11 +152,11 @@ func OpenPostgres(ctx context.Context, url string, c clock.Clock) (*Stores, erro
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		if err := db.Ping(ctx); err != nil {
-			return fmt.Errorf("the PostgreSQL store does not answer: %w", err)
+			return fmt.Errorf("%w: the PostgreSQL store does not answer: %w", ErrStoreUnreachable, err)
 		}
-		return nil
+		return db.CheckSchema(ctx)
 	}
-	return &Stores{Store: db, Costs: postgres.NewCostStore(db), check: ping, close: db.Close}, nil
+	return &Stores{Store: db, Costs: postgres.NewCostStore(db), check: ping, close: db.Close, watch: db, pg: db}, nil
 }
 
 // OpenData opens the stores of a data directory as socle up does, its
@@ -105,7 +182,7 @@ func OpenData(ctx context.Context, dir, storeURL string, c clock.Clock) (*Stores
 	if err == nil {
 		var sealedStore store.Store
 		if sealedStore, err = sealed.Wrap(st.Store, secret); err == nil {
-			st.Store = sealedStore
+			st.Store, st.secret = sealedStore, secret
 			return st, secret, nil
 		}
 	}
@@ -145,9 +222,10 @@ const claimGrace = 2 * time.Second
 // process is: two would run every app twice and write the same store. With
 // SQLite it is the platform lease of the directory (a file lock, which a
 // crash releases), held for the process's life and handed to every job by
-// the Leaser it returns; release gives it up, last. A store shared by
-// several processes (PostgreSQL) hands out leases per scope instead, and
-// claims nothing for the process.
+// the Leaser it returns; release gives it up, last. With a store shared
+// by several processes (PostgreSQL), the directory stays this process's
+// own (its git mirror, its proxy, its replicas) but its jobs run under
+// the store's leases instead (Stores.Leaser).
 //
 // A lock that is held is tried again for a moment (claimGrace) before
 // socle says so: a process forked by the socle that just stopped (or by

@@ -354,3 +354,51 @@ func (c *Client) Signals(ctx context.Context, app, env, period string) (api.AppS
 	var v api.AppSignals
 	return v, c.Get(ctx, fmt.Sprintf("/api/v1/apps/%s/signals?%s", esc(app), q.Encode()), &v)
 }
+
+// pausePath is the path of the pause of app in env, or of env when app is
+// "".
+func pausePath(app, env string) string {
+	if app == "" {
+		return fmt.Sprintf("/api/v1/envs/%s/pause", esc(env))
+	}
+	return fmt.Sprintf("/api/v1/apps/%s/envs/%s/pause", esc(app), esc(env))
+}
+
+// Pause puts app in env (or the whole of env, when app is "") in
+// maintenance mode.
+func (c *Client) Pause(ctx context.Context, app, env string, req api.PauseRequest) (api.Pause, error) {
+	var v api.Pause
+	return v, c.Do(ctx, http.MethodPut, pausePath(app, env), req, &v)
+}
+
+// Resume takes app in env (or env, when app is "") out of maintenance
+// mode, and returns the pause as it was.
+func (c *Client) Resume(ctx context.Context, app, env string) (api.Pause, error) {
+	var v api.Pause
+	return v, c.Do(ctx, http.MethodDelete, pausePath(app, env), nil, &v)
+}
+
+// Pauses lists the apps and environments in maintenance mode.
+func (c *Client) Pauses(ctx context.Context) ([]api.Pause, error) {
+	var v api.PauseList
+	return v.Items, c.Get(ctx, "/api/v1/pauses", &v)
+}
+
+// CreateApp creates an app from a template (or, with req.DryRun, shows
+// what it would create).
+func (c *Client) CreateApp(ctx context.Context, req api.NewApp) (api.NewAppResult, error) {
+	var v api.NewAppResult
+	return v, c.Do(ctx, http.MethodPost, "/api/v1/apps", req, &v)
+}
+
+// Templates lists the templates and the apps made from each.
+func (c *Client) Templates(ctx context.Context) (api.TemplateList, error) {
+	var v api.TemplateList
+	return v, c.Do(ctx, http.MethodGet, "/api/v1/templates", nil, &v)
+}
+
+// UpgradeApp brings an app up to its template's current version.
+func (c *Client) UpgradeApp(ctx context.Context, app string, req api.TemplateUpgradeRequest) (api.TemplateUpgrade, error) {
+	var v api.TemplateUpgrade
+	return v, c.Do(ctx, http.MethodPost, fmt.Sprintf("/api/v1/apps/%s/template/upgrade", esc(app)), req, &v)
+}

@@ -44,6 +44,7 @@ type Client struct {
 
 	mu     sync.Mutex
 	routes map[string]proxy.Route
+	pauses []proxy.Pause                // as the proxy last confirmed them
 	stats  map[[2]string]proxy.Snapshot // the last answer, for when the proxy is away
 }
 
@@ -189,6 +190,43 @@ func (c *Client) DeleteRoute(ctx context.Context, name string) error {
 	return err
 }
 
+// SetPauses sets the routes in maintenance mode as
+// [proxy.Proxy.SetPauses] does, in the proxy process.
+func (c *Client) SetPauses(ctx context.Context, pauses []proxy.Pause) error {
+	if pauses == nil {
+		pauses = []proxy.Pause{}
+	}
+	for _, pa := range pauses {
+		if err := pa.Validate(); err != nil {
+			return err
+		}
+	}
+	if err := c.call(ctx, http.MethodPut, "/v1/pauses", pauses, nil); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	c.pauses = slices.Clone(pauses)
+	c.mu.Unlock()
+	return nil
+}
+
+// Pauses returns the pauses the proxy process serves; while it does not
+// answer, those it last confirmed.
+func (c *Client) Pauses() []proxy.Pause {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var ps []proxy.Pause
+	if err := c.call(ctx, http.MethodGet, "/v1/pauses", nil, &ps); err == nil {
+		c.mu.Lock()
+		c.pauses = slices.Clone(ps)
+		c.mu.Unlock()
+		return ps
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.pauses)
+}
+
 // settled updates the copy of route name after a change that returned
 // err: the change is made unless it failed its health gate or never got
 // there; when that is not known (the call broke off) the route is read
@@ -233,7 +271,7 @@ func (c *Client) Refresh(ctx context.Context) error {
 	}
 	routes := make(map[string]proxy.Route, len(rs))
 	for _, s := range rs {
-		r := proxy.Route{Name: s.Name, Health: s.Health}
+		r := proxy.Route{Name: s.Name, Health: s.Health, Hosts: s.Hosts}
 		for _, b := range s.Backends {
 			r.Backends = append(r.Backends, b.Backend)
 		}

@@ -72,6 +72,23 @@ func (d *daemon) handler() http.Handler {
 		defer cancel()
 		d.answerChange(w, d.p.DeleteRoute(ctx, r.PathValue("name")))
 	})
+	mux.HandleFunc("GET /v1/pauses", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, http.StatusOK, d.p.Pauses()) })
+	mux.HandleFunc("PUT /v1/pauses", func(w http.ResponseWriter, r *http.Request) {
+		var pauses []proxy.Pause
+		dec := json.NewDecoder(io.LimitReader(r.Body, maxRouteBody))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&pauses); err != nil {
+			writeJSON(w, http.StatusBadRequest, errorBody{Error: "pauses: " + err.Error(), Code: "invalid"})
+			return
+		}
+		for _, pa := range pauses {
+			if err := pa.Validate(); err != nil {
+				writeJSON(w, http.StatusBadRequest, errorBody{Error: err.Error(), Code: "invalid"})
+				return
+			}
+		}
+		d.answerChange(w, d.p.SetPauses(r.Context(), pauses))
+	})
 	mux.HandleFunc("GET /v1/stats", func(w http.ResponseWriter, r *http.Request) {
 		s := d.p.Stats(r.URL.Query().Get("route"), r.URL.Query().Get("version"))
 		writeJSON(w, http.StatusOK, Stats{Counts: s, InFlight: s.InFlight, Backends: s.Backends})

@@ -211,3 +211,30 @@ func (db *DB) checkFence(ctx context.Context, tx pgx.Tx) error {
 	}
 	return nil
 }
+
+// LeaseRow is a row of the leases table, as an operator reads it.
+type LeaseRow struct {
+	Scope   string
+	Holder  lease.Holder
+	Epoch   uint64
+	Expires time.Time
+	// Live: the lease has not expired, by the database's clock.
+	Live bool
+}
+
+// Leases lists the leases of the database by scope, expired ones too.
+func (db *DB) Leases(ctx context.Context) ([]LeaseRow, error) {
+	rows, err := queryAll(ctx, db.pool, func(s scanner) (LeaseRow, error) {
+		var r LeaseRow
+		var raw []byte
+		var epoch int64
+		err := s.Scan(&r.Scope, &raw, &epoch, &r.Expires, &r.Live)
+		r.Epoch, r.Expires = uint64(epoch), r.Expires.UTC()
+		_ = json.Unmarshal(raw, &r.Holder) // a holder that does not parse is named as none
+		return r, err
+	}, `SELECT scope, holder, epoch, expires_at, expires_at > clock_timestamp() FROM leases ORDER BY scope`)
+	if err != nil {
+		return nil, fmt.Errorf("listing leases: %w", err)
+	}
+	return rows, nil
+}

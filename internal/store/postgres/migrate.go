@@ -110,3 +110,29 @@ func (db *DB) migrate(ctx context.Context, migs []migration) error {
 	}
 	return nil
 }
+
+// ErrSchemaBehind is returned, wrapped, by CheckSchema when the database
+// lacks a migration this binary needs.
+var ErrSchemaBehind = errors.New("database schema is older than this socle")
+
+// CheckSchema reports whether the database holds every migration this
+// binary knows (nil: it does). One that holds newer ones too is current:
+// a rolling upgrade runs old replicas on the new schema for a while, and
+// each migration keeps the previous socle working.
+func (db *DB) CheckSchema(ctx context.Context) error {
+	migs, err := embeddedMigrations()
+	if err != nil {
+		return err
+	}
+	vs, err := queryAll(ctx, db.pool, func(s scanner) (v int, err error) { return v, s.Scan(&v) },
+		`SELECT version FROM schema_migrations`)
+	if err != nil {
+		return fmt.Errorf("reading schema_migrations: %w", err)
+	}
+	for _, m := range migs {
+		if !slices.Contains(vs, m.version) {
+			return fmt.Errorf("%w: migration %s is not applied; restart socle to apply it", ErrSchemaBehind, m.name)
+		}
+	}
+	return nil
+}

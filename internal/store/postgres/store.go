@@ -135,7 +135,7 @@ func (db *DB) ApplyDesired(ctx context.Context, revision string, set []store.Des
 		}
 		// Last, so that the events lock is held for as short a time as
 		// can be: from here to the commit.
-		if err := lock(ctx, tx, eventsLock); err != nil {
+		if err := lockEvents(ctx, tx); err != nil {
 			return err
 		}
 		for i, e := range events {
@@ -238,7 +238,7 @@ func (db *DB) AppendEvent(ctx context.Context, e store.Event) (int64, error) {
 	}
 	var id int64
 	err := db.write(ctx, func(tx pgx.Tx) error {
-		if err := lock(ctx, tx, eventsLock); err != nil {
+		if err := lockEvents(ctx, tx); err != nil {
 			return err
 		}
 		return tx.QueryRow(ctx, insertEvent, eventArgs(e, db.now())...).Scan(&id)

@@ -51,6 +51,15 @@ type DB struct {
 	// clock, so that a soak measured from a release's end and the clock
 	// that checks it agree. The system's when nil; set it before use.
 	Clock clock.Clock
+	// appended tells the process's event streams that events were
+	// committed (WatchEvents).
+	appended store.Signal
+}
+
+// WatchEvents implements store.EventWatcher: SQLite is written by one
+// process, whose writes fire it after they commit.
+func (db *DB) WatchEvents(ctx context.Context, wake func()) error {
+	return db.appended.WatchEvents(ctx, wake)
 }
 
 func (db *DB) now() time.Time { return clock.Or(db.Clock).Now() }

@@ -155,6 +155,9 @@ func (db *DB) ApplyDesired(ctx context.Context, revision string, set []store.Des
 	if err != nil {
 		return 0, fmt.Errorf("applying desired state of revision %s: %w", revision, err)
 	}
+	if len(events) > 0 {
+		db.appended.Fire()
+	}
 	return planID, nil
 }
 
@@ -248,6 +251,7 @@ func (db *DB) AppendEvent(ctx context.Context, e store.Event) (int64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("appending event %s: %w", e.Kind, err)
 	}
+	db.appended.Fire()
 	return id, nil
 }
 

@@ -67,6 +67,7 @@ func Run(t *testing.T, open Open) {
 		{"UnitStateRejects", testUnitStateRejects},
 		{"UnitStatesConcurrent", testUnitStatesConcurrent},
 		{"UnitStatesSurviveReopen", testUnitStatesSurviveReopen},
+		{"Pauses", testPauses},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -353,3 +353,16 @@ func CheckUnitStatuses(states []store.UnitState) error {
 	}
 	return nil
 }
+
+// CheckPause checks a pause before it is recorded.
+func CheckPause(p store.Pause) error {
+	switch {
+	case p.Env == "":
+		return fmt.Errorf("pause of %q without environment", p.App)
+	case p.By == "":
+		return fmt.Errorf("pause of %s.%s without author", p.App, p.Env)
+	case p.RetryAfter < 0:
+		return fmt.Errorf("pause of %s.%s: negative retry-after %s", p.App, p.Env, p.RetryAfter)
+	}
+	return nil
+}

@@ -1,0 +1,3 @@
+module alpenrose.example/{{ .app }}
+
+go 1.22
