@@ -170,6 +170,11 @@ var Operations = []Operation{
 		Query: []Param{{"app", "", "string"}, {"team", "", "string"}, {"env", "", "string"}, {"period", "a duration such as 720h", "string"}}, Response: DORAFigures{}},
 	{ID: "doraSeries", Method: "GET", Path: "/api/v1/dora/series", Summary: "DORA figures per week or day, for charts", Tag: "audit", Access: AccessMember,
 		Query: []Param{{"app", "", "string"}, {"team", "", "string"}, {"env", "", "string"}, {"period", "a duration such as 2160h (default 12 weeks)", "string"}, {"bucket", "week (default) or day", "string"}}, Response: DORASeries{}},
+	{ID: "appSignals", Method: "GET", Path: "/api/v1/apps/{app}/signals", Summary: "An app's golden signals per environment (rate, errors, p50/p95/p99 latency over time) with deploy, promotion and rollback markers",
+		Description: "From what the proxy counted of the app's requests, sampled every 10 s and kept in memory for 6 hours (a restarted socle starts again). 60 points over the period.",
+		Tag:         "audit", Access: AccessMember, Query: []Param{{"env", "only this environment", "string"}, {"period", "a duration such as 1h (default), at most 6h", "string"}}, Response: AppSignals{}},
+	{ID: "listSignals", Method: "GET", Path: "/api/v1/signals", Summary: "The last minute's golden signals of every app and environment the proxy serves (socle top)",
+		Tag: "audit", Access: AccessMember, Query: []Param{{"env", "only this environment", "string"}}, Response: SignalList{}},
 
 	{ID: "listResources", Method: "GET", Path: "/api/v1/resources", Summary: "Every resource socle provisions for workloads: its provisioner, driver, the apps that use it, its outputs (secret ones redacted) and the engine's status",
 		Description: "Resources are listed by environment then name; those retained after their removal from Git are listed with no apps. notProvisioned says why the list is empty when socle provisions no resource.",

@@ -124,6 +124,7 @@ Exit codes:
 		newUpCmd(g),
 		newProxyCmd(g),
 		newStatusCmd(g),
+		newTopCmd(g),
 		newLogsCmd(g),
 		newCostCmd(g),
 		newPolicyCmd(g),

@@ -103,6 +103,12 @@ func TestUpStatusPlan(t *testing.T) {
 func startUp(t *testing.T, args ...string) (url, admin, data string, out *syncbuf.Buffer) {
 	t.Helper()
 	data, _ = filepath.Abs(t.TempDir())
+	return startUpIn(t, data, args...)
+}
+
+// startUpIn is startUp on the data directory data.
+func startUpIn(t *testing.T, data string, args ...string) (url, admin, _ string, out *syncbuf.Buffer) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	out = &syncbuf.Buffer{}
 	var errOut syncbuf.Buffer

@@ -91,6 +91,7 @@ func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{m.requests, m.errors, m.latency, m.inFlight, m.healthy} {
 		ch <- d
 	}
+	m.describeApps(ch)
 }
 
 // Collect implements prometheus.Collector: one series per (route, backend,
@@ -127,18 +128,8 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 			healthy = 1
 		}
 		ch <- prometheus.MustNewConstMetric(m.healthy, prometheus.GaugeValue, healthy, l...)
-		perBound := make([]uint64, len(m.latencyBounds)+1)
-		var count uint64
-		for i, n := range s.counts.hist {
-			perBound[m.latencyBucketOf[i]] += n
-			count += n
-		}
-		buckets := make(map[float64]uint64, len(m.latencyBounds))
-		var cumulative uint64
-		for j, bound := range m.latencyBounds {
-			cumulative += perBound[j]
-			buckets[bound] = cumulative
-		}
+		count, buckets := m.buckets(s.counts.hist)
 		ch <- prometheus.MustNewConstHistogram(m.latency, count, s.counts.latencySum.Seconds(), buckets, l...)
 	}
+	m.collectApps(ch)
 }

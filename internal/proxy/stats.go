@@ -22,6 +22,10 @@ type Snapshot struct {
 	Requests uint64
 	// Errors counts 5xx answers plus attempts that got no answer at all.
 	Errors uint64
+	// Unanswered counts the attempts that got no answer at all (the
+	// backend refused, reset or timed out): the proxy's failures, which
+	// Errors includes.
+	Unanswered uint64
 	// P95 is the 95th percentile of the time from sending a request to the
 	// end of its answer, over the answered requests (an upper bound,
 	// within 12.5%).
@@ -52,6 +56,7 @@ func (s Snapshot) Since(prev Snapshot) Snapshot {
 	d := s
 	d.Requests = sub(s.Requests, prev.Requests)
 	d.Errors = sub(s.Errors, prev.Errors)
+	d.Unanswered = sub(s.Unanswered, prev.Unanswered)
 	d.latencySum = time.Duration(sub(uint64(s.latencySum), uint64(prev.latencySum)))
 	d.hist = make([]uint64, len(s.hist))
 	for i := range s.hist {
@@ -98,17 +103,25 @@ func (s Snapshot) Quantile(q float64) time.Duration {
 // counters are what a backend has counted, as atomics so that requests
 // record without a lock. Stats and the Prometheus collector read them.
 type counters struct {
-	requests, errors atomic.Uint64
-	latency          atomic.Uint64 // sum, in nanoseconds
-	hist             [histBuckets]atomic.Uint64
+	// byClass counts requests by the class of their answer: [0] no
+	// answer, [1] to [5] 1xx to 5xx. Requests and errors are sums of
+	// them, so a request costs one add here.
+	byClass [6]atomic.Uint64
+	latency atomic.Uint64 // sum, in nanoseconds
+	hist    [histBuckets]atomic.Uint64
+}
+
+// classOf returns the index in counters.byClass of an answer's status.
+func classOf(status int) int {
+	if status < 100 || status > 599 {
+		return 0
+	}
+	return status / 100
 }
 
 // record counts a request that ended with status (0: no answer).
 func (c *counters) record(start time.Time, status int) {
-	c.requests.Add(1)
-	if status == 0 || status >= 500 {
-		c.errors.Add(1)
-	}
+	c.byClass[classOf(status)].Add(1)
 	// The time a connection stays switched to another protocol (a
 	// WebSocket) says nothing of the backend's speed.
 	if status != 0 && status != http.StatusSwitchingProtocols {
@@ -120,8 +133,12 @@ func (c *counters) record(start time.Time, status int) {
 
 // addTo adds c's counts to s.
 func (c *counters) addTo(s *Snapshot) {
-	s.Requests += c.requests.Load()
-	s.Errors += c.errors.Load()
+	for i := range c.byClass {
+		s.Requests += c.byClass[i].Load()
+	}
+	unanswered := c.byClass[0].Load()
+	s.Errors += unanswered + c.byClass[5].Load()
+	s.Unanswered += unanswered
 	s.latencySum += time.Duration(c.latency.Load())
 	if s.hist == nil {
 		s.hist = make([]uint64, histBuckets)
@@ -135,6 +152,7 @@ func (c *counters) addTo(s *Snapshot) {
 func (s *Snapshot) add(o Snapshot) {
 	s.Requests += o.Requests
 	s.Errors += o.Errors
+	s.Unanswered += o.Unanswered
 	s.latencySum += o.latencySum
 	if s.hist == nil {
 		s.hist = make([]uint64, histBuckets)
@@ -181,13 +199,14 @@ func bucketUpper(i int) time.Duration {
 type snapshotJSON struct {
 	Requests   uint64         `json:"requests"`
 	Errors     uint64         `json:"errors"`
+	Unanswered uint64         `json:"unanswered,omitempty"`
 	LatencySum time.Duration  `json:"latencySum"`
 	Hist       map[int]uint64 `json:"hist,omitempty"`
 }
 
 // MarshalJSON keeps the counts of s (see [Snapshot.Since]).
 func (s Snapshot) MarshalJSON() ([]byte, error) {
-	j := snapshotJSON{Requests: s.Requests, Errors: s.Errors, LatencySum: s.latencySum}
+	j := snapshotJSON{Requests: s.Requests, Errors: s.Errors, Unanswered: s.Unanswered, LatencySum: s.latencySum}
 	for i, n := range s.hist {
 		if n > 0 {
 			if j.Hist == nil {
@@ -205,7 +224,7 @@ func (s *Snapshot) UnmarshalJSON(b []byte) error {
 	if err := json.Unmarshal(b, &j); err != nil {
 		return err
 	}
-	*s = Snapshot{Requests: j.Requests, Errors: j.Errors, latencySum: j.LatencySum, hist: make([]uint64, histBuckets)}
+	*s = Snapshot{Requests: j.Requests, Errors: j.Errors, Unanswered: j.Unanswered, latencySum: j.LatencySum, hist: make([]uint64, histBuckets)}
 	for i, n := range j.Hist {
 		if i < 0 || i >= histBuckets {
 			return fmt.Errorf("snapshot: latency bucket %d out of range", i)
@@ -214,4 +233,14 @@ func (s *Snapshot) UnmarshalJSON(b []byte) error {
 	}
 	s.P95 = s.Quantile(0.95)
 	return nil
+}
+
+// Plus returns the counts of s and o together (two intervals, or two
+// versions), with their P95; InFlight and Backends are added too.
+func (s Snapshot) Plus(o Snapshot) Snapshot {
+	sum := Snapshot{InFlight: s.InFlight + o.InFlight, Backends: s.Backends + o.Backends, hist: make([]uint64, histBuckets)}
+	sum.add(s)
+	sum.add(o)
+	sum.P95 = sum.Quantile(0.95)
+	return sum
 }

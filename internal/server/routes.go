@@ -116,6 +116,8 @@ func (s *Server) handlers() map[string]http.HandlerFunc {
 		"verifyAudit":        s.getAuditVerify,
 		"dora":               s.getDORA,
 		"doraSeries":         s.getDORASeries,
+		"appSignals":         s.getAppSignals,
+		"listSignals":        s.getSignals,
 		"listResources":      s.listResources,
 		"getResource":        s.getResource,
 		"deleteResource":     s.deleteResource,

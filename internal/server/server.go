@@ -201,6 +201,9 @@ type Server struct {
 	pipeline *pipeline.Pipeline
 	commits  *gitwrite.Writer
 	promo    *promotion.Service
+
+	// signals are the apps' golden signals, sampled from the router.
+	signals *signals
 }
 
 // New opens the store and the repository and listens; Run serves.
@@ -274,6 +277,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		s.closeAll()
 		return nil, err
 	}
+	s.signals = newSignals(s.router, s.clock)
 	s.holder.Addr = s.Addr() // what a shared store's leases name: the address bound
 	if s.notifier, err = notify.New(notify.Options{Dir: filepath.Join(cfg.Data, "notify"), Logger: cfg.Logger, Registry: s.metrics, Events: st, Clock: s.clock}); err != nil {
 		s.closeAll()
@@ -529,6 +533,7 @@ func (s *Server) Run(ctx context.Context) error {
 		s.runJobs(ctx, errc)
 		close(engineDone)
 	}()
+	go s.signals.run(ctx)
 	go func() {
 		if err := s.http.Serve(s.ln); !errors.Is(err, http.ErrServerClosed) {
 			errc <- err

@@ -13,6 +13,10 @@ type appView struct {
 	App    api.AppDetail
 	Envs   []appEnvView
 	Notice string
+	// Signals are the app's golden signals by environment; SignalsError
+	// says why there are none.
+	Signals      map[string]*signalsView
+	SignalsError string
 }
 
 // appEnvView is the app in one environment.
@@ -190,6 +194,7 @@ func (p *portal) appPage(w http.ResponseWriter, r *http.Request, s *session) {
 		}
 		v.Envs = append(v.Envs, ev)
 	}
+	v.Signals, v.SignalsError = appSignals(ctx, s, name)
 	p.render(w, r, http.StatusOK, "app", s, name, v)
 }
 

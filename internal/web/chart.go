@@ -36,6 +36,16 @@ type Chart struct {
 	LimitLabel string
 	// Width and Height in pixels; default 560 × 220.
 	Width, Height int
+	// Markers are events drawn as vertical lines at their point (a
+	// deploy, a rollback).
+	Markers []Marker
+}
+
+// Marker is an event at a point of a chart: Kind is its CSS class
+// (marker-<kind>), Text its label and tooltip.
+type Marker struct {
+	Index      int
+	Kind, Text string
 }
 
 // Series is one named set of values, one per label. NaN is a gap.
@@ -137,6 +147,14 @@ func (c Chart) SVG() template.HTML {
 			}
 		}
 	}
+	for _, m := range c.Markers {
+		if m.Index < 0 || m.Index >= n {
+			continue
+		}
+		x := num(float64(padLeft) + slot*(float64(m.Index)+0.5))
+		put(&b, `<g class="marker marker-%s"><line x1="%s" y1="%d" x2="%s" y2="%s"/><text x="%s" y="%d" text-anchor="middle">%s</text><title>%s</title></g>`,
+			esc(m.Kind), x, padTop, x, num(y(0)), x, padTop-2, esc(markerGlyph(m.Kind)), esc(m.Text))
+	}
 	if c.Limit > 0 {
 		put(&b, `<line class="limit" x1="%d" y1="%s" x2="%d" y2="%s"/>`, padLeft, num(y(c.Limit)), w-padRight, num(y(c.Limit)))
 		ly := y(c.Limit) - 4
@@ -147,6 +165,17 @@ func (c Chart) SVG() template.HTML {
 	}
 	b.WriteString("</svg>")
 	return template.HTML(b.String())
+}
+
+// markerGlyph is the letter a marker of kind is drawn with.
+func markerGlyph(kind string) string {
+	switch kind {
+	case "rollback":
+		return "R"
+	case "promotion":
+		return "P"
+	}
+	return "D"
 }
 
 // Table is the chart's figures as a table, folded under it: for those

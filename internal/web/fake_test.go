@@ -115,6 +115,8 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	switch {
+	case p == "/api/v1/apps/api/signals":
+		writeFake(w, 200, fakeSignals())
 	case p == "/api/v1/me":
 		writeFake(w, 200, me)
 	case p == "/api/v1/platform":
@@ -249,4 +251,37 @@ func writeFake(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
 	json.NewEncoder(w).Encode(v)
+}
+
+// fakeSignals are api's signals over the hour before t0: steady traffic in
+// dev, a deploy at t0-40m, errors and a rollback at t0-20m, and nothing in
+// the other environments.
+func fakeSignals() api.AppSignals {
+	start := t0.Add(-time.Hour)
+	dev := api.EnvSignals{Env: "dev", Release: "r12",
+		Now: api.SignalFigures{Requests: 600, Errors: 6, Rate: 10, ErrorRatio: 0.01, P50Ms: 2, P95Ms: 9, P99Ms: 17}}
+	for i := range 60 {
+		f := api.SignalFigures{Requests: 600, Rate: 10, P50Ms: 2, P95Ms: 9, P99Ms: 17}
+		if i >= 36 && i < 40 { // the bad release
+			f.Errors, f.ErrorRatio, f.P95Ms, f.P99Ms = 120, 0.2, 120, 480
+		}
+		if i < 5 { // before the first request
+			f = api.SignalFigures{}
+		}
+		dev.Points = append(dev.Points, api.SignalPoint{Start: start.Add(time.Duration(i) * time.Minute), SignalFigures: f})
+	}
+	dev.Markers = []api.SignalMark{
+		{Time: start.Add(20 * time.Minute), Kind: "deploy", Release: "r11", Status: "Succeeded", Author: "ann"},
+		{Time: start.Add(36 * time.Minute), Kind: "promotion", Release: "r13", Status: "RolledBack", Author: "marco"},
+		{Time: start.Add(40 * time.Minute), Kind: "rollback", Release: "r13", Status: "RolledBack", Reason: "error rate 20% above 1%"},
+	}
+	out := api.AppSignals{App: "api", Period: "1h0m0s", Step: "1m0s", Envs: []api.EnvSignals{dev}}
+	for _, env := range []string{"preprod", "prod"} {
+		e := api.EnvSignals{Env: env, Markers: []api.SignalMark{}}
+		for i := range 60 {
+			e.Points = append(e.Points, api.SignalPoint{Start: start.Add(time.Duration(i) * time.Minute)})
+		}
+		out.Envs = append(out.Envs, e)
+	}
+	return out
 }

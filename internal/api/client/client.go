@@ -340,6 +340,21 @@ func (c *Client) RotateSecrets(ctx context.Context, req api.SecretRotateRequest)
 	return v, c.Do(ctx, http.MethodPost, "/api/v1/secrets/rotate", req, &v)
 }
 
+// Signals returns an app's golden signals over period (a duration such as
+// "1h"; "": the server's default) in env, or in every environment when env
+// is empty.
+func (c *Client) Signals(ctx context.Context, app, env, period string) (api.AppSignals, error) {
+	q := url.Values{}
+	if env != "" {
+		q.Set("env", env)
+	}
+	if period != "" {
+		q.Set("period", period)
+	}
+	var v api.AppSignals
+	return v, c.Get(ctx, fmt.Sprintf("/api/v1/apps/%s/signals?%s", esc(app), q.Encode()), &v)
+}
+
 // pausePath is the path of the pause of app in env, or of env when app is
 // "".
 func pausePath(app, env string) string {
