@@ -1,11 +1,8 @@
 package local
 
 import (
-	"bytes"
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"strings"
 
 	"golang.org/x/sys/unix"
 
@@ -71,37 +68,11 @@ func procs(fn func(pid int, st stat)) {
 func sandboxed(int) bool { return false }
 
 // markerOf returns the value of the marker variable of process pid, if it has
-// one and may be read: from kern.procargs2, which is argc (32 bits), the
-// executable's path, NUL padding, argc arguments, then the environment,
-// each NUL-terminated.
+// one and may be read: from kern.procargs2.
 func markerOf(pid int) (string, bool) {
 	b, err := unix.SysctlRaw("kern.procargs2", pid)
-	if err != nil || len(b) < 4 {
+	if err != nil {
 		return "", false // another user's, or gone
 	}
-	argc := int(binary.NativeEndian.Uint32(b))
-	rest := b[4:]
-	i := bytes.IndexByte(rest, 0)
-	if i < 0 {
-		return "", false
-	}
-	rest = bytes.TrimLeft(rest[i:], "\x00")
-	for ; argc > 0; argc-- {
-		i := bytes.IndexByte(rest, 0)
-		if i < 0 {
-			return "", false
-		}
-		rest = rest[i+1:]
-	}
-	for len(rest) > 0 {
-		i := bytes.IndexByte(rest, 0)
-		if i <= 0 { // the end of the environment
-			return "", false
-		}
-		if dir, ok := strings.CutPrefix(string(rest[:i]), markerVar+"="); ok {
-			return dir, true
-		}
-		rest = rest[i+1:]
-	}
-	return "", false
+	return procargsVar(b, markerVar)
 }
