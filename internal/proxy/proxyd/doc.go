@@ -61,8 +61,8 @@
 // change), errors have statuses, /metrics is Prometheus' own text format,
 // and an operator can look with curl --unix-socket. The paths carry the
 // protocol version (/v1/...); GET /v1/info says which versions the process
-// speaks and which build it is, so a socle that does not speak the proxy's version
-// replaces it (by the hand-off above) rather than misread it.
+// speaks and which build it is, so a socle that does not speak the proxy's
+// version replaces it (by the hand-off above) rather than misread it.
 //
 //	GET    /v1/info                 Info
 //	GET    /v1/routes               []proxy.RouteStatus
