@@ -31,6 +31,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -94,6 +95,9 @@ const howto = "install bubblewrap (Debian/Ubuntu: apt-get install bubblewrap) an
 // With returns the sandbox made with the bwrap at path, or the one found
 // along PATH (then in /usr/bin, /usr/local/bin) if path is empty.
 func With(path string) *Sandbox {
+	if runtime.GOOS != "linux" {
+		return &Sandbox{mode: Refused, reason: "bubblewrap sandboxes need Linux's namespaces, and this is " + runtime.GOOS + ": run socle on Linux (a VM or a container will do) for sandboxed apps, or start socle up with --insecure-no-sandbox to run apps without a sandbox"}
+	}
 	s := &Sandbox{root: os.Geteuid() == 0}
 	if path != "" {
 		if _, err := os.Stat(path); err != nil {
@@ -400,6 +404,9 @@ func (s *Sandbox) Reachable(name, path string) error {
 // Limits says whether the resource limits of replicas (Score
 // resources.limits) are enforced here, with what, or why not.
 func (s *Sandbox) Limits() string {
+	if runtime.GOOS != "linux" {
+		return cgroup.Detect().Message() // not on this system at all
+	}
 	if !s.Enabled() {
 		return "resources.limits are not enforced: replicas run without a sandbox"
 	}

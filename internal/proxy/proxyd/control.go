@@ -174,12 +174,8 @@ func (d *daemon) sendListener(w http.ResponseWriter, r *http.Request, ln net.Lis
 	}
 }
 
-// maxSocketPath is the longest path of a Unix socket (sun_path, less its
-// terminating zero).
-const maxSocketPath = 107
-
 // listenControl listens on the control socket, mode 0600, and lets only
-// this process's uid in (SO_PEERCRED).
+// this process's uid in (peerUID).
 func listenControl(path string) (net.Listener, error) {
 	if len(path) > maxSocketPath {
 		return nil, fmt.Errorf("control socket %s: %d bytes, a Unix socket's path has at most %d: use a data directory of a shorter path, or socle up --proxy inprocess", path, len(path), maxSocketPath)
@@ -214,22 +210,4 @@ func (l sameUID) Accept() (net.Conn, error) {
 		}
 		c.Close()
 	}
-}
-
-func peerUID(c *net.UnixConn) (int, error) {
-	raw, err := c.SyscallConn()
-	if err != nil {
-		return -1, err
-	}
-	var cred *unix.Ucred
-	var credErr error
-	if err := raw.Control(func(fd uintptr) {
-		cred, credErr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
-	}); err != nil {
-		return -1, err
-	}
-	if credErr != nil {
-		return -1, credErr
-	}
-	return int(cred.Uid), nil
 }

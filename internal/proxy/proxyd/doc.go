@@ -28,8 +28,9 @@
 //
 //   - socle killed or stopped: the proxy holds the socket and serves on.
 //   - socle started again: it finds the proxy by its record, checks it is
-//     the same process (pid and start time in clock ticks, then the pid
-//     the control socket answers with), and takes back a descriptor of the
+//     the same process (pid and start time: clock ticks after boot on
+//     Linux, microseconds since the epoch on macOS; then the pid the
+//     control socket answers with), and takes back a descriptor of the
 //     socket over the control socket (SCM_RIGHTS).
 //   - the proxy killed: socle still holds the socket, so the kernel keeps
 //     queueing new connections while socle starts a new proxy on the same
@@ -51,17 +52,17 @@
 //
 // # The control protocol
 //
-// HTTP/1.1 over a Unix socket, <data>/proxy/proxy-<pid>.sock, mode 0600
-// in a directory of mode 0700; the proxy also checks each connection's
-// peer credentials (SO_PEERCRED) and refuses any other uid. HTTP because
-// both ends have it in the standard library, a request's context carries
-// socle's deadline (a health gate or a drain is waited for as long as
-// socle's caller wants, and a cancelled call cancels the change), errors
-// have statuses, /metrics is Prometheus' own text format, and an operator
-// can look with curl --unix-socket. The paths carry the protocol version
-// (/v1/...); GET /v1/info says which versions the process speaks and
-// which build it is, so a socle that does not speak the proxy's version
-// replaces it (by the hand-off above) rather than misread it.
+// HTTP/1.1 over a Unix socket, <data>/proxy/proxy-<pid>.sock, mode 0600 in
+// a directory of mode 0700; the proxy also checks each connection's peer
+// credentials (SO_PEERCRED; LOCAL_PEERCRED on macOS) and refuses any other
+// uid. HTTP because both ends have it in the standard library, a request's
+// context carries socle's deadline (a health gate or a drain is waited for
+// as long as socle's caller wants, and a cancelled call cancels the
+// change), errors have statuses, /metrics is Prometheus' own text format,
+// and an operator can look with curl --unix-socket. The paths carry the
+// protocol version (/v1/...); GET /v1/info says which versions the process
+// speaks and which build it is, so a socle that does not speak the proxy's
+// version replaces it (by the hand-off above) rather than misread it.
 //
 //	GET    /v1/info                 Info
 //	GET    /v1/routes               []proxy.RouteStatus

@@ -1,7 +1,6 @@
 package local
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"errors"
@@ -10,7 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -180,7 +178,7 @@ func oomExit(exit runtime.Exit, limit int64) runtime.Exit {
 }
 
 // adopt returns the process of the replica in dir that has pid and start
-// time ticks, watched through a pidfd until d closes, or an ended process if
+// time ticks, watched (openExit) until d closes, or an ended process if
 // it is gone. Start times are in clock ticks (10ms), so the process must also
 // bear the replica's marker.
 func (d *Driver) adopt(dir string, pid int, ticks uint64, startedAt time.Time) *process {
@@ -189,7 +187,7 @@ func (d *Driver) adopt(dir string, pid int, ticks uint64, startedAt time.Time) *
 	if pid <= 0 {
 		return lost()
 	}
-	fd, err := unix.PidfdOpen(pid, unix.PIDFD_NONBLOCK)
+	w, err := openExit(pid)
 	if err != nil {
 		// The leader is gone; what is left of its group is the replica's
 		// (a group's id is not reused while the group exists): a sandbox
@@ -199,46 +197,32 @@ func (d *Driver) adopt(dir string, pid int, ticks uint64, startedAt time.Time) *
 		}
 		return lost()
 	}
-	// Checked after opening the pidfd, which then refers to this very process.
+	// Checked after the watch is opened, which then refers to this very
+	// process.
 	st, err := readStat(pid)
 	if err == nil && st.ticks == ticks && st.zombie() && groupAlive(pid) {
 		signalGroup(pid, unix.SIGKILL) // the leader ended, as above
 	}
 	if marker, _ := markerOf(pid); err != nil || st.ticks != ticks || st.zombie() || marker != dir {
-		unix.Close(fd)
+		w.close()
 		return lost()
 	}
 	// The record has the start on the driver's clock: on the system's, it
 	// is as long ago.
 	began := time.Now().Add(-clock.Since(d.opts.Clock, startedAt))
 	p := &process{Run: supervise.NewRun(pid, startedAt, began), ticks: ticks}
-	// A non-blocking pidfd in an os.File is polled by the runtime's netpoller:
-	// it becomes readable when the process ends, and Close wakes the reader.
-	f := os.NewFile(uintptr(fd), fmt.Sprintf("pidfd %d", pid))
-	stop := context.AfterFunc(d.sup.Context(), func() { f.Close() })
+	stop := context.AfterFunc(d.sup.Context(), w.close)
 	d.sup.Go(func() {
 		defer stop()
-		rc, err := f.SyscallConn()
-		if err == nil {
-			err = rc.Read(func(fd uintptr) bool {
-				for {
-					n, err := unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}, 0)
-					if err != unix.EINTR {
-						return n > 0
-					}
-				}
-			})
-		}
-		if err != nil { // closed: the driver is closing
+		if !w.wait() { // closed: the driver is closing
 			return
 		}
-		f.Close()
 		p.finish(runtime.Exit{At: time.Now(), Code: -1, Reason: "ended; its exit status is unknown, as it was started by an earlier socle"})
 	})
 	return p
 }
 
-// stat is what the driver reads of /proc/<pid>/stat.
+// stat is what the driver reads of a process (Linux: /proc/<pid>/stat).
 type stat struct {
 	state byte   // R, S, D, Z, …
 	pgid  int    // process group
@@ -246,43 +230,6 @@ type stat struct {
 }
 
 func (s stat) zombie() bool { return s.state == 'Z' || s.state == 'X' }
-
-// readStat reads /proc/<pid>/stat.
-func readStat(pid int) (stat, error) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return stat{}, err
-	}
-	// pid (comm) state ppid pgrp … with starttime the 22nd field; comm may
-	// hold anything, so fields are counted from its closing parenthesis.
-	var f []string
-	if i := bytes.LastIndexByte(b, ')'); i >= 0 {
-		f = strings.Fields(string(b[i+1:]))
-	}
-	if len(f) < 20 {
-		return stat{}, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
-	}
-	pgid, err1 := strconv.Atoi(f[2])
-	ticks, err2 := strconv.ParseUint(f[19], 10, 64)
-	if err := errors.Join(err1, err2); err != nil {
-		return stat{}, fmt.Errorf("/proc/%d/stat: %w", pid, err)
-	}
-	return stat{state: f[0][0], pgid: pgid, ticks: ticks}, nil
-}
-
-// procs calls fn for every process of /proc that it can read.
-func procs(fn func(pid int, st stat)) {
-	entries, _ := os.ReadDir("/proc") // without /proc, nothing is found
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		if st, err := readStat(pid); err == nil {
-			fn(pid, st)
-		}
-	}
-}
 
 // groupMembers returns the processes of process group pgid that have not
 // ended.
@@ -303,13 +250,6 @@ func groupAlive(pgid int) bool {
 		return false
 	}
 	return len(groupMembers(pgid)) > 0
-}
-
-// sandboxed reports whether process pid is bwrap's: the leader of a
-// sandboxed replica's group.
-func sandboxed(pid int) bool {
-	comm, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/comm")
-	return err == nil && string(comm) == "bwrap\n"
 }
 
 // signalGroup sends sig to process group pgid.

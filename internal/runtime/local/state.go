@@ -119,18 +119,3 @@ func findMarked(prefix string) map[string]found {
 	})
 	return m
 }
-
-// markerOf returns the value of the marker variable of process pid, if it has
-// one and may be read.
-func markerOf(pid int) (string, bool) {
-	env, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
-	if err != nil {
-		return "", false // another user's, or gone
-	}
-	for kv := range strings.SplitSeq(string(env), "\x00") {
-		if dir, ok := strings.CutPrefix(kv, markerVar+"="); ok {
-			return dir, true
-		}
-	}
-	return "", false
-}

@@ -32,14 +32,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
 
 // Limits bound a group; zero is no limit.
@@ -80,7 +79,13 @@ var (
 
 // Detect returns the hierarchy of this machine, found once per process.
 func Detect() *Hierarchy {
-	detectOnce.Do(func() { detected = detect(os.Geteuid() == 0, "/proc/self/mounts") })
+	detectOnce.Do(func() {
+		if runtime.GOOS != "linux" {
+			detected = &Hierarchy{message: "resources.limits are not enforced: control groups are Linux's, and this is " + runtime.GOOS}
+			return
+		}
+		detected = detect(os.Geteuid() == 0, "/proc/self/mounts")
+	})
 	return detected
 }
 
@@ -293,15 +298,7 @@ const shim = `n=$1; shift; while [ "$n" -gt 0 ]; do echo $$ > "$1" || exit 125; 
 // call once cmd has started (or failed to).
 func (g *Group) Apply(cmd *exec.Cmd) (done func(), err error) {
 	if g.h.version == V2 {
-		fd, err := syscall.Open(g.dirs[0], unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			return nil, fmt.Errorf("opening cgroup: %w", err)
-		}
-		if cmd.SysProcAttr == nil {
-			cmd.SysProcAttr = &syscall.SysProcAttr{}
-		}
-		cmd.SysProcAttr.UseCgroupFD, cmd.SysProcAttr.CgroupFD = true, fd
-		return func() { syscall.Close(fd) }, nil
+		return g.cloneInto(cmd)
 	}
 	args := []string{"sh", "-c", shim, "sh", strconv.Itoa(len(g.dirs))}
 	for _, d := range g.dirs {
