@@ -195,7 +195,9 @@ func TestHostileTextEscaped(t *testing.T) {
 	}
 	waitOut := func(what string, cond func(string) bool, args ...string) string {
 		t.Helper()
-		deadline := time.Now().Add(90 * time.Second)
+		// A bound on liveness: api's first build downloads its modules,
+		// over 90 s with empty caches beside the race-enabled suite.
+		deadline := time.Now().Add(4 * time.Minute)
 		for {
 			out := as(args...)
 			if cond(out) {
