@@ -168,18 +168,27 @@ func (p *Proxy) lookup(t *table, r *http.Request, trusted bool) (string, *routeE
 		delete(r.Header, "X-Forwarded-Prefix") // the proxy's to say, when it strips one
 	}
 	host := hostOf(r.Host)
+	name, ok := p.nameOf(host)
 	if t.hosts != nil {
 		path := requestPath(r)
-		if pr := t.match(host, path); pr != nil {
+		if pr := t.match(host, path); pr != nil && (!ok || t.routes[name] == nil || sameUnit(pr.entry.config.Name, name)) {
 			if pr.strip {
 				stripPrefix(r, path, pr.prefix)
 			}
 			return pr.entry.config.Name, pr.entry
 		}
 	}
-	name, ok := p.nameOf(host)
 	if !ok {
 		return name, nil
 	}
 	return name, t.routes[name]
+}
+
+// sameUnit reports whether route is own or another port's route of the
+// same app and environment ("<port>.<own>"). A host that names a route of
+// socle's ("<app>.<env>" under the domain) is that route's: another app's
+// Hosts cannot take it over, only the app's own routes may split it by
+// path.
+func sameUnit(route, own string) bool {
+	return route == own || strings.HasSuffix(route, "."+own)
 }

@@ -86,6 +86,45 @@ func TestHostsAndPrefixes(t *testing.T) {
 	}
 }
 
+// TestHostsCannotTakeOverARoute: another app's Hosts naming a route's own
+// host (<app>.<env> under the domain), whole or under a prefix, do not
+// take it over while that route exists; the app's own port routes may
+// split its host by path.
+func TestHostsCannotTakeOverARoute(t *testing.T) {
+	echo := func(name string) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) { w.Write([]byte(name)) }
+	}
+	pay := startServer(t, "payments", echo("payments"))
+	evil := startServer(t, "evil", echo("evil"))
+	metrics := startServer(t, "metrics", echo("metrics"))
+	p := newProxy(t, Options{})
+	set := func(name string, b Backend, hosts ...HostRoute) {
+		t.Helper()
+		if err := p.SetRoute(t.Context(), Route{Name: name, Backends: []Backend{b}, Health: HealthCheck{Path: "/healthz"}, Hosts: hosts}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	set("evil.dev", evil.backend(1, "v1"), HostRoute{Host: "payments.prod.localhost"}, HostRoute{Host: "payments.prod.localhost", PathPrefix: "/login"})
+	c := front(t, p)
+	// No route payments.prod yet: the host is evil's to claim (validate
+	// refuses a host of another app and environment of the repository).
+	if _, body := get(t, c, "http://payments.prod.localhost/"); body != "evil" {
+		t.Fatalf("before payments.prod exists: %q", body)
+	}
+	set("payments.prod", pay.backend(1, "v1"))
+	set("metrics.payments.prod", metrics.backend(1, "v1"), HostRoute{Host: "payments.prod.localhost", PathPrefix: "/metrics"})
+	for url, want := range map[string]string{
+		"http://payments.prod.localhost/":          "payments",
+		"http://payments.prod.localhost/login/x":   "payments",
+		"http://payments.prod.localhost/metrics/a": "metrics", // its own port's route
+		"http://evil.dev.localhost/":               "evil",
+	} {
+		if status, body := get(t, c, url); status != 200 || body != want {
+			t.Errorf("%s: %d %q, want %q", url, status, body, want)
+		}
+	}
+}
+
 func TestInvalidHostRoutes(t *testing.T) {
 	p := newProxy(t, Options{})
 	ok := Backend{ID: "a", Addr: "127.0.0.1:1", Weight: 1}

@@ -115,6 +115,52 @@ func (l *loading) checkRouteClaims() {
 		}
 		l.add(p)
 	}
+	l.checkRouteHosts(cs)
+}
+
+// checkRouteHosts reports the hosts that would let an app take another's
+// traffic: a host of socle's own naming ("<app>.<env>." or
+// "<port>.<app>.<env>." then the proxy's domain) for another app or
+// environment of the repository, and a host and path that two apps claim
+// in different environments (socle's proxy serves every environment's
+// hosts from one table).
+func (l *loading) checkRouteHosts(cs []routeClaim) {
+	apps, envs := map[string]bool{}, map[string]bool{}
+	for _, a := range l.repo.Apps {
+		apps[a.Name] = true
+	}
+	for _, e := range l.repo.Platform.Environments {
+		envs[e.Name] = true
+	}
+	explicit := slices.DeleteFunc(slices.Clone(cs), func(c routeClaim) bool { return strings.HasPrefix(c.host, "<") })
+	for _, c := range explicit {
+		labels := strings.Split(c.host, ".")
+		for i := 0; i <= 1 && i+2 < len(labels); i++ {
+			app, env := labels[i], labels[i+1]
+			if apps[app] && envs[env] && (app != c.app || env != c.env) {
+				p := c.at
+				p.Message = fmt.Sprintf("in %s, host %s is socle's host of app %s in %s: an app's routes cannot take another app's or environment's host", c.env, c.host, app, env)
+				l.add(p)
+				break
+			}
+		}
+	}
+	slices.SortStableFunc(explicit, func(a, b routeClaim) int {
+		return cmp.Or(cmp.Compare(a.host, b.host), cmp.Compare(a.prefix, b.prefix), cmp.Compare(a.app, b.app), cmp.Compare(a.env, b.env))
+	})
+	for i := 1; i < len(explicit); i++ {
+		a, b := explicit[i-1], explicit[i]
+		if a.host != b.host || a.prefix != b.prefix || a.app == b.app || a.env == b.env {
+			continue // the same environment is reported above
+		}
+		what := fmt.Sprintf("host %s", a.host)
+		if a.prefix != "" {
+			what += " and path " + a.prefix
+		}
+		p := b.at
+		p.Message = fmt.Sprintf("%s is routed to %s in %s (%s:%d) and to %s in %s: two apps cannot share a host and path, in any environments", what, a.app, a.env, a.at.File, a.at.Line, b.app, b.env)
+		l.add(p)
+	}
 }
 
 // validHost accepts a lowercase DNS name.

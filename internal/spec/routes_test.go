@@ -58,6 +58,16 @@ func TestRoutes(t *testing.T) {
 		{"unknown port", "routes:\n  - {path: /x, port: grpc}\n", "", `apps/shop/socle.yaml:5:22: routes[0].port: port "grpc": the workload's service has no such port (it has admin, http)`},
 		{"strip nothing", "routes:\n  - {host: a.example.com, strip: true}\n", "", `routes[0].strip: strip needs a path prefix to strip`},
 		{"own host", "routes:\n  - {port: admin}\n", "", `routes[0]: a route with neither host nor path is the app's own host`},
+		// An app cannot take another app's or environment's host, nor a
+		// host another app has in another environment.
+		{"another app's host", "environments:\n  dev:\n    routes: [{host: cart.prod.localhost}]\n", "",
+			"apps/shop/socle.yaml:6:14: environments.dev.routes[0]: in dev, host cart.prod.localhost is socle's host of app cart in prod: an app's routes cannot take another app's or environment's host"},
+		{"another port's host under a prefix", "environments:\n  dev:\n    routes: [{host: admin.cart.prod.apps.example.com, path: /x}]\n", "",
+			"in dev, host admin.cart.prod.apps.example.com is socle's host of app cart in prod"},
+		{"its own host in another environment", "environments:\n  dev:\n    routes: [{host: shop.prod.example.com}]\n", "",
+			"in dev, host shop.prod.example.com is socle's host of app shop in prod"},
+		{"one host in two environments", "environments:\n  dev:\n    routes: [{host: pay.example.com}]\n", "environments:\n  prod:\n    routes: [{host: pay.example.com}]\n",
+			"apps/shop/socle.yaml:6:14: environments.dev.routes[0]: host pay.example.com is routed to cart in prod (apps/cart/socle.yaml:6) and to shop in dev: two apps cannot share a host and path, in any environments"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
