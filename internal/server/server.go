@@ -45,6 +45,7 @@ import (
 	"github.com/socle-dev/socle/internal/spec"
 	"github.com/socle-dev/socle/internal/stack"
 	"github.com/socle-dev/socle/internal/store"
+	"github.com/socle-dev/socle/internal/trace"
 	units "github.com/socle-dev/socle/internal/unit"
 	"github.com/socle-dev/socle/internal/wiring"
 )
@@ -250,13 +251,15 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, leases: leases, holder: holder, release: release, store: st, stores: stores, repo: repo, metrics: prometheus.NewRegistry(), clock: clock.Or(cfg.Clock)}
 	s.auth = &auth.Authenticator{Store: st, Now: s.clock.Now}
+	// Everything socle logs goes through the redactor of secrets.
+	cfg.Logger = slog.New(redactHandler{cfg.Logger.Handler(), s})
+	// And every failed span's message (a collector is outside socle).
+	trace.SetRedactor(func(msg string) string { return s.redactor().String(msg) })
+	s.cfg.Logger, s.log = cfg.Logger, cfg.Logger
 	s.hub = newHub(st, stores.WatchEvents, cfg.Logger)
 	s.units = &unitStore{Store: st, scope: lease.Platform, changed: s.hub.poke}
 	s.metrics.MustRegister(leaseCollector{s})
 	s.hub.register(s.metrics)
-	// Everything socle logs goes through the redactor of secrets.
-	cfg.Logger = slog.New(redactHandler{cfg.Logger.Handler(), s})
-	s.cfg.Logger, s.log = cfg.Logger, cfg.Logger
 	s.secret = secret
 	if s.keyring, err = loadKeyring(cfg); err != nil {
 		s.closeAll()

@@ -146,14 +146,31 @@ func End(span Span, err error) {
 
 func fail(span Span, err error) {
 	if err != nil {
-		span.RecordError(err)
-		span.SetStatus(codes.Error, err.Error())
+		msg := redact(err.Error())
+		span.RecordError(errors.New(msg))
+		span.SetStatus(codes.Error, msg)
 	}
 }
 
 // Fail marks span failed for why (a rollout rolled back, a policy that
 // denies), without ending it.
-func Fail(span Span, why string) { span.SetStatus(codes.Error, why) }
+func Fail(span Span, why string) { span.SetStatus(codes.Error, redact(why)) }
+
+// redactor replaces secrets in the messages spans carry: errors and
+// reasons can quote a build's log or an app's answer, and a collector is
+// outside socle.
+var redactor atomic.Pointer[func(string) string]
+
+// SetRedactor makes f replace secrets in the messages of failed spans
+// (the server's redactor, which knows the secrets of the units).
+func SetRedactor(f func(string) string) { redactor.Store(&f) }
+
+func redact(s string) string {
+	if f := redactor.Load(); f != nil {
+		return (*f)(s)
+	}
+	return s
+}
 
 // The attributes of socle's spans.
 func App(app string) attribute.KeyValue           { return attribute.String("socle.app", app) }
