@@ -1027,6 +1027,13 @@ func TestSnapshotJSON(t *testing.T) {
 	if back.InFlight != 0 || back.Backends != 0 {
 		t.Errorf("instant figures persisted: %+v", back)
 	}
+	// Counts that went down were reset (a restarted proxy process): what
+	// finished since is all the new snapshot counts, not nothing.
+	reset := Snapshot{Requests: 30, Errors: 3, latencySum: time.Second, hist: make([]uint64, histBuckets)}
+	reset.hist[bucketOf(300*time.Millisecond)] = 30
+	if d := reset.Since(back); d.Requests != 30 || d.Errors != 3 || d.P95 < 300*time.Millisecond {
+		t.Errorf("after a reset: %+v, want the 30 requests and 3 errors counted since", d)
+	}
 	for _, bad := range []string{`{"hist":{"99999":1}}`, `{"requests":"x"}`} {
 		if err := json.Unmarshal([]byte(bad), &back); err == nil {
 			t.Errorf("%s read without error", bad)

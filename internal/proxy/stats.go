@@ -50,9 +50,15 @@ func (s Snapshot) ErrorRate() float64 {
 
 // Since returns the counts and latency of the requests that finished between
 // prev and s, two snapshots of the same route and version; InFlight and
-// Backends are s's. A version removed from its route and added again starts
-// from zero, so counts that went down are taken as zero.
+// Backends are s's. Counts that went down were reset (the proxy process
+// restarted, or the version was removed from its route and added again):
+// s counts from zero, and is what finished since, as Prometheus takes a
+// counter reset.
 func (s Snapshot) Since(prev Snapshot) Snapshot {
+	if s.Requests < prev.Requests {
+		s.P95 = s.Quantile(0.95)
+		return s
+	}
 	d := s
 	d.Requests = sub(s.Requests, prev.Requests)
 	d.Errors = sub(s.Errors, prev.Errors)
