@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -213,11 +214,9 @@ func (s *Server) createApp(w http.ResponseWriter, r *http.Request) {
 		paramError(w, err)
 		return
 	}
-	for _, p := range t.Parameters {
-		if v, ok := values[p.Name].(string); ok && p.Source == spec.SourceTeams && !slices.Contains(mine, v) {
-			writeError(w, http.StatusForbidden, "forbidden", notYourTeam(user, v, mine))
-			return
-		}
+	if team := foreignTeam(t, values, mine); team != "" {
+		writeError(w, http.StatusForbidden, "forbidden", notYourTeam(user, team, mine))
+		return
 	}
 	rendered, err := template.Render(t, req.App, values)
 	if err != nil {
@@ -243,8 +242,8 @@ func (s *Server) createApp(w http.ResponseWriter, r *http.Request) {
 	next, problems := s.load(fsys)
 	// The owner may come from the files rather than a picker: the rule
 	// is the app's owner's, whatever set it.
-	if a := next.App(req.App); a != nil && a.Config.Owner != "" && !slices.Contains(mine, a.Config.Owner) {
-		writeError(w, http.StatusForbidden, "forbidden", notYourTeam(user, a.Config.Owner, mine))
+	if team := foreignOwner(next, req.App, mine); team != "" {
+		writeError(w, http.StatusForbidden, "forbidden", notYourTeam(user, team, mine))
 		return
 	}
 	for _, p := range problems {
@@ -308,6 +307,40 @@ func (s *Server) createApp(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
+// foreignTeam is the first team a parameter of source teams is set to
+// that is not one of mine, or "".
+func foreignTeam(t *spec.Template, values template.Values, mine []string) string {
+	for _, p := range t.Parameters {
+		if v, ok := values[p.Name].(string); ok && p.Source == spec.SourceTeams && !slices.Contains(mine, v) {
+			return v
+		}
+	}
+	return ""
+}
+
+// foreignOwner is app's owner in repo if it is not one of mine, or "":
+// the owner may come from the files rather than a picker, and the rule
+// is the app's owner's, whatever set it.
+func foreignOwner(repo *spec.Repo, app string, mine []string) string {
+	if a := repo.App(app); a != nil && a.Config.Owner != "" && !slices.Contains(mine, a.Config.Owner) {
+		return a.Config.Owner
+	}
+	return ""
+}
+
+// unchangedSince is an edit that writes result if the file is still
+// what the upgrade was computed from (want, nil for no file), else
+// refuses with source.ErrConflict: a commit between the read and the
+// write is not overwritten.
+func unchangedSince(p string, want, result []byte) func([]byte) ([]byte, error) {
+	return func(old []byte) ([]byte, error) {
+		if (old == nil) != (want == nil) || !bytes.Equal(old, want) {
+			return nil, fmt.Errorf("%w: %s changed at the head since the upgrade was computed", source.ErrConflict, p)
+		}
+		return result, nil
+	}
+}
+
 // notYourTeam says why user may not create an app for team.
 func notYourTeam(user, team string, mine []string) string {
 	return fmt.Sprintf("%s may not create an app for team %s: only its developers, approvers and admins may (%s creates apps for %s)", user, team, user, strings.Join(mine, ", "))
@@ -328,10 +361,12 @@ func (s *Server) upgradeApp(w http.ResponseWriter, r *http.Request) {
 	if !readBody(w, r, &req) {
 		return
 	}
-	if s.inForceOr(w) == nil {
+	repo := s.inForceOr(w)
+	if repo == nil {
 		return
 	}
 	name, user := r.PathValue("app"), callerOf(r).User
+	mine := creatorTeams(repo, user)
 	h, err := s.secretsHead(r.Context())
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, "internal", err.Error())
@@ -384,6 +419,10 @@ func (s *Server) upgradeApp(w http.ResponseWriter, r *http.Request) {
 		paramError(w, err)
 		return
 	}
+	if team := foreignTeam(t, values, mine); team != "" {
+		writeError(w, http.StatusForbidden, "forbidden", notYourTeam(user, team, mine))
+		return
+	}
 	base, err := template.Render(old, name, recorded)
 	if err != nil {
 		writeError(w, http.StatusUnprocessableEntity, "invalid", err.Error())
@@ -413,6 +452,11 @@ func (s *Server) upgradeApp(w http.ResponseWriter, r *http.Request) {
 	}
 	recPath := path.Join(dir, spec.AppTemplateFile)
 	newRec := template.Record(rec.Template, t.TemplateVersion(), h.rev.SHA, values)
+	oldRec, err := h.read(recPath)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "internal", err.Error())
+		return
+	}
 	out := api.TemplateUpgrade{App: name, Template: rec.Template, From: rec.Version, To: t.TemplateVersion(), Files: []api.UpgradeFile{}}
 	var edits []gitwrite.FileEdit
 	for _, f := range merged {
@@ -436,7 +480,7 @@ func (s *Server) upgradeApp(w http.ResponseWriter, r *http.Request) {
 		out.Files = append(out.Files, api.UpgradeFile{Path: p, Action: action, Diff: d, Conflicts: f.Conflicts})
 		out.Conflicts += f.Conflicts
 		result := f.Result
-		edits = append(edits, gitwrite.FileEdit{Path: p, Edit: func([]byte) ([]byte, error) { return result, nil }})
+		edits = append(edits, gitwrite.FileEdit{Path: p, Edit: unchangedSince(p, old, result)})
 	}
 	if out.Conflicts > 0 {
 		var where []string
@@ -462,7 +506,12 @@ func (s *Server) upgradeApp(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusInternalServerError, "internal", err.Error())
 		return
 	}
-	if _, problems := s.load(fsys); problems.Errors() > 0 {
+	next, problems := s.load(fsys)
+	if team := foreignOwner(next, name, mine); team != "" {
+		writeError(w, http.StatusForbidden, "forbidden", notYourTeam(user, team, mine))
+		return
+	}
+	if problems.Errors() > 0 {
 		writeJSON(w, http.StatusUnprocessableEntity, api.Error{Error: api.ErrorBody{Code: "invalid",
 			Message: fmt.Sprintf("%s upgraded to template %s v%d does not validate: nothing is committed: %s", name, rec.Template, t.TemplateVersion(), problems.Err()),
 			Details: out}})
@@ -477,7 +526,7 @@ func (s *Server) upgradeApp(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rev, err := s.commits.Write(r.Context(), gitwrite.Change{
-		Path: recPath, Edit: func([]byte) ([]byte, error) { return newRec, nil }, Also: edits,
+		Path: recPath, Edit: unchangedSince(recPath, oldRec, newRec), Also: edits,
 		Author: user, Email: promotion.EmailOf(head, user),
 		Message: fmt.Sprintf("template upgrade %s to %s v%d\n\nFrom v%d, merged into the app's files:\n- %s", name, rec.Template, t.TemplateVersion(), rec.Version, strings.Join(each(out.Files, func(f api.UpgradeFile) string { return f.Path }), "\n- ")),
 		Audit:   store.AuditRecord{Actor: user, Action: "app.template-upgrade", App: name},

@@ -153,6 +153,16 @@ func TestNewAppFromTemplate(t *testing.T) {
 	if _, err := as["tom"].UpgradeApp(ctx, "payments", api.TemplateUpgradeRequest{}); apiErr(err).Status != http.StatusForbidden {
 		t.Errorf("tom upgrades bookings' app: %v", err)
 	}
+	// A developer of bookings may not move the app to a team of which
+	// he is not: refused, nothing committed.
+	before = head()
+	_, err = as["marco"].UpgradeApp(ctx, "payments", api.TemplateUpgradeRequest{Parameters: map[string]any{"owner": "platform"}})
+	if e := apiErr(err); e.Status != http.StatusForbidden || !strings.Contains(e.Message, "marco may not create an app for team platform") {
+		t.Errorf("marco moves payments to platform: %d %s", e.Status, e.Message)
+	}
+	if head() != before {
+		t.Errorf("an upgrade to another team's owner committed")
+	}
 	up, err := as["marco"].UpgradeApp(ctx, "payments", api.TemplateUpgradeRequest{})
 	if err != nil {
 		t.Fatal(err)
@@ -225,6 +235,34 @@ func TestRecognizeTemplateCommits(t *testing.T) {
 		}
 		if got != want {
 			t.Errorf("%q: %q, want %q", msg, got, want)
+		}
+	}
+}
+
+// TestUpgradeEditRefusesAChangedFile: the upgrade's write of a file
+// refuses with source.ErrConflict if the file at the head is no longer
+// what the merge was computed from, a file that was not there included.
+func TestUpgradeEditRefusesAChangedFile(t *testing.T) {
+	t.Parallel()
+	ours, result := []byte("a\n"), []byte("b\n")
+	for _, c := range []struct {
+		name      string
+		want, old []byte
+		ok        bool
+	}{
+		{"unchanged", ours, ours, true},
+		{"changed", ours, []byte("a\nc\n"), false},
+		{"deleted", ours, nil, false},
+		{"still absent", nil, nil, true},
+		{"created since", nil, []byte{}, false},
+		{"created with content", nil, []byte("x"), false},
+	} {
+		got, err := unchangedSince("apps/x/main.go", c.want, result)(c.old)
+		switch {
+		case c.ok && (err != nil || string(got) != string(result)):
+			t.Errorf("%s: %q %v", c.name, got, err)
+		case !c.ok && (!errors.Is(err, source.ErrConflict) || !strings.Contains(err.Error(), "apps/x/main.go")):
+			t.Errorf("%s: %q %v, want a conflict naming the file", c.name, got, err)
 		}
 	}
 }
