@@ -102,6 +102,14 @@ func unitFits(u *plan.Unit) bool {
 		len(u.Containers) <= boundContainers && len(u.Resources) <= boundItems && strs(u.Secrets)) {
 		return false
 	}
+	if len(u.Routes) > boundItems {
+		return false
+	}
+	for _, r := range u.Routes {
+		if !(str(r.Host) && str(r.Path) && str(r.Port)) {
+			return false
+		}
+	}
 	for _, n := range u.Secrets { // the keys of secretSources
 		if !key(n) {
 			return false

@@ -66,6 +66,18 @@ type unit struct {
 	// references in production. Not a field of plan.Unit: derived from
 	// the variables.
 	SecretSources map[string]secretSource `json:"secretSources"`
+	// Routes are the hosts and path prefixes the app is served on beside
+	// its own host (socle.yaml routes): a policy can, say, keep public
+	// hosts out of the sandbox.
+	Routes []route `json:"routes"`
+}
+
+// route is a spec.Route with every field present.
+type route struct {
+	Host  string `json:"host"`
+	Path  string `json:"path"`
+	Strip bool   `json:"strip"`
+	Port  string `json:"port"`
 }
 
 // secretSource is where a secret's value comes from.
@@ -177,6 +189,9 @@ func viewUnit(u *plan.Unit) *unit {
 		Service:       u.Service,
 		Secrets:       u.Secrets,
 		SecretSources: secretSources(u),
+	}
+	for _, r := range u.Routes {
+		v.Routes = append(v.Routes, route{Host: r.Host, Path: r.Path, Strip: r.Strip, Port: r.Port})
 	}
 	for _, s := range u.Rollout.Steps {
 		v.Rollout.Steps = append(v.Rollout.Steps, step{Weight: s.Weight, Pause: time.Duration(s.Pause)})
