@@ -572,8 +572,16 @@ func TestStrictBodies(t *testing.T) {
 	if tested < 10 {
 		t.Errorf("only %d bodies tested", tested)
 	}
-	if after := lastSeq(); after != before {
-		t.Errorf("refused bodies left audit records %d to %d", before+1, after)
+	// Records of lena's after the first: socle's own (a stack applied, a
+	// resource provisioned in the background) may come meanwhile.
+	var page api.Page[api.AuditRecord]
+	if err := client.New(f.url, f.tokens["lena"]).Get(t.Context(), "/api/v1/audit?limit=1000&actor=lena", &page); err != nil {
+		t.Fatal(err)
+	}
+	for _, rec := range page.Items {
+		if rec.Seq > before {
+			t.Errorf("a refused body left an audit record: %+v", rec)
+		}
 	}
 	// And what the document requires, the server requires.
 	c := calls(api.Operations[slices.IndexFunc(api.Operations, func(op api.Operation) bool { return op.ID == "registerArtifact" })])[0]

@@ -60,13 +60,17 @@ func newSignals(router signalRouter, c clock.Clock) *signals {
 	return g
 }
 
-// run samples every signalEvery until ctx ends.
+// run samples every signalEvery until ctx ends. The cadence is the
+// machine's (the samples are stamped by the clock): a sampler is not work
+// an injected clock should have to drive.
 func (g *signals) run(ctx context.Context) {
+	t := time.NewTicker(signalEvery)
+	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-g.clock.After(signalEvery):
+		case <-t.C:
 			g.sample()
 		}
 	}
